@@ -1,0 +1,118 @@
+// The admin API, on its own listener. Health, readiness, metrics and the OpenAPI
+// document are open (bind the listener to a private address); everything under /api
+// requires an API key whose groups include one of `admin.groups`.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Kysely } from 'kysely';
+import { getExchange, listExchanges } from '../audit/index.js';
+import { GatehouseError, isGatehouseError } from '../errors/index.js';
+import type { Identity } from '../exchange/index.js';
+import type { GatewayMetrics, Logger } from '../observability/index.js';
+import { bearerToken } from '../protocols/http/index.js';
+import type { Database } from '../store/index.js';
+import { openApiDocument } from './openapi.js';
+
+export interface AdminServerOptions {
+  readonly db: Kysely<Database>;
+  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  readonly adminGroups: readonly string[];
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+}
+
+type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
+
+const openApiBody = JSON.stringify(openApiDocument);
+
+export function createAdminHandler(options: AdminServerOptions) {
+  const { db, metrics } = options;
+  const adminGroups = new Set(options.adminGroups);
+
+  const routes: ReadonlyArray<readonly [string, RegExp, Route]> = [
+    ['GET', /^\/api\/sessions$/, (_req, url) => sessionsList(url)],
+    ['GET', /^\/api\/sessions\/([^/]+)$/, async (_req, _url, [id]) => {
+      const exchange = await getExchange(db, id!);
+      if (!exchange) throw new GatehouseError('route_not_found', { message: `No session with id "${id}".` });
+      return exchange;
+    }],
+  ];
+
+  async function sessionsList(url: URL) {
+    const q = url.searchParams;
+    const cursor = q.get('cursor');
+    const page = await listExchanges(db, {
+      connection: q.get('connection') ?? undefined,
+      subject: q.get('subject') ?? undefined,
+      decision: q.get('decision') ?? undefined,
+      operation: q.get('operation') ?? undefined,
+      since: timeParam(q, 'since'),
+      until: timeParam(q, 'until'),
+      limit: q.has('limit') ? intParam(q, 'limit') : undefined,
+      before: cursor === null ? undefined : intParam(q, 'cursor'),
+    });
+    return { sessions: page.items, next: page.next === undefined ? null : String(page.next) };
+  }
+
+  async function authorizeAdmin(req: IncomingMessage): Promise<Identity> {
+    const identity = await options.identify(bearerToken(req.headers.authorization));
+    if (!identity.groups.some((g) => adminGroups.has(g))) {
+      throw new GatehouseError('access_denied', { message: `${identity.subject} is not in an admin group.`, rule: 'admin-groups' });
+    }
+    return identity;
+  }
+
+  return async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    try {
+      if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+      if (req.method === 'GET' && url.pathname === '/readyz') {
+        await db.selectFrom('api_keys').select('id').limit(1).execute();
+        return send(res, 200, { status: 'ready' });
+      }
+      if (req.method === 'GET' && url.pathname === '/metrics') {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(body);
+        return;
+      }
+      if (req.method === 'GET' && url.pathname === '/api/openapi.json') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(openApiBody);
+        return;
+      }
+      for (const [method, pattern, route] of routes) {
+        const match = pattern.exec(url.pathname);
+        if (!match) continue;
+        if (req.method !== method) return send(res, 405, { error: { code: 'method_not_allowed', message: `Use ${method}.` } });
+        await authorizeAdmin(req);
+        return send(res, 200, await route(req, url, match.slice(1).map(decodeURIComponent)));
+      }
+      throw new GatehouseError('route_not_found');
+    } catch (error) {
+      if (url.pathname === '/readyz') return send(res, 503, { error: { code: 'store_unavailable', message: 'The store does not answer.' } });
+      const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
+      if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
+      return send(res, failure.status, { error: { code: failure.code, message: failure.message } });
+    }
+  };
+}
+
+function send(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function intParam(q: URLSearchParams, name: string): number {
+  const value = Number(q.get(name));
+  if (!Number.isInteger(value) || value < 0) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be a non-negative integer.` });
+  return value;
+}
+
+function timeParam(q: URLSearchParams, name: string): number | undefined {
+  const value = q.get(name);
+  if (value === null) return undefined;
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be an ISO 8601 time.` });
+  return time;
+}

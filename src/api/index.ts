@@ -1,0 +1,2 @@
+export { createAdminHandler, type AdminServerOptions } from './admin-server.js';
+export { openApiDocument } from './openapi.js';

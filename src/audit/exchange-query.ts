@@ -1,0 +1,126 @@
+// Reads recorded exchanges back for the admin API and the CLI: a filtered, newest-
+// first list with a cursor, and one exchange in full.
+
+import type { Kysely } from 'kysely';
+import type { Database, ExchangeRow } from '../store/index.js';
+
+export interface ExchangeFilter {
+  readonly connection?: string | undefined;
+  readonly subject?: string | undefined;
+  readonly decision?: string | undefined;
+  readonly operation?: string | undefined;
+  /** Epoch ms, inclusive. */
+  readonly since?: number | undefined;
+  readonly until?: number | undefined;
+  readonly limit?: number | undefined;
+  /** Cursor from a previous page: only exchanges older than it. */
+  readonly before?: number | undefined;
+}
+
+export interface ExchangeSummary {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly startedAt: string;
+  readonly connection: string;
+  readonly operation: string;
+  readonly subject: string | null;
+  readonly identityKind: string | null;
+  readonly decision: string;
+  readonly rules: string[];
+  readonly status: number | null;
+  readonly errorCode: string | null;
+  readonly model: string | null;
+  readonly stream: boolean;
+  readonly complete: boolean;
+  readonly durationMs: number | null;
+}
+
+export interface ExchangeDetail extends ExchangeSummary {
+  readonly endedAt: string | null;
+  readonly authMethod: string | null;
+  readonly credentialId: string | null;
+  readonly groups: string[];
+  readonly clientAddress: string | null;
+  readonly reason: string | null;
+  readonly policyVersion: string | null;
+  readonly errorDetail: string | null;
+  readonly request: { method: string | null; path: string | null; headers: Record<string, string> | null; body: string | null; truncated: boolean; promptText: string | null };
+  readonly response: { headers: Record<string, string> | null; body: string | null; truncated: boolean; text: string | null; usage: unknown };
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly ttfbMs: number | null;
+}
+
+export const maxPageSize = 500;
+
+export async function listExchanges(db: Kysely<Database>, filter: ExchangeFilter): Promise<{ items: ExchangeSummary[]; next: number | undefined }> {
+  const limit = Math.min(Math.max(filter.limit ?? 50, 1), maxPageSize);
+  let query = db.selectFrom('exchanges').selectAll().orderBy('seq', 'desc').limit(limit + 1);
+  if (filter.connection) query = query.where('connection', '=', filter.connection);
+  if (filter.subject) query = query.where('subject', '=', filter.subject);
+  if (filter.decision) query = query.where('decision', '=', filter.decision);
+  if (filter.operation) query = query.where('operation', '=', filter.operation);
+  if (filter.since !== undefined) query = query.where('started_at', '>=', filter.since);
+  if (filter.until !== undefined) query = query.where('started_at', '<=', filter.until);
+  if (filter.before !== undefined) query = query.where('seq', '<', filter.before);
+  const rows = (await query.execute()) as ExchangeRow[];
+  const page = rows.slice(0, limit);
+  return { items: page.map(toSummary), next: rows.length > limit ? page[page.length - 1]!.seq : undefined };
+}
+
+export async function getExchange(db: Kysely<Database>, id: string): Promise<ExchangeDetail | undefined> {
+  const row = (await db.selectFrom('exchanges').selectAll().where('id', '=', id).executeTakeFirst()) as ExchangeRow | undefined;
+  return row ? toDetail(row) : undefined;
+}
+
+function toSummary(row: ExchangeRow): ExchangeSummary {
+  return {
+    id: row.id,
+    sessionId: row.session_id,
+    startedAt: new Date(row.started_at).toISOString(),
+    connection: row.connection,
+    operation: row.operation,
+    subject: row.subject,
+    identityKind: row.identity_kind,
+    decision: row.decision,
+    rules: JSON.parse(row.rules) as string[],
+    status: row.status,
+    errorCode: row.error_code,
+    model: row.model,
+    stream: row.stream === 1,
+    complete: row.complete === 1,
+    durationMs: row.duration_ms,
+  };
+}
+
+function toDetail(row: ExchangeRow): ExchangeDetail {
+  return {
+    ...toSummary(row),
+    endedAt: row.ended_at === null ? null : new Date(row.ended_at).toISOString(),
+    authMethod: row.auth_method,
+    credentialId: row.credential_id,
+    groups: JSON.parse(row.groups) as string[],
+    clientAddress: row.client_address,
+    reason: row.reason,
+    policyVersion: row.policy_version,
+    errorDetail: row.error_detail,
+    request: {
+      method: row.method,
+      path: row.path,
+      headers: row.request_headers === null ? null : (JSON.parse(row.request_headers) as Record<string, string>),
+      body: row.request_body,
+      truncated: row.request_truncated === 1,
+      promptText: row.prompt_text,
+    },
+    response: {
+      headers: row.response_headers === null ? null : (JSON.parse(row.response_headers) as Record<string, string>),
+      body: row.response_body,
+      truncated: row.response_truncated === 1,
+      text: row.response_text,
+      usage: row.usage === null ? null : JSON.parse(row.usage),
+    },
+    bytesIn: row.bytes_in,
+    bytesOut: row.bytes_out,
+    ttfbMs: row.ttfb_ms,
+  };
+}

@@ -1,0 +1,81 @@
+import { parseDuration } from '../../config/index.js';
+import type { IdentityKind } from '../../exchange/index.js';
+import { ApiKeyInputError, ApiKeyService, type ApiKeyInfo } from '../../identity/index.js';
+import { CliError } from '../cli-error.js';
+import { withStore } from '../with-store.js';
+
+export interface KeysOptions {
+  readonly config?: string | undefined;
+  readonly name?: string | undefined;
+  readonly groups?: string | undefined;
+  readonly kind?: string | undefined;
+  readonly expires?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export async function keysCommand(action: string | undefined, args: readonly string[], options: KeysOptions): Promise<void> {
+  await withStore(options.config, async (store) => {
+    const keys = new ApiKeyService(store.db);
+    switch (action) {
+      case 'create': {
+        if (!options.name) throw new CliError('usage: gatehouse keys create --name NAME --groups a,b [--kind service|agent|human] [--expires 30d]');
+        const groups = (options.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+        if (groups.length === 0) throw new CliError('--groups is required: the groups decide which connections the key may use');
+        let expiresAt: number | null = null;
+        if (options.expires !== undefined && options.expires !== 'never') {
+          const ms = parseDuration(options.expires);
+          if (ms === undefined || ms === 0) throw new CliError(`--expires "${options.expires}" is not a duration (e.g. 12h, 30d, or never)`);
+          expiresAt = Date.now() + ms;
+        }
+        try {
+          const { token, key } = await keys.create({ name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt });
+          if (options.json) process.stdout.write(`${JSON.stringify({ token, key })}\n`);
+          else {
+            process.stdout.write(`${token}\n`);
+            process.stderr.write(`created key ${key.id} "${key.name}" (${key.kind}; groups ${key.groups.join(', ')}; ${describeExpiry(key)}).\nThe key above is shown once and stored only as a hash: keep it now.\n`);
+          }
+        } catch (error) {
+          if (error instanceof ApiKeyInputError) throw new CliError(error.message);
+          throw error;
+        }
+        return;
+      }
+      case 'list': {
+        const list = await keys.list();
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(list)}\n`);
+          return;
+        }
+        const rows = list.map((k) => [k.id, k.name, k.kind, k.groups.join(','), status(k), describeExpiry(k), k.lastUsedAt ? new Date(k.lastUsedAt).toISOString() : '-']);
+        printTable(['ID', 'NAME', 'KIND', 'GROUPS', 'STATUS', 'EXPIRES', 'LAST USED'], rows);
+        return;
+      }
+      case 'revoke': {
+        const target = args[0];
+        if (!target) throw new CliError('usage: gatehouse keys revoke ID|NAME');
+        const revoked = await keys.revoke(target);
+        if (!revoked) throw new CliError(`no live key with id or name "${target}"`, 1);
+        process.stdout.write(`revoked key ${revoked.id} "${revoked.name}"\n`);
+        return;
+      }
+      default:
+        throw new CliError('usage: gatehouse keys create|list|revoke');
+    }
+  });
+}
+
+function status(k: ApiKeyInfo): string {
+  if (k.revokedAt !== null) return 'revoked';
+  if (k.expiresAt !== null && k.expiresAt <= Date.now()) return 'expired';
+  return 'active';
+}
+
+function describeExpiry(k: ApiKeyInfo): string {
+  return k.expiresAt === null ? 'never expires' : `expires ${new Date(k.expiresAt).toISOString()}`;
+}
+
+export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
+}

@@ -1,0 +1,64 @@
+// `npm start`: the demo upstream, the gateway with examples/quickstart.yaml, and a fresh
+// demo key, with copy-paste examples. Everything runs on 127.0.0.1.
+
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../config/index.js';
+import { startDemoUpstream } from '../../demo/upstream.js';
+import { startGateway } from '../../server/index.js';
+import { CliError } from '../cli-error.js';
+import { untilSignal } from './start.js';
+
+const demoKeyName = 'quickstart-demo';
+
+export async function quickstartCommand(): Promise<void> {
+  const configFile = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url));
+  const upstreamKey = `demo-upstream-${randomBytes(12).toString('hex')}`;
+  const config = loadConfig(configFile, { ...process.env, GATEHOUSE_DEMO_UPSTREAM_KEY: upstreamKey });
+
+  const upstream = await startDemoUpstream({ host: '127.0.0.1', port: 8090, apiKey: upstreamKey, streamDelayMs: 30 }).catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot start the demo upstream on 127.0.0.1:8090: ${error.code ?? error.message} (is another quick start running?)`, 1);
+  });
+  const gateway = await startGateway(config).catch(async (error: NodeJS.ErrnoException) => {
+    await upstream.close();
+    throw new CliError(`cannot start the gateway: ${error.code === 'EADDRINUSE' ? 'port 8080 or 8081 is in use' : error.message}`, 1);
+  });
+
+  // A fresh demo key each run; the previous one is revoked.
+  await gateway.apiKeys.revoke(demoKeyName);
+  const { token } = await gateway.apiKeys.create({ name: demoKeyName, kind: 'service', groups: ['demo-users', 'gatehouse-admins'], expiresAt: Date.now() + 24 * 3_600_000 });
+
+  const base = `${gateway.dataPlaneUrl}/c/demo`;
+  process.stdout.write(`
+Gatehouse quick start is running.
+
+  data plane   ${gateway.dataPlaneUrl}      (connection "demo" at ${base})
+  admin API    ${gateway.adminUrl}      (OpenAPI at ${gateway.adminUrl}/api/openapi.json)
+  upstream     ${upstream.url}   DEMO upstream: speaks the OpenAI wire format, is not a model
+  config       ${configFile}
+  demo key     ${token}
+               (groups demo-users, gatehouse-admins; valid 24 h; a new one each start)
+
+Try it:
+
+  curl -s ${base}/chat/completions \\
+    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\
+    -d '{"model":"demo-chat","messages":[{"role":"user","content":"Hello"}]}'
+
+  curl -sN ${base}/chat/completions \\
+    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\
+    -d '{"model":"demo-chat","stream":true,"messages":[{"role":"user","content":"Stream me a few words"}]}'
+
+  # with the openai SDK: new OpenAI({ baseURL: "${base}", apiKey: "<demo key>" })
+
+See what was recorded:
+
+  curl -s ${gateway.adminUrl}/api/sessions -H "Authorization: Bearer ${token}"
+  npx gatehouse sessions list --config examples/quickstart.yaml
+
+Ctrl-C stops it.
+`);
+  await untilSignal();
+  await gateway.close();
+  await upstream.close();
+}

@@ -1,0 +1,65 @@
+import { getExchange, listExchanges } from '../../audit/index.js';
+import { CliError } from '../cli-error.js';
+import { withStore } from '../with-store.js';
+import { printTable } from './keys.js';
+
+export interface SessionsOptions {
+  readonly config?: string | undefined;
+  readonly connection?: string | undefined;
+  readonly subject?: string | undefined;
+  readonly decision?: string | undefined;
+  readonly operation?: string | undefined;
+  readonly since?: string | undefined;
+  readonly limit?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export async function sessionsCommand(action: string | undefined, args: readonly string[], options: SessionsOptions): Promise<void> {
+  await withStore(options.config, async (store) => {
+    switch (action) {
+      case 'list': {
+        const limit = options.limit === undefined ? 20 : Number(options.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive integer');
+        const since = options.since === undefined ? undefined : Date.parse(options.since);
+        if (Number.isNaN(since)) throw new CliError('--since must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z');
+        const page = await listExchanges(store.db, { ...options, since, limit });
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(page.items)}\n`);
+          return;
+        }
+        printTable(
+          ['ID', 'STARTED', 'CONNECTION', 'OPERATION', 'SUBJECT', 'DECISION', 'STATUS', 'MS'],
+          page.items.map((s) => [s.id, s.startedAt, s.connection, s.operation, s.subject ?? '-', s.decision + (s.decision === 'deny' && s.rules.length ? ` (${s.rules.join(',')})` : ''), `${s.status ?? '-'}${s.complete ? '' : ' incomplete'}`, String(s.durationMs ?? '-')]),
+        );
+        return;
+      }
+      case 'show': {
+        const id = args[0];
+        if (!id) throw new CliError('usage: gatehouse sessions show ID');
+        const exchange = await getExchange(store.db, id);
+        if (!exchange) throw new CliError(`no session with id "${id}"`, 1);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(exchange, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `session   ${exchange.id}`,
+          `started   ${exchange.startedAt}   ended ${exchange.endedAt ?? '-'}   ${exchange.durationMs ?? '-'} ms (first byte ${exchange.ttfbMs ?? '-'} ms)`,
+          `identity  ${exchange.subject ?? '(none)'} [${exchange.identityKind ?? '-'}] via ${exchange.authMethod ?? '-'} ${exchange.credentialId ?? ''}  groups: ${exchange.groups.join(', ') || '-'}`,
+          `client    ${exchange.clientAddress ?? '-'}`,
+          `request   ${exchange.connection}  ${exchange.operation}  ${exchange.request.method ?? ''} ${exchange.request.path ?? ''}${exchange.model ? `  model ${exchange.model}` : ''}${exchange.stream ? '  stream' : ''}`,
+          `decision  ${exchange.decision}  rules: ${exchange.rules.join(', ') || '-'}  (${exchange.reason ?? '-'}, policy ${exchange.policyVersion ?? '-'})`,
+          `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}: ${exchange.errorDetail ?? ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
+        ];
+        if (exchange.request.promptText) lines.push('', '--- prompt ---', exchange.request.promptText);
+        if (exchange.response.text) lines.push('', '--- answer ---', exchange.response.text);
+        else if (exchange.response.body) lines.push('', `--- response body${exchange.response.truncated ? ' (truncated)' : ''} ---`, exchange.response.body);
+        if (exchange.response.usage) lines.push('', `usage     ${JSON.stringify(exchange.response.usage)}`);
+        process.stdout.write(`${lines.join('\n')}\n`);
+        return;
+      }
+      default:
+        throw new CliError('usage: gatehouse sessions list|show');
+    }
+  });
+}

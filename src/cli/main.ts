@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// The `gatehouse` command line.
+
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/index.js';
+import { CliError } from './cli-error.js';
+import { configCheckCommand } from './commands/config-check.js';
+import { keysCommand } from './commands/keys.js';
+import { quickstartCommand } from './commands/quickstart.js';
+import { sessionsCommand } from './commands/sessions.js';
+import { startCommand } from './commands/start.js';
+
+const usage = `usage: gatehouse <command> [options]
+
+  start --config FILE            run the gateway
+  quickstart                     run the quick start (demo upstream + gateway); what \`npm start\` does
+  config check FILE              validate a config file and exit
+  keys create --name NAME --groups a,b [--kind service|agent|human] [--expires 30d|never]
+                                 create an API key; the key is printed once
+  keys list                      list API keys (never their secrets)
+  keys revoke ID|NAME            revoke an API key; takes effect within 1 s
+  sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
+  sessions show ID               one recorded exchange in full
+
+  --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
+  --json          machine-readable output for list / show / create
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      name: { type: 'string' },
+      groups: { type: 'string' },
+      kind: { type: 'string' },
+      expires: { type: 'string' },
+      connection: { type: 'string' },
+      subject: { type: 'string' },
+      decision: { type: 'string' },
+      operation: { type: 'string' },
+      since: { type: 'string' },
+      limit: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+  });
+  const [command, action, ...rest] = positionals;
+  if (values.version) {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return;
+  }
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(usage);
+    return;
+  }
+  switch (command) {
+    case 'start':
+      return startCommand(values);
+    case 'quickstart':
+      return quickstartCommand();
+    case 'config':
+      if (action !== 'check') throw new CliError('usage: gatehouse config check FILE');
+      return configCheckCommand(rest[0] ?? values.config);
+    case 'keys':
+      return keysCommand(action, rest, values);
+    case 'sessions':
+      return sessionsCommand(action, rest, values);
+    default:
+      throw new CliError(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(process.exitCode ?? 0),
+  (error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`gatehouse: ${error.message}\n`);
+      process.exit(1);
+    }
+    if (error instanceof CliError) {
+      process.stderr.write(`gatehouse: ${error.message}\n`);
+      process.exit(error.exitCode);
+    }
+    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`gatehouse: ${error.message}\n\n${usage}`);
+      process.exit(2);
+    }
+    process.stderr.write(`gatehouse: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,14 @@
+import { loadConfig } from '../config/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { configPath } from './config-path.js';
+
+/** Opens the configured store for a one-shot command and always closes it. */
+export async function withStore<T>(config: string | undefined, run: (store: Store) => Promise<T>): Promise<T> {
+  // Only the store's secrets are needed here: a connection's credential need not be set.
+  const store = await openStore(loadConfig(configPath(config), process.env, { secrets: 'store-only' }).store);
+  try {
+    return await run(store);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { buildConfigSchema, type GatehouseConfig } from './schema.js';
+
+/** A config that failed to load; each line names the offending path. */
+export class ConfigError extends Error {
+  readonly issues: readonly string[];
+  constructor(file: string, issues: readonly string[]) {
+    super(`invalid config ${file}:\n${issues.map((i) => `  ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+/** `connections[1].target` — the form users see in YAML. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of path) {
+    if (typeof key === 'number') out += `[${key}]`;
+    else out += out === '' ? String(key) : `.${String(key)}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = 'is required';
+  else if (issue.code === 'invalid_union' && issue.errors.length > 0) message = 'does not match any accepted form';
+  return `${formatPath(issue.path)}: ${message}`;
+}
+
+export interface LoadOptions {
+  readonly secrets?: 'all' | 'store-only';
+}
+
+export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(source, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    if (error instanceof YAMLParseError) throw new ConfigError(file, [`(yaml): ${error.message.split('\n')[0]}`]);
+    throw error;
+  }
+  const schema = buildConfigSchema({ env, baseDir: dirname(resolve(file)), secrets: options.secrets ?? 'all' });
+  const result = schema.safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map(formatIssue));
+  return deepFreeze(result.data);
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [`(file): cannot read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`]);
+  }
+  return parseConfig(source, file, env, options);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

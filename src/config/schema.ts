@@ -1,0 +1,146 @@
+// The config schema: validated once at start, unknown keys refused, every error
+// naming its dotted path. Secret references are resolved here, so the rest of the
+// gateway only ever sees resolved, frozen values.
+
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
+import { parseDuration, parseSize } from './units.js';
+
+export interface SchemaContext {
+  readonly env: NodeJS.ProcessEnv;
+  /** Directory of the config file: relative paths are resolved against it. */
+  readonly baseDir: string;
+  /**
+   * `store-only` resolves just the store's secrets (connection secrets become empty
+   * placeholders), for CLI commands that only read and write the store.
+   */
+  readonly secrets?: 'all' | 'store-only';
+}
+
+const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaContext) {
+  const text = z.string().transform((value, ctx) => {
+    try {
+      return expandEnv(value, env);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+
+  const storeSecret = z.string().transform((value, ctx) => {
+    try {
+      return resolveSecretRef(value, env, baseDir);
+    } catch (error) {
+      if (!(error instanceof SecretRefError)) throw error;
+      ctx.addIssue({ code: 'custom', message: error.message });
+      return z.NEVER;
+    }
+  });
+
+  const secret = secrets === 'all' ? storeSecret : z.string().transform(() => '');
+
+  const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+  const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (use e.g. 512KiB, 10MiB, or bytes)` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+  const path = text.transform((value) => resolve(baseDir, value));
+
+  const listen = z.strictObject({
+    host: z.string().refine((h) => isIP(h) !== 0 || h === 'localhost', 'must be an IP address or localhost').default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535),
+  });
+
+  const listenerTls = z.strictObject({ cert: secret, key: secret });
+
+  const groupList = z.array(z.string().min(1)).min(1);
+
+  const credential = z.strictObject({
+    /** Header that carries the target's credential. */
+    header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').default('authorization'),
+    /** Prefix placed before the secret, e.g. "Bearer". Empty for none. */
+    scheme: z.string().default('Bearer'),
+    secret,
+  });
+
+  const connection = z.strictObject({
+    name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
+    type: z.enum(['openai', 'http']),
+    description: z.string().optional(),
+    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    credential: credential.optional(),
+    tls: z.strictObject({ ca: secret.optional(), rejectUnauthorized: z.boolean().default(true) }).optional(),
+    timeouts: z
+      .strictObject({ connect: duration.default(5_000), headers: duration.default(60_000), body: duration.default(300_000) })
+      .prefault({}),
+    limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
+    access: z.strictObject({ groups: groupList }),
+  });
+
+  return z
+    .strictObject({
+      gateway: z
+        .strictObject({
+          listen: listen.default({ host: '127.0.0.1', port: 8080 }),
+          tls: listenerTls.optional(),
+          publicUrl: text.pipe(z.url()).optional(),
+          maxRequestBody: size.default(10 * 1024 * 1024),
+          maxResponseBody: size.default(512 * 1024 * 1024),
+        })
+        .prefault({}),
+      admin: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          listen: listen.default({ host: '127.0.0.1', port: 8081 }),
+          tls: listenerTls.optional(),
+          groups: groupList.default(['gatehouse-admins']),
+        })
+        .prefault({}),
+      store: z
+        .union([
+          z.strictObject({ sqlite: z.strictObject({ path }) }),
+          z.strictObject({ postgres: z.strictObject({ url: storeSecret, schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).optional() }) }),
+        ])
+        .default({ sqlite: { path: resolve(baseDir, 'data/gatehouse.db') } }),
+      recording: z
+        .strictObject({
+          /** Bodies above this size are stored truncated, with a marker. */
+          maxBodyBytes: size.default(256 * 1024),
+        })
+        .prefault({}),
+      log: z
+        .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+        .prefault({}),
+      connections: z.array(connection).default([]),
+    })
+    .superRefine((config, ctx) => {
+      const seen = new Map<string, number>();
+      config.connections.forEach((c, i) => {
+        const first = seen.get(c.name);
+        if (first !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['connections', i, 'name'], message: `duplicate connection name "${c.name}" (also connections[${first}])` });
+        }
+        seen.set(c.name, i);
+      });
+    });
+}
+
+export type GatehouseConfig = z.output<ReturnType<typeof buildConfigSchema>>;
+export type ConnectionConfig = GatehouseConfig['connections'][number];

@@ -1,0 +1,2 @@
+export type * from './types.js';
+export { newId } from './ids.js';

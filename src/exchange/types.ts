@@ -1,0 +1,90 @@
+// The protocol-neutral data every stage works on. Adapters build an Exchange from wire
+// bytes; identity, policy and audit read it and never see a protocol module. All of
+// it is immutable: a stage that adds something returns a new value.
+
+export type IdentityKind = 'human' | 'service' | 'agent';
+export type AuthMethod = 'api_key';
+
+export interface Identity {
+  /** Stable subject: for an API key, `key:<name>`. */
+  readonly subject: string;
+  readonly kind: IdentityKind;
+  readonly groups: readonly string[];
+  readonly method: AuthMethod;
+  /** The credential's id (never its secret), for records and revocation. */
+  readonly credentialId: string;
+}
+
+/** What inspection found in the request, protocol-neutral. */
+export interface RequestFacts {
+  readonly model?: string | undefined;
+  readonly stream: boolean;
+  /** Prompt / input text, for guardrails and the recording. */
+  readonly text?: string | undefined;
+  /** Number of inputs (embeddings batch size). */
+  readonly inputCount?: number | undefined;
+}
+
+export interface ClientInfo {
+  readonly address: string | undefined;
+  readonly userAgent?: string | undefined;
+}
+
+export interface Exchange {
+  readonly id: string;
+  readonly sessionId: string;
+  readonly protocol: 'http';
+  readonly connection: string;
+  /** `chat.completions`, `embeddings`, `http.GET /v1/models` … */
+  readonly operation: string;
+  readonly startedAt: number;
+  readonly client: ClientInfo;
+  readonly facts: RequestFacts;
+  readonly identity?: Identity | undefined;
+}
+
+export type Effect = 'allow' | 'deny' | 'require_approval';
+
+export interface Decision {
+  readonly effect: Effect;
+  /** Names of the rules that produced the effect, for the record and the caller. */
+  readonly rules: readonly string[];
+  /** Stable kebab-case reason. */
+  readonly reason: string;
+  /** Message for the caller when denied. */
+  readonly message?: string | undefined;
+  readonly policyVersion: string;
+}
+
+/** The response side of an exchange, as the recorder keeps it. */
+export interface ExchangeOutcome {
+  readonly status: number | undefined;
+  readonly complete: boolean;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly ttfbMs: number | undefined;
+  readonly durationMs: number;
+  readonly responseHeaders?: Readonly<Record<string, string>> | undefined;
+  readonly responseBody?: string | undefined;
+  readonly responseTruncated?: boolean | undefined;
+  /** Assistant text, reassembled from a streamed answer where there was one. */
+  readonly responseText?: string | undefined;
+  readonly usage?: TokenUsage | undefined;
+  readonly errorCode?: string | undefined;
+  readonly errorDetail?: string | undefined;
+}
+
+export interface TokenUsage {
+  readonly promptTokens?: number | undefined;
+  readonly completionTokens?: number | undefined;
+  readonly totalTokens?: number | undefined;
+}
+
+/** The request side as recorded (headers already stripped of secrets). */
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | undefined;
+  readonly truncated: boolean;
+}

@@ -1,0 +1,26 @@
+// The forwarder: the one place that reaches a target. Two implementations share this
+// interface: local (the gateway dials the target) and, later, agent (an egress-only
+// agent in the target's network carries the exchange). The target's credential is
+// injected by the forwarder; the caller's never reaches it.
+
+import type { Readable } from 'node:stream';
+
+export interface ForwardRequest {
+  readonly method: string;
+  /** Path and query relative to the target's origin, already joined with its base path. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer | undefined;
+  readonly signal: AbortSignal;
+}
+
+export interface ForwardResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Readable;
+}
+
+export interface Forwarder {
+  forward(request: ForwardRequest): Promise<ForwardResponse>;
+  close(): Promise<void>;
+}

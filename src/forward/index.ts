@@ -1,0 +1,2 @@
+export type { Forwarder, ForwardRequest, ForwardResponse } from './forwarder.js';
+export { createLocalHttpForwarder, mapUpstreamError, type LocalHttpTarget } from './local-http-forwarder.js';

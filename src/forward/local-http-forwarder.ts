@@ -1,0 +1,67 @@
+// Local forwarder: undici keep-alive pool per connection, target credential injected
+// here, upstream failures mapped to typed errors (502 unreachable / failed, 504 timeout).
+
+import { Pool, errors as undiciErrors } from 'undici';
+import { GatehouseError } from '../errors/index.js';
+import type { ForwardRequest, ForwardResponse, Forwarder } from './forwarder.js';
+
+export interface LocalHttpTarget {
+  readonly name: string;
+  readonly origin: string;
+  readonly credential?: { readonly header: string; readonly value: string } | undefined;
+  readonly ca?: string | undefined;
+  readonly rejectUnauthorized: boolean;
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+}
+
+export function createLocalHttpForwarder(target: LocalHttpTarget): Forwarder {
+  const pool = new Pool(target.origin, {
+    connections: 256,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connect: {
+      timeout: target.connectTimeoutMs,
+      ...(target.ca === undefined ? {} : { ca: target.ca }),
+      rejectUnauthorized: target.rejectUnauthorized,
+    },
+  });
+  const credentialHeader = target.credential?.header.toLowerCase();
+
+  return {
+    async forward(request: ForwardRequest): Promise<ForwardResponse> {
+      const headers: Record<string, string> = { ...request.headers };
+      if (credentialHeader !== undefined) headers[credentialHeader] = target.credential!.value;
+      try {
+        const response = await pool.request({
+          method: request.method as 'GET',
+          path: request.path,
+          headers,
+          body: request.body ?? null,
+          signal: request.signal,
+          headersTimeout: target.headersTimeoutMs,
+          bodyTimeout: target.bodyTimeoutMs,
+        });
+        return { status: response.statusCode, headers: response.headers, body: response.body };
+      } catch (error) {
+        throw mapUpstreamError(error, target.name);
+      }
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** Maps an undici / socket failure to the gateway's error codes. */
+export function mapUpstreamError(error: unknown, connection: string): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  const code = (error as { code?: string }).code ?? '';
+  const detail = `connection ${connection}: ${code || (error as Error).name}: ${(error as Error).message}`;
+  if (error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
+    return new GatehouseError('upstream_timeout', { detail, cause: error });
+  }
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code) || /CERT|SSL|TLS/i.test(code)) {
+    return new GatehouseError('upstream_unreachable', { detail, cause: error });
+  }
+  return new GatehouseError('upstream_failed', { detail, cause: error });
+}

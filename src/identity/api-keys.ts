@@ -1,0 +1,140 @@
+// API keys for service accounts and agents: created (the token is shown once), listed,
+// revoked and verified. Verification reads through a short cache so the hot path does
+// not hit the store each request; a revocation made by any process sharing the store
+// takes effect within `cacheTtlMs`.
+
+import type { Kysely } from 'kysely';
+import { GatehouseError } from '../errors/index.js';
+import type { Identity, IdentityKind } from '../exchange/index.js';
+import type { ApiKeyRow, Database } from '../store/index.js';
+import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key-format.js';
+
+export interface ApiKeyInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: IdentityKind;
+  readonly groups: readonly string[];
+  readonly createdAt: number;
+  readonly expiresAt: number | null;
+  readonly revokedAt: number | null;
+  readonly lastUsedAt: number | null;
+}
+
+export interface CreateApiKeyInput {
+  readonly name: string;
+  readonly kind: IdentityKind;
+  readonly groups: readonly string[];
+  /** Absolute expiry (epoch ms), or null for none. */
+  readonly expiresAt: number | null;
+}
+
+const identityKinds: readonly IdentityKind[] = ['human', 'service', 'agent'];
+const namePattern = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
+
+export class ApiKeyInputError extends Error {}
+
+interface CacheEntry {
+  readonly row: ApiKeyRow | undefined;
+  readonly groups: readonly string[];
+  readonly fetchedAt: number;
+}
+
+export class ApiKeyService {
+  readonly #db: Kysely<Database>;
+  readonly #cacheTtlMs: number;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #lastUsedWrites = new Map<string, number>();
+  readonly #now: () => number;
+
+  constructor(db: Kysely<Database>, options: { cacheTtlMs?: number; now?: () => number } = {}) {
+    this.#db = db;
+    this.#cacheTtlMs = options.cacheTtlMs ?? 1000;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async create(input: CreateApiKeyInput): Promise<{ token: string; key: ApiKeyInfo }> {
+    if (!namePattern.test(input.name)) throw new ApiKeyInputError(`key name "${input.name}" must be 1-128 letters, digits, ".", "_", "@" or "-"`);
+    if (!identityKinds.includes(input.kind)) throw new ApiKeyInputError(`kind must be one of ${identityKinds.join(', ')}`);
+    if (input.groups.some((g) => g.trim() === '')) throw new ApiKeyInputError('group names must not be empty');
+    const now = this.#now();
+    if (input.expiresAt !== null && input.expiresAt <= now) throw new ApiKeyInputError('expiry must be in the future');
+    const existing = await this.#db.selectFrom('api_keys').select('id').where('name', '=', input.name).where('revoked_at', 'is', null).executeTakeFirst();
+    if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke it first`);
+    const { id, secret, token } = generateApiKey();
+    const row: ApiKeyRow = {
+      id,
+      name: input.name,
+      kind: input.kind,
+      groups: JSON.stringify(input.groups),
+      secret_hash: hashSecret(secret),
+      created_at: now,
+      expires_at: input.expiresAt,
+      revoked_at: null,
+      last_used_at: null,
+    };
+    await this.#db.insertInto('api_keys').values(row).execute();
+    return { token, key: toInfo(row) };
+  }
+
+  async list(): Promise<ApiKeyInfo[]> {
+    const rows = await this.#db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').execute();
+    return rows.map(toInfo);
+  }
+
+  /** Revokes by id or by name; returns the revoked key, or undefined if none was live. */
+  async revoke(idOrName: string): Promise<ApiKeyInfo | undefined> {
+    const row = await this.#db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const revokedAt = this.#now();
+    await this.#db.updateTable('api_keys').set({ revoked_at: revokedAt }).where('id', '=', row.id).execute();
+    this.#cache.delete(row.id);
+    return toInfo({ ...row, revoked_at: revokedAt });
+  }
+
+  /** Verifies a presented token; throws a 401 GatehouseError that says why. */
+  async verify(token: string): Promise<Identity> {
+    const parsed = parseApiKey(token);
+    if (!parsed) throw new GatehouseError('invalid_credential', { detail: 'not a Gatehouse API key' });
+    const now = this.#now();
+    let entry = this.#cache.get(parsed.id);
+    if (!entry || now - entry.fetchedAt > this.#cacheTtlMs) {
+      const row = await this.#db.selectFrom('api_keys').selectAll().where('id', '=', parsed.id).executeTakeFirst();
+      entry = { row, groups: row ? (JSON.parse(row.groups) as string[]) : [], fetchedAt: now };
+      this.#cache.set(parsed.id, entry);
+    }
+    const row = entry.row;
+    if (!row || !secretMatches(parsed.secret, row.secret_hash)) {
+      throw new GatehouseError('invalid_credential', { detail: row ? `wrong secret for key ${parsed.id}` : `unknown key id ${parsed.id}` });
+    }
+    if (row.revoked_at !== null) throw new GatehouseError('credential_revoked', { detail: `key ${row.id} (${row.name}) revoked` });
+    if (row.expires_at !== null && row.expires_at <= now) throw new GatehouseError('credential_expired', { detail: `key ${row.id} (${row.name}) expired` });
+    this.#touch(row.id, now);
+    return { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups: entry.groups, method: 'api_key', credentialId: row.id };
+  }
+
+  // last_used_at is written at most once a minute per key, off the request path.
+  #touch(id: string, now: number): void {
+    const last = this.#lastUsedWrites.get(id);
+    if (last !== undefined && now - last < 60_000) return;
+    this.#lastUsedWrites.set(id, now);
+    this.#db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', id).execute().catch(() => undefined);
+  }
+}
+
+function toInfo(row: ApiKeyRow): ApiKeyInfo {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind as IdentityKind,
+    groups: JSON.parse(row.groups) as string[],
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}

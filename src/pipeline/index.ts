@@ -1,0 +1,1 @@
+export { runExchange, toGatehouseError, type ExchangeIO, type Inspection, type PipelineStages } from './run-exchange.js';

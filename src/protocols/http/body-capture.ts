@@ -1,0 +1,45 @@
+// Keeps the first `limit` bytes of a body for the recording, and whether it was cut.
+// Only textual bodies are kept: a binary body (weights, archives) is recorded by size.
+
+const textual = /^(text\/|application\/(json|[\w.+-]+\+json|x-ndjson|xml|[\w.+-]+\+xml|x-www-form-urlencoded|javascript|yaml|x-yaml))/i;
+
+export function isTextual(contentType: string | undefined): boolean {
+  return contentType === undefined || textual.test(contentType);
+}
+
+export class BodyCapture {
+  readonly #limit: number;
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  #truncated = false;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  push(chunk: Buffer): void {
+    const room = this.#limit - this.#size;
+    if (room <= 0) {
+      this.#truncated ||= chunk.length > 0;
+      return;
+    }
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.#chunks.push(kept);
+    this.#size += kept.length;
+    if (kept.length < chunk.length) this.#truncated = true;
+  }
+
+  get truncated(): boolean {
+    return this.#truncated;
+  }
+
+  text(): string {
+    return Buffer.concat(this.#chunks, this.#size).toString('utf8');
+  }
+}
+
+/** The recorded form of a whole buffered body. */
+export function captureWhole(body: Buffer, limit: number): { text: string; truncated: boolean } {
+  if (body.length <= limit) return { text: body.toString('utf8'), truncated: false };
+  return { text: body.subarray(0, limit).toString('utf8'), truncated: true };
+}

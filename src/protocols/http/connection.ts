@@ -1,0 +1,39 @@
+import type { Forwarder } from '../../forward/index.js';
+
+/** A configured HTTP connection, as the data plane needs it at request time. */
+export interface HttpConnection {
+  readonly name: string;
+  readonly type: 'openai' | 'http';
+  /** The target URL's path, prefixed to every upstream path (e.g. `/v1`). */
+  readonly basePath: string;
+  readonly forwarder: Forwarder;
+  readonly maxRequestBody: number;
+  readonly maxResponseBody: number;
+}
+
+/** `/c/<connection>/<rest>` → connection name and the rest (with its query). */
+export function parseDataPlanePath(url: string): { connection: string; rest: string } | undefined {
+  if (!url.startsWith('/c/')) return undefined;
+  const slash = url.indexOf('/', 3);
+  const query = url.indexOf('?', 3);
+  const end = slash < 0 ? (query < 0 ? url.length : query) : query >= 0 && query < slash ? query : slash;
+  const connection = decodeURIComponentSafe(url.slice(3, end));
+  if (connection === undefined || connection === '') return undefined;
+  let rest = url.slice(end);
+  if (rest === '' || rest.startsWith('?')) rest = `/${rest}`;
+  return { connection, rest };
+}
+
+/** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
+export function joinUpstreamPath(basePath: string, rest: string): string {
+  if (basePath === '' || basePath === '/') return rest;
+  return basePath.endsWith('/') ? basePath + rest.slice(1) : basePath + rest;
+}
+
+function decodeURIComponentSafe(value: string): string | undefined {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,117 @@
+// The HTTP data plane adapter: `http(s)://HOST:PORT/c/<connection>/<upstream path>`.
+// It decodes the request into an Exchange, hands it to the pipeline, and writes the
+// answer (or an OpenAI-style error envelope) back. It knows nothing of policy.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { recordableHeaders } from '../../audit/index.js';
+import { GatehouseError } from '../../errors/index.js';
+import { newId, type Exchange, type RecordedRequest } from '../../exchange/index.js';
+import { mapUpstreamError } from '../../forward/index.js';
+import { runExchange, type ExchangeIO, type Inspection, type PipelineStages } from '../../pipeline/index.js';
+import { captureWhole, isTextual } from './body-capture.js';
+import { joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
+import { bearerToken, upstreamRequestHeaders } from './headers.js';
+import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
+import { readBody } from './read-body.js';
+import { relayResponse } from './relay-response.js';
+import { writeError } from './write-error.js';
+
+export interface DataPlaneOptions {
+  readonly connections: ReadonlyMap<string, HttpConnection>;
+  readonly stages: PipelineStages;
+  readonly maxRecordedBody: number;
+  /** Called for requests that never became an exchange (unknown route or connection). */
+  readonly onUnrouted?: (error: GatehouseError) => void;
+}
+
+export function createDataPlaneHandler(options: DataPlaneOptions) {
+  const { connections, stages, maxRecordedBody } = options;
+
+  return function handleDataPlane(req: IncomingMessage, res: ServerResponse): void {
+    const startedAt = Date.now();
+    const started = performance.now();
+    const elapsedMs = () => performance.now() - started;
+    const method = req.method ?? 'GET';
+    const route = parseDataPlanePath(req.url ?? '/');
+    if (!route) return unrouted(res, new GatehouseError('route_not_found', { message: 'Not found. Data-plane requests go to /c/<connection>/<path>.' }));
+    const connection = connections.get(route.connection);
+    if (!connection) {
+      return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${route.connection}" is configured on this gateway.` }));
+    }
+
+    const id = newId('ex', startedAt);
+    res.setHeader('gatehouse-exchange-id', id);
+    const pathname = route.rest.split('?', 1)[0]!;
+    const upstreamPath = joinUpstreamPath(connection.basePath, route.rest);
+    const isOpenai = connection.type === 'openai';
+    const requestLine: RecordedRequest = { method, path: route.rest, headers: recordableHeaders(req.headers), body: undefined, truncated: false };
+
+    const exchange: Exchange = {
+      id,
+      sessionId: id,
+      protocol: 'http',
+      connection: connection.name,
+      operation: isOpenai ? openaiOperation(method, pathname) : httpOperation(method, pathname),
+      startedAt,
+      client: { address: req.socket.remoteAddress, userAgent: req.headers['user-agent'] },
+      facts: { stream: false },
+    };
+
+    let body: Buffer | undefined;
+    const io: ExchangeIO = {
+      exchange,
+      credential: bearerToken(req.headers.authorization),
+      requestLine,
+      elapsedMs,
+      async inspect(): Promise<Inspection> {
+        body = await readBody(req, connection.maxRequestBody);
+        const recorded = isTextual(req.headers['content-type']) ? captureWhole(body, maxRecordedBody) : { text: undefined, truncated: false };
+        return {
+          operation: exchange.operation,
+          facts: isOpenai ? openaiFacts(exchange.operation, body) : { stream: false },
+          request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
+        };
+      },
+      async relay(admitted, finish) {
+        const controller = new AbortController();
+        const abortUpstream = () => {
+          if (!res.writableFinished) controller.abort();
+        };
+        res.once('close', abortUpstream);
+        let upstream;
+        try {
+          upstream = await connection.forwarder.forward({
+            method,
+            path: upstreamPath,
+            headers: upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai, bodyLength: body && body.length > 0 ? body.length : undefined }),
+            body: body && body.length > 0 ? body : undefined,
+            signal: controller.signal,
+          });
+        } catch (error) {
+          throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
+        }
+        await relayResponse({
+          res,
+          upstream,
+          connection: connection.name,
+          readAnswer: isOpenai && admitted.operation !== 'embeddings',
+          maxResponseBody: connection.maxResponseBody,
+          maxRecordedBody,
+          bytesIn: body?.length ?? 0,
+          ttfbMs: elapsedMs(),
+          elapsedMs,
+          finish,
+        });
+      },
+      fail: (error) => writeError(res, error, id),
+    };
+
+    void runExchange(io, stages);
+  };
+
+  function unrouted(res: ServerResponse, error: GatehouseError): void {
+    options.onUnrouted?.(error);
+    writeError(res, error);
+  }
+}

@@ -1,0 +1,54 @@
+// Header handling between caller and target (RFC 9110 §7.6.1): hop-by-hop headers,
+// and any header the Connection header names, are dropped in both directions; the
+// caller's credentials and the gateway's own control headers never travel upstream.
+
+import type { IncomingHttpHeaders } from 'node:http';
+
+const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const callerOnly = new Set(['authorization', 'host', 'content-length', 'expect', 'cookie']);
+
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
+}
+
+export interface UpstreamHeaderOptions {
+  /** Force an uncompressed answer, so the gateway can read (record, mask) it. */
+  readonly identityEncoding: boolean;
+  readonly bodyLength: number | undefined;
+}
+
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, options: UpstreamHeaderOptions): Record<string, string> {
+  const named = connectionTokens(incoming.connection);
+  const out: Record<string, string> = {};
+  for (const name in incoming) {
+    if (hopByHop.has(name) || callerOnly.has(name) || name.startsWith('gatehouse-') || named?.has(name)) continue;
+    const value = incoming[name];
+    if (value === undefined) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  if (options.identityEncoding) out['accept-encoding'] = 'identity';
+  if (options.bodyLength !== undefined) out['content-length'] = String(options.bodyLength);
+  return out;
+}
+
+export function downstreamResponseHeaders(upstream: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const named = connectionTokens(upstream['connection']);
+  const out: Record<string, string | string[]> = {};
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || hopByHop.has(name) || named?.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The bearer token from `Authorization: Bearer …`, if there is one. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const space = authorization.indexOf(' ');
+  if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return undefined;
+  const token = authorization.slice(space + 1).trim();
+  return token === '' ? undefined : token;
+}

@@ -1,0 +1,103 @@
+// Decodes OpenAI-compatible request bodies into protocol-neutral facts: the operation,
+// the model, whether the answer streams, the prompt text and the number of inputs.
+// Shapes: chat completions, (legacy) completions, responses, embeddings.
+
+import { GatehouseError } from '../../errors/index.js';
+import type { RequestFacts } from '../../exchange/index.js';
+
+const operationsByPath: ReadonlyArray<readonly [string, string]> = [
+  ['/chat/completions', 'chat.completions'],
+  ['/completions', 'completions'],
+  ['/embeddings', 'embeddings'],
+  ['/responses', 'responses'],
+];
+
+/** `chat.completions` for POST …/chat/completions; `http.GET /models` otherwise. */
+export function openaiOperation(method: string, pathname: string): string {
+  if (method === 'POST') {
+    for (const [suffix, operation] of operationsByPath) if (pathname.endsWith(suffix)) return operation;
+  }
+  return httpOperation(method, pathname);
+}
+
+export function httpOperation(method: string, pathname: string): string {
+  return `http.${method} ${pathname}`;
+}
+
+export function openaiFacts(operation: string, body: Buffer): RequestFacts {
+  if (operation.startsWith('http.') || body.length === 0) return { stream: false };
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new GatehouseError('invalid_request_body', { detail: (error as Error).message });
+  }
+  if (!isRecord(json)) throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
+  const model = typeof json['model'] === 'string' ? json['model'] : undefined;
+  const stream = json['stream'] === true;
+  switch (operation) {
+    case 'chat.completions':
+      return { model, stream, text: chatText(json['messages']) };
+    case 'completions':
+      return { model, stream, text: joinText(json['prompt']) };
+    case 'responses':
+      return { model, stream, text: [typeof json['instructions'] === 'string' ? json['instructions'] : undefined, responsesInputText(json['input'])].filter(Boolean).join('\n') || undefined };
+    case 'embeddings': {
+      const input = json['input'];
+      const inputCount = Array.isArray(input) ? input.length : input === undefined ? 0 : 1;
+      return { model, stream: false, text: joinText(input), inputCount };
+    }
+    default:
+      return { model, stream };
+  }
+}
+
+function chatText(messages: unknown): string | undefined {
+  if (!Array.isArray(messages)) return undefined;
+  const parts: string[] = [];
+  for (const message of messages) {
+    if (isRecord(message)) {
+      const text = contentText(message['content']);
+      if (text) parts.push(text);
+    }
+  }
+  return parts.length > 0 ? parts.join('\n') : undefined;
+}
+
+function responsesInputText(input: unknown): string | undefined {
+  if (typeof input === 'string') return input;
+  if (!Array.isArray(input)) return undefined;
+  const parts: string[] = [];
+  for (const item of input) {
+    if (typeof item === 'string') parts.push(item);
+    else if (isRecord(item)) {
+      const text = contentText(item['content']);
+      if (text) parts.push(text);
+    }
+  }
+  return parts.length > 0 ? parts.join('\n') : undefined;
+}
+
+/** Message content: a string, or an array of parts ({type:"text"|"input_text", text}). */
+function contentText(content: unknown): string | undefined {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return undefined;
+  const parts: string[] = [];
+  for (const part of content) {
+    if (isRecord(part) && typeof part['text'] === 'string') parts.push(part['text']);
+  }
+  return parts.length > 0 ? parts.join('\n') : undefined;
+}
+
+function joinText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    const strings = value.filter((v): v is string => typeof v === 'string');
+    return strings.length > 0 ? strings.join('\n') : undefined;
+  }
+  return undefined;
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,137 @@
+// Reads an OpenAI-compatible answer as it passes: the assistant text (reassembled from
+// SSE deltas when streamed) and the token usage. Bounded: at most `maxTextBytes` of
+// text is kept and one SSE event may be at most `maxEventBytes`; past that, the
+// reader stops collecting (the answer itself still passes through untouched).
+
+import type { TokenUsage } from '../../exchange/index.js';
+import { isRecord } from './openai-request.js';
+
+export interface AnswerSummary {
+  readonly text: string | undefined;
+  readonly usage: TokenUsage | undefined;
+}
+
+export class SseAnswerReader {
+  readonly #maxTextBytes: number;
+  readonly #maxEventBytes: number;
+  readonly #decoder = new TextDecoder();
+  #pending = '';
+  #text = '';
+  #textBytes = 0;
+  #usage: TokenUsage | undefined;
+  #overflow = false;
+
+  constructor(options: { maxTextBytes: number; maxEventBytes?: number }) {
+    this.#maxTextBytes = options.maxTextBytes;
+    this.#maxEventBytes = options.maxEventBytes ?? 1024 * 1024;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.#overflow) return;
+    this.#pending += this.#decoder.decode(chunk, { stream: true });
+    // Events end at a blank line (\n\n, or \r\n\r\n) — WHATWG HTML §9.2.6.
+    for (;;) {
+      const end = findEventEnd(this.#pending);
+      if (end === undefined) break;
+      this.#event(this.#pending.slice(0, end.index));
+      this.#pending = this.#pending.slice(end.index + end.length);
+    }
+    if (this.#pending.length > this.#maxEventBytes) {
+      this.#overflow = true;
+      this.#pending = '';
+    }
+  }
+
+  summary(): AnswerSummary {
+    if (!this.#overflow && this.#pending.trim() !== '') this.#event(this.#pending);
+    this.#pending = '';
+    return { text: this.#text === '' ? undefined : this.#text, usage: this.#usage };
+  }
+
+  #event(block: string): void {
+    let data = '';
+    for (const line of block.split(/\r?\n/)) {
+      if (line.startsWith('data:')) data += (data === '' ? '' : '\n') + line.slice(line[5] === ' ' ? 6 : 5);
+    }
+    if (data === '' || data === '[DONE]') return;
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!isRecord(json)) return;
+    this.#append(deltaText(json));
+    const usage = usageOf(json) ?? (isRecord(json['response']) ? usageOf(json['response']) : undefined);
+    if (usage) this.#usage = usage;
+  }
+
+  #append(text: string | undefined): void {
+    if (!text || this.#textBytes >= this.#maxTextBytes) return;
+    this.#text += text;
+    this.#textBytes += Buffer.byteLength(text);
+  }
+}
+
+/** Text carried by one streamed event: chat delta, completion text, or responses delta. */
+function deltaText(event: Record<string, unknown>): string | undefined {
+  if (event['type'] === 'response.output_text.delta' && typeof event['delta'] === 'string') return event['delta'];
+  const choices = event['choices'];
+  if (!Array.isArray(choices)) return undefined;
+  let text = '';
+  for (const choice of choices) {
+    if (!isRecord(choice)) continue;
+    const delta = choice['delta'];
+    if (isRecord(delta) && typeof delta['content'] === 'string') text += delta['content'];
+    else if (typeof choice['text'] === 'string') text += choice['text'];
+  }
+  return text;
+}
+
+/** Summary of a complete (non-streamed) JSON answer. */
+export function summarizeJsonAnswer(body: string): AnswerSummary {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { text: undefined, usage: undefined };
+  }
+  if (!isRecord(json)) return { text: undefined, usage: undefined };
+  const parts: string[] = [];
+  const choices = json['choices'];
+  if (Array.isArray(choices)) {
+    for (const choice of choices) {
+      if (!isRecord(choice)) continue;
+      const message = choice['message'];
+      if (isRecord(message) && typeof message['content'] === 'string') parts.push(message['content']);
+      else if (typeof choice['text'] === 'string') parts.push(choice['text']);
+    }
+  }
+  const output = json['output'];
+  if (Array.isArray(output)) {
+    for (const item of output) {
+      if (!isRecord(item) || !Array.isArray(item['content'])) continue;
+      for (const part of item['content']) if (isRecord(part) && typeof part['text'] === 'string') parts.push(part['text']);
+    }
+  }
+  return { text: parts.length > 0 ? parts.join('\n') : undefined, usage: usageOf(json) };
+}
+
+function usageOf(json: Record<string, unknown>): TokenUsage | undefined {
+  const usage = json['usage'];
+  if (!isRecord(usage)) return undefined;
+  const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  return {
+    promptTokens: num(usage['prompt_tokens']) ?? num(usage['input_tokens']),
+    completionTokens: num(usage['completion_tokens']) ?? num(usage['output_tokens']),
+    totalTokens: num(usage['total_tokens']),
+  };
+}
+
+function findEventEnd(text: string): { index: number; length: number } | undefined {
+  const lf = text.indexOf('\n\n');
+  const crlf = text.indexOf('\r\n\r\n');
+  if (lf < 0 && crlf < 0) return undefined;
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return { index: crlf, length: 4 };
+  return { index: lf, length: 2 };
+}

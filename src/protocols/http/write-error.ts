@@ -1,0 +1,29 @@
+// Errors on the HTTP data plane use the OpenAI error envelope, so the official clients
+// raise their own typed errors (AuthenticationError, PermissionDeniedError …):
+//   {"error":{"message","type","code","param":null,"rule"?}}
+
+import type { ServerResponse } from 'node:http';
+import type { GatehouseError } from '../../errors/index.js';
+
+export function errorEnvelope(error: GatehouseError): string {
+  return JSON.stringify({
+    error: { message: error.message, type: error.type, code: error.code, param: null, ...(error.rule ? { rule: error.rule } : {}) },
+  });
+}
+
+export function writeError(res: ServerResponse, error: GatehouseError, exchangeId?: string): void {
+  if (res.headersSent) {
+    // Mid-stream there is no envelope to send; cutting the connection is the only way
+    // to tell the client the answer is incomplete.
+    res.destroy();
+    return;
+  }
+  const body = errorEnvelope(error);
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+  if (exchangeId) headers['gatehouse-exchange-id'] = exchangeId;
+  if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse"';
+  // After a refused body the connection may hold unread bytes: do not reuse it.
+  if (error.code === 'request_too_large') headers['connection'] = 'close';
+  res.writeHead(error.status, headers);
+  res.end(body);
+}

@@ -1,0 +1,75 @@
+// Migrations, in order, identical on both dialects. Never edit a released migration:
+// add a new one.
+
+import type { Kysely, Migration } from 'kysely';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export function buildMigrations(dialect: DialectName): Record<string, Migration> {
+  const isPostgres = dialect === 'postgres';
+  return {
+  '0001_api_keys_and_exchanges': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('groups', 'text', (c) => c.notNull())
+        .addColumn('secret_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+
+      await db.schema
+        .createTable('exchanges')
+        .addColumn('seq', isPostgres ? 'bigserial' : 'integer', (c) => (isPostgres ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('id', 'text', (c) => c.notNull().unique())
+        .addColumn('session_id', 'text', (c) => c.notNull())
+        .addColumn('protocol', 'text', (c) => c.notNull())
+        .addColumn('connection', 'text', (c) => c.notNull())
+        .addColumn('operation', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('ended_at', 'bigint')
+        .addColumn('complete', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('subject', 'text')
+        .addColumn('identity_kind', 'text')
+        .addColumn('auth_method', 'text')
+        .addColumn('credential_id', 'text')
+        .addColumn('groups', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('client_address', 'text')
+        .addColumn('decision', 'text', (c) => c.notNull())
+        .addColumn('rules', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('reason', 'text')
+        .addColumn('policy_version', 'text')
+        .addColumn('status', 'integer')
+        .addColumn('error_code', 'text')
+        .addColumn('error_detail', 'text')
+        .addColumn('model', 'text')
+        .addColumn('stream', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('method', 'text')
+        .addColumn('path', 'text')
+        .addColumn('request_headers', 'text')
+        .addColumn('request_body', 'text')
+        .addColumn('request_truncated', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('prompt_text', 'text')
+        .addColumn('response_headers', 'text')
+        .addColumn('response_body', 'text')
+        .addColumn('response_truncated', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('response_text', 'text')
+        .addColumn('usage', 'text')
+        .addColumn('bytes_in', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('bytes_out', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('ttfb_ms', 'integer')
+        .addColumn('duration_ms', 'integer')
+        .execute();
+      await db.schema.createIndex('exchanges_started_at').on('exchanges').column('started_at').execute();
+      await db.schema.createIndex('exchanges_subject').on('exchanges').columns(['subject', 'started_at']).execute();
+      await db.schema.createIndex('exchanges_connection').on('exchanges').columns(['connection', 'started_at']).execute();
+      await db.schema.createIndex('exchanges_session').on('exchanges').column('session_id').execute();
+    },
+  },
+  };
+}
