@@ -60,7 +60,9 @@ export function mapUpstreamError(error: unknown, connection: string): GatehouseE
   if (error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new GatehouseError('upstream_timeout', { detail, cause: error });
   }
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code) || /CERT|SSL|TLS/i.test(code)) {
+  // Connection refused, no route, no such host, or the target's certificate failed
+  // verification (OpenSSL X509 codes such as UNABLE_TO_VERIFY_LEAF_SIGNATURE).
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code) || /CERT|SSL|TLS|UNABLE_TO|VERIFY/.test(code)) {
     return new GatehouseError('upstream_unreachable', { detail, cause: error });
   }
   return new GatehouseError('upstream_failed', { detail, cause: error });

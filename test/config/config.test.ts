@@ -1,0 +1,443 @@
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, formatPath, loadConfig, parseConfig, parseDuration, parseSize, type GatehouseConfig } from '../../src/config/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The config file the sources below pretend to come from. */
+const file = join(dir, 'gatehouse.yaml');
+
+function parse(source: string, env: NodeJS.ProcessEnv = {}, options: { secrets?: 'all' | 'store-only' } = {}): GatehouseConfig {
+  return parseConfig(source, file, env, options);
+}
+
+/** Parses, expecting a ConfigError; returns its issues. */
+function issuesOf(source: string, env: NodeJS.ProcessEnv = {}, options: { secrets?: 'all' | 'store-only' } = {}): readonly string[] {
+  try {
+    parse(source, env, options);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    assert.equal(error.name, 'ConfigError');
+    return error.issues;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+/** One connection, as a YAML flow mapping, with overrides spliced in. */
+function connection(fields: string = ''): string {
+  return `  - { name: demo, type: openai, target: 'http://127.0.0.1:9000/v1', access: { groups: [ml] }${fields ? `, ${fields}` : ''} }\n`;
+}
+
+const minimal = `connections:\n${connection()}`;
+
+describe('parseConfig: defaults', () => {
+  test('a minimal config gets the documented defaults', () => {
+    const config = parse(minimal);
+    assert.deepEqual(config.gateway, { listen: { host: '127.0.0.1', port: 8080 }, maxRequestBody: 10 * 1024 * 1024, maxResponseBody: 512 * 1024 * 1024 });
+    assert.deepEqual(config.admin, { enabled: true, listen: { host: '127.0.0.1', port: 8081 }, groups: ['gatehouse-admins'] });
+    assert.deepEqual(config.store, { sqlite: { path: join(dir, 'data/gatehouse.db') } });
+    assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024 });
+    assert.deepEqual(config.log, { level: 'info' });
+    assert.equal(config.connections.length, 1);
+    const demo = config.connections[0]!;
+    assert.equal(demo.name, 'demo');
+    assert.equal(demo.type, 'openai');
+    assert.equal(demo.target, 'http://127.0.0.1:9000/v1');
+    assert.equal(demo.credential, undefined);
+    assert.equal(demo.tls, undefined);
+    assert.deepEqual(demo.timeouts, { connect: 5000, headers: 60000, body: 300000 });
+    assert.deepEqual(demo.limits, {});
+    assert.deepEqual(demo.access, { groups: ['ml'] });
+  });
+
+  test('credential header and scheme default to authorization / Bearer', () => {
+    const config = parse(`connections:\n${connection(`credential: { secret: '\${KEY}' }`)}`, { KEY: 'sk-1' });
+    assert.deepEqual(config.connections[0]!.credential, { header: 'authorization', scheme: 'Bearer', secret: 'sk-1' });
+  });
+
+  test('an empty file is a valid config with defaults and no connections', () => {
+    for (const source of ['', '\n', '# only a comment\n', '---\n']) {
+      const config = parse(source);
+      assert.deepEqual(config.connections, [], JSON.stringify(source));
+      assert.deepEqual(config.gateway.listen, { host: '127.0.0.1', port: 8080 });
+      assert.deepEqual(config.store, { sqlite: { path: join(dir, 'data/gatehouse.db') } });
+    }
+  });
+
+  test('a relative sqlite path is resolved against the config file directory, an absolute one kept', () => {
+    assert.deepEqual(parse('store: { sqlite: { path: ./db/g.db } }\n').store, { sqlite: { path: join(dir, 'db/g.db') } });
+    assert.deepEqual(parse('store: { sqlite: { path: ../up.db } }\n').store, { sqlite: { path: join(dir, '../up.db') } });
+    assert.deepEqual(parse('store: { sqlite: { path: /var/lib/g.db } }\n').store, { sqlite: { path: '/var/lib/g.db' } });
+    assert.deepEqual(parse(`store: { sqlite: { path: '\${DATA}/g.db' } }\n`, { DATA: 'state' }).store, { sqlite: { path: join(dir, 'state/g.db') } });
+  });
+
+  test('human units are converted: durations to ms, sizes to bytes', () => {
+    const config = parse(`gateway: { maxRequestBody: 1MiB, maxResponseBody: 2GB }\nrecording: { maxBodyBytes: 512KiB }\nconnections:\n${connection('timeouts: { connect: 250ms, headers: 1.5s, body: 5m }, limits: { maxRequestBody: 1000, maxResponseBody: 1kb }')}`);
+    assert.equal(config.gateway.maxRequestBody, 1024 * 1024);
+    assert.equal(config.gateway.maxResponseBody, 2_000_000_000);
+    assert.equal(config.recording.maxBodyBytes, 512 * 1024);
+    assert.deepEqual(config.connections[0]!.timeouts, { connect: 250, headers: 1500, body: 300_000 });
+    assert.deepEqual(config.connections[0]!.limits, { maxRequestBody: 1000, maxResponseBody: 1000 });
+  });
+
+  test('the result is deeply frozen', () => {
+    const config = parse(`connections:\n${connection(`credential: { secret: '\${KEY}' }`)}`, { KEY: 'sk-1' });
+    for (const value of [config, config.gateway, config.gateway.listen, config.admin, config.admin.groups, config.store, config.connections, config.connections[0], config.connections[0]!.access, config.connections[0]!.access.groups, config.connections[0]!.timeouts, config.connections[0]!.credential]) {
+      assert.ok(Object.isFrozen(value), `not frozen: ${JSON.stringify(value)}`);
+    }
+    // ESM is strict mode: writing to a frozen object throws.
+    assert.throws(() => {
+      (config.gateway.listen as { port: number }).port = 1;
+    }, TypeError);
+    assert.throws(() => {
+      (config.connections as unknown as unknown[]).push({});
+    }, TypeError);
+    assert.equal(config.gateway.listen.port, 8080);
+  });
+});
+
+describe('parseConfig: every error names its dotted path', () => {
+  const cases: ReadonlyArray<{ name: string; source: string; env?: NodeJS.ProcessEnv; issues: readonly string[] }> = [
+    {
+      name: 'target that is not http(s)',
+      source: `connections:\n${connection()}  - { name: other, type: openai, target: 'ftp://files.example', access: { groups: [ml] } }\n`,
+      issues: ['connections[1].target: must be an http:// or https:// URL'],
+    },
+    {
+      name: 'target that is not a URL',
+      source: `connections:\n  - { name: demo, type: openai, target: 'not a url', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].target: must be an http:// or https:// URL'],
+    },
+    {
+      name: 'unknown key',
+      source: 'gateway:\n  lisen: { port: 9000 }\n',
+      issues: ['gateway: unknown key "lisen"'],
+    },
+    {
+      name: 'several unknown keys in one object',
+      source: 'gateway:\n  lisen: { port: 9000 }\n  prot: 1\n',
+      issues: ['gateway: unknown keys "lisen", "prot"'],
+    },
+    {
+      name: 'unknown top-level key',
+      source: 'conections: []\n',
+      issues: ['(root): unknown key "conections"'],
+    },
+    {
+      name: 'duplicate connection name',
+      source: `connections:\n${connection()}  - { name: other, type: http, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://y', access: { groups: [ml] } }\n`,
+      issues: ['connections[2].name: duplicate connection name "demo" (also connections[0])'],
+    },
+    {
+      name: 'bad type enum',
+      source: `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].type: Invalid option: expected one of "openai"|"http"'],
+    },
+    {
+      name: 'bad duration text',
+      source: `connections:\n${connection('timeouts: { connect: 5 minutes }')}`,
+      issues: ['connections[0].timeouts.connect: "5 minutes" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)'],
+    },
+    {
+      name: 'negative duration number',
+      source: `connections:\n${connection('timeouts: { body: -1 }')}`,
+      issues: ['connections[0].timeouts.body: "-1" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)'],
+    },
+    {
+      name: 'bad size text',
+      source: 'gateway: { maxRequestBody: 10 megs }\n',
+      issues: ['gateway.maxRequestBody: "10 megs" is not a size (use e.g. 512KiB, 10MiB, or bytes)'],
+    },
+    {
+      name: 'missing env var in a secret',
+      source: `connections:\n${connection(`credential: { secret: '\${X}' }`)}`,
+      issues: ['connections[0].credential.secret: environment variable X is not set'],
+    },
+    {
+      name: 'empty env var in a secret',
+      source: `connections:\n${connection(`credential: { secret: '\${X}' }`)}`,
+      env: { X: '' },
+      issues: ['connections[0].credential.secret: environment variable X is not set'],
+    },
+    {
+      name: 'literal secret',
+      source: `connections:\n${connection('credential: { secret: sk-live-123 }')}`,
+      issues: ['connections[0].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
+    },
+    {
+      name: 'secret with text around the reference',
+      source: `connections:\n${connection(`credential: { secret: 'Bearer \${KEY}' }`)}`,
+      env: { KEY: 'sk-1' },
+      issues: ['connections[0].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
+    },
+    {
+      name: 'missing env var in a target URL',
+      source: `connections:\n  - { name: demo, type: openai, target: 'http://\${UPSTREAM_HOST}/v1', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].target: environment variable UPSTREAM_HOST is not set'],
+    },
+    {
+      name: 'missing required fields',
+      source: 'connections:\n  - { name: demo, type: openai }\n',
+      issues: ['connections[0].target: is required', 'connections[0].access: is required'],
+    },
+    {
+      name: 'bad connection name and empty group list',
+      source: `connections:\n  - { name: Demo, type: openai, target: 'http://x', access: { groups: [] } }\n`,
+      issues: ['connections[0].name: must be lower-case letters, digits, "-" or "_" (at most 63)', 'connections[0].access.groups: Too small: expected array to have >=1 items'],
+    },
+    {
+      name: 'listen host that is not an IP, port out of range',
+      source: 'gateway: { listen: { host: example.com, port: 70000 } }\n',
+      issues: ['gateway.listen.host: must be an IP address or localhost', 'gateway.listen.port: Too big: expected number to be <=65535'],
+    },
+    {
+      name: 'listen without a port',
+      source: 'admin: { listen: { host: 127.0.0.1 } }\n',
+      issues: ['admin.listen.port: is required'],
+    },
+    {
+      name: 'store that is neither sqlite nor postgres',
+      source: 'store: { mysql: { url: x } }\n',
+      issues: ['store: does not match any accepted form'],
+    },
+    {
+      name: 'bad log level',
+      source: 'log: { level: verbose }\n',
+      issues: ['log.level: Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"'],
+    },
+    {
+      name: 'a document that is not a mapping',
+      source: '- a\n- b\n',
+      issues: ['(root): Invalid input: expected object, received array'],
+    },
+    {
+      name: 'connections that is not a list',
+      source: 'connections: 5\n',
+      issues: ['connections: Invalid input: expected array, received number'],
+    },
+  ];
+
+  for (const c of cases) {
+    test(c.name, () => {
+      assert.deepEqual(issuesOf(c.source, c.env), c.issues);
+    });
+  }
+
+  test('the ConfigError message names the file and lists every issue, one per line', () => {
+    const source = `gateway:\n  lisen: { port: 1 }\nadmin: { listen: { port: 70000 } }\nconnections:\n  - { name: demo, type: http, target: 'ftp://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
+    let error: unknown;
+    try {
+      parse(source);
+    } catch (e) {
+      error = e;
+    }
+    assert.ok(error instanceof ConfigError);
+    const expected = [
+      'gateway: unknown key "lisen"',
+      'admin.listen.port: Too big: expected number to be <=65535',
+      'connections[0].target: must be an http:// or https:// URL',
+      'connections[1].name: duplicate connection name "demo" (also connections[0])',
+    ];
+    assert.deepEqual(error.issues, expected);
+    assert.equal(error.message, `invalid config ${file}:\n${expected.map((i) => `  ${i}`).join('\n')}`);
+  });
+
+  test('issues from several connections are all listed', () => {
+    const source = `connections:\n  - { name: a, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: b, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: literal } }\n  - { name: c, type: http }\n`;
+    assert.deepEqual(issuesOf(source), [
+      'connections[0].type: Invalid option: expected one of "openai"|"http"',
+      'connections[1].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
+      'connections[2].target: is required',
+      'connections[2].access: is required',
+    ]);
+  });
+
+  test('a duplicate name is reported alongside an invalid field in the same config', { todo: 'src/config/schema.ts: the superRefine duplicate check is skipped by zod when another issue aborted (bad enum, missing field, unresolved secret)' }, () => {
+    const source = `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
+    assert.deepEqual(issuesOf(source), [
+      'connections[0].type: Invalid option: expected one of "openai"|"http"',
+      'connections[1].name: duplicate connection name "demo" (also connections[0])',
+    ]);
+  });
+
+  test('YAML syntax errors are reported as (yaml): with the position', () => {
+    assert.deepEqual(issuesOf('gateway: [\n'), ['(yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:']);
+    assert.deepEqual(issuesOf('a: b: c\n'), ['(yaml): Nested mappings are not allowed in compact mappings at line 1, column 4:']);
+    assert.deepEqual(issuesOf('gateway: {}\ngateway: {}\n'), ['(yaml): Map keys must be unique at line 2, column 1:']);
+    const [multi] = issuesOf('a: 1\n---\nb: 2\n');
+    assert.match(multi!, /^\(yaml\): Source contains multiple documents/);
+  });
+
+  test('the YAML error is one line, without the code frame', () => {
+    for (const issue of issuesOf('gateway: [\n')) assert.doesNotMatch(issue, /\n/);
+  });
+});
+
+describe('parseConfig: secret references', () => {
+  test('${VAR} in a secret resolves from the given env, not process.env', () => {
+    const config = parse(`connections:\n${connection(`credential: { header: api-key, scheme: '', secret: '\${AZURE_KEY}' }`)}`, { AZURE_KEY: 'az-123' });
+    assert.deepEqual(config.connections[0]!.credential, { header: 'api-key', scheme: '', secret: 'az-123' });
+  });
+
+  test('file: secrets are read relative to the config directory, trailing newline stripped', () => {
+    mkdirSync(join(dir, 'secrets'), { recursive: true });
+    writeFileSync(join(dir, 'secrets/openai.key'), 'sk-from-file\n');
+    writeFileSync(join(dir, 'secrets/crlf.key'), 'sk-crlf\r\n');
+    writeFileSync(join(dir, 'secrets/two.key'), 'sk-two\n\n');
+    writeFileSync(join(dir, 'abs.key'), 'sk-abs');
+    const source = `connections:\n${connection("credential: { secret: 'file:secrets/openai.key' }")}  - { name: b, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: 'file:./secrets/crlf.key' } }\n  - { name: c, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: 'file:${join(dir, 'abs.key')}' } }\n  - { name: d, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: 'file:secrets/two.key' } }\n`;
+    const secrets = parse(source).connections.map((c) => c.credential?.secret);
+    // Only ONE trailing newline is stripped: a file that really ends in a blank line keeps it.
+    assert.deepEqual(secrets, ['sk-from-file', 'sk-crlf', 'sk-abs', 'sk-two\n']);
+  });
+
+  test('an unreadable file: secret is reported with the resolved path and errno code', () => {
+    assert.deepEqual(issuesOf(`connections:\n${connection("credential: { secret: 'file:missing.key' }")}`), [
+      `connections[0].credential.secret: cannot read ${join(dir, 'missing.key')}: ENOENT`,
+    ]);
+    assert.deepEqual(issuesOf(`connections:\n${connection("credential: { secret: 'file:.' }")}`), [
+      `connections[0].credential.secret: cannot read ${dir}: EISDIR`,
+    ]);
+  });
+
+  test('${VAR} is expanded inside a target URL (and other plain strings), even more than once', () => {
+    const config = parse(`gateway: { publicUrl: 'https://\${PUBLIC_HOST}' }\nconnections:\n  - { name: demo, type: openai, target: 'http://\${HOST}:\${PORT}/v1', access: { groups: [ml] } }\n`, {
+      HOST: '10.0.0.7',
+      PORT: '8000',
+      PUBLIC_HOST: 'gw.example',
+    });
+    assert.equal(config.connections[0]!.target, 'http://10.0.0.7:8000/v1');
+    assert.equal(config.gateway.publicUrl, 'https://gw.example');
+  });
+
+  test('a listener TLS cert and key are secrets too', () => {
+    assert.deepEqual(issuesOf('gateway: { tls: { cert: "-----BEGIN", key: "${TLS_KEY}" } }\n'), [
+      'gateway.tls.cert: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
+      'gateway.tls.key: environment variable TLS_KEY is not set',
+    ]);
+  });
+
+  test("secrets: 'store-only' leaves connection secrets empty but resolves the postgres store url", () => {
+    const source = `store: { postgres: { url: '\${DATABASE_URL}', schema: gatehouse } }\nconnections:\n${connection(`credential: { secret: '\${MISSING_KEY}' }`)}  - { name: lit, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: not-a-reference }, tls: { ca: 'file:nowhere.pem' } }\n`;
+    const env = { DATABASE_URL: 'postgres://gh:pw@db:5432/gh' };
+    const config = parse(source, env, { secrets: 'store-only' });
+    assert.deepEqual(config.store, { postgres: { url: 'postgres://gh:pw@db:5432/gh', schema: 'gatehouse' } });
+    assert.equal(config.connections[0]!.credential?.secret, '');
+    assert.equal(config.connections[1]!.credential?.secret, '');
+    assert.equal(config.connections[1]!.tls?.ca, '');
+    // The same config with all secrets resolved is refused.
+    assert.deepEqual(issuesOf(source, env), [
+      'connections[0].credential.secret: environment variable MISSING_KEY is not set',
+      'connections[1].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
+      `connections[1].tls.ca: cannot read ${join(dir, 'nowhere.pem')}: ENOENT`,
+    ]);
+  });
+
+  test("secrets: 'store-only' still refuses a postgres url that does not resolve", () => {
+    assert.deepEqual(issuesOf("store: { postgres: { url: '${DATABASE_URL}' } }\n", {}, { secrets: 'store-only' }), ['store: does not match any accepted form']);
+  });
+});
+
+describe('loadConfig', () => {
+  test('reads the file and resolves paths against its directory', () => {
+    const sub = join(dir, 'etc');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'api.key'), 'sk-loaded\n');
+    const path = join(sub, 'gatehouse.yaml');
+    writeFileSync(path, `store: { sqlite: { path: db.sqlite } }\nconnections:\n${connection("credential: { secret: 'file:api.key' }")}`);
+    const config = loadConfig(path, {});
+    assert.deepEqual(config.store, { sqlite: { path: join(sub, 'db.sqlite') } });
+    assert.equal(config.connections[0]!.credential?.secret, 'sk-loaded');
+    assert.ok(Object.isFrozen(config));
+  });
+
+  test('a missing file is a ConfigError naming the file', () => {
+    const path = join(dir, 'nope.yaml');
+    assert.throws(() => loadConfig(path, {}), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.issues, ['(file): cannot read: ENOENT']);
+      assert.equal(error.message, `invalid config ${path}:\n  (file): cannot read: ENOENT`);
+      return true;
+    });
+  });
+});
+
+describe('formatPath', () => {
+  test('dotted keys and [index] for arrays, (root) for the empty path', () => {
+    assert.equal(formatPath([]), '(root)');
+    assert.equal(formatPath(['gateway']), 'gateway');
+    assert.equal(formatPath(['connections', 1, 'target']), 'connections[1].target');
+    assert.equal(formatPath(['connections', 0, 'access', 'groups', 2]), 'connections[0].access.groups[2]');
+  });
+});
+
+describe('parseDuration', () => {
+  const cases: ReadonlyArray<readonly [string | number, number | undefined]> = [
+    ['250ms', 250],
+    ['1.5s', 1500],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['2h', 7_200_000],
+    ['1d', 86_400_000],
+    ['0s', 0],
+    [' 10 s ', 10_000],
+    ['10S', 10_000],
+    ['1.0005s', 1001],
+    [0, 0],
+    [5000, 5000],
+    [1.5, 1.5],
+    ['-1', undefined],
+    ['-1s', undefined],
+    ['abc', undefined],
+    ['', undefined],
+    ['5 minutes', undefined],
+    ['1e3ms', undefined],
+    ['.5s', undefined],
+    ['5', undefined], // a string needs a unit; a bare number of ms must be a YAML number
+    [-1, undefined],
+    [Number.NaN, undefined],
+    [Number.POSITIVE_INFINITY, undefined],
+  ];
+  for (const [input, expected] of cases) {
+    test(`${JSON.stringify(input) ?? String(input)} → ${String(expected)}`, () => {
+      assert.equal(parseDuration(input), expected);
+    });
+  }
+});
+
+describe('parseSize', () => {
+  const cases: ReadonlyArray<readonly [string | number, number | undefined]> = [
+    ['10MiB', 10 * 1024 * 1024],
+    ['512KiB', 512 * 1024],
+    ['1GiB', 1024 ** 3],
+    ['1MB', 1_000_000],
+    ['1kb', 1000],
+    ['2GB', 2_000_000_000],
+    ['100b', 100],
+    ['100', 100],
+    ['1.5KiB', 1536],
+    [' 10 mib ', 10 * 1024 * 1024],
+    ['0', 0],
+    [0, 0],
+    [1024, 1024],
+    [1.5, undefined],
+    [-1, undefined],
+    ['-1', undefined],
+    ['abc', undefined],
+    ['', undefined],
+    ['10 megs', undefined],
+    ['1TB', undefined],
+    ['1e6', undefined],
+    [Number.NaN, undefined],
+    [Number.POSITIVE_INFINITY, undefined],
+  ];
+  for (const [input, expected] of cases) {
+    test(`${JSON.stringify(input) ?? String(input)} → ${String(expected)}`, () => {
+      assert.equal(parseSize(input), expected);
+    });
+  }
+});

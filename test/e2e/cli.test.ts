@@ -1,0 +1,129 @@
+// The command line as an operator meets it: config validation with paths, exit codes,
+// key management, session inspection, and the quick start behind `npm start`.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { gatehouseBin, runCli } from '../helpers/gateway-process.js';
+
+describe('gatehouse CLI', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const writeConfig = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  const validConfig = () =>
+    writeConfig(
+      'valid.yaml',
+      `store:\n  sqlite: { path: ${join(dir, 'cli.db')} }\nconnections:\n  - name: openai\n    type: openai\n    target: https://api.openai.com/v1\n    credential:\n      secret: \${CLI_TEST_OPENAI_KEY}\n    access: { groups: [ml] }\n`,
+    );
+
+  test('start with an invalid config exits 1 and names each offending path', async () => {
+    const path = writeConfig(
+      'bad.yaml',
+      `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\nconnections:\n  - name: ok\n    type: http\n    target: http://127.0.0.1:9\n    access: { groups: [a] }\n  - name: broken\n    type: openai\n    target: not a url\n    acess: { groups: [a] }\n`,
+    );
+    const { code, stderr } = await runCli(['start', '--config', path]);
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      `gatehouse: invalid config ${path}:\n` +
+        '  connections[1].target: must be an http:// or https:// URL\n' +
+        '  connections[1].access: is required\n' +
+        '  connections[1]: unknown key "acess"\n',
+    );
+  });
+
+  test('config check: valid config exits 0 with a summary; a missing secret names its path', async () => {
+    const path = validConfig();
+    const ok = await runCli(['config', 'check', path], { ...process.env, CLI_TEST_OPENAI_KEY: 'sk-test' });
+    assert.equal(ok.code, 0);
+    assert.match(ok.stdout, /valid — 1 connection\(s\): openai \(openai\); store: sqlite /);
+    const missing = await runCli(['config', 'check', path], { ...process.env, CLI_TEST_OPENAI_KEY: '' });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /connections\[0\]\.credential\.secret: environment variable CLI_TEST_OPENAI_KEY is not set/);
+  });
+
+  test('unknown commands and flags exit 2 with usage', async () => {
+    const unknown = await runCli(['frobnicate']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "frobnicate"/);
+    const flag = await runCli(['keys', 'list', '--bogus']);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /Unknown option '--bogus'/);
+  });
+
+  test('keys: create shows the key once, list never shows it, revoke works by name; store commands need no connection secret', async () => {
+    const path = validConfig();
+    const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };
+    const created = await runCli(['keys', 'create', '--config', path, '--name', 'ci-bot', '--groups', 'ml,eval', '--kind', 'agent', '--expires', '30d'], env);
+    assert.equal(created.code, 0, created.stderr);
+    const token = created.stdout.trim();
+    assert.match(token, /^ghk_[0-9a-z]{16}_[A-Za-z0-9_-]{43}$/);
+    assert.match(created.stderr, /shown once/);
+
+    const duplicate = await runCli(['keys', 'create', '--config', path, '--name', 'ci-bot', '--groups', 'ml'], env);
+    assert.equal(duplicate.code, 2);
+    assert.match(duplicate.stderr, /a live key named "ci-bot" already exists/);
+    const noGroups = await runCli(['keys', 'create', '--config', path, '--name', 'x'], env);
+    assert.equal(noGroups.code, 2);
+    const badExpiry = await runCli(['keys', 'create', '--config', path, '--name', 'y', '--groups', 'a', '--expires', 'tomorrow'], env);
+    assert.equal(badExpiry.code, 2);
+    assert.match(badExpiry.stderr, /--expires "tomorrow" is not a duration/);
+
+    const list = await runCli(['keys', 'list', '--config', path], env);
+    assert.equal(list.code, 0);
+    assert.match(list.stdout, /ci-bot\s+agent\s+ml,eval\s+active/);
+    assert.ok(!list.stdout.includes(token.slice(21)), 'the secret is never listed');
+
+    const revoked = await runCli(['keys', 'revoke', 'ci-bot', '--config', path], env);
+    assert.equal(revoked.code, 0);
+    assert.match((await runCli(['keys', 'list', '--config', path], env)).stdout, /ci-bot\s+agent\s+ml,eval\s+revoked/);
+    const again = await runCli(['keys', 'revoke', 'ci-bot', '--config', path], env);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /no live key with id or name "ci-bot"/);
+  });
+
+  test('npm start: the quick start serves the demo connection, prints a working key, and records', { timeout: 30_000 }, async () => {
+    const child = spawn(process.execPath, [gatehouseBin, 'quickstart'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const key = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 15_000);
+        child.stdout.on('data', () => {
+          const match = /demo key\s+(ghk_\S+)/.exec(out);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`quickstart exited ${code}: ${out}`)));
+      });
+      assert.match(out, /DEMO upstream/);
+      assert.match(out, /curl -s http:\/\/127\.0\.0\.1:8080\/c\/demo\/chat\/completions/);
+      const client = new OpenAI({ baseURL: 'http://127.0.0.1:8080/c/demo', apiKey: key, maxRetries: 0 });
+      const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'ping' }] });
+      assert.equal(answer.choices[0]!.message.content, 'Demo reply to: ping');
+      const sessions = (await (await fetch('http://127.0.0.1:8081/api/sessions?limit=1', { headers: { authorization: `Bearer ${key}` } })).json()) as { sessions: Array<{ subject: string; operation: string }> };
+      assert.equal(sessions.sessions[0]!.subject, 'key:quickstart-demo');
+      assert.equal(sessions.sessions[0]!.operation, 'chat.completions');
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
+    assert.equal(child.exitCode, 0);
+  });
+});

@@ -1,0 +1,218 @@
+// End to end: the generic `http` connection type and the failure paths of the data
+// plane — upstream down, upstream too slow, client gone, body too large — plus TLS on
+// the listener and a private CA toward the target.
+
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { rmSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { Agent, request } from 'undici';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('generic HTTP proxy and failure paths, end to end', () => {
+  let pki: TestPki;
+  let seen: Seen[] = [];
+  let abortedUpstream: Promise<void>;
+  let markAborted: () => void;
+  let api: Server;
+  let slow: Server;
+  let tlsApi: Server;
+  let gateway: GatewayProcess;
+  let key: string;
+  let dispatcher: Agent;
+
+  before(async () => {
+    pki = makeTestPki();
+    abortedUpstream = new Promise((resolve) => (markAborted = resolve));
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString('latin1')));
+      req.on('end', () => {
+        seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+        if (req.url!.startsWith('/registry/weights')) {
+          const bytes = Buffer.alloc(64 * 1024, 7);
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length, connection: 'keep-alive, x-hop', 'x-hop': 'drop me' });
+          res.end(bytes);
+          return;
+        }
+        if (req.url!.startsWith('/registry/trickle')) {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('first part;');
+          res.on('close', () => markAborted());
+          return; // never ends: the client will give up
+        }
+        res.writeHead(201, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+        res.end(JSON.stringify({ ok: true, method: req.method, url: req.url }));
+      });
+    };
+    api = createServer(handler);
+    slow = createServer(() => undefined); // accepts, never answers
+    tlsApi = createHttpsServer({ cert: pki.cert, key: pki.key }, handler);
+    const [apiAddr, slowAddr, tlsAddr] = await Promise.all([listen(api), listen(slow), listen(tlsApi)]);
+    const yaml = `gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+  tls:
+    cert: file:${pki.certPath}
+    key: file:${pki.keyPath}
+  maxRequestBody: 1KiB
+admin:
+  listen: { host: 127.0.0.1, port: 0 }
+connections:
+  - name: registry
+    type: http
+    target: http://${apiAddr}/registry
+    credential:
+      header: x-api-key
+      scheme: ""
+      secret: \${REGISTRY_KEY}
+    access: { groups: [ml] }
+  - name: slow
+    type: http
+    target: http://${slowAddr}
+    timeouts: { headers: 300ms }
+    access: { groups: [ml] }
+  - name: down
+    type: http
+    target: http://127.0.0.1:1
+    access: { groups: [ml] }
+  - name: private
+    type: http
+    target: https://${tlsAddr}/registry
+    tls: { ca: file:${pki.caPath} }
+    access: { groups: [ml] }
+  - name: untrusted
+    type: http
+    target: https://${tlsAddr}/registry
+    access: { groups: [ml] }
+`;
+    gateway = await startGatewayProcess(yaml, { env: { REGISTRY_KEY: 'registry-secret' } });
+    key = await gateway.createKey('svc', ['ml']);
+    dispatcher = new Agent({ connect: { ca: pki.ca } });
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await dispatcher?.close();
+    for (const s of [api, slow, tlsApi]) s?.closeAllConnections();
+    await Promise.all([api, slow, tlsApi].map((s) => new Promise((r) => s?.close(r))));
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  const call = (path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
+    request(`${gateway.url}${path}`, { dispatcher, method: (init.method ?? 'GET') as 'GET', headers: { authorization: `Bearer ${key}`, ...init.headers }, body: init.body });
+
+  test('the listener speaks TLS with the configured certificate', () => {
+    assert.match(gateway.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  });
+
+  test('a request passes with path, query, method and body; caller credentials and hop-by-hop headers stay behind', async () => {
+    seen = [];
+    // node:https, because undici refuses to send a Connection header naming other headers.
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpsRequest(`${gateway.url}/c/registry/models/llama?version=3&x=a%20b`, {
+        method: 'PUT',
+        ca: pki.ca,
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', cookie: 'session=abc', connection: 'keep-alive, x-private', 'x-private': 'secret-hop', 'gatehouse-justification': 'ticket 42', 'x-trace': 't1' },
+      }, resolve);
+      req.on('error', reject);
+      req.end('{"tag":"prod"}');
+    });
+    assert.equal(res.statusCode, 201);
+    assert.equal(res.headers['x-upstream'], 'yes');
+    let text = '';
+    for await (const chunk of res) text += chunk;
+    assert.deepEqual(JSON.parse(text), { ok: true, method: 'PUT', url: '/registry/models/llama?version=3&x=a%20b' });
+    const upstream = seen[0]!;
+    assert.equal(upstream.body, '{"tag":"prod"}');
+    assert.equal(upstream.headers['x-api-key'], 'registry-secret');
+    assert.equal(upstream.headers['authorization'], undefined);
+    assert.equal(upstream.headers['cookie'], undefined);
+    assert.equal(upstream.headers['x-private'], undefined);
+    assert.equal(upstream.headers['gatehouse-justification'], undefined);
+    assert.equal(upstream.headers['x-trace'], 't1');
+  });
+
+  test('binary answers stream through intact; hop-by-hop response headers are dropped; the record keeps the size, not the bytes', async () => {
+    const res = await call('/c/registry/weights/model.safetensors');
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['x-hop'], undefined);
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    assert.equal(bytes.length, 64 * 1024);
+    assert.ok(bytes.every((b) => b === 7));
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    const { stdout } = await gateway.cli(['sessions', 'show', id, '--json']);
+    const record = JSON.parse(stdout) as { operation: string; bytesOut: number; response: { body: string | null } };
+    assert.equal(record.operation, 'http.GET /weights/model.safetensors');
+    assert.equal(record.bytesOut, 64 * 1024);
+    assert.equal(record.response.body, null);
+  });
+
+  test('a body over the limit: 413 before the upstream sees it', async () => {
+    seen = [];
+    const res = await call('/c/registry/upload', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(2048) });
+    assert.equal(res.statusCode, 413);
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'request_too_large');
+    assert.equal(seen.length, 0);
+  });
+
+  test('an unreachable upstream: 502 upstream_unreachable', async () => {
+    const res = await call('/c/down/anything');
+    assert.equal(res.statusCode, 502);
+    const body = (await res.body.json()) as { error: { code: string; type: string } };
+    assert.equal(body.error.code, 'upstream_unreachable');
+    assert.equal(body.error.type, 'upstream_error');
+  });
+
+  test('an upstream slower than its headers timeout: 504 upstream_timeout', async () => {
+    const started = performance.now();
+    const res = await call('/c/slow/anything');
+    assert.equal(res.statusCode, 504);
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'upstream_timeout');
+    assert.ok(performance.now() - started < 3_000);
+  });
+
+  test('a target with a private CA is reached with the configured CA, and refused without it', async () => {
+    const ok = await call('/c/private/models');
+    assert.equal(ok.statusCode, 201);
+    assert.deepEqual(await ok.body.json(), { ok: true, method: 'GET', url: '/registry/models' });
+    const refused = await call('/c/untrusted/models');
+    assert.equal(refused.statusCode, 502);
+    assert.equal(((await refused.body.json()) as { error: { code: string } }).error.code, 'upstream_unreachable');
+  });
+
+  test('a client that goes away aborts the upstream request, and the record says incomplete', async () => {
+    const controller = new AbortController();
+    const res = await request(`${gateway.url}/c/registry/trickle`, { dispatcher, headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
+    assert.equal(res.statusCode, 200);
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    for await (const chunk of res.body) {
+      assert.equal(chunk.toString(), 'first part;');
+      break;
+    }
+    controller.abort();
+    await Promise.race([abortedUpstream, new Promise((_, reject) => setTimeout(() => reject(new Error('upstream request was not aborted')), 3_000))]);
+    let record: { complete: boolean; errorCode: string | null; bytesOut: number } | undefined;
+    for (let i = 0; i < 20 && !record?.errorCode; i++) {
+      record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout);
+      if (!record?.errorCode) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(record!.complete, false);
+    assert.equal(record!.errorCode, 'client_closed');
+    assert.equal(record!.bytesOut, 'first part;'.length);
+  });
+});

@@ -1,0 +1,104 @@
+// Starts the real `gatehouse` process (dist/, built by `npm test`) on 127.0.0.1 with a
+// config written to a temp dir, and drives its CLI. Every test stops what it starts.
+
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const gatehouseBin = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const execFileAsync = promisify(execFile);
+
+export interface GatewayProcess {
+  readonly url: string;
+  readonly adminUrl: string;
+  readonly dir: string;
+  readonly configPath: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote to stdout (its logs). */
+  logs(): string;
+  createKey(name: string, groups: string[], extra?: string[]): Promise<string>;
+  cli(args: string[]): Promise<{ stdout: string; stderr: string }>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Writes `configYaml` (without a store section, one is added) and starts the gateway. */
+export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string } = {}): Promise<GatewayProcess> {
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
+  const configPath = join(dir, 'gatehouse.yaml');
+  const store = options.store ?? `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\n`;
+  writeFileSync(configPath, `${configYaml}\n${store}`);
+  const env = { ...process.env, ...options.env };
+  const child = spawn(process.execPath, [gatehouseBin, 'start', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  const started = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start in 15 s:\n${stderr}\n${stdout}`)), 15_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const match = /data plane (\S+), admin (\S+)/.exec(stderr);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ url: match[1]!, adminUrl: match[2]! });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code}:\n${stderr}`));
+    });
+  });
+
+  const cli = async (args: string[]) => execFileAsync(process.execPath, [gatehouseBin, ...args, '--config', configPath], { env });
+  return {
+    ...started,
+    dir,
+    configPath,
+    child,
+    logs: () => stdout,
+    cli,
+    async createKey(name, groups, extra = []) {
+      const { stdout: out } = await cli(['keys', 'create', '--name', name, '--groups', groups.join(','), '--json', ...extra]);
+      return (JSON.parse(out) as { token: string }).token;
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill(signal);
+      const code = await exited;
+      if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [gatehouseBin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export function demoConnectionYaml(upstreamUrl: string, extra = ''): string {
+  return `gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+admin:
+  listen: { host: 127.0.0.1, port: 0 }
+  groups: [admins]
+log: { level: info }
+connections:
+  - name: demo
+    type: openai
+    target: ${upstreamUrl}
+    credential:
+      secret: \${UPSTREAM_KEY}
+    access: { groups: [ml] }
+${extra}`;
+}
