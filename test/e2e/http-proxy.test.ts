@@ -50,6 +50,18 @@ describe('generic HTTP proxy and failure paths, end to end', () => {
           res.end(bytes);
           return;
         }
+        if (req.url!.startsWith('/registry/chunked-weights')) {
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          const part = Buffer.alloc(8 * 1024, 9);
+          let sent = 0;
+          const next = () => {
+            if (sent++ === 8) return res.end();
+            res.write(part);
+            setTimeout(next, 5);
+          };
+          next();
+          return;
+        }
         if (req.url!.startsWith('/registry/trickle')) {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('first part;');
@@ -80,6 +92,11 @@ connections:
       header: x-api-key
       scheme: ""
       secret: \${REGISTRY_KEY}
+    access: { groups: [ml] }
+  - name: capped
+    type: http
+    target: http://${apiAddr}/registry
+    limits: { maxResponseBody: 16KiB }
     access: { groups: [ml] }
   - name: slow
     type: http
@@ -160,6 +177,26 @@ connections:
     assert.equal(record.operation, 'http.GET /weights/model.safetensors');
     assert.equal(record.bytesOut, 64 * 1024);
     assert.equal(record.response.body, null);
+  });
+
+  test('an answer declared over the response limit: 502 response_too_large before any byte', async () => {
+    const res = await call('/c/capped/weights/model.safetensors');
+    assert.equal(res.statusCode, 502);
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'response_too_large');
+  });
+
+  test('a chunked answer that grows over the limit is cut, not completed, and recorded as response_too_large', async () => {
+    const res = await call('/c/capped/chunked-weights');
+    assert.equal(res.statusCode, 200);
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    let received = 0;
+    await assert.rejects(async () => {
+      for await (const chunk of res.body) received += chunk.length;
+    });
+    assert.ok(received <= 16 * 1024, `received ${received} bytes`);
+    const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { complete: boolean; errorCode: string };
+    assert.equal(record.complete, false);
+    assert.equal(record.errorCode, 'response_too_large');
   });
 
   test('a body over the limit: 413 before the upstream sees it', async () => {

@@ -27,6 +27,12 @@ export interface RelayOptions {
 
 export async function relayResponse(options: RelayOptions): Promise<void> {
   const { res, upstream } = options;
+  const declaredLength = Number(headerValue(upstream.headers['content-length']) ?? 0);
+  if (declaredLength > options.maxResponseBody) {
+    // Known before a byte is sent: refuse with a proper error instead of a cut answer.
+    upstream.body.destroy();
+    throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: content-length ${declaredLength} > limit ${options.maxResponseBody}` });
+  }
   const contentType = headerValue(upstream.headers['content-type']);
   const isSse = contentType?.toLowerCase().startsWith('text/event-stream') ?? false;
   const capture = isTextual(contentType) ? new BodyCapture(options.maxRecordedBody) : undefined;
