@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Kysely } from 'kysely';
 import { getExchange, listExchanges } from '../audit/index.js';
-import { GatehouseError, isGatehouseError } from '../errors/index.js';
+import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
@@ -62,8 +62,10 @@ export function createAdminHandler(options: AdminServerOptions) {
   }
 
   return async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin.invalid');
+    let url: URL | undefined;
     try {
+      url = URL.canParse(req.url ?? '/', 'http://admin.invalid') ? new URL(req.url ?? '/', 'http://admin.invalid') : undefined;
+      if (!url) throw new GatehouseError('route_not_found', { message: 'The request target is not a valid path.' });
       if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
       if (req.method === 'GET' && url.pathname === '/readyz') {
         await db.selectFrom('api_keys').select('id').limit(1).execute();
@@ -83,13 +85,13 @@ export function createAdminHandler(options: AdminServerOptions) {
       for (const [method, pattern, route] of routes) {
         const match = pattern.exec(url.pathname);
         if (!match) continue;
-        if (req.method !== method) return send(res, 405, { error: { code: 'method_not_allowed', message: `Use ${method}.` } });
+        if (req.method !== method) throw new GatehouseError('method_not_allowed', { message: `Use ${method} for ${url.pathname}.` });
         await authorizeAdmin(req);
-        return send(res, 200, await route(req, url, match.slice(1).map(decodeURIComponent)));
+        return send(res, 200, await route(req, url, match.slice(1).map(decodePathParam)));
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {
-      if (url.pathname === '/readyz') return send(res, 503, { error: { code: 'store_unavailable', message: 'The store does not answer.' } });
+      if (url?.pathname === '/readyz') return send(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
       const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
       return send(res, failure.status, { error: { code: failure.code, message: failure.message } });
@@ -101,6 +103,14 @@ function send(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+function decodePathParam(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new GatehouseError('route_not_found', { message: 'The path is not valid percent-encoding.' });
+  }
 }
 
 function intParam(q: URLSearchParams, name: string): number {

@@ -60,7 +60,19 @@ export class GroupCommitWriter {
       });
       for (const item of batch) item.resolve();
     } catch (error) {
-      for (const item of batch) item.reject(error);
+      if (batch.length === 1) {
+        batch[0]!.reject(error);
+        return;
+      }
+      // One bad write must not fail its neighbours: retry each in its own transaction.
+      for (const item of batch) {
+        try {
+          await this.#db.transaction().execute((trx) => item.write(trx));
+          item.resolve();
+        } catch (itemError) {
+          item.reject(itemError);
+        }
+      }
     }
   }
 }

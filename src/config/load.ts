@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { buildConfigSchema, type GatehouseConfig } from './schema.js';
+import { buildConfigSchema, duplicateConnectionIssues, type GatehouseConfig } from './schema.js';
 
 /** A config that failed to load; each line names the offending path. */
 export class ConfigError extends Error {
@@ -44,9 +44,17 @@ export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv
     if (error instanceof YAMLParseError) throw new ConfigError(file, [`(yaml): ${error.message.split('\n')[0]}`]);
     throw error;
   }
+  // An empty section (`gateway:` with nothing under it) means "all defaults".
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    raw = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== null));
+  }
   const schema = buildConfigSchema({ env, baseDir: dirname(resolve(file)), secrets: options.secrets ?? 'all' });
   const result = schema.safeParse(raw);
-  if (!result.success) throw new ConfigError(file, result.error.issues.map(formatIssue));
+  const issues = [
+    ...(result.success ? [] : result.error.issues.map(formatIssue)),
+    ...duplicateConnectionIssues(raw).map((issue) => `${formatPath(issue.path)}: ${issue.message}`),
+  ];
+  if (issues.length > 0 || !result.success) throw new ConfigError(file, issues);
   return deepFreeze(result.data);
 }
 

@@ -129,17 +129,26 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
       connections: z.array(connection).default([]),
-    })
-    .superRefine((config, ctx) => {
-      const seen = new Map<string, number>();
-      config.connections.forEach((c, i) => {
-        const first = seen.get(c.name);
-        if (first !== undefined) {
-          ctx.addIssue({ code: 'custom', path: ['connections', i, 'name'], message: `duplicate connection name "${c.name}" (also connections[${first}])` });
-        }
-        seen.set(c.name, i);
-      });
     });
+}
+
+/**
+ * Duplicate connection names, checked on the raw input so they are reported even when
+ * another error in the same file stops schema validation early.
+ */
+export function duplicateConnectionIssues(raw: unknown): { path: (string | number)[]; message: string }[] {
+  const connections = (raw as { connections?: unknown } | null)?.connections;
+  if (!Array.isArray(connections)) return [];
+  const seen = new Map<string, number>();
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  connections.forEach((c: unknown, i) => {
+    const name = (c as { name?: unknown } | null)?.name;
+    if (typeof name !== 'string') return;
+    const first = seen.get(name);
+    if (first !== undefined) issues.push({ path: ['connections', i, 'name'], message: `duplicate connection name "${name}" (also connections[${first}])` });
+    else seen.set(name, i);
+  });
+  return issues;
 }
 
 export type GatehouseConfig = z.output<ReturnType<typeof buildConfigSchema>>;

@@ -9,9 +9,9 @@ const sizeUnits: Record<string, number> = {
 /** Parses a duration into milliseconds; returns undefined when it is not one. */
 export function parseDuration(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/i.exec(value);
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/i.exec(value);
   if (!match) return undefined;
-  return Math.round(Number(match[1]) * durationUnits[match[2]!.toLowerCase()]!);
+  return Math.round(Number(match[1]) * durationUnits[(match[2] ?? 'ms').toLowerCase()]!);
 }
 
 /** Parses a size into bytes; returns undefined when it is not one. */

@@ -10,6 +10,8 @@ export const errorRegistry = {
   access_denied: { status: 403, type: 'permission_error', message: 'Access denied by policy.' },
   connection_not_found: { status: 404, type: 'invalid_request_error', message: 'No such connection.' },
   route_not_found: { status: 404, type: 'invalid_request_error', message: 'No such route.' },
+  method_not_allowed: { status: 405, type: 'invalid_request_error', message: 'The method is not allowed on this route.' },
+  invalid_path: { status: 400, type: 'invalid_request_error', message: 'The path contains "." or ".." segments, which could leave the connection.' },
   request_too_large: { status: 413, type: 'invalid_request_error', message: 'The request body exceeds the configured limit.' },
   invalid_query: { status: 400, type: 'invalid_request_error', message: 'A query parameter is not valid.' },
   invalid_request_body: { status: 400, type: 'invalid_request_error', message: 'The request body is not valid JSON.' },
@@ -19,6 +21,7 @@ export const errorRegistry = {
   upstream_timeout: { status: 504, type: 'upstream_error', message: 'The upstream did not answer in time.' },
   client_closed: { status: 499, type: 'client_error', message: 'The client closed the connection before the answer was complete.' },
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },
+  store_unavailable: { status: 503, type: 'server_error', message: 'The store does not answer.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -33,6 +33,13 @@ const namePattern = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
 export class ApiKeyInputError extends Error {}
 
+const maxCachedKeys = 10_000;
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
 interface CacheEntry {
   readonly row: ApiKeyRow | undefined;
   readonly groups: readonly string[];
@@ -72,7 +79,13 @@ export class ApiKeyService {
       revoked_at: null,
       last_used_at: null,
     };
-    await this.#db.insertInto('api_keys').values(row).execute();
+    try {
+      await this.#db.insertInto('api_keys').values(row).execute();
+    } catch (error) {
+      // The unique index on live names (migration 0002) closes the check-then-insert race.
+      if (isUniqueViolation(error)) throw new ApiKeyInputError(`a live key named "${input.name}" already exists; revoke it first`);
+      throw error;
+    }
     return { token, key: toInfo(row) };
   }
 
@@ -81,14 +94,10 @@ export class ApiKeyService {
     return rows.map(toInfo);
   }
 
-  /** Revokes by id or by name; returns the revoked key, or undefined if none was live. */
+  /** Revokes by id (preferred) or by name; returns the revoked key, or undefined if none was live. */
   async revoke(idOrName: string): Promise<ApiKeyInfo | undefined> {
-    const row = await this.#db
-      .selectFrom('api_keys')
-      .selectAll()
-      .where((eb) => eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]))
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    const live = this.#db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
+    const row = (await live.where('id', '=', idOrName).executeTakeFirst()) ?? (await live.where('name', '=', idOrName).executeTakeFirst());
     if (!row) return undefined;
     const revokedAt = this.#now();
     await this.#db.updateTable('api_keys').set({ revoked_at: revokedAt }).where('id', '=', row.id).execute();
@@ -105,7 +114,13 @@ export class ApiKeyService {
     if (!entry || now - entry.fetchedAt > this.#cacheTtlMs) {
       const row = await this.#db.selectFrom('api_keys').selectAll().where('id', '=', parsed.id).executeTakeFirst();
       entry = { row, groups: row ? (JSON.parse(row.groups) as string[]) : [], fetchedAt: now };
-      this.#cache.set(parsed.id, entry);
+      // Only keys that exist are cached, so random ids cannot grow the cache; it is
+      // bounded as well (oldest first out, Map keeps insertion order).
+      if (row) {
+        this.#cache.delete(parsed.id);
+        this.#cache.set(parsed.id, entry);
+        if (this.#cache.size > maxCachedKeys) this.#cache.delete(this.#cache.keys().next().value!);
+      }
     }
     const row = entry.row;
     if (!row || !secretMatches(parsed.secret, row.secret_hash)) {

@@ -65,9 +65,10 @@ export function compilePolicy(access: readonly AccessRuleSource[]): Policy {
   };
 }
 
-/** Deny beats approval beats allow. */
+/** Deny beats approval beats allow; nothing matched is a deny (fail closed). */
 export function combineEffects(effects: readonly Effect[]): Effect {
-  let best: Effect = 'allow';
+  if (effects.length === 0) return 'deny';
+  let best: Effect = effects[0]!;
   for (const effect of effects) if (effectRank[effect] > effectRank[best]) best = effect;
   return best;
 }

@@ -62,7 +62,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
     const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger });
-    adminServer = await listen((req, res) => void admin(req, res), config.admin.listen, config.admin.tls);
+    adminServer = await listen((req, res) => {
+      admin(req, res).catch((error: unknown) => {
+        logger.error({ err: String(error) }, 'admin request failed');
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
+    }, config.admin.listen, config.admin.tls);
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');

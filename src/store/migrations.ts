@@ -1,7 +1,7 @@
 // Migrations, in order, identical on both dialects. Never edit a released migration:
 // add a new one.
 
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -71,5 +71,11 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
       await db.schema.createIndex('exchanges_session').on('exchanges').column('session_id').execute();
     },
   },
+    '0002_api_keys_live_name_unique': {
+      // One live key per name, enforced by the store so concurrent creates cannot race.
+      async up(db: Kysely<any>) {
+        await db.schema.createIndex('api_keys_live_name').on('api_keys').column('name').unique().where(sql.ref('revoked_at'), 'is', null).execute();
+      },
+    },
   };
 }

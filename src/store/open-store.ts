@@ -36,26 +36,28 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
     const database = new SQLite(config.sqlite.path);
     // WAL lets the CLI read while the gateway writes; NORMAL survives a process crash
     // (a committed transaction is in the WAL) at a fraction of FULL's fsync cost.
+    // busy_timeout first: switching to WAL itself needs the lock another process may hold.
+    database.pragma('busy_timeout = 5000');
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
-    database.pragma('busy_timeout = 5000');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
     dialect = 'sqlite';
   } else {
-    const pool = new pg.Pool({ connectionString: config.postgres.url, max: 10, types: pgTypes });
-    if (config.postgres.schema) {
-      const schema = config.postgres.schema;
-      pool.on('connect', (client) => {
-        client.query(`set search_path to "${schema}"`).catch(() => undefined);
-      });
-    }
+    const schema = config.postgres.schema;
+    const pool = new pg.Pool({
+      connectionString: config.postgres.url,
+      max: 10,
+      types: pgTypes,
+      // The schema name is validated by the config schema ([a-z_][a-z0-9_]*).
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
     pool.on('error', () => undefined); // idle client errors surface on the next query
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     dialect = 'postgres';
   }
   if (options.migrate !== false) {
     try {
-      await migrate(db, dialect);
+      await migrate(db, dialect, 'postgres' in config ? config.postgres.schema : undefined);
     } catch (error) {
       await db.destroy();
       throw error;
@@ -64,12 +66,27 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
   return { db, dialect, close: () => db.destroy() };
 }
 
-export async function migrate(db: Kysely<any>, dialect: DialectName): Promise<void> {
+export async function migrate(db: Kysely<any>, dialect: DialectName, schema?: string): Promise<void> {
   const provider: MigrationProvider = { getMigrations: async () => buildMigrations(dialect) };
-  const migrator = new Migrator({ db, provider, migrationTableName: 'gatehouse_migrations', migrationLockTableName: 'gatehouse_migrations_lock' });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error) {
+  const migrator = new Migrator({
+    db,
+    provider,
+    migrationTableName: 'gatehouse_migrations',
+    migrationLockTableName: 'gatehouse_migrations_lock',
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+  // PostgreSQL migrations are serialised by the migrator's lock. SQLite has no such
+  // lock: when two processes open a new file at once, the loser's migration fails
+  // and rolls back, and a retry finds the work done.
+  const attempts = dialect === 'sqlite' ? 5 : 1;
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (!error) return;
+    if (attempt < attempts) {
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      continue;
+    }
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
-    throw new StoreError(`store migration ${failed ?? ''} failed: ${(error as Error).message}`, { cause: error });
+    throw new StoreError(`store migration${failed ? ` ${failed}` : ''} failed: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -54,8 +54,11 @@ describe('generic HTTP proxy and failure paths, end to end', () => {
           res.writeHead(200, { 'content-type': 'application/octet-stream' });
           const part = Buffer.alloc(8 * 1024, 9);
           let sent = 0;
-          const next = () => {
-            if (sent++ === 8) return res.end();
+          const next = (): void => {
+            if (sent++ === 8) {
+              res.end();
+              return;
+            }
             res.write(part);
             setTimeout(next, 5);
           };

@@ -3,6 +3,7 @@
 // refusals (no key, wrong key, expired key, no access) and that each is recorded.
 
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
@@ -195,6 +196,29 @@ describe('OpenAI-compatible proxy, end to end', () => {
     const root = await fetch(`${gateway.url}/v1/chat/completions`);
     assert.equal(root.status, 404);
     assert.equal(((await root.json()) as { error: { code: string } }).error.code, 'route_not_found');
+  });
+
+  test('regression: a dot segment cannot leave the connection; malformed admin paths do not crash the gateway', async () => {
+    // fetch() would resolve "..": send the raw path.
+    const raw = (base: string, path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${base}${path}`, { headers }, (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.path = path;
+        req.on('error', reject);
+        req.end();
+      });
+    for (const path of ['/c/demo/../admin', '/c/demo/%2e%2e/admin', '/c/demo/./models']) {
+      const res = await raw(gateway.url, path, { authorization: `Bearer ${mlKey}` });
+      assert.equal(res.status, 400, path);
+      assert.equal((JSON.parse(res.body) as { error: { code: string } }).error.code, 'invalid_path');
+    }
+    assert.equal((await raw(gateway.adminUrl, '//')).status, 404);
+    assert.equal((await raw(gateway.adminUrl, '/api/sessions/%E0', { authorization: `Bearer ${adminKey}` })).status, 404);
+    assert.equal((await fetch(`${gateway.adminUrl}/healthz`)).status, 200, 'the gateway is still up');
   });
 
   test('invalid JSON to an OpenAI endpoint: 400 before anything is forwarded', async () => {

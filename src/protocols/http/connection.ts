@@ -24,6 +24,15 @@ export function parseDataPlanePath(url: string): { connection: string; rest: str
   return { connection, rest };
 }
 
+// RFC 3986 §5.2.4 dot segments, also percent-encoded: a target that normalises paths
+// would otherwise let `/c/demo/../admin` escape the connection's base path.
+const dotSegment = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|\?|$)/i;
+
+/** True when the path has a `.` or `..` segment (plain or percent-encoded). */
+export function hasDotSegment(rest: string): boolean {
+  return dotSegment.test(rest.split('?', 1)[0]!);
+}
+
 /** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
 export function joinUpstreamPath(basePath: string, rest: string): string {
   if (basePath === '' || basePath === '/') return rest;

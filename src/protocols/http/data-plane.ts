@@ -10,7 +10,7 @@ import { newId, type Exchange, type RecordedRequest } from '../../exchange/index
 import { mapUpstreamError } from '../../forward/index.js';
 import { runExchange, type ExchangeIO, type Inspection, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
-import { joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
+import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
@@ -35,6 +35,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     const method = req.method ?? 'GET';
     const route = parseDataPlanePath(req.url ?? '/');
     if (!route) return unrouted(res, new GatehouseError('route_not_found', { message: 'Not found. Data-plane requests go to /c/<connection>/<path>.' }));
+    if (hasDotSegment(route.rest)) return unrouted(res, new GatehouseError('invalid_path'));
     const connection = connections.get(route.connection);
     if (!connection) {
       return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${route.connection}" is configured on this gateway.` }));

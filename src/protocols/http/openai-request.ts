@@ -44,7 +44,9 @@ export function openaiFacts(operation: string, body: Buffer): RequestFacts {
       return { model, stream, text: [typeof json['instructions'] === 'string' ? json['instructions'] : undefined, responsesInputText(json['input'])].filter(Boolean).join('\n') || undefined };
     case 'embeddings': {
       const input = json['input'];
-      const inputCount = Array.isArray(input) ? input.length : input === undefined ? 0 : 1;
+      // A string is one input; an array of strings or of token arrays is one per item;
+      // an array of numbers is one tokenized input.
+      const inputCount = Array.isArray(input) ? (input.length > 0 && typeof input[0] === 'number' ? 1 : input.length) : input === undefined || input === null ? 0 : 1;
       return { model, stream: false, text: joinText(input), inputCount };
     }
     default:

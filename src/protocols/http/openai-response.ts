@@ -1,7 +1,7 @@
 // Reads an OpenAI-compatible answer as it passes: the assistant text (reassembled from
 // SSE deltas when streamed) and the token usage. Bounded: at most `maxTextBytes` of
-// text is kept and one SSE event may be at most `maxEventBytes`; past that, the
-// reader stops collecting (the answer itself still passes through untouched).
+// text is kept and one SSE event may be at most `maxEventBytes`; a larger event is
+// skipped up to the next blank line (the answer itself passes through untouched).
 
 import type { TokenUsage } from '../../exchange/index.js';
 import { isRecord } from './openai-request.js';
@@ -19,7 +19,9 @@ export class SseAnswerReader {
   #text = '';
   #textBytes = 0;
   #usage: TokenUsage | undefined;
-  #overflow = false;
+  /** Inside an oversized event: discard until the next blank line. */
+  #skipping = false;
+  #skipTail = '';
 
   constructor(options: { maxTextBytes: number; maxEventBytes?: number }) {
     this.#maxTextBytes = options.maxTextBytes;
@@ -27,8 +29,20 @@ export class SseAnswerReader {
   }
 
   push(chunk: Uint8Array): void {
-    if (this.#overflow) return;
-    this.#pending += this.#decoder.decode(chunk, { stream: true });
+    let text = this.#decoder.decode(chunk, { stream: true });
+    if (this.#skipping) {
+      // Keep the last 3 characters: a blank line may straddle two chunks.
+      const joined = this.#skipTail + text;
+      const end = findEventEnd(joined);
+      if (end === undefined) {
+        this.#skipTail = joined.slice(-3);
+        return;
+      }
+      this.#skipping = false;
+      this.#skipTail = '';
+      text = joined.slice(end.index + end.length);
+    }
+    this.#pending += text;
     // Events end at a blank line (\n\n, or \r\n\r\n) — WHATWG HTML §9.2.6.
     for (;;) {
       const end = findEventEnd(this.#pending);
@@ -37,13 +51,14 @@ export class SseAnswerReader {
       this.#pending = this.#pending.slice(end.index + end.length);
     }
     if (this.#pending.length > this.#maxEventBytes) {
-      this.#overflow = true;
+      this.#skipping = true;
+      this.#skipTail = this.#pending.slice(-3);
       this.#pending = '';
     }
   }
 
   summary(): AnswerSummary {
-    if (!this.#overflow && this.#pending.trim() !== '') this.#event(this.#pending);
+    if (!this.#skipping && this.#pending.trim() !== '') this.#event(this.#pending);
     this.#pending = '';
     return { text: this.#text === '' ? undefined : this.#text, usage: this.#usage };
   }
@@ -67,9 +82,16 @@ export class SseAnswerReader {
   }
 
   #append(text: string | undefined): void {
-    if (!text || this.#textBytes >= this.#maxTextBytes) return;
+    const room = this.#maxTextBytes - this.#textBytes;
+    if (!text || room <= 0) return;
+    let bytes = Buffer.byteLength(text);
+    if (bytes > room) {
+      // Cut at the cap; drop a character the cut split in two.
+      text = Buffer.from(text).subarray(0, room).toString('utf8').replace(/\uFFFD$/, '');
+      bytes = room;
+    }
     this.#text += text;
-    this.#textBytes += Buffer.byteLength(text);
+    this.#textBytes += bytes;
   }
 }
 

@@ -1,0 +1,75 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { hasDotSegment, joinUpstreamPath, parseDataPlanePath } from '../../../src/protocols/http/connection.js';
+
+describe('parseDataPlanePath', () => {
+  const cases: ReadonlyArray<readonly [string, { connection: string; rest: string } | undefined]> = [
+    ['/c/demo/chat/completions', { connection: 'demo', rest: '/chat/completions' }],
+    ['/c/demo/v1/chat/completions', { connection: 'demo', rest: '/v1/chat/completions' }],
+    ['/c/demo', { connection: 'demo', rest: '/' }],
+    ['/c/demo/', { connection: 'demo', rest: '/' }],
+    ['/c/demo?x=1', { connection: 'demo', rest: '/?x=1' }],
+    ['/c/demo?next=/a/b', { connection: 'demo', rest: '/?next=/a/b' }],
+    ['/c/demo/models?limit=2', { connection: 'demo', rest: '/models?limit=2' }],
+    ['/c/demo/models?after=a/b&limit=2', { connection: 'demo', rest: '/models?after=a/b&limit=2' }],
+    // The connection name is percent-decoded; the rest is passed on untouched.
+    ['/c/my%2Dconn/x%20y', { connection: 'my-conn', rest: '/x%20y' }],
+    ['/c/%64emo/models', { connection: 'demo', rest: '/models' }],
+    ['/c/caf%C3%A9/x', { connection: 'café', rest: '/x' }],
+    ['/c/a%2Fb/x', { connection: 'a/b', rest: '/x' }],
+    // Malformed percent-encoding in the name: no route, never a throw.
+    ['/c/%E0%A4%A/x', undefined],
+    ['/c/%/x', undefined],
+    ['/c/%zz', undefined],
+    // Not data-plane paths.
+    ['/x/demo/chat/completions', undefined],
+    ['/', undefined],
+    ['', undefined],
+    ['/c', undefined],
+    ['/c/', undefined],
+    ['/c//chat/completions', undefined],
+    ['/c/?x=1', undefined],
+    ['/cdemo/x', undefined],
+    ['/C/demo/x', undefined],
+    ['http://gw/c/demo/x', undefined],
+  ];
+  for (const [url, expected] of cases) {
+    test(`${JSON.stringify(url)} → ${expected ? `${expected.connection} ${expected.rest}` : 'undefined'}`, () => {
+      assert.deepEqual(parseDataPlanePath(url), expected);
+    });
+  }
+
+  test('dot segments, plain or percent-encoded, are detected so they cannot leave the connection', () => {
+    for (const url of ['/c/demo/../admin', '/c/demo/v1/../../admin', '/c/demo/%2e%2e/admin', '/c/demo/%2E./admin', '/c/demo/./x', '/c/demo/..', '/c/demo/..?x=1']) {
+      const route = parseDataPlanePath(url);
+      assert.ok(route === undefined || hasDotSegment(route.rest), `${url} → ${JSON.stringify(route)}`);
+    }
+    for (const url of ['/c/demo/v1.2/models', '/c/demo/.well-known/x', '/c/demo/a..b', '/c/demo/x?path=../y']) {
+      assert.equal(hasDotSegment(parseDataPlanePath(url)!.rest), false, url);
+    }
+  });
+});
+
+describe('joinUpstreamPath', () => {
+  const cases: ReadonlyArray<readonly [string, string, string]> = [
+    ['', '/chat/completions', '/chat/completions'],
+    ['/', '/chat/completions', '/chat/completions'],
+    ['/v1', '/chat/completions', '/v1/chat/completions'],
+    ['/v1/', '/chat/completions', '/v1/chat/completions'],
+    ['/openai/v1', '/models?limit=2', '/openai/v1/models?limit=2'],
+    ['/v1', '/', '/v1/'],
+    ['/v1', '/?x=1', '/v1/?x=1'],
+    ['', '/?x=1', '/?x=1'],
+  ];
+  for (const [base, rest, expected] of cases) {
+    test(`${JSON.stringify(base)} + ${JSON.stringify(rest)} → ${expected}`, () => {
+      assert.equal(joinUpstreamPath(base, rest), expected);
+    });
+  }
+
+  test('composes with parseDataPlanePath', () => {
+    const route = parseDataPlanePath('/c/openai/chat/completions?api-version=2024-10-21');
+    assert.ok(route);
+    assert.equal(joinUpstreamPath('/v1', route.rest), '/v1/chat/completions?api-version=2024-10-21');
+  });
+});

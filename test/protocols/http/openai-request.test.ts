@@ -1,0 +1,194 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GatehouseError } from '../../../src/errors/index.js';
+import { httpOperation, isRecord, openaiFacts, openaiOperation } from '../../../src/protocols/http/openai-request.js';
+
+const body = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value));
+
+describe('openaiOperation', () => {
+  const cases: ReadonlyArray<readonly [string, string, string]> = [
+    ['POST', '/chat/completions', 'chat.completions'],
+    ['POST', '/v1/chat/completions', 'chat.completions'],
+    ['POST', '/openai/deployments/gpt4/chat/completions', 'chat.completions'],
+    ['POST', '/completions', 'completions'],
+    ['POST', '/v1/completions', 'completions'],
+    ['POST', '/v1/embeddings', 'embeddings'],
+    ['POST', '/embeddings', 'embeddings'],
+    ['POST', '/v1/responses', 'responses'],
+    ['POST', '/responses', 'responses'],
+    ['GET', '/models', 'http.GET /models'],
+    ['GET', '/v1/models', 'http.GET /v1/models'],
+    ['GET', '/v1/models/gpt-4o', 'http.GET /v1/models/gpt-4o'],
+    // Only POST creates: listing stored completions or fetching a response is plain HTTP.
+    ['GET', '/v1/chat/completions', 'http.GET /v1/chat/completions'],
+    ['GET', '/v1/responses/resp_1', 'http.GET /v1/responses/resp_1'],
+    ['DELETE', '/v1/responses/resp_1', 'http.DELETE /v1/responses/resp_1'],
+    ['POST', '/v1/files', 'http.POST /v1/files'],
+    ['POST', '/v1/responses/resp_1/cancel', 'http.POST /v1/responses/resp_1/cancel'],
+    ['POST', '/v1/chat/completions/', 'http.POST /v1/chat/completions/'],
+    ['post', '/v1/chat/completions', 'http.post /v1/chat/completions'],
+  ];
+  for (const [method, path, operation] of cases) {
+    test(`${method} ${path} → ${operation}`, () => {
+      assert.equal(openaiOperation(method, path), operation);
+    });
+  }
+
+  test('httpOperation', () => {
+    assert.equal(httpOperation('PUT', '/a/b'), 'http.PUT /a/b');
+  });
+});
+
+describe('openaiFacts: chat.completions', () => {
+  test('model, stream and the text of string contents joined by newline', () => {
+    const facts = openaiFacts('chat.completions', body({ model: 'gpt-4o', stream: true, messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: 'Hello 👋' }] }));
+    assert.deepEqual(facts, { model: 'gpt-4o', stream: true, text: 'Be brief.\nHello 👋' });
+  });
+
+  test('array-of-parts content keeps text parts and skips images', () => {
+    const facts = openaiFacts(
+      'chat.completions',
+      body({
+        model: 'gpt-4o',
+        messages: [
+          { role: 'user', content: [{ type: 'text', text: 'What is in' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, { type: 'text', text: 'this picture?' }] },
+          { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+          { role: 'tool', tool_call_id: 'c', content: 'tool says hi' },
+        ],
+      }),
+    );
+    assert.deepEqual(facts, { model: 'gpt-4o', stream: false, text: 'What is in\nthis picture?\ntool says hi' });
+  });
+
+  test('stream is true only for the JSON value true', () => {
+    for (const stream of ['true', 1, null, false]) {
+      assert.equal(openaiFacts('chat.completions', body({ model: 'm', stream, messages: [] })).stream, false, JSON.stringify(stream));
+    }
+  });
+
+  test('missing or odd fields give undefined, not a throw', () => {
+    assert.deepEqual(openaiFacts('chat.completions', body({})), { model: undefined, stream: false, text: undefined });
+    assert.deepEqual(openaiFacts('chat.completions', body({ model: 42, messages: 'hi' })), { model: undefined, stream: false, text: undefined });
+    assert.deepEqual(openaiFacts('chat.completions', body({ model: 'm', messages: [null, 1, 'x', { content: [null, { text: 3 }] }, { content: '' }] })), { model: 'm', stream: false, text: undefined });
+  });
+});
+
+describe('openaiFacts: completions', () => {
+  test('prompt as a string', () => {
+    assert.deepEqual(openaiFacts('completions', body({ model: 'gpt-3.5-turbo-instruct', prompt: 'Once upon', stream: true })), { model: 'gpt-3.5-turbo-instruct', stream: true, text: 'Once upon' });
+  });
+
+  test('prompt as an array of strings is joined; token arrays have no text', () => {
+    assert.deepEqual(openaiFacts('completions', body({ model: 'm', prompt: ['a', 'b'] })), { model: 'm', stream: false, text: 'a\nb' });
+    assert.deepEqual(openaiFacts('completions', body({ model: 'm', prompt: [1, 2, 3] })), { model: 'm', stream: false, text: undefined });
+  });
+});
+
+describe('openaiFacts: responses', () => {
+  test('input as a string, with instructions first', () => {
+    assert.deepEqual(openaiFacts('responses', body({ model: 'gpt-4.1', instructions: 'Talk like a pirate.', input: 'Are semicolons optional?', stream: true })), {
+      model: 'gpt-4.1',
+      stream: true,
+      text: 'Talk like a pirate.\nAre semicolons optional?',
+    });
+  });
+
+  test('input items: message items with string or input_text parts, and bare strings', () => {
+    const facts = openaiFacts(
+      'responses',
+      body({
+        model: 'gpt-4.1',
+        input: [
+          { role: 'developer', content: 'Rules.' },
+          { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Describe' }, { type: 'input_image', image_url: 'https://x/y.png' }, { type: 'input_text', text: 'this.' }] },
+          'a bare string',
+          { type: 'function_call_output', call_id: 'c', output: '{"ok":true}' },
+        ],
+      }),
+    );
+    assert.deepEqual(facts, { model: 'gpt-4.1', stream: false, text: 'Rules.\nDescribe\nthis.\na bare string' });
+  });
+
+  test('no input and no instructions → text undefined', () => {
+    assert.deepEqual(openaiFacts('responses', body({ model: 'm', previous_response_id: 'resp_1' })), { model: 'm', stream: false, text: undefined });
+    assert.deepEqual(openaiFacts('responses', body({ model: 'm', instructions: 'only this' })), { model: 'm', stream: false, text: 'only this' });
+  });
+});
+
+describe('openaiFacts: embeddings', () => {
+  test('a string input counts as one', () => {
+    assert.deepEqual(openaiFacts('embeddings', body({ model: 'text-embedding-3-small', input: 'hello' })), { model: 'text-embedding-3-small', stream: false, text: 'hello', inputCount: 1 });
+  });
+
+  test('an array of strings counts each', () => {
+    assert.deepEqual(openaiFacts('embeddings', body({ model: 'e', input: ['a', 'b', 'c'] })), { model: 'e', stream: false, text: 'a\nb\nc', inputCount: 3 });
+  });
+
+  test('no input counts zero; stream is always false', () => {
+    assert.deepEqual(openaiFacts('embeddings', body({ model: 'e', stream: true })), { model: 'e', stream: false, text: undefined, inputCount: 0 });
+  });
+
+  test('an array of token arrays counts each inner array', () => {
+    assert.equal(openaiFacts('embeddings', body({ model: 'e', input: [[1, 2], [3, 4], [5]] })).inputCount, 3);
+  });
+
+  test('one token array (array of integers) is ONE input', () => {
+    assert.equal(openaiFacts('embeddings', body({ model: 'e', input: [1, 2, 3] })).inputCount, 1);
+  });
+});
+
+describe('openaiFacts: bodies that are not read', () => {
+  test('http.* operations and empty bodies give just stream: false', () => {
+    assert.deepEqual(openaiFacts('http.GET /models', body('not even json')), { stream: false });
+    assert.deepEqual(openaiFacts('chat.completions', Buffer.alloc(0)), { stream: false });
+  });
+
+  test('an unknown operation reads model and stream only', () => {
+    assert.deepEqual(openaiFacts('other', body({ model: 'm', stream: true, messages: [{ content: 'x' }] })), { model: 'm', stream: true });
+  });
+});
+
+describe('openaiFacts: invalid bodies', () => {
+  function refusal(operation: string, raw: string): GatehouseError {
+    try {
+      openaiFacts(operation, Buffer.from(raw));
+    } catch (error) {
+      assert.ok(error instanceof GatehouseError, `expected a GatehouseError, got ${String(error)}`);
+      return error;
+    }
+    assert.fail(`expected ${JSON.stringify(raw)} to be refused`);
+  }
+
+  test('invalid JSON → invalid_request_body (400) with the parser message as detail', () => {
+    for (const raw of ['{', '{"model":', 'model=gpt', ' ', '\uFEFF{}']) {
+      const error = refusal('chat.completions', raw);
+      assert.equal(error.code, 'invalid_request_body', JSON.stringify(raw));
+      assert.equal(error.status, 400);
+      assert.equal(error.type, 'invalid_request_error');
+      assert.equal(error.message, 'The request body is not valid JSON.');
+      assert.ok(error.detail && error.detail.length > 0);
+    }
+  });
+
+  test('valid JSON that is not an object → invalid_request_body "must be a JSON object"', () => {
+    for (const raw of ['[]', '[{"model":"m"}]', 'null', '42', '"text"', 'true']) {
+      for (const operation of ['chat.completions', 'completions', 'responses', 'embeddings']) {
+        const error = refusal(operation, raw);
+        assert.equal(error.code, 'invalid_request_body', `${operation} ${raw}`);
+        assert.equal(error.status, 400);
+        assert.equal(error.message, 'The request body must be a JSON object.');
+      }
+    }
+  });
+});
+
+describe('isRecord', () => {
+  test('plain objects only', () => {
+    assert.equal(isRecord({}), true);
+    assert.equal(isRecord({ a: 1 }), true);
+    assert.equal(isRecord([]), false);
+    assert.equal(isRecord(null), false);
+    assert.equal(isRecord('x'), false);
+    assert.equal(isRecord(undefined), false);
+  });
+});
