@@ -54,6 +54,21 @@ export interface Decision {
   /** Message for the caller when denied. */
   readonly message?: string | undefined;
   readonly policyVersion: string;
+  /** What must happen for the exchange to proceed as allowed (masking, caps …). */
+  readonly obligations?: Obligations | undefined;
+}
+
+/**
+ * Duties a decision attaches to an allowed exchange. Stages downstream of policy
+ * (masking, response guardrails, limits) read them; none of them decides anything.
+ */
+export interface Obligations {
+  /** Masking profiles (by name, from config `masking.profiles`) to apply. */
+  readonly mask?: readonly string[] | undefined;
+  /** Largest answer allowed, in bytes. */
+  readonly maxResponseBytes?: number | undefined;
+  /** Response-side guardrail rules (by name) the answer is checked against. */
+  readonly responseGuards?: readonly string[] | undefined;
 }
 
 /** The response side of an exchange, as the recorder keeps it. */
