@@ -4,8 +4,11 @@
 // 2. a temp config + SQLite store, two API keys made with the real CLI, and the real
 //    gateway process (`node dist/cli/main.js start`), auth and recording on;
 // 3. this process is the load generator (undici keep-alive Pool): a fixed-concurrency
-//    closed loop for throughput, then a sequential run for latency percentiles, for
-//    plain and streamed chat completions, direct and through the gateway;
+//    closed loop for throughput, then a sequential run (concurrency 1) for latency
+//    percentiles, for plain and streamed chat completions, direct and through the
+//    gateway with the same parameters. Both are cut into short rounds that alternate
+//    direct / gateway (A B B A …) so background noise hits both sides alike; CPU time
+//    of every process is read from /proc around each throughput round;
 // 4. a table, the floors with PASS/FAIL, and proof that the gateway recorded the
 //    exchanges (admin API + a count of rows in the store).
 //
@@ -15,6 +18,7 @@
 //   --warmup S        BENCH_WARMUP_SECONDS      throughput warm-up (default 1)
 //   --latency-seconds S BENCH_LATENCY_SECONDS   sequential latency window (default 2)
 //   --stream-delay-ms N BENCH_STREAM_DELAY_MS   upstream delay between SSE frames (default 0)
+//   BENCH_DUMP=FILE              write the raw sequential latency samples (ns, in order) as JSON
 //   BENCH_GATEWAY_NODE_OPTIONS   extra node flags for the gateway child, e.g.
 //                                "--cpu-prof --cpu-prof-dir=/tmp/gatehouse-prof"
 // Exit code: 1 if any request failed or recording could not be verified; 0 otherwise
@@ -29,8 +33,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { request } from 'undici';
+import { delta, snapshot } from './cpu.js';
 import { cleanupAll, cleanupSync, registerTempDir, spawnChild, type Child } from './children.js';
-import { closedLoop, createPool, percentile, sequential, type ErrorLog, type LatencyResult, type Scenario, type Target, type ThroughputResult } from './load.js';
+import { closedLoop, createPool, ErrorLog, percentile, sequential, type LatencyResult, type Scenario, type Target, type ThroughputResult } from './load.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -65,6 +70,9 @@ const SECONDS = numberOption(flags.seconds, 'BENCH_SECONDS', 5, 0.5, 120);
 const WARMUP_SECONDS = numberOption(flags.warmup, 'BENCH_WARMUP_SECONDS', 1, 0, 30);
 const LATENCY_SECONDS = numberOption(flags['latency-seconds'], 'BENCH_LATENCY_SECONDS', 2, 0.5, 60);
 const LATENCY_WARMUP_SECONDS = 0.5;
+/** Throughput rounds and latency blocks alternate direct / gateway at this grain. */
+const ROUND_SECONDS = 1;
+const LATENCY_BLOCK_SECONDS = 0.25;
 const LATENCY_MAX_SAMPLES = 50_000;
 const STREAM_DELAY_MS = numberOption(flags['stream-delay-ms'], 'BENCH_STREAM_DELAY_MS', 0, 0, 1000);
 const GATEWAY_NODE_OPTIONS = (process.env['BENCH_GATEWAY_NODE_OPTIONS'] ?? '').split(/\s+/).filter(Boolean);
@@ -86,6 +94,17 @@ const ADMIN_GROUP = 'bench-admins';
 
 const abort = new AbortController();
 let interrupted = false;
+/** Set when a child we depend on dies mid-run: the run stops and says why. */
+let childDeath: string | undefined;
+let stopping = false;
+
+function watch(child: Child): void {
+  void child.exited.then(() => {
+    if (stopping || interrupted) return;
+    childDeath ??= `${child.name} exited unexpectedly (${child.describeExit()})\n${child.output()}`;
+    abort.abort();
+  });
+}
 
 function onSignal(signal: NodeJS.Signals): void {
   if (interrupted) return;
@@ -143,10 +162,114 @@ function machine(): string {
 
 // ---------------------------------------------------------------- main
 
+interface CpuUse {
+  /** Wall seconds of the measured closed-loop rounds. */
+  readonly wall: number;
+  /** CPU seconds per process over that time. */
+  readonly cpu: Record<string, number>;
+  /** Successful requests over that time. */
+  readonly requests: number;
+}
+
 interface ScenarioResult {
   readonly scenario: Scenario;
   readonly throughput: Record<'direct' | 'gateway', ThroughputResult>;
+  readonly cpu: Record<'direct' | 'gateway', CpuUse>;
   readonly latency: Record<'direct' | 'gateway', LatencyResult>;
+}
+
+type Which = 'direct' | 'gateway';
+const BOTH: readonly Which[] = ['direct', 'gateway'];
+/** A B B A A B …: each target goes first equally often, so drift and order effects cancel. */
+const orderOf = (round: number): readonly Which[] => (round % 2 === 0 ? BOTH : [...BOTH].reverse());
+
+function checkAborted(): void {
+  if (abort.signal.aborted) throw new Error(childDeath ?? 'interrupted');
+}
+
+/**
+ * One scenario, direct and through the gateway, same parameters. Both measurements are
+ * split into short rounds that alternate between the two targets, so a noisy
+ * neighbour or a CPU frequency change hits both sides alike.
+ */
+async function runScenario(scenario: Scenario, targets: Record<Which, Target>, pids: Record<string, number | undefined>): Promise<ScenarioResult> {
+  const rounds = Math.max(1, Math.round(SECONDS / ROUND_SECONDS));
+  const roundMs = (SECONDS * 1000) / rounds;
+  const throughput = {} as Record<Which, ThroughputResult>;
+  const cpu = {} as Record<Which, CpuUse>;
+  const latency = {} as Record<Which, LatencyResult>;
+  const roundRps: Record<Which, number[]> = { direct: [], gateway: [] };
+
+  // Throughput: warm-up each side, then alternating rounds of the closed loop.
+  const tp: Record<Which, { completed: number; okTotal: number; latenciesNs: number[]; errors: ErrorLog; wall: number; cpu: Record<string, number>; roundOk: number }> = {
+    direct: { completed: 0, okTotal: 0, latenciesNs: [], errors: new ErrorLog(), wall: 0, cpu: {}, roundOk: 0 },
+    gateway: { completed: 0, okTotal: 0, latenciesNs: [], errors: new ErrorLog(), wall: 0, cpu: {}, roundOk: 0 },
+  };
+  process.stdout.write(`running    ${scenario.name.padEnd(12)} throughput, c=${CONCURRENCY}, ${WARMUP_SECONDS} s warm-up + ${rounds} alternating rounds of ${(roundMs / 1000).toFixed(2)} s per side `);
+  for (const which of BOTH) {
+    checkAborted();
+    const w = await closedLoop(targets[which], scenario, { concurrency: CONCURRENCY, warmupMs: 0, durationMs: WARMUP_SECONDS * 1000, signal: abort.signal, errors: tp[which].errors });
+    tp[which].okTotal += w.okTotal;
+  }
+  for (let round = 0; round < rounds; round++) {
+    for (const which of orderOf(round)) {
+      checkAborted();
+      const before = snapshot(pids);
+      const t = await closedLoop(targets[which], scenario, { concurrency: CONCURRENCY, warmupMs: 0, durationMs: roundMs, signal: abort.signal, errors: tp[which].errors });
+      const used = delta(before, snapshot(pids));
+      const acc = tp[which];
+      acc.completed += t.completed;
+      acc.okTotal += t.okTotal;
+      acc.roundOk += t.okTotal;
+      for (const l of t.latenciesNs) acc.latenciesNs.push(l);
+      acc.wall += used.wall;
+      for (const [name, seconds] of Object.entries(used.cpu)) acc.cpu[name] = (acc.cpu[name] ?? 0) + seconds;
+      roundRps[which].push(t.rps);
+    }
+    process.stdout.write('.');
+  }
+  log('');
+  for (const which of BOTH) {
+    const acc = tp[which];
+    const seconds = (roundMs * rounds) / 1000;
+    throughput[which] = { completed: acc.completed, seconds, rps: acc.completed / seconds, latenciesNs: acc.latenciesNs, errors: acc.errors, okTotal: acc.okTotal };
+    // CPU per request over the measured rounds (each round's wall time includes draining its in-flight requests).
+    cpu[which] = { wall: acc.wall, cpu: acc.cpu, requests: acc.roundOk };
+    const rps = roundRps[which];
+    log(`           ${which.padEnd(8)} ${fmtRps(throughput[which].rps)} req/s (rounds ${fmtRps(Math.min(...rps))}–${fmtRps(Math.max(...rps))})${acc.errors.count ? `, ${acc.errors.count} ERRORS` : ''}`);
+  }
+
+  // Latency: one request at a time, alternating blocks.
+  const blocks = Math.max(2, Math.round(LATENCY_SECONDS / LATENCY_BLOCK_SECONDS));
+  const blockMs = (LATENCY_SECONDS * 1000) / blocks;
+  const seq: Record<Which, { latenciesNs: number[]; ttfbNs: number[]; okTotal: number; errors: ErrorLog }> = {
+    direct: { latenciesNs: [], ttfbNs: [], okTotal: 0, errors: new ErrorLog() },
+    gateway: { latenciesNs: [], ttfbNs: [], okTotal: 0, errors: new ErrorLog() },
+  };
+  process.stdout.write(`running    ${scenario.name.padEnd(12)} sequential latency, ${LATENCY_WARMUP_SECONDS} s warm-up + ${blocks} alternating blocks of ${(blockMs / 1000).toFixed(2)} s per side `);
+  for (const which of BOTH) {
+    checkAborted();
+    const w = await sequential(targets[which], scenario, { warmupMs: 0, durationMs: LATENCY_WARMUP_SECONDS * 1000, maxSamples: LATENCY_MAX_SAMPLES, signal: abort.signal, errors: seq[which].errors });
+    seq[which].okTotal += w.okTotal;
+  }
+  for (let block = 0; block < blocks; block++) {
+    for (const which of orderOf(block)) {
+      checkAborted();
+      const acc = seq[which];
+      const l = await sequential(targets[which], scenario, { warmupMs: 0, durationMs: blockMs, maxSamples: LATENCY_MAX_SAMPLES - acc.latenciesNs.length, signal: abort.signal, errors: acc.errors });
+      acc.okTotal += l.okTotal;
+      for (const v of l.latenciesNs) acc.latenciesNs.push(v);
+      for (const v of l.ttfbNs) acc.ttfbNs.push(v);
+    }
+    if (block % 2 === 1) process.stdout.write('.');
+  }
+  log('');
+  for (const which of BOTH) {
+    const acc = seq[which];
+    latency[which] = { samples: acc.latenciesNs.length, latenciesNs: acc.latenciesNs, ttfbNs: acc.ttfbNs, errors: acc.errors, okTotal: acc.okTotal };
+    log(`           ${which.padEnd(8)} ${acc.latenciesNs.length} samples, p50 ${fmtUs(percentile(acc.latenciesNs, 50))} µs, p99 ${fmtUs(percentile(acc.latenciesNs, 99))} µs${acc.errors.count ? `, ${acc.errors.count} ERRORS` : ''}`);
+  }
+  return { scenario, throughput, cpu, latency };
 }
 
 async function main(): Promise<number> {
@@ -170,6 +293,7 @@ async function main(): Promise<number> {
   const [, upstreamLine] = await upstream.waitForLine('stdout', /^(\{.*\})$/, 20_000);
   const { port: upstreamPort } = JSON.parse(upstreamLine!) as { port: number };
   const upstreamOrigin = `http://127.0.0.1:${upstreamPort}`;
+  watch(upstream);
 
   // -- 2. config, keys, gateway
   const configFile = join(dir, 'gatehouse.yaml');
@@ -195,6 +319,7 @@ async function main(): Promise<number> {
 
   const gateway: Child = spawnChild('gateway', process.execPath, [...GATEWAY_NODE_OPTIONS, cli, 'start', '--config', configFile], { cwd: root, env: childEnv });
   const ready = await gateway.waitForLine('stderr', /^gatehouse: data plane (\S+?)(?:, admin (\S+))?$/, 20_000);
+  watch(gateway);
   const gatewayOrigin = ready[1]!;
   const adminOrigin = ready[2];
   if (adminOrigin === undefined) throw new Error('the gateway did not report an admin listener');
@@ -212,33 +337,26 @@ async function main(): Promise<number> {
     gateway: { name: 'gateway', pool: pools.gateway, path: `/c/${CONNECTION}/chat/completions`, authorization: `Bearer ${clientToken}`, expectExchangeId: true },
   };
 
+  const pids = { loadgen: process.pid, upstream: upstream.proc.pid, gateway: gateway.proc.pid };
   const results: ScenarioResult[] = [];
   const allErrors: ErrorLog[] = [];
   let gatewayOk = 0;
   try {
     for (const scenario of SCENARIOS) {
-      const throughput = {} as ScenarioResult['throughput'];
-      const latency = {} as ScenarioResult['latency'];
-      for (const which of ['direct', 'gateway'] as const) {
-        if (abort.signal.aborted) throw new Error('interrupted');
-        process.stdout.write(`running    ${scenario.name.padEnd(12)} ${which.padEnd(8)} throughput (c=${CONCURRENCY}) … `);
-        const t = await closedLoop(targets[which], scenario, { concurrency: CONCURRENCY, warmupMs: WARMUP_SECONDS * 1000, durationMs: SECONDS * 1000, signal: abort.signal });
-        throughput[which] = t;
-        log(`${fmtRps(t.rps)} req/s${t.errors.count ? `, ${t.errors.count} ERRORS` : ''}`);
-      }
-      for (const which of ['direct', 'gateway'] as const) {
-        if (abort.signal.aborted) throw new Error('interrupted');
-        process.stdout.write(`running    ${scenario.name.padEnd(12)} ${which.padEnd(8)} sequential latency … `);
-        const l = await sequential(targets[which], scenario, { warmupMs: LATENCY_WARMUP_SECONDS * 1000, durationMs: LATENCY_SECONDS * 1000, maxSamples: LATENCY_MAX_SAMPLES, signal: abort.signal });
-        latency[which] = l;
-        log(`${l.samples} samples, p50 ${fmtUs(percentile(l.latenciesNs, 50))} µs${l.errors.count ? `, ${l.errors.count} ERRORS` : ''}`);
-      }
-      for (const which of ['direct', 'gateway'] as const) allErrors.push(throughput[which].errors, latency[which].errors);
-      gatewayOk += throughput.gateway.okTotal + latency.gateway.okTotal;
-      results.push({ scenario, throughput, latency });
+      const r = await runScenario(scenario, targets, pids);
+      allErrors.push(r.throughput.direct.errors, r.throughput.gateway.errors, r.latency.direct.errors, r.latency.gateway.errors);
+      gatewayOk += r.throughput.gateway.okTotal + r.latency.gateway.okTotal;
+      results.push(r);
     }
+    if (abort.signal.aborted) throw new Error(childDeath ?? 'interrupted');
   } finally {
     await Promise.all([pools.direct.close(), pools.gateway.close()]);
+  }
+
+  const dump = process.env['BENCH_DUMP'];
+  if (dump) {
+    await writeFile(dump, JSON.stringify(Object.fromEntries(results.map((r) => [r.scenario.name, { direct: r.latency.direct.latenciesNs, gateway: r.latency.gateway.latenciesNs }]))));
+    log(`raw sequential samples written to ${dump}`);
   }
 
   // -- 4. report
@@ -275,6 +393,24 @@ async function main(): Promise<number> {
     fmtUs(percentile(t.direct.latenciesNs, 99)), fmtUs(percentile(t.gateway.latenciesNs, 99)),
     String(t.direct.completed), String(t.gateway.completed),
   ])));
+
+  log('');
+  log(`CPU during the closed-loop runs (cores = CPU seconds / wall seconds; µs/req = CPU per successful request; ${os.cpus().length} cores in all)`);
+  log('');
+  const cores = (c: CpuUse, name: string) => (Number.isNaN(c.cpu[name]!) ? '-' : (c.cpu[name]! / c.wall).toFixed(2));
+  const perReq = (c: CpuUse, name: string) => (Number.isNaN(c.cpu[name]!) || c.requests === 0 ? '-' : ((c.cpu[name]! / c.requests) * 1e6).toFixed(0));
+  log(table(['scenario', 'path', 'load gen cores', 'upstream cores', 'gateway cores', 'OTHER cores', 'load gen µs/req', 'upstream µs/req', 'gateway µs/req'], results.flatMap(({ scenario, cpu }) =>
+    (['direct', 'gateway'] as const).map((which) => [
+      scenario.name, which,
+      cores(cpu[which], 'loadgen'), cores(cpu[which], 'upstream'), cores(cpu[which], 'gateway'), cores(cpu[which], 'other'),
+      perReq(cpu[which], 'loadgen'), perReq(cpu[which], 'upstream'), which === 'gateway' ? perReq(cpu[which], 'gateway') : '-',
+    ]))));
+
+  const busiestOther = Math.max(...results.flatMap(({ cpu }) => [cpu.direct, cpu.gateway].map((c) => c.cpu['other']! / c.wall)));
+  if (busiestOther > 0.15) {
+    log('');
+    log(`!!! NOISY MACHINE: processes outside the bench used up to ${busiestOther.toFixed(2)} cores during a run; the numbers are skewed — rerun on a quiet machine.`);
+  }
 
   // -- floors (plain chat)
   const plain = results.find((r) => r.scenario.name === 'chat')!;
@@ -313,7 +449,7 @@ async function main(): Promise<number> {
     try {
       const row = db.prepare(`SELECT count(*) AS total, sum(CASE WHEN complete = 1 AND status = 200 AND decision = 'allow' THEN 1 ELSE 0 END) AS ok FROM exchanges WHERE connection = ?`).get(CONNECTION) as { total: number; ok: number | null };
       const ok = row.ok ?? 0;
-      const match = ok === gatewayOk;
+      const match = ok === gatewayOk && gatewayOk > 0;
       if (!match) recordingOk = false;
       log(`  store: ${row.total} exchanges recorded, ${ok} complete with status 200; the bench saw ${gatewayOk} successful gateway responses  ${match ? 'OK' : 'MISMATCH'}`);
     } finally {
@@ -339,6 +475,7 @@ async function main(): Promise<number> {
   if (gateway.running === false) log(`!!! the gateway exited during the run (${gateway.describeExit()})\n${gateway.output()}`);
 
   // -- stop the gateway cleanly (so --cpu-prof profiles get written)
+  stopping = true;
   await gateway.stop(15_000);
   if (GATEWAY_NODE_OPTIONS.some((o) => o.startsWith('--cpu-prof'))) log('gateway    stopped; CPU profile written per --cpu-prof-dir (or the repository root)');
   log(`total      ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -347,11 +484,14 @@ async function main(): Promise<number> {
 
 main().then(
   async (code) => {
+    stopping = true;
     await cleanupAll();
     process.exit(code);
   },
   async (error: unknown) => {
-    if (!interrupted) process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    stopping = true;
+    if (childDeath !== undefined) process.stderr.write(`\n!!! bench FAILED: ${childDeath}\n`);
+    else if (!interrupted) process.stderr.write(`\n!!! bench FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     await cleanupAll();
     process.exit(interrupted ? 130 : 1);
   },

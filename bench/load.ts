@@ -24,12 +24,18 @@ export interface Scenario {
   readonly stream: boolean;
 }
 
+/** Error count, and up to 5 distinct messages with how often each occurred. */
 export class ErrorLog {
   count = 0;
-  readonly samples: string[] = [];
+  readonly distinct = new Map<string, number>();
   add(message: string): void {
     this.count++;
-    if (this.samples.length < 5) this.samples.push(message);
+    const seen = this.distinct.get(message);
+    if (seen !== undefined) this.distinct.set(message, seen + 1);
+    else if (this.distinct.size < 5) this.distinct.set(message, 1);
+  }
+  get samples(): string[] {
+    return [...this.distinct].map(([message, n]) => (n > 1 ? `${message} (x${n})` : message));
   }
 }
 
@@ -119,8 +125,8 @@ async function once(target: Target, scenario: Scenario, errors: ErrorLog): Promi
  * warm-up + duration. Only completions that finish inside the measured window
  * (after the warm-up, before the end) are counted; errors are counted throughout.
  */
-export async function closedLoop(target: Target, scenario: Scenario, opts: { concurrency: number; warmupMs: number; durationMs: number; signal: AbortSignal }): Promise<ThroughputResult> {
-  const errors = new ErrorLog();
+export async function closedLoop(target: Target, scenario: Scenario, opts: { concurrency: number; warmupMs: number; durationMs: number; signal: AbortSignal; errors?: ErrorLog }): Promise<ThroughputResult> {
+  const errors = opts.errors ?? new ErrorLog();
   const latenciesNs: number[] = [];
   const start = process.hrtime.bigint();
   const measureFrom = start + BigInt(Math.round(opts.warmupMs * 1e6));
@@ -147,8 +153,8 @@ export async function closedLoop(target: Target, scenario: Scenario, opts: { con
 }
 
 /** One request at a time: warm-up, then latency samples until `durationMs` or `maxSamples`. */
-export async function sequential(target: Target, scenario: Scenario, opts: { warmupMs: number; durationMs: number; maxSamples: number; signal: AbortSignal }): Promise<LatencyResult> {
-  const errors = new ErrorLog();
+export async function sequential(target: Target, scenario: Scenario, opts: { warmupMs: number; durationMs: number; maxSamples: number; signal: AbortSignal; errors?: ErrorLog }): Promise<LatencyResult> {
+  const errors = opts.errors ?? new ErrorLog();
   const latenciesNs: number[] = [];
   const ttfbNs: number[] = [];
   let okTotal = 0;
