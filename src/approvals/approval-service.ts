@@ -33,6 +33,8 @@ export interface ApprovalServiceOptions {
   readonly config: ApprovalsConfig;
   readonly adminGroups: readonly string[];
   readonly bus: ReviewBus;
+  /** The admin API base URL reviewers reach (`approvals.apiUrl`, else the admin listener). */
+  readonly apiUrl: () => string;
   /** Called with every review and vote event; the audit log connects here. Must not throw. */
   readonly audit?: ((event: ReviewEvent) => void) | undefined;
   /** Outbound notifications (webhooks, Slack). Must not throw. */
@@ -274,13 +276,15 @@ export class ApprovalService {
   }
 
   reviewUrl(id: string): string {
-    const { consoleUrl, apiUrl } = this.#options.config;
+    const { consoleUrl } = this.#options.config;
     if (consoleUrl) return `${consoleUrl.replace(/\/$/, '')}/reviews/${encodeURIComponent(id)}`;
-    return `${(apiUrl ?? '').replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}`;
+    return `${this.#options.apiUrl().replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}`;
   }
 
-  apiUrl(id: string, action: 'approve' | 'deny'): string {
-    return `${(this.#options.config.apiUrl ?? '').replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}/${action}`;
+  actionUrl(id: string, action: 'approve' | 'deny'): string {
+    const { consoleUrl } = this.#options.config;
+    if (consoleUrl) return `${consoleUrl.replace(/\/$/, '')}/reviews/${encodeURIComponent(id)}?action=${action}`;
+    return `${this.#options.apiUrl().replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}/${action}`;
   }
 
   async #expireIfDue(id: string): Promise<boolean> {

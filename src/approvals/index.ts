@@ -4,3 +4,5 @@ export { requestDigest, canonicalJson } from './request-digest.js';
 export { localReviewBus, postgresReviewBus, reviewChannel, type ReviewBus } from './review-bus.js';
 export type { Review, ReviewEvent, ReviewEventType, ReviewState, ReviewVote } from './review-types.js';
 export { reviewStates } from './review-types.js';
+export { startApprovals, type RunningApprovals, type StartApprovalsOptions } from './start-approvals.js';
+export { signWebhook, slackMessage, webhookPayload } from './notify-reviewers.js';
