@@ -8,7 +8,8 @@
 // - an approval is consumed at most once (approved → executed, a conditional update),
 //   within `approvalValidFor`;
 // - a grant is only given when every approver asked for one; it lasts the shortest
-//   duration asked, never more than `maxGrant`.
+//   duration asked, never more than `maxGrant`, and covers the same identity,
+//   connection, operation and deciding rules (any body).
 // Every state change is published on the ReviewBus and reported to `audit`.
 
 import type { Kysely } from 'kysely';
@@ -106,14 +107,15 @@ export class ApprovalService {
     return queryReviews(this.#db, filter);
   }
 
-  /** A live grant for this subject, connection and operation: the id of the review that gave it. */
-  async findGrant(subject: string, connection: string, operation: string): Promise<string | undefined> {
+  /** A live grant for this subject, connection, operation and deciding rules: the id of the review that gave it. */
+  async findGrant(subject: string, connection: string, operation: string, rules: readonly string[]): Promise<string | undefined> {
     const row = await this.#db
       .selectFrom('review_grants')
       .select('review_id')
       .where('subject', '=', subject)
       .where('connection', '=', connection)
       .where('operation', '=', operation)
+      .where('rules', '=', JSON.stringify(rules))
       .where('expires_at', '>', this.#now())
       .orderBy('expires_at', 'desc')
       .executeTakeFirst();
@@ -312,7 +314,7 @@ export class ApprovalService {
     const approved = await this.#transition(id, 'pending', 'approved', { decided_at: now, decided_by: actor, usable_until: now + approvalValidFor, grant_ms: grantMs });
     if (!approved) return undefined;
     if (grantMs !== null) {
-      const review = await this.#db.selectFrom('reviews').select(['subject', 'connection', 'operation']).where('id', '=', id).executeTakeFirstOrThrow();
+      const review = await this.#db.selectFrom('reviews').select(['subject', 'connection', 'operation', 'rules']).where('id', '=', id).executeTakeFirstOrThrow();
       await this.#db.insertInto('review_grants').values({ review_id: id, ...review, created_at: now, expires_at: now + grantMs }).execute();
     }
     return this.#emit('review.approved', id, actor);

@@ -3,7 +3,7 @@
 // - `Gatehouse-Review: <id>` (or the protocol's equivalent) uses that review, only if
 //   it is approved and bound to this identity, connection, operation, policy version
 //   and request digest, once (see ApprovalService.consume);
-// - otherwise a live grant for this identity, connection and operation lets it pass;
+// - otherwise a live grant for this identity, connection, operation and rule lets it pass;
 // - otherwise a review is opened (or the pending one for the same request reused) and
 //   the request is held up to `holdFor`: approved in time → it continues, consuming
 //   the approval; else the caller gets approval_required / _denied / _expired with the
@@ -56,7 +56,7 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
         }
       }
 
-      const granted = await service.findGrant(subject, exchange.connection, exchange.operation);
+      const granted = await service.findGrant(subject, exchange.connection, exchange.operation, decision.rules);
       if (granted !== undefined) return { approval: { reviewId: granted, via: 'grant' } };
 
       const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification);

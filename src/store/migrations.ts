@@ -127,6 +127,7 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
           .addColumn('subject', 'text', (c) => c.notNull())
           .addColumn('connection', 'text', (c) => c.notNull())
           .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('rules', 'text', (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addColumn('expires_at', 'bigint', (c) => c.notNull())
           .execute();

@@ -115,6 +115,8 @@ export interface ReviewGrantsTable {
   subject: string;
   connection: string;
   operation: string;
+  /** The deciding rules (JSON), so a grant for one rule never covers another. */
+  rules: string;
   created_at: number;
   expires_at: number;
 }

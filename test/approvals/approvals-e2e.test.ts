@@ -338,9 +338,13 @@ approvals:
     assert.equal(later.status, 200);
     const { body: session } = await admin(b, await adminKey(b), `/api/sessions/${later.headers.get('gatehouse-exchange-id')}`);
     assert.deepEqual(session.approval, { reviewId: review.id, via: 'grant' });
-    // The grant is for this identity only.
+    // The grant is for this identity and this rule only.
     const other = await chat(b, otherMlKey, 'GRANT me the report too');
     assert.equal(other.status, 403);
+    assert.equal(((await other.json()) as any).error.code, 'approval_required');
+    const otherRule = await chat(b, requesterKey, 'DELETE under a grant for another rule');
+    assert.equal(otherRule.status, 403);
+    assert.equal(((await otherRule.json()) as any).error.code, 'approval_required');
   });
 
   test('a pending review survives a gateway restart, can be approved, and the retry goes through', async () => {
