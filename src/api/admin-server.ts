@@ -11,6 +11,7 @@ import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
 import { openApiDocument } from './openapi.js';
+import type { createReviewsRoutes } from './reviews-routes.js';
 
 export interface AdminServerOptions {
   readonly db: Kysely<Database>;
@@ -18,6 +19,8 @@ export interface AdminServerOptions {
   readonly adminGroups: readonly string[];
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** Approvals routes (/api/reviews…), when approvals are configured. */
+  readonly reviews?: ReturnType<typeof createReviewsRoutes> | undefined;
 }
 
 type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
@@ -82,6 +85,7 @@ export function createAdminHandler(options: AdminServerOptions) {
         res.end(openApiBody);
         return;
       }
+      if (options.reviews && (await options.reviews(req, res, url))) return;
       for (const [method, pattern, route] of routes) {
         const match = pattern.exec(url.pathname);
         if (!match) continue;

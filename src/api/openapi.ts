@@ -1,6 +1,68 @@
 // The admin API's OpenAPI 3.1 document, served at GET /api/openapi.json. A test keeps
 // it in step with the routes the admin server actually answers.
 
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const reviewJson = { content: { 'application/json': { schema: { $ref: '#/components/schemas/Review' } } } };
+
+// Approvals (src/api/reviews-routes.ts). Any valid API key authenticates; reading needs a
+// reviewer or admin group, voting a reviewer group of that review (see docs/approvals.md).
+const reviewPaths = {
+  '/api/reviews': {
+    get: {
+      summary: 'List approval reviews, newest first',
+      parameters: [
+        { name: 'state', in: 'query', schema: { type: 'string', enum: ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'] } },
+        { name: 'connection', in: 'query', schema: { type: 'string' } },
+        { name: 'subject', in: 'query', schema: { type: 'string' } },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
+        { name: 'cursor', in: 'query', description: 'The `next` value of the previous page', schema: { type: 'string' } },
+      ],
+      responses: {
+        '200': { description: 'A page of reviews', content: { 'application/json': { schema: { type: 'object', properties: { reviews: { type: 'array', items: { $ref: '#/components/schemas/Review' } }, next: { type: ['string', 'null'] } } } } } },
+        '400': { $ref: '#/components/responses/Error' },
+        '401': { $ref: '#/components/responses/Error' },
+        '403': { $ref: '#/components/responses/Error' },
+      },
+    },
+  },
+  '/api/reviews/events': {
+    get: {
+      summary: 'Server-sent events: `event: review.created|review.voted|review.approved|review.denied|review.expired|review.cancelled|review.executed`, `id: <review id>`, `data: <Review JSON>`',
+      responses: { '200': { description: 'text/event-stream' }, '401': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' } },
+    },
+  },
+  '/api/reviews/{id}': {
+    get: {
+      summary: 'One review, with its votes',
+      parameters: [idParam],
+      responses: { '200': { description: 'The review', ...reviewJson }, '401': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' }, '404': { $ref: '#/components/responses/Error' } },
+    },
+  },
+  '/api/reviews/{id}/approve': {
+    post: {
+      summary: 'Vote to approve (as the caller); `grantFor` approves a time-boxed grant instead of one request',
+      parameters: [idParam],
+      requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { comment: { type: 'string', maxLength: 2000 }, grantFor: { type: ['string', 'integer'], examples: ['30m', 1800000] } } } } } },
+      responses: { '200': { description: 'The review after the vote', ...reviewJson }, '400': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' }, '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' } },
+    },
+  },
+  '/api/reviews/{id}/deny': {
+    post: {
+      summary: 'Vote to deny (one deny denies)',
+      parameters: [idParam],
+      requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { reason: { type: 'string', maxLength: 2000 } } } } } },
+      responses: { '200': { description: 'The review after the vote', ...reviewJson }, '400': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' }, '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' } },
+    },
+  },
+  '/api/reviews/{id}/cancel': {
+    post: {
+      summary: 'Withdraw a pending review (the requester, or an admin)',
+      parameters: [idParam],
+      responses: { '200': { description: 'The cancelled review', ...reviewJson }, '403': { $ref: '#/components/responses/Error' }, '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' } },
+    },
+  },
+};
+
 const errorResponse = { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 
 export const openApiDocument = {
@@ -8,7 +70,42 @@ export const openApiDocument = {
   info: { title: 'Gatehouse admin API', version: '1', description: 'Administration of a Gatehouse gateway. Authenticate with an API key whose groups include one of `admin.groups`.' },
   components: {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    responses: { Error: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } },
     schemas: {
+      Review: {
+        type: 'object',
+        description: 'See docs/approvals.md. Times are ISO 8601.',
+        properties: {
+          id: { type: 'string' },
+          state: { type: 'string', enum: ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'] },
+          subject: { type: 'string' },
+          identityKind: { type: ['string', 'null'] },
+          connection: { type: 'string' },
+          operation: { type: 'string' },
+          digest: { type: 'string', description: 'sha256:<hex> of the canonical request body' },
+          policyVersion: { type: 'string' },
+          rules: { type: 'array', items: { type: 'string' } },
+          reviewerGroups: { type: 'array', items: { type: 'string' } },
+          minApprovals: { type: 'integer' },
+          approvals: { type: 'integer' },
+          justification: { type: ['string', 'null'] },
+          exchangeId: { type: ['string', 'null'] },
+          model: { type: ['string', 'null'] },
+          promptPreview: { type: ['string', 'null'] },
+          createdAt: { type: 'string' },
+          expiresAt: { type: 'string' },
+          decidedAt: { type: ['string', 'null'] },
+          decidedBy: { type: ['string', 'null'] },
+          usableUntil: { type: ['string', 'null'] },
+          grant: { type: ['object', 'null'], properties: { durationMs: { type: 'integer' }, expiresAt: { type: ['string', 'null'] } } },
+          executedAt: { type: ['string', 'null'] },
+          executedByExchange: { type: ['string', 'null'] },
+          votes: {
+            type: 'array',
+            items: { type: 'object', properties: { voter: { type: 'string' }, vote: { type: 'string', enum: ['approve', 'deny'] }, comment: { type: ['string', 'null'] }, grantMs: { type: ['integer', 'null'] }, via: { type: 'string', enum: ['api', 'cli'] }, createdAt: { type: 'string' } } },
+          },
+        },
+      },
       Error: {
         type: 'object',
         required: ['error'],
@@ -53,6 +150,7 @@ export const openApiDocument = {
               bytesIn: { type: 'integer' },
               bytesOut: { type: 'integer' },
               ttfbMs: { type: ['integer', 'null'] },
+              approval: { type: ['object', 'null'], description: 'The review that let it pass (or refused it)', properties: { reviewId: { type: 'string' }, via: { type: ['string', 'null'], enum: ['held', 'retry', 'grant', null] } } },
             },
           },
         ],
@@ -61,6 +159,7 @@ export const openApiDocument = {
   },
   security: [{ bearer: [] }],
   paths: {
+    ...reviewPaths,
     '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'The process is up' } } } },
     '/readyz': { get: { summary: 'Readiness: the store answers', security: [], responses: { '200': { description: 'Ready' }, '503': errorResponse } } },
     '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },

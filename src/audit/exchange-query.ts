@@ -49,6 +49,8 @@ export interface ExchangeDetail extends ExchangeSummary {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly ttfbMs: number | null;
+  /** The review that let it pass (or refused it), and how: held | retry | grant. */
+  readonly approval: { reviewId: string; via: string | null } | null;
 }
 
 export const maxPageSize = 500;
@@ -122,5 +124,6 @@ function toDetail(row: ExchangeRow): ExchangeDetail {
     bytesIn: row.bytes_in,
     bytesOut: row.bytes_out,
     ttfbMs: row.ttfb_ms,
+    approval: row.review_id === null || row.review_id === undefined ? null : { reviewId: row.review_id, via: row.approval_via ?? null },
   };
 }

@@ -47,6 +47,8 @@ export function createRecorder(db: Kysely<Database>): Recorder {
     request_body: request?.body ?? null,
     request_truncated: request?.truncated ? 1 : 0,
     prompt_text: exchange.facts.text ?? null,
+    review_id: exchange.approval?.reviewId ?? null,
+    approval_via: exchange.approval?.via ?? null,
   });
 
   const outcomeColumns = (exchange: Exchange, outcome: ExchangeOutcome) => ({

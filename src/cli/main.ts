@@ -8,6 +8,7 @@ import { CliError } from './cli-error.js';
 import { configCheckCommand } from './commands/config-check.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
+import { reviewsCommand } from './commands/reviews.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { startCommand } from './commands/start.js';
 
@@ -22,6 +23,11 @@ const usage = `usage: gatehouse <command> [options]
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
   sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
   sessions show ID               one recorded exchange in full
+  reviews list [--state S] [--connection C] [--subject S] [--limit N]
+  reviews show ID                one approval review, with its votes
+  reviews approve ID [--comment TEXT] [--grant 30m]
+  reviews deny ID [--comment REASON]
+  reviews cancel ID              votes and cancels act as $GATEHOUSE_REVIEWER_KEY
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -44,6 +50,9 @@ async function main(argv: string[]): Promise<void> {
       operation: { type: 'string' },
       since: { type: 'string' },
       limit: { type: 'string' },
+      state: { type: 'string' },
+      comment: { type: 'string' },
+      grant: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -71,6 +80,8 @@ async function main(argv: string[]): Promise<void> {
       return keysCommand(action, rest, values);
     case 'sessions':
       return sessionsCommand(action, rest, values);
+    case 'reviews':
+      return reviewsCommand(action, rest, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }

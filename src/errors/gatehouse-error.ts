@@ -7,6 +7,8 @@ export interface GatehouseErrorOptions {
   readonly detail?: string;
   /** The policy rule that decided, when one did. */
   readonly rule?: string;
+  /** Extra public fields for the caller's envelope (e.g. `review_id`, `review_url`). */
+  readonly fields?: Readonly<Record<string, string>>;
   readonly cause?: unknown;
 }
 
@@ -17,6 +19,7 @@ export class GatehouseError extends Error {
   readonly type: string;
   readonly detail: string | undefined;
   readonly rule: string | undefined;
+  readonly fields: Readonly<Record<string, string>> | undefined;
 
   constructor(code: ErrorCode, options: GatehouseErrorOptions = {}) {
     const entry = errorRegistry[code];
@@ -27,6 +30,7 @@ export class GatehouseError extends Error {
     this.type = entry.type;
     this.detail = options.detail;
     this.rule = options.rule;
+    this.fields = options.fields;
   }
 }
 

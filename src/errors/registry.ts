@@ -22,6 +22,14 @@ export const errorRegistry = {
   client_closed: { status: 499, type: 'client_error', message: 'The client closed the connection before the answer was complete.' },
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },
   store_unavailable: { status: 503, type: 'server_error', message: 'The store does not answer.' },
+  approval_required: { status: 403, type: 'permission_error', message: 'This request requires approval. A review is pending; retry with "Gatehouse-Review: <review_id>" once it is approved.' },
+  approval_denied: { status: 403, type: 'permission_error', message: 'This request was reviewed and denied.' },
+  approval_expired: { status: 403, type: 'permission_error', message: 'The review for this request expired before it was approved, or the approval is no longer usable.' },
+  approval_invalid: { status: 403, type: 'permission_error', message: 'The review named in Gatehouse-Review does not approve this request.' },
+  review_not_found: { status: 404, type: 'invalid_request_error', message: 'No such review.' },
+  review_not_pending: { status: 409, type: 'invalid_request_error', message: 'The review is no longer pending.' },
+  review_vote_refused: { status: 403, type: 'permission_error', message: 'You may not vote on this review.' },
+  invalid_vote: { status: 400, type: 'invalid_request_error', message: 'The vote is not valid.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -41,6 +41,14 @@ export interface Exchange {
   readonly client: ClientInfo;
   readonly facts: RequestFacts;
   readonly identity?: Identity | undefined;
+  /** Set by the approvals stage: the review that let this exchange pass (or refused it). */
+  readonly approval?: ExchangeApproval | undefined;
+}
+
+/** How a `require_approval` exchange got through: held until approved, a retry with an approval, or a grant. */
+export interface ExchangeApproval {
+  readonly reviewId: string;
+  readonly via: 'held' | 'retry' | 'grant';
 }
 
 export type Effect = 'allow' | 'deny' | 'require_approval';

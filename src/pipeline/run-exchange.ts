@@ -4,7 +4,9 @@
 //   identify   who is calling (401 when nobody, or a bad credential)
 //   inspect    the adapter reads the request, bounded, into protocol-neutral facts
 //   decide     policy turns exchange + facts into a Decision
-//   authorize  a deny (or an approval nobody can give yet) stops here (403)
+//   authorize  a deny (or an approval nobody can give: approvals not configured) stops here (403)
+//   approve    a `require_approval` exchange is held until a reviewer decides
+//              (src/approvals/); refused with the review id when not approved
 //   record     the request is durable before anything is forwarded (fail closed)
 //   forward    the adapter relays to the target and streams the answer back;
 //              the outcome is recorded before the last byte is released
@@ -13,6 +15,7 @@
 
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome, Identity, RecordedRequest, RequestFacts } from '../exchange/index.js';
+import type { ApprovalStage } from '../approvals/index.js';
 import type { Recorder } from '../audit/index.js';
 import type { Policy } from '../policy/index.js';
 import { enforceDecision } from '../policy/index.js';
@@ -21,6 +24,8 @@ export interface PipelineStages {
   readonly identify: (credential: string | undefined) => Promise<Identity>;
   readonly policy: Policy;
   readonly recorder: Recorder;
+  /** Holds `require_approval` exchanges for review; without it they are refused (fail closed). */
+  readonly approvals?: ApprovalStage | undefined;
   /** Observes every finished exchange (metrics, logs). Must not throw. */
   readonly observe: (exchange: Exchange, decision: Decision | undefined, outcome: ExchangeOutcome) => void;
 }
@@ -29,6 +34,8 @@ export interface Inspection {
   readonly operation: string;
   readonly facts: RequestFacts;
   readonly request: RecordedRequest;
+  /** SHA-256 of the canonical request body (approvals/request-digest.ts); approvals are bound to it. */
+  readonly digest?: string | undefined;
 }
 
 /** What a protocol adapter provides for one exchange. */
@@ -38,6 +45,10 @@ export interface ExchangeIO {
   readonly credential: string | undefined;
   /** What the request looks like before its body is read (recorded on early refusal). */
   readonly requestLine: RecordedRequest;
+  /** What the caller said about approval: its reason, and a review to use (HTTP: Gatehouse-Justification, Gatehouse-Review). */
+  readonly approval?: { readonly justification?: string | undefined; readonly reviewId?: string | undefined } | undefined;
+  /** Aborted when the caller goes away (ends a hold). */
+  readonly signal?: AbortSignal | undefined;
   inspect(): Promise<Inspection>;
   /**
    * Forwards and streams the answer back. Must call `finish` with the outcome and
@@ -53,14 +64,21 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let exchange = io.exchange;
   let decision: Decision | undefined;
   let request = io.requestLine;
+  let digest: string | undefined;
   try {
     const identity = await stages.identify(io.credential);
     exchange = { ...exchange, identity };
     const inspection = await io.inspect();
     request = inspection.request;
+    digest = inspection.digest;
     exchange = { ...exchange, operation: inspection.operation, facts: inspection.facts };
     decision = stages.policy.decide(exchange);
-    enforceDecision(decision);
+    enforceDecision(decision, { approvals: stages.approvals !== undefined });
+    if (decision.effect === 'require_approval' && stages.approvals) {
+      const held = await stages.approvals.hold(exchange, decision, { digest, ...io.approval, signal: io.signal });
+      exchange = { ...exchange, approval: held.approval };
+      if (held.error) throw held.error;
+    }
   } catch (error) {
     await refuse(io, stages, exchange, decision, request, toGatehouseError(error));
     return;

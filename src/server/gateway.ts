@@ -4,13 +4,14 @@
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createAdminHandler } from '../api/index.js';
+import { createAdminHandler, createReviewsRoutes } from '../api/index.js';
+import { startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRecorder } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
-import { compilePolicy } from '../policy/index.js';
+import { compilePolicy, type Policy } from '../policy/index.js';
 import { createDataPlaneHandler } from '../protocols/http/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
@@ -21,11 +22,18 @@ export interface Gateway {
   readonly store: Store;
   readonly apiKeys: ApiKeyService;
   readonly logger: Logger;
+  /** Present when config has an `approvals:` section. */
+  readonly approvals: ApprovalService | undefined;
   close(): Promise<void>;
 }
 
 export interface StartOptions {
   readonly logger?: Logger;
+  /**
+   * Replaces the policy compiled from config, for embedding Gatehouse in another
+   * program and for tests (e.g. a policy that returns `require_approval`).
+   */
+  readonly policy?: Policy;
 }
 
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -33,15 +41,17 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const store = await openStore(config.store);
   const apiKeys = new ApiKeyService(store.db);
   const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
-  const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
+  const policy = options.policy ?? compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
   const recorder = createRecorder(store.db);
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
+  const approvals = config.approvals ? await startApprovals({ db: store.db, store: config.store, config: config.approvals, adminGroups: config.admin.groups, logger }) : undefined;
 
   const stages: PipelineStages = {
     identify,
     policy,
     recorder,
+    approvals: approvals?.stage,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
       const fields = exchangeLogFields(exchange, decision, outcome);
@@ -61,7 +71,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger });
+    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }) });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');
@@ -71,6 +81,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     }, config.admin.listen, config.admin.tls);
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
+  approvals?.setAdminUrl(adminUrl);
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
@@ -80,10 +91,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     store,
     apiKeys,
     logger,
+    approvals: approvals?.service,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined]);
         await recorder.drain();
+        await approvals?.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');

@@ -77,5 +77,64 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.createIndex('api_keys_live_name').on('api_keys').column('name').unique().where(sql.ref('revoked_at'), 'is', null).execute();
       },
     },
+    '0009_approvals_reviews_votes_grants': {
+      // Just-in-time approval (src/approvals/): a review per held request, a vote per
+      // reviewer, time-boxed grants; the exchange row names the review that let it pass.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('reviews')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('state', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('identity_kind', 'text')
+          .addColumn('connection', 'text', (c) => c.notNull())
+          .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('policy_version', 'text', (c) => c.notNull())
+          .addColumn('rules', 'text', (c) => c.notNull())
+          .addColumn('reviewer_groups', 'text', (c) => c.notNull())
+          .addColumn('min_approvals', 'integer', (c) => c.notNull())
+          .addColumn('justification', 'text')
+          .addColumn('exchange_id', 'text')
+          .addColumn('model', 'text')
+          .addColumn('prompt_preview', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('decided_at', 'bigint')
+          .addColumn('decided_by', 'text')
+          .addColumn('usable_until', 'bigint')
+          .addColumn('grant_ms', 'bigint')
+          .addColumn('executed_at', 'bigint')
+          .addColumn('executed_by_exchange', 'text')
+          .execute();
+        await db.schema.createIndex('reviews_state').on('reviews').columns(['state', 'created_at']).execute();
+        await db.schema.createIndex('reviews_binding').on('reviews').columns(['subject', 'connection', 'operation', 'digest']).execute();
+        await db.schema
+          .createTable('review_votes')
+          .addColumn('review_id', 'text', (c) => c.notNull())
+          .addColumn('voter', 'text', (c) => c.notNull())
+          .addColumn('voter_groups', 'text', (c) => c.notNull())
+          .addColumn('vote', 'text', (c) => c.notNull())
+          .addColumn('comment', 'text')
+          .addColumn('grant_ms', 'bigint')
+          .addColumn('via', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('review_votes_pk', ['review_id', 'voter'])
+          .execute();
+        await db.schema
+          .createTable('review_grants')
+          .addColumn('review_id', 'text', (c) => c.primaryKey())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('connection', 'text', (c) => c.notNull())
+          .addColumn('operation', 'text', (c) => c.notNull())
+          .addColumn('rules', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('review_grants_binding').on('review_grants').columns(['subject', 'connection', 'operation', 'expires_at']).execute();
+        await db.schema.alterTable('exchanges').addColumn('review_id', 'text').execute();
+        await db.schema.alterTable('exchanges').addColumn('approval_via', 'text').execute();
+      },
+    },
   };
 }

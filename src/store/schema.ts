@@ -55,13 +55,71 @@ export interface ExchangesTable {
   bytes_out: Generated<number>;
   ttfb_ms: number | null;
   duration_ms: number | null;
+  /** The review that let this exchange pass (migration 0009), and how: held | retry | grant. */
+  review_id: ColumnType<string | null, string | null | undefined, string | null>;
+  approval_via: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface Database {
   api_keys: ApiKeysTable;
   exchanges: ExchangesTable;
+  reviews: ReviewsTable;
+  review_votes: ReviewVotesTable;
+  review_grants: ReviewGrantsTable;
 }
 
 /** Row types as read back. */
 export type ExchangeRow = { [K in keyof ExchangesTable]: ExchangesTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ExchangesTable[K] };
 export type ApiKeyRow = ApiKeysTable;
+
+/** Approvals (migration 0009): see src/approvals/. */
+export interface ReviewsTable {
+  id: string;
+  state: string;
+  subject: string;
+  identity_kind: string | null;
+  connection: string;
+  operation: string;
+  digest: string;
+  policy_version: string;
+  rules: string;
+  reviewer_groups: string;
+  min_approvals: number;
+  justification: string | null;
+  exchange_id: string | null;
+  model: string | null;
+  prompt_preview: string | null;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+  decided_by: string | null;
+  usable_until: number | null;
+  grant_ms: number | null;
+  executed_at: number | null;
+  executed_by_exchange: string | null;
+}
+
+export interface ReviewVotesTable {
+  review_id: string;
+  voter: string;
+  voter_groups: string;
+  vote: string;
+  comment: string | null;
+  grant_ms: number | null;
+  via: string;
+  created_at: number;
+}
+
+export interface ReviewGrantsTable {
+  review_id: string;
+  subject: string;
+  connection: string;
+  operation: string;
+  /** The deciding rules (JSON), so a grant for one rule never covers another. */
+  rules: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export type ReviewRow = ReviewsTable;
+export type ReviewVoteRow = ReviewVotesTable;

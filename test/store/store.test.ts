@@ -62,7 +62,17 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['bytes_out', false],
     ['ttfb_ms', true],
     ['duration_ms', true],
+    ['review_id', true],
+    ['approval_via', true],
   ],
+  reviews: [
+    ['id', false], ['state', false], ['subject', false], ['identity_kind', true], ['connection', false], ['operation', false], ['digest', false],
+    ['policy_version', false], ['rules', false], ['reviewer_groups', false], ['min_approvals', false], ['justification', true], ['exchange_id', true],
+    ['model', true], ['prompt_preview', true], ['created_at', false], ['expires_at', false], ['decided_at', true], ['decided_by', true],
+    ['usable_until', true], ['grant_ms', true], ['executed_at', true], ['executed_by_exchange', true],
+  ],
+  review_votes: [['review_id', false], ['voter', false], ['voter_groups', false], ['vote', false], ['comment', true], ['grant_ms', true], ['via', false], ['created_at', false]],
+  review_grants: [['review_id', false], ['subject', false], ['connection', false], ['operation', false], ['rules', false], ['created_at', false], ['expires_at', false]],
 };
 
 const int8Columns = ['api_keys.created_at', 'api_keys.expires_at', 'api_keys.revoked_at', 'api_keys.last_used_at', 'exchanges.seq', 'exchanges.started_at', 'exchanges.ended_at', 'exchanges.bytes_in', 'exchanges.bytes_out'];
@@ -138,7 +148,7 @@ for (const dialect of await testDialects()) {
       assert.equal(store.dialect, dialect.name);
       assert.deepEqual(
         (await migrationRows(store)).map((r) => r.name),
-        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique'],
+        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0009_approvals_reviews_votes_grants'],
       );
     });
 
@@ -165,10 +175,10 @@ for (const dialect of await testDialects()) {
     test('tables exist with the expected columns and nullability', async () => {
       const store = await open();
       const tables = await applicationTables(store);
-      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
+      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'review_grants', 'review_votes', 'reviews']);
       // SQLite reports primary keys as nullable: `seq` is the rowid alias (NULL means
       // "assign one"), and a TEXT PRIMARY KEY really does accept NULL there (a SQLite quirk).
-      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq']);
+      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'reviews.id', 'review_grants.review_id']);
       const nullable = (table: string, column: string, isNullable: boolean) =>
         dialect.name === 'sqlite' && primaryKeys.has(`${table}.${column}`) ? false : isNullable;
       for (const table of tables) {
@@ -303,9 +313,9 @@ for (const dialect of await testDialects()) {
     if (dialect.name === 'postgres') {
       test('several instances opening the same fresh database at once all succeed (migration lock)', async () => {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
-        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0009_approvals_reviews_votes_grants']);
         const tables = await applicationTables(stores[3]!);
-        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
+        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'review_grants', 'review_votes', 'reviews']);
       });
 
       test('the schema option puts the tables in that schema', async () => {
@@ -347,7 +357,7 @@ for (const dialect of await testDialects()) {
         const results = await openInChildProcesses(database.config, 4);
         assert.deepEqual(results, Array.from({ length: 4 }, () => ({ ok: true })));
         const store = await open();
-        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0009_approvals_reviews_votes_grants']);
       },
     );
   });

@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { requestDigest } from '../../approvals/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Exchange, type RecordedRequest } from '../../exchange/index.js';
@@ -60,10 +61,17 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     };
 
     let body: Buffer | undefined;
+    // Ends an approval hold when the caller goes away before the answer.
+    const callerGone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) callerGone.abort();
+    });
     const io: ExchangeIO = {
       exchange,
       credential: bearerToken(req.headers.authorization),
       requestLine,
+      approval: { justification: singleHeader(req.headers['gatehouse-justification']), reviewId: singleHeader(req.headers['gatehouse-review'])?.trim() },
+      signal: callerGone.signal,
       elapsedMs,
       async inspect(): Promise<Inspection> {
         body = await readBody(req, connection.maxRequestBody);
@@ -72,6 +80,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           operation: exchange.operation,
           facts: isOpenai ? openaiFacts(exchange.operation, body) : { stream: false },
           request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
+          digest: requestDigest(body),
         };
       },
       async relay(admitted, finish) {
@@ -110,6 +119,10 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
 
     void runExchange(io, stages);
   };
+
+  function singleHeader(value: string | string[] | undefined): string | undefined {
+    return Array.isArray(value) ? value[0] : value;
+  }
 
   function unrouted(res: ServerResponse, error: GatehouseError): void {
     options.onUnrouted?.(error);

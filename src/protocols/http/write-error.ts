@@ -1,13 +1,13 @@
 // Errors on the HTTP data plane use the OpenAI error envelope, so the official clients
 // raise their own typed errors (AuthenticationError, PermissionDeniedError …):
-//   {"error":{"message","type","code","param":null,"rule"?}}
+//   {"error":{"message","type","code","param":null,"rule"?, …fields (review_id, review_url)}}
 
 import type { ServerResponse } from 'node:http';
 import type { GatehouseError } from '../../errors/index.js';
 
 export function errorEnvelope(error: GatehouseError): string {
   return JSON.stringify({
-    error: { message: error.message, type: error.type, code: error.code, param: null, ...(error.rule ? { rule: error.rule } : {}) },
+    error: { message: error.message, type: error.type, code: error.code, param: null, ...(error.rule ? { rule: error.rule } : {}), ...error.fields },
   });
 }
 

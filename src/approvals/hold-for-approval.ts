@@ -1,0 +1,107 @@
+// Stage: approve. Runs between authorize and record for a `require_approval` decision.
+// Enforces:
+// - `Gatehouse-Review: <id>` (or the protocol's equivalent) uses that review, only if
+//   it is approved and bound to this identity, connection, operation, policy version
+//   and request digest, once (see ApprovalService.consume);
+// - otherwise a live grant for this identity, connection, operation and rule lets it pass;
+// - otherwise a review is opened (or the pending one for the same request reused) and
+//   the request is held up to `holdFor`: approved in time → it continues, consuming
+//   the approval; else the caller gets approval_required / _denied / _expired with the
+//   review id and URL;
+// - the caller going away ends the hold (client_closed); the review stays, for a retry.
+
+import { GatehouseError } from '../errors/index.js';
+import type { Decision, Exchange, ExchangeApproval } from '../exchange/index.js';
+import type { ApprovalService, Binding } from './approval-service.js';
+import type { Review } from './review-types.js';
+
+export interface ApprovalRequest {
+  /** SHA-256 of the canonical request body (request-digest.ts). */
+  readonly digest: string | undefined;
+  readonly justification?: string | undefined;
+  readonly reviewId?: string | undefined;
+  /** Aborted when the caller disconnects. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface HoldResult {
+  readonly approval: ExchangeApproval;
+  /** Set when the exchange must not proceed. */
+  readonly error?: GatehouseError | undefined;
+}
+
+export interface ApprovalStage {
+  hold(exchange: Exchange, decision: Decision, request: ApprovalRequest): Promise<HoldResult>;
+}
+
+export function createApprovalStage(service: ApprovalService, options: { readonly pollInterval: number }): ApprovalStage {
+  return {
+    async hold(exchange, decision, request) {
+      const subject = exchange.identity?.subject;
+      if (subject === undefined || request.digest === undefined) {
+        // Fail closed: an approval cannot be bound without an identity and a digest.
+        throw new GatehouseError('access_denied', { message: 'This request requires approval, which needs an identified caller and a request digest.', rule: decision.rules[0] });
+      }
+      const binding: Binding = { subject, connection: exchange.connection, operation: exchange.operation, digest: request.digest, policyVersion: decision.policyVersion };
+
+      if (request.reviewId !== undefined) {
+        try {
+          await service.consume(request.reviewId, binding, exchange.id);
+          return { approval: { reviewId: request.reviewId, via: 'retry' } };
+        } catch (error) {
+          // A retry while the review is still pending is held like the first attempt.
+          if (!(error instanceof GatehouseError && error.code === 'approval_required')) {
+            return { approval: { reviewId: request.reviewId, via: 'retry' }, error: error as GatehouseError };
+          }
+        }
+      }
+
+      const granted = await service.findGrant(subject, exchange.connection, exchange.operation, decision.rules);
+      if (granted !== undefined) return { approval: { reviewId: granted, via: 'grant' } };
+
+      const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification);
+      const approval: ExchangeApproval = { reviewId: review.id, via: 'held' };
+      const { holdFor } = service.optionsFor(decision.rules);
+      const state = await waitForDecision(service, review.id, holdFor, options.pollInterval, request.signal);
+      if (state === 'aborted') return { approval, error: new GatehouseError('client_closed', { detail: `the caller left while review ${review.id} was pending` }) };
+      if (state === 'pending') return { approval, error: new GatehouseError('approval_required', { fields: service.errorFields(review.id), detail: `held ${holdFor} ms` }) };
+      try {
+        await service.consume(review.id, binding, exchange.id);
+        return { approval };
+      } catch (error) {
+        return { approval, error: error as GatehouseError };
+      }
+    },
+  };
+}
+
+/**
+ * Waits until the review leaves `pending`, `holdFor` passes, or the caller leaves.
+ * Wakes on the bus (this process, or LISTEN/NOTIFY) and polls the store as well, so a
+ * decision taken elsewhere is seen even without a shared bus.
+ */
+async function waitForDecision(service: ApprovalService, id: string, holdFor: number, pollInterval: number, signal: AbortSignal | undefined): Promise<string> {
+  const deadline = Date.now() + holdFor;
+  const poll = service.bus.shared ? Math.max(pollInterval, 5000) : pollInterval;
+  for (;;) {
+    if (signal?.aborted) return 'aborted';
+    const review = await service.get(id);
+    if (!review) return 'expired';
+    if (review.state !== 'pending') return review.state;
+    const left = deadline - Date.now();
+    if (left <= 0) return 'pending';
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(left, poll));
+      const unsubscribe = service.bus.subscribe((_type, reviewId) => {
+        if (reviewId === id) done();
+      });
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}

@@ -1,0 +1,59 @@
+// What a review looks like to the API, the CLI, notifications and the audit hook.
+
+export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
+export const reviewStates: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'];
+
+export type ReviewEventType = 'review.created' | 'review.voted' | 'review.approved' | 'review.denied' | 'review.expired' | 'review.cancelled' | 'review.executed';
+
+export interface ReviewVote {
+  readonly voter: string;
+  readonly vote: 'approve' | 'deny';
+  readonly comment: string | null;
+  /** A time-boxed grant this approver asked for, in ms; null for one-time. */
+  readonly grantMs: number | null;
+  /** Where the vote was cast: `api` or `cli`. */
+  readonly via: string;
+  readonly createdAt: string;
+}
+
+export interface Review {
+  readonly id: string;
+  readonly state: ReviewState;
+  /** The binding: the request is approved only for exactly this. */
+  readonly subject: string;
+  readonly identityKind: string | null;
+  readonly connection: string;
+  readonly operation: string;
+  readonly digest: string;
+  readonly policyVersion: string;
+  readonly rules: readonly string[];
+  readonly reviewerGroups: readonly string[];
+  readonly minApprovals: number;
+  readonly approvals: number;
+  /** The requester's reason (`Gatehouse-Justification`), shown to reviewers. */
+  readonly justification: string | null;
+  /** The exchange that first asked. */
+  readonly exchangeId: string | null;
+  readonly model: string | null;
+  /** The first 500 characters of the prompt, so reviewers see what they approve. */
+  readonly promptPreview: string | null;
+  readonly createdAt: string;
+  /** A pending review still pending at this time is expired (a denial). */
+  readonly expiresAt: string;
+  readonly decidedAt: string | null;
+  readonly decidedBy: string | null;
+  /** An approved one-time review can be used (held or retried) until then. */
+  readonly usableUntil: string | null;
+  readonly grant: { readonly durationMs: number; readonly expiresAt: string | null } | null;
+  readonly executedAt: string | null;
+  readonly executedByExchange: string | null;
+  readonly votes: readonly ReviewVote[];
+}
+
+export interface ReviewEvent {
+  readonly type: ReviewEventType;
+  readonly review: Review;
+  /** Who caused it: a reviewer subject, the requester, or `gatehouse` (expiry). */
+  readonly actor: string;
+  readonly at: string;
+}

@@ -1,0 +1,67 @@
+// Wiring for approvals inside a gateway: the bus (LISTEN/NOTIFY on PostgreSQL), the
+// notifier, the service, the pipeline stage and the expiry sweeper, and their orderly
+// shutdown. Nothing here runs when config has no `approvals:` section.
+
+import type { Kysely } from 'kysely';
+import type { ApprovalsConfig } from '../config/approvals-schema.js';
+import type { Logger } from '../observability/index.js';
+import type { Database, StoreConfig } from '../store/index.js';
+import { ApprovalService } from './approval-service.js';
+import { createApprovalStage, type ApprovalStage } from './hold-for-approval.js';
+import { createNotifier } from './notify-reviewers.js';
+import { localReviewBus, postgresReviewBus } from './review-bus.js';
+import type { ReviewEvent } from './review-types.js';
+
+export interface RunningApprovals {
+  readonly service: ApprovalService;
+  readonly stage: ApprovalStage;
+  /** The admin listener's URL, the default base of review links. */
+  setAdminUrl(url: string | undefined): void;
+  close(): Promise<void>;
+}
+
+export interface StartApprovalsOptions {
+  readonly db: Kysely<Database>;
+  readonly store: StoreConfig;
+  readonly config: ApprovalsConfig;
+  readonly adminGroups: readonly string[];
+  readonly logger: Logger;
+  /** Where review and vote events go for the audit log (the lead connects AuditLog here). */
+  readonly audit?: ((event: ReviewEvent) => void) | undefined;
+}
+
+export async function startApprovals(options: StartApprovalsOptions): Promise<RunningApprovals> {
+  const { db, config, logger } = options;
+  const bus = 'postgres' in options.store
+    ? await postgresReviewBus(db, options.store.postgres.url, (error) => logger.warn({ err: error.message }, 'review LISTEN connection failed; reconnecting'))
+    : localReviewBus();
+  let adminUrl = config.apiUrl ?? '';
+  const apiUrl = () => adminUrl;
+  let service: ApprovalService | undefined;
+  const notifier = createNotifier(config.notify, { review: (id) => service!.reviewUrl(id), action: (id, a) => service!.actionUrl(id, a) }, logger);
+  service = new ApprovalService(db, {
+    config,
+    adminGroups: options.adminGroups,
+    bus,
+    apiUrl,
+    audit: (event) => {
+      logger.info({ review: event.review.id, event: event.type, actor: event.actor, state: event.review.state }, 'review event');
+      options.audit?.(event);
+    },
+    notify: (event) => notifier.notify(event),
+  });
+  const sweeper = setInterval(() => void service!.expireDue().catch(() => undefined), Math.max(config.pollInterval, 1000));
+  sweeper.unref();
+  return {
+    service,
+    stage: createApprovalStage(service, { pollInterval: config.pollInterval }),
+    setAdminUrl(url) {
+      if (config.apiUrl === undefined && url !== undefined) adminUrl = url;
+    },
+    async close() {
+      clearInterval(sweeper);
+      await notifier.close();
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,100 @@
+// `gatehouse reviews list|show|approve|deny|cancel`: the approvals API from the shell,
+// straight on the store (like `keys`). Votes are cast as the identity of the API key
+// in $GATEHOUSE_REVIEWER_KEY (never a command-line argument, which `ps` shows), and
+// go through the same ApprovalService checks as the admin API: reviewer groups, no
+// self-approval, one vote each. Notifications are not sent from the CLI; gateways on
+// PostgreSQL hear the change through NOTIFY, on SQLite by polling.
+
+import { ApprovalService, localReviewBus, postgresReviewBus, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
+import { loadConfig, parseDuration } from '../../config/index.js';
+import { isGatehouseError } from '../../errors/index.js';
+import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../identity/index.js';
+import { openStore } from '../../store/index.js';
+import { CliError } from '../cli-error.js';
+import { configPath } from '../config-path.js';
+import { printTable } from './keys.js';
+
+export interface ReviewsOptions {
+  readonly config?: string | undefined;
+  readonly state?: string | undefined;
+  readonly connection?: string | undefined;
+  readonly subject?: string | undefined;
+  readonly limit?: string | undefined;
+  readonly comment?: string | undefined;
+  readonly grant?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export const reviewerKeyEnv = 'GATEHOUSE_REVIEWER_KEY';
+
+export async function reviewsCommand(action: string | undefined, args: readonly string[], options: ReviewsOptions): Promise<void> {
+  const config = loadConfig(configPath(options.config), process.env, { secrets: 'store-only' });
+  if (!config.approvals) throw new CliError('approvals are not configured (no "approvals:" section in the config)');
+  const store = await openStore(config.store);
+  const bus = 'postgres' in config.store ? await postgresReviewBus(store.db, config.store.postgres.url, () => undefined) : localReviewBus();
+  const service = new ApprovalService(store.db, { config: config.approvals, adminGroups: config.admin.groups, bus, apiUrl: () => config.approvals?.apiUrl ?? '' });
+  try {
+    switch (action) {
+      case 'list': {
+        if (options.state !== undefined && !reviewStates.includes(options.state as ReviewState)) throw new CliError(`--state must be one of ${reviewStates.join(', ')}`);
+        const page = await service.list({ state: options.state as ReviewState | undefined, connection: options.connection, subject: options.subject, limit: options.limit ? Number(options.limit) : undefined });
+        if (options.json) return void process.stdout.write(`${JSON.stringify(page.items)}\n`);
+        printTable(['ID', 'STATE', 'SUBJECT', 'CONNECTION', 'OPERATION', 'RULES', 'APPROVALS', 'CREATED'], page.items.map((r) => [r.id, r.state, r.subject, r.connection, r.operation, r.rules.join(','), `${r.approvals}/${r.minApprovals}`, r.createdAt]));
+        return;
+      }
+      case 'show': {
+        const review = await service.get(required(args[0], 'show ID'));
+        if (!review) throw new CliError(`no review with id "${args[0]}"`, 1);
+        return print(review, options.json);
+      }
+      case 'approve':
+      case 'deny':
+      case 'cancel': {
+        const id = required(args[0], `${action} ID`);
+        const token = process.env[reviewerKeyEnv];
+        if (!token) throw new CliError(`set ${reviewerKeyEnv} to the reviewer's API key: votes are cast as that key's identity`);
+        const identity = await identifyCaller([apiKeyAuthenticator(new ApiKeyService(store.db))])(token);
+        let grantMs: number | undefined;
+        if (options.grant !== undefined) {
+          grantMs = parseDuration(options.grant);
+          if (grantMs === undefined || grantMs === 0) throw new CliError(`--grant "${options.grant}" is not a duration (e.g. 30m)`);
+        }
+        const review = action === 'cancel' ? await service.cancel(id, identity) : await service.vote(id, identity, action, { comment: options.comment, grantMs, via: 'cli' });
+        return print(review, options.json);
+      }
+      default:
+        throw new CliError('usage: gatehouse reviews list|show|approve|deny|cancel');
+    }
+  } catch (error) {
+    if (isGatehouseError(error)) throw new CliError(`${error.code}: ${error.message}`, 1);
+    throw error;
+  } finally {
+    await bus.close();
+    await store.close();
+  }
+}
+
+function required(value: string | undefined, usage: string): string {
+  if (!value) throw new CliError(`usage: gatehouse reviews ${usage}`);
+  return value;
+}
+
+function print(review: Review, json: boolean | undefined): void {
+  if (json) return void process.stdout.write(`${JSON.stringify(review)}\n`);
+  const lines = [
+    `review ${review.id}: ${review.state}`,
+    `  requester     ${review.subject}${review.identityKind ? ` (${review.identityKind})` : ''}`,
+    `  request       ${review.connection} ${review.operation}${review.model ? ` model ${review.model}` : ''}`,
+    `  rules         ${review.rules.join(', ')}  (policy ${review.policyVersion})`,
+    `  digest        ${review.digest}`,
+    `  reason        ${review.justification ?? '-'}`,
+    `  reviewers     ${review.reviewerGroups.join(', ')}; ${review.approvals}/${review.minApprovals} approvals`,
+    `  created       ${review.createdAt}; expires ${review.expiresAt}`,
+    ...(review.decidedAt ? [`  decided       ${review.decidedAt} by ${review.decidedBy}`] : []),
+    ...(review.grant ? [`  grant         ${review.grant.durationMs} ms, until ${review.grant.expiresAt ?? '-'}`] : []),
+    ...(review.executedAt ? [`  used          ${review.executedAt} by exchange ${review.executedByExchange}`] : []),
+    ...(review.promptPreview ? [`  prompt        ${review.promptPreview}`] : []),
+    ...review.votes.map((v) => `  vote          ${v.vote} by ${v.voter} (${v.via}) ${v.createdAt}${v.comment ? `: ${v.comment}` : ''}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

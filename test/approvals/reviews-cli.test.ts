@@ -1,0 +1,103 @@
+// The `gatehouse reviews` CLI on SQLite: it votes straight on the store, under the
+// same reviewer rules as the API, and a request held by a gateway in another process
+// is released by the store poll (SQLite has no LISTEN/NOTIFY).
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parseConfig } from '../../src/config/index.js';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import type { Decision, Exchange } from '../../src/exchange/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import { compilePolicy, type Policy } from '../../src/policy/index.js';
+import { startGateway, type Gateway } from '../../src/server/index.js';
+import { runCli } from '../helpers/gateway-process.js';
+
+function approvalFor(word: string): Policy {
+  const base = compilePolicy([{ connection: 'demo', groups: ['ml'] }]);
+  return {
+    version: base.version,
+    decide(exchange: Exchange): Decision {
+      const decision = base.decide(exchange);
+      if (decision.effect === 'allow' && exchange.facts.text?.includes(word)) return { ...decision, effect: 'require_approval', rules: ['risky'] };
+      return decision;
+    },
+  };
+}
+
+describe('gatehouse reviews (CLI) on SQLite', () => {
+  let dir: string;
+  let configPath: string;
+  let upstream: DemoUpstream;
+  let gateway: Gateway;
+  let requesterKey: string;
+  let reviewerKey: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-reviews-cli-'));
+    upstream = await startDemoUpstream({ apiKey: 'sk-up' });
+    const yaml = `gateway: { listen: { host: 127.0.0.1, port: 0 } }
+admin: { listen: { host: 127.0.0.1, port: 0 }, groups: [admins] }
+log: { level: silent }
+store: { sqlite: { path: ${join(dir, 'gatehouse.db')} } }
+connections:
+  - { name: demo, type: openai, target: "${upstream.url}", credential: { secret: "\${UPSTREAM_KEY}" }, access: { groups: [ml] } }
+approvals:
+  defaults: { reviewers: [reviewers], holdFor: 20s }
+  pollInterval: 200ms
+`;
+    configPath = join(dir, 'gatehouse.yaml');
+    writeFileSync(configPath, yaml);
+    gateway = await startGateway(parseConfig(yaml, configPath, { UPSTREAM_KEY: 'sk-up' }), { policy: approvalFor('RISKY'), logger: createLogger('silent') });
+    requesterKey = (await gateway.apiKeys.create({ name: 'bot', kind: 'agent', groups: ['ml', 'reviewers'], expiresAt: null })).token;
+    reviewerKey = (await gateway.apiKeys.create({ name: 'carol', kind: 'human', groups: ['reviewers'], expiresAt: null })).token;
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const cli = (args: string[], key?: string) => runCli(['reviews', ...args, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up', ...(key ? { GATEHOUSE_REVIEWER_KEY: key } : {}) });
+
+  test('list, refuse a self-approval, approve as a reviewer: the held request is answered', async () => {
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json', 'gatehouse-justification': 'quarterly report' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'a RISKY question' }] }),
+    });
+    let reviews: Array<{ id: string; justification: string }> = [];
+    for (let i = 0; i < 50 && reviews.length === 0; i++) {
+      const listed = await cli(['list', '--state', 'pending', '--json']);
+      assert.equal(listed.code, 0, listed.stderr);
+      reviews = JSON.parse(listed.stdout);
+      if (reviews.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(reviews.length, 1);
+    assert.equal(reviews[0]!.justification, 'quarterly report');
+    const id = reviews[0]!.id;
+
+    const noKey = await cli(['approve', id]);
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /set GATEHOUSE_REVIEWER_KEY to the reviewer's API key/);
+
+    const self = await cli(['approve', id], requesterKey);
+    assert.equal(self.code, 1);
+    assert.equal(self.stderr, 'gatehouse: review_vote_refused: key:bot requested this review and may not review it (no self-approval).\n');
+
+    const approved = await cli(['approve', id, '--comment', 'looks fine'], reviewerKey);
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, new RegExp(`^review ${id}: approved\\n`));
+    assert.match(approved.stdout, /vote {10}approve by key:carol \(cli\) .*: looks fine/);
+
+    const res = await held;
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as any).choices[0].message.content, 'Demo reply to: a RISKY question');
+
+    const shown = await cli(['show', id]);
+    assert.match(shown.stdout, /: executed\n/);
+  });
+});
