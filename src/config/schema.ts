@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
+import { buildMaskingSchema, maskingReferenceIssues } from './masking-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -92,6 +93,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .prefault({}),
     limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
     access: z.strictObject({ groups: groupList }),
+    masking: z.array(z.string()).optional(),
   });
 
   return z
@@ -129,7 +131,9 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
       connections: z.array(connection).default([]),
-    });
+      masking: buildMaskingSchema(secret),
+    })
+    .superRefine(maskingReferenceIssues);
 }
 
 /**

@@ -22,6 +22,10 @@ export const errorRegistry = {
   client_closed: { status: 499, type: 'client_error', message: 'The client closed the connection before the answer was complete.' },
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },
   store_unavailable: { status: 503, type: 'server_error', message: 'The store does not answer.' },
+  masking_failed: { status: 502, type: 'upstream_error', message: 'The answer could not be masked, so it was withheld.' },
+  masking_profile_unknown: { status: 500, type: 'server_error', message: 'The exchange names a masking profile that is not configured, so it was not forwarded.' },
+  response_blocked: { status: 403, type: 'permission_error', message: 'The answer was blocked by a response guardrail.' },
+  embeddings_blocked: { status: 403, type: 'permission_error', message: 'Raw embedding vectors are not available to this caller.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -11,7 +11,8 @@ import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { compilePolicy } from '../policy/index.js';
-import { createDataPlaneHandler } from '../protocols/http/index.js';
+import { maskPlannerFromConfig } from '../mask/index.js';
+import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
 
@@ -26,6 +27,8 @@ export interface Gateway {
 
 export interface StartOptions {
   readonly logger?: Logger;
+  /** Response-side guardrail check (policy provides it). */
+  readonly responseGuard?: ResponseGuard | undefined;
 }
 
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -54,6 +57,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     connections,
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
+    masking: { planner: maskPlannerFromConfig(config.masking), maxBufferBytes: config.masking.maxBufferBytes, responseGuard: options.responseGuard },
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
   });
   const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);

@@ -55,6 +55,7 @@ export interface ExchangesTable {
   bytes_out: Generated<number>;
   ttfb_ms: number | null;
   duration_ms: number | null;
+  masking_counts?: string | null;
 }
 
 export interface Database {

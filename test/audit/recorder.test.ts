@@ -114,6 +114,7 @@ for (const dialect of await testDialects()) {
         bytesIn: 81,
         bytesOut: 5_000_000_123,
         ttfbMs: 12,
+        maskCounts: null,
       });
 
       const { items, next } = await listExchanges(store.db, {});
