@@ -12,7 +12,7 @@ import { scanNumeric } from './scan-numeric.js';
 import { scanTokens } from './scan-tokens.js';
 import { scanEmails, scanIpv6, scanPem } from './scan-misc.js';
 import { luhn, mod97 } from './validators.js';
-import { isSpace } from './char-class.js';
+import { charClass, isSpace, TOKEN } from './char-class.js';
 
 export interface CustomEntity {
   readonly name: string;
@@ -137,7 +137,8 @@ export function resolveOverlaps(found: Detection[]): Detection[] {
 
 /**
  * Where the text could still grow into an entity:
- * - the trailing run of non-space characters (an email, key or JWT in progress);
+ * - the trailing run of characters that occur inside entities (letters, digits and
+ *   `_-./+=~@:%'()`: an email, key, JWT or address in progress);
  * - before it, short digit/upper-case groups joined by single spaces (`+1 415 555`,
  *   `4111 1111`, `DE89 3704`), including a trailing single space after such a group;
  * - an open `-----BEGIN … PRIVATE KEY-----` block without its END line yet.
@@ -145,7 +146,7 @@ export function resolveOverlaps(found: Detection[]): Detection[] {
 export function builtinHoldBack(text: string): number {
   const n = text.length;
   let p = n;
-  while (p > 0 && n - p < maxTokenHold && !isSpace(text.charCodeAt(p - 1))) p--;
+  while (p > 0 && n - p < maxTokenHold && isEntityChar(text.charCodeAt(p - 1))) p--;
   // Groups: walk back over `<space><group>` while each group is short and group-like.
   let q = p;
   for (;;) {
@@ -162,6 +163,11 @@ export function builtinHoldBack(text: string): number {
   const begin = text.lastIndexOf('-----BEGIN ');
   if (begin >= 0 && begin < p && text.indexOf('-----END ', begin) < 0 && n - begin < maxPemHold) p = begin;
   return p;
+}
+
+/** Characters that occur inside some built-in entity; any other character ends them all. */
+function isEntityChar(c: number): boolean {
+  return (charClass[c]! & TOKEN) !== 0 || c === 64 || c === 58 || c === 37 || c === 39 || c === 40 || c === 41;
 }
 
 function isGroupChar(c: number): boolean {

@@ -38,6 +38,7 @@ export function scanNumeric(text: string, out: Detection[]): void {
     }
     if (i > 0 && isWordChar(text.charCodeAt(i - 1))) {
       // Digits glued to a word (`abc123`, `v1.2`): skip the whole word.
+      i++;
       while (i < n && isWordChar(text.charCodeAt(i))) i++;
       continue;
     }
@@ -154,7 +155,7 @@ function classify(text: string, groups: readonly Group[], g: number, h: number, 
   }
 
   // `00` international prefix, as written in much of Europe.
-  if (parens === 0 && lens[0] === 4 && digits.startsWith('00') && count >= 3 && digits.length >= 10 && digits.length <= 17 && digits[2] !== '0') {
+  if (g === 0 && parens === 0 && lens[0] === 4 && digits.startsWith('00') && count >= 3 && digits.length >= 10 && digits.length <= 17 && digits[2] !== '0') {
     return { type: 'PHONE', start, end, score: 0.7 };
   }
 

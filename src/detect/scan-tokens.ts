@@ -47,6 +47,7 @@ function token(text: string, start: number, end: number, out: Detection[]): void
       break;
     }
   }
+  while (start < end && text.charCodeAt(start) === 61) start++;
   // Trailing sentence punctuation is not part of a token.
   while (end > start && isTrailingPunct(text.charCodeAt(end - 1))) end--;
   const len = end - start;
@@ -153,5 +154,5 @@ function allIn(text: string, start: number, end: number, mask: number): boolean 
 }
 
 function isTrailingPunct(c: number): boolean {
-  return c === 46 || c === 47 || c === 43 || c === 126 || c === 45;
+  return c === 46 || c === 126 || c === 45;
 }
