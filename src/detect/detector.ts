@@ -12,7 +12,7 @@ import { scanNumeric } from './scan-numeric.js';
 import { scanTokens } from './scan-tokens.js';
 import { scanEmails, scanIpv6, scanPem } from './scan-misc.js';
 import { luhn, mod97 } from './validators.js';
-import { charClass, isSpace, TOKEN } from './char-class.js';
+import { charClass, isSpace, isWordChar, TOKEN } from './char-class.js';
 
 export interface CustomEntity {
   readonly name: string;
@@ -160,14 +160,18 @@ export function builtinHoldBack(text: string): number {
     q = s;
   }
   p = q;
+  // A PEM block is complete only once its END line's closing dashes have arrived.
   const begin = text.lastIndexOf('-----BEGIN ');
-  if (begin >= 0 && begin < p && text.indexOf('-----END ', begin) < 0 && n - begin < maxPemHold) p = begin;
+  if (begin >= 0 && begin < p && n - begin < maxPemHold) {
+    const end = text.indexOf('-----END ', begin);
+    if (end < 0 || text.indexOf('-----', end + 9) < 0) p = begin;
+  }
   return p;
 }
 
 /** Characters that occur inside some built-in entity; any other character ends them all. */
 function isEntityChar(c: number): boolean {
-  return (charClass[c]! & TOKEN) !== 0 || c === 64 || c === 58 || c === 37 || c === 39 || c === 40 || c === 41;
+  return (charClass[c]! & TOKEN) !== 0 || c === 64 || c === 58 || c === 37 || c === 39 || c === 40 || c === 41 || (c > 127 && isWordChar(c));
 }
 
 function isGroupChar(c: number): boolean {

@@ -32,15 +32,16 @@ function validDomain(domain: string): boolean {
   if (labels.length < 2) return false;
   for (const l of labels) if (l === '' || l.length > 63 || l.startsWith('-') || l.endsWith('-')) return false;
   const tld = labels[labels.length - 1]!;
-  return /^[A-Za-z]{2,24}$/.test(tld) && !fileExtensions.has(tld.toLowerCase());
+  return /^(?:[A-Za-z]{2,24}|\p{L}{2,24})$/u.test(tld) && !fileExtensions.has(tld.toLowerCase());
 }
 
+// RFC 6531: internationalized addresses may use non-ASCII letters on both sides.
 function isLocalChar(c: number): boolean {
-  return (charClass[c]! & 15) !== 0 || c === 46 || c === 43 || c === 37 || c === 39;
+  return (charClass[c]! & 15) !== 0 || c === 46 || c === 43 || c === 37 || c === 39 || (c > 127 && isWordChar(c));
 }
 
 function isDomainChar(c: number): boolean {
-  return (charClass[c]! & 7) !== 0 || c === 45 || c === 46;
+  return (charClass[c]! & 7) !== 0 || c === 45 || c === 46 || (c > 127 && isWordChar(c));
 }
 
 function isHex(c: number): boolean {
