@@ -8,8 +8,7 @@
 
 import RE2 from 're2';
 import type { Detection } from './types.js';
-import { scanNumeric } from './scan-numeric.js';
-import { scanTokens } from './scan-tokens.js';
+import { scanDigitTokens } from './scan-digits.js';
 import { scanEmails, scanIpv6, scanPem } from './scan-misc.js';
 import { luhn, mod97 } from './validators.js';
 import { charClass, isSpace, isWordChar, TOKEN } from './char-class.js';
@@ -112,8 +111,7 @@ export function createDetector(options: DetectorOptions = {}): Detector {
 }
 
 function scanBuiltins(text: string, out: Detection[]): void {
-  scanNumeric(text, out);
-  scanTokens(text, out);
+  scanDigitTokens(text, out);
   scanEmails(text, out);
   scanIpv6(text, out);
   scanPem(text, out);

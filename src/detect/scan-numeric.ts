@@ -46,7 +46,8 @@ export function scanNumeric(text: string, out: Detection[]): void {
   }
 }
 
-function scanRun(text: string, from: number, out: Detection[]): number {
+/** Scans one run starting at `from` (a digit, or `+`/`(` before one); returns where it ends. */
+export function scanRun(text: string, from: number, out: Detection[]): number {
   const n = text.length;
   const groups: Group[] = [];
   let j = from;
@@ -112,6 +113,12 @@ function scanRun(text: string, from: number, out: Detection[]): number {
 
 function classify(text: string, groups: readonly Group[], g: number, h: number, plusAt: number | undefined): Detection | undefined {
   const count = h - g + 1;
+  if (plusAt === undefined) {
+    // Cheap exits first: most numbers in text are short (years, counts, prices).
+    let total = 0;
+    for (let k = g; k <= h; k++) total += groups[k]!.end - groups[k]!.start;
+    if (count === 1 ? total < 13 : count !== 4 && total < 9) return undefined;
+  }
   let digits = '';
   const lens: number[] = [];
   const seps = new Set<string>();

@@ -39,7 +39,8 @@ export function scanTokens(text: string, out: Detection[]): void {
   }
 }
 
-function token(text: string, start: number, end: number, out: Detection[]): void {
+/** Checks one maximal token `[start, end)` that contains a digit. */
+export function token(text: string, start: number, end: number, out: Detection[]): void {
   // `key=value`: the value is the candidate (base64 padding `==` stays at the end).
   for (let k = end - 2; k > start; k--) {
     if (text.charCodeAt(k) === 61 && text.charCodeAt(k + 1) !== 61 && text.charCodeAt(k - 1) !== 61) {
