@@ -51,6 +51,7 @@ export class SseMasker {
     for (;;) {
       const end = eventEnd(this.#pending);
       if (end === undefined) break;
+      if (end.index > this.#maxEventBytes) throw new Error(`an SSE event exceeds ${this.#maxEventBytes} bytes`);
       out += this.#event(this.#pending.slice(0, end.index), this.#pending.slice(end.index, end.index + end.length));
       this.#pending = this.#pending.slice(end.index + end.length);
     }

@@ -48,7 +48,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const declaredLength = Number(headerValue(upstream.headers['content-length']) ?? 0);
   if (declaredLength > options.maxResponseBody) {
     // Known before a byte is sent: refuse with a proper error instead of a cut answer.
-    upstream.body.destroy();
+    discard(upstream);
     throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: content-length ${declaredLength} > limit ${options.maxResponseBody}` });
   }
   const contentType = headerValue(upstream.headers['content-type']);
@@ -76,7 +76,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   let failure: GatehouseError | undefined;
   if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
     failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });
-    upstream.body.destroy();
+    discard(upstream);
   }
   if (!failure && !filter?.buffered) {
     res.writeHead(upstream.status, headers);
@@ -113,7 +113,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     }
   } catch (error) {
     failure = res.destroyed ? new GatehouseError('client_closed') : toRelayError(error, options.connection);
-    upstream.body.destroy();
+    discard(upstream);
   }
 
   let answer: AnswerSummary | undefined;
@@ -160,6 +160,12 @@ function filterStep<T>(step: () => T, connection: string): T {
     if (error instanceof GatehouseError) throw error;
     throw new GatehouseError('masking_failed', { detail: `connection ${connection}: ${(error as Error).message}`, cause: error });
   }
+}
+
+/** Drops the upstream body; the abort error its destruction emits is expected. */
+function discard(upstream: ForwardResponse): void {
+  upstream.body.on('error', () => undefined);
+  upstream.body.destroy();
 }
 
 function drained(res: ServerResponse): Promise<void> {
