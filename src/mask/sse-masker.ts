@@ -93,7 +93,8 @@ export class SseMasker {
       return `${head}data: ${applyFindings(data, this.#plan.find(data), this.#counts).replace(/\r?\n/g, '\ndata: ')}${terminator}`;
     }
     const events = isRecord(json) ? this.#maskEvent(json) : [maskJsonValue(json, this.#plan, this.#counts)];
-    return events.map((e) => `${head}data: ${JSON.stringify(e)}${terminator}`).join('');
+    // An event this masker adds (a released tail before a `done`) names its own type.
+    return events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
   }
 
   /** One upstream event → one or more masked events. */
