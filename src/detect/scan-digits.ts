@@ -4,7 +4,7 @@
 // - checks the token around it (scan-tokens.ts) once, and
 // - starts a numeric run there (scan-numeric.ts) when the digit (or a `+`/`(` just
 //   before it) is not glued to a word.
-// Text without digits costs one comparison per character. Still a single forward
+// Text without digits costs one native character-class scan. Still a single forward
 // pass: each token is expanded once and each run is scanned once.
 
 import type { Detection } from './types.js';
@@ -17,13 +17,12 @@ export function scanDigitTokens(text: string, out: Detection[]): void {
   let tokenEnd = 0;
   let numericEnd = 0;
   let i = 0;
+  const digit = /[0-9]/g;
   for (;;) {
-    while (i < n) {
-      const c = text.charCodeAt(i);
-      if (c <= 57 && c >= 48) break;
-      i++;
-    }
-    if (i >= n) return;
+    // A single-character-class search: the engine's native scan, no backtracking possible.
+    digit.lastIndex = i;
+    if (digit.exec(text) === null) return;
+    i = digit.lastIndex - 1;
     if (i >= tokenEnd) tokenEnd = tokenAround(text, i, tokenEnd, out);
     if (i >= numericEnd) {
       const prev = i > 0 ? text.charCodeAt(i - 1) : 32;

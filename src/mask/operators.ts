@@ -39,14 +39,15 @@ function partial(value: string, keepLast: number): string {
 /** Applies findings (sorted, non-overlapping) to `text`; counts what it replaced. */
 export function applyFindings(text: string, findings: readonly Finding[], counts: EntityCounts): string {
   if (findings.length === 0) return text;
-  let out = '';
+  const parts: string[] = [];
   let at = 0;
   for (const f of findings) {
-    out += text.slice(at, f.start) + replacement(text.slice(f.start, f.end), f);
+    parts.push(text.slice(at, f.start), replacement(text.slice(f.start, f.end), f));
     at = f.end;
     counts[f.type] = (counts[f.type] ?? 0) + 1;
   }
-  return out + text.slice(at);
+  parts.push(text.slice(at));
+  return parts.join('');
 }
 
 export function addCounts(into: EntityCounts, from: EntityCounts): void {

@@ -104,6 +104,16 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
       return p;
     },
     find(text) {
+      if (selected.length === 1) {
+        // One profile: the detector's findings are already sorted and disjoint.
+        const c = selected[0]!;
+        const out: Finding[] = [];
+        for (const d of c.detector.detect(text)) {
+          if (c.entities && !c.entities.has(d.type)) continue;
+          out.push({ type: d.type, start: d.start, end: d.end, score: d.score, operator: c.profile.operator, keepLast: c.profile.keepLast, hashKey: c.profile.hashKey });
+        }
+        return out;
+      }
       const byType = new Map<string, Finding>();
       const all: Finding[] = [];
       for (const c of selected) {
