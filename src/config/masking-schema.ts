@@ -7,6 +7,7 @@
 import RE2 from 're2';
 import { z } from 'zod';
 import { builtinEntityTypes } from '../detect/index.js';
+import { parseSize } from './units.js';
 
 const entityName = /^[A-Z][A-Z0-9_]{0,62}$/;
 
@@ -66,7 +67,17 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
     .strictObject({
       profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'profile names are lower-case letters, digits, "-" or "_"'), profile).default({}),
       /** Largest non-streamed answer buffered for masking (JSON bodies are masked whole). */
-      maxBufferBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+      maxBufferBytes: z
+        .union([z.string(), z.number()])
+        .transform((value, ctx) => {
+          const bytes = parseSize(value);
+          if (bytes === undefined || bytes < 1024) {
+            ctx.addIssue({ code: 'custom', message: `"${value}" is not a size of at least 1KiB (use e.g. 16MiB, or bytes)` });
+            return z.NEVER;
+          }
+          return bytes;
+        })
+        .default(16 * 1024 * 1024),
     })
     .prefault({});
 }
