@@ -90,3 +90,11 @@ export function maskingReferenceIssues(config: { masking: { profiles: Record<str
     });
   });
 }
+
+/**
+ * Names in `names` that `masking.profiles` does not define — for config sections that
+ * refer to profiles (policy obligations), to report at load with their own path.
+ */
+export function unknownMaskingProfiles(names: readonly string[], masking: { profiles: Record<string, unknown> }): string[] {
+  return names.filter((name) => !(name in masking.profiles));
+}

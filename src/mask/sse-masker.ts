@@ -8,12 +8,13 @@
 //   in the matching `response.output_text.done`; function-call argument deltas held
 //   until `response.function_call_arguments.done`. Other events (and every other string
 //   in any event) are masked whole.
-// - data that is not JSON is masked as text.
+// - data that is not JSON is masked as one running text across events (same
+//   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
 // `maxEventBytes` fails the stream (the caller turns that into an error, not raw data).
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
+import type { EntityCounts } from './operators.js';
 import { maskJsonText, maskJsonValue } from './json-masker.js';
 import { StreamTextMasker } from './stream-masker.js';
 
@@ -65,6 +66,10 @@ export class SseMasker {
     let out = this.#pending.trim() === '' ? '' : this.#event(this.#pending, '\n\n');
     this.#pending = '';
     let rest = '';
+    const raw = this.#text.get('raw');
+    this.#text.delete('raw');
+    const rawTail = raw?.end() ?? '';
+    if (rawTail !== '') out += `${dataLines(rawTail)}\n\n`;
     for (const masker of this.#text.values()) rest += masker.end();
     for (const args of this.#args.values()) rest += args === '' ? '' : maskJsonText(args, this.#plan, this.#counts);
     this.#text.clear();
@@ -89,8 +94,11 @@ export class SseMasker {
     try {
       json = JSON.parse(data);
     } catch {
+      // Plain-text data (a non-OpenAI stream): one running text across events, with the
+      // same hold-back; an event with nothing releasable yet is not sent.
       this.#onText?.(data);
-      return `${head}data: ${applyFindings(data, this.#plan.find(data), this.#counts).replace(/\r?\n/g, '\ndata: ')}${terminator}`;
+      const released = this.#masker('raw').push(data);
+      return released === '' ? '' : `${head}${dataLines(released)}${terminator}`;
     }
     const events = isRecord(json) ? this.#maskEvent(json) : [maskJsonValue(json, this.#plan, this.#counts)];
     // An event this masker adds (a released tail before a `done`) names its own type.
@@ -201,6 +209,11 @@ export class SseMasker {
   #rest(event: Json, skip: readonly string[]): Json {
     return maskJsonValue(omit(event, skip), this.#plan, this.#counts) as Json;
   }
+}
+
+/** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
+function dataLines(text: string): string {
+  return text.split('\n').map((line) => `data: ${line}`).join('\n');
 }
 
 function omit(value: Json, keys: readonly string[]): Json {

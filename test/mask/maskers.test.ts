@@ -141,3 +141,16 @@ ${masking}
     assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
   });
 });
+
+describe('plain-text SSE (not OpenAI JSON)', () => {
+  test('a value split across two text events is masked, and each released event is well formed', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    let out = masker.push(Buffer.from('data: mail jane.r\n\n'));
+    out += masker.push(Buffer.from('data: oe@example.com ok\n\n'));
+    out += masker.end();
+    assert.ok(!out.includes('jane'));
+    assert.ok(out.endsWith('\n\n'));
+    const text = out.trim().split('\n\n').map((block) => block.split('\n').map((l) => l.replace(/^data: /, '')).join('\n')).join('');
+    assert.equal(text, 'mail [EMAIL] ok');
+  });
+});
