@@ -13,7 +13,7 @@ import { ALNUM, charClass, DIGIT, isWordChar, LOWER, TOKEN, UPPER } from './char
 import { entropy, ibanLengths, mod97 } from './validators.js';
 
 const contextWindow = 48;
-const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b)/i;
+const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b|key\s*[:=])/i;
 const awsContext = /aws|secret/i;
 
 export function scanTokens(text: string, out: Detection[]): void {

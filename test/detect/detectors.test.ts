@@ -54,6 +54,7 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY----- done'), ['PRIVATE_KEY:-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----']);
     assert.deepEqual(found('password: Zx8fK2pQ9mLr4TvW7yBn3'), ['SECRET:Zx8fK2pQ9mLr4TvW7yBn3']);
     assert.deepEqual(found('the word Zx8fK2pQ9mLr4TvW7yBn3'), []);
+    assert.deepEqual(found('AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='), ['SECRET:Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==']);
   });
 
   test('entityTypes returns the set of types found (the shape policy conditions use)', () => {
