@@ -46,6 +46,8 @@ export interface ExchangeDetail extends ExchangeSummary {
   readonly errorDetail: string | null;
   readonly request: { method: string | null; path: string | null; headers: Record<string, string> | null; body: string | null; truncated: boolean; promptText: string | null };
   readonly response: { headers: Record<string, string> | null; body: string | null; truncated: boolean; text: string | null; usage: unknown };
+  /** Entities masked in this exchange, by type (null when nothing was masked). */
+  readonly maskCounts: Record<string, number> | null;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly ttfbMs: number | null;
@@ -125,5 +127,6 @@ function toDetail(row: ExchangeRow): ExchangeDetail {
     bytesOut: row.bytes_out,
     ttfbMs: row.ttfb_ms,
     approval: row.review_id === null || row.review_id === undefined ? null : { reviewId: row.review_id, via: row.approval_via ?? null },
+    maskCounts: row.masking_counts ? (JSON.parse(row.masking_counts) as Record<string, number>) : null,
   };
 }

@@ -66,6 +66,7 @@ export function createRecorder(db: Kysely<Database>): Recorder {
     bytes_out: outcome.bytesOut,
     ttfb_ms: outcome.ttfbMs === undefined ? null : Math.round(outcome.ttfbMs),
     duration_ms: Math.round(outcome.durationMs),
+    masking_counts: outcome.maskCounts ? JSON.stringify(outcome.maskCounts) : null,
   });
 
   return {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
+import { buildMaskingSchema, maskingReferenceIssues } from './masking-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -93,6 +94,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .prefault({}),
     limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
     access: z.strictObject({ groups: groupList }),
+    masking: z.array(z.string()).optional(),
   });
 
   return z
@@ -131,7 +133,9 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .prefault({}),
       connections: z.array(connection).default([]),
       approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
-    });
+      masking: buildMaskingSchema(secret),
+    })
+    .superRefine(maskingReferenceIssues);
 }
 
 /**

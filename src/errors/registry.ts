@@ -30,6 +30,10 @@ export const errorRegistry = {
   review_not_pending: { status: 409, type: 'invalid_request_error', message: 'The review is no longer pending.' },
   review_vote_refused: { status: 403, type: 'permission_error', message: 'You may not vote on this review.' },
   invalid_vote: { status: 400, type: 'invalid_request_error', message: 'The vote is not valid.' },
+  masking_failed: { status: 502, type: 'upstream_error', message: 'The answer could not be masked, so it was withheld.' },
+  masking_profile_unknown: { status: 500, type: 'server_error', message: 'The exchange names a masking profile that is not configured, so it was not forwarded.' },
+  response_blocked: { status: 403, type: 'permission_error', message: 'The answer was blocked by a response guardrail.' },
+  embeddings_blocked: { status: 403, type: 'permission_error', message: 'Raw embedding vectors are not available to this caller.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -95,6 +95,8 @@ export interface ExchangeOutcome {
   readonly usage?: TokenUsage | undefined;
   readonly errorCode?: string | undefined;
   readonly errorDetail?: string | undefined;
+  /** Entities masked in this exchange (request scrubbing and answer), by type. */
+  readonly maskCounts?: Readonly<Record<string, number>> | undefined;
 }
 
 export interface TokenUsage {

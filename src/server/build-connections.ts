@@ -14,6 +14,7 @@ export function buildHttpConnections(config: GatehouseConfig): Map<string, HttpC
       basePath: target.pathname.replace(/\/+$/, ''),
       maxRequestBody: c.limits.maxRequestBody ?? config.gateway.maxRequestBody,
       maxResponseBody: c.limits.maxResponseBody ?? config.gateway.maxResponseBody,
+      masking: c.masking,
       forwarder: createLocalHttpForwarder({
         name: c.name,
         origin: target.origin,

@@ -12,7 +12,8 @@ import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { compilePolicy, type Policy } from '../policy/index.js';
-import { createDataPlaneHandler } from '../protocols/http/index.js';
+import { maskPlannerFromConfig } from '../mask/index.js';
+import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
 
@@ -34,6 +35,8 @@ export interface StartOptions {
    * program and for tests (e.g. a policy that returns `require_approval`).
    */
   readonly policy?: Policy;
+  /** Response-side guardrail check (policy provides it). */
+  readonly responseGuard?: ResponseGuard | undefined;
 }
 
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -64,6 +67,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     connections,
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
+    masking: { planner: maskPlannerFromConfig(config.masking), maxBufferBytes: config.masking.maxBufferBytes, responseGuard: options.responseGuard },
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
   });
   const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);

@@ -77,6 +77,12 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.createIndex('api_keys_live_name').on('api_keys').column('name').unique().where(sql.ref('revoked_at'), 'is', null).execute();
       },
     },
+    '0006_masking_entity_counts': {
+      // Entities masked per exchange, by type (JSON object), for reports without the values.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('exchanges').addColumn('masking_counts', 'text').execute();
+      },
+    },
     '0009_approvals_reviews_votes_grants': {
       // Just-in-time approval (src/approvals/): a review per held request, a vote per
       // reviewer, time-boxed grants; the exchange row names the review that let it pass.

@@ -73,6 +73,8 @@ export async function migrate(db: Kysely<any>, dialect: DialectName, schema?: st
     provider,
     migrationTableName: 'gatehouse_migrations',
     migrationLockTableName: 'gatehouse_migrations_lock',
+    // Migrations are independent of each other and may be added out of name order.
+    allowUnorderedMigrations: true,
     ...(schema ? { migrationTableSchema: schema } : {}),
   });
   // PostgreSQL migrations are serialised by the migrator's lock. SQLite has no such

@@ -58,6 +58,7 @@ export interface ExchangesTable {
   /** The review that let this exchange pass (migration 0009), and how: held | retry | grant. */
   review_id: ColumnType<string | null, string | null | undefined, string | null>;
   approval_via: ColumnType<string | null, string | null | undefined, string | null>;
+  masking_counts?: string | null;
 }
 
 export interface Database {

@@ -115,6 +115,7 @@ for (const dialect of await testDialects()) {
         bytesOut: 5_000_000_123,
         ttfbMs: 12,
         approval: null,
+        maskCounts: null,
       });
 
       const { items, next } = await listExchanges(store.db, {});

@@ -4,7 +4,11 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
 import { migrate, openStore, type Store, type StoreConfig } from '../../src/store/index.js';
+import { buildMigrations } from '../../src/store/migrations.js';
 import { testDialects, type TestDatabase } from '../helpers/databases.js';
+
+/** Every migration the code defines; a fresh store must have applied all of them, in order. */
+const allMigrationNames = Object.keys(buildMigrations('sqlite')).sort();
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const childScript = fileURLToPath(new URL('./fixtures/open-store-child.ts', import.meta.url));
@@ -62,6 +66,7 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['bytes_out', false],
     ['ttfb_ms', true],
     ['duration_ms', true],
+    ['masking_counts', true],
     ['review_id', true],
     ['approval_via', true],
   ],
@@ -148,7 +153,7 @@ for (const dialect of await testDialects()) {
       assert.equal(store.dialect, dialect.name);
       assert.deepEqual(
         (await migrationRows(store)).map((r) => r.name),
-        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0009_approvals_reviews_votes_grants'],
+        allMigrationNames,
       );
     });
 
@@ -313,7 +318,7 @@ for (const dialect of await testDialects()) {
     if (dialect.name === 'postgres') {
       test('several instances opening the same fresh database at once all succeed (migration lock)', async () => {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
-        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0009_approvals_reviews_votes_grants']);
+        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), allMigrationNames);
         const tables = await applicationTables(stores[3]!);
         assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'review_grants', 'review_votes', 'reviews']);
       });
@@ -357,7 +362,7 @@ for (const dialect of await testDialects()) {
         const results = await openInChildProcesses(database.config, 4);
         assert.deepEqual(results, Array.from({ length: 4 }, () => ({ ok: true })));
         const store = await open();
-        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0009_approvals_reviews_votes_grants']);
+        assert.deepEqual((await migrationRows(store)).map((r) => r.name), allMigrationNames);
       },
     );
   });

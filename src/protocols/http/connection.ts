@@ -9,6 +9,8 @@ export interface HttpConnection {
   readonly forwarder: Forwarder;
   readonly maxRequestBody: number;
   readonly maxResponseBody: number;
+  /** Masking profiles applied to every exchange on this connection. */
+  readonly masking?: readonly string[] | undefined;
 }
 
 /** `/c/<connection>/<rest>` → connection name and the rest (with its query). */

@@ -16,12 +16,15 @@ import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
 import { relayResponse } from './relay-response.js';
+import { resolveMasking, type DataPlaneMasking } from './masking-options.js';
 import { writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
   readonly stages: PipelineStages;
   readonly maxRecordedBody: number;
+  /** Masking profiles and the response guard (absent: answers pass as they are). */
+  readonly masking?: DataPlaneMasking | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -83,7 +86,10 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           digest: requestDigest(body),
         };
       },
-      async relay(admitted, finish) {
+      async relay(admitted, finish, decision) {
+        const masking = resolveMasking(options.masking, connection, decision, admitted.operation);
+        let forwardBody = body;
+        if (masking.request && body) forwardBody = masking.scrub(body, req.headers['content-type']);
         const controller = new AbortController();
         const abortUpstream = () => {
           if (!res.writableFinished) controller.abort();
@@ -94,8 +100,8 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           upstream = await connection.forwarder.forward({
             method,
             path: upstreamPath,
-            headers: upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai, bodyLength: body && body.length > 0 ? body.length : undefined }),
-            body: body && body.length > 0 ? body : undefined,
+            headers: upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength: forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined }),
+            body: forwardBody && forwardBody.length > 0 ? forwardBody : undefined,
             signal: controller.signal,
           });
         } catch (error) {
@@ -106,12 +112,17 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           upstream,
           connection: connection.name,
           readAnswer: isOpenai && admitted.operation !== 'embeddings',
-          maxResponseBody: connection.maxResponseBody,
+          maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),
           maxRecordedBody,
           bytesIn: body?.length ?? 0,
           ttfbMs: elapsedMs(),
           elapsedMs,
           finish,
+          maskPlan: masking.response,
+          responseGuard: options.masking?.responseGuard,
+          isEmbeddings: admitted.operation === 'embeddings',
+          maxMaskBuffer: options.masking?.maxBufferBytes,
+          requestCounts: masking.requestCounts,
         });
       },
       fail: (error) => writeError(res, error, id),

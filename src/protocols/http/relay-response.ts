@@ -1,16 +1,25 @@
-// Streams the target's answer to the client as it arrives: no buffering, write
-// backpressure honoured, client aborts propagated upstream (via the abort signal the
-// forwarder was given), the response size limit enforced per chunk. The outcome is
-// recorded (finish) before the last byte is released.
+// Streams the target's answer to the client as it arrives, through at most one
+// response filter (masking, response guard, embeddings; see response-filters.ts):
+// write backpressure honoured, client aborts propagated upstream (via the abort signal
+// the forwarder was given), the response size limit enforced per upstream chunk. The
+// outcome is recorded (finish) before the last byte is released, and what is recorded
+// is what the client got (masked), with counts of masked entities by type.
+//
+// Fail closed: a filter error ends the answer with an error — a proper error answer
+// when the filter buffers (nothing was sent yet), an SSE `error` event followed by the
+// end of the stream otherwise — never with the unfiltered bytes.
 
 import type { ServerResponse } from 'node:http';
 import { GatehouseError } from '../../errors/index.js';
 import type { ExchangeOutcome } from '../../exchange/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import type { ForwardResponse } from '../../forward/index.js';
+import type { EntityCounts, MaskPlan } from '../../mask/index.js';
 import { BodyCapture, isTextual } from './body-capture.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
+import { chooseResponseFilter, type ResponseFilter, type ResponseGuard } from './response-filters.js';
+import { errorEnvelope, writeError } from './write-error.js';
 
 export interface RelayOptions {
   readonly res: ServerResponse;
@@ -23,6 +32,15 @@ export interface RelayOptions {
   readonly ttfbMs: number;
   readonly elapsedMs: () => number;
   readonly finish: (outcome: ExchangeOutcome) => Promise<void>;
+  /** Response-side masking for this exchange (undefined: none). */
+  readonly maskPlan?: MaskPlan | undefined;
+  /** Response-side guardrail check over the answer text (undefined: none). */
+  readonly responseGuard?: ResponseGuard | undefined;
+  readonly isEmbeddings?: boolean | undefined;
+  /** Largest non-streamed answer held for masking. */
+  readonly maxMaskBuffer?: number | undefined;
+  /** Entities already masked in the request (scrubbing), added to the recorded counts. */
+  readonly requestCounts?: EntityCounts | undefined;
 }
 
 export async function relayResponse(options: RelayOptions): Promise<void> {
@@ -30,33 +48,72 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const declaredLength = Number(headerValue(upstream.headers['content-length']) ?? 0);
   if (declaredLength > options.maxResponseBody) {
     // Known before a byte is sent: refuse with a proper error instead of a cut answer.
-    upstream.body.destroy();
+    discard(upstream);
     throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: content-length ${declaredLength} > limit ${options.maxResponseBody}` });
   }
   const contentType = headerValue(upstream.headers['content-type']);
   const isSse = contentType?.toLowerCase().startsWith('text/event-stream') ?? false;
   const capture = isTextual(contentType) ? new BodyCapture(options.maxRecordedBody) : undefined;
   const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
+  const counts: EntityCounts = { ...options.requestCounts };
+  const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
+  const encoding = headerValue(upstream.headers['content-encoding']);
+  const filter: ResponseFilter | undefined =
+    filterWanted && (isSse || isTextual(contentType))
+      ? chooseResponseFilter({
+          isSse,
+          isEmbeddings: options.isEmbeddings ?? false,
+          plan: options.maskPlan,
+          guard: options.responseGuard,
+          counts,
+          maxBufferBytes: Math.min(options.maxMaskBuffer ?? 16 * 1024 * 1024, options.maxResponseBody),
+          maxGuardTextBytes: options.maxRecordedBody,
+        })
+      : undefined;
 
-  res.writeHead(upstream.status, downstreamResponseHeaders(upstream.headers));
-  if (isSse) res.flushHeaders();
+  const headers = downstreamResponseHeaders(upstream.headers);
+  if (filter) delete headers['content-length'];
+  let failure: GatehouseError | undefined;
+  if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });
+    discard(upstream);
+  }
+  if (!failure && !filter?.buffered) {
+    res.writeHead(upstream.status, headers);
+    if (isSse) res.flushHeaders();
+  }
 
   let bytesOut = 0;
-  let failure: GatehouseError | undefined;
+  let upstreamBytes = 0;
+  const send = async (data: string | Buffer) => {
+    if (data.length === 0) return;
+    const chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    bytesOut += chunk.length;
+    capture?.push(chunk);
+    sse?.push(chunk);
+    if (!res.write(chunk)) await drained(res);
+    if (res.destroyed) throw new GatehouseError('client_closed');
+  };
   try {
+    if (failure) throw failure;
     for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-      bytesOut += chunk.length;
-      if (bytesOut > options.maxResponseBody) {
+      upstreamBytes += chunk.length;
+      if (upstreamBytes > options.maxResponseBody) {
         throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: answer exceeds ${options.maxResponseBody} bytes` });
       }
-      capture?.push(chunk);
-      sse?.push(chunk);
-      if (!res.write(chunk)) await drained(res);
-      if (res.destroyed) throw new GatehouseError('client_closed');
+      await send(filter ? filterStep(() => filter.push(chunk), options.connection) : chunk);
+    }
+    if (filter) {
+      const tail = filterStep(() => filter.end(), options.connection);
+      if (filter.buffered) {
+        headers['content-length'] = String(Buffer.byteLength(tail));
+        res.writeHead(upstream.status, headers);
+      }
+      await send(tail);
     }
   } catch (error) {
     failure = res.destroyed ? new GatehouseError('client_closed') : toRelayError(error, options.connection);
-    upstream.body.destroy();
+    discard(upstream);
   }
 
   let answer: AnswerSummary | undefined;
@@ -64,7 +121,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   else if (options.readAnswer && capture && !capture.truncated && failure === undefined) answer = summarizeJsonAnswer(capture.text());
 
   const outcome: ExchangeOutcome = {
-    status: upstream.status,
+    status: res.headersSent ? upstream.status : (failure?.status ?? upstream.status),
     complete: failure === undefined,
     bytesIn: options.bytesIn,
     bytesOut,
@@ -77,6 +134,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     usage: answer?.usage,
     errorCode: failure?.code,
     errorDetail: failure?.detail,
+    maskCounts: Object.keys(counts).length > 0 ? counts : undefined,
   };
 
   try {
@@ -86,8 +144,28 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     res.destroy();
     return;
   }
-  if (failure) res.destroy();
-  else res.end();
+  if (!failure) res.end();
+  else if (!res.headersSent) writeError(res, failure, res.getHeader('gatehouse-exchange-id') as string | undefined);
+  else if (isSse && filter && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
+    // Mid-stream: an error event the OpenAI clients raise as an APIError, then the end.
+    res.end(`event: error\ndata: ${errorEnvelope(failure)}\n\n`);
+  } else res.destroy();
+}
+
+/** Runs a filter step; any failure that is not already typed is a masking failure. */
+function filterStep<T>(step: () => T, connection: string): T {
+  try {
+    return step();
+  } catch (error) {
+    if (error instanceof GatehouseError) throw error;
+    throw new GatehouseError('masking_failed', { detail: `connection ${connection}: ${(error as Error).message}`, cause: error });
+  }
+}
+
+/** Drops the upstream body; the abort error its destruction emits is expected. */
+function discard(upstream: ForwardResponse): void {
+  upstream.body.on('error', () => undefined);
+  upstream.body.destroy();
 }
 
 function drained(res: ServerResponse): Promise<void> {

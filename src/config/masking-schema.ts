@@ -1,0 +1,100 @@
+// The `masking` section: named profiles that say which entities to mask, how, and in
+// which direction; connections name their default profiles in `connections[].masking`
+// and policy decisions may add more (`obligations.mask`). Custom entity patterns are
+// compiled with re2 here, so a pattern re2 refuses (backreferences, lookaround) fails
+// the config at load, naming its path.
+
+import RE2 from 're2';
+import { z } from 'zod';
+import { builtinEntityTypes } from '../detect/index.js';
+import { parseSize } from './units.js';
+
+const entityName = /^[A-Z][A-Z0-9_]{0,62}$/;
+
+export function buildMaskingSchema(secret: z.ZodType<string, string>) {
+  const pattern = z.string().min(1).refine((value) => {
+    try {
+      new RE2(value, 'u');
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'is not a valid re2 pattern (no backreferences or lookaround)');
+
+  const customEntity = z.strictObject({
+    name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)'),
+    pattern,
+    validator: z.enum(['luhn', 'mod97']).optional(),
+    context: z.array(z.string().min(1)).optional(),
+    score: z.number().min(0).max(1).default(0.8),
+    maxLength: z.number().int().min(1).max(4096).default(64),
+  });
+
+  const denyList = z.union([
+    z.array(z.string().min(1)).transform((terms) => [{ name: 'DENY_LIST', terms }]),
+    z.array(z.strictObject({ name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE'), terms: z.array(z.string().min(1)).min(1) })),
+  ]);
+
+  const embeddings = z.strictObject({
+    mode: z.enum(['block', 'round', 'float16', 'noise']),
+    decimals: z.number().int().min(0).max(8).default(2),
+    noise: z.number().min(0).max(10).default(0.1),
+  });
+
+  const profile = z
+    .strictObject({
+      entities: z.array(z.string().regex(entityName, 'must be an entity type such as EMAIL or a custom entity name')).min(1).optional(),
+      operator: z.enum(['redact', 'partial', 'hash', 'drop']).default('redact'),
+      keepLast: z.number().int().min(0).max(16).default(4),
+      hashKey: secret.optional(),
+      fields: z.array(z.string().regex(/^[A-Za-z0-9_*\-[\].]+$/, 'must be a dotted field path like choices[].message.content')).min(1).optional(),
+      applyTo: z.enum(['response', 'request', 'both']).default('response'),
+      customEntities: z.array(customEntity).default([]),
+      denyList: denyList.default([]),
+      allowList: z.array(z.string().min(1)).default([]),
+      minScore: z.number().min(0).max(1).default(0.5),
+      embeddings: embeddings.optional(),
+    })
+    .superRefine((p, ctx) => {
+      if (p.operator === 'hash' && p.hashKey === undefined) ctx.addIssue({ code: 'custom', path: ['hashKey'], message: 'is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})' });
+      const known = new Set<string>([...builtinEntityTypes, ...p.customEntities.map((c) => c.name), ...p.denyList.map((d) => d.name)]);
+      p.entities?.forEach((e, i) => {
+        if (!known.has(e)) ctx.addIssue({ code: 'custom', path: ['entities', i], message: `unknown entity type "${e}" (built-in: ${builtinEntityTypes.join(', ')}; or a customEntities/denyList name)` });
+      });
+    });
+
+  return z
+    .strictObject({
+      profiles: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'profile names are lower-case letters, digits, "-" or "_"'), profile).default({}),
+      /** Largest non-streamed answer buffered for masking (JSON bodies are masked whole). */
+      maxBufferBytes: z
+        .union([z.string(), z.number()])
+        .transform((value, ctx) => {
+          const bytes = parseSize(value);
+          if (bytes === undefined || bytes < 1024) {
+            ctx.addIssue({ code: 'custom', message: `"${value}" is not a size of at least 1KiB (use e.g. 16MiB, or bytes)` });
+            return z.NEVER;
+          }
+          return bytes;
+        })
+        .default(16 * 1024 * 1024),
+    })
+    .prefault({});
+}
+
+/** `connections[i].masking` must name configured profiles. */
+export function maskingReferenceIssues(config: { masking: { profiles: Record<string, unknown> }; connections: readonly { masking?: readonly string[] | undefined }[] }, ctx: z.RefinementCtx): void {
+  config.connections.forEach((c, i) => {
+    c.masking?.forEach((name, j) => {
+      if (!(name in config.masking.profiles)) ctx.addIssue({ code: 'custom', path: ['connections', i, 'masking', j], message: `no masking profile named "${name}" in masking.profiles` });
+    });
+  });
+}
+
+/**
+ * Names in `names` that `masking.profiles` does not define — for config sections that
+ * refer to profiles (policy obligations), to report at load with their own path.
+ */
+export function unknownMaskingProfiles(names: readonly string[], masking: { profiles: Record<string, unknown> }): string[] {
+  return names.filter((name) => !(name in masking.profiles));
+}

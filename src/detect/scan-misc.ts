@@ -1,0 +1,112 @@
+// Entities found from an anchor character with a bounded look around it:
+// - email (RFC 5321 §4.5.3.1 limits: local part ≤ 64, domain ≤ 255) from each `@`;
+// - IPv6 (RFC 4291 §2.2, with `::` compression and a trailing IPv4) from each `:`;
+// - PEM private keys (RFC 7468) from each `-----BEGIN`, to the matching END line
+//   or, when there is none yet, to the end of the text.
+// Each look is bounded, so the scan stays linear.
+
+import type { Detection } from './types.js';
+import { charClass, isWordChar } from './char-class.js';
+
+const fileExtensions = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf', 'js', 'ts', 'css', 'map']);
+
+export function scanEmails(text: string, out: Detection[]): void {
+  let at = text.indexOf('@');
+  while (at >= 0) {
+    let s = at;
+    while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
+    let e = at + 1;
+    while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
+    while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+    while (s < at && text.charCodeAt(s) === 46) s++;
+    const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
+    if (okLocal && validDomain(text.slice(at + 1, e)) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
+      out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
+    }
+    at = text.indexOf('@', Math.max(at + 1, e));
+  }
+}
+
+function validDomain(domain: string): boolean {
+  const labels = domain.split('.');
+  if (labels.length < 2) return false;
+  for (const l of labels) if (l === '' || l.length > 63 || l.startsWith('-') || l.endsWith('-')) return false;
+  const tld = labels[labels.length - 1]!;
+  return /^(?:[A-Za-z]{2,24}|\p{L}{2,24})$/u.test(tld) && !fileExtensions.has(tld.toLowerCase());
+}
+
+// RFC 6531: internationalized addresses may use non-ASCII letters on both sides.
+function isLocalChar(c: number): boolean {
+  return (charClass[c]! & 15) !== 0 || c === 46 || c === 43 || c === 37 || c === 39 || (c > 127 && isWordChar(c));
+}
+
+function isDomainChar(c: number): boolean {
+  return (charClass[c]! & 7) !== 0 || c === 45 || c === 46 || (c > 127 && isWordChar(c));
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+
+export function scanIpv6(text: string, out: Detection[]): void {
+  let colon = text.indexOf(':');
+  let scannedTo = 0;
+  while (colon >= 0) {
+    if (colon >= scannedTo) {
+      let s = colon;
+      while (s > 0 && colon - s < 40 && (isHex(text.charCodeAt(s - 1)) || text.charCodeAt(s - 1) === 58)) s--;
+      let e = colon;
+      while (e < text.length && e - s < 46 && (isHex(text.charCodeAt(e)) || text.charCodeAt(e) === 58 || text.charCodeAt(e) === 46)) e++;
+      while (e > colon && text.charCodeAt(e - 1) === 46) e--;
+      scannedTo = e;
+      const beforeOk = s === 0 || !isWordChar(text.charCodeAt(s - 1));
+      const afterOk = e >= text.length || !isWordChar(text.charCodeAt(e));
+      if (beforeOk && afterOk && validIpv6(text.slice(s, e))) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
+    }
+    colon = text.indexOf(':', Math.max(colon + 1, scannedTo));
+  }
+}
+
+function validIpv6(value: string): boolean {
+  if (value.length < 3) return false;
+  let groups = value.split(':');
+  let v4 = false;
+  const lastPart = groups[groups.length - 1]!;
+  if (lastPart.includes('.')) {
+    const octets = lastPart.split('.');
+    if (octets.length !== 4 || !octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)) return false;
+    v4 = true;
+    groups = groups.slice(0, -1).concat(['0', '0']);
+  }
+  const compressed = value.indexOf('::');
+  if (compressed >= 0 && value.indexOf('::', compressed + 1) >= 0) return false;
+  if (compressed < 0) {
+    if (groups.length !== 8) return false;
+    return groups.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g));
+  }
+  const [head, tail] = [value.slice(0, compressed), value.slice(compressed + 2)];
+  const parts = [...(head === '' ? [] : head.split(':')), ...(tail === '' ? [] : tail.split(':'))];
+  const hexParts = v4 ? parts.slice(0, -1) : parts;
+  if (hexParts.length + (v4 ? 2 : 0) > 7) return false;
+  if (!hexParts.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false;
+  // `::` alone, or `a::b` made of words, is too weak; require a digit or 3+ groups.
+  return hexParts.length >= 2 || value === '::1' || v4 || /\d/.test(value);
+}
+
+const pemBegin = /^-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----/;
+
+export function scanPem(text: string, out: Detection[]): void {
+  let at = text.indexOf('-----BEGIN ');
+  while (at >= 0) {
+    const m = pemBegin.exec(text.slice(at, at + 64));
+    let next = at + 11;
+    if (m) {
+      const endLine = `-----END ${m[1]}-----`;
+      const endAt = text.indexOf(endLine, at + m[0].length);
+      const end = endAt < 0 ? text.length : endAt + endLine.length;
+      out.push({ type: 'PRIVATE_KEY', start: at, end, score: 0.99 });
+      next = end;
+    }
+    at = text.indexOf('-----BEGIN ', next);
+  }
+}

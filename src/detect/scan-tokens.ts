@@ -1,0 +1,159 @@
+// Secrets and account numbers that are single tokens: vendor API keys by their
+// documented prefixes, JWTs (RFC 7519 compact form: three base64url parts, header and
+// payload JSON objects, so both start with `eyJ`), IBANs (compact or printed in groups
+// of four, mod-97), AWS secret keys and generic high-entropy tokens (these two only
+// next to a context word such as "secret" or "token", which keeps hashes, UUIDs and
+// ids out).
+//
+// One pass splits the text into maximal runs of token characters
+// (`A-Z a-z 0-9 _ - . / + = ~`); `key=value` splits at the `=`.
+
+import type { Detection } from './types.js';
+import { ALNUM, charClass, DIGIT, isWordChar, LOWER, TOKEN, UPPER } from './char-class.js';
+import { entropy, ibanLengths, mod97 } from './validators.js';
+
+const contextWindow = 48;
+const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b|key\s*[:=])/i;
+const awsContext = /aws|secret/i;
+
+export function scanTokens(text: string, out: Detection[]): void {
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    if ((charClass[text.charCodeAt(i)]! & TOKEN) === 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    let classes = 0;
+    while (j < n) {
+      const k = charClass[text.charCodeAt(j)]!;
+      if ((k & TOKEN) === 0) break;
+      classes |= k;
+      j++;
+    }
+    // Tokens glued to non-ASCII letters belong to a longer word.
+    const glued = (i > 0 && isWordChar(text.charCodeAt(i - 1))) || (j < n && isWordChar(text.charCodeAt(j)));
+    if (!glued && j - i >= 4 && (classes & DIGIT) !== 0) token(text, i, j, out);
+    i = j;
+  }
+}
+
+/** Checks one maximal token `[start, end)` that contains a digit. */
+export function token(text: string, start: number, end: number, out: Detection[]): void {
+  // `key=value`: the value is the candidate (base64 padding `==` stays at the end).
+  for (let k = end - 2; k > start; k--) {
+    if (text.charCodeAt(k) === 61 && text.charCodeAt(k + 1) !== 61 && text.charCodeAt(k - 1) !== 61) {
+      start = k + 1;
+      break;
+    }
+  }
+  while (start < end && text.charCodeAt(start) === 61) start++;
+  // Trailing sentence punctuation is not part of a token.
+  while (end > start && isTrailingPunct(text.charCodeAt(end - 1))) end--;
+  const len = end - start;
+  if (len < 4) return;
+  const c0 = text.charCodeAt(start);
+
+  if (c0 >= 65 && c0 <= 90 && iban(text, start, out)) return;
+  if (len < 16) return;
+  const head = text.slice(start, Math.min(end, start + 12));
+
+  if (head.startsWith('sk-ant-')) return void keyLike(text, start, end, 7, 32, 'ANTHROPIC_KEY', 0.99, out);
+  if (head.startsWith('sk-')) {
+    const prefix = /^sk-(?:proj|svcacct|admin|None)-/.exec(head)?.[0].length ?? 3;
+    return void keyLike(text, start, end, prefix, 20, 'OPENAI_KEY', 0.95, out);
+  }
+  if (/^gh[pousr]_/.test(head)) return void keyLike(text, start, end, 4, 36, 'GITHUB_TOKEN', 0.99, out);
+  if (head.startsWith('github_pat_')) return void keyLike(text, start, end, 11, 40, 'GITHUB_TOKEN', 0.99, out);
+  if (/^xox[abposr]-|^xapp-/.test(head)) return void keyLike(text, start, end, 5, 10, 'SLACK_TOKEN', 0.95, out);
+  if (/^(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)/.test(head)) {
+    if (len === 20 && allIn(text, start, end, UPPER | DIGIT)) out.push({ type: 'AWS_ACCESS_KEY', start, end, score: 0.95 });
+    return;
+  }
+  if (head.startsWith('eyJ')) {
+    if (jwt(text.slice(start, end))) out.push({ type: 'JWT', start, end, score: 0.95 });
+    return;
+  }
+  secretLike(text, start, end, out);
+}
+
+/** `<prefix><body>` where the body is `[A-Za-z0-9_-]` of at least `minBody` characters with a digit. */
+function keyLike(text: string, start: number, end: number, prefix: number, minBody: number, type: string, score: number, out: Detection[]): void {
+  let k = start + prefix;
+  let digits = 0;
+  let letters = 0;
+  for (; k < end; k++) {
+    const cls = charClass[text.charCodeAt(k)]!;
+    if ((cls & (ALNUM | 8)) === 0) break;
+    if (cls & DIGIT) digits++;
+    else if (cls & (UPPER | LOWER)) letters++;
+  }
+  if (k - start - prefix >= minBody && digits > 0 && letters > 0) out.push({ type, start, end: k, score });
+}
+
+function jwt(value: string): boolean {
+  const parts = value.split('.');
+  if (parts.length !== 3 || parts[0]!.length < 10 || parts[1]!.length < 10 || !parts[1]!.startsWith('eyJ')) return false;
+  return parts.every((p) => /^[A-Za-z0-9_-]*$/.test(p));
+}
+
+function secretLike(text: string, start: number, end: number, out: Detection[]): void {
+  const len = end - start;
+  let classes = 0;
+  for (let k = start; k < end; k++) classes |= charClass[text.charCodeAt(k)]!;
+  const value = text.slice(start, end);
+  const before = text.slice(Math.max(0, start - contextWindow), start);
+  // AWS secret access key: 40 characters of base64 alphabet, mixed case and digits.
+  if (len === 40 && (classes & UPPER) && (classes & LOWER) && (classes & DIGIT) && /^[A-Za-z0-9/+]{40}$/.test(value) && awsContext.test(before)) {
+    out.push({ type: 'AWS_SECRET_KEY', start, end, score: 0.9 });
+    return;
+  }
+  if (len < 20 || len > 512) return;
+  if ((classes & (UPPER | LOWER)) === 0) return;
+  // Hex strings (hashes, git SHAs) and UUIDs are ids, not secrets.
+  if (/^[0-9a-fA-F-]+$/.test(value)) return;
+  // Mixed case, or long enough to not be a word with a number.
+  if (!((classes & UPPER) && (classes & LOWER)) && len < 32) return;
+  if (/^[a-z0-9._/-]+$/.test(value) && (value.includes('/') || value.includes('.'))) return;
+  if (entropy(value) < 3.5) return;
+  if (!secretContext.test(before)) return;
+  out.push({ type: 'SECRET', start, end, score: 0.75 });
+}
+
+/** Compact `DE89370400440532013000` or grouped `DE89 3704 0044 0532 0130 00`. */
+function iban(text: string, start: number, out: Detection[]): boolean {
+  const cc = text.slice(start, start + 2);
+  const expected = ibanLengths[cc];
+  if (expected === undefined) return false;
+  const c2 = text.charCodeAt(start + 2);
+  const c3 = text.charCodeAt(start + 3);
+  if (!(c2 >= 48 && c2 <= 57 && c3 >= 48 && c3 <= 57)) return false;
+  let compact = '';
+  let k = start;
+  let lastEnd = start;
+  while (k < text.length && compact.length < expected) {
+    const c = text.charCodeAt(k);
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90)) {
+      compact += text[k];
+      k++;
+      lastEnd = k;
+    } else if (c === 32 && (compact.length % 4 === 0) && k + 1 < text.length && (charClass[text.charCodeAt(k + 1)]! & (DIGIT | UPPER))) {
+      k++;
+    } else break;
+  }
+  if (compact.length !== expected) return false;
+  if (lastEnd < text.length && isWordChar(text.charCodeAt(lastEnd))) return false;
+  if (!mod97(compact)) return false;
+  out.push({ type: 'IBAN', start, end: lastEnd, score: 0.95 });
+  return true;
+}
+
+function allIn(text: string, start: number, end: number, mask: number): boolean {
+  for (let k = start; k < end; k++) if ((charClass[text.charCodeAt(k)]! & mask) === 0) return false;
+  return true;
+}
+
+function isTrailingPunct(c: number): boolean {
+  return c === 46 || c === 126 || c === 45;
+}

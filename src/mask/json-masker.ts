@@ -1,0 +1,84 @@
+// Masks a JSON value: string values only (keys, numbers and structure are kept), or
+// only those under the plan's field paths. A path is dotted keys, `[]` for "each array
+// element", `*` for any one key and `**` for any depth: `choices[].message.content`,
+// `messages[].content`, `user.*`, `**.email`. A path also covers everything below it.
+// The `drop` operator removes a field whose value held a finding (in an array the
+// element becomes null, so indexes stay put). Returns a new value; the input is not
+// modified.
+
+import type { MaskPlan } from './plan.js';
+import { applyFindings, type EntityCounts } from './operators.js';
+
+const DROP = Symbol('drop');
+type Segment = string;
+
+export function compileFieldPaths(paths: readonly string[] | undefined): Segment[][] | undefined {
+  if (!paths) return undefined;
+  return paths.map((p) => p.split('.').flatMap((part) => {
+    const segs: Segment[] = [];
+    let name = part;
+    while (name.endsWith('[]')) {
+      name = name.slice(0, -2);
+      segs.unshift('[]');
+    }
+    return name === '' ? segs : [name, ...segs];
+  }));
+}
+
+export function maskJsonValue(value: unknown, plan: MaskPlan, counts: EntityCounts, fields = compileFieldPaths(plan.fields)): unknown {
+  const result = walk(value, [], plan, counts, fields);
+  return result === DROP ? null : result;
+}
+
+function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): unknown {
+  if (typeof value === 'string') {
+    if (fields && !fields.some((f) => covers(f, path))) return value;
+    const findings = plan.find(value);
+    if (findings.length === 0) return value;
+    if (findings.some((f) => f.operator === 'drop')) {
+      for (const f of findings) counts[f.type] = (counts[f.type] ?? 0) + 1;
+      return DROP;
+    }
+    return applyFindings(value, findings, counts);
+  }
+  if (Array.isArray(value)) {
+    return value.map((item) => {
+      const r = walk(item, [...path, '[]'], plan, counts, fields);
+      return r === DROP ? null : r;
+    });
+  }
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const r = walk(v, [...path, k], plan, counts, fields);
+      if (r !== DROP) out[k] = r;
+    }
+    return out;
+  }
+  return value;
+}
+
+/** True when pattern `f` matches `path` or a prefix of it. */
+function covers(f: readonly Segment[], path: readonly Segment[], fi = 0, pi = 0): boolean {
+  if (fi === f.length) return true;
+  const seg = f[fi]!;
+  if (seg === '**') {
+    for (let k = pi; k <= path.length; k++) if (covers(f, path, fi + 1, k)) return true;
+    return false;
+  }
+  if (pi === path.length) return false;
+  const p = path[pi]!;
+  if (seg === p || (seg === '*' && p !== '[]')) return covers(f, path, fi + 1, pi + 1);
+  return false;
+}
+
+/** Masks a whole JSON document given as text; a body that is not JSON is masked as text. */
+export function maskJsonText(body: string, plan: MaskPlan, counts: EntityCounts): string {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return applyFindings(body, plan.find(body), counts);
+  }
+  return JSON.stringify(maskJsonValue(json, plan, counts));
+}

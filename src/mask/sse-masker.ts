@@ -1,0 +1,236 @@
+// Masks an OpenAI-style SSE answer event by event (WHATWG HTML §9.2 event stream):
+// - chat.completion.chunk: `choices[].delta.content` / `.refusal` and completion
+//   `choices[].text` go through a StreamTextMasker per choice, so text is released
+//   with a bounded hold-back; what is held is released (masked) in the choice's
+//   finish event. `delta.tool_calls[].function.arguments` are held until the choice
+//   finishes, then sent whole, masked as JSON, in that finish event.
+// - responses API: `response.output_text.delta` per (output, content) index, released
+//   in the matching `response.output_text.done`; function-call argument deltas held
+//   until `response.function_call_arguments.done`. Other events (and every other string
+//   in any event) are masked whole.
+// - data that is not JSON is masked as one running text across events (same
+//   hold-back); events of other JSON shapes have their strings masked whole.
+// Every event written is a complete, well-formed event; an event that grows past
+// `maxEventBytes` fails the stream (the caller turns that into an error, not raw data).
+
+import type { MaskPlan } from './plan.js';
+import type { EntityCounts } from './operators.js';
+import { maskJsonText, maskJsonValue } from './json-masker.js';
+import { StreamTextMasker } from './stream-masker.js';
+
+type Json = Record<string, unknown>;
+
+export interface SseMaskerOptions {
+  readonly plan: MaskPlan;
+  readonly counts: EntityCounts;
+  readonly maxEventBytes?: number;
+  /** Called with each piece of raw answer text as it is read (for response guards). */
+  readonly onText?: (text: string) => void;
+}
+
+export class SseMasker {
+  readonly #plan: MaskPlan;
+  readonly #counts: EntityCounts;
+  readonly #maxEventBytes: number;
+  readonly #onText: ((text: string) => void) | undefined;
+  readonly #decoder = new TextDecoder();
+  readonly #text = new Map<string, StreamTextMasker>();
+  readonly #args = new Map<string, string>();
+  #pending = '';
+
+  constructor(options: SseMaskerOptions) {
+    this.#plan = options.plan;
+    this.#counts = options.counts;
+    this.#maxEventBytes = options.maxEventBytes ?? 1024 * 1024;
+    this.#onText = options.onText;
+  }
+
+  /** Raw upstream bytes in; masked, complete events out. */
+  push(chunk: Uint8Array): string {
+    this.#pending += this.#decoder.decode(chunk, { stream: true });
+    let out = '';
+    for (;;) {
+      const end = eventEnd(this.#pending);
+      if (end === undefined) break;
+      if (end.index > this.#maxEventBytes) throw new Error(`an SSE event exceeds ${this.#maxEventBytes} bytes`);
+      out += this.#event(this.#pending.slice(0, end.index), this.#pending.slice(end.index, end.index + end.length));
+      this.#pending = this.#pending.slice(end.index + end.length);
+    }
+    if (this.#pending.length > this.#maxEventBytes) throw new Error(`an SSE event exceeds ${this.#maxEventBytes} bytes`);
+    return out;
+  }
+
+  /** End of the upstream body: the last (unterminated) event, then anything held. */
+  end(): string {
+    this.#pending += this.#decoder.decode();
+    let out = this.#pending.trim() === '' ? '' : this.#event(this.#pending, '\n\n');
+    this.#pending = '';
+    let rest = '';
+    const raw = this.#text.get('raw');
+    this.#text.delete('raw');
+    const rawTail = raw?.end() ?? '';
+    if (rawTail !== '') out += `${dataLines(rawTail)}\n\n`;
+    for (const masker of this.#text.values()) rest += masker.end();
+    for (const args of this.#args.values()) rest += args === '' ? '' : maskJsonText(args, this.#plan, this.#counts);
+    this.#text.clear();
+    this.#args.clear();
+    // An answer cut before its finish event: release what was held as a plain data line.
+    if (rest !== '') out += `data: ${JSON.stringify({ object: 'gatehouse.masked_tail', text: rest })}\n\n`;
+    return out;
+  }
+
+  #event(block: string, terminator: string): string {
+    const lines = block.split(/\r?\n/);
+    const other: string[] = [];
+    let data: string | undefined;
+    for (const line of lines) {
+      if (line.startsWith('data:')) data = (data === undefined ? '' : `${data}\n`) + line.slice(line[5] === ' ' ? 6 : 5);
+      else other.push(line.startsWith(':') ? '' : line);
+    }
+    const head = other.filter((l) => l !== '').map((l) => `${l}\n`).join('');
+    if (data === undefined) return head === '' ? '' : `${head}${terminator}`;
+    if (data === '[DONE]') return `${head}data: [DONE]${terminator}`;
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      // Plain-text data (a non-OpenAI stream): one running text across events, with the
+      // same hold-back; an event with nothing releasable yet is not sent.
+      this.#onText?.(data);
+      const released = this.#masker('raw').push(data);
+      return released === '' ? '' : `${head}${dataLines(released)}${terminator}`;
+    }
+    const events = isRecord(json) ? this.#maskEvent(json) : [maskJsonValue(json, this.#plan, this.#counts)];
+    // An event this masker adds (a released tail before a `done`) names its own type.
+    return events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
+  }
+
+  /** One upstream event → one or more masked events. */
+  #maskEvent(event: Json): unknown[] {
+    const type = event['type'];
+    if (type === 'response.output_text.delta' && typeof event['delta'] === 'string') {
+      const key = `o:${event['output_index']}:${event['content_index']}`;
+      this.#onText?.(event['delta']);
+      return [{ ...this.#rest(event, ['delta']), delta: this.#masker(key).push(event['delta']) }];
+    }
+    if (type === 'response.output_text.done') {
+      const key = `o:${event['output_index']}:${event['content_index']}`;
+      const tail = this.#text.get(key)?.end() ?? '';
+      this.#text.delete(key);
+      const done = this.#rest(event, []);
+      if (tail === '') return [done];
+      return [{ type: 'response.output_text.delta', sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], content_index: event['content_index'], delta: tail }, done];
+    }
+    if (type === 'response.function_call_arguments.delta' && typeof event['delta'] === 'string') {
+      const key = `f:${event['output_index']}`;
+      this.#args.set(key, (this.#args.get(key) ?? '') + event['delta']);
+      this.#onText?.(event['delta']);
+      return [{ ...this.#rest(event, ['delta']), delta: '' }];
+    }
+    if (type === 'response.function_call_arguments.done') {
+      const key = `f:${event['output_index']}`;
+      const held = this.#args.get(key) ?? '';
+      this.#args.delete(key);
+      const done = this.#rest(event, []);
+      if (held === '') return [done];
+      return [{ type: 'response.function_call_arguments.delta', sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
+    }
+    const choices = event['choices'];
+    if (!Array.isArray(choices)) return [this.#rest(event, [])];
+    const masked = { ...this.#rest(event, ['choices']), choices: choices.map((c) => (isRecord(c) ? this.#choice(c) : c)) };
+    return [masked];
+  }
+
+  #choice(choice: Json): Json {
+    const index = choice['index'];
+    const finished = choice['finish_reason'] !== null && choice['finish_reason'] !== undefined;
+    const out: Json = { ...(maskJsonValue(omit(choice, ['delta', 'text']), this.#plan, this.#counts) as Json) };
+    if (typeof choice['text'] === 'string' || (finished && this.#text.has(`t:${index}`))) {
+      const text = typeof choice['text'] === 'string' ? choice['text'] : '';
+      if (text !== '') this.#onText?.(text);
+      out['text'] = this.#streamText(`t:${index}`, text, finished);
+    }
+    const delta = choice['delta'];
+    if (isRecord(delta) || finished) {
+      const d: Json = isRecord(delta) ? (maskJsonValue(omit(delta, ['content', 'refusal', 'tool_calls']), this.#plan, this.#counts) as Json) : {};
+      for (const field of ['content', 'refusal'] as const) {
+        const key = `${field}:${index}`;
+        const value = isRecord(delta) ? delta[field] : undefined;
+        if (typeof value === 'string' || (finished && this.#text.has(key))) {
+          if (typeof value === 'string' && value !== '') this.#onText?.(value);
+          d[field] = this.#streamText(key, typeof value === 'string' ? value : '', finished);
+        } else if (isRecord(delta) && field in delta) d[field] = delta[field];
+      }
+      const calls = isRecord(delta) && Array.isArray(delta['tool_calls']) ? delta['tool_calls'] : [];
+      const outCalls: Json[] = [];
+      for (const call of calls) {
+        if (!isRecord(call)) continue;
+        const key = `tool:${index}:${call['index']}`;
+        const fn = isRecord(call['function']) ? call['function'] : undefined;
+        const args = fn && typeof fn['arguments'] === 'string' ? fn['arguments'] : '';
+        if (args !== '') this.#onText?.(args);
+        this.#args.set(key, (this.#args.get(key) ?? '') + args);
+        outCalls.push({ ...call, function: { ...(fn ?? {}), arguments: '' } });
+      }
+      if (finished) {
+        for (const [key, held] of this.#args) {
+          if (!key.startsWith(`tool:${index}:`)) continue;
+          this.#args.delete(key);
+          const callIndex = Number(key.slice(key.lastIndexOf(':') + 1));
+          outCalls.push({ index: callIndex, function: { arguments: held === '' ? '' : maskJsonText(held, this.#plan, this.#counts) } });
+        }
+      }
+      if (outCalls.length > 0) d['tool_calls'] = outCalls;
+      out['delta'] = d;
+    }
+    return out;
+  }
+
+  #streamText(key: string, text: string, finished: boolean): string {
+    const masker = this.#masker(key);
+    let out = masker.push(text);
+    if (finished) {
+      out += masker.end();
+      this.#text.delete(key);
+    }
+    return out;
+  }
+
+  #masker(key: string): StreamTextMasker {
+    let masker = this.#text.get(key);
+    if (!masker) {
+      masker = new StreamTextMasker(this.#plan, this.#counts);
+      this.#text.set(key, masker);
+    }
+    return masker;
+  }
+
+  /** The event with `skip` fields removed and every other string masked whole. */
+  #rest(event: Json, skip: readonly string[]): Json {
+    return maskJsonValue(omit(event, skip), this.#plan, this.#counts) as Json;
+  }
+}
+
+/** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
+function dataLines(text: string): string {
+  return text.split('\n').map((line) => `data: ${line}`).join('\n');
+}
+
+function omit(value: Json, keys: readonly string[]): Json {
+  if (keys.length === 0) return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) if (!keys.includes(k)) out[k] = v;
+  return out;
+}
+
+function isRecord(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function eventEnd(text: string): { index: number; length: number } | undefined {
+  const lf = text.indexOf('\n\n');
+  const crlf = text.indexOf('\r\n\r\n');
+  if (lf < 0 && crlf < 0) return undefined;
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return { index: crlf, length: 4 };
+  return { index: lf, length: 2 };
+}

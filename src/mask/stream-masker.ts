@@ -1,0 +1,68 @@
+// Masks a text that arrives in pieces (one SSE delta at a time) with a bounded
+// hold-back: a piece is released only up to the point from which no detector could
+// still match once more text arrives (see Detector.holdBack), and never in the middle
+// of a finding. So a value split across pieces at any offset is masked whole, and
+// ordinary words are released as soon as the next delimiter arrives.
+//
+// The last 48 released characters are kept as context for detectors that look back
+// for a context word ("secret: …"); they are never released twice.
+
+import type { MaskPlan } from './plan.js';
+import { applyFindings, type EntityCounts } from './operators.js';
+
+const contextKeep = 48;
+
+export class StreamTextMasker {
+  readonly #plan: MaskPlan;
+  readonly #counts: EntityCounts;
+  #held = '';
+  #context = '';
+  #ended = false;
+
+  constructor(plan: MaskPlan, counts: EntityCounts) {
+    this.#plan = plan;
+    this.#counts = counts;
+  }
+
+  /** Takes the next piece; returns the masked text that can be released now (maybe ''). */
+  push(piece: string): string {
+    if (this.#ended) throw new Error('stream masker: push after end');
+    if (piece === '') return '';
+    const buffer = this.#held + piece;
+    const release = this.#plan.holdBack(buffer);
+    return this.#release(buffer, release);
+  }
+
+  /** Releases everything still held, masked. */
+  end(): string {
+    if (this.#ended) return '';
+    this.#ended = true;
+    const buffer = this.#held;
+    this.#held = '';
+    return buffer === '' ? '' : this.#release(buffer, buffer.length);
+  }
+
+  get heldLength(): number {
+    return this.#held.length;
+  }
+
+  #release(buffer: string, release: number): string {
+    const offset = this.#context.length;
+    const findings = this.#plan.find(this.#context + buffer);
+    const local = [];
+    let cut = release;
+    for (const f of findings) {
+      const start = f.start - offset;
+      const end = f.end - offset;
+      if (end <= 0) continue;
+      // A finding that starts in released context and reaches into the buffer.
+      const s = Math.max(0, start);
+      if (s < cut && end > cut) cut = s;
+      local.push({ ...f, start: s, end });
+    }
+    const out = applyFindings(buffer.slice(0, cut), local.filter((f) => f.end <= cut), this.#counts);
+    this.#context = (this.#context + buffer.slice(0, cut)).slice(-contextKeep);
+    this.#held = buffer.slice(cut);
+    return out;
+  }
+}

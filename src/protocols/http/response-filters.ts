@@ -1,0 +1,107 @@
+// Response filters: what stands between the target's bytes and the client's. A filter
+// either streams (each upstream chunk in, what may be released now out) or buffers
+// (the whole body in, the transformed body out at the end, so the headers wait and an
+// error can still be a proper error answer). The relay applies at most one of each
+// kind, chosen here:
+//   SSE answer + masking and/or a response guard  → streaming SseMasker
+//   JSON answer + masking                         → buffered, string values masked
+//   embeddings answer + an embeddings rule         → buffered, vectors transformed
+//   JSON answer + a response guard                → buffered, text checked first
+// A filter that throws ends the answer with an error: it never lets raw bytes through.
+
+import { GatehouseError } from '../../errors/index.js';
+import { maskJsonText, SseMasker, transformEmbeddings, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { summarizeJsonAnswer } from './openai-response.js';
+
+/** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
+export type ResponseGuard = (accumulatedText: string) => { rule: string; message: string } | undefined;
+
+export interface ResponseFilter {
+  /** True when the filter needs the whole body before anything (headers included) is sent. */
+  readonly buffered: boolean;
+  push(chunk: Buffer): string | Buffer;
+  end(): string | Buffer;
+}
+
+export interface FilterChoice {
+  readonly isSse: boolean;
+  readonly isEmbeddings: boolean;
+  readonly plan: MaskPlan | undefined;
+  readonly guard: ResponseGuard | undefined;
+  readonly counts: EntityCounts;
+  /** Largest body a buffered filter holds. */
+  readonly maxBufferBytes: number;
+  /** Largest text handed to the guard (the rest is not accumulated). */
+  readonly maxGuardTextBytes: number;
+}
+
+/** A plan that finds nothing, for a guard without masking. */
+const noMasking: MaskPlan = { profiles: [], fields: undefined, embeddings: undefined, find: () => [], holdBack: (text) => text.length };
+
+export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | undefined {
+  const { plan, guard } = choice;
+  if (choice.isEmbeddings) {
+    const rule = plan?.embeddings;
+    if (!rule) return undefined;
+    return bufferedFilter(choice.maxBufferBytes, (body) => embeddingsBody(body, rule));
+  }
+  if (!plan && !guard) return undefined;
+  if (choice.isSse) return sseFilter(plan ?? noMasking, guard, choice);
+  return bufferedFilter(choice.maxBufferBytes, (body) => {
+    if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
+    return plan ? maskJsonText(body, plan, choice.counts) : body;
+  });
+}
+
+function embeddingsBody(body: string, rule: EmbeddingsRule): string {
+  return transformEmbeddings(body, rule);
+}
+
+function sseFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: FilterChoice): ResponseFilter {
+  let text = '';
+  const masker = new SseMasker({
+    plan,
+    counts: choice.counts,
+    onText: guard
+      ? (piece) => {
+          if (text.length < choice.maxGuardTextBytes) text += piece.slice(0, choice.maxGuardTextBytes - text.length);
+        }
+      : undefined,
+  });
+  return {
+    buffered: false,
+    push(chunk) {
+      const out = masker.push(chunk);
+      // Checked before the masked events are released, so a blocked answer's text never leaves.
+      if (guard) checkGuard(guard, text);
+      return out;
+    },
+    end() {
+      const out = masker.end();
+      if (guard) checkGuard(guard, text);
+      return out;
+    },
+  };
+}
+
+function checkGuard(guard: ResponseGuard, text: string): void {
+  const hit = guard(text);
+  if (hit) throw new GatehouseError('response_blocked', { message: hit.message, rule: hit.rule, detail: `response guard ${hit.rule}` });
+}
+
+function bufferedFilter(limit: number, transform: (body: string) => string): ResponseFilter {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    buffered: true,
+    push(chunk) {
+      size += chunk.length;
+      if (size > limit) throw new GatehouseError('masking_failed', { detail: `answer exceeds the masking buffer of ${limit} bytes` });
+      chunks.push(chunk);
+      return '';
+    },
+    end() {
+      return transform(Buffer.concat(chunks, size).toString('utf8'));
+    },
+  };
+}

@@ -1,0 +1,61 @@
+// End to end: the real gatehouse process with a masking profile on the demo
+// connection, read with the official openai client. The demo upstream echoes the
+// prompt ("Demo reply to: …"), so PII put in the prompt comes back in the answer,
+// streamed one word per event; none of it may reach the client or the recording.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+
+const upstreamKey = 'sk-upstream-target-secret';
+const values = ['jane.roe@example.com', '(415) 555-2671', '123-45-6789', '4111 1111 1111 1111', 'DE89 3704 0044 0532 0130 00', 'AKIAIOSFODNN7EXAMPLE', '10.1.2.3'];
+
+describe('masking, end to end through the gateway process', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess;
+  let client: OpenAI;
+  let adminKey: string;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 5 });
+    const yaml = demoConnectionYaml(upstream.url).replace('    access: { groups: [ml] }', '    access: { groups: [ml] }\n    masking: [pii]') + `masking:
+  profiles:
+    pii: { operator: redact }
+`;
+    gateway = await startGatewayProcess(yaml, { env: { UPSTREAM_KEY: upstreamKey } });
+    client = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: await gateway.createKey('bot', ['ml']), maxRetries: 0 });
+    adminKey = await gateway.createKey('auditor', ['admins']);
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await upstream?.close();
+  });
+
+  test('a streamed answer read with the openai client contains no raw value, and neither does the recording', async () => {
+    const prompt = `Contact ${values[0]} or ${values[1]}; SSN ${values[2]}; card ${values[3]}; IBAN ${values[4]}; key ${values[5]} from ${values[6]}.`;
+    const { data: stream, response } = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: prompt }] }).withResponse();
+    let text = '';
+    let events = 0;
+    for await (const event of stream) {
+      events++;
+      text += event.choices[0]?.delta?.content ?? '';
+    }
+    assert.equal(text, 'Demo reply to: Contact [EMAIL] or [PHONE]; SSN [US_SSN]; card [CREDIT_CARD]; IBAN [IBAN]; key [AWS_ACCESS_KEY] from [IP_ADDRESS].');
+    assert.ok(events > 10, 'the answer still arrives as a stream of events');
+    for (const value of values) assert.ok(!text.includes(value), `${value} reached the client`);
+
+    const id = response.headers.get('gatehouse-exchange-id')!;
+    const record = (await (await fetch(`${gateway.adminUrl}/api/sessions/${id}`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as Record<string, any>;
+    assert.equal(record['response'].text, text);
+    for (const value of values) assert.ok(!JSON.stringify(record['response']).includes(value), `${value} reached the recorded answer`);
+    assert.deepEqual(record['maskCounts'], { EMAIL: 1, PHONE: 1, US_SSN: 1, CREDIT_CARD: 1, IBAN: 1, AWS_ACCESS_KEY: 1, IP_ADDRESS: 1 });
+  });
+
+  test('a non-streamed answer is masked too', async () => {
+    const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `mail ${values[0]} now` }] });
+    assert.equal(answer.choices[0]!.message.content, 'Demo reply to: mail [EMAIL] now');
+  });
+});

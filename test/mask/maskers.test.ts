@@ -1,0 +1,156 @@
+// Operators, JSON field paths, the responses-API stream, embeddings transforms and the
+// masking config section.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { maskJsonText, maskPlannerFromConfig, MaskPlanner, SseMasker, StreamTextMasker, toFloat16, transformVector, applyFindings, type MaskProfile } from '../../src/mask/index.js';
+
+const profile = (p: Partial<MaskProfile>): MaskProfile => ({ name: 'p', operator: 'redact', keepLast: 4, applyTo: 'response', ...p });
+const planOf = (...profiles: MaskProfile[]) => new MaskPlanner(profiles).plan(profiles.map((p) => p.name), 'response')!;
+const maskText = (text: string, plan = planOf(profile({}))) => applyFindings(text, plan.find(text), {});
+
+describe('operators', () => {
+  test('redact replaces a value with its type label', () => {
+    assert.equal(maskText('mail jane@example.com'), 'mail [EMAIL]');
+  });
+
+  test('partial keeps the last N letters and digits and the separators', () => {
+    const plan = planOf(profile({ operator: 'partial', keepLast: 4 }));
+    assert.equal(maskText('SSN 123-45-6789, card 4111 1111 1111 1111', plan), 'SSN ***-**-6789, card **** **** **** 1111');
+  });
+
+  test('hash is stable under one key and differs under another', () => {
+    const a = planOf(profile({ operator: 'hash', hashKey: 'key-one' }));
+    const b = planOf(profile({ operator: 'hash', hashKey: 'key-two' }));
+    const first = maskText('jane@example.com', a);
+    assert.match(first, /^\[EMAIL:[0-9a-f]{12}\]$/);
+    assert.equal(maskText('again jane@example.com', a), `again ${first}`);
+    assert.notEqual(maskText('jane@example.com', b), first);
+    assert.notEqual(maskText('john@example.com', a), first);
+  });
+
+  test('drop removes a JSON field holding a finding (null inside arrays)', () => {
+    const plan = planOf(profile({ operator: 'drop' }));
+    const out = JSON.parse(maskJsonText(JSON.stringify({ name: 'Jane', email: 'jane@example.com', tags: ['ok', 'ssn 123-45-6789'] }), plan, {}));
+    assert.deepEqual(out, { name: 'Jane', tags: ['ok', null] });
+  });
+
+  test('entities restrict a profile; the stronger operator wins where profiles overlap', () => {
+    const cardsOnly = profile({ name: 'cards', entities: ['CREDIT_CARD'], operator: 'partial' });
+    assert.equal(maskText('4111 1111 1111 1111 jane@example.com', planOf(cardsOnly)), '**** **** **** 1111 jane@example.com');
+    assert.equal(maskText('4111 1111 1111 1111 jane@example.com', planOf(cardsOnly, profile({ name: 'all' }))), '[CREDIT_CARD] [EMAIL]');
+  });
+});
+
+describe('JSON masking', () => {
+  const body = JSON.stringify({ id: 'x-1', user: { email: 'a@example.com', note: 'call 415-555-2671' }, items: [{ email: 'b@example.com' }], email_count: 2 });
+
+  test('masks string values only, everywhere by default', () => {
+    assert.deepEqual(JSON.parse(maskJsonText(body, planOf(profile({})), {})), { id: 'x-1', user: { email: '[EMAIL]', note: 'call [PHONE]' }, items: [{ email: '[EMAIL]' }], email_count: 2 });
+  });
+
+  test('field paths restrict masking: dotted keys, [] for array elements, * and **', () => {
+    assert.deepEqual(JSON.parse(maskJsonText(body, planOf(profile({ fields: ['user.email'] })), {})).user, { email: '[EMAIL]', note: 'call 415-555-2671' });
+    const arrays = JSON.parse(maskJsonText(body, planOf(profile({ fields: ['items[].email'] })), {}));
+    assert.deepEqual([arrays.items[0].email, arrays.user.email], ['[EMAIL]', 'a@example.com']);
+    assert.deepEqual(JSON.parse(maskJsonText(body, planOf(profile({ fields: ['user.*'] })), {})).user, { email: '[EMAIL]', note: 'call [PHONE]' });
+    const deep = JSON.parse(maskJsonText(body, planOf(profile({ fields: ['**.email'] })), {}));
+    assert.deepEqual([deep.user.email, deep.items[0].email, deep.user.note], ['[EMAIL]', '[EMAIL]', 'call 415-555-2671']);
+  });
+});
+
+describe('streaming', () => {
+  test('a stream masker holds a word until the next delimiter and never releases part of a value', () => {
+    const counts = {};
+    const m = new StreamTextMasker(planOf(profile({})), counts);
+    assert.equal(m.push('Hello'), '');
+    assert.equal(m.push(', mail ja'), 'Hello, mail ');
+    assert.equal(m.push('ne@example'), '');
+    assert.equal(m.push('.com now'), '[EMAIL] ');
+    assert.equal(m.end(), 'now');
+    assert.deepEqual(counts, { EMAIL: 1 });
+    assert.throws(() => m.push('x'), /push after end/);
+  });
+
+  test('responses API: output_text deltas are masked across events and done/completed events masked whole', () => {
+    const ev = (type: string, fields: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`;
+    const loc = { item_id: 'msg_1', output_index: 0, content_index: 0 };
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const full = 'Mail jane@example.com now';
+    let out = '';
+    for (const e of [ev('response.output_text.delta', { ...loc, delta: 'Mail ja' }), ev('response.output_text.delta', { ...loc, delta: 'ne@example.com n' }), ev('response.output_text.delta', { ...loc, delta: 'ow' }), ev('response.output_text.done', { ...loc, text: full }), ev('response.completed', { response: { output: [{ content: [{ type: 'output_text', text: full }] }] } })]) {
+      out += masker.push(Buffer.from(e));
+    }
+    out += masker.end();
+    assert.ok(!out.includes('jane'));
+    const events = out.trim().split('\n\n').map((block) => ({ event: block.split('\n')[0], data: JSON.parse(block.split('\n')[1]!.slice(6)) }));
+    const deltas = events.filter((e) => e.data.type === 'response.output_text.delta').map((e) => e.data.delta).join('');
+    assert.equal(deltas, 'Mail [EMAIL] now');
+    assert.equal(events.find((e) => e.data.type === 'response.output_text.done')!.data.text, 'Mail [EMAIL] now');
+    assert.ok(events.every((e) => e.event === `event: ${e.data.type}`), 'each event keeps its event: line');
+  });
+});
+
+describe('embeddings transforms', () => {
+  test('round, float16 and calibrated noise', () => {
+    assert.deepEqual(transformVector([0.123456, -0.98765], { mode: 'round', decimals: 3, noise: 0 }), [0.123, -0.988]);
+    assert.equal(toFloat16(0.1), 0.0999755859375);
+    assert.equal(toFloat16(1), 1);
+    assert.equal(toFloat16(65504), 65504);
+    const v = Array.from({ length: 512 }, (_, i) => Math.sin(i));
+    const noisy = transformVector(v, { mode: 'noise', decimals: 0, noise: 0.1 });
+    const dot = v.reduce((s, x, i) => s + x * noisy[i]!, 0);
+    const cos = dot / (Math.hypot(...v) * Math.hypot(...noisy));
+    // Noise of 0.1 × the norm keeps the cosine near 1/sqrt(1.01) ≈ 0.995, and changes every component.
+    assert.ok(cos > 0.98 && cos < 0.9999, `cosine ${cos}`);
+    assert.ok(noisy.every((x, i) => x !== v[i]));
+  });
+});
+
+describe('masking config', () => {
+  const base = (masking: string, connectionMasking = '') => `connections:
+  - name: demo
+    type: openai
+    target: http://127.0.0.1:9/v1
+    access: { groups: [ml] }
+${connectionMasking}
+masking:
+${masking}
+`;
+  const issues = (yaml: string, env: NodeJS.ProcessEnv = {}) => {
+    try {
+      parseConfig(yaml, 'g.yaml', env);
+      return [];
+    } catch (error) {
+      return (error as ConfigError).issues;
+    }
+  };
+
+  test('a profile with defaults, resolved hash key, and a connection default', () => {
+    const config = parseConfig(base(`  profiles:\n    pii: { operator: hash, hashKey: "\${MASK_KEY}" }`, '    masking: [pii]'), 'g.yaml', { MASK_KEY: 'k1' });
+    assert.deepEqual(config.masking.profiles['pii'], { operator: 'hash', keepLast: 4, hashKey: 'k1', applyTo: 'response', customEntities: [], denyList: [], allowList: [], minScore: 0.5 });
+    assert.deepEqual(config.connections[0]!.masking, ['pii']);
+    assert.ok(maskPlannerFromConfig(config.masking).has('pii'));
+  });
+
+  test('errors name their path: unknown profile, re2-refused pattern, hash without key, unknown entity', () => {
+    assert.deepEqual(issues(base('  profiles:\n    pii: {}', '    masking: [pii, nope]')), ['connections[0].masking[1]: no masking profile named "nope" in masking.profiles']);
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: REPEAT, pattern: "(a)\\\\1" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (no backreferences or lookaround)']);
+    assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash }')), ['masking.profiles.p.hashKey: is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})']);
+    assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
+  });
+});
+
+describe('plain-text SSE (not OpenAI JSON)', () => {
+  test('a value split across two text events is masked, and each released event is well formed', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    let out = masker.push(Buffer.from('data: mail jane.r\n\n'));
+    out += masker.push(Buffer.from('data: oe@example.com ok\n\n'));
+    out += masker.end();
+    assert.ok(!out.includes('jane'));
+    assert.ok(out.endsWith('\n\n'));
+    const text = out.trim().split('\n\n').map((block) => block.split('\n').map((l) => l.replace(/^data: /, '')).join('\n')).join('');
+    assert.equal(text, 'mail [EMAIL] ok');
+  });
+});
