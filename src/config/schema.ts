@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
+import { buildPostgresConnectionSchema } from './postgres-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -94,6 +95,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     access: z.strictObject({ groups: groupList }),
   });
 
+  const postgresConnection = buildPostgresConnectionSchema({ text, secret, duration, size, listen, groupList, name: connection.shape.name });
+
   return z
     .strictObject({
       gateway: z
@@ -128,7 +131,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
-      connections: z.array(connection).default([]),
+      connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection])).default([]),
     });
 }
 
