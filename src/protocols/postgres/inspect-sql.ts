@@ -183,8 +183,9 @@ function collectTables(node: unknown, out: Set<string>, depth = 0): void {
     for (const item of node) collectTables(item, out, depth + 1);
     return;
   }
-  const rangeVar = (node as Node).RangeVar as { schemaname?: string; relname?: string } | undefined;
-  if (rangeVar?.relname) out.add(rangeVar.schemaname ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
+  // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
+  const rangeVar = node as { schemaname?: unknown; relname?: unknown };
+  if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
   for (const value of Object.values(node as Node)) collectTables(value, out, depth + 1);
 }
 

@@ -2,7 +2,7 @@
 // - a column named in `masking.columns` is masked by its operator, whatever the query;
 // - text-like columns (text, varchar, char, name, citext-as-text) take a label:
 //   `redact` → `[EMAIL]` (the column name, upper-cased), `partial` → all but the last
-//   4 characters replaced by `*`; `null` → NULL;
+//   4 characters replaced by `*` (fewer for values shorter than 8); `null` → NULL;
 // - any other type (numbers, dates, json, uuid, bytea …) cannot hold a label and stay
 //   valid, so a masked value of such a column becomes NULL;
 // - the optional `maskText` hook (entity detection) runs over every text-like value.
@@ -53,7 +53,7 @@ export function planMasking(columns: readonly ColumnDescription[], rules: Maskin
 
 function partial(value: string): string {
   const chars = [...value];
-  const keep = Math.min(4, Math.floor(chars.length / 3));
+  const keep = chars.length >= 8 ? 4 : Math.floor(chars.length / 4);
   return '*'.repeat(chars.length - keep) + chars.slice(chars.length - keep).join('');
 }
 
