@@ -25,6 +25,7 @@ import { enforceDecision } from '../../policy/index.js';
 import {
   BodyReader,
   bindMessage,
+  message,
   parseBind,
   parseCommandTag,
   parseNoticeFields,
@@ -294,8 +295,9 @@ export class PostgresSession {
     } catch (error) {
       return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
     }
-    if (facts?.copyOut && maskingActive(this.#ctx.connection.masking)) {
-      return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with masking: its rows cannot be masked. Use SELECT.' }) };
+    if (facts?.copyOut && this.#ctx.connection.masking.columns.size > 0) {
+      // COPY rows carry no column names, so column rules cannot be applied to them.
+      return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
     }
     return { decision };
   }
@@ -475,8 +477,9 @@ export class PostgresSession {
         return this.#row(run, frame, head.plan);
       case 'd': // CopyData (COPY … TO STDOUT): one row per message
         return this.#row(run, frame, undefined);
-      case 'G': // CopyInResponse
       case 'H': // CopyOutResponse
+        return this.#copyOut(run, frame);
+      case 'G': // CopyInResponse
       case 'c': // CopyDone
         return this.#emit(frame.raw);
       case 'C': // CommandComplete
@@ -522,8 +525,9 @@ export class PostgresSession {
       }
       case 'd':
         return this.#row(run, frame, undefined);
-      case 'G':
       case 'H':
+        return this.#copyOut(run, frame);
+      case 'G':
       case 'c':
         return this.#emit(frame.raw);
       case 'C': // CommandComplete
@@ -550,9 +554,25 @@ export class PostgresSession {
       run.rows = max;
       return this.#limitError(run, new GatehouseError('row_limit_exceeded', { message: `The query returned more than ${max} rows, the limit on connection "${this.#ctx.connection.name}" (maxRows); rows beyond it were not sent.` }));
     }
-    const out = plan && frame.type === 'D' ? maskDataRow(frame.raw, frame.body, plan) : frame.raw;
+    const maskText = this.#ctx.connection.masking.maskText;
+    const out =
+      frame.type === 'D'
+        ? plan
+          ? maskDataRow(frame.raw, frame.body, plan)
+          : frame.raw
+        : maskText // CopyData in text or CSV format: the hook sees the whole line
+          ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
+          : frame.raw;
     run.bytesOut += out.length;
     return this.#emit(out);
+  }
+
+  /** CopyOutResponse: Int8 overall format (0 text, 1 binary). Binary rows cannot go through the text hook. */
+  async #copyOut(run: Run | undefined, frame: Frame): Promise<void> {
+    if (run && frame.body[0] === 1 && this.#ctx.connection.masking.maskText) {
+      return this.#limitError(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
+    }
+    return this.#emit(frame.raw);
   }
 
   /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */
