@@ -164,7 +164,7 @@ function openSocket(target: UpstreamTarget): Promise<Socket | TLSSocket> {
           return;
         }
         const verify = target.tls.mode === 'verify-full';
-        const tls = tlsConnect({ socket, servername: isIpLike(target.host) ? undefined : target.host, ca: target.tls.ca, rejectUnauthorized: verify, ...(verify ? {} : { checkServerIdentity: () => undefined }) });
+        const tls = tlsConnect({ socket, host: target.host, servername: isIpLike(target.host) ? undefined : target.host, ca: target.tls.ca, rejectUnauthorized: verify, ...(verify ? {} : { checkServerIdentity: () => undefined }) });
         tls.once('secureConnect', () => {
           socket.off('error', reject);
           tls.off('error', reject);
