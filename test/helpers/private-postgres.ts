@@ -65,8 +65,9 @@ export async function startPrivatePostgres(tls: { cert: string; key: string }): 
   return {
     port,
     async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
+      // runuser does not pass signals on: pg_ctl stops the server itself (fast shutdown).
+      const exited = child.exitCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r));
+      execFileSync(...asUser(join(bin, 'pg_ctl'), ['-D', data, 'stop', '-m', 'fast', '-w']), { stdio: 'ignore' });
       await exited;
       rmSync(dir, { recursive: true, force: true });
     },
