@@ -142,7 +142,7 @@ function isLoopback(host: string): boolean {
 
 function openSocket(target: UpstreamTarget): Promise<Socket | TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: target.host, port: target.port });
+    const socket = netConnect({ host: target.host, port: target.port, noDelay: true });
     socket.setNoDelay(true);
     socket.once('error', reject);
     socket.once('connect', () => {

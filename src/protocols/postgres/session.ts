@@ -101,6 +101,8 @@ export class PostgresSession {
   readonly #portals = new Map<string, PortalInfo>();
   readonly #finishing: Promise<void>[] = [];
   readonly #deniedStatement = `gatehouse_denied_${randomBytes(8).toString('hex')}`;
+  readonly #writeClient: (bytes: Buffer) => boolean;
+  readonly #writeUpstream: (bytes: Buffer) => boolean;
   #discarding = false;
   #swallowUntilReady = false;
   #closed = false;
@@ -113,6 +115,8 @@ export class PostgresSession {
     this.#client = client;
     this.#clientSource = clientSource;
     this.#upstream = upstream;
+    this.#writeClient = corkedWriter(client);
+    this.#writeUpstream = corkedWriter(upstream.socket);
   }
 
   /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
@@ -373,7 +377,7 @@ export class PostgresSession {
   async #toUpstream(bytes: Buffer): Promise<void> {
     const socket = this.#upstream.socket;
     if (socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
-    if (!socket.write(bytes)) await waitDrain(socket);
+    if (!this.#writeUpstream(bytes)) await waitDrain(socket);
   }
 
   // ---- database → gateway → client ----
@@ -403,9 +407,9 @@ export class PostgresSession {
     this.bytesOut += bytes.length;
     if (this.#notices.length > 0) {
       const notices = this.#notices.splice(0);
-      for (const n of notices) this.#client.write(n);
+      for (const n of notices) this.#writeClient(n);
     }
-    if (!this.#client.write(bytes)) await waitDrain(this.#client);
+    if (!this.#writeClient(bytes)) await waitDrain(this.#client);
   }
 
   async #onUpstream(frame: Frame): Promise<void> {
@@ -659,6 +663,25 @@ function withFormats(columns: ColumnDescription[] | undefined, formats: readonly
   if (!columns) return undefined;
   const f = formats ?? [];
   return columns.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0]! : (f[i] ?? 0) }));
+}
+
+/**
+ * Messages written in one turn of the event loop leave in one segment: the socket is
+ * corked at the first write and uncorked on setImmediate (one syscall, not one per message).
+ */
+function corkedWriter(socket: Duplex): (bytes: Buffer) => boolean {
+  let corked = false;
+  return (bytes) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return socket.write(bytes);
+  };
 }
 
 function waitDrain(socket: Duplex): Promise<void> {
