@@ -43,7 +43,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
   const { token } = await apiKeys.create({ name: 'agent', kind: 'agent', groups: ['dba'], expiresAt: null });
   const base = compilePolicy([{ connection: 'db', groups: ['dba'] }]);
   const observed: TestProxy['observed'] = [];
-  const recorder = process.env.NOREC ? { open: async () => {}, finish: async () => {}, refuse: async () => {}, drain: async () => {} } : createRecorder(store.db);
+  const recorder = createRecorder(store.db);
   const stages: PipelineStages = {
     identify: identifyCaller([apiKeyAuthenticator(apiKeys)]),
     policy: options.policy ? options.policy(base) : base,
