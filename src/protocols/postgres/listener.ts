@@ -107,7 +107,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
 
       // AuthenticationCleartextPassword: the password is the caller's Gatehouse credential.
       client.write(authentication(3));
-      const source = new FrameSource(client, 64 * 1024);
+      const source = new FrameSource(client, connection.maxMessageBytes);
       const answer = await source.read();
       if (answer.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type ${JSON.stringify(answer.type)}`);
       const password = new BodyReader(answer.body).cstring();

@@ -10,7 +10,7 @@
 //   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
 // - after an error in extended mode, client messages are discarded until Sync;
 // - DataRows beyond `maxRows` are never forwarded; the statement is cancelled upstream;
-// - a statement running past `statementTimeoutMs` is cancelled upstream (57014);
+// - a Query or Execute running past `statementTimeoutMs` is cancelled upstream (57014);
 // - every statement is recorded: durable before it is forwarded, its outcome durable
 //   before the ReadyForQuery that ends it is released;
 // - a malformed client message ends this session (FATAL 08P01), and no other.
@@ -66,7 +66,6 @@ interface Run {
   ttfbMs: number | undefined;
   tag: string | undefined;
   error: { code: string; detail: string; status: number } | undefined;
-  timer: NodeJS.Timeout | undefined;
   timedOut: boolean;
   done: boolean;
 }
@@ -104,6 +103,8 @@ export class PostgresSession {
   readonly #writeClient: (bytes: Buffer) => boolean;
   readonly #writeUpstream: (bytes: Buffer) => boolean;
   #discarding = false;
+  #armed: Pending | undefined;
+  #timer: NodeJS.Timeout | undefined;
   #swallowUntilReady = false;
   #closed = false;
   bytesIn = 0;
@@ -123,6 +124,7 @@ export class PostgresSession {
   async run(): Promise<GatehouseError | undefined> {
     const ended = await Promise.race([this.#clientLoop(), this.#upstreamLoop()]);
     this.#closed = true;
+    clearTimeout(this.#timer);
     for (const p of this.#pending) {
       if (p.kind === 'query') for (const r of p.runs) this.#finishRun(r, ended ?? new GatehouseError('client_closed'));
       if (p.kind === 'execute') this.#finishRun(p.run, ended ?? new GatehouseError('client_closed'));
@@ -227,7 +229,7 @@ export class PostgresSession {
     }
     if (!(await this.#open(runs, runs.map((r) => requestOf('Query', r.exchange.facts.sql!.text, undefined)), true))) return;
     this.#pending.push({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined });
-    this.#startTimers(runs);
+    this.#armHead();
     return this.#toUpstream(frame.raw);
   }
 
@@ -278,7 +280,7 @@ export class PostgresSession {
     const run = this.#newRun(exchange, decision!);
     if (!(await this.#open([run], [request], false))) return;
     this.#pending.push({ kind: 'execute', run, portal, plan: null });
-    this.#startTimers([run]);
+    this.#armHead();
     return this.#toUpstream(frame.raw);
   }
 
@@ -325,7 +327,7 @@ export class PostgresSession {
 
   #newRun(exchange: Exchange, decision: Decision): Run {
     this.statements++;
-    return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timer: undefined, timedOut: false, done: false };
+    return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false };
   }
 
   /** Records the statements as forwarded; on failure refuses them (fail closed). */
@@ -362,16 +364,25 @@ export class PostgresSession {
     return this.#toUpstream(bindMessage('', this.#deniedStatement));
   }
 
-  #startTimers(runs: Run[]): void {
+  /**
+   * statementTimeout: one timer for the Query or Execute at the head of the FIFO, from
+   * when the database starts on it (a pipelined Execute does not count its wait). On
+   * expiry the statement running then is marked and cancelled on the database.
+   */
+  #armHead(): void {
     const ms = this.#ctx.connection.statementTimeoutMs;
-    if (ms === undefined) return;
-    for (const run of runs) {
-      run.timer = setTimeout(() => {
-        if (run.done) return;
-        run.timedOut = true;
-        this.#ctx.cancelUpstream().catch(() => undefined);
-      }, ms);
-    }
+    const head = this.#pending[0];
+    if (ms === undefined || head === this.#armed) return;
+    clearTimeout(this.#timer);
+    this.#armed = head;
+    if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    this.#timer = setTimeout(() => {
+      if (this.#pending[0] !== head) return;
+      const run = head.kind === 'query' ? head.runs[head.index] : head.run;
+      if (!run || run.done) return;
+      run.timedOut = true;
+      this.#ctx.cancelUpstream().catch(() => undefined);
+    }, ms);
   }
 
   async #toUpstream(bytes: Buffer): Promise<void> {
@@ -392,6 +403,7 @@ export class PostgresSession {
       for (;;) {
         const frame = await this.#upstream.source.read();
         await this.#onUpstream(frame);
+        this.#armHead();
       }
     } catch (error) {
       if (this.#closed) return undefined;
@@ -627,7 +639,6 @@ export class PostgresSession {
   #finishRun(run: Run, error?: GatehouseError, code?: string): void {
     if (run.done) return;
     run.done = true;
-    if (run.timer) clearTimeout(run.timer);
     if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
     const outcome = outcomeOf(run);
     this.#finishing.push(this.#ctx.stages.recorder.finish(run.exchange, outcome).catch(() => undefined));

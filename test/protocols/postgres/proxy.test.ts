@@ -192,6 +192,21 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.deepEqual(refusals.slice(-3), ['user_mismatch', 'invalid_credential', 'database_not_found']);
   });
 
+  test('security: a message over maxMessageBytes ends that session with 08P01, and no other', async () => {
+    const other = await connect();
+    const big = 'x'.repeat(200 * 1024);
+    assert.deepEqual((await other.query('select length($1) as n', [big])).rows, [{ n: big.length }]);
+    const c = await connect();
+    const ended = new Promise<Error>((resolve) => c.once('error', resolve));
+    await assert.rejects(c.query(`select '${'y'.repeat(1024 * 1024)}'`), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '08P01');
+      assert.equal(error.message, `Protocol violation: message length ${1024 * 1024 + 14} exceeds the limit of ${1024 * 1024} bytes.`);
+      return true;
+    });
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+    assert.deepEqual((await other.query('select 6 as six')).rows, [{ six: 6 }]);
+  });
+
   test('the recording: one session with a start and an end, and each statement in it', async () => {
     const c = await connect({ application_name: 'recording-test' });
     await c.query('select id from people where id = $1', [11]);
