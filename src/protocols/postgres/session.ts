@@ -86,7 +86,7 @@ interface PortalInfo {
 type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: ReturnType<typeof planMasking> }
   | { kind: 'parse' | 'bind' | 'close' | 'sync' }
-  | { kind: 'describe'; target: 'S' | 'P'; name: string }
+  | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }
   | { kind: 'execute'; run: Run; portal: PortalInfo | undefined; plan: ReturnType<typeof planMasking> | null }
   | { kind: 'denied'; error: GatehouseError };
 
@@ -178,7 +178,9 @@ export class PostgresSession {
         const r = new BodyReader(frame.body);
         const target = String.fromCharCode(r.int8());
         if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid DESCRIBE message subtype ${target}`);
-        this.#pending.push({ kind: 'describe', target, name: r.cstring() });
+        // The described object is captured now: with pipelining, a later Bind may reuse the name before the answer comes.
+        const name = r.cstring();
+        this.#pending.push({ kind: 'describe', described: target === 'S' ? this.#statements.get(name) : this.#portals.get(name) });
         return this.#toUpstream(frame.raw);
       }
       case 'E': // Execute
@@ -454,13 +456,7 @@ export class PostgresSession {
         if (t === 'T' || t === 'n') {
           this.#pending.shift();
           const columns = t === 'T' ? parseRowDescription(frame.body) : [];
-          if (head.target === 'S') {
-            const s = this.#statements.get(head.name);
-            if (s) s.columns = columns;
-          } else {
-            const p = this.#portals.get(head.name);
-            if (p) p.columns = columns;
-          }
+          if (head.described) head.described.columns = columns;
           return this.#emit(frame.raw);
         }
         if (t === 'E') return this.#extendedError(frame.raw);

@@ -8,6 +8,8 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { Policy } from '../../../src/policy/index.js';
+import { bindMessage, cstring, int16, int32, message, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 /** A test Policy: the base decision, except `sql.drop` is denied by rule `deny-drop`. */
@@ -113,6 +115,25 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     // In one Query, the statements before the refused one are not committed either.
     await assert.rejects(c.query('insert into keep_me values (2); drop table keep_me'), { code: '42501' });
     assert.deepEqual((await c.query('select count(*)::int as n from keep_me')).rows, [{ n: 0 }]);
+  });
+
+  test('pipelining: three extended batches in one write, the middle one refused, answered in order', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const batch = (sql: string) => [
+      message('P', Buffer.concat([cstring(''), cstring(sql), int16(0)])), // Parse
+      bindMessage('', ''), // Bind
+      message('D', Buffer.concat([Buffer.from('P'), cstring('')])), // Describe portal
+      message('E', Buffer.concat([cstring(''), int32(0)])), // Execute
+      message('S'), // Sync
+    ];
+    raw.write(...batch('select 1 as a'), ...batch('drop table keep_me'), ...batch('select 2 as b'));
+    const answer = await raw.untilReady(3);
+    assert.equal(answer.map((f) => f.type).join(''), '12TDCZ' + 'EZ' + '12TDCZ', JSON.stringify(answer.filter((f) => f.type === 'E').map((f) => Object.fromEntries(parseNoticeFields(f.body)))));
+    const error = parseNoticeFields(answer[6]!.body);
+    assert.equal(error.get('C'), '42501');
+    assert.equal(error.get('M'), 'Dropping tables is not allowed on this connection (rule: deny-drop).');
+    assert.equal(answer[7]!.body.toString(), 'I'); // ReadyForQuery: idle, the batch was not in a transaction
+    raw.close();
   });
 
   test('unparseable SQL is refused with 42601 and the parser message', async () => {
