@@ -8,7 +8,7 @@ import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/ind
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../src/identity/index.js';
 import type { PipelineStages } from '../../src/pipeline/index.js';
 import { compilePolicy, type Policy } from '../../src/policy/index.js';
-import { startPostgresListener, type PostgresConnection, type PostgresListener } from '../../src/protocols/postgres/index.js';
+import { startPostgresListener, type ApprovalHook, type PostgresConnection, type PostgresListener } from '../../src/protocols/postgres/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { createTestPostgresDatabase, createTestSqliteDatabase, type TestDatabase } from './databases.js';
 
@@ -30,6 +30,7 @@ export interface TestProxy {
 
 export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 'listen'>> & {
   readonly policy?: (base: Policy) => Policy;
+  readonly onApprovalRequired?: ApprovalHook;
 };
 
 /** undefined plus a reason when PostgreSQL is not reachable (skip outside CI). */
@@ -51,9 +52,10 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
     observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
   };
   const database = url.pathname.slice(1);
-  const { policy: _policy, ...rest } = options;
+  const { policy: _policy, onApprovalRequired, ...rest } = options;
   const listener = await startPostgresListener({
     stages,
+    onApprovalRequired,
     connection: {
       name: 'db',
       listen: { host: '127.0.0.1', port: 0 },

@@ -8,16 +8,22 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { Policy } from '../../../src/policy/index.js';
-import { bindMessage, cstring, int16, int32, message, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
+import { bindMessage, cstring, int16, int32, message, noticeResponse, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
-/** A test Policy: the base decision, except `sql.drop` is denied by rule `deny-drop`. */
+/**
+ * A test Policy: the base decision, except `sql.drop` is denied by rule `deny-drop` and
+ * `sql.truncate` requires approval by rule `approve-truncate`.
+ */
 function denyDrop(base: Policy): Policy {
   return {
     version: `${base.version}+deny-drop`,
     decide(exchange) {
       const decision = base.decide(exchange);
+      if (decision.effect === 'allow' && exchange.operation === 'sql.truncate') {
+        return { effect: 'require_approval', rules: ['approve-truncate'], reason: 'rule-require-approval', policyVersion: decision.policyVersion };
+      }
       if (decision.effect === 'allow' && exchange.operation === 'sql.drop') {
         return { effect: 'deny', rules: ['deny-drop'], reason: 'rule-deny', message: 'Dropping tables is not allowed on this connection (rule: deny-drop).', policyVersion: decision.policyVersion };
       }
@@ -28,6 +34,8 @@ function denyDrop(base: Policy): Policy {
 
 const proxyOrSkip = await startTestProxy({
   policy: denyDrop,
+  // Where approvals will tell the client the review URL; until then the statement is refused.
+  onApprovalRequired: (exchange) => noticeResponse({ severity: 'NOTICE', code: '00000', message: `approval required: https://gatehouse.example/reviews/${exchange.id}` }),
   maxRows: 1000,
   masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'redact']]) },
 });
@@ -103,6 +111,16 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     // Extended protocol: refused at Parse.
     await assert.rejects(c.query('drop table keep_me', []), { code: '42501' });
     assert.deepEqual((await c.query('select 1 as ok', [])).rows, [{ ok: 1 }]);
+  });
+
+  test('require_approval: the hook NoticeResponse reaches the client, then the statement is refused (no approvals yet)', async () => {
+    const c = await connect();
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    await assert.rejects(c.query('truncate keep_me'), { code: '42501', message: 'This request requires approval, and approvals are not enabled on this gateway. (rule: approve-truncate)' });
+    assert.equal(notices.length, 1);
+    assert.match(notices[0]!, /^approval required: https:\/\/gatehouse\.example\/reviews\/ex_/);
+    assert.deepEqual((await c.query('select 1 as still')).rows, [{ still: 1 }]);
   });
 
   test('a refused statement fails its transaction as the database would', async () => {
