@@ -2,7 +2,8 @@
 // statement becomes a class (select, insert, update, delete, ddl, drop, truncate,
 // grant, copy, …), the tables it names, and its risky shapes. Enforces:
 // - SQL the parser rejects is reported as unparseable (the session denies it: fail closed);
-// - results are cached by query text in a bounded LRU, so a hot statement is parsed once.
+// - results are cached by query text in a bounded LRU (2 000 texts of up to 16 KiB), so a
+//   hot statement is parsed once.
 
 import { parse } from 'libpg-query';
 
@@ -67,6 +68,7 @@ const statementClasses: Record<string, string> = {
 };
 
 const maxCached = 2000;
+const maxCachedText = 16 * 1024;
 const cache = new Map<string, Promise<SqlInspection>>();
 
 /** Inspects a query (one or several statements); cached by exact text. */
@@ -79,6 +81,8 @@ export function inspectSql(text: string): Promise<SqlInspection> {
     return hit;
   }
   const result = inspectUncached(text);
+  // Long texts (bulk INSERTs, generated SQL) are not kept: 2 000 of them could hold gigabytes.
+  if (text.length > maxCachedText) return result;
   cache.set(text, result);
   if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
   return result;

@@ -66,6 +66,18 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     assert.match(answer.toString('latin1'), /08P01.*received unencrypted data after SSL request/);
   });
 
+  test('GSSENCRequest is answered N', async () => {
+    const answer = await new Promise<Buffer>((resolve) => {
+      const socket = netConnect({ port: proxy.port, host: '127.0.0.1' });
+      socket.once('data', (d) => {
+        socket.destroy();
+        resolve(d);
+      });
+      socket.write(Buffer.concat([int32(8), int32(80877104)]));
+    });
+    assert.equal(answer.toString(), 'N');
+  });
+
   test('statement timeout cancels the statement upstream with 57014', async () => {
     const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
     await c.connect();

@@ -154,6 +154,21 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     raw.close();
   });
 
+  test('NotificationResponse (LISTEN/NOTIFY) and NoticeResponse pass through', async () => {
+    const listener = await connect();
+    const sender = await connect();
+    const got = new Promise<pg.Notification>((resolve) => listener.once('notification', resolve));
+    const notices: string[] = [];
+    sender.on('notice', (n) => notices.push(n.message ?? ''));
+    await listener.query('listen gatehouse_channel');
+    await sender.query("notify gatehouse_channel, 'hello'");
+    const notification = await got;
+    assert.equal(notification.channel, 'gatehouse_channel');
+    assert.equal(notification.payload, 'hello');
+    await sender.query("do $$ begin raise notice 'from the database'; end $$");
+    assert.deepEqual(notices, ['from the database']);
+  });
+
   test('unparseable SQL is refused with 42601 and the parser message', async () => {
     const c = await connect();
     await assert.rejects(c.query('selec 1'), { code: '42601', message: 'The SQL could not be parsed, so it was not forwarded: syntax error at or near "selec".' });
