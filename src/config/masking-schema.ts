@@ -83,9 +83,11 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
 }
 
 /** `connections[i].masking` must name configured profiles. */
-export function maskingReferenceIssues(config: { masking: { profiles: Record<string, unknown> }; connections: readonly { masking?: readonly string[] | undefined }[] }, ctx: z.RefinementCtx): void {
+export function maskingReferenceIssues(config: { masking: { profiles: Record<string, unknown> }; connections: readonly { type: string; masking?: unknown }[] }, ctx: z.RefinementCtx): void {
   config.connections.forEach((c, i) => {
-    c.masking?.forEach((name, j) => {
+    // PostgreSQL connections carry column rules, not profile names (docs/postgres.md).
+    if (c.type === 'postgres' || !Array.isArray(c.masking)) return;
+    (c.masking as readonly string[]).forEach((name, j) => {
       if (!(name in config.masking.profiles)) ctx.addIssue({ code: 'custom', path: ['connections', i, 'masking', j], message: `no masking profile named "${name}" in masking.profiles` });
     });
   });

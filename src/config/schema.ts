@@ -9,6 +9,7 @@ import { buildApprovalsSchema } from './approvals-schema.js';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues } from './masking-schema.js';
+import { buildPostgresConnectionSchema } from './postgres-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -97,6 +98,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     masking: z.array(z.string()).optional(),
   });
 
+  const postgresConnection = buildPostgresConnectionSchema({ text, secret, duration, size, listen, groupList, name: connection.shape.name });
+
   return z
     .strictObject({
       gateway: z
@@ -131,7 +134,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
-      connections: z.array(connection).default([]),
+      connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection])).default([]),
       approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
       masking: buildMaskingSchema(secret),
     })

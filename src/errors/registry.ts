@@ -34,6 +34,15 @@ export const errorRegistry = {
   masking_profile_unknown: { status: 500, type: 'server_error', message: 'The exchange names a masking profile that is not configured, so it was not forwarded.' },
   response_blocked: { status: 403, type: 'permission_error', message: 'The answer was blocked by a response guardrail.' },
   embeddings_blocked: { status: 403, type: 'permission_error', message: 'Raw embedding vectors are not available to this caller.' },
+  // PostgreSQL wire-protocol adapter (src/protocols/postgres); SQLSTATEs in its errors.ts.
+  protocol_violation: { status: 400, type: 'invalid_request_error', message: 'The client sent a malformed or unexpected protocol message.' },
+  tls_required: { status: 403, type: 'permission_error', message: 'This listener requires TLS: connect with sslmode=require or stricter.' },
+  user_mismatch: { status: 401, type: 'authentication_error', message: 'The user name does not match the credential presented as the password.' },
+  database_not_found: { status: 404, type: 'invalid_request_error', message: 'No such database on this connection.' },
+  sql_unparseable: { status: 400, type: 'invalid_request_error', message: 'The SQL could not be parsed, so it was not forwarded.' },
+  sql_not_supported: { status: 400, type: 'invalid_request_error', message: 'This statement or protocol feature is not supported through the gateway.' },
+  row_limit_exceeded: { status: 403, type: 'permission_error', message: 'The query returned more rows than this connection allows.' },
+  statement_timeout: { status: 504, type: 'upstream_error', message: 'The statement ran longer than the connection allows and was cancelled.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

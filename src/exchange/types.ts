@@ -23,6 +23,18 @@ export interface RequestFacts {
   readonly text?: string | undefined;
   /** Number of inputs (embeddings batch size). */
   readonly inputCount?: number | undefined;
+  /** SQL statements (PostgreSQL connections): classes, tables touched, risky shapes. */
+  readonly sql?: SqlFacts | undefined;
+}
+
+export interface SqlFacts {
+  /** Statement classes: `select`, `insert`, `update`, `delete`, `ddl`, `drop` … */
+  readonly classes: readonly string[];
+  /** Tables (and views) the statement names, `schema.table` when qualified. */
+  readonly tables: readonly string[];
+  readonly text: string;
+  /** Risky shapes, kebab-case: `delete-without-where`, `update-without-where` … */
+  readonly risky: readonly string[];
 }
 
 export interface ClientInfo {
@@ -33,7 +45,7 @@ export interface ClientInfo {
 export interface Exchange {
   readonly id: string;
   readonly sessionId: string;
-  readonly protocol: 'http';
+  readonly protocol: 'http' | 'postgres';
   readonly connection: string;
   /** `chat.completions`, `embeddings`, `http.GET /v1/models` … */
   readonly operation: string;

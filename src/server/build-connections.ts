@@ -6,6 +6,7 @@ import type { HttpConnection } from '../protocols/http/index.js';
 export function buildHttpConnections(config: GatehouseConfig): Map<string, HttpConnection> {
   const connections = new Map<string, HttpConnection>();
   for (const c of config.connections) {
+    if (c.type === 'postgres') continue; // its own listener: build-postgres-connections.ts
     const target = new URL(c.target);
     const credential = c.credential ? { header: c.credential.header, value: c.credential.scheme ? `${c.credential.scheme} ${c.credential.secret}` : c.credential.secret } : undefined;
     connections.set(c.name, {

@@ -14,12 +14,16 @@ import type { PipelineStages } from '../pipeline/index.js';
 import { compilePolicy, type Policy } from '../policy/index.js';
 import { maskPlannerFromConfig } from '../mask/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
+import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
+import { buildPostgresConnections } from './build-postgres-connections.js';
 
 export interface Gateway {
   readonly dataPlaneUrl: string;
   readonly adminUrl: string | undefined;
+  /** PostgreSQL listeners by connection name: `host:port`. */
+  readonly postgresListeners: ReadonlyMap<string, string>;
   readonly store: Store;
   readonly apiKeys: ApiKeyService;
   readonly logger: Logger;
@@ -72,6 +76,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   });
   const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
+  const postgresListeners: PostgresListener[] = [];
+  for (const connection of buildPostgresConnections(config)) {
+    const listener = await startPostgresListener({ connection, stages, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
+    postgresListeners.push(listener);
+    logger.info({ connection: connection.name, address: listener.address }, 'postgres listener started');
+  }
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
@@ -92,13 +102,14 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   return {
     dataPlaneUrl,
     adminUrl,
+    postgresListeners: new Map(config.connections.filter((c) => c.type === 'postgres').map((c, i) => [c.name, postgresListeners[i]!.address])),
     store,
     apiKeys,
     logger,
     approvals: approvals?.service,
     close() {
       closing ??= (async () => {
-        await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined]);
+        await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
         await recorder.drain();
         await approvals?.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));

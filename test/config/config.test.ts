@@ -135,7 +135,7 @@ describe('parseConfig: every error names its dotted path', () => {
     {
       name: 'bad type enum',
       source: `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n`,
-      issues: ['connections[0].type: Invalid option: expected one of "openai"|"http"'],
+      issues: ["connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'"],
     },
     {
       name: 'bad duration text',
@@ -249,7 +249,7 @@ describe('parseConfig: every error names its dotted path', () => {
   test('issues from several connections are all listed', () => {
     const source = `connections:\n  - { name: a, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: b, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: literal } }\n  - { name: c, type: http }\n`;
     assert.deepEqual(issuesOf(source), [
-      'connections[0].type: Invalid option: expected one of "openai"|"http"',
+      "connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'",
       'connections[1].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
       'connections[2].target: is required',
       'connections[2].access: is required',
@@ -259,7 +259,7 @@ describe('parseConfig: every error names its dotted path', () => {
   test('a duplicate name is reported alongside an invalid field in the same config', () => {
     const source = `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
     assert.deepEqual(issuesOf(source), [
-      'connections[0].type: Invalid option: expected one of "openai"|"http"',
+      "connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'",
       'connections[1].name: duplicate connection name "demo" (also connections[0])',
     ]);
   });

@@ -2,6 +2,7 @@ import { getExchange, listExchanges } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
+import { sqlSessionLines } from './sql-session-lines.js';
 
 export interface SessionsOptions {
   readonly config?: string | undefined;
@@ -51,8 +52,12 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           `decision  ${exchange.decision}  rules: ${exchange.rules.join(', ') || '-'}  (${exchange.reason ?? '-'}, policy ${exchange.policyVersion ?? '-'})`,
           `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}: ${exchange.errorDetail ?? ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
         ];
-        if (exchange.request.promptText) lines.push('', '--- prompt ---', exchange.request.promptText);
-        if (exchange.response.text) lines.push('', '--- answer ---', exchange.response.text);
+        const isSql = exchange.operation.startsWith('sql.');
+        if (isSql) lines.push(...(await sqlSessionLines(store.db, exchange)));
+        if (!isSql && exchange.request.promptText) lines.push('', '--- prompt ---', exchange.request.promptText);
+        if (isSql) {
+          // The SQL lines carry the statement and its result.
+        } else if (exchange.response.text) lines.push('', '--- answer ---', exchange.response.text);
         else if (exchange.response.body) lines.push('', `--- response body${exchange.response.truncated ? ' (truncated)' : ''} ---`, exchange.response.body);
         if (exchange.response.usage) lines.push('', `usage     ${JSON.stringify(exchange.response.usage)}`);
         process.stdout.write(`${lines.join('\n')}\n`);

@@ -6,6 +6,7 @@ export async function startCommand(options: { config?: string | undefined }): Pr
   const config = loadConfig(configPath(options.config));
   const gateway = await startGateway(config);
   process.stderr.write(`gatehouse: data plane ${gateway.dataPlaneUrl}${gateway.adminUrl ? `, admin ${gateway.adminUrl}` : ''}\n`);
+  for (const [name, address] of gateway.postgresListeners) process.stderr.write(`gatehouse: postgres connection ${name} on ${address}\n`);
   await untilSignal();
   await gateway.close();
 }

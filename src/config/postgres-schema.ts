@@ -1,0 +1,54 @@
+// Config of a `type: postgres` connection: its own listener, the database it reaches
+// with a credential the caller never sees, TLS on both sides, limits and masking.
+
+import { z } from 'zod';
+
+export interface PostgresSchemaParts {
+  readonly text: z.ZodType<string, string>;
+  readonly secret: z.ZodType<string, string>;
+  readonly duration: z.ZodType<number, string | number>;
+  readonly size: z.ZodType<number, string | number>;
+  readonly listen: z.ZodType<{ host: string; port: number }, unknown>;
+  readonly groupList: z.ZodType<string[], string[]>;
+  readonly name: z.ZodType<string, string>;
+}
+
+export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
+  const { text, secret, duration, size, listen, groupList, name } = parts;
+  return z.strictObject({
+    name,
+    type: z.literal('postgres'),
+    description: z.string().optional(),
+    /** The listener clients connect to with psql, drivers, ORMs. */
+    listen,
+    /** Certificate offered on SSLRequest; default: `gateway.tls`. */
+    serverTls: z.strictObject({ cert: secret, key: secret }).optional(),
+    /** Accept sessions without TLS (the password is then sent in clear): e.g. on loopback. */
+    allowPlaintext: z.boolean().default(false),
+    target: text.pipe(
+      z
+        .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres://host:port/dbname URL' })
+        .refine((u) => {
+          const url = new URL(u);
+          return url.username === '' && url.password === '';
+        }, 'must not carry a user or password: put them in credential')
+        .refine((u) => new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
+    ),
+    credential: z.strictObject({ user: z.string().min(1), secret }),
+    tls: z
+      .strictObject({ mode: z.enum(['disable', 'require', 'verify-full']).default('verify-full'), ca: secret.optional() })
+      .prefault({}),
+    timeouts: z.strictObject({ connect: duration.default(10_000), login: duration.default(30_000) }).prefault({}),
+    limits: z
+      .strictObject({
+        maxRows: z.number().int().min(1).optional(),
+        statementTimeout: duration.optional(),
+        maxMessageBytes: size.default(1024 * 1024),
+      })
+      .prefault({}),
+    masking: z
+      .strictObject({ columns: z.record(z.string().min(1), z.enum(['redact', 'partial', 'null'])).default({}) })
+      .prefault({}),
+    access: z.strictObject({ groups: groupList }),
+  });
+}

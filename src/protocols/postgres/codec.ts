@@ -1,0 +1,382 @@
+// The PostgreSQL frontend/backend protocol v3 framing (PostgreSQL docs, "Message
+// Formats"): length-prefixed startup packets, then one type byte + Int32 length +
+// body per message. Everything here is bounded: a declared length beyond the limit,
+// or below the minimum, is a protocol violation before any byte of the body is read.
+
+export class ProtocolViolation extends Error {
+  override readonly name = 'ProtocolViolation';
+}
+
+export interface Frame {
+  /** Message type byte as a character; '' for a startup-phase packet (no type byte). */
+  readonly type: string;
+  /** The body, without type byte and length. */
+  readonly body: Buffer;
+  /** The whole message as it came off the wire (type + length + body). */
+  readonly raw: Buffer;
+}
+
+/** StartupMessage protocol version 3.0 (196608). */
+export const protocolVersion3 = 196608;
+/** SSLRequest code (80877103). */
+export const sslRequestCode = 80877103;
+/** GSSENCRequest code (80877104). */
+export const gssEncRequestCode = 80877104;
+/** CancelRequest code (80877102). */
+export const cancelRequestCode = 80877102;
+
+/** Accumulates bytes and cuts them into frames; never holds more than one frame plus one chunk. */
+export class FrameReader {
+  #chunks: Buffer[] = [];
+  #length = 0;
+  readonly #maxMessageBytes: number;
+
+  constructor(maxMessageBytes: number) {
+    this.#maxMessageBytes = maxMessageBytes;
+  }
+
+  get buffered(): number {
+    return this.#length;
+  }
+
+  push(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#length += chunk.length;
+  }
+
+  /** Takes everything buffered (used when handing a socket over to TLS). */
+  drain(): Buffer {
+    const all = this.#take(this.#length);
+    return all;
+  }
+
+  /** Next frame, or undefined when more bytes are needed. Throws ProtocolViolation. */
+  next(startup: boolean): Frame | undefined {
+    const headerSize = startup ? 4 : 5;
+    if (this.#length < headerSize) return undefined;
+    const header = this.#peek(headerSize);
+    const type = startup ? '' : String.fromCharCode(header[0]!);
+    const declared = header.readInt32BE(startup ? 0 : 1);
+    // The length counts itself (4 bytes); a startup packet is at least length + code.
+    const min = startup ? 8 : 4;
+    if (declared < min) throw new ProtocolViolation(`invalid message length ${declared}`);
+    if (declared > this.#maxMessageBytes) throw new ProtocolViolation(`message length ${declared} exceeds the limit of ${this.#maxMessageBytes} bytes`);
+    const total = declared + (startup ? 0 : 1);
+    if (this.#length < total) return undefined;
+    const raw = this.#take(total);
+    return { type, body: raw.subarray(headerSize), raw };
+  }
+
+  #peek(n: number): Buffer {
+    if (this.#chunks[0]!.length >= n) return this.#chunks[0]!.subarray(0, n);
+    const joined = Buffer.concat(this.#chunks);
+    this.#chunks = [joined];
+    return joined.subarray(0, n);
+  }
+
+  #take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.#chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+    } else {
+      const joined = Buffer.concat(this.#chunks);
+      out = joined.subarray(0, n);
+      this.#chunks = joined.length > n ? [joined.subarray(n)] : [];
+    }
+    this.#length -= n;
+    return out;
+  }
+}
+
+/** Reads the fields of a message body, bounds-checked: a short body is a ProtocolViolation. */
+export class BodyReader {
+  #offset = 0;
+  constructor(readonly body: Buffer) {}
+
+  get remaining(): number {
+    return this.body.length - this.#offset;
+  }
+
+  int8(): number {
+    this.#need(1);
+    return this.body.readUInt8(this.#offset++);
+  }
+
+  int16(): number {
+    this.#need(2);
+    const v = this.body.readInt16BE(this.#offset);
+    this.#offset += 2;
+    return v;
+  }
+
+  int32(): number {
+    this.#need(4);
+    const v = this.body.readInt32BE(this.#offset);
+    this.#offset += 4;
+    return v;
+  }
+
+  /** A null-terminated String (PostgreSQL docs, "Message Data Types"). */
+  cstring(): string {
+    const end = this.body.indexOf(0, this.#offset);
+    if (end < 0) throw new ProtocolViolation('unterminated string in message');
+    const s = this.body.toString('utf8', this.#offset, end);
+    this.#offset = end + 1;
+    return s;
+  }
+
+  bytes(n: number): Buffer {
+    if (n < 0) throw new ProtocolViolation(`invalid field length ${n}`);
+    this.#need(n);
+    const b = this.body.subarray(this.#offset, this.#offset + n);
+    this.#offset += n;
+    return b;
+  }
+
+  #need(n: number): void {
+    if (this.#offset + n > this.body.length) throw new ProtocolViolation('message is shorter than its fields');
+  }
+}
+
+// ---- building messages ----
+
+/** A typed message: type byte, Int32 length (including itself), body. */
+export function message(type: string, body: Buffer = Buffer.alloc(0)): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type.charCodeAt(0);
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+export function cstring(value: string): Buffer {
+  return Buffer.concat([Buffer.from(value, 'utf8'), Buffer.from([0])]);
+}
+
+export function int32(value: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeInt32BE(value);
+  return b;
+}
+
+export function int16(value: number): Buffer {
+  const b = Buffer.allocUnsafe(2);
+  b.writeInt16BE(value);
+  return b;
+}
+
+/** StartupMessage: Int32 length, Int32 196608, then name/value pairs and a final zero. */
+export function startupMessage(params: Readonly<Record<string, string>>): Buffer {
+  const parts = [int32(protocolVersion3)];
+  for (const [k, v] of Object.entries(params)) parts.push(cstring(k), cstring(v));
+  parts.push(Buffer.from([0]));
+  const body = Buffer.concat(parts);
+  return Buffer.concat([int32(body.length + 4), body]);
+}
+
+/** SSLRequest: Int32 8, Int32 80877103. */
+export function sslRequest(): Buffer {
+  return Buffer.concat([int32(8), int32(sslRequestCode)]);
+}
+
+/** CancelRequest: Int32 16, Int32 80877102, process id, secret key. */
+export function cancelRequest(processId: number, secretKey: number): Buffer {
+  return Buffer.concat([int32(16), int32(cancelRequestCode), int32(processId), int32(secretKey)]);
+}
+
+/** AuthenticationOk / AuthenticationCleartextPassword / … ('R' with an Int32 code). */
+export function authentication(code: number, extra: Buffer = Buffer.alloc(0)): Buffer {
+  return message('R', Buffer.concat([int32(code), extra]));
+}
+
+/** ParameterStatus ('S'). */
+export function parameterStatus(name: string, value: string): Buffer {
+  return message('S', Buffer.concat([cstring(name), cstring(value)]));
+}
+
+/** BackendKeyData ('K'): process id and secret key. */
+export function backendKeyData(processId: number, secretKey: number): Buffer {
+  return message('K', Buffer.concat([int32(processId), int32(secretKey)]));
+}
+
+/** ReadyForQuery ('Z') with the transaction status byte: 'I', 'T' or 'E'. */
+export function readyForQuery(status: string): Buffer {
+  return message('Z', Buffer.from(status, 'latin1'));
+}
+
+export interface NoticeFields {
+  readonly severity: 'ERROR' | 'FATAL' | 'NOTICE' | 'WARNING';
+  readonly code: string;
+  readonly message: string;
+  readonly detail?: string | undefined;
+  readonly hint?: string | undefined;
+}
+
+function fields(f: NoticeFields): Buffer {
+  const parts = [Buffer.from('S'), cstring(f.severity), Buffer.from('V'), cstring(f.severity), Buffer.from('C'), cstring(f.code), Buffer.from('M'), cstring(f.message)];
+  if (f.detail) parts.push(Buffer.from('D'), cstring(f.detail));
+  if (f.hint) parts.push(Buffer.from('H'), cstring(f.hint));
+  parts.push(Buffer.from([0]));
+  return Buffer.concat(parts);
+}
+
+/** ErrorResponse ('E'): S/V severity, C SQLSTATE, M message, D detail, H hint. */
+export function errorResponse(f: NoticeFields): Buffer {
+  return message('E', fields(f));
+}
+
+/** NoticeResponse ('N'), same fields as ErrorResponse. */
+export function noticeResponse(f: NoticeFields): Buffer {
+  return message('N', fields(f));
+}
+
+/** Bind ('B'): portal, statement, no parameter formats, no parameters, no result formats. */
+export function bindMessage(portal: string, statement: string): Buffer {
+  return message('B', Buffer.concat([cstring(portal), cstring(statement), int16(0), int16(0), int16(0)]));
+}
+
+/** Sync ('S'). */
+export function syncMessage(): Buffer {
+  return message('S');
+}
+
+/** Terminate ('X'). */
+export function terminateMessage(): Buffer {
+  return message('X');
+}
+
+/** PasswordMessage ('p'): a null-terminated password. */
+export function passwordMessage(password: string): Buffer {
+  return message('p', cstring(password));
+}
+
+/** SASLInitialResponse ('p'): mechanism, Int32 length of the data, data. */
+export function saslInitialResponse(mechanism: string, data: Buffer): Buffer {
+  return message('p', Buffer.concat([cstring(mechanism), int32(data.length), data]));
+}
+
+/** SASLResponse ('p'): the data. */
+export function saslResponse(data: Buffer): Buffer {
+  return message('p', data);
+}
+
+// ---- reading messages ----
+
+/** The fields of an ErrorResponse / NoticeResponse body, keyed by their field type byte. */
+export function parseNoticeFields(body: Buffer): Map<string, string> {
+  const out = new Map<string, string>();
+  const r = new BodyReader(body);
+  while (r.remaining > 0) {
+    const code = r.int8();
+    if (code === 0) break;
+    out.set(String.fromCharCode(code), r.cstring());
+  }
+  return out;
+}
+
+/** StartupMessage body (after the version): name/value pairs up to a zero byte. */
+export function parseStartupParams(r: BodyReader): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < 64; i++) {
+    const name = r.cstring();
+    if (name === '') return out;
+    out.set(name, r.cstring());
+  }
+  throw new ProtocolViolation('too many startup parameters');
+}
+
+export interface ColumnDescription {
+  readonly name: string;
+  readonly typeOid: number;
+  /** 0 text, 1 binary. */
+  readonly format: number;
+}
+
+/** RowDescription ('T'): Int16 count, then per field name, table oid, attnum, type oid, size, modifier, format. */
+export function parseRowDescription(body: Buffer): ColumnDescription[] {
+  const r = new BodyReader(body);
+  const n = r.int16();
+  const columns: ColumnDescription[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = r.cstring();
+    r.int32();
+    r.int16();
+    const typeOid = r.int32();
+    r.int16();
+    r.int32();
+    const format = r.int16();
+    columns.push({ name, typeOid, format });
+  }
+  return columns;
+}
+
+/** DataRow ('D'): Int16 count, then per column Int32 length (-1 for NULL) and bytes. */
+export function parseDataRow(body: Buffer): (Buffer | null)[] {
+  const r = new BodyReader(body);
+  const n = r.int16();
+  const values: (Buffer | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = r.int32();
+    values.push(len === -1 ? null : r.bytes(len));
+  }
+  return values;
+}
+
+export function dataRow(values: readonly (Buffer | null)[]): Buffer {
+  const parts: Buffer[] = [int16(values.length)];
+  for (const v of values) {
+    if (v === null) parts.push(int32(-1));
+    else parts.push(int32(v.length), v);
+  }
+  return message('D', Buffer.concat(parts));
+}
+
+export interface BindFields {
+  readonly portal: string;
+  readonly statement: string;
+  /** Parameter values: text as a string, binary as a marker, NULL as null. */
+  readonly params: (string | null)[];
+  readonly resultFormats: number[];
+}
+
+/** Bind ('B'): portal, statement, parameter format codes, values, result format codes. */
+export function parseBind(body: Buffer): BindFields {
+  const r = new BodyReader(body);
+  const portal = r.cstring();
+  const statement = r.cstring();
+  const nFormats = r.int16();
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++) formats.push(r.int16());
+  const nParams = r.int16();
+  if (nFormats > 1 && nFormats !== nParams) throw new ProtocolViolation(`bind message has ${nFormats} parameter formats but ${nParams} parameters`);
+  const params: (string | null)[] = [];
+  for (let i = 0; i < nParams; i++) {
+    const len = r.int32();
+    if (len === -1) {
+      params.push(null);
+      continue;
+    }
+    const value = r.bytes(len);
+    const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0]! : formats[i]!;
+    params.push(format === 0 ? value.toString('utf8') : `<binary ${len} bytes>`);
+  }
+  const nResult = r.int16();
+  const resultFormats: number[] = [];
+  for (let i = 0; i < nResult; i++) resultFormats.push(r.int16());
+  return { portal, statement, params, resultFormats };
+}
+
+/** CommandComplete ('C'): the command tag, e.g. "SELECT 5", "INSERT 0 1". */
+export function parseCommandTag(body: Buffer): string {
+  return new BodyReader(body).cstring();
+}
+
+/** Row count from a command tag (the last number), when it has one. */
+export function rowsFromTag(tag: string): number | undefined {
+  const m = /(\d+)$/.exec(tag);
+  return m ? Number(m[1]) : undefined;
+}

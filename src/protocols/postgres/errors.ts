@@ -1,0 +1,44 @@
+// Errors on a PostgreSQL connection are ErrorResponse messages with a SQLSTATE
+// (PostgreSQL docs, Appendix A "Error Codes"). Each Gatehouse error code maps to one;
+// a code without its own mapping falls back by HTTP status class, so a code added
+// elsewhere still gets a sensible SQLSTATE.
+
+import type { ErrorCode } from '../../errors/index.js';
+import type { GatehouseError } from '../../errors/index.js';
+import { errorResponse } from './codec.js';
+
+const sqlstates: Partial<Record<ErrorCode, string>> = {
+  unauthenticated: '28P01', // invalid_password
+  invalid_credential: '28P01',
+  credential_expired: '28P01',
+  credential_revoked: '28P01',
+  user_mismatch: '28000', // invalid_authorization_specification
+  tls_required: '28000',
+  access_denied: '42501', // insufficient_privilege
+  database_not_found: '3D000', // invalid_catalog_name
+  protocol_violation: '08P01', // protocol_violation
+  sql_unparseable: '42601', // syntax_error
+  sql_not_supported: '0A000', // feature_not_supported
+  row_limit_exceeded: '54000', // program_limit_exceeded
+  statement_timeout: '57014', // query_canceled
+  upstream_unreachable: '08001', // sqlclient_unable_to_establish_sqlconnection
+  upstream_failed: '08006', // connection_failure
+  upstream_timeout: '08001',
+  recording_failed: '58000', // system_error
+  internal_error: 'XX000', // internal_error
+};
+
+export function sqlstateOf(error: GatehouseError): string {
+  const mapped = sqlstates[error.code];
+  if (mapped) return mapped;
+  if (error.status === 401) return '28P01';
+  if (error.status === 403) return '42501';
+  if (error.status < 500) return '08P01';
+  return 'XX000';
+}
+
+/** The ErrorResponse for a Gatehouse error; the rule that decided is named in the message. */
+export function errorResponseFor(error: GatehouseError, severity: 'ERROR' | 'FATAL' = 'ERROR'): Buffer {
+  const message = error.rule && !error.message.includes(error.rule) ? `${error.message} (rule: ${error.rule})` : error.message;
+  return errorResponse({ severity, code: sqlstateOf(error), message, detail: `gatehouse code: ${error.code}` });
+}

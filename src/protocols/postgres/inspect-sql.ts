@@ -1,0 +1,211 @@
+// Statement inspection with the real PostgreSQL parser (libpg-query, WASM). Each
+// statement becomes a class (select, insert, update, delete, ddl, drop, truncate,
+// grant, copy, …), the tables it names, and its risky shapes. Enforces:
+// - SQL the parser rejects is reported as unparseable (the session denies it: fail closed);
+// - results are cached by query text in a bounded LRU (2 000 texts of up to 16 KiB), so a
+//   hot statement is parsed once.
+
+import { parse } from 'libpg-query';
+
+export interface StatementFacts {
+  readonly class: string;
+  readonly tables: readonly string[];
+  /** Kebab-case names of risky shapes, e.g. `delete-without-where`. */
+  readonly risky: readonly string[];
+  /** This statement's own text, cut from the query. */
+  readonly text: string;
+  /** COPY … TO STDOUT (data leaves as CopyData, not DataRow). */
+  readonly copyOut?: boolean;
+  /** Why the gateway cannot let this statement through, whatever policy says. */
+  readonly unsupported?: string;
+}
+
+export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
+
+type Node = Record<string, unknown>;
+
+const statementClasses: Record<string, string> = {
+  SelectStmt: 'select',
+  InsertStmt: 'insert',
+  UpdateStmt: 'update',
+  DeleteStmt: 'delete',
+  MergeStmt: 'merge',
+  DropStmt: 'drop',
+  DropRoleStmt: 'drop',
+  DropdbStmt: 'drop',
+  DropOwnedStmt: 'drop',
+  DropTableSpaceStmt: 'drop',
+  DropSubscriptionStmt: 'drop',
+  TruncateStmt: 'truncate',
+  GrantStmt: 'grant',
+  GrantRoleStmt: 'grant',
+  AlterDefaultPrivilegesStmt: 'grant',
+  CreateRoleStmt: 'role',
+  AlterRoleStmt: 'role',
+  AlterRoleSetStmt: 'role',
+  CopyStmt: 'copy',
+  TransactionStmt: 'transaction',
+  VariableSetStmt: 'set',
+  VariableShowStmt: 'show',
+  ExplainStmt: 'explain',
+  ExecuteStmt: 'execute',
+  DeallocateStmt: 'deallocate',
+  DoStmt: 'do',
+  CallStmt: 'call',
+  VacuumStmt: 'maintenance',
+  ClusterStmt: 'maintenance',
+  ReindexStmt: 'maintenance',
+  LockStmt: 'lock',
+  ListenStmt: 'listen',
+  UnlistenStmt: 'listen',
+  NotifyStmt: 'notify',
+  DeclareCursorStmt: 'select',
+  FetchStmt: 'fetch',
+  ClosePortalStmt: 'fetch',
+  DiscardStmt: 'set',
+  CheckPointStmt: 'maintenance',
+  LoadStmt: 'load',
+};
+
+const maxCached = 2000;
+const maxCachedText = 16 * 1024;
+const cache = new Map<string, Promise<SqlInspection>>();
+
+/** Inspects a query (one or several statements); cached by exact text. */
+export function inspectSql(text: string): Promise<SqlInspection> {
+  const hit = cache.get(text);
+  if (hit) {
+    // Map keeps insertion order: re-inserting makes this the most recently used.
+    cache.delete(text);
+    cache.set(text, hit);
+    return hit;
+  }
+  const result = inspectUncached(text);
+  // Long texts (bulk INSERTs, generated SQL) are not kept: 2 000 of them could hold gigabytes.
+  if (text.length > maxCachedText) return result;
+  cache.set(text, result);
+  if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
+  return result;
+}
+
+async function inspectUncached(text: string): Promise<SqlInspection> {
+  if (isBlank(text)) return { ok: true, statements: [] };
+  let tree: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
+  try {
+    tree = (await parse(text)) as typeof tree;
+  } catch (error) {
+    const message = (error as Error).message;
+    if (message === 'Query cannot be empty') return { ok: true, statements: [] };
+    return { ok: false, error: message };
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  const statements = (tree.stmts ?? []).map((s) => {
+    const start = s.stmt_location ?? 0;
+    const end = s.stmt_len === undefined || s.stmt_len === 0 ? bytes.length : start + s.stmt_len;
+    return describeStatement(s.stmt, bytes.subarray(start, end).toString('utf8').trim());
+  });
+  return { ok: true, statements };
+}
+
+// Only comments, whitespace and semicolons: PostgreSQL answers EmptyQueryResponse.
+function isBlank(text: string): boolean {
+  return /^(?:\s|;|--[^\n]*(?:\n|$))*$/.test(text);
+}
+
+function describeStatement(stmt: Node, text: string): StatementFacts {
+  const [kind, node] = Object.entries(stmt)[0] as [string, Node];
+  const tables = new Set<string>();
+  collectTables(stmt, tables);
+  const risky: string[] = [];
+  let cls = statementClasses[kind] ?? classifyByName(kind);
+  let copyOut = false;
+
+  switch (kind) {
+    case 'DeleteStmt':
+      if (!node.whereClause) risky.push('delete-without-where');
+      break;
+    case 'UpdateStmt':
+      if (!node.whereClause) risky.push('update-without-where');
+      break;
+    case 'SelectStmt':
+      // SELECT … INTO creates a table.
+      if (node.intoClause) cls = 'ddl';
+      break;
+    case 'DropStmt': {
+      for (const object of (node.objects as Node[] | undefined) ?? []) {
+        const items = ((object.List as Node | undefined)?.items as Node[] | undefined) ?? [];
+        const name = items.map((i) => (i.String as { sval?: string } | undefined)?.sval).filter(Boolean).join('.');
+        if (name && ['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE'].includes(String(node.removeType))) tables.add(name);
+      }
+      break;
+    }
+    case 'CopyStmt':
+      if (!node.is_from) copyOut = true;
+      if (node.filename !== undefined || node.is_program) risky.push('copy-server-file');
+      break;
+    case 'ExplainStmt': {
+      // EXPLAIN ANALYZE runs its statement: it takes that statement's class.
+      const analyze = ((node.options as Node[] | undefined) ?? []).some((o) => (o.DefElem as { defname?: string } | undefined)?.defname === 'analyze');
+      if (analyze && node.query) cls = describeStatement(node.query as Node, text).class;
+      break;
+    }
+    case 'PrepareStmt':
+      // PREPARE x AS <statement>: judged as the statement it prepares.
+      if (node.query) {
+        const inner = describeStatement(node.query as Node, text);
+        cls = inner.class;
+        risky.push(...inner.risky);
+      }
+      break;
+    case 'DoStmt':
+      risky.push('anonymous-code-block');
+      break;
+    case 'VariableSetStmt': {
+      // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
+      if (String(node.name).toLowerCase() === 'client_encoding') {
+        const value = JSON.stringify(node.args ?? '').toLowerCase();
+        if (!/"(utf8|utf-8|unicode|sql_ascii)"/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'only the UTF8 client encoding is supported' };
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return { class: cls, tables: [...tables], risky, text, ...(copyOut ? { copyOut } : {}) };
+}
+
+function classifyByName(kind: string): string {
+  if (/^(Create|Alter|Rename|Comment|Define|Composite|CreateTableAs|View|Index|Rule|Sec)/.test(kind)) return 'ddl';
+  return 'other';
+}
+
+// Every RangeVar in the tree is a table (or view) the statement names; CTE names are
+// reported too when referenced, which errs on the side of naming more.
+function collectTables(node: unknown, out: Set<string>, depth = 0): void {
+  if (depth > 2000 || node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const item of node) collectTables(item, out, depth + 1);
+    return;
+  }
+  // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
+  const rangeVar = node as { schemaname?: unknown; relname?: unknown };
+  if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
+  for (const value of Object.values(node as Node)) collectTables(value, out, depth + 1);
+}
+
+/** Order of strictness, for reporting one class for several statements. */
+const strictness = ['drop', 'truncate', 'grant', 'role', 'do', 'ddl', 'delete', 'update', 'merge', 'insert', 'copy', 'execute', 'call', 'lock', 'maintenance', 'load', 'other'];
+
+export function strictestClass(classes: readonly string[]): string {
+  let best: string | undefined;
+  let bestRank = Infinity;
+  for (const c of classes) {
+    const rank = strictness.indexOf(c);
+    const r = rank < 0 ? strictness.length : rank;
+    if (r < bestRank) {
+      best = c;
+      bestRank = r;
+    }
+  }
+  return best ?? 'empty';
+}

@@ -1,0 +1,233 @@
+// The listener of one PostgreSQL connection: accepts clients, runs the startup and
+// login, then hands the session to PostgresSession. Enforces at login:
+// - plaintext sessions are refused unless `allowPlaintext` (28000);
+// - the password is a Gatehouse API key or gateway token, verified by the same
+//   identify stage as HTTP (28P01), and asked for only after TLS, or on a listener
+//   that allows plaintext;
+// - the user name must match the identity (user-rule.ts, 28000);
+// - the database must be the target's, or the connection's name (3D000);
+// - policy decides the session itself (`sql.connect`) before the database is reached;
+// - CancelRequest reaches only the backend whose key the gateway handed out.
+// The session is one recorded exchange (`sql.session`, its id is the session id) that
+// opens at login and finishes when the client leaves; statements are recorded under it.
+
+import { randomBytes, randomInt } from 'node:crypto';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { GatehouseError } from '../../errors/index.js';
+import { newId, type Decision, type Exchange, type ExchangeOutcome, type Identity } from '../../exchange/index.js';
+import type { PipelineStages } from '../../pipeline/index.js';
+import { enforceDecision } from '../../policy/index.js';
+import { authentication, backendKeyData, BodyReader, ProtocolViolation, readyForQuery } from './codec.js';
+import { databaseAllowed, type PostgresConnection } from './connection.js';
+import { errorResponseFor } from './errors.js';
+import { FrameSource } from './frame-source.js';
+import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
+import { PostgresSession, type ApprovalHook } from './session.js';
+import { negotiateStartup } from './startup.js';
+import { userMatchesIdentity } from './user-rule.js';
+
+export interface PostgresListenerOptions {
+  readonly connection: PostgresConnection;
+  readonly stages: PipelineStages;
+  readonly onApprovalRequired?: ApprovalHook | undefined;
+  /** Called when a session cannot even start (for logs). */
+  readonly onSessionError?: ((error: unknown) => void) | undefined;
+}
+
+export interface PostgresListener {
+  /** `host:port` it listens on. */
+  readonly address: string;
+  readonly port: number;
+  /** Sessions currently open. */
+  readonly sessions: number;
+  close(): Promise<void>;
+}
+
+// Client startup parameters passed on to the database; the rest (options, replication,
+// …) are not, so a caller cannot set server options the gateway does not see.
+const passedParams = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
+const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
+
+export async function startPostgresListener(options: PostgresListenerOptions): Promise<PostgresListener> {
+  const { connection, stages } = options;
+  const backends = new Map<string, UpstreamSession>();
+  const sockets = new Set<Socket>();
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+    handle(socket).catch((error: unknown) => {
+      options.onSessionError?.(error);
+      socket.destroy();
+    });
+  });
+
+  async function handle(raw: Socket): Promise<void> {
+    const started = performance.now();
+    const startedAt = Date.now();
+    const loginTimer = setTimeout(() => raw.destroy(), connection.loginTimeoutMs);
+    let client: Duplex = raw;
+    let upstream: UpstreamSession | undefined;
+    let exchange: Exchange | undefined;
+    let decision: Decision | undefined;
+    let key: string | undefined;
+    try {
+      const startup = await negotiateStartup(raw, connection.serverTls);
+      if (startup.kind === 'cancel') {
+        clearTimeout(loginTimer);
+        raw.end();
+        const backend = backends.get(cancelKey(startup.processId, startup.secretKey));
+        if (backend) await cancelUpstream(connection.target, backend.processId, backend.secretKey).catch(() => undefined);
+        return;
+      }
+      client = startup.socket;
+      const params = startup.params;
+      const user = params.get('user')!;
+      const database = params.get('database') || user;
+      exchange = {
+        id: newId('pgs', startedAt),
+        sessionId: '',
+        protocol: 'postgres',
+        connection: connection.name,
+        operation: 'sql.connect',
+        startedAt,
+        client: { address: raw.remoteAddress, userAgent: params.get('application_name') },
+        facts: { stream: false },
+      };
+      exchange = { ...exchange, sessionId: exchange.id };
+      if (!startup.tls && !connection.allowPlaintext) throw new GatehouseError('tls_required');
+      const encoding = params.get('client_encoding');
+      if (encoding !== undefined && !utf8Encodings.test(encoding)) {
+        throw new GatehouseError('sql_not_supported', { message: `Client encoding "${encoding}" is not supported through the gateway: use UTF8.` });
+      }
+
+      // AuthenticationCleartextPassword: the password is the caller's Gatehouse credential.
+      client.write(authentication(3));
+      const source = new FrameSource(client, connection.maxMessageBytes);
+      const answer = await source.read();
+      if (answer.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type ${JSON.stringify(answer.type)}`);
+      const password = new BodyReader(answer.body).cstring();
+      const identity: Identity = await stages.identify(password);
+      exchange = { ...exchange, identity };
+      if (!userMatchesIdentity(user, identity)) {
+        throw new GatehouseError('user_mismatch', {
+          message: `The user name "${user}" does not match the credential presented as the password (it belongs to "${identity.subject}"); connect as user "${identity.subject.slice(identity.subject.indexOf(':') + 1)}".`,
+        });
+      }
+      if (!databaseAllowed(connection, database)) {
+        throw new GatehouseError('database_not_found', { message: `Database "${database}" is not available on this connection; use "${connection.target.database}".` });
+      }
+      decision = stages.policy.decide(exchange);
+      enforceDecision(decision);
+
+      const upstreamParams: Record<string, string> = {};
+      for (const name of passedParams) {
+        const value = params.get(name);
+        if (value !== undefined) upstreamParams[name] = value;
+      }
+      upstream = await connectUpstream(connection.target, upstreamParams);
+      await stages.recorder.open({ ...exchange, operation: 'sql.session' }, decision, { method: 'Startup', path: '', headers: { user, database }, body: undefined, truncated: false });
+      exchange = { ...exchange, operation: 'sql.session' };
+      clearTimeout(loginTimer);
+
+      // AuthenticationOk, the database's ParameterStatus, our BackendKeyData, ReadyForQuery.
+      const processId = randomInt(1, 2 ** 31 - 1);
+      const secretKey = randomBytes(4).readInt32BE();
+      key = cancelKey(processId, secretKey);
+      backends.set(key, upstream);
+      client.write(Buffer.concat([authentication(0), ...upstream.parameterStatus, backendKeyData(processId, secretKey), readyForQuery(upstream.status)]));
+
+      const up = upstream;
+      const session = new PostgresSession(
+        {
+          connection,
+          stages,
+          identity,
+          sessionId: exchange.id,
+          clientAddress: raw.remoteAddress,
+          userAgent: params.get('application_name'),
+          cancelUpstream: () => cancelUpstream(connection.target, up.processId, up.secretKey),
+          onApprovalRequired: options.onApprovalRequired,
+        },
+        client,
+        source,
+        upstream,
+      );
+      const ended = await session.run();
+      const outcome: ExchangeOutcome = {
+        status: ended && ended.code !== 'client_closed' ? ended.status : 200,
+        complete: true,
+        bytesIn: session.bytesIn,
+        bytesOut: session.bytesOut,
+        ttfbMs: undefined,
+        durationMs: performance.now() - started,
+        responseBody: JSON.stringify({ statements: session.statements }),
+        errorCode: ended?.code,
+        errorDetail: ended?.detail,
+      };
+      await stages.recorder.finish(exchange, outcome).catch(() => undefined);
+      stages.observe(exchange, decision, outcome);
+      client.end();
+    } catch (error) {
+      clearTimeout(loginTimer);
+      upstream?.close();
+      const failure = toLoginError(error);
+      if (failure && exchange) {
+        const outcome: ExchangeOutcome = { status: failure.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: performance.now() - started, errorCode: failure.code, errorDetail: failure.detail };
+        await stages.recorder.refuse(exchange, decision, undefined, outcome).catch(() => undefined);
+        stages.observe(exchange, decision, outcome);
+      }
+      if (failure && !client.destroyed) client.end(errorResponseFor(failure, 'FATAL'));
+      else client.destroy();
+    } finally {
+      if (key) backends.delete(key);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(connection.listen.port, connection.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+
+  return {
+    address: `${host}:${address.port}`,
+    port: address.port,
+    get sessions() {
+      return sockets.size;
+    },
+    close() {
+      return new Promise((resolve) => {
+        // Open sessions get 10 s to finish, then are cut.
+        const timer = setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, 10_000);
+        server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        if (sockets.size === 0) clearTimeout(timer);
+      });
+    },
+  };
+}
+
+function cancelKey(processId: number, secretKey: number): string {
+  return `${processId}:${secretKey}`;
+}
+
+/** undefined: the client went away; nothing to answer. */
+function toLoginError(error: unknown): GatehouseError | undefined {
+  if (error instanceof GatehouseError) return error;
+  if (error instanceof ProtocolViolation) return new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message });
+  if (error instanceof Error && error.name === 'SocketClosed') return undefined;
+  return new GatehouseError('internal_error', { detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+}

@@ -1,0 +1,704 @@
+// One client session through a PostgreSQL connection, after login: client messages
+// are read one at a time, inspected, decided and forwarded; upstream messages are
+// routed to what they answer (a FIFO of expected responses, so pipelining works),
+// masked, counted, and relayed. Enforces:
+// - every statement is decided by policy before the database sees it (Query: each
+//   statement; extended query: at Parse and again at Execute);
+// - a refused statement gets an ErrorResponse in its place, in order; the database is
+//   sent a Bind to a statement that does not exist, so its transaction state fails
+//   exactly as if the statement had failed there (implicit transaction rolled back,
+//   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
+// - after an error in extended mode, client messages are discarded until Sync;
+// - DataRows beyond `maxRows` are never forwarded; the statement is cancelled upstream;
+// - a Query or Execute running past `statementTimeoutMs` is cancelled upstream (57014);
+// - every statement is recorded: durable before it is forwarded, its outcome durable
+//   before the ReadyForQuery that ends it is released;
+// - a malformed client message ends this session (FATAL 08P01), and no other.
+
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import { GatehouseError } from '../../errors/index.js';
+import { newId, type Decision, type Exchange, type ExchangeOutcome, type Identity, type RecordedRequest } from '../../exchange/index.js';
+import type { PipelineStages } from '../../pipeline/index.js';
+import { enforceDecision } from '../../policy/index.js';
+import {
+  BodyReader,
+  bindMessage,
+  message,
+  parseBind,
+  parseCommandTag,
+  parseNoticeFields,
+  parseRowDescription,
+  ProtocolViolation,
+  rowsFromTag,
+  syncMessage,
+  type ColumnDescription,
+  type Frame,
+} from './codec.js';
+import type { PostgresConnection } from './connection.js';
+import { errorResponseFor } from './errors.js';
+import { FrameSource, SocketClosed } from './frame-source.js';
+import type { UpstreamSession } from './forward.js';
+import { inspectSql, strictestClass, type StatementFacts } from './inspect-sql.js';
+import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
+
+/** Called where a NoticeResponse with the review URL will go once approvals exist. */
+export type ApprovalHook = (exchange: Exchange, decision: Decision) => Buffer | undefined;
+
+export interface SessionContext {
+  readonly connection: PostgresConnection;
+  readonly stages: PipelineStages;
+  readonly identity: Identity;
+  readonly sessionId: string;
+  readonly clientAddress: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly cancelUpstream: () => Promise<void>;
+  readonly onApprovalRequired?: ApprovalHook | undefined;
+}
+
+interface Run {
+  readonly exchange: Exchange;
+  readonly decision: Decision;
+  readonly started: number;
+  rows: number;
+  bytesOut: number;
+  ttfbMs: number | undefined;
+  tag: string | undefined;
+  error: { code: string; detail: string; status: number } | undefined;
+  timedOut: boolean;
+  done: boolean;
+}
+
+interface StatementInfo {
+  readonly facts: readonly StatementFacts[];
+  readonly text: string;
+  columns: ColumnDescription[] | undefined;
+}
+
+interface PortalInfo {
+  readonly statement: StatementInfo | undefined;
+  readonly params: readonly (string | null)[];
+  readonly resultFormats: readonly number[];
+  columns: ColumnDescription[] | undefined;
+}
+
+type Pending =
+  | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: ReturnType<typeof planMasking> }
+  | { kind: 'parse' | 'bind' | 'close' | 'sync' }
+  | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }
+  | { kind: 'execute'; run: Run; portal: PortalInfo | undefined; plan: ReturnType<typeof planMasking> | null }
+  | { kind: 'denied'; error: GatehouseError };
+
+export class PostgresSession {
+  readonly #ctx: SessionContext;
+  readonly #client: Duplex;
+  readonly #clientSource: FrameSource;
+  readonly #upstream: UpstreamSession;
+  readonly #pending: Pending[] = [];
+  readonly #statements = new Map<string, StatementInfo>();
+  readonly #portals = new Map<string, PortalInfo>();
+  readonly #finishing: Promise<void>[] = [];
+  readonly #deniedStatement = `gatehouse_denied_${randomBytes(8).toString('hex')}`;
+  readonly #writeClient: (bytes: Buffer) => boolean;
+  readonly #writeUpstream: (bytes: Buffer) => boolean;
+  #discarding = false;
+  #armed: Pending | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #swallowUntilReady = false;
+  #closed = false;
+  bytesIn = 0;
+  bytesOut = 0;
+  statements = 0;
+
+  constructor(ctx: SessionContext, client: Duplex, clientSource: FrameSource, upstream: UpstreamSession) {
+    this.#ctx = ctx;
+    this.#client = client;
+    this.#clientSource = clientSource;
+    this.#upstream = upstream;
+    this.#writeClient = corkedWriter(client);
+    this.#writeUpstream = corkedWriter(upstream.socket);
+  }
+
+  /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
+  async run(): Promise<GatehouseError | undefined> {
+    const ended = await Promise.race([this.#clientLoop(), this.#upstreamLoop()]);
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const p of this.#pending) {
+      if (p.kind === 'query') for (const r of p.runs) this.#finishRun(r, ended ?? new GatehouseError('client_closed'));
+      if (p.kind === 'execute') this.#finishRun(p.run, ended ?? new GatehouseError('client_closed'));
+    }
+    await Promise.allSettled(this.#finishing);
+    this.#upstream.close();
+    return ended;
+  }
+
+  // ---- client → gateway → database ----
+
+  async #clientLoop(): Promise<GatehouseError | undefined> {
+    try {
+      for (;;) {
+        const frame = await this.#clientSource.read();
+        this.bytesIn += frame.raw.length;
+        if (frame.type === 'X') return undefined; // Terminate
+        await this.#onClient(frame);
+      }
+    } catch (error) {
+      if (this.#closed) return undefined;
+      if (error instanceof SocketClosed) return new GatehouseError('client_closed', { detail: error.message });
+      if (error instanceof ProtocolViolation) {
+        const failure = new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message });
+        this.#client.end(errorResponseFor(failure, 'FATAL'));
+        return failure;
+      }
+      const failure = error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) });
+      this.#client.end(errorResponseFor(failure, 'FATAL'));
+      return failure;
+    }
+  }
+
+  async #onClient(frame: Frame): Promise<void> {
+    if (this.#discarding && frame.type !== 'S') return; // extended query error: discard until Sync
+    switch (frame.type) {
+      case 'Q': // Query
+        return this.#onQuery(new BodyReader(frame.body).cstring(), frame);
+      case 'P': // Parse
+        return this.#onParse(frame);
+      case 'B': {
+        // Bind
+        const bind = parseBind(frame.body);
+        const statement = this.#statements.get(bind.statement);
+        this.#portals.set(bind.portal, { statement, params: bind.params, resultFormats: bind.resultFormats, columns: undefined });
+        this.#pending.push({ kind: 'bind' });
+        return this.#toUpstream(frame.raw);
+      }
+      case 'D': {
+        // Describe: 'S' statement or 'P' portal.
+        const r = new BodyReader(frame.body);
+        const target = String.fromCharCode(r.int8());
+        if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid DESCRIBE message subtype ${target}`);
+        // The described object is captured now: with pipelining, a later Bind may reuse the name before the answer comes.
+        const name = r.cstring();
+        this.#pending.push({ kind: 'describe', described: target === 'S' ? this.#statements.get(name) : this.#portals.get(name) });
+        return this.#toUpstream(frame.raw);
+      }
+      case 'E': // Execute
+        return this.#onExecute(frame);
+      case 'C': {
+        // Close: 'S' statement or 'P' portal.
+        const r = new BodyReader(frame.body);
+        const target = String.fromCharCode(r.int8());
+        const name = r.cstring();
+        if (target === 'S') this.#statements.delete(name);
+        else if (target === 'P') this.#portals.delete(name);
+        else throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
+        this.#pending.push({ kind: 'close' });
+        return this.#toUpstream(frame.raw);
+      }
+      case 'S': // Sync
+        this.#discarding = false;
+        this.#pending.push({ kind: 'sync' });
+        return this.#toUpstream(frame.raw);
+      case 'H': // Flush
+      case 'd': // CopyData
+      case 'c': // CopyDone
+      case 'f': // CopyFail
+        return this.#toUpstream(frame.raw);
+      case 'F': // FunctionCall: cannot be inspected, so it is refused.
+        return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);
+      default:
+        throw new ProtocolViolation(`invalid frontend message type ${JSON.stringify(frame.type)}`);
+    }
+  }
+
+  async #onQuery(text: string, frame: Frame): Promise<void> {
+    const inspection = await inspectSql(text);
+    if (!inspection.ok) {
+      const error = unparseable(inspection.error);
+      await this.#refuse(this.#exchangeFor([], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), error);
+      return this.#deny(error, true);
+    }
+    const runs: Run[] = [];
+    for (const facts of inspection.statements) {
+      const exchange = this.#exchangeFor([facts], facts.text);
+      const checked = this.#check(exchange, facts);
+      if (checked.error) {
+        await this.#refuse(exchange, checked.decision, requestOf('Query', facts.text, undefined), checked.error);
+        return this.#deny(checked.error, true);
+      }
+      runs.push(this.#newRun(exchange, checked.decision));
+    }
+    if (!(await this.#open(runs, runs.map((r) => requestOf('Query', r.exchange.facts.sql!.text, undefined)), true))) return;
+    this.#pending.push({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined });
+    this.#armHead();
+    return this.#toUpstream(frame.raw);
+  }
+
+  async #onParse(frame: Frame): Promise<void> {
+    const r = new BodyReader(frame.body);
+    const name = r.cstring();
+    const text = r.cstring();
+    const inspection = await inspectSql(text);
+    if (!inspection.ok) {
+      const error = unparseable(inspection.error);
+      await this.#refuse(this.#exchangeFor([], text, 'sql.unparseable'), undefined, requestOf('Parse', text, undefined), error);
+      return this.#deny(error, false);
+    }
+    // Decided at Parse, so a refused statement never reaches the database even as a plan.
+    const exchange = this.#exchangeFor(inspection.statements, text);
+    for (const facts of inspection.statements) {
+      const checked = this.#check(exchange, facts);
+      if (checked.error) {
+        await this.#refuse(exchange, checked.decision, requestOf('Parse', text, undefined), checked.error);
+        return this.#deny(checked.error, false);
+      }
+    }
+    this.#statements.set(name, { facts: inspection.statements, text, columns: undefined });
+    this.#pending.push({ kind: 'parse' });
+    return this.#toUpstream(frame.raw);
+  }
+
+  async #onExecute(frame: Frame): Promise<void> {
+    const r = new BodyReader(frame.body);
+    const portalName = r.cstring();
+    r.int32(); // maximum rows (0: all); PortalSuspended answers a partial fetch
+    const portal = this.#portals.get(portalName);
+    const statement = portal?.statement;
+    // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
+    const exchange = statement ? this.#exchangeFor(statement.facts, statement.text) : this.#exchangeFor([], '', 'sql.execute');
+    const maskText = this.#ctx.connection.masking.maskText;
+    const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
+    const request = requestOf('Execute', statement?.text ?? '', params);
+    let decision: Decision | undefined;
+    for (const facts of statement?.facts.length ? statement.facts : [undefined]) {
+      const checked = this.#check(exchange, facts);
+      decision = checked.decision;
+      if (checked.error) {
+        await this.#refuse(exchange, checked.decision, request, checked.error);
+        return this.#deny(checked.error, false);
+      }
+    }
+    const run = this.#newRun(exchange, decision!);
+    if (!(await this.#open([run], [request], false))) return;
+    this.#pending.push({ kind: 'execute', run, portal, plan: null });
+    this.#armHead();
+    return this.#toUpstream(frame.raw);
+  }
+
+  /** Policy for one statement, plus what the gateway itself cannot let through. */
+  #check(exchange: Exchange, facts: StatementFacts | undefined): { decision: Decision; error?: undefined } | { decision: Decision | undefined; error: GatehouseError } {
+    if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
+    const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? this.#exchangeFor([facts], facts.text, undefined, exchange) : exchange;
+    let decision: Decision;
+    try {
+      decision = this.#ctx.stages.policy.decide(single);
+      if (decision.effect === 'require_approval') {
+        // Hook for approvals: a NoticeResponse with the review URL goes here; until
+        // approvals exist the statement is refused (fail closed).
+        const notice = this.#ctx.onApprovalRequired?.(single, decision);
+        if (notice) this.#emitLater(notice);
+      }
+      enforceDecision(decision);
+    } catch (error) {
+      return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
+    }
+    if (facts?.copyOut && this.#ctx.connection.masking.columns.size > 0) {
+      // COPY rows carry no column names, so column rules cannot be applied to them.
+      return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
+    }
+    return { decision };
+  }
+
+  #exchangeFor(facts: readonly StatementFacts[], text: string, operation?: string, base?: Exchange): Exchange {
+    const classes = facts.map((f) => f.class);
+    const sql = { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
+    const startedAt = Date.now();
+    return {
+      id: base?.id ?? newId('ex', startedAt),
+      sessionId: this.#ctx.sessionId,
+      protocol: 'postgres',
+      connection: this.#ctx.connection.name,
+      operation: operation ?? `sql.${strictestClass(classes)}`,
+      startedAt: base?.startedAt ?? startedAt,
+      client: { address: this.#ctx.clientAddress, userAgent: this.#ctx.userAgent },
+      facts: { stream: false, text, sql },
+      identity: this.#ctx.identity,
+    };
+  }
+
+  #newRun(exchange: Exchange, decision: Decision): Run {
+    this.statements++;
+    return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false };
+  }
+
+  /** Records the statements as forwarded; on failure refuses them (fail closed). */
+  async #open(runs: Run[], requests: RecordedRequest[], simple: boolean): Promise<boolean> {
+    try {
+      await Promise.all(runs.map((run, i) => this.#ctx.stages.recorder.open(run.exchange, run.decision, requests[i]!)));
+      return true;
+    } catch (error) {
+      const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
+      for (const run of runs) this.#ctx.stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
+      await this.#deny(failure, simple);
+      return false;
+    }
+  }
+
+  async #refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError): Promise<void> {
+    const outcome: ExchangeOutcome = { status: error.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: Date.now() - exchange.startedAt, errorCode: error.code, errorDetail: error.detail ?? error.message };
+    await this.#ctx.stages.recorder.refuse(exchange, decision, request, outcome).catch(() => undefined);
+    this.#ctx.stages.observe(exchange, decision, outcome);
+  }
+
+  /**
+   * Puts the refusal in the answer stream, in order: the database gets a Bind to a
+   * statement that does not exist (and a Sync for a simple Query), fails it, and its
+   * ErrorResponse is replaced by ours.
+   */
+  #deny(error: GatehouseError, simple: boolean): Promise<void> {
+    this.#pending.push({ kind: 'denied', error });
+    if (simple) {
+      this.#pending.push({ kind: 'sync' });
+      return this.#toUpstream(Buffer.concat([bindMessage('', this.#deniedStatement), syncMessage()]));
+    }
+    this.#discarding = true;
+    return this.#toUpstream(bindMessage('', this.#deniedStatement));
+  }
+
+  /**
+   * statementTimeout: one timer for the Query or Execute at the head of the FIFO, from
+   * when the database starts on it (a pipelined Execute does not count its wait). On
+   * expiry the statement running then is marked and cancelled on the database.
+   */
+  #armHead(): void {
+    const ms = this.#ctx.connection.statementTimeoutMs;
+    const head = this.#pending[0];
+    if (ms === undefined || head === this.#armed) return;
+    clearTimeout(this.#timer);
+    this.#armed = head;
+    if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    this.#timer = setTimeout(() => {
+      if (this.#pending[0] !== head) return;
+      const run = head.kind === 'query' ? head.runs[head.index] : head.run;
+      if (!run || run.done) return;
+      run.timedOut = true;
+      this.#ctx.cancelUpstream().catch(() => undefined);
+    }, ms);
+  }
+
+  async #toUpstream(bytes: Buffer): Promise<void> {
+    const socket = this.#upstream.socket;
+    if (socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
+    if (!this.#writeUpstream(bytes)) await waitDrain(socket);
+  }
+
+  // ---- database → gateway → client ----
+
+  #notices: Buffer[] = [];
+  #emitLater(bytes: Buffer): void {
+    this.#notices.push(bytes);
+  }
+
+  async #upstreamLoop(): Promise<GatehouseError | undefined> {
+    try {
+      for (;;) {
+        const frame = await this.#upstream.source.read();
+        await this.#onUpstream(frame);
+        this.#armHead();
+      }
+    } catch (error) {
+      if (this.#closed) return undefined;
+      const failure =
+        error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
+      if (!this.#client.destroyed) this.#client.end(errorResponseFor(failure, 'FATAL'));
+      return failure;
+    }
+  }
+
+  async #emit(bytes: Buffer, force = false): Promise<void> {
+    if (this.#swallowUntilReady && !force) return;
+    this.bytesOut += bytes.length;
+    if (this.#notices.length > 0) {
+      const notices = this.#notices.splice(0);
+      for (const n of notices) this.#writeClient(n);
+    }
+    if (!this.#writeClient(bytes)) await waitDrain(this.#client);
+  }
+
+  async #onUpstream(frame: Frame): Promise<void> {
+    const t = frame.type;
+    // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
+    if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame.raw, true);
+    const head = this.#pending[0];
+    if (!head) {
+      if (t === 'E') return this.#emit(frame.raw, true); // e.g. FATAL on admin shutdown
+      throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database with nothing outstanding` });
+    }
+    switch (head.kind) {
+      case 'query':
+        return this.#onQueryAnswer(head, frame);
+      case 'execute':
+        return this.#onExecuteAnswer(head, frame);
+      case 'parse':
+      case 'bind':
+      case 'close': {
+        const expected = { parse: '1', bind: '2', close: '3' }[head.kind]; // ParseComplete, BindComplete, CloseComplete
+        if (t === expected) {
+          this.#pending.shift();
+          return this.#emit(frame.raw);
+        }
+        if (t === 'E') return this.#extendedError(frame.raw);
+        break;
+      }
+      case 'describe':
+        if (t === 't') return this.#emit(frame.raw); // ParameterDescription, then RowDescription or NoData
+        if (t === 'T' || t === 'n') {
+          this.#pending.shift();
+          const columns = t === 'T' ? parseRowDescription(frame.body) : [];
+          if (head.described) head.described.columns = columns;
+          return this.#emit(frame.raw);
+        }
+        if (t === 'E') return this.#extendedError(frame.raw);
+        break;
+      case 'sync':
+        if (t === 'Z') {
+          this.#pending.shift();
+          return this.#ready(frame.raw);
+        }
+        break;
+      case 'denied':
+        if (t === 'E') {
+          this.#pending.shift();
+          await this.#emit(errorResponseFor(head.error));
+          return this.#skipToSync();
+        }
+        break;
+    }
+    throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database while waiting for ${head.kind}` });
+  }
+
+  async #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): Promise<void> {
+    const run = head.runs[head.index];
+    switch (frame.type) {
+      case 'T': // RowDescription
+        head.columns = parseRowDescription(frame.body);
+        head.plan = planMasking(head.columns, this.#ctx.connection.masking);
+        return this.#emit(frame.raw);
+      case 'D': // DataRow
+        return this.#row(run, frame, head.plan);
+      case 'd': // CopyData (COPY … TO STDOUT): one row per message
+        return this.#row(run, frame, undefined);
+      case 'H': // CopyOutResponse
+        return this.#copyOut(run, frame);
+      case 'G': // CopyInResponse
+      case 'c': // CopyDone
+        return this.#emit(frame.raw);
+      case 'C': // CommandComplete
+        if (run) {
+          run.tag = parseCommandTag(frame.body);
+          this.#finishRun(run);
+        }
+        head.index++;
+        head.columns = undefined;
+        head.plan = undefined;
+        return this.#emit(frame.raw);
+      case 'I': // EmptyQueryResponse
+        return this.#emit(frame.raw);
+      case 'E': {
+        // ErrorResponse ends the whole Query: later statements do not run.
+        const replaced = run ? this.#upstreamError(run, frame) : frame.raw;
+        for (const r of head.runs.slice(head.index + 1)) this.#finishRun(r, new GatehouseError('upstream_failed', { message: 'not executed: an earlier statement in the same Query failed' }), 'not_executed');
+        head.index = head.runs.length;
+        return this.#emit(replaced);
+      }
+      case 'Z': // ReadyForQuery
+        for (const r of head.runs) if (!r.done) this.#finishRun(r);
+        this.#pending.shift();
+        return this.#ready(frame.raw);
+      default:
+        throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
+    }
+  }
+
+  async #onExecuteAnswer(head: Extract<Pending, { kind: 'execute' }>, frame: Frame): Promise<void> {
+    const run = head.run;
+    switch (frame.type) {
+      case 'D': {
+        if (head.plan === null) {
+          const columns = head.portal?.columns ?? withFormats(head.portal?.statement?.columns, head.portal?.resultFormats);
+          if (columns === undefined && maskingActive(this.#ctx.connection.masking)) {
+            // Fail closed: without the row description the values cannot be masked.
+            return this.#limitError(run, new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' }));
+          }
+          head.plan = columns ? planMasking(columns, this.#ctx.connection.masking) : undefined;
+        }
+        return this.#row(run, frame, head.plan);
+      }
+      case 'd':
+        return this.#row(run, frame, undefined);
+      case 'H':
+        return this.#copyOut(run, frame);
+      case 'G':
+      case 'c':
+        return this.#emit(frame.raw);
+      case 'C': // CommandComplete
+      case 'I': // EmptyQueryResponse
+      case 's': // PortalSuspended
+        run.tag = frame.type === 'C' ? parseCommandTag(frame.body) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        this.#finishRun(run);
+        this.#pending.shift();
+        return this.#emit(frame.raw);
+      case 'E':
+        return this.#extendedError(this.#upstreamError(run, frame));
+      default:
+        throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in an Execute answer` });
+    }
+  }
+
+  async #row(run: Run | undefined, frame: Frame, plan: ReturnType<typeof planMasking>): Promise<void> {
+    if (!run) return this.#emit(frame.raw);
+    if (run.error) return; // already refused (row limit): nothing more of it leaves
+    run.rows++;
+    run.ttfbMs ??= performance.now() - run.started;
+    const max = this.#ctx.connection.maxRows;
+    if (max !== undefined && run.rows > max) {
+      run.rows = max;
+      return this.#limitError(run, new GatehouseError('row_limit_exceeded', { message: `The query returned more than ${max} rows, the limit on connection "${this.#ctx.connection.name}" (maxRows); rows beyond it were not sent.` }));
+    }
+    const maskText = this.#ctx.connection.masking.maskText;
+    const out =
+      frame.type === 'D'
+        ? plan
+          ? maskDataRow(frame.raw, frame.body, plan)
+          : frame.raw
+        : maskText // CopyData in text or CSV format: the hook sees the whole line
+          ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
+          : frame.raw;
+    run.bytesOut += out.length;
+    return this.#emit(out);
+  }
+
+  /** CopyOutResponse: Int8 overall format (0 text, 1 binary). Binary rows cannot go through the text hook. */
+  async #copyOut(run: Run | undefined, frame: Frame): Promise<void> {
+    if (run && frame.body[0] === 1 && this.#ctx.connection.masking.maskText) {
+      return this.#limitError(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
+    }
+    return this.#emit(frame.raw);
+  }
+
+  /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */
+  async #limitError(run: Run, error: GatehouseError): Promise<void> {
+    run.error = { code: error.code, detail: error.message, status: error.status };
+    await this.#emit(errorResponseFor(error));
+    this.#swallowUntilReady = true;
+    if (!run.done) this.#ctx.cancelUpstream().catch(() => undefined);
+  }
+
+  /** The database's ErrorResponse for a statement: recorded; a timeout cancel is reworded. */
+  #upstreamError(run: Run, frame: Frame): Buffer {
+    const fields = parseNoticeFields(frame.body);
+    const code = fields.get('C') ?? '';
+    if (run.timedOut && code === '57014') {
+      const error = new GatehouseError('statement_timeout', {
+        message: `The statement ran longer than ${this.#ctx.connection.statementTimeoutMs} ms, the limit on connection "${this.#ctx.connection.name}" (statementTimeout), and was cancelled.`,
+      });
+      this.#finishRun(run, error);
+      return errorResponseFor(error);
+    }
+    if (!run.error) run.error = { code: 'sql_error', detail: `${code}: ${fields.get('M') ?? ''}`, status: 400 };
+    this.#finishRun(run);
+    return frame.raw;
+  }
+
+  /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
+  async #extendedError(raw: Buffer): Promise<void> {
+    this.#pending.shift();
+    await this.#emit(raw);
+    this.#skipToSync();
+  }
+
+  #skipToSync(): void {
+    while (this.#pending.length > 0 && this.#pending[0]!.kind !== 'sync') {
+      const p = this.#pending.shift()!;
+      if (p.kind === 'execute') this.#finishRun(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
+    }
+  }
+
+  async #ready(raw: Buffer): Promise<void> {
+    // The outcome of every statement it ends is durable before ReadyForQuery is released.
+    if (this.#finishing.length > 0) await Promise.allSettled(this.#finishing.splice(0));
+    this.#swallowUntilReady = false;
+    await this.#emit(raw, true);
+  }
+
+  #finishRun(run: Run, error?: GatehouseError, code?: string): void {
+    if (run.done) return;
+    run.done = true;
+    if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
+    const outcome = outcomeOf(run);
+    this.#finishing.push(this.#ctx.stages.recorder.finish(run.exchange, outcome).catch(() => undefined));
+    this.#ctx.stages.observe(run.exchange, run.decision, outcome);
+  }
+}
+
+function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
+  const error = failure ? { code: failure.code, detail: failure.detail ?? failure.message, status: failure.status } : run.error;
+  return {
+    status: error ? error.status : 200,
+    complete: true,
+    bytesIn: 0,
+    bytesOut: run.bytesOut,
+    ttfbMs: run.ttfbMs,
+    durationMs: performance.now() - run.started,
+    responseBody: JSON.stringify({ command: run.tag ?? null, rows: run.tag && !error ? (rowsFromTag(run.tag) ?? run.rows) : run.rows }),
+    errorCode: error?.code,
+    errorDetail: error?.detail,
+  };
+}
+
+function unparseable(detail: string): GatehouseError {
+  return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });
+}
+
+/** What the recording keeps of a statement: its text and its parameters (masked by the caller of recording). */
+function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined): RecordedRequest {
+  return { method, path: '', headers: {}, body: JSON.stringify(params ? { sql: text, params } : { sql: text }), truncated: false };
+}
+
+function withFormats(columns: ColumnDescription[] | undefined, formats: readonly number[] | undefined): ColumnDescription[] | undefined {
+  if (!columns) return undefined;
+  const f = formats ?? [];
+  return columns.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0]! : (f[i] ?? 0) }));
+}
+
+/**
+ * Messages written in one turn of the event loop leave in one segment: the socket is
+ * corked at the first write and uncorked on setImmediate (one syscall, not one per message).
+ */
+function corkedWriter(socket: Duplex): (bytes: Buffer) => boolean {
+  let corked = false;
+  return (bytes) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return socket.write(bytes);
+  };
+}
+
+function waitDrain(socket: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}

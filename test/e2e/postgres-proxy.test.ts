@@ -1,0 +1,103 @@
+// End to end: the real `gatehouse` process with a `type: postgres` connection in its
+// config, an API key made with the CLI, and real clients: psql and pgbench (init,
+// select-only, TPC-B-like), then `gatehouse sessions show` on the recorded session.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { createTestPostgresDatabase } from '../helpers/databases.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+
+const run = promisify(execFile);
+const database = await createTestPostgresDatabase();
+const pgbenchMissing = await run('pgbench', ['--version']).then(
+  () => undefined,
+  () => 'pgbench is not installed (it comes with postgresql-contrib / postgresql-client); tests must not install it',
+);
+const skip = 'skip' in database ? database.skip : undefined;
+
+describe('PostgreSQL connection, end to end', { skip }, () => {
+  const db = database as { url: string; drop(): Promise<void> };
+  let gateway: GatewayProcess;
+  let token: string;
+  let port: number;
+  let dbname: string;
+
+  before(async () => {
+    const url = new URL(db.url);
+    dbname = url.pathname.slice(1);
+    gateway = await startGatewayProcess(
+      `gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+admin:
+  listen: { host: 127.0.0.1, port: 0 }
+  groups: [admins]
+log: { level: info }
+connections:
+  - name: warehouse
+    type: postgres
+    listen: { host: 127.0.0.1, port: 0 }
+    allowPlaintext: true
+    target: postgres://${url.host}/${dbname}
+    credential: { user: postgres, secret: "\${PG_SECRET}" }
+    tls: { mode: disable }
+    limits: { maxRows: 100000, statementTimeout: 60s }
+    masking: { columns: { filler: redact } }
+    access: { groups: [analysts] }
+`,
+      { env: { PG_SECRET: 'unused-with-trust-auth' } },
+    );
+    token = await gateway.createKey('bench-bot', ['analysts'], ['--kind', 'agent']);
+    for (let i = 0; i < 100; i++) {
+      const match = /"connection":"warehouse","address":"127\.0\.0\.1:(\d+)"/.exec(gateway.logs());
+      if (match) {
+        port = Number(match[1]);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(port, 'the postgres listener logged its address');
+  });
+
+  after(async () => {
+    await gateway?.stop();
+    await db.drop();
+  });
+
+  const env = () => ({ ...process.env, PGPASSWORD: token, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench-bot', PGDATABASE: dbname, PGSSLMODE: 'disable' });
+
+  test('psql -c through the gateway process', async () => {
+    const { stdout } = await run('psql', ['-X', '-At', '-c', 'select current_user, 1 + 1'], { env: env() });
+    assert.equal(stdout, 'postgres|2\n');
+  });
+
+  test('pgbench -i, then select-only and TPC-B-like runs through the proxy', { skip: pgbenchMissing, timeout: 180_000 }, async () => {
+    const init = await run('pgbench', ['-i', '-s', '1', '-q'], { env: env() });
+    assert.match(init.stderr, /done in/);
+    const selectOnly = await run('pgbench', ['-S', '-c', '2', '-j', '1', '-t', '200', '-n'], { env: env() });
+    assert.match(selectOnly.stdout, /number of transactions actually processed: 400\/400/);
+    assert.match(selectOnly.stdout, /number of failed transactions: 0 /);
+    const tpcb = await run('pgbench', ['-c', '2', '-j', '1', '-t', '50', '-n'], { env: env() });
+    assert.match(tpcb.stdout, /number of transactions actually processed: 100\/100/);
+    const extended = await run('pgbench', ['-S', '-M', 'extended', '-c', '2', '-j', '1', '-t', '100', '-n'], { env: env() });
+    assert.match(extended.stdout, /number of transactions actually processed: 200\/200/);
+    // pgbench_accounts.filler is masked by the column rule: a label in place of the text.
+    const { stdout } = await run('psql', ['-X', '-At', '-c', 'select filler from pgbench_accounts limit 1'], { env: env() });
+    assert.equal(stdout, '[FILLER]\n');
+  });
+
+  test('gatehouse sessions show lists the statements of a PostgreSQL session', async () => {
+    await run('psql', ['-X', '-At', '-c', "select 'marker-42'"], { env: env() });
+    await new Promise((r) => setTimeout(r, 300));
+    const { stdout: list } = await gateway.cli(['sessions', 'list', '--operation', 'sql.session', '--limit', '1', '--json']);
+    const [session] = JSON.parse(list) as { id: string }[];
+    assert.ok(session);
+    const { stdout } = await gateway.cli(['sessions', 'show', session.id]);
+    assert.match(stdout, /request {3}warehouse {2}sql\.session {2}Startup/);
+    assert.match(stdout, /identity {2}key:bench-bot \[agent\]/);
+    assert.match(stdout, /statements 1/);
+    assert.match(stdout, /sql\.select {2}allow {2}SELECT 1 \(1 rows\)/);
+    assert.match(stdout, /select 'marker-42'/);
+  });
+});

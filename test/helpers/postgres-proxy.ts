@@ -1,0 +1,91 @@
+// An in-process PostgreSQL proxy for tests: a SQLite store with one API key, the real
+// identify stage, the recorder, a policy (compilePolicy by default, or one a test
+// builds), and a listener in front of a fresh database on the machine's PostgreSQL.
+
+import pg from 'pg';
+import { createRecorder } from '../../src/audit/index.js';
+import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/index.js';
+import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../src/identity/index.js';
+import type { PipelineStages } from '../../src/pipeline/index.js';
+import { compilePolicy, type Policy } from '../../src/policy/index.js';
+import { startPostgresListener, type ApprovalHook, type PostgresConnection, type PostgresListener } from '../../src/protocols/postgres/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { createTestPostgresDatabase, createTestSqliteDatabase, type TestDatabase } from './databases.js';
+
+export interface TestProxy {
+  readonly listener: PostgresListener;
+  readonly port: number;
+  readonly store: Store;
+  readonly apiKeys: ApiKeyService;
+  /** Token of an API key named `agent` in group `dba`. */
+  readonly token: string;
+  /** URL of the database behind the proxy (direct, for setup and checks). */
+  readonly directUrl: string;
+  readonly database: string;
+  readonly observed: { exchange: Exchange; decision: Decision | undefined; outcome: ExchangeOutcome }[];
+  /** node-postgres config for the proxy. */
+  clientConfig(extra?: pg.ClientConfig): pg.ClientConfig;
+  close(): Promise<void>;
+}
+
+export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 'listen'>> & {
+  readonly policy?: (base: Policy) => Policy;
+  readonly onApprovalRequired?: ApprovalHook;
+};
+
+/** undefined plus a reason when PostgreSQL is not reachable (skip outside CI). */
+export async function startTestProxy(options: ProxyOptions = {}): Promise<TestProxy | { skip: string }> {
+  const created = await createTestPostgresDatabase();
+  if ('skip' in created) return created;
+  const url = new URL(created.url);
+  const sqlite: TestDatabase = await createTestSqliteDatabase();
+  const store = await openStore(sqlite.config);
+  const apiKeys = new ApiKeyService(store.db);
+  const { token } = await apiKeys.create({ name: 'agent', kind: 'agent', groups: ['dba'], expiresAt: null });
+  const base = compilePolicy([{ connection: 'db', groups: ['dba'] }]);
+  const observed: TestProxy['observed'] = [];
+  const recorder = createRecorder(store.db);
+  const stages: PipelineStages = {
+    identify: identifyCaller([apiKeyAuthenticator(apiKeys)]),
+    policy: options.policy ? options.policy(base) : base,
+    recorder,
+    observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
+  };
+  const database = url.pathname.slice(1);
+  const { policy: _policy, onApprovalRequired, ...rest } = options;
+  const listener = await startPostgresListener({
+    stages,
+    onApprovalRequired,
+    connection: {
+      name: 'db',
+      listen: { host: '127.0.0.1', port: 0 },
+      serverTls: undefined,
+      allowPlaintext: true,
+      maxRows: undefined,
+      statementTimeoutMs: undefined,
+      maxMessageBytes: 1024 * 1024,
+      masking: { columns: new Map() },
+      loginTimeoutMs: 10_000,
+      ...rest,
+      target: { host: url.hostname, port: Number(url.port || 5432), database, user: url.username || 'postgres', password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
+    },
+  });
+  return {
+    listener,
+    port: listener.port,
+    store,
+    apiKeys,
+    token,
+    directUrl: created.url,
+    database,
+    observed,
+    clientConfig: (extra = {}) => ({ host: '127.0.0.1', port: listener.port, user: 'agent', password: token, database, ...extra }),
+    async close() {
+      await listener.close();
+      await recorder.drain();
+      await store.close();
+      await sqlite.cleanup();
+      await created.drop();
+    },
+  };
+}

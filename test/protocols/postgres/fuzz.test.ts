@@ -1,0 +1,159 @@
+// Fuzz: thousands of random and mutated frontend messages, over many sessions, while a
+// well-behaved session keeps querying. The proxy must never crash (an uncaught error
+// would end this process), never hang (every fuzz session ends or goes quiet), and the
+// well-behaved session must get every answer right.
+
+import assert from 'node:assert/strict';
+import { connect as netConnect, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import pg from 'pg';
+import { cstring, int16, int32, message, startupMessage } from '../../../src/protocols/postgres/codec.js';
+import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+
+const proxyOrSkip = await startTestProxy({ maxMessageBytes: 64 * 1024, maxRows: 100 });
+const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
+
+// A seeded generator, so a failure can be replayed (the seed is in the assertion message).
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+
+function validMessages(): Buffer[] {
+  return [
+    message('Q', cstring('select 1')),
+    message('Q', cstring('select 1; select 2')),
+    message('P', Buffer.concat([cstring('s1'), cstring('select $1::int'), int16(1), int32(23)])),
+    message('B', Buffer.concat([cstring(''), cstring('s1'), int16(0), int16(1), int32(1), Buffer.from('7'), int16(0)])),
+    message('D', Buffer.concat([Buffer.from('P'), cstring('')])),
+    message('E', Buffer.concat([cstring(''), int32(0)])),
+    message('C', Buffer.concat([Buffer.from('S'), cstring('s1')])),
+    message('S'),
+    message('H'),
+    message('d', Buffer.from('1\n')),
+    message('c'),
+    message('f', cstring('no')),
+    message('Q', cstring('copy (select 1) to stdout')),
+    message('Q', cstring('selec broken')),
+  ];
+}
+
+function mutate(next: () => number, base: Buffer): Buffer {
+  const b = Buffer.from(base);
+  switch (Math.floor(next() * 6)) {
+    case 0: // flip bytes
+      for (let i = 0; i < 1 + next() * 4; i++) b[Math.floor(next() * b.length)] = Math.floor(next() * 256);
+      return b;
+    case 1: // truncate
+      return b.subarray(0, Math.floor(next() * b.length));
+    case 2: // wrong length field
+      b.writeInt32BE(Math.floor(next() * 2 ** 31) * (next() < 0.5 ? 1 : -1), 1);
+      return b;
+    case 3: // random type byte
+      b[0] = Math.floor(next() * 256);
+      return b;
+    case 4: // pure noise
+      return Buffer.from(Array.from({ length: Math.floor(next() * 64) }, () => Math.floor(next() * 256)));
+    default: // valid
+      return b;
+  }
+}
+
+/** Logs in over raw bytes; resolves with the socket after the first ReadyForQuery. */
+function login(proxy: TestProxy): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ port: proxy.port, host: '127.0.0.1' });
+    let seen = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('data', function onData(d: Buffer) {
+      seen = Buffer.concat([seen, d]);
+      if (seen[0] === 0x52 && seen.length >= 9 && seen.readInt32BE(5) === 3 && !(socket as Socket & { sentPassword?: boolean }).sentPassword) {
+        (socket as Socket & { sentPassword?: boolean }).sentPassword = true;
+        socket.write(message('p', cstring(proxy.token)));
+        seen = Buffer.alloc(0);
+        return;
+      }
+      // ReadyForQuery is the last message of the login answer.
+      if (seen.length >= 6 && seen[seen.length - 6] === 0x5a) {
+        socket.off('data', onData);
+        socket.off('error', reject);
+        resolve(socket);
+      }
+    });
+    socket.write(startupMessage({ user: 'agent', database: proxy.database }));
+  });
+}
+
+/** Sends the messages; resolves when the socket closes or stays quiet for `quietMs`. */
+function blast(socket: Socket, messages: Buffer[], quietMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let timer = setTimeout(finish, quietMs);
+    function finish() {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve();
+    }
+    socket.on('data', () => {
+      clearTimeout(timer);
+      timer = setTimeout(finish, quietMs);
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', finish);
+    for (const m of messages) socket.write(m);
+  });
+}
+
+describe('fuzzing the PostgreSQL listener', { skip }, () => {
+  const proxy = proxyOrSkip as TestProxy;
+  after(() => proxy.close());
+
+  test('thousands of random and mutated messages: no crash, no hang, a concurrent session keeps working', { timeout: 180_000 }, async () => {
+    const good = new pg.Client(proxy.clientConfig());
+    await good.connect();
+    let stop = false;
+    let goodQueries = 0;
+    const goodLoop = (async () => {
+      while (!stop) {
+        const n = goodQueries++;
+        const { rows } = await good.query('select $1::int * 2 as doubled', [n]);
+        assert.equal(rows[0].doubled, n * 2);
+      }
+    })();
+
+    const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 100_000);
+    const next = rng(seed);
+    const valid = validMessages();
+    let sent = 0;
+    const sessions = 120;
+    for (let batch = 0; batch < sessions; batch += 4) {
+      await Promise.all(
+        Array.from({ length: 4 }, async (_, k) => {
+          const messages: Buffer[] = [];
+          for (let i = 0; i < 25; i++) messages.push(mutate(next, valid[Math.floor(next() * valid.length)]!));
+          sent += messages.length;
+          // Every fourth session is fuzzed before login, in the startup phase.
+          if ((batch + k) % 4 === 0) return blast(netConnect({ port: proxy.port, host: '127.0.0.1' }), messages, 300);
+          return blast(await login(proxy), messages, 300);
+        }),
+      );
+    }
+    stop = true;
+    await goodLoop;
+    assert.ok(sent >= 3000, `sent ${sent} messages (seed ${seed})`);
+    assert.ok(goodQueries > 10, `the good session answered ${goodQueries} queries (seed ${seed})`);
+    await good.end();
+
+    // Still serving, and every fuzz session has ended.
+    const fresh = new pg.Client(proxy.clientConfig());
+    await fresh.connect();
+    assert.deepEqual((await fresh.query('select 42 as answer')).rows, [{ answer: 42 }]);
+    await fresh.end();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(proxy.listener.sessions, 0, `sessions left open (seed ${seed})`);
+  });
+});

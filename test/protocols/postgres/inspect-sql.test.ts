@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { inspectSql, strictestClass } from '../../../src/protocols/postgres/inspect-sql.js';
+
+async function facts(sql: string) {
+  const result = await inspectSql(sql);
+  assert.ok(result.ok, `expected ${sql} to parse`);
+  return result.statements;
+}
+
+describe('SQL inspection (libpg-query)', () => {
+  test('classes and tables of each statement in a multi-statement query', async () => {
+    const s = await facts('select a.x from s1.t1 a join t2 on true where x = $1; delete from t3; drop table if exists t4, s.t5; copy t6 to stdout; insert into t7 select * from t8; truncate t9; grant select on t10 to bob; create table t11 (id int)');
+    assert.deepEqual(
+      s.map((f) => [f.class, f.tables]),
+      [
+        ['select', ['s1.t1', 't2']],
+        ['delete', ['t3']],
+        ['drop', ['t4', 's.t5']],
+        ['copy', ['t6']],
+        ['insert', ['t7', 't8']],
+        ['truncate', ['t9']],
+        ['grant', ['t10']],
+        ['ddl', ['t11']],
+      ],
+    );
+    assert.equal(s[0]!.text, 'select a.x from s1.t1 a join t2 on true where x = $1');
+    assert.equal(s[3]!.copyOut, true);
+  });
+
+  test('risky shapes: DELETE and UPDATE without WHERE', async () => {
+    assert.deepEqual((await facts('delete from accounts'))[0]!.risky, ['delete-without-where']);
+    assert.deepEqual((await facts('update accounts set balance = 0'))[0]!.risky, ['update-without-where']);
+    assert.deepEqual((await facts('delete from accounts where id = 1'))[0]!.risky, []);
+  });
+
+  test('PREPARE and EXPLAIN ANALYZE take the class of the statement they run', async () => {
+    assert.equal((await facts('prepare p as delete from x'))[0]!.class, 'delete');
+    assert.equal((await facts('explain analyze delete from x'))[0]!.class, 'delete');
+    assert.equal((await facts('explain delete from x'))[0]!.class, 'explain');
+  });
+
+  test('statement texts are cut by byte offsets (multi-byte characters)', async () => {
+    const s = await facts("select 'é'; select 2");
+    assert.deepEqual(s.map((f) => f.text), ["select 'é'", 'select 2']);
+  });
+
+  test('unparseable SQL is reported with the parser message', async () => {
+    assert.deepEqual(await inspectSql('selec 1'), { ok: false, error: 'syntax error at or near "selec"' });
+  });
+
+  test('empty queries have no statements', async () => {
+    assert.deepEqual(await facts(''), []);
+    assert.deepEqual(await facts(' ; -- nothing'), []);
+  });
+
+  test('security: a non-UTF8 client encoding cannot be set', async () => {
+    assert.equal((await facts("set client_encoding = 'SJIS'"))[0]!.unsupported, 'only the UTF8 client encoding is supported');
+    assert.equal((await facts("set client_encoding = 'UTF8'"))[0]!.unsupported, undefined);
+  });
+
+  test('the strictest class wins', () => {
+    assert.equal(strictestClass(['select', 'drop', 'insert']), 'drop');
+    assert.equal(strictestClass([]), 'empty');
+  });
+});
