@@ -70,7 +70,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
         const recorded = isTextual(req.headers['content-type']) ? captureWhole(body, maxRecordedBody) : { text: undefined, truncated: false };
         return {
           operation: exchange.operation,
-          facts: isOpenai ? openaiFacts(exchange.operation, body) : { stream: false },
+          facts: { ...(isOpenai ? openaiFacts(exchange.operation, body) : { stream: false }), method, path: pathname, bytes: body.length },
           request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
         };
       },
