@@ -1,2 +1,5 @@
-export { compilePolicy, combineEffects, type Policy, type AccessRuleSource } from './compile-policy.js';
+export { compilePolicy, combineEffects, PolicyError, type Policy, type PolicySource, type AccessRuleSource, type CompileOptions, type Explanation, type RuleExplanation, type ResponseViolation } from './compile-policy.js';
 export { enforceDecision } from './enforce-decision.js';
+export { normalizeForKeywords } from './normalize-text.js';
+export { buildPolicy, loadRuleFile, packPath, policySourceOf, policyFiles } from './load-policy.js';
+export type { DetectEntities } from './eval-context.js';
