@@ -7,6 +7,8 @@ export interface GatehouseErrorOptions {
   readonly detail?: string;
   /** The policy rule that decided, when one did. */
   readonly rule?: string;
+  /** For a refusal that may succeed later (429): seconds to wait, sent as Retry-After. */
+  readonly retryAfterSeconds?: number;
   readonly cause?: unknown;
 }
 
@@ -17,6 +19,7 @@ export class GatehouseError extends Error {
   readonly type: string;
   readonly detail: string | undefined;
   readonly rule: string | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, options: GatehouseErrorOptions = {}) {
     const entry = errorRegistry[code];
@@ -27,6 +30,7 @@ export class GatehouseError extends Error {
     this.type = entry.type;
     this.detail = options.detail;
     this.rule = options.rule;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

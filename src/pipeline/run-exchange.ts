@@ -5,6 +5,7 @@
 //   inspect    the adapter reads the request, bounded, into protocol-neutral facts
 //   decide     policy turns exchange + facts into a Decision
 //   authorize  a deny (or an approval nobody can give yet) stops here (403)
+//   limits     rate, volume and concurrency limits (429 with Retry-After); released at the end
 //   record     the request is durable before anything is forwarded (fail closed)
 //   forward    the adapter relays to the target and streams the answer back;
 //              the outcome is recorded before the last byte is released
@@ -15,11 +16,12 @@ import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome, Identity, RecordedRequest, RequestFacts } from '../exchange/index.js';
 import type { Recorder } from '../audit/index.js';
 import type { Policy } from '../policy/index.js';
-import { enforceDecision } from '../policy/index.js';
+import { enforceDecision, withLimitObligations, type Admission, type Limiter } from '../policy/index.js';
 
 export interface PipelineStages {
   readonly identify: (credential: string | undefined) => Promise<Identity>;
   readonly policy: Policy;
+  readonly limits?: Limiter | undefined;
   readonly recorder: Recorder;
   /** Observes every finished exchange (metrics, logs). Must not throw. */
   readonly observe: (exchange: Exchange, decision: Decision | undefined, outcome: ExchangeOutcome) => void;
@@ -53,6 +55,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let exchange = io.exchange;
   let decision: Decision | undefined;
   let request = io.requestLine;
+  let admission: Admission | undefined;
   try {
     const identity = await stages.identify(io.credential);
     exchange = { ...exchange, identity };
@@ -61,6 +64,8 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     exchange = { ...exchange, operation: inspection.operation, facts: inspection.facts };
     decision = stages.policy.decide(exchange);
     enforceDecision(decision);
+    admission = await stages.limits?.admit(exchange);
+    decision = withLimitObligations(decision, admission);
   } catch (error) {
     await refuse(io, stages, exchange, decision, request, toGatehouseError(error));
     return;
@@ -72,6 +77,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     const failure = new GatehouseError('recording_failed', { detail: (error as Error).message, cause: error });
     io.fail(failure);
     stages.observe(exchange, decision, refusalOutcome(io, failure));
+    await admission?.release(undefined);
     return;
   }
 
@@ -92,6 +98,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       await stages.recorder.finish(exchange, outcome).catch(() => undefined);
     }
   }
+  await admission?.release(outcome);
   if (outcome) stages.observe(exchange, decision, outcome);
 }
 

@@ -3,3 +3,6 @@ export { enforceDecision } from './enforce-decision.js';
 export { normalizeForKeywords } from './normalize-text.js';
 export { buildPolicy, loadRuleFile, packPath, policySourceOf, policyFiles } from './load-policy.js';
 export type { DetectEntities } from './eval-context.js';
+export { createLimiter, withLimitObligations, type Admission, type Limiter } from './limits/enforce-limits.js';
+export { createMemoryLimitStore, type LimitStore, type CounterRequest } from './limits/limit-store.js';
+export { createRedisLimitStore } from './limits/redis-limit-store.js';
