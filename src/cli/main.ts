@@ -8,6 +8,7 @@ import { CliError } from './cli-error.js';
 import { configCheckCommand } from './commands/config-check.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
+import { policyCommand } from './commands/policy.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { startCommand } from './commands/start.js';
 
@@ -22,6 +23,8 @@ const usage = `usage: gatehouse <command> [options]
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
   sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
   sessions show ID               one recorded exchange in full
+  policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME]
+                                 dry-run the policy: the decision, and why each rule matched or not
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -44,6 +47,11 @@ async function main(argv: string[]): Promise<void> {
       operation: { type: 'string' },
       since: { type: 'string' },
       limit: { type: 'string' },
+      as: { type: 'string' },
+      request: { type: 'string' },
+      method: { type: 'string' },
+      path: { type: 'string' },
+      at: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -71,6 +79,8 @@ async function main(argv: string[]): Promise<void> {
       return keysCommand(action, rest, values);
     case 'sessions':
       return sessionsCommand(action, rest, values);
+    case 'policy':
+      return policyCommand(action, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }

@@ -23,6 +23,7 @@ export const errorRegistry = {
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },
   store_unavailable: { status: 503, type: 'server_error', message: 'The store does not answer.' },
   rate_limited: { status: 429, type: 'rate_limit_error', message: 'A rate limit was reached. Retry later.' },
+  invalid_policy: { status: 400, type: 'invalid_request_error', message: 'The policy is not valid; the running policy is unchanged.' },
   limits_unavailable: { status: 503, type: 'server_error', message: 'Limits could not be checked, so the request was refused.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;

@@ -6,3 +6,4 @@ export type { DetectEntities } from './eval-context.js';
 export { createLimiter, withLimitObligations, type Admission, type Limiter } from './limits/enforce-limits.js';
 export { createMemoryLimitStore, type LimitStore, type CounterRequest } from './limits/limit-store.js';
 export { createRedisLimitStore } from './limits/redis-limit-store.js';
+export { createPolicyRuntime, PolicyReloadError, type PolicyRuntime, type PolicyChangeEvent, type PolicyReloadResult } from './policy-runtime.js';

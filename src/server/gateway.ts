@@ -10,7 +10,9 @@ import type { GatehouseConfig } from '../config/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
-import { compilePolicy } from '../policy/index.js';
+import { createPolicyRuntime, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
+import { createPolicyRoutes } from '../api/policy-routes.js';
+import { createLimitStore } from './create-limit-store.js';
 import { createDataPlaneHandler } from '../protocols/http/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
@@ -21,11 +23,19 @@ export interface Gateway {
   readonly store: Store;
   readonly apiKeys: ApiKeyService;
   readonly logger: Logger;
+  /** The live policy: `reload(by)` recompiles it (SIGHUP, file change, admin API). */
+  readonly policy: PolicyRuntime;
   close(): Promise<void>;
 }
 
 export interface StartOptions {
   readonly logger?: Logger;
+  /** The config file: watched, and re-read when the policy reloads. */
+  readonly configFile?: string;
+  /** Entity detection for policy `entities` conditions (without it, such rules are refused). */
+  readonly detectEntities?: DetectEntities;
+  /** Called after every policy change, with who made it (for the audit log). */
+  readonly onPolicyChange?: (event: PolicyChangeEvent) => void;
 }
 
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -33,7 +43,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const store = await openStore(config.store);
   const apiKeys = new ApiKeyService(store.db);
   const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
-  const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
+  const limitStore = createLimitStore(config.policy.limits);
+  const policyRuntime = createPolicyRuntime({ config, configFile: options.configFile, store: limitStore, logger, detectEntities: options.detectEntities, onPolicyChange: options.onPolicyChange });
+  const policy = policyRuntime.policy;
   const recorder = createRecorder(store.db);
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
@@ -41,6 +53,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const stages: PipelineStages = {
     identify,
     policy,
+    limits: policyRuntime.limits,
     recorder,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
@@ -61,7 +74,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger });
+    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, routes: createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }) });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');
@@ -80,10 +93,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     store,
     apiKeys,
     logger,
+    policy: policyRuntime,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined]);
         await recorder.drain();
+        policyRuntime.close();
+        await limitStore.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');

@@ -2,3 +2,4 @@ export { createDataPlaneHandler, type DataPlaneOptions } from './data-plane.js';
 export { parseDataPlanePath, joinUpstreamPath, hasDotSegment, type HttpConnection } from './connection.js';
 export { writeError, errorEnvelope } from './write-error.js';
 export { bearerToken } from './headers.js';
+export { dryRunExchange, type DryRunInput } from './dry-run-exchange.js';
