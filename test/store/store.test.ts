@@ -62,6 +62,7 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['bytes_out', false],
     ['ttfb_ms', true],
     ['duration_ms', true],
+    ['obligations', true],
   ],
 };
 
@@ -138,7 +139,7 @@ for (const dialect of await testDialects()) {
       assert.equal(store.dialect, dialect.name);
       assert.deepEqual(
         (await migrationRows(store)).map((r) => r.name),
-        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique'],
+        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0005_policy_obligations'],
       );
     });
 
@@ -303,7 +304,7 @@ for (const dialect of await testDialects()) {
     if (dialect.name === 'postgres') {
       test('several instances opening the same fresh database at once all succeed (migration lock)', async () => {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
-        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0005_policy_obligations']);
         const tables = await applicationTables(stores[3]!);
         assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
       });
@@ -347,7 +348,7 @@ for (const dialect of await testDialects()) {
         const results = await openInChildProcesses(database.config, 4);
         assert.deepEqual(results, Array.from({ length: 4 }, () => ({ ok: true })));
         const store = await open();
-        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0005_policy_obligations']);
       },
     );
   });
