@@ -211,6 +211,7 @@ describe('policy, end to end', () => {
 
   test('reload: SIGHUP reloads the policy', async () => {
     const file = join(gateway.dir, 'extra-rules.yaml');
+    await new Promise((r) => setTimeout(r, 500)); // let the previous test's file watch settle
     const versionBefore = ((await (await admin('/api/policy')).json()) as { version: string }).version;
     gateway.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 300));
