@@ -100,20 +100,25 @@ function compileConditionBody(condition: ConditionSpec): Criterion {
     return {
       label: `regex ${JSON.stringify(condition.regex)} in ${field}`,
       test(ctx) {
+        const utf8 = ctx.utf8(field);
+        if (utf8 !== undefined) return regex.test(utf8);
         const value = ctx.fact(field);
-        if (typeof value === 'string') return regex.test(value);
         if (Array.isArray(value)) return value.some((v) => typeof v === 'string' && regex.test(v));
         return false;
       },
     };
   }
   if (condition.keywords !== undefined) {
+    // One scan for all of a rule's keywords. Normalised keywords are letters and digits
+    // only, so this alternation of literals has no quantifier and cannot backtrack
+    // catastrophically: its cost is bounded by text length × keyword length.
     const keywords = [...new Set(condition.keywords.map(normalizeForKeywords).filter((k) => k !== ''))];
+    const any = new RegExp(keywords.map(escapeRegExp).join('|'));
     return {
       label: `keywords ${list(condition.keywords)} in ${field}`,
       test(ctx) {
         const text = ctx.normalizedText(field);
-        return text !== undefined && keywords.some((k) => text.includes(k));
+        return text !== undefined && any.test(text);
       },
     };
   }
@@ -142,4 +147,8 @@ function compileConditionBody(condition: ConditionSpec): Criterion {
       return true;
     },
   };
+}
+
+function escapeRegExp(literal: string): string {
+  return literal.replace(/[\\^$.*+?()[\]{}|\/-]/g, '\\$&');
 }

@@ -23,6 +23,7 @@ export class EvalContext {
   readonly exchange: Exchange;
   private readonly detect: DetectEntities | undefined;
   private normalized: Map<string, string> | undefined;
+  private utf8ByField: Map<string, Buffer | null> | undefined;
   private entitiesByField: Map<string, ReadonlySet<string>> | undefined;
   private times: Map<string, { day: number; minute: number }> | undefined;
 
@@ -41,6 +42,21 @@ export class EvalContext {
     if (typeof value === 'string') return value;
     if (Array.isArray(value)) return value.filter((v) => typeof v === 'string').join('\n');
     return undefined;
+  }
+
+  /**
+   * A string fact as UTF-8, encoded once: re2 works on UTF-8, and given a string it
+   * would encode it again for every regex.
+   */
+  utf8(name: string): Buffer | undefined {
+    this.utf8ByField ??= new Map();
+    let value = this.utf8ByField.get(name);
+    if (value === undefined) {
+      const fact = this.fact(name);
+      value = typeof fact === 'string' ? Buffer.from(fact, 'utf8') : null;
+      this.utf8ByField.set(name, value);
+    }
+    return value ?? undefined;
   }
 
   normalizedText(name: string): string | undefined {
@@ -71,17 +87,30 @@ export class EvalContext {
     this.times ??= new Map();
     let time = this.times.get(timeZone);
     if (!time) {
-      let day = 0;
-      let hour = 0;
-      let minute = 0;
-      for (const part of formatterFor(timeZone).formatToParts(this.exchange.startedAt)) {
-        if (part.type === 'weekday') day = dayIndex[part.value] ?? 0;
-        else if (part.type === 'hour') hour = Number(part.value);
-        else if (part.type === 'minute') minute = Number(part.value);
-      }
-      time = { day, minute: hour * 60 + minute };
+      time = localTimeAt(timeZone, this.exchange.startedAt);
       this.times.set(timeZone, time);
     }
     return time;
   }
+}
+
+// formatToParts costs microseconds; the answer only changes once a minute (no time
+// zone offset has a finer step), so it is cached per zone and minute.
+const lastByZone = new Map<string, { epochMinute: number; day: number; minute: number }>();
+
+function localTimeAt(timeZone: string, at: number): { day: number; minute: number } {
+  const epochMinute = Math.floor(at / 60_000);
+  const cached = lastByZone.get(timeZone);
+  if (cached && cached.epochMinute === epochMinute) return cached;
+  let day = 0;
+  let hour = 0;
+  let minute = 0;
+  for (const part of formatterFor(timeZone).formatToParts(at)) {
+    if (part.type === 'weekday') day = dayIndex[part.value] ?? 0;
+    else if (part.type === 'hour') hour = Number(part.value);
+    else if (part.type === 'minute') minute = Number(part.value);
+  }
+  const time = { epochMinute, day, minute: hour * 60 + minute };
+  lastByZone.set(timeZone, time);
+  return time;
 }

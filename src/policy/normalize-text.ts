@@ -25,8 +25,11 @@ const confusables: Readonly<Record<string, string>> = {
 const marks = /\p{M}+/gu;
 const separators = /[^\p{L}\p{N}]+/gu;
 const nonAscii = /[^\x00-\x7f]/;
+const asciiSeparators = /[^a-z0-9]+/g;
 
 export function normalizeForKeywords(text: string): string {
+  // Plain ASCII has no compatibility forms, marks or look-alikes: only case and separators.
+  if (!nonAscii.test(text)) return text.toLowerCase().replace(asciiSeparators, '');
   let out = text.normalize('NFKD').replace(marks, '').toLowerCase();
   if (nonAscii.test(out)) {
     let mapped = '';
