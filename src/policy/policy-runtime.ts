@@ -74,7 +74,7 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
   });
 
   let compiled = build(options.config);
-  let watchers: FSWatcher[] = [];
+  const watchers = new Map<string, { names: Set<string>; watcher: FSWatcher }>();
   let debounce: NodeJS.Timeout | undefined;
 
   const policy: Policy = {
@@ -102,7 +102,7 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     }
     const changed = next.policy.version !== previousVersion;
     compiled = next;
-    if (options.watch ?? options.configFile !== undefined) arm();
+    if (watching) arm();
     if (changed) {
       const event: PolicyChangeEvent = { at: Date.now(), by, previousVersion, version: next.policy.version, ruleCount: next.policy.ruleCount };
       logger.info({ ...event }, 'policy changed');
@@ -116,17 +116,28 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
   }
 
   // Watch directories, not files: editors replace a file by renaming over it, which
-  // ends a watch on the file itself.
+  // ends a watch on the file itself. Watchers are kept across reloads (only the names
+  // they look for are updated): closing one could drop an event it had not read yet.
   function arm(): void {
-    for (const w of watchers) w.close();
-    watchers = [];
     const files = [...(options.configFile ? [options.configFile] : []), ...compiled.files];
-    const byDir = new Map<string, Set<string>>();
-    for (const file of files) byDir.set(dirname(file), (byDir.get(dirname(file)) ?? new Set()).add(basename(file)));
-    for (const [dir, names] of byDir) {
+    const wanted = new Map<string, Set<string>>();
+    for (const file of files) wanted.set(dirname(file), (wanted.get(dirname(file)) ?? new Set()).add(basename(file)));
+    for (const [dir, entry] of watchers) {
+      if (!wanted.has(dir)) {
+        entry.watcher.close();
+        watchers.delete(dir);
+      }
+    }
+    for (const [dir, names] of wanted) {
+      const existing = watchers.get(dir);
+      if (existing) {
+        existing.names = names;
+        continue;
+      }
       try {
-        const watcher = watch(dir, { persistent: false }, (_event, name) => {
-          if (name === null || !names.has(name.toString())) return;
+        const entry = { names, watcher: undefined as unknown as FSWatcher };
+        entry.watcher = watch(dir, { persistent: false }, (_event, name) => {
+          if (name === null || !entry.names.has(name.toString())) return;
           clearTimeout(debounce);
           debounce = setTimeout(() => {
             try {
@@ -137,15 +148,16 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
           }, 150);
           debounce.unref();
         });
-        watcher.on('error', (error) => logger.warn({ dir, err: String(error) }, 'policy file watch failed'));
-        watchers.push(watcher);
+        entry.watcher.on('error', (error) => logger.warn({ dir, err: String(error) }, 'policy file watch failed'));
+        watchers.set(dir, entry);
       } catch (error) {
         logger.warn({ dir, err: String(error) }, 'cannot watch policy files; reload with SIGHUP or the admin API');
       }
     }
   }
 
-  if (options.watch ?? options.configFile !== undefined) arm();
+  const watching = options.watch ?? options.configFile !== undefined;
+  if (watching) arm();
 
   return {
     policy,
@@ -154,8 +166,8 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     reload,
     close() {
       clearTimeout(debounce);
-      for (const w of watchers) w.close();
-      watchers = [];
+      for (const { watcher } of watchers.values()) watcher.close();
+      watchers.clear();
     },
   };
 }

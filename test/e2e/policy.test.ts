@@ -5,7 +5,7 @@
 // checked (CLI, admin API) and reloaded (admin API, file change, SIGHUP) safely.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,7 +17,7 @@ const upstreamKey = 'sk-upstream-target-secret';
 
 const policyYaml = `policy:
   packs: [prompt-injection]
-  files: [extra-rules.yaml]
+  files: [extra-rules.yaml, linked-rules.yaml]
   rules:
     - name: no-drop-table
       effect: deny
@@ -58,6 +58,11 @@ describe('policy, end to end', () => {
     upstream = await startDemoUpstream({ apiKey: upstreamKey });
     dir = mkdtempSync(join(tmpdir(), 'gatehouse-policy-'));
     writeFileSync(join(dir, 'extra-rules.yaml'), 'rules: []\n');
+    // A policy file reached through a symlink whose target lives in a directory the
+    // watcher does not watch: only SIGHUP (or the API) can pick up its changes.
+    mkdirSync(join(dir, 'elsewhere'));
+    writeFileSync(join(dir, 'elsewhere', 'target.yaml'), 'rules: []\n');
+    symlinkSync(join(dir, 'elsewhere', 'target.yaml'), join(dir, 'linked-rules.yaml'));
     gateway = await startGatewayProcess(`${demoConnectionYaml(upstream.url).replace('access: { groups: [ml] }', 'access: { groups: [ml, limited] }')}\n${policyYaml}`, { env: { UPSTREAM_KEY: upstreamKey }, dir });
     mlKey = await gateway.createKey('ml-bot', ['ml'], ['--kind', 'agent']);
     supportKey = await gateway.createKey('support-bot', ['support']);
@@ -205,12 +210,12 @@ describe('policy, end to end', () => {
     await waitFor(async () => {
       const error = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'How is the weather?' }] }).catch((e: unknown) => e);
       return error instanceof OpenAI.PermissionDeniedError && (error.error as Record<string, unknown>)['rule'] === 'no-weather';
-    }, 'the new file rule to deny');
+    }, 'the new file rule to deny', 10_000, () => gateway.logs().split('\n').filter((l) => l.includes('"msg":"policy') || l.includes('watch')).join('\n'));
     assert.match(gateway.logs(), /"by":"file:[^"]*extra-rules\.yaml"/);
   });
 
   test('reload: SIGHUP reloads the policy', async () => {
-    const file = join(gateway.dir, 'extra-rules.yaml');
+    const file = join(gateway.dir, 'elsewhere', 'target.yaml');
     await new Promise((r) => setTimeout(r, 500)); // let the previous test's file watch settle
     const versionBefore = ((await (await admin('/api/policy')).json()) as { version: string }).version;
     gateway.child.kill('SIGHUP');
@@ -218,21 +223,22 @@ describe('policy, end to end', () => {
     // Unchanged files: the version is the same, nothing is logged as a change.
     assert.ok(!gateway.logs().includes('"by":"signal:SIGHUP"'));
     assert.equal(((await (await admin('/api/policy')).json()) as { version: string }).version, versionBefore);
-    writeFileSync(file, 'rules: []\n');
-    // SIGHUP reloads at once; the watcher waits 150 ms for writes to settle, then finds nothing new.
+    writeFileSync(file, 'rules:\n  - name: no-sailing\n    effect: deny\n    when:\n      - keywords: [sailing]\n');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(((await (await admin('/api/policy')).json()) as { version: string }).version, versionBefore, 'not picked up without SIGHUP');
     gateway.child.kill('SIGHUP');
     await waitFor(async () => ((await (await admin('/api/policy')).json()) as { version: string }).version !== versionBefore, 'version change');
-    assert.ok(gateway.logs().includes('"by":"signal:SIGHUP"'), 'the change is attributed to SIGHUP');
-    await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'How is the weather?' }] });
+    await waitFor(() => gateway.logs().includes('"by":"signal:SIGHUP"'), 'the change attributed to SIGHUP in the log');
+    await assert.rejects(client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'Sailing tips?' }] }), OpenAI.PermissionDeniedError);
     assert.equal(gateway.child.exitCode, null, 'SIGHUP does not stop the gateway');
   });
 });
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000, context?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${what}${context ? `\n${context()}` : ''}`);
 }
