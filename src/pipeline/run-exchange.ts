@@ -45,7 +45,7 @@ export interface ExchangeIO {
    * Forwards and streams the answer back. Must call `finish` with the outcome and
    * await it before releasing the last byte to the client.
    */
-  relay(exchange: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>): Promise<void>;
+  relay(exchange: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision): Promise<void>;
   /** Writes an error in the protocol's own shape. */
   fail(error: GatehouseError): void;
   elapsedMs(): number;
@@ -87,7 +87,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     await stages.recorder.finish(exchange, result);
   };
   try {
-    await io.relay(exchange, finish);
+    await io.relay(exchange, finish, decision);
   } catch (error) {
     // relay records its own outcome whenever it got far enough to have one; this path
     // covers a failure before that.

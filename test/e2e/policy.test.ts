@@ -28,6 +28,10 @@ const policyYaml = `policy:
       effect: allow
       match: { groups: [support], connections: [demo] }
       obligations: { mask: [pii], maxResponseBytes: 64KiB, responseGuards: [no-aws-keys-out] }
+    - name: tiny-answers
+      effect: allow
+      match: { groups: [tiny] }
+      obligations: { maxResponseBytes: 10 }
     - name: no-aws-keys-out
       on: response
       effect: deny
@@ -129,6 +133,23 @@ describe('policy, end to end', () => {
     assert.equal(plainRecord['obligations'], null);
   });
 
+  test("an obligation's maxResponseBytes lowers the connection's response cap", async () => {
+    const tinyKey = await gateway.createKey('tiny-bot', ['tiny']);
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tinyKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'Hello' }] }),
+    });
+    assert.equal(res.status, 502);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'response_too_large');
+    const record = await session(res.headers.get('gatehouse-exchange-id')!);
+    assert.deepEqual(record['rules'], ['tiny-answers']);
+    assert.deepEqual(record['obligations'], { maxResponseBytes: 10 });
+    assert.equal(record['errorCode'], 'response_too_large');
+    // Security regression: destroying the refused upstream body once crashed the gateway.
+    assert.equal(gateway.child.exitCode, null);
+  });
+
   test('a request limit allows N, then refuses with 429, Retry-After and the limit named', async () => {
     const limited = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: limitedKey, maxRetries: 0 });
     for (let i = 0; i < 3; i++) await limited.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `hi ${i}` }] });
@@ -181,7 +202,7 @@ describe('policy, end to end', () => {
     assert.equal(res.status, 400);
     const body = (await res.json()) as { error: { code: string; message: string } };
     assert.equal(body.error.code, 'invalid_policy');
-    assert.match(body.error.message, /policy\.rules\[2\]\.when\[0\]\.regex: rule "no-aws-keys-out": re2 refuses the pattern/);
+    assert.match(body.error.message, /policy\.rules\[3\]\.when\[0\]\.regex: rule "no-aws-keys-out": re2 refuses the pattern/);
     assert.equal(((await (await admin('/api/policy')).json()) as { version: string }).version, versionBefore);
     // Still enforcing the old policy.
     await assert.rejects(client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'drop table x' }] }), OpenAI.PermissionDeniedError);

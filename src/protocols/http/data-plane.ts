@@ -74,7 +74,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
         };
       },
-      async relay(admitted, finish) {
+      async relay(admitted, finish, decision) {
         const controller = new AbortController();
         const abortUpstream = () => {
           if (!res.writableFinished) controller.abort();
@@ -97,7 +97,8 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           upstream,
           connection: connection.name,
           readAnswer: isOpenai && admitted.operation !== 'embeddings',
-          maxResponseBody: connection.maxResponseBody,
+          // A policy or limit obligation may only lower the connection's cap.
+          maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),
           maxRecordedBody,
           bytesIn: body?.length ?? 0,
           ttfbMs: elapsedMs(),
