@@ -99,6 +99,18 @@ describe('policy rules: decide', () => {
     assert.deepEqual(decision.obligations, { responseGuards: ['no-keys-out'] });
   });
 
+  test('a time window that wraps midnight: the part after midnight belongs to the previous day', () => {
+    const night = compilePolicy({ rules: [rule({ name: 'night-shift', effect: 'allow', match: { time: { days: ['fri'], hours: '22:00-06:00' } } })] });
+    const at = (d: number, h: number, m = 0) => night.decide(exchangeOf({ startedAt: Date.UTC(2026, 0, d, h, m) })).effect;
+    // 2026-01-09 is a Friday.
+    assert.equal(at(9, 21, 59), 'deny');
+    assert.equal(at(9, 22, 0), 'allow');
+    assert.equal(at(10, 5, 59), 'allow', 'Saturday 05:59 is still Friday night');
+    assert.equal(at(10, 6, 0), 'deny');
+    assert.equal(at(10, 23, 0), 'deny', 'Saturday night is not Friday night');
+    assert.equal(at(9, 3, 0), 'deny', 'Friday 03:00 belongs to Thursday night');
+  });
+
   test('a deny carries no obligations', () => {
     const decision = policy.decide(exchangeOf({ identity: support, facts: { text: 'drop table x' } }));
     assert.equal(decision.effect, 'deny');
