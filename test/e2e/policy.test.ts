@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
-import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
 const upstreamKey = 'sk-upstream-target-secret';
 
@@ -192,6 +192,14 @@ describe('policy, end to end', () => {
     assert.match(stdout, /obligations \{"mask":\["pii"\],"maxResponseBytes":65536,"responseGuards":\["no-aws-keys-out"\]\}/);
     assert.match(stdout, /● support-masking {2}\[allow\] {2}MATCHED\n {6}✓ connection in \[demo\]\n {6}✓ any group in \[support\]/);
     assert.match(stdout, /○ connection-access:demo {2}\[allow\] {2}no match\n {6}✓ connection in \[demo\]\n {6}✗ any group in \[ml, limited\]/);
+  });
+
+  test('config check compiles the policy: a duplicate rule name exits 1 naming the rule', async () => {
+    const file = join(gateway.dir, 'dup.yaml');
+    writeFileSync(file, 'policy:\n  rules:\n    - { name: twice, effect: deny }\n    - { name: twice, effect: allow }\n');
+    const result = await runCli(['config', 'check', file]);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, `gatehouse: invalid policy in ${file}: rule "twice": name: the name is used by another rule (rule names must be unique across config, files and packs)\n`);
   });
 
   test('reload: an invalid policy is refused with the rule and field named, and the running policy stays', async () => {
