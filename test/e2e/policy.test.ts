@@ -235,12 +235,16 @@ describe('policy, end to end', () => {
 
   test('reload: a policy file change is picked up by the watcher', async () => {
     const file = join(gateway.dir, 'extra-rules.yaml');
+    // The previous test changed the config file: let the watcher's reload of it happen
+    // first, or it would pick up this change too and be the one credited with it.
+    await new Promise((r) => setTimeout(r, 500));
     writeFileSync(file, 'rules:\n  - name: no-weather\n    effect: deny\n    message: No weather talk.\n    when:\n      - keywords: [weather]\n');
     await waitFor(async () => {
       const error = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'How is the weather?' }] }).catch((e: unknown) => e);
       return error instanceof OpenAI.PermissionDeniedError && (error.error as Record<string, unknown>)['rule'] === 'no-weather';
     }, 'the new file rule to deny', 10_000, () => gateway.logs().split('\n').filter((l) => l.includes('"msg":"policy') || l.includes('watch')).join('\n'));
-    assert.match(gateway.logs(), /"by":"file:[^"]*extra-rules\.yaml"/);
+    // Log lines are written asynchronously: wait for the change's line too.
+    await waitFor(() => /"by":"file:[^"]*extra-rules\.yaml"/.test(gateway.logs()), 'the change attributed to the file in the log', 10_000, () => gateway.logs().split('\n').filter((l) => l.includes('"msg":"policy')).join('\n'));
   });
 
   test('reload: SIGHUP reloads the policy', async () => {
