@@ -21,9 +21,12 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Approvals routes (/api/reviews…), when approvals are configured. */
   readonly reviews?: ReturnType<typeof createReviewsRoutes> | undefined;
+  /** More routes from other modules (e.g. policy-routes.ts), behind the same admin check. */
+  readonly routes?: readonly AdminRoute[];
 }
 
-type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
+export type Route = (req: IncomingMessage, url: URL, params: readonly string[], admin: Identity) => Promise<unknown>;
+export type AdminRoute = readonly [method: string, pattern: RegExp, route: Route];
 
 const openApiBody = JSON.stringify(openApiDocument);
 
@@ -38,6 +41,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (!exchange) throw new GatehouseError('route_not_found', { message: `No session with id "${id}".` });
       return exchange;
     }],
+    ...(options.routes ?? []),
   ];
 
   async function sessionsList(url: URL) {
@@ -90,8 +94,8 @@ export function createAdminHandler(options: AdminServerOptions) {
         const match = pattern.exec(url.pathname);
         if (!match) continue;
         if (req.method !== method) throw new GatehouseError('method_not_allowed', { message: `Use ${method} for ${url.pathname}.` });
-        await authorizeAdmin(req);
-        return send(res, 200, await route(req, url, match.slice(1).map(decodePathParam)));
+        const admin = await authorizeAdmin(req);
+        return send(res, 200, await route(req, url, match.slice(1).map(decodePathParam), admin));
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {

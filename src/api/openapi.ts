@@ -144,6 +144,7 @@ export const openApiDocument = {
               clientAddress: { type: ['string', 'null'] },
               reason: { type: ['string', 'null'] },
               policyVersion: { type: ['string', 'null'] },
+              obligations: { type: ['object', 'null'], description: 'What the decision obliged: mask (profile names), maxResponseBytes, responseGuards' },
               errorDetail: { type: ['string', 'null'] },
               request: { type: 'object' },
               response: { type: 'object' },
@@ -186,6 +187,85 @@ export const openApiDocument = {
               },
             },
           },
+          '400': errorResponse,
+          '401': errorResponse,
+          '403': errorResponse,
+        },
+      },
+    },
+    '/api/policy': {
+      get: {
+        summary: 'The running policy: version (a hash of the compiled rules) and rule count',
+        responses: {
+          '200': { description: 'The running policy', content: { 'application/json': { schema: { type: 'object', properties: { version: { type: 'string' }, ruleCount: { type: 'integer' } } } } } },
+          '401': errorResponse,
+          '403': errorResponse,
+        },
+      },
+    },
+    '/api/policy/check': {
+      post: {
+        summary: 'Dry run: the decision for a would-be request, and why each rule matched or not (nothing is forwarded, counted or recorded)',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['subject', 'connection'],
+                properties: {
+                  subject: { type: 'string', examples: ['key:ci-bot'] },
+                  groups: { type: 'array', items: { type: 'string' } },
+                  kind: { type: 'string', enum: ['human', 'service', 'agent'], default: 'service' },
+                  connection: { type: 'string' },
+                  operation: { type: 'string', description: 'Overrides the operation derived from method and path' },
+                  method: { type: 'string' },
+                  path: { type: 'string', description: 'Path after /c/<connection>, default /chat/completions' },
+                  at: { type: 'string', format: 'date-time', description: 'When the request happens (time windows); default now' },
+                  request: { type: 'object', description: 'The request body, e.g. a chat completion request' },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': {
+            description: 'The decision and every rule with its criteria',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: {
+                    decision: { type: 'object', properties: { effect: { type: 'string', enum: ['allow', 'deny', 'require_approval'] }, rules: { type: 'array', items: { type: 'string' } }, reason: { type: 'string' }, message: { type: 'string' }, policyVersion: { type: 'string' }, obligations: { type: 'object' } } },
+                    rules: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        properties: {
+                          rule: { type: 'string' },
+                          effect: { type: 'string' },
+                          on: { type: 'string', enum: ['request', 'response'] },
+                          matched: { type: 'boolean' },
+                          checks: { type: 'array', items: { type: 'object', properties: { criterion: { type: 'string' }, ok: { type: 'boolean' } } } },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': errorResponse,
+          '401': errorResponse,
+          '403': errorResponse,
+        },
+      },
+    },
+    '/api/policy/reload': {
+      post: {
+        summary: 'Recompile the policy from the config and policy files; an invalid policy is refused (400 invalid_policy) and the running one stays',
+        responses: {
+          '200': { description: 'Reloaded', content: { 'application/json': { schema: { type: 'object', properties: { version: { type: 'string' }, previousVersion: { type: 'string' }, changed: { type: 'boolean' } } } } } },
           '400': errorResponse,
           '401': errorResponse,
           '403': errorResponse,

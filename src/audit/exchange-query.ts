@@ -43,6 +43,7 @@ export interface ExchangeDetail extends ExchangeSummary {
   readonly clientAddress: string | null;
   readonly reason: string | null;
   readonly policyVersion: string | null;
+  readonly obligations: unknown;
   readonly errorDetail: string | null;
   readonly request: { method: string | null; path: string | null; headers: Record<string, string> | null; body: string | null; truncated: boolean; promptText: string | null };
   readonly response: { headers: Record<string, string> | null; body: string | null; truncated: boolean; text: string | null; usage: unknown };
@@ -107,6 +108,7 @@ function toDetail(row: ExchangeRow): ExchangeDetail {
     clientAddress: row.client_address,
     reason: row.reason,
     policyVersion: row.policy_version,
+    obligations: row.obligations === null ? null : (JSON.parse(row.obligations) as unknown),
     errorDetail: row.error_detail,
     request: {
       method: row.method,

@@ -39,6 +39,7 @@ export function createRecorder(db: Kysely<Database>): Recorder {
     rules: JSON.stringify(decision?.rules ?? []),
     reason: decision?.reason ?? null,
     policy_version: decision?.policyVersion ?? null,
+    obligations: decision?.obligations ? JSON.stringify(decision.obligations) : null,
     model: exchange.facts.model ?? null,
     stream: exchange.facts.stream ? 1 : 0,
     method: request?.method ?? null,

@@ -9,6 +9,7 @@ import { configCheckCommand } from './commands/config-check.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { reviewsCommand } from './commands/reviews.js';
+import { policyCommand } from './commands/policy.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { startCommand } from './commands/start.js';
 
@@ -28,6 +29,8 @@ const usage = `usage: gatehouse <command> [options]
   reviews approve ID [--comment TEXT] [--grant 30m]
   reviews deny ID [--comment REASON]
   reviews cancel ID              votes and cancels act as $GATEHOUSE_REVIEWER_KEY
+  policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME]
+                                 dry-run the policy: the decision, and why each rule matched or not
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -53,6 +56,11 @@ async function main(argv: string[]): Promise<void> {
       state: { type: 'string' },
       comment: { type: 'string' },
       grant: { type: 'string' },
+      as: { type: 'string' },
+      request: { type: 'string' },
+      method: { type: 'string' },
+      path: { type: 'string' },
+      at: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -82,6 +90,8 @@ async function main(argv: string[]): Promise<void> {
       return sessionsCommand(action, rest, values);
     case 'reviews':
       return reviewsCommand(action, rest, values);
+    case 'policy':
+      return policyCommand(action, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }

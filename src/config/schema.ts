@@ -8,8 +8,9 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
-import { buildMaskingSchema, maskingReferenceIssues } from './masking-schema.js';
+import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
+import { buildPolicySchema } from './policy-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -137,8 +138,18 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection])).default([]),
       approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
       masking: buildMaskingSchema(secret),
+      policy: buildPolicySchema({ path, secret: storeSecret }),
     })
-    .superRefine(maskingReferenceIssues);
+    .superRefine((config, ctx) => {
+      maskingReferenceIssues(config, ctx);
+      // Policy obligations name masking profiles too: an unknown one is a config error
+      // here, not a refused exchange later (rules in policy files are checked on load).
+      config.policy.rules.forEach((rule, i) => {
+        for (const name of unknownMaskingProfiles(rule.obligations?.mask ?? [], config.masking)) {
+          ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'obligations', 'mask'], message: `no masking profile named "${name}" in masking.profiles` });
+        }
+      });
+    });
 }
 
 /**

@@ -9,6 +9,8 @@ export interface GatehouseErrorOptions {
   readonly rule?: string;
   /** Extra public fields for the caller's envelope (e.g. `review_id`, `review_url`). */
   readonly fields?: Readonly<Record<string, string>>;
+  /** For a refusal that may succeed later (429): seconds to wait, sent as Retry-After. */
+  readonly retryAfterSeconds?: number;
   readonly cause?: unknown;
 }
 
@@ -20,6 +22,7 @@ export class GatehouseError extends Error {
   readonly detail: string | undefined;
   readonly rule: string | undefined;
   readonly fields: Readonly<Record<string, string>> | undefined;
+  readonly retryAfterSeconds: number | undefined;
 
   constructor(code: ErrorCode, options: GatehouseErrorOptions = {}) {
     const entry = errorRegistry[code];
@@ -31,6 +34,7 @@ export class GatehouseError extends Error {
     this.detail = options.detail;
     this.rule = options.rule;
     this.fields = options.fields;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

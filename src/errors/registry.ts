@@ -43,6 +43,9 @@ export const errorRegistry = {
   sql_not_supported: { status: 400, type: 'invalid_request_error', message: 'This statement or protocol feature is not supported through the gateway.' },
   row_limit_exceeded: { status: 403, type: 'permission_error', message: 'The query returned more rows than this connection allows.' },
   statement_timeout: { status: 504, type: 'upstream_error', message: 'The statement ran longer than the connection allows and was cancelled.' },
+  rate_limited: { status: 429, type: 'rate_limit_error', message: 'A rate limit was reached. Retry later.' },
+  invalid_policy: { status: 400, type: 'invalid_request_error', message: 'The policy is not valid; the running policy is unchanged.' },
+  limits_unavailable: { status: 503, type: 'server_error', message: 'Limits could not be checked, so the request was refused.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -23,6 +23,11 @@ export interface RequestFacts {
   readonly text?: string | undefined;
   /** Number of inputs (embeddings batch size). */
   readonly inputCount?: number | undefined;
+  /** HTTP method and path (after the connection prefix, without the query), for policy. */
+  readonly method?: string | undefined;
+  readonly path?: string | undefined;
+  /** Size of the request body in bytes. */
+  readonly bytes?: number | undefined;
   /** SQL statements (PostgreSQL connections): classes, tables touched, risky shapes. */
   readonly sql?: SqlFacts | undefined;
 }

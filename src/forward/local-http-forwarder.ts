@@ -43,6 +43,10 @@ export function createLocalHttpForwarder(target: LocalHttpTarget): Forwarder {
           headersTimeout: target.headersTimeoutMs,
           bodyTimeout: target.bodyTimeoutMs,
         });
+        // A body destroyed before its end (an answer refused by its declared length)
+        // emits 'error' (UND_ERR_ABORTED); without a listener that would crash the
+        // process. Readers still see errors through the async iterator.
+        response.body.on('error', () => undefined);
         return { status: response.statusCode, headers: response.headers, body: response.body };
       } catch (error) {
         throw mapUpstreamError(error, target.name);

@@ -7,6 +7,7 @@
 //   authorize  a deny (or an approval nobody can give: approvals not configured) stops here (403)
 //   approve    a `require_approval` exchange is held until a reviewer decides
 //              (src/approvals/); refused with the review id when not approved
+//   limits     rate, volume and concurrency limits (429 with Retry-After); released at the end
 //   record     the request is durable before anything is forwarded (fail closed)
 //   forward    the adapter relays to the target and streams the answer back;
 //              the outcome is recorded before the last byte is released
@@ -17,12 +18,13 @@ import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome, Identity, RecordedRequest, RequestFacts } from '../exchange/index.js';
 import type { ApprovalStage } from '../approvals/index.js';
 import type { Recorder } from '../audit/index.js';
-import type { Policy } from '../policy/index.js';
-import { enforceDecision } from '../policy/index.js';
+import type { DecisionPolicy } from '../policy/index.js';
+import { enforceDecision, withLimitObligations, type Admission, type Limiter } from '../policy/index.js';
 
 export interface PipelineStages {
   readonly identify: (credential: string | undefined) => Promise<Identity>;
-  readonly policy: Policy;
+  readonly policy: DecisionPolicy;
+  readonly limits?: Limiter | undefined;
   readonly recorder: Recorder;
   /** Holds `require_approval` exchanges for review; without it they are refused (fail closed). */
   readonly approvals?: ApprovalStage | undefined;
@@ -65,6 +67,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let decision: Decision | undefined;
   let request = io.requestLine;
   let digest: string | undefined;
+  let admission: Admission | undefined;
   try {
     const identity = await stages.identify(io.credential);
     exchange = { ...exchange, identity };
@@ -79,6 +82,8 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       exchange = { ...exchange, approval: held.approval };
       if (held.error) throw held.error;
     }
+    admission = await stages.limits?.admit(exchange);
+    decision = withLimitObligations(decision, admission);
   } catch (error) {
     await refuse(io, stages, exchange, decision, request, toGatehouseError(error));
     return;
@@ -90,6 +95,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     const failure = new GatehouseError('recording_failed', { detail: (error as Error).message, cause: error });
     io.fail(failure);
     stages.observe(exchange, decision, refusalOutcome(io, failure));
+    await admission?.release(undefined);
     return;
   }
 
@@ -110,6 +116,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       await stages.recorder.finish(exchange, outcome).catch(() => undefined);
     }
   }
+  await admission?.release(outcome);
   if (outcome) stages.observe(exchange, decision, outcome);
 }
 

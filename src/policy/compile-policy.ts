@@ -1,66 +1,181 @@
-// Compiles the access part of config into a decision function, once at start.
+// Compiles the policy — connection access plus the rules from config, policy files and
+// packs — into a decision function, once (at start and on each reload).
 // Enforces:
 // - default deny: an exchange no rule allows is denied by `default-deny`;
 // - connection access by group: rule `connection-access:<connection>` allows an
 //   identity holding any of the connection's `access.groups`;
-// - deny beats approval beats allow, when several rules match (see combineEffects).
-// The full rule engine (match / conditions / obligations) plugs in as more rules.
+// - a request rule applies when all of its `match` criteria and `when` conditions hold;
+// - deny beats approval beats allow, when several rules match (see combineEffects);
+// - obligations of every applying request rule, and the names of the response rules
+//   whose `match` holds, are attached to the decision;
+// - the version is a hash of everything compiled, recorded with every decision.
+// Rules are indexed by connection so a request only visits the rules that can apply.
 
 import { createHash } from 'node:crypto';
-import type { Decision, Effect, Exchange } from '../exchange/index.js';
+import type { PolicyRuleSpec } from '../config/policy-schema.js';
+import type { Decision, Effect, Exchange, Obligations } from '../exchange/index.js';
+import { compileCondition, compileMatch, type Criterion } from './compile-criteria.js';
+import { EvalContext, type DetectEntities } from './eval-context.js';
+import { isLiteral } from './glob.js';
 
 export interface AccessRuleSource {
   readonly connection: string;
   readonly groups: readonly string[];
 }
 
-interface CompiledRule {
-  readonly name: string;
-  readonly connection: string;
-  readonly effect: Effect;
-  matches(exchange: Exchange): boolean;
+export interface PolicySource {
+  readonly access?: readonly AccessRuleSource[];
+  /** Rules in order: config, then files, then packs (see load-policy.ts). */
+  readonly rules?: readonly PolicyRuleSpec[];
+  /** Default time zone of time windows. */
+  readonly timezone?: string;
 }
+
+export interface CompileOptions {
+  /** Entity detection for `entities` conditions; called at most once per exchange and field. */
+  readonly detectEntities?: DetectEntities | undefined;
+}
+
+/** A policy that cannot be compiled; the message names the rule and field. */
+export class PolicyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PolicyError';
+  }
+}
+
+export interface ResponseViolation {
+  readonly rule: string;
+  readonly message: string;
+}
+
+export interface RuleExplanation {
+  readonly rule: string;
+  readonly effect: Effect;
+  readonly on: 'request' | 'response';
+  /** For a response rule: its match holds, so the answer will be checked. */
+  readonly matched: boolean;
+  readonly checks: ReadonlyArray<{ readonly criterion: string; readonly ok: boolean }>;
+}
+
+export interface Explanation {
+  readonly decision: Decision;
+  readonly rules: readonly RuleExplanation[];
+}
+
+/** What the pipeline needs of a policy: a version and a decision. */
+export type DecisionPolicy = Pick<Policy, 'version' | 'decide'>;
 
 export interface Policy {
   /** A hash of the compiled rules, recorded with every decision. */
   readonly version: string;
+  readonly ruleCount: number;
   decide(exchange: Exchange): Decision;
+  /** Every rule, whether it matched, and each criterion's result. */
+  explain(exchange: Exchange): Explanation;
+  /** A checker of answer text for the named response rules (a decision's `responseGuards`). */
+  responseCheck(names: readonly string[]): (text: string) => ResponseViolation | undefined;
+}
+
+interface CompiledRule {
+  readonly index: number;
+  readonly name: string;
+  readonly effect: Effect;
+  readonly on: 'request' | 'response';
+  readonly message: string | undefined;
+  /** Literal connection names, when the rule names only literal connections (for the index). */
+  readonly connections: readonly string[] | undefined;
+  readonly match: readonly Criterion[];
+  readonly when: readonly Criterion[];
+  readonly obligations: PolicyRuleSpec['obligations'];
 }
 
 const effectRank: Record<Effect, number> = { allow: 1, require_approval: 2, deny: 3 };
 
-export function compilePolicy(access: readonly AccessRuleSource[]): Policy {
-  const rules: CompiledRule[] = access.map(({ connection, groups }) => {
-    const allowed = new Set(groups);
-    return {
+export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource, options: CompileOptions = {}): Policy {
+  const source: PolicySource = isAccessList(input) ? { access: input } : input;
+  const access = source.access ?? [];
+  const timezone = source.timezone ?? 'UTC';
+  const specs: PolicyRuleSpec[] = [
+    ...access.map(({ connection, groups }): PolicyRuleSpec => ({
       name: `connection-access:${connection}`,
-      connection,
       effect: 'allow',
-      matches: (ex) => ex.connection === connection && ex.identity !== undefined && ex.identity.groups.some((g) => allowed.has(g)),
-    };
-  });
-  const version = createHash('sha256').update(JSON.stringify(access)).digest('hex').slice(0, 16);
+      on: 'request',
+      match: { connections: [connection], groups: [...groups] },
+      when: [],
+    })),
+    ...(source.rules ?? []),
+  ];
+  checkRuleSet(specs, options);
+  const rules = specs.map((spec, index) => compileRule(spec, index, timezone));
+  const version = createHash('sha256').update(JSON.stringify(isAccessList(input) ? access : { access, rules: source.rules ?? [], timezone })).digest('hex').slice(0, 16);
+
+  // Index: rules that name only literal connections are visited for those connections;
+  // the others for every exchange. Each list keeps the rules' order.
+  const general = rules.filter((r) => r.connections === undefined);
   const byConnection = new Map<string, CompiledRule[]>();
-  for (const rule of rules) {
-    byConnection.set(rule.connection, [...(byConnection.get(rule.connection) ?? []), rule]);
+  for (const rule of rules) for (const c of rule.connections ?? []) byConnection.set(c, []);
+  for (const [connection, list] of byConnection) list.push(...rules.filter((r) => r.connections === undefined || r.connections.includes(connection)));
+  const candidates = (exchange: Exchange) => byConnection.get(exchange.connection) ?? general;
+  const responseRules = new Map(rules.filter((r) => r.on === 'response').map((r) => [r.name, r]));
+  const detect = options.detectEntities;
+
+  function decide(exchange: Exchange): Decision {
+    const ctx = new EvalContext(exchange, detect);
+    let best: Effect | undefined;
+    let winners: CompiledRule[] = [];
+    let applied: CompiledRule[] | undefined;
+    for (const rule of candidates(exchange)) {
+      if (!allHold(rule.match, ctx)) continue;
+      if (rule.on === 'response') {
+        (applied ??= []).push(rule);
+        continue;
+      }
+      if (!allHold(rule.when, ctx)) continue;
+      if (rule.obligations) (applied ??= []).push(rule);
+      if (best === undefined || effectRank[rule.effect] > effectRank[best]) {
+        best = rule.effect;
+        winners = [rule];
+      } else if (rule.effect === best) winners.push(rule);
+    }
+    if (best === undefined) {
+      const who = exchange.identity?.subject ?? 'anonymous caller';
+      return { effect: 'deny', rules: ['default-deny'], reason: 'no-rule-allows', message: `Access denied: no rule allows ${who} on connection "${exchange.connection}".`, policyVersion: version };
+    }
+    const decision: Decision = {
+      effect: best,
+      rules: winners.map((r) => r.name),
+      reason: `rule-${best.replace('_', '-')}`,
+      policyVersion: version,
+    };
+    const message = winners.find((r) => r.message !== undefined)?.message;
+    const obligations = best === 'deny' || !applied ? undefined : mergeObligations(applied);
+    return { ...decision, ...(message !== undefined && best !== 'allow' ? { message } : {}), ...(obligations ? { obligations } : {}) };
   }
 
   return {
     version,
-    decide(exchange) {
-      const matched = (byConnection.get(exchange.connection) ?? []).filter((r) => r.matches(exchange));
-      if (matched.length === 0) {
-        const who = exchange.identity?.subject ?? 'anonymous caller';
-        return {
-          effect: 'deny',
-          rules: ['default-deny'],
-          reason: 'no-rule-allows',
-          message: `Access denied: no rule allows ${who} on connection "${exchange.connection}".`,
-          policyVersion: version,
-        };
-      }
-      const effect = combineEffects(matched.map((r) => r.effect));
-      return { effect, rules: matched.filter((r) => r.effect === effect).map((r) => r.name), reason: `rule-${effect.replace('_', '-')}`, policyVersion: version };
+    ruleCount: rules.length,
+    decide,
+    explain(exchange) {
+      const ctx = new EvalContext(exchange, detect);
+      const explained = rules.map((rule): RuleExplanation => {
+        const criteria = rule.on === 'response' ? rule.match : [...rule.match, ...rule.when];
+        const checks = criteria.map((c) => ({ criterion: c.label, ok: c.test(ctx) }));
+        return { rule: rule.name, effect: rule.effect, on: rule.on, matched: checks.every((c) => c.ok), checks };
+      });
+      return { decision: decide(exchange), rules: explained };
+    },
+    responseCheck(names) {
+      const guards = names.map((n) => responseRules.get(n)).filter((r): r is CompiledRule => r !== undefined);
+      if (guards.length === 0) return () => undefined;
+      return (text) => {
+        const ctx = new EvalContext({ ...answerExchange, facts: { stream: false, text } }, detect);
+        for (const rule of guards) {
+          if (allHold(rule.when, ctx)) return { rule: rule.name, message: rule.message ?? `The answer was withheld by policy (rule "${rule.name}").` };
+        }
+        return undefined;
+      };
     },
   };
 }
@@ -71,4 +186,72 @@ export function combineEffects(effects: readonly Effect[]): Effect {
   let best: Effect = effects[0]!;
   for (const effect of effects) if (effectRank[effect] > effectRank[best]) best = effect;
   return best;
+}
+
+const answerExchange: Exchange = { id: 'answer', sessionId: 'answer', protocol: 'http', connection: '', operation: '', startedAt: 0, client: { address: undefined }, facts: { stream: false } };
+
+function isAccessList(input: readonly AccessRuleSource[] | PolicySource): input is readonly AccessRuleSource[] {
+  return Array.isArray(input);
+}
+
+function allHold(criteria: readonly Criterion[], ctx: EvalContext): boolean {
+  for (const c of criteria) if (!c.test(ctx)) return false;
+  return true;
+}
+
+function compileRule(spec: PolicyRuleSpec, index: number, timezone: string): CompiledRule {
+  const connections = spec.match?.connections;
+  return {
+    index,
+    name: spec.name,
+    effect: spec.effect,
+    on: spec.on,
+    message: spec.message,
+    connections: connections && isLiteral(connections) ? connections : undefined,
+    match: compileMatch(spec.match, timezone),
+    when: spec.when.map(compileCondition),
+    obligations: spec.obligations,
+  };
+}
+
+function mergeObligations(rules: readonly CompiledRule[]): Obligations | undefined {
+  const mask: string[] = [];
+  const guards: string[] = [];
+  let maxResponseBytes: number | undefined;
+  for (const rule of rules) {
+    if (rule.on === 'response') {
+      if (!guards.includes(rule.name)) guards.push(rule.name);
+      continue;
+    }
+    const o = rule.obligations;
+    if (!o) continue;
+    for (const m of o.mask ?? []) if (!mask.includes(m)) mask.push(m);
+    for (const g of o.responseGuards ?? []) if (!guards.includes(g)) guards.push(g);
+    if (o.maxResponseBytes !== undefined) maxResponseBytes = Math.min(maxResponseBytes ?? Infinity, o.maxResponseBytes);
+  }
+  if (mask.length === 0 && guards.length === 0 && maxResponseBytes === undefined) return undefined;
+  return {
+    ...(mask.length > 0 ? { mask } : {}),
+    ...(maxResponseBytes !== undefined ? { maxResponseBytes } : {}),
+    ...(guards.length > 0 ? { responseGuards: guards } : {}),
+  };
+}
+
+/** Checks across rules that the schema cannot see: unique names, references, detector. */
+function checkRuleSet(specs: readonly PolicyRuleSpec[], options: CompileOptions): void {
+  const seen = new Set<string>();
+  const responseNames = new Set(specs.filter((s) => s.on === 'response').map((s) => s.name));
+  for (const spec of specs) {
+    if (spec.name === 'default-deny') throw new PolicyError(`rule "default-deny": the name is reserved`);
+    if (seen.has(spec.name)) throw new PolicyError(`rule "${spec.name}": name: the name is used by another rule (rule names must be unique across config, files and packs)`);
+    seen.add(spec.name);
+    spec.when.forEach((condition, i) => {
+      if (condition.entities !== undefined && options.detectEntities === undefined) {
+        throw new PolicyError(`rule "${spec.name}": when[${i}].entities: entity detection is not available in this gateway`);
+      }
+    });
+    for (const guard of spec.obligations?.responseGuards ?? []) {
+      if (!responseNames.has(guard)) throw new PolicyError(`rule "${spec.name}": obligations.responseGuards: no response rule (on: response) is named "${guard}"`);
+    }
+  }
 }

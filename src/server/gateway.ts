@@ -11,8 +11,11 @@ import type { GatehouseConfig } from '../config/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
-import { compilePolicy, type Policy } from '../policy/index.js';
+import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
+import { createPolicyRoutes } from '../api/policy-routes.js';
+import { createLimitStore } from './create-limit-store.js';
 import { maskPlannerFromConfig } from '../mask/index.js';
+import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { openStore, type Store } from '../store/index.js';
@@ -29,6 +32,8 @@ export interface Gateway {
   readonly logger: Logger;
   /** Present when config has an `approvals:` section. */
   readonly approvals: ApprovalService | undefined;
+  /** The live policy: `reload(by)` recompiles it (SIGHUP, file change, admin API). */
+  readonly policy: PolicyRuntime;
   close(): Promise<void>;
 }
 
@@ -38,9 +43,15 @@ export interface StartOptions {
    * Replaces the policy compiled from config, for embedding Gatehouse in another
    * program and for tests (e.g. a policy that returns `require_approval`).
    */
-  readonly policy?: Policy;
+  readonly policy?: DecisionPolicy;
   /** Response-side guardrail check (policy provides it). */
   readonly responseGuard?: ResponseGuard | undefined;
+  /** The config file: watched, and re-read when the policy reloads. */
+  readonly configFile?: string;
+  /** Entity detection for policy `entities` conditions (without it, such rules are refused). */
+  readonly detectEntities?: DetectEntities;
+  /** Called after every policy change, with who made it (for the audit log). */
+  readonly onPolicyChange?: (event: PolicyChangeEvent) => void;
 }
 
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -48,7 +59,17 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const store = await openStore(config.store);
   const apiKeys = new ApiKeyService(store.db);
   const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
-  const policy = options.policy ?? compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
+  const limitStore = createLimitStore(config.policy.limits);
+  const policyRuntime = createPolicyRuntime({
+    config,
+    configFile: options.configFile,
+    store: limitStore,
+    logger,
+    // Policy `entities` conditions use the masking engine's detectors.
+    detectEntities: options.detectEntities ?? entityTypes,
+    onPolicyChange: options.onPolicyChange,
+  });
+  const policy = options.policy ?? policyRuntime.policy;
   const recorder = createRecorder(store.db);
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
@@ -57,6 +78,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const stages: PipelineStages = {
     identify,
     policy,
+    limits: policyRuntime.limits,
     recorder,
     approvals: approvals?.stage,
     observe(exchange, decision, outcome) {
@@ -71,7 +93,16 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     connections,
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
-    masking: { planner: maskPlannerFromConfig(config.masking), maxBufferBytes: config.masking.maxBufferBytes, responseGuard: options.responseGuard },
+    masking: {
+      planner: maskPlannerFromConfig(config.masking),
+      maxBufferBytes: config.masking.maxBufferBytes,
+      // The decision names the response rules to enforce (obligations.responseGuards).
+      responseGuard: (decision) => {
+        const names = decision.obligations?.responseGuards;
+        if (names && names.length > 0) return policyRuntime.policy.responseCheck(names);
+        return options.responseGuard;
+      },
+    },
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
   });
   const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);
@@ -85,7 +116,15 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }) });
+    const admin = createAdminHandler({
+      db: store.db,
+      identify,
+      adminGroups: config.admin.groups,
+      metrics,
+      logger,
+      reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }),
+      routes: createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }),
+    });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');
@@ -107,11 +146,14 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     apiKeys,
     logger,
     approvals: approvals?.service,
+    policy: policyRuntime,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
         await recorder.drain();
         await approvals?.close();
+        policyRuntime.close();
+        await limitStore.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');

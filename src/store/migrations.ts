@@ -77,6 +77,12 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.createIndex('api_keys_live_name').on('api_keys').column('name').unique().where(sql.ref('revoked_at'), 'is', null).execute();
       },
     },
+    '0005_policy_obligations': {
+      // What the decision obliged (masking profiles, response cap, response guards).
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('exchanges').addColumn('obligations', 'text').execute();
+      },
+    },
     '0006_masking_entity_counts': {
       // Entities masked per exchange, by type (JSON object), for reports without the values.
       async up(db: Kysely<any>) {

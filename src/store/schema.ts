@@ -35,6 +35,8 @@ export interface ExchangesTable {
   rules: string;
   reason: string | null;
   policy_version: string | null;
+  /** JSON of the decision's obligations (0005_policy_obligations). */
+  obligations: string | null;
   status: number | null;
   error_code: string | null;
   error_detail: string | null;

@@ -16,7 +16,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import type { Decision, Exchange } from '../../src/exchange/index.js';
 import { createLogger } from '../../src/observability/index.js';
-import { compilePolicy, type Policy } from '../../src/policy/index.js';
+import { compilePolicy, type DecisionPolicy } from '../../src/policy/index.js';
 import { startGateway, type Gateway } from '../../src/server/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 
@@ -24,7 +24,7 @@ const upstreamKey = 'sk-upstream-approvals';
 const webhookSecret = 'whsec-test-approvals';
 
 /** require_approval (rule named by the trigger word) when the prompt contains one. */
-function testPolicy(): Policy {
+function testPolicy(): DecisionPolicy {
   const base = compilePolicy([{ connection: 'demo', groups: ['ml'] }]);
   const triggers: Record<string, string> = { DROP: 'risky-prompts', DELETE: 'quick-hold', EXPIRE: 'short-lived', GRANT: 'grantable' };
   return {

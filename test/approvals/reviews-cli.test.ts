@@ -11,11 +11,11 @@ import { parseConfig } from '../../src/config/index.js';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import type { Decision, Exchange } from '../../src/exchange/index.js';
 import { createLogger } from '../../src/observability/index.js';
-import { compilePolicy, type Policy } from '../../src/policy/index.js';
+import { compilePolicy, type DecisionPolicy } from '../../src/policy/index.js';
 import { startGateway, type Gateway } from '../../src/server/index.js';
 import { runCli } from '../helpers/gateway-process.js';
 
-function approvalFor(word: string): Policy {
+function approvalFor(word: string): DecisionPolicy {
   const base = compilePolicy([{ connection: 'demo', groups: ['ml'] }]);
   return {
     version: base.version,

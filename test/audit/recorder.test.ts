@@ -102,6 +102,7 @@ for (const dialect of await testDialects()) {
         clientAddress: '10.0.0.7',
         reason: 'rule-matched',
         policyVersion: 'pv1',
+        obligations: null,
         errorDetail: null,
         request: { method: 'POST', path: '/v1/chat/completions', headers: request.headers, body: request.body, truncated: false, promptText: 'What is 2+2?' },
         response: {

@@ -441,3 +441,10 @@ describe('parseSize', () => {
     });
   }
 });
+
+describe('cross-section references', () => {
+  test('a policy obligation naming an unknown masking profile is a config error with its path', () => {
+    const source = `masking:\n  profiles:\n    pii: { operator: redact }\npolicy:\n  rules:\n    - name: ok\n      effect: allow\n      obligations: { mask: [pii] }\n    - name: typo\n      effect: allow\n      obligations: { mask: [pi] }\n`;
+    assert.deepEqual(issuesOf(source), ['policy.rules[1].obligations.mask: no masking profile named "pi" in masking.profiles']);
+  });
+});

@@ -71,7 +71,7 @@ export async function startMaskingHarness(options: HarnessOptions): Promise<Harn
     connections: new Map([['c', connection]]),
     stages,
     maxRecordedBody: 1024 * 1024,
-    masking: { planner: options.planner ?? new MaskPlanner(options.profiles ?? []), maxBufferBytes: options.maxBufferBytes ?? 16 * 1024 * 1024, responseGuard: options.guard },
+    masking: { planner: options.planner ?? new MaskPlanner(options.profiles ?? []), maxBufferBytes: options.maxBufferBytes ?? 16 * 1024 * 1024, responseGuard: options.guard ? () => options.guard : undefined },
   });
   const server = createServer(dataPlane);
   const url = await listen(server);

@@ -7,7 +7,7 @@ import { createRecorder } from '../../src/audit/index.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../src/identity/index.js';
 import type { PipelineStages } from '../../src/pipeline/index.js';
-import { compilePolicy, type Policy } from '../../src/policy/index.js';
+import { compilePolicy, type DecisionPolicy } from '../../src/policy/index.js';
 import { startPostgresListener, type ApprovalHook, type PostgresConnection, type PostgresListener } from '../../src/protocols/postgres/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { createTestPostgresDatabase, createTestSqliteDatabase, type TestDatabase } from './databases.js';
@@ -29,7 +29,7 @@ export interface TestProxy {
 }
 
 export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 'listen'>> & {
-  readonly policy?: (base: Policy) => Policy;
+  readonly policy?: (base: DecisionPolicy) => DecisionPolicy;
   readonly onApprovalRequired?: ApprovalHook;
 };
 

@@ -66,6 +66,7 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['bytes_out', false],
     ['ttfb_ms', true],
     ['duration_ms', true],
+    ['obligations', true],
     ['masking_counts', true],
     ['review_id', true],
     ['approval_via', true],

@@ -1,13 +1,32 @@
 import { loadConfig } from '../../config/index.js';
-import { startGateway } from '../../server/index.js';
+import { PolicyError } from '../../policy/index.js';
+import { startGateway, type Gateway } from '../../server/index.js';
+import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
 
 export async function startCommand(options: { config?: string | undefined }): Promise<void> {
-  const config = loadConfig(configPath(options.config));
-  const gateway = await startGateway(config);
+  const file = configPath(options.config);
+  const config = loadConfig(file);
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway(config, { configFile: file });
+  } catch (error) {
+    if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
+    throw error;
+  }
   process.stderr.write(`gatehouse: data plane ${gateway.dataPlaneUrl}${gateway.adminUrl ? `, admin ${gateway.adminUrl}` : ''}\n`);
   for (const [name, address] of gateway.postgresListeners) process.stderr.write(`gatehouse: postgres connection ${name} on ${address}\n`);
+  // SIGHUP reloads the policy; a refused reload is logged and changes nothing.
+  const reload = () => {
+    try {
+      gateway.policy.reload('signal:SIGHUP');
+    } catch {
+      // logged by the policy runtime
+    }
+  };
+  process.on('SIGHUP', reload);
   await untilSignal();
+  process.off('SIGHUP', reload);
   await gateway.close();
 }
 

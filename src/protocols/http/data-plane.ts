@@ -81,7 +81,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
         const recorded = isTextual(req.headers['content-type']) ? captureWhole(body, maxRecordedBody) : { text: undefined, truncated: false };
         return {
           operation: exchange.operation,
-          facts: isOpenai ? openaiFacts(exchange.operation, body) : { stream: false },
+          facts: { ...(isOpenai ? openaiFacts(exchange.operation, body) : { stream: false }), method, path: pathname, bytes: body.length },
           request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
           digest: requestDigest(body),
         };
@@ -112,6 +112,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           upstream,
           connection: connection.name,
           readAnswer: isOpenai && admitted.operation !== 'embeddings',
+          // A policy or limit obligation may only lower the connection's cap.
           maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),
           maxRecordedBody,
           bytesIn: body?.length ?? 0,
@@ -119,7 +120,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           elapsedMs,
           finish,
           maskPlan: masking.response,
-          responseGuard: options.masking?.responseGuard,
+          responseGuard: options.masking?.responseGuard?.(decision),
           isEmbeddings: admitted.operation === 'embeddings',
           maxMaskBuffer: options.masking?.maxBufferBytes,
           requestCounts: masking.requestCounts,

@@ -3,3 +3,4 @@ export { parseDataPlanePath, joinUpstreamPath, hasDotSegment, type HttpConnectio
 export { writeError, errorEnvelope } from './write-error.js';
 export { bearerToken } from './headers.js';
 export type { ResponseGuard } from './response-filters.js';
+export { dryRunExchange, type DryRunInput } from './dry-run-exchange.js';

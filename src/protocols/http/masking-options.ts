@@ -13,8 +13,11 @@ import type { ResponseGuard } from './response-filters.js';
 export interface DataPlaneMasking {
   readonly planner: MaskPlanner;
   readonly maxBufferBytes: number;
-  /** Response-side guardrail, provided by policy. */
-  readonly responseGuard?: ResponseGuard | undefined;
+  /**
+   * Response-side guardrail for one exchange, provided by policy from the decision's
+   * `obligations.responseGuards`; undefined when the decision names none.
+   */
+  readonly responseGuard?: ((decision: Decision) => ResponseGuard | undefined) | undefined;
 }
 
 export interface ExchangeMasking {

@@ -22,6 +22,7 @@ export function writeError(res: ServerResponse, error: GatehouseError, exchangeI
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   if (exchangeId) headers['gatehouse-exchange-id'] = exchangeId;
   if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse"';
+  if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
   // After a refused body the connection may hold unread bytes: do not reuse it.
   if (error.code === 'request_too_large') headers['connection'] = 'close';
   res.writeHead(error.status, headers);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import type { Policy } from '../../../src/policy/index.js';
+import type { DecisionPolicy } from '../../../src/policy/index.js';
 import { bindMessage, cstring, int16, int32, message, noticeResponse, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
@@ -16,7 +16,7 @@ import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js'
  * A test Policy: the base decision, except `sql.drop` is denied by rule `deny-drop` and
  * `sql.truncate` requires approval by rule `approve-truncate`.
  */
-function denyDrop(base: Policy): Policy {
+function denyDrop(base: DecisionPolicy): DecisionPolicy {
   return {
     version: `${base.version}+deny-drop`,
     decide(exchange) {

@@ -1,0 +1,195 @@
+// The `policy:` config section and the rule model, in one schema shared by the config
+// file, policy files (`policy.files`) and the built-in packs (`policy-packs/*.yaml`).
+// Unknown keys are refused; a regex that re2 cannot run in linear time (backreferences,
+// lookarounds) or cannot parse is refused here, with the rule's name and field.
+
+import RE2 from 're2';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+export const ruleNamePattern = /^[a-z0-9][a-z0-9_.:-]{0,99}$/;
+export const packNames = ['secrets-in-prompts', 'prompt-injection', 'bulk-export', 'model-weights'] as const;
+export const weekdays = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+
+const sizeValue = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const bytes = parseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (use e.g. 512KiB, 10MiB, or bytes)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const durationValue = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 1000) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration of at least 1s (use e.g. 30s, 1m, 1h)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const patterns = z.array(z.string().min(1)).min(1);
+
+export function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const timeZone = z.string().refine(isTimeZone, 'is not an IANA time zone (e.g. UTC, Europe/Paris)');
+
+const timeWindow = z.strictObject({
+  days: z.array(z.enum(weekdays)).min(1).optional(),
+  /** "09:00-17:00"; a window that ends before it starts wraps midnight ("22:00-06:00"). */
+  hours: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$/, 'must be "HH:MM-HH:MM", e.g. "09:00-17:30"').optional(),
+  timezone: timeZone.optional(),
+});
+
+export const matchSchema = z.strictObject({
+  subjects: patterns.optional(),
+  groups: patterns.optional(),
+  kinds: z.array(z.enum(['human', 'service', 'agent'])).min(1).optional(),
+  connections: patterns.optional(),
+  operations: patterns.optional(),
+  models: patterns.optional(),
+  methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')).min(1).optional(),
+  paths: patterns.optional(),
+  time: timeWindow.optional(),
+});
+
+const factName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9]*$/, 'must be a fact name such as text, model, inputCount, bytes, tokens, tables');
+
+export const conditionSchema = z
+  .strictObject({
+    /** An re2 regular expression, searched in the fact (default `text`). */
+    regex: z.string().min(1).optional(),
+    /** Any of these keywords, after normalisation (case, confusables, spacing). */
+    keywords: z.array(z.string()).min(1).optional(),
+    /** Any of these entity types, as the detectors name them (`email`, `us_ssn` …). */
+    entities: z.array(z.string().min(1)).min(1).optional(),
+    /** A numeric or list fact compared with gt / gte / lt / lte / includes. */
+    fact: factName.optional(),
+    field: factName.optional(),
+    gt: z.number().optional(),
+    gte: z.number().optional(),
+    lt: z.number().optional(),
+    lte: z.number().optional(),
+    includes: patterns.optional(),
+    /** Inverts the condition. */
+    not: z.boolean().default(false),
+  })
+  .superRefine((c, ctx) => {
+    const kinds = (['regex', 'keywords', 'entities', 'fact'] as const).filter((k) => c[k] !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'a condition needs exactly one of regex, keywords, entities or fact' });
+      return;
+    }
+    const comparisons = (['gt', 'gte', 'lt', 'lte', 'includes'] as const).filter((k) => c[k] !== undefined);
+    if (c.fact !== undefined && comparisons.length === 0) ctx.addIssue({ code: 'custom', message: 'a fact condition needs gt, gte, lt, lte or includes' });
+    if (c.fact === undefined && comparisons.length > 0) ctx.addIssue({ code: 'custom', message: `${comparisons.join(', ')} only go with fact` });
+    if (c.fact !== undefined && c.field !== undefined) ctx.addIssue({ code: 'custom', message: 'field goes with regex, keywords or entities; a fact condition names its fact in fact' });
+    if (c.keywords?.some((k) => k.trim() === '')) ctx.addIssue({ code: 'custom', path: ['keywords'], message: 'a keyword must not be empty' });
+  });
+
+const obligationsSchema = z.strictObject({
+  mask: z.array(z.string().min(1)).min(1).optional(),
+  maxResponseBytes: sizeValue.optional(),
+  responseGuards: z.array(z.string().regex(ruleNamePattern)).min(1).optional(),
+});
+
+export const ruleSchema = z
+  .strictObject({
+    name: z.string().regex(ruleNamePattern, 'must be lower-case letters, digits, "-", "_", ".", ":" (at most 100)'),
+    description: z.string().optional(),
+    effect: z.enum(['allow', 'deny', 'require_approval']),
+    /** `request` rules decide; `response` rules check the answer of the exchanges they match. */
+    on: z.enum(['request', 'response']).default('request'),
+    /** Shown to the caller when this rule denies. */
+    message: z.string().min(1).max(500).optional(),
+    match: matchSchema.optional(),
+    when: z.array(conditionSchema).default([]),
+    obligations: obligationsSchema.optional(),
+  })
+  .superRefine((rule, ctx) => {
+    rule.when.forEach((condition, i) => {
+      if (condition.regex === undefined) return;
+      try {
+        new RE2(condition.regex, 'u');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: ['when', i, 'regex'], message: `rule "${rule.name}": re2 refuses the pattern ${JSON.stringify(condition.regex)}: ${(error as Error).message} (re2 runs in linear time and has no backreferences or lookarounds)` });
+      }
+    });
+    if (rule.on === 'response') {
+      if (rule.effect !== 'deny') ctx.addIssue({ code: 'custom', path: ['effect'], message: `rule "${rule.name}": a response rule can only deny` });
+      rule.when.forEach((condition, i) => {
+        if (condition.fact !== undefined || (condition.field ?? 'text') !== 'text') {
+          ctx.addIssue({ code: 'custom', path: ['when', i], message: `rule "${rule.name}": a response rule checks the answer text only (regex, keywords or entities, without field)` });
+        }
+      });
+    }
+  });
+
+/** A policy file (`policy.files`) and a built-in pack have this shape. */
+export const ruleFileSchema = z.strictObject({
+  description: z.string().optional(),
+  rules: z.array(ruleSchema).default([]),
+});
+
+export const limitRuleSchema = z
+  .strictObject({
+    name: z.string().regex(ruleNamePattern, 'must be lower-case letters, digits, "-", "_", ".", ":" (at most 100)'),
+    description: z.string().optional(),
+    /** Whose counter: the caller, each of the caller's (matched) groups, or the connection. */
+    per: z.enum(['identity', 'group', 'connection']).default('identity'),
+    match: matchSchema.optional(),
+    window: durationValue.default(60_000),
+    requests: z.number().int().positive().optional(),
+    tokens: z.number().int().positive().optional(),
+    embeddingInputs: z.number().int().positive().optional(),
+    bytes: sizeValue.optional(),
+    concurrent: z.number().int().positive().optional(),
+    maxRequestBytes: sizeValue.optional(),
+    maxResponseBytes: sizeValue.optional(),
+    message: z.string().min(1).max(500).optional(),
+  })
+  .refine(
+    (l) => [l.requests, l.tokens, l.embeddingInputs, l.bytes, l.concurrent, l.maxRequestBytes, l.maxResponseBytes].some((v) => v !== undefined),
+    'a limit needs at least one of requests, tokens, embeddingInputs, bytes, concurrent, maxRequestBytes, maxResponseBytes',
+  );
+
+export interface PolicySchemaContext {
+  /** Resolves a path relative to the config file. */
+  readonly path: z.ZodType<string, string>;
+  /** Resolves a secret reference. */
+  readonly secret: z.ZodType<string, string>;
+}
+
+export function buildPolicySchema({ path, secret }: PolicySchemaContext) {
+  return z
+    .strictObject({
+      rules: z.array(ruleSchema).default([]),
+      files: z.array(path).default([]),
+      packs: z.array(z.enum(packNames)).default([]),
+      /** Default time zone of `match.time` windows. */
+      timezone: timeZone.default('UTC'),
+      limits: z
+        .strictObject({
+          store: z.enum(['memory', 'redis']).default('memory'),
+          redis: z.strictObject({ url: secret, keyPrefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,100}$/).default('gatehouse:') }).optional(),
+          rules: z.array(limitRuleSchema).default([]),
+        })
+        .prefault({})
+        .refine((l) => l.store !== 'redis' || l.redis !== undefined, { message: 'store "redis" needs redis.url', path: ['redis'] }),
+    })
+    .prefault({});
+}
+
+export type PolicyRuleSpec = z.output<typeof ruleSchema>;
+export type MatchSpec = z.output<typeof matchSchema>;
+export type ConditionSpec = z.output<typeof conditionSchema>;
+export type LimitRuleSpec = z.output<typeof limitRuleSchema>;
+export type PolicyConfig = z.output<ReturnType<typeof buildPolicySchema>>;

@@ -1,0 +1,82 @@
+// Counters behind limits, one interface and two stores: in memory (one process) and
+// Redis (several gateways, exact: every check-and-add is one atomic script).
+// Windows are fixed: a counter belongs to window floor(now / windowMs) and expires
+// with it; a refusal says how long until the window ends (Retry-After).
+
+export interface CounterRequest {
+  /** Counter key without the window suffix. */
+  readonly key: string;
+  readonly windowMs: number;
+  /** Added when every counter of the request passes. */
+  readonly amount: number;
+  /** Refused when current + check > limit (tokens: amount 0, check 1 = "not yet used up"). */
+  readonly check: number;
+  readonly limit: number;
+}
+
+export interface TakeRefusal {
+  /** Index of the first counter that refused. */
+  readonly index: number;
+  readonly retryAfterMs: number;
+}
+
+export interface LimitStore {
+  /** Atomically: if every counter passes its check, adds every amount; else adds nothing. */
+  take(counters: readonly CounterRequest[]): Promise<TakeRefusal | undefined>;
+  /** Adds to a counter in its current window (tokens, after the answer). */
+  add(key: string, windowMs: number, amount: number): Promise<void>;
+  /** Takes one concurrency slot unless `max` are taken; a slot left by a dead process expires after `ttlMs`. */
+  acquire(key: string, max: number, ttlMs: number): Promise<boolean>;
+  release(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createMemoryLimitStore(now: () => number = Date.now): LimitStore {
+  const counters = new Map<string, { value: number; expiresAt: number }>();
+  const slots = new Map<string, number>();
+  const sweep = setInterval(() => {
+    const t = now();
+    for (const [key, entry] of counters) if (entry.expiresAt <= t) counters.delete(key);
+  }, 60_000);
+  sweep.unref();
+
+  const windowKey = (key: string, windowMs: number, t: number) => `${key}:${Math.floor(t / windowMs)}`;
+  const current = (key: string, t: number) => {
+    const entry = counters.get(key);
+    return entry && entry.expiresAt > t ? entry.value : 0;
+  };
+  const addAt = (key: string, windowMs: number, amount: number, t: number) => {
+    const wk = windowKey(key, windowMs, t);
+    counters.set(wk, { value: current(wk, t) + amount, expiresAt: (Math.floor(t / windowMs) + 1) * windowMs });
+  };
+
+  return {
+    async take(requests) {
+      const t = now();
+      for (const [index, r] of requests.entries()) {
+        if (current(windowKey(r.key, r.windowMs, t), t) + r.check > r.limit) {
+          return { index, retryAfterMs: (Math.floor(t / r.windowMs) + 1) * r.windowMs - t };
+        }
+      }
+      for (const r of requests) if (r.amount > 0) addAt(r.key, r.windowMs, r.amount, t);
+      return undefined;
+    },
+    async add(key, windowMs, amount) {
+      if (amount > 0) addAt(key, windowMs, amount, now());
+    },
+    async acquire(key, max) {
+      const taken = slots.get(key) ?? 0;
+      if (taken >= max) return false;
+      slots.set(key, taken + 1);
+      return true;
+    },
+    async release(key) {
+      const taken = (slots.get(key) ?? 0) - 1;
+      if (taken <= 0) slots.delete(key);
+      else slots.set(key, taken);
+    },
+    async close() {
+      clearInterval(sweep);
+    },
+  };
+}

@@ -1,0 +1,53 @@
+// Gathers the rules of a policy: the config's own `policy.rules`, then each file of
+// `policy.files`, then each pack of `policy.packs` (policy-packs/<name>.yaml), each
+// validated with the same rule schema. Errors name the file and the dotted path,
+// e.g. `policy file rules/extra.yaml: rules[2].when[0].regex: …`.
+
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import type { GatehouseConfig } from '../config/index.js';
+import { formatPath } from '../config/index.js';
+import { ruleFileSchema, type PolicyRuleSpec } from '../config/policy-schema.js';
+import { compilePolicy, PolicyError, type CompileOptions, type Policy, type PolicySource } from './compile-policy.js';
+
+export const packsDir = fileURLToPath(new URL('../../policy-packs/', import.meta.url));
+
+export function packPath(name: string): string {
+  return `${packsDir}${name}.yaml`;
+}
+
+export function loadRuleFile(file: string, label = `policy file ${file}`): PolicyRuleSpec[] {
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'), { maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    throw new PolicyError(`${label}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'cannot read: ENOENT' : (error as Error).message.split('\n')[0]}`);
+  }
+  const result = ruleFileSchema.safeParse(raw);
+  if (!result.success) {
+    throw new PolicyError(`${label}:\n${result.error.issues.map((i) => `  ${formatPath(i.path)}: ${i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message}`).join('\n')}`);
+  }
+  return result.data.rules;
+}
+
+/** The policy source a config describes (reads policy files and packs). */
+export function policySourceOf(config: GatehouseConfig): PolicySource {
+  const rules: PolicyRuleSpec[] = [...config.policy.rules];
+  for (const file of config.policy.files) rules.push(...loadRuleFile(file));
+  for (const pack of config.policy.packs) rules.push(...loadRuleFile(packPath(pack), `policy pack ${pack}`));
+  return {
+    access: config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })),
+    rules,
+    timezone: config.policy.timezone,
+  };
+}
+
+/** The files whose change should reload the policy. */
+export function policyFiles(config: GatehouseConfig): string[] {
+  return [...config.policy.files];
+}
+
+export function buildPolicy(config: GatehouseConfig, options: CompileOptions = {}): Policy {
+  return compilePolicy(policySourceOf(config), options);
+}

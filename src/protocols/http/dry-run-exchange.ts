@@ -1,0 +1,50 @@
+// Builds the Exchange the data plane would build for a request, without a socket:
+// for policy dry runs (`gatehouse policy check`, `POST /api/policy/check`). The facts
+// come from the same decoders as live traffic, so a dry run decides as the gateway would.
+
+import type { Exchange, IdentityKind } from '../../exchange/index.js';
+import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
+
+export interface DryRunInput {
+  readonly subject: string;
+  readonly groups: readonly string[];
+  readonly kind: IdentityKind;
+  readonly connection: string;
+  /** A postgres connection takes its operation (`sql.select` …) from `operation`. */
+  readonly connectionType: 'openai' | 'http' | 'postgres';
+  /** Overrides the operation derived from method and path. */
+  readonly operation?: string | undefined;
+  readonly method?: string | undefined;
+  /** Path after /c/<connection>, e.g. /chat/completions. */
+  readonly path?: string | undefined;
+  readonly body?: Buffer | undefined;
+  /** When the request happens (time windows); default now. */
+  readonly at?: number | undefined;
+}
+
+const pathOfOperation: Readonly<Record<string, string>> = {
+  'chat.completions': '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+  responses: '/responses',
+};
+
+export function dryRunExchange(input: DryRunInput): Exchange {
+  const body = input.body ?? Buffer.alloc(0);
+  const path = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions';
+  const method = input.method ?? (body.length > 0 || input.connectionType === 'openai' ? 'POST' : 'GET');
+  const derived = input.connectionType === 'openai' ? openaiOperation(method, path) : httpOperation(method, path);
+  const operation = input.operation ?? derived;
+  const base = input.connectionType === 'openai' ? openaiFacts(operation, body) : { stream: false };
+  return {
+    id: 'dry-run',
+    sessionId: 'dry-run',
+    protocol: 'http',
+    connection: input.connection,
+    operation,
+    startedAt: input.at ?? Date.now(),
+    client: { address: undefined },
+    facts: { ...base, method, path, bytes: body.length },
+    identity: { subject: input.subject, kind: input.kind, groups: input.groups, method: 'api_key', credentialId: 'dry-run' },
+  };
+}

@@ -1,0 +1,45 @@
+// The `policy:` section of the config: defaults, and errors that name the path.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, parseConfig } from '../../src/config/index.js';
+
+function issues(yaml: string): readonly string[] {
+  try {
+    parseConfig(yaml, 'gatehouse.yaml', { REDIS_URL: 'redis://127.0.0.1:6379' });
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error.issues;
+  }
+  assert.fail('the config was accepted');
+}
+
+describe('policy config section', () => {
+  test('defaults: no rules, no files, no packs, UTC, memory limits', () => {
+    const config = parseConfig('', 'gatehouse.yaml');
+    assert.deepEqual(config.policy, { rules: [], files: [], packs: [], timezone: 'UTC', limits: { store: 'memory', rules: [] } });
+  });
+
+  const rows: ReadonlyArray<readonly [string, string, string]> = [
+    ['unknown key in a rule', 'policy:\n  rules:\n    - { name: r, effect: deny, efect: allow }\n', 'policy.rules[0]: unknown key "efect"'],
+    ['unknown effect', 'policy:\n  rules:\n    - { name: r, effect: block }\n', 'policy.rules[0].effect: Invalid option: expected one of "allow"|"deny"|"require_approval"'],
+    ['bad rule name', 'policy:\n  rules:\n    - { name: Bad Name, effect: deny }\n', 'policy.rules[0].name: must be lower-case letters, digits, "-", "_", ".", ":" (at most 100)'],
+    ['two kinds in one condition', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ regex: a, keywords: [b] }] }\n', 'policy.rules[0].when[0]: a condition needs exactly one of regex, keywords, entities or fact'],
+    ['fact without comparison', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ fact: inputCount }] }\n', 'policy.rules[0].when[0]: a fact condition needs gt, gte, lt, lte or includes'],
+    ['a response rule that allows', 'policy:\n  rules:\n    - { name: r, on: response, effect: allow }\n', 'policy.rules[0].effect: rule "r": a response rule can only deny'],
+    ['bad hours', 'policy:\n  rules:\n    - { name: r, effect: allow, match: { time: { hours: "9-17" } } }\n', 'policy.rules[0].match.time.hours: must be "HH:MM-HH:MM", e.g. "09:00-17:30"'],
+    ['bad time zone', 'policy:\n  timezone: Mars/Olympus\n', 'policy.timezone: is not an IANA time zone (e.g. UTC, Europe/Paris)'],
+    ['unknown pack', 'policy:\n  packs: [everything]\n', 'policy.packs[0]: Invalid option: expected one of "secrets-in-prompts"|"prompt-injection"|"bulk-export"|"model-weights"'],
+    ['redis store without redis', 'policy:\n  limits: { store: redis }\n', 'policy.limits.redis: store "redis" needs redis.url'],
+    ['redis url must be a secret ref', 'policy:\n  limits: { store: redis, redis: { url: "redis://x" } }\n', 'policy.limits.redis.url: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
+    ['a limit with nothing to limit', 'policy:\n  limits:\n    rules: [{ name: l }]\n', 'policy.limits.rules[0]: a limit needs at least one of requests, tokens, embeddingInputs, bytes, concurrent, maxRequestBytes, maxResponseBytes'],
+    ['a window under a second', 'policy:\n  limits:\n    rules: [{ name: l, requests: 1, window: 10ms }]\n', 'policy.limits.rules[0].window: "10ms" is not a duration of at least 1s (use e.g. 30s, 1m, 1h)'],
+  ];
+  for (const [name, yaml, expected] of rows) {
+    test(name, () => assert.ok(issues(yaml).includes(expected), `got: ${issues(yaml).join(' | ')}`));
+  }
+
+  test('redis limits with a secret ref', () => {
+    const config = parseConfig('policy:\n  limits:\n    store: redis\n    redis: { url: "${REDIS_URL}" }\n    rules: [{ name: l, requests: 5, window: 1h }]\n', 'gatehouse.yaml', { REDIS_URL: 'redis://127.0.0.1:6379' });
+    assert.deepEqual(config.policy.limits, { store: 'redis', redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'gatehouse:' }, rules: [{ name: 'l', per: 'identity', window: 3_600_000, requests: 5 }] });
+  });
+});
