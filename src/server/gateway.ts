@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createAdminHandler } from '../api/index.js';
 import { createRecorder } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
-import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
+import { buildIdentity, type ApiKeyService } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { compilePolicy } from '../policy/index.js';
@@ -31,8 +31,8 @@ export interface StartOptions {
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
   const store = await openStore(config.store);
-  const apiKeys = new ApiKeyService(store.db);
-  const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
+  const identity = await buildIdentity(config.identity, store.db);
+  const { apiKeys, identify } = identity;
   const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
   const recorder = createRecorder(store.db);
   const metrics = createMetrics();
@@ -84,6 +84,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined]);
         await recorder.drain();
+        await identity.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');
