@@ -1,15 +1,13 @@
-// Identity providers for tests, both on 127.0.0.1:0:
+// A real OpenID provider for tests, on 127.0.0.1:0:
 // - startOidcProvider: the real `oidc-provider` (client_credentials, and authorization
 //   code + PKCE driven through its dev interaction forms), issuing RFC 9068 JWT access
 //   tokens with a `groups` claim; `rotateKeys()` swaps in a provider with a new signing
 //   key at the same issuer URL, as an IdP rotating keys would.
-// - startTestIssuer: a bare issuer (discovery + JWKS) whose keys the test holds, to
-//   sign any token, including the malformed and hostile ones.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import Provider from 'oidc-provider';
 
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string }> {
@@ -143,56 +141,3 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
   };
 }
 
-export interface TestIssuer {
-  readonly issuer: string;
-  readonly kid: string;
-  readonly publicJwk: JWK;
-  sign(claims: JWTPayload, options?: { alg?: string; kid?: string; key?: CryptoKey; omit?: string[] }): Promise<string>;
-  /** Adds a new key to the JWKS and signs with it from now on. */
-  rotate(): Promise<void>;
-  jwksFetches(): number;
-  close(): Promise<void>;
-}
-
-export async function startTestIssuer(): Promise<TestIssuer> {
-  let keys: { kid: string; privateKey: CryptoKey; publicJwk: JWK }[] = [];
-  const addKey = async () => {
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    const kid = randomBytes(6).toString('hex');
-    keys = [...keys, { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } }];
-  };
-  await addKey();
-  let fetches = 0;
-  const { server, url: issuer } = await listen((req, res) => {
-    res.setHeader('content-type', 'application/json');
-    if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
-    else if (req.url === '/jwks') {
-      fetches++;
-      res.end(JSON.stringify({ keys: keys.map((k) => k.publicJwk) }));
-    } else {
-      res.statusCode = 404;
-      res.end('{}');
-    }
-  });
-  const latest = () => keys[keys.length - 1]!;
-  return {
-    issuer,
-    get kid() {
-      return latest().kid;
-    },
-    get publicJwk() {
-      return latest().publicJwk;
-    },
-    async sign(claims, options = {}) {
-      const now = Math.floor(Date.now() / 1000);
-      const payload: JWTPayload = { iss: issuer, iat: now, exp: now + 300, ...claims };
-      for (const name of options.omit ?? []) delete payload[name];
-      return new SignJWT(payload)
-        .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: options.kid ?? latest().kid, typ: 'at+jwt' })
-        .sign(options.key ?? latest().privateKey);
-    },
-    rotate: addKey,
-    jwksFetches: () => fetches,
-    close: () => close(server),
-  };
-}

@@ -9,7 +9,7 @@ import { buildConfigSchema } from '../../src/config/schema.js';
 import { GatehouseError } from '../../src/errors/index.js';
 import type { Identity } from '../../src/exchange/index.js';
 import { groupsFromClaims, identifyCaller, jwtAuthenticator, OidcIssuer, VerifiedTokenCache } from '../../src/identity/index.js';
-import { startTestIssuer, type TestIssuer } from '../helpers/oidc.js';
+import { startTestIssuer, type TestIssuer } from '../helpers/test-issuer.js';
 
 function identityConfig(identity: unknown) {
   return buildConfigSchema({ env: {}, baseDir: '/tmp' }).parse({ identity }).identity;
