@@ -13,6 +13,31 @@ export interface ApiKeysTable {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** 1 for a new name, +1 per rotation; unique with name (migration 0004). */
+  generation: Generated<number>;
+}
+
+export interface IdentityRevocationsTable {
+  id: string;
+  /** token (value: credential id, e.g. jti:…), subject, user, key (value: key id). */
+  kind: string;
+  value: string;
+  created_at: number;
+  /** After this the row can be forgotten (a token's own expiry); null: never. */
+  expires_at: number | null;
+  reason: string | null;
+  revoked_by: string | null;
+}
+
+export interface IdentityStateTable {
+  name: string;
+  value: number;
+}
+
+export interface IdentitySigningKeysTable {
+  kid: string;
+  public_jwk: string;
+  created_at: number;
 }
 
 export interface ExchangesTable {
@@ -60,8 +85,11 @@ export interface ExchangesTable {
 export interface Database {
   api_keys: ApiKeysTable;
   exchanges: ExchangesTable;
+  identity_revocations: IdentityRevocationsTable;
+  identity_state: IdentityStateTable;
+  identity_signing_keys: IdentitySigningKeysTable;
 }
 
 /** Row types as read back. */
 export type ExchangeRow = { [K in keyof ExchangesTable]: ExchangesTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ExchangesTable[K] };
-export type ApiKeyRow = ApiKeysTable;
+export type ApiKeyRow = { [K in keyof ApiKeysTable]: ApiKeysTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ApiKeysTable[K] };

@@ -21,6 +21,7 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['expires_at', true],
     ['revoked_at', true],
     ['last_used_at', true],
+    ['generation', false],
   ],
   exchanges: [
     ['seq', false],
@@ -62,6 +63,24 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['bytes_out', false],
     ['ttfb_ms', true],
     ['duration_ms', true],
+  ],
+  identity_revocations: [
+    ['id', false],
+    ['kind', false],
+    ['value', false],
+    ['created_at', false],
+    ['expires_at', true],
+    ['reason', true],
+    ['revoked_by', true],
+  ],
+  identity_signing_keys: [
+    ['kid', false],
+    ['public_jwk', false],
+    ['created_at', false],
+  ],
+  identity_state: [
+    ['name', false],
+    ['value', false],
   ],
 };
 
@@ -138,7 +157,7 @@ for (const dialect of await testDialects()) {
       assert.equal(store.dialect, dialect.name);
       assert.deepEqual(
         (await migrationRows(store)).map((r) => r.name),
-        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique'],
+        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0004_identity_revocations_signing_keys_key_rotation'],
       );
     });
 
@@ -165,10 +184,10 @@ for (const dialect of await testDialects()) {
     test('tables exist with the expected columns and nullability', async () => {
       const store = await open();
       const tables = await applicationTables(store);
-      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
+      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_signing_keys', 'identity_state']);
       // SQLite reports primary keys as nullable: `seq` is the rowid alias (NULL means
       // "assign one"), and a TEXT PRIMARY KEY really does accept NULL there (a SQLite quirk).
-      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq']);
+      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'identity_revocations.id', 'identity_signing_keys.kid', 'identity_state.name']);
       const nullable = (table: string, column: string, isNullable: boolean) =>
         dialect.name === 'sqlite' && primaryKeys.has(`${table}.${column}`) ? false : isNullable;
       for (const table of tables) {
@@ -303,9 +322,9 @@ for (const dialect of await testDialects()) {
     if (dialect.name === 'postgres') {
       test('several instances opening the same fresh database at once all succeed (migration lock)', async () => {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
-        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0004_identity_revocations_signing_keys_key_rotation']);
         const tables = await applicationTables(stores[3]!);
-        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
+        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_signing_keys', 'identity_state']);
       });
 
       test('the schema option puts the tables in that schema', async () => {
@@ -347,7 +366,7 @@ for (const dialect of await testDialects()) {
         const results = await openInChildProcesses(database.config, 4);
         assert.deepEqual(results, Array.from({ length: 4 }, () => ({ ok: true })));
         const store = await open();
-        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0004_identity_revocations_signing_keys_key_rotation']);
       },
     );
   });
