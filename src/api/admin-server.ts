@@ -10,6 +10,7 @@ import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
+import type { AdminRoute } from './identity-routes.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AdminServerOptions {
@@ -18,9 +19,11 @@ export interface AdminServerOptions {
   readonly adminGroups: readonly string[];
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** Routes other modules register (identity: revocations). */
+  readonly extraRoutes?: readonly AdminRoute[] | undefined;
 }
 
-type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
+type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
 
 const openApiBody = JSON.stringify(openApiDocument);
 
@@ -35,6 +38,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (!exchange) throw new GatehouseError('route_not_found', { message: `No session with id "${id}".` });
       return exchange;
     }],
+    ...(options.extraRoutes ?? []),
   ];
 
   async function sessionsList(url: URL) {
@@ -82,12 +86,12 @@ export function createAdminHandler(options: AdminServerOptions) {
         res.end(openApiBody);
         return;
       }
-      for (const [method, pattern, route] of routes) {
-        const match = pattern.exec(url.pathname);
-        if (!match) continue;
-        if (req.method !== method) throw new GatehouseError('method_not_allowed', { message: `Use ${method} for ${url.pathname}.` });
-        await authorizeAdmin(req);
-        return send(res, 200, await route(req, url, match.slice(1).map(decodePathParam)));
+      const matching = routes.filter(([, pattern]) => pattern.test(url!.pathname));
+      if (matching.length > 0) {
+        const found = matching.find(([method]) => method === req.method);
+        if (!found) throw new GatehouseError('method_not_allowed', { message: `Use ${matching[0]![0]} for ${url.pathname}.` });
+        const caller = await authorizeAdmin(req);
+        return send(res, 200, await found[2](req, url, found[1].exec(url.pathname)!.slice(1).map(decodePathParam), caller));
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {

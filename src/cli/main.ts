@@ -8,6 +8,7 @@ import { CliError } from './cli-error.js';
 import { configCheckCommand } from './commands/config-check.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
+import { revokeCommand } from './commands/revoke.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { startCommand } from './commands/start.js';
 
@@ -20,6 +21,11 @@ const usage = `usage: gatehouse <command> [options]
                                  create an API key; the key is printed once
   keys list                      list API keys (never their secrets)
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
+  keys rotate NAME --overlap 24h [--expires D]
+                                 new key for NAME; the old one expires after the overlap
+  revoke token JTI | subject S | user S | key ID|NAME [--reason TEXT]
+                                 revoke at once on every gateway sharing the store, cutting
+                                 in-flight exchanges; revoke list; revoke lift ID
   sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
   sessions show ID               one recorded exchange in full
 
@@ -45,6 +51,8 @@ async function main(argv: string[]): Promise<void> {
       since: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
+      overlap: { type: 'string' },
+      reason: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -69,6 +77,8 @@ async function main(argv: string[]): Promise<void> {
       return configCheckCommand(rest[0] ?? values.config);
     case 'keys':
       return keysCommand(action, rest, values);
+    case 'revoke':
+      return revokeCommand(action, rest, values);
     case 'sessions':
       return sessionsCommand(action, rest, values);
     default:

@@ -66,8 +66,11 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           maxTtl: duration.default(60 * 60_000),
           /** PKCS#8 PEM Ed25519 private key (a secret reference). Without it, keyFile is used. */
           signingKey: secret.optional(),
-          /** Generated on first start (mode 0600) when absent. */
-          keyFile: text.transform((v) => resolve(baseDir, v)).default(resolve(baseDir, 'data/gateway-signing-key.pem')),
+          /**
+           * Generated on first start (mode 0600) when absent. Default: beside the SQLite
+           * store, or ./.gatehouse-data/ with PostgreSQL (see docs/identity.md).
+           */
+          keyFile: text.transform((v) => resolve(baseDir, v)).optional(),
         })
         .refine((t) => t.defaultTtl > 0 && t.defaultTtl <= t.maxTtl, { message: 'defaultTtl must be positive and at most maxTtl', path: ['defaultTtl'] })
         .prefault({}),

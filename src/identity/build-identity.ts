@@ -1,27 +1,57 @@
-// Wiring for everything identity: API keys, OIDC issuers, the verified-token cache,
-// and the identify stage built from them. The gateway calls this once at start.
+// Wiring for everything identity: API keys, OIDC issuers, Gatehouse tokens, the
+// verified-token cache, revocations (polled from the store) and the in-flight registry
+// they cut, and the identify stage built from them. The gateway calls this once at start.
 
+import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { IdentityConfig } from '../config/identity-schema.js';
 import type { Identity } from '../exchange/index.js';
 import type { Database } from '../store/index.js';
 import { apiKeyAuthenticator } from './api-key-authenticator.js';
 import { ApiKeyService } from './api-keys.js';
+import { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
+import { loadSigningKey } from './gateway-tokens/signing-key.js';
 import { identifyCaller } from './identify-caller.js';
 import { jwtAuthenticator } from './jwt-authenticator.js';
-import { OidcIssuer } from './oidc/oidc-issuer.js';
+import { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
+import { InFlightRegistry } from './revocation/in-flight.js';
+import { RevocationService } from './revocation/revocations.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 
 export interface IdentityServices {
   readonly apiKeys: ApiKeyService;
+  readonly revocations: RevocationService;
+  readonly inFlight: InFlightRegistry;
+  /** Undefined when `identity.gatewayTokens.enabled` is false. */
+  readonly gatewayTokens: GatewayTokens | undefined;
   readonly identify: (credential: string | undefined) => Promise<Identity>;
   close(): Promise<void>;
 }
 
-export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>): Promise<IdentityServices> {
+export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>, options: { publicUrl?: string | undefined; dataDir: string }): Promise<IdentityServices> {
   const apiKeys = new ApiKeyService(db);
+  const revocations = new RevocationService(db, { pollIntervalMs: config.revocation.pollInterval });
+  const inFlight = new InFlightRegistry((identity) => revocations.reason(identity));
+  revocations.onChange(() => inFlight.cutRevoked());
+  await revocations.start();
+
+  const verifiers: TokenVerifier[] = config.oidc.issuers.map((i) => new OidcIssuer(i, { clockSkewMs: config.oidc.clockSkew }));
+  let gatewayTokens: GatewayTokens | undefined;
+  const tokens = config.gatewayTokens;
+  if (tokens.enabled) {
+    const key = await loadSigningKey({ signingKey: tokens.signingKey, keyFile: tokens.keyFile ?? join(options.dataDir, 'gateway-signing-key.pem') });
+    gatewayTokens = new GatewayTokens(db, key, { issuer: tokens.issuer ?? options.publicUrl ?? 'gatehouse', audience: tokens.audience });
+    await gatewayTokens.publish();
+    verifiers.push(gatewayTokens);
+  }
   const cache = new VerifiedTokenCache({ maxEntries: config.oidc.cache.maxEntries, ttlMs: config.oidc.cache.ttl });
-  const issuers = config.oidc.issuers.map((i) => new OidcIssuer(i, { clockSkewMs: config.oidc.clockSkew }));
-  const identify = identifyCaller([apiKeyAuthenticator(apiKeys), jwtAuthenticator(issuers, cache)]);
-  return { apiKeys, identify, close: async () => undefined };
+  const identify = identifyCaller([apiKeyAuthenticator(apiKeys), jwtAuthenticator(verifiers, cache)], { checkRevoked: (identity) => revocations.check(identity) });
+  return {
+    apiKeys,
+    revocations,
+    inFlight,
+    gatewayTokens,
+    identify,
+    close: async () => revocations.stop(),
+  };
 }

@@ -3,6 +3,7 @@
 //
 //   identify   who is calling (401 when nobody, or a bad credential)
 //   inspect    the adapter reads the request, bounded, into protocol-neutral facts
+//   scope      a scoped Gatehouse token reaches only its connections / operations (403)
 //   decide     policy turns exchange + facts into a Decision
 //   authorize  a deny (or an approval nobody can give yet) stops here (403)
 //   record     the request is durable before anything is forwarded (fail closed)
@@ -21,6 +22,8 @@ export interface PipelineStages {
   readonly identify: (credential: string | undefined) => Promise<Identity>;
   readonly policy: Policy;
   readonly recorder: Recorder;
+  /** Checks the identity may reach this connection / operation at all (scoped tokens). */
+  readonly checkScope?: ((exchange: Exchange) => void) | undefined;
   /** Observes every finished exchange (metrics, logs). Must not throw. */
   readonly observe: (exchange: Exchange, decision: Decision | undefined, outcome: ExchangeOutcome) => void;
 }
@@ -59,6 +62,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     const inspection = await io.inspect();
     request = inspection.request;
     exchange = { ...exchange, operation: inspection.operation, facts: inspection.facts };
+    stages.checkScope?.(exchange);
     decision = stages.policy.decide(exchange);
     enforceDecision(decision);
   } catch (error) {

@@ -4,14 +4,16 @@
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createAdminHandler } from '../api/index.js';
+import { dirname, resolve } from 'node:path';
+import { createAdminHandler, identityAdminRoutes } from '../api/index.js';
 import { createRecorder } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
-import { buildIdentity, type ApiKeyService } from '../identity/index.js';
+import { buildIdentity, checkTokenScope, type ApiKeyService } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { compilePolicy } from '../policy/index.js';
 import { createDataPlaneHandler } from '../protocols/http/index.js';
+import { createAuthRoutes } from '../protocols/http/auth-routes.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
 
@@ -31,7 +33,8 @@ export interface StartOptions {
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
   const store = await openStore(config.store);
-  const identity = await buildIdentity(config.identity, store.db);
+  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('.gatehouse-data');
+  const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
   const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
   const recorder = createRecorder(store.db);
@@ -40,6 +43,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   const stages: PipelineStages = {
     identify,
+    checkScope: checkTokenScope,
     policy,
     recorder,
     observe(exchange, decision, outcome) {
@@ -55,13 +59,25 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
+    inFlight: identity.inFlight,
   });
-  const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);
+  const gatewayTokens = identity.gatewayTokens;
+  const authRoutes = gatewayTokens
+    ? createAuthRoutes({
+        identify,
+        tokens: gatewayTokens,
+        connections: new Set(connections.keys()),
+        defaultTtlMs: config.identity.gatewayTokens.defaultTtl,
+        maxTtlMs: config.identity.gatewayTokens.maxTtl,
+        onIssued: (who, jti, names) => logger.info({ subject: who.subject, jti, connections: names }, 'gateway token issued'),
+      })
+    : undefined;
+  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger });
+    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, extraRoutes: identityAdminRoutes(identity.revocations, apiKeys) });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');

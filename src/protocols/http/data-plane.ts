@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { recordableHeaders } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import { newId, type Exchange, type RecordedRequest } from '../../exchange/index.js';
+import { newId, type Exchange, type Identity, type RecordedRequest } from '../../exchange/index.js';
 import { mapUpstreamError } from '../../forward/index.js';
 import { runExchange, type ExchangeIO, type Inspection, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
@@ -21,6 +21,8 @@ export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
   readonly stages: PipelineStages;
   readonly maxRecordedBody: number;
+  /** Exchanges in flight, so a revocation can cut them (abort upstream, destroy socket). */
+  readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -80,6 +82,13 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           if (!res.writableFinished) controller.abort();
         };
         res.once('close', abortUpstream);
+        if (admitted.identity && options.inFlight) {
+          const release = options.inFlight.register(id, admitted.identity, () => {
+            controller.abort();
+            res.destroy();
+          });
+          res.once('close', release);
+        }
         let upstream;
         try {
           upstream = await connection.forwarder.forward({

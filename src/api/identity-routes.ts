@@ -1,0 +1,55 @@
+// Admin API routes for identity (admin groups required, like every /api route):
+//   GET  /api/revocations           every revocation, newest first
+//   POST /api/revocations           {"kind":"token|subject|user|key","value":"…","reason"?:"…"}
+//   POST /api/revocations/<id>/lift lifts one (e.g. re-enables a user)
+// A key revocation also marks the API key revoked. Each takes effect on this gateway
+// at once and on every gateway sharing the store within a second.
+
+import type { IncomingMessage } from 'node:http';
+import { GatehouseError } from '../errors/index.js';
+import type { Identity } from '../exchange/index.js';
+import { revocationKinds, type ApiKeyService, type RevocationKind, type RevocationService } from '../identity/index.js';
+
+export type AdminRoute = readonly [method: string, pattern: RegExp, route: (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>];
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 16 * 1024) throw new GatehouseError('request_too_large');
+    chunks.push(chunk);
+  }
+  try {
+    const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
+}
+
+export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService): AdminRoute[] {
+  return [
+    ['GET', /^\/api\/revocations$/, async () => ({ revocations: await revocations.list() })],
+    ['POST', /^\/api\/revocations$/, async (req, _url, _params, caller) => {
+      const body = await readJson(req);
+      const { kind, value, reason } = body;
+      if (typeof kind !== 'string' || !(revocationKinds as readonly string[]).includes(kind)) {
+        throw new GatehouseError('invalid_request_body', { message: `"kind" must be one of ${revocationKinds.join(', ')}.` });
+      }
+      if (typeof value !== 'string' || value === '' || value.length > 512) throw new GatehouseError('invalid_request_body', { message: '"value" must be a non-empty string.' });
+      if (reason !== undefined && typeof reason !== 'string') throw new GatehouseError('invalid_request_body', { message: '"reason" must be a string.' });
+      let target = kind === 'token' && !value.includes(':') ? `jti:${value}` : value;
+      if (kind === 'key') {
+        const key = await apiKeys.revoke(value);
+        if (key) target = key.id;
+      }
+      return { revocation: await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject }) };
+    }],
+    ['POST', /^\/api\/revocations\/([^/]+)\/lift$/, async (_req, _url, [id]) => {
+      if (!(await revocations.lift(id!))) throw new GatehouseError('route_not_found', { message: `No revocation with id "${id}".` });
+      return { lifted: id };
+    }],
+  ];
+}
