@@ -19,6 +19,10 @@ export interface AdminServerOptions {
   readonly adminGroups: readonly string[];
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** Unauthenticated routes answered before /api (identity: /auth/login, /auth/callback); false = not mine. */
+  readonly publicRoutes?: ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
+  /** Reads a browser session credential (the login cookie) when there is no bearer token. */
+  readonly sessionCredential?: ((req: IncomingMessage) => string | undefined) | undefined;
   /** Routes other modules register (identity: revocations). */
   readonly extraRoutes?: readonly AdminRoute[] | undefined;
 }
@@ -58,7 +62,7 @@ export function createAdminHandler(options: AdminServerOptions) {
   }
 
   async function authorizeAdmin(req: IncomingMessage): Promise<Identity> {
-    const identity = await options.identify(bearerToken(req.headers.authorization));
+    const identity = await options.identify(bearerToken(req.headers.authorization) ?? options.sessionCredential?.(req));
     if (!identity.groups.some((g) => adminGroups.has(g))) {
       throw new GatehouseError('access_denied', { message: `${identity.subject} is not in an admin group.`, rule: 'admin-groups' });
     }
@@ -86,6 +90,7 @@ export function createAdminHandler(options: AdminServerOptions) {
         res.end(openApiBody);
         return;
       }
+      if (options.publicRoutes && (await options.publicRoutes(req, res, url))) return;
       const matching = routes.filter(([, pattern]) => pattern.test(url!.pathname));
       if (matching.length > 0) {
         const found = matching.find(([method]) => method === req.method);

@@ -74,6 +74,19 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
         })
         .refine((t) => t.defaultTtl > 0 && t.defaultTtl <= t.maxTtl, { message: 'defaultTtl must be positive and at most maxTtl', path: ['defaultTtl'] })
         .prefault({}),
+      login: z
+        .strictObject({
+          /** Name of an entry in oidc.issuers: its groupsClaims / groupMap / kind apply to ID token claims. */
+          issuer: z.string().regex(shortName),
+          clientId: z.string().min(1),
+          /** Secret ref; omit for a public client (PKCE only). */
+          clientSecret: secret.optional(),
+          /** Where the IdP sends the browser back: the admin listener's /auth/callback. */
+          redirectUri: url,
+          scopes: z.array(z.string().min(1)).default(['openid', 'profile']),
+          sessionTtl: duration.default(8 * 3_600_000),
+        })
+        .optional(),
       revocation: z
         .strictObject({
           /** How often each gateway polls the store's revocation generation. */
@@ -83,6 +96,10 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
     })
     .superRefine((value, ctx) => {
       const seen = new Set<string>();
+      if (value.login && !value.oidc.issuers.some((i) => i.name === value.login!.issuer)) {
+        ctx.addIssue({ code: 'custom', path: ['login', 'issuer'], message: `no oidc.issuers entry is named "${value.login.issuer}"` });
+      }
+      if (value.login && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['login'], message: 'login sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
       value.oidc.issuers.forEach((i, index) => {
         if (seen.has(i.name)) ctx.addIssue({ code: 'custom', path: ['oidc', 'issuers', index, 'name'], message: `duplicate issuer name "${i.name}"` });
         seen.add(i.name);

@@ -2,7 +2,9 @@
 // verified-token cache, revocations (polled from the store) and the in-flight registry
 // they cut, and the identify stage built from them. The gateway calls this once at start.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { createOidcLogin } from './login/oidc-login.js';
 import type { Kysely } from 'kysely';
 import type { IdentityConfig } from '../config/identity-schema.js';
 import type { Identity } from '../exchange/index.js';
@@ -25,6 +27,8 @@ export interface IdentityServices {
   /** Undefined when `identity.gatewayTokens.enabled` is false. */
   readonly gatewayTokens: GatewayTokens | undefined;
   readonly identify: (credential: string | undefined) => Promise<Identity>;
+  /** /auth/login and /auth/callback for the admin listener, when identity.login is set. */
+  loginRoutes(secureCookies: boolean): ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
   close(): Promise<void>;
 }
 
@@ -52,6 +56,12 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
     inFlight,
     gatewayTokens,
     identify,
+    loginRoutes(secureCookies) {
+      const login = config.login;
+      if (!login || !gatewayTokens) return undefined;
+      const issuer = config.oidc.issuers.find((i) => i.name === login.issuer)!;
+      return createOidcLogin({ login, issuer, tokens: gatewayTokens, secureCookies });
+    },
     close: async () => revocations.stop(),
   };
 }

@@ -11,3 +11,4 @@ export { RevocationService, revocationKinds, type RevocationKind, type Revocatio
 export { InFlightRegistry } from './revocation/in-flight.js';
 export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
 export { checkTokenScope } from './gateway-tokens/check-token-scope.js';
+export { readCookie, sessionCookie } from './login/oidc-login.js';

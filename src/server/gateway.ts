@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { createAdminHandler, identityAdminRoutes } from '../api/index.js';
 import { createRecorder } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
-import { buildIdentity, checkTokenScope, type ApiKeyService } from '../identity/index.js';
+import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { compilePolicy } from '../policy/index.js';
@@ -77,7 +77,16 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, extraRoutes: identityAdminRoutes(identity.revocations, apiKeys) });
+    const admin = createAdminHandler({
+      db: store.db,
+      identify,
+      adminGroups: config.admin.groups,
+      metrics,
+      logger,
+      extraRoutes: identityAdminRoutes(identity.revocations, apiKeys),
+      publicRoutes: identity.loginRoutes(config.admin.tls !== undefined),
+      sessionCredential: (req) => readCookie(req, sessionCookie),
+    });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');

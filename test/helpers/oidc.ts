@@ -30,6 +30,8 @@ export interface TestOidcProvider {
   kid(): string;
   clientCredentialsToken(clientId?: string): Promise<string>;
   authorizationCodeToken(login: string): Promise<string>;
+  /** Drives the IdP's login (and consent) for `login` from an authorization URL; returns the final redirect. */
+  authorize(authorizationUrl: string, login: string, redirectPrefix: string): Promise<string>;
   rotateKeys(): Promise<void>;
   close(): Promise<void>;
 }
@@ -40,7 +42,7 @@ async function rsaJwk(): Promise<JWK> {
   return { ...jwk, kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' };
 }
 
-export async function startOidcProvider(options: { audience?: string; groups?: Record<string, string[]> } = {}): Promise<TestOidcProvider> {
+export async function startOidcProvider(options: { audience?: string; groups?: Record<string, string[]>; loginRedirectUri?: string } = {}): Promise<TestOidcProvider> {
   const audience = options.audience ?? 'https://gatehouse.test';
   const groups = options.groups ?? {};
   const redirectUri = 'http://127.0.0.1:1/callback';
@@ -53,7 +55,11 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
       clients: [
         { client_id: 'svc-batch', client_secret: 'svc-batch-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
         { client_id: 'console', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], redirect_uris: [redirectUri], response_types: ['code'] },
+        ...(options.loginRedirectUri
+          ? [{ client_id: 'gatehouse-admin', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], redirect_uris: [options.loginRedirectUri], response_types: ['code'] }]
+          : []),
       ],
+      claims: { openid: ['sub', 'groups'] },
       jwks: { keys: [jwk] },
       scopes: ['openid', 'api'],
       pkce: { required: () => true },
@@ -67,7 +73,7 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
           getResourceServerInfo: () => ({ scope: 'api', audience, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
         },
       },
-      findAccount: async (_ctx: unknown, id: string) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+      findAccount: async (_ctx: unknown, id: string) => ({ accountId: id, claims: async () => ({ sub: id, ...(groups[id] ? { groups: groups[id] } : {}) }) }),
       extraTokenClaims: async (_ctx: unknown, token: unknown) => {
         const who = (token as { accountId?: string; clientId?: string }).accountId ?? (token as { clientId?: string }).clientId ?? '';
         return groups[who] ? { groups: groups[who] } : {};
@@ -113,15 +119,26 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
       const challenge = createHash('sha256').update(verifier).digest('base64url');
       const auth = new URL('/auth', issuer);
       auth.search = new URLSearchParams({ client_id: 'console', response_type: 'code', redirect_uri: redirectUri, scope: 'openid api', resource: audience, code_challenge: challenge, code_challenge_method: 'S256', state: 's1' }).toString();
-      let res = await go(auth.toString());
+      const location = await authorize(auth.toString(), login, redirectUri);
+      const code = new URL(location).searchParams.get('code');
+      if (!code) throw new Error(`no code in ${location}`);
+      return tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: 'console', code_verifier: verifier, resource: audience });
+    },
+    authorize,
+    async rotateKeys() {
+      key = await rsaJwk();
+      current = build(key);
+    },
+    close: () => close(server),
+  };
+
+  async function authorize(authorizationUrl: string, login: string, redirectPrefix: string): Promise<string> {
+      jar.clear();
+      let res = await go(authorizationUrl);
       for (let step = 0; step < 10; step++) {
         const location = res.headers.get('location');
         if (!location) throw new Error(`authorization flow stopped at ${res.status}: ${await res.text()}`);
-        if (location.startsWith(redirectUri)) {
-          const code = new URL(location).searchParams.get('code');
-          if (!code) throw new Error(`no code in ${location}`);
-          return tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: 'console', code_verifier: verifier, resource: audience });
-        }
+        if (location.startsWith(redirectPrefix)) return location;
         if (/\/interaction\/[^/]+$/.test(new URL(location, issuer).pathname)) {
           const page = await (await go(location)).text();
           const prompt = /name="prompt" value="(\w+)"/.exec(page)?.[1];
@@ -132,12 +149,6 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
         }
       }
       throw new Error('authorization flow did not finish in 10 steps');
-    },
-    async rotateKeys() {
-      key = await rsaJwk();
-      current = build(key);
-    },
-    close: () => close(server),
-  };
+  }
 }
 

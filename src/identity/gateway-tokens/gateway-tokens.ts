@@ -6,7 +6,7 @@
 // present; the embedded scope well-formed.
 
 import { randomBytes } from 'node:crypto';
-import { importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type KeyObject } from 'jose';
+import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type KeyObject } from 'jose';
 import type { Kysely } from 'kysely';
 import { GatehouseError } from '../../errors/index.js';
 import type { Identity, IdentityKind, IdentityScope } from '../../exchange/index.js';
@@ -82,11 +82,29 @@ export class GatewayTokens implements TokenVerifier {
     return { token, jti, expiresAt: exp * 1000 };
   }
 
+  /** Signs short-lived internal state (e.g. the login cookie) for another audience. */
+  async signState(claims: Record<string, string>, audience: string, ttlMs: number): Promise<string> {
+    const iat = Math.floor(this.#now() / 1000);
+    return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid }).setIssuer(this.issuer).setAudience(audience).setIssuedAt(iat).setExpirationTime(iat + Math.ceil(ttlMs / 1000)).sign(this.#key.privateKey);
+  }
+
+  /** Verifies what signState signed; undefined when it does not verify or has expired. */
+  async verifyState(token: string, audience: string): Promise<JWTPayload | undefined> {
+    try {
+      const kid = decodeProtectedHeader(token).kid;
+      const key = typeof kid === 'string' ? await this.#keyFor(kid) : undefined;
+      if (!key) return undefined;
+      const { payload } = await jwtVerify(token, key, { issuer: this.issuer, audience, algorithms: ['EdDSA'], currentDate: new Date(this.#now()) });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+
   async verify(token: string, peeked: PeekedJwt): Promise<Identity> {
     if (peeked.header.alg !== 'EdDSA') throw new GatehouseError('token_algorithm_not_allowed', { detail: `Gatehouse tokens are EdDSA, not ${String(peeked.header.alg).slice(0, 20)}` });
     const kid = typeof peeked.header.kid === 'string' ? peeked.header.kid : '';
-    if (!this.#publicKeys.has(kid) && this.#now() - this.#lastReload >= 1000) await this.#reload();
-    const key = this.#publicKeys.get(kid);
+    const key = await this.#keyFor(kid);
     if (!key) throw new GatehouseError('token_signature_invalid', { detail: `no published gateway key has kid ${JSON.stringify(kid.slice(0, 60))}` });
     let payload: JWTPayload;
     try {
@@ -114,6 +132,12 @@ export class GatewayTokens implements TokenVerifier {
       expiresAt: payload.exp! * 1000,
       scope: { connections: scope.connections, operations: scope.operations },
     };
+  }
+
+  /** A published key by kid; an unknown kid re-reads the store at most once a second. */
+  async #keyFor(kid: string): Promise<KeyObject | Uint8Array | undefined> {
+    if (!this.#publicKeys.has(kid) && this.#now() - this.#lastReload >= 1000) await this.#reload();
+    return this.#publicKeys.get(kid);
   }
 
   async #reload(): Promise<void> {
