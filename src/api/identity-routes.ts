@@ -1,4 +1,5 @@
 // Admin API routes for identity (admin groups required, like every /api route):
+//   GET  /api/whoami                the caller's subject, kind, groups and method
 //   GET  /api/revocations           every revocation, newest first
 //   POST /api/revocations           {"kind":"token|subject|user|key","value":"…","reason"?:"…"}
 //   POST /api/revocations/<id>/lift lifts one (e.g. re-enables a user)
@@ -31,6 +32,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService): AdminRoute[] {
   return [
+    ['GET', /^\/api\/whoami$/, async (_req, _url, _params, caller) => ({ subject: caller.subject, kind: caller.kind, groups: caller.groups, method: caller.method })],
     ['GET', /^\/api\/revocations$/, async () => ({ revocations: await revocations.list() })],
     ['POST', /^\/api\/revocations$/, async (req, _url, _params, caller) => {
       const body = await readJson(req);

@@ -9,6 +9,7 @@ import { configCheckCommand } from './commands/config-check.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { revokeCommand } from './commands/revoke.js';
+import { loginCommand, whoamiCommand } from './commands/login.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { startCommand } from './commands/start.js';
 
@@ -26,6 +27,10 @@ const usage = `usage: gatehouse <command> [options]
   revoke token JTI | subject S | user S | key ID|NAME [--reason TEXT]
                                  revoke at once on every gateway sharing the store, cutting
                                  in-flight exchanges; revoke list; revoke lift ID
+  login --issuer URL --client-id ID [--audience A] [--scope S]
+                                 sign in with the device flow; the token is kept in
+                                 $XDG_CONFIG_HOME/gatehouse/credentials.json (mode 0600)
+  whoami --admin URL             who the stored credential is, asked of the admin API
   sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
   sessions show ID               one recorded exchange in full
 
@@ -53,6 +58,11 @@ async function main(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       overlap: { type: 'string' },
       reason: { type: 'string' },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
+      audience: { type: 'string' },
+      scope: { type: 'string' },
+      admin: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -77,6 +87,10 @@ async function main(argv: string[]): Promise<void> {
       return configCheckCommand(rest[0] ?? values.config);
     case 'keys':
       return keysCommand(action, rest, values);
+    case 'login':
+      return loginCommand(values);
+    case 'whoami':
+      return whoamiCommand(values);
     case 'revoke':
       return revokeCommand(action, rest, values);
     case 'sessions':

@@ -32,6 +32,8 @@ export interface TestOidcProvider {
   authorizationCodeToken(login: string): Promise<string>;
   /** Drives the IdP's login (and consent) for `login` from an authorization URL; returns the final redirect. */
   authorize(authorizationUrl: string, login: string, redirectPrefix: string): Promise<string>;
+  /** Plays the user's part of the device flow (RFC 8628 §3.3) for `login`. */
+  completeDeviceFlow(userCode: string, login: string): Promise<void>;
   rotateKeys(): Promise<void>;
   close(): Promise<void>;
 }
@@ -55,6 +57,7 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
       clients: [
         { client_id: 'svc-batch', client_secret: 'svc-batch-secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] },
         { client_id: 'console', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], redirect_uris: [redirectUri], response_types: ['code'] },
+        { client_id: 'gatehouse-cli', token_endpoint_auth_method: 'none', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], redirect_uris: [], response_types: [] },
         ...(options.loginRedirectUri
           ? [{ client_id: 'gatehouse-admin', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], redirect_uris: [options.loginRedirectUri], response_types: ['code'] }]
           : []),
@@ -66,6 +69,7 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
       features: {
         devInteractions: { enabled: true },
         clientCredentials: { enabled: true },
+        deviceFlow: { enabled: true },
         resourceIndicators: {
           enabled: true,
           defaultResource: () => audience,
@@ -125,6 +129,39 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
       return tokenRequest({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: 'console', code_verifier: verifier, resource: audience });
     },
     authorize,
+    async completeDeviceFlow(userCode, login) {
+      jar.clear();
+      const form = async (res: Response) => {
+        const page = await res.text();
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(page)?.[1];
+        if (!xsrf) throw new Error(`no xsrf in device page: ${page.slice(0, 300)}`);
+        return xsrf;
+      };
+      const post = (body: Record<string, string>) => go('/device', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const xsrf = await form(await go('/device'));
+      const confirmXsrf = await form(await post({ xsrf, user_code: userCode }));
+      const res = await post({ xsrf: confirmXsrf, user_code: userCode, confirm: 'yes' });
+      const location = res.headers.get('location');
+      if (!location) throw new Error(`device confirmation did not redirect: ${res.status}`);
+      let next: Response = await go(location);
+      let at = location;
+      for (let step = 0; step < 10; step++) {
+        const to = next.headers.get('location');
+        if (!to) {
+          const page = await next.text();
+          const prompt = /name="prompt" value="(\w+)"/.exec(page)?.[1];
+          if (prompt) {
+            next = await go(at, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ prompt, login, password: 'any' }).toString() });
+            continue;
+          }
+          if (!/success/i.test(page)) throw new Error(`device flow did not succeed: ${next.status} ${page.slice(0, 300)}`);
+          return;
+        }
+        at = to;
+        next = await go(to);
+      }
+      throw new Error('device flow did not finish in 10 steps');
+    },
     async rotateKeys() {
       key = await rsaJwk();
       current = build(key);
