@@ -87,6 +87,29 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           sessionTtl: duration.default(8 * 3_600_000),
         })
         .optional(),
+      saml: z
+        .strictObject({
+          /** Short name used in subjects: `saml:<name>:<NameID>`. */
+          name: z.string().regex(shortName).default('saml'),
+          /** This service provider's entity id (also the expected Audience). */
+          entityId: z.string().min(1),
+          /** The admin listener's /auth/saml/acs URL, as the browser reaches it. */
+          acsUrl: url,
+          /** The IdP's single sign-on URL (HTTP-Redirect binding). */
+          idpSsoUrl: url,
+          /** The IdP's issuer (entity id); assertions from another issuer are refused. */
+          idpIssuer: z.string().min(1),
+          /** The IdP's signing certificate(s), PEM (inline, ${ENV} or file: reference). */
+          idpCert: z.union([secret, z.array(secret).min(1)]),
+          groupsAttribute: z.string().min(1).default('groups'),
+          groupMap: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
+          kind: z.enum(['human', 'service', 'agent']).default('human'),
+          clockSkew: duration.pipe(z.number().max(300_000, 'must be at most 5m')).default(60_000),
+          /** An assertion older than this (IssueInstant) is refused. */
+          maxAssertionAge: duration.default(5 * 60_000),
+          sessionTtl: duration.default(8 * 3_600_000),
+        })
+        .optional(),
       revocation: z
         .strictObject({
           /** How often each gateway polls the store's revocation generation. */
@@ -99,6 +122,7 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
       if (value.login && !value.oidc.issuers.some((i) => i.name === value.login!.issuer)) {
         ctx.addIssue({ code: 'custom', path: ['login', 'issuer'], message: `no oidc.issuers entry is named "${value.login.issuer}"` });
       }
+      if (value.saml && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['saml'], message: 'SAML sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
       if (value.login && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['login'], message: 'login sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
       value.oidc.issuers.forEach((i, index) => {
         if (seen.has(i.name)) ctx.addIssue({ code: 'custom', path: ['oidc', 'issuers', index, 'name'], message: `duplicate issuer name "${i.name}"` });

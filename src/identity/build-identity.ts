@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { createOidcLogin } from './login/oidc-login.js';
+import { createSamlLogin } from './login/saml-login.js';
 import type { Kysely } from 'kysely';
 import type { IdentityConfig } from '../config/identity-schema.js';
 import type { Identity } from '../exchange/index.js';
@@ -27,7 +28,7 @@ export interface IdentityServices {
   /** Undefined when `identity.gatewayTokens.enabled` is false. */
   readonly gatewayTokens: GatewayTokens | undefined;
   readonly identify: (credential: string | undefined) => Promise<Identity>;
-  /** /auth/login and /auth/callback for the admin listener, when identity.login is set. */
+  /** /auth/login, /auth/callback (identity.login) and /auth/saml/* (identity.saml) for the admin listener. */
   loginRoutes(secureCookies: boolean): ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
   close(): Promise<void>;
 }
@@ -57,10 +58,16 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
     gatewayTokens,
     identify,
     loginRoutes(secureCookies) {
-      const login = config.login;
-      if (!login || !gatewayTokens) return undefined;
-      const issuer = config.oidc.issuers.find((i) => i.name === login.issuer)!;
-      return createOidcLogin({ login, issuer, tokens: gatewayTokens, secureCookies });
+      const { login, saml } = config;
+      if (!gatewayTokens) return undefined;
+      const handlers: Array<(req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>> = [];
+      if (login) handlers.push(createOidcLogin({ login, issuer: config.oidc.issuers.find((i) => i.name === login.issuer)!, tokens: gatewayTokens, secureCookies }));
+      if (saml) handlers.push(createSamlLogin({ saml, tokens: gatewayTokens, db, secureCookies }));
+      if (handlers.length === 0) return undefined;
+      return async (req, res, url) => {
+        for (const handle of handlers) if (await handle(req, res, url)) return true;
+        return false;
+      };
     },
     close: async () => revocations.stop(),
   };

@@ -103,6 +103,12 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
           .addColumn('public_jwk', 'text', (c) => c.notNull())
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .execute();
+        // SAML assertion ids already used, so a replayed assertion is refused by every gateway.
+        await db.schema
+          .createTable('identity_saml_assertions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
         await db.schema.alterTable('api_keys').addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1)).execute();
         await db.schema.dropIndex('api_keys_live_name').execute();
         await db.schema.createIndex('api_keys_name_generation').on('api_keys').columns(['name', 'generation']).unique().execute();

@@ -34,6 +34,12 @@ export interface IdentityStateTable {
   value: number;
 }
 
+export interface IdentitySamlAssertionsTable {
+  /** `<idp issuer> <assertion ID>` */
+  id: string;
+  expires_at: number;
+}
+
 export interface IdentitySigningKeysTable {
   kid: string;
   public_jwk: string;
@@ -88,6 +94,7 @@ export interface Database {
   identity_revocations: IdentityRevocationsTable;
   identity_state: IdentityStateTable;
   identity_signing_keys: IdentitySigningKeysTable;
+  identity_saml_assertions: IdentitySamlAssertionsTable;
 }
 
 /** Row types as read back. */

@@ -73,6 +73,10 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['reason', true],
     ['revoked_by', true],
   ],
+  identity_saml_assertions: [
+    ['id', false],
+    ['expires_at', false],
+  ],
   identity_signing_keys: [
     ['kid', false],
     ['public_jwk', false],
@@ -184,10 +188,10 @@ for (const dialect of await testDialects()) {
     test('tables exist with the expected columns and nullability', async () => {
       const store = await open();
       const tables = await applicationTables(store);
-      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_signing_keys', 'identity_state']);
+      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state']);
       // SQLite reports primary keys as nullable: `seq` is the rowid alias (NULL means
       // "assign one"), and a TEXT PRIMARY KEY really does accept NULL there (a SQLite quirk).
-      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'identity_revocations.id', 'identity_signing_keys.kid', 'identity_state.name']);
+      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'identity_revocations.id', 'identity_saml_assertions.id', 'identity_signing_keys.kid', 'identity_state.name']);
       const nullable = (table: string, column: string, isNullable: boolean) =>
         dialect.name === 'sqlite' && primaryKeys.has(`${table}.${column}`) ? false : isNullable;
       for (const table of tables) {
@@ -324,7 +328,7 @@ for (const dialect of await testDialects()) {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
         for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0004_identity_revocations_signing_keys_key_rotation']);
         const tables = await applicationTables(stores[3]!);
-        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_signing_keys', 'identity_state']);
+        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state']);
       });
 
       test('the schema option puts the tables in that schema', async () => {

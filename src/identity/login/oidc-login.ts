@@ -45,6 +45,11 @@ function cookie(name: string, value: string, options: { maxAgeSec: number; path:
   return `${name}=${value}; Path=${options.path}; Max-Age=${options.maxAgeSec}; HttpOnly; SameSite=Lax${options.secure ? '; Secure' : ''}`;
 }
 
+/** The session cookie: HttpOnly, SameSite=Lax, Secure when the listener has TLS. */
+export function sessionCookieHeader(token: string, ttlMs: number, secure: boolean): string {
+  return cookie(sessionCookie, token, { maxAgeSec: Math.floor(ttlMs / 1000), path: '/', secure });
+}
+
 function isLoopback(url: URL): boolean {
   return url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
 }
@@ -124,7 +129,7 @@ export function createOidcLogin(options: OidcLoginOptions) {
       'content-type': 'application/json',
       'cache-control': 'no-store',
       'set-cookie': [
-        cookie(sessionCookie, session.token, { maxAgeSec: Math.floor(login.sessionTtl / 1000), path: '/', secure: secureCookies }),
+        sessionCookieHeader(session.token, login.sessionTtl, secureCookies),
         cookie(loginCookie, '', { maxAgeSec: 0, path: '/auth', secure: secureCookies }),
       ],
     });
