@@ -93,6 +93,9 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .prefault({}),
     limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
     access: z.strictObject({ groups: groupList }),
+    identityAssertion: z
+      .strictObject({ header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').default('x-gatehouse-identity'), ttl: duration.pipe(z.number().min(1000).max(300_000, 'must be between 1s and 5m')).default(60_000) })
+      .optional(),
   });
 
   return z

@@ -67,9 +67,13 @@ export class ApiKeyService {
     if (input.expiresAt !== null && input.expiresAt <= now) throw new ApiKeyInputError('expiry must be in the future');
     try {
       return await this.#db.transaction().execute(async (trx) => {
+        // The generation is read BEFORE the live check: under PostgreSQL's read committed,
+        // a concurrent create that committed before our live check is seen by it, and one
+        // that had not committed before our generation read gets the same generation.
+        const generation = await nextGeneration(trx, input.name);
         const existing = await trx.selectFrom('api_keys').select('id').where('name', '=', input.name).where('revoked_at', 'is', null).executeTakeFirst();
         if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke or rotate it`);
-        return this.#insert(trx, input, await nextGeneration(trx, input.name), now);
+        return this.#insert(trx, input, generation, now);
       });
     } catch (error) {
       // unique (name, generation) (migration 0004) closes the check-then-insert race:
@@ -89,6 +93,7 @@ export class ApiKeyService {
     if (!Number.isFinite(options.overlapMs) || options.overlapMs < 0) throw new ApiKeyInputError('overlap must be a duration of 0 or more');
     try {
       return await this.#db.transaction().execute(async (trx) => {
+        const generation = await nextGeneration(trx, name);
         const live = (await trx.selectFrom('api_keys').selectAll().where('name', '=', name).where('revoked_at', 'is', null).orderBy('generation', 'desc').execute())
           .filter((r) => r.expires_at === null || r.expires_at > now);
         if (live.length === 0) throw new ApiKeyInputError(`no live key named "${name}" to rotate; create one`);
@@ -96,7 +101,7 @@ export class ApiKeyService {
         const old = live[0]!;
         const oldExpiry = Math.min(old.expires_at ?? Number.POSITIVE_INFINITY, now + options.overlapMs);
         await trx.updateTable('api_keys').set({ expires_at: oldExpiry }).where('id', '=', old.id).execute();
-        const created = await this.#insert(trx, { name, kind: old.kind as IdentityKind, groups: JSON.parse(old.groups) as string[], expiresAt: options.expiresAt ?? null }, old.generation + 1, now);
+        const created = await this.#insert(trx, { name, kind: old.kind as IdentityKind, groups: JSON.parse(old.groups) as string[], expiresAt: options.expiresAt ?? null }, generation, now);
         this.#cache.delete(old.id);
         return { ...created, previous: toInfo({ ...old, expires_at: oldExpiry }) };
       });

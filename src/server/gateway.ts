@@ -60,6 +60,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     maxRecordedBody: config.recording.maxBodyBytes,
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
     inFlight: identity.inFlight,
+    assertIdentity: identity.gatewayTokens ? (who, connection, ttlMs, exchangeId) => identity.gatewayTokens!.assertIdentity(who, connection, ttlMs, exchangeId) : undefined,
   });
   const gatewayTokens = identity.gatewayTokens;
   const authRoutes = gatewayTokens

@@ -82,6 +82,24 @@ export class GatewayTokens implements TokenVerifier {
     return { token, jti, expiresAt: exp * 1000 };
   }
 
+  /**
+   * The identity assertion an upstream receives (connection `identityAssertion`): who
+   * called, for this connection (`aud`) and this exchange (`jti`), valid for `ttlMs`.
+   * It carries no part of the caller's credential; verify it with /.well-known/jwks.json.
+   */
+  async assertIdentity(identity: Identity, connection: string, ttlMs: number, exchangeId: string): Promise<string> {
+    const iat = Math.floor(this.#now() / 1000);
+    return new SignJWT({ kind: identity.kind, groups: identity.groups, method: identity.method })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid, typ: 'gatehouse-identity+jwt' })
+      .setIssuer(this.issuer)
+      .setAudience(connection)
+      .setSubject(identity.subject)
+      .setJti(exchangeId)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + Math.ceil(ttlMs / 1000))
+      .sign(this.#key.privateKey);
+  }
+
   /** Signs short-lived internal state (e.g. the login cookie) for another audience. */
   async signState(claims: Record<string, string>, audience: string, ttlMs: number): Promise<string> {
     const iat = Math.floor(this.#now() / 1000);
@@ -103,6 +121,9 @@ export class GatewayTokens implements TokenVerifier {
 
   async verify(token: string, peeked: PeekedJwt): Promise<Identity> {
     if (peeked.header.alg !== 'EdDSA') throw new GatehouseError('token_algorithm_not_allowed', { detail: `Gatehouse tokens are EdDSA, not ${String(peeked.header.alg).slice(0, 20)}` });
+    // Identity assertions and login state are signed with the same key: only a token
+    // typed as an access token is one.
+    if (peeked.header.typ !== 'gatehouse+jwt') throw new GatehouseError('invalid_credential', { detail: `a Gatehouse JWT of type ${JSON.stringify(String(peeked.header.typ).slice(0, 40))} is not an access token` });
     const kid = typeof peeked.header.kid === 'string' ? peeked.header.kid : '';
     const key = await this.#keyFor(kid);
     if (!key) throw new GatehouseError('token_signature_invalid', { detail: `no published gateway key has kid ${JSON.stringify(kid.slice(0, 60))}` });

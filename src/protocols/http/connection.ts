@@ -9,6 +9,8 @@ export interface HttpConnection {
   readonly forwarder: Forwarder;
   readonly maxRequestBody: number;
   readonly maxResponseBody: number;
+  /** Send the upstream a short-lived signed assertion of who called, in this header. */
+  readonly identityAssertion?: { readonly header: string; readonly ttlMs: number } | undefined;
 }
 
 /** `/c/<connection>/<rest>` → connection name and the rest (with its query). */

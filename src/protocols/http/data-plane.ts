@@ -23,6 +23,8 @@ export interface DataPlaneOptions {
   readonly maxRecordedBody: number;
   /** Exchanges in flight, so a revocation can cut them (abort upstream, destroy socket). */
   readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
+  /** Signs the identity assertion for connections with `identityAssertion`. */
+  readonly assertIdentity?: ((identity: Identity, connection: string, ttlMs: number, exchangeId: string) => Promise<string>) | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -89,12 +91,19 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           });
           res.once('close', release);
         }
+        const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai, bodyLength: body && body.length > 0 ? body.length : undefined });
+        const assertion = connection.identityAssertion;
+        if (assertion) {
+          // Never pass on a caller's own value of the header; without an identity or a signer, send none.
+          delete headers[assertion.header];
+          if (admitted.identity && options.assertIdentity) headers[assertion.header] = await options.assertIdentity(admitted.identity, connection.name, assertion.ttlMs, id);
+        }
         let upstream;
         try {
           upstream = await connection.forwarder.forward({
             method,
             path: upstreamPath,
-            headers: upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai, bodyLength: body && body.length > 0 ? body.length : undefined }),
+            headers,
             body: body && body.length > 0 ? body : undefined,
             signal: controller.signal,
           });
