@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { buildConfigSchema } from '../src/config/schema.js';
 import type { Identity } from '../src/exchange/index.js';
-import { apiKeyAuthenticator, ApiKeyService, identifyCaller, jwtAuthenticator, OidcIssuer, VerifiedTokenCache } from '../src/identity/index.js';
+import { apiKeyAuthenticator, ApiKeyService, identifyCaller, jwtAuthenticator, OidcIssuer, RevocationService, VerifiedTokenCache } from '../src/identity/index.js';
 import { openStore } from '../src/store/index.js';
 import { startTestIssuer } from '../test/helpers/test-issuer.js';
 
@@ -45,7 +45,10 @@ try {
   const { token: apiKey } = await keys.create({ name: 'bench', kind: 'service', groups: ['ml'], expiresAt: null });
   const issuers = config.oidc.issuers.map((i) => new OidcIssuer(i, { clockSkewMs: config.oidc.clockSkew }));
   const cache = new VerifiedTokenCache({ maxEntries: 10_000, ttlMs: 300_000 });
-  const identify = identifyCaller([apiKeyAuthenticator(keys), jwtAuthenticator(issuers, cache)], { checkRevoked: () => undefined });
+  // the real revocation check, with revocations loaded (one for another subject)
+  const revocations = new RevocationService(store.db);
+  await revocations.revoke({ kind: 'subject', value: 'oidc:corp:mallory' });
+  const identify = identifyCaller([apiKeyAuthenticator(keys), jwtAuthenticator(issuers, cache)], { checkRevoked: (identity) => revocations.check(identity) });
   const noCache = identifyCaller([jwtAuthenticator(issuers, new VerifiedTokenCache({ maxEntries: 0, ttlMs: 0 }))]);
   const jwt = await idp.sign({ sub: 'alice', aud: 'gatehouse', groups: ['ml', 'ops'], exp: Math.floor(Date.now() / 1000) + 3600 });
   const constant: Identity = { subject: 'x', kind: 'service', groups: [], method: 'api_key', credentialId: 'x' };
