@@ -42,10 +42,15 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
       }
       if (typeof value !== 'string' || value === '' || value.length > 512) throw new GatehouseError('invalid_request_body', { message: '"value" must be a non-empty string.' });
       if (reason !== undefined && typeof reason !== 'string') throw new GatehouseError('invalid_request_body', { message: '"reason" must be a string.' });
-      let target = kind === 'token' && !value.includes(':') ? `jti:${value}` : value;
+      const target = kind === 'token' && !value.includes(':') ? `jti:${value}` : value;
       if (kind === 'key') {
-        const key = await apiKeys.revoke(value);
-        if (key) target = key.id;
+        // by name: every live key of the name (both keys during a rotation)
+        const revoked = [];
+        for (let key = await apiKeys.revoke(value); key && revoked.length < 10; key = await apiKeys.revoke(value)) revoked.push(key);
+        if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${value}".` });
+        const records = [];
+        for (const key of revoked) records.push(await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject }));
+        return { revocation: records[0], revocations: records };
       }
       return { revocation: await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject }) };
     }],

@@ -8,6 +8,7 @@ import { createOidcLogin } from './login/oidc-login.js';
 import { createSamlLogin } from './login/saml-login.js';
 import type { Kysely } from 'kysely';
 import type { IdentityConfig } from '../config/identity-schema.js';
+import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { Database } from '../store/index.js';
 import { apiKeyAuthenticator } from './api-key-authenticator.js';
@@ -28,6 +29,8 @@ export interface IdentityServices {
   /** Undefined when `identity.gatewayTokens.enabled` is false. */
   readonly gatewayTokens: GatewayTokens | undefined;
   readonly identify: (credential: string | undefined) => Promise<Identity>;
+  /** identify, for the admin API: a Gatehouse token scoped to connections is refused there. */
+  readonly identifyAdmin: (credential: string | undefined) => Promise<Identity>;
   /** /auth/login, /auth/callback (identity.login) and /auth/saml/* (identity.saml) for the admin listener. */
   loginRoutes(secureCookies: boolean): ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
   close(): Promise<void>;
@@ -57,6 +60,15 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
     inFlight,
     gatewayTokens,
     identify,
+    async identifyAdmin(credential) {
+      const identity = await identify(credential);
+      // Just-in-time tokens reach their connections only; login sessions (scoped to no
+      // connection) are the Gatehouse tokens meant for the admin API.
+      if (identity.scope && identity.scope.connections.length > 0) {
+        throw new GatehouseError('token_scope_denied', { message: `This token is scoped to connection(s) ${identity.scope.connections.join(', ')}; it cannot be used on the admin API.` });
+      }
+      return identity;
+    },
     loginRoutes(secureCookies) {
       const { login, saml } = config;
       if (!gatewayTokens) return undefined;

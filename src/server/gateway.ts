@@ -80,7 +80,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   if (config.admin.enabled) {
     const admin = createAdminHandler({
       db: store.db,
-      identify,
+      identify: identity.identifyAdmin,
       adminGroups: config.admin.groups,
       metrics,
       logger,

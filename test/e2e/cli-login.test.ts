@@ -38,7 +38,7 @@ describe('gatehouse login (device flow)', () => {
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     const userCode = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no user code in 10 s: ${stderr}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`no user code in 30 s: ${stderr}`)), 30_000); // a loaded CI machine starts node slowly
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
         const match = /confirm the code (\S+)/.exec(stderr);

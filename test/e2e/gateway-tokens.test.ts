@@ -84,6 +84,16 @@ identity:
     });
   });
 
+  test('a just-in-time token of an admin does not open the admin API', async () => {
+    const { access_token: token } = (await (await exchange(adminKey, { connections: ['demo'] })).json()) as { access_token: string };
+    const res = await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 403);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'token_scope_denied');
+    assert.match(body.error.message, /cannot be used on the admin API/);
+    assert.equal((await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { authorization: `Bearer ${adminKey}` } })).status, 200);
+  });
+
   test('invalid token requests are token_request_invalid (400)', async () => {
     const cases: Array<[unknown, RegExp]> = [
       [{ connections: [] }, /"connections" must be a non-empty list/],
