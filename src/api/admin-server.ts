@@ -21,11 +21,15 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** Approvals routes (/api/reviews…), when approvals are configured. */
   readonly reviews?: ReturnType<typeof createReviewsRoutes> | undefined;
-  /** More routes from other modules (e.g. policy-routes.ts), behind the same admin check. */
+  /** More routes from other modules (policy, identity revocations), behind the same admin check. */
   readonly routes?: readonly AdminRoute[];
+  /** Unauthenticated routes answered before /api (identity: /auth/login, /auth/callback); false = not mine. */
+  readonly publicRoutes?: ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
+  /** Reads a browser session credential (the login cookie) when there is no bearer token. */
+  readonly sessionCredential?: ((req: IncomingMessage) => string | undefined) | undefined;
 }
 
-export type Route = (req: IncomingMessage, url: URL, params: readonly string[], admin: Identity) => Promise<unknown>;
+export type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
 export type AdminRoute = readonly [method: string, pattern: RegExp, route: Route];
 
 const openApiBody = JSON.stringify(openApiDocument);
@@ -61,7 +65,7 @@ export function createAdminHandler(options: AdminServerOptions) {
   }
 
   async function authorizeAdmin(req: IncomingMessage): Promise<Identity> {
-    const identity = await options.identify(bearerToken(req.headers.authorization));
+    const identity = await options.identify(bearerToken(req.headers.authorization) ?? options.sessionCredential?.(req));
     if (!identity.groups.some((g) => adminGroups.has(g))) {
       throw new GatehouseError('access_denied', { message: `${identity.subject} is not in an admin group.`, rule: 'admin-groups' });
     }
@@ -89,13 +93,15 @@ export function createAdminHandler(options: AdminServerOptions) {
         res.end(openApiBody);
         return;
       }
+      if (options.publicRoutes && (await options.publicRoutes(req, res, url))) return;
       if (options.reviews && (await options.reviews(req, res, url))) return;
-      for (const [method, pattern, route] of routes) {
-        const match = pattern.exec(url.pathname);
-        if (!match) continue;
-        if (req.method !== method) throw new GatehouseError('method_not_allowed', { message: `Use ${method} for ${url.pathname}.` });
-        const admin = await authorizeAdmin(req);
-        return send(res, 200, await route(req, url, match.slice(1).map(decodePathParam), admin));
+      if (options.publicRoutes && (await options.publicRoutes(req, res, url))) return;
+      const matching = routes.filter(([, pattern]) => pattern.test(url!.pathname));
+      if (matching.length > 0) {
+        const found = matching.find(([method]) => method === req.method);
+        if (!found) throw new GatehouseError('method_not_allowed', { message: `Use ${matching[0]![0]} for ${url.pathname}.` });
+        const caller = await authorizeAdmin(req);
+        return send(res, 200, await found[2](req, url, found[1].exec(url.pathname)!.slice(1).map(decodePathParam), caller));
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {

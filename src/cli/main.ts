@@ -10,6 +10,8 @@ import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { reviewsCommand } from './commands/reviews.js';
 import { policyCommand } from './commands/policy.js';
+import { revokeCommand } from './commands/revoke.js';
+import { loginCommand, whoamiCommand } from './commands/login.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { startCommand } from './commands/start.js';
 
@@ -22,6 +24,15 @@ const usage = `usage: gatehouse <command> [options]
                                  create an API key; the key is printed once
   keys list                      list API keys (never their secrets)
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
+  keys rotate NAME --overlap 24h [--expires D]
+                                 new key for NAME; the old one expires after the overlap
+  revoke token JTI | subject S | user S | key ID|NAME [--reason TEXT]
+                                 revoke at once on every gateway sharing the store, cutting
+                                 in-flight exchanges; revoke list; revoke lift ID
+  login --issuer URL --client-id ID [--audience A] [--scope S]
+                                 sign in with the device flow; the token is kept in
+                                 $XDG_CONFIG_HOME/gatehouse/credentials.json (mode 0600)
+  whoami --admin URL             who the stored credential is, asked of the admin API
   sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
   sessions show ID               one recorded exchange in full
   reviews list [--state S] [--connection C] [--subject S] [--limit N]
@@ -62,6 +73,13 @@ async function main(argv: string[]): Promise<void> {
       path: { type: 'string' },
       at: { type: 'string' },
       json: { type: 'boolean' },
+      overlap: { type: 'string' },
+      reason: { type: 'string' },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
+      audience: { type: 'string' },
+      scope: { type: 'string' },
+      admin: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -86,6 +104,12 @@ async function main(argv: string[]): Promise<void> {
       return configCheckCommand(rest[0] ?? values.config);
     case 'keys':
       return keysCommand(action, rest, values);
+    case 'login':
+      return loginCommand(values);
+    case 'whoami':
+      return whoamiCommand(values);
+    case 'revoke':
+      return revokeCommand(action, rest, values);
     case 'sessions':
       return sessionsCommand(action, rest, values);
     case 'reviews':

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
+import { buildIdentitySchema } from './identity-schema.js';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
@@ -97,6 +98,9 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
     access: z.strictObject({ groups: groupList }),
     masking: z.array(z.string()).optional(),
+    identityAssertion: z
+      .strictObject({ header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').default('x-gatehouse-identity'), ttl: duration.pipe(z.number().min(1000).max(300_000, 'must be between 1s and 5m')).default(60_000) })
+      .optional(),
   });
 
   const postgresConnection = buildPostgresConnectionSchema({ text, secret, duration, size, listen, groupList, name: connection.shape.name });
@@ -139,6 +143,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
       masking: buildMaskingSchema(secret),
       policy: buildPolicySchema({ path, secret: storeSecret }),
+      identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),
     })
     .superRefine((config, ctx) => {
       maskingReferenceIssues(config, ctx);

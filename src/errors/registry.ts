@@ -46,6 +46,14 @@ export const errorRegistry = {
   rate_limited: { status: 429, type: 'rate_limit_error', message: 'A rate limit was reached. Retry later.' },
   invalid_policy: { status: 400, type: 'invalid_request_error', message: 'The policy is not valid; the running policy is unchanged.' },
   limits_unavailable: { status: 503, type: 'server_error', message: 'Limits could not be checked, so the request was refused.' },
+  token_issuer_unknown: { status: 401, type: 'authentication_error', message: 'The token was issued by an issuer this gateway does not trust.' },
+  token_audience_invalid: { status: 401, type: 'authentication_error', message: 'The token is not meant for this gateway (audience mismatch).' },
+  token_not_yet_valid: { status: 401, type: 'authentication_error', message: 'The token is not valid yet (nbf or iat in the future).' },
+  token_algorithm_not_allowed: { status: 401, type: 'authentication_error', message: 'The token is signed with an algorithm this gateway does not accept.' },
+  token_signature_invalid: { status: 401, type: 'authentication_error', message: 'The token signature does not verify.' },
+  token_scope_denied: { status: 403, type: 'permission_error', message: 'The token is not scoped for this connection or operation.' },
+  identity_provider_unavailable: { status: 503, type: 'server_error', message: 'The identity provider could not be reached to verify the token.' },
+  token_request_invalid: { status: 400, type: 'invalid_request_error', message: 'The token request is not valid.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

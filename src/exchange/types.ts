@@ -3,7 +3,7 @@
 // it is immutable: a stage that adds something returns a new value.
 
 export type IdentityKind = 'human' | 'service' | 'agent';
-export type AuthMethod = 'api_key';
+export type AuthMethod = 'api_key' | 'oidc' | 'gateway_token' | 'session';
 
 export interface Identity {
   /** Stable subject: for an API key, `key:<name>`. */
@@ -13,6 +13,19 @@ export interface Identity {
   readonly method: AuthMethod;
   /** The credential's id (never its secret), for records and revocation. */
   readonly credentialId: string;
+  /** Who vouched for the identity (an OIDC issuer URL, the gateway's token issuer). */
+  readonly issuer?: string | undefined;
+  /** When the credential was issued / expires (epoch ms), where it says. */
+  readonly issuedAt?: number | undefined;
+  readonly expiresAt?: number | undefined;
+  /** What a scoped Gatehouse token may reach; absent means "as policy allows". */
+  readonly scope?: IdentityScope | undefined;
+}
+
+export interface IdentityScope {
+  readonly connections: readonly string[];
+  /** Operations (`chat.completions`, `http.GET /v1/models` …); `*` or absent means any. */
+  readonly operations?: readonly string[] | undefined;
 }
 
 /** What inspection found in the request, protocol-neutral. */

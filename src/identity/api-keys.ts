@@ -65,8 +65,53 @@ export class ApiKeyService {
     if (input.groups.some((g) => g.trim() === '')) throw new ApiKeyInputError('group names must not be empty');
     const now = this.#now();
     if (input.expiresAt !== null && input.expiresAt <= now) throw new ApiKeyInputError('expiry must be in the future');
-    const existing = await this.#db.selectFrom('api_keys').select('id').where('name', '=', input.name).where('revoked_at', 'is', null).executeTakeFirst();
-    if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke it first`);
+    try {
+      return await this.#db.transaction().execute(async (trx) => {
+        // The generation is read BEFORE the live check: under PostgreSQL's read committed,
+        // a concurrent create that committed before our live check is seen by it, and one
+        // that had not committed before our generation read gets the same generation.
+        const generation = await nextGeneration(trx, input.name);
+        const existing = await trx.selectFrom('api_keys').select('id').where('name', '=', input.name).where('revoked_at', 'is', null).executeTakeFirst();
+        if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke or rotate it`);
+        return this.#insert(trx, input, generation, now);
+      });
+    } catch (error) {
+      // unique (name, generation) (migration 0004) closes the check-then-insert race:
+      // two concurrent creates compute the same generation and one insert fails.
+      if (isUniqueViolation(error)) throw new ApiKeyInputError(`a live key named "${input.name}" already exists; revoke or rotate it`);
+      throw error;
+    }
+  }
+
+  /**
+   * Rotation with overlap: makes a new key for a name (same kind and groups) and sets
+   * the live key's expiry to now + overlap, so both work during the overlap. At most
+   * two live keys per name: a rotation while one is still overlapping is refused.
+   */
+  async rotate(name: string, options: { overlapMs: number; expiresAt?: number | null }): Promise<{ token: string; key: ApiKeyInfo; previous: ApiKeyInfo }> {
+    const now = this.#now();
+    if (!Number.isFinite(options.overlapMs) || options.overlapMs < 0) throw new ApiKeyInputError('overlap must be a duration of 0 or more');
+    try {
+      return await this.#db.transaction().execute(async (trx) => {
+        const generation = await nextGeneration(trx, name);
+        const live = (await trx.selectFrom('api_keys').selectAll().where('name', '=', name).where('revoked_at', 'is', null).orderBy('generation', 'desc').execute())
+          .filter((r) => r.expires_at === null || r.expires_at > now);
+        if (live.length === 0) throw new ApiKeyInputError(`no live key named "${name}" to rotate; create one`);
+        if (live.length > 1) throw new ApiKeyInputError(`key "${name}" is already rotating (keys ${live.map((r) => r.id).join(', ')} are live); revoke one first`);
+        const old = live[0]!;
+        const oldExpiry = Math.min(old.expires_at ?? Number.POSITIVE_INFINITY, now + options.overlapMs);
+        await trx.updateTable('api_keys').set({ expires_at: oldExpiry }).where('id', '=', old.id).execute();
+        const created = await this.#insert(trx, { name, kind: old.kind as IdentityKind, groups: JSON.parse(old.groups) as string[], expiresAt: options.expiresAt ?? null }, generation, now);
+        this.#cache.delete(old.id);
+        return { ...created, previous: toInfo({ ...old, expires_at: oldExpiry }) };
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ApiKeyInputError(`key "${name}" was rotated concurrently; list the keys and retry`);
+      throw error;
+    }
+  }
+
+  async #insert(trx: Kysely<Database>, input: CreateApiKeyInput, generation: number, now: number): Promise<{ token: string; key: ApiKeyInfo }> {
     const { id, secret, token } = generateApiKey();
     const row: ApiKeyRow = {
       id,
@@ -78,14 +123,9 @@ export class ApiKeyService {
       expires_at: input.expiresAt,
       revoked_at: null,
       last_used_at: null,
+      generation,
     };
-    try {
-      await this.#db.insertInto('api_keys').values(row).execute();
-    } catch (error) {
-      // The unique index on live names (migration 0002) closes the check-then-insert race.
-      if (isUniqueViolation(error)) throw new ApiKeyInputError(`a live key named "${input.name}" already exists; revoke it first`);
-      throw error;
-    }
+    await trx.insertInto('api_keys').values(row).execute();
     return { token, key: toInfo(row) };
   }
 
@@ -129,7 +169,7 @@ export class ApiKeyService {
     if (row.revoked_at !== null) throw new GatehouseError('credential_revoked', { detail: `key ${row.id} (${row.name}) revoked` });
     if (row.expires_at !== null && row.expires_at <= now) throw new GatehouseError('credential_expired', { detail: `key ${row.id} (${row.name}) expired` });
     this.#touch(row.id, now);
-    return { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups: entry.groups, method: 'api_key', credentialId: row.id };
+    return { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups: entry.groups, method: 'api_key', credentialId: row.id, issuedAt: row.created_at };
   }
 
   // last_used_at is written at most once a minute per key, off the request path.
@@ -139,6 +179,11 @@ export class ApiKeyService {
     this.#lastUsedWrites.set(id, now);
     this.#db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', id).execute().catch(() => undefined);
   }
+}
+
+async function nextGeneration(db: Kysely<Database>, name: string): Promise<number> {
+  const row = await db.selectFrom('api_keys').select((eb) => eb.fn.max('generation').as('max')).where('name', '=', name).executeTakeFirst();
+  return Number(row?.max ?? 0) + 1;
 }
 
 function toInfo(row: ApiKeyRow): ApiKeyInfo {

@@ -1,11 +1,16 @@
 // Stage: identify the caller.
 // - a request with no credential is refused (401 unauthenticated);
-// - a credential is verified by the authenticator that recognises it (today API keys;
-//   OIDC and gateway tokens plug in here as further authenticators);
+// - a credential is verified by the authenticator that recognises it (API keys, JWTs
+//   from OIDC issuers and Gatehouse's own tokens);
+// - a verified identity that has been revoked (token, subject, user or key) is refused
+//   on this very request: checkRevoked reads in-memory state kept fresh by the store;
+// - a refusal's detail says who was claimed (key id, unverified iss/sub), never the
+//   token: it goes to the recording as the failed-authentication event;
 // - the caller's credential never leaves this stage: the Identity carries only ids.
 
-import { GatehouseError } from '../errors/index.js';
+import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
+import { claimedIdentity } from './claimed-identity.js';
 
 export interface Authenticator {
   /** True when this authenticator recognises the token's format. */
@@ -13,12 +18,23 @@ export interface Authenticator {
   verify(token: string): Promise<Identity>;
 }
 
-export function identifyCaller(authenticators: readonly Authenticator[]) {
+export interface IdentifyOptions {
+  /** Throws credential_revoked when the identity has been revoked. */
+  readonly checkRevoked?: ((identity: Identity) => void) | undefined;
+}
+
+export function identifyCaller(authenticators: readonly Authenticator[], options: IdentifyOptions = {}) {
   return async function identify(token: string | undefined): Promise<Identity> {
     if (token === undefined || token === '') throw new GatehouseError('unauthenticated');
-    for (const authenticator of authenticators) {
-      if (authenticator.accepts(token)) return authenticator.verify(token);
+    try {
+      const authenticator = authenticators.find((a) => a.accepts(token));
+      if (!authenticator) throw new GatehouseError('invalid_credential', { detail: 'no authenticator recognises this credential format' });
+      const identity = await authenticator.verify(token);
+      options.checkRevoked?.(identity);
+      return identity;
+    } catch (error) {
+      if (!isGatehouseError(error) || error.status >= 500) throw error;
+      throw new GatehouseError(error.code, { message: error.message, detail: `${error.detail ?? error.code}; ${claimedIdentity(token)}`, cause: error.cause });
     }
-    throw new GatehouseError('invalid_credential', { detail: 'no authenticator recognises this credential format' });
   };
 }

@@ -2,3 +2,13 @@ export { ApiKeyService, ApiKeyInputError, type ApiKeyInfo, type CreateApiKeyInpu
 export { identifyCaller, type Authenticator } from './identify-caller.js';
 export { apiKeyAuthenticator } from './api-key-authenticator.js';
 export { parseApiKey } from './api-key-format.js';
+export { buildIdentity, type IdentityServices } from './build-identity.js';
+export { VerifiedTokenCache } from './verified-token-cache.js';
+export { jwtAuthenticator } from './jwt-authenticator.js';
+export { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
+export { groupsFromClaims } from './oidc/groups-from-claims.js';
+export { RevocationService, revocationKinds, type RevocationKind, type RevocationRecord } from './revocation/revocations.js';
+export { InFlightRegistry } from './revocation/in-flight.js';
+export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
+export { checkTokenScope } from './gateway-tokens/check-token-scope.js';
+export { readCookie, sessionCookie } from './login/oidc-login.js';

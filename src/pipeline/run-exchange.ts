@@ -3,6 +3,7 @@
 //
 //   identify   who is calling (401 when nobody, or a bad credential)
 //   inspect    the adapter reads the request, bounded, into protocol-neutral facts
+//   scope      a scoped Gatehouse token reaches only its connections / operations (403)
 //   decide     policy turns exchange + facts into a Decision
 //   authorize  a deny (or an approval nobody can give: approvals not configured) stops here (403)
 //   approve    a `require_approval` exchange is held until a reviewer decides
@@ -28,6 +29,8 @@ export interface PipelineStages {
   readonly recorder: Recorder;
   /** Holds `require_approval` exchanges for review; without it they are refused (fail closed). */
   readonly approvals?: ApprovalStage | undefined;
+  /** Checks the identity may reach this connection / operation at all (scoped tokens). */
+  readonly checkScope?: ((exchange: Exchange) => void) | undefined;
   /** Observes every finished exchange (metrics, logs). Must not throw. */
   readonly observe: (exchange: Exchange, decision: Decision | undefined, outcome: ExchangeOutcome) => void;
 }
@@ -75,6 +78,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     request = inspection.request;
     digest = inspection.digest;
     exchange = { ...exchange, operation: inspection.operation, facts: inspection.facts };
+    stages.checkScope?.(exchange);
     decision = stages.policy.decide(exchange);
     enforceDecision(decision, { approvals: stages.approvals !== undefined });
     if (decision.effect === 'require_approval' && stages.approvals) {

@@ -16,6 +16,7 @@ export function buildHttpConnections(config: GatehouseConfig): Map<string, HttpC
       maxRequestBody: c.limits.maxRequestBody ?? config.gateway.maxRequestBody,
       maxResponseBody: c.limits.maxResponseBody ?? config.gateway.maxResponseBody,
       masking: c.masking,
+      identityAssertion: c.identityAssertion ? { header: c.identityAssertion.header.toLowerCase(), ttlMs: c.identityAssertion.ttl } : undefined,
       forwarder: createLocalHttpForwarder({
         name: c.name,
         origin: target.origin,

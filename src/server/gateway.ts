@@ -4,11 +4,12 @@
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createAdminHandler, createReviewsRoutes } from '../api/index.js';
+import { dirname, resolve } from 'node:path';
+import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRecorder } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
-import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
+import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
@@ -18,6 +19,7 @@ import { maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
+import { createAuthRoutes } from '../protocols/http/auth-routes.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
 import { buildPostgresConnections } from './build-postgres-connections.js';
@@ -57,8 +59,9 @@ export interface StartOptions {
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
   const store = await openStore(config.store);
-  const apiKeys = new ApiKeyService(store.db);
-  const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
+  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('.gatehouse-data');
+  const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
+  const { apiKeys, identify } = identity;
   const limitStore = createLimitStore(config.policy.limits);
   const policyRuntime = createPolicyRuntime({
     config,
@@ -77,6 +80,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   const stages: PipelineStages = {
     identify,
+    checkScope: checkTokenScope,
     policy,
     limits: policyRuntime.limits,
     recorder,
@@ -104,8 +108,21 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       },
     },
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
+    inFlight: identity.inFlight,
+    assertIdentity: identity.gatewayTokens ? (who, connection, ttlMs, exchangeId) => identity.gatewayTokens!.assertIdentity(who, connection, ttlMs, exchangeId) : undefined,
   });
-  const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);
+  const gatewayTokens = identity.gatewayTokens;
+  const authRoutes = gatewayTokens
+    ? createAuthRoutes({
+        identify,
+        tokens: gatewayTokens,
+        connections: new Set(connections.keys()),
+        defaultTtlMs: config.identity.gatewayTokens.defaultTtl,
+        maxTtlMs: config.identity.gatewayTokens.maxTtl,
+        onIssued: (who, jti, names) => logger.info({ subject: who.subject, jti, connections: names }, 'gateway token issued'),
+      })
+    : undefined;
+  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   for (const connection of buildPostgresConnections(config)) {
@@ -118,12 +135,14 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   if (config.admin.enabled) {
     const admin = createAdminHandler({
       db: store.db,
-      identify,
+      identify: identity.identifyAdmin,
       adminGroups: config.admin.groups,
       metrics,
       logger,
       reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }),
-      routes: createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }),
+      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys)],
+      publicRoutes: identity.loginRoutes(config.admin.tls !== undefined),
+      sessionCredential: (req) => readCookie(req, sessionCookie),
     });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
@@ -154,6 +173,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         await approvals?.close();
         policyRuntime.close();
         await limitStore.close();
+        await identity.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');

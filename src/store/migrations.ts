@@ -77,6 +77,43 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.createIndex('api_keys_live_name').on('api_keys').column('name').unique().where(sql.ref('revoked_at'), 'is', null).execute();
       },
     },
+    '0004_identity_revocations_signing_keys_key_rotation': {
+      // Revocations (token jti, subject, user, key) with a generation counter every
+      // gateway polls; the gateways' public token-signing keys, so any process verifies
+      // a token another issued; and rotation with overlap: the one-live-key-per-name
+      // index of 0002 becomes a unique (name, generation), with "at most two live keys
+      // per name, the second made by rotate" enforced by ApiKeyService in a transaction.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('identity_revocations')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('reason', 'text')
+          .addColumn('revoked_by', 'text')
+          .execute();
+        await db.schema.createIndex('identity_revocations_kind_value').on('identity_revocations').columns(['kind', 'value']).execute();
+        await db.schema.createTable('identity_state').addColumn('name', 'text', (c) => c.primaryKey()).addColumn('value', 'bigint', (c) => c.notNull()).execute();
+        await db.insertInto('identity_state').values({ name: 'revocation_generation', value: 0 }).execute();
+        await db.schema
+          .createTable('identity_signing_keys')
+          .addColumn('kid', 'text', (c) => c.primaryKey())
+          .addColumn('public_jwk', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // SAML assertion ids already used, so a replayed assertion is refused by every gateway.
+        await db.schema
+          .createTable('identity_saml_assertions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.alterTable('api_keys').addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+        await db.schema.dropIndex('api_keys_live_name').execute();
+        await db.schema.createIndex('api_keys_name_generation').on('api_keys').columns(['name', 'generation']).unique().execute();
+      },
+    },
     '0005_policy_obligations': {
       // What the decision obliged (masking profiles, response cap, response guards).
       async up(db: Kysely<any>) {

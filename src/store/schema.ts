@@ -13,6 +13,37 @@ export interface ApiKeysTable {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  /** 1 for a new name, +1 per rotation; unique with name (migration 0004). */
+  generation: Generated<number>;
+}
+
+export interface IdentityRevocationsTable {
+  id: string;
+  /** token (value: credential id, e.g. jti:…), subject, user, key (value: key id). */
+  kind: string;
+  value: string;
+  created_at: number;
+  /** After this the row can be forgotten (a token's own expiry); null: never. */
+  expires_at: number | null;
+  reason: string | null;
+  revoked_by: string | null;
+}
+
+export interface IdentityStateTable {
+  name: string;
+  value: number;
+}
+
+export interface IdentitySamlAssertionsTable {
+  /** `<idp issuer> <assertion ID>` */
+  id: string;
+  expires_at: number;
+}
+
+export interface IdentitySigningKeysTable {
+  kid: string;
+  public_jwk: string;
+  created_at: number;
 }
 
 export interface ExchangesTable {
@@ -69,11 +100,14 @@ export interface Database {
   reviews: ReviewsTable;
   review_votes: ReviewVotesTable;
   review_grants: ReviewGrantsTable;
+  identity_revocations: IdentityRevocationsTable;
+  identity_state: IdentityStateTable;
+  identity_signing_keys: IdentitySigningKeysTable;
+  identity_saml_assertions: IdentitySamlAssertionsTable;
 }
 
 /** Row types as read back. */
 export type ExchangeRow = { [K in keyof ExchangesTable]: ExchangesTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ExchangesTable[K] };
-export type ApiKeyRow = ApiKeysTable;
 
 /** Approvals (migration 0009): see src/approvals/. */
 export interface ReviewsTable {
@@ -126,3 +160,4 @@ export interface ReviewGrantsTable {
 
 export type ReviewRow = ReviewsTable;
 export type ReviewVoteRow = ReviewVotesTable;
+export type ApiKeyRow = { [K in keyof ApiKeysTable]: ApiKeysTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ApiKeysTable[K] };

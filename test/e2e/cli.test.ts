@@ -120,9 +120,11 @@ describe('gatehouse CLI', () => {
       assert.equal(sessions.sessions[0]!.subject, 'key:quickstart-demo');
       assert.equal(sessions.sessions[0]!.operation, 'chat.completions');
     } finally {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      }
     }
     assert.equal(child.exitCode, 0);
   });

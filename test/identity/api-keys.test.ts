@@ -98,6 +98,7 @@ for (const dialect of await testDialects()) {
         expires_at: start + 86_400_000,
         revoked_at: null,
         last_used_at: null,
+        generation: 1,
       });
 
       const other = await create('other-bot');
@@ -107,10 +108,10 @@ for (const dialect of await testDialects()) {
 
     test('verify returns the identity of the key', async () => {
       const { token, key } = await create('ci-bot', { kind: 'service', groups: ['ml', 'ops'] });
-      assert.deepEqual(await keys.verify(token), { subject: 'key:ci-bot', kind: 'service', groups: ['ml', 'ops'], method: 'api_key', credentialId: key.id });
+      assert.deepEqual(await keys.verify(token), { subject: 'key:ci-bot', kind: 'service', groups: ['ml', 'ops'], method: 'api_key', credentialId: key.id, issuedAt: start });
       // and again through a fresh service (no cache), as another process would
       const fresh = new ApiKeyService(store.db, { now });
-      assert.deepEqual(await fresh.verify(token), { subject: 'key:ci-bot', kind: 'service', groups: ['ml', 'ops'], method: 'api_key', credentialId: key.id });
+      assert.deepEqual(await fresh.verify(token), { subject: 'key:ci-bot', kind: 'service', groups: ['ml', 'ops'], method: 'api_key', credentialId: key.id, issuedAt: start });
     });
 
     test('a wrong secret for a real key id is invalid_credential, and the error does not echo it', async () => {
@@ -229,6 +230,52 @@ for (const dialect of await testDialects()) {
         assert.equal(live.length, 1);
       },
     );
+
+    test('two concurrent creates for a name whose keys were all revoked still yield one live key', async () => {
+      await create('ci-bot');
+      await keys.revoke('ci-bot');
+      const results = await Promise.allSettled([create('ci-bot'), create('ci-bot'), create('ci-bot')]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof ApiKeyInputError, String(r.reason));
+      const live = await store.db.selectFrom('api_keys').select('id').where('name', '=', 'ci-bot').where('revoked_at', 'is', null).execute();
+      assert.equal(live.length, 1);
+    });
+
+    test('rotate with overlap: both keys work during the overlap, the old one fails after it', async () => {
+      const old = await create('ci-bot', { kind: 'agent', groups: ['ml'] });
+      await keys.verify(old.token);
+      const rotated = await keys.rotate('ci-bot', { overlapMs: 24 * 3_600_000 });
+      assert.equal(rotated.previous.id, old.key.id);
+      assert.equal(rotated.previous.expiresAt, start + 24 * 3_600_000);
+      assert.deepEqual({ kind: rotated.key.kind, groups: rotated.key.groups, expiresAt: rotated.key.expiresAt }, { kind: 'agent', groups: ['ml'], expiresAt: null });
+      assert.equal((await keys.verify(old.token)).credentialId, old.key.id, 'old key works during the overlap');
+      assert.equal((await keys.verify(rotated.token)).credentialId, rotated.key.id);
+      clock = start + 24 * 3_600_000;
+      await rejectsWith(keys.verify(old.token), 'credential_expired');
+      assert.equal((await keys.verify(rotated.token)).subject, 'key:ci-bot');
+      // the rotated key can be rotated again once the overlap is over
+      await keys.rotate('ci-bot', { overlapMs: 0 });
+    });
+
+    test('at most two live keys per name: a second rotation during the overlap, or a create, is refused', async () => {
+      await create('ci-bot');
+      await keys.rotate('ci-bot', { overlapMs: 3_600_000 });
+      await assert.rejects(keys.rotate('ci-bot', { overlapMs: 3_600_000 }), /already rotating/);
+      await assert.rejects(create('ci-bot'), ApiKeyInputError);
+      await assert.rejects(keys.rotate('nobody', { overlapMs: 0 }), /no live key named "nobody"/);
+      const results = await Promise.allSettled([keys.rotate('ci-bot', { overlapMs: 0 }), keys.rotate('ci-bot', { overlapMs: 0 })]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 0);
+      const live = (await keys.list()).filter((k) => k.name === 'ci-bot' && k.revokedAt === null && (k.expiresAt === null || k.expiresAt > clock));
+      assert.equal(live.length, 2);
+    });
+
+    test('two concurrent rotations of one live key yield exactly one new key', async () => {
+      await create('ci-bot');
+      const results = await Promise.allSettled([keys.rotate('ci-bot', { overlapMs: 3_600_000 }), keys.rotate('ci-bot', { overlapMs: 3_600_000 })]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+      const live = (await keys.list()).filter((k) => k.name === 'ci-bot' && k.revokedAt === null);
+      assert.equal(live.length, 2);
+    });
 
     test('invalid names, kinds, groups and expiries are refused before anything is stored', async () => {
       const invalidNames = ['', '-leading-dash', '.leading-dot', 'has space', 'slash/name', 'x'.repeat(129), 'naïve', 'new\nline'];

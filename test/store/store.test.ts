@@ -25,6 +25,7 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['expires_at', true],
     ['revoked_at', true],
     ['last_used_at', true],
+    ['generation', false],
   ],
   exchanges: [
     ['seq', false],
@@ -79,6 +80,28 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
   ],
   review_votes: [['review_id', false], ['voter', false], ['voter_groups', false], ['vote', false], ['comment', true], ['grant_ms', true], ['via', false], ['created_at', false]],
   review_grants: [['review_id', false], ['subject', false], ['connection', false], ['operation', false], ['rules', false], ['created_at', false], ['expires_at', false]],
+  identity_revocations: [
+    ['id', false],
+    ['kind', false],
+    ['value', false],
+    ['created_at', false],
+    ['expires_at', true],
+    ['reason', true],
+    ['revoked_by', true],
+  ],
+  identity_saml_assertions: [
+    ['id', false],
+    ['expires_at', false],
+  ],
+  identity_signing_keys: [
+    ['kid', false],
+    ['public_jwk', false],
+    ['created_at', false],
+  ],
+  identity_state: [
+    ['name', false],
+    ['value', false],
+  ],
 };
 
 const int8Columns = ['api_keys.created_at', 'api_keys.expires_at', 'api_keys.revoked_at', 'api_keys.last_used_at', 'exchanges.seq', 'exchanges.started_at', 'exchanges.ended_at', 'exchanges.bytes_in', 'exchanges.bytes_out'];
@@ -181,10 +204,10 @@ for (const dialect of await testDialects()) {
     test('tables exist with the expected columns and nullability', async () => {
       const store = await open();
       const tables = await applicationTables(store);
-      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'review_grants', 'review_votes', 'reviews']);
+      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state', 'review_grants', 'review_votes', 'reviews']);
       // SQLite reports primary keys as nullable: `seq` is the rowid alias (NULL means
       // "assign one"), and a TEXT PRIMARY KEY really does accept NULL there (a SQLite quirk).
-      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'reviews.id', 'review_grants.review_id']);
+      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'reviews.id', 'review_grants.review_id', 'identity_revocations.id', 'identity_saml_assertions.id', 'identity_signing_keys.kid', 'identity_state.name']);
       const nullable = (table: string, column: string, isNullable: boolean) =>
         dialect.name === 'sqlite' && primaryKeys.has(`${table}.${column}`) ? false : isNullable;
       for (const table of tables) {
@@ -321,7 +344,7 @@ for (const dialect of await testDialects()) {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
         for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), allMigrationNames);
         const tables = await applicationTables(stores[3]!);
-        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'review_grants', 'review_votes', 'reviews']);
+        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state', 'review_grants', 'review_votes', 'reviews']);
       });
 
       test('the schema option puts the tables in that schema', async () => {

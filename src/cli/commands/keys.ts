@@ -1,6 +1,6 @@
 import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
-import { ApiKeyInputError, ApiKeyService, type ApiKeyInfo } from '../../identity/index.js';
+import { ApiKeyInputError, ApiKeyService, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { withStore } from '../with-store.js';
 
@@ -11,6 +11,7 @@ export interface KeysOptions {
   readonly kind?: string | undefined;
   readonly expires?: string | undefined;
   readonly json?: boolean | undefined;
+  readonly overlap?: string | undefined;
 }
 
 export async function keysCommand(action: string | undefined, args: readonly string[], options: KeysOptions): Promise<void> {
@@ -55,11 +56,36 @@ export async function keysCommand(action: string | undefined, args: readonly str
         if (!target) throw new CliError('usage: gatehouse keys revoke ID|NAME');
         const revoked = await keys.revoke(target);
         if (!revoked) throw new CliError(`no live key with id or name "${target}"`, 1);
+        // recorded as a revocation too, so gateways cut the key's in-flight exchanges
+        await new RevocationService(store.db).revoke({ kind: 'key', value: revoked.id, revokedBy: `cli:${process.env.USER ?? 'unknown'}` });
         process.stdout.write(`revoked key ${revoked.id} "${revoked.name}"\n`);
         return;
       }
+      case 'rotate': {
+        const name = args[0];
+        const overlap = options.overlap === undefined ? undefined : parseDuration(options.overlap);
+        if (!name || overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d]');
+        let expiresAt: number | null = null;
+        if (options.expires !== undefined && options.expires !== 'never') {
+          const ms = parseDuration(options.expires);
+          if (ms === undefined || ms === 0) throw new CliError(`--expires "${options.expires}" is not a duration (e.g. 12h, 30d, or never)`);
+          expiresAt = Date.now() + ms;
+        }
+        try {
+          const { token, key, previous } = await keys.rotate(name, { overlapMs: overlap, expiresAt });
+          if (options.json) process.stdout.write(`${JSON.stringify({ token, key, previous })}\n`);
+          else {
+            process.stdout.write(`${token}\n`);
+            process.stderr.write(`created key ${key.id} "${key.name}"; the previous key ${previous.id} ${describeExpiry(previous)}.\nThe key above is shown once and stored only as a hash: keep it now.\n`);
+          }
+        } catch (error) {
+          if (error instanceof ApiKeyInputError) throw new CliError(error.message);
+          throw error;
+        }
+        return;
+      }
       default:
-        throw new CliError('usage: gatehouse keys create|list|revoke');
+        throw new CliError('usage: gatehouse keys create|list|revoke|rotate');
     }
   });
 }

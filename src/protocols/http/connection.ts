@@ -11,6 +11,8 @@ export interface HttpConnection {
   readonly maxResponseBody: number;
   /** Masking profiles applied to every exchange on this connection. */
   readonly masking?: readonly string[] | undefined;
+  /** Send the upstream a short-lived signed assertion of who called, in this header. */
+  readonly identityAssertion?: { readonly header: string; readonly ttlMs: number } | undefined;
 }
 
 /** `/c/<connection>/<rest>` → connection name and the rest (with its query). */

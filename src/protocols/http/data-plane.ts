@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { requestDigest } from '../../approvals/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import { newId, type Exchange, type RecordedRequest } from '../../exchange/index.js';
+import { newId, type Exchange, type Identity, type RecordedRequest } from '../../exchange/index.js';
 import { mapUpstreamError } from '../../forward/index.js';
 import { runExchange, type ExchangeIO, type Inspection, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
@@ -25,6 +25,10 @@ export interface DataPlaneOptions {
   readonly maxRecordedBody: number;
   /** Masking profiles and the response guard (absent: answers pass as they are). */
   readonly masking?: DataPlaneMasking | undefined;
+  /** Exchanges in flight, so a revocation can cut them (abort upstream, destroy socket). */
+  readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
+  /** Signs the identity assertion for connections with `identityAssertion`. */
+  readonly assertIdentity?: ((identity: Identity, connection: string, ttlMs: number, exchangeId: string) => Promise<string>) | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -95,12 +99,26 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           if (!res.writableFinished) controller.abort();
         };
         res.once('close', abortUpstream);
+        if (admitted.identity && options.inFlight) {
+          const release = options.inFlight.register(id, admitted.identity, () => {
+            controller.abort();
+            res.destroy();
+          });
+          res.once('close', release);
+        }
+        const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength: forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined });
+        const assertion = connection.identityAssertion;
+        if (assertion) {
+          // Never pass on a caller's own value of the header; without an identity or a signer, send none.
+          delete headers[assertion.header];
+          if (admitted.identity && options.assertIdentity) headers[assertion.header] = await options.assertIdentity(admitted.identity, connection.name, assertion.ttlMs, id);
+        }
         let upstream;
         try {
           upstream = await connection.forwarder.forward({
             method,
             path: upstreamPath,
-            headers: upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength: forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined }),
+            headers,
             body: forwardBody && forwardBody.length > 0 ? forwardBody : undefined,
             signal: controller.signal,
           });

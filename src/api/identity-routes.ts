@@ -1,0 +1,61 @@
+// Admin API routes for identity (admin groups required, like every /api route):
+//   GET  /api/whoami                the caller's subject, kind, groups and method
+//   GET  /api/revocations           every revocation, newest first
+//   POST /api/revocations           {"kind":"token|subject|user|key","value":"…","reason"?:"…"}
+//   POST /api/revocations/<id>/lift lifts one (e.g. re-enables a user)
+// A key revocation also marks the API key revoked. Each takes effect on this gateway
+// at once and on every gateway sharing the store within a second.
+
+import type { IncomingMessage } from 'node:http';
+import { GatehouseError } from '../errors/index.js';
+import { revocationKinds, type ApiKeyService, type RevocationKind, type RevocationService } from '../identity/index.js';
+
+import type { AdminRoute } from './admin-server.js';
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 16 * 1024) throw new GatehouseError('request_too_large');
+    chunks.push(chunk);
+  }
+  try {
+    const value = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
+}
+
+export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService): AdminRoute[] {
+  return [
+    ['GET', /^\/api\/whoami$/, async (_req, _url, _params, caller) => ({ subject: caller.subject, kind: caller.kind, groups: caller.groups, method: caller.method })],
+    ['GET', /^\/api\/revocations$/, async () => ({ revocations: await revocations.list() })],
+    ['POST', /^\/api\/revocations$/, async (req, _url, _params, caller) => {
+      const body = await readJson(req);
+      const { kind, value, reason } = body;
+      if (typeof kind !== 'string' || !(revocationKinds as readonly string[]).includes(kind)) {
+        throw new GatehouseError('invalid_request_body', { message: `"kind" must be one of ${revocationKinds.join(', ')}.` });
+      }
+      if (typeof value !== 'string' || value === '' || value.length > 512) throw new GatehouseError('invalid_request_body', { message: '"value" must be a non-empty string.' });
+      if (reason !== undefined && typeof reason !== 'string') throw new GatehouseError('invalid_request_body', { message: '"reason" must be a string.' });
+      const target = kind === 'token' && !value.includes(':') ? `jti:${value}` : value;
+      if (kind === 'key') {
+        // by name: every live key of the name (both keys during a rotation)
+        const revoked = [];
+        for (let key = await apiKeys.revoke(value); key && revoked.length < 10; key = await apiKeys.revoke(value)) revoked.push(key);
+        if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${value}".` });
+        const records = [];
+        for (const key of revoked) records.push(await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject }));
+        return { revocation: records[0], revocations: records };
+      }
+      return { revocation: await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject }) };
+    }],
+    ['POST', /^\/api\/revocations\/([^/]+)\/lift$/, async (_req, _url, [id]) => {
+      if (!(await revocations.lift(id!))) throw new GatehouseError('route_not_found', { message: `No revocation with id "${id}".` });
+      return { lifted: id };
+    }],
+  ];
+}

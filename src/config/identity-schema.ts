@@ -1,0 +1,135 @@
+// The `identity` section: OIDC issuers the gateway trusts as a resource server,
+// Gatehouse's own short-lived tokens, and how fast revocations propagate.
+// Only asymmetric algorithms can be allowed: `none` and HMAC (which would let a token
+// "signed" with the issuer's public key verify) are refused at validation time.
+
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+const shortName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+interface Helpers {
+  readonly text: z.ZodType<string, string>;
+  readonly duration: z.ZodType<number, string | number>;
+  readonly secret: z.ZodType<string, string>;
+  readonly baseDir: string;
+}
+
+export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers) {
+  const url = text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }));
+
+  const issuer = z
+    .strictObject({
+      /** Short name used in subjects (`oidc:<name>:<sub>`) and logs. */
+      name: z.string().regex(shortName, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
+      issuer: url,
+      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      discovery: z.boolean().default(true),
+      jwksUri: url.optional(),
+      allowedAlgorithms: z.array(z.enum(asymmetricAlgorithms, { error: `must be one of ${asymmetricAlgorithms.join(', ')} (no "none", no HMAC)` })).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+      subjectClaim: z.string().min(1).default('sub'),
+      groupsClaims: z.array(z.string().min(1)).default(['groups']),
+      /** IdP group → Gatehouse group(s). When set, only mapped groups are kept. */
+      groupMap: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
+      kind: z.enum(['human', 'service', 'agent']).default('human'),
+      jwks: z
+        .strictObject({
+          /** Least time between two JWKS fetches (an unknown kid triggers at most one refetch per cooldown). */
+          cooldown: duration.default(30_000),
+          /** A fetched JWKS is refreshed after this long even if every kid is known. */
+          cacheMaxAge: duration.default(600_000),
+          timeout: duration.default(5_000),
+        })
+        .prefault({}),
+    })
+    .refine((i) => i.discovery || i.jwksUri !== undefined, { message: 'jwksUri is required when discovery is false', path: ['jwksUri'] });
+
+  return z
+    .strictObject({
+      oidc: z
+        .strictObject({
+          /** Tolerance on exp / nbf / iat, bounded so a misconfiguration cannot disable expiry. */
+          clockSkew: duration.pipe(z.number().max(300_000, 'must be at most 5m')).default(30_000),
+          cache: z.strictObject({ maxEntries: z.number().int().min(0).default(10_000), ttl: duration.default(300_000) }).prefault({}),
+          issuers: z.array(issuer).default([]),
+        })
+        .prefault({}),
+      gatewayTokens: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          /** `iss` of Gatehouse tokens; defaults to gateway.publicUrl, else "gatehouse". */
+          issuer: z.string().min(1).optional(),
+          audience: z.string().min(1).default('gatehouse'),
+          defaultTtl: duration.default(15 * 60_000),
+          maxTtl: duration.default(60 * 60_000),
+          /** PKCS#8 PEM Ed25519 private key (a secret reference). Without it, keyFile is used. */
+          signingKey: secret.optional(),
+          /**
+           * Generated on first start (mode 0600) when absent. Default: beside the SQLite
+           * store, or ./.gatehouse-data/ with PostgreSQL (see docs/identity.md).
+           */
+          keyFile: text.transform((v) => resolve(baseDir, v)).optional(),
+        })
+        .refine((t) => t.defaultTtl > 0 && t.defaultTtl <= t.maxTtl, { message: 'defaultTtl must be positive and at most maxTtl', path: ['defaultTtl'] })
+        .prefault({}),
+      login: z
+        .strictObject({
+          /** Name of an entry in oidc.issuers: its groupsClaims / groupMap / kind apply to ID token claims. */
+          issuer: z.string().regex(shortName),
+          clientId: z.string().min(1),
+          /** Secret ref; omit for a public client (PKCE only). */
+          clientSecret: secret.optional(),
+          /** Where the IdP sends the browser back: the admin listener's /auth/callback. */
+          redirectUri: url,
+          scopes: z.array(z.string().min(1)).default(['openid', 'profile']),
+          sessionTtl: duration.default(8 * 3_600_000),
+        })
+        .optional(),
+      saml: z
+        .strictObject({
+          /** Short name used in subjects: `saml:<name>:<NameID>`. */
+          name: z.string().regex(shortName).default('saml'),
+          /** This service provider's entity id (also the expected Audience). */
+          entityId: z.string().min(1),
+          /** The admin listener's /auth/saml/acs URL, as the browser reaches it. */
+          acsUrl: url,
+          /** The IdP's single sign-on URL (HTTP-Redirect binding). */
+          idpSsoUrl: url,
+          /** The IdP's issuer (entity id); assertions from another issuer are refused. */
+          idpIssuer: z.string().min(1),
+          /** The IdP's signing certificate(s), PEM (inline, ${ENV} or file: reference). */
+          idpCert: z.union([secret, z.array(secret).min(1)]),
+          groupsAttribute: z.string().min(1).default('groups'),
+          groupMap: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
+          kind: z.enum(['human', 'service', 'agent']).default('human'),
+          clockSkew: duration.pipe(z.number().max(300_000, 'must be at most 5m')).default(60_000),
+          /** An assertion older than this (IssueInstant) is refused. */
+          maxAssertionAge: duration.default(5 * 60_000),
+          sessionTtl: duration.default(8 * 3_600_000),
+        })
+        .optional(),
+      revocation: z
+        .strictObject({
+          /** How often each gateway polls the store's revocation generation. */
+          pollInterval: duration.pipe(z.number().min(50).max(1000, 'must be at most 1s')).default(250),
+        })
+        .prefault({}),
+    })
+    .superRefine((value, ctx) => {
+      const seen = new Set<string>();
+      if (value.login && !value.oidc.issuers.some((i) => i.name === value.login!.issuer)) {
+        ctx.addIssue({ code: 'custom', path: ['login', 'issuer'], message: `no oidc.issuers entry is named "${value.login.issuer}"` });
+      }
+      if (value.saml && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['saml'], message: 'SAML sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
+      if (value.login && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['login'], message: 'login sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
+      value.oidc.issuers.forEach((i, index) => {
+        if (seen.has(i.name)) ctx.addIssue({ code: 'custom', path: ['oidc', 'issuers', index, 'name'], message: `duplicate issuer name "${i.name}"` });
+        seen.add(i.name);
+      });
+    });
+}
+
+export type IdentityConfig = z.output<ReturnType<typeof buildIdentitySchema>>;
+export type OidcIssuerConfig = IdentityConfig['oidc']['issuers'][number];

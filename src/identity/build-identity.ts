@@ -1,0 +1,86 @@
+// Wiring for everything identity: API keys, OIDC issuers, Gatehouse tokens, the
+// verified-token cache, revocations (polled from the store) and the in-flight registry
+// they cut, and the identify stage built from them. The gateway calls this once at start.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { createOidcLogin } from './login/oidc-login.js';
+import { createSamlLogin } from './login/saml-login.js';
+import type { Kysely } from 'kysely';
+import type { IdentityConfig } from '../config/identity-schema.js';
+import { GatehouseError } from '../errors/index.js';
+import type { Identity } from '../exchange/index.js';
+import type { Database } from '../store/index.js';
+import { apiKeyAuthenticator } from './api-key-authenticator.js';
+import { ApiKeyService } from './api-keys.js';
+import { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
+import { loadSigningKey } from './gateway-tokens/signing-key.js';
+import { identifyCaller } from './identify-caller.js';
+import { jwtAuthenticator } from './jwt-authenticator.js';
+import { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
+import { InFlightRegistry } from './revocation/in-flight.js';
+import { RevocationService } from './revocation/revocations.js';
+import { VerifiedTokenCache } from './verified-token-cache.js';
+
+export interface IdentityServices {
+  readonly apiKeys: ApiKeyService;
+  readonly revocations: RevocationService;
+  readonly inFlight: InFlightRegistry;
+  /** Undefined when `identity.gatewayTokens.enabled` is false. */
+  readonly gatewayTokens: GatewayTokens | undefined;
+  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  /** identify, for the admin API: a Gatehouse token scoped to connections is refused there. */
+  readonly identifyAdmin: (credential: string | undefined) => Promise<Identity>;
+  /** /auth/login, /auth/callback (identity.login) and /auth/saml/* (identity.saml) for the admin listener. */
+  loginRoutes(secureCookies: boolean): ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
+  close(): Promise<void>;
+}
+
+export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>, options: { publicUrl?: string | undefined; dataDir: string }): Promise<IdentityServices> {
+  const apiKeys = new ApiKeyService(db);
+  const revocations = new RevocationService(db, { pollIntervalMs: config.revocation.pollInterval });
+  const inFlight = new InFlightRegistry((identity) => revocations.reason(identity));
+  revocations.onChange(() => inFlight.cutRevoked());
+  await revocations.start();
+
+  const verifiers: TokenVerifier[] = config.oidc.issuers.map((i) => new OidcIssuer(i, { clockSkewMs: config.oidc.clockSkew }));
+  let gatewayTokens: GatewayTokens | undefined;
+  const tokens = config.gatewayTokens;
+  if (tokens.enabled) {
+    const key = await loadSigningKey({ signingKey: tokens.signingKey, keyFile: tokens.keyFile ?? join(options.dataDir, 'gateway-signing-key.pem') });
+    gatewayTokens = new GatewayTokens(db, key, { issuer: tokens.issuer ?? options.publicUrl ?? 'gatehouse', audience: tokens.audience });
+    await gatewayTokens.publish();
+    verifiers.push(gatewayTokens);
+  }
+  const cache = new VerifiedTokenCache({ maxEntries: config.oidc.cache.maxEntries, ttlMs: config.oidc.cache.ttl });
+  const identify = identifyCaller([apiKeyAuthenticator(apiKeys), jwtAuthenticator(verifiers, cache)], { checkRevoked: (identity) => revocations.check(identity) });
+  return {
+    apiKeys,
+    revocations,
+    inFlight,
+    gatewayTokens,
+    identify,
+    async identifyAdmin(credential) {
+      const identity = await identify(credential);
+      // Just-in-time tokens reach their connections only; login sessions (scoped to no
+      // connection) are the Gatehouse tokens meant for the admin API.
+      if (identity.scope && identity.scope.connections.length > 0) {
+        throw new GatehouseError('token_scope_denied', { message: `This token is scoped to connection(s) ${identity.scope.connections.join(', ')}; it cannot be used on the admin API.` });
+      }
+      return identity;
+    },
+    loginRoutes(secureCookies) {
+      const { login, saml } = config;
+      if (!gatewayTokens) return undefined;
+      const handlers: Array<(req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>> = [];
+      if (login) handlers.push(createOidcLogin({ login, issuer: config.oidc.issuers.find((i) => i.name === login.issuer)!, tokens: gatewayTokens, secureCookies }));
+      if (saml) handlers.push(createSamlLogin({ saml, tokens: gatewayTokens, db, secureCookies }));
+      if (handlers.length === 0) return undefined;
+      return async (req, res, url) => {
+        for (const handle of handlers) if (await handle(req, res, url)) return true;
+        return false;
+      };
+    },
+    close: async () => revocations.stop(),
+  };
+}

@@ -1,0 +1,24 @@
+// Stage: a scoped Gatehouse token reaches only what it was issued for.
+// - connection not in the token's `connections` → 403 token_scope_denied;
+// - operations listed (and not `*`) and this exchange's operation not among them → 403.
+// Runs after inspection, when the operation is final; identities without a scope
+// (API keys, IdP tokens) pass untouched, policy still decides for everyone.
+
+import { GatehouseError } from '../../errors/index.js';
+import type { Exchange } from '../../exchange/index.js';
+
+export function checkTokenScope(exchange: Exchange): void {
+  const scope = exchange.identity?.scope;
+  if (!scope) return;
+  if (!scope.connections.includes(exchange.connection)) {
+    throw new GatehouseError('token_scope_denied', {
+      message: `This token is scoped to connection(s) ${scope.connections.join(', ')}; it cannot be used on "${exchange.connection}".`,
+    });
+  }
+  const operations = scope.operations;
+  if (operations && operations.length > 0 && !operations.includes('*') && !operations.includes(exchange.operation)) {
+    throw new GatehouseError('token_scope_denied', {
+      message: `This token is scoped to operation(s) ${operations.join(', ')}; it cannot be used for "${exchange.operation}".`,
+    });
+  }
+}

@@ -1,0 +1,171 @@
+// Gatehouse tokens (just-in-time access): short-lived EdDSA JWTs that carry the
+// identity proven by an IdP token or an API key, narrowed to named connections and
+// operations. Issue and verify both live here so the claim layout is in one place.
+// Verification enforces: alg EdDSA only; a kid published in the store (an unknown kid
+// re-reads the store at most once a second); iss and aud of this gateway; exp and jti
+// present; the embedded scope well-formed.
+
+import { randomBytes } from 'node:crypto';
+import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type KeyObject } from 'jose';
+import type { Kysely } from 'kysely';
+import { GatehouseError } from '../../errors/index.js';
+import type { Identity, IdentityKind, IdentityScope } from '../../exchange/index.js';
+import type { Database } from '../../store/index.js';
+import type { PeekedJwt } from '../jwt-peek.js';
+import { mapJoseError } from '../oidc/map-jose-error.js';
+import type { TokenVerifier } from '../oidc/oidc-issuer.js';
+import type { SigningKey } from './signing-key.js';
+
+interface GatehouseClaims {
+  readonly kind: IdentityKind;
+  readonly groups: readonly string[];
+  readonly via: string;
+  readonly scope: IdentityScope;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly jti: string;
+  readonly expiresAt: number;
+}
+
+export class GatewayTokens implements TokenVerifier {
+  readonly issuer: string;
+  readonly #audience: string;
+  readonly #db: Kysely<Database>;
+  readonly #key: SigningKey;
+  readonly #now: () => number;
+  #publicKeys = new Map<string, KeyObject | Uint8Array>();
+  #lastReload = 0;
+
+  constructor(db: Kysely<Database>, key: SigningKey, options: { issuer: string; audience: string; now?: () => number }) {
+    this.#db = db;
+    this.#key = key;
+    this.issuer = options.issuer;
+    this.#audience = options.audience;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Publishes this gateway's public key in the store (idempotent). */
+  async publish(): Promise<void> {
+    const existing = await this.#db.selectFrom('identity_signing_keys').select('kid').where('kid', '=', this.#key.kid).executeTakeFirst();
+    if (!existing) {
+      await this.#db
+        .insertInto('identity_signing_keys')
+        .values({ kid: this.#key.kid, public_jwk: JSON.stringify(this.#key.publicJwk), created_at: this.#now() })
+        .onConflict((oc) => oc.column('kid').doNothing())
+        .execute();
+    }
+    await this.#reload();
+  }
+
+  /** Every published public key, for `/.well-known/jwks.json`. */
+  async jwks(): Promise<{ keys: JWK[] }> {
+    const rows = await this.#db.selectFrom('identity_signing_keys').select('public_jwk').orderBy('created_at', 'desc').execute();
+    return { keys: rows.map((r) => JSON.parse(r.public_jwk) as JWK) };
+  }
+
+  async issue(identity: Identity, scope: IdentityScope, ttlMs: number): Promise<IssuedToken> {
+    const jti = randomBytes(16).toString('base64url');
+    const iat = Math.floor(this.#now() / 1000);
+    const exp = iat + Math.max(1, Math.floor(ttlMs / 1000));
+    const claims: GatehouseClaims = { kind: identity.kind, groups: identity.groups, via: identity.credentialId, scope };
+    const token = await new SignJWT({ gh: claims })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid, typ: 'gatehouse+jwt' })
+      .setIssuer(this.issuer)
+      .setAudience(this.#audience)
+      .setSubject(identity.subject)
+      .setJti(jti)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(this.#key.privateKey);
+    return { token, jti, expiresAt: exp * 1000 };
+  }
+
+  /**
+   * The identity assertion an upstream receives (connection `identityAssertion`): who
+   * called, for this connection (`aud`) and this exchange (`jti`), valid for `ttlMs`.
+   * It carries no part of the caller's credential; verify it with /.well-known/jwks.json.
+   */
+  async assertIdentity(identity: Identity, connection: string, ttlMs: number, exchangeId: string): Promise<string> {
+    const iat = Math.floor(this.#now() / 1000);
+    return new SignJWT({ kind: identity.kind, groups: identity.groups, method: identity.method })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid, typ: 'gatehouse-identity+jwt' })
+      .setIssuer(this.issuer)
+      .setAudience(connection)
+      .setSubject(identity.subject)
+      .setJti(exchangeId)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + Math.ceil(ttlMs / 1000))
+      .sign(this.#key.privateKey);
+  }
+
+  /** Signs short-lived internal state (e.g. the login cookie) for another audience. */
+  async signState(claims: Record<string, string>, audience: string, ttlMs: number): Promise<string> {
+    const iat = Math.floor(this.#now() / 1000);
+    return new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid }).setIssuer(this.issuer).setAudience(audience).setIssuedAt(iat).setExpirationTime(iat + Math.ceil(ttlMs / 1000)).sign(this.#key.privateKey);
+  }
+
+  /** Verifies what signState signed; undefined when it does not verify or has expired. */
+  async verifyState(token: string, audience: string): Promise<JWTPayload | undefined> {
+    try {
+      const kid = decodeProtectedHeader(token).kid;
+      const key = typeof kid === 'string' ? await this.#keyFor(kid) : undefined;
+      if (!key) return undefined;
+      const { payload } = await jwtVerify(token, key, { issuer: this.issuer, audience, algorithms: ['EdDSA'], currentDate: new Date(this.#now()) });
+      return payload;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async verify(token: string, peeked: PeekedJwt): Promise<Identity> {
+    if (peeked.header.alg !== 'EdDSA') throw new GatehouseError('token_algorithm_not_allowed', { detail: `Gatehouse tokens are EdDSA, not ${String(peeked.header.alg).slice(0, 20)}` });
+    // Identity assertions and login state are signed with the same key: only a token
+    // typed as an access token is one.
+    if (peeked.header.typ !== 'gatehouse+jwt') throw new GatehouseError('invalid_credential', { detail: `a Gatehouse JWT of type ${JSON.stringify(String(peeked.header.typ).slice(0, 40))} is not an access token` });
+    const kid = typeof peeked.header.kid === 'string' ? peeked.header.kid : '';
+    const key = await this.#keyFor(kid);
+    if (!key) throw new GatehouseError('token_signature_invalid', { detail: `no published gateway key has kid ${JSON.stringify(kid.slice(0, 60))}` });
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, key, {
+        issuer: this.issuer,
+        audience: this.#audience,
+        algorithms: ['EdDSA'],
+        requiredClaims: ['exp', 'jti', 'sub', 'iat'],
+        currentDate: new Date(this.#now()),
+      }));
+    } catch (error) {
+      throw mapJoseError(error, 'gatehouse');
+    }
+    const gh = payload['gh'] as Partial<GatehouseClaims> | undefined;
+    const scope = gh?.scope;
+    if (!gh || !Array.isArray(gh.groups) || !scope || !Array.isArray(scope.connections)) throw new GatehouseError('invalid_credential', { detail: 'Gatehouse token without a valid gh claim' });
+    return {
+      subject: payload.sub!,
+      kind: gh.kind ?? 'human',
+      groups: gh.groups,
+      method: 'gateway_token',
+      credentialId: `jti:${payload.jti}`,
+      issuer: this.issuer,
+      issuedAt: payload.iat! * 1000,
+      expiresAt: payload.exp! * 1000,
+      scope: { connections: scope.connections, operations: scope.operations },
+    };
+  }
+
+  /** A published key by kid; an unknown kid re-reads the store at most once a second. */
+  async #keyFor(kid: string): Promise<KeyObject | Uint8Array | undefined> {
+    if (!this.#publicKeys.has(kid) && this.#now() - this.#lastReload >= 1000) await this.#reload();
+    return this.#publicKeys.get(kid);
+  }
+
+  async #reload(): Promise<void> {
+    this.#lastReload = this.#now();
+    const rows = await this.#db.selectFrom('identity_signing_keys').select(['kid', 'public_jwk']).execute();
+    const keys = new Map<string, KeyObject | Uint8Array>();
+    for (const row of rows) keys.set(row.kid, await importJWK(JSON.parse(row.public_jwk) as JWK, 'EdDSA'));
+    this.#publicKeys = keys;
+  }
+}

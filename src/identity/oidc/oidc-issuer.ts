@@ -1,0 +1,93 @@
+// Verifies access / ID tokens of one configured OIDC issuer (RFC 9068 / RFC 7519).
+// Enforces, in this order:
+// - the header `alg` is in the issuer's allow-list (asymmetric only: never `none`,
+//   never HMAC, so the issuer's public key cannot be used as an HMAC secret);
+// - the signature verifies with a key from the issuer's JWKS, found by discovery or
+//   configured; an unknown `kid` triggers at most one refetch per cooldown (jose's
+//   createRemoteJWKSet), which is how key rotation at the IdP is followed;
+// - `iss` equals the configured issuer, `aud` contains the configured audience,
+//   `exp` is present and not past, `nbf` / `iat` not in the future, each with the
+//   bounded clock skew;
+// - the subject claim is a non-empty string.
+
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { GatehouseError } from '../../errors/index.js';
+import type { Identity } from '../../exchange/index.js';
+import type { OidcIssuerConfig } from '../../config/identity-schema.js';
+import type { PeekedJwt } from '../jwt-peek.js';
+import { discover } from './discovery.js';
+import { groupsFromClaims, readClaimPath } from './groups-from-claims.js';
+import { mapJoseError } from './map-jose-error.js';
+
+export interface TokenVerifier {
+  readonly issuer: string;
+  verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity>;
+}
+
+type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
+
+export class OidcIssuer implements TokenVerifier {
+  readonly issuer: string;
+  readonly #config: OidcIssuerConfig;
+  readonly #clockSkewSec: number;
+  readonly #now: () => number;
+  #jwks: Promise<RemoteJwks> | undefined;
+  #jwksFailedAt = 0;
+
+  constructor(config: OidcIssuerConfig, options: { clockSkewMs: number; now?: () => number }) {
+    this.issuer = config.issuer;
+    this.#config = config;
+    this.#clockSkewSec = Math.floor(options.clockSkewMs / 1000);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Discovery (once, retried no more than once per cooldown after a failure). */
+  #keySet(): Promise<RemoteJwks> {
+    const { jwks } = this.#config;
+    if (this.#jwks && this.#jwksFailedAt !== 0 && this.#now() - this.#jwksFailedAt >= jwks.cooldown) this.#jwks = undefined;
+    this.#jwks ??= (async () => {
+      const uri = this.#config.jwksUri ?? (await discover(this.issuer, jwks.timeout)).jwks_uri;
+      return createRemoteJWKSet(new URL(uri), { cooldownDuration: jwks.cooldown, cacheMaxAge: jwks.cacheMaxAge, timeoutDuration: jwks.timeout });
+    })();
+    this.#jwks.then(() => (this.#jwksFailedAt = 0), () => (this.#jwksFailedAt = this.#now()));
+    return this.#jwks;
+  }
+
+  async verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity> {
+    const config = this.#config;
+    const alg = peeked.header.alg;
+    if (typeof alg !== 'string' || !(config.allowedAlgorithms as readonly string[]).includes(alg)) {
+      throw new GatehouseError('token_algorithm_not_allowed', { detail: `alg ${JSON.stringify(String(alg)).slice(0, 40)} is not in allowedAlgorithms of issuer ${config.name}` });
+    }
+    const jwks = await this.#keySet();
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, jwks, {
+        issuer: config.issuer,
+        audience: config.audience,
+        algorithms: config.allowedAlgorithms,
+        clockTolerance: this.#clockSkewSec,
+        requiredClaims: ['exp'],
+        currentDate: new Date(this.#now()),
+      }));
+    } catch (error) {
+      throw mapJoseError(error, config.name);
+    }
+    const nowSec = this.#now() / 1000;
+    if (typeof payload.iat === 'number' && payload.iat > nowSec + this.#clockSkewSec) {
+      throw new GatehouseError('token_not_yet_valid', { detail: `iat in the future (issuer ${config.name})` });
+    }
+    const sub = readClaimPath(payload, config.subjectClaim);
+    if (typeof sub !== 'string' || sub === '') throw new GatehouseError('invalid_credential', { detail: `claim ${config.subjectClaim} missing (issuer ${config.name})` });
+    return {
+      subject: `oidc:${config.name}:${sub}`,
+      kind: config.kind,
+      groups: groupsFromClaims(payload, config.groupsClaims, config.groupMap),
+      method: 'oidc',
+      credentialId: typeof payload.jti === 'string' ? `jti:${payload.jti}` : `sha256:${tokenHash.slice(0, 22)}`,
+      issuer: config.issuer,
+      issuedAt: typeof payload.iat === 'number' ? payload.iat * 1000 : undefined,
+      expiresAt: payload.exp! * 1000,
+    };
+  }
+}

@@ -1,0 +1,72 @@
+// End to end: `gatehouse login` (device authorization grant) against a real OpenID
+// provider; the token lands in $XDG_CONFIG_HOME/gatehouse/credentials.json with mode
+// 0600, and `gatehouse whoami --admin URL` uses it against the real gateway.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { demoConnectionYaml, gatehouseBin, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc.js';
+
+describe('gatehouse login (device flow)', () => {
+  let upstream: DemoUpstream;
+  let idp: TestOidcProvider;
+  let gateway: GatewayProcess;
+  let home: string;
+
+  before(async () => {
+    home = mkdtempSync(join(tmpdir(), 'gatehouse-xdg-'));
+    upstream = await startDemoUpstream({ apiKey: 'sk-up' });
+    idp = await startOidcProvider({ groups: { carol: ['Platform-Admins'] } });
+    const identity = `identity:\n  oidc:\n    issuers:\n      - { name: corp, issuer: "${idp.issuer}", audience: "${idp.audience}", groupMap: { Platform-Admins: admins } }\n`;
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url) + identity, { env: { UPSTREAM_KEY: 'sk-up' } });
+  });
+  after(async () => {
+    await gateway?.stop();
+    await idp?.close();
+    await upstream?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  test('login stores the token with mode 0600 and whoami uses it on the admin API', async () => {
+    const env = { ...process.env, XDG_CONFIG_HOME: home };
+    const child = spawn(process.execPath, [gatehouseBin, 'login', '--issuer', idp.issuer, '--client-id', 'gatehouse-cli', '--audience', idp.audience, '--scope', 'openid api'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const userCode = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no user code in 30 s: ${stderr}`)), 30_000); // a loaded CI machine starts node slowly
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const match = /confirm the code (\S+)/.exec(stderr);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      });
+    });
+    await idp.completeDeviceFlow(userCode, 'carol');
+    assert.equal(await exited, 0, stderr);
+    const path = join(home, 'gatehouse', 'credentials.json');
+    assert.match(stderr, new RegExp(`credentials saved to ${path}`));
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(statSync(join(home, 'gatehouse')).mode & 0o777, 0o700);
+    const stored = JSON.parse(readFileSync(path, 'utf8')) as { issuer: string; accessToken: string };
+    assert.equal(stored.issuer, idp.issuer);
+
+    const whoami = await runCli(['whoami', '--admin', gateway.adminUrl], env);
+    assert.equal(whoami.code, 0, whoami.stderr);
+    assert.deepEqual(JSON.parse(whoami.stdout), { subject: 'oidc:corp:carol', kind: 'human', groups: ['admins'], method: 'oidc' });
+  });
+
+  test('whoami without a stored credential says how to sign in', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'gatehouse-xdg-'));
+    const result = await runCli(['whoami', '--admin', gateway.adminUrl], { ...process.env, XDG_CONFIG_HOME: empty });
+    rmSync(empty, { recursive: true, force: true });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /not signed in .*run gatehouse login/);
+  });
+});

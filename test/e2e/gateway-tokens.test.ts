@@ -1,0 +1,154 @@
+// End to end: Gatehouse tokens (POST /auth/token) through the real gateway process with
+// the openai client — scope enforced per connection and operation, JWKS published,
+// the generated signing key file private — and revocation of a token by its jti.
+
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import OpenAI from 'openai';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+
+const upstreamKey = 'sk-upstream-gwtok';
+
+describe('Gatehouse tokens, end to end', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess;
+  let apiKey: string;
+  let adminKey: string;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ apiKey: upstreamKey });
+    const second = `  - name: other
+    type: openai
+    target: ${upstream.url}
+    credential:
+      secret: \${UPSTREAM_KEY}
+    access: { groups: [ml] }
+identity:
+  gatewayTokens: { defaultTtl: 10m, maxTtl: 30m }
+`;
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, second), { env: { UPSTREAM_KEY: upstreamKey } });
+    apiKey = await gateway.createKey('ml-agent', ['ml'], ['--kind', 'agent']);
+    adminKey = await gateway.createKey('admin', ['admins']);
+  });
+  after(async () => {
+    await gateway?.stop();
+    await upstream?.close();
+  });
+
+  const exchange = (credential: string, body: unknown) =>
+    fetch(`${gateway.url}/auth/token`, { method: 'POST', headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const client = (token: string, connection = 'demo') => new OpenAI({ baseURL: `${gateway.url}/c/${connection}`, apiKey: token, maxRetries: 0 });
+  const chat = (token: string, connection = 'demo') => client(token, connection).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+  const errorCode = (error: unknown) => (error as { error?: { code?: string } }).error?.code;
+
+  test('an API key is exchanged for a short-lived EdDSA token that works with the openai client', async () => {
+    const res = await exchange(apiKey, { connections: ['demo'], operations: ['chat.completions'] });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    const body = (await res.json()) as { access_token: string; token_type: string; expires_in: number; jti: string; scope: unknown };
+    assert.equal(body.token_type, 'Bearer');
+    assert.ok(body.expires_in > 590 && body.expires_in <= 600, `expires_in ${body.expires_in}`);
+    assert.deepEqual(body.scope, { connections: ['demo'], operations: ['chat.completions'] });
+
+    // verifiable by anyone with the published JWKS
+    const jwks = (await (await fetch(`${gateway.url}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, string>> };
+    const header = decodeProtectedHeader(body.access_token);
+    assert.equal(header.alg, 'EdDSA');
+    const jwk = jwks.keys.find((k) => k['kid'] === header.kid);
+    assert.ok(jwk, 'the signing key is published');
+    assert.equal(jwk['d'], undefined, 'no private part in the JWKS');
+    const { payload } = await jwtVerify(body.access_token, await importJWK(jwk, 'EdDSA'), { audience: 'gatehouse' });
+    assert.equal(payload.sub, 'key:ml-agent');
+    assert.equal(payload.jti, body.jti);
+
+    const answer = await chat(body.access_token);
+    assert.equal(answer.choices[0]!.message.content, 'Demo reply to: hi');
+  });
+
+  test('a token used outside its scope is token_scope_denied (403) with a clear message', async () => {
+    const { access_token: token } = (await (await exchange(apiKey, { connections: ['demo'], operations: ['chat.completions'] })).json()) as { access_token: string };
+    await assert.rejects(chat(token, 'other'), (error: unknown) => {
+      assert.ok(error instanceof OpenAI.PermissionDeniedError);
+      assert.equal(errorCode(error), 'token_scope_denied');
+      assert.match((error as Error).message, /This token is scoped to connection\(s\) demo; it cannot be used on "other"\./);
+      return true;
+    });
+    await assert.rejects(client(token).embeddings.create({ model: 'demo-embed', input: 'x' }), (error: unknown) => {
+      assert.equal(errorCode(error), 'token_scope_denied');
+      assert.match((error as Error).message, /scoped to operation\(s\) chat\.completions; it cannot be used for "embeddings"/);
+      return true;
+    });
+  });
+
+  test('a just-in-time token of an admin does not open the admin API', async () => {
+    const { access_token: token } = (await (await exchange(adminKey, { connections: ['demo'] })).json()) as { access_token: string };
+    const res = await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 403);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'token_scope_denied');
+    assert.match(body.error.message, /cannot be used on the admin API/);
+    assert.equal((await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { authorization: `Bearer ${adminKey}` } })).status, 200);
+  });
+
+  test('invalid token requests are token_request_invalid (400)', async () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{ connections: [] }, /"connections" must be a non-empty list/],
+      [{ connections: ['nope'] }, /Unknown connection\(s\): "nope"/],
+      [{ connections: ['demo'], ttl: '2h' }, /"ttl" may be at most 1800s/],
+      [[1, 2], /must be a JSON object/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await exchange(apiKey, body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      const json = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(json.error.code, 'token_request_invalid');
+      assert.match(json.error.message, message);
+    }
+    const noAuth = await fetch(`${gateway.url}/auth/token`, { method: 'POST', body: '{}' });
+    assert.equal(noAuth.status, 401);
+  });
+
+  test('a Gatehouse token cannot be exchanged for another', async () => {
+    const { access_token: token } = (await (await exchange(apiKey, { connections: ['demo'] })).json()) as { access_token: string };
+    const res = await exchange(token, { connections: ['demo'], ttl: '30m' });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /cannot be exchanged for another/);
+  });
+
+  test('revoking a token by jti refuses it on the next request; other tokens keep working', async () => {
+    const a = (await (await exchange(apiKey, { connections: ['demo'] })).json()) as { access_token: string; jti: string };
+    const b = (await (await exchange(apiKey, { connections: ['demo'] })).json()) as { access_token: string };
+    await chat(a.access_token);
+    const { stdout } = await gateway.cli(['revoke', 'token', a.jti, '--reason', 'test']);
+    assert.match(stdout, new RegExp(`revoked token jti:${a.jti}`));
+    await assertEventually(async () => {
+      await assert.rejects(chat(a.access_token), (error: unknown) => errorCode(error) === 'credential_revoked');
+    });
+    await chat(b.access_token);
+    const list = await fetch(`${gateway.adminUrl}/api/revocations`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const revocations = ((await list.json()) as { revocations: Array<{ kind: string; value: string; reason: string }> }).revocations;
+    assert.deepEqual(revocations.map((r) => [r.kind, r.value, r.reason]), [['token', `jti:${a.jti}`, 'test']]);
+  });
+
+  test('the generated signing key file is private (mode 0600)', () => {
+    const mode = statSync(join(gateway.dir, 'gateway-signing-key.pem')).mode & 0o777;
+    assert.equal(mode, 0o600);
+  });
+});
+
+/** Revocations propagate by polling (250 ms); a CLI revocation is visible within 1 s. */
+async function assertEventually(check: () => Promise<void>, timeoutMs = 1000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

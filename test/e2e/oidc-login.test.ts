@@ -1,0 +1,120 @@
+// End to end: browser login to the admin API with OIDC authorization code + PKCE against
+// a real OpenID provider; the session cookie works on the admin API (and only there).
+
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { decodeJwt } from 'jose';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc.js';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('OIDC login (authorization code + PKCE) for the admin API', () => {
+  let upstream: DemoUpstream;
+  let idp: TestOidcProvider;
+  let gateway: GatewayProcess;
+  let callbackUrl: string;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ apiKey: 'sk-up' });
+    const adminPort = await freePort();
+    callbackUrl = `http://127.0.0.1:${adminPort}/auth/callback`;
+    idp = await startOidcProvider({ groups: { alice: ['Platform-Admins'], bob: ['Finance'] }, loginRedirectUri: callbackUrl });
+    gateway = await startGatewayProcess(`gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+admin:
+  listen: { host: 127.0.0.1, port: ${adminPort} }
+  groups: [admins]
+connections:
+  - name: demo
+    type: openai
+    target: ${upstream.url}
+    credential: { secret: "\${UPSTREAM_KEY}" }
+    access: { groups: [admins] }
+identity:
+  oidc:
+    issuers:
+      - { name: corp, issuer: "${idp.issuer}", audience: "${idp.audience}", groupMap: { Platform-Admins: admins } }
+  login:
+    issuer: corp
+    clientId: gatehouse-admin
+    redirectUri: ${callbackUrl}
+    scopes: [openid]
+    sessionTtl: 1h
+`, { env: { UPSTREAM_KEY: 'sk-up' } });
+  });
+  after(async () => {
+    await gateway?.stop();
+    await idp?.close();
+    await upstream?.close();
+  });
+
+  /** Runs the whole browser flow for `login`; returns the callback response and the cookies it set. */
+  async function logIn(login: string, tamper?: (callback: string) => string) {
+    const start = await fetch(`${gateway.adminUrl}/auth/login`, { redirect: 'manual' });
+    assert.equal(start.status, 302);
+    const loginCookie = start.headers.getSetCookie()[0]!;
+    assert.match(loginCookie, /^gatehouse_login=[^;]+; Path=\/auth; Max-Age=600; HttpOnly; SameSite=Lax$/);
+    const authUrl = new URL(start.headers.get('location')!);
+    assert.equal(authUrl.origin, idp.issuer);
+    assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
+    assert.ok(authUrl.searchParams.get('code_challenge'));
+    let callback = await idp.authorize(authUrl.href, login, callbackUrl);
+    if (tamper) callback = tamper(callback);
+    const res = await fetch(callback, { headers: { cookie: loginCookie.split(';')[0]! }, redirect: 'manual' });
+    return { res, cookies: res.headers.getSetCookie() };
+  }
+
+  test('an admin logs in and the session cookie opens the admin API', async () => {
+    const { res, cookies } = await logIn('alice');
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { subject: string; groups: string[] };
+    assert.deepEqual({ subject: body.subject, groups: body.groups }, { subject: 'oidc:corp:alice', groups: ['admins'] });
+    const session = cookies.find((c) => c.startsWith('gatehouse_session='))!;
+    assert.match(session, /^gatehouse_session=[^;]+; Path=\/; Max-Age=3600; HttpOnly; SameSite=Lax$/, 'HttpOnly, SameSite=Lax; no Secure without TLS');
+    const cookie = session.split(';')[0]!;
+    const api = await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { cookie } });
+    assert.equal(api.status, 200);
+
+    // the session is a Gatehouse token scoped to no connection: useless on the data plane
+    const token = cookie.slice('gatehouse_session='.length);
+    assert.equal(decodeJwt(token).sub, 'oidc:corp:alice');
+    const data = await fetch(`${gateway.url}/c/demo/models`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(data.status, 403);
+    assert.equal(((await data.json()) as { error: { code: string } }).error.code, 'token_scope_denied');
+
+    // and it is revocable like any credential
+    await gateway.cli(['revoke', 'user', 'oidc:corp:alice']);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { cookie } })).status, 401);
+  });
+
+  test('a user outside the admin groups logs in but is refused by the admin API', async () => {
+    const { res, cookies } = await logIn('bob');
+    assert.equal(res.status, 200);
+    const cookie = cookies.find((c) => c.startsWith('gatehouse_session='))!.split(';')[0]!;
+    const api = await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { cookie } });
+    assert.equal(api.status, 403);
+  });
+
+  test('a callback with a forged state, or without the login cookie, is refused', async () => {
+    const forged = await logIn('alice', (callback) => {
+      const url = new URL(callback);
+      url.searchParams.set('state', 'forged');
+      return url.href;
+    });
+    assert.equal(forged.res.status, 401);
+    assert.equal(forged.cookies.length, 0);
+    const noCookie = await fetch(`${callbackUrl}?code=x&state=y`);
+    assert.equal(noCookie.status, 401);
+    assert.match(((await noCookie.json()) as { error: { message: string } }).error.message, /No login in progress/);
+  });
+});
