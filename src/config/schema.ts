@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
+import { buildAuditSchema } from './audit-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -123,8 +124,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({
           /** Bodies above this size are stored truncated, with a marker. */
           maxBodyBytes: size.default(256 * 1024),
+          /** Benchmark switch only (bench/audit.ts): false records nothing at all. */
+          enabled: z.boolean().default(true),
         })
         .prefault({}),
+      audit: buildAuditSchema({ baseDir, storeSecret, secret, duration, size, path }),
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),

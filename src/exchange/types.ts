@@ -87,6 +87,8 @@ export interface ExchangeOutcome {
   readonly usage?: TokenUsage | undefined;
   readonly errorCode?: string | undefined;
   readonly errorDetail?: string | undefined;
+  /** When each piece of the answer was relayed: [ms since start, bytes], bounded (audit replay). */
+  readonly chunkTimings?: readonly (readonly [number, number])[] | undefined;
 }
 
 export interface TokenUsage {

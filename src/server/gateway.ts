@@ -5,7 +5,8 @@ import { createServer as createHttpServer, type RequestListener, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createAdminHandler } from '../api/index.js';
-import { createRecorder } from '../audit/index.js';
+import { createRecorder, openAuditTrail, type AuditTrail } from '../audit/index.js';
+import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
@@ -21,6 +22,8 @@ export interface Gateway {
   readonly store: Store;
   readonly apiKeys: ApiKeyService;
   readonly logger: Logger;
+  /** Administrative acts: `await gateway.audit.log.event({ kind, actor, target, details })`. */
+  readonly audit: AuditTrail;
   close(): Promise<void>;
 }
 
@@ -34,7 +37,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const apiKeys = new ApiKeyService(store.db);
   const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
   const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
-  const recorder = createRecorder(store.db);
+  const audit = openAuditTrail(store.db, config.audit, { createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
+  const recorder = config.recording.enabled ? createRecorder(store.db, { writer: audit.writer }) : disabledRecorder;
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
 
@@ -54,6 +58,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     connections,
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
+    progress: { intervalMs: config.audit.progress.interval, bytes: config.audit.progress.bytes },
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
   });
   const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);
@@ -71,6 +76,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     }, config.admin.listen, config.admin.tls);
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
+  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys()], policyVersion: policy.version, recording: config.recording.enabled } });
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
@@ -80,10 +86,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     store,
     apiKeys,
     logger,
+    audit,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined]);
         await recorder.drain();
+        await audit.log.event({ kind: 'gateway.stopped', actor: 'gatehouse', target: null }).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+        await audit.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');

@@ -55,13 +55,54 @@ export interface ExchangesTable {
   bytes_out: Generated<number>;
   ttfb_ms: number | null;
   duration_ms: number | null;
+  review_id: Generated<string | null>;
+  reexecution_of: Generated<string | null>;
+  /** JSON [[msSinceStart, bytes], …], bounded (see audit/chunk-timings.ts). */
+  chunk_timings: Generated<string | null>;
+  /** AES-256-GCM sealed raw request / answer, only when audit.raw is enabled. */
+  raw_request: Generated<string | null>;
+  raw_response: Generated<string | null>;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  at: number;
+  writer: string;
+  kind: string;
+  actor: string | null;
+  target: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+  checkpoint_seq: number;
+  checkpoint_at: number;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number;
+  hash: string;
+  at: number;
+  key_id: string;
+  signature: string;
 }
 
 export interface Database {
   api_keys: ApiKeysTable;
   exchanges: ExchangesTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
 }
 
 /** Row types as read back. */
 export type ExchangeRow = { [K in keyof ExchangesTable]: ExchangesTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ExchangesTable[K] };
 export type ApiKeyRow = ApiKeysTable;
+export type AuditEventRow = AuditEventsTable;
+export type AuditCheckpointRow = AuditCheckpointsTable;

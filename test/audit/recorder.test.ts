@@ -114,6 +114,10 @@ for (const dialect of await testDialects()) {
         bytesIn: 81,
         bytesOut: 5_000_000_123,
         ttfbMs: 12,
+        reviewId: null,
+        reexecutionOf: null,
+        chunkTimings: null,
+        rawRecorded: false,
       });
 
       const { items, next } = await listExchanges(store.db, {});

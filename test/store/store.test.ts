@@ -62,8 +62,43 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['bytes_out', false],
     ['ttfb_ms', true],
     ['duration_ms', true],
+    ['review_id', true],
+    ['reexecution_of', true],
+    ['chunk_timings', true],
+    ['raw_request', true],
+    ['raw_response', true],
+  ],
+  audit_events: [
+    ['seq', false],
+    ['id', false],
+    ['at', false],
+    ['writer', false],
+    ['kind', false],
+    ['actor', true],
+    ['target', true],
+    ['details', false],
+    ['prev_hash', false],
+    ['hash', false],
+  ],
+  audit_head: [
+    ['id', false],
+    ['seq', false],
+    ['hash', false],
+    ['checkpoint_seq', false],
+    ['checkpoint_at', false],
+  ],
+  audit_checkpoints: [
+    ['seq', false],
+    ['hash', false],
+    ['at', false],
+    ['key_id', false],
+    ['signature', false],
   ],
 };
+
+/** Search-only columns that are not part of the shared schema: PostgreSQL's generated tsvector. */
+const derivedColumns = new Set(['exchanges.search']);
+const migrationNames = ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique', '0003_audit_chain_and_search'];
 
 const int8Columns = ['api_keys.created_at', 'api_keys.expires_at', 'api_keys.revoked_at', 'api_keys.last_used_at', 'exchanges.seq', 'exchanges.started_at', 'exchanges.ended_at', 'exchanges.bytes_in', 'exchanges.bytes_out'];
 
@@ -138,7 +173,7 @@ for (const dialect of await testDialects()) {
       assert.equal(store.dialect, dialect.name);
       assert.deepEqual(
         (await migrationRows(store)).map((r) => r.name),
-        ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique'],
+        migrationNames,
       );
     });
 
@@ -164,16 +199,17 @@ for (const dialect of await testDialects()) {
 
     test('tables exist with the expected columns and nullability', async () => {
       const store = await open();
-      const tables = await applicationTables(store);
-      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
+      // SQLite's FTS5 index (exchanges_fts and its shadow tables) is search machinery, not schema.
+      const tables = (await applicationTables(store)).filter((t) => !t.name.startsWith('exchanges_fts'));
+      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'audit_checkpoints', 'audit_events', 'audit_head', 'exchanges']);
       // SQLite reports primary keys as nullable: `seq` is the rowid alias (NULL means
       // "assign one"), and a TEXT PRIMARY KEY really does accept NULL there (a SQLite quirk).
-      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq']);
+      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'audit_events.seq', 'audit_head.id', 'audit_checkpoints.seq']);
       const nullable = (table: string, column: string, isNullable: boolean) =>
         dialect.name === 'sqlite' && primaryKeys.has(`${table}.${column}`) ? false : isNullable;
       for (const table of tables) {
         assert.deepEqual(
-          table.columns.map((c) => [c.name, nullable(table.name, c.name, c.isNullable)] as const),
+          table.columns.filter((c) => !derivedColumns.has(`${table.name}.${c.name}`)).map((c) => [c.name, nullable(table.name, c.name, c.isNullable)] as const),
           expectedColumns[table.name],
           `columns of ${table.name}`,
         );
@@ -303,9 +339,9 @@ for (const dialect of await testDialects()) {
     if (dialect.name === 'postgres') {
       test('several instances opening the same fresh database at once all succeed (migration lock)', async () => {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
-        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), migrationNames);
         const tables = await applicationTables(stores[3]!);
-        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'exchanges']);
+        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'audit_checkpoints', 'audit_events', 'audit_head', 'exchanges']);
       });
 
       test('the schema option puts the tables in that schema', async () => {
@@ -347,7 +383,7 @@ for (const dialect of await testDialects()) {
         const results = await openInChildProcesses(database.config, 4);
         assert.deepEqual(results, Array.from({ length: 4 }, () => ({ ok: true })));
         const store = await open();
-        assert.deepEqual((await migrationRows(store)).map((r) => r.name), ['0001_api_keys_and_exchanges', '0002_api_keys_live_name_unique']);
+        assert.deepEqual((await migrationRows(store)).map((r) => r.name), migrationNames);
       },
     );
   });

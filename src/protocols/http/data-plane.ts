@@ -14,6 +14,7 @@ import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnectio
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
+import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { writeError } from './write-error.js';
 
@@ -21,6 +22,8 @@ export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
   readonly stages: PipelineStages;
   readonly maxRecordedBody: number;
+  /** Cadence of progress writes while an answer streams (config audit.progress). */
+  readonly progress?: ProgressOptions | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -74,7 +77,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
         };
       },
-      async relay(admitted, finish) {
+      async relay(admitted, finish, progress) {
         const controller = new AbortController();
         const abortUpstream = () => {
           if (!res.writableFinished) controller.abort();
@@ -92,9 +95,20 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
         } catch (error) {
           throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
         }
+        const contentType = upstream.headers['content-type'];
+        const tracker = new ProgressTracker({
+          intervalMs: options.progress?.intervalMs ?? 250,
+          bytes: options.progress?.bytes ?? 64 * 1024,
+          textual: isTextual(Array.isArray(contentType) ? contentType[0] : contentType),
+          sse: isOpenai && admitted.operation !== 'embeddings' && /^text\/event-stream/i.test(String(contentType ?? '')),
+          maxRecordedBody,
+          elapsedMs,
+          report: progress,
+        });
         await relayResponse({
           res,
           upstream,
+          onChunk: tracker.push,
           connection: connection.name,
           readAnswer: isOpenai && admitted.operation !== 'embeddings',
           maxResponseBody: connection.maxResponseBody,
@@ -102,7 +116,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           bytesIn: body?.length ?? 0,
           ttfbMs: elapsedMs(),
           elapsedMs,
-          finish,
+          finish: (outcome) => finish({ ...outcome, chunkTimings: tracker.timings.toJSON() }),
         });
       },
       fail: (error) => writeError(res, error, id),

@@ -23,6 +23,8 @@ export interface RelayOptions {
   readonly ttfbMs: number;
   readonly elapsedMs: () => number;
   readonly finish: (outcome: ExchangeOutcome) => Promise<void>;
+  /** Sees each chunk as it is relayed (audit progress writes, chunk timings). */
+  readonly onChunk?: ((chunk: Buffer) => void) | undefined;
 }
 
 export async function relayResponse(options: RelayOptions): Promise<void> {
@@ -51,6 +53,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       }
       capture?.push(chunk);
       sse?.push(chunk);
+      options.onChunk?.(chunk);
       if (!res.write(chunk)) await drained(res);
       if (res.destroyed) throw new GatehouseError('client_closed');
     }
