@@ -61,7 +61,8 @@ export async function appendEvents(trx: Transaction<Database>, inputs: readonly 
       .execute();
   }
   let checkpointSeq = Number(head.checkpoint_seq);
-  let checkpointAt = Number(head.checkpoint_at);
+  // The first append starts the interval clock rather than checkpointing at once.
+  let checkpointAt = Number(head.checkpoint_at) || now;
   if (options.signer && (seq - checkpointSeq >= options.checkpointEvery || now - checkpointAt >= options.checkpointIntervalMs)) {
     const checkpoint = { seq, hash: prevHash, at: now };
     await trx

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/index.js';
 import { CliError } from './cli-error.js';
 import { configCheckCommand } from './commands/config-check.js';
+import { auditCommand } from './commands/audit.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { sessionsCommand } from './commands/sessions.js';
@@ -20,8 +21,15 @@ const usage = `usage: gatehouse <command> [options]
                                  create an API key; the key is printed once
   keys list                      list API keys (never their secrets)
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
-  sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
+  sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny] [--operation OP]
+                [--rule R] [--review ID] [--text "words"] [--since TIME] [--until TIME] [--limit N]
   sessions show ID               one recorded exchange in full
+  sessions replay ID             the exchange as it happened: a timeline of the answer's chunks
+  audit verify [--from SEQ] [--public-key FILE]
+                                 check the tamper-evident chain; exit 3 and name the event where it breaks
+  audit prune --before TIME      delete events (and their exchanges) up to the last checkpoint before TIME
+  audit export --out DIR|FILE.csv [search filters as for sessions list]
+                                 a signed evidence bundle (DIR) or a CSV file
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -43,6 +51,15 @@ async function main(argv: string[]): Promise<void> {
       decision: { type: 'string' },
       operation: { type: 'string' },
       since: { type: 'string' },
+      until: { type: 'string' },
+      group: { type: 'string' },
+      rule: { type: 'string' },
+      review: { type: 'string' },
+      text: { type: 'string' },
+      from: { type: 'string' },
+      'public-key': { type: 'string' },
+      before: { type: 'string' },
+      out: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -71,6 +88,8 @@ async function main(argv: string[]): Promise<void> {
       return keysCommand(action, rest, values);
     case 'sessions':
       return sessionsCommand(action, rest, values);
+    case 'audit':
+      return auditCommand(action, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }

@@ -46,7 +46,7 @@ export function buildAuditSchema({ baseDir, storeSecret, secret, duration, size,
           key: secret.optional(),
           revealGroups: z.array(z.string().min(1)).default([]),
         })
-        .refine((raw) => !raw.enabled || (raw.key !== undefined && raw.key !== ''), { message: 'audit.raw.key is required when audit.raw.enabled is true', path: ['key'] })
+        .refine((raw) => !raw.enabled || raw.key !== undefined, { message: 'audit.raw.key is required when audit.raw.enabled is true', path: ['key'] })
         .prefault({}),
     })
     .prefault({});

@@ -1,0 +1,38 @@
+// `gatehouse sessions replay ID`: the exchange as it happened — the request, the
+// decision, then the answer as a timeline of the pieces relayed, each with its time
+// since the exchange started, cut from the recorded body by the recorded byte counts.
+
+import type { ExchangeDetail } from '../../audit/index.js';
+
+export interface TimelineEntry {
+  readonly atMs: number;
+  readonly bytes: number;
+  /** The piece of the recorded body, when the recording holds it (not truncated away). */
+  readonly text: string | undefined;
+}
+
+export function timeline(exchange: ExchangeDetail): TimelineEntry[] {
+  const body = exchange.response.body === null ? undefined : Buffer.from(exchange.response.body, 'utf8');
+  let offset = 0;
+  return (exchange.chunkTimings ?? []).map(([atMs, bytes]) => {
+    const text = body && offset + bytes <= body.length ? body.subarray(offset, offset + bytes).toString('utf8') : undefined;
+    offset += bytes;
+    return { atMs, bytes, text };
+  });
+}
+
+export function replayLines(exchange: ExchangeDetail): string[] {
+  const lines = [
+    `${exchange.startedAt}  +0ms  ${exchange.subject ?? '(nobody)'} → ${exchange.connection} ${exchange.request.method ?? ''} ${exchange.request.path ?? ''} (${exchange.operation})`,
+    `        decision ${exchange.decision} (${exchange.rules.join(', ') || '-'}; ${exchange.reason ?? '-'})${exchange.reexecutionOf ? `  re-execution of ${exchange.reexecutionOf}` : ''}`,
+  ];
+  if (exchange.request.promptText) lines.push(`        prompt: ${exchange.request.promptText}`);
+  if (exchange.ttfbMs !== null) lines.push(`        +${exchange.ttfbMs}ms  first byte from the target, status ${exchange.status ?? '-'}`);
+  for (const entry of timeline(exchange)) {
+    lines.push(`        +${entry.atMs}ms  ${entry.bytes} B${entry.text === undefined ? '' : `  ${JSON.stringify(entry.text)}`}`);
+  }
+  const end = exchange.durationMs === null ? '' : `+${exchange.durationMs}ms  `;
+  lines.push(`        ${end}${exchange.complete ? 'complete' : 'INCOMPLETE'}${exchange.errorCode ? ` (${exchange.errorCode})` : ''}, ${exchange.bytesOut} B out`);
+  if (exchange.response.text) lines.push(`        answer: ${exchange.response.text}`);
+  return lines;
+}
