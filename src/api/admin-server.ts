@@ -10,6 +10,7 @@ import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
+import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AdminServerOptions {
@@ -18,6 +19,8 @@ export interface AdminServerOptions {
   readonly adminGroups: readonly string[];
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** Replay, re-execution, reveal and verification routes (audit-routes.ts). */
+  readonly audit?: AuditRoutesOptions | undefined;
 }
 
 type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
@@ -35,6 +38,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (!exchange) throw new GatehouseError('route_not_found', { message: `No session with id "${id}".` });
       return exchange;
     }],
+    ...(options.audit ? auditRoutes(options.audit) : []),
   ];
 
   async function sessionsList(url: URL) {
@@ -45,6 +49,10 @@ export function createAdminHandler(options: AdminServerOptions) {
       subject: q.get('subject') ?? undefined,
       decision: q.get('decision') ?? undefined,
       operation: q.get('operation') ?? undefined,
+      group: q.get('group') ?? undefined,
+      rule: q.get('rule') ?? undefined,
+      review: q.get('review') ?? undefined,
+      text: q.get('text') ?? undefined,
       since: timeParam(q, 'since'),
       until: timeParam(q, 'until'),
       limit: q.has('limit') ? intParam(q, 'limit') : undefined,

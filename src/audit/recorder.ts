@@ -14,6 +14,7 @@ import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../ex
 import type { Database } from '../store/index.js';
 import { stateDigest, defaultState, type ExchangeState } from './exchange-state.js';
 import { GroupCommitWriter, type Emit } from './group-commit.js';
+import type { RawSealer } from './raw-content.js';
 
 /** What has been relayed so far of an answer still streaming. */
 export interface ExchangeProgress {
@@ -39,6 +40,8 @@ export interface RecorderOptions {
   readonly writer?: GroupCommitWriter | undefined;
   /** Links re-executions to their original (reexecute.ts), by exchange id. */
   readonly reexecutionOf?: ((exchange: Exchange) => string | undefined) | undefined;
+  /** audit.raw: seal the unmasked request and answer into raw_request / raw_response. */
+  readonly raw?: RawSealer | undefined;
 }
 
 export function createRecorder(db: Kysely<Database>, options: RecorderOptions = {}): Recorder {
@@ -74,7 +77,10 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
     request_truncated: request?.truncated ? 1 : 0,
     prompt_text: exchange.facts.text ?? null,
     reexecution_of: options.reexecutionOf?.(exchange) ?? null,
+    raw_request: sealed(request?.rawBody ?? request?.body, exchange.id),
   });
+
+  const sealed = (text: string | undefined, id: string) => (options.raw && text !== undefined ? options.raw.seal(text, id) : null);
 
   const outcomeColumns = (exchange: Exchange, outcome: ExchangeOutcome) => ({
     ended_at: exchange.startedAt + Math.round(outcome.durationMs),
@@ -92,6 +98,7 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
     ttfb_ms: outcome.ttfbMs === undefined ? null : Math.round(outcome.ttfbMs),
     duration_ms: Math.round(outcome.durationMs),
     ...(outcome.chunkTimings ? { chunk_timings: JSON.stringify(outcome.chunkTimings) } : {}),
+    ...(options.raw ? { raw_response: sealed(outcome.rawResponseBody ?? outcome.responseBody, exchange.id) } : {}),
   });
 
   const progressColumns = (progress: ExchangeProgress) => ({

@@ -87,6 +87,8 @@ export interface ExchangeOutcome {
   readonly usage?: TokenUsage | undefined;
   readonly errorCode?: string | undefined;
   readonly errorDetail?: string | undefined;
+  /** The unmasked answer body when masking changed `responseBody` (audit.raw only). */
+  readonly rawResponseBody?: string | undefined;
   /** When each piece of the answer was relayed: [ms since start, bytes], bounded (audit replay). */
   readonly chunkTimings?: readonly (readonly [number, number])[] | undefined;
 }
@@ -104,4 +106,6 @@ export interface RecordedRequest {
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | undefined;
   readonly truncated: boolean;
+  /** The unmasked body when masking changed `body`; sealed into the recording only with audit.raw. */
+  readonly rawBody?: string | undefined;
 }

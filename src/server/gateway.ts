@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type RequestListener, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createAdminHandler } from '../api/index.js';
-import { createRecorder, openAuditTrail, type AuditTrail } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, type AuditTrail } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
@@ -38,7 +38,11 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const identify = identifyCaller([apiKeyAuthenticator(apiKeys)]);
   const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
   const audit = openAuditTrail(store.db, config.audit, { createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
-  const recorder = config.recording.enabled ? createRecorder(store.db, { writer: audit.writer }) : disabledRecorder;
+  const reexecutions = new Reexecutions();
+  const raw = config.audit.raw.enabled && config.audit.raw.key ? { sealer: createRawSealer(config.audit.raw.key), revealGroups: config.audit.raw.revealGroups } : undefined;
+  const recorder = config.recording.enabled
+    ? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf: (exchange) => reexecutions.take(exchange.id) })
+    : disabledRecorder;
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
 
@@ -59,6 +63,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
     progress: { intervalMs: config.audit.progress.interval, bytes: config.audit.progress.bytes },
+    bindReexecution: (id, token) => reexecutions.bind(id, token),
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
   });
   const dataServer = await listen(dataPlane, config.gateway.listen, config.gateway.tls);
@@ -66,7 +71,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger });
+    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
+    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, audit: auditRoutes });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');

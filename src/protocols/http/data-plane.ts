@@ -24,6 +24,8 @@ export interface DataPlaneOptions {
   readonly maxRecordedBody: number;
   /** Cadence of progress writes while an answer streams (config audit.progress). */
   readonly progress?: ProgressOptions | undefined;
+  /** Binds a re-execution token (`gatehouse-reexecution` header) to the new exchange (audit). */
+  readonly bindReexecution?: ((exchangeId: string, token: string | string[] | undefined) => void) | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -46,6 +48,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
 
     const id = newId('ex', startedAt);
     res.setHeader('gatehouse-exchange-id', id);
+    options.bindReexecution?.(id, req.headers['gatehouse-reexecution']);
     const pathname = route.rest.split('?', 1)[0]!;
     const upstreamPath = joinUpstreamPath(connection.basePath, route.rest);
     const isOpenai = connection.type === 'openai';
