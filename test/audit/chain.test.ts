@@ -191,3 +191,37 @@ for (const dialect of await testDialects()) {
     });
   });
 }
+
+for (const dialect of await testDialects()) {
+  describe(`search filters on ${dialect.name}`, { skip: dialect.skip }, () => {
+    test('full text, group and rule; user input is never query syntax', async () => {
+      const { listExchanges } = await import('../../src/audit/index.js');
+      const database = await dialect.create();
+      const store = await openStore(database.config);
+      try {
+        const recorder = createRecorder(store.db);
+        const a = exchange('where do zebras sleep');
+        const b = { ...exchange('the quarterly report'), identity: { subject: 'key:fin', kind: 'human' as const, groups: ['finance_team'], method: 'api_key' as const, credentialId: 'c2' } };
+        await recorder.open(a, allow, request);
+        await recorder.finish(a, outcome('zebras sleep standing up'));
+        await recorder.refuse(b, { ...allow, effect: 'deny', rules: ['no-finance'] }, request, outcome('-'));
+        const ids = async (filter: Record<string, string>) => (await listExchanges(store.db, filter)).items.map((i) => i.id);
+        assert.deepEqual(await ids({ text: 'zebras' }), [a.id]);
+        assert.deepEqual(await ids({ text: 'standing' }), [a.id], 'the answer is searchable');
+        assert.deepEqual(await ids({ text: 'quarterly' }), [b.id]);
+        assert.deepEqual(await ids({ group: 'finance_team' }), [b.id]);
+        assert.deepEqual(await ids({ group: 'finance%' }), [], 'LIKE wildcards in a group name match literally');
+        assert.deepEqual(await ids({ group: 'finance_tea' }), [], 'a group matches whole');
+        assert.deepEqual(await ids({ rule: 'no-finance' }), [b.id]);
+        for (const hostile of ['"', 'zebras NEAR(', 'a OR', '*', ')(', "'; drop table exchanges; --"]) {
+          await listExchanges(store.db, { text: hostile });
+        }
+        assert.equal((await listExchanges(store.db, {})).items.length, 2);
+        await recorder.drain();
+      } finally {
+        await store.close();
+        await database.cleanup();
+      }
+    });
+  });
+}
