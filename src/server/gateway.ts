@@ -43,6 +43,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const recorder = config.recording.enabled
     ? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf: (exchange) => reexecutions.take(exchange.id) })
     : disabledRecorder;
+  if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
 
