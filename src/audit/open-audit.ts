@@ -21,7 +21,7 @@ export interface AuditTrail {
 /** The configured key, or the generated key file (created only when `createKey`). */
 export function loadSigner(config: AuditConfig, options: { createKey: boolean }): CheckpointSigner | undefined {
   if (config.signingKey) return signerFromPem(config.signingKey);
-  return loadOrCreateKeyFile(config.keyFile, { create: options.createKey });
+  return config.keyFile === undefined ? undefined : loadOrCreateKeyFile(config.keyFile, { create: options.createKey });
 }
 
 export function openAuditTrail(

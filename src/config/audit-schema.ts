@@ -2,11 +2,10 @@
 // feed a SIEM, raw-content recording, and the streaming progress-write cadence.
 // Built from the main schema's helpers so secrets and units behave the same everywhere.
 
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 interface Helpers {
-  readonly baseDir: string;
   /** A secret reference resolved even for store-only CLI commands (verify needs the key). */
   readonly storeSecret: z.ZodType<string, string>;
   readonly secret: z.ZodType<string, string>;
@@ -15,7 +14,7 @@ interface Helpers {
   readonly path: z.ZodType<string, string>;
 }
 
-export function buildAuditSchema({ baseDir, storeSecret, secret, duration, size, path }: Helpers) {
+export function buildAuditSchema({ storeSecret, secret, duration, size, path }: Helpers) {
   const sink = z.discriminatedUnion('type', [
     z.strictObject({ type: z.literal('file'), path }),
     z.strictObject({ type: z.literal('stdout') }),
@@ -33,7 +32,8 @@ export function buildAuditSchema({ baseDir, storeSecret, secret, duration, size,
       writerId: z.string().min(1).max(128).optional(),
       /** Ed25519 PKCS#8 PEM by reference; without it a key is generated into `keyFile`. */
       signingKey: storeSecret.optional(),
-      keyFile: path.default(resolve(baseDir, 'data/audit-signing-key.pem')),
+      /** Default (withDefaultKeyFile): beside the SQLite file, or data/ beside the config. */
+      keyFile: path.optional(),
       checkpoint: z
         .strictObject({ every: z.number().int().min(1).default(1000), interval: duration.default(60_000) })
         .prefault({}),
@@ -53,3 +53,10 @@ export function buildAuditSchema({ baseDir, storeSecret, secret, duration, size,
 }
 
 export type AuditConfig = z.output<ReturnType<typeof buildAuditSchema>>;
+
+/** The generated key lives with the data: beside the SQLite file, else in data/ beside the config. */
+export function withDefaultKeyFile<T extends { audit: AuditConfig; store: { sqlite: { path: string } } | { postgres: unknown } }>(config: T, baseDir: string): T {
+  if (config.audit.keyFile !== undefined) return config;
+  const keyFile = 'sqlite' in config.store ? join(dirname(config.store.sqlite.path), 'audit-signing-key.pem') : resolve(baseDir, 'data/audit-signing-key.pem');
+  return { ...config, audit: { ...config.audit, keyFile } };
+}

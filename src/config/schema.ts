@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
-import { buildAuditSchema } from './audit-schema.js';
+import { buildAuditSchema, withDefaultKeyFile } from './audit-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -128,12 +128,13 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           enabled: z.boolean().default(true),
         })
         .prefault({}),
-      audit: buildAuditSchema({ baseDir, storeSecret, secret, duration, size, path }),
+      audit: buildAuditSchema({ storeSecret, secret, duration, size, path }),
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
       connections: z.array(connection).default([]),
-    });
+    })
+    .transform((config) => withDefaultKeyFile(config, baseDir));
 }
 
 /**

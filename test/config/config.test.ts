@@ -68,6 +68,10 @@ describe('parseConfig: defaults', () => {
     assert.ok(issues.some((i) => i.startsWith('audit.sinks[0].secret: a secret must be a reference')), issues.join('\n'));
     const config = parse('audit:\n  signingKey: "${SK}"\n  checkpoint: { every: 10, interval: 5s }\n  sinks: [{ type: stdout }, { type: file, path: logs/audit.jsonl }]\n', { SK: 'pem' });
     assert.equal(config.audit.signingKey, 'pem');
+    assert.equal(config.audit.keyFile, join(dir, 'data/audit-signing-key.pem'), 'beside the default SQLite file');
+    assert.equal(parse('store: { sqlite: { path: /var/lib/gh/g.db } }\n').audit.keyFile, '/var/lib/gh/audit-signing-key.pem', 'the generated key lives with the data');
+    assert.equal(parse('store: { postgres: { url: "${PG}" } }\n', { PG: 'postgres://x/y' }).audit.keyFile, join(dir, 'data/audit-signing-key.pem'));
+    assert.equal(parse('audit: { keyFile: keys/a.pem }\n').audit.keyFile, join(dir, 'keys/a.pem'));
     assert.deepEqual(config.audit.checkpoint, { every: 10, interval: 5000 });
     assert.deepEqual(config.audit.sinks, [{ type: 'stdout' }, { type: 'file', path: join(dir, 'logs/audit.jsonl') }]);
   });
