@@ -12,12 +12,13 @@
 //   manifest.sig       raw Ed25519 signature over manifest.sha256
 //   README.md          how to verify
 
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database, ExchangeRow } from '../store/index.js';
 import { eventFromRow } from './audit-event.js';
-import { canonicalJson, sha256Hex } from './canonical-json.js';
+import { canonicalJson } from './canonical-json.js';
 import { applyFilter, type ExchangeFilter } from './exchange-query.js';
 import { stateOf } from './exchange-state.js';
 import type { CheckpointSigner } from './signing-key.js';
@@ -71,45 +72,70 @@ export async function exportCsv(db: Kysely<Database>, filter: ExchangeFilter, pa
   return count;
 }
 
+/** A line-by-line file writer that honours backpressure. */
+function lineWriter(path: string) {
+  const out = createWriteStream(path);
+  return {
+    async write(line: string) {
+      if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    },
+    end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve()))),
+  };
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
 export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter, dir: string, signer: CheckpointSigner): Promise<ExportResult> {
   mkdirSync(dir, { recursive: true });
-  const exchangeLines: string[] = [];
-  const ids: string[] = [];
+  // Rows and events are streamed to the files page by page; only the exported ids are
+  // held, to pick their events out of the chain in seq order.
+  const ids = new Set<string>();
+  const exchanges = lineWriter(join(dir, 'exchanges.jsonl'));
   for await (const row of filteredRows(db, filter)) {
-    exchangeLines.push(`${canonicalJson(stateOf(row))}\n`);
-    ids.push(row.id);
+    await exchanges.write(`${canonicalJson(stateOf(row))}\n`);
+    ids.add(row.id);
   }
-  const eventRows: AuditEventRow[] = [];
-  if (isEmptyFilter(filter)) {
-    eventRows.push(...((await db.selectFrom('audit_events').selectAll().orderBy('seq').execute()) as AuditEventRow[]));
-  } else {
-    for (let i = 0; i < ids.length; i += 500) {
-      eventRows.push(...((await db.selectFrom('audit_events').selectAll().where('target', 'in', ids.slice(i, i + 500)).execute()) as AuditEventRow[]));
+  await exchanges.end();
+  const all = isEmptyFilter(filter);
+  const events = lineWriter(join(dir, 'events.jsonl'));
+  let eventCount = 0;
+  let first = 0;
+  let last = 0;
+  for (let after = -1; ; ) {
+    const rows = (await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(1000).execute()) as AuditEventRow[];
+    if (rows.length === 0) break;
+    after = Number(rows[rows.length - 1]!.seq);
+    for (const row of rows) {
+      if (!all && (row.target === null || !ids.has(row.target))) continue;
+      await events.write(`${canonicalJson(eventFromRow(row))}\n`);
+      eventCount++;
+      first ||= Number(row.seq);
+      last = Number(row.seq);
     }
-    eventRows.sort((a, b) => Number(a.seq) - Number(b.seq));
   }
-  const eventLines = eventRows.map((row) => `${canonicalJson(eventFromRow(row))}\n`);
-  const first = eventRows[0] ? Number(eventRows[0].seq) : 0;
-  const last = eventRows.length ? Number(eventRows[eventRows.length - 1]!.seq) : 0;
+  await events.end();
   const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first).orderBy('seq').execute();
   const checkpointLines = checkpoints.map((c) => `${canonicalJson({ seq: Number(c.seq), hash: c.hash, at: Number(c.at), keyId: c.key_id, signature: c.signature })}\n`);
 
   const csvPath = join(dir, 'exchanges.csv');
   await exportCsv(db, filter, csvPath);
   const files: Record<string, string> = {
-    'events.jsonl': eventLines.join(''),
-    'exchanges.jsonl': exchangeLines.join(''),
     'checkpoints.jsonl': checkpointLines.join(''),
     'public-key.pem': signer.publicKeyPem,
-    'README.md': readme({ exchanges: ids.length, events: eventRows.length, first, last, keyId: signer.keyId, filter }),
+    'README.md': readme({ exchanges: ids.size, events: eventCount, first, last, keyId: signer.keyId, filter }),
   };
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   const names = ['events.jsonl', 'exchanges.jsonl', 'exchanges.csv', 'checkpoints.jsonl', 'public-key.pem', 'README.md'];
   // `sha256sum` format: hex digest, two spaces, file name.
-  const manifest = names.map((name) => `${sha256Hex(readFileSync(join(dir, name)))}  ${name}\n`).join('');
+  const digests = await Promise.all(names.map((name) => sha256File(join(dir, name))));
+  const manifest = names.map((name, i) => `${digests[i]}  ${name}\n`).join('');
   writeFileSync(join(dir, 'manifest.sha256'), manifest);
   writeFileSync(join(dir, 'manifest.sig'), Buffer.from(signer.sign(manifest), 'base64'));
-  return { exchanges: ids.length, events: eventRows.length, files: [...names, 'manifest.sha256', 'manifest.sig'] };
+  return { exchanges: ids.size, events: eventCount, files: [...names, 'manifest.sha256', 'manifest.sig'] };
 }
 
 function readme(info: { exchanges: number; events: number; first: number; last: number; keyId: string; filter: ExchangeFilter }): string {

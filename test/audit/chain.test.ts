@@ -182,6 +182,19 @@ for (const dialect of await testDialects()) {
       assert.match(broken.problems[0]!.message, /^events before seq 10 \(evt_\w+\) are missing and no valid checkpoint vouches for seq 9: event seq 9 was deleted$/);
     });
 
+    test('an unfiltered export holds every event and row, and verifies with sha256sum and openssl', async () => {
+      const { exportBundle } = await import('../../src/audit/index.js');
+      const { execFileSync } = await import('node:child_process');
+      const { readFileSync } = await import('node:fs');
+      const out = join(dir, 'bundle');
+      const result = await exportBundle(store.db, {}, out, trail.signer!);
+      assert.deepEqual([result.exchanges, result.events], [3, 11]);
+      const seqs = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+      assert.deepEqual(seqs, Array.from({ length: 11 }, (_, i) => i + 1));
+      assert.match(execFileSync('sha256sum', ['-c', 'manifest.sha256'], { cwd: out, encoding: 'utf8' }), /events\.jsonl: OK/);
+      assert.match(execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'public-key.pem', '-rawin', '-in', 'manifest.sha256', '-sigfile', 'manifest.sig'], { cwd: out, encoding: 'utf8' }), /Signature Verified Successfully/);
+    });
+
     test('verify --from a checkpoint starts there', async () => {
       const report = await verifyChain(store.db, { publicKeyPem: trail.signer!.publicKeyPem, fromCheckpoint: 8 });
       assert.deepEqual([report.ok, report.fromSeq, report.toSeq, report.events], [true, 9, 11, 3]);
