@@ -10,6 +10,7 @@ import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
+import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import { openApiDocument } from './openapi.js';
 import type { createReviewsRoutes } from './reviews-routes.js';
 
@@ -27,6 +28,8 @@ export interface AdminServerOptions {
   readonly publicRoutes?: ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
   /** Reads a browser session credential (the login cookie) when there is no bearer token. */
   readonly sessionCredential?: ((req: IncomingMessage) => string | undefined) | undefined;
+  /** Replay, re-execution, reveal and verification routes (audit-routes.ts). */
+  readonly audit?: AuditRoutesOptions | undefined;
 }
 
 export type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
@@ -46,6 +49,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       return exchange;
     }],
     ...(options.routes ?? []),
+    ...(options.audit ? auditRoutes(options.audit) : []),
   ];
 
   async function sessionsList(url: URL) {
@@ -56,6 +60,10 @@ export function createAdminHandler(options: AdminServerOptions) {
       subject: q.get('subject') ?? undefined,
       decision: q.get('decision') ?? undefined,
       operation: q.get('operation') ?? undefined,
+      group: q.get('group') ?? undefined,
+      rule: q.get('rule') ?? undefined,
+      review: q.get('review') ?? undefined,
+      text: q.get('text') ?? undefined,
       since: timeParam(q, 'since'),
       until: timeParam(q, 'until'),
       limit: q.has('limit') ? intParam(q, 'limit') : undefined,

@@ -173,6 +173,10 @@ export const openApiDocument = {
           { name: 'subject', in: 'query', schema: { type: 'string' } },
           { name: 'decision', in: 'query', schema: { type: 'string', enum: ['allow', 'deny', 'require_approval'] } },
           { name: 'operation', in: 'query', schema: { type: 'string' } },
+          { name: 'group', in: 'query', description: 'A group the caller was in', schema: { type: 'string' } },
+          { name: 'rule', in: 'query', description: 'A rule that produced the decision', schema: { type: 'string' } },
+          { name: 'review', in: 'query', description: 'Review (approval) id', schema: { type: 'string' } },
+          { name: 'text', in: 'query', description: 'Full text over prompts and answers (words; "quoted phrase" on PostgreSQL)', schema: { type: 'string' } },
           { name: 'since', in: 'query', description: 'ISO 8601 time, inclusive', schema: { type: 'string', format: 'date-time' } },
           { name: 'until', in: 'query', description: 'ISO 8601 time, inclusive', schema: { type: 'string', format: 'date-time' } },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
@@ -282,6 +286,34 @@ export const openApiDocument = {
           '403': errorResponse,
           '404': errorResponse,
         },
+      },
+    },
+    '/api/sessions/{id}/replay': {
+      get: {
+        summary: 'The session as it happened: the record and its answer as a timeline of chunks with their timings',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: '{ session, timeline: [{ atMs, bytes, text }] }' }, '401': errorResponse, '403': errorResponse, '404': errorResponse },
+      },
+    },
+    '/api/sessions/{id}/reexecute': {
+      post: {
+        summary: "Re-executes the recorded request under the caller's own key, through the whole pipeline; the new record links to the original",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: '{ id, reexecutionOf, status, body, truncated }' }, '401': errorResponse, '403': errorResponse, '404': errorResponse, '409': errorResponse },
+      },
+    },
+    '/api/sessions/{id}/reveal': {
+      post: {
+        summary: 'Reveals the sealed raw content (audit.raw) to a member of audit.raw.revealGroups; the reveal is an audit event',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: '{ id, request, response }' }, '401': errorResponse, '403': errorResponse, '404': errorResponse, '409': errorResponse },
+      },
+    },
+    '/api/audit/verify': {
+      get: {
+        summary: 'Verifies the tamper-evident chain (as `gatehouse audit verify`)',
+        parameters: [{ name: 'from', in: 'query', description: 'Seq of the checkpoint to start from', schema: { type: 'integer' } }],
+        responses: { '200': { description: '{ ok, fromSeq, toSeq, events, checkpoints, exchanges, problems: [{ seq, eventId, exchangeId, message }] }' }, '401': errorResponse, '403': errorResponse },
       },
     },
   },

@@ -1,7 +1,7 @@
 // Reads recorded exchanges back for the admin API and the CLI: a filtered, newest-
 // first list with a cursor, and one exchange in full.
 
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { Database, ExchangeRow } from '../store/index.js';
 
 export interface ExchangeFilter {
@@ -9,6 +9,13 @@ export interface ExchangeFilter {
   readonly subject?: string | undefined;
   readonly decision?: string | undefined;
   readonly operation?: string | undefined;
+  /** A group the caller was in. */
+  readonly group?: string | undefined;
+  /** A rule that produced the decision. */
+  readonly rule?: string | undefined;
+  readonly review?: string | undefined;
+  /** Full text over prompts and answers (FTS5 on SQLite, tsvector on PostgreSQL). */
+  readonly text?: string | undefined;
   /** Epoch ms, inclusive. */
   readonly since?: number | undefined;
   readonly until?: number | undefined;
@@ -33,6 +40,8 @@ export interface ExchangeSummary {
   readonly stream: boolean;
   readonly complete: boolean;
   readonly durationMs: number | null;
+  readonly reviewId: string | null;
+  readonly reexecutionOf: string | null;
 }
 
 export interface ExchangeDetail extends ExchangeSummary {
@@ -54,23 +63,57 @@ export interface ExchangeDetail extends ExchangeSummary {
   readonly ttfbMs: number | null;
   /** The review that let it pass (or refused it), and how: held | retry | grant. */
   readonly approval: { reviewId: string; via: string | null } | null;
+  /** [ms since start, bytes] for each relayed piece of the answer (bounded). */
+  readonly chunkTimings: [number, number][] | null;
+  /** Whether sealed raw content exists (reveal it with POST /api/sessions/:id/reveal). */
+  readonly rawRecorded: boolean;
 }
 
 export const maxPageSize = 500;
 
 export async function listExchanges(db: Kysely<Database>, filter: ExchangeFilter): Promise<{ items: ExchangeSummary[]; next: number | undefined }> {
   const limit = Math.min(Math.max(filter.limit ?? 50, 1), maxPageSize);
-  let query = db.selectFrom('exchanges').selectAll().orderBy('seq', 'desc').limit(limit + 1);
+  const query = applyFilter(db, db.selectFrom('exchanges').selectAll(), filter).orderBy('seq', 'desc').limit(limit + 1);
+  const rows = (await query.execute()) as ExchangeRow[];
+  const page = rows.slice(0, limit);
+  return { items: page.map(toSummary), next: rows.length > limit ? page[page.length - 1]!.seq : undefined };
+}
+
+/** Applies every search filter; shared by list, export and CSV so they agree. */
+export function applyFilter<O>(db: Kysely<Database>, query: SelectQueryBuilder<Database, 'exchanges', O>, filter: ExchangeFilter): SelectQueryBuilder<Database, 'exchanges', O> {
   if (filter.connection) query = query.where('connection', '=', filter.connection);
   if (filter.subject) query = query.where('subject', '=', filter.subject);
   if (filter.decision) query = query.where('decision', '=', filter.decision);
   if (filter.operation) query = query.where('operation', '=', filter.operation);
+  if (filter.review) query = query.where('review_id', '=', filter.review);
+  // groups and rules are JSON arrays of strings: match the quoted element.
+  if (filter.group) query = query.where(sql<boolean>`groups like ${`%${likeEscape(JSON.stringify(filter.group))}%`} escape '\\'`);
+  if (filter.rule) query = query.where(sql<boolean>`rules like ${`%${likeEscape(JSON.stringify(filter.rule))}%`} escape '\\'`);
   if (filter.since !== undefined) query = query.where('started_at', '>=', filter.since);
   if (filter.until !== undefined) query = query.where('started_at', '<=', filter.until);
   if (filter.before !== undefined) query = query.where('seq', '<', filter.before);
-  const rows = (await query.execute()) as ExchangeRow[];
-  const page = rows.slice(0, limit);
-  return { items: page.map(toSummary), next: rows.length > limit ? page[page.length - 1]!.seq : undefined };
+  if (filter.text) {
+    if (isPostgres(db)) query = query.where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${filter.text})`);
+    // Quoted as one FTS5 string, so user input is never FTS5 query syntax (sqlite.org/fts5.html §3.1).
+    else query = query.where(sql<boolean>`seq in (select rowid from exchanges_fts where exchanges_fts match ${ftsPhrase(filter.text)})`);
+  }
+  return query;
+}
+
+function isPostgres(db: Kysely<Database>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter;
+}
+
+function likeEscape(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function ftsPhrase(text: string): string {
+  return text
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((word) => `"${word.replace(/"/g, '""')}"`)
+    .join(' ');
 }
 
 export async function getExchange(db: Kysely<Database>, id: string): Promise<ExchangeDetail | undefined> {
@@ -95,6 +138,8 @@ function toSummary(row: ExchangeRow): ExchangeSummary {
     stream: row.stream === 1,
     complete: row.complete === 1,
     durationMs: row.duration_ms,
+    reviewId: row.review_id,
+    reexecutionOf: row.reexecution_of,
   };
 }
 
@@ -130,5 +175,7 @@ function toDetail(row: ExchangeRow): ExchangeDetail {
     ttfbMs: row.ttfb_ms,
     approval: row.review_id === null || row.review_id === undefined ? null : { reviewId: row.review_id, via: row.approval_via ?? null },
     maskCounts: row.masking_counts ? (JSON.parse(row.masking_counts) as Record<string, number>) : null,
+    chunkTimings: row.chunk_timings === null ? null : (JSON.parse(row.chunk_timings) as [number, number][]),
+    rawRecorded: row.raw_request !== null || row.raw_response !== null,
   };
 }

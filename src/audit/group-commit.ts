@@ -1,11 +1,23 @@
 // Group commit: writes queued in the same turn of the event loop share one
 // transaction, so durability costs one commit per batch instead of one per write.
 // Each caller's promise settles when its batch has committed (or failed).
+// A write may emit audit events; they are chained (append-events.ts) at the end of the
+// same transaction, so a record and its event commit together or not at all.
 
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../store/index.js';
+import type { AuditEvent } from './audit-event.js';
+import { appendEvents, type ChainOptions, type EventInput } from './append-events.js';
 
-type Write = (trx: Transaction<Database>) => Promise<unknown>;
+export type Emit = (event: EventInput) => void;
+export type Write = (trx: Transaction<Database>, emit: Emit) => Promise<unknown>;
+
+export interface GroupCommitOptions {
+  readonly maxBatch?: number | undefined;
+  readonly chain?: ChainOptions | undefined;
+  /** Called with the events of each committed transaction (sinks). Must not throw. */
+  readonly onCommitted?: ((events: readonly AuditEvent[]) => void) | undefined;
+}
 
 interface Pending {
   readonly write: Write;
@@ -19,10 +31,25 @@ export class GroupCommitWriter {
   #queue: Pending[] = [];
   #scheduled = false;
   #running: Promise<void> | undefined;
+  readonly #chain: ChainOptions;
+  readonly #onCommitted: ((events: readonly AuditEvent[]) => void) | undefined;
 
-  constructor(db: Kysely<Database>, options: { maxBatch?: number } = {}) {
+  constructor(db: Kysely<Database>, options: GroupCommitOptions = {}) {
     this.#db = db;
     this.#maxBatch = options.maxBatch ?? 256;
+    this.#chain = options.chain ?? { writer: 'gatehouse', checkpointEvery: Number.POSITIVE_INFINITY, checkpointIntervalMs: Number.POSITIVE_INFINITY };
+    this.#onCommitted = options.onCommitted;
+  }
+
+  /** Runs writes in one transaction and chains whatever events they emitted. */
+  async #transaction(writes: readonly Write[]): Promise<void> {
+    const events = await this.#db.transaction().execute(async (trx) => {
+      const inputs: EventInput[] = [];
+      const emit: Emit = (event) => void inputs.push(event);
+      for (const write of writes) await write(trx, emit);
+      return appendEvents(trx, inputs, this.#chain);
+    });
+    if (events.length > 0) this.#onCommitted?.(events);
   }
 
   write(write: Write): Promise<void> {
@@ -55,9 +82,7 @@ export class GroupCommitWriter {
     const batch = this.#queue.splice(0, this.#maxBatch);
     if (batch.length === 0) return;
     try {
-      await this.#db.transaction().execute(async (trx) => {
-        for (const item of batch) await item.write(trx);
-      });
+      await this.#transaction(batch.map((item) => item.write));
       for (const item of batch) item.resolve();
     } catch (error) {
       if (batch.length === 1) {
@@ -67,7 +92,7 @@ export class GroupCommitWriter {
       // One bad write must not fail its neighbours: retry each in its own transaction.
       for (const item of batch) {
         try {
-          await this.#db.transaction().execute((trx) => item.write(trx));
+          await this.#transaction([item.write]);
           item.resolve();
         } catch (itemError) {
           item.reject(itemError);

@@ -1,27 +1,56 @@
-// The recorder: every exchange, allowed or denied, becomes a row.
-// - open(): written and committed before the request is forwarded;
-// - finish(): written and committed before the last byte is released to the client;
-// - a denial is one write with the decision and the error.
+// The recorder: every exchange, allowed or denied, becomes a row, and every write to
+// that row emits a chained audit event carrying the digest of the row as written
+// (exchange-state.ts), in the same transaction.
+// - open(): written and committed before the request is forwarded (exchange.opened);
+// - progress(): while an answer streams, throttled by the adapter, so a gateway killed
+//   mid-stream leaves a row marked incomplete with what was relayed (exchange.progress);
+// - finish(): written and committed before the last byte is released (exchange.finished);
+// - a denial is one write with the decision and the error (exchange.refused).
 // Headers are recorded through an allow-list (recordable-headers.ts); bodies are
 // capped at `maxBodyBytes` with a truncation flag.
 
 import type { Kysely } from 'kysely';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../exchange/index.js';
 import type { Database } from '../store/index.js';
-import { GroupCommitWriter } from './group-commit.js';
+import { stateDigest, defaultState, type ExchangeState } from './exchange-state.js';
+import { GroupCommitWriter, type Emit } from './group-commit.js';
+import type { RawSealer } from './raw-content.js';
+
+/** What has been relayed so far of an answer still streaming. */
+export interface ExchangeProgress {
+  readonly bytesOut: number;
+  readonly responseBody?: string | undefined;
+  readonly responseTruncated?: boolean | undefined;
+  readonly responseText?: string | undefined;
+  readonly chunkTimings?: readonly (readonly [number, number])[] | undefined;
+  readonly durationMs: number;
+}
 
 export interface Recorder {
   open(exchange: Exchange, decision: Decision, request: RecordedRequest): Promise<void>;
+  progress(exchange: Exchange, progress: ExchangeProgress): Promise<void>;
   finish(exchange: Exchange, outcome: ExchangeOutcome): Promise<void>;
   /** One write for an exchange that never reached the upstream. */
   refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest | undefined, outcome: ExchangeOutcome): Promise<void>;
   drain(): Promise<void>;
 }
 
-export function createRecorder(db: Kysely<Database>): Recorder {
-  const writer = new GroupCommitWriter(db);
+export interface RecorderOptions {
+  /** Shared with the AuditLog so both append to the chain in the same batches. */
+  readonly writer?: GroupCommitWriter | undefined;
+  /** Links re-executions to their original (reexecute.ts), by exchange id. */
+  readonly reexecutionOf?: ((exchange: Exchange) => string | undefined) | undefined;
+  /** audit.raw: seal the unmasked request and answer into raw_request / raw_response. */
+  readonly raw?: RawSealer | undefined;
+}
 
-  const openRow = (exchange: Exchange, decision: Decision | undefined, request: RecordedRequest | undefined) => ({
+export function createRecorder(db: Kysely<Database>, options: RecorderOptions = {}): Recorder {
+  const writer = options.writer ?? new GroupCommitWriter(db);
+  // The row as last written, per exchange in flight: each event hashes the whole row.
+  const rows = new Map<string, ExchangeState>();
+
+  const openRow = (exchange: Exchange, decision: Decision | undefined, request: RecordedRequest | undefined): ExchangeState => ({
+    ...defaultState,
     id: exchange.id,
     session_id: exchange.sessionId,
     protocol: exchange.protocol,
@@ -50,7 +79,11 @@ export function createRecorder(db: Kysely<Database>): Recorder {
     prompt_text: exchange.facts.text ?? null,
     review_id: exchange.approval?.reviewId ?? null,
     approval_via: exchange.approval?.via ?? null,
+    reexecution_of: options.reexecutionOf?.(exchange) ?? null,
+    raw_request: sealed(request?.rawBody ?? request?.body, exchange.id),
   });
+
+  const sealed = (text: string | undefined, id: string) => (options.raw && text !== undefined ? options.raw.seal(text, id) : null);
 
   const outcomeColumns = (exchange: Exchange, outcome: ExchangeOutcome) => ({
     ended_at: exchange.startedAt + Math.round(outcome.durationMs),
@@ -68,14 +101,75 @@ export function createRecorder(db: Kysely<Database>): Recorder {
     ttfb_ms: outcome.ttfbMs === undefined ? null : Math.round(outcome.ttfbMs),
     duration_ms: Math.round(outcome.durationMs),
     masking_counts: outcome.maskCounts ? JSON.stringify(outcome.maskCounts) : null,
+    ...(outcome.chunkTimings ? { chunk_timings: JSON.stringify(outcome.chunkTimings) } : {}),
+    ...(options.raw ? { raw_response: sealed(outcome.rawResponseBody ?? outcome.responseBody, exchange.id) } : {}),
   });
 
+  const progressColumns = (progress: ExchangeProgress) => ({
+    bytes_out: progress.bytesOut,
+    response_body: progress.responseBody ?? null,
+    response_truncated: progress.responseTruncated ? 1 : 0,
+    response_text: progress.responseText ?? null,
+    duration_ms: Math.round(progress.durationMs),
+    chunk_timings: progress.chunkTimings ? JSON.stringify(progress.chunkTimings) : null,
+  });
+
+  const emitFor = (emit: Emit, kind: string, row: ExchangeState) =>
+    emit({
+      kind,
+      actor: row.subject,
+      target: row.id,
+      details: {
+        state: stateDigest(row),
+        connection: row.connection,
+        operation: row.operation,
+        decision: row.decision,
+        rules: JSON.parse(row.rules ?? '[]') as unknown,
+        status: row.status,
+        complete: row.complete === 1,
+        bytesOut: row.bytes_out,
+        errorCode: row.error_code,
+      },
+    });
+
   return {
-    open: (exchange, decision, request) => writer.write((trx) => trx.insertInto('exchanges').values(openRow(exchange, decision, request)).execute()),
-    finish: (exchange, outcome) =>
-      writer.write((trx) => trx.updateTable('exchanges').set(outcomeColumns(exchange, outcome)).where('id', '=', exchange.id).execute()),
-    refuse: (exchange, decision, request, outcome) =>
-      writer.write((trx) => trx.insertInto('exchanges').values({ ...openRow(exchange, decision, request), ...outcomeColumns(exchange, outcome) }).execute()),
+    open(exchange, decision, request) {
+      const row = openRow(exchange, decision, request);
+      rows.set(exchange.id, row);
+      return writer.write(async (trx, emit) => {
+        await trx.insertInto('exchanges').values(row).execute();
+        emitFor(emit, 'exchange.opened', row);
+      });
+    },
+    progress(exchange, progress) {
+      const previous = rows.get(exchange.id);
+      if (!previous) return Promise.resolve();
+      const columns = progressColumns(progress);
+      const row = { ...previous, ...columns };
+      rows.set(exchange.id, row);
+      return writer.write(async (trx, emit) => {
+        await trx.updateTable('exchanges').set(columns).where('id', '=', exchange.id).execute();
+        emitFor(emit, 'exchange.progress', row);
+      });
+    },
+    finish(exchange, outcome) {
+      const columns = outcomeColumns(exchange, outcome);
+      const previous = rows.get(exchange.id);
+      rows.delete(exchange.id);
+      return writer.write(async (trx, emit) => {
+        await trx.updateTable('exchanges').set(columns).where('id', '=', exchange.id).execute();
+        // Without the opened row in memory (not expected), read it back so the digest is exact.
+        const base = previous ?? ((await trx.selectFrom('exchanges').selectAll().where('id', '=', exchange.id).executeTakeFirst()) as ExchangeState | undefined);
+        if (base) emitFor(emit, 'exchange.finished', { ...base, ...columns });
+      });
+    },
+    refuse(exchange, decision, request, outcome) {
+      const row = { ...openRow(exchange, decision, request), ...outcomeColumns(exchange, outcome) };
+      return writer.write(async (trx, emit) => {
+        await trx.insertInto('exchanges').values(row).execute();
+        emitFor(emit, 'exchange.refused', row);
+      });
+    },
     drain: () => writer.drain(),
   };
 }

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/index.js';
 import { CliError } from './cli-error.js';
 import { configCheckCommand } from './commands/config-check.js';
+import { auditCommand } from './commands/audit.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
 import { reviewsCommand } from './commands/reviews.js';
@@ -33,8 +34,6 @@ const usage = `usage: gatehouse <command> [options]
                                  sign in with the device flow; the token is kept in
                                  $XDG_CONFIG_HOME/gatehouse/credentials.json (mode 0600)
   whoami --admin URL             who the stored credential is, asked of the admin API
-  sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
-  sessions show ID               one recorded exchange in full
   reviews list [--state S] [--connection C] [--subject S] [--limit N]
   reviews show ID                one approval review, with its votes
   reviews approve ID [--comment TEXT] [--grant 30m]
@@ -42,6 +41,15 @@ const usage = `usage: gatehouse <command> [options]
   reviews cancel ID              votes and cancels act as $GATEHOUSE_REVIEWER_KEY
   policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME]
                                  dry-run the policy: the decision, and why each rule matched or not
+  sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny] [--operation OP]
+                [--rule R] [--review ID] [--text "words"] [--since TIME] [--until TIME] [--limit N]
+  sessions show ID               one recorded exchange in full
+  sessions replay ID             the exchange as it happened: a timeline of the answer's chunks
+  audit verify [--from SEQ] [--public-key FILE]
+                                 check the tamper-evident chain; exit 3 and name the event where it breaks
+  audit prune --before TIME      delete events (and their exchanges) up to the last checkpoint before TIME
+  audit export --out DIR|FILE.csv [search filters as for sessions list]
+                                 a signed evidence bundle (DIR) or a CSV file
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -63,6 +71,15 @@ async function main(argv: string[]): Promise<void> {
       decision: { type: 'string' },
       operation: { type: 'string' },
       since: { type: 'string' },
+      until: { type: 'string' },
+      group: { type: 'string' },
+      rule: { type: 'string' },
+      review: { type: 'string' },
+      text: { type: 'string' },
+      from: { type: 'string' },
+      'public-key': { type: 'string' },
+      before: { type: 'string' },
+      out: { type: 'string' },
       limit: { type: 'string' },
       state: { type: 'string' },
       comment: { type: 'string' },
@@ -116,6 +133,8 @@ async function main(argv: string[]): Promise<void> {
       return reviewsCommand(action, rest, values);
     case 'policy':
       return policyCommand(action, values);
+    case 'audit':
+      return auditCommand(action, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }

@@ -12,6 +12,7 @@ import { parseDuration, parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
 import { buildPolicySchema } from './policy-schema.js';
+import { buildAuditSchema, withDefaultKeyFile } from './audit-schema.js';
 
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
@@ -134,8 +135,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({
           /** Bodies above this size are stored truncated, with a marker. */
           maxBodyBytes: size.default(256 * 1024),
+          /** Benchmark switch only (bench/audit.ts): false records nothing at all. */
+          enabled: z.boolean().default(true),
         })
         .prefault({}),
+      audit: buildAuditSchema({ storeSecret, secret, duration, size, path }),
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
@@ -154,7 +158,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'obligations', 'mask'], message: `no masking profile named "${name}" in masking.profiles` });
         }
       });
-    });
+    })
+    .transform((config) => withDefaultKeyFile(config, baseDir));
 }
 
 /**

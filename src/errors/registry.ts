@@ -54,6 +54,8 @@ export const errorRegistry = {
   token_scope_denied: { status: 403, type: 'permission_error', message: 'The token is not scoped for this connection or operation.' },
   identity_provider_unavailable: { status: 503, type: 'server_error', message: 'The identity provider could not be reached to verify the token.' },
   token_request_invalid: { status: 400, type: 'invalid_request_error', message: 'The token request is not valid.' },
+  reexecute_unavailable: { status: 409, type: 'invalid_request_error', message: 'The recorded request cannot be re-executed.' },
+  reveal_unavailable: { status: 409, type: 'invalid_request_error', message: 'No raw content can be revealed for this exchange.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -127,6 +127,10 @@ export interface ExchangeOutcome {
   readonly errorDetail?: string | undefined;
   /** Entities masked in this exchange (request scrubbing and answer), by type. */
   readonly maskCounts?: Readonly<Record<string, number>> | undefined;
+  /** The unmasked answer body when masking changed `responseBody` (audit.raw only). */
+  readonly rawResponseBody?: string | undefined;
+  /** When each piece of the answer was relayed: [ms since start, bytes], bounded (audit replay). */
+  readonly chunkTimings?: readonly (readonly [number, number])[] | undefined;
 }
 
 export interface TokenUsage {
@@ -142,4 +146,6 @@ export interface RecordedRequest {
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string | undefined;
   readonly truncated: boolean;
+  /** The unmasked body when masking changed `body`; sealed into the recording only with audit.raw. */
+  readonly rawBody?: string | undefined;
 }

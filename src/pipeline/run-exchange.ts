@@ -18,7 +18,7 @@
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome, Identity, RecordedRequest, RequestFacts } from '../exchange/index.js';
 import type { ApprovalStage } from '../approvals/index.js';
-import type { Recorder } from '../audit/index.js';
+import type { ExchangeProgress, Recorder } from '../audit/index.js';
 import type { DecisionPolicy } from '../policy/index.js';
 import { enforceDecision, withLimitObligations, type Admission, type Limiter } from '../policy/index.js';
 
@@ -59,7 +59,7 @@ export interface ExchangeIO {
    * Forwards and streams the answer back. Must call `finish` with the outcome and
    * await it before releasing the last byte to the client.
    */
-  relay(exchange: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision): Promise<void>;
+  relay(exchange: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>): Promise<void>;
   /** Writes an error in the protocol's own shape. */
   fail(error: GatehouseError): void;
   elapsedMs(): number;
@@ -108,8 +108,12 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     outcome = result;
     await stages.recorder.finish(exchange, result);
   };
+  // What a streamed answer has delivered so far, recorded while it streams (best effort:
+  // the finish write is the one the client waits for).
+  const progress = (snapshot: ExchangeProgress) =>
+    outcome === undefined ? stages.recorder.progress(exchange, snapshot).catch(() => undefined) : Promise.resolve();
   try {
-    await io.relay(exchange, finish, decision);
+    await io.relay(exchange, finish, decision, progress);
   } catch (error) {
     // relay records its own outcome whenever it got far enough to have one; this path
     // covers a failure before that.

@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRecorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, type AuditTrail } from '../audit/index.js';
+import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
@@ -36,6 +37,8 @@ export interface Gateway {
   readonly approvals: ApprovalService | undefined;
   /** The live policy: `reload(by)` recompiles it (SIGHUP, file change, admin API). */
   readonly policy: PolicyRuntime;
+  /** Administrative acts: `await gateway.audit.log.event({ kind, actor, target, details })`. */
+  readonly audit: AuditTrail;
   close(): Promise<void>;
 }
 
@@ -62,6 +65,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('.gatehouse-data');
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
+  const audit = openAuditTrail(store.db, config.audit, { createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
   const limitStore = createLimitStore(config.policy.limits);
   const policyRuntime = createPolicyRuntime({
     config,
@@ -70,13 +74,38 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     logger,
     // Policy `entities` conditions use the masking engine's detectors.
     detectEntities: options.detectEntities ?? entityTypes,
-    onPolicyChange: options.onPolicyChange,
+    onPolicyChange: (event) => {
+      // Every policy change is an administrative act in the audit chain.
+      audit.log
+        .event({ kind: 'policy.changed', actor: event.by, target: `policy:${event.version}`, details: { previousVersion: event.previousVersion, ruleCount: event.ruleCount } })
+        .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+      options.onPolicyChange?.(event);
+    },
   });
   const policy = options.policy ?? policyRuntime.policy;
-  const recorder = createRecorder(store.db);
+  const reexecutions = new Reexecutions();
+  const raw = config.audit.raw.enabled && config.audit.raw.key ? { sealer: createRawSealer(config.audit.raw.key), revealGroups: config.audit.raw.revealGroups } : undefined;
+  const recorder = config.recording.enabled
+    ? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf: (exchange) => reexecutions.take(exchange.id) })
+    : disabledRecorder;
+  if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
-  const approvals = config.approvals ? await startApprovals({ db: store.db, store: config.store, config: config.approvals, adminGroups: config.admin.groups, logger }) : undefined;
+  const approvals = config.approvals
+    ? await startApprovals({
+        db: store.db,
+        store: config.store,
+        config: config.approvals,
+        adminGroups: config.admin.groups,
+        logger,
+        // Every review and every vote is an audit event in the chain.
+        audit: (event) => {
+          audit.log
+            .event({ kind: `review.${event.type}`, actor: event.actor, target: `review:${event.review.id}`, details: { state: event.review.state, connection: event.review.connection, operation: event.review.operation, subject: event.review.subject } })
+            .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+        },
+      })
+    : undefined;
 
   const stages: PipelineStages = {
     identify,
@@ -107,6 +136,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         return options.responseGuard;
       },
     },
+    progress: { intervalMs: config.audit.progress.interval, bytes: config.audit.progress.bytes },
+    bindReexecution: (id, token) => reexecutions.bind(id, token),
     onUnrouted: (error) => metrics.observeUnrouted(error.code),
     inFlight: identity.inFlight,
     assertIdentity: identity.gatewayTokens ? (who, connection, ttlMs, exchangeId) => identity.gatewayTokens!.assertIdentity(who, connection, ttlMs, exchangeId) : undefined,
@@ -133,6 +164,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
+    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
     const admin = createAdminHandler({
       db: store.db,
       identify: identity.identifyAdmin,
@@ -143,6 +175,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys)],
       publicRoutes: identity.loginRoutes(config.admin.tls !== undefined),
       sessionCredential: (req) => readCookie(req, sessionCookie),
+      audit: auditRoutes,
     });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
@@ -154,6 +187,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
+  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys()], policyVersion: policy.version, recording: config.recording.enabled } });
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
@@ -166,6 +200,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     logger,
     approvals: approvals?.service,
     policy: policyRuntime,
+    audit,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
@@ -174,6 +209,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         policyRuntime.close();
         await limitStore.close();
         await identity.close();
+        await audit.log.event({ kind: 'gateway.stopped', actor: 'gatehouse', target: null }).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+        await audit.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
         logger.info('gateway stopped');

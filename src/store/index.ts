@@ -1,3 +1,3 @@
 export { openStore, migrate, StoreError, type Store, type StoreConfig } from './open-store.js';
-export type { Database, ExchangeRow, ApiKeyRow, ReviewRow, ReviewVoteRow } from './schema.js';
+export type { Database, ExchangeRow, ApiKeyRow, ReviewRow, ReviewVoteRow, AuditEventRow, AuditCheckpointRow } from './schema.js';
 export type { DialectName } from './migrations.js';

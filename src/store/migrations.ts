@@ -77,6 +77,63 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.createIndex('api_keys_live_name').on('api_keys').column('name').unique().where(sql.ref('revoked_at'), 'is', null).execute();
       },
     },
+    '0003_audit_chain_and_search': {
+      // The tamper-evident event chain (audit_events, one global sequence; audit_head is
+      // the row every appender locks), signed checkpoints, the columns replay, review
+      // and re-execution need, and full-text search over prompts and answers.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('seq', 'bigint', (c) => c.primaryKey())
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('writer', 'text', (c) => c.notNull())
+          .addColumn('kind', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text')
+          .addColumn('target', 'text')
+          .addColumn('details', 'text', (c) => c.notNull())
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_events_target').on('audit_events').columns(['target', 'seq']).execute();
+        await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute();
+        await db.schema
+          .createTable('audit_head')
+          .addColumn('id', 'integer', (c) => c.primaryKey())
+          .addColumn('seq', 'bigint', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('checkpoint_seq', 'bigint', (c) => c.notNull())
+          .addColumn('checkpoint_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.insertInto('audit_head').values({ id: 1, seq: 0, hash: '0'.repeat(64), checkpoint_seq: 0, checkpoint_at: 0 }).execute();
+        await db.schema
+          .createTable('audit_checkpoints')
+          .addColumn('seq', 'bigint', (c) => c.primaryKey())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('at', 'bigint', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('signature', 'text', (c) => c.notNull())
+          .execute();
+        for (const column of ['review_id', 'reexecution_of', 'chunk_timings', 'raw_request', 'raw_response']) {
+          await db.schema.alterTable('exchanges').addColumn(column, 'text').execute();
+        }
+        await db.schema.createIndex('exchanges_review').on('exchanges').column('review_id').execute();
+        if (isPostgres) {
+          await sql`alter table exchanges add column search tsvector generated always as (to_tsvector('simple', coalesce(prompt_text, '') || ' ' || coalesce(response_text, ''))) stored`.execute(db);
+          await sql`create index exchanges_search on exchanges using gin (search)`.execute(db);
+        } else {
+          // External-content FTS5 index kept in step by triggers (sqlite.org/fts5.html §4.4.3).
+          await sql`create virtual table exchanges_fts using fts5(prompt_text, response_text, content='exchanges', content_rowid='seq')`.execute(db);
+          await sql`create trigger exchanges_fts_insert after insert on exchanges begin
+            insert into exchanges_fts(rowid, prompt_text, response_text) values (new.seq, new.prompt_text, new.response_text); end`.execute(db);
+          await sql`create trigger exchanges_fts_delete after delete on exchanges begin
+            insert into exchanges_fts(exchanges_fts, rowid, prompt_text, response_text) values ('delete', old.seq, old.prompt_text, old.response_text); end`.execute(db);
+          await sql`create trigger exchanges_fts_update after update of prompt_text, response_text on exchanges begin
+            insert into exchanges_fts(exchanges_fts, rowid, prompt_text, response_text) values ('delete', old.seq, old.prompt_text, old.response_text);
+            insert into exchanges_fts(rowid, prompt_text, response_text) values (new.seq, new.prompt_text, new.response_text); end`.execute(db);
+        }
+      },
+    },
     '0004_identity_revocations_signing_keys_key_rotation': {
       // Revocations (token jti, subject, user, key) with a generation counter every
       // gateway polls; the gateways' public token-signing keys, so any process verifies
@@ -181,7 +238,7 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
           .addColumn('expires_at', 'bigint', (c) => c.notNull())
           .execute();
         await db.schema.createIndex('review_grants_binding').on('review_grants').columns(['subject', 'connection', 'operation', 'expires_at']).execute();
-        await db.schema.alterTable('exchanges').addColumn('review_id', 'text').execute();
+        // exchanges.review_id comes with migration 0003 (audit search by review).
         await db.schema.alterTable('exchanges').addColumn('approval_via', 'text').execute();
       },
     },

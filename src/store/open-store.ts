@@ -40,6 +40,7 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
     database.pragma('busy_timeout = 5000');
     database.pragma('journal_mode = WAL');
     database.pragma('synchronous = NORMAL');
+    cachePreparedStatements(database);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
     dialect = 'sqlite';
   } else {
@@ -64,6 +65,25 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
     }
   }
   return { db, dialect, close: () => db.destroy() };
+}
+
+/**
+ * Kysely prepares every statement anew, and the recorder's statements recur on every
+ * exchange: reuse the last 256 prepared statements by SQL text. Safe because Kysely
+ * runs one query at a time on its single SQLite connection.
+ */
+function cachePreparedStatements(database: SQLite.Database): void {
+  const prepare = database.prepare.bind(database);
+  const cache = new Map<string, SQLite.Statement>();
+  database.prepare = ((source: string) => {
+    let statement = cache.get(source);
+    if (statement === undefined) {
+      statement = prepare(source);
+      cache.set(source, statement);
+      if (cache.size > 256) cache.delete(cache.keys().next().value!);
+    }
+    return statement;
+  }) as typeof database.prepare;
 }
 
 export async function migrate(db: Kysely<any>, dialect: DialectName, schema?: string): Promise<void> {

@@ -88,10 +88,46 @@ export interface ExchangesTable {
   bytes_out: Generated<number>;
   ttfb_ms: number | null;
   duration_ms: number | null;
-  /** The review that let this exchange pass (migration 0009), and how: held | retry | grant. */
-  review_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** How an approval let this exchange pass (migration 0009): held | retry | grant. */
   approval_via: ColumnType<string | null, string | null | undefined, string | null>;
   masking_counts?: string | null;
+  /** The review that let this exchange pass (migration 0003, set by approvals). */
+  review_id: Generated<string | null>;
+  reexecution_of: Generated<string | null>;
+  /** JSON [[msSinceStart, bytes], …], bounded (see audit/chunk-timings.ts). */
+  chunk_timings: Generated<string | null>;
+  /** AES-256-GCM sealed raw request / answer, only when audit.raw is enabled. */
+  raw_request: Generated<string | null>;
+  raw_response: Generated<string | null>;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  at: number;
+  writer: string;
+  kind: string;
+  actor: string | null;
+  target: string | null;
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+  checkpoint_seq: number;
+  checkpoint_at: number;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number;
+  hash: string;
+  at: number;
+  key_id: string;
+  signature: string;
 }
 
 export interface Database {
@@ -104,6 +140,9 @@ export interface Database {
   identity_state: IdentityStateTable;
   identity_signing_keys: IdentitySigningKeysTable;
   identity_saml_assertions: IdentitySamlAssertionsTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+  audit_checkpoints: AuditCheckpointsTable;
 }
 
 /** Row types as read back. */
@@ -161,3 +200,5 @@ export interface ReviewGrantsTable {
 export type ReviewRow = ReviewsTable;
 export type ReviewVoteRow = ReviewVotesTable;
 export type ApiKeyRow = { [K in keyof ApiKeysTable]: ApiKeysTable[K] extends ColumnType<infer S, unknown, unknown> ? S : ApiKeysTable[K] };
+export type AuditEventRow = AuditEventsTable;
+export type AuditCheckpointRow = AuditCheckpointsTable;

@@ -117,6 +117,10 @@ for (const dialect of await testDialects()) {
         ttfbMs: 12,
         approval: null,
         maskCounts: null,
+        reviewId: null,
+        reexecutionOf: null,
+        chunkTimings: null,
+        rawRecorded: false,
       });
 
       const { items, next } = await listExchanges(store.db, {});

@@ -40,7 +40,14 @@ describe('parseConfig: defaults', () => {
     assert.deepEqual(config.gateway, { listen: { host: '127.0.0.1', port: 8080 }, maxRequestBody: 10 * 1024 * 1024, maxResponseBody: 512 * 1024 * 1024 });
     assert.deepEqual(config.admin, { enabled: true, listen: { host: '127.0.0.1', port: 8081 }, groups: ['gatehouse-admins'] });
     assert.deepEqual(config.store, { sqlite: { path: join(dir, 'data/gatehouse.db') } });
-    assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024 });
+    assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024, enabled: true });
+    assert.deepEqual(config.audit, {
+      keyFile: join(dir, 'data/audit-signing-key.pem'),
+      checkpoint: { every: 1000, interval: 60_000 },
+      progress: { interval: 250, bytes: 64 * 1024 },
+      sinks: [],
+      raw: { enabled: false, revealGroups: [] },
+    });
     assert.deepEqual(config.log, { level: 'info' });
     assert.equal(config.connections.length, 1);
     const demo = config.connections[0]!;
@@ -52,6 +59,21 @@ describe('parseConfig: defaults', () => {
     assert.deepEqual(demo.timeouts, { connect: 5000, headers: 60000, body: 300000 });
     assert.deepEqual(demo.limits, {});
     assert.deepEqual(demo.access, { groups: ['ml'] });
+  });
+
+  test('audit: raw recording needs a key, and sink and raw secrets must be references', () => {
+    assert.deepEqual(issuesOf('audit: { raw: { enabled: true } }\n'), ['audit.raw.key: audit.raw.key is required when audit.raw.enabled is true']);
+    const issues = issuesOf('audit:\n  raw: { enabled: true, key: plain-key }\n  sinks: [{ type: webhook, url: "https://siem.example/in", secret: literal }]\n');
+    assert.ok(issues.some((i) => i.startsWith('audit.raw.key: a secret must be a reference')), issues.join('\n'));
+    assert.ok(issues.some((i) => i.startsWith('audit.sinks[0].secret: a secret must be a reference')), issues.join('\n'));
+    const config = parse('audit:\n  signingKey: "${SK}"\n  checkpoint: { every: 10, interval: 5s }\n  sinks: [{ type: stdout }, { type: file, path: logs/audit.jsonl }]\n', { SK: 'pem' });
+    assert.equal(config.audit.signingKey, 'pem');
+    assert.equal(config.audit.keyFile, join(dir, 'data/audit-signing-key.pem'), 'beside the default SQLite file');
+    assert.equal(parse('store: { sqlite: { path: /var/lib/gh/g.db } }\n').audit.keyFile, '/var/lib/gh/audit-signing-key.pem', 'the generated key lives with the data');
+    assert.equal(parse('store: { postgres: { url: "${PG}" } }\n', { PG: 'postgres://x/y' }).audit.keyFile, join(dir, 'data/audit-signing-key.pem'));
+    assert.equal(parse('audit: { keyFile: keys/a.pem }\n').audit.keyFile, join(dir, 'keys/a.pem'));
+    assert.deepEqual(config.audit.checkpoint, { every: 10, interval: 5000 });
+    assert.deepEqual(config.audit.sinks, [{ type: 'stdout' }, { type: 'file', path: join(dir, 'logs/audit.jsonl') }]);
   });
 
   test('credential header and scheme default to authorization / Bearer', () => {

@@ -61,6 +61,7 @@ export async function startMaskingHarness(options: HarnessOptions): Promise<Harn
     policy: { version: 'test', decide: () => decision },
     recorder: {
       open: async () => undefined,
+      progress: async () => undefined,
       finish: async (_exchange, outcome) => void outcomes.push(outcome),
       refuse: async (_exchange, _decision, _request, outcome) => void outcomes.push(outcome),
       drain: async () => undefined,

@@ -2,7 +2,7 @@ import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { ApiKeyInputError, ApiKeyService, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
-import { withStore } from '../with-store.js';
+import { cliActor, withAuditTrail } from '../with-audit.js';
 
 export interface KeysOptions {
   readonly config?: string | undefined;
@@ -15,7 +15,7 @@ export interface KeysOptions {
 }
 
 export async function keysCommand(action: string | undefined, args: readonly string[], options: KeysOptions): Promise<void> {
-  await withStore(options.config, async (store) => {
+  await withAuditTrail(options.config, async (store, audit) => {
     const keys = new ApiKeyService(store.db);
     switch (action) {
       case 'create': {
@@ -30,6 +30,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         }
         try {
           const { token, key } = await keys.create({ name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt });
+          await audit.log.event({ kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt } });
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key })}\n`);
           else {
             process.stdout.write(`${token}\n`);
@@ -58,6 +59,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         if (!revoked) throw new CliError(`no live key with id or name "${target}"`, 1);
         // recorded as a revocation too, so gateways cut the key's in-flight exchanges
         await new RevocationService(store.db).revoke({ kind: 'key', value: revoked.id, revokedBy: `cli:${process.env.USER ?? 'unknown'}` });
+        await audit.log.event({ kind: 'key.revoked', actor: cliActor(), target: `key:${revoked.id}`, details: { name: revoked.name } });
         process.stdout.write(`revoked key ${revoked.id} "${revoked.name}"\n`);
         return;
       }

@@ -3,8 +3,10 @@ import { CliError } from '../cli-error.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
 import { sqlSessionLines } from './sql-session-lines.js';
+import { replayLines } from './replay.js';
+import { filterFromOptions, type SearchOptions } from './search-options.js';
 
-export interface SessionsOptions {
+export interface SessionsOptions extends SearchOptions {
   readonly config?: string | undefined;
   readonly connection?: string | undefined;
   readonly subject?: string | undefined;
@@ -21,9 +23,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
       case 'list': {
         const limit = options.limit === undefined ? 20 : Number(options.limit);
         if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive integer');
-        const since = options.since === undefined ? undefined : Date.parse(options.since);
-        if (Number.isNaN(since)) throw new CliError('--since must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z');
-        const page = await listExchanges(store.db, { ...options, since, limit });
+        const page = await listExchanges(store.db, { ...filterFromOptions(options), limit });
         if (options.json) {
           process.stdout.write(`${JSON.stringify(page.items)}\n`);
           return;
@@ -63,8 +63,16 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         process.stdout.write(`${lines.join('\n')}\n`);
         return;
       }
+      case 'replay': {
+        const id = args[0];
+        if (!id) throw new CliError('usage: gatehouse sessions replay ID');
+        const exchange = await getExchange(store.db, id);
+        if (!exchange) throw new CliError(`no session with id "${id}"`, 1);
+        process.stdout.write(options.json ? `${JSON.stringify(exchange, null, 2)}\n` : `${replayLines(exchange).join('\n')}\n`);
+        return;
+      }
       default:
-        throw new CliError('usage: gatehouse sessions list|show');
+        throw new CliError('usage: gatehouse sessions list|show|replay');
     }
   });
 }

@@ -15,6 +15,7 @@ import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnectio
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
+import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking } from './masking-options.js';
 import { writeError } from './write-error.js';
@@ -29,6 +30,10 @@ export interface DataPlaneOptions {
   readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
   /** Signs the identity assertion for connections with `identityAssertion`. */
   readonly assertIdentity?: ((identity: Identity, connection: string, ttlMs: number, exchangeId: string) => Promise<string>) | undefined;
+  /** Cadence of progress writes while an answer streams (config audit.progress). */
+  readonly progress?: ProgressOptions | undefined;
+  /** Binds a re-execution token (`gatehouse-reexecution` header) to the new exchange (audit). */
+  readonly bindReexecution?: ((exchangeId: string, token: string | string[] | undefined) => void) | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
 }
@@ -51,6 +56,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
 
     const id = newId('ex', startedAt);
     res.setHeader('gatehouse-exchange-id', id);
+    options.bindReexecution?.(id, req.headers['gatehouse-reexecution']);
     const pathname = route.rest.split('?', 1)[0]!;
     const upstreamPath = joinUpstreamPath(connection.basePath, route.rest);
     const isOpenai = connection.type === 'openai';
@@ -90,7 +96,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           digest: requestDigest(body),
         };
       },
-      async relay(admitted, finish, decision) {
+      async relay(admitted, finish, decision, progress) {
         const masking = resolveMasking(options.masking, connection, decision, admitted.operation);
         let forwardBody = body;
         if (masking.request && body) forwardBody = masking.scrub(body, req.headers['content-type']);
@@ -125,9 +131,20 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
         } catch (error) {
           throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
         }
+        const contentType = upstream.headers['content-type'];
+        const tracker = new ProgressTracker({
+          intervalMs: options.progress?.intervalMs ?? 250,
+          bytes: options.progress?.bytes ?? 64 * 1024,
+          textual: isTextual(Array.isArray(contentType) ? contentType[0] : contentType),
+          sse: isOpenai && admitted.operation !== 'embeddings' && /^text\/event-stream/i.test(String(contentType ?? '')),
+          maxRecordedBody,
+          elapsedMs,
+          report: progress,
+        });
         await relayResponse({
           res,
           upstream,
+          onChunk: tracker.push,
           connection: connection.name,
           readAnswer: isOpenai && admitted.operation !== 'embeddings',
           // A policy or limit obligation may only lower the connection's cap.
@@ -136,7 +153,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           bytesIn: body?.length ?? 0,
           ttfbMs: elapsedMs(),
           elapsedMs,
-          finish,
+          finish: (outcome) => finish({ ...outcome, chunkTimings: tracker.timings.toJSON() }),
           maskPlan: masking.response,
           responseGuard: options.masking?.responseGuard?.(decision),
           isEmbeddings: admitted.operation === 'embeddings',

@@ -57,6 +57,11 @@ export class SseAnswerReader {
     }
   }
 
+  /** The answer text of the events completed so far (does not consume a partial event). */
+  textSoFar(): string | undefined {
+    return this.#text === '' ? undefined : this.#text;
+  }
+
   summary(): AnswerSummary {
     if (!this.#skipping && this.#pending.trim() !== '') this.#event(this.#pending);
     this.#pending = '';

@@ -41,6 +41,8 @@ export interface RelayOptions {
   readonly maxMaskBuffer?: number | undefined;
   /** Entities already masked in the request (scrubbing), added to the recorded counts. */
   readonly requestCounts?: EntityCounts | undefined;
+  /** Sees each chunk as it is relayed (audit progress writes, chunk timings). */
+  readonly onChunk?: ((chunk: Buffer) => void) | undefined;
 }
 
 export async function relayResponse(options: RelayOptions): Promise<void> {
@@ -91,6 +93,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     bytesOut += chunk.length;
     capture?.push(chunk);
     sse?.push(chunk);
+    options.onChunk?.(chunk);
     if (!res.write(chunk)) await drained(res);
     if (res.destroyed) throw new GatehouseError('client_closed');
   };

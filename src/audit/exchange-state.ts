@@ -1,0 +1,49 @@
+// An exchange row's recorded state, and its digest. The `exchanges` table is the
+// queryable view; every write to a row emits an event (exchange.opened / .progress /
+// .finished / .refused) whose `details.state` is the digest of the row as written, so
+// `audit verify` can prove each row still holds what the chain vouches for.
+//
+//   state = sha256(canonical(every column below, as stored))
+
+import type { ExchangeRow } from '../store/index.js';
+import { canonicalJson, sha256Hex } from './canonical-json.js';
+
+/** Every column of `exchanges` except `seq` (storage order) and derived search columns. */
+export const recordedColumns = [
+  'id', 'session_id', 'protocol', 'connection', 'operation', 'started_at', 'ended_at', 'complete',
+  'subject', 'identity_kind', 'auth_method', 'credential_id', 'groups', 'client_address',
+  'decision', 'rules', 'reason', 'policy_version', 'status', 'error_code', 'error_detail',
+  'model', 'stream', 'method', 'path', 'request_headers', 'request_body', 'request_truncated', 'prompt_text',
+  'response_headers', 'response_body', 'response_truncated', 'response_text', 'usage',
+  'bytes_in', 'bytes_out', 'ttfb_ms', 'duration_ms',
+  'review_id', 'reexecution_of', 'chunk_timings', 'raw_request', 'raw_response',
+  'obligations', 'masking_counts', 'approval_via',
+] as const satisfies readonly (keyof ExchangeRow)[];
+
+export type RecordedColumn = (typeof recordedColumns)[number];
+export type ExchangeState = { [K in RecordedColumn]: ExchangeRow[K] };
+
+/** The columns a freshly opened row holds before anything is set (the table defaults). */
+export const defaultState: Omit<ExchangeState, 'id' | 'session_id' | 'protocol' | 'connection' | 'operation' | 'started_at' | 'decision'> = {
+  ended_at: null, complete: 0, subject: null, identity_kind: null, auth_method: null, credential_id: null, groups: '[]',
+  client_address: null, rules: '[]', reason: null, policy_version: null, status: null, error_code: null, error_detail: null,
+  model: null, stream: 0, method: null, path: null, request_headers: null, request_body: null, request_truncated: 0, prompt_text: null,
+  response_headers: null, response_body: null, response_truncated: 0, response_text: null, usage: null,
+  bytes_in: 0, bytes_out: 0, ttfb_ms: null, duration_ms: null,
+  review_id: null, reexecution_of: null, chunk_timings: null, raw_request: null, raw_response: null,
+  obligations: null, masking_counts: null, approval_via: null,
+};
+
+export function stateOf(row: Readonly<Record<string, unknown>>): Record<RecordedColumn, unknown> {
+  const state = {} as Record<RecordedColumn, unknown>;
+  for (const column of recordedColumns) {
+    const value = row[column];
+    // PostgreSQL bigint arrives as a number (store/open-store.ts); normalise anything numeric-looking the same way on both dialects.
+    state[column] = value === undefined ? null : typeof value === 'bigint' ? Number(value) : value;
+  }
+  return state;
+}
+
+export function stateDigest(row: Readonly<Record<string, unknown>>): string {
+  return sha256Hex(canonicalJson(stateOf(row)));
+}

@@ -1,0 +1,179 @@
+// Evidence export. A bundle is a directory an auditor can check with standard tools
+// alone (README.md in the bundle says how):
+//
+//   events.jsonl       the chained events about the exported exchanges (all events when
+//                      no filter is given), one canonical JSON object per line, seq order
+//   exchanges.jsonl    the exported rows, one canonical JSON object per line; SHA-256 of
+//                      a line (without its newline) is the `state` its latest event holds
+//   exchanges.csv      the same rows for a spreadsheet
+//   checkpoints.jsonl  the signed checkpoints in the exported range
+//   public-key.pem     the Ed25519 public key (SPKI PEM)
+//   manifest.sha256    `sha256sum` lines for every file above
+//   manifest.sig       raw Ed25519 signature over manifest.sha256
+//   README.md          how to verify
+
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { AuditEventRow, Database, ExchangeRow } from '../store/index.js';
+import { eventFromRow } from './audit-event.js';
+import { canonicalJson } from './canonical-json.js';
+import { applyFilter, type ExchangeFilter } from './exchange-query.js';
+import { stateOf } from './exchange-state.js';
+import type { CheckpointSigner } from './signing-key.js';
+
+export interface ExportResult {
+  readonly exchanges: number;
+  readonly events: number;
+  readonly files: readonly string[];
+}
+
+const csvColumns = [
+  'id', 'started_at', 'ended_at', 'connection', 'operation', 'subject', 'groups', 'decision', 'rules', 'reason', 'status', 'complete',
+  'error_code', 'model', 'bytes_in', 'bytes_out', 'duration_ms', 'review_id', 'reexecution_of', 'prompt_text', 'response_text',
+] as const;
+
+function isEmptyFilter(filter: ExchangeFilter): boolean {
+  return Object.values(filter).every((v) => v === undefined);
+}
+
+async function* filteredRows(db: Kysely<Database>, filter: ExchangeFilter): AsyncGenerator<ExchangeRow> {
+  let after = -1;
+  for (;;) {
+    const rows = (await applyFilter(db, db.selectFrom('exchanges').selectAll(), { ...filter, before: undefined }).where('seq', '>', after).orderBy('seq').limit(500).execute()) as ExchangeRow[];
+    if (rows.length === 0) return;
+    after = Number(rows[rows.length - 1]!.seq);
+    yield* rows;
+  }
+}
+
+function csvCell(value: unknown): string {
+  let text = value === null || value === undefined ? '' : String(value);
+  // A cell a spreadsheet would run as a formula is neutralised (OWASP CSV injection).
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+function csvLine(row: ExchangeRow): string {
+  return `${csvColumns.map((c) => csvCell(c === 'started_at' || c === 'ended_at' ? (row[c] === null ? null : new Date(Number(row[c])).toISOString()) : row[c])).join(',')}\r\n`;
+}
+
+/** Writes the exchanges matching `filter` as CSV (RFC 4180) to `path`. */
+export async function exportCsv(db: Kysely<Database>, filter: ExchangeFilter, path: string): Promise<number> {
+  const out = createWriteStream(path);
+  out.write(`${csvColumns.join(',')}\r\n`);
+  let count = 0;
+  for await (const row of filteredRows(db, filter)) {
+    if (!out.write(csvLine(row))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    count++;
+  }
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return count;
+}
+
+/** A line-by-line file writer that honours backpressure. */
+function lineWriter(path: string) {
+  const out = createWriteStream(path);
+  return {
+    async write(line: string) {
+      if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    },
+    end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve()))),
+  };
+}
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter, dir: string, signer: CheckpointSigner): Promise<ExportResult> {
+  mkdirSync(dir, { recursive: true });
+  // Rows and events are streamed to the files page by page; only the exported ids are
+  // held, to pick their events out of the chain in seq order.
+  const ids = new Set<string>();
+  const exchanges = lineWriter(join(dir, 'exchanges.jsonl'));
+  for await (const row of filteredRows(db, filter)) {
+    await exchanges.write(`${canonicalJson(stateOf(row))}\n`);
+    ids.add(row.id);
+  }
+  await exchanges.end();
+  const all = isEmptyFilter(filter);
+  const events = lineWriter(join(dir, 'events.jsonl'));
+  let eventCount = 0;
+  let first = 0;
+  let last = 0;
+  for (let after = -1; ; ) {
+    const rows = (await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(1000).execute()) as AuditEventRow[];
+    if (rows.length === 0) break;
+    after = Number(rows[rows.length - 1]!.seq);
+    for (const row of rows) {
+      if (!all && (row.target === null || !ids.has(row.target))) continue;
+      await events.write(`${canonicalJson(eventFromRow(row))}\n`);
+      eventCount++;
+      first ||= Number(row.seq);
+      last = Number(row.seq);
+    }
+  }
+  await events.end();
+  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first).orderBy('seq').execute();
+  const checkpointLines = checkpoints.map((c) => `${canonicalJson({ seq: Number(c.seq), hash: c.hash, at: Number(c.at), keyId: c.key_id, signature: c.signature })}\n`);
+
+  const csvPath = join(dir, 'exchanges.csv');
+  await exportCsv(db, filter, csvPath);
+  const files: Record<string, string> = {
+    'checkpoints.jsonl': checkpointLines.join(''),
+    'public-key.pem': signer.publicKeyPem,
+    'README.md': readme({ exchanges: ids.size, events: eventCount, first, last, keyId: signer.keyId, filter }),
+  };
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  const names = ['events.jsonl', 'exchanges.jsonl', 'exchanges.csv', 'checkpoints.jsonl', 'public-key.pem', 'README.md'];
+  // `sha256sum` format: hex digest, two spaces, file name.
+  const digests = await Promise.all(names.map((name) => sha256File(join(dir, name))));
+  const manifest = names.map((name, i) => `${digests[i]}  ${name}\n`).join('');
+  writeFileSync(join(dir, 'manifest.sha256'), manifest);
+  writeFileSync(join(dir, 'manifest.sig'), Buffer.from(signer.sign(manifest), 'base64'));
+  return { exchanges: ids.size, events: eventCount, files: [...names, 'manifest.sha256', 'manifest.sig'] };
+}
+
+function readme(info: { exchanges: number; events: number; first: number; last: number; keyId: string; filter: ExchangeFilter }): string {
+  return `# Gatehouse evidence bundle
+
+Exported ${new Date().toISOString()}: ${info.exchanges} exchanges, ${info.events} events (seq ${info.first}..${info.last}).
+Filter: ${canonicalJson(info.filter)}
+Signing key id: ${info.keyId}
+
+## Verify with standard tools
+
+1. Every file is listed with its SHA-256 in manifest.sha256:
+
+       sha256sum -c manifest.sha256
+
+2. manifest.sha256 is signed with the Ed25519 key in public-key.pem (OpenSSL 3):
+
+       openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig
+
+   Compare the key with the one your organisation recorded for this gateway
+   (its id is the first 16 hex digits of SHA-256 over the key's DER form:
+   \`openssl pkey -pubin -in public-key.pem -outform DER | sha256sum\`).
+
+3. Each line of events.jsonl is one event in canonical JSON (RFC 8785: sorted keys, no
+   whitespace). Its \`hash\` is SHA-256 over the same object without \`hash\`, and its
+   \`prevHash\` is the hash of the event with the previous seq. With jq:
+
+       jq -cS 'del(.hash)' events.jsonl | head -n1 | tr -d '\\n' | sha256sum
+
+4. Each line of exchanges.jsonl is a recorded exchange in canonical JSON; SHA-256 of the
+   line (without its newline) equals \`details.state\` of the latest event whose
+   \`target\` is that exchange's id:
+
+       head -n1 exchanges.jsonl | tr -d '\\n' | sha256sum
+
+5. checkpoints.jsonl holds signed chain heads: the signature (base64) is over
+   \`{"at":…,"hash":"…","seq":…}\` (canonical JSON) with the same key.
+
+See docs/audit.md in the Gatehouse repository for the full description.
+`;
+}

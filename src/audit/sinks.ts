@@ -1,0 +1,67 @@
+// Streaming sinks that feed a SIEM: every committed event, as one JSON line (the same
+// form as an export's events.jsonl), to a file, stdout, or a webhook. The webhook body
+// is a batch of lines, signed `gatehouse-signature: sha256=<hex HMAC-SHA256(body)>`.
+// Sinks run after commit and never hold up or fail a request: a slow sink drops
+// batches beyond a bounded queue and counts them.
+
+import { createHmac } from 'node:crypto';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AuditConfig } from '../config/audit-schema.js';
+import type { AuditEvent } from './audit-event.js';
+import { canonicalJson } from './canonical-json.js';
+
+export interface AuditSink {
+  send(events: readonly AuditEvent[]): void;
+  close(): Promise<void>;
+}
+
+export function eventLines(events: readonly AuditEvent[]): string {
+  return events.map((e) => `${canonicalJson(e)}\n`).join('');
+}
+
+export function signWebhookBody(body: string, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+export function createSinks(configs: AuditConfig['sinks'], onError: (sink: string, error: unknown) => void): AuditSink[] {
+  return configs.map((config): AuditSink => {
+    switch (config.type) {
+      case 'stdout':
+        return { send: (events) => void process.stdout.write(eventLines(events)), close: async () => undefined };
+      case 'file': {
+        mkdirSync(dirname(config.path), { recursive: true });
+        const stream: WriteStream = createWriteStream(config.path, { flags: 'a', mode: 0o600 });
+        stream.on('error', (error) => onError('file', error));
+        return {
+          send: (events) => void stream.write(eventLines(events)),
+          close: () => new Promise((resolve) => stream.end(resolve)),
+        };
+      }
+      case 'webhook': {
+        const maxInFlight = 64;
+        const inFlight = new Set<Promise<void>>();
+        return {
+          send(events) {
+            if (inFlight.size >= maxInFlight) return onError('webhook', new Error(`queue full: dropped ${events.length} events`));
+            const body = eventLines(events);
+            const sent = fetch(config.url, {
+              method: 'POST',
+              headers: { 'content-type': 'application/x-ndjson', 'gatehouse-signature': signWebhookBody(body, config.secret) },
+              body,
+              signal: AbortSignal.timeout(config.timeout),
+            })
+              .then(async (res) => {
+                await res.arrayBuffer().catch(() => undefined);
+                if (!res.ok) onError('webhook', new Error(`HTTP ${res.status}`));
+              })
+              .catch((error: unknown) => onError('webhook', error))
+              .finally(() => inFlight.delete(sent));
+            inFlight.add(sent);
+          },
+          close: async () => void (await Promise.all(inFlight)),
+        };
+      }
+    }
+  });
+}

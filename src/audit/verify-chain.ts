@@ -1,0 +1,167 @@
+// `gatehouse audit verify`: walks the chain and says where it breaks.
+//
+// It checks, in order:
+//   1. every checkpoint's Ed25519 signature, against the configured public key;
+//   2. where to start: the first event (seq 1, prevHash = 64 zeros), or, when older
+//      events were pruned, a valid checkpoint at the seq just before the first retained
+//      event (or the checkpoint named by --from);
+//   3. every event from there on, in seq order: no seq missing (deleted), its hash
+//      recomputed from its content (edited), its prevHash equal to the previous event's
+//      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
+//   4. the head row agrees with the last event (events deleted from the end);
+//   5. every exchange row still has the digest its latest event recorded (edited), every
+//      opened exchange still has its row (deleted), and no row lacks an event (inserted).
+// Memory stays bounded: events and rows are read in pages.
+
+import type { Kysely } from 'kysely';
+import type { AuditEventRow, Database } from '../store/index.js';
+import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
+import { recordedColumns, stateDigest } from './exchange-state.js';
+import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
+import { createPublicKey } from 'node:crypto';
+
+export interface ChainProblem {
+  /** The event where the chain breaks, when there is one to name. */
+  readonly seq?: number | undefined;
+  readonly eventId?: string | undefined;
+  readonly exchangeId?: string | undefined;
+  readonly message: string;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  /** Seq of the first and last event checked (0 when the chain is empty). */
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly events: number;
+  readonly checkpoints: number;
+  readonly exchanges: number;
+  readonly problems: readonly ChainProblem[];
+}
+
+export interface VerifyOptions {
+  /** PEM of the Ed25519 public key that signs checkpoints; without it signatures are not checked (reported). */
+  readonly publicKeyPem?: string | undefined;
+  /** Start at the checkpoint with this seq instead of the earliest retained event. */
+  readonly fromCheckpoint?: number | undefined;
+  readonly maxProblems?: number | undefined;
+}
+
+const pageSize = 1000;
+
+export async function verifyChain(db: Kysely<Database>, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const problems: ChainProblem[] = [];
+  const maxProblems = options.maxProblems ?? 100;
+  const report = (problem: ChainProblem) => {
+    if (problems.length < maxProblems) problems.push(problem);
+  };
+  const keyId = options.publicKeyPem ? keyIdOf(createPublicKey(options.publicKeyPem)) : undefined;
+
+  // 1. Checkpoints.
+  const checkpointRows = await db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
+  const checkpoints = new Map<number, string>();
+  for (const row of checkpointRows) {
+    const checkpoint = { seq: Number(row.seq), hash: row.hash, at: Number(row.at) };
+    if (!options.publicKeyPem) {
+      checkpoints.set(checkpoint.seq, checkpoint.hash);
+      continue;
+    }
+    if (row.key_id !== keyId) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not the configured key ${keyId}` });
+    else if (!verifySignature(options.publicKeyPem, checkpointPayload(checkpoint), row.signature)) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} has an invalid signature (edited)` });
+    else checkpoints.set(checkpoint.seq, checkpoint.hash);
+  }
+  if (!options.publicKeyPem) report({ message: 'no public key: checkpoint signatures were not checked' });
+
+  // 2. Where to start.
+  const first = await db.selectFrom('audit_events').select(['seq', 'id']).orderBy('seq').limit(1).executeTakeFirst();
+  const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+  let startSeq = 0;
+  let prevHash = genesisHash;
+  if (options.fromCheckpoint !== undefined) {
+    const hash = checkpoints.get(options.fromCheckpoint);
+    if (hash === undefined) return done(0, 0, 0, [{ seq: options.fromCheckpoint, message: `no valid checkpoint at seq ${options.fromCheckpoint}` }, ...problems]);
+    startSeq = options.fromCheckpoint;
+    prevHash = hash;
+  } else if (first && Number(first.seq) > 1) {
+    const hash = checkpoints.get(Number(first.seq) - 1);
+    if (hash === undefined) {
+      report({ seq: Number(first.seq) - 1, message: `events before seq ${first.seq} (${first.id}) are missing and no valid checkpoint vouches for seq ${Number(first.seq) - 1}: event seq ${Number(first.seq) - 1} was deleted` });
+      startSeq = Number(first.seq) - 1;
+      prevHash = '';
+    } else {
+      startSeq = Number(first.seq) - 1;
+      prevHash = hash;
+    }
+  }
+
+  // 3. The events.
+  let expected = startSeq + 1;
+  let count = 0;
+  let lastSeq = startSeq;
+  for (;;) {
+    const rows = (await db.selectFrom('audit_events').selectAll().where('seq', '>=', expected).orderBy('seq').limit(pageSize).execute()) as AuditEventRow[];
+    if (rows.length === 0) break;
+    const opened: { id: string; seq: number; eventId: string }[] = [];
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      const event = eventFromRow(row);
+      if (seq !== expected) {
+        report({ seq: expected, message: `event seq ${expected}${seq - expected > 1 ? `..${seq - 1}` : ''} is missing (deleted): the chain breaks before event seq ${seq} (${row.id})` });
+      } else if (prevHash !== '' && event.prevHash !== prevHash) {
+        report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) does not follow event seq ${seq - 1}: prev_hash differs (reordered or inserted)` });
+      }
+      const { hash: _stored, ...unhashed } = event;
+      if (eventHash(unhashed) !== row.hash) report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) was altered: its hash does not match its content` });
+      const vouched = checkpoints.get(seq);
+      if (vouched !== undefined && vouched !== row.hash) report({ seq, eventId: row.id, message: `checkpoint at seq ${seq} does not match event seq ${seq} (${row.id})` });
+      if ((event.kind === 'exchange.opened' || event.kind === 'exchange.refused') && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+      prevHash = row.hash;
+      expected = seq + 1;
+      lastSeq = seq;
+      count++;
+    }
+    if (opened.length > 0) {
+      const present = new Set((await db.selectFrom('exchanges').select('id').where('id', 'in', opened.map((o) => o.id)).execute()).map((r) => r.id));
+      for (const o of opened) if (!present.has(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
+    }
+  }
+  for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for an event that is missing (events after seq ${lastSeq} deleted)` });
+
+  // 4. The head.
+  if (head && Number(head.seq) < lastSeq) report({ seq: Number(head.seq) + 1, message: `events after seq ${head.seq} were appended outside the gateway: the head records seq ${head.seq}, the chain goes on to seq ${lastSeq}` });
+  else if (head && Number(head.seq) > lastSeq && count + startSeq > 0) report({ seq: lastSeq + 1, message: `the chain ends at seq ${lastSeq} but the head records seq ${head.seq}: events after seq ${lastSeq} were deleted` });
+  else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
+
+  // 5. The exchange rows against their latest events.
+  let exchanges = 0;
+  let after = -1;
+  for (;;) {
+    const rows = await db.selectFrom('exchanges').select(['seq', ...recordedColumns]).where('seq', '>', after).orderBy('seq').limit(500).execute();
+    if (rows.length === 0) break;
+    after = Number(rows[rows.length - 1]!.seq);
+    const events = await db
+      .selectFrom('audit_events')
+      .select(['seq', 'id', 'target', 'details'])
+      .where('target', 'in', rows.map((r) => r.id))
+      .where('kind', 'like', 'exchange.%')
+      .orderBy('seq')
+      .execute();
+    const latest = new Map<string, { seq: number; id: string; state: unknown }>();
+    for (const e of events) {
+      const state = (JSON.parse(e.details) as { state?: unknown }).state;
+      if (state !== undefined) latest.set(e.target!, { seq: Number(e.seq), id: e.id, state });
+    }
+    for (const row of rows) {
+      exchanges++;
+      const event = latest.get(row.id);
+      if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway` });
+      else if (event.state !== stateDigest(row)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
+    }
+  }
+  return done(startSeq + (count > 0 ? 1 : 0), lastSeq, count, problems, exchanges);
+
+  function done(fromSeq: number, toSeq: number, events: number, list: ChainProblem[], exchangeCount = 0): VerifyReport {
+    const real = list.filter((p) => p.message !== 'no public key: checkpoint signatures were not checked');
+    return { ok: real.length === 0, fromSeq, toSeq, events, checkpoints: checkpoints.size, exchanges: exchangeCount, problems: list };
+  }
+}

@@ -1,0 +1,67 @@
+// `gatehouse audit verify|prune|export`: check the chain, apply retention, and export
+// evidence. See docs/audit.md.
+
+import { readFileSync } from 'node:fs';
+import { exportBundle, exportCsv, pruneBefore, verifyChain } from '../../audit/index.js';
+import { CliError } from '../cli-error.js';
+import { cliActor, withAuditTrail } from '../with-audit.js';
+import { filterFromOptions, type SearchOptions } from './search-options.js';
+
+export interface AuditOptions extends SearchOptions {
+  readonly config?: string | undefined;
+  readonly from?: string | undefined;
+  readonly 'public-key'?: string | undefined;
+  readonly before?: string | undefined;
+  readonly out?: string | undefined;
+  readonly json?: boolean | undefined;
+}
+
+export async function auditCommand(action: string | undefined, options: AuditOptions): Promise<void> {
+  await withAuditTrail(options.config, async (store, audit) => {
+    switch (action) {
+      case 'verify': {
+        const from = options.from === undefined ? undefined : Number(options.from);
+        if (from !== undefined && (!Number.isInteger(from) || from < 0)) throw new CliError('--from must be the seq of a checkpoint');
+        const publicKeyPem = options['public-key'] ? readFileSync(options['public-key'], 'utf8') : audit.signer?.publicKeyPem;
+        const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from });
+        if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+        else if (report.ok) {
+          process.stdout.write(`chain verified: events ${report.fromSeq}..${report.toSeq} (${report.events} events), ${report.checkpoints} signed checkpoints, ${report.exchanges} exchange records\n`);
+          for (const p of report.problems) process.stdout.write(`warning: ${p.message}\n`);
+        } else {
+          const first = report.problems.find((p) => !p.message.startsWith('no public key'))!;
+          process.stdout.write(`chain BROKEN at ${first.seq !== undefined ? `event seq ${first.seq}` : `exchange ${first.exchangeId}`}${first.eventId ? ` (${first.eventId})` : ''}: ${first.message}\n`);
+          for (const p of report.problems) if (p !== first) process.stdout.write(`also: ${p.message}\n`);
+        }
+        if (!report.ok) process.exitCode = 3;
+        return;
+      }
+      case 'prune': {
+        if (!options.before) throw new CliError('usage: gatehouse audit prune --before TIME');
+        const before = Date.parse(options.before);
+        if (Number.isNaN(before)) throw new CliError('--before must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z');
+        const result = await pruneBefore(audit.writer, before, cliActor());
+        if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else if (result.events === 0) process.stdout.write('nothing to prune: no signed checkpoint before that time\n');
+        else process.stdout.write(`pruned events through seq ${result.throughSeq}: ${result.events} events, ${result.exchanges} exchange records; verification now starts at checkpoint ${result.throughSeq}\n`);
+        return;
+      }
+      case 'export': {
+        if (!options.out) throw new CliError('usage: gatehouse audit export --out DIR|FILE.csv [filters]');
+        const filter = filterFromOptions(options);
+        if (options.out.toLowerCase().endsWith('.csv')) {
+          const count = await exportCsv(store.db, filter, options.out);
+          process.stdout.write(`exported ${count} exchanges to ${options.out}\n`);
+          return;
+        }
+        if (!audit.signer) throw new CliError('no audit signing key: start the gateway once (it creates audit.keyFile) or set audit.signingKey');
+        const result = await exportBundle(store.db, filter, options.out, audit.signer);
+        await audit.log.event({ kind: 'audit.exported', actor: cliActor(), target: null, details: { filter: { ...filter }, exchanges: result.exchanges, events: result.events } });
+        process.stdout.write(`exported ${result.exchanges} exchanges and ${result.events} events to ${options.out}; verify with:\n  cd ${options.out} && sha256sum -c manifest.sha256 && openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig\n`);
+        return;
+      }
+      default:
+        throw new CliError('usage: gatehouse audit verify|prune|export');
+    }
+  });
+}

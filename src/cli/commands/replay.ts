@@ -1,0 +1,21 @@
+// `gatehouse sessions replay ID`: the exchange as it happened — the request, the
+// decision, then the answer as a timeline of the pieces relayed, each with its time
+// since the exchange started, cut from the recorded body by the recorded byte counts.
+
+import { timeline, type ExchangeDetail } from '../../audit/index.js';
+
+export function replayLines(exchange: ExchangeDetail): string[] {
+  const lines = [
+    `${exchange.startedAt}  +0ms  ${exchange.subject ?? '(nobody)'} → ${exchange.connection} ${exchange.request.method ?? ''} ${exchange.request.path ?? ''} (${exchange.operation})`,
+    `        decision ${exchange.decision} (${exchange.rules.join(', ') || '-'}; ${exchange.reason ?? '-'})${exchange.reexecutionOf ? `  re-execution of ${exchange.reexecutionOf}` : ''}`,
+  ];
+  if (exchange.request.promptText) lines.push(`        prompt: ${exchange.request.promptText}`);
+  if (exchange.ttfbMs !== null) lines.push(`        +${exchange.ttfbMs}ms  first byte from the target, status ${exchange.status ?? '-'}`);
+  for (const entry of timeline(exchange)) {
+    lines.push(`        +${entry.atMs}ms  ${entry.bytes} B${entry.text === undefined ? '' : `  ${JSON.stringify(entry.text)}`}`);
+  }
+  const end = exchange.durationMs === null ? '' : `+${exchange.durationMs}ms  `;
+  lines.push(`        ${end}${exchange.complete ? 'complete' : 'INCOMPLETE'}${exchange.errorCode ? ` (${exchange.errorCode})` : ''}, ${exchange.bytesOut} B out`);
+  if (exchange.response.text) lines.push(`        answer: ${exchange.response.text}`);
+  return lines;
+}

@@ -1,0 +1,31 @@
+// Opens the store and this command's audit trail, so a CLI act (a key created, a prune)
+// is chained like any other event; drains and closes both whatever happens.
+
+import { userInfo } from 'node:os';
+import { openAuditTrail, type AuditTrail } from '../audit/index.js';
+import { loadConfig, type GatehouseConfig } from '../config/index.js';
+import { openStore, type Store } from '../store/index.js';
+import { configPath } from './config-path.js';
+
+export async function withAuditTrail<T>(config: string | undefined, run: (store: Store, audit: AuditTrail, loaded: GatehouseConfig) => Promise<T>): Promise<T> {
+  const loaded = loadConfig(configPath(config), process.env, { secrets: 'store-only' });
+  const store = await openStore(loaded.store);
+  // The CLI never creates the signing key (the gateway does); it signs checkpoints only
+  // when the key already exists. Sinks are the running gateway's business.
+  const audit = openAuditTrail(store.db, loaded.audit, { createKey: false, withSinks: false });
+  try {
+    return await run(store, audit, loaded);
+  } finally {
+    await audit.close().catch(() => undefined);
+    await store.close();
+  }
+}
+
+/** Who did it, for events appended by the CLI. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return `cli:uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+}

@@ -1,0 +1,62 @@
+// Config section `audit`: the event chain's writer id, checkpoint signing, sinks that
+// feed a SIEM, raw-content recording, and the streaming progress-write cadence.
+// Built from the main schema's helpers so secrets and units behave the same everywhere.
+
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+interface Helpers {
+  /** A secret reference resolved even for store-only CLI commands (verify needs the key). */
+  readonly storeSecret: z.ZodType<string, string>;
+  readonly secret: z.ZodType<string, string>;
+  readonly duration: z.ZodType<number, string | number>;
+  readonly size: z.ZodType<number, string | number>;
+  readonly path: z.ZodType<string, string>;
+}
+
+export function buildAuditSchema({ storeSecret, secret, duration, size, path }: Helpers) {
+  const sink = z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('file'), path }),
+    z.strictObject({ type: z.literal('stdout') }),
+    z.strictObject({
+      type: z.literal('webhook'),
+      url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+      /** HMAC-SHA256 key: the body's signature goes in `gatehouse-signature: sha256=<hex>`. */
+      secret,
+      timeout: duration.default(5_000),
+    }),
+  ]);
+  return z
+    .strictObject({
+      /** Names this process in every event it appends; default `<hostname>/<pid>`. */
+      writerId: z.string().min(1).max(128).optional(),
+      /** Ed25519 PKCS#8 PEM by reference; without it a key is generated into `keyFile`. */
+      signingKey: storeSecret.optional(),
+      /** Default (withDefaultKeyFile): beside the SQLite file, or data/ beside the config. */
+      keyFile: path.optional(),
+      checkpoint: z
+        .strictObject({ every: z.number().int().min(1).default(1000), interval: duration.default(60_000) })
+        .prefault({}),
+      progress: z.strictObject({ interval: duration.default(250), bytes: size.default(64 * 1024) }).prefault({}),
+      sinks: z.array(sink).default([]),
+      raw: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          /** 32 bytes for AES-256-GCM, as 64 hex characters or base64, by reference. */
+          key: secret.optional(),
+          revealGroups: z.array(z.string().min(1)).default([]),
+        })
+        .refine((raw) => !raw.enabled || raw.key !== undefined, { message: 'audit.raw.key is required when audit.raw.enabled is true', path: ['key'] })
+        .prefault({}),
+    })
+    .prefault({});
+}
+
+export type AuditConfig = z.output<ReturnType<typeof buildAuditSchema>>;
+
+/** The generated key lives with the data: beside the SQLite file, else in data/ beside the config. */
+export function withDefaultKeyFile<T extends { audit: AuditConfig; store: { sqlite: { path: string } } | { postgres: unknown } }>(config: T, baseDir: string): T {
+  if (config.audit.keyFile !== undefined) return config;
+  const keyFile = 'sqlite' in config.store ? join(dirname(config.store.sqlite.path), 'audit-signing-key.pem') : resolve(baseDir, 'data/audit-signing-key.pem');
+  return { ...config, audit: { ...config.audit, keyFile } };
+}

@@ -1,0 +1,58 @@
+// Pure pieces of the audit: the canonical form hashes are computed over, bounded chunk
+// timings, and the AES-256-GCM sealing of raw content.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { canonicalJson, ChunkTimings, createRawSealer, eventHash, genesisHash, sha256Hex } from '../../src/audit/index.js';
+
+describe('canonical JSON', () => {
+  test('keys sorted at every depth, no whitespace, undefined members dropped', () => {
+    assert.equal(canonicalJson({ b: 1, a: { d: [3, { z: null, y: 'é"' }], c: true }, u: undefined }), '{"a":{"c":true,"d":[3,{"y":"é\\"","z":null}]},"b":1}');
+  });
+  test('keys sort by UTF-16 code units (RFC 8785), not by locale', () => {
+    assert.equal(canonicalJson({ 'é': 1, z: 2, Z: 3, '€': 4 }), '{"Z":3,"z":2,"é":1,"€":4}');
+  });
+  test('a non-finite number is refused rather than hashed as null', () => {
+    assert.throws(() => canonicalJson({ n: Number.NaN }), /non-finite/);
+  });
+  test('an event hash is SHA-256 over the canonical event without its hash', () => {
+    const event = { seq: 1, id: 'evt_1', at: 5, writer: 'w', kind: 'key.created', actor: 'cli:a', target: 'key:1', details: { b: 2, a: 1 }, prevHash: genesisHash };
+    assert.equal(eventHash(event), sha256Hex(`{"actor":"cli:a","at":5,"details":{"a":1,"b":2},"id":"evt_1","kind":"key.created","prevHash":"${genesisHash}","seq":1,"target":"key:1","writer":"w"}`));
+  });
+});
+
+describe('chunk timings', () => {
+  test('bounded: when full, neighbours merge, bytes are kept and time stays ordered', () => {
+    const timings = new ChunkTimings(8);
+    for (let i = 0; i < 100; i++) timings.add(i * 10, 5);
+    const pairs = timings.toJSON();
+    assert.ok(pairs.length <= 8, `${pairs.length} pairs`);
+    assert.equal(pairs.reduce((sum, [, bytes]) => sum + bytes, 0), 500);
+    for (let i = 1; i < pairs.length; i++) assert.ok(pairs[i]![0] > pairs[i - 1]![0]);
+    assert.equal(pairs.at(-1)![0], 990);
+  });
+});
+
+describe('raw content sealing', () => {
+  const sealer = createRawSealer('ab'.repeat(32));
+  test('round trip, with a fresh IV each time', () => {
+    const a = sealer.seal('the raw prompt', 'ex_1');
+    const b = sealer.seal('the raw prompt', 'ex_1');
+    assert.notEqual(a, b);
+    assert.ok(!a.includes('raw prompt'));
+    assert.equal(sealer.open(a, 'ex_1'), 'the raw prompt');
+  });
+  test('a sealed value moved to another exchange does not open', () => {
+    assert.throws(() => sealer.open(sealer.seal('x', 'ex_1'), 'ex_2'), /does not open with the configured key/);
+  });
+  test('an altered sealed value does not open', () => {
+    const [v, iv, tag, ct] = sealer.seal('secret answer', 'ex_1').split('.');
+    const flipped = Buffer.from(ct!, 'base64');
+    flipped[0]! ^= 1;
+    assert.throws(() => sealer.open([v, iv, tag, flipped.toString('base64')].join('.'), 'ex_1'), /does not open/);
+  });
+  test('the key must be 32 bytes, hex or base64', () => {
+    assert.throws(() => createRawSealer('abcd'), /must be 32 bytes/);
+    assert.equal(createRawSealer(Buffer.alloc(32, 7).toString('base64')).open(createRawSealer('07'.repeat(32)).seal('k', 'e'), 'e'), 'k');
+  });
+});

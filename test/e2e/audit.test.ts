@@ -1,0 +1,414 @@
+// Audit end to end, with the real gatehouse process: a gateway killed with SIGKILL in
+// the middle of a streamed answer leaves a record marked incomplete holding what was
+// delivered, and the chain still verifies; tampering with the database directly (SQLite
+// file, PostgreSQL) makes `gatehouse audit verify` fail and name the event; an exported
+// bundle verifies with exactly the commands its README documents.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { createTestPostgresDatabase } from '../helpers/databases.js';
+import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+
+const execFileAsync = promisify(execFile);
+const upstreamKey = 'sk-upstream-audit';
+const env = { ...process.env, UPSTREAM_KEY: upstreamKey };
+const longPrompt = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+
+async function streamUntil(url: string, key: string, enough: (received: string) => boolean): Promise<{ id: string; received: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+  const res = await fetch(`${url}/c/demo/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: longPrompt }] }),
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let received = '';
+  while (!enough(received)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    received += decoder.decode(value, { stream: true });
+  }
+  return { id: res.headers.get('gatehouse-exchange-id')!, received, reader };
+}
+
+function contentOf(sse: string): string {
+  let text = '';
+  for (const line of sse.split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const content = (JSON.parse(line.slice(6)) as { choices: { delta?: { content?: string } }[] }).choices[0]?.delta?.content;
+    if (content) text += content;
+  }
+  return text;
+}
+
+async function cli(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCli([...args, '--config', join(dir, 'gatehouse.yaml')], env);
+}
+
+describe('audit, end to end on SQLite', () => {
+  let upstream: DemoUpstream;
+  let dir: string;
+  let gateway: GatewayProcess;
+  let mlKey: string;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 150 });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-audit-e2e-'));
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir });
+    mlKey = await gateway.createKey('ml-bot', ['ml']);
+  });
+  after(async () => {
+    await gateway?.stop('SIGKILL');
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('SIGKILL mid-stream: after a restart the record is there, incomplete, with the delivered text, and the chain verifies', { timeout: 60_000 }, async () => {
+    // Past the first progress write (250 ms), well before the end (~6 s).
+    const { id, received, reader } = await streamUntil(gateway.url, mlKey, (r) => contentOf(r).split(' ').length > 8);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await gateway.stop('SIGKILL');
+    await reader.cancel().catch(() => undefined);
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir });
+
+    const show = await cli(dir, ['sessions', 'show', id, '--json']);
+    assert.equal(show.code, 0, show.stderr);
+    const record = JSON.parse(show.stdout) as { complete: boolean; endedAt: string | null; response: { text: string | null }; bytesOut: number; chunkTimings: [number, number][] };
+    assert.equal(record.complete, false);
+    assert.equal(record.endedAt, null);
+    const delivered = contentOf(received);
+    assert.ok(record.response.text, 'the delivered text was recorded');
+    assert.ok(record.response.text.startsWith('Demo reply to: word0'), record.response.text);
+    assert.ok(record.response.text.length >= delivered.length - 40, `recorded "${record.response.text}" keeps up with delivered "${delivered}"`);
+    assert.ok(record.chunkTimings.length > 5, 'chunk timings recorded while streaming');
+
+    const replay = await cli(dir, ['sessions', 'replay', id]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.match(replay.stdout, /\+\d+ms {2}\d+ B {2}"data: /);
+    assert.match(replay.stdout, /INCOMPLETE/);
+
+    const verify = await cli(dir, ['audit', 'verify']);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ signed checkpoints, \d+ exchange records\n$/);
+  });
+
+  test('admin acts are chained: key created and revoked, gateway started', async () => {
+    const created = await cli(dir, ['keys', 'create', '--name', 'temp', '--groups', 'ml', '--json']);
+    assert.equal(created.code, 0, created.stderr);
+    const keyId = (JSON.parse(created.stdout) as { key: { id: string } }).key.id;
+    assert.equal((await cli(dir, ['keys', 'revoke', 'temp'])).code, 0);
+    const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+    try {
+      const rows = db.prepare(`select kind, actor, target from audit_events where kind like 'key.%' or kind like 'gateway.%' order by seq`).all() as { kind: string; actor: string; target: string | null }[];
+      const kinds = rows.map((r) => `${r.kind} ${r.target ?? '-'}`);
+      assert.ok(kinds.includes(`key.created key:${keyId}`) && kinds.includes(`key.revoked key:${keyId}`), kinds.join('\n'));
+      assert.ok(rows.filter((r) => r.kind === 'gateway.started').length >= 2, 'each start is an event');
+      assert.match(rows.find((r) => r.kind === 'key.created')!.actor, /^cli:/);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('search by text, group and rule through the admin API and the CLI', async () => {
+    const adminKey = await gateway.createKey('auditor', ['admins']);
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'Where do zebras sleep?' }] }),
+    });
+    assert.equal(res.status, 200);
+    const id = res.headers.get('gatehouse-exchange-id')!;
+    await res.text();
+    const search = async (query: string) => {
+      const r = await fetch(`${gateway.adminUrl}/api/sessions?${query}`, { headers: { authorization: `Bearer ${adminKey}` } });
+      assert.equal(r.status, 200);
+      return ((await r.json()) as { sessions: { id: string }[] }).sessions.map((s) => s.id);
+    };
+    assert.deepEqual(await search('text=zebras'), [id]);
+    assert.deepEqual(await search('text=zebras&group=ml'), [id]);
+    assert.deepEqual(await search('text=zebras&group=admins'), []);
+    assert.deepEqual(await search('text=zebras&rule=connection-access'), []);
+    assert.deepEqual(await search(`text=${encodeURIComponent('"demo reply"')}&limit=1`), [id], 'words of the answer are searchable too');
+    const list = await cli(dir, ['sessions', 'list', '--text', 'zebras', '--json']);
+    assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((s) => s.id), [id]);
+  });
+
+  test('the exported bundle verifies with the documented sha256sum and openssl commands; a changed file fails them', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'evidence please' }] }),
+    });
+    await res.text();
+    const out = join(dir, 'evidence');
+    const exported = await cli(dir, ['audit', 'export', '--out', out, '--group', 'ml']);
+    assert.equal(exported.code, 0, exported.stderr);
+    const readme = readFileSync(join(out, 'README.md'), 'utf8');
+    const commands = ['sha256sum -c manifest.sha256', 'openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig'];
+    for (const command of commands) assert.ok(readme.includes(`       ${command}\n`), `README documents: ${command}`);
+    const sha = await execFileAsync('sh', ['-c', commands[0]!], { cwd: out });
+    assert.match(sha.stdout, /events\.jsonl: OK\n/);
+    const sig = await execFileAsync('sh', ['-c', commands[1]!], { cwd: out });
+    assert.match(sig.stdout, /Signature Verified Successfully/);
+
+    // The documented jq check of an event's hash, and of an exchange line against its event.
+    const firstEvent = JSON.parse(readFileSync(join(out, 'events.jsonl'), 'utf8').split('\n')[0]!) as { hash: string; target: string };
+    const jq = await execFileAsync('sh', ['-c', `jq -cS 'del(.hash)' events.jsonl | head -n1 | tr -d '\\n' | sha256sum`], { cwd: out });
+    assert.equal(jq.stdout.split(' ')[0], firstEvent.hash);
+    const lineHash = (await execFileAsync('sh', ['-c', `head -n1 exchanges.jsonl | tr -d '\\n' | sha256sum`], { cwd: out })).stdout.split(' ')[0];
+    const firstExchange = JSON.parse(readFileSync(join(out, 'exchanges.jsonl'), 'utf8').split('\n')[0]!) as { id: string };
+    const events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { target: string; details: { state?: string } });
+    assert.equal(events.filter((e) => e.target === firstExchange.id).at(-1)!.details.state, lineHash);
+    assert.match(readFileSync(join(out, 'exchanges.csv'), 'utf8'), /^id,started_at,/);
+
+    appendFileSync(join(out, 'exchanges.csv'), '"forged"\r\n');
+    const output = (pattern: RegExp) => (error: unknown) => pattern.test(`${(error as { stdout?: string }).stdout ?? ''}${(error as Error).message}`);
+    await assert.rejects(execFileAsync('sh', ['-c', commands[0]!], { cwd: out }), output(/exchanges\.csv: FAILED/));
+    writeFileSync(join(out, 'manifest.sha256'), readFileSync(join(out, 'manifest.sha256'), 'utf8').replace(/^./, (c) => (c === '0' ? '1' : '0')));
+    await assert.rejects(execFileAsync('sh', ['-c', commands[1]!], { cwd: out }), output(/Signature Verification Failure/));
+  });
+
+  test('an event edited in the SQLite file makes verify fail (exit 3) and name it', async () => {
+    const db = new SQLite(join(dir, 'gatehouse.db'));
+    let target: { seq: number; id: string };
+    try {
+      target = db.prepare(`select seq, id from audit_events where kind = 'key.created' order by seq limit 1`).get() as { seq: number; id: string };
+      db.prepare(`update audit_events set actor = 'cli:mallory' where seq = ?`).run(target.seq);
+    } finally {
+      db.close();
+    }
+    const verify = await cli(dir, ['audit', 'verify']);
+    assert.equal(verify.code, 3);
+    assert.match(verify.stdout, new RegExp(`^chain BROKEN at event seq ${target.seq} \\(${target.id}\\): event seq ${target.seq} \\(${target.id}\\) was altered`));
+  });
+});
+
+describe('audit admin API: replay, re-execution, reveal, sinks', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess;
+  let webhook: import('node:http').Server;
+  const received: { body: string; signature: string | undefined }[] = [];
+  let mlKey: string;
+  let adminKey: string;
+  let auditorKey: string;
+  let dir: string;
+  const rawKey = 'a'.repeat(64);
+  const hookSecret = 'hook-secret-value';
+
+  before(async () => {
+    const { createServer } = await import('node:http');
+    webhook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        received.push({ body, signature: req.headers['gatehouse-signature'] as string | undefined });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(webhook.address() as import('node:net').AddressInfo).port}/siem`;
+    upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 20 });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-audit-api-'));
+    const extra = `audit:
+  raw: { enabled: true, key: "\${RAW_KEY}", revealGroups: [auditors] }
+  sinks:
+    - { type: file, path: ${join(dir, 'siem.jsonl')} }
+    - { type: webhook, url: ${hookUrl}, secret: "\${HOOK_SECRET}" }
+`;
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, extra), { env: { ...env, RAW_KEY: rawKey, HOOK_SECRET: hookSecret }, dir });
+    mlKey = await gateway.createKey('ml-bot', ['ml']);
+    adminKey = await gateway.createKey('admin', ['admins', 'ml']);
+    auditorKey = await gateway.createKey('auditor', ['admins', 'auditors']);
+  });
+  after(async () => {
+    await gateway?.stop();
+    await upstream?.close();
+    await new Promise((resolve) => webhook?.close(resolve));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const admin = (path: string, key: string, method = 'GET') => fetch(`${gateway.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${key}` } });
+
+  async function streamed(content: string): Promise<string> {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content }] }),
+    });
+    assert.equal(res.status, 200);
+    await res.text();
+    return res.headers.get('gatehouse-exchange-id')!;
+  }
+
+  test('replay shows the streamed answer as a timeline of chunks with their timings', async () => {
+    const id = await streamed('one two three');
+    const res = await admin(`/api/sessions/${id}/replay`, adminKey);
+    assert.equal(res.status, 200);
+    const { session, timeline } = (await res.json()) as { session: { response: { text: string } }; timeline: { atMs: number; bytes: number; text: string }[] };
+    assert.equal(session.response.text, 'Demo reply to: one two three');
+    assert.ok(timeline.length >= 6, `one entry per SSE frame, got ${timeline.length}`);
+    for (let i = 1; i < timeline.length; i++) assert.ok(timeline[i]!.atMs >= timeline[i - 1]!.atMs, 'times never go back');
+    assert.ok(timeline.at(-1)!.atMs - timeline[0]!.atMs >= 60, 'the 20 ms gaps between frames are kept');
+    assert.match(timeline.map((t) => t.text).join(''), /data: \[DONE\]/);
+  });
+
+  test("re-execution runs as a new, policy-checked, recorded exchange under the caller's identity, linked to the original", async () => {
+    const original = await streamed('repeat after me');
+    const res = await admin(`/api/sessions/${original}/reexecute`, adminKey, 'POST');
+    assert.equal(res.status, 200);
+    const result = (await res.json()) as { id: string; reexecutionOf: string; status: number; body: string };
+    assert.equal(result.status, 200);
+    assert.equal(result.reexecutionOf, original);
+    assert.match(result.body, /"content":"repeat "/, "the streamed answer comes back");
+    const record = (await (await admin(`/api/sessions/${result.id}`, adminKey)).json()) as { subject: string; reexecutionOf: string; decision: string };
+    assert.deepEqual([record.subject, record.reexecutionOf, record.decision], ['key:admin', original, 'allow']);
+
+    // Policy still decides: an admin without the connection's group is refused, and that is recorded too.
+    const denied = await admin(`/api/sessions/${original}/reexecute`, auditorKey, 'POST');
+    const deniedResult = (await denied.json()) as { id: string; status: number };
+    assert.equal(deniedResult.status, 403);
+    const deniedRecord = (await (await admin(`/api/sessions/${deniedResult.id}`, adminKey)).json()) as { subject: string; decision: string; reexecutionOf: string };
+    assert.deepEqual([deniedRecord.subject, deniedRecord.decision, deniedRecord.reexecutionOf], ['key:auditor', 'deny', original]);
+  });
+
+  test('a gatehouse-reexecution header sent by a caller links nothing', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json', 'gatehouse-reexecution': 'forged-token' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await res.text();
+    const record = (await (await admin(`/api/sessions/${res.headers.get('gatehouse-exchange-id')}`, adminKey)).json()) as { reexecutionOf: string | null };
+    assert.equal(record.reexecutionOf, null);
+  });
+
+  test('raw content is sealed at rest and revealed only to a reveal group, each reveal an audit event', async () => {
+    const id = await streamed('my secret prompt');
+    const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+    try {
+      const row = db.prepare('select raw_request, raw_response from exchanges where id = ?').get(id) as { raw_request: string; raw_response: string };
+      assert.match(row.raw_request, /^v1\./);
+      assert.ok(!row.raw_request.includes('secret prompt') && !row.raw_response.includes('secret prompt'), 'sealed, not plain');
+    } finally {
+      db.close();
+    }
+    const refused = await admin(`/api/sessions/${id}/reveal`, adminKey, 'POST');
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await refused.json(), { error: { code: 'access_denied', message: 'key:admin is not in a group allowed to reveal raw content.' } });
+    const revealed = await admin(`/api/sessions/${id}/reveal`, auditorKey, 'POST');
+    assert.equal(revealed.status, 200);
+    const raw = (await revealed.json()) as { request: string; response: string };
+    assert.match(raw.request, /my secret prompt/);
+    assert.match(raw.response, /data: \[DONE\]/);
+    const check = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+    try {
+      const events = check.prepare(`select actor from audit_events where kind = 'exchange.revealed' and target = ?`).all(id) as { actor: string }[];
+      assert.deepEqual(events, [{ actor: 'key:auditor' }]);
+    } finally {
+      check.close();
+    }
+  });
+
+  test('sinks receive every event: a JSON-lines file and an HMAC-signed webhook', async () => {
+    await streamed('for the siem');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const lines = readFileSync(join(dir, 'siem.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; hash: string });
+    assert.ok(lines.some((l) => l.kind === 'gateway.started'));
+    assert.ok(lines.some((l) => l.kind === 'exchange.finished'));
+    assert.ok(received.length > 0, 'the webhook was called');
+    const { createHmac } = await import('node:crypto');
+    for (const r of received) assert.equal(r.signature, `sha256=${createHmac('sha256', hookSecret).update(r.body).digest('hex')}`);
+    const hookHashes = new Set(received.flatMap((r) => r.body.trim().split('\n').map((l) => (JSON.parse(l) as { hash: string }).hash)));
+    for (const line of lines) assert.ok(hookHashes.has(line.hash), `webhook got ${line.kind}`);
+  });
+});
+
+describe('audit, end to end on PostgreSQL', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess | undefined;
+  let database: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
+  let dir: string;
+
+  before(async () => {
+    database = await createTestPostgresDatabase();
+    upstream = await startDemoUpstream({ apiKey: upstreamKey });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-audit-pg-'));
+  });
+  after(async () => {
+    await gateway?.stop();
+    await upstream?.close();
+    if ('drop' in database) await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('edited, deleted, reordered and inserted rows in PostgreSQL: verify fails and names the event', async (t) => {
+    if ('skip' in database) return t.skip(database.skip);
+    const url = database.url;
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env: { ...env, PG_URL: url }, dir, store: 'store:\n  postgres:\n    url: "${PG_URL}"\n' });
+    const cliEnv = { ...env, PG_URL: url };
+    const key = await gateway.createKey('ml-bot', ['ml']);
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: `question ${i}` }] }),
+      });
+      await res.text();
+    }
+    const run = (args: string[]) => runCli([...args, '--config', join(dir, 'gatehouse.yaml')], cliEnv);
+    assert.equal((await run(['audit', 'verify'])).code, 0);
+
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const idAt = async (seq: number) => (await client.query<{ id: string }>('select id from audit_events where seq = $1', [seq])).rows[0]!.id;
+    const expectBroken = async (pattern: RegExp) => {
+      const verify = await run(['audit', 'verify']);
+      assert.equal(verify.code, 3, verify.stdout);
+      assert.match(verify.stdout, pattern);
+    };
+    try {
+      await client.query('begin');
+      const edited = await idAt(3);
+      await client.query(`update audit_events set details = replace(details, 'demo', 'other') where seq = 3`);
+      await client.query('commit');
+      await expectBroken(new RegExp(`^chain BROKEN at event seq 3 \\(${edited}\\): event seq 3 \\(${edited}\\) was altered`));
+      await client.query('begin');
+      await client.query(`update audit_events set details = replace(details, 'other', 'demo') where seq = 3`);
+      await client.query('commit');
+      assert.equal((await run(['audit', 'verify'])).code, 0, 'restored');
+
+      const row = (await client.query('select * from audit_events where seq = 4')).rows[0] as Record<string, unknown>;
+      await client.query('delete from audit_events where seq = 4');
+      await expectBroken(/^chain BROKEN at event seq 4: event seq 4 is missing \(deleted\): the chain breaks before event seq 5 /);
+      await client.query('insert into audit_events (seq, id, at, writer, kind, actor, target, details, prev_hash, hash) values ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)', [row['seq'], row['id'], row['at'], row['writer'], row['kind'], row['actor'], row['target'], row['details'], row['prev_hash'], row['hash']]);
+      assert.equal((await run(['audit', 'verify'])).code, 0, 'restored');
+
+      const five = await idAt(5);
+      await client.query('update audit_events set seq = -1 where seq = 5');
+      await client.query('update audit_events set seq = 5 where seq = 6');
+      await client.query('update audit_events set seq = 6 where seq = -1');
+      const nowFive = await idAt(5);
+      assert.notEqual(nowFive, five);
+      await expectBroken(new RegExp(`^chain BROKEN at event seq 5 \\(${nowFive}\\): event seq 5 \\(${nowFive}\\) does not follow event seq 4`));
+      await client.query('update audit_events set seq = -1 where seq = 5');
+      await client.query('update audit_events set seq = 5 where seq = 6');
+      await client.query('update audit_events set seq = 6 where seq = -1');
+      assert.equal((await run(['audit', 'verify'])).code, 0, 'restored');
+
+      const head = (await client.query<{ seq: string }>('select max(seq) as seq from audit_events')).rows[0]!.seq;
+      await client.query(`insert into audit_events (seq, id, at, writer, kind, actor, target, details, prev_hash, hash) select seq + 1, 'evt_forged', at, writer, 'key.created', actor, target, details, hash, repeat('a', 64) from audit_events where seq = $1`, [head]);
+      await expectBroken(new RegExp(`event seq ${Number(head) + 1} \\(evt_forged\\) was altered`));
+    } finally {
+      await client.end();
+    }
+  });
+});
