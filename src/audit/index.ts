@@ -17,3 +17,4 @@ export { stateDigest, recordedColumns } from './exchange-state.js';
 export { timeline, type TimelineEntry } from './replay-timeline.js';
 export { createRawSealer, parseRawKey, RawContentError, type RawSealer } from './raw-content.js';
 export { Reexecutions } from './reexecutions.js';
+export { startWorkerRecorder, RecorderWorkerError, type WorkerRecorder } from './worker-recorder.js';

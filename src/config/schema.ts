@@ -137,6 +137,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           maxBodyBytes: size.default(256 * 1024),
           /** Benchmark switch only (bench/audit.ts): false records nothing at all. */
           enabled: z.boolean().default(true),
+          /**
+           * Write records from a worker thread (its own store connection), so hashing,
+           * indexing and SQLite writes never run on the thread that relays traffic.
+           */
+          worker: z.boolean().default(true),
         })
         .prefault({}),
       audit: buildAuditSchema({ storeSecret, secret, duration, size, path }),

@@ -116,12 +116,13 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     await io.relay(exchange, finish, decision, progress);
   } catch (error) {
     // relay records its own outcome whenever it got far enough to have one; this path
-    // covers a failure before that.
+    // covers a failure before that. The record is written before the error is, as for
+    // every other answer, so whoever reads the error can find its record.
     if (outcome === undefined) {
       const failure = toGatehouseError(error);
       outcome = refusalOutcome(io, failure);
-      io.fail(failure);
       await stages.recorder.finish(exchange, outcome).catch(() => undefined);
+      io.fail(failure);
     }
   }
   await admission?.release(outcome);

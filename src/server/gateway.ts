@@ -7,9 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, type AuditTrail } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, startWorkerRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
+import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
@@ -85,9 +86,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const policy = options.policy ?? policyRuntime.policy;
   const reexecutions = new Reexecutions();
   const raw = config.audit.raw.enabled && config.audit.raw.key ? { sealer: createRawSealer(config.audit.raw.key), revealGroups: config.audit.raw.revealGroups } : undefined;
-  const recorder = config.recording.enabled
-    ? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf: (exchange) => reexecutions.take(exchange.id) })
-    : disabledRecorder;
+  const reexecutionOf = (exchange: Exchange) => reexecutions.take(exchange.id);
+  const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
+    ? disabledRecorder
+    : config.recording.worker
+      ? await startWorkerRecorder({ store: config.store, audit: config.audit, rawKey: raw ? config.audit.raw.key : undefined, reexecutionOf })
+      : createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf });
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const connections = buildHttpConnections(config);
@@ -205,6 +209,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
         await recorder.drain();
+        await recorder.close?.();
         await approvals?.close();
         policyRuntime.close();
         await limitStore.close();
