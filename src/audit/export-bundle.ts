@@ -98,6 +98,8 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   for await (const row of filteredRows(db, filter)) {
     await exchanges.write(`${canonicalJson(stateOf(row))}\n`);
     ids.add(row.id);
+    // The review that governed an exchange travels with it: its creation and votes.
+    if (row.review_id) ids.add(`review:${row.review_id}`);
   }
   await exchanges.end();
   const all = isEmptyFilter(filter);

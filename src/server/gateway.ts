@@ -161,7 +161,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   for (const connection of buildPostgresConnections(config)) {
-    const listener = await startPostgresListener({ connection, stages, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
+    const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);
     logger.info({ connection: connection.name, address: listener.address }, 'postgres listener started');
   }

@@ -8,7 +8,7 @@ import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/ind
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../src/identity/index.js';
 import type { PipelineStages } from '../../src/pipeline/index.js';
 import { compilePolicy, type DecisionPolicy } from '../../src/policy/index.js';
-import { startPostgresListener, type ApprovalHook, type PostgresConnection, type PostgresListener } from '../../src/protocols/postgres/index.js';
+import { startPostgresListener, type ApprovalHook, type PostgresConnection, type PostgresListener, type PostgresListenerOptions } from '../../src/protocols/postgres/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { createTestPostgresDatabase, createTestSqliteDatabase, type TestDatabase } from './databases.js';
 
@@ -31,6 +31,7 @@ export interface TestProxy {
 export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 'listen'>> & {
   readonly policy?: (base: DecisionPolicy) => DecisionPolicy;
   readonly onApprovalRequired?: ApprovalHook;
+  readonly inFlight?: PostgresListenerOptions['inFlight'];
 };
 
 /** undefined plus a reason when PostgreSQL is not reachable (skip outside CI). */
@@ -52,10 +53,11 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
     observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
   };
   const database = url.pathname.slice(1);
-  const { policy: _policy, onApprovalRequired, ...rest } = options;
+  const { policy: _policy, onApprovalRequired, inFlight, ...rest } = options;
   const listener = await startPostgresListener({
     stages,
     onApprovalRequired,
+    inFlight,
     connection: {
       name: 'db',
       listen: { host: '127.0.0.1', port: 0 },

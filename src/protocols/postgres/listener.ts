@@ -34,6 +34,8 @@ export interface PostgresListenerOptions {
   readonly onApprovalRequired?: ApprovalHook | undefined;
   /** Called when a session cannot even start (for logs). */
   readonly onSessionError?: ((error: unknown) => void) | undefined;
+  /** Open sessions by identity, so a revocation ends them (src/identity in-flight registry). */
+  readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
 }
 
 export interface PostgresListener {
@@ -157,7 +159,12 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
         source,
         upstream,
       );
-      const ended = await session.run();
+      // A revocation of this identity (on any gateway sharing the store) ends the session.
+      const release = options.inFlight?.register(exchange.id, identity, () => {
+        upstream?.close();
+        client.destroy();
+      });
+      const ended = await session.run().finally(() => release?.());
       const outcome: ExchangeOutcome = {
         status: ended && ended.code !== 'client_closed' ? ended.status : 200,
         complete: true,
