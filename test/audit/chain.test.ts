@@ -267,3 +267,33 @@ for (const dialect of await testDialects()) {
     });
   });
 }
+
+describe('evidence export and the reviews that governed an exchange', () => {
+  test('a filtered bundle carries the events of the review named by an exported exchange, and no other review', async () => {
+    const [dialect] = await testDialects();
+    const database = await dialect!.create();
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-export-review-'));
+    const store = await openStore(database.config);
+    const trail = openAuditTrail(store.db, auditConfig(dir), { createKey: true, withSinks: false });
+    try {
+      const recorder = createRecorder(store.db, { writer: trail.writer });
+      const governed = { ...exchange('drop the staging table'), approval: { reviewId: 'rv_governing', via: 'held' } } as Exchange;
+      await recorder.open(governed, allow, request);
+      await recorder.finish(governed, outcome('done'));
+      await trail.log.event({ kind: 'review.created', actor: 'key:ci-bot', target: 'review:rv_governing', details: {} });
+      await trail.log.event({ kind: 'review.approved', actor: 'key:alice', target: 'review:rv_governing', details: {} });
+      await trail.log.event({ kind: 'review.created', actor: 'key:other', target: 'review:rv_unrelated', details: {} });
+      const { exportBundle } = await import('../../src/audit/index.js');
+      const { readFileSync } = await import('node:fs');
+      const out = join(dir, 'bundle');
+      await exportBundle(store.db, { subject: 'key:ci-bot' }, out, trail.signer!);
+      const targets = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { target: string | null }).target);
+      assert.deepEqual(targets, [governed.id, governed.id, 'review:rv_governing', 'review:rv_governing']);
+    } finally {
+      await trail.close();
+      await store.close();
+      await database.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
