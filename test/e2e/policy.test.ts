@@ -39,9 +39,13 @@ policy:
       on: response
       effect: deny
       message: The answer contained an AWS key.
-      match: { groups: [support] }
+      match: { groups: [support, guarded] }
       when:
         - regex: 'AKIA[0-9A-Z]{16}'
+    - name: guarded-answers
+      effect: allow
+      match: { groups: [guarded], connections: [demo] }
+      obligations: { responseGuards: [no-aws-keys-out] }
   limits:
     rules:
       - name: limited-requests
@@ -134,6 +138,31 @@ describe('policy, end to end', () => {
     const plainRecord = await session(plain.headers.get('gatehouse-exchange-id')!);
     assert.deepEqual(plainRecord['rules'], ['connection-access:demo']);
     assert.equal(plainRecord['obligations'], null);
+  });
+
+  test('a response rule named by the decision blocks an answer that matches it, plain and streamed', async () => {
+    const guardedKey = await gateway.createKey('guarded-bot', ['guarded']);
+    const guarded = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: guardedKey, maxRetries: 0 });
+    const prompt = 'Repeat this back: AKIAIOSFODNN7EXAMPLE';
+    const error = await guarded.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] }).then(
+      (answer) => assert.fail(`the answer was released: ${answer.choices[0]!.message.content}`),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.equal(error.code, 'response_blocked');
+    assert.equal(error.message, '403 The answer contained an AWS key.');
+
+    let streamed = '';
+    await assert.rejects(async () => {
+      const stream = await guarded.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: prompt }] });
+      for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+    });
+    assert.ok(!streamed.includes('AKIAIOSFODNN7EXAMPLE'), `the key was streamed: ${streamed}`);
+
+    // The same answer without the rule passes: the guard, not the prompt, blocked it.
+    const plain = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: mlKey, maxRetries: 0 });
+    const answer = await plain.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] });
+    assert.equal(answer.choices[0]!.message.content, `Demo reply to: ${prompt}`);
   });
 
   test("an obligation's maxResponseBytes lowers the connection's response cap", async () => {
