@@ -10,6 +10,8 @@ import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
+import type { AgentHub } from '../agent/agent-hub.js';
+import { agentsStatus } from './agents-routes.js';
 import { openApiDocument } from './openapi.js';
 
 export interface AdminServerOptions {
@@ -18,6 +20,7 @@ export interface AdminServerOptions {
   readonly adminGroups: readonly string[];
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  readonly agents?: AgentHub | undefined;
 }
 
 type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
@@ -35,6 +38,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (!exchange) throw new GatehouseError('route_not_found', { message: `No session with id "${id}".` });
       return exchange;
     }],
+    ['GET', /^\/api\/agents$/, async () => agentsStatus(options.agents)],
   ];
 
   async function sessionsList(url: URL) {

@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { agentsSection, viaPattern } from './agents-schema.js';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -84,7 +85,9 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
     type: z.enum(['openai', 'http']),
     description: z.string().optional(),
-    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).optional(),
+    /** `agent:<name>`: forwarded through that egress-only agent, which holds the target (docs/agent.md). */
+    via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     credential: credential.optional(),
     tls: z.strictObject({ ca: secret.optional(), rejectUnauthorized: z.boolean().default(true) }).optional(),
     timeouts: z
@@ -92,6 +95,10 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .prefault({}),
     limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
     access: z.strictObject({ groups: groupList }),
+  }).superRefine((c, ctx) => {
+    if (c.via === undefined && c.target === undefined) ctx.addIssue({ code: 'custom', path: ['target'], message: 'is required (or route the connection through an agent with via: agent:<name>)' });
+    if (c.via !== undefined && c.target !== undefined) ctx.addIssue({ code: 'custom', path: ['target'], message: 'must not be set with via: the agent\'s own config holds the target' });
+    if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'must not be set with via: the agent\'s own config holds the target\'s TLS settings' });
   });
 
   return z
@@ -129,6 +136,12 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
       connections: z.array(connection).default([]),
+      agents: agentsSection({ listen, listenerTls, duration }).optional(),
+    })
+    .superRefine((c, ctx) => {
+      c.connections.forEach((conn, i) => {
+        if (conn.via !== undefined && c.agents === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'via'], message: 'needs an agents: section (the endpoint agents dial in to)' });
+      });
     });
 }
 

@@ -22,6 +22,8 @@ export const errorRegistry = {
   client_closed: { status: 499, type: 'client_error', message: 'The client closed the connection before the answer was complete.' },
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },
   store_unavailable: { status: 503, type: 'server_error', message: 'The store does not answer.' },
+  agent_unavailable: { status: 503, type: 'server_error', message: 'No agent serving this connection is connected to the gateway.' },
+  agent_disconnected: { status: 502, type: 'upstream_error', message: 'The agent carrying the exchange disconnected before the answer was complete.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

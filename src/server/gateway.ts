@@ -4,9 +4,11 @@
 import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
 import { createAdminHandler } from '../api/index.js';
 import { createRecorder } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
+import { viaAgent } from '../config/agents-schema.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../identity/index.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
@@ -18,6 +20,7 @@ import { buildHttpConnections } from './build-connections.js';
 export interface Gateway {
   readonly dataPlaneUrl: string;
   readonly adminUrl: string | undefined;
+  readonly agentsUrl: string | undefined;
   readonly store: Store;
   readonly apiKeys: ApiKeyService;
   readonly logger: Logger;
@@ -36,7 +39,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const policy = compilePolicy(config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })));
   const recorder = createRecorder(store.db);
   const metrics = createMetrics();
-  const connections = buildHttpConnections(config);
+  const agentHub = config.agents ? await startAgentHub({
+    listen: config.agents.listen, tls: config.agents.tls, heartbeatMs: config.agents.heartbeat, queueTimeoutMs: config.agents.queueTimeout,
+    verify: (token) => apiKeys.verify(token), logger,
+    routes: new Map(config.connections.flatMap((c) => { const agent = viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
+  }) : undefined;
+  if (agentHub) registerAgentMetrics(metrics.registry, agentHub);
+  const connections = buildHttpConnections(config, agentHub);
 
   const stages: PipelineStages = {
     identify,
@@ -61,7 +70,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger });
+    const admin = createAdminHandler({ db: store.db, identify, adminGroups: config.admin.groups, metrics, logger, agents: agentHub });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
         logger.error({ err: String(error) }, 'admin request failed');
@@ -71,18 +80,20 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     }, config.admin.listen, config.admin.tls);
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
-  logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
+  logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
   return {
     dataPlaneUrl,
     adminUrl,
+    agentsUrl: agentHub?.url,
     store,
     apiKeys,
     logger,
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined]);
+        await agentHub?.close();
         await recorder.drain();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
