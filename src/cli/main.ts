@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/index.js';
 import { CliError } from './cli-error.js';
+import { agentCommand } from './commands/agent.js';
+import { agentsCommand } from './commands/agents.js';
 import { configCheckCommand } from './commands/config-check.js';
 import { keysCommand } from './commands/keys.js';
 import { quickstartCommand } from './commands/quickstart.js';
@@ -22,6 +24,10 @@ const usage = `usage: gatehouse <command> [options]
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
   sessions list [--connection C] [--subject S] [--decision allow|deny] [--operation OP] [--since TIME] [--limit N]
   sessions show ID               one recorded exchange in full
+  agent --gateway URL --key KEY [--ca FILE] [--config agent.yaml]
+                                 run an egress-only agent that dials out to the gateway
+  agents list [--admin URL] [--key ADMIN_KEY]
+                                 agents connected to a running gateway (admin API)
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -45,6 +51,10 @@ async function main(argv: string[]): Promise<void> {
       since: { type: 'string' },
       limit: { type: 'string' },
       json: { type: 'boolean' },
+      gateway: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      admin: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -71,6 +81,10 @@ async function main(argv: string[]): Promise<void> {
       return keysCommand(action, rest, values);
     case 'sessions':
       return sessionsCommand(action, rest, values);
+    case 'agent':
+      return agentCommand(values);
+    case 'agents':
+      return agentsCommand(action, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }
