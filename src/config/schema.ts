@@ -81,11 +81,20 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     secret,
   });
 
-  const connection = z.strictObject({
+  // A connection routed through an agent has no target here (the agent holds it): a
+  // placeholder keeps `target` required for every other connection, in field order.
+  const viaPlaceholder = 'http://via-agent.invalid/';
+  const connection = z.preprocess((raw) => {
+    const c = raw as { via?: unknown; target?: unknown } | null;
+    if (c && typeof c === 'object' && !Array.isArray(c) && c.via !== undefined) {
+      return c.target === undefined ? { ...c, target: viaPlaceholder } : { ...c, target: c.target, __targetGiven: true };
+    }
+    return raw;
+  }, z.strictObject({
     name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
     type: z.enum(['openai', 'http']),
     description: z.string().optional(),
-    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).optional(),
+    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
     /** `agent:<name>`: forwarded through that egress-only agent, which holds the target (docs/agent.md). */
     via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     credential: credential.optional(),
@@ -95,11 +104,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .prefault({}),
     limits: z.strictObject({ maxRequestBody: size.optional(), maxResponseBody: size.optional() }).prefault({}),
     access: z.strictObject({ groups: groupList }),
+    __targetGiven: z.literal(true).optional(),
   }).superRefine((c, ctx) => {
-    if (c.via === undefined && c.target === undefined) ctx.addIssue({ code: 'custom', path: ['target'], message: 'is required (or route the connection through an agent with via: agent:<name>)' });
-    if (c.via !== undefined && c.target !== undefined) ctx.addIssue({ code: 'custom', path: ['target'], message: 'must not be set with via: the agent\'s own config holds the target' });
+    if (c.via !== undefined && c.__targetGiven) ctx.addIssue({ code: 'custom', path: ['target'], message: 'must not be set with via: the agent\'s own config holds the target' });
     if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'must not be set with via: the agent\'s own config holds the target\'s TLS settings' });
-  });
+  }).transform(({ __targetGiven: _, ...c }) => ({ ...c, target: c.via === undefined ? c.target : undefined })));
 
   return z
     .strictObject({
