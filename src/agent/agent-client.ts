@@ -10,6 +10,7 @@ import { createLocalHttpForwarder, mapUpstreamError, type Forwarder } from '../f
 import type { Logger } from '../observability/index.js';
 import { joinUpstreamPath } from '../protocols/http/connection.js';
 import type { AgentConfig } from './agent-config.js';
+import { destroySession, resetStream } from './h2-teardown.js';
 import { connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type ResponseHead } from './protocol.js';
 
 export interface AgentOptions {
@@ -121,7 +122,7 @@ export function startAgent(options: AgentOptions): Agent {
             heartbeat = setInterval(() => {
               if (Date.now() - lastSeen > 3 * every) {
                 logger.warn('gateway missed heartbeats; reconnecting');
-                session.destroy();
+                destroySession(session);
                 return;
               }
               control.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
@@ -138,7 +139,7 @@ export function startAgent(options: AgentOptions): Agent {
       }
       return welcomed;
     } finally {
-      if (!session.destroyed) session.destroy();
+      destroySession(session);
       for (const controller of inFlight.values()) controller.abort();
     }
   }
@@ -177,23 +178,28 @@ export function startAgent(options: AgentOptions): Agent {
         await pipeline(upstream.body, stream);
       } catch (error) {
         logger.warn({ connection: frame.connection, err: (error as Error).message }, 'target answer interrupted');
-        if (!stream.destroyed) stream.close(upstreamFailedRstCode);
+        resetStream(stream, upstreamFailedRstCode);
       }
     } catch (error) {
       logger.warn({ connection: frame.connection, err: (error as Error).message }, 'exchange failed');
-      if (stream && !stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
+      if (stream) resetStream(stream, h2.NGHTTP2_CANCEL);
     } finally {
       inFlight.delete(frame.id);
     }
   }
 
+  let closing: Promise<void> | undefined;
   return {
-    async close() {
-      stopped = true;
-      wake?.();
-      current?.destroy();
-      await loop;
-      await Promise.all([...targets.values()].map((t) => t.forwarder.close()));
+    // Idempotent: a second close() waits for the first.
+    close() {
+      closing ??= (async () => {
+        stopped = true;
+        wake?.();
+        if (current) destroySession(current);
+        await loop;
+        await Promise.all([...targets.values()].map((t) => t.forwarder.close()));
+      })();
+      return closing;
     },
   };
 }

@@ -18,6 +18,7 @@ import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardRequest, ForwardResponse } from '../forward/forwarder.js';
 import type { Logger } from '../observability/index.js';
+import { destroySession, resetStream } from './h2-teardown.js';
 import { connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
 
 export interface AgentHubOptions {
@@ -105,13 +106,13 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     const handle = path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.');
     void Promise.resolve(handle).catch((error: unknown) => {
       logger.warn({ err: String(error) }, 'agent stream failed');
-      if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+      resetStream(stream, h2.NGHTTP2_INTERNAL_ERROR);
     });
   });
   // A session that never authenticates is not kept open.
   server.on('session', (h2session) => {
     const timer = setTimeout(() => {
-      if (!byH2.has(h2session)) h2session.destroy();
+      if (!byH2.has(h2session)) destroySession(h2session);
     }, 15_000);
     h2session.once('close', () => clearTimeout(timer));
     h2session.on('error', () => undefined);
@@ -210,10 +211,10 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       ({ head, body: answer }) => {
         if (job.settled) {
           answer.destroy();
-          return stream.close(h2.NGHTTP2_CANCEL);
+          return resetStream(stream, h2.NGHTTP2_CANCEL);
         }
         if ('error' in head) {
-          stream.close(h2.NGHTTP2_NO_ERROR);
+          resetStream(stream, h2.NGHTTP2_NO_ERROR);
           return fail(job, agentError(head.error.code, `connection ${job.exchange.connection} via agent ${session.hello.name}: ${head.error.detail}`));
         }
         stream.pipe(answer);
@@ -223,14 +224,14 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
         });
         // The caller went away (relay destroyed the body): cancel the agent's stream too.
         answer.once('close', () => {
-          if (!ended && !stream.destroyed) stream.close(h2.NGHTTP2_CANCEL);
+          if (!ended) resetStream(stream, h2.NGHTTP2_CANCEL);
         });
         job.settled = true;
         clearTimeout(job.timer);
         job.resolve({ status: head.status, headers: head.headers, body: answer });
       },
       (error: unknown) => {
-        if (!stream.destroyed) stream.close(h2.NGHTTP2_PROTOCOL_ERROR);
+        resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
         fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
       },
     );
@@ -329,7 +330,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     for (const job of [...session.taken.values()]) {
       fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) disconnected before answering` }));
     }
-    if (!session.h2session.destroyed) session.h2session.destroy();
+    destroySession(session.h2session);
     pump();
   }
 

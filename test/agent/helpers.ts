@@ -86,7 +86,13 @@ export async function startTestAgent(gw: TunnelGateway, key: string, agentYaml: 
       if (line.startsWith('refused')) refused(new Error(line));
     },
   });
-  await ready;
+  try {
+    await ready;
+  } catch (error) {
+    // A refused agent keeps retrying with backoff (as a real one does); stop it here.
+    await agent.close();
+    throw error;
+  }
   return { agent, states };
 }
 
