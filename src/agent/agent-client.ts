@@ -11,7 +11,7 @@ import type { Logger } from '../observability/index.js';
 import { joinUpstreamPath } from '../protocols/http/connection.js';
 import type { AgentConfig } from './agent-config.js';
 import { destroySession, resetStream } from './h2-teardown.js';
-import { connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type ResponseHead } from './protocol.js';
+import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type ResponseHead } from './protocol.js';
 
 export interface AgentOptions {
   readonly gatewayUrl: string;
@@ -149,7 +149,10 @@ export function startAgent(options: AgentOptions): Agent {
     inFlight.set(frame.id, controller);
     let stream: ClientHttp2Stream | undefined;
     try {
-      stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(frame.id)}` }, { endStream: false });
+      stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(frame.id)}` }, { endStream: false, waitForTrailers: true });
+      // Only a stream that ends normally (the whole answer written) carries this trailer.
+      const ending = stream;
+      stream.once('wantTrailers', () => ending.sendTrailers({ [completeTrailer]: '1' }));
       stream.on('error', () => controller.abort());
       stream.once('close', () => controller.abort());
       const body = await readRequestBody(stream, frame.bodyLength);

@@ -19,7 +19,7 @@ import type { Identity } from '../exchange/index.js';
 import type { ForwardRequest, ForwardResponse } from '../forward/forwarder.js';
 import type { Logger } from '../observability/index.js';
 import { destroySession, resetStream } from './h2-teardown.js';
-import { connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
+import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
 
 export interface AgentHubOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -204,8 +204,11 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     const body = job.exchange.request.body;
     stream.respond({ ':status': 200, 'content-length': String(body?.length ?? 0) });
     stream.end(body ?? Buffer.alloc(0));
+    // 'end' alone does not prove END_STREAM: node:http2 also ends a stream's readable
+    // side when the link dies. The agent's trailer does (protocol.ts, completeTrailer).
+    let complete = false;
     let ended = false;
-    stream.once('end', () => (ended = true));
+    stream.once('trailers', (trailers: IncomingHttpHeaders) => (complete = trailers[completeTrailer] === '1'));
 
     splitHead(stream).then(
       ({ head, body: answer }) => {
@@ -217,9 +220,15 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
           resetStream(stream, h2.NGHTTP2_NO_ERROR);
           return fail(job, agentError(head.error.code, `connection ${job.exchange.connection} via agent ${session.hello.name}: ${head.error.detail}`));
         }
-        stream.pipe(answer);
+        const cut = () => new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
+        stream.pipe(answer, { end: false });
+        stream.once('end', () => {
+          if (!complete) return void answer.destroy(cut());
+          ended = true;
+          answer.end();
+        });
         stream.once('close', () => {
-          if (!ended) answer.destroy(new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` }));
+          if (!ended) answer.destroy(cut());
           finished(job);
         });
         // The caller went away (relay destroyed the body): cancel the agent's stream too.

@@ -8,8 +8,10 @@
 //                                    body is the request body for the target; the
 //                                    agent's request body is a length-prefixed JSON
 //                                    head (status, headers, or an error) followed by
-//                                    the target's answer bytes. END_STREAM = complete,
-//                                    RST_STREAM = cut.
+//                                    the target's answer bytes, then the trailer
+//                                    `gatehouse-answer-complete: 1` with END_STREAM =
+//                                    complete; anything else (RST_STREAM, the link
+//                                    dying) = cut.
 //
 // Each exchange is its own HTTP/2 stream, so per-stream flow control (RFC 9113 §5.2)
 // keeps one slow reader from stalling the others.
@@ -19,6 +21,13 @@ import { PassThrough, type Readable } from 'node:stream';
 export const connectPath = '/agent/v1/connect';
 export const exchangePathPrefix = '/agent/v1/exchanges/';
 export const protocolVersion = 1;
+
+/**
+ * The trailer (RFC 9113 §8.1) the agent sends after the target's last byte. The gateway
+ * treats an answer as complete only if it arrived: node:http2 ends a stream's readable
+ * side when the link dies too, so END_STREAM alone cannot be told from a cut.
+ */
+export const completeTrailer = 'gatehouse-answer-complete';
 
 /** Bounds: one control frame, one response head. */
 export const maxFrameBytes = 256 * 1024;

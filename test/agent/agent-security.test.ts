@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
-import { connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames } from '../../src/agent/protocol.js';
+import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames } from '../../src/agent/protocol.js';
 import { agentKey, startTestAgent, startTunnelGateway, type TunnelGateway } from './helpers.js';
 
 describe('agent tunnel security', () => {
@@ -43,7 +43,8 @@ describe('agent tunnel security', () => {
       for await (const frame of frames) {
         received.push(JSON.stringify(frame));
         if (frame['type'] !== 'exchange') continue;
-        const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false });
+        const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
         const body: Buffer[] = [];
         stream.on('data', (c: Buffer) => body.push(c));
         stream.once('end', () => {
