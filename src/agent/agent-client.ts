@@ -25,6 +25,11 @@ export interface AgentOptions {
 }
 
 export interface Agent {
+  /**
+   * Graceful stop (SIGTERM): tells the gateway to offer nothing new, waits up to
+   * `graceMs` for the exchanges in flight to finish, then closes.
+   */
+  drain(graceMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,6 +66,8 @@ export function startAgent(options: AgentOptions): Agent {
 
   let stopped = false;
   let current: ClientHttp2Session | undefined;
+  let currentControl: ClientHttp2Stream | undefined;
+  let draining = false;
   let wake: (() => void) | undefined;
   const inFlight = new Map<string, AbortController>();
 
@@ -99,6 +106,7 @@ export function startAgent(options: AgentOptions): Agent {
         { endStream: false },
       );
       control.on('error', () => undefined);
+      currentControl = control;
       control.write(encodeFrame({ type: 'hello', name: config.name, connections: config.connections.map((c) => c.name), concurrency: config.concurrency, version: options.version }));
       const status = await new Promise<number>((resolve, reject) => {
         control.once('response', (headers) => resolve(Number(headers[':status'])));
@@ -127,6 +135,7 @@ export function startAgent(options: AgentOptions): Agent {
               }
               control.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
             }, every);
+            if (draining) control.write(encodeFrame({ type: 'drain' }));
             options.onState?.(`connected to ${options.gatewayUrl} as ${config.name} (session ${String(frame['session'])})`);
           } else if (frame['type'] === 'exchange') {
             void serve(session, frame as unknown as ExchangeFrame);
@@ -193,6 +202,15 @@ export function startAgent(options: AgentOptions): Agent {
 
   let closing: Promise<void> | undefined;
   return {
+    async drain(graceMs) {
+      draining = true;
+      if (currentControl && !currentControl.destroyed) currentControl.write(encodeFrame({ type: 'drain' }));
+      const deadline = Date.now() + graceMs;
+      if (inFlight.size > 0) options.onState?.(`draining: waiting up to ${graceMs} ms for ${inFlight.size} exchange(s) in flight`);
+      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inFlight.size > 0) options.onState?.(`grace period over: cutting ${inFlight.size} exchange(s)`);
+      await this.close();
+    },
     // Idempotent: a second close() waits for the first.
     close() {
       closing ??= (async () => {

@@ -49,6 +49,8 @@ export interface AgentSessionStatus {
   readonly connections: readonly string[];
   readonly concurrency: number;
   readonly inFlight: number;
+  /** The agent announced it is shutting down: it gets no new exchanges. */
+  readonly draining: boolean;
   readonly remoteAddress: string | undefined;
   readonly version: string;
   readonly connectedAt: string;
@@ -82,6 +84,7 @@ interface Session {
   readonly taken: Map<string, Job>;
   heartbeat: NodeJS.Timeout | undefined;
   closed: boolean;
+  draining: boolean;
 }
 
 interface Job {
@@ -163,6 +166,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       taken: new Map(),
       heartbeat: undefined,
       closed: false,
+      draining: false,
     };
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     stream.write(encodeFrame({ type: 'welcome', session: session.id, heartbeatMs: options.heartbeatMs, protocol: protocolVersion }));
@@ -184,7 +188,13 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     pump();
 
     try {
-      for await (const _frame of frames) session.lastSeenAt = Date.now();
+      for await (const frame of frames) {
+        session.lastSeenAt = Date.now();
+        if (frame['type'] === 'drain' && !session.draining) {
+          session.draining = true;
+          logger.info({ agent: hello.name, session: session.id, inFlight: session.offered.size + session.taken.size }, 'agent draining');
+        }
+      }
     } catch (error) {
       logger.warn({ agent: hello.name, session: session.id, err: String(error) }, 'agent control stream failed');
     }
@@ -260,7 +270,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
   }
 
   function eligible(exchange: AgentExchange): Session[] {
-    return [...sessions.values()].filter((s) => !s.closed && s.hello.name === exchange.agent && s.hello.connections.includes(exchange.connection));
+    return [...sessions.values()].filter((s) => !s.closed && !s.draining && s.hello.name === exchange.agent && s.hello.connections.includes(exchange.connection));
   }
 
   /** Hands queued jobs, oldest first, to the least-busy agent with room. */
@@ -355,6 +365,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
         connections: [...s.hello.connections],
         concurrency: s.hello.concurrency,
         inFlight: s.offered.size + s.taken.size,
+        draining: s.draining,
         remoteAddress: s.h2session.socket?.remoteAddress,
         version: s.hello.version,
         connectedAt: new Date(s.connectedAt).toISOString(),

@@ -3,7 +3,7 @@
 //
 //   POST /agent/v1/connect           control stream, full duplex, newline-delimited
 //                                    JSON frames both ways (hello / welcome /
-//                                    heartbeat / exchange / cancel)
+//                                    heartbeat / exchange / cancel / drain)
 //   POST /agent/v1/exchanges/<id>    one stream per exchange: the gateway's answer
 //                                    body is the request body for the target; the
 //                                    agent's request body is a length-prefixed JSON
@@ -44,7 +44,11 @@ export interface AgentHeartbeatFrame {
   readonly type: 'heartbeat';
   readonly at: number;
 }
-export type AgentFrame = HelloFrame | AgentHeartbeatFrame;
+/** The agent is shutting down: offer it nothing new; what it has taken it finishes. */
+export interface DrainFrame {
+  readonly type: 'drain';
+}
+export type AgentFrame = HelloFrame | AgentHeartbeatFrame | DrainFrame;
 
 export interface WelcomeFrame {
   readonly type: 'welcome';

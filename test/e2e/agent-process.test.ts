@@ -17,7 +17,7 @@ import { gatehouseBin, startGatewayProcess, type GatewayProcess } from '../helpe
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
 
 const upstreamKey = 'sk-target-key-only-the-agent-holds';
-const longPrompt = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+const longPrompt = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' '); // within the demo's echo limit
 
 interface AgentProcess {
   readonly child: ChildProcess;
@@ -149,7 +149,7 @@ connections:
     try {
       for await (const chunk of stream) {
         received += chunk.choices[0]?.delta?.content ?? '';
-        if (received.includes('word3') && agents[0]!.child.signalCode === null) agents[0]!.child.kill('SIGKILL');
+        if (received.includes('w3 ') && agents[0]!.child.signalCode === null) agents[0]!.child.kill('SIGKILL');
       }
     } catch (error) {
       cut = error as Error;
@@ -159,7 +159,7 @@ connections:
     assert.ok(cut, `the stream ended cleanly after the agent was killed; received: ${received}; record: ${JSON.stringify(rec)}`);
     assert.match(`${cut.message} ${String((cut as { cause?: unknown }).cause)}`, /terminated|socket|closed|aborted/i);
     assert.ok(Date.now() - started < 15_000, 'the cut took too long to reach the caller');
-    assert.ok(!received.includes('word59'), 'the whole answer arrived although the agent was killed');
+    assert.ok(!received.includes('w39'), 'the whole answer arrived although the agent was killed');
     assert.equal((await agents[0]!.exited).signal, 'SIGKILL');
 
     assert.equal(rec['complete'], false);
@@ -178,5 +178,21 @@ connections:
     const chat = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'back again' }] });
     assert.equal(chat.choices[0]!.message.content, 'Demo reply to: back again');
     assert.equal(gateway.child.exitCode, null, 'the gateway was restarted');
+  });
+
+  test('SIGTERM: the agent finishes the answer in flight, then exits 0; the record is complete', async () => {
+    const agent = agents.at(-1)!;
+    const { data: stream, response } = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: longPrompt }] }).withResponse();
+    let text = '';
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      if (text.includes('w3 ') && agent.child.signalCode === null && !agent.child.killed) agent.child.kill('SIGTERM');
+    }
+    assert.equal(text, `Demo reply to: ${longPrompt}`);
+    assert.deepEqual(await agent.exited, { code: 0, signal: null });
+    assert.match(agent.stderr(), /draining: waiting up to 10000 ms for 1 exchange/);
+    const rec = await recordWhenWritten(response.headers.get('gatehouse-exchange-id')!);
+    assert.equal(rec['complete'], true);
+    assert.equal(rec['errorCode'], null);
   });
 });

@@ -1,5 +1,5 @@
 // `gatehouse agent --gateway URL --key KEY [--ca FILE] [--config FILE]`: runs the
-// egress-only agent until SIGINT / SIGTERM.
+// egress-only agent until SIGINT / SIGTERM, then drains (up to 10 s) and exits.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { loadAgentConfig } from '../../agent/agent-config.js';
@@ -8,6 +8,9 @@ import { isSecretRef, resolveSecretRef } from '../../config/secret-ref.js';
 import { createLogger } from '../../observability/index.js';
 import { CliError } from '../cli-error.js';
 import { untilSignal } from './start.js';
+
+/** How long SIGTERM / SIGINT waits for exchanges in flight before cutting them. */
+const drainGraceMs = 10_000;
 
 export interface AgentCommandOptions {
   readonly gateway?: string | undefined;
@@ -50,5 +53,7 @@ export async function agentCommand(options: AgentCommandOptions): Promise<void> 
     onState: (line) => process.stderr.write(`gatehouse agent: ${line}\n`),
   });
   await untilSignal();
-  await agent.close();
+  // Finish what is in flight (the gateway offers nothing new meanwhile), bounded.
+  await agent.drain(drainGraceMs);
+  process.stderr.write('gatehouse agent: stopped\n');
 }
