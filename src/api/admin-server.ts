@@ -11,6 +11,8 @@ import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
+import type { AgentHub } from '../agent/agent-hub.js';
+import { agentsStatus } from './agents-routes.js';
 import { openApiDocument } from './openapi.js';
 import type { createReviewsRoutes } from './reviews-routes.js';
 
@@ -30,6 +32,8 @@ export interface AdminServerOptions {
   readonly sessionCredential?: ((req: IncomingMessage) => string | undefined) | undefined;
   /** Replay, re-execution, reveal and verification routes (audit-routes.ts). */
   readonly audit?: AuditRoutesOptions | undefined;
+  /** The agent endpoint, for GET /api/agents. */
+  readonly agents?: AgentHub | undefined;
 }
 
 export type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
@@ -50,6 +54,7 @@ export function createAdminHandler(options: AdminServerOptions) {
     }],
     ...(options.routes ?? []),
     ...(options.audit ? auditRoutes(options.audit) : []),
+    ['GET', /^\/api\/agents$/, async () => agentsStatus(options.agents)],
   ];
 
   async function sessionsList(url: URL) {

@@ -165,6 +165,52 @@ export const openApiDocument = {
     '/readyz': { get: { summary: 'Readiness: the store answers', security: [], responses: { '200': { description: 'Ready' }, '503': errorResponse } } },
     '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
+    '/api/agents': {
+      get: {
+        summary: 'Agents connected to this gateway, and how many serve each connection routed through an agent',
+        responses: {
+          '200': {
+            description: 'Agent status (live state of this gateway process)',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  properties: {
+                    enabled: { type: 'boolean' },
+                    queued: { type: 'integer' },
+                    agents: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        properties: {
+                          session: { type: 'string' },
+                          name: { type: 'string' },
+                          subject: { type: 'string' },
+                          keyId: { type: 'string' },
+                          connections: { type: 'array', items: { type: 'string' } },
+                          concurrency: { type: 'integer' },
+                          inFlight: { type: 'integer' },
+                          remoteAddress: { type: ['string', 'null'] },
+                          version: { type: 'string' },
+                          connectedAt: { type: 'string', format: 'date-time' },
+                          lastHeartbeatAt: { type: 'string', format: 'date-time' },
+                        },
+                      },
+                    },
+                    routes: {
+                      type: 'array',
+                      items: { type: 'object', properties: { connection: { type: 'string' }, agent: { type: 'string' }, connectedAgents: { type: 'integer' } } },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '401': errorResponse,
+          '403': errorResponse,
+        },
+      },
+    },
     '/api/sessions': {
       get: {
         summary: 'List recorded sessions (exchanges), newest first',

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/index.js';
 import { CliError } from './cli-error.js';
+import { agentCommand } from './commands/agent.js';
+import { agentsCommand } from './commands/agents.js';
 import { configCheckCommand } from './commands/config-check.js';
 import { auditCommand } from './commands/audit.js';
 import { keysCommand } from './commands/keys.js';
@@ -50,6 +52,10 @@ const usage = `usage: gatehouse <command> [options]
   audit prune --before TIME      delete events (and their exchanges) up to the last checkpoint before TIME
   audit export --out DIR|FILE.csv [search filters as for sessions list]
                                  a signed evidence bundle (DIR) or a CSV file
+  agent --gateway URL --key KEY [--ca FILE] [--config agent.yaml]
+                                 run an egress-only agent that dials out to the gateway
+  agents list [--admin URL] [--key ADMIN_KEY]
+                                 agents connected to a running gateway (admin API)
 
   --config FILE   config file for keys / sessions (default: $GATEHOUSE_CONFIG or ./gatehouse.yaml)
   --json          machine-readable output for list / show / create
@@ -96,6 +102,9 @@ async function main(argv: string[]): Promise<void> {
       'client-id': { type: 'string' },
       audience: { type: 'string' },
       scope: { type: 'string' },
+      gateway: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
       admin: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -135,6 +144,10 @@ async function main(argv: string[]): Promise<void> {
       return policyCommand(action, values);
     case 'audit':
       return auditCommand(action, values);
+    case 'agent':
+      return agentCommand(values);
+    case 'agents':
+      return agentsCommand(action, values);
     default:
       throw new CliError(`unknown command "${command}"\n\n${usage}`);
   }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { buildConfigSchema, duplicateConnectionIssues, type GatehouseConfig } from './schema.js';
+import { buildConfigSchema, duplicateConnectionIssues, prepareViaConnections, type GatehouseConfig } from './schema.js';
 
 /** A config that failed to load; each line names the offending path. */
 export class ConfigError extends Error {
@@ -48,11 +48,12 @@ export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     raw = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== null));
   }
+  const viaIssues = prepareViaConnections(raw);
   const schema = buildConfigSchema({ env, baseDir: dirname(resolve(file)), secrets: options.secrets ?? 'all' });
   const result = schema.safeParse(raw);
   const issues = [
     ...(result.success ? [] : result.error.issues.map(formatIssue)),
-    ...duplicateConnectionIssues(raw).map((issue) => `${formatPath(issue.path)}: ${issue.message}`),
+    ...[...viaIssues, ...duplicateConnectionIssues(raw)].map((issue) => `${formatPath(issue.path)}: ${issue.message}`),
   ];
   if (issues.length > 0 || !result.success) throw new ConfigError(file, issues);
   return deepFreeze(result.data);

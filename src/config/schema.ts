@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
+import { agentsSection, viaPattern } from './agents-schema.js';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { parseDuration, parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
@@ -86,11 +87,16 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     secret,
   });
 
+  // A connection routed through an agent has no target here (the agent holds it): a
+  // placeholder keeps `target` required for every other connection, in field order.
   const connection = z.strictObject({
     name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
     type: z.enum(['openai', 'http']),
     description: z.string().optional(),
+    /** With `via`, the agent holds the target: load.ts fills in viaTargetPlaceholder. */
     target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    /** `agent:<name>`: forwarded through that egress-only agent, which holds the target (docs/agent.md). */
+    via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     credential: credential.optional(),
     tls: z.strictObject({ ca: secret.optional(), rejectUnauthorized: z.boolean().default(true) }).optional(),
     timeouts: z
@@ -153,6 +159,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       masking: buildMaskingSchema(secret),
       policy: buildPolicySchema({ path, secret: storeSecret }),
       identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),
+      agents: agentsSection({ listen, listenerTls, duration }).optional(),
     })
     .superRefine((config, ctx) => {
       maskingReferenceIssues(config, ctx);
@@ -163,8 +170,36 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'obligations', 'mask'], message: `no masking profile named "${name}" in masking.profiles` });
         }
       });
+      // A connection reaches its target itself (`target`) or through an agent (`via`),
+      // which then holds the target and its TLS settings.
+      config.connections.forEach((c, i) => {
+        if (c.type === 'postgres') return;
+        if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'tls'], message: "must not be set with via: the agent's own config holds the target's TLS settings" });
+        if (c.via !== undefined && config.agents === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'via'], message: 'needs an agents: section (the endpoint agents dial in to)' });
+      });
     })
     .transform((config) => withDefaultKeyFile(config, baseDir));
+}
+
+/** The target a `via: agent:<name>` connection gets: never dialled (the agent holds the real one). */
+export const viaTargetPlaceholder = 'http://via-agent.invalid/';
+
+/**
+ * Connections routed through an agent carry no target in config; the schema's target
+ * is filled with a placeholder so every other check still runs, and a target given
+ * together with `via` is reported. Works on the raw input, like the duplicate check.
+ */
+export function prepareViaConnections(raw: unknown): { path: (string | number)[]; message: string }[] {
+  const connections = (raw as { connections?: unknown } | null)?.connections;
+  if (!Array.isArray(connections)) return [];
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  connections.forEach((c: unknown, i) => {
+    if (c === null || typeof c !== 'object' || Array.isArray(c) || (c as { via?: unknown }).via === undefined) return;
+    const connection = c as { target?: unknown };
+    if (connection.target === undefined) connection.target = viaTargetPlaceholder;
+    else issues.push({ path: ['connections', i, 'target'], message: "must not be set with via: the agent's own config holds the target" });
+  });
+  return issues;
 }
 
 /**

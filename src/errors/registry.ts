@@ -56,6 +56,8 @@ export const errorRegistry = {
   token_request_invalid: { status: 400, type: 'invalid_request_error', message: 'The token request is not valid.' },
   reexecute_unavailable: { status: 409, type: 'invalid_request_error', message: 'The recorded request cannot be re-executed.' },
   reveal_unavailable: { status: 409, type: 'invalid_request_error', message: 'No raw content can be revealed for this exchange.' },
+  agent_unavailable: { status: 503, type: 'server_error', message: 'No agent serving this connection is connected to the gateway.' },
+  agent_disconnected: { status: 502, type: 'upstream_error', message: 'The agent carrying the exchange disconnected before the answer was complete.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;
 

@@ -12,6 +12,8 @@ import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
+import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
+import { viaAgent } from '../config/agents-schema.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
 import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
@@ -31,6 +33,8 @@ export interface Gateway {
   readonly adminUrl: string | undefined;
   /** PostgreSQL listeners by connection name: `host:port`. */
   readonly postgresListeners: ReadonlyMap<string, string>;
+  /** The agent endpoint (`agents.listen`), when configured. */
+  readonly agentsUrl: string | undefined;
   readonly store: Store;
   readonly apiKeys: ApiKeyService;
   readonly logger: Logger;
@@ -94,7 +98,19 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       : createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf });
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
-  const connections = buildHttpConnections(config);
+  const agentHub = config.agents
+    ? await startAgentHub({
+        listen: config.agents.listen,
+        tls: config.agents.tls,
+        heartbeatMs: config.agents.heartbeat,
+        queueTimeoutMs: config.agents.queueTimeout,
+        verify: (token) => apiKeys.verify(token),
+        logger,
+        routes: new Map(config.connections.flatMap((c) => { const agent = c.type === 'postgres' ? undefined : viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
+      })
+    : undefined;
+  if (agentHub) registerAgentMetrics(metrics.registry, agentHub);
+  const connections = buildHttpConnections(config, agentHub);
   const approvals = config.approvals
     ? await startApprovals({
         db: store.db,
@@ -180,6 +196,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       publicRoutes: identity.loginRoutes(config.admin.tls !== undefined),
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,
+      agents: agentHub,
     });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
@@ -192,13 +209,14 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
   await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys()], policyVersion: policy.version, recording: config.recording.enabled } });
-  logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
+  logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
   return {
     dataPlaneUrl,
     adminUrl,
     postgresListeners: new Map(config.connections.filter((c) => c.type === 'postgres').map((c, i) => [c.name, postgresListeners[i]!.address])),
+    agentsUrl: agentHub?.url,
     store,
     apiKeys,
     logger,
@@ -208,6 +226,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
+        await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
         await approvals?.close();

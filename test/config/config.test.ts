@@ -470,3 +470,15 @@ describe('cross-section references', () => {
     assert.deepEqual(issuesOf(source), ['policy.rules[1].obligations.mask: no masking profile named "pi" in masking.profiles']);
   });
 });
+
+describe('connections routed through an agent', () => {
+  test('via needs no target, refuses one, and needs an agents section', () => {
+    assert.deepEqual(issuesOf(`connections:\n  - { name: inside, type: openai, via: 'agent:dc1', target: 'http://10.0.0.5/v1', access: { groups: [ml] } }\n`), [
+      'connections[0].via: needs an agents: section (the endpoint agents dial in to)',
+      "connections[0].target: must not be set with via: the agent's own config holds the target",
+    ]);
+    assert.deepEqual(issuesOf(`connections:\n  - { name: inside, type: openai, via: 'agent:dc1', access: { groups: [ml] } }\n`), [
+      'connections[0].via: needs an agents: section (the endpoint agents dial in to)',
+    ]);
+  });
+});

@@ -19,6 +19,8 @@ export interface GatewayProcess {
   readonly child: ChildProcess;
   /** Everything the process wrote to stdout (its logs). */
   logs(): string;
+  /** Everything the process wrote to stderr (its start-up lines). */
+  stderr(): string;
   createKey(name: string, groups: string[], extra?: string[]): Promise<string>;
   cli(args: string[]): Promise<{ stdout: string; stderr: string }>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -58,6 +60,7 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
     configPath,
     child,
     logs: () => stdout,
+    stderr: () => stderr,
     cli,
     async createKey(name, groups, extra = []) {
       const { stdout: out } = await cli(['keys', 'create', '--name', name, '--groups', groups.join(','), '--json', ...extra]);

@@ -14,6 +14,7 @@ export async function startCommand(options: { config?: string | undefined }): Pr
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
     throw error;
   }
+  if (gateway.agentsUrl) process.stderr.write(`gatehouse: agent endpoint ${gateway.agentsUrl}\n`);
   process.stderr.write(`gatehouse: data plane ${gateway.dataPlaneUrl}${gateway.adminUrl ? `, admin ${gateway.adminUrl}` : ''}\n`);
   for (const [name, address] of gateway.postgresListeners) process.stderr.write(`gatehouse: postgres connection ${name} on ${address}\n`);
   // SIGHUP reloads the policy; a refused reload is logged and changes nothing.

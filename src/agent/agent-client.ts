@@ -1,0 +1,264 @@
+// The egress-only agent: dials out to the gateway's agent endpoint (HTTP/2 over TLS,
+// the gateway's certificate verified against --ca), authenticates with its agent key,
+// announces the connections it serves, heartbeats, and carries each exchange the
+// gateway offers to its target with a local forwarder. It reconnects with exponential
+// backoff and jitter. It never sees the caller's credential: the gateway strips it.
+
+import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { pipeline } from 'node:stream/promises';
+import { createLocalHttpForwarder, mapUpstreamError, type Forwarder } from '../forward/index.js';
+import type { Logger } from '../observability/index.js';
+import { joinUpstreamPath } from '../protocols/http/connection.js';
+import type { AgentConfig } from './agent-config.js';
+import { destroySession, resetStream } from './h2-teardown.js';
+import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type ResponseHead } from './protocol.js';
+
+export interface AgentOptions {
+  readonly gatewayUrl: string;
+  readonly key: string;
+  readonly ca?: string | undefined;
+  readonly config: AgentConfig;
+  readonly logger: Logger;
+  readonly version: string;
+  /** Human-readable state changes (the CLI prints them on stderr). */
+  readonly onState?: (line: string) => void;
+}
+
+export interface Agent {
+  /**
+   * Graceful stop (SIGTERM): tells the gateway to offer nothing new, waits up to
+   * `graceMs` for the exchanges in flight to finish, then closes.
+   */
+  drain(graceMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** RST_STREAM code the agent uses when the target failed mid-answer (the agent is fine). */
+export const upstreamFailedRstCode = h2.NGHTTP2_INTERNAL_ERROR;
+
+interface Target {
+  readonly forwarder: Forwarder;
+  readonly basePath: string;
+  readonly hasCredential: boolean;
+}
+
+export function startAgent(options: AgentOptions): Agent {
+  const { config, logger } = options;
+  const targets = new Map<string, Target>();
+  for (const c of config.connections) {
+    const url = new URL(c.target);
+    const credential = c.credential ? { header: c.credential.header, value: c.credential.scheme ? `${c.credential.scheme} ${c.credential.secret}` : c.credential.secret } : undefined;
+    targets.set(c.name, {
+      basePath: url.pathname.replace(/\/+$/, ''),
+      hasCredential: credential !== undefined,
+      forwarder: createLocalHttpForwarder({
+        name: c.name,
+        origin: url.origin,
+        credential,
+        ca: c.tls?.ca,
+        rejectUnauthorized: c.tls?.rejectUnauthorized ?? true,
+        connectTimeoutMs: c.timeouts.connect,
+        headersTimeoutMs: c.timeouts.headers,
+        bodyTimeoutMs: c.timeouts.body,
+      }),
+    });
+  }
+
+  let stopped = false;
+  let current: ClientHttp2Session | undefined;
+  let currentControl: ClientHttp2Stream | undefined;
+  let draining = false;
+  let wake: (() => void) | undefined;
+  const inFlight = new Map<string, AbortController>();
+
+  const loop = (async () => {
+    let attempt = 0;
+    while (!stopped) {
+      const welcomed = await runSession().catch((error: unknown) => {
+        logger.warn({ err: (error as Error).message }, 'agent link failed');
+        return false;
+      });
+      if (stopped) break;
+      attempt = welcomed ? 0 : attempt + 1;
+      // Exponential backoff with "equal jitter": half the cap, plus a random half.
+      const cap = Math.min(config.reconnect.max, config.reconnect.initial * 2 ** Math.min(attempt, 20));
+      const delay = cap / 2 + Math.random() * (cap / 2);
+      options.onState?.(`disconnected; reconnecting in ${Math.round(delay)} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  })();
+
+  /** One connection's life; resolves true if the gateway welcomed us. */
+  async function runSession(): Promise<boolean> {
+    const session = connect(options.gatewayUrl, { ...(options.ca === undefined ? {} : { ca: options.ca }), ALPNProtocols: ['h2'] });
+    current = session;
+    let welcomed = false;
+    session.on('error', (error) => logger.warn({ err: error.message }, 'agent session error'));
+    try {
+      const control = session.request(
+        { ':method': 'POST', ':path': connectPath, authorization: `Bearer ${options.key}`, 'content-type': 'application/x-ndjson' },
+        { endStream: false },
+      );
+      control.on('error', () => undefined);
+      currentControl = control;
+      control.write(encodeFrame({ type: 'hello', name: config.name, connections: config.connections.map((c) => c.name), concurrency: config.concurrency, version: options.version }));
+      const status = await new Promise<number>((resolve, reject) => {
+        control.once('response', (headers) => resolve(Number(headers[':status'])));
+        control.once('close', () => reject(new Error('the gateway closed the link before answering')));
+        session.once('error', reject);
+      });
+      if (status !== 200) {
+        let text = '';
+        for await (const chunk of control as AsyncIterable<Buffer>) if (text.length < 4096) text += chunk.toString('utf8');
+        options.onState?.(`refused by the gateway (${status}): ${text}`);
+        return false;
+      }
+      let lastSeen = Date.now();
+      let heartbeat: NodeJS.Timeout | undefined;
+      try {
+        for await (const frame of readFrames(control)) {
+          lastSeen = Date.now();
+          if (frame['type'] === 'welcome' && !welcomed) {
+            welcomed = true;
+            const every = Number(frame['heartbeatMs']) || 10_000;
+            heartbeat = setInterval(() => {
+              if (Date.now() - lastSeen > 3 * every) {
+                logger.warn('gateway missed heartbeats; reconnecting');
+                destroySession(session);
+                return;
+              }
+              control.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
+            }, every);
+            if (draining) control.write(encodeFrame({ type: 'drain' }));
+            options.onState?.(`connected to ${options.gatewayUrl} as ${config.name} (session ${String(frame['session'])})`);
+          } else if (frame['type'] === 'exchange') {
+            void serve(session, frame as unknown as ExchangeFrame);
+          } else if (frame['type'] === 'cancel') {
+            inFlight.get(String(frame['id']))?.abort();
+          }
+        }
+      } finally {
+        clearInterval(heartbeat);
+      }
+      return welcomed;
+    } finally {
+      destroySession(session);
+      for (const controller of inFlight.values()) controller.abort();
+    }
+  }
+
+  async function serve(session: ClientHttp2Session, frame: ExchangeFrame): Promise<void> {
+    const controller = new AbortController();
+    inFlight.set(frame.id, controller);
+    let stream: ClientHttp2Stream | undefined;
+    try {
+      stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(frame.id)}` }, { endStream: false, waitForTrailers: true });
+      // Only a stream that ends normally (the whole answer written) carries this trailer.
+      const ending = stream;
+      stream.once('wantTrailers', () => ending.sendTrailers({ [completeTrailer]: '1' }));
+      stream.on('error', () => controller.abort());
+      stream.once('close', () => controller.abort());
+      const body = await readRequestBody(stream, frame.bodyLength);
+      const target = targets.get(frame.connection);
+      if (!target) return void stream.end(encodeHead({ error: { code: 'connection_not_found', detail: `agent ${config.name} does not serve connection ${frame.connection}` } }));
+      if (!frame.path.startsWith('/')) return void stream.end(encodeHead({ error: { code: 'upstream_failed', detail: 'path must start with /' } }));
+      const headers: Record<string, string> = { ...frame.headers };
+      // The agent's own credential wins; otherwise the one the gateway sent (if any).
+      if (!target.hasCredential && frame.credential) headers[frame.credential.header.toLowerCase()] = frame.credential.value;
+      let upstream;
+      try {
+        upstream = await target.forwarder.forward({
+          method: frame.method,
+          path: joinUpstreamPath(target.basePath, frame.path),
+          headers,
+          body: body.length > 0 ? body : undefined,
+          signal: controller.signal,
+        });
+      } catch (error) {
+        const failure = mapUpstreamError(error, frame.connection);
+        return void stream.end(encodeHead({ error: { code: failure.code, detail: failure.detail ?? failure.message } }));
+      }
+      const head: ResponseHead = { status: upstream.status, headers: definedHeaders(upstream.headers) };
+      stream.write(encodeHead(head));
+      try {
+        await pipeline(upstream.body, stream);
+      } catch (error) {
+        logger.warn({ connection: frame.connection, err: (error as Error).message }, 'target answer interrupted');
+        resetStream(stream, upstreamFailedRstCode);
+      }
+    } catch (error) {
+      logger.warn({ connection: frame.connection, err: (error as Error).message }, 'exchange failed');
+      if (stream) resetStream(stream, h2.NGHTTP2_CANCEL);
+    } finally {
+      inFlight.delete(frame.id);
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    async drain(graceMs) {
+      draining = true;
+      if (currentControl && !currentControl.destroyed) currentControl.write(encodeFrame({ type: 'drain' }));
+      const deadline = Date.now() + graceMs;
+      if (inFlight.size > 0) options.onState?.(`draining: waiting up to ${graceMs} ms for ${inFlight.size} exchange(s) in flight`);
+      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inFlight.size > 0) options.onState?.(`grace period over: cutting ${inFlight.size} exchange(s)`);
+      await this.close();
+    },
+    // Idempotent: a second close() waits for the first.
+    close() {
+      closing ??= (async () => {
+        stopped = true;
+        wake?.();
+        if (current) destroySession(current);
+        await loop;
+        await Promise.all([...targets.values()].map((t) => t.forwarder.close()));
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Reads the gateway's answer on an exchange stream: exactly the request body. */
+async function readRequestBody(stream: ClientHttp2Stream, expected: number): Promise<Buffer> {
+  const status = await new Promise<number>((resolve, reject) => {
+    stream.once('response', (headers) => resolve(Number(headers[':status'])));
+    stream.once('close', () => reject(new Error('exchange stream closed before the gateway answered')));
+  });
+  if (status !== 200) throw new Error(`gateway answered ${status} to the exchange stream`);
+  // Listeners, not for-await: an async iterator destroys the stream when it finishes,
+  // and this stream must stay open to carry the answer.
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const onData = (chunk: Buffer) => {
+      length += chunk.length;
+      if (length > expected) return done(new Error('request body longer than announced'));
+      chunks.push(chunk);
+    };
+    const onEnd = () => (length === expected ? done() : done(new Error('request body shorter than announced')));
+    const onClose = () => done(new Error('exchange stream closed while reading the request body'));
+    function done(error?: Error) {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('close', onClose);
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks, length));
+    }
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('close', onClose);
+  });
+}
+
+function definedHeaders(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value;
+  return out;
+}

@@ -1,0 +1,96 @@
+// The agent's own config file (`gatehouse agent --config agent.yaml`): its name and the
+// connections it serves, each with the target URL and, optionally, the target's
+// credential as a reference resolved here, on the agent's host — so a team can keep
+// target secrets out of the gateway entirely. Unknown keys are refused.
+
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, formatPath } from '../config/load.js';
+import { expandEnv, resolveSecretRef } from '../config/secret-ref.js';
+import { parseDuration } from '../config/units.js';
+
+const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+function buildAgentConfigSchema(env: NodeJS.ProcessEnv, baseDir: string) {
+  const text = z.string().transform((value, ctx) => {
+    try {
+      return expandEnv(value, env);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+  const secret = z.string().transform((value, ctx) => {
+    try {
+      return resolveSecretRef(value, env, baseDir);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+  const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+  return z.strictObject({
+    /** The name connections route through (`via: agent:<name>`); the key must be in group `agent:<name>`. */
+    name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
+    /** Exchanges this agent carries at once; more wait on the gateway (or go to another agent). */
+    concurrency: z.number().int().min(1).max(10_000).default(64),
+    reconnect: z.strictObject({ initial: duration.default(500), max: duration.default(30_000) }).prefault({}),
+    connections: z
+      .array(
+        z.strictObject({
+          name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
+          target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+          credential: z
+            .strictObject({
+              header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').default('authorization'),
+              scheme: z.string().default('Bearer'),
+              secret,
+            })
+            .optional(),
+          tls: z.strictObject({ ca: secret.optional(), rejectUnauthorized: z.boolean().default(true) }).optional(),
+          timeouts: z
+            .strictObject({ connect: duration.default(5_000), headers: duration.default(60_000), body: duration.default(300_000) })
+            .prefault({}),
+        }),
+      )
+      .min(1),
+  });
+}
+
+export type AgentConfig = z.output<ReturnType<typeof buildAgentConfigSchema>>;
+
+export function parseAgentConfig(source: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(source, { maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    throw new ConfigError(file, [`(yaml): ${(error as Error).message.split('\n')[0]}`]);
+  }
+  const result = buildAgentConfigSchema(env, dirname(resolve(file))).safeParse(raw);
+  if (!result.success) throw new ConfigError(file, result.error.issues.map((i) => `${formatPath(i.path)}: ${i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message}`));
+  const names = new Set<string>();
+  result.data.connections.forEach((c, i) => {
+    if (names.has(c.name)) throw new ConfigError(file, [`connections[${i}].name: duplicate connection name "${c.name}"`]);
+    names.add(c.name);
+  });
+  return result.data;
+}
+
+export function loadAgentConfig(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(file, [`(file): cannot read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`]);
+  }
+  return parseAgentConfig(source, file, env);
+}

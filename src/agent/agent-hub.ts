@@ -1,0 +1,414 @@
+// The gateway's side of the agent tunnel: an HTTP/2 TLS listener agents dial in to.
+// It authenticates each agent (an API key of kind `agent` in the group
+// `agent:<name>`), keeps its announced connections, heartbeats it, and hands it
+// exchanges: least outstanding first, queued while every agent is busy, handed to
+// another agent when the one they were given to dies before taking them.
+
+import { randomUUID } from 'node:crypto';
+import {
+  constants as h2,
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { GatehouseError, isGatehouseError } from '../errors/index.js';
+import type { Identity } from '../exchange/index.js';
+import type { ForwardRequest, ForwardResponse } from '../forward/forwarder.js';
+import type { Logger } from '../observability/index.js';
+import { destroySession, resetStream } from './h2-teardown.js';
+import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
+
+export interface AgentHubOptions {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly tls: { readonly cert: string; readonly key: string };
+  readonly heartbeatMs: number;
+  readonly queueTimeoutMs: number;
+  /** Verifies an agent's key (constant-time secret comparison happens there). */
+  readonly verify: (token: string) => Promise<Identity>;
+  /** Configured routes: connection name → agent name, for status. */
+  readonly routes: ReadonlyMap<string, string>;
+  readonly logger: Logger;
+}
+
+export interface AgentExchange {
+  readonly agent: string;
+  readonly connection: string;
+  readonly request: ForwardRequest;
+  readonly credential: { readonly header: string; readonly value: string } | undefined;
+  readonly headersTimeoutMs: number;
+}
+
+export interface AgentSessionStatus {
+  readonly session: string;
+  readonly name: string;
+  readonly subject: string;
+  readonly keyId: string;
+  readonly connections: readonly string[];
+  readonly concurrency: number;
+  readonly inFlight: number;
+  /** The agent announced it is shutting down: it gets no new exchanges. */
+  readonly draining: boolean;
+  readonly remoteAddress: string | undefined;
+  readonly version: string;
+  readonly connectedAt: string;
+  readonly lastHeartbeatAt: string;
+}
+
+export interface AgentHubStatus {
+  readonly agents: readonly AgentSessionStatus[];
+  readonly routes: readonly { readonly connection: string; readonly agent: string; readonly connectedAgents: number }[];
+  readonly queued: number;
+}
+
+export interface AgentHub {
+  readonly url: string;
+  forward(exchange: AgentExchange): Promise<ForwardResponse>;
+  status(): AgentHubStatus;
+  close(): Promise<void>;
+}
+
+interface Session {
+  readonly id: string;
+  readonly hello: HelloFrame;
+  readonly identity: Identity;
+  readonly h2session: Http2Session;
+  readonly control: ServerHttp2Stream;
+  readonly connectedAt: number;
+  lastSeenAt: number;
+  /** Sent on the control stream, not yet taken: these go back to the queue if it dies. */
+  readonly offered: Map<string, Job>;
+  /** Taken (its exchange stream is open): these fail with agent_disconnected if it dies. */
+  readonly taken: Map<string, Job>;
+  heartbeat: NodeJS.Timeout | undefined;
+  closed: boolean;
+  draining: boolean;
+}
+
+interface Job {
+  readonly id: string;
+  readonly exchange: AgentExchange;
+  session: Session | undefined;
+  timer: NodeJS.Timeout | undefined;
+  settled: boolean;
+  resolve(response: ForwardResponse): void;
+  reject(error: GatehouseError): void;
+}
+
+export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub> {
+  const { logger } = options;
+  const sessions = new Map<string, Session>();
+  const byH2 = new WeakMap<Http2Session, Session>();
+  const queue: Job[] = [];
+
+  const server: Http2SecureServer = createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: false });
+  server.on('stream', (stream, headers) => {
+    const path = headers[':path'] ?? '';
+    const handle = path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.');
+    void Promise.resolve(handle).catch((error: unknown) => {
+      logger.warn({ err: String(error) }, 'agent stream failed');
+      resetStream(stream, h2.NGHTTP2_INTERNAL_ERROR);
+    });
+  });
+  // A session that never authenticates is not kept open.
+  server.on('session', (h2session) => {
+    const timer = setTimeout(() => {
+      if (!byH2.has(h2session)) destroySession(h2session);
+    }, 15_000);
+    h2session.once('close', () => clearTimeout(timer));
+    h2session.on('error', () => undefined);
+  });
+  server.on('sessionError', () => undefined);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const url = `https://${address.includes(':') ? `[${address}]` : address}:${port}`;
+
+  async function onConnect(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    if (headers[':method'] !== 'POST') return reply(stream, 405, 'method_not_allowed', 'Use POST.');
+    const token = bearer(headers.authorization);
+    if (token === undefined) return reply(stream, 401, 'unauthenticated', 'No agent key was presented.');
+    let identity: Identity;
+    try {
+      identity = await options.verify(token);
+    } catch (error) {
+      const failure = isGatehouseError(error) ? error : new GatehouseError('invalid_credential');
+      logger.warn({ code: failure.code, detail: failure.detail }, 'agent refused');
+      return reply(stream, failure.status, failure.code, failure.message);
+    }
+    const frames = readFrames(stream);
+    const first = await Promise.race([frames.next(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]).catch(() => undefined);
+    const hello = first && !first.done ? parseHello(first.value) : undefined;
+    if (!hello) return reply(stream, 400, 'invalid_request_body', 'The first control frame must be a valid hello.');
+    // The key binds the agent names it may serve: kind `agent` and the group `agent:<name>`.
+    if (identity.kind !== 'agent' || !identity.groups.includes(`agent:${hello.name}`)) {
+      logger.warn({ subject: identity.subject, name: hello.name }, 'agent refused: key may not serve this agent name');
+      return reply(stream, 403, 'access_denied', `${identity.subject} may not serve as agent "${hello.name}" (needs kind agent and group agent:${hello.name}).`);
+    }
+
+    const session: Session = {
+      id: `ag_${randomUUID()}`,
+      hello,
+      identity,
+      h2session: stream.session!,
+      control: stream,
+      connectedAt: Date.now(),
+      lastSeenAt: Date.now(),
+      offered: new Map(),
+      taken: new Map(),
+      heartbeat: undefined,
+      closed: false,
+      draining: false,
+    };
+    stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
+    stream.write(encodeFrame({ type: 'welcome', session: session.id, heartbeatMs: options.heartbeatMs, protocol: protocolVersion }));
+    sessions.set(session.id, session);
+    byH2.set(session.h2session, session);
+    const served = hello.connections.filter((c) => options.routes.get(c) === hello.name);
+    logger.info({ agent: hello.name, session: session.id, subject: identity.subject, connections: served, ignored: hello.connections.filter((c) => !served.includes(c)) }, 'agent connected');
+
+    session.heartbeat = setInterval(() => {
+      if (Date.now() - session.lastSeenAt > 3 * options.heartbeatMs) {
+        logger.warn({ agent: hello.name, session: session.id }, 'agent missed heartbeats; dropping it');
+        drop(session);
+        return;
+      }
+      stream.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
+    }, options.heartbeatMs);
+    session.h2session.once('close', () => drop(session));
+    stream.once('close', () => drop(session));
+    pump();
+
+    try {
+      for await (const frame of frames) {
+        session.lastSeenAt = Date.now();
+        if (frame['type'] === 'drain' && !session.draining) {
+          session.draining = true;
+          logger.info({ agent: hello.name, session: session.id, inFlight: session.offered.size + session.taken.size }, 'agent draining');
+        }
+      }
+    } catch (error) {
+      logger.warn({ agent: hello.name, session: session.id, err: String(error) }, 'agent control stream failed');
+    }
+    drop(session);
+  }
+
+  function onExchange(stream: ServerHttp2Stream, id: string): void {
+    const session = stream.session ? byH2.get(stream.session) : undefined;
+    if (!session || session.closed) return reply(stream, 401, 'unauthenticated', 'Open the control stream first.');
+    const job = session.offered.get(decodeURIComponent(id));
+    if (!job) return reply(stream, 404, 'route_not_found', 'No such exchange offered to this agent.');
+    session.offered.delete(job.id);
+    session.taken.set(job.id, job);
+    clearTimeout(job.timer);
+    job.timer = setTimeout(() => fail(job, new GatehouseError('upstream_timeout', { detail: `connection ${job.exchange.connection}: agent ${session.hello.name} gave no answer head within ${job.exchange.headersTimeoutMs} ms` })), job.exchange.headersTimeoutMs);
+
+    const body = job.exchange.request.body;
+    stream.respond({ ':status': 200, 'content-length': String(body?.length ?? 0) });
+    stream.end(body ?? Buffer.alloc(0));
+    // 'end' alone does not prove END_STREAM: node:http2 also ends a stream's readable
+    // side when the link dies. The agent's trailer does (protocol.ts, completeTrailer).
+    let complete = false;
+    let ended = false;
+    stream.once('trailers', (trailers: IncomingHttpHeaders) => (complete = trailers[completeTrailer] === '1'));
+
+    splitHead(stream).then(
+      ({ head, body: answer }) => {
+        if (job.settled) {
+          answer.destroy();
+          return resetStream(stream, h2.NGHTTP2_CANCEL);
+        }
+        if ('error' in head) {
+          resetStream(stream, h2.NGHTTP2_NO_ERROR);
+          return fail(job, agentError(head.error.code, `connection ${job.exchange.connection} via agent ${session.hello.name}: ${head.error.detail}`));
+        }
+        const cut = () => new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
+        stream.pipe(answer, { end: false });
+        stream.once('end', () => {
+          if (!complete) return void answer.destroy(cut());
+          ended = true;
+          answer.end();
+        });
+        stream.once('close', () => {
+          if (!ended) answer.destroy(cut());
+          finished(job);
+        });
+        // The caller went away (relay destroyed the body): cancel the agent's stream too.
+        answer.once('close', () => {
+          if (!ended) resetStream(stream, h2.NGHTTP2_CANCEL);
+        });
+        job.settled = true;
+        clearTimeout(job.timer);
+        job.resolve({ status: head.status, headers: head.headers, body: answer });
+      },
+      (error: unknown) => {
+        resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
+        fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
+      },
+    );
+  }
+
+  function submit(exchange: AgentExchange): Promise<ForwardResponse> {
+    if (!eligible(exchange).length) {
+      return Promise.reject(new GatehouseError('agent_unavailable', { detail: `connection ${exchange.connection}: no agent "${exchange.agent}" serving it is connected` }));
+    }
+    return new Promise<ForwardResponse>((resolve, reject) => {
+      const job: Job = { id: `x_${randomUUID()}`, exchange, session: undefined, timer: undefined, settled: false, resolve, reject };
+      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${exchange.connection}: no agent "${exchange.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
+      exchange.request.signal.addEventListener('abort', () => fail(job, new GatehouseError('client_closed')), { once: true });
+      queue.push(job);
+      pump();
+    });
+  }
+
+  function eligible(exchange: AgentExchange): Session[] {
+    return [...sessions.values()].filter((s) => !s.closed && !s.draining && s.hello.name === exchange.agent && s.hello.connections.includes(exchange.connection));
+  }
+
+  /** Hands queued jobs, oldest first, to the least-busy agent with room. */
+  function pump(): void {
+    for (let i = 0; i < queue.length; ) {
+      const job = queue[i]!;
+      const candidates = eligible(job.exchange);
+      if (candidates.length === 0) {
+        queue.splice(i, 1);
+        fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${job.exchange.connection}: no agent "${job.exchange.agent}" serving it is connected` }), false);
+        continue;
+      }
+      let best: Session | undefined;
+      for (const s of candidates) {
+        const load = s.offered.size + s.taken.size;
+        if (load < s.hello.concurrency && (!best || load < best.offered.size + best.taken.size)) best = s;
+      }
+      if (!best) {
+        i++;
+        continue;
+      }
+      queue.splice(i, 1);
+      offer(best, job);
+    }
+  }
+
+  function offer(session: Session, job: Job): void {
+    const { request, connection, credential } = job.exchange;
+    job.session = session;
+    session.offered.set(job.id, job);
+    const frame: ExchangeFrame = {
+      type: 'exchange',
+      id: job.id,
+      kind: 'http',
+      connection,
+      method: request.method,
+      path: request.path,
+      headers: request.headers,
+      credential,
+      bodyLength: request.body?.length ?? 0,
+    };
+    session.control.write(encodeFrame(frame));
+  }
+
+  function fail(job: Job, error: GatehouseError, dequeue = true): void {
+    if (job.settled) return;
+    job.settled = true;
+    clearTimeout(job.timer);
+    if (dequeue) {
+      const at = queue.indexOf(job);
+      if (at >= 0) queue.splice(at, 1);
+    }
+    const session = job.session;
+    if (session?.offered.delete(job.id) && !session.closed) session.control.write(encodeFrame({ type: 'cancel', id: job.id }));
+    session?.taken.delete(job.id);
+    job.reject(error);
+    pump();
+  }
+
+  function finished(job: Job): void {
+    job.session?.taken.delete(job.id);
+    pump();
+  }
+
+  function drop(session: Session): void {
+    if (session.closed) return;
+    session.closed = true;
+    clearInterval(session.heartbeat);
+    sessions.delete(session.id);
+    logger.info({ agent: session.hello.name, session: session.id, requeued: session.offered.size, cut: session.taken.size }, 'agent disconnected');
+    // Offered but not taken: nothing reached the agent's target, so another agent may take it.
+    const requeue = [...session.offered.values()];
+    session.offered.clear();
+    for (const job of requeue) job.session = undefined;
+    queue.unshift(...requeue);
+    for (const job of [...session.taken.values()]) {
+      fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) disconnected before answering` }));
+    }
+    destroySession(session.h2session);
+    pump();
+  }
+
+  return {
+    url,
+    forward: submit,
+    status(): AgentHubStatus {
+      const agents = [...sessions.values()].map((s) => ({
+        session: s.id,
+        name: s.hello.name,
+        subject: s.identity.subject,
+        keyId: s.identity.credentialId,
+        connections: [...s.hello.connections],
+        concurrency: s.hello.concurrency,
+        inFlight: s.offered.size + s.taken.size,
+        draining: s.draining,
+        remoteAddress: s.h2session.socket?.remoteAddress,
+        version: s.hello.version,
+        connectedAt: new Date(s.connectedAt).toISOString(),
+        lastHeartbeatAt: new Date(s.lastSeenAt).toISOString(),
+      }));
+      const routes = [...options.routes].map(([connection, agent]) => ({
+        connection,
+        agent,
+        connectedAgents: agents.filter((a) => a.name === agent && a.connections.includes(connection)).length,
+      }));
+      return { agents, routes, queued: queue.length };
+    },
+    async close() {
+      for (const job of [...queue]) fail(job, new GatehouseError('agent_unavailable', { detail: 'gateway shutting down' }));
+      for (const session of [...sessions.values()]) drop(session);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function parseHello(frame: Record<string, unknown>): HelloFrame | undefined {
+  const { type, name, connections, concurrency, version } = frame;
+  if (type !== 'hello' || typeof name !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) return undefined;
+  if (!Array.isArray(connections) || connections.length > 1000 || !connections.every((c) => typeof c === 'string')) return undefined;
+  const limit = typeof concurrency === 'number' && Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000 ? concurrency : 64;
+  return { type, name, connections: connections as string[], concurrency: limit, version: typeof version === 'string' ? version.slice(0, 64) : 'unknown' };
+}
+
+/** An agent-reported failure keeps its code when it is one of the upstream codes. */
+function agentError(code: string, detail: string): GatehouseError {
+  const known = ['upstream_unreachable', 'upstream_timeout', 'upstream_failed', 'connection_not_found'] as const;
+  const match = known.find((k) => k === code);
+  if (match === 'connection_not_found') return new GatehouseError('agent_unavailable', { detail });
+  return new GatehouseError(match ?? 'upstream_failed', { detail });
+}
+
+function reply(stream: ServerHttp2Stream, status: number, code: string, message: string): void {
+  if (stream.destroyed) return;
+  if (!stream.headersSent) stream.respond({ ':status': status, 'content-type': 'application/json' });
+  stream.end(JSON.stringify({ error: { code, message } }));
+}
+
+function bearer(value: string | undefined): string | undefined {
+  const match = value === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(value);
+  return match?.[1];
+}

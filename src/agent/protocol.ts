@@ -1,0 +1,177 @@
+// The agent tunnel's wire protocol (docs/agent.md has the sequence diagram). The agent
+// is the HTTP/2 client (RFC 9113) and opens every stream:
+//
+//   POST /agent/v1/connect           control stream, full duplex, newline-delimited
+//                                    JSON frames both ways (hello / welcome /
+//                                    heartbeat / exchange / cancel / drain)
+//   POST /agent/v1/exchanges/<id>    one stream per exchange: the gateway's answer
+//                                    body is the request body for the target; the
+//                                    agent's request body is a length-prefixed JSON
+//                                    head (status, headers, or an error) followed by
+//                                    the target's answer bytes, then the trailer
+//                                    `gatehouse-answer-complete: 1` with END_STREAM =
+//                                    complete; anything else (RST_STREAM, the link
+//                                    dying) = cut.
+//
+// Each exchange is its own HTTP/2 stream, so per-stream flow control (RFC 9113 §5.2)
+// keeps one slow reader from stalling the others.
+
+import { PassThrough, type Readable } from 'node:stream';
+
+export const connectPath = '/agent/v1/connect';
+export const exchangePathPrefix = '/agent/v1/exchanges/';
+export const protocolVersion = 1;
+
+/**
+ * The trailer (RFC 9113 §8.1) the agent sends after the target's last byte. The gateway
+ * treats an answer as complete only if it arrived: node:http2 ends a stream's readable
+ * side when the link dies too, so END_STREAM alone cannot be told from a cut.
+ */
+export const completeTrailer = 'gatehouse-answer-complete';
+
+/** Bounds: one control frame, one response head. */
+export const maxFrameBytes = 256 * 1024;
+export const maxHeadBytes = 256 * 1024;
+
+export interface HelloFrame {
+  readonly type: 'hello';
+  readonly name: string;
+  readonly connections: readonly string[];
+  readonly concurrency: number;
+  readonly version: string;
+}
+export interface AgentHeartbeatFrame {
+  readonly type: 'heartbeat';
+  readonly at: number;
+}
+/** The agent is shutting down: offer it nothing new; what it has taken it finishes. */
+export interface DrainFrame {
+  readonly type: 'drain';
+}
+export type AgentFrame = HelloFrame | AgentHeartbeatFrame | DrainFrame;
+
+export interface WelcomeFrame {
+  readonly type: 'welcome';
+  readonly session: string;
+  readonly heartbeatMs: number;
+  readonly protocol: number;
+}
+export interface ExchangeFrame {
+  readonly type: 'exchange';
+  readonly id: string;
+  /** `http` today; `tcp` is reserved for raw byte streams (docs/agent.md). */
+  readonly kind: 'http';
+  readonly connection: string;
+  readonly method: string;
+  /** Relative to the target's base path; the agent prefixes its own. */
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Set when the gateway holds the target's credential; the agent's own wins. */
+  readonly credential?: { readonly header: string; readonly value: string } | undefined;
+  readonly bodyLength: number;
+}
+export interface CancelFrame {
+  readonly type: 'cancel';
+  readonly id: string;
+}
+export interface GatewayHeartbeatFrame {
+  readonly type: 'heartbeat';
+  readonly at: number;
+}
+export type GatewayFrame = WelcomeFrame | ExchangeFrame | CancelFrame | GatewayHeartbeatFrame;
+
+/** The head the agent writes first on an exchange stream. */
+export type ResponseHead =
+  | { readonly status: number; readonly headers: Readonly<Record<string, string | string[]>> }
+  | { readonly error: { readonly code: string; readonly detail: string } };
+
+export class ProtocolError extends Error {}
+
+export function encodeFrame(frame: AgentFrame | GatewayFrame): string {
+  return `${JSON.stringify(frame)}\n`;
+}
+
+/** Newline-delimited JSON frames from a stream, each bounded by `maxFrameBytes`. */
+export async function* readFrames(stream: Readable): AsyncGenerator<Record<string, unknown>> {
+  let pending = '';
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    pending += chunk.toString('utf8');
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      if (line.trim() === '') continue;
+      yield parseFrame(line);
+    }
+    if (pending.length > maxFrameBytes) throw new ProtocolError(`control frame exceeds ${maxFrameBytes} bytes`);
+  }
+}
+
+function parseFrame(line: string): Record<string, unknown> {
+  if (line.length > maxFrameBytes) throw new ProtocolError(`control frame exceeds ${maxFrameBytes} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new ProtocolError('control frame is not JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || typeof (value as { type?: unknown }).type !== 'string') {
+    throw new ProtocolError('control frame has no type');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** 4-byte big-endian length, then the JSON head. */
+export function encodeHead(head: ResponseHead): Buffer {
+  const json = Buffer.from(JSON.stringify(head), 'utf8');
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(json.length, 0);
+  return Buffer.concat([prefix, json]);
+}
+
+/**
+ * Reads the head off an exchange stream and returns the rest as its own Readable
+ * (backpressure kept through pipe). Rejects if the stream ends or breaks first.
+ */
+export function splitHead(stream: Readable): Promise<{ head: ResponseHead; body: PassThrough }> {
+  return new Promise((resolve, reject) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const cleanup = () => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onEnd);
+      stream.off('close', onEnd);
+    };
+    const onEnd = (error?: Error) => {
+      cleanup();
+      reject(error instanceof Error ? error : new ProtocolError('exchange stream ended before its head'));
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      if (buffered.length < 4) return;
+      const length = buffered.readUInt32BE(0);
+      if (length > maxHeadBytes) {
+        cleanup();
+        return reject(new ProtocolError(`response head exceeds ${maxHeadBytes} bytes`));
+      }
+      if (buffered.length < 4 + length) return;
+      cleanup();
+      stream.pause();
+      let head: ResponseHead;
+      try {
+        head = JSON.parse(buffered.subarray(4, 4 + length).toString('utf8')) as ResponseHead;
+        if (head === null || typeof head !== 'object') throw new Error('not an object');
+      } catch {
+        return reject(new ProtocolError('response head is not JSON'));
+      }
+      const body = new PassThrough();
+      const rest = buffered.subarray(4 + length);
+      if (rest.length > 0) body.write(rest);
+      resolve({ head, body });
+    };
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onEnd);
+    stream.once('close', onEnd);
+  });
+}

@@ -1,0 +1,59 @@
+// `gatehouse agent --gateway URL --key KEY [--ca FILE] [--config FILE]`: runs the
+// egress-only agent until SIGINT / SIGTERM, then drains (up to 10 s) and exits.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { loadAgentConfig } from '../../agent/agent-config.js';
+import { startAgent } from '../../agent/agent-client.js';
+import { isSecretRef, resolveSecretRef } from '../../config/secret-ref.js';
+import { createLogger } from '../../observability/index.js';
+import { CliError } from '../cli-error.js';
+import { untilSignal } from './start.js';
+
+/** How long SIGTERM / SIGINT waits for exchanges in flight before cutting them. */
+const drainGraceMs = 10_000;
+
+export interface AgentCommandOptions {
+  readonly gateway?: string | undefined;
+  readonly key?: string | undefined;
+  readonly ca?: string | undefined;
+  readonly config?: string | undefined;
+}
+
+export async function agentCommand(options: AgentCommandOptions): Promise<void> {
+  const configFile = options.config ?? process.env['GATEHOUSE_AGENT_CONFIG'] ?? 'agent.yaml';
+  if (!existsSync(configFile)) throw new CliError(`agent config file not found: ${configFile} (pass --config FILE or set GATEHOUSE_AGENT_CONFIG)`);
+  const config = loadAgentConfig(configFile);
+  const gatewayUrl = options.gateway ?? process.env['GATEHOUSE_GATEWAY_URL'];
+  if (!gatewayUrl || !URL.canParse(gatewayUrl) || new URL(gatewayUrl).protocol !== 'https:') throw new CliError('--gateway must be the https:// URL of the gateway\'s agent endpoint');
+  // A key on the command line is visible to other local users (ps): prefer a reference.
+  const rawKey = options.key ?? process.env['GATEHOUSE_AGENT_KEY'];
+  if (!rawKey) throw new CliError('--key is required (the agent key, or ${ENV_VAR} / file:/path; or set GATEHOUSE_AGENT_KEY)');
+  let key: string;
+  try {
+    key = isSecretRef(rawKey) ? resolveSecretRef(rawKey, process.env, process.cwd()) : rawKey;
+  } catch (error) {
+    throw new CliError(`--key: ${(error as Error).message}`);
+  }
+  let ca: string | undefined;
+  if (options.ca !== undefined) {
+    try {
+      ca = readFileSync(options.ca, 'utf8');
+    } catch (error) {
+      throw new CliError(`--ca: cannot read ${options.ca}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const agent = startAgent({
+    gatewayUrl,
+    key,
+    ca,
+    config,
+    logger: createLogger(process.env['GATEHOUSE_LOG_LEVEL'] ?? 'info'),
+    version: pkg.version,
+    onState: (line) => process.stderr.write(`gatehouse agent: ${line}\n`),
+  });
+  await untilSignal();
+  // Finish what is in flight (the gateway offers nothing new meanwhile), bounded.
+  await agent.drain(drainGraceMs);
+  process.stderr.write('gatehouse agent: stopped\n');
+}

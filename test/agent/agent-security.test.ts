@@ -1,0 +1,102 @@
+// Security regressions of the agent tunnel, each its own test: the caller's token never
+// reaches the agent; only keys of kind agent in group agent:<name> may serve <name>;
+// a gateway-held credential travels per exchange inside the tunnel.
+
+import assert from 'node:assert/strict';
+import { connect } from 'node:http2';
+import { after, before, describe, test } from 'node:test';
+import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames } from '../../src/agent/protocol.js';
+import { agentKey, startTestAgent, startTunnelGateway, type TunnelGateway } from './helpers.js';
+
+describe('agent tunnel security', () => {
+  let gw: TunnelGateway;
+
+  before(async () => {
+    gw = await startTunnelGateway(`  - name: held
+    type: http
+    via: agent:raw
+    credential: { header: x-api-key, scheme: "", secret: "\${HELD_SECRET}" }
+    access: { groups: [ml] }
+  - name: plain
+    type: http
+    via: agent:edge
+    access: { groups: [ml] }
+`, { env: { HELD_SECRET: 'held-on-gateway' } });
+  });
+  after(async () => gw?.close());
+
+  test('the caller token never crosses to the agent; the gateway-held credential does, per exchange', async () => {
+    // A bare-protocol agent (docs/agent.md) that records everything it receives.
+    const key = await agentKey(gw, 'raw-1', ['agent:raw']);
+    const session = connect(gw.agentsUrl, { ca: gw.pki.ca });
+    const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${key}` }, { endStream: false });
+    control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['held'], concurrency: 4, version: 'test' }));
+    const received: string[] = [];
+    const frames = readFrames(control);
+    const welcome = await frames.next();
+    assert.equal((welcome.value as { type: string }).type, 'welcome');
+
+    // Keep reading the control stream (as a real agent does) and answer exchanges beside it.
+    let answer!: (frame: Record<string, unknown>) => void;
+    const answered = new Promise<Record<string, unknown>>((resolve) => (answer = resolve));
+    void (async () => {
+      for await (const frame of frames) {
+        received.push(JSON.stringify(frame));
+        if (frame['type'] !== 'exchange') continue;
+        const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
+        const body: Buffer[] = [];
+        stream.on('data', (c: Buffer) => body.push(c));
+        stream.once('end', () => {
+          received.push(Buffer.concat(body).toString());
+          stream.write(encodeHead({ status: 200, headers: { 'content-type': 'text/plain' } }));
+          stream.end('ok from raw agent');
+          answer(frame);
+        });
+      }
+    })().catch(() => undefined);
+
+    const res = await fetch(`${gw.gateway.dataPlaneUrl}/c/held/things?q=1`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${gw.callerKey}`, cookie: 'session=caller-cookie', 'content-type': 'text/plain' },
+      body: 'request body',
+    });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), 'ok from raw agent');
+    const frame = await answered;
+    assert.equal(frame['path'], '/things?q=1');
+    assert.equal(frame['method'], 'POST');
+    assert.deepEqual(frame['credential'], { header: 'x-api-key', value: 'held-on-gateway' });
+    assert.equal(received.at(-1), 'request body');
+    const everything = received.join('\n');
+    assert.ok(!everything.includes(gw.callerKey), 'the caller key reached the agent');
+    assert.ok(!everything.includes(gw.callerKey.slice(-12)), 'part of the caller key reached the agent');
+    assert.ok(!/authorization/i.test(JSON.stringify(frame['headers'])), 'an authorization header reached the agent');
+    assert.ok(!everything.includes('caller-cookie'), 'the caller cookie reached the agent');
+    session.destroy();
+  });
+
+  test('a service key (not kind agent) is refused with 403', async () => {
+    const key = await agentKey(gw, 'not-an-agent', ['agent:edge'], 'service');
+    await assert.rejects(startTestAgent(gw, key, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n'), /refused by the gateway \(403\).*needs kind agent and group agent:edge/);
+  });
+
+  test('an agent key may not serve an agent name outside its groups', async () => {
+    const key = await agentKey(gw, 'other-agent', ['agent:other']);
+    await assert.rejects(startTestAgent(gw, key, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n'), /refused by the gateway \(403\).*key:other-agent may not serve as agent \\"edge\\"/);
+  });
+
+  test('a wrong secret is refused with 401 invalid_credential', async () => {
+    const key = await agentKey(gw, 'edge-x', ['agent:edge']);
+    const wrong = key.slice(0, -4) + (key.endsWith('AAAA') ? 'BBBB' : 'AAAA');
+    await assert.rejects(startTestAgent(gw, wrong, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n'), /refused by the gateway \(401\).*invalid_credential/);
+  });
+
+  test('exchange streams on a link that never authenticated are refused', async () => {
+    const session = connect(gw.agentsUrl, { ca: gw.pki.ca });
+    const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}x_guess` }, { endStream: true });
+    const status = await new Promise((r) => stream.once('response', (h) => r(h[':status'])));
+    assert.equal(status, 401);
+    session.destroy();
+  });
+});

@@ -1,0 +1,105 @@
+// The agent tunnel in-process: a real gateway, real agents over HTTP/2 + TLS, targets on
+// 127.0.0.2 that the gateway's config never names, driven by the official openai client.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { agentKey, startTestAgent, startTunnelGateway, waitFor, type TunnelGateway } from './helpers.js';
+
+const upstreamKey = 'sk-target-only-on-the-agent';
+
+describe('agent tunnel: OpenAI traffic through an agent', () => {
+  let upstream: DemoUpstream;
+  let gw: TunnelGateway;
+  let client: OpenAI;
+  let stopAgent: () => Promise<void>;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ host: '127.0.0.2', apiKey: upstreamKey, streamDelayMs: 30 });
+    gw = await startTunnelGateway(`  - name: demo
+    type: openai
+    via: agent:edge
+    access: { groups: [ml] }
+`);
+    const key = await agentKey(gw, 'edge-1', ['agent:edge']);
+    const { agent } = await startTestAgent(gw, key, `name: edge
+connections:
+  - name: demo
+    target: ${upstream.url}
+    credential: { secret: "\${TARGET_KEY}" }
+`, { TARGET_KEY: upstreamKey });
+    stopAgent = () => agent.close();
+    client = new OpenAI({ baseURL: `${gw.gateway.dataPlaneUrl}/c/demo`, apiKey: gw.callerKey, maxRetries: 0 });
+  });
+
+  after(async () => {
+    await stopAgent?.();
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  test('a chat completion goes through the agent, with the credential resolved on the agent', async () => {
+    const { data, response } = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello agent' }] }).withResponse();
+    assert.equal(data.choices[0]!.message.content, 'Demo reply to: hello agent');
+    assert.equal(upstream.lastAuthorization(), `Bearer ${upstreamKey}`);
+    const id = response.headers.get('gatehouse-exchange-id')!;
+    const record = await fetch(`${gw.gateway.adminUrl}/api/sessions/${id}`, { headers: { authorization: `Bearer ${gw.adminKey}` } }).then((r) => r.json() as Promise<Record<string, unknown>>);
+    assert.equal(record['complete'], true);
+    assert.equal(record['status'], 200);
+    assert.equal(record['subject'], 'key:caller');
+  });
+
+  test('a streamed completion arrives in several chunks, incrementally', async () => {
+    const stream = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: 'one two three four five' }] });
+    const arrivals: number[] = [];
+    let text = '';
+    for await (const chunk of stream) {
+      arrivals.push(Date.now());
+      text += chunk.choices[0]?.delta?.content ?? '';
+    }
+    assert.equal(text, 'Demo reply to: one two three four five');
+    assert.ok(arrivals.length >= 4, `expected several chunks, got ${arrivals.length}`);
+    // 30 ms between frames upstream: the chunks were not buffered into one burst.
+    assert.ok(arrivals.at(-1)! - arrivals[0]! >= 60, `chunks arrived within ${arrivals.at(-1)! - arrivals[0]!} ms`);
+  });
+
+  test('GET /api/agents shows the agent and the route it serves', async () => {
+    const res = await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${gw.adminKey}` } });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { enabled: boolean; agents: Array<Record<string, unknown>>; routes: unknown[] };
+    assert.equal(body.enabled, true);
+    assert.equal(body.agents.length, 1);
+    assert.equal(body.agents[0]!['name'], 'edge');
+    assert.equal(body.agents[0]!['subject'], 'key:edge-1');
+    assert.deepEqual(body.agents[0]!['connections'], ['demo']);
+    assert.deepEqual(body.routes, [{ connection: 'demo', agent: 'edge', connectedAgents: 1 }]);
+    const metrics = await fetch(`${gw.gateway.adminUrl}/metrics`).then((r) => r.text());
+    assert.match(metrics, /gatehouse_agents_connected\{agent="edge"\} 1/);
+    assert.match(metrics, /gatehouse_agent_exchanges_in_flight\{agent="edge",session="ag_[^"]+"\} 0/);
+  });
+
+  test('with the agent gone, the caller gets 503 agent_unavailable, and the agent coming back restores traffic', async () => {
+    await stopAgent();
+    await waitFor(async () => {
+      const s = await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${gw.adminKey}` } }).then((r) => r.json() as Promise<{ agents: unknown[] }>);
+      return s.agents.length === 0;
+    }, 'the agent to be gone');
+    await assert.rejects(client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'x' }] }), (error: InstanceType<typeof OpenAI.APIError>) => {
+      assert.equal(error.status, 503);
+      assert.equal(error.code, 'agent_unavailable');
+      assert.equal((error.error as { message: string }).message, 'No agent serving this connection is connected to the gateway.');
+      return true;
+    });
+    const key = await agentKey(gw, 'edge-2', ['agent:edge']);
+    const { agent } = await startTestAgent(gw, key, `name: edge
+connections:
+  - name: demo
+    target: ${upstream.url}
+    credential: { secret: "\${TARGET_KEY}" }
+`, { TARGET_KEY: upstreamKey });
+    stopAgent = () => agent.close();
+    const data = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'back' }] });
+    assert.equal(data.choices[0]!.message.content, 'Demo reply to: back');
+  });
+});
