@@ -25,6 +25,14 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
+const maxBusyAttempts = 40;
+
+/** SQLite busy/locked, or a PostgreSQL serialization failure or deadlock. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code === '40001' || code === '40P01');
+}
+
 export class GroupCommitWriter {
   readonly #db: Kysely<Database>;
   readonly #maxBatch: number;
@@ -41,15 +49,29 @@ export class GroupCommitWriter {
     this.#onCommitted = options.onCommitted;
   }
 
-  /** Runs writes in one transaction and chains whatever events they emitted. */
+  /**
+   * Runs writes in one transaction and chains whatever events they emitted. Several
+   * writers share one SQLite file (the recorder's worker, the gateway thread, the CLI):
+   * a transaction that read before another writer committed cannot upgrade to a write
+   * (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not cover), so a busy
+   * transaction is rolled back and run again, a bounded number of times.
+   */
   async #transaction(writes: readonly Write[]): Promise<void> {
-    const events = await this.#db.transaction().execute(async (trx) => {
-      const inputs: EventInput[] = [];
-      const emit: Emit = (event) => void inputs.push(event);
-      for (const write of writes) await write(trx, emit);
-      return appendEvents(trx, inputs, this.#chain);
-    });
-    if (events.length > 0) this.#onCommitted?.(events);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const events = await this.#db.transaction().execute(async (trx) => {
+          const inputs: EventInput[] = [];
+          const emit: Emit = (event) => void inputs.push(event);
+          for (const write of writes) await write(trx, emit);
+          return appendEvents(trx, inputs, this.#chain);
+        });
+        if (events.length > 0) this.#onCommitted?.(events);
+        return;
+      } catch (error) {
+        if (!isBusy(error) || attempt >= maxBusyAttempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5 * attempt, 50) + Math.random() * 5));
+      }
+    }
   }
 
   write(write: Write): Promise<void> {
