@@ -13,6 +13,7 @@ import type { Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { agentsStatus } from './agents-routes.js';
+import { decodePathParam, intParam, sendJson, timeParam } from './http-helpers.js';
 import { openApiDocument } from './openapi.js';
 import type { createReviewsRoutes } from './reviews-routes.js';
 
@@ -90,10 +91,10 @@ export function createAdminHandler(options: AdminServerOptions) {
     try {
       url = URL.canParse(req.url ?? '/', 'http://admin.invalid') ? new URL(req.url ?? '/', 'http://admin.invalid') : undefined;
       if (!url) throw new GatehouseError('route_not_found', { message: 'The request target is not a valid path.' });
-      if (req.method === 'GET' && url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
+      if (req.method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
       if (req.method === 'GET' && url.pathname === '/readyz') {
         await db.selectFrom('api_keys').select('id').limit(1).execute();
-        return send(res, 200, { status: 'ready' });
+        return sendJson(res, 200, { status: 'ready' });
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {
         const body = await metrics.registry.metrics();
@@ -114,42 +115,14 @@ export function createAdminHandler(options: AdminServerOptions) {
         const found = matching.find(([method]) => method === req.method);
         if (!found) throw new GatehouseError('method_not_allowed', { message: `Use ${matching[0]![0]} for ${url.pathname}.` });
         const caller = await authorizeAdmin(req);
-        return send(res, 200, await found[2](req, url, found[1].exec(url.pathname)!.slice(1).map(decodePathParam), caller));
+        return sendJson(res, 200, await found[2](req, url, found[1].exec(url.pathname)!.slice(1).map(decodePathParam), caller));
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {
-      if (url?.pathname === '/readyz') return send(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
+      if (url?.pathname === '/readyz') return sendJson(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
       const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
-      return send(res, failure.status, { error: { code: failure.code, message: failure.message } });
+      return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
     }
   };
-}
-
-function send(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function decodePathParam(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    throw new GatehouseError('route_not_found', { message: 'The path is not valid percent-encoding.' });
-  }
-}
-
-function intParam(q: URLSearchParams, name: string): number {
-  const value = Number(q.get(name));
-  if (!Number.isInteger(value) || value < 0) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be a non-negative integer.` });
-  return value;
-}
-
-function timeParam(q: URLSearchParams, name: string): number | undefined {
-  const value = q.get(name);
-  if (value === null) return undefined;
-  const time = Date.parse(value);
-  if (Number.isNaN(time)) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be an ISO 8601 time.` });
-  return time;
 }

@@ -15,6 +15,7 @@ import { parseDuration } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import { bearerToken } from '../protocols/http/index.js';
+import { decodePathParam, intParam, sendJson } from './http-helpers.js';
 
 export interface ReviewsRoutesOptions {
   readonly service: ApprovalService;
@@ -29,7 +30,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
   return async function handleReviews(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     const path = url.pathname;
     if (path !== '/api/reviews' && !path.startsWith('/api/reviews/')) return false;
-    const rest = path.slice('/api/reviews'.length).split('/').filter(Boolean).map(decode);
+    const rest = path.slice('/api/reviews'.length).split('/').filter(Boolean).map(decodePathParam);
     const method = req.method ?? 'GET';
     const expect = (m: string) => {
       if (method !== m) throw new GatehouseError('method_not_allowed', { message: `Use ${m} for ${path}.` });
@@ -52,7 +53,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
         limit: q.has('limit') ? intParam(q, 'limit') : undefined,
         before: q.has('cursor') ? intParam(q, 'cursor') : undefined,
       });
-      send(res, 200, { reviews: page.items, next: page.next === undefined ? null : String(page.next) });
+      sendJson(res, 200, { reviews: page.items, next: page.next === undefined ? null : String(page.next) });
       return true;
     }
     if (rest.length === 1 && rest[0] === 'events') {
@@ -67,14 +68,14 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
       mustRead();
       const review = await service.get(id);
       if (!review) throw new GatehouseError('review_not_found', { message: `No review with id "${id}".` });
-      send(res, 200, review);
+      sendJson(res, 200, review);
       return true;
     }
     if (rest.length === 2 && (rest[1] === 'approve' || rest[1] === 'deny' || rest[1] === 'cancel')) {
       expect('POST');
       const body = await readJson(req);
       if (rest[1] === 'cancel') {
-        send(res, 200, await service.cancel(id, identity));
+        sendJson(res, 200, await service.cancel(id, identity));
         return true;
       }
       const comment = body['comment'] ?? body['reason'];
@@ -85,7 +86,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
         grantMs = typeof value === 'string' || typeof value === 'number' ? parseDuration(value) : undefined;
         if (grantMs === undefined) throw new GatehouseError('invalid_vote', { message: '"grantFor" must be a duration such as "30m" or a number of milliseconds.' });
       }
-      send(res, 200, await service.vote(id, identity, rest[1], { comment, grantMs, via: 'api' }));
+      sendJson(res, 200, await service.vote(id, identity, rest[1], { comment, grantMs, via: 'api' }));
       return true;
     }
     throw new GatehouseError('route_not_found');
@@ -132,24 +133,4 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GatehouseError('invalid_vote', { message: 'The body must be a JSON object.' });
   return value as Record<string, unknown>;
-}
-
-function send(res: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
-}
-
-function decode(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    throw new GatehouseError('route_not_found', { message: 'The path is not valid percent-encoding.' });
-  }
-}
-
-function intParam(q: URLSearchParams, name: string): number {
-  const value = Number(q.get(name));
-  if (!Number.isInteger(value) || value < 0) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be a non-negative integer.` });
-  return value;
 }

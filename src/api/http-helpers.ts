@@ -1,0 +1,33 @@
+// Small shared pieces of the admin API's HTTP handling: JSON answers, path and query
+// parameters with errors in the API's own shape.
+
+import type { ServerResponse } from 'node:http';
+import { GatehouseError } from '../errors/index.js';
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function decodePathParam(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new GatehouseError('route_not_found', { message: 'The path is not valid percent-encoding.' });
+  }
+}
+
+export function intParam(q: URLSearchParams, name: string): number {
+  const value = Number(q.get(name));
+  if (!Number.isInteger(value) || value < 0) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be a non-negative integer.` });
+  return value;
+}
+
+export function timeParam(q: URLSearchParams, name: string): number | undefined {
+  const value = q.get(name);
+  if (value === null) return undefined;
+  const time = Date.parse(value);
+  if (Number.isNaN(time)) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be an ISO 8601 time.` });
+  return time;
+}
