@@ -232,12 +232,18 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
         }
         const cut = () => new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
         stream.pipe(answer, { end: false });
-        stream.once('end', () => {
-          if (!complete) return void answer.destroy(cut());
+        // The trailer may be reported just after 'end' under load: decide at 'end' when
+        // it is already here, otherwise at 'close', when it surely would have been.
+        const endAnswer = () => {
+          if (ended) return;
           ended = true;
           answer.end();
+        };
+        stream.once('end', () => {
+          if (complete) endAnswer();
         });
         stream.once('close', () => {
+          if (!ended && complete && stream.readableEnded) endAnswer();
           if (!ended) answer.destroy(cut());
           finished(job);
         });

@@ -45,7 +45,7 @@ connections:
     assert.equal(upstream.lastAuthorization(), `Bearer ${upstreamKey}`);
     const id = response.headers.get('gatehouse-exchange-id')!;
     const record = await fetch(`${gw.gateway.adminUrl}/api/sessions/${id}`, { headers: { authorization: `Bearer ${gw.adminKey}` } }).then((r) => r.json() as Promise<Record<string, unknown>>);
-    assert.equal(record['complete'], true);
+    assert.equal(record['complete'], true, JSON.stringify({ errorCode: record['errorCode'], errorDetail: record['errorDetail'], status: record['status'], endedAt: record['endedAt'] }));
     assert.equal(record['status'], 200);
     assert.equal(record['subject'], 'key:caller');
   });

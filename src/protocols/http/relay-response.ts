@@ -87,13 +87,23 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 
   let bytesOut = 0;
   let upstreamBytes = 0;
+  // With a Content-Length, the client has the whole answer once the last byte arrives,
+  // before res.end(): that byte is held until the record is committed (finish), so
+  // the record is durable before the answer is complete for the client.
+  let heldLastByte: Buffer | undefined;
   const send = async (data: string | Buffer) => {
     if (data.length === 0) return;
-    const chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     bytesOut += chunk.length;
     capture?.push(chunk);
     sse?.push(chunk);
     options.onChunk?.(chunk);
+    const declared = Number(res.getHeader('content-length') ?? Number.NaN);
+    if (bytesOut >= declared) {
+      heldLastByte = chunk.subarray(chunk.length - 1);
+      chunk = chunk.subarray(0, chunk.length - 1);
+      if (chunk.length === 0) return;
+    }
     if (!res.write(chunk)) await drained(res);
     if (res.destroyed) throw new GatehouseError('client_closed');
   };
@@ -147,7 +157,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     res.destroy();
     return;
   }
-  if (!failure) res.end();
+  if (!failure) res.end(heldLastByte);
   else if (!res.headersSent) writeError(res, failure, res.getHeader('gatehouse-exchange-id') as string | undefined);
   else if (isSse && filter && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
     // Mid-stream: an error event the OpenAI clients raise as an APIError, then the end.
