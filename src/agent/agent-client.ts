@@ -4,6 +4,7 @@
 // gateway offers to its target with a local forwarder. It reconnects with exponential
 // backoff and jitter. It never sees the caller's credential: the gateway strips it.
 
+import { credentialHeader } from '../config/fields.js';
 import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { pipeline } from 'node:stream/promises';
 import { createLocalHttpForwarder, mapUpstreamError, type Forwarder } from '../forward/index.js';
@@ -47,7 +48,7 @@ export function startAgent(options: AgentOptions): Agent {
   const targets = new Map<string, Target>();
   for (const c of config.connections) {
     const url = new URL(c.target);
-    const credential = c.credential ? { header: c.credential.header, value: c.credential.scheme ? `${c.credential.scheme} ${c.credential.secret}` : c.credential.secret } : undefined;
+    const credential = credentialHeader(c.credential);
     targets.set(c.name, {
       basePath: url.pathname.replace(/\/+$/, ''),
       hasCredential: credential !== undefined,

@@ -8,36 +8,12 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, formatPath } from '../config/load.js';
-import { expandEnv, resolveSecretRef } from '../config/secret-ref.js';
-import { parseDuration } from '../config/units.js';
-
-const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+import { durationField, envText, namePattern, secretRef } from '../config/fields.js';
 
 function buildAgentConfigSchema(env: NodeJS.ProcessEnv, baseDir: string) {
-  const text = z.string().transform((value, ctx) => {
-    try {
-      return expandEnv(value, env);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      return z.NEVER;
-    }
-  });
-  const secret = z.string().transform((value, ctx) => {
-    try {
-      return resolveSecretRef(value, env, baseDir);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      return z.NEVER;
-    }
-  });
-  const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+  const text = envText(env);
+  const secret = secretRef(env, baseDir);
+  const duration = durationField;
   return z.strictObject({
     /** The name connections route through (`via: agent:<name>`); the key must be in group `agent:<name>`. */
     name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),

@@ -8,8 +8,8 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
 import { agentsSection, viaPattern } from './agents-schema.js';
-import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
-import { parseDuration, parseSize } from './units.js';
+import { durationField, envText, namePattern, secretRef } from './fields.js';
+import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
 import { buildPolicySchema } from './policy-schema.js';
@@ -26,38 +26,13 @@ export interface SchemaContext {
   readonly secrets?: 'all' | 'store-only';
 }
 
-const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-
 export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaContext) {
-  const text = z.string().transform((value, ctx) => {
-    try {
-      return expandEnv(value, env);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      return z.NEVER;
-    }
-  });
-
-  const storeSecret = z.string().transform((value, ctx) => {
-    try {
-      return resolveSecretRef(value, env, baseDir);
-    } catch (error) {
-      if (!(error instanceof SecretRefError)) throw error;
-      ctx.addIssue({ code: 'custom', message: error.message });
-      return z.NEVER;
-    }
-  });
+  const text = envText(env);
+  const storeSecret = secretRef(env, baseDir);
 
   const secret = secrets === 'all' ? storeSecret : z.string().transform(() => '');
 
-  const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)` });
-      return z.NEVER;
-    }
-    return ms;
-  });
+  const duration = durationField;
 
   const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
     const bytes = parseSize(value);

@@ -1,5 +1,6 @@
 import type { AgentHub } from '../agent/agent-hub.js';
 import type { GatehouseConfig } from '../config/index.js';
+import { credentialHeader } from '../config/fields.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createAgentForwarder, createLocalHttpForwarder } from '../forward/index.js';
 import type { HttpConnection } from '../protocols/http/index.js';
@@ -12,7 +13,7 @@ export function buildHttpConnections(config: GatehouseConfig, agentHub?: AgentHu
   const connections = new Map<string, HttpConnection>();
   for (const c of config.connections) {
     if (c.type === 'postgres') continue; // its own listener: build-postgres-connections.ts
-    const credential = c.credential ? { header: c.credential.header, value: c.credential.scheme ? `${c.credential.scheme} ${c.credential.secret}` : c.credential.secret } : undefined;
+    const credential = credentialHeader(c.credential);
     const agent = viaAgent(c.via);
     // The agent's config holds the target (and its base path); the gateway sends paths as the caller wrote them.
     const target = agent === undefined ? new URL(c.target) : undefined;

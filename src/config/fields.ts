@@ -1,0 +1,49 @@
+// Field types shared by every config file Gatehouse reads (the gateway's and the
+// agent's): `${ENV}` expansion, secret references, durations, and the name pattern.
+
+import { z } from 'zod';
+import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
+import { parseDuration } from './units.js';
+
+export const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** A string in which `${ENV_VAR}` is expanded. */
+export function envText(env: NodeJS.ProcessEnv) {
+  return z.string().transform((value, ctx) => {
+    try {
+      return expandEnv(value, env);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** A secret reference (`${ENV_VAR}` or `file:/path`), resolved; a literal is refused. */
+export function secretRef(env: NodeJS.ProcessEnv, baseDir: string) {
+  return z.string().transform((value, ctx) => {
+    try {
+      return resolveSecretRef(value, env, baseDir);
+    } catch (error) {
+      if (!(error instanceof SecretRefError)) throw error;
+      ctx.addIssue({ code: 'custom', message: error.message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** `500ms`, `30s`, `5m` … or a number of milliseconds. */
+export const durationField = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** The header a target credential travels in: `scheme secret`, or the bare secret. */
+export function credentialHeader(credential: { header: string; scheme: string; secret: string } | undefined): { header: string; value: string } | undefined {
+  if (!credential) return undefined;
+  return { header: credential.header, value: credential.scheme ? `${credential.scheme} ${credential.secret}` : credential.secret };
+}
