@@ -38,7 +38,21 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
     // (a committed transaction is in the WAL) at a fraction of FULL's fsync cost.
     // busy_timeout first: switching to WAL itself needs the lock another process may hold.
     database.pragma('busy_timeout = 5000');
-    database.pragma('journal_mode = WAL');
+    // Switching a new file to WAL needs an exclusive lock, for which SQLite may answer
+    // "locked" at once when other processes open the same new file: retry briefly.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        database.pragma('journal_mode = WAL');
+        break;
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? '';
+        if (!code.startsWith('SQLITE_BUSY') || attempt >= 50) {
+          database.close();
+          throw error;
+        }
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * Math.min(attempt, 5));
+      }
+    }
     database.pragma('synchronous = NORMAL');
     cachePreparedStatements(database);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
