@@ -189,6 +189,18 @@ export function startAgent(options: AgentOptions): Agent {
       stream.write(encodeHead(head));
       try {
         await pipeline(upstream.body, stream);
+        // The pipeline is done when the data is handed over; the completion trailer
+        // goes out after it. Wait for the stream to close, so a drain that follows
+        // cannot tear the session down before the trailer is sent.
+        const done = stream;
+        await new Promise<void>((resolve) => {
+          if (done.closed) return resolve();
+          const timer = setTimeout(resolve, 5_000);
+          done.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
       } catch (error) {
         logger.warn({ connection: frame.connection, err: (error as Error).message }, 'target answer interrupted');
         resetStream(stream, upstreamFailedRstCode);

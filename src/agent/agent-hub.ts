@@ -243,9 +243,19 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
           if (complete) endAnswer();
         });
         stream.once('close', () => {
-          if (!ended && complete && stream.readableEnded) endAnswer();
-          if (!ended) answer.destroy(cut());
           finished(job);
+          if (ended) return;
+          if (!complete) return void answer.destroy(cut());
+          if (stream.readableEnded) return endAnswer();
+          // The agent finished (trailer seen) and closed at once, e.g. when draining:
+          // let the data still buffered here reach the caller before ending.
+          const timer = setTimeout(() => {
+            if (!ended) answer.destroy(cut());
+          }, 5_000);
+          stream.once('end', () => {
+            clearTimeout(timer);
+            endAnswer();
+          });
         });
         // The caller went away (relay destroyed the body): cancel the agent's stream too.
         answer.once('close', () => {
