@@ -6,11 +6,14 @@
 // is held only until the transaction commits, and group commit takes it once per batch,
 // not once per event. A signed checkpoint of the new head is written in the same
 // transaction every `checkpointEvery` events or `checkpointIntervalMs`.
+//
+// The hashing is one pure step (chainEvents) shared by the two ways of writing it: a
+// Kysely transaction (any dialect) and the synchronous SQLite batch (sqlite-batch.ts).
 
 import type { Transaction } from 'kysely';
 import { newId } from '../exchange/index.js';
-import type { Database } from '../store/index.js';
-import { eventHash, type AuditEvent } from './audit-event.js';
+import type { AuditCheckpointRow, AuditEventRow, Database } from '../store/index.js';
+import { eventHashOf, type AuditEvent } from './audit-event.js';
 import { canonicalJson } from './canonical-json.js';
 import { checkpointPayload, type CheckpointSigner } from './signing-key.js';
 
@@ -33,45 +36,63 @@ export interface ChainOptions {
   readonly now?: () => number;
 }
 
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+  readonly checkpoint_seq: number;
+  readonly checkpoint_at: number;
+}
+
+export interface ChainedBatch {
+  readonly events: AuditEvent[];
+  readonly rows: AuditEventRow[];
+  readonly checkpoint: AuditCheckpointRow | undefined;
+  readonly head: ChainHead;
+}
+
+/** Hashes `inputs` onto `head`: the rows to insert, the checkpoint due, the new head. */
+export function chainEvents(head: ChainHead, inputs: readonly EventInput[], options: ChainOptions): ChainedBatch {
+  const now = (options.now ?? Date.now)();
+  let seq = Number(head.seq);
+  let prevHash = head.hash;
+  const events: AuditEvent[] = [];
+  const rows: AuditEventRow[] = [];
+  for (const input of inputs) {
+    seq += 1;
+    // Hashed and stored as the same canonical text.
+    const details = canonicalJson(input.details ?? {});
+    const fields = { seq, id: newId('evt', now), at: now, writer: options.writer, kind: input.kind, actor: input.actor ?? null, target: input.target ?? null, prevHash };
+    const hash = eventHashOf(fields, details);
+    events.push({ ...fields, details: input.details ?? {}, hash });
+    rows.push({ seq, id: fields.id, at: now, writer: fields.writer, kind: fields.kind, actor: fields.actor, target: fields.target, details, prev_hash: prevHash, hash });
+    prevHash = hash;
+  }
+  let checkpointSeq = Number(head.checkpoint_seq);
+  // The first append starts the interval clock rather than checkpointing at once.
+  let checkpointAt = Number(head.checkpoint_at) || now;
+  let checkpoint: AuditCheckpointRow | undefined;
+  if (options.signer && (seq - checkpointSeq >= options.checkpointEvery || now - checkpointAt >= options.checkpointIntervalMs)) {
+    const signed = { seq, hash: prevHash, at: now };
+    checkpoint = { ...signed, key_id: options.signer.keyId, signature: options.signer.sign(checkpointPayload(signed)) };
+    checkpointSeq = seq;
+    checkpointAt = now;
+  }
+  return { events, rows, checkpoint, head: { seq, hash: prevHash, checkpoint_seq: checkpointSeq, checkpoint_at: checkpointAt } };
+}
+
 export async function appendEvents(trx: Transaction<Database>, inputs: readonly EventInput[], options: ChainOptions): Promise<AuditEvent[]> {
   if (inputs.length === 0) return [];
-  const now = (options.now ?? Date.now)();
   const head = await trx
     .updateTable('audit_head')
     .set({ id: 1 })
     .where('id', '=', 1)
     .returning(['seq', 'hash', 'checkpoint_seq', 'checkpoint_at'])
     .executeTakeFirstOrThrow();
-  let seq = Number(head.seq);
-  let prevHash = head.hash;
-  const events: AuditEvent[] = [];
-  for (const input of inputs) {
-    seq += 1;
-    // Round-trip through canonical JSON so what is hashed is exactly what is stored.
-    const details = JSON.parse(canonicalJson(input.details ?? {})) as Record<string, unknown>;
-    const unhashed = { seq, id: newId('evt', now), at: now, writer: options.writer, kind: input.kind, actor: input.actor ?? null, target: input.target ?? null, details, prevHash };
-    const event: AuditEvent = { ...unhashed, hash: eventHash(unhashed) };
-    events.push(event);
-    prevHash = event.hash;
+  const batch = chainEvents(head, inputs, options);
+  for (let i = 0; i < batch.rows.length; i += 200) {
+    await trx.insertInto('audit_events').values(batch.rows.slice(i, i + 200)).execute();
   }
-  for (let i = 0; i < events.length; i += 200) {
-    await trx
-      .insertInto('audit_events')
-      .values(events.slice(i, i + 200).map((e) => ({ seq: e.seq, id: e.id, at: e.at, writer: e.writer, kind: e.kind, actor: e.actor, target: e.target, details: canonicalJson(e.details), prev_hash: e.prevHash, hash: e.hash })))
-      .execute();
-  }
-  let checkpointSeq = Number(head.checkpoint_seq);
-  // The first append starts the interval clock rather than checkpointing at once.
-  let checkpointAt = Number(head.checkpoint_at) || now;
-  if (options.signer && (seq - checkpointSeq >= options.checkpointEvery || now - checkpointAt >= options.checkpointIntervalMs)) {
-    const checkpoint = { seq, hash: prevHash, at: now };
-    await trx
-      .insertInto('audit_checkpoints')
-      .values({ ...checkpoint, key_id: options.signer.keyId, signature: options.signer.sign(checkpointPayload(checkpoint)) })
-      .execute();
-    checkpointSeq = seq;
-    checkpointAt = now;
-  }
-  await trx.updateTable('audit_head').set({ seq, hash: prevHash, checkpoint_seq: checkpointSeq, checkpoint_at: checkpointAt }).where('id', '=', 1).execute();
-  return events;
+  if (batch.checkpoint) await trx.insertInto('audit_checkpoints').values(batch.checkpoint).execute();
+  await trx.updateTable('audit_head').set(batch.head).where('id', '=', 1).execute();
+  return batch.events;
 }

@@ -27,8 +27,22 @@ export interface AuditEvent {
 }
 
 export function eventHash(event: Omit<AuditEvent, 'hash'>): string {
-  const { seq, id, at, writer, kind, actor, target, details, prevHash } = event;
-  return sha256Hex(canonicalJson({ seq, id, at, writer, kind, actor, target, details, prevHash }));
+  return eventHashOf(event, canonicalJson(event.details));
+}
+
+/**
+ * The hash with the details already in canonical form (the appender has them so, as
+ * stored). The object is written out in canonical key order by hand, which is exactly
+ * canonicalJson of the whole event: the top-level keys are fixed and their values are
+ * strings, integers or null (audit-units tests hold the two forms equal).
+ */
+export function eventHashOf(event: Omit<AuditEvent, 'hash' | 'details'>, canonicalDetails: string): string {
+  const { seq, id, at, writer, kind, actor, target, prevHash } = event;
+  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(at)) throw new TypeError('audit event: seq and at must be integers');
+  const text =
+    `{"actor":${JSON.stringify(actor)},"at":${at},"details":${canonicalDetails},"id":${JSON.stringify(id)},"kind":${JSON.stringify(kind)},` +
+    `"prevHash":${JSON.stringify(prevHash)},"seq":${seq},"target":${JSON.stringify(target)},"writer":${JSON.stringify(writer)}}`;
+  return sha256Hex(text);
 }
 
 export function eventFromRow(row: AuditEventRow): AuditEvent {

@@ -21,7 +21,7 @@ export class AuditLog {
   }
 
   event(input: EventInput): Promise<void> {
-    return this.#writer.write(async (_trx, emit) => emit(input));
+    return this.#writer.record({ event: input });
   }
 
   drain(): Promise<void> {

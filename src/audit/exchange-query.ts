@@ -95,7 +95,18 @@ export function applyFilter<O>(db: Kysely<Database>, query: SelectQueryBuilder<D
   if (filter.text) {
     if (isPostgres(db)) query = query.where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${filter.text})`);
     // Quoted as one FTS5 string, so user input is never FTS5 query syntax (sqlite.org/fts5.html §3.1).
-    else query = query.where(sql<boolean>`seq in (select rowid from exchanges_fts where exchanges_fts match ${ftsPhrase(filter.text)})`);
+    // Rows still queued for the index (search-indexer.ts) are matched word by word directly.
+    else {
+      const words = searchWords(filter.text);
+      if (words.length === 0) return query;
+      const queued = sql.join(
+        words.map((word) => sql`(coalesce(prompt_text, '') || ' ' || coalesce(response_text, '')) like ${`%${likeEscape(word)}%`} escape '\\'`),
+        sql` and `,
+      );
+      query = query.where(
+        sql<boolean>`(seq in (select rowid from exchanges_fts where exchanges_fts match ${ftsPhrase(words)}) or (seq in (select seq from exchanges_fts_pending) and ${queued}))`,
+      );
+    }
   }
   return query;
 }
@@ -108,12 +119,12 @@ function likeEscape(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
-function ftsPhrase(text: string): string {
-  return text
-    .split(/\s+/)
-    .filter(Boolean)
-    .map((word) => `"${word.replace(/"/g, '""')}"`)
-    .join(' ');
+function searchWords(text: string): string[] {
+  return text.split(/\s+/).filter(Boolean);
+}
+
+function ftsPhrase(words: readonly string[]): string {
+  return words.map((word) => `"${word.replace(/"/g, '""')}"`).join(' ');
 }
 
 export async function getExchange(db: Kysely<Database>, id: string): Promise<ExchangeDetail | undefined> {

@@ -3,27 +3,43 @@
 // Each caller's promise settles when its batch has committed (or failed).
 // A write may emit audit events; they are chained (append-events.ts) at the end of the
 // same transaction, so a record and its event commit together or not at all.
+//
+// Two kinds of write: a record (an exchange row inserted or updated, and its event),
+// given as data; and a custom write, a function over a Kysely transaction (prune).
+// On SQLite, a batch of records alone goes through the synchronous prepared-statement
+// path (sqlite-batch.ts); anything else runs in a Kysely transaction.
 
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../store/index.js';
 import type { AuditEvent } from './audit-event.js';
 import { appendEvents, type ChainOptions, type EventInput } from './append-events.js';
+import type { ExchangeState } from './exchange-state.js';
+import { SqliteBatch } from './sqlite-batch.js';
 
 export type Emit = (event: EventInput) => void;
 export type Write = (trx: Transaction<Database>, emit: Emit) => Promise<unknown>;
+
+export type ExchangeWrite = { readonly insert: ExchangeState } | { readonly update: string; readonly columns: Readonly<Partial<ExchangeState>> };
+
+/** A write given as data: an exchange row change, its event, or both. */
+export interface RecordWrite {
+  readonly exchange?: ExchangeWrite | undefined;
+  readonly event?: EventInput | undefined;
+}
 
 export interface GroupCommitOptions {
   readonly maxBatch?: number | undefined;
   readonly chain?: ChainOptions | undefined;
   /** Called with the events of each committed transaction (sinks). Must not throw. */
   readonly onCommitted?: ((events: readonly AuditEvent[]) => void) | undefined;
+  /** The SQLite file behind `db`, for the prepared-statement path (absent: PostgreSQL, or Kysely only). */
+  readonly sqlitePath?: string | undefined;
 }
 
-interface Pending {
-  readonly write: Write;
+type Pending = ({ readonly custom: Write } | { readonly record: RecordWrite }) & {
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
-}
+};
 
 const maxBusyAttempts = 40;
 
@@ -41,12 +57,46 @@ export class GroupCommitWriter {
   #running: Promise<void> | undefined;
   readonly #chain: ChainOptions;
   readonly #onCommitted: ((events: readonly AuditEvent[]) => void) | undefined;
+  readonly #sqlitePath: string | undefined;
+  #sqlite: SqliteBatch | undefined;
 
   constructor(db: Kysely<Database>, options: GroupCommitOptions = {}) {
     this.#db = db;
     this.#maxBatch = options.maxBatch ?? 256;
     this.#chain = options.chain ?? { writer: 'gatehouse', checkpointEvery: Number.POSITIVE_INFINITY, checkpointIntervalMs: Number.POSITIVE_INFINITY };
     this.#onCommitted = options.onCommitted;
+    this.#sqlitePath = options.sqlitePath;
+  }
+
+  /** A custom write: runs in a Kysely transaction with whatever else is queued. */
+  write(write: Write): Promise<void> {
+    return this.#enqueue({ custom: write });
+  }
+
+  /** A record write (exchange row and/or event). */
+  record(write: RecordWrite): Promise<void> {
+    return this.#enqueue({ record: write });
+  }
+
+  /** Resolves when everything queued so far has been written. */
+  async drain(): Promise<void> {
+    while (this.#queue.length > 0 || this.#running) {
+      await (this.#running ?? new Promise<void>((r) => setImmediate(r)));
+    }
+  }
+
+  /** Drains, then closes the SQLite connection of the fast path, if one was opened. */
+  async close(): Promise<void> {
+    await this.drain();
+    this.#sqlite?.close();
+    this.#sqlite = undefined;
+  }
+
+  #enqueue(item: { custom: Write } | { record: RecordWrite }): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ ...item, resolve, reject });
+      this.#schedule();
+    });
   }
 
   /**
@@ -56,15 +106,10 @@ export class GroupCommitWriter {
    * (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not cover), so a busy
    * transaction is rolled back and run again, a bounded number of times.
    */
-  async #transaction(writes: readonly Write[]): Promise<void> {
+  async #transaction(items: readonly Pending[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const events = await this.#db.transaction().execute(async (trx) => {
-          const inputs: EventInput[] = [];
-          const emit: Emit = (event) => void inputs.push(event);
-          for (const write of writes) await write(trx, emit);
-          return appendEvents(trx, inputs, this.#chain);
-        });
+        const events = this.#sqlitePath !== undefined && items.every((item) => 'record' in item) ? this.#sqliteBatch(items) : await this.#kyselyBatch(items);
         if (events.length > 0) this.#onCommitted?.(events);
         return;
       } catch (error) {
@@ -74,18 +119,30 @@ export class GroupCommitWriter {
     }
   }
 
-  write(write: Write): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ write, resolve, reject });
-      this.#schedule();
-    });
+  #sqliteBatch(items: readonly Pending[]): AuditEvent[] {
+    this.#sqlite ??= new SqliteBatch(this.#sqlitePath!);
+    return this.#sqlite.run(
+      items.map((item) => (item as { record: RecordWrite }).record),
+      this.#chain,
+    );
   }
 
-  /** Resolves when everything queued so far has been written. */
-  async drain(): Promise<void> {
-    while (this.#queue.length > 0 || this.#running) {
-      await (this.#running ?? new Promise<void>((r) => setImmediate(r)));
-    }
+  #kyselyBatch(items: readonly Pending[]): Promise<AuditEvent[]> {
+    return this.#db.transaction().execute(async (trx) => {
+      const inputs: EventInput[] = [];
+      const emit: Emit = (event) => void inputs.push(event);
+      for (const item of items) {
+        if ('custom' in item) {
+          await item.custom(trx, emit);
+          continue;
+        }
+        const { exchange, event } = item.record;
+        if (exchange && 'insert' in exchange) await trx.insertInto('exchanges').values(exchange.insert).execute();
+        else if (exchange) await trx.updateTable('exchanges').set(exchange.columns).where('id', '=', exchange.update).execute();
+        if (event) emit(event);
+      }
+      return appendEvents(trx, inputs, this.#chain);
+    });
   }
 
   #schedule(): void {
@@ -104,7 +161,7 @@ export class GroupCommitWriter {
     const batch = this.#queue.splice(0, this.#maxBatch);
     if (batch.length === 0) return;
     try {
-      await this.#transaction(batch.map((item) => item.write));
+      await this.#transaction(batch);
       for (const item of batch) item.resolve();
     } catch (error) {
       if (batch.length === 1) {
@@ -114,7 +171,7 @@ export class GroupCommitWriter {
       // One bad write must not fail its neighbours: retry each in its own transaction.
       for (const item of batch) {
         try {
-          await this.#transaction([item.write]);
+          await this.#transaction([item]);
           item.resolve();
         } catch (itemError) {
           item.reject(itemError);

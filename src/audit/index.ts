@@ -18,3 +18,5 @@ export { timeline, type TimelineEntry } from './replay-timeline.js';
 export { createRawSealer, parseRawKey, RawContentError, type RawSealer } from './raw-content.js';
 export { Reexecutions } from './reexecutions.js';
 export { startWorkerRecorder, RecorderWorkerError, type WorkerRecorder } from './worker-recorder.js';
+export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';
+export { type RecordWrite, type ExchangeWrite } from './group-commit.js';

@@ -27,7 +27,13 @@ export function loadSigner(config: AuditConfig, options: { createKey: boolean })
 export function openAuditTrail(
   db: Kysely<Database>,
   config: AuditConfig,
-  options: { createKey: boolean; withSinks: boolean; onSinkError?: (sink: string, error: unknown) => void },
+  options: {
+    createKey: boolean;
+    withSinks: boolean;
+    onSinkError?: (sink: string, error: unknown) => void;
+    /** The store's SQLite file: record writes then take the prepared-statement path. */
+    sqlitePath?: string | undefined;
+  },
 ): AuditTrail {
   const signer = loadSigner(config, options);
   const sinks: AuditSink[] = options.withSinks ? createSinks(config.sinks, options.onSinkError ?? (() => undefined)) : [];
@@ -39,13 +45,14 @@ export function openAuditTrail(
       checkpointIntervalMs: config.checkpoint.interval,
     },
     onCommitted: sinks.length === 0 ? undefined : (events) => sinks.forEach((sink) => sink.send(events)),
+    sqlitePath: options.sqlitePath,
   });
   return {
     writer,
     log: new AuditLog(writer),
     signer,
     async close() {
-      await writer.drain();
+      await writer.close();
       await Promise.all(sinks.map((s) => s.close()));
     },
   };

@@ -10,6 +10,7 @@ import { openStore, type StoreConfig } from '../store/index.js';
 import { openAuditTrail } from './open-audit.js';
 import { createRawSealer } from './raw-content.js';
 import { createRecorder } from './recorder.js';
+import { startSearchIndexer } from './search-indexer.js';
 import type { RecorderRequest, RecorderReply } from './worker-recorder.js';
 
 interface RecorderWorkerData {
@@ -21,7 +22,8 @@ interface RecorderWorkerData {
 const data = workerData as RecorderWorkerData;
 const port = parentPort!;
 const store = await openStore(data.store, { migrate: false });
-const trail = openAuditTrail(store.db, data.audit, { createKey: false, withSinks: true });
+const trail = openAuditTrail(store.db, data.audit, { createKey: false, withSinks: true, sqlitePath: store.sqlitePath });
+const searchIndexer = store.sqlitePath ? startSearchIndexer(store.sqlitePath) : undefined;
 const reexecutionOf = new Map<string, string>();
 const recorder = createRecorder(store.db, {
   writer: trail.writer,
@@ -49,6 +51,7 @@ async function perform(request: RecorderRequest): Promise<void> {
       return recorder.drain();
     case 'close':
       await recorder.drain();
+      searchIndexer?.close();
       await trail.close();
       await store.close();
       return undefined;

@@ -13,7 +13,8 @@ import type { Kysely } from 'kysely';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../exchange/index.js';
 import type { Database } from '../store/index.js';
 import { stateDigest, defaultState, type ExchangeState } from './exchange-state.js';
-import { GroupCommitWriter, type Emit } from './group-commit.js';
+import { GroupCommitWriter } from './group-commit.js';
+import type { EventInput } from './append-events.js';
 import type { RawSealer } from './raw-content.js';
 
 /** What has been relayed so far of an answer still streaming. */
@@ -114,32 +115,28 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
     chunk_timings: progress.chunkTimings ? JSON.stringify(progress.chunkTimings) : null,
   });
 
-  const emitFor = (emit: Emit, kind: string, row: ExchangeState) =>
-    emit({
-      kind,
-      actor: row.subject,
-      target: row.id,
-      details: {
-        state: stateDigest(row),
-        connection: row.connection,
-        operation: row.operation,
-        decision: row.decision,
-        rules: JSON.parse(row.rules ?? '[]') as unknown,
-        status: row.status,
-        complete: row.complete === 1,
-        bytesOut: row.bytes_out,
-        errorCode: row.error_code,
-      },
-    });
+  const eventFor = (kind: string, row: ExchangeState): EventInput => ({
+    kind,
+    actor: row.subject,
+    target: row.id,
+    details: {
+      state: stateDigest(row),
+      connection: row.connection,
+      operation: row.operation,
+      decision: row.decision,
+      rules: JSON.parse(row.rules ?? '[]') as unknown,
+      status: row.status,
+      complete: row.complete === 1,
+      bytesOut: row.bytes_out,
+      errorCode: row.error_code,
+    },
+  });
 
   return {
     open(exchange, decision, request) {
       const row = openRow(exchange, decision, request);
       rows.set(exchange.id, row);
-      return writer.write(async (trx, emit) => {
-        await trx.insertInto('exchanges').values(row).execute();
-        emitFor(emit, 'exchange.opened', row);
-      });
+      return writer.record({ exchange: { insert: row }, event: eventFor('exchange.opened', row) });
     },
     progress(exchange, progress) {
       const previous = rows.get(exchange.id);
@@ -147,28 +144,23 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
       const columns = progressColumns(progress);
       const row = { ...previous, ...columns };
       rows.set(exchange.id, row);
-      return writer.write(async (trx, emit) => {
-        await trx.updateTable('exchanges').set(columns).where('id', '=', exchange.id).execute();
-        emitFor(emit, 'exchange.progress', row);
-      });
+      return writer.record({ exchange: { update: exchange.id, columns }, event: eventFor('exchange.progress', row) });
     },
     finish(exchange, outcome) {
       const columns = outcomeColumns(exchange, outcome);
       const previous = rows.get(exchange.id);
       rows.delete(exchange.id);
+      if (previous) return writer.record({ exchange: { update: exchange.id, columns }, event: eventFor('exchange.finished', { ...previous, ...columns }) });
+      // Without the opened row in memory (not expected), read it back so the digest is exact.
       return writer.write(async (trx, emit) => {
         await trx.updateTable('exchanges').set(columns).where('id', '=', exchange.id).execute();
-        // Without the opened row in memory (not expected), read it back so the digest is exact.
-        const base = previous ?? ((await trx.selectFrom('exchanges').selectAll().where('id', '=', exchange.id).executeTakeFirst()) as ExchangeState | undefined);
-        if (base) emitFor(emit, 'exchange.finished', { ...base, ...columns });
+        const base = (await trx.selectFrom('exchanges').selectAll().where('id', '=', exchange.id).executeTakeFirst()) as ExchangeState | undefined;
+        if (base) emit(eventFor('exchange.finished', { ...base, ...columns }));
       });
     },
     refuse(exchange, decision, request, outcome) {
       const row = { ...openRow(exchange, decision, request), ...outcomeColumns(exchange, outcome) };
-      return writer.write(async (trx, emit) => {
-        await trx.insertInto('exchanges').values(row).execute();
-        emitFor(emit, 'exchange.refused', row);
-      });
+      return writer.record({ exchange: { insert: row }, event: eventFor('exchange.refused', row) });
     },
     drain: () => writer.drain(),
   };

@@ -12,7 +12,7 @@ export async function withAuditTrail<T>(config: string | undefined, run: (store:
   const store = await openStore(loaded.store);
   // The CLI never creates the signing key (the gateway does); it signs checkpoints only
   // when the key already exists. Sinks are the running gateway's business.
-  const audit = openAuditTrail(store.db, loaded.audit, { createKey: false, withSinks: false });
+  const audit = openAuditTrail(store.db, loaded.audit, { createKey: false, withSinks: false, sqlitePath: store.sqlitePath });
   try {
     return await run(store, audit, loaded);
   } finally {

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, startWorkerRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, startSearchIndexer, startWorkerRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import type { Exchange } from '../exchange/index.js';
@@ -70,7 +70,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('.gatehouse-data');
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
-  const audit = openAuditTrail(store.db, config.audit, { createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
+  const audit = openAuditTrail(store.db, config.audit, { sqlitePath: store.sqlitePath, createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
   const limitStore = createLimitStore(config.policy.limits);
   const policyRuntime = createPolicyRuntime({
     config,
@@ -96,6 +96,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     : config.recording.worker
       ? await startWorkerRecorder({ store: config.store, audit: config.audit, rawKey: raw ? config.audit.raw.key : undefined, reexecutionOf })
       : createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf });
+  // Full-text indexing in batches (SQLite), by the thread that records: the worker runs its own.
+  const searchIndexer = config.recording.enabled && !config.recording.worker && store.sqlitePath ? startSearchIndexer(store.sqlitePath) : undefined;
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents
@@ -229,6 +231,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
+        searchIndexer?.close();
         await approvals?.close();
         policyRuntime.close();
         await limitStore.close();

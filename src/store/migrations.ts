@@ -242,5 +242,32 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.alterTable('exchanges').addColumn('approval_via', 'text').execute();
       },
     },
+    '0010_search_index_in_batches': {
+      // SQLite: the FTS5 index was kept by triggers on every insert and update, so each
+      // exchange paid for three index writes inside the commit its client waits for, and
+      // every commit wrote an index segment. Now a row is queued (exchanges_fts_pending)
+      // and the indexer (src/audit/search-indexer.ts) indexes queued rows in batches;
+      // exchange-query.ts searches queued rows directly. Invariant: a row is in the FTS
+      // index exactly when it is not queued. PostgreSQL's generated column is unchanged.
+      async up(db: Kysely<any>) {
+        if (isPostgres) return;
+        await sql`drop trigger exchanges_fts_insert`.execute(db);
+        await sql`drop trigger exchanges_fts_update`.execute(db);
+        await sql`drop trigger exchanges_fts_delete`.execute(db);
+        await sql`create table exchanges_fts_pending (seq integer primary key)`.execute(db);
+        await sql`create trigger exchanges_fts_queue after insert on exchanges begin
+          insert into exchanges_fts_pending(seq) values (new.seq); end`.execute(db);
+        // An indexed row whose text changes leaves the index (with the values it was
+        // indexed with, as external-content FTS5 requires) and is queued again.
+        await sql`create trigger exchanges_fts_requeue after update of prompt_text, response_text on exchanges
+          when not exists (select 1 from exchanges_fts_pending where seq = old.seq) begin
+          insert into exchanges_fts(exchanges_fts, rowid, prompt_text, response_text) values ('delete', old.seq, old.prompt_text, old.response_text);
+          insert into exchanges_fts_pending(seq) values (new.seq); end`.execute(db);
+        await sql`create trigger exchanges_fts_forget after delete on exchanges begin
+          insert into exchanges_fts(exchanges_fts, rowid, prompt_text, response_text)
+            select 'delete', old.seq, old.prompt_text, old.response_text where not exists (select 1 from exchanges_fts_pending where seq = old.seq);
+          delete from exchanges_fts_pending where seq = old.seq; end`.execute(db);
+      },
+    },
   };
 }

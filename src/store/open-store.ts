@@ -14,6 +14,8 @@ export type StoreConfig = { readonly sqlite: { readonly path: string } } | { rea
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: DialectName;
+  /** The SQLite file (undefined on PostgreSQL), for writers that open their own connection. */
+  readonly sqlitePath: string | undefined;
   close(): Promise<void>;
 }
 
@@ -78,7 +80,7 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
       throw error;
     }
   }
-  return { db, dialect, close: () => db.destroy() };
+  return { db, dialect, sqlitePath: 'sqlite' in config ? config.sqlite.path : undefined, close: () => db.destroy() };
 }
 
 /**

@@ -3,7 +3,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, ChunkTimings, createRawSealer, eventHash, genesisHash, sha256Hex } from '../../src/audit/index.js';
+import { canonicalJson, ChunkTimings, createRawSealer, eventHash, genesisHash, recordedColumns, sha256Hex, stateDigest } from '../../src/audit/index.js';
 
 describe('canonical JSON', () => {
   test('keys sorted at every depth, no whitespace, undefined members dropped', () => {
@@ -18,6 +18,21 @@ describe('canonical JSON', () => {
   test('an event hash is SHA-256 over the canonical event without its hash', () => {
     const event = { seq: 1, id: 'evt_1', at: 5, writer: 'w', kind: 'key.created', actor: 'cli:a', target: 'key:1', details: { b: 2, a: 1 }, prevHash: genesisHash };
     assert.equal(eventHash(event), sha256Hex(`{"actor":"cli:a","at":5,"details":{"a":1,"b":2},"id":"evt_1","kind":"key.created","prevHash":"${genesisHash}","seq":1,"target":"key:1","writer":"w"}`));
+  });
+  test('an event hash with awkward strings and null actor/target equals the generic canonical form', () => {
+    const event = { seq: 9007199254740991, id: 'evt_"\\\u2028', at: 0, writer: 'h\u00e9/1', kind: 'k', actor: null, target: null, details: { z: [1, 'é'], a: { y: null } }, prevHash: 'f'.repeat(64) };
+    const { seq, id, at, writer, kind, actor, target, details, prevHash } = event;
+    assert.equal(eventHash(event), sha256Hex(canonicalJson({ seq, id, at, writer, kind, actor, target, details, prevHash })));
+  });
+  test('a row state digest equals SHA-256 over the canonical row, whatever the column values', () => {
+    const values = [null, undefined, 0, -1, 1.5, 'x', '', 'é"\\\n', '{"a":1}', 12345678901234];
+    for (let round = 0; round < 50; round++) {
+      const row: Record<string, unknown> = {};
+      recordedColumns.forEach((column, i) => (row[column] = values[(i * 7 + round * 3) % values.length]));
+      const canonicalRow: Record<string, unknown> = {};
+      for (const column of recordedColumns) canonicalRow[column] = row[column] === undefined ? null : row[column];
+      assert.equal(stateDigest(row), sha256Hex(canonicalJson(canonicalRow)));
+    }
   });
 });
 

@@ -62,7 +62,8 @@ for (const dialect of await testDialects()) {
       dir = mkdtempSync(join(tmpdir(), 'gatehouse-chain-'));
       database = await dialect.create();
       store = await openStore(database.config);
-      trail = openAuditTrail(store.db, auditConfig(dir), { createKey: true, withSinks: false });
+      // SQLite records take the prepared-statement path, PostgreSQL the Kysely one.
+      trail = openAuditTrail(store.db, auditConfig(dir), { createKey: true, withSinks: false, sqlitePath: store.sqlitePath });
       recorder = createRecorder(store.db, { writer: trail.writer });
       ids.length = 0;
       // 3 exchanges (opened + progress + finished = 9 events) and 2 admin acts: 11 events.
@@ -246,7 +247,7 @@ for (const dialect of await testDialects()) {
       const dir = mkdtempSync(join(tmpdir(), 'gatehouse-writers-'));
       const stores = [await openStore(database.config), await openStore(database.config), await openStore(database.config)];
       // One shared key, as docs/audit.md requires for several gateways.
-      const trails = stores.map((s, i) => openAuditTrail(s.db, auditConfig(dir, { writerId: `gw-${i}`, checkpoint: { every: 25, interval: 3_600_000 } }), { createKey: true, withSinks: false }));
+      const trails = stores.map((s, i) => openAuditTrail(s.db, auditConfig(dir, { writerId: `gw-${i}`, checkpoint: { every: 25, interval: 3_600_000 } }), { createKey: true, withSinks: false, sqlitePath: s.sqlitePath }));
       try {
         await Promise.all(
           trails.flatMap((trail, w) => Array.from({ length: 60 }, (_, i) => trail.log.event({ kind: 'test.appended', actor: `gw-${w}`, target: `n:${i}`, details: { w, i } }))),
@@ -274,7 +275,8 @@ describe('evidence export and the reviews that governed an exchange', () => {
     const database = await dialect!.create();
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-export-review-'));
     const store = await openStore(database.config);
-    const trail = openAuditTrail(store.db, auditConfig(dir), { createKey: true, withSinks: false });
+    const // SQLite records take the prepared-statement path, PostgreSQL the Kysely one.
+      trail = openAuditTrail(store.db, auditConfig(dir), { createKey: true, withSinks: false, sqlitePath: store.sqlitePath });
     try {
       const recorder = createRecorder(store.db, { writer: trail.writer });
       const governed = { ...exchange('drop the staging table'), approval: { reviewId: 'rv_governing', via: 'held' } } as Exchange;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Kysely } from 'kysely';
-import { createRecorder, getExchange, listExchanges, type ExchangeFilter, type Recorder } from '../../src/audit/index.js';
+import { createRecorder, getExchange, GroupCommitWriter, listExchanges, startSearchIndexer, type ExchangeFilter, type Recorder } from '../../src/audit/index.js';
 import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore, type Database, type Store } from '../../src/store/index.js';
@@ -54,14 +54,18 @@ for (const dialect of await testDialects()) {
     let database: TestDatabase;
     let store: Store;
     let recorder: Recorder;
+    let writer: GroupCommitWriter;
 
     beforeEach(async () => {
       database = await dialect.create();
       store = await openStore(database.config);
-      recorder = createRecorder(store.db);
+      // SQLite records take the prepared-statement path, PostgreSQL the Kysely one.
+      writer = new GroupCommitWriter(store.db, { sqlitePath: store.sqlitePath });
+      recorder = createRecorder(store.db, { writer });
     });
     afterEach(async () => {
       await recorder.drain();
+      await writer.close();
       await store.close();
       await database.cleanup();
     });

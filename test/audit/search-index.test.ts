@@ -1,0 +1,115 @@
+// SQLite full-text search with the index kept in batches (migration 0010,
+// search-indexer.ts): a recorded exchange is found by its words before and after the
+// indexer has run, an answer still streaming is not indexed until it ends, and deletes
+// and re-edits keep the FTS5 index consistent (FTS5's own integrity check).
+
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { sql } from 'kysely';
+import { createRecorder, GroupCommitWriter, listExchanges, startSearchIndexer, type Recorder, type SearchIndexer } from '../../src/audit/index.js';
+import { newId } from '../../src/exchange/ids.js';
+import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+import { createTestSqliteDatabase, type TestDatabase } from '../helpers/databases.js';
+
+const allow: Decision = { effect: 'allow', rules: [], reason: 'rule-matched', policyVersion: 'pv1' };
+
+function exchangeSaying(text: string, startedAt = Date.now()): Exchange {
+  return {
+    id: newId('ex'),
+    sessionId: 'ses_search',
+    protocol: 'http',
+    connection: 'openai',
+    operation: 'chat.completions',
+    startedAt,
+    client: { address: '127.0.0.1' },
+    facts: { stream: false, text },
+  };
+}
+
+const answer = (text: string): ExchangeOutcome => ({ status: 200, complete: true, bytesIn: 10, bytesOut: 20, durationMs: 3, responseText: text });
+
+describe('full-text search with batched indexing (SQLite)', () => {
+  let database: TestDatabase;
+  let store: Store;
+  let writer: GroupCommitWriter;
+  let recorder: Recorder;
+  let indexer: SearchIndexer;
+
+  beforeEach(async () => {
+    database = await createTestSqliteDatabase();
+    store = await openStore(database.config);
+    writer = new GroupCommitWriter(store.db, { sqlitePath: store.sqlitePath });
+    recorder = createRecorder(store.db, { writer });
+    // A long interval: the test runs the passes itself.
+    indexer = startSearchIndexer(store.sqlitePath!, { intervalMs: 3_600_000 });
+  });
+  afterEach(async () => {
+    indexer.close();
+    await writer.close();
+    await store.close();
+    await database.cleanup();
+  });
+
+  const queued = async () => Number((await sql<{ n: number }>`select count(*) as n from exchanges_fts_pending`.execute(store.db)).rows[0]!.n);
+  const search = async (text: string) => (await listExchanges(store.db, { text })).items.map((item) => item.id).sort();
+  const integrity = () => sql`insert into exchanges_fts(exchanges_fts) values ('integrity-check')`.execute(store.db);
+
+  test('found by prompt and answer words before and after indexing; the index is consistent', async () => {
+    const quarterly = exchangeSaying('Summarise the quarterly report for Zanzibar');
+    const haiku = exchangeSaying('Write a haiku about autumn');
+    for (const [exchange, reply] of [[quarterly, 'Revenue grew in Zanzibar'], [haiku, 'Leaves fall quietly']] as const) {
+      await recorder.open(exchange, allow, { method: 'POST', path: '/v1/chat/completions', headers: {}, body: undefined, truncated: false });
+      await recorder.finish(exchange, answer(reply));
+    }
+    assert.equal(await queued(), 2);
+    assert.deepEqual(await search('zanzibar quarterly'), [quarterly.id]);
+    assert.deepEqual(await search('quietly'), [haiku.id]);
+
+    assert.equal(indexer.runOnce(), 2);
+    assert.equal(await queued(), 0);
+    assert.deepEqual(await search('zanzibar quarterly'), [quarterly.id]);
+    assert.deepEqual(await search('quietly'), [haiku.id]);
+    assert.deepEqual(await search('nowhere'), []);
+    await integrity();
+  });
+
+  test('an answer still streaming waits; once it ends it is indexed with its final text', async () => {
+    const streaming = exchangeSaying('Tell me about glaciers');
+    await recorder.open(streaming, allow, undefined as never);
+    await recorder.progress(streaming, { bytesOut: 5, responseText: 'Glaciers are', durationMs: 1 });
+    assert.equal(indexer.runOnce(), 0, 'not indexed while it streams');
+    assert.deepEqual(await search('glaciers'), [streaming.id]);
+    await recorder.finish(streaming, answer('Glaciers are rivers of ice'));
+    assert.equal(indexer.runOnce(), 1);
+    assert.deepEqual(await search('rivers ice'), [streaming.id]);
+    await integrity();
+  });
+
+  test('an exchange older than the stale limit is indexed even if it never ended (a crash)', async () => {
+    const cutOff = exchangeSaying('Explain photosynthesis', Date.now() - 10 * 60_000);
+    await recorder.open(cutOff, allow, undefined as never);
+    assert.equal(indexer.runOnce(), 1);
+    assert.deepEqual(await search('photosynthesis'), [cutOff.id]);
+    await integrity();
+  });
+
+  test('a changed indexed row is queued again, and deleted rows leave the index', async () => {
+    const a = exchangeSaying('alpha bravo');
+    const b = exchangeSaying('charlie delta');
+    for (const exchange of [a, b]) {
+      await recorder.open(exchange, allow, undefined as never);
+      await recorder.finish(exchange, answer('ok'));
+    }
+    indexer.runOnce();
+    await sql`update exchanges set prompt_text = 'echo foxtrot' where id = ${a.id}`.execute(store.db);
+    assert.equal(await queued(), 1);
+    assert.deepEqual(await search('foxtrot'), [a.id]);
+    assert.deepEqual(await search('bravo'), []);
+    // One deleted while indexed, one while queued.
+    await sql`delete from exchanges`.execute(store.db);
+    assert.equal(await queued(), 0);
+    await integrity();
+    assert.deepEqual(await search('charlie'), []);
+  });
+});
