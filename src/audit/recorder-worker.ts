@@ -11,7 +11,7 @@ import { openAuditTrail } from './open-audit.js';
 import { createRawSealer } from './raw-content.js';
 import { createRecorder } from './recorder.js';
 import { startSearchIndexer } from './search-indexer.js';
-import type { RecorderRequest, RecorderReply } from './worker-recorder.js';
+import type { RecorderBatch, RecorderReply, RecorderRequest, ReplyBatch } from './worker-recorder.js';
 
 interface RecorderWorkerData {
   readonly store: StoreConfig;
@@ -58,10 +58,24 @@ async function perform(request: RecorderRequest): Promise<void> {
   }
 }
 
-port.on('message', (request: RecorderRequest) => {
-  perform(request).then(
-    () => port.postMessage({ id: request.id, ok: true } satisfies RecorderReply),
-    (error: unknown) => port.postMessage({ id: request.id, ok: false, message: error instanceof Error ? error.message : String(error) } satisfies RecorderReply),
-  );
+// Replies settled in one turn go back as one message (see RecorderBatch).
+let outbox: RecorderReply[] = [];
+const reply = (message: RecorderReply) => {
+  if (outbox.push(message) === 1) {
+    setImmediate(() => {
+      const batch = outbox;
+      outbox = [];
+      port.postMessage(batch satisfies ReplyBatch);
+    });
+  }
+};
+
+port.on('message', (requests: RecorderBatch) => {
+  for (const request of requests) {
+    perform(request).then(
+      () => reply({ id: request.id, ok: true }),
+      (error: unknown) => reply({ id: request.id, ok: false, message: error instanceof Error ? error.message : String(error) }),
+    );
+  }
 });
-port.postMessage({ id: 0, ok: true } satisfies RecorderReply);
+reply({ id: 0, ok: true });

@@ -69,20 +69,20 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let exchange = io.exchange;
   let decision: Decision | undefined;
   let request = io.requestLine;
-  let digest: string | undefined;
   let admission: Admission | undefined;
+  let inspection: Inspection;
   try {
     const identity = await stages.identify(io.credential);
     exchange = { ...exchange, identity };
-    const inspection = await io.inspect();
+    inspection = await io.inspect();
     request = inspection.request;
-    digest = inspection.digest;
     exchange = { ...exchange, operation: inspection.operation, facts: inspection.facts };
     stages.checkScope?.(exchange);
     decision = stages.policy.decide(exchange);
     enforceDecision(decision, { approvals: stages.approvals !== undefined });
     if (decision.effect === 'require_approval' && stages.approvals) {
-      const held = await stages.approvals.hold(exchange, decision, { digest, ...io.approval, signal: io.signal });
+      // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
+      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.signal });
       exchange = { ...exchange, approval: held.approval };
       if (held.error) throw held.error;
     }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Kysely } from 'kysely';
-import { createRecorder, getExchange, GroupCommitWriter, listExchanges, startSearchIndexer, type ExchangeFilter, type Recorder } from '../../src/audit/index.js';
+import { createRecorder, getExchange, GroupCommitWriter, listExchanges, type ExchangeFilter, type Recorder } from '../../src/audit/index.js';
 import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore, type Database, type Store } from '../../src/store/index.js';

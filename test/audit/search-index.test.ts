@@ -27,7 +27,7 @@ function exchangeSaying(text: string, startedAt = Date.now()): Exchange {
   };
 }
 
-const answer = (text: string): ExchangeOutcome => ({ status: 200, complete: true, bytesIn: 10, bytesOut: 20, durationMs: 3, responseText: text });
+const answer = (text: string): ExchangeOutcome => ({ status: 200, complete: true, bytesIn: 10, bytesOut: 20, ttfbMs: 1, durationMs: 3, responseText: text });
 
 describe('full-text search with batched indexing (SQLite)', () => {
   let database: TestDatabase;

@@ -93,7 +93,10 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
           operation: exchange.operation,
           facts: { ...(isOpenai ? openaiFacts(exchange.operation, body) : { stream: false }), method, path: pathname, bytes: body.length },
           request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
-          digest: requestDigest(body),
+          // Hashing the canonical body costs; only an approval hold reads it.
+          get digest() {
+            return requestDigest(body!);
+          },
         };
       },
       async relay(admitted, finish, decision, progress) {

@@ -21,6 +21,9 @@ import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './open
 import { chooseResponseFilter, type ResponseFilter, type ResponseGuard } from './response-filters.js';
 import { errorEnvelope, writeError } from './write-error.js';
 
+/** The last chunk of a Content-Length answer up to this size is held whole (see send). */
+const holdWholeBytes = 64 * 1024;
+
 export interface RelayOptions {
   readonly res: ServerResponse;
   readonly upstream: ForwardResponse;
@@ -88,8 +91,10 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   let bytesOut = 0;
   let upstreamBytes = 0;
   // With a Content-Length, the client has the whole answer once the last byte arrives,
-  // before res.end(): that byte is held until the record is committed (finish), so
-  // the record is durable before the answer is complete for the client.
+  // before res.end(): the chunk that completes it is held until the record is committed
+  // (finish), so the record is durable before the answer is complete for the client.
+  // Held whole when small, so a typical JSON answer leaves in one write with its
+  // headers; otherwise only its last byte is held.
   let heldLastByte: Buffer | undefined;
   const send = async (data: string | Buffer) => {
     if (data.length === 0) return;
@@ -100,8 +105,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     options.onChunk?.(chunk);
     const declared = Number(res.getHeader('content-length') ?? Number.NaN);
     if (bytesOut >= declared) {
-      heldLastByte = chunk.subarray(chunk.length - 1);
-      chunk = chunk.subarray(0, chunk.length - 1);
+      const held = chunk.length <= holdWholeBytes ? 0 : chunk.length - 1;
+      heldLastByte = chunk.subarray(held);
+      chunk = chunk.subarray(0, held);
       if (chunk.length === 0) return;
     }
     if (!res.write(chunk)) await drained(res);
