@@ -119,8 +119,9 @@ function likeEscape(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/** The words FTS5's default tokenizer (unicode61) would see: runs of letters and digits. */
 function searchWords(text: string): string[] {
-  return text.split(/\s+/).filter(Boolean);
+  return text.match(/[\p{L}\p{N}]+/gu) ?? [];
 }
 
 function ftsPhrase(words: readonly string[]): string {
