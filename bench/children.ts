@@ -6,6 +6,8 @@ import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 
 const TAIL_BYTES = 8 * 1024;
+/** Start-up lines are what benches wait for; later output is not kept. */
+const MAX_LINES = 200;
 
 export class Child {
   readonly name: string;
@@ -15,14 +17,19 @@ export class Child {
   #exitCode: number | null | undefined;
   #exitSignal: NodeJS.Signals | null = null;
   readonly exited: Promise<void>;
+  /** Complete lines per stream (the first MAX_LINES kept), and who waits for the next one. */
+  readonly #lines = {
+    stdout: { partial: '', seen: [] as string[], waiters: new Set<(line: string) => void>() },
+    stderr: { partial: '', seen: [] as string[], waiters: new Set<(line: string) => void>() },
+  };
 
   constructor(name: string, proc: ChildProcess) {
     this.name = name;
     this.proc = proc;
     proc.stdout?.setEncoding('utf8');
     proc.stderr?.setEncoding('utf8');
-    proc.stdout?.on('data', (s: string) => { this.#stdoutTail = (this.#stdoutTail + s).slice(-TAIL_BYTES); });
-    proc.stderr?.on('data', (s: string) => { this.#stderrTail = (this.#stderrTail + s).slice(-TAIL_BYTES); });
+    proc.stdout?.on('data', (s: string) => { this.#stdoutTail = (this.#stdoutTail + s).slice(-TAIL_BYTES); this.#collect('stdout', s); });
+    proc.stderr?.on('data', (s: string) => { this.#stderrTail = (this.#stderrTail + s).slice(-TAIL_BYTES); this.#collect('stderr', s); });
     this.exited = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
         this.#exitCode = code;
@@ -37,6 +44,18 @@ export class Child {
       });
     });
     live.add(this);
+  }
+
+  #collect(stream: 'stdout' | 'stderr', chunk: string): void {
+    const lines = this.#lines[stream];
+    lines.partial += chunk;
+    let nl: number;
+    while ((nl = lines.partial.indexOf('\n')) !== -1) {
+      const line = lines.partial.slice(0, nl);
+      lines.partial = lines.partial.slice(nl + 1);
+      if (lines.seen.length < MAX_LINES) lines.seen.push(line);
+      for (const waiter of [...lines.waiters]) waiter(line);
+    }
   }
 
   get running(): boolean {
@@ -55,30 +74,29 @@ export class Child {
     return parts.join('\n');
   }
 
-  /** Resolves with the first line matching `pattern` on the given stream, or rejects if the child exits or time runs out. */
+  /**
+   * Resolves with the first line matching `pattern` on the given stream, or rejects if
+   * the child exits or time runs out. Lines that arrived before the call count too (the
+   * child may print two awaited lines in one chunk, before the second wait begins).
+   */
   waitForLine(stream: 'stdout' | 'stderr', pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
-    const source = this.proc[stream];
-    if (!source) return Promise.reject(new Error(`${this.name}: ${stream} is not piped`));
+    if (!this.proc[stream]) return Promise.reject(new Error(`${this.name}: ${stream} is not piped`));
+    const lines = this.#lines[stream];
+    for (const line of lines.seen) {
+      const match = pattern.exec(line);
+      if (match) return Promise.resolve(match);
+    }
     return new Promise((resolve, reject) => {
-      let buffer = '';
       const cleanup = () => {
         clearTimeout(timer);
-        source.off('data', onData);
+        lines.waiters.delete(onLine);
         this.proc.off('exit', onExit);
       };
-      const onData = (chunk: string) => {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) !== -1) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          const match = pattern.exec(line);
-          if (match) {
-            cleanup();
-            resolve(match);
-            return;
-          }
-        }
+      const onLine = (line: string) => {
+        const match = pattern.exec(line);
+        if (!match) return;
+        cleanup();
+        resolve(match);
       };
       const onExit = () => {
         cleanup();
@@ -89,7 +107,7 @@ export class Child {
         cleanup();
         reject(new Error(`${this.name} was not ready within ${timeoutMs} ms\n${this.output()}`));
       }, timeoutMs);
-      source.on('data', onData);
+      lines.waiters.add(onLine);
       this.proc.once('exit', onExit);
       if (!this.running) onExit();
     });
