@@ -29,7 +29,7 @@ export function startSearchIndexer(path: string, options: SearchIndexerOptions =
   const db = new SQLite(path);
   db.pragma('busy_timeout = 5000');
   db.pragma('synchronous = NORMAL');
-  const batch = options.batch ?? 500;
+  const batch = options.batch ?? 200;
   const staleMs = options.staleMs ?? 60_000;
   const now = options.now ?? Date.now;
   const ready = db.prepare(
@@ -53,13 +53,16 @@ export function startSearchIndexer(path: string, options: SearchIndexerOptions =
     if (closed || ready.all({ stale: now() - staleMs }).length === 0) return 0;
     return move.immediate();
   };
-  const timer = setInterval(() => {
+  // One batch per turn of the event loop, so the thread (often the one relaying traffic)
+  // is never held for more than one batch; a full batch means more may be ready.
+  const pass = () => {
     try {
-      runOnce();
+      if (runOnce() === batch) setImmediate(pass).unref();
     } catch {
       // Busy or failing: the rows stay queued (and searchable) for the next pass.
     }
-  }, options.intervalMs ?? 250);
+  };
+  const timer = setInterval(pass, options.intervalMs ?? 250);
   timer.unref();
 
   return {

@@ -119,10 +119,12 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           /** Benchmark switch only (bench/audit.ts): false records nothing at all. */
           enabled: z.boolean().default(true),
           /**
-           * Write records from a worker thread (its own store connection), so hashing,
-           * indexing and SQLite writes never run on the thread that relays traffic.
+           * Write records from a worker thread (its own store connection) instead of the
+           * thread that relays traffic. Off by default: every record is awaited before the
+           * gateway goes on, and the two thread hops per write cost more latency than the
+           * write itself (docs/performance.md).
            */
-          worker: z.boolean().default(true),
+          worker: z.boolean().default(false),
         })
         .prefault({}),
       audit: buildAuditSchema({ storeSecret, secret, duration, size, path }),

@@ -11,7 +11,8 @@ import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '..
 
 const upstreamKey = 'sk-upstream-target-secret';
 
-describe('OpenAI-compatible proxy, end to end', () => {
+// Both ways of recording: on the relaying thread (the default) and on a worker thread.
+for (const worker of [false, true]) describe(`OpenAI-compatible proxy, end to end (recording.worker: ${worker})`, () => {
   let upstream: DemoUpstream;
   let gateway: GatewayProcess;
   let mlKey: string;
@@ -20,7 +21,7 @@ describe('OpenAI-compatible proxy, end to end', () => {
 
   before(async () => {
     upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 40 });
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env: { UPSTREAM_KEY: upstreamKey } });
+    gateway = await startGatewayProcess(`recording: { worker: ${worker} }\n${demoConnectionYaml(upstream.url)}`, { env: { UPSTREAM_KEY: upstreamKey } });
     mlKey = await gateway.createKey('ml-bot', ['ml'], ['--kind', 'agent']);
     adminKey = await gateway.createKey('auditor', ['admins']);
     client = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: mlKey, maxRetries: 0 });
