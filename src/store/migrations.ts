@@ -249,7 +249,12 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
       // and the indexer (src/audit/search-indexer.ts) indexes queued rows in batches;
       // exchange-query.ts searches queued rows directly. Invariant: a row is in the FTS
       // index exactly when it is not queued. PostgreSQL's generated column is unchanged.
+      // Both dialects: the review index becomes partial.
       async up(db: Kysely<any>) {
+        // Most exchanges have no review: index only those that do (a write fewer per
+        // exchange; `review_id = ?` still uses it, as it implies NOT NULL).
+        await db.schema.dropIndex('exchanges_review').execute();
+        await db.schema.createIndex('exchanges_review').on('exchanges').column('review_id').where(sql.ref('review_id'), 'is not', null).execute();
         if (isPostgres) return;
         await sql`drop trigger exchanges_fts_insert`.execute(db);
         await sql`drop trigger exchanges_fts_update`.execute(db);
