@@ -302,6 +302,8 @@ async function runScenario(scenario: Scenario, targets: Record<Which, Target>, p
 
 interface GatewayProcess {
   readonly child: Child;
+  readonly configFile: string;
+  readonly env: NodeJS.ProcessEnv;
   readonly dbFile: string;
   readonly clientToken: string;
   readonly adminToken: string;
@@ -341,7 +343,7 @@ async function startGateway(name: Which, dir: string, recording: boolean, upstre
   watch(child);
   const adminOrigin = ready[2];
   if (adminOrigin === undefined) throw new Error(`${name} did not report an admin listener`);
-  return { child, dbFile, clientToken, adminToken, origin: ready[1]!, adminOrigin };
+  return { child, configFile, env, dbFile, clientToken, adminToken, origin: ready[1]!, adminOrigin };
 }
 
 type SessionsPage = { sessions?: Array<{ id: string; connection: string; decision: string; status: number | null; complete: boolean; subject: string | null }> };
@@ -395,6 +397,14 @@ async function verifyRecording(gw: GatewayProcess, successes: number): Promise<b
   } catch (error) {
     ok = false;
     log(`  gateway store query failed: ${(error as Error).message}  FAIL`);
+  }
+  // The whole tamper-evident chain written under load must verify.
+  try {
+    const out = await runCli(['audit', 'verify', '--config', gw.configFile], gw.env);
+    log(`  gateway audit verify: ${out.trim().split('\n')[0]}  OK`);
+  } catch (error) {
+    ok = false;
+    log(`  gateway audit verify failed: ${(error as Error).message.split('\n').slice(0, 3).join(' ')}  FAIL`);
   }
   return ok;
 }

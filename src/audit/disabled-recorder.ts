@@ -1,4 +1,4 @@
-// `recording.enabled: false`: records nothing. It exists for bench/audit.ts, which
+// `recording.enabled: false`: records nothing. It exists for `npm run bench` (bench/http.ts), which
 // measures what recording costs; a production gateway must not run with it, since
 // nothing would then be auditable.
 

@@ -116,7 +116,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({
           /** Bodies above this size are stored truncated, with a marker. */
           maxBodyBytes: size.default(256 * 1024),
-          /** Benchmark switch only (bench/audit.ts): false records nothing at all. */
+          /** Benchmark switch only (`npm run bench` compares on and off): false records nothing at all. */
           enabled: z.boolean().default(true),
           /**
            * Write records from a worker thread (its own store connection) instead of the
