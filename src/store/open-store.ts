@@ -84,14 +84,19 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
 }
 
 /**
- * Kysely prepares every statement anew, and the recorder's statements recur on every
- * exchange: reuse the last 256 prepared statements by SQL text. Safe because Kysely
- * runs one query at a time on its single SQLite connection.
+ * Kysely prepares every statement anew: reuse the last 256 prepared statements by SQL
+ * text. Safe because Kysely runs one query at a time on its single SQLite connection.
+ * Also makes every Kysely transaction BEGIN IMMEDIATE (see below).
  */
 function cachePreparedStatements(database: SQLite.Database): void {
   const prepare = database.prepare.bind(database);
   const cache = new Map<string, SQLite.Statement>();
-  database.prepare = ((source: string) => {
+  database.prepare = ((text: string) => {
+    // Kysely opens a transaction with a plain BEGIN, which takes the write lock only at
+    // the first write: a transaction that read first then fails with SQLITE_BUSY_SNAPSHOT
+    // if another connection (the recorder's, another process) committed meanwhile, and
+    // the busy timeout does not cover that. BEGIN IMMEDIATE waits for the lock up front.
+    const source = text === 'begin' ? 'begin immediate' : text;
     let statement = cache.get(source);
     if (statement === undefined) {
       statement = prepare(source);
