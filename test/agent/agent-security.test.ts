@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames } from '../../src/agent/protocol.js';
 import { authentication, backendKeyData, cstring, dataRow, FrameReader, int16, int32, message, parameterStatus, readyForQuery } from '../../src/protocols/postgres/codec.js';
-import { agentKey, startTestAgent, startTunnelGateway, type TunnelGateway } from './helpers.js';
+import { agentKey, startTestAgent, startTunnelGateway, waitFor, type TunnelGateway } from './helpers.js';
 
 describe('agent tunnel security', () => {
   let gw: TunnelGateway;
@@ -131,6 +131,9 @@ describe('agent tunnel security', () => {
     await client.connect();
     assert.deepEqual((await client.query('select 1 as x')).rows, [{ x: 1 }]);
     await client.end();
+    // The session's record is written by the recorder's worker; let it finish before the next
+    // test creates keys on the same SQLite file (a concurrent write there can fail with SQLITE_BUSY_SNAPSHOT).
+    await waitFor(async () => (await gw.gateway.store.db.selectFrom('exchanges').select('ended_at').where('operation', '=', 'sql.session').where('connection', '=', 'pgheld').executeTakeFirst())?.ended_at != null, 'the session record');
 
     assert.equal(exchanges.length, 1);
     assert.equal(exchanges[0]!['kind'], 'tcp');

@@ -225,6 +225,8 @@ connections:
       if (session && (await admin(`/api/sessions/${String(session['id'])}`))['endedAt'] !== null) break;
       await new Promise((r) => setTimeout(r, 50));
     }
+    // Listed again: the statements are finished before their session is.
+    records = (await admin('/api/sessions?connection=warehouse&limit=20')).sessions as Record<string, unknown>[];
     const session = records.find((r) => r['operation'] === 'sql.session')!;
     const detail = await admin(`/api/sessions/${String(session['id'])}`);
     assert.notEqual(detail['endedAt'], null);
