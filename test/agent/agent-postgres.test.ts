@@ -170,6 +170,31 @@ policy:
     assert.equal((await c.query('select 1 as one')).rows[0].one, 1);
   });
 
+  test('with two agents serving the connection, each CancelRequest goes through the agent holding that session', async () => {
+    while (agents.length < 2) await startAgent('    credential: { user: postgres, secret: "${PG_AGENT_SECRET}" }\n');
+    // Two sessions at once: spread over both agents (least outstanding first).
+    const sessions = await Promise.all([connect({}, 'whraw'), connect({}, 'whraw')]);
+    const status = (await (await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${gw.adminKey}` } })).json()) as { agents: { inFlight: number }[] };
+    assert.deepEqual(status.agents.map((a) => a.inFlight), [1, 1], 'the two sessions did not land on different agents');
+    // One after the other: an unpinned cancel would go to the same (least busy) agent both times.
+    const results: { code: string; ms: number }[] = [];
+    for (const c of sessions) {
+      const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+      const started = Date.now();
+      const sleeping = c.query('select pg_sleep(10)').then(
+        () => 'finished',
+        (error: pg.DatabaseError) => error.code as string,
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const cancel = netConnect({ host: '127.0.0.1', port: rawPort });
+      await new Promise<void>((resolve) => cancel.once('connect', resolve));
+      cancel.end(cancelRequest(processID, secretKey));
+      results.push({ code: await sleeping, ms: Date.now() - started });
+    }
+    assert.deepEqual(results.map((r) => r.code), ['57014', '57014']);
+    assert.ok(results.every((r) => r.ms < 8_000), JSON.stringify(results));
+  });
+
   test('a client that stops reading a large result holds back only its own session, back to the database', async () => {
     if (agents.length === 0) await startAgent('    credential: { user: postgres, secret: "${PG_AGENT_SECRET}" }\n');
     // On whraw: no statementTimeout to cancel it meanwhile.
