@@ -21,6 +21,8 @@ describe('PostgreSQL through an agent: the database password on the agent or on 
   const pgc = cluster as PrivatePostgres;
   let gw: TunnelGateway;
   let agent: Agent | undefined;
+  // Made before any traffic: a key written while the recorder's worker writes can fail with SQLITE_BUSY.
+  const keys: string[] = [];
 
   before(async () => {
     gw = await startTunnelGateway(
@@ -40,6 +42,7 @@ describe('PostgreSQL through an agent: the database password on the agent or on 
 `,
       { env: { GW_PG_SECRET: 'pw-md5' } },
     );
+    for (let i = 0; i < 4; i++) keys.push(await agentKey(gw, `pgauth-${i}`, ['agent:pgauth']));
   });
   afterEach(async () => {
     await agent?.close();
@@ -57,7 +60,7 @@ describe('PostgreSQL through an agent: the database password on the agent or on 
     target: postgres://localhost:${pgc.port}/postgres
     tls: { mode: verify-full, ca: "\${PG_CA}" }
 ${credential}`;
-    ({ agent } = await startTestAgent(gw, await agentKey(gw, `pgauth-${Date.now()}`, ['agent:pgauth']), `name: pgauth\nconnections:\n${entry('onagent', onagentCredential)}${entry('ongateway', ongatewayCredential)}`, { PG_CA: pki.ca, ...env }));
+    ({ agent } = await startTestAgent(gw, keys.shift()!, `name: pgauth\nconnections:\n${entry('onagent', onagentCredential)}${entry('ongateway', ongatewayCredential)}`, { PG_CA: pki.ca, ...env }));
   }
 
   async function whoAmI(connection: string): Promise<{ user: string; ssl: boolean }> {

@@ -31,13 +31,15 @@ describe('PostgreSQL through an agent (in process)', { skip }, () => {
   let port: number;
   let rawPort: number;
   let agents: Agent[] = [];
+  // Made before any traffic: a key written while the recorder's worker writes can fail with SQLITE_BUSY.
+  const keys: string[] = [];
   const clients: pg.Client[] = [];
 
   const startAgent = async (extra = '') => {
     const entry = (name: string) => `  - name: ${name}\n    type: postgres\n    target: postgres://${url.host}${url.pathname}\n    tls: { mode: disable }\n${extra}`;
     const { agent } = await startTestAgent(
       gw,
-      await agentKey(gw, `pg-edge-${agents.length}-${Date.now()}`, ['agent:pgedge']),
+      keys.shift()!,
       `name: pgedge\nconnections:\n${entry('wh')}${entry('whraw')}`,
       { PG_AGENT_SECRET: 'trust-auth-ignores-it' },
     );
@@ -74,6 +76,7 @@ policy:
       message: Dropping tables is not allowed here.
       match: { operations: [sql.drop] }
 `);
+    for (let i = 0; i < 4; i++) keys.push(await agentKey(gw, `pg-edge-${i}`, ['agent:pgedge']));
     port = Number(gw.gateway.postgresListeners.get('wh')!.split(':').at(-1));
     rawPort = Number(gw.gateway.postgresListeners.get('whraw')!.split(':').at(-1));
     const direct = new pg.Client({ connectionString: db.url });
@@ -156,18 +159,21 @@ policy:
     });
     assert.ok(Date.now() - started < 10_000, 'the statement timeout did not cancel the query');
 
-    // The client's own CancelRequest, with the key the gateway handed out.
-    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
-    const sleeping = c.query('select pg_sleep(0.8), 1 as x').then(
+    // The client's own CancelRequest, with the key the gateway handed out (on whraw: no statementTimeout there).
+    const raw = await connect({}, 'whraw');
+    const { processID, secretKey } = raw as unknown as { processID: number; secretKey: number };
+    const cancelledAt = Date.now();
+    const sleeping = raw.query('select pg_sleep(10), 1 as x').then(
       () => 'finished',
-      (error: pg.DatabaseError) => error.code,
+      (error: pg.DatabaseError) => `${error.code} ${error.message}`,
     );
-    await new Promise((r) => setTimeout(r, 200));
-    const cancel = netConnect({ host: '127.0.0.1', port });
+    await new Promise((r) => setTimeout(r, 300));
+    const cancel = netConnect({ host: '127.0.0.1', port: rawPort });
     await new Promise<void>((resolve) => cancel.once('connect', resolve));
     cancel.end(cancelRequest(processID, secretKey));
-    assert.equal(await sleeping, '57014');
-    assert.equal((await c.query('select 1 as one')).rows[0].one, 1);
+    assert.equal(await sleeping, '57014 canceling statement due to user request');
+    assert.ok(Date.now() - cancelledAt < 8_000);
+    assert.equal((await raw.query('select 1 as one')).rows[0].one, 1);
   });
 
   test('with two agents serving the connection, each CancelRequest goes through the agent holding that session', async () => {
