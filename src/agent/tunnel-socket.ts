@@ -46,6 +46,9 @@ export class TunnelSocket extends Duplex {
       else this.once('end', () => this.destroy());
     });
     stream.on('error', () => undefined); // reported as 'close' without the trailer
+    // A cut reaches whoever reads (the adapter listens for 'error'); with nobody listening
+    // yet (or any more), it must not become an uncaught exception in the gateway.
+    this.on('error', () => undefined);
   }
 
   #end(): void {
