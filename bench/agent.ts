@@ -6,16 +6,26 @@
 // `gatehouse agent`; this process is the load generator (bench/load.ts). Auth and
 // recording are on for both paths, so the difference is the tunnel and the agent.
 //
+// PostgreSQL, same processes: `pgbench -S` against a fresh database on the machine's
+// PostgreSQL through two `type: postgres` connections of the gateway, one reaching the
+// database itself, one `via: agent:bench` (the agent logs in and relays), alternated
+// over two rounds; plus pgbench straight to PostgreSQL as a reference. Skipped, saying
+// why, when pgbench or PostgreSQL is missing.
+//
 // Options (environment): BENCH_CONCURRENCY (16), BENCH_SECONDS (5),
-// BENCH_WARMUP_SECONDS (1), BENCH_LATENCY_SECONDS (2).
-// Exit code 1 if any request failed.
+// BENCH_WARMUP_SECONDS (1), BENCH_LATENCY_SECONDS (2); BENCH_PG_CLIENTS (4),
+// BENCH_PG_SECONDS (5), BENCH_PG=0 to skip the PostgreSQL part.
+// Exit code 1 if any request or transaction failed.
 
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { makeTestPki } from '../test/helpers/tls.js';
 import { cleanupAll, cleanupSync, registerTempDir, spawnChild } from './children.js';
 import { closedLoop, createPool, percentile, sequential, type LatencyResult, type Scenario, type Target, type ThroughputResult } from './load.js';
@@ -27,6 +37,9 @@ const CONCURRENCY = env('BENCH_CONCURRENCY', 16);
 const SECONDS = env('BENCH_SECONDS', 5);
 const WARMUP_SECONDS = env('BENCH_WARMUP_SECONDS', 1);
 const LATENCY_SECONDS = env('BENCH_LATENCY_SECONDS', 2);
+const PG_CLIENTS = env('BENCH_PG_CLIENTS', 4);
+const PG_SECONDS = env('BENCH_PG_SECONDS', 5);
+const run = promisify(execFile);
 
 const PROMPT = { model: 'demo-chat', messages: [{ role: 'user', content: 'Summarise the quarterly report in three bullet points' }] };
 const SCENARIOS: readonly Scenario[] = [
@@ -70,12 +83,22 @@ async function main(): Promise<number> {
   log(`machine    ${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown'}, node ${process.version}, load avg ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   log(`settings   concurrency ${CONCURRENCY}, throughput ${WARMUP_SECONDS} s warm-up + ${SECONDS} s measured, sequential latency ${LATENCY_SECONDS} s`);
 
+  const pg = process.env['BENCH_PG'] === '0' ? { skip: 'BENCH_PG=0' } : await preparePostgres();
+  if ('skip' in pg) log(`postgres   skipped: ${pg.skip}`);
+  try {
+    return await benchAll(pg);
+  } finally {
+    if (!('skip' in pg)) await pg.drop();
+  }
+}
+
+async function benchAll(pg: PostgresBench | { skip: string }): Promise<number> {
   const dir = await mkdtemp(join(os.tmpdir(), 'gatehouse-bench-agent-'));
   registerTempDir(dir);
   const pki = makeTestPki();
   registerTempDir(pki.dir);
   const upstreamKey = `bench-upstream-${randomBytes(16).toString('hex')}`;
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, BENCH_UPSTREAM_KEY: upstreamKey, BENCH_STREAM_DELAY_MS: '0', GATEHOUSE_LOG_LEVEL: 'warn' };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, BENCH_UPSTREAM_KEY: upstreamKey, BENCH_PG_SECRET: 'password' in pg ? pg.password : '', BENCH_STREAM_DELAY_MS: '0', GATEHOUSE_LOG_LEVEL: 'warn' };
   delete childEnv['NODE_OPTIONS'];
 
   const upstream = spawnChild('demo upstream', process.execPath, ['--import', 'tsx', join(root, 'bench', 'upstream-process.ts')], { cwd: root, env: childEnv });
@@ -92,6 +115,12 @@ async function main(): Promise<number> {
     connections: [
       { name: 'direct', type: 'openai', target: upstreamUrl, credential: { secret: '${BENCH_UPSTREAM_KEY}' }, access: { groups: ['bench-users'] } },
       { name: 'tunnel', type: 'openai', via: 'agent:bench', access: { groups: ['bench-users'] } },
+      ...('skip' in pg
+        ? []
+        : [
+            { name: 'pgdirect', type: 'postgres', listen: { host: '127.0.0.1', port: 0 }, allowPlaintext: true, target: pg.target, credential: { user: pg.user, secret: '${BENCH_PG_SECRET}' }, tls: { mode: 'disable' }, access: { groups: ['bench-users'] } },
+            { name: 'pgagent', type: 'postgres', via: 'agent:bench', listen: { host: '127.0.0.1', port: 0 }, allowPlaintext: true, access: { groups: ['bench-users'] } },
+          ]),
     ],
   };
   await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`); // JSON is YAML
@@ -99,11 +128,20 @@ async function main(): Promise<number> {
   const { token: agentToken } = await cliJson(['keys', 'create', '--config', configFile, '--name', 'bench-agent', '--kind', 'agent', '--groups', 'agent:bench', '--json'], childEnv);
   await writeFile(join(dir, 'agent.key'), agentToken, { mode: 0o600 });
   const agentConfig = join(dir, 'agent.yaml');
-  await writeFile(agentConfig, `${JSON.stringify({ name: 'bench', concurrency: 1024, connections: [{ name: 'tunnel', target: upstreamUrl, credential: { secret: '${BENCH_UPSTREAM_KEY}' } }] }, null, 2)}\n`);
+  const agentConnections = [
+    { name: 'tunnel', target: upstreamUrl, credential: { secret: '${BENCH_UPSTREAM_KEY}' } },
+    ...('skip' in pg ? [] : [{ name: 'pgagent', type: 'postgres', target: pg.target, credential: { user: pg.user, secret: '${BENCH_PG_SECRET}' }, tls: { mode: 'disable' } }]),
+  ];
+  await writeFile(agentConfig, `${JSON.stringify({ name: 'bench', concurrency: 1024, connections: agentConnections }, null, 2)}\n`);
 
   const gateway = spawnChild('gateway', process.execPath, [cli, 'start', '--config', configFile], { cwd: root, env: childEnv });
-  const agentLine = await gateway.waitForLine('stderr', /^gatehouse: agent endpoint (\S+)$/, 20_000);
-  const ready = await gateway.waitForLine('stderr', /^gatehouse: data plane (\S+?)(?:, admin (\S+))?$/, 20_000);
+  // Every line awaited at once: waitForLine sees only output that arrives after it is called.
+  const [agentLine, ready, pgDirectLine, pgAgentLine] = await Promise.all([
+    gateway.waitForLine('stderr', /^gatehouse: agent endpoint (\S+)$/, 20_000),
+    gateway.waitForLine('stderr', /^gatehouse: data plane (\S+?)(?:, admin (\S+))?$/, 20_000),
+    'skip' in pg ? undefined : gateway.waitForLine('stderr', /^gatehouse: postgres connection pgdirect on \S+:(\d+)$/, 20_000),
+    'skip' in pg ? undefined : gateway.waitForLine('stderr', /^gatehouse: postgres connection pgagent on \S+:(\d+)$/, 20_000),
+  ]);
   const agent = spawnChild('agent', process.execPath, [cli, 'agent', '--gateway', agentLine[1]!, '--key', `file:${join(dir, 'agent.key')}`, '--ca', pki.caPath, '--config', agentConfig], { cwd: root, env: childEnv });
   await agent.waitForLine('stderr', /^gatehouse agent: connected to /, 20_000);
   log(`processes  upstream pid ${upstream.proc.pid}, gateway pid ${gateway.proc.pid}, agent pid ${agent.proc.pid}, load generator pid ${process.pid}`);
@@ -148,8 +186,79 @@ async function main(): Promise<number> {
   log('');
   log(table(['scenario', 'direct req/s', 'agent req/s', 'ratio', 'p50 direct', 'p50 agent', 'added p50', 'p99 direct', 'p99 agent', 'added p99', 'loaded p50 direct', 'loaded p50 agent'], rows));
   log('');
+
+  if (!('skip' in pg)) errors += await benchPostgres(pg, { direct: Number(pgDirectLine![1]), agent: Number(pgAgentLine![1]) }, clientToken);
   log(errors === 0 ? 'errors     none' : `errors     ${errors} FAILED REQUESTS`);
   return errors === 0 ? 0 : 1;
+}
+
+interface PostgresBench {
+  readonly target: string;
+  readonly user: string;
+  readonly password: string;
+  readonly direct: NodeJS.ProcessEnv;
+  drop(): Promise<void>;
+}
+
+/** A fresh database filled by `pgbench -i`, or why the PostgreSQL part cannot run. */
+async function preparePostgres(): Promise<PostgresBench | { skip: string }> {
+  try {
+    await run('pgbench', ['--version']);
+  } catch {
+    return { skip: 'pgbench is not installed (postgresql-contrib)' };
+  }
+  const database = await createTestPostgresDatabase();
+  if ('skip' in database) return database;
+  const url = new URL(database.url);
+  const direct = { PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: decodeURIComponent(url.username) || 'postgres', PGPASSWORD: decodeURIComponent(url.password), PGDATABASE: url.pathname.slice(1), PGSSLMODE: 'disable' };
+  try {
+    await run('pgbench', ['-i', '-q', '-s', '1'], { env: { ...process.env, ...direct } });
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  return { target: `postgres://${url.host}${url.pathname}`, user: direct.PGUSER, password: direct.PGPASSWORD || 'unused', direct, drop: () => database.drop() };
+}
+
+interface PgbenchResult {
+  readonly tps: number;
+  readonly latencyMs: number;
+  readonly failed: number;
+}
+
+async function pgbench(envs: NodeJS.ProcessEnv): Promise<PgbenchResult> {
+  const { stdout } = await run('pgbench', ['-S', '-n', '-c', String(PG_CLIENTS), '-j', String(Math.min(PG_CLIENTS, 2)), '-T', String(PG_SECONDS)], { env: { ...process.env, ...envs } });
+  const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
+  const latency = /latency average = ([\d.]+) ms/.exec(stdout);
+  const failed = /number of failed transactions: (\d+)/.exec(stdout);
+  if (!tps || !latency) throw new Error(`cannot read pgbench output:\n${stdout}`);
+  return { tps: Number(tps[1]), latencyMs: Number(latency[1]), failed: Number(failed?.[1] ?? 0) };
+}
+
+/** pgbench -S: straight to PostgreSQL (reference), then gateway direct and through the agent, alternated, two rounds. */
+async function benchPostgres(pg: PostgresBench, ports: { direct: number; agent: number }, token: string): Promise<number> {
+  log(`postgres   pgbench -S, ${PG_CLIENTS} clients, ${PG_SECONDS} s per run, scale 1, two rounds`);
+  const through = (port: number, database: string) => ({ PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench-client', PGPASSWORD: token, PGDATABASE: database, PGSSLMODE: 'disable' });
+  const paths = { postgres: pg.direct, 'gateway-direct': through(ports.direct, 'pgdirect'), 'through-agent': through(ports.agent, 'pgagent') } as const;
+  const results: Record<keyof typeof paths, PgbenchResult[]> = { postgres: [], 'gateway-direct': [], 'through-agent': [] };
+  for (let round = 0; round < 2; round++) {
+    for (const path of Object.keys(paths) as (keyof typeof paths)[]) {
+      const r = await pgbench(paths[path]);
+      results[path].push(r);
+      log(`ran        pgbench -S   ${path.padEnd(15)} ${r.tps.toFixed(0)} TPS, mean latency ${r.latencyMs.toFixed(3)} ms${r.failed ? `, ${r.failed} FAILED` : ''}`);
+    }
+  }
+  const best = (rs: PgbenchResult[]) => rs.reduce((a, b) => (b.tps > a.tps ? b : a));
+  const d = best(results['gateway-direct']);
+  const a = best(results['through-agent']);
+  log('');
+  log(`Results, PostgreSQL (best of 2 runs each; "added" = through agent - gateway direct, per transaction)`);
+  log('');
+  log(table(['path', 'TPS', 'mean latency ms', 'runs (TPS)'], (Object.keys(paths) as (keyof typeof paths)[]).map((path) => [path, best(results[path]).tps.toFixed(0), best(results[path]).latencyMs.toFixed(3), results[path].map((r) => r.tps.toFixed(0)).join(', ')])));
+  log('');
+  log(`agent / gateway direct: ${(a.tps / d.tps).toFixed(2)}x TPS, added mean latency ${((a.latencyMs - d.latencyMs) * 1000).toFixed(0)} µs`);
+  log('');
+  return Object.values(results).flat().reduce((n, r) => n + r.failed, 0);
 }
 
 main().then(

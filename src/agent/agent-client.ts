@@ -1,8 +1,10 @@
 // The egress-only agent: dials out to the gateway's agent endpoint (HTTP/2 over TLS,
 // the gateway's certificate verified against --ca), authenticates with its agent key,
 // announces the connections it serves, heartbeats, and carries each exchange the
-// gateway offers to its target with a local forwarder. It reconnects with exponential
-// backoff and jitter. It never sees the caller's credential: the gateway strips it.
+// gateway offers to its target: HTTP exchanges with a local forwarder, PostgreSQL
+// sessions (raw byte streams) with the PostgreSQL relay, which logs in to the
+// database. It reconnects with exponential backoff and jitter. It never sees the
+// caller's credential: the gateway strips it (HTTP) or consumes it at login (PostgreSQL).
 
 import { credentialHeader } from '../config/fields.js';
 import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
@@ -12,7 +14,8 @@ import type { Logger } from '../observability/index.js';
 import { joinUpstreamPath } from '../protocols/http/connection.js';
 import type { AgentConfig } from './agent-config.js';
 import { destroySession, resetStream } from './h2-teardown.js';
-import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type ResponseHead } from './protocol.js';
+import { createPostgresRelay, type PostgresRelay } from './postgres-relay.js';
+import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type HttpExchangeFrame, type ResponseHead, type StreamExchangeFrame } from './protocol.js';
 
 export interface AgentOptions {
   readonly gatewayUrl: string;
@@ -46,7 +49,12 @@ interface Target {
 export function startAgent(options: AgentOptions): Agent {
   const { config, logger } = options;
   const targets = new Map<string, Target>();
+  const relays = new Map<string, PostgresRelay>();
   for (const c of config.connections) {
+    if (c.type === 'postgres') {
+      relays.set(c.name, createPostgresRelay(c, config.name, logger));
+      continue;
+    }
     const url = new URL(c.target);
     const credential = credentialHeader(c.credential);
     targets.set(c.name, {
@@ -139,7 +147,8 @@ export function startAgent(options: AgentOptions): Agent {
             if (draining) control.write(encodeFrame({ type: 'drain' }));
             options.onState?.(`connected to ${options.gatewayUrl} as ${config.name} (session ${String(frame['session'])})`);
           } else if (frame['type'] === 'exchange') {
-            void serve(session, frame as unknown as ExchangeFrame);
+            const exchange = frame as unknown as ExchangeFrame;
+            void (exchange.kind === 'tcp' ? serveStream(session, exchange) : serve(session, exchange));
           } else if (frame['type'] === 'cancel') {
             inFlight.get(String(frame['id']))?.abort();
           }
@@ -154,7 +163,7 @@ export function startAgent(options: AgentOptions): Agent {
     }
   }
 
-  async function serve(session: ClientHttp2Session, frame: ExchangeFrame): Promise<void> {
+  async function serve(session: ClientHttp2Session, frame: HttpExchangeFrame): Promise<void> {
     const controller = new AbortController();
     inFlight.set(frame.id, controller);
     let stream: ClientHttp2Stream | undefined;
@@ -213,6 +222,31 @@ export function startAgent(options: AgentOptions): Agent {
     }
   }
 
+  /** A raw byte stream (kind tcp): accepted with a head, then carried by the connection's relay. */
+  async function serveStream(session: ClientHttp2Session, frame: StreamExchangeFrame): Promise<void> {
+    const controller = new AbortController();
+    inFlight.set(frame.id, controller);
+    let stream: ClientHttp2Stream | undefined;
+    try {
+      stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(frame.id)}` }, { endStream: false, waitForTrailers: true });
+      // Only a stream whose target side ended cleanly carries this trailer.
+      const ending = stream;
+      stream.once('wantTrailers', () => ending.sendTrailers({ [completeTrailer]: '1' }));
+      stream.on('error', () => controller.abort());
+      stream.once('close', () => controller.abort());
+      await gatewayAnswer(stream);
+      const relay = relays.get(frame.connection);
+      if (!relay) return void stream.end(encodeHead({ error: { code: 'connection_not_found', detail: `agent ${config.name} serves no PostgreSQL connection ${frame.connection}` } }));
+      stream.write(encodeHead({ status: 200, headers: {} }));
+      await relay.serve(stream, frame, controller.signal);
+    } catch (error) {
+      logger.warn({ connection: frame.connection, err: (error as Error).message }, 'stream failed');
+      if (stream) resetStream(stream, h2.NGHTTP2_CANCEL);
+    } finally {
+      inFlight.delete(frame.id);
+    }
+  }
+
   let closing: Promise<void> | undefined;
   return {
     async drain(graceMs) {
@@ -238,13 +272,18 @@ export function startAgent(options: AgentOptions): Agent {
   };
 }
 
-/** Reads the gateway's answer on an exchange stream: exactly the request body. */
-async function readRequestBody(stream: ClientHttp2Stream, expected: number): Promise<Buffer> {
+/** Waits for the gateway's 200 on an exchange stream. */
+async function gatewayAnswer(stream: ClientHttp2Stream): Promise<void> {
   const status = await new Promise<number>((resolve, reject) => {
     stream.once('response', (headers) => resolve(Number(headers[':status'])));
     stream.once('close', () => reject(new Error('exchange stream closed before the gateway answered')));
   });
   if (status !== 200) throw new Error(`gateway answered ${status} to the exchange stream`);
+}
+
+/** Reads the gateway's answer on an exchange stream: exactly the request body. */
+async function readRequestBody(stream: ClientHttp2Stream, expected: number): Promise<Buffer> {
+  await gatewayAnswer(stream);
   // Listeners, not for-await: an async iterator destroys the stream when it finishes,
   // and this stream must stay open to carry the answer.
   return new Promise<Buffer>((resolve, reject) => {

@@ -1,7 +1,10 @@
 // The agent's own config file (`gatehouse agent --config agent.yaml`): its name and the
 // connections it serves, each with the target URL and, optionally, the target's
 // credential as a reference resolved here, on the agent's host — so a team can keep
-// target secrets out of the gateway entirely. Unknown keys are refused.
+// target secrets out of the gateway entirely. Unknown keys are refused. A connection
+// is HTTP (`target: http(s)://…`, the default) or `type: postgres` (`target:
+// postgres://host:port/db`, TLS toward the database, and the role the agent logs in
+// with).
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -22,23 +25,52 @@ function buildAgentConfigSchema(env: NodeJS.ProcessEnv, baseDir: string) {
     reconnect: z.strictObject({ initial: duration.default(500), max: duration.default(30_000) }).prefault({}),
     connections: z
       .array(
-        z.strictObject({
-          name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
-          target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
-          credential: z
-            .strictObject({
-              header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').default('authorization'),
-              scheme: z.string().default('Bearer'),
-              secret,
-            })
-            .optional(),
-          tls: z.strictObject({ ca: secret.optional(), rejectUnauthorized: z.boolean().default(true) }).optional(),
-          timeouts: z
-            .strictObject({ connect: duration.default(5_000), headers: duration.default(60_000), body: duration.default(300_000) })
-            .prefault({}),
-        }),
+        z.preprocess(
+          // `type` may be left out for HTTP connections (the common case, and the original form).
+          (c) => (c !== null && typeof c === 'object' && !Array.isArray(c) && !('type' in c) ? { ...c, type: 'http' } : c),
+          z.discriminatedUnion('type', [httpConnection(text, secret), postgresConnection(text, secret)]),
+        ),
       )
       .min(1),
+  });
+}
+
+/** An HTTP target the agent forwards exchanges to. */
+function httpConnection(text: ReturnType<typeof envText>, secret: ReturnType<typeof secretRef>) {
+  const duration = durationField;
+  return z.strictObject({
+    name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
+    type: z.literal('http'),
+    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    credential: z
+      .strictObject({
+        header: z.string().regex(/^[A-Za-z0-9-]+$/, 'must be a header name').default('authorization'),
+        scheme: z.string().default('Bearer'),
+        secret,
+      })
+      .optional(),
+    tls: z.strictObject({ ca: secret.optional(), rejectUnauthorized: z.boolean().default(true) }).optional(),
+    timeouts: z
+      .strictObject({ connect: duration.default(5_000), headers: duration.default(60_000), body: duration.default(300_000) })
+      .prefault({}),
+  });
+}
+
+/** A PostgreSQL database the agent logs in to for the gateway (docs/agent.md, "PostgreSQL"). */
+function postgresConnection(text: ReturnType<typeof envText>, secret: ReturnType<typeof secretRef>) {
+  return z.strictObject({
+    name: z.string().regex(namePattern, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
+    type: z.literal('postgres'),
+    target: text.pipe(
+      z
+        .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres://host:port/dbname URL' })
+        .refine((u) => new URL(u).username === '' && new URL(u).password === '', 'must not carry a user or password: put them in credential')
+        .refine((u) => new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
+    ),
+    /** The role and password, resolved here; without it the gateway must send one per session. */
+    credential: z.strictObject({ user: z.string().min(1), secret }).optional(),
+    tls: z.strictObject({ mode: z.enum(['disable', 'require', 'verify-full']).default('verify-full'), ca: secret.optional() }).prefault({}),
+    timeouts: z.strictObject({ connect: durationField.default(10_000) }).prefault({}),
   });
 }
 

@@ -2,7 +2,9 @@
 // It authenticates each agent (an API key of kind `agent` in the group
 // `agent:<name>`), keeps its announced connections, heartbeats it, and hands it
 // exchanges: least outstanding first, queued while every agent is busy, handed to
-// another agent when the one they were given to dies before taking them.
+// another agent when the one they were given to dies before taking them. Two kinds:
+// HTTP exchanges (forward) and raw byte streams to a target (openStream, for the
+// PostgreSQL adapter), each its own HTTP/2 stream.
 
 import { randomUUID } from 'node:crypto';
 import {
@@ -14,12 +16,14 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardRequest, ForwardResponse } from '../forward/forwarder.js';
 import type { Logger } from '../observability/index.js';
 import { destroySession, resetStream } from './h2-teardown.js';
-import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
+import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
+import { TunnelSocket } from './tunnel-socket.js';
 
 export interface AgentHubOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -39,6 +43,21 @@ export interface AgentExchange {
   readonly request: ForwardRequest;
   readonly credential: { readonly header: string; readonly value: string } | undefined;
   readonly headersTimeoutMs: number;
+}
+
+/** A raw byte stream to a connection's target, through an agent serving it. */
+export interface AgentStreamRequest {
+  readonly agent: string;
+  readonly connection: string;
+  /** The target credential when the gateway holds it (PostgreSQL: role and password). */
+  readonly credential?: { readonly user: string; readonly secret: string } | undefined;
+  /** How long the agent has, once it took the stream, to accept it. */
+  readonly acceptTimeoutMs: number;
+  /**
+   * A stream this hub opened earlier: the new one goes through the same agent session
+   * (a CancelRequest for the backend behind it), even if that agent is draining or full.
+   */
+  readonly near?: Duplex | undefined;
 }
 
 export interface AgentSessionStatus {
@@ -66,6 +85,8 @@ export interface AgentHubStatus {
 export interface AgentHub {
   readonly url: string;
   forward(exchange: AgentExchange): Promise<ForwardResponse>;
+  /** Opens a raw byte stream to the target (rejects with agent_unavailable when no agent serves it). */
+  openStream(request: AgentStreamRequest): Promise<Duplex>;
   status(): AgentHubStatus;
   close(): Promise<void>;
 }
@@ -87,15 +108,28 @@ interface Session {
   draining: boolean;
 }
 
-interface Job {
+interface JobBase {
   readonly id: string;
-  readonly exchange: AgentExchange;
+  readonly agent: string;
+  readonly connection: string;
+  /** Only this agent session may take it (and it may exceed its concurrency). */
+  readonly pinned: string | undefined;
   session: Session | undefined;
   timer: NodeJS.Timeout | undefined;
   settled: boolean;
-  resolve(response: ForwardResponse): void;
   reject(error: GatehouseError): void;
 }
+interface HttpJob extends JobBase {
+  readonly kind: 'http';
+  readonly exchange: AgentExchange;
+  resolve(response: ForwardResponse): void;
+}
+interface StreamJob extends JobBase {
+  readonly kind: 'tcp';
+  readonly request: AgentStreamRequest;
+  resolve(socket: Duplex): void;
+}
+type Job = HttpJob | StreamJob;
 
 export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub> {
   const { logger } = options;
@@ -209,7 +243,9 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     session.offered.delete(job.id);
     session.taken.set(job.id, job);
     clearTimeout(job.timer);
-    job.timer = setTimeout(() => fail(job, new GatehouseError('upstream_timeout', { detail: `connection ${job.exchange.connection}: agent ${session.hello.name} gave no answer head within ${job.exchange.headersTimeoutMs} ms` })), job.exchange.headersTimeoutMs);
+    const headMs = job.kind === 'http' ? job.exchange.headersTimeoutMs : job.request.acceptTimeoutMs;
+    job.timer = setTimeout(() => fail(job, new GatehouseError('upstream_timeout', { detail: `connection ${job.connection}: agent ${session.hello.name} gave no answer head within ${headMs} ms` })), headMs);
+    if (job.kind === 'tcp') return takeStream(job, stream, session);
 
     const body = job.exchange.request.body;
     stream.respond({ ':status': 200, 'content-length': String(body?.length ?? 0) });
@@ -272,35 +308,85 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     );
   }
 
+  /**
+   * A stream of kind tcp: the gateway answers 200 and writes toward the target; the
+   * agent's head (200 once it accepted) comes first on its side, then the target's bytes.
+   */
+  function takeStream(job: StreamJob, stream: ServerHttp2Stream, session: Session): void {
+    stream.respond({ ':status': 200 });
+    let complete = false;
+    stream.once('trailers', (trailers: IncomingHttpHeaders) => (complete = trailers[completeTrailer] === '1'));
+    stream.once('close', () => finished(job));
+    readHead(stream).then(
+      ({ head, rest }) => {
+        if (job.settled) return resetStream(stream, h2.NGHTTP2_CANCEL);
+        if ('error' in head) {
+          resetStream(stream, h2.NGHTTP2_NO_ERROR);
+          return fail(job, agentError(head.error.code, `connection ${job.connection} via agent ${session.hello.name}: ${head.error.detail}`));
+        }
+        const socket = new TunnelSocket(stream, rest, {
+          agentSession: session.id,
+          complete: () => complete,
+          cut: () => new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the stream for connection ${job.connection}` }),
+        });
+        job.settled = true;
+        clearTimeout(job.timer);
+        job.resolve(socket);
+      },
+      (error: unknown) => {
+        resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
+        fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
+      },
+    );
+  }
+
   function submit(exchange: AgentExchange): Promise<ForwardResponse> {
-    if (!eligible(exchange).length) {
-      return Promise.reject(new GatehouseError('agent_unavailable', { detail: `connection ${exchange.connection}: no agent "${exchange.agent}" serving it is connected` }));
-    }
-    return new Promise<ForwardResponse>((resolve, reject) => {
-      const job: Job = { id: `x_${randomUUID()}`, exchange, session: undefined, timer: undefined, settled: false, resolve, reject };
-      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${exchange.connection}: no agent "${exchange.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
+    return enqueue<ForwardResponse>((resolve, reject) => {
+      const job: HttpJob = { kind: 'http', id: `x_${randomUUID()}`, agent: exchange.agent, connection: exchange.connection, pinned: undefined, exchange, session: undefined, timer: undefined, settled: false, resolve, reject };
       exchange.request.signal.addEventListener('abort', () => fail(job, new GatehouseError('client_closed')), { once: true });
+      return job;
+    });
+  }
+
+  function openStream(request: AgentStreamRequest): Promise<Duplex> {
+    const pinned = request.near instanceof TunnelSocket ? request.near.agentSession : undefined;
+    return enqueue<Duplex>((resolve, reject) => ({ kind: 'tcp', id: `x_${randomUUID()}`, agent: request.agent, connection: request.connection, pinned, request, session: undefined, timer: undefined, settled: false, resolve, reject }));
+  }
+
+  /** Queues the job `make` builds (refused at once when no agent serves its connection). */
+  function enqueue<T>(make: (resolve: (value: T) => void, reject: (error: GatehouseError) => void) => Job): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const job = make(resolve, reject);
+      if (!eligible(job).length) {
+        job.settled = true;
+        return reject(new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" serving it is connected` }));
+      }
+      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
       queue.push(job);
       pump();
     });
   }
 
-  function eligible(exchange: AgentExchange): Session[] {
-    return [...sessions.values()].filter((s) => !s.closed && !s.draining && s.hello.name === exchange.agent && s.hello.connections.includes(exchange.connection));
+  function eligible(job: Job): Session[] {
+    if (job.pinned !== undefined) {
+      const session = sessions.get(job.pinned);
+      return session && !session.closed && session.hello.connections.includes(job.connection) ? [session] : [];
+    }
+    return [...sessions.values()].filter((s) => !s.closed && !s.draining && s.hello.name === job.agent && s.hello.connections.includes(job.connection));
   }
 
   /** Hands queued jobs, oldest first, to the least-busy agent with room. */
   function pump(): void {
     for (let i = 0; i < queue.length; ) {
       const job = queue[i]!;
-      const candidates = eligible(job.exchange);
+      const candidates = eligible(job);
       if (candidates.length === 0) {
         queue.splice(i, 1);
-        fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${job.exchange.connection}: no agent "${job.exchange.agent}" serving it is connected` }), false);
+        fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" serving it is connected` }), false);
         continue;
       }
-      let best: Session | undefined;
-      for (const s of candidates) {
+      let best: Session | undefined = job.pinned !== undefined ? candidates[0] : undefined;
+      for (const s of best ? [] : candidates) {
         const load = s.offered.size + s.taken.size;
         if (load < s.hello.concurrency && (!best || load < best.offered.size + best.taken.size)) best = s;
       }
@@ -314,10 +400,15 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
   }
 
   function offer(session: Session, job: Job): void {
-    const { request, connection, credential } = job.exchange;
     job.session = session;
     session.offered.set(job.id, job);
-    const frame: ExchangeFrame = {
+    session.control.write(encodeFrame(frameOf(job)));
+  }
+
+  function frameOf(job: Job): ExchangeFrame {
+    if (job.kind === 'tcp') return { type: 'exchange', id: job.id, kind: 'tcp', connection: job.connection, credential: job.request.credential };
+    const { request, connection, credential } = job.exchange;
+    return {
       type: 'exchange',
       id: job.id,
       kind: 'http',
@@ -328,7 +419,6 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       credential,
       bodyLength: request.body?.length ?? 0,
     };
-    session.control.write(encodeFrame(frame));
   }
 
   function fail(job: Job, error: GatehouseError, dequeue = true): void {
@@ -372,6 +462,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
   return {
     url,
     forward: submit,
+    openStream,
     status(): AgentHubStatus {
       const agents = [...sessions.values()].map((s) => ({
         session: s.id,

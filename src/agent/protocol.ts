@@ -12,6 +12,14 @@
 //                                    `gatehouse-answer-complete: 1` with END_STREAM =
 //                                    complete; anything else (RST_STREAM, the link
 //                                    dying) = cut.
+////   POST /agent/v1/exchanges/<id>    of kind `tcp`: a raw byte stream to the target.
+//                                    The gateway's answer body carries gateway→target
+//                                    bytes; the agent's request body a head (status
+//                                    200 once it accepted, or an error), then
+//                                    target→gateway bytes. END_STREAM is a half-close;
+//                                    the agent's carries the same trailer (the target
+//                                    closed its side), RST_STREAM or the link dying =
+//                                    cut.
 //
 // Each exchange is its own HTTP/2 stream, so per-stream flow control (RFC 9113 §5.2)
 // keeps one slow reader from stalling the others.
@@ -56,10 +64,9 @@ export interface WelcomeFrame {
   readonly heartbeatMs: number;
   readonly protocol: number;
 }
-export interface ExchangeFrame {
+export interface HttpExchangeFrame {
   readonly type: 'exchange';
   readonly id: string;
-  /** `http` today; `tcp` is reserved for raw byte streams (docs/agent.md). */
   readonly kind: 'http';
   readonly connection: string;
   readonly method: string;
@@ -70,6 +77,19 @@ export interface ExchangeFrame {
   readonly credential?: { readonly header: string; readonly value: string } | undefined;
   readonly bodyLength: number;
 }
+/**
+ * A raw byte stream to the connection's target (a PostgreSQL connection: the agent logs
+ * in to the database and relays the session's bytes after login; docs/agent.md).
+ */
+export interface StreamExchangeFrame {
+  readonly type: 'exchange';
+  readonly id: string;
+  readonly kind: 'tcp';
+  readonly connection: string;
+  /** Set when the gateway holds the target's credential (role and password); the agent's own wins. */
+  readonly credential?: { readonly user: string; readonly secret: string } | undefined;
+}
+export type ExchangeFrame = HttpExchangeFrame | StreamExchangeFrame;
 export interface CancelFrame {
   readonly type: 'cancel';
   readonly id: string;
@@ -130,10 +150,10 @@ export function encodeHead(head: ResponseHead): Buffer {
 }
 
 /**
- * Reads the head off an exchange stream and returns the rest as its own Readable
- * (backpressure kept through pipe). Rejects if the stream ends or breaks first.
+ * Reads the head off an exchange stream; resolves with it and the bytes read past it,
+ * the stream left paused. Rejects if the stream ends or breaks first.
  */
-export function splitHead(stream: Readable): Promise<{ head: ResponseHead; body: PassThrough }> {
+export function readHead(stream: Readable): Promise<{ head: ResponseHead; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0);
     const cleanup = () => {
@@ -164,14 +184,22 @@ export function splitHead(stream: Readable): Promise<{ head: ResponseHead; body:
       } catch {
         return reject(new ProtocolError('response head is not JSON'));
       }
-      const body = new PassThrough();
-      const rest = buffered.subarray(4 + length);
-      if (rest.length > 0) body.write(rest);
-      resolve({ head, body });
+      resolve({ head, rest: buffered.subarray(4 + length) });
     };
     stream.on('data', onData);
     stream.once('end', onEnd);
     stream.once('error', onEnd);
     stream.once('close', onEnd);
   });
+}
+
+/**
+ * Reads the head off an exchange stream and returns the rest as its own Readable
+ * (backpressure kept through pipe). Rejects if the stream ends or breaks first.
+ */
+export async function splitHead(stream: Readable): Promise<{ head: ResponseHead; body: PassThrough }> {
+  const { head, rest } = await readHead(stream);
+  const body = new PassThrough();
+  if (rest.length > 0) body.write(rest);
+  return { head, body };
 }

@@ -1,7 +1,10 @@
 // Config of a `type: postgres` connection: its own listener, the database it reaches
 // with a credential the caller never sees, TLS on both sides, limits and masking.
+// With `via: agent:<name>` the agent's config holds the database (address, TLS and,
+// optionally, the credential): see docs/agent.md.
 
 import { z } from 'zod';
+import { viaPattern } from './agents-schema.js';
 
 export interface PostgresSchemaParts {
   readonly text: z.ZodType<string, string>;
@@ -34,7 +37,10 @@ export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
         }, 'must not carry a user or password: put them in credential')
         .refine((u) => new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
     ),
-    credential: z.strictObject({ user: z.string().min(1), secret }),
+    /** `agent:<name>`: the database is reached through that egress-only agent; load.ts fills in a placeholder target. */
+    via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
+    /** Required without `via`; with it, optional (sent per session inside the tunnel; the agent's own wins). */
+    credential: z.strictObject({ user: z.string().min(1), secret }).optional(),
     tls: z
       .strictObject({ mode: z.enum(['disable', 'require', 'verify-full']).default('verify-full'), ca: secret.optional() })
       .prefault({}),

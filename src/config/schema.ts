@@ -150,9 +150,12 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       // A connection reaches its target itself (`target`) or through an agent (`via`),
       // which then holds the target and its TLS settings.
       config.connections.forEach((c, i) => {
-        if (c.type === 'postgres') return;
-        if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'tls'], message: "must not be set with via: the agent's own config holds the target's TLS settings" });
         if (c.via !== undefined && config.agents === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'via'], message: 'needs an agents: section (the endpoint agents dial in to)' });
+        if (c.type === 'postgres') {
+          if (c.via === undefined && c.credential === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'credential'], message: 'is required (the role and password the gateway logs in to the database with)' });
+          return;
+        }
+        if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'tls'], message: "must not be set with via: the agent's own config holds the target's TLS settings" });
       });
     })
     .transform((config) => withDefaultKeyFile(config, baseDir));
@@ -160,6 +163,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
 
 /** The target a `via: agent:<name>` connection gets: never dialled (the agent holds the real one). */
 export const viaTargetPlaceholder = 'http://via-agent.invalid/';
+/** The same for a `type: postgres` connection (its target must name a database). */
+export const viaPostgresTargetPlaceholder = 'postgres://via-agent.invalid/via-agent';
 
 /**
  * Connections routed through an agent carry no target in config; the schema's target
@@ -172,9 +177,12 @@ export function prepareViaConnections(raw: unknown): { path: (string | number)[]
   const issues: { path: (string | number)[]; message: string }[] = [];
   connections.forEach((c: unknown, i) => {
     if (c === null || typeof c !== 'object' || Array.isArray(c) || (c as { via?: unknown }).via === undefined) return;
-    const connection = c as { target?: unknown };
-    if (connection.target === undefined) connection.target = viaTargetPlaceholder;
+    const connection = c as { type?: unknown; target?: unknown; tls?: unknown };
+    const postgres = connection.type === 'postgres';
+    if (connection.target === undefined) connection.target = postgres ? viaPostgresTargetPlaceholder : viaTargetPlaceholder;
     else issues.push({ path: ['connections', i, 'target'], message: "must not be set with via: the agent's own config holds the target" });
+    // A postgres connection's tls has defaults, so the schema cannot tell it was set: checked here.
+    if (postgres && connection.tls !== undefined) issues.push({ path: ['connections', i, 'tls'], message: "must not be set with via: the agent's own config holds the database's TLS settings" });
   });
   return issues;
 }

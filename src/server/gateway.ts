@@ -108,7 +108,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         queueTimeoutMs: config.agents.queueTimeout,
         verify: (token) => apiKeys.verify(token),
         logger,
-        routes: new Map(config.connections.flatMap((c) => { const agent = c.type === 'postgres' ? undefined : viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
+        routes: new Map(config.connections.flatMap((c) => { const agent = viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
       })
     : undefined;
   if (agentHub) registerAgentMetrics(metrics.registry, agentHub);
@@ -178,7 +178,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
-  for (const connection of buildPostgresConnections(config)) {
+  for (const connection of buildPostgresConnections(config, { agentHub })) {
     const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);
     logger.info({ connection: connection.name, address: listener.address }, 'postgres listener started');

@@ -1,12 +1,16 @@
 // Security regressions of the agent tunnel, each its own test: the caller's token never
 // reaches the agent; only keys of kind agent in group agent:<name> may serve <name>;
-// a gateway-held credential travels per exchange inside the tunnel.
+// a gateway-held credential travels per exchange inside the tunnel. The same for a
+// PostgreSQL session: the caller's password (a Gatehouse key) is consumed at login and
+// never reaches the agent; a gateway-held database credential travels in the exchange.
 
 import assert from 'node:assert/strict';
-import { connect } from 'node:http2';
+import { connect, type ClientHttp2Session } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
 import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames } from '../../src/agent/protocol.js';
-import { agentKey, startTestAgent, startTunnelGateway, type TunnelGateway } from './helpers.js';
+import { authentication, backendKeyData, cstring, dataRow, FrameReader, int16, int32, message, parameterStatus, readyForQuery } from '../../src/protocols/postgres/codec.js';
+import { agentKey, startTestAgent, startTunnelGateway, waitFor, type TunnelGateway } from './helpers.js';
 
 describe('agent tunnel security', () => {
   let gw: TunnelGateway;
@@ -21,7 +25,14 @@ describe('agent tunnel security', () => {
     type: http
     via: agent:edge
     access: { groups: [ml] }
-`, { env: { HELD_SECRET: 'held-on-gateway' } });
+  - name: pgheld
+    type: postgres
+    via: agent:pgraw
+    listen: { host: 127.0.0.1, port: 0 }
+    allowPlaintext: true
+    credential: { user: held_role, secret: "\${HELD_PG_SECRET}" }
+    access: { groups: [ml] }
+`, { env: { HELD_SECRET: 'held-on-gateway', HELD_PG_SECRET: 'held-pg-password' } });
   });
   after(async () => gw?.close());
 
@@ -73,6 +84,64 @@ describe('agent tunnel security', () => {
     assert.ok(!everything.includes(gw.callerKey.slice(-12)), 'part of the caller key reached the agent');
     assert.ok(!/authorization/i.test(JSON.stringify(frame['headers'])), 'an authorization header reached the agent');
     assert.ok(!everything.includes('caller-cookie'), 'the caller cookie reached the agent');
+    session.destroy();
+  });
+
+  test('PostgreSQL: the caller password never crosses to the agent; the gateway-held database credential does, in the exchange frame', async () => {
+    // A bare-protocol agent that plays a trust-auth database and records everything it receives.
+    const key = await agentKey(gw, 'pgraw-1', ['agent:pgraw']);
+    const session: ClientHttp2Session = connect(gw.agentsUrl, { ca: gw.pki.ca });
+    const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${key}` }, { endStream: false });
+    control.write(encodeFrame({ type: 'hello', name: 'pgraw', connections: ['pgheld'], concurrency: 4, version: 'test' }));
+    const frames = readFrames(control);
+    assert.equal(((await frames.next()).value as { type: string }).type, 'welcome');
+    const received: Buffer[] = [];
+    const exchanges: Record<string, unknown>[] = [];
+    void (async () => {
+      for await (const frame of frames) {
+        received.push(Buffer.from(JSON.stringify(frame)));
+        if (frame['type'] !== 'exchange') continue;
+        exchanges.push(frame);
+        const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
+        stream.write(encodeHead({ status: 200, headers: {} }));
+        const reader = new FrameReader(1024 * 1024);
+        let started = false;
+        stream.on('data', (chunk: Buffer) => {
+          received.push(chunk);
+          reader.push(chunk);
+          if (!started) {
+            if (!reader.next(true)) return; // the StartupMessage
+            started = true;
+            stream.write(Buffer.concat([authentication(0), parameterStatus('server_version', '16.0'), parameterStatus('client_encoding', 'UTF8'), backendKeyData(4242, 77), readyForQuery('I')]));
+          }
+          for (let f = reader.next(false); f; f = reader.next(false)) {
+            if (f.type === 'X') return void stream.end();
+            if (f.type !== 'Q') continue;
+            // RowDescription: one int4 column "x", then one row, CommandComplete, ReadyForQuery.
+            const column = Buffer.concat([cstring('x'), int32(0), int16(0), int32(23), int16(4), int32(-1), int16(0)]);
+            stream.write(Buffer.concat([message('T', Buffer.concat([int16(1), column])), dataRow([Buffer.from('1')]), message('C', cstring('SELECT 1')), readyForQuery('I')]));
+          }
+        });
+      }
+    })().catch(() => undefined);
+
+    const port = Number(gw.gateway.postgresListeners.get('pgheld')!.split(':').at(-1));
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'caller', password: gw.callerKey, database: 'pgheld' });
+    await client.connect();
+    assert.deepEqual((await client.query('select 1 as x')).rows, [{ x: 1 }]);
+    await client.end();
+    // The session's record is written by the recorder's worker; let it finish before the next
+    // test creates keys on the same SQLite file (a concurrent write there can fail with SQLITE_BUSY_SNAPSHOT).
+    await waitFor(async () => (await gw.gateway.store.db.selectFrom('exchanges').select('ended_at').where('operation', '=', 'sql.session').where('connection', '=', 'pgheld').executeTakeFirst())?.ended_at != null, 'the session record');
+
+    assert.equal(exchanges.length, 1);
+    assert.equal(exchanges[0]!['kind'], 'tcp');
+    assert.deepEqual(exchanges[0]!['credential'], { user: 'held_role', secret: 'held-pg-password' });
+    const everything = Buffer.concat(received);
+    assert.ok(everything.includes('select 1 as x'), 'the statement did not reach the agent');
+    assert.ok(!everything.includes(gw.callerKey), 'the caller key reached the agent');
+    assert.ok(!everything.includes(gw.callerKey.slice(-12)), 'part of the caller key reached the agent');
     session.destroy();
   });
 

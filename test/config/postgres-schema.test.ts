@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { parseAgentConfig } from '../../src/agent/agent-config.js';
+import type { AgentHub } from '../../src/agent/agent-hub.js';
 import { buildPostgresConnections } from '../../src/server/build-postgres-connections.js';
 
 const env = { PG_PASSWORD: 'pw' };
@@ -53,5 +55,68 @@ describe('config: type postgres connections', () => {
       'connections[0].tls.mode: Invalid option: expected one of "disable"|"require"|"verify-full"',
       'connections[0].masking.columns.ssn: Invalid option: expected one of "redact"|"partial"|"null"',
     ]);
+  });
+
+  test('a credential is required without via', () => {
+    assert.deepEqual(issuesOf(connection(valid.replace(', credential: { user: gatehouse, secret: "${PG_PASSWORD}" }', ''))), ['connections[0].credential: is required (the role and password the gateway logs in to the database with)']);
+  });
+});
+
+describe('config: type postgres connections via an agent', () => {
+  const agents = 'agents: { listen: { port: 0 }, tls: { cert: "${PG_PASSWORD}", key: "${PG_PASSWORD}" } }\n';
+  const via = 'listen: { port: 6432 }, via: "agent:dc1", access: { groups: [analysts] }';
+
+  test('no target, no credential needed; the listener dials the agent hub; clients name the connection as their database', async () => {
+    const config = parseConfig(agents + connection(via), 'gatehouse.yaml', env);
+    const opened: unknown[] = [];
+    const hub = { openStream: async (request: unknown) => (opened.push(request), undefined as never) } as unknown as AgentHub;
+    const [c] = buildPostgresConnections(config, { agentHub: hub });
+    const { dial, ...target } = c!.target;
+    assert.deepEqual(target, { host: 'agent:dc1', port: 0, database: 'warehouse', user: '', password: '', tls: { mode: 'disable' }, connectTimeoutMs: 10_000, maxMessageBytes: 1024 ** 3 });
+    await dial!();
+    assert.deepEqual(opened, [{ agent: 'dc1', connection: 'warehouse', credential: undefined, acceptTimeoutMs: 10_000, near: undefined }]);
+  });
+
+  test('a gateway-held credential is sent with each stream', async () => {
+    const config = parseConfig(agents + connection(`${via}, credential: { user: gatehouse, secret: "\${PG_PASSWORD}" }`), 'gatehouse.yaml', env);
+    const opened: { credential?: unknown }[] = [];
+    const hub = { openStream: async (request: { credential?: unknown }) => (opened.push(request), undefined as never) } as unknown as AgentHub;
+    const [c] = buildPostgresConnections(config, { agentHub: hub });
+    assert.equal(c!.target.password, '', 'the gateway itself never logs in with it');
+    await c!.target.dial!();
+    assert.deepEqual(opened[0]!.credential, { user: 'gatehouse', secret: 'pw' });
+  });
+
+  test('a target, tls settings, or no agents section are refused with their paths', () => {
+    assert.deepEqual(issuesOf(connection(`${via}, target: "postgres://db:5432/w", tls: { mode: require }`)), [
+      'connections[0].via: needs an agents: section (the endpoint agents dial in to)',
+      "connections[0].target: must not be set with via: the agent's own config holds the target",
+      "connections[0].tls: must not be set with via: the agent's own config holds the database's TLS settings",
+    ]);
+  });
+
+  test("the agent's config: a postgres connection with its database, TLS and an optional credential", () => {
+    const config = parseAgentConfig(
+      `name: dc1
+connections:
+  - { name: llm, target: "http://10.0.0.5:8000/v1" }
+  - { name: warehouse, type: postgres, target: "postgres://10.0.0.7/warehouse", credential: { user: gatehouse, secret: "\${PG_PASSWORD}" } }
+  - { name: reports, type: postgres, target: "postgres://10.0.0.8:5433/reports", tls: { mode: disable } }
+`,
+      'agent.yaml',
+      env,
+    );
+    assert.deepEqual(config.connections.map((c) => (c.type === 'postgres' ? [c.type, c.name, c.target, c.credential, c.tls, c.timeouts] : [c.type, c.name, c.target])), [
+      ['http', 'llm', 'http://10.0.0.5:8000/v1'],
+      ['postgres', 'warehouse', 'postgres://10.0.0.7/warehouse', { user: 'gatehouse', secret: 'pw' }, { mode: 'verify-full' }, { connect: 10_000 }],
+      ['postgres', 'reports', 'postgres://10.0.0.8:5433/reports', undefined, { mode: 'disable' }, { connect: 10_000 }],
+    ]);
+    assert.throws(
+      () => parseAgentConfig('name: dc1\nconnections:\n  - { name: w, type: postgres, target: "postgres://u:p@db/w", credential: { user: u, secret: hunter2 } }\n', 'agent.yaml', env),
+      (error: ConfigError) => {
+        assert.deepEqual(error.issues, ['connections[0].target: must not carry a user or password: put them in credential', 'connections[0].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value']);
+        return true;
+      },
+    );
   });
 });

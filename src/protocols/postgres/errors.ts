@@ -24,6 +24,8 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   upstream_unreachable: '08001', // sqlclient_unable_to_establish_sqlconnection
   upstream_failed: '08006', // connection_failure
   upstream_timeout: '08001',
+  agent_unavailable: '08001', // no agent carries the connection (via: agent:<name>)
+  agent_disconnected: '08006',
   recording_failed: '58000', // system_error
   internal_error: 'XX000', // internal_error
 };

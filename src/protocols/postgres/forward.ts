@@ -8,8 +8,9 @@
 //   AuthenticationCleartextPassword; anything else is refused;
 // - the whole login is bounded by the connect timeout.
 
-import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as netConnect } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { GatehouseError } from '../../errors/index.js';
 import { BodyReader, cancelRequest, passwordMessage, saslInitialResponse, saslResponse, sslRequest, startupMessage, terminateMessage, parseNoticeFields, type Frame } from './codec.js';
 import { FrameSource } from './frame-source.js';
@@ -26,10 +27,17 @@ export interface UpstreamTarget {
   readonly tls: { readonly mode: UpstreamTlsMode; readonly ca?: string | undefined };
   readonly connectTimeoutMs: number;
   readonly maxMessageBytes: number;
+  /**
+   * Opens the byte stream to the database instead of TCP (and TLS) from here: a
+   * connection routed `via: agent:<name>` gets a stream through that agent, which does
+   * TCP and TLS on its side. `near`: the stream of the session a CancelRequest is for,
+   * so the cancel takes the same route.
+   */
+  readonly dial?: ((near?: Duplex) => Promise<Duplex>) | undefined;
 }
 
 export interface UpstreamSession {
-  readonly socket: Socket | TLSSocket;
+  readonly socket: Duplex;
   readonly source: FrameSource;
   /** ParameterStatus messages from the login, as raw frames to relay. */
   readonly parameterStatus: readonly Buffer[];
@@ -41,7 +49,7 @@ export interface UpstreamSession {
 }
 
 export async function connectUpstream(target: UpstreamTarget, params: Readonly<Record<string, string>>): Promise<UpstreamSession> {
-  let socket: Socket | TLSSocket | undefined;
+  let socket: Duplex | undefined;
   const timer = setTimeout(() => socket?.destroy(new Error(`login to ${target.host}:${target.port} timed out`)), target.connectTimeoutMs);
   try {
     socket = await openSocket(target);
@@ -101,7 +109,7 @@ export async function connectUpstream(target: UpstreamTarget, params: Readonly<R
   }
 }
 
-function authenticate(frame: Frame, socket: Socket | TLSSocket, target: UpstreamTarget, scram: ReturnType<typeof createScramClient> | undefined) {
+function authenticate(frame: Frame, socket: Duplex, target: UpstreamTarget, scram: ReturnType<typeof createScramClient> | undefined) {
   const r = new BodyReader(frame.body);
   const code = r.int32();
   switch (code) {
@@ -140,7 +148,8 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-function openSocket(target: UpstreamTarget): Promise<Socket | TLSSocket> {
+function openSocket(target: UpstreamTarget, near?: Duplex): Promise<Duplex> {
+  if (target.dial) return target.dial(near);
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: target.host, port: target.port, noDelay: true });
     socket.setNoDelay(true);
@@ -181,8 +190,8 @@ function isIpLike(host: string): boolean {
 }
 
 /** Sends a CancelRequest for an upstream backend on a new connection (PostgreSQL docs, "Canceling Requests in Progress"). */
-export async function cancelUpstream(target: UpstreamTarget, processId: number, secretKey: number): Promise<void> {
-  const socket = await openSocket(target);
+export async function cancelUpstream(target: UpstreamTarget, processId: number, secretKey: number, near?: Duplex): Promise<void> {
+  const socket = await openSocket(target, near);
   await new Promise<void>((resolve) => {
     socket.on('error', () => resolve());
     socket.on('close', () => resolve());

@@ -4,6 +4,7 @@
 // fast peer cannot make the gateway hold more than one message plus one chunk.
 
 import type { Duplex } from 'node:stream';
+import { isGatehouseError } from '../../errors/index.js';
 import { FrameReader, ProtocolViolation, type Frame } from './codec.js';
 
 export class SocketClosed extends Error {
@@ -21,7 +22,8 @@ export class FrameSource {
     this.#deliver();
   };
   readonly #onEnd = () => this.#fail(new SocketClosed('connection closed'));
-  readonly #onError = (error: Error) => this.#fail(new SocketClosed(error.message));
+  // An error that already carries a Gatehouse code (agent_disconnected from a stream through an agent) keeps it.
+  readonly #onError = (error: Error) => this.#fail(isGatehouseError(error) ? error : new SocketClosed(error.message));
 
   constructor(socket: Duplex, maxMessageBytes: number) {
     this.#socket = socket;

@@ -83,7 +83,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
         clearTimeout(loginTimer);
         raw.end();
         const backend = backends.get(cancelKey(startup.processId, startup.secretKey));
-        if (backend) await cancelUpstream(connection.target, backend.processId, backend.secretKey).catch(() => undefined);
+        if (backend) await cancelUpstream(connection.target, backend.processId, backend.secretKey, backend.socket).catch(() => undefined);
         return;
       }
       client = startup.socket;
@@ -152,7 +152,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           sessionId: exchange.id,
           clientAddress: raw.remoteAddress,
           userAgent: params.get('application_name'),
-          cancelUpstream: () => cancelUpstream(connection.target, up.processId, up.secretKey),
+          cancelUpstream: () => cancelUpstream(connection.target, up.processId, up.secretKey, up.socket),
           onApprovalRequired: options.onApprovalRequired,
         },
         client,
