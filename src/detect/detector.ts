@@ -111,10 +111,19 @@ export function createDetector(options: DetectorOptions = {}): Detector {
 }
 
 function scanBuiltins(text: string, out: Detection[]): void {
-  scanDigitTokens(text, out);
+  // PEM blocks first: the digit-driven scan skips their insides (base64 lines full of
+  // digits), where any finding would lose to the enclosing block anyway.
+  const first = out.length;
+  scanPem(text, out);
+  const blocks = out.length;
+  let from = 0;
+  for (let b = first; b < blocks; b++) {
+    scanDigitTokens(text, out, from, out[b]!.start);
+    from = out[b]!.end;
+  }
+  scanDigitTokens(text, out, from);
   scanEmails(text, out);
   scanIpv6(text, out);
-  scanPem(text, out);
 }
 
 /** One finding per span: sorted by start, the longer (then higher-scored) wins an overlap. */
