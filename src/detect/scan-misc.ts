@@ -55,11 +55,11 @@ function validDomain(text: string, from: number, to: number): boolean {
 }
 
 // RFC 6531: internationalized addresses may use non-ASCII letters on both sides.
-function isLocalChar(c: number): boolean {
+export function isLocalChar(c: number): boolean {
   return (charClass[c]! & 15) !== 0 || c === 46 || c === 43 || c === 37 || c === 39 || (c > 127 && isWordChar(c));
 }
 
-function isDomainChar(c: number): boolean {
+export function isDomainChar(c: number): boolean {
   return (charClass[c]! & 7) !== 0 || c === 45 || c === 46 || (c > 127 && isWordChar(c));
 }
 
@@ -116,7 +116,7 @@ function validIpv6(value: string): boolean {
   return hexParts.length >= 2 || value === '::1' || v4 || /\d/.test(value);
 }
 
-const pemBegin = /^-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----/;
+export const pemBegin = /^-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----/;
 
 export function scanPem(text: string, out: Detection[]): void {
   let at = nextPemBegin(text, 0);

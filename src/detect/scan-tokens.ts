@@ -12,9 +12,10 @@ import type { Detection } from './types.js';
 import { ALNUM, charClass, DIGIT, isWordChar, LOWER, TOKEN, UPPER } from './char-class.js';
 import { entropy, ibanLengths, mod97 } from './validators.js';
 
-const contextWindow = 48;
-const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b|key\s*[:=])/i;
-const awsContext = /aws|secret/i;
+/** How far before a token its context word may be. */
+export const contextWindow = 48;
+export const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b|key\s*[:=])/i;
+export const awsContext = /aws|secret/i;
 
 export function scanTokens(text: string, out: Detection[]): void {
   const n = text.length;
