@@ -20,8 +20,20 @@ export function replacement(value: string, finding: Finding): string {
       return `[${finding.type}:${mac.slice(0, 12)}]`;
     }
     default:
-      return `[${finding.type}]`;
+      return label(finding.type);
   }
+}
+
+/** `[TYPE]`, one string per type (not one per finding). */
+const labels = new Map<string, string>();
+function label(type: string): string {
+  let l = labels.get(type);
+  if (l === undefined) {
+    l = `[${type}]`;
+    // Custom entity names come from config; the cache cannot grow past a few hundred.
+    if (labels.size < 1024) labels.set(type, l);
+  }
+  return l;
 }
 
 function partial(value: string, keepLast: number): string {
@@ -39,14 +51,19 @@ function partial(value: string, keepLast: number): string {
 /** Applies findings (sorted, non-overlapping) to `text`; counts what it replaced. */
 export function applyFindings(text: string, findings: readonly Finding[], counts: EntityCounts): string {
   if (findings.length === 0) return text;
+  // One list of slices of the input and replacements, joined once: the result is one
+  // flat copy (no rope of thousands of pieces for the consumer to flatten), and
+  // redaction, the common case, cuts no string out of the value.
   const parts: string[] = [];
   let at = 0;
-  for (const f of findings) {
-    parts.push(text.slice(at, f.start), replacement(text.slice(f.start, f.end), f));
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i]!;
+    if (f.start > at) parts.push(text.slice(at, f.start));
+    parts.push(f.operator === 'redact' || f.operator === 'drop' ? label(f.type) : replacement(text.slice(f.start, f.end), f));
     at = f.end;
     counts[f.type] = (counts[f.type] ?? 0) + 1;
   }
-  parts.push(text.slice(at));
+  if (at < text.length) parts.push(text.slice(at));
   return parts.join('');
 }
 
