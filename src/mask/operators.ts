@@ -37,15 +37,32 @@ function label(type: string): string {
 }
 
 function partial(value: string, keepLast: number): string {
-  let kept = 0;
-  const chars = [...value];
-  for (let i = chars.length - 1; i >= 0; i--) {
-    const ch = chars[i]!;
-    if (!/[\p{L}\p{N}]/u.test(ch)) continue;
-    if (kept < keepLast) kept++;
-    else chars[i] = '*';
+  // From the end, step over code points until `keepLast` letters and digits are kept;
+  // before that point every letter and digit becomes `*`.
+  let cut = value.length;
+  for (let kept = 0; cut > 0 && kept < keepLast; ) {
+    const low = value.charCodeAt(cut - 1);
+    const width = low >= 0xdc00 && low <= 0xdfff && cut > 1 && isHighSurrogate(value.charCodeAt(cut - 2)) ? 2 : 1;
+    cut -= width;
+    if (isLetterOrDigit(value.codePointAt(cut)!)) kept++;
   }
-  return chars.join('');
+  let out = '';
+  for (let k = 0; k < cut; ) {
+    const cp = value.codePointAt(k)!;
+    const width = cp > 0xffff ? 2 : 1;
+    out += isLetterOrDigit(cp) ? '*' : value.slice(k, k + width);
+    k += width;
+  }
+  return out + value.slice(cut);
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
+function isLetterOrDigit(cp: number): boolean {
+  if (cp < 128) return (cp >= 48 && cp <= 57) || (cp >= 65 && cp <= 90) || (cp >= 97 && cp <= 122);
+  return /[\p{L}\p{N}]/u.test(String.fromCodePoint(cp));
 }
 
 /** Applies findings (sorted, non-overlapping) to `text`; counts what it replaced. */
