@@ -39,8 +39,11 @@ export interface DetectorOptions {
 
 export interface Detector {
   detect(text: string): Detection[];
-  /** Offset from which the end of `text` must be held back while streaming. */
-  holdBack(text: string): number;
+  /**
+   * Offset from which the end of `text` must be held back while streaming. `from`: the
+   * text before it is already out, so any point at or before it is as good an answer.
+   */
+  holdBack(text: string, from?: number): number;
 }
 
 const contextChars = 48;
@@ -101,18 +104,32 @@ export function createDetector(options: DetectorOptions = {}): Detector {
     return found.filter((d) => d.score >= minScore && (allow.size === 0 || !allow.has(text.slice(d.start, d.end).toLowerCase())));
   }
 
+  // The findings holdBack computed, for the detect call on the same text that follows
+  // it in a streaming masker (one scan per piece, not two). Used once, then dropped.
+  let lastText: string | undefined;
+  let lastFound: Detection[] | undefined;
+
   return {
     detect(text) {
-      return resolveOverlaps(collect(text));
+      let found: Detection[];
+      if (lastFound !== undefined && text === lastText) found = lastFound;
+      else found = collect(text);
+      lastText = undefined;
+      lastFound = undefined;
+      return resolveOverlaps(found);
     },
-    holdBack(text) {
+    holdBack(text, from = 0) {
       const n = text.length;
       let p = Math.min(builtinHoldBack(text), extraHold > 0 ? Math.max(0, n - extraHold) : n);
-      if (p === n) return p;
+      // Nothing after `from` can go (or everything can): the straddle check cannot
+      // change that.
+      if (p === n || p <= from) return p;
       // A finding that straddles the point is held whole (and then whatever straddles
       // its start): it may still lose an overlap to what is growing after it, or win
       // one, and the part before the point would already be out.
       const spans = collect(text);
+      lastText = text;
+      lastFound = spans;
       for (let moved = true; moved; ) {
         moved = false;
         for (const d of spans) {

@@ -34,6 +34,10 @@ const maxLocalPart = 65;
 const maxDomain = 256;
 /** An IPv6 candidate is at most 46 characters; this covers it with room. */
 const maxIpv6Hold = 64;
+/** A run of digit groups is kept as context back to its start up to this length. */
+const maxRunContext = 1024;
+/** The number scanner's longest run (scan-numeric.ts). */
+const maxRunGroups = 12;
 /** A printed IBAN: at most 34 characters and 8 single spaces. */
 const maxIbanHold = 48;
 
@@ -48,7 +52,16 @@ export function contextStart(text: string): number {
   const n = text.length;
   let s = n;
   while (s > 0 && n - s < maxTokenHold && isEntityChar(text.charCodeAt(s - 1))) s--;
-  return Math.max(0, s - contextWindow);
+  // Digit groups joined by single separators: the number scanner cuts a run into
+  // pieces of 12 groups counted from the run's start, so the start must be in view
+  // for the pieces (and what is found in them) to be the same as in the whole text.
+  let r = n;
+  while (r > 0 && n - r < maxRunContext) {
+    const c = text.charCodeAt(r - 1);
+    if ((c >= 48 && c <= 57) || c === 40 || c === 41 || c === 43 || c === 45 || c === 46 || (c === 32 && r > 1 && text.charCodeAt(r - 2) !== 32)) r--;
+    else break;
+  }
+  return Math.max(0, Math.min(s, r) - contextWindow);
 }
 
 /** A character some built-in entity may contain (spaces aside): any other ends them all. */
@@ -151,11 +164,20 @@ function numericHold(text: string): number {
   const end = k > 0 ? text.charCodeAt(k - 1) : 32;
   const groupEnds = (end >= 48 && end <= 57) || (end === 41 && k > 1 && isDigit(text.charCodeAt(k - 2)));
   if (!groupEnds) return j;
-  // Walk back over the run: digits, `(` `)` `+` `-` `.` and single spaces.
+  // Walk back over the run: digits, `(` `)` `+` `-` `.` and single spaces, at most
+  // over the last 12 groups: the scanner cuts runs into 12-group pieces, so a run
+  // still growing has fewer groups since its last cut.
   let s = k;
+  let groups = 0;
   while (s > 0 && n - s < maxTokenHold) {
     const c = text.charCodeAt(s - 1);
-    if ((c >= 48 && c <= 57) || c === 40 || c === 41 || c === 43 || c === 45 || c === 46) s--;
+    if (c >= 48 && c <= 57) {
+      if (s === k || !isDigit(text.charCodeAt(s))) {
+        if (groups === maxRunGroups) break;
+        groups++;
+      }
+      s--;
+    } else if (c === 40 || c === 41 || c === 43 || c === 45 || c === 46) s--;
     else if (c === 32 && s > 1 && text.charCodeAt(s - 2) !== 32) s--;
     else break;
   }

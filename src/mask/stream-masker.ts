@@ -31,8 +31,14 @@ export class StreamTextMasker {
     const buffer = this.#held + piece;
     // The hold-back sees the released context too: whether a token may still become
     // a secret depends on a context word before it.
-    const release = Math.max(0, this.#plan.holdBack(this.#context + buffer) - this.#context.length);
-    return this.#release(buffer, release);
+    const view = this.#context + buffer;
+    const release = Math.max(0, this.#plan.holdBack(view, this.#context.length) - this.#context.length);
+    if (release === 0) {
+      // Nothing can go yet: no need to look for findings.
+      this.#held = buffer;
+      return '';
+    }
+    return this.#release(view, buffer, release);
   }
 
   /** Releases everything still held, masked. */
@@ -41,16 +47,17 @@ export class StreamTextMasker {
     this.#ended = true;
     const buffer = this.#held;
     this.#held = '';
-    return buffer === '' ? '' : this.#release(buffer, buffer.length);
+    return buffer === '' ? '' : this.#release(this.#context + buffer, buffer, buffer.length);
   }
 
   get heldLength(): number {
     return this.#held.length;
   }
 
-  #release(buffer: string, release: number): string {
+  /** Releases `buffer` up to `release` (or less, never inside a finding); `view` is context + buffer. */
+  #release(view: string, buffer: string, release: number): string {
     const offset = this.#context.length;
-    const findings = this.#plan.find(this.#context + buffer);
+    const findings = this.#plan.find(view);
     const local = [];
     let cut = release;
     for (const f of findings) {
