@@ -11,7 +11,7 @@ import type { Detection } from './types.js';
 import { scanDigitTokens } from './scan-digits.js';
 import { scanEmails, scanIpv6, scanPem } from './scan-misc.js';
 import { luhn, mod97 } from './validators.js';
-import { charClass, isSpace, isWordChar, TOKEN } from './char-class.js';
+import { builtinHoldBack } from './hold-back.js';
 
 export interface CustomEntity {
   readonly name: string;
@@ -39,17 +39,14 @@ export interface DetectorOptions {
 
 export interface Detector {
   detect(text: string): Detection[];
-  /** Offset from which the end of `text` must be held back while streaming. */
-  holdBack(text: string): number;
+  /**
+   * Offset from which the end of `text` must be held back while streaming. `from`: the
+   * text before it is already out, so any point at or before it is as good an answer.
+   */
+  holdBack(text: string, from?: number): number;
 }
 
 const contextChars = 48;
-/** An unbroken token longer than this is released: a key longer than 8 KiB is not a key. */
-const maxTokenHold = 8 * 1024;
-/** An unterminated PEM block is held up to this size, then masked whole. */
-const maxPemHold = 16 * 1024;
-/** Digit/letter groups separated by single spaces (phones, cards, IBANs): held up to this. */
-const maxGroupHold = 48;
 
 interface CompiledCustom {
   readonly name: string;
@@ -70,51 +67,97 @@ export function createDetector(options: DetectorOptions = {}): Detector {
     score: c.score ?? 0.8,
   }));
   const deny = (options.denyLists ?? []).filter((d) => d.terms.length > 0).map((d) => ({ name: d.name, re: new RE2(`(?:^|\\b)(?:${d.terms.map(escapeRe2).join('|')})(?:\\b|$)`, 'giu') }));
+  /** The lowest score a finding can have (built-ins: 0.6). */
+  const lowestScore = Math.min(0.6, ...custom.map((c) => c.score));
   let extraHold = 0;
   for (const c of options.customEntities ?? []) extraHold = Math.max(extraHold, (c.maxLength ?? 64) - 1);
   for (const d of options.denyLists ?? []) for (const t of d.terms) extraHold = Math.max(extraHold, t.length - 1);
 
+  /** Every finding kept by score and allow list, before overlaps are resolved. */
+  function collect(text: string): Detection[] {
+    const found: Detection[] = [];
+    scanBuiltins(text, found);
+    for (const c of custom) {
+      c.re.lastIndex = 0;
+      for (let m = c.re.exec(text); m; m = c.re.exec(text)) {
+        if (m[0] === '') {
+          c.re.lastIndex++;
+          continue;
+        }
+        const start = m.index;
+        if (c.validator && !c.validator(m[0])) continue;
+        if (c.context && !c.context.test(text.slice(Math.max(0, start - contextChars), start))) continue;
+        found.push({ type: c.name, start, end: start + m[0].length, score: c.score });
+      }
+    }
+    for (const d of deny) {
+      d.re.lastIndex = 0;
+      for (let m = d.re.exec(text); m; m = d.re.exec(text)) {
+        if (m[0] === '') {
+          d.re.lastIndex++;
+          continue;
+        }
+        found.push({ type: d.name, start: m.index, end: m.index + m[0].length, score: 1 });
+      }
+    }
+    if (allow.size === 0 && lowestScore >= minScore) return found;
+    return found.filter((d) => d.score >= minScore && (allow.size === 0 || !allow.has(text.slice(d.start, d.end).toLowerCase())));
+  }
+
+  // The findings holdBack computed, for the detect call on the same text that follows
+  // it in a streaming masker (one scan per piece, not two). Used once, then dropped.
+  let lastText: string | undefined;
+  let lastFound: Detection[] | undefined;
+
   return {
     detect(text) {
-      const found: Detection[] = [];
-      scanBuiltins(text, found);
-      for (const c of custom) {
-        c.re.lastIndex = 0;
-        for (let m = c.re.exec(text); m; m = c.re.exec(text)) {
-          if (m[0] === '') {
-            c.re.lastIndex++;
-            continue;
-          }
-          const start = m.index;
-          if (c.validator && !c.validator(m[0])) continue;
-          if (c.context && !c.context.test(text.slice(Math.max(0, start - contextChars), start))) continue;
-          found.push({ type: c.name, start, end: start + m[0].length, score: c.score });
-        }
-      }
-      for (const d of deny) {
-        d.re.lastIndex = 0;
-        for (let m = d.re.exec(text); m; m = d.re.exec(text)) {
-          if (m[0] === '') {
-            d.re.lastIndex++;
-            continue;
-          }
-          found.push({ type: d.name, start: m.index, end: m.index + m[0].length, score: 1 });
-        }
-      }
-      const kept = found.filter((d) => d.score >= minScore && (allow.size === 0 || !allow.has(text.slice(d.start, d.end).toLowerCase())));
-      return resolveOverlaps(kept);
+      let found: Detection[];
+      if (lastFound !== undefined && text === lastText) found = lastFound;
+      else found = collect(text);
+      lastText = undefined;
+      lastFound = undefined;
+      return resolveOverlaps(found);
     },
-    holdBack(text) {
-      return Math.min(builtinHoldBack(text), extraHold > 0 ? Math.max(0, text.length - extraHold) : text.length);
+    holdBack(text, from = 0) {
+      const n = text.length;
+      let p = Math.min(builtinHoldBack(text), extraHold > 0 ? Math.max(0, n - extraHold) : n);
+      // Nothing after `from` can go (or everything can): the straddle check cannot
+      // change that.
+      if (p === n || p <= from) return p;
+      // A finding that straddles the point is held whole (and then whatever straddles
+      // its start): it may still lose an overlap to what is growing after it, or win
+      // one, and the part before the point would already be out.
+      const spans = collect(text);
+      lastText = text;
+      lastFound = spans;
+      for (let moved = true; moved; ) {
+        moved = false;
+        for (const d of spans) {
+          if (d.start < p && d.end > p) {
+            p = d.start;
+            moved = true;
+          }
+        }
+      }
+      return p;
     },
   };
 }
 
 function scanBuiltins(text: string, out: Detection[]): void {
-  scanDigitTokens(text, out);
+  // PEM blocks first: the digit-driven scan skips their insides (base64 lines full of
+  // digits), where any finding would lose to the enclosing block anyway.
+  const first = out.length;
+  scanPem(text, out);
+  const blocks = out.length;
+  let from = 0;
+  for (let b = first; b < blocks; b++) {
+    scanDigitTokens(text, out, from, out[b]!.start);
+    from = out[b]!.end;
+  }
+  scanDigitTokens(text, out, from);
   scanEmails(text, out);
   scanIpv6(text, out);
-  scanPem(text, out);
 }
 
 /** One finding per span: sorted by start, the longer (then higher-scored) wins an overlap. */
@@ -131,49 +174,6 @@ export function resolveOverlaps(found: Detection[]): Detection[] {
     out.push(d);
   }
   return out;
-}
-
-/**
- * Where the text could still grow into an entity:
- * - the trailing run of characters that occur inside entities (letters, digits and
- *   `_-./+=~@:%'()`: an email, key, JWT or address in progress);
- * - before it, short digit/upper-case groups joined by single spaces (`+1 415 555`,
- *   `4111 1111`, `DE89 3704`), including a trailing single space after such a group;
- * - an open `-----BEGIN … PRIVATE KEY-----` block without its END line yet.
- */
-export function builtinHoldBack(text: string): number {
-  const n = text.length;
-  let p = n;
-  while (p > 0 && n - p < maxTokenHold && isEntityChar(text.charCodeAt(p - 1))) p--;
-  // Groups: walk back over `<space><group>` while each group is short and group-like.
-  let q = p;
-  for (;;) {
-    if (q === 0 || text.charCodeAt(q - 1) !== 32) break;
-    let s = q - 1;
-    if (s > 0 && isSpace(text.charCodeAt(s - 1))) break;
-    const groupEnd = s;
-    while (s > 0 && groupEnd - s < 8 && isGroupChar(text.charCodeAt(s - 1))) s--;
-    if (s === groupEnd || (s > 0 && !isSpace(text.charCodeAt(s - 1)))) break;
-    if (n - s > maxGroupHold + (n - p)) break;
-    q = s;
-  }
-  p = q;
-  // A PEM block is complete only once its END line's closing dashes have arrived.
-  const begin = text.lastIndexOf('-----BEGIN ');
-  if (begin >= 0 && begin < p && n - begin < maxPemHold) {
-    const end = text.indexOf('-----END ', begin);
-    if (end < 0 || text.indexOf('-----', end + 9) < 0) p = begin;
-  }
-  return p;
-}
-
-/** Characters that occur inside some built-in entity; any other character ends them all. */
-function isEntityChar(c: number): boolean {
-  return (charClass[c]! & TOKEN) !== 0 || c === 64 || c === 58 || c === 37 || c === 39 || c === 40 || c === 41 || (c > 127 && isWordChar(c));
-}
-
-function isGroupChar(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || c === 40 || c === 41 || c === 43 || c === 45 || c === 46;
 }
 
 function escapeRe2(text: string): string {

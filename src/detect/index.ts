@@ -4,7 +4,8 @@
 import { createDetector } from './detector.js';
 import type { Detection } from './types.js';
 
-export { createDetector, resolveOverlaps, builtinHoldBack, type Detector, type DetectorOptions, type CustomEntity, type DenyList } from './detector.js';
+export { builtinHoldBack, contextStart } from './hold-back.js';
+export { createDetector, resolveOverlaps, type Detector, type DetectorOptions, type CustomEntity, type DenyList } from './detector.js';
 export { builtinEntityTypes, type Detection, type BuiltinEntityType } from './types.js';
 export { luhn, mod97 } from './validators.js';
 

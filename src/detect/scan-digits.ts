@@ -12,17 +12,25 @@ import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
 import { token } from './scan-tokens.js';
 
-export function scanDigitTokens(text: string, out: Detection[]): void {
+/** A single-character-class search: the engine's native scan, no backtracking possible. */
+const nextDigit = /[0-9]/g;
+
+/**
+ * Scans `text` for digit-driven entities, starting runs and tokens only at digits in
+ * `[from, to)` (the scans may look past both ends). The detector passes the stretches
+ * between PEM blocks: a finding inside a key block would lose to the block anyway.
+ */
+export function scanDigitTokens(text: string, out: Detection[], from = 0, to = text.length): void {
   const n = text.length;
-  let tokenEnd = 0;
-  let numericEnd = 0;
-  let i = 0;
-  const digit = /[0-9]/g;
+  let tokenEnd = from;
+  let numericEnd = from;
+  let i = from;
   for (;;) {
-    // A single-character-class search: the engine's native scan, no backtracking possible.
-    digit.lastIndex = i;
-    if (digit.exec(text) === null) return;
-    i = digit.lastIndex - 1;
+    // `test` rather than `exec`: no match array is allocated per digit.
+    nextDigit.lastIndex = i;
+    if (!nextDigit.test(text)) return;
+    i = nextDigit.lastIndex - 1;
+    if (i >= to) return;
     if (i >= tokenEnd) tokenEnd = tokenAround(text, i, tokenEnd, out);
     if (i >= numericEnd) {
       const prev = i > 0 ? text.charCodeAt(i - 1) : 32;
@@ -40,7 +48,10 @@ export function scanDigitTokens(text: string, out: Detection[]): void {
         tokenEnd = tokenAround(text, numericEnd - 1, tokenEnd, out);
       }
       i = Math.max(i + 1, numericEnd);
-    } else i++;
+    } else {
+      // Inside both a checked token and a scanned run: nothing starts before either ends.
+      i = Math.max(i + 1, Math.min(tokenEnd, numericEnd));
+    }
   }
 }
 

@@ -6,9 +6,10 @@
 // Each look is bounded, so the scan stays linear.
 
 import type { Detection } from './types.js';
-import { charClass, isWordChar } from './char-class.js';
+import { charClass, isWordChar, LOWER, UPPER } from './char-class.js';
 
 const fileExtensions = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf', 'js', 'ts', 'css', 'map']);
+const maxExtensionLength = 4;
 
 export function scanEmails(text: string, out: Detection[]): void {
   let at = text.indexOf('@');
@@ -20,27 +21,45 @@ export function scanEmails(text: string, out: Detection[]): void {
     while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
     while (s < at && text.charCodeAt(s) === 46) s++;
     const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
-    if (okLocal && validDomain(text.slice(at + 1, e)) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
+    if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
       out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
     }
     at = text.indexOf('@', Math.max(at + 1, e));
   }
 }
 
-function validDomain(domain: string): boolean {
-  const labels = domain.split('.');
-  if (labels.length < 2) return false;
-  for (const l of labels) if (l === '' || l.length > 63 || l.startsWith('-') || l.endsWith('-')) return false;
-  const tld = labels[labels.length - 1]!;
-  return /^(?:[A-Za-z]{2,24}|\p{L}{2,24})$/u.test(tld) && !fileExtensions.has(tld.toLowerCase());
+/** `text[from, to)` is a dotted domain with an alphabetic TLD that is not a file extension. */
+function validDomain(text: string, from: number, to: number): boolean {
+  let labels = 0;
+  let labelStart = from;
+  let tldStart = from;
+  for (let k = from; k <= to; k++) {
+    if (k < to && text.charCodeAt(k) !== 46) continue;
+    const length = k - labelStart;
+    if (length === 0 || length > 63 || text.charCodeAt(labelStart) === 45 || text.charCodeAt(k - 1) === 45) return false;
+    labels++;
+    tldStart = labelStart;
+    labelStart = k + 1;
+  }
+  if (labels < 2) return false;
+  let ascii = true;
+  for (let k = tldStart; k < to; k++) {
+    const c = text.charCodeAt(k);
+    if (c > 127) ascii = false;
+    else if ((charClass[c]! & (UPPER | LOWER)) === 0) return false;
+  }
+  if (ascii) {
+    if (to - tldStart < 2 || to - tldStart > 24) return false;
+  } else if (!/^\p{L}{2,24}$/u.test(text.slice(tldStart, to))) return false;
+  return to - tldStart > maxExtensionLength || !fileExtensions.has(text.slice(tldStart, to).toLowerCase());
 }
 
 // RFC 6531: internationalized addresses may use non-ASCII letters on both sides.
-function isLocalChar(c: number): boolean {
+export function isLocalChar(c: number): boolean {
   return (charClass[c]! & 15) !== 0 || c === 46 || c === 43 || c === 37 || c === 39 || (c > 127 && isWordChar(c));
 }
 
-function isDomainChar(c: number): boolean {
+export function isDomainChar(c: number): boolean {
   return (charClass[c]! & 7) !== 0 || c === 45 || c === 46 || (c > 127 && isWordChar(c));
 }
 
@@ -59,9 +78,13 @@ export function scanIpv6(text: string, out: Detection[]): void {
       while (e < text.length && e - s < 46 && (isHex(text.charCodeAt(e)) || text.charCodeAt(e) === 58 || text.charCodeAt(e) === 46)) e++;
       while (e > colon && text.charCodeAt(e - 1) === 46) e--;
       scannedTo = e;
+      // Every IPv6 text form has at least two colons (`::1`); times (`12:30`) and
+      // `key: value` have one, and stop here without cutting a string.
+      let colons = 0;
+      for (let k = s; k < e && colons < 2; k++) if (text.charCodeAt(k) === 58) colons++;
       const beforeOk = s === 0 || !isWordChar(text.charCodeAt(s - 1));
       const afterOk = e >= text.length || !isWordChar(text.charCodeAt(e));
-      if (beforeOk && afterOk && validIpv6(text.slice(s, e))) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
+      if (colons >= 2 && beforeOk && afterOk && validIpv6(text.slice(s, e))) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
     }
     colon = text.indexOf(':', Math.max(colon + 1, scannedTo));
   }
@@ -93,10 +116,10 @@ function validIpv6(value: string): boolean {
   return hexParts.length >= 2 || value === '::1' || v4 || /\d/.test(value);
 }
 
-const pemBegin = /^-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----/;
+export const pemBegin = /^-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----/;
 
 export function scanPem(text: string, out: Detection[]): void {
-  let at = text.indexOf('-----BEGIN ');
+  let at = nextPemBegin(text, 0);
   while (at >= 0) {
     const m = pemBegin.exec(text.slice(at, at + 64));
     let next = at + 11;
@@ -107,6 +130,18 @@ export function scanPem(text: string, out: Detection[]): void {
       out.push({ type: 'PRIVATE_KEY', start: at, end, score: 0.99 });
       next = end;
     }
-    at = text.indexOf('-----BEGIN ', next);
+    at = nextPemBegin(text, next);
   }
+}
+
+/**
+ * The next `-----BEGIN ` at or after `from`. Searching for `BEGIN ` and checking the
+ * dashes before it is several times faster than searching for the whole marker: `-`
+ * is common in text, `BEGIN ` is not.
+ */
+function nextPemBegin(text: string, from: number): number {
+  for (let b = text.indexOf('BEGIN ', from + 5); b >= 0; b = text.indexOf('BEGIN ', b + 6)) {
+    if (text.startsWith('-----', b - 5)) return b - 5;
+  }
+  return -1;
 }

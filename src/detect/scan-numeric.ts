@@ -16,15 +16,27 @@ import type { Detection } from './types.js';
 import { cardIssuer, luhn, validSsn } from './validators.js';
 import { isDigit, isWordChar } from './char-class.js';
 
-interface Group {
-  readonly start: number;
-  readonly end: number;
-  /** Separator text before this group (`''` for the first). */
-  readonly sep: string;
-  readonly paren: boolean;
-}
-
+// The groups of the run being scanned, in fixed arrays reused by every run (the scan
+// is synchronous and not re-entrant), so a run allocates nothing until it matches.
 const maxGroups = 12;
+const gStart = new Int32Array(maxGroups);
+const gEnd = new Int32Array(maxGroups);
+/** Separator before each group: one of the SEP_ kinds. */
+const gSep = new Uint8Array(maxGroups);
+const gParen = new Uint8Array(maxGroups);
+const SEP_NONE = 0;
+const SEP_DASH = 1;
+const SEP_DOT = 2;
+const SEP_SPACE = 3;
+/** ` - `: counts as a dash for the formats, but does not chain like a bare `-`. */
+const SEP_SPACED_DASH = 4;
+// Separator kinds as a set of bits (` - ` and `-` are the same kind there).
+const B_DASH = 1;
+const B_DOT = 2;
+const B_SPACE = 4;
+const sepBit = Uint8Array.of(0, B_DASH, B_DOT, B_SPACE, B_DASH);
+/** The digits of the window being classified (every format has at most 19). */
+const dig = new Uint8Array(19);
 
 export function scanNumeric(text: string, out: Detection[]): void {
   const n = text.length;
@@ -49,11 +61,11 @@ export function scanNumeric(text: string, out: Detection[]): void {
 /** Scans one run starting at `from` (a digit, or `+`/`(` before one); returns where it ends. */
 export function scanRun(text: string, from: number, out: Detection[]): number {
   const n = text.length;
-  const groups: Group[] = [];
+  let count = 0;
   let j = from;
   const plus = text.charCodeAt(j) === 43;
   if (plus) j++;
-  let sep = '';
+  let sep = SEP_NONE;
   for (;;) {
     let paren = false;
     const sepStart = j;
@@ -68,38 +80,48 @@ export function scanRun(text: string, from: number, out: Detection[]): number {
       break;
     }
     if (paren) j++;
-    groups.push({ start, end: paren ? j - 1 : j, sep, paren });
-    if (groups.length >= maxGroups) break;
+    gStart[count] = start;
+    gEnd[count] = paren ? j - 1 : j;
+    gSep[count] = sep;
+    gParen[count] = paren ? 1 : 0;
+    count++;
+    if (count >= maxGroups) break;
     // Separator: one of `-` `.` or a single space, optionally with spaces around a dash.
     const s0 = j;
     const c = text.charCodeAt(j);
-    if (c === 45 || c === 46) j++;
-    else if (c === 32) {
+    let kind: number;
+    if (c === 45 || c === 46) {
       j++;
-      if (text.charCodeAt(j) === 45 && text.charCodeAt(j + 1) === 32) j += 2;
+      kind = c === 45 ? SEP_DASH : SEP_DOT;
+    } else if (c === 32) {
+      j++;
+      kind = SEP_SPACE;
+      if (text.charCodeAt(j) === 45 && text.charCodeAt(j + 1) === 32) {
+        j += 2;
+        kind = SEP_SPACED_DASH;
+      }
     } else break;
     const next = text.charCodeAt(j);
     if (!(isDigit(next) || (next === 40 && isDigit(text.charCodeAt(j + 1))))) {
       j = s0;
       break;
     }
-    sep = text.slice(s0, j);
+    sep = kind;
   }
-  if (groups.length === 0) return from + 1;
-  const last = groups[groups.length - 1]!;
-  const runEnd = last.paren ? last.end + 1 : last.end;
+  if (count === 0) return from + 1;
+  const last = count - 1;
+  const runEnd = gParen[last] ? gEnd[last]! + 1 : gEnd[last]!;
   const tailGlued = runEnd < n && isWordChar(text.charCodeAt(runEnd));
 
   let g = 0;
-  while (g < groups.length) {
+  while (g < count) {
     let found: Detection | undefined;
-    for (let h = Math.min(groups.length - 1, g + 7); h >= g; h--) {
-      if (h === groups.length - 1 && tailGlued) continue;
-      const after = h + 1 < groups.length ? groups[h + 1]!.sep : '';
-      if (after === '-' || after === '.') continue;
-      const before = groups[g]!.sep;
-      if (g > 0 && (before === '-' || before === '.')) continue;
-      found = classify(text, groups, g, h, plus && g === 0 ? from : undefined);
+    for (let h = Math.min(last, g + 7); h >= g; h--) {
+      if (h === last && tailGlued) continue;
+      // A window must not end or start inside a `-`/`.` chain.
+      if (h < last && (gSep[h + 1] === SEP_DASH || gSep[h + 1] === SEP_DOT)) continue;
+      if (g > 0 && (gSep[g] === SEP_DASH || gSep[g] === SEP_DOT)) continue;
+      found = classify(text, g, h, plus && g === 0 ? from : undefined);
       if (found) {
         out.push(found);
         g = h + 1;
@@ -111,89 +133,107 @@ export function scanRun(text: string, from: number, out: Detection[]): number {
   return runEnd > from ? runEnd : from + 1;
 }
 
-function classify(text: string, groups: readonly Group[], g: number, h: number, plusAt: number | undefined): Detection | undefined {
+function classify(text: string, g: number, h: number, plusAt: number | undefined): Detection | undefined {
   const count = h - g + 1;
+  let total = 0;
+  for (let k = g; k <= h; k++) total += gEnd[k]! - gStart[k]!;
+  // Every format below has at most 19 digits.
+  if (total > 19) return undefined;
   if (plusAt === undefined) {
     // Cheap exits first: most numbers in text are short (years, counts, prices).
-    let total = 0;
-    for (let k = g; k <= h; k++) total += groups[k]!.end - groups[k]!.start;
     if (count === 1 ? total < 13 : count !== 4 && total < 9) return undefined;
   }
-  let digits = '';
-  const lens: number[] = [];
-  const seps = new Set<string>();
+  let seps = 0;
   let parens = 0;
+  let d = 0;
   for (let k = g; k <= h; k++) {
-    const grp = groups[k]!;
-    digits += text.slice(grp.start, grp.end);
-    lens.push(grp.end - grp.start);
-    if (k > g) seps.add(grp.sep.trim() === '' ? ' ' : grp.sep.trim());
-    if (grp.paren) parens++;
+    if (k > g) seps |= sepBit[gSep[k]!]!;
+    if (gParen[k]) parens++;
+    for (let p = gStart[k]!; p < gEnd[k]!; p++) dig[d++] = text.charCodeAt(p) - 48;
   }
-  const first = groups[g]!;
-  const lastGroup = groups[h]!;
-  const start = plusAt ?? (first.paren ? first.start - 1 : first.start);
-  const end = lastGroup.paren ? lastGroup.end + 1 : lastGroup.end;
-  const oneSep = seps.size <= 1 ? [...seps][0] : undefined;
+  /** The one separator kind used, or 0 when none or several. */
+  const oneSep = (seps & (seps - 1)) === 0 ? seps : 0;
+  const severalSeps = (seps & (seps - 1)) !== 0;
+  const start = plusAt ?? (gParen[g] ? gStart[g]! - 1 : gStart[g]!);
+  const end = gParen[h] ? gEnd[h]! + 1 : gEnd[h]!;
 
   if (plusAt !== undefined) {
     // E.164 (ITU-T E.164 §6): country code + subscriber number, at most 15 digits.
-    if (digits.length < 8 || digits.length > 15 || parens > 1) return undefined;
-    if (digits[0] === '1' && !(digits.length === 11 && nanp(digits.slice(1)))) return undefined;
-    if (digits[0] === '0') return undefined;
+    if (total < 8 || total > 15 || parens > 1) return undefined;
+    if (dig[0] === 1 && !(total === 11 && nanp(1, total))) return undefined;
+    if (dig[0] === 0) return undefined;
     return { type: 'PHONE', start, end, score: 0.85 };
   }
 
-  if (parens === 0 && count === 4 && oneSep === '.' && lens.every((l) => l <= 3)) {
-    const parts = [];
-    for (let k = g; k <= h; k++) parts.push(text.slice(groups[k]!.start, groups[k]!.end));
-    if (parts.every((p) => Number(p) <= 255 && !(p.length > 1 && p[0] === '0'))) return { type: 'IP_ADDRESS', start, end, score: 0.8 };
+  if (parens === 0 && count === 4 && oneSep === B_DOT && len(g) <= 3 && len(g + 1) <= 3 && len(g + 2) <= 3 && len(h) <= 3) {
+    for (let k = g, at = 0; k <= h; k++) {
+      const l = len(k);
+      let value = 0;
+      for (let p = 0; p < l; p++) value = value * 10 + dig[at + p]!;
+      if (value > 255 || (l > 1 && dig[at] === 0)) return undefined;
+      at += l;
+    }
+    return { type: 'IP_ADDRESS', start, end, score: 0.8 };
+  }
+
+  if (parens === 0 && count === 3 && len(g) === 3 && len(g + 1) === 2 && len(h) === 4 && (oneSep === B_DASH || oneSep === B_SPACE)) {
+    const area = dig[0]! * 100 + dig[1]! * 10 + dig[2]!;
+    const group = dig[3]! * 10 + dig[4]!;
+    const serial = dig[5]! * 1000 + dig[6]! * 100 + dig[7]! * 10 + dig[8]!;
+    if (validSsn(area, group, serial)) return { type: 'US_SSN', start, end, score: oneSep === B_DASH ? 0.85 : 0.6 };
     return undefined;
   }
 
-  if (parens === 0 && count === 3 && lens[0] === 3 && lens[1] === 2 && lens[2] === 4 && (oneSep === '-' || oneSep === ' ')) {
-    if (validSsn(Number(digits.slice(0, 3)), Number(digits.slice(3, 5)), Number(digits.slice(5)))) return { type: 'US_SSN', start, end, score: oneSep === '-' ? 0.85 : 0.6 };
-    return undefined;
-  }
-
-  if (parens === 0 && digits.length >= 13 && digits.length <= 19 && (count === 1 || oneSep === ' ' || oneSep === '-') && cardLayout(lens)) {
+  if (parens === 0 && total >= 13 && total <= 19 && (count === 1 || oneSep === B_SPACE || oneSep === B_DASH) && cardLayout(g, h)) {
+    let digits = '';
+    for (let k = g; k <= h; k++) digits += text.slice(gStart[k]!, gEnd[k]!);
     if (cardIssuer(digits) && luhn(digits)) return { type: 'CREDIT_CARD', start, end, score: count === 1 ? 0.8 : 0.9 };
     return undefined;
   }
 
   // `00` international prefix, as written in much of Europe.
-  if (g === 0 && parens === 0 && lens[0] === 4 && digits.startsWith('00') && count >= 3 && digits.length >= 10 && digits.length <= 17 && digits[2] !== '0') {
+  if (g === 0 && parens === 0 && len(g) === 4 && dig[0] === 0 && dig[1] === 0 && count >= 3 && total >= 10 && total <= 17 && dig[2] !== 0) {
     return { type: 'PHONE', start, end, score: 0.7 };
   }
 
   // NANP: [1] NXX NXX XXXX, grouped as 3-3-4 (area optionally in parentheses).
-  let body = digits;
-  let layout = lens;
-  if (count === 4 && lens[0] === 1 && digits[0] === '1') {
-    body = digits.slice(1);
-    layout = lens.slice(1);
+  let first = g;
+  let skip = 0;
+  if (count === 4 && len(g) === 1 && dig[0] === 1) {
+    first = g + 1;
+    skip = 1;
   }
-  if (layout.length === 3 && layout[0] === 3 && layout[1] === 3 && layout[2] === 4 && nanp(body)) {
-    const areaParen = groups[h - 2]!.paren;
+  if (h - first === 2 && len(first) === 3 && len(first + 1) === 3 && len(h) === 4 && nanp(skip, total)) {
+    const areaParen = gParen[h - 2] === 1;
     if (parens > (areaParen ? 1 : 0)) return undefined;
-    if (!areaParen && seps.size > 1) return undefined;
+    if (!areaParen && severalSeps) return undefined;
     return { type: 'PHONE', start, end, score: 0.8 };
   }
   return undefined;
 }
 
-/** NANP number plan: area and exchange codes start with 2-9; N11 area codes are services. */
-function nanp(ten: string): boolean {
-  if (ten.length !== 10) return false;
-  const a = ten.charCodeAt(0) - 48;
-  const e = ten.charCodeAt(3) - 48;
-  if (a < 2 || e < 2) return false;
-  if (ten[1] === '1' && ten[2] === '1') return false;
+/** NANP number plan over `dig[at…total)`: area and exchange codes start with 2-9; N11 area codes are services. */
+function nanp(at: number, total: number): boolean {
+  if (total - at !== 10) return false;
+  if (dig[at]! < 2 || dig[at + 3]! < 2) return false;
+  if (dig[at + 1] === 1 && dig[at + 2] === 1) return false;
   return true;
 }
 
-function cardLayout(lens: readonly number[]): boolean {
-  if (lens.length === 1) return true;
-  const key = lens.join('-');
-  return key === '4-4-4-4' || key === '4-4-4-4-3' || key === '4-6-5' || key === '4-6-4' || key === '4-4-4-1' || key === '4-4-4-3' || key === '4-4-4-2';
+/** Groups `g…h` laid out as a card number is printed. */
+function cardLayout(g: number, h: number): boolean {
+  if (g === h) return true;
+  const count = h - g + 1;
+  if (count < 3 || count > 5) return false;
+  if (len(g) !== 4) return false;
+  if (count === 3) return len(g + 1) === 6 && (len(g + 2) === 5 || len(g + 2) === 4);
+  if (len(g + 1) !== 4 || len(g + 2) !== 4) return false;
+  const l3 = len(g + 3);
+  if (count === 4) return l3 === 4 || l3 === 1 || l3 === 3 || l3 === 2;
+  return l3 === 4 && len(g + 4) === 3;
+}
+
+/** Digits in group `k`. */
+function len(k: number): number {
+  return gEnd[k]! - gStart[k]!;
 }

@@ -12,9 +12,10 @@ import type { Detection } from './types.js';
 import { ALNUM, charClass, DIGIT, isWordChar, LOWER, TOKEN, UPPER } from './char-class.js';
 import { entropy, ibanLengths, mod97 } from './validators.js';
 
-const contextWindow = 48;
-const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b|key\s*[:=])/i;
-const awsContext = /aws|secret/i;
+/** How far before a token its context word may be. */
+export const contextWindow = 48;
+export const secretContext = /(?:secret|token|passw(?:or)?d|pwd|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|bearer|auth|client[_-]?secret|\bkey\b|key\s*[:=])/i;
+export const awsContext = /aws|secret/i;
 
 export function scanTokens(text: string, out: Detection[]): void {
   const n = text.length;
@@ -57,23 +58,26 @@ export function token(text: string, start: number, end: number, out: Detection[]
 
   if (c0 >= 65 && c0 <= 90 && iban(text, start, out)) return;
   if (len < 16) return;
-  const head = text.slice(start, Math.min(end, start + 12));
-
-  if (head.startsWith('sk-ant-')) return void keyLike(text, start, end, 7, 32, 'ANTHROPIC_KEY', 0.99, out);
-  if (head.startsWith('sk-')) {
-    const prefix = /^sk-(?:proj|svcacct|admin|None)-/.exec(head)?.[0].length ?? 3;
-    return void keyLike(text, start, end, prefix, 20, 'OPENAI_KEY', 0.95, out);
-  }
-  if (/^gh[pousr]_/.test(head)) return void keyLike(text, start, end, 4, 36, 'GITHUB_TOKEN', 0.99, out);
-  if (head.startsWith('github_pat_')) return void keyLike(text, start, end, 11, 40, 'GITHUB_TOKEN', 0.99, out);
-  if (/^xox[abposr]-|^xapp-/.test(head)) return void keyLike(text, start, end, 5, 10, 'SLACK_TOKEN', 0.95, out);
-  if (/^(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)/.test(head)) {
-    if (len === 20 && allIn(text, start, end, UPPER | DIGIT)) out.push({ type: 'AWS_ACCESS_KEY', start, end, score: 0.95 });
-    return;
-  }
-  if (head.startsWith('eyJ')) {
-    if (jwt(text.slice(start, end))) out.push({ type: 'JWT', start, end, score: 0.95 });
-    return;
+  // Vendor prefixes start with one of `s g x A e`; any other token goes straight to
+  // the generic check without cutting a head string out of the text.
+  if (c0 === 115 || c0 === 103 || c0 === 120 || c0 === 65 || c0 === 101) {
+    const head = text.slice(start, Math.min(end, start + 12));
+    if (head.startsWith('sk-ant-')) return void keyLike(text, start, end, 7, 32, 'ANTHROPIC_KEY', 0.99, out);
+    if (head.startsWith('sk-')) {
+      const prefix = /^sk-(?:proj|svcacct|admin|None)-/.exec(head)?.[0].length ?? 3;
+      return void keyLike(text, start, end, prefix, 20, 'OPENAI_KEY', 0.95, out);
+    }
+    if (/^gh[pousr]_/.test(head)) return void keyLike(text, start, end, 4, 36, 'GITHUB_TOKEN', 0.99, out);
+    if (head.startsWith('github_pat_')) return void keyLike(text, start, end, 11, 40, 'GITHUB_TOKEN', 0.99, out);
+    if (/^xox[abposr]-|^xapp-/.test(head)) return void keyLike(text, start, end, 5, 10, 'SLACK_TOKEN', 0.95, out);
+    if (/^(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)/.test(head)) {
+      if (len === 20 && allIn(text, start, end, UPPER | DIGIT)) out.push({ type: 'AWS_ACCESS_KEY', start, end, score: 0.95 });
+      return;
+    }
+    if (head.startsWith('eyJ')) {
+      if (jwt(text.slice(start, end))) out.push({ type: 'JWT', start, end, score: 0.95 });
+      return;
+    }
   }
   secretLike(text, start, end, out);
 }
@@ -100,25 +104,53 @@ function jwt(value: string): boolean {
 
 function secretLike(text: string, start: number, end: number, out: Detection[]): void {
   const len = end - start;
+  if (len < 20 || len > 512) return;
+  // One loop collects what the checks below need, so no value string is cut out of
+  // the text unless every cheap check passes.
   let classes = 0;
-  for (let k = start; k < end; k++) classes |= charClass[text.charCodeAt(k)]!;
-  const value = text.slice(start, end);
-  const before = text.slice(Math.max(0, start - contextWindow), start);
+  let notHex = false; // a character outside `0-9 a-f A-F -`
+  let notBase64 = false; // a character outside `A-Z a-z 0-9 / +`
+  let pathish = false; // a `/` or `.`
+  let notLowerPath = false; // a character outside `a-z 0-9 . _ / -`
+  for (let k = start; k < end; k++) {
+    const c = text.charCodeAt(k);
+    const cls = charClass[c]!;
+    classes |= cls;
+    if (cls & DIGIT) continue;
+    if (cls & LOWER) {
+      if (c > 102) notHex = true;
+      continue;
+    }
+    if (cls & UPPER) {
+      notLowerPath = true;
+      if (c > 70) notHex = true;
+      continue;
+    }
+    // `_ - . / + = ~`
+    if (c !== 45) notHex = true;
+    if (c !== 47 && c !== 43) notBase64 = true;
+    if (c === 47 || c === 46) pathish = true;
+    else if (c === 43 || c === 61 || c === 126) notLowerPath = true;
+  }
+  const mixedCase = (classes & UPPER) !== 0 && (classes & LOWER) !== 0;
   // AWS secret access key: 40 characters of base64 alphabet, mixed case and digits.
-  if (len === 40 && (classes & UPPER) && (classes & LOWER) && (classes & DIGIT) && /^[A-Za-z0-9/+]{40}$/.test(value) && awsContext.test(before)) {
+  if (len === 40 && mixedCase && (classes & DIGIT) !== 0 && !notBase64 && awsContext.test(contextBefore(text, start))) {
     out.push({ type: 'AWS_SECRET_KEY', start, end, score: 0.9 });
     return;
   }
-  if (len < 20 || len > 512) return;
   if ((classes & (UPPER | LOWER)) === 0) return;
   // Hex strings (hashes, git SHAs) and UUIDs are ids, not secrets.
-  if (/^[0-9a-fA-F-]+$/.test(value)) return;
+  if (!notHex) return;
   // Mixed case, or long enough to not be a word with a number.
-  if (!((classes & UPPER) && (classes & LOWER)) && len < 32) return;
-  if (/^[a-z0-9._/-]+$/.test(value) && (value.includes('/') || value.includes('.'))) return;
-  if (entropy(value) < 3.5) return;
-  if (!secretContext.test(before)) return;
+  if (!mixedCase && len < 32) return;
+  if (!notLowerPath && pathish) return;
+  if (entropy(text, start, end) < 3.5) return;
+  if (!secretContext.test(contextBefore(text, start))) return;
   out.push({ type: 'SECRET', start, end, score: 0.75 });
+}
+
+function contextBefore(text: string, start: number): string {
+  return text.slice(Math.max(0, start - contextWindow), start);
 }
 
 /** Compact `DE89370400440532013000` or grouped `DE89 3704 0044 0532 0130 00`. */

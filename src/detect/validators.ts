@@ -67,16 +67,41 @@ export function cardIssuer(digits: string): string | undefined {
   return undefined;
 }
 
-/** Shannon entropy in bits per character. */
-export function entropy(text: string): number {
+/** Shannon entropy in bits per character of `text[start, end)`. */
+export function entropy(text: string, start = 0, end = text.length): number {
+  const len = end - start;
+  if (len <= 0) return 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128) return entropyMap(text, start, end);
+    asciiCounts[c]++;
+  }
+  // The second pass visits each distinct character once (its count is reset on the way).
+  let bits = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    const count = asciiCounts[c]!;
+    if (count === 0) continue;
+    asciiCounts[c] = 0;
+    const p = count / len;
+    bits -= p * Math.log2(p);
+  }
+  return bits;
+}
+
+/** Counts for the ASCII fast path; always all zero between calls. */
+const asciiCounts = new Int32Array(128);
+
+function entropyMap(text: string, start: number, end: number): number {
+  asciiCounts.fill(0);
   const counts = new Map<number, number>();
-  for (let i = 0; i < text.length; i++) {
+  for (let i = start; i < end; i++) {
     const c = text.charCodeAt(i);
     counts.set(c, (counts.get(c) ?? 0) + 1);
   }
   let bits = 0;
   for (const count of counts.values()) {
-    const p = count / text.length;
+    const p = count / (end - start);
     bits -= p * Math.log2(p);
   }
   return bits;

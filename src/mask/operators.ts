@@ -20,33 +20,67 @@ export function replacement(value: string, finding: Finding): string {
       return `[${finding.type}:${mac.slice(0, 12)}]`;
     }
     default:
-      return `[${finding.type}]`;
+      return label(finding.type);
   }
 }
 
-function partial(value: string, keepLast: number): string {
-  let kept = 0;
-  const chars = [...value];
-  for (let i = chars.length - 1; i >= 0; i--) {
-    const ch = chars[i]!;
-    if (!/[\p{L}\p{N}]/u.test(ch)) continue;
-    if (kept < keepLast) kept++;
-    else chars[i] = '*';
+/** `[TYPE]`, one string per type (not one per finding). */
+const labels = new Map<string, string>();
+function label(type: string): string {
+  let l = labels.get(type);
+  if (l === undefined) {
+    l = `[${type}]`;
+    // Custom entity names come from config; the cache cannot grow past a few hundred.
+    if (labels.size < 1024) labels.set(type, l);
   }
-  return chars.join('');
+  return l;
+}
+
+function partial(value: string, keepLast: number): string {
+  // From the end, step over code points until `keepLast` letters and digits are kept;
+  // before that point every letter and digit becomes `*`.
+  let cut = value.length;
+  for (let kept = 0; cut > 0 && kept < keepLast; ) {
+    const low = value.charCodeAt(cut - 1);
+    const width = low >= 0xdc00 && low <= 0xdfff && cut > 1 && isHighSurrogate(value.charCodeAt(cut - 2)) ? 2 : 1;
+    cut -= width;
+    if (isLetterOrDigit(value.codePointAt(cut)!)) kept++;
+  }
+  let out = '';
+  for (let k = 0; k < cut; ) {
+    const cp = value.codePointAt(k)!;
+    const width = cp > 0xffff ? 2 : 1;
+    out += isLetterOrDigit(cp) ? '*' : value.slice(k, k + width);
+    k += width;
+  }
+  return out + value.slice(cut);
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}
+
+function isLetterOrDigit(cp: number): boolean {
+  if (cp < 128) return (cp >= 48 && cp <= 57) || (cp >= 65 && cp <= 90) || (cp >= 97 && cp <= 122);
+  return /[\p{L}\p{N}]/u.test(String.fromCodePoint(cp));
 }
 
 /** Applies findings (sorted, non-overlapping) to `text`; counts what it replaced. */
 export function applyFindings(text: string, findings: readonly Finding[], counts: EntityCounts): string {
   if (findings.length === 0) return text;
+  // One list of slices of the input and replacements, joined once: the result is one
+  // flat copy (no rope of thousands of pieces for the consumer to flatten), and
+  // redaction, the common case, cuts no string out of the value.
   const parts: string[] = [];
   let at = 0;
-  for (const f of findings) {
-    parts.push(text.slice(at, f.start), replacement(text.slice(f.start, f.end), f));
+  for (let i = 0; i < findings.length; i++) {
+    const f = findings[i]!;
+    if (f.start > at) parts.push(text.slice(at, f.start));
+    parts.push(f.operator === 'redact' || f.operator === 'drop' ? label(f.type) : replacement(text.slice(f.start, f.end), f));
     at = f.end;
     counts[f.type] = (counts[f.type] ?? 0) + 1;
   }
-  parts.push(text.slice(at));
+  if (at < text.length) parts.push(text.slice(at));
   return parts.join('');
 }
 

@@ -40,7 +40,8 @@ export interface MaskPlan {
   readonly profiles: readonly string[];
   /** Findings in `text`, each with the operator that applies to it. */
   find(text: string): Finding[];
-  holdBack(text: string): number;
+  /** See Detector.holdBack: where the end of `text` must be held back (`from`: already released before it). */
+  holdBack(text: string, from?: number): number;
   readonly fields: readonly string[] | undefined;
   readonly embeddings: EmbeddingsRule | undefined;
 }
@@ -98,9 +99,9 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
     profiles: selected.map((c) => c.profile.name),
     fields,
     embeddings,
-    holdBack(text) {
+    holdBack(text, from) {
       let p = text.length;
-      for (const d of detectors) p = Math.min(p, d.holdBack(text));
+      for (const d of detectors) p = Math.min(p, d.holdBack(text, from));
       return p;
     },
     find(text) {

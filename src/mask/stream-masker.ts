@@ -4,13 +4,13 @@
 // of a finding. So a value split across pieces at any offset is masked whole, and
 // ordinary words are released as soon as the next delimiter arrives.
 //
-// The last 48 released characters are kept as context for detectors that look back
-// for a context word ("secret: …"); they are never released twice.
+// What detection needs to the left of the held text is kept as context (the word or
+// token the held text continues, and 48 characters before it for context words such
+// as "secret: …"); it is never released twice.
 
+import { contextStart } from '../detect/index.js';
 import type { MaskPlan } from './plan.js';
 import { applyFindings, type EntityCounts } from './operators.js';
-
-const contextKeep = 48;
 
 export class StreamTextMasker {
   readonly #plan: MaskPlan;
@@ -29,8 +29,16 @@ export class StreamTextMasker {
     if (this.#ended) throw new Error('stream masker: push after end');
     if (piece === '') return '';
     const buffer = this.#held + piece;
-    const release = this.#plan.holdBack(buffer);
-    return this.#release(buffer, release);
+    // The hold-back sees the released context too: whether a token may still become
+    // a secret depends on a context word before it.
+    const view = this.#context + buffer;
+    const release = Math.max(0, this.#plan.holdBack(view, this.#context.length) - this.#context.length);
+    if (release === 0) {
+      // Nothing can go yet: no need to look for findings.
+      this.#held = buffer;
+      return '';
+    }
+    return this.#release(view, buffer, release);
   }
 
   /** Releases everything still held, masked. */
@@ -39,16 +47,17 @@ export class StreamTextMasker {
     this.#ended = true;
     const buffer = this.#held;
     this.#held = '';
-    return buffer === '' ? '' : this.#release(buffer, buffer.length);
+    return buffer === '' ? '' : this.#release(this.#context + buffer, buffer, buffer.length);
   }
 
   get heldLength(): number {
     return this.#held.length;
   }
 
-  #release(buffer: string, release: number): string {
+  /** Releases `buffer` up to `release` (or less, never inside a finding); `view` is context + buffer. */
+  #release(view: string, buffer: string, release: number): string {
     const offset = this.#context.length;
-    const findings = this.#plan.find(this.#context + buffer);
+    const findings = this.#plan.find(view);
     const local = [];
     let cut = release;
     for (const f of findings) {
@@ -61,7 +70,8 @@ export class StreamTextMasker {
       local.push({ ...f, start: s, end });
     }
     const out = applyFindings(buffer.slice(0, cut), local.filter((f) => f.end <= cut), this.#counts);
-    this.#context = (this.#context + buffer.slice(0, cut)).slice(-contextKeep);
+    const released = this.#context + buffer.slice(0, cut);
+    this.#context = released.slice(contextStart(released));
     this.#held = buffer.slice(cut);
     return out;
   }

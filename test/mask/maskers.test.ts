@@ -73,6 +73,32 @@ describe('streaming', () => {
     assert.throws(() => m.push('x'), /push after end/);
   });
 
+  test('only what could still become an entity is held: a word, a digit run the next character may continue, an address in progress', () => {
+    // Each case: the pieces, and what each push releases.
+    const cases: [string, string][][] = [
+      // A word may still be an e-mail local part until something follows it.
+      [['Hello', ''], [', how', 'Hello, '], [' are', 'how '], ['?', 'are?']],
+      // A list number: `1.` may still become `1.2.3.4`; `1. O` cannot.
+      [['1', ''], ['.', ''], [' Open', '1. ']],
+      // `I` followed by a space is no IBAN, no number, no address.
+      [['I', ''], [' can', 'I '], ["'t", ''], [' help', "can't "]],
+      // A colon after a word cannot start an IPv6 address; after `10` it can.
+      [['Note:', 'Note:'], [' at 10:', ' at '], ['30,', '10:30,']],
+      // Digit groups joined by single spaces are held until the run ends.
+      [['call +1 415', 'call '], [' 555 ', ''], ['2671 now', '[PHONE] ']],
+      // An address is held while its domain may still grow.
+      [['mail jane', 'mail '], ['@example', ''], ['.com', ''], ['. Thanks', '[EMAIL]. ']],
+      // An IBAN in groups of four, and the start of a PEM marker.
+      [['IBAN DE89 ', 'IBAN '], ['3704 0044 0532 0130 00 ok', '[IBAN] '], ['--', ''], [' done', 'ok-- ']],
+      // A code path is not a key; after "secret" a token is held.
+      [['see /usr/lib/', 'see /usr/lib/'], [' secret=/aB3', ' secret='], ['dE5fG7hJ9kL1mN3pQ5rS7tU9vW.', ''], [' ok', '[SECRET]. ']],
+    ];
+    for (const steps of cases) {
+      const m = new StreamTextMasker(planOf(profile({})), {});
+      for (const [piece, released] of steps) assert.equal(m.push(piece), released, `after ${JSON.stringify(piece)} in ${JSON.stringify(steps.map((s) => s[0]).join(''))}`);
+    }
+  });
+
   test('responses API: output_text deltas are masked across events and done/completed events masked whole', () => {
     const ev = (type: string, fields: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...fields })}\n\n`;
     const loc = { item_id: 'msg_1', output_index: 0, content_index: 0 };
