@@ -40,8 +40,9 @@ import type { PostgresConnection } from './connection.js';
 import { errorResponseFor } from './errors.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
-import { inspectSql, strictestClass, type StatementFacts } from './inspect-sql.js';
+import { inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
+import { Outbox } from './outbox.js';
 
 /** Called where a NoticeResponse with the review URL will go once approvals exist. */
 export type ApprovalHook = (exchange: Exchange, decision: Decision) => Buffer | undefined;
@@ -83,6 +84,12 @@ interface PortalInfo {
   columns: ColumnDescription[] | undefined;
 }
 
+interface RowShape {
+  readonly body: Buffer;
+  readonly columns: ColumnDescription[];
+  readonly plan: ReturnType<typeof planMasking>;
+}
+
 type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: ReturnType<typeof planMasking> }
   | { kind: 'parse' | 'bind' | 'close' | 'sync' }
@@ -100,9 +107,13 @@ export class PostgresSession {
   readonly #portals = new Map<string, PortalInfo>();
   readonly #finishing: Promise<void>[] = [];
   readonly #deniedStatement = `gatehouse_denied_${randomBytes(8).toString('hex')}`;
-  readonly #writeClient: (bytes: Buffer) => boolean;
-  readonly #writeUpstream: (bytes: Buffer) => boolean;
+  readonly #toClient: Outbox;
+  readonly #toDatabase: Outbox;
+  /** Set when a client-bound push hit the outbox bound and the socket asked to drain. */
+  #clientDrain: Promise<void> | undefined;
+  readonly #clientInfo: Exchange['client'];
   #discarding = false;
+  #lastRows: RowShape | undefined;
   #armed: Pending | undefined;
   #timer: NodeJS.Timeout | undefined;
   #swallowUntilReady = false;
@@ -116,8 +127,9 @@ export class PostgresSession {
     this.#client = client;
     this.#clientSource = clientSource;
     this.#upstream = upstream;
-    this.#writeClient = corkedWriter(client);
-    this.#writeUpstream = corkedWriter(upstream.socket);
+    this.#clientInfo = { address: ctx.clientAddress, userAgent: ctx.userAgent };
+    this.#toClient = new Outbox(client);
+    this.#toDatabase = new Outbox(upstream.socket);
   }
 
   /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
@@ -130,6 +142,8 @@ export class PostgresSession {
       if (p.kind === 'execute') this.#finishRun(p.run, ended ?? new GatehouseError('client_closed'));
     }
     await Promise.allSettled(this.#finishing);
+    // What was recorded as forwarded is sent, even when the session ends right after it.
+    this.#toDatabase.flush();
     this.#upstream.close();
     return ended;
   }
@@ -139,27 +153,36 @@ export class PostgresSession {
   async #clientLoop(): Promise<GatehouseError | undefined> {
     try {
       for (;;) {
-        const frame = await this.#clientSource.read();
+        // Messages already buffered are handled at once; what they produced for the
+        // database leaves in one write when the client has nothing more for now.
+        let frame = this.#clientSource.tryRead();
+        if (!frame) {
+          const drain = this.#toDatabase.flush();
+          if (drain) await drain;
+          frame = await this.#clientSource.read();
+        }
         this.bytesIn += frame.raw.length;
         if (frame.type === 'X') return undefined; // Terminate
-        await this.#onClient(frame);
+        const waiting = this.#onClient(frame);
+        if (waiting) await waiting;
       }
     } catch (error) {
       if (this.#closed) return undefined;
       if (error instanceof SocketClosed) return new GatehouseError('client_closed', { detail: error.message });
       if (error instanceof ProtocolViolation) {
         const failure = new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message });
-        this.#client.end(errorResponseFor(failure, 'FATAL'));
+        this.#toClient.end(errorResponseFor(failure, 'FATAL'));
         return failure;
       }
       const failure = error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) });
-      this.#client.end(errorResponseFor(failure, 'FATAL'));
+      this.#toClient.end(errorResponseFor(failure, 'FATAL'));
       return failure;
     }
   }
 
-  async #onClient(frame: Frame): Promise<void> {
-    if (this.#discarding && frame.type !== 'S') return; // extended query error: discard until Sync
+  /** Handles one client message; a promise only when it must wait (inspection, recording, backpressure). */
+  #onClient(frame: Frame): Promise<void> | undefined {
+    if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
     switch (frame.type) {
       case 'Q': // Query
         return this.#onQuery(new BodyReader(frame.body).cstring(), frame);
@@ -212,8 +235,12 @@ export class PostgresSession {
     }
   }
 
-  async #onQuery(text: string, frame: Frame): Promise<void> {
-    const inspection = await inspectSql(text);
+  #onQuery(text: string, frame: Frame): Promise<void> {
+    const inspection = inspectSqlCached(text);
+    return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
+  }
+
+  async #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> {
     if (!inspection.ok) {
       const error = unparseable(inspection.error);
       await this.#refuse(this.#exchangeFor([], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), error);
@@ -239,7 +266,7 @@ export class PostgresSession {
     const r = new BodyReader(frame.body);
     const name = r.cstring();
     const text = r.cstring();
-    const inspection = await inspectSql(text);
+    const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
     if (!inspection.ok) {
       const error = unparseable(inspection.error);
       await this.#refuse(this.#exchangeFor([], text, 'sql.unparseable'), undefined, requestOf('Parse', text, undefined), error);
@@ -311,8 +338,11 @@ export class PostgresSession {
   }
 
   #exchangeFor(facts: readonly StatementFacts[], text: string, operation?: string, base?: Exchange): Exchange {
-    const classes = facts.map((f) => f.class);
-    const sql = { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
+    const one = facts.length === 1 ? facts[0]! : undefined;
+    const classes = one ? [one.class] : facts.map((f) => f.class);
+    const sql = one
+      ? { classes, tables: one.tables, text, risky: one.risky }
+      : { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
     const startedAt = Date.now();
     return {
       id: base?.id ?? newId('ex', startedAt),
@@ -321,7 +351,7 @@ export class PostgresSession {
       connection: this.#ctx.connection.name,
       operation: operation ?? `sql.${strictestClass(classes)}`,
       startedAt: base?.startedAt ?? startedAt,
-      client: { address: this.#ctx.clientAddress, userAgent: this.#ctx.userAgent },
+      client: this.#clientInfo,
       facts: { stream: false, text, sql },
       identity: this.#ctx.identity,
     };
@@ -335,7 +365,9 @@ export class PostgresSession {
   /** Records the statements as forwarded; on failure refuses them (fail closed). */
   async #open(runs: Run[], requests: RecordedRequest[], simple: boolean): Promise<boolean> {
     try {
-      await Promise.all(runs.map((run, i) => this.#ctx.stages.recorder.open(run.exchange, run.decision, requests[i]!)));
+      const recorder = this.#ctx.stages.recorder;
+      if (runs.length === 1) await recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!);
+      else await Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
       return true;
     } catch (error) {
       const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
@@ -356,7 +388,7 @@ export class PostgresSession {
    * statement that does not exist (and a Sync for a simple Query), fails it, and its
    * ErrorResponse is replaced by ours.
    */
-  #deny(error: GatehouseError, simple: boolean): Promise<void> {
+  #deny(error: GatehouseError, simple: boolean): Promise<void> | undefined {
     this.#pending.push({ kind: 'denied', error });
     if (simple) {
       this.#pending.push({ kind: 'sync' });
@@ -375,22 +407,27 @@ export class PostgresSession {
     const ms = this.#ctx.connection.statementTimeoutMs;
     const head = this.#pending[0];
     if (ms === undefined || head === this.#armed) return;
-    clearTimeout(this.#timer);
     this.#armed = head;
     if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return;
-    this.#timer = setTimeout(() => {
-      if (this.#pending[0] !== head) return;
-      const run = head.kind === 'query' ? head.runs[head.index] : head.run;
-      if (!run || run.done) return;
-      run.timedOut = true;
-      this.#ctx.cancelUpstream().catch(() => undefined);
-    }, ms);
+    // One Timeout per session, restarted (refresh) per statement; a stale expiry finds
+    // another head and does nothing.
+    if (this.#timer) this.#timer.refresh();
+    else this.#timer = setTimeout(() => this.#onStatementTimeout(), ms);
   }
 
-  async #toUpstream(bytes: Buffer): Promise<void> {
-    const socket = this.#upstream.socket;
-    if (socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
-    if (!this.#writeUpstream(bytes)) await waitDrain(socket);
+  #onStatementTimeout(): void {
+    const head = this.#pending[0];
+    if (!head || head !== this.#armed || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    const run = head.kind === 'query' ? head.runs[head.index] : head.run;
+    if (!run || run.done) return;
+    run.timedOut = true;
+    this.#ctx.cancelUpstream().catch(() => undefined);
+  }
+
+  /** Queues a message for the database (sent when the client loop would wait). */
+  #toUpstream(bytes: Buffer): Promise<void> | undefined {
+    if (this.#upstream.socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
+    return this.#toDatabase.push(bytes);
   }
 
   // ---- database → gateway → client ----
@@ -402,31 +439,46 @@ export class PostgresSession {
 
   async #upstreamLoop(): Promise<GatehouseError | undefined> {
     try {
+      const source = this.#upstream.source;
       for (;;) {
-        const frame = await this.#upstream.source.read();
-        await this.#onUpstream(frame);
+        // As on the client side: answers already buffered are relayed in one write.
+        let frame = source.tryRead();
+        if (!frame) {
+          const drain = this.#toClient.flush();
+          if (drain) await drain;
+          frame = await source.read();
+        }
+        const waiting = this.#onUpstream(frame);
+        if (waiting) await waiting;
+        if (this.#clientDrain) {
+          const drain = this.#clientDrain;
+          this.#clientDrain = undefined;
+          await drain;
+        }
         this.#armHead();
       }
     } catch (error) {
       if (this.#closed) return undefined;
       const failure =
         error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
-      if (!this.#client.destroyed) this.#client.end(errorResponseFor(failure, 'FATAL'));
+      if (!this.#client.destroyed) this.#toClient.end(errorResponseFor(failure, 'FATAL'));
       return failure;
     }
   }
 
-  async #emit(bytes: Buffer, force = false): Promise<void> {
+  #emit(bytes: Buffer, force = false): undefined {
     if (this.#swallowUntilReady && !force) return;
     this.bytesOut += bytes.length;
     if (this.#notices.length > 0) {
       const notices = this.#notices.splice(0);
-      for (const n of notices) this.#writeClient(n);
+      for (const n of notices) this.#toClient.push(n);
     }
-    if (!this.#writeClient(bytes)) await waitDrain(this.#client);
+    const drain = this.#toClient.push(bytes);
+    if (drain) this.#clientDrain = drain;
   }
 
-  async #onUpstream(frame: Frame): Promise<void> {
+  /** Relays one database message; a promise only at ReadyForQuery while outcomes are committed. */
+  #onUpstream(frame: Frame): Promise<void> | undefined {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame.raw, true);
@@ -455,7 +507,7 @@ export class PostgresSession {
         if (t === 't') return this.#emit(frame.raw); // ParameterDescription, then RowDescription or NoData
         if (t === 'T' || t === 'n') {
           this.#pending.shift();
-          const columns = t === 'T' ? parseRowDescription(frame.body) : [];
+          const columns = t === 'T' ? this.#rowDescription(frame.body).columns : [];
           if (head.described) head.described.columns = columns;
           return this.#emit(frame.raw);
         }
@@ -470,20 +522,20 @@ export class PostgresSession {
       case 'denied':
         if (t === 'E') {
           this.#pending.shift();
-          await this.#emit(errorResponseFor(head.error));
-          return this.#skipToSync();
+          this.#emit(errorResponseFor(head.error));
+          this.#skipToSync();
+          return undefined;
         }
         break;
     }
     throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database while waiting for ${head.kind}` });
   }
 
-  async #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): Promise<void> {
+  #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): Promise<void> | undefined {
     const run = head.runs[head.index];
     switch (frame.type) {
       case 'T': // RowDescription
-        head.columns = parseRowDescription(frame.body);
-        head.plan = planMasking(head.columns, this.#ctx.connection.masking);
+        ({ columns: head.columns, plan: head.plan } = this.#rowDescription(frame.body));
         return this.#emit(frame.raw);
       case 'D': // DataRow
         return this.#row(run, frame, head.plan);
@@ -521,7 +573,7 @@ export class PostgresSession {
     }
   }
 
-  async #onExecuteAnswer(head: Extract<Pending, { kind: 'execute' }>, frame: Frame): Promise<void> {
+  #onExecuteAnswer(head: Extract<Pending, { kind: 'execute' }>, frame: Frame): undefined {
     const run = head.run;
     switch (frame.type) {
       case 'D': {
@@ -556,7 +608,20 @@ export class PostgresSession {
     }
   }
 
-  async #row(run: Run | undefined, frame: Frame, plan: ReturnType<typeof planMasking>): Promise<void> {
+  /**
+   * A RowDescription's columns and masking plan. The last one is kept: a session mostly
+   * runs the same statements, and comparing bytes is cheaper than parsing and planning.
+   */
+  #rowDescription(body: Buffer): RowShape {
+    const last = this.#lastRows;
+    if (last && last.body.equals(body)) return last;
+    const columns = parseRowDescription(body);
+    const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#ctx.connection.masking) };
+    this.#lastRows = shape;
+    return shape;
+  }
+
+  #row(run: Run | undefined, frame: Frame, plan: ReturnType<typeof planMasking>): undefined {
     if (!run) return this.#emit(frame.raw);
     if (run.error) return; // already refused (row limit): nothing more of it leaves
     run.rows++;
@@ -580,7 +645,7 @@ export class PostgresSession {
   }
 
   /** CopyOutResponse: Int8 overall format (0 text, 1 binary). Binary rows cannot go through the text hook. */
-  async #copyOut(run: Run | undefined, frame: Frame): Promise<void> {
+  #copyOut(run: Run | undefined, frame: Frame): undefined {
     if (run && frame.body[0] === 1 && this.#ctx.connection.masking.maskText) {
       return this.#limitError(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
     }
@@ -588,9 +653,9 @@ export class PostgresSession {
   }
 
   /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */
-  async #limitError(run: Run, error: GatehouseError): Promise<void> {
+  #limitError(run: Run, error: GatehouseError): undefined {
     run.error = { code: error.code, detail: error.message, status: error.status };
-    await this.#emit(errorResponseFor(error));
+    this.#emit(errorResponseFor(error));
     this.#swallowUntilReady = true;
     if (!run.done) this.#ctx.cancelUpstream().catch(() => undefined);
   }
@@ -612,9 +677,9 @@ export class PostgresSession {
   }
 
   /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
-  async #extendedError(raw: Buffer): Promise<void> {
+  #extendedError(raw: Buffer): undefined {
     this.#pending.shift();
-    await this.#emit(raw);
+    this.#emit(raw);
     this.#skipToSync();
   }
 
@@ -625,11 +690,19 @@ export class PostgresSession {
     }
   }
 
-  async #ready(raw: Buffer): Promise<void> {
-    // The outcome of every statement it ends is durable before ReadyForQuery is released.
-    if (this.#finishing.length > 0) await Promise.allSettled(this.#finishing.splice(0));
+  #ready(raw: Buffer): Promise<void> | undefined {
+    // The outcome of every statement it ends is durable before ReadyForQuery is released
+    // (what went before it waits in the outbox: the client can do nothing before it).
+    if (this.#finishing.length === 0) return this.#released(raw);
+    // Each finishing promise already swallows its error (#finishRun).
+    const finishing = this.#finishing.splice(0);
+    return (finishing.length === 1 ? finishing[0]! : Promise.all(finishing)).then(() => this.#released(raw));
+  }
+
+  #released(raw: Buffer): undefined {
     this.#swallowUntilReady = false;
-    await this.#emit(raw, true);
+    this.#emit(raw, true);
+    return undefined;
   }
 
   #finishRun(run: Run, error?: GatehouseError, code?: string): void {
@@ -670,35 +743,4 @@ function withFormats(columns: ColumnDescription[] | undefined, formats: readonly
   if (!columns) return undefined;
   const f = formats ?? [];
   return columns.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0]! : (f[i] ?? 0) }));
-}
-
-/**
- * Messages written in one turn of the event loop leave in one segment: the socket is
- * corked at the first write and uncorked on setImmediate (one syscall, not one per message).
- */
-function corkedWriter(socket: Duplex): (bytes: Buffer) => boolean {
-  let corked = false;
-  return (bytes) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      setImmediate(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    return socket.write(bytes);
-  };
-}
-
-function waitDrain(socket: Duplex): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
 }
