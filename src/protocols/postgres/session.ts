@@ -15,7 +15,7 @@
 //   before the ReadyForQuery that ends it is released;
 // - a malformed client message ends this session (FATAL 08P01), and no other.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
@@ -43,9 +43,7 @@ import type { UpstreamSession } from './forward.js';
 import { inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
 import { Outbox } from './outbox.js';
-
-/** Called where a NoticeResponse with the review URL will go once approvals exist. */
-export type ApprovalHook = (exchange: Exchange, decision: Decision) => Buffer | undefined;
+import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
 
 export interface SessionContext {
   readonly connection: PostgresConnection;
@@ -55,7 +53,6 @@ export interface SessionContext {
   readonly clientAddress: string | undefined;
   readonly userAgent: string | undefined;
   readonly cancelUpstream: () => Promise<void>;
-  readonly onApprovalRequired?: ApprovalHook | undefined;
 }
 
 interface Run {
@@ -80,6 +77,8 @@ interface StatementInfo {
 interface PortalInfo {
   readonly statement: StatementInfo | undefined;
   readonly params: readonly (string | null)[];
+  /** What an approval is bound to when some values are binary: their SHA-256 in place of the marker. */
+  readonly approvalParams: readonly (string | null)[] | undefined;
   readonly resultFormats: readonly number[];
   columns: ColumnDescription[] | undefined;
 }
@@ -112,6 +111,9 @@ export class PostgresSession {
   /** Set when a client-bound push hit the outbox bound and the socket asked to drain. */
   #clientDrain: Promise<void> | undefined;
   readonly #clientInfo: Exchange['client'];
+  readonly #holds: StatementHolds | undefined;
+  /** The hold in progress (require_approval): aborted by CancelRequest or the client leaving. */
+  #holding: AbortController | undefined;
   #discarding = false;
   #lastRows: RowShape | undefined;
   #armed: Pending | undefined;
@@ -128,6 +130,8 @@ export class PostgresSession {
     this.#clientSource = clientSource;
     this.#upstream = upstream;
     this.#clientInfo = { address: ctx.clientAddress, userAgent: ctx.userAgent };
+    this.#holds = ctx.stages.approvals ? new StatementHolds(ctx.stages.approvals) : undefined;
+    client.once('close', () => this.#holding?.abort('closed'));
     this.#toClient = new Outbox(client);
     this.#toDatabase = new Outbox(upstream.socket);
   }
@@ -146,6 +150,11 @@ export class PostgresSession {
     this.#toDatabase.flush();
     this.#upstream.close();
     return ended;
+  }
+
+  /** CancelRequest for this session: ends a hold for approval (57014); the database is cancelled too, by the listener. */
+  cancelHold(): void {
+    this.#holding?.abort('cancel');
   }
 
   // ---- client → gateway → database ----
@@ -192,7 +201,8 @@ export class PostgresSession {
         // Bind
         const bind = parseBind(frame.body);
         const statement = this.#statements.get(bind.statement);
-        this.#portals.set(bind.portal, { statement, params: bind.params, resultFormats: bind.resultFormats, columns: undefined });
+        const approvalParams = bind.binary && bind.params.map((p, i) => (bind.binary!.has(i) ? `binary sha256:${createHash('sha256').update(bind.binary!.get(i)!).digest('hex')}` : p));
+        this.#portals.set(bind.portal, { statement, params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined });
         this.#pending.push({ kind: 'bind' });
         return this.#toUpstream(frame.raw);
       }
@@ -248,11 +258,20 @@ export class PostgresSession {
     }
     const runs: Run[] = [];
     for (const facts of inspection.statements) {
-      const exchange = this.#exchangeFor([facts], facts.text);
+      let exchange = this.#exchangeFor([facts], facts.text);
       const checked = this.#check(exchange, facts);
       if (checked.error) {
         await this.#refuse(exchange, checked.decision, requestOf('Query', facts.text, undefined), checked.error);
         return this.#deny(checked.error, true);
+      }
+      if (checked.decision.effect === 'require_approval') {
+        // Each statement of the Query that needs approval waits for its own review, in order.
+        const held = await this.#hold(exchange, checked.decision, statementDigest(facts.text));
+        exchange = held.exchange;
+        if (held.error) {
+          await this.#refuse(exchange, checked.decision, requestOf('Query', facts.text, undefined), held.error);
+          return this.#deny(held.error, true);
+        }
       }
       runs.push(this.#newRun(exchange, checked.decision));
     }
@@ -293,17 +312,27 @@ export class PostgresSession {
     const portal = this.#portals.get(portalName);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
-    const exchange = statement ? this.#exchangeFor(statement.facts, statement.text) : this.#exchangeFor([], '', 'sql.execute');
+    let exchange = statement ? this.#exchangeFor(statement.facts, statement.text) : this.#exchangeFor([], '', 'sql.execute');
     const maskText = this.#ctx.connection.masking.maskText;
     const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
     const request = requestOf('Execute', statement?.text ?? '', params);
     let decision: Decision | undefined;
     for (const facts of statement?.facts.length ? statement.facts : [undefined]) {
       const checked = this.#check(exchange, facts);
-      decision = checked.decision;
+      // The decision kept is the one that asks for approval, if any does.
+      if (decision?.effect !== 'require_approval') decision = checked.decision;
       if (checked.error) {
         await this.#refuse(exchange, checked.decision, request, checked.error);
         return this.#deny(checked.error, false);
+      }
+    }
+    if (decision!.effect === 'require_approval') {
+      // Held at Execute, not Parse: the approval covers the statement with these parameter values.
+      const held = await this.#hold(exchange, decision!, statementDigest(statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
+      exchange = held.exchange;
+      if (held.error) {
+        await this.#refuse(exchange, decision, request, held.error);
+        return this.#deny(held.error, false);
       }
     }
     const run = this.#newRun(exchange, decision!);
@@ -313,6 +342,30 @@ export class PostgresSession {
     return this.#toUpstream(frame.raw);
   }
 
+  /**
+   * Holds a statement for approval. What was queued for the database before it leaves
+   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
+   */
+  async #hold(exchange: Exchange, decision: Decision, digest: string): Promise<HoldOutcome> {
+    const drain = this.#toDatabase.flush();
+    if (drain) await drain;
+    const holding = new AbortController();
+    this.#holding = holding;
+    if (this.#client.destroyed) holding.abort('closed');
+    try {
+      return await this.#holds!.hold(exchange, decision, digest, {
+        signal: holding.signal,
+        notify: (notice) => {
+          this.bytesOut += notice.length;
+          this.#toClient.push(notice);
+          this.#toClient.flush();
+        },
+      });
+    } finally {
+      this.#holding = undefined;
+    }
+  }
+
   /** Policy for one statement, plus what the gateway itself cannot let through. */
   #check(exchange: Exchange, facts: StatementFacts | undefined): { decision: Decision; error?: undefined } | { decision: Decision | undefined; error: GatehouseError } {
     if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
@@ -320,13 +373,8 @@ export class PostgresSession {
     let decision: Decision;
     try {
       decision = this.#ctx.stages.policy.decide(single);
-      if (decision.effect === 'require_approval') {
-        // Hook for approvals: a NoticeResponse with the review URL goes here; until
-        // approvals exist the statement is refused (fail closed).
-        const notice = this.#ctx.onApprovalRequired?.(single, decision);
-        if (notice) this.#emitLater(notice);
-      }
-      enforceDecision(decision);
+      // require_approval passes only when approvals are configured; the caller holds it.
+      enforceDecision(decision, { approvals: this.#holds !== undefined });
     } catch (error) {
       return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
     }
@@ -432,11 +480,6 @@ export class PostgresSession {
 
   // ---- database → gateway → client ----
 
-  #notices: Buffer[] = [];
-  #emitLater(bytes: Buffer): void {
-    this.#notices.push(bytes);
-  }
-
   async #upstreamLoop(): Promise<GatehouseError | undefined> {
     try {
       const source = this.#upstream.source;
@@ -469,10 +512,6 @@ export class PostgresSession {
   #emit(bytes: Buffer, force = false): undefined {
     if (this.#swallowUntilReady && !force) return;
     this.bytesOut += bytes.length;
-    if (this.#notices.length > 0) {
-      const notices = this.#notices.splice(0);
-      for (const n of notices) this.#toClient.push(n);
-    }
     const drain = this.#toClient.push(bytes);
     if (drain) this.#clientDrain = drain;
   }
