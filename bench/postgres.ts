@@ -8,8 +8,10 @@
 //    recording (SQLite, on the recorder worker) all on, for every statement; logs at
 //    `warn` as in bench/http.ts (no per-exchange log line);
 // 3. per protocol mode (simple, then prepared): pgbench -S with the same clients and
-//    duration, direct then through the gateway, ROUNDS times interleaved; every run is
-//    printed, and the ratio is of the medians (the best of each is printed too);
+//    duration, direct, through a bare TCP relay (bench/tcp-relay.ts: what any Node
+//    proxy costs here before it does any work), and through the gateway, ROUNDS times
+//    interleaved; every run is printed, and the ratio is of the medians (the best of
+//    each is printed too), with the CPU time of the relay and gateway processes;
 // 4. the 0.5× floor with PASS/FAIL per mode, and proof of recording (rows in the store
 //    for the transactions run through the gateway).
 //
@@ -17,12 +19,13 @@
 // BENCH_PG_SCALE (default 1), BENCH_PG_MODES (comma-separated simple | extended |
 // prepared, default simple,prepared), BENCH_PG_ROUNDS (default 3),
 // BENCH_PG_RECORDING (off: `recording.enabled: false`, to measure what recording costs;
-// the recording check is then skipped and the output says so),
+// the recording check is then skipped and the output says so), BENCH_PG_RELAY (0: no
+// bare-relay runs),
 // BENCH_GATEWAY_NODE_OPTIONS (extra node flags for the gateway process, e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof"; summarise with bench/cpuprofile-summary.ts).
 // Exit code 1 when a run fails or recording cannot be verified; a missed floor prints FAIL.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -40,12 +43,13 @@ const rounds = Number(process.env.BENCH_PG_ROUNDS ?? 3);
 const modes = (process.env.BENCH_PG_MODES ?? 'simple,prepared').split(',').map((m) => m.trim()).filter(Boolean);
 const recording = process.env.BENCH_PG_RECORDING !== 'off';
 const nodeArgs = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+const withRelay = process.env.BENCH_PG_RELAY !== '0';
 
 interface Result {
   readonly tps: number;
   readonly latencyMs: number;
   readonly transactions: number;
-  /** Gateway process CPU (user + system) per transaction, µs: through the gateway only. */
+  /** CPU (user + system) of the process in the path per transaction, µs: relay and gateway only. */
   cpuUs?: { user: number; system: number } | undefined;
 }
 
@@ -82,6 +86,25 @@ function cpuMs(pid: number | undefined): { user: number; system: number } | unde
   } catch {
     return undefined;
   }
+}
+
+/** pgbench through a process, with that process's CPU per transaction. */
+async function measured(mode: string, env: NodeJS.ProcessEnv, pid: number | undefined): Promise<Result> {
+  const before = cpuMs(pid);
+  const result = await pgbench(mode, env);
+  const after = cpuMs(pid);
+  if (before && after) result.cpuUs = { user: ((after.user - before.user) * 1000) / result.transactions, system: ((after.system - before.system) * 1000) / result.transactions };
+  return result;
+}
+
+/** Starts bench/tcp-relay.ts toward the database; its port and a stop function. */
+async function startRelay(host: string, port: string): Promise<{ port: number; pid: number | undefined; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./tcp-relay.ts', import.meta.url).pathname, host, port], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const relayPort = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`tcp-relay exited with ${code}`)));
+  });
+  return { port: relayPort, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -124,11 +147,14 @@ connections:
 `,
     { env: { PG_SECRET: url.password || 'unused' }, nodeArgs },
   );
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
   try {
     process.stderr.write(`bench:postgres: gateway pid ${gateway.child.pid}, postgres listener 127.0.0.1:${port}\n`);
     const token = await gateway.createKey('bench', ['bench']);
     const proxied = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench', PGDATABASE: dbname, PGPASSWORD: token, PGSSLMODE: 'disable' };
 
+    relay = withRelay ? await startRelay(direct.PGHOST, direct.PGPORT) : undefined;
+    const relayed = relay ? { ...direct, PGHOST: '127.0.0.1', PGPORT: String(relay.port) } : undefined;
     process.stderr.write(`bench:postgres: pgbench -i -s ${scale} …\n`);
     await run('pgbench', ['-i', '-q', '-s', String(scale)], { env: { ...process.env, ...direct } });
     const lines = [
@@ -142,16 +168,16 @@ connections:
     const verdicts: string[] = [];
     let gatewayTransactions = 0;
     for (const mode of modes) {
-      const runs: { direct: Result[]; gateway: Result[] } = { direct: [], gateway: [] };
+      const runs: { direct: Result[]; relay: Result[]; gateway: Result[] } = { direct: [], relay: [], gateway: [] };
       for (let round = 0; round < rounds; round++) {
         process.stderr.write(`bench:postgres: ${mode} round ${round + 1}: direct …\n`);
         runs.direct.push(await pgbench(mode, direct));
+        if (relay && relayed) {
+          process.stderr.write(`bench:postgres: ${mode} round ${round + 1}: through the bare relay …\n`);
+          runs.relay.push(await measured(mode, relayed, relay.pid));
+        }
         process.stderr.write(`bench:postgres: ${mode} round ${round + 1}: through the gateway …\n`);
-        const before = cpuMs(gateway.child.pid);
-        const result = await pgbench(mode, proxied);
-        const after = cpuMs(gateway.child.pid);
-        if (before && after) result.cpuUs = { user: ((after.user - before.user) * 1000) / result.transactions, system: ((after.system - before.system) * 1000) / result.transactions };
-        runs.gateway.push(result);
+        runs.gateway.push(await measured(mode, proxied, gateway.child.pid));
       }
       gatewayTransactions += runs.gateway.reduce((n, r) => n + r.transactions, 0);
       const row = (path: string, rs: Result[]) => {
@@ -159,12 +185,19 @@ connections:
         const atMedian = rs.find((r) => r.tps === m)!;
         return `| ${mode} | ${path} | ${m.toFixed(0)} | ${Math.max(...rs.map((r) => r.tps)).toFixed(0)} | ${atMedian.latencyMs.toFixed(3)} | ${rs.map((r) => r.tps.toFixed(0)).join(', ')} |`;
       };
-      lines.push(row('direct', runs.direct), row('through the gateway', runs.gateway));
+      lines.push(row('direct', runs.direct));
+      if (runs.relay.length > 0) lines.push(row('bare TCP relay (reference)', runs.relay));
+      lines.push(row('through the gateway', runs.gateway));
       const ratio = median(runs.gateway.map((r) => r.tps)) / median(runs.direct.map((r) => r.tps));
       const perRound = runs.gateway.map((g, i) => (g.tps / runs.direct[i]!.tps).toFixed(2)).join(', ');
       verdicts.push(`${mode}: gateway / direct ${ratio.toFixed(2)}× (medians; per round ${perRound}); floor 0.50×: ${ratio >= 0.5 ? 'PASS' : 'FAIL'}`);
-      const cpu = runs.gateway.map((r) => r.cpuUs).filter((c) => c !== undefined);
-      if (cpu.length > 0) verdicts.push(`${mode}: gateway process CPU per transaction (user + system, µs, per run): ${cpu.map((c) => `${c.user.toFixed(0)} + ${c.system.toFixed(0)}`).join(', ')}`);
+      if (runs.relay.length > 0) {
+        const relayRatio = median(runs.relay.map((r) => r.tps)) / median(runs.direct.map((r) => r.tps));
+        verdicts.push(`${mode}: bare relay / direct ${relayRatio.toFixed(2)}× (what the machine allows any Node proxy)`);
+      }
+      const cpu = (rs: Result[]) => rs.map((r) => r.cpuUs).filter((c) => c !== undefined).map((c) => `${c.user.toFixed(0)} + ${c.system.toFixed(0)}`).join(', ');
+      if (cpu(runs.relay)) verdicts.push(`${mode}: bare relay process CPU per transaction (user + system, µs, per run): ${cpu(runs.relay)}`);
+      if (cpu(runs.gateway)) verdicts.push(`${mode}: gateway process CPU per transaction (user + system, µs, per run): ${cpu(runs.gateway)}`);
     }
     lines.push('', ...verdicts);
 
@@ -182,6 +215,7 @@ connections:
     process.stdout.write(`${lines.join('\n')}\n`);
     return ok ? 0 : 1;
   } finally {
+    relay?.stop();
     await gateway.stop();
     await database.drop();
   }
