@@ -38,6 +38,8 @@ export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 
   /** Approvals on the proxy's store (the `approvals:` config section, parsed); admins group: `admins`. */
   readonly approvals?: ApprovalsConfig;
   readonly inFlight?: PostgresListenerOptions['inFlight'];
+  /** Reach the database through this port on 127.0.0.1 instead (a relay a test puts in between). */
+  readonly upstreamPort?: number;
 };
 
 /** undefined plus a reason when PostgreSQL is not reachable (skip outside CI). */
@@ -64,7 +66,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
     observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
   };
   const database = url.pathname.slice(1);
-  const { policy: _policy, approvals: _approvals, inFlight, ...rest } = options;
+  const { policy: _policy, approvals: _approvals, inFlight, upstreamPort, ...rest } = options;
   const listener = await startPostgresListener({
     stages,
     inFlight,
@@ -79,7 +81,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
       masking: { columns: new Map() },
       loginTimeoutMs: 10_000,
       ...rest,
-      target: { host: url.hostname, port: Number(url.port || 5432), database, user: url.username || 'postgres', password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
+      target: { host: upstreamPort ? '127.0.0.1' : url.hostname, port: upstreamPort ?? Number(url.port || 5432), database, user: url.username || 'postgres', password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
     },
   });
   return {

@@ -4,7 +4,9 @@
 // for more input (its source has no complete frame), or before it holds a statement for
 // a long time (approvals). Enforces:
 // - order: bytes leave in the order they were pushed, flushed or not;
-// - a bound: past `maxBytes` the outbox flushes at once (large results, COPY);
+// - a bound: past `maxBytes` the outbox flushes at once (large results); the session's
+//   outbox toward the database has none, since its input is bounded (one client chunk)
+//   and it must only be flushed through the session's cancel gate;
 // - backpressure: a flush returns a promise when the socket asks to drain, and the caller
 //   waits for it before reading more.
 
@@ -30,6 +32,12 @@ export class Outbox {
     this.#chunks.push(bytes);
     this.#bytes += bytes.length;
     return this.#bytes >= this.#maxBytes ? this.flush() : undefined;
+  }
+
+  /** Queues a message ahead of everything queued (and not yet written). */
+  unshift(bytes: Buffer): void {
+    this.#chunks.unshift(bytes);
+    this.#bytes += bytes.length;
   }
 
   /** Writes everything queued in one write; a promise when the socket must drain first. */

@@ -44,9 +44,13 @@ export interface PortalInfo {
 /** What the database owes the session, in order (a FIFO: pipelining keeps answers in order). */
 export type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan }
-  | { kind: 'parse' | 'bind' | 'close' | 'sync' }
+  | { kind: 'parse' | 'bind' | 'close' }
+  /** `silent`: ours (after a cancel), its ReadyForQuery is not relayed. */
+  | { kind: 'sync'; silent?: boolean }
   | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }
   /** `plan` null: not planned yet (at the first DataRow). */
   | { kind: 'execute'; run: Run; portal: PortalInfo | undefined; plan: MaskPlan | null }
   /** A refused statement: the database's error for our bogus Bind is replaced by this one. */
-  | { kind: 'denied'; error: GatehouseError };
+  | { kind: 'denied'; error: GatehouseError }
+  /** Our bogus Bind after a cancel of ours: its error, which clears any pending cancel, is not relayed. */
+  | { kind: 'absorb' };

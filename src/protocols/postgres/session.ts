@@ -67,6 +67,10 @@ export class PostgresSession {
   #clientDrain: Promise<void> | undefined;
   /** The hold in progress (require_approval): aborted by CancelRequest or the client leaving. */
   #holding: AbortController | undefined;
+  /** A cancel of ours (#cancel) not yet followed by the bogus Bind that absorbs it. */
+  #cancelling: Promise<void> | undefined;
+  /** Entries at the end of #pending whose messages are still in the outbox (unsent). */
+  #unsent = 0;
   #discarding = false;
   #swallowUntilReady = false;
   #closed = false;
@@ -87,7 +91,7 @@ export class PostgresSession {
     this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
     client.once('close', () => this.#holding?.abort('closed'));
     this.#toClient = new Outbox(client);
-    this.#toDatabase = new Outbox(upstream.socket);
+    this.#toDatabase = new Outbox(upstream.socket, Infinity);
   }
 
   /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
@@ -101,7 +105,7 @@ export class PostgresSession {
     }
     await this.#recording.settled();
     // What was recorded as forwarded is sent, even when the session ends right after it.
-    this.#toDatabase.flush();
+    this.#sendToDatabase();
     this.#upstream.close();
     return ended;
   }
@@ -120,7 +124,7 @@ export class PostgresSession {
         // database leaves in one write when the client has nothing more for now.
         let frame = this.#clientSource.tryRead();
         if (!frame) {
-          const drain = this.#toDatabase.flush();
+          const drain = this.#flushToDatabase();
           if (drain) await drain;
           frame = await this.#clientSource.read();
         }
@@ -257,7 +261,7 @@ export class PostgresSession {
    * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
    */
   async #hold(exchange: Exchange, decision: Decision, digest: string): Promise<HoldOutcome> {
-    const drain = this.#toDatabase.flush();
+    const drain = this.#flushToDatabase();
     if (drain) await drain;
     const holding = new AbortController();
     this.#holding = holding;
@@ -288,9 +292,9 @@ export class PostgresSession {
    * ErrorResponse is replaced by ours.
    */
   #deny(error: GatehouseError, simple: boolean): Promise<void> | undefined {
-    this.#pending.push({ kind: 'denied', error });
+    this.#expect({ kind: 'denied', error });
     if (simple) {
-      this.#pending.push({ kind: 'sync' });
+      this.#expect({ kind: 'sync' });
       return this.#toUpstream(Buffer.concat([bindMessage('', this.#deniedStatement), syncMessage()]));
     }
     this.#discarding = true;
@@ -299,9 +303,47 @@ export class PostgresSession {
 
   /** Expects the answer to `frame`, then queues it for the database. */
   #forward(expected: Pending, frame: Frame): Promise<void> | undefined {
-    this.#pending.push(expected);
+    this.#expect(expected);
     this.#timer.arm(this.#pending[0]);
     return this.#toUpstream(frame.raw);
+  }
+
+  #expect(expected: Pending): void {
+    this.#pending.push(expected);
+    this.#unsent++;
+  }
+
+  /**
+   * A cancel the gateway starts (row limit, statement timeout, unmaskable rows).
+   * PostgreSQL cancels whatever the backend runs when the signal lands, and a signal
+   * that lands between statements is kept for the next one; so nothing more is sent
+   * until the database has taken the cancel (the cancel connection closes once the
+   * backend is signalled), and then a Bind to a statement that does not exist goes
+   * first: its error clears any cancel still pending (and fails an open transaction
+   * block, as the stopped statement's error would have). Its answer is not relayed.
+   */
+  #cancel(): void {
+    this.#cancelling ??= this.#ctx.cancelUpstream().catch(() => undefined);
+  }
+
+  /** Sends what is queued for the database, after absorbing a cancel of ours if one is out. */
+  #flushToDatabase(): Promise<void> | undefined {
+    const cancelling = this.#cancelling;
+    if (!cancelling) return this.#sendToDatabase();
+    return cancelling.then(() => {
+      if (this.#cancelling === cancelling) {
+        this.#cancelling = undefined;
+        // Ahead of the messages not yet sent, in the byte stream and in the FIFO alike.
+        this.#pending.splice(this.#pending.length - this.#unsent, 0, { kind: 'absorb' }, { kind: 'sync', silent: true });
+        this.#toDatabase.unshift(Buffer.concat([bindMessage('', this.#deniedStatement), syncMessage()]));
+      }
+      return this.#sendToDatabase();
+    });
+  }
+
+  #sendToDatabase(): Promise<void> | undefined {
+    this.#unsent = 0;
+    return this.#toDatabase.flush();
   }
 
   /** Queues a message for the database (sent when the client loop would wait). */
@@ -315,7 +357,7 @@ export class PostgresSession {
     const run = head.kind === 'query' ? head.runs[head.index] : head.run;
     if (!run || run.done) return;
     run.timedOut = true;
-    this.#ctx.cancelUpstream().catch(() => undefined);
+    this.#cancel();
   }
 
   // ---- database → gateway → client ----
@@ -394,7 +436,13 @@ export class PostgresSession {
       case 'sync':
         if (t === 'Z') {
           this.#pending.shift();
-          return this.#ready(frame.raw);
+          return head.silent ? undefined : this.#ready(frame.raw);
+        }
+        break;
+      case 'absorb':
+        if (t === 'E') {
+          this.#pending.shift();
+          return undefined;
         }
         break;
       case 'denied':
@@ -486,7 +534,10 @@ export class PostgresSession {
     run.error = { code: error.code, detail: error.message, status: error.status };
     this.#emit(errorResponseFor(error));
     this.#swallowUntilReady = true;
-    if (!run.done) this.#ctx.cancelUpstream().catch(() => undefined);
+    // With statements already sent behind this one the cancel could land on them: the
+    // rest of this one is then only discarded.
+    const sent = this.#pending.length - this.#unsent;
+    if (!run.done && !this.#pending.slice(1, sent).some((p) => p.kind !== 'sync')) this.#cancel();
   }
 
   /** The database's ErrorResponse for a statement: recorded; a timeout cancel is reworded. */
