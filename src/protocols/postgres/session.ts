@@ -444,6 +444,11 @@ export class PostgresSession {
           this.#pending.shift();
           return undefined;
         }
+        if (t === 'Z') {
+          // Our Bind was taken as the fault of a COPY the cancel ended: this is our Sync's answer.
+          this.#pending.splice(0, this.#pending[1]?.kind === 'sync' ? 2 : 1);
+          return undefined;
+        }
         break;
       case 'denied':
         if (t === 'E') {
