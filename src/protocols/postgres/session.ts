@@ -402,6 +402,7 @@ export class PostgresSession {
   #onUpstream(frame: Frame): Promise<void> | undefined {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
+    if (t === 'S') checkClientEncoding(frame.body);
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame.raw, true);
     const head = this.#pending[0];
     if (!head) {
@@ -588,5 +589,20 @@ export class PostgresSession {
   #released(raw: Buffer): undefined {
     this.#swallowUntilReady = false;
     this.#emit(raw, true);
+  }
+}
+
+/**
+ * ParameterStatus (name, value): the database reports every change of client_encoding,
+ * however it was made (SET is refused at inspection, but set_config() or a function
+ * can change it too). Inspection reads SQL as UTF-8, so any other encoding ends the
+ * session before another statement is read.
+ */
+function checkClientEncoding(body: Buffer): void {
+  const r = new BodyReader(body);
+  if (r.cstring().toLowerCase() !== 'client_encoding') return;
+  const value = r.cstring();
+  if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
+    throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
   }
 }

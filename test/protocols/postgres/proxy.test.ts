@@ -122,6 +122,20 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.deepEqual((await c.query('select 1 as still')).rows, [{ still: 1 }]);
   });
 
+  test('security: a client encoding changed by set_config() (not SET) ends the session', async () => {
+    const c = await connect();
+    await assert.rejects(c.query("select set_config('client_encoding', 'LATIN1', false)"), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '0A000');
+      assert.equal(error.message, 'The client encoding was changed to LATIN1; only UTF8 can be inspected, so the session ends.');
+      return true;
+    });
+    await assert.rejects(c.query('select 1'));
+    // A change to UTF8 is fine.
+    const d = await connect();
+    await d.query("select set_config('client_encoding', 'UTF8', false)");
+    assert.deepEqual((await d.query('select 1 as fine')).rows, [{ fine: 1 }]);
+  });
+
   test('a refused statement fails its transaction as the database would', async () => {
     const c = await connect();
     await c.query('begin');
