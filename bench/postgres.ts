@@ -5,17 +5,30 @@
 //    with `pgbench -i`;
 // 2. the real gateway process (`node dist/cli/main.js start`) with a `type: postgres`
 //    connection: identify at login, policy, libpg-query inspection, masking rules and
-//    recording (SQLite) all on, for every statement;
-// 3. pgbench -S with the same clients and duration, direct then through the gateway
-//    (then both again, and the better of each is kept, to damp noise on a shared box);
-// 4. TPS, mean latency, the 0.5× floor with PASS/FAIL, and proof of recording (rows in
-//    the store for the statements run).
+//    recording (SQLite, on the recorder worker) all on, for every statement; logs at
+//    `warn` as in bench/http.ts (no per-exchange log line);
+// 3. per protocol mode (simple, then prepared): pgbench -S with the same clients and
+//    duration, direct, through a bare TCP relay (bench/tcp-relay.ts: what any Node
+//    proxy costs here before it does any work), and through the gateway, ROUNDS times
+//    interleaved; every run is printed, and the ratio is of the medians (the best of
+//    each is printed too), with the CPU time of the relay and gateway processes;
+// 4. the 0.5× floor with PASS/FAIL per mode, and proof of recording (rows in the store
+//    for the transactions run through the gateway).
 //
-// Options (environment): BENCH_PG_CLIENTS (default 4), BENCH_PG_SECONDS (default 5),
-// BENCH_PG_SCALE (default 1), BENCH_PG_MODE (simple | extended | prepared, default simple).
+// Options (environment): BENCH_PG_CLIENTS (default 8), BENCH_PG_SECONDS (default 5),
+// BENCH_PG_SCALE (default 1), BENCH_PG_MODES (comma-separated simple | extended |
+// prepared, default simple,prepared), BENCH_PG_ROUNDS (default 3),
+// BENCH_PG_RECORDING (off: `recording.enabled: false`, to measure what recording costs;
+// the recording check is then skipped and the output says so), BENCH_PG_RELAY (0: no
+// bare-relay runs),
+// BENCH_GATEWAY_NODE_OPTIONS (extra node flags for the gateway process, e.g.
+// "--cpu-prof --cpu-prof-dir=/tmp/prof"; summarise with bench/cpuprofile-summary.ts).
 // Exit code 1 when a run fails or recording cannot be verified; a missed floor prints FAIL.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import SQLite from 'better-sqlite3';
@@ -23,18 +36,24 @@ import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess } from '../test/helpers/gateway-process.js';
 
 const run = promisify(execFile);
-const clients = Number(process.env.BENCH_PG_CLIENTS ?? 4);
+const clients = Number(process.env.BENCH_PG_CLIENTS ?? 8);
 const seconds = Number(process.env.BENCH_PG_SECONDS ?? 5);
 const scale = Number(process.env.BENCH_PG_SCALE ?? 1);
-const mode = process.env.BENCH_PG_MODE ?? 'simple';
+const rounds = Number(process.env.BENCH_PG_ROUNDS ?? 3);
+const modes = (process.env.BENCH_PG_MODES ?? 'simple,prepared').split(',').map((m) => m.trim()).filter(Boolean);
+const recording = process.env.BENCH_PG_RECORDING !== 'off';
+const nodeArgs = (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+const withRelay = process.env.BENCH_PG_RELAY !== '0';
 
 interface Result {
   readonly tps: number;
   readonly latencyMs: number;
   readonly transactions: number;
+  /** CPU (user + system) of the process in the path per transaction, µs: relay and gateway only. */
+  cpuUs?: { user: number; system: number } | undefined;
 }
 
-async function pgbench(env: NodeJS.ProcessEnv): Promise<Result> {
+async function pgbench(mode: string, env: NodeJS.ProcessEnv): Promise<Result> {
   const { stdout } = await run('pgbench', ['-S', '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)], { env: { ...process.env, ...env } });
   const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(stdout);
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
@@ -44,6 +63,51 @@ async function pgbench(env: NodeJS.ProcessEnv): Promise<Result> {
   if (failed && failed[1] !== '0') throw new Error(`pgbench reported failed transactions:\n${stdout}`);
   return { tps: Number(tps[1]), latencyMs: Number(latency[1]), transactions: Number(done[1]) };
 }
+
+/** A port free now, for the postgres listener (logs stay at warn, so it is not read from them). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** CPU time (user, system) of a process in ms, from /proc (Linux); undefined elsewhere. */
+function cpuMs(pid: number | undefined): { user: number; system: number } | undefined {
+  try {
+    // Fields 14 and 15 of /proc/<pid>/stat (utime, stime) in clock ticks; the command name may hold spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** pgbench through a process, with that process's CPU per transaction. */
+async function measured(mode: string, env: NodeJS.ProcessEnv, pid: number | undefined): Promise<Result> {
+  const before = cpuMs(pid);
+  const result = await pgbench(mode, env);
+  const after = cpuMs(pid);
+  if (before && after) result.cpuUs = { user: ((after.user - before.user) * 1000) / result.transactions, system: ((after.system - before.system) * 1000) / result.transactions };
+  return result;
+}
+
+/** Starts bench/tcp-relay.ts toward the database; its port and a stop function. */
+async function startRelay(host: string, port: string): Promise<{ port: number; pid: number | undefined; stop(): void }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./tcp-relay.ts', import.meta.url).pathname, host, port], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const relayPort = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`tcp-relay exited with ${code}`)));
+  });
+  return { port: relayPort, pid: child.pid, stop: () => child.kill('SIGTERM') };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<number> {
   try {
@@ -60,17 +124,19 @@ async function main(): Promise<number> {
   const url = new URL(database.url);
   const dbname = url.pathname.slice(1);
   const direct = { PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: url.username || 'postgres', PGDATABASE: dbname, PGSSLMODE: 'disable' };
+  const port = await freePort();
   const gateway = await startGatewayProcess(
     `gateway:
   listen: { host: 127.0.0.1, port: 0 }
 admin:
   listen: { host: 127.0.0.1, port: 0 }
   groups: [admins]
-log: { level: info }
+log: { level: warn }
+recording: { enabled: ${recording} }
 connections:
   - name: bench
     type: postgres
-    listen: { host: 127.0.0.1, port: 0 }
+    listen: { host: 127.0.0.1, port: ${port} }
     allowPlaintext: true
     target: postgres://${url.host}/${dbname}
     credential: { user: ${direct.PGUSER}, secret: "\${PG_SECRET}" }
@@ -79,60 +145,80 @@ connections:
     masking: { columns: { email: redact } }
     access: { groups: [bench] }
 `,
-    { env: { PG_SECRET: url.password || 'unused' } },
+    { env: { PG_SECRET: url.password || 'unused' }, nodeArgs },
   );
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
   try {
+    process.stderr.write(`bench:postgres: gateway pid ${gateway.child.pid}, postgres listener 127.0.0.1:${port}\n`);
     const token = await gateway.createKey('bench', ['bench']);
-    const port = await listenerPort(gateway.logs);
     const proxied = { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench', PGDATABASE: dbname, PGPASSWORD: token, PGSSLMODE: 'disable' };
 
+    relay = withRelay ? await startRelay(direct.PGHOST, direct.PGPORT) : undefined;
+    const relayed = relay ? { ...direct, PGHOST: '127.0.0.1', PGPORT: String(relay.port) } : undefined;
     process.stderr.write(`bench:postgres: pgbench -i -s ${scale} …\n`);
     await run('pgbench', ['-i', '-q', '-s', String(scale)], { env: { ...process.env, ...direct } });
-    const runs: { direct: Result[]; gateway: Result[] } = { direct: [], gateway: [] };
-    for (let round = 0; round < 2; round++) {
-      process.stderr.write(`bench:postgres: round ${round + 1}: direct …\n`);
-      runs.direct.push(await pgbench(direct));
-      process.stderr.write(`bench:postgres: round ${round + 1}: through the gateway …\n`);
-      runs.gateway.push(await pgbench(proxied));
-    }
-    const best = (rs: Result[]) => rs.reduce((a, b) => (b.tps > a.tps ? b : a));
-    const d = best(runs.direct);
-    const g = best(runs.gateway);
-    const ratio = g.tps / d.tps;
-
-    await new Promise((r) => setTimeout(r, 500));
-    const store = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
-    const recorded = (store.prepare("select count(*) as n from exchanges where protocol = 'postgres' and operation = 'sql.select'").get() as { n: number }).n;
-    store.close();
-    const gatewayTransactions = runs.gateway.reduce((n, r) => n + r.transactions, 0);
-
-    const cpus = (await import('node:os')).cpus();
     const lines = [
-      `pgbench -S -M ${mode}, ${clients} clients, ${seconds} s per run, scale ${scale}, best of 2 runs each; ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}`,
+      `pgbench -S, ${clients} clients, ${seconds} s per run, scale ${scale}, ${rounds} interleaved rounds per mode; ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}` +
+        (recording ? '' : '; RECORDING OFF (recording.enabled: false)') +
+        (nodeArgs.length ? `; gateway node flags: ${nodeArgs.join(' ')}` : ''),
       '',
-      '| path | TPS | mean latency (ms) | runs (TPS) |',
-      '| --- | ---: | ---: | --- |',
-      `| direct | ${d.tps.toFixed(0)} | ${d.latencyMs.toFixed(3)} | ${runs.direct.map((r) => r.tps.toFixed(0)).join(', ')} |`,
-      `| through the gateway | ${g.tps.toFixed(0)} | ${g.latencyMs.toFixed(3)} | ${runs.gateway.map((r) => r.tps.toFixed(0)).join(', ')} |`,
-      '',
-      `gateway / direct: ${ratio.toFixed(2)}×  (floor 0.50×: ${ratio >= 0.5 ? 'PASS' : 'FAIL'})`,
-      `recorded: ${recorded} sql.select exchanges for ${gatewayTransactions} transactions through the gateway (${recorded >= gatewayTransactions ? 'OK' : 'MISSING'})`,
+      '| mode | path | median TPS | best TPS | mean latency at median (ms) | runs (TPS) |',
+      '| --- | --- | ---: | ---: | ---: | --- |',
     ];
+    const verdicts: string[] = [];
+    let gatewayTransactions = 0;
+    for (const mode of modes) {
+      const runs: { direct: Result[]; relay: Result[]; gateway: Result[] } = { direct: [], relay: [], gateway: [] };
+      for (let round = 0; round < rounds; round++) {
+        process.stderr.write(`bench:postgres: ${mode} round ${round + 1}: direct …\n`);
+        runs.direct.push(await pgbench(mode, direct));
+        if (relay && relayed) {
+          process.stderr.write(`bench:postgres: ${mode} round ${round + 1}: through the bare relay …\n`);
+          runs.relay.push(await measured(mode, relayed, relay.pid));
+        }
+        process.stderr.write(`bench:postgres: ${mode} round ${round + 1}: through the gateway …\n`);
+        runs.gateway.push(await measured(mode, proxied, gateway.child.pid));
+      }
+      gatewayTransactions += runs.gateway.reduce((n, r) => n + r.transactions, 0);
+      const row = (path: string, rs: Result[]) => {
+        const m = median(rs.map((r) => r.tps));
+        const atMedian = rs.find((r) => r.tps === m)!;
+        return `| ${mode} | ${path} | ${m.toFixed(0)} | ${Math.max(...rs.map((r) => r.tps)).toFixed(0)} | ${atMedian.latencyMs.toFixed(3)} | ${rs.map((r) => r.tps.toFixed(0)).join(', ')} |`;
+      };
+      lines.push(row('direct', runs.direct));
+      if (runs.relay.length > 0) lines.push(row('bare TCP relay (reference)', runs.relay));
+      lines.push(row('through the gateway', runs.gateway));
+      const ratio = median(runs.gateway.map((r) => r.tps)) / median(runs.direct.map((r) => r.tps));
+      const perRound = runs.gateway.map((g, i) => (g.tps / runs.direct[i]!.tps).toFixed(2)).join(', ');
+      verdicts.push(`${mode}: gateway / direct ${ratio.toFixed(2)}× (medians; per round ${perRound}); floor 0.50×: ${ratio >= 0.5 ? 'PASS' : 'FAIL'}`);
+      if (runs.relay.length > 0) {
+        const relayRatio = median(runs.relay.map((r) => r.tps)) / median(runs.direct.map((r) => r.tps));
+        verdicts.push(`${mode}: bare relay / direct ${relayRatio.toFixed(2)}× (what the machine allows any Node proxy)`);
+      }
+      const cpu = (rs: Result[]) => rs.map((r) => r.cpuUs).filter((c) => c !== undefined).map((c) => `${c.user.toFixed(0)} + ${c.system.toFixed(0)}`).join(', ');
+      if (cpu(runs.relay)) verdicts.push(`${mode}: bare relay process CPU per transaction (user + system, µs, per run): ${cpu(runs.relay)}`);
+      if (cpu(runs.gateway)) verdicts.push(`${mode}: gateway process CPU per transaction (user + system, µs, per run): ${cpu(runs.gateway)}`);
+    }
+    lines.push('', ...verdicts);
+
+    let ok = true;
+    if (recording) {
+      await new Promise((r) => setTimeout(r, 500));
+      const store = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
+      const recorded = (store.prepare("select count(*) as n from exchanges where protocol = 'postgres' and operation = 'sql.select'").get() as { n: number }).n;
+      store.close();
+      ok = recorded >= gatewayTransactions;
+      lines.push(`recorded: ${recorded} sql.select exchanges for ${gatewayTransactions} transactions through the gateway (${ok ? 'OK' : 'MISSING'})`);
+    } else {
+      lines.push('recorded: not checked (recording off)');
+    }
     process.stdout.write(`${lines.join('\n')}\n`);
-    return recorded >= gatewayTransactions ? 0 : 1;
+    return ok ? 0 : 1;
   } finally {
+    relay?.stop();
     await gateway.stop();
     await database.drop();
   }
-}
-
-async function listenerPort(logs: () => string): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const match = /"connection":"bench","address":"127\.0\.0\.1:(\d+)"/.exec(logs());
-    if (match) return Number(match[1]);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the gateway did not log its postgres listener address');
 }
 
 main().then(

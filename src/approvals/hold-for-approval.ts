@@ -22,6 +22,11 @@ export interface ApprovalRequest {
   readonly reviewId?: string | undefined;
   /** Aborted when the caller disconnects. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Called once a review is open and the request is about to wait for it, for protocols
+   * that tell the caller while it waits (PostgreSQL: a NoticeResponse with the URL).
+   */
+  readonly onHeld?: ((held: { readonly reviewId: string; readonly reviewUrl: string; readonly holdForMs: number }) => void) | undefined;
 }
 
 export interface HoldResult {
@@ -62,6 +67,7 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
       const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification);
       const approval: ExchangeApproval = { reviewId: review.id, via: 'held' };
       const { holdFor } = service.optionsFor(decision.rules);
+      request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });
       const state = await waitForDecision(service, review.id, holdFor, options.pollInterval, request.signal);
       if (state === 'aborted') return { approval, error: new GatehouseError('client_closed', { detail: `the caller left while review ${review.id} was pending` }) };
       if (state === 'pending') return { approval, error: new GatehouseError('approval_required', { fields: service.errorFields(review.id), detail: `held ${holdFor} ms` }) };

@@ -27,13 +27,13 @@ export interface GatewayProcess {
 }
 
 /** Writes `configYaml` (without a store section, one is added) and starts the gateway. */
-export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string; nodeArgs?: readonly string[] } = {}): Promise<GatewayProcess> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const configPath = join(dir, 'gatehouse.yaml');
   const store = options.store ?? `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\n`;
   writeFileSync(configPath, `${configYaml}\n${store}`);
   const env = { ...process.env, ...options.env };
-  const child = spawn(process.execPath, [gatehouseBin, 'start', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), gatehouseBin, 'start', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

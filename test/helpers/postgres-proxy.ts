@@ -3,12 +3,15 @@
 // builds), and a listener in front of a fresh database on the machine's PostgreSQL.
 
 import pg from 'pg';
+import { startApprovals, type RunningApprovals } from '../../src/approvals/start-approvals.js';
 import { createRecorder } from '../../src/audit/index.js';
+import type { ApprovalsConfig } from '../../src/config/approvals-schema.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../src/identity/index.js';
 import type { PipelineStages } from '../../src/pipeline/index.js';
 import { compilePolicy, type DecisionPolicy } from '../../src/policy/index.js';
-import { startPostgresListener, type ApprovalHook, type PostgresConnection, type PostgresListener, type PostgresListenerOptions } from '../../src/protocols/postgres/index.js';
+import { createLogger } from '../../src/observability/index.js';
+import { startPostgresListener, type PostgresConnection, type PostgresListener, type PostgresListenerOptions } from '../../src/protocols/postgres/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { createTestPostgresDatabase, createTestSqliteDatabase, type TestDatabase } from './databases.js';
 
@@ -23,6 +26,8 @@ export interface TestProxy {
   readonly directUrl: string;
   readonly database: string;
   readonly observed: { exchange: Exchange; decision: Decision | undefined; outcome: ExchangeOutcome }[];
+  /** Present when started with `approvals`. */
+  readonly approvals: RunningApprovals | undefined;
   /** node-postgres config for the proxy. */
   clientConfig(extra?: pg.ClientConfig): pg.ClientConfig;
   close(): Promise<void>;
@@ -30,8 +35,11 @@ export interface TestProxy {
 
 export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 'listen'>> & {
   readonly policy?: (base: DecisionPolicy) => DecisionPolicy;
-  readonly onApprovalRequired?: ApprovalHook;
+  /** Approvals on the proxy's store (the `approvals:` config section, parsed); admins group: `admins`. */
+  readonly approvals?: ApprovalsConfig;
   readonly inFlight?: PostgresListenerOptions['inFlight'];
+  /** Reach the database through this port on 127.0.0.1 instead (a relay a test puts in between). */
+  readonly upstreamPort?: number;
 };
 
 /** undefined plus a reason when PostgreSQL is not reachable (skip outside CI). */
@@ -46,17 +54,21 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
   const base = compilePolicy([{ connection: 'db', groups: ['dba'] }]);
   const observed: TestProxy['observed'] = [];
   const recorder = createRecorder(store.db);
+  const approvals = options.approvals
+    ? await startApprovals({ db: store.db, store: sqlite.config, config: options.approvals, adminGroups: ['admins'], logger: createLogger('silent') })
+    : undefined;
+  approvals?.setAdminUrl('https://gatehouse-admin.example');
   const stages: PipelineStages = {
     identify: identifyCaller([apiKeyAuthenticator(apiKeys)]),
     policy: options.policy ? options.policy(base) : base,
     recorder,
+    approvals: approvals?.stage,
     observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
   };
   const database = url.pathname.slice(1);
-  const { policy: _policy, onApprovalRequired, inFlight, ...rest } = options;
+  const { policy: _policy, approvals: _approvals, inFlight, upstreamPort, ...rest } = options;
   const listener = await startPostgresListener({
     stages,
-    onApprovalRequired,
     inFlight,
     connection: {
       name: 'db',
@@ -69,7 +81,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
       masking: { columns: new Map() },
       loginTimeoutMs: 10_000,
       ...rest,
-      target: { host: url.hostname, port: Number(url.port || 5432), database, user: url.username || 'postgres', password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
+      target: { host: upstreamPort ? '127.0.0.1' : url.hostname, port: upstreamPort ?? Number(url.port || 5432), database, user: url.username || 'postgres', password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
     },
   });
   return {
@@ -81,9 +93,11 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
     directUrl: created.url,
     database,
     observed,
+    approvals,
     clientConfig: (extra = {}) => ({ host: '127.0.0.1', port: listener.port, user: 'agent', password: token, database, ...extra }),
     async close() {
       await listener.close();
+      await approvals?.close();
       await recorder.drain();
       await store.close();
       await sqlite.cleanup();

@@ -340,6 +340,8 @@ export interface BindFields {
   readonly statement: string;
   /** Parameter values: text as a string, binary as a marker, NULL as null. */
   readonly params: (string | null)[];
+  /** The binary-format values (by parameter index), as sent; undefined when every value is text. */
+  readonly binary: Map<number, Buffer> | undefined;
   readonly resultFormats: number[];
 }
 
@@ -354,6 +356,7 @@ export function parseBind(body: Buffer): BindFields {
   const nParams = r.int16();
   if (nFormats > 1 && nFormats !== nParams) throw new ProtocolViolation(`bind message has ${nFormats} parameter formats but ${nParams} parameters`);
   const params: (string | null)[] = [];
+  let binary: Map<number, Buffer> | undefined;
   for (let i = 0; i < nParams; i++) {
     const len = r.int32();
     if (len === -1) {
@@ -363,11 +366,12 @@ export function parseBind(body: Buffer): BindFields {
     const value = r.bytes(len);
     const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0]! : formats[i]!;
     params.push(format === 0 ? value.toString('utf8') : `<binary ${len} bytes>`);
+    if (format !== 0) (binary ??= new Map()).set(i, value);
   }
   const nResult = r.int16();
   const resultFormats: number[] = [];
   for (let i = 0; i < nResult; i++) resultFormats.push(r.int16());
-  return { portal, statement, params, resultFormats };
+  return { portal, statement, params, binary, resultFormats };
 }
 
 /** CommandComplete ('C'): the command tag, e.g. "SELECT 5", "INSERT 0 1". */

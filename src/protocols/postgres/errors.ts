@@ -21,6 +21,10 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   sql_not_supported: '0A000', // feature_not_supported
   row_limit_exceeded: '54000', // program_limit_exceeded
   statement_timeout: '57014', // query_canceled
+  approval_required: '57014', // not approved while held, or cancelled while held: not run
+  approval_expired: '57014',
+  approval_denied: '42501',
+  approval_invalid: '42501',
   upstream_unreachable: '08001', // sqlclient_unable_to_establish_sqlconnection
   upstream_failed: '08006', // connection_failure
   upstream_timeout: '08001',

@@ -39,6 +39,12 @@ export class FrameSource {
     return this.#reader.buffered;
   }
 
+  /** The next frame if it is already complete in the buffer (no waiting); throws ProtocolViolation. */
+  tryRead(): Frame | undefined {
+    if (this.#waiter) throw new Error('concurrent read');
+    return this.#reader.next(false);
+  }
+
   read(startup = false): Promise<Frame> {
     if (this.#waiter) return Promise.reject(new Error('concurrent read'));
     return new Promise((resolve, reject) => {

@@ -1,4 +1,3 @@
 export { startPostgresListener, type PostgresListener, type PostgresListenerOptions } from './listener.js';
 export type { PostgresConnection } from './connection.js';
-export type { ApprovalHook } from './session.js';
 export { inspectSql, type SqlInspection, type StatementFacts } from './inspect-sql.js';

@@ -2,10 +2,17 @@
 // statement becomes a class (select, insert, update, delete, ddl, drop, truncate,
 // grant, copy, …), the tables it names, and its risky shapes. Enforces:
 // - SQL the parser rejects is reported as unparseable (the session denies it: fail closed);
-// - results are cached by query text in a bounded LRU (2 000 texts of up to 16 KiB), so a
-//   hot statement is parsed once.
+// - results are cached in a bounded LRU (2 000 entries, texts of up to 16 KiB) by the
+//   query's SHAPE (sql-shape.ts: literal values replaced), so `… WHERE id = 1` and
+//   `… = 2` are parsed once: class, tables and risky shapes never depend on a literal's
+//   value. A shape is used only when its statements cut at top-level semicolons are the
+//   ones the parser found, and no statement's facts read a literal (SET, for
+//   client_encoding); otherwise, and when the lexer is unsure, by exact text. A statement
+//   whose only fault is a literal's value (FLOAT(0), a bad E'' escape is refused by the
+//   lexer) may then be sent on, with the facts of its shape, for the database to reject.
 
 import { parse } from 'libpg-query';
+import { sqlShape } from './sql-shape.js';
 
 export interface StatementFacts {
   readonly class: string;
@@ -69,42 +76,101 @@ const statementClasses: Record<string, string> = {
 
 const maxCached = 2000;
 const maxCachedText = 16 * 1024;
-const cache = new Map<string, Promise<SqlInspection>>();
 
-/** Inspects a query (one or several statements); cached by exact text. */
-export function inspectSql(text: string): Promise<SqlInspection> {
-  const hit = cache.get(text);
+/** Facts of a shape: per statement, all but its text (cut from each query on a hit). */
+type ShapeEntry = { readonly kind: 'shape'; readonly statements: readonly Omit<StatementFacts, 'text'>[] };
+type Entry = ShapeEntry | { readonly kind: 'exact'; readonly inspection: SqlInspection } | { readonly kind: 'no-shape' };
+
+// Keys: '\u0000' + exact text, or '\u0002' + shape key: the first character keeps the
+// two kinds apart. 'no-shape' marks a shape whose texts are cached by exact text.
+const cache = new Map<string, Entry>();
+const pending = new Map<string, Promise<SqlInspection>>();
+
+function touch(key: string): Entry | undefined {
+  const hit = cache.get(key);
   if (hit) {
     // Map keeps insertion order: re-inserting makes this the most recently used.
-    cache.delete(text);
-    cache.set(text, hit);
-    return hit;
+    cache.delete(key);
+    cache.set(key, hit);
   }
-  const result = inspectUncached(text);
-  // Long texts (bulk INSERTs, generated SQL) are not kept: 2 000 of them could hold gigabytes.
-  if (text.length > maxCachedText) return result;
-  cache.set(text, result);
+  return hit;
+}
+
+function remember(key: string, entry: Entry): void {
+  cache.set(key, entry);
   if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
+}
+
+/** The cached inspection of `text`, without parsing; undefined when it must be parsed. */
+export function inspectSqlCached(text: string): SqlInspection | undefined {
+  if (text.length > maxCachedText) return undefined;
+  const shape = sqlShape(text);
+  if (shape) {
+    const hit = touch(`\u0002${shape.key}`);
+    if (hit?.kind === 'shape' && hit.statements.length === shape.statements.length) {
+      return { ok: true, statements: hit.statements.map((facts, i) => ({ ...facts, text: shape.statements[i]! })) };
+    }
+  }
+  const exact = touch(`\u0000${text}`);
+  return exact?.kind === 'exact' ? exact.inspection : undefined;
+}
+
+/** Inspects a query (one or several statements); cached by shape or exact text. */
+export function inspectSql(text: string): Promise<SqlInspection> {
+  const cached = inspectSqlCached(text);
+  if (cached) return Promise.resolve(cached);
+  // Long texts (bulk INSERTs, generated SQL) are not kept: 2 000 of them could hold gigabytes.
+  if (text.length > maxCachedText) return inspectUncached(text);
+  const running = pending.get(text);
+  if (running) return running;
+  const result = parseAndDescribe(text).then(({ inspection, readsLiterals }) => {
+    const shape = sqlShape(text);
+    const shapeKey = shape ? `\u0002${shape.key}` : undefined;
+    if (shape && shapeKey && inspection.ok && !readsLiterals && sameCut(inspection.statements, shape.statements)) {
+      remember(shapeKey, { kind: 'shape', statements: inspection.statements.map(({ text: _text, ...facts }) => facts) });
+    } else {
+      if (shapeKey && cache.get(shapeKey)?.kind !== 'shape') remember(shapeKey, { kind: 'no-shape' });
+      remember(`\u0000${text}`, { kind: 'exact', inspection });
+    }
+    return inspection;
+  });
+  pending.set(text, result);
+  const forget = () => pending.delete(text);
+  result.then(forget, forget);
   return result;
 }
 
+/** A shape stands for its statements only when the lexer cut them where the parser did. */
+function sameCut(statements: readonly StatementFacts[], cut: readonly string[]): boolean {
+  return statements.length === cut.length && statements.every((facts, i) => facts.text === cut[i]);
+}
+
 async function inspectUncached(text: string): Promise<SqlInspection> {
-  if (isBlank(text)) return { ok: true, statements: [] };
+  return (await parseAndDescribe(text)).inspection;
+}
+
+// Statement kinds whose facts read a literal's value: SET client_encoding = '…'.
+const literalDependent = new Set(['VariableSetStmt']);
+
+async function parseAndDescribe(text: string): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
+  if (isBlank(text)) return { inspection: { ok: true, statements: [] }, readsLiterals: false };
   let tree: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
     tree = (await parse(text)) as typeof tree;
   } catch (error) {
     const message = (error as Error).message;
-    if (message === 'Query cannot be empty') return { ok: true, statements: [] };
-    return { ok: false, error: message };
+    if (message === 'Query cannot be empty') return { inspection: { ok: true, statements: [] }, readsLiterals: false };
+    return { inspection: { ok: false, error: message }, readsLiterals: true };
   }
   const bytes = Buffer.from(text, 'utf8');
+  let readsLiterals = false;
   const statements = (tree.stmts ?? []).map((s) => {
     const start = s.stmt_location ?? 0;
     const end = s.stmt_len === undefined || s.stmt_len === 0 ? bytes.length : start + s.stmt_len;
+    if (literalDependent.has(Object.keys(s.stmt)[0]!)) readsLiterals = true;
     return describeStatement(s.stmt, bytes.subarray(start, end).toString('utf8').trim());
   });
-  return { ok: true, statements };
+  return { inspection: { ok: true, statements }, readsLiterals };
 }
 
 // Only comments, whitespace and semicolons: PostgreSQL answers EmptyQueryResponse.

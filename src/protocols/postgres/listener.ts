@@ -24,14 +24,13 @@ import { databaseAllowed, type PostgresConnection } from './connection.js';
 import { errorResponseFor } from './errors.js';
 import { FrameSource } from './frame-source.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
-import { PostgresSession, type ApprovalHook } from './session.js';
+import { PostgresSession } from './session.js';
 import { negotiateStartup } from './startup.js';
 import { userMatchesIdentity } from './user-rule.js';
 
 export interface PostgresListenerOptions {
   readonly connection: PostgresConnection;
   readonly stages: PipelineStages;
-  readonly onApprovalRequired?: ApprovalHook | undefined;
   /** Called when a session cannot even start (for logs). */
   readonly onSessionError?: ((error: unknown) => void) | undefined;
   /** Open sessions by identity, so a revocation ends them (src/identity in-flight registry). */
@@ -55,6 +54,8 @@ const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
 export async function startPostgresListener(options: PostgresListenerOptions): Promise<PostgresListener> {
   const { connection, stages } = options;
   const backends = new Map<string, UpstreamSession>();
+  // By the same key: a CancelRequest also ends a statement held for approval.
+  const sessions = new Map<string, PostgresSession>();
   const sockets = new Set<Socket>();
 
   const server: Server = createServer((socket) => {
@@ -82,6 +83,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       if (startup.kind === 'cancel') {
         clearTimeout(loginTimer);
         raw.end();
+        sessions.get(cancelKey(startup.processId, startup.secretKey))?.cancelHold();
         const backend = backends.get(cancelKey(startup.processId, startup.secretKey));
         if (backend) await cancelUpstream(connection.target, backend.processId, backend.secretKey, backend.socket).catch(() => undefined);
         return;
@@ -153,12 +155,12 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           clientAddress: raw.remoteAddress,
           userAgent: params.get('application_name'),
           cancelUpstream: () => cancelUpstream(connection.target, up.processId, up.secretKey, up.socket),
-          onApprovalRequired: options.onApprovalRequired,
         },
         client,
         source,
         upstream,
       );
+      sessions.set(key, session);
       // A revocation of this identity (on any gateway sharing the store) ends the session.
       const release = options.inFlight?.register(exchange.id, identity, () => {
         upstream?.close();
@@ -191,7 +193,10 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       if (failure && !client.destroyed) client.end(errorResponseFor(failure, 'FATAL'));
       else client.destroy();
     } finally {
-      if (key) backends.delete(key);
+      if (key) {
+        backends.delete(key);
+        sessions.delete(key);
+      }
     }
   }
 

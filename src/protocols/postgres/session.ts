@@ -1,50 +1,42 @@
 // One client session through a PostgreSQL connection, after login: client messages
-// are read one at a time, inspected, decided and forwarded; upstream messages are
-// routed to what they answer (a FIFO of expected responses, so pipelining works),
-// masked, counted, and relayed. Enforces:
+// are read in order, inspected, decided and forwarded; database messages are routed to
+// what they answer (a FIFO of expected responses, so pipelining works), masked,
+// counted and relayed. Enforces:
 // - every statement is decided by policy before the database sees it (Query: each
-//   statement; extended query: at Parse and again at Execute);
+//   statement; extended query: at Parse and again at Execute) — decide-statement.ts;
+// - `require_approval`: the statement is held until a reviewer decides — hold-statement.ts;
 // - a refused statement gets an ErrorResponse in its place, in order; the database is
 //   sent a Bind to a statement that does not exist, so its transaction state fails
 //   exactly as if the statement had failed there (implicit transaction rolled back,
 //   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
 // - after an error in extended mode, client messages are discarded until Sync;
-// - DataRows beyond `maxRows` are never forwarded; the statement is cancelled upstream;
-// - a Query or Execute running past `statementTimeoutMs` is cancelled upstream (57014);
+// - rows beyond `maxRows` are never forwarded, values are masked — result-rows.ts;
+// - a Query or Execute running past `statementTimeoutMs` is cancelled upstream (57014)
+//   — statement-timer.ts;
 // - every statement is recorded: durable before it is forwarded, its outcome durable
-//   before the ReadyForQuery that ends it is released;
+//   before the ReadyForQuery that ends it is released — statement-recording.ts;
+// - what one batch of messages produces leaves in one write each way — outbox.ts;
 // - a malformed client message ends this session (FATAL 08P01), and no other.
 
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
-import { newId, type Decision, type Exchange, type ExchangeOutcome, type Identity, type RecordedRequest } from '../../exchange/index.js';
+import type { Decision, Exchange, Identity } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
-import { enforceDecision } from '../../policy/index.js';
-import {
-  BodyReader,
-  bindMessage,
-  message,
-  parseBind,
-  parseCommandTag,
-  parseNoticeFields,
-  parseRowDescription,
-  ProtocolViolation,
-  rowsFromTag,
-  syncMessage,
-  type ColumnDescription,
-  type Frame,
-} from './codec.js';
+import { bindMessage, BodyReader, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
+import { decideStatement, statementExchange, unparseable, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
+import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
-import { inspectSql, strictestClass, type StatementFacts } from './inspect-sql.js';
-import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
-
-/** Called where a NoticeResponse with the review URL will go once approvals exist. */
-export type ApprovalHook = (exchange: Exchange, decision: Decision) => Buffer | undefined;
+import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
+import { inspectSql, inspectSqlCached, type SqlInspection } from './inspect-sql.js';
+import { Outbox } from './outbox.js';
+import { ResultRows } from './result-rows.js';
+import type { Pending, Run } from './session-state.js';
+import { newRun, requestOf, StatementRecording } from './statement-recording.js';
+import { StatementTimer } from './statement-timer.js';
 
 export interface SessionContext {
   readonly connection: PostgresConnection;
@@ -54,57 +46,32 @@ export interface SessionContext {
   readonly clientAddress: string | undefined;
   readonly userAgent: string | undefined;
   readonly cancelUpstream: () => Promise<void>;
-  readonly onApprovalRequired?: ApprovalHook | undefined;
 }
-
-interface Run {
-  readonly exchange: Exchange;
-  readonly decision: Decision;
-  readonly started: number;
-  rows: number;
-  bytesOut: number;
-  ttfbMs: number | undefined;
-  tag: string | undefined;
-  error: { code: string; detail: string; status: number } | undefined;
-  timedOut: boolean;
-  done: boolean;
-}
-
-interface StatementInfo {
-  readonly facts: readonly StatementFacts[];
-  readonly text: string;
-  columns: ColumnDescription[] | undefined;
-}
-
-interface PortalInfo {
-  readonly statement: StatementInfo | undefined;
-  readonly params: readonly (string | null)[];
-  readonly resultFormats: readonly number[];
-  columns: ColumnDescription[] | undefined;
-}
-
-type Pending =
-  | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: ReturnType<typeof planMasking> }
-  | { kind: 'parse' | 'bind' | 'close' | 'sync' }
-  | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }
-  | { kind: 'execute'; run: Run; portal: PortalInfo | undefined; plan: ReturnType<typeof planMasking> | null }
-  | { kind: 'denied'; error: GatehouseError };
 
 export class PostgresSession {
   readonly #ctx: SessionContext;
+  readonly #decide: StatementContext;
   readonly #client: Duplex;
   readonly #clientSource: FrameSource;
   readonly #upstream: UpstreamSession;
   readonly #pending: Pending[] = [];
-  readonly #statements = new Map<string, StatementInfo>();
-  readonly #portals = new Map<string, PortalInfo>();
-  readonly #finishing: Promise<void>[] = [];
+  readonly #extended = new ExtendedQuery();
+  readonly #recording: StatementRecording;
+  readonly #rows: ResultRows;
+  readonly #timer: StatementTimer;
+  readonly #holds: StatementHolds | undefined;
   readonly #deniedStatement = `gatehouse_denied_${randomBytes(8).toString('hex')}`;
-  readonly #writeClient: (bytes: Buffer) => boolean;
-  readonly #writeUpstream: (bytes: Buffer) => boolean;
+  readonly #toClient: Outbox;
+  readonly #toDatabase: Outbox;
+  /** Set when a client-bound push hit the outbox bound and the socket asked to drain. */
+  #clientDrain: Promise<void> | undefined;
+  /** The hold in progress (require_approval): aborted by CancelRequest or the client leaving. */
+  #holding: AbortController | undefined;
+  /** A cancel of ours (#cancel) not yet followed by the bogus Bind that absorbs it. */
+  #cancelling: Promise<void> | undefined;
+  /** Entries at the end of #pending whose messages are still in the outbox (unsent). */
+  #unsent = 0;
   #discarding = false;
-  #armed: Pending | undefined;
-  #timer: NodeJS.Timeout | undefined;
   #swallowUntilReady = false;
   #closed = false;
   bytesIn = 0;
@@ -116,22 +83,36 @@ export class PostgresSession {
     this.#client = client;
     this.#clientSource = clientSource;
     this.#upstream = upstream;
-    this.#writeClient = corkedWriter(client);
-    this.#writeUpstream = corkedWriter(upstream.socket);
+    const { connection, stages } = ctx;
+    this.#decide = { connection, policy: stages.policy, identity: ctx.identity, sessionId: ctx.sessionId, client: { address: ctx.clientAddress, userAgent: ctx.userAgent }, approvals: stages.approvals !== undefined };
+    this.#recording = new StatementRecording(stages);
+    this.#rows = new ResultRows(connection, { emit: (bytes) => this.#emit(bytes), stop: (run, error) => this.#stop(run, error) });
+    this.#timer = new StatementTimer(connection.statementTimeoutMs, (head) => this.#onStatementTimeout(head));
+    this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
+    client.once('close', () => this.#holding?.abort('closed'));
+    this.#toClient = new Outbox(client);
+    this.#toDatabase = new Outbox(upstream.socket, Infinity);
   }
 
   /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
   async run(): Promise<GatehouseError | undefined> {
     const ended = await Promise.race([this.#clientLoop(), this.#upstreamLoop()]);
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timer.clear();
     for (const p of this.#pending) {
-      if (p.kind === 'query') for (const r of p.runs) this.#finishRun(r, ended ?? new GatehouseError('client_closed'));
-      if (p.kind === 'execute') this.#finishRun(p.run, ended ?? new GatehouseError('client_closed'));
+      if (p.kind === 'query') for (const r of p.runs) this.#recording.finish(r, ended ?? new GatehouseError('client_closed'));
+      if (p.kind === 'execute') this.#recording.finish(p.run, ended ?? new GatehouseError('client_closed'));
     }
-    await Promise.allSettled(this.#finishing);
+    await this.#recording.settled();
+    // What was recorded as forwarded is sent, even when the session ends right after it.
+    this.#sendToDatabase();
     this.#upstream.close();
     return ended;
+  }
+
+  /** CancelRequest for this session: ends a hold for approval (57014); the database is cancelled too, by the listener. */
+  cancelHold(): void {
+    this.#holding?.abort('cancel');
   }
 
   // ---- client → gateway → database ----
@@ -139,67 +120,54 @@ export class PostgresSession {
   async #clientLoop(): Promise<GatehouseError | undefined> {
     try {
       for (;;) {
-        const frame = await this.#clientSource.read();
+        // Messages already buffered are handled at once; what they produced for the
+        // database leaves in one write when the client has nothing more for now.
+        let frame = this.#clientSource.tryRead();
+        if (!frame) {
+          const drain = this.#flushToDatabase();
+          if (drain) await drain;
+          frame = await this.#clientSource.read();
+        }
         this.bytesIn += frame.raw.length;
         if (frame.type === 'X') return undefined; // Terminate
-        await this.#onClient(frame);
+        const waiting = this.#onClient(frame);
+        if (waiting) await waiting;
       }
     } catch (error) {
       if (this.#closed) return undefined;
       if (error instanceof SocketClosed) return new GatehouseError('client_closed', { detail: error.message });
-      if (error instanceof ProtocolViolation) {
-        const failure = new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message });
-        this.#client.end(errorResponseFor(failure, 'FATAL'));
-        return failure;
-      }
-      const failure = error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) });
-      this.#client.end(errorResponseFor(failure, 'FATAL'));
+      const failure =
+        error instanceof ProtocolViolation
+          ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
+          : error instanceof GatehouseError
+            ? error
+            : new GatehouseError('internal_error', { detail: String(error) });
+      this.#toClient.end(errorResponseFor(failure, 'FATAL'));
       return failure;
     }
   }
 
-  async #onClient(frame: Frame): Promise<void> {
-    if (this.#discarding && frame.type !== 'S') return; // extended query error: discard until Sync
+  /** Handles one client message; a promise only when it must wait (inspection, recording, approval, backpressure). */
+  #onClient(frame: Frame): Promise<void> | undefined {
+    if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
     switch (frame.type) {
       case 'Q': // Query
         return this.#onQuery(new BodyReader(frame.body).cstring(), frame);
       case 'P': // Parse
         return this.#onParse(frame);
-      case 'B': {
-        // Bind
-        const bind = parseBind(frame.body);
-        const statement = this.#statements.get(bind.statement);
-        this.#portals.set(bind.portal, { statement, params: bind.params, resultFormats: bind.resultFormats, columns: undefined });
-        this.#pending.push({ kind: 'bind' });
-        return this.#toUpstream(frame.raw);
-      }
-      case 'D': {
-        // Describe: 'S' statement or 'P' portal.
-        const r = new BodyReader(frame.body);
-        const target = String.fromCharCode(r.int8());
-        if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid DESCRIBE message subtype ${target}`);
-        // The described object is captured now: with pipelining, a later Bind may reuse the name before the answer comes.
-        const name = r.cstring();
-        this.#pending.push({ kind: 'describe', described: target === 'S' ? this.#statements.get(name) : this.#portals.get(name) });
-        return this.#toUpstream(frame.raw);
-      }
+      case 'B': // Bind
+        this.#extended.bind(frame.body);
+        return this.#forward({ kind: 'bind' }, frame);
+      case 'D': // Describe
+        return this.#forward({ kind: 'describe', described: this.#extended.describe(frame.body) }, frame);
       case 'E': // Execute
         return this.#onExecute(frame);
-      case 'C': {
-        // Close: 'S' statement or 'P' portal.
-        const r = new BodyReader(frame.body);
-        const target = String.fromCharCode(r.int8());
-        const name = r.cstring();
-        if (target === 'S') this.#statements.delete(name);
-        else if (target === 'P') this.#portals.delete(name);
-        else throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
-        this.#pending.push({ kind: 'close' });
-        return this.#toUpstream(frame.raw);
-      }
+      case 'C': // Close
+        this.#extended.close(frame.body);
+        return this.#forward({ kind: 'close' }, frame);
       case 'S': // Sync
         this.#discarding = false;
-        this.#pending.push({ kind: 'sync' });
-        return this.#toUpstream(frame.raw);
+        return this.#forward({ kind: 'sync' }, frame);
       case 'H': // Flush
       case 'd': // CopyData
       case 'c': // CopyDone
@@ -212,143 +180,110 @@ export class PostgresSession {
     }
   }
 
-  async #onQuery(text: string, frame: Frame): Promise<void> {
-    const inspection = await inspectSql(text);
-    if (!inspection.ok) {
-      const error = unparseable(inspection.error);
-      await this.#refuse(this.#exchangeFor([], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), error);
-      return this.#deny(error, true);
-    }
+  #onQuery(text: string, frame: Frame): Promise<void> {
+    const inspection = inspectSqlCached(text);
+    return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
+  }
+
+  async #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> {
+    if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
     const runs: Run[] = [];
     for (const facts of inspection.statements) {
-      const exchange = this.#exchangeFor([facts], facts.text);
-      const checked = this.#check(exchange, facts);
-      if (checked.error) {
-        await this.#refuse(exchange, checked.decision, requestOf('Query', facts.text, undefined), checked.error);
-        return this.#deny(checked.error, true);
+      let exchange = statementExchange(this.#decide, [facts], facts.text);
+      const request = requestOf('Query', facts.text, undefined);
+      const checked = decideStatement(this.#decide, exchange, facts);
+      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, true);
+      if (checked.decision.effect === 'require_approval') {
+        // Each statement of the Query that needs approval waits for its own review, in order.
+        const held = await this.#hold(exchange, checked.decision, statementDigest(facts.text));
+        exchange = held.exchange;
+        if (held.error) return this.#refuse(exchange, checked.decision, request, held.error, true);
       }
       runs.push(this.#newRun(exchange, checked.decision));
     }
-    if (!(await this.#open(runs, runs.map((r) => requestOf('Query', r.exchange.facts.sql!.text, undefined)), true))) return;
-    this.#pending.push({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined });
-    this.#armHead();
-    return this.#toUpstream(frame.raw);
+    const failed = await this.#recording.open(runs, runs.map((r) => requestOf('Query', r.exchange.facts.sql!.text, undefined)));
+    if (failed) return this.#deny(failed, true);
+    return this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame);
   }
 
   async #onParse(frame: Frame): Promise<void> {
     const r = new BodyReader(frame.body);
     const name = r.cstring();
     const text = r.cstring();
-    const inspection = await inspectSql(text);
-    if (!inspection.ok) {
-      const error = unparseable(inspection.error);
-      await this.#refuse(this.#exchangeFor([], text, 'sql.unparseable'), undefined, requestOf('Parse', text, undefined), error);
-      return this.#deny(error, false);
-    }
-    // Decided at Parse, so a refused statement never reaches the database even as a plan.
-    const exchange = this.#exchangeFor(inspection.statements, text);
+    const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
+    const request = requestOf('Parse', text, undefined);
+    if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
+    // Decided at Parse, so a refused statement never reaches the database even as a
+    // plan; one that needs approval is prepared, and held at Execute.
+    const exchange = statementExchange(this.#decide, inspection.statements, text);
     for (const facts of inspection.statements) {
-      const checked = this.#check(exchange, facts);
-      if (checked.error) {
-        await this.#refuse(exchange, checked.decision, requestOf('Parse', text, undefined), checked.error);
-        return this.#deny(checked.error, false);
-      }
+      const checked = decideStatement(this.#decide, exchange, facts);
+      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
     }
-    this.#statements.set(name, { facts: inspection.statements, text, columns: undefined });
-    this.#pending.push({ kind: 'parse' });
-    return this.#toUpstream(frame.raw);
+    this.#extended.prepare(name, text, inspection.statements);
+    return this.#forward({ kind: 'parse' }, frame);
   }
 
   async #onExecute(frame: Frame): Promise<void> {
-    const r = new BodyReader(frame.body);
-    const portalName = r.cstring();
-    r.int32(); // maximum rows (0: all); PortalSuspended answers a partial fetch
-    const portal = this.#portals.get(portalName);
+    const portal = this.#extended.execute(frame.body);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
-    const exchange = statement ? this.#exchangeFor(statement.facts, statement.text) : this.#exchangeFor([], '', 'sql.execute');
+    let exchange = statement ? statementExchange(this.#decide, statement.facts, statement.text) : statementExchange(this.#decide, [], '', 'sql.execute');
     const maskText = this.#ctx.connection.masking.maskText;
     const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
     const request = requestOf('Execute', statement?.text ?? '', params);
     let decision: Decision | undefined;
     for (const facts of statement?.facts.length ? statement.facts : [undefined]) {
-      const checked = this.#check(exchange, facts);
-      decision = checked.decision;
-      if (checked.error) {
-        await this.#refuse(exchange, checked.decision, request, checked.error);
-        return this.#deny(checked.error, false);
-      }
+      const checked = decideStatement(this.#decide, exchange, facts);
+      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
+      // The decision kept is the one that asks for approval, if any does.
+      if (decision?.effect !== 'require_approval') decision = checked.decision;
+    }
+    if (decision!.effect === 'require_approval') {
+      // Held at Execute, not Parse: the approval covers the statement with these parameter values.
+      const held = await this.#hold(exchange, decision!, statementDigest(statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
+      exchange = held.exchange;
+      if (held.error) return this.#refuse(exchange, decision, request, held.error, false);
     }
     const run = this.#newRun(exchange, decision!);
-    if (!(await this.#open([run], [request], false))) return;
-    this.#pending.push({ kind: 'execute', run, portal, plan: null });
-    this.#armHead();
-    return this.#toUpstream(frame.raw);
-  }
-
-  /** Policy for one statement, plus what the gateway itself cannot let through. */
-  #check(exchange: Exchange, facts: StatementFacts | undefined): { decision: Decision; error?: undefined } | { decision: Decision | undefined; error: GatehouseError } {
-    if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
-    const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? this.#exchangeFor([facts], facts.text, undefined, exchange) : exchange;
-    let decision: Decision;
-    try {
-      decision = this.#ctx.stages.policy.decide(single);
-      if (decision.effect === 'require_approval') {
-        // Hook for approvals: a NoticeResponse with the review URL goes here; until
-        // approvals exist the statement is refused (fail closed).
-        const notice = this.#ctx.onApprovalRequired?.(single, decision);
-        if (notice) this.#emitLater(notice);
-      }
-      enforceDecision(decision);
-    } catch (error) {
-      return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
-    }
-    if (facts?.copyOut && this.#ctx.connection.masking.columns.size > 0) {
-      // COPY rows carry no column names, so column rules cannot be applied to them.
-      return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
-    }
-    return { decision };
-  }
-
-  #exchangeFor(facts: readonly StatementFacts[], text: string, operation?: string, base?: Exchange): Exchange {
-    const classes = facts.map((f) => f.class);
-    const sql = { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
-    const startedAt = Date.now();
-    return {
-      id: base?.id ?? newId('ex', startedAt),
-      sessionId: this.#ctx.sessionId,
-      protocol: 'postgres',
-      connection: this.#ctx.connection.name,
-      operation: operation ?? `sql.${strictestClass(classes)}`,
-      startedAt: base?.startedAt ?? startedAt,
-      client: { address: this.#ctx.clientAddress, userAgent: this.#ctx.userAgent },
-      facts: { stream: false, text, sql },
-      identity: this.#ctx.identity,
-    };
+    const failed = await this.#recording.open([run], [request]);
+    if (failed) return this.#deny(failed, false);
+    return this.#forward({ kind: 'execute', run, portal, plan: null }, frame);
   }
 
   #newRun(exchange: Exchange, decision: Decision): Run {
     this.statements++;
-    return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false };
+    return newRun(exchange, decision);
   }
 
-  /** Records the statements as forwarded; on failure refuses them (fail closed). */
-  async #open(runs: Run[], requests: RecordedRequest[], simple: boolean): Promise<boolean> {
+  /**
+   * Holds a statement for approval. What was queued for the database before it leaves
+   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
+   */
+  async #hold(exchange: Exchange, decision: Decision, digest: string): Promise<HoldOutcome> {
+    const drain = this.#flushToDatabase();
+    if (drain) await drain;
+    const holding = new AbortController();
+    this.#holding = holding;
+    if (this.#client.destroyed) holding.abort('closed');
     try {
-      await Promise.all(runs.map((run, i) => this.#ctx.stages.recorder.open(run.exchange, run.decision, requests[i]!)));
-      return true;
-    } catch (error) {
-      const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
-      for (const run of runs) this.#ctx.stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
-      await this.#deny(failure, simple);
-      return false;
+      return await this.#holds!.hold(exchange, decision, digest, {
+        signal: holding.signal,
+        notify: (notice) => {
+          this.bytesOut += notice.length;
+          this.#toClient.push(notice);
+          this.#toClient.flush();
+        },
+      });
+    } finally {
+      this.#holding = undefined;
     }
   }
 
-  async #refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError): Promise<void> {
-    const outcome: ExchangeOutcome = { status: error.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: Date.now() - exchange.startedAt, errorCode: error.code, errorDetail: error.detail ?? error.message };
-    await this.#ctx.stages.recorder.refuse(exchange, decision, request, outcome).catch(() => undefined);
-    this.#ctx.stages.observe(exchange, decision, outcome);
+  /** Records a refusal, then answers it in order (#deny). */
+  async #refuse(exchange: Exchange, decision: Decision | undefined, request: ReturnType<typeof requestOf>, error: GatehouseError, simple: boolean): Promise<void> {
+    await this.#recording.refuse(exchange, decision, request, error);
+    return this.#deny(error, simple);
   }
 
   /**
@@ -356,79 +291,118 @@ export class PostgresSession {
    * statement that does not exist (and a Sync for a simple Query), fails it, and its
    * ErrorResponse is replaced by ours.
    */
-  #deny(error: GatehouseError, simple: boolean): Promise<void> {
-    this.#pending.push({ kind: 'denied', error });
+  #deny(error: GatehouseError, simple: boolean): Promise<void> | undefined {
+    this.#expect({ kind: 'denied', error });
     if (simple) {
-      this.#pending.push({ kind: 'sync' });
+      this.#expect({ kind: 'sync' });
       return this.#toUpstream(Buffer.concat([bindMessage('', this.#deniedStatement), syncMessage()]));
     }
     this.#discarding = true;
     return this.#toUpstream(bindMessage('', this.#deniedStatement));
   }
 
-  /**
-   * statementTimeout: one timer for the Query or Execute at the head of the FIFO, from
-   * when the database starts on it (a pipelined Execute does not count its wait). On
-   * expiry the statement running then is marked and cancelled on the database.
-   */
-  #armHead(): void {
-    const ms = this.#ctx.connection.statementTimeoutMs;
-    const head = this.#pending[0];
-    if (ms === undefined || head === this.#armed) return;
-    clearTimeout(this.#timer);
-    this.#armed = head;
-    if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return;
-    this.#timer = setTimeout(() => {
-      if (this.#pending[0] !== head) return;
-      const run = head.kind === 'query' ? head.runs[head.index] : head.run;
-      if (!run || run.done) return;
-      run.timedOut = true;
-      this.#ctx.cancelUpstream().catch(() => undefined);
-    }, ms);
+  /** Expects the answer to `frame`, then queues it for the database. */
+  #forward(expected: Pending, frame: Frame): Promise<void> | undefined {
+    this.#expect(expected);
+    this.#timer.arm(this.#pending[0]);
+    return this.#toUpstream(frame.raw);
   }
 
-  async #toUpstream(bytes: Buffer): Promise<void> {
-    const socket = this.#upstream.socket;
-    if (socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
-    if (!this.#writeUpstream(bytes)) await waitDrain(socket);
+  #expect(expected: Pending): void {
+    this.#pending.push(expected);
+    this.#unsent++;
+  }
+
+  /**
+   * A cancel the gateway starts (row limit, statement timeout, unmaskable rows).
+   * PostgreSQL cancels whatever the backend runs when the signal lands, and a signal
+   * that lands between statements is kept for the next one; so nothing more is sent
+   * until the database has taken the cancel (the cancel connection closes once the
+   * backend is signalled), and then a Bind to a statement that does not exist goes
+   * first: its error clears any cancel still pending (and fails an open transaction
+   * block, as the stopped statement's error would have). Its answer is not relayed.
+   */
+  #cancel(): void {
+    this.#cancelling ??= this.#ctx.cancelUpstream().catch(() => undefined);
+  }
+
+  /** Sends what is queued for the database, after absorbing a cancel of ours if one is out. */
+  #flushToDatabase(): Promise<void> | undefined {
+    const cancelling = this.#cancelling;
+    if (!cancelling) return this.#sendToDatabase();
+    return cancelling.then(() => {
+      if (this.#cancelling === cancelling) {
+        this.#cancelling = undefined;
+        // Ahead of the messages not yet sent, in the byte stream and in the FIFO alike.
+        this.#pending.splice(this.#pending.length - this.#unsent, 0, { kind: 'absorb' }, { kind: 'sync', silent: true });
+        this.#toDatabase.unshift(Buffer.concat([bindMessage('', this.#deniedStatement), syncMessage()]));
+      }
+      return this.#sendToDatabase();
+    });
+  }
+
+  #sendToDatabase(): Promise<void> | undefined {
+    this.#unsent = 0;
+    return this.#toDatabase.flush();
+  }
+
+  /** Queues a message for the database (sent when the client loop would wait). */
+  #toUpstream(bytes: Buffer): Promise<void> | undefined {
+    if (this.#upstream.socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
+    return this.#toDatabase.push(bytes);
+  }
+
+  #onStatementTimeout(head: Pending): void {
+    if (this.#pending[0] !== head || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    const run = head.kind === 'query' ? head.runs[head.index] : head.run;
+    if (!run || run.done) return;
+    run.timedOut = true;
+    this.#cancel();
   }
 
   // ---- database → gateway → client ----
 
-  #notices: Buffer[] = [];
-  #emitLater(bytes: Buffer): void {
-    this.#notices.push(bytes);
-  }
-
   async #upstreamLoop(): Promise<GatehouseError | undefined> {
     try {
+      const source = this.#upstream.source;
       for (;;) {
-        const frame = await this.#upstream.source.read();
-        await this.#onUpstream(frame);
-        this.#armHead();
+        // As on the client side: answers already buffered are relayed in one write.
+        let frame = source.tryRead();
+        if (!frame) {
+          const drain = this.#toClient.flush();
+          if (drain) await drain;
+          frame = await source.read();
+        }
+        const waiting = this.#onUpstream(frame);
+        if (waiting) await waiting;
+        if (this.#clientDrain) {
+          const drain = this.#clientDrain;
+          this.#clientDrain = undefined;
+          await drain;
+        }
+        this.#timer.arm(this.#pending[0]);
       }
     } catch (error) {
       if (this.#closed) return undefined;
       const failure =
         error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
-      if (!this.#client.destroyed) this.#client.end(errorResponseFor(failure, 'FATAL'));
+      if (!this.#client.destroyed) this.#toClient.end(errorResponseFor(failure, 'FATAL'));
       return failure;
     }
   }
 
-  async #emit(bytes: Buffer, force = false): Promise<void> {
+  #emit(bytes: Buffer, force = false): undefined {
     if (this.#swallowUntilReady && !force) return;
     this.bytesOut += bytes.length;
-    if (this.#notices.length > 0) {
-      const notices = this.#notices.splice(0);
-      for (const n of notices) this.#writeClient(n);
-    }
-    if (!this.#writeClient(bytes)) await waitDrain(this.#client);
+    const drain = this.#toClient.push(bytes);
+    if (drain) this.#clientDrain = drain;
   }
 
-  async #onUpstream(frame: Frame): Promise<void> {
+  /** Relays one database message; a promise only at ReadyForQuery while outcomes are committed. */
+  #onUpstream(frame: Frame): Promise<void> | undefined {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
+    if (t === 'S') checkClientEncoding(frame.body);
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame.raw, true);
     const head = this.#pending[0];
     if (!head) {
@@ -455,8 +429,7 @@ export class PostgresSession {
         if (t === 't') return this.#emit(frame.raw); // ParameterDescription, then RowDescription or NoData
         if (t === 'T' || t === 'n') {
           this.#pending.shift();
-          const columns = t === 'T' ? parseRowDescription(frame.body) : [];
-          if (head.described) head.described.columns = columns;
+          if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame.body).columns : [];
           return this.#emit(frame.raw);
         }
         if (t === 'E') return this.#extendedError(frame.raw);
@@ -464,13 +437,24 @@ export class PostgresSession {
       case 'sync':
         if (t === 'Z') {
           this.#pending.shift();
-          return this.#ready(frame.raw);
+          return head.silent ? undefined : this.#ready(frame.raw);
+        }
+        break;
+      case 'absorb':
+        if (t === 'E') {
+          this.#pending.shift();
+          return undefined;
+        }
+        if (t === 'Z') {
+          // Our Bind was taken as the fault of a COPY the cancel ended: this is our Sync's answer.
+          this.#pending.splice(0, this.#pending[1]?.kind === 'sync' ? 2 : 1);
+          return undefined;
         }
         break;
       case 'denied':
         if (t === 'E') {
           this.#pending.shift();
-          await this.#emit(errorResponseFor(head.error));
+          this.#emit(errorResponseFor(head.error));
           return this.#skipToSync();
         }
         break;
@@ -478,42 +462,40 @@ export class PostgresSession {
     throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database while waiting for ${head.kind}` });
   }
 
-  async #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): Promise<void> {
+  #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): Promise<void> | undefined {
     const run = head.runs[head.index];
     switch (frame.type) {
       case 'T': // RowDescription
-        head.columns = parseRowDescription(frame.body);
-        head.plan = planMasking(head.columns, this.#ctx.connection.masking);
+        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame.body));
         return this.#emit(frame.raw);
       case 'D': // DataRow
-        return this.#row(run, frame, head.plan);
+        return this.#rows.row(run, frame, head.plan);
       case 'd': // CopyData (COPY … TO STDOUT): one row per message
-        return this.#row(run, frame, undefined);
+        return this.#rows.row(run, frame, undefined);
       case 'H': // CopyOutResponse
-        return this.#copyOut(run, frame);
+        return this.#rows.copyOut(run, frame);
       case 'G': // CopyInResponse
       case 'c': // CopyDone
+      case 'I': // EmptyQueryResponse
         return this.#emit(frame.raw);
       case 'C': // CommandComplete
         if (run) {
           run.tag = parseCommandTag(frame.body);
-          this.#finishRun(run);
+          this.#recording.finish(run);
         }
         head.index++;
         head.columns = undefined;
         head.plan = undefined;
         return this.#emit(frame.raw);
-      case 'I': // EmptyQueryResponse
-        return this.#emit(frame.raw);
       case 'E': {
         // ErrorResponse ends the whole Query: later statements do not run.
         const replaced = run ? this.#upstreamError(run, frame) : frame.raw;
-        for (const r of head.runs.slice(head.index + 1)) this.#finishRun(r, new GatehouseError('upstream_failed', { message: 'not executed: an earlier statement in the same Query failed' }), 'not_executed');
+        for (const r of head.runs.slice(head.index + 1)) this.#recording.finish(r, new GatehouseError('upstream_failed', { message: 'not executed: an earlier statement in the same Query failed' }), 'not_executed');
         head.index = head.runs.length;
         return this.#emit(replaced);
       }
       case 'Z': // ReadyForQuery
-        for (const r of head.runs) if (!r.done) this.#finishRun(r);
+        for (const r of head.runs) this.#recording.finish(r);
         this.#pending.shift();
         return this.#ready(frame.raw);
       default:
@@ -521,24 +503,21 @@ export class PostgresSession {
     }
   }
 
-  async #onExecuteAnswer(head: Extract<Pending, { kind: 'execute' }>, frame: Frame): Promise<void> {
+  #onExecuteAnswer(head: Extract<Pending, { kind: 'execute' }>, frame: Frame): undefined {
     const run = head.run;
     switch (frame.type) {
       case 'D': {
         if (head.plan === null) {
-          const columns = head.portal?.columns ?? withFormats(head.portal?.statement?.columns, head.portal?.resultFormats);
-          if (columns === undefined && maskingActive(this.#ctx.connection.masking)) {
-            // Fail closed: without the row description the values cannot be masked.
-            return this.#limitError(run, new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' }));
-          }
-          head.plan = columns ? planMasking(columns, this.#ctx.connection.masking) : undefined;
+          const plan = this.#rows.planForExecute(head.portal);
+          if (plan instanceof GatehouseError) return this.#stop(run, plan);
+          head.plan = plan;
         }
-        return this.#row(run, frame, head.plan);
+        return this.#rows.row(run, frame, head.plan);
       }
       case 'd':
-        return this.#row(run, frame, undefined);
+        return this.#rows.row(run, frame, undefined);
       case 'H':
-        return this.#copyOut(run, frame);
+        return this.#rows.copyOut(run, frame);
       case 'G':
       case 'c':
         return this.#emit(frame.raw);
@@ -546,7 +525,7 @@ export class PostgresSession {
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? parseCommandTag(frame.body) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
-        this.#finishRun(run);
+        this.#recording.finish(run);
         this.#pending.shift();
         return this.#emit(frame.raw);
       case 'E':
@@ -556,43 +535,15 @@ export class PostgresSession {
     }
   }
 
-  async #row(run: Run | undefined, frame: Frame, plan: ReturnType<typeof planMasking>): Promise<void> {
-    if (!run) return this.#emit(frame.raw);
-    if (run.error) return; // already refused (row limit): nothing more of it leaves
-    run.rows++;
-    run.ttfbMs ??= performance.now() - run.started;
-    const max = this.#ctx.connection.maxRows;
-    if (max !== undefined && run.rows > max) {
-      run.rows = max;
-      return this.#limitError(run, new GatehouseError('row_limit_exceeded', { message: `The query returned more than ${max} rows, the limit on connection "${this.#ctx.connection.name}" (maxRows); rows beyond it were not sent.` }));
-    }
-    const maskText = this.#ctx.connection.masking.maskText;
-    const out =
-      frame.type === 'D'
-        ? plan
-          ? maskDataRow(frame.raw, frame.body, plan)
-          : frame.raw
-        : maskText // CopyData in text or CSV format: the hook sees the whole line
-          ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
-          : frame.raw;
-    run.bytesOut += out.length;
-    return this.#emit(out);
-  }
-
-  /** CopyOutResponse: Int8 overall format (0 text, 1 binary). Binary rows cannot go through the text hook. */
-  async #copyOut(run: Run | undefined, frame: Frame): Promise<void> {
-    if (run && frame.body[0] === 1 && this.#ctx.connection.masking.maskText) {
-      return this.#limitError(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
-    }
-    return this.#emit(frame.raw);
-  }
-
   /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */
-  async #limitError(run: Run, error: GatehouseError): Promise<void> {
+  #stop(run: Run, error: GatehouseError): undefined {
     run.error = { code: error.code, detail: error.message, status: error.status };
-    await this.#emit(errorResponseFor(error));
+    this.#emit(errorResponseFor(error));
     this.#swallowUntilReady = true;
-    if (!run.done) this.#ctx.cancelUpstream().catch(() => undefined);
+    // With statements already sent behind this one the cancel could land on them: the
+    // rest of this one is then only discarded.
+    const sent = this.#pending.length - this.#unsent;
+    if (!run.done && !this.#pending.slice(1, sent).some((p) => p.kind !== 'sync')) this.#cancel();
   }
 
   /** The database's ErrorResponse for a statement: recorded; a timeout cancel is reworded. */
@@ -603,102 +554,55 @@ export class PostgresSession {
       const error = new GatehouseError('statement_timeout', {
         message: `The statement ran longer than ${this.#ctx.connection.statementTimeoutMs} ms, the limit on connection "${this.#ctx.connection.name}" (statementTimeout), and was cancelled.`,
       });
-      this.#finishRun(run, error);
+      this.#recording.finish(run, error);
       return errorResponseFor(error);
     }
     if (!run.error) run.error = { code: 'sql_error', detail: `${code}: ${fields.get('M') ?? ''}`, status: 400 };
-    this.#finishRun(run);
+    this.#recording.finish(run);
     return frame.raw;
   }
 
   /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
-  async #extendedError(raw: Buffer): Promise<void> {
+  #extendedError(raw: Buffer): undefined {
     this.#pending.shift();
-    await this.#emit(raw);
-    this.#skipToSync();
+    this.#emit(raw);
+    return this.#skipToSync();
   }
 
-  #skipToSync(): void {
+  #skipToSync(): undefined {
     while (this.#pending.length > 0 && this.#pending[0]!.kind !== 'sync') {
       const p = this.#pending.shift()!;
-      if (p.kind === 'execute') this.#finishRun(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
+      if (p.kind === 'execute') this.#recording.finish(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
     }
   }
 
-  async #ready(raw: Buffer): Promise<void> {
-    // The outcome of every statement it ends is durable before ReadyForQuery is released.
-    if (this.#finishing.length > 0) await Promise.allSettled(this.#finishing.splice(0));
+  /**
+   * ReadyForQuery: released once the outcome of every statement it ends is durable
+   * (what went before it waits in the outbox: the client can do nothing before it).
+   */
+  #ready(raw: Buffer): Promise<void> | undefined {
+    const settled = this.#recording.settled();
+    if (!settled) return this.#released(raw);
+    return settled.then(() => this.#released(raw));
+  }
+
+  #released(raw: Buffer): undefined {
     this.#swallowUntilReady = false;
-    await this.#emit(raw, true);
+    this.#emit(raw, true);
   }
-
-  #finishRun(run: Run, error?: GatehouseError, code?: string): void {
-    if (run.done) return;
-    run.done = true;
-    if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
-    const outcome = outcomeOf(run);
-    this.#finishing.push(this.#ctx.stages.recorder.finish(run.exchange, outcome).catch(() => undefined));
-    this.#ctx.stages.observe(run.exchange, run.decision, outcome);
-  }
-}
-
-function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
-  const error = failure ? { code: failure.code, detail: failure.detail ?? failure.message, status: failure.status } : run.error;
-  return {
-    status: error ? error.status : 200,
-    complete: true,
-    bytesIn: 0,
-    bytesOut: run.bytesOut,
-    ttfbMs: run.ttfbMs,
-    durationMs: performance.now() - run.started,
-    responseBody: JSON.stringify({ command: run.tag ?? null, rows: run.tag && !error ? (rowsFromTag(run.tag) ?? run.rows) : run.rows }),
-    errorCode: error?.code,
-    errorDetail: error?.detail,
-  };
-}
-
-function unparseable(detail: string): GatehouseError {
-  return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });
-}
-
-/** What the recording keeps of a statement: its text and its parameters (masked by the caller of recording). */
-function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined): RecordedRequest {
-  return { method, path: '', headers: {}, body: JSON.stringify(params ? { sql: text, params } : { sql: text }), truncated: false };
-}
-
-function withFormats(columns: ColumnDescription[] | undefined, formats: readonly number[] | undefined): ColumnDescription[] | undefined {
-  if (!columns) return undefined;
-  const f = formats ?? [];
-  return columns.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0]! : (f[i] ?? 0) }));
 }
 
 /**
- * Messages written in one turn of the event loop leave in one segment: the socket is
- * corked at the first write and uncorked on setImmediate (one syscall, not one per message).
+ * ParameterStatus (name, value): the database reports every change of client_encoding,
+ * however it was made (SET is refused at inspection, but set_config() or a function
+ * can change it too). Inspection reads SQL as UTF-8, so any other encoding ends the
+ * session before another statement is read.
  */
-function corkedWriter(socket: Duplex): (bytes: Buffer) => boolean {
-  let corked = false;
-  return (bytes) => {
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      setImmediate(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    return socket.write(bytes);
-  };
-}
-
-function waitDrain(socket: Duplex): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
+function checkClientEncoding(body: Buffer): void {
+  const r = new BodyReader(body);
+  if (r.cstring().toLowerCase() !== 'client_encoding') return;
+  const value = r.cstring();
+  if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
+    throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
+  }
 }

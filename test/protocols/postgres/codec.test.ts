@@ -27,8 +27,15 @@ describe('frame reader', () => {
 
   test('Bind fields are bounds-checked', () => {
     const body = Buffer.concat([cstring(''), cstring('s1'), int16(0), int16(2), int32(2), Buffer.from('42'), int32(-1), int16(0)]);
-    assert.deepEqual(parseBind(body), { portal: '', statement: 's1', params: ['42', null], resultFormats: [] });
+    assert.deepEqual(parseBind(body), { portal: '', statement: 's1', params: ['42', null], binary: undefined, resultFormats: [] });
     assert.throws(() => parseBind(body.subarray(0, body.length - 4)), ProtocolViolation);
+  });
+
+  test('Bind: binary values are a marker in params, and kept as sent in `binary` (approvals bind to them)', () => {
+    const body = Buffer.concat([cstring('p'), cstring(''), int16(2), int16(0), int16(1), int16(2), int32(1), Buffer.from('7'), int32(4), int32(42), int16(0)]);
+    const bind = parseBind(body);
+    assert.deepEqual(bind.params, ['7', '<binary 4 bytes>']);
+    assert.deepEqual([...bind.binary!], [[1, int32(42)]]);
   });
 });
 

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { DecisionPolicy } from '../../../src/policy/index.js';
-import { bindMessage, cstring, int16, int32, message, noticeResponse, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
+import { bindMessage, cstring, int16, int32, message, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
@@ -34,8 +34,6 @@ function denyDrop(base: DecisionPolicy): DecisionPolicy {
 
 const proxyOrSkip = await startTestProxy({
   policy: denyDrop,
-  // Where approvals will tell the client the review URL; until then the statement is refused.
-  onApprovalRequired: (exchange) => noticeResponse({ severity: 'NOTICE', code: '00000', message: `approval required: https://gatehouse.example/reviews/${exchange.id}` }),
   maxRows: 1000,
   masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'redact']]) },
 });
@@ -113,14 +111,29 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.deepEqual((await c.query('select 1 as ok', [])).rows, [{ ok: 1 }]);
   });
 
-  test('require_approval: the hook NoticeResponse reaches the client, then the statement is refused (no approvals yet)', async () => {
+  test('require_approval without approvals configured: refused (fail closed), no hold, the session continues', async () => {
     const c = await connect();
     const notices: string[] = [];
     c.on('notice', (n) => notices.push(n.message ?? ''));
     await assert.rejects(c.query('truncate keep_me'), { code: '42501', message: 'This request requires approval, and approvals are not enabled on this gateway. (rule: approve-truncate)' });
-    assert.equal(notices.length, 1);
-    assert.match(notices[0]!, /^approval required: https:\/\/gatehouse\.example\/reviews\/ex_/);
+    // Extended protocol: refused at Parse.
+    await assert.rejects(c.query('truncate keep_me', []), { code: '42501' });
+    assert.deepEqual(notices, []);
     assert.deepEqual((await c.query('select 1 as still')).rows, [{ still: 1 }]);
+  });
+
+  test('security: a client encoding changed by set_config() (not SET) ends the session', async () => {
+    const c = await connect();
+    await assert.rejects(c.query("select set_config('client_encoding', 'LATIN1', false)"), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '0A000');
+      assert.equal(error.message, 'The client encoding was changed to LATIN1; only UTF8 can be inspected, so the session ends.');
+      return true;
+    });
+    await assert.rejects(c.query('select 1'));
+    // A change to UTF8 is fine.
+    const d = await connect();
+    await d.query("select set_config('client_encoding', 'UTF8', false)");
+    assert.deepEqual((await d.query('select 1 as fine')).rows, [{ fine: 1 }]);
   });
 
   test('a refused statement fails its transaction as the database would', async () => {

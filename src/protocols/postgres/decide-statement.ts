@@ -1,0 +1,69 @@
+// Deciding one statement: its exchange (operation `sql.<class>`, the SQL facts), the
+// policy decision, and what the gateway itself cannot let through. Enforces:
+// - each statement is decided on its own facts (in a Parse holding several, each one
+//   under the Parse's exchange id);
+// - `require_approval` passes only when approvals are configured (the session holds
+//   it); otherwise it is refused like a deny (fail closed);
+// - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
+// - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
+//   carry no column names, so the rules cannot be applied).
+
+import { GatehouseError } from '../../errors/index.js';
+import { newId, type Decision, type Exchange, type Identity } from '../../exchange/index.js';
+import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
+import type { PostgresConnection } from './connection.js';
+import { strictestClass, type StatementFacts } from './inspect-sql.js';
+
+export interface StatementContext {
+  readonly connection: PostgresConnection;
+  readonly policy: DecisionPolicy;
+  readonly identity: Identity;
+  readonly sessionId: string;
+  readonly client: Exchange['client'];
+  /** Approvals are configured: `require_approval` is held, not refused. */
+  readonly approvals: boolean;
+}
+
+export type Checked = { decision: Decision; error?: undefined } | { decision: Decision | undefined; error: GatehouseError };
+
+/** The exchange of a statement (or of a Parse holding several), as policy and the recording see it. */
+export function statementExchange(ctx: StatementContext, facts: readonly StatementFacts[], text: string, operation?: string, base?: Exchange): Exchange {
+  const one = facts.length === 1 ? facts[0]! : undefined;
+  const classes = one ? [one.class] : facts.map((f) => f.class);
+  const sql = one
+    ? { classes, tables: one.tables, text, risky: one.risky }
+    : { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
+  const startedAt = Date.now();
+  return {
+    id: base?.id ?? newId('ex', startedAt),
+    sessionId: ctx.sessionId,
+    protocol: 'postgres',
+    connection: ctx.connection.name,
+    operation: operation ?? `sql.${strictestClass(classes)}`,
+    startedAt: base?.startedAt ?? startedAt,
+    client: ctx.client,
+    facts: { stream: false, text, sql },
+    identity: ctx.identity,
+  };
+}
+
+/** Policy for one statement of `exchange` (facts undefined: a portal whose statement was never seen). */
+export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined): Checked {
+  if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
+  const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
+  let decision: Decision;
+  try {
+    decision = ctx.policy.decide(single);
+    enforceDecision(decision, { approvals: ctx.approvals });
+  } catch (error) {
+    return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
+  }
+  if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
+    return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
+  }
+  return { decision };
+}
+
+export function unparseable(detail: string): GatehouseError {
+  return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });
+}

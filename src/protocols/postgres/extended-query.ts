@@ -1,0 +1,69 @@
+// Extended query state (PostgreSQL docs, "Extended Query"): prepared statements and
+// portals by name, as the client's Parse, Bind, Describe and Close messages leave them.
+// Enforces:
+// - a Describe is answered to the object it named when it was sent: with pipelining, a
+//   later Bind may reuse the name before the answer comes;
+// - a portal keeps its Bind parameters (text; binary ones as a marker) for the record,
+//   and for approvals the exact values (binary ones by their SHA-256);
+// - an Execute's rows are described by the portal's Describe, or else by the
+//   statement's with the Bind's result formats;
+// - malformed Describe / Close subtypes are protocol violations.
+
+import { createHash } from 'node:crypto';
+import { BodyReader, parseBind, ProtocolViolation, type ColumnDescription } from './codec.js';
+import type { StatementFacts } from './inspect-sql.js';
+import type { PortalInfo, StatementInfo } from './session-state.js';
+
+export class ExtendedQuery {
+  readonly #statements = new Map<string, StatementInfo>();
+  readonly #portals = new Map<string, PortalInfo>();
+
+  /** Parse: the statement as inspected. */
+  prepare(name: string, text: string, facts: readonly StatementFacts[]): void {
+    this.#statements.set(name, { facts, text, columns: undefined });
+  }
+
+  /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */
+  bind(body: Buffer): void {
+    const bind = parseBind(body);
+    const binary = bind.binary;
+    const approvalParams = binary && bind.params.map((p, i) => (binary.has(i) ? `binary sha256:${createHash('sha256').update(binary.get(i)!).digest('hex')}` : p));
+    this.#portals.set(bind.portal, { statement: this.#statements.get(bind.statement), params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined });
+  }
+
+  /** Describe ('D'): 'S' statement or 'P' portal; the object its answer describes. */
+  describe(body: Buffer): StatementInfo | PortalInfo | undefined {
+    const r = new BodyReader(body);
+    const target = String.fromCharCode(r.int8());
+    if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid DESCRIBE message subtype ${target}`);
+    const name = r.cstring();
+    return target === 'S' ? this.#statements.get(name) : this.#portals.get(name);
+  }
+
+  /** Close ('C'): 'S' statement or 'P' portal. */
+  close(body: Buffer): void {
+    const r = new BodyReader(body);
+    const target = String.fromCharCode(r.int8());
+    const name = r.cstring();
+    if (target === 'S') this.#statements.delete(name);
+    else if (target === 'P') this.#portals.delete(name);
+    else throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
+  }
+
+  /** Execute ('E'): the portal it runs (undefined when unknown). Its row limit is left to the database (PortalSuspended). */
+  execute(body: Buffer): PortalInfo | undefined {
+    const r = new BodyReader(body);
+    const name = r.cstring();
+    r.int32(); // maximum rows (0: all)
+    return this.#portals.get(name);
+  }
+}
+
+/** The description of an Execute's rows: the portal's own, or its statement's in the Bind's result formats. */
+export function resultColumns(portal: PortalInfo | undefined): ColumnDescription[] | undefined {
+  if (portal?.columns) return portal.columns;
+  const columns = portal?.statement?.columns;
+  if (!columns) return undefined;
+  const f = portal.resultFormats;
+  return columns.map((c, i) => ({ ...c, format: f.length === 0 ? 0 : f.length === 1 ? f[0]! : (f[i] ?? 0) }));
+}

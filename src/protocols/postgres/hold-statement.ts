@@ -1,0 +1,124 @@
+// A statement that policy says `require_approval` for, held until a reviewer decides
+// (the approve stage, src/approvals/hold-for-approval.ts). Enforces:
+// - the approval is bound to the identity, connection, operation, policy version and
+//   the SHA-256 of the statement text and its parameters' exact values;
+// - the client is told at once, with a NoticeResponse carrying the review id and URL;
+// - approved in time: the statement goes on, its record carrying the review;
+//   denied: 42501; not approved within `holdFor`, expired, or cancelled by the client
+//   (CancelRequest): 57014, the statement not run; the client leaving ends the hold;
+// - the same statement run again in the same session waits on the review it timed out
+//   on (as HTTP's `Gatehouse-Review` retry), so an approval given late is used.
+
+import { GatehouseError } from '../../errors/index.js';
+import { requestDigest } from '../../approvals/request-digest.js';
+import type { ApprovalStage } from '../../approvals/index.js';
+import type { Decision, Exchange } from '../../exchange/index.js';
+import { noticeResponse } from './codec.js';
+
+/** SHA-256 of the statement as run: its text, and its parameters when bound (Execute). */
+export function statementDigest(text: string, params?: readonly (string | null)[]): string {
+  return requestDigest(Buffer.from(JSON.stringify(params === undefined ? { sql: text } : { sql: text, params }), 'utf8'));
+}
+
+export interface HoldIO {
+  /** Writes a message to the client now (the NoticeResponse), ahead of the statement's answer. */
+  readonly notify: (message: Buffer) => void;
+  /** Aborted with reason 'cancel' (CancelRequest) or 'closed' (the client left). */
+  readonly signal: AbortSignal;
+}
+
+export interface HoldOutcome {
+  /** The exchange with `approval` set when a review was involved. */
+  readonly exchange: Exchange;
+  readonly error?: GatehouseError | undefined;
+}
+
+const maxRemembered = 32;
+
+/** One per session: remembers the reviews its statements timed out on, by digest. */
+export class StatementHolds {
+  readonly #stage: ApprovalStage;
+  readonly #pendingReviews = new Map<string, string>();
+
+  constructor(stage: ApprovalStage) {
+    this.#stage = stage;
+  }
+
+  async hold(exchange: Exchange, decision: Decision, digest: string, io: HoldIO): Promise<HoldOutcome> {
+    const reviewId = this.#pendingReviews.get(digest);
+    const outcome = await this.#hold(exchange, decision, digest, reviewId, io);
+    // A remembered review that no longer fits (used, cancelled, another policy version): ask afresh.
+    if (reviewId !== undefined && outcome.error?.code === 'approval_invalid') {
+      this.#pendingReviews.delete(digest);
+      return this.#hold(exchange, decision, digest, undefined, io);
+    }
+    return outcome;
+  }
+
+  async #hold(exchange: Exchange, decision: Decision, digest: string, reviewId: string | undefined, io: HoldIO): Promise<HoldOutcome> {
+    let held;
+    try {
+      held = await this.#stage.hold(exchange, decision, {
+        digest,
+        reviewId,
+        signal: io.signal,
+        onHeld: ({ reviewId: id, reviewUrl, holdForMs }) => {
+          io.notify(
+            noticeResponse({
+              severity: 'NOTICE',
+              code: '00000',
+              message: `This statement needs approval (rule: ${decision.rules[0] ?? 'unnamed'}): review ${id}, ${reviewUrl}`,
+              detail: `The statement waits up to ${seconds(holdForMs)} for a reviewer; it has not been run.`,
+            }),
+          );
+        },
+      });
+    } catch (error) {
+      return { exchange, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: `approval hold failed: ${String(error)}` }) };
+    }
+    const approved = { ...exchange, approval: held.approval };
+    const id = held.approval.reviewId;
+    if (!held.error) {
+      this.#pendingReviews.delete(digest);
+      return { exchange: approved };
+    }
+    const url = held.error.fields?.review_url;
+    const where = url ? `review ${id}, ${url}` : `review ${id}`;
+    if (io.signal.aborted && io.signal.reason === 'cancel') {
+      this.#remember(digest, id);
+      return { exchange: approved, error: new GatehouseError('approval_required', { message: `The statement was cancelled while it waited for approval (${where}); it was not run.`, fields: held.error.fields, detail: 'cancelled by the client' }) };
+    }
+    switch (held.error.code) {
+      case 'approval_required': {
+        this.#remember(digest, id);
+        return {
+          exchange: approved,
+          error: new GatehouseError('approval_required', {
+            message: `The statement was not approved in time (${where} is still pending); it was not run. Run it again to wait on the same review.`,
+            fields: held.error.fields,
+            detail: held.error.detail,
+          }),
+        };
+      }
+      case 'approval_denied':
+        this.#pendingReviews.delete(digest);
+        return { exchange: approved, error: new GatehouseError('approval_denied', { message: `${held.error.message.replace(/\.$/, '')}: the statement was not run (${where}).`, fields: held.error.fields, rule: decision.rules[0] }) };
+      case 'approval_expired':
+        this.#pendingReviews.delete(digest);
+        return { exchange: approved, error: new GatehouseError('approval_expired', { message: `The review expired before anyone approved it (${where}); the statement was not run. Run it again to ask again.`, fields: held.error.fields }) };
+      default:
+        this.#pendingReviews.delete(digest);
+        return { exchange: approved, error: held.error };
+    }
+  }
+
+  #remember(digest: string, reviewId: string): void {
+    this.#pendingReviews.delete(digest);
+    this.#pendingReviews.set(digest, reviewId);
+    if (this.#pendingReviews.size > maxRemembered) this.#pendingReviews.delete(this.#pendingReviews.keys().next().value!);
+  }
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}

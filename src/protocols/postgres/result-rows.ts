@@ -1,0 +1,101 @@
+// Rows on their way to the client: DataRows of a query result and CopyData of COPY …
+// TO STDOUT. Enforces:
+// - `limits.maxRows`: a statement's rows beyond the limit are never sent; the session
+//   stops the statement (row_limit_exceeded, and a cancel on the database);
+// - DataRow values are masked with the plan made from their RowDescription
+//   (mask-rows.ts); a row with nothing to mask leaves as the bytes that came;
+// - rows of an Execute whose description the gateway never saw are refused when masking
+//   is configured (fail closed: they cannot be masked);
+// - CopyData rows (text or CSV) go through the entity hook; binary COPY out is refused
+//   when there is a hook (its rows cannot go through it).
+
+import { performance } from 'node:perf_hooks';
+import { GatehouseError } from '../../errors/index.js';
+import { message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
+import type { PostgresConnection } from './connection.js';
+import { resultColumns } from './extended-query.js';
+import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
+import type { MaskPlan, PortalInfo, Run } from './session-state.js';
+
+export interface RowShape {
+  readonly body: Buffer;
+  readonly columns: ColumnDescription[];
+  readonly plan: MaskPlan;
+}
+
+export interface RowSink {
+  /** Sends a message on to the client. */
+  emit(bytes: Buffer): void;
+  /** Ends the statement from the gateway's side with this error. */
+  stop(run: Run, error: GatehouseError): void;
+}
+
+export class ResultRows {
+  readonly #connection: PostgresConnection;
+  readonly #sink: RowSink;
+  #last: RowShape | undefined;
+
+  constructor(connection: PostgresConnection, sink: RowSink) {
+    this.#connection = connection;
+    this.#sink = sink;
+  }
+
+  /**
+   * A RowDescription's columns and masking plan. The last one is kept: a session mostly
+   * runs the same statements, and comparing bytes is cheaper than parsing and planning.
+   */
+  describe(body: Buffer): RowShape {
+    const last = this.#last;
+    if (last && last.body.equals(body)) return last;
+    const columns = parseRowDescription(body);
+    const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#connection.masking) };
+    this.#last = shape;
+    return shape;
+  }
+
+  /** The plan for an Execute's rows, or the error when they cannot be masked. */
+  planForExecute(portal: PortalInfo | undefined): MaskPlan | GatehouseError {
+    const columns = resultColumns(portal);
+    if (columns === undefined && maskingActive(this.#connection.masking)) {
+      return new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' });
+    }
+    return columns ? planMasking(columns, this.#connection.masking) : undefined;
+  }
+
+  /** A DataRow or CopyData of `run` (none: a statement the gateway does not track). */
+  row(run: Run | undefined, frame: Frame, plan: MaskPlan): undefined {
+    if (!run) {
+      this.#sink.emit(frame.raw);
+      return;
+    }
+    if (run.error) return; // already stopped (row limit): nothing more of it leaves
+    run.rows++;
+    run.ttfbMs ??= performance.now() - run.started;
+    const max = this.#connection.maxRows;
+    if (max !== undefined && run.rows > max) {
+      run.rows = max;
+      this.#sink.stop(run, new GatehouseError('row_limit_exceeded', { message: `The query returned more than ${max} rows, the limit on connection "${this.#connection.name}" (maxRows); rows beyond it were not sent.` }));
+      return;
+    }
+    const maskText = this.#connection.masking.maskText;
+    const out =
+      frame.type === 'D'
+        ? plan
+          ? maskDataRow(frame.raw, frame.body, plan)
+          : frame.raw
+        : maskText // CopyData in text or CSV format: the hook sees the whole line
+          ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
+          : frame.raw;
+    run.bytesOut += out.length;
+    this.#sink.emit(out);
+  }
+
+  /** CopyOutResponse: Int8 overall format (0 text, 1 binary). */
+  copyOut(run: Run | undefined, frame: Frame): undefined {
+    if (run && frame.body[0] === 1 && this.#connection.masking.maskText) {
+      this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
+    } else {
+      this.#sink.emit(frame.raw);
+    }
+  }
+}

@@ -1,0 +1,56 @@
+// What a PostgreSQL session keeps about its statements while they are in flight, shared
+// by the modules that handle them (session.ts and its helpers). Plain data.
+
+import type { Decision, Exchange } from '../../exchange/index.js';
+import type { GatehouseError } from '../../errors/index.js';
+import type { ColumnDescription } from './codec.js';
+import type { StatementFacts } from './inspect-sql.js';
+import type { planMasking } from './mask-rows.js';
+
+/** How the values of one result are masked; undefined: nothing to mask. */
+export type MaskPlan = ReturnType<typeof planMasking>;
+
+/** One statement sent to the database: its exchange and what came back so far. */
+export interface Run {
+  readonly exchange: Exchange;
+  readonly decision: Decision;
+  readonly started: number;
+  rows: number;
+  bytesOut: number;
+  ttfbMs: number | undefined;
+  tag: string | undefined;
+  error: { code: string; detail: string; status: number } | undefined;
+  timedOut: boolean;
+  done: boolean;
+}
+
+/** A prepared statement (Parse), by name. */
+export interface StatementInfo {
+  readonly facts: readonly StatementFacts[];
+  readonly text: string;
+  columns: ColumnDescription[] | undefined;
+}
+
+/** A portal (Bind), by name. */
+export interface PortalInfo {
+  readonly statement: StatementInfo | undefined;
+  readonly params: readonly (string | null)[];
+  /** What an approval is bound to when some values are binary: their SHA-256 in place of the marker. */
+  readonly approvalParams: readonly (string | null)[] | undefined;
+  readonly resultFormats: readonly number[];
+  columns: ColumnDescription[] | undefined;
+}
+
+/** What the database owes the session, in order (a FIFO: pipelining keeps answers in order). */
+export type Pending =
+  | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan }
+  | { kind: 'parse' | 'bind' | 'close' }
+  /** `silent`: ours (after a cancel), its ReadyForQuery is not relayed. */
+  | { kind: 'sync'; silent?: boolean }
+  | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }
+  /** `plan` null: not planned yet (at the first DataRow). */
+  | { kind: 'execute'; run: Run; portal: PortalInfo | undefined; plan: MaskPlan | null }
+  /** A refused statement: the database's error for our bogus Bind is replaced by this one. */
+  | { kind: 'denied'; error: GatehouseError }
+  /** Our bogus Bind after a cancel of ours: its error, which clears any pending cancel, is not relayed. */
+  | { kind: 'absorb' };

@@ -1,0 +1,87 @@
+// Recording of a session's statements (the recorder stage, through `stages`). Enforces:
+// - a statement is recorded before it is forwarded (`open`); when that fails the caller
+//   refuses it (recording_failed, fail closed) and nothing is sent;
+// - a refused statement is one record with its error (`refuse`);
+// - each statement's outcome is written when it ends (`finish`) and observed (metrics,
+//   logs); `settled()` is what ReadyForQuery waits for, so the outcome is durable
+//   before the client may send its next statement;
+// - the request body is `{"sql", "params"?}`, the response body `{"command", "rows"}`.
+
+import { performance } from 'node:perf_hooks';
+import { GatehouseError } from '../../errors/index.js';
+import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../exchange/index.js';
+import type { PipelineStages } from '../../pipeline/index.js';
+import { rowsFromTag } from './codec.js';
+import type { Run } from './session-state.js';
+
+export function newRun(exchange: Exchange, decision: Decision): Run {
+  return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false };
+}
+
+/** What the recording keeps of a statement: its text and its parameters (masked by the caller). */
+export function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined): RecordedRequest {
+  return { method, path: '', headers: {}, body: JSON.stringify(params ? { sql: text, params } : { sql: text }), truncated: false };
+}
+
+export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
+  const error = failure ? { code: failure.code, detail: failure.detail ?? failure.message, status: failure.status } : run.error;
+  return {
+    status: error ? error.status : 200,
+    complete: true,
+    bytesIn: 0,
+    bytesOut: run.bytesOut,
+    ttfbMs: run.ttfbMs,
+    durationMs: performance.now() - run.started,
+    responseBody: JSON.stringify({ command: run.tag ?? null, rows: run.tag && !error ? (rowsFromTag(run.tag) ?? run.rows) : run.rows }),
+    errorCode: error?.code,
+    errorDetail: error?.detail,
+  };
+}
+
+export class StatementRecording {
+  readonly #stages: Pick<PipelineStages, 'recorder' | 'observe'>;
+  readonly #finishing: Promise<void>[] = [];
+
+  constructor(stages: Pick<PipelineStages, 'recorder' | 'observe'>) {
+    this.#stages = stages;
+  }
+
+  /** Records the statements as forwarded; the error to refuse them with when that fails (observed already). */
+  async open(runs: readonly Run[], requests: readonly RecordedRequest[]): Promise<GatehouseError | undefined> {
+    try {
+      const recorder = this.#stages.recorder;
+      if (runs.length === 1) await recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!);
+      else await Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
+      return undefined;
+    } catch (error) {
+      const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
+      for (const run of runs) this.#stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
+      return failure;
+    }
+  }
+
+  /** A statement refused before it reached the database. */
+  async refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError): Promise<void> {
+    const outcome: ExchangeOutcome = { status: error.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: Date.now() - exchange.startedAt, errorCode: error.code, errorDetail: error.detail ?? error.message };
+    await this.#stages.recorder.refuse(exchange, decision, request, outcome).catch(() => undefined);
+    this.#stages.observe(exchange, decision, outcome);
+  }
+
+  /** Ends a statement (once): its outcome is written, and observed. */
+  finish(run: Run, error?: GatehouseError, code?: string): void {
+    if (run.done) return;
+    run.done = true;
+    if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
+    const outcome = outcomeOf(run);
+    this.#finishing.push(this.#stages.recorder.finish(run.exchange, outcome).catch(() => undefined));
+    this.#stages.observe(run.exchange, run.decision, outcome);
+  }
+
+  /** Resolves when every outcome written so far is durable; undefined when there is none to wait for. */
+  settled(): Promise<unknown> | undefined {
+    if (this.#finishing.length === 0) return undefined;
+    // Each promise already swallows its error (finish).
+    const finishing = this.#finishing.splice(0);
+    return finishing.length === 1 ? finishing[0]! : Promise.all(finishing);
+  }
+}

@@ -1,0 +1,138 @@
+// End to end: the real `gatehouse` process with a `type: postgres` connection, an
+// `approvals:` section and a config rule `require_approval` on DELETE; node-postgres as
+// the client and the admin API as the reviewer. Approved → the DELETE runs and answers;
+// denied → 42501; not approved within holdFor → 57014; the session stays usable.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { createTestPostgresDatabase } from '../helpers/databases.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+
+const database = await createTestPostgresDatabase();
+const skip = 'skip' in database ? database.skip : undefined;
+
+describe('PostgreSQL statements held for approval, end to end', { skip }, () => {
+  const db = database as { url: string; drop(): Promise<void> };
+  let gateway: GatewayProcess;
+  let token: string;
+  let reviewerKey: string;
+  let port: number;
+  let dbname: string;
+  const clients: pg.Client[] = [];
+
+  before(async () => {
+    const url = new URL(db.url);
+    dbname = url.pathname.slice(1);
+    const direct = new pg.Client({ connectionString: db.url });
+    await direct.connect();
+    await direct.query("create table orders (id int primary key, note text); insert into orders select g, 'order ' || g from generate_series(1, 10) g");
+    await direct.end();
+    gateway = await startGatewayProcess(
+      `gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+admin:
+  listen: { host: 127.0.0.1, port: 0 }
+  groups: [admins]
+log: { level: info }
+connections:
+  - name: warehouse
+    type: postgres
+    listen: { host: 127.0.0.1, port: 0 }
+    allowPlaintext: true
+    target: postgres://${url.host}/${dbname}
+    credential: { user: postgres, secret: "\${PG_SECRET}" }
+    tls: { mode: disable }
+    access: { groups: [analysts] }
+policy:
+  rules:
+    - name: approve-deletes
+      effect: require_approval
+      match: { connections: [warehouse], operations: [sql.delete] }
+    - name: approve-truncate
+      effect: require_approval
+      match: { connections: [warehouse], operations: [sql.truncate] }
+approvals:
+  defaults: { reviewers: [reviewers], holdFor: 20s }
+  rules:
+    approve-truncate: { holdFor: 500ms }
+  pollInterval: 50ms
+`,
+      { env: { PG_SECRET: 'unused-with-trust-auth' } },
+    );
+    token = await gateway.createKey('etl-bot', ['analysts'], ['--kind', 'agent']);
+    reviewerKey = await gateway.createKey('alice', ['reviewers'], ['--kind', 'human']);
+    for (let i = 0; i < 100 && !port; i++) {
+      const match = /"connection":"warehouse","address":"127\.0\.0\.1:(\d+)"/.exec(gateway.logs());
+      if (match) port = Number(match[1]);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(port, 'the postgres listener logged its address');
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    await gateway?.stop();
+    await db.drop();
+  });
+
+  async function connect(): Promise<{ client: pg.Client; notices: string[] }> {
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'etl-bot', password: token, database: dbname });
+    client.on('error', () => undefined);
+    const notices: string[] = [];
+    client.on('notice', (n) => notices.push(n.message ?? ''));
+    await client.connect();
+    clients.push(client);
+    return { client, notices };
+  }
+
+  async function heldReview(notices: string[]): Promise<{ id: string; url: string }> {
+    for (let i = 0; i < 200 && notices.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    const match = /review (rv_[0-9a-z]+), (\S+)$/.exec(notices[0] ?? '');
+    assert.ok(match, `a NoticeResponse with the review, got ${JSON.stringify(notices)}`);
+    return { id: match[1]!, url: match[2]! };
+  }
+
+  const vote = async (id: string, action: 'approve' | 'deny') => {
+    const res = await fetch(`${gateway.adminUrl}/api/reviews/${id}/${action}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${reviewerKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ comment: `${action} from the test` }),
+    });
+    return { status: res.status, body: (await res.json()) as { state: string; operation: string; connection: string } };
+  };
+
+  test('approved through the admin API: the held DELETE runs and returns its rows', async () => {
+    const { client, notices } = await connect();
+    const running = client.query('delete from orders where id = 3 returning note');
+    const review = await heldReview(notices);
+    assert.equal(review.url, `${gateway.adminUrl}/api/reviews/${review.id}`);
+    const approved = await vote(review.id, 'approve');
+    assert.equal(approved.status, 200);
+    assert.equal(approved.body.state, 'approved');
+    assert.equal(approved.body.operation, 'sql.delete');
+    assert.equal(approved.body.connection, 'warehouse');
+    assert.deepEqual((await running).rows, [{ note: 'order 3' }]);
+    assert.deepEqual((await client.query('select count(*)::int as n from orders')).rows, [{ n: 9 }]);
+  });
+
+  test('denied through the admin API: ErrorResponse 42501, nothing deleted, the session goes on', async () => {
+    const { client, notices } = await connect();
+    const running = client.query('delete from orders where id = 4');
+    const review = await heldReview(notices);
+    assert.equal((await vote(review.id, 'deny')).body.state, 'denied');
+    await assert.rejects(running, (error: pg.DatabaseError) => {
+      assert.equal(error.code, '42501');
+      assert.match(error.message, new RegExp(`^Review ${review.id} was denied by key:alice: the statement was not run`));
+      return true;
+    });
+    assert.deepEqual((await client.query('select count(*)::int as n from orders where id = 4')).rows, [{ n: 1 }]);
+  });
+
+  test('nobody decides within holdFor: 57014, nothing truncated, the session goes on', async () => {
+    const { client, notices } = await connect();
+    await assert.rejects(client.query('truncate orders'), { code: '57014' });
+    await heldReview(notices);
+    assert.deepEqual((await client.query('select count(*)::int as n from orders')).rows, [{ n: 9 }]);
+  });
+});
