@@ -163,17 +163,25 @@ export function startAgent(options: AgentOptions): Agent {
     }
   }
 
+  /**
+   * The stream that carries one exchange back to the gateway. Only a stream that ends
+   * normally (the whole answer written, or the target side ended cleanly) carries the
+   * completion trailer; an error or close aborts the exchange's work.
+   */
+  function openExchangeStream(session: ClientHttp2Session, id: string, controller: AbortController): ClientHttp2Stream {
+    const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(id)}` }, { endStream: false, waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
+    stream.on('error', () => controller.abort());
+    stream.once('close', () => controller.abort());
+    return stream;
+  }
+
   async function serve(session: ClientHttp2Session, frame: HttpExchangeFrame): Promise<void> {
     const controller = new AbortController();
     inFlight.set(frame.id, controller);
     let stream: ClientHttp2Stream | undefined;
     try {
-      stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(frame.id)}` }, { endStream: false, waitForTrailers: true });
-      // Only a stream that ends normally (the whole answer written) carries this trailer.
-      const ending = stream;
-      stream.once('wantTrailers', () => ending.sendTrailers({ [completeTrailer]: '1' }));
-      stream.on('error', () => controller.abort());
-      stream.once('close', () => controller.abort());
+      stream = openExchangeStream(session, frame.id, controller);
       const body = await readRequestBody(stream, frame.bodyLength);
       const target = targets.get(frame.connection);
       if (!target) return void stream.end(encodeHead({ error: { code: 'connection_not_found', detail: `agent ${config.name} does not serve connection ${frame.connection}` } }));
@@ -228,12 +236,7 @@ export function startAgent(options: AgentOptions): Agent {
     inFlight.set(frame.id, controller);
     let stream: ClientHttp2Stream | undefined;
     try {
-      stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${encodeURIComponent(frame.id)}` }, { endStream: false, waitForTrailers: true });
-      // Only a stream whose target side ended cleanly carries this trailer.
-      const ending = stream;
-      stream.once('wantTrailers', () => ending.sendTrailers({ [completeTrailer]: '1' }));
-      stream.on('error', () => controller.abort());
-      stream.once('close', () => controller.abort());
+      stream = openExchangeStream(session, frame.id, controller);
       await gatewayAnswer(stream);
       const relay = relays.get(frame.connection);
       if (!relay) return void stream.end(encodeHead({ error: { code: 'connection_not_found', detail: `agent ${config.name} serves no PostgreSQL connection ${frame.connection}` } }));
