@@ -29,6 +29,10 @@ export class SqliteBatch {
     // Per connection: the same settings open-store.ts gives the main one (WAL is per file).
     this.#db.pragma('busy_timeout = 5000');
     this.#db.pragma('synchronous = NORMAL');
+    // Each record write touches a dozen b-tree pages (the row, its indexes, the event,
+    // the head); a page the cache lacks is a read system call. 64 MiB at most, taken
+    // only as pages are used.
+    this.#db.pragma('cache_size = -65536');
     this.#insertExchange = this.#db.prepare(`insert into exchanges (${recordedColumns.join(', ')}) values (${recordedColumns.map((c) => `@${c}`).join(', ')})`);
     // An UPDATE first, so the write lock is taken before the head is read.
     this.#lockHead = this.#db.prepare('update audit_head set id = 1 where id = 1');
