@@ -27,7 +27,9 @@ export interface SearchIndexer {
 
 export function startSearchIndexer(path: string, options: SearchIndexerOptions = {}): SearchIndexer {
   const db = new SQLite(path);
-  db.pragma('busy_timeout = 5000');
+  // Indexing can always wait for the next pass: never hold the thread (often the one
+  // relaying traffic) waiting for another writer's lock.
+  db.pragma('busy_timeout = 50');
   db.pragma('synchronous = NORMAL');
   const batch = options.batch ?? 200;
   const staleMs = options.staleMs ?? 60_000;
