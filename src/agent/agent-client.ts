@@ -9,7 +9,7 @@
 import { credentialHeader } from '../config/fields.js';
 import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { pipeline } from 'node:stream/promises';
-import { createLocalHttpForwarder, mapUpstreamError, type Forwarder } from '../forward/index.js';
+import { localForwarderFor, mapUpstreamError, type Forwarder } from '../forward/index.js';
 import type { Logger } from '../observability/index.js';
 import { joinUpstreamPath } from '../protocols/http/connection.js';
 import type { AgentConfig } from './agent-config.js';
@@ -60,16 +60,7 @@ export function startAgent(options: AgentOptions): Agent {
     targets.set(c.name, {
       basePath: url.pathname.replace(/\/+$/, ''),
       hasCredential: credential !== undefined,
-      forwarder: createLocalHttpForwarder({
-        name: c.name,
-        origin: url.origin,
-        credential,
-        ca: c.tls?.ca,
-        rejectUnauthorized: c.tls?.rejectUnauthorized ?? true,
-        connectTimeoutMs: c.timeouts.connect,
-        headersTimeoutMs: c.timeouts.headers,
-        bodyTimeoutMs: c.timeouts.body,
-      }),
+      forwarder: localForwarderFor(c, url.origin, credential),
     });
   }
 

@@ -19,77 +19,13 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
-import type { ForwardRequest, ForwardResponse } from '../forward/forwarder.js';
-import type { Logger } from '../observability/index.js';
+import type { ForwardResponse } from '../forward/forwarder.js';
 import { destroySession, resetStream } from './h2-teardown.js';
 import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
 import { TunnelSocket } from './tunnel-socket.js';
+import type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentStreamRequest } from './agent-hub-types.js';
 
-export interface AgentHubOptions {
-  readonly listen: { readonly host: string; readonly port: number };
-  readonly tls: { readonly cert: string; readonly key: string };
-  readonly heartbeatMs: number;
-  readonly queueTimeoutMs: number;
-  /** Verifies an agent's key (constant-time secret comparison happens there). */
-  readonly verify: (token: string) => Promise<Identity>;
-  /** Configured routes: connection name → agent name, for status. */
-  readonly routes: ReadonlyMap<string, string>;
-  readonly logger: Logger;
-}
-
-export interface AgentExchange {
-  readonly agent: string;
-  readonly connection: string;
-  readonly request: ForwardRequest;
-  readonly credential: { readonly header: string; readonly value: string } | undefined;
-  readonly headersTimeoutMs: number;
-}
-
-/** A raw byte stream to a connection's target, through an agent serving it. */
-export interface AgentStreamRequest {
-  readonly agent: string;
-  readonly connection: string;
-  /** The target credential when the gateway holds it (PostgreSQL: role and password). */
-  readonly credential?: { readonly user: string; readonly secret: string } | undefined;
-  /** How long the agent has, once it took the stream, to accept it. */
-  readonly acceptTimeoutMs: number;
-  /**
-   * A stream this hub opened earlier: the new one goes through the same agent session
-   * (a CancelRequest for the backend behind it), even if that agent is draining or full.
-   */
-  readonly near?: Duplex | undefined;
-}
-
-export interface AgentSessionStatus {
-  readonly session: string;
-  readonly name: string;
-  readonly subject: string;
-  readonly keyId: string;
-  readonly connections: readonly string[];
-  readonly concurrency: number;
-  readonly inFlight: number;
-  /** The agent announced it is shutting down: it gets no new exchanges. */
-  readonly draining: boolean;
-  readonly remoteAddress: string | undefined;
-  readonly version: string;
-  readonly connectedAt: string;
-  readonly lastHeartbeatAt: string;
-}
-
-export interface AgentHubStatus {
-  readonly agents: readonly AgentSessionStatus[];
-  readonly routes: readonly { readonly connection: string; readonly agent: string; readonly connectedAgents: number }[];
-  readonly queued: number;
-}
-
-export interface AgentHub {
-  readonly url: string;
-  forward(exchange: AgentExchange): Promise<ForwardResponse>;
-  /** Opens a raw byte stream to the target (rejects with agent_unavailable when no agent serves it). */
-  openStream(request: AgentStreamRequest): Promise<Duplex>;
-  status(): AgentHubStatus;
-  close(): Promise<void>;
-}
+export type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentSessionStatus, AgentStreamRequest } from './agent-hub-types.js';
 
 interface Session {
   readonly id: string;

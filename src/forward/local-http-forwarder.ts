@@ -16,6 +16,27 @@ export interface LocalHttpTarget {
   readonly bodyTimeoutMs: number;
 }
 
+/** What a connection's config (the gateway's or the agent's) says about an HTTP target. */
+export interface HttpTargetConfig {
+  readonly name: string;
+  readonly tls?: { readonly ca?: string | undefined; readonly rejectUnauthorized?: boolean | undefined } | undefined;
+  readonly timeouts: { readonly connect: number; readonly headers: number; readonly body: number };
+}
+
+/** The local forwarder for a configured connection, wherever it runs (gateway or agent). */
+export function localForwarderFor(c: HttpTargetConfig, origin: string, credential: LocalHttpTarget['credential']): Forwarder {
+  return createLocalHttpForwarder({
+    name: c.name,
+    origin,
+    credential,
+    ca: c.tls?.ca,
+    rejectUnauthorized: c.tls?.rejectUnauthorized ?? true,
+    connectTimeoutMs: c.timeouts.connect,
+    headersTimeoutMs: c.timeouts.headers,
+    bodyTimeoutMs: c.timeouts.body,
+  });
+}
+
 export function createLocalHttpForwarder(target: LocalHttpTarget): Forwarder {
   const pool = new Pool(target.origin, {
     connections: 256,

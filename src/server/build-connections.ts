@@ -2,7 +2,7 @@ import type { AgentHub } from '../agent/agent-hub.js';
 import type { GatehouseConfig } from '../config/index.js';
 import { credentialHeader } from '../config/fields.js';
 import { viaAgent } from '../config/agents-schema.js';
-import { createAgentForwarder, createLocalHttpForwarder } from '../forward/index.js';
+import { createAgentForwarder, localForwarderFor } from '../forward/index.js';
 import type { HttpConnection } from '../protocols/http/index.js';
 
 /**
@@ -27,16 +27,7 @@ export function buildHttpConnections(config: GatehouseConfig, agentHub?: AgentHu
       masking: c.masking,
       identityAssertion: c.identityAssertion ? { header: c.identityAssertion.header.toLowerCase(), ttlMs: c.identityAssertion.ttl } : undefined,
       forwarder: target
-        ? createLocalHttpForwarder({
-            name: c.name,
-            origin: target.origin,
-            credential,
-            ca: c.tls?.ca,
-            rejectUnauthorized: c.tls?.rejectUnauthorized ?? true,
-            connectTimeoutMs: c.timeouts.connect,
-            headersTimeoutMs: c.timeouts.headers,
-            bodyTimeoutMs: c.timeouts.body,
-          })
+        ? localForwarderFor(c, target.origin, credential)
         : createAgentForwarder(agentHub!, { connection: c.name, agent: agent!, credential, headersTimeoutMs: c.timeouts.headers }),
     });
   }
