@@ -66,7 +66,9 @@ export class GatewayTokens implements TokenVerifier {
   }
 
   async issue(identity: Identity, scope: IdentityScope, ttlMs: number): Promise<IssuedToken> {
-    const jti = randomBytes(16).toString('base64url');
+    // Hex, not base64url: a jti is typed on the command line (`revoke token JTI`), and one
+    // starting with '-' would be read as an option.
+    const jti = randomBytes(16).toString('hex');
     const iat = Math.floor(this.#now() / 1000);
     const exp = iat + Math.max(1, Math.floor(ttlMs / 1000));
     const claims: GatehouseClaims = { kind: identity.kind, groups: identity.groups, via: identity.credentialId, scope };
