@@ -35,6 +35,8 @@ export interface AdminServerOptions {
   readonly audit?: AuditRoutesOptions | undefined;
   /** The agent endpoint, for GET /api/agents. */
   readonly agents?: AgentHub | undefined;
+  /** Waits until every exchange recorded so far is in the store (the record journal is applied in batches). */
+  readonly settleRecords?: (() => Promise<void>) | undefined;
 }
 
 export type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
@@ -115,6 +117,8 @@ export function createAdminHandler(options: AdminServerOptions) {
         const found = matching.find(([method]) => method === req.method);
         if (!found) throw new GatehouseError('method_not_allowed', { message: `Use ${matching[0]![0]} for ${url.pathname}.` });
         const caller = await authorizeAdmin(req);
+        // What a client has been answered is on record: an API read must find it.
+        await options.settleRecords?.();
         return sendJson(res, 200, await found[2](req, url, found[1].exec(url.pathname)!.slice(1).map(decodePathParam), caller));
       }
       throw new GatehouseError('route_not_found');

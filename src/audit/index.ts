@@ -5,7 +5,7 @@ export { listExchanges, getExchange, maxPageSize, type ExchangeFilter, type Exch
 export { type ExchangeProgress, type RecorderOptions } from './recorder.js';
 export { ChunkTimings } from './chunk-timings.js';
 export { AuditLog } from './audit-log.js';
-export { openAuditTrail, loadSigner, type AuditTrail } from './open-audit.js';
+export { openAuditTrail, loadSigner, chainOptionsOf, type AuditTrail } from './open-audit.js';
 export { verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
 export { pruneBefore, type PruneResult } from './prune.js';
 export { exportBundle, exportCsv } from './export-bundle.js';
@@ -17,6 +17,8 @@ export { stateDigest, recordedColumns } from './exchange-state.js';
 export { timeline, type TimelineEntry } from './replay-timeline.js';
 export { createRawSealer, parseRawKey, RawContentError, type RawSealer } from './raw-content.js';
 export { Reexecutions } from './reexecutions.js';
-export { startWorkerRecorder, RecorderWorkerError, type WorkerRecorder } from './worker-recorder.js';
+export { startJournalRecorder, RecordJournalError, type JournalRecorder } from './journal/journal-recorder.js';
+export { JournalApplier, applyJournalOnce } from './journal/journal-applier.js';
+export { journalDirOf } from './journal/segments.js';
 export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';
 export { type RecordWrite, type ExchangeWrite } from './group-commit.js';

@@ -6,6 +6,8 @@ import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
 import type { AuditConfig } from '../config/audit-schema.js';
 import type { Database } from '../store/index.js';
+import type { ChainOptions } from './append-events.js';
+import type { AuditEvent } from './audit-event.js';
 import { AuditLog } from './audit-log.js';
 import { GroupCommitWriter } from './group-commit.js';
 import { createSinks, type AuditSink } from './sinks.js';
@@ -15,7 +17,21 @@ export interface AuditTrail {
   readonly writer: GroupCommitWriter;
   readonly log: AuditLog;
   readonly signer: CheckpointSigner | undefined;
+  /** Hands events committed elsewhere (the record journal's worker) to the sinks. */
+  publish(events: readonly AuditEvent[]): void;
+  /** Whether any sink is configured (publish is then worth calling). */
+  readonly hasSinks: boolean;
   close(): Promise<void>;
+}
+
+/** How this process chains events: its writer id, signer and checkpoint cadence. */
+export function chainOptionsOf(config: AuditConfig, signer: CheckpointSigner | undefined): ChainOptions {
+  return {
+    writer: config.writerId ?? `${hostname()}/${process.pid}`,
+    signer,
+    checkpointEvery: config.checkpoint.every,
+    checkpointIntervalMs: config.checkpoint.interval,
+  };
 }
 
 /** The configured key, or the generated key file (created only when `createKey`). */
@@ -37,20 +53,18 @@ export function openAuditTrail(
 ): AuditTrail {
   const signer = loadSigner(config, options);
   const sinks: AuditSink[] = options.withSinks ? createSinks(config.sinks, options.onSinkError ?? (() => undefined)) : [];
+  const publish = (events: readonly AuditEvent[]) => sinks.forEach((sink) => sink.send(events));
   const writer = new GroupCommitWriter(db, {
-    chain: {
-      writer: config.writerId ?? `${hostname()}/${process.pid}`,
-      signer,
-      checkpointEvery: config.checkpoint.every,
-      checkpointIntervalMs: config.checkpoint.interval,
-    },
-    onCommitted: sinks.length === 0 ? undefined : (events) => sinks.forEach((sink) => sink.send(events)),
+    chain: chainOptionsOf(config, signer),
+    onCommitted: sinks.length === 0 ? undefined : publish,
     sqlitePath: options.sqlitePath,
   });
   return {
     writer,
     log: new AuditLog(writer),
     signer,
+    publish,
+    hasSinks: sinks.length > 0,
     async close() {
       await writer.close();
       await Promise.all(sinks.map((s) => s.close()));

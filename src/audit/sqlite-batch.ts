@@ -22,7 +22,7 @@ export class SqliteBatch {
   readonly #insertEvent: SQLite.Statement;
   readonly #insertCheckpoint: SQLite.Statement;
   readonly #moveHead: SQLite.Statement;
-  readonly #apply: SQLite.Transaction<(writes: readonly RecordWrite[], chain: ChainOptions) => AuditEvent[]>;
+  readonly #transaction: SQLite.Transaction<(body: () => unknown) => unknown>;
 
   constructor(path: string) {
     this.#db = new SQLite(path);
@@ -40,27 +40,40 @@ export class SqliteBatch {
     this.#insertEvent = this.#db.prepare('insert into audit_events (seq, id, at, writer, kind, actor, target, details, prev_hash, hash) values (@seq, @id, @at, @writer, @kind, @actor, @target, @details, @prev_hash, @hash)');
     this.#insertCheckpoint = this.#db.prepare('insert into audit_checkpoints (seq, hash, at, key_id, signature) values (@seq, @hash, @at, @key_id, @signature)');
     this.#moveHead = this.#db.prepare('update audit_head set seq = @seq, hash = @hash, checkpoint_seq = @checkpoint_seq, checkpoint_at = @checkpoint_at where id = 1');
-    this.#apply = this.#db.transaction((writes: readonly RecordWrite[], chain: ChainOptions) => {
-      const inputs: EventInput[] = [];
-      for (const write of writes) {
-        const exchange = write.exchange;
-        if (exchange && 'insert' in exchange) this.#insertExchange.run(exchange.insert);
-        else if (exchange) this.#update(Object.keys(exchange.columns)).run({ ...exchange.columns, id: exchange.update });
-        if (write.event) inputs.push(write.event);
-      }
-      if (inputs.length === 0) return [];
-      this.#lockHead.run();
-      const batch = chainEvents(this.#readHead.get() as ChainHead, inputs, chain);
-      for (const row of batch.rows) this.#insertEvent.run(row);
-      if (batch.checkpoint) this.#insertCheckpoint.run(batch.checkpoint);
-      this.#moveHead.run(batch.head);
-      return batch.events;
-    });
+    this.#transaction = this.#db.transaction((body: () => unknown) => body());
+  }
+
+  /** The connection, for a caller's own statements inside `immediate`. */
+  get connection(): SQLite.Database {
+    return this.#db;
+  }
+
+  /** Runs `body` in one BEGIN IMMEDIATE transaction: committed if it returns, rolled back if it throws. */
+  immediate<T>(body: () => T): T {
+    return this.#transaction.immediate(body) as T;
   }
 
   /** Applies the writes and chains their events in one immediate transaction. */
   run(writes: readonly RecordWrite[], chain: ChainOptions): AuditEvent[] {
-    return this.#apply.immediate(writes, chain);
+    return this.immediate(() => this.apply(writes, chain));
+  }
+
+  /** Applies the writes and chains their events; only inside `immediate`. */
+  apply(writes: readonly RecordWrite[], chain: ChainOptions): AuditEvent[] {
+    const inputs: EventInput[] = [];
+    for (const write of writes) {
+      const exchange = write.exchange;
+      if (exchange && 'insert' in exchange) this.#insertExchange.run(exchange.insert);
+      else if (exchange) this.#update(Object.keys(exchange.columns)).run({ ...exchange.columns, id: exchange.update });
+      if (write.event) inputs.push(write.event);
+    }
+    if (inputs.length === 0) return [];
+    this.#lockHead.run();
+    const batch = chainEvents(this.#readHead.get() as ChainHead, inputs, chain);
+    for (const row of batch.rows) this.#insertEvent.run(row);
+    if (batch.checkpoint) this.#insertCheckpoint.run(batch.checkpoint);
+    this.#moveHead.run(batch.head);
+    return batch.events;
   }
 
   close(): void {

@@ -118,13 +118,6 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           maxBodyBytes: size.default(256 * 1024),
           /** Benchmark switch only (`npm run bench` compares on and off): false records nothing at all. */
           enabled: z.boolean().default(true),
-          /**
-           * Write records from a worker thread (its own store connection) instead of the
-           * thread that relays traffic. Off by default: every record is awaited before the
-           * gateway goes on, and the two thread hops per write cost more latency than the
-           * write itself (docs/performance.md).
-           */
-          worker: z.boolean().default(false),
         })
         .prefault({}),
       audit: buildAuditSchema({ storeSecret, secret, duration, size, path }),

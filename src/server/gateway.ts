@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, startSearchIndexer, startWorkerRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import type { Exchange } from '../exchange/index.js';
@@ -44,6 +44,8 @@ export interface Gateway {
   readonly policy: PolicyRuntime;
   /** Administrative acts: `await gateway.audit.log.event({ kind, actor, target, details })`. */
   readonly audit: AuditTrail;
+  /** Resolves when every exchange recorded so far can be read from the store. */
+  settleRecords(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -91,13 +93,20 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const reexecutions = new Reexecutions();
   const raw = config.audit.raw.enabled && config.audit.raw.key ? { sealer: createRawSealer(config.audit.raw.key), revealGroups: config.audit.raw.revealGroups } : undefined;
   const reexecutionOf = (exchange: Exchange) => reexecutions.take(exchange.id);
+  // On SQLite, records go through the record journal (src/audit/journal/): appended on
+  // this thread, applied to the store by a worker. On PostgreSQL, straight to the store.
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
-    : config.recording.worker
-      ? await startWorkerRecorder({ store: config.store, audit: config.audit, rawKey: raw ? config.audit.raw.key : undefined, reexecutionOf })
+    : store.sqlitePath
+      ? await startJournalRecorder({
+          sqlitePath: store.sqlitePath,
+          audit: config.audit,
+          raw: raw?.sealer,
+          reexecutionOf,
+          onEvents: audit.hasSinks ? (events) => audit.publish(events) : undefined,
+          onError: (message) => logger.error({ err: message }, 'record journal: applying to the store failed (records stay in the journal and are retried)'),
+        })
       : createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf });
-  // Full-text indexing in batches (SQLite), by the thread that records: the worker runs its own.
-  const searchIndexer = config.recording.enabled && !config.recording.worker && store.sqlitePath ? startSearchIndexer(store.sqlitePath) : undefined;
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents
@@ -199,6 +208,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,
       agents: agentHub,
+      settleRecords: () => recorder.drain(),
     });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
@@ -225,13 +235,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     approvals: approvals?.service,
     policy: policyRuntime,
     audit,
+    settleRecords: () => recorder.drain(),
     close() {
       closing ??= (async () => {
         await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
-        searchIndexer?.close();
         await approvals?.close();
         policyRuntime.close();
         await limitStore.close();

@@ -274,5 +274,20 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
           delete from exchanges_fts_pending where seq = old.seq; end`.execute(db);
       },
     },
+    '0011_record_journal': {
+      // SQLite: records are made durable as lines appended to a journal file and applied
+      // to the store in batches (src/audit/journal/). How far each journal segment has
+      // been applied is kept here, and moved in the same transaction as the rows it
+      // applied, so a segment is never applied twice whichever process applies it.
+      // Created on PostgreSQL too (migrations are identical), where it stays empty.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('record_journal')
+          .addColumn('segment', 'text', (c) => c.primaryKey())
+          .addColumn('applied', 'bigint', (c) => c.notNull())
+          .addColumn('done', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
   };
 }

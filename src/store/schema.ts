@@ -143,6 +143,16 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
+  record_journal: RecordJournalTable;
+}
+
+/** How far each record journal segment has been applied (migration 0011, src/audit/journal/). */
+export interface RecordJournalTable {
+  segment: string;
+  /** Bytes of the segment applied. */
+  applied: number;
+  /** 1 once the segment's last line is applied; the file is then deleted. */
+  done: number;
 }
 
 /** Row types as read back. */

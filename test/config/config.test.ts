@@ -40,7 +40,7 @@ describe('parseConfig: defaults', () => {
     assert.deepEqual(config.gateway, { listen: { host: '127.0.0.1', port: 8080 }, maxRequestBody: 10 * 1024 * 1024, maxResponseBody: 512 * 1024 * 1024 });
     assert.deepEqual(config.admin, { enabled: true, listen: { host: '127.0.0.1', port: 8081 }, groups: ['gatehouse-admins'] });
     assert.deepEqual(config.store, { sqlite: { path: join(dir, 'data/gatehouse.db') } });
-    assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024, enabled: true, worker: false });
+    assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024, enabled: true });
     assert.deepEqual(config.audit, {
       keyFile: join(dir, 'data/audit-signing-key.pem'),
       checkpoint: { every: 1000, interval: 60_000 },

@@ -293,6 +293,8 @@ describe('audit admin API: replay, re-execution, reveal, sinks', () => {
 
   test('raw content is sealed at rest and revealed only to a reveal group, each reveal an audit event', async () => {
     const id = await streamed('my secret prompt');
+    // Records reach the store file in batches; an API read waits for them.
+    assert.equal((await admin(`/api/sessions/${id}`, adminKey)).status, 200);
     const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
     try {
       const row = db.prepare('select raw_request, raw_response from exchanges where id = ?').get(id) as { raw_request: string; raw_response: string };

@@ -1,0 +1,249 @@
+// The applying end of the record journal: reads the lines of every segment that are
+// not applied yet and applies them to the SQLite store, in transactions of a bounded
+// size. Each transaction inserts and updates the exchange rows, chains one event per
+// operation (the same events the direct recorder writes: record-columns.ts), and moves
+// the segment's applied offset (table record_journal), so a line is applied exactly
+// once whichever process applies it: the gateway's journal worker, or a CLI command
+// that opens the store while the gateway is down.
+//
+// A segment's position row stays after the segment is deleted (one small row per
+// segment): an applier that opened the file just before it was deleted must still find
+// it done rather than start it again from the beginning.
+//
+// Within one transaction, an exchange opened and finished in the same batch is
+// inserted once with its final columns; its two events still each carry the digest
+// of the row as it was at that step.
+
+import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import type SQLite from 'better-sqlite3';
+import type { AuditEvent } from '../audit-event.js';
+import type { ChainOptions } from '../append-events.js';
+import type { ExchangeState } from '../exchange-state.js';
+import type { RecordWrite } from '../group-commit.js';
+import { eventFor } from '../record-columns.js';
+import { SqliteBatch } from '../sqlite-batch.js';
+import { journalDirOf, listSegments, processAlive, segmentPath, segmentPid, type JournalOp } from './segments.js';
+
+export interface JournalApplierOptions {
+  readonly chain: ChainOptions;
+  /** Most operations per transaction: bounds how long the store's write lock is held. */
+  readonly maxOpsPerTransaction?: number | undefined;
+  /** This process's own live segments (the journal writer's), never treated as a dead writer's. */
+  readonly ownSegmentPrefix?: string | undefined;
+}
+
+interface Position {
+  readonly applied: number;
+  readonly done: number;
+}
+
+interface Step {
+  readonly events: AuditEvent[];
+  readonly more: boolean;
+  readonly finished: boolean;
+}
+
+const newline = 0x0a;
+const readSize = 4 * 1024 * 1024;
+/** Rows of exchanges opened and not yet finished kept for digests; past this, read back instead. */
+const maxRowsInMemory = 50_000;
+
+export class JournalApplier {
+  readonly #dir: string;
+  readonly #batch: SqliteBatch;
+  readonly #chain: ChainOptions;
+  readonly #maxOps: number;
+  readonly #ownPrefix: string | undefined;
+  readonly #getPosition: SQLite.Statement;
+  readonly #setPosition: SQLite.Statement;
+  readonly #readRow: SQLite.Statement;
+  /** The row as last applied, per exchange still open: each event hashes the whole row. */
+  readonly #rows = new Map<string, ExchangeState>();
+  /** The offset this applier last committed, per segment: another applier moving it makes #rows stale. */
+  readonly #known = new Map<string, number>();
+
+  constructor(sqlitePath: string, options: JournalApplierOptions) {
+    this.#dir = journalDirOf(sqlitePath);
+    this.#batch = new SqliteBatch(sqlitePath);
+    this.#chain = options.chain;
+    this.#maxOps = options.maxOpsPerTransaction ?? 512;
+    this.#ownPrefix = options.ownSegmentPrefix;
+    const db = this.#batch.connection;
+    this.#getPosition = db.prepare('select applied, done from record_journal where segment = ?');
+    this.#setPosition = db.prepare('insert into record_journal (segment, applied, done) values (@segment, @applied, @done) on conflict (segment) do update set applied = excluded.applied, done = excluded.done');
+    this.#readRow = db.prepare('select * from exchanges where id = ?');
+  }
+
+  /** Applies every complete line not applied yet, oldest segment first; returns the events chained. */
+  applyPending(): AuditEvent[] {
+    const events: AuditEvent[] = [];
+    for (const name of listSegments(this.#dir)) {
+      for (;;) {
+        const step = this.#step(name);
+        for (const event of step.events) events.push(event);
+        if (step.finished) this.#remove(name);
+        if (!step.more) break;
+      }
+    }
+    return events;
+  }
+
+  close(): void {
+    this.#batch.close();
+  }
+
+  /** One transaction: up to maxOps lines of one segment. */
+  #step(name: string): Step {
+    let fd: number;
+    try {
+      fd = openSync(segmentPath(this.#dir, name), 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { events: [], more: false, finished: false };
+      throw error;
+    }
+    try {
+      return this.#batch.immediate(() => {
+        const position = this.#getPosition.get(name) as Position | undefined;
+        const applied = Number(position?.applied ?? 0);
+        if (position?.done) return { events: [], more: false, finished: true };
+        // Another process applied part of this segment: rows kept here may be behind.
+        if ((this.#known.get(name) ?? 0) !== applied) this.#rows.clear();
+        const size = fstatSync(fd).size;
+        const lines = this.#readLines(fd, applied, size);
+        const { writes, consumed, ended } = this.#writesFor(lines.text, lines.complete, name, applied);
+        const events = writes.length > 0 ? this.#batch.apply(writes, this.#chain) : [];
+        const through = applied + consumed;
+        // A writer that died leaves no end line (and perhaps half a line it never
+        // acknowledged): once everything complete is applied, its segment is done.
+        const finished = ended || (through + lines.partial >= size && consumed === lines.complete && this.#writerGone(name));
+        if (through !== applied || finished) this.#setPosition.run({ segment: name, applied: through, done: finished ? 1 : 0 });
+        this.#known.set(name, through);
+        // More to do: the op limit stopped this batch, or the read did not reach the end of the file.
+        return { events, more: !finished && (consumed < lines.complete || through + lines.partial < size), finished };
+      });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The complete lines from `offset` (bounded), and the bytes of a trailing partial line. */
+  #readLines(fd: number, offset: number, size: number): { text: Buffer; complete: number; partial: number } {
+    let length = Math.min(size - offset, readSize);
+    if (length <= 0) return { text: Buffer.alloc(0), complete: 0, partial: 0 };
+    let text = Buffer.allocUnsafe(length);
+    readSync(fd, text, 0, length, offset);
+    let end = text.lastIndexOf(newline);
+    if (end < 0 && length < size - offset) {
+      // One line longer than a read (a large body): read up to its end.
+      length = size - offset;
+      text = Buffer.allocUnsafe(length);
+      readSync(fd, text, 0, length, offset);
+      end = text.lastIndexOf(newline);
+    }
+    const complete = end + 1;
+    return { text, complete, partial: length - complete };
+  }
+
+  /** Turns lines into record writes, up to maxOps; how many bytes they covered, and whether the end line was met. */
+  #writesFor(text: Buffer, complete: number, segment: string, base: number): { writes: RecordWrite[]; consumed: number; ended: boolean } {
+    const writes: RecordWrite[] = [];
+    // Rows inserted by this transaction: later operations on them change the insert.
+    const inserting = new Map<string, ExchangeState>();
+    let start = 0;
+    let ops = 0;
+    while (start < complete && ops < this.#maxOps) {
+      const end = text.indexOf(newline, start);
+      const line = text.toString('utf8', start, end);
+      const at = base + start;
+      start = end + 1;
+      ops += 1;
+      let op: JournalOp;
+      try {
+        op = JSON.parse(line) as JournalOp;
+      } catch {
+        writes.push(damaged(segment, at));
+        continue;
+      }
+      if (op.op === 'end') return { writes, consumed: start, ended: true };
+      const write = this.#writeFor(op, inserting);
+      if (write === 'damaged') writes.push(damaged(segment, at));
+      else if (write) writes.push(write);
+    }
+    return { writes, consumed: start, ended: false };
+  }
+
+  #writeFor(op: Exclude<JournalOp, { op: 'end' }>, inserting: Map<string, ExchangeState>): RecordWrite | undefined | 'damaged' {
+    switch (op.op) {
+      case 'open':
+      case 'refuse': {
+        const row = op.row as ExchangeState;
+        if (typeof row?.id !== 'string') return 'damaged';
+        const insert = { ...row };
+        inserting.set(row.id, insert);
+        if (op.op === 'open') this.#remember(row.id, row);
+        return { exchange: { insert }, event: eventFor(op.op === 'open' ? 'exchange.opened' : 'exchange.refused', row) };
+      }
+      case 'progress':
+      case 'finish': {
+        if (typeof op.id !== 'string' || typeof op.columns !== 'object' || op.columns === null) return 'damaged';
+        const previous = this.#rows.get(op.id) ?? (this.#readRow.get(op.id) as ExchangeState | undefined);
+        // Progress of a row never opened (or pruned meanwhile) has nothing to vouch for.
+        if (!previous) return undefined;
+        const columns = op.columns as Partial<ExchangeState>;
+        const row = { ...previous, ...columns } as ExchangeState;
+        if (op.op === 'finish') this.#rows.delete(op.id);
+        else this.#remember(op.id, row);
+        const event = eventFor(op.op === 'finish' ? 'exchange.finished' : 'exchange.progress', row);
+        const insert = inserting.get(op.id);
+        if (insert) {
+          Object.assign(insert, columns);
+          return { event };
+        }
+        return { exchange: { update: op.id, columns }, event };
+      }
+      default:
+        return 'damaged';
+    }
+  }
+
+  #remember(id: string, row: ExchangeState): void {
+    if (this.#rows.size >= maxRowsInMemory) this.#rows.clear();
+    this.#rows.set(id, row);
+  }
+
+  #writerGone(name: string): boolean {
+    if (this.#ownPrefix !== undefined && name.startsWith(this.#ownPrefix)) return false;
+    const pid = segmentPid(name);
+    // The same pid as this process but another start: a previous run (a container's pid 1).
+    if (pid === process.pid) return true;
+    return pid !== undefined && !processAlive(pid);
+  }
+
+  #remove(name: string): void {
+    try {
+      unlinkSync(segmentPath(this.#dir, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
+/** A line that is not a record operation: chained as an event, so the gap is on record. */
+function damaged(segment: string, offset: number): RecordWrite {
+  return { event: { kind: 'recording.journal_damaged', actor: 'gatehouse', target: null, details: { segment, offset } } };
+}
+
+/**
+ * Applies whatever the journal of this SQLite store holds that is not applied yet: a
+ * CLI command does this before it reads, so records a stopped or crashed gateway left
+ * in the journal are found. Safe beside a running gateway (positions are transactional).
+ */
+export function applyJournalOnce(sqlitePath: string, chain: ChainOptions): void {
+  if (listSegments(journalDirOf(sqlitePath)).length === 0) return;
+  const applier = new JournalApplier(sqlitePath, { chain });
+  try {
+    applier.applyPending();
+  } finally {
+    applier.close();
+  }
+}

@@ -1,0 +1,130 @@
+// The recorder of a gateway on a SQLite store. Each record operation is built on the
+// relaying thread (record-columns.ts) and appended to the record journal; the promise
+// the pipeline awaits settles when the line is written (journal-writer.ts). A worker
+// thread applies the journal to the store in batches (journal-worker.ts), so hashing,
+// SQLite writes and indexing cost the relaying thread nothing. drain() waits until
+// everything written so far is applied: readers of the store (the admin API) call it
+// first, so what a client has been answered is always found.
+
+import { Worker } from 'node:worker_threads';
+import type { AuditConfig } from '../../config/audit-schema.js';
+import type { AuditEvent } from '../audit-event.js';
+import { recordColumns, type RecordColumnOptions } from '../record-columns.js';
+import type { Recorder } from '../recorder.js';
+import { JournalWriter } from './journal-writer.js';
+import { journalDirOf } from './segments.js';
+
+export interface JournalWorkerData {
+  readonly sqlitePath: string;
+  readonly audit: AuditConfig;
+  readonly written: SharedArrayBuffer;
+  readonly ownSegmentPrefix: string;
+  readonly intervalMs: number;
+  readonly publishEvents: boolean;
+}
+
+export type ToJournalWorker = { readonly type: 'drain' | 'close'; readonly id: number };
+export type FromJournalWorker =
+  | { readonly type: 'ready'; readonly error?: string | undefined }
+  | { readonly type: 'done'; readonly id: number; readonly error?: string | undefined }
+  | { readonly type: 'events'; readonly events: AuditEvent[] }
+  | { readonly type: 'error'; readonly message: string };
+
+export class RecordJournalError extends Error {
+  readonly code = 'recording_failed';
+}
+
+export interface JournalRecorderOptions extends RecordColumnOptions {
+  readonly sqlitePath: string;
+  readonly audit: AuditConfig;
+  /** Committed events, for the audit sinks (omit when there are none). */
+  readonly onEvents?: ((events: readonly AuditEvent[]) => void) | undefined;
+  /** Applying failed (the lines stay in the journal and are retried). */
+  readonly onError?: ((message: string) => void) | undefined;
+  /** How often the worker looks for new lines (default 10 ms). */
+  readonly intervalMs?: number | undefined;
+}
+
+export interface JournalRecorder extends Recorder {
+  close(): Promise<void>;
+}
+
+export async function startJournalRecorder(options: JournalRecorderOptions): Promise<JournalRecorder> {
+  const journal = new JournalWriter(journalDirOf(options.sqlitePath));
+  const columns = recordColumns(options);
+  const pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  let nextId = 1;
+  let closing = false;
+  let alive = false;
+
+  const data: JournalWorkerData = {
+    sqlitePath: options.sqlitePath,
+    audit: options.audit,
+    written: journal.written.buffer as SharedArrayBuffer,
+    ownSegmentPrefix: journal.segmentPrefix,
+    intervalMs: options.intervalMs ?? 10,
+    publishEvents: options.onEvents !== undefined,
+  };
+
+  let worker!: Worker;
+  const start = () =>
+    new Promise<void>((resolve) => {
+      worker = new Worker(workerScript(), { workerData: data });
+      worker.on('message', (message: FromJournalWorker) => {
+        if (message.type === 'ready') {
+          alive = true;
+          if (message.error) options.onError?.(message.error);
+          resolve();
+        } else if (message.type === 'done') {
+          const waiter = pending.get(message.id);
+          pending.delete(message.id);
+          if (message.error) waiter?.reject(new RecordJournalError(`applying the record journal failed: ${message.error}`));
+          else waiter?.resolve();
+        } else if (message.type === 'events') options.onEvents?.(message.events);
+        else options.onError?.(message.message);
+      });
+      worker.on('error', (error) => options.onError?.(`record journal worker failed: ${error.message}`));
+      worker.on('exit', (code) => {
+        alive = false;
+        const failure = new RecordJournalError(`record journal worker exited (${code})`);
+        for (const waiter of pending.values()) waiter.reject(failure);
+        pending.clear();
+        resolve();
+        // Records stay durable in the journal meanwhile; a new worker applies them.
+        if (!closing) setTimeout(() => void start(), 1000).unref();
+      });
+    });
+  await start();
+
+  const call = (type: ToJournalWorker['type']) =>
+    new Promise<void>((resolve, reject) => {
+      if (!alive) return reject(new RecordJournalError('the record journal worker is not running (it restarts within a second)'));
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      worker.postMessage({ type, id } satisfies ToJournalWorker);
+    });
+
+  return {
+    open: (exchange, decision, request) => journal.append({ op: 'open', row: columns.opened(exchange, decision, request) }),
+    progress: (exchange, progress) => journal.append({ op: 'progress', id: exchange.id, columns: columns.progress(progress) }),
+    finish: (exchange, outcome) => journal.append({ op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome) }),
+    refuse: (exchange, decision, request, outcome) => journal.append({ op: 'refuse', row: { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) } }),
+    drain() {
+      journal.flush();
+      return call('drain');
+    },
+    async close() {
+      journal.close();
+      closing = true;
+      await call('close').catch((error: unknown) => options.onError?.((error as Error).message));
+      await worker.terminate();
+    },
+  };
+}
+
+/** The worker's entry: the built .js beside this file, or under tsx (tests) the .ts source. */
+function workerScript(): URL {
+  if (!import.meta.url.endsWith('.ts')) return new URL('./journal-worker.js', import.meta.url);
+  const entry = new URL('./journal-worker.ts', import.meta.url);
+  return new URL(`data:text/javascript,import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`);
+}

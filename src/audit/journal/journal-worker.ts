@@ -1,0 +1,61 @@
+// The record journal's worker thread: applies what the gateway thread appended to the
+// journal (journal-applier.ts) every few milliseconds when something was written, at
+// once when asked to drain, and keeps the full-text index (search-indexer.ts). None of
+// this is on the path a client waits on, and it runs on the other core.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import type { AuditConfig } from '../../config/audit-schema.js';
+import { chainOptionsOf, loadSigner } from '../open-audit.js';
+import { startSearchIndexer } from '../search-indexer.js';
+import { JournalApplier } from './journal-applier.js';
+import type { FromJournalWorker, JournalWorkerData, ToJournalWorker } from './journal-recorder.js';
+
+const data = workerData as JournalWorkerData;
+const port = parentPort!;
+const audit: AuditConfig = data.audit;
+const written = new Int32Array(data.written);
+
+const applier = new JournalApplier(data.sqlitePath, {
+  chain: chainOptionsOf(audit, loadSigner(audit, { createKey: false })),
+  ownSegmentPrefix: data.ownSegmentPrefix,
+});
+const indexer = startSearchIndexer(data.sqlitePath);
+const post = (message: FromJournalWorker) => port.postMessage(message);
+
+let seen = -1;
+let lastError = '';
+
+/** Applies everything written so far; an error is reported (once per distinct message) and retried. */
+function applyNow(): Error | undefined {
+  seen = Atomics.load(written, 0);
+  try {
+    const events = applier.applyPending();
+    if (events.length > 0 && data.publishEvents) post({ type: 'events', events });
+    lastError = '';
+    return undefined;
+  } catch (error) {
+    seen = -1;
+    const message = error instanceof Error ? error.message : String(error);
+    if (message !== lastError) post({ type: 'error', message });
+    lastError = message;
+    return error instanceof Error ? error : new Error(message);
+  }
+}
+
+const timer = setInterval(() => {
+  if (Atomics.load(written, 0) !== seen) applyNow();
+}, data.intervalMs);
+
+port.on('message', (message: ToJournalWorker) => {
+  const failure = applyNow();
+  if (message.type === 'close') {
+    clearInterval(timer);
+    indexer.close();
+    applier.close();
+  }
+  post({ type: 'done', id: message.id, error: failure?.message });
+});
+
+// Whatever earlier runs left unapplied (a crash) is in the store before the gateway serves.
+const failure = applyNow();
+post({ type: 'ready', error: failure?.message });

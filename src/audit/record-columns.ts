@@ -1,0 +1,123 @@
+// What an exchange's row holds at each step, as plain column values: the row as opened
+// (identity, decision, request), the columns a streamed answer's progress changes, and
+// the outcome. Both ways of recording (recorder.ts straight into a store, and the
+// record journal on SQLite) build rows here, and both chain the same events
+// (eventFor), so a row and its event digest are the same whichever path wrote them.
+
+import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../exchange/index.js';
+import type { EventInput } from './append-events.js';
+import { defaultState, stateDigest, type ExchangeState } from './exchange-state.js';
+import type { RawSealer } from './raw-content.js';
+
+/** What has been relayed so far of an answer still streaming. */
+export interface ExchangeProgress {
+  readonly bytesOut: number;
+  readonly responseBody?: string | undefined;
+  readonly responseTruncated?: boolean | undefined;
+  readonly responseText?: string | undefined;
+  readonly chunkTimings?: readonly (readonly [number, number])[] | undefined;
+  readonly durationMs: number;
+}
+
+export interface RecordColumnOptions {
+  /** Links re-executions to their original (reexecute.ts), by exchange id. */
+  readonly reexecutionOf?: ((exchange: Exchange) => string | undefined) | undefined;
+  /** audit.raw: seal the unmasked request and answer into raw_request / raw_response. */
+  readonly raw?: RawSealer | undefined;
+}
+
+export type ExchangeColumns = Partial<ExchangeState>;
+
+export interface RecordColumns {
+  opened(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest | undefined): ExchangeState;
+  outcome(exchange: Exchange, outcome: ExchangeOutcome): ExchangeColumns;
+  progress(progress: ExchangeProgress): ExchangeColumns;
+}
+
+export function recordColumns(options: RecordColumnOptions = {}): RecordColumns {
+  const sealed = (text: string | undefined, id: string) => (options.raw && text !== undefined ? options.raw.seal(text, id) : null);
+  return {
+    opened: (exchange, decision, request) => ({
+      ...defaultState,
+      id: exchange.id,
+      session_id: exchange.sessionId,
+      protocol: exchange.protocol,
+      connection: exchange.connection,
+      operation: exchange.operation,
+      started_at: exchange.startedAt,
+      complete: 0,
+      subject: exchange.identity?.subject ?? null,
+      identity_kind: exchange.identity?.kind ?? null,
+      auth_method: exchange.identity?.method ?? null,
+      credential_id: exchange.identity?.credentialId ?? null,
+      groups: JSON.stringify(exchange.identity?.groups ?? []),
+      client_address: exchange.client.address ?? null,
+      decision: decision?.effect ?? 'deny',
+      rules: JSON.stringify(decision?.rules ?? []),
+      reason: decision?.reason ?? null,
+      policy_version: decision?.policyVersion ?? null,
+      obligations: decision?.obligations ? JSON.stringify(decision.obligations) : null,
+      model: exchange.facts.model ?? null,
+      stream: exchange.facts.stream ? 1 : 0,
+      method: request?.method ?? null,
+      path: request?.path ?? null,
+      request_headers: request ? JSON.stringify(request.headers) : null,
+      request_body: request?.body ?? null,
+      request_truncated: request?.truncated ? 1 : 0,
+      prompt_text: exchange.facts.text ?? null,
+      review_id: exchange.approval?.reviewId ?? null,
+      approval_via: exchange.approval?.via ?? null,
+      reexecution_of: options.reexecutionOf?.(exchange) ?? null,
+      raw_request: sealed(request?.rawBody ?? request?.body, exchange.id),
+    }),
+    outcome: (exchange, outcome) => ({
+      ended_at: exchange.startedAt + Math.round(outcome.durationMs),
+      complete: outcome.complete ? 1 : 0,
+      status: outcome.status ?? null,
+      error_code: outcome.errorCode ?? null,
+      error_detail: outcome.errorDetail ?? null,
+      response_headers: outcome.responseHeaders ? JSON.stringify(outcome.responseHeaders) : null,
+      response_body: outcome.responseBody ?? null,
+      response_truncated: outcome.responseTruncated ? 1 : 0,
+      response_text: outcome.responseText ?? null,
+      usage: outcome.usage ? JSON.stringify(outcome.usage) : null,
+      bytes_in: outcome.bytesIn,
+      bytes_out: outcome.bytesOut,
+      ttfb_ms: outcome.ttfbMs === undefined ? null : Math.round(outcome.ttfbMs),
+      duration_ms: Math.round(outcome.durationMs),
+      masking_counts: outcome.maskCounts ? JSON.stringify(outcome.maskCounts) : null,
+      ...(outcome.chunkTimings ? { chunk_timings: JSON.stringify(outcome.chunkTimings) } : {}),
+      ...(options.raw ? { raw_response: sealed(outcome.rawResponseBody ?? outcome.responseBody, exchange.id) } : {}),
+    }),
+    progress: (progress) => ({
+      bytes_out: progress.bytesOut,
+      response_body: progress.responseBody ?? null,
+      response_truncated: progress.responseTruncated ? 1 : 0,
+      response_text: progress.responseText ?? null,
+      duration_ms: Math.round(progress.durationMs),
+      chunk_timings: progress.chunkTimings ? JSON.stringify(progress.chunkTimings) : null,
+    }),
+  };
+}
+
+export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'exchange.finished' | 'exchange.refused';
+
+/** The chained event for a write that leaves the row as `row`: its digest and key facts. */
+export function eventFor(kind: ExchangeEventKind, row: ExchangeState): EventInput {
+  return {
+    kind,
+    actor: row.subject,
+    target: row.id,
+    details: {
+      state: stateDigest(row),
+      connection: row.connection,
+      operation: row.operation,
+      decision: row.decision,
+      rules: JSON.parse(row.rules ?? '[]') as unknown,
+      status: row.status,
+      complete: row.complete === 1,
+      bytesOut: row.bytes_out,
+      errorCode: row.error_code,
+    },
+  };
+}
