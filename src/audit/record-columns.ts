@@ -6,7 +6,7 @@
 
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../exchange/index.js';
 import type { EventInput } from './append-events.js';
-import { defaultState, stateDigest, type ExchangeState } from './exchange-state.js';
+import { stateDigest, type ExchangeState } from './exchange-state.js';
 import type { RawSealer } from './raw-content.js';
 
 /** What has been relayed so far of an answer still streaming. */
@@ -37,14 +37,16 @@ export interface RecordColumns {
 export function recordColumns(options: RecordColumnOptions = {}): RecordColumns {
   const sealed = (text: string | undefined, id: string) => (options.raw && text !== undefined ? options.raw.seal(text, id) : null);
   return {
+    // Every column written out in one literal (no spread of the defaults): this runs
+    // for every exchange on the relaying thread, and a fixed-shape literal is cheap.
     opened: (exchange, decision, request) => ({
-      ...defaultState,
       id: exchange.id,
       session_id: exchange.sessionId,
       protocol: exchange.protocol,
       connection: exchange.connection,
       operation: exchange.operation,
       started_at: exchange.startedAt,
+      ended_at: null,
       complete: 0,
       subject: exchange.identity?.subject ?? null,
       identity_kind: exchange.identity?.kind ?? null,
@@ -56,7 +58,9 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       rules: JSON.stringify(decision?.rules ?? []),
       reason: decision?.reason ?? null,
       policy_version: decision?.policyVersion ?? null,
-      obligations: decision?.obligations ? JSON.stringify(decision.obligations) : null,
+      status: null,
+      error_code: null,
+      error_detail: null,
       model: exchange.facts.model ?? null,
       stream: exchange.facts.stream ? 1 : 0,
       method: request?.method ?? null,
@@ -65,10 +69,23 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       request_body: request?.body ?? null,
       request_truncated: request?.truncated ? 1 : 0,
       prompt_text: exchange.facts.text ?? null,
+      response_headers: null,
+      response_body: null,
+      response_truncated: 0,
+      response_text: null,
+      usage: null,
+      bytes_in: 0,
+      bytes_out: 0,
+      ttfb_ms: null,
+      duration_ms: null,
       review_id: exchange.approval?.reviewId ?? null,
-      approval_via: exchange.approval?.via ?? null,
       reexecution_of: options.reexecutionOf?.(exchange) ?? null,
+      chunk_timings: null,
       raw_request: sealed(request?.rawBody ?? request?.body, exchange.id),
+      raw_response: null,
+      obligations: decision?.obligations ? JSON.stringify(decision.obligations) : null,
+      masking_counts: null,
+      approval_via: exchange.approval?.via ?? null,
     }),
     outcome: (exchange, outcome) => ({
       ended_at: exchange.startedAt + Math.round(outcome.durationMs),

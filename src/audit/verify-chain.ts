@@ -114,15 +114,18 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       if (eventHash(unhashed) !== row.hash) report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) was altered: its hash does not match its content` });
       const vouched = checkpoints.get(seq);
       if (vouched !== undefined && vouched !== row.hash) report({ seq, eventId: row.id, message: `checkpoint at seq ${seq} does not match event seq ${seq} (${row.id})` });
-      if ((event.kind === 'exchange.opened' || event.kind === 'exchange.refused') && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+      // Every exchange event vouches for a row that must exist (an exchange opened and
+      // finished in one journal batch has only exchange.finished).
+      if (event.kind.startsWith('exchange.') && event.target) opened.push({ id: event.target, seq, eventId: row.id });
       prevHash = row.hash;
       expected = seq + 1;
       lastSeq = seq;
       count++;
     }
     if (opened.length > 0) {
-      const present = new Set((await db.selectFrom('exchanges').select('id').where('id', 'in', opened.map((o) => o.id)).execute()).map((r) => r.id));
-      for (const o of opened) if (!present.has(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
+      const present = new Set((await db.selectFrom('exchanges').select('id').where('id', 'in', [...new Set(opened.map((o) => o.id))]).execute()).map((r) => r.id));
+      const reported = new Set<string>();
+      for (const o of opened) if (!present.has(o.id) && !reported.has(o.id) && reported.add(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
     }
   }
   for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for an event that is missing (events after seq ${lastSeq} deleted)` });

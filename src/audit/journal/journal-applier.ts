@@ -11,16 +11,17 @@
 // it done rather than start it again from the beginning.
 //
 // Within one transaction, an exchange opened and finished in the same batch is
-// inserted once with its final columns; its two events still each carry the digest
-// of the row as it was at that step.
+// inserted once with its final columns and vouched for by one event
+// (exchange.finished), as the store never held it in its opened state. An exchange
+// still streaming when its batch is applied has exchange.opened (or .progress) first.
 
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import type SQLite from 'better-sqlite3';
 import type { AuditEvent } from '../audit-event.js';
 import type { ChainOptions } from '../append-events.js';
-import type { ExchangeState } from '../exchange-state.js';
-import type { RecordWrite } from '../group-commit.js';
-import { eventFor } from '../record-columns.js';
+import { defaultState, recordedColumns, type ExchangeState } from '../exchange-state.js';
+import type { ExchangeWrite, RecordWrite } from '../group-commit.js';
+import { eventFor, type ExchangeEventKind } from '../record-columns.js';
 import { SqliteBatch } from '../sqlite-batch.js';
 import { journalDirOf, listSegments, processAlive, segmentPath, segmentPid, type JournalOp } from './segments.js';
 
@@ -37,10 +38,17 @@ interface Position {
   readonly done: number;
 }
 
-interface Step {
+interface Applied {
   readonly events: AuditEvent[];
   readonly more: boolean;
   readonly finished: boolean;
+}
+
+/** One exchange write of a batch and the event that will vouch for the row it leaves. */
+interface Step {
+  kind: ExchangeEventKind;
+  readonly row: ExchangeState;
+  readonly write: ExchangeWrite;
 }
 
 const newline = 0x0a;
@@ -93,7 +101,7 @@ export class JournalApplier {
   }
 
   /** One transaction: up to maxOps lines of one segment. */
-  #step(name: string): Step {
+  #step(name: string): Applied {
     let fd: number;
     try {
       fd = openSync(segmentPath(this.#dir, name), 'r');
@@ -146,11 +154,13 @@ export class JournalApplier {
 
   /** Turns lines into record writes, up to maxOps; how many bytes they covered, and whether the end line was met. */
   #writesFor(text: Buffer, complete: number, segment: string, base: number): { writes: RecordWrite[]; consumed: number; ended: boolean } {
-    const writes: RecordWrite[] = [];
-    // Rows inserted by this transaction: later operations on them change the insert.
-    const inserting = new Map<string, ExchangeState>();
+    const steps: (Step | RecordWrite)[] = [];
+    // Rows this transaction inserts, by exchange: a later operation on the same exchange
+    // changes that insert and its step instead of adding one.
+    const inserting = new Map<string, Step>();
     let start = 0;
     let ops = 0;
+    let ended = false;
     while (start < complete && ops < this.#maxOps) {
       const end = text.indexOf(newline, start);
       const line = text.toString('utf8', start, end);
@@ -161,48 +171,58 @@ export class JournalApplier {
       try {
         op = JSON.parse(line) as JournalOp;
       } catch {
-        writes.push(damaged(segment, at));
+        steps.push(damaged(segment, at));
         continue;
       }
-      if (op.op === 'end') return { writes, consumed: start, ended: true };
-      const write = this.#writeFor(op, inserting);
-      if (write === 'damaged') writes.push(damaged(segment, at));
-      else if (write) writes.push(write);
+      if (op.op === 'end') {
+        ended = true;
+        break;
+      }
+      if (!this.#add(op, steps, inserting)) steps.push(damaged(segment, at));
     }
-    return { writes, consumed: start, ended: false };
+    // Digests last: an exchange opened and finished here is hashed once, as inserted.
+    const writes = steps.map((step) => ('kind' in step ? { exchange: step.write, event: eventFor(step.kind, step.row) } : step));
+    return { writes, consumed: start, ended };
   }
 
-  #writeFor(op: Exclude<JournalOp, { op: 'end' }>, inserting: Map<string, ExchangeState>): RecordWrite | undefined | 'damaged' {
+  /** Adds the step for one operation; false if the operation is malformed. */
+  #add(op: Exclude<JournalOp, { op: 'end' }>, steps: (Step | RecordWrite)[], inserting: Map<string, Step>): boolean {
     switch (op.op) {
       case 'open':
       case 'refuse': {
-        const row = op.row as ExchangeState;
-        if (typeof row?.id !== 'string') return 'damaged';
-        const insert = { ...row };
-        inserting.set(row.id, insert);
+        if (typeof op.row !== 'object' || op.row === null || typeof op.row.id !== 'string') return false;
+        // The writer sends every column (record-columns.ts); the defaults only guard a short line.
+        const row = (Object.keys(op.row).length === recordedColumns.length ? op.row : { ...defaultState, ...op.row }) as ExchangeState;
+        const step: Step = { kind: op.op === 'open' ? 'exchange.opened' : 'exchange.refused', row, write: { insert: row } };
+        inserting.set(row.id, step);
         if (op.op === 'open') this.#remember(row.id, row);
-        return { exchange: { insert }, event: eventFor(op.op === 'open' ? 'exchange.opened' : 'exchange.refused', row) };
+        steps.push(step);
+        return true;
       }
       case 'progress':
       case 'finish': {
-        if (typeof op.id !== 'string' || typeof op.columns !== 'object' || op.columns === null) return 'damaged';
-        const previous = this.#rows.get(op.id) ?? (this.#readRow.get(op.id) as ExchangeState | undefined);
-        // Progress of a row never opened (or pruned meanwhile) has nothing to vouch for.
-        if (!previous) return undefined;
+        if (typeof op.id !== 'string' || typeof op.columns !== 'object' || op.columns === null) return false;
         const columns = op.columns as Partial<ExchangeState>;
-        const row = { ...previous, ...columns } as ExchangeState;
+        const kind = op.op === 'finish' ? 'exchange.finished' : 'exchange.progress';
+        const pending = inserting.get(op.id);
+        let row: ExchangeState;
+        if (pending) {
+          // The store never holds the earlier state: one insert of this one, vouched for by one event.
+          row = Object.assign(pending.row, columns);
+          pending.kind = kind;
+        } else {
+          const previous = this.#rows.get(op.id) ?? (this.#readRow.get(op.id) as ExchangeState | undefined);
+          // Progress of a row never opened (or pruned meanwhile) has nothing to vouch for.
+          if (!previous) return true;
+          row = { ...previous, ...columns };
+          steps.push({ kind, row, write: { update: op.id, columns } });
+        }
         if (op.op === 'finish') this.#rows.delete(op.id);
         else this.#remember(op.id, row);
-        const event = eventFor(op.op === 'finish' ? 'exchange.finished' : 'exchange.progress', row);
-        const insert = inserting.get(op.id);
-        if (insert) {
-          Object.assign(insert, columns);
-          return { event };
-        }
-        return { exchange: { update: op.id, columns }, event };
+        return true;
       }
       default:
-        return 'damaged';
+        return false;
     }
   }
 
