@@ -78,6 +78,14 @@ describe('audit, end to end on SQLite', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     await gateway.stop('SIGKILL');
     await reader.cancel().catch(() => undefined);
+
+    // With the gateway still down, the CLI applies what the dead gateway left in its record journal.
+    const whileDown = await cli(dir, ['sessions', 'show', id, '--json']);
+    assert.equal(whileDown.code, 0, whileDown.stderr);
+    const downRecord = JSON.parse(whileDown.stdout) as { complete: boolean; response: { text: string | null } };
+    assert.equal(downRecord.complete, false);
+    assert.ok(downRecord.response.text?.startsWith('Demo reply to: word0'), String(downRecord.response.text));
+
     gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir });
 
     const show = await cli(dir, ['sessions', 'show', id, '--json']);

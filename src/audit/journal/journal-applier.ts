@@ -234,8 +234,9 @@ export class JournalApplier {
   #writerGone(name: string): boolean {
     if (this.#ownPrefix !== undefined && name.startsWith(this.#ownPrefix)) return false;
     const pid = segmentPid(name);
-    // The same pid as this process but another start: a previous run (a container's pid 1).
-    if (pid === process.pid) return true;
+    // This pid but not this writer's prefix: a previous run (a container's pid 1). Without
+    // a prefix to tell, a segment of this process is assumed live.
+    if (pid === process.pid) return this.#ownPrefix !== undefined;
     return pid !== undefined && !processAlive(pid);
   }
 

@@ -40,7 +40,7 @@ export class JournalWriter {
 
   /** The start of every segment name this writer uses (its own segments are never a dead writer's). */
   get segmentPrefix(): string {
-    return segmentName(this.#startedAt, process.pid, 0).replace(/0\.jsonl$/, '');
+    return segmentName(this.#startedAt, process.pid, 0).replace(/0+\.jsonl$/, '');
   }
 
   constructor(dir: string, options: JournalWriterOptions = {}) {

@@ -1,8 +1,8 @@
 // Where the record journal lives and what its files are called. The journal of a
 // SQLite store `…/gatehouse.db` is the folder `…/gatehouse.db.records/`; each writer
 // (one gateway process) appends to segments of its own, named
-// `<start ms, 15 digits>-<pid>-<n>.jsonl`, so names sort in the order they were begun
-// and tell which process wrote them.
+// `<start ms, 15 digits>-<pid>-<n, 6 digits>.jsonl`, so a writer's names sort in the
+// order it began them (its lines must be applied in order) and tell which process wrote them.
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,10 +23,10 @@ export function journalDirOf(sqlitePath: string): string {
 }
 
 export function segmentName(startedAt: number, pid: number, n: number): string {
-  return `${String(startedAt).padStart(15, '0')}-${pid}-${n}.jsonl`;
+  return `${String(startedAt).padStart(15, '0')}-${pid}-${String(n).padStart(6, '0')}.jsonl`;
 }
 
-const segmentPattern = /^(\d{15})-(\d+)-(\d+)\.jsonl$/;
+const segmentPattern = /^(\d{15})-(\d+)-(\d{6,})\.jsonl$/;
 
 export function segmentPid(name: string): number | undefined {
   const match = segmentPattern.exec(name);
