@@ -110,6 +110,8 @@ export class JournalApplier {
       throw error;
     }
     try {
+      // Nothing new since this applier's last pass: no need for the store's write lock.
+      if (this.#known.get(name) === fstatSync(fd).size && !this.#writerGone(name)) return { events: [], more: false, finished: false };
       return this.#batch.immediate(() => {
         const position = this.#getPosition.get(name) as Position | undefined;
         const applied = Number(position?.applied ?? 0);
