@@ -5,7 +5,7 @@
 //    with `pgbench -i`;
 // 2. the real gateway process (`node dist/cli/main.js start`) with a `type: postgres`
 //    connection: identify at login, policy, libpg-query inspection, masking rules and
-//    recording (SQLite, on the recorder worker) all on, for every statement; logs at
+//    recording (SQLite, through the record journal) all on, for every statement; logs at
 //    `warn` as in bench/http.ts (no per-exchange log line);
 // 3. per protocol mode (simple, then prepared): pgbench -S with the same clients and
 //    duration, direct, through a bare TCP relay (bench/tcp-relay.ts: what any Node
@@ -203,7 +203,8 @@ connections:
 
     let ok = true;
     if (recording) {
-      await new Promise((r) => setTimeout(r, 500));
+      // Records reach the SQLite file from the record journal in batches; a CLI read applies what is pending.
+      await gateway.cli(['sessions', 'list', '--limit', '1']);
       const store = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
       const recorded = (store.prepare("select count(*) as n from exchanges where protocol = 'postgres' and operation = 'sql.select'").get() as { n: number }).n;
       store.close();
