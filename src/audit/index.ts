@@ -20,5 +20,6 @@ export { Reexecutions } from './reexecutions.js';
 export { startJournalRecorder, RecordJournalError, type JournalRecorder } from './journal/journal-recorder.js';
 export { JournalApplier, applyJournalOnce } from './journal/journal-applier.js';
 export { journalDirOf } from './journal/segments.js';
+export { registerJournalMetrics } from './journal/journal-metrics.js';
 export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';
 export { type RecordWrite, type ExchangeWrite } from './group-commit.js';

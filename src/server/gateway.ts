@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
 import type { Exchange } from '../exchange/index.js';
@@ -95,9 +95,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const reexecutionOf = (exchange: Exchange) => reexecutions.take(exchange.id);
   // On SQLite, records go through the record journal (src/audit/journal/): appended on
   // this thread, applied to the store by a worker. On PostgreSQL, straight to the store.
-  const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
-    ? disabledRecorder
-    : store.sqlitePath
+  const journal =
+    config.recording.enabled && store.sqlitePath
       ? await startJournalRecorder({
           sqlitePath: store.sqlitePath,
           audit: config.audit,
@@ -106,7 +105,10 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
           onEvents: audit.hasSinks ? (events) => audit.publish(events) : undefined,
           onError: (message) => logger.error({ err: message }, 'record journal: applying to the store failed (records stay in the journal and are retried)'),
         })
-      : createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf });
+      : undefined;
+  const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
+    ? disabledRecorder
+    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents
@@ -121,6 +123,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       })
     : undefined;
   if (agentHub) registerAgentMetrics(metrics.registry, agentHub);
+  if (journal) registerJournalMetrics(metrics.registry, journal);
   const connections = buildHttpConnections(config, agentHub);
   const approvals = config.approvals
     ? await startApprovals({

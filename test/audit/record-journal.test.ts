@@ -107,7 +107,9 @@ describe('record journal', () => {
     await Promise.all(exchanges.map((e) => recorder!.open(e, allow, request)));
     await Promise.all(exchanges.map((e) => recorder!.finish(e, outcome)));
     assert.equal(await store.db.selectFrom('exchanges').select('id').executeTakeFirst(), undefined, 'nothing applied before the batch');
+    assert.ok(recorder.pendingBatches() >= 2, `pending batches: ${recorder.pendingBatches()}`);
     await recorder.drain();
+    assert.equal(recorder.pendingBatches(), 0);
     const rows = await store.db.selectFrom('exchanges').select(['id', 'complete', 'status']).orderBy('seq').execute();
     assert.deepEqual(rows.map((r) => r.id), exchanges.map((e) => e.id), 'each once, in the order opened');
     assert.ok(rows.every((r) => r.complete === 1 && r.status === 200));

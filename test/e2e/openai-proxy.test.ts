@@ -247,6 +247,8 @@ describe('OpenAI-compatible proxy, end to end', () => {
     assert.match(metrics, /gatehouse_exchanges_total\{connection="demo",decision="allow",status="200"\} \d+/);
     assert.match(metrics, /gatehouse_exchanges_total\{connection="demo",decision="deny",status="401"\} \d+/);
     assert.match(metrics, /gatehouse_exchange_duration_seconds_bucket\{le="0\.005",connection="demo"\} \d+/);
+    // Every record the tests above wrote has been applied (the sessions reads waited for it).
+    assert.match(metrics, /^gatehouse_record_journal_pending_batches 0$/m);
   });
 
   test('paging through sessions returns every exchange once, newest first', async () => {

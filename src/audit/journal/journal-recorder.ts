@@ -17,7 +17,7 @@ import { journalDirOf } from './segments.js';
 export interface JournalWorkerData {
   readonly sqlitePath: string;
   readonly audit: AuditConfig;
-  readonly written: SharedArrayBuffer;
+  readonly progress: SharedArrayBuffer;
   readonly ownSegmentPrefix: string;
   readonly intervalMs: number;
   readonly publishEvents: boolean;
@@ -46,6 +46,8 @@ export interface JournalRecorderOptions extends RecordColumnOptions {
 }
 
 export interface JournalRecorder extends Recorder {
+  /** Batches written to the journal and not yet applied to the store (0 when caught up). */
+  pendingBatches(): number;
   close(): Promise<void>;
 }
 
@@ -60,7 +62,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
   const data: JournalWorkerData = {
     sqlitePath: options.sqlitePath,
     audit: options.audit,
-    written: journal.written.buffer as SharedArrayBuffer,
+    progress: journal.progress.buffer as SharedArrayBuffer,
     ownSegmentPrefix: journal.segmentPrefix,
     intervalMs: options.intervalMs ?? 10,
     publishEvents: options.onEvents !== undefined,
@@ -109,6 +111,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
     progress: (exchange, progress) => journal.append({ op: 'progress', id: exchange.id, columns: columns.progress(progress) }),
     finish: (exchange, outcome) => journal.append({ op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome) }),
     refuse: (exchange, decision, request, outcome) => journal.append({ op: 'refuse', row: { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) } }),
+    pendingBatches: () => (Atomics.load(journal.progress, 0) - Atomics.load(journal.progress, 1)) | 0,
     drain() {
       journal.flush();
       return call('drain');

@@ -13,7 +13,7 @@ import type { FromJournalWorker, JournalWorkerData, ToJournalWorker } from './jo
 const data = workerData as JournalWorkerData;
 const port = parentPort!;
 const audit: AuditConfig = data.audit;
-const written = new Int32Array(data.written);
+const progress = new Int32Array(data.progress);
 
 const applier = new JournalApplier(data.sqlitePath, {
   chain: chainOptionsOf(audit, loadSigner(audit, { createKey: false })),
@@ -27,9 +27,10 @@ let lastError = '';
 
 /** Applies everything written so far; an error is reported (once per distinct message) and retried. */
 function applyNow(): Error | undefined {
-  seen = Atomics.load(written, 0);
+  seen = Atomics.load(progress, 0);
   try {
     const events = applier.applyPending();
+    Atomics.store(progress, 1, seen);
     if (events.length > 0 && data.publishEvents) post({ type: 'events', events });
     lastError = '';
     return undefined;
@@ -43,7 +44,7 @@ function applyNow(): Error | undefined {
 }
 
 const timer = setInterval(() => {
-  if (Atomics.load(written, 0) !== seen) applyNow();
+  if (Atomics.load(progress, 0) !== seen) applyNow();
 }, data.intervalMs);
 
 port.on('message', (message: ToJournalWorker) => {

@@ -35,8 +35,11 @@ export class JournalWriter {
   #waiters: Waiter[] = [];
   #scheduled = false;
   #closed = false;
-  /** [0]: batches written so far; the worker polls it to know when there is work. */
-  readonly written = new Int32Array(new SharedArrayBuffer(4));
+  /**
+   * Shared with the journal's worker: [0] batches written so far (the worker polls it to
+   * know when there is work), [1] the value of [0] the worker has applied through.
+   */
+  readonly progress = new Int32Array(new SharedArrayBuffer(8));
 
   /** The start of every segment name this writer uses (its own segments are never a dead writer's). */
   get segmentPrefix(): string {
@@ -83,7 +86,7 @@ export class JournalWriter {
       for (const waiter of waiters) waiter.reject(failure);
       return;
     }
-    Atomics.add(this.written, 0, 1);
+    Atomics.add(this.progress, 0, 1);
     for (const waiter of waiters) waiter.resolve();
     if (this.#bytes >= this.#maxSegmentBytes) this.#endSegment();
   }
@@ -124,7 +127,7 @@ export class JournalWriter {
     if (this.#fd === undefined) return;
     try {
       this.#write(Buffer.from(endLine));
-      Atomics.add(this.written, 0, 1);
+      Atomics.add(this.progress, 0, 1);
     } catch {
       // Left without its end line: it is finished off once this process is gone.
     }
