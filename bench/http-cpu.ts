@@ -17,8 +17,10 @@
 // Node relay costs, in the same rounds), --recording (record, as in
 // production; default off), --node-options="FLAGS" for the gateway children (e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof").
-// Prints per build and scenario: CPU µs/req (median, min), and for --sequential the
-// p50 total latency and the p50 added to direct (measured in the same rounds).
+// Prints per build and scenario: CPU µs/req (median, min), for each build after the
+// first the median of its per-round ratios to the first (the fairest A/B figure on a
+// shared machine), and for --sequential the p50 total latency and the p50 added to
+// direct (measured in the same rounds).
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -162,6 +164,11 @@ async function main(): Promise<void> {
       const rounds = cpuUs[i]!.map((v) => v.toFixed(0)).join(' ');
       let text = `${scenario.name.padEnd(12)} ${g.name.padEnd(28)} CPU µs/req median ${median(cpuUs[i]!).toFixed(0)}, min ${Math.min(...cpuUs[i]!).toFixed(0)} (rounds ${rounds})`;
       if (SEQUENTIAL > 0) text += `; sequential p50 ${(median(seqNs[i]!) / 1000).toFixed(0)} µs, added ${((median(seqNs[i]!) - directP50) / 1000).toFixed(0)} µs (direct ${(directP50 / 1000).toFixed(0)} µs)`;
+      // Paired with the first build round by round (same noise), for A/B runs.
+      if (i > 0) {
+        const ratios = cpuUs[i]!.map((v, r) => v / cpuUs[0]![r]!);
+        text += `; vs build 0: x${median(ratios).toFixed(2)} (median of per-round ratios)`;
+      }
       log(text);
     }
   }

@@ -96,12 +96,32 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });
     discard(upstream);
   }
+  // Writes made in one turn of the event loop leave in one system call: the socket is
+  // corked at the first and uncorked on the next turn (or by res.end()). So a stream's
+  // headers go out with the events that came with them, and the last events with the
+  // end of the answer, instead of one write each.
+  let corked = false;
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    if (!res.writableEnded) res.uncork();
+  };
+  const batch = () => {
+    if (corked) return;
+    corked = true;
+    res.cork();
+    setImmediate(uncork);
+  };
   // The Content-Length the client was promised (NaN: none, the answer is chunked).
   let declared = Number.NaN;
   if (!failure && !filter?.buffered) {
     res.writeHead(upstream.status, headers);
     declared = contentLengthOf(headers);
-    if (isSse) res.flushHeaders();
+    if (isSse) {
+      // An event stream's headers leave now (a model may take seconds to its first token).
+      batch();
+      res.flushHeaders();
+    }
   }
 
   let bytesOut = 0;
@@ -125,6 +145,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       chunk = chunk.subarray(0, held);
       if (chunk.length === 0) return undefined;
     }
+    batch();
     if (!res.write(chunk)) return drained(res).then(checkOpen);
     checkOpen();
     return undefined;
