@@ -43,6 +43,15 @@ export interface Inspection {
   readonly digest?: string | undefined;
 }
 
+/** What the stages after the relay read of the outcome, beyond what the recorder keeps. */
+export interface OutcomeNeeds {
+  /** The answer's token usage: a token limit counts it when the exchange ends. */
+  readonly usage: boolean;
+}
+
+const needsNothing: OutcomeNeeds = { usage: false };
+const needsUsage: OutcomeNeeds = { usage: true };
+
 /** What a protocol adapter provides for one exchange. */
 export interface ExchangeIO {
   /** The exchange as parsed from the wire, before identity and inspection. */
@@ -59,7 +68,7 @@ export interface ExchangeIO {
    * Forwards and streams the answer back. Must call `finish` with the outcome and
    * await it before releasing the last byte to the client.
    */
-  relay(exchange: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>): Promise<void>;
+  relay(exchange: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>, needs: OutcomeNeeds): Promise<void>;
   /** Writes an error in the protocol's own shape. */
   fail(error: GatehouseError): void;
   elapsedMs(): number;
@@ -113,7 +122,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   const progress = (snapshot: ExchangeProgress) =>
     outcome === undefined ? stages.recorder.progress(exchange, snapshot).catch(() => undefined) : Promise.resolve();
   try {
-    await io.relay(exchange, finish, decision, progress);
+    await io.relay(exchange, finish, decision, progress, admission?.readsUsage ? needsUsage : needsNothing);
   } catch (error) {
     // relay records its own outcome whenever it got far enough to have one; this path
     // covers a failure before that. The record is written before the error is, as for

@@ -11,7 +11,7 @@ import { newId, type Exchange, type Identity, type RecordedRequest } from '../..
 import { mapUpstreamError } from '../../forward/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
 import type { Decision, ExchangeOutcome } from '../../exchange/index.js';
-import { runExchange, type ExchangeIO, type Inspection, type PipelineStages } from '../../pipeline/index.js';
+import { runExchange, type ExchangeIO, type Inspection, type OutcomeNeeds, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
 import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
@@ -184,7 +184,7 @@ class HttpExchangeIO implements ExchangeIO {
     };
   }
 
-  async relay(admitted: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>): Promise<void> {
+  async relay(admitted: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>, needs: OutcomeNeeds): Promise<void> {
     const options = this.#options;
     const connection = this.#connection;
     const req = this.#req;
@@ -223,7 +223,9 @@ class HttpExchangeIO implements ExchangeIO {
     } catch (error) {
       throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
     }
-    const readAnswer = isOpenai && admitted.operation !== 'embeddings';
+    const recording = options.recording !== false;
+    // The answer's text and usage are read for the record, and for a token limit.
+    const readAnswer = isOpenai && admitted.operation !== 'embeddings' && (recording || needs.usage);
     await relayResponse({
       res,
       upstream,
@@ -236,7 +238,7 @@ class HttpExchangeIO implements ExchangeIO {
       ttfbMs: this.elapsedMs(),
       elapsedMs: () => this.elapsedMs(),
       finish,
-      record: options.recording !== false,
+      record: recording,
       progress: { intervalMs: options.progress?.intervalMs ?? 250, bytes: options.progress?.bytes ?? 64 * 1024, report: progress },
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),
