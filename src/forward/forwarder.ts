@@ -11,7 +11,16 @@ export interface ForwardRequest {
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer | undefined;
-  readonly signal: AbortSignal;
+  /** Aborted when the caller goes away: an AbortSignal, or the data plane's ForwardAbort. */
+  readonly signal: ForwardSignal;
+}
+
+/** What a forwarder may read of its abort signal (an AbortSignal has all of it). */
+export interface ForwardSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { readonly once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
 }
 
 export interface ForwardResponse {

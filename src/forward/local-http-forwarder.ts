@@ -60,7 +60,8 @@ export function createLocalHttpForwarder(target: LocalHttpTarget): Forwarder {
           path: request.path,
           headers,
           body: request.body ?? null,
-          signal: request.signal,
+          // undici reads `aborted`, `reason` and one 'abort' listener: a ForwardSignal is enough.
+          signal: request.signal as AbortSignal,
           headersTimeout: target.headersTimeoutMs,
           bodyTimeout: target.bodyTimeoutMs,
         });

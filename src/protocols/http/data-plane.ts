@@ -8,7 +8,7 @@ import { requestDigest } from '../../approvals/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Exchange, type Identity, type RecordedRequest } from '../../exchange/index.js';
-import { mapUpstreamError } from '../../forward/index.js';
+import { ForwardAbort, mapUpstreamError } from '../../forward/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
 import type { Decision, ExchangeOutcome } from '../../exchange/index.js';
 import { runExchange, type ExchangeIO, type Inspection, type OutcomeNeeds, type PipelineStages } from '../../pipeline/index.js';
@@ -89,7 +89,7 @@ class HttpExchangeIO implements ExchangeIO {
   /** Ends an approval hold when the caller goes away before the answer (made when read). */
   #callerGone: AbortController | undefined;
   /** Aborts the upstream request when the caller goes away. */
-  #upstream: AbortController | undefined;
+  #upstream: ForwardAbort | undefined;
   #releaseInFlight: (() => void) | undefined;
   /** The client connection closed before the answer was complete. */
   #gone = false;
@@ -101,8 +101,10 @@ class HttpExchangeIO implements ExchangeIO {
     this.#connection = connection;
     this.#rest = rest;
     this.#started = started;
+    // The id goes out with whatever answer is written (relay or error), not through
+    // setHeader: a response whose headers are all passed to writeHead skips Node's
+    // per-header bookkeeping.
     const id = newId('ex', startedAt);
-    res.setHeader('gatehouse-exchange-id', id);
     const headers = req.headers;
     const reexecution = headers['gatehouse-reexecution'];
     if (reexecution !== undefined) options.bindReexecution?.(id, reexecution);
@@ -193,7 +195,7 @@ class HttpExchangeIO implements ExchangeIO {
     const masking = resolveMasking(options.masking, connection, decision, admitted.operation);
     const body = this.#body;
     const forwardBody = masking.request && body ? masking.scrub(body, req.headers['content-type']) : body;
-    const controller = new AbortController();
+    const controller = new ForwardAbort();
     this.#upstream = controller;
     // The caller went away while the request was being decided: nothing to forward to.
     if (this.#gone) controller.abort();
@@ -218,7 +220,7 @@ class HttpExchangeIO implements ExchangeIO {
         path: joinUpstreamPath(connection.basePath, this.#rest),
         headers,
         body: bodyLength === undefined ? undefined : forwardBody,
-        signal: controller.signal,
+        signal: controller,
       });
     } catch (error) {
       throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
@@ -230,6 +232,7 @@ class HttpExchangeIO implements ExchangeIO {
       res,
       upstream,
       connection: connection.name,
+      exchangeId: admitted.id,
       readAnswer,
       // A policy or limit obligation may only lower the connection's cap.
       maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),

@@ -31,6 +31,8 @@ export interface RelayOptions {
   readonly res: ServerResponse;
   readonly upstream: ForwardResponse;
   readonly connection: string;
+  /** Sent as `gatehouse-exchange-id` with the answer (an upstream's own value never passes). */
+  readonly exchangeId: string;
   readonly readAnswer: boolean;
   readonly maxResponseBody: number;
   readonly maxRecordedBody: number;
@@ -90,6 +92,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       : undefined;
 
   const headers = downstreamResponseHeaders(upstreamHeaders);
+  headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
   let failure: GatehouseError | undefined;
   if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
@@ -206,7 +209,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     return;
   }
   if (!failure) res.end(heldLastByte);
-  else if (!res.headersSent) writeError(res, failure, res.getHeader('gatehouse-exchange-id') as string | undefined);
+  else if (!res.headersSent) writeError(res, failure, options.exchangeId);
   else if (isSse && filter && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
     // Mid-stream: an error event the OpenAI clients raise as an APIError, then the end.
     res.end(`event: error\ndata: ${errorEnvelope(failure)}\n\n`);
