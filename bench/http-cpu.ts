@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     });
   }
   if (flags.bare) {
-    const child = spawnChild('bare relay', process.execPath, ['--import', 'tsx', join(root, 'bench', 'bare-http-relay.ts')], { cwd: root, env: { ...env, BENCH_RELAY_TARGET: upstreamOrigin, BENCH_RELAY_KEY: upstreamKey } });
+    const child = spawnChild('bare relay', process.execPath, [...nodeFlags, '--import', 'tsx', join(root, 'bench', 'bare-http-relay.ts')], { cwd: root, env: { ...env, BENCH_RELAY_TARGET: upstreamOrigin, BENCH_RELAY_KEY: upstreamKey } });
     const ready = await child.waitForLine('stderr', /^bare relay on (\S+)$/, 20_000);
     gateways.push({
       name: 'bare relay',

@@ -80,12 +80,13 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let request = io.requestLine;
   let admission: Admission | undefined;
   let inspection: Inspection;
+  let identity: Identity | undefined;
   try {
-    const identity = await stages.identify(io.credential);
-    exchange = { ...exchange, identity };
+    identity = await stages.identify(io.credential);
     inspection = await io.inspect();
     request = inspection.request;
-    exchange = { ...exchange, operation: inspection.operation, facts: inspection.facts };
+    // One new exchange for both stages' additions (a refusal in between makes its own).
+    exchange = { ...exchange, identity, operation: inspection.operation, facts: inspection.facts };
     stages.checkScope?.(exchange);
     decision = stages.policy.decide(exchange);
     enforceDecision(decision, { approvals: stages.approvals !== undefined });
@@ -98,6 +99,8 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     admission = await stages.limits?.admit(exchange);
     decision = withLimitObligations(decision, admission);
   } catch (error) {
+    // Refused after identify but before the exchange took the identity (inspection failed).
+    if (identity !== undefined && exchange.identity === undefined) exchange = { ...exchange, identity };
     await refuse(io, stages, exchange, decision, request, toGatehouseError(error));
     return;
   }

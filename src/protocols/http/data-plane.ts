@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { requestDigest } from '../../approvals/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import { newId, type Exchange, type Identity, type RecordedRequest } from '../../exchange/index.js';
+import { newId, type Exchange, type Identity, type RecordedRequest, type RequestFacts } from '../../exchange/index.js';
 import { ForwardAbort, mapUpstreamError } from '../../forward/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
 import type { Decision, ExchangeOutcome } from '../../exchange/index.js';
@@ -174,16 +174,11 @@ class HttpExchangeIO implements ExchangeIO {
       const recorded = this.#options.recording !== false && isTextual(req.headers['content-type']) ? captureWhole(body, this.#options.maxRecordedBody) : undefined;
       request = { method: line.method, path: line.path, headers: line.headers, body: recorded?.text, truncated: recorded?.truncated ?? false };
     }
-    const facts = this.#connection.type === 'openai' ? openaiFacts(operation, body) : { stream: false };
-    return {
-      operation,
-      facts: { ...facts, method: line.method, path: this.#pathname, bytes: body.length },
-      request,
-      // Hashing the canonical body costs; only an approval hold reads it.
-      get digest() {
-        return requestDigest(body);
-      },
-    };
+    const facts: RequestFacts =
+      this.#connection.type === 'openai'
+        ? { ...openaiFacts(operation, body), method: line.method, path: this.#pathname, bytes: body.length }
+        : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
+    return new HttpInspection(operation, facts, request, body);
   }
 
   async relay(admitted: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>, needs: OutcomeNeeds): Promise<void> {
@@ -242,7 +237,7 @@ class HttpExchangeIO implements ExchangeIO {
       elapsedMs: () => this.elapsedMs(),
       finish,
       record: recording,
-      progress: { intervalMs: options.progress?.intervalMs ?? 250, bytes: options.progress?.bytes ?? 64 * 1024, report: progress },
+      progress: recording ? { intervalMs: options.progress?.intervalMs ?? 250, bytes: options.progress?.bytes ?? 64 * 1024, report: progress } : undefined,
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
@@ -253,6 +248,25 @@ class HttpExchangeIO implements ExchangeIO {
 
   fail(error: GatehouseError): void {
     writeError(this.#res, error, this.exchange.id);
+  }
+}
+
+class HttpInspection implements Inspection {
+  readonly operation: string;
+  readonly facts: RequestFacts;
+  readonly request: RecordedRequest;
+  readonly #body: Buffer;
+
+  constructor(operation: string, facts: RequestFacts, request: RecordedRequest, body: Buffer) {
+    this.operation = operation;
+    this.facts = facts;
+    this.request = request;
+    this.#body = body;
+  }
+
+  /** Hashing the canonical body costs; only an approval hold reads it. */
+  get digest(): string {
+    return requestDigest(this.#body);
   }
 }
 

@@ -75,8 +75,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // Without a recording the body is kept only to read a JSON answer's usage from it.
   const capture = textual && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
   const tracker = record && options.progress ? new ProgressTracker({ ...options.progress, capture, sse, elapsedMs: options.elapsedMs }) : undefined;
-  const counts: EntityCounts = { ...options.requestCounts };
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
+  // A filter adds the answer's masked entities to the request's; without one they are read only.
+  const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
   const encoding = headerValue(upstreamHeaders['content-encoding']);
   const filter: ResponseFilter | undefined =
     filterWanted && (isSse || textual)
@@ -217,6 +218,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 }
 
 const sseType = /^text\/event-stream/i;
+const noCounts: EntityCounts = Object.freeze({});
 
 function contentLengthOf(headers: Record<string, string | string[]>): number {
   const value = headers['content-length'];
