@@ -10,7 +10,7 @@
 //   node --import tsx bench/http-cpu.ts --cli /tmp/base/dist/cli/main.js --cli dist/cli/main.js
 //   node --import tsx bench/http-cpu.ts --requests 4000 --rounds 7 --concurrency 16 --sequential 1500
 //
-// Options: --cli PATH (repeatable; default dist/cli/main.js), --requests N per round and
+// Options: --cli PATH or 'PATH::NODE FLAGS' (repeatable; default dist/cli/main.js), --requests N per round and
 // scenario (3000), --rounds R (5), --concurrency C (16), --sequential N (requests per
 // round for the sequential latency check, 1000; 0 to skip), --scenario chat|chat-stream
 // (repeatable; default both), --bare (also measure bench/bare-http-relay.ts, the least a
@@ -48,7 +48,11 @@ const { values: flags } = parseArgs({
     bare: { type: 'boolean', default: false },
   },
 });
-const clis = (flags.cli ?? [join(root, 'dist', 'cli', 'main.js')]).map((p) => resolve(p));
+// `--cli PATH` or `--cli 'PATH::NODE FLAGS'` (flags for that gateway only, e.g. to compare V8 settings).
+const clis = (flags.cli ?? [join(root, 'dist', 'cli', 'main.js')]).map((spec) => {
+  const [path, extra = ''] = spec.split('::');
+  return { path: resolve(path!), flags: extra.split(/\s+/).filter(Boolean), label: spec };
+});
 const REQUESTS = Number(flags.requests);
 const ROUNDS = Number(flags.rounds);
 const CONCURRENCY = Number(flags.concurrency);
@@ -97,7 +101,7 @@ async function main(): Promise<void> {
   const upstreamOrigin = `http://127.0.0.1:${(JSON.parse(line!) as { port: number }).port}`;
 
   const gateways = [];
-  for (const [i, cli] of clis.entries()) {
+  for (const [i, { path: cli, flags: cliFlags, label }] of clis.entries()) {
     const sub = join(dir, `gw${i}`);
     await mkdir(sub);
     const configFile = join(sub, 'gatehouse.yaml');
@@ -112,11 +116,11 @@ async function main(): Promise<void> {
     await writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`);
     const out = await runCli(cli, ['keys', 'create', '--config', configFile, '--name', 'bench-client', '--groups', 'bench-users', '--json'], env);
     const token = (JSON.parse(out) as { token: string }).token;
-    const child = spawnChild(`gateway ${i}`, process.execPath, [...nodeFlags, cli, 'start', '--config', configFile], { cwd: root, env });
+    const child = spawnChild(`gateway ${i}`, process.execPath, [...nodeFlags, ...cliFlags, cli, 'start', '--config', configFile], { cwd: root, env });
     const ready = await child.waitForLine('stderr', /^gatehouse: data plane (\S+?)(?:, admin (\S+))?$/, 20_000);
     const origin = ready[1]!;
     gateways.push({
-      name: `${i}:${cli.replace(root, '')}`,
+      name: `${i}:${label.replace(root, '')}`,
       pid: child.proc.pid,
       target: { name: `gateway ${i}`, pool: createPool(origin, CONCURRENCY), path: '/c/bench/chat/completions', authorization: `Bearer ${token}`, expectExchangeId: true } satisfies Target,
     });

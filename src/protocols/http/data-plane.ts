@@ -176,7 +176,7 @@ class HttpExchangeIO implements ExchangeIO {
     }
     const facts: RequestFacts =
       this.#connection.type === 'openai'
-        ? { ...openaiFacts(operation, body), method: line.method, path: this.#pathname, bytes: body.length }
+        ? withRequestLine(openaiFacts(operation, body), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
     return new HttpInspection(operation, facts, request, body);
   }
@@ -249,6 +249,19 @@ class HttpExchangeIO implements ExchangeIO {
   fail(error: GatehouseError): void {
     writeError(this.#res, error, this.exchange.id);
   }
+}
+
+/**
+ * `{ ...facts, method, path, bytes }`, copied key by key: V8 (Node 20) gives every object
+ * a spread with new keys makes a hidden class of its own (see run-exchange.ts).
+ */
+function withRequestLine(facts: RequestFacts, method: string, path: string, bytes: number): RequestFacts {
+  const out: Record<string, unknown> = {};
+  for (const key in facts) out[key] = facts[key as keyof RequestFacts];
+  out['method'] = method;
+  out['path'] = path;
+  out['bytes'] = bytes;
+  return out as unknown as RequestFacts;
 }
 
 class HttpInspection implements Inspection {

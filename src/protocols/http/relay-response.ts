@@ -74,7 +74,8 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
   // Without a recording the body is kept only to read a JSON answer's usage from it.
   const capture = textual && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
-  const tracker = record && options.progress ? new ProgressTracker({ ...options.progress, capture, sse, elapsedMs: options.elapsedMs }) : undefined;
+  const progress = options.progress;
+  const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs }) : undefined;
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
   // A filter adds the answer's masked entities to the request's; without one they are read only.
   const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
