@@ -27,7 +27,17 @@ export interface ForwardResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Readable;
+  /**
+   * Reads the body without a stream, where the forwarder can (local): each chunk to
+   * `onChunk` in order, a returned promise holding the upstream back until it settles;
+   * resolves at the end, rejects on the first error. Use it or `body`, not both.
+   */
+  readonly readChunks?: ((onChunk: ChunkReader) => Promise<void>) | undefined;
+  /** Drops the body, aborting the upstream request if it still runs (with readChunks). */
+  readonly cancel?: (() => void) | undefined;
 }
+
+export type ChunkReader = (chunk: Buffer) => void | Promise<void>;
 
 export interface Forwarder {
   forward(request: ForwardRequest): Promise<ForwardResponse>;

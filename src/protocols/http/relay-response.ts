@@ -160,13 +160,14 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   };
   try {
     if (failure) throw failure;
-    await forEachChunk(upstream.body, (chunk) => {
+    const onChunk = (chunk: Buffer) => {
       upstreamBytes += chunk.length;
       if (upstreamBytes > options.maxResponseBody) {
         throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: answer exceeds ${options.maxResponseBody} bytes` });
       }
       return send(filter ? filterStep(() => filter.push(chunk), options.connection) : chunk);
-    });
+    };
+    await (upstream.readChunks ? upstream.readChunks(onChunk) : forEachChunk(upstream.body, onChunk));
     if (filter) {
       const tail = filterStep(() => filter.end(), options.connection);
       if (filter.buffered) {
@@ -243,6 +244,10 @@ function filterStep<T>(step: () => T, connection: string): T {
 
 /** Drops the upstream body; the abort error its destruction emits is expected. */
 function discard(upstream: ForwardResponse): void {
+  if (upstream.cancel) {
+    upstream.cancel();
+    return;
+  }
   upstream.body.on('error', () => undefined);
   upstream.body.destroy();
 }
