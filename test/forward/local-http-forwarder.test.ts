@@ -125,7 +125,13 @@ describe('local forwarder answers', () => {
   test('body: the same answer as a stream (as the agent reads it), whole, and destroy ends the upstream request', async () => {
     upstreamWrites([big.subarray(0, 3 << 20), big.subarray(3 << 20)]);
     const whole: Buffer[] = [];
-    await pipeline((await forward()).body, new Writable({ write: (chunk: Buffer, _enc, done) => void whole.push(chunk) ?? setImmediate(done) }));
+    const slowSink = new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        whole.push(chunk);
+        setImmediate(done);
+      },
+    });
+    await pipeline((await forward()).body, slowSink);
     assert.ok(Buffer.concat(whole).equals(big));
 
     const seen = upstreamWrites([Buffer.from('first;'), Buffer.from('second;')], 100);
