@@ -11,14 +11,33 @@ export interface ForwardRequest {
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer | undefined;
-  readonly signal: AbortSignal;
+  /** Aborted when the caller goes away: an AbortSignal, or the data plane's ForwardAbort. */
+  readonly signal: ForwardSignal;
+}
+
+/** What a forwarder may read of its abort signal (an AbortSignal has all of it). */
+export interface ForwardSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { readonly once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
 }
 
 export interface ForwardResponse {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Readable;
+  /**
+   * Reads the body without a stream, where the forwarder can (local): each chunk to
+   * `onChunk` in order, a returned promise holding the upstream back until it settles;
+   * resolves at the end, rejects on the first error. Use it or `body`, not both.
+   */
+  readonly readChunks?: ((onChunk: ChunkReader) => Promise<void>) | undefined;
+  /** Drops the body, aborting the upstream request if it still runs (with readChunks). */
+  readonly cancel?: (() => void) | undefined;
 }
+
+export type ChunkReader = (chunk: Buffer) => void | Promise<void>;
 
 export interface Forwarder {
   forward(request: ForwardRequest): Promise<ForwardResponse>;

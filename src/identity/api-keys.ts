@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import { GatehouseError } from '../errors/index.js';
 import type { Identity, IdentityKind } from '../exchange/index.js';
 import type { ApiKeyRow, Database } from '../store/index.js';
-import { generateApiKey, hashSecret, parseApiKey, secretMatches } from './api-key-format.js';
+import { generateApiKey, hashSecret, parseApiKey, secretMatchesDigest } from './api-key-format.js';
 
 export interface ApiKeyInfo {
   readonly id: string;
@@ -43,6 +43,10 @@ function isUniqueViolation(error: unknown): boolean {
 interface CacheEntry {
   readonly row: ApiKeyRow | undefined;
   readonly groups: readonly string[];
+  /** row.secret_hash decoded, so a check does not decode it again. */
+  readonly secretHash: Buffer;
+  /** The identity the key stands for (immutable, so one object serves every request). */
+  readonly identity: Identity | undefined;
   readonly fetchedAt: number;
 }
 
@@ -153,7 +157,9 @@ export class ApiKeyService {
     let entry = this.#cache.get(parsed.id);
     if (!entry || now - entry.fetchedAt > this.#cacheTtlMs) {
       const row = await this.#db.selectFrom('api_keys').selectAll().where('id', '=', parsed.id).executeTakeFirst();
-      entry = { row, groups: row ? (JSON.parse(row.groups) as string[]) : [], fetchedAt: now };
+      const groups = row ? (JSON.parse(row.groups) as string[]) : [];
+      const identity: Identity | undefined = row ? { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups, method: 'api_key', credentialId: row.id, issuedAt: row.created_at } : undefined;
+      entry = { row, groups, secretHash: Buffer.from(row?.secret_hash ?? '', 'hex'), identity, fetchedAt: now };
       // Only keys that exist are cached, so random ids cannot grow the cache; it is
       // bounded as well (oldest first out, Map keeps insertion order).
       if (row) {
@@ -163,13 +169,13 @@ export class ApiKeyService {
       }
     }
     const row = entry.row;
-    if (!row || !secretMatches(parsed.secret, row.secret_hash)) {
+    if (!row || !secretMatchesDigest(parsed.secret, entry.secretHash)) {
       throw new GatehouseError('invalid_credential', { detail: row ? `wrong secret for key ${parsed.id}` : `unknown key id ${parsed.id}` });
     }
     if (row.revoked_at !== null) throw new GatehouseError('credential_revoked', { detail: `key ${row.id} (${row.name}) revoked` });
     if (row.expires_at !== null && row.expires_at <= now) throw new GatehouseError('credential_expired', { detail: `key ${row.id} (${row.name}) expired` });
     this.#touch(row.id, now);
-    return { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups: entry.groups, method: 'api_key', credentialId: row.id, issuedAt: row.created_at };
+    return entry.identity!;
   }
 
   // last_used_at is written at most once a minute per key, off the request path.

@@ -27,7 +27,13 @@ export function identifyCaller(authenticators: readonly Authenticator[], options
   return async function identify(token: string | undefined): Promise<Identity> {
     if (token === undefined || token === '') throw new GatehouseError('unauthenticated');
     try {
-      const authenticator = authenticators.find((a) => a.accepts(token));
+      let authenticator: Authenticator | undefined;
+      for (const candidate of authenticators) {
+        if (candidate.accepts(token)) {
+          authenticator = candidate;
+          break;
+        }
+      }
       if (!authenticator) throw new GatehouseError('invalid_credential', { detail: 'no authenticator recognises this credential format' });
       const identity = await authenticator.verify(token);
       options.checkRevoked?.(identity);

@@ -1,5 +1,11 @@
 // Prometheus metrics on the admin listener's /metrics. Labels are bounded: connection
 // names come from config, decisions and status codes from small fixed sets.
+//
+// Every exchange updates three series, so the update is kept off prom-client's label
+// machinery (a label string built and validated per call, bucket bounds looked up as
+// strings): counts live in plain nested maps and typed arrays, and prom-client reads
+// them at scrape time — the counter through its `collect` hook, the histograms through
+// a subclass that exports the series it keeps. The exposition is prom-client's own.
 
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Decision, Exchange, ExchangeOutcome } from '../exchange/index.js';
@@ -15,23 +21,31 @@ const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 export function createMetrics(): GatewayMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gatehouse_process_' });
-  const exchanges = new Counter({
+  // connection → decision → status → count
+  const exchangeCounts = new Map<string, Map<string, Map<number, { value: number }>>>();
+  new Counter({
     name: 'gatehouse_exchanges_total',
     help: 'Exchanges handled, by connection, decision and response status.',
     labelNames: ['connection', 'decision', 'status'] as const,
     registers: [registry],
+    collect() {
+      this.reset();
+      for (const [connection, byDecision] of exchangeCounts) {
+        for (const [decision, byStatus] of byDecision) {
+          for (const [status, count] of byStatus) this.inc({ connection, decision, status: String(status) }, count.value);
+        }
+      }
+    },
   });
-  const duration = new Histogram({
+  const duration = new ConnectionHistogram({
     name: 'gatehouse_exchange_duration_seconds',
     help: 'Time from request received to the last byte of the answer, by connection.',
-    labelNames: ['connection'] as const,
     buckets: latencyBuckets,
     registers: [registry],
   });
-  const ttfb = new Histogram({
+  const ttfb = new ConnectionHistogram({
     name: 'gatehouse_upstream_ttfb_seconds',
     help: 'Time from request received to the upstream answer headers, by connection.',
-    labelNames: ['connection'] as const,
     buckets: latencyBuckets,
     registers: [registry],
   });
@@ -45,12 +59,98 @@ export function createMetrics(): GatewayMetrics {
   return {
     registry,
     observeExchange(exchange, decision, outcome) {
-      exchanges.inc({ connection: exchange.connection, decision: decision?.effect ?? 'deny', status: String(outcome.status ?? 0) });
-      duration.observe({ connection: exchange.connection }, outcome.durationMs / 1000);
-      if (outcome.ttfbMs !== undefined) ttfb.observe({ connection: exchange.connection }, outcome.ttfbMs / 1000);
+      const connection = exchange.connection;
+      const effect = decision?.effect ?? 'deny';
+      const status = outcome.status ?? 0;
+      let byDecision = exchangeCounts.get(connection);
+      if (!byDecision) exchangeCounts.set(connection, (byDecision = new Map()));
+      let byStatus = byDecision.get(effect);
+      if (!byStatus) byDecision.set(effect, (byStatus = new Map()));
+      const count = byStatus.get(status);
+      if (count) count.value++;
+      else byStatus.set(status, { value: 1 });
+      duration.record(connection, outcome.durationMs / 1000);
+      if (outcome.ttfbMs !== undefined) ttfb.record(connection, outcome.ttfbMs / 1000);
     },
     observeUnrouted(code) {
       unrouted.inc({ code });
     },
   };
+}
+
+interface Series {
+  /** Observations per bucket (not cumulative); the last slot is +Inf. */
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
+}
+
+type Exported = { labels: Record<string, string | number>; value: number; metricName: string; sharedLabels?: Record<string, string> };
+
+/**
+ * A histogram with one label, `connection`: `record` allocates nothing once a connection
+ * has its series. It has what prom-client's Registry reads of a metric (name, help,
+ * type, aggregator, get, getForPromString, reset) and exports exactly what a
+ * prom-client Histogram would.
+ */
+class ConnectionHistogram {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #bounds: readonly number[];
+  readonly #series = new Map<string, Series>();
+
+  constructor(config: { name: string; help: string; buckets: readonly number[]; registers: Registry[] }) {
+    this.name = config.name;
+    this.help = config.help;
+    this.#bounds = config.buckets;
+    // Not one of prom-client's classes, but the same contract as far as a Registry goes.
+    for (const registry of config.registers) registry.registerMetric(this as unknown as Histogram);
+  }
+
+  record(connection: string, value: number): void {
+    if (!Number.isFinite(value)) return;
+    let series = this.#series.get(connection);
+    if (!series) this.#series.set(connection, (series = { counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 }));
+    const bounds = this.#bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    series.counts[i]!++;
+    series.sum += value;
+    series.count++;
+  }
+
+  reset(): void {
+    this.#series.clear();
+  }
+
+  /** Buckets (cumulative, `le` first), +Inf, sum and count per connection, as prom-client lays them out. */
+  #values(splay: boolean): Exported[] {
+    const values: Exported[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const [connection, series] of this.#series) {
+      const shared = { connection };
+      const labelled = (labels: Record<string, string | number>, value: number, metricName: string): Exported =>
+        splay ? { labels: { ...labels, connection }, value, metricName } : { labels, sharedLabels: shared, value, metricName };
+      let cumulative = 0;
+      this.#bounds.forEach((le, i) => {
+        cumulative += series.counts[i]!;
+        values.push(labelled({ le }, cumulative, bucket));
+      });
+      values.push(labelled({ le: '+Inf' }, series.count, bucket));
+      values.push(labelled({}, series.sum, `${this.name}_sum`));
+      values.push(labelled({}, series.count, `${this.name}_count`));
+    }
+    return values;
+  }
+
+  // The registry reads `getForPromString` for the text format and `get` for JSON.
+  async getForPromString() {
+    return { name: this.name, help: this.help, type: this.type, values: this.#values(false), aggregator: this.aggregator };
+  }
+
+  async get() {
+    return { name: this.name, help: this.help, type: this.type, values: this.#values(true), aggregator: this.aggregator };
+  }
 }

@@ -1,1 +1,1 @@
-export { runExchange, toGatehouseError, type ExchangeIO, type Inspection, type PipelineStages } from './run-exchange.js';
+export { runExchange, toGatehouseError, type ExchangeIO, type Inspection, type OutcomeNeeds, type PipelineStages } from './run-exchange.js';

@@ -142,7 +142,9 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
       const who = exchange.identity?.subject ?? 'anonymous caller';
       return { effect: 'deny', rules: ['default-deny'], reason: 'no-rule-allows', message: `Access denied: no rule allows ${who} on connection "${exchange.connection}".`, policyVersion: version };
     }
-    const decision: Decision = {
+    // Built with assignments, not spreads: V8 (Node 20) gives every object a spread adds
+    // keys to a hidden class of its own, and decisions are read on every exchange.
+    const decision: { -readonly [K in keyof Decision]: Decision[K] } = {
       effect: best,
       rules: winners.map((r) => r.name),
       reason: `rule-${best.replace('_', '-')}`,
@@ -150,7 +152,9 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
     };
     const message = winners.find((r) => r.message !== undefined)?.message;
     const obligations = best === 'deny' || !applied ? undefined : mergeObligations(applied);
-    return { ...decision, ...(message !== undefined && best !== 'allow' ? { message } : {}), ...(obligations ? { obligations } : {}) };
+    if (message !== undefined && best !== 'allow') decision.message = message;
+    if (obligations) decision.obligations = obligations;
+    return decision;
   }
 
   return {

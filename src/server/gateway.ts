@@ -150,9 +150,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     approvals: approvals?.stage,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
-      const fields = exchangeLogFields(exchange, decision, outcome);
-      if (outcome.errorCode === 'internal_error' || outcome.errorCode === 'recording_failed') logger.error(fields, 'exchange failed');
-      else logger.info(fields, 'exchange');
+      // The fields are built only for a line that is written (level warn skips `info`).
+      if (outcome.errorCode === 'internal_error' || outcome.errorCode === 'recording_failed') logger.error(exchangeLogFields(exchange, decision, outcome), 'exchange failed');
+      else if (logger.isLevelEnabled('info')) logger.info(exchangeLogFields(exchange, decision, outcome), 'exchange');
     },
   };
 
@@ -160,6 +160,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     connections,
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
+    recording: config.recording.enabled,
     masking: {
       planner: maskPlannerFromConfig(config.masking),
       maxBufferBytes: config.masking.maxBufferBytes,

@@ -20,6 +20,8 @@ import type { CounterRequest, LimitStore } from './limit-store.js';
 export interface Admission {
   /** Response cap from the limits that applied, if any. */
   readonly maxResponseBytes: number | undefined;
+  /** release() adds the answer's token usage (a token limit applied): the usage must be read. */
+  readonly readsUsage?: boolean | undefined;
   /** Releases concurrency slots and adds token usage. Never throws. */
   release(outcome: ExchangeOutcome | undefined): Promise<void>;
 }
@@ -112,6 +114,7 @@ export function createLimiter(specs: readonly LimitRuleSpec[], store: LimitStore
       if (held.length === 0 && tokenKeys.length === 0 && maxResponseBytes === undefined) return noop;
       return {
         maxResponseBytes,
+        readsUsage: tokenKeys.length > 0,
         async release(outcome) {
           await releaseSlots();
           const tokens = outcome?.usage?.totalTokens ?? 0;

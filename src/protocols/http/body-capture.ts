@@ -34,6 +34,8 @@ export class BodyCapture {
   }
 
   text(): string {
+    // One chunk (a typical JSON answer) is decoded where it lies, without a copy.
+    if (this.#chunks.length === 1) return this.#chunks[0]!.toString('utf8');
     return Buffer.concat(this.#chunks, this.#size).toString('utf8');
   }
 }

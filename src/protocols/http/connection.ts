@@ -21,7 +21,8 @@ export function parseDataPlanePath(url: string): { connection: string; rest: str
   const slash = url.indexOf('/', 3);
   const query = url.indexOf('?', 3);
   const end = slash < 0 ? (query < 0 ? url.length : query) : query >= 0 && query < slash ? query : slash;
-  const connection = decodeURIComponentSafe(url.slice(3, end));
+  const raw = url.slice(3, end);
+  const connection = raw.includes('%') ? decodeURIComponentSafe(raw) : raw;
   if (connection === undefined || connection === '') return undefined;
   let rest = url.slice(end);
   if (rest === '' || rest.startsWith('?')) rest = `/${rest}`;
@@ -34,7 +35,11 @@ const dotSegment = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|\?|$)/i;
 
 /** True when the path has a `.` or `..` segment (plain or percent-encoded). */
 export function hasDotSegment(rest: string): boolean {
-  return dotSegment.test(rest.split('?', 1)[0]!);
+  const query = rest.indexOf('?');
+  const path = query < 0 ? rest : rest.slice(0, query);
+  // A dot segment needs a `.` or a `%` (of %2e): most paths have neither.
+  if (!path.includes('.') && !path.includes('%')) return false;
+  return dotSegment.test(path);
 }
 
 /** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */

@@ -7,15 +7,17 @@ import { performance } from 'node:perf_hooks';
 import { requestDigest } from '../../approvals/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import { newId, type Exchange, type Identity, type RecordedRequest } from '../../exchange/index.js';
-import { mapUpstreamError } from '../../forward/index.js';
-import { runExchange, type ExchangeIO, type Inspection, type PipelineStages } from '../../pipeline/index.js';
+import { newId, type Exchange, type Identity, type RecordedRequest, type RequestFacts } from '../../exchange/index.js';
+import { ForwardAbort, mapUpstreamError } from '../../forward/index.js';
+import type { ExchangeProgress } from '../../audit/index.js';
+import type { Decision, ExchangeOutcome } from '../../exchange/index.js';
+import { runExchange, type ExchangeIO, type Inspection, type OutcomeNeeds, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
 import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
-import { ProgressTracker, type ProgressOptions } from './record-progress.js';
+import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking } from './masking-options.js';
 import { writeError } from './write-error.js';
@@ -36,16 +38,20 @@ export interface DataPlaneOptions {
   readonly bindReexecution?: ((exchangeId: string, token: string | string[] | undefined) => void) | undefined;
   /** Called for requests that never became an exchange (unknown route or connection). */
   readonly onUnrouted?: (error: GatehouseError) => void;
+  /**
+   * The exchanges are recorded (default true). False (`recording.enabled: false`, a
+   * benchmark switch) skips what only the record reads: recordable headers, the body
+   * text, chunk timings and progress writes.
+   */
+  readonly recording?: boolean | undefined;
 }
 
 export function createDataPlaneHandler(options: DataPlaneOptions) {
-  const { connections, stages, maxRecordedBody } = options;
+  const { connections } = options;
 
   return function handleDataPlane(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = Date.now();
     const started = performance.now();
-    const elapsedMs = () => performance.now() - started;
-    const method = req.method ?? 'GET';
     const route = parseDataPlanePath(req.url ?? '/');
     if (!route) return unrouted(res, new GatehouseError('route_not_found', { message: 'Not found. Data-plane requests go to /c/<connection>/<path>.' }));
     if (hasDotSegment(route.rest)) return unrouted(res, new GatehouseError('invalid_path'));
@@ -53,129 +59,230 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     if (!connection) {
       return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${route.connection}" is configured on this gateway.` }));
     }
-
-    const id = newId('ex', startedAt);
-    res.setHeader('gatehouse-exchange-id', id);
-    options.bindReexecution?.(id, req.headers['gatehouse-reexecution']);
-    const pathname = route.rest.split('?', 1)[0]!;
-    const upstreamPath = joinUpstreamPath(connection.basePath, route.rest);
-    const isOpenai = connection.type === 'openai';
-    const requestLine: RecordedRequest = { method, path: route.rest, headers: recordableHeaders(req.headers), body: undefined, truncated: false };
-
-    const exchange: Exchange = {
-      id,
-      sessionId: id,
-      protocol: 'http',
-      connection: connection.name,
-      operation: isOpenai ? openaiOperation(method, pathname) : httpOperation(method, pathname),
-      startedAt,
-      client: { address: req.socket.remoteAddress, userAgent: req.headers['user-agent'] },
-      facts: { stream: false },
-    };
-
-    let body: Buffer | undefined;
-    // Ends an approval hold when the caller goes away before the answer.
-    const callerGone = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) callerGone.abort();
-    });
-    const io: ExchangeIO = {
-      exchange,
-      credential: bearerToken(req.headers.authorization),
-      requestLine,
-      approval: { justification: singleHeader(req.headers['gatehouse-justification']), reviewId: singleHeader(req.headers['gatehouse-review'])?.trim() },
-      signal: callerGone.signal,
-      elapsedMs,
-      async inspect(): Promise<Inspection> {
-        body = await readBody(req, connection.maxRequestBody);
-        const recorded = isTextual(req.headers['content-type']) ? captureWhole(body, maxRecordedBody) : { text: undefined, truncated: false };
-        return {
-          operation: exchange.operation,
-          facts: { ...(isOpenai ? openaiFacts(exchange.operation, body) : { stream: false }), method, path: pathname, bytes: body.length },
-          request: { ...requestLine, body: body.length > 0 ? recorded.text : undefined, truncated: recorded.truncated },
-          // Hashing the canonical body costs; only an approval hold reads it.
-          get digest() {
-            return requestDigest(body!);
-          },
-        };
-      },
-      async relay(admitted, finish, decision, progress) {
-        const masking = resolveMasking(options.masking, connection, decision, admitted.operation);
-        let forwardBody = body;
-        if (masking.request && body) forwardBody = masking.scrub(body, req.headers['content-type']);
-        const controller = new AbortController();
-        const abortUpstream = () => {
-          if (!res.writableFinished) controller.abort();
-        };
-        res.once('close', abortUpstream);
-        if (admitted.identity && options.inFlight) {
-          const release = options.inFlight.register(id, admitted.identity, () => {
-            controller.abort();
-            res.destroy();
-          });
-          res.once('close', release);
-        }
-        const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength: forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined });
-        const assertion = connection.identityAssertion;
-        if (assertion) {
-          // Never pass on a caller's own value of the header; without an identity or a signer, send none.
-          delete headers[assertion.header];
-          if (admitted.identity && options.assertIdentity) headers[assertion.header] = await options.assertIdentity(admitted.identity, connection.name, assertion.ttlMs, id);
-        }
-        let upstream;
-        try {
-          upstream = await connection.forwarder.forward({
-            method,
-            path: upstreamPath,
-            headers,
-            body: forwardBody && forwardBody.length > 0 ? forwardBody : undefined,
-            signal: controller.signal,
-          });
-        } catch (error) {
-          throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
-        }
-        const contentType = upstream.headers['content-type'];
-        const tracker = new ProgressTracker({
-          intervalMs: options.progress?.intervalMs ?? 250,
-          bytes: options.progress?.bytes ?? 64 * 1024,
-          textual: isTextual(Array.isArray(contentType) ? contentType[0] : contentType),
-          sse: isOpenai && admitted.operation !== 'embeddings' && /^text\/event-stream/i.test(String(contentType ?? '')),
-          maxRecordedBody,
-          elapsedMs,
-          report: progress,
-        });
-        await relayResponse({
-          res,
-          upstream,
-          onChunk: tracker.push,
-          connection: connection.name,
-          readAnswer: isOpenai && admitted.operation !== 'embeddings',
-          // A policy or limit obligation may only lower the connection's cap.
-          maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),
-          maxRecordedBody,
-          bytesIn: body?.length ?? 0,
-          ttfbMs: elapsedMs(),
-          elapsedMs,
-          finish: (outcome) => finish({ ...outcome, chunkTimings: tracker.timings.toJSON() }),
-          maskPlan: masking.response,
-          responseGuard: options.masking?.responseGuard?.(decision),
-          isEmbeddings: admitted.operation === 'embeddings',
-          maxMaskBuffer: options.masking?.maxBufferBytes,
-          requestCounts: masking.requestCounts,
-        });
-      },
-      fail: (error) => writeError(res, error, id),
-    };
-
-    void runExchange(io, stages);
+    void runExchange(new HttpExchangeIO(options, req, res, connection, route.rest, startedAt, started), options.stages);
   };
-
-  function singleHeader(value: string | string[] | undefined): string | undefined {
-    return Array.isArray(value) ? value[0] : value;
-  }
 
   function unrouted(res: ServerResponse, error: GatehouseError): void {
     options.onUnrouted?.(error);
     writeError(res, error);
   }
+}
+
+/**
+ * One HTTP exchange as the pipeline sees it. A class, so that the per-request state
+ * lives in one object and the steps are shared methods, not a set of closures made for
+ * every request; the caller's signal and the recordable request line are made only
+ * when a stage reads them.
+ */
+class HttpExchangeIO implements ExchangeIO {
+  readonly exchange: Exchange;
+  readonly credential: string | undefined;
+  readonly #options: DataPlaneOptions;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #connection: HttpConnection;
+  readonly #rest: string;
+  readonly #pathname: string;
+  readonly #started: number;
+  #requestLine: RecordedRequest | undefined;
+  #body: Buffer | undefined;
+  /** Ends an approval hold when the caller goes away before the answer (made when read). */
+  #callerGone: AbortController | undefined;
+  /** Aborts the upstream request when the caller goes away. */
+  #upstream: ForwardAbort | undefined;
+  #releaseInFlight: (() => void) | undefined;
+  /** The client connection closed before the answer was complete. */
+  #gone = false;
+
+  constructor(options: DataPlaneOptions, req: IncomingMessage, res: ServerResponse, connection: HttpConnection, rest: string, startedAt: number, started: number) {
+    this.#options = options;
+    this.#req = req;
+    this.#res = res;
+    this.#connection = connection;
+    this.#rest = rest;
+    this.#started = started;
+    // The id goes out with whatever answer is written (relay or error), not through
+    // setHeader: a response whose headers are all passed to writeHead skips Node's
+    // per-header bookkeeping.
+    const id = newId('ex', startedAt);
+    const headers = req.headers;
+    const reexecution = headers['gatehouse-reexecution'];
+    if (reexecution !== undefined) options.bindReexecution?.(id, reexecution);
+    const method = req.method ?? 'GET';
+    const query = rest.indexOf('?');
+    const pathname = query < 0 ? rest : rest.slice(0, query);
+    this.#pathname = pathname;
+    this.exchange = {
+      id,
+      sessionId: id,
+      protocol: 'http',
+      connection: connection.name,
+      operation: connection.type === 'openai' ? openaiOperation(method, pathname) : httpOperation(method, pathname),
+      startedAt,
+      client: { address: req.socket.remoteAddress, userAgent: headers['user-agent'] },
+      facts: { stream: false },
+    };
+    this.credential = bearerToken(headers.authorization);
+    res.on('close', () => this.#closed());
+  }
+
+  /** What the request looks like before its body is read (recorded on early refusal). */
+  get requestLine(): RecordedRequest {
+    this.#requestLine ??= {
+      method: this.#req.method ?? 'GET',
+      path: this.#rest,
+      headers: this.#options.recording === false ? {} : recordableHeaders(this.#req.headers),
+      body: undefined,
+      truncated: false,
+    };
+    return this.#requestLine;
+  }
+
+  get approval(): ExchangeIO['approval'] {
+    const headers = this.#req.headers;
+    return { justification: singleHeader(headers['gatehouse-justification']), reviewId: singleHeader(headers['gatehouse-review'])?.trim() };
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#callerGone) {
+      this.#callerGone = new AbortController();
+      if (this.#gone) this.#callerGone.abort();
+    }
+    return this.#callerGone.signal;
+  }
+
+  elapsedMs(): number {
+    return performance.now() - this.#started;
+  }
+
+  #closed(): void {
+    this.#releaseInFlight?.();
+    if (this.#res.writableFinished) return;
+    this.#gone = true;
+    this.#callerGone?.abort();
+    this.#upstream?.abort();
+  }
+
+  async inspect(): Promise<Inspection> {
+    const req = this.#req;
+    const body = await readBody(req, this.#connection.maxRequestBody);
+    this.#body = body;
+    const operation = this.exchange.operation;
+    const line = this.requestLine;
+    let request: RecordedRequest = line;
+    if (body.length > 0) {
+      const recorded = this.#options.recording !== false && isTextual(req.headers['content-type']) ? captureWhole(body, this.#options.maxRecordedBody) : undefined;
+      request = { method: line.method, path: line.path, headers: line.headers, body: recorded?.text, truncated: recorded?.truncated ?? false };
+    }
+    const facts: RequestFacts =
+      this.#connection.type === 'openai'
+        ? withRequestLine(openaiFacts(operation, body), line.method, this.#pathname, body.length)
+        : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
+    return new HttpInspection(operation, facts, request, body);
+  }
+
+  async relay(admitted: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>, needs: OutcomeNeeds): Promise<void> {
+    const options = this.#options;
+    const connection = this.#connection;
+    const req = this.#req;
+    const res = this.#res;
+    const isOpenai = connection.type === 'openai';
+    const masking = resolveMasking(options.masking, connection, decision, admitted.operation);
+    const body = this.#body;
+    const forwardBody = masking.request && body ? masking.scrub(body, req.headers['content-type']) : body;
+    const controller = new ForwardAbort();
+    this.#upstream = controller;
+    // The caller went away while the request was being decided: nothing to forward to.
+    if (this.#gone) controller.abort();
+    if (admitted.identity && options.inFlight && !this.#gone) {
+      this.#releaseInFlight = options.inFlight.register(admitted.id, admitted.identity, () => {
+        controller.abort();
+        res.destroy();
+      });
+    }
+    const bodyLength = forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined;
+    const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength });
+    const assertion = connection.identityAssertion;
+    if (assertion) {
+      // Never pass on a caller's own value of the header; without an identity or a signer, send none.
+      delete headers[assertion.header];
+      if (admitted.identity && options.assertIdentity) headers[assertion.header] = await options.assertIdentity(admitted.identity, connection.name, assertion.ttlMs, admitted.id);
+    }
+    let upstream;
+    try {
+      upstream = await connection.forwarder.forward({
+        method: req.method ?? 'GET',
+        path: joinUpstreamPath(connection.basePath, this.#rest),
+        headers,
+        body: bodyLength === undefined ? undefined : forwardBody,
+        signal: controller,
+      });
+    } catch (error) {
+      throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
+    }
+    const recording = options.recording !== false;
+    // The answer's text and usage are read for the record, and for a token limit.
+    const readAnswer = isOpenai && admitted.operation !== 'embeddings' && (recording || needs.usage);
+    await relayResponse({
+      res,
+      upstream,
+      connection: connection.name,
+      exchangeId: admitted.id,
+      readAnswer,
+      // A policy or limit obligation may only lower the connection's cap.
+      maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),
+      maxRecordedBody: options.maxRecordedBody,
+      bytesIn: body?.length ?? 0,
+      ttfbMs: this.elapsedMs(),
+      elapsedMs: () => this.elapsedMs(),
+      finish,
+      record: recording,
+      progress: recording ? { intervalMs: options.progress?.intervalMs ?? 250, bytes: options.progress?.bytes ?? 64 * 1024, report: progress } : undefined,
+      maskPlan: masking.response,
+      responseGuard: options.masking?.responseGuard?.(decision),
+      isEmbeddings: admitted.operation === 'embeddings',
+      maxMaskBuffer: options.masking?.maxBufferBytes,
+      requestCounts: masking.requestCounts,
+    });
+  }
+
+  fail(error: GatehouseError): void {
+    writeError(this.#res, error, this.exchange.id);
+  }
+}
+
+/**
+ * `{ ...facts, method, path, bytes }`, copied key by key: V8 (Node 20) gives every object
+ * a spread with new keys makes a hidden class of its own (see run-exchange.ts).
+ */
+function withRequestLine(facts: RequestFacts, method: string, path: string, bytes: number): RequestFacts {
+  const out: Record<string, unknown> = {};
+  for (const key in facts) out[key] = facts[key as keyof RequestFacts];
+  out['method'] = method;
+  out['path'] = path;
+  out['bytes'] = bytes;
+  return out as unknown as RequestFacts;
+}
+
+class HttpInspection implements Inspection {
+  readonly operation: string;
+  readonly facts: RequestFacts;
+  readonly request: RecordedRequest;
+  readonly #body: Buffer;
+
+  constructor(operation: string, facts: RequestFacts, request: RecordedRequest, body: Buffer) {
+    this.operation = operation;
+    this.facts = facts;
+    this.request = request;
+    this.#body = body;
+  }
+
+  /** Hashing the canonical body costs; only an approval hold reads it. */
+  get digest(): string {
+    return requestDigest(this.#body);
+  }
+}
+
+function singleHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }

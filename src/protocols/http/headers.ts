@@ -7,9 +7,17 @@ import type { IncomingHttpHeaders } from 'node:http';
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 const callerOnly = new Set(['authorization', 'host', 'content-length', 'expect', 'cookie']);
 
-function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+const closeToken: ReadonlySet<string> = new Set(['close']);
+
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> | undefined {
   if (value === undefined) return undefined;
   const text = Array.isArray(value) ? value.join(',') : value;
+  // The usual values, without splitting: `keep-alive` names a header that is dropped anyway.
+  if (text.length <= 10) {
+    const lower = text.toLowerCase();
+    if (lower === 'keep-alive') return undefined;
+    if (lower === 'close') return closeToken;
+  }
   return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean));
 }
 

@@ -27,8 +27,14 @@ export interface ExchangeMasking {
   scrub(body: Buffer, contentType: IncomingHttpHeaders['content-type']): Buffer;
 }
 
+/** No profile applies (the usual case): shared, since nothing in it is ever written. */
+const noMasking: ExchangeMasking = Object.freeze({ request: undefined, response: undefined, requestCounts: Object.freeze({}), scrub: (body: Buffer) => body });
+
 export function resolveMasking(options: DataPlaneMasking | undefined, connection: HttpConnection, decision: Decision, operation: string): ExchangeMasking {
-  const names = [...(connection.masking ?? []), ...(decision.obligations?.mask ?? [])];
+  const fromConnection = connection.masking;
+  const fromDecision = decision.obligations?.mask;
+  if ((fromConnection === undefined || fromConnection.length === 0) && (fromDecision === undefined || fromDecision.length === 0)) return noMasking;
+  const names = [...(fromConnection ?? []), ...(fromDecision ?? [])];
   const requestCounts: EntityCounts = {};
   if (names.length === 0 || !options) {
     if (names.length > 0) throw new GatehouseError('masking_profile_unknown', { detail: `masking is not configured; profiles ${names.join(', ')} requested` });

@@ -21,6 +21,8 @@ export class SseAnswerReader {
   #usage: TokenUsage | undefined;
   /** Inside an oversized event: discard until the next blank line. */
   #skipping = false;
+  /** A CR has been seen in the stream, so events may end with \r\n\r\n. */
+  #crSeen = false;
   #skipTail = '';
 
   constructor(options: { maxTextBytes: number; maxEventBytes?: number }) {
@@ -29,27 +31,32 @@ export class SseAnswerReader {
   }
 
   push(chunk: Uint8Array): void {
-    let text = this.#decoder.decode(chunk, { stream: true });
+    let text = this.#decoder.decode(chunk, streamDecode);
+    // CRLF event ends need a second search; most streams never have a CR.
+    if (!this.#crSeen && text.includes('\r')) this.#crSeen = true;
     if (this.#skipping) {
       // Keep the last 3 characters: a blank line may straddle two chunks.
       const joined = this.#skipTail + text;
-      const end = findEventEnd(joined);
-      if (end === undefined) {
+      const end = findEventEnd(joined, 0, this.#crSeen);
+      if (end < 0) {
         this.#skipTail = joined.slice(-3);
         return;
       }
       this.#skipping = false;
       this.#skipTail = '';
-      text = joined.slice(end.index + end.length);
+      text = joined.slice(end + eventEndLength(joined, end));
     }
-    this.#pending += text;
-    // Events end at a blank line (\n\n, or \r\n\r\n) — WHATWG HTML §9.2.6.
+    const pending = this.#pending === '' ? text : this.#pending + text;
+    // Events end at a blank line (\n\n, or \r\n\r\n) — WHATWG HTML §9.2.6. Scanned with
+    // a cursor: each event is looked at once, the rest is not copied per event.
+    let start = 0;
     for (;;) {
-      const end = findEventEnd(this.#pending);
-      if (end === undefined) break;
-      this.#event(this.#pending.slice(0, end.index));
-      this.#pending = this.#pending.slice(end.index + end.length);
+      const end = findEventEnd(pending, start, this.#crSeen);
+      if (end < 0) break;
+      this.#event(pending.slice(start, end));
+      start = end + eventEndLength(pending, end);
     }
+    this.#pending = start === 0 ? pending : pending.slice(start);
     if (this.#pending.length > this.#maxEventBytes) {
       this.#skipping = true;
       this.#skipTail = this.#pending.slice(-3);
@@ -70,8 +77,13 @@ export class SseAnswerReader {
 
   #event(block: string): void {
     let data = '';
-    for (const line of block.split(/\r?\n/)) {
-      if (line.startsWith('data:')) data += (data === '' ? '' : '\n') + line.slice(line[5] === ' ' ? 6 : 5);
+    if (!block.includes('\n')) {
+      // One line (the usual `data: {...}`): no split.
+      if (block.startsWith('data:')) data = block.slice(block[5] === ' ' ? 6 : 5);
+    } else {
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith('data:')) data += (data === '' ? '' : '\n') + line.slice(line[5] === ' ' ? 6 : 5);
+      }
     }
     if (data === '' || data === '[DONE]') return;
     let json: unknown;
@@ -155,10 +167,18 @@ function usageOf(json: Record<string, unknown>): TokenUsage | undefined {
   };
 }
 
-function findEventEnd(text: string): { index: number; length: number } | undefined {
-  const lf = text.indexOf('\n\n');
-  const crlf = text.indexOf('\r\n\r\n');
-  if (lf < 0 && crlf < 0) return undefined;
-  if (crlf >= 0 && (lf < 0 || crlf < lf)) return { index: crlf, length: 4 };
-  return { index: lf, length: 2 };
+const streamDecode = { stream: true } as const;
+
+/** Where the first event at or after `from` ends (-1: not yet): the first \n\n or \r\n\r\n. */
+function findEventEnd(text: string, from: number, crSeen: boolean): number {
+  const lf = text.indexOf('\n\n', from);
+  if (!crSeen) return lf;
+  const crlf = text.indexOf('\r\n\r\n', from);
+  if (crlf >= 0 && (lf < 0 || crlf < lf)) return crlf;
+  return lf;
+}
+
+/** The length of the blank line found at `end` by findEventEnd. */
+function eventEndLength(text: string, end: number): number {
+  return text.charCodeAt(end) === 13 ? 4 : 2;
 }

@@ -1,20 +1,30 @@
 // Reads a request body into memory, bounded: a declared Content-Length over the limit
-// is refused before a byte is read, and a chunked body is cut off at the limit.
+// is refused before a byte is read, and a chunked body is cut off at the limit (the
+// request is destroyed: its unread rest is not waited for).
 
 import type { IncomingMessage } from 'node:http';
 import { GatehouseError } from '../../errors/index.js';
+import { forEachChunk } from './stream-chunks.js';
 
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     throw new GatehouseError('request_too_large', { detail: `content-length ${declared} > limit ${limit}` });
   }
-  const chunks: Buffer[] = [];
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new GatehouseError('request_too_large', { detail: `body exceeds limit ${limit}` });
-    chunks.push(chunk);
+  try {
+    await forEachChunk(req, (chunk) => {
+      size += chunk.length;
+      if (size > limit) throw new GatehouseError('request_too_large', { detail: `body exceeds limit ${limit}` });
+      if (first === undefined) first = chunk;
+      else (chunks ??= [first]).push(chunk);
+    });
+  } catch (error) {
+    req.destroy();
+    throw error;
   }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  if (chunks) return Buffer.concat(chunks, size);
+  return first ?? Buffer.alloc(0);
 }

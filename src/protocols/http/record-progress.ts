@@ -1,23 +1,34 @@
 // Progress of a streamed answer, for the recording: sees every relayed chunk (a hook in
-// relay-response.ts), keeps what the recording would keep (bounded body, SSE answer
-// text, chunk timings), and reports it at most every `intervalMs` or `bytes`, and
-// never while the previous report is still being written. So a gateway killed
-// mid-stream leaves a record at most that far behind what the client received.
+// relay-response.ts), keeps chunk timings, and reports what the recording would keep
+// (the bounded body and the SSE answer text the relay is already collecting) at most
+// every `intervalMs` or `bytes`, and never while the previous report is still being
+// written. So a gateway killed mid-stream leaves a record at most that far behind what
+// the client received.
 
 import { ChunkTimings, type ExchangeProgress } from '../../audit/index.js';
-import { BodyCapture } from './body-capture.js';
-import { SseAnswerReader } from './openai-response.js';
+import type { BodyCapture } from './body-capture.js';
+import type { SseAnswerReader } from './openai-response.js';
 
 export interface ProgressOptions {
   readonly intervalMs: number;
   readonly bytes: number;
 }
 
+export interface ProgressSources {
+  /** The relay's capture of the answer body (undefined: not textual). */
+  readonly capture: BodyCapture | undefined;
+  /** The relay's reader of the streamed answer text (undefined: not SSE). */
+  readonly sse: SseAnswerReader | undefined;
+  readonly elapsedMs: () => number;
+  readonly report: (progress: ExchangeProgress) => Promise<void>;
+}
+
 export class ProgressTracker {
   readonly timings = new ChunkTimings();
   readonly #capture: BodyCapture | undefined;
   readonly #sse: SseAnswerReader | undefined;
-  readonly #options: ProgressOptions;
+  readonly #intervalMs: number;
+  readonly #bytes: number;
   readonly #elapsedMs: () => number;
   readonly #report: (progress: ExchangeProgress) => Promise<void>;
   #bytesOut = 0;
@@ -25,23 +36,23 @@ export class ProgressTracker {
   #reportedBytes = 0;
   #writing = false;
 
-  constructor(options: ProgressOptions & { textual: boolean; sse: boolean; maxRecordedBody: number; elapsedMs: () => number; report: (progress: ExchangeProgress) => Promise<void> }) {
-    this.#options = options;
+  constructor(options: ProgressOptions & ProgressSources) {
+    this.#intervalMs = options.intervalMs;
+    this.#bytes = options.bytes;
     this.#elapsedMs = options.elapsedMs;
     this.#report = options.report;
-    this.#capture = options.textual ? new BodyCapture(options.maxRecordedBody) : undefined;
-    this.#sse = options.sse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
+    this.#capture = options.capture;
+    this.#sse = options.sse;
     this.#reportedAt = options.elapsedMs();
   }
 
-  readonly push = (chunk: Buffer): void => {
+  /** Called after the capture and the SSE reader have seen the chunk. */
+  push(chunk: Buffer): void {
     const now = this.#elapsedMs();
     this.#bytesOut += chunk.length;
     this.timings.add(now, chunk.length);
-    this.#capture?.push(chunk);
-    this.#sse?.push(chunk);
     if (this.#writing) return;
-    if (now - this.#reportedAt < this.#options.intervalMs && this.#bytesOut - this.#reportedBytes < this.#options.bytes) return;
+    if (now - this.#reportedAt < this.#intervalMs && this.#bytesOut - this.#reportedBytes < this.#bytes) return;
     this.#reportedAt = now;
     this.#reportedBytes = this.#bytesOut;
     this.#writing = true;
@@ -53,5 +64,5 @@ export class ProgressTracker {
       chunkTimings: this.timings.toJSON(),
       durationMs: now,
     }).finally(() => (this.#writing = false));
-  };
+  }
 }

@@ -15,10 +15,13 @@ import type { ExchangeOutcome } from '../../exchange/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
+import type { ExchangeProgress } from '../../audit/index.js';
 import { BodyCapture, isTextual } from './body-capture.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
+import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { chooseResponseFilter, type ResponseFilter, type ResponseGuard } from './response-filters.js';
+import { forEachChunk } from './stream-chunks.js';
 import { errorEnvelope, writeError } from './write-error.js';
 
 /** The last chunk of a Content-Length answer up to this size is held whole (see send). */
@@ -28,6 +31,8 @@ export interface RelayOptions {
   readonly res: ServerResponse;
   readonly upstream: ForwardResponse;
   readonly connection: string;
+  /** Sent as `gatehouse-exchange-id` with the answer (an upstream's own value never passes). */
+  readonly exchangeId: string;
   readonly readAnswer: boolean;
   readonly maxResponseBody: number;
   readonly maxRecordedBody: number;
@@ -44,27 +49,39 @@ export interface RelayOptions {
   readonly maxMaskBuffer?: number | undefined;
   /** Entities already masked in the request (scrubbing), added to the recorded counts. */
   readonly requestCounts?: EntityCounts | undefined;
-  /** Sees each chunk as it is relayed (audit progress writes, chunk timings). */
-  readonly onChunk?: ((chunk: Buffer) => void) | undefined;
+  /**
+   * The exchange is recorded (default true). Without a recording, what only the record
+   * reads is not kept: the body, the recordable headers, chunk timings, progress.
+   */
+  readonly record?: boolean | undefined;
+  /** Progress writes while the answer streams (audit progress), and chunk timings. */
+  readonly progress?: (ProgressOptions & { readonly report: (progress: ExchangeProgress) => Promise<void> }) | undefined;
 }
 
 export async function relayResponse(options: RelayOptions): Promise<void> {
   const { res, upstream } = options;
-  const declaredLength = Number(headerValue(upstream.headers['content-length']) ?? 0);
+  const upstreamHeaders = upstream.headers;
+  const declaredLength = Number(headerValue(upstreamHeaders['content-length']) ?? 0);
   if (declaredLength > options.maxResponseBody) {
     // Known before a byte is sent: refuse with a proper error instead of a cut answer.
     discard(upstream);
     throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: content-length ${declaredLength} > limit ${options.maxResponseBody}` });
   }
-  const contentType = headerValue(upstream.headers['content-type']);
-  const isSse = contentType?.toLowerCase().startsWith('text/event-stream') ?? false;
-  const capture = isTextual(contentType) ? new BodyCapture(options.maxRecordedBody) : undefined;
+  const record = options.record ?? true;
+  const contentType = headerValue(upstreamHeaders['content-type']);
+  const isSse = contentType !== undefined && sseType.test(contentType);
+  const textual = isTextual(contentType);
   const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
-  const counts: EntityCounts = { ...options.requestCounts };
+  // Without a recording the body is kept only to read a JSON answer's usage from it.
+  const capture = textual && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
+  const progress = options.progress;
+  const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs }) : undefined;
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
-  const encoding = headerValue(upstream.headers['content-encoding']);
+  // A filter adds the answer's masked entities to the request's; without one they are read only.
+  const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
+  const encoding = headerValue(upstreamHeaders['content-encoding']);
   const filter: ResponseFilter | undefined =
-    filterWanted && (isSse || isTextual(contentType))
+    filterWanted && (isSse || textual)
       ? chooseResponseFilter({
           isSse,
           isEmbeddings: options.isEmbeddings ?? false,
@@ -76,16 +93,40 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
         })
       : undefined;
 
-  const headers = downstreamResponseHeaders(upstream.headers);
+  const headers = downstreamResponseHeaders(upstreamHeaders);
+  headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
   let failure: GatehouseError | undefined;
   if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
     failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });
     discard(upstream);
   }
+  // Writes made in one turn of the event loop leave in one system call: the socket is
+  // corked at the first and uncorked on the next turn (or by res.end()). So a stream's
+  // headers go out with the events that came with them, and the last events with the
+  // end of the answer, instead of one write each.
+  let corked = false;
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    if (!res.writableEnded) res.uncork();
+  };
+  const batch = () => {
+    if (corked) return;
+    corked = true;
+    res.cork();
+    setImmediate(uncork);
+  };
+  // The Content-Length the client was promised (NaN: none, the answer is chunked).
+  let declared = Number.NaN;
   if (!failure && !filter?.buffered) {
     res.writeHead(upstream.status, headers);
-    if (isSse) res.flushHeaders();
+    declared = contentLengthOf(headers);
+    if (isSse) {
+      // An event stream's headers leave now (a model may take seconds to its first token).
+      batch();
+      res.flushHeaders();
+    }
   }
 
   let bytesOut = 0;
@@ -96,37 +137,43 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // Held whole when small, so a typical JSON answer leaves in one write with its
   // headers; otherwise only its last byte is held.
   let heldLastByte: Buffer | undefined;
-  const send = async (data: string | Buffer) => {
-    if (data.length === 0) return;
+  const send = (data: string | Buffer): Promise<void> | undefined => {
+    if (data.length === 0) return undefined;
     let chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     bytesOut += chunk.length;
     capture?.push(chunk);
     sse?.push(chunk);
-    options.onChunk?.(chunk);
-    const declared = Number(res.getHeader('content-length') ?? Number.NaN);
+    tracker?.push(chunk);
     if (bytesOut >= declared) {
       const held = chunk.length <= holdWholeBytes ? 0 : chunk.length - 1;
       heldLastByte = chunk.subarray(held);
       chunk = chunk.subarray(0, held);
-      if (chunk.length === 0) return;
+      if (chunk.length === 0) return undefined;
     }
-    if (!res.write(chunk)) await drained(res);
+    batch();
+    if (!res.write(chunk)) return drained(res).then(checkOpen);
+    checkOpen();
+    return undefined;
+  };
+  const checkOpen = () => {
     if (res.destroyed) throw new GatehouseError('client_closed');
   };
   try {
     if (failure) throw failure;
-    for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+    const onChunk = (chunk: Buffer) => {
       upstreamBytes += chunk.length;
       if (upstreamBytes > options.maxResponseBody) {
         throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: answer exceeds ${options.maxResponseBody} bytes` });
       }
-      await send(filter ? filterStep(() => filter.push(chunk), options.connection) : chunk);
-    }
+      return send(filter ? filterStep(() => filter.push(chunk), options.connection) : chunk);
+    };
+    await (upstream.readChunks ? upstream.readChunks(onChunk) : forEachChunk(upstream.body, onChunk));
     if (filter) {
       const tail = filterStep(() => filter.end(), options.connection);
       if (filter.buffered) {
         headers['content-length'] = String(Buffer.byteLength(tail));
         res.writeHead(upstream.status, headers);
+        declared = Buffer.byteLength(tail);
       }
       await send(tail);
     }
@@ -146,14 +193,15 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     bytesOut,
     ttfbMs: options.ttfbMs,
     durationMs: options.elapsedMs(),
-    responseHeaders: recordableHeaders(upstream.headers),
-    responseBody: capture?.text(),
-    responseTruncated: capture?.truncated ?? false,
+    responseHeaders: record ? recordableHeaders(upstreamHeaders) : undefined,
+    responseBody: record ? capture?.text() : undefined,
+    responseTruncated: record ? (capture?.truncated ?? false) : false,
     responseText: answer?.text,
     usage: answer?.usage,
     errorCode: failure?.code,
     errorDetail: failure?.detail,
-    maskCounts: Object.keys(counts).length > 0 ? counts : undefined,
+    maskCounts: hasKeys(counts) ? counts : undefined,
+    chunkTimings: tracker?.timings.toJSON(),
   };
 
   try {
@@ -164,11 +212,24 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     return;
   }
   if (!failure) res.end(heldLastByte);
-  else if (!res.headersSent) writeError(res, failure, res.getHeader('gatehouse-exchange-id') as string | undefined);
+  else if (!res.headersSent) writeError(res, failure, options.exchangeId);
   else if (isSse && filter && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
     // Mid-stream: an error event the OpenAI clients raise as an APIError, then the end.
     res.end(`event: error\ndata: ${errorEnvelope(failure)}\n\n`);
   } else res.destroy();
+}
+
+const sseType = /^text\/event-stream/i;
+const noCounts: EntityCounts = Object.freeze({});
+
+function contentLengthOf(headers: Record<string, string | string[]>): number {
+  const value = headers['content-length'];
+  return value === undefined ? Number.NaN : Number(Array.isArray(value) ? value[0] : value);
+}
+
+function hasKeys(object: object): boolean {
+  for (const _ in object) return true;
+  return false;
 }
 
 /** Runs a filter step; any failure that is not already typed is a masking failure. */
@@ -183,6 +244,10 @@ function filterStep<T>(step: () => T, connection: string): T {
 
 /** Drops the upstream body; the abort error its destruction emits is expected. */
 function discard(upstream: ForwardResponse): void {
+  if (upstream.cancel) {
+    upstream.cancel();
+    return;
+  }
   upstream.body.on('error', () => undefined);
   upstream.body.destroy();
 }
