@@ -138,9 +138,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     approvals: approvals?.stage,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
-      const fields = exchangeLogFields(exchange, decision, outcome);
-      if (outcome.errorCode === 'internal_error' || outcome.errorCode === 'recording_failed') logger.error(fields, 'exchange failed');
-      else logger.info(fields, 'exchange');
+      if (outcome.errorCode === 'internal_error' || outcome.errorCode === 'recording_failed') logger.error(exchangeLogFields(exchange, decision, outcome), 'exchange failed');
+      // Per exchange (per SQL statement): the fields are built only when the line is written.
+      else if (logger.isLevelEnabled('info')) logger.info(exchangeLogFields(exchange, decision, outcome), 'exchange');
     },
   };
 
