@@ -25,9 +25,41 @@ export const gssEncRequestCode = 80877104;
 /** CancelRequest code (80877102). */
 export const cancelRequestCode = 80877102;
 
-/** Accumulates bytes and cuts them into frames; never holds more than one frame plus one chunk. */
+// One-character strings for the type byte, made once (String.fromCharCode per frame allocates).
+const typeChars = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
+/**
+ * A frame as read: the body is cut from `raw` only when asked for, since most relayed
+ * messages (DataRow without masking, ReadyForQuery …) are never looked into.
+ */
+class ReadFrame implements Frame {
+  readonly type: string;
+  readonly raw: Buffer;
+  readonly #headerSize: number;
+  #body: Buffer | undefined;
+
+  constructor(type: string, raw: Buffer, headerSize: number) {
+    this.type = type;
+    this.raw = raw;
+    this.#headerSize = headerSize;
+  }
+
+  get body(): Buffer {
+    return (this.#body ??= this.raw.subarray(this.#headerSize));
+  }
+}
+
+/**
+ * Accumulates bytes and cuts them into frames; never holds more than one frame plus one
+ * chunk. Frames are views of the chunk they arrived in (no copy), unless a frame spans
+ * chunks.
+ */
 export class FrameReader {
-  #chunks: Buffer[] = [];
+  /** The chunk frames are being cut from, from `#offset` on. */
+  #chunk: Buffer = Buffer.alloc(0);
+  #offset = 0;
+  /** Chunks received after `#chunk`. */
+  #more: Buffer[] = [];
   #length = 0;
   readonly #maxMessageBytes: number;
 
@@ -40,13 +72,21 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): void {
-    this.#chunks.push(chunk);
+    if (chunk.length === 0) return;
+    if (this.#offset === this.#chunk.length) {
+      this.#chunk = chunk;
+      this.#offset = 0;
+    } else this.#more.push(chunk);
     this.#length += chunk.length;
   }
 
   /** Takes everything buffered (used when handing a socket over to TLS). */
   drain(): Buffer {
-    const all = this.#take(this.#length);
+    this.#join();
+    const all = this.#chunk.subarray(this.#offset);
+    this.#chunk = Buffer.alloc(0);
+    this.#offset = 0;
+    this.#length = 0;
     return all;
   }
 
@@ -54,41 +94,34 @@ export class FrameReader {
   next(startup: boolean): Frame | undefined {
     const headerSize = startup ? 4 : 5;
     if (this.#length < headerSize) return undefined;
-    const header = this.#peek(headerSize);
-    const type = startup ? '' : String.fromCharCode(header[0]!);
-    const declared = header.readInt32BE(startup ? 0 : 1);
+    if (this.#chunk.length - this.#offset < headerSize) this.#join();
+    const chunk = this.#chunk;
+    const at = this.#offset;
+    const declared = chunk.readInt32BE(startup ? at : at + 1);
     // The length counts itself (4 bytes); a startup packet is at least length + code.
     const min = startup ? 8 : 4;
     if (declared < min) throw new ProtocolViolation(`invalid message length ${declared}`);
     if (declared > this.#maxMessageBytes) throw new ProtocolViolation(`message length ${declared} exceeds the limit of ${this.#maxMessageBytes} bytes`);
     const total = declared + (startup ? 0 : 1);
     if (this.#length < total) return undefined;
-    const raw = this.#take(total);
-    return { type, body: raw.subarray(headerSize), raw };
-  }
-
-  #peek(n: number): Buffer {
-    if (this.#chunks[0]!.length >= n) return this.#chunks[0]!.subarray(0, n);
-    const joined = Buffer.concat(this.#chunks);
-    this.#chunks = [joined];
-    return joined.subarray(0, n);
-  }
-
-  #take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const first = this.#chunks[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-    } else {
-      const joined = Buffer.concat(this.#chunks);
-      out = joined.subarray(0, n);
-      this.#chunks = joined.length > n ? [joined.subarray(n)] : [];
+    if (this.#chunk.length - this.#offset < total) this.#join();
+    const from = this.#offset;
+    const raw = this.#chunk.subarray(from, from + total);
+    this.#offset = from + total;
+    this.#length -= total;
+    if (this.#offset === this.#chunk.length && this.#more.length > 0) {
+      this.#chunk = this.#more.shift()!;
+      this.#offset = 0;
     }
-    this.#length -= n;
-    return out;
+    return new ReadFrame(startup ? '' : typeChars[raw[0]!]!, raw, headerSize);
+  }
+
+  /** Makes everything buffered one chunk (a frame or header spans chunks). */
+  #join(): void {
+    if (this.#more.length === 0) return;
+    this.#chunk = Buffer.concat([this.#chunk.subarray(this.#offset), ...this.#more]);
+    this.#offset = 0;
+    this.#more = [];
   }
 }
 

@@ -17,6 +17,11 @@ export class Outbox {
   readonly #maxBytes: number;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  // The last message pushed, as a run [#runFrom, #runTo) of its ArrayBuffer: messages
+  // relayed as they came are views of one received chunk, side by side, and the run
+  // grows over them without a copy (a statement's answer leaves as one view of it).
+  #run: Buffer | undefined;
+  #runTo = 0;
 
   constructor(socket: Duplex, maxBytes = 64 * 1024) {
     this.#socket = socket;
@@ -29,13 +34,21 @@ export class Outbox {
 
   /** Queues a message; flushes when the bound is reached (the promise: wait for drain). */
   push(bytes: Buffer): Promise<void> | undefined {
-    this.#chunks.push(bytes);
+    const run = this.#run;
+    if (run !== undefined && bytes.buffer === run.buffer && bytes.byteOffset === this.#runTo) {
+      this.#runTo += bytes.length;
+    } else {
+      this.#closeRun();
+      this.#run = bytes;
+      this.#runTo = bytes.byteOffset + bytes.length;
+    }
     this.#bytes += bytes.length;
     return this.#bytes >= this.#maxBytes ? this.flush() : undefined;
   }
 
   /** Queues a message ahead of everything queued (and not yet written). */
   unshift(bytes: Buffer): void {
+    this.#closeRun();
     this.#chunks.unshift(bytes);
     this.#bytes += bytes.length;
   }
@@ -43,6 +56,7 @@ export class Outbox {
   /** Writes everything queued in one write; a promise when the socket must drain first. */
   flush(): Promise<void> | undefined {
     if (this.#bytes === 0) return undefined;
+    this.#closeRun();
     const chunks = this.#chunks;
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes);
     this.#chunks = [];
@@ -55,6 +69,14 @@ export class Outbox {
   end(last: Buffer): void {
     this.flush();
     this.#socket.end(last);
+  }
+
+  #closeRun(): void {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    const length = this.#runTo - run.byteOffset;
+    this.#chunks.push(length === run.length ? run : Buffer.from(run.buffer, run.byteOffset, length));
   }
 }
 

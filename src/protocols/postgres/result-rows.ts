@@ -59,7 +59,10 @@ export class ResultRows {
     if (columns === undefined && maskingActive(this.#connection.masking)) {
       return new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' });
     }
-    return columns ? planMasking(columns, this.#connection.masking) : undefined;
+    if (!columns) return undefined;
+    // Described by the session's last RowDescription (Describe, then Execute): planned already.
+    const last = this.#last;
+    return last && last.columns === columns ? last.plan : planMasking(columns, this.#connection.masking);
   }
 
   /** A DataRow or CopyData of `run` (none: a statement the gateway does not track). */

@@ -21,20 +21,20 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
-import type { Decision, Exchange, Identity } from '../../exchange/index.js';
+import type { Decision, Exchange, Identity, RecordedRequest } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { bindMessage, BodyReader, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
-import { decideStatement, statementExchange, unparseable, type StatementContext } from './decide-statement.js';
+import { decideStatement, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
 import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
-import { inspectSql, inspectSqlCached, type SqlInspection } from './inspect-sql.js';
+import { inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { Outbox } from './outbox.js';
 import { ResultRows } from './result-rows.js';
-import type { Pending, Run } from './session-state.js';
+import type { Pending, PortalInfo, Run } from './session-state.js';
 import { newRun, requestOf, StatementRecording } from './statement-recording.js';
 import { StatementTimer } from './statement-timer.js';
 
@@ -46,6 +46,13 @@ export interface SessionContext {
   readonly clientAddress: string | undefined;
   readonly userAgent: string | undefined;
   readonly cancelUpstream: () => Promise<void>;
+}
+
+/** One statement of a Query, decided. */
+interface QueryStep {
+  readonly exchange: Exchange;
+  readonly request: RecordedRequest;
+  readonly checked: Checked;
 }
 
 export class PostgresSession {
@@ -180,30 +187,56 @@ export class PostgresSession {
     }
   }
 
-  #onQuery(text: string, frame: Frame): Promise<void> {
+  #onQuery(text: string, frame: Frame): Promise<void> | undefined {
     const inspection = inspectSqlCached(text);
     return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
   }
 
-  async #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> {
+  /**
+   * Decides each statement of a Query, records them, then forwards the Query. Synchronous
+   * up to the recording (the common case); a statement that needs approval continues in
+   * #queryHeld.
+   */
+  #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> | undefined {
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
+    const statements = inspection.statements;
     const runs: Run[] = [];
-    for (const facts of inspection.statements) {
-      let exchange = statementExchange(this.#decide, [facts], facts.text);
-      const request = requestOf('Query', facts.text, undefined);
-      const checked = decideStatement(this.#decide, exchange, facts);
-      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, true);
-      if (checked.decision.effect === 'require_approval') {
-        // Each statement of the Query that needs approval waits for its own review, in order.
-        const held = await this.#hold(exchange, checked.decision, statementDigest(facts.text));
-        exchange = held.exchange;
-        if (held.error) return this.#refuse(exchange, checked.decision, request, held.error, true);
-      }
-      runs.push(this.#newRun(exchange, checked.decision));
+    const requests: RecordedRequest[] = [];
+    for (let i = 0; i < statements.length; i++) {
+      const step = this.#queryStatement(statements[i]!);
+      if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
+      runs.push(this.#newRun(step.exchange, step.checked.decision));
+      requests.push(step.request);
     }
-    const failed = await this.#recording.open(runs, runs.map((r) => requestOf('Query', r.exchange.facts.sql!.text, undefined)));
-    if (failed) return this.#deny(failed, true);
-    return this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame);
+    return this.#openQuery(runs, requests, frame);
+  }
+
+  #queryStatement(facts: StatementFacts): QueryStep {
+    const exchange = statementExchange(this.#decide, [facts], facts.text);
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked: decideStatement(this.#decide, exchange, facts) };
+  }
+
+  /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
+  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], frame: Frame): Promise<void> {
+    for (;;) {
+      let exchange = step.exchange;
+      const decision = step.checked.decision!;
+      if (decision.effect === 'require_approval') {
+        const held = await this.#hold(exchange, decision, statementDigest(statements[i]!.text));
+        exchange = held.exchange;
+        if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
+      }
+      runs.push(this.#newRun(exchange, decision));
+      requests.push(step.request);
+      if (++i === statements.length) return this.#openQuery(runs, requests, frame);
+      step = this.#queryStatement(statements[i]!);
+      if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+    }
+  }
+
+  #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): Promise<void> {
+    return this.#recording.open(runs, requests).then((failed) => (failed ? this.#deny(failed, true) : this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame)));
   }
 
   async #onParse(frame: Frame): Promise<void> {
@@ -224,31 +257,41 @@ export class PostgresSession {
     return this.#forward({ kind: 'parse' }, frame);
   }
 
-  async #onExecute(frame: Frame): Promise<void> {
+  #onExecute(frame: Frame): Promise<void> | undefined {
     const portal = this.#extended.execute(frame.body);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
-    let exchange = statement ? statementExchange(this.#decide, statement.facts, statement.text) : statementExchange(this.#decide, [], '', 'sql.execute');
+    const exchange = statement ? statementExchange(this.#decide, statement.facts, statement.text) : statementExchange(this.#decide, [], '', 'sql.execute');
     const maskText = this.#ctx.connection.masking.maskText;
     const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
     const request = requestOf('Execute', statement?.text ?? '', params);
     let decision: Decision | undefined;
-    for (const facts of statement?.facts.length ? statement.facts : [undefined]) {
-      const checked = decideStatement(this.#decide, exchange, facts);
+    const facts = statement?.facts;
+    if (!facts || facts.length === 0) {
+      const checked = decideStatement(this.#decide, exchange, undefined);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
-      // The decision kept is the one that asks for approval, if any does.
-      if (decision?.effect !== 'require_approval') decision = checked.decision;
+      decision = checked.decision;
+    } else {
+      for (const f of facts) {
+        const checked = decideStatement(this.#decide, exchange, f);
+        if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
+        // The decision kept is the one that asks for approval, if any does.
+        if (decision?.effect !== 'require_approval') decision = checked.decision;
+      }
     }
-    if (decision!.effect === 'require_approval') {
-      // Held at Execute, not Parse: the approval covers the statement with these parameter values.
-      const held = await this.#hold(exchange, decision!, statementDigest(statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
-      exchange = held.exchange;
-      if (held.error) return this.#refuse(exchange, decision, request, held.error, false);
-    }
-    const run = this.#newRun(exchange, decision!);
-    const failed = await this.#recording.open([run], [request]);
-    if (failed) return this.#deny(failed, false);
-    return this.#forward({ kind: 'execute', run, portal, plan: null }, frame);
+    if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
+    return this.#openExecute(this.#newRun(exchange, decision!), request, portal, frame);
+  }
+
+  /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
+  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
+    const held = await this.#hold(exchange, decision, statementDigest(portal?.statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
+    if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
+    return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
+  }
+
+  #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
+    return this.#recording.open([run], [request]).then((failed) => (failed ? this.#deny(failed, false) : this.#forward({ kind: 'execute', run, portal, plan: null }, frame)));
   }
 
   #newRun(exchange: Exchange, decision: Decision): Run {
@@ -281,7 +324,7 @@ export class PostgresSession {
   }
 
   /** Records a refusal, then answers it in order (#deny). */
-  async #refuse(exchange: Exchange, decision: Decision | undefined, request: ReturnType<typeof requestOf>, error: GatehouseError, simple: boolean): Promise<void> {
+  async #refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError, simple: boolean): Promise<void> {
     await this.#recording.refuse(exchange, decision, request, error);
     return this.#deny(error, simple);
   }
