@@ -25,9 +25,67 @@ export const gssEncRequestCode = 80877104;
 /** CancelRequest code (80877102). */
 export const cancelRequestCode = 80877102;
 
-/** Accumulates bytes and cuts them into frames; never holds more than one frame plus one chunk. */
+// One-character strings for the type byte, made once (String.fromCharCode per frame allocates).
+const typeChars = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
+
+/**
+ * A frame as read: a range of the chunk it arrived in. Neither the body nor the whole
+ * message is cut out until asked for: most messages are relayed as they came (the
+ * outbox takes the range) and many are never looked into (DataRow without masking,
+ * ReadyForQuery …).
+ */
+export class ReadFrame implements Frame {
+  readonly type: string;
+  readonly chunk: Buffer;
+  readonly start: number;
+  readonly end: number;
+  readonly #headerSize: number;
+  #raw: Buffer | undefined;
+  #body: Buffer | undefined;
+
+  constructor(type: string, chunk: Buffer, start: number, end: number, headerSize: number) {
+    this.type = type;
+    this.chunk = chunk;
+    this.start = start;
+    this.end = end;
+    this.#headerSize = headerSize;
+  }
+
+  get raw(): Buffer {
+    return (this.#raw ??= this.chunk.subarray(this.start, this.end));
+  }
+
+  get body(): Buffer {
+    return (this.#body ??= this.chunk.subarray(this.start + this.#headerSize, this.end));
+  }
+
+  /** Where the body starts in `chunk`. */
+  get bodyStart(): number {
+    return this.start + this.#headerSize;
+  }
+}
+
+/** A reader of a frame's body, without cutting the body out of its chunk. */
+export function bodyReader(frame: Frame): BodyReader {
+  return frame instanceof ReadFrame ? new BodyReader(frame.chunk, frame.bodyStart, frame.end) : new BodyReader(frame.body);
+}
+
+/** The length of a message, whole (type, length and body). */
+export function frameLength(frame: Frame): number {
+  return frame instanceof ReadFrame ? frame.end - frame.start : frame.raw.length;
+}
+
+/**
+ * Accumulates bytes and cuts them into frames; never holds more than one frame plus one
+ * chunk. Frames are views of the chunk they arrived in (no copy), unless a frame spans
+ * chunks.
+ */
 export class FrameReader {
-  #chunks: Buffer[] = [];
+  /** The chunk frames are being cut from, from `#offset` on. */
+  #chunk: Buffer = Buffer.alloc(0);
+  #offset = 0;
+  /** Chunks received after `#chunk`. */
+  #more: Buffer[] = [];
   #length = 0;
   readonly #maxMessageBytes: number;
 
@@ -40,13 +98,21 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): void {
-    this.#chunks.push(chunk);
+    if (chunk.length === 0) return;
+    if (this.#offset === this.#chunk.length) {
+      this.#chunk = chunk;
+      this.#offset = 0;
+    } else this.#more.push(chunk);
     this.#length += chunk.length;
   }
 
   /** Takes everything buffered (used when handing a socket over to TLS). */
   drain(): Buffer {
-    const all = this.#take(this.#length);
+    this.#join();
+    const all = this.#chunk.subarray(this.#offset);
+    this.#chunk = Buffer.alloc(0);
+    this.#offset = 0;
+    this.#length = 0;
     return all;
   }
 
@@ -54,51 +120,69 @@ export class FrameReader {
   next(startup: boolean): Frame | undefined {
     const headerSize = startup ? 4 : 5;
     if (this.#length < headerSize) return undefined;
-    const header = this.#peek(headerSize);
-    const type = startup ? '' : String.fromCharCode(header[0]!);
-    const declared = header.readInt32BE(startup ? 0 : 1);
+    if (this.#chunk.length - this.#offset < headerSize) this.#join();
+    const chunk = this.#chunk;
+    const at = this.#offset;
+    const declared = chunk.readInt32BE(startup ? at : at + 1);
     // The length counts itself (4 bytes); a startup packet is at least length + code.
     const min = startup ? 8 : 4;
     if (declared < min) throw new ProtocolViolation(`invalid message length ${declared}`);
     if (declared > this.#maxMessageBytes) throw new ProtocolViolation(`message length ${declared} exceeds the limit of ${this.#maxMessageBytes} bytes`);
     const total = declared + (startup ? 0 : 1);
     if (this.#length < total) return undefined;
-    const raw = this.#take(total);
-    return { type, body: raw.subarray(headerSize), raw };
-  }
-
-  #peek(n: number): Buffer {
-    if (this.#chunks[0]!.length >= n) return this.#chunks[0]!.subarray(0, n);
-    const joined = Buffer.concat(this.#chunks);
-    this.#chunks = [joined];
-    return joined.subarray(0, n);
-  }
-
-  #take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const first = this.#chunks[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-    } else {
-      const joined = Buffer.concat(this.#chunks);
-      out = joined.subarray(0, n);
-      this.#chunks = joined.length > n ? [joined.subarray(n)] : [];
+    if (this.#chunk.length - this.#offset < total) this.#join();
+    const from = this.#offset;
+    const frameChunk = this.#chunk;
+    this.#offset = from + total;
+    this.#length -= total;
+    if (this.#offset === this.#chunk.length && this.#more.length > 0) {
+      this.#chunk = this.#more.shift()!;
+      this.#offset = 0;
     }
-    this.#length -= n;
-    return out;
+    return new ReadFrame(startup ? '' : typeChars[frameChunk[from]!]!, frameChunk, from, from + total, headerSize);
   }
+
+  /** Makes everything buffered one chunk (a frame or header spans chunks). */
+  #join(): void {
+    if (this.#more.length === 0) return;
+    this.#chunk = Buffer.concat([this.#chunk.subarray(this.#offset), ...this.#more]);
+    this.#offset = 0;
+    this.#more = [];
+  }
+}
+
+/**
+ * UTF-8 text of `buf[from, to)`. Names, command tags and parameter values are mostly
+ * short ASCII, which is read here byte by byte: three to four times faster than a
+ * decoder call for a few characters. Anything else goes to the decoder.
+ */
+export function utf8Text(buf: Buffer, from: number, to: number): string {
+  if (to - from > 24) return buf.toString('utf8', from, to);
+  let text = '';
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return buf.toString('utf8', from, to);
+    text += String.fromCharCode(c);
+  }
+  return text;
 }
 
 /** Reads the fields of a message body, bounds-checked: a short body is a ProtocolViolation. */
 export class BodyReader {
-  #offset = 0;
-  constructor(readonly body: Buffer) {}
+  #offset: number;
+  readonly #end: number;
+  /** The body is `body[start, end)` (a frame's range of the chunk it came in, without a view of its own). */
+  constructor(
+    readonly body: Buffer,
+    start = 0,
+    end = body.length,
+  ) {
+    this.#offset = start;
+    this.#end = end;
+  }
 
   get remaining(): number {
-    return this.body.length - this.#offset;
+    return this.#end - this.#offset;
   }
 
   int8(): number {
@@ -122,9 +206,9 @@ export class BodyReader {
 
   /** A null-terminated String (PostgreSQL docs, "Message Data Types"). */
   cstring(): string {
-    const end = this.body.indexOf(0, this.#offset);
-    if (end < 0) throw new ProtocolViolation('unterminated string in message');
-    const s = this.body.toString('utf8', this.#offset, end);
+    const end = this.#offset < this.#end ? this.body.indexOf(0, this.#offset) : -1;
+    if (end < 0 || end >= this.#end) throw new ProtocolViolation('unterminated string in message');
+    const s = utf8Text(this.body, this.#offset, end);
     this.#offset = end + 1;
     return s;
   }
@@ -138,7 +222,7 @@ export class BodyReader {
   }
 
   #need(n: number): void {
-    if (this.#offset + n > this.body.length) throw new ProtocolViolation('message is shorter than its fields');
+    if (this.#offset + n > this.#end) throw new ProtocolViolation('message is shorter than its fields');
   }
 }
 
@@ -346,41 +430,71 @@ export interface BindFields {
 }
 
 /** Bind ('B'): portal, statement, parameter format codes, values, result format codes. */
-export function parseBind(body: Buffer): BindFields {
-  const r = new BodyReader(body);
-  const portal = r.cstring();
-  const statement = r.cstring();
-  const nFormats = r.int16();
+export function parseBind(message: Buffer | Frame): BindFields {
+  // One offset and bounds checks of its own (once per Execute: no reader object, no
+  // view per text value), over the frame's range of its chunk.
+  const body = message instanceof ReadFrame ? message.chunk : Buffer.isBuffer(message) ? message : message.body;
+  let at = message instanceof ReadFrame ? message.bodyStart : 0;
+  const n = message instanceof ReadFrame ? message.end : body.length;
+  let end = at < n ? body.indexOf(0, at) : -1;
+  if (end < 0 || end >= n) throw new ProtocolViolation('unterminated string in message');
+  const portal = utf8Text(body, at, end);
+  at = end + 1;
+  end = at < n ? body.indexOf(0, at) : -1;
+  if (end < 0 || end >= n) throw new ProtocolViolation('unterminated string in message');
+  const statement = utf8Text(body, at, end);
+  at = end + 1;
+  if (at + 2 > n) throw short();
+  const nFormats = body.readInt16BE(at);
+  at += 2;
+  if (at + 2 * Math.max(nFormats, 0) + 2 > n) throw short();
   const formats: number[] = [];
-  for (let i = 0; i < nFormats; i++) formats.push(r.int16());
-  const nParams = r.int16();
+  for (let i = 0; i < nFormats; i++, at += 2) formats.push(body.readInt16BE(at));
+  const nParams = body.readInt16BE(at);
+  at += 2;
   if (nFormats > 1 && nFormats !== nParams) throw new ProtocolViolation(`bind message has ${nFormats} parameter formats but ${nParams} parameters`);
   const params: (string | null)[] = [];
   let binary: Map<number, Buffer> | undefined;
   for (let i = 0; i < nParams; i++) {
-    const len = r.int32();
+    if (at + 4 > n) throw short();
+    const len = body.readInt32BE(at);
+    at += 4;
     if (len === -1) {
       params.push(null);
       continue;
     }
-    const value = r.bytes(len);
+    if (len < 0) throw new ProtocolViolation(`invalid field length ${len}`);
+    if (at + len > n) throw short();
     const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0]! : formats[i]!;
-    params.push(format === 0 ? value.toString('utf8') : `<binary ${len} bytes>`);
-    if (format !== 0) (binary ??= new Map()).set(i, value);
+    if (format === 0) params.push(utf8Text(body, at, at + len));
+    else {
+      params.push(`<binary ${len} bytes>`);
+      (binary ??= new Map()).set(i, body.subarray(at, at + len));
+    }
+    at += len;
   }
-  const nResult = r.int16();
+  if (at + 2 > n) throw short();
+  const nResult = body.readInt16BE(at);
+  at += 2;
+  if (at + 2 * Math.max(nResult, 0) > n) throw short();
   const resultFormats: number[] = [];
-  for (let i = 0; i < nResult; i++) resultFormats.push(r.int16());
+  for (let i = 0; i < nResult; i++, at += 2) resultFormats.push(body.readInt16BE(at));
   return { portal, statement, params, binary, resultFormats };
 }
 
+function short(): ProtocolViolation {
+  return new ProtocolViolation('message is shorter than its fields');
+}
+
 /** CommandComplete ('C'): the command tag, e.g. "SELECT 5", "INSERT 0 1". */
-export function parseCommandTag(body: Buffer): string {
-  return new BodyReader(body).cstring();
+export function parseCommandTag(message: Buffer | Frame): string {
+  return (Buffer.isBuffer(message) ? new BodyReader(message) : bodyReader(message)).cstring();
 }
 
 /** Row count from a command tag (the last number), when it has one. */
 export function rowsFromTag(tag: string): number | undefined {
-  const m = /(\d+)$/.exec(tag);
-  return m ? Number(m[1]) : undefined;
+  // The trailing digits, read backwards (once per statement: no regex match object).
+  let i = tag.length;
+  while (i > 0 && tag.charCodeAt(i - 1) >= 0x30 && tag.charCodeAt(i - 1) <= 0x39) i--;
+  return i === tag.length ? undefined : Number(tag.slice(i));
 }

@@ -83,21 +83,27 @@ type Entry = ShapeEntry | { readonly kind: 'exact'; readonly inspection: SqlInsp
 
 // Keys: '\u0000' + exact text, or '\u0002' + shape key: the first character keeps the
 // two kinds apart. 'no-shape' marks a shape whose texts are cached by exact text.
-const cache = new Map<string, Entry>();
+// Least recently used first (Map order). A hit moves its entry to the end only when
+// it has drifted into the older half: a statement a session runs again and again costs
+// one lookup, not a delete and a re-insert each time, and is still never evicted.
+const cache = new Map<string, { entry: Entry; moved: number }>();
 const pending = new Map<string, Promise<SqlInspection>>();
+/** Insertions and moves so far: an entry is about `moves - moved` places from the end. */
+let moves = 0;
 
 function touch(key: string): Entry | undefined {
   const hit = cache.get(key);
-  if (hit) {
-    // Map keeps insertion order: re-inserting makes this the most recently used.
+  if (hit && moves - hit.moved > maxCached / 2) {
     cache.delete(key);
+    hit.moved = ++moves;
     cache.set(key, hit);
   }
-  return hit;
+  return hit?.entry;
 }
 
 function remember(key: string, entry: Entry): void {
-  cache.set(key, entry);
+  cache.delete(key);
+  cache.set(key, { entry, moved: ++moves });
   if (cache.size > maxCached) cache.delete(cache.keys().next().value!);
 }
 
@@ -108,11 +114,18 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
   if (shape) {
     const hit = touch(`\u0002${shape.key}`);
     if (hit?.kind === 'shape' && hit.statements.length === shape.statements.length) {
-      return { ok: true, statements: hit.statements.map((facts, i) => ({ ...facts, text: shape.statements[i]! })) };
+      const texts = shape.statements;
+      return { ok: true, statements: texts.length === 1 ? [withText(hit.statements[0]!, texts[0]!)] : hit.statements.map((facts, i) => withText(facts, texts[i]!)) };
     }
   }
   const exact = touch(`\u0000${text}`);
   return exact?.kind === 'exact' ? exact.inspection : undefined;
+}
+
+/** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
+function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
+  if (facts.copyOut === undefined && facts.unsupported === undefined) return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
+  return { ...facts, text };
 }
 
 /** Inspects a query (one or several statements); cached by shape or exact text. */
@@ -129,7 +142,7 @@ export function inspectSql(text: string): Promise<SqlInspection> {
     if (shape && shapeKey && inspection.ok && !readsLiterals && sameCut(inspection.statements, shape.statements)) {
       remember(shapeKey, { kind: 'shape', statements: inspection.statements.map(({ text: _text, ...facts }) => facts) });
     } else {
-      if (shapeKey && cache.get(shapeKey)?.kind !== 'shape') remember(shapeKey, { kind: 'no-shape' });
+      if (shapeKey && cache.get(shapeKey)?.entry.kind !== 'shape') remember(shapeKey, { kind: 'no-shape' });
       remember(`\u0000${text}`, { kind: 'exact', inspection });
     }
     return inspection;

@@ -11,12 +11,21 @@
 //   waits for it before reading more.
 
 import type { Duplex } from 'node:stream';
+import { ReadFrame, type Frame } from './codec.js';
 
 export class Outbox {
   readonly #socket: Duplex;
   readonly #maxBytes: number;
   #chunks: Buffer[] = [];
   #bytes = 0;
+  // The messages pushed last, as one run [#runFrom, #runTo) of an ArrayBuffer: messages
+  // relayed as they came are ranges of one received chunk, side by side, and the run
+  // grows over them without a copy (a statement's answer leaves as one view of it).
+  #run: ArrayBufferLike | undefined;
+  #runFrom = 0;
+  #runTo = 0;
+  /** The run is exactly this buffer (it needs no view of its own). */
+  #runBuffer: Buffer | undefined;
 
   constructor(socket: Duplex, maxBytes = 64 * 1024) {
     this.#socket = socket;
@@ -28,14 +37,38 @@ export class Outbox {
   }
 
   /** Queues a message; flushes when the bound is reached (the promise: wait for drain). */
-  push(bytes: Buffer): Promise<void> | undefined {
-    this.#chunks.push(bytes);
-    this.#bytes += bytes.length;
+  push(message: Buffer | Frame): Promise<void> | undefined {
+    let buffer: ArrayBufferLike;
+    let from: number;
+    let length: number;
+    let whole: Buffer | undefined;
+    if (message instanceof ReadFrame) {
+      buffer = message.chunk.buffer;
+      from = message.chunk.byteOffset + message.start;
+      length = message.end - message.start;
+    } else {
+      whole = Buffer.isBuffer(message) ? message : message.raw;
+      buffer = whole.buffer;
+      from = whole.byteOffset;
+      length = whole.length;
+    }
+    if (buffer === this.#run && from === this.#runTo) {
+      this.#runTo += length;
+      this.#runBuffer = undefined;
+    } else {
+      this.#closeRun();
+      this.#run = buffer;
+      this.#runFrom = from;
+      this.#runTo = from + length;
+      this.#runBuffer = whole;
+    }
+    this.#bytes += length;
     return this.#bytes >= this.#maxBytes ? this.flush() : undefined;
   }
 
   /** Queues a message ahead of everything queued (and not yet written). */
   unshift(bytes: Buffer): void {
+    this.#closeRun();
     this.#chunks.unshift(bytes);
     this.#bytes += bytes.length;
   }
@@ -43,6 +76,7 @@ export class Outbox {
   /** Writes everything queued in one write; a promise when the socket must drain first. */
   flush(): Promise<void> | undefined {
     if (this.#bytes === 0) return undefined;
+    this.#closeRun();
     const chunks = this.#chunks;
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#bytes);
     this.#chunks = [];
@@ -55,6 +89,14 @@ export class Outbox {
   end(last: Buffer): void {
     this.flush();
     this.#socket.end(last);
+  }
+
+  #closeRun(): void {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    this.#chunks.push(this.#runBuffer ?? Buffer.from(run, this.#runFrom, this.#runTo - this.#runFrom));
+    this.#runBuffer = undefined;
   }
 }
 

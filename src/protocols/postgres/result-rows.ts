@@ -11,7 +11,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
-import { message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
+import { frameLength, message, parseRowDescription, ReadFrame, type ColumnDescription, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { resultColumns } from './extended-query.js';
 import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
@@ -25,9 +25,15 @@ export interface RowShape {
 
 export interface RowSink {
   /** Sends a message on to the client. */
-  emit(bytes: Buffer): void;
+  emit(bytes: Buffer | Frame): void;
   /** Ends the statement from the gateway's side with this error. */
   stop(run: Run, error: GatehouseError): void;
+}
+
+/** The frame's body is `body` (compared in place, without cutting the frame's body out). */
+function sameBody(frame: Frame, body: Buffer): boolean {
+  if (!(frame instanceof ReadFrame)) return frame.body.equals(body);
+  return frame.end - frame.bodyStart === body.length && frame.chunk.compare(body, 0, body.length, frame.bodyStart, frame.end) === 0;
 }
 
 export class ResultRows {
@@ -44,9 +50,10 @@ export class ResultRows {
    * A RowDescription's columns and masking plan. The last one is kept: a session mostly
    * runs the same statements, and comparing bytes is cheaper than parsing and planning.
    */
-  describe(body: Buffer): RowShape {
+  describe(message: Frame): RowShape {
     const last = this.#last;
-    if (last && last.body.equals(body)) return last;
+    if (last && sameBody(message, last.body)) return last;
+    const body = message.body;
     const columns = parseRowDescription(body);
     const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#connection.masking) };
     this.#last = shape;
@@ -59,13 +66,16 @@ export class ResultRows {
     if (columns === undefined && maskingActive(this.#connection.masking)) {
       return new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' });
     }
-    return columns ? planMasking(columns, this.#connection.masking) : undefined;
+    if (!columns) return undefined;
+    // Described by the session's last RowDescription (Describe, then Execute): planned already.
+    const last = this.#last;
+    return last && last.columns === columns ? last.plan : planMasking(columns, this.#connection.masking);
   }
 
   /** A DataRow or CopyData of `run` (none: a statement the gateway does not track). */
   row(run: Run | undefined, frame: Frame, plan: MaskPlan): undefined {
     if (!run) {
-      this.#sink.emit(frame.raw);
+      this.#sink.emit(frame);
       return;
     }
     if (run.error) return; // already stopped (row limit): nothing more of it leaves
@@ -82,11 +92,11 @@ export class ResultRows {
       frame.type === 'D'
         ? plan
           ? maskDataRow(frame.raw, frame.body, plan)
-          : frame.raw
+          : frame
         : maskText // CopyData in text or CSV format: the hook sees the whole line
           ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
-          : frame.raw;
-    run.bytesOut += out.length;
+          : frame;
+    run.bytesOut += Buffer.isBuffer(out) ? out.length : frameLength(out);
     this.#sink.emit(out);
   }
 
@@ -95,7 +105,7 @@ export class ResultRows {
     if (run && frame.body[0] === 1 && this.#connection.masking.maskText) {
       this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
     } else {
-      this.#sink.emit(frame.raw);
+      this.#sink.emit(frame);
     }
   }
 }

@@ -21,20 +21,20 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
-import type { Decision, Exchange, Identity } from '../../exchange/index.js';
+import type { Decision, Exchange, Identity, RecordedRequest } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
-import { bindMessage, BodyReader, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, BodyReader, bodyReader, frameLength, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
-import { decideStatement, statementExchange, unparseable, type StatementContext } from './decide-statement.js';
+import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
 import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
-import { inspectSql, inspectSqlCached, type SqlInspection } from './inspect-sql.js';
+import { inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { Outbox } from './outbox.js';
 import { ResultRows } from './result-rows.js';
-import type { Pending, Run } from './session-state.js';
+import type { Pending, PortalInfo, Run } from './session-state.js';
 import { newRun, requestOf, StatementRecording } from './statement-recording.js';
 import { StatementTimer } from './statement-timer.js';
 
@@ -46,6 +46,13 @@ export interface SessionContext {
   readonly clientAddress: string | undefined;
   readonly userAgent: string | undefined;
   readonly cancelUpstream: () => Promise<void>;
+}
+
+/** One statement of a Query, decided. */
+interface QueryStep {
+  readonly exchange: Exchange;
+  readonly request: RecordedRequest;
+  readonly checked: Checked;
 }
 
 export class PostgresSession {
@@ -71,6 +78,8 @@ export class PostgresSession {
   #cancelling: Promise<void> | undefined;
   /** Entries at the end of #pending whose messages are still in the outbox (unsent). */
   #unsent = 0;
+  /** Resolves run() with why the session ended: the first side to end decides. */
+  #ended: ((why: GatehouseError | undefined) => void) | undefined;
   #discarding = false;
   #swallowUntilReady = false;
   #closed = false;
@@ -84,7 +93,15 @@ export class PostgresSession {
     this.#clientSource = clientSource;
     this.#upstream = upstream;
     const { connection, stages } = ctx;
-    this.#decide = { connection, policy: stages.policy, identity: ctx.identity, sessionId: ctx.sessionId, client: { address: ctx.clientAddress, userAgent: ctx.userAgent }, approvals: stages.approvals !== undefined };
+    this.#decide = {
+      connection,
+      policy: stages.policy,
+      identity: ctx.identity,
+      sessionId: ctx.sessionId,
+      client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
+      approvals: stages.approvals !== undefined,
+      decisions: new SessionDecisions(),
+    };
     this.#recording = new StatementRecording(stages);
     this.#rows = new ResultRows(connection, { emit: (bytes) => this.#emit(bytes), stop: (run, error) => this.#stop(run, error) });
     this.#timer = new StatementTimer(connection.statementTimeoutMs, (head) => this.#onStatementTimeout(head));
@@ -96,7 +113,11 @@ export class PostgresSession {
 
   /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
   async run(): Promise<GatehouseError | undefined> {
-    const ended = await Promise.race([this.#clientLoop(), this.#upstreamLoop()]);
+    const ended = await new Promise<GatehouseError | undefined>((resolve) => {
+      this.#ended = resolve;
+      this.#pumpClient();
+      this.#pumpUpstream();
+    });
     this.#closed = true;
     this.#timer.clear();
     for (const p of this.#pending) {
@@ -110,60 +131,93 @@ export class PostgresSession {
     return ended;
   }
 
-  /** CancelRequest for this session: ends a hold for approval (57014); the database is cancelled too, by the listener. */
-  cancelHold(): void {
-    this.#holding?.abort('cancel');
+  /**
+   * CancelRequest for this session: ends a hold for approval (57014). Returns true when
+   * that was all there was to cancel: a hold, with nothing outstanding at the database.
+   * Otherwise the listener cancels the database too; it must not when the database is
+   * idle, since a cancel that arrives late would fail the client's next statement.
+   */
+  cancelHold(): boolean {
+    const holding = this.#holding;
+    if (!holding) return false;
+    holding.abort('cancel');
+    // Before a hold everything queued was sent: an empty FIFO means no statement is running.
+    return this.#pending.length === 0;
   }
 
   // ---- client → gateway → database ----
 
-  async #clientLoop(): Promise<GatehouseError | undefined> {
+  #end(why: GatehouseError | undefined): void {
+    const ended = this.#ended;
+    this.#ended = undefined;
+    ended?.(why);
+  }
+
+  /**
+   * Reads and handles client messages until one must wait (for inspection, recording,
+   * approval or backpressure: it continues when that settles) or none is buffered (it
+   * continues when bytes arrive). Messages already buffered are handled at once; what
+   * they produced for the database leaves in one write when the client has nothing more
+   * for now. No promise per message: it runs from the socket's data event.
+   */
+  readonly #pumpClient = (): void => {
     try {
       for (;;) {
-        // Messages already buffered are handled at once; what they produced for the
-        // database leaves in one write when the client has nothing more for now.
-        let frame = this.#clientSource.tryRead();
+        const frame = this.#clientSource.tryRead();
         if (!frame) {
           const drain = this.#flushToDatabase();
-          if (drain) await drain;
-          frame = await this.#clientSource.read();
+          if (drain) {
+            drain.then(this.#pumpClient, this.#clientFailed);
+            return;
+          }
+          const ended = this.#clientSource.ended;
+          if (ended) throw ended;
+          this.#clientSource.wait(this.#pumpClient);
+          return;
         }
-        this.bytesIn += frame.raw.length;
-        if (frame.type === 'X') return undefined; // Terminate
+        this.bytesIn += frameLength(frame);
+        if (frame.type === 'X') return this.#end(undefined); // Terminate
         const waiting = this.#onClient(frame);
-        if (waiting) await waiting;
+        if (waiting) {
+          waiting.then(this.#pumpClient, this.#clientFailed);
+          return;
+        }
       }
     } catch (error) {
-      if (this.#closed) return undefined;
-      if (error instanceof SocketClosed) return new GatehouseError('client_closed', { detail: error.message });
-      const failure =
-        error instanceof ProtocolViolation
-          ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
-          : error instanceof GatehouseError
-            ? error
-            : new GatehouseError('internal_error', { detail: String(error) });
-      this.#toClient.end(errorResponseFor(failure, 'FATAL'));
-      return failure;
+      this.#clientFailed(error);
     }
-  }
+  };
+
+  readonly #clientFailed = (error: unknown): void => {
+    if (this.#closed) return this.#end(undefined);
+    if (error instanceof SocketClosed) return this.#end(new GatehouseError('client_closed', { detail: error.message }));
+    const failure =
+      error instanceof ProtocolViolation
+        ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
+        : error instanceof GatehouseError
+          ? error
+          : new GatehouseError('internal_error', { detail: String(error) });
+    this.#toClient.end(errorResponseFor(failure, 'FATAL'));
+    this.#end(failure);
+  };
 
   /** Handles one client message; a promise only when it must wait (inspection, recording, approval, backpressure). */
   #onClient(frame: Frame): Promise<void> | undefined {
     if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
     switch (frame.type) {
       case 'Q': // Query
-        return this.#onQuery(new BodyReader(frame.body).cstring(), frame);
+        return this.#onQuery(bodyReader(frame).cstring(), frame);
       case 'P': // Parse
         return this.#onParse(frame);
       case 'B': // Bind
-        this.#extended.bind(frame.body);
+        this.#extended.bind(frame);
         return this.#forward({ kind: 'bind' }, frame);
       case 'D': // Describe
-        return this.#forward({ kind: 'describe', described: this.#extended.describe(frame.body) }, frame);
+        return this.#forward({ kind: 'describe', described: this.#extended.describe(frame) }, frame);
       case 'E': // Execute
         return this.#onExecute(frame);
       case 'C': // Close
-        this.#extended.close(frame.body);
+        this.#extended.close(frame);
         return this.#forward({ kind: 'close' }, frame);
       case 'S': // Sync
         this.#discarding = false;
@@ -172,7 +226,7 @@ export class PostgresSession {
       case 'd': // CopyData
       case 'c': // CopyDone
       case 'f': // CopyFail
-        return this.#toUpstream(frame.raw);
+        return this.#toUpstream(frame);
       case 'F': // FunctionCall: cannot be inspected, so it is refused.
         return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);
       default:
@@ -180,34 +234,63 @@ export class PostgresSession {
     }
   }
 
-  #onQuery(text: string, frame: Frame): Promise<void> {
+  #onQuery(text: string, frame: Frame): Promise<void> | undefined {
     const inspection = inspectSqlCached(text);
     return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
   }
 
-  async #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> {
+  /**
+   * Decides each statement of a Query, records them, then forwards the Query. Synchronous
+   * up to the recording (the common case); a statement that needs approval continues in
+   * #queryHeld.
+   */
+  #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> | undefined {
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
+    const statements = inspection.statements;
     const runs: Run[] = [];
-    for (const facts of inspection.statements) {
-      let exchange = statementExchange(this.#decide, [facts], facts.text);
-      const request = requestOf('Query', facts.text, undefined);
-      const checked = decideStatement(this.#decide, exchange, facts);
-      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, true);
-      if (checked.decision.effect === 'require_approval') {
-        // Each statement of the Query that needs approval waits for its own review, in order.
-        const held = await this.#hold(exchange, checked.decision, statementDigest(facts.text));
-        exchange = held.exchange;
-        if (held.error) return this.#refuse(exchange, checked.decision, request, held.error, true);
-      }
-      runs.push(this.#newRun(exchange, checked.decision));
+    const requests: RecordedRequest[] = [];
+    for (let i = 0; i < statements.length; i++) {
+      const step = this.#queryStatement(statements[i]!);
+      if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
+      runs.push(this.#newRun(step.exchange, step.checked.decision));
+      requests.push(step.request);
     }
-    const failed = await this.#recording.open(runs, runs.map((r) => requestOf('Query', r.exchange.facts.sql!.text, undefined)));
-    if (failed) return this.#deny(failed, true);
-    return this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame);
+    return this.#openQuery(runs, requests, frame);
+  }
+
+  #queryStatement(facts: StatementFacts): QueryStep {
+    const exchange = statementExchange(this.#decide, [facts], facts.text);
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked: decideStatement(this.#decide, exchange, facts) };
+  }
+
+  /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
+  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], frame: Frame): Promise<void> {
+    for (;;) {
+      let exchange = step.exchange;
+      const decision = step.checked.decision!;
+      if (decision.effect === 'require_approval') {
+        const held = await this.#hold(exchange, decision, statementDigest(statements[i]!.text));
+        exchange = held.exchange;
+        if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
+      }
+      runs.push(this.#newRun(exchange, decision));
+      requests.push(step.request);
+      if (++i === statements.length) return this.#openQuery(runs, requests, frame);
+      step = this.#queryStatement(statements[i]!);
+      if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+    }
+  }
+
+  #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): Promise<void> {
+    return this.#recording.open(runs, requests).then(
+      () => this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame),
+      (error: unknown) => this.#deny(this.#recording.failed(runs, error), true),
+    );
   }
 
   async #onParse(frame: Frame): Promise<void> {
-    const r = new BodyReader(frame.body);
+    const r = bodyReader(frame);
     const name = r.cstring();
     const text = r.cstring();
     const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
@@ -224,31 +307,44 @@ export class PostgresSession {
     return this.#forward({ kind: 'parse' }, frame);
   }
 
-  async #onExecute(frame: Frame): Promise<void> {
-    const portal = this.#extended.execute(frame.body);
+  #onExecute(frame: Frame): Promise<void> | undefined {
+    const portal = this.#extended.execute(frame);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
-    let exchange = statement ? statementExchange(this.#decide, statement.facts, statement.text) : statementExchange(this.#decide, [], '', 'sql.execute');
+    const exchange = statement ? exchangeOf(this.#decide, statement.shape) : statementExchange(this.#decide, [], '', 'sql.execute');
     const maskText = this.#ctx.connection.masking.maskText;
     const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
-    const request = requestOf('Execute', statement?.text ?? '', params);
+    const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
     let decision: Decision | undefined;
-    for (const facts of statement?.facts.length ? statement.facts : [undefined]) {
-      const checked = decideStatement(this.#decide, exchange, facts);
+    const facts = statement?.facts;
+    if (!facts || facts.length === 0) {
+      const checked = decideStatement(this.#decide, exchange, undefined);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
-      // The decision kept is the one that asks for approval, if any does.
-      if (decision?.effect !== 'require_approval') decision = checked.decision;
+      decision = checked.decision;
+    } else {
+      for (const f of facts) {
+        const checked = decideStatement(this.#decide, exchange, f);
+        if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
+        // The decision kept is the one that asks for approval, if any does.
+        if (decision?.effect !== 'require_approval') decision = checked.decision;
+      }
     }
-    if (decision!.effect === 'require_approval') {
-      // Held at Execute, not Parse: the approval covers the statement with these parameter values.
-      const held = await this.#hold(exchange, decision!, statementDigest(statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
-      exchange = held.exchange;
-      if (held.error) return this.#refuse(exchange, decision, request, held.error, false);
-    }
-    const run = this.#newRun(exchange, decision!);
-    const failed = await this.#recording.open([run], [request]);
-    if (failed) return this.#deny(failed, false);
-    return this.#forward({ kind: 'execute', run, portal, plan: null }, frame);
+    if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
+    return this.#openExecute(this.#newRun(exchange, decision!), request, portal, frame);
+  }
+
+  /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
+  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
+    const held = await this.#hold(exchange, decision, statementDigest(portal?.statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
+    if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
+    return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
+  }
+
+  #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
+    return this.#recording.open([run], [request]).then(
+      () => this.#forward({ kind: 'execute', run, portal, plan: null }, frame),
+      (error: unknown) => this.#deny(this.#recording.failed([run], error), false),
+    );
   }
 
   #newRun(exchange: Exchange, decision: Decision): Run {
@@ -281,7 +377,7 @@ export class PostgresSession {
   }
 
   /** Records a refusal, then answers it in order (#deny). */
-  async #refuse(exchange: Exchange, decision: Decision | undefined, request: ReturnType<typeof requestOf>, error: GatehouseError, simple: boolean): Promise<void> {
+  async #refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError, simple: boolean): Promise<void> {
     await this.#recording.refuse(exchange, decision, request, error);
     return this.#deny(error, simple);
   }
@@ -305,7 +401,7 @@ export class PostgresSession {
   #forward(expected: Pending, frame: Frame): Promise<void> | undefined {
     this.#expect(expected);
     this.#timer.arm(this.#pending[0]);
-    return this.#toUpstream(frame.raw);
+    return this.#toUpstream(frame);
   }
 
   #expect(expected: Pending): void {
@@ -347,7 +443,7 @@ export class PostgresSession {
   }
 
   /** Queues a message for the database (sent when the client loop would wait). */
-  #toUpstream(bytes: Buffer): Promise<void> | undefined {
+  #toUpstream(bytes: Buffer | Frame): Promise<void> | undefined {
     if (this.#upstream.socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
     return this.#toDatabase.push(bytes);
   }
@@ -362,38 +458,74 @@ export class PostgresSession {
 
   // ---- database → gateway → client ----
 
-  async #upstreamLoop(): Promise<GatehouseError | undefined> {
+  /** As #pumpClient, for the database's messages: answers already buffered are relayed in one write. */
+  readonly #pumpUpstream = (): void => {
     try {
       const source = this.#upstream.source;
       for (;;) {
-        // As on the client side: answers already buffered are relayed in one write.
-        let frame = source.tryRead();
+        const frame = source.tryRead();
         if (!frame) {
           const drain = this.#toClient.flush();
-          if (drain) await drain;
-          frame = await source.read();
+          if (drain) {
+            drain.then(this.#pumpUpstream, this.#upstreamFailed);
+            return;
+          }
+          const ended = source.ended;
+          if (ended) throw ended;
+          source.wait(this.#pumpUpstream);
+          return;
         }
         const waiting = this.#onUpstream(frame);
-        if (waiting) await waiting;
-        if (this.#clientDrain) {
-          const drain = this.#clientDrain;
-          this.#clientDrain = undefined;
-          await drain;
+        if (waiting) {
+          waiting.then(this.#upstreamHandled, this.#upstreamFailed);
+          return;
         }
-        this.#timer.arm(this.#pending[0]);
+        if (!this.#afterUpstream()) return;
       }
     } catch (error) {
-      if (this.#closed) return undefined;
-      const failure =
-        error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
-      if (!this.#client.destroyed) this.#toClient.end(errorResponseFor(failure, 'FATAL'));
-      return failure;
+      this.#upstreamFailed(error);
     }
+  };
+
+  /** After a database message: waits for the client socket to drain if it asked to (false: continues later), then re-arms the statement timer. */
+  #afterUpstream(): boolean {
+    const drain = this.#clientDrain;
+    if (drain) {
+      this.#clientDrain = undefined;
+      drain.then(this.#drained, this.#upstreamFailed);
+      return false;
+    }
+    this.#timer.arm(this.#pending[0]);
+    return true;
   }
 
-  #emit(bytes: Buffer, force = false): undefined {
+  readonly #upstreamHandled = (): void => {
+    try {
+      if (this.#afterUpstream()) this.#pumpUpstream();
+    } catch (error) {
+      this.#upstreamFailed(error);
+    }
+  };
+
+  readonly #drained = (): void => {
+    try {
+      this.#timer.arm(this.#pending[0]);
+    } catch (error) {
+      return this.#upstreamFailed(error);
+    }
+    this.#pumpUpstream();
+  };
+
+  readonly #upstreamFailed = (error: unknown): void => {
+    if (this.#closed) return this.#end(undefined);
+    const failure = error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
+    if (!this.#client.destroyed) this.#toClient.end(errorResponseFor(failure, 'FATAL'));
+    this.#end(failure);
+  };
+
+  #emit(bytes: Buffer | Frame, force = false): undefined {
     if (this.#swallowUntilReady && !force) return;
-    this.bytesOut += bytes.length;
+    this.bytesOut += Buffer.isBuffer(bytes) ? bytes.length : frameLength(bytes);
     const drain = this.#toClient.push(bytes);
     if (drain) this.#clientDrain = drain;
   }
@@ -403,10 +535,10 @@ export class PostgresSession {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'S') checkClientEncoding(frame.body);
-    if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame.raw, true);
+    if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
     const head = this.#pending[0];
     if (!head) {
-      if (t === 'E') return this.#emit(frame.raw, true); // e.g. FATAL on admin shutdown
+      if (t === 'E') return this.#emit(frame, true); // e.g. FATAL on admin shutdown
       throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database with nothing outstanding` });
     }
     switch (head.kind) {
@@ -420,24 +552,24 @@ export class PostgresSession {
         const expected = { parse: '1', bind: '2', close: '3' }[head.kind]; // ParseComplete, BindComplete, CloseComplete
         if (t === expected) {
           this.#pending.shift();
-          return this.#emit(frame.raw);
+          return this.#emit(frame);
         }
-        if (t === 'E') return this.#extendedError(frame.raw);
+        if (t === 'E') return this.#extendedError(frame);
         break;
       }
       case 'describe':
-        if (t === 't') return this.#emit(frame.raw); // ParameterDescription, then RowDescription or NoData
+        if (t === 't') return this.#emit(frame); // ParameterDescription, then RowDescription or NoData
         if (t === 'T' || t === 'n') {
           this.#pending.shift();
-          if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame.body).columns : [];
-          return this.#emit(frame.raw);
+          if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame).columns : [];
+          return this.#emit(frame);
         }
-        if (t === 'E') return this.#extendedError(frame.raw);
+        if (t === 'E') return this.#extendedError(frame);
         break;
       case 'sync':
         if (t === 'Z') {
           this.#pending.shift();
-          return head.silent ? undefined : this.#ready(frame.raw);
+          return head.silent ? undefined : this.#ready(frame);
         }
         break;
       case 'absorb':
@@ -466,8 +598,8 @@ export class PostgresSession {
     const run = head.runs[head.index];
     switch (frame.type) {
       case 'T': // RowDescription
-        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame.body));
-        return this.#emit(frame.raw);
+        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame));
+        return this.#emit(frame);
       case 'D': // DataRow
         return this.#rows.row(run, frame, head.plan);
       case 'd': // CopyData (COPY … TO STDOUT): one row per message
@@ -477,16 +609,16 @@ export class PostgresSession {
       case 'G': // CopyInResponse
       case 'c': // CopyDone
       case 'I': // EmptyQueryResponse
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'C': // CommandComplete
         if (run) {
-          run.tag = parseCommandTag(frame.body);
+          run.tag = parseCommandTag(frame);
           this.#recording.finish(run);
         }
         head.index++;
         head.columns = undefined;
         head.plan = undefined;
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'E': {
         // ErrorResponse ends the whole Query: later statements do not run.
         const replaced = run ? this.#upstreamError(run, frame) : frame.raw;
@@ -497,7 +629,7 @@ export class PostgresSession {
       case 'Z': // ReadyForQuery
         for (const r of head.runs) this.#recording.finish(r);
         this.#pending.shift();
-        return this.#ready(frame.raw);
+        return this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
     }
@@ -520,14 +652,14 @@ export class PostgresSession {
         return this.#rows.copyOut(run, frame);
       case 'G':
       case 'c':
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'C': // CommandComplete
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
-        run.tag = frame.type === 'C' ? parseCommandTag(frame.body) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        run.tag = frame.type === 'C' ? parseCommandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         this.#recording.finish(run);
         this.#pending.shift();
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'E':
         return this.#extendedError(this.#upstreamError(run, frame));
       default:
@@ -563,7 +695,7 @@ export class PostgresSession {
   }
 
   /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
-  #extendedError(raw: Buffer): undefined {
+  #extendedError(raw: Buffer | Frame): undefined {
     this.#pending.shift();
     this.#emit(raw);
     return this.#skipToSync();
@@ -580,15 +712,15 @@ export class PostgresSession {
    * ReadyForQuery: released once the outcome of every statement it ends is durable
    * (what went before it waits in the outbox: the client can do nothing before it).
    */
-  #ready(raw: Buffer): Promise<void> | undefined {
+  #ready(ready: Frame): Promise<void> | undefined {
     const settled = this.#recording.settled();
-    if (!settled) return this.#released(raw);
-    return settled.then(() => this.#released(raw));
+    if (!settled) return this.#released(ready);
+    return settled.then(() => this.#released(ready));
   }
 
-  #released(raw: Buffer): undefined {
+  #released(ready: Frame): undefined {
     this.#swallowUntilReady = false;
-    this.#emit(raw, true);
+    this.#emit(ready, true);
   }
 }
 

@@ -24,7 +24,11 @@ const marker = '\u0001';
 
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 const isIdentStart = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c >= 0x80;
-const isIdentCont = (c: number) => isIdentStart(c) || isDigit(c) || c === 0x24; // $ continues an identifier
+// ASCII characters that continue an identifier (letters, digits, _, $), as a table: the
+// identifier loop is most of the lexer's work.
+const identContAscii = new Uint8Array(128);
+for (let c = 0; c < 128; c++) identContAscii[c] = isIdentStart(c) || isDigit(c) || c === 0x24 ? 1 : 0;
+const isIdentCont = (c: number) => (c < 128 ? identContAscii[c] === 1 : true);
 
 /** The shape of `text`, or undefined when the lexer is not sure of it. */
 export function sqlShape(text: string): SqlShape | undefined {
@@ -41,6 +45,10 @@ export function sqlShape(text: string): SqlShape | undefined {
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
+    if (c === 0x20) {
+      i++;
+      continue;
+    }
     const next = i + 1 < n ? text.charCodeAt(i + 1) : -1;
     if (c === 0x2d && next === 0x2d) {
       // -- comment, to the end of the line
@@ -84,14 +92,18 @@ export function sqlShape(text: string): SqlShape | undefined {
     } else if (isDigit(c) || (c === 0x2e && isDigit(next))) {
       const end = numberEnd(text, i);
       if (end < 0) return undefined;
-      const integer = /^\d+$/.test(text.slice(i, end));
+      const integer = allDigits(text, i, end);
       // Beyond int32 PostgreSQL makes it an FCONST: long integers are left to the parser.
       if (integer && end - i > 9) return undefined;
       literal(i, end, integer ? 'I' : 'F');
       i = end;
     } else if (isIdentStart(c)) {
       let j = i + 1;
-      while (j < n && isIdentCont(text.charCodeAt(j))) j++;
+      while (j < n) {
+        const d = text.charCodeAt(j);
+        if (d < 128 && identContAscii[d] === 0) break;
+        j++;
+      }
       const after = j < n ? text.charCodeAt(j) : -1;
       if (j === i + 1 && after === 0x27) {
         // One-letter prefix of a string: E'…' is understood; B'', X'', N'' are not.
@@ -174,6 +186,11 @@ function continuesOnNextLine(text: string, from: number): boolean {
     else if (c !== 0x20 && c !== 0x09 && c !== 0x0c && c !== 0x0b) return newline && c === 0x27;
   }
   return false;
+}
+
+function allDigits(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (!isDigit(text.charCodeAt(i))) return false;
+  return true;
 }
 
 /** End of a numeric literal (digits, fraction, exponent), -1 when junk follows (PostgreSQL 15+ rejects it; 0x1F, 1_000 are newer forms). */

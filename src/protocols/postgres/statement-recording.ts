@@ -18,10 +18,26 @@ export function newRun(exchange: Exchange, decision: Decision): Run {
   return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false };
 }
 
+const noHeaders: Readonly<Record<string, string>> = Object.freeze({});
+
 /** What the recording keeps of a statement: its text and its parameters (masked by the caller). */
-export function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined): RecordedRequest {
-  return { method, path: '', headers: {}, body: JSON.stringify(params ? { sql: text, params } : { sql: text }), truncated: false };
+export function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined, textJson = JSON.stringify(text)): RecordedRequest {
+  // The same JSON as JSON.stringify({ sql, params }), without walking an object per
+  // statement (and, for a prepared statement, with its text made JSON once).
+  const body = params ? `{"sql":${textJson},"params":${paramsJson(params)}}` : `{"sql":${textJson}}`;
+  return { method, path: '', headers: noHeaders, body, truncated: false };
 }
+
+/** JSON.stringify(params), most often one or two values. */
+function paramsJson(params: readonly (string | null)[]): string {
+  if (params.length === 1) {
+    const p = params[0]!;
+    return p === null ? '[null]' : `[${JSON.stringify(p)}]`;
+  }
+  return JSON.stringify(params);
+}
+
+const ignore = (): undefined => undefined;
 
 export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
   const error = failure ? { code: failure.code, detail: failure.detail ?? failure.message, status: failure.status } : run.error;
@@ -32,7 +48,8 @@ export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
     bytesOut: run.bytesOut,
     ttfbMs: run.ttfbMs,
     durationMs: performance.now() - run.started,
-    responseBody: JSON.stringify({ command: run.tag ?? null, rows: run.tag && !error ? (rowsFromTag(run.tag) ?? run.rows) : run.rows }),
+    // JSON.stringify({ command, rows }), written out: rows is an integer.
+    responseBody: `{"command":${run.tag === undefined ? 'null' : JSON.stringify(run.tag)},"rows":${run.tag && !error ? (rowsFromTag(run.tag) ?? run.rows) : run.rows}}`,
     errorCode: error?.code,
     errorDetail: error?.detail,
   };
@@ -46,18 +63,24 @@ export class StatementRecording {
     this.#stages = stages;
   }
 
-  /** Records the statements as forwarded; the error to refuse them with when that fails (observed already). */
-  async open(runs: readonly Run[], requests: readonly RecordedRequest[]): Promise<GatehouseError | undefined> {
+  /**
+   * Records the statements as forwarded: the caller continues with `then(forward,
+   * (error) => refuse with failed(runs, error))`, one reaction per statement.
+   */
+  open(runs: readonly Run[], requests: readonly RecordedRequest[]): Promise<unknown> {
+    const recorder = this.#stages.recorder;
     try {
-      const recorder = this.#stages.recorder;
-      if (runs.length === 1) await recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!);
-      else await Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
-      return undefined;
+      return runs.length === 1 ? recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!) : Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
     } catch (error) {
-      const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
-      for (const run of runs) this.#stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
-      return failure;
+      return Promise.reject(error);
     }
+  }
+
+  /** Recording the statements failed: the error to refuse them with (observed already). */
+  failed(runs: readonly Run[], error: unknown): GatehouseError {
+    const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
+    for (const run of runs) this.#stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
+    return failure;
   }
 
   /** A statement refused before it reached the database. */
@@ -73,7 +96,7 @@ export class StatementRecording {
     run.done = true;
     if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
     const outcome = outcomeOf(run);
-    this.#finishing.push(this.#stages.recorder.finish(run.exchange, outcome).catch(() => undefined));
+    this.#finishing.push(this.#stages.recorder.finish(run.exchange, outcome).catch(ignore));
     this.#stages.observe(run.exchange, run.decision, outcome);
   }
 
