@@ -41,7 +41,7 @@ export interface JournalRecorderOptions extends RecordColumnOptions {
   readonly onEvents?: ((events: readonly AuditEvent[]) => void) | undefined;
   /** Applying failed (the lines stay in the journal and are retried). */
   readonly onError?: ((message: string) => void) | undefined;
-  /** How often the worker looks for new lines (default 10 ms). */
+  /** How often the worker looks for new lines (default 100 ms: bigger batches cost less per record, and readers drain first anyway). */
   readonly intervalMs?: number | undefined;
 }
 
@@ -64,7 +64,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
     audit: options.audit,
     progress: journal.progress.buffer as SharedArrayBuffer,
     ownSegmentPrefix: journal.segmentPrefix,
-    intervalMs: options.intervalMs ?? 10,
+    intervalMs: options.intervalMs ?? 100,
     publishEvents: options.onEvents !== undefined,
   };
 
