@@ -99,6 +99,7 @@ interface CompiledRule {
 }
 
 const effectRank: Record<Effect, number> = { allow: 1, require_approval: 2, deny: 3 };
+const effectReason: Record<Effect, string> = { allow: 'rule-allow', require_approval: 'rule-require-approval', deny: 'rule-deny' };
 
 export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource, options: CompileOptions = {}): Policy {
   const source: PolicySource = isAccessList(input) ? { access: input } : input;
@@ -158,10 +159,16 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
     const decision: { -readonly [K in keyof Decision]: Decision[K] } = {
       effect: best,
       rules: winners.map((r) => r.name),
-      reason: `rule-${best.replace('_', '-')}`,
+      reason: effectReason[best],
       policyVersion: version,
     };
-    const message = winners.find((r) => r.message !== undefined)?.message;
+    let message: string | undefined;
+    for (const rule of winners) {
+      if (rule.message !== undefined) {
+        message = rule.message;
+        break;
+      }
+    }
     const obligations = best === 'deny' || !applied ? undefined : mergeObligations(applied);
     if (message !== undefined && best !== 'allow') decision.message = message;
     if (obligations) decision.obligations = obligations;

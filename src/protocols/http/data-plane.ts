@@ -41,7 +41,8 @@ export interface DataPlaneOptions {
   /**
    * The exchanges are recorded (default true). False (`recording.enabled: false`, a
    * benchmark switch) skips what only the record reads: recordable headers, the body
-   * text, chunk timings and progress writes.
+   * text, chunk timings, progress writes, and the answer's text and usage (read all
+   * the same when a token limit counts the usage).
    */
   readonly recording?: boolean | undefined;
 }
