@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { readdirSync, readFileSync } from 'node:fs';
 import SQLite from 'better-sqlite3';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -40,6 +41,12 @@ describe('failed authentication is recorded without token material', () => {
     const foreign = await untrusted.sign({ sub: 'mallory', aud: 'gatehouse' });
     const tokens = [wrongSecret, expired, foreign, 'sk-not-a-gatehouse-key-1234567890'];
     for (const token of tokens) assert.equal((await call(token)).status, 401);
+    // The same needles must not be in the record journal either; read it before a CLI read applies (and removes) it.
+    const journal = join(gateway.dir, 'gatehouse.db.records');
+    const journalText = readdirSync(journal).map((name) => readFileSync(join(journal, name), 'utf8')).join('');
+    assert.match(journalText, /invalid_credential/, 'the refusals are in the journal');
+    // Records reach the store file in batches; a CLI read applies what is pending.
+    await gateway.cli(['sessions', 'list', '--limit', '1']);
 
     const db = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
     try {
@@ -64,6 +71,7 @@ describe('failed authentication is recorded without token material', () => {
         const dump = JSON.stringify(db.prepare(`select * from "${table}"`).all());
         for (const needle of needles) assert.ok(!dump.includes(needle), `${table} contains token material`);
       }
+      for (const needle of needles) assert.ok(!journalText.includes(needle), 'the record journal contains token material');
     } finally {
       db.close();
     }
