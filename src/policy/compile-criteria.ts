@@ -18,6 +18,12 @@ import { normalizeForKeywords } from './normalize-text.js';
 
 export interface Criterion {
   readonly label: string;
+  /**
+   * Reads only the exchange's connection, identity, operation, model, method and path:
+   * not the time, not a fact. Decisions on such criteria alone may be reused
+   * (Policy.cacheableOn).
+   */
+  readonly byName?: true;
   test(ctx: EvalContext): boolean;
 }
 
@@ -28,35 +34,35 @@ export function compileMatch(match: MatchSpec | undefined, defaultTimeZone: stri
   const criteria: Criterion[] = [];
   if (match.connections) {
     const m = compileGlobs(match.connections);
-    criteria.push({ label: `connection in ${list(match.connections)}`, test: (ctx) => m(ctx.exchange.connection) });
+    criteria.push({ byName: true, label: `connection in ${list(match.connections)}`, test: (ctx) => m(ctx.exchange.connection) });
   }
   if (match.subjects) {
     const m = compileGlobs(match.subjects);
-    criteria.push({ label: `subject in ${list(match.subjects)}`, test: (ctx) => ctx.exchange.identity !== undefined && m(ctx.exchange.identity.subject) });
+    criteria.push({ byName: true, label: `subject in ${list(match.subjects)}`, test: (ctx) => ctx.exchange.identity !== undefined && m(ctx.exchange.identity.subject) });
   }
   if (match.groups) {
     const m = compileGlobs(match.groups);
-    criteria.push({ label: `any group in ${list(match.groups)}`, test: (ctx) => ctx.exchange.identity?.groups.some(m) ?? false });
+    criteria.push({ byName: true, label: `any group in ${list(match.groups)}`, test: (ctx) => ctx.exchange.identity?.groups.some(m) ?? false });
   }
   if (match.kinds) {
     const kinds = new Set<string>(match.kinds);
-    criteria.push({ label: `kind in ${list(match.kinds)}`, test: (ctx) => ctx.exchange.identity !== undefined && kinds.has(ctx.exchange.identity.kind) });
+    criteria.push({ byName: true, label: `kind in ${list(match.kinds)}`, test: (ctx) => ctx.exchange.identity !== undefined && kinds.has(ctx.exchange.identity.kind) });
   }
   if (match.operations) {
     const m = compileGlobs(match.operations);
-    criteria.push({ label: `operation in ${list(match.operations)}`, test: (ctx) => m(ctx.exchange.operation) });
+    criteria.push({ byName: true, label: `operation in ${list(match.operations)}`, test: (ctx) => m(ctx.exchange.operation) });
   }
   if (match.models) {
     const m = compileGlobs(match.models);
-    criteria.push({ label: `model in ${list(match.models)}`, test: (ctx) => ctx.exchange.facts.model !== undefined && m(ctx.exchange.facts.model) });
+    criteria.push({ byName: true, label: `model in ${list(match.models)}`, test: (ctx) => ctx.exchange.facts.model !== undefined && m(ctx.exchange.facts.model) });
   }
   if (match.methods) {
     const methods = new Set(match.methods);
-    criteria.push({ label: `method in ${list(match.methods)}`, test: (ctx) => ctx.exchange.facts.method !== undefined && methods.has(ctx.exchange.facts.method) });
+    criteria.push({ byName: true, label: `method in ${list(match.methods)}`, test: (ctx) => ctx.exchange.facts.method !== undefined && methods.has(ctx.exchange.facts.method) });
   }
   if (match.paths) {
     const m = compileGlobs(match.paths);
-    criteria.push({ label: `path in ${list(match.paths)}`, test: (ctx) => ctx.exchange.facts.path !== undefined && m(ctx.exchange.facts.path) });
+    criteria.push({ byName: true, label: `path in ${list(match.paths)}`, test: (ctx) => ctx.exchange.facts.path !== undefined && m(ctx.exchange.facts.path) });
   }
   if (match.time) criteria.push(compileTime(match.time, defaultTimeZone));
   return criteria;

@@ -63,14 +63,22 @@ export interface Explanation {
   readonly rules: readonly RuleExplanation[];
 }
 
-/** What the pipeline needs of a policy: a version and a decision. */
-export type DecisionPolicy = Pick<Policy, 'version' | 'decide'>;
+/** What the pipeline needs of a policy: a version and a decision (and whether decisions may be reused). */
+export type DecisionPolicy = Pick<Policy, 'version' | 'decide'> & Partial<Pick<Policy, 'cacheableOn'>>;
 
 export interface Policy {
   /** A hash of the compiled rules, recorded with every decision. */
   readonly version: string;
   readonly ruleCount: number;
   decide(exchange: Exchange): Decision;
+  /**
+   * True when every rule that can apply on `connection` reads only the exchange's
+   * connection, identity, operation, model, method and path (no time window, no
+   * condition on what inspection found): two exchanges alike in those then get the same
+   * decision from this version of the policy, and a caller may reuse it (a PostgreSQL
+   * session does, per operation).
+   */
+  cacheableOn(connection: string): boolean;
   /** Every rule, whether it matched, and each criterion's result. */
   explain(exchange: Exchange): Explanation;
   /** A checker of answer text for the named response rules (a decision's `responseGuards`). */
@@ -118,6 +126,9 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
   for (const [connection, list] of byConnection) list.push(...rules.filter((r) => r.connections === undefined || r.connections.includes(connection)));
   const candidates = (exchange: Exchange) => byConnection.get(exchange.connection) ?? general;
   const responseRules = new Map(rules.filter((r) => r.on === 'response').map((r) => [r.name, r]));
+  // A response rule's `when` reads the answer, not the request: only its match counts here.
+  const byNameOnly = (rule: CompiledRule) => rule.match.every((c) => c.byName === true) && (rule.on === 'response' || rule.when.length === 0);
+  const cacheable = new Map<string, boolean>();
   const detect = options.detectEntities;
 
   function decide(exchange: Exchange): Decision {
@@ -157,6 +168,14 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
     version,
     ruleCount: rules.length,
     decide,
+    cacheableOn(connection) {
+      let answer = cacheable.get(connection);
+      if (answer === undefined) {
+        answer = (byConnection.get(connection) ?? general).every(byNameOnly);
+        if (cacheable.size < 10_000) cacheable.set(connection, answer);
+      }
+      return answer;
+    },
     explain(exchange) {
       const ctx = new EvalContext(exchange, detect);
       const explained = rules.map((rule): RuleExplanation => {

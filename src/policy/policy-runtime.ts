@@ -85,6 +85,7 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
       return compiled.policy.ruleCount;
     },
     decide: (exchange) => compiled.policy.decide(exchange),
+    cacheableOn: (connection) => compiled.policy.cacheableOn(connection),
     explain: (exchange) => compiled.policy.explain(exchange),
     responseCheck: (names) => compiled.policy.responseCheck(names),
   };

@@ -125,6 +125,22 @@ export class FrameReader {
   }
 }
 
+/**
+ * UTF-8 text of `buf[from, to)`. Names, command tags and parameter values are mostly
+ * short ASCII, which is read here byte by byte: three to four times faster than a
+ * decoder call for a few characters. Anything else goes to the decoder.
+ */
+export function utf8Text(buf: Buffer, from: number, to: number): string {
+  if (to - from > 24) return buf.toString('utf8', from, to);
+  let text = '';
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c >= 0x80) return buf.toString('utf8', from, to);
+    text += String.fromCharCode(c);
+  }
+  return text;
+}
+
 /** Reads the fields of a message body, bounds-checked: a short body is a ProtocolViolation. */
 export class BodyReader {
   #offset = 0;
@@ -157,7 +173,7 @@ export class BodyReader {
   cstring(): string {
     const end = this.body.indexOf(0, this.#offset);
     if (end < 0) throw new ProtocolViolation('unterminated string in message');
-    const s = this.body.toString('utf8', this.#offset, end);
+    const s = utf8Text(this.body, this.#offset, end);
     this.#offset = end + 1;
     return s;
   }
@@ -380,31 +396,57 @@ export interface BindFields {
 
 /** Bind ('B'): portal, statement, parameter format codes, values, result format codes. */
 export function parseBind(body: Buffer): BindFields {
-  const r = new BodyReader(body);
-  const portal = r.cstring();
-  const statement = r.cstring();
-  const nFormats = r.int16();
+  // One offset and bounds checks of its own (once per Execute: no reader object, no
+  // view per text value).
+  const n = body.length;
+  let end = body.indexOf(0);
+  if (end < 0) throw new ProtocolViolation('unterminated string in message');
+  const portal = utf8Text(body, 0, end);
+  let at = end + 1;
+  end = body.indexOf(0, at);
+  if (end < 0) throw new ProtocolViolation('unterminated string in message');
+  const statement = utf8Text(body, at, end);
+  at = end + 1;
+  if (at + 2 > n) throw short();
+  const nFormats = body.readInt16BE(at);
+  at += 2;
+  if (at + 2 * Math.max(nFormats, 0) + 2 > n) throw short();
   const formats: number[] = [];
-  for (let i = 0; i < nFormats; i++) formats.push(r.int16());
-  const nParams = r.int16();
+  for (let i = 0; i < nFormats; i++, at += 2) formats.push(body.readInt16BE(at));
+  const nParams = body.readInt16BE(at);
+  at += 2;
   if (nFormats > 1 && nFormats !== nParams) throw new ProtocolViolation(`bind message has ${nFormats} parameter formats but ${nParams} parameters`);
   const params: (string | null)[] = [];
   let binary: Map<number, Buffer> | undefined;
   for (let i = 0; i < nParams; i++) {
-    const len = r.int32();
+    if (at + 4 > n) throw short();
+    const len = body.readInt32BE(at);
+    at += 4;
     if (len === -1) {
       params.push(null);
       continue;
     }
-    const value = r.bytes(len);
+    if (len < 0) throw new ProtocolViolation(`invalid field length ${len}`);
+    if (at + len > n) throw short();
     const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0]! : formats[i]!;
-    params.push(format === 0 ? value.toString('utf8') : `<binary ${len} bytes>`);
-    if (format !== 0) (binary ??= new Map()).set(i, value);
+    if (format === 0) params.push(utf8Text(body, at, at + len));
+    else {
+      params.push(`<binary ${len} bytes>`);
+      (binary ??= new Map()).set(i, body.subarray(at, at + len));
+    }
+    at += len;
   }
-  const nResult = r.int16();
+  if (at + 2 > n) throw short();
+  const nResult = body.readInt16BE(at);
+  at += 2;
+  if (at + 2 * Math.max(nResult, 0) > n) throw short();
   const resultFormats: number[] = [];
-  for (let i = 0; i < nResult; i++) resultFormats.push(r.int16());
+  for (let i = 0; i < nResult; i++, at += 2) resultFormats.push(body.readInt16BE(at));
   return { portal, statement, params, binary, resultFormats };
+}
+
+function short(): ProtocolViolation {
+  return new ProtocolViolation('message is shorter than its fields');
 }
 
 /** CommandComplete ('C'): the command tag, e.g. "SELECT 5", "INSERT 0 1". */
@@ -414,6 +456,8 @@ export function parseCommandTag(body: Buffer): string {
 
 /** Row count from a command tag (the last number), when it has one. */
 export function rowsFromTag(tag: string): number | undefined {
-  const m = /(\d+)$/.exec(tag);
-  return m ? Number(m[1]) : undefined;
+  // The trailing digits, read backwards (once per statement: no regex match object).
+  let i = tag.length;
+  while (i > 0 && tag.charCodeAt(i - 1) >= 0x30 && tag.charCodeAt(i - 1) <= 0x39) i--;
+  return i === tag.length ? undefined : Number(tag.slice(i));
 }

@@ -9,7 +9,7 @@
 //   carry no column names, so the rules cannot be applied).
 
 import { GatehouseError } from '../../errors/index.js';
-import { newId, type Decision, type Exchange, type Identity } from '../../exchange/index.js';
+import { newId, type Decision, type Exchange, type Identity, type RequestFacts } from '../../exchange/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
 import { strictestClass, type StatementFacts } from './inspect-sql.js';
@@ -22,27 +22,74 @@ export interface StatementContext {
   readonly client: Exchange['client'];
   /** Approvals are configured: `require_approval` is held, not refused. */
   readonly approvals: boolean;
+  /** The session's decisions, reused where the policy allows it. */
+  readonly decisions?: SessionDecisions | undefined;
+}
+
+/**
+ * A session's decisions by operation. Within a session the connection and the identity
+ * do not change, and a statement has no model, method or path: when the policy says its
+ * rules on the connection read nothing else (Policy.cacheableOn: no time window, no
+ * condition on facts), the decision for an operation is the same for every statement
+ * until the policy changes, so it is made once per policy version.
+ */
+export class SessionDecisions {
+  #version: string | undefined;
+  #cacheable = false;
+  readonly #byOperation = new Map<string, Decision>();
+
+  decide(policy: DecisionPolicy, connection: string, exchange: Exchange): Decision {
+    const version = policy.version;
+    if (version !== this.#version) {
+      this.#version = version;
+      this.#byOperation.clear();
+      this.#cacheable = policy.cacheableOn?.(connection) ?? false;
+    }
+    if (!this.#cacheable) return policy.decide(exchange);
+    let decision = this.#byOperation.get(exchange.operation);
+    if (decision === undefined) {
+      decision = policy.decide(exchange);
+      // Operations are `sql.<class>`, a small set; the bound is a safeguard.
+      if (this.#byOperation.size < 256) this.#byOperation.set(exchange.operation, decision);
+    }
+    return decision;
+  }
 }
 
 export type Checked = { decision: Decision; error?: undefined } | { decision: Decision | undefined; error: GatehouseError };
 
-/** The exchange of a statement (or of a Parse holding several), as policy and the recording see it. */
-export function statementExchange(ctx: StatementContext, facts: readonly StatementFacts[], text: string, operation?: string, base?: Exchange): Exchange {
+/** What every exchange of one statement text shares: its operation and its facts. */
+export interface StatementShape {
+  readonly operation: string;
+  readonly facts: RequestFacts;
+}
+
+export function statementShape(facts: readonly StatementFacts[], text: string, operation?: string): StatementShape {
   const one = facts.length === 1 ? facts[0]! : undefined;
   const classes = one ? [one.class] : facts.map((f) => f.class);
   const sql = one
     ? { classes, tables: one.tables, text, risky: one.risky }
     : { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
+  return { operation: operation ?? `sql.${strictestClass(classes)}`, facts: { stream: false, text, sql } };
+}
+
+/** The exchange of a statement (or of a Parse holding several), as policy and the recording see it. */
+export function statementExchange(ctx: StatementContext, facts: readonly StatementFacts[], text: string, operation?: string, base?: Exchange): Exchange {
+  return exchangeOf(ctx, statementShape(facts, text, operation), base);
+}
+
+/** A new exchange (id, start) of a statement whose shape is known (a prepared statement's, at each Execute). */
+export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: Exchange): Exchange {
   const startedAt = Date.now();
   return {
     id: base?.id ?? newId('ex', startedAt),
     sessionId: ctx.sessionId,
     protocol: 'postgres',
     connection: ctx.connection.name,
-    operation: operation ?? `sql.${strictestClass(classes)}`,
+    operation: shape.operation,
     startedAt: base?.startedAt ?? startedAt,
     client: ctx.client,
-    facts: { stream: false, text, sql },
+    facts: shape.facts,
     identity: ctx.identity,
   };
 }
@@ -53,8 +100,8 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision;
   try {
-    decision = ctx.policy.decide(single);
-    enforceDecision(decision, { approvals: ctx.approvals });
+    decision = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, single) : ctx.policy.decide(single);
+    if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {
     return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
   }

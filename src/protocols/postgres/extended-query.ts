@@ -11,6 +11,7 @@
 
 import { createHash } from 'node:crypto';
 import { BodyReader, parseBind, ProtocolViolation, type ColumnDescription } from './codec.js';
+import { statementShape } from './decide-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import type { PortalInfo, StatementInfo } from './session-state.js';
 
@@ -20,7 +21,7 @@ export class ExtendedQuery {
 
   /** Parse: the statement as inspected. */
   prepare(name: string, text: string, facts: readonly StatementFacts[]): void {
-    this.#statements.set(name, { facts, text, columns: undefined });
+    this.#statements.set(name, { facts, text, shape: statementShape(facts, text), textJson: JSON.stringify(text), columns: undefined });
   }
 
   /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */

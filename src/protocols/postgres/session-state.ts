@@ -4,6 +4,7 @@
 import type { Decision, Exchange } from '../../exchange/index.js';
 import type { GatehouseError } from '../../errors/index.js';
 import type { ColumnDescription } from './codec.js';
+import type { StatementShape } from './decide-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import type { planMasking } from './mask-rows.js';
 
@@ -28,6 +29,10 @@ export interface Run {
 export interface StatementInfo {
   readonly facts: readonly StatementFacts[];
   readonly text: string;
+  /** Operation and facts of each Execute's exchange, made once at Parse. */
+  readonly shape: StatementShape;
+  /** The text as a JSON string, for each Execute's recorded request. */
+  readonly textJson: string;
   columns: ColumnDescription[] | undefined;
 }
 

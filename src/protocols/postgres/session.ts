@@ -25,7 +25,7 @@ import type { Decision, Exchange, Identity, RecordedRequest } from '../../exchan
 import type { PipelineStages } from '../../pipeline/index.js';
 import { bindMessage, BodyReader, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
-import { decideStatement, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
+import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
@@ -91,7 +91,15 @@ export class PostgresSession {
     this.#clientSource = clientSource;
     this.#upstream = upstream;
     const { connection, stages } = ctx;
-    this.#decide = { connection, policy: stages.policy, identity: ctx.identity, sessionId: ctx.sessionId, client: { address: ctx.clientAddress, userAgent: ctx.userAgent }, approvals: stages.approvals !== undefined };
+    this.#decide = {
+      connection,
+      policy: stages.policy,
+      identity: ctx.identity,
+      sessionId: ctx.sessionId,
+      client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
+      approvals: stages.approvals !== undefined,
+      decisions: new SessionDecisions(),
+    };
     this.#recording = new StatementRecording(stages);
     this.#rows = new ResultRows(connection, { emit: (bytes) => this.#emit(bytes), stop: (run, error) => this.#stop(run, error) });
     this.#timer = new StatementTimer(connection.statementTimeoutMs, (head) => this.#onStatementTimeout(head));
@@ -261,10 +269,10 @@ export class PostgresSession {
     const portal = this.#extended.execute(frame.body);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
-    const exchange = statement ? statementExchange(this.#decide, statement.facts, statement.text) : statementExchange(this.#decide, [], '', 'sql.execute');
+    const exchange = statement ? exchangeOf(this.#decide, statement.shape) : statementExchange(this.#decide, [], '', 'sql.execute');
     const maskText = this.#ctx.connection.masking.maskText;
     const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
-    const request = requestOf('Execute', statement?.text ?? '', params);
+    const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
     let decision: Decision | undefined;
     const facts = statement?.facts;
     if (!facts || facts.length === 0) {

@@ -84,7 +84,7 @@ export function sqlShape(text: string): SqlShape | undefined {
     } else if (isDigit(c) || (c === 0x2e && isDigit(next))) {
       const end = numberEnd(text, i);
       if (end < 0) return undefined;
-      const integer = /^\d+$/.test(text.slice(i, end));
+      const integer = allDigits(text, i, end);
       // Beyond int32 PostgreSQL makes it an FCONST: long integers are left to the parser.
       if (integer && end - i > 9) return undefined;
       literal(i, end, integer ? 'I' : 'F');
@@ -174,6 +174,11 @@ function continuesOnNextLine(text: string, from: number): boolean {
     else if (c !== 0x20 && c !== 0x09 && c !== 0x0c && c !== 0x0b) return newline && c === 0x27;
   }
   return false;
+}
+
+function allDigits(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (!isDigit(text.charCodeAt(i))) return false;
+  return true;
 }
 
 /** End of a numeric literal (digits, fraction, exponent), -1 when junk follows (PostgreSQL 15+ rejects it; 0x1F, 1_000 are newer forms). */

@@ -21,9 +21,10 @@ export function newRun(exchange: Exchange, decision: Decision): Run {
 const noHeaders: Readonly<Record<string, string>> = Object.freeze({});
 
 /** What the recording keeps of a statement: its text and its parameters (masked by the caller). */
-export function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined): RecordedRequest {
-  // The same JSON as JSON.stringify({ sql, params }), without walking an object per statement.
-  const body = params ? `{"sql":${JSON.stringify(text)},"params":${JSON.stringify(params)}}` : `{"sql":${JSON.stringify(text)}}`;
+export function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined, textJson = JSON.stringify(text)): RecordedRequest {
+  // The same JSON as JSON.stringify({ sql, params }), without walking an object per
+  // statement (and, for a prepared statement, with its text made JSON once).
+  const body = params ? `{"sql":${textJson},"params":${JSON.stringify(params)}}` : `{"sql":${textJson}}`;
   return { method, path: '', headers: noHeaders, body, truncated: false };
 }
 
