@@ -29,24 +29,40 @@ export const cancelRequestCode = 80877102;
 const typeChars = Array.from({ length: 256 }, (_, c) => String.fromCharCode(c));
 
 /**
- * A frame as read: the body is cut from `raw` only when asked for, since most relayed
- * messages (DataRow without masking, ReadyForQuery …) are never looked into.
+ * A frame as read: a range of the chunk it arrived in. Neither the body nor the whole
+ * message is cut out until asked for: most messages are relayed as they came (the
+ * outbox takes the range) and many are never looked into (DataRow without masking,
+ * ReadyForQuery …).
  */
-class ReadFrame implements Frame {
+export class ReadFrame implements Frame {
   readonly type: string;
-  readonly raw: Buffer;
+  readonly chunk: Buffer;
+  readonly start: number;
+  readonly end: number;
   readonly #headerSize: number;
+  #raw: Buffer | undefined;
   #body: Buffer | undefined;
 
-  constructor(type: string, raw: Buffer, headerSize: number) {
+  constructor(type: string, chunk: Buffer, start: number, end: number, headerSize: number) {
     this.type = type;
-    this.raw = raw;
+    this.chunk = chunk;
+    this.start = start;
+    this.end = end;
     this.#headerSize = headerSize;
   }
 
-  get body(): Buffer {
-    return (this.#body ??= this.raw.subarray(this.#headerSize));
+  get raw(): Buffer {
+    return (this.#raw ??= this.chunk.subarray(this.start, this.end));
   }
+
+  get body(): Buffer {
+    return (this.#body ??= this.chunk.subarray(this.start + this.#headerSize, this.end));
+  }
+}
+
+/** The length of a message, whole (type, length and body). */
+export function frameLength(frame: Frame): number {
+  return frame instanceof ReadFrame ? frame.end - frame.start : frame.raw.length;
 }
 
 /**
@@ -106,14 +122,14 @@ export class FrameReader {
     if (this.#length < total) return undefined;
     if (this.#chunk.length - this.#offset < total) this.#join();
     const from = this.#offset;
-    const raw = this.#chunk.subarray(from, from + total);
+    const frameChunk = this.#chunk;
     this.#offset = from + total;
     this.#length -= total;
     if (this.#offset === this.#chunk.length && this.#more.length > 0) {
       this.#chunk = this.#more.shift()!;
       this.#offset = 0;
     }
-    return new ReadFrame(startup ? '' : typeChars[raw[0]!]!, raw, headerSize);
+    return new ReadFrame(startup ? '' : typeChars[frameChunk[from]!]!, frameChunk, from, from + total, headerSize);
   }
 
   /** Makes everything buffered one chunk (a frame or header spans chunks). */

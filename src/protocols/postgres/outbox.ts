@@ -11,17 +11,21 @@
 //   waits for it before reading more.
 
 import type { Duplex } from 'node:stream';
+import { ReadFrame, type Frame } from './codec.js';
 
 export class Outbox {
   readonly #socket: Duplex;
   readonly #maxBytes: number;
   #chunks: Buffer[] = [];
   #bytes = 0;
-  // The last message pushed, as a run [#runFrom, #runTo) of its ArrayBuffer: messages
-  // relayed as they came are views of one received chunk, side by side, and the run
+  // The messages pushed last, as one run [#runFrom, #runTo) of an ArrayBuffer: messages
+  // relayed as they came are ranges of one received chunk, side by side, and the run
   // grows over them without a copy (a statement's answer leaves as one view of it).
-  #run: Buffer | undefined;
+  #run: ArrayBufferLike | undefined;
+  #runFrom = 0;
   #runTo = 0;
+  /** The run is exactly this buffer (it needs no view of its own). */
+  #runBuffer: Buffer | undefined;
 
   constructor(socket: Duplex, maxBytes = 64 * 1024) {
     this.#socket = socket;
@@ -33,16 +37,32 @@ export class Outbox {
   }
 
   /** Queues a message; flushes when the bound is reached (the promise: wait for drain). */
-  push(bytes: Buffer): Promise<void> | undefined {
-    const run = this.#run;
-    if (run !== undefined && bytes.buffer === run.buffer && bytes.byteOffset === this.#runTo) {
-      this.#runTo += bytes.length;
+  push(message: Buffer | Frame): Promise<void> | undefined {
+    let buffer: ArrayBufferLike;
+    let from: number;
+    let length: number;
+    let whole: Buffer | undefined;
+    if (message instanceof ReadFrame) {
+      buffer = message.chunk.buffer;
+      from = message.chunk.byteOffset + message.start;
+      length = message.end - message.start;
+    } else {
+      whole = Buffer.isBuffer(message) ? message : message.raw;
+      buffer = whole.buffer;
+      from = whole.byteOffset;
+      length = whole.length;
+    }
+    if (buffer === this.#run && from === this.#runTo) {
+      this.#runTo += length;
+      this.#runBuffer = undefined;
     } else {
       this.#closeRun();
-      this.#run = bytes;
-      this.#runTo = bytes.byteOffset + bytes.length;
+      this.#run = buffer;
+      this.#runFrom = from;
+      this.#runTo = from + length;
+      this.#runBuffer = whole;
     }
-    this.#bytes += bytes.length;
+    this.#bytes += length;
     return this.#bytes >= this.#maxBytes ? this.flush() : undefined;
   }
 
@@ -75,8 +95,8 @@ export class Outbox {
     const run = this.#run;
     if (run === undefined) return;
     this.#run = undefined;
-    const length = this.#runTo - run.byteOffset;
-    this.#chunks.push(length === run.length ? run : Buffer.from(run.buffer, run.byteOffset, length));
+    this.#chunks.push(this.#runBuffer ?? Buffer.from(run, this.#runFrom, this.#runTo - this.#runFrom));
+    this.#runBuffer = undefined;
   }
 }
 

@@ -11,7 +11,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
-import { message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
+import { frameLength, message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { resultColumns } from './extended-query.js';
 import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
@@ -25,7 +25,7 @@ export interface RowShape {
 
 export interface RowSink {
   /** Sends a message on to the client. */
-  emit(bytes: Buffer): void;
+  emit(bytes: Buffer | Frame): void;
   /** Ends the statement from the gateway's side with this error. */
   stop(run: Run, error: GatehouseError): void;
 }
@@ -68,7 +68,7 @@ export class ResultRows {
   /** A DataRow or CopyData of `run` (none: a statement the gateway does not track). */
   row(run: Run | undefined, frame: Frame, plan: MaskPlan): undefined {
     if (!run) {
-      this.#sink.emit(frame.raw);
+      this.#sink.emit(frame);
       return;
     }
     if (run.error) return; // already stopped (row limit): nothing more of it leaves
@@ -85,11 +85,11 @@ export class ResultRows {
       frame.type === 'D'
         ? plan
           ? maskDataRow(frame.raw, frame.body, plan)
-          : frame.raw
+          : frame
         : maskText // CopyData in text or CSV format: the hook sees the whole line
           ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
-          : frame.raw;
-    run.bytesOut += out.length;
+          : frame;
+    run.bytesOut += Buffer.isBuffer(out) ? out.length : frameLength(out);
     this.#sink.emit(out);
   }
 
@@ -98,7 +98,7 @@ export class ResultRows {
     if (run && frame.body[0] === 1 && this.#connection.masking.maskText) {
       this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
     } else {
-      this.#sink.emit(frame.raw);
+      this.#sink.emit(frame);
     }
   }
 }

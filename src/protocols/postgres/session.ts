@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, Identity, RecordedRequest } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
-import { bindMessage, BodyReader, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, BodyReader, frameLength, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
@@ -143,7 +143,7 @@ export class PostgresSession {
           if (drain) await drain;
           frame = await this.#clientSource.read();
         }
-        this.bytesIn += frame.raw.length;
+        this.bytesIn += frameLength(frame);
         if (frame.type === 'X') return undefined; // Terminate
         const waiting = this.#onClient(frame);
         if (waiting) await waiting;
@@ -187,7 +187,7 @@ export class PostgresSession {
       case 'd': // CopyData
       case 'c': // CopyDone
       case 'f': // CopyFail
-        return this.#toUpstream(frame.raw);
+        return this.#toUpstream(frame);
       case 'F': // FunctionCall: cannot be inspected, so it is refused.
         return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);
       default:
@@ -356,7 +356,7 @@ export class PostgresSession {
   #forward(expected: Pending, frame: Frame): Promise<void> | undefined {
     this.#expect(expected);
     this.#timer.arm(this.#pending[0]);
-    return this.#toUpstream(frame.raw);
+    return this.#toUpstream(frame);
   }
 
   #expect(expected: Pending): void {
@@ -398,7 +398,7 @@ export class PostgresSession {
   }
 
   /** Queues a message for the database (sent when the client loop would wait). */
-  #toUpstream(bytes: Buffer): Promise<void> | undefined {
+  #toUpstream(bytes: Buffer | Frame): Promise<void> | undefined {
     if (this.#upstream.socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
     return this.#toDatabase.push(bytes);
   }
@@ -442,9 +442,9 @@ export class PostgresSession {
     }
   }
 
-  #emit(bytes: Buffer, force = false): undefined {
+  #emit(bytes: Buffer | Frame, force = false): undefined {
     if (this.#swallowUntilReady && !force) return;
-    this.bytesOut += bytes.length;
+    this.bytesOut += Buffer.isBuffer(bytes) ? bytes.length : frameLength(bytes);
     const drain = this.#toClient.push(bytes);
     if (drain) this.#clientDrain = drain;
   }
@@ -454,10 +454,10 @@ export class PostgresSession {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'S') checkClientEncoding(frame.body);
-    if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame.raw, true);
+    if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
     const head = this.#pending[0];
     if (!head) {
-      if (t === 'E') return this.#emit(frame.raw, true); // e.g. FATAL on admin shutdown
+      if (t === 'E') return this.#emit(frame, true); // e.g. FATAL on admin shutdown
       throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database with nothing outstanding` });
     }
     switch (head.kind) {
@@ -471,24 +471,24 @@ export class PostgresSession {
         const expected = { parse: '1', bind: '2', close: '3' }[head.kind]; // ParseComplete, BindComplete, CloseComplete
         if (t === expected) {
           this.#pending.shift();
-          return this.#emit(frame.raw);
+          return this.#emit(frame);
         }
-        if (t === 'E') return this.#extendedError(frame.raw);
+        if (t === 'E') return this.#extendedError(frame);
         break;
       }
       case 'describe':
-        if (t === 't') return this.#emit(frame.raw); // ParameterDescription, then RowDescription or NoData
+        if (t === 't') return this.#emit(frame); // ParameterDescription, then RowDescription or NoData
         if (t === 'T' || t === 'n') {
           this.#pending.shift();
           if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame.body).columns : [];
-          return this.#emit(frame.raw);
+          return this.#emit(frame);
         }
-        if (t === 'E') return this.#extendedError(frame.raw);
+        if (t === 'E') return this.#extendedError(frame);
         break;
       case 'sync':
         if (t === 'Z') {
           this.#pending.shift();
-          return head.silent ? undefined : this.#ready(frame.raw);
+          return head.silent ? undefined : this.#ready(frame);
         }
         break;
       case 'absorb':
@@ -518,7 +518,7 @@ export class PostgresSession {
     switch (frame.type) {
       case 'T': // RowDescription
         ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame.body));
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'D': // DataRow
         return this.#rows.row(run, frame, head.plan);
       case 'd': // CopyData (COPY … TO STDOUT): one row per message
@@ -528,7 +528,7 @@ export class PostgresSession {
       case 'G': // CopyInResponse
       case 'c': // CopyDone
       case 'I': // EmptyQueryResponse
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'C': // CommandComplete
         if (run) {
           run.tag = parseCommandTag(frame.body);
@@ -537,7 +537,7 @@ export class PostgresSession {
         head.index++;
         head.columns = undefined;
         head.plan = undefined;
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'E': {
         // ErrorResponse ends the whole Query: later statements do not run.
         const replaced = run ? this.#upstreamError(run, frame) : frame.raw;
@@ -548,7 +548,7 @@ export class PostgresSession {
       case 'Z': // ReadyForQuery
         for (const r of head.runs) this.#recording.finish(r);
         this.#pending.shift();
-        return this.#ready(frame.raw);
+        return this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
     }
@@ -571,14 +571,14 @@ export class PostgresSession {
         return this.#rows.copyOut(run, frame);
       case 'G':
       case 'c':
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'C': // CommandComplete
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? parseCommandTag(frame.body) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         this.#recording.finish(run);
         this.#pending.shift();
-        return this.#emit(frame.raw);
+        return this.#emit(frame);
       case 'E':
         return this.#extendedError(this.#upstreamError(run, frame));
       default:
@@ -614,7 +614,7 @@ export class PostgresSession {
   }
 
   /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
-  #extendedError(raw: Buffer): undefined {
+  #extendedError(raw: Buffer | Frame): undefined {
     this.#pending.shift();
     this.#emit(raw);
     return this.#skipToSync();
@@ -631,15 +631,15 @@ export class PostgresSession {
    * ReadyForQuery: released once the outcome of every statement it ends is durable
    * (what went before it waits in the outbox: the client can do nothing before it).
    */
-  #ready(raw: Buffer): Promise<void> | undefined {
+  #ready(ready: Frame): Promise<void> | undefined {
     const settled = this.#recording.settled();
-    if (!settled) return this.#released(raw);
-    return settled.then(() => this.#released(raw));
+    if (!settled) return this.#released(ready);
+    return settled.then(() => this.#released(ready));
   }
 
-  #released(raw: Buffer): undefined {
+  #released(ready: Frame): undefined {
     this.#swallowUntilReady = false;
-    this.#emit(raw, true);
+    this.#emit(ready, true);
   }
 }
 
