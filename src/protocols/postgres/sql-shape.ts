@@ -24,7 +24,11 @@ const marker = '\u0001';
 
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
 const isIdentStart = (c: number) => (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c >= 0x80;
-const isIdentCont = (c: number) => isIdentStart(c) || isDigit(c) || c === 0x24; // $ continues an identifier
+// ASCII characters that continue an identifier (letters, digits, _, $), as a table: the
+// identifier loop is most of the lexer's work.
+const identContAscii = new Uint8Array(128);
+for (let c = 0; c < 128; c++) identContAscii[c] = isIdentStart(c) || isDigit(c) || c === 0x24 ? 1 : 0;
+const isIdentCont = (c: number) => (c < 128 ? identContAscii[c] === 1 : true);
 
 /** The shape of `text`, or undefined when the lexer is not sure of it. */
 export function sqlShape(text: string): SqlShape | undefined {
@@ -41,6 +45,10 @@ export function sqlShape(text: string): SqlShape | undefined {
   let i = 0;
   while (i < n) {
     const c = text.charCodeAt(i);
+    if (c === 0x20) {
+      i++;
+      continue;
+    }
     const next = i + 1 < n ? text.charCodeAt(i + 1) : -1;
     if (c === 0x2d && next === 0x2d) {
       // -- comment, to the end of the line
@@ -91,7 +99,11 @@ export function sqlShape(text: string): SqlShape | undefined {
       i = end;
     } else if (isIdentStart(c)) {
       let j = i + 1;
-      while (j < n && isIdentCont(text.charCodeAt(j))) j++;
+      while (j < n) {
+        const d = text.charCodeAt(j);
+        if (d < 128 && identContAscii[d] === 0) break;
+        j++;
+      }
       const after = j < n ? text.charCodeAt(j) : -1;
       if (j === i + 1 && after === 0x27) {
         // One-letter prefix of a string: E'…' is understood; B'', X'', N'' are not.
