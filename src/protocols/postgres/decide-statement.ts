@@ -70,7 +70,20 @@ export function statementShape(facts: readonly StatementFacts[], text: string, o
   const sql = one
     ? { classes, tables: one.tables, text, risky: one.risky }
     : { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
-  return { operation: operation ?? `sql.${strictestClass(classes)}`, facts: { stream: false, text, sql } };
+  return { operation: operation ?? operationOf(one ? one.class : strictestClass(classes)), facts: { stream: false, text, sql } };
+}
+
+// `sql.<class>` for each class, made once: a string built per statement would be
+// flattened and hashed again by every Map that reads it (decisions, metrics).
+const operations = new Map<string, string>();
+
+function operationOf(cls: string): string {
+  let operation = operations.get(cls);
+  if (operation === undefined) {
+    operation = `sql.${cls}`;
+    if (operations.size < 1000) operations.set(cls, operation);
+  }
+  return operation;
 }
 
 /** The exchange of a statement (or of a Parse holding several), as policy and the recording see it. */

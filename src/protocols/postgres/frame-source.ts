@@ -1,5 +1,7 @@
-// Async, backpressured reading of protocol frames from a socket: `read()` resolves with
-// the next frame, or rejects when the socket ends, errors, or sends a malformed frame.
+// Backpressured reading of protocol frames from a socket: `read()` resolves with the
+// next frame, or rejects when the socket ends, errors, or sends a malformed frame. A
+// session reads without a promise per message: `tryRead()` takes what is buffered, and
+// `wait(callback)` asks to be called once more bytes arrive or the socket ends.
 // The socket is paused while a whole frame is buffered and nobody is reading, so a
 // fast peer cannot make the gateway hold more than one message plus one chunk.
 
@@ -15,6 +17,8 @@ export class FrameSource {
   readonly #socket: Duplex;
   readonly #reader: FrameReader;
   #waiter: { startup: boolean; resolve: (f: Frame) => void; reject: (e: Error) => void } | undefined;
+  /** A `wait()` in progress: called once, on the next chunk or the end. */
+  #callback: (() => void) | undefined;
   #ended: Error | undefined;
   #detached = false;
   readonly #onData = (chunk: Buffer) => {
@@ -41,12 +45,32 @@ export class FrameSource {
 
   /** The next frame if it is already complete in the buffer (no waiting); throws ProtocolViolation. */
   tryRead(): Frame | undefined {
-    if (this.#waiter) throw new Error('concurrent read');
+    if (this.#waiter || this.#callback) throw new Error('concurrent read');
     return this.#reader.next(false);
   }
 
+  /** Why no more bytes will come (the socket ended or failed); undefined while it is open. */
+  get ended(): Error | undefined {
+    return this.#ended;
+  }
+
+  /**
+   * Calls `callback` once, when more bytes arrive or the socket ends; the caller then
+   * calls tryRead() (a frame may still be incomplete) and `ended`. Call it only after
+   * tryRead() found no complete frame.
+   */
+  wait(callback: () => void): void {
+    if (this.#waiter || this.#callback) throw new Error('concurrent read');
+    if (this.#ended) {
+      queueMicrotask(callback);
+      return;
+    }
+    this.#callback = callback;
+    if (!this.#detached) this.#socket.resume();
+  }
+
   read(startup = false): Promise<Frame> {
-    if (this.#waiter) return Promise.reject(new Error('concurrent read'));
+    if (this.#waiter || this.#callback) return Promise.reject(new Error('concurrent read'));
     return new Promise((resolve, reject) => {
       this.#waiter = { startup, resolve, reject };
       this.#deliver();
@@ -65,6 +89,12 @@ export class FrameSource {
   }
 
   #deliver(): void {
+    const callback = this.#callback;
+    if (callback) {
+      this.#callback = undefined;
+      callback();
+      return;
+    }
     const waiter = this.#waiter;
     if (!waiter) {
       if (this.#reader.buffered > 0 && !this.#detached) this.#socket.pause();

@@ -83,9 +83,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       if (startup.kind === 'cancel') {
         clearTimeout(loginTimer);
         raw.end();
-        sessions.get(cancelKey(startup.processId, startup.secretKey))?.cancelHold();
+        const onlyHold = sessions.get(cancelKey(startup.processId, startup.secretKey))?.cancelHold() ?? false;
         const backend = backends.get(cancelKey(startup.processId, startup.secretKey));
-        if (backend) await cancelUpstream(connection.target, backend.processId, backend.secretKey, backend.socket).catch(() => undefined);
+        if (backend && !onlyHold) await cancelUpstream(connection.target, backend.processId, backend.secretKey, backend.socket).catch(() => undefined);
         return;
       }
       client = startup.socket;

@@ -78,6 +78,8 @@ export class PostgresSession {
   #cancelling: Promise<void> | undefined;
   /** Entries at the end of #pending whose messages are still in the outbox (unsent). */
   #unsent = 0;
+  /** Resolves run() with why the session ended: the first side to end decides. */
+  #ended: ((why: GatehouseError | undefined) => void) | undefined;
   #discarding = false;
   #swallowUntilReady = false;
   #closed = false;
@@ -111,7 +113,11 @@ export class PostgresSession {
 
   /** Runs until either side ends; resolves with why it ended (undefined: the client terminated). */
   async run(): Promise<GatehouseError | undefined> {
-    const ended = await Promise.race([this.#clientLoop(), this.#upstreamLoop()]);
+    const ended = await new Promise<GatehouseError | undefined>((resolve) => {
+      this.#ended = resolve;
+      this.#pumpClient();
+      this.#pumpUpstream();
+    });
     this.#closed = true;
     this.#timer.clear();
     for (const p of this.#pending) {
@@ -125,42 +131,75 @@ export class PostgresSession {
     return ended;
   }
 
-  /** CancelRequest for this session: ends a hold for approval (57014); the database is cancelled too, by the listener. */
-  cancelHold(): void {
-    this.#holding?.abort('cancel');
+  /**
+   * CancelRequest for this session: ends a hold for approval (57014). Returns true when
+   * that was all there was to cancel: a hold, with nothing outstanding at the database.
+   * Otherwise the listener cancels the database too; it must not when the database is
+   * idle, since a cancel that arrives late would fail the client's next statement.
+   */
+  cancelHold(): boolean {
+    const holding = this.#holding;
+    if (!holding) return false;
+    holding.abort('cancel');
+    // Before a hold everything queued was sent: an empty FIFO means no statement is running.
+    return this.#pending.length === 0;
   }
 
   // ---- client → gateway → database ----
 
-  async #clientLoop(): Promise<GatehouseError | undefined> {
+  #end(why: GatehouseError | undefined): void {
+    const ended = this.#ended;
+    this.#ended = undefined;
+    ended?.(why);
+  }
+
+  /**
+   * Reads and handles client messages until one must wait (for inspection, recording,
+   * approval or backpressure: it continues when that settles) or none is buffered (it
+   * continues when bytes arrive). Messages already buffered are handled at once; what
+   * they produced for the database leaves in one write when the client has nothing more
+   * for now. No promise per message: it runs from the socket's data event.
+   */
+  readonly #pumpClient = (): void => {
     try {
       for (;;) {
-        // Messages already buffered are handled at once; what they produced for the
-        // database leaves in one write when the client has nothing more for now.
-        let frame = this.#clientSource.tryRead();
+        const frame = this.#clientSource.tryRead();
         if (!frame) {
           const drain = this.#flushToDatabase();
-          if (drain) await drain;
-          frame = await this.#clientSource.read();
+          if (drain) {
+            drain.then(this.#pumpClient, this.#clientFailed);
+            return;
+          }
+          const ended = this.#clientSource.ended;
+          if (ended) throw ended;
+          this.#clientSource.wait(this.#pumpClient);
+          return;
         }
         this.bytesIn += frameLength(frame);
-        if (frame.type === 'X') return undefined; // Terminate
+        if (frame.type === 'X') return this.#end(undefined); // Terminate
         const waiting = this.#onClient(frame);
-        if (waiting) await waiting;
+        if (waiting) {
+          waiting.then(this.#pumpClient, this.#clientFailed);
+          return;
+        }
       }
     } catch (error) {
-      if (this.#closed) return undefined;
-      if (error instanceof SocketClosed) return new GatehouseError('client_closed', { detail: error.message });
-      const failure =
-        error instanceof ProtocolViolation
-          ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
-          : error instanceof GatehouseError
-            ? error
-            : new GatehouseError('internal_error', { detail: String(error) });
-      this.#toClient.end(errorResponseFor(failure, 'FATAL'));
-      return failure;
+      this.#clientFailed(error);
     }
-  }
+  };
+
+  readonly #clientFailed = (error: unknown): void => {
+    if (this.#closed) return this.#end(undefined);
+    if (error instanceof SocketClosed) return this.#end(new GatehouseError('client_closed', { detail: error.message }));
+    const failure =
+      error instanceof ProtocolViolation
+        ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
+        : error instanceof GatehouseError
+          ? error
+          : new GatehouseError('internal_error', { detail: String(error) });
+    this.#toClient.end(errorResponseFor(failure, 'FATAL'));
+    this.#end(failure);
+  };
 
   /** Handles one client message; a promise only when it must wait (inspection, recording, approval, backpressure). */
   #onClient(frame: Frame): Promise<void> | undefined {
@@ -413,34 +452,70 @@ export class PostgresSession {
 
   // ---- database → gateway → client ----
 
-  async #upstreamLoop(): Promise<GatehouseError | undefined> {
+  /** As #pumpClient, for the database's messages: answers already buffered are relayed in one write. */
+  readonly #pumpUpstream = (): void => {
     try {
       const source = this.#upstream.source;
       for (;;) {
-        // As on the client side: answers already buffered are relayed in one write.
-        let frame = source.tryRead();
+        const frame = source.tryRead();
         if (!frame) {
           const drain = this.#toClient.flush();
-          if (drain) await drain;
-          frame = await source.read();
+          if (drain) {
+            drain.then(this.#pumpUpstream, this.#upstreamFailed);
+            return;
+          }
+          const ended = source.ended;
+          if (ended) throw ended;
+          source.wait(this.#pumpUpstream);
+          return;
         }
         const waiting = this.#onUpstream(frame);
-        if (waiting) await waiting;
-        if (this.#clientDrain) {
-          const drain = this.#clientDrain;
-          this.#clientDrain = undefined;
-          await drain;
+        if (waiting) {
+          waiting.then(this.#upstreamHandled, this.#upstreamFailed);
+          return;
         }
-        this.#timer.arm(this.#pending[0]);
+        if (!this.#afterUpstream()) return;
       }
     } catch (error) {
-      if (this.#closed) return undefined;
-      const failure =
-        error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
-      if (!this.#client.destroyed) this.#toClient.end(errorResponseFor(failure, 'FATAL'));
-      return failure;
+      this.#upstreamFailed(error);
     }
+  };
+
+  /** After a database message: waits for the client socket to drain if it asked to (false: continues later), then re-arms the statement timer. */
+  #afterUpstream(): boolean {
+    const drain = this.#clientDrain;
+    if (drain) {
+      this.#clientDrain = undefined;
+      drain.then(this.#drained, this.#upstreamFailed);
+      return false;
+    }
+    this.#timer.arm(this.#pending[0]);
+    return true;
   }
+
+  readonly #upstreamHandled = (): void => {
+    try {
+      if (this.#afterUpstream()) this.#pumpUpstream();
+    } catch (error) {
+      this.#upstreamFailed(error);
+    }
+  };
+
+  readonly #drained = (): void => {
+    try {
+      this.#timer.arm(this.#pending[0]);
+    } catch (error) {
+      return this.#upstreamFailed(error);
+    }
+    this.#pumpUpstream();
+  };
+
+  readonly #upstreamFailed = (error: unknown): void => {
+    if (this.#closed) return this.#end(undefined);
+    const failure = error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
+    if (!this.#client.destroyed) this.#toClient.end(errorResponseFor(failure, 'FATAL'));
+    this.#end(failure);
+  };
 
   #emit(bytes: Buffer | Frame, force = false): undefined {
     if (this.#swallowUntilReady && !force) return;
