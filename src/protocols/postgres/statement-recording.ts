@@ -24,9 +24,20 @@ const noHeaders: Readonly<Record<string, string>> = Object.freeze({});
 export function requestOf(method: string, text: string, params: readonly (string | null)[] | undefined, textJson = JSON.stringify(text)): RecordedRequest {
   // The same JSON as JSON.stringify({ sql, params }), without walking an object per
   // statement (and, for a prepared statement, with its text made JSON once).
-  const body = params ? `{"sql":${textJson},"params":${JSON.stringify(params)}}` : `{"sql":${textJson}}`;
+  const body = params ? `{"sql":${textJson},"params":${paramsJson(params)}}` : `{"sql":${textJson}}`;
   return { method, path: '', headers: noHeaders, body, truncated: false };
 }
+
+/** JSON.stringify(params), most often one or two values. */
+function paramsJson(params: readonly (string | null)[]): string {
+  if (params.length === 1) {
+    const p = params[0]!;
+    return p === null ? '[null]' : `[${JSON.stringify(p)}]`;
+  }
+  return JSON.stringify(params);
+}
+
+const ignore = (): undefined => undefined;
 
 export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
   const error = failure ? { code: failure.code, detail: failure.detail ?? failure.message, status: failure.status } : run.error;
@@ -63,7 +74,7 @@ export class StatementRecording {
     }
     // One reaction per statement, not an async function and its awaits.
     return opened.then(
-      () => undefined,
+      ignore,
       (error: unknown) => {
         const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
         for (const run of runs) this.#stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
@@ -85,7 +96,7 @@ export class StatementRecording {
     run.done = true;
     if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
     const outcome = outcomeOf(run);
-    this.#finishing.push(this.#stages.recorder.finish(run.exchange, outcome).catch(() => undefined));
+    this.#finishing.push(this.#stages.recorder.finish(run.exchange, outcome).catch(ignore));
     this.#stages.observe(run.exchange, run.decision, outcome);
   }
 
