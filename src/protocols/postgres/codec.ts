@@ -58,6 +58,16 @@ export class ReadFrame implements Frame {
   get body(): Buffer {
     return (this.#body ??= this.chunk.subarray(this.start + this.#headerSize, this.end));
   }
+
+  /** Where the body starts in `chunk`. */
+  get bodyStart(): number {
+    return this.start + this.#headerSize;
+  }
+}
+
+/** A reader of a frame's body, without cutting the body out of its chunk. */
+export function bodyReader(frame: Frame): BodyReader {
+  return frame instanceof ReadFrame ? new BodyReader(frame.chunk, frame.bodyStart, frame.end) : new BodyReader(frame.body);
 }
 
 /** The length of a message, whole (type, length and body). */
@@ -159,11 +169,20 @@ export function utf8Text(buf: Buffer, from: number, to: number): string {
 
 /** Reads the fields of a message body, bounds-checked: a short body is a ProtocolViolation. */
 export class BodyReader {
-  #offset = 0;
-  constructor(readonly body: Buffer) {}
+  #offset: number;
+  readonly #end: number;
+  /** The body is `body[start, end)` (a frame's range of the chunk it came in, without a view of its own). */
+  constructor(
+    readonly body: Buffer,
+    start = 0,
+    end = body.length,
+  ) {
+    this.#offset = start;
+    this.#end = end;
+  }
 
   get remaining(): number {
-    return this.body.length - this.#offset;
+    return this.#end - this.#offset;
   }
 
   int8(): number {
@@ -187,8 +206,8 @@ export class BodyReader {
 
   /** A null-terminated String (PostgreSQL docs, "Message Data Types"). */
   cstring(): string {
-    const end = this.body.indexOf(0, this.#offset);
-    if (end < 0) throw new ProtocolViolation('unterminated string in message');
+    const end = this.#offset < this.#end ? this.body.indexOf(0, this.#offset) : -1;
+    if (end < 0 || end >= this.#end) throw new ProtocolViolation('unterminated string in message');
     const s = utf8Text(this.body, this.#offset, end);
     this.#offset = end + 1;
     return s;
@@ -203,7 +222,7 @@ export class BodyReader {
   }
 
   #need(n: number): void {
-    if (this.#offset + n > this.body.length) throw new ProtocolViolation('message is shorter than its fields');
+    if (this.#offset + n > this.#end) throw new ProtocolViolation('message is shorter than its fields');
   }
 }
 
@@ -411,16 +430,18 @@ export interface BindFields {
 }
 
 /** Bind ('B'): portal, statement, parameter format codes, values, result format codes. */
-export function parseBind(body: Buffer): BindFields {
+export function parseBind(message: Buffer | Frame): BindFields {
   // One offset and bounds checks of its own (once per Execute: no reader object, no
-  // view per text value).
-  const n = body.length;
-  let end = body.indexOf(0);
-  if (end < 0) throw new ProtocolViolation('unterminated string in message');
-  const portal = utf8Text(body, 0, end);
-  let at = end + 1;
-  end = body.indexOf(0, at);
-  if (end < 0) throw new ProtocolViolation('unterminated string in message');
+  // view per text value), over the frame's range of its chunk.
+  const body = message instanceof ReadFrame ? message.chunk : Buffer.isBuffer(message) ? message : message.body;
+  let at = message instanceof ReadFrame ? message.bodyStart : 0;
+  const n = message instanceof ReadFrame ? message.end : body.length;
+  let end = at < n ? body.indexOf(0, at) : -1;
+  if (end < 0 || end >= n) throw new ProtocolViolation('unterminated string in message');
+  const portal = utf8Text(body, at, end);
+  at = end + 1;
+  end = at < n ? body.indexOf(0, at) : -1;
+  if (end < 0 || end >= n) throw new ProtocolViolation('unterminated string in message');
   const statement = utf8Text(body, at, end);
   at = end + 1;
   if (at + 2 > n) throw short();
@@ -466,8 +487,8 @@ function short(): ProtocolViolation {
 }
 
 /** CommandComplete ('C'): the command tag, e.g. "SELECT 5", "INSERT 0 1". */
-export function parseCommandTag(body: Buffer): string {
-  return new BodyReader(body).cstring();
+export function parseCommandTag(message: Buffer | Frame): string {
+  return (Buffer.isBuffer(message) ? new BodyReader(message) : bodyReader(message)).cstring();
 }
 
 /** Row count from a command tag (the last number), when it has one. */

@@ -10,7 +10,7 @@
 // - malformed Describe / Close subtypes are protocol violations.
 
 import { createHash } from 'node:crypto';
-import { BodyReader, parseBind, ProtocolViolation, type ColumnDescription } from './codec.js';
+import { bodyReader, parseBind, ProtocolViolation, type ColumnDescription, type Frame } from './codec.js';
 import { statementShape } from './decide-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import type { PortalInfo, StatementInfo } from './session-state.js';
@@ -25,16 +25,16 @@ export class ExtendedQuery {
   }
 
   /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */
-  bind(body: Buffer): void {
-    const bind = parseBind(body);
+  bind(message: Frame): void {
+    const bind = parseBind(message);
     const binary = bind.binary;
     const approvalParams = binary && bind.params.map((p, i) => (binary.has(i) ? `binary sha256:${createHash('sha256').update(binary.get(i)!).digest('hex')}` : p));
     this.#portals.set(bind.portal, { statement: this.#statements.get(bind.statement), params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined });
   }
 
   /** Describe ('D'): 'S' statement or 'P' portal; the object its answer describes. */
-  describe(body: Buffer): StatementInfo | PortalInfo | undefined {
-    const r = new BodyReader(body);
+  describe(message: Frame): StatementInfo | PortalInfo | undefined {
+    const r = bodyReader(message);
     const target = String.fromCharCode(r.int8());
     if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid DESCRIBE message subtype ${target}`);
     const name = r.cstring();
@@ -42,8 +42,8 @@ export class ExtendedQuery {
   }
 
   /** Close ('C'): 'S' statement or 'P' portal. */
-  close(body: Buffer): void {
-    const r = new BodyReader(body);
+  close(message: Frame): void {
+    const r = bodyReader(message);
     const target = String.fromCharCode(r.int8());
     const name = r.cstring();
     if (target === 'S') this.#statements.delete(name);
@@ -52,8 +52,8 @@ export class ExtendedQuery {
   }
 
   /** Execute ('E'): the portal it runs (undefined when unknown). Its row limit is left to the database (PortalSuspended). */
-  execute(body: Buffer): PortalInfo | undefined {
-    const r = new BodyReader(body);
+  execute(message: Frame): PortalInfo | undefined {
+    const r = bodyReader(message);
     const name = r.cstring();
     r.int32(); // maximum rows (0: all)
     return this.#portals.get(name);

@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, Identity, RecordedRequest } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
-import { bindMessage, BodyReader, frameLength, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, BodyReader, bodyReader, frameLength, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
@@ -206,18 +206,18 @@ export class PostgresSession {
     if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
     switch (frame.type) {
       case 'Q': // Query
-        return this.#onQuery(new BodyReader(frame.body).cstring(), frame);
+        return this.#onQuery(bodyReader(frame).cstring(), frame);
       case 'P': // Parse
         return this.#onParse(frame);
       case 'B': // Bind
-        this.#extended.bind(frame.body);
+        this.#extended.bind(frame);
         return this.#forward({ kind: 'bind' }, frame);
       case 'D': // Describe
-        return this.#forward({ kind: 'describe', described: this.#extended.describe(frame.body) }, frame);
+        return this.#forward({ kind: 'describe', described: this.#extended.describe(frame) }, frame);
       case 'E': // Execute
         return this.#onExecute(frame);
       case 'C': // Close
-        this.#extended.close(frame.body);
+        this.#extended.close(frame);
         return this.#forward({ kind: 'close' }, frame);
       case 'S': // Sync
         this.#discarding = false;
@@ -287,7 +287,7 @@ export class PostgresSession {
   }
 
   async #onParse(frame: Frame): Promise<void> {
-    const r = new BodyReader(frame.body);
+    const r = bodyReader(frame);
     const name = r.cstring();
     const text = r.cstring();
     const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
@@ -305,7 +305,7 @@ export class PostgresSession {
   }
 
   #onExecute(frame: Frame): Promise<void> | undefined {
-    const portal = this.#extended.execute(frame.body);
+    const portal = this.#extended.execute(frame);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
     const exchange = statement ? exchangeOf(this.#decide, statement.shape) : statementExchange(this.#decide, [], '', 'sql.execute');
@@ -555,7 +555,7 @@ export class PostgresSession {
         if (t === 't') return this.#emit(frame); // ParameterDescription, then RowDescription or NoData
         if (t === 'T' || t === 'n') {
           this.#pending.shift();
-          if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame.body).columns : [];
+          if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame).columns : [];
           return this.#emit(frame);
         }
         if (t === 'E') return this.#extendedError(frame);
@@ -592,7 +592,7 @@ export class PostgresSession {
     const run = head.runs[head.index];
     switch (frame.type) {
       case 'T': // RowDescription
-        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame.body));
+        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame));
         return this.#emit(frame);
       case 'D': // DataRow
         return this.#rows.row(run, frame, head.plan);
@@ -606,7 +606,7 @@ export class PostgresSession {
         return this.#emit(frame);
       case 'C': // CommandComplete
         if (run) {
-          run.tag = parseCommandTag(frame.body);
+          run.tag = parseCommandTag(frame);
           this.#recording.finish(run);
         }
         head.index++;
@@ -650,7 +650,7 @@ export class PostgresSession {
       case 'C': // CommandComplete
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
-        run.tag = frame.type === 'C' ? parseCommandTag(frame.body) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        run.tag = frame.type === 'C' ? parseCommandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         this.#recording.finish(run);
         this.#pending.shift();
         return this.#emit(frame);
