@@ -4,7 +4,7 @@
 
 import pg from 'pg';
 import { startApprovals, type RunningApprovals } from '../../src/approvals/start-approvals.js';
-import { createRecorder } from '../../src/audit/index.js';
+import { createRecorder, type Recorder } from '../../src/audit/index.js';
 import type { ApprovalsConfig } from '../../src/config/approvals-schema.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../src/identity/index.js';
@@ -35,6 +35,8 @@ export interface TestProxy {
 
 export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 'listen'>> & {
   readonly policy?: (base: DecisionPolicy) => DecisionPolicy;
+  /** Wraps the store's recorder (e.g. to make some writes fail). */
+  readonly recorder?: (base: Recorder) => Recorder;
   /** Approvals on the proxy's store (the `approvals:` config section, parsed); admins group: `admins`. */
   readonly approvals?: ApprovalsConfig;
   readonly inFlight?: PostgresListenerOptions['inFlight'];
@@ -54,6 +56,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
   const base = compilePolicy([{ connection: 'db', groups: ['dba'] }]);
   const observed: TestProxy['observed'] = [];
   const recorder = createRecorder(store.db);
+  const stageRecorder = options.recorder ? options.recorder(recorder) : recorder;
   const approvals = options.approvals
     ? await startApprovals({ db: store.db, store: sqlite.config, config: options.approvals, adminGroups: ['admins'], logger: createLogger('silent') })
     : undefined;
@@ -61,12 +64,12 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
   const stages: PipelineStages = {
     identify: identifyCaller([apiKeyAuthenticator(apiKeys)]),
     policy: options.policy ? options.policy(base) : base,
-    recorder,
+    recorder: stageRecorder,
     approvals: approvals?.stage,
     observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
   };
   const database = url.pathname.slice(1);
-  const { policy: _policy, approvals: _approvals, inFlight, upstreamPort, ...rest } = options;
+  const { policy: _policy, approvals: _approvals, recorder: _recorder, inFlight, upstreamPort, ...rest } = options;
   const listener = await startPostgresListener({
     stages,
     inFlight,

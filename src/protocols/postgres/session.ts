@@ -283,7 +283,10 @@ export class PostgresSession {
   }
 
   #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): Promise<void> {
-    return this.#recording.open(runs, requests).then((failed) => (failed ? this.#deny(failed, true) : this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame)));
+    return this.#recording.open(runs, requests).then(
+      () => this.#forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame),
+      (error: unknown) => this.#deny(this.#recording.failed(runs, error), true),
+    );
   }
 
   async #onParse(frame: Frame): Promise<void> {
@@ -338,7 +341,10 @@ export class PostgresSession {
   }
 
   #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
-    return this.#recording.open([run], [request]).then((failed) => (failed ? this.#deny(failed, false) : this.#forward({ kind: 'execute', run, portal, plan: null }, frame)));
+    return this.#recording.open([run], [request]).then(
+      () => this.#forward({ kind: 'execute', run, portal, plan: null }, frame),
+      (error: unknown) => this.#deny(this.#recording.failed([run], error), false),
+    );
   }
 
   #newRun(exchange: Exchange, decision: Decision): Run {

@@ -63,24 +63,24 @@ export class StatementRecording {
     this.#stages = stages;
   }
 
-  /** Records the statements as forwarded; the error to refuse them with when that fails (observed already). */
-  open(runs: readonly Run[], requests: readonly RecordedRequest[]): Promise<GatehouseError | undefined> {
+  /**
+   * Records the statements as forwarded: the caller continues with `then(forward,
+   * (error) => refuse with failed(runs, error))`, one reaction per statement.
+   */
+  open(runs: readonly Run[], requests: readonly RecordedRequest[]): Promise<unknown> {
     const recorder = this.#stages.recorder;
-    let opened: Promise<unknown>;
     try {
-      opened = runs.length === 1 ? recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!) : Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
+      return runs.length === 1 ? recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!) : Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
     } catch (error) {
-      opened = Promise.reject(error);
+      return Promise.reject(error);
     }
-    // One reaction per statement, not an async function and its awaits.
-    return opened.then(
-      ignore,
-      (error: unknown) => {
-        const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
-        for (const run of runs) this.#stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
-        return failure;
-      },
-    );
+  }
+
+  /** Recording the statements failed: the error to refuse them with (observed already). */
+  failed(runs: readonly Run[], error: unknown): GatehouseError {
+    const failure = new GatehouseError('recording_failed', { detail: (error as Error).message });
+    for (const run of runs) this.#stages.observe(run.exchange, run.decision, outcomeOf(run, failure));
+    return failure;
   }
 
   /** A statement refused before it reached the database. */
