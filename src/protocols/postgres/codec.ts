@@ -70,6 +70,12 @@ export function bodyReader(frame: Frame): BodyReader {
   return frame instanceof ReadFrame ? new BodyReader(frame.chunk, frame.bodyStart, frame.end) : new BodyReader(frame.body);
 }
 
+/** The frame's body is `body` (compared in place, without cutting the frame's body out). */
+export function bodyEquals(frame: Frame, body: Buffer): boolean {
+  if (!(frame instanceof ReadFrame)) return frame.body.equals(body);
+  return frame.end - frame.bodyStart === body.length && frame.chunk.compare(body, 0, body.length, frame.bodyStart, frame.end) === 0;
+}
+
 /** The length of a message, whole (type, length and body). */
 export function frameLength(frame: Frame): number {
   return frame instanceof ReadFrame ? frame.end - frame.start : frame.raw.length;

@@ -11,7 +11,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
-import { frameLength, message, parseRowDescription, ReadFrame, type ColumnDescription, type Frame } from './codec.js';
+import { bodyEquals, frameLength, message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { resultColumns } from './extended-query.js';
 import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
@@ -30,12 +30,6 @@ export interface RowSink {
   stop(run: Run, error: GatehouseError): void;
 }
 
-/** The frame's body is `body` (compared in place, without cutting the frame's body out). */
-function sameBody(frame: Frame, body: Buffer): boolean {
-  if (!(frame instanceof ReadFrame)) return frame.body.equals(body);
-  return frame.end - frame.bodyStart === body.length && frame.chunk.compare(body, 0, body.length, frame.bodyStart, frame.end) === 0;
-}
-
 export class ResultRows {
   readonly #connection: PostgresConnection;
   readonly #sink: RowSink;
@@ -52,7 +46,7 @@ export class ResultRows {
    */
   describe(message: Frame): RowShape {
     const last = this.#last;
-    if (last && sameBody(message, last.body)) return last;
+    if (last && bodyEquals(message, last.body)) return last;
     const body = message.body;
     const columns = parseRowDescription(body);
     const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#connection.masking) };

@@ -23,7 +23,7 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, Identity, RecordedRequest } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
-import { bindMessage, BodyReader, bodyReader, frameLength, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, BodyReader, bodyEquals, bodyReader, frameLength, parseCommandTag, parseNoticeFields, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
@@ -80,6 +80,7 @@ export class PostgresSession {
   #unsent = 0;
   /** Resolves run() with why the session ended: the first side to end decides. */
   #ended: ((why: GatehouseError | undefined) => void) | undefined;
+  #lastTag: { readonly body: Buffer; readonly tag: string } | undefined;
   #discarding = false;
   #swallowUntilReady = false;
   #closed = false;
@@ -612,7 +613,7 @@ export class PostgresSession {
         return this.#emit(frame);
       case 'C': // CommandComplete
         if (run) {
-          run.tag = parseCommandTag(frame);
+          run.tag = this.#commandTag(frame);
           this.#recording.finish(run);
         }
         head.index++;
@@ -656,7 +657,7 @@ export class PostgresSession {
       case 'C': // CommandComplete
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
-        run.tag = frame.type === 'C' ? parseCommandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         this.#recording.finish(run);
         this.#pending.shift();
         return this.#emit(frame);
@@ -665,6 +666,15 @@ export class PostgresSession {
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in an Execute answer` });
     }
+  }
+
+  /** CommandComplete's tag; a session's statements mostly end with the same one ("SELECT 1"), kept as the last tag and its bytes. */
+  #commandTag(frame: Frame): string {
+    const last = this.#lastTag;
+    if (last && bodyEquals(frame, last.body)) return last.tag;
+    const tag = parseCommandTag(frame);
+    this.#lastTag = { body: Buffer.from(frame.body), tag };
+    return tag;
   }
 
   /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */

@@ -39,6 +39,15 @@ function paramsJson(params: readonly (string | null)[]): string {
 
 const ignore = (): undefined => undefined;
 
+// The last command tag's JSON and row count: statements mostly repeat it (the session
+// hands the same string back for the same bytes, so the check is one comparison).
+let lastTag = { tag: '', json: '""', rows: undefined as number | undefined };
+
+function tagOf(tag: string): { json: string; rows: number | undefined } {
+  if (tag !== lastTag.tag) lastTag = { tag, json: JSON.stringify(tag), rows: rowsFromTag(tag) };
+  return lastTag;
+}
+
 export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
   const error = failure ? { code: failure.code, detail: failure.detail ?? failure.message, status: failure.status } : run.error;
   return {
@@ -49,7 +58,7 @@ export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
     ttfbMs: run.ttfbMs,
     durationMs: performance.now() - run.started,
     // JSON.stringify({ command, rows }), written out: rows is an integer.
-    responseBody: `{"command":${run.tag === undefined ? 'null' : JSON.stringify(run.tag)},"rows":${run.tag && !error ? (rowsFromTag(run.tag) ?? run.rows) : run.rows}}`,
+    responseBody: `{"command":${run.tag === undefined ? 'null' : tagOf(run.tag).json},"rows":${run.tag && !error ? (tagOf(run.tag).rows ?? run.rows) : run.rows}}`,
     errorCode: error?.code,
     errorDetail: error?.detail,
   };
