@@ -243,6 +243,8 @@ policy:
     await c.end();
     clients.splice(clients.indexOf(c), 1);
     const db = gw.gateway.store.db;
+    // Records reach the store in batches: without this, an earlier test's session could be the latest one read.
+    await gw.gateway.settleRecords();
     let session;
     await waitFor(async () => {
       session = await db.selectFrom('exchanges').selectAll().where('operation', '=', 'sql.session').where('connection', '=', 'wh').orderBy('seq', 'desc').executeTakeFirst();

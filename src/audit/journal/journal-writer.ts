@@ -8,7 +8,7 @@
 // (journal-worker.ts).
 
 import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { endLine, segmentName, segmentPath, type JournalOp } from './segments.js';
+import { endLine, segmentName, segmentPath, segmentPrefix, type JournalOp } from './segments.js';
 
 export class JournalWriteError extends Error {
   readonly code = 'recording_failed';
@@ -43,7 +43,7 @@ export class JournalWriter {
 
   /** The start of every segment name this writer uses (its own segments are never a dead writer's). */
   get segmentPrefix(): string {
-    return segmentName(this.#startedAt, process.pid, 0).replace(/0+\.jsonl$/, '');
+    return segmentPrefix(this.#startedAt, process.pid);
   }
 
   constructor(dir: string, options: JournalWriterOptions = {}) {

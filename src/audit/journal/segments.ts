@@ -22,8 +22,13 @@ export function journalDirOf(sqlitePath: string): string {
   return `${sqlitePath}.records`;
 }
 
+/** The start of the names of one writer's segments: its start time and pid. */
+export function segmentPrefix(startedAt: number, pid: number): string {
+  return `${String(startedAt).padStart(15, '0')}-${pid}-`;
+}
+
 export function segmentName(startedAt: number, pid: number, n: number): string {
-  return `${String(startedAt).padStart(15, '0')}-${pid}-${String(n).padStart(6, '0')}.jsonl`;
+  return `${segmentPrefix(startedAt, pid)}${String(n).padStart(6, '0')}.jsonl`;
 }
 
 const segmentPattern = /^(\d{15})-(\d+)-(\d{6,})\.jsonl$/;
