@@ -10,6 +10,7 @@
 // recorded is ever missing from a search while it waits.
 
 import SQLite from 'better-sqlite3';
+import { tuneSqliteConnection } from '../store/sqlite-connection.js';
 
 export interface SearchIndexerOptions {
   readonly intervalMs?: number | undefined;
@@ -29,8 +30,7 @@ export function startSearchIndexer(path: string, options: SearchIndexerOptions =
   const db = new SQLite(path);
   // Indexing can always wait for the next pass: never hold the thread (often the one
   // relaying traffic) waiting for another writer's lock.
-  db.pragma('busy_timeout = 50');
-  db.pragma('synchronous = NORMAL');
+  tuneSqliteConnection(db, { busyTimeoutMs: 50 });
   const batch = options.batch ?? 200;
   const staleMs = options.staleMs ?? 60_000;
   const now = options.now ?? Date.now;

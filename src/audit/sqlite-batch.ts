@@ -12,6 +12,7 @@ import type { AuditEvent } from './audit-event.js';
 import { chainEvents, type ChainHead, type ChainOptions, type EventInput } from './append-events.js';
 import { recordedColumns } from './exchange-state.js';
 import type { RecordWrite } from './group-commit.js';
+import { tuneSqliteConnection } from '../store/sqlite-connection.js';
 
 export class SqliteBatch {
   readonly #db: SQLite.Database;
@@ -27,8 +28,7 @@ export class SqliteBatch {
   constructor(path: string) {
     this.#db = new SQLite(path);
     // Per connection: the same settings open-store.ts gives the main one (WAL is per file).
-    this.#db.pragma('busy_timeout = 5000');
-    this.#db.pragma('synchronous = NORMAL');
+    tuneSqliteConnection(this.#db, { busyTimeoutMs: 5000 });
     // Each record write touches a dozen b-tree pages (the row, its indexes, the event,
     // the head); a page the cache lacks is a read system call. 64 MiB at most, taken
     // only as pages are used.

@@ -8,6 +8,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvide
 import pg from 'pg';
 import { buildMigrations, type DialectName } from './migrations.js';
 import type { Database } from './schema.js';
+import { tuneSqliteConnection } from './sqlite-connection.js';
 
 export type StoreConfig = { readonly sqlite: { readonly path: string } } | { readonly postgres: { readonly url: string; readonly schema?: string | undefined } };
 
@@ -36,9 +37,8 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
   if ('sqlite' in config) {
     mkdirSync(dirname(config.sqlite.path), { recursive: true });
     const database = new SQLite(config.sqlite.path);
-    // WAL lets the CLI read while the gateway writes; NORMAL survives a process crash
-    // (a committed transaction is in the WAL) at a fraction of FULL's fsync cost.
-    // busy_timeout first: switching to WAL itself needs the lock another process may hold.
+    // WAL lets the CLI read while the gateway writes (the per-connection settings are
+    // in sqlite-connection.ts). busy_timeout first: switching to WAL itself needs the lock another process may hold.
     database.pragma('busy_timeout = 5000');
     // Switching a new file to WAL needs an exclusive lock, for which SQLite may answer
     // "locked" at once when other processes open the same new file: retry briefly.
@@ -55,7 +55,7 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 * Math.min(attempt, 5));
       }
     }
-    database.pragma('synchronous = NORMAL');
+    tuneSqliteConnection(database, { busyTimeoutMs: 5000 });
     cachePreparedStatements(database);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
     dialect = 'sqlite';

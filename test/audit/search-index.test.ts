@@ -1,5 +1,5 @@
 // SQLite full-text search with the index kept in batches (migration 0010,
-// search-indexer.ts): a recorded exchange is found by its words before and after the
+// search-indexer.ts; 0012 indexes a row inserted finished at once): a recorded exchange is found by its words before and after the
 // indexer has run, an answer still streaming is not indexed until it ends, and deletes
 // and re-edits keep the FTS5 index consistent (FTS5's own integrity check).
 
@@ -91,6 +91,17 @@ describe('full-text search with batched indexing (SQLite)', () => {
     await recorder.open(cutOff, allow, undefined as never);
     assert.equal(indexer.runOnce(), 1);
     assert.deepEqual(await search('photosynthesis'), [cutOff.id]);
+    await integrity();
+  });
+
+  test('a row inserted already finished (a refusal, a journal batch) is indexed by its insert, not queued', async () => {
+    const refused = exchangeSaying('Dump the customer table of Tasmania');
+    await recorder.refuse(refused, allow, undefined, { status: 403, complete: true, bytesIn: 10, bytesOut: 0, durationMs: 1, errorCode: 'policy_denied' });
+    assert.equal(await queued(), 0);
+    assert.equal(indexer.runOnce(), 0);
+    const indexed = await sql<{ n: number }>`select count(*) as n from exchanges_fts where exchanges_fts match 'tasmania'`.execute(store.db);
+    assert.equal(Number(indexed.rows[0]!.n), 1);
+    assert.deepEqual(await search('tasmania customer'), [refused.id]);
     await integrity();
   });
 
