@@ -19,9 +19,20 @@ export interface JournalWriterOptions {
   readonly maxSegmentBytes?: number | undefined;
 }
 
-interface Waiter {
+interface Batch {
+  readonly written: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const written = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { written, resolve, reject };
 }
 
 export class JournalWriter {
@@ -32,8 +43,8 @@ export class JournalWriter {
   #fd: number | undefined;
   #bytes = 0;
   #lines: string[] = [];
-  #waiters: Waiter[] = [];
-  #scheduled = false;
+  /** Settles when this turn's lines are written: one promise for all of them. */
+  #batch: Batch | undefined;
   #closed = false;
   /**
    * Shared with the journal's worker: [0] batches written so far (the worker polls it to
@@ -61,33 +72,29 @@ export class JournalWriter {
     } catch (error) {
       return Promise.reject(new JournalWriteError(`record cannot be serialised: ${(error as Error).message}`));
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#lines.push(line);
-      this.#waiters.push({ resolve, reject });
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
+    this.#lines.push(line);
+    if (this.#batch === undefined) {
+      this.#batch = newBatch();
+      setImmediate(() => this.flush());
+    }
+    return this.#batch.written;
   }
 
   /** Writes what is queued now (normally called at the end of the turn). */
   flush(): void {
-    this.#scheduled = false;
-    if (this.#lines.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = undefined;
+    if (batch === undefined) return;
     const text = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('');
-    const waiters = this.#waiters;
     this.#lines = [];
-    this.#waiters = [];
     try {
-      this.#write(Buffer.from(text, 'utf8'));
+      this.#write(text);
     } catch (error) {
-      const failure = new JournalWriteError(`record journal write failed: ${(error as Error).message}`);
-      for (const waiter of waiters) waiter.reject(failure);
+      batch.reject(new JournalWriteError(`record journal write failed: ${(error as Error).message}`));
       return;
     }
     Atomics.add(this.progress, 0, 1);
-    for (const waiter of waiters) waiter.resolve();
+    batch.resolve();
     if (this.#bytes >= this.#maxSegmentBytes) this.#endSegment();
   }
 
@@ -99,13 +106,20 @@ export class JournalWriter {
     this.#endSegment();
   }
 
-  #write(data: Buffer): void {
+  #write(text: string): void {
     this.#fd ??= this.#openSegment();
     const fd = this.#fd;
-    let offset = 0;
     try {
-      while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
-      this.#bytes += data.length;
+      // The string straight to write(2) (no Buffer made for it on the JS heap); a short
+      // write, which a regular file gives only when nearly full, goes on from its byte.
+      const length = Buffer.byteLength(text);
+      const written = writeSync(fd, text);
+      if (written < length) {
+        const data = Buffer.from(text).subarray(written);
+        let offset = 0;
+        while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+      }
+      this.#bytes += length;
     } catch (error) {
       // Never leave half a line for the next batch to be glued onto.
       try {
@@ -126,7 +140,7 @@ export class JournalWriter {
   #endSegment(): void {
     if (this.#fd === undefined) return;
     try {
-      this.#write(Buffer.from(endLine));
+      this.#write(endLine);
       Atomics.add(this.progress, 0, 1);
     } catch {
       // Left without its end line: it is finished off once this process is gone.
