@@ -35,6 +35,27 @@ export function processCpuSeconds(pid: number | undefined): number {
   }
 }
 
+/**
+ * User + system CPU seconds used so far by one thread of `pid` (NaN if unknown): `tid`
+ * equal to `pid` is the process's main thread (a Node gateway's relaying thread).
+ */
+export function threadCpuSeconds(pid: number | undefined, tid = pid): number {
+  const { user, system } = threadCpuTimes(pid, tid);
+  return user + system;
+}
+
+/** User and system CPU seconds of one thread, apart (NaN if unknown). */
+export function threadCpuTimes(pid: number | undefined, tid = pid): { user: number; system: number } {
+  if (pid === undefined) return { user: Number.NaN, system: Number.NaN };
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / ticksPerSecond(), system: Number(fields[12]) / ticksPerSecond() };
+  } catch {
+    return { user: Number.NaN, system: Number.NaN };
+  }
+}
+
 /** Busy CPU seconds of the whole machine so far, all cores (NaN if unknown). */
 export function machineBusySeconds(): number {
   try {

@@ -15,9 +15,11 @@
 // round for the sequential latency check, 1000; 0 to skip), --scenario chat|chat-stream
 // (repeatable; default both), --bare (also measure bench/bare-http-relay.ts, the least a
 // Node relay costs, in the same rounds), --recording (record, as in
-// production; default off), --node-options="FLAGS" for the gateway children (e.g.
+// production; default off), --both (each build twice, recording on and off, in the same
+// rounds), --node-options="FLAGS" for the gateway children (e.g.
 // "--cpu-prof --cpu-prof-dir=/tmp/prof").
-// Prints per build and scenario: CPU µs/req (median, min), for each build after the
+// Prints per build and scenario: CPU µs/req (median, min), the main (relaying) thread's
+// median alone (with recording, the rest is mostly the record journal's worker), for each build after the
 // first the median of its per-round ratios to the first (the fairest A/B figure on a
 // shared machine), and for --sequential the p50 total latency and the p50 added to
 // direct (measured in the same rounds).
@@ -29,7 +31,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cleanupAll, cleanupSync, registerTempDir, spawnChild } from './children.js';
-import { processCpuSeconds } from './cpu.js';
+import { processCpuSeconds, threadCpuTimes } from './cpu.js';
 import { closedLoop, createPool, ErrorLog, percentile, sequential, type Scenario, type Target } from './load.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -43,15 +45,19 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     sequential: { type: 'string', default: '1000' },
     recording: { type: 'boolean', default: false },
+    both: { type: 'boolean', default: false },
     'node-options': { type: 'string', default: '' },
     scenario: { type: 'string', multiple: true },
     bare: { type: 'boolean', default: false },
   },
 });
 // `--cli PATH` or `--cli 'PATH::NODE FLAGS'` (flags for that gateway only, e.g. to compare V8 settings).
-const clis = (flags.cli ?? [join(root, 'dist', 'cli', 'main.js')]).map((spec) => {
+// --both: each build twice, recording on and off, in the same rounds (what recording costs).
+const clis = (flags.cli ?? [join(root, 'dist', 'cli', 'main.js')]).flatMap((spec) => {
   const [path, extra = ''] = spec.split('::');
-  return { path: resolve(path!), flags: extra.split(/\s+/).filter(Boolean), label: spec };
+  const cli = { path: resolve(path!), flags: extra.split(/\s+/).filter(Boolean), label: spec };
+  if (!flags.both) return [{ ...cli, recording: flags.recording }];
+  return [{ ...cli, recording: true, label: `${spec} rec` }, { ...cli, recording: false, label: `${spec} norec` }];
 });
 const REQUESTS = Number(flags.requests);
 const ROUNDS = Number(flags.rounds);
@@ -101,7 +107,7 @@ async function main(): Promise<void> {
   const upstreamOrigin = `http://127.0.0.1:${(JSON.parse(line!) as { port: number }).port}`;
 
   const gateways = [];
-  for (const [i, { path: cli, flags: cliFlags, label }] of clis.entries()) {
+  for (const [i, { path: cli, flags: cliFlags, label, recording }] of clis.entries()) {
     const sub = join(dir, `gw${i}`);
     await mkdir(sub);
     const configFile = join(sub, 'gatehouse.yaml');
@@ -109,7 +115,7 @@ async function main(): Promise<void> {
       gateway: { listen: { host: '127.0.0.1', port: 0 } },
       admin: { listen: { host: '127.0.0.1', port: 0 }, groups: ['bench-admins'] },
       store: { sqlite: { path: join(sub, 'gatehouse.db') } },
-      recording: { enabled: flags.recording },
+      recording: { enabled: recording },
       log: { level: 'warn' },
       connections: [{ name: 'bench', type: 'openai', target: `${upstreamOrigin}/v1`, credential: { secret: '${BENCH_UPSTREAM_KEY}' }, access: { groups: ['bench-users'] } }],
     };
@@ -136,7 +142,7 @@ async function main(): Promise<void> {
   }
   const direct: Target = { name: 'direct', pool: createPool(upstreamOrigin, CONCURRENCY), path: '/v1/chat/completions', authorization: `Bearer ${upstreamKey}`, expectExchangeId: false };
 
-  log(`http-cpu: ${clis.length} gateway build(s), recording ${flags.recording ? 'on' : 'off'}, ${ROUNDS} rounds x ${REQUESTS} requests at c=${CONCURRENCY}` + (SEQUENTIAL > 0 ? `, + ${SEQUENTIAL} sequential per round` : ''));
+  log(`http-cpu: ${clis.length} gateway(s), recording ${flags.both ? 'on and off' : flags.recording ? 'on' : 'off'}, ${ROUNDS} rounds x ${REQUESTS} requests at c=${CONCURRENCY}` + (SEQUENTIAL > 0 ? `, + ${SEQUENTIAL} sequential per round` : ''));
   const errors = new ErrorLog();
   const signal = new AbortController().signal;
   for (const scenario of SCENARIOS) {
@@ -144,6 +150,8 @@ async function main(): Promise<void> {
     for (const g of gateways) await fixedCount(g.target, scenario, Math.max(1000, REQUESTS / 2), errors);
     await fixedCount(direct, scenario, 1000, errors);
     const cpuUs = gateways.map((): number[] => []);
+    const mainUs = gateways.map((): number[] => []);
+    const mainSysUs = gateways.map((): number[] => []);
     const seqNs = gateways.map((): number[] => []);
     const directNs: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -153,8 +161,12 @@ async function main(): Promise<void> {
       for (const i of order) {
         const g = gateways[i]!;
         const before = processCpuSeconds(g.pid);
+        const mainBefore = threadCpuTimes(g.pid);
         const n = await fixedCount(g.target, scenario, REQUESTS, errors);
         cpuUs[i]!.push(((processCpuSeconds(g.pid) - before) * 1e6) / n);
+        const mainAfter = threadCpuTimes(g.pid);
+        mainUs[i]!.push(((mainAfter.user + mainAfter.system - mainBefore.user - mainBefore.system) * 1e6) / n);
+        mainSysUs[i]!.push(((mainAfter.system - mainBefore.system) * 1e6) / n);
         if (SEQUENTIAL > 0) {
           const d = await sequential(direct, scenario, { warmupMs: 0, durationMs: 60_000, maxSamples: SEQUENTIAL / 2, signal, errors });
           directNs.push(...d.latenciesNs);
@@ -166,7 +178,7 @@ async function main(): Promise<void> {
     const directP50 = median(directNs);
     for (const [i, g] of gateways.entries()) {
       const rounds = cpuUs[i]!.map((v) => v.toFixed(0)).join(' ');
-      let text = `${scenario.name.padEnd(12)} ${g.name.padEnd(28)} CPU µs/req median ${median(cpuUs[i]!).toFixed(0)}, min ${Math.min(...cpuUs[i]!).toFixed(0)} (rounds ${rounds})`;
+      let text = `${scenario.name.padEnd(12)} ${g.name.padEnd(28)} CPU µs/req median ${median(cpuUs[i]!).toFixed(0)}, min ${Math.min(...cpuUs[i]!).toFixed(0)} (rounds ${rounds}); main thread ${median(mainUs[i]!).toFixed(0)} (system ${median(mainSysUs[i]!).toFixed(0)})`;
       if (SEQUENTIAL > 0) text += `; sequential p50 ${(median(seqNs[i]!) / 1000).toFixed(0)} µs, added ${((median(seqNs[i]!) - directP50) / 1000).toFixed(0)} µs (direct ${(directP50 / 1000).toFixed(0)} µs)`;
       // Paired with the first build round by round (same noise), for A/B runs.
       if (i > 0) {
