@@ -4,7 +4,7 @@
 // record journal on SQLite) build rows here, and both chain the same events
 // (eventFor), so a row and its event digest are the same whichever path wrote them.
 
-import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../exchange/index.js';
+import { summarizeJsonAnswer, type Decision, type Exchange, type ExchangeOutcome, type RecordedRequest, type UnreadAnswerFormat } from '../exchange/index.js';
 import type { EventInput } from './append-events.js';
 import { stateDigest, type ExchangeState } from './exchange-state.js';
 import type { RawSealer } from './raw-content.js';
@@ -24,6 +24,12 @@ export interface RecordColumnOptions {
   readonly reexecutionOf?: ((exchange: Exchange) => string | undefined) | undefined;
   /** audit.raw: seal the unmasked request and answer into raw_request / raw_response. */
   readonly raw?: RawSealer | undefined;
+  /**
+   * An outcome's unread answer (ExchangeOutcome.unreadAnswer) is left for whoever
+   * applies the columns (the record journal's worker: answerColumns there); without
+   * this, it is read here.
+   */
+  readonly answersReadLater?: boolean | undefined;
 }
 
 export type ExchangeColumns = Partial<ExchangeState>;
@@ -87,25 +93,28 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       masking_counts: null,
       approval_via: exchange.approval?.via ?? null,
     }),
-    outcome: (exchange, outcome) => ({
-      ended_at: exchange.startedAt + Math.round(outcome.durationMs),
-      complete: outcome.complete ? 1 : 0,
-      status: outcome.status ?? null,
-      error_code: outcome.errorCode ?? null,
-      error_detail: outcome.errorDetail ?? null,
-      response_headers: outcome.responseHeaders ? JSON.stringify(outcome.responseHeaders) : null,
-      response_body: outcome.responseBody ?? null,
-      response_truncated: outcome.responseTruncated ? 1 : 0,
-      response_text: outcome.responseText ?? null,
-      usage: outcome.usage ? JSON.stringify(outcome.usage) : null,
-      bytes_in: outcome.bytesIn,
-      bytes_out: outcome.bytesOut,
-      ttfb_ms: outcome.ttfbMs === undefined ? null : Math.round(outcome.ttfbMs),
-      duration_ms: Math.round(outcome.durationMs),
-      masking_counts: outcome.maskCounts ? JSON.stringify(outcome.maskCounts) : null,
-      ...(outcome.chunkTimings ? { chunk_timings: JSON.stringify(outcome.chunkTimings) } : {}),
-      ...(options.raw ? { raw_response: sealed(outcome.rawResponseBody ?? outcome.responseBody, exchange.id) } : {}),
-    }),
+    outcome: (exchange, outcome) => {
+      const answer = outcome.unreadAnswer && !options.answersReadLater ? answerColumns(outcome.unreadAnswer, outcome.responseBody) : undefined;
+      return {
+        ended_at: exchange.startedAt + Math.round(outcome.durationMs),
+        complete: outcome.complete ? 1 : 0,
+        status: outcome.status ?? null,
+        error_code: outcome.errorCode ?? null,
+        error_detail: outcome.errorDetail ?? null,
+        response_headers: outcome.responseHeaders ? JSON.stringify(outcome.responseHeaders) : null,
+        response_body: outcome.responseBody ?? null,
+        response_truncated: outcome.responseTruncated ? 1 : 0,
+        response_text: answer ? answer.response_text : (outcome.responseText ?? null),
+        usage: answer ? answer.usage : outcome.usage ? JSON.stringify(outcome.usage) : null,
+        bytes_in: outcome.bytesIn,
+        bytes_out: outcome.bytesOut,
+        ttfb_ms: outcome.ttfbMs === undefined ? null : Math.round(outcome.ttfbMs),
+        duration_ms: Math.round(outcome.durationMs),
+        masking_counts: outcome.maskCounts ? JSON.stringify(outcome.maskCounts) : null,
+        ...(outcome.chunkTimings ? { chunk_timings: JSON.stringify(outcome.chunkTimings) } : {}),
+        ...(options.raw ? { raw_response: sealed(outcome.rawResponseBody ?? outcome.responseBody, exchange.id) } : {}),
+      };
+    },
     progress: (progress) => ({
       bytes_out: progress.bytesOut,
       response_body: progress.responseBody ?? null,
@@ -115,6 +124,13 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       chunk_timings: progress.chunkTimings ? JSON.stringify(progress.chunkTimings) : null,
     }),
   };
+}
+
+/** The response_text and usage columns of an answer recorded unread (`body` is its response_body). */
+export function answerColumns(format: UnreadAnswerFormat, body: string | null | undefined): { response_text: string | null; usage: string | null } {
+  if (format !== 'openai-json' || typeof body !== 'string') return { response_text: null, usage: null };
+  const { text, usage } = summarizeJsonAnswer(body);
+  return { response_text: text ?? null, usage: usage ? JSON.stringify(usage) : null };
 }
 
 export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'exchange.finished' | 'exchange.refused';

@@ -1,2 +1,3 @@
 export type * from './types.js';
 export { newId } from './ids.js';
+export { summarizeJsonAnswer, type AnswerSummary, type UnreadAnswerFormat } from './answer-summary.js';

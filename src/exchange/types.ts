@@ -2,6 +2,8 @@
 // bytes; identity, policy and audit read it and never see a protocol module. All of
 // it is immutable: a stage that adds something returns a new value.
 
+import type { UnreadAnswerFormat } from './answer-summary.js';
+
 export type IdentityKind = 'human' | 'service' | 'agent';
 export type AuthMethod = 'api_key' | 'oidc' | 'gateway_token' | 'session';
 
@@ -123,6 +125,11 @@ export interface ExchangeOutcome {
   /** Assistant text, reassembled from a streamed answer where there was one. */
   readonly responseText?: string | undefined;
   readonly usage?: TokenUsage | undefined;
+  /**
+   * Set when responseText and usage were not read on the relaying thread: responseBody
+   * holds the whole answer in this format, and the recorder reads them from it.
+   */
+  readonly unreadAnswer?: UnreadAnswerFormat | undefined;
   readonly errorCode?: string | undefined;
   readonly errorDetail?: string | undefined;
   /** Entities masked in this exchange (request scrubbing and answer), by type. */

@@ -70,6 +70,33 @@ describe('record journal', () => {
 
   const kinds = async (id: string) => (await store.db.selectFrom('audit_events').select('kind').where('target', '=', id).orderBy('seq').execute()).map((e) => e.kind);
 
+  test('an answer recorded unread gets its text and usage from the body on the worker, as the direct recorder reads them', async () => {
+    const body = JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'Paris is the capital.' } }], usage: { prompt_tokens: 7, completion_tokens: 5, total_tokens: 12 } });
+    const unread: ExchangeOutcome = { status: 200, complete: true, bytesIn: 70, bytesOut: body.length, ttfbMs: 3, durationMs: 9, responseBody: body, unreadAnswer: 'openai-json' };
+    recorder = await startJournalRecorder({ sqlitePath: path, audit });
+    const exchange = makeExchange();
+    // Open and finish in one batch: coalesced into one insert on the worker.
+    await Promise.all([recorder.open(exchange, allow, request), recorder.finish(exchange, unread)]);
+    await recorder.drain();
+    const viaJournal = await getExchange(store.db, exchange.id);
+    assert.equal(viaJournal?.response.text, 'Paris is the capital.');
+    assert.deepEqual(viaJournal?.response.usage, { promptTokens: 7, completionTokens: 5, totalTokens: 12 });
+
+    const other = await openStore({ sqlite: { path: join(dir, 'direct.db') } });
+    try {
+      const writer = new GroupCommitWriter(other.db, { sqlitePath: other.sqlitePath });
+      const direct = createRecorder(other.db, { writer });
+      await direct.open(exchange, allow, request);
+      await direct.finish(exchange, unread);
+      await writer.close();
+      assert.deepEqual(viaJournal, await getExchange(other.db, exchange.id));
+    } finally {
+      await other.close();
+    }
+    const report = await verifyChain(store.db);
+    assert.equal(report.ok, true, JSON.stringify(report.problems));
+  });
+
   test('records reach the store with what the direct recorder writes, and the chain verifies', async () => {
     recorder = await startJournalRecorder({ sqlitePath: path, audit });
     const exchange = makeExchange();

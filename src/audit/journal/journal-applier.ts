@@ -21,7 +21,7 @@ import type { AuditEvent } from '../audit-event.js';
 import type { ChainOptions } from '../append-events.js';
 import { defaultState, recordedColumns, type ExchangeState } from '../exchange-state.js';
 import type { ExchangeWrite, RecordWrite } from '../group-commit.js';
-import { eventFor, type ExchangeEventKind } from '../record-columns.js';
+import { answerColumns, eventFor, type ExchangeEventKind } from '../record-columns.js';
 import { SqliteBatch } from '../sqlite-batch.js';
 import { journalDirOf, listSegments, processAlive, segmentPath, segmentPid, type JournalOp } from './segments.js';
 
@@ -204,7 +204,8 @@ export class JournalApplier {
       case 'progress':
       case 'finish': {
         if (typeof op.id !== 'string' || typeof op.columns !== 'object' || op.columns === null) return false;
-        const columns = op.columns as Partial<ExchangeState>;
+        let columns = op.columns as Partial<ExchangeState>;
+        if (op.op === 'finish' && op.answer !== undefined) columns = { ...columns, ...answerColumns(op.answer, columns.response_body) };
         const kind = op.op === 'finish' ? 'exchange.finished' : 'exchange.progress';
         const pending = inserting.get(op.id);
         let row: ExchangeState;

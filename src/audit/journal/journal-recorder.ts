@@ -53,7 +53,8 @@ export interface JournalRecorder extends Recorder {
 
 export async function startJournalRecorder(options: JournalRecorderOptions): Promise<JournalRecorder> {
   const journal = new JournalWriter(journalDirOf(options.sqlitePath));
-  const columns = recordColumns(options);
+  // The answer of a plain JSON exchange is read on the worker, off the relaying thread.
+  const columns = recordColumns({ ...options, answersReadLater: true });
   const pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   let nextId = 1;
   let closing = false;
@@ -109,7 +110,12 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
   return {
     open: (exchange, decision, request) => journal.append({ op: 'open', row: columns.opened(exchange, decision, request) }),
     progress: (exchange, progress) => journal.append({ op: 'progress', id: exchange.id, columns: columns.progress(progress) }),
-    finish: (exchange, outcome) => journal.append({ op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome) }),
+    finish: (exchange, outcome) =>
+      journal.append(
+        outcome.unreadAnswer
+          ? { op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome), answer: outcome.unreadAnswer }
+          : { op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome) },
+      ),
     refuse: (exchange, decision, request, outcome) => journal.append({ op: 'refuse', row: { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) } }),
     pendingBatches: () => (Atomics.load(journal.progress, 0) - Atomics.load(journal.progress, 1)) | 0,
     drain() {

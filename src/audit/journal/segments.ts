@@ -6,13 +6,15 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { UnreadAnswerFormat } from '../../exchange/index.js';
 
 /** A record operation as appended to a segment, one JSON text per line. */
 export type JournalOp =
   | { readonly op: 'open'; readonly row: Readonly<Record<string, unknown>> }
   | { readonly op: 'refuse'; readonly row: Readonly<Record<string, unknown>> }
   | { readonly op: 'progress'; readonly id: string; readonly columns: Readonly<Record<string, unknown>> }
-  | { readonly op: 'finish'; readonly id: string; readonly columns: Readonly<Record<string, unknown>> }
+  /** `answer`: response_text and usage are to be read from columns.response_body in this format (record-columns.ts). */
+  | { readonly op: 'finish'; readonly id: string; readonly columns: Readonly<Record<string, unknown>>; readonly answer?: UnreadAnswerFormat }
   /** The writer will append no more to this segment (it rotated or stopped). */
   | { readonly op: 'end' };
 

@@ -230,6 +230,7 @@ class HttpExchangeIO implements ExchangeIO {
       connection: connection.name,
       exchangeId: admitted.id,
       readAnswer,
+      readAnswerNow: needs.usage,
       // A policy or limit obligation may only lower the connection's cap.
       maxResponseBody: Math.min(connection.maxResponseBody, decision.obligations?.maxResponseBytes ?? Infinity),
       maxRecordedBody: options.maxRecordedBody,

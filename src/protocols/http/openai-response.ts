@@ -3,13 +3,11 @@
 // text is kept and one SSE event may be at most `maxEventBytes`; a larger event is
 // skipped up to the next blank line (the answer itself passes through untouched).
 
+import { usageOf, type AnswerSummary } from '../../exchange/answer-summary.js';
 import type { TokenUsage } from '../../exchange/index.js';
 import { isRecord } from './openai-request.js';
 
-export interface AnswerSummary {
-  readonly text: string | undefined;
-  readonly usage: TokenUsage | undefined;
-}
+export { summarizeJsonAnswer, type AnswerSummary } from '../../exchange/answer-summary.js';
 
 export class SseAnswerReader {
   readonly #maxTextBytes: number;
@@ -125,46 +123,6 @@ function deltaText(event: Record<string, unknown>): string | undefined {
     else if (typeof choice['text'] === 'string') text += choice['text'];
   }
   return text;
-}
-
-/** Summary of a complete (non-streamed) JSON answer. */
-export function summarizeJsonAnswer(body: string): AnswerSummary {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    return { text: undefined, usage: undefined };
-  }
-  if (!isRecord(json)) return { text: undefined, usage: undefined };
-  const parts: string[] = [];
-  const choices = json['choices'];
-  if (Array.isArray(choices)) {
-    for (const choice of choices) {
-      if (!isRecord(choice)) continue;
-      const message = choice['message'];
-      if (isRecord(message) && typeof message['content'] === 'string') parts.push(message['content']);
-      else if (typeof choice['text'] === 'string') parts.push(choice['text']);
-    }
-  }
-  const output = json['output'];
-  if (Array.isArray(output)) {
-    for (const item of output) {
-      if (!isRecord(item) || !Array.isArray(item['content'])) continue;
-      for (const part of item['content']) if (isRecord(part) && typeof part['text'] === 'string') parts.push(part['text']);
-    }
-  }
-  return { text: parts.length > 0 ? parts.join('\n') : undefined, usage: usageOf(json) };
-}
-
-function usageOf(json: Record<string, unknown>): TokenUsage | undefined {
-  const usage = json['usage'];
-  if (!isRecord(usage)) return undefined;
-  const num = (v: unknown) => (typeof v === 'number' ? v : undefined);
-  return {
-    promptTokens: num(usage['prompt_tokens']) ?? num(usage['input_tokens']),
-    completionTokens: num(usage['completion_tokens']) ?? num(usage['output_tokens']),
-    totalTokens: num(usage['total_tokens']),
-  };
 }
 
 const streamDecode = { stream: true } as const;

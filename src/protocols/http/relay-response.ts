@@ -11,7 +11,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { GatehouseError } from '../../errors/index.js';
-import type { ExchangeOutcome } from '../../exchange/index.js';
+import type { ExchangeOutcome, UnreadAnswerFormat } from '../../exchange/index.js';
 import { recordableHeaders } from '../../audit/index.js';
 import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
@@ -34,6 +34,11 @@ export interface RelayOptions {
   /** Sent as `gatehouse-exchange-id` with the answer (an upstream's own value never passes). */
   readonly exchangeId: string;
   readonly readAnswer: boolean;
+  /**
+   * A plain JSON answer's text and usage are needed on this thread (a token limit);
+   * otherwise, when it is recorded whole, the recorder reads them off this thread.
+   */
+  readonly readAnswerNow: boolean;
   readonly maxResponseBody: number;
   readonly maxRecordedBody: number;
   readonly bytesIn: number;
@@ -183,8 +188,12 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   }
 
   let answer: AnswerSummary | undefined;
+  let unreadAnswer: UnreadAnswerFormat | undefined;
   if (sse) answer = sse.summary();
-  else if (options.readAnswer && capture && !capture.truncated && failure === undefined) answer = summarizeJsonAnswer(capture.text());
+  else if (options.readAnswer && capture && !capture.truncated && failure === undefined) {
+    if (options.readAnswerNow || !record) answer = summarizeJsonAnswer(capture.text());
+    else unreadAnswer = 'openai-json';
+  }
 
   const outcome: ExchangeOutcome = {
     status: res.headersSent ? upstream.status : (failure?.status ?? upstream.status),
@@ -198,6 +207,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     responseTruncated: record ? (capture?.truncated ?? false) : false,
     responseText: answer?.text,
     usage: answer?.usage,
+    unreadAnswer,
     errorCode: failure?.code,
     errorDetail: failure?.detail,
     maskCounts: hasKeys(counts) ? counts : undefined,

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { answerColumns } from '../../../src/audit/record-columns.js';
 import { MaskPlanner, type MaskPlan, type MaskProfile } from '../../../src/mask/index.js';
 import { chatChunk, startMaskingHarness, writeEvents, type Harness, type HarnessOptions } from '../../helpers/masking-harness.js';
 
@@ -39,7 +40,9 @@ describe('data plane masking', () => {
     assert.equal(answer.choices[0]!.message.content, 'Write to [EMAIL] or call [PHONE].');
     const outcome = h.outcomes[0]!;
     assert.ok(!outcome.responseBody!.includes('jane.roe'), 'the recording keeps the masked body');
-    assert.equal(outcome.responseText, 'Write to [EMAIL] or call [PHONE].');
+    // A plain JSON answer is recorded whole and read for its text off the relaying thread.
+    assert.equal(outcome.unreadAnswer, 'openai-json');
+    assert.equal(answerColumns(outcome.unreadAnswer, outcome.responseBody).response_text, 'Write to [EMAIL] or call [PHONE].');
     assert.deepEqual(outcome.maskCounts, { EMAIL: 1, PHONE: 1 });
   });
 
