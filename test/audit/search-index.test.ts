@@ -96,7 +96,7 @@ describe('full-text search with batched indexing (SQLite)', () => {
 
   test('a row inserted already finished (a refusal, a journal batch) is indexed by its insert, not queued', async () => {
     const refused = exchangeSaying('Dump the customer table of Tasmania');
-    await recorder.refuse(refused, allow, undefined, { status: 403, complete: true, bytesIn: 10, bytesOut: 0, durationMs: 1, errorCode: 'policy_denied' });
+    await recorder.refuse(refused, allow, undefined, { status: 403, complete: true, bytesIn: 10, bytesOut: 0, ttfbMs: undefined, durationMs: 1, errorCode: 'policy_denied' });
     assert.equal(await queued(), 0);
     assert.equal(indexer.runOnce(), 0);
     const indexed = await sql<{ n: number }>`select count(*) as n from exchanges_fts where exchanges_fts match 'tasmania'`.execute(store.db);
