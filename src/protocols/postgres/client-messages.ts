@@ -23,8 +23,18 @@ import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
 import { inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import type { SessionCore } from './session-core.js';
-import type { PortalInfo, Run } from './session-state.js';
+import type { Pending, PortalInfo, Run } from './session-state.js';
 import { newRun, requestOf } from './statement-recording.js';
+
+/**
+ * What a handler returns when it has arranged for the pump to go on by itself: a
+ * statement waiting for its record continues from the record's own reaction, not from
+ * a second promise the pump reacts to.
+ */
+const continues = Symbol('continues');
+
+/** A handler's answer: undefined (go on now), a promise to wait for (then go on, unless it resolves to `continues`), or `continues`. */
+type Waiting = Promise<unknown> | typeof continues | undefined;
 
 /** One statement of a Query, decided. */
 interface QueryStep {
@@ -96,7 +106,7 @@ export class ClientMessages {
         if (frame.type === 'X') return this.#core.end(undefined); // Terminate
         const waiting = this.#onClient(frame);
         if (waiting) {
-          waiting.then(this.pump, this.#failed);
+          if (waiting !== continues) waiting.then(this.#waited, this.#failed);
           return;
         }
       }
@@ -104,6 +114,37 @@ export class ClientMessages {
       this.#failed(error);
     }
   };
+
+  readonly #waited = (result: unknown): void => {
+    if (result !== continues) this.pump();
+  };
+
+  /** A statement's record is durable: it is forwarded, and the pump goes on. */
+  #recorded(expected: Pending, frame: Frame): void {
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.#core.forward(expected, frame);
+    } catch (error) {
+      return this.#failed(error);
+    }
+    this.#goOn(waiting);
+  }
+
+  /** Recording the statements failed: they are refused (nothing is sent), and the pump goes on. */
+  #notRecorded(runs: readonly Run[], error: unknown, simple: boolean): void {
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.#deny(this.#core.recording.failed(runs, error), simple);
+    } catch (failure) {
+      return this.#failed(failure);
+    }
+    this.#goOn(waiting);
+  }
+
+  #goOn(waiting: Promise<void> | undefined): void {
+    if (waiting) waiting.then(this.pump, this.#failed);
+    else this.pump();
+  }
 
   readonly #failed = (error: unknown): void => {
     const core = this.#core;
@@ -120,7 +161,7 @@ export class ClientMessages {
   };
 
   /** Handles one client message; a promise only when it must wait (inspection, recording, approval, backpressure). */
-  #onClient(frame: Frame): Promise<void> | undefined {
+  #onClient(frame: Frame): Waiting {
     if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
     switch (frame.type) {
       case 'Q': // Query
@@ -152,7 +193,7 @@ export class ClientMessages {
     }
   }
 
-  #onQuery(text: string, frame: Frame): Promise<void> | undefined {
+  #onQuery(text: string, frame: Frame): Waiting {
     const inspection = inspectSqlCached(text);
     return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
   }
@@ -162,7 +203,7 @@ export class ClientMessages {
    * up to the recording (the common case); a statement that needs approval continues in
    * #queryHeld.
    */
-  #query(inspection: SqlInspection, text: string, frame: Frame): Promise<void> | undefined {
+  #query(inspection: SqlInspection, text: string, frame: Frame): Waiting {
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
     const statements = inspection.statements;
     const runs: Run[] = [];
@@ -183,7 +224,7 @@ export class ClientMessages {
   }
 
   /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
-  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], frame: Frame): Promise<void> {
+  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], frame: Frame): Promise<unknown> {
     for (;;) {
       let exchange = step.exchange;
       const decision = step.checked.decision!;
@@ -200,12 +241,13 @@ export class ClientMessages {
     }
   }
 
-  #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): Promise<void> {
-    const recording = this.#core.recording;
-    return recording.open(runs, requests).then(
-      () => this.#core.forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame),
-      (error: unknown) => this.#deny(recording.failed(runs, error), true),
+  /** Records the Query's statements, then forwards it (or refuses it when recording failed). */
+  #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): typeof continues {
+    this.#core.recording.open(runs, requests).then(
+      () => this.#recorded({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame),
+      (error: unknown) => this.#notRecorded(runs, error, true),
     );
+    return continues;
   }
 
   async #onParse(frame: Frame): Promise<void> {
@@ -226,7 +268,7 @@ export class ClientMessages {
     return this.#core.forward({ kind: 'parse' }, frame);
   }
 
-  #onExecute(frame: Frame): Promise<void> | undefined {
+  #onExecute(frame: Frame): Waiting {
     const portal = this.#extended.execute(frame);
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
@@ -253,18 +295,19 @@ export class ClientMessages {
   }
 
   /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
-  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
+  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
     const held = await this.#hold(exchange, decision, statementDigest(portal?.statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
     if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
     return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
   }
 
-  #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<void> {
-    const recording = this.#core.recording;
-    return recording.open([run], [request]).then(
-      () => this.#core.forward({ kind: 'execute', run, portal, plan: null }, frame),
-      (error: unknown) => this.#deny(recording.failed([run], error), false),
+  /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
+  #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): typeof continues {
+    this.#core.recording.open([run], [request]).then(
+      () => this.#recorded({ kind: 'execute', run, portal, plan: null }, frame),
+      (error: unknown) => this.#notRecorded([run], error, false),
     );
+    return continues;
   }
 
   #newRun(exchange: Exchange, decision: Decision): Run {

@@ -18,6 +18,9 @@ import { ResultRows } from './result-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, Run } from './session-state.js';
 
+/** What a handler returns when it has arranged for the pump to go on by itself (one reaction per wait, not a promise the pump reacts to). */
+const continues = Symbol('continues');
+
 export class DatabaseMessages {
   readonly #core: SessionCore;
   readonly #rows: ResultRows;
@@ -25,6 +28,8 @@ export class DatabaseMessages {
   #clientDrain: Promise<void> | undefined;
   #lastTag: { readonly body: Buffer; readonly tag: string } | undefined;
   #swallowUntilReady = false;
+  /** A ReadyForQuery waiting for its statements' outcomes to be durable. */
+  #heldReady: Frame | undefined;
 
   constructor(core: SessionCore) {
     this.#core = core;
@@ -48,11 +53,7 @@ export class DatabaseMessages {
           source.wait(this.pump);
           return;
         }
-        const waiting = this.#onUpstream(frame);
-        if (waiting) {
-          waiting.then(this.#handled, this.#failed);
-          return;
-        }
+        if (this.#onUpstream(frame) === continues) return;
         if (!this.#afterUpstream()) return;
       }
     } catch (error) {
@@ -80,6 +81,18 @@ export class DatabaseMessages {
     }
   };
 
+  /** The outcomes a ReadyForQuery waited for are durable: it is released, and the pump goes on. */
+  readonly #releaseHeld = (): void => {
+    const ready = this.#heldReady!;
+    this.#heldReady = undefined;
+    try {
+      this.#released(ready);
+    } catch (error) {
+      return this.#failed(error);
+    }
+    this.#handled();
+  };
+
   readonly #drained = (): void => {
     try {
       this.#core.timer.arm(this.#core.pending[0]);
@@ -105,8 +118,8 @@ export class DatabaseMessages {
     if (drain) this.#clientDrain = drain;
   }
 
-  /** Relays one database message; a promise only at ReadyForQuery while outcomes are committed. */
-  #onUpstream(frame: Frame): Promise<void> | undefined {
+  /** Relays one database message; `continues` only at ReadyForQuery while outcomes are committed (the pump goes on when they are). */
+  #onUpstream(frame: Frame): typeof continues | undefined {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'S') checkClientEncoding(frame.body);
@@ -125,8 +138,8 @@ export class DatabaseMessages {
       case 'parse':
       case 'bind':
       case 'close': {
-        const expected = { parse: '1', bind: '2', close: '3' }[head.kind]; // ParseComplete, BindComplete, CloseComplete
-        if (t === expected) {
+        // ParseComplete, BindComplete, CloseComplete
+        if (t === (head.kind === 'parse' ? '1' : head.kind === 'bind' ? '2' : '3')) {
           pending.shift();
           return this.#emit(frame);
         }
@@ -170,7 +183,7 @@ export class DatabaseMessages {
     throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database while waiting for ${head.kind}` });
   }
 
-  #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): Promise<void> | undefined {
+  #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): typeof continues | undefined {
     const run = head.runs[head.index];
     const recording = this.#core.recording;
     switch (frame.type) {
@@ -301,10 +314,12 @@ export class DatabaseMessages {
    * ReadyForQuery: released once the outcome of every statement it ends is durable
    * (what went before it waits in the outbox: the client can do nothing before it).
    */
-  #ready(ready: Frame): Promise<void> | undefined {
+  #ready(ready: Frame): typeof continues | undefined {
     const settled = this.#core.recording.settled();
     if (!settled) return this.#released(ready);
-    return settled.then(() => this.#released(ready));
+    this.#heldReady = ready;
+    settled.then(this.#releaseHeld, this.#failed);
+    return continues;
   }
 
   #released(ready: Frame): undefined {
