@@ -10,10 +10,17 @@
 //
 // Options (environment): BENCH_SESSIONS (8), BENCH_STATEMENTS (200000 per mode),
 // BENCH_MODES (simple,prepared), BENCH_RECORDER (off | null: a recorder that resolves
-// at once but reads what it is given, as a real one does), BENCH_ONLY (below).
+// at once but reads what it is given, as a real one does | journal: the relaying
+// thread's half of the SQLite recorder, rows built and appended to a record journal in
+// a temporary directory, one write(2) per turn; no worker applies it), BENCH_ONLY (below).
 // Profile with `node --cpu-prof --import tsx bench/postgres-session.ts`.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
+import { JournalWriter } from '../src/audit/journal/journal-writer.js';
+import { recordColumns } from '../src/audit/record-columns.js';
 import type { Recorder } from '../src/audit/recorder.js';
 import { disabledRecorder } from '../src/audit/disabled-recorder.js';
 import type { PipelineStages } from '../src/pipeline/index.js';
@@ -129,6 +136,23 @@ const nullRecorder: Recorder = {
   drain: async () => undefined,
 };
 
+/** What journal-recorder.ts does on the relaying thread: the row built, one JSON line appended; the write(2) per turn. */
+function journalRecorder(dir: string): Recorder {
+  const journal = new JournalWriter(dir);
+  const columns = recordColumns();
+  return {
+    open: (exchange, decision, request) => journal.append({ op: 'open', row: columns.opened(exchange, decision, request) }),
+    progress: async () => undefined,
+    finish: (exchange, outcome) => journal.append({ op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome) }),
+    refuse: (exchange, decision, request, outcome) => journal.append({ op: 'refuse', row: { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) } }),
+    drain: async () => undefined,
+  };
+}
+
+let journals = 0;
+const journalDir = recorderKind === 'journal' ? mkdtempSync(join(tmpdir(), 'bench-pg-journal-')) : undefined;
+process.on('exit', () => journalDir && rmSync(journalDir, { recursive: true, force: true }));
+
 function stages(): PipelineStages {
   const metrics = createMetrics();
   const logger = createLogger('warn');
@@ -137,7 +161,7 @@ function stages(): PipelineStages {
       throw new Error('not used');
     },
     policy: compilePolicy([{ connection: 'bench', groups: ['bench'] }]),
-    recorder: recorderKind === 'null' ? nullRecorder : disabledRecorder,
+    recorder: recorderKind === 'null' ? nullRecorder : journalDir ? journalRecorder(join(journalDir, String(++journals))) : disabledRecorder,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
       if (outcome.errorCode === 'internal_error' || outcome.errorCode === 'recording_failed') logger.error(exchangeLogFields(exchange, decision, outcome), 'exchange failed');

@@ -51,6 +51,8 @@ interface Result {
   readonly transactions: number;
   /** CPU (user + system) of the process in the path per transaction, µs: relay and gateway only. */
   cpuUs?: { user: number; system: number } | undefined;
+  /** The same for the process's main thread alone (the gateway's relaying thread, without the journal worker). */
+  mainCpuUs?: { user: number; system: number } | undefined;
 }
 
 async function pgbench(mode: string, env: NodeJS.ProcessEnv): Promise<Result> {
@@ -77,10 +79,11 @@ function freePort(): Promise<number> {
 }
 
 /** CPU time (user, system) of a process in ms, from /proc (Linux); undefined elsewhere. */
-function cpuMs(pid: number | undefined): { user: number; system: number } | undefined {
+function cpuMs(pid: number | undefined, mainThread = false): { user: number; system: number } | undefined {
   try {
     // Fields 14 and 15 of /proc/<pid>/stat (utime, stime) in clock ticks; the command name may hold spaces.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // /proc/<pid>/task/<pid>/stat: the main thread's alone.
+    const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 };
   } catch {
@@ -91,9 +94,13 @@ function cpuMs(pid: number | undefined): { user: number; system: number } | unde
 /** pgbench through a process, with that process's CPU per transaction. */
 async function measured(mode: string, env: NodeJS.ProcessEnv, pid: number | undefined): Promise<Result> {
   const before = cpuMs(pid);
+  const beforeMain = cpuMs(pid, true);
   const result = await pgbench(mode, env);
   const after = cpuMs(pid);
-  if (before && after) result.cpuUs = { user: ((after.user - before.user) * 1000) / result.transactions, system: ((after.system - before.system) * 1000) / result.transactions };
+  const afterMain = cpuMs(pid, true);
+  const perTransaction = (a: { user: number; system: number }, b: { user: number; system: number }) => ({ user: ((b.user - a.user) * 1000) / result.transactions, system: ((b.system - a.system) * 1000) / result.transactions });
+  if (before && after) result.cpuUs = perTransaction(before, after);
+  if (beforeMain && afterMain) result.mainCpuUs = perTransaction(beforeMain, afterMain);
   return result;
 }
 
@@ -195,9 +202,10 @@ connections:
         const relayRatio = median(runs.relay.map((r) => r.tps)) / median(runs.direct.map((r) => r.tps));
         verdicts.push(`${mode}: bare relay / direct ${relayRatio.toFixed(2)}× (what the machine allows any Node proxy)`);
       }
-      const cpu = (rs: Result[]) => rs.map((r) => r.cpuUs).filter((c) => c !== undefined).map((c) => `${c.user.toFixed(0)} + ${c.system.toFixed(0)}`).join(', ');
+      const cpu = (rs: Result[], main = false) => rs.map((r) => (main ? r.mainCpuUs : r.cpuUs)).filter((c) => c !== undefined).map((c) => `${c.user.toFixed(0)} + ${c.system.toFixed(0)}`).join(', ');
       if (cpu(runs.relay)) verdicts.push(`${mode}: bare relay process CPU per transaction (user + system, µs, per run): ${cpu(runs.relay)}`);
       if (cpu(runs.gateway)) verdicts.push(`${mode}: gateway process CPU per transaction (user + system, µs, per run): ${cpu(runs.gateway)}`);
+      if (cpu(runs.gateway, true)) verdicts.push(`${mode}: of which the gateway's main (relaying) thread (user + system, µs, per run): ${cpu(runs.gateway, true)}`);
     }
     lines.push('', ...verdicts);
 

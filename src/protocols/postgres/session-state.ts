@@ -1,5 +1,5 @@
 // What a PostgreSQL session keeps about its statements while they are in flight, shared
-// by the modules that handle them (session.ts and its helpers). Plain data.
+// by the modules that handle them (session.ts and the modules it is made of). Plain data.
 
 import type { Decision, Exchange } from '../../exchange/index.js';
 import type { GatehouseError } from '../../errors/index.js';

@@ -1,0 +1,364 @@
+// The client side of a PostgreSQL session: client messages read in order, inspected,
+// decided, recorded and queued for the database (session-core.ts keeps the FIFO of
+// answers in step). Enforces:
+// - every statement is decided by policy before the database sees it (Query: each
+//   statement; extended query: at Parse and again at Execute) — decide-statement.ts;
+// - `require_approval`: the statement is held until a reviewer decides — hold-statement.ts;
+// - a refused statement gets an ErrorResponse in its place, in order; the database is
+//   sent a Bind to a statement that does not exist, so its transaction state fails
+//   exactly as if the statement had failed there (implicit transaction rolled back,
+//   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
+// - after an error in extended mode, client messages are discarded until Sync;
+// - a statement's record is durable before it is forwarded; when recording fails the
+//   statement is refused (recording_failed) and nothing is sent;
+// - a malformed client message ends this session (FATAL 08P01), and no other.
+
+import { GatehouseError } from '../../errors/index.js';
+import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
+import { bindMessage, bodyReader, frameLength, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
+import { errorResponseFor } from './errors.js';
+import { ExtendedQuery } from './extended-query.js';
+import { FrameSource, SocketClosed } from './frame-source.js';
+import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
+import { inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
+import type { SessionCore } from './session-core.js';
+import type { Pending, PortalInfo, Run } from './session-state.js';
+import { newRun, requestOf } from './statement-recording.js';
+
+/**
+ * What a handler returns when it has arranged for the pump to go on by itself: a
+ * statement waiting for its record continues from the record's own reaction, not from
+ * a second promise the pump reacts to.
+ */
+const continues = Symbol('continues');
+
+/** A handler's answer: undefined (go on now), a promise to wait for (then go on, unless it resolves to `continues`), or `continues`. */
+type Waiting = Promise<unknown> | typeof continues | undefined;
+
+/** One statement of a Query, decided. */
+interface QueryStep {
+  readonly exchange: Exchange;
+  readonly request: RecordedRequest;
+  readonly checked: Checked;
+}
+
+export class ClientMessages {
+  readonly #core: SessionCore;
+  readonly #source: FrameSource;
+  readonly #decide: StatementContext;
+  readonly #extended = new ExtendedQuery();
+  readonly #holds: StatementHolds | undefined;
+  /** The hold in progress (require_approval): aborted by CancelRequest or the client leaving. */
+  #holding: AbortController | undefined;
+  #discarding = false;
+
+  constructor(core: SessionCore, source: FrameSource) {
+    this.#core = core;
+    this.#source = source;
+    const { ctx } = core;
+    const { connection, stages } = ctx;
+    this.#decide = {
+      connection,
+      policy: stages.policy,
+      identity: ctx.identity,
+      sessionId: ctx.sessionId,
+      client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
+      approvals: stages.approvals !== undefined,
+      decisions: new SessionDecisions(),
+    };
+    this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
+    core.client.once('close', () => this.#holding?.abort('closed'));
+  }
+
+  /** See PostgresSession.cancelHold. */
+  cancelHold(): boolean {
+    const holding = this.#holding;
+    if (!holding) return false;
+    holding.abort('cancel');
+    // Before a hold everything queued was sent: an empty FIFO means no statement is running.
+    return this.#core.pending.length === 0;
+  }
+
+  /**
+   * Reads and handles client messages until one must wait (for inspection, recording,
+   * approval or backpressure: it continues when that settles) or none is buffered (it
+   * continues when bytes arrive). Messages already buffered are handled at once; what
+   * they produced for the database leaves in one write when the client has nothing more
+   * for now. No promise per message: it runs from the socket's data event.
+   */
+  readonly pump = (): void => {
+    try {
+      for (;;) {
+        const frame = this.#source.tryRead();
+        if (!frame) {
+          const drain = this.#core.flushToDatabase();
+          if (drain) {
+            drain.then(this.pump, this.#failed);
+            return;
+          }
+          const ended = this.#source.ended;
+          if (ended) throw ended;
+          this.#source.wait(this.pump);
+          return;
+        }
+        this.#core.bytesIn += frameLength(frame);
+        if (frame.type === 'X') return this.#core.end(undefined); // Terminate
+        const waiting = this.#onClient(frame);
+        if (waiting) {
+          if (waiting !== continues) waiting.then(this.#waited, this.#failed);
+          return;
+        }
+      }
+    } catch (error) {
+      this.#failed(error);
+    }
+  };
+
+  readonly #waited = (result: unknown): void => {
+    if (result !== continues) this.pump();
+  };
+
+  /** A statement's record is durable: it is forwarded, and the pump goes on. */
+  #recorded(expected: Pending, frame: Frame): void {
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.#core.forward(expected, frame);
+    } catch (error) {
+      return this.#failed(error);
+    }
+    this.#goOn(waiting);
+  }
+
+  /** Recording the statements failed: they are refused (nothing is sent), and the pump goes on. */
+  #notRecorded(runs: readonly Run[], error: unknown, simple: boolean): void {
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = this.#deny(this.#core.recording.failed(runs, error), simple);
+    } catch (failure) {
+      return this.#failed(failure);
+    }
+    this.#goOn(waiting);
+  }
+
+  #goOn(waiting: Promise<void> | undefined): void {
+    if (waiting) waiting.then(this.pump, this.#failed);
+    else this.pump();
+  }
+
+  readonly #failed = (error: unknown): void => {
+    const core = this.#core;
+    if (core.closed) return core.end(undefined);
+    if (error instanceof SocketClosed) return core.end(new GatehouseError('client_closed', { detail: error.message }));
+    const failure =
+      error instanceof ProtocolViolation
+        ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
+        : error instanceof GatehouseError
+          ? error
+          : new GatehouseError('internal_error', { detail: String(error) });
+    core.toClient.end(errorResponseFor(failure, 'FATAL'));
+    core.end(failure);
+  };
+
+  /** Handles one client message; a promise only when it must wait (inspection, recording, approval, backpressure). */
+  #onClient(frame: Frame): Waiting {
+    if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
+    switch (frame.type) {
+      case 'Q': // Query
+        return this.#onQuery(bodyReader(frame).cstring(), frame);
+      case 'P': // Parse
+        return this.#onParse(frame);
+      case 'B': // Bind
+        this.#extended.bind(frame);
+        return this.#core.forward({ kind: 'bind' }, frame);
+      case 'D': // Describe
+        return this.#core.forward({ kind: 'describe', described: this.#extended.describe(frame) }, frame);
+      case 'E': // Execute
+        return this.#onExecute(frame);
+      case 'C': // Close
+        this.#extended.close(frame);
+        return this.#core.forward({ kind: 'close' }, frame);
+      case 'S': // Sync
+        this.#discarding = false;
+        return this.#core.forward({ kind: 'sync' }, frame);
+      case 'H': // Flush
+      case 'd': // CopyData
+      case 'c': // CopyDone
+      case 'f': // CopyFail
+        return this.#core.toUpstream(frame);
+      case 'F': // FunctionCall: cannot be inspected, so it is refused.
+        return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);
+      default:
+        throw new ProtocolViolation(`invalid frontend message type ${JSON.stringify(frame.type)}`);
+    }
+  }
+
+  #onQuery(text: string, frame: Frame): Waiting {
+    const inspection = inspectSqlCached(text);
+    return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
+  }
+
+  /**
+   * Decides each statement of a Query, records them, then forwards the Query. Synchronous
+   * up to the recording (the common case); a statement that needs approval continues in
+   * #queryHeld.
+   */
+  #query(inspection: SqlInspection, text: string, frame: Frame): Waiting {
+    if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
+    const statements = inspection.statements;
+    const runs: Run[] = [];
+    const requests: RecordedRequest[] = [];
+    for (let i = 0; i < statements.length; i++) {
+      const step = this.#queryStatement(statements[i]!);
+      if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
+      runs.push(this.#newRun(step.exchange, step.checked.decision));
+      requests.push(step.request);
+    }
+    return this.#openQuery(runs, requests, frame);
+  }
+
+  #queryStatement(facts: StatementFacts): QueryStep {
+    const exchange = statementExchange(this.#decide, [facts], facts.text);
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked: decideStatement(this.#decide, exchange, facts) };
+  }
+
+  /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
+  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], frame: Frame): Promise<unknown> {
+    for (;;) {
+      let exchange = step.exchange;
+      const decision = step.checked.decision!;
+      if (decision.effect === 'require_approval') {
+        const held = await this.#hold(exchange, decision, statementDigest(statements[i]!.text));
+        exchange = held.exchange;
+        if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
+      }
+      runs.push(this.#newRun(exchange, decision));
+      requests.push(step.request);
+      if (++i === statements.length) return this.#openQuery(runs, requests, frame);
+      step = this.#queryStatement(statements[i]!);
+      if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+    }
+  }
+
+  /** Records the Query's statements, then forwards it (or refuses it when recording failed). */
+  #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): typeof continues {
+    this.#core.recording.open(runs, requests).then(
+      () => this.#recorded({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame),
+      (error: unknown) => this.#notRecorded(runs, error, true),
+    );
+    return continues;
+  }
+
+  async #onParse(frame: Frame): Promise<void> {
+    const r = bodyReader(frame);
+    const name = r.cstring();
+    const text = r.cstring();
+    const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
+    const request = requestOf('Parse', text, undefined);
+    if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
+    // Decided at Parse, so a refused statement never reaches the database even as a
+    // plan; one that needs approval is prepared, and held at Execute.
+    const exchange = statementExchange(this.#decide, inspection.statements, text);
+    for (const facts of inspection.statements) {
+      const checked = decideStatement(this.#decide, exchange, facts);
+      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
+    }
+    this.#extended.prepare(name, text, inspection.statements);
+    return this.#core.forward({ kind: 'parse' }, frame);
+  }
+
+  #onExecute(frame: Frame): Waiting {
+    const portal = this.#extended.execute(frame);
+    const statement = portal?.statement;
+    // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
+    const exchange = statement ? exchangeOf(this.#decide, statement.shape) : statementExchange(this.#decide, [], '', 'sql.execute');
+    const maskText = this.#core.ctx.connection.masking.maskText;
+    const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
+    const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
+    let decision: Decision | undefined;
+    const facts = statement?.facts;
+    if (!facts || facts.length === 0) {
+      const checked = decideStatement(this.#decide, exchange, undefined);
+      if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
+      decision = checked.decision;
+    } else {
+      for (const f of facts) {
+        const checked = decideStatement(this.#decide, exchange, f);
+        if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
+        // The decision kept is the one that asks for approval, if any does.
+        if (decision?.effect !== 'require_approval') decision = checked.decision;
+      }
+    }
+    if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
+    return this.#openExecute(this.#newRun(exchange, decision!), request, portal, frame);
+  }
+
+  /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
+  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
+    const held = await this.#hold(exchange, decision, statementDigest(portal?.statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
+    if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
+    return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
+  }
+
+  /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
+  #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): typeof continues {
+    this.#core.recording.open([run], [request]).then(
+      () => this.#recorded({ kind: 'execute', run, portal, plan: null }, frame),
+      (error: unknown) => this.#notRecorded([run], error, false),
+    );
+    return continues;
+  }
+
+  #newRun(exchange: Exchange, decision: Decision): Run {
+    this.#core.statements++;
+    return newRun(exchange, decision);
+  }
+
+  /**
+   * Holds a statement for approval. What was queued for the database before it leaves
+   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
+   */
+  async #hold(exchange: Exchange, decision: Decision, digest: string): Promise<HoldOutcome> {
+    const core = this.#core;
+    const drain = core.flushToDatabase();
+    if (drain) await drain;
+    const holding = new AbortController();
+    this.#holding = holding;
+    if (core.client.destroyed) holding.abort('closed');
+    try {
+      return await this.#holds!.hold(exchange, decision, digest, {
+        signal: holding.signal,
+        notify: (notice) => {
+          core.bytesOut += notice.length;
+          core.toClient.push(notice);
+          core.toClient.flush();
+        },
+      });
+    } finally {
+      this.#holding = undefined;
+    }
+  }
+
+  /** Records a refusal, then answers it in order (#deny). */
+  async #refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError, simple: boolean): Promise<void> {
+    await this.#core.recording.refuse(exchange, decision, request, error);
+    return this.#deny(error, simple);
+  }
+
+  /**
+   * Puts the refusal in the answer stream, in order: the database gets a Bind to a
+   * statement that does not exist (and a Sync for a simple Query), fails it, and its
+   * ErrorResponse is replaced by ours.
+   */
+  #deny(error: GatehouseError, simple: boolean): Promise<void> | undefined {
+    const core = this.#core;
+    core.expect({ kind: 'denied', error });
+    if (simple) {
+      core.expect({ kind: 'sync' });
+      return core.toUpstream(Buffer.concat([bindMessage('', core.deniedStatement), syncMessage()]));
+    }
+    this.#discarding = true;
+    return core.toUpstream(bindMessage('', core.deniedStatement));
+  }
+}

@@ -1,0 +1,344 @@
+// The database side of a PostgreSQL session: each message is routed to what it answers
+// (the FIFO in session-core.ts: pipelining keeps answers in order), masked, counted and
+// relayed. Enforces:
+// - rows beyond `maxRows` are never forwarded, values are masked — result-rows.ts;
+// - a Query or Execute running past `statementTimeoutMs` is cancelled upstream (57014)
+//   — statement-timer.ts, session-core.ts;
+// - a refused statement's place in the answers gets our ErrorResponse, not the
+//   database's answer to the bogus Bind;
+// - each statement's outcome is recorded when it ends, and durable before the
+//   ReadyForQuery that ends it is released — statement-recording.ts;
+// - what one batch of messages produces leaves in one write — outbox.ts;
+// - a client_encoding other than UTF-8 ends the session (SQL could not be inspected).
+
+import { GatehouseError } from '../../errors/index.js';
+import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, type Frame } from './codec.js';
+import { errorResponseFor } from './errors.js';
+import { ResultRows } from './result-rows.js';
+import type { SessionCore } from './session-core.js';
+import type { Pending, Run } from './session-state.js';
+
+/** What a handler returns when it has arranged for the pump to go on by itself (one reaction per wait, not a promise the pump reacts to). */
+const continues = Symbol('continues');
+
+export class DatabaseMessages {
+  readonly #core: SessionCore;
+  readonly #rows: ResultRows;
+  /** Set when a client-bound push hit the outbox bound and the socket asked to drain. */
+  #clientDrain: Promise<void> | undefined;
+  #lastTag: { readonly body: Buffer; readonly tag: string } | undefined;
+  #swallowUntilReady = false;
+  /** A ReadyForQuery waiting for its statements' outcomes to be durable. */
+  #heldReady: Frame | undefined;
+
+  constructor(core: SessionCore) {
+    this.#core = core;
+    this.#rows = new ResultRows(core.ctx.connection, { emit: (bytes) => this.#emit(bytes), stop: (run, error) => this.#stop(run, error) });
+  }
+
+  /** As ClientMessages.pump, for the database's messages: answers already buffered are relayed in one write. */
+  readonly pump = (): void => {
+    try {
+      const source = this.#core.upstream.source;
+      for (;;) {
+        const frame = source.tryRead();
+        if (!frame) {
+          const drain = this.#core.toClient.flush();
+          if (drain) {
+            drain.then(this.pump, this.#failed);
+            return;
+          }
+          const ended = source.ended;
+          if (ended) throw ended;
+          source.wait(this.pump);
+          return;
+        }
+        if (this.#onUpstream(frame) === continues) return;
+        if (!this.#afterUpstream()) return;
+      }
+    } catch (error) {
+      this.#failed(error);
+    }
+  };
+
+  /** After a database message: waits for the client socket to drain if it asked to (false: continues later), then re-arms the statement timer. */
+  #afterUpstream(): boolean {
+    const drain = this.#clientDrain;
+    if (drain) {
+      this.#clientDrain = undefined;
+      drain.then(this.#drained, this.#failed);
+      return false;
+    }
+    this.#core.timer.arm(this.#core.pending[0]);
+    return true;
+  }
+
+  readonly #handled = (): void => {
+    try {
+      if (this.#afterUpstream()) this.pump();
+    } catch (error) {
+      this.#failed(error);
+    }
+  };
+
+  /** The outcomes a ReadyForQuery waited for are durable: it is released, and the pump goes on. */
+  readonly #releaseHeld = (): void => {
+    const ready = this.#heldReady!;
+    this.#heldReady = undefined;
+    try {
+      this.#released(ready);
+    } catch (error) {
+      return this.#failed(error);
+    }
+    this.#handled();
+  };
+
+  readonly #drained = (): void => {
+    try {
+      this.#core.timer.arm(this.#core.pending[0]);
+    } catch (error) {
+      return this.#failed(error);
+    }
+    this.pump();
+  };
+
+  readonly #failed = (error: unknown): void => {
+    const core = this.#core;
+    if (core.closed) return core.end(undefined);
+    const failure = error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
+    if (!core.client.destroyed) core.toClient.end(errorResponseFor(failure, 'FATAL'));
+    core.end(failure);
+  };
+
+  #emit(bytes: Buffer | Frame, force = false): undefined {
+    if (this.#swallowUntilReady && !force) return;
+    const core = this.#core;
+    core.bytesOut += Buffer.isBuffer(bytes) ? bytes.length : frameLength(bytes);
+    const drain = core.toClient.push(bytes);
+    if (drain) this.#clientDrain = drain;
+  }
+
+  /** Relays one database message; `continues` only at ReadyForQuery while outcomes are committed (the pump goes on when they are). */
+  #onUpstream(frame: Frame): typeof continues | undefined {
+    const t = frame.type;
+    // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
+    if (t === 'S') checkClientEncoding(frame.body);
+    if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
+    const pending = this.#core.pending;
+    const head = pending[0];
+    if (!head) {
+      if (t === 'E') return this.#emit(frame, true); // e.g. FATAL on admin shutdown
+      throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database with nothing outstanding` });
+    }
+    switch (head.kind) {
+      case 'query':
+        return this.#onQueryAnswer(head, frame);
+      case 'execute':
+        return this.#onExecuteAnswer(head, frame);
+      case 'parse':
+      case 'bind':
+      case 'close': {
+        // ParseComplete, BindComplete, CloseComplete
+        if (t === (head.kind === 'parse' ? '1' : head.kind === 'bind' ? '2' : '3')) {
+          pending.shift();
+          return this.#emit(frame);
+        }
+        if (t === 'E') return this.#extendedError(frame);
+        break;
+      }
+      case 'describe':
+        if (t === 't') return this.#emit(frame); // ParameterDescription, then RowDescription or NoData
+        if (t === 'T' || t === 'n') {
+          pending.shift();
+          if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame).columns : [];
+          return this.#emit(frame);
+        }
+        if (t === 'E') return this.#extendedError(frame);
+        break;
+      case 'sync':
+        if (t === 'Z') {
+          pending.shift();
+          return head.silent ? undefined : this.#ready(frame);
+        }
+        break;
+      case 'absorb':
+        if (t === 'E') {
+          pending.shift();
+          return undefined;
+        }
+        if (t === 'Z') {
+          // Our Bind was taken as the fault of a COPY the cancel ended: this is our Sync's answer.
+          pending.splice(0, pending[1]?.kind === 'sync' ? 2 : 1);
+          return undefined;
+        }
+        break;
+      case 'denied':
+        if (t === 'E') {
+          pending.shift();
+          this.#emit(errorResponseFor(head.error));
+          return this.#skipToSync();
+        }
+        break;
+    }
+    throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database while waiting for ${head.kind}` });
+  }
+
+  #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): typeof continues | undefined {
+    const run = head.runs[head.index];
+    const recording = this.#core.recording;
+    switch (frame.type) {
+      case 'T': // RowDescription
+        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame));
+        return this.#emit(frame);
+      case 'D': // DataRow
+        return this.#rows.row(run, frame, head.plan);
+      case 'd': // CopyData (COPY … TO STDOUT): one row per message
+        return this.#rows.row(run, frame, undefined);
+      case 'H': // CopyOutResponse
+        return this.#rows.copyOut(run, frame);
+      case 'G': // CopyInResponse
+      case 'c': // CopyDone
+      case 'I': // EmptyQueryResponse
+        return this.#emit(frame);
+      case 'C': // CommandComplete
+        if (run) {
+          run.tag = this.#commandTag(frame);
+          recording.finish(run);
+        }
+        head.index++;
+        head.columns = undefined;
+        head.plan = undefined;
+        return this.#emit(frame);
+      case 'E': {
+        // ErrorResponse ends the whole Query: later statements do not run.
+        const replaced = run ? this.#upstreamError(run, frame) : frame.raw;
+        for (const r of head.runs.slice(head.index + 1)) recording.finish(r, new GatehouseError('upstream_failed', { message: 'not executed: an earlier statement in the same Query failed' }), 'not_executed');
+        head.index = head.runs.length;
+        return this.#emit(replaced);
+      }
+      case 'Z': // ReadyForQuery
+        for (const r of head.runs) recording.finish(r);
+        this.#core.pending.shift();
+        return this.#ready(frame);
+      default:
+        throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
+    }
+  }
+
+  #onExecuteAnswer(head: Extract<Pending, { kind: 'execute' }>, frame: Frame): undefined {
+    const run = head.run;
+    switch (frame.type) {
+      case 'D': {
+        if (head.plan === null) {
+          const plan = this.#rows.planForExecute(head.portal);
+          if (plan instanceof GatehouseError) return this.#stop(run, plan);
+          head.plan = plan;
+        }
+        return this.#rows.row(run, frame, head.plan);
+      }
+      case 'd':
+        return this.#rows.row(run, frame, undefined);
+      case 'H':
+        return this.#rows.copyOut(run, frame);
+      case 'G':
+      case 'c':
+        return this.#emit(frame);
+      case 'C': // CommandComplete
+      case 'I': // EmptyQueryResponse
+      case 's': // PortalSuspended
+        run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        this.#core.recording.finish(run);
+        this.#core.pending.shift();
+        return this.#emit(frame);
+      case 'E':
+        return this.#extendedError(this.#upstreamError(run, frame));
+      default:
+        throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in an Execute answer` });
+    }
+  }
+
+  /** CommandComplete's tag; a session's statements mostly end with the same one ("SELECT 1"), kept as the last tag and its bytes. */
+  #commandTag(frame: Frame): string {
+    const last = this.#lastTag;
+    if (last && bodyEquals(frame, last.body)) return last.tag;
+    const tag = parseCommandTag(frame);
+    this.#lastTag = { body: Buffer.from(frame.body), tag };
+    return tag;
+  }
+
+  /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */
+  #stop(run: Run, error: GatehouseError): undefined {
+    run.error = { code: error.code, detail: error.message, status: error.status };
+    this.#emit(errorResponseFor(error));
+    this.#swallowUntilReady = true;
+    // With statements already sent behind this one the cancel could land on them: the
+    // rest of this one is then only discarded.
+    const core = this.#core;
+    const sent = core.pending.length - core.unsent;
+    if (!run.done && !core.pending.slice(1, sent).some((p) => p.kind !== 'sync')) core.cancel();
+  }
+
+  /** The database's ErrorResponse for a statement: recorded; a timeout cancel is reworded. */
+  #upstreamError(run: Run, frame: Frame): Buffer {
+    const fields = parseNoticeFields(frame.body);
+    const code = fields.get('C') ?? '';
+    const { connection } = this.#core.ctx;
+    if (run.timedOut && code === '57014') {
+      const error = new GatehouseError('statement_timeout', {
+        message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.`,
+      });
+      this.#core.recording.finish(run, error);
+      return errorResponseFor(error);
+    }
+    if (!run.error) run.error = { code: 'sql_error', detail: `${code}: ${fields.get('M') ?? ''}`, status: 400 };
+    this.#core.recording.finish(run);
+    return frame.raw;
+  }
+
+  /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
+  #extendedError(raw: Buffer | Frame): undefined {
+    this.#core.pending.shift();
+    this.#emit(raw);
+    return this.#skipToSync();
+  }
+
+  #skipToSync(): undefined {
+    const pending = this.#core.pending;
+    while (pending.length > 0 && pending[0]!.kind !== 'sync') {
+      const p = pending.shift()!;
+      if (p.kind === 'execute') this.#core.recording.finish(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
+    }
+  }
+
+  /**
+   * ReadyForQuery: released once the outcome of every statement it ends is durable
+   * (what went before it waits in the outbox: the client can do nothing before it).
+   */
+  #ready(ready: Frame): typeof continues | undefined {
+    const settled = this.#core.recording.settled();
+    if (!settled) return this.#released(ready);
+    this.#heldReady = ready;
+    settled.then(this.#releaseHeld, this.#failed);
+    return continues;
+  }
+
+  #released(ready: Frame): undefined {
+    this.#swallowUntilReady = false;
+    this.#emit(ready, true);
+  }
+}
+
+/**
+ * ParameterStatus (name, value): the database reports every change of client_encoding,
+ * however it was made (SET is refused at inspection, but set_config() or a function
+ * can change it too). Inspection reads SQL as UTF-8, so any other encoding ends the
+ * session before another statement is read.
+ */
+function checkClientEncoding(body: Buffer): void {
+  const r = new BodyReader(body);
+  if (r.cstring().toLowerCase() !== 'client_encoding') return;
+  const value = r.cstring();
+  if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
+    throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
+  }
+}

@@ -1,0 +1,130 @@
+// What the two loops of a PostgreSQL session share (client-messages.ts reads the
+// client, database-messages.ts reads the database): the FIFO of answers the database
+// owes, kept in step with the outbox of messages bound for it; the cancel gate between
+// them; the client's outbox; the recording, the statement timer, the counters; and how
+// the session ends. Enforces:
+// - the FIFO and the bytes sent agree: an entry is pushed with its message, and what
+//   the gateway inserts itself (after a cancel of ours) goes in ahead of the messages
+//   not yet sent, in both;
+// - after a cancel of ours nothing more is sent until the database has taken it, and
+//   then a Bind to a statement that does not exist goes first (see `cancel`);
+// - the first side to end decides why the session ended.
+
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { GatehouseError } from '../../errors/index.js';
+import { bindMessage, syncMessage, type Frame } from './codec.js';
+import type { UpstreamSession } from './forward.js';
+import { Outbox } from './outbox.js';
+import type { SessionContext } from './session.js';
+import type { Pending } from './session-state.js';
+import { StatementRecording } from './statement-recording.js';
+import { StatementTimer } from './statement-timer.js';
+
+export class SessionCore {
+  readonly ctx: SessionContext;
+  readonly client: Duplex;
+  readonly upstream: UpstreamSession;
+  /** What the database owes, in order. */
+  readonly pending: Pending[] = [];
+  readonly recording: StatementRecording;
+  readonly timer: StatementTimer;
+  readonly toClient: Outbox;
+  readonly toDatabase: Outbox;
+  /** The statement a refusal's Bind names: one that cannot exist on the database. */
+  readonly deniedStatement = `gatehouse_denied_${randomBytes(8).toString('hex')}`;
+  /** A cancel of ours (cancel()) not yet followed by the bogus Bind that absorbs it. */
+  cancelling: Promise<void> | undefined;
+  /** Entries at the end of `pending` whose messages are still in the outbox (unsent). */
+  unsent = 0;
+  /** Set once run() has seen the end: later failures are the teardown's, not news. */
+  closed = false;
+  bytesIn = 0;
+  bytesOut = 0;
+  statements = 0;
+  /** Resolves run() with why the session ended: the first side to end decides. */
+  #ended: ((why: GatehouseError | undefined) => void) | undefined;
+
+  constructor(ctx: SessionContext, client: Duplex, upstream: UpstreamSession) {
+    this.ctx = ctx;
+    this.client = client;
+    this.upstream = upstream;
+    this.recording = new StatementRecording(ctx.stages);
+    this.timer = new StatementTimer(ctx.connection.statementTimeoutMs, (head) => this.#onStatementTimeout(head));
+    this.toClient = new Outbox(client);
+    this.toDatabase = new Outbox(upstream.socket, Infinity);
+  }
+
+  /** Waits for the first side to end; `start` starts both loops. */
+  ended(start: () => void): Promise<GatehouseError | undefined> {
+    return new Promise((resolve) => {
+      this.#ended = resolve;
+      start();
+    });
+  }
+
+  end(why: GatehouseError | undefined): void {
+    const ended = this.#ended;
+    this.#ended = undefined;
+    ended?.(why);
+  }
+
+  /** Expects the answer to `frame`, then queues it for the database. */
+  forward(expected: Pending, frame: Frame): Promise<void> | undefined {
+    this.expect(expected);
+    this.timer.arm(this.pending[0]);
+    return this.toUpstream(frame);
+  }
+
+  expect(expected: Pending): void {
+    this.pending.push(expected);
+    this.unsent++;
+  }
+
+  /** Queues a message for the database (sent when the client loop would wait). */
+  toUpstream(bytes: Buffer | Frame): Promise<void> | undefined {
+    if (this.upstream.socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
+    return this.toDatabase.push(bytes);
+  }
+
+  /**
+   * A cancel the gateway starts (row limit, statement timeout, unmaskable rows).
+   * PostgreSQL cancels whatever the backend runs when the signal lands, and a signal
+   * that lands between statements is kept for the next one; so nothing more is sent
+   * until the database has taken the cancel (the cancel connection closes once the
+   * backend is signalled), and then a Bind to a statement that does not exist goes
+   * first: its error clears any cancel still pending (and fails an open transaction
+   * block, as the stopped statement's error would have). Its answer is not relayed.
+   */
+  cancel(): void {
+    this.cancelling ??= this.ctx.cancelUpstream().catch(() => undefined);
+  }
+
+  /** Sends what is queued for the database, after absorbing a cancel of ours if one is out. */
+  flushToDatabase(): Promise<void> | undefined {
+    const cancelling = this.cancelling;
+    if (!cancelling) return this.sendToDatabase();
+    return cancelling.then(() => {
+      if (this.cancelling === cancelling) {
+        this.cancelling = undefined;
+        // Ahead of the messages not yet sent, in the byte stream and in the FIFO alike.
+        this.pending.splice(this.pending.length - this.unsent, 0, { kind: 'absorb' }, { kind: 'sync', silent: true });
+        this.toDatabase.unshift(Buffer.concat([bindMessage('', this.deniedStatement), syncMessage()]));
+      }
+      return this.sendToDatabase();
+    });
+  }
+
+  sendToDatabase(): Promise<void> | undefined {
+    this.unsent = 0;
+    return this.toDatabase.flush();
+  }
+
+  #onStatementTimeout(head: Pending): void {
+    if (this.pending[0] !== head || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    const run = head.kind === 'query' ? head.runs[head.index] : head.run;
+    if (!run || run.done) return;
+    run.timedOut = true;
+    this.cancel();
+  }
+}
