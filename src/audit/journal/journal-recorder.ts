@@ -110,12 +110,10 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
   return {
     open: (exchange, decision, request) => journal.append({ op: 'open', row: columns.opened(exchange, decision, request) }),
     progress: (exchange, progress) => journal.append({ op: 'progress', id: exchange.id, columns: columns.progress(progress) }),
-    finish: (exchange, outcome) =>
-      journal.append(
-        outcome.unreadAnswer
-          ? { op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome), answer: outcome.unreadAnswer }
-          : { op: 'finish', id: exchange.id, columns: columns.outcome(exchange, outcome) },
-      ),
+    finish: (exchange, outcome) => {
+      const finished = columns.outcome(exchange, outcome);
+      return journal.append(outcome.unreadAnswer ? { op: 'finish', id: exchange.id, columns: finished, answer: outcome.unreadAnswer } : { op: 'finish', id: exchange.id, columns: finished });
+    },
     refuse: (exchange, decision, request, outcome) => journal.append({ op: 'refuse', row: { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) } }),
     pendingBatches: () => (Atomics.load(journal.progress, 0) - Atomics.load(journal.progress, 1)) | 0,
     drain() {
