@@ -15,9 +15,9 @@ import { recordColumns } from '../../src/audit/record-columns.js';
 import { JournalWriter } from '../../src/audit/journal/journal-writer.js';
 import { segmentName } from '../../src/audit/journal/segments.js';
 import { parseConfig } from '../../src/config/index.js';
-import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
+import { sampleExchange, sampleStartedAt } from '../helpers/exchanges.js';
 
 const audit = parseConfig('{}', join(tmpdir(), 'gatehouse.yaml')).audit;
 const chain = { writer: 'test', checkpointEvery: Number.POSITIVE_INFINITY, checkpointIntervalMs: Number.POSITIVE_INFINITY };
@@ -31,19 +31,7 @@ const request: RecordedRequest = {
 };
 const outcome: ExchangeOutcome = { status: 200, complete: true, bytesIn: 70, bytesOut: 120, ttfbMs: 3, durationMs: 9, responseBody: '{"ok":true}', responseText: '4', usage: { promptTokens: 3, completionTokens: 1, totalTokens: 4 } };
 
-function makeExchange(startedAt = 1795395550123): Exchange {
-  return {
-    id: newId('ex'),
-    sessionId: 'ses_test',
-    protocol: 'http',
-    connection: 'openai',
-    operation: 'chat.completions',
-    startedAt,
-    client: { address: '10.0.0.7' },
-    facts: { model: 'm', stream: true, text: 'What is 2+2?' },
-    identity: { subject: 'key:ci-bot', kind: 'service', groups: ['ml'], method: 'api_key', credentialId: 'abc' },
-  };
-}
+const makeExchange = (startedAt = sampleStartedAt): Exchange => sampleExchange({ startedAt });
 
 /** A pid that no process has now: a child that has exited. */
 function deadPid(): number {
@@ -130,7 +118,7 @@ describe('record journal', () => {
 
   test('an exchange opened and finished in one batch is one row and one event; 300 of them all verify', async () => {
     recorder = await startJournalRecorder({ sqlitePath: path, audit, intervalMs: 60_000 });
-    const exchanges = Array.from({ length: 300 }, (_, i) => makeExchange(1795395550123 + i));
+    const exchanges = Array.from({ length: 300 }, (_, i) => makeExchange(sampleStartedAt + i));
     await Promise.all(exchanges.map((e) => recorder!.open(e, allow, request)));
     await Promise.all(exchanges.map((e) => recorder!.finish(e, outcome)));
     assert.equal(await store.db.selectFrom('exchanges').select('id').executeTakeFirst(), undefined, 'nothing applied before the batch');
@@ -211,7 +199,7 @@ describe('record journal', () => {
     const exchanges: Exchange[] = [];
     try {
       for (let round = 0; round < 30; round++) {
-        const batch = Array.from({ length: 5 }, (_, i) => makeExchange(1795395550123 + round * 10 + i));
+        const batch = Array.from({ length: 5 }, (_, i) => makeExchange(sampleStartedAt + round * 10 + i));
         exchanges.push(...batch);
         for (const e of batch) void writer.append({ op: 'open', row: columns.opened(e, allow, request) });
         writer.flush();

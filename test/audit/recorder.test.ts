@@ -2,27 +2,13 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Kysely } from 'kysely';
 import { createRecorder, getExchange, GroupCommitWriter, listExchanges, type ExchangeFilter, type Recorder } from '../../src/audit/index.js';
-import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore, type Database, type Store } from '../../src/store/index.js';
 import { testDialects, type TestDatabase } from '../helpers/databases.js';
+import { sampleExchange, sampleStartedAt } from '../helpers/exchanges.js';
 
-const start = 1795395550123;
-
-function makeExchange(overrides: Partial<Exchange> = {}): Exchange {
-  return {
-    id: newId('ex'),
-    sessionId: 'ses_test',
-    protocol: 'http',
-    connection: 'openai',
-    operation: 'chat.completions',
-    startedAt: start,
-    client: { address: '10.0.0.7', userAgent: 'test-agent' },
-    facts: { model: 'gpt-4o-mini', stream: true, text: 'What is 2+2?' },
-    identity: { subject: 'key:ci-bot', kind: 'service', groups: ['ml', 'ops'], method: 'api_key', credentialId: '0123456789abcdef' },
-    ...overrides,
-  };
-}
+const start = sampleStartedAt;
+const makeExchange = sampleExchange;
 
 const allow: Decision = { effect: 'allow', rules: ['allow-ml'], reason: 'rule-matched', policyVersion: 'pv1' };
 const deny: Decision = { effect: 'deny', rules: ['no-embeddings'], reason: 'rule-matched', message: 'not for you', policyVersion: 'pv1' };
