@@ -1,13 +1,15 @@
-// SQLite full-text indexing in batches (migration 0010). Writing the FTS5 index inside
-// each record commit cost more than the record itself (every commit wrote an index
-// segment that FTS5 then had to merge), on the path the client waits on. Instead each
-// new or changed row is queued in the same commit (a trigger), and this indexer moves
-// queued rows into the index in one transaction per batch, a few times a second.
+// SQLite full-text indexing in batches (migrations 0010, 0013). Every new or changed
+// row is queued in the commit that writes it (a trigger), and this indexer moves queued
+// rows into the FTS5 index, one transaction per batch. Indexing costs about as much CPU
+// as the rest of applying a record, and nothing waits for it: in the gateway it runs
+// on a thread of its own at the lowest priority (search-index-thread.ts), so under load
+// it yields to the threads relaying traffic and catches up when they are idle.
 //
 // A row is indexed once it has ended, or once it is older than `staleMs` (an answer
 // still streaming, or cut off by a crash): indexing a row that later changes only
 // queues it again. Search covers queued rows directly (exchange-query.ts), so nothing
-// recorded is ever missing from a search while it waits.
+// recorded is ever missing from a search while it waits; a long queue only makes text
+// searches slower.
 
 import SQLite from 'better-sqlite3';
 import { tuneSqliteConnection } from '../store/sqlite-connection.js';
@@ -20,9 +22,11 @@ export interface SearchIndexerOptions {
 }
 
 export interface SearchIndexer {
-  /** Indexes what is ready now; returns how many rows were indexed. */
+  /** Indexes one batch of what is ready now; returns how many rows were indexed. */
   runOnce(): number;
-  /** Stops the timer, then indexes what is ready. */
+  /** Rows queued for the index (indexed or not yet ready). */
+  queuedRows(): number;
+  /** Stops the timer. Rows still queued stay queued (and searchable) for the next indexer. */
   close(): void;
 }
 
@@ -40,6 +44,7 @@ export function startSearchIndexer(path: string, options: SearchIndexerOptions =
   ).pluck();
   const index = db.prepare('insert into exchanges_fts(rowid, prompt_text, response_text) select seq, prompt_text, response_text from exchanges where seq = ?');
   const dequeue = db.prepare('delete from exchanges_fts_pending where seq = ?');
+  const countQueued = db.prepare('select count(*) from exchanges_fts_pending').pluck();
   const move = db.transaction(() => {
     // Read again under the write lock: another process may have indexed some meanwhile.
     const seqs = ready.all({ stale: now() - staleMs }) as number[];
@@ -69,13 +74,10 @@ export function startSearchIndexer(path: string, options: SearchIndexerOptions =
 
   return {
     runOnce,
+    queuedRows: () => (closed ? 0 : Number(countQueued.get())),
     close() {
+      // A backlog left by a busy period can be large: stopping never waits for it.
       clearInterval(timer);
-      try {
-        while (runOnce() === batch);
-      } catch {
-        // Left queued; the next process to index picks them up.
-      }
       closed = true;
       db.close();
     },

@@ -305,5 +305,20 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
           insert into exchanges_fts(rowid, prompt_text, response_text) values (new.seq, new.prompt_text, new.response_text); end`.execute(db);
       },
     },
+    '0013_search_index_in_background': {
+      // SQLite: indexing a row for full-text search cost about a third of applying its
+      // record, on the thread that applies records, competing for the CPU with the
+      // threads relaying traffic. Every inserted row is queued again (as in 0010), and
+      // the gateway indexes queued rows on a thread of its own at background priority
+      // (src/audit/search-index-thread.ts). Rows 0012 indexed at insert stay indexed;
+      // the invariant of 0010 holds.
+      async up(db: Kysely<any>) {
+        if (isPostgres) return;
+        await sql`drop trigger exchanges_fts_index`.execute(db);
+        await sql`drop trigger exchanges_fts_queue`.execute(db);
+        await sql`create trigger exchanges_fts_queue after insert on exchanges begin
+          insert into exchanges_fts_pending(seq) values (new.seq); end`.execute(db);
+      },
+    },
   };
 }

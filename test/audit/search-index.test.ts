@@ -1,12 +1,16 @@
-// SQLite full-text search with the index kept in batches (migration 0010,
-// search-indexer.ts; 0012 indexes a row inserted finished at once): a recorded exchange is found by its words before and after the
-// indexer has run, an answer still streaming is not indexed until it ends, and deletes
-// and re-edits keep the FTS5 index consistent (FTS5's own integrity check).
+// SQLite full-text search with the index kept in batches (migrations 0010 and 0013,
+// search-indexer.ts), by a background-priority thread in the gateway
+// (search-index-thread.ts): a recorded exchange is found by its words before and after
+// the indexer has run, an answer still streaming is not indexed until it ends, and
+// deletes and re-edits keep the FTS5 index consistent (FTS5's own integrity check).
 
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { createRecorder, GroupCommitWriter, listExchanges, startSearchIndexer, type Recorder, type SearchIndexer } from '../../src/audit/index.js';
+import { startSearchIndexThread } from '../../src/audit/search-index-thread.js';
 import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../../src/exchange/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -94,14 +98,40 @@ describe('full-text search with batched indexing (SQLite)', () => {
     await integrity();
   });
 
-  test('a row inserted already finished (a refusal, a journal batch) is indexed by its insert, not queued', async () => {
+  test('a row inserted already finished (a refusal, a journal batch) is queued, and found before and after indexing', async () => {
     const refused = exchangeSaying('Dump the customer table of Tasmania');
     await recorder.refuse(refused, allow, undefined, { status: 403, complete: true, bytesIn: 10, bytesOut: 0, ttfbMs: undefined, durationMs: 1, errorCode: 'policy_denied' });
-    assert.equal(await queued(), 0);
-    assert.equal(indexer.runOnce(), 0);
+    assert.equal(await queued(), 1);
+    assert.equal(indexer.queuedRows(), 1);
+    assert.deepEqual(await search('tasmania customer'), [refused.id]);
+    assert.equal(indexer.runOnce(), 1);
     const indexed = await sql<{ n: number }>`select count(*) as n from exchanges_fts where exchanges_fts match 'tasmania'`.execute(store.db);
     assert.equal(Number(indexed.rows[0]!.n), 1);
     assert.deepEqual(await search('tasmania customer'), [refused.id]);
+    await integrity();
+  });
+
+  test('the gateway indexes on a thread of its own at the lowest priority, and catches up', async () => {
+    const exchanges = Array.from({ length: 450 }, (_, i) => exchangeSaying(`report number ${i} about Ouagadougou`));
+    for (const exchange of exchanges) await recorder.refuse(exchange, allow, undefined, { status: 403, complete: true, bytesIn: 1, bytesOut: 0, ttfbMs: undefined, durationMs: 1 });
+    assert.equal(await queued(), 450);
+    const niceBefore = threadNices();
+    const thread = await startSearchIndexThread(store.sqlitePath!, { intervalMs: 20 });
+    try {
+      // One more thread than before, at nice 19; every other thread as it was.
+      const niceDuring = threadNices();
+      assert.equal(niceDuring.filter((n) => n === 19).length - niceBefore.filter((n) => n === 19).length, 1, `thread nice values: ${niceDuring.join(',')}`);
+      assert.equal(thread.background, true);
+      for (let i = 0; i < 500 && (await queued()) > 0; i++) await sleep(20);
+      assert.equal(await queued(), 0, 'every queued row indexed');
+      for (let i = 0; i < 100 && thread.queuedRows() > 0; i++) await sleep(20);
+      assert.equal(thread.queuedRows(), 0, 'the count it publishes follows');
+    } finally {
+      await thread.close();
+    }
+    const indexed = await sql<{ n: number }>`select count(*) as n from exchanges_fts where exchanges_fts match 'ouagadougou'`.execute(store.db);
+    assert.equal(Number(indexed.rows[0]!.n), 450);
+    assert.equal((await listExchanges(store.db, { text: 'ouagadougou report', limit: 1000 })).items.length, 450);
     await integrity();
   });
 
@@ -124,3 +154,11 @@ describe('full-text search with batched indexing (SQLite)', () => {
     assert.deepEqual(await search('charlie'), []);
   });
 });
+
+/** The nice value of every thread of this process (Linux: field 19 of /proc/self/task/<tid>/stat). */
+function threadNices(): number[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  });
+}

@@ -249,6 +249,13 @@ describe('OpenAI-compatible proxy, end to end', () => {
     assert.match(metrics, /gatehouse_exchange_duration_seconds_bucket\{le="0\.005",connection="demo"\} \d+/);
     // Every record the tests above wrote has been applied (the sessions reads waited for it).
     assert.match(metrics, /^gatehouse_record_journal_pending_batches 0$/m);
+    // The full-text indexer (background priority) catches up while the gateway is idle.
+    let unindexed = Number(/^gatehouse_search_index_queued_rows (\d+)$/m.exec(metrics)?.[1] ?? NaN);
+    for (let i = 0; i < 100 && unindexed !== 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      unindexed = Number(/^gatehouse_search_index_queued_rows (\d+)$/m.exec(await (await fetch(`${gateway.adminUrl}/metrics`)).text())?.[1] ?? NaN);
+    }
+    assert.equal(unindexed, 0);
   });
 
   test('paging through sessions returns every exchange once, newest first', async () => {

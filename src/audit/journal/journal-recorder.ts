@@ -11,6 +11,8 @@ import type { AuditConfig } from '../../config/audit-schema.js';
 import type { AuditEvent } from '../audit-event.js';
 import { recordColumns, type RecordColumnOptions } from '../record-columns.js';
 import type { Recorder } from '../recorder.js';
+import { startSearchIndexThread } from '../search-index-thread.js';
+import { workerScript } from '../worker-script.js';
 import { JournalWriter } from './journal-writer.js';
 import { journalDirOf } from './segments.js';
 
@@ -48,6 +50,8 @@ export interface JournalRecorderOptions extends RecordColumnOptions {
 export interface JournalRecorder extends Recorder {
   /** Batches written to the journal and not yet applied to the store (0 when caught up). */
   pendingBatches(): number;
+  /** Rows applied to the store and not yet in its full-text index (search still finds them). */
+  unindexedRows(): number;
   close(): Promise<void>;
 }
 
@@ -72,7 +76,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
   let worker!: Worker;
   const start = () =>
     new Promise<void>((resolve) => {
-      worker = new Worker(workerScript(), { workerData: data });
+      worker = new Worker(workerScript(import.meta.url, 'journal-worker'), { workerData: data });
       worker.on('message', (message: FromJournalWorker) => {
         if (message.type === 'ready') {
           alive = true;
@@ -98,6 +102,8 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
       });
     });
   await start();
+  // The full-text index is kept by a thread of its own at background priority.
+  const searchIndex = await startSearchIndexThread(options.sqlitePath, { onError: options.onError });
 
   const call = (type: ToJournalWorker['type']) =>
     new Promise<void>((resolve, reject) => {
@@ -116,6 +122,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
     },
     refuse: (exchange, decision, request, outcome) => journal.append({ op: 'refuse', row: { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) } }),
     pendingBatches: () => (Atomics.load(journal.progress, 0) - Atomics.load(journal.progress, 1)) | 0,
+    unindexedRows: () => searchIndex.queuedRows(),
     drain() {
       journal.flush();
       return call('drain');
@@ -125,13 +132,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
       closing = true;
       await call('close').catch((error: unknown) => options.onError?.((error as Error).message));
       await worker.terminate();
+      await searchIndex.close();
     },
   };
-}
-
-/** The worker's entry: the built .js beside this file, or under tsx (tests) the .ts source. */
-function workerScript(): URL {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./journal-worker.js', import.meta.url);
-  const entry = new URL('./journal-worker.ts', import.meta.url);
-  return new URL(`data:text/javascript,import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(entry.href)});`);
 }

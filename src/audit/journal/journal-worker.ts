@@ -1,12 +1,11 @@
 // The record journal's worker thread: applies what the gateway thread appended to the
-// journal (journal-applier.ts) every few milliseconds when something was written, at
-// once when asked to drain, and keeps the full-text index (search-indexer.ts). None of
-// this is on the path a client waits on, and it runs on the other core.
+// journal (journal-applier.ts) every few milliseconds when something was written, and at
+// once when asked to drain. None of this is on the path a client waits on, and it runs
+// on the other core. (The full-text index has a thread of its own: search-index-thread.ts.)
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AuditConfig } from '../../config/audit-schema.js';
 import { chainOptionsOf, loadSigner } from '../open-audit.js';
-import { startSearchIndexer } from '../search-indexer.js';
 import { JournalApplier } from './journal-applier.js';
 import type { FromJournalWorker, JournalWorkerData, ToJournalWorker } from './journal-recorder.js';
 
@@ -19,7 +18,6 @@ const applier = new JournalApplier(data.sqlitePath, {
   chain: chainOptionsOf(audit, loadSigner(audit, { createKey: false })),
   ownSegmentPrefix: data.ownSegmentPrefix,
 });
-const indexer = startSearchIndexer(data.sqlitePath);
 const post = (message: FromJournalWorker) => port.postMessage(message);
 
 let seen = -1;
@@ -51,7 +49,6 @@ port.on('message', (message: ToJournalWorker) => {
   const failure = applyNow();
   if (message.type === 'close') {
     clearInterval(timer);
-    indexer.close();
     applier.close();
   }
   post({ type: 'done', id: message.id, error: failure?.message });
