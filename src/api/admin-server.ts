@@ -111,7 +111,6 @@ export function createAdminHandler(options: AdminServerOptions) {
       }
       if (options.publicRoutes && (await options.publicRoutes(req, res, url))) return;
       if (options.reviews && (await options.reviews(req, res, url))) return;
-      if (options.publicRoutes && (await options.publicRoutes(req, res, url))) return;
       const matching = routes.filter(([, pattern]) => pattern.test(url!.pathname));
       if (matching.length > 0) {
         const found = matching.find(([method]) => method === req.method);
