@@ -3,7 +3,7 @@
 // token can never outlive its own expiry; revocation is checked by the caller on every
 // hit. Oldest entries leave first when full (Map keeps insertion order).
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Identity } from '../exchange/index.js';
 
 interface Entry {
@@ -24,7 +24,7 @@ export class VerifiedTokenCache {
   }
 
   static keyOf(token: string): string {
-    return createHash('sha256').update(token).digest('base64url');
+    return hash('sha256', token, 'base64url');
   }
 
   get(key: string): Identity | undefined {
