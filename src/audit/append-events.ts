@@ -26,6 +26,8 @@ export interface EventInput {
   readonly target?: string | null | undefined;
   /** JSON-safe facts (no secrets: they are chained, exported and sent to sinks). */
   readonly details?: Readonly<Record<string, unknown>> | undefined;
+  /** canonicalJson(details), when the caller has it already (the exchange events: record-columns.ts). */
+  readonly canonicalDetails?: string | undefined;
 }
 
 export interface ChainOptions {
@@ -60,7 +62,7 @@ export function chainEvents(head: ChainHead, inputs: readonly EventInput[], opti
   for (const input of inputs) {
     seq += 1;
     // Hashed and stored as the same canonical text.
-    const details = canonicalJson(input.details ?? {});
+    const details = input.canonicalDetails ?? canonicalJson(input.details ?? {});
     const fields = { seq, id: newId('evt', now), at: now, writer: options.writer, kind: input.kind, actor: input.actor ?? null, target: input.target ?? null, prevHash };
     const hash = eventHashOf(fields, details);
     events.push({ ...fields, details: input.details ?? {}, hash });

@@ -6,6 +6,7 @@
 
 import { summarizeJsonAnswer, type Decision, type Exchange, type ExchangeOutcome, type RecordedRequest, type UnreadAnswerFormat } from '../exchange/index.js';
 import type { EventInput } from './append-events.js';
+import { canonicalJson } from './canonical-json.js';
 import { stateDigest, type ExchangeState } from './exchange-state.js';
 import type { RawSealer } from './raw-content.js';
 
@@ -137,20 +138,45 @@ export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'excha
 
 /** The chained event for a write that leaves the row as `row`: its digest and key facts. */
 export function eventFor(kind: ExchangeEventKind, row: ExchangeState): EventInput {
-  return {
-    kind,
-    actor: row.subject,
-    target: row.id,
-    details: {
-      state: stateDigest(row),
-      connection: row.connection,
-      operation: row.operation,
-      decision: row.decision,
-      rules: JSON.parse(row.rules ?? '[]') as unknown,
-      status: row.status,
-      complete: row.complete === 1,
-      bytesOut: row.bytes_out,
-      errorCode: row.error_code,
-    },
+  const details: ExchangeEventDetails = {
+    state: stateDigest(row),
+    connection: row.connection,
+    operation: row.operation,
+    decision: row.decision,
+    rules: JSON.parse(row.rules ?? '[]') as unknown,
+    status: row.status,
+    complete: row.complete === 1,
+    bytesOut: row.bytes_out,
+    errorCode: row.error_code,
   };
+  return { kind, actor: row.subject, target: row.id, details, canonicalDetails: canonicalExchangeDetails(details) };
+}
+
+type ExchangeEventDetails = {
+  readonly state: string;
+  readonly connection: unknown;
+  readonly operation: unknown;
+  readonly decision: unknown;
+  readonly rules: unknown;
+  readonly status: unknown;
+  readonly complete: boolean;
+  readonly bytesOut: unknown;
+  readonly errorCode: unknown;
+};
+
+/**
+ * canonicalJson(details) written out for this fixed shape (keys in canonical order), as
+ * every record write chains one; undefined when a value is not of the shape, and the
+ * generic form is used (audit-units tests hold the two equal).
+ */
+function canonicalExchangeDetails(d: ExchangeEventDetails): string | undefined {
+  const { bytesOut, status, connection, operation, decision, errorCode } = d;
+  if (typeof bytesOut !== 'number' || !Number.isFinite(bytesOut)) return undefined;
+  if (status !== null && (typeof status !== 'number' || !Number.isFinite(status))) return undefined;
+  if (typeof connection !== 'string' || typeof operation !== 'string' || typeof decision !== 'string') return undefined;
+  if (errorCode !== null && typeof errorCode !== 'string') return undefined;
+  return (
+    `{"bytesOut":${bytesOut},"complete":${d.complete},"connection":${JSON.stringify(connection)},"decision":${JSON.stringify(decision)},` +
+    `"errorCode":${JSON.stringify(errorCode)},"operation":${JSON.stringify(operation)},"rules":${canonicalJson(d.rules)},"state":${JSON.stringify(d.state)},"status":${JSON.stringify(status)}}`
+  );
 }
