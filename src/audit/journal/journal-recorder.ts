@@ -45,6 +45,8 @@ export interface JournalRecorderOptions extends RecordColumnOptions {
   readonly onError?: ((message: string) => void) | undefined;
   /** How often the worker looks for new lines (default 100 ms: bigger batches cost less per record, and readers drain first anyway). */
   readonly intervalMs?: number | undefined;
+  /** How often the full-text index thread looks for queued rows (default 250 ms). */
+  readonly searchIndexIntervalMs?: number | undefined;
 }
 
 export interface JournalRecorder extends Recorder {
@@ -103,7 +105,7 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
     });
   await start();
   // The full-text index is kept by a thread of its own at background priority.
-  const searchIndex = await startSearchIndexThread(options.sqlitePath, { onError: options.onError });
+  const searchIndex = await startSearchIndexThread(options.sqlitePath, { intervalMs: options.searchIndexIntervalMs, onError: options.onError });
 
   const call = (type: ToJournalWorker['type']) =>
     new Promise<void>((resolve, reject) => {
