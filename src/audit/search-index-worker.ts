@@ -5,13 +5,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { startSearchIndexer } from './search-indexer.js';
 import type { FromSearchIndexWorker, SearchIndexWorkerData } from './search-index-thread.js';
-import { lowerThisThreadPriority } from './thread-priority.js';
+import { atNormalPriority, lowerThisThreadPriority } from './thread-priority.js';
 
 const data = workerData as SearchIndexWorkerData;
 const port = parentPort!;
 const queued = new Int32Array(data.queued);
 const background = lowerThisThreadPriority();
-const indexer = startSearchIndexer(data.sqlitePath, { intervalMs: data.intervalMs });
+// Each indexing transaction holds the store's write lock, which the journal worker
+// waits for: it runs at normal priority (thread-priority.ts).
+const indexer = startSearchIndexer(data.sqlitePath, { intervalMs: data.intervalMs, holdingWriteLock: background ? atNormalPriority : undefined });
 
 const count = () => {
   try {

@@ -19,6 +19,8 @@ export interface SearchIndexerOptions {
   readonly batch?: number | undefined;
   readonly staleMs?: number | undefined;
   readonly now?: () => number;
+  /** Runs each indexing transaction, which holds the store's write lock (the background thread's priority change). */
+  readonly holdingWriteLock?: (<T>(write: () => T) => T) | undefined;
 }
 
 export interface SearchIndexer {
@@ -58,7 +60,7 @@ export function startSearchIndexer(path: string, options: SearchIndexerOptions =
   let closed = false;
   const runOnce = (): number => {
     if (closed || ready.all({ stale: now() - staleMs }).length === 0) return 0;
-    return move.immediate();
+    return options.holdingWriteLock ? options.holdingWriteLock(() => move.immediate()) : move.immediate();
   };
   // One batch per turn of the event loop, so the thread (often the one relaying traffic)
   // is never held for more than one batch; a full batch means more may be ready.
