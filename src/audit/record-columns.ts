@@ -134,6 +134,11 @@ export function answerColumns(format: UnreadAnswerFormat, body: string | null | 
 }
 
 export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'exchange.finished' | 'exchange.refused';
+/**
+ * The events that carry a row's digest (`details.state`) and so vouch for it; other
+ * events about an exchange (exchange.revealed, exchange.reexecuted) only name it.
+ */
+export const exchangeEventKinds: readonly ExchangeEventKind[] = ['exchange.opened', 'exchange.progress', 'exchange.finished', 'exchange.refused'];
 
 /** The chained event for a write that leaves the row as `row`: its digest and key facts. */
 export function eventFor(kind: ExchangeEventKind, row: ExchangeState): EventInput {

@@ -183,6 +183,20 @@ for (const dialect of await testDialects()) {
       assert.match(broken.problems[0]!.message, /^events before seq 10 \(evt_\w+\) are missing and no valid checkpoint vouches for seq 9: event seq 9 was deleted$/);
     });
 
+    test('retention after a reveal or re-execution of a pruned exchange still verifies', async () => {
+      // Exchange 1's record (seq 1..3) is older than the checkpoint at seq 8; it is
+      // revealed and re-executed afterwards (seq 12, 13: a checkpoint at 12).
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await trail.log.event({ kind: 'exchange.revealed', actor: 'key:admin', target: ids[0]!, details: { groups: ['ir'] } });
+      await trail.log.event({ kind: 'exchange.reexecuted', actor: 'key:admin', target: ids[0]!, details: { exchange: null, status: 200 } });
+      const at12 = (await store.db.selectFrom('audit_checkpoints').select('at').where('seq', '=', 12).executeTakeFirstOrThrow()).at;
+      const result = await pruneBefore(trail.writer, Number(at12), 'cli:alice');
+      assert.deepEqual(result, { throughSeq: 8, events: 8, exchanges: 2, checkpoints: 1 }, 'the rows whose recorded states are all pruned go');
+      const report = await verify();
+      assert.deepEqual(report.problems, []);
+      assert.equal(report.ok, true);
+    });
+
     test('an unfiltered export holds every event and row, and verifies with sha256sum and openssl', async () => {
       const { exportBundle } = await import('../../src/audit/index.js');
       const { execFileSync } = await import('node:child_process');
