@@ -288,6 +288,29 @@ describe('audit admin API: replay, re-execution, reveal, sinks', () => {
     assert.deepEqual([deniedRecord.subject, deniedRecord.decision, deniedRecord.reexecutionOf], ['key:auditor', 'deny', original]);
   });
 
+  test('a recording whose request body was not recorded (binary, or refused before it was read) is not re-executed', async () => {
+    // A multipart upload is binary: recorded by size only.
+    const form = new FormData();
+    form.set('model', 'whisper-1');
+    form.set('file', new Blob([new Uint8Array(300).fill(7)]), 'audio.bin');
+    const binary = await fetch(`${gateway.url}/c/demo/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}` }, body: form });
+    await binary.text();
+    // Refused before the body was read: an unknown key.
+    const refused = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer ghk_unknown', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    assert.equal(refused.status, 401);
+    await refused.text();
+    for (const id of [binary.headers.get('gatehouse-exchange-id'), refused.headers.get('gatehouse-exchange-id')]) {
+      const res = await admin(`/api/sessions/${id}/reexecute`, adminKey, 'POST');
+      const body = (await res.json()) as { error?: { code: string } };
+      assert.equal(res.status, 409, `${id}: ${JSON.stringify(body)}`);
+      assert.equal(body.error?.code, 'reexecute_unavailable');
+    }
+  });
+
   test('a gatehouse-reexecution header sent by a caller links nothing', async () => {
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
       method: 'POST',
