@@ -43,7 +43,7 @@ const usage = `usage: gatehouse <command> [options]
   reviews cancel ID              votes and cancels act as $GATEHOUSE_REVIEWER_KEY
   policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME]
                                  dry-run the policy: the decision, and why each rule matched or not
-  sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny] [--operation OP]
+  sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny|require_approval] [--operation OP]
                 [--rule R] [--review ID] [--text "words"] [--since TIME] [--until TIME] [--limit N]
   sessions show ID               one recorded exchange in full
   sessions replay ID             the exchange as it happened: a timeline of the answer's chunks

@@ -150,6 +150,21 @@ describe('audit, end to end on SQLite', () => {
     assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((s) => s.id), [id]);
   });
 
+  test('a misspelt decision, or an unreadable or wrong --public-key, is an error that says so, not an empty answer or a stack', async () => {
+    const adminKey = await gateway.createKey('auditor-2', ['admins']);
+    const r = await fetch(`${gateway.adminUrl}/api/sessions?decision=DENY`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(r.status, 400);
+    assert.deepEqual(await r.json(), { error: { code: 'invalid_query', message: 'Query parameter "decision" must be one of allow, deny, require_approval.' } });
+    const list = await cli(dir, ['sessions', 'list', '--decision', 'denied']);
+    assert.deepEqual([list.code, list.stderr.trim()], [2, 'gatehouse: --decision must be one of allow, deny, require_approval']);
+    const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^gatehouse: --public-key \S+no-such\.pem: cannot read it \(ENOENT\)\n$/);
+    const notKey = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'gatehouse.yaml')]);
+    assert.equal(notKey.code, 2);
+    assert.match(notKey.stderr, /^gatehouse: --public-key \S+gatehouse\.yaml: not a PEM public key/);
+  });
+
   test('the exported bundle verifies with the documented sha256sum and openssl commands; a changed file fails them', async () => {
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
       method: 'POST',

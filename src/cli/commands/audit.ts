@@ -1,6 +1,7 @@
 // `gatehouse audit verify|prune|export`: check the chain, apply retention, and export
 // evidence. See docs/audit.md.
 
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { exportBundle, exportCsv, pruneBefore, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
@@ -22,7 +23,7 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
       case 'verify': {
         const from = options.from === undefined ? undefined : Number(options.from);
         if (from !== undefined && (!Number.isInteger(from) || from < 0)) throw new CliError('--from must be the seq of a checkpoint');
-        const publicKeyPem = options['public-key'] ? readFileSync(options['public-key'], 'utf8') : audit.signer?.publicKeyPem;
+        const publicKeyPem = options['public-key'] ? readPublicKey(options['public-key']) : audit.signer?.publicKeyPem;
         const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from });
         if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else if (report.ok) {
@@ -64,4 +65,19 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         throw new CliError('usage: gatehouse audit verify|prune|export');
     }
   });
+}
+
+/** The public key of `--public-key FILE` as SPKI PEM, or a usage error naming the file. */
+function readPublicKey(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`--public-key ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return createPublicKey(text).export({ type: 'spki', format: 'pem' }) as string;
+  } catch {
+    throw new CliError(`--public-key ${file}: not a PEM public key (use public-key.pem from an evidence bundle, or: openssl pkey -in KEY -pubout)`);
+  }
 }
