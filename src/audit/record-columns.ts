@@ -11,6 +11,10 @@ import type { RawSealer } from './raw-content.js';
 
 /** What has been relayed so far of an answer still streaming. */
 export interface ExchangeProgress {
+  /** The answer's status and first byte, and the request's size: known once it streams. */
+  readonly status?: number | undefined;
+  readonly ttfbMs?: number | undefined;
+  readonly bytesIn?: number | undefined;
   readonly bytesOut: number;
   readonly responseBody?: string | undefined;
   readonly responseTruncated?: boolean | undefined;
@@ -116,6 +120,9 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       };
     },
     progress: (progress) => ({
+      status: progress.status ?? null,
+      ttfb_ms: progress.ttfbMs === undefined ? null : Math.round(progress.ttfbMs),
+      bytes_in: progress.bytesIn ?? 0,
       bytes_out: progress.bytesOut,
       response_body: progress.responseBody ?? null,
       response_truncated: progress.responseTruncated ? 1 : 0,

@@ -90,9 +90,11 @@ describe('audit, end to end on SQLite', () => {
 
     const show = await cli(dir, ['sessions', 'show', id, '--json']);
     assert.equal(show.code, 0, show.stderr);
-    const record = JSON.parse(show.stdout) as { complete: boolean; endedAt: string | null; response: { text: string | null }; bytesOut: number; chunkTimings: [number, number][] };
+    const record = JSON.parse(show.stdout) as { complete: boolean; endedAt: string | null; response: { text: string | null }; bytesOut: number; chunkTimings: [number, number][]; status: number | null; ttfbMs: number | null; bytesIn: number };
     assert.equal(record.complete, false);
     assert.equal(record.endedAt, null);
+    // What the client had already seen: the status, the first byte, the request it sent.
+    assert.deepEqual([record.status, typeof record.ttfbMs, record.bytesIn > longPrompt.length], [200, 'number', true]);
     const delivered = contentOf(received);
     assert.ok(record.response.text, 'the delivered text was recorded');
     assert.ok(record.response.text.startsWith('Demo reply to: word0'), record.response.text);
