@@ -157,6 +157,11 @@ describe('audit, end to end on SQLite', () => {
     const r = await fetch(`${gateway.adminUrl}/api/sessions?decision=DENY`, { headers: { authorization: `Bearer ${adminKey}` } });
     assert.equal(r.status, 400);
     assert.deepEqual(await r.json(), { error: { code: 'invalid_query', message: 'Query parameter "decision" must be one of allow, deny, require_approval.' } });
+    // Every 400 the API gives is in its OpenAPI document.
+    const verify = await fetch(`${gateway.adminUrl}/api/audit/verify?from=x`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(verify.status, 400);
+    const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { paths: Record<string, { get: { responses: Record<string, unknown> } }> };
+    for (const path of ['/api/sessions', '/api/audit/verify']) assert.ok(openapi.paths[path]!.get.responses['400'], `${path} documents its 400`);
     const list = await cli(dir, ['sessions', 'list', '--decision', 'denied']);
     assert.deepEqual([list.code, list.stderr.trim()], [2, 'gatehouse: --decision must be one of allow, deny, require_approval']);
     const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
