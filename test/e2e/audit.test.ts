@@ -152,7 +152,7 @@ describe('audit, end to end on SQLite', () => {
     assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((s) => s.id), [id]);
   });
 
-  test('a misspelt decision, or an unreadable or wrong --public-key, is an error that says so, not an empty answer or a stack', async () => {
+  test('a misspelt decision, an unreadable or wrong --public-key, or a limit on an export, is an error that says so, not an empty answer, a stack or a partial export', async () => {
     const adminKey = await gateway.createKey('auditor-2', ['admins']);
     const r = await fetch(`${gateway.adminUrl}/api/sessions?decision=DENY`, { headers: { authorization: `Bearer ${adminKey}` } });
     assert.equal(r.status, 400);
@@ -170,6 +170,8 @@ describe('audit, end to end on SQLite', () => {
     const notKey = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'gatehouse.yaml')]);
     assert.equal(notKey.code, 2);
     assert.match(notKey.stderr, /^gatehouse: --public-key \S+gatehouse\.yaml: not a PEM public key/);
+    const limited = await cli(dir, ['audit', 'export', '--out', join(dir, 'some.csv'), '--limit', '1']);
+    assert.deepEqual([limited.code, limited.stderr.trim()], [2, 'gatehouse: audit export takes no --limit: it exports every exchange the filters match']);
   });
 
   test('the exported bundle verifies with the documented sha256sum and openssl commands; a changed file fails them', async () => {

@@ -15,6 +15,7 @@ export interface AuditOptions extends SearchOptions {
   readonly before?: string | undefined;
   readonly out?: string | undefined;
   readonly json?: boolean | undefined;
+  readonly limit?: string | undefined;
 }
 
 export async function auditCommand(action: string | undefined, options: AuditOptions): Promise<void> {
@@ -49,6 +50,8 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
       }
       case 'export': {
         if (!options.out) throw new CliError('usage: gatehouse audit export --out DIR|FILE.csv [filters]');
+        // An export holds every match; a limit would silently leave exchanges out of the evidence.
+        if (options.limit !== undefined) throw new CliError('audit export takes no --limit: it exports every exchange the filters match');
         const filter = filterFromOptions(options);
         if (options.out.toLowerCase().endsWith('.csv')) {
           const count = await exportCsv(store.db, filter, options.out);
