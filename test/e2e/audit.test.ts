@@ -174,6 +174,17 @@ describe('audit, end to end on SQLite', () => {
     assert.deepEqual([limited.code, limited.stderr.trim()], [2, 'gatehouse: audit export takes no --limit: it exports every exchange the filters match']);
   });
 
+  test('verify without the public key does not call its checkpoints signed', async () => {
+    // An auditor's copy of the config, without the key file beside the store.
+    const elsewhere = join(dir, 'auditor.yaml');
+    writeFileSync(elsewhere, `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8')}audit:\n  keyFile: ${join(dir, 'no-key-here.pem')}\n`);
+    const verify = await runCli(['audit', 'verify', '--config', elsewhere], env);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ checkpoints whose signatures were NOT checked, \d+ exchange records\nwarning: no public key: checkpoint signatures were not checked \(.*--public-key FILE.*\)\n$/);
+    const withKey = await runCli(['audit', 'verify', '--config', elsewhere, '--public-key', join(dir, 'audit-signing-key.pem')], env);
+    assert.match(withKey.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ signed checkpoints, \d+ exchange records\n$/);
+  });
+
   test('the exported bundle verifies with the documented sha256sum and openssl commands; a changed file fails them', async () => {
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
       method: 'POST',

@@ -28,8 +28,11 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from });
         if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else if (report.ok) {
-          process.stdout.write(`chain verified: events ${report.fromSeq}..${report.toSeq} (${report.events} events), ${report.checkpoints} signed checkpoints, ${report.exchanges} exchange records\n`);
-          for (const p of report.problems) process.stdout.write(`warning: ${p.message}\n`);
+          // Without a public key nothing vouches for the checkpoints: say so in the verdict itself.
+          const unsigned = report.problems.some((p) => p.message.startsWith('no public key'));
+          const checkpoints = unsigned ? `${report.checkpoints} checkpoints whose signatures were NOT checked` : `${report.checkpoints} signed checkpoints`;
+          process.stdout.write(`chain verified: events ${report.fromSeq}..${report.toSeq} (${report.events} events), ${checkpoints}, ${report.exchanges} exchange records\n`);
+          for (const p of report.problems) process.stdout.write(`warning: ${p.message}${unsigned ? ' (no audit.signingKey or key file here: pass --public-key FILE, e.g. public-key.pem of an evidence bundle)' : ''}\n`);
         } else {
           const first = report.problems.find((p) => !p.message.startsWith('no public key'))!;
           process.stdout.write(`chain BROKEN at ${first.seq !== undefined ? `event seq ${first.seq}` : `exchange ${first.exchangeId}`}${first.eventId ? ` (${first.eventId})` : ''}: ${first.message}\n`);
