@@ -3,7 +3,9 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { SigningKeyError as AuditSigningKeyError } from '../audit/signing-key.js';
 import { ConfigError } from '../config/index.js';
+import { SigningKeyError as TokenSigningKeyError } from '../identity/gateway-tokens/signing-key.js';
 import { CliError } from './cli-error.js';
 import { agentCommand } from './commands/agent.js';
 import { agentsCommand } from './commands/agents.js';
@@ -163,6 +165,11 @@ main(process.argv.slice(2)).then(
     if (error instanceof CliError) {
       process.stderr.write(`gatehouse: ${error.message}\n`);
       process.exit(error.exitCode);
+    }
+    // A key that cannot be used is the operator's to fix: the message says how, a stack would not.
+    if (error instanceof AuditSigningKeyError || error instanceof TokenSigningKeyError) {
+      process.stderr.write(`gatehouse: ${error.message}\n`);
+      process.exit(1);
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`gatehouse: ${error.message}\n\n${usage}`);

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -183,6 +183,17 @@ describe('audit, end to end on SQLite', () => {
     assert.match(verify.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ checkpoints whose signatures were NOT checked, \d+ exchange records\nwarning: no public key: checkpoint signatures were not checked \(.*--public-key FILE.*\)\n$/);
     const withKey = await runCli(['audit', 'verify', '--config', elsewhere, '--public-key', join(dir, 'audit-signing-key.pem')], env);
     assert.match(withKey.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ signed checkpoints, \d+ exchange records\n$/);
+  });
+
+  test('an audit key file readable by group or others is refused with a message, not a stack', async () => {
+    const loose = join(dir, 'loose-audit-key.pem');
+    writeFileSync(loose, readFileSync(join(dir, 'audit-signing-key.pem')), { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const config = join(dir, 'loose.yaml');
+    writeFileSync(config, `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8')}audit:\n  keyFile: ${loose}\n`);
+    const verify = await runCli(['audit', 'verify', '--config', config], env);
+    assert.equal(verify.code, 1);
+    assert.equal(verify.stderr, `gatehouse: audit signing key ${loose} is readable by group or others (mode 644): whoever can read it can sign checkpoints; chmod 600 it\n`);
   });
 
   test('the exported bundle verifies with the documented sha256sum and openssl commands; a changed file fails them', async () => {
