@@ -161,7 +161,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     for (const row of rows) {
       exchanges++;
       const event = latest.get(row.id);
-      if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway` });
+      if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
       else if (event.state !== stateDigest(row)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
     }
   }

@@ -114,6 +114,15 @@ for (const dialect of await testDialects()) {
       assert.equal(report.problems[0]!.message, `event seq 5 is missing (deleted): the chain breaks before event seq 6 (${next})`);
     });
 
+    test('deleting every event of an exchange is named first, and its row is not blamed on an insertion alone', async () => {
+      await sql`delete from audit_events where seq in (1, 2, 3)`.execute(store.db);
+      const report = await verify();
+      assert.equal(report.ok, false);
+      const messages = report.problems.map((p) => p.message);
+      assert.match(messages[0]!, /^events before seq 4 \(evt_\w+\) are missing/);
+      assert.ok(messages.includes(`exchange ${ids[0]} has no audit event: inserted outside the gateway, or its events were deleted`), messages.join('\n'));
+    });
+
     test('reordered events are named', async () => {
       await sql`update audit_events set seq = -1 where seq = 6`.execute(store.db);
       await sql`update audit_events set seq = 6 where seq = 7`.execute(store.db);
@@ -150,7 +159,7 @@ for (const dialect of await testDialects()) {
       assert.equal(report.ok, false);
       const messages = report.problems.map((p) => p.message);
       assert.ok(messages.some((m) => m.startsWith(`exchange ${ids[2]}, recorded by event seq 7 (`) && m.endsWith('), has been deleted')), messages.join('\n'));
-      assert.ok(messages.includes('exchange ex_forged has no audit event: inserted outside the gateway'), messages.join('\n'));
+      assert.ok(messages.includes('exchange ex_forged has no audit event: inserted outside the gateway, or its events were deleted'), messages.join('\n'));
     });
 
     test('a forged checkpoint signature is refused', async () => {
