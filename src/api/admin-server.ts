@@ -13,7 +13,7 @@ import type { Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { agentsStatus } from './agents-routes.js';
-import { decodePathParam, intParam, sendJson, timeParam } from './http-helpers.js';
+import { decodePathParam, decisionParam, intParam, sendJson, timeParam } from './http-helpers.js';
 import { openApiDocument } from './openapi.js';
 import type { createReviewsRoutes } from './reviews-routes.js';
 
@@ -66,7 +66,7 @@ export function createAdminHandler(options: AdminServerOptions) {
     const page = await listExchanges(db, {
       connection: q.get('connection') ?? undefined,
       subject: q.get('subject') ?? undefined,
-      decision: q.get('decision') ?? undefined,
+      decision: decisionParam(q),
       operation: q.get('operation') ?? undefined,
       group: q.get('group') ?? undefined,
       rule: q.get('rule') ?? undefined,

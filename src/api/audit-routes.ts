@@ -51,6 +51,12 @@ export function auditRoutes(options: AuditRoutesOptions): ReadonlyArray<readonly
       const exchange = await found(id!);
       if (exchange.request.method === null || exchange.request.path === null) throw new GatehouseError('reexecute_unavailable', { message: `Session "${id}" has no recorded request line.` });
       if (exchange.request.truncated) throw new GatehouseError('reexecute_unavailable', { message: `Session "${id}" has a truncated request body; it cannot be repeated faithfully.` });
+      // No body recorded although one was sent (a binary body is recorded by size only; a
+      // refusal may come before the body is read): repeating it would send another request.
+      const sent = exchange.request.headers ?? {};
+      if (exchange.request.body === null && (exchange.bytesIn > 0 || Number(sent['content-length'] ?? 0) > 0 || sent['transfer-encoding'] !== undefined)) {
+        throw new GatehouseError('reexecute_unavailable', { message: `Session "${id}" has no recorded request body (binary, or refused before it was read); it cannot be repeated faithfully.` });
+      }
       const identity = await options.identify(bearerToken(req.headers.authorization));
       const token = options.reexecutions.issue(exchange.id);
       const headers: Record<string, string> = { authorization: req.headers.authorization!, 'gatehouse-reexecution': token };

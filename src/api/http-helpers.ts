@@ -31,3 +31,13 @@ export function timeParam(q: URLSearchParams, name: string): number | undefined 
   if (Number.isNaN(time)) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be an ISO 8601 time.` });
   return time;
 }
+
+const decisions = ['allow', 'deny', 'require_approval'];
+
+/** `decision`: one of the recorded effects; a misspelt one would match nothing and read as "none found". */
+export function decisionParam(q: URLSearchParams): string | undefined {
+  const value = q.get('decision');
+  if (value === null) return undefined;
+  if (!decisions.includes(value)) throw new GatehouseError('invalid_query', { message: `Query parameter "decision" must be one of ${decisions.join(', ')}.` });
+  return value;
+}

@@ -359,7 +359,7 @@ export const openApiDocument = {
       get: {
         summary: 'Verifies the tamper-evident chain (as `gatehouse audit verify`)',
         parameters: [{ name: 'from', in: 'query', description: 'Seq of the checkpoint to start from', schema: { type: 'integer' } }],
-        responses: { '200': { description: '{ ok, fromSeq, toSeq, events, checkpoints, exchanges, problems: [{ seq, eventId, exchangeId, message }] }' }, '401': errorResponse, '403': errorResponse },
+        responses: { '200': { description: '{ ok, fromSeq, toSeq, events, checkpoints, exchanges, problems: [{ seq, eventId, exchangeId, message }] }' }, '400': errorResponse, '401': errorResponse, '403': errorResponse },
       },
     },
   },

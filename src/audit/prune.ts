@@ -1,9 +1,13 @@
 // Retention: deletes events (and the exchange rows they alone vouch for) older than a
 // time, cutting only at a signed checkpoint so that verification still passes from that
 // checkpoint onwards. The prune itself is an audit event (audit.pruned).
+// A row goes when every event carrying its digest (exchangeEventKinds) goes: a later
+// exchange.revealed or exchange.reexecuted names it but cannot vouch for it, so keeping
+// the row for that event would leave a row that verification must call unvouched.
 
 import { sql } from 'kysely';
 import type { GroupCommitWriter } from './group-commit.js';
+import { exchangeEventKinds } from './record-columns.js';
 
 export interface PruneResult {
   /** Events up to and including this seq were deleted (0: nothing to prune). */
@@ -23,7 +27,7 @@ export async function pruneBefore(writer: GroupCommitWriter, before: number, act
     const exchanges = await trx
       .deleteFrom('exchanges')
       .where('id', 'in', (eb) => eb.selectFrom('audit_events').select(sql<string>`target`.as('target')).where('seq', '<=', throughSeq).where('kind', 'like', 'exchange.%'))
-      .where('id', 'not in', (eb) => eb.selectFrom('audit_events').select(sql<string>`target`.as('target')).where('seq', '>', throughSeq).where('target', 'is not', null))
+      .where('id', 'not in', (eb) => eb.selectFrom('audit_events').select(sql<string>`target`.as('target')).where('seq', '>', throughSeq).where('kind', 'in', exchangeEventKinds).where('target', 'is not', null))
       .executeTakeFirst();
     const events = await trx.deleteFrom('audit_events').where('seq', '<=', throughSeq).executeTakeFirst();
     const checkpoints = await trx.deleteFrom('audit_checkpoints').where('seq', '<', throughSeq).executeTakeFirst();

@@ -12,6 +12,10 @@ import type { RawSealer } from './raw-content.js';
 
 /** What has been relayed so far of an answer still streaming. */
 export interface ExchangeProgress {
+  /** The answer's status and first byte, and the request's size: known once it streams. */
+  readonly status?: number | undefined;
+  readonly ttfbMs?: number | undefined;
+  readonly bytesIn?: number | undefined;
   readonly bytesOut: number;
   readonly responseBody?: string | undefined;
   readonly responseTruncated?: boolean | undefined;
@@ -117,6 +121,9 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       };
     },
     progress: (progress) => ({
+      status: progress.status ?? null,
+      ttfb_ms: progress.ttfbMs === undefined ? null : Math.round(progress.ttfbMs),
+      bytes_in: progress.bytesIn ?? 0,
       bytes_out: progress.bytesOut,
       response_body: progress.responseBody ?? null,
       response_truncated: progress.responseTruncated ? 1 : 0,
@@ -135,6 +142,11 @@ export function answerColumns(format: UnreadAnswerFormat, body: string | null | 
 }
 
 export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'exchange.finished' | 'exchange.refused';
+/**
+ * The events that carry a row's digest (`details.state`) and so vouch for it; other
+ * events about an exchange (exchange.revealed, exchange.reexecuted) only name it.
+ */
+export const exchangeEventKinds: readonly ExchangeEventKind[] = ['exchange.opened', 'exchange.progress', 'exchange.finished', 'exchange.refused'];
 
 /** The chained event for a write that leaves the row as `row`: its digest and key facts. */
 export function eventFor(kind: ExchangeEventKind, row: ExchangeState): EventInput {

@@ -4,7 +4,7 @@
 // beside the config) with mode 0600. Verifiers need only the public key.
 
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { canonicalJson } from './canonical-json.js';
 
@@ -37,15 +37,20 @@ export function signerFromPem(pem: string): CheckpointSigner {
   };
 }
 
-/** Reads the key file, creating it (0600, exclusively) when it does not exist yet. */
+/**
+ * Reads the key file, creating it (0600, exclusively) when it does not exist yet. A key
+ * file readable by group or others is refused: whoever can read it can sign checkpoints.
+ */
 export function loadOrCreateKeyFile(path: string, options: { create: boolean }): CheckpointSigner | undefined {
   try {
+    const mode = statSync(path).mode;
+    if ((mode & 0o077) !== 0) throw new SigningKeyError(`audit signing key ${path} is readable by group or others (mode ${(mode & 0o777).toString(8)}): whoever can read it can sign checkpoints; chmod 600 it`);
     return signerFromPem(readFileSync(path, 'utf8'));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
   if (!options.create) return undefined;
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const { privateKey } = generateKeyPairSync('ed25519');
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   try {

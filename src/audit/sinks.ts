@@ -1,8 +1,9 @@
 // Streaming sinks that feed a SIEM: every committed event, as one JSON line (the same
 // form as an export's events.jsonl), to a file, stdout, or a webhook. The webhook body
 // is a batch of lines, signed `gatehouse-signature: sha256=<hex HMAC-SHA256(body)>`.
-// Sinks run after commit and never hold up or fail a request: a slow sink drops
-// batches beyond a bounded queue and counts them.
+// Sinks run after commit and never hold up or fail a request: a webhook batch that
+// fails (network error, timeout, non-2xx) or finds 64 batches in flight is dropped,
+// not retried, and reported with the seqs it held.
 
 import { createHmac } from 'node:crypto';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
@@ -43,7 +44,10 @@ export function createSinks(configs: AuditConfig['sinks'], onError: (sink: strin
         const inFlight = new Set<Promise<void>>();
         return {
           send(events) {
-            if (inFlight.size >= maxInFlight) return onError('webhook', new Error(`queue full: dropped ${events.length} events`));
+            // A batch that is not delivered is not retried: the error names its events,
+            // so the gap in the SIEM can be filled from an export.
+            const lost = (why: string) => onError('webhook', new Error(`events seq ${events[0]?.seq}..${events.at(-1)?.seq} not delivered: ${why}`));
+            if (inFlight.size >= maxInFlight) return lost(`queue full (${maxInFlight} batches in flight)`);
             const body = eventLines(events);
             const sent = fetch(config.url, {
               method: 'POST',
@@ -53,9 +57,9 @@ export function createSinks(configs: AuditConfig['sinks'], onError: (sink: strin
             })
               .then(async (res) => {
                 await res.arrayBuffer().catch(() => undefined);
-                if (!res.ok) onError('webhook', new Error(`HTTP ${res.status}`));
+                if (!res.ok) lost(`HTTP ${res.status}`);
               })
-              .catch((error: unknown) => onError('webhook', error))
+              .catch((error: unknown) => lost(String((error as Error & { cause?: unknown }).cause ?? error)))
               .finally(() => inFlight.delete(sent));
             inFlight.add(sent);
           },

@@ -17,8 +17,11 @@ import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database } from '../store/index.js';
 import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
+import { exchangeEventKinds } from './record-columns.js';
 import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
 import { createPublicKey } from 'node:crypto';
+
+const stateKinds: ReadonlySet<string> = new Set(exchangeEventKinds);
 
 export interface ChainProblem {
   /** The event where the chain breaks, when there is one to name. */
@@ -114,9 +117,10 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       if (eventHash(unhashed) !== row.hash) report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) was altered: its hash does not match its content` });
       const vouched = checkpoints.get(seq);
       if (vouched !== undefined && vouched !== row.hash) report({ seq, eventId: row.id, message: `checkpoint at seq ${seq} does not match event seq ${seq} (${row.id})` });
-      // Every exchange event vouches for a row that must exist (an exchange opened and
-      // finished in one journal batch has only exchange.finished).
-      if (event.kind.startsWith('exchange.') && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+      // Every event carrying a row's digest vouches for a row that must exist (an exchange
+      // opened and finished in one journal batch has only exchange.finished). A reveal or
+      // re-execution only names it: after a prune the row may rightly be gone.
+      if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
       prevHash = row.hash;
       expected = seq + 1;
       lastSeq = seq;
@@ -157,7 +161,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     for (const row of rows) {
       exchanges++;
       const event = latest.get(row.id);
-      if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway` });
+      if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
       else if (event.state !== stateDigest(row)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
     }
   }

@@ -3,7 +3,9 @@
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { SigningKeyError as AuditSigningKeyError } from '../audit/signing-key.js';
 import { ConfigError } from '../config/index.js';
+import { SigningKeyError as TokenSigningKeyError } from '../identity/gateway-tokens/signing-key.js';
 import { CliError } from './cli-error.js';
 import { agentCommand } from './commands/agent.js';
 import { agentsCommand } from './commands/agents.js';
@@ -43,7 +45,7 @@ const usage = `usage: gatehouse <command> [options]
   reviews cancel ID              votes and cancels act as $GATEHOUSE_REVIEWER_KEY
   policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME]
                                  dry-run the policy: the decision, and why each rule matched or not
-  sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny] [--operation OP]
+  sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny|require_approval] [--operation OP]
                 [--rule R] [--review ID] [--text "words"] [--since TIME] [--until TIME] [--limit N]
   sessions show ID               one recorded exchange in full
   sessions replay ID             the exchange as it happened: a timeline of the answer's chunks
@@ -163,6 +165,11 @@ main(process.argv.slice(2)).then(
     if (error instanceof CliError) {
       process.stderr.write(`gatehouse: ${error.message}\n`);
       process.exit(error.exitCode);
+    }
+    // A key that cannot be used is the operator's to fix: the message says how, a stack would not.
+    if (error instanceof AuditSigningKeyError || error instanceof TokenSigningKeyError) {
+      process.stderr.write(`gatehouse: ${error.message}\n`);
+      process.exit(1);
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`gatehouse: ${error.message}\n\n${usage}`);

@@ -4,6 +4,8 @@
 
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { parseRawKey } from '../audit/raw-content.js';
+import { signerFromPem } from '../audit/signing-key.js';
 
 interface Helpers {
   /** A secret reference resolved even for store-only CLI commands (verify needs the key). */
@@ -48,6 +50,24 @@ export function buildAuditSchema({ storeSecret, secret, duration, size, path }: 
         })
         .refine((raw) => !raw.enabled || raw.key !== undefined, { message: 'audit.raw.key is required when audit.raw.enabled is true', path: ['key'] })
         .prefault({}),
+    })
+    // The keys themselves are checked here, so `config check` refuses what `start` would
+    // fail on (a secret not resolved for a store-only command is '', and not checked).
+    .superRefine((audit, ctx) => {
+      if (audit.signingKey) {
+        try {
+          signerFromPem(audit.signingKey);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', path: ['signingKey'], message: `must be an Ed25519 private key (PKCS#8 PEM): ${(error as Error).message}` });
+        }
+      }
+      if (audit.raw.enabled && audit.raw.key) {
+        try {
+          parseRawKey(audit.raw.key);
+        } catch {
+          ctx.addIssue({ code: 'custom', path: ['raw', 'key'], message: 'must be 32 bytes, as 64 hex digits or base64 (e.g. openssl rand -hex 32)' });
+        }
+      }
     })
     .prefault({});
 }

@@ -1,7 +1,7 @@
 // Opens the configured store (SQLite file or PostgreSQL), runs migrations, and hands
 // back one Kysely instance. Every concern reads and writes through it.
 
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationProvider } from 'kysely';
@@ -35,7 +35,14 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
   let db: Kysely<Database>;
   let dialect: DialectName;
   if ('sqlite' in config) {
-    mkdirSync(dirname(config.sqlite.path), { recursive: true });
+    // The file holds prompts and answers, like the record journal beside it (0700/0600):
+    // a new one is created for its owner only (SQLite gives -wal/-shm the file's mode).
+    mkdirSync(dirname(config.sqlite.path), { recursive: true, mode: 0o700 });
+    try {
+      closeSync(openSync(config.sqlite.path, 'wx', 0o600));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
     const database = new SQLite(config.sqlite.path);
     // WAL lets the CLI read while the gateway writes (the per-connection settings are
     // in sqlite-connection.ts). busy_timeout first: switching to WAL itself needs the lock another process may hold.

@@ -114,6 +114,15 @@ for (const dialect of await testDialects()) {
       assert.equal(report.problems[0]!.message, `event seq 5 is missing (deleted): the chain breaks before event seq 6 (${next})`);
     });
 
+    test('deleting every event of an exchange is named first, and its row is not blamed on an insertion alone', async () => {
+      await sql`delete from audit_events where seq in (1, 2, 3)`.execute(store.db);
+      const report = await verify();
+      assert.equal(report.ok, false);
+      const messages = report.problems.map((p) => p.message);
+      assert.match(messages[0]!, /^events before seq 4 \(evt_\w+\) are missing/);
+      assert.ok(messages.includes(`exchange ${ids[0]} has no audit event: inserted outside the gateway, or its events were deleted`), messages.join('\n'));
+    });
+
     test('reordered events are named', async () => {
       await sql`update audit_events set seq = -1 where seq = 6`.execute(store.db);
       await sql`update audit_events set seq = 6 where seq = 7`.execute(store.db);
@@ -150,7 +159,7 @@ for (const dialect of await testDialects()) {
       assert.equal(report.ok, false);
       const messages = report.problems.map((p) => p.message);
       assert.ok(messages.some((m) => m.startsWith(`exchange ${ids[2]}, recorded by event seq 7 (`) && m.endsWith('), has been deleted')), messages.join('\n'));
-      assert.ok(messages.includes('exchange ex_forged has no audit event: inserted outside the gateway'), messages.join('\n'));
+      assert.ok(messages.includes('exchange ex_forged has no audit event: inserted outside the gateway, or its events were deleted'), messages.join('\n'));
     });
 
     test('a forged checkpoint signature is refused', async () => {
@@ -181,6 +190,20 @@ for (const dialect of await testDialects()) {
       const broken = await verify();
       assert.equal(broken.ok, false);
       assert.match(broken.problems[0]!.message, /^events before seq 10 \(evt_\w+\) are missing and no valid checkpoint vouches for seq 9: event seq 9 was deleted$/);
+    });
+
+    test('retention after a reveal or re-execution of a pruned exchange still verifies', async () => {
+      // Exchange 1's record (seq 1..3) is older than the checkpoint at seq 8; it is
+      // revealed and re-executed afterwards (seq 12, 13: a checkpoint at 12).
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await trail.log.event({ kind: 'exchange.revealed', actor: 'key:admin', target: ids[0]!, details: { groups: ['ir'] } });
+      await trail.log.event({ kind: 'exchange.reexecuted', actor: 'key:admin', target: ids[0]!, details: { exchange: null, status: 200 } });
+      const at12 = (await store.db.selectFrom('audit_checkpoints').select('at').where('seq', '=', 12).executeTakeFirstOrThrow()).at;
+      const result = await pruneBefore(trail.writer, Number(at12), 'cli:alice');
+      assert.deepEqual(result, { throughSeq: 8, events: 8, exchanges: 2, checkpoints: 1 }, 'the rows whose recorded states are all pruned go');
+      const report = await verify();
+      assert.deepEqual(report.problems, []);
+      assert.equal(report.ok, true);
     });
 
     test('an unfiltered export holds every event and row, and verifies with sha256sum and openssl', async () => {

@@ -2,6 +2,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { ConfigError, formatPath, loadConfig, parseConfig, parseDuration, parseSize, type GatehouseConfig } from '../../src/config/index.js';
 
@@ -33,6 +34,7 @@ function connection(fields: string = ''): string {
 }
 
 const minimal = `connections:\n${connection()}`;
+const ed25519Pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
 describe('parseConfig: defaults', () => {
   test('a minimal config gets the documented defaults', () => {
@@ -66,14 +68,23 @@ describe('parseConfig: defaults', () => {
     const issues = issuesOf('audit:\n  raw: { enabled: true, key: plain-key }\n  sinks: [{ type: webhook, url: "https://siem.example/in", secret: literal }]\n');
     assert.ok(issues.some((i) => i.startsWith('audit.raw.key: a secret must be a reference')), issues.join('\n'));
     assert.ok(issues.some((i) => i.startsWith('audit.sinks[0].secret: a secret must be a reference')), issues.join('\n'));
-    const config = parse('audit:\n  signingKey: "${SK}"\n  checkpoint: { every: 10, interval: 5s }\n  sinks: [{ type: stdout }, { type: file, path: logs/audit.jsonl }]\n', { SK: 'pem' });
-    assert.equal(config.audit.signingKey, 'pem');
+    const config = parse('audit:\n  signingKey: "${SK}"\n  checkpoint: { every: 10, interval: 5s }\n  sinks: [{ type: stdout }, { type: file, path: logs/audit.jsonl }]\n', { SK: ed25519Pem });
+    assert.equal(config.audit.signingKey, ed25519Pem);
     assert.equal(config.audit.keyFile, join(dir, 'data/audit-signing-key.pem'), 'beside the default SQLite file');
     assert.equal(parse('store: { sqlite: { path: /var/lib/gh/g.db } }\n').audit.keyFile, '/var/lib/gh/audit-signing-key.pem', 'the generated key lives with the data');
     assert.equal(parse('store: { postgres: { url: "${PG}" } }\n', { PG: 'postgres://x/y' }).audit.keyFile, join(dir, 'data/audit-signing-key.pem'));
     assert.equal(parse('audit: { keyFile: keys/a.pem }\n').audit.keyFile, join(dir, 'keys/a.pem'));
     assert.deepEqual(config.audit.checkpoint, { every: 10, interval: 5000 });
     assert.deepEqual(config.audit.sinks, [{ type: 'stdout' }, { type: 'file', path: join(dir, 'logs/audit.jsonl') }]);
+  });
+
+  test('audit: the signing key and the raw key are checked, so config check refuses what start would fail on', () => {
+    const rsaPem = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    assert.deepEqual(issuesOf('audit: { signingKey: "${SK}" }\n', { SK: rsaPem }), ['audit.signingKey: must be an Ed25519 private key (PKCS#8 PEM): audit signing key must be Ed25519, not rsa']);
+    assert.deepEqual(issuesOf('audit: { raw: { enabled: true, key: "${RK}" } }\n', { RK: 'too-short' }), ['audit.raw.key: must be 32 bytes, as 64 hex digits or base64 (e.g. openssl rand -hex 32)']);
+    assert.equal(parse('audit: { raw: { enabled: true, key: "${RK}" } }\n', { RK: 'ab'.repeat(32) }).audit.raw.key, 'ab'.repeat(32));
+    // A store-only command does not resolve the raw key, and does not check it.
+    assert.equal(parse('audit: { raw: { enabled: true, key: "${RK}" } }\n', {}, { secrets: 'store-only' }).audit.raw.enabled, true);
   });
 
   test('credential header and scheme default to authorization / Bearer', () => {

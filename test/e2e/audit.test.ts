@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -90,9 +90,11 @@ describe('audit, end to end on SQLite', () => {
 
     const show = await cli(dir, ['sessions', 'show', id, '--json']);
     assert.equal(show.code, 0, show.stderr);
-    const record = JSON.parse(show.stdout) as { complete: boolean; endedAt: string | null; response: { text: string | null }; bytesOut: number; chunkTimings: [number, number][] };
+    const record = JSON.parse(show.stdout) as { complete: boolean; endedAt: string | null; response: { text: string | null }; bytesOut: number; chunkTimings: [number, number][]; status: number | null; ttfbMs: number | null; bytesIn: number };
     assert.equal(record.complete, false);
     assert.equal(record.endedAt, null);
+    // What the client had already seen: the status, the first byte, the request it sent.
+    assert.deepEqual([record.status, typeof record.ttfbMs, record.bytesIn > longPrompt.length], [200, 'number', true]);
     const delivered = contentOf(received);
     assert.ok(record.response.text, 'the delivered text was recorded');
     assert.ok(record.response.text.startsWith('Demo reply to: word0'), record.response.text);
@@ -148,6 +150,50 @@ describe('audit, end to end on SQLite', () => {
     assert.deepEqual(await search(`text=${encodeURIComponent('"demo reply"')}&limit=1`), [id], 'words of the answer are searchable too');
     const list = await cli(dir, ['sessions', 'list', '--text', 'zebras', '--json']);
     assert.deepEqual((JSON.parse(list.stdout) as { id: string }[]).map((s) => s.id), [id]);
+  });
+
+  test('a misspelt decision, an unreadable or wrong --public-key, or a limit on an export, is an error that says so, not an empty answer, a stack or a partial export', async () => {
+    const adminKey = await gateway.createKey('auditor-2', ['admins']);
+    const r = await fetch(`${gateway.adminUrl}/api/sessions?decision=DENY`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(r.status, 400);
+    assert.deepEqual(await r.json(), { error: { code: 'invalid_query', message: 'Query parameter "decision" must be one of allow, deny, require_approval.' } });
+    // Every 400 the API gives is in its OpenAPI document.
+    const verify = await fetch(`${gateway.adminUrl}/api/audit/verify?from=x`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(verify.status, 400);
+    const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { paths: Record<string, { get: { responses: Record<string, unknown> } }> };
+    for (const path of ['/api/sessions', '/api/audit/verify']) assert.ok(openapi.paths[path]!.get.responses['400'], `${path} documents its 400`);
+    const list = await cli(dir, ['sessions', 'list', '--decision', 'denied']);
+    assert.deepEqual([list.code, list.stderr.trim()], [2, 'gatehouse: --decision must be one of allow, deny, require_approval']);
+    const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^gatehouse: --public-key \S+no-such\.pem: cannot read it \(ENOENT\)\n$/);
+    const notKey = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'gatehouse.yaml')]);
+    assert.equal(notKey.code, 2);
+    assert.match(notKey.stderr, /^gatehouse: --public-key \S+gatehouse\.yaml: not a PEM public key/);
+    const limited = await cli(dir, ['audit', 'export', '--out', join(dir, 'some.csv'), '--limit', '1']);
+    assert.deepEqual([limited.code, limited.stderr.trim()], [2, 'gatehouse: audit export takes no --limit: it exports every exchange the filters match']);
+  });
+
+  test('verify without the public key does not call its checkpoints signed', async () => {
+    // An auditor's copy of the config, without the key file beside the store.
+    const elsewhere = join(dir, 'auditor.yaml');
+    writeFileSync(elsewhere, `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8')}audit:\n  keyFile: ${join(dir, 'no-key-here.pem')}\n`);
+    const verify = await runCli(['audit', 'verify', '--config', elsewhere], env);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(verify.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ checkpoints whose signatures were NOT checked, \d+ exchange records\nwarning: no public key: checkpoint signatures were not checked \(.*--public-key FILE.*\)\n$/);
+    const withKey = await runCli(['audit', 'verify', '--config', elsewhere, '--public-key', join(dir, 'audit-signing-key.pem')], env);
+    assert.match(withKey.stdout, /^chain verified: events 1\.\.\d+ \(\d+ events\), \d+ signed checkpoints, \d+ exchange records\n$/);
+  });
+
+  test('an audit key file readable by group or others is refused with a message, not a stack', async () => {
+    const loose = join(dir, 'loose-audit-key.pem');
+    writeFileSync(loose, readFileSync(join(dir, 'audit-signing-key.pem')), { mode: 0o644 });
+    chmodSync(loose, 0o644);
+    const config = join(dir, 'loose.yaml');
+    writeFileSync(config, `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8')}audit:\n  keyFile: ${loose}\n`);
+    const verify = await runCli(['audit', 'verify', '--config', config], env);
+    assert.equal(verify.code, 1);
+    assert.equal(verify.stderr, `gatehouse: audit signing key ${loose} is readable by group or others (mode 644): whoever can read it can sign checkpoints; chmod 600 it\n`);
   });
 
   test('the exported bundle verifies with the documented sha256sum and openssl commands; a changed file fails them', async () => {
@@ -286,6 +332,29 @@ describe('audit admin API: replay, re-execution, reveal, sinks', () => {
     assert.equal(deniedResult.status, 403);
     const deniedRecord = (await (await admin(`/api/sessions/${deniedResult.id}`, adminKey)).json()) as { subject: string; decision: string; reexecutionOf: string };
     assert.deepEqual([deniedRecord.subject, deniedRecord.decision, deniedRecord.reexecutionOf], ['key:auditor', 'deny', original]);
+  });
+
+  test('a recording whose request body was not recorded (binary, or refused before it was read) is not re-executed', async () => {
+    // A multipart upload is binary: recorded by size only.
+    const form = new FormData();
+    form.set('model', 'whisper-1');
+    form.set('file', new Blob([new Uint8Array(300).fill(7)]), 'audio.bin');
+    const binary = await fetch(`${gateway.url}/c/demo/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}` }, body: form });
+    await binary.text();
+    // Refused before the body was read: an unknown key.
+    const refused = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer ghk_unknown', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello' }] }),
+    });
+    assert.equal(refused.status, 401);
+    await refused.text();
+    for (const id of [binary.headers.get('gatehouse-exchange-id'), refused.headers.get('gatehouse-exchange-id')]) {
+      const res = await admin(`/api/sessions/${id}/reexecute`, adminKey, 'POST');
+      const body = (await res.json()) as { error?: { code: string } };
+      assert.equal(res.status, 409, `${id}: ${JSON.stringify(body)}`);
+      assert.equal(body.error?.code, 'reexecute_unavailable');
+    }
   });
 
   test('a gatehouse-reexecution header sent by a caller links nothing', async () => {

@@ -219,6 +219,29 @@ for (const dialect of await testDialects()) {
       );
     });
 
+    if (dialect.name === 'sqlite') {
+      test('a new SQLite file (and its -wal, -shm, and a new directory) is readable by its owner only', async () => {
+        const { mkdtempSync, statSync, rmSync } = await import('node:fs');
+        const { tmpdir } = await import('node:os');
+        const { join } = await import('node:path');
+        const base = mkdtempSync(join(tmpdir(), 'gatehouse-store-mode-'));
+        const path = join(base, 'data', 'gatehouse.db');
+        const previous = process.umask(0o022);
+        try {
+          const store = await openStore({ sqlite: { path } });
+          opened.push(store);
+          await store.db.selectFrom('exchanges').select('id').limit(1).execute();
+          const mode = (p: string) => (statSync(p).mode & 0o777).toString(8);
+          assert.deepEqual([mode(join(base, 'data')), mode(path), mode(`${path}-wal`), mode(`${path}-shm`)], ['700', '600', '600', '600']);
+        } finally {
+          process.umask(previous);
+          for (const store of opened) await store.close().catch(() => undefined);
+          opened = [];
+          rmSync(base, { recursive: true, force: true });
+        }
+      });
+    }
+
     test('migrate: false leaves an empty database alone', async () => {
       const store = await open({ migrate: false });
       const tables = await store.db.introspection.getTables({ withInternalKyselyTables: true });

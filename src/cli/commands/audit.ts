@@ -1,6 +1,7 @@
 // `gatehouse audit verify|prune|export`: check the chain, apply retention, and export
 // evidence. See docs/audit.md.
 
+import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { exportBundle, exportCsv, pruneBefore, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
@@ -14,6 +15,7 @@ export interface AuditOptions extends SearchOptions {
   readonly before?: string | undefined;
   readonly out?: string | undefined;
   readonly json?: boolean | undefined;
+  readonly limit?: string | undefined;
 }
 
 export async function auditCommand(action: string | undefined, options: AuditOptions): Promise<void> {
@@ -22,12 +24,15 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
       case 'verify': {
         const from = options.from === undefined ? undefined : Number(options.from);
         if (from !== undefined && (!Number.isInteger(from) || from < 0)) throw new CliError('--from must be the seq of a checkpoint');
-        const publicKeyPem = options['public-key'] ? readFileSync(options['public-key'], 'utf8') : audit.signer?.publicKeyPem;
+        const publicKeyPem = options['public-key'] ? readPublicKey(options['public-key']) : audit.signer?.publicKeyPem;
         const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from });
         if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else if (report.ok) {
-          process.stdout.write(`chain verified: events ${report.fromSeq}..${report.toSeq} (${report.events} events), ${report.checkpoints} signed checkpoints, ${report.exchanges} exchange records\n`);
-          for (const p of report.problems) process.stdout.write(`warning: ${p.message}\n`);
+          // Without a public key nothing vouches for the checkpoints: say so in the verdict itself.
+          const unsigned = report.problems.some((p) => p.message.startsWith('no public key'));
+          const checkpoints = unsigned ? `${report.checkpoints} checkpoints whose signatures were NOT checked` : `${report.checkpoints} signed checkpoints`;
+          process.stdout.write(`chain verified: events ${report.fromSeq}..${report.toSeq} (${report.events} events), ${checkpoints}, ${report.exchanges} exchange records\n`);
+          for (const p of report.problems) process.stdout.write(`warning: ${p.message}${unsigned ? ' (no audit.signingKey or key file here: pass --public-key FILE, e.g. public-key.pem of an evidence bundle)' : ''}\n`);
         } else {
           const first = report.problems.find((p) => !p.message.startsWith('no public key'))!;
           process.stdout.write(`chain BROKEN at ${first.seq !== undefined ? `event seq ${first.seq}` : `exchange ${first.exchangeId}`}${first.eventId ? ` (${first.eventId})` : ''}: ${first.message}\n`);
@@ -48,6 +53,8 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
       }
       case 'export': {
         if (!options.out) throw new CliError('usage: gatehouse audit export --out DIR|FILE.csv [filters]');
+        // An export holds every match; a limit would silently leave exchanges out of the evidence.
+        if (options.limit !== undefined) throw new CliError('audit export takes no --limit: it exports every exchange the filters match');
         const filter = filterFromOptions(options);
         if (options.out.toLowerCase().endsWith('.csv')) {
           const count = await exportCsv(store.db, filter, options.out);
@@ -64,4 +71,19 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         throw new CliError('usage: gatehouse audit verify|prune|export');
     }
   });
+}
+
+/** The public key of `--public-key FILE` as SPKI PEM, or a usage error naming the file. */
+function readPublicKey(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`--public-key ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return createPublicKey(text).export({ type: 'spki', format: 'pem' }) as string;
+  } catch {
+    throw new CliError(`--public-key ${file}: not a PEM public key (use public-key.pem from an evidence bundle, or: openssl pkey -in KEY -pubout)`);
+  }
 }

@@ -24,7 +24,11 @@ function time(value: string | undefined, flag: string): number | undefined {
   return parsed;
 }
 
+const decisions = ['allow', 'deny', 'require_approval'];
+
 export function filterFromOptions(options: SearchOptions): ExchangeFilter {
+  // A misspelt decision would match nothing and read as "none found".
+  if (options.decision !== undefined && !decisions.includes(options.decision)) throw new CliError(`--decision must be one of ${decisions.join(', ')}`);
   const filter: Record<string, unknown> = {
     connection: options.connection,
     subject: options.subject,

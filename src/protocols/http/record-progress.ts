@@ -21,6 +21,10 @@ export interface ProgressSources {
   readonly sse: SseAnswerReader | undefined;
   readonly elapsedMs: () => number;
   readonly report: (progress: ExchangeProgress) => Promise<void>;
+  /** The answer's status, its first byte and the request's size, for a record cut off mid-stream. */
+  readonly status: number;
+  readonly ttfbMs: number;
+  readonly bytesIn: number;
 }
 
 export class ProgressTracker {
@@ -31,6 +35,9 @@ export class ProgressTracker {
   readonly #bytes: number;
   readonly #elapsedMs: () => number;
   readonly #report: (progress: ExchangeProgress) => Promise<void>;
+  readonly #status: number;
+  readonly #ttfbMs: number;
+  readonly #bytesIn: number;
   #bytesOut = 0;
   #reportedAt = 0;
   #reportedBytes = 0;
@@ -43,6 +50,9 @@ export class ProgressTracker {
     this.#report = options.report;
     this.#capture = options.capture;
     this.#sse = options.sse;
+    this.#status = options.status;
+    this.#ttfbMs = options.ttfbMs;
+    this.#bytesIn = options.bytesIn;
     this.#reportedAt = options.elapsedMs();
   }
 
@@ -57,6 +67,9 @@ export class ProgressTracker {
     this.#reportedBytes = this.#bytesOut;
     this.#writing = true;
     void this.#report({
+      status: this.#status,
+      ttfbMs: this.#ttfbMs,
+      bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
       responseBody: this.#capture?.text(),
       responseTruncated: this.#capture?.truncated ?? false,

@@ -80,7 +80,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // Without a recording the body is kept only to read a JSON answer's usage from it.
   const capture = textual && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
   const progress = options.progress;
-  const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs }) : undefined;
+  const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs, status: upstream.status, ttfbMs: options.ttfbMs, bytesIn: options.bytesIn }) : undefined;
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
   // A filter adds the answer's masked entities to the request's; without one they are read only.
   const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
