@@ -69,7 +69,7 @@ export class DatabaseMessages {
       drain.then(this.#drained, this.#failed);
       return false;
     }
-    this.#core.timer.arm(this.#core.pending[0]);
+    this.#core.timer.arm(this.#core.pending);
     return true;
   }
 
@@ -95,7 +95,7 @@ export class DatabaseMessages {
 
   readonly #drained = (): void => {
     try {
-      this.#core.timer.arm(this.#core.pending[0]);
+      this.#core.timer.arm(this.#core.pending);
     } catch (error) {
       return this.#failed(error);
     }

@@ -91,6 +91,23 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     await c.end();
   });
 
+  test('statement timeout cancels an extended-protocol statement (Parse … Execute Sync in one batch)', async () => {
+    // The database answers ParseComplete, BindComplete and RowDescription only at Sync,
+    // after the Execute: the clock must not wait for them.
+    const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
+    await c.connect();
+    const started = Date.now();
+    await assert.rejects(c.query('select pg_sleep($1)', [20]), {
+      code: '57014',
+      message: 'The statement ran longer than 500 ms, the limit on connection "db" (statementTimeout), and was cancelled.',
+    });
+    assert.ok(Date.now() - started < 10_000);
+    await assert.rejects(c.query({ name: 'nap', text: 'select pg_sleep($1)', values: [20] }), { code: '57014' });
+    assert.deepEqual((await c.query({ name: 'nap', text: 'select pg_sleep($1)', values: [0] })).rows.length, 1);
+    assert.deepEqual((await c.query('select $1::int as five', [5])).rows, [{ five: 5 }]);
+    await c.end();
+  });
+
   test('the maskText hook masks entities in every text value, and in recorded parameters', async () => {
     const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
     await c.connect();
