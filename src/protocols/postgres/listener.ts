@@ -115,6 +115,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       const answer = await source.read();
       if (answer.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type ${JSON.stringify(answer.type)}`);
       const password = new BodyReader(answer.body).cstring();
+      if (password === '') throw new GatehouseError('unauthenticated', { message: 'No password was presented: the password is a Gatehouse API key (or gateway token).' });
       const identity: Identity = await stages.identify(password);
       exchange = { ...exchange, identity };
       if (!userMatchesIdentity(user, identity)) {

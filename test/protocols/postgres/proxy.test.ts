@@ -255,8 +255,10 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     });
     await assert.rejects(connect({ password: 'gh_not_a_key' }), { code: '28P01', message: 'The credential presented is not valid.' });
     await assert.rejects(connect({ database: 'postgres' }), { code: '3D000' });
+    // An empty password: told what the password is, not how to send an HTTP header.
+    await assert.rejects(connect({ password: '' }), { code: '28P01', message: 'No password was presented: the password is a Gatehouse API key (or gateway token).' });
     const refusals = proxy.observed.filter((o) => o.exchange.operation === 'sql.connect').map((o) => o.outcome.errorCode);
-    assert.deepEqual(refusals.slice(-3), ['user_mismatch', 'invalid_credential', 'database_not_found']);
+    assert.deepEqual(refusals.slice(-4), ['user_mismatch', 'invalid_credential', 'database_not_found', 'unauthenticated']);
   });
 
   test('security: a message over maxMessageBytes ends that session with 08P01, and no other', async () => {
