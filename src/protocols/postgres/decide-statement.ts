@@ -6,7 +6,9 @@
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
-//   carry no column names, so the rules cannot be applied).
+//   carry no column names, so the rules cannot be applied);
+// - a decision with masking profiles to apply (obligations.mask) is refused: rows are
+//   masked by column, not by entity detection.
 
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Decision, type Exchange, type Identity, type RequestFacts } from '../../exchange/index.js';
@@ -117,6 +119,17 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {
     return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
+  }
+  // Masking profiles detect entities in answer text; rows are masked by column only, so
+  // a decision that asks for profiles cannot be honoured: fail closed.
+  const profiles = decision.obligations?.mask;
+  if (profiles && profiles.length > 0) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: `The policy asks to mask the answer with masking profile ${profiles.join(', ')} (obligations.mask), which a PostgreSQL connection cannot apply, so the statement was not run. Mask columns with the connection's masking.columns, and match the rule to other connections.`,
+      }),
+    };
   }
   if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };

@@ -1,6 +1,7 @@
 // Policy conditions on the SQL facts (`risky`, `tables`, `statementClasses`) decide real
 // statements through the proxy: rules parsed as the config parses them, statements
-// inspected by the gateway, simple and extended protocol.
+// inspected by the gateway, simple and extended protocol. And a decision whose
+// obligations the relay cannot honour (masking profiles) fails closed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -12,6 +13,7 @@ const rules = [
   { name: 'deny-unbounded-writes', effect: 'deny', message: 'DELETE or UPDATE without WHERE is not allowed.', when: [{ fact: 'risky', includes: ['delete-without-where', 'update-without-where'] }] },
   { name: 'deny-hr', effect: 'deny', message: 'The hr schema is off limits.', when: [{ fact: 'tables', includes: ['hr.*'] }] },
   { name: 'deny-truncate', effect: 'deny', when: [{ fact: 'statementClasses', includes: ['truncate'] }] },
+  { name: 'mask-notes', effect: 'allow', when: [{ fact: 'tables', includes: ['notes'] }], obligations: { mask: ['pii'] } },
 ].map((r) => ruleSchema.parse(r));
 
 const proxyOrSkip = await startTestProxy({ policy: () => compilePolicy({ access: [{ connection: 'db', groups: ['dba'] }], rules }) });
@@ -24,7 +26,7 @@ describe('PostgreSQL proxy: policy conditions on SQL facts', { skip }, () => {
   before(async () => {
     direct = new pg.Client({ connectionString: proxy.directUrl });
     await direct.connect();
-    await direct.query('create schema hr; create table hr.salaries (id int, pay int); create table accounts (id int, balance int); insert into accounts values (1, 10), (2, 20)');
+    await direct.query("create schema hr; create table hr.salaries (id int, pay int); create table accounts (id int, balance int); insert into accounts values (1, 10), (2, 20); create table notes (body text); insert into notes values ('ssn 078-05-1121')");
   });
   after(async () => {
     await direct.end();
@@ -52,6 +54,16 @@ describe('PostgreSQL proxy: policy conditions on SQL facts', { skip }, () => {
     await c.connect();
     await assert.rejects(c.query('select * from hr.salaries'), { code: '42501', message: 'The hr schema is off limits. (rule: deny-hr)' });
     await assert.rejects(c.query('truncate accounts'), { code: '42501', message: /\(rule: deny-truncate\)$/ });
+    assert.equal((await c.query('select * from accounts')).rowCount, 2);
+    await c.end();
+  });
+
+  test('security: a decision asking for masking profiles is refused (0A000), not answered unmasked', async () => {
+    const c = new pg.Client(proxy.clientConfig());
+    await c.connect();
+    const refused = { code: '0A000', message: /^The policy asks to mask the answer with masking profile pii \(obligations\.mask\), which a PostgreSQL connection cannot apply/ };
+    await assert.rejects(c.query('select body from notes'), refused);
+    await assert.rejects(c.query('select body from notes where body like $1', ['%']), refused);
     assert.equal((await c.query('select * from accounts')).rowCount, 2);
     await c.end();
   });
