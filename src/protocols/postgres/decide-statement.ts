@@ -113,12 +113,13 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
 export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined): Checked {
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
-  let decision: Decision;
+  let decision: Decision | undefined;
   try {
     decision = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, single) : ctx.policy.decide(single);
     if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {
-    return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
+    // A refusal keeps its decision: the record names the rule, the reason and the policy version.
+    return { decision, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
   }
   // Masking profiles detect entities in answer text; rows are masked by column only, so
   // a decision that asks for profiles cannot be honoured: fail closed.

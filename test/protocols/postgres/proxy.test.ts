@@ -109,6 +109,12 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     // Extended protocol: refused at Parse.
     await assert.rejects(c.query('drop table keep_me', []), { code: '42501' });
     assert.deepEqual((await c.query('select 1 as ok', [])).rows, [{ ok: 1 }]);
+    // Both refusals are recorded with the deciding rule, the reason and the policy version.
+    const refused = await proxy.store.db.selectFrom('exchanges').selectAll().where('operation', '=', 'sql.drop').orderBy('seq').execute();
+    assert.deepEqual(refused.map((r) => [r.decision, JSON.parse(r.rules), r.reason, r.policy_version !== null, r.error_code]), [
+      ['deny', ['deny-drop'], 'rule-deny', true, 'access_denied'],
+      ['deny', ['deny-drop'], 'rule-deny', true, 'access_denied'],
+    ]);
   });
 
   test('require_approval without approvals configured: refused (fail closed), no hold, the session continues', async () => {
