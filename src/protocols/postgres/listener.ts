@@ -103,7 +103,12 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
         facts: { stream: false },
       };
       exchange = { ...exchange, sessionId: exchange.id };
-      if (!startup.tls && !connection.allowPlaintext) throw new GatehouseError('tls_required');
+      if (!startup.tls && !connection.allowPlaintext) {
+        // Without a certificate no client can satisfy the requirement: say so, rather than ask for sslmode=require.
+        throw connection.serverTls
+          ? new GatehouseError('tls_required')
+          : new GatehouseError('tls_required', { message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.' });
+      }
       const encoding = params.get('client_encoding');
       if (encoding !== undefined && !utf8Encodings.test(encoding)) {
         throw new GatehouseError('sql_not_supported', { message: `Client encoding "${encoding}" is not supported through the gateway: use UTF8.` });

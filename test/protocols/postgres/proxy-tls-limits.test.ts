@@ -59,6 +59,21 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     await assert.rejects(c.connect(), { code: '28000', message: 'This listener requires TLS: connect with sslmode=require or stricter.' });
   });
 
+  test('a listener that requires TLS but has no certificate says so, instead of asking for sslmode=require', async () => {
+    const bare = await startTestProxy({ serverTls: undefined, allowPlaintext: false });
+    assert.ok(!('skip' in bare));
+    try {
+      const c = new pg.Client(bare.clientConfig({ ssl: false }));
+      c.on('error', () => undefined);
+      await assert.rejects(c.connect(), {
+        code: '28000',
+        message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.',
+      });
+    } finally {
+      await bare.close();
+    }
+  });
+
   test('security: bytes after SSLRequest before the handshake end the session (CVE-2021-23214)', async () => {
     const injected = Buffer.concat([int32(8), int32(sslRequestCode), Buffer.from('Q\0\0\0\x0dselect 1\0')]);
     const answer = await raw(proxy.port, injected);
