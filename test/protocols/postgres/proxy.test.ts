@@ -210,6 +210,23 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.equal(JSON.parse(recorded.outcome.responseBody!).rows, 1000);
   });
 
+  test('pg_terminate_backend: the database FATAL (57P01) is the last message of the session, with no FATAL of ours after it', async () => {
+    const c = await connect();
+    const errors: pg.DatabaseError[] = [];
+    c.removeAllListeners('error');
+    c.on('error', (e) => errors.push(e as pg.DatabaseError));
+    const { rows } = await c.query('select pg_backend_pid() as pid');
+    const sleeping = c.query('select pg_sleep(30)').then(() => undefined, (e: pg.DatabaseError) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    await direct.query('select pg_terminate_backend($1)', [rows[0].pid]);
+    await direct.end();
+    assert.equal((await sleeping)?.code, '57P01');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(errors.map((e) => e.code ?? e.message), ['Connection terminated unexpectedly']);
+  });
+
   test('query cancel: CancelRequest reaches the right backend', async () => {
     const c = await connect();
     const sleeping = c.query('select pg_sleep(30)');
