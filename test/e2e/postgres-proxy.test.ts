@@ -70,6 +70,10 @@ policy:
 
   const env = () => ({ ...process.env, PGPASSWORD: token, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench-bot', PGDATABASE: dbname, PGSSLMODE: 'disable' });
 
+  test('the start log names the postgres connection', () => {
+    assert.match(gateway.logs(), /"connections":\["warehouse"\],"policyVersion":"[0-9a-f]+","store":"sqlite","msg":"gateway started"/);
+  });
+
   test('psql -c through the gateway process', async () => {
     const { stdout } = await run('psql', ['-X', '-At', '-c', 'select current_user, 1 + 1'], { env: env() });
     assert.equal(stdout, 'postgres|2\n');
