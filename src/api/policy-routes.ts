@@ -12,6 +12,7 @@ import { GatehouseError } from '../errors/index.js';
 import type { IdentityKind } from '../exchange/index.js';
 import { PolicyReloadError, type PolicyRuntime } from '../policy/index.js';
 import { dryRunExchange } from '../protocols/http/index.js';
+import { dryRunStatement } from '../protocols/postgres/index.js';
 import type { AdminRoute } from './admin-server.js';
 
 const maxCheckBody = 1024 * 1024;
@@ -30,6 +31,12 @@ export function createPolicyRoutes({ runtime, connections }: PolicyRoutesOptions
       const input = parseCheck(await readJson(req));
       const connectionType = typeOf.get(input.connection);
       if (!connectionType) throw invalid(`No connection named "${input.connection}" is configured on this gateway.`);
+      if (connectionType === 'postgres') {
+        // `request` is `{ "sql": "…" }`, inspected as the listener would.
+        const sql = (input.request as { sql?: unknown } | undefined)?.sql;
+        if (input.request !== undefined && typeof sql !== 'string') throw invalid('On a postgres connection "request" must be {"sql": "<one statement>"}.');
+        return runtime.current().explain(await dryRunStatement({ ...input, sql: sql as string | undefined }));
+      }
       const body = input.request === undefined ? undefined : Buffer.from(JSON.stringify(input.request));
       const exchange = dryRunExchange({ ...input, connectionType, body });
       return runtime.current().explain(exchange);

@@ -61,7 +61,13 @@ export const matchSchema = z.strictObject({
   time: timeWindow.optional(),
 });
 
-const factName = z.string().regex(/^[a-zA-Z][a-zA-Z0-9]*$/, 'must be a fact name such as text, model, inputCount, bytes, tokens, tables');
+/**
+ * The facts a condition can read (EvalContext.fact). Any other name is refused: a
+ * condition on a fact no exchange has never holds, so a misspelt deny rule would
+ * silently never deny.
+ */
+export const factNames = ['text', 'model', 'inputCount', 'bytes', 'method', 'path', 'tables', 'statementClasses', 'risky'] as const;
+const factName = z.string().refine((name) => (factNames as readonly string[]).includes(name), { message: `must be one of the facts ${factNames.join(', ')}` });
 
 export const conditionSchema = z
   .strictObject({

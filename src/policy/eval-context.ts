@@ -32,8 +32,19 @@ export class EvalContext {
     this.detect = detect;
   }
 
+  /** A fact by the name a rule uses: a RequestFacts field, or a SQL fact (`tables`, `statementClasses`, `risky`). */
   fact(name: string): unknown {
-    return (this.exchange.facts as unknown as Record<string, unknown>)[name];
+    const facts = this.exchange.facts;
+    switch (name) {
+      case 'tables':
+        return facts.sql?.tables;
+      case 'statementClasses':
+        return facts.sql?.classes;
+      case 'risky':
+        return facts.sql?.risky;
+      default:
+        return (facts as unknown as Record<string, unknown>)[name];
+    }
   }
 
   /** A string fact as text; a list fact joined by newlines. */

@@ -191,10 +191,15 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
+  const postgresNames: string[] = [];
   for (const connection of buildPostgresConnections(config, { agentHub })) {
+    postgresNames.push(connection.name);
     const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);
     logger.info({ connection: connection.name, address: listener.address }, 'postgres listener started');
+    if (!connection.serverTls && !connection.allowPlaintext) {
+      logger.warn({ connection: connection.name }, 'postgres listener refuses every session: it requires TLS (allowPlaintext is false) and has no certificate (serverTls or gateway.tls)');
+    }
   }
 
   let adminServer: Server | undefined;
@@ -224,8 +229,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
-  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys()], policyVersion: policy.version, recording: config.recording.enabled } });
-  logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys()], policyVersion: policy.version, store: store.dialect }, 'gateway started');
+  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, recording: config.recording.enabled } });
+  logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
   return {

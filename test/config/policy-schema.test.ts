@@ -24,6 +24,7 @@ describe('policy config section', () => {
     ['unknown effect', 'policy:\n  rules:\n    - { name: r, effect: block }\n', 'policy.rules[0].effect: Invalid option: expected one of "allow"|"deny"|"require_approval"'],
     ['bad rule name', 'policy:\n  rules:\n    - { name: Bad Name, effect: deny }\n', 'policy.rules[0].name: must be lower-case letters, digits, "-", "_", ".", ":" (at most 100)'],
     ['two kinds in one condition', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ regex: a, keywords: [b] }] }\n', 'policy.rules[0].when[0]: a condition needs exactly one of regex, keywords, entities or fact'],
+    ['an unknown fact (it would never hold)', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ fact: riskyShapes, includes: [delete-without-where] }] }\n', 'policy.rules[0].when[0].fact: must be one of the facts text, model, inputCount, bytes, method, path, tables, statementClasses, risky'],
     ['fact without comparison', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ fact: inputCount }] }\n', 'policy.rules[0].when[0]: a fact condition needs gt, gte, lt, lte or includes'],
     ['a response rule that allows', 'policy:\n  rules:\n    - { name: r, on: response, effect: allow }\n', 'policy.rules[0].effect: rule "r": a response rule can only deny'],
     ['bad hours', 'policy:\n  rules:\n    - { name: r, effect: allow, match: { time: { hours: "9-17" } } }\n', 'policy.rules[0].match.time.hours: must be "HH:MM-HH:MM", e.g. "09:00-17:30"'],

@@ -74,7 +74,8 @@ describe('policy, end to end', () => {
     mkdirSync(join(dir, 'elsewhere'));
     writeFileSync(join(dir, 'elsewhere', 'target.yaml'), 'rules: []\n');
     symlinkSync(join(dir, 'elsewhere', 'target.yaml'), join(dir, 'linked-rules.yaml'));
-    gateway = await startGatewayProcess(`${demoConnectionYaml(upstream.url).replace('access: { groups: [ml] }', 'access: { groups: [ml, limited] }')}\n${policyYaml}`, { env: { UPSTREAM_KEY: upstreamKey }, dir });
+    const warehouse = '  - { name: warehouse, type: postgres, listen: { port: 0 }, target: "postgres://127.0.0.1:5432/warehouse", credential: { user: gatehouse, secret: "${PG_SECRET}" }, access: { groups: [analysts] } }\n';
+    gateway = await startGatewayProcess(`${demoConnectionYaml(upstream.url, warehouse).replace('access: { groups: [ml] }', 'access: { groups: [ml, limited] }')}\n${policyYaml}`, { env: { UPSTREAM_KEY: upstreamKey, PG_SECRET: 'unused' }, dir });
     mlKey = await gateway.createKey('ml-bot', ['ml'], ['--kind', 'agent']);
     supportKey = await gateway.createKey('support-bot', ['support']);
     limitedKey = await gateway.createKey('limited-bot', ['limited']);
@@ -211,6 +212,15 @@ describe('policy, end to end', () => {
     const rule = body.rules.find((r) => r.rule === 'no-drop-table')!;
     assert.deepEqual(rule, { rule: 'no-drop-table', effect: 'deny', on: 'request', matched: true, checks: [{ criterion: 'when[0] keywords [drop table] in text', ok: true }] });
 
+    // A postgres connection: `request` is the statement, inspected as the listener would.
+    const sqlCheck = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:x', groups: ['analysts'], connection: 'warehouse', request: { sql: 'drop table orders' } }) });
+    assert.equal(sqlCheck.status, 200);
+    const sqlBody = (await sqlCheck.json()) as { decision: Record<string, unknown> };
+    assert.equal(sqlBody.decision['effect'], 'deny');
+    assert.deepEqual(sqlBody.decision['rules'], ['no-drop-table']);
+    const notSql = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:x', connection: 'warehouse', request: { model: 'x' } }) });
+    assert.equal(notSql.status, 400);
+
     const bad = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:x', connection: 'nope' }) });
     assert.equal(bad.status, 400);
     assert.deepEqual(await bad.json(), { error: { code: 'invalid_request_body', message: 'No connection named "nope" is configured on this gateway.' } });
@@ -224,6 +234,42 @@ describe('policy, end to end', () => {
     assert.match(stdout, /obligations \{"mask":\["pii"\],"maxResponseBytes":65536,"responseGuards":\["no-aws-keys-out"\]\}/);
     assert.match(stdout, /● support-masking {2}\[allow\] {2}MATCHED\n {6}✓ connection in \[demo\]\n {6}✓ any group in \[support\]/);
     assert.match(stdout, /○ connection-access:demo {2}\[allow\] {2}no match\n {6}✓ connection in \[demo\]\n {6}✗ any group in \[ml, limited\]/);
+  });
+
+  test('gatehouse policy check on a postgres connection inspects the SQL in --request as the listener would', async () => {
+    const file = join(gateway.dir, 'pg-policy.yaml');
+    writeFileSync(file, `store:
+  sqlite: { path: pg-policy.db }
+connections:
+  - name: warehouse
+    type: postgres
+    listen: { port: 0 }
+    target: postgres://127.0.0.1:5432/warehouse
+    credential: { user: gatehouse, secret: "\${PG_SECRET}" }
+    access: { groups: [analysts] }
+policy:
+  rules:
+    - name: no-unbounded-deletes
+      effect: deny
+      message: DELETE without WHERE is not allowed.
+      when:
+        - fact: risky
+          includes: [delete-without-where]
+`);
+    const sql = join(gateway.dir, 'statement.sql');
+    const check = async (text: string) => {
+      writeFileSync(sql, text);
+      return runCli(['policy', 'check', '--config', file, '--as', 'key:ana', '--groups', 'analysts', '--connection', 'warehouse', '--request', sql], { ...process.env, PG_SECRET: 'x' });
+    };
+    const denied = await check('delete from orders');
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.match(denied.stdout, /^decision {3}deny \(rule-deny\)\nrules {6}no-unbounded-deletes\nmessage {4}DELETE without WHERE is not allowed\.\noperation  sql\.delete\n/);
+    assert.match(denied.stdout, /✓ when\[0\] risky includes any of \[delete-without-where\]/);
+    const allowed = await check('delete from orders where id = 7');
+    assert.match(allowed.stdout, /^decision {3}allow \(rule-allow\)\nrules {6}connection-access:warehouse\noperation  sql\.delete\n/);
+    const bad = await check('delet from orders');
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr, 'gatehouse: The SQL could not be parsed, so it would not be forwarded: syntax error at or near "delet".\n');
   });
 
   test('config check compiles the policy: a duplicate rule name exits 1 naming the rule', async () => {

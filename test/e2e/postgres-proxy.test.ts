@@ -45,6 +45,9 @@ connections:
     limits: { maxRows: 100000, statementTimeout: 60s }
     masking: { columns: { filler: redact } }
     access: { groups: [analysts] }
+policy:
+  rules:
+    - { name: deny-notify, effect: deny, message: No NOTIFY here., match: { operations: [sql.notify] } }
 `,
       { env: { PG_SECRET: 'unused-with-trust-auth' } },
     );
@@ -66,6 +69,10 @@ connections:
   });
 
   const env = () => ({ ...process.env, PGPASSWORD: token, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench-bot', PGDATABASE: dbname, PGSSLMODE: 'disable' });
+
+  test('the start log names the postgres connection', () => {
+    assert.match(gateway.logs(), /"connections":\["warehouse"\],"policyVersion":"[0-9a-f]+","store":"sqlite","msg":"gateway started"/);
+  });
 
   test('psql -c through the gateway process', async () => {
     const { stdout } = await run('psql', ['-X', '-At', '-c', 'select current_user, 1 + 1'], { env: env() });
@@ -96,8 +103,20 @@ connections:
     const { stdout } = await gateway.cli(['sessions', 'show', session.id]);
     assert.match(stdout, /request {3}warehouse {2}sql\.session {2}Startup/);
     assert.match(stdout, /identity {2}key:bench-bot \[agent\]/);
-    assert.match(stdout, /statements 1/);
+    assert.match(stdout, /statements 1 recorded, 1 sent to the database/);
     assert.match(stdout, /sql\.select {2}allow {2}SELECT 1 \(1 rows\)/);
     assert.match(stdout, /select 'marker-42'/);
+  });
+
+  test('gatehouse sessions show counts a refused statement and names its rule', async () => {
+    await run('psql', ['-X', '-At', '-c', "select 'marker-43'", '-c', 'notify somewhere'], { env: env() }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const { stdout: list } = await gateway.cli(['sessions', 'list', '--operation', 'sql.session', '--limit', '1', '--json']);
+    const [session] = JSON.parse(list) as { id: string }[];
+    const { stdout } = await gateway.cli(['sessions', 'show', session!.id]);
+    assert.match(stdout, /statements 2 recorded, 1 sent to the database/);
+    assert.match(stdout, /sql\.notify {2}deny \(deny-notify\) {2}error access_denied/);
+    const { stdout: denied } = await gateway.cli(['sessions', 'list', '--rule', 'deny-notify', '--json']);
+    assert.equal((JSON.parse(denied) as unknown[]).length, 1);
   });
 });

@@ -4,10 +4,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { packNames } from '../../src/config/policy-schema.js';
 import { compilePolicy, loadRuleFile, packPath } from '../../src/policy/index.js';
+import { dryRunStatement } from '../../src/protocols/postgres/index.js';
 import { exchangeOf, who } from './fixtures.js';
 
 const policy = compilePolicy({
-  access: [{ connection: 'openai', groups: ['ml'] }, { connection: 'registry', groups: ['ml'] }],
+  access: [{ connection: 'openai', groups: ['ml'] }, { connection: 'registry', groups: ['ml'] }, { connection: 'warehouse', groups: ['ml'] }],
   rules: packNames.flatMap((name) => loadRuleFile(packPath(name))),
 });
 const alice = who('key:alice', ['ml']);
@@ -40,6 +41,24 @@ describe('built-in packs', () => {
       assert.equal(decision.effect, 'deny');
       assert.deepEqual(decision.rules, [ruleName]);
       assert.ok(decision.message);
+    });
+  }
+
+  // SQL on a postgres connection, inspected as the listener inspects it.
+  const sql = async (text: string) => policy.decide(await dryRunStatement({ subject: 'key:alice', groups: ['ml'], kind: 'service', connection: 'warehouse', sql: text }));
+  const statements: ReadonlyArray<readonly [string, string, readonly string[]]> = [
+    ['truncate orders', 'deny', ['bulk-export:destructive-sql-statement']],
+    ['TRUNCATE TABLE orders', 'deny', ['bulk-export:destructive-sql', 'bulk-export:destructive-sql-statement']],
+    ['drop view monthly', 'deny', ['bulk-export:destructive-sql-statement']],
+    ['copy orders to stdout', 'require_approval', ['bulk-export:copy-out']],
+    ['COPY (select * from customers) TO STDOUT WITH CSV', 'require_approval', ['bulk-export:copy-out']],
+    ['copy orders from stdin', 'allow', ['connection-access:warehouse']],
+    ['select * from orders where id = 1', 'allow', ['connection-access:warehouse']],
+  ];
+  for (const [text, effect, rules] of statements) {
+    test(`SQL statement: ${text} → ${effect}`, async () => {
+      const decision = await sql(text);
+      assert.deepEqual([decision.effect, decision.rules], [effect, rules]);
     });
   }
 

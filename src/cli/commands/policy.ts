@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
+import { GatehouseError } from '../../errors/index.js';
 import { buildPolicy, PolicyError, type Explanation } from '../../policy/index.js';
 import { dryRunExchange } from '../../protocols/http/index.js';
+import { dryRunStatement } from '../../protocols/postgres/index.js';
 import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
 
@@ -26,7 +28,7 @@ export interface PolicyCheckOptions {
 
 const usage = 'usage: gatehouse policy check --config FILE --as SUBJECT --groups a,b [--kind human|service|agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME] [--json]';
 
-export function policyCommand(action: string | undefined, options: PolicyCheckOptions): void {
+export async function policyCommand(action: string | undefined, options: PolicyCheckOptions): Promise<void> {
   if (action !== 'check') throw new CliError(usage);
   if (!options.as || !options.connection) throw new CliError(`--as and --connection are required\n${usage}`);
   const kind = (options.kind ?? 'service') as IdentityKind;
@@ -53,18 +55,30 @@ export function policyCommand(action: string | undefined, options: PolicyCheckOp
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
     throw error;
   }
-  const exchange = dryRunExchange({
-    subject: options.as,
-    groups: (options.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean),
-    kind,
-    connection: connection.name,
-    connectionType: connection.type,
-    operation: options.operation,
-    method: options.method,
-    path: options.path,
-    body,
-    at,
-  });
+  const groups = (options.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean);
+  let exchange;
+  if (connection.type === 'postgres') {
+    // --request FILE is the SQL statement, inspected as the listener would.
+    try {
+      exchange = await dryRunStatement({ subject: options.as, groups, kind, connection: connection.name, sql: body?.toString('utf8'), operation: options.operation, at });
+    } catch (error) {
+      if (error instanceof GatehouseError) throw new CliError(`${error.message}${body === undefined ? ' Pass --request FILE (the SQL) or --operation.' : ''}`);
+      throw error;
+    }
+  } else {
+    exchange = dryRunExchange({
+      subject: options.as,
+      groups,
+      kind,
+      connection: connection.name,
+      connectionType: connection.type,
+      operation: options.operation,
+      method: options.method,
+      path: options.path,
+      body,
+      at,
+    });
+  }
   const explanation = policy.explain(exchange);
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ operation: exchange.operation, ...explanation }, null, 2)}\n`);

@@ -10,7 +10,6 @@ export async function sqlSessionLines(db: Kysely<Database>, exchange: ExchangeDe
   const request = parse(exchange.request.body);
   const result = parse(exchange.response.body);
   if (exchange.operation === 'sql.session') {
-    lines.push('', `statements ${result?.statements ?? '-'}`);
     const rows = await db
       .selectFrom('exchanges')
       .select(['id', 'started_at', 'operation', 'decision', 'rules', 'duration_ms', 'error_code', 'request_body', 'response_body'])
@@ -19,6 +18,8 @@ export async function sqlSessionLines(db: Kysely<Database>, exchange: ExchangeDe
       .orderBy('seq')
       .limit(1000)
       .execute();
+    // The session counts the statements it sent to the database; refused ones are recorded too.
+    lines.push('', `statements ${rows.length}${rows.length === 1000 ? '+' : ''} recorded, ${result?.statements ?? '-'} sent to the database`);
     for (const row of rows) {
       const sql = parse(row.request_body);
       const res = parse(row.response_body);

@@ -30,6 +30,8 @@ export class DatabaseMessages {
   #swallowUntilReady = false;
   /** A ReadyForQuery waiting for its statements' outcomes to be durable. */
   #heldReady: Frame | undefined;
+  /** The database sent a FATAL (e.g. pg_terminate_backend): it is the session's last word, not ours. */
+  #databaseFatal = false;
 
   constructor(core: SessionCore) {
     this.#core = core;
@@ -69,7 +71,7 @@ export class DatabaseMessages {
       drain.then(this.#drained, this.#failed);
       return false;
     }
-    this.#core.timer.arm(this.#core.pending[0]);
+    this.#core.timer.arm(this.#core.pending);
     return true;
   }
 
@@ -95,7 +97,7 @@ export class DatabaseMessages {
 
   readonly #drained = (): void => {
     try {
-      this.#core.timer.arm(this.#core.pending[0]);
+      this.#core.timer.arm(this.#core.pending);
     } catch (error) {
       return this.#failed(error);
     }
@@ -106,7 +108,7 @@ export class DatabaseMessages {
     const core = this.#core;
     if (core.closed) return core.end(undefined);
     const failure = error instanceof GatehouseError ? error : new GatehouseError('upstream_failed', { detail: error instanceof Error ? error.message : String(error) });
-    if (!core.client.destroyed) core.toClient.end(errorResponseFor(failure, 'FATAL'));
+    if (!core.client.destroyed) core.toClient.end(this.#databaseFatal ? Buffer.alloc(0) : errorResponseFor(failure, 'FATAL'));
     core.end(failure);
   };
 
@@ -123,6 +125,7 @@ export class DatabaseMessages {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'S') checkClientEncoding(frame.body);
+    if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
     const pending = this.#core.pending;
     const head = pending[0];
@@ -341,4 +344,11 @@ function checkClientEncoding(body: Buffer): void {
   if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
     throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
   }
+}
+
+/** An ErrorResponse that ends the session (FATAL, PANIC): errors are rare, so parsing its fields costs nothing that matters. */
+function isFatal(body: Buffer): boolean {
+  const fields = parseNoticeFields(body);
+  const severity = fields.get('V') ?? fields.get('S');
+  return severity === 'FATAL' || severity === 'PANIC';
 }

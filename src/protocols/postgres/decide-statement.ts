@@ -6,7 +6,9 @@
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
-//   carry no column names, so the rules cannot be applied).
+//   carry no column names, so the rules cannot be applied);
+// - a decision with masking profiles to apply (obligations.mask) is refused: rows are
+//   masked by column, not by entity detection.
 
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Decision, type Exchange, type Identity, type RequestFacts } from '../../exchange/index.js';
@@ -111,12 +113,24 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
 export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined): Checked {
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
-  let decision: Decision;
+  let decision: Decision | undefined;
   try {
     decision = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, single) : ctx.policy.decide(single);
     if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {
-    return { decision: undefined, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
+    // A refusal keeps its decision: the record names the rule, the reason and the policy version.
+    return { decision, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
+  }
+  // Masking profiles detect entities in answer text; rows are masked by column only, so
+  // a decision that asks for profiles cannot be honoured: fail closed.
+  const profiles = decision.obligations?.mask;
+  if (profiles && profiles.length > 0) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: `The policy asks to mask the answer with masking profile ${profiles.join(', ')} (obligations.mask), which a PostgreSQL connection cannot apply, so the statement was not run. Mask columns with the connection's masking.columns, and match the rule to other connections.`,
+      }),
+    };
   }
   if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };

@@ -1,3 +1,4 @@
 export { startPostgresListener, type PostgresListener, type PostgresListenerOptions } from './listener.js';
 export type { PostgresConnection } from './connection.js';
 export { inspectSql, type SqlInspection, type StatementFacts } from './inspect-sql.js';
+export { dryRunStatement, type StatementDryRunInput } from './dry-run.js';

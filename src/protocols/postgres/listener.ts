@@ -103,7 +103,12 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
         facts: { stream: false },
       };
       exchange = { ...exchange, sessionId: exchange.id };
-      if (!startup.tls && !connection.allowPlaintext) throw new GatehouseError('tls_required');
+      if (!startup.tls && !connection.allowPlaintext) {
+        // Without a certificate no client can satisfy the requirement: say so, rather than ask for sslmode=require.
+        throw connection.serverTls
+          ? new GatehouseError('tls_required')
+          : new GatehouseError('tls_required', { message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.' });
+      }
       const encoding = params.get('client_encoding');
       if (encoding !== undefined && !utf8Encodings.test(encoding)) {
         throw new GatehouseError('sql_not_supported', { message: `Client encoding "${encoding}" is not supported through the gateway: use UTF8.` });
@@ -115,6 +120,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       const answer = await source.read();
       if (answer.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type ${JSON.stringify(answer.type)}`);
       const password = new BodyReader(answer.body).cstring();
+      if (password === '') throw new GatehouseError('unauthenticated', { message: 'No password was presented: the password is a Gatehouse API key (or gateway token).' });
       const identity: Identity = await stages.identify(password);
       exchange = { ...exchange, identity };
       if (!userMatchesIdentity(user, identity)) {

@@ -19,7 +19,7 @@ import { Outbox } from './outbox.js';
 import type { SessionContext } from './session.js';
 import type { Pending } from './session-state.js';
 import { StatementRecording } from './statement-recording.js';
-import { StatementTimer } from './statement-timer.js';
+import { runningStatement, StatementTimer } from './statement-timer.js';
 
 export class SessionCore {
   readonly ctx: SessionContext;
@@ -72,7 +72,7 @@ export class SessionCore {
   /** Expects the answer to `frame`, then queues it for the database. */
   forward(expected: Pending, frame: Frame): Promise<void> | undefined {
     this.expect(expected);
-    this.timer.arm(this.pending[0]);
+    this.timer.arm(this.pending);
     return this.toUpstream(frame);
   }
 
@@ -121,7 +121,7 @@ export class SessionCore {
   }
 
   #onStatementTimeout(head: Pending): void {
-    if (this.pending[0] !== head || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    if (runningStatement(this.pending) !== head || (head.kind !== 'query' && head.kind !== 'execute')) return;
     const run = head.kind === 'query' ? head.runs[head.index] : head.run;
     if (!run || run.done) return;
     run.timedOut = true;

@@ -1,7 +1,11 @@
-// limits.statementTimeout: a limit on the Query or Execute at the head of a session's
-// FIFO, from when the database starts on it (a pipelined Execute does not count its
-// wait in the queue). On expiry the callback gets the head it was armed for; the session
-// checks it is still the head and cancels the statement on the database.
+// limits.statementTimeout: a limit on the first Query or Execute of a session's FIFO,
+// from when the database starts on it (a pipelined Execute does not count its wait in
+// the queue behind another). Parse, Bind, Describe, Close and Sync ahead of it take the
+// database no time, but their answers are not flushed before the Sync that follows the
+// Execute (node-postgres sends Parse … Execute Sync at once): so the Execute behind them
+// is already running, and its clock starts with theirs. On expiry the callback gets the
+// statement it was armed for; the session checks it is still the running one and
+// cancels it on the database.
 //
 // A session runs thousands of statements per second, each far shorter than the limit:
 // arming one costs a clock read, not a timer. One Timeout per session runs while some
@@ -24,12 +28,14 @@ export class StatementTimer {
     this.#onExpire = onExpire;
   }
 
-  /** Called whenever the head may have changed. */
-  arm(head: Pending | undefined): void {
+  /** Called whenever the head of `pending` may have changed. */
+  arm(pending: readonly Pending[]): void {
     const ms = this.#ms;
-    if (ms === undefined || head === this.#armed) return;
+    if (ms === undefined) return;
+    const head = runningStatement(pending);
+    if (head === this.#armed) return;
     this.#armed = head;
-    if (!head || (head.kind !== 'query' && head.kind !== 'execute')) return;
+    if (!head) return;
     this.#armedAt = performance.now();
     this.#timer ??= setTimeout(() => this.#fire(), ms);
   }
@@ -49,4 +55,10 @@ export class StatementTimer {
     if (left > 1) this.#timer = setTimeout(() => this.#fire(), Math.ceil(left));
     else this.#onExpire(armed);
   }
+}
+
+/** The Query or Execute the database is running, or will run next: the first in the FIFO. */
+export function runningStatement(pending: readonly Pending[]): Pending | undefined {
+  for (const p of pending) if (p.kind === 'query' || p.kind === 'execute') return p;
+  return undefined;
 }

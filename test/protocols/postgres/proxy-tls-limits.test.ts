@@ -59,6 +59,21 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     await assert.rejects(c.connect(), { code: '28000', message: 'This listener requires TLS: connect with sslmode=require or stricter.' });
   });
 
+  test('a listener that requires TLS but has no certificate says so, instead of asking for sslmode=require', async () => {
+    const bare = await startTestProxy({ serverTls: undefined, allowPlaintext: false });
+    assert.ok(!('skip' in bare));
+    try {
+      const c = new pg.Client(bare.clientConfig({ ssl: false }));
+      c.on('error', () => undefined);
+      await assert.rejects(c.connect(), {
+        code: '28000',
+        message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.',
+      });
+    } finally {
+      await bare.close();
+    }
+  });
+
   test('security: bytes after SSLRequest before the handshake end the session (CVE-2021-23214)', async () => {
     const injected = Buffer.concat([int32(8), int32(sslRequestCode), Buffer.from('Q\0\0\0\x0dselect 1\0')]);
     const answer = await raw(proxy.port, injected);
@@ -88,6 +103,23 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     });
     assert.ok(Date.now() - started < 10_000);
     assert.deepEqual((await c.query('select 5 as five')).rows, [{ five: 5 }]);
+    await c.end();
+  });
+
+  test('statement timeout cancels an extended-protocol statement (Parse … Execute Sync in one batch)', async () => {
+    // The database answers ParseComplete, BindComplete and RowDescription only at Sync,
+    // after the Execute: the clock must not wait for them.
+    const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
+    await c.connect();
+    const started = Date.now();
+    await assert.rejects(c.query('select pg_sleep($1)', [20]), {
+      code: '57014',
+      message: 'The statement ran longer than 500 ms, the limit on connection "db" (statementTimeout), and was cancelled.',
+    });
+    assert.ok(Date.now() - started < 10_000);
+    await assert.rejects(c.query({ name: 'nap', text: 'select pg_sleep($1)', values: [20] }), { code: '57014' });
+    assert.deepEqual((await c.query({ name: 'nap', text: 'select pg_sleep($1)', values: [0] })).rows.length, 1);
+    assert.deepEqual((await c.query('select $1::int as five', [5])).rows, [{ five: 5 }]);
     await c.end();
   });
 

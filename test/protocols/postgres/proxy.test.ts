@@ -109,6 +109,12 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     // Extended protocol: refused at Parse.
     await assert.rejects(c.query('drop table keep_me', []), { code: '42501' });
     assert.deepEqual((await c.query('select 1 as ok', [])).rows, [{ ok: 1 }]);
+    // Both refusals are recorded with the deciding rule, the reason and the policy version.
+    const refused = await proxy.store.db.selectFrom('exchanges').selectAll().where('operation', '=', 'sql.drop').orderBy('seq').execute();
+    assert.deepEqual(refused.map((r) => [r.decision, JSON.parse(r.rules), r.reason, r.policy_version !== null, r.error_code]), [
+      ['deny', ['deny-drop'], 'rule-deny', true, 'access_denied'],
+      ['deny', ['deny-drop'], 'rule-deny', true, 'access_denied'],
+    ]);
   });
 
   test('require_approval without approvals configured: refused (fail closed), no hold, the session continues', async () => {
@@ -204,6 +210,23 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.equal(JSON.parse(recorded.outcome.responseBody!).rows, 1000);
   });
 
+  test('pg_terminate_backend: the database FATAL (57P01) is the last message of the session, with no FATAL of ours after it', async () => {
+    const c = await connect();
+    const errors: pg.DatabaseError[] = [];
+    c.removeAllListeners('error');
+    c.on('error', (e) => errors.push(e as pg.DatabaseError));
+    const { rows } = await c.query('select pg_backend_pid() as pid');
+    const sleeping = c.query('select pg_sleep(30)').then(() => undefined, (e: pg.DatabaseError) => e);
+    await new Promise((r) => setTimeout(r, 200));
+    const direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    await direct.query('select pg_terminate_backend($1)', [rows[0].pid]);
+    await direct.end();
+    assert.equal((await sleeping)?.code, '57P01');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(errors.map((e) => e.code ?? e.message), ['Connection terminated unexpectedly']);
+  });
+
   test('query cancel: CancelRequest reaches the right backend', async () => {
     const c = await connect();
     const sleeping = c.query('select pg_sleep(30)');
@@ -255,8 +278,10 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     });
     await assert.rejects(connect({ password: 'gh_not_a_key' }), { code: '28P01', message: 'The credential presented is not valid.' });
     await assert.rejects(connect({ database: 'postgres' }), { code: '3D000' });
+    // An empty password: told what the password is, not how to send an HTTP header.
+    await assert.rejects(connect({ password: '' }), { code: '28P01', message: 'No password was presented: the password is a Gatehouse API key (or gateway token).' });
     const refusals = proxy.observed.filter((o) => o.exchange.operation === 'sql.connect').map((o) => o.outcome.errorCode);
-    assert.deepEqual(refusals.slice(-3), ['user_mismatch', 'invalid_credential', 'database_not_found']);
+    assert.deepEqual(refusals.slice(-4), ['user_mismatch', 'invalid_credential', 'database_not_found', 'unauthenticated']);
   });
 
   test('security: a message over maxMessageBytes ends that session with 08P01, and no other', async () => {
