@@ -95,6 +95,16 @@ describe('config: type postgres connections via an agent', () => {
     ]);
   });
 
+  test("the agent's config: an unquoted ${VAR} in a flow mapping is refused with a hint to quote it", () => {
+    assert.throws(
+      () => parseAgentConfig('name: edge\nconnections:\n  - name: llm\n    target: http://10.0.0.5:8000/v1\n    credential: { secret: ${PG_PASSWORD} }\n', 'agent.yaml', env),
+      (error: ConfigError) => {
+        assert.deepEqual(error.issues, ['(yaml): Unexpected flow-map-start at node end at line 5, column 28: (in a flow mapping "{ … }", quote a reference: "${VAR}")']);
+        return true;
+      },
+    );
+  });
+
   test("the agent's config: a postgres connection with its database, TLS and an optional credential", () => {
     const config = parseAgentConfig(
       `name: dc1
