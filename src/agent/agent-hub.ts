@@ -27,6 +27,9 @@ import type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentStr
 
 export type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentSessionStatus, AgentStreamRequest } from './agent-hub-types.js';
 
+/** agent_unavailable's public message when agents are connected but none had room in time (the registry's says none is connected). */
+const queueTimeoutMessage = 'Every agent serving this connection was busy: none took the request within the queue timeout.';
+
 interface Session {
   readonly id: string;
   readonly hello: HelloFrame;
@@ -297,7 +300,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
         job.settled = true;
         return reject(new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" serving it is connected` }));
       }
-      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
+      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { message: queueTimeoutMessage, detail: `connection ${job.connection}: no agent "${job.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
       queue.push(job);
       pump();
     });
