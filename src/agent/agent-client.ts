@@ -110,7 +110,9 @@ export function startAgent(options: AgentOptions): Agent {
       control.write(encodeFrame({ type: 'hello', name: config.name, connections: config.connections.map((c) => c.name), concurrency: config.concurrency, version: options.version }));
       const status = await new Promise<number>((resolve, reject) => {
         control.once('response', (headers) => resolve(Number(headers[':status'])));
-        control.once('close', () => reject(new Error('the gateway closed the link before answering')));
+        // A link that fails to open (refused, a certificate the CA did not sign) closes this
+        // stream before the session emits its error: let that error, the real cause, win.
+        control.once('close', () => setImmediate(() => reject(new Error('the gateway closed the link before answering'))));
         session.once('error', reject);
       });
       if (status !== 200) {
