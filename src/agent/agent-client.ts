@@ -75,7 +75,8 @@ export function startAgent(options: AgentOptions): Agent {
     let attempt = 0;
     while (!stopped) {
       const welcomed = await runSession().catch((error: unknown) => {
-        logger.warn({ err: (error as Error).message }, 'agent link failed');
+        // close() ends the link on purpose: that is no failure.
+        if (!stopped) logger.warn({ err: (error as Error).message }, 'agent link failed');
         return false;
       });
       if (stopped) break;

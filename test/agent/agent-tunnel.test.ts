@@ -111,7 +111,7 @@ connections:
   });
 });
 
-describe('agent: a link that never opened is logged with its cause', () => {
+describe('agent: a failed link is logged with its cause, a closed one not at all', () => {
   let gw: TunnelGateway;
   let otherPki: TestPki;
 
@@ -142,6 +142,18 @@ describe('agent: a link that never opened is logged with its cause', () => {
 
   test('a gateway certificate the CA did not sign: the TLS error, not "the gateway closed the link"', async () => {
     for (const err of await failures(gw.agentsUrl, otherPki.ca)) assert.match(err, /certificate/);
+  });
+
+  test('a clean close (SIGTERM, or drain over) logs no failed link', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const config = parseAgentConfig('name: edge\nconnections:\n  - { name: demo, target: "http://127.0.0.2:9" }\n', join(gw.pki.dir, 'agent.yaml'));
+    let connected!: () => void;
+    const welcomed = new Promise<void>((resolve) => (connected = resolve));
+    const agent = startAgent({ gatewayUrl: gw.agentsUrl, key: await agentKey(gw, 'edge-clean', ['agent:edge']), ca: gw.pki.ca, config, logger, version: 'test', onState: (line) => line.startsWith('connected') && connected() });
+    await welcomed;
+    await agent.drain(1_000);
+    assert.deepEqual(lines, []);
   });
 
   test('nothing listening: ECONNREFUSED, not "the gateway closed the link"', async () => {
