@@ -75,7 +75,8 @@ export function startAgent(options: AgentOptions): Agent {
     let attempt = 0;
     while (!stopped) {
       const welcomed = await runSession().catch((error: unknown) => {
-        logger.warn({ err: (error as Error).message }, 'agent link failed');
+        // close() ends the link on purpose: that is no failure.
+        if (!stopped) logger.warn({ err: (error as Error).message }, 'agent link failed');
         return false;
       });
       if (stopped) break;
@@ -110,7 +111,9 @@ export function startAgent(options: AgentOptions): Agent {
       control.write(encodeFrame({ type: 'hello', name: config.name, connections: config.connections.map((c) => c.name), concurrency: config.concurrency, version: options.version }));
       const status = await new Promise<number>((resolve, reject) => {
         control.once('response', (headers) => resolve(Number(headers[':status'])));
-        control.once('close', () => reject(new Error('the gateway closed the link before answering')));
+        // A link that fails to open (refused, a certificate the CA did not sign) closes this
+        // stream before the session emits its error: let that error, the real cause, win.
+        control.once('close', () => setImmediate(() => reject(new Error('the gateway closed the link before answering'))));
         session.once('error', reject);
       });
       if (status !== 200) {

@@ -8,9 +8,9 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, formatPath } from '../config/load.js';
+import { ConfigError, formatPath, yamlSyntaxIssue } from '../config/load.js';
 import { durationField, envText, namePattern, secretRef } from '../config/fields.js';
 
 function buildAgentConfigSchema(env: NodeJS.ProcessEnv, baseDir: string) {
@@ -81,7 +81,7 @@ export function parseAgentConfig(source: string, file: string, env: NodeJS.Proce
   try {
     raw = parseYaml(source, { maxAliasCount: 100 }) ?? {};
   } catch (error) {
-    throw new ConfigError(file, [`(yaml): ${(error as Error).message.split('\n')[0]}`]);
+    throw new ConfigError(file, [error instanceof YAMLParseError ? yamlSyntaxIssue(error, source) : `(yaml): ${(error as Error).message.split('\n')[0]}`]);
   }
   const result = buildAgentConfigSchema(env, dirname(resolve(file))).safeParse(raw);
   if (!result.success) throw new ConfigError(file, result.error.issues.map((i) => `${formatPath(i.path)}: ${i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message}`));

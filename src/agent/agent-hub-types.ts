@@ -12,8 +12,10 @@ export interface AgentHubOptions {
   readonly tls: { readonly cert: string; readonly key: string };
   readonly heartbeatMs: number;
   readonly queueTimeoutMs: number;
-  /** Verifies an agent's key (constant-time secret comparison happens there). */
+  /** Verifies an agent's key (constant-time secret comparison happens there), revocations included. */
   readonly verify: (token: string) => Promise<Identity>;
+  /** Why an identity is revoked now, or undefined: dropRevoked() asks it of every connected agent. */
+  readonly revoked?: ((identity: Identity) => string | undefined) | undefined;
   /** Configured routes: connection name → agent name, for status. */
   readonly routes: ReadonlyMap<string, string>;
   readonly logger: Logger;
@@ -70,5 +72,7 @@ export interface AgentHub {
   /** Opens a raw byte stream to the target (rejects with agent_unavailable when no agent serves it). */
   openStream(request: AgentStreamRequest): Promise<Duplex>;
   status(): AgentHubStatus;
+  /** Drops every connected agent whose key has been revoked since it connected (call on each revocation change); returns how many. */
+  dropRevoked(): number;
   close(): Promise<void>;
 }

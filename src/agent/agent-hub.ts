@@ -1,6 +1,7 @@
 // The gateway's side of the agent tunnel: an HTTP/2 TLS listener agents dial in to.
 // It authenticates each agent (an API key of kind `agent` in the group
-// `agent:<name>`), keeps its announced connections, heartbeats it, and hands it
+// `agent:<name>`, not revoked; an agent whose key is revoked later is dropped),
+// keeps its announced connections, heartbeats it, and hands it
 // exchanges: least outstanding first, queued while every agent is busy, handed to
 // another agent when the one they were given to dies before taking them. Two kinds:
 // HTTP exchanges (forward) and raw byte streams to a target (openStream, for the
@@ -26,6 +27,9 @@ import { TunnelSocket } from './tunnel-socket.js';
 import type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentStreamRequest } from './agent-hub-types.js';
 
 export type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentSessionStatus, AgentStreamRequest } from './agent-hub-types.js';
+
+/** agent_unavailable's public message when agents are connected but none had room in time (the registry's says none is connected). */
+const queueTimeoutMessage = 'Every agent serving this connection was busy: none took the request within the queue timeout.';
 
 interface Session {
   readonly id: string;
@@ -297,7 +301,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
         job.settled = true;
         return reject(new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" serving it is connected` }));
       }
-      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { detail: `connection ${job.connection}: no agent "${job.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
+      job.timer = setTimeout(() => fail(job, new GatehouseError('agent_unavailable', { message: queueTimeoutMessage, detail: `connection ${job.connection}: no agent "${job.agent}" took the request within ${options.queueTimeoutMs} ms` })), options.queueTimeoutMs);
       queue.push(job);
       pump();
     });
@@ -399,6 +403,17 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     url,
     forward: submit,
     openStream,
+    dropRevoked() {
+      let dropped = 0;
+      for (const session of [...sessions.values()]) {
+        const why = options.revoked?.(session.identity);
+        if (why === undefined) continue;
+        logger.warn({ agent: session.hello.name, session: session.id, subject: session.identity.subject, reason: why }, 'agent key revoked; dropping the agent');
+        drop(session);
+        dropped++;
+      }
+      return dropped;
+    },
     status(): AgentHubStatus {
       const agents = [...sessions.values()].map((s) => ({
         session: s.id,

@@ -32,6 +32,18 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   return `${formatPath(issue.path)}: ${message}`;
 }
 
+/**
+ * A YAML syntax error as one line, without the code frame. In a flow mapping
+ * (`{ secret: ${KEY} }`) an unquoted reference's braces end the mapping, and the parser's
+ * own words ("Unexpected flow-map-start") do not say so: when the failing line has one,
+ * the issue says to quote it.
+ */
+export function yamlSyntaxIssue(error: YAMLParseError, source: string): string {
+  const line = error.linePos === undefined ? undefined : source.split('\n')[error.linePos[0].line - 1];
+  const hint = line !== undefined && /\{[^}]*:\s*\$\{/.test(line) ? ' (in a flow mapping "{ … }", quote a reference: "${VAR}")' : '';
+  return `(yaml): ${error.message.split('\n')[0]}${hint}`;
+}
+
 export interface LoadOptions {
   readonly secrets?: 'all' | 'store-only';
 }
@@ -41,7 +53,7 @@ export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv
   try {
     raw = parseYaml(source, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
   } catch (error) {
-    if (error instanceof YAMLParseError) throw new ConfigError(file, [`(yaml): ${error.message.split('\n')[0]}`]);
+    if (error instanceof YAMLParseError) throw new ConfigError(file, [yamlSyntaxIssue(error, source)]);
     throw error;
   }
   // An empty section (`gateway:` with nothing under it) means "all defaults".

@@ -146,6 +146,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         if (c.via !== undefined && config.agents === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'via'], message: 'needs an agents: section (the endpoint agents dial in to)' });
         if (c.type === 'postgres') {
           if (c.via === undefined && c.credential === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'credential'], message: 'is required (the role and password the gateway logs in to the database with)' });
+          // Without a certificate SSLRequest is answered N, and without allowPlaintext a
+          // session without TLS is refused: no client could ever log in.
+          if (c.serverTls === undefined && config.gateway.tls === undefined && !c.allowPlaintext) {
+            ctx.addIssue({ code: 'custom', path: ['connections', i], message: 'no client could log in: give the listener a certificate (serverTls, or gateway.tls), or set allowPlaintext: true where the path is trusted (the API key then crosses in clear)' });
+          }
           return;
         }
         if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'tls'], message: "must not be set with via: the agent's own config holds the target's TLS settings" });

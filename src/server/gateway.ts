@@ -117,12 +117,19 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         tls: config.agents.tls,
         heartbeatMs: config.agents.heartbeat,
         queueTimeoutMs: config.agents.queueTimeout,
-        verify: (token) => apiKeys.verify(token),
+        verify: async (token) => {
+          const agent = await apiKeys.verify(token);
+          identity.revocations.check(agent);
+          return agent;
+        },
+        revoked: (agent) => identity.revocations.reason(agent),
         logger,
         routes: new Map(config.connections.flatMap((c) => { const agent = viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
       })
     : undefined;
   if (agentHub) registerAgentMetrics(metrics.registry, agentHub);
+  // A revoked agent key ends the agent's link, as a revoked caller's exchanges are cut.
+  if (agentHub) identity.revocations.onChange(() => agentHub.dropRevoked());
   if (journal) registerJournalMetrics(metrics.registry, journal);
   const connections = buildHttpConnections(config, agentHub);
   const approvals = config.approvals

@@ -144,3 +144,36 @@ describe('agent availability and per-stream isolation', () => {
     slowReader.destroy();
   });
 });
+
+describe('agent queue timeout', () => {
+  let target: Target;
+  let gw: TunnelGateway;
+  let agent: Agent | undefined;
+
+  before(async () => {
+    target = await startTarget();
+    gw = await startTunnelGateway(`  - name: raw
+    type: http
+    via: agent:edge
+    access: { groups: [ml] }
+`, { agentsExtra: '  queueTimeout: 300ms' });
+  });
+  after(async () => {
+    await agent?.close();
+    await gw?.close();
+    await target?.close();
+  });
+
+  test('every agent busy past queueTimeout: 503 agent_unavailable says the agents were busy, not that none is connected', async () => {
+    agent = (await startTestAgent(gw, await agentKey(gw, 'edge-q', ['agent:edge']), `name: edge\nconcurrency: 1\nconnections:\n  - { name: raw, target: "${target.url}" }\n`)).agent;
+    const call = (path: string) => fetch(`${gw.gateway.dataPlaneUrl}/c/raw${path}`, { headers: { authorization: `Bearer ${gw.callerKey}` } });
+    const busy = call('/slow/1500');
+    await waitFor(() => target.seen.length === 1, 'the agent to take the slow request');
+    const refused = await call('/fast');
+    assert.equal(refused.status, 503);
+    assert.deepEqual((await refused.json()) as unknown, {
+      error: { message: 'Every agent serving this connection was busy: none took the request within the queue timeout.', type: 'server_error', code: 'agent_unavailable', param: null },
+    });
+    assert.equal((await busy).status, 200);
+  });
+});

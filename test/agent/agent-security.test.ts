@@ -161,6 +161,24 @@ describe('agent tunnel security', () => {
     await assert.rejects(startTestAgent(gw, wrong, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n'), /refused by the gateway \(401\).*invalid_credential/);
   });
 
+  test('a revoked agent key: the connected agent is dropped within a second, and its reconnects are refused', async () => {
+    const key = await agentKey(gw, 'edge-revoked', ['agent:edge']);
+    const { agent, states } = await startTestAgent(gw, key, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n');
+    try {
+      const admin = { authorization: `Bearer ${gw.adminKey}`, 'content-type': 'application/json' };
+      const connected = async () => ((await (await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: admin })).json()) as { agents: { subject: string }[] }).agents.filter((a) => a.subject === 'key:edge-revoked').length;
+      assert.equal(await connected(), 1);
+      // Revoking the subject (not the key row): only the revocation list knows it.
+      const revoked = await fetch(`${gw.gateway.adminUrl}/api/revocations`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'subject', value: 'key:edge-revoked' }) });
+      assert.equal(revoked.status, 200, await revoked.text());
+      await waitFor(async () => (await connected()) === 0, 'the revoked agent to be dropped', 2_000);
+      await waitFor(() => states.some((line) => /^refused by the gateway \(401\).*credential_revoked/.test(line)), 'a reconnect to be refused as revoked', 5_000);
+      assert.equal(await connected(), 0);
+    } finally {
+      await agent.close();
+    }
+  });
+
   test('exchange streams on a link that never authenticated are refused', async () => {
     const session = connect(gw.agentsUrl, { ca: gw.pki.ca });
     const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}x_guess` }, { endStream: true });

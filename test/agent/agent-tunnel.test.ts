@@ -2,8 +2,15 @@
 // 127.0.0.2 that the gateway's config never names, driven by the official openai client.
 
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { parseAgentConfig } from '../../src/agent/agent-config.js';
+import { startAgent } from '../../src/agent/agent-client.js';
+import { createLogger } from '../../src/observability/index.js';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { agentKey, startTestAgent, startTunnelGateway, waitFor, type TunnelGateway } from './helpers.js';
 
@@ -101,5 +108,59 @@ connections:
     stopAgent = () => agent.close();
     const data = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'back' }] });
     assert.equal(data.choices[0]!.message.content, 'Demo reply to: back');
+  });
+});
+
+describe('agent: a failed link is logged with its cause, a closed one not at all', () => {
+  let gw: TunnelGateway;
+  let otherPki: TestPki;
+
+  before(async () => {
+    gw = await startTunnelGateway(`  - name: demo
+    type: openai
+    via: agent:edge
+    access: { groups: [ml] }
+`);
+    otherPki = makeTestPki();
+  });
+  after(async () => {
+    await gw?.close();
+    rmSync(otherPki.dir, { recursive: true, force: true });
+  });
+
+  /** Runs an agent against `gatewayUrl` until it has failed twice; returns the logged failures. */
+  async function failures(gatewayUrl: string, ca: string): Promise<string[]> {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const config = parseAgentConfig('name: edge\nconnections:\n  - { name: demo, target: "http://127.0.0.2:9" }\n', join(gw.pki.dir, 'agent.yaml'));
+    const agent = startAgent({ gatewayUrl, key: await agentKey(gw, `edge-${lines.length}-${Date.now()}`, ['agent:edge']), ca, config: { ...config, reconnect: { initial: 50, max: 100 } }, logger, version: 'test' });
+    const failed = () => lines.filter((l) => l['msg'] === 'agent link failed');
+    await waitFor(() => failed().length >= 2, 'two failed links');
+    await agent.close();
+    return failed().map((l) => String(l['err']));
+  }
+
+  test('a gateway certificate the CA did not sign: the TLS error, not "the gateway closed the link"', async () => {
+    for (const err of await failures(gw.agentsUrl, otherPki.ca)) assert.match(err, /certificate/);
+  });
+
+  test('a clean close (SIGTERM, or drain over) logs no failed link', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const config = parseAgentConfig('name: edge\nconnections:\n  - { name: demo, target: "http://127.0.0.2:9" }\n', join(gw.pki.dir, 'agent.yaml'));
+    let connected!: () => void;
+    const welcomed = new Promise<void>((resolve) => (connected = resolve));
+    const agent = startAgent({ gatewayUrl: gw.agentsUrl, key: await agentKey(gw, 'edge-clean', ['agent:edge']), ca: gw.pki.ca, config, logger, version: 'test', onState: (line) => line.startsWith('connected') && connected() });
+    await welcomed;
+    await agent.drain(1_000);
+    assert.deepEqual(lines, []);
+  });
+
+  test('nothing listening: ECONNREFUSED, not "the gateway closed the link"', async () => {
+    const probe = createNetServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    for (const err of await failures(`https://127.0.0.1:${port}`, gw.pki.ca)) assert.match(err, /ECONNREFUSED/);
   });
 });

@@ -99,5 +99,14 @@ approvals:
 
     const shown = await cli(['show', id]);
     assert.match(shown.stdout, /: executed\n/);
+
+    // The exchange's record names the review that let it through.
+    const exchangeId = res.headers.get('gatehouse-exchange-id')!;
+    let session = { code: 1, stdout: '', stderr: '' };
+    for (let i = 0; i < 50 && !/^result /m.test(session.stdout); i++) {
+      session = await runCli(['sessions', 'show', exchangeId, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up' });
+      if (!/^result /m.test(session.stdout)) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(session.stdout, new RegExp(`^approval  review ${id}, via held\n`, 'm'), session.stdout + session.stderr);
   });
 });

@@ -305,6 +305,14 @@ describe('parseConfig: every error names its dotted path', () => {
     assert.match(multi!, /^\(yaml\): Source contains multiple documents/);
   });
 
+  test('an unquoted ${VAR} in a flow mapping: the YAML error says to quote it', () => {
+    const source = 'connections:\n  - name: llm\n    type: openai\n    target: http://127.0.0.1:9000/v1\n    credential: { secret: ${LLM_KEY} }\n    access: { groups: [ml] }\n';
+    assert.deepEqual(issuesOf(source, { LLM_KEY: 'k' }), [
+      '(yaml): Unexpected flow-map-start at node end at line 5, column 28: (in a flow mapping "{ … }", quote a reference: "${VAR}")',
+    ]);
+    assert.deepEqual(issuesOf('gateway: [\n'), ['(yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:']);
+  });
+
   test('the YAML error is one line, without the code frame', () => {
     for (const issue of issuesOf('gateway: [\n')) assert.doesNotMatch(issue, /\n/);
   });

@@ -7,7 +7,7 @@ import { buildPostgresConnections } from '../../src/server/build-postgres-connec
 
 const env = { PG_PASSWORD: 'pw' };
 const connection = (fields: string) => `connections:\n  - { name: warehouse, type: postgres, ${fields} }\n`;
-const valid = 'listen: { port: 6432 }, target: "postgres://db.internal:5433/warehouse", credential: { user: gatehouse, secret: "${PG_PASSWORD}" }, access: { groups: [analysts] }';
+const valid = 'listen: { port: 6432 }, allowPlaintext: true, target: "postgres://db.internal:5433/warehouse", credential: { user: gatehouse, secret: "${PG_PASSWORD}" }, access: { groups: [analysts] }';
 
 function issuesOf(source: string): readonly string[] {
   try {
@@ -29,7 +29,7 @@ describe('config: type postgres connections', () => {
         name: 'warehouse',
         listen: { host: '127.0.0.1', port: 6432 },
         serverTls: undefined,
-        allowPlaintext: false,
+        allowPlaintext: true,
         target: { host: 'db.internal', port: 5433, database: 'warehouse', user: 'gatehouse', password: 'pw', tls: { mode: 'verify-full', ca: undefined }, connectTimeoutMs: 10_000, maxMessageBytes: 1024 ** 3 },
         maxRows: undefined,
         statementTimeoutMs: undefined,
@@ -57,6 +57,15 @@ describe('config: type postgres connections', () => {
     ]);
   });
 
+  test('a listener no client could log in to (no certificate, allowPlaintext defaulting to false) is refused', () => {
+    const noTls = valid.replace('allowPlaintext: true, ', '');
+    const message = 'connections[0]: no client could log in: give the listener a certificate (serverTls, or gateway.tls), or set allowPlaintext: true where the path is trusted (the API key then crosses in clear)';
+    assert.deepEqual(issuesOf(connection(noTls)), [message]);
+    assert.deepEqual(issuesOf(connection(`${noTls}, allowPlaintext: false`)), [message]);
+    assert.doesNotThrow(() => parseConfig(connection(`${noTls}, serverTls: { cert: "\${PG_PASSWORD}", key: "\${PG_PASSWORD}" }`), 'gatehouse.yaml', env));
+    assert.doesNotThrow(() => parseConfig(`gateway: { tls: { cert: "\${PG_PASSWORD}", key: "\${PG_PASSWORD}" } }\n${connection(noTls)}`, 'gatehouse.yaml', env));
+  });
+
   test('a credential is required without via', () => {
     assert.deepEqual(issuesOf(connection(valid.replace(', credential: { user: gatehouse, secret: "${PG_PASSWORD}" }', ''))), ['connections[0].credential: is required (the role and password the gateway logs in to the database with)']);
   });
@@ -64,7 +73,7 @@ describe('config: type postgres connections', () => {
 
 describe('config: type postgres connections via an agent', () => {
   const agents = 'agents: { listen: { port: 0 }, tls: { cert: "${PG_PASSWORD}", key: "${PG_PASSWORD}" } }\n';
-  const via = 'listen: { port: 6432 }, via: "agent:dc1", access: { groups: [analysts] }';
+  const via = 'listen: { port: 6432 }, allowPlaintext: true, via: "agent:dc1", access: { groups: [analysts] }';
 
   test('no target, no credential needed; the listener dials the agent hub; clients name the connection as their database', async () => {
     const config = parseConfig(agents + connection(via), 'gatehouse.yaml', env);
@@ -93,6 +102,16 @@ describe('config: type postgres connections via an agent', () => {
       "connections[0].target: must not be set with via: the agent's own config holds the target",
       "connections[0].tls: must not be set with via: the agent's own config holds the database's TLS settings",
     ]);
+  });
+
+  test("the agent's config: an unquoted ${VAR} in a flow mapping is refused with a hint to quote it", () => {
+    assert.throws(
+      () => parseAgentConfig('name: edge\nconnections:\n  - name: llm\n    target: http://10.0.0.5:8000/v1\n    credential: { secret: ${PG_PASSWORD} }\n', 'agent.yaml', env),
+      (error: ConfigError) => {
+        assert.deepEqual(error.issues, ['(yaml): Unexpected flow-map-start at node end at line 5, column 28: (in a flow mapping "{ … }", quote a reference: "${VAR}")']);
+        return true;
+      },
+    );
   });
 
   test("the agent's config: a postgres connection with its database, TLS and an optional credential", () => {

@@ -50,6 +50,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           `client    ${exchange.clientAddress ?? '-'}`,
           `request   ${exchange.connection}  ${exchange.operation}  ${exchange.request.method ?? ''} ${exchange.request.path ?? ''}${exchange.model ? `  model ${exchange.model}` : ''}${exchange.stream ? '  stream' : ''}`,
           `decision  ${exchange.decision}  rules: ${exchange.rules.join(', ') || '-'}  (${exchange.reason ?? '-'}, policy ${exchange.policyVersion ?? '-'})`,
+          ...(exchange.approval ? [`approval  review ${exchange.approval.reviewId}, via ${exchange.approval.via ?? '-'}`] : []),
           `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}: ${exchange.errorDetail ?? ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
         ];
         const isSql = exchange.operation.startsWith('sql.');
