@@ -204,9 +204,6 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);
     logger.info({ connection: connection.name, address: listener.address }, 'postgres listener started');
-    if (!connection.serverTls && !connection.allowPlaintext) {
-      logger.warn({ connection: connection.name }, 'postgres listener refuses every session: it requires TLS (allowPlaintext is false) and has no certificate (serverTls or gateway.tls)');
-    }
   }
 
   let adminServer: Server | undefined;
