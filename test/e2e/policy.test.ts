@@ -74,7 +74,7 @@ describe('policy, end to end', () => {
     mkdirSync(join(dir, 'elsewhere'));
     writeFileSync(join(dir, 'elsewhere', 'target.yaml'), 'rules: []\n');
     symlinkSync(join(dir, 'elsewhere', 'target.yaml'), join(dir, 'linked-rules.yaml'));
-    const warehouse = '  - { name: warehouse, type: postgres, listen: { port: 0 }, target: "postgres://127.0.0.1:5432/warehouse", credential: { user: gatehouse, secret: "${PG_SECRET}" }, access: { groups: [analysts] } }\n';
+    const warehouse = '  - { name: warehouse, type: postgres, listen: { port: 0 }, allowPlaintext: true, target: "postgres://127.0.0.1:5432/warehouse", credential: { user: gatehouse, secret: "${PG_SECRET}" }, access: { groups: [analysts] } }\n';
     gateway = await startGatewayProcess(`${demoConnectionYaml(upstream.url, warehouse).replace('access: { groups: [ml] }', 'access: { groups: [ml, limited] }')}\n${policyYaml}`, { env: { UPSTREAM_KEY: upstreamKey, PG_SECRET: 'unused' }, dir });
     mlKey = await gateway.createKey('ml-bot', ['ml'], ['--kind', 'agent']);
     supportKey = await gateway.createKey('support-bot', ['support']);
@@ -244,6 +244,7 @@ connections:
   - name: warehouse
     type: postgres
     listen: { port: 0 }
+    allowPlaintext: true
     target: postgres://127.0.0.1:5432/warehouse
     credential: { user: gatehouse, secret: "\${PG_SECRET}" }
     access: { groups: [analysts] }
