@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -206,6 +207,18 @@ connections:
     seen = [];
     const res = await call('/c/registry/upload', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(2048) });
     assert.equal(res.statusCode, 413);
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'request_too_large');
+    assert.equal(seen.length, 0);
+  });
+
+  test('a chunked body that grows over the limit: 413 too, not a dropped connection', async () => {
+    seen = [];
+    async function* parts() {
+      for (let i = 0; i < 8; i++) yield Buffer.alloc(512, 120);
+    }
+    const res = await request(`${gateway.url}/c/registry/upload`, { dispatcher, method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/plain' }, body: Readable.from(parts()) });
+    assert.equal(res.statusCode, 413);
+    assert.equal(res.headers['connection'], 'close');
     assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'request_too_large');
     assert.equal(seen.length, 0);
   });
