@@ -95,6 +95,29 @@ describe('gatehouse CLI', () => {
     assert.match(again.stderr, /no live key with id or name "ci-bot"/);
   });
 
+  test('keys revoke NAME during and after a rotation revokes every key of the name, the working one included', async () => {
+    const path = validConfig();
+    const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };
+    assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'rot-bot', '--groups', 'ml'], env)).code, 0);
+    const rotated = await runCli(['keys', 'rotate', 'rot-bot', '--config', path, '--overlap', '1h'], env);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const revoked = await runCli(['keys', 'revoke', 'rot-bot', '--config', path], env);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout.match(/^revoked key /gm)?.length, 2, revoked.stdout);
+    const rows = (await runCli(['keys', 'list', '--config', path], env)).stdout.split('\n').filter((l) => /\srot-bot\s/.test(l));
+    assert.equal(rows.length, 2);
+    for (const row of rows) assert.match(row, /\srevoked\s/);
+
+    // an overlap that has ended leaves an expired key and a live one: revoking by name
+    // must take the live one, not only the expired one
+    assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'rot-bot2', '--groups', 'ml'], env)).code, 0);
+    assert.equal((await runCli(['keys', 'rotate', 'rot-bot2', '--config', path, '--overlap', '0s'], env)).code, 0);
+    assert.equal((await runCli(['keys', 'revoke', 'rot-bot2', '--config', path], env)).code, 0);
+    const rows2 = (await runCli(['keys', 'list', '--config', path], env)).stdout.split('\n').filter((l) => /\srot-bot2\s/.test(l));
+    assert.equal(rows2.length, 2);
+    for (const row of rows2) assert.match(row, /\srevoked\s/, row);
+  });
+
   test('npm start: the quick start serves the demo connection, prints a working key, and records', { timeout: 30_000 }, async () => {
     const child = spawn(process.execPath, [gatehouseBin, 'quickstart'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
