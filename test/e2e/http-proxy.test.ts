@@ -66,6 +66,11 @@ describe('generic HTTP proxy and failure paths, end to end', () => {
           next();
           return;
         }
+        if (req.url!.startsWith('/registry/stall')) {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('first part;');
+          return; // then silence, until the gateway gives up
+        }
         if (req.url!.startsWith('/registry/trickle')) {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('first part;');
@@ -106,6 +111,11 @@ connections:
     type: http
     target: http://${slowAddr}
     timeouts: { headers: 300ms }
+    access: { groups: [ml] }
+  - name: stalling
+    type: http
+    target: http://${apiAddr}/registry
+    timeouts: { body: 300ms }
     access: { groups: [ml] }
   - name: down
     type: http
@@ -237,6 +247,20 @@ connections:
     assert.equal(res.statusCode, 504);
     assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'upstream_timeout');
     assert.ok(performance.now() - started < 3_000);
+  });
+
+  test('a target silent mid-answer beyond timeouts.body: the answer is cut and recorded as upstream_timeout', async () => {
+    const res = await call('/c/stalling/stall');
+    assert.equal(res.statusCode, 200);
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    let text = '';
+    await assert.rejects(async () => {
+      for await (const chunk of res.body) text += chunk.toString();
+    });
+    assert.equal(text, 'first part;');
+    const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { complete: boolean; errorCode: string };
+    assert.equal(record.complete, false);
+    assert.equal(record.errorCode, 'upstream_timeout');
   });
 
   test('a target with a private CA is reached with the configured CA, and refused without it', async () => {

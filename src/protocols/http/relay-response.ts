@@ -276,7 +276,10 @@ function drained(res: ServerResponse): Promise<void> {
 
 function toRelayError(error: unknown, connection: string): GatehouseError {
   if (error instanceof GatehouseError) return error;
-  return new GatehouseError('upstream_failed', { detail: `connection ${connection}: answer interrupted: ${(error as Error).message}`, cause: error });
+  const detail = `connection ${connection}: answer interrupted: ${(error as Error).message}`;
+  // the target went silent mid-answer for longer than timeouts.body (undici's BodyTimeoutError)
+  if ((error as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') return new GatehouseError('upstream_timeout', { detail, cause: error });
+  return new GatehouseError('upstream_failed', { detail, cause: error });
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
