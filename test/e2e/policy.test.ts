@@ -272,6 +272,14 @@ policy:
     assert.equal(bad.stderr, 'gatehouse: The SQL could not be parsed, so it would not be forwarded: syntax error at or near "delet".\n');
   });
 
+  test('gatehouse policy check with a request file that is not JSON: exit 2 naming the file, no stack trace', async () => {
+    const requestFile = join(gateway.dir, 'not-json.json');
+    writeFileSync(requestFile, '{"model": "demo-chat",');
+    const result = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'support', '--connection', 'demo', '--request', requestFile]);
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, `gatehouse: --request ${requestFile}: The request body is not valid JSON.\n`);
+  });
+
   test('config check compiles the policy: a duplicate rule name exits 1 naming the rule', async () => {
     const file = join(gateway.dir, 'dup.yaml');
     writeFileSync(file, 'policy:\n  rules:\n    - { name: twice, effect: deny }\n    - { name: twice, effect: allow }\n');

@@ -66,18 +66,24 @@ export async function policyCommand(action: string | undefined, options: PolicyC
       throw error;
     }
   } else {
-    exchange = dryRunExchange({
-      subject: options.as,
-      groups,
-      kind,
-      connection: connection.name,
-      connectionType: connection.type,
-      operation: options.operation,
-      method: options.method,
-      path: options.path,
-      body,
-      at,
-    });
+    try {
+      exchange = dryRunExchange({
+        subject: options.as,
+        groups,
+        kind,
+        connection: connection.name,
+        connectionType: connection.type,
+        operation: options.operation,
+        method: options.method,
+        path: options.path,
+        body,
+        at,
+      });
+    } catch (error) {
+      // a body the gateway itself would refuse (not JSON, not an object): say so, no stack
+      if (error instanceof GatehouseError) throw new CliError(`--request ${options.request}: ${error.message}`);
+      throw error;
+    }
   }
   const explanation = policy.explain(exchange);
   if (options.json) {
