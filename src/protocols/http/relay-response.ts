@@ -59,6 +59,8 @@ export interface RelayOptions {
    * reads is not kept: the body, the recordable headers, chunk timings, progress.
    */
   readonly record?: boolean | undefined;
+  /** Why the gateway cut the exchange itself (a revocation), if it did: recorded instead of client_closed. */
+  readonly cutBy?: (() => GatehouseError | undefined) | undefined;
   /** Progress writes while the answer streams (audit progress), and chunk timings. */
   readonly progress?: (ProgressOptions & { readonly report: (progress: ExchangeProgress) => Promise<void> }) | undefined;
 }
@@ -183,7 +185,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       await send(tail);
     }
   } catch (error) {
-    failure = res.destroyed ? new GatehouseError('client_closed') : toRelayError(error, options.connection);
+    failure = options.cutBy?.() ?? (res.destroyed ? new GatehouseError('client_closed') : toRelayError(error, options.connection));
     discard(upstream);
   }
 
