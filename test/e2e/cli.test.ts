@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
@@ -43,6 +44,20 @@ describe('gatehouse CLI', () => {
         '  connections[1].access: is required\n' +
         '  connections[1]: unknown key "acess"\n',
     );
+  });
+
+  test('start on a port in use exits 1 naming the address, without a stack trace', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const path = writeConfig('busy.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: ${port} }\nadmin:\n  enabled: false\nstore:\n  sqlite: { path: ${join(dir, 'busy.db')} }\n`);
+      const { code, stderr } = await runCli(['start', '--config', path]);
+      assert.equal(code, 1);
+      assert.equal(stderr, `gatehouse: cannot listen on 127.0.0.1:${port}: the address is in use (another gateway?)\n`);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
   });
 
   test('config check: valid config exits 0 with a summary; a missing secret names its path', async () => {
