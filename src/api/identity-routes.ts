@@ -44,8 +44,7 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
       const target = kind === 'token' && !value.includes(':') ? `jti:${value}` : value;
       if (kind === 'key') {
         // by name: every live key of the name (both keys during a rotation)
-        const revoked = [];
-        for (let key = await apiKeys.revoke(value); key && revoked.length < 10; key = await apiKeys.revoke(value)) revoked.push(key);
+        const revoked = await apiKeys.revokeAll(value);
         if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${value}".` });
         const records = [];
         for (const key of revoked) records.push(await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject }));

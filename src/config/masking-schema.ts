@@ -43,7 +43,8 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
 
   const profile = z
     .strictObject({
-      entities: z.array(z.string().regex(entityName, 'must be an entity type such as EMAIL or a custom entity name')).min(1).optional(),
+      // [] masks no text: a profile for embeddings only
+      entities: z.array(z.string().regex(entityName, 'must be an entity type such as EMAIL or a custom entity name')).optional(),
       operator: z.enum(['redact', 'partial', 'hash', 'drop']).default('redact'),
       keepLast: z.number().int().min(0).max(16).default(4),
       hashKey: secret.optional(),

@@ -5,6 +5,7 @@
 
 import RE2 from 're2';
 import { z } from 'zod';
+import { builtinEntityTypes } from '../detect/index.js';
 import { parseDuration, parseSize } from './units.js';
 
 export const ruleNamePattern = /^[a-z0-9][a-z0-9_.:-]{0,99}$/;
@@ -75,8 +76,14 @@ export const conditionSchema = z
     regex: z.string().min(1).optional(),
     /** Any of these keywords, after normalisation (case, confusables, spacing). */
     keywords: z.array(z.string()).min(1).optional(),
-    /** Any of these entity types, as the detectors name them (`email`, `us_ssn` …). */
-    entities: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * Any of these built-in entity types, in any case (`email`, `US_SSN` …); kept upper-case,
+     * as the detectors name them, so that a rule cannot silently never match.
+     */
+    entities: z
+      .array(z.string().min(1).transform((e) => e.toUpperCase()))
+      .min(1)
+      .optional(),
     /** A numeric or list fact compared with gt / gte / lt / lte / includes. */
     fact: factName.optional(),
     field: factName.optional(),
@@ -99,6 +106,11 @@ export const conditionSchema = z
     if (c.fact === undefined && comparisons.length > 0) ctx.addIssue({ code: 'custom', message: `${comparisons.join(', ')} only go with fact` });
     if (c.fact !== undefined && c.field !== undefined) ctx.addIssue({ code: 'custom', message: 'field goes with regex, keywords or entities; a fact condition names its fact in fact' });
     if (c.keywords?.some((k) => k.trim() === '')) ctx.addIssue({ code: 'custom', path: ['keywords'], message: 'a keyword must not be empty' });
+    c.entities?.forEach((e, i) => {
+      if (!(builtinEntityTypes as readonly string[]).includes(e)) {
+        ctx.addIssue({ code: 'custom', path: ['entities', i], message: `unknown entity type "${e}" (built-in: ${builtinEntityTypes.join(', ')})` });
+      }
+    });
   });
 
 const obligationsSchema = z.strictObject({

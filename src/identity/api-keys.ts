@@ -75,7 +75,14 @@ export class ApiKeyService {
         // a concurrent create that committed before our live check is seen by it, and one
         // that had not committed before our generation read gets the same generation.
         const generation = await nextGeneration(trx, input.name);
-        const existing = await trx.selectFrom('api_keys').select('id').where('name', '=', input.name).where('revoked_at', 'is', null).executeTakeFirst();
+        // live: neither revoked nor expired (an expired key does not hold its name)
+        const existing = await trx
+          .selectFrom('api_keys')
+          .select('id')
+          .where('name', '=', input.name)
+          .where('revoked_at', 'is', null)
+          .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+          .executeTakeFirst();
         if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke or rotate it`);
         return this.#insert(trx, input, generation, now);
       });
@@ -136,6 +143,24 @@ export class ApiKeyService {
   async list(): Promise<ApiKeyInfo[]> {
     const rows = await this.#db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').execute();
     return rows.map(toInfo);
+  }
+
+  /**
+   * Revokes the key with this id, or else every unrevoked key of this name (both keys
+   * during a rotation's overlap, and an expired one too: revoking by name must never
+   * leave a working key of the name behind). Returns the keys revoked, none if none was
+   * unrevoked.
+   */
+  async revokeAll(idOrName: string): Promise<ApiKeyInfo[]> {
+    const live = this.#db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
+    const byId = await live.where('id', '=', idOrName).execute();
+    const rows = byId.length > 0 ? byId : await live.where('name', '=', idOrName).orderBy('generation', 'desc').execute();
+    if (rows.length === 0) return [];
+    const revokedAt = this.#now();
+    const ids = rows.map((r) => r.id);
+    await this.#db.updateTable('api_keys').set({ revoked_at: revokedAt }).where('id', 'in', ids).where('revoked_at', 'is', null).execute();
+    for (const id of ids) this.#cache.delete(id);
+    return rows.map((row) => toInfo({ ...row, revoked_at: revokedAt }));
   }
 
   /** Revokes by id (preferred) or by name; returns the revoked key, or undefined if none was live. */

@@ -87,14 +87,17 @@ export class MaskPlanner {
 }
 
 function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
-  const anyUnrestricted = selected.some((c) => c.profile.fields === undefined);
-  const fields = anyUnrestricted ? undefined : selected.flatMap((c) => c.profile.fields ?? []);
+  // A profile with `entities: []` masks no text (it is there for embeddings): no detection,
+  // no hold-back, and its lack of `fields` does not widen the others'.
+  const textual = selected.filter((c) => c.entities === undefined || c.entities.size > 0);
+  const anyUnrestricted = textual.some((c) => c.profile.fields === undefined);
+  const fields = anyUnrestricted ? undefined : textual.flatMap((c) => c.profile.fields ?? []);
   let embeddings: EmbeddingsRule | undefined;
   for (const c of selected) {
     const rule = c.profile.embeddings;
     if (rule && (!embeddings || embeddingStrength[rule.mode] > embeddingStrength[embeddings.mode])) embeddings = rule;
   }
-  const detectors = [...new Set(selected.map((c) => c.detector))];
+  const detectors = [...new Set(textual.map((c) => c.detector))];
   return {
     profiles: selected.map((c) => c.profile.name),
     fields,
@@ -105,9 +108,10 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
       return p;
     },
     find(text) {
-      if (selected.length === 1) {
+      if (textual.length === 0) return [];
+      if (textual.length === 1) {
         // One profile: the detector's findings are already sorted and disjoint.
-        const c = selected[0]!;
+        const c = textual[0]!;
         const out: Finding[] = [];
         for (const d of c.detector.detect(text)) {
           if (c.entities && !c.entities.has(d.type)) continue;
@@ -117,7 +121,7 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
       }
       const byType = new Map<string, Finding>();
       const all: Finding[] = [];
-      for (const c of selected) {
+      for (const c of textual) {
         for (const d of c.detector.detect(text)) {
           if (c.entities && !c.entities.has(d.type)) continue;
           const finding: Finding = { ...d, operator: c.profile.operator, keepLast: c.profile.keepLast, hashKey: c.profile.hashKey };

@@ -27,6 +27,7 @@ describe('policy config section', () => {
     ['an unknown fact (it would never hold)', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ fact: riskyShapes, includes: [delete-without-where] }] }\n', 'policy.rules[0].when[0].fact: must be one of the facts text, model, inputCount, bytes, method, path, tables, statementClasses, risky'],
     ['fact without comparison', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ fact: inputCount }] }\n', 'policy.rules[0].when[0]: a fact condition needs gt, gte, lt, lte or includes'],
     ['a response rule that allows', 'policy:\n  rules:\n    - { name: r, on: response, effect: allow }\n', 'policy.rules[0].effect: rule "r": a response rule can only deny'],
+    ['unknown entity type', 'policy:\n  rules:\n    - { name: r, effect: deny, when: [{ entities: [email, credit-card] }] }\n', 'policy.rules[0].when[0].entities[1]: unknown entity type "CREDIT-CARD" (built-in: EMAIL, PHONE, US_SSN, CREDIT_CARD, IBAN, IP_ADDRESS, AWS_ACCESS_KEY, AWS_SECRET_KEY, GITHUB_TOKEN, SLACK_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, JWT, PRIVATE_KEY, SECRET)'],
     ['bad hours', 'policy:\n  rules:\n    - { name: r, effect: allow, match: { time: { hours: "9-17" } } }\n', 'policy.rules[0].match.time.hours: must be "HH:MM-HH:MM", e.g. "09:00-17:30"'],
     ['bad time zone', 'policy:\n  timezone: Mars/Olympus\n', 'policy.timezone: is not an IANA time zone (e.g. UTC, Europe/Paris)'],
     ['unknown pack', 'policy:\n  packs: [everything]\n', 'policy.packs[0]: Invalid option: expected one of "secrets-in-prompts"|"prompt-injection"|"bulk-export"|"model-weights"'],
@@ -38,6 +39,11 @@ describe('policy config section', () => {
   for (const [name, yaml, expected] of rows) {
     test(name, () => assert.ok(issues(yaml).includes(expected), `got: ${issues(yaml).join(' | ')}`));
   }
+
+  test('entity types in conditions are taken in any case, as the detectors name them (upper-case)', () => {
+    const config = parseConfig('policy:\n  rules:\n    - { name: r, effect: deny, when: [{ entities: [email, Us_Ssn, CREDIT_CARD] }] }\n', 'gatehouse.yaml');
+    assert.deepEqual(config.policy.rules[0]!.when[0]!.entities, ['EMAIL', 'US_SSN', 'CREDIT_CARD']);
+  });
 
   test('redis limits with a secret ref', () => {
     const config = parseConfig('policy:\n  limits:\n    store: redis\n    redis: { url: "${REDIS_URL}" }\n    rules: [{ name: l, requests: 5, window: 1h }]\n', 'gatehouse.yaml', { REDIS_URL: 'redis://127.0.0.1:6379' });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
@@ -43,6 +44,20 @@ describe('gatehouse CLI', () => {
         '  connections[1].access: is required\n' +
         '  connections[1]: unknown key "acess"\n',
     );
+  });
+
+  test('start on a port in use exits 1 naming the address, without a stack trace', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const path = writeConfig('busy.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: ${port} }\nadmin:\n  enabled: false\nstore:\n  sqlite: { path: ${join(dir, 'busy.db')} }\n`);
+      const { code, stderr } = await runCli(['start', '--config', path]);
+      assert.equal(code, 1);
+      assert.equal(stderr, `gatehouse: cannot listen on 127.0.0.1:${port}: the address is in use (another gateway?)\n`);
+    } finally {
+      await new Promise((resolve) => busy.close(resolve));
+    }
   });
 
   test('config check: valid config exits 0 with a summary; a missing secret names its path', async () => {
@@ -93,6 +108,29 @@ describe('gatehouse CLI', () => {
     const again = await runCli(['keys', 'revoke', 'ci-bot', '--config', path], env);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /no live key with id or name "ci-bot"/);
+  });
+
+  test('keys revoke NAME during and after a rotation revokes every key of the name, the working one included', async () => {
+    const path = validConfig();
+    const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };
+    assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'rot-bot', '--groups', 'ml'], env)).code, 0);
+    const rotated = await runCli(['keys', 'rotate', 'rot-bot', '--config', path, '--overlap', '1h'], env);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const revoked = await runCli(['keys', 'revoke', 'rot-bot', '--config', path], env);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.equal(revoked.stdout.match(/^revoked key /gm)?.length, 2, revoked.stdout);
+    const rows = (await runCli(['keys', 'list', '--config', path], env)).stdout.split('\n').filter((l) => /\srot-bot\s/.test(l));
+    assert.equal(rows.length, 2);
+    for (const row of rows) assert.match(row, /\srevoked\s/);
+
+    // an overlap that has ended leaves an expired key and a live one: revoking by name
+    // must take the live one, not only the expired one
+    assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'rot-bot2', '--groups', 'ml'], env)).code, 0);
+    assert.equal((await runCli(['keys', 'rotate', 'rot-bot2', '--config', path, '--overlap', '0s'], env)).code, 0);
+    assert.equal((await runCli(['keys', 'revoke', 'rot-bot2', '--config', path], env)).code, 0);
+    const rows2 = (await runCli(['keys', 'list', '--config', path], env)).stdout.split('\n').filter((l) => /\srot-bot2\s/.test(l));
+    assert.equal(rows2.length, 2);
+    for (const row of rows2) assert.match(row, /\srevoked\s/, row);
   });
 
   test('npm start: the quick start serves the demo connection, prints a working key, and records', { timeout: 30_000 }, async () => {

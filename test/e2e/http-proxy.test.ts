@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -65,6 +66,11 @@ describe('generic HTTP proxy and failure paths, end to end', () => {
           next();
           return;
         }
+        if (req.url!.startsWith('/registry/stall')) {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.write('first part;');
+          return; // then silence, until the gateway gives up
+        }
         if (req.url!.startsWith('/registry/trickle')) {
           res.writeHead(200, { 'content-type': 'text/plain' });
           res.write('first part;');
@@ -105,6 +111,11 @@ connections:
     type: http
     target: http://${slowAddr}
     timeouts: { headers: 300ms }
+    access: { groups: [ml] }
+  - name: stalling
+    type: http
+    target: http://${apiAddr}/registry
+    timeouts: { body: 300ms }
     access: { groups: [ml] }
   - name: down
     type: http
@@ -210,6 +221,18 @@ connections:
     assert.equal(seen.length, 0);
   });
 
+  test('a chunked body that grows over the limit: 413 too, not a dropped connection', async () => {
+    seen = [];
+    async function* parts() {
+      for (let i = 0; i < 8; i++) yield Buffer.alloc(512, 120);
+    }
+    const res = await request(`${gateway.url}/c/registry/upload`, { dispatcher, method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'text/plain' }, body: Readable.from(parts()) });
+    assert.equal(res.statusCode, 413);
+    assert.equal(res.headers['connection'], 'close');
+    assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'request_too_large');
+    assert.equal(seen.length, 0);
+  });
+
   test('an unreachable upstream: 502 upstream_unreachable', async () => {
     const res = await call('/c/down/anything');
     assert.equal(res.statusCode, 502);
@@ -224,6 +247,20 @@ connections:
     assert.equal(res.statusCode, 504);
     assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'upstream_timeout');
     assert.ok(performance.now() - started < 3_000);
+  });
+
+  test('a target silent mid-answer beyond timeouts.body: the answer is cut and recorded as upstream_timeout', async () => {
+    const res = await call('/c/stalling/stall');
+    assert.equal(res.statusCode, 200);
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    let text = '';
+    await assert.rejects(async () => {
+      for await (const chunk of res.body) text += chunk.toString();
+    });
+    assert.equal(text, 'first part;');
+    const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { complete: boolean; errorCode: string };
+    assert.equal(record.complete, false);
+    assert.equal(record.errorCode, 'upstream_timeout');
   });
 
   test('a target with a private CA is reached with the configured CA, and refused without it', async () => {

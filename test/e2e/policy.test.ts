@@ -273,6 +273,30 @@ policy:
     assert.equal(bad.stderr, 'gatehouse: The SQL could not be parsed, so it would not be forwarded: syntax error at or near "delet".\n');
   });
 
+  test('gatehouse policy check with a request file that is not JSON: exit 2 naming the file, no stack trace', async () => {
+    const requestFile = join(gateway.dir, 'not-json.json');
+    writeFileSync(requestFile, '{"model": "demo-chat",');
+    const result = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'support', '--connection', 'demo', '--request', requestFile]);
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, `gatehouse: --request ${requestFile}: The request body is not valid JSON.\n`);
+  });
+
+  test('config check and policy check accept an entities condition, as the gateway does', async () => {
+    const file = join(gateway.dir, 'entities.yaml');
+    writeFileSync(
+      file,
+      'connections:\n  - { name: llm, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n' +
+        'policy:\n  rules:\n    - name: no-cards-in\n      effect: deny\n      when:\n        - entities: [credit_card]\n',
+    );
+    const checked = await runCli(['config', 'check', file]);
+    assert.equal(checked.code, 0, checked.stderr);
+    const requestFile = join(gateway.dir, 'card.json');
+    writeFileSync(requestFile, JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'my card is 4111 1111 1111 1111' }] }));
+    const explained = await runCli(['policy', 'check', '--config', file, '--as', 'key:x', '--groups', 'ml', '--connection', 'llm', '--request', requestFile]);
+    assert.equal(explained.code, 0, explained.stderr);
+    assert.match(explained.stdout, /^decision {3}deny \(rule-deny\)\nrules {6}no-cards-in\n/);
+  });
+
   test('config check compiles the policy: a duplicate rule name exits 1 naming the rule', async () => {
     const file = join(gateway.dir, 'dup.yaml');
     writeFileSync(file, 'policy:\n  rules:\n    - { name: twice, effect: deny }\n    - { name: twice, effect: allow }\n');

@@ -41,6 +41,19 @@ describe('revocation across two gateways on PostgreSQL', { skip: 'skip' in datab
     return Date.now();
   };
 
+  /** Retries `check` until it passes (records land asynchronously), for at most 3 s. */
+  async function eventually<T>(check: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + 3000;
+    for (;;) {
+      try {
+        return await check();
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  }
+
   /** Starts a long stream on `gateway` and resolves once the first chunk arrived. */
   async function streamInFlight(gateway: GatewayProcess, key: string) {
     const prompt = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
@@ -74,6 +87,14 @@ describe('revocation across two gateways on PostgreSQL', { skip: 'skip' in datab
     assert.equal(result.cut, true, `the stream was cut (got ${result.chunks} chunks)`);
     assert.ok(result.at - revokedAt < 1000, `cut ${result.at - revokedAt} ms after the revocation`);
     assert.ok(result.chunks < 60, `stream ended early after ${result.chunks} chunks`);
+    // recorded as cut by the revocation, not as the client hanging up
+    const cutRecord = await eventually(async () => {
+      const res = await fetch(`${a.adminUrl}/api/sessions?subject=key:contractor&limit=1`, { headers: { authorization: `Bearer ${adminKey}` } });
+      const [latest] = ((await res.json()) as { sessions: Array<{ stream: boolean; complete: boolean; errorCode: string | null }> }).sessions;
+      assert.ok(latest?.stream && latest.errorCode !== null, 'the cut stream is recorded');
+      return latest;
+    });
+    assert.deepEqual({ complete: cutRecord.complete, errorCode: cutRecord.errorCode }, { complete: false, errorCode: 'credential_revoked' });
 
     await assert.rejects(client(b, key).chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] }), (error: unknown) => {
       assert.ok(error instanceof OpenAI.AuthenticationError);

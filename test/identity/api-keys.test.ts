@@ -186,6 +186,32 @@ for (const dialect of await testDialects()) {
       await rejectsWith(keys.verify(`ghk_${a.key.id}_${'A'.repeat(43)}`), 'invalid_credential');
     });
 
+    test('revokeAll by name revokes every unrevoked key of the name, the live one too after an overlap ended; by id only that key', async () => {
+      const old = await create('ci-bot');
+      const rotated = await keys.rotate('ci-bot', { overlapMs: 1000 });
+      clock += 2000; // the overlap is over: the old key is expired, not revoked
+      await rejectsWith(keys.verify(old.token), 'credential_expired');
+      const revoked = await keys.revokeAll('ci-bot');
+      assert.deepEqual(revoked.map((k) => k.id).sort(), [old.key.id, rotated.key.id].sort());
+      await rejectsWith(keys.verify(rotated.token), 'credential_revoked');
+      assert.deepEqual(await keys.revokeAll('ci-bot'), [], 'nothing left to revoke');
+
+      const other = await create('other');
+      const kept = await create('kept');
+      assert.deepEqual((await keys.revokeAll(other.key.id)).map((k) => k.id), [other.key.id]);
+      assert.equal((await keys.verify(kept.token)).credentialId, kept.key.id);
+    });
+
+    test('a name whose only key has expired is free for a new key (an expired key is not live)', async () => {
+      const old = await create('short', { expiresAt: start + 1000 });
+      await assert.rejects(create('short'), ApiKeyInputError, 'live: refused');
+      clock = start + 1000;
+      await rejectsWith(keys.verify(old.token), 'credential_expired');
+      const fresh = await create('short');
+      assert.equal((await keys.verify(fresh.token)).credentialId, fresh.key.id);
+      await rejectsWith(keys.verify(old.token), 'credential_expired');
+    });
+
     test('a revocation by another service instance (another process) takes effect once the cache TTL passes', async () => {
       const gateway = new ApiKeyService(store.db, { now, cacheTtlMs: 1000 });
       const cli = new ApiKeyService(store.db, { now, cacheTtlMs: 1000 });

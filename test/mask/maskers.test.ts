@@ -160,6 +160,22 @@ ${masking}
     assert.ok(maskPlannerFromConfig(config.masking).has('pii'));
   });
 
+  test('a profile for embeddings only (entities: []) masks no text, and does not widen another profile\'s fields', () => {
+    const config = parseConfig(
+      base('  profiles:\n    no-raw-vectors: { entities: [], embeddings: { mode: float16 } }\n    cards: { entities: [CREDIT_CARD], operator: partial, fields: ["choices[].message.content"] }', '    masking: [no-raw-vectors, cards]'),
+      'g.yaml',
+      {},
+    );
+    const planner = maskPlannerFromConfig(config.masking);
+    const vectorsOnly = planner.plan(['no-raw-vectors'], 'response')!;
+    assert.equal(vectorsOnly.embeddings?.mode, 'float16');
+    assert.deepEqual(vectorsOnly.find('mail jane@example.com, card 4111 1111 1111 1111'), []);
+    assert.equal(vectorsOnly.holdBack('mail jane'), 'mail jane'.length, 'nothing held back for detection');
+    const both = planner.plan(['no-raw-vectors', 'cards'], 'response')!;
+    const answer = JSON.stringify({ id: '4111 1111 1111 1111', choices: [{ message: { content: 'card 4111 1111 1111 1111, mail jane@example.com' } }] });
+    assert.deepEqual(JSON.parse(maskJsonText(answer, both, {})), { id: '4111 1111 1111 1111', choices: [{ message: { content: 'card **** **** **** 1111, mail jane@example.com' } }] });
+  });
+
   test('errors name their path: unknown profile, re2-refused pattern, hash without key, unknown entity', () => {
     assert.deepEqual(issues(base('  profiles:\n    pii: {}', '    masking: [pii, nope]')), ['connections[0].masking[1]: no masking profile named "nope" in masking.profiles']);
     assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: REPEAT, pattern: "(a)\\\\1" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (no backreferences or lookaround)']);

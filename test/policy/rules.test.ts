@@ -11,11 +11,12 @@ const access = [
   { connection: 'warehouse', groups: ['analysts'] },
 ];
 
+// names types as the real detectors do (upper-case); rules may spell them in any case
 const fakeDetector = (calls: string[]) => (text: string): ReadonlySet<string> => {
   calls.push(text);
   const found = new Set<string>();
-  if (/[\w.]+@[\w.]+/.test(text)) found.add('email');
-  if (/\b\d{3}-\d{2}-\d{4}\b/.test(text)) found.add('us_ssn');
+  if (/[\w.]+@[\w.]+/.test(text)) found.add('EMAIL');
+  if (/\b\d{3}-\d{2}-\d{4}\b/.test(text)) found.add('US_SSN');
   return found;
 };
 

@@ -1,4 +1,5 @@
 import { loadConfig } from '../../config/index.js';
+import { entityTypes } from '../../detect/index.js';
 import { buildPolicy, PolicyError } from '../../policy/index.js';
 import { CliError } from '../cli-error.js';
 
@@ -8,7 +9,7 @@ export function configCheckCommand(file: string | undefined): void {
   // The policy too: policy files, packs, and checks across rules (unique names …).
   let policy;
   try {
-    policy = buildPolicy(config);
+    policy = buildPolicy(config, { detectEntities: entityTypes });
   } catch (error) {
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
     throw error;

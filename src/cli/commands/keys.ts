@@ -55,12 +55,15 @@ export async function keysCommand(action: string | undefined, args: readonly str
       case 'revoke': {
         const target = args[0];
         if (!target) throw new CliError('usage: gatehouse keys revoke ID|NAME');
-        const revoked = await keys.revoke(target);
-        if (!revoked) throw new CliError(`no live key with id or name "${target}"`, 1);
-        // recorded as a revocation too, so gateways cut the key's in-flight exchanges
-        await new RevocationService(store.db).revoke({ kind: 'key', value: revoked.id, revokedBy: `cli:${process.env.USER ?? 'unknown'}` });
-        await audit.log.event({ kind: 'key.revoked', actor: cliActor(), target: `key:${revoked.id}`, details: { name: revoked.name } });
-        process.stdout.write(`revoked key ${revoked.id} "${revoked.name}"\n`);
+        // by name: every key of the name (both keys during a rotation)
+        const revoked = await keys.revokeAll(target);
+        if (revoked.length === 0) throw new CliError(`no live key with id or name "${target}"`, 1);
+        for (const key of revoked) {
+          // recorded as a revocation too, so gateways cut the key's in-flight exchanges
+          await new RevocationService(store.db).revoke({ kind: 'key', value: key.id, revokedBy: `cli:${process.env.USER ?? 'unknown'}` });
+          await audit.log.event({ kind: 'key.revoked', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name } });
+          process.stdout.write(`revoked key ${key.id} "${key.name}"\n`);
+        }
         return;
       }
       case 'rotate': {

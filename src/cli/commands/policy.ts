@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
+import { entityTypes } from '../../detect/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { buildPolicy, PolicyError, type Explanation } from '../../policy/index.js';
@@ -50,7 +51,7 @@ export async function policyCommand(action: string | undefined, options: PolicyC
   }
   let policy;
   try {
-    policy = buildPolicy(config);
+    policy = buildPolicy(config, { detectEntities: entityTypes });
   } catch (error) {
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
     throw error;
@@ -66,18 +67,24 @@ export async function policyCommand(action: string | undefined, options: PolicyC
       throw error;
     }
   } else {
-    exchange = dryRunExchange({
-      subject: options.as,
-      groups,
-      kind,
-      connection: connection.name,
-      connectionType: connection.type,
-      operation: options.operation,
-      method: options.method,
-      path: options.path,
-      body,
-      at,
-    });
+    try {
+      exchange = dryRunExchange({
+        subject: options.as,
+        groups,
+        kind,
+        connection: connection.name,
+        connectionType: connection.type,
+        operation: options.operation,
+        method: options.method,
+        path: options.path,
+        body,
+        at,
+      });
+    } catch (error) {
+      // a body the gateway itself would refuse (not JSON, not an object): say so, no stack
+      if (error instanceof GatehouseError) throw new CliError(`--request ${options.request}: ${error.message}`);
+      throw error;
+    }
   }
   const explanation = policy.explain(exchange);
   if (options.json) {

@@ -25,7 +25,7 @@ export async function quickstartCommand(): Promise<void> {
   });
 
   // A fresh demo key each run; the previous one is revoked.
-  await gateway.apiKeys.revoke(demoKeyName);
+  await gateway.apiKeys.revokeAll(demoKeyName);
   const { token } = await gateway.apiKeys.create({ name: demoKeyName, kind: 'service', groups: ['demo-users', 'gatehouse-admins'], expiresAt: Date.now() + 24 * 3_600_000 });
 
   const base = `${gateway.dataPlaneUrl}/c/demo`;

@@ -34,12 +34,9 @@ export async function revokeCommand(action: string | undefined, args: readonly s
       case 'key': {
         if (!value) throw new CliError(usage);
         const keys = new ApiKeyService(store.db);
-        const revoked = [];
         // by name this revokes every live key of the name (both keys during a rotation)
-        for (let key = await keys.revoke(value); key; key = revoked.length < 10 ? await keys.revoke(value) : undefined) {
-          revoked.push(key);
-          await revocations.revoke({ kind: 'key', value: key.id, reason: options.reason, revokedBy: by });
-        }
+        const revoked = await keys.revokeAll(value);
+        for (const key of revoked) await revocations.revoke({ kind: 'key', value: key.id, reason: options.reason, revokedBy: by });
         if (revoked.length === 0) throw new CliError(`no live key with id or name "${value}"`, 1);
         print(options, revoked, revoked.map((k) => `revoked key ${k.id} "${k.name}"`).join('\n'));
         return;

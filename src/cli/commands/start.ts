@@ -12,6 +12,11 @@ export async function startCommand(options: { config?: string | undefined }): Pr
     gateway = await startGateway(config, { configFile: file });
   } catch (error) {
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
+    const listen = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (listen.syscall === 'listen' && listen.code !== undefined) {
+      const why = listen.code === 'EADDRINUSE' ? 'the address is in use (another gateway?)' : listen.code === 'EACCES' ? 'permission denied' : listen.code;
+      throw new CliError(`cannot listen on ${listen.address ?? '?'}:${listen.port ?? '?'}: ${why}`, 1);
+    }
     throw error;
   }
   if (gateway.agentsUrl) process.stderr.write(`gatehouse: agent endpoint ${gateway.agentsUrl}\n`);

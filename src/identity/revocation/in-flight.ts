@@ -7,7 +7,8 @@ import type { Identity } from '../../exchange/index.js';
 
 interface Entry {
   readonly identity: Identity;
-  readonly cut: () => void;
+  /** Ends the exchange; `reason` says which revocation (for the record's detail). */
+  readonly cut: (reason: string) => void;
 }
 
 export class InFlightRegistry {
@@ -19,9 +20,10 @@ export class InFlightRegistry {
   }
 
   /** Returns the function that removes the entry (call it when the exchange ends). */
-  register(id: string, identity: Identity, cut: () => void): () => void {
-    if (this.#revoked(identity)) {
-      cut();
+  register(id: string, identity: Identity, cut: (reason: string) => void): () => void {
+    const reason = this.#revoked(identity);
+    if (reason) {
+      cut(reason);
       return () => undefined;
     }
     this.#entries.set(id, { identity, cut });
@@ -32,10 +34,11 @@ export class InFlightRegistry {
   cutRevoked(): number {
     let cut = 0;
     for (const [id, entry] of this.#entries) {
-      if (!this.#revoked(entry.identity)) continue;
+      const reason = this.#revoked(entry.identity);
+      if (!reason) continue;
       this.#entries.delete(id);
       cut++;
-      entry.cut();
+      entry.cut(reason);
     }
     return cut;
   }

@@ -29,7 +29,7 @@ export interface DataPlaneOptions {
   /** Masking profiles and the response guard (absent: answers pass as they are). */
   readonly masking?: DataPlaneMasking | undefined;
   /** Exchanges in flight, so a revocation can cut them (abort upstream, destroy socket). */
-  readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
+  readonly inFlight?: { register(id: string, identity: Identity, cut: (reason: string) => void): () => void } | undefined;
   /** Signs the identity assertion for connections with `identityAssertion`. */
   readonly assertIdentity?: ((identity: Identity, connection: string, ttlMs: number, exchangeId: string) => Promise<string>) | undefined;
   /** Cadence of progress writes while an answer streams (config audit.progress). */
@@ -94,6 +94,8 @@ class HttpExchangeIO implements ExchangeIO {
   #releaseInFlight: (() => void) | undefined;
   /** The client connection closed before the answer was complete. */
   #gone = false;
+  /** Why the gateway itself cut the exchange (a revocation), so it is not recorded as the client's doing. */
+  #cutBy: GatehouseError | undefined;
 
   constructor(options: DataPlaneOptions, req: IncomingMessage, res: ServerResponse, connection: HttpConnection, rest: string, startedAt: number, started: number) {
     this.#options = options;
@@ -196,7 +198,8 @@ class HttpExchangeIO implements ExchangeIO {
     // The caller went away while the request was being decided: nothing to forward to.
     if (this.#gone) controller.abort();
     if (admitted.identity && options.inFlight && !this.#gone) {
-      this.#releaseInFlight = options.inFlight.register(admitted.id, admitted.identity, () => {
+      this.#releaseInFlight = options.inFlight.register(admitted.id, admitted.identity, (reason) => {
+        this.#cutBy = new GatehouseError('credential_revoked', { detail: `cut in flight: ${reason}` });
         controller.abort();
         res.destroy();
       });
@@ -219,7 +222,7 @@ class HttpExchangeIO implements ExchangeIO {
         signal: controller,
       });
     } catch (error) {
-      throw res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name);
+      throw this.#cutBy ?? (res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name));
     }
     const recording = options.recording !== false;
     // The answer's text and usage are read for the record, and for a token limit.
@@ -245,6 +248,7 @@ class HttpExchangeIO implements ExchangeIO {
       isEmbeddings: admitted.operation === 'embeddings',
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
+      cutBy: () => this.#cutBy,
     });
   }
 

@@ -1,6 +1,7 @@
 // Reads a request body into memory, bounded: a declared Content-Length over the limit
-// is refused before a byte is read, and a chunked body is cut off at the limit (the
-// request is destroyed: its unread rest is not waited for).
+// is refused before a byte is read, and a chunked body is cut off at the limit. Its
+// rest is then discarded, not the socket destroyed, so the caller still reads the 413
+// (sent with `connection: close`: the socket is closed once the answer is out).
 
 import type { IncomingMessage } from 'node:http';
 import { GatehouseError } from '../../errors/index.js';
@@ -22,7 +23,8 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
       else (chunks ??= [first]).push(chunk);
     });
   } catch (error) {
-    req.destroy();
+    if (error instanceof GatehouseError) req.resume();
+    else req.destroy();
     throw error;
   }
   if (chunks) return Buffer.concat(chunks, size);

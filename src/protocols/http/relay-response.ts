@@ -59,6 +59,8 @@ export interface RelayOptions {
    * reads is not kept: the body, the recordable headers, chunk timings, progress.
    */
   readonly record?: boolean | undefined;
+  /** Why the gateway cut the exchange itself (a revocation), if it did: recorded instead of client_closed. */
+  readonly cutBy?: (() => GatehouseError | undefined) | undefined;
   /** Progress writes while the answer streams (audit progress), and chunk timings. */
   readonly progress?: (ProgressOptions & { readonly report: (progress: ExchangeProgress) => Promise<void> }) | undefined;
 }
@@ -183,7 +185,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       await send(tail);
     }
   } catch (error) {
-    failure = res.destroyed ? new GatehouseError('client_closed') : toRelayError(error, options.connection);
+    failure = options.cutBy?.() ?? (res.destroyed ? new GatehouseError('client_closed') : toRelayError(error, options.connection));
     discard(upstream);
   }
 
@@ -276,7 +278,10 @@ function drained(res: ServerResponse): Promise<void> {
 
 function toRelayError(error: unknown, connection: string): GatehouseError {
   if (error instanceof GatehouseError) return error;
-  return new GatehouseError('upstream_failed', { detail: `connection ${connection}: answer interrupted: ${(error as Error).message}`, cause: error });
+  const detail = `connection ${connection}: answer interrupted: ${(error as Error).message}`;
+  // the target went silent mid-answer for longer than timeouts.body (undici's BodyTimeoutError)
+  if ((error as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') return new GatehouseError('upstream_timeout', { detail, cause: error });
+  return new GatehouseError('upstream_failed', { detail, cause: error });
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
