@@ -142,6 +142,9 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (url?.pathname === '/readyz') return sendJson(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
       const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
+      // a refused login (SAML response, OIDC callback) or admin credential: the cause is
+      // only in the detail, for operators. The path only: a callback's query holds the code.
+      else if (failure.detail !== undefined) options.logger.info({ path: url?.pathname, code: failure.code, detail: failure.detail }, 'admin request refused');
       return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
     }
   };

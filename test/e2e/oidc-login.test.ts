@@ -149,5 +149,10 @@ identity:
     const noCookie = await fetch(`${callbackUrl}?code=x&state=y`);
     assert.equal(noCookie.status, 401);
     assert.match(((await noCookie.json()) as { error: { message: string } }).error.message, /No login in progress/);
+    // the cause is in the log for operators; the callback's query (the code) is not
+    const refusals = () => gateway.logs().split('\n').filter((line) => line.includes('"admin request refused"'));
+    for (let i = 0; i < 20 && !refusals().some((line) => line.includes('login cookie missing')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(refusals().some((line) => line.includes('"path":"/auth/callback"') && line.includes('login cookie missing or invalid')), refusals().join('\n'));
+    assert.ok(!refusals().some((line) => line.includes('code=')), refusals().join('\n'));
   });
 });
