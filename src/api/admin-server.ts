@@ -1,6 +1,7 @@
 // The admin API, on its own listener. Health, readiness, metrics and the OpenAPI
 // document are open (bind the listener to a private address); everything under /api
-// requires an API key whose groups include one of `admin.groups`.
+// requires an API key whose groups include one of `admin.groups`. A login session
+// (cookie) that changes state must send JSON (cross-site request protection).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Kysely } from 'kysely';
@@ -43,6 +44,11 @@ export type Route = (req: IncomingMessage, url: URL, params: readonly string[], 
 export type AdminRoute = readonly [method: string, pattern: RegExp, route: Route];
 
 const openApiBody = JSON.stringify(openApiDocument);
+const safeMethods = new Set(['GET', 'HEAD']);
+
+function isJsonContentType(value: string | undefined): boolean {
+  return value?.split(';', 1)[0]!.trim().toLowerCase() === 'application/json';
+}
 
 export function createAdminHandler(options: AdminServerOptions) {
   const { db, metrics } = options;
@@ -81,7 +87,18 @@ export function createAdminHandler(options: AdminServerOptions) {
   }
 
   async function authorizeAdmin(req: IncomingMessage): Promise<Identity> {
-    const identity = await options.identify(bearerToken(req.headers.authorization) ?? options.sessionCredential?.(req));
+    const bearer = bearerToken(req.headers.authorization);
+    const session = bearer === undefined ? options.sessionCredential?.(req) : undefined;
+    // A browser sends the session cookie with any form another site (or another port of
+    // this host: SameSite ignores ports) submits. A form cannot send a JSON content type,
+    // and a script can only after a CORS preflight this API never grants.
+    if (session !== undefined && !safeMethods.has(req.method ?? 'GET') && !isJsonContentType(req.headers['content-type'])) {
+      throw new GatehouseError('access_denied', {
+        message: 'A request authenticated by the session cookie that changes state must have "Content-Type: application/json".',
+        rule: 'admin-session-csrf',
+      });
+    }
+    const identity = await options.identify(bearer ?? session);
     if (!identity.groups.some((g) => adminGroups.has(g))) {
       throw new GatehouseError('access_denied', { message: `${identity.subject} is not in an admin group.`, rule: 'admin-groups' });
     }
@@ -125,6 +142,9 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (url?.pathname === '/readyz') return sendJson(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
       const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
+      // a refused login (SAML response, OIDC callback) or admin credential: the cause is
+      // only in the detail, for operators. The path only: a callback's query holds the code.
+      else if (failure.detail !== undefined) options.logger.info({ path: url?.pathname, code: failure.code, detail: failure.detail }, 'admin request refused');
       return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
     }
   };

@@ -8,7 +8,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import { GatehouseError } from '../errors/index.js';
-import { revocationKinds, type ApiKeyService, type RevocationKind, type RevocationService } from '../identity/index.js';
+import { revocationKinds, revocationValue, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
 
 import type { AdminRoute } from './admin-server.js';
 
@@ -29,7 +29,7 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
 }
 
-export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService): AdminRoute[] {
+export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService, sources?: SubjectSources): AdminRoute[] {
   return [
     ['GET', /^\/api\/whoami$/, async (_req, _url, _params, caller) => ({ subject: caller.subject, kind: caller.kind, groups: caller.groups, method: caller.method })],
     ['GET', /^\/api\/revocations$/, async () => ({ revocations: await revocations.list() })],
@@ -39,9 +39,18 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
       if (typeof kind !== 'string' || !(revocationKinds as readonly string[]).includes(kind)) {
         throw new GatehouseError('invalid_request_body', { message: `"kind" must be one of ${revocationKinds.join(', ')}.` });
       }
-      if (typeof value !== 'string' || value === '' || value.length > 512) throw new GatehouseError('invalid_request_body', { message: '"value" must be a non-empty string.' });
+      if (typeof value !== 'string' || value.trim() === '') throw new GatehouseError('invalid_request_body', { message: '"value" must be a non-empty string.' });
       if (reason !== undefined && typeof reason !== 'string') throw new GatehouseError('invalid_request_body', { message: '"reason" must be a string.' });
-      const target = kind === 'token' && !value.includes(':') ? `jti:${value}` : value;
+      let target = value;
+      if (kind !== 'key') {
+        try {
+          target = revocationValue(kind as RevocationKind, value, sources);
+        } catch (error) {
+          if (error instanceof RangeError) throw new GatehouseError('invalid_request_body', { message: `Cannot revoke ${kind}: ${error.message}.` });
+          throw error;
+        }
+      }
+      if (target.length > 512) throw new GatehouseError('invalid_request_body', { message: '"value" must be at most 512 characters.' });
       if (kind === 'key') {
         // by name: every live key of the name (both keys during a rotation)
         const revoked = await apiKeys.revokeAll(value);

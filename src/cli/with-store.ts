@@ -1,17 +1,17 @@
 import { applyJournalOnce, chainOptionsOf, loadSigner } from '../audit/index.js';
-import { loadConfig } from '../config/index.js';
+import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { configPath } from './config-path.js';
 
 /** Opens the configured store for a one-shot command and always closes it. */
-export async function withStore<T>(config: string | undefined, run: (store: Store) => Promise<T>): Promise<T> {
+export async function withStore<T>(config: string | undefined, run: (store: Store, config: GatehouseConfig) => Promise<T>): Promise<T> {
   // Only the store's secrets are needed here: a connection's credential need not be set.
   const loaded = loadConfig(configPath(config), process.env, { secrets: 'store-only' });
   const store = await openStore(loaded.store);
   try {
     // Records a stopped gateway left in its journal are read like any other.
     if (store.sqlitePath) applyJournalOnce(store.sqlitePath, chainOptionsOf(loaded.audit, loadSigner(loaded.audit, { createKey: false })));
-    return await run(store);
+    return await run(store, loaded);
   } finally {
     await store.close();
   }

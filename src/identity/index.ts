@@ -7,7 +7,7 @@ export { VerifiedTokenCache } from './verified-token-cache.js';
 export { jwtAuthenticator } from './jwt-authenticator.js';
 export { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
 export { groupsFromClaims } from './oidc/groups-from-claims.js';
-export { RevocationService, revocationKinds, type RevocationKind, type RevocationRecord } from './revocation/revocations.js';
+export { RevocationService, revocationKinds, revocationValue, type RevocationKind, type RevocationRecord, type SubjectSources } from './revocation/revocations.js';
 export { InFlightRegistry } from './revocation/in-flight.js';
 export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
 export { checkTokenScope } from './gateway-tokens/check-token-scope.js';

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -60,6 +60,12 @@ describe('gatehouse login (device flow)', () => {
     const whoami = await runCli(['whoami', '--admin', gateway.adminUrl], env);
     assert.equal(whoami.code, 0, whoami.stderr);
     assert.deepEqual(JSON.parse(whoami.stdout), { subject: 'oidc:corp:carol', kind: 'human', groups: ['admins'], method: 'oidc' });
+
+    // once the access token has expired, whoami says so and how to renew it
+    writeFileSync(path, JSON.stringify({ ...stored, expiresAt: Date.now() - 60_000 }), { mode: 0o600 });
+    const expired = await runCli(['whoami', '--admin', gateway.adminUrl], env);
+    assert.equal(expired.code, 2);
+    assert.match(expired.stderr, /the sign-in stored in .*credentials\.json expired at .*; run gatehouse login again/);
   });
 
   test('whoami without a stored credential says how to sign in', async () => {

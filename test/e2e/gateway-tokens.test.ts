@@ -134,6 +134,34 @@ identity:
     assert.deepEqual(revocations.map((r) => [r.kind, r.value, r.reason]), [['token', `jti:${a.jti}`, 'test']]);
   });
 
+  test('a pasted token is revoked by its jti and never stored; a value that names nobody is refused', async () => {
+    const a = (await (await exchange(apiKey, { connections: ['demo'] })).json()) as { access_token: string; jti: string };
+    const { stdout } = await gateway.cli(['revoke', 'token', a.access_token]);
+    assert.match(stdout, new RegExp(`revoked token jti:${a.jti}`));
+    await assertEventually(async () => {
+      await assert.rejects(chat(a.access_token), (error: unknown) => errorCode(error) === 'credential_revoked');
+    });
+
+    const refused = async (args: string[], message: RegExp) =>
+      assert.rejects(gateway.cli(args), (error: { code?: number; stderr?: string }) => error.code === 2 && message.test(error.stderr ?? ''));
+    await refused(['revoke', 'user', 'alice'], /"alice" is not a subject: subjects are key:<name>, oidc:<issuer name>:<sub>/);
+    await refused(['revoke', 'subject', 'oidc:corp:alice'], /no OIDC issuer is named "corp" \(configured: none\)/);
+    await refused(['revoke', 'token', apiKey], /this is an API key, not a token id/);
+    await refused(['revoke', 'user', a.access_token], /a user is named by its subject, not by a token/);
+    const api = await fetch(`${gateway.adminUrl}/api/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'subject', value: 'ml-agent' }),
+    });
+    assert.equal(api.status, 400);
+    assert.match(((await api.json()) as { error: { message: string } }).error.message, /"ml-agent" is not a subject/);
+
+    const list = await fetch(`${gateway.adminUrl}/api/revocations`, { headers: { authorization: `Bearer ${adminKey}` } });
+    const values = ((await list.json()) as { revocations: Array<{ value: string }> }).revocations.map((r) => r.value);
+    assert.ok(values.includes(`jti:${a.jti}`));
+    assert.ok(!values.some((v) => v.includes(a.access_token.split('.')[2]!) || v.includes(apiKey) || !/^(jti|key):/.test(v)), values.join(', '));
+  });
+
   test('the generated signing key file is private (mode 0600)', () => {
     const mode = statSync(join(gateway.dir, 'gateway-signing-key.pem')).mode & 0o777;
     assert.equal(mode, 0o600);

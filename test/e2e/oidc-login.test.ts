@@ -27,7 +27,7 @@ describe('OIDC login (authorization code + PKCE) for the admin API', () => {
     upstream = await startDemoUpstream({ apiKey: 'sk-up' });
     const adminPort = await freePort();
     callbackUrl = `http://127.0.0.1:${adminPort}/auth/callback`;
-    idp = await startOidcProvider({ groups: { alice: ['Platform-Admins'], bob: ['Finance'] }, loginRedirectUri: callbackUrl });
+    idp = await startOidcProvider({ groups: { alice: ['Platform-Admins'], bob: ['Finance'], carol: ['Platform-Admins'] }, loginRedirectUri: callbackUrl });
     gateway = await startGatewayProcess(`gateway:
   listen: { host: 127.0.0.1, port: 0 }
 admin:
@@ -97,6 +97,39 @@ identity:
     assert.equal((await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { cookie } })).status, 401);
   });
 
+  test('the session cookie changes state only with a JSON body: a cross-site form cannot use it', async () => {
+    const { cookies } = await logIn('carol');
+    const cookie = cookies.find((c) => c.startsWith('gatehouse_session='))!.split(';')[0]!;
+    const body = JSON.stringify({ kind: 'user', value: 'oidc:corp:mallory', reason: 'csrf trial' });
+    // what an HTML form on another site (or another port of this host) can send: no preflight
+    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+      const forged = await fetch(`${gateway.adminUrl}/api/revocations`, {
+        method: 'POST',
+        headers: { cookie, origin: 'http://127.0.0.1:1', ...(contentType ? { 'content-type': contentType } : {}) },
+        body,
+      });
+      assert.equal(forged.status, 403, `content-type ${contentType}`);
+      const error = ((await forged.json()) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'access_denied');
+      assert.match(error.message, /Content-Type: application\/json/);
+    }
+    const listed = (await (await fetch(`${gateway.adminUrl}/api/revocations`, { headers: { cookie } })).json()) as { revocations: { value: string }[] };
+    assert.ok(!listed.revocations.some((r) => r.value === 'oidc:corp:mallory'), 'no forged revocation was written');
+    // the console's own fetch with a JSON body works
+    const own = await fetch(`${gateway.adminUrl}/api/revocations`, { method: 'POST', headers: { cookie, 'content-type': 'application/json; charset=utf-8' }, body });
+    assert.equal(own.status, 200);
+  });
+
+  test('the session cookie on the data plane is refused with a message that says why', async () => {
+    const { cookies } = await logIn('carol');
+    const token = cookies.find((c) => c.startsWith('gatehouse_session='))!.split(';')[0]!.slice('gatehouse_session='.length);
+    const data = await fetch(`${gateway.url}/c/demo/models`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(data.status, 403);
+    const error = ((await data.json()) as { error: { code: string; message: string } }).error;
+    assert.equal(error.code, 'token_scope_denied');
+    assert.match(error.message, /admin login session, scoped to no connection; it cannot be used on "demo"/);
+  });
+
   test('a user outside the admin groups logs in but is refused by the admin API', async () => {
     const { res, cookies } = await logIn('bob');
     assert.equal(res.status, 200);
@@ -116,5 +149,10 @@ identity:
     const noCookie = await fetch(`${callbackUrl}?code=x&state=y`);
     assert.equal(noCookie.status, 401);
     assert.match(((await noCookie.json()) as { error: { message: string } }).error.message, /No login in progress/);
+    // the cause is in the log for operators; the callback's query (the code) is not
+    const refusals = () => gateway.logs().split('\n').filter((line) => line.includes('"admin request refused"'));
+    for (let i = 0; i < 20 && !refusals().some((line) => line.includes('login cookie missing')); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(refusals().some((line) => line.includes('"path":"/auth/callback"') && line.includes('login cookie missing or invalid')), refusals().join('\n'));
+    assert.ok(!refusals().some((line) => line.includes('code=')), refusals().join('\n'));
   });
 });

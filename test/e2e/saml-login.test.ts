@@ -112,6 +112,14 @@ identity:
     await refused(stranger.response({ acsUrl, audience: entityId, nameId: 'dana@example.com', groups: ['SAML-Admins'], issuer: idp.issuer }), /not valid/);
   });
 
+  test('an assertion signed by the trusted key but from another issuer is refused; operators find each cause in the log', async () => {
+    await refused(valid({ issuer: 'https://other-idp.test/saml' }), /not valid/);
+    await refused(valid({ sign: false }), /not valid/);
+    const refusals = gateway.logs().split('\n').filter((line) => line.includes('"admin request refused"')).map((line) => JSON.parse(line) as { path: string; code: string; detail: string });
+    assert.ok(refusals.some((r) => r.path === '/auth/saml/acs' && r.code === 'invalid_credential' && r.detail.includes('SAML issuer "https://other-idp.test/saml"')), JSON.stringify(refusals));
+    assert.ok(refusals.some((r) => r.path === '/auth/saml/acs' && /^SAML: .*signature/i.test(r.detail)), JSON.stringify(refusals));
+  });
+
   test('an assertion for another audience is refused', async () => {
     await refused(valid({ audience: 'https://someone-else.test' }), /not valid/);
   });

@@ -4,14 +4,37 @@
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { SignJWT, generateKeyPair } from 'jose';
 import { GatehouseError } from '../../src/errors/index.js';
 import type { Identity } from '../../src/exchange/index.js';
-import { InFlightRegistry, RevocationService } from '../../src/identity/index.js';
+import { InFlightRegistry, RevocationService, revocationValue } from '../../src/identity/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { testDialects, type TestDatabase } from '../helpers/databases.js';
 
 const t0 = 1795395550000;
 const alice = (extra: Partial<Identity> = {}): Identity => ({ subject: 'oidc:corp:alice', kind: 'human', groups: ['ml'], method: 'oidc', credentialId: 'jti:a1', issuedAt: t0 - 1000, ...extra });
+
+describe('what a revocation names, from what an operator typed', () => {
+  const sources = { oidc: ['corp'], saml: 'idp' };
+  test('a token is named by its jti; pasted whole, only its jti is kept', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const withJti = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256' }).setJti('j-1').setExpirationTime('5m').sign(privateKey);
+    const withoutJti = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('5m').sign(privateKey);
+    assert.equal(revocationValue('token', 'j-1'), 'jti:j-1');
+    assert.equal(revocationValue('token', 'jti:j-1'), 'jti:j-1');
+    assert.equal(revocationValue('token', withJti), 'jti:j-1');
+    assert.throws(() => revocationValue('token', withoutJti), /no "jti" claim/);
+    assert.throws(() => revocationValue('subject', withJti), /a subject is named by its subject, not by a token/);
+    assert.throws(() => revocationValue('token', `ghk_${'a'.repeat(16)}_${'b'.repeat(43)}`), /this is an API key/);
+  });
+  test('a subject or user must be a subject of a configured source', () => {
+    for (const ok of ['key:ci-bot', 'oidc:corp:alice', 'oidc:corp:a:b', 'saml:idp:alice@example.com']) assert.equal(revocationValue('user', ok, sources), ok);
+    for (const bad of ['alice', 'key:', 'oidc:corp', 'oidc::alice', 'saml:idp:', 'alice@example.com']) assert.throws(() => revocationValue('subject', bad, sources), /is not a subject/, bad);
+    assert.throws(() => revocationValue('user', 'oidc:Corp:alice', sources), /no OIDC issuer is named "Corp" \(configured: corp\)/);
+    assert.throws(() => revocationValue('user', 'saml:corp:alice', sources), /no SAML identity provider is named "corp"/);
+    assert.equal(revocationValue('user', 'oidc:other:alice'), 'oidc:other:alice', 'without sources only the form is checked');
+  });
+});
 
 for (const dialect of await testDialects()) {
   describe(`revocations on ${dialect.name}`, { skip: dialect.skip }, () => {

@@ -57,6 +57,10 @@ export async function whoamiCommand(options: LoginOptions): Promise<void> {
   if (!options.admin) throw new CliError('usage: gatehouse whoami --admin URL');
   const credentials = loadCredentials();
   if (!credentials) throw new CliError(`not signed in (no ${credentialsPath()}); run gatehouse login`);
+  // The stored refresh token is not used: an expired sign-in is renewed by signing in again.
+  if (credentials.expiresAt !== undefined && credentials.expiresAt <= Date.now()) {
+    throw new CliError(`the sign-in stored in ${credentialsPath()} expired at ${new Date(credentials.expiresAt).toISOString()}; run gatehouse login again`);
+  }
   const res = await fetch(new URL('/api/whoami', options.admin), { headers: { authorization: `Bearer ${credentials.accessToken}` } });
   const body = await res.text();
   if (!res.ok) throw new CliError(`admin API answered ${res.status}: ${body}`);

@@ -2,7 +2,7 @@
 // `revoke list`: writes to the store the gateways poll, so every gateway process
 // sharing it refuses the credential within a second and cuts its in-flight exchanges.
 
-import { ApiKeyService, RevocationService, type RevocationKind } from '../../identity/index.js';
+import { ApiKeyService, RevocationService, revocationValue, type RevocationKind } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
@@ -16,7 +16,7 @@ export interface RevokeOptions {
 const usage = 'usage: gatehouse revoke token JTI | subject SUBJECT | user SUBJECT | key ID|NAME [--reason TEXT]\n       gatehouse revoke list | lift REVOCATION_ID';
 
 export async function revokeCommand(action: string | undefined, args: readonly string[], options: RevokeOptions): Promise<void> {
-  await withStore(options.config, async (store) => {
+  await withStore(options.config, async (store, config) => {
     const revocations = new RevocationService(store.db);
     const value = args[0];
     const by = `cli:${process.env.USER ?? 'unknown'}`;
@@ -25,8 +25,14 @@ export async function revokeCommand(action: string | undefined, args: readonly s
       case 'subject':
       case 'user': {
         if (!value) throw new CliError(usage);
-        // a token is named by its credential id as recorded (`jti:…`); a bare jti is accepted too
-        const target = action === 'token' && !value.includes(':') ? `jti:${value}` : value;
+        // a token is named by its credential id as recorded (`jti:…`); a bare jti, or the token itself, is accepted too
+        let target: string;
+        try {
+          target = revocationValue(action, value, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name });
+        } catch (error) {
+          if (error instanceof RangeError) throw new CliError(`cannot revoke ${action}: ${error.message}`);
+          throw error;
+        }
         const record = await revocations.revoke({ kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
         print(options, record, `revoked ${action} ${target} (${record.id})`);
         return;

@@ -10,6 +10,11 @@ import type { Exchange } from '../../exchange/index.js';
 export function checkTokenScope(exchange: Exchange): void {
   const scope = exchange.identity?.scope;
   if (!scope) return;
+  if (scope.connections.length === 0) {
+    throw new GatehouseError('token_scope_denied', {
+      message: `This is an admin login session, scoped to no connection; it cannot be used on "${exchange.connection}". Exchange an identity provider token or API key at POST /auth/token.`,
+    });
+  }
   if (!scope.connections.includes(exchange.connection)) {
     throw new GatehouseError('token_scope_denied', {
       message: `This token is scoped to connection(s) ${scope.connections.join(', ')}; it cannot be used on "${exchange.connection}".`,

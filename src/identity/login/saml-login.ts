@@ -84,7 +84,7 @@ export function createSamlLogin(options: SamlLoginOptions) {
       throw new GatehouseError('invalid_credential', { message: 'The SAML response is not valid.', detail: `SAML: ${(error as Error).message}` });
     }
     if (!profile || !profile.nameID) throw new GatehouseError('invalid_credential', { message: 'The SAML response is not valid.', detail: 'SAML: no NameID' });
-    if (profile.issuer !== config.idpIssuer) throw new GatehouseError('token_issuer_unknown', { detail: `SAML issuer ${JSON.stringify(String(profile.issuer).slice(0, 200))}` });
+    if (profile.issuer !== config.idpIssuer) throw new GatehouseError('invalid_credential', { message: 'The SAML response is not valid.', detail: `SAML issuer ${JSON.stringify(String(profile.issuer).slice(0, 200))}` });
     const id = assertionId(profile);
     if (!id) throw new GatehouseError('invalid_credential', { message: 'The SAML response is not valid.', detail: 'SAML: assertion without ID' });
     try {

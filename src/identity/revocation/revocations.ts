@@ -14,6 +14,8 @@ import { sql, type Kysely } from 'kysely';
 import { GatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
 import type { Database } from '../../store/index.js';
+import { parseApiKey } from '../api-key-format.js';
+import { peekJwt } from '../jwt-peek.js';
 
 export const revocationKinds = ['token', 'subject', 'user', 'key'] as const;
 export type RevocationKind = (typeof revocationKinds)[number];
@@ -40,6 +42,40 @@ interface Snapshot {
   /** subject → latest revocation time: credentials issued at or before it are revoked. */
   readonly subjects: ReadonlyMap<string, number>;
   readonly users: ReadonlySet<string>;
+}
+
+/** The identity sources a subject can name: `oidc:<issuer name>:…`, `saml:<name>:…`. */
+export interface SubjectSources {
+  readonly oidc: readonly string[];
+  readonly saml?: string | undefined;
+}
+
+/**
+ * What a revocation stores, from what an operator typed; a RangeError says what is wrong.
+ * A token may be named by its jti (bare or `jti:…`) or pasted whole: then its jti is
+ * read (unverified) and only that is kept, never the token. A subject or user must have
+ * a subject's form, and with `sources` name a configured issuer: a typo would otherwise
+ * be stored and revoke nobody.
+ */
+export function revocationValue(kind: RevocationKind, value: string, sources?: SubjectSources): string {
+  const trimmed = value.trim();
+  if (parseApiKey(trimmed)) throw new RangeError('this is an API key, not a token id: revoke it with "revoke key" and its id or name (the key itself is never stored)');
+  const jwt = peekJwt(trimmed);
+  if (kind === 'token' && jwt) {
+    if (typeof jwt.payload.jti !== 'string' || jwt.payload.jti === '') throw new RangeError('this token has no "jti" claim, so it cannot be revoked alone: revoke its subject instead');
+    return `jti:${jwt.payload.jti}`;
+  }
+  if (jwt) throw new RangeError(`a ${kind} is named by its subject, not by a token: key:<name>, oidc:<issuer name>:<sub> or saml:<name>:<NameID>`);
+  if (kind === 'token') return value.includes(':') ? value : `jti:${value}`;
+  if (kind === 'subject' || kind === 'user') {
+    const [source, name, ...rest] = value.split(':');
+    const id = rest.join(':');
+    const form = (source === 'key' && value.length > 4) || ((source === 'oidc' || source === 'saml') && name && id);
+    if (!form) throw new RangeError(`"${value}" is not a subject: subjects are key:<name>, oidc:<issuer name>:<sub> or saml:<name>:<NameID>, as gatehouse sessions list shows them`);
+    if (sources && source === 'oidc' && !sources.oidc.includes(name!)) throw new RangeError(`no OIDC issuer is named "${name}" (configured: ${sources.oidc.join(', ') || 'none'})`);
+    if (sources && source === 'saml' && sources.saml !== name) throw new RangeError(`no SAML identity provider is named "${name}" (configured: ${sources.saml ?? 'none'})`);
+  }
+  return value;
 }
 
 const empty: Snapshot = { credentials: new Set(), keys: new Set(), subjects: new Map(), users: new Set() };
