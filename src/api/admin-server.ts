@@ -5,7 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Kysely } from 'kysely';
-import { getExchange, listExchanges } from '../audit/index.js';
+import { getExchange, listExchanges, maxPageSize } from '../audit/index.js';
 import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
@@ -14,7 +14,7 @@ import type { Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { agentsStatus } from './agents-routes.js';
-import { decodePathParam, decisionParam, intParam, sendJson, timeParam } from './http-helpers.js';
+import { decodePathParam, decisionParam, intParam, pageLimitParam, sendJson, timeParam } from './http-helpers.js';
 import { openApiDocument } from './openapi.js';
 import type { createReviewsRoutes } from './reviews-routes.js';
 
@@ -80,7 +80,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       text: q.get('text') ?? undefined,
       since: timeParam(q, 'since'),
       until: timeParam(q, 'until'),
-      limit: q.has('limit') ? intParam(q, 'limit') : undefined,
+      limit: pageLimitParam(q, maxPageSize),
       before: cursor === null ? undefined : intParam(q, 'cursor'),
     });
     return { sessions: page.items, next: page.next === undefined ? null : String(page.next) };

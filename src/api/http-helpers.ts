@@ -3,6 +3,7 @@
 
 import type { ServerResponse } from 'node:http';
 import { GatehouseError } from '../errors/index.js';
+import { parseIsoTime } from '../config/units.js';
 
 export function sendJson(res: ServerResponse, status: number, value: unknown): void {
   const body = JSON.stringify(value);
@@ -27,9 +28,17 @@ export function intParam(q: URLSearchParams, name: string): number {
 export function timeParam(q: URLSearchParams, name: string): number | undefined {
   const value = q.get(name);
   if (value === null) return undefined;
-  const time = Date.parse(value);
-  if (Number.isNaN(time)) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be an ISO 8601 time.` });
+  const time = parseIsoTime(value);
+  if (time === undefined) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z.` });
   return time;
+}
+
+/** `limit` of a listing: 1 to `max` (a value outside is refused rather than quietly clamped). */
+export function pageLimitParam(q: URLSearchParams, max: number): number | undefined {
+  if (!q.has('limit')) return undefined;
+  const value = Number(q.get('limit'));
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new GatehouseError('invalid_query', { message: `Query parameter "limit" must be an integer from 1 to ${max}.` });
+  return value;
 }
 
 const decisions = ['allow', 'deny', 'require_approval'];

@@ -14,6 +14,7 @@ import { PolicyReloadError, type PolicyRuntime } from '../policy/index.js';
 import { dryRunExchange } from '../protocols/http/index.js';
 import { dryRunStatement } from '../protocols/postgres/index.js';
 import type { AdminRoute } from './admin-server.js';
+import { parseIsoTime } from '../config/units.js';
 
 const maxCheckBody = 1024 * 1024;
 const kinds: readonly IdentityKind[] = ['human', 'service', 'agent'];
@@ -78,8 +79,8 @@ function parseCheck(value: unknown): CheckInput {
   const kind = (v['kind'] ?? 'service') as IdentityKind;
   if (!kinds.includes(kind)) throw invalid('"kind" must be human, service or agent.');
   const atText = str('at', false);
-  const at = atText === undefined ? undefined : Date.parse(atText);
-  if (at !== undefined && Number.isNaN(at)) throw invalid('"at" must be an ISO 8601 time.');
+  const at = atText === undefined ? undefined : parseIsoTime(atText);
+  if (atText !== undefined && at === undefined) throw invalid('"at" must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z.');
   return { subject: str('subject', true)!, groups, kind, connection: str('connection', true)!, operation: str('operation', false), method: str('method', false), path: str('path', false), at, request: v['request'] };
 }
 

@@ -10,12 +10,12 @@
 // self-approval, one vote each).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { reviewStates, type ApprovalService, type ReviewState } from '../approvals/index.js';
+import { maxReviewPageSize, reviewStates, type ApprovalService, type ReviewState } from '../approvals/index.js';
 import { parseDuration } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import { bearerToken } from '../protocols/http/index.js';
-import { decodePathParam, intParam, sendJson } from './http-helpers.js';
+import { decodePathParam, intParam, pageLimitParam, sendJson } from './http-helpers.js';
 
 export interface ReviewsRoutesOptions {
   readonly service: ApprovalService;
@@ -50,7 +50,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
         state: (state ?? undefined) as ReviewState | undefined,
         connection: q.get('connection') ?? undefined,
         subject: q.get('subject') ?? undefined,
-        limit: q.has('limit') ? intParam(q, 'limit') : undefined,
+        limit: pageLimitParam(q, maxReviewPageSize),
         before: q.has('cursor') ? intParam(q, 'cursor') : undefined,
       });
       sendJson(res, 200, { reviews: page.items, next: page.next === undefined ? null : String(page.next) });

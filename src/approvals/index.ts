@@ -6,3 +6,4 @@ export type { Review, ReviewEvent, ReviewEventType, ReviewState, ReviewVote } fr
 export { reviewStates } from './review-types.js';
 export { startApprovals, type RunningApprovals, type StartApprovalsOptions } from './start-approvals.js';
 export { signWebhook, slackMessage, webhookPayload } from './notify-reviewers.js';
+export { maxReviewPageSize } from './review-store.js';

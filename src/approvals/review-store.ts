@@ -23,8 +23,11 @@ export async function loadReview(db: Kysely<Database>, id: string): Promise<Revi
   return toReview(row, votes, grant?.expires_at);
 }
 
+/** The most reviews one page lists. */
+export const maxReviewPageSize = 500;
+
 export async function queryReviews(db: Kysely<Database>, filter: ReviewFilter): Promise<{ items: Review[]; next: number | undefined }> {
-  const limit = Math.min(Math.max(filter.limit ?? 50, 1), 500);
+  const limit = Math.min(Math.max(filter.limit ?? 50, 1), maxReviewPageSize);
   let query = db.selectFrom('reviews').selectAll();
   if (filter.state) query = query.where('state', '=', filter.state);
   if (filter.connection) query = query.where('connection', '=', filter.connection);

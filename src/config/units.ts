@@ -14,6 +14,29 @@ export function parseDuration(value: string | number): number | undefined {
   return Math.round(Number(match[1]) * durationUnits[(match[2] ?? 'ms').toLowerCase()]!);
 }
 
+// ISO 8601 times, extended ("2026-11-23T10:00:00Z", "2026-11-23T11:00+01:00",
+// "2026-11-23") or basic ("20261123T100000Z") format. Date.parse alone also takes
+// forms such as "Nov 23 2026" whose reading depends on the runtime.
+const isoExtended = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})?)?$/;
+const isoBasic = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(?:(\d{2})(?:[.,](\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/**
+ * Parses an ISO 8601 time into epoch milliseconds; undefined when it is not one. As in
+ * JavaScript, a date alone is midnight UTC and a time without a zone is local time.
+ */
+export function parseIsoTime(value: string): number | undefined {
+  let text = value.trim().replace(/^(\d{4}-\d{2}-\d{2}) /, '$1T').replace(/t/, 'T').replace(/z$/, 'Z');
+  const basic = isoBasic.exec(text);
+  if (basic) {
+    const [, y, mo, d, h, mi, s, frac, zone] = basic;
+    const offset = zone === undefined || zone === 'Z' ? (zone ?? '') : `${zone.slice(0, 3)}:${zone.length > 3 ? zone.slice(-2) : '00'}`;
+    text = `${y}-${mo}-${d}${h === undefined ? '' : `T${h}:${mi}${s === undefined ? '' : `:${s}${frac === undefined ? '' : `.${frac}`}`}${offset}`}`;
+  }
+  if (!isoExtended.test(text)) return undefined;
+  const time = Date.parse(text);
+  return Number.isNaN(time) ? undefined : time;
+}
+
 /** Parses a size into bytes; returns undefined when it is not one. */
 export function parseSize(value: string | number): number | undefined {
   if (typeof value === 'number') return Number.isInteger(value) && value >= 0 ? value : undefined;

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import { ConfigError, formatPath, loadConfig, parseConfig, parseDuration, parseSize, type GatehouseConfig } from '../../src/config/index.js';
+import { ConfigError, formatPath, loadConfig, parseConfig, parseDuration, parseIsoTime, parseSize, type GatehouseConfig } from '../../src/config/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -448,6 +448,35 @@ describe('parseDuration', () => {
       assert.equal(parseDuration(input), expected);
     });
   }
+});
+
+describe('parseIsoTime', () => {
+  const cases: ReadonlyArray<readonly [string, string | undefined]> = [
+    ['2026-11-23T10:00:00Z', '2026-11-23T10:00:00.000Z'],
+    ['2026-11-23T11:00:00+01:00', '2026-11-23T10:00:00.000Z'],
+    ['2026-11-23T10:00:00.250Z', '2026-11-23T10:00:00.250Z'],
+    ['2026-11-23T10:00Z', '2026-11-23T10:00:00.000Z'],
+    ['2026-11-23 10:00:00Z', '2026-11-23T10:00:00.000Z'],
+    ['2026-11-23', '2026-11-23T00:00:00.000Z'], // a date alone: midnight UTC
+    ['20261123T164240Z', '2026-11-23T16:42:40.000Z'], // basic format
+    ['20261123T164240+0100', '2026-11-23T15:42:40.000Z'],
+    ['20261123', '2026-11-23T00:00:00.000Z'],
+    ['Nov 23 2026', undefined], // Date.parse reads it, in a way that depends on the runtime
+    ['2026-11-23T10:00:00 GMT', undefined],
+    ['2026-13-01', undefined],
+    ['2026-11-23T25:00Z', undefined],
+    ['1700000000000', undefined],
+    ['', undefined],
+  ];
+  for (const [input, expected] of cases) {
+    test(`${JSON.stringify(input)} → ${String(expected)}`, () => {
+      const time = parseIsoTime(input);
+      assert.equal(time === undefined ? undefined : new Date(time).toISOString(), expected);
+    });
+  }
+  test('a time without a zone is local time, as in JavaScript', () => {
+    assert.equal(parseIsoTime('2026-11-23T10:00:00'), new Date(2026, 10, 23, 10, 0, 0).getTime());
+  });
 });
 
 describe('parseSize', () => {

@@ -164,6 +164,20 @@ describe('audit, end to end on SQLite', () => {
     for (const path of ['/api/sessions', '/api/audit/verify']) assert.ok(openapi.paths[path]!.get.responses['400'], `${path} documents its 400`);
     const list = await cli(dir, ['sessions', 'list', '--decision', 'denied']);
     assert.deepEqual([list.code, list.stderr.trim()], [2, 'gatehouse: --decision must be one of allow, deny, require_approval']);
+    // A limit outside 1–500 (the OpenAPI range) is refused, not clamped; a time must be ISO 8601 (basic format too).
+    const query = (q: string) => fetch(`${gateway.adminUrl}/api/sessions?${q}`, { headers: { authorization: `Bearer ${adminKey}` } });
+    for (const limit of ['0', '501', '2.5']) {
+      const refused = await query(`limit=${limit}`);
+      assert.equal(refused.status, 400, `limit=${limit}`);
+      assert.deepEqual(await refused.json(), { error: { code: 'invalid_query', message: 'Query parameter "limit" must be an integer from 1 to 500.' } });
+    }
+    assert.equal((await query('limit=500')).status, 200);
+    const vague = await query(`since=${encodeURIComponent('Nov 23 2026')}`);
+    assert.equal(vague.status, 400);
+    assert.equal(((await vague.json()) as { error: { code: string } }).error.code, 'invalid_query');
+    assert.equal((await query('since=20260101T000000Z')).status, 200);
+    const vagueCli = await cli(dir, ['sessions', 'list', '--since', 'Nov 23 2026']);
+    assert.deepEqual([vagueCli.code, vagueCli.stderr.trim()], [2, 'gatehouse: --since must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z']);
     const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^gatehouse: --public-key \S+no-such\.pem: cannot read it \(ENOENT\)\n$/);

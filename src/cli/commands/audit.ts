@@ -7,6 +7,7 @@ import { exportBundle, exportCsv, pruneBefore, verifyChain } from '../../audit/i
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
+import { parseIsoTime } from '../../config/units.js';
 
 export interface AuditOptions extends SearchOptions {
   readonly config?: string | undefined;
@@ -43,8 +44,8 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
       }
       case 'prune': {
         if (!options.before) throw new CliError('usage: gatehouse audit prune --before TIME');
-        const before = Date.parse(options.before);
-        if (Number.isNaN(before)) throw new CliError('--before must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z');
+        const before = parseIsoTime(options.before);
+        if (before === undefined) throw new CliError('--before must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z');
         const result = await pruneBefore(audit.writer, before, cliActor());
         if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else if (result.events === 0) process.stdout.write('nothing to prune: no signed checkpoint before that time\n');

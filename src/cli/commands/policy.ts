@@ -12,6 +12,7 @@ import { dryRunExchange } from '../../protocols/http/index.js';
 import { dryRunStatement } from '../../protocols/postgres/index.js';
 import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
+import { parseIsoTime } from '../../config/units.js';
 
 export interface PolicyCheckOptions {
   readonly config?: string | undefined;
@@ -34,8 +35,8 @@ export async function policyCommand(action: string | undefined, options: PolicyC
   if (!options.as || !options.connection) throw new CliError(`--as and --connection are required\n${usage}`);
   const kind = (options.kind ?? 'service') as IdentityKind;
   if (!['human', 'service', 'agent'].includes(kind)) throw new CliError('--kind must be human, service or agent');
-  const at = options.at === undefined ? undefined : Date.parse(options.at);
-  if (Number.isNaN(at)) throw new CliError('--at must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z');
+  const at = options.at === undefined ? undefined : parseIsoTime(options.at);
+  if (options.at !== undefined && at === undefined) throw new CliError('--at must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z');
 
   const file = configPath(options.config);
   const config = loadConfig(file, process.env, { secrets: 'store-only' });

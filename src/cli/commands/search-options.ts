@@ -3,6 +3,7 @@
 
 import type { ExchangeFilter } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
+import { parseIsoTime } from '../../config/units.js';
 
 export interface SearchOptions {
   readonly connection?: string | undefined;
@@ -19,8 +20,8 @@ export interface SearchOptions {
 
 function time(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  const parsed = Date.parse(value);
-  if (Number.isNaN(parsed)) throw new CliError(`--${flag} must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z`);
+  const parsed = parseIsoTime(value);
+  if (parsed === undefined) throw new CliError(`--${flag} must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z`);
   return parsed;
 }
 

@@ -1,4 +1,4 @@
-import { getExchange, listExchanges } from '../../audit/index.js';
+import { getExchange, listExchanges, maxPageSize, type ExchangeSummary } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
@@ -23,14 +23,22 @@ export async function sessionsCommand(action: string | undefined, args: readonly
       case 'list': {
         const limit = options.limit === undefined ? 20 : Number(options.limit);
         if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive integer');
-        const page = await listExchanges(store.db, { ...filterFromOptions(options), limit });
+        // Pages of at most maxPageSize, newest first, until the limit is reached.
+        const filter = filterFromOptions(options);
+        const items: ExchangeSummary[] = [];
+        let before: number | undefined;
+        do {
+          const page = await listExchanges(store.db, { ...filter, limit: Math.min(limit - items.length, maxPageSize), before });
+          items.push(...page.items);
+          before = page.next;
+        } while (before !== undefined && items.length < limit);
         if (options.json) {
-          process.stdout.write(`${JSON.stringify(page.items)}\n`);
+          process.stdout.write(`${JSON.stringify(items)}\n`);
           return;
         }
         printTable(
           ['ID', 'STARTED', 'CONNECTION', 'OPERATION', 'SUBJECT', 'DECISION', 'STATUS', 'MS'],
-          page.items.map((s) => [s.id, s.startedAt, s.connection, s.operation, s.subject ?? '-', s.decision + (s.decision === 'deny' && s.rules.length ? ` (${s.rules.join(',')})` : ''), `${s.status ?? '-'}${s.complete ? '' : ' incomplete'}`, String(s.durationMs ?? '-')]),
+          items.map((s) => [s.id, s.startedAt, s.connection, s.operation, s.subject ?? '-', s.decision + (s.decision === 'deny' && s.rules.length ? ` (${s.rules.join(',')})` : ''), `${s.status ?? '-'}${s.complete ? '' : ' incomplete'}`, String(s.durationMs ?? '-')]),
         );
         return;
       }
