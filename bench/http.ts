@@ -41,6 +41,7 @@ import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { request } from 'undici';
 import { delta, snapshot } from './cpu.js';
+import { unindexedRows } from './search-backlog.js';
 import { cleanupAll, cleanupSync, registerTempDir, spawnChild, type Child } from './children.js';
 import { closedLoop, createPool, ErrorLog, percentile, sequential, type LatencyResult, type Scenario, type Target, type ThroughputResult } from './load.js';
 
@@ -362,20 +363,6 @@ async function latestSessions(gw: GatewayProcess): Promise<{ status: number; tex
     page = undefined;
   }
   return { status: res.statusCode, text, page };
-}
-
-/**
- * Rows waiting for the full-text index. The recording gateway indexes at background
- * priority, so under load this grows, and the work is done when the machine is idle:
- * the bench reports how far it got behind rather than hide work done after a round.
- */
-function unindexedRows(dbFile: string): number {
-  const db = new SQLite(dbFile, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM exchanges_fts_pending').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
 }
 
 /** Exchange rows for the bench connection: all, and complete allowed 200s. */

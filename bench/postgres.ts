@@ -37,6 +37,7 @@ import { promisify } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess } from '../test/helpers/gateway-process.js';
+import { unindexedRows } from './search-backlog.js';
 
 const run = promisify(execFile);
 const clients = Number(process.env.BENCH_PG_CLIENTS ?? 8);
@@ -129,16 +130,6 @@ async function startRelay(host: string, port: string): Promise<{ port: number; p
   return { port: relayPort, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
 
-/** Rows the gateway's background full-text indexer has not indexed yet. */
-function queuedForSearch(storeFile: string): number {
-  const db = new SQLite(storeFile, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('select count(*) as n from exchanges_fts_pending').get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<number> {
@@ -195,7 +186,7 @@ connections:
     // The full-text index runs at background priority: let it finish before the next run (not counted), and say how far behind it was.
     const waitForSearchIndex = async () => {
       const started = performance.now();
-      for (let left = queuedForSearch(storeFile); left > 0; left = queuedForSearch(storeFile)) {
+      for (let left = unindexedRows(storeFile); left > 0; left = unindexedRows(storeFile)) {
         searchIndex.max = Math.max(searchIndex.max, left);
         if (performance.now() - started > 30_000) throw new Error(`${left} rows still wait for the full-text index after 30 s`);
         await new Promise((resolve) => setTimeout(resolve, 20));

@@ -47,3 +47,8 @@ export function credentialHeader(credential: { header: string; scheme: string; s
   if (!credential) return undefined;
   return { header: credential.header, value: credential.scheme ? `${credential.scheme} ${credential.secret}` : credential.secret };
 }
+
+/** A URL to this host (a development IdP, a test): where plain http is not a network risk. */
+export function isLoopbackUrl(url: URL): boolean {
+  return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
+}

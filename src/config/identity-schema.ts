@@ -5,6 +5,7 @@
 
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { isLoopbackUrl } from './fields.js';
 
 export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
@@ -28,6 +29,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
       audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
       discovery: z.boolean().default(true),
       jwksUri: url.optional(),
+      /** Accept http:// issuer and JWKS URLs off this host (a network where nobody can tamper with the keys in transit). */
+      allowInsecureHttp: z.boolean().default(false),
       allowedAlgorithms: z.array(z.enum(asymmetricAlgorithms, { error: `must be one of ${asymmetricAlgorithms.join(', ')} (no "none", no HMAC)` })).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
       subjectClaim: z.string().min(1).default('sub'),
       groupsClaims: z.array(z.string().min(1)).default(['groups']),
@@ -44,7 +47,19 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
         })
         .prefault({}),
     })
-    .refine((i) => i.discovery || i.jwksUri !== undefined, { message: 'jwksUri is required when discovery is false', path: ['jwksUri'] });
+    .refine((i) => i.discovery || i.jwksUri !== undefined, { message: 'jwksUri is required when discovery is false', path: ['jwksUri'] })
+    .superRefine((i, ctx) => {
+      if (i.allowInsecureHttp) return;
+      for (const key of ['issuer', 'jwksUri'] as const) {
+        const value = i[key];
+        if (value === undefined || !value.startsWith('http:') || isLoopbackUrl(new URL(value))) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: 'http:// to another host lets anyone on the network path replace the signing keys and forge any identity: use https://, or set allowInsecureHttp: true for a network you trust',
+        });
+      }
+    });
 
   return z
     .strictObject({

@@ -186,6 +186,14 @@ describe('parseConfig: every error names its dotted path', () => {
       issues: ['gateway.maxRequestBody: "10 megs" is not a size (use e.g. 512KiB, 10MiB, or bytes)'],
     },
     {
+      name: 'an OIDC issuer or JWKS over plain http to another host',
+      source: 'identity:\n  oidc:\n    issuers:\n      - { name: corp, issuer: http://idp.corp.example, audience: gatehouse }\n      - { name: ci, issuer: https://ci.example, audience: gatehouse, discovery: false, jwksUri: http://ci.example/jwks }\n',
+      issues: [
+        'identity.oidc.issuers[0].issuer: http:// to another host lets anyone on the network path replace the signing keys and forge any identity: use https://, or set allowInsecureHttp: true for a network you trust',
+        'identity.oidc.issuers[1].jwksUri: http:// to another host lets anyone on the network path replace the signing keys and forge any identity: use https://, or set allowInsecureHttp: true for a network you trust',
+      ],
+    },
+    {
       name: 'missing env var in a secret',
       source: `connections:\n${connection(`credential: { secret: '\${X}' }`)}`,
       issues: ['connections[0].credential.secret: environment variable X is not set'],
@@ -259,6 +267,12 @@ describe('parseConfig: every error names its dotted path', () => {
       assert.deepEqual(issuesOf(c.source, c.env), c.issues);
     });
   }
+
+  test('an OIDC issuer over plain http is accepted on this host, or where allowInsecureHttp says the network is trusted', () => {
+    const source = 'identity:\n  oidc:\n    issuers:\n      - { name: dev, issuer: http://127.0.0.1:9000, audience: gatehouse }\n      - { name: lab, issuer: http://localhost:9001/realms/lab, audience: gatehouse }\n      - { name: cluster, issuer: http://keycloak.auth.svc:8080/realms/corp, audience: gatehouse, allowInsecureHttp: true }\n';
+    const config = parse(source);
+    assert.deepEqual(config.identity.oidc.issuers.map((i) => [i.name, i.allowInsecureHttp]), [['dev', false], ['lab', false], ['cluster', true]]);
+  });
 
   test('the ConfigError message names the file and lists every issue, one per line', () => {
     const source = `gateway:\n  lisen: { port: 1 }\nadmin: { listen: { port: 70000 } }\nconnections:\n  - { name: demo, type: http, target: 'ftp://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;

@@ -12,6 +12,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as client from 'openid-client';
+import { isLoopbackUrl } from '../../config/fields.js';
 import type { IdentityConfig } from '../../config/identity-schema.js';
 import { GatehouseError } from '../../errors/index.js';
 import type { GatewayTokens } from '../gateway-tokens/gateway-tokens.js';
@@ -50,10 +51,6 @@ export function sessionCookieHeader(token: string, ttlMs: number, secure: boolea
   return cookie(sessionCookie, token, { maxAgeSec: Math.floor(ttlMs / 1000), path: '/', secure });
 }
 
-function isLoopback(url: URL): boolean {
-  return url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
-}
-
 export function createOidcLogin(options: OidcLoginOptions) {
   const { login, issuer, tokens, secureCookies } = options;
   let configuration: Promise<client.Configuration> | undefined;
@@ -61,8 +58,8 @@ export function createOidcLogin(options: OidcLoginOptions) {
   function discover(): Promise<client.Configuration> {
     configuration ??= (async () => {
       const server = new URL(issuer.issuer);
-      // Plain http is accepted for a loopback IdP only (development, tests).
-      const insecure = server.protocol === 'http:' && isLoopback(server);
+      // Plain http only for a loopback IdP (development, tests) or where the config says the network is trusted.
+      const insecure = server.protocol === 'http:' && (isLoopbackUrl(server) || issuer.allowInsecureHttp);
       const auth = login.clientSecret ? client.ClientSecretBasic(login.clientSecret) : client.None();
       return client.discovery(server, login.clientId, login.clientSecret ? undefined : { token_endpoint_auth_method: 'none' }, auth, insecure ? { execute: [client.allowInsecureRequests] } : undefined);
     })();
