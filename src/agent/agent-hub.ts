@@ -44,6 +44,8 @@ interface Session {
   /** Taken (its exchange stream is open): these fail with agent_disconnected if it dies. */
   readonly taken: Map<string, Job>;
   heartbeat: NodeJS.Timeout | undefined;
+  /** Fires when the agent's key expires. */
+  expiry: NodeJS.Timeout | undefined;
   closed: boolean;
   draining: boolean;
 }
@@ -139,6 +141,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       offered: new Map(),
       taken: new Map(),
       heartbeat: undefined,
+      expiry: undefined,
       closed: false,
       draining: false,
     };
@@ -155,8 +158,19 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
         drop(session);
         return;
       }
+      if (keyExpired()) return;
       stream.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
     }, options.heartbeatMs);
+    // A key that expires while its agent is connected ends the link, as its reconnect
+    // would be refused: at the expiry (a timer holds at most 24.8 days; the heartbeat
+    // looks again).
+    const keyExpired = (): boolean => {
+      if (identity.expiresAt === undefined || identity.expiresAt > Date.now()) return false;
+      logger.warn({ agent: hello.name, session: session.id, subject: identity.subject }, 'agent key expired; dropping the agent');
+      drop(session);
+      return true;
+    };
+    if (identity.expiresAt !== undefined) session.expiry = setTimeout(keyExpired, Math.min(Math.max(identity.expiresAt - Date.now(), 0), 2 ** 31 - 1)).unref();
     session.h2session.once('close', () => drop(session));
     stream.once('close', () => drop(session));
     pump();
@@ -385,6 +399,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     if (session.closed) return;
     session.closed = true;
     clearInterval(session.heartbeat);
+    clearTimeout(session.expiry);
     sessions.delete(session.id);
     logger.info({ agent: session.hello.name, session: session.id, requeued: session.offered.size, cut: session.taken.size }, 'agent disconnected');
     // Offered but not taken: nothing reached the agent's target, so another agent may take it.

@@ -183,7 +183,7 @@ export class ApiKeyService {
     if (!entry || now - entry.fetchedAt > this.#cacheTtlMs) {
       const row = await this.#db.selectFrom('api_keys').selectAll().where('id', '=', parsed.id).executeTakeFirst();
       const groups = row ? (JSON.parse(row.groups) as string[]) : [];
-      const identity: Identity | undefined = row ? { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups, method: 'api_key', credentialId: row.id, issuedAt: row.created_at } : undefined;
+      const identity: Identity | undefined = row ? { subject: `key:${row.name}`, kind: row.kind as IdentityKind, groups, method: 'api_key', credentialId: row.id, issuedAt: row.created_at, ...(row.expires_at === null ? {} : { expiresAt: row.expires_at }) } : undefined;
       entry = { row, groups, secretHash: Buffer.from(row?.secret_hash ?? '', 'hex'), identity, fetchedAt: now };
       // Only keys that exist are cached, so random ids cannot grow the cache; it is
       // bounded as well (oldest first out, Map keeps insertion order).

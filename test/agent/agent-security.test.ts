@@ -179,6 +179,20 @@ describe('agent tunnel security', () => {
     }
   });
 
+  test('an agent key that expires while its agent is connected: the agent is dropped when it expires, and its reconnects are refused', async () => {
+    const key = (await gw.gateway.apiKeys.create({ name: 'edge-expiring', kind: 'agent', groups: ['agent:edge'], expiresAt: Date.now() + 1_500 })).token;
+    const { agent, states } = await startTestAgent(gw, key, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n');
+    try {
+      const admin = { authorization: `Bearer ${gw.adminKey}` };
+      const connected = async () => ((await (await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: admin })).json()) as { agents: { subject: string }[] }).agents.filter((a) => a.subject === 'key:edge-expiring').length;
+      assert.equal(await connected(), 1);
+      await waitFor(async () => (await connected()) === 0, 'the agent of the expired key to be dropped', 4_000);
+      await waitFor(() => states.some((line) => /^refused by the gateway \(401\).*credential_expired/.test(line)), 'a reconnect to be refused as expired', 5_000);
+    } finally {
+      await agent.close();
+    }
+  });
+
   test('exchange streams on a link that never authenticated are refused', async () => {
     const session = connect(gw.agentsUrl, { ca: gw.pki.ca });
     const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}x_guess` }, { endStream: true });
