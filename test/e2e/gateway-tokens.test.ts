@@ -46,12 +46,14 @@ identity:
   const errorCode = (error: unknown) => (error as { error?: { code?: string } }).error?.code;
 
   test('an API key is exchanged for a short-lived EdDSA token that works with the openai client', async () => {
+    const issuedBefore = Date.now();
     const res = await exchange(apiKey, { connections: ['demo'], operations: ['chat.completions'] });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('cache-control'), 'no-store');
     const body = (await res.json()) as { access_token: string; token_type: string; expires_in: number; jti: string; scope: unknown };
     assert.equal(body.token_type, 'Bearer');
-    assert.ok(body.expires_in > 590 && body.expires_in <= 600, `expires_in ${body.expires_in}`);
+    // exactly the TTL asked for (the default, 10m), and the token's exp is no earlier
+    assert.equal(body.expires_in, 600);
     assert.deepEqual(body.scope, { connections: ['demo'], operations: ['chat.completions'] });
 
     // verifiable by anyone with the published JWKS
@@ -64,6 +66,7 @@ identity:
     const { payload } = await jwtVerify(body.access_token, await importJWK(jwk, 'EdDSA'), { audience: 'gatehouse' });
     assert.equal(payload.sub, 'key:ml-agent');
     assert.equal(payload.jti, body.jti);
+    assert.ok(payload.exp! * 1000 >= issuedBefore + 600_000, 'the token lives at least expires_in');
 
     const answer = await chat(body.access_token);
     assert.equal(answer.choices[0]!.message.content, 'Demo reply to: hi');

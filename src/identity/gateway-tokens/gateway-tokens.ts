@@ -27,6 +27,8 @@ export interface IssuedToken {
   readonly token: string;
   readonly jti: string;
   readonly expiresAt: number;
+  /** Whole seconds from issue to expiry (OAuth `expires_in`): never less than the TTL asked for. */
+  readonly expiresIn: number;
 }
 
 export class GatewayTokens implements TokenVerifier {
@@ -69,8 +71,11 @@ export class GatewayTokens implements TokenVerifier {
     // Hex, not base64url: a jti is typed on the command line (`revoke token JTI`), and one
     // starting with '-' would be read as an option.
     const jti = randomBytes(16).toString('hex');
-    const iat = Math.floor(this.#now() / 1000);
-    const exp = iat + Math.max(1, Math.floor(ttlMs / 1000));
+    const now = this.#now();
+    const iat = Math.floor(now / 1000);
+    // Rounded up: the token lives at least the TTL asked for, so a client that trusts
+    // `expires_in` never holds an expired token before its own clock says so.
+    const exp = Math.ceil((now + Math.max(1000, ttlMs)) / 1000);
     const claims: GatehouseClaims = { kind: identity.kind, groups: identity.groups, via: identity.credentialId, scope };
     const token = await new SignJWT({ gh: claims })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid, typ: 'gatehouse+jwt' })
@@ -81,7 +86,7 @@ export class GatewayTokens implements TokenVerifier {
       .setIssuedAt(iat)
       .setExpirationTime(exp)
       .sign(this.#key.privateKey);
-    return { token, jti, expiresAt: exp * 1000 };
+    return { token, jti, expiresAt: exp * 1000, expiresIn: Math.floor((exp * 1000 - now) / 1000) };
   }
 
   /**

@@ -83,7 +83,7 @@ export function createAuthRoutes(options: AuthRoutesOptions) {
       send(res, 200, {
         access_token: issued.token,
         token_type: 'Bearer',
-        expires_in: Math.round((issued.expiresAt - Date.now()) / 1000),
+        expires_in: issued.expiresIn,
         jti: issued.jti,
         scope,
       }, { 'cache-control': 'no-store' });
