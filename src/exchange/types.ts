@@ -15,6 +15,8 @@ export interface Identity {
   readonly method: AuthMethod;
   /** The credential's id (never its secret), for records and revocation. */
   readonly credentialId: string;
+  /** For a Gatehouse token: the credential it was exchanged for (revoking that revokes it too). */
+  readonly exchangedFrom?: string | undefined;
   /** Who vouched for the identity (an OIDC issuer URL, the gateway's token issuer). */
   readonly issuer?: string | undefined;
   /** When the credential was issued / expires (epoch ms), where it says. */

@@ -165,6 +165,17 @@ identity:
     assert.ok(!values.some((v) => v.includes(a.access_token.split('.')[2]!) || v.includes(apiKey) || !/^(jti|key):/.test(v)), values.join(', '));
   });
 
+  test('revoking the API key a token was exchanged for refuses that token too', async () => {
+    const key = await gateway.createKey('short-lived-job', ['ml'], ['--kind', 'service']);
+    const { access_token: token } = (await (await exchange(key, { connections: ['demo'] })).json()) as { access_token: string };
+    await chat(token);
+    await gateway.cli(['revoke', 'key', 'short-lived-job']);
+    await assertEventually(async () => {
+      await assert.rejects(chat(token), (error: unknown) => errorCode(error) === 'credential_revoked');
+    });
+    await chat(apiKey);
+  });
+
   test('the generated signing key file is private (mode 0600)', () => {
     const mode = statSync(join(gateway.dir, 'gateway-signing-key.pem')).mode & 0o777;
     assert.equal(mode, 0o600);

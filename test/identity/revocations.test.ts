@@ -62,6 +62,16 @@ for (const dialect of await testDialects()) {
       assert.equal(revocations.reason(alice({ credentialId: 'jti:a2' })), undefined);
     });
 
+    test('a Gatehouse token goes with the identity-provider token or API key it was exchanged for', async () => {
+      const exchanged = (from: string) => alice({ method: 'gateway_token', credentialId: 'jti:gh1', exchangedFrom: from });
+      assert.equal(revocations.reason(exchanged('jti:idp1')), undefined);
+      await revocations.revoke({ kind: 'token', value: 'jti:idp1' });
+      assert.equal(revocations.reason(exchanged('jti:idp1')), 'the credential it was exchanged for (jti:idp1) is revoked');
+      await revocations.revoke({ kind: 'key', value: 'k_1' });
+      assert.match(revocations.reason(exchanged('k_1'))!, /exchanged for \(k_1\)/);
+      assert.equal(revocations.reason(exchanged('jti:idp2')), undefined);
+    });
+
     test('a subject revocation refuses credentials issued until then, not later ones', async () => {
       await revocations.revoke({ kind: 'subject', value: 'oidc:corp:alice' });
       assert.match(revocations.reason(alice())!, /every credential of oidc:corp:alice issued before/);

@@ -155,6 +155,7 @@ export class GatewayTokens implements TokenVerifier {
       groups: gh.groups,
       method: 'gateway_token',
       credentialId: `jti:${payload.jti}`,
+      ...(typeof gh.via === 'string' ? { exchangedFrom: gh.via } : {}),
       issuer: this.issuer,
       issuedAt: payload.iat! * 1000,
       expiresAt: payload.exp! * 1000,

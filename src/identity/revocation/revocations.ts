@@ -156,6 +156,10 @@ export class RevocationService {
     if (subjectCutoff !== undefined && (identity.issuedAt ?? 0) <= subjectCutoff) return `every credential of ${identity.subject} issued before ${new Date(subjectCutoff).toISOString()} is revoked`;
     if (s.credentials.has(identity.credentialId)) return `token ${identity.credentialId} is revoked`;
     if (identity.method === 'api_key' && s.keys.has(identity.credentialId)) return `key ${identity.credentialId} is revoked`;
+    // A Gatehouse token goes with the credential it was exchanged for (an identity
+    // provider's token by its jti, or an API key by its id).
+    const from = identity.exchangedFrom;
+    if (from !== undefined && (s.credentials.has(from) || s.keys.has(from))) return `the credential it was exchanged for (${from}) is revoked`;
     return undefined;
   }
 
