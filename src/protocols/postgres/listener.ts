@@ -34,7 +34,7 @@ export interface PostgresListenerOptions {
   /** Called when a session cannot even start (for logs). */
   readonly onSessionError?: ((error: unknown) => void) | undefined;
   /** Open sessions by identity, so a revocation ends them (src/identity in-flight registry). */
-  readonly inFlight?: { register(id: string, identity: Identity, cut: () => void): () => void } | undefined;
+  readonly inFlight?: { register(id: string, identity: Identity, cut: (reason: string) => void): () => void } | undefined;
 }
 
 export interface PostgresListener {
@@ -168,10 +168,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       );
       sessions.set(key, session);
       // A revocation of this identity (on any gateway sharing the store) ends the session.
-      const release = options.inFlight?.register(exchange.id, identity, () => {
-        upstream?.close();
-        client.destroy();
-      });
+      const release = options.inFlight?.register(exchange.id, identity, (reason) => session.revoke(reason));
       const ended = await session.run().finally(() => release?.());
       const outcome: ExchangeOutcome = {
         status: ended && ended.code !== 'client_closed' ? ended.status : 200,

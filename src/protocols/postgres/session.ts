@@ -19,6 +19,7 @@ import type { PipelineStages } from '../../pipeline/index.js';
 import { ClientMessages } from './client-messages.js';
 import type { PostgresConnection } from './connection.js';
 import { DatabaseMessages } from './database-messages.js';
+import { errorResponseFor } from './errors.js';
 import type { FrameSource } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
 import { SessionCore } from './session-core.js';
@@ -74,6 +75,20 @@ export class PostgresSession {
     core.sendToDatabase();
     core.upstream.close();
     return ended;
+  }
+
+  /**
+   * Ends the session because its identity was revoked: the client gets a FATAL
+   * ErrorResponse (28P01) saying so, and the session's record the code, not client_closed.
+   */
+  revoke(reason: string): void {
+    const core = this.#core;
+    if (core.closed) return;
+    const failure = new GatehouseError('credential_revoked', { message: 'Your credential was revoked; the session is ended.', detail: reason });
+    // A statement running at the database is stopped, not left to finish unobserved.
+    if (core.pending.length > 0) void core.ctx.cancelUpstream().catch(() => undefined);
+    if (!core.client.destroyed) core.toClient.end(errorResponseFor(failure, 'FATAL'));
+    core.end(failure);
   }
 
   /**

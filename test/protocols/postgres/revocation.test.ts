@@ -26,11 +26,23 @@ describe('PostgreSQL sessions and revocation', { skip }, () => {
     assert.deepEqual((await client.query('select 1 as one')).rows, [{ one: 1 }]);
     assert.equal(inFlight.size, 1, 'the open session is registered');
 
+    // A statement running at the database when the revocation lands is stopped there.
+    const sleeping = client.query('select pg_sleep(30)').then(() => undefined, (error: unknown) => error);
+    await waitForSleep(proxy.directUrl, true);
     revokedSubjects.add('key:agent');
     assert.equal(inFlight.cutRevoked(), 1);
-    await Promise.race([ended, new Promise((_, reject) => setTimeout(() => reject(new Error('the session was not ended')), 5_000))]);
+    await Promise.race([ended, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the session was not ended')), 5_000))]);
+    // The client is told why (a FATAL 28P01), and the session is recorded as revoked.
+    const error = (await sleeping) as { code?: string; message?: string } | undefined;
+    assert.equal(error?.code, '28P01');
+    assert.match(String(error?.message), /credential was revoked/);
     await assert.rejects(client.query('select 1'));
     assert.equal(inFlight.size, 0);
+    await waitForSleep(proxy.directUrl, false);
+    await waitFor(() => proxy.observed.some((o) => o.exchange.operation === 'sql.session' && o.outcome.errorCode === 'credential_revoked'));
+    const session = proxy.observed.find((o) => o.exchange.operation === 'sql.session')!;
+    assert.equal(session.outcome.errorDetail, 'subject revoked');
+    assert.ok(proxy.observed.some((o) => o.exchange.facts.text === 'select pg_sleep(30)' && o.outcome.errorCode === 'credential_revoked'), 'the statement cut short is recorded as revoked');
 
     // Registering an already-revoked identity cuts it immediately.
     const again = new pg.Client(proxy.clientConfig());
@@ -43,3 +55,28 @@ describe('PostgreSQL sessions and revocation', { skip }, () => {
     revokedSubjects.clear();
   });
 });
+
+async function waitFor(check: () => boolean, ms = 5_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Waits until a pg_sleep is (or is no longer) running at the database. */
+async function waitForSleep(url: string, running: boolean): Promise<void> {
+  const direct = new pg.Client({ connectionString: url });
+  await direct.connect();
+  try {
+    const until = Date.now() + 5_000;
+    for (;;) {
+      const { rows } = await direct.query("select count(*)::int as n from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'");
+      if ((rows[0] as { n: number }).n > 0 === running) return;
+      if (Date.now() > until) throw new Error(`pg_sleep ${running ? 'never started' : 'still running'}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await direct.end();
+  }
+}
