@@ -25,7 +25,10 @@ export function httpOperation(method: string, pathname: string): string {
 }
 
 export function openaiFacts(operation: string, body: Buffer): RequestFacts {
-  if (operation.startsWith('http.') || body.length === 0) return { stream: false };
+  if (operation.startsWith('http.')) return { stream: false };
+  // Refused here like any other body that is not a JSON object: forwarded, it would reach
+  // the model unseen by guardrails and fail there with the upstream's own error.
+  if (body.length === 0) throw new GatehouseError('invalid_request_body', { message: `The request body is empty: ${operation} needs a JSON object.` });
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));

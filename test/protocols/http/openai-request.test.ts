@@ -138,9 +138,18 @@ describe('openaiFacts: embeddings', () => {
 });
 
 describe('openaiFacts: bodies that are not read', () => {
-  test('http.* operations and empty bodies give just stream: false', () => {
+  test('http.* operations give just stream: false', () => {
     assert.deepEqual(openaiFacts('http.GET /models', body('not even json')), { stream: false });
-    assert.deepEqual(openaiFacts('chat.completions', Buffer.alloc(0)), { stream: false });
+    assert.deepEqual(openaiFacts('http.POST /files', Buffer.alloc(0)), { stream: false });
+  });
+
+  test('an empty body for an inference operation is refused, not forwarded unseen', () => {
+    for (const operation of ['chat.completions', 'completions', 'responses', 'embeddings']) {
+      assert.throws(
+        () => openaiFacts(operation, Buffer.alloc(0)),
+        (error: unknown) => error instanceof GatehouseError && error.code === 'invalid_request_body' && error.status === 400 && error.message === `The request body is empty: ${operation} needs a JSON object.`,
+      );
+    }
   });
 
   test('an unknown operation reads model and stream only', () => {
