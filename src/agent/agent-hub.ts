@@ -162,15 +162,21 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       stream.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
     }, options.heartbeatMs);
     // A key that expires while its agent is connected ends the link, as its reconnect
-    // would be refused: at the expiry (a timer holds at most 24.8 days; the heartbeat
-    // looks again).
+    // would be refused: at the expiry (the heartbeat looks too).
     const keyExpired = (): boolean => {
       if (identity.expiresAt === undefined || identity.expiresAt > Date.now()) return false;
       logger.warn({ agent: hello.name, session: session.id, subject: identity.subject }, 'agent key expired; dropping the agent');
       drop(session);
       return true;
     };
-    if (identity.expiresAt !== undefined) session.expiry = setTimeout(keyExpired, Math.min(Math.max(identity.expiresAt - Date.now(), 0), 2 ** 31 - 1)).unref();
+    // A timer may fire a little before the wall clock reaches the expiry (timers run on
+    // a monotonic clock), or at its 24.8-day cap: then it is set again for what is left.
+    const armExpiry = (expiresAt: number): void => {
+      session.expiry = setTimeout(() => {
+        if (!keyExpired() && !session.closed) armExpiry(expiresAt);
+      }, Math.min(Math.max(expiresAt - Date.now(), 0) + 1, 2 ** 31 - 1)).unref();
+    };
+    if (identity.expiresAt !== undefined) armExpiry(identity.expiresAt);
     session.h2session.once('close', () => drop(session));
     stream.once('close', () => drop(session));
     pump();
