@@ -6,6 +6,7 @@
 import RE2 from 're2';
 import { z } from 'zod';
 import { builtinEntityTypes } from '../detect/index.js';
+import { normalizeForKeywords } from '../policy/normalize-text.js';
 import { parseDuration, parseSize } from './units.js';
 
 export const ruleNamePattern = /^[a-z0-9][a-z0-9_.:-]{0,99}$/;
@@ -46,7 +47,13 @@ const timeZone = z.string().refine(isTimeZone, 'is not an IANA time zone (e.g. U
 const timeWindow = z.strictObject({
   days: z.array(z.enum(weekdays)).min(1).optional(),
   /** "09:00-17:00"; a window that ends before it starts wraps midnight ("22:00-06:00"). */
-  hours: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$/, 'must be "HH:MM-HH:MM", e.g. "09:00-17:30"').optional(),
+  hours: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$/, 'must be "HH:MM-HH:MM", e.g. "09:00-17:30"')
+    // A window that starts where it ends would never hold: a rule that silently never applies.
+    .refine((h) => h.slice(0, 5) !== h.slice(6), 'is an empty window (it starts where it ends); for all day use "00:00-24:00"')
+    .refine((h) => h.slice(6) <= '24:00', 'must end at 24:00 at the latest')
+    .optional(),
   timezone: timeZone.optional(),
 });
 
@@ -105,7 +112,12 @@ export const conditionSchema = z
     if (c.fact !== undefined && comparisons.length === 0) ctx.addIssue({ code: 'custom', message: 'a fact condition needs gt, gte, lt, lte or includes' });
     if (c.fact === undefined && comparisons.length > 0) ctx.addIssue({ code: 'custom', message: `${comparisons.join(', ')} only go with fact` });
     if (c.fact !== undefined && c.field !== undefined) ctx.addIssue({ code: 'custom', message: 'field goes with regex, keywords or entities; a fact condition names its fact in fact' });
-    if (c.keywords?.some((k) => k.trim() === '')) ctx.addIssue({ code: 'custom', path: ['keywords'], message: 'a keyword must not be empty' });
+    // Matching is on letters and digits only: a keyword with neither ("---", "!!") would
+    // be the empty string, found in every text (an allow rule would allow everything).
+    c.keywords?.forEach((k, i) => {
+      if (k.trim() === '') ctx.addIssue({ code: 'custom', path: ['keywords', i], message: 'a keyword must not be empty' });
+      else if (normalizeForKeywords(k) === '') ctx.addIssue({ code: 'custom', path: ['keywords', i], message: `keyword ${JSON.stringify(k)} has no letter or digit (keywords match on letters and digits only; use regex for punctuation)` });
+    });
     c.entities?.forEach((e, i) => {
       if (!(builtinEntityTypes as readonly string[]).includes(e)) {
         ctx.addIssue({ code: 'custom', path: ['entities', i], message: `unknown entity type "${e}" (built-in: ${builtinEntityTypes.join(', ')})` });
@@ -201,7 +213,16 @@ export function buildPolicySchema({ path, secret }: PolicySchemaContext) {
           rules: z.array(limitRuleSchema).default([]),
         })
         .prefault({})
-        .refine((l) => l.store !== 'redis' || l.redis !== undefined, { message: 'store "redis" needs redis.url', path: ['redis'] }),
+        .refine((l) => l.store !== 'redis' || l.redis !== undefined, { message: 'store "redis" needs redis.url', path: ['redis'] })
+        .superRefine((l, ctx) => {
+          // Counters are keyed by the limit's name: two limits of one name would share them.
+          const first = new Map<string, number>();
+          l.rules.forEach((rule, i) => {
+            const at = first.get(rule.name);
+            if (at !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate limit name "${rule.name}" (also limits.rules[${at}]; limits count by name, so they would share counters)` });
+            else first.set(rule.name, i);
+          });
+        }),
     })
     .prefault({});
 }

@@ -34,6 +34,10 @@ describe('policy config section', () => {
     ['redis store without redis', 'policy:\n  limits: { store: redis }\n', 'policy.limits.redis: store "redis" needs redis.url'],
     ['redis url must be a secret ref', 'policy:\n  limits: { store: redis, redis: { url: "redis://x" } }\n', 'policy.limits.redis.url: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
     ['a limit with nothing to limit', 'policy:\n  limits:\n    rules: [{ name: l }]\n', 'policy.limits.rules[0]: a limit needs at least one of requests, tokens, embeddingInputs, bytes, concurrent, maxRequestBytes, maxResponseBytes'],
+    ['a keyword with no letter or digit (it would match every text)', 'policy:\n  rules:\n    - { name: r, effect: allow, when: [{ keywords: [drop table, "---"] }] }\n', 'policy.rules[0].when[0].keywords[1]: keyword "---" has no letter or digit (keywords match on letters and digits only; use regex for punctuation)'],
+    ['an empty time window (it would never hold)', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { time: { hours: "09:00-09:00" } } }\n', 'policy.rules[0].match.time.hours: is an empty window (it starts where it ends); for all day use "00:00-24:00"'],
+    ['a window ending after 24:00', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { time: { hours: "22:00-24:30" } } }\n', 'policy.rules[0].match.time.hours: must end at 24:00 at the latest'],
+    ['two limits of one name (they would share counters)', 'policy:\n  limits:\n    rules: [{ name: l, requests: 5 }, { name: l, requests: 10, per: group }]\n', 'policy.limits.rules[1].name: duplicate limit name "l" (also limits.rules[0]; limits count by name, so they would share counters)'],
     ['a window under a second', 'policy:\n  limits:\n    rules: [{ name: l, requests: 1, window: 10ms }]\n', 'policy.limits.rules[0].window: "10ms" is not a duration of at least 1s (use e.g. 30s, 1m, 1h)'],
   ];
   for (const [name, yaml, expected] of rows) {

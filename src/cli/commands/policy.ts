@@ -83,7 +83,7 @@ export async function policyCommand(action: string | undefined, options: PolicyC
       });
     } catch (error) {
       // a body the gateway itself would refuse (not JSON, not an object): say so, no stack
-      if (error instanceof GatehouseError) throw new CliError(`--request ${options.request}: ${error.message}`);
+      if (error instanceof GatehouseError) throw new CliError(`${error.code === 'invalid_path' ? `--path ${options.path}` : `--request ${options.request}`}: ${error.message}`);
       throw error;
     }
   }

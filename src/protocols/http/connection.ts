@@ -42,6 +42,30 @@ export function hasDotSegment(rest: string): boolean {
   return dotSegment.test(path);
 }
 
+/**
+ * The path (without the query) as policy sees it: percent-escapes decoded and runs of
+ * `/` merged, as most targets resolve a path (nginx, Express, FastAPI …). Otherwise
+ * `/model.safetenso%72s` or `//admin/x` would reach the file a rule on `*.safetensors`
+ * or `/admin/*` is about, unseen. Returns an error message instead when an escape is
+ * malformed, or when decoding reveals a dot segment (`/a%2F..%2Fadmin`).
+ */
+export function policyPath(rest: string): { path: string } | { error: string } {
+  const query = rest.indexOf('?');
+  let path = query < 0 ? rest : rest.slice(0, query);
+  if (path.includes('%')) {
+    try {
+      path = decodeURIComponent(path);
+    } catch {
+      return { error: 'The path has a malformed percent-escape.' };
+    }
+    if (decodedDotSegment.test(path)) return { error: 'The path contains "." or ".." segments, which could leave the connection.' };
+  }
+  if (path.includes('//')) path = path.replace(/\/{2,}/g, '/');
+  return { path };
+}
+
+const decodedDotSegment = /(?:^|[\/\\])\.{1,2}(?:[\/\\]|$)/;
+
 /** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
 export function joinUpstreamPath(basePath: string, rest: string): string {
   if (basePath === '' || basePath === '/') return rest;

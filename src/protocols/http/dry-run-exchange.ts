@@ -3,6 +3,8 @@
 // come from the same decoders as live traffic, so a dry run decides as the gateway would.
 
 import type { Exchange, IdentityKind } from '../../exchange/index.js';
+import { GatehouseError } from '../../errors/index.js';
+import { policyPath } from './connection.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 
 export interface DryRunInput {
@@ -31,7 +33,10 @@ const pathOfOperation: Readonly<Record<string, string>> = {
 
 export function dryRunExchange(input: DryRunInput): Exchange {
   const body = input.body ?? Buffer.alloc(0);
-  const path = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions';
+  // The path as the data plane gives it to policy (decoded, `//` merged), or its refusal.
+  const normalized = policyPath(input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions');
+  if ('error' in normalized) throw new GatehouseError('invalid_path', { message: normalized.error });
+  const path = normalized.path;
   const method = input.method ?? (body.length > 0 || input.connectionType === 'openai' ? 'POST' : 'GET');
   const derived = input.connectionType === 'openai' ? openaiOperation(method, path) : httpOperation(method, path);
   const operation = input.operation ?? derived;

@@ -12,10 +12,15 @@ const operationsByPath: ReadonlyArray<readonly [string, string]> = [
   ['/responses', 'responses'],
 ];
 
-/** `chat.completions` for POST …/chat/completions; `http.GET /models` otherwise. */
+/**
+ * `chat.completions` for POST …/chat/completions (or …/chat/completions/, which many
+ * servers route alike: left as `http.POST`, its prompt would escape inspection);
+ * `http.GET /models` otherwise. `pathname` is the policy path (connection.ts policyPath).
+ */
 export function openaiOperation(method: string, pathname: string): string {
   if (method === 'POST') {
-    for (const [suffix, operation] of operationsByPath) if (pathname.endsWith(suffix)) return operation;
+    const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+    for (const [suffix, operation] of operationsByPath) if (path.endsWith(suffix)) return operation;
   }
   return httpOperation(method, pathname);
 }

@@ -25,7 +25,9 @@ describe('openaiOperation', () => {
     ['DELETE', '/v1/responses/resp_1', 'http.DELETE /v1/responses/resp_1'],
     ['POST', '/v1/files', 'http.POST /v1/files'],
     ['POST', '/v1/responses/resp_1/cancel', 'http.POST /v1/responses/resp_1/cancel'],
-    ['POST', '/v1/chat/completions/', 'http.POST /v1/chat/completions/'],
+    // Many servers route a trailing slash alike: as plain HTTP its prompt would escape inspection.
+    ['POST', '/v1/chat/completions/', 'chat.completions'],
+    ['POST', '/v1/embeddings/', 'embeddings'],
     ['post', '/v1/chat/completions', 'http.post /v1/chat/completions'],
   ];
   for (const [method, path, operation] of cases) {
