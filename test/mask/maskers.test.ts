@@ -195,4 +195,17 @@ describe('plain-text SSE (not OpenAI JSON)', () => {
     const text = out.trim().split('\n\n').map((block) => block.split('\n').map((l) => l.replace(/^data: /, '')).join('\n')).join('');
     assert.equal(text, 'mail [EMAIL] ok');
   });
+
+  test('a piece that happens to parse as JSON (a bare number) stays part of the running text', () => {
+    // `+45 32 12 34 56` cut so that pieces are bare numbers: each once went out on its own, unmasked and out of order.
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    let out = '';
+    for (const piece of ['tel +4', '5', ' 32 12 ', '34', ' 5', '6, ok', 'true', ' [1]', ' done']) out += masker.push(Buffer.from(`data: ${piece}\n\n`));
+    out += masker.push(Buffer.from('data: [DONE]\n\n'));
+    out += masker.end();
+    const blocks = out.trim().split('\n\n');
+    assert.equal(blocks.at(-1), 'data: [DONE]', 'held text is released before the end marker');
+    const text = blocks.slice(0, -1).map((block) => block.split('\n').map((l) => l.replace(/^data: /, '')).join('\n')).join('');
+    assert.equal(text, 'tel [PHONE], oktrue [1] done');
+  });
 });
