@@ -178,7 +178,10 @@ ${masking}
 
   test('errors name their path: unknown profile, re2-refused pattern, hash without key, unknown entity', () => {
     assert.deepEqual(issues(base('  profiles:\n    pii: {}', '    masking: [pii, nope]')), ['connections[0].masking[1]: no masking profile named "nope" in masking.profiles']);
-    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: REPEAT, pattern: "(a)\\\\1" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (no backreferences or lookaround)']);
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: REPEAT, pattern: "(a)\\\\1" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid escape sequence: \\1; re2 has no backreferences or lookaround)']);
+    // The reason is re2's own, so a typo is told apart from an unsupported feature.
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "ACCT-[0-9{6}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (missing ]: [0-9{6}; re2 has no backreferences or lookaround)']);
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "x{1001}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid repetition size: {1001}; re2 has no backreferences or lookaround)']);
     assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash }')), ['masking.profiles.p.hashKey: is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})']);
     assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
   });
