@@ -12,14 +12,14 @@ import { parseSize } from './units.js';
 const entityName = /^[A-Z][A-Z0-9_]{0,62}$/;
 
 export function buildMaskingSchema(secret: z.ZodType<string, string>) {
-  const pattern = z.string().min(1).refine((value) => {
+  const pattern = z.string().min(1).superRefine((value, ctx) => {
     try {
       new RE2(value, 'u');
-      return true;
-    } catch {
-      return false;
+    } catch (error) {
+      // re2's own reason ("missing ]", "invalid repetition size: {1001}") says what to fix.
+      ctx.addIssue({ code: 'custom', message: `is not a valid re2 pattern (${(error as Error).message}; re2 has no backreferences or lookaround)` });
     }
-  }, 'is not a valid re2 pattern (no backreferences or lookaround)');
+  });
 
   const customEntity = z.strictObject({
     name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)'),

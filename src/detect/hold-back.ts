@@ -21,7 +21,7 @@
 
 import { charClass, DIGIT, isDigit, isWordChar, TOKEN, UPPER } from './char-class.js';
 import { isDomainChar, isLocalChar, pemBegin } from './scan-misc.js';
-import { awsContext, contextWindow, secretContext } from './scan-tokens.js';
+import { awsContext, contextWindow, isGluedSecretChar, secretContext } from './scan-tokens.js';
 import { ibanLengths } from './validators.js';
 
 /** An unbroken token longer than this is released: a key longer than 8 KiB is not a key. */
@@ -74,6 +74,7 @@ export function builtinHoldBack(text: string): number {
   if (n === 0) return 0;
   let p = emailHold(text);
   p = Math.min(p, tokenHold(text));
+  p = Math.min(p, gluedSecretHold(text));
   p = Math.min(p, numericHold(text));
   p = Math.min(p, ibanHold(text));
   p = Math.min(p, ipv6Hold(text));
@@ -124,6 +125,24 @@ function tokenHold(text: string): number {
     if (s < n && couldBeToken(text, s, n)) return c;
   }
   return n;
+}
+
+/**
+ * A generic secret also covers password symbols and tokens glued to it (`Vq8#mT2z…`,
+ * scan-tokens.ts): a trailing run of such characters holding a symbol may still be
+ * (part of) one, when a context word is before it or in it.
+ */
+function gluedSecretHold(text: string): number {
+  const n = text.length;
+  let u = n;
+  let symbol = false;
+  while (u > 0 && n - u < maxTokenHold && isGluedSecretChar(text.charCodeAt(u - 1), false)) {
+    if ((charClass[text.charCodeAt(u - 1)]! & TOKEN) === 0) symbol = true;
+    u--;
+  }
+  // Without a symbol the run is a plain token: tokenHold decides.
+  if (!symbol) return n;
+  return secretContext.test(text.slice(Math.max(0, u - contextWindow), n)) ? u : n;
 }
 
 /** Whether the token part `text[s, n)` could still become a key, JWT or secret. */

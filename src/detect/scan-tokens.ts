@@ -146,7 +146,31 @@ function secretLike(text: string, start: number, end: number, out: Detection[]):
   if (!notLowerPath && pathish) return;
   if (entropy(text, start, end) < 3.5) return;
   if (!secretContext.test(contextBefore(text, start))) return;
-  out.push({ type: 'SECRET', start, end, score: 0.75 });
+  // A password often holds symbols (`Vq8#mT2z…`): the token found is then only part of
+  // it. The finding covers the symbols and tokens glued to it on both sides, so no
+  // piece of the secret is left in clear beside the label.
+  let s = start;
+  while (s > 0 && start - s < maxGlued && isGluedSecretChar(text.charCodeAt(s - 1), true)) s--;
+  let e = end;
+  while (e < text.length && e - end < maxGlued && isGluedSecretChar(text.charCodeAt(e), false)) e++;
+  // Sentence punctuation after the secret is not part of it.
+  while (e > end && isSentenceEnd(text.charCodeAt(e - 1))) e--;
+  out.push({ type: 'SECRET', start: s, end: e, score: 0.75 });
+}
+
+/** How far a generic secret is extended over glued characters on each side. */
+export const maxGlued = 128;
+
+/**
+ * A character a password may hold next to a token: token characters and the symbols
+ * of a password. Not spaces, quotes, brackets, `,` or `;`; going backwards, not `=` or
+ * `:` either (`password=…`, `secret: …` end there).
+ */
+export function isGluedSecretChar(c: number, backwards: boolean): boolean {
+  if (backwards && (c === 61 || c === 58)) return false;
+  if ((charClass[c]! & TOKEN) !== 0) return true;
+  // ! # $ % & * ? @ ^ | \ :
+  return c === 33 || c === 35 || c === 36 || c === 37 || c === 38 || c === 42 || c === 63 || c === 64 || c === 94 || c === 124 || c === 92 || c === 58;
 }
 
 function contextBefore(text: string, start: number): string {
@@ -188,4 +212,9 @@ function allIn(text: string, start: number, end: number, mask: number): boolean 
 
 function isTrailingPunct(c: number): boolean {
   return c === 46 || c === 126 || c === 45;
+}
+
+/** `.` `!` `?` `:` ending a sentence or clause after a secret. */
+function isSentenceEnd(c: number): boolean {
+  return c === 46 || c === 33 || c === 63 || c === 58;
 }

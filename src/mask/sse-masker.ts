@@ -37,6 +37,8 @@ export class SseMasker {
   readonly #text = new Map<string, StreamTextMasker>();
   readonly #args = new Map<string, string>();
   #pending = '';
+  /** The stream has sent plain-text data: every later event is part of that text. */
+  #plain = false;
 
   constructor(options: SseMaskerOptions) {
     this.#plan = options.plan;
@@ -89,13 +91,31 @@ export class SseMasker {
     }
     const head = other.filter((l) => l !== '').map((l) => `${l}\n`).join('');
     if (data === undefined) return head === '' ? '' : `${head}${terminator}`;
-    if (data === '[DONE]') return `${head}data: [DONE]${terminator}`;
+    if (data === '[DONE]') {
+      // A plain-text stream's held tail goes out (masked) before the end marker.
+      const raw = this.#text.get('raw');
+      this.#text.delete('raw');
+      const tail = raw?.end() ?? '';
+      return `${tail === '' ? '' : `${dataLines(tail)}\n\n`}${head}data: [DONE]${terminator}`;
+    }
     let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
+    // Only an object or array is an event of a JSON stream: a piece of plain text such
+    // as `5` or `true` parses as JSON too, and masking it on its own would release the
+    // digits of a number split across events, ahead of the text held before them. Once
+    // a stream has sent plain text, all of its data is one running text, in order.
+    let isJson = false;
+    if (!this.#plain) {
+      try {
+        json = JSON.parse(data);
+        isJson = typeof json === 'object' && json !== null;
+      } catch {
+        isJson = false;
+      }
+    }
+    if (!isJson) {
       // Plain-text data (a non-OpenAI stream): one running text across events, with the
       // same hold-back; an event with nothing releasable yet is not sent.
+      this.#plain = true;
       this.#onText?.(data);
       const released = this.#masker('raw').push(data);
       return released === '' ? '' : `${head}${dataLines(released)}${terminator}`;

@@ -65,6 +65,13 @@ export interface ExchangeIO {
   readonly signal?: AbortSignal | undefined;
   inspect(): Promise<Inspection>;
   /**
+   * The request as it is to be recorded once the decision is known, when it differs
+   * from the inspected one: an adapter that scrubs requests (masking with `applyTo:
+   * request`) returns the scrubbed request and prompt text, so the record keeps the
+   * masked content, as for answers. Undefined: record the request as inspected.
+   */
+  recordedRequest?(exchange: Exchange, decision: Decision): { readonly request: RecordedRequest; readonly text: string | undefined } | undefined;
+  /**
    * Forwards and streams the answer back. Must call `finish` with the outcome and
    * await it before releasing the last byte to the client.
    */
@@ -95,6 +102,12 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.signal });
       exchange = { ...exchange, approval: held.approval };
       if (held.error) throw held.error;
+    }
+    // Before admission, so a request that cannot be scrubbed holds no limit slot.
+    const scrubbed = io.recordedRequest?.(exchange, decision);
+    if (scrubbed) {
+      request = scrubbed.request;
+      exchange = { ...exchange, facts: { ...exchange.facts, text: scrubbed.text } };
     }
     admission = await stages.limits?.admit(exchange);
     decision = withLimitObligations(decision, admission);

@@ -54,6 +54,10 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY----- done'), ['PRIVATE_KEY:-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----']);
     assert.deepEqual(found('password: Zx8fK2pQ9mLr4TvW7yBn3'), ['SECRET:Zx8fK2pQ9mLr4TvW7yBn3']);
     assert.deepEqual(found('the word Zx8fK2pQ9mLr4TvW7yBn3'), []);
+    // A password with symbols: the whole of it, not the token after the last symbol (`Vq8#` was left in clear).
+    assert.deepEqual(found('password: Vq8#mT2zRk9LpW4xN7cB6yHd'), ['SECRET:Vq8#mT2zRk9LpW4xN7cB6yHd']);
+    assert.deepEqual(found('DB_PASSWORD="Ab1#S3cr3tPassw0rd2024xYzQ!x9", next'), ['SECRET:Ab1#S3cr3tPassw0rd2024xYzQ!x9']);
+    assert.deepEqual(found('The token is mT2zRk9LpW4xN7cB6yHd!'), ['SECRET:mT2zRk9LpW4xN7cB6yHd'], 'sentence punctuation stays out');
     assert.deepEqual(found('AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='), ['SECRET:Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==']);
   });
 

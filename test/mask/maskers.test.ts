@@ -178,7 +178,10 @@ ${masking}
 
   test('errors name their path: unknown profile, re2-refused pattern, hash without key, unknown entity', () => {
     assert.deepEqual(issues(base('  profiles:\n    pii: {}', '    masking: [pii, nope]')), ['connections[0].masking[1]: no masking profile named "nope" in masking.profiles']);
-    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: REPEAT, pattern: "(a)\\\\1" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (no backreferences or lookaround)']);
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: REPEAT, pattern: "(a)\\\\1" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid escape sequence: \\1; re2 has no backreferences or lookaround)']);
+    // The reason is re2's own, so a typo is told apart from an unsupported feature.
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "ACCT-[0-9{6}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (missing ]: [0-9{6}; re2 has no backreferences or lookaround)']);
+    assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "x{1001}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid repetition size: {1001}; re2 has no backreferences or lookaround)']);
     assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash }')), ['masking.profiles.p.hashKey: is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})']);
     assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
   });
@@ -194,5 +197,18 @@ describe('plain-text SSE (not OpenAI JSON)', () => {
     assert.ok(out.endsWith('\n\n'));
     const text = out.trim().split('\n\n').map((block) => block.split('\n').map((l) => l.replace(/^data: /, '')).join('\n')).join('');
     assert.equal(text, 'mail [EMAIL] ok');
+  });
+
+  test('a piece that happens to parse as JSON (a bare number) stays part of the running text', () => {
+    // `+45 32 12 34 56` cut so that pieces are bare numbers: each once went out on its own, unmasked and out of order.
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    let out = '';
+    for (const piece of ['tel +4', '5', ' 32 12 ', '34', ' 5', '6, ok', 'true', ' [1]', ' done']) out += masker.push(Buffer.from(`data: ${piece}\n\n`));
+    out += masker.push(Buffer.from('data: [DONE]\n\n'));
+    out += masker.end();
+    const blocks = out.trim().split('\n\n');
+    assert.equal(blocks.at(-1), 'data: [DONE]', 'held text is released before the end marker');
+    const text = blocks.slice(0, -1).map((block) => block.split('\n').map((l) => l.replace(/^data: /, '')).join('\n')).join('');
+    assert.equal(text, 'tel [PHONE], oktrue [1] done');
   });
 });

@@ -179,6 +179,17 @@ describe('streaming masking: random texts in random pieces', () => {
     assert.equal(leaks, 0);
   });
 
+  test('a password with symbols, split at any offset, is masked whole', () => {
+    for (const text of ['db password: Vq8#mT2zRk9LpW4xN7cB6yHd ok', 'secret=Ab1#S3cr3tPassw0rd2024xYzQ!x9, next', 'token Zq$1x&mT2zRk9LpW4xN7cB6yHd!']) {
+      const expected = applyFindings(text, plan.find(text), {});
+      assert.ok(!/Vq8|Ab1|Zq\$1|x9|mT2z/.test(expected), expected);
+      for (let cut = 1; cut < text.length; cut++) {
+        const masker = new StreamTextMasker(plan, {});
+        assert.equal(masker.push(text.slice(0, cut)) + masker.push(text.slice(cut)) + masker.end(), expected, `cut at ${cut}`);
+      }
+    }
+  });
+
   test('a finding that loses an overlap to one still growing is held with it', () => {
     // Whole text: the token after `@` stops being a secret once a letter is glued to
     // it, and then the address wins; its local part must not be out already.

@@ -61,6 +61,8 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           ...(exchange.approval ? [`approval  review ${exchange.approval.reviewId}, via ${exchange.approval.via ?? '-'}`] : []),
           `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}: ${exchange.errorDetail ?? ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
         ];
+        // Masked values by entity type (answer and scrubbed request), so a reader of the record knows what was hidden.
+        if (exchange.maskCounts) lines.push(`masked    ${Object.entries(exchange.maskCounts).map(([type, n]) => `${type} ${n}`).join(', ')}`);
         const isSql = exchange.operation.startsWith('sql.');
         if (isSql) lines.push(...(await sqlSessionLines(store.db, exchange)));
         if (!isSql && exchange.request.promptText) lines.push('', '--- prompt ---', exchange.request.promptText);

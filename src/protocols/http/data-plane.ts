@@ -19,7 +19,7 @@ import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js
 import { readBody } from './read-body.js';
 import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
-import { resolveMasking, type DataPlaneMasking } from './masking-options.js';
+import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
 import { writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
@@ -89,6 +89,12 @@ class HttpExchangeIO implements ExchangeIO {
   readonly #started: number;
   #requestLine: RecordedRequest | undefined;
   #body: Buffer | undefined;
+  /** The request as inspected (recorded unless masking scrubs it). */
+  #recorded: RecordedRequest | undefined;
+  /** This exchange's masking, resolved once from the decision (recordedRequest, then relay). */
+  #masking: ExchangeMasking | undefined;
+  /** The body to forward once request masking has run. */
+  #forwardBody: Buffer | undefined;
   /** Ends an approval hold when the caller goes away before the answer (made when read). */
   #callerGone: AbortController | undefined;
   /** Aborts the upstream request when the caller goes away. */
@@ -182,7 +188,32 @@ class HttpExchangeIO implements ExchangeIO {
       this.#connection.type === 'openai'
         ? withRequestLine(openaiFacts(operation, body), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
+    this.#recorded = request;
     return new HttpInspection(operation, facts, request, body);
+  }
+
+  #maskingFor(decision: Decision, operation: string): ExchangeMasking {
+    this.#masking ??= resolveMasking(this.#options.masking, this.#connection, decision, operation);
+    return this.#masking;
+  }
+
+  /** The scrubbed request, when request masking changed it: the record keeps masked content, the raw body is sealed only with audit.raw. */
+  recordedRequest(exchange: Exchange, decision: Decision): { request: RecordedRequest; text: string | undefined } | undefined {
+    const masking = this.#maskingFor(decision, exchange.operation);
+    const body = this.#body;
+    if (!masking.request || !body || body.length === 0) return undefined;
+    const scrubbed = masking.scrub(body, this.#req.headers['content-type']);
+    this.#forwardBody = scrubbed;
+    const recorded = this.#recorded;
+    if (scrubbed === body || !recorded || recorded.body === undefined) return undefined;
+    const masked = captureWhole(scrubbed, this.#options.maxRecordedBody);
+    let text: string | undefined;
+    try {
+      text = this.#connection.type === 'openai' ? openaiFacts(exchange.operation, scrubbed).text : undefined;
+    } catch {
+      text = undefined;
+    }
+    return { request: { ...recorded, body: masked.text, truncated: masked.truncated, rawBody: recorded.body }, text };
   }
 
   async relay(admitted: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>, needs: OutcomeNeeds): Promise<void> {
@@ -191,9 +222,9 @@ class HttpExchangeIO implements ExchangeIO {
     const req = this.#req;
     const res = this.#res;
     const isOpenai = connection.type === 'openai';
-    const masking = resolveMasking(options.masking, connection, decision, admitted.operation);
+    const masking = this.#maskingFor(decision, admitted.operation);
     const body = this.#body;
-    const forwardBody = masking.request && body ? masking.scrub(body, req.headers['content-type']) : body;
+    const forwardBody = this.#forwardBody ?? (masking.request && body ? masking.scrub(body, req.headers['content-type']) : body);
     const controller = new ForwardAbort();
     this.#upstream = controller;
     // The caller went away while the request was being decided: nothing to forward to.
