@@ -168,6 +168,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     stages,
     maxRecordedBody: config.recording.maxBodyBytes,
     recording: config.recording.enabled,
+    keepRawAnswer: raw !== undefined,
     masking: {
       planner: maskPlannerFromConfig(config.masking),
       maxBufferBytes: config.masking.maxBufferBytes,

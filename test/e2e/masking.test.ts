@@ -68,9 +68,10 @@ describe('request scrubbing, end to end: the record keeps the scrubbed prompt', 
 
   before(async () => {
     upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 0 });
-    const yaml = demoConnectionYaml(upstream.url).replace('    access: { groups: [ml] }', '    access: { groups: [ml] }\n    masking: [prompts]') + `masking:
+    const yaml = demoConnectionYaml(upstream.url).replace('    access: { groups: [ml] }', '    access: { groups: [ml] }\n    masking: [prompts, answers]') + `masking:
   profiles:
     prompts: { applyTo: request, entities: [US_SSN, CREDIT_CARD] }
+    answers: { entities: [EMAIL] }
 audit:
   raw: { enabled: true, key: "\${RAW_KEY}", revealGroups: [admins] }
 `;
@@ -84,23 +85,25 @@ audit:
     await upstream?.close();
   });
 
-  test('the model, the recorded request and prompt text see the scrubbed values; the raw prompt is only sealed; sessions show prints the counts', async () => {
+  test('the model, the recorded request and prompt text see the scrubbed values; the raw prompt and answer are only sealed; sessions show prints the counts', async () => {
     const ssn = '536-22-8014';
     const card = '5555-5555-5555-4444';
     const { data: answer, response } = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `SSN ${ssn}, card ${card}, mail ana@example.es` }] }).withResponse();
-    assert.equal(answer.choices[0]!.message.content, 'Demo reply to: SSN [US_SSN], card [CREDIT_CARD], mail ana@example.es');
+    assert.equal(answer.choices[0]!.message.content, 'Demo reply to: SSN [US_SSN], card [CREDIT_CARD], mail [EMAIL]');
     const id = response.headers.get('gatehouse-exchange-id')!;
     const headers = { authorization: `Bearer ${adminKey}` };
     const record = (await (await fetch(`${gateway.adminUrl}/api/sessions/${id}`, { headers })).json()) as Record<string, any>;
     for (const value of [ssn, card]) assert.ok(!JSON.stringify(record['request']).includes(value), `${value} reached the recorded request`);
     assert.equal(record['request'].promptText, 'SSN [US_SSN], card [CREDIT_CARD], mail ana@example.es');
-    assert.deepEqual(record['maskCounts'], { US_SSN: 1, CREDIT_CARD: 1 });
-    // audit.raw still keeps the request as the caller sent it, sealed.
-    const raw = (await (await fetch(`${gateway.adminUrl}/api/sessions/${id}/reveal`, { method: 'POST', headers })).json()) as { request: string };
+    assert.deepEqual(record['maskCounts'], { US_SSN: 1, CREDIT_CARD: 1, EMAIL: 1 });
+    assert.ok(!JSON.stringify(record['response']).includes('ana@example.es'), 'the recorded answer is the masked one');
+    // audit.raw still keeps the request as the caller sent it and the answer as the model gave it, sealed.
+    const raw = (await (await fetch(`${gateway.adminUrl}/api/sessions/${id}/reveal`, { method: 'POST', headers })).json()) as { request: string; response: string };
     assert.ok(raw.request.includes(ssn));
+    assert.ok(raw.response.includes('mail ana@example.es'), `the sealed answer is the target's own: ${raw.response}`);
 
     const { stdout } = await gateway.cli(['sessions', 'show', id]);
-    assert.match(stdout, /^masked {4}US_SSN 1, CREDIT_CARD 1$/m);
+    assert.match(stdout, /^masked {4}US_SSN 1, CREDIT_CARD 1, EMAIL 1$/m);
     assert.ok(!stdout.includes(ssn) && !stdout.includes(card), 'sessions show prints no raw value');
   });
 });

@@ -45,6 +45,8 @@ export interface DataPlaneOptions {
    * the same when a token limit counts the usage).
    */
   readonly recording?: boolean | undefined;
+  /** audit.raw: keep the answer as the target sent it, beside the masked one, for sealing. */
+  readonly keepRawAnswer?: boolean | undefined;
 }
 
 export function createDataPlaneHandler(options: DataPlaneOptions) {
@@ -274,6 +276,7 @@ class HttpExchangeIO implements ExchangeIO {
       elapsedMs: () => this.elapsedMs(),
       finish,
       record: recording,
+      keepRawAnswer: recording && options.keepRawAnswer === true,
       progress: recording ? { intervalMs: options.progress?.intervalMs ?? 250, bytes: options.progress?.bytes ?? 64 * 1024, report: progress } : undefined,
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),

@@ -59,6 +59,8 @@ export interface RelayOptions {
    * reads is not kept: the body, the recordable headers, chunk timings, progress.
    */
   readonly record?: boolean | undefined;
+  /** audit.raw: when a filter changes the answer, keep the target's own bytes too (rawResponseBody). */
+  readonly keepRawAnswer?: boolean | undefined;
   /** Why the gateway cut the exchange itself (a revocation), if it did: recorded instead of client_closed. */
   readonly cutBy?: (() => GatehouseError | undefined) | undefined;
   /** Progress writes while the answer streams (audit progress), and chunk timings. */
@@ -136,6 +138,8 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     }
   }
 
+  // The answer as the target sent it, for sealing (audit.raw), bounded like the recorded one.
+  const rawCapture = filter && options.keepRawAnswer ? new BodyCapture(options.maxRecordedBody) : undefined;
   let bytesOut = 0;
   let upstreamBytes = 0;
   // With a Content-Length, the client has the whole answer once the last byte arrives,
@@ -172,6 +176,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       if (upstreamBytes > options.maxResponseBody) {
         throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: answer exceeds ${options.maxResponseBody} bytes` });
       }
+      rawCapture?.push(chunk);
       return send(filter ? filterStep(() => filter.push(chunk), options.connection) : chunk);
     };
     await (upstream.readChunks ? upstream.readChunks(onChunk) : forEachChunk(upstream.body, onChunk));
@@ -214,6 +219,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     errorDetail: failure?.detail,
     maskCounts: hasKeys(counts) ? counts : undefined,
     chunkTimings: tracker?.timings.toJSON(),
+    rawResponseBody: rawCapture?.text(),
   };
 
   try {
