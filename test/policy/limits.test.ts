@@ -73,6 +73,21 @@ describe('limits', () => {
     assert.equal(error.message.startsWith('Rate limit "t" reached: too many tokens per minute.'), true);
   });
 
+  test('tokens: an answer without usage (a stream without include_usage, or cut short) counts an estimate from its text', async () => {
+    const limiter = createLimiter([limit({ name: 't', tokens: 100 })], createMemoryLimitStore());
+    const noUsage = (responseText: string | undefined): ExchangeOutcome => ({ status: 200, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: 1, durationMs: 1, responseText });
+    // 40 characters of prompt + 200 of answer ≈ 60 tokens
+    const first = await limiter.admit(exchangeOf({ facts: { text: 'p'.repeat(40) } }));
+    await first.release(noUsage('a'.repeat(200)));
+    const second = await limiter.admit(exchangeOf({ facts: { text: 'p'.repeat(40) } }));
+    await second.release(noUsage('a'.repeat(200)));
+    assert.equal((await refusal(limiter.admit(exchangeOf()))).rule, 't', 'two answers without usage used up the 100 tokens');
+    // usage, when the answer reports it, is what counts
+    const other = createLimiter([limit({ name: 't', tokens: 100 })], createMemoryLimitStore());
+    await (await other.admit(exchangeOf({ facts: { text: 'p'.repeat(400) } }))).release(outcome(5));
+    await other.admit(exchangeOf());
+  });
+
   test('concurrent: slots are held until release', async () => {
     const limiter = createLimiter([limit({ name: 'c', concurrent: 2 })], createMemoryLimitStore());
     const a = await limiter.admit(exchangeOf());

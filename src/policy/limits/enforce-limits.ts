@@ -5,7 +5,8 @@
 //   one atomic step; the first one over its limit refuses with 429 rate_limited and
 //   Retry-After (seconds to the end of its window); a refused request counts nothing;
 // - tokens per window: refused once the window's recorded usage reached the limit;
-//   the answer's usage (total tokens) is added when the exchange ends;
+//   the answer's usage (total tokens) is added when the exchange ends, or, when the
+//   answer reported none (a stream without include_usage), an estimate from its text;
 // - concurrent: a slot per exchange, released when the exchange ends;
 // - maxResponseBytes: returned as an obligation (the smallest applying cap).
 // A store that does not answer refuses the request (503 limits_unavailable): fail closed.
@@ -117,12 +118,24 @@ export function createLimiter(specs: readonly LimitRuleSpec[], store: LimitStore
         readsUsage: tokenKeys.length > 0,
         async release(outcome) {
           await releaseSlots();
-          const tokens = outcome?.usage?.totalTokens ?? 0;
+          const tokens = outcome ? (outcome.usage?.totalTokens ?? estimatedTokens(exchange, outcome)) : 0;
           for (const { key, windowMs } of tokenKeys) await store.add(key, windowMs, tokens).catch(onStoreError);
         },
       };
     },
   };
+}
+
+/**
+ * Tokens of an answer that reported no usage: a stream without `stream_options:
+ * {include_usage: true}` (most clients send none), or one the client cut before the
+ * usage came. Counting nothing would let a token limit be walked around; this counts
+ * the prompt and the answer text relayed at about 4 characters a token, the usual
+ * rule of thumb for English on OpenAI's tokenizers.
+ */
+export function estimatedTokens(exchange: Exchange, outcome: ExchangeOutcome): number {
+  const characters = (exchange.facts.text?.length ?? 0) + (outcome.responseText?.length ?? 0);
+  return Math.ceil(characters / 4);
 }
 
 function scopesOf(spec: LimitRuleSpec, exchange: Exchange, groupMatch: ((g: string) => boolean) | undefined): string[] {
