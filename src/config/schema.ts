@@ -71,7 +71,14 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     type: z.enum(['openai', 'http']),
     description: z.string().optional(),
     /** With `via`, the agent holds the target: load.ts fills in viaTargetPlaceholder. */
-    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    // A user:password in the URL would be a literal secret in the config (and in any
+    // message that prints the target): the credential belongs in credential.secret.
+    target: text.pipe(
+      z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).refine((u) => {
+        const url = URL.canParse(u) ? new URL(u) : undefined; // (refine runs after a failed check too)
+        return url === undefined || (url.username === '' && url.password === '');
+      }, 'must not carry a user or password: put the credential in credential.secret (e.g. scheme: Basic)'),
+    ),
     /** `agent:<name>`: forwarded through that egress-only agent, which holds the target (docs/agent.md). */
     via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     credential: credential.optional(),

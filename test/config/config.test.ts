@@ -149,6 +149,12 @@ describe('parseConfig: every error names its dotted path', () => {
       issues: ['connections[1].target: must be an http:// or https:// URL'],
     },
     {
+      // A literal secret: never echoed back in the issue.
+      name: 'target with a user and password in it',
+      source: `connections:\n  - { name: demo, type: http, target: 'https://svc:hunter2-wombat@api.internal/v1', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].target: must not carry a user or password: put the credential in credential.secret (e.g. scheme: Basic)'],
+    },
+    {
       name: 'target that is not a URL',
       source: `connections:\n  - { name: demo, type: openai, target: 'not a url', access: { groups: [ml] } }\n`,
       issues: ['connections[0].target: must be an http:// or https:// URL'],

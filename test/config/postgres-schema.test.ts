@@ -45,6 +45,10 @@ describe('config: type postgres connections', () => {
     assert.deepEqual(issuesOf(connection(valid.replace('postgres://db.internal', 'postgres://u:p@db.internal'))), ['connections[0].target: must not carry a user or password: put them in credential']);
   });
 
+  test('a target that is not a URL at all is a config issue with its path, not a crash', () => {
+    assert.deepEqual(issuesOf(connection(valid.replace('postgres://db.internal:5433/warehouse', 'not a url'))), ['connections[0].target: must be a postgres://host:port/dbname URL']);
+  });
+
   test('security: a literal credential secret is refused', () => {
     assert.deepEqual(issuesOf(connection(valid.replace('"${PG_PASSWORD}"', 'hunter2'))), ['connections[0].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value']);
   });
