@@ -208,6 +208,12 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      // The plain-http check must not throw on it: the URL check reports it.
+      name: 'an OIDC issuer that is not a URL',
+      source: 'identity:\n  oidc:\n    issuers:\n      - { name: corp, issuer: "http:////", audience: gatehouse }\n',
+      issues: ['identity.oidc.issuers[0].issuer: must be an http:// or https:// URL'],
+    },
+    {
       name: 'missing env var in a secret',
       source: `connections:\n${connection(`credential: { secret: '\${X}' }`)}`,
       issues: ['connections[0].credential.secret: environment variable X is not set'],

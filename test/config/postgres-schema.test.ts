@@ -108,6 +108,17 @@ describe('config: type postgres connections via an agent', () => {
     ]);
   });
 
+  test("the agent's config: a postgres target that is not a URL is an issue with its path, not a crash", () => {
+    assert.throws(
+      () => parseAgentConfig('name: dc1\nconnections:\n  - { name: w, type: postgres, target: "not a url", credential: { user: u, secret: "${PG_PASSWORD}" } }\n', 'agent.yaml', env),
+      (error: ConfigError) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.deepEqual(error.issues, ['connections[0].target: must be a postgres://host:port/dbname URL']);
+        return true;
+      },
+    );
+  });
+
   test("the agent's config: an unquoted ${VAR} in a flow mapping is refused with a hint to quote it", () => {
     assert.throws(
       () => parseAgentConfig('name: edge\nconnections:\n  - name: llm\n    target: http://10.0.0.5:8000/v1\n    credential: { secret: ${PG_PASSWORD} }\n', 'agent.yaml', env),
