@@ -64,8 +64,9 @@ function postgresConnection(text: ReturnType<typeof envText>, secret: ReturnType
     target: text.pipe(
       z
         .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres://host:port/dbname URL' })
-        .refine((u) => new URL(u).username === '' && new URL(u).password === '', 'must not carry a user or password: put them in credential')
-        .refine((u) => new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
+        // These run after a failed URL check too: a value that is no URL must not throw.
+        .refine((u) => !URL.canParse(u) || (new URL(u).username === '' && new URL(u).password === ''), 'must not carry a user or password: put them in credential')
+        .refine((u) => !URL.canParse(u) || new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
     ),
     /** The role and password, resolved here; without it the gateway must send one per session. */
     credential: z.strictObject({ user: z.string().min(1), secret }).optional(),

@@ -72,6 +72,10 @@ export const openApiDocument = {
     securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
     responses: { Error: { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } } },
     schemas: {
+      Revocation: {
+        type: 'object',
+        properties: { id: { type: 'string' }, kind: { type: 'string', enum: ['token', 'subject', 'user', 'key'] }, value: { type: 'string' }, createdAt: { type: 'integer', description: 'epoch milliseconds' }, reason: { type: ['string', 'null'] }, revokedBy: { type: ['string', 'null'] } },
+      },
       Review: {
         type: 'object',
         description: 'See docs/approvals.md. Times are ISO 8601.',
@@ -360,6 +364,54 @@ export const openApiDocument = {
         summary: 'Verifies the tamper-evident chain (as `gatehouse audit verify`)',
         parameters: [{ name: 'from', in: 'query', description: 'Seq of the checkpoint to start from', schema: { type: 'integer' } }],
         responses: { '200': { description: '{ ok, fromSeq, toSeq, events, checkpoints, exchanges, problems: [{ seq, eventId, exchangeId, message }] }' }, '400': errorResponse, '401': errorResponse, '403': errorResponse },
+      },
+    },
+    // Identity (src/api/identity-routes.ts; docs/identity.md).
+    '/api/whoami': {
+      get: {
+        summary: 'Who the admin API sees: the caller\'s subject, kind, groups and how it authenticated (`gatehouse whoami`)',
+        responses: {
+          '200': { description: 'The caller', content: { 'application/json': { schema: { type: 'object', properties: { subject: { type: 'string' }, kind: { type: 'string', enum: ['human', 'service', 'agent'] }, groups: { type: 'array', items: { type: 'string' } }, method: { type: 'string' } } } } } },
+          '401': errorResponse,
+          '403': errorResponse,
+        },
+      },
+    },
+    '/api/revocations': {
+      get: {
+        summary: 'Every revocation, newest first (`gatehouse revoke list`)',
+        responses: {
+          '200': { description: 'Revocations', content: { 'application/json': { schema: { type: 'object', properties: { revocations: { type: 'array', items: { $ref: '#/components/schemas/Revocation' } } } } } } },
+          '401': errorResponse,
+          '403': errorResponse,
+        },
+      },
+      post: {
+        summary: 'Revoke a token (jti), subject, user or API key (id or name: every live key of the name) on every gateway sharing the store within 1 s, cutting in-flight exchanges',
+        requestBody: {
+          required: true,
+          content: { 'application/json': { schema: { type: 'object', required: ['kind', 'value'], properties: { kind: { type: 'string', enum: ['token', 'subject', 'user', 'key'] }, value: { type: 'string', maxLength: 512 }, reason: { type: 'string' } } } } },
+        },
+        responses: {
+          '200': { description: 'The revocation (for a key name, `revocations` lists one per key)', content: { 'application/json': { schema: { type: 'object', properties: { revocation: { $ref: '#/components/schemas/Revocation' }, revocations: { type: 'array', items: { $ref: '#/components/schemas/Revocation' } } } } } } },
+          '400': errorResponse,
+          '401': errorResponse,
+          '403': errorResponse,
+          '404': errorResponse,
+          '413': errorResponse,
+        },
+      },
+    },
+    '/api/revocations/{id}/lift': {
+      post: {
+        summary: 'Lift one revocation (`gatehouse revoke lift ID`)',
+        parameters: [idParam],
+        responses: {
+          '200': { description: 'Lifted', content: { 'application/json': { schema: { type: 'object', properties: { lifted: { type: 'string' } } } } } },
+          '401': errorResponse,
+          '403': errorResponse,
+          '404': errorResponse,
+        },
       },
     },
   },

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SigningKeyError as AuditSigningKeyError } from '../audit/signing-key.js';
 import { ConfigError } from '../config/index.js';
+import { StoreError } from '../store/index.js';
 import { SigningKeyError as TokenSigningKeyError } from '../identity/gateway-tokens/signing-key.js';
 import { CliError } from './cli-error.js';
 import { agentCommand } from './commands/agent.js';
@@ -167,7 +168,8 @@ main(process.argv.slice(2)).then(
       process.exit(error.exitCode);
     }
     // A key that cannot be used is the operator's to fix: the message says how, a stack would not.
-    if (error instanceof AuditSigningKeyError || error instanceof TokenSigningKeyError) {
+    // So is a store that cannot be opened or reached (its message never holds the URL).
+    if (error instanceof AuditSigningKeyError || error instanceof TokenSigningKeyError || error instanceof StoreError) {
       process.stderr.write(`gatehouse: ${error.message}\n`);
       process.exit(1);
     }

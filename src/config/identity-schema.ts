@@ -52,7 +52,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
       if (i.allowInsecureHttp) return;
       for (const key of ['issuer', 'jwksUri'] as const) {
         const value = i[key];
-        if (value === undefined || !value.startsWith('http:') || isLoopbackUrl(new URL(value))) continue;
+        // Refinements run after a failed URL check too: a value that is no URL is reported there.
+        if (value === undefined || !value.startsWith('http:') || !URL.canParse(value) || isLoopbackUrl(new URL(value))) continue;
         ctx.addIssue({
           code: 'custom',
           path: [key],

@@ -31,11 +31,12 @@ export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
     target: text.pipe(
       z
         .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres://host:port/dbname URL' })
+        // These run after a failed URL check too: a value that is no URL at all must not throw.
         .refine((u) => {
-          const url = new URL(u);
-          return url.username === '' && url.password === '';
+          const url = URL.canParse(u) ? new URL(u) : undefined;
+          return url === undefined || (url.username === '' && url.password === '');
         }, 'must not carry a user or password: put them in credential')
-        .refine((u) => new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
+        .refine((u) => !URL.canParse(u) || new URL(u).pathname.length > 1, 'must name the database: postgres://host:port/dbname'),
     ),
     /** `agent:<name>`: the database is reached through that egress-only agent; load.ts fills in a placeholder target. */
     via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),

@@ -45,10 +45,12 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
 
   const path = text.transform((value) => resolve(baseDir, value));
 
-  const listen = z.strictObject({
-    host: z.string().refine((h) => isIP(h) !== 0 || h === 'localhost', 'must be an IP address or localhost').default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535),
-  });
+  const host = z.string().refine((h) => isIP(h) !== 0 || h === 'localhost', 'must be an IP address or localhost').default('127.0.0.1');
+  const port = z.number().int().min(0).max(65535);
+  const listen = z.strictObject({ host, port });
+  // The gateway's and the admin listener's port has a default (docs/configuration.md):
+  // `listen: { host: 0.0.0.0 }` alone keeps it.
+  const listenWithDefaultPort = (defaultPort: number) => z.strictObject({ host, port: port.default(defaultPort) }).prefault({});
 
   const listenerTls = z.strictObject({ cert: secret, key: secret });
 
@@ -69,7 +71,14 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     type: z.enum(['openai', 'http']),
     description: z.string().optional(),
     /** With `via`, the agent holds the target: load.ts fills in viaTargetPlaceholder. */
-    target: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    // A user:password in the URL would be a literal secret in the config (and in any
+    // message that prints the target): the credential belongs in credential.secret.
+    target: text.pipe(
+      z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).refine((u) => {
+        const url = URL.canParse(u) ? new URL(u) : undefined; // (refine runs after a failed check too)
+        return url === undefined || (url.username === '' && url.password === '');
+      }, 'must not carry a user or password: put the credential in credential.secret (e.g. scheme: Basic)'),
+    ),
     /** `agent:<name>`: forwarded through that egress-only agent, which holds the target (docs/agent.md). */
     via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     credential: credential.optional(),
@@ -91,7 +100,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
     .strictObject({
       gateway: z
         .strictObject({
-          listen: listen.default({ host: '127.0.0.1', port: 8080 }),
+          listen: listenWithDefaultPort(8080),
           tls: listenerTls.optional(),
           publicUrl: text.pipe(z.url()).optional(),
           maxRequestBody: size.default(10 * 1024 * 1024),
@@ -101,16 +110,22 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       admin: z
         .strictObject({
           enabled: z.boolean().default(true),
-          listen: listen.default({ host: '127.0.0.1', port: 8081 }),
+          listen: listenWithDefaultPort(8081),
           tls: listenerTls.optional(),
           groups: groupList.default(['gatehouse-admins']),
         })
         .prefault({}),
+      // One of `sqlite` or `postgres`. Not a z.union: its error would be "does not match
+      // any accepted form" and hide the real one (an unset ${VAR} in the URL, a missing path).
       store: z
-        .union([
-          z.strictObject({ sqlite: z.strictObject({ path }) }),
-          z.strictObject({ postgres: z.strictObject({ url: storeSecret, schema: z.string().regex(/^[a-z_][a-z0-9_]*$/).optional() }) }),
-        ])
+        .strictObject({
+          sqlite: z.strictObject({ path }).optional(),
+          postgres: z.strictObject({ url: storeSecret, schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be lower-case letters, digits or "_", not starting with a digit').optional() }).optional(),
+        })
+        .superRefine((store, ctx) => {
+          if ((store.sqlite === undefined) === (store.postgres === undefined)) ctx.addIssue({ code: 'custom', message: 'needs exactly one of "sqlite" or "postgres"' });
+        })
+        .transform((store): { sqlite: { path: string } } | { postgres: { url: string; schema?: string | undefined } } => (store.postgres !== undefined ? { postgres: store.postgres } : { sqlite: store.sqlite! }))
         .default({ sqlite: { path: resolve(baseDir, 'data/gatehouse.db') } }),
       recording: z
         .strictObject({

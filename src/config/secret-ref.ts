@@ -19,7 +19,8 @@ export function resolveSecretRef(value: string, env: NodeJS.ProcessEnv, baseDir:
   const envMatch = wholeEnvRef.exec(value);
   if (envMatch) {
     const resolved = env[envMatch[1]!];
-    if (resolved === undefined || resolved === '') throw new SecretRefError(`environment variable ${envMatch[1]} is not set`);
+    if (resolved === undefined) throw new SecretRefError(`environment variable ${envMatch[1]} is not set`);
+    if (resolved === '') throw new SecretRefError(`environment variable ${envMatch[1]} is empty (a secret must not be)`);
     return resolved;
   }
   if (value.startsWith('file:')) {

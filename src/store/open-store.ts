@@ -37,13 +37,20 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
   if ('sqlite' in config) {
     // The file holds prompts and answers, like the record journal beside it (0700/0600):
     // a new one is created for its owner only (SQLite gives -wal/-shm the file's mode).
-    mkdirSync(dirname(config.sqlite.path), { recursive: true, mode: 0o700 });
+    let database: SQLite.Database;
     try {
-      closeSync(openSync(config.sqlite.path, 'wx', 0o600));
+      mkdirSync(dirname(config.sqlite.path), { recursive: true, mode: 0o700 });
+      try {
+        closeSync(openSync(config.sqlite.path, 'wx', 0o600));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+      database = new SQLite(config.sqlite.path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // The operator's to fix (a path, a permission): said in one line, not a stack.
+      const e = error as NodeJS.ErrnoException;
+      throw new StoreError(`cannot open the SQLite store ${config.sqlite.path}: ${e.code && e.syscall ? `${e.code} (${e.syscall} ${e.path ?? ''})`.replace(' )', ')') : e.message}`, { cause: error });
     }
-    const database = new SQLite(config.sqlite.path);
     // WAL lets the CLI read while the gateway writes (the per-connection settings are
     // in sqlite-connection.ts). busy_timeout first: switching to WAL itself needs the lock another process may hold.
     database.pragma('busy_timeout = 5000');

@@ -87,6 +87,14 @@ describe('parseConfig: defaults', () => {
     assert.equal(parse('audit: { raw: { enabled: true, key: "${RK}" } }\n', {}, { secrets: 'store-only' }).audit.raw.enabled, true);
   });
 
+  test('a listener given without a port keeps the documented default port', () => {
+    const config = parse('gateway: { listen: { host: 0.0.0.0 } }\nadmin: { listen: { host: 10.0.0.5 } }\n');
+    assert.deepEqual(config.gateway.listen, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(config.admin.listen, { host: '10.0.0.5', port: 8081 });
+    assert.deepEqual(parse('gateway: { listen: { port: 9443 } }\nadmin: { listen: {} }\n').gateway.listen, { host: '127.0.0.1', port: 9443 });
+    assert.deepEqual(parse('admin: { listen: {} }\n').admin.listen, { host: '127.0.0.1', port: 8081 });
+  });
+
   test('credential header and scheme default to authorization / Bearer', () => {
     const config = parse(`connections:\n${connection(`credential: { secret: '\${KEY}' }`)}`, { KEY: 'sk-1' });
     assert.deepEqual(config.connections[0]!.credential, { header: 'authorization', scheme: 'Bearer', secret: 'sk-1' });
@@ -139,6 +147,12 @@ describe('parseConfig: every error names its dotted path', () => {
       name: 'target that is not http(s)',
       source: `connections:\n${connection()}  - { name: other, type: openai, target: 'ftp://files.example', access: { groups: [ml] } }\n`,
       issues: ['connections[1].target: must be an http:// or https:// URL'],
+    },
+    {
+      // A literal secret: never echoed back in the issue.
+      name: 'target with a user and password in it',
+      source: `connections:\n  - { name: demo, type: http, target: 'https://svc:hunter2-wombat@api.internal/v1', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].target: must not carry a user or password: put the credential in credential.secret (e.g. scheme: Basic)'],
     },
     {
       name: 'target that is not a URL',
@@ -194,6 +208,12 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      // The plain-http check must not throw on it: the URL check reports it.
+      name: 'an OIDC issuer that is not a URL',
+      source: 'identity:\n  oidc:\n    issuers:\n      - { name: corp, issuer: "http:////", audience: gatehouse }\n',
+      issues: ['identity.oidc.issuers[0].issuer: must be an http:// or https:// URL'],
+    },
+    {
       name: 'missing env var in a secret',
       source: `connections:\n${connection(`credential: { secret: '\${X}' }`)}`,
       issues: ['connections[0].credential.secret: environment variable X is not set'],
@@ -202,7 +222,7 @@ describe('parseConfig: every error names its dotted path', () => {
       name: 'empty env var in a secret',
       source: `connections:\n${connection(`credential: { secret: '\${X}' }`)}`,
       env: { X: '' },
-      issues: ['connections[0].credential.secret: environment variable X is not set'],
+      issues: ['connections[0].credential.secret: environment variable X is empty (a secret must not be)'],
     },
     {
       name: 'literal secret',
@@ -236,14 +256,43 @@ describe('parseConfig: every error names its dotted path', () => {
       issues: ['gateway.listen.host: must be an IP address or localhost', 'gateway.listen.port: Too big: expected number to be <=65535'],
     },
     {
-      name: 'listen without a port',
-      source: 'admin: { listen: { host: 127.0.0.1 } }\n',
-      issues: ['admin.listen.port: is required'],
+      name: 'a postgres listener without a port (it has no default)',
+      source: `connections:\n  - { name: pg, type: postgres, listen: { host: 127.0.0.1 }, allowPlaintext: true, target: 'postgres://db:5432/app', credential: { user: gh, secret: '\${PGPW}' }, access: { groups: [ml] } }\n`,
+      env: { PGPW: 'pw' },
+      issues: ['connections[0].listen.port: is required'],
     },
     {
       name: 'store that is neither sqlite nor postgres',
       source: 'store: { mysql: { url: x } }\n',
-      issues: ['store: does not match any accepted form'],
+      issues: ['store: unknown key "mysql"', 'store: needs exactly one of "sqlite" or "postgres"'],
+    },
+    {
+      name: 'store with both sqlite and postgres',
+      source: "store: { sqlite: { path: g.db }, postgres: { url: '${PG}' } }\n",
+      env: { PG: 'postgres://db/gh' },
+      issues: ['store: needs exactly one of "sqlite" or "postgres"'],
+    },
+    {
+      // Not "store: does not match any accepted form": the cause, at its path.
+      name: 'a postgres store whose url variable is not set',
+      source: "store: { postgres: { url: '${GH_DATABASE_URL}' } }\n",
+      issues: ['store.postgres.url: environment variable GH_DATABASE_URL is not set'],
+    },
+    {
+      name: 'a postgres store url that is a literal',
+      source: "store: { postgres: { url: 'postgres://gh:hunter2@db/gh' } }\n",
+      issues: ['store.postgres.url: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
+    },
+    {
+      name: 'a postgres store schema that is not an identifier',
+      source: "store: { postgres: { url: '${PG}', schema: Gate-House } }\n",
+      env: { PG: 'postgres://db/gh' },
+      issues: ['store.postgres.schema: must be lower-case letters, digits or "_", not starting with a digit'],
+    },
+    {
+      name: 'a sqlite store without a path',
+      source: 'store: { sqlite: {} }\n',
+      issues: ['store.sqlite.path: is required'],
     },
     {
       name: 'bad log level',
@@ -393,7 +442,7 @@ describe('parseConfig: secret references', () => {
   });
 
   test("secrets: 'store-only' still refuses a postgres url that does not resolve", () => {
-    assert.deepEqual(issuesOf("store: { postgres: { url: '${DATABASE_URL}' } }\n", {}, { secrets: 'store-only' }), ['store: does not match any accepted form']);
+    assert.deepEqual(issuesOf("store: { postgres: { url: '${DATABASE_URL}' } }\n", {}, { secrets: 'store-only' }), ['store.postgres.url: environment variable DATABASE_URL is not set']);
   });
 });
 

@@ -45,6 +45,10 @@ describe('config: type postgres connections', () => {
     assert.deepEqual(issuesOf(connection(valid.replace('postgres://db.internal', 'postgres://u:p@db.internal'))), ['connections[0].target: must not carry a user or password: put them in credential']);
   });
 
+  test('a target that is not a URL at all is a config issue with its path, not a crash', () => {
+    assert.deepEqual(issuesOf(connection(valid.replace('postgres://db.internal:5433/warehouse', 'not a url'))), ['connections[0].target: must be a postgres://host:port/dbname URL']);
+  });
+
   test('security: a literal credential secret is refused', () => {
     assert.deepEqual(issuesOf(connection(valid.replace('"${PG_PASSWORD}"', 'hunter2'))), ['connections[0].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value']);
   });
@@ -102,6 +106,17 @@ describe('config: type postgres connections via an agent', () => {
       "connections[0].target: must not be set with via: the agent's own config holds the target",
       "connections[0].tls: must not be set with via: the agent's own config holds the database's TLS settings",
     ]);
+  });
+
+  test("the agent's config: a postgres target that is not a URL is an issue with its path, not a crash", () => {
+    assert.throws(
+      () => parseAgentConfig('name: dc1\nconnections:\n  - { name: w, type: postgres, target: "not a url", credential: { user: u, secret: "${PG_PASSWORD}" } }\n', 'agent.yaml', env),
+      (error: ConfigError) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.deepEqual(error.issues, ['connections[0].target: must be a postgres://host:port/dbname URL']);
+        return true;
+      },
+    );
   });
 
   test("the agent's config: an unquoted ${VAR} in a flow mapping is refused with a hint to quote it", () => {

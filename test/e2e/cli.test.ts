@@ -60,6 +60,19 @@ describe('gatehouse CLI', () => {
     }
   });
 
+  test('start with a store that cannot be opened or reached exits 1 with one line saying why: no stack, no password', async () => {
+    const notADir = writeConfig('not-a-dir', 'a file, not a directory\n');
+    const sqlite = writeConfig('sqlite-bad.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\nadmin:\n  enabled: false\nstore:\n  sqlite: { path: ${join(notADir, 'gh.db')} }\n`);
+    const a = await runCli(['start', '--config', sqlite]);
+    assert.equal(a.code, 1);
+    assert.match(a.stderr, /^gatehouse: cannot open the SQLite store \S+not-a-dir\/gh\.db: \w+.*\n$/);
+    const postgres = writeConfig('pg-down.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\nadmin:\n  enabled: false\nstore:\n  postgres: { url: '\${CLI_TEST_DB_URL}' }\n`);
+    const b = await runCli(['start', '--config', postgres], { ...process.env, CLI_TEST_DB_URL: 'postgres://gh:cli-pw-wallaby@127.0.0.1:1/gh' });
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /^gatehouse: store migration failed: connect ECONNREFUSED 127\.0\.0\.1:1\n$/);
+    assert.ok(!b.stderr.includes('wallaby'));
+  });
+
   test('config check: valid config exits 0 with a summary; a missing secret names its path', async () => {
     const path = validConfig();
     const ok = await runCli(['config', 'check', path], { ...process.env, CLI_TEST_OPENAI_KEY: 'sk-test' });
@@ -67,7 +80,7 @@ describe('gatehouse CLI', () => {
     assert.match(ok.stdout, /valid — 1 connection\(s\): openai \(openai\); store: sqlite /);
     const missing = await runCli(['config', 'check', path], { ...process.env, CLI_TEST_OPENAI_KEY: '' });
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /connections\[0\]\.credential\.secret: environment variable CLI_TEST_OPENAI_KEY is not set/);
+    assert.match(missing.stderr, /connections\[0\]\.credential\.secret: environment variable CLI_TEST_OPENAI_KEY is empty \(a secret must not be\)/);
   });
 
   test('unknown commands and flags exit 2 with usage', async () => {
@@ -126,6 +139,8 @@ describe('gatehouse CLI', () => {
     // an overlap that has ended leaves an expired key and a live one: revoking by name
     // must take the live one, not only the expired one
     assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'rot-bot2', '--groups', 'ml'], env)).code, 0);
+    const unclear = await runCli(['keys', 'rotate', 'rot-bot2', '--config', path, '--overlap', 'a day'], env);
+    assert.deepEqual([unclear.code, unclear.stderr], [2, 'gatehouse: --overlap "a day" is not a duration (e.g. 24h, 30m, or 0)\n']);
     assert.equal((await runCli(['keys', 'rotate', 'rot-bot2', '--config', path, '--overlap', '0s'], env)).code, 0);
     assert.equal((await runCli(['keys', 'revoke', 'rot-bot2', '--config', path], env)).code, 0);
     const rows2 = (await runCli(['keys', 'list', '--config', path], env)).stdout.split('\n').filter((l) => /\srot-bot2\s/.test(l));

@@ -68,8 +68,9 @@ export async function keysCommand(action: string | undefined, args: readonly str
       }
       case 'rotate': {
         const name = args[0];
-        const overlap = options.overlap === undefined ? undefined : parseDuration(options.overlap);
-        if (!name || overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d]');
+        if (!name || options.overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d]');
+        const overlap = parseDuration(options.overlap);
+        if (overlap === undefined) throw new CliError(`--overlap "${options.overlap}" is not a duration (e.g. 24h, 30m, or 0)`);
         let expiresAt: number | null = null;
         if (options.expires !== undefined && options.expires !== 'never') {
           const ms = parseDuration(options.expires);
