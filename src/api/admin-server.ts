@@ -112,7 +112,8 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (!url) throw new GatehouseError('route_not_found', { message: 'The request target is not a valid path.' });
       if (req.method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
       if (req.method === 'GET' && url.pathname === '/readyz') {
-        await db.selectFrom('api_keys').select('id').limit(1).execute();
+        // Bounded: a probe that hangs on a store that does not answer must say "not ready".
+        await withTimeout(db.selectFrom('api_keys').select('id').limit(1).execute(), readinessTimeoutMs);
         return sendJson(res, 200, { status: 'ready' });
       }
       if (req.method === 'GET' && url.pathname === '/metrics') {
@@ -151,4 +152,15 @@ export function createAdminHandler(options: AdminServerOptions) {
 
   // The routes behind the admin check, for the test that keeps the OpenAPI document in step.
   return Object.assign(handleAdmin, { routes: routes.map(([method, pattern]) => [method, pattern] as const) });
+}
+
+/** How long /readyz waits for the store before answering 503. */
+const readinessTimeoutMs = 2_000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

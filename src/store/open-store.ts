@@ -78,6 +78,9 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
     const pool = new pg.Pool({
       connectionString: config.postgres.url,
       max: 10,
+      // A database host that does not answer (dropped packets, not a refusal) fails a
+      // query after this long instead of hanging it, and the caller with it.
+      connectionTimeoutMillis: 10_000,
       types: pgTypes,
       // The schema name is validated by the config schema ([a-z_][a-z0-9_]*).
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
