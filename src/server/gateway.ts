@@ -10,6 +10,7 @@ import { startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
+import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
 import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
@@ -252,7 +253,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     settleRecords: () => recorder.drain(),
     close() {
       closing ??= (async () => {
-        await Promise.all([closeServer(dataServer), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
+        // In-flight exchanges past the grace period are ended as gateway_shutdown (recorded so).
+        const cutInFlight = () => identity.inFlight.cutAll(new GatehouseError('gateway_shutdown'));
+        await Promise.all([closeServer(dataServer, cutInFlight), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
@@ -296,9 +299,12 @@ function urlOf(server: Server, tls: boolean): string {
 }
 
 /** Stops accepting, lets in-flight exchanges finish for up to 10 s, then cuts them. */
-function closeServer(server: Server): Promise<void> {
+function closeServer(server: Server, cutInFlight?: () => void): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), 10_000);
+    const timer = setTimeout(() => {
+      cutInFlight?.();
+      server.closeAllConnections();
+    }, 10_000);
     server.close(() => {
       clearTimeout(timer);
       resolve();

@@ -1,14 +1,22 @@
-// The exchanges in flight on this gateway and who made them, so a revocation can end
-// them: each entry's `cut` aborts the upstream request and destroys the client
-// socket. An exchange registered after its identity was revoked is cut at once
-// (closes the race between the identify stage and a revocation landing).
+// The exchanges in flight on this gateway and who made them, so a revocation (or the
+// end of a shutdown's grace period) can end them: each entry's `cut` aborts the
+// upstream request and closes the client's side, recording the error it is given. An
+// exchange registered after its identity was revoked is cut at once (closes the race
+// between the identify stage and a revocation landing).
 
+import { GatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
+
+/** Ends an exchange in flight; `error` is what its record says ended it. */
+export type CutExchange = (error: GatehouseError) => void;
 
 interface Entry {
   readonly identity: Identity;
-  /** Ends the exchange; `reason` says which revocation (for the record's detail). */
-  readonly cut: (reason: string) => void;
+  readonly cut: CutExchange;
+}
+
+function revokedError(reason: string): GatehouseError {
+  return new GatehouseError('credential_revoked', { message: 'The credential was revoked while this exchange was in flight, so it was ended.', detail: reason });
 }
 
 export class InFlightRegistry {
@@ -20,10 +28,10 @@ export class InFlightRegistry {
   }
 
   /** Returns the function that removes the entry (call it when the exchange ends). */
-  register(id: string, identity: Identity, cut: (reason: string) => void): () => void {
+  register(id: string, identity: Identity, cut: CutExchange): () => void {
     const reason = this.#revoked(identity);
     if (reason) {
-      cut(reason);
+      cut(revokedError(reason));
       return () => undefined;
     }
     this.#entries.set(id, { identity, cut });
@@ -38,9 +46,17 @@ export class InFlightRegistry {
       if (!reason) continue;
       this.#entries.delete(id);
       cut++;
-      entry.cut(reason);
+      entry.cut(revokedError(reason));
     }
     return cut;
+  }
+
+  /** Cuts every exchange in flight with `error` (a shutdown's grace period is over); returns how many. */
+  cutAll(error: GatehouseError): number {
+    const entries = [...this.#entries.values()];
+    this.#entries.clear();
+    for (const entry of entries) entry.cut(error);
+    return entries.length;
   }
 
   get size(): number {

@@ -29,7 +29,7 @@ export interface DataPlaneOptions {
   /** Masking profiles and the response guard (absent: answers pass as they are). */
   readonly masking?: DataPlaneMasking | undefined;
   /** Exchanges in flight, so a revocation can cut them (abort upstream, destroy socket). */
-  readonly inFlight?: { register(id: string, identity: Identity, cut: (reason: string) => void): () => void } | undefined;
+  readonly inFlight?: { register(id: string, identity: Identity, cut: (error: GatehouseError) => void): () => void } | undefined;
   /** Signs the identity assertion for connections with `identityAssertion`. */
   readonly assertIdentity?: ((identity: Identity, connection: string, ttlMs: number, exchangeId: string) => Promise<string>) | undefined;
   /** Cadence of progress writes while an answer streams (config audit.progress). */
@@ -232,8 +232,8 @@ class HttpExchangeIO implements ExchangeIO {
     // The caller went away while the request was being decided: nothing to forward to.
     if (this.#gone) controller.abort();
     if (admitted.identity && options.inFlight && !this.#gone) {
-      this.#releaseInFlight = options.inFlight.register(admitted.id, admitted.identity, (reason) => {
-        this.#cutBy = new GatehouseError('credential_revoked', { detail: `cut in flight: ${reason}` });
+      this.#releaseInFlight = options.inFlight.register(admitted.id, admitted.identity, (error) => {
+        this.#cutBy = error;
         controller.abort();
         res.destroy();
       });

@@ -34,7 +34,7 @@ export interface PostgresListenerOptions {
   /** Called when a session cannot even start (for logs). */
   readonly onSessionError?: ((error: unknown) => void) | undefined;
   /** Open sessions by identity, so a revocation ends them (src/identity in-flight registry). */
-  readonly inFlight?: { register(id: string, identity: Identity, cut: (reason: string) => void): () => void } | undefined;
+  readonly inFlight?: { register(id: string, identity: Identity, cut: (error: GatehouseError) => void): () => void } | undefined;
 }
 
 export interface PostgresListener {
@@ -168,7 +168,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       );
       sessions.set(key, session);
       // A revocation of this identity (on any gateway sharing the store) ends the session.
-      const release = options.inFlight?.register(exchange.id, identity, (reason) => session.revoke(reason));
+      const release = options.inFlight?.register(exchange.id, identity, (error) => session.cut(error));
       const ended = await session.run().finally(() => release?.());
       const outcome: ExchangeOutcome = {
         status: ended && ended.code !== 'client_closed' ? ended.status : 200,
@@ -221,9 +221,14 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
     },
     close() {
       return new Promise((resolve) => {
-        // Open sessions get 10 s to finish, then are cut.
+        // Open sessions get 10 s to finish, then are ended with a FATAL 57P01 (as
+        // PostgreSQL's own shutdown does) and recorded as gateway_shutdown.
         const timer = setTimeout(() => {
-          for (const s of sockets) s.destroy();
+          const shutdown = new GatehouseError('gateway_shutdown', { message: 'The gateway is shutting down; the session was ended.' });
+          for (const session of sessions.values()) session.cut(shutdown);
+          setImmediate(() => {
+            for (const s of sockets) s.destroy();
+          });
         }, 10_000);
         server.close(() => {
           clearTimeout(timer);

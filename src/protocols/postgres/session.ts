@@ -78,17 +78,17 @@ export class PostgresSession {
   }
 
   /**
-   * Ends the session because its identity was revoked: the client gets a FATAL
-   * ErrorResponse (28P01) saying so, and the session's record the code, not client_closed.
+   * Ends the session from outside (its identity was revoked, the gateway is shutting
+   * down): the client gets a FATAL ErrorResponse with `error`, a statement running at
+   * the database is cancelled, and the records carry the code, not client_closed.
    */
-  revoke(reason: string): void {
+  cut(error: GatehouseError): void {
     const core = this.#core;
     if (core.closed) return;
-    const failure = new GatehouseError('credential_revoked', { message: 'Your credential was revoked; the session is ended.', detail: reason });
     // A statement running at the database is stopped, not left to finish unobserved.
     if (core.pending.length > 0) void core.ctx.cancelUpstream().catch(() => undefined);
-    if (!core.client.destroyed) core.toClient.end(errorResponseFor(failure, 'FATAL'));
-    core.end(failure);
+    if (!core.client.destroyed) core.toClient.end(errorResponseFor(error, 'FATAL'));
+    core.end(error);
   }
 
   /**

@@ -1,0 +1,61 @@
+// Graceful stop of the real gateway process: on SIGTERM a short exchange in flight
+// finishes; a stream still running when the 10 s grace period ends is cut and recorded
+// as gateway_shutdown (not as if the client had gone); the process exits 0.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+
+const upstreamKey = 'sk-upstream-shutdown';
+
+describe('graceful stop', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess;
+  let dir: string;
+
+  before(async () => {
+    // One frame a second: a 20-word answer streams for about 20 s.
+    upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 1_000 });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-shutdown-'));
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env: { UPSTREAM_KEY: upstreamKey }, dir });
+  });
+  after(async () => {
+    await gateway?.stop('SIGKILL');
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a stream still running after the grace period is cut and recorded as gateway_shutdown; the process exits 0', { timeout: 40_000 }, async () => {
+    const client = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: await gateway.createKey('bot', ['ml']), maxRetries: 0 });
+    const prompt = Array.from({ length: 20 }, (_, i) => `word${i}`).join(' ');
+    const { data: stream, response } = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: prompt }] }).withResponse();
+    const id = response.headers.get('gatehouse-exchange-id')!;
+    const read = (async () => {
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      return text;
+    })().then(
+      (text) => ({ text, error: undefined }),
+      (error: unknown) => ({ text: '', error }),
+    );
+
+    const stopped = Date.now();
+    const exitCode = gateway.stop('SIGTERM');
+    const { error } = await read;
+    const cutAfter = Date.now() - stopped;
+    assert.ok(error, 'the stream did not complete');
+    assert.ok(cutAfter >= 9_000 && cutAfter < 15_000, `cut after ${cutAfter} ms`);
+    assert.equal(await exitCode, 0);
+
+    const shown = await runCli(['sessions', 'show', id, '--json', '--config', gateway.configPath]);
+    assert.equal(shown.code, 0, shown.stderr);
+    const record = JSON.parse(shown.stdout) as { complete: boolean; errorCode: string };
+    assert.equal(record.complete, false);
+    assert.equal(record.errorCode, 'gateway_shutdown');
+  });
+});
