@@ -158,7 +158,7 @@ connections:
       const req = httpsRequest(`${gateway.url}/c/registry/models/llama?version=3&x=a%20b`, {
         method: 'PUT',
         ca: pki.ca,
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', cookie: 'session=abc', connection: 'keep-alive, x-private', 'x-private': 'secret-hop', 'gatehouse-justification': 'ticket 42', 'x-trace': 't1' },
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', cookie: 'session=abc', connection: 'keep-alive, x-private', 'x-private': 'secret-hop', 'gatehouse-justification': 'ticket 42', 'x-trace': 't1', 'x-forwarded-for': '203.0.113.9' },
       }, resolve);
       req.on('error', reject);
       req.end('{"tag":"prod"}');
@@ -176,6 +176,8 @@ connections:
     assert.equal(upstream.headers['x-private'], undefined);
     assert.equal(upstream.headers['gatehouse-justification'], undefined);
     assert.equal(upstream.headers['x-trace'], 't1');
+    // the caller's own claim is kept, and the address the gateway saw appended last
+    assert.equal(upstream.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
   });
 
   test('binary answers stream through intact; hop-by-hop response headers are dropped; the record keeps the size, not the bytes', async () => {

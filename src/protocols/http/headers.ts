@@ -1,6 +1,9 @@
 // Header handling between caller and target (RFC 9110 §7.6.1): hop-by-hop headers,
 // and any header the Connection header names, are dropped in both directions; the
 // caller's credentials and the gateway's own control headers never travel upstream.
+// The caller's address is appended to X-Forwarded-For, as a reverse proxy does: what a
+// caller sent in that header is kept before it, so a target trusting only the last
+// entry (the gateway's) cannot be given a made-up address.
 
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -25,6 +28,8 @@ export interface UpstreamHeaderOptions {
   /** Force an uncompressed answer, so the gateway can read (record, mask) it. */
   readonly identityEncoding: boolean;
   readonly bodyLength: number | undefined;
+  /** The caller's IP address (the socket's), appended to X-Forwarded-For. */
+  readonly clientAddress?: string | undefined;
 }
 
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, options: UpstreamHeaderOptions): Record<string, string> {
@@ -38,6 +43,10 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, options: U
   }
   if (options.identityEncoding) out['accept-encoding'] = 'identity';
   if (options.bodyLength !== undefined) out['content-length'] = String(options.bodyLength);
+  if (options.clientAddress !== undefined) {
+    const before = out['x-forwarded-for'];
+    out['x-forwarded-for'] = before ? `${before}, ${options.clientAddress}` : options.clientAddress;
+  }
   return out;
 }
 

@@ -51,6 +51,11 @@ describe('upstreamRequestHeaders', () => {
     assert.deepEqual(upstreamRequestHeaders(incoming, plain), { 'accept-encoding': 'gzip, br' });
   });
 
+  test('the caller’s address is appended to X-Forwarded-For, after what the caller sent', () => {
+    assert.deepEqual(upstreamRequestHeaders({}, { ...plain, clientAddress: '192.0.2.7' }), { 'x-forwarded-for': '192.0.2.7' });
+    assert.deepEqual(upstreamRequestHeaders({ 'x-forwarded-for': '10.0.0.1, 10.0.0.2' }, { ...plain, clientAddress: '::1' }), { 'x-forwarded-for': '10.0.0.1, 10.0.0.2, ::1' });
+  });
+
   test('content-length is the body actually sent, not the caller’s', () => {
     assert.deepEqual(upstreamRequestHeaders({ 'content-length': '5', 'content-type': 'application/json' }, { identityEncoding: false, bodyLength: 42 }), { 'content-type': 'application/json', 'content-length': '42' });
     assert.deepEqual(upstreamRequestHeaders({ 'content-length': '0' }, { identityEncoding: false, bodyLength: 0 }), { 'content-length': '0' });
