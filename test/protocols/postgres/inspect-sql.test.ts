@@ -59,6 +59,15 @@ describe('SQL inspection (libpg-query)', () => {
     assert.equal((await facts("set client_encoding = 'UTF8'"))[0]!.unsupported, undefined);
   });
 
+  test('security: a table nested deep in subqueries is still named (a depth cap hid it from table rules)', async () => {
+    // PostgreSQL runs 400 nested subqueries; the parse tree is thousands of levels deep.
+    const n = 400;
+    const sql = `select * from ${'(select * from '.repeat(n)}hr.salaries${') x'.repeat(n)}`;
+    assert.deepEqual((await facts(sql))[0]!.tables, ['hr.salaries']);
+    const order = await facts('select * from a, (select * from b join c on true) s where x in (select y from d)');
+    assert.deepEqual(order[0]!.tables, ['a', 'b', 'c', 'd']);
+  });
+
   test('the strictest class wins', () => {
     assert.equal(strictestClass(['select', 'drop', 'insert']), 'drop');
     assert.equal(strictestClass([]), 'empty');
