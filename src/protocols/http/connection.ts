@@ -29,17 +29,29 @@ export function parseDataPlanePath(url: string): { connection: string; rest: str
   return { connection, rest };
 }
 
-// RFC 3986 §5.2.4 dot segments, also percent-encoded: a target that normalises paths
-// would otherwise let `/c/demo/../admin` escape the connection's base path.
-const dotSegment = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|\?|$)/i;
+// RFC 3986 §5.2.4 dot segments, however a target may read them: WHATWG URL parsers
+// (`new URL`) take `\` for `/` and `%2e` for `.`, servlet containers drop `;params`,
+// some targets decode `%2f` or decode twice. So a `.` or `..` segment counts between
+// any of `/ \` and `/ \ ; ? #` or the end, in the path and in each percent-decoding
+// of it: `/c/demo/..\admin` or `/c/demo/%252e%252e/admin` would otherwise escape the
+// connection's base path on such a target.
+const dotSegment = /(?:^|[/\\])\.{1,2}(?:[/\\;?#]|$)/;
+const asciiEscape = /%([0-7][0-9a-f])/gi;
 
-/** True when the path has a `.` or `..` segment (plain or percent-encoded). */
+/** True when the path has a `.` or `..` segment (plain or percent-encoded, once or more). */
 export function hasDotSegment(rest: string): boolean {
   const query = rest.indexOf('?');
-  const path = query < 0 ? rest : rest.slice(0, query);
+  let path = query < 0 ? rest : rest.slice(0, query);
   // A dot segment needs a `.` or a `%` (of %2e): most paths have neither.
   if (!path.includes('.') && !path.includes('%')) return false;
-  return dotSegment.test(path);
+  for (let round = 0; round < 4; round++) {
+    if (dotSegment.test(path)) return true;
+    // Only ASCII escapes can make a dot or a separator.
+    const decoded = path.replace(asciiEscape, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    if (decoded === path) return false;
+    path = decoded;
+  }
+  return true; // still encoded after four rounds: nobody needs that, refuse it
 }
 
 /** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
