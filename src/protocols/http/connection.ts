@@ -54,6 +54,27 @@ export function hasDotSegment(rest: string): boolean {
   return true; // still encoded after four rounds: nobody needs that, refuse it
 }
 
+/**
+ * The path as a target routes it, for the operation and the `path` fact: percent-decoded
+ * (targets such as uvicorn or Go's net/http route `/chat/%63ompletions` and
+ * `/chat%2Fcompletions` as `/chat/completions`) and without trailing slashes. Without
+ * this, an encoded path was a different operation to the gateway, whose guardrails and
+ * path rules then did not apply, and the same endpoint to the target. The path is
+ * forwarded as sent. undefined: malformed percent-encoding (refused).
+ */
+export function canonicalPath(rest: string): string | undefined {
+  const query = rest.indexOf('?');
+  let path = query < 0 ? rest : rest.slice(0, query);
+  if (path.includes('%')) {
+    const decoded = decodeURIComponentSafe(path);
+    if (decoded === undefined) return undefined;
+    path = decoded;
+  }
+  let end = path.length;
+  while (end > 1 && path.charCodeAt(end - 1) === 0x2f) end--;
+  return end === path.length ? path : path.slice(0, end);
+}
+
 /** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
 export function joinUpstreamPath(basePath: string, rest: string): string {
   if (basePath === '' || basePath === '/') return rest;

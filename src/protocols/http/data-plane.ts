@@ -13,7 +13,7 @@ import type { ExchangeProgress } from '../../audit/index.js';
 import type { Decision, ExchangeOutcome } from '../../exchange/index.js';
 import { runExchange, type ExchangeIO, type Inspection, type OutcomeNeeds, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
-import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
+import { canonicalPath, hasDotSegment, joinUpstreamPath, parseDataPlanePath, type HttpConnection } from './connection.js';
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
@@ -56,11 +56,13 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     const route = parseDataPlanePath(req.url ?? '/');
     if (!route) return unrouted(res, new GatehouseError('route_not_found', { message: 'Not found. Data-plane requests go to /c/<connection>/<path>.' }));
     if (hasDotSegment(route.rest)) return unrouted(res, new GatehouseError('invalid_path'));
+    const pathname = canonicalPath(route.rest);
+    if (pathname === undefined) return unrouted(res, new GatehouseError('invalid_path', { message: 'The path is not valid percent-encoded UTF-8.' }));
     const connection = connections.get(route.connection);
     if (!connection) {
       return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${route.connection}" is configured on this gateway.` }));
     }
-    void runExchange(new HttpExchangeIO(options, req, res, connection, route.rest, startedAt, started), options.stages);
+    void runExchange(new HttpExchangeIO(options, req, res, connection, route.rest, pathname, startedAt, started), options.stages);
   };
 
   function unrouted(res: ServerResponse, error: GatehouseError): void {
@@ -97,7 +99,8 @@ class HttpExchangeIO implements ExchangeIO {
   /** Why the gateway itself cut the exchange (a revocation), so it is not recorded as the client's doing. */
   #cutBy: GatehouseError | undefined;
 
-  constructor(options: DataPlaneOptions, req: IncomingMessage, res: ServerResponse, connection: HttpConnection, rest: string, startedAt: number, started: number) {
+  /** `pathname`: the path as the target routes it (canonicalPath), for the operation and the facts; `rest` is forwarded. */
+  constructor(options: DataPlaneOptions, req: IncomingMessage, res: ServerResponse, connection: HttpConnection, rest: string, pathname: string, startedAt: number, started: number) {
     this.#options = options;
     this.#req = req;
     this.#res = res;
@@ -112,8 +115,6 @@ class HttpExchangeIO implements ExchangeIO {
     const reexecution = headers['gatehouse-reexecution'];
     if (reexecution !== undefined) options.bindReexecution?.(id, reexecution);
     const method = req.method ?? 'GET';
-    const query = rest.indexOf('?');
-    const pathname = query < 0 ? rest : rest.slice(0, query);
     this.#pathname = pathname;
     this.exchange = {
       id,
