@@ -45,6 +45,8 @@ export interface DataPlaneOptions {
    * the same when a token limit counts the usage).
    */
   readonly recording?: boolean | undefined;
+  /** Longest silence while a request body arrives (default 30 s): 408 beyond. */
+  readonly bodyIdleTimeoutMs?: number | undefined;
 }
 
 export function createDataPlaneHandler(options: DataPlaneOptions) {
@@ -169,7 +171,7 @@ class HttpExchangeIO implements ExchangeIO {
 
   async inspect(): Promise<Inspection> {
     const req = this.#req;
-    const body = await readBody(req, this.#connection.maxRequestBody);
+    const body = await readBody(req, this.#connection.maxRequestBody, this.#options.bodyIdleTimeoutMs);
     this.#body = body;
     const operation = this.exchange.operation;
     const line = this.requestLine;

@@ -76,7 +76,7 @@ describe('data plane, hostile requests', () => {
       recorder: { open: async () => undefined, progress: async () => undefined, finish: async () => undefined, refuse: async () => undefined, drain: async () => undefined },
       observe: () => undefined,
     } as unknown as PipelineStages;
-    server = createServer(createDataPlaneHandler({ connections, stages, maxRecordedBody: 1024 * 1024 }));
+    server = createServer(createDataPlaneHandler({ connections, stages, maxRecordedBody: 1024 * 1024, bodyIdleTimeoutMs: 300 }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
   });
@@ -112,5 +112,47 @@ describe('data plane, hostile requests', () => {
     }
     assert.equal(await rawRequest(port, `GET /c/files/m/%E0%A4 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer k\r\n\r\n`), 400, 'malformed percent-encoding is refused');
     assert.deepEqual(upstreamPaths, []);
+  });
+
+  test('security: a body that stops arriving (slowloris) is refused with 408 and its socket closed, instead of held forever', async () => {
+    upstreamPaths.length = 0;
+    const stalled = (head: string, body: string) =>
+      new Promise<{ status: string; closedMs: number }>((resolve) => {
+        const started = Date.now();
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve({ status: text.slice(0, 12), closedMs: Date.now() - started }));
+        socket.write(head + body);
+        setTimeout(() => socket.destroy(), 5000);
+      });
+    const lying = await stalled(`POST /c/llm/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer k\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`, '{"mo');
+    assert.equal(lying.status, 'HTTP/1.1 408');
+    assert.ok(lying.closedMs < 4000, `closed after ${lying.closedMs} ms`);
+    const endless = await stalled(`POST /c/files/upload HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer k\r\nTransfer-Encoding: chunked\r\n\r\n`, '2\r\nab\r\n');
+    assert.equal(endless.status, 'HTTP/1.1 408');
+    assert.ok(endless.closedMs < 4000, `closed after ${endless.closedMs} ms`);
+    assert.deepEqual(upstreamPaths, [], 'nothing was forwarded');
+    // A body that keeps coming, slower than the timeout in total, is read whole.
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }] });
+    const slow = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\n\r\n')) socket.destroy();
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text.slice(0, 12)));
+      socket.write(post('/c/llm/chat/completions', body));
+      let at = 0;
+      const drip = setInterval(() => {
+        socket.write(body.slice(at, at + 20));
+        at += 20;
+        if (at >= body.length) clearInterval(drip);
+      }, 150);
+    });
+    assert.equal(slow, 'HTTP/1.1 200');
   });
 });
