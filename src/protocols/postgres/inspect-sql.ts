@@ -12,6 +12,7 @@
 //   lexer) may then be sent on, with the facts of its shape, for the database to reject.
 
 import { parse } from 'libpg-query';
+import { parseOffThread } from './parse-thread.js';
 import { sqlShape } from './sql-shape.js';
 
 export interface StatementFacts {
@@ -158,14 +159,16 @@ function sameCut(statements: readonly StatementFacts[], cut: readonly string[]):
   return statements.length === cut.length && statements.every((facts, i) => facts.text === cut[i]);
 }
 
+// Texts too long to cache are also the ones that take long to parse: off the event loop.
 async function inspectUncached(text: string): Promise<SqlInspection> {
-  return (await parseAndDescribe(text)).inspection;
+  return (await parseOffThread(text)).inspection;
 }
 
 // Statement kinds whose facts read a literal's value: SET client_encoding = '…'.
 const literalDependent = new Set(['VariableSetStmt']);
 
-async function parseAndDescribe(text: string): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
+/** Parses and describes on the calling thread (parse-worker.ts calls it for long texts). */
+export async function parseAndDescribe(text: string): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
   if (isBlank(text)) return { inspection: { ok: true, statements: [] }, readsLiterals: false };
   let tree: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
