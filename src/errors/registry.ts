@@ -42,6 +42,7 @@ export const errorRegistry = {
   database_not_found: { status: 404, type: 'invalid_request_error', message: 'No such database on this connection.' },
   sql_unparseable: { status: 400, type: 'invalid_request_error', message: 'The SQL could not be parsed, so it was not forwarded.' },
   sql_not_supported: { status: 400, type: 'invalid_request_error', message: 'This statement or protocol feature is not supported through the gateway.' },
+  too_many_statements: { status: 400, type: 'invalid_request_error', message: 'The query holds more statements than the gateway takes in one message.' },
   row_limit_exceeded: { status: 403, type: 'permission_error', message: 'The query returned more rows than this connection allows.' },
   statement_timeout: { status: 504, type: 'upstream_error', message: 'The statement ran longer than the connection allows and was cancelled.' },
   rate_limited: { status: 429, type: 'rate_limit_error', message: 'A rate limit was reached. Retry later.' },

@@ -156,4 +156,25 @@ describe('fuzzing the PostgreSQL listener', { skip }, () => {
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(proxy.listener.sessions, 0, `sessions left open (seed ${seed})`);
   });
+
+  test('security: a Query of more statements than the gateway takes is refused whole (one exchange per statement made 100 000 records of one 900 KB message)', async () => {
+    const client = new pg.Client(proxy.clientConfig());
+    await client.connect();
+    try {
+      await client.query('create table if not exists many_statements (id int)');
+      const observedBefore = proxy.observed.length;
+      await assert.rejects(client.query('insert into many_statements values (1);'.repeat(1001)), (error: Error & { code?: string }) => {
+        assert.equal(error.code, '54000');
+        assert.match(error.message, /at most 1000 statements/);
+        return true;
+      });
+      assert.equal(proxy.observed.length - observedBefore, 1, 'one refusal, not one exchange per statement');
+      assert.equal(proxy.observed.at(-1)!.outcome.errorCode, 'too_many_statements');
+      assert.deepEqual((await client.query('select count(*)::int as n from many_statements')).rows, [{ n: 0 }], 'none of it ran');
+      const results = (await client.query('select 1;'.repeat(1000))) as unknown as unknown[];
+      assert.equal(results.length, 1000, 'the limit itself is allowed');
+    } finally {
+      await client.end();
+    }
+  });
 });
