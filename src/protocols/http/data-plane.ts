@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { requestDigest } from '../../approvals/index.js';
-import { recordableHeaders } from '../../audit/index.js';
+import { recordableHeaders, recordablePath } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Exchange, type Identity, type RecordedRequest, type RequestFacts } from '../../exchange/index.js';
 import { ForwardAbort, mapUpstreamError } from '../../forward/index.js';
@@ -136,7 +136,7 @@ class HttpExchangeIO implements ExchangeIO {
   get requestLine(): RecordedRequest {
     this.#requestLine ??= {
       method: this.#req.method ?? 'GET',
-      path: this.#rest,
+      path: recordablePath(this.#rest),
       headers: this.#options.recording === false ? {} : recordableHeaders(this.#req.headers),
       body: undefined,
       truncated: false,

@@ -41,6 +41,7 @@ describe('data plane, hostile requests', () => {
   let port: number;
   const upstreamPaths: string[] = [];
   const seen: Exchange[] = [];
+  const recordedPaths: string[] = [];
   const connections = new Map<string, HttpConnection>();
 
   before(async () => {
@@ -73,7 +74,7 @@ describe('data plane, hostile requests', () => {
         },
       },
       limits: undefined,
-      recorder: { open: async () => undefined, progress: async () => undefined, finish: async () => undefined, refuse: async () => undefined, drain: async () => undefined },
+      recorder: { open: async (_exchange: Exchange, _decision: Decision, request: { path: string }) => void recordedPaths.push(request.path), progress: async () => undefined, finish: async () => undefined, refuse: async () => undefined, drain: async () => undefined },
       observe: () => undefined,
     } as unknown as PipelineStages;
     server = createServer(createDataPlaneHandler({ connections, stages, maxRecordedBody: 1024 * 1024, bodyIdleTimeoutMs: 300 }));
@@ -154,5 +155,14 @@ describe('data plane, hostile requests', () => {
       }, 150);
     });
     assert.equal(slow, 'HTTP/1.1 200');
+  });
+
+  test('security: credentials in the query string are forwarded as sent but not recorded', async () => {
+    upstreamPaths.length = 0;
+    recordedPaths.length = 0;
+    const query = '?key=AIzaSECRET1&limit=2&access_token=ya29.SECRET2&X-Amz-Signature=SECRET3&api%5Fkey=SECRET4&order=asc';
+    assert.equal(await rawRequest(port, `GET /c/files/objects${query} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer k\r\n\r\n`), 200);
+    assert.deepEqual(upstreamPaths, [`/v1/objects${query}`]);
+    assert.deepEqual(recordedPaths, ['/objects?key=[redacted]&limit=2&access_token=[redacted]&X-Amz-Signature=[redacted]&api%5Fkey=[redacted]&order=asc']);
   });
 });
