@@ -41,7 +41,7 @@ describe('request timeout on the listeners', () => {
   let key: string;
 
   before(async () => {
-    upstream = createServer((req, res) => res.end('{}'));
+    upstream = createServer((_req, res) => res.end('{}'));
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     dir = mkdtempSync(join(tmpdir(), 'gatehouse-request-timeout-'));
     const config = parseConfig(
