@@ -1,5 +1,5 @@
 export { createRecorder, type Recorder } from './recorder.js';
-export { recordableHeaders } from './recordable-headers.js';
+export { recordableHeaders, recordablePath } from './recordable-headers.js';
 export { GroupCommitWriter } from './group-commit.js';
 export { listExchanges, getExchange, maxPageSize, type ExchangeFilter, type ExchangeSummary, type ExchangeDetail } from './exchange-query.js';
 export { type ExchangeProgress, type RecorderOptions } from './recorder.js';

@@ -38,3 +38,30 @@ export function recordableHeaders(headers: Readonly<Record<string, string | stri
   }
   return out;
 }
+
+// Query parameters that carry credentials (Google's `key`, `access_token`, presigned
+// URLs' `X-Amz-Signature` / `sig`, …): their values are replaced in the recorded path.
+// The gateway's own credential is a header, but callers put the target's keys in the
+// query too, and the path is recorded as sent (the target still gets them as sent).
+const credentialParam = /key|token|secret|passw|pwd|sig|auth|credential|session|cookie/i;
+
+/** `path?query` for the record: the value of every credential-like query parameter is `[redacted]`. */
+export function recordablePath(path: string): string {
+  const query = path.indexOf('?');
+  if (query < 0) return path;
+  const params = path
+    .slice(query + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // a malformed name is matched as sent
+      }
+      return eq >= 0 && credentialParam.test(decoded) ? `${name}=[redacted]` : pair;
+    });
+  return `${path.slice(0, query)}?${params.join('&')}`;
+}

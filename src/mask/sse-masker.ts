@@ -14,7 +14,7 @@
 // `maxEventBytes` fails the stream (the caller turns that into an error, not raw data).
 
 import type { MaskPlan } from './plan.js';
-import type { EntityCounts } from './operators.js';
+import { applyFindings, type EntityCounts } from './operators.js';
 import { maskJsonText, maskJsonValue } from './json-masker.js';
 import { StreamTextMasker } from './stream-masker.js';
 
@@ -87,7 +87,9 @@ export class SseMasker {
     let data: string | undefined;
     for (const line of lines) {
       if (line.startsWith('data:')) data = (data === undefined ? '' : `${data}\n`) + line.slice(line[5] === ' ' ? 6 : 5);
-      else other.push(line.startsWith(':') ? '' : line);
+      // Comments are dropped; every other field (`event:`, `id:`, …) is masked whole: its
+      // value is the upstream's bytes too, and was passed as it came.
+      else other.push(line.startsWith(':') ? '' : this.#maskField(line));
     }
     const head = other.filter((l) => l !== '').map((l) => `${l}\n`).join('');
     if (data === undefined) return head === '' ? '' : `${head}${terminator}`;
@@ -123,6 +125,11 @@ export class SseMasker {
     const events = isRecord(json) ? this.#maskEvent(json) : [maskJsonValue(json, this.#plan, this.#counts)];
     // An event this masker adds (a released tail before a `done`) names its own type.
     return events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
+  }
+
+  #maskField(line: string): string {
+    const findings = this.#plan.find(line);
+    return findings.length === 0 ? line : applyFindings(line, findings, this.#counts);
   }
 
   /** One upstream event → one or more masked events. */

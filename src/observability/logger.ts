@@ -35,11 +35,23 @@ export function exchangeLogFields(exchange: Exchange, decision: Decision | undef
     rules: decision?.rules,
     status: outcome.status,
     error: outcome.errorCode,
-    detail: outcome.errorDetail,
+    detail: logDetail(outcome.errorDetail),
     complete: outcome.complete,
     bytesIn: outcome.bytesIn,
     bytesOut: outcome.bytesOut,
     ttfbMs: outcome.ttfbMs === undefined ? undefined : Math.round(outcome.ttfbMs * 100) / 100,
     durationMs: Math.round(outcome.durationMs * 100) / 100,
   };
+}
+
+/**
+ * An error's detail as logged: cut at its first quote. Parsers quote the input they
+ * stopped at (PostgreSQL: `unterminated quoted string at or near "'S3cret…"`, V8's
+ * JSON.parse: `Unexpected token 's', "sk-proj-AB"...`), which is the caller's SQL or
+ * body: kept in the exchange's record, never in a log line.
+ */
+export function logDetail(detail: string | undefined): string | undefined {
+  if (detail === undefined) return undefined;
+  const quote = detail.indexOf('"');
+  return quote < 0 ? detail : `${detail.slice(0, quote)}…`;
 }

@@ -65,6 +65,8 @@ export interface StartOptions {
   readonly detectEntities?: DetectEntities;
   /** Called after every policy change, with who made it (for the audit log). */
   readonly onPolicyChange?: (event: PolicyChangeEvent) => void;
+  /** Longest time to receive a whole request, headers and body (default 300 s; tests shorten it). */
+  readonly requestTimeoutMs?: number;
 }
 
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -197,7 +199,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         onIssued: (who, jti, names) => logger.info({ subject: who.subject, jti, connections: names }, 'gateway token issued'),
       })
     : undefined;
-  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
+  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   const postgresNames: string[] = [];
@@ -231,7 +234,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         if (!res.headersSent) res.writeHead(500);
         res.end();
       });
-    }, config.admin.listen, config.admin.tls);
+    }, config.admin.listen, config.admin.tls, requestTimeoutMs);
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
@@ -275,13 +278,17 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   };
 }
 
-async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined): Promise<Server> {
-  const server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createHttpServer(handler);
-  // Answers may stream for minutes; a slow upstream is bounded by the connection's own
-  // timeouts instead. Idle keep-alive sockets are closed after 65 s.
-  server.requestTimeout = 0;
+async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number): Promise<Server> {
+  // Node checks these timeouts every connectionsCheckingInterval (30 s by default).
+  const options = { connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) };
+  const server = tls ? createHttpsServer({ ...options, cert: tls.cert, key: tls.key }, handler) : createHttpServer(options, handler);
+  // requestTimeout bounds receiving the request (headers and body), not the answer, which
+  // may stream for minutes (bounded by the connection's own timeouts). Off, a body
+  // dripped a byte at a time (under the 30 s idle limit of readBody) held its socket
+  // and buffer forever, also on the admin listener and its unauthenticated login routes.
+  server.requestTimeout = requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 30_000;
+  server.headersTimeout = Math.min(30_000, requestTimeoutMs);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {

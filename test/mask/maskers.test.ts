@@ -212,3 +212,14 @@ describe('plain-text SSE (not OpenAI JSON)', () => {
     assert.equal(text, 'tel [PHONE], oktrue [1] done');
   });
 });
+
+describe('SseMasker, fields other than data', () => {
+  test('security: an entity in an event: or id: field is masked (those lines were passed as they came)', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const out = masker.push(Buffer.from('event: bob@example.com\nid: 123-45-6789\ndata: {"choices":[]}\n\n')) + masker.end();
+    assert.doesNotMatch(out, /bob@example\.com|123-45-6789/);
+    assert.match(out, /^event: \[EMAIL\]\nid: \[US_SSN\]\ndata: /);
+    const plain = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    assert.equal(plain.push(Buffer.from('event: response.output_text.delta\nid: 42\ndata: {"x":1}\n\n')), 'event: response.output_text.delta\nid: 42\ndata: {"x":1}\n\n');
+  });
+});

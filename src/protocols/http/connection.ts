@@ -29,42 +29,54 @@ export function parseDataPlanePath(url: string): { connection: string; rest: str
   return { connection, rest };
 }
 
-// RFC 3986 §5.2.4 dot segments, also percent-encoded: a target that normalises paths
-// would otherwise let `/c/demo/../admin` escape the connection's base path.
-const dotSegment = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|\?|$)/i;
+// RFC 3986 §5.2.4 dot segments, however a target may read them: WHATWG URL parsers
+// (`new URL`) take `\` for `/` and `%2e` for `.`, servlet containers drop `;params`,
+// some targets decode `%2f` or decode twice. So a `.` or `..` segment counts between
+// any of `/ \` and `/ \ ; ? #` or the end, in the path and in each percent-decoding
+// of it: `/c/demo/..\admin` or `/c/demo/%252e%252e/admin` would otherwise escape the
+// connection's base path on such a target.
+const dotSegment = /(?:^|[/\\])\.{1,2}(?:[/\\;?#]|$)/;
+const asciiEscape = /%([0-7][0-9a-f])/gi;
 
-/** True when the path has a `.` or `..` segment (plain or percent-encoded). */
+/** True when the path has a `.` or `..` segment (plain or percent-encoded, once or more). */
 export function hasDotSegment(rest: string): boolean {
   const query = rest.indexOf('?');
-  const path = query < 0 ? rest : rest.slice(0, query);
+  let path = query < 0 ? rest : rest.slice(0, query);
   // A dot segment needs a `.` or a `%` (of %2e): most paths have neither.
   if (!path.includes('.') && !path.includes('%')) return false;
-  return dotSegment.test(path);
+  for (let round = 0; round < 4; round++) {
+    if (dotSegment.test(path)) return true;
+    // Only ASCII escapes can make a dot or a separator.
+    const decoded = path.replace(asciiEscape, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    if (decoded === path) return false;
+    path = decoded;
+  }
+  return true; // still encoded after four rounds: nobody needs that, refuse it
 }
 
 /**
- * The path (without the query) as policy sees it: percent-escapes decoded and runs of
- * `/` merged, as most targets resolve a path (nginx, Express, FastAPI …). Otherwise
- * `/model.safetenso%72s` or `//admin/x` would reach the file a rule on `*.safetensors`
- * or `/admin/*` is about, unseen. Returns an error message instead when an escape is
- * malformed, or when decoding reveals a dot segment (`/a%2F..%2Fadmin`).
+ * The path (without the query) as targets route it, for the operation and the `path`
+ * fact that policy sees: percent-escapes decoded (uvicorn or Go's net/http route
+ * `/chat/%63ompletions` and `/chat%2Fcompletions` as `/chat/completions`), runs of `/`
+ * merged and trailing slashes dropped (nginx, Express, FastAPI …). Otherwise an
+ * encoded or respelled path was a different operation or path to the gateway, whose
+ * guardrails and path rules then did not apply (`/model.safetenso%72s`, `//admin/x`),
+ * and the same endpoint to the target. The path is forwarded as sent. An error message
+ * instead when an escape is malformed; dot segments, encoded or not, are refused before
+ * (hasDotSegment).
  */
 export function policyPath(rest: string): { path: string } | { error: string } {
   const query = rest.indexOf('?');
   let path = query < 0 ? rest : rest.slice(0, query);
   if (path.includes('%')) {
-    try {
-      path = decodeURIComponent(path);
-    } catch {
-      return { error: 'The path has a malformed percent-escape.' };
-    }
-    if (decodedDotSegment.test(path)) return { error: 'The path contains "." or ".." segments, which could leave the connection.' };
+    const decoded = decodeURIComponentSafe(path);
+    if (decoded === undefined) return { error: 'The path has a malformed percent-escape.' };
+    path = decoded;
   }
   if (path.includes('//')) path = path.replace(/\/{2,}/g, '/');
+  if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   return { path };
 }
-
-const decodedDotSegment = /(?:^|[\/\\])\.{1,2}(?:[\/\\]|$)/;
 
 /** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
 export function joinUpstreamPath(basePath: string, rest: string): string {

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { requestDigest } from '../../approvals/index.js';
-import { recordableHeaders } from '../../audit/index.js';
+import { recordableHeaders, recordablePath } from '../../audit/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Exchange, type Identity, type RecordedRequest, type RequestFacts } from '../../exchange/index.js';
 import { ForwardAbort, mapUpstreamError } from '../../forward/index.js';
@@ -47,6 +47,8 @@ export interface DataPlaneOptions {
   readonly recording?: boolean | undefined;
   /** audit.raw: keep the answer as the target sent it, beside the masked one, for sealing. */
   readonly keepRawAnswer?: boolean | undefined;
+  /** Longest silence while a request body arrives (default 30 s): 408 beyond. */
+  readonly bodyIdleTimeoutMs?: number | undefined;
 }
 
 export function createDataPlaneHandler(options: DataPlaneOptions) {
@@ -142,7 +144,7 @@ class HttpExchangeIO implements ExchangeIO {
   get requestLine(): RecordedRequest {
     this.#requestLine ??= {
       method: this.#req.method ?? 'GET',
-      path: this.#rest,
+      path: recordablePath(this.#rest),
       headers: this.#options.recording === false ? {} : recordableHeaders(this.#req.headers),
       body: undefined,
       truncated: false,
@@ -177,7 +179,7 @@ class HttpExchangeIO implements ExchangeIO {
 
   async inspect(): Promise<Inspection> {
     const req = this.#req;
-    const body = await readBody(req, this.#connection.maxRequestBody);
+    const body = await readBody(req, this.#connection.maxRequestBody, this.#options.bodyIdleTimeoutMs);
     this.#body = body;
     const operation = this.exchange.operation;
     const line = this.requestLine;

@@ -4,7 +4,7 @@
 
 import type { Exchange, IdentityKind } from '../../exchange/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import { policyPath } from './connection.js';
+import { hasDotSegment, policyPath } from './connection.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 
 export interface DryRunInput {
@@ -34,7 +34,9 @@ const pathOfOperation: Readonly<Record<string, string>> = {
 export function dryRunExchange(input: DryRunInput): Exchange {
   const body = input.body ?? Buffer.alloc(0);
   // The path as the data plane gives it to policy (decoded, `//` merged), or its refusal.
-  const normalized = policyPath(input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions');
+  const given = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions';
+  if (hasDotSegment(given)) throw new GatehouseError('invalid_path');
+  const normalized = policyPath(given);
   if ('error' in normalized) throw new GatehouseError('invalid_path', { message: normalized.error });
   const path = normalized.path;
   const method = input.method ?? (body.length > 0 || input.connectionType === 'openai' ? 'POST' : 'GET');

@@ -2,12 +2,18 @@
 // is refused before a byte is read, and a chunked body is cut off at the limit. Its
 // rest is then discarded, not the socket destroyed, so the caller still reads the 413
 // (sent with `connection: close`: the socket is closed once the answer is out).
+// The body must keep coming: after `idleMs` without a byte (30 s by default, as for the
+// headers) it is refused with 408 and the connection closed. Without that bound, a
+// caller with a key could hold sockets and up to maxRequestBody of memory each, forever
+// (the server's own requestTimeout is off, since answers may stream for minutes).
 
 import type { IncomingMessage } from 'node:http';
 import { GatehouseError } from '../../errors/index.js';
 import { forEachChunk } from './stream-chunks.js';
 
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export const bodyIdleTimeoutMs = 30_000;
+
+export async function readBody(req: IncomingMessage, limit: number, idleMs = bodyIdleTimeoutMs): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     throw new GatehouseError('request_too_large', { detail: `content-length ${declared} > limit ${limit}` });
@@ -15,17 +21,32 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   let first: Buffer | undefined;
   let chunks: Buffer[] | undefined;
   let size = 0;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await forEachChunk(req, (chunk) => {
+    const reading = forEachChunk(req, (chunk) => {
+      timer?.refresh();
       size += chunk.length;
       if (size > limit) throw new GatehouseError('request_too_large', { detail: `body exceeds limit ${limit}` });
       if (first === undefined) first = chunk;
       else (chunks ??= [first]).push(chunk);
     });
+    if (req.readableEnded) await reading;
+    else {
+      reading.catch(() => undefined); // a late failure after the timeout won: nobody awaits it
+      await Promise.race([
+        reading,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new GatehouseError('request_timeout', { detail: `no body bytes for ${idleMs} ms after ${size} bytes` })), idleMs);
+        }),
+      ]);
+    }
   } catch (error) {
-    if (error instanceof GatehouseError) req.resume();
-    else req.destroy();
+    // After a timeout nothing more is read: the 408 goes out with `connection: close`.
+    if (error instanceof GatehouseError && error.code !== 'request_timeout') req.resume();
+    else if (!(error instanceof GatehouseError)) req.destroy();
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
   if (chunks) return Buffer.concat(chunks, size);
   return first ?? Buffer.alloc(0);

@@ -24,7 +24,7 @@ export function writeError(res: ServerResponse, error: GatehouseError, exchangeI
   if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse"';
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
   // After a refused body the connection may hold unread bytes: do not reuse it.
-  if (error.code === 'request_too_large') headers['connection'] = 'close';
+  if (error.code === 'request_too_large' || error.code === 'request_timeout') headers['connection'] = 'close';
   res.writeHead(error.status, headers);
   res.end(body);
 }

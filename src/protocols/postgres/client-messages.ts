@@ -26,6 +26,9 @@ import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run } from './session-state.js';
 import { newRun, requestOf } from './statement-recording.js';
 
+/** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */
+export const maxStatementsPerQuery = 1000;
+
 /**
  * What a handler returns when it has arranged for the pump to go on by itself: a
  * statement waiting for its record continues from the record's own reaction, not from
@@ -206,6 +209,12 @@ export class ClientMessages {
   #query(inspection: SqlInspection, text: string, frame: Frame): Waiting {
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
     const statements = inspection.statements;
+    // Each statement is an exchange, decided and recorded: a Query of 100 000 `select 1;`
+    // (900 KB) made as many records and stalled the gateway for tens of seconds.
+    if (statements.length > maxStatementsPerQuery) {
+      const error = new GatehouseError('too_many_statements', { message: `A Query may hold at most ${maxStatementsPerQuery} statements through the gateway; this one holds ${statements.length}. Send them in several Queries.` });
+      return this.#refuse(statementExchange(this.#decide, statements, text), undefined, requestOf('Query', text, undefined), error, true);
+    }
     const runs: Run[] = [];
     const requests: RecordedRequest[] = [];
     for (let i = 0; i < statements.length; i++) {

@@ -337,7 +337,7 @@ export class DatabaseMessages {
  * can change it too). Inspection reads SQL as UTF-8, so any other encoding ends the
  * session before another statement is read.
  */
-function checkClientEncoding(body: Buffer): void {
+export function checkClientEncoding(body: Buffer): void {
   const r = new BodyReader(body);
   if (r.cstring().toLowerCase() !== 'client_encoding') return;
   const value = r.cstring();

@@ -21,6 +21,7 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   sql_unparseable: '42601', // syntax_error
   sql_not_supported: '0A000', // feature_not_supported
   row_limit_exceeded: '54000', // program_limit_exceeded
+  too_many_statements: '54000',
   statement_timeout: '57014', // query_canceled
   approval_required: '57014', // not approved while held, or cancelled while held: not run
   approval_expired: '57014',

@@ -12,6 +12,7 @@
 //   lexer) may then be sent on, with the facts of its shape, for the database to reject.
 
 import { parse } from 'libpg-query';
+import { parseOffThread } from './parse-thread.js';
 import { sqlShape } from './sql-shape.js';
 
 export interface StatementFacts {
@@ -158,14 +159,16 @@ function sameCut(statements: readonly StatementFacts[], cut: readonly string[]):
   return statements.length === cut.length && statements.every((facts, i) => facts.text === cut[i]);
 }
 
+// Texts too long to cache are also the ones that take long to parse: off the event loop.
 async function inspectUncached(text: string): Promise<SqlInspection> {
-  return (await parseAndDescribe(text)).inspection;
+  return (await parseOffThread(text)).inspection;
 }
 
 // Statement kinds whose facts read a literal's value: SET client_encoding = '…'.
 const literalDependent = new Set(['VariableSetStmt']);
 
-async function parseAndDescribe(text: string): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
+/** Parses and describes on the calling thread (parse-worker.ts calls it for long texts). */
+export async function parseAndDescribe(text: string): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
   if (isBlank(text)) return { inspection: { ok: true, statements: [] }, readsLiterals: false };
   let tree: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
@@ -259,17 +262,20 @@ function classifyByName(kind: string): string {
 }
 
 // Every RangeVar in the tree is a table (or view) the statement names; CTE names are
-// reported too when referenced, which errs on the side of naming more.
-function collectTables(node: unknown, out: Set<string>, depth = 0): void {
-  if (depth > 2000 || node === null || typeof node !== 'object') return;
-  if (Array.isArray(node)) {
-    for (const item of node) collectTables(item, out, depth + 1);
-    return;
+// reported too when referenced, which errs on the side of naming more. Walked with an
+// explicit stack, in document order, with no depth cap: PostgreSQL runs queries nested
+// thousands of tree levels deep, and a table below a cap would escape table rules.
+function collectTables(root: unknown, out: Set<string>): void {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    const children = Array.isArray(node) ? node : Object.values(node as Node);
+    // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
+    const rangeVar = node as { schemaname?: unknown; relname?: unknown };
+    if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
   }
-  // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
-  const rangeVar = node as { schemaname?: unknown; relname?: unknown };
-  if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
-  for (const value of Object.values(node as Node)) collectTables(value, out, depth + 1);
 }
 
 /** Order of strictness, for reporting one class for several statements. */

@@ -21,6 +21,7 @@ import type { PipelineStages } from '../../pipeline/index.js';
 import { enforceDecision } from '../../policy/index.js';
 import { authentication, backendKeyData, BodyReader, ProtocolViolation, readyForQuery } from './codec.js';
 import { databaseAllowed, type PostgresConnection } from './connection.js';
+import { checkClientEncoding } from './database-messages.js';
 import { errorResponseFor } from './errors.js';
 import { FrameSource } from './frame-source.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
@@ -134,12 +135,17 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       decision = stages.policy.decide(exchange);
       enforceDecision(decision);
 
-      const upstreamParams: Record<string, string> = {};
+      // UTF8 unless the client asked for SQL_ASCII: left out, the database's or the role's
+      // default applies (ALTER DATABASE … SET client_encoding = 'SJIS'), and inspection,
+      // which reads SQL as UTF-8, would see other statements than the database runs.
+      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8' };
       for (const name of passedParams) {
         const value = params.get(name);
         if (value !== undefined) upstreamParams[name] = value;
       }
       upstream = await connectUpstream(connection.target, upstreamParams);
+      // And what the database says it uses is checked, as later in the session.
+      for (const status of upstream.parameterStatus) checkClientEncoding(status.subarray(5));
       await stages.recorder.open({ ...exchange, operation: 'sql.session' }, decision, { method: 'Startup', path: '', headers: { user, database }, body: undefined, truncated: false });
       exchange = { ...exchange, operation: 'sql.session' };
       clearTimeout(loginTimer);

@@ -48,6 +48,19 @@ describe('parseDataPlanePath', () => {
       assert.equal(hasDotSegment(parseDataPlanePath(url)!.rest), false, url);
     }
   });
+
+  test('security: dot segments a target could resolve some other way are refused too (backslash, fragment, ;params, encoded twice, encoded slash)', () => {
+    const escapes = ['/c/demo/..\\admin', '/c/demo/%2e%2e\\admin', '/c/demo/..#x', '/c/demo/..;/admin', '/c/demo/..%2fadmin', '/c/demo/..%5cadmin', '/c/demo/%252e%252e/admin', '/c/demo/v1/%25252e%25252e/admin', '/c/demo/.%2E?x'];
+    for (const url of escapes) assert.equal(hasDotSegment(parseDataPlanePath(url)!.rest), true, url);
+    // What a WHATWG URL parser (new URL, as Node targets use) makes of the forwarded path
+    // stays under the base path for every path that is not refused.
+    for (const url of [...escapes, '/c/demo/chat/completions', '/c/demo/files/100%25', '/c/demo/a..b/%2e%2e.x', '/c/demo/...', '/c/demo/.well-known/x']) {
+      const rest = parseDataPlanePath(url)!.rest;
+      if (hasDotSegment(rest)) continue;
+      assert.ok(new URL(joinUpstreamPath('/v1', rest), 'http://target').pathname.startsWith('/v1/'), url);
+    }
+    for (const url of ['/c/demo/files/100%25', '/c/demo/a..b/%2e%2e.x', '/c/demo/...', '/c/demo/models/org%2Fmodel']) assert.equal(hasDotSegment(parseDataPlanePath(url)!.rest), false, url);
+  });
 });
 
 describe('joinUpstreamPath', () => {

@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { cstring, int16, int32, message, startupMessage } from '../../../src/protocols/postgres/codec.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const proxyOrSkip = await startTestProxy({ maxMessageBytes: 64 * 1024, maxRows: 100 });
@@ -155,5 +156,49 @@ describe('fuzzing the PostgreSQL listener', { skip }, () => {
     await fresh.end();
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(proxy.listener.sessions, 0, `sessions left open (seed ${seed})`);
+  });
+
+  test('security: a Query of more statements than the gateway takes is refused whole (one exchange per statement made 100 000 records of one 900 KB message)', async () => {
+    const client = new pg.Client(proxy.clientConfig());
+    await client.connect();
+    try {
+      await client.query('create table if not exists many_statements (id int)');
+      const observedBefore = proxy.observed.length;
+      await assert.rejects(client.query('insert into many_statements values (1);'.repeat(1001)), (error: Error & { code?: string }) => {
+        assert.equal(error.code, '54000');
+        assert.match(error.message, /at most 1000 statements/);
+        return true;
+      });
+      assert.equal(proxy.observed.length - observedBefore, 1, 'one refusal, not one exchange per statement');
+      assert.equal(proxy.observed.at(-1)!.outcome.errorCode, 'too_many_statements');
+      assert.deepEqual((await client.query('select count(*)::int as n from many_statements')).rows, [{ n: 0 }], 'none of it ran');
+      const results = (await client.query('select 1;'.repeat(1000))) as unknown as unknown[];
+      assert.equal(results.length, 1000, 'the limit itself is allowed');
+    } finally {
+      await client.end();
+    }
+  });
+
+  test("security: a database whose default client_encoding is not UTF8 cannot run a session in it (inspection reads UTF-8: SJIS bytes hid statements)", async () => {
+    const direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    try {
+      // What ALTER DATABASE (or ALTER ROLE) … SET client_encoding, run by an owner or through the gateway, leaves behind.
+      await direct.query(`alter database "${proxy.database}" set client_encoding = 'SJIS'`);
+      // A client that does not name an encoding in its startup packet (libpq with PGCLIENTENCODING unset, raw drivers).
+      const client = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+      try {
+        client.write(message('Q', cstring('show client_encoding')));
+        const frames = await client.untilReady(1);
+        const row = frames.find((f) => f.type === 'D');
+        assert.ok(row, `an answer: ${frames.map((f) => f.type).join('')}`);
+        assert.match(row.body.toString('latin1'), /UTF8/);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await direct.query(`alter database "${proxy.database}" reset client_encoding`);
+      await direct.end();
+    }
   });
 });

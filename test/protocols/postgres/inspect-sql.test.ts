@@ -59,6 +59,38 @@ describe('SQL inspection (libpg-query)', () => {
     assert.equal((await facts("set client_encoding = 'UTF8'"))[0]!.unsupported, undefined);
   });
 
+  test('security: a table nested deep in subqueries is still named (a depth cap hid it from table rules)', async () => {
+    // PostgreSQL runs 400 nested subqueries; the parse tree is thousands of levels deep.
+    const n = 400;
+    const sql = `select * from ${'(select * from '.repeat(n)}hr.salaries${') x'.repeat(n)}`;
+    assert.deepEqual((await facts(sql))[0]!.tables, ['hr.salaries']);
+    const order = await facts('select * from a, (select * from b join c on true) s where x in (select y from d)');
+    assert.deepEqual(order[0]!.tables, ['a', 'b', 'c', 'd']);
+  });
+
+  test('security: a long text is parsed off the event loop (a 700 KB statement stalled every session for seconds)', async () => {
+    const sql = `select * from accounts where ${Array.from({ length: 60_000 }, (_, i) => `id = ${i}`).join(' or ')}`;
+    await inspectSql('select 1'); // the parser module is loaded (once per process)
+    let last = performance.now();
+    let longestGap = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longestGap = Math.max(longestGap, now - last);
+      last = now;
+    }, 5);
+    const started = performance.now();
+    const [result] = await Promise.all([facts(sql), facts(`${'select 1;'.repeat(20_000)} drop table x`), facts(sql.replace('accounts', 'ledger'))]).finally(() => clearInterval(ticker));
+    longestGap = Math.max(longestGap, performance.now() - last); // a parse on the loop shows only here: no tick ran during it
+    assert.deepEqual(result[0]!.tables, ['accounts']);
+    // On the loop, the loop stalled for the whole inspection (0.5 to 3 s); off it, the loop
+    // only waits for the answers. Relative, so that a loaded machine slows both alike.
+    const took = performance.now() - started;
+    assert.ok(longestGap < took / 2, `the event loop stalled ${longestGap.toFixed(0)} ms of the ${took.toFixed(0)} ms inspection took`);
+    const many = await facts(`${'select 1;'.repeat(20_000)} drop table x`);
+    assert.equal(many.length, 20_001);
+    assert.equal(many[20_000]!.class, 'drop');
+  });
+
   test('the strictest class wins', () => {
     assert.equal(strictestClass(['select', 'drop', 'insert']), 'drop');
     assert.equal(strictestClass([]), 'empty');
