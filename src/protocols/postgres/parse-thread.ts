@@ -4,7 +4,9 @@
 // and on the event loop that stalled every session and every HTTP exchange of the
 // gateway meanwhile. Short texts, the common case (about 0.1 ms), stay on the loop.
 // If the thread fails, what it was asked is refused as unparseable (fail closed) and a
-// new thread serves the next text.
+// new thread serves the next text. An idle thread is ended after a while: the parser's
+// WASM memory grows to the largest text it has seen (hundreds of MiB after a 1 MiB
+// statement) and is never given back otherwise.
 
 import { Worker } from 'node:worker_threads';
 import { workerScript } from '../../audit/worker-script.js';
@@ -18,8 +20,16 @@ export interface ParseResult {
 let worker: Worker | undefined;
 const waiting = new Map<number, (result: ParseResult) => void>();
 let nextId = 0;
+let idleTimer: NodeJS.Timeout | undefined;
+
+/** The thread's state: how long it may stay idle before it is ended (its memory with it), and whether it runs. */
+export const parseThread = {
+  idleMs: 30_000,
+  running: (): boolean => worker !== undefined,
+};
 
 export function parseOffThread(text: string): Promise<ParseResult> {
+  clearTimeout(idleTimer);
   const w = worker ?? start();
   const id = ++nextId;
   return new Promise((resolve) => {
@@ -36,7 +46,15 @@ function start(): Worker {
   w.on('message', (message: { id: number; result: ParseResult }) => {
     const resolve = waiting.get(message.id);
     waiting.delete(message.id);
-    if (waiting.size === 0) w.unref();
+    if (waiting.size === 0) {
+      w.unref();
+      idleTimer = setTimeout(() => {
+        if (worker === w && waiting.size === 0) {
+          worker = undefined;
+          void w.terminate();
+        }
+      }, parseThread.idleMs).unref();
+    }
     resolve?.(message.result);
   });
   const fail = (why: string) => {

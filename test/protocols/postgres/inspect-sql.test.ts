@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { inspectSql, strictestClass } from '../../../src/protocols/postgres/inspect-sql.js';
+import { parseThread } from '../../../src/protocols/postgres/parse-thread.js';
 
 async function facts(sql: string) {
   const result = await inspectSql(sql);
@@ -89,6 +90,22 @@ describe('SQL inspection (libpg-query)', () => {
     const many = await facts(`${'select 1;'.repeat(20_000)} drop table x`);
     assert.equal(many.length, 20_001);
     assert.equal(many[20_000]!.class, 'drop');
+  });
+
+  test('the parser thread is ended once idle (its memory grows to the largest text parsed), and started again when needed', async () => {
+    const idleMs = parseThread.idleMs;
+    parseThread.idleMs = 50;
+    try {
+      const long = `select * from accounts where ${Array.from({ length: 3_000 }, (_, i) => `id = ${i}`).join(' or ')}`;
+      assert.deepEqual((await facts(long))[0]!.tables, ['accounts']);
+      assert.equal(parseThread.running(), true);
+      const until = Date.now() + 5_000;
+      while (parseThread.running() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(parseThread.running(), false, 'the idle thread was ended');
+      assert.deepEqual((await facts(long.replace('accounts', 'ledger')))[0]!.tables, ['ledger']);
+    } finally {
+      parseThread.idleMs = idleMs;
+    }
   });
 
   test('the strictest class wins', () => {
