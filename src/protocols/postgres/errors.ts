@@ -12,7 +12,8 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   invalid_credential: '28P01',
   credential_expired: '28P01',
   credential_revoked: '28P01',
-  gateway_shutdown: '57P01', // admin_shutdown, as PostgreSQL's own shutdown
+  gateway_shutdown: '57P01',
+  too_many_connections: '53300', // too_many_connections // admin_shutdown, as PostgreSQL's own shutdown
   user_mismatch: '28000', // invalid_authorization_specification
   tls_required: '28000',
   access_denied: '42501', // insufficient_privilege

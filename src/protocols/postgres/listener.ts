@@ -51,6 +51,8 @@ export interface PostgresListener {
 // …) are not, so a caller cannot set server options the gateway does not see.
 const passedParams = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
+/** Connections still logging in at once, per listener; more are refused (too_many_connections). */
+export const maxLoggingIn = 256;
 
 export async function startPostgresListener(options: PostgresListenerOptions): Promise<PostgresListener> {
   const { connection, stages } = options;
@@ -58,6 +60,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
   // By the same key: a CancelRequest also ends a statement held for approval.
   const sessions = new Map<string, PostgresSession>();
   const sockets = new Set<Socket>();
+  let loggingIn = 0;
 
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -73,7 +76,21 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
   async function handle(raw: Socket): Promise<void> {
     const started = performance.now();
     const startedAt = Date.now();
+    // Connections that have not logged in are bounded in time (loginTimeout) and in
+    // number: past the cap a new one is refused at once, as PostgreSQL refuses past
+    // max_connections, instead of each holding a socket and a buffer until its timeout.
+    if (loggingIn >= maxLoggingIn) {
+      raw.end(errorResponseFor(new GatehouseError('too_many_connections'), 'FATAL'));
+      return;
+    }
+    loggingIn++;
+    let loggedIn = false;
     const loginTimer = setTimeout(() => raw.destroy(), connection.loginTimeoutMs);
+    const loginDone = () => {
+      clearTimeout(loginTimer);
+      if (!loggedIn) loggingIn--;
+      loggedIn = true;
+    };
     let client: Duplex = raw;
     let upstream: UpstreamSession | undefined;
     let exchange: Exchange | undefined;
@@ -82,7 +99,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
     try {
       const startup = await negotiateStartup(raw, connection.serverTls);
       if (startup.kind === 'cancel') {
-        clearTimeout(loginTimer);
+        loginDone();
         raw.end();
         const onlyHold = sessions.get(cancelKey(startup.processId, startup.secretKey))?.cancelHold() ?? false;
         const backend = backends.get(cancelKey(startup.processId, startup.secretKey));
@@ -148,7 +165,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       for (const status of upstream.parameterStatus) checkClientEncoding(status.subarray(5));
       await stages.recorder.open({ ...exchange, operation: 'sql.session' }, decision, { method: 'Startup', path: '', headers: { user, database }, body: undefined, truncated: false });
       exchange = { ...exchange, operation: 'sql.session' };
-      clearTimeout(loginTimer);
+      loginDone();
 
       // AuthenticationOk, the database's ParameterStatus, our BackendKeyData, ReadyForQuery.
       const processId = randomInt(1, 2 ** 31 - 1);
@@ -191,7 +208,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       stages.observe(exchange, decision, outcome);
       client.end();
     } catch (error) {
-      clearTimeout(loginTimer);
+      loginDone();
       upstream?.close();
       const failure = toLoginError(error);
       if (failure && exchange) {

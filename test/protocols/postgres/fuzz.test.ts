@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { cstring, int16, int32, message, startupMessage } from '../../../src/protocols/postgres/codec.js';
+import { maxLoggingIn } from '../../../src/protocols/postgres/listener.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
@@ -199,6 +200,38 @@ describe('fuzzing the PostgreSQL listener', { skip }, () => {
     } finally {
       await direct.query(`alter database "${proxy.database}" reset client_encoding`);
       await direct.end();
+    }
+  });
+
+  test('security: connections that never log in are capped per listener; past the cap a new one gets FATAL 53300 at once, and logins work again once they go', async () => {
+    const idle: Socket[] = [];
+    try {
+      for (let i = 0; i < maxLoggingIn; i++) {
+        const socket = netConnect(proxy.port, '127.0.0.1');
+        socket.on('error', () => undefined);
+        idle.push(socket);
+      }
+      await Promise.all(idle.map((socket) => new Promise((resolve) => socket.once('connect', resolve))));
+      const refused = new pg.Client(proxy.clientConfig());
+      const error = await refused.connect().then(() => undefined, (e: unknown) => e as { code?: string });
+      assert.equal(error?.code, '53300');
+      await refused.end().catch(() => undefined);
+    } finally {
+      for (const socket of idle) socket.destroy();
+    }
+    const until = Date.now() + 5_000;
+    for (;;) {
+      const client = new pg.Client(proxy.clientConfig());
+      try {
+        await client.connect();
+        assert.deepEqual((await client.query('select 1 as one')).rows, [{ one: 1 }]);
+        await client.end();
+        break;
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        if (Date.now() > until) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
     }
   });
 });
