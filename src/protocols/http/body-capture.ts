@@ -4,7 +4,9 @@
 const textual = /^(text\/|application\/(json|[\w.+-]+\+json|x-ndjson|xml|[\w.+-]+\+xml|x-www-form-urlencoded|javascript|yaml|x-yaml))/i;
 
 export function isTextual(contentType: string | undefined): boolean {
-  return contentType === undefined || textual.test(contentType);
+  // An empty Content-Type says no more than a missing one: read as text (so an answer
+  // with `content-type:` and nothing after it is masked and recorded, not passed as binary).
+  return contentType === undefined || contentType.trim() === '' || textual.test(contentType);
 }
 
 export class BodyCapture {

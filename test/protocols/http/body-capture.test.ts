@@ -68,6 +68,8 @@ describe('captureWhole', () => {
 describe('isTextual', () => {
   const textual = [
     undefined,
+    '',
+    '  ',
     'text/plain',
     'text/event-stream',
     'text/html; charset=utf-8',
@@ -84,7 +86,7 @@ describe('isTextual', () => {
     'application/yaml',
     'application/x-yaml',
   ];
-  const binary = ['application/octet-stream', 'image/png', 'audio/mpeg', 'multipart/form-data; boundary=x', 'application/zip', 'application/gzip', 'application/x-protobuf', 'video/mp4', ''];
+  const binary = ['application/octet-stream', 'image/png', 'audio/mpeg', 'multipart/form-data; boundary=x', 'application/zip', 'application/gzip', 'application/x-protobuf', 'video/mp4'];
   for (const type of textual) test(`${JSON.stringify(type) ?? 'undefined'} is textual`, () => assert.equal(isTextual(type), true));
   for (const type of binary) test(`${JSON.stringify(type)} is not textual`, () => assert.equal(isTextual(type), false));
 });
