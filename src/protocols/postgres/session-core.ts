@@ -122,9 +122,17 @@ export class SessionCore {
 
   #onStatementTimeout(head: Pending): void {
     if (runningStatement(this.pending) !== head || (head.kind !== 'query' && head.kind !== 'execute')) return;
-    const run = head.kind === 'query' ? head.runs[head.index] : head.run;
-    if (!run || run.done) return;
-    run.timedOut = true;
+    if (head.kind === 'execute') {
+      if (head.run.done) return;
+      head.run.timedOut = true;
+    } else {
+      // The database flushes a Query's answers only when the whole Query ends, so the
+      // statement the cancel stops may be a later one than head.index says: every
+      // statement not yet ended is marked, and the one the 57014 comes for is reworded.
+      const running = head.runs.slice(head.index).filter((run) => !run.done);
+      if (running.length === 0) return;
+      for (const run of running) run.timedOut = true;
+    }
     this.cancel();
   }
 }
