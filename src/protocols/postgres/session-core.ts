@@ -42,6 +42,8 @@ export class SessionCore {
   bytesIn = 0;
   bytesOut = 0;
   statements = 0;
+  /** A client message waiting for the database to owe nothing (whenIdle). */
+  #idle: (() => void) | undefined;
   /** Resolves run() with why the session ended: the first side to end decides. */
   #ended: ((why: GatehouseError | undefined) => void) | undefined;
 
@@ -118,6 +120,21 @@ export class SessionCore {
   sendToDatabase(): Promise<void> | undefined {
     this.unsent = 0;
     return this.toDatabase.flush();
+  }
+
+  /** Resolves once the database has answered everything sent (its last ReadyForQuery seen). */
+  whenIdle(): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#idle = resolve));
+  }
+
+  /** Called after each database message: releases a whenIdle() waiter once nothing is owed. */
+  settleIdle(): void {
+    const idle = this.#idle;
+    if (idle && this.pending.length === 0) {
+      this.#idle = undefined;
+      idle();
+    }
   }
 
   #onStatementTimeout(head: Pending): void {
