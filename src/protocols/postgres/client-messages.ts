@@ -196,7 +196,39 @@ export class ClientMessages {
     }
   }
 
+  /**
+   * The database converts each message from the client encoding in force when it reads
+   * it, and a statement still running (set_config, a function) may change that encoding
+   * before it reads the next one: text inspected as UTF-8 could then be cut differently
+   * by the database (in SJIS, UTF-8 "ā\\'" ends a string literal). ASCII reads the same in
+   * every client encoding; a Query or Parse with other bytes goes on only once the
+   * database has answered everything before it, its ReadyForQuery (and any
+   * client_encoding change, which ends the session) seen. In an extended batch whose
+   * earlier Execute is answered only at a Sync not yet sent, it is refused. Undefined:
+   * go on now (the common case: nothing in flight, or ASCII).
+   */
+  #encodingGate(text: string): Promise<void> | GatehouseError | undefined {
+    const core = this.#core;
+    const pending = core.pending;
+    if (pending.length === 0 || !pending.some((p) => p.kind === 'query' || p.kind === 'execute') || !/[^\x00-\x7f]/.test(text)) return undefined;
+    const last = pending[pending.length - 1]!.kind;
+    if (last !== 'sync' && last !== 'query') {
+      return new GatehouseError('sql_not_supported', {
+        message: 'SQL text with non-ASCII characters cannot be pipelined behind an Execute of the same batch: send Sync first (a statement still running could change the client encoding).',
+      });
+    }
+    const sent = core.flushToDatabase();
+    return sent ? sent.then(() => core.whenIdle()) : core.whenIdle();
+  }
+
   #onQuery(text: string, frame: Frame): Waiting {
+    const gate = this.#encodingGate(text);
+    if (gate instanceof GatehouseError) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.other'), undefined, requestOf('Query', text, undefined), gate, true);
+    if (gate) return gate.then(() => this.#onQueryNow(text, frame));
+    return this.#onQueryNow(text, frame);
+  }
+
+  #onQueryNow(text: string, frame: Frame): Waiting {
     const inspection = inspectSqlCached(text);
     return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
   }
@@ -263,6 +295,9 @@ export class ClientMessages {
     const r = bodyReader(frame);
     const name = r.cstring();
     const text = r.cstring();
+    const gate = this.#encodingGate(text);
+    if (gate instanceof GatehouseError) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.other'), undefined, requestOf('Parse', text, undefined), gate, false);
+    if (gate) await gate;
     const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
     const request = requestOf('Parse', text, undefined);
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);

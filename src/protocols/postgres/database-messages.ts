@@ -65,6 +65,7 @@ export class DatabaseMessages {
 
   /** After a database message: waits for the client socket to drain if it asked to (false: continues later), then re-arms the statement timer. */
   #afterUpstream(): boolean {
+    this.#core.settleIdle();
     const drain = this.#clientDrain;
     if (drain) {
       this.#clientDrain = undefined;

@@ -42,6 +42,8 @@ export class SessionCore {
   bytesIn = 0;
   bytesOut = 0;
   statements = 0;
+  /** A client message waiting for the database to owe nothing (whenIdle). */
+  #idle: (() => void) | undefined;
   /** Resolves run() with why the session ended: the first side to end decides. */
   #ended: ((why: GatehouseError | undefined) => void) | undefined;
 
@@ -120,11 +122,34 @@ export class SessionCore {
     return this.toDatabase.flush();
   }
 
+  /** Resolves once the database has answered everything sent (its last ReadyForQuery seen). */
+  whenIdle(): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.#idle = resolve));
+  }
+
+  /** Called after each database message: releases a whenIdle() waiter once nothing is owed. */
+  settleIdle(): void {
+    const idle = this.#idle;
+    if (idle && this.pending.length === 0) {
+      this.#idle = undefined;
+      idle();
+    }
+  }
+
   #onStatementTimeout(head: Pending): void {
     if (runningStatement(this.pending) !== head || (head.kind !== 'query' && head.kind !== 'execute')) return;
-    const run = head.kind === 'query' ? head.runs[head.index] : head.run;
-    if (!run || run.done) return;
-    run.timedOut = true;
+    if (head.kind === 'execute') {
+      if (head.run.done) return;
+      head.run.timedOut = true;
+    } else {
+      // The database flushes a Query's answers only when the whole Query ends, so the
+      // statement the cancel stops may be a later one than head.index says: every
+      // statement not yet ended is marked, and the one the 57014 comes for is reworded.
+      const running = head.runs.slice(head.index).filter((run) => !run.done);
+      if (running.length === 0) return;
+      for (const run of running) run.timedOut = true;
+    }
     this.cancel();
   }
 }

@@ -106,6 +106,20 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     await c.end();
   });
 
+  test('statement timeout on a later statement of a multi-statement Query is reported as statement_timeout', async () => {
+    // psql -c 'select 1; select pg_sleep(20)' sends both in one Query: the one the
+    // cancel stops is the second, and the client must hear the gateway's limit, not the
+    // database's "canceling statement due to user request".
+    const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
+    await c.connect();
+    await assert.rejects(c.query('select 1; select pg_sleep(20)'), {
+      code: '57014',
+      message: 'The statement ran longer than 500 ms, the limit on connection "db" (statementTimeout), and was cancelled.',
+    });
+    assert.deepEqual((await c.query('select 5 as five')).rows, [{ five: 5 }]);
+    await c.end();
+  });
+
   test('statement timeout cancels an extended-protocol statement (Parse … Execute Sync in one batch)', async () => {
     // The database answers ParseComplete, BindComplete and RowDescription only at Sync,
     // after the Execute: the clock must not wait for them.
