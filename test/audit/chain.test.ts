@@ -169,6 +169,14 @@ for (const dialect of await testDialects()) {
       assert.equal(report.problems[0]!.message, 'checkpoint at seq 4 has an invalid signature (edited)');
     });
 
+    test('a deleted newest checkpoint is named through the head', async () => {
+      await sql`delete from audit_checkpoints where seq = 8`.execute(store.db);
+      const report = await verify();
+      assert.equal(report.ok, false);
+      assert.equal(report.problems[0]!.seq, 8);
+      assert.equal(report.problems[0]!.message, `checkpoint at seq 8 is missing (deleted): the head records it as the newest checkpoint`);
+    });
+
     test('events deleted from the end are noticed through the head', async () => {
       await sql`delete from audit_events where seq >= 10`.execute(store.db);
       const report = await verify();
@@ -254,6 +262,8 @@ for (const dialect of await testDialects()) {
           await listExchanges(store.db, { text: hostile });
         }
         assert.equal((await listExchanges(store.db, {})).items.length, 2);
+        // Text without a word in it matched every row on SQLite (the filter was dropped).
+        for (const wordless of ['*', '"', '%', '-', '()']) assert.deepEqual(await ids({ text: wordless }), [], `--text ${wordless} matches nothing`);
         await recorder.drain();
       } finally {
         await store.close();
