@@ -193,6 +193,14 @@ for (const dialect of await testDialects()) {
       assert.equal(report.toSeq, 12, 'the prune itself is event 12');
       const last = await store.db.selectFrom('audit_events').select(['kind', 'actor']).where('seq', '=', 12).executeTakeFirstOrThrow();
       assert.deepEqual(last, { kind: 'audit.pruned', actor: 'cli:alice' });
+      // An export after the prune carries the checkpoint the retained chain starts at.
+      const { exportBundle } = await import('../../src/audit/index.js');
+      const { readFileSync } = await import('node:fs');
+      await exportBundle(store.db, {}, join(dir, 'pruned-bundle'), trail.signer!);
+      const firstEvent = JSON.parse(readFileSync(join(dir, 'pruned-bundle', 'events.jsonl'), 'utf8').split('\n')[0]!) as { seq: number; prevHash: string };
+      const checkpoints = readFileSync(join(dir, 'pruned-bundle', 'checkpoints.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; hash: string });
+      assert.equal(firstEvent.seq, 9);
+      assert.deepEqual(checkpoints[0] && { seq: checkpoints[0].seq, hash: checkpoints[0].hash }, { seq: 8, hash: firstEvent.prevHash });
       // Deleting the first retained event is still caught: no checkpoint vouches for what is left.
       await sql`delete from audit_events where seq = 9`.execute(store.db);
       const broken = await verify();
