@@ -134,7 +134,10 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   }
   for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for an event that is missing (events after seq ${lastSeq} deleted)` });
 
-  // 4. The head. It records the newest checkpoint, which prune never deletes: without
+  // 4. The head. Migrations create its row and nothing deletes it: without it, events
+  // deleted from the end went unnoticed.
+  if (!head) report({ seq: lastSeq + 1, message: `the head row (audit_head) is missing (deleted): events after seq ${lastSeq} may have been deleted` });
+  // It records the newest checkpoint, which prune never deletes: without
   // this, deleting that checkpoint row (the one that fixes the chain up to it) passed.
   if (head && Number(head.checkpoint_seq) > 0 && !checkpointRows.some((row) => Number(row.seq) === Number(head.checkpoint_seq)))
     report({ seq: Number(head.checkpoint_seq), message: `checkpoint at seq ${head.checkpoint_seq} is missing (deleted): the head records it as the newest checkpoint` });

@@ -177,6 +177,14 @@ for (const dialect of await testDialects()) {
       assert.equal(report.problems[0]!.message, `checkpoint at seq 8 is missing (deleted): the head records it as the newest checkpoint`);
     });
 
+    test('a deleted head row is named (it is what notices events deleted from the end)', async () => {
+      await sql`delete from audit_events where seq = 11`.execute(store.db);
+      await sql`delete from audit_head`.execute(store.db);
+      const report = await verify();
+      assert.equal(report.ok, false);
+      assert.equal(report.problems[0]!.message, 'the head row (audit_head) is missing (deleted): events after seq 10 may have been deleted');
+    });
+
     test('events deleted from the end are noticed through the head', async () => {
       await sql`delete from audit_events where seq >= 10`.execute(store.db);
       const report = await verify();
