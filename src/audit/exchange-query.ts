@@ -98,7 +98,9 @@ export function applyFilter<O>(db: Kysely<Database>, query: SelectQueryBuilder<D
     // Rows still queued for the index (search-indexer.ts) are matched word by word directly.
     else {
       const words = searchWords(filter.text);
-      if (words.length === 0) return query;
+      // Text with no word in it (`*`, `"`, `%`) matches nothing, as on PostgreSQL; it
+      // used to drop the filter and list (or export) every exchange as if it matched.
+      if (words.length === 0) return query.where(sql<boolean>`1 = 0`);
       const queued = sql.join(
         words.map((word) => sql`(coalesce(prompt_text, '') || ' ' || coalesce(response_text, '')) like ${`%${likeEscape(word)}%`} escape '\\'`),
         sql` and `,

@@ -120,7 +120,9 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
     }
   }
   await events.end();
-  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first).orderBy('seq').execute();
+  // From the checkpoint at first - 1 on: after a prune, the chain starts at that checkpoint
+  // (its signed hash is the first event's prevHash), and without it the bundle had none.
+  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first - 1).orderBy('seq').execute();
   const checkpointLines = checkpoints.map((c) => `${canonicalJson({ seq: Number(c.seq), hash: c.hash, at: Number(c.at), keyId: c.key_id, signature: c.signature })}\n`);
 
   const csvPath = join(dir, 'exchanges.csv');

@@ -18,7 +18,7 @@ export { timeline, type TimelineEntry } from './replay-timeline.js';
 export { createRawSealer, parseRawKey, RawContentError, type RawSealer } from './raw-content.js';
 export { Reexecutions } from './reexecutions.js';
 export { startJournalRecorder, RecordJournalError, type JournalRecorder } from './journal/journal-recorder.js';
-export { JournalApplier, applyJournalOnce } from './journal/journal-applier.js';
+export { JournalApplier, applyJournalOnce, awaitLiveJournalWriters } from './journal/journal-applier.js';
 export { journalDirOf } from './journal/segments.js';
 export { registerJournalMetrics } from './journal/journal-metrics.js';
 export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';

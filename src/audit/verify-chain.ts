@@ -134,7 +134,13 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   }
   for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for an event that is missing (events after seq ${lastSeq} deleted)` });
 
-  // 4. The head.
+  // 4. The head. Migrations create its row and nothing deletes it: without it, events
+  // deleted from the end went unnoticed.
+  if (!head) report({ seq: lastSeq + 1, message: `the head row (audit_head) is missing (deleted): events after seq ${lastSeq} may have been deleted` });
+  // It records the newest checkpoint, which prune never deletes: without
+  // this, deleting that checkpoint row (the one that fixes the chain up to it) passed.
+  if (head && Number(head.checkpoint_seq) > 0 && !checkpointRows.some((row) => Number(row.seq) === Number(head.checkpoint_seq)))
+    report({ seq: Number(head.checkpoint_seq), message: `checkpoint at seq ${head.checkpoint_seq} is missing (deleted): the head records it as the newest checkpoint` });
   if (head && Number(head.seq) < lastSeq) report({ seq: Number(head.seq) + 1, message: `events after seq ${head.seq} were appended outside the gateway: the head records seq ${head.seq}, the chain goes on to seq ${lastSeq}` });
   else if (head && Number(head.seq) > lastSeq && count + startSeq > 0) report({ seq: lastSeq + 1, message: `the chain ends at seq ${lastSeq} but the head records seq ${head.seq}: events after seq ${lastSeq} were deleted` });
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });

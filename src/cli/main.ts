@@ -156,28 +156,40 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+// process.exit() does not wait for stdout: into a pipe (`sessions list --json | jq`)
+// anything beyond the pipe's 64 KiB buffer was lost. Exit once both streams are drained
+// (a write's callback runs after every earlier write has been handed to the OS).
+function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
 main(process.argv.slice(2)).then(
-  () => process.exit(process.exitCode ?? 0),
+  () => exitWhenFlushed(process.exitCode === undefined ? 0 : Number(process.exitCode)),
   (error: unknown) => {
     if (error instanceof ConfigError) {
       process.stderr.write(`gatehouse: ${error.message}\n`);
-      process.exit(1);
+      return exitWhenFlushed(1);
     }
     if (error instanceof CliError) {
       process.stderr.write(`gatehouse: ${error.message}\n`);
-      process.exit(error.exitCode);
+      return exitWhenFlushed(error.exitCode);
     }
     // A key that cannot be used is the operator's to fix: the message says how, a stack would not.
     // So is a store that cannot be opened or reached (its message never holds the URL).
     if (error instanceof AuditSigningKeyError || error instanceof TokenSigningKeyError || error instanceof StoreError) {
       process.stderr.write(`gatehouse: ${error.message}\n`);
-      process.exit(1);
+      return exitWhenFlushed(1);
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`gatehouse: ${error.message}\n\n${usage}`);
-      process.exit(2);
+      return exitWhenFlushed(2);
     }
     process.stderr.write(`gatehouse: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
+    return exitWhenFlushed(1);
   },
 );

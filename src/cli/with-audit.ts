@@ -2,7 +2,7 @@
 // is chained like any other event; drains and closes both whatever happens.
 
 import { userInfo } from 'node:os';
-import { applyJournalOnce, chainOptionsOf, openAuditTrail, type AuditTrail } from '../audit/index.js';
+import { applyJournalOnce, awaitLiveJournalWriters, chainOptionsOf, openAuditTrail, type AuditTrail } from '../audit/index.js';
 import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { configPath } from './config-path.js';
@@ -14,7 +14,9 @@ export async function withAuditTrail<T>(config: string | undefined, run: (store:
   // when the key already exists. Sinks are the running gateway's business.
   const audit = openAuditTrail(store.db, loaded.audit, { createKey: false, withSinks: false, sqlitePath: store.sqlitePath });
   try {
-    // Records a stopped gateway left in its journal are read (and chained) first.
+    // Records a stopped gateway left in its journal are read (and chained) first; a
+    // running gateway's are left to it (its sinks send their events), unless it is stuck.
+    if (store.sqlitePath) await awaitLiveJournalWriters(store.db, store.sqlitePath);
     if (store.sqlitePath) applyJournalOnce(store.sqlitePath, chainOptionsOf(loaded.audit, audit.signer));
     return await run(store, audit, loaded);
   } finally {

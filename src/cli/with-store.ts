@@ -1,4 +1,4 @@
-import { applyJournalOnce, chainOptionsOf, loadSigner } from '../audit/index.js';
+import { applyJournalOnce, awaitLiveJournalWriters, chainOptionsOf, loadSigner } from '../audit/index.js';
 import { loadConfig, type GatehouseConfig } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { configPath } from './config-path.js';
@@ -9,7 +9,9 @@ export async function withStore<T>(config: string | undefined, run: (store: Stor
   const loaded = loadConfig(configPath(config), process.env, { secrets: 'store-only' });
   const store = await openStore(loaded.store);
   try {
-    // Records a stopped gateway left in its journal are read like any other.
+    // Records a stopped gateway left in its journal are read like any other; a running
+    // gateway's are left to it (its sinks send their events), unless it is stuck.
+    if (store.sqlitePath) await awaitLiveJournalWriters(store.db, store.sqlitePath);
     if (store.sqlitePath) applyJournalOnce(store.sqlitePath, chainOptionsOf(loaded.audit, loadSigner(loaded.audit, { createKey: false })));
     return await run(store, loaded);
   } finally {

@@ -169,6 +169,22 @@ for (const dialect of await testDialects()) {
       assert.equal(report.problems[0]!.message, 'checkpoint at seq 4 has an invalid signature (edited)');
     });
 
+    test('a deleted newest checkpoint is named through the head', async () => {
+      await sql`delete from audit_checkpoints where seq = 8`.execute(store.db);
+      const report = await verify();
+      assert.equal(report.ok, false);
+      assert.equal(report.problems[0]!.seq, 8);
+      assert.equal(report.problems[0]!.message, `checkpoint at seq 8 is missing (deleted): the head records it as the newest checkpoint`);
+    });
+
+    test('a deleted head row is named (it is what notices events deleted from the end)', async () => {
+      await sql`delete from audit_events where seq = 11`.execute(store.db);
+      await sql`delete from audit_head`.execute(store.db);
+      const report = await verify();
+      assert.equal(report.ok, false);
+      assert.equal(report.problems[0]!.message, 'the head row (audit_head) is missing (deleted): events after seq 10 may have been deleted');
+    });
+
     test('events deleted from the end are noticed through the head', async () => {
       await sql`delete from audit_events where seq >= 10`.execute(store.db);
       const report = await verify();
@@ -185,6 +201,14 @@ for (const dialect of await testDialects()) {
       assert.equal(report.toSeq, 12, 'the prune itself is event 12');
       const last = await store.db.selectFrom('audit_events').select(['kind', 'actor']).where('seq', '=', 12).executeTakeFirstOrThrow();
       assert.deepEqual(last, { kind: 'audit.pruned', actor: 'cli:alice' });
+      // An export after the prune carries the checkpoint the retained chain starts at.
+      const { exportBundle } = await import('../../src/audit/index.js');
+      const { readFileSync } = await import('node:fs');
+      await exportBundle(store.db, {}, join(dir, 'pruned-bundle'), trail.signer!);
+      const firstEvent = JSON.parse(readFileSync(join(dir, 'pruned-bundle', 'events.jsonl'), 'utf8').split('\n')[0]!) as { seq: number; prevHash: string };
+      const checkpoints = readFileSync(join(dir, 'pruned-bundle', 'checkpoints.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { seq: number; hash: string });
+      assert.equal(firstEvent.seq, 9);
+      assert.deepEqual(checkpoints[0] && { seq: checkpoints[0].seq, hash: checkpoints[0].hash }, { seq: 8, hash: firstEvent.prevHash });
       // Deleting the first retained event is still caught: no checkpoint vouches for what is left.
       await sql`delete from audit_events where seq = 9`.execute(store.db);
       const broken = await verify();
@@ -254,6 +278,8 @@ for (const dialect of await testDialects()) {
           await listExchanges(store.db, { text: hostile });
         }
         assert.equal((await listExchanges(store.db, {})).items.length, 2);
+        // Text without a word in it matched every row on SQLite (the filter was dropped).
+        for (const wordless of ['*', '"', '%', '-', '()']) assert.deepEqual(await ids({ text: wordless }), [], `--text ${wordless} matches nothing`);
         await recorder.drain();
       } finally {
         await store.close();

@@ -423,6 +423,23 @@ describe('audit admin API: replay, re-execution, reveal, sinks', () => {
     const hookHashes = new Set(received.flatMap((r) => r.body.trim().split('\n').map((l) => (JSON.parse(l) as { hash: string }).hash)));
     for (const line of lines) assert.ok(hookHashes.has(line.hash), `webhook got ${line.kind}`);
   });
+
+  test('CLI commands run during traffic leave the exchange events to the gateway, so its sinks get every one', { timeout: 60_000 }, async () => {
+    // A CLI applied the running gateway's journal itself: those events were chained but
+    // never sent to the sinks (silent gaps in the SIEM).
+    const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+    const after = (db.prepare('select max(seq) as seq from audit_events').get() as { seq: number }).seq;
+    const prompt = Array.from({ length: 30 }, (_, i) => `siem${i}`).join(' ');
+    const traffic = Promise.all(Array.from({ length: 8 }, () => streamed(prompt)));
+    for (let i = 0; i < 4; i++) await gateway.cli(['sessions', 'list', '--limit', '1']);
+    await traffic;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const chained = db.prepare(`select seq, kind from audit_events where seq > ? and kind like 'exchange.%' order by seq`).all(after) as { seq: number; kind: string }[];
+    db.close();
+    const sent = new Set(readFileSync(join(dir, 'siem.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq));
+    assert.ok(chained.length >= 16, `${chained.length} exchange events`);
+    assert.deepEqual(chained.filter((e) => !sent.has(e.seq)), [], 'every exchange event reached the file sink');
+  });
 });
 
 describe('audit, end to end on PostgreSQL', () => {

@@ -17,6 +17,8 @@
 
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import type SQLite from 'better-sqlite3';
+import type { Kysely } from 'kysely';
+import type { Database } from '../../store/index.js';
 import type { AuditEvent } from '../audit-event.js';
 import type { ChainOptions } from '../append-events.js';
 import { defaultState, recordedColumns, type ExchangeState } from '../exchange-state.js';
@@ -269,5 +271,50 @@ export function applyJournalOnce(sqlitePath: string, chain: ChainOptions): void 
     applier.applyPending();
   } finally {
     applier.close();
+  }
+}
+
+/**
+ * Waits (at most `timeoutMs`) until the running gateways whose journal segments are live
+ * have applied every complete line written so far. A CLI command calls it before
+ * applyJournalOnce: the events of lines a CLI applies itself are chained but never reach
+ * the gateway's audit sinks, so a `sessions list` during traffic left silent gaps in the
+ * SIEM. A gateway that does not catch up in time (stuck) is applied for, as before.
+ */
+export async function awaitLiveJournalWriters(db: Kysely<Database>, sqlitePath: string, timeoutMs = 2000): Promise<void> {
+  const dir = journalDirOf(sqlitePath);
+  const targets = new Map<string, number>();
+  for (const name of listSegments(dir)) {
+    const pid = segmentPid(name);
+    if (pid === undefined || pid === process.pid || !processAlive(pid)) continue;
+    const through = completeLinesEnd(segmentPath(dir, name));
+    if (through > 0) targets.set(name, through);
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (targets.size > 0 && Date.now() < deadline) {
+    const rows = await db.selectFrom('record_journal').select(['segment', 'applied', 'done']).where('segment', 'in', [...targets.keys()]).execute();
+    for (const row of rows) if (row.done || Number(row.applied) >= targets.get(row.segment)!) targets.delete(row.segment);
+    if (targets.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The end of the last complete line of a segment (0 when it is gone or has none). */
+function completeLinesEnd(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return 0;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, 64 * 1024);
+    const tail = Buffer.allocUnsafe(length);
+    readSync(fd, tail, 0, length, size - length);
+    const end = tail.lastIndexOf(newline);
+    // No line end in the tail (one huge line being written): wait for the whole file.
+    return end < 0 ? size : size - length + end + 1;
+  } finally {
+    closeSync(fd);
   }
 }

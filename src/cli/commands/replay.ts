@@ -11,7 +11,14 @@ export function replayLines(exchange: ExchangeDetail): string[] {
   ];
   if (exchange.request.promptText) lines.push(`        prompt: ${exchange.request.promptText}`);
   if (exchange.ttfbMs !== null) lines.push(`        +${exchange.ttfbMs}ms  first byte from the target, status ${exchange.status ?? '-'}`);
+  let cutNoted = false;
   for (const entry of timeline(exchange)) {
+    // Past recording.maxBodyBytes pieces are known by size only: say so once, or the
+    // blank lines read as empty chunks.
+    if (entry.text === undefined && exchange.response.truncated && !cutNoted) {
+      lines.push('        (the recorded answer body ends here: it was truncated at recording.maxBodyBytes; later pieces by size only)');
+      cutNoted = true;
+    }
     lines.push(`        +${entry.atMs}ms  ${entry.bytes} B${entry.text === undefined ? '' : `  ${JSON.stringify(entry.text)}`}`);
   }
   const end = exchange.durationMs === null ? '' : `+${exchange.durationMs}ms  `;

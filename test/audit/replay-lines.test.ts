@@ -1,0 +1,28 @@
+// `gatehouse sessions replay` of an answer longer than recording.maxBodyBytes: the
+// pieces past the recorded body are listed by size only, and the output says why
+// (they used to appear as bare sizes, like empty chunks).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ExchangeDetail } from '../../src/audit/index.js';
+import { replayLines } from '../../src/cli/commands/replay.js';
+
+function detail(body: string, truncated: boolean): ExchangeDetail {
+  return {
+    id: 'ex_1', sessionId: 'ex_1', startedAt: '2026-11-23T10:00:00.000Z', connection: 'up', operation: 'chat.completions', subject: 'key:a', identityKind: 'service',
+    decision: 'allow', rules: [], status: 200, errorCode: null, model: 'm', stream: true, complete: true, durationMs: 30, reviewId: null, reexecutionOf: null,
+    endedAt: null, authMethod: 'api_key', credentialId: 'c', groups: [], clientAddress: null, reason: null, policyVersion: null, obligations: null, errorDetail: null,
+    request: { method: 'POST', path: '/chat/completions', headers: null, body: null, truncated: false, promptText: null },
+    response: { headers: null, body, truncated, text: null, usage: null },
+    bytesIn: 0, bytesOut: 12, ttfbMs: 1, approval: null, maskCounts: null, chunkTimings: [[1, 4], [10, 4], [20, 4]], rawRecorded: false,
+  } as ExchangeDetail;
+}
+
+test('replay says where a truncated answer body ends', () => {
+  const lines = replayLines(detail('abcdefgh', true));
+  assert.ok(lines.some((l) => l.includes('"abcd"')) && lines.some((l) => l.includes('"efgh"')));
+  const cut = lines.findIndex((l) => l.includes('truncated at recording.maxBodyBytes'));
+  assert.ok(cut > 0, lines.join('\n'));
+  assert.match(lines[cut + 1]!, /\+20ms {2}4 B$/);
+  assert.equal(replayLines(detail('abcdefghijkl', false)).filter((l) => l.includes('truncated')).length, 0);
+});
