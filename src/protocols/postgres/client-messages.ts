@@ -21,7 +21,7 @@ import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
-import { inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
+import { inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run } from './session-state.js';
 import { newRun, requestOf } from './statement-recording.js';
@@ -259,9 +259,42 @@ export class ClientMessages {
     return this.#openQuery(runs, requests, frame);
   }
 
-  #queryStatement(facts: StatementFacts): QueryStep {
+  #queryStatement(parsed: StatementFacts): QueryStep {
+    const facts = this.#asRun(parsed);
     const exchange = statementExchange(this.#decide, [facts], facts.text);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked: decideStatement(this.#decide, exchange, facts) };
+    const checked = decideStatement(this.#decide, exchange, facts);
+    if (!checked.error) this.#track(facts);
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked };
+  }
+
+  /**
+   * A statement's facts as the database will run it: an EXECUTE (alone, or inside
+   * EXPLAIN ANALYZE or CREATE TABLE AS) runs a statement prepared earlier in the session,
+   * by SQL PREPARE or by a named Parse, and is decided as that statement (its class,
+   * tables, risky shapes), not as `sql.execute`: otherwise one allow or one approval of a
+   * `PREPARE … AS DELETE` covered every later EXECUTE of it. A name never prepared in the
+   * session stays `sql.execute` (the database will not find it either).
+   */
+  #asRun(facts: StatementFacts): StatementFacts {
+    if (facts.executes === undefined) return facts;
+    const inner = this.#extended.statement(facts.executes)?.facts;
+    if (!inner || inner.length === 0) return facts;
+    const innerClass = strictestClass(inner.map((f) => f.class));
+    const unsupported = facts.unsupported ?? inner.find((f) => f.unsupported)?.unsupported;
+    return {
+      ...facts,
+      class: facts.class === 'execute' ? innerClass : strictestClass([facts.class, innerClass]),
+      tables: [...new Set([...facts.tables, ...inner.flatMap((f) => f.tables)])],
+      risky: [...new Set([...facts.risky, ...inner.flatMap((f) => f.risky)])],
+      ...(inner.some((f) => f.copyOut) ? { copyOut: true } : {}),
+      ...(unsupported !== undefined ? { unsupported } : {}),
+    };
+  }
+
+  /** Keeps the session's prepared statements in step with the PREPARE and DEALLOCATE it lets through. */
+  #track(facts: StatementFacts): void {
+    if (facts.prepares !== undefined) this.#extended.prepare(facts.prepares, facts.text, [facts]);
+    if (facts.deallocates !== undefined) this.#extended.deallocate(facts.deallocates);
   }
 
   /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
@@ -303,12 +336,14 @@ export class ClientMessages {
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
     // Decided at Parse, so a refused statement never reaches the database even as a
     // plan; one that needs approval is prepared, and held at Execute.
-    const exchange = statementExchange(this.#decide, inspection.statements, text);
-    for (const facts of inspection.statements) {
+    const statements = inspection.statements.map((facts) => this.#asRun(facts));
+    const exchange = statementExchange(this.#decide, statements, text);
+    for (const facts of statements) {
       const checked = decideStatement(this.#decide, exchange, facts);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
     }
-    this.#extended.prepare(name, text, inspection.statements);
+    for (const facts of statements) this.#track(facts);
+    this.#extended.prepare(name, text, statements);
     return this.#core.forward({ kind: 'parse' }, frame);
   }
 

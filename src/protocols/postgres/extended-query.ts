@@ -19,9 +19,28 @@ export class ExtendedQuery {
   readonly #statements = new Map<string, StatementInfo>();
   readonly #portals = new Map<string, PortalInfo>();
 
-  /** Parse: the statement as inspected. */
+  /**
+   * Parse, or SQL PREPARE (the two share one namespace in PostgreSQL: a Bind or an
+   * EXECUTE may name either): the statement as inspected.
+   */
   prepare(name: string, text: string, facts: readonly StatementFacts[]): void {
-    this.#statements.set(name, { facts, text, shape: statementShape(facts, text), textJson: JSON.stringify(text), columns: undefined });
+    // A named statement prepared again without a Close or DEALLOCATE the gateway saw is
+    // refused by the database (42P05), unless a function's dynamic SQL deallocated it
+    // unseen: either may be what runs, so it is decided as both from now on.
+    const earlier = name === '' ? undefined : this.#statements.get(name);
+    const all = earlier ? [...earlier.facts, ...facts] : facts;
+    this.#statements.set(name, { facts: all, text, shape: statementShape(all, text), textJson: JSON.stringify(text), columns: undefined });
+  }
+
+  /** A prepared statement by name (the unnamed one is ''). */
+  statement(name: string): StatementInfo | undefined {
+    return this.#statements.get(name);
+  }
+
+  /** SQL DEALLOCATE name, or '*' (DEALLOCATE ALL, DISCARD ALL: every named statement). */
+  deallocate(name: string): void {
+    if (name !== '*') this.#statements.delete(name);
+    else for (const key of [...this.#statements.keys()]) if (key !== '') this.#statements.delete(key);
   }
 
   /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */

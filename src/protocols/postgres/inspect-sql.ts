@@ -26,6 +26,12 @@ export interface StatementFacts {
   readonly copyOut?: boolean;
   /** Why the gateway cannot let this statement through, whatever policy says. */
   readonly unsupported?: string;
+  /** PREPARE name AS …: the name (the facts are those of the statement it prepares). */
+  readonly prepares?: string;
+  /** The prepared statement it runs (EXECUTE name, also inside EXPLAIN ANALYZE or CREATE TABLE AS). */
+  readonly executes?: string;
+  /** DEALLOCATE name, or '*' for DEALLOCATE ALL and DISCARD ALL. */
+  readonly deallocates?: string;
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -125,7 +131,9 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined) return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined) {
+    return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
+  }
   return { ...facts, text };
 }
 
@@ -197,10 +205,12 @@ function isBlank(text: string): boolean {
 function describeStatement(stmt: Node, text: string): StatementFacts {
   const [kind, node] = Object.entries(stmt)[0] as [string, Node];
   const tables = new Set<string>();
-  collectTables(stmt, tables);
+  const executes = collectTables(stmt, tables);
   const risky: string[] = [];
   let cls = statementClasses[kind] ?? classifyByName(kind);
   let copyOut = false;
+  let prepares: string | undefined;
+  let deallocates: string | undefined;
 
   switch (kind) {
     case 'DeleteStmt':
@@ -238,6 +248,13 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         cls = inner.class;
         risky.push(...inner.risky);
       }
+      if (typeof node.name === 'string') prepares = node.name;
+      break;
+    case 'DeallocateStmt':
+      deallocates = node.isall === true ? '*' : typeof node.name === 'string' ? node.name : undefined;
+      break;
+    case 'DiscardStmt':
+      if (node.target === 'DISCARD_ALL') deallocates = '*';
       break;
     case 'DoStmt':
       risky.push('anonymous-code-block');
@@ -253,7 +270,16 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     default:
       break;
   }
-  return { class: cls, tables: [...tables], risky, text, ...(copyOut ? { copyOut } : {}) };
+  return {
+    class: cls,
+    tables: [...tables],
+    risky,
+    text,
+    ...(copyOut ? { copyOut } : {}),
+    ...(prepares !== undefined ? { prepares } : {}),
+    ...(executes !== undefined ? { executes } : {}),
+    ...(deallocates !== undefined ? { deallocates } : {}),
+  };
 }
 
 function classifyByName(kind: string): string {
@@ -265,17 +291,21 @@ function classifyByName(kind: string): string {
 // reported too when referenced, which errs on the side of naming more. Walked with an
 // explicit stack, in document order, with no depth cap: PostgreSQL runs queries nested
 // thousands of tree levels deep, and a table below a cap would escape table rules.
-function collectTables(root: unknown, out: Set<string>): void {
+// Returns the name of the prepared statement an EXECUTE in the tree runs, if any.
+function collectTables(root: unknown, out: Set<string>): string | undefined {
+  let executes: string | undefined;
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();
     if (node === null || typeof node !== 'object') continue;
     const children = Array.isArray(node) ? node : Object.values(node as Node);
     // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
-    const rangeVar = node as { schemaname?: unknown; relname?: unknown };
+    const rangeVar = node as { schemaname?: unknown; relname?: unknown; ExecuteStmt?: { name?: unknown } };
     if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
+    if (typeof rangeVar.ExecuteStmt?.name === 'string') executes ??= rangeVar.ExecuteStmt.name;
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
   }
+  return executes;
 }
 
 /** Order of strictness, for reporting one class for several statements. */
