@@ -4,8 +4,8 @@
 // (sent with `connection: close`: the socket is closed once the answer is out).
 // The body must keep coming: after `idleMs` without a byte (30 s by default, as for the
 // headers) it is refused with 408 and the connection closed. Without that bound, a
-// caller with a key could hold sockets and up to maxRequestBody of memory each, forever
-// (the server's own requestTimeout is off, since answers may stream for minutes).
+// caller with a key could hold sockets and up to maxRequestBody of memory each until
+// the server's requestTimeout (5 minutes for a whole request, server/gateway.ts).
 
 import type { IncomingMessage } from 'node:http';
 import { GatehouseError } from '../../errors/index.js';
