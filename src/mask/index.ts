@@ -6,3 +6,4 @@ export { SseMasker, type SseMaskerOptions } from './sse-masker.js';
 export { transformEmbeddings, transformVector, toFloat16 } from './embeddings.js';
 export { maskRequestBody } from './request-scrubber.js';
 export { maskPlannerFromConfig } from './from-config.js';
+export { credentialRedactor, credentialEntities } from './credential-redactor.js';

@@ -33,6 +33,12 @@ export interface PipelineStages {
   readonly checkScope?: ((exchange: Exchange) => void) | undefined;
   /** Observes every finished exchange (metrics, logs). Must not throw. */
   readonly observe: (exchange: Exchange, decision: Decision | undefined, outcome: ExchangeOutcome) => void;
+  /**
+   * Redacts credentials in the body and prompt text of a refused request before they are
+   * recorded: they were never forwarded, and a request refused for carrying a secret
+   * must not leave it in the recording (the body is kept sealed only with audit.raw).
+   */
+  readonly redactRefused?: ((text: string) => string) | undefined;
 }
 
 export interface Inspection {
@@ -167,6 +173,13 @@ function inspected(e: Exchange, identity: Identity, inspection: Inspection): Exc
 
 async function refuse(io: ExchangeIO, stages: PipelineStages, exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError) {
   const outcome = refusalOutcome(io, error);
+  const redact = stages.redactRefused;
+  if (redact) {
+    const body = request.body === undefined ? undefined : redact(request.body);
+    if (body !== request.body) request = { ...request, body, rawBody: request.rawBody ?? request.body };
+    const text = exchange.facts.text === undefined ? undefined : redact(exchange.facts.text);
+    if (text !== exchange.facts.text) exchange = { ...exchange, facts: { ...exchange.facts, text } };
+  }
   try {
     await stages.recorder.refuse(exchange, decision, request, outcome);
   } catch {

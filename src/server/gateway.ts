@@ -20,7 +20,7 @@ import type { PipelineStages } from '../pipeline/index.js';
 import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
 import { createPolicyRoutes } from '../api/policy-routes.js';
 import { createLimitStore } from './create-limit-store.js';
-import { maskPlannerFromConfig } from '../mask/index.js';
+import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
@@ -158,6 +158,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     limits: policyRuntime.limits,
     recorder,
     approvals: approvals?.stage,
+    redactRefused: credentialRedactor(),
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
       // The fields are built only for a line that is written (level warn skips `info`).
