@@ -1,3 +1,4 @@
+import { errorRegistry } from '../../errors/index.js';
 import type { Forwarder } from '../../forward/index.js';
 
 /** A configured HTTP connection, as the data plane needs it at request time. */
@@ -62,10 +63,10 @@ export function hasDotSegment(rest: string): boolean {
  * encoded or respelled path was a different operation or path to the gateway, whose
  * guardrails and path rules then did not apply (`/model.safetenso%72s`, `//admin/x`),
  * and the same endpoint to the target. The path is forwarded as sent. An error message
- * instead when an escape is malformed; dot segments, encoded or not, are refused before
- * (hasDotSegment).
+ * instead when it has a dot segment, encoded or not (hasDotSegment), or a malformed escape.
  */
 export function policyPath(rest: string): { path: string } | { error: string } {
+  if (hasDotSegment(rest)) return { error: errorRegistry.invalid_path.message };
   const query = rest.indexOf('?');
   let path = query < 0 ? rest : rest.slice(0, query);
   if (path.includes('%')) {

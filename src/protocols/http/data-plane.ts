@@ -13,7 +13,7 @@ import type { ExchangeProgress } from '../../audit/index.js';
 import type { Decision, ExchangeOutcome } from '../../exchange/index.js';
 import { runExchange, type ExchangeIO, type Inspection, type OutcomeNeeds, type PipelineStages } from '../../pipeline/index.js';
 import { captureWhole, isTextual } from './body-capture.js';
-import { hasDotSegment, joinUpstreamPath, parseDataPlanePath, policyPath, type HttpConnection } from './connection.js';
+import { joinUpstreamPath, parseDataPlanePath, policyPath, type HttpConnection } from './connection.js';
 import { bearerToken, upstreamRequestHeaders } from './headers.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 import { readBody } from './read-body.js';
@@ -59,7 +59,6 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     const started = performance.now();
     const route = parseDataPlanePath(req.url ?? '/');
     if (!route) return unrouted(res, new GatehouseError('route_not_found', { message: 'Not found. Data-plane requests go to /c/<connection>/<path>.' }));
-    if (hasDotSegment(route.rest)) return unrouted(res, new GatehouseError('invalid_path'));
     const path = policyPath(route.rest);
     if ('error' in path) return unrouted(res, new GatehouseError('invalid_path', { message: path.error }));
     const connection = connections.get(route.connection);

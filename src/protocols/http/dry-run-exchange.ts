@@ -4,7 +4,7 @@
 
 import type { Exchange, IdentityKind } from '../../exchange/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import { hasDotSegment, policyPath } from './connection.js';
+import { policyPath } from './connection.js';
 import { httpOperation, openaiFacts, openaiOperation } from './openai-request.js';
 
 export interface DryRunInput {
@@ -35,7 +35,6 @@ export function dryRunExchange(input: DryRunInput): Exchange {
   const body = input.body ?? Buffer.alloc(0);
   // The path as the data plane gives it to policy (decoded, `//` merged), or its refusal.
   const given = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions';
-  if (hasDotSegment(given)) throw new GatehouseError('invalid_path');
   const normalized = policyPath(given);
   if ('error' in normalized) throw new GatehouseError('invalid_path', { message: normalized.error });
   const path = normalized.path;

@@ -336,7 +336,8 @@ export class ClientMessages {
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
     // Decided at Parse, so a refused statement never reaches the database even as a
     // plan; one that needs approval is prepared, and held at Execute.
-    const statements = inspection.statements.map((facts) => this.#asRun(facts));
+    // Only a text that runs a prepared statement gets new facts (no array per Parse otherwise).
+    const statements = inspection.statements.some((facts) => facts.executes !== undefined) ? inspection.statements.map((facts) => this.#asRun(facts)) : inspection.statements;
     const exchange = statementExchange(this.#decide, statements, text);
     for (const facts of statements) {
       const checked = decideStatement(this.#decide, exchange, facts);
