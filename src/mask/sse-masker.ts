@@ -4,10 +4,13 @@
 //   with a bounded hold-back; what is held is released (masked) in the choice's
 //   finish event. `delta.tool_calls[].function.arguments` are held until the choice
 //   finishes, then sent whole, masked as JSON, in that finish event.
-// - responses API: `response.output_text.delta` per (output, content) index, released
-//   in the matching `response.output_text.done`; function-call argument deltas held
-//   until `response.function_call_arguments.done`. Other events (and every other string
-//   in any event) are masked whole.
+// - chat deltas of reasoning models behind OpenAI-compatible servers (`reasoning_content`
+//   from vLLM / DeepSeek, `reasoning` from Ollama / OpenRouter) stream like `content`.
+// - responses API: the text deltas (`response.output_text`, `.refusal`, `.reasoning_text`,
+//   `.reasoning_summary_text`) per (output, content or summary) index, released in the
+//   matching `.done`; function-call argument deltas held until
+//   `response.function_call_arguments.done`. Other events (and every other string in
+//   any event) are masked whole.
 // - data that is not JSON is masked as one running text across events (same
 //   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
@@ -135,18 +138,21 @@ export class SseMasker {
   /** One upstream event → one or more masked events. */
   #maskEvent(event: Json): unknown[] {
     const type = event['type'];
-    if (type === 'response.output_text.delta' && typeof event['delta'] === 'string') {
-      const key = `o:${event['output_index']}:${event['content_index']}`;
-      this.#onText?.(event['delta']);
-      return [{ ...this.#rest(event, ['delta']), delta: this.#masker(key).push(event['delta']) }];
-    }
-    if (type === 'response.output_text.done') {
-      const key = `o:${event['output_index']}:${event['content_index']}`;
+    const stream = typeof type === 'string' ? responsesTextStreams.get(type) : undefined;
+    if (stream) {
+      const key = `${stream.family}:${event['output_index']}:${event[stream.index]}`;
+      if (!stream.done) {
+        const delta = event['delta'];
+        if (typeof delta !== 'string') return [this.#rest(event, [])];
+        if (stream.guarded) this.#onText?.(delta);
+        return [{ ...this.#rest(event, ['delta']), delta: this.#masker(key).push(delta) }];
+      }
       const tail = this.#text.get(key)?.end() ?? '';
       this.#text.delete(key);
       const done = this.#rest(event, []);
       if (tail === '') return [done];
-      return [{ type: 'response.output_text.delta', sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], content_index: event['content_index'], delta: tail }, done];
+      // What was held goes out as one more delta of its kind, just before the `done`.
+      return [{ type: `response.${stream.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], [stream.index]: event[stream.index], delta: tail }, done];
     }
     if (type === 'response.function_call_arguments.delta' && typeof event['delta'] === 'string') {
       const key = `f:${event['output_index']}`;
@@ -180,11 +186,11 @@ export class SseMasker {
     const delta = choice['delta'];
     if (isRecord(delta) || finished) {
       const d: Json = isRecord(delta) ? (maskJsonValue(omit(delta, ['content', 'refusal', 'tool_calls']), this.#plan, this.#counts) as Json) : {};
-      for (const field of ['content', 'refusal'] as const) {
+      for (const field of streamedDeltaFields) {
         const key = `${field}:${index}`;
         const value = isRecord(delta) ? delta[field] : undefined;
         if (typeof value === 'string' || (finished && this.#text.has(key))) {
-          if (typeof value === 'string' && value !== '') this.#onText?.(value);
+          if (typeof value === 'string' && value !== '' && (field === 'content' || field === 'refusal')) this.#onText?.(value);
           d[field] = this.#streamText(key, typeof value === 'string' ? value : '', finished);
         } else if (isRecord(delta) && field in delta) d[field] = delta[field];
       }
@@ -237,6 +243,34 @@ export class SseMasker {
     return maskJsonValue(omit(event, skip), this.#plan, this.#counts) as Json;
   }
 }
+
+/** Chat delta fields whose text streams through a StreamTextMasker per choice. */
+const streamedDeltaFields = ['content', 'refusal', 'reasoning_content', 'reasoning'] as const;
+
+/**
+ * Responses-API events carrying streamed text, by type: the family (`response.<family>.delta`
+ * and `.done`), the field that numbers the part within its output item, whether it is
+ * answer text a response guard reads (reasoning is not), and which of the two it is.
+ */
+interface TextStream {
+  readonly family: string;
+  readonly index: 'content_index' | 'summary_index';
+  readonly guarded: boolean;
+  readonly done: boolean;
+}
+const responsesTextStreams: ReadonlyMap<string, TextStream> = new Map(
+  (
+    [
+      ['output_text', 'content_index', true],
+      ['refusal', 'content_index', true],
+      ['reasoning_text', 'content_index', false],
+      ['reasoning_summary_text', 'summary_index', false],
+    ] as const
+  ).flatMap(([family, index, guarded]): Array<[string, TextStream]> => [
+    [`response.${family}.delta`, { family, index, guarded, done: false }],
+    [`response.${family}.done`, { family, index, guarded, done: true }],
+  ]),
+);
 
 /** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
 function dataLines(text: string): string {
