@@ -1,5 +1,6 @@
 // Reads an OpenAI-compatible answer as it passes: the assistant text (reassembled from
-// SSE deltas when streamed) and the token usage. Bounded: at most `maxTextBytes` of
+// SSE deltas when streamed; with several choices (`n: 2`) or output parts, each part's
+// text on its own, joined by a newline as a JSON answer's are) and the token usage. Bounded: at most `maxTextBytes` of
 // text is kept and one SSE event may be at most `maxEventBytes`; a larger event is
 // skipped up to the next blank line (the answer itself passes through untouched).
 
@@ -14,7 +15,11 @@ export class SseAnswerReader {
   readonly #maxEventBytes: number;
   readonly #decoder = new TextDecoder();
   #pending = '';
+  /** The text of the first choice (or responses output part) seen: usually the only one. */
   #text = '';
+  #textKey = -1;
+  /** The text of every other choice or part, by key, in order of first appearance. */
+  #others: Map<number, string> | undefined;
   #textBytes = 0;
   #usage: TokenUsage | undefined;
   /** Inside an oversized event: discard until the next blank line. */
@@ -64,13 +69,22 @@ export class SseAnswerReader {
 
   /** The answer text of the events completed so far (does not consume a partial event). */
   textSoFar(): string | undefined {
-    return this.#text === '' ? undefined : this.#text;
+    const text = this.#joined();
+    return text === '' ? undefined : text;
   }
 
   summary(): AnswerSummary {
     if (!this.#skipping && this.#pending.trim() !== '') this.#event(this.#pending);
     this.#pending = '';
-    return { text: this.#text === '' ? undefined : this.#text, usage: this.#usage };
+    const text = this.#joined();
+    return { text: text === '' ? undefined : text, usage: this.#usage };
+  }
+
+  #joined(): string {
+    if (!this.#others) return this.#text;
+    let text = this.#text;
+    for (const other of this.#others.values()) if (other !== '') text = text === '' ? other : `${text}\n${other}`;
+    return text;
   }
 
   #event(block: string): void {
@@ -91,38 +105,47 @@ export class SseAnswerReader {
       return;
     }
     if (!isRecord(json)) return;
-    this.#append(deltaText(json));
+    this.#appendDeltas(json);
     const usage = usageOf(json) ?? (isRecord(json['response']) ? usageOf(json['response']) : undefined);
     if (usage) this.#usage = usage;
   }
 
-  #append(text: string | undefined): void {
+  /** Text carried by one streamed event: chat deltas, completion text, or a responses delta. */
+  #appendDeltas(event: Record<string, unknown>): void {
+    if (event['type'] === 'response.output_text.delta' && typeof event['delta'] === 'string') {
+      const output = event['output_index'];
+      const content = event['content_index'];
+      this.#append(typeof output === 'number' && typeof content === 'number' ? output * 65536 + content : 0, event['delta']);
+      return;
+    }
+    const choices = event['choices'];
+    if (!Array.isArray(choices)) return;
+    for (const choice of choices) {
+      if (!isRecord(choice)) continue;
+      const delta = choice['delta'];
+      const text = isRecord(delta) && typeof delta['content'] === 'string' ? delta['content'] : typeof choice['text'] === 'string' ? choice['text'] : undefined;
+      if (text) this.#append(typeof choice['index'] === 'number' ? choice['index'] : 0, text);
+    }
+  }
+
+  #append(key: number, text: string): void {
     const room = this.#maxTextBytes - this.#textBytes;
-    if (!text || room <= 0) return;
+    if (room <= 0) return;
     let bytes = Buffer.byteLength(text);
     if (bytes > room) {
       // Cut at the cap; drop a character the cut split in two.
       text = Buffer.from(text).subarray(0, room).toString('utf8').replace(/\uFFFD$/, '');
       bytes = room;
     }
-    this.#text += text;
     this.#textBytes += bytes;
+    if (this.#textKey === -1) this.#textKey = key;
+    if (key === this.#textKey) this.#text += text;
+    else {
+      // Interleaved choices (`n: 2`) are kept apart, or the record would mix their words.
+      this.#others ??= new Map();
+      this.#others.set(key, (this.#others.get(key) ?? '') + text);
+    }
   }
-}
-
-/** Text carried by one streamed event: chat delta, completion text, or responses delta. */
-function deltaText(event: Record<string, unknown>): string | undefined {
-  if (event['type'] === 'response.output_text.delta' && typeof event['delta'] === 'string') return event['delta'];
-  const choices = event['choices'];
-  if (!Array.isArray(choices)) return undefined;
-  let text = '';
-  for (const choice of choices) {
-    if (!isRecord(choice)) continue;
-    const delta = choice['delta'];
-    if (isRecord(delta) && typeof delta['content'] === 'string') text += delta['content'];
-    else if (typeof choice['text'] === 'string') text += choice['text'];
-  }
-  return text;
 }
 
 const streamDecode = { stream: true } as const;
