@@ -69,6 +69,9 @@ function chatText(messages: unknown): string | undefined {
     if (isRecord(message)) {
       const text = contentText(message['content']);
       if (text) parts.push(text);
+      // The calls of an assistant turn in the history are read by the model too.
+      const calls = message['tool_calls'];
+      if (Array.isArray(calls)) for (const call of calls) if (isRecord(call) && isRecord(call['function']) && typeof call['function']['arguments'] === 'string') parts.push(call['function']['arguments']);
     }
   }
   return parts.length > 0 ? parts.join('\n') : undefined;
@@ -81,12 +84,19 @@ function responsesInputText(input: unknown): string | undefined {
   for (const item of input) {
     if (typeof item === 'string') parts.push(item);
     else if (isRecord(item)) {
-      const text = contentText(item['content']);
-      if (text) parts.push(text);
+      // A message's content; a tool result's output (`function_call_output`,
+      // `custom_tool_call_output`: a string or input_text parts), how an agent hands the
+      // model what a tool read; a call's arguments from the history.
+      for (const field of responsesItemTextFields) {
+        const text = contentText(item[field]);
+        if (text) parts.push(text);
+      }
     }
   }
   return parts.length > 0 ? parts.join('\n') : undefined;
 }
+
+const responsesItemTextFields = ['content', 'output', 'arguments', 'input'] as const;
 
 /** Message content: a string, or an array of parts ({type:"text"|"input_text", text}). */
 function contentText(content: unknown): string | undefined {

@@ -47,7 +47,7 @@ describe('openaiFacts: chat.completions', () => {
     assert.deepEqual(facts, { model: 'gpt-4o', stream: true, text: 'Be brief.\nHello 👋' });
   });
 
-  test('array-of-parts content keeps text parts and skips images', () => {
+  test('array-of-parts content keeps text parts and skips images; tool calls and results are read too', () => {
     const facts = openaiFacts(
       'chat.completions',
       body({
@@ -59,7 +59,7 @@ describe('openaiFacts: chat.completions', () => {
         ],
       }),
     );
-    assert.deepEqual(facts, { model: 'gpt-4o', stream: false, text: 'What is in\nthis picture?\ntool says hi' });
+    assert.deepEqual(facts, { model: 'gpt-4o', stream: false, text: 'What is in\nthis picture?\n{}\ntool says hi' });
   });
 
   test('stream is true only for the JSON value true', () => {
@@ -95,7 +95,7 @@ describe('openaiFacts: responses', () => {
     });
   });
 
-  test('input items: message items with string or input_text parts, and bare strings', () => {
+  test('input items: message items with string or input_text parts, bare strings, and tool results', () => {
     const facts = openaiFacts(
       'responses',
       body({
@@ -108,7 +108,7 @@ describe('openaiFacts: responses', () => {
         ],
       }),
     );
-    assert.deepEqual(facts, { model: 'gpt-4.1', stream: false, text: 'Rules.\nDescribe\nthis.\na bare string' });
+    assert.deepEqual(facts, { model: 'gpt-4.1', stream: false, text: 'Rules.\nDescribe\nthis.\na bare string\n{"ok":true}' });
   });
 
   test('no input and no instructions → text undefined', () => {
