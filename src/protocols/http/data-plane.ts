@@ -260,8 +260,9 @@ class HttpExchangeIO implements ExchangeIO {
       throw this.#cutBy ?? (res.destroyed ? new GatehouseError('client_closed') : mapUpstreamError(error, connection.name));
     }
     const recording = options.recording !== false;
-    // The answer's text and usage are read for the record, and for a token limit.
-    const readAnswer = isOpenai && admitted.operation !== 'embeddings' && (recording || needs.usage);
+    // The answer's text and usage are read for the record, and for a token limit (an
+    // embeddings answer has no text, but its usage counts as a chat answer's does).
+    const readAnswer = isOpenai && (recording || needs.usage);
     await relayResponse({
       res,
       upstream,
