@@ -12,6 +12,7 @@
 //   lexer) may then be sent on, with the facts of its shape, for the database to reject.
 
 import { parse } from 'libpg-query';
+import { deriveColumns, type Derivation } from './derive-columns.js';
 import { functionRisks } from './function-calls.js';
 import { parseOffThread } from './parse-thread.js';
 import { sqlShape } from './sql-shape.js';
@@ -33,6 +34,8 @@ export interface StatementFacts {
   readonly executes?: string;
   /** DEALLOCATE name, or '*' for DEALLOCATE ALL and DISCARD ALL. */
   readonly deallocates?: string;
+  /** Result columns (and stored values) derived from other columns, for column masking. */
+  readonly derived?: Derivation;
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -132,7 +135,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -213,6 +216,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let copyOut = false;
   let prepares: string | undefined;
   let deallocates: string | undefined;
+  let derived = deriveColumns(kind, node);
 
   switch (kind) {
     case 'DeleteStmt':
@@ -249,6 +253,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         const inner = describeStatement(node.query as Node, text);
         cls = inner.class;
         risky.push(...inner.risky);
+        derived = inner.derived;
       }
       if (typeof node.name === 'string') prepares = node.name;
       break;
@@ -295,6 +300,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(prepares !== undefined ? { prepares } : {}),
     ...(executes !== undefined ? { executes } : {}),
     ...(deallocates !== undefined ? { deallocates } : {}),
+    ...(derived !== undefined ? { derived } : {}),
   };
 }
 
