@@ -72,6 +72,17 @@ const emptySet: ReadonlySet<string> = new Set();
 
 /** The derivation of one statement's tree, or undefined when it derives nothing. */
 export function deriveColumns(kind: string, node: Node): Derivation | undefined {
+  try {
+    return derive(kind, node);
+  } catch {
+    // A tree this code does not expect: every column may carry anything (fail closed).
+    const unknown: StoredColumn = { target: undefined, name: undefined, sources: [], wholeRow: true };
+    if (kind === 'SelectStmt' && !node.intoClause) return { any: true };
+    return kind === 'InsertStmt' || kind === 'UpdateStmt' || kind === 'DeleteStmt' ? { any: true, stores: [unknown] } : { stores: [unknown] };
+  }
+}
+
+function derive(kind: string, node: Node): Derivation | undefined {
   const stores: StoredColumn[] = [];
   let entries: readonly Entry[] | undefined;
   switch (kind) {
