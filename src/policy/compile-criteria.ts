@@ -8,6 +8,11 @@
 // - entities: any of the entity types the injected detector finds;
 // - fact: numeric comparisons (all given must hold) or `includes` (any element matches).
 // An absent fact fails its condition (before `not` inverts it).
+// - a condition on `tables` (fact, or the field of regex/keywords/entities) of a
+//   statement whose tables are unknown (risky `unknown-tables`: DO, CALL, routine bodies,
+//   user-defined functions, SQL run from a string) holds in a deny or require_approval
+//   rule and fails in an allow rule, whatever `not` says: the statement may touch any
+//   table, so no table rule may let it through (fail closed).
 
 import RE2 from 're2';
 import type { ConditionSpec, MatchSpec } from '../config/policy-schema.js';
@@ -93,10 +98,17 @@ function compileTime(time: NonNullable<MatchSpec['time']>, defaultTimeZone: stri
   };
 }
 
-export function compileCondition(condition: ConditionSpec, index: number): Criterion {
+export function compileCondition(condition: ConditionSpec, index: number, effect: string = 'deny'): Criterion {
   const inner = compileConditionBody(condition);
   const label = `when[${index}] ${condition.not ? 'not ' : ''}${inner.label}`;
-  return condition.not ? { label, test: (ctx) => !inner.test(ctx) } : { label, test: inner.test };
+  const test = condition.not ? (ctx: EvalContext) => !inner.test(ctx) : inner.test;
+  if ((condition.fact ?? condition.field) !== 'tables') return { label, test };
+  const restrictive = effect !== 'allow';
+  return { label, test: (ctx) => (tablesUnknown(ctx) ? restrictive : test(ctx)) };
+}
+
+function tablesUnknown(ctx: EvalContext): boolean {
+  return ctx.exchange.facts.sql?.risky.includes('unknown-tables') ?? false;
 }
 
 function compileConditionBody(condition: ConditionSpec): Criterion {

@@ -239,7 +239,7 @@ function compileRule(spec: PolicyRuleSpec, index: number, timezone: string): Com
     message: spec.message,
     connections: connections && isLiteral(connections) ? connections : undefined,
     match: compileMatch(spec.match, timezone),
-    when: spec.when.map(compileCondition),
+    when: spec.when.map((condition, i) => compileCondition(condition, i, spec.effect)),
     obligations: spec.obligations,
   };
 }

@@ -181,3 +181,36 @@ describe('policy version', () => {
     assert.equal(a.version, a2.version);
   });
 });
+
+describe('security: table conditions on a statement whose tables are unknown fail closed', () => {
+  const p = compilePolicy({
+    access: [],
+    timezone: 'UTC',
+    rules: [
+      rule({ name: 'orders-only', effect: 'allow', when: [{ fact: 'tables', includes: ['orders'] }] }),
+      rule({ name: 'all-but-hr', effect: 'allow', match: { subjects: ['key:bob'] }, when: [{ fact: 'tables', includes: ['hr.*'], not: true }] }),
+      rule({ name: 'deny-payroll', effect: 'deny', when: [{ fact: 'tables', includes: ['payroll'] }] }),
+      rule({ name: 'review-non-orders', effect: 'require_approval', match: { subjects: ['key:carol'] }, when: [{ regex: '^orders$', field: 'tables', not: true }] }),
+    ],
+  });
+  const sql = (tables: string[], risky: string[], subject = 'key:ann') =>
+    exchangeOf({ connection: 'warehouse', operation: 'sql.select', identity: who(subject, ['analysts']), facts: { text: 'x', sql: { classes: ['select'], tables, risky, text: 'x' } } });
+  test('known tables decide as before', () => {
+    assert.equal(p.decide(sql(['orders'], [])).effect, 'allow');
+    assert.deepEqual(p.decide(sql(['orders', 'payroll'], [])).rules, ['deny-payroll']);
+  });
+  test('unknown tables: a deny rule on a table holds, allow rules on tables do not, with or without not', () => {
+    const d = p.decide(sql(['orders'], ['user-function', 'unknown-tables']));
+    assert.equal(d.effect, 'deny');
+    assert.deepEqual(d.rules, ['deny-payroll']);
+    const noDeny = compilePolicy({ access: [], timezone: 'UTC', rules: [rule({ name: 'orders-only', effect: 'allow', when: [{ fact: 'tables', includes: ['orders'] }] }), rule({ name: 'all-but-hr', effect: 'allow', when: [{ fact: 'tables', includes: ['hr.*'], not: true }] })] });
+    assert.deepEqual(noDeny.decide(sql(['orders'], ['unknown-tables'])).rules, ['default-deny']);
+    assert.deepEqual(noDeny.decide(sql([], ['unknown-tables'])).rules, ['default-deny']);
+    assert.deepEqual(noDeny.decide(sql(['orders'], [])).rules, ['orders-only', 'all-but-hr']);
+  });
+  test('unknown tables: a require_approval rule reading tables (regex field, not) holds', () => {
+    const noDeny = compilePolicy({ access: [{ connection: 'warehouse', groups: ['analysts'] }], timezone: 'UTC', rules: [rule({ name: 'review-non-orders', effect: 'require_approval', when: [{ regex: '^orders$', field: 'tables', not: true }] })] });
+    assert.equal(noDeny.decide(sql(['orders'], [])).effect, 'allow');
+    assert.deepEqual(noDeny.decide(sql(['orders'], ['unknown-tables'])).rules, ['review-non-orders']);
+  });
+});

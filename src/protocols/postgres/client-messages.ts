@@ -16,12 +16,14 @@
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
 import { bindMessage, bodyReader, frameLength, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
 import { inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
+import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run } from './session-state.js';
 import { newRun, requestOf } from './statement-recording.js';
@@ -44,6 +46,7 @@ interface QueryStep {
   readonly exchange: Exchange;
   readonly request: RecordedRequest;
   readonly checked: Checked;
+  readonly derived: DerivedMasks | undefined;
 }
 
 export class ClientMessages {
@@ -253,7 +256,7 @@ export class ClientMessages {
       const step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
       if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
-      runs.push(this.#newRun(step.exchange, step.checked.decision));
+      runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived));
       requests.push(step.request);
     }
     return this.#openQuery(runs, requests, frame);
@@ -264,7 +267,7 @@ export class ClientMessages {
     const exchange = statementExchange(this.#decide, [facts], facts.text);
     const checked = decideStatement(this.#decide, exchange, facts);
     if (!checked.error) this.#track(facts);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked };
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking) };
   }
 
   /**
@@ -281,6 +284,9 @@ export class ClientMessages {
     if (!inner || inner.length === 0) return facts;
     const innerClass = strictestClass(inner.map((f) => f.class));
     const unsupported = facts.unsupported ?? inner.find((f) => f.unsupported)?.unsupported;
+    const innerDerived = derivationOf(inner);
+    // EXECUTE answers with the prepared statement's rows; CREATE TABLE AS EXECUTE keeps them.
+    const derived = facts.class === 'execute' || !innerDerived ? innerDerived : asStored(innerDerived);
     return {
       ...facts,
       class: facts.class === 'execute' ? innerClass : strictestClass([facts.class, innerClass]),
@@ -288,6 +294,7 @@ export class ClientMessages {
       risky: [...new Set([...facts.risky, ...inner.flatMap((f) => f.risky)])],
       ...(inner.some((f) => f.copyOut) ? { copyOut: true } : {}),
       ...(unsupported !== undefined ? { unsupported } : {}),
+      ...(derived !== undefined ? { derived } : {}),
     };
   }
 
@@ -307,7 +314,7 @@ export class ClientMessages {
         exchange = held.exchange;
         if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
       }
-      runs.push(this.#newRun(exchange, decision));
+      runs.push(this.#newRun(exchange, decision, step.derived));
       requests.push(step.request);
       if (++i === statements.length) return this.#openQuery(runs, requests, frame);
       step = this.#queryStatement(statements[i]!);
@@ -390,9 +397,9 @@ export class ClientMessages {
     return continues;
   }
 
-  #newRun(exchange: Exchange, decision: Decision): Run {
+  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks): Run {
     this.#core.statements++;
-    return newRun(exchange, decision);
+    return newRun(exchange, decision, derived);
   }
 
   /**

@@ -191,9 +191,12 @@ export class DatabaseMessages {
     const run = head.runs[head.index];
     const recording = this.#core.recording;
     switch (frame.type) {
-      case 'T': // RowDescription
-        ({ columns: head.columns, plan: head.plan } = this.#rows.describe(frame));
+      case 'T': { // RowDescription
+        const shape = this.#rows.describe(frame, run?.derived);
+        if (shape.error && run) return this.#stop(run, shape.error);
+        ({ columns: head.columns, plan: head.plan } = shape);
         return this.#emit(frame);
+      }
       case 'D': // DataRow
         return this.#rows.row(run, frame, head.plan);
       case 'd': // CopyData (COPY … TO STDOUT): one row per message

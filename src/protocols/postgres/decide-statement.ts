@@ -7,6 +7,9 @@
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
 //   carry no column names, so the rules cannot be applied);
+// - a statement that would keep a masked column's value under a name no rule covers
+//   (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT … SELECT, UPDATE … SET:
+//   derive-columns.ts) is refused: read back later, the value would leave unmasked;
 // - a decision with masking profiles to apply (obligations.mask) is refused: rows are
 //   masked by column, not by entity detection.
 
@@ -15,6 +18,7 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
 import { strictestClass, type StatementFacts } from './inspect-sql.js';
+import { unmaskableStore } from './mask-rows.js';
 
 export interface StatementContext {
   readonly connection: PostgresConnection;
@@ -134,6 +138,10 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   }
   if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
+  }
+  const stored = facts?.derived?.stores && unmaskableStore(facts.derived, ctx.connection.masking);
+  if (stored) {
+    return { decision, error: new GatehouseError('sql_not_supported', { message: `The statement would keep values of masked column "${stored.rule}" (masking.columns) as ${stored.target}, where they could later be read unmasked; it was not run.` }) };
   }
   return { decision };
 }

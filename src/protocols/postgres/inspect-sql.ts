@@ -12,6 +12,8 @@
 //   lexer) may then be sent on, with the facts of its shape, for the database to reject.
 
 import { parse } from 'libpg-query';
+import { deriveColumns, type Derivation } from './derive-columns.js';
+import { functionRisks } from './function-calls.js';
 import { parseOffThread } from './parse-thread.js';
 import { sqlShape } from './sql-shape.js';
 
@@ -32,6 +34,8 @@ export interface StatementFacts {
   readonly executes?: string;
   /** DEALLOCATE name, or '*' for DEALLOCATE ALL and DISCARD ALL. */
   readonly deallocates?: string;
+  /** Result columns (and stored values) derived from other columns, for column masking. */
+  readonly derived?: Derivation;
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -131,7 +135,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -205,12 +209,14 @@ function isBlank(text: string): boolean {
 function describeStatement(stmt: Node, text: string): StatementFacts {
   const [kind, node] = Object.entries(stmt)[0] as [string, Node];
   const tables = new Set<string>();
-  const executes = collectTables(stmt, tables);
+  const riskySet = new Set<string>();
+  const executes = collectTables(stmt, tables, riskySet);
   const risky: string[] = [];
   let cls = statementClasses[kind] ?? classifyByName(kind);
   let copyOut = false;
   let prepares: string | undefined;
   let deallocates: string | undefined;
+  let derived = deriveColumns(kind, node);
 
   switch (kind) {
     case 'DeleteStmt':
@@ -247,6 +253,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         const inner = describeStatement(node.query as Node, text);
         cls = inner.class;
         risky.push(...inner.risky);
+        derived = inner.derived;
       }
       if (typeof node.name === 'string') prepares = node.name;
       break;
@@ -257,7 +264,20 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
       if (node.target === 'DISCARD_ALL') deallocates = '*';
       break;
     case 'DoStmt':
-      risky.push('anonymous-code-block');
+      // Its body is procedural code (EXECUTE of any string): which tables it touches is unknown.
+      risky.push('anonymous-code-block', 'unknown-tables');
+      break;
+    case 'CallStmt':
+      // A procedure's body is not in the statement (a built-in procedure is still a call).
+      for (const r of ['user-function', 'unknown-tables']) riskySet.add(r);
+      break;
+    case 'CreateFunctionStmt':
+      // The body (AS '…', BEGIN ATOMIC) runs later, under any name that calls it.
+      risky.push('routine-body', 'unknown-tables');
+      break;
+    case 'CreateTrigStmt':
+    case 'CreateEventTrigStmt':
+      for (const r of functionRisks(stringList(node.funcname))) riskySet.add(r);
       break;
     case 'VariableSetStmt': {
       // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
@@ -270,6 +290,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     default:
       break;
   }
+  for (const r of riskySet) if (!risky.includes(r)) risky.push(r);
   return {
     class: cls,
     tables: [...tables],
@@ -279,6 +300,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(prepares !== undefined ? { prepares } : {}),
     ...(executes !== undefined ? { executes } : {}),
     ...(deallocates !== undefined ? { deallocates } : {}),
+    ...(derived !== undefined ? { derived } : {}),
   };
 }
 
@@ -291,8 +313,9 @@ function classifyByName(kind: string): string {
 // reported too when referenced, which errs on the side of naming more. Walked with an
 // explicit stack, in document order, with no depth cap: PostgreSQL runs queries nested
 // thousands of tree levels deep, and a table below a cap would escape table rules.
-// Returns the name of the prepared statement an EXECUTE in the tree runs, if any.
-function collectTables(root: unknown, out: Set<string>): string | undefined {
+// Returns the name of the prepared statement an EXECUTE in the tree runs, if any. Each
+// function call adds its risky shapes (function-calls.ts) to `risky`.
+function collectTables(root: unknown, out: Set<string>, risky: Set<string>): string | undefined {
   let executes: string | undefined;
   const stack: unknown[] = [root];
   while (stack.length > 0) {
@@ -300,12 +323,19 @@ function collectTables(root: unknown, out: Set<string>): string | undefined {
     if (node === null || typeof node !== 'object') continue;
     const children = Array.isArray(node) ? node : Object.values(node as Node);
     // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
-    const rangeVar = node as { schemaname?: unknown; relname?: unknown; ExecuteStmt?: { name?: unknown } };
+    const rangeVar = node as { schemaname?: unknown; relname?: unknown; ExecuteStmt?: { name?: unknown }; FuncCall?: { funcname?: unknown } };
     if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
     if (typeof rangeVar.ExecuteStmt?.name === 'string') executes ??= rangeVar.ExecuteStmt.name;
+    if (rangeVar.FuncCall) for (const r of functionRisks(stringList(rangeVar.FuncCall.funcname))) risky.add(r);
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
   }
   return executes;
+}
+
+/** A list of {String: {sval}} nodes (a qualified name) as strings. */
+function stringList(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((item) => (item as { String?: { sval?: unknown } }).String?.sval).filter((s): s is string => typeof s === 'string');
 }
 
 /** Order of strictness, for reporting one class for several statements. */

@@ -5,9 +5,17 @@
 //   4 characters replaced by `*` (fewer for values shorter than 8); `null` → NULL;
 // - any other type (numbers, dates, json, uuid, bytea …) cannot hold a label and stay
 //   valid, so a masked value of such a column becomes NULL;
-// - the optional `maskText` hook (entity detection) runs over every text-like value.
+// - the optional `maskText` hook (entity detection) runs over every text-like value;
+// - a result column derived from a masked column (derive-columns.ts: an alias, an
+//   expression, a whole row, a subquery's or CTE's column) is masked whatever its name:
+//   `null` when a source's rule is `null`, otherwise redacted whole (`partial` would show
+//   the end of whatever the expression made of the value), labelled with the source
+//   column's name (`[MASKED]` for a whole row or a user-defined function's result);
+// - a derived column found by name (between two `*`) that the result does not have
+//   fails the statement: the gateway cannot tell which column carries the value.
 
 import { dataRow, parseDataRow, type ColumnDescription } from './codec.js';
+import type { Derivation, StoredColumn } from './derive-columns.js';
 
 export type MaskOperator = 'redact' | 'partial' | 'null';
 
@@ -30,12 +38,105 @@ export function maskingActive(rules: MaskingRules): boolean {
 
 type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; apply: (value: string) => string };
 
+/** How one derived result column is masked. */
+interface DerivedMask {
+  readonly operator: 'redact' | 'null';
+  readonly label: string;
+}
+
+/** A statement's derived columns that carry masked values, by where they are in the result. */
+export interface DerivedMasks {
+  readonly byPosition: ReadonlyMap<number, DerivedMask>;
+  readonly byName: ReadonlyMap<string, DerivedMask>;
+  /** Every column (a set operation over `*`). */
+  readonly all: DerivedMask | undefined;
+  /** The masked column a value comes from, for messages. */
+  readonly rule: string;
+}
+
+/** Why a result or a stored value cannot be masked: the masked column, and where its value would go. */
+export interface Unmaskable {
+  readonly rule: string;
+  readonly target: string;
+}
+
+const resolved = new WeakMap<Derivation, WeakMap<MaskingRules['columns'], DerivedMasks | null>>();
+
+/** The derived columns of `derivation` that carry a value of a column `rules` mask (memoised per rules). */
+export function derivedMasks(derivation: Derivation | undefined, rules: MaskingRules): DerivedMasks | undefined {
+  if (!derivation || rules.columns.size === 0 || (!derivation.results && !derivation.any)) return undefined;
+  let byRules = resolved.get(derivation);
+  if (!byRules) resolved.set(derivation, (byRules = new WeakMap()));
+  let masks = byRules.get(rules.columns);
+  if (masks === undefined) {
+    masks = resolve(derivation, rules);
+    byRules.set(rules.columns, masks);
+  }
+  return masks ?? undefined;
+}
+
+function resolve(derivation: Derivation, rules: MaskingRules): DerivedMasks | null {
+  const wholeRowOp = [...rules.columns.values()].includes('null') ? 'null' : 'redact';
+  if (derivation.any) return { byPosition: new Map(), byName: new Map(), all: { operator: wholeRowOp, label: '[MASKED]' }, rule: [...rules.columns.keys()][0]! };
+  const byPosition = new Map<number, DerivedMask>();
+  const byName = new Map<string, DerivedMask>();
+  let rule: string | undefined;
+  for (const column of derivation.results ?? []) {
+    const mask = maskFor(column, rules, wholeRowOp);
+    if (!mask) continue;
+    rule ??= mask.rule;
+    if (column.position !== undefined) byPosition.set(column.position, mask);
+    else byName.set(column.name.toLowerCase(), mask);
+  }
+  return rule === undefined ? null : { byPosition, byName, all: undefined, rule };
+}
+
+function maskFor(column: { readonly sources: readonly string[]; readonly wholeRow: boolean }, rules: MaskingRules, wholeRowOp: 'null' | 'redact'): (DerivedMask & { rule: string }) | undefined {
+  let source: string | undefined;
+  let operator: 'redact' | 'null' = 'redact';
+  for (const s of column.sources) {
+    const op = rules.columns.get(s.toLowerCase());
+    if (op === undefined) continue;
+    source ??= s.toLowerCase();
+    if (op === 'null') operator = 'null';
+  }
+  if (source !== undefined) return { operator: column.wholeRow ? (operator === 'null' ? 'null' : wholeRowOp) : operator, label: `[${source.toUpperCase()}]`, rule: source };
+  if (column.wholeRow) return { operator: wholeRowOp, label: '[MASKED]', rule: [...rules.columns.keys()][0]! };
+  return undefined;
+}
+
+/** The first value a statement would keep under a name no column rule covers (a view, a table, a cursor). */
+export function unmaskableStore(derivation: Derivation | undefined, rules: MaskingRules): Unmaskable | undefined {
+  if (!derivation?.stores || rules.columns.size === 0) return undefined;
+  for (const stored of derivation.stores as readonly StoredColumn[]) {
+    if (stored.name !== undefined && rules.columns.has(stored.name.toLowerCase())) continue;
+    const mask = maskFor(stored, rules, 'redact');
+    if (mask) return { rule: mask.rule, target: stored.target ?? 'another column' };
+  }
+  return undefined;
+}
+
+/** A derived column expected by name that the result does not have (the plan would miss it). */
+export function missingDerived(columns: readonly ColumnDescription[], derived: DerivedMasks | undefined): string | undefined {
+  if (!derived || derived.byName.size === 0) return undefined;
+  for (const name of derived.byName.keys()) if (!columns.some((c) => c.name.toLowerCase() === name)) return name;
+  return undefined;
+}
+
 /** Per-column plan for a RowDescription; undefined when nothing needs masking. */
-export function planMasking(columns: readonly ColumnDescription[], rules: MaskingRules): ColumnPlan[] | undefined {
+export function planMasking(columns: readonly ColumnDescription[], rules: MaskingRules, derived?: DerivedMasks): ColumnPlan[] | undefined {
   let any = false;
-  const plan = columns.map((column): ColumnPlan => {
+  const n = columns.length;
+  const plan = columns.map((column, i): ColumnPlan => {
     const op = rules.columns.get(column.name.toLowerCase());
     const textual = isTextType(column.typeOid);
+    const d = derived && (derived.byPosition.get(i) ?? derived.byPosition.get(i - n) ?? derived.byName.get(column.name.toLowerCase()) ?? derived.all);
+    if (d !== undefined) {
+      any = true;
+      if (d.operator === 'null' || !textual) return { kind: 'null' };
+      const label = d.label;
+      return { kind: 'text', apply: () => label };
+    }
     if (op !== undefined) {
       any = true;
       if (op === 'null' || !textual) return { kind: 'null' };

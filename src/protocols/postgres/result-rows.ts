@@ -5,7 +5,8 @@
 // - DataRow values are masked with the plan made from their RowDescription
 //   (mask-rows.ts); a row with nothing to mask leaves as the bytes that came;
 // - rows of an Execute whose description the gateway never saw are refused when masking
-//   is configured (fail closed: they cannot be masked);
+//   is configured (fail closed: they cannot be masked), and so are rows whose derived
+//   column expected by name (mask-rows.ts) is not in their description;
 // - CopyData rows (text or CSV) go through the entity hook; binary COPY out is refused
 //   when there is a hook (its rows cannot go through it).
 
@@ -14,13 +15,17 @@ import { GatehouseError } from '../../errors/index.js';
 import { bodyEquals, frameLength, message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import { resultColumns } from './extended-query.js';
-import { maskDataRow, maskingActive, planMasking } from './mask-rows.js';
+import { derivationOf } from './derive-columns.js';
+import { derivedMasks, maskDataRow, maskingActive, missingDerived, planMasking, type DerivedMasks } from './mask-rows.js';
 import type { MaskPlan, PortalInfo, Run } from './session-state.js';
 
 export interface RowShape {
   readonly body: Buffer;
   readonly columns: ColumnDescription[];
   readonly plan: MaskPlan;
+  readonly derived: DerivedMasks | undefined;
+  /** The rows cannot be masked (a derived column the description does not have). */
+  readonly error: GatehouseError | undefined;
 }
 
 export interface RowSink {
@@ -44,12 +49,12 @@ export class ResultRows {
    * A RowDescription's columns and masking plan. The last one is kept: a session mostly
    * runs the same statements, and comparing bytes is cheaper than parsing and planning.
    */
-  describe(message: Frame): RowShape {
+  describe(message: Frame, derived?: DerivedMasks): RowShape {
     const last = this.#last;
-    if (last && bodyEquals(message, last.body)) return last;
+    if (last && last.derived === derived && bodyEquals(message, last.body)) return last;
     const body = message.body;
     const columns = parseRowDescription(body);
-    const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#connection.masking) };
+    const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#connection.masking, derived), derived, error: unmaskable(columns, derived) };
     this.#last = shape;
     return shape;
   }
@@ -61,9 +66,13 @@ export class ResultRows {
       return new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' });
     }
     if (!columns) return undefined;
+    const facts = portal?.statement?.facts;
+    const derived = facts && derivedMasks(derivationOf(facts), this.#connection.masking);
+    const error = unmaskable(columns, derived);
+    if (error) return error;
     // Described by the session's last RowDescription (Describe, then Execute): planned already.
     const last = this.#last;
-    return last && last.columns === columns ? last.plan : planMasking(columns, this.#connection.masking);
+    return last && last.columns === columns && last.derived === derived ? last.plan : planMasking(columns, this.#connection.masking, derived);
   }
 
   /** A DataRow or CopyData of `run` (none: a statement the gateway does not track). */
@@ -102,4 +111,12 @@ export class ResultRows {
       this.#sink.emit(frame);
     }
   }
+}
+
+function unmaskable(columns: readonly ColumnDescription[], derived: DerivedMasks | undefined): GatehouseError | undefined {
+  const name = missingDerived(columns, derived);
+  if (name === undefined) return undefined;
+  return new GatehouseError('sql_not_supported', {
+    message: `The result carries a value of masked column "${derived!.rule}" (masking.columns) in a column the gateway expected as "${name}" and cannot find, so it cannot be masked; the statement was stopped. Name the column with an alias.`,
+  });
 }

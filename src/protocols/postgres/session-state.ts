@@ -6,7 +6,7 @@ import type { GatehouseError } from '../../errors/index.js';
 import type { ColumnDescription } from './codec.js';
 import type { StatementShape } from './decide-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
-import type { planMasking } from './mask-rows.js';
+import type { DerivedMasks, planMasking } from './mask-rows.js';
 
 /** How the values of one result are masked; undefined: nothing to mask. */
 export type MaskPlan = ReturnType<typeof planMasking>;
@@ -23,6 +23,8 @@ export interface Run {
   error: { code: string; detail: string; status: number } | undefined;
   timedOut: boolean;
   done: boolean;
+  /** Its result columns derived from masked columns (masked whatever their names). */
+  readonly derived?: DerivedMasks | undefined;
 }
 
 /** A prepared statement (Parse), by name. */

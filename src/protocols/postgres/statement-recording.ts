@@ -12,10 +12,11 @@ import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { rowsFromTag } from './codec.js';
+import type { DerivedMasks } from './mask-rows.js';
 import type { Run } from './session-state.js';
 
-export function newRun(exchange: Exchange, decision: Decision): Run {
-  return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false };
+export function newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks): Run {
+  return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived };
 }
 
 const noHeaders: Readonly<Record<string, string>> = Object.freeze({});

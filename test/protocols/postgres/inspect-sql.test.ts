@@ -35,6 +35,25 @@ describe('SQL inspection (libpg-query)', () => {
     assert.deepEqual((await facts('delete from accounts where id = 1'))[0]!.risky, []);
   });
 
+  test('security: statements whose tables cannot be known from their text carry unknown-tables', async () => {
+    const risky = async (sql: string) => (await facts(sql))[0]!.risky;
+    assert.deepEqual(await risky("do $$ begin execute 'drop table payroll'; end $$"), ['anonymous-code-block', 'unknown-tables']);
+    assert.deepEqual(await risky("create function f() returns void language sql as 'delete from payroll'"), ['routine-body', 'unknown-tables']);
+    assert.deepEqual(await risky('create procedure p() begin atomic delete from payroll; end'), ['routine-body', 'unknown-tables']);
+    assert.deepEqual(await risky('call p()'), ['user-function', 'unknown-tables']);
+    assert.deepEqual(await risky('select f() from orders'), ['user-function', 'unknown-tables']);
+    assert.deepEqual(await risky('select public.lower(x) from orders'), ['user-function', 'unknown-tables']);
+    assert.deepEqual(await risky('create table t (a int default f())'), ['user-function', 'unknown-tables']);
+    assert.deepEqual(await risky('create trigger t after insert on orders for each row execute function f()'), ['user-function', 'unknown-tables']);
+    assert.deepEqual(await risky("select query_to_xml('select * from payroll', true, true, '')"), ['sql-in-text', 'unknown-tables']);
+    assert.deepEqual(await risky("select * from pg_catalog.table_to_xml('payroll', true, true, '')"), ['sql-in-text', 'unknown-tables']);
+    assert.deepEqual(await risky("select dblink('host=x', 'select * from payroll')"), ['remote-server', 'unknown-tables']);
+    assert.deepEqual(await risky("select pg_read_file('/etc/passwd')"), ['server-file']);
+    assert.deepEqual(await risky('prepare p as select f()'), ['user-function', 'unknown-tables']);
+    // Built-ins, including the ones SQL syntax calls (extract, substring … from, similar to), are known.
+    assert.deepEqual(await risky("select count(*), lower(a), now(), extract(year from now()), substring(a from 2), a similar to 'x', pg_catalog.upper(a) from t"), []);
+  });
+
   test('PREPARE and EXPLAIN ANALYZE take the class of the statement they run', async () => {
     assert.equal((await facts('prepare p as delete from x'))[0]!.class, 'delete');
     assert.equal((await facts('explain analyze delete from x'))[0]!.class, 'delete');

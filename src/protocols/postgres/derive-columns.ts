@@ -1,0 +1,515 @@
+// Which result columns carry values derived from which source columns, traced through
+// the parse tree, so column masking (mask-rows.ts) reaches values that do not arrive
+// under their own column name. Enforces, without the database's catalog:
+// - a result column is plain when it is a column of a table (or view), as named: its
+//   RowDescription name is the column's name, and masking by name covers it;
+// - any other result column (an alias, an expression, a function or aggregate, a cast,
+//   a whole row `u`, `to_json(u)`, `u::text`, a column of a subquery or CTE that is
+//   itself derived) lists the column names its value is computed from (`sources`), and
+//   `wholeRow` when a whole row, or a user-defined function, feeds it (any column may);
+// - `count(…)` and `EXISTS (…)` are numbers and booleans about rows, not their values;
+// - the result's position is known before the first and after the last `*` over a table
+//   (whose width the gateway does not know); between, a column is found by the name
+//   PostgreSQL gives it (FigureColname), and one not found fails closed (mask-rows.ts);
+// - UNION/INTERSECT/EXCEPT combine branches by position; when a `*` makes that
+//   impossible, every result column may carry anything (`any`);
+// - values kept under another name (a view, CREATE TABLE AS, SELECT INTO, a cursor,
+//   INSERT … SELECT, UPDATE … SET) are `stores`: decide-statement.ts refuses those that
+//   would keep a masked column's value under a name masking does not cover.
+// Literal values never matter here (a shape's facts hold for every text of it).
+
+import { functionRisks } from './function-calls.js';
+
+type Node = Record<string, unknown>;
+
+/** A result column that is not a plain table column. */
+export interface DerivedColumn {
+  /** As the client will see it: the alias, or the name PostgreSQL gives the expression. */
+  readonly name: string;
+  /** Index in the result: ≥ 0 from the start, < 0 from the end; undefined: find it by name. */
+  readonly position: number | undefined;
+  readonly sources: readonly string[];
+  readonly wholeRow: boolean;
+}
+
+/** A value kept under a name (`target`: e.g. `column "e" of view v`; undefined: unknown). */
+export interface StoredColumn {
+  readonly target: string | undefined;
+  readonly name: string | undefined;
+  readonly sources: readonly string[];
+  readonly wholeRow: boolean;
+}
+
+export interface Derivation {
+  /** The result's derived columns (undefined: none). */
+  readonly results?: readonly DerivedColumn[];
+  /** Every result column may carry any value (a set operation over `*`). */
+  readonly any?: true;
+  readonly stores?: readonly StoredColumn[];
+}
+
+interface Col {
+  readonly name: string;
+  readonly sources: ReadonlySet<string>;
+  readonly wholeRow: boolean;
+  readonly plain: boolean;
+}
+/** A `*` over a table: its columns, by their own names, count unknown. */
+const tableStar = { star: true } as const;
+/** Every column may carry anything. */
+const anyColumn = { any: true } as const;
+type Entry = Col | typeof tableStar | typeof anyColumn;
+
+type Item = { kind: 'table' } | { kind: 'rows'; entries: readonly Entry[] };
+interface Scope {
+  readonly items: Map<string, Item>;
+  readonly order: Item[];
+  readonly parent: Scope | undefined;
+  readonly ctes: ReadonlyMap<string, readonly Entry[]>;
+}
+
+const emptySet: ReadonlySet<string> = new Set();
+
+/** The derivation of one statement's tree, or undefined when it derives nothing. */
+export function deriveColumns(kind: string, node: Node): Derivation | undefined {
+  try {
+    return derive(kind, node);
+  } catch {
+    // A tree this code does not expect: every column may carry anything (fail closed).
+    const unknown: StoredColumn = { target: undefined, name: undefined, sources: [], wholeRow: true };
+    if (kind === 'SelectStmt' && !node.intoClause) return { any: true };
+    return kind === 'InsertStmt' || kind === 'UpdateStmt' || kind === 'DeleteStmt' ? { any: true, stores: [unknown] } : { stores: [unknown] };
+  }
+}
+
+function derive(kind: string, node: Node): Derivation | undefined {
+  const stores: StoredColumn[] = [];
+  let entries: readonly Entry[] | undefined;
+  switch (kind) {
+    case 'SelectStmt': {
+      entries = selectEntries(node, undefined, new Map());
+      const into = node.intoClause as Node | undefined;
+      if (into) {
+        store(stores, entries, names(into.colNames), `table ${relName(into.rel)}`, false);
+        entries = undefined;
+      }
+      break;
+    }
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+      entries = dmlEntries(kind, node, undefined, new Map(), stores);
+      break;
+    case 'ViewStmt':
+      store(stores, selectEntries((node.query as Node).SelectStmt as Node ?? {}, undefined, new Map()), names(node.aliases), `view ${relName(node.view)}`, false);
+      break;
+    case 'CreateTableAsStmt': {
+      const into = node.into as Node | undefined;
+      const query = node.query as Node | undefined;
+      if (query?.SelectStmt) store(stores, selectEntries(query.SelectStmt as Node, undefined, new Map()), names(into?.colNames), `${node.objtype === 'OBJECT_MATVIEW' ? 'materialized view' : 'table'} ${relName(into?.rel)}`, false);
+      break;
+    }
+    case 'DeclareCursorStmt': {
+      const query = node.query as Node | undefined;
+      // FETCH answers with the cursor's columns later: derived ones cannot be traced then.
+      if (query?.SelectStmt) store(stores, selectEntries(query.SelectStmt as Node, undefined, new Map()), undefined, `cursor ${String(node.portalname)}`, false);
+      break;
+    }
+    default:
+      return undefined;
+  }
+  const derivation = entries ? resultsOf(entries) : {};
+  return derivation.results || derivation.any || stores.length > 0 ? { ...derivation, ...(stores.length > 0 ? { stores } : {}) } : undefined;
+}
+
+function resultsOf(entries: readonly Entry[]): { results?: DerivedColumn[]; any?: true } {
+  if (entries.some((e) => 'any' in e)) return { any: true };
+  const first = entries.findIndex((e) => 'star' in e);
+  const last = entries.length - 1 - [...entries].reverse().findIndex((e) => 'star' in e);
+  const results: DerivedColumn[] = [];
+  entries.forEach((e, i) => {
+    if ('star' in e || 'any' in e || e.plain || (e.sources.size === 0 && !e.wholeRow)) return;
+    const position = first < 0 || i < first ? i : i > last ? i - entries.length : undefined;
+    results.push({ name: e.name, position, sources: [...e.sources], wholeRow: e.wholeRow });
+  });
+  return results.length > 0 ? { results } : {};
+}
+
+/** Values written under names: `names` positional (undefined: the entries' own names). */
+function store(out: StoredColumn[], entries: readonly Entry[], columns: string[] | undefined, what: string, plainMoves: boolean): void {
+  entries.forEach((e, i) => {
+    if ('star' in e) return; // a table's columns under their own names (INSERT … SELECT *: not traced)
+    if ('any' in e) return void out.push({ target: what, name: undefined, sources: [], wholeRow: true });
+    const name = columns ? columns[i] : plainMoves ? undefined : e.name;
+    // Under its own name a plain column is masked as before; elsewhere its values move.
+    if (e.plain && !plainMoves && (columns === undefined || columns[i] === e.name)) return;
+    if (!e.wholeRow && [...e.sources].every((s) => s === name)) return; // nothing, or a column into itself
+    out.push({ target: name === undefined ? what : `column "${name}" of ${what}`, name, sources: [...e.sources], wholeRow: e.wholeRow });
+  });
+}
+
+function dmlEntries(kind: string, node: Node, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>, stores: StoredColumn[]): readonly Entry[] {
+  const withCtes = withClause(node.withClause as Node | undefined, outer, ctes);
+  const scope = newScope(outer, withCtes);
+  const relation = node.relation as Node | undefined;
+  if (relation) addFromItem({ RangeVar: relation }, scope);
+  for (const item of (kind === 'DeleteStmt' ? node.usingClause : node.fromClause) as Node[] | undefined ?? []) addFromItem(item, scope);
+  const target = `table ${relName(relation)}`;
+  if (kind === 'InsertStmt' && node.selectStmt) {
+    const source = selectEntries((node.selectStmt as Node).SelectStmt as Node, outer, withCtes);
+    const cols = ((node.cols as Node[] | undefined) ?? []).map((c) => String((c.ResTarget as Node | undefined)?.name));
+    store(stores, source, cols.length > 0 ? cols : undefined, target, true);
+  }
+  if (kind === 'UpdateStmt') {
+    for (const t of (node.targetList as Node[] | undefined) ?? []) {
+      const rt = t.ResTarget as Node;
+      const flow = exprFlow(rt.val, scope);
+      const name = String(rt.name);
+      if (flow.sources.size > 0 || flow.wholeRow) store(stores, [{ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: false }], [name], target, true);
+    }
+  }
+  // RETURNING: `returningList` up to PostgreSQL 17's grammar, `returningClause.exprs` since.
+  const returning = (node.returningList ?? (node.returningClause as Node | undefined)?.exprs) as Node[] | undefined;
+  return targetEntries(returning ?? [], scope);
+}
+
+function newScope(parent: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>): Scope {
+  return { items: new Map(), order: [], parent, ctes };
+}
+
+function withClause(clause: Node | undefined, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>): ReadonlyMap<string, readonly Entry[]> {
+  const list = (clause?.ctes as Node[] | undefined) ?? [];
+  if (list.length === 0) return ctes;
+  const all = new Map(ctes);
+  for (const c of list) {
+    const cte = c.CommonTableExpr as Node;
+    const query = cte.ctequery as Node;
+    const [qkind, qnode] = Object.entries(query)[0] as [string, Node];
+    const entries = qkind === 'SelectStmt' ? selectEntries(qnode, outer, all) : dmlEntries(qkind, qnode, outer, all, []);
+    all.set(String(cte.ctename), rename(entries, names(cte.aliascolnames)));
+  }
+  return all;
+}
+
+function selectEntries(sel: Node, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>): readonly Entry[] {
+  const withCtes = withClause(sel.withClause as Node | undefined, outer, ctes);
+  if (sel.op !== undefined && sel.op !== 'SETOP_NONE') {
+    return combine(selectEntries(sel.larg as Node, outer, withCtes), selectEntries(sel.rarg as Node, outer, withCtes));
+  }
+  const scope = newScope(outer, withCtes);
+  for (const item of (sel.fromClause as Node[] | undefined) ?? []) addFromItem(item, scope);
+  const values = sel.valuesLists as Node[] | undefined;
+  if (values) {
+    // VALUES (…), (…): column i gets every row's i-th expression.
+    let out: Entry[] = [];
+    values.forEach((row, r) => {
+      const items = ((row.List as Node | undefined)?.items as Node[] | undefined) ?? [];
+      const cols = items.map((v, i): Col => { const f = exprFlow(v, scope); return { name: `column${i + 1}`, sources: f.sources, wholeRow: f.wholeRow, plain: false }; });
+      out = r === 0 ? cols : (combine(out, cols) as Entry[]);
+    });
+    return out;
+  }
+  return targetEntries((sel.targetList as Node[] | undefined) ?? [], scope);
+}
+
+function targetEntries(targets: readonly Node[], scope: Scope): Entry[] {
+  const out: Entry[] = [];
+  for (const t of targets) {
+    const rt = t.ResTarget as Node;
+    const val = rt.val as Node;
+    const ref = val.ColumnRef as Node | undefined;
+    const fields = ref ? (ref.fields as Node[]) : undefined;
+    if (fields && 'A_Star' in fields[fields.length - 1]!) {
+      const rel = fields.length > 1 ? sval(fields[fields.length - 2]) : undefined;
+      const items = rel === undefined ? scope.order : [lookup(scope, rel)].filter((i): i is Item => i !== undefined);
+      if (rel !== undefined && items.length === 0) out.push(tableStar);
+      for (const item of items) out.push(...(item.kind === 'table' ? [tableStar] : item.entries));
+      continue;
+    }
+    const flow = exprFlow(val, scope);
+    const name = typeof rt.name === 'string' ? rt.name : figureColname(val);
+    out.push({ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: flow.plain === name });
+  }
+  return out;
+}
+
+function addFromItem(item: Node, scope: Scope): void {
+  const [kind, node] = Object.entries(item)[0] as [string, Node];
+  const alias = node.alias as Node | undefined;
+  const colnames = names(alias?.colnames);
+  let entries: readonly Entry[] | undefined;
+  let name: string | undefined = alias ? String(alias.aliasname) : undefined;
+  switch (kind) {
+    case 'RangeVar': {
+      const relname = String(node.relname);
+      name ??= relname;
+      const cte = node.schemaname === undefined ? scope.ctes.get(relname) : undefined;
+      if (cte) entries = cte;
+      else if (colnames) entries = [...colnames.map((c): Col => ({ name: c, sources: emptySet, wholeRow: true, plain: false })), tableStar];
+      break;
+    }
+    case 'RangeSubselect':
+      entries = selectEntries(((node.subquery as Node).SelectStmt as Node) ?? {}, scope, scope.ctes);
+      break;
+    case 'RangeFunction': {
+      // Its columns are computed from its arguments (and a user-defined function may return anything).
+      const flow = exprFlow(node.functions, scope);
+      const coldefs = ((node.coldeflist as Node[] | undefined) ?? []).map((c) => String((c.ColumnDef as Node).colname));
+      const colName = name ?? figureColname(((((node.functions as Node[])[0]?.List as Node | undefined)?.items as Node[] | undefined) ?? [])[0] ?? {});
+      entries = [...(coldefs.length > 0 ? coldefs : [colName]).map((c): Col => ({ name: c, sources: flow.sources, wholeRow: flow.wholeRow, plain: false })), ...(flow.sources.size > 0 || flow.wholeRow ? [anyColumn] : [])];
+      name ??= colName;
+      break;
+    }
+    case 'JoinExpr': {
+      const inner = newScope(scope.parent, scope.ctes);
+      addFromItem(node.larg as Node, inner);
+      addFromItem(node.rarg as Node, inner);
+      for (const [k, v] of inner.items) scope.items.set(k, v);
+      if (!name) {
+        scope.order.push(...inner.order);
+        return;
+      }
+      entries = inner.order.flatMap((i) => (i.kind === 'table' ? [tableStar] : i.entries));
+      break;
+    }
+    case 'RangeTableSample':
+      return addFromItem(node.relation as Node, scope);
+    default:
+      entries = [anyColumn];
+  }
+  const resolved: Item = entries ? { kind: 'rows', entries: colnames ? rename(entries, colnames) : entries } : { kind: 'table' };
+  if (name !== undefined) scope.items.set(name, resolved);
+  scope.order.push(resolved);
+}
+
+function lookup(scope: Scope | undefined, name: string): Item | undefined {
+  for (let s = scope; s; s = s.parent) {
+    const item = s.items.get(name);
+    if (item) return item;
+  }
+  return undefined;
+}
+
+interface Flow {
+  sources: Set<string>;
+  wholeRow: boolean;
+  /** The expression is a column of a table, by this name. */
+  plain?: string;
+}
+
+/** Every column (and whole row) whose value can flow into the expression's value. */
+function exprFlow(root: unknown, scope: Scope): Flow {
+  const flow: Flow = { sources: new Set(), wholeRow: false };
+  const top = (root as Node | undefined)?.ColumnRef as Node | undefined;
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push(child);
+      continue;
+    }
+    const n = node as Node;
+    if (n.ColumnRef) {
+      const plain = columnRef(n.ColumnRef as Node, scope, flow);
+      if (n.ColumnRef === top && plain) flow.plain = plain;
+      continue;
+    }
+    if (n.SubLink) {
+      const link = n.SubLink as Node;
+      if (link.testexpr) stack.push(link.testexpr);
+      if (link.subLinkType === 'EXISTS_SUBLINK') continue;
+      const sub = (link.subselect as Node).SelectStmt as Node;
+      for (const e of selectEntries(sub, scope, scope.ctes)) addEntry(e, flow);
+      continue;
+    }
+    const call = n.FuncCall as Node | undefined;
+    if (call) {
+      const fname = (call.funcname as Node[]).map(sval);
+      if (fname[fname.length - 1] === 'count' && fname.length === 1) continue;
+      if (functionRisks(fname as string[]).includes('unknown-tables')) flow.wholeRow = true;
+    }
+    for (const child of Object.values(n)) stack.push(child);
+  }
+  return flow;
+}
+
+function addEntry(e: Entry, flow: Flow): void {
+  if ('star' in e || 'any' in e) flow.wholeRow = true;
+  else {
+    for (const s of e.sources) flow.sources.add(s);
+    if (e.wholeRow) flow.wholeRow = true;
+  }
+}
+
+/** Adds a column reference's sources to `flow`; returns its name when it is a plain table column. */
+function columnRef(ref: Node, scope: Scope, flow: Flow): string | undefined {
+  const fields = (ref.fields as Node[]).map((f) => ('A_Star' in f ? '*' : sval(f) ?? ''));
+  const last = fields[fields.length - 1]!;
+  if (last === '*') {
+    // rel.* inside an expression (row_to_json(u.*)): the whole row.
+    const item = fields.length > 1 ? lookup(scope, fields[fields.length - 2]!) : undefined;
+    if (item?.kind === 'rows') for (const e of item.entries) addEntry(e, flow);
+    else flow.wholeRow = true;
+    return undefined;
+  }
+  if (fields.length === 1) {
+    // `u`: a column named u, or the whole row of relation u (PostgreSQL tries the column first).
+    const whole = lookup(scope, last);
+    if (whole?.kind === 'table') flow.wholeRow = true;
+    if (whole?.kind === 'rows') for (const e of whole.entries) addEntry(e, flow);
+    flow.sources.add(last);
+    let plain = whole === undefined;
+    for (let s: Scope | undefined = scope; s; s = s.parent) {
+      for (const item of s.order) {
+        if (item.kind !== 'rows') continue;
+        for (const e of item.entries) {
+          if ('any' in e) { flow.wholeRow = true; plain = false; }
+          else if (!('star' in e) && e.name === last) { addEntry(e, flow); if (!e.plain) plain = false; }
+        }
+      }
+    }
+    return plain ? last : undefined;
+  }
+  flow.sources.add(last);
+  const item = lookup(scope, fields[fields.length - 2]!);
+  if (item?.kind !== 'rows') return last;
+  let plain = true;
+  for (const e of item.entries) {
+    if ('any' in e) { flow.wholeRow = true; plain = false; }
+    else if (!('star' in e) && e.name === last) { addEntry(e, flow); if (!e.plain) plain = false; }
+  }
+  return plain ? last : undefined;
+}
+
+/** UNION and co: by position when both sides' widths are known. */
+function combine(left: readonly Entry[], right: readonly Entry[]): readonly Entry[] {
+  const known = (es: readonly Entry[]) => es.every((e) => !('star' in e) && !('any' in e));
+  if (known(left) && known(right) && left.length === right.length) {
+    return left.map((l, i) => {
+      const a = l as Col;
+      const b = right[i] as Col;
+      return { name: a.name, sources: new Set([...a.sources, ...b.sources]), wholeRow: a.wholeRow || b.wholeRow, plain: a.plain && b.plain && a.name === b.name };
+    });
+  }
+  // Two tables' columns by their own names stay that; anything else is untraceable.
+  if (left.every((e) => 'star' in e || (e as Col).plain) && right.every((e) => 'star' in e || (e as Col).plain)) return left;
+  return [anyColumn];
+}
+
+function rename(entries: readonly Entry[], colnames: string[] | undefined): readonly Entry[] {
+  if (!colnames) return entries;
+  const out: Entry[] = [];
+  let i = 0;
+  let untraceable = false;
+  for (const e of entries) {
+    if ('star' in e) untraceable = true; // a table's width is unknown: later names land anywhere
+    else if ('any' in e || i >= colnames.length) out.push(e);
+    else {
+      const name = colnames[i++]!;
+      out.push(name === e.name ? e : { name, sources: new Set([...e.sources, e.name]), wholeRow: e.wholeRow, plain: false });
+    }
+  }
+  if (!untraceable) return out;
+  return [...out, ...colnames.slice(i).map((c): Col => ({ name: c, sources: emptySet, wholeRow: true, plain: false })), anyColumn];
+}
+
+function names(list: unknown): string[] | undefined {
+  if (!Array.isArray(list) || list.length === 0) return undefined;
+  return list.map((n) => sval(n as Node) ?? '');
+}
+
+function sval(node: Node | undefined): string | undefined {
+  const s = (node?.String as { sval?: unknown } | undefined)?.sval;
+  return typeof s === 'string' ? s : undefined;
+}
+
+function relName(rel: unknown): string {
+  const r = rel as { schemaname?: string; relname?: string } | undefined;
+  return r?.schemaname ? `${r.schemaname}.${r.relname}` : String(r?.relname);
+}
+
+// PostgreSQL's FigureColname (parser/parse_target.c): the name a result column gets.
+function figureColname(node: Node): string {
+  return figure(node)[0];
+}
+
+function figure(node: Node): [string, number] {
+  const [kind, n] = (Object.entries(node)[0] ?? ['', {}]) as [string, Node];
+  switch (kind) {
+    case 'ColumnRef': {
+      const fields = n.fields as Node[];
+      const name = sval(fields[fields.length - 1]);
+      return name !== undefined ? [name, 2] : ['?column?', 0];
+    }
+    case 'A_Indirection': {
+      const ind = n.indirection as Node[];
+      const name = sval(ind[ind.length - 1]);
+      return name !== undefined ? [name, 2] : figure(n.arg as Node);
+    }
+    case 'FuncCall': {
+      const fname = n.funcname as Node[];
+      return [sval(fname[fname.length - 1]) ?? '?column?', 2];
+    }
+    case 'A_Expr':
+      return n.kind === 'AEXPR_NULLIF' ? ['nullif', 2] : ['?column?', 0];
+    case 'TypeCast': {
+      const inner = figure(n.arg as Node);
+      if (inner[1] > 0) return inner;
+      const tn = ((n.typeName as Node).names as Node[]) ?? [];
+      const t = sval(tn[tn.length - 1]);
+      return t !== undefined ? [t, 1] : ['?column?', 0];
+    }
+    case 'CollateClause':
+      return figure(n.arg as Node);
+    case 'GroupingFunc':
+      return ['grouping', 2];
+    case 'SubLink':
+      switch (n.subLinkType) {
+        case 'EXISTS_SUBLINK': return ['exists', 2];
+        case 'ARRAY_SUBLINK': return ['array', 2];
+        case 'EXPR_SUBLINK': {
+          const first = ((((n.subselect as Node).SelectStmt as Node).targetList as Node[] | undefined) ?? [])[0]?.ResTarget as Node | undefined;
+          if (!first) return ['?column?', 0];
+          return typeof first.name === 'string' ? [first.name, 2] : figure(first.val as Node);
+        }
+        default: return ['?column?', 0];
+      }
+    case 'CaseExpr': {
+      const inner = n.defresult ? figure(n.defresult as Node) : (['?column?', 0] as [string, number]);
+      return inner[1] <= 1 ? ['case', 1] : inner;
+    }
+    case 'A_ArrayExpr': return ['array', 2];
+    case 'RowExpr': return ['row', 2];
+    case 'CoalesceExpr': return ['coalesce', 2];
+    case 'MinMaxExpr': return [n.op === 'IS_GREATEST' ? 'greatest' : 'least', 2];
+    case 'XmlExpr': {
+      const op = String(n.op);
+      const map: Record<string, string> = { IS_XMLCONCAT: 'xmlconcat', IS_XMLELEMENT: 'xmlelement', IS_XMLFOREST: 'xmlforest', IS_XMLPARSE: 'xmlparse', IS_XMLPI: 'xmlpi', IS_XMLROOT: 'xmlroot', IS_XMLSERIALIZE: 'xmlserialize' };
+      return map[op] ? [map[op]!, 2] : ['?column?', 0];
+    }
+    case 'XmlSerialize': return ['xmlserialize', 2];
+    default:
+      return ['?column?', 0];
+  }
+}
+
+/** The derivation of a prepared name that stands for several statements (prepared again unseen). */
+export function derivationOf(facts: readonly { readonly derived?: Derivation | undefined }[]): Derivation | undefined {
+  if (facts.length === 1) return facts[0]!.derived;
+  const derived = facts.map((f) => f.derived).filter((d): d is Derivation => d !== undefined);
+  if (derived.length === 0) return undefined;
+  const stores = derived.flatMap((d) => d.stores ?? []);
+  // Which one runs is unknown: its columns may be derived anywhere.
+  return { any: true, ...(stores.length > 0 ? { stores } : {}) };
+}
+
+/** A result kept in a table (CREATE TABLE AS EXECUTE): its derived columns are stored values. */
+export function asStored(derivation: Derivation): Derivation {
+  const stores: StoredColumn[] = [
+    ...(derivation.stores ?? []),
+    ...(derivation.results ?? []).map((r) => ({ target: `column "${r.name}" of the new table`, name: r.name, sources: r.sources, wholeRow: r.wholeRow })),
+    ...(derivation.any ? [{ target: 'the new table', name: undefined, sources: [], wholeRow: true }] : []),
+  ];
+  return stores.length > 0 ? { stores } : {};
+}

@@ -1,0 +1,100 @@
+// Security regression: column masking matched the result column's name only, so a
+// masked column's value left unmasked under any other name: an alias, an expression
+// (lower(email), email || '', concat, string_agg, json_agg), a whole row (u, u::text,
+// to_json(u), row_to_json(u)), a subquery's or CTE's column, RETURNING … AS, a UNION
+// branch. Values derived from a masked column are now masked whatever their name, and
+// statements that would keep them under another name (views, CREATE TABLE AS, cursors,
+// INSERT … SELECT, UPDATE … SET) are refused.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+
+const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'null']]) } });
+const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
+
+describe('PostgreSQL proxy: values derived from masked columns are masked', { skip }, () => {
+  const proxy = proxyOrSkip as TestProxy;
+  let direct: pg.Client;
+  let c: pg.Client;
+
+  before(async () => {
+    direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    await direct.query(`create table users (id int primary key, name text, email text, ssn text, born date, notes text);
+      insert into users values (1, 'Ann', 'ann@example.com', '078-05-1120', '1990-01-02', null), (2, 'Bob', 'bob@example.com', '219-09-9999', '1985-05-06', null);
+      create table archive (id int, contact text)`);
+    c = new pg.Client(proxy.clientConfig());
+    await c.connect();
+  });
+  after(async () => {
+    await c.end();
+    await direct.end();
+    await proxy.close();
+  });
+
+  const leaks = (rows: unknown) => /ann@example\.com|078-05-1120|1990-01-02|example\.com/.test(JSON.stringify(rows));
+  const first = async (sql: string, params?: unknown[]) => {
+    const r = await c.query({ text: sql, values: params, rowMode: 'array' });
+    assert.ok(!leaks(r.rows), `${sql} leaked: ${JSON.stringify(r.rows)}`);
+    return r.rows[0] as unknown[];
+  };
+
+  test('plain columns keep their own rule (unchanged)', async () => {
+    assert.deepEqual(await first('select id, name, email, ssn, born from users where id = 1'), [1, 'Ann', '[EMAIL]', '*******1120', null]);
+    assert.deepEqual(await first('select * from users where id = 1'), [1, 'Ann', '[EMAIL]', '*******1120', null, null]);
+  });
+
+  test('aliases and expressions over a masked column are redacted (text) or NULL (other types)', async () => {
+    assert.deepEqual(await first('select email as e, name as n from users where id = 1'), ['[EMAIL]', 'Ann']);
+    assert.deepEqual(await first("select lower(email), email || '', concat(email, ''), upper(name) from users where id = 1"), ['[EMAIL]', '[EMAIL]', '[EMAIL]', 'ANN']);
+    assert.deepEqual(await first("select string_agg(email, ','), json_agg(email), count(email) from users"), ['[EMAIL]', null, '2']);
+    assert.deepEqual(await first('select ssn as s, substr(ssn, 1, 3), born + 1 as later, length(email) from users where id = 1'), ['[SSN]', '[SSN]', null, null]);
+    assert.deepEqual(await first('select email from users where id = $1', [1]), ['[EMAIL]']); // extended protocol
+    assert.deepEqual(await first('select lower(email) as e, id from users where id = $1', [1]), ['[EMAIL]', 1]);
+  });
+
+  test('whole rows are masked', async () => {
+    assert.deepEqual(await first('select u from users u where id = 1'), [null]); // a record: NULL
+    assert.deepEqual(await first('select u::text, to_json(u), row_to_json(u), u.id from users u where id = 1'), [null, null, null, 1]);
+  });
+
+  test('subqueries, CTEs, UNION and RETURNING carry the masking through', async () => {
+    assert.deepEqual(await first('select * from (select email as e, id from users where id = 1) s'), ['[EMAIL]', 1]);
+    assert.deepEqual(await first('select s.* , 7 from (select lower(email) as x from users where id = 1) s'), ['[EMAIL]', 7]);
+    assert.deepEqual(await first('with c(contact) as (select email from users where id = 1) select contact from c'), ['[EMAIL]']);
+    // A UNION column takes every branch's values: masked in every row.
+    const union = await c.query({ text: 'select name from users where id = 1 union all select email from users where id = 1', rowMode: 'array' });
+    assert.deepEqual(union.rows, [['[EMAIL]'], ['[EMAIL]']]);
+    assert.deepEqual(await first("update users set name = name where id = 1 returning email as e, (select email from users where id = 2) as other"), ['[EMAIL]', '[EMAIL]']);
+    assert.deepEqual(await first('select *, lower(email) from users where id = 1'), [1, 'Ann', '[EMAIL]', '*******1120', null, null, '[EMAIL]']);
+  });
+
+  test('a statement that would keep a masked value under another name is refused', async () => {
+    const refused = (rule: string, target: string) => ({ code: '0A000', message: `The statement would keep values of masked column "${rule}" (masking.columns) as ${target}, where they could later be read unmasked; it was not run.` });
+    await assert.rejects(c.query('create view v as select email as contact from users'), refused('email', 'column "contact" of view v'));
+    await assert.rejects(c.query('create table t2 as select lower(email) from users'), refused('email', 'column "lower" of table t2'));
+    await assert.rejects(c.query('insert into archive (id, contact) select id, email from users'), refused('email', 'column "contact" of table archive'));
+    await assert.rejects(c.query('update users set notes = email'), refused('email', 'column "notes" of table users'));
+    await assert.rejects(c.query('declare c1 cursor with hold for select lower(email) from users'), refused('email', 'column "lower" of cursor c1'));
+    assert.equal((await direct.query('select count(*) as n from archive')).rows[0].n, '0');
+    // Under its own name, and without masked values, as before.
+    await c.query('create view v_ok as select id, email from users');
+    assert.deepEqual(await first('select * from v_ok where id = 1'), [1, '[EMAIL]']);
+    await c.query('insert into archive (id, contact) select id, name from users');
+  });
+
+  test('psql: an alias and an expression print redacted', async () => {
+    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, '-c', "select email as e, lower(email), u::text from users u where id = 2"], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+    assert.equal(out.code, 0, out.stderr);
+    assert.equal(out.stdout, '[EMAIL]|[EMAIL]|\n');
+  });
+});
