@@ -76,6 +76,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
   const audit = openAuditTrail(store.db, config.audit, { sqlitePath: store.sqlitePath, createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
+  // Before anything is chained here: the sinks resume where they left off (events a CLI
+  // or a crashed gateway's journal chained since are sent first).
+  await audit.startSinks();
   const limitStore = createLimitStore(config.policy.limits);
   const policyRuntime = createPolicyRuntime({
     config,
