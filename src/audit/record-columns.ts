@@ -4,7 +4,7 @@
 // record journal on SQLite) build rows here, and both chain the same events
 // (eventFor), so a row and its event digest are the same whichever path wrote them.
 
-import { redactPathCredentials } from '../detect/index.js';
+import { redactPathCredentials } from '../detect/path-credentials.js';
 import { summarizeJsonAnswer, type Decision, type Exchange, type ExchangeOutcome, type RecordedRequest, type UnreadAnswerFormat } from '../exchange/index.js';
 import type { EventInput } from './append-events.js';
 import { canonicalJson } from './canonical-json.js';

@@ -1,7 +1,7 @@
 // Headers kept in a recording: an allow-list, so a credential in an unexpected header
 // (x-api-key, cookie, a vendor's own) is never stored.
 
-import { credentialLabel, redactPathCredentials } from '../detect/index.js';
+import { credentialLabel, redactPathCredentials } from '../detect/path-credentials.js';
 
 const recordable = new Set([
   'accept',

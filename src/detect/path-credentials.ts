@@ -8,10 +8,20 @@
 // before (`/token/<high-entropy>`) counts as it does in text. The query is left to the
 // caller (recordablePath redacts credential parameters by name).
 
-import { createDetector } from './detector.js';
-import { credentialEntityTypes } from './types.js';
+import { scanDigitTokens } from './scan-digits.js';
+import { credentialEntityTypes, type Detection } from './types.js';
 
-const detector = createDetector();
+// Every credential type the built-ins know is a token with a digit (keys, tokens, JWTs,
+// AWS ids), found by the token scan alone. Not the whole detector: that loads re2,
+// and this module runs in the record journal's worker thread too (record-columns.ts),
+// where a second load of the native addon crashes the process at exit.
+const detector = {
+  detect(text: string): Detection[] {
+    const out: Detection[] = [];
+    scanDigitTokens(text, out);
+    return out;
+  },
+};
 const credential = new Set<string>(credentialEntityTypes);
 /** The shortest credential the built-ins report is 16 characters (AWS key ids: 20). */
 const shortest = 16;

@@ -2,7 +2,7 @@
 // headers, no bodies, no credentials ever reach a log line.
 
 import pino, { type Logger } from 'pino';
-import { redactPathCredentials } from '../detect/index.js';
+import { redactPathCredentials } from '../detect/path-credentials.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../exchange/index.js';
 
 export type { Logger };
