@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Kysely } from 'kysely';
+import { redactPathCredentials } from '../detect/index.js';
 import { getExchange, listExchanges, maxPageSize } from '../audit/index.js';
 import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
@@ -145,7 +146,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
       // a refused login (SAML response, OIDC callback) or admin credential: the cause is
       // only in the detail, for operators. The path only: a callback's query holds the code.
-      else if (failure.detail !== undefined) options.logger.info({ path: url?.pathname, code: failure.code, detail: failure.detail }, 'admin request refused');
+      else if (failure.detail !== undefined) options.logger.info({ path: url === undefined ? undefined : redactPathCredentials(url.pathname), code: failure.code, detail: failure.detail }, 'admin request refused');
       return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
     }
   }

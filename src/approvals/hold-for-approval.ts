@@ -10,6 +10,8 @@
 //   review id and URL;
 // - the caller going away ends the hold (client_closed); the review stays, for a retry.
 
+import { createHash } from 'node:crypto';
+import { redactPathCredentials } from '../detect/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Decision, Exchange, ExchangeApproval } from '../exchange/index.js';
 import type { ApprovalService, Binding } from './approval-service.js';
@@ -47,7 +49,12 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
         // Fail closed: an approval cannot be bound without an identity and a digest.
         throw new GatehouseError('access_denied', { message: 'This request requires approval, which needs an identified caller and a request digest.', rule: decision.rules[0] });
       }
-      const binding: Binding = { subject, connection: exchange.connection, operation: exchange.operation, digest: request.digest, policyVersion: decision.policyVersion };
+      // A review shows, and stores, the operation with any credential in its path as a
+      // type label (`http.GET /users/[OPENAI_KEY]`); the digest then covers the real
+      // path too, so an approval for one key's path is not one for another's.
+      const operation = redactPathCredentials(exchange.operation);
+      const digest = operation === exchange.operation ? request.digest : `sha256:${createHash('sha256').update(`${exchange.operation}\n${request.digest}`).digest('hex')}`;
+      const binding: Binding = { subject, connection: exchange.connection, operation, digest, policyVersion: decision.policyVersion };
 
       if (request.reviewId !== undefined) {
         try {
@@ -61,7 +68,7 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
         }
       }
 
-      const granted = await service.findGrant(subject, exchange.connection, exchange.operation, decision.rules);
+      const granted = await service.findGrant(subject, exchange.connection, operation, decision.rules);
       if (granted !== undefined) return { approval: { reviewId: granted, via: 'grant' } };
 
       const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification);

@@ -10,6 +10,7 @@ import type { ChainOptions } from './append-events.js';
 import type { AuditEvent } from './audit-event.js';
 import { AuditLog } from './audit-log.js';
 import { GroupCommitWriter } from './group-commit.js';
+import { SinkDelivery } from './sink-delivery.js';
 import { createSinks, type AuditSink } from './sinks.js';
 import { loadOrCreateKeyFile, signerFromPem, type CheckpointSigner } from './signing-key.js';
 
@@ -17,10 +18,12 @@ export interface AuditTrail {
   readonly writer: GroupCommitWriter;
   readonly log: AuditLog;
   readonly signer: CheckpointSigner | undefined;
-  /** Hands events committed elsewhere (the record journal's worker) to the sinks. */
+  /** Events were committed elsewhere in this process (the record journal's worker): the sinks read them now, not at the next poll. */
   publish(events: readonly AuditEvent[]): void;
   /** Whether any sink is configured (publish is then worth calling). */
   readonly hasSinks: boolean;
+  /** Starts delivering the chain to the sinks from where each left off (see sink-delivery.ts). */
+  startSinks(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -47,13 +50,19 @@ export function openAuditTrail(
     createKey: boolean;
     withSinks: boolean;
     onSinkError?: (sink: string, error: unknown) => void;
+    /** How often the sinks look for events chained by other processes (tests shorten it). */
+    sinkPollMs?: number | undefined;
+    sinkBackoffMs?: number | undefined;
     /** The store's SQLite file: record writes then take the prepared-statement path. */
     sqlitePath?: string | undefined;
   },
 ): AuditTrail {
   const signer = loadSigner(config, options);
-  const sinks: AuditSink[] = options.withSinks ? createSinks(config.sinks, options.onSinkError ?? (() => undefined)) : [];
-  const publish = (events: readonly AuditEvent[]) => sinks.forEach((sink) => sink.send(events));
+  const onSinkError = options.onSinkError ?? (() => undefined);
+  const sinks: AuditSink[] = options.withSinks ? createSinks(config.sinks, onSinkError) : [];
+  // The sinks read the chain from the store: events committed here only wake them.
+  const delivery = new SinkDelivery(db, sinks, { onError: onSinkError, pollMs: options.sinkPollMs, minBackoffMs: options.sinkBackoffMs });
+  const publish = (_events: readonly AuditEvent[]) => delivery.kick();
   const writer = new GroupCommitWriter(db, {
     chain: chainOptionsOf(config, signer),
     onCommitted: sinks.length === 0 ? undefined : publish,
@@ -65,8 +74,10 @@ export function openAuditTrail(
     signer,
     publish,
     hasSinks: sinks.length > 0,
+    startSinks: () => delivery.start(),
     async close() {
       await writer.close();
+      await delivery.close();
       await Promise.all(sinks.map((s) => s.close()));
     },
   };

@@ -4,6 +4,7 @@
 // record journal on SQLite) build rows here, and both chain the same events
 // (eventFor), so a row and its event digest are the same whichever path wrote them.
 
+import { redactPathCredentials } from '../detect/path-credentials.js';
 import { summarizeJsonAnswer, type Decision, type Exchange, type ExchangeOutcome, type RecordedRequest, type UnreadAnswerFormat } from '../exchange/index.js';
 import type { EventInput } from './append-events.js';
 import { canonicalJson } from './canonical-json.js';
@@ -55,7 +56,8 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       session_id: exchange.sessionId,
       protocol: exchange.protocol,
       connection: exchange.connection,
-      operation: exchange.operation,
+      // `http.GET /users/sk-live-…` is recorded as `http.GET /users/[OPENAI_KEY]`.
+      operation: redactPathCredentials(exchange.operation),
       started_at: exchange.startedAt,
       ended_at: null,
       complete: 0,

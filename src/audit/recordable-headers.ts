@@ -1,6 +1,8 @@
 // Headers kept in a recording: an allow-list, so a credential in an unexpected header
 // (x-api-key, cookie, a vendor's own) is never stored.
 
+import { credentialLabel, redactPathCredentials } from '../detect/path-credentials.js';
+
 const recordable = new Set([
   'accept',
   'accept-encoding',
@@ -39,16 +41,18 @@ export function recordableHeaders(headers: Readonly<Record<string, string | stri
   return out;
 }
 
+// Credentials in the path itself (`/users/sk-live-…`) are replaced by their type label
+// (redactPathCredentials); so is a query value that is a credential under any name.
 // Query parameters that carry credentials (Google's `key`, `access_token`, presigned
 // URLs' `X-Amz-Signature` / `sig`, …): their values are replaced in the recorded path.
 // The gateway's own credential is a header, but callers put the target's keys in the
 // query too, and the path is recorded as sent (the target still gets them as sent).
 const credentialParam = /key|token|secret|passw|pwd|sig|auth|credential|session|cookie/i;
 
-/** `path?query` for the record: the value of every credential-like query parameter is `[redacted]`. */
+/** `path?query` for the record: credential segments are `[TYPE]`, the value of every credential-like query parameter `[redacted]`. */
 export function recordablePath(path: string): string {
   const query = path.indexOf('?');
-  if (query < 0) return path;
+  if (query < 0) return redactPathCredentials(path);
   const params = path
     .slice(query + 1)
     .split('&')
@@ -61,7 +65,10 @@ export function recordablePath(path: string): string {
       } catch {
         // a malformed name is matched as sent
       }
-      return eq >= 0 && credentialParam.test(decoded) ? `${name}=[redacted]` : pair;
+      if (eq < 0) return pair;
+      if (credentialParam.test(decoded)) return `${name}=[redacted]`;
+      const label = credentialLabel(pair.slice(eq + 1).replace(/\+/g, ' '));
+      return label === undefined ? pair : `${name}=${label}`;
     });
-  return `${path.slice(0, query)}?${params.join('&')}`;
+  return `${redactPathCredentials(path.slice(0, query))}?${params.join('&')}`;
 }

@@ -8,6 +8,7 @@ import { ConfigError } from '../config/index.js';
 import { StoreError } from '../store/index.js';
 import { SigningKeyError as TokenSigningKeyError } from '../identity/gateway-tokens/signing-key.js';
 import { CliError } from './cli-error.js';
+import { checkCommandFlags } from './command-flags.js';
 import { agentCommand } from './commands/agent.js';
 import { agentsCommand } from './commands/agents.js';
 import { configCheckCommand } from './commands/config-check.js';
@@ -28,7 +29,7 @@ const usage = `usage: gatehouse <command> [options]
   config check FILE              validate a config file and exit
   keys create --name NAME --groups a,b [--kind service|agent|human] [--expires 30d|never]
                                  create an API key; the key is printed once
-  keys list                      list API keys (never their secrets)
+  keys list [--limit N]          list API keys, newest first (never their secrets)
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
   keys rotate NAME --overlap 24h [--expires D]
                                  new key for NAME; the old one expires after the overlap
@@ -123,6 +124,7 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage);
     return;
   }
+  checkCommandFlags(command, action, values);
   switch (command) {
     case 'start':
       return startCommand(values);

@@ -105,6 +105,9 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           publicUrl: text.pipe(z.url()).optional(),
           maxRequestBody: size.default(10 * 1024 * 1024),
           maxResponseBody: size.default(512 * 1024 * 1024),
+          /** Open TCP connections to the data plane, and from one client address (server/connection-limits.ts). */
+          maxConnections: z.number().int().min(1).default(4096),
+          maxConnectionsPerClient: z.number().int().min(1).default(256),
         })
         .prefault({}),
       admin: z
@@ -113,6 +116,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           listen: listenWithDefaultPort(8081),
           tls: listenerTls.optional(),
           groups: groupList.default(['gatehouse-admins']),
+          maxConnections: z.number().int().min(1).default(256),
+          maxConnectionsPerClient: z.number().int().min(1).default(64),
         })
         .prefault({}),
       // One of `sqlite` or `postgres`. Not a z.union: its error would be "does not match

@@ -28,3 +28,6 @@ export const builtinEntityTypes = [
 ] as const;
 
 export type BuiltinEntityType = (typeof builtinEntityTypes)[number];
+
+/** The built-in entity types that are credentials (redacted from refused requests and recorded paths). */
+export const credentialEntityTypes: readonly BuiltinEntityType[] = ['AWS_ACCESS_KEY', 'AWS_SECRET_KEY', 'GITHUB_TOKEN', 'SLACK_TOKEN', 'OPENAI_KEY', 'ANTHROPIC_KEY', 'JWT', 'PRIVATE_KEY', 'SECRET'];

@@ -21,6 +21,7 @@ export const errorRegistry = {
   upstream_failed: { status: 502, type: 'upstream_error', message: 'The upstream connection failed while answering.' },
   upstream_timeout: { status: 504, type: 'upstream_error', message: 'The upstream did not answer in time.' },
   too_many_connections: { status: 503, type: 'server_error', message: 'Too many connections are logging in to this listener; try again shortly.' },
+  connection_limit: { status: 503, type: 'server_error', message: 'Too many open connections; try again shortly.' },
   gateway_shutdown: { status: 503, type: 'server_error', message: 'The gateway shut down before the answer was complete.' },
   client_closed: { status: 499, type: 'client_error', message: 'The client closed the connection before the answer was complete.' },
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },

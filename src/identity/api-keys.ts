@@ -140,8 +140,11 @@ export class ApiKeyService {
     return { token, key: toInfo(row) };
   }
 
-  async list(): Promise<ApiKeyInfo[]> {
-    const rows = await this.#db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc').execute();
+  /** Newest first; at most `limit` when given. */
+  async list(limit?: number): Promise<ApiKeyInfo[]> {
+    let query = this.#db.selectFrom('api_keys').selectAll().orderBy('created_at', 'desc');
+    if (limit !== undefined) query = query.limit(limit);
+    const rows = await query.execute();
     return rows.map(toInfo);
   }
 

@@ -4,12 +4,12 @@
 // in the audit store, readable by everyone who reads recordings. With audit.raw the
 // caller's body is still kept, sealed.
 
-import type { BuiltinEntityType } from '../detect/index.js';
+import { credentialEntityTypes, type BuiltinEntityType } from '../detect/index.js';
 import { maskJsonText } from './json-masker.js';
 import { MaskPlanner } from './plan.js';
 
 /** The built-in entity types that are credentials. */
-export const credentialEntities: readonly BuiltinEntityType[] = ['AWS_ACCESS_KEY', 'AWS_SECRET_KEY', 'GITHUB_TOKEN', 'SLACK_TOKEN', 'OPENAI_KEY', 'ANTHROPIC_KEY', 'JWT', 'PRIVATE_KEY', 'SECRET'];
+export const credentialEntities: readonly BuiltinEntityType[] = credentialEntityTypes;
 
 /** Returns `(text) => text` with every credential replaced by its type label (`[OPENAI_KEY]`); JSON stays JSON. */
 export function credentialRedactor(): (text: string) => string {

@@ -2,6 +2,7 @@
 // headers, no bodies, no credentials ever reach a log line.
 
 import pino, { type Logger } from 'pino';
+import { redactPathCredentials } from '../detect/path-credentials.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../exchange/index.js';
 
 export type { Logger };
@@ -25,7 +26,7 @@ export function exchangeLogFields(exchange: Exchange, decision: Decision | undef
   return {
     exchange: exchange.id,
     connection: exchange.connection,
-    operation: exchange.operation,
+    operation: redactPathCredentials(exchange.operation),
     subject: exchange.identity?.subject,
     kind: exchange.identity?.kind,
     client: exchange.client.address,

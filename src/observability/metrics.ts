@@ -7,13 +7,17 @@
 // them at scrape time — the counter through its `collect` hook, the histograms through
 // a subclass that exports the series it keeps. The exposition is prom-client's own.
 
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Decision, Exchange, ExchangeOutcome } from '../exchange/index.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
   observeExchange(exchange: Exchange, decision: Decision | undefined, outcome: ExchangeOutcome): void;
   observeUnrouted(code: string): void;
+  /** A connection an HTTP listener turned away (server/connection-limits.ts). */
+  observeRefusedConnection(listener: 'data' | 'admin', reason: 'listener' | 'client'): void;
+  /** Reports a listener's open connections at scrape time. */
+  trackConnections(listener: 'data' | 'admin', open: () => number): void;
 }
 
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -56,6 +60,23 @@ export function createMetrics(): GatewayMetrics {
     registers: [registry],
   });
 
+  const refusedConnections = new Counter({
+    name: 'gatehouse_http_connections_refused_total',
+    help: 'TCP connections an HTTP listener refused, by listener (data, admin) and reason (listener: maxConnections; client: maxConnectionsPerClient).',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [registry],
+  });
+  const openCounts = new Map<string, () => number>();
+  new Gauge({
+    name: 'gatehouse_http_connections',
+    help: 'TCP connections open on an HTTP listener, by listener (data, admin).',
+    labelNames: ['listener'] as const,
+    registers: [registry],
+    collect() {
+      for (const [listener, open] of openCounts) this.set({ listener }, open());
+    },
+  });
+
   return {
     registry,
     observeExchange(exchange, decision, outcome) {
@@ -74,6 +95,12 @@ export function createMetrics(): GatewayMetrics {
     },
     observeUnrouted(code) {
       unrouted.inc({ code });
+    },
+    observeRefusedConnection(listener, reason) {
+      refusedConnections.inc({ listener, reason });
+    },
+    trackConnections(listener, open) {
+      openCounts.set(listener, open);
     },
   };
 }

@@ -19,6 +19,7 @@ import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../
 import type { PipelineStages } from '../pipeline/index.js';
 import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
 import { createPolicyRoutes } from '../api/policy-routes.js';
+import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
@@ -76,6 +77,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
   const audit = openAuditTrail(store.db, config.audit, { sqlitePath: store.sqlitePath, createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
+  // Before anything is chained here: the sinks resume where they left off (events a CLI
+  // or a crashed gateway's journal chained since are sent first).
+  await audit.startSinks();
   const limitStore = createLimitStore(config.policy.limits);
   const policyRuntime = createPolicyRuntime({
     config,
@@ -201,7 +205,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       })
     : undefined;
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
-  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs);
+  const connectionLimits = (listener: 'data' | 'admin', limits: ConnectionLimits): ListenLimits => ({
+    ...limits,
+    onRefused: (reason) => metrics.observeRefusedConnection(listener, reason),
+    track: (open) => metrics.trackConnections(listener, open),
+  });
+  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway));
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   const postgresNames: string[] = [];
@@ -235,7 +244,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         if (!res.headersSent) res.writeHead(500);
         res.end();
       });
-    }, config.admin.listen, config.admin.tls, requestTimeoutMs);
+    }, config.admin.listen, config.admin.tls, requestTimeoutMs, connectionLimits('admin', config.admin));
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
@@ -279,7 +288,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   };
 }
 
-async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number): Promise<Server> {
+interface ListenLimits extends ConnectionLimits {
+  readonly onRefused: (reason: RefusalReason) => void;
+  readonly track: (open: () => number) => void;
+}
+
+async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number, limits: ListenLimits): Promise<Server> {
   // Node checks these timeouts every connectionsCheckingInterval (30 s by default).
   const options = { connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) };
   const server = tls ? createHttpsServer({ ...options, cert: tls.cert, key: tls.key }, handler) : createHttpServer(options, handler);
@@ -290,6 +304,9 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.requestTimeout = requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
+  // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
+  // listener and per client address (connection-limits.ts).
+  limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused }).open);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {

@@ -320,5 +320,19 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
           insert into exchanges_fts_pending(seq) values (new.seq); end`.execute(db);
       },
     },
+    '0014_audit_sink_cursors': {
+      // How far each audit sink has taken the event chain (src/audit/sink-delivery.ts):
+      // the gateway delivers every event after it, so events chained by a CLI command or
+      // while a webhook was down reach the sink too. `sink` is the sink's type and a
+      // digest of its path or URL, never the URL itself.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('audit_sink_cursors')
+          .addColumn('sink', 'text', (c) => c.primaryKey())
+          .addColumn('delivered_seq', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

@@ -144,6 +144,16 @@ export interface Database {
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
   record_journal: RecordJournalTable;
+  audit_sink_cursors: AuditSinkCursorsTable;
+}
+
+/** How far each audit sink has taken the chain (migration 0014, src/audit/sink-delivery.ts). */
+export interface AuditSinkCursorsTable {
+  /** `file:<digest of the path>`, `webhook:<digest of the URL>`, `stdout`. */
+  sink: string;
+  /** The last seq the sink took. */
+  delivered_seq: number;
+  updated_at: number;
 }
 
 /** How far each record journal segment has been applied (migration 0011, src/audit/journal/). */

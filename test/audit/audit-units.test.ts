@@ -108,22 +108,18 @@ describe('raw content sealing', () => {
 });
 
 describe('webhook sink', () => {
-  test('a batch the webhook does not take is reported with the seqs it held (it is not retried)', async () => {
+  test('a batch the webhook does not take is a rejected delivery naming why', async () => {
     const { createServer } = await import('node:http');
     const { createSinks } = await import('../../src/audit/sinks.js');
     const server = createServer((req, res) => req.resume().on('end', () => { res.statusCode = 500; res.end(); }));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as import('node:net').AddressInfo).port;
     const event = (seq: number) => ({ seq, id: `evt_${seq}`, at: 1, writer: 'w', kind: 'key.created', actor: null, target: null, details: {}, prevHash: genesisHash, hash: genesisHash });
-    const errors: string[] = [];
-    const sinks = createSinks([{ type: 'webhook', url: `http://127.0.0.1:${port}/`, secret: 's', timeout: 5_000 }], (_sink, error) => errors.push(String(error)));
-    sinks[0]!.send([event(7), event(8), event(9)]);
-    await sinks[0]!.close();
+    const sinks = createSinks([{ type: 'webhook', url: `http://127.0.0.1:${port}/`, secret: 's', timeout: 5_000 }], () => undefined);
+    await assert.rejects(sinks[0]!.deliver([event(7), event(8), event(9)]), /^Error: HTTP 500$/);
     await new Promise((resolve) => server.close(resolve));
     // Nobody listens any more: a network error.
-    sinks[0]!.send([event(10)]);
-    await sinks[0]!.close();
-    assert.equal(errors[0], 'Error: events seq 7..9 not delivered: HTTP 500');
-    assert.match(errors[1]!, /^Error: events seq 10\.\.10 not delivered: Error: connect ECONNREFUSED/);
+    await assert.rejects(sinks[0]!.deliver([event(10)]), /ECONNREFUSED/);
+    assert.match(sinks[0]!.key, /^webhook:[0-9a-f]{16}$/, 'the cursor is named without the URL');
   });
 });

@@ -100,3 +100,14 @@ describe('custom entities, deny lists and allow lists', () => {
     }
   });
 });
+
+describe('credentials in a URL path', () => {
+  test('a segment holding a credential becomes its type label; other segments stay', async () => {
+    const { redactPathCredentials } = await import('../../src/detect/index.js');
+    const { recordablePath } = await import('../../src/audit/index.js');
+    assert.equal(redactPathCredentials('/api/v1/users/sk-live-4eC39HqLyjWDarjtT1zdp7dc'), '/api/v1/users/[OPENAI_KEY]');
+    assert.equal(redactPathCredentials('http.GET /token/ghp%5F16C7e42F292c6912E7710c838347Ae178B4a/x'), 'http.GET /token/[GITHUB_TOKEN]/x');
+    for (const plain of ['/v1/chat/completions', '/v1/models/gpt-4o-mini-2024-07-18', '/files/3f2a1b0c-9d8e-4f6a-8b4c-9f8a7b6c5d4e', 'sql.select']) assert.equal(redactPathCredentials(plain), plain);
+    assert.equal(recordablePath('/keys/AKIAIOSFODNN7EXAMPLE?q=ghp_16C7e42F292c6912E7710c838347Ae178B4a&api_key=x&n=1'), '/keys/[AWS_ACCESS_KEY]?q=[GITHUB_TOKEN]&api_key=[redacted]&n=1');
+  });
+});

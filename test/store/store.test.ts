@@ -137,6 +137,11 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['applied', false],
     ['done', false],
   ],
+  audit_sink_cursors: [
+    ['sink', false],
+    ['delivered_seq', false],
+    ['updated_at', false],
+  ],
 };
 
 /** Search-only columns that are not part of the shared schema: PostgreSQL's generated tsvector. */
@@ -266,10 +271,10 @@ for (const dialect of await testDialects()) {
       const store = await open();
       // SQLite's FTS5 index (exchanges_fts and its shadow tables) is search machinery, not schema.
       const tables = (await applicationTables(store)).filter((t) => !t.name.startsWith('exchanges_fts'));
-      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'audit_checkpoints', 'audit_events', 'audit_head', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state', 'record_journal', 'review_grants', 'review_votes', 'reviews']);
+      assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'audit_checkpoints', 'audit_events', 'audit_head', 'audit_sink_cursors', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state', 'record_journal', 'review_grants', 'review_votes', 'reviews']);
       // SQLite reports primary keys as nullable: `seq` is the rowid alias (NULL means
       // "assign one"), and a TEXT PRIMARY KEY really does accept NULL there (a SQLite quirk).
-      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'reviews.id', 'review_grants.review_id', 'identity_revocations.id', 'identity_saml_assertions.id', 'identity_signing_keys.kid', 'identity_state.name', 'audit_events.seq', 'audit_head.id', 'audit_checkpoints.seq', 'record_journal.segment']);
+      const primaryKeys = new Set(['api_keys.id', 'exchanges.seq', 'reviews.id', 'review_grants.review_id', 'identity_revocations.id', 'identity_saml_assertions.id', 'identity_signing_keys.kid', 'identity_state.name', 'audit_events.seq', 'audit_head.id', 'audit_checkpoints.seq', 'record_journal.segment', 'audit_sink_cursors.sink']);
       const nullable = (table: string, column: string, isNullable: boolean) =>
         dialect.name === 'sqlite' && primaryKeys.has(`${table}.${column}`) ? false : isNullable;
       for (const table of tables) {
@@ -406,7 +411,7 @@ for (const dialect of await testDialects()) {
         const stores = await Promise.all(Array.from({ length: 4 }, () => open()));
         for (const store of stores) assert.deepEqual((await migrationRows(store)).map((r) => r.name), allMigrationNames);
         const tables = await applicationTables(stores[3]!);
-        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'audit_checkpoints', 'audit_events', 'audit_head', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state', 'record_journal', 'review_grants', 'review_votes', 'reviews']);
+        assert.deepEqual(tables.map((t) => t.name).sort(), ['api_keys', 'audit_checkpoints', 'audit_events', 'audit_head', 'audit_sink_cursors', 'exchanges', 'identity_revocations', 'identity_saml_assertions', 'identity_signing_keys', 'identity_state', 'record_journal', 'review_grants', 'review_votes', 'reviews']);
       });
 
       test('the schema option puts the tables in that schema', async () => {

@@ -12,6 +12,7 @@ export interface KeysOptions {
   readonly expires?: string | undefined;
   readonly json?: boolean | undefined;
   readonly overlap?: string | undefined;
+  readonly limit?: string | undefined;
 }
 
 export async function keysCommand(action: string | undefined, args: readonly string[], options: KeysOptions): Promise<void> {
@@ -43,7 +44,9 @@ export async function keysCommand(action: string | undefined, args: readonly str
         return;
       }
       case 'list': {
-        const list = await keys.list();
+        const limit = options.limit === undefined ? undefined : Number(options.limit);
+        if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new CliError('--limit must be a positive integer');
+        const list = await keys.list(limit);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(list)}\n`);
           return;

@@ -4,6 +4,7 @@
 // Runs after inspection, when the operation is final; identities without a scope
 // (API keys, IdP tokens) pass untouched, policy still decides for everyone.
 
+import { redactPathCredentials } from '../../detect/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import type { Exchange } from '../../exchange/index.js';
 
@@ -23,7 +24,7 @@ export function checkTokenScope(exchange: Exchange): void {
   const operations = scope.operations;
   if (operations && operations.length > 0 && !operations.includes('*') && !operations.includes(exchange.operation)) {
     throw new GatehouseError('token_scope_denied', {
-      message: `This token is scoped to operation(s) ${operations.join(', ')}; it cannot be used for "${exchange.operation}".`,
+      message: `This token is scoped to operation(s) ${operations.join(', ')}; it cannot be used for "${redactPathCredentials(exchange.operation)}".`,
     });
   }
 }

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { requestDigest } from '../../approvals/index.js';
 import { recordableHeaders, recordablePath } from '../../audit/index.js';
+import { redactPathCredentials } from '../../detect/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Exchange, type Identity, type RecordedRequest, type RequestFacts } from '../../exchange/index.js';
 import { ForwardAbort, mapUpstreamError } from '../../forward/index.js';
@@ -63,7 +64,8 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     if ('error' in path) return unrouted(res, new GatehouseError('invalid_path', { message: path.error }));
     const connection = connections.get(route.connection);
     if (!connection) {
-      return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${route.connection}" is configured on this gateway.` }));
+      // The name is echoed back, so a credential pasted in its place is not.
+      return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${redactPathCredentials(route.connection)}" is configured on this gateway.` }));
     }
     void runExchange(new HttpExchangeIO(options, req, res, connection, route.rest, path.path, startedAt, started), options.stages);
   };

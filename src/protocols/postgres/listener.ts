@@ -7,7 +7,8 @@
 // - the user name must match the identity (user-rule.ts, 28000);
 // - the database must be the target's, or the connection's name (3D000);
 // - policy decides the session itself (`sql.connect`) before the database is reached;
-// - CancelRequest reaches only the backend whose key the gateway handed out.
+// - CancelRequest reaches only the backend whose key the gateway handed out, one at a
+//   time per session, at most 10 a second per client address (cancel-limiter.ts).
 // The session is one recorded exchange (`sql.session`, its id is the session id) that
 // opens at login and finishes when the client leaves; statements are recorded under it.
 
@@ -24,6 +25,7 @@ import { databaseAllowed, type PostgresConnection } from './connection.js';
 import { checkClientEncoding } from './database-messages.js';
 import { errorResponseFor } from './errors.js';
 import { FrameSource } from './frame-source.js';
+import { createCancelLimiter } from './cancel-limiter.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
 import { PostgresSession } from './session.js';
 import { negotiateStartup } from './startup.js';
@@ -60,6 +62,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
   // By the same key: a CancelRequest also ends a statement held for approval.
   const sessions = new Map<string, PostgresSession>();
   const sockets = new Set<Socket>();
+  const cancels = createCancelLimiter();
   let loggingIn = 0;
 
   const server: Server = createServer((socket) => {
@@ -101,9 +104,12 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       if (startup.kind === 'cancel') {
         loginDone();
         raw.end();
-        const onlyHold = sessions.get(cancelKey(startup.processId, startup.secretKey))?.cancelHold() ?? false;
-        const backend = backends.get(cancelKey(startup.processId, startup.secretKey));
-        if (backend && !onlyHold) await cancelUpstream(connection.target, backend.processId, backend.secretKey, backend.socket).catch(() => undefined);
+        // Over the rate (a flood, a guessing run): dropped before the key is even looked up.
+        if (!cancels.admit(raw.remoteAddress)) return;
+        const target = cancelKey(startup.processId, startup.secretKey);
+        const onlyHold = sessions.get(target)?.cancelHold() ?? false;
+        const backend = backends.get(target);
+        if (backend && !onlyHold) await cancels.once(target, () => cancelUpstream(connection.target, backend.processId, backend.secretKey, backend.socket).catch(() => undefined));
         return;
       }
       client = startup.socket;

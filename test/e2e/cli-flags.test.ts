@@ -1,0 +1,52 @@
+// Every command refuses an option it does not take (exit 2, naming the ones it takes),
+// instead of accepting it and doing nothing: `keys list --limit 1` listed every key.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runCli } from '../helpers/gateway-process.js';
+
+describe('cli: options per command', () => {
+  let dir: string;
+  let config: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-flags-'));
+    config = join(dir, 'gatehouse.yaml');
+    writeFileSync(config, `connections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\nstore:\n  sqlite: { path: ${join(dir, 'g.db')} }\n`);
+    for (const name of ['first', 'second', 'third']) assert.equal((await runCli(['keys', 'create', '--name', name, '--groups', 'ml', '--config', config])).code, 0);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('keys list --limit N lists the N newest keys', async () => {
+    const { code, stdout } = await runCli(['keys', 'list', '--limit', '2', '--json', '--config', config]);
+    assert.equal(code, 0);
+    assert.deepEqual((JSON.parse(stdout) as { name: string }[]).map((k) => k.name), ['third', 'second']);
+    const refused = await runCli(['keys', 'list', '--limit', '0', '--config', config]);
+    assert.deepEqual([refused.code, refused.stderr], [2, 'gatehouse: --limit must be a positive integer\n']);
+  });
+
+  test('an option another command takes is a usage error (exit 2), not ignored', async () => {
+    const cases: [string[], string][] = [
+      [['keys', 'revoke', 'first', '--limit', '2'], 'gatehouse: keys revoke does not take --limit: it takes --config\n'],
+      [['start', '--name', 'x'], 'gatehouse: start does not take --name: it takes --config\n'],
+      [['quickstart', '--json'], 'gatehouse: quickstart does not take --json: it takes no options\n'],
+      [['sessions', 'show', 'ex_1', '--text', 'x'], 'gatehouse: sessions show does not take --text: it takes --config, --json\n'],
+      [['reviews', 'deny', 'rv_1', '--grant', '30m'], 'gatehouse: reviews deny does not take --grant: it takes --config, --comment, --json\n'],
+    ];
+    for (const [args, stderr] of cases) {
+      const result = await runCli([...args, '--config', config]);
+      assert.deepEqual([result.code, result.stderr, result.stdout], [2, stderr, ''], args.join(' '));
+    }
+    const { stdout } = await runCli(['keys', 'list', '--json', '--config', config]);
+    assert.equal((JSON.parse(stdout) as unknown[]).length, 3, 'the refused revoke revoked nothing');
+  });
+
+  test('an option no command takes is a usage error too', async () => {
+    const { code, stderr } = await runCli(['keys', 'list', '--bogus', '--config', config]);
+    assert.equal(code, 2);
+    assert.match(stderr, /^gatehouse: Unknown option '--bogus'/);
+  });
+});
