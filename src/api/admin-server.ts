@@ -10,7 +10,7 @@ import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index
 import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
-import type { Database } from '../store/index.js';
+import { isStoreUnreachable, type Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { agentsStatus } from './agents-routes.js';
@@ -141,7 +141,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       throw new GatehouseError('route_not_found');
     } catch (error) {
       if (url?.pathname === '/readyz') return sendJson(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
-      const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
+      const failure = isGatehouseError(error) ? error : new GatehouseError(isStoreUnreachable(error) ? 'store_unavailable' : 'internal_error', { detail: String(error) });
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
       // a refused login (SAML response, OIDC callback) or admin credential: the cause is
       // only in the detail, for operators. The path only: a callback's query holds the code.
