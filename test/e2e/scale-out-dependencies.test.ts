@@ -151,4 +151,32 @@ approvals:
       assert.equal(((await res.json()) as { complete: boolean }).complete, true);
     }
   });
+
+  test('after PostgreSQL was gone for seconds, a request held on A is released as soon as B approves it, and a denial on B refuses it at once', async () => {
+    const key = await a.createKey('asker', ['ml']);
+    await pgRelay.down();
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // longer than one reconnect attempt
+    await pgRelay.up();
+    await eventually(async () => assert.equal((await readiness(a)).status, 200));
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // the LISTEN connection's next attempt
+
+    for (const verdict of ['approve', 'deny'] as const) {
+      const held = chat(a, key, `please approve this (${verdict})`);
+      const review = await eventually(async () => {
+        const res = await admin(b, '/api/reviews?state=pending');
+        const [pending] = ((await res.json()) as { reviews: Array<{ id: string; subject: string }> }).reviews;
+        assert.equal(pending?.subject, 'key:asker');
+        return pending!;
+      });
+      const decidedAt = Date.now();
+      const decided = await admin(b, `/api/reviews/${review.id}/${verdict}`, { method: 'POST', body: '{}' });
+      assert.equal(decided.status, 200);
+      const answer = await held;
+      const took = Date.now() - decidedAt;
+      assert.equal(answer.status, verdict === 'approve' ? 200 : 403);
+      if (verdict === 'deny') assert.equal(answer.body.error?.code, 'approval_denied');
+      // The held request re-reads the store only every 5 s: faster means NOTIFY reached A.
+      assert.ok(took < 2000, `${verdict} on B released the request on A after ${took} ms`);
+    }
+  });
 });
