@@ -179,4 +179,24 @@ approvals:
       assert.ok(took < 2000, `${verdict} on B released the request on A after ${took} ms`);
     }
   });
+
+  test('Redis gone: requests under a limit get 503 limits_unavailable and /readyz says so; back: ready and counting again', async () => {
+    const bulk = await a.createKey('bulk-bot', ['bulk']);
+    const plain = await a.createKey('plain-bot', ['ml']);
+    assert.equal((await chat(b, bulk, 'counted')).status, 200);
+
+    await redisRelay.down();
+    for (const gateway of [a, b]) {
+      const refused = await chat(gateway, bulk, 'not countable');
+      assert.deepEqual({ status: refused.status, code: refused.body.error?.code }, { status: 503, code: 'limits_unavailable' });
+      assert.equal((await chat(gateway, plain, 'no limit applies')).status, 200);
+      assert.deepEqual(await readiness(gateway), { status: 503, body: { error: { code: 'limits_unavailable', message: 'Limits could not be checked, so the request was refused.' }, unavailable: ['limits_unavailable'] } });
+    }
+
+    await redisRelay.up();
+    for (const gateway of [a, b]) {
+      await eventually(async () => assert.equal((await chat(gateway, bulk, 'counted again')).status, 200));
+      assert.deepEqual(await readiness(gateway), { status: 200, body: { status: 'ready' } });
+    }
+  });
 });
