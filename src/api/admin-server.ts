@@ -11,7 +11,7 @@ import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index
 import type { Identity } from '../exchange/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
-import type { Database } from '../store/index.js';
+import { isStoreUnreachable, type Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { agentsStatus } from './agents-routes.js';
@@ -37,6 +37,8 @@ export interface AdminServerOptions {
   readonly audit?: AuditRoutesOptions | undefined;
   /** The agent endpoint, for GET /api/agents. */
   readonly agents?: AgentHub | undefined;
+  /** Resolves when the limit counters answer (Redis with `policy.limits.store: redis`), for /readyz. */
+  readonly limitsReady?: (() => Promise<void>) | undefined;
   /** Waits until every exchange recorded so far is in the store (the record journal is applied in batches). */
   readonly settleRecords?: (() => Promise<void>) | undefined;
 }
@@ -112,11 +114,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       url = URL.canParse(req.url ?? '/', 'http://admin.invalid') ? new URL(req.url ?? '/', 'http://admin.invalid') : undefined;
       if (!url) throw new GatehouseError('route_not_found', { message: 'The request target is not a valid path.' });
       if (req.method === 'GET' && url.pathname === '/healthz') return sendJson(res, 200, { status: 'ok' });
-      if (req.method === 'GET' && url.pathname === '/readyz') {
-        // Bounded: a probe that hangs on a store that does not answer must say "not ready".
-        await withTimeout(db.selectFrom('api_keys').select('id').limit(1).execute(), readinessTimeoutMs);
-        return sendJson(res, 200, { status: 'ready' });
-      }
+      if (req.method === 'GET' && url.pathname === '/readyz') return await readiness(res);
       if (req.method === 'GET' && url.pathname === '/metrics') {
         const body = await metrics.registry.metrics();
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -141,14 +139,32 @@ export function createAdminHandler(options: AdminServerOptions) {
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {
-      if (url?.pathname === '/readyz') return sendJson(res, 503, { error: { code: 'store_unavailable', message: errorRegistry.store_unavailable.message } });
-      const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
+      const failure = isGatehouseError(error) ? error : new GatehouseError(isStoreUnreachable(error) ? 'store_unavailable' : 'internal_error', { detail: String(error) });
       if (failure.status >= 500) options.logger.error({ code: failure.code, detail: failure.detail }, 'admin API error');
       // a refused login (SAML response, OIDC callback) or admin credential: the cause is
       // only in the detail, for operators. The path only: a callback's query holds the code.
       else if (failure.detail !== undefined) options.logger.info({ path: url === undefined ? undefined : redactPathCredentials(url.pathname), code: failure.code, detail: failure.detail }, 'admin request refused');
       return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
     }
+  }
+
+  // Ready when the store and the limit counters both answer, each within the probe bound
+  // (a dependency that hangs must read "not ready"); a gateway missing either refuses
+  // requests (fail closed), so a load balancer should route around it.
+  async function readiness(res: ServerResponse): Promise<void> {
+    const checks: ReadonlyArray<readonly ['store_unavailable' | 'limits_unavailable', (() => Promise<unknown>) | undefined]> = [
+      ['store_unavailable', () => db.selectFrom('api_keys').select('id').limit(1).execute()],
+      ['limits_unavailable', options.limitsReady],
+    ];
+    const results = await Promise.allSettled(checks.map(([, check]) => (check ? withTimeout(check(), readinessTimeoutMs) : undefined)));
+    const failed = checks.filter((_, i) => results[i]!.status === 'rejected');
+    if (failed.length === 0) return sendJson(res, 200, { status: 'ready' });
+    for (const [i, [code]] of checks.entries()) {
+      const result = results[i]!;
+      if (result.status === 'rejected') options.logger.warn({ code, detail: String(result.reason) }, 'not ready');
+    }
+    const [code] = failed[0]!;
+    return sendJson(res, 503, { error: { code, message: errorRegistry[code].message }, unavailable: failed.map(([c]) => c) });
   }
 
   // The routes behind the admin check, for the test that keeps the OpenAPI document in step.

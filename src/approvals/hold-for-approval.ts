@@ -107,6 +107,7 @@ async function waitForDecision(service: ApprovalService, id: string, holdFor: nu
       const done = () => {
         clearTimeout(timer);
         unsubscribe();
+        unsubscribeResync();
         signal?.removeEventListener('abort', done);
         resolve();
       };
@@ -114,6 +115,7 @@ async function waitForDecision(service: ApprovalService, id: string, holdFor: nu
       const unsubscribe = service.bus.subscribe((_type, reviewId) => {
         if (reviewId === id) done();
       });
+      const unsubscribeResync = service.bus.onResync(done);
       signal?.addEventListener('abort', done, { once: true });
     });
   }

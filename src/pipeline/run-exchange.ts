@@ -20,6 +20,7 @@ import type { Decision, Exchange, ExchangeOutcome, Identity, RecordedRequest, Re
 import type { ApprovalStage } from '../approvals/index.js';
 import type { ExchangeProgress, Recorder } from '../audit/index.js';
 import type { DecisionPolicy } from '../policy/index.js';
+import { isStoreUnreachable } from '../store/index.js';
 import { enforceDecision, withLimitObligations, type Admission, type Limiter } from '../policy/index.js';
 
 export interface PipelineStages {
@@ -205,5 +206,7 @@ function refusalOutcome(io: ExchangeIO, error: GatehouseError): ExchangeOutcome 
 
 export function toGatehouseError(error: unknown): GatehouseError {
   if (isGatehouseError(error)) return error;
+  // A store that is down is not a bug: the caller may retry, the operator checks /readyz.
+  if (isStoreUnreachable(error)) return new GatehouseError('store_unavailable', { detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error), cause: error });
   return new GatehouseError('internal_error', { detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error), cause: error });
 }

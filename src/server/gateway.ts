@@ -237,6 +237,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       audit: auditRoutes,
       agents: agentHub,
       settleRecords: () => recorder.drain(),
+      limitsReady: () => limitStore.ping(),
     });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {

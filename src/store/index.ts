@@ -1,3 +1,4 @@
 export { openStore, migrate, StoreError, type Store, type StoreConfig } from './open-store.js';
 export type { Database, ExchangeRow, ApiKeyRow, ReviewRow, ReviewVoteRow, AuditEventRow, AuditCheckpointRow } from './schema.js';
 export type { DialectName } from './migrations.js';
+export { isStoreUnreachable } from './store-unreachable.js';

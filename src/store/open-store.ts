@@ -86,6 +86,10 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
     pool.on('error', () => undefined); // idle client errors surface on the next query
+    // pg-pool listens for errors only on idle clients: one checked out (a query or a
+    // transaction running) whose connection drops emits 'error' with no listener, which
+    // would kill the process. The query it ran fails with the same error anyway.
+    pool.on('connect', (client) => client.on('error', () => undefined));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     dialect = 'postgres';
   }

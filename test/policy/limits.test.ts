@@ -121,6 +121,7 @@ describe('limits', () => {
       add: async () => undefined,
       acquire: async () => true,
       release: async () => undefined,
+      ping: async () => { throw new Error('ECONNREFUSED'); },
       close: async () => undefined,
     };
     const errors: unknown[] = [];

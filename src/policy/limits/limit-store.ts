@@ -28,6 +28,8 @@ export interface LimitStore {
   /** Takes one concurrency slot unless `max` are taken; a slot left by a dead process expires after `ttlMs`. */
   acquire(key: string, max: number, ttlMs: number): Promise<boolean>;
   release(key: string): Promise<void>;
+  /** Resolves when the store answers (readiness); rejects when it does not. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -75,6 +77,7 @@ export function createMemoryLimitStore(now: () => number = Date.now): LimitStore
       if (taken <= 0) slots.delete(key);
       else slots.set(key, taken);
     },
+    async ping() {},
     async close() {
       clearInterval(sweep);
     },

@@ -72,6 +72,9 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
     async release(key) {
       await redis.eval(releaseScript, 1, p + key);
     },
+    async ping() {
+      await redis.ping();
+    },
     async close() {
       await redis.quit().catch(() => redis.disconnect());
     },
