@@ -110,7 +110,7 @@ async function child(dist: string, total: number): Promise<void> {
     start = cpu();
     applier.applyPending();
     const apply = (cpu() - start) / total;
-    const indexer = auditModule.startSearchIndexer(path, { intervalMs: 3_600_000 });
+    const indexer = auditModule.startSearchIndexer(path, { intervalMs: 3_600_000, batch: Number(process.env.BENCH_AB_INDEX_BATCH) || undefined });
     start = cpu();
     while (indexer.runOnce() > 0);
     const index = (cpu() - start) / total;

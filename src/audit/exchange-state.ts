@@ -44,6 +44,27 @@ export function stateOf(row: Readonly<Record<string, unknown>>): Record<Recorded
   return state;
 }
 
+/**
+ * The row's values in `recordedColumns` order (undefined as null), for positional
+ * binding: written out, as a loop over the names made megamorphic keyed loads.
+ * audit-units tests hold it equal to recordedColumns.map().
+ */
+export function stateValues(row: Readonly<Record<string, unknown>>): unknown[] {
+  return [
+    row.id ?? null, row.session_id ?? null, row.protocol ?? null, row.connection ?? null, row.operation ?? null,
+    row.started_at ?? null, row.ended_at ?? null, row.complete ?? null, row.subject ?? null, row.identity_kind ?? null,
+    row.auth_method ?? null, row.credential_id ?? null, row.groups ?? null, row.client_address ?? null,
+    row.decision ?? null, row.rules ?? null, row.reason ?? null, row.policy_version ?? null, row.status ?? null,
+    row.error_code ?? null, row.error_detail ?? null, row.model ?? null, row.stream ?? null, row.method ?? null,
+    row.path ?? null, row.request_headers ?? null, row.request_body ?? null, row.request_truncated ?? null,
+    row.prompt_text ?? null, row.response_headers ?? null, row.response_body ?? null, row.response_truncated ?? null,
+    row.response_text ?? null, row.usage ?? null, row.bytes_in ?? null, row.bytes_out ?? null, row.ttfb_ms ?? null,
+    row.duration_ms ?? null, row.review_id ?? null, row.reexecution_of ?? null, row.chunk_timings ?? null,
+    row.raw_request ?? null, row.raw_response ?? null, row.obligations ?? null, row.masking_counts ?? null,
+    row.approval_via ?? null
+  ];
+}
+
 // Column names in canonical (UTF-16 code unit) order, each with its JSON key prefix.
 const canonicalColumns = [...recordedColumns].sort().map((column, i) => [column, `${i === 0 ? '{' : ','}${JSON.stringify(column)}:`] as const);
 

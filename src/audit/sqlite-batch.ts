@@ -10,7 +10,7 @@
 import SQLite from 'better-sqlite3';
 import type { AuditEvent } from './audit-event.js';
 import { chainEvents, type ChainHead, type ChainOptions, type EventInput } from './append-events.js';
-import { recordedColumns } from './exchange-state.js';
+import { recordedColumns, stateValues } from './exchange-state.js';
 import type { RecordWrite } from './group-commit.js';
 import { tuneSqliteConnection } from '../store/sqlite-connection.js';
 
@@ -24,7 +24,6 @@ export class SqliteBatch {
   readonly #insertCheckpoint: SQLite.Statement;
   readonly #moveHead: SQLite.Statement;
   readonly #transaction: SQLite.Transaction<(body: () => unknown) => unknown>;
-  readonly #rowValues: unknown[] = new Array<unknown>(recordedColumns.length).fill(null);
 
   constructor(path: string) {
     this.#db = new SQLite(path);
@@ -66,7 +65,7 @@ export class SqliteBatch {
     const inputs: EventInput[] = [];
     for (const write of writes) {
       const exchange = write.exchange;
-      if (exchange && 'insert' in exchange) this.#insertExchange.run(this.#values(exchange.insert));
+      if (exchange && 'insert' in exchange) this.#insertExchange.run(stateValues(exchange.insert));
       else if (exchange) this.#update(Object.keys(exchange.columns)).run({ ...exchange.columns, id: exchange.update });
       if (write.event) inputs.push(write.event);
     }
@@ -81,13 +80,6 @@ export class SqliteBatch {
 
   close(): void {
     this.#db.close();
-  }
-
-  /** The row's values in column order, reusing one array (run() binds them before it returns). */
-  #values(row: Readonly<Record<string, unknown>>): unknown[] {
-    const values = this.#rowValues;
-    for (let i = 0; i < recordedColumns.length; i++) values[i] = row[recordedColumns[i]!] ?? null;
-    return values;
   }
 
   #update(columns: readonly string[]): SQLite.Statement {
