@@ -63,10 +63,13 @@ export function chainEvents(head: ChainHead, inputs: readonly EventInput[], opti
     seq += 1;
     // Hashed and stored as the same canonical text.
     const details = input.canonicalDetails ?? canonicalJson(input.details ?? {});
-    const fields = { seq, id: newId('evt', now), at: now, writer: options.writer, kind: input.kind, actor: input.actor ?? null, target: input.target ?? null, prevHash };
-    const hash = eventHashOf(fields, details);
-    events.push({ ...fields, details: input.details ?? {}, hash });
-    rows.push({ seq, id: fields.id, at: now, writer: fields.writer, kind: fields.kind, actor: fields.actor, target: fields.target, details, prev_hash: prevHash, hash });
+    const id = newId('evt', now);
+    const actor = input.actor ?? null;
+    const target = input.target ?? null;
+    const hash = eventHashOf({ seq, id, at: now, writer: options.writer, kind: input.kind, actor, target, prevHash }, details);
+    // Literals, not a spread of the hashed fields: a spread makes a new hidden class per event.
+    events.push({ seq, id, at: now, writer: options.writer, kind: input.kind, actor, target, prevHash, details: input.details ?? {}, hash });
+    rows.push({ seq, id, at: now, writer: options.writer, kind: input.kind, actor, target, details, prev_hash: prevHash, hash });
     prevHash = hash;
   }
   let checkpointSeq = Number(head.checkpoint_seq);

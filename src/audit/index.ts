@@ -13,7 +13,7 @@ export { applyFilter } from './exchange-query.js';
 export { type AuditEvent, eventHash, genesisHash } from './audit-event.js';
 export { canonicalJson, sha256Hex } from './canonical-json.js';
 export { type EventInput } from './append-events.js';
-export { stateDigest, recordedColumns } from './exchange-state.js';
+export { canonicalState, stateDigest, stateValues, recordedColumns } from './exchange-state.js';
 export { timeline, type TimelineEntry } from './replay-timeline.js';
 export { createRawSealer, parseRawKey, RawContentError, type RawSealer } from './raw-content.js';
 export { Reexecutions } from './reexecutions.js';

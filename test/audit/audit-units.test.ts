@@ -3,7 +3,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, ChunkTimings, createRawSealer, eventHash, genesisHash, recordedColumns, sha256Hex, stateDigest } from '../../src/audit/index.js';
+import { canonicalJson, canonicalState, ChunkTimings, createRawSealer, eventHash, genesisHash, recordedColumns, sha256Hex, stateDigest, stateValues } from '../../src/audit/index.js';
 import { defaultState, type ExchangeState } from '../../src/audit/exchange-state.js';
 import { eventFor } from '../../src/audit/record-columns.js';
 
@@ -35,6 +35,17 @@ describe('canonical JSON', () => {
       for (const column of recordedColumns) canonicalRow[column] = row[column] === undefined ? null : row[column];
       assert.equal(stateDigest(row), sha256Hex(canonicalJson(canonicalRow)));
     }
+  });
+  test('the row literal the digest stringifies lists every column, in canonical order', () => {
+    const row = Object.fromEntries(recordedColumns.map((column) => [column, column]));
+    assert.deepEqual(Object.keys(canonicalState(row)!), [...recordedColumns].sort());
+    assert.deepEqual(Object.values(canonicalState(row)!), [...recordedColumns].sort());
+    assert.deepEqual(stateValues(row), [...recordedColumns]);
+    assert.deepEqual(stateValues({}), recordedColumns.map(() => null));
+    // A value the literal cannot write canonically (an object, a bigint, NaN) takes the generic form.
+    for (const odd of [{ b: 1, a: 2 }, 10n, Number.NaN]) assert.equal(canonicalState({ ...row, usage: odd }), undefined);
+    assert.equal(stateDigest({ ...row, usage: { b: 1, a: 2 } }), sha256Hex(canonicalJson({ ...row, usage: { a: 2, b: 1 } })));
+    assert.throws(() => stateDigest({ ...row, usage: Number.NaN }), /non-finite/);
   });
 });
 

@@ -54,7 +54,12 @@ interface Step {
 }
 
 const newline = 0x0a;
-const readSize = 4 * 1024 * 1024;
+/**
+ * Bytes read per transaction: a little more than maxOps lines of a plain chat exchange
+ * (about 1 KB each). The buffer is kept between reads: a fresh 4 MiB per transaction
+ * (as before) cost page faults and a copy of far more than was applied.
+ */
+const readSize = 1024 * 1024;
 /** Rows of exchanges opened and not yet finished kept for digests; past this, read back instead. */
 const maxRowsInMemory = 50_000;
 
@@ -71,6 +76,7 @@ export class JournalApplier {
   readonly #rows = new Map<string, ExchangeState>();
   /** The offset this applier last committed, per segment: another applier moving it makes #rows stale. */
   readonly #known = new Map<string, number>();
+  #readBuffer: Buffer | undefined;
 
   constructor(sqlitePath: string, options: JournalApplierOptions) {
     this.#dir = journalDirOf(sqlitePath);
@@ -142,7 +148,8 @@ export class JournalApplier {
   #readLines(fd: number, offset: number, size: number): { text: Buffer; complete: number; partial: number } {
     let length = Math.min(size - offset, readSize);
     if (length <= 0) return { text: Buffer.alloc(0), complete: 0, partial: 0 };
-    let text = Buffer.allocUnsafe(length);
+    this.#readBuffer ??= Buffer.allocUnsafe(readSize);
+    let text = this.#readBuffer.subarray(0, length);
     readSync(fd, text, 0, length, offset);
     let end = text.lastIndexOf(newline);
     if (end < 0 && length < size - offset) {
