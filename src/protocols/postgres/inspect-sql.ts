@@ -244,7 +244,12 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     case 'ExplainStmt': {
       // EXPLAIN ANALYZE runs its statement: it takes that statement's class.
       const analyze = ((node.options as Node[] | undefined) ?? []).some((o) => (o.DefElem as { defname?: string } | undefined)?.defname === 'analyze');
-      if (analyze && node.query) cls = describeStatement(node.query as Node, text).class;
+      if (analyze && node.query) {
+        const inner = describeStatement(node.query as Node, text);
+        cls = inner.class;
+        // Its answer is the plan, not rows; what the statement stores is stored all the same.
+        derived = inner.derived?.stores ? { stores: inner.derived.stores } : undefined;
+      }
       break;
     }
     case 'PrepareStmt':
