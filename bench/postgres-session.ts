@@ -184,7 +184,7 @@ async function runMode(mode: string, withSession: boolean): Promise<number> {
     if (withSession) {
       const upstream: UpstreamSession = { socket: upstreamSocket, source: new FrameSource(upstreamSocket, 1 << 20), parameterStatus: [], processId: 1, secretKey: 2, status: 'I', close: () => upstreamSocket.destroy() };
       const session = new PostgresSession(
-        { connection, stages: shared, identity: { subject: 'key:bench', kind: 'service', groups: ['bench'], method: 'api_key', credentialId: 'k1' }, sessionId: `ss_${i}`, clientAddress: '127.0.0.1', userAgent: undefined, cancelUpstream: async () => undefined },
+        { connection, stages: shared, identity: { subject: 'key:bench', kind: 'service', groups: ['bench'], method: 'api_key', credentialId: 'k1' }, sessionId: `ss_${i}`, clientAddress: '127.0.0.1', userAgent: undefined, cancelUpstream: async () => undefined, shadowedFunctions: new Set() },
         gatewayClient,
         new FrameSource(gatewayClient, 1 << 20),
         upstream,

@@ -22,7 +22,7 @@ import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
-import { inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
+import { forSession, inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run } from './session-state.js';
@@ -232,8 +232,10 @@ export class ClientMessages {
   }
 
   #onQueryNow(text: string, frame: Frame): Waiting {
-    const inspection = inspectSqlCached(text);
-    return inspection ? this.#query(inspection, text, frame) : inspectSql(text).then((parsed) => this.#query(parsed, text, frame));
+    const shadowed = this.#core.ctx.shadowedFunctions;
+    const cached = inspectSqlCached(text);
+    const inspection = cached ? forSession(cached, text, shadowed) : inspectSql(text).then((parsed) => forSession(parsed, text, shadowed));
+    return 'then' in inspection ? inspection.then((parsed) => this.#query(parsed, text, frame)) : this.#query(inspection, text, frame);
   }
 
   /**
@@ -338,7 +340,7 @@ export class ClientMessages {
     const gate = this.#encodingGate(text);
     if (gate instanceof GatehouseError) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.other'), undefined, requestOf('Parse', text, undefined), gate, false);
     if (gate) await gate;
-    const inspection = inspectSqlCached(text) ?? (await inspectSql(text));
+    const inspection = await forSession(inspectSqlCached(text) ?? (await inspectSql(text)), text, this.#core.ctx.shadowedFunctions);
     const request = requestOf('Parse', text, undefined);
     if (!inspection.ok) return this.#refuse(statementExchange(this.#decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
     // Decided at Parse, so a refused statement never reaches the database even as a

@@ -7,9 +7,10 @@
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
 //   carry no column names, so the rules cannot be applied);
-// - a statement that would keep a masked column's value under a name no rule covers
-//   (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT … SELECT, UPDATE … SET:
-//   derive-columns.ts) is refused: read back later, the value would leave unmasked;
+// - a statement that would keep a masked column's value under a name no rule covers,
+//   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
+//   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
+//   read back later, the value would leave unmasked;
 // - a decision with masking profiles to apply (obligations.mask) is refused: rows are
 //   masked by column, not by entity detection.
 

@@ -14,8 +14,13 @@
 // - UNION/INTERSECT/EXCEPT combine branches by position; when a `*` makes that
 //   impossible, every result column may carry anything (`any`);
 // - values kept under another name (a view, CREATE TABLE AS, SELECT INTO, a cursor,
-//   INSERT … SELECT, UPDATE … SET) are `stores`: decide-statement.ts refuses those that
-//   would keep a masked column's value under a name masking does not cover.
+//   INSERT … SELECT/VALUES, UPDATE … SET, INSERT … ON CONFLICT DO UPDATE, MERGE, a
+//   data-modifying CTE, a rule's actions, a generated column or ALTER COLUMN … USING,
+//   RENAME COLUMN) are `stores`: decide-statement.ts refuses those that would keep a
+//   masked column's value under a name masking does not cover. Values stored by position
+//   (INSERT without a column list, a column list over a `*`) go to names the gateway does
+//   not know; a `*` over a table stored so may carry any column (`wholeRow`), except
+//   `INSERT INTO t SELECT * FROM t` (each column into itself).
 // Literal values never matter here (a shape's facts hold for every text of it).
 
 import { functionRisks } from './function-calls.js';
@@ -78,7 +83,7 @@ export function deriveColumns(kind: string, node: Node): Derivation | undefined 
     // A tree this code does not expect: every column may carry anything (fail closed).
     const unknown: StoredColumn = { target: undefined, name: undefined, sources: [], wholeRow: true };
     if (kind === 'SelectStmt' && !node.intoClause) return { any: true };
-    return kind === 'InsertStmt' || kind === 'UpdateStmt' || kind === 'DeleteStmt' ? { any: true, stores: [unknown] } : { stores: [unknown] };
+    return kind === 'InsertStmt' || kind === 'UpdateStmt' || kind === 'DeleteStmt' || kind === 'MergeStmt' ? { any: true, stores: [unknown] } : { stores: [unknown] };
   }
 }
 
@@ -87,7 +92,7 @@ function derive(kind: string, node: Node): Derivation | undefined {
   let entries: readonly Entry[] | undefined;
   switch (kind) {
     case 'SelectStmt': {
-      entries = selectEntries(node, undefined, new Map());
+      entries = selectEntries(node, undefined, new Map(), stores);
       const into = node.intoClause as Node | undefined;
       if (into) {
         store(stores, entries, names(into.colNames), `table ${relName(into.rel)}`, false);
@@ -98,7 +103,28 @@ function derive(kind: string, node: Node): Derivation | undefined {
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
+    case 'MergeStmt':
       entries = dmlEntries(kind, node, undefined, new Map(), stores);
+      break;
+    case 'RuleStmt':
+      // Its actions run later, on every matching statement (NEW.email is a column's value).
+      for (const action of (node.actions as Node[] | undefined) ?? []) {
+        const [akind, anode] = Object.entries(action)[0] as [string, Node];
+        stores.push(...(derive(akind, anode)?.stores ?? []));
+      }
+      break;
+    case 'RenameStmt':
+      // The column's values from now on are read under the new name.
+      if (node.renameType === 'OBJECT_COLUMN' && typeof node.subname === 'string' && typeof node.newname === 'string') {
+        const what = node.relationType === 'OBJECT_VIEW' ? 'view' : node.relationType === 'OBJECT_MATVIEW' ? 'materialized view' : 'table';
+        stores.push({ target: `column "${node.newname}" of ${what} ${relName(node.relation)}`, name: node.newname, sources: [node.subname], wholeRow: false });
+      }
+      break;
+    case 'CreateStmt':
+      for (const elt of (node.tableElts as Node[] | undefined) ?? []) if (elt.ColumnDef) generated(elt.ColumnDef as Node, `table ${relName(node.relation)}`, stores);
+      break;
+    case 'AlterTableStmt':
+      for (const c of (node.cmds as Node[] | undefined) ?? []) alterColumn(c.AlterTableCmd as Node | undefined, `table ${relName(node.relation)}`, stores);
       break;
     case 'ViewStmt':
       store(stores, selectEntries((node.query as Node).SelectStmt as Node ?? {}, undefined, new Map()), names(node.aliases), `view ${relName(node.view)}`, false);
@@ -137,35 +163,49 @@ function resultsOf(entries: readonly Entry[]): { results?: DerivedColumn[]; any?
 
 /** Values written under names: `names` positional (undefined: the entries' own names). */
 function store(out: StoredColumn[], entries: readonly Entry[], columns: string[] | undefined, what: string, plainMoves: boolean): void {
+  // After a `*` over a table (width unknown) the position, and so the name, of a value is unknown.
+  let shifted = false;
   entries.forEach((e, i) => {
-    if ('star' in e) return; // a table's columns under their own names (INSERT … SELECT *: not traced)
+    if ('star' in e) {
+      // A table's columns keep their own names, unless stored by position (any of them may be masked).
+      if (plainMoves || (columns !== undefined && (shifted || i < columns.length))) out.push({ target: `${what} by position (from a *)`, name: undefined, sources: [], wholeRow: true });
+      shifted = true;
+      return;
+    }
     if ('any' in e) return void out.push({ target: what, name: undefined, sources: [], wholeRow: true });
-    const name = columns ? columns[i] : plainMoves ? undefined : e.name;
+    const name = columns ? (shifted ? undefined : columns[i]) : plainMoves ? undefined : e.name;
     // Under its own name a plain column is masked as before; elsewhere its values move.
-    if (e.plain && !plainMoves && (columns === undefined || columns[i] === e.name)) return;
+    if (e.plain && !plainMoves && name === e.name) return;
     if (!e.wholeRow && [...e.sources].every((s) => s === name)) return; // nothing, or a column into itself
     out.push({ target: name === undefined ? what : `column "${name}" of ${what}`, name, sources: [...e.sources], wholeRow: e.wholeRow });
   });
 }
 
 function dmlEntries(kind: string, node: Node, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>, stores: StoredColumn[]): readonly Entry[] {
-  const withCtes = withClause(node.withClause as Node | undefined, outer, ctes);
+  const withCtes = withClause(node.withClause as Node | undefined, outer, ctes, stores);
   const scope = newScope(outer, withCtes);
   const relation = node.relation as Node | undefined;
   if (relation) addFromItem({ RangeVar: relation }, scope);
   for (const item of (kind === 'DeleteStmt' ? node.usingClause : node.fromClause) as Node[] | undefined ?? []) addFromItem(item, scope);
+  if (kind === 'MergeStmt' && node.sourceRelation) addFromItem(node.sourceRelation as Node, scope);
   const target = `table ${relName(relation)}`;
   if (kind === 'InsertStmt' && node.selectStmt) {
-    const source = selectEntries((node.selectStmt as Node).SelectStmt as Node, outer, withCtes);
+    const select = (node.selectStmt as Node).SelectStmt as Node;
     const cols = ((node.cols as Node[] | undefined) ?? []).map((c) => String((c.ResTarget as Node | undefined)?.name));
-    store(stores, source, cols.length > 0 ? cols : undefined, target, true);
+    if (cols.length > 0 || !copiesItself(select, relation)) store(stores, selectEntries(select, outer, withCtes), cols.length > 0 ? cols : undefined, target, true);
   }
-  if (kind === 'UpdateStmt') {
-    for (const t of (node.targetList as Node[] | undefined) ?? []) {
-      const rt = t.ResTarget as Node;
-      const flow = exprFlow(rt.val, scope);
-      const name = String(rt.name);
-      if (flow.sources.size > 0 || flow.wholeRow) store(stores, [{ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: false }], [name], target, true);
+  if (kind === 'UpdateStmt') assignments(node.targetList, scope, target, stores);
+  // INSERT … ON CONFLICT DO UPDATE SET (EXCLUDED.x is the value that was to be inserted into x).
+  if (kind === 'InsertStmt') assignments((node.onConflictClause as Node | undefined)?.targetList, scope, target, stores);
+  if (kind === 'MergeStmt') {
+    for (const w of (node.mergeWhenClauses as Node[] | undefined) ?? []) {
+      const when = w.MergeWhenClause as Node;
+      if (when.commandType === 'CMD_UPDATE') assignments(when.targetList, scope, target, stores);
+      if (when.commandType === 'CMD_INSERT') {
+        const cols = ((when.targetList as Node[] | undefined) ?? []).map((c) => String((c.ResTarget as Node | undefined)?.name));
+        const values = ((when.values as Node[] | undefined) ?? []).map((v, i): Col => ({ name: `column${i + 1}`, ...exprFlow(v, scope), plain: false }));
+        store(stores, values, cols.length > 0 ? cols : undefined, target, true);
+      }
     }
   }
   // RETURNING: `returningList` up to PostgreSQL 17's grammar, `returningClause.exprs` since.
@@ -173,11 +213,56 @@ function dmlEntries(kind: string, node: Node, outer: Scope | undefined, ctes: Re
   return targetEntries(returning ?? [], scope);
 }
 
+/** `SET name = expr, …`: each value under its column's name. */
+function assignments(targetList: unknown, scope: Scope, target: string, stores: StoredColumn[]): void {
+  for (const t of (targetList as Node[] | undefined) ?? []) {
+    const rt = t.ResTarget as Node;
+    const flow = exprFlow(rt.val, scope);
+    const name = String(rt.name);
+    if (flow.sources.size > 0 || flow.wholeRow) store(stores, [{ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: false }], [name], target, true);
+  }
+}
+
+/** `INSERT INTO t SELECT * FROM t` (no column list): each column into itself. */
+function copiesItself(select: Node, relation: Node | undefined): boolean {
+  const targets = (select.targetList as Node[] | undefined) ?? [];
+  const from = (select.fromClause as Node[] | undefined) ?? [];
+  const source = from[0]?.RangeVar as Node | undefined;
+  if (select.withClause || select.valuesLists || (select.op !== undefined && select.op !== 'SETOP_NONE') || targets.length !== 1 || from.length !== 1 || !source || !relation) return false;
+  const fields = (((targets[0]!.ResTarget as Node).val as Node).ColumnRef as Node | undefined)?.fields as Node[] | undefined;
+  if (!fields || !('A_Star' in fields[fields.length - 1]!)) return false;
+  if (fields.length === 2 && sval(fields[0]) !== String((source.alias as Node | undefined)?.aliasname ?? source.relname)) return false;
+  return fields.length <= 2 && source.relname === relation.relname && source.schemaname === relation.schemaname;
+}
+
+/** A generated column's expression reads the row's other columns, and is stored under its own name. */
+function generated(def: Node, what: string, stores: StoredColumn[]): void {
+  for (const c of (def.constraints as Node[] | undefined) ?? []) {
+    const constraint = c.Constraint as Node | undefined;
+    if (constraint?.contype === 'CONSTR_GENERATED') storeExpr(constraint.raw_expr, String(def.colname), what, stores);
+  }
+}
+
+/** ALTER TABLE: ADD COLUMN … GENERATED, ALTER COLUMN … SET EXPRESSION, ALTER COLUMN … TYPE … USING. */
+function alterColumn(cmd: Node | undefined, what: string, stores: StoredColumn[]): void {
+  const def = cmd?.def as Node | undefined;
+  if (!cmd || !def) return;
+  if (cmd.subtype === 'AT_AddColumn' && def.ColumnDef) generated(def.ColumnDef as Node, what, stores);
+  if (cmd.subtype === 'AT_SetExpression') storeExpr(def, String(cmd.name), what, stores);
+  if (cmd.subtype === 'AT_AlterColumnType' && (def.ColumnDef as Node | undefined)?.raw_default) storeExpr((def.ColumnDef as Node).raw_default, String(cmd.name), what, stores);
+}
+
+function storeExpr(expr: unknown, name: string, what: string, stores: StoredColumn[]): void {
+  const flow = exprFlow(expr, newScope(undefined, new Map()));
+  if (flow.sources.size > 0 || flow.wholeRow) store(stores, [{ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: false }], [name], what, true);
+}
+
 function newScope(parent: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>): Scope {
   return { items: new Map(), order: [], parent, ctes };
 }
 
-function withClause(clause: Node | undefined, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>): ReadonlyMap<string, readonly Entry[]> {
+/** `stores`: where a data-modifying CTE's stored values go (PostgreSQL allows those only at the top level). */
+function withClause(clause: Node | undefined, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>, stores: StoredColumn[] = []): ReadonlyMap<string, readonly Entry[]> {
   const list = (clause?.ctes as Node[] | undefined) ?? [];
   if (list.length === 0) return ctes;
   const all = new Map(ctes);
@@ -185,14 +270,14 @@ function withClause(clause: Node | undefined, outer: Scope | undefined, ctes: Re
     const cte = c.CommonTableExpr as Node;
     const query = cte.ctequery as Node;
     const [qkind, qnode] = Object.entries(query)[0] as [string, Node];
-    const entries = qkind === 'SelectStmt' ? selectEntries(qnode, outer, all) : dmlEntries(qkind, qnode, outer, all, []);
+    const entries = qkind === 'SelectStmt' ? selectEntries(qnode, outer, all) : dmlEntries(qkind, qnode, outer, all, stores);
     all.set(String(cte.ctename), rename(entries, names(cte.aliascolnames)));
   }
   return all;
 }
 
-function selectEntries(sel: Node, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>): readonly Entry[] {
-  const withCtes = withClause(sel.withClause as Node | undefined, outer, ctes);
+function selectEntries(sel: Node, outer: Scope | undefined, ctes: ReadonlyMap<string, readonly Entry[]>, stores?: StoredColumn[]): readonly Entry[] {
+  const withCtes = withClause(sel.withClause as Node | undefined, outer, ctes, stores);
   if (sel.op !== undefined && sel.op !== 'SETOP_NONE') {
     return combine(selectEntries(sel.larg as Node, outer, withCtes), selectEntries(sel.rarg as Node, outer, withCtes));
   }

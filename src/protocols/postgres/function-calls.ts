@@ -6,9 +6,9 @@
 // - `remote-server`: dblink, which runs SQL text on another server (or this one);
 // - `server-file`: reads or writes files on the database server (pg_read_file, lo_import …);
 // - `user-function`: any function that is not a PostgreSQL built-in (by name, or not in
-//   pg_catalog): its body may read or write any table. Names only: an overload of a
-//   built-in's name in another schema, picked by argument types or search_path, is not
-//   seen (docs/postgres.md says so).
+//   pg_catalog): its body may read or write any table; so is an unqualified call of a
+//   built-in's name that the session's database shadows (function-catalog.ts: an
+//   overload elsewhere may be the one picked), while describing under `withShadowed`.
 
 import { builtinFunctionNames } from './builtin-functions.js';
 
@@ -29,6 +29,26 @@ const serverFile = new Set([
   'pg_file_write', 'pg_file_rename', 'pg_file_unlink', 'pg_file_sync', 'pg_logdir_ls',
 ]);
 
+// Built-in names the database shadows, for the describe running now. Set only around a
+// synchronous describe (withShadowed), so the shared cache never holds a session's view.
+let shadowed: ReadonlySet<string> | undefined;
+
+/** Runs `describe` with unqualified calls of `names` taken as user-defined functions. */
+export function withShadowed<T>(names: ReadonlySet<string>, describe: () => T): T {
+  const before = shadowed;
+  shadowed = names;
+  try {
+    return describe();
+  } finally {
+    shadowed = before;
+  }
+}
+
+/** An unqualified call of this name is taken as the built-in (recorded as a fact, `calls`). */
+export function callsBuiltin(names: readonly string[]): boolean {
+  return names.length === 1 && builtinFunctionNames.has(names[0]!);
+}
+
 /** Risky shapes of a call to the function named `names` (as written: [schema,] name). */
 export function functionRisks(names: readonly string[]): readonly string[] {
   const name = names[names.length - 1] ?? '';
@@ -36,7 +56,7 @@ export function functionRisks(names: readonly string[]): readonly string[] {
   if (sqlInText.has(name)) return sqlInTextRisks;
   if (name.startsWith('dblink')) return remoteRisks;
   if (serverFile.has(name)) return serverFileRisks;
-  const builtin = schema === undefined || schema === 'pg_catalog' ? builtinFunctionNames.has(name) : schema === 'information_schema';
+  const builtin = schema === undefined ? builtinFunctionNames.has(name) && !shadowed?.has(name) : schema === 'pg_catalog' ? builtinFunctionNames.has(name) : schema === 'information_schema';
   return builtin ? none : userRisks;
 }
 

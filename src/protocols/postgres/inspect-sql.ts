@@ -10,10 +10,14 @@
 //   client_encoding); otherwise, and when the lexer is unsure, by exact text. A statement
 //   whose only fault is a literal's value (FLOAT(0), a bad E'' escape is refused by the
 //   lexer) may then be sent on, with the facts of its shape, for the database to reject.
+// - a session whose database shadows built-in names (function-catalog.ts) sees a text
+//   that calls one described again, uncached, with those calls as user-defined
+//   functions (forSession); a statement defining such a name adds it for the session.
 
 import { parse } from 'libpg-query';
 import { deriveColumns, type Derivation } from './derive-columns.js';
-import { functionRisks } from './function-calls.js';
+import { builtinFunctionNames } from './builtin-functions.js';
+import { callsBuiltin, functionRisks, withShadowed } from './function-calls.js';
 import { parseOffThread } from './parse-thread.js';
 import { sqlShape } from './sql-shape.js';
 
@@ -36,6 +40,10 @@ export interface StatementFacts {
   readonly deallocates?: string;
   /** Result columns (and stored values) derived from other columns, for column masking. */
   readonly derived?: Derivation;
+  /** Built-in names it calls unqualified (a function of the same name elsewhere may be the one run). */
+  readonly calls?: readonly string[];
+  /** Built-in names it gives a function of its own (CREATE FUNCTION lower(int), ALTER FUNCTION … RENAME TO lower). */
+  readonly defines?: readonly string[];
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -135,7 +143,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -179,8 +187,25 @@ async function inspectUncached(text: string): Promise<SqlInspection> {
 // Statement kinds whose facts read a literal's value: SET client_encoding = '…'.
 const literalDependent = new Set(['VariableSetStmt']);
 
-/** Parses and describes on the calling thread (parse-worker.ts calls it for long texts). */
-export async function parseAndDescribe(text: string): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
+/**
+ * The inspection as it holds in a session whose database shadows the built-in names in
+ * `shadowed` (function-catalog.ts): names its statements define join `shadowed` first
+ * (for the rest of the session, and for the statements beside them), and a text that
+ * calls one is described again, uncached, with those calls as user-defined functions.
+ * `inspection` itself when nothing changes (every statement of the common case).
+ */
+export function forSession(inspection: SqlInspection, text: string, shadowed: Set<string>): SqlInspection | Promise<SqlInspection> {
+  if (!inspection.ok) return inspection;
+  const statements = inspection.statements;
+  for (let i = 0; i < statements.length; i++) for (const name of statements[i]!.defines ?? []) shadowed.add(name);
+  if (shadowed.size === 0) return inspection;
+  const calls = statements.some((f) => f.calls !== undefined && f.calls.some((name) => shadowed.has(name)));
+  if (!calls) return inspection;
+  return parseAndDescribe(text, new Set(shadowed)).then((r) => r.inspection);
+}
+
+/** Parses and describes on the calling thread (parse-worker.ts calls it for long texts); `shadowed`: forSession. */
+export async function parseAndDescribe(text: string, shadowed?: ReadonlySet<string>): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
   if (isBlank(text)) return { inspection: { ok: true, statements: [] }, readsLiterals: false };
   let tree: { stmts?: { stmt: Node; stmt_location?: number; stmt_len?: number }[] };
   try {
@@ -192,12 +217,13 @@ export async function parseAndDescribe(text: string): Promise<{ inspection: SqlI
   }
   const bytes = Buffer.from(text, 'utf8');
   let readsLiterals = false;
-  const statements = (tree.stmts ?? []).map((s) => {
+  const describeAll = () => (tree.stmts ?? []).map((s) => {
     const start = s.stmt_location ?? 0;
     const end = s.stmt_len === undefined || s.stmt_len === 0 ? bytes.length : start + s.stmt_len;
     if (literalDependent.has(Object.keys(s.stmt)[0]!)) readsLiterals = true;
     return describeStatement(s.stmt, bytes.subarray(start, end).toString('utf8').trim());
   });
+  const statements = shadowed ? withShadowed(shadowed, describeAll) : describeAll();
   return { inspection: { ok: true, statements }, readsLiterals };
 }
 
@@ -210,7 +236,9 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   const [kind, node] = Object.entries(stmt)[0] as [string, Node];
   const tables = new Set<string>();
   const riskySet = new Set<string>();
-  const executes = collectTables(stmt, tables, riskySet);
+  const calls = new Set<string>();
+  const executes = collectTables(stmt, tables, riskySet, calls);
+  const defines = definedName(kind, node);
   const risky: string[] = [];
   let cls = statementClasses[kind] ?? classifyByName(kind);
   let copyOut = false;
@@ -244,7 +272,12 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     case 'ExplainStmt': {
       // EXPLAIN ANALYZE runs its statement: it takes that statement's class.
       const analyze = ((node.options as Node[] | undefined) ?? []).some((o) => (o.DefElem as { defname?: string } | undefined)?.defname === 'analyze');
-      if (analyze && node.query) cls = describeStatement(node.query as Node, text).class;
+      if (analyze && node.query) {
+        const inner = describeStatement(node.query as Node, text);
+        cls = inner.class;
+        // Its answer is the plan, not rows; what the statement stores is stored all the same.
+        derived = inner.derived?.stores ? { stores: inner.derived.stores } : undefined;
+      }
       break;
     }
     case 'PrepareStmt':
@@ -278,6 +311,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     case 'CreateTrigStmt':
     case 'CreateEventTrigStmt':
       for (const r of functionRisks(stringList(node.funcname))) riskySet.add(r);
+      if (callsBuiltin(stringList(node.funcname))) calls.add(stringList(node.funcname)[0]!);
       break;
     case 'VariableSetStmt': {
       // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
@@ -301,7 +335,22 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(executes !== undefined ? { executes } : {}),
     ...(deallocates !== undefined ? { deallocates } : {}),
     ...(derived !== undefined ? { derived } : {}),
+    ...(calls.size > 0 ? { calls: [...calls] } : {}),
+    ...(defines !== undefined ? { defines: [defines] } : {}),
   };
+}
+
+// Function-like objects, whose calls are written like a function's.
+const routineObjects = new Set(['OBJECT_FUNCTION', 'OBJECT_PROCEDURE', 'OBJECT_ROUTINE', 'OBJECT_AGGREGATE']);
+
+/** The built-in name a statement gives a function of its own (created, renamed, or moved into another schema). */
+function definedName(kind: string, node: Node): string | undefined {
+  let name: string | undefined;
+  if (kind === 'CreateFunctionStmt') name = stringList(node.funcname).at(-1);
+  else if (kind === 'DefineStmt' && node.kind === 'OBJECT_AGGREGATE') name = stringList(node.defnames).at(-1);
+  else if (kind === 'RenameStmt' && routineObjects.has(String(node.renameType)) && typeof node.newname === 'string') name = node.newname;
+  else if (kind === 'AlterObjectSchemaStmt' && routineObjects.has(String(node.objectType))) name = stringList(((node.object as Node | undefined)?.ObjectWithArgs as Node | undefined)?.objname).at(-1);
+  return name !== undefined && builtinFunctionNames.has(name) ? name : undefined;
 }
 
 function classifyByName(kind: string): string {
@@ -315,7 +364,7 @@ function classifyByName(kind: string): string {
 // thousands of tree levels deep, and a table below a cap would escape table rules.
 // Returns the name of the prepared statement an EXECUTE in the tree runs, if any. Each
 // function call adds its risky shapes (function-calls.ts) to `risky`.
-function collectTables(root: unknown, out: Set<string>, risky: Set<string>): string | undefined {
+function collectTables(root: unknown, out: Set<string>, risky: Set<string>, calls: Set<string>): string | undefined {
   let executes: string | undefined;
   const stack: unknown[] = [root];
   while (stack.length > 0) {
@@ -326,7 +375,11 @@ function collectTables(root: unknown, out: Set<string>, risky: Set<string>): str
     const rangeVar = node as { schemaname?: unknown; relname?: unknown; ExecuteStmt?: { name?: unknown }; FuncCall?: { funcname?: unknown } };
     if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
     if (typeof rangeVar.ExecuteStmt?.name === 'string') executes ??= rangeVar.ExecuteStmt.name;
-    if (rangeVar.FuncCall) for (const r of functionRisks(stringList(rangeVar.FuncCall.funcname))) risky.add(r);
+    if (rangeVar.FuncCall) {
+      const name = stringList(rangeVar.FuncCall.funcname);
+      for (const r of functionRisks(name)) risky.add(r);
+      if (callsBuiltin(name)) calls.add(name[0]!);
+    }
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
   }
   return executes;

@@ -27,6 +27,7 @@ import { errorResponseFor } from './errors.js';
 import { FrameSource } from './frame-source.js';
 import { createCancelLimiter } from './cancel-limiter.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
+import { shadowedBuiltins } from './function-catalog.js';
 import { PostgresSession } from './session.js';
 import { negotiateStartup } from './startup.js';
 import { userMatchesIdentity } from './user-rule.js';
@@ -169,6 +170,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       upstream = await connectUpstream(connection.target, upstreamParams);
       // And what the database says it uses is checked, as later in the session.
       for (const status of upstream.parameterStatus) checkClientEncoding(status.subarray(5));
+      // Before the client gets control: which built-in names the database's own functions shadow.
+      const target = connection.target;
+      const shadowedFunctions = new Set(await shadowedBuiltins(upstream, `${connection.name}\u0000${target.host}:${target.port}\u0000${target.database}\u0000${target.user}`));
       await stages.recorder.open({ ...exchange, operation: 'sql.session' }, decision, { method: 'Startup', path: '', headers: { user, database }, body: undefined, truncated: false });
       exchange = { ...exchange, operation: 'sql.session' };
       loginDone();
@@ -190,6 +194,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           clientAddress: raw.remoteAddress,
           userAgent: params.get('application_name'),
           cancelUpstream: () => cancelUpstream(connection.target, up.processId, up.secretKey, up.socket),
+          shadowedFunctions,
         },
         client,
         source,

@@ -32,6 +32,12 @@ export interface SessionContext {
   readonly clientAddress: string | undefined;
   readonly userAgent: string | undefined;
   readonly cancelUpstream: () => Promise<void>;
+  /**
+   * Built-in function names a function outside pg_catalog shares on the database (read
+   * at login, function-catalog.ts), and those the session gives its own functions: an
+   * unqualified call of one is a user-defined function's (inspect-sql.ts forSession).
+   */
+  readonly shadowedFunctions: Set<string>;
 }
 
 export class PostgresSession {

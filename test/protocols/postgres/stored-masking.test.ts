@@ -1,0 +1,92 @@
+// Security regression: a masked column's values could be copied under a name no masking
+// rule covers, and read back unmasked later, by statements the derivation did not trace:
+// `INSERT INTO t SELECT * FROM users` (a `*` stored by position), `CREATE TABLE t (a, b)
+// AS SELECT * …`, INSERT … ON CONFLICT DO UPDATE SET, MERGE, a data-modifying CTE,
+// EXPLAIN ANALYZE INSERT, a rule's actions, a generated column, ALTER COLUMN … USING and
+// RENAME COLUMN. They are now refused like `INSERT INTO archive(contact) SELECT email`;
+// statements that store under a covered name still run. COPY out is refused on such a
+// connection (its rows carry no column names).
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+
+const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial']]) } });
+const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
+
+describe('PostgreSQL proxy: masked values stored under another name are refused', { skip }, () => {
+  const proxy = proxyOrSkip as TestProxy;
+  let direct: pg.Client;
+  let c: pg.Client;
+
+  before(async () => {
+    direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    await direct.query(`create table users (id int primary key, name text, email text, ssn text);
+      insert into users values (1, 'Ann', 'ann@example.com', '078-05-1120'), (2, 'Bob', 'bob@example.com', '219-09-9999');
+      create table archive (id int primary key, contact text, note text);
+      create table copy_of_users (id int, a text, b text, c text)`);
+    c = new pg.Client(proxy.clientConfig());
+    await c.connect();
+  });
+  after(async () => {
+    await c.end();
+    await direct.end();
+    await proxy.close();
+  });
+
+  const refused = (target: string, rule = 'email') => ({ code: '0A000', message: `The statement would keep values of masked column "${rule}" (masking.columns) as ${target}, where they could later be read unmasked; it was not run.` });
+  const leaked = async () => JSON.stringify((await direct.query('select * from archive union all select id, a, b from copy_of_users')).rows);
+
+  test('a * stored by position, VALUES and an unlisted INSERT … SELECT are refused', async () => {
+    await assert.rejects(c.query('insert into copy_of_users select * from users'), refused('table copy_of_users by position (from a *)'));
+    await assert.rejects(c.query('insert into copy_of_users select u.* from users u where id = $1', [1]), refused('table copy_of_users by position (from a *)'));
+    await assert.rejects(c.query('insert into copy_of_users (id, a, b, c) select * from users'), refused('table copy_of_users by position (from a *)'));
+    await assert.rejects(c.query('insert into copy_of_users select id, email from users'), refused('table copy_of_users'));
+    await assert.rejects(c.query('insert into copy_of_users (id, a) select id, email from users'), refused('column "a" of table copy_of_users'));
+    await assert.rejects(c.query('insert into archive values (1, (select email from users where id = 1))'), refused('table archive'));
+    await assert.rejects(c.query('create table t2 (x, y, z) as select * from users'), refused('table t2 by position (from a *)'));
+    await assert.rejects(c.query('create view v2 (x) as select * from users'), refused('view v2 by position (from a *)'));
+    assert.equal(await leaked(), '[]');
+  });
+
+  test('upserts, MERGE, data-modifying CTEs and EXPLAIN ANALYZE are refused', async () => {
+    await assert.rejects(c.query("insert into archive (id, contact) values (1, 'x') on conflict (id) do update set note = (select email from users where id = 1)"), refused('column "note" of table archive'));
+    await assert.rejects(c.query('merge into archive a using users u on a.id = u.id when matched then update set contact = u.email'), refused('column "contact" of table archive'));
+    await assert.rejects(c.query('merge into archive a using users u on a.id = u.id when not matched then insert values (u.id, u.email)'), refused('table archive'));
+    await assert.rejects(c.query('with w as (insert into archive (id, contact) select id, email from users returning id) select count(*) from w'), refused('column "contact" of table archive'));
+    await assert.rejects(c.query('explain analyze insert into archive (id, contact) select id, ssn from users'), refused('column "contact" of table archive', 'ssn'));
+    assert.equal(await leaked(), '[]');
+  });
+
+  test('rules, generated columns, ALTER COLUMN … USING and RENAME COLUMN are refused', async () => {
+    await assert.rejects(c.query('create rule keep as on update to users do also insert into archive (id, contact) values (new.id, new.email)'), refused('column "contact" of table archive'));
+    await assert.rejects(c.query('alter table users add column e2 text generated always as (lower(email)) stored'), refused('column "e2" of table users'));
+    await assert.rejects(c.query('create table t3 (email text, e2 text generated always as (email) stored)'), refused('column "e2" of table t3'));
+    await assert.rejects(c.query('alter table users alter column name type text using email'), refused('column "name" of table users'));
+    await assert.rejects(c.query('alter table users rename column email to contact'), refused('column "contact" of table users'));
+    assert.deepEqual((await direct.query("select name from users where id = 1")).rows, [{ name: 'Ann' }]);
+    assert.equal((await direct.query("select count(*) as n from information_schema.columns where table_name = 'users' and column_name = 'email'")).rows[0].n, '1');
+  });
+
+  test('storing under a covered name, or values that are not masked, still runs', async () => {
+    await c.query('insert into users select * from users where false');
+    await c.query("insert into users (id, email) values (3, 'c@example.com') on conflict (id) do update set email = excluded.email");
+    await c.query('merge into users t using (select 4 as id, name, email from users where id = 1) s on t.id = s.id when not matched then insert (id, email) values (s.id, s.email)');
+    await c.query('insert into copy_of_users (id, a) select id, name from users');
+    await c.query('alter table users rename column name to full_name');
+    assert.deepEqual((await c.query('select id, email from users where id in (3, 4) order by id')).rows, [{ id: 3, email: '[EMAIL]' }, { id: 4, email: '[EMAIL]' }]);
+  });
+
+  test('COPY out of a masked table or query is refused; COPY to a server file or from a program carries copy-server-file', async () => {
+    const copyRefused = { code: '0A000', message: /COPY … TO STDOUT is refused on a connection with column masking rules/ };
+    await assert.rejects(c.query('copy (select email from users) to stdout'), copyRefused);
+    await assert.rejects(c.query('copy users to stdout'), copyRefused);
+    await assert.rejects(c.query('copy (select lower(email) as x from users) to stdout with (format csv)'), copyRefused);
+    await assert.rejects(c.query("copy users to '/tmp/gatehouse-users.csv'"), copyRefused);
+    const risky = (sql: string) => proxy.observed.filter((o) => o.exchange.facts.text === sql).map((o) => o.exchange.facts.sql?.risky);
+    await c.query("copy archive from program 'true'").catch(() => undefined);
+    assert.deepEqual(risky("copy archive from program 'true'"), [['copy-server-file']]);
+    assert.deepEqual(risky("copy users to '/tmp/gatehouse-users.csv'"), [['copy-server-file']]);
+  });
+});
