@@ -10,6 +10,7 @@
 //
 // Options: --dist DIR (repeatable; default dist; 'DIR::SQL' runs SQL on the store
 // before recording, for schema experiments), --rounds N (5), --exchanges N (20000).
+// BENCH_AB_INDEX_BATCH: rows per indexing transaction (the indexer's default, 200).
 // Every child checks its store ends with N complete rows and a verified chain.
 
 import { execFileSync } from 'node:child_process';
