@@ -10,6 +10,8 @@ import { promisify } from 'node:util';
 
 export const gatehouseBin = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const execFileAsync = promisify(execFile);
+/** Generous: a loaded 2-core machine has taken over 15 s to start a gateway. */
+const startTimeoutMs = 30_000;
 
 export interface GatewayProcess {
   readonly url: string;
@@ -38,7 +40,12 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   const started = await new Promise<{ url: string; adminUrl: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start in 15 s:\n${stderr}\n${stdout}`)), 15_000);
+    // A gateway that missed the window is killed: left running, it kept the test file's
+    // process alive and held its ports until someone found its pid.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gateway did not start in ${startTimeoutMs / 1000} s:\n${stderr}\n${stdout}`));
+    }, startTimeoutMs);
     child.stderr!.on('data', (d: Buffer) => {
       stderr += d.toString();
       const match = /data plane (\S+), admin (\S+)/.exec(stderr);
