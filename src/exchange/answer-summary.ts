@@ -1,5 +1,7 @@
 // The text and token usage of a complete (non-streamed) OpenAI-style JSON answer: chat
-// completions, completions and responses shapes. Pure, so it runs wherever the answer
+// completions, completions and responses shapes. The text is the answer's text and
+// refusals, then its tool calls as `name(arguments)`, so a search finds what a model
+// asked a tool to do. Pure, so it runs wherever the answer
 // is read: on the relaying thread when a token limit needs the usage at once, otherwise
 // where the record is applied (the record journal's worker), off the relaying thread.
 
@@ -25,23 +27,58 @@ export function summarizeJsonAnswer(body: string): AnswerSummary {
   }
   if (!isRecord(json)) return { text: undefined, usage: undefined };
   const parts: string[] = [];
+  // What the model asked tools to do, after the text: searchable like the text.
+  const calls: string[] = [];
   const choices = json['choices'];
   if (Array.isArray(choices)) {
     for (const choice of choices) {
       if (!isRecord(choice)) continue;
       const message = choice['message'];
-      if (isRecord(message) && typeof message['content'] === 'string') parts.push(message['content']);
-      else if (typeof choice['text'] === 'string') parts.push(choice['text']);
+      if (isRecord(message)) {
+        if (typeof message['content'] === 'string') parts.push(message['content']);
+        if (typeof message['refusal'] === 'string' && message['refusal'] !== '') parts.push(message['refusal']);
+        const toolCalls = message['tool_calls'];
+        if (Array.isArray(toolCalls)) {
+          for (const call of toolCalls) {
+            if (!isRecord(call)) continue;
+            const fn = call['function'];
+            const custom = call['custom'];
+            if (isRecord(fn)) calls.push(toolCallText(fn['name'], fn['arguments']));
+            else if (isRecord(custom)) calls.push(toolCallText(custom['name'], custom['input']));
+          }
+        }
+        // The legacy single `function_call` of older chat models.
+        const legacy = message['function_call'];
+        if (isRecord(legacy)) calls.push(toolCallText(legacy['name'], legacy['arguments']));
+      } else if (typeof choice['text'] === 'string') parts.push(choice['text']);
     }
   }
   const output = json['output'];
   if (Array.isArray(output)) {
     for (const item of output) {
-      if (!isRecord(item) || !Array.isArray(item['content'])) continue;
-      for (const part of item['content']) if (isRecord(part) && typeof part['text'] === 'string') parts.push(part['text']);
+      if (!isRecord(item)) continue;
+      const type = item['type'];
+      if (type === 'function_call' || type === 'mcp_call') calls.push(toolCallText(item['name'], item['arguments']));
+      else if (type === 'custom_tool_call') calls.push(toolCallText(item['name'], item['input']));
+      else if (Array.isArray(item['content'])) {
+        for (const part of item['content']) {
+          if (!isRecord(part)) continue;
+          if (typeof part['text'] === 'string') parts.push(part['text']);
+          else if (typeof part['refusal'] === 'string') parts.push(part['refusal']);
+        }
+      }
     }
   }
+  for (const call of calls) parts.push(call);
   return { text: parts.length > 0 ? parts.join('\n') : undefined, usage: usageOf(json) };
+}
+
+/**
+ * How a tool call reads in the recorded answer text: `name(arguments)` (a custom tool's
+ * free-text input in place of the arguments).
+ */
+export function toolCallText(name: unknown, args: unknown): string {
+  return `${typeof name === 'string' ? name : ''}(${typeof args === 'string' ? args : ''})`;
 }
 
 export function usageOf(json: Record<string, unknown>): TokenUsage | undefined {

@@ -38,6 +38,11 @@ export interface RequestFacts {
   readonly stream: boolean;
   /** Prompt / input text, for guardrails and the recording. */
   readonly text?: string | undefined;
+  /**
+   * Why the prompt text could not be read (a multipart body whose parts cannot be
+   * found): a rule that reads `text` then refuses the request instead of seeing none.
+   */
+  readonly textUnreadable?: string | undefined;
   /** Number of inputs (embeddings batch size). */
   readonly inputCount?: number | undefined;
   /** HTTP method and path (after the connection prefix, without the query), for policy. */

@@ -5,12 +5,14 @@
 //   finish event. `delta.tool_calls[].function.arguments` are held until the choice
 //   finishes, then sent whole, masked as JSON, in that finish event.
 // - chat deltas of reasoning models behind OpenAI-compatible servers (`reasoning_content`
-//   from vLLM / DeepSeek, `reasoning` from Ollama / OpenRouter) stream like `content`.
+//   from vLLM / DeepSeek, `reasoning` from Ollama / OpenRouter), and an audio answer's
+//   `delta.audio.transcript`, stream like `content`.
 // - responses API: the text deltas (`response.output_text`, `.refusal`, `.reasoning_text`,
-//   `.reasoning_summary_text`) per (output, content or summary) index, released in the
-//   matching `.done`; function-call argument deltas held until
-//   `response.function_call_arguments.done`. Other events (and every other string in
-//   any event) are masked whole.
+//   `.reasoning_summary_text`) per (output, content or summary) index, and custom tool
+//   call input (`response.custom_tool_call_input`) per output, released in the matching
+//   `.done`; function-call and MCP-call argument deltas held until
+//   `response.function_call_arguments.done` / `.mcp_call_arguments.done`. Other events
+//   (and every other string in any event) are masked whole.
 // - data that is not JSON is masked as one running text across events (same
 //   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
@@ -140,7 +142,7 @@ export class SseMasker {
     const type = event['type'];
     const stream = typeof type === 'string' ? responsesTextStreams.get(type) : undefined;
     if (stream) {
-      const key = `${stream.family}:${event['output_index']}:${event[stream.index]}`;
+      const key = `${stream.family}:${event['output_index']}:${stream.index === undefined ? '' : event[stream.index]}`;
       if (!stream.done) {
         const delta = event['delta'];
         if (typeof delta !== 'string') return [this.#rest(event, [])];
@@ -152,21 +154,25 @@ export class SseMasker {
       const done = this.#rest(event, []);
       if (tail === '') return [done];
       // What was held goes out as one more delta of its kind, just before the `done`.
-      return [{ type: `response.${stream.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], [stream.index]: event[stream.index], delta: tail }, done];
+      const released: Json = { type: `response.${stream.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'] };
+      if (stream.index !== undefined) released[stream.index] = event[stream.index];
+      released['delta'] = tail;
+      return [released, done];
     }
-    if (type === 'response.function_call_arguments.delta' && typeof event['delta'] === 'string') {
-      const key = `f:${event['output_index']}`;
-      this.#args.set(key, (this.#args.get(key) ?? '') + event['delta']);
-      this.#onText?.(event['delta']);
-      return [{ ...this.#rest(event, ['delta']), delta: '' }];
-    }
-    if (type === 'response.function_call_arguments.done') {
-      const key = `f:${event['output_index']}`;
+    const args = typeof type === 'string' ? responsesArgumentStreams.get(type) : undefined;
+    if (args) {
+      const key = `${args.family}:${event['output_index']}`;
+      if (!args.done) {
+        if (typeof event['delta'] !== 'string') return [this.#rest(event, [])];
+        this.#args.set(key, (this.#args.get(key) ?? '') + event['delta']);
+        this.#onText?.(event['delta']);
+        return [{ ...this.#rest(event, ['delta']), delta: '' }];
+      }
       const held = this.#args.get(key) ?? '';
       this.#args.delete(key);
       const done = this.#rest(event, []);
       if (held === '') return [done];
-      return [{ type: 'response.function_call_arguments.delta', sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
+      return [{ type: `response.${args.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
     }
     const choices = event['choices'];
     if (!Array.isArray(choices)) return [this.#rest(event, [])];
@@ -185,7 +191,20 @@ export class SseMasker {
     }
     const delta = choice['delta'];
     if (isRecord(delta) || finished) {
-      const d: Json = isRecord(delta) ? (maskJsonValue(omit(delta, ['content', 'refusal', 'tool_calls']), this.#plan, this.#counts) as Json) : {};
+      const d: Json = isRecord(delta) ? (maskJsonValue(omit(delta, ['content', 'refusal', 'tool_calls', 'audio']), this.#plan, this.#counts) as Json) : {};
+      // An audio answer's transcript streams like content; its other fields are masked whole.
+      const audio = isRecord(delta) ? delta['audio'] : undefined;
+      const audioKey = `audio:${index}`;
+      if (isRecord(audio) && (typeof audio['transcript'] === 'string' || finished)) {
+        const transcript = typeof audio['transcript'] === 'string' ? audio['transcript'] : '';
+        if (transcript !== '') this.#onText?.(transcript);
+        d['audio'] = { ...(maskJsonValue(omit(audio, ['transcript']), this.#plan, this.#counts) as Json), transcript: this.#streamText(audioKey, transcript, finished) };
+      } else if (audio !== undefined) d['audio'] = maskJsonValue(audio, this.#plan, this.#counts);
+      if (finished && this.#text.has(audioKey)) {
+        // The choice ends with a transcript still held: it goes out in the finish event.
+        const tail = this.#streamText(audioKey, '', true);
+        if (tail !== '') d['audio'] = { ...(isRecord(d['audio']) ? d['audio'] : {}), transcript: tail };
+      }
       for (const field of streamedDeltaFields) {
         const key = `${field}:${index}`;
         const value = isRecord(delta) ? delta[field] : undefined;
@@ -254,7 +273,8 @@ const streamedDeltaFields = ['content', 'refusal', 'reasoning_content', 'reasoni
  */
 interface TextStream {
   readonly family: string;
-  readonly index: 'content_index' | 'summary_index';
+  /** Undefined: one stream per output item (a custom tool call's input). */
+  readonly index: 'content_index' | 'summary_index' | undefined;
   readonly guarded: boolean;
   readonly done: boolean;
 }
@@ -265,10 +285,24 @@ const responsesTextStreams: ReadonlyMap<string, TextStream> = new Map(
       ['refusal', 'content_index', true],
       ['reasoning_text', 'content_index', false],
       ['reasoning_summary_text', 'summary_index', false],
+      // A custom tool's input is free text, not JSON: it streams like answer text.
+      ['custom_tool_call_input', undefined, true],
     ] as const
   ).flatMap(([family, index, guarded]): Array<[string, TextStream]> => [
     [`response.${family}.delta`, { family, index, guarded, done: false }],
     [`response.${family}.done`, { family, index, guarded, done: true }],
+  ]),
+);
+
+/**
+ * Responses-API events carrying tool-call arguments (JSON), by type: held until the
+ * `.done` of their output item, then sent whole, masked as JSON, in one delta before it
+ * (a value split across deltas cannot be masked piece by piece).
+ */
+const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; readonly done: boolean }> = new Map(
+  ['function_call_arguments', 'mcp_call_arguments'].flatMap((family): Array<[string, { family: string; done: boolean }]> => [
+    [`response.${family}.delta`, { family, done: false }],
+    [`response.${family}.done`, { family, done: true }],
   ]),
 );
 

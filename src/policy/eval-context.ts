@@ -2,6 +2,7 @@
 // the facts by name, normalised text for keywords, detected entity types, and the
 // local day and minute in each time zone a rule asks about.
 
+import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { normalizeForKeywords } from './normalize-text.js';
 
@@ -42,6 +43,12 @@ export class EvalContext {
         return facts.sql?.classes;
       case 'risky':
         return facts.sql?.risky;
+      case 'text':
+        // Fail closed: a rule about the prompt cannot hold or fail on text nobody could read.
+        if (facts.textUnreadable !== undefined) {
+          throw new GatehouseError('invalid_request_body', { message: 'The request body could not be read, so its text could not be checked.', detail: facts.textUnreadable });
+        }
+        return facts.text;
       default:
         return (facts as unknown as Record<string, unknown>)[name];
     }

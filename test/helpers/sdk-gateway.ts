@@ -29,6 +29,8 @@ export interface SdkGateway {
   client(groups: string[], options?: ConstructorParameters<typeof OpenAI>[0]): Promise<OpenAI>;
   /** The recorded exchange, read through the admin API. */
   session(id: string): Promise<Record<string, any>>;
+  /** The ids of the exchanges a full-text search (`GET /api/sessions?text=`) finds. */
+  search(text: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,12 @@ ${options.connectionYaml ?? ''}${options.extraYaml ?? ''}`,
       const res = await fetch(`${gateway.adminUrl}/api/sessions/${id}`, { headers: { authorization: `Bearer ${adminKey}` } });
       if (res.status !== 200) throw new Error(`session ${id}: ${res.status} ${await res.text()}`);
       return (await res.json()) as Record<string, any>;
+    },
+    async search(text) {
+      await gateway.settleRecords();
+      const res = await fetch(`${gateway.adminUrl}/api/sessions?text=${encodeURIComponent(text)}`, { headers: { authorization: `Bearer ${adminKey}` } });
+      if (res.status !== 200) throw new Error(`search ${text}: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { sessions: Array<{ id: string }> }).sessions.map((s) => s.id);
     },
     async close() {
       await gateway.close();

@@ -71,3 +71,103 @@ describe('openai SDK: streamed text is masked whatever field carries it', () => 
     assert.equal(content, 'Done.');
   });
 });
+
+/** Every way of cutting `text` in two (both pieces non-empty). */
+function splits(text: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 1; i < text.length; i++) out.push([text.slice(0, i), text.slice(i)]);
+  return out;
+}
+
+describe('openai SDK: tool-call input, MCP arguments and audio transcripts split at every offset are masked', () => {
+  let h: SdkGateway;
+  let client: OpenAI;
+
+  before(async () => {
+    h = await startSdkGateway({ connectionYaml: '    masking: [pii]\n', extraYaml: 'masking:\n  profiles:\n    pii: { operator: redact }\n' });
+    client = await h.client(['ml']);
+  });
+  after(() => h?.close());
+
+  /** Streams a responses answer whose one output item (`item`) carries `pieces` as `<family>.delta` events, then reads every delta with the SDK. */
+  async function responsesDeltas(item: Record<string, unknown>, family: string, pieces: readonly string[], doneField: string): Promise<{ deltas: string[]; done: string | undefined }> {
+    h.upstream((_req, _body, res) => {
+      let seq = 0;
+      const response = { id: 'resp_1', object: 'response', created_at: 1, status: 'in_progress', model: 'gpt-4.1', output: [], usage: null };
+      const at = { item_id: item['id'], output_index: 0 };
+      void writeSse(
+        res,
+        [
+          { type: 'response.created', sequence_number: seq++, response },
+          { type: 'response.output_item.added', sequence_number: seq++, output_index: 0, item },
+          ...pieces.map((delta) => ({ type: `response.${family}.delta`, sequence_number: seq++, ...at, delta })),
+          { type: `response.${family}.done`, sequence_number: seq++, ...at, [doneField]: pieces.join('') },
+          { type: 'response.completed', sequence_number: seq++, response: { ...response, status: 'completed' } },
+        ],
+        { named: true, done: false },
+      );
+    });
+    const stream = await client.responses.create({ model: 'gpt-4.1', input: 'Mail the user.', stream: true });
+    const deltas: string[] = [];
+    let done: string | undefined;
+    for await (const event of stream) {
+      const e = event as unknown as Record<string, unknown>;
+      if (e['type'] === `response.${family}.delta`) deltas.push(e['delta'] as string);
+      if (e['type'] === `response.${family}.done`) done = e[doneField] as string;
+    }
+    return { deltas, done };
+  }
+
+  test('security: responses custom tool call input', async () => {
+    const item = { type: 'custom_tool_call', id: 'ctc_1', call_id: 'call_1', name: 'send_mail', input: '', status: 'in_progress' };
+    for (const [a, b] of splits(`to ${email} now`)) {
+      const { deltas, done } = await responsesDeltas(item, 'custom_tool_call_input', [a, b], 'input');
+      assert.equal(deltas.join(''), 'to [EMAIL] now', `split ${JSON.stringify([a, b])}: ${JSON.stringify(deltas)}`);
+      assert.equal(done, 'to [EMAIL] now');
+    }
+  });
+
+  test('security: responses MCP call arguments are held until complete', async () => {
+    const item = { type: 'mcp_call', id: 'mcp_1', server_label: 'mail', name: 'send', arguments: '' };
+    const args = JSON.stringify({ to: email });
+    for (const [a, b] of splits(args)) {
+      const { deltas, done } = await responsesDeltas(item, 'mcp_call_arguments', [a, b], 'arguments');
+      assert.equal(deltas.join(''), '{"to":"[EMAIL]"}', `split ${JSON.stringify([a, b])}: ${JSON.stringify(deltas)}`);
+      assert.equal(done, '{"to":"[EMAIL]"}');
+    }
+  });
+
+  test('security: responses function call arguments are held until complete', async () => {
+    const item = { type: 'function_call', id: 'fc_1', call_id: 'call_1', name: 'send_mail', arguments: '', status: 'in_progress' };
+    const args = JSON.stringify({ to: email });
+    for (const [a, b] of splits(args)) {
+      const { deltas, done } = await responsesDeltas(item, 'function_call_arguments', [a, b], 'arguments');
+      assert.equal(deltas.join(''), '{"to":"[EMAIL]"}', `split ${JSON.stringify([a, b])}: ${JSON.stringify(deltas)}`);
+      assert.equal(done, '{"to":"[EMAIL]"}');
+    }
+  });
+
+  test('security: chat audio transcript deltas', async () => {
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-audio-preview', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    for (const [a, b] of splits(`Write to ${email} today.`)) {
+      h.upstream((_req, _body, res) =>
+        void writeSse(res, [
+          chunk({ role: 'assistant', audio: { id: 'audio_1', transcript: a } }),
+          chunk({ audio: { transcript: b } }),
+          chunk({ audio: { data: 'UklGRg==', expires_at: 1 } }),
+          chunk({}, 'stop'),
+        ]),
+      );
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-audio-preview', stream: true, modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'pcm16' }, messages: [{ role: 'user', content: 'go' }] });
+      let transcript = '';
+      let data = '';
+      for await (const event of stream) {
+        const audio = (event.choices[0]?.delta as { audio?: { transcript?: string; data?: string } } | undefined)?.audio;
+        transcript += audio?.transcript ?? '';
+        data += audio?.data ?? '';
+      }
+      assert.equal(transcript, 'Write to [EMAIL] today.', `split ${JSON.stringify([a, b])}`);
+      assert.equal(data, 'UklGRg==');
+    }
+  });
+});

@@ -82,3 +82,69 @@ describe('openai SDK: multipart uploads through a connection that scrubs request
     assert.equal(h.received.length, before);
   });
 });
+
+describe('openai SDK: guardrails read the text parts of a multipart request', () => {
+  let h: SdkGateway;
+  let client: OpenAI;
+  const key = 'AKIAIOSFODNN7EXAMPLE';
+
+  before(async () => {
+    h = await startSdkGateway({ extraYaml: 'policy:\n  packs: [secrets-in-prompts]\n' });
+    client = await h.client(['ml']);
+    h.upstream((req, body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url === '/v1/audio/transcriptions') res.end(JSON.stringify({ text: 'Hello there.' }));
+      else res.end(JSON.stringify({ id: 'file-abc123', object: 'file', bytes: body.length, created_at: 1, filename: 'train.jsonl', purpose: 'fine-tune', status: 'processed', expires_at: null }));
+    });
+  });
+  after(() => h?.close());
+
+  const refusedBy = (rule: string) => (error: unknown) => error instanceof OpenAI.APIError && error.status === 403 && (error.error as { rule?: string } | undefined)?.rule === rule;
+
+  test('a credential in the transcription prompt is refused before it reaches the target, and not recorded', async () => {
+    const before = h.received.length;
+    let id: string | undefined;
+    await assert.rejects(
+      client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audioBytes(20_000), 'call.wav', { type: 'audio/wav' }), prompt: `Keys: ${key}` }).catch((error: unknown) => {
+        id = (error as InstanceType<typeof OpenAI.APIError>).headers?.get('gatehouse-exchange-id') ?? undefined;
+        throw error;
+      }),
+      refusedBy('secrets-in-prompts:aws-access-key'),
+    );
+    assert.equal(h.received.length, before, 'nothing was forwarded');
+    const record = await h.session(id!);
+    assert.deepEqual(record['decision']?.rules ?? record['rules'], ['secrets-in-prompts:aws-access-key'], JSON.stringify(record));
+    assert.equal(record['request'].promptText, 'Keys: [AWS_ACCESS_KEY]', 'the prompt is recorded, its credential redacted');
+    assert.ok(!JSON.stringify(record).includes(key), 'the refused credential is not in the record');
+  });
+
+  test('a credential in an uploaded text file is refused', async () => {
+    const before = h.received.length;
+    const jsonl = `{"messages":[{"role":"user","content":"aws_access_key_id = ${key}"}]}\n`;
+    await assert.rejects(client.files.create({ file: await toFile(Buffer.from(jsonl), 'train.jsonl'), purpose: 'fine-tune' }), refusedBy('secrets-in-prompts:aws-access-key'));
+    assert.equal(h.received.length, before);
+  });
+
+  test('binary parts are not read as text: audio whose bytes spell a key is forwarded, with a clean prompt', async () => {
+    const audio = audioBytes(50_000);
+    audio.write(key, 1000, 'latin1');
+    const result = await client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(audio, 'call.wav', { type: 'audio/wav' }), prompt: 'Names: Jane' });
+    assert.equal(result.text, 'Hello there.');
+    assert.ok(h.received.at(-1)!.body.includes(audio));
+  });
+
+  test('a multipart body whose parts cannot be read is refused when a rule reads its text', async () => {
+    const before = h.received.length;
+    for (const [contentType, body] of [
+      ['multipart/form-data; boundary=xyz', `--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n${key}`],
+      ['multipart/form-data', `--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n${key}\r\n--xyz--\r\n`],
+    ] as const) {
+      const res = await fetch(`${h.baseURL}/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${client.apiKey}`, 'content-type': contentType }, body });
+      assert.equal(res.status, 400, contentType);
+      const error = ((await res.json()) as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, 'invalid_request_body');
+      assert.equal(error.message, 'The request body could not be read, so its text could not be checked.');
+    }
+    assert.equal(h.received.length, before);
+  });
+});

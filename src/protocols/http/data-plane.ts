@@ -191,7 +191,7 @@ class HttpExchangeIO implements ExchangeIO {
     }
     const facts: RequestFacts =
       this.#connection.type === 'openai'
-        ? withRequestLine(openaiFacts(operation, body), line.method, this.#pathname, body.length)
+        ? withRequestLine(openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
     this.#recorded = request;
     return new HttpInspection(operation, facts, request, body);
@@ -214,7 +214,7 @@ class HttpExchangeIO implements ExchangeIO {
     const masked = captureWhole(scrubbed, this.#options.maxRecordedBody);
     let text: string | undefined;
     try {
-      text = this.#connection.type === 'openai' ? openaiFacts(exchange.operation, scrubbed).text : undefined;
+      text = this.#connection.type === 'openai' ? openaiFacts(exchange.operation, scrubbed, this.#req.headers['content-type']).text : undefined;
     } catch {
       text = undefined;
     }

@@ -1,9 +1,12 @@
 // Decodes OpenAI-compatible request bodies into protocol-neutral facts: the operation,
 // the model, whether the answer streams, the prompt text and the number of inputs.
-// Shapes: chat completions, (legacy) completions, responses, embeddings.
+// Shapes: chat completions, (legacy) completions, responses, embeddings; and for any
+// other operation sent as multipart/form-data (transcriptions, file uploads), the text
+// of its text parts.
 
+import { isUtf8 } from 'node:buffer';
 import { GatehouseError } from '../../errors/index.js';
-import type { RequestFacts } from '../../exchange/index.js';
+import { multipartBoundary, multipartParts, type RequestFacts } from '../../exchange/index.js';
 
 const operationsByPath: ReadonlyArray<readonly [string, string]> = [
   ['/chat/completions', 'chat.completions'],
@@ -29,8 +32,9 @@ export function httpOperation(method: string, pathname: string): string {
   return `http.${method} ${pathname}`;
 }
 
-export function openaiFacts(operation: string, body: Buffer): RequestFacts {
-  if (operation.startsWith('http.')) return { stream: false };
+/** `contentType`: the request's, read only for operations that are not a JSON shape (multipart). */
+export function openaiFacts(operation: string, body: Buffer, contentType?: string): RequestFacts {
+  if (operation.startsWith('http.')) return contentType === undefined || body.length === 0 ? noFacts : multipartFacts(body, contentType);
   // Refused here like any other body that is not a JSON object: forwarded, it would reach
   // the model unseen by guardrails and fail there with the upstream's own error.
   if (body.length === 0) throw new GatehouseError('invalid_request_body', { message: `The request body is empty: ${operation} needs a JSON object.` });
@@ -59,6 +63,35 @@ export function openaiFacts(operation: string, body: Buffer): RequestFacts {
     }
     default:
       return { model, stream };
+  }
+}
+
+const noFacts: RequestFacts = Object.freeze({ stream: false });
+
+/**
+ * The text of a multipart body's text parts (form fields such as a transcription's
+ * `prompt`, text files such as JSONL), joined by newlines, and its `model` field; parts
+ * that are not UTF-8 (audio, images) are left out. Parts are found as request scrubbing finds them. A
+ * body whose parts cannot be found has unreadable text: a rule that reads `text`
+ * refuses it (fail closed), a request no rule reads the text of still passes.
+ */
+function multipartFacts(body: Buffer, contentType: string): RequestFacts {
+  try {
+    const boundary = multipartBoundary(contentType);
+    if (boundary === undefined) return noFacts;
+    const texts: string[] = [];
+    let model: string | undefined;
+    for (const part of multipartParts(body, boundary)) {
+      const content = body.subarray(part.start, part.end);
+      if (content.length === 0 || !isUtf8(content)) continue;
+      // The `model` field names the model, as a JSON body's `model` does; it is no prompt.
+      if (part.name === 'model' && model === undefined) model = content.toString('utf8');
+      else texts.push(content.toString('utf8'));
+    }
+    if (model === undefined && texts.length === 0) return noFacts;
+    return { model, stream: false, text: texts.length > 0 ? texts.join('\n') : undefined };
+  } catch (error) {
+    return { stream: false, textUnreadable: (error as Error).message };
   }
 }
 

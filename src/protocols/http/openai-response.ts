@@ -1,10 +1,12 @@
 // Reads an OpenAI-compatible answer as it passes: the assistant text (reassembled from
 // SSE deltas when streamed; with several choices (`n: 2`) or output parts, each part's
-// text on its own, joined by a newline as a JSON answer's are) and the token usage. Bounded: at most `maxTextBytes` of
+// text on its own, joined by a newline as a JSON answer's are; refusals, and tool calls
+// as `name(arguments)` after the text, as summarizeJsonAnswer reads them from a JSON
+// answer) and the token usage. Bounded: at most `maxTextBytes` of
 // text is kept and one SSE event may be at most `maxEventBytes`; a larger event is
 // skipped up to the next blank line (the answer itself passes through untouched).
 
-import { usageOf, type AnswerSummary } from '../../exchange/answer-summary.js';
+import { toolCallText, usageOf, type AnswerSummary } from '../../exchange/answer-summary.js';
 import type { TokenUsage } from '../../exchange/index.js';
 import { isRecord } from './openai-request.js';
 
@@ -20,6 +22,8 @@ export class SseAnswerReader {
   #textKey = -1;
   /** The text of every other choice or part, by key, in order of first appearance. */
   #others: Map<number, string> | undefined;
+  /** Tool calls by key (chat: choice and call index; responses: output index), in order of first appearance. */
+  #calls: Map<number, { name: string; args: string }> | undefined;
   #textBytes = 0;
   #usage: TokenUsage | undefined;
   /** Inside an oversized event: discard until the next blank line. */
@@ -81,9 +85,15 @@ export class SseAnswerReader {
   }
 
   #joined(): string {
-    if (!this.#others) return this.#text;
+    if (!this.#others && !this.#calls) return this.#text;
     let text = this.#text;
-    for (const other of this.#others.values()) if (other !== '') text = text === '' ? other : `${text}\n${other}`;
+    if (this.#others) for (const other of this.#others.values()) if (other !== '') text = text === '' ? other : `${text}\n${other}`;
+    if (this.#calls) {
+      for (const call of this.#calls.values()) {
+        const line = toolCallText(call.name, call.args);
+        text = text === '' ? line : `${text}\n${line}`;
+      }
+    }
     return text;
   }
 
@@ -112,10 +122,9 @@ export class SseAnswerReader {
 
   /** Text carried by one streamed event: chat deltas, completion text, or a responses delta. */
   #appendDeltas(event: Record<string, unknown>): void {
-    if (event['type'] === 'response.output_text.delta' && typeof event['delta'] === 'string') {
-      const output = event['output_index'];
-      const content = event['content_index'];
-      this.#append(typeof output === 'number' && typeof content === 'number' ? output * 65536 + content : 0, event['delta']);
+    const type = event['type'];
+    if (typeof type === 'string' && type.startsWith('response.')) {
+      this.#responsesEvent(type, event);
       return;
     }
     const choices = event['choices'];
@@ -124,13 +133,68 @@ export class SseAnswerReader {
       if (!isRecord(choice)) continue;
       const delta = choice['delta'];
       const text = isRecord(delta) && typeof delta['content'] === 'string' ? delta['content'] : typeof choice['text'] === 'string' ? choice['text'] : undefined;
-      if (text) this.#append(typeof choice['index'] === 'number' ? choice['index'] : 0, text);
+      const index = typeof choice['index'] === 'number' ? choice['index'] : 0;
+      if (text) this.#append(index, text);
+      // A delta with content carries nothing else worth reading: the usual chunk stops here.
+      else if (isRecord(delta)) {
+        const refusal = delta['refusal'];
+        // Kept apart from the choice's content (a key of its own), as a JSON answer's is.
+        if (typeof refusal === 'string' && refusal !== '') this.#append(index + refusalKey, refusal);
+        const calls = delta['tool_calls'];
+        if (Array.isArray(calls)) {
+          for (const call of calls) {
+            if (!isRecord(call) || !isRecord(call['function'])) continue;
+            const fn = call['function'];
+            this.#appendCall(index * 65536 + (typeof call['index'] === 'number' ? call['index'] : 0), fn['name'], fn['arguments']);
+          }
+        }
+      }
     }
   }
 
-  #append(key: number, text: string): void {
+  /** A responses-API event: output text and refusal deltas, and the tool calls of output items. */
+  #responsesEvent(type: string, event: Record<string, unknown>): void {
+    const output = typeof event['output_index'] === 'number' ? event['output_index'] : 0;
+    switch (type) {
+      case 'response.output_text.delta':
+      case 'response.refusal.delta': {
+        if (typeof event['delta'] !== 'string') return;
+        const content = event['content_index'];
+        this.#append(output * 65536 + (typeof content === 'number' ? content : 0), event['delta']);
+        return;
+      }
+      case 'response.output_item.added': {
+        const item = event['item'];
+        if (isRecord(item) && typeof item['type'] === 'string' && toolCallItems.has(item['type'])) this.#appendCall(output, item['name'], undefined);
+        return;
+      }
+      case 'response.function_call_arguments.delta':
+      case 'response.mcp_call_arguments.delta':
+      case 'response.custom_tool_call_input.delta':
+        this.#appendCall(output, undefined, event['delta']);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A tool call's name (when first seen) or a piece of its arguments, counted in the text bound. */
+  #appendCall(key: number, name: unknown, args: unknown): void {
+    this.#calls ??= new Map();
+    let call = this.#calls.get(key);
+    if (!call) {
+      call = { name: '', args: '' };
+      this.#calls.set(key, call);
+      this.#textBytes += 3; // `()` and the newline
+    }
+    if (typeof name === 'string' && name !== '' && call.name === '') call.name = this.#bounded(name);
+    if (typeof args === 'string' && args !== '') call.args += this.#bounded(args);
+  }
+
+  /** `text` cut to what is left of the text bound, and counted against it. */
+  #bounded(text: string): string {
     const room = this.#maxTextBytes - this.#textBytes;
-    if (room <= 0) return;
+    if (room <= 0) return '';
     let bytes = Buffer.byteLength(text);
     if (bytes > room) {
       // Cut at the cap; drop a character the cut split in two.
@@ -138,6 +202,12 @@ export class SseAnswerReader {
       bytes = room;
     }
     this.#textBytes += bytes;
+    return text;
+  }
+
+  #append(key: number, text: string): void {
+    if (this.#textBytes >= this.#maxTextBytes) return;
+    text = this.#bounded(text);
     if (this.#textKey === -1) this.#textKey = key;
     if (key === this.#textKey) this.#text += text;
     else {
@@ -149,6 +219,12 @@ export class SseAnswerReader {
 }
 
 const streamDecode = { stream: true } as const;
+
+/** Added to a choice's index to key its refusal apart from its content. */
+const refusalKey = 2 ** 40;
+
+/** Responses output items that are tool calls, read as `name(arguments)`. */
+const toolCallItems: ReadonlySet<string> = new Set(['function_call', 'custom_tool_call', 'mcp_call']);
 
 /** Where the first event at or after `from` ends (-1: not yet): the first \n\n or \r\n\r\n. */
 function findEventEnd(text: string, from: number, crSeen: boolean): number {

@@ -145,6 +145,23 @@ describe('openaiFacts: bodies that are not read', () => {
     assert.deepEqual(openaiFacts('http.POST /files', Buffer.alloc(0)), { stream: false });
   });
 
+  test('a multipart body gives the text of its text parts and its model; binary parts stay out', () => {
+    const audio = Buffer.from([0x52, 0x49, 0x46, 0x46, 0xff, 0xfe, 0x00, 0x80]);
+    const multipart = Buffer.concat([
+      Buffer.from('--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'),
+      Buffer.from('--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'),
+      audio,
+      Buffer.from('\r\n--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nNames: Jane\r\n--b--\r\n'),
+    ]);
+    assert.deepEqual(openaiFacts('http.POST /audio/transcriptions', multipart, 'multipart/form-data; boundary=b'), { model: 'whisper-1', stream: false, text: 'Names: Jane' });
+    assert.deepEqual(openaiFacts('http.POST /audio/transcriptions', multipart, 'application/octet-stream'), { stream: false });
+  });
+
+  test('a multipart body whose parts cannot be found has unreadable text, not none', () => {
+    assert.deepEqual(openaiFacts('http.POST /files', body('--b\r\n\r\nno end'), 'multipart/form-data; boundary=b'), { stream: false, textUnreadable: 'multipart body without its closing delimiter' });
+    assert.deepEqual(openaiFacts('http.POST /files', body('--b--'), 'multipart/form-data'), { stream: false, textUnreadable: 'multipart body without a boundary' });
+  });
+
   test('an empty body for an inference operation is refused, not forwarded unseen', () => {
     for (const operation of ['chat.completions', 'completions', 'responses', 'embeddings']) {
       assert.throws(

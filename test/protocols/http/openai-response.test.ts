@@ -127,13 +127,24 @@ describe('SseAnswerReader: chat completions stream', () => {
     assert.deepEqual(read([Buffer.from(stream)]), { text: 'xy', usage: undefined });
   });
 
-  test('a stream with no text (tool calls only) has text undefined', () => {
+  test('a stream of tool calls reads as name(arguments), one per line, each call reassembled from its deltas', () => {
     const stream =
       sse(chatChunk({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '' } }] })) +
-      sse(chatChunk({ tool_calls: [{ index: 0, function: { arguments: '{"a":1}' } }] })) +
+      sse(chatChunk({ tool_calls: [{ index: 0, function: { arguments: '{"a":' } }] })) +
+      sse(chatChunk({ tool_calls: [{ index: 1, id: 'call_2', type: 'function', function: { name: 'g', arguments: '{}' } }] })) +
+      sse(chatChunk({ tool_calls: [{ index: 0, function: { arguments: '1}' } }] })) +
       sse(chatChunk({}, 'tool_calls')) +
       'data: [DONE]\n\n';
-    assert.deepEqual(read([Buffer.from(stream)]), { text: undefined, usage: undefined });
+    assert.deepEqual(read([Buffer.from(stream)]), { text: 'f({"a":1})\ng({})', usage: undefined });
+  });
+
+  test('a refusal is read apart from the content, and tool calls come after the text', () => {
+    const stream =
+      sse(chatChunk({ role: 'assistant', content: 'Checking.', refusal: null })) +
+      sse(chatChunk({ content: null, refusal: 'I cannot ' })) +
+      sse(chatChunk({ refusal: 'help.', tool_calls: [{ index: 0, id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] })) +
+      sse(chatChunk({}, 'stop'));
+    assert.deepEqual(read([Buffer.from(stream)]), { text: 'Checking.\nI cannot help.\nf({})', usage: undefined });
   });
 
   test('an empty stream has neither text nor usage', () => {
@@ -267,9 +278,23 @@ describe('summarizeJsonAnswer', () => {
     assert.deepEqual(summarizeJsonAnswer(body), { text: 'one\ntwo', usage: undefined });
   });
 
-  test('chat completion with tool calls only has no text', () => {
-    const body = JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } });
-    assert.deepEqual(summarizeJsonAnswer(body), { text: undefined, usage: { promptTokens: 5, completionTokens: 7, totalTokens: 12 } });
+  test('chat completion tool calls read as name(arguments), after the text and refusal', () => {
+    const body = JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }, { id: 'd', type: 'custom', custom: { name: 'sh', input: 'ls -l' } }] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } });
+    assert.deepEqual(summarizeJsonAnswer(body), { text: 'f({})\nsh(ls -l)', usage: { promptTokens: 5, completionTokens: 7, totalTokens: 12 } });
+    const refused = JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: 'I cannot help.' }, finish_reason: 'stop' }] });
+    assert.deepEqual(summarizeJsonAnswer(refused), { text: 'I cannot help.', usage: undefined });
+  });
+
+  test('responses output: refusal parts, then function, custom tool and MCP calls', () => {
+    const body = JSON.stringify({
+      output: [
+        { type: 'function_call', name: 'f', arguments: '{"a":1}', call_id: 'c1' },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Done.' }, { type: 'refusal', refusal: 'Not that.' }] },
+        { type: 'custom_tool_call', name: 'sh', input: 'ls', call_id: 'c2' },
+        { type: 'mcp_call', name: 'send', arguments: '{}', server_label: 'mail' },
+      ],
+    });
+    assert.deepEqual(summarizeJsonAnswer(body), { text: 'Done.\nNot that.\nf({"a":1})\nsh(ls)\nsend({})', usage: undefined });
   });
 
   test('legacy completion', () => {
