@@ -1,8 +1,7 @@
 // API keys for service accounts and agents: created (the token is shown once), listed,
 // revoked and verified. Verification reads through a short cache so the hot path does
-// not hit the store each request. Revoking a key also stores a revocation, which every
-// gateway checks on the next request (revocation/revocations.ts); a key row changed
-// by any other means is seen within `cacheTtlMs`.
+// not hit the store each request; a revocation made by any process sharing the store
+// takes effect within `cacheTtlMs`.
 
 import type { Kysely } from 'kysely';
 import { GatehouseError } from '../errors/index.js';

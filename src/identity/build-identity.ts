@@ -53,7 +53,7 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
     verifiers.push(gatewayTokens);
   }
   const cache = new VerifiedTokenCache({ maxEntries: config.oidc.cache.maxEntries, ttlMs: config.oidc.cache.ttl });
-  const identify = identifyCaller([apiKeyAuthenticator(apiKeys), jwtAuthenticator(verifiers, cache)], { checkRevoked: (identity) => revocations.check(identity), revocationsCurrent: () => revocations.current() });
+  const identify = identifyCaller([apiKeyAuthenticator(apiKeys), jwtAuthenticator(verifiers, cache)], { checkRevoked: (identity) => revocations.check(identity) });
   return {
     apiKeys,
     revocations,

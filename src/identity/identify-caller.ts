@@ -3,9 +3,7 @@
 // - a credential is verified by the authenticator that recognises it (API keys, JWTs
 //   from OIDC issuers and Gatehouse's own tokens);
 // - a verified identity that has been revoked (token, subject, user or key) is refused
-//   on this very request, whichever gateway sharing the store took the revocation:
-//   checkRevoked reads in-memory state, after revocationsCurrent has re-read the
-//   store's revocation generation (a read begun after the request arrived);
+//   on this very request: checkRevoked reads in-memory state kept fresh by the store;
 // - a refusal's detail says who was claimed (key id, unverified iss/sub), never the
 //   token: it goes to the recording as the failed-authentication event;
 // - the caller's credential never leaves this stage: the Identity carries only ids.
@@ -23,16 +21,11 @@ export interface Authenticator {
 export interface IdentifyOptions {
   /** Throws credential_revoked when the identity has been revoked. */
   readonly checkRevoked?: ((identity: Identity) => void) | undefined;
-  /** Resolves once the revocations were read from the store after this call (RevocationService.current). */
-  readonly revocationsCurrent?: (() => Promise<void>) | undefined;
 }
 
 export function identifyCaller(authenticators: readonly Authenticator[], options: IdentifyOptions = {}) {
   return async function identify(token: string | undefined): Promise<Identity> {
     if (token === undefined || token === '') throw new GatehouseError('unauthenticated');
-    // Begun before verifying, so the store read overlaps it; awaited before the check.
-    const current = options.revocationsCurrent?.();
-    current?.catch(() => undefined); // awaited below; a verification failure comes first
     try {
       let authenticator: Authenticator | undefined;
       for (const candidate of authenticators) {
@@ -43,7 +36,6 @@ export function identifyCaller(authenticators: readonly Authenticator[], options
       }
       if (!authenticator) throw new GatehouseError('invalid_credential', { detail: 'no authenticator recognises this credential format' });
       const identity = await authenticator.verify(token);
-      await current;
       options.checkRevoked?.(identity);
       return identity;
     } catch (error) {

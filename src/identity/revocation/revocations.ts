@@ -6,11 +6,8 @@
 // it works the same on SQLite and PostgreSQL, needs no dedicated connection, survives
 // reconnects without missed notifications, and bounds propagation at
 // pollInterval + one query, well inside a second.
-// Each request first waits for a read of that counter begun after it arrived (current()),
-// so a revocation any gateway acknowledged refuses the very next request on every
-// gateway; concurrent requests share reads, so the store sees one indexed read per
-// round trip, not per request. The check itself reads memory; on a change, the
-// in-flight exchanges of a revoked identity are cut (found by the poll).
+// The check on each request reads only memory; on a change, the in-flight exchanges of
+// a revoked identity are cut.
 
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
@@ -92,7 +89,6 @@ export class RevocationService {
   #generation = -1;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
-  #nextRefresh: Promise<void> | undefined;
 
   constructor(db: Kysely<Database>, options: { pollIntervalMs?: number; now?: () => number } = {}) {
     this.#db = db;
@@ -176,22 +172,6 @@ export class RevocationService {
   refresh(): Promise<void> {
     this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
-  }
-
-  /**
-   * Resolves once a read of the generation begun after this call has completed (and the
-   * rows reloaded if it moved); rejects if the store does not answer. A read already
-   * running began too early: callers arriving meanwhile share the one queued after it.
-   */
-  current(): Promise<void> {
-    if (this.#refreshing === undefined) return this.refresh();
-    this.#nextRefresh ??= this.#refreshing
-      .catch(() => undefined)
-      .then(() => {
-        this.#nextRefresh = undefined;
-        return this.refresh();
-      });
-    return this.#nextRefresh;
   }
 
   async #refresh(): Promise<void> {
