@@ -7,6 +7,7 @@
 // the other as soon as it is taken (the LISTEN connection came back).
 
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
@@ -157,8 +158,21 @@ approvals:
     await pgRelay.down();
     await new Promise((resolve) => setTimeout(resolve, 2500)); // longer than one reconnect attempt
     await pgRelay.up();
+    const upAt = new Date();
     await eventually(async () => assert.equal((await readiness(a)).status, 200));
-    await new Promise((resolve) => setTimeout(resolve, 1500)); // the LISTEN connection's next attempt
+    // Both gateways' LISTEN connections back (seen on the database itself, not through the
+    // relay): a fixed wait here was too short on a loaded machine, and a decision taken
+    // before the LISTEN is back is found by the resync, not by NOTIFY.
+    const direct = new pg.Client({ connectionString: db.url });
+    await direct.connect();
+    try {
+      await eventually(async () => {
+        const { rows } = await direct.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where datname = current_database() and query ilike 'LISTEN gatehouse_reviews%' and backend_start >= $1", [upAt]);
+        assert.ok(rows[0]!.n >= 2, `${rows[0]!.n} LISTEN connections back`);
+      });
+    } finally {
+      await direct.end();
+    }
 
     for (const verdict of ['approve', 'deny'] as const) {
       const held = chat(a, key, `please approve this (${verdict})`);
