@@ -36,6 +36,12 @@ export interface RecordColumnOptions {
    * this, it is read here.
    */
   readonly answersReadLater?: boolean | undefined;
+  /**
+   * recording.maxBodyBytes: the prompt text is capped like the bodies it comes from (a
+   * 10 MiB upload would otherwise put 10 MiB of text in the row and the search index).
+   * The row's request_truncated already says the request was cut.
+   */
+  readonly maxTextBytes?: number | undefined;
 }
 
 export type ExchangeColumns = Partial<ExchangeState>;
@@ -47,6 +53,7 @@ export interface RecordColumns {
 }
 
 export function recordColumns(options: RecordColumnOptions = {}): RecordColumns {
+  const maxText = options.maxTextBytes ?? Number.POSITIVE_INFINITY;
   const sealed = (text: string | undefined, id: string) => (options.raw && text !== undefined ? options.raw.seal(text, id) : null);
   return {
     // Every column written out in one literal (no spread of the defaults): this runs
@@ -81,7 +88,7 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       request_headers: request ? JSON.stringify(request.headers) : null,
       request_body: request?.body ?? null,
       request_truncated: request?.truncated ? 1 : 0,
-      prompt_text: exchange.facts.text ?? null,
+      prompt_text: capUtf8(exchange.facts.text, maxText) ?? null,
       response_headers: null,
       response_body: null,
       response_truncated: 0,
@@ -193,4 +200,13 @@ function canonicalExchangeDetails(d: ExchangeEventDetails): string | undefined {
     `{"bytesOut":${bytesOut},"complete":${d.complete},"connection":${JSON.stringify(connection)},"decision":${JSON.stringify(decision)},` +
     `"errorCode":${JSON.stringify(errorCode)},"operation":${JSON.stringify(operation)},"rules":${canonicalJson(d.rules)},"state":${JSON.stringify(d.state)},"status":${JSON.stringify(status)}}`
   );
+}
+
+/** `text` cut to at most `maxBytes` of UTF-8, never inside a character. */
+export function capUtf8(text: string | undefined, maxBytes: number): string | undefined {
+  // Three UTF-8 bytes per UTF-16 unit at most: most texts are decided without counting.
+  if (text === undefined || text.length * 3 <= maxBytes || Buffer.byteLength(text) <= maxBytes) return text;
+  const cut = Buffer.from(text).subarray(0, maxBytes).toString('utf8');
+  // A character cut in two decodes to U+FFFD at the end: drop it.
+  return cut.endsWith('\ufffd') && !text.startsWith(cut) ? cut.slice(0, -1) : cut;
 }

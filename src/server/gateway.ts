@@ -109,13 +109,14 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
           audit: config.audit,
           raw: raw?.sealer,
           reexecutionOf,
+          maxTextBytes: config.recording.maxBodyBytes,
           onEvents: audit.hasSinks ? (events) => audit.publish(events) : undefined,
           onError: (message) => logger.error({ err: message }, 'record journal: applying to the store failed (records stay in the journal and are retried)'),
         })
       : undefined;
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
-    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf }));
+    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents

@@ -129,6 +129,18 @@ describe('OpenAI-compatible proxy, end to end', () => {
     assert.equal(record['request'].promptText, 'Once upon a time');
   });
 
+  test('a prompt larger than recording.maxBodyBytes is recorded cut at that size, marked truncated, and reaches the target whole', async () => {
+    // 100 000 words of two two-byte characters: 500 000 bytes of prompt against the default 256 KiB cap.
+    const prompt = 'éé '.repeat(100_000);
+    const { data, response } = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] }).withResponse();
+    assert.equal(data.usage?.prompt_tokens, 100_000, 'the target saw the whole prompt (the demo counts words)');
+    const record = await session(response.headers.get('gatehouse-exchange-id')!);
+    const recorded: string = record['request'].promptText;
+    assert.equal(record['request'].truncated, true);
+    assert.ok(Buffer.byteLength(recorded) <= 256 * 1024, `prompt text recorded: ${Buffer.byteLength(recorded)} bytes`);
+    assert.ok(recorded.length > 100_000 && prompt.startsWith(recorded), 'the recorded prompt is a prefix cut between characters');
+  });
+
   test('no key: 401 unauthenticated, recorded as a denial', async () => {
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(res.status, 401);
