@@ -38,7 +38,9 @@ export function createPolicyRoutes({ runtime, connections }: PolicyRoutesOptions
         if (input.request !== undefined && typeof sql !== 'string') throw invalid('On a postgres connection "request" must be {"sql": "<one statement>"}.');
         return runtime.current().explain(await dryRunStatement({ ...input, sql: sql as string | undefined }));
       }
-      const body = input.request === undefined ? undefined : Buffer.from(JSON.stringify(input.request));
+      // A JSON request is given as the object; any other body (multipart) as its text, with its contentType.
+      if (input.contentType !== undefined && typeof input.request !== 'string') throw invalid('With "contentType", "request" must be the body as a string.');
+      const body = input.request === undefined ? undefined : Buffer.from(typeof input.request === 'string' && input.contentType !== undefined ? input.request : JSON.stringify(input.request));
       const exchange = dryRunExchange({ ...input, connectionType, body });
       return runtime.current().explain(exchange);
     }],
@@ -62,6 +64,7 @@ interface CheckInput {
   method?: string | undefined;
   path?: string | undefined;
   at?: number | undefined;
+  contentType?: string | undefined;
   request?: unknown;
 }
 
@@ -81,7 +84,7 @@ function parseCheck(value: unknown): CheckInput {
   const atText = str('at', false);
   const at = atText === undefined ? undefined : parseIsoTime(atText);
   if (atText !== undefined && at === undefined) throw invalid('"at" must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z.');
-  return { subject: str('subject', true)!, groups, kind, connection: str('connection', true)!, operation: str('operation', false), method: str('method', false), path: str('path', false), at, request: v['request'] };
+  return { subject: str('subject', true)!, groups, kind, connection: str('connection', true)!, operation: str('operation', false), method: str('method', false), path: str('path', false), at, contentType: str('contentType', false), request: v['request'] };
 }
 
 function invalid(message: string): GatehouseError {

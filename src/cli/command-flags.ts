@@ -29,7 +29,7 @@ const commandFlags: Readonly<Record<string, readonly string[]>> = {
   'reviews approve': ['config', 'comment', 'grant', 'json'],
   'reviews deny': ['config', 'comment', 'json'],
   'reviews cancel': ['config', 'json'],
-  'policy check': ['config', 'as', 'groups', 'kind', 'connection', 'operation', 'method', 'path', 'request', 'at', 'json'],
+  'policy check': ['config', 'as', 'groups', 'kind', 'connection', 'operation', 'method', 'path', 'request', 'content-type', 'at', 'json'],
   'sessions list': ['config', ...search, 'limit', 'json'],
   'sessions show': ['config', 'json'],
   'sessions replay': ['config', 'json'],

@@ -45,7 +45,7 @@ const usage = `usage: gatehouse <command> [options]
   reviews approve ID [--comment TEXT] [--grant 30m]
   reviews deny ID [--comment REASON]
   reviews cancel ID              votes and cancels act as $GATEHOUSE_REVIEWER_KEY
-  policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME]
+  policy check --as SUBJECT --groups a,b [--kind agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE [--content-type T]] [--at TIME]
                                  dry-run the policy: the decision, and why each rule matched or not
   sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny|require_approval] [--operation OP]
                 [--rule R] [--review ID] [--text "words"] [--since TIME] [--until TIME] [--limit N]
@@ -96,6 +96,7 @@ async function main(argv: string[]): Promise<void> {
       grant: { type: 'string' },
       as: { type: 'string' },
       request: { type: 'string' },
+      'content-type': { type: 'string' },
       method: { type: 'string' },
       path: { type: 'string' },
       at: { type: 'string' },

@@ -297,6 +297,32 @@ policy:
     assert.match(explained.stdout, /^decision {3}deny \(rule-deny\)\nrules {6}no-cards-in\n/);
   });
 
+  test('policy check reads a multipart body part by part with its content type, as the gateway does (CLI and admin API)', async () => {
+    const boundary = 'dryrunboundary42';
+    const multipart = [
+      `--${boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nplease drop table invoices\r\n`,
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF....\r\n`,
+      `--${boundary}--\r\n`,
+    ].join('');
+    const contentType = `multipart/form-data; boundary=${boundary}`;
+    const requestFile = join(gateway.dir, 'transcription.multipart');
+    writeFileSync(requestFile, multipart);
+    const args = ['policy', 'check', '--config', gateway.configPath, '--as', 'key:x', '--groups', 'ml', '--connection', 'demo', '--path', '/audio/transcriptions', '--request', requestFile];
+    const read = await runCli([...args, '--content-type', contentType]);
+    assert.equal(read.code, 0, read.stderr);
+    assert.match(read.stdout, /^decision {3}deny \(rule-deny\)\nrules {6}no-drop-table\n/, 'the prompt field is text the rules read');
+    // Without its content type the body has no text to read: the dry run says allow, as it did before.
+    const unread = await runCli(args);
+    assert.match(unread.stdout, /^decision {3}allow/);
+
+    const api = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:x', groups: ['ml'], connection: 'demo', path: '/audio/transcriptions', contentType, request: multipart }) });
+    assert.equal(api.status, 200);
+    assert.deepEqual(((await api.json()) as { decision: { rules: string[] } }).decision.rules, ['no-drop-table']);
+    const wrong = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:x', connection: 'demo', contentType, request: { model: 'x' } }) });
+    assert.equal(wrong.status, 400);
+  });
+
   test('config check compiles the policy: a duplicate rule name exits 1 naming the rule', async () => {
     const file = join(gateway.dir, 'dup.yaml');
     writeFileSync(file, 'policy:\n  rules:\n    - { name: twice, effect: deny }\n    - { name: twice, effect: allow }\n');

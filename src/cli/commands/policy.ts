@@ -24,11 +24,12 @@ export interface PolicyCheckOptions {
   readonly method?: string | undefined;
   readonly path?: string | undefined;
   readonly request?: string | undefined;
+  readonly 'content-type'?: string | undefined;
   readonly at?: string | undefined;
   readonly json?: boolean | undefined;
 }
 
-const usage = 'usage: gatehouse policy check --config FILE --as SUBJECT --groups a,b [--kind human|service|agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE] [--at TIME] [--json]';
+const usage = 'usage: gatehouse policy check --config FILE --as SUBJECT --groups a,b [--kind human|service|agent] --connection C [--operation OP] [--method M] [--path P] [--request FILE [--content-type T]] [--at TIME] [--json]';
 
 export async function policyCommand(action: string | undefined, options: PolicyCheckOptions): Promise<void> {
   if (action !== 'check') throw new CliError(usage);
@@ -79,6 +80,7 @@ export async function policyCommand(action: string | undefined, options: PolicyC
         method: options.method,
         path: options.path,
         body,
+        contentType: options['content-type'],
         at,
       });
     } catch (error) {

@@ -20,6 +20,8 @@ export interface DryRunInput {
   /** Path after /c/<connection>, e.g. /chat/completions. */
   readonly path?: string | undefined;
   readonly body?: Buffer | undefined;
+  /** The body's Content-Type: a multipart body (a transcription, an upload) is read part by part, as live. */
+  readonly contentType?: string | undefined;
   /** When the request happens (time windows); default now. */
   readonly at?: number | undefined;
 }
@@ -41,7 +43,7 @@ export function dryRunExchange(input: DryRunInput): Exchange {
   const method = input.method ?? (body.length > 0 || input.connectionType === 'openai' ? 'POST' : 'GET');
   const derived = input.connectionType === 'openai' ? openaiOperation(method, path) : httpOperation(method, path);
   const operation = input.operation ?? derived;
-  const base = input.connectionType === 'openai' ? openaiFacts(operation, body) : { stream: false };
+  const base = input.connectionType === 'openai' ? openaiFacts(operation, body, input.contentType) : { stream: false };
   return {
     id: 'dry-run',
     sessionId: 'dry-run',
