@@ -40,7 +40,19 @@ describe('two gateways when PostgreSQL or Redis goes away', { skip }, () => {
     redisUrl.hostname = '127.0.0.1';
     redisUrl.port = String(redisRelay.port);
     upstream = await startDemoUpstream({ apiKey: upstreamKey });
-    const config = `${demoConnectionYaml(upstream.url).replace('access: { groups: [ml] }', 'access: { groups: [ml, bulk] }')}
+    // A PostgreSQL connection too (to the machine's server directly, not through the
+    // store's relay): its logins read keys from the store.
+    const target = new URL(db.url);
+    const warehouse = `  - name: warehouse
+    type: postgres
+    listen: { host: 127.0.0.1, port: 0 }
+    allowPlaintext: true
+    target: postgres://${target.host}${target.pathname}
+    credential: { user: ${decodeURIComponent(target.username) || 'postgres'}, secret: "\${PG_SECRET}" }
+    tls: { mode: disable }
+    access: { groups: [ml] }
+`;
+    const config = `${demoConnectionYaml(upstream.url, warehouse).replace('access: { groups: [ml] }', 'access: { groups: [ml, bulk] }')}
 policy:
   rules:
     - name: needs-approval
@@ -55,7 +67,7 @@ policy:
 approvals:
   defaults: { reviewers: [reviewers], holdFor: 20s }
 `;
-    const env = { UPSTREAM_KEY: upstreamKey, STORE_URL: storeUrl.toString(), REDIS_URL: redisUrl.toString() };
+    const env = { PG_SECRET: 'unused-with-trust', UPSTREAM_KEY: upstreamKey, STORE_URL: storeUrl.toString(), REDIS_URL: redisUrl.toString() };
     const store = 'store:\n  postgres: { url: "${STORE_URL}" }\n';
     [a, b] = await Promise.all([startGatewayProcess(config, { env, store }), startGatewayProcess(config, { env, store })]);
     adminKey = await a.createKey('admin', ['admins', 'reviewers']);
@@ -104,6 +116,7 @@ approvals:
 
   test('PostgreSQL gone: 503 store_unavailable on both, /readyz says so, no crash when a query is cut; back: serves again without a restart, every answer on record', async () => {
     const key = await a.createKey('ml-bot', ['ml']);
+    const pgKey = await a.createKey('pg-bot', ['ml']);
     const answered: string[] = [];
     for (const gateway of [a, b]) {
       const ok = await chat(gateway, key, 'before');
@@ -124,6 +137,15 @@ approvals:
     const unseen = await b.createKey('unseen', ['ml']).catch(() => undefined);
     assert.equal(unseen, undefined, 'the CLI cannot reach the store either');
     await new Promise((resolve) => setTimeout(resolve, 1100)); // past the API-key cache
+    // A PostgreSQL login with a key this gateway has not seen: refused with 57P03
+    // (cannot_connect_now: try again later) naming the store, not XX000 (a bug).
+    const pgPort = Number(/postgres connection warehouse on \S+:(\d+)/.exec(a.stderr())?.[1]);
+    const login = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'pg-bot', password: pgKey, database: new URL(db.url).pathname.slice(1) });
+    const loginError = await login.connect().then(() => undefined, (error: unknown) => error as { code?: string; message?: string });
+    await login.end().catch(() => undefined);
+    assert.deepEqual({ code: loginError?.code, message: loginError?.message }, { code: '57P03', message: 'The store does not answer.' });
+    alive(a);
+
     for (const gateway of [a, b]) {
       const refused = await chat(gateway, key, 'during the outage');
       assert.deepEqual({ status: refused.status, code: refused.body.error?.code }, { status: 503, code: 'store_unavailable' });

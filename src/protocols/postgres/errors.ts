@@ -34,6 +34,7 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   agent_unavailable: '08001', // no agent carries the connection (via: agent:<name>)
   agent_disconnected: '08006',
   recording_failed: '58000', // system_error
+  store_unavailable: '57P03', // cannot_connect_now: the gateway's store is down, try again later
   internal_error: 'XX000', // internal_error
 };
 
@@ -43,6 +44,7 @@ export function sqlstateOf(error: GatehouseError): string {
   if (error.status === 401) return '28P01';
   if (error.status === 403) return '42501';
   if (error.status < 500) return '08P01';
+  if (error.status === 503) return '58000'; // a dependency of the gateway, not a bug (XX000)
   return 'XX000';
 }
 

@@ -20,6 +20,7 @@ import { GatehouseError } from '../../errors/index.js';
 import { newId, type Decision, type Exchange, type ExchangeOutcome, type Identity } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { enforceDecision } from '../../policy/index.js';
+import { isStoreUnreachable } from '../../store/index.js';
 import { authentication, backendKeyData, BodyReader, ProtocolViolation, readyForQuery } from './codec.js';
 import { databaseAllowed, type PostgresConnection } from './connection.js';
 import { checkClientEncoding } from './database-messages.js';
@@ -283,5 +284,7 @@ function toLoginError(error: unknown): GatehouseError | undefined {
   if (error instanceof GatehouseError) return error;
   if (error instanceof ProtocolViolation) return new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message });
   if (error instanceof Error && error.name === 'SocketClosed') return undefined;
-  return new GatehouseError('internal_error', { detail: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  if (isStoreUnreachable(error)) return new GatehouseError('store_unavailable', { detail, cause: error });
+  return new GatehouseError('internal_error', { detail });
 }
