@@ -107,9 +107,15 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
         res.write(`event: ${type}\nid: ${id}\ndata: ${JSON.stringify(review)}\n\n`);
       }, () => undefined);
     });
+    // The LISTEN connection was lost and is back: events of other processes may have been
+    // missed meanwhile, so the client is told to re-read the list.
+    const unsubscribeResync = service.bus.onResync(() => {
+      if (!res.destroyed) res.write('event: review.resync\ndata: {"reason":"events of other gateways may have been missed while the store was unreachable; re-read GET /api/reviews"}\n\n');
+    });
     const stop = () => {
       clearInterval(heartbeat);
       unsubscribe();
+      unsubscribeResync();
     };
     req.once('close', stop);
     res.once('close', stop);

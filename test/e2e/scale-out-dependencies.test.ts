@@ -177,6 +177,14 @@ approvals:
 
   test('after PostgreSQL was gone for seconds, a request held on A is released as soon as B approves it, and a denial on B refuses it at once', async () => {
     const key = await a.createKey('asker', ['ml']);
+    // A reviewer's event stream on A, open across the outage: it is told to re-read.
+    const sseAbort = new AbortController();
+    const events = await fetch(`${a.adminUrl}/api/reviews/events`, { headers: { authorization: `Bearer ${adminKey}` }, signal: sseAbort.signal });
+    let streamed = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of events.body!) streamed += decoder.decode(chunk as Uint8Array, { stream: true });
+    })().catch(() => undefined);
     await pgRelay.down();
     await new Promise((resolve) => setTimeout(resolve, 2500)); // longer than one reconnect attempt
     await pgRelay.up();
@@ -195,6 +203,9 @@ approvals:
     } finally {
       await direct.end();
     }
+    await eventually(async () => assert.match(streamed, /event: review\.resync\ndata: \{"reason":/));
+    sseAbort.abort();
+    await reading;
 
     for (const verdict of ['approve', 'deny'] as const) {
       const held = chat(a, key, `please approve this (${verdict})`);
