@@ -2,6 +2,7 @@
 // identify stage, the recorder, a policy (compilePolicy by default, or one a test
 // builds), and a listener in front of a fresh database on the machine's PostgreSQL.
 
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { startApprovals, type RunningApprovals } from '../../src/approvals/start-approvals.js';
 import { createRecorder, type Recorder } from '../../src/audit/index.js';
@@ -107,4 +108,27 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
       await created.drop();
     },
   };
+}
+
+/**
+ * A suite's before and after around a proxy: a direct client runs `setupSql`, then
+ * `ready` gets it and a client connected through the proxy; after the suite's tests
+ * both end and the proxy closes.
+ */
+export function withProxyClients(proxy: TestProxy, setupSql: string, ready: (clients: { direct: pg.Client; client: pg.Client }) => void): void {
+  let direct: pg.Client | undefined;
+  let client: pg.Client | undefined;
+  before(async () => {
+    direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    await direct.query(setupSql);
+    client = new pg.Client(proxy.clientConfig());
+    await client.connect();
+    ready({ direct, client });
+  });
+  after(async () => {
+    await client?.end();
+    await direct?.end();
+    await proxy.close();
+  });
 }

@@ -7,9 +7,9 @@
 // INSERT … SELECT, UPDATE … SET) are refused.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
-import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'null']]) } });
 const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
@@ -19,20 +19,9 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
   let direct: pg.Client;
   let c: pg.Client;
 
-  before(async () => {
-    direct = new pg.Client({ connectionString: proxy.directUrl });
-    await direct.connect();
-    await direct.query(`create table users (id int primary key, name text, email text, ssn text, born date, notes text);
+  withProxyClients(proxy, `create table users (id int primary key, name text, email text, ssn text, born date, notes text);
       insert into users values (1, 'Ann', 'ann@example.com', '078-05-1120', '1990-01-02', null), (2, 'Bob', 'bob@example.com', '219-09-9999', '1985-05-06', null);
-      create table archive (id int, contact text)`);
-    c = new pg.Client(proxy.clientConfig());
-    await c.connect();
-  });
-  after(async () => {
-    await c.end();
-    await direct.end();
-    await proxy.close();
-  });
+      create table archive (id int, contact text)`, (clients) => ({ direct, client: c } = clients));
 
   const leaks = (rows: unknown) => /ann@example\.com|078-05-1120|1990-01-02|example\.com/.test(JSON.stringify(rows));
   const first = async (sql: string, params?: unknown[]) => {

@@ -6,11 +6,11 @@
 // and a table condition holds in a deny rule and fails in an allow rule for them.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { ruleSchema } from '../../../src/config/policy-schema.js';
 import { compilePolicy } from '../../../src/policy/index.js';
-import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const rules = [
   { name: 'deny-payroll', effect: 'deny', message: 'Payroll is off limits.', when: [{ fact: 'tables', includes: ['payroll', '*.payroll'] }] },
@@ -28,21 +28,10 @@ describe('PostgreSQL proxy: statements whose tables are unknown fail table rules
   let direct: pg.Client;
   let c: pg.Client;
 
-  before(async () => {
-    direct = new pg.Client({ connectionString: proxy.directUrl });
-    await direct.connect();
-    await direct.query(`create table payroll (id int, pay int); insert into payroll values (1, 100), (2, 200);
+  withProxyClients(proxy, `create table payroll (id int, pay int); insert into payroll values (1, 100), (2, 200);
       create table orders (id int, item text); insert into orders values (1, 'Book');
       create function wipe() returns int language sql as 'delete from payroll returning 1';
-      create procedure wipe_proc() language sql as 'delete from payroll';`);
-    c = new pg.Client(proxy.clientConfig());
-    await c.connect();
-  });
-  after(async () => {
-    await c.end();
-    await direct.end();
-    await proxy.close();
-  });
+      create procedure wipe_proc() language sql as 'delete from payroll';`, (clients) => ({ direct, client: c } = clients));
 
   const payrollRows = async () => Number((await direct.query('select count(*) as n from payroll')).rows[0].n);
   const denied = { code: '42501', message: 'Payroll is off limits. (rule: deny-payroll)' };

@@ -7,9 +7,9 @@
 // statements that store under a covered name still run. COPY out is refused on such a
 // connection (its rows carry no column names).
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
-import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial']]) } });
 const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
@@ -19,21 +19,10 @@ describe('PostgreSQL proxy: masked values stored under another name are refused'
   let direct: pg.Client;
   let c: pg.Client;
 
-  before(async () => {
-    direct = new pg.Client({ connectionString: proxy.directUrl });
-    await direct.connect();
-    await direct.query(`create table users (id int primary key, name text, email text, ssn text);
+  withProxyClients(proxy, `create table users (id int primary key, name text, email text, ssn text);
       insert into users values (1, 'Ann', 'ann@example.com', '078-05-1120'), (2, 'Bob', 'bob@example.com', '219-09-9999');
       create table archive (id int primary key, contact text, note text);
-      create table copy_of_users (id int, a text, b text, c text)`);
-    c = new pg.Client(proxy.clientConfig());
-    await c.connect();
-  });
-  after(async () => {
-    await c.end();
-    await direct.end();
-    await proxy.close();
-  });
+      create table copy_of_users (id int, a text, b text, c text)`, (clients) => ({ direct, client: c } = clients));
 
   const refused = (target: string, rule = 'email') => ({ code: '0A000', message: `The statement would keep values of masked column "${rule}" (masking.columns) as ${target}, where they could later be read unmasked; it was not run.` });
   const leaked = async () => JSON.stringify((await direct.query('select * from archive union all select id, a, b from copy_of_users')).rows);
