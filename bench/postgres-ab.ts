@@ -14,7 +14,7 @@
 // beside it (cp package.json; ln -s …/node_modules).
 
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,7 +35,7 @@ if (dists.length !== 2) {
   process.exit(2);
 }
 
-interface Result { tps: number; transactions: number; cpu: number; main: number }
+interface Result { tps: number; transactions: number; cpu: number; main: number; worker: number }
 
 async function pgbench(mode: string, env: NodeJS.ProcessEnv): Promise<{ tps: number; transactions: number }> {
   const { stdout } = await run('pgbench', ['-S', '-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(seconds)], { env: { ...process.env, ...env } });
@@ -51,6 +51,21 @@ function cpuMs(pid: number, mainThread: boolean): number {
   const stat = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU ms of each of the process's threads, by thread id. */
+function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
 }
 
 function freePort(): Promise<number> {
@@ -108,16 +123,20 @@ connections:
 async function measure(gate: Gate, mode: string): Promise<Result> {
   const cpu0 = cpuMs(gate.pid, false);
   const main0 = cpuMs(gate.pid, true);
+  const threads0 = threadCpuMs(gate.pid);
   const r = await pgbench(mode, gate.env);
   const started = performance.now();
   await gate.settle();
   const apply = (performance.now() - started) / 1000;
   const cpu = cpuMs(gate.pid, false) - cpu0;
   const main = cpuMs(gate.pid, true) - main0;
+  // The journal worker: the thread other than the main one that used the most CPU in the run.
+  let worker = 0;
+  for (const [tid, ms] of threadCpuMs(gate.pid)) if (tid !== String(gate.pid)) worker = Math.max(worker, ms - (threads0.get(tid) ?? 0));
   gate.transactions += r.transactions;
   // Let the background full-text index catch up before the next run (not counted).
   await new Promise((res) => setTimeout(res, 1500));
-  return { tps: r.transactions / (r.transactions / r.tps + apply), transactions: r.transactions, cpu: (cpu * 1000) / r.transactions, main: (main * 1000) / r.transactions };
+  return { tps: r.transactions / (r.transactions / r.tps + apply), transactions: r.transactions, cpu: (cpu * 1000) / r.transactions, main: (main * 1000) / r.transactions, worker: (worker * 1000) / r.transactions };
 }
 
 async function main(): Promise<void> {
@@ -139,14 +158,14 @@ async function main(): Promise<void> {
         const res: Result[] = [];
         for (const i of order) res[i] = await measure(gates[i]!, mode);
         rows.push({ direct: d.tps, a: res[0]!, b: res[1]! });
-        const f = (r: Result) => `tps ${r.tps.toFixed(0)} (${(r.tps / d.tps).toFixed(3)}×) cpu ${r.cpu.toFixed(1)} main ${r.main.toFixed(1)}`;
+        const f = (r: Result) => `tps ${r.tps.toFixed(0)} (${(r.tps / d.tps).toFixed(3)}×) cpu ${r.cpu.toFixed(1)} main ${r.main.toFixed(1)} worker ${r.worker.toFixed(1)}`;
         process.stdout.write(`${mode} round ${round + 1}: direct ${d.tps.toFixed(0)} | A ${f(res[0]!)} | B ${f(res[1]!)}\n`);
       }
       const m = (pick: (r: { direct: number; a: Result; b: Result }) => number) => median(rows.map(pick)).toFixed(3);
       process.stdout.write(
         `${mode} medians: A/direct ${m((r) => r.a.tps / r.direct)}, B/direct ${m((r) => r.b.tps / r.direct)}; ` +
-          `A cpu ${m((r) => r.a.cpu)} main ${m((r) => r.a.main)}; B cpu ${m((r) => r.b.cpu)} main ${m((r) => r.b.main)} µs/txn\n` +
-          `${mode} per-round ratios B/A (median): tps ${m((r) => r.b.tps / r.a.tps)}, cpu ${m((r) => r.b.cpu / r.a.cpu)}, main ${m((r) => r.b.main / r.a.main)}\n`,
+          `A cpu ${m((r) => r.a.cpu)} main ${m((r) => r.a.main)} worker ${m((r) => r.a.worker)}; B cpu ${m((r) => r.b.cpu)} main ${m((r) => r.b.main)} worker ${m((r) => r.b.worker)} µs/txn\n` +
+          `${mode} per-round ratios B/A (median): tps ${m((r) => r.b.tps / r.a.tps)}, cpu ${m((r) => r.b.cpu / r.a.cpu)}, main ${m((r) => r.b.main / r.a.main)}, worker ${m((r) => r.b.worker / r.a.worker)}\n`,
       );
     }
     for (const [i, g] of gates.entries()) {
