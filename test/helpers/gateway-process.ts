@@ -29,13 +29,14 @@ export interface GatewayProcess {
 }
 
 /** Writes `configYaml` (without a store section, one is added) and starts the gateway. */
-export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string; nodeArgs?: readonly string[] } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string; nodeArgs?: readonly string[]; /** Another build's dist/cli/main.js (paired benches). */ bin?: string } = {}): Promise<GatewayProcess> {
+  const bin = options.bin ?? gatehouseBin;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const configPath = join(dir, 'gatehouse.yaml');
   const store = options.store ?? `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\n`;
   writeFileSync(configPath, `${configYaml}\n${store}`);
   const env = { ...process.env, ...options.env };
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), gatehouseBin, 'start', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'start', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -60,7 +61,7 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
     });
   });
 
-  const cli = async (args: string[]) => execFileAsync(process.execPath, [gatehouseBin, ...args, '--config', configPath], { env });
+  const cli = async (args: string[]) => execFileAsync(process.execPath, [bin, ...args, '--config', configPath], { env });
   return {
     ...started,
     dir,
