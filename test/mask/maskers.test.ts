@@ -241,3 +241,23 @@ describe('SseMasker, a chat stream that ends without a finish event', () => {
     assert.equal(events.at(-1)!.choices[0]!.finish_reason, null, 'no finish reason is invented');
   });
 });
+
+describe('profiles with fields, combined with others', () => {
+  const answer = JSON.stringify({ choices: [{ message: { content: 'mail a.b@example.com, ssn 536-22-8841' } }], contact: { email: 'c@example.com' } });
+
+  test("a profile's fields restrict that profile only: a drop on contact.* does not drop the answer's content", () => {
+    // Seen with obligations [analyst-hash, drop-contact]: the merged plan had no field
+    // restriction, so drop-contact's drop applied to message.content and removed it.
+    const hash = profile({ name: 'hash', entities: ['EMAIL'], operator: 'hash', hashKey: 'k' });
+    const dropContact = profile({ name: 'drop-contact', operator: 'drop', fields: ['contact.*'] });
+    const masked = JSON.parse(maskJsonText(answer, planOf(hash, dropContact), {})) as { choices: Array<{ message: { content?: string } }>; contact: Record<string, string> };
+    assert.match(masked.choices[0]!.message.content ?? '(dropped)', /^mail \[EMAIL:[0-9a-f]{12}\], ssn 536-22-8841$/, 'content: hashed email, the SSN left (only drop-contact, on contact.*, masks every type)');
+    assert.deepEqual(masked.contact, {}, 'contact.email dropped');
+  });
+
+  test('two restricted profiles each mask their own fields', () => {
+    const cards = profile({ name: 'content-ssn', entities: ['US_SSN'], operator: 'partial', fields: ['choices[].message.content'] });
+    const contact = profile({ name: 'contact', operator: 'drop', fields: ['contact.*'] });
+    assert.deepEqual(JSON.parse(maskJsonText(answer, planOf(cards, contact), {})), { choices: [{ message: { content: 'mail a.b@example.com, ssn ***-**-8841' } }], contact: {} });
+  });
+});
