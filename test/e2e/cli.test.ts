@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -226,5 +226,23 @@ describe('gatehouse CLI', () => {
     const refused = await runCli(['quickstart', '--port', 'http']);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--port must be a port number/);
+  });
+  test('revoke: the revocation names the OS user who made it, as the audit events do, also where $USER is not set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-revoke-by-'));
+    try {
+      const path = join(dir, 'gatehouse.yaml');
+      writeFileSync(path, `store:\n  sqlite: { path: ${join(dir, 'g.db')} }\nconnections: []\n`);
+      // A service, cron job or container often runs without USER: the record said cli:unknown.
+      const env = { ...process.env };
+      delete env['USER'];
+      assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'gone-bot', '--groups', 'ml'], env)).code, 0);
+      assert.equal((await runCli(['keys', 'revoke', 'gone-bot', '--config', path], env)).code, 0);
+      assert.equal((await runCli(['revoke', 'subject', 'key:other-bot', '--config', path], env)).code, 0);
+      const listed = await runCli(['revoke', 'list', '--json', '--config', path], env);
+      const by = (JSON.parse(listed.stdout) as Array<{ revokedBy: string }>).map((r) => r.revokedBy);
+      assert.deepEqual(by, [`cli:${userInfo().username}`, `cli:${userInfo().username}`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
