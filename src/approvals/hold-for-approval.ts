@@ -76,7 +76,11 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
       const { holdFor } = service.optionsFor(decision.rules);
       request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });
       const state = await waitForDecision(service, review.id, holdFor, options.pollInterval, request.signal);
-      if (state === 'aborted') return { approval, error: new GatehouseError('client_closed', { detail: `the caller left while review ${review.id} was pending` }) };
+      if (state === 'aborted') {
+        // The gateway ending the exchange (a shutdown) gives its own error as the reason.
+        const reason: unknown = request.signal?.reason;
+        return { approval, error: reason instanceof GatehouseError ? reason : new GatehouseError('client_closed', { detail: `the caller left while review ${review.id} was pending` }) };
+      }
       if (state === 'pending') return { approval, error: new GatehouseError('approval_required', { fields: service.errorFields(review.id), detail: `held ${holdFor} ms` }) };
       try {
         await service.consume(review.id, binding, exchange.id);

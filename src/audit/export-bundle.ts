@@ -94,9 +94,12 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   // Rows and events are streamed to the files page by page; only the exported ids are
   // held, to pick their events out of the chain in seq order.
   const ids = new Set<string>();
+  // Rows written: `ids` also holds the reviews that travel with them, which are not exchanges.
+  let exchangeCount = 0;
   const exchanges = lineWriter(join(dir, 'exchanges.jsonl'));
   for await (const row of filteredRows(db, filter)) {
     await exchanges.write(`${canonicalJson(stateOf(row))}\n`);
+    exchangeCount++;
     ids.add(row.id);
     // The review that governed an exchange travels with it: its creation and votes.
     if (row.review_id) ids.add(`review:${row.review_id}`);
@@ -130,7 +133,7 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   const files: Record<string, string> = {
     'checkpoints.jsonl': checkpointLines.join(''),
     'public-key.pem': signer.publicKeyPem,
-    'README.md': readme({ exchanges: ids.size, events: eventCount, first, last, keyId: signer.keyId, filter }),
+    'README.md': readme({ exchanges: exchangeCount, events: eventCount, first, last, keyId: signer.keyId, filter }),
   };
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   const names = ['events.jsonl', 'exchanges.jsonl', 'exchanges.csv', 'checkpoints.jsonl', 'public-key.pem', 'README.md'];
@@ -139,7 +142,7 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   const manifest = names.map((name, i) => `${digests[i]}  ${name}\n`).join('');
   writeFileSync(join(dir, 'manifest.sha256'), manifest);
   writeFileSync(join(dir, 'manifest.sig'), Buffer.from(signer.sign(manifest), 'base64'));
-  return { exchanges: ids.size, events: eventCount, files: [...names, 'manifest.sha256', 'manifest.sig'] };
+  return { exchanges: exchangeCount, events: eventCount, files: [...names, 'manifest.sha256', 'manifest.sig'] };
 }
 
 function readme(info: { exchanges: number; events: number; first: number; last: number; keyId: string; filter: ExchangeFilter }): string {

@@ -10,7 +10,7 @@ const search = ['connection', 'subject', 'group', 'decision', 'operation', 'rule
 /** `command` or `command action` → its options (`--help` and `--version` go with every command). */
 const commandFlags: Readonly<Record<string, readonly string[]>> = {
   start: ['config'],
-  quickstart: [],
+  quickstart: ['port'],
   'config check': ['config'],
   'keys create': ['config', 'name', 'groups', 'kind', 'expires', 'json'],
   'keys list': ['config', 'limit', 'json'],

@@ -25,7 +25,8 @@ import { startCommand } from './commands/start.js';
 const usage = `usage: gatehouse <command> [options]
 
   start --config FILE            run the gateway
-  quickstart                     run the quick start (demo upstream + gateway); what \`npm start\` does
+  quickstart [--port N]          run the quick start (demo upstream + gateway); what \`npm start\` does;
+                                 --port: data plane on N, admin API on N+1, demo upstream on N+10
   config check FILE              validate a config file and exit
   keys create --name NAME --groups a,b [--kind service|agent|human] [--expires 30d|never]
                                  create an API key; the key is printed once
@@ -111,6 +112,7 @@ async function main(argv: string[]): Promise<void> {
       key: { type: 'string' },
       ca: { type: 'string' },
       admin: { type: 'string' },
+      port: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -130,7 +132,7 @@ async function main(argv: string[]): Promise<void> {
     case 'start':
       return startCommand(values);
     case 'quickstart':
-      return quickstartCommand();
+      return quickstartCommand(values);
     case 'config':
       if (action !== 'check') throw new CliError('usage: gatehouse config check FILE');
       return configCheckCommand(rest[0] ?? values.config);

@@ -30,10 +30,29 @@ export function maskJsonValue(value: unknown, plan: MaskPlan, counts: EntityCoun
   return result === DROP ? null : result;
 }
 
+/** Each profile's compiled `fields`, for plans whose profiles are restricted differently. */
+const scopedFields = new WeakMap<MaskPlan, Array<Segment[][] | undefined>>();
+
+/** The plan of the profiles whose own `fields` cover `path` (undefined: none does). */
+function planAt(plan: MaskPlan, path: readonly Segment[]): MaskPlan | undefined {
+  const scoped = plan.scoped;
+  if (!scoped) return plan;
+  let compiled = scopedFields.get(plan);
+  if (!compiled) scopedFields.set(plan, (compiled = scoped.fields.map((f) => compileFieldPaths(f))));
+  const indices: number[] = [];
+  compiled.forEach((f, i) => {
+    if (!f || f.some((p) => covers(p, path))) indices.push(i);
+  });
+  if (indices.length === 0) return undefined;
+  return indices.length === compiled.length ? plan : scoped.narrow(indices);
+}
+
 function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): unknown {
   if (typeof value === 'string') {
     if (fields && !fields.some((f) => covers(f, path))) return value;
-    const findings = plan.find(value);
+    const here = planAt(plan, path);
+    if (!here) return value;
+    const findings = here.find(value);
     if (findings.length === 0) return value;
     if (findings.some((f) => f.operator === 'drop')) {
       for (const f of findings) counts[f.type] = (counts[f.type] ?? 0) + 1;

@@ -44,6 +44,12 @@ export interface MaskPlan {
   holdBack(text: string, from?: number): number;
   readonly fields: readonly string[] | undefined;
   readonly embeddings: EmbeddingsRule | undefined;
+  /**
+   * Set when several profiles mask text and one of them has `fields`: each profile's own
+   * `fields` (undefined: every field), and the plan of those of them (by index) that
+   * cover a JSON value, so a profile's fields restrict that profile, not the others.
+   */
+  readonly scoped?: { readonly fields: readonly (readonly string[] | undefined)[]; narrow(indices: readonly number[]): MaskPlan } | undefined;
 }
 
 const strength: Record<MaskOperator, number> = { partial: 1, hash: 2, redact: 3, drop: 4 };
@@ -98,10 +104,24 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
     if (rule && (!embeddings || embeddingStrength[rule.mode] > embeddingStrength[embeddings.mode])) embeddings = rule;
   }
   const detectors = [...new Set(textual.map((c) => c.detector))];
+  const narrowed = new Map<string, MaskPlan>();
+  const scoped =
+    textual.length > 1 && textual.some((c) => c.profile.fields !== undefined)
+      ? {
+          fields: textual.map((c) => c.profile.fields),
+          narrow(indices: readonly number[]): MaskPlan {
+            const key = indices.join(',');
+            let plan = narrowed.get(key);
+            if (!plan) narrowed.set(key, (plan = buildPlan(indices.map((i) => textual[i]!))));
+            return plan;
+          },
+        }
+      : undefined;
   return {
     profiles: selected.map((c) => c.profile.name),
     fields,
     embeddings,
+    scoped,
     holdBack(text, from) {
       let p = text.length;
       for (const d of detectors) p = Math.min(p, d.holdBack(text, from));

@@ -44,6 +44,8 @@ export class SseMasker {
   #pending = '';
   /** The stream has sent plain-text data: every later event is part of that text. */
   #plain = false;
+  /** The last chat chunk's fields but its choices (id, model …), for a chunk this masker adds. */
+  #lastChunk: Json = {};
 
   constructor(options: SseMaskerOptions) {
     this.#plan = options.plan;
@@ -86,6 +88,42 @@ export class SseMasker {
     return out;
   }
 
+  /**
+   * At [DONE]: the text (and tool-call arguments) still held for chat choices that sent no
+   * finish event, released in one chat chunk shaped like the stream's last one
+   * (`finish_reason` stays null), or undefined when nothing is held.
+   */
+  #heldChoices(): Json | undefined {
+    const choices = new Map<number, { index: number; delta: Json; finish_reason: null; text?: string }>();
+    const choice = (index: string) => {
+      const n = Number(index);
+      let c = choices.get(n);
+      if (!c) choices.set(n, (c = { index: n, delta: {}, finish_reason: null }));
+      return c;
+    };
+    for (const [key, masker] of this.#text) {
+      const [kind, index, rest] = key.split(':');
+      if (rest !== undefined || index === undefined) continue; // a responses-API stream, or plain text
+      const tail = masker.end();
+      this.#text.delete(key);
+      if (tail === '') continue;
+      if (kind === 't') choice(index).text = tail;
+      else if (kind === 'audio') choice(index).delta['audio'] = { transcript: tail };
+      else choice(index).delta[kind!] = tail;
+    }
+    for (const [key, held] of this.#args) {
+      const [kind, index, call] = key.split(':');
+      if (kind !== 'tool' || index === undefined) continue;
+      this.#args.delete(key);
+      const c = choice(index);
+      const calls = (c.delta['tool_calls'] as Json[] | undefined) ?? [];
+      calls.push({ index: Number(call), function: { arguments: held === '' ? '' : maskJsonText(held, this.#plan, this.#counts) } });
+      c.delta['tool_calls'] = calls;
+    }
+    if (choices.size === 0) return undefined;
+    return { ...this.#lastChunk, object: 'chat.completion.chunk', choices: [...choices.values()] };
+  }
+
   #event(block: string, terminator: string): string {
     const lines = block.split(/\r?\n/);
     const other: string[] = [];
@@ -103,7 +141,9 @@ export class SseMasker {
       const raw = this.#text.get('raw');
       this.#text.delete('raw');
       const tail = raw?.end() ?? '';
-      return `${tail === '' ? '' : `${dataLines(tail)}\n\n`}${head}data: [DONE]${terminator}`;
+      // So do chat choices that never sent a finish event: after [DONE] no client reads.
+      const held = this.#heldChoices();
+      return `${tail === '' ? '' : `${dataLines(tail)}\n\n`}${held === undefined ? '' : `data: ${JSON.stringify(held)}\n\n`}${head}data: [DONE]${terminator}`;
     }
     let json: unknown;
     // Only an object or array is an event of a JSON stream: a piece of plain text such
@@ -177,6 +217,7 @@ export class SseMasker {
     const choices = event['choices'];
     if (!Array.isArray(choices)) return [this.#rest(event, [])];
     const masked = { ...this.#rest(event, ['choices']), choices: choices.map((c) => (isRecord(c) ? this.#choice(c) : c)) };
+    this.#lastChunk = omit(masked, ['choices', 'usage']);
     return [masked];
   }
 

@@ -337,7 +337,10 @@ describe('evidence export and the reviews that governed an exchange', () => {
       const { exportBundle } = await import('../../src/audit/index.js');
       const { readFileSync } = await import('node:fs');
       const out = join(dir, 'bundle');
-      await exportBundle(store.db, { subject: 'key:ci-bot' }, out, trail.signer!);
+      const result = await exportBundle(store.db, { subject: 'key:ci-bot' }, out, trail.signer!);
+      // One exchange row was exported: the review travelling with it is not an exchange.
+      assert.equal(result.exchanges, 1);
+      assert.match(readFileSync(join(out, 'README.md'), 'utf8'), /: 1 exchanges, 4 events/);
       const targets = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { target: string | null }).target);
       assert.deepEqual(targets, [governed.id, governed.id, 'review:rv_governing', 'review:rv_governing']);
     } finally {

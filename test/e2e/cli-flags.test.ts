@@ -32,7 +32,7 @@ describe('cli: options per command', () => {
     const cases: [string[], string][] = [
       [['keys', 'revoke', 'first', '--limit', '2'], 'gatehouse: keys revoke does not take --limit: it takes --config\n'],
       [['start', '--name', 'x'], 'gatehouse: start does not take --name: it takes --config\n'],
-      [['quickstart', '--json'], 'gatehouse: quickstart does not take --json: it takes no options\n'],
+      [['quickstart', '--json'], 'gatehouse: quickstart does not take --json: it takes --port\n'],
       [['sessions', 'show', 'ex_1', '--text', 'x'], 'gatehouse: sessions show does not take --text: it takes --config, --json\n'],
       [['reviews', 'deny', 'rv_1', '--grant', '30m'], 'gatehouse: reviews deny does not take --grant: it takes --config, --comment, --json\n'],
     ];

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -180,5 +180,69 @@ describe('gatehouse CLI', () => {
       }
     }
     assert.equal(child.exitCode, 0);
+  });
+  test('npm start -- --port N: the quick start on N (data plane), N+1 (admin) and N+10 (demo upstream), for a machine where 8080 is taken', { timeout: 30_000 }, async () => {
+    const free = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const server = createServer().once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+      });
+    let base = 0;
+    for (let i = 0; i < 50 && base === 0; i++) {
+      const candidate = 20_000 + Math.floor(Math.random() * 40_000);
+      if ((await free(candidate)) && (await free(candidate + 1)) && (await free(candidate + 10))) base = candidate;
+    }
+    assert.ok(base > 0, 'three free ports');
+    const child = spawn(process.execPath, [gatehouseBin, 'quickstart', '--port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      const key = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 20_000);
+        child.stdout.on('data', () => {
+          const match = /demo key\s+(ghk_\S+)/.exec(out);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]!);
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`quickstart exited ${code}: ${out}`)));
+      });
+      assert.match(out, new RegExp(`curl -s http://127\\.0\\.0\\.1:${base}/c/demo/chat/completions`));
+      assert.match(out, new RegExp(`upstream\\s+http://127\\.0\\.0\\.1:${base + 10}/v1`));
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${base}/c/demo`, apiKey: key, maxRetries: 0 });
+      const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'ping' }] });
+      assert.equal(answer.choices[0]!.message.content, 'Demo reply to: ping', 'the demo connection reaches the demo upstream on N+10');
+      const sessions = await fetch(`http://127.0.0.1:${base + 1}/api/sessions?limit=1`, { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(sessions.status, 200);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT');
+        await exited;
+      }
+    }
+    const refused = await runCli(['quickstart', '--port', 'http']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--port must be a port number/);
+  });
+  test('revoke: the revocation names the OS user who made it, as the audit events do, also where $USER is not set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-revoke-by-'));
+    try {
+      const path = join(dir, 'gatehouse.yaml');
+      writeFileSync(path, `store:\n  sqlite: { path: ${join(dir, 'g.db')} }\nconnections: []\n`);
+      // A service, cron job or container often runs without USER: the record said cli:unknown.
+      const env = { ...process.env };
+      delete env['USER'];
+      assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'gone-bot', '--groups', 'ml'], env)).code, 0);
+      assert.equal((await runCli(['keys', 'revoke', 'gone-bot', '--config', path], env)).code, 0);
+      assert.equal((await runCli(['revoke', 'subject', 'key:other-bot', '--config', path], env)).code, 0);
+      const listed = await runCli(['revoke', 'list', '--json', '--config', path], env);
+      const by = (JSON.parse(listed.stdout) as Array<{ revokedBy: string }>).map((r) => r.revokedBy);
+      assert.deepEqual(by, [`cli:${userInfo().username}`, `cli:${userInfo().username}`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

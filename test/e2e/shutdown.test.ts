@@ -59,3 +59,45 @@ describe('graceful stop', () => {
     assert.equal(record.errorCode, 'gateway_shutdown');
   });
 });
+
+describe('graceful stop with a request held for approval', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess;
+  let dir: string;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ apiKey: upstreamKey });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-shutdown-held-'));
+    const extra = `approvals:\n  defaults: { reviewers: [reviewers], holdFor: 60s }\npolicy:\n  rules:\n    - { name: hold-all, effect: require_approval, match: { connections: [demo] } }\n`;
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, extra), { env: { UPSTREAM_KEY: upstreamKey }, dir });
+  });
+  after(async () => {
+    await gateway?.stop('SIGKILL');
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a request still held when the grace period ends is recorded as gateway_shutdown, not as the client leaving', { timeout: 40_000 }, async () => {
+    // It was recorded client_closed (499, "the caller left while review … was pending").
+    const key = await gateway.createKey('held-bot', ['ml']);
+    const answer = fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'hold me' }] }),
+    }).then(
+      () => undefined,
+      () => undefined,
+    );
+    // Wait until the review is open (the request is held).
+    for (let i = 0; i < 100; i++) {
+      const listed = await runCli(['reviews', 'list', '--json', '--config', gateway.configPath]);
+      if ((JSON.parse(listed.stdout || '[]') as unknown[]).length > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.equal(await gateway.stop('SIGTERM'), 0);
+    await answer;
+    const listed = await runCli(['sessions', 'list', '--json', '--config', gateway.configPath]);
+    const records = JSON.parse(listed.stdout) as Array<{ errorCode: string | null; status: number; decision: string }>;
+    assert.deepEqual(records.map((r) => [r.decision, r.errorCode, r.status]), [['require_approval', 'gateway_shutdown', 503]]);
+  });
+});

@@ -223,3 +223,41 @@ describe('SseMasker, fields other than data', () => {
     assert.equal(plain.push(Buffer.from('event: response.output_text.delta\nid: 42\ndata: {"x":1}\n\n')), 'event: response.output_text.delta\nid: 42\ndata: {"x":1}\n\n');
   });
 });
+
+describe('SseMasker, a chat stream that ends without a finish event', () => {
+  test('text still held at [DONE] goes out in a chat chunk before it (after [DONE] no client reads it)', () => {
+    // Seen with an upstream that sends `finish_reason: null` on every chunk: the phone number
+    // at the end was released after `data: [DONE]`, where the openai client had stopped.
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const chunk = (content: string) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 7, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`;
+    let out = masker.push(Buffer.from(chunk('call me at ') + chunk('212-555-0147')));
+    out += masker.push(Buffer.from('data: [DONE]\n\n'));
+    out += masker.end();
+    const blocks = out.trim().split('\n\n');
+    assert.equal(blocks.at(-1), 'data: [DONE]');
+    const events = blocks.slice(0, -1).map((b) => JSON.parse(b.replace(/^data: /, '')) as { object: string; id: string; choices: Array<{ index: number; delta: { content?: string }; finish_reason: null }> });
+    assert.ok(events.every((e) => e.object === 'chat.completion.chunk' && e.id === 'c1'), 'every event before [DONE] is a chat chunk the openai client reads');
+    assert.equal(events.map((e) => e.choices[0]!.delta.content ?? '').join(''), 'call me at [PHONE]');
+    assert.equal(events.at(-1)!.choices[0]!.finish_reason, null, 'no finish reason is invented');
+  });
+});
+
+describe('profiles with fields, combined with others', () => {
+  const answer = JSON.stringify({ choices: [{ message: { content: 'mail a.b@example.com, ssn 536-22-8841' } }], contact: { email: 'c@example.com' } });
+
+  test("a profile's fields restrict that profile only: a drop on contact.* does not drop the answer's content", () => {
+    // Seen with obligations [analyst-hash, drop-contact]: the merged plan had no field
+    // restriction, so drop-contact's drop applied to message.content and removed it.
+    const hash = profile({ name: 'hash', entities: ['EMAIL'], operator: 'hash', hashKey: 'k' });
+    const dropContact = profile({ name: 'drop-contact', operator: 'drop', fields: ['contact.*'] });
+    const masked = JSON.parse(maskJsonText(answer, planOf(hash, dropContact), {})) as { choices: Array<{ message: { content?: string } }>; contact: Record<string, string> };
+    assert.match(masked.choices[0]!.message.content ?? '(dropped)', /^mail \[EMAIL:[0-9a-f]{12}\], ssn 536-22-8841$/, 'content: hashed email, the SSN left (only drop-contact, on contact.*, masks every type)');
+    assert.deepEqual(masked.contact, {}, 'contact.email dropped');
+  });
+
+  test('two restricted profiles each mask their own fields', () => {
+    const cards = profile({ name: 'content-ssn', entities: ['US_SSN'], operator: 'partial', fields: ['choices[].message.content'] });
+    const contact = profile({ name: 'contact', operator: 'drop', fields: ['contact.*'] });
+    assert.deepEqual(JSON.parse(maskJsonText(answer, planOf(cards, contact), {})), { choices: [{ message: { content: 'mail a.b@example.com, ssn ***-**-8841' } }], contact: {} });
+  });
+});

@@ -63,7 +63,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         if (revoked.length === 0) throw new CliError(`no live key with id or name "${target}"`, 1);
         for (const key of revoked) {
           // recorded as a revocation too, so gateways cut the key's in-flight exchanges
-          await new RevocationService(store.db).revoke({ kind: 'key', value: key.id, revokedBy: `cli:${process.env.USER ?? 'unknown'}` });
+          await new RevocationService(store.db).revoke({ kind: 'key', value: key.id, revokedBy: cliActor() });
           await audit.log.event({ kind: 'key.revoked', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name } });
           process.stdout.write(`revoked key ${key.id} "${key.name}"\n`);
         }

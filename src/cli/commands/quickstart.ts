@@ -11,17 +11,33 @@ import { untilSignal } from './start.js';
 
 const demoKeyName = 'quickstart-demo';
 
-export async function quickstartCommand(): Promise<void> {
+/**
+ * `--port N` (`npm start -- --port N`): the data plane on N, the admin API on N+1 and the
+ * demo upstream on N+10, for a machine where 8080, 8081 or 8090 is taken.
+ */
+export async function quickstartCommand(values: { port?: string | undefined } = {}): Promise<void> {
+  const basePort = values.port === undefined ? 8080 : Number(values.port);
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65525) throw new CliError(`--port must be a port number from 1 to 65525 (the admin API takes the next one, the demo upstream the port 10 above), not "${values.port}"`);
+  const ports = { data: basePort, admin: basePort + 1, upstream: basePort + 10 };
   const configFile = fileURLToPath(new URL('../../../examples/quickstart.yaml', import.meta.url));
   const upstreamKey = `demo-upstream-${randomBytes(12).toString('hex')}`;
-  const config = loadConfig(configFile, { ...process.env, GATEHOUSE_DEMO_UPSTREAM_KEY: upstreamKey });
+  const loaded = loadConfig(configFile, { ...process.env, GATEHOUSE_DEMO_UPSTREAM_KEY: upstreamKey });
+  const config: typeof loaded =
+    basePort === 8080
+      ? loaded
+      : {
+          ...loaded,
+          gateway: { ...loaded.gateway, listen: { ...loaded.gateway.listen, port: ports.data } },
+          admin: { ...loaded.admin, listen: { ...loaded.admin.listen, port: ports.admin } },
+          connections: loaded.connections.map((c) => (c.name === 'demo' && c.type === 'openai' ? { ...c, target: `http://127.0.0.1:${ports.upstream}/v1` } : c)),
+        };
 
-  const upstream = await startDemoUpstream({ host: '127.0.0.1', port: 8090, apiKey: upstreamKey, streamDelayMs: 30 }).catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot start the demo upstream on 127.0.0.1:8090: ${error.code ?? error.message} (is another quick start running?)`, 1);
+  const upstream = await startDemoUpstream({ host: '127.0.0.1', port: ports.upstream, apiKey: upstreamKey, streamDelayMs: 30 }).catch((error: NodeJS.ErrnoException) => {
+    throw new CliError(`cannot start the demo upstream on 127.0.0.1:${ports.upstream}: ${error.code ?? error.message} (is another quick start running? \`npm start -- --port N\` uses N, N+1 and N+10)`, 1);
   });
   const gateway = await startGateway(config).catch(async (error: NodeJS.ErrnoException) => {
     await upstream.close();
-    throw new CliError(`cannot start the gateway: ${error.code === 'EADDRINUSE' ? 'port 8080 or 8081 is in use' : error.message}`, 1);
+    throw new CliError(`cannot start the gateway: ${error.code === 'EADDRINUSE' ? `port ${ports.data} or ${ports.admin} is in use (\`npm start -- --port N\` uses N, N+1 and N+10)` : error.message}`, 1);
   });
 
   // A fresh demo key each run; the previous one is revoked.

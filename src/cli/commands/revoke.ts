@@ -4,6 +4,7 @@
 
 import { ApiKeyService, RevocationService, revocationValue, type RevocationKind } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
+import { cliActor } from '../with-audit.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
 
@@ -19,7 +20,7 @@ export async function revokeCommand(action: string | undefined, args: readonly s
   await withStore(options.config, async (store, config) => {
     const revocations = new RevocationService(store.db);
     const value = args[0];
-    const by = `cli:${process.env.USER ?? 'unknown'}`;
+    const by = cliActor();
     switch (action) {
       case 'token':
       case 'subject':

@@ -21,6 +21,7 @@ function revokedError(reason: string): GatehouseError {
 
 export class InFlightRegistry {
   readonly #entries = new Map<string, Entry>();
+  #ended: GatehouseError | undefined;
   readonly #revoked: (identity: Identity) => string | undefined;
 
   constructor(revoked: (identity: Identity) => string | undefined) {
@@ -53,10 +54,19 @@ export class InFlightRegistry {
 
   /** Cuts every exchange in flight with `error` (a shutdown's grace period is over); returns how many. */
   cutAll(error: GatehouseError): number {
+    this.#ended = error;
     const entries = [...this.#entries.values()];
     this.#entries.clear();
     for (const entry of entries) entry.cut(error);
     return entries.length;
+  }
+
+  /**
+   * Set once `cutAll` ran: the error exchanges not (yet) registered, such as one held for
+   * approval, are ended with when their connection is closed next.
+   */
+  get ended(): GatehouseError | undefined {
+    return this.#ended;
   }
 
   get size(): number {

@@ -30,7 +30,7 @@ export interface DataPlaneOptions {
   /** Masking profiles and the response guard (absent: answers pass as they are). */
   readonly masking?: DataPlaneMasking | undefined;
   /** Exchanges in flight, so a revocation can cut them (abort upstream, destroy socket). */
-  readonly inFlight?: { register(id: string, identity: Identity, cut: (error: GatehouseError) => void): () => void } | undefined;
+  readonly inFlight?: { register(id: string, identity: Identity, cut: (error: GatehouseError) => void): () => void; readonly ended?: GatehouseError | undefined } | undefined;
   /** Signs the identity assertion for connections with `identityAssertion`. */
   readonly assertIdentity?: ((identity: Identity, connection: string, ttlMs: number, exchangeId: string) => Promise<string>) | undefined;
   /** Cadence of progress writes while an answer streams (config audit.progress). */
@@ -174,7 +174,9 @@ class HttpExchangeIO implements ExchangeIO {
     this.#releaseInFlight?.();
     if (this.#res.writableFinished) return;
     this.#gone = true;
-    this.#callerGone?.abort();
+    // Closed by the gateway at the end of a shutdown's grace period (an approval hold is
+    // not registered in flight): the hold ends with that error, not client_closed.
+    this.#callerGone?.abort(this.#options.inFlight?.ended);
     this.#upstream?.abort();
   }
 
