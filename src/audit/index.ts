@@ -7,7 +7,7 @@ export { ChunkTimings } from './chunk-timings.js';
 export { AuditLog } from './audit-log.js';
 export { openAuditTrail, loadSigner, chainOptionsOf, type AuditTrail } from './open-audit.js';
 export { verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
-export { pruneBefore, type PruneResult } from './prune.js';
+export { pruneBefore, PruneOverBreakError, type PruneOptions, type PruneResult } from './prune.js';
 export { exportBundle, exportCsv } from './export-bundle.js';
 export { applyFilter } from './exchange-query.js';
 export { type AuditEvent, eventHash, genesisHash } from './audit-event.js';

@@ -34,7 +34,7 @@ const commandFlags: Readonly<Record<string, readonly string[]>> = {
   'sessions show': ['config', 'json'],
   'sessions replay': ['config', 'json'],
   'audit verify': ['config', 'from', 'public-key', 'json'],
-  'audit prune': ['config', 'before', 'json'],
+  'audit prune': ['config', 'before', 'force', 'json'],
   // --limit is refused by the command itself, with the reason.
   'audit export': ['config', 'out', ...search, 'limit'],
   agent: ['config', 'gateway', 'key', 'ca'],

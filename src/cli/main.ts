@@ -54,7 +54,7 @@ const usage = `usage: gatehouse <command> [options]
   sessions replay ID             the exchange as it happened: a timeline of the answer's chunks
   audit verify [--from SEQ] [--public-key FILE]
                                  check the tamper-evident chain; exit 3 and name the event where it breaks
-  audit prune --before TIME      delete events (and their exchanges) up to the last checkpoint before TIME
+  audit prune --before TIME [--force]  delete events (and their exchanges) up to the last checkpoint before TIME; refused over a break in the chain unless --force
   audit export --out DIR|FILE.csv [search filters as for sessions list]
                                  a signed evidence bundle (DIR) or a CSV file
   agent --gateway URL --key KEY [--ca FILE] [--config agent.yaml]
@@ -98,6 +98,7 @@ async function main(argv: string[]): Promise<void> {
       as: { type: 'string' },
       request: { type: 'string' },
       'content-type': { type: 'string' },
+      force: { type: 'boolean' },
       method: { type: 'string' },
       path: { type: 'string' },
       at: { type: 'string' },

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import { createRecorder, openAuditTrail, pruneBefore, verifyChain, type AuditTrail, type Recorder } from '../../src/audit/index.js';
+import { createRecorder, openAuditTrail, pruneBefore, PruneOverBreakError, verifyChain, type AuditTrail, type Recorder } from '../../src/audit/index.js';
 import type { AuditConfig } from '../../src/config/audit-schema.js';
 import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
@@ -193,7 +193,7 @@ for (const dialect of await testDialects()) {
     });
 
     test('retention prunes up to a checkpoint, and verification passes from it onwards', async () => {
-      const result = await pruneBefore(trail.writer, Date.now() + 1000, 'cli:alice');
+      const result = await pruneBefore(trail.writer, Date.now() + 1000, 'cli:alice', { breaks: [] });
       assert.deepEqual(result, { throughSeq: 8, events: 8, exchanges: 2, checkpoints: 1 });
       const report = await verify();
       assert.deepEqual(report.problems, []);
@@ -216,6 +216,27 @@ for (const dialect of await testDialects()) {
       assert.match(broken.problems[0]!.message, /^events before seq 10 \(evt_\w+\) are missing and no valid checkpoint vouches for seq 9: event seq 9 was deleted$/);
     });
 
+    test('security: retention over a break in the chain is refused (it would erase the evidence), unless forced, and then the break is named in audit.pruned', async () => {
+      await sql`delete from audit_events where seq = 5`.execute(store.db);
+      const breaks = (await verify()).problems;
+      assert.match(breaks[0]!.message, /^event seq 5 is missing/);
+      await assert.rejects(pruneBefore(trail.writer, Date.now() + 1000, 'cli:alice', { breaks }), (error: unknown) => error instanceof PruneOverBreakError && error.throughSeq === 8 && /event seq 5 is missing/.test(error.message));
+      assert.equal((await verify()).problems[0]!.seq, 5, 'nothing was deleted: the break is still there to find');
+      const forced = await pruneBefore(trail.writer, Date.now() + 1000, 'cli:alice', { breaks, force: true });
+      assert.equal(forced.throughSeq, 8);
+      const pruned = await store.db.selectFrom('audit_events').select(['kind', 'details']).where('kind', '=', 'audit.pruned').executeTakeFirstOrThrow();
+      assert.match(String(pruned.details), /"overBreak":"event seq 5 is missing/);
+    });
+
+    test('retention is not held up by a break after the range it deletes', async () => {
+      await sql`update audit_events set actor = 'key:mallory' where seq = 10`.execute(store.db);
+      const breaks = (await verify()).problems;
+      assert.equal(breaks[0]!.seq, 10);
+      const result = await pruneBefore(trail.writer, Date.now() + 1000, 'cli:alice', { breaks });
+      assert.equal(result.throughSeq, 8);
+      assert.equal((await verify()).problems[0]!.seq, 10, 'the break is still found');
+    });
+
     test('retention after a reveal or re-execution of a pruned exchange still verifies', async () => {
       // Exchange 1's record (seq 1..3) is older than the checkpoint at seq 8; it is
       // revealed and re-executed afterwards (seq 12, 13: a checkpoint at 12).
@@ -223,7 +244,7 @@ for (const dialect of await testDialects()) {
       await trail.log.event({ kind: 'exchange.revealed', actor: 'key:admin', target: ids[0]!, details: { groups: ['ir'] } });
       await trail.log.event({ kind: 'exchange.reexecuted', actor: 'key:admin', target: ids[0]!, details: { exchange: null, status: 200 } });
       const at12 = (await store.db.selectFrom('audit_checkpoints').select('at').where('seq', '=', 12).executeTakeFirstOrThrow()).at;
-      const result = await pruneBefore(trail.writer, Number(at12), 'cli:alice');
+      const result = await pruneBefore(trail.writer, Number(at12), 'cli:alice', { breaks: [] });
       assert.deepEqual(result, { throughSeq: 8, events: 8, exchanges: 2, checkpoints: 1 }, 'the rows whose recorded states are all pruned go');
       const report = await verify();
       assert.deepEqual(report.problems, []);

@@ -3,7 +3,7 @@
 
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { exportBundle, exportCsv, pruneBefore, verifyChain } from '../../audit/index.js';
+import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
@@ -17,6 +17,7 @@ export interface AuditOptions extends SearchOptions {
   readonly out?: string | undefined;
   readonly json?: boolean | undefined;
   readonly limit?: string | undefined;
+  readonly force?: boolean | undefined;
 }
 
 export async function auditCommand(action: string | undefined, options: AuditOptions): Promise<void> {
@@ -43,10 +44,21 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         return;
       }
       case 'prune': {
-        if (!options.before) throw new CliError('usage: gatehouse audit prune --before TIME');
+        if (!options.before) throw new CliError('usage: gatehouse audit prune --before TIME [--force]');
         const before = parseIsoTime(options.before);
         if (before === undefined) throw new CliError('--before must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z');
-        const result = await pruneBefore(audit.writer, before, cliActor());
+        // The chain is verified first: pruning over a break would erase the evidence of it.
+        const report = await verifyChain(store.db, { publicKeyPem: audit.signer?.publicKeyPem });
+        const breaks = report.problems.filter((p) => !p.message.startsWith('no public key'));
+        let result;
+        try {
+          result = await pruneBefore(audit.writer, before, cliActor(), { breaks, force: options.force });
+        } catch (error) {
+          if (!(error instanceof PruneOverBreakError)) throw error;
+          process.stderr.write(`gatehouse: nothing pruned: ${error.message}\n  Investigate with gatehouse audit verify first; --force prunes anyway and records the break in the audit.pruned event.\n`);
+          process.exitCode = 3;
+          return;
+        }
         if (options.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else if (result.events === 0) process.stdout.write('nothing to prune: no signed checkpoint before that time\n');
         else process.stdout.write(`pruned events through seq ${result.throughSeq}: ${result.events} events, ${result.exchanges} exchange records; verification now starts at checkpoint ${result.throughSeq}\n`);
