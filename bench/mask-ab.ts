@@ -7,7 +7,7 @@
 // compared with the first build's (they must be the same).
 //
 //   npm run build && cp -r dist /tmp/old/dist      # before a change
-//   node --import tsx bench/mask-ab.ts --dist /tmp/old/dist --dist dist --rounds 15
+//   node --import tsx bench/mask-ab.ts --dist /tmp/old/dist --dist dist --rounds 15 [--reps 3]
 
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,8 @@ const argv = process.argv.slice(2);
 const flag = (name: string): string[] => argv.flatMap((arg, i) => (arg === name && argv[i + 1] !== undefined ? [argv[i + 1]!] : []));
 const dists = flag('--dist').length > 0 ? flag('--dist') : ['dist'];
 const rounds = Number(flag('--rounds')[0] ?? 15);
+/** Calls per timed sample: longer samples average out other work's bursts on a shared machine. */
+const reps = Number(flag('--reps')[0] ?? 3);
 
 interface Build {
   readonly name: string;
@@ -59,9 +61,9 @@ for (const b of builds) for (let i = 0; i < 3; i++) (b.detect(mixed), b.masked(m
 
 function cpuRate(fn: () => unknown): number {
   const c = process.cpuUsage();
-  fn();
+  for (let i = 0; i < reps; i++) fn();
   const d = process.cpuUsage(c);
-  return mb / ((d.user + d.system) / 1e6);
+  return (reps * mb) / ((d.user + d.system) / 1e6);
 }
 
 const measures = ['detect', 'masked'] as const;
@@ -72,7 +74,7 @@ for (let r = 0; r < rounds; r++) {
   for (const m of measures) for (const i of order) results[i]![m].push(cpuRate(() => builds[i]![m](mixed)));
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-console.log(`${mb.toFixed(1)} MB mixed text, ${rounds} rounds, MB per CPU-second (median), ratio to ${builds[0]!.name} (median of per-round ratios)`);
+console.log(`${mb.toFixed(1)} MB mixed text, ${rounds} rounds of ${reps} calls per build and measure, MB per CPU-second (median), ratio to ${builds[0]!.name} (median of per-round ratios)`);
 for (const m of measures) {
   for (let i = 0; i < builds.length; i++) {
     const ratios = results[i]![m].map((x, r) => x / results[0]![m][r]!);

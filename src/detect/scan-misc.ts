@@ -12,20 +12,26 @@ const fileExtensionList = ['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'i
 const maxExtensionLength = 4;
 
 export function scanEmails(text: string, out: Detection[]): void {
-  let at = text.indexOf('@');
-  while (at >= 0) {
-    let s = at;
-    while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
-    let e = at + 1;
-    while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
-    while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
-    while (s < at && text.charCodeAt(s) === 46) s++;
-    const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
-    if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
-      out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
-    }
-    at = text.indexOf('@', Math.max(at + 1, e));
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', emailAt(text, at, out))) {}
+}
+
+/**
+ * Checks the address around the `@` at `at`; returns where the next `@` may start an
+ * address (after this one's domain). The detector calls it from its one pass over the
+ * text (scan-digits.ts), `scanEmails` from a search of its own.
+ */
+export function emailAt(text: string, at: number, out: Detection[]): number {
+  let s = at;
+  while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
+  let e = at + 1;
+  while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
+  while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+  while (s < at && text.charCodeAt(s) === 46) s++;
+  const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
+  if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
+    out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
   }
+  return Math.max(at + 1, e);
 }
 
 /** `text[from, to)` is a dotted domain with an alphabetic TLD that is not a file extension. */
@@ -78,26 +84,30 @@ function isHex(c: number): boolean {
 }
 
 export function scanIpv6(text: string, out: Detection[]): void {
-  let colon = text.indexOf(':');
   let scannedTo = 0;
-  while (colon >= 0) {
-    if (colon >= scannedTo) {
-      let s = colon;
-      while (s > 0 && colon - s < 40 && (isHex(text.charCodeAt(s - 1)) || text.charCodeAt(s - 1) === 58)) s--;
-      let e = colon;
-      while (e < text.length && e - s < 46 && (isHex(text.charCodeAt(e)) || text.charCodeAt(e) === 58 || text.charCodeAt(e) === 46)) e++;
-      while (e > colon && text.charCodeAt(e - 1) === 46) e--;
-      scannedTo = e;
-      // Every IPv6 text form has at least two colons (`::1`); times (`12:30`) and
-      // `key: value` have one, and stop here without cutting a string.
-      let colons = 0;
-      for (let k = s; k < e && colons < 2; k++) if (text.charCodeAt(k) === 58) colons++;
-      const beforeOk = s === 0 || !isWordChar(text.charCodeAt(s - 1));
-      const afterOk = e >= text.length || !isWordChar(text.charCodeAt(e));
-      if (colons >= 2 && beforeOk && afterOk && validIpv6(text, s, e)) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
-    }
-    colon = text.indexOf(':', Math.max(colon + 1, scannedTo));
+  for (let colon = text.indexOf(':'); colon >= 0; colon = text.indexOf(':', Math.max(colon + 1, scannedTo))) {
+    if (colon >= scannedTo) scannedTo = ipv6At(text, colon, out);
   }
+}
+
+/**
+ * Checks the address around the `:` at `colon`; returns where its scan ended (a colon
+ * before that is part of what was checked).
+ */
+export function ipv6At(text: string, colon: number, out: Detection[]): number {
+  let s = colon;
+  while (s > 0 && colon - s < 40 && (isHex(text.charCodeAt(s - 1)) || text.charCodeAt(s - 1) === 58)) s--;
+  let e = colon;
+  while (e < text.length && e - s < 46 && (isHex(text.charCodeAt(e)) || text.charCodeAt(e) === 58 || text.charCodeAt(e) === 46)) e++;
+  while (e > colon && text.charCodeAt(e - 1) === 46) e--;
+  // Every IPv6 text form has at least two colons (`::1`); times (`12:30`) and
+  // `key: value` have one, and stop here without cutting a string.
+  let colons = 0;
+  for (let k = s; k < e && colons < 2; k++) if (text.charCodeAt(k) === 58) colons++;
+  const beforeOk = s === 0 || !isWordChar(text.charCodeAt(s - 1));
+  const afterOk = e >= text.length || !isWordChar(text.charCodeAt(e));
+  if (colons >= 2 && beforeOk && afterOk && validIpv6(text, s, e)) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
+  return e;
 }
 
 /** Group bounds of the candidate being validated (a candidate is at most 46 characters). */
