@@ -25,9 +25,22 @@ export function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
+/**
+ * Non-ASCII UTF-16 code units by whether they are a letter or digit (`\p{L}|\p{N}` on
+ * the unit alone): 0 not yet asked, 1 no, 2 yes. Filled on first use of each unit, so a
+ * text with non-Latin characters asks the Unicode regex once per distinct unit, not
+ * once per character with a string made for it.
+ */
+const nonAsciiWord = new Uint8Array(65536);
+
 /** A letter or digit from any script counts as a word character for boundaries. */
 export function isWordChar(c: number): boolean {
-  return (charClass[c]! & WORD) !== 0 || (c > 127 && /\p{L}|\p{N}/u.test(String.fromCharCode(c)));
+  if (c < 128) return (charClass[c]! & WORD) !== 0;
+  const known = nonAsciiWord[c]!;
+  if (known !== 0) return known === 2;
+  const word = /\p{L}|\p{N}/u.test(String.fromCharCode(c));
+  nonAsciiWord[c] = word ? 2 : 1;
+  return word;
 }
 
 export function isSpace(c: number): boolean {

@@ -8,8 +8,8 @@
 
 import RE2 from 're2';
 import type { Detection } from './types.js';
-import { scanDigitTokens } from './scan-digits.js';
-import { scanEmails, scanIpv6, scanPem } from './scan-misc.js';
+import { scanAnchors, type AnchorState } from './scan-digits.js';
+import { scanPem } from './scan-misc.js';
 import { luhn, mod97 } from './validators.js';
 import { builtinHoldBack } from './hold-back.js';
 
@@ -150,14 +150,14 @@ function scanBuiltins(text: string, out: Detection[]): void {
   const first = out.length;
   scanPem(text, out);
   const blocks = out.length;
+  // One pass over each stretch for digits, `@` (e-mail) and `:` (IPv6).
+  const anchors: AnchorState = { email: 0, ipv6: 0 };
   let from = 0;
   for (let b = first; b < blocks; b++) {
-    scanDigitTokens(text, out, from, out[b]!.start);
+    scanAnchors(text, out, from, out[b]!.start, anchors);
     from = out[b]!.end;
   }
-  scanDigitTokens(text, out, from);
-  scanEmails(text, out);
-  scanIpv6(text, out);
+  scanAnchors(text, out, from, text.length, anchors);
 }
 
 /** One finding per span: sorted by start, the longer (then higher-scored) wins an overlap. */

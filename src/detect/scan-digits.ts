@@ -5,15 +5,25 @@
 // - starts a numeric run there (scan-numeric.ts) when the digit (or a `+`/`(` just
 //   before it) is not glued to a word.
 // Text without digits costs one native character-class scan. Still a single forward
-// pass: each token is expanded once and each run is scanned once.
+// pass: each token is expanded once and each run is scanned once. For the detector the
+// same pass stops at `@` and `:` too, for the e-mail and IPv6 checks (scan-misc.ts).
 
 import type { Detection } from './types.js';
 import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
 import { token } from './scan-tokens.js';
+import { emailAt, ipv6At } from './scan-misc.js';
 
 /** A single-character-class search: the engine's native scan, no backtracking possible. */
 const nextDigit = /[0-9]/g;
+/** The same, for the detector's one pass: digits, and the anchors of e-mail addresses and IPv6. */
+const nextAnchor = /[0-9@:]/g;
+
+/** Where the next `@` and `:` may start an address (see `scanAnchors`). */
+export interface AnchorState {
+  email: number;
+  ipv6: number;
+}
 
 /**
  * Scans `text` for digit-driven entities, starting runs and tokens only at digits in
@@ -21,16 +31,46 @@ const nextDigit = /[0-9]/g;
  * between PEM blocks: a finding inside a key block would lose to the block anyway.
  */
 export function scanDigitTokens(text: string, out: Detection[], from = 0, to = text.length): void {
+  scan(text, out, from, to, undefined);
+}
+
+/**
+ * `scanDigitTokens`, and in the same pass e-mail addresses from each `@` and IPv6
+ * addresses from each `:` in `[from, to)` (`state` carries where the next may start
+ * from one stretch to the next), instead of a search of the whole text for each.
+ * Neither anchor can sit inside what the digit scan skips (tokens, digit runs and
+ * words hold no `@` or `:`), and one inside a PEM block would find an address inside
+ * the block (the block's marker lines stop both scans), which loses to the block.
+ */
+export function scanAnchors(text: string, out: Detection[], from: number, to: number, state: AnchorState): void {
+  scan(text, out, from, to, state);
+}
+
+function scan(text: string, out: Detection[], from: number, to: number, anchors: AnchorState | undefined): void {
+  const re = anchors === undefined ? nextDigit : nextAnchor;
   const n = text.length;
   let tokenEnd = from;
   let numericEnd = from;
   let i = from;
   for (;;) {
     // `test` rather than `exec`: no match array is allocated per digit.
-    nextDigit.lastIndex = i;
-    if (!nextDigit.test(text)) return;
-    i = nextDigit.lastIndex - 1;
+    re.lastIndex = i;
+    if (!re.test(text)) return;
+    i = re.lastIndex - 1;
     if (i >= to) return;
+    if (anchors !== undefined) {
+      const c = text.charCodeAt(i);
+      if (c === 64) {
+        if (i >= anchors.email) anchors.email = emailAt(text, i, out);
+        i++;
+        continue;
+      }
+      if (c === 58) {
+        if (i >= anchors.ipv6) anchors.ipv6 = ipv6At(text, i, out);
+        i++;
+        continue;
+      }
+    }
     if (i >= tokenEnd) tokenEnd = tokenAround(text, i, tokenEnd, out);
     if (i >= numericEnd) {
       const prev = i > 0 ? text.charCodeAt(i - 1) : 32;

@@ -8,24 +8,30 @@
 import type { Detection } from './types.js';
 import { charClass, isWordChar, LOWER, UPPER } from './char-class.js';
 
-const fileExtensions = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf', 'js', 'ts', 'css', 'map']);
+const fileExtensionList = ['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf', 'js', 'ts', 'css', 'map'];
 const maxExtensionLength = 4;
 
 export function scanEmails(text: string, out: Detection[]): void {
-  let at = text.indexOf('@');
-  while (at >= 0) {
-    let s = at;
-    while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
-    let e = at + 1;
-    while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
-    while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
-    while (s < at && text.charCodeAt(s) === 46) s++;
-    const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
-    if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
-      out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
-    }
-    at = text.indexOf('@', Math.max(at + 1, e));
+  for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', emailAt(text, at, out))) {}
+}
+
+/**
+ * Checks the address around the `@` at `at`; returns where the next `@` may start an
+ * address (after this one's domain). The detector calls it from its one pass over the
+ * text (scan-digits.ts), `scanEmails` from a search of its own.
+ */
+export function emailAt(text: string, at: number, out: Detection[]): number {
+  let s = at;
+  while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
+  let e = at + 1;
+  while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
+  while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+  while (s < at && text.charCodeAt(s) === 46) s++;
+  const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
+  if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
+    out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
   }
+  return Math.max(at + 1, e);
 }
 
 /** `text[from, to)` is a dotted domain with an alphabetic TLD that is not a file extension. */
@@ -51,7 +57,17 @@ function validDomain(text: string, from: number, to: number): boolean {
   if (ascii) {
     if (to - tldStart < 2 || to - tldStart > 24) return false;
   } else if (!/^\p{L}{2,24}$/u.test(text.slice(tldStart, to))) return false;
-  return to - tldStart > maxExtensionLength || !fileExtensions.has(text.slice(tldStart, to).toLowerCase());
+  return to - tldStart > maxExtensionLength || !isFileExtension(text, tldStart, to);
+}
+
+/** `text[from, to)` is one of `fileExtensionList`, in any case (compared in place: most addresses end in such a short TLD). */
+function isFileExtension(text: string, from: number, to: number): boolean {
+  next: for (const ext of fileExtensionList) {
+    if (ext.length !== to - from) continue;
+    for (let k = 0; k < ext.length; k++) if ((text.charCodeAt(from + k) | 32) !== ext.charCodeAt(k)) continue next;
+    return true;
+  }
+  return false;
 }
 
 // RFC 6531: internationalized addresses may use non-ASCII letters on both sides.
@@ -68,52 +84,131 @@ function isHex(c: number): boolean {
 }
 
 export function scanIpv6(text: string, out: Detection[]): void {
-  let colon = text.indexOf(':');
   let scannedTo = 0;
-  while (colon >= 0) {
-    if (colon >= scannedTo) {
-      let s = colon;
-      while (s > 0 && colon - s < 40 && (isHex(text.charCodeAt(s - 1)) || text.charCodeAt(s - 1) === 58)) s--;
-      let e = colon;
-      while (e < text.length && e - s < 46 && (isHex(text.charCodeAt(e)) || text.charCodeAt(e) === 58 || text.charCodeAt(e) === 46)) e++;
-      while (e > colon && text.charCodeAt(e - 1) === 46) e--;
-      scannedTo = e;
-      // Every IPv6 text form has at least two colons (`::1`); times (`12:30`) and
-      // `key: value` have one, and stop here without cutting a string.
-      let colons = 0;
-      for (let k = s; k < e && colons < 2; k++) if (text.charCodeAt(k) === 58) colons++;
-      const beforeOk = s === 0 || !isWordChar(text.charCodeAt(s - 1));
-      const afterOk = e >= text.length || !isWordChar(text.charCodeAt(e));
-      if (colons >= 2 && beforeOk && afterOk && validIpv6(text.slice(s, e))) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
-    }
-    colon = text.indexOf(':', Math.max(colon + 1, scannedTo));
+  for (let colon = text.indexOf(':'); colon >= 0; colon = text.indexOf(':', Math.max(colon + 1, scannedTo))) {
+    if (colon >= scannedTo) scannedTo = ipv6At(text, colon, out);
   }
 }
 
-function validIpv6(value: string): boolean {
-  if (value.length < 3) return false;
-  let groups = value.split(':');
+/**
+ * Checks the address around the `:` at `colon`; returns where its scan ended (a colon
+ * before that is part of what was checked).
+ */
+export function ipv6At(text: string, colon: number, out: Detection[]): number {
+  let s = colon;
+  while (s > 0 && colon - s < 40 && (isHex(text.charCodeAt(s - 1)) || text.charCodeAt(s - 1) === 58)) s--;
+  let e = colon;
+  while (e < text.length && e - s < 46 && (isHex(text.charCodeAt(e)) || text.charCodeAt(e) === 58 || text.charCodeAt(e) === 46)) e++;
+  while (e > colon && text.charCodeAt(e - 1) === 46) e--;
+  // Every IPv6 text form has at least two colons (`::1`); times (`12:30`) and
+  // `key: value` have one, and stop here without cutting a string.
+  let colons = 0;
+  for (let k = s; k < e && colons < 2; k++) if (text.charCodeAt(k) === 58) colons++;
+  const beforeOk = s === 0 || !isWordChar(text.charCodeAt(s - 1));
+  const afterOk = e >= text.length || !isWordChar(text.charCodeAt(e));
+  if (colons >= 2 && beforeOk && afterOk && validIpv6(text, s, e)) out.push({ type: 'IP_ADDRESS', start: s, end: e, score: 0.85 });
+  return e;
+}
+
+/** Group bounds of the candidate being validated (a candidate is at most 46 characters). */
+const v6Start = new Int32Array(48);
+const v6End = new Int32Array(48);
+
+/**
+ * `text[s, e)` is an IPv6 address (RFC 4291 §2.2: eight groups of 1-4 hex digits, or
+ * fewer with one `::`, optionally ending in a dotted IPv4). Read in place: no strings
+ * are cut out and no regex runs.
+ */
+export function validIpv6(text: string, s: number, e: number): boolean {
+  if (e - s < 3 || e - s > 47) return false;
+  // The groups between colons, as `value.split(':')` would give them.
+  let groups = 0;
+  for (let k = s, from = s; k <= e; k++) {
+    if (k < e && text.charCodeAt(k) !== 58) continue;
+    v6Start[groups] = from;
+    v6End[groups] = k;
+    groups++;
+    from = k + 1;
+  }
   let v4 = false;
-  const lastPart = groups[groups.length - 1]!;
-  if (lastPart.includes('.')) {
-    const octets = lastPart.split('.');
-    if (octets.length !== 4 || !octets.every((o) => /^\d{1,3}$/.test(o) && Number(o) <= 255)) return false;
-    v4 = true;
-    groups = groups.slice(0, -1).concat(['0', '0']);
+  const lastStart = v6Start[groups - 1]!;
+  const lastEnd = v6End[groups - 1]!;
+  for (let k = lastStart; k < lastEnd; k++) {
+    if (text.charCodeAt(k) === 46) {
+      if (!dottedQuad(text, lastStart, lastEnd)) return false;
+      v4 = true;
+      break;
+    }
   }
-  const compressed = value.indexOf('::');
-  if (compressed >= 0 && value.indexOf('::', compressed + 1) >= 0) return false;
+  let compressed = -1;
+  for (let k = s; k + 1 < e; k++) {
+    if (text.charCodeAt(k) === 58 && text.charCodeAt(k + 1) === 58) {
+      if (compressed >= 0) return false;
+      compressed = k;
+      k++;
+      // `:::` holds a second `::` starting one later.
+      if (k + 1 < e && text.charCodeAt(k + 1) === 58) return false;
+    }
+  }
   if (compressed < 0) {
-    if (groups.length !== 8) return false;
-    return groups.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g));
+    const hexGroups = v4 ? groups - 1 : groups;
+    if (hexGroups + (v4 ? 2 : 0) !== 8) return false;
+    for (let g = 0; g < hexGroups; g++) if (!hexGroup(text, v6Start[g]!, v6End[g]!)) return false;
+    return true;
   }
-  const [head, tail] = [value.slice(0, compressed), value.slice(compressed + 2)];
-  const parts = [...(head === '' ? [] : head.split(':')), ...(tail === '' ? [] : tail.split(':'))];
-  const hexParts = v4 ? parts.slice(0, -1) : parts;
-  if (hexParts.length + (v4 ? 2 : 0) > 7) return false;
-  if (!hexParts.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false;
+  // The parts around `::`: every group but the empty one between its colons, and the
+  // empty group before (after) it when it starts (ends) the value.
+  let parts = 0;
+  let lastPart = -1;
+  for (let g = 0; g < groups; g++) {
+    const gs = v6Start[g]!;
+    if (gs === compressed + 1 || (compressed === s && g === 0) || (compressed + 2 === e && gs === e)) continue;
+    parts++;
+    lastPart = g;
+  }
+  const hexParts = v4 ? parts - 1 : parts;
+  if (hexParts + (v4 ? 2 : 0) > 7) return false;
+  for (let g = 0; g < groups; g++) {
+    const gs = v6Start[g]!;
+    if (gs === compressed + 1 || (compressed === s && g === 0) || (compressed + 2 === e && gs === e)) continue;
+    if (v4 && g === lastPart) continue;
+    if (!hexGroup(text, gs, v6End[g]!)) return false;
+  }
   // `::` alone, or `a::b` made of words, is too weak; require a digit or 3+ groups.
-  return hexParts.length >= 2 || value === '::1' || v4 || /\d/.test(value);
+  if (hexParts >= 2 || v4) return true;
+  if (e - s === 3 && text.startsWith('::1', s)) return true;
+  for (let k = s; k < e; k++) {
+    const c = text.charCodeAt(k);
+    if (c >= 48 && c <= 57) return true;
+  }
+  return false;
+}
+
+/** `text[s, e)` is 1-4 hex digits. */
+function hexGroup(text: string, s: number, e: number): boolean {
+  if (e - s < 1 || e - s > 4) return false;
+  for (let k = s; k < e; k++) if (!isHex(text.charCodeAt(k))) return false;
+  return true;
+}
+
+/** `text[s, e)` is four dot-separated decimal octets of 1-3 digits, each at most 255. */
+function dottedQuad(text: string, s: number, e: number): boolean {
+  let octets = 0;
+  let digits = 0;
+  let value = 0;
+  for (let k = s; k <= e; k++) {
+    const c = k < e ? text.charCodeAt(k) : 46;
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false;
+      octets++;
+      digits = 0;
+      value = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      digits++;
+      value = value * 10 + c - 48;
+    } else return false;
+  }
+  return octets === 4;
 }
 
 export const pemBegin = /^-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----/;

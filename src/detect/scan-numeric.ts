@@ -13,7 +13,7 @@
 // separator kind, issuer prefix and Luhn. SSN: 3-2-4 with `-` or space, SSA ranges.
 
 import type { Detection } from './types.js';
-import { cardIssuer, luhn, validSsn } from './validators.js';
+import { validSsn } from './validators.js';
 import { isDigit, isWordChar } from './char-class.js';
 
 // The groups of the run being scanned, in fixed arrays reused by every run (the scan
@@ -185,9 +185,7 @@ function classify(text: string, g: number, h: number, plusAt: number | undefined
   }
 
   if (parens === 0 && total >= 13 && total <= 19 && (count === 1 || oneSep === B_SPACE || oneSep === B_DASH) && cardLayout(g, h)) {
-    let digits = '';
-    for (let k = g; k <= h; k++) digits += text.slice(gStart[k]!, gEnd[k]!);
-    if (cardIssuer(digits) && luhn(digits)) return { type: 'CREDIT_CARD', start, end, score: count === 1 ? 0.8 : 0.9 };
+    if (cardIssuerOf(total) && luhnOf(total)) return { type: 'CREDIT_CARD', start, end, score: count === 1 ? 0.8 : 0.9 };
     return undefined;
   }
 
@@ -210,6 +208,36 @@ function classify(text: string, g: number, h: number, plusAt: number | undefined
     return { type: 'PHONE', start, end, score: 0.8 };
   }
   return undefined;
+}
+
+/** `cardIssuer` (validators.ts) over `dig[0…total)`: Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay. */
+function cardIssuerOf(n: number): boolean {
+  const p2 = dig[0]! * 10 + dig[1]!;
+  const p3 = p2 * 10 + dig[2]!;
+  const p4 = p3 * 10 + dig[3]!;
+  if (dig[0] === 4 && (n === 13 || n === 16 || n === 19)) return true;
+  if (n === 16 && ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720))) return true;
+  if (n === 15 && (p2 === 34 || p2 === 37)) return true;
+  if (n >= 16 && n <= 19 && (p4 === 6011 || p2 === 65 || (p3 >= 644 && p3 <= 649))) return true;
+  if (n >= 16 && n <= 19 && p4 >= 3528 && p4 <= 3589) return true;
+  if (n >= 14 && n <= 19 && ((p3 >= 300 && p3 <= 305) || p2 === 36 || p2 === 38 || p2 === 39)) return true;
+  return n >= 16 && n <= 19 && p2 === 62;
+}
+
+/** `luhn` (validators.ts) over `dig[0…total)`. */
+function luhnOf(n: number): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = n - 1; i >= 0; i--) {
+    let d = dig[i]!;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return n > 1 && sum % 10 === 0;
 }
 
 /** NANP number plan over `dig[at…total)`: area and exchange codes start with 2-9; N11 area codes are services. */

@@ -10,7 +10,7 @@
 
 import type { Detection } from './types.js';
 import { ALNUM, charClass, DIGIT, isWordChar, LOWER, TOKEN, UPPER } from './char-class.js';
-import { entropy, ibanLengths, mod97 } from './validators.js';
+import { entropy, ibanLength, mod97Codes } from './validators.js';
 
 /** How far before a token its context word may be. */
 export const contextWindow = 48;
@@ -61,26 +61,45 @@ export function token(text: string, start: number, end: number, out: Detection[]
   // Vendor prefixes start with one of `s g x A e`; any other token goes straight to
   // the generic check without cutting a head string out of the text.
   if (c0 === 115 || c0 === 103 || c0 === 120 || c0 === 65 || c0 === 101) {
-    const head = text.slice(start, Math.min(end, start + 12));
-    if (head.startsWith('sk-ant-')) return void keyLike(text, start, end, 7, 32, 'ANTHROPIC_KEY', 0.99, out);
-    if (head.startsWith('sk-')) {
-      const prefix = /^sk-(?:proj|svcacct|admin|None)-/.exec(head)?.[0].length ?? 3;
-      return void keyLike(text, start, end, prefix, 20, 'OPENAI_KEY', 0.95, out);
-    }
-    if (/^gh[pousr]_/.test(head)) return void keyLike(text, start, end, 4, 36, 'GITHUB_TOKEN', 0.99, out);
-    if (head.startsWith('github_pat_')) return void keyLike(text, start, end, 11, 40, 'GITHUB_TOKEN', 0.99, out);
-    if (/^xox[abposr]-|^xapp-/.test(head)) return void keyLike(text, start, end, 5, 10, 'SLACK_TOKEN', 0.95, out);
-    if (/^(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)/.test(head)) {
-      if (len === 20 && allIn(text, start, end, UPPER | DIGIT)) out.push({ type: 'AWS_ACCESS_KEY', start, end, score: 0.95 });
-      return;
-    }
-    if (head.startsWith('eyJ')) {
+    // Every prefix below is at most 12 characters and the token has 16 or more, so
+    // the prefixes are compared in place (no head string, no regex).
+    if (c0 === 115) {
+      if (text.startsWith('sk-ant-', start)) return void keyLike(text, start, end, 7, 32, 'ANTHROPIC_KEY', 0.99, out);
+      if (text.startsWith('sk-', start)) return void keyLike(text, start, end, openAiPrefix(text, start), 20, 'OPENAI_KEY', 0.95, out);
+    } else if (c0 === 103) {
+      // gh[pousr]_
+      const c2 = text.charCodeAt(start + 2);
+      if (text.charCodeAt(start + 1) === 104 && text.charCodeAt(start + 3) === 95 && (c2 === 112 || c2 === 111 || c2 === 117 || c2 === 115 || c2 === 114)) {
+        return void keyLike(text, start, end, 4, 36, 'GITHUB_TOKEN', 0.99, out);
+      }
+      if (text.startsWith('github_pat_', start)) return void keyLike(text, start, end, 11, 40, 'GITHUB_TOKEN', 0.99, out);
+    } else if (c0 === 120) {
+      // xox[abposr]- or xapp-
+      const c3 = text.charCodeAt(start + 3);
+      const xox = text.startsWith('xox', start) && text.charCodeAt(start + 4) === 45 && (c3 === 97 || c3 === 98 || c3 === 112 || c3 === 111 || c3 === 115 || c3 === 114);
+      if (xox || text.startsWith('xapp-', start)) return void keyLike(text, start, end, 5, 10, 'SLACK_TOKEN', 0.95, out);
+    } else if (c0 === 65) {
+      if (awsKeyPrefixes.has(text.substr(start, 4))) {
+        if (len === 20 && allIn(text, start, end, UPPER | DIGIT)) out.push({ type: 'AWS_ACCESS_KEY', start, end, score: 0.95 });
+        return;
+      }
+    } else if (text.startsWith('eyJ', start)) {
       if (jwt(text.slice(start, end))) out.push({ type: 'JWT', start, end, score: 0.95 });
       return;
     }
   }
   secretLike(text, start, end, out);
 }
+
+/** AWS access key id prefixes (IAM unique id prefixes). */
+const awsKeyPrefixes = new Set(['AKIA', 'ASIA', 'AGPA', 'AIDA', 'AROA', 'AIPA', 'ANPA', 'ANVA', 'ABIA', 'ACCA']);
+
+/** Length of an OpenAI key's prefix at `start` (`sk-` or `sk-proj-`, `sk-svcacct-`, `sk-admin-`, `sk-None-`). */
+function openAiPrefix(text: string, start: number): number {
+  for (const p of openAiPrefixes) if (text.startsWith(p, start)) return p.length;
+  return 3;
+}
+const openAiPrefixes = ['sk-proj-', 'sk-svcacct-', 'sk-admin-', 'sk-None-'];
 
 /** `<prefix><body>` where the body is `[A-Za-z0-9_-]` of at least `minBody` characters with a digit. */
 function keyLike(text: string, start: number, end: number, prefix: number, minBody: number, type: string, score: number, out: Detection[]): void {
@@ -179,31 +198,34 @@ function contextBefore(text: string, start: number): string {
 
 /** Compact `DE89370400440532013000` or grouped `DE89 3704 0044 0532 0130 00`. */
 function iban(text: string, start: number, out: Detection[]): boolean {
-  const cc = text.slice(start, start + 2);
-  const expected = ibanLengths[cc];
-  if (expected === undefined) return false;
+  const expected = ibanLength(text.charCodeAt(start), text.charCodeAt(start + 1));
+  if (expected === 0) return false;
   const c2 = text.charCodeAt(start + 2);
   const c3 = text.charCodeAt(start + 3);
   if (!(c2 >= 48 && c2 <= 57 && c3 >= 48 && c3 <= 57)) return false;
-  let compact = '';
+  // The compact form's characters go into a reused array, not a string built per character.
+  let count = 0;
   let k = start;
   let lastEnd = start;
-  while (k < text.length && compact.length < expected) {
+  while (k < text.length && count < expected) {
     const c = text.charCodeAt(k);
     if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90)) {
-      compact += text[k];
+      ibanChars[count++] = c;
       k++;
       lastEnd = k;
-    } else if (c === 32 && (compact.length % 4 === 0) && k + 1 < text.length && (charClass[text.charCodeAt(k + 1)]! & (DIGIT | UPPER))) {
+    } else if (c === 32 && count % 4 === 0 && k + 1 < text.length && (charClass[text.charCodeAt(k + 1)]! & (DIGIT | UPPER))) {
       k++;
     } else break;
   }
-  if (compact.length !== expected) return false;
+  if (count !== expected) return false;
   if (lastEnd < text.length && isWordChar(text.charCodeAt(lastEnd))) return false;
-  if (!mod97(compact)) return false;
+  if (!mod97Codes(ibanChars, count)) return false;
   out.push({ type: 'IBAN', start, end: lastEnd, score: 0.95 });
   return true;
 }
+
+/** The compact IBAN being checked (at most 34 characters). */
+const ibanChars = new Uint8Array(34);
 
 function allIn(text: string, start: number, end: number, mask: number): boolean {
   for (let k = start; k < end; k++) if ((charClass[text.charCodeAt(k)]! & mask) === 0) return false;

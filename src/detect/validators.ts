@@ -33,6 +33,20 @@ export function mod97(iban: string): boolean {
   return rest === 1;
 }
 
+/** ISO 13616 mod-97 over the first `n` character codes of `codes` (a compact IBAN, `0-9 A-Z`). */
+export function mod97Codes(codes: Uint8Array, n: number): boolean {
+  if (n < 15 || n > 34) return false;
+  let rest = 0;
+  // The first four characters (country code and check digits) move to the end.
+  for (let j = 0; j < n; j++) {
+    const c = codes[j + 4 < n ? j + 4 : j + 4 - n]!;
+    if (c >= 48 && c <= 57) rest = (rest * 10 + (c - 48)) % 97;
+    else if (c >= 65 && c <= 90) rest = (rest * 100 + (c - 55)) % 97;
+    else return false;
+  }
+  return rest === 1;
+}
+
 /** IBAN lengths by country (SWIFT IBAN registry). */
 export const ibanLengths: Readonly<Record<string, number>> = {
   AD: 24, AE: 23, AL: 28, AT: 20, AZ: 28, BA: 20, BE: 16, BG: 22, BH: 22, BR: 29, BY: 28, CH: 21, CR: 22, CY: 28, CZ: 24,
@@ -42,6 +56,16 @@ export const ibanLengths: Readonly<Record<string, number>> = {
   RO: 24, RS: 22, SA: 24, SC: 31, SE: 24, SI: 19, SK: 24, SM: 27, ST: 25, SV: 28, TL: 23, TN: 24, TR: 26, UA: 29, VA: 22,
   VG: 24, XK: 20,
 };
+
+/** IBAN length by the two letters' codes as a table (0: no such country). */
+const ibanLengthTable = new Uint8Array(26 * 26);
+for (const [cc, length] of Object.entries(ibanLengths)) ibanLengthTable[(cc.charCodeAt(0) - 65) * 26 + cc.charCodeAt(1) - 65] = length;
+
+/** The IBAN length of the country whose code is the characters `c0 c1`, or 0. */
+export function ibanLength(c0: number, c1: number): number {
+  if (c0 < 65 || c0 > 90 || c1 < 65 || c1 > 90) return 0;
+  return ibanLengthTable[(c0 - 65) * 26 + c1 - 65]!;
+}
 
 /** SSA rules: area 001-899 except 666, group 01-99, serial 0001-9999; advertising numbers excluded. */
 export function validSsn(area: number, group: number, serial: number): boolean {

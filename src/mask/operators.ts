@@ -70,17 +70,30 @@ export function applyFindings(text: string, findings: readonly Finding[], counts
   if (findings.length === 0) return text;
   // One list of slices of the input and replacements, joined once: the result is one
   // flat copy (no rope of thousands of pieces for the consumer to flatten), and
-  // redaction, the common case, cuts no string out of the value.
+  // redaction, the common case, cuts no string out of the value. The types seen, their
+  // labels and counts are kept in small local arrays (a text has a handful of types)
+  // and added to `counts` once per type at the end, not once per finding.
   const parts: string[] = [];
+  const types: string[] = [];
+  const typeLabels: string[] = [];
+  const typeCounts: number[] = [];
   let at = 0;
   for (let i = 0; i < findings.length; i++) {
     const f = findings[i]!;
+    let t = types.indexOf(f.type);
+    if (t < 0) {
+      t = types.length;
+      types.push(f.type);
+      typeLabels.push(label(f.type));
+      typeCounts.push(0);
+    }
+    typeCounts[t]!++;
     if (f.start > at) parts.push(text.slice(at, f.start));
-    parts.push(f.operator === 'redact' || f.operator === 'drop' ? label(f.type) : replacement(text.slice(f.start, f.end), f));
+    parts.push(f.operator === 'redact' || f.operator === 'drop' ? typeLabels[t]! : replacement(text.slice(f.start, f.end), f));
     at = f.end;
-    counts[f.type] = (counts[f.type] ?? 0) + 1;
   }
   if (at < text.length) parts.push(text.slice(at));
+  for (let t = 0; t < types.length; t++) counts[types[t]!] = (counts[types[t]!] ?? 0) + typeCounts[t]!;
   return parts.join('');
 }
 

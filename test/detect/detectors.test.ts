@@ -110,4 +110,20 @@ describe('credentials in a URL path', () => {
     for (const plain of ['/v1/chat/completions', '/v1/models/gpt-4o-mini-2024-07-18', '/files/3f2a1b0c-9d8e-4f6a-8b4c-9f8a7b6c5d4e', 'sql.select']) assert.equal(redactPathCredentials(plain), plain);
     assert.equal(recordablePath('/keys/AKIAIOSFODNN7EXAMPLE?q=ghp_16C7e42F292c6912E7710c838347Ae178B4a&api_key=x&n=1'), '/keys/[AWS_ACCESS_KEY]?q=[GITHUB_TOKEN]&api_key=[redacted]&n=1');
   });
+
+  test('a path segment is labelled exactly when the same value is found in text after the segment before it', async () => {
+    // Stripe-style keys and generic tokens are SECRETs only after a context word, in a
+    // path as in text; hex strings (hashes, ids) are found in neither.
+    const { detectEntities, redactPathCredentials } = await import('../../src/detect/index.js');
+    const values = ['sk_live_4eC39HqLyjWDarjtT1zdp7dc', 'rk_live_51H8xYzAbCdEfGhIjKlMnOpQrStUvWx', 'aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY', '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'];
+    for (const value of values) {
+      for (const before of ['token', 'api_key', 'secret', 'users']) {
+        const text = `${before} ${value}`;
+        const inText = detectEntities(text).find((d) => d.start === before.length + 1 && d.end === text.length);
+        const path = redactPathCredentials(`/v1/${before}/${value}/x`);
+        assert.equal(path, inText ? `/v1/${before}/[${inText.type}]/x` : `/v1/${before}/${value}/x`, `${before}/${value}`);
+      }
+    }
+    assert.equal(redactPathCredentials('/v1/token/sk_live_4eC39HqLyjWDarjtT1zdp7dc'), '/v1/token/[SECRET]');
+  });
 });
