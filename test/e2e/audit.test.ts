@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -519,6 +520,42 @@ describe('audit, end to end on PostgreSQL', () => {
       await expectBroken(new RegExp(`event seq ${Number(head) + 1} \\(evt_forged\\) was altered`));
     } finally {
       await client.end();
+    }
+  });
+});
+
+describe('audit prune over a broken chain, with the CLI', () => {
+  test('security: prune refuses (exit 3) to delete a range holding a break, which would make verify pass again; --force prunes and names the break', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-prune-'));
+    try {
+      // A signing key and a checkpoint after every batch, so each CLI act below ends at one.
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\n  checkpoint: { every: 1 }\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      for (const name of ['a', 'b', 'c']) assert.equal((await cli(dir, ['keys', 'create', '--name', name, '--groups', 'ml'])).code, 0);
+      const db = new SQLite(join(dir, 'gatehouse.db'));
+      try {
+        db.prepare(`delete from audit_events where seq = 2`).run();
+      } finally {
+        db.close();
+      }
+      const later = new Date(Date.now() + 60_000).toISOString();
+      const refused = await cli(dir, ['audit', 'prune', '--before', later]);
+      assert.equal(refused.code, 3, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, /^gatehouse: nothing pruned: the chain is broken in the events a prune through seq \d+ would delete: event seq 2 is missing/);
+      assert.equal((await cli(dir, ['audit', 'verify'])).code, 3, 'the break is still there to find');
+
+      const forced = await cli(dir, ['audit', 'prune', '--before', later, '--force']);
+      assert.equal(forced.code, 0, forced.stderr);
+      const check = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+      try {
+        const pruned = check.prepare(`select details from audit_events where kind = 'audit.pruned'`).get() as { details: string };
+        assert.match(pruned.details, /"overBreak":"event seq 2 is missing/);
+      } finally {
+        check.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
