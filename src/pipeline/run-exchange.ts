@@ -68,8 +68,11 @@ export interface ExchangeIO {
   readonly requestLine: RecordedRequest;
   /** What the caller said about approval: its reason, and a review to use (HTTP: Gatehouse-Justification, Gatehouse-Review). */
   readonly approval?: { readonly justification?: string | undefined; readonly reviewId?: string | undefined } | undefined;
-  /** Aborted when the caller goes away (ends a hold). */
-  readonly signal?: AbortSignal | undefined;
+  /**
+   * For an approval hold: aborted when the caller goes away, or when the exchange is cut
+   * (its identity revoked, the gateway shutting down), with that error as the reason.
+   */
+  holdSignal?(exchange: Exchange): AbortSignal;
   inspect(): Promise<Inspection>;
   /**
    * The request as it is to be recorded once the decision is known, when it differs
@@ -106,7 +109,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     enforceDecision(decision, { approvals: stages.approvals !== undefined });
     if (decision.effect === 'require_approval' && stages.approvals) {
       // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
-      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.signal });
+      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.holdSignal?.(exchange) });
       exchange = { ...exchange, approval: held.approval };
       if (held.error) throw held.error;
     }

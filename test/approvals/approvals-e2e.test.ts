@@ -308,6 +308,22 @@ approvals:
     assert.equal(body.error.message, `Review ${review.id} was denied by key:alice.`);
   });
 
+  test('security: a held request whose key is revoked meanwhile (through the other gateway) is ended at once with credential_revoked, not left waiting out its hold', async () => {
+    const doomed = (await a.apiKeys.create({ name: 'doomed-bot', kind: 'agent', groups: ['ml'], expiresAt: null })).token;
+    const prompt = 'DROP the staging tables';
+    const pending = chat(a, doomed, prompt);
+    await waitForPending(b, 'demo', (r) => r.promptPreview === prompt);
+    const revokedAt = Date.now();
+    const revoked = await admin(b, await adminKey(b), '/api/revocations', { kind: 'key', value: 'doomed-bot', reason: 'leaked' });
+    assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+    const res = await pending;
+    const took = Date.now() - revokedAt;
+    assert.equal(res.status, 401);
+    assert.equal(((await res.json()) as any).error.code, 'credential_revoked');
+    // The hold is 20 s; the revocation reaches A by its 250 ms poll.
+    assert.ok(took < 5000, `ended ${took} ms after the revocation`);
+  });
+
   test('a review nobody decides expires, which is a denial', async () => {
     const prompt = 'EXPIRE the cache';
     const res = await chat(a, requesterKey, prompt);

@@ -158,10 +158,14 @@ class HttpExchangeIO implements ExchangeIO {
     return { justification: singleHeader(headers['gatehouse-justification']), reviewId: singleHeader(headers['gatehouse-review'])?.trim() };
   }
 
-  get signal(): AbortSignal {
+  holdSignal(held: Exchange): AbortSignal {
     if (!this.#callerGone) {
-      this.#callerGone = new AbortController();
-      if (this.#gone) this.#callerGone.abort();
+      const controller = new AbortController();
+      this.#callerGone = controller;
+      if (this.#gone) controller.abort();
+      // In flight while held, so a revocation of the identity (or a shutdown) ends the hold
+      // at once; the relay's registration replaces this one.
+      else if (held.identity && this.#options.inFlight) this.#releaseInFlight = this.#options.inFlight.register(held.id, held.identity, (error) => controller.abort(error));
     }
     return this.#callerGone.signal;
   }
