@@ -64,7 +64,7 @@ describe('gatehouse login (device flow)', () => {
     // once the access token has expired, whoami says so and how to renew it
     writeFileSync(path, JSON.stringify({ ...stored, expiresAt: Date.now() - 60_000 }), { mode: 0o600 });
     const expired = await runCli(['whoami', '--admin', gateway.adminUrl], env);
-    assert.equal(expired.code, 2);
+    assert.equal(expired.code, 1, 'a failure, not a usage error');
     assert.match(expired.stderr, /the sign-in stored in .*credentials\.json expired at .*; run gatehouse login again/);
   });
 
@@ -72,7 +72,7 @@ describe('gatehouse login (device flow)', () => {
     const empty = mkdtempSync(join(tmpdir(), 'gatehouse-xdg-'));
     const result = await runCli(['whoami', '--admin', gateway.adminUrl], { ...process.env, XDG_CONFIG_HOME: empty });
     rmSync(empty, { recursive: true, force: true });
-    assert.equal(result.code, 2);
+    assert.equal(result.code, 1, 'a failure, not a usage error');
     assert.match(result.stderr, /not signed in .*run gatehouse login/);
   });
 });

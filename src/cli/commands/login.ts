@@ -32,7 +32,7 @@ export async function loginCommand(options: LoginOptions): Promise<void> {
   try {
     config = await client.discovery(server, clientId, { token_endpoint_auth_method: 'none' }, client.None(), insecure ? { execute: [client.allowInsecureRequests] } : undefined);
   } catch (error) {
-    throw new CliError(`cannot reach ${issuer}: ${(error as Error).message}`);
+    throw new CliError(`cannot reach ${issuer}: ${(error as Error).message}`, 1);
   }
   const params: Record<string, string> = { scope: options.scope ?? 'openid' };
   if (options.audience) {
@@ -56,13 +56,13 @@ export async function loginCommand(options: LoginOptions): Promise<void> {
 export async function whoamiCommand(options: LoginOptions): Promise<void> {
   if (!options.admin) throw new CliError('usage: gatehouse whoami --admin URL');
   const credentials = loadCredentials();
-  if (!credentials) throw new CliError(`not signed in (no ${credentialsPath()}); run gatehouse login`);
+  if (!credentials) throw new CliError(`not signed in (no ${credentialsPath()}); run gatehouse login`, 1);
   // The stored refresh token is not used: an expired sign-in is renewed by signing in again.
   if (credentials.expiresAt !== undefined && credentials.expiresAt <= Date.now()) {
-    throw new CliError(`the sign-in stored in ${credentialsPath()} expired at ${new Date(credentials.expiresAt).toISOString()}; run gatehouse login again`);
+    throw new CliError(`the sign-in stored in ${credentialsPath()} expired at ${new Date(credentials.expiresAt).toISOString()}; run gatehouse login again`, 1);
   }
   const res = await fetch(new URL('/api/whoami', options.admin), { headers: { authorization: `Bearer ${credentials.accessToken}` } });
   const body = await res.text();
-  if (!res.ok) throw new CliError(`admin API answered ${res.status}: ${body}`);
+  if (!res.ok) throw new CliError(`admin API answered ${res.status}: ${body}`, 1);
   process.stdout.write(`${body}\n`);
 }
