@@ -84,8 +84,9 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
 }
 
 /** `connections[i].masking` must name configured profiles. */
-export function maskingReferenceIssues(config: { masking: { profiles: Record<string, unknown> }; connections: readonly { type: string; masking?: unknown }[] }, ctx: z.RefinementCtx): void {
+export function maskingReferenceIssues(config: { masking: { profiles: Record<string, unknown> }; connections: readonly { type: string; masking?: unknown }[] }, ctx: z.RefinementCtx, checked: (i: number) => boolean = () => true): void {
   config.connections.forEach((c, i) => {
+    if (!checked(i)) return;
     // PostgreSQL connections carry column rules, not profile names (docs/postgres.md).
     if (c.type === 'postgres' || !Array.isArray(c.masking)) return;
     (c.masking as readonly string[]).forEach((name, j) => {

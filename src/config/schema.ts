@@ -151,31 +151,52 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),
       agents: agentsSection({ listen, listenerTls, duration }).optional(),
     })
-    .superRefine((config, ctx) => {
-      maskingReferenceIssues(config, ctx);
-      // Policy obligations name masking profiles too: an unknown one is a config error
-      // here, not a refused exchange later (rules in policy files are checked on load).
-      config.policy.rules.forEach((rule, i) => {
-        for (const name of unknownMaskingProfiles(rule.obligations?.mask ?? [], config.masking)) {
-          ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'obligations', 'mask'], message: `no masking profile named "${name}" in masking.profiles` });
-        }
-      });
-      // A connection reaches its target itself (`target`) or through an agent (`via`),
-      // which then holds the target and its TLS settings.
-      config.connections.forEach((c, i) => {
-        if (c.via !== undefined && config.agents === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'via'], message: 'needs an agents: section (the endpoint agents dial in to)' });
-        if (c.type === 'postgres') {
-          if (c.via === undefined && c.credential === undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'credential'], message: 'is required (the role and password the gateway logs in to the database with)' });
-          // Without a certificate SSLRequest is answered N, and without allowPlaintext a
-          // session without TLS is refused: no client could ever log in.
-          if (c.serverTls === undefined && config.gateway.tls === undefined && !c.allowPlaintext) {
-            ctx.addIssue({ code: 'custom', path: ['connections', i], message: 'no client could log in: give the listener a certificate (serverTls, or gateway.tls), or set allowPlaintext: true where the path is trusted (the API key then crosses in clear)' });
+    // The checks across sections run even when a field elsewhere is invalid, so that one
+    // `config check` lists every error; each check skips what reads an invalid field
+    // (it would report nonsense), and a shape too broken to read skips them all.
+    .superRefine(
+      (config, ctx) => {
+        const sound = (...paths: (string | number)[][]) => !ctx.issues.some((issue) => paths.some((p) => p.every((part, k) => issue.path?.[k] === part)));
+        if (!Array.isArray(config.connections)) return;
+        // A section whose shape is wrong is already reported; a check that cannot read it is skipped.
+        const attempt = (check: () => void) => {
+          try {
+            check();
+          } catch {
+            /* reported by the section's own issue */
           }
-          return;
+        };
+        if (sound(['masking'])) attempt(() => maskingReferenceIssues(config, ctx, (i) => sound(['connections', i, 'type'], ['connections', i, 'masking'])));
+        // Policy obligations name masking profiles too: an unknown one is a config error
+        // here, not a refused exchange later (rules in policy files are checked on load).
+        if (sound(['masking'], ['policy'])) {
+          attempt(() => config.policy.rules.forEach((rule, i) => {
+            if (!sound(['policy', 'rules', i])) return;
+            for (const name of unknownMaskingProfiles(rule.obligations?.mask ?? [], config.masking)) {
+              ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'obligations', 'mask'], message: `no masking profile named "${name}" in masking.profiles` });
+            }
+          }));
         }
-        if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: ['connections', i, 'tls'], message: "must not be set with via: the agent's own config holds the target's TLS settings" });
-      });
-    })
+        // A connection reaches its target itself (`target`) or through an agent (`via`),
+        // which then holds the target and its TLS settings.
+        config.connections.forEach((c, i) => attempt(() => {
+          const at = (field: string) => ['connections', i, field];
+          if (!sound(at('type'), at('via'))) return;
+          if (c.via !== undefined && config.agents === undefined && sound(['agents'])) ctx.addIssue({ code: 'custom', path: at('via'), message: 'needs an agents: section (the endpoint agents dial in to)' });
+          if (c.type === 'postgres') {
+            if (c.via === undefined && c.credential === undefined && sound(at('credential'))) ctx.addIssue({ code: 'custom', path: at('credential'), message: 'is required (the role and password the gateway logs in to the database with)' });
+            // Without a certificate SSLRequest is answered N, and without allowPlaintext a
+            // session without TLS is refused: no client could ever log in.
+            if (c.serverTls === undefined && config.gateway?.tls === undefined && !c.allowPlaintext && sound(at('serverTls'), at('allowPlaintext'), ['gateway'])) {
+              ctx.addIssue({ code: 'custom', path: ['connections', i], message: 'no client could log in: give the listener a certificate (serverTls, or gateway.tls), or set allowPlaintext: true where the path is trusted (the API key then crosses in clear)' });
+            }
+            return;
+          }
+          if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: at('tls'), message: "must not be set with via: the agent's own config holds the target's TLS settings" });
+        }));
+      },
+      { when: () => true },
+    )
     .transform((config) => withDefaultKeyFile(config, baseDir));
 }
 

@@ -352,6 +352,29 @@ describe('parseConfig: every error names its dotted path', () => {
     ]);
   });
 
+  test('checks across sections still run when a field elsewhere is invalid: one config check lists every error', () => {
+    const source = `connections:
+  - name: wh
+    type: postgres
+    listen: { port: 6543 }
+    target: postgres://127.0.0.1:5432/x
+    credential: { user: postgres, secret: "\${PG_SECRET}" }
+    access: { groups: [a] }
+    masking: { columns: { email: bogus } }
+  - { name: llm, type: openai, target: 'http://127.0.0.1:9/v1', masking: [nope], access: { groups: [a] } }
+`;
+    assert.deepEqual(issuesOf(source), [
+      'connections[0].credential.secret: environment variable PG_SECRET is not set',
+      'connections[0].masking.columns.email: Invalid option: expected one of "redact"|"partial"|"null"',
+      'connections[1].masking[0]: no masking profile named "nope" in masking.profiles',
+      'connections[0]: no client could log in: give the listener a certificate (serverTls, or gateway.tls), or set allowPlaintext: true where the path is trusted (the API key then crosses in clear)',
+    ]);
+    // A check that reads an invalid field stays silent rather than guess: with masking itself invalid, no profile is "missing".
+    const brokenMasking = `masking: { profiles: { pii: { operator: shred } } }\nconnections:\n  - { name: llm, type: openai, target: 'http://127.0.0.1:9/v1', masking: [pii], access: { groups: [a] } }\n`;
+    assert.deepEqual(issuesOf(brokenMasking).filter((i) => i.includes('no masking profile')), []);
+    assert.ok(issuesOf(brokenMasking).some((i) => i.startsWith('masking.profiles.pii.operator')), issuesOf(brokenMasking).join('\n'));
+  });
+
   test('a duplicate name is reported alongside an invalid field in the same config', () => {
     const source = `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
     assert.deepEqual(issuesOf(source), [
