@@ -21,6 +21,7 @@ import { promisify } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess, type GatewayProcess } from '../test/helpers/gateway-process.js';
+import { postgresBenchConfig } from './postgres-gateway.js';
 
 const run = promisify(execFile);
 const clients = Number(process.env.BENCH_PG_CLIENTS ?? 8);
@@ -89,25 +90,7 @@ interface Gate { gateway: GatewayProcess; env: NodeJS.ProcessEnv; settle: () => 
 async function startGate(dist: string, target: URL, dbname: string, user: string): Promise<Gate> {
   const port = await freePort();
   const gateway = await startGatewayProcess(
-    `gateway:
-  listen: { host: 127.0.0.1, port: 0 }
-admin:
-  listen: { host: 127.0.0.1, port: 0 }
-  groups: [admins]
-log: { level: warn }
-recording: { enabled: true }
-connections:
-  - name: bench
-    type: postgres
-    listen: { host: 127.0.0.1, port: ${port} }
-    allowPlaintext: true
-    target: postgres://${target.host}/${dbname}
-    credential: { user: ${user}, secret: "\${PG_SECRET}" }
-    tls: { mode: disable }
-    limits: { maxRows: 100000, statementTimeout: 30s }
-    masking: { columns: { email: redact } }
-    access: { groups: [bench] }
-`,
+    postgresBenchConfig({ port, databaseHost: target.host, database: dbname, user, recording: true }),
     { env: { PG_SECRET: target.password || 'unused' }, bin: join(dist, 'cli/main.js') },
   );
   const token = await gateway.createKey('bench', ['bench']);

@@ -38,6 +38,7 @@ import SQLite from 'better-sqlite3';
 import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess } from '../test/helpers/gateway-process.js';
 import { unindexedRows } from './search-backlog.js';
+import { postgresBenchConfig } from './postgres-gateway.js';
 
 const run = promisify(execFile);
 const clients = Number(process.env.BENCH_PG_CLIENTS ?? 8);
@@ -149,25 +150,7 @@ async function main(): Promise<number> {
   const direct = { PGHOST: url.hostname, PGPORT: url.port || '5432', PGUSER: url.username || 'postgres', PGDATABASE: dbname, PGSSLMODE: 'disable' };
   const port = await freePort();
   const gateway = await startGatewayProcess(
-    `gateway:
-  listen: { host: 127.0.0.1, port: 0 }
-admin:
-  listen: { host: 127.0.0.1, port: 0 }
-  groups: [admins]
-log: { level: warn }
-recording: { enabled: ${recording} }
-connections:
-  - name: bench
-    type: postgres
-    listen: { host: 127.0.0.1, port: ${port} }
-    allowPlaintext: true
-    target: postgres://${url.host}/${dbname}
-    credential: { user: ${direct.PGUSER}, secret: "\${PG_SECRET}" }
-    tls: { mode: disable }
-    limits: { maxRows: 100000, statementTimeout: 30s }
-    masking: { columns: { email: redact } }
-    access: { groups: [bench] }
-`,
+    postgresBenchConfig({ port, databaseHost: url.host, database: dbname, user: direct.PGUSER, recording }),
     { env: { PG_SECRET: url.password || 'unused' }, nodeArgs },
   );
   let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
