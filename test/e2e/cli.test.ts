@@ -2,7 +2,7 @@
 // key management, session inspection, and the quick start behind `npm start`.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
@@ -149,21 +149,10 @@ describe('gatehouse CLI', () => {
   });
 
   test('npm start: the quick start serves the demo connection, prints a working key, and records', { timeout: 30_000 }, async () => {
-    const child = spawn(process.execPath, [gatehouseBin, 'quickstart'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const quickstart = await startQuickstart([]);
     try {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      const key = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 15_000);
-        child.stdout.on('data', () => {
-          const match = /demo key\s+(ghk_\S+)/.exec(out);
-          if (match) {
-            clearTimeout(timer);
-            resolve(match[1]!);
-          }
-        });
-        child.once('exit', (code) => reject(new Error(`quickstart exited ${code}: ${out}`)));
-      });
+      const { key } = quickstart;
+      const out = quickstart.output();
       assert.match(out, /DEMO upstream/);
       assert.match(out, /curl -s http:\/\/127\.0\.0\.1:8080\/c\/demo\/chat\/completions/);
       const client = new OpenAI({ baseURL: 'http://127.0.0.1:8080/c/demo', apiKey: key, maxRetries: 0 });
@@ -173,13 +162,9 @@ describe('gatehouse CLI', () => {
       assert.equal(sessions.sessions[0]!.subject, 'key:quickstart-demo');
       assert.equal(sessions.sessions[0]!.operation, 'chat.completions');
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT');
-        await exited;
-      }
+      await quickstart.stop();
     }
-    assert.equal(child.exitCode, 0);
+    assert.equal(quickstart.child.exitCode, 0);
   });
   test('npm start -- --port N: the quick start on N (data plane), N+1 (admin) and N+10 (demo upstream), for a machine where 8080 is taken', { timeout: 30_000 }, async () => {
     const free = (port: number) =>
@@ -193,22 +178,10 @@ describe('gatehouse CLI', () => {
       if ((await free(candidate)) && (await free(candidate + 1)) && (await free(candidate + 10))) base = candidate;
     }
     assert.ok(base > 0, 'three free ports');
-    const child = spawn(process.execPath, [gatehouseBin, 'quickstart', '--port', String(base)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const quickstart = await startQuickstart(['--port', String(base)]);
     try {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      const key = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 20_000);
-        child.stdout.on('data', () => {
-          const match = /demo key\s+(ghk_\S+)/.exec(out);
-          if (match) {
-            clearTimeout(timer);
-            resolve(match[1]!);
-          }
-        });
-        child.once('exit', (code) => reject(new Error(`quickstart exited ${code}: ${out}`)));
-      });
+      const { key } = quickstart;
+      const out = quickstart.output();
       assert.match(out, new RegExp(`curl -s http://127\\.0\\.0\\.1:${base}/c/demo/chat/completions`));
       assert.match(out, new RegExp(`upstream\\s+http://127\\.0\\.0\\.1:${base + 10}/v1`));
       const client = new OpenAI({ baseURL: `http://127.0.0.1:${base}/c/demo`, apiKey: key, maxRetries: 0 });
@@ -217,11 +190,7 @@ describe('gatehouse CLI', () => {
       const sessions = await fetch(`http://127.0.0.1:${base + 1}/api/sessions?limit=1`, { headers: { authorization: `Bearer ${key}` } });
       assert.equal(sessions.status, 200);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGINT');
-        await exited;
-      }
+      await quickstart.stop();
     }
     const refused = await runCli(['quickstart', '--port', 'http']);
     assert.equal(refused.code, 2);
@@ -246,3 +215,34 @@ describe('gatehouse CLI', () => {
     }
   });
 });
+
+/** `gatehouse quickstart ARGS` until its banner shows the demo key; `stop` ends it with Ctrl-C. */
+async function startQuickstart(args: string[]): Promise<{ child: ChildProcess; key: string; output: () => string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [gatehouseBin, 'quickstart', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    await exited;
+  };
+  try {
+    const key = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner:\n${out}`)), 20_000);
+      child.stdout.on('data', () => {
+        const match = /demo key\s+(ghk_\S+)/.exec(out);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`quickstart exited ${code}: ${out}`)));
+    });
+    return { child, key, output: () => out, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
