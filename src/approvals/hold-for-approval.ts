@@ -95,32 +95,51 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
 /**
  * Waits until the review leaves `pending`, `holdFor` passes, or the caller leaves.
  * Wakes on the bus (this process, or LISTEN/NOTIFY) and polls the store as well, so a
- * decision taken elsewhere is seen even without a shared bus.
+ * decision taken elsewhere is seen even without a shared bus. The subscription lasts the
+ * whole wait: an event that arrives while the review is being read makes it read again.
+ * (Subscribed only between reads, the approval's event, which follows the vote's by
+ * milliseconds, arrived during the read the vote's event started and was lost; the
+ * request then waited for the next poll, up to 5 s.)
  */
 async function waitForDecision(service: ApprovalService, id: string, holdFor: number, pollInterval: number, signal: AbortSignal | undefined): Promise<string> {
   const deadline = Date.now() + holdFor;
   const poll = service.bus.shared ? Math.max(pollInterval, 5000) : pollInterval;
-  for (;;) {
-    if (signal?.aborted) return 'aborted';
-    const review = await service.get(id);
-    if (!review) return 'expired';
-    if (review.state !== 'pending') return review.state;
-    const left = deadline - Date.now();
-    if (left <= 0) return 'pending';
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        unsubscribe();
-        unsubscribeResync();
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.min(left, poll));
-      const unsubscribe = service.bus.subscribe((_type, reviewId) => {
-        if (reviewId === id) done();
+  let woken = false;
+  let wake: (() => void) | undefined;
+  const nudge = () => {
+    woken = true;
+    wake?.();
+  };
+  const unsubscribe = service.bus.subscribe((_type, reviewId) => {
+    if (reviewId === id) nudge();
+  });
+  const unsubscribeResync = service.bus.onResync(nudge);
+  signal?.addEventListener('abort', nudge, { once: true });
+  try {
+    for (;;) {
+      if (signal?.aborted) return 'aborted';
+      woken = false;
+      const review = await service.get(id);
+      if (!review) return 'expired';
+      if (review.state !== 'pending') return review.state;
+      const left = deadline - Date.now();
+      if (left <= 0) return 'pending';
+      if (woken) continue; // something happened while it was read: read again
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          wake = undefined;
+          resolve();
+        }, Math.min(left, poll));
+        wake = () => {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        };
       });
-      const unsubscribeResync = service.bus.onResync(done);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    }
+  } finally {
+    unsubscribe();
+    unsubscribeResync();
+    signal?.removeEventListener('abort', nudge);
   }
 }
