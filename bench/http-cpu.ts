@@ -20,9 +20,9 @@
 // "--cpu-prof --cpu-prof-dir=/tmp/prof").
 // Prints per build and scenario: CPU µs/req (median, min), the main (relaying) thread's
 // median alone (with recording, the rest is mostly the record journal's worker), for each build after the
-// first the median of its per-round ratios to the first (the fairest A/B figure on a
-// shared machine), and for --sequential the p50 total latency and the p50 added to
-// direct (measured in the same rounds).
+// first the median of its per-round ratios to the first, for the process and for the main
+// thread (the fairest A/B figures on a shared machine), and for --sequential the p50
+// total latency and the p50 added to direct (measured in the same rounds).
 
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -183,7 +183,8 @@ async function main(): Promise<void> {
       // Paired with the first build round by round (same noise), for A/B runs.
       if (i > 0) {
         const ratios = cpuUs[i]!.map((v, r) => v / cpuUs[0]![r]!);
-        text += `; vs build 0: x${median(ratios).toFixed(2)} (median of per-round ratios)`;
+        const mainRatios = mainUs[i]!.map((v, r) => v / mainUs[0]![r]!);
+        text += `; vs build 0: x${median(ratios).toFixed(2)}, main thread x${median(mainRatios).toFixed(2)} (medians of per-round ratios)`;
       }
       log(text);
     }

@@ -34,6 +34,33 @@ export const defaultState: Omit<ExchangeState, 'id' | 'session_id' | 'protocol' 
   obligations: null, masking_counts: null, approval_via: null,
 };
 
+/**
+ * A row read from a record journal line with every column, a missing one at its default
+ * (defaultState): an open line leaves default-valued columns out (journal-lines.ts).
+ * One literal in column order, so every row the applier hashes and binds has the same
+ * shape. journal-lines tests hold it equal to `{ ...defaultState, ...row }`.
+ */
+export function rowWithDefaults(r: Readonly<Record<string, unknown>>): ExchangeState {
+  return {
+    id: r.id, session_id: r.session_id, protocol: r.protocol, connection: r.connection, operation: r.operation,
+    started_at: r.started_at, ended_at: r.ended_at ?? null, complete: r.complete === undefined ? 0 : r.complete,
+    subject: r.subject ?? null, identity_kind: r.identity_kind ?? null, auth_method: r.auth_method ?? null,
+    credential_id: r.credential_id ?? null, groups: r.groups === undefined ? '[]' : r.groups, client_address: r.client_address ?? null,
+    decision: r.decision, rules: r.rules === undefined ? '[]' : r.rules, reason: r.reason ?? null,
+    policy_version: r.policy_version ?? null, status: r.status ?? null, error_code: r.error_code ?? null,
+    error_detail: r.error_detail ?? null, model: r.model ?? null, stream: r.stream === undefined ? 0 : r.stream,
+    method: r.method ?? null, path: r.path ?? null, request_headers: r.request_headers ?? null,
+    request_body: r.request_body ?? null, request_truncated: r.request_truncated === undefined ? 0 : r.request_truncated,
+    prompt_text: r.prompt_text ?? null, response_headers: r.response_headers ?? null, response_body: r.response_body ?? null,
+    response_truncated: r.response_truncated === undefined ? 0 : r.response_truncated, response_text: r.response_text ?? null,
+    usage: r.usage ?? null, bytes_in: r.bytes_in === undefined ? 0 : r.bytes_in, bytes_out: r.bytes_out === undefined ? 0 : r.bytes_out,
+    ttfb_ms: r.ttfb_ms ?? null, duration_ms: r.duration_ms ?? null, review_id: r.review_id ?? null,
+    reexecution_of: r.reexecution_of ?? null, chunk_timings: r.chunk_timings ?? null, raw_request: r.raw_request ?? null,
+    raw_response: r.raw_response ?? null, obligations: r.obligations ?? null, masking_counts: r.masking_counts ?? null,
+    approval_via: r.approval_via ?? null,
+  } as ExchangeState;
+}
+
 export function stateOf(row: Readonly<Record<string, unknown>>): Record<RecordedColumn, unknown> {
   const state = {} as Record<RecordedColumn, unknown>;
   for (const column of recordedColumns) {

@@ -64,7 +64,7 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       protocol: exchange.protocol,
       connection: exchange.connection,
       // `http.GET /users/sk-live-…` is recorded as `http.GET /users/[OPENAI_KEY]`.
-      operation: redactPathCredentials(exchange.operation),
+      operation: recordedOperation(exchange.operation),
       started_at: exchange.startedAt,
       ended_at: null,
       complete: 0,
@@ -141,6 +141,23 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       chunk_timings: progress.chunkTimings ? JSON.stringify(progress.chunkTimings) : null,
     }),
   };
+}
+
+/**
+ * Operations repeat (`chat.completions` on every chat exchange), and scanning one for
+ * credentials cost about a microsecond: those found to hold none are remembered, a few
+ * hundred at most. One that holds a credential is never kept, and scanned each time.
+ */
+const cleanOperations = new Set<string>();
+
+function recordedOperation(operation: string): string {
+  if (cleanOperations.has(operation)) return operation;
+  const redacted = redactPathCredentials(operation);
+  if (redacted === operation) {
+    if (cleanOperations.size >= 512) cleanOperations.clear();
+    cleanOperations.add(operation);
+  }
+  return redacted;
 }
 
 /** The response_text and usage columns of an answer recorded unread (`body` is its response_body). */

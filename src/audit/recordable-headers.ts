@@ -35,8 +35,14 @@ export function recordableHeaders(headers: Readonly<Record<string, string | stri
   const out: Record<string, string> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || !recordable.has(name.toLowerCase())) continue;
-    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    if (value === undefined) continue;
+    // Node and undici give names in lower case already: lowered only when not found as given.
+    let key = name;
+    if (!recordable.has(key)) {
+      key = name.toLowerCase();
+      if (key === name || !recordable.has(key)) continue;
+    }
+    out[key] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
 }

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { applyJournalOnce, createRecorder, getExchange, GroupCommitWriter, JournalApplier, journalDirOf, startJournalRecorder, verifyChain, type JournalRecorder } from '../../src/audit/index.js';
-import { recordColumns } from '../../src/audit/record-columns.js';
+import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
+import { SqliteBatch } from '../../src/audit/sqlite-batch.js';
 import { JournalWriter } from '../../src/audit/journal/journal-writer.js';
 import { segmentName } from '../../src/audit/journal/segments.js';
 import { parseConfig } from '../../src/config/index.js';
@@ -223,6 +224,33 @@ describe('record journal', () => {
     const report = await verifyChain(store.db);
     assert.equal(report.ok, true, JSON.stringify(report.problems.slice(0, 3)));
     assert.deepEqual(readdirSync(journal), [], 'every ended segment is removed');
+  });
+
+  test('a write that fails rolls its whole batch back, chain head included, and the next batch applies', async () => {
+    const columns = recordColumns();
+    const [first, second] = [makeExchange(), makeExchange()];
+    const row = (e: Exchange) => columns.opened(e, allow, request);
+    const batch = new SqliteBatch(path);
+    try {
+      batch.run([{ exchange: { insert: row(first) }, event: eventFor('exchange.opened', row(first)) }], chain);
+      // The second insert of `first` breaks the primary key: `second`, its event and the head move are undone too.
+      const failing = [
+        { exchange: { insert: row(second) }, event: eventFor('exchange.opened', row(second)) },
+        { exchange: { update: first.id, columns: { status: 200 } }, event: eventFor('exchange.progress', { ...row(first), status: 200 }) },
+        { exchange: { insert: row(first) }, event: eventFor('exchange.opened', row(first)) },
+      ];
+      assert.throws(() => batch.run(failing, chain), /UNIQUE constraint failed: exchanges.id/);
+      assert.equal(batch.connection.inTransaction, false);
+      assert.deepEqual((await store.db.selectFrom('exchanges').select(['id', 'status']).execute()).map((r) => [r.id, r.status]), [[first.id, null]]);
+      assert.equal((await store.db.selectFrom('audit_events').select('id').where('target', 'is not', null).execute()).length, 1);
+      batch.run([failing[0]!, failing[1]!], chain);
+    } finally {
+      batch.close();
+    }
+    assert.equal((await getExchange(store.db, second.id))?.decision, 'allow');
+    assert.equal((await getExchange(store.db, first.id))?.status, 200);
+    const report = await verifyChain(store.db);
+    assert.equal(report.ok, true, JSON.stringify(report.problems));
   });
 
   test('after close, a record is refused rather than lost', async () => {

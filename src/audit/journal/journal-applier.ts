@@ -21,7 +21,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../../store/index.js';
 import type { AuditEvent } from '../audit-event.js';
 import type { ChainOptions } from '../append-events.js';
-import { defaultState, recordedColumns, type ExchangeState } from '../exchange-state.js';
+import { rowWithDefaults, type ExchangeState } from '../exchange-state.js';
 import type { ExchangeWrite, RecordWrite } from '../group-commit.js';
 import { answerColumns, eventFor, type ExchangeEventKind } from '../record-columns.js';
 import { SqliteBatch } from '../sqlite-batch.js';
@@ -202,8 +202,8 @@ export class JournalApplier {
       case 'open':
       case 'refuse': {
         if (typeof op.row !== 'object' || op.row === null || typeof op.row.id !== 'string') return false;
-        // The writer sends every column (record-columns.ts); the defaults only guard a short line.
-        const row = (Object.keys(op.row).length === recordedColumns.length ? op.row : { ...defaultState, ...op.row }) as ExchangeState;
+        // An open line leaves out the columns at their default (journal-lines.ts); older lines have every column.
+        const row = rowWithDefaults(op.row);
         const step: Step = { kind: op.op === 'open' ? 'exchange.opened' : 'exchange.refused', row, write: { insert: row } };
         inserting.set(row.id, step);
         if (op.op === 'open') this.#remember(row.id, row);

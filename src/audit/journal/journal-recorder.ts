@@ -13,6 +13,7 @@ import { recordColumns, type RecordColumnOptions } from '../record-columns.js';
 import type { Recorder } from '../recorder.js';
 import { startSearchIndexThread } from '../search-index-thread.js';
 import { workerScript } from '../worker-script.js';
+import { openLine } from './journal-lines.js';
 import { JournalWriter } from './journal-writer.js';
 import { journalDirOf } from './segments.js';
 
@@ -116,7 +117,8 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
     });
 
   return {
-    open: (exchange, decision, request) => journal.append({ op: 'open', row: columns.opened(exchange, decision, request) }),
+    // Without the columns still at their default (journal-lines.ts).
+    open: (exchange, decision, request) => journal.appendLine(openLine(columns.opened(exchange, decision, request))),
     progress: (exchange, progress) => journal.append({ op: 'progress', id: exchange.id, columns: columns.progress(progress) }),
     finish: (exchange, outcome) => {
       const finished = columns.outcome(exchange, outcome);

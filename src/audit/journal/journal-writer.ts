@@ -6,6 +6,10 @@
 // which the store used before). Applying them to the store, hashing them into the
 // audit chain and indexing them happen later, in batches, on the journal's worker
 // (journal-worker.ts).
+//
+// Each line is encoded to UTF-8 once, as it is queued, into a buffer the writer keeps;
+// the batch used to be one joined string, whose UTF-8 length and bytes were each
+// another pass over the whole text.
 
 import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { endLine, segmentName, segmentPath, segmentPrefix, type JournalOp } from './segments.js';
@@ -13,6 +17,10 @@ import { endLine, segmentName, segmentPath, segmentPrefix, type JournalOp } from
 export class JournalWriteError extends Error {
   readonly code = 'recording_failed';
 }
+
+/** The batch buffer's usual size; one grown past it for a large batch is let go after the write. */
+const bufferBytes = 64 * 1024;
+const endBytes = Buffer.from(endLine);
 
 export interface JournalWriterOptions {
   /** A segment is closed (with an end line) and a new one begun past this size. */
@@ -42,7 +50,9 @@ export class JournalWriter {
   #segments = 0;
   #fd: number | undefined;
   #bytes = 0;
-  #lines: string[] = [];
+  /** This turn's lines, as UTF-8: `#buffer[0, #queued)`. */
+  #buffer = Buffer.allocUnsafe(bufferBytes);
+  #queued = 0;
   /** Settles when this turn's lines are written: one promise for all of them. */
   #batch: Batch | undefined;
   #closed = false;
@@ -72,7 +82,15 @@ export class JournalWriter {
     } catch (error) {
       return Promise.reject(new JournalWriteError(`record cannot be serialised: ${(error as Error).message}`));
     }
-    this.#lines.push(line);
+    return this.appendLine(line);
+  }
+
+  /** Appends one line already serialised (one JSON op and its newline: journal-lines.ts); resolves when it has been written. */
+  appendLine(line: string): Promise<void> {
+    if (this.#closed) return Promise.reject(new JournalWriteError('the record journal is closed'));
+    // At most 3 bytes of UTF-8 per UTF-16 code unit: with that much room the line fits.
+    if (this.#buffer.length - this.#queued < line.length * 3) this.#grow(line.length * 3);
+    this.#queued += this.#buffer.write(line, this.#queued);
     if (this.#batch === undefined) {
       this.#batch = newBatch();
       setImmediate(() => this.flush());
@@ -85,10 +103,12 @@ export class JournalWriter {
     const batch = this.#batch;
     this.#batch = undefined;
     if (batch === undefined) return;
-    const text = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('');
-    this.#lines = [];
+    const buffer = this.#buffer;
+    const length = this.#queued;
+    this.#queued = 0;
+    if (buffer.length > bufferBytes) this.#buffer = Buffer.allocUnsafe(bufferBytes);
     try {
-      this.#write(text);
+      this.#write(buffer, length);
     } catch (error) {
       batch.reject(new JournalWriteError(`record journal write failed: ${(error as Error).message}`));
       return;
@@ -106,19 +126,20 @@ export class JournalWriter {
     this.#endSegment();
   }
 
-  #write(text: string): void {
+  /** Room for `more` bytes past what is queued (a batch larger than the buffer). */
+  #grow(more: number): void {
+    const grown = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.#queued + more));
+    this.#buffer.copy(grown, 0, 0, this.#queued);
+    this.#buffer = grown;
+  }
+
+  #write(data: Buffer, length: number): void {
     this.#fd ??= this.#openSegment();
     const fd = this.#fd;
     try {
-      // The string straight to write(2) (no Buffer made for it on the JS heap); a short
-      // write, which a regular file gives only when nearly full, goes on from its byte.
-      const length = Buffer.byteLength(text);
-      const written = writeSync(fd, text);
-      if (written < length) {
-        const data = Buffer.from(text).subarray(written);
-        let offset = 0;
-        while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
-      }
+      // A short write, which a regular file gives only when nearly full, goes on from its byte.
+      let offset = 0;
+      while (offset < length) offset += writeSync(fd, data, offset, length - offset);
       this.#bytes += length;
     } catch (error) {
       // Never leave half a line for the next batch to be glued onto.
@@ -140,7 +161,7 @@ export class JournalWriter {
   #endSegment(): void {
     if (this.#fd === undefined) return;
     try {
-      this.#write(endLine);
+      this.#write(endBytes, endBytes.length);
       Atomics.add(this.progress, 0, 1);
     } catch {
       // Left without its end line: it is finished off once this process is gone.
