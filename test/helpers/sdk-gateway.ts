@@ -15,6 +15,9 @@ import { startGateway, type Gateway } from '../../src/server/index.js';
 /** The target's credential the gateway injects (the caller never sees it). */
 export const upstreamKey = 'sk-upstream-secret-0123456789abcdef';
 
+/** startSdkGateway options for a connection whose answers go through a `pii` profile that redacts. */
+export const redactingPii = { connectionYaml: '    masking: [pii]\n', extraYaml: 'masking:\n  profiles:\n    pii: { operator: redact }\n' } as const;
+
 export type UpstreamHandler = (req: IncomingMessage, body: Buffer, res: ServerResponse) => void;
 
 export interface SdkGateway {

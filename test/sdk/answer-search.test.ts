@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
-import { startSdkGateway, writeSse, type SdkGateway } from '../helpers/sdk-gateway.js';
+import { redactingPii, startSdkGateway, writeSse, type SdkGateway } from '../helpers/sdk-gateway.js';
 
 const email = 'jane.roe@example.com';
 const args = JSON.stringify({ to: email, subject: 'quarterly figures' });
@@ -17,7 +17,7 @@ describe('openai SDK: tool calls and refusals are in the recorded answer text, a
   let client: OpenAI;
 
   before(async () => {
-    h = await startSdkGateway({ connectionYaml: '    masking: [pii]\n', extraYaml: 'masking:\n  profiles:\n    pii: { operator: redact }\n' });
+    h = await startSdkGateway(redactingPii);
     client = await h.client(['ml']);
   });
   after(() => h?.close());

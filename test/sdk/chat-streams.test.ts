@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
-import { startSdkGateway, writeSse, type SdkGateway } from '../helpers/sdk-gateway.js';
+import { redactingPii, startSdkGateway, writeSse, type SdkGateway } from '../helpers/sdk-gateway.js';
 
 const base = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', system_fingerprint: 'fp_1' };
 const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({ ...base, choices, ...extra });
@@ -18,7 +18,7 @@ describe('openai SDK: streamed chat completions with masking', () => {
   let client: OpenAI;
 
   before(async () => {
-    h = await startSdkGateway({ connectionYaml: '    masking: [pii]\n', extraYaml: 'masking:\n  profiles:\n    pii: { operator: redact }\n' });
+    h = await startSdkGateway(redactingPii);
     client = await h.client(['ml']);
   });
   after(() => h?.close());

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type OpenAI from 'openai';
-import { startSdkGateway, writeSse, type SdkGateway } from '../helpers/sdk-gateway.js';
+import { redactingPii, startSdkGateway, writeSse, type SdkGateway } from '../helpers/sdk-gateway.js';
 
 const email = 'jane.roe@example.com';
 
@@ -15,7 +15,7 @@ describe('openai SDK: streamed text is masked whatever field carries it', () => 
   let client: OpenAI;
 
   before(async () => {
-    h = await startSdkGateway({ connectionYaml: '    masking: [pii]\n', extraYaml: 'masking:\n  profiles:\n    pii: { operator: redact }\n' });
+    h = await startSdkGateway(redactingPii);
     client = await h.client(['ml']);
   });
   after(() => h?.close());
@@ -84,7 +84,7 @@ describe('openai SDK: tool-call input, MCP arguments and audio transcripts split
   let client: OpenAI;
 
   before(async () => {
-    h = await startSdkGateway({ connectionYaml: '    masking: [pii]\n', extraYaml: 'masking:\n  profiles:\n    pii: { operator: redact }\n' });
+    h = await startSdkGateway(redactingPii);
     client = await h.client(['ml']);
   });
   after(() => h?.close());

@@ -22,6 +22,13 @@
 //   not know; a `*` over a table stored so may carry any column (`wholeRow`), except
 //   `INSERT INTO t SELECT * FROM t` (each column into itself).
 // Literal values never matter here (a shape's facts hold for every text of it).
+//
+// The file, top to bottom: deriveColumns / derive (one statement kind to its results and
+// stores); the stores (store, dmlEntries, assignments, generated, alterColumn); the
+// scopes a query's names resolve in (newScope, withClause, selectEntries, addFromItem,
+// lookup); expressions (exprFlow, columnRef); UNION and renames (combine, rename); the
+// parse-tree readers and FigureColname (names … figure); what a session keeps
+// (derivationOf, asStored).
 
 import { functionRisks } from './function-calls.js';
 
