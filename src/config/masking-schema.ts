@@ -87,10 +87,13 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
 export function maskingReferenceIssues(config: { masking: { profiles: Record<string, unknown> }; connections: readonly { type: string; masking?: unknown }[] }, ctx: z.RefinementCtx, checked: (i: number) => boolean = () => true): void {
   config.connections.forEach((c, i) => {
     if (!checked(i)) return;
-    // PostgreSQL connections carry column rules, not profile names (docs/postgres.md).
-    if (c.type === 'postgres' || !Array.isArray(c.masking)) return;
-    (c.masking as readonly string[]).forEach((name, j) => {
-      if (!(name in config.masking.profiles)) ctx.addIssue({ code: 'custom', path: ['connections', i, 'masking', j], message: `no masking profile named "${name}" in masking.profiles` });
+    // A PostgreSQL connection names its profiles in masking.profiles, beside its column rules.
+    const postgres = c.type === 'postgres';
+    const names = postgres ? (c.masking as { profiles?: unknown } | undefined)?.profiles : c.masking;
+    if (!Array.isArray(names)) return;
+    (names as readonly string[]).forEach((name, j) => {
+      const path = postgres ? ['connections', i, 'masking', 'profiles', j] : ['connections', i, 'masking', j];
+      if (!(name in config.masking.profiles)) ctx.addIssue({ code: 'custom', path, message: `no masking profile named "${name}" in masking.profiles` });
     });
   });
 }

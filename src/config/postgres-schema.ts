@@ -54,7 +54,11 @@ export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
       })
       .prefault({}),
     masking: z
-      .strictObject({ columns: z.record(z.string().min(1), z.enum(['redact', 'partial', 'null'])).default({}) })
+      .strictObject({
+        columns: z.record(z.string().min(1), z.enum(['redact', 'partial', 'null'])).default({}),
+        /** Masking profiles (masking.profiles) over result values, COPY rows and the recorded statements. */
+        profiles: z.array(z.string().min(1)).default([]),
+      })
       .prefault({}),
     access: z.strictObject({ groups: groupList }),
   });

@@ -30,6 +30,20 @@ export function maskJsonValue(value: unknown, plan: MaskPlan, counts: EntityCoun
   return result === DROP ? null : result;
 }
 
+const planFields = new WeakMap<MaskPlan, Segment[][] | undefined>();
+
+/**
+ * Masks `value` as the part at `path` of a larger document, so the plan's field paths
+ * reach it from the document's root: a PostgreSQL column's value is at `[column]`.
+ * Returns undefined when the value itself is dropped.
+ */
+export function maskJsonAt(value: unknown, path: readonly string[], plan: MaskPlan, counts: EntityCounts): unknown {
+  let fields = planFields.get(plan);
+  if (fields === undefined && !planFields.has(plan)) planFields.set(plan, (fields = compileFieldPaths(plan.fields)));
+  const result = walk(value, [...path], plan, counts, fields);
+  return result === DROP ? undefined : result;
+}
+
 /** Each profile's compiled `fields`, for plans whose profiles are restricted differently. */
 const scopedFields = new WeakMap<MaskPlan, Array<Segment[][] | undefined>>();
 

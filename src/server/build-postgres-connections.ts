@@ -2,14 +2,15 @@ import { createSecureContext } from 'node:tls';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { viaAgent } from '../config/agents-schema.js';
 import type { GatehouseConfig } from '../config/index.js';
-import type { PostgresConnection } from '../protocols/postgres/index.js';
+import { maskJsonText, type MaskPlanner } from '../mask/index.js';
+import { entityMasking, type MaskingRules, type PostgresConnection } from '../protocols/postgres/index.js';
 
 type PostgresConfig = Extract<GatehouseConfig['connections'][number], { type: 'postgres' }>;
 type UpstreamTarget = PostgresConnection['target'];
 
 export interface PostgresBuildOptions {
-  /** Entity-detection masking for text values (from the masking stage, when present). */
-  readonly maskText?: ((value: string) => string) | undefined;
+  /** The masking engine: connections' and decisions' masking profiles; without it a statement asking for profiles is refused. */
+  readonly planner?: MaskPlanner | undefined;
   /** The agent endpoint, for connections routed `via: agent:<name>`. */
   readonly agentHub?: AgentHub | undefined;
 }
@@ -27,10 +28,35 @@ export function buildPostgresConnections(config: GatehouseConfig, options: Postg
       maxRows: c.limits.maxRows,
       statementTimeoutMs: c.limits.statementTimeout,
       maxMessageBytes: c.limits.maxMessageBytes,
-      masking: { columns: new Map(Object.entries(c.masking.columns).map(([k, v]) => [k.toLowerCase(), v])), maskText: options.maskText },
+      ...postgresMasking(c, options.planner),
       loginTimeoutMs: c.timeouts.login,
     };
   });
+}
+
+/** The connection's masking rules, and with a planner, the same with a decision's profiles added (cached per set). */
+export function postgresMasking(c: Pick<PostgresConfig, 'name' | 'masking'>, planner: MaskPlanner | undefined): Pick<PostgresConnection, 'masking' | 'maskingWith'> {
+  const columns: MaskingRules['columns'] = new Map(Object.entries(c.masking.columns).map(([k, v]) => [k.toLowerCase(), v]));
+  const rules = (profiles: readonly string[]): MaskingRules => {
+    const answers = planner && profiles.length > 0 ? planner.plan(profiles, 'response') : undefined;
+    const requests = planner && profiles.length > 0 ? planner.plan(profiles, 'request') : undefined;
+    return { columns, entities: answers && entityMasking(answers), recorded: requests && ((body, counts) => maskJsonText(body, requests, counts)) };
+  };
+  const base = c.masking.profiles;
+  if (base.length > 0 && !planner) throw new Error(`connection ${c.name} names masking profiles but the masking engine is not running`);
+  if (!planner) return { masking: rules([]), maskingWith: undefined };
+  const withExtra = new Map<string, MaskingRules>();
+  return {
+    masking: rules(base),
+    maskingWith(extra) {
+      const names = [...new Set([...base, ...extra])].sort();
+      const key = names.join(',');
+      let found = withExtra.get(key);
+      // Profile sets come from the policy's rules: a handful per connection.
+      if (!found) withExtra.set(key, (found = rules(names)));
+      return found;
+    },
+  };
 }
 
 function directTarget(c: PostgresConfig): UpstreamTarget {

@@ -172,6 +172,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     },
   };
 
+  const maskPlanner = maskPlannerFromConfig(config.masking);
   const dataPlane = createDataPlaneHandler({
     connections,
     stages,
@@ -179,7 +180,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     recording: config.recording.enabled,
     keepRawAnswer: raw !== undefined,
     masking: {
-      planner: maskPlannerFromConfig(config.masking),
+      planner: maskPlanner,
       maxBufferBytes: config.masking.maxBufferBytes,
       // The decision names the response rules to enforce (obligations.responseGuards).
       responseGuard: (decision) => {
@@ -215,7 +216,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   const postgresNames: string[] = [];
-  for (const connection of buildPostgresConnections(config, { agentHub })) {
+  for (const connection of buildPostgresConnections(config, { agentHub, planner: maskPlanner })) {
     postgresNames.push(connection.name);
     const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);

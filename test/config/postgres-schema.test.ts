@@ -4,6 +4,7 @@ import { ConfigError, parseConfig } from '../../src/config/index.js';
 import { parseAgentConfig } from '../../src/agent/agent-config.js';
 import type { AgentHub } from '../../src/agent/agent-hub.js';
 import { buildPostgresConnections } from '../../src/server/build-postgres-connections.js';
+import { maskPlannerFromConfig } from '../../src/mask/index.js';
 
 const env = { PG_PASSWORD: 'pw' };
 const connection = (fields: string) => `connections:\n  - { name: warehouse, type: postgres, ${fields} }\n`;
@@ -24,7 +25,7 @@ describe('config: type postgres connections', () => {
     const config = parseConfig(connection(`${valid}, masking: { columns: { Email: redact } }`), 'gatehouse.yaml', env);
     const [c] = buildPostgresConnections(config);
     assert.deepEqual(
-      { ...c, masking: undefined },
+      { ...c, masking: undefined, maskingWith: undefined },
       {
         name: 'warehouse',
         listen: { host: '127.0.0.1', port: 6432 },
@@ -35,10 +36,21 @@ describe('config: type postgres connections', () => {
         statementTimeoutMs: undefined,
         maxMessageBytes: 1024 * 1024,
         masking: undefined,
+        maskingWith: undefined,
         loginTimeoutMs: 30_000,
       },
     );
     assert.deepEqual([...c!.masking.columns], [['email', 'redact']]);
+  });
+
+  test('masking profiles: named in masking.profiles; an unknown one is refused with its path', () => {
+    const masking = 'masking: { profiles: { pii: { entities: [EMAIL] } } }';
+    const config = parseConfig(`${connection(`${valid}, masking: { profiles: [pii] }`)}\n${masking}\n`, 'gatehouse.yaml', env);
+    const [c] = buildPostgresConnections(config, { planner: maskPlannerFromConfig(config.masking) });
+    assert.ok(c!.masking.entities, 'the connection scans values with its profile');
+    assert.equal(c!.masking.recorded, undefined, 'a profile for answers leaves the recorded statement as sent');
+    assert.ok(c!.maskingWith!(['pii']).entities);
+    assert.deepEqual(issuesOf(`${connection(`${valid}, masking: { profiles: [pii, nope] }`)}\n${masking}\n`), ['connections[0].masking.profiles[1]: no masking profile named "nope" in masking.profiles']);
   });
 
   test('security: a password in the target URL is refused (it belongs in credential.secret)', () => {

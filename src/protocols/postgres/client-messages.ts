@@ -16,6 +16,7 @@
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
 import { bindMessage, bodyReader, frameLength, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { maskingFor } from './connection.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
@@ -362,8 +363,7 @@ export class ClientMessages {
     const statement = portal?.statement;
     // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
     const exchange = statement ? exchangeOf(this.#decide, statement.shape) : statementExchange(this.#decide, [], '', 'sql.execute');
-    const maskText = this.#core.ctx.connection.masking.maskText;
-    const params = maskText && portal ? portal.params.map((p) => (p === null ? null : maskText(p))) : portal?.params;
+    const params = portal?.params;
     const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
     let decision: Decision | undefined;
     const facts = statement?.facts;
@@ -401,7 +401,7 @@ export class ClientMessages {
 
   #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks): Run {
     this.#core.statements++;
-    return newRun(exchange, decision, derived);
+    return newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived);
   }
 
   /**

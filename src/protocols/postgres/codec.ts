@@ -257,6 +257,14 @@ export function parseStartupParams(r: BodyReader): Map<string, string> {
   throw new ProtocolViolation('too many startup parameters');
 }
 
+// Type OIDs (pg_type.h) of text-like types: text, varchar, bpchar, name, unknown.
+const textTypes = new Set([25, 1043, 1042, 19, 705]);
+
+/** A text-like type: any string is a valid value, in text and in binary format (UTF-8 bytes). */
+export function isTextType(oid: number): boolean {
+  return textTypes.has(oid);
+}
+
 export interface ColumnDescription {
   readonly name: string;
   readonly typeOid: number;

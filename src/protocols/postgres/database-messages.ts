@@ -192,7 +192,7 @@ export class DatabaseMessages {
     const recording = this.#core.recording;
     switch (frame.type) {
       case 'T': { // RowDescription
-        const shape = this.#rows.describe(frame, run?.derived);
+        const shape = this.#rows.describe(frame, run?.derived, run?.masking);
         if (shape.error && run) return this.#stop(run, shape.error);
         ({ columns: head.columns, plan: head.plan } = shape);
         return this.#emit(frame);
@@ -237,7 +237,7 @@ export class DatabaseMessages {
     switch (frame.type) {
       case 'D': {
         if (head.plan === null) {
-          const plan = this.#rows.planForExecute(head.portal);
+          const plan = this.#rows.planForExecute(head.portal, run.masking);
           if (plan instanceof GatehouseError) return this.#stop(run, plan);
           head.plan = plan;
         }

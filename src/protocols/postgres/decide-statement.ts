@@ -11,8 +11,9 @@
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
 //   read back later, the value would leave unmasked;
-// - a decision with masking profiles to apply (obligations.mask) is refused: rows are
-//   masked by column, not by entity detection.
+// - a decision with masking profiles to apply (obligations.mask) runs with them added
+//   to the connection's (connection.ts maskingFor); where the connection cannot apply
+//   profiles (no masking engine) it is refused.
 
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Decision, type Exchange, type Identity, type RequestFacts } from '../../exchange/index.js';
@@ -126,14 +127,13 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     // A refusal keeps its decision: the record names the rule, the reason and the policy version.
     return { decision, error: error instanceof GatehouseError ? error : new GatehouseError('internal_error', { detail: String(error) }) };
   }
-  // Masking profiles detect entities in answer text; rows are masked by column only, so
-  // a decision that asks for profiles cannot be honoured: fail closed.
+  // A decision's masking profiles that cannot be applied: fail closed.
   const profiles = decision.obligations?.mask;
-  if (profiles && profiles.length > 0) {
+  if (profiles && profiles.length > 0 && !ctx.connection.maskingWith) {
     return {
       decision,
       error: new GatehouseError('sql_not_supported', {
-        message: `The policy asks to mask the answer with masking profile ${profiles.join(', ')} (obligations.mask), which a PostgreSQL connection cannot apply, so the statement was not run. Mask columns with the connection's masking.columns, and match the rule to other connections.`,
+        message: `The policy asks to mask the answer with masking profile ${profiles.join(', ')} (obligations.mask), which this PostgreSQL connection cannot apply, so the statement was not run.`,
       }),
     };
   }

@@ -5,7 +5,8 @@
 //   4 characters replaced by `*` (fewer for values shorter than 8); `null` → NULL;
 // - any other type (numbers, dates, json, uuid, bytea …) cannot hold a label and stay
 //   valid, so a masked value of such a column becomes NULL;
-// - the optional `maskText` hook (entity detection) runs over every text-like value;
+// - masking profiles (entity detection, entity-masking.ts) scan the values no column
+//   rule or derivation masks already;
 // - a result column derived from a masked column (derive-columns.ts: an alias, an
 //   expression, a whole row, a subquery's or CTE's column) is masked whatever its name:
 //   `null` when a source's rule is `null`, otherwise redacted whole (`partial` would show
@@ -14,29 +15,27 @@
 // - a derived column found by name (between two `*`) that the result does not have
 //   fails the statement: the gateway cannot tell which column carries the value.
 
-import { dataRow, parseDataRow, type ColumnDescription } from './codec.js';
+import type { EntityCounts } from '../../mask/index.js';
+import { dataRow, isTextType, parseDataRow, type ColumnDescription } from './codec.js';
 import type { Derivation, StoredColumn } from './derive-columns.js';
+import type { EntityMasking, ValueMasker } from './entity-masking.js';
 
 export type MaskOperator = 'redact' | 'partial' | 'null';
 
 export interface MaskingRules {
   /** Column name (lower-case) → operator. */
   readonly columns: ReadonlyMap<string, MaskOperator>;
-  readonly maskText?: ((value: string) => string) | undefined;
-}
-
-// Type OIDs (pg_type.h): text, varchar, bpchar, name, unknown.
-const textTypes = new Set([25, 1043, 1042, 19, 705]);
-
-export function isTextType(oid: number): boolean {
-  return textTypes.has(oid);
+  /** Masking profiles over result values and COPY rows (the profiles that apply to answers). */
+  readonly entities?: EntityMasking | undefined;
+  /** Masking profiles over the recorded statement: its request body (`{"sql","params"}`), masked. */
+  readonly recorded?: ((body: string, counts: EntityCounts) => string) | undefined;
 }
 
 export function maskingActive(rules: MaskingRules): boolean {
-  return rules.columns.size > 0 || rules.maskText !== undefined;
+  return rules.columns.size > 0 || rules.entities !== undefined;
 }
 
-type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; apply: (value: string) => string };
+type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; apply: (value: string) => string } | { kind: 'entities'; apply: ValueMasker };
 
 /** How one derived result column is masked. */
 interface DerivedMask {
@@ -143,9 +142,10 @@ export function planMasking(columns: readonly ColumnDescription[], rules: Maskin
       const label = `[${column.name.toUpperCase()}]`;
       return { kind: 'text', apply: op === 'redact' ? () => label : partial };
     }
-    if (textual && rules.maskText) {
+    const entities = rules.entities?.column(column);
+    if (entities) {
       any = true;
-      return { kind: 'text', apply: rules.maskText };
+      return { kind: 'entities', apply: entities };
     }
     return { kind: 'keep' };
   });
@@ -158,13 +158,19 @@ function partial(value: string): string {
   return '*'.repeat(chars.length - keep) + chars.slice(chars.length - keep).join('');
 }
 
-/** Returns the DataRow message with masked values (a new buffer), or the same one when unchanged. */
-export function maskDataRow(raw: Buffer, body: Buffer, plan: readonly ColumnPlan[]): Buffer {
+/** Returns the DataRow message with masked values (a new buffer), or the same one when unchanged; entities found are counted. */
+export function maskDataRow(raw: Buffer, body: Buffer, plan: readonly ColumnPlan[], counts: EntityCounts): Buffer {
   const values = parseDataRow(body);
   let changed = false;
   const out = values.map((value, i) => {
     const p = plan[i];
     if (value === null || !p || p.kind === 'keep') return value;
+    if (p.kind === 'entities') {
+      const masked = p.apply(value, counts);
+      if (masked === undefined) return value;
+      changed = true;
+      return masked;
+    }
     changed = true;
     if (p.kind === 'null') return null;
     // Text-like values in binary format are their UTF-8 bytes as well.

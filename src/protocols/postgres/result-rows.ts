@@ -7,13 +7,17 @@
 // - rows of an Execute whose description the gateway never saw are refused when masking
 //   is configured (fail closed: they cannot be masked), and so are rows whose derived
 //   column expected by name (mask-rows.ts) is not in their description;
-// - CopyData rows (text or CSV) go through the entity hook; binary COPY out is refused
-//   when there is a hook (its rows cannot go through it).
+// - each statement is masked by its own rules (Run.masking: the connection's, and the
+//   profiles its decision adds);
+// - CopyData rows (text or CSV) are masked by the masking profiles (entity-masking.ts);
+//   a row that cannot be masked and stay valid stops the statement, and binary COPY out
+//   is refused when there are profiles (its rows cannot be scanned).
 
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
 import { bodyEquals, frameLength, message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
+import type { MaskingRules } from './mask-rows.js';
 import { resultColumns } from './extended-query.js';
 import { derivationOf } from './derive-columns.js';
 import { derivedMasks, maskDataRow, maskingActive, missingDerived, planMasking, type DerivedMasks } from './mask-rows.js';
@@ -24,6 +28,7 @@ export interface RowShape {
   readonly columns: ColumnDescription[];
   readonly plan: MaskPlan;
   readonly derived: DerivedMasks | undefined;
+  readonly rules: MaskingRules;
   /** The rows cannot be masked (a derived column the description does not have). */
   readonly error: GatehouseError | undefined;
 }
@@ -49,30 +54,30 @@ export class ResultRows {
    * A RowDescription's columns and masking plan. The last one is kept: a session mostly
    * runs the same statements, and comparing bytes is cheaper than parsing and planning.
    */
-  describe(message: Frame, derived?: DerivedMasks): RowShape {
+  describe(message: Frame, derived?: DerivedMasks, rules: MaskingRules = this.#connection.masking): RowShape {
     const last = this.#last;
-    if (last && last.derived === derived && bodyEquals(message, last.body)) return last;
+    if (last && last.derived === derived && last.rules === rules && bodyEquals(message, last.body)) return last;
     const body = message.body;
     const columns = parseRowDescription(body);
-    const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, this.#connection.masking, derived), derived, error: unmaskable(columns, derived) };
+    const shape = { body: Buffer.from(body), columns, plan: planMasking(columns, rules, derived), derived, rules, error: unmaskable(columns, derived) };
     this.#last = shape;
     return shape;
   }
 
   /** The plan for an Execute's rows, or the error when they cannot be masked. */
-  planForExecute(portal: PortalInfo | undefined): MaskPlan | GatehouseError {
+  planForExecute(portal: PortalInfo | undefined, rules: MaskingRules): MaskPlan | GatehouseError {
     const columns = resultColumns(portal);
-    if (columns === undefined && maskingActive(this.#connection.masking)) {
+    if (columns === undefined && maskingActive(rules)) {
       return new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' });
     }
     if (!columns) return undefined;
     const facts = portal?.statement?.facts;
-    const derived = facts && derivedMasks(derivationOf(facts), this.#connection.masking);
+    const derived = facts && derivedMasks(derivationOf(facts), rules);
     const error = unmaskable(columns, derived);
     if (error) return error;
     // Described by the session's last RowDescription (Describe, then Execute): planned already.
     const last = this.#last;
-    return last && last.columns === columns && last.derived === derived ? last.plan : planMasking(columns, this.#connection.masking, derived);
+    return last && last.columns === columns && last.derived === derived && last.rules === rules ? last.plan : planMasking(columns, rules, derived);
   }
 
   /** A DataRow or CopyData of `run` (none: a statement the gateway does not track). */
@@ -90,23 +95,26 @@ export class ResultRows {
       this.#sink.stop(run, new GatehouseError('row_limit_exceeded', { message: `The query returned more than ${max} rows, the limit on connection "${this.#connection.name}" (maxRows); rows beyond it were not sent.` }));
       return;
     }
-    const maskText = this.#connection.masking.maskText;
-    const out =
-      frame.type === 'D'
-        ? plan
-          ? maskDataRow(frame.raw, frame.body, plan)
-          : frame
-        : maskText // CopyData in text or CSV format: the hook sees the whole line
-          ? message('d', Buffer.from(maskText(frame.body.toString('utf8')), 'utf8'))
-          : frame;
+    let out: Buffer | Frame = frame;
+    if (frame.type === 'D') {
+      if (plan) out = maskDataRow(frame.raw, frame.body, plan, (run.maskCounts ??= {}));
+    } else if (run.masking.entities) {
+      // CopyData in text or CSV format: one row per message, scanned as a line.
+      const line = run.masking.entities.line(frame.body.toString('utf8'), (run.maskCounts ??= {}));
+      if (line === undefined) {
+        this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'A COPY row carries a value that cannot be masked without breaking the row (it spans a separator, a quote or a line break); the statement was stopped. Use SELECT.' }));
+        return;
+      }
+      out = message('d', Buffer.from(line, 'utf8'));
+    }
     run.bytesOut += Buffer.isBuffer(out) ? out.length : frameLength(out);
     this.#sink.emit(out);
   }
 
   /** CopyOutResponse: Int8 overall format (0 text, 1 binary). */
   copyOut(run: Run | undefined, frame: Frame): undefined {
-    if (run && frame.body[0] === 1 && this.#connection.masking.maskText) {
-      this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking: use the text or CSV format.' }));
+    if (run && frame.body[0] === 1 && run.masking.entities) {
+      this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking profiles (its rows cannot be scanned): use the text or CSV format.' }));
     } else {
       this.#sink.emit(frame);
     }

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
 import { bindMessage, syncMessage, type Frame } from './codec.js';
+import { maskingFor } from './connection.js';
 import type { UpstreamSession } from './forward.js';
 import { Outbox } from './outbox.js';
 import type { SessionContext } from './session.js';
@@ -51,7 +52,7 @@ export class SessionCore {
     this.ctx = ctx;
     this.client = client;
     this.upstream = upstream;
-    this.recording = new StatementRecording(ctx.stages);
+    this.recording = new StatementRecording(ctx.stages, (decision) => maskingFor(ctx.connection, decision));
     this.timer = new StatementTimer(ctx.connection.statementTimeoutMs, (head) => this.#onStatementTimeout(head));
     this.toClient = new Outbox(client);
     this.toDatabase = new Outbox(upstream.socket, Infinity);

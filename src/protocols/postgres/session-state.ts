@@ -6,7 +6,8 @@ import type { GatehouseError } from '../../errors/index.js';
 import type { ColumnDescription } from './codec.js';
 import type { StatementShape } from './decide-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
-import type { DerivedMasks, planMasking } from './mask-rows.js';
+import type { EntityCounts } from '../../mask/index.js';
+import type { DerivedMasks, MaskingRules, planMasking } from './mask-rows.js';
 
 /** How the values of one result are masked; undefined: nothing to mask. */
 export type MaskPlan = ReturnType<typeof planMasking>;
@@ -25,6 +26,10 @@ export interface Run {
   done: boolean;
   /** Its result columns derived from masked columns (masked whatever their names). */
   readonly derived?: DerivedMasks | undefined;
+  /** The connection's masking, with the profiles its decision adds (obligations.mask). */
+  readonly masking: MaskingRules;
+  /** Values masked by entity type (masking profiles), for its record. */
+  maskCounts: EntityCounts | undefined;
 }
 
 /** A prepared statement (Parse), by name. */

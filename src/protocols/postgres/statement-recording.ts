@@ -10,13 +10,14 @@
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../../exchange/index.js';
+import type { EntityCounts } from '../../mask/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { rowsFromTag } from './codec.js';
-import type { DerivedMasks } from './mask-rows.js';
+import type { DerivedMasks, MaskingRules } from './mask-rows.js';
 import type { Run } from './session-state.js';
 
-export function newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks): Run {
-  return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived };
+export function newRun(exchange: Exchange, decision: Decision, masking: MaskingRules, derived?: DerivedMasks): Run {
+  return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived, masking, maskCounts: undefined };
 }
 
 const noHeaders: Readonly<Record<string, string>> = Object.freeze({});
@@ -62,15 +63,34 @@ export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
     responseBody: `{"command":${run.tag === undefined ? 'null' : tagOf(run.tag).json},"rows":${run.tag && !error ? (tagOf(run.tag).rows ?? run.rows) : run.rows}}`,
     errorCode: error?.code,
     errorDetail: error?.detail,
+    maskCounts: run.maskCounts && Object.keys(run.maskCounts).length > 0 ? run.maskCounts : undefined,
+  };
+}
+
+/**
+ * The statement as recorded: with profiles that apply to requests, its text and
+ * parameters masked (the body, and the text kept for search), the sent body sealed
+ * only with audit.raw (rawBody). The database receives the statement as sent.
+ */
+function recorded(exchange: Exchange, request: RecordedRequest, masking: MaskingRules, counts: () => EntityCounts): { exchange: Exchange; request: RecordedRequest } {
+  if (!masking.recorded || request.body === undefined) return { exchange, request };
+  const body = masking.recorded(request.body, counts());
+  if (body === request.body) return { exchange, request };
+  const sql = (JSON.parse(body) as { sql?: unknown }).sql;
+  return {
+    exchange: { ...exchange, facts: { ...exchange.facts, text: typeof sql === 'string' ? sql : undefined } },
+    request: { ...request, body, rawBody: request.body },
   };
 }
 
 export class StatementRecording {
   readonly #stages: Pick<PipelineStages, 'recorder' | 'observe'>;
+  readonly #maskingFor: (decision: Decision | undefined) => MaskingRules;
   readonly #finishing: Promise<void>[] = [];
 
-  constructor(stages: Pick<PipelineStages, 'recorder' | 'observe'>) {
+  constructor(stages: Pick<PipelineStages, 'recorder' | 'observe'>, maskingFor: (decision: Decision | undefined) => MaskingRules) {
     this.#stages = stages;
+    this.#maskingFor = maskingFor;
   }
 
   /**
@@ -80,7 +100,11 @@ export class StatementRecording {
   open(runs: readonly Run[], requests: readonly RecordedRequest[]): Promise<unknown> {
     const recorder = this.#stages.recorder;
     try {
-      return runs.length === 1 ? recorder.open(runs[0]!.exchange, runs[0]!.decision, requests[0]!) : Promise.all(runs.map((run, i) => recorder.open(run.exchange, run.decision, requests[i]!)));
+      const record = (run: Run, i: number): Promise<void> => {
+        const masked = recorded(run.exchange, requests[i]!, run.masking, () => (run.maskCounts ??= {}));
+        return recorder.open(masked.exchange, run.decision, masked.request);
+      };
+      return runs.length === 1 ? record(runs[0]!, 0) : Promise.all(runs.map(record));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -95,8 +119,10 @@ export class StatementRecording {
 
   /** A statement refused before it reached the database. */
   async refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError): Promise<void> {
-    const outcome: ExchangeOutcome = { status: error.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: Date.now() - exchange.startedAt, errorCode: error.code, errorDetail: error.detail ?? error.message };
-    await this.#stages.recorder.refuse(exchange, decision, request, outcome).catch(() => undefined);
+    let counts: EntityCounts | undefined;
+    const masked = recorded(exchange, request, this.#maskingFor(decision), () => (counts ??= {}));
+    const outcome: ExchangeOutcome = { status: error.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: Date.now() - exchange.startedAt, errorCode: error.code, errorDetail: error.detail ?? error.message, maskCounts: counts };
+    await this.#stages.recorder.refuse(masked.exchange, decision, masked.request, outcome).catch(() => undefined);
     this.#stages.observe(exchange, decision, outcome);
   }
 

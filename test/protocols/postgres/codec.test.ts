@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { dataRow, FrameReader, message, parseBind, ProtocolViolation, cstring, int16, int32 } from '../../../src/protocols/postgres/codec.js';
 import { maskDataRow, planMasking } from '../../../src/protocols/postgres/mask-rows.js';
+import { entityMasking } from '../../../src/protocols/postgres/entity-masking.js';
+import { MaskPlanner } from '../../../src/mask/index.js';
 
 describe('frame reader', () => {
   test('cuts frames across chunk boundaries', () => {
@@ -49,10 +51,13 @@ describe('DataRow masking', () => {
   ];
   const row = dataRow([Buffer.from('7'), Buffer.from('ann@example.com'), Buffer.from('123-45-6789'), Buffer.from('1990-01-02'), Buffer.from('call ann@example.com')]);
 
-  test('column rules keep values valid for their types; the maskText hook sees other text values', () => {
-    const plan = planMasking(columns, { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'redact']]), maskText: (v) => v.replace(/\S+@\S+/g, '[EMAIL]') })!;
-    const masked = maskDataRow(row, row.subarray(5), plan);
+  test('column rules keep values valid for their types; masking profiles scan the other values', () => {
+    const profiles = new MaskPlanner([{ name: 'pii', operator: 'redact', keepLast: 4, applyTo: 'response' }]).plan(['pii'], 'response')!;
+    const plan = planMasking(columns, { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'redact']]), entities: entityMasking(profiles) })!;
+    const counts = {};
+    const masked = maskDataRow(row, row.subarray(5), plan, counts);
     assert.deepEqual(masked, dataRow([Buffer.from('7'), Buffer.from('[EMAIL]'), Buffer.from('*******6789'), null, Buffer.from('call [EMAIL]')]));
+    assert.deepEqual(counts, { EMAIL: 1 });
   });
 
   test('no rule and no hook: no plan, the row is untouched', () => {

@@ -58,10 +58,10 @@ describe('PostgreSQL proxy: policy conditions on SQL facts', { skip }, () => {
     await c.end();
   });
 
-  test('security: a decision asking for masking profiles is refused (0A000), not answered unmasked', async () => {
+  test('security: a decision asking for masking profiles the connection cannot apply (no masking engine) is refused (0A000), not answered unmasked', async () => {
     const c = new pg.Client(proxy.clientConfig());
     await c.connect();
-    const refused = { code: '0A000', message: /^The policy asks to mask the answer with masking profile pii \(obligations\.mask\), which a PostgreSQL connection cannot apply/ };
+    const refused = { code: '0A000', message: /^The policy asks to mask the answer with masking profile pii \(obligations\.mask\), which this PostgreSQL connection cannot apply/ };
     await assert.rejects(c.query('select body from notes'), refused);
     await assert.rejects(c.query('select body from notes where body like $1', ['%']), refused);
     assert.equal((await c.query('select * from accounts')).rowCount, 2);
