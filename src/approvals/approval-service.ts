@@ -60,6 +60,8 @@ export interface VoteInput {
 }
 
 const maxComment = 2000;
+/** What a review keeps of the request it holds (the prompt, or the statement and its parameters). */
+export const maxPreview = 500;
 
 export class ApprovalService {
   readonly #db: Kysely<Database>;
@@ -123,7 +125,7 @@ export class ApprovalService {
   }
 
   /** Opens a review for a held exchange, or returns the pending one with the same binding. */
-  async open(exchange: Exchange, decision: Decision, binding: Binding, justification: string | undefined): Promise<Review> {
+  async open(exchange: Exchange, decision: Decision, binding: Binding, justification: string | undefined, preview: string | undefined = exchange.facts.text): Promise<Review> {
     const twin = await this.#db
       .selectFrom('reviews')
       .select('id')
@@ -155,7 +157,7 @@ export class ApprovalService {
       justification: justification === undefined ? null : justification.slice(0, maxComment),
       exchange_id: exchange.id,
       model: exchange.facts.model ?? null,
-      prompt_preview: exchange.facts.text === undefined ? null : exchange.facts.text.slice(0, 500),
+      prompt_preview: preview === undefined ? null : preview.slice(0, maxPreview),
       created_at: now,
       expires_at: now + options.expiresAfter,
       decided_at: null,

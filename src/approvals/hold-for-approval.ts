@@ -22,6 +22,8 @@ export interface ApprovalRequest {
   readonly digest: string | undefined;
   readonly justification?: string | undefined;
   readonly reviewId?: string | undefined;
+  /** What the review shows of the request, when not its text alone (a statement and its parameters). */
+  readonly preview?: string | undefined;
   /** Aborted when the caller disconnects. */
   readonly signal?: AbortSignal | undefined;
   /**
@@ -71,7 +73,7 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
       const granted = await service.findGrant(subject, exchange.connection, operation, decision.rules);
       if (granted !== undefined) return { approval: { reviewId: granted, via: 'grant' } };
 
-      const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification);
+      const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification, request.preview);
       const approval: ExchangeApproval = { reviewId: review.id, via: 'held' };
       const { holdFor } = service.optionsFor(decision.rules);
       request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });

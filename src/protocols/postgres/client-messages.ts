@@ -22,7 +22,7 @@ import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unpar
 import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
-import { statementDigest, StatementHolds, type HoldOutcome } from './hold-statement.js';
+import { statementDigest, StatementHolds, statementPreview, type HoldOutcome } from './hold-statement.js';
 import { forSession, inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
@@ -385,7 +385,8 @@ export class ClientMessages {
 
   /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
   async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
-    const held = await this.#hold(exchange, decision, statementDigest(portal?.statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
+    const text = portal?.statement?.text ?? '';
+    const held = await this.#hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(text, this.#shownParams(decision, portal?.params)));
     if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
     return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
   }
@@ -408,7 +409,14 @@ export class ClientMessages {
    * Holds a statement for approval. What was queued for the database before it leaves
    * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
    */
-  async #hold(exchange: Exchange, decision: Decision, digest: string): Promise<HoldOutcome> {
+  /** Parameters as a reviewer may see them: as the recording keeps them (request profiles applied). */
+  #shownParams(decision: Decision, params: readonly (string | null)[] | undefined): readonly (string | null)[] | undefined {
+    const recorded = maskingFor(this.#core.ctx.connection, decision).recorded;
+    if (!recorded || !params) return params;
+    return (JSON.parse(recorded(JSON.stringify({ params }), {})) as { params: (string | null)[] }).params;
+  }
+
+  async #hold(exchange: Exchange, decision: Decision, digest: string, preview?: string): Promise<HoldOutcome> {
     const core = this.#core;
     const drain = core.flushToDatabase();
     if (drain) await drain;
@@ -418,6 +426,7 @@ export class ClientMessages {
     try {
       return await this.#holds!.hold(exchange, decision, digest, {
         signal: holding.signal,
+        preview,
         notify: (notice) => {
           core.bytesOut += notice.length;
           core.toClient.push(notice);

@@ -2,6 +2,8 @@
 // (the approve stage, src/approvals/hold-for-approval.ts). Enforces:
 // - the approval is bound to the identity, connection, operation, policy version and
 //   the SHA-256 of the statement text and its parameters' exact values;
+// - the review shows the statement's text and, at Execute, its parameter values (as
+//   recorded: masked by request profiles), so a reviewer knows which rows it touches;
 // - the client is told at once, with a NoticeResponse carrying the review id and URL;
 // - approved in time: the statement goes on, its record carrying the review;
 //   denied: 42501; not approved within `holdFor`, expired, or cancelled by the client
@@ -10,6 +12,7 @@
 //   on (as HTTP's `Gatehouse-Review` retry), so an approval given late is used.
 
 import { GatehouseError } from '../../errors/index.js';
+import { maxPreview } from '../../approvals/approval-service.js';
 import { requestDigest } from '../../approvals/request-digest.js';
 import type { ApprovalStage } from '../../approvals/index.js';
 import type { Decision, Exchange } from '../../exchange/index.js';
@@ -20,11 +23,32 @@ export function statementDigest(text: string, params?: readonly (string | null)[
   return requestDigest(Buffer.from(JSON.stringify(params === undefined ? { sql: text } : { sql: text, params }), 'utf8'));
 }
 
+/** Most of the review's preview the parameters may take; each value is cut at maxValue. */
+const maxParams = 300;
+const maxValue = 100;
+
+/**
+ * What a review shows of a statement: its text, then its parameters as SQL literals
+ * (`-- parameters: $1 = '5', $2 = NULL`), the text cut first so the values stay in view.
+ */
+export function statementPreview(text: string, params: readonly (string | null)[] | undefined): string {
+  if (!params || params.length === 0) return text;
+  let values = params.map((p, i) => `$${i + 1} = ${p === null ? 'NULL' : `'${cut(p, maxValue).replaceAll("'", "''")}'`}`).join(', ');
+  values = `-- parameters: ${cut(values, maxParams)}`;
+  return `${cut(text, maxPreview - values.length - 1)}\n${values}`;
+}
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}
+
 export interface HoldIO {
   /** Writes a message to the client now (the NoticeResponse), ahead of the statement's answer. */
   readonly notify: (message: Buffer) => void;
   /** Aborted with reason 'cancel' (CancelRequest) or 'closed' (the client left). */
   readonly signal: AbortSignal;
+  /** The review's preview when it is not the statement's text alone (statementPreview). */
+  readonly preview?: string | undefined;
 }
 
 export interface HoldOutcome {
@@ -62,6 +86,7 @@ export class StatementHolds {
         digest,
         reviewId,
         signal: io.signal,
+        preview: io.preview,
         onHeld: ({ reviewId: id, reviewUrl, holdForMs }) => {
           io.notify(
             noticeResponse({

@@ -134,6 +134,8 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     const { client, notices } = await connect();
     const first = client.query('delete from held_rows where id = $1 returning id', [5]);
     const id = await heldReview(notices);
+    // The reviewer sees which row: the parameter values are in the review's preview.
+    assert.equal((await service().get(id))!.promptPreview, "delete from held_rows where id = $1 returning id\n-- parameters: $1 = '5'");
     await service().vote(id, alice, 'approve', { via: 'api' });
     assert.deepEqual((await first).rows, [{ id: 5 }]);
     // Another value is another review.
