@@ -405,10 +405,6 @@ export class ClientMessages {
     return newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived);
   }
 
-  /**
-   * Holds a statement for approval. What was queued for the database before it leaves
-   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
-   */
   /** Parameters as a reviewer may see them: as the recording keeps them (request profiles applied). */
   #shownParams(decision: Decision, params: readonly (string | null)[] | undefined): readonly (string | null)[] | undefined {
     const recorded = maskingFor(this.#core.ctx.connection, decision).recorded;
@@ -416,6 +412,10 @@ export class ClientMessages {
     return (JSON.parse(recorded(JSON.stringify({ params }), {})) as { params: (string | null)[] }).params;
   }
 
+  /**
+   * Holds a statement for approval. What was queued for the database before it leaves
+   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
+   */
   async #hold(exchange: Exchange, decision: Decision, digest: string, preview?: string): Promise<HoldOutcome> {
     const core = this.#core;
     const drain = core.flushToDatabase();

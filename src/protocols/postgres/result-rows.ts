@@ -100,12 +100,13 @@ export class ResultRows {
       if (plan) out = maskDataRow(frame.raw, frame.body, plan, (run.maskCounts ??= {}));
     } else if (run.masking.entities) {
       // CopyData in text or CSV format: one row per message, scanned as a line.
-      const line = run.masking.entities.line(frame.body.toString('utf8'), (run.maskCounts ??= {}));
+      const text = frame.body.toString('utf8');
+      const line = run.masking.entities.line(text, (run.maskCounts ??= {}));
       if (line === undefined) {
         this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'A COPY row carries a value that cannot be masked without breaking the row (it spans a separator, a quote or a line break); the statement was stopped. Use SELECT.' }));
         return;
       }
-      out = message('d', Buffer.from(line, 'utf8'));
+      if (line !== text) out = message('d', Buffer.from(line, 'utf8'));
     }
     run.bytesOut += Buffer.isBuffer(out) ? out.length : frameLength(out);
     this.#sink.emit(out);
