@@ -8,8 +8,9 @@
 
 import type { MaskPlan } from './plan.js';
 import { applyFindings, type EntityCounts } from './operators.js';
+import { maskJsonSource } from './json-text-masker.js';
 
-const DROP = Symbol('drop');
+export const DROP = Symbol('drop');
 type Segment = string;
 
 export function compileFieldPaths(paths: readonly string[] | undefined): Segment[][] | undefined {
@@ -38,9 +39,7 @@ const planFields = new WeakMap<MaskPlan, Segment[][] | undefined>();
  * Returns undefined when the value itself is dropped.
  */
 export function maskJsonAt(value: unknown, path: readonly string[], plan: MaskPlan, counts: EntityCounts): unknown {
-  let fields = planFields.get(plan);
-  if (fields === undefined && !planFields.has(plan)) planFields.set(plan, (fields = compileFieldPaths(plan.fields)));
-  const result = walk(value, [...path], plan, counts, fields);
+  const result = walk(value, [...path], plan, counts, fieldsOf(plan));
   return result === DROP ? undefined : result;
 }
 
@@ -61,19 +60,29 @@ function planAt(plan: MaskPlan, path: readonly Segment[]): MaskPlan | undefined 
   return indices.length === compiled.length ? plan : scoped.narrow(indices);
 }
 
-function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): unknown {
-  if (typeof value === 'string') {
-    if (fields && !fields.some((f) => covers(f, path))) return value;
-    const here = planAt(plan, path);
-    if (!here) return value;
-    const findings = here.find(value);
-    if (findings.length === 0) return value;
-    if (findings.some((f) => f.operator === 'drop')) {
-      for (const f of findings) counts[f.type] = (counts[f.type] ?? 0) + 1;
-      return DROP;
-    }
-    return applyFindings(value, findings, counts);
+/** A string value at `path`: masked by the profiles whose fields cover it, or DROP (the same string when nothing was found). */
+export function maskStringAt(value: string, path: readonly Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): string | typeof DROP {
+  if (fields && !fields.some((f) => covers(f, path))) return value;
+  const here = planAt(plan, path);
+  if (!here) return value;
+  const findings = here.find(value);
+  if (findings.length === 0) return value;
+  if (findings.some((f) => f.operator === 'drop')) {
+    for (const f of findings) counts[f.type] = (counts[f.type] ?? 0) + 1;
+    return DROP;
   }
+  return applyFindings(value, findings, counts);
+}
+
+/** The compiled `fields` of a plan (cached). */
+export function fieldsOf(plan: MaskPlan): Segment[][] | undefined {
+  let fields = planFields.get(plan);
+  if (fields === undefined && !planFields.has(plan)) planFields.set(plan, (fields = compileFieldPaths(plan.fields)));
+  return fields;
+}
+
+function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): unknown {
+  if (typeof value === 'string') return maskStringAt(value, path, plan, counts, fields);
   if (Array.isArray(value)) {
     return value.map((item) => {
       const r = walk(item, [...path, '[]'], plan, counts, fields);
@@ -105,13 +114,14 @@ function covers(f: readonly Segment[], path: readonly Segment[], fi = 0, pi = 0)
   return false;
 }
 
-/** Masks a whole JSON document given as text; a body that is not JSON is masked as text. */
+/**
+ * Masks a whole JSON document given as text, in place (json-text-masker.ts: numbers,
+ * whitespace and escapes kept); a body that is not JSON is masked as text.
+ */
 export function maskJsonText(body: string, plan: MaskPlan, counts: EntityCounts): string {
-  let json: unknown;
   try {
-    json = JSON.parse(body);
+    return maskJsonSource(body, plan, counts) ?? 'null';
   } catch {
     return applyFindings(body, plan.find(body), counts);
   }
-  return JSON.stringify(maskJsonValue(json, plan, counts));
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/config/index.js';
-import { maskJsonText, maskPlannerFromConfig, MaskPlanner, SseMasker, StreamTextMasker, toFloat16, transformVector, applyFindings, type MaskProfile } from '../../src/mask/index.js';
+import { maskJsonText, maskJsonValue, maskPlannerFromConfig, MaskPlanner, SseMasker, StreamTextMasker, toFloat16, transformVector, applyFindings, type MaskProfile } from '../../src/mask/index.js';
 
 const profile = (p: Partial<MaskProfile>): MaskProfile => ({ name: 'p', operator: 'redact', keepLast: 4, applyTo: 'response', ...p });
 const planOf = (...profiles: MaskProfile[]) => new MaskPlanner(profiles).plan(profiles.map((p) => p.name), 'response')!;
@@ -259,5 +259,66 @@ describe('profiles with fields, combined with others', () => {
     const cards = profile({ name: 'content-ssn', entities: ['US_SSN'], operator: 'partial', fields: ['choices[].message.content'] });
     const contact = profile({ name: 'contact', operator: 'drop', fields: ['contact.*'] });
     assert.deepEqual(JSON.parse(maskJsonText(answer, planOf(cards, contact), {})), { choices: [{ message: { content: 'mail a.b@example.com, ssn ***-**-8841' } }], contact: {} });
+  });
+});
+
+describe('JSON masked in place', () => {
+  const pii = planOf(profile({}));
+
+  test('only the strings with a finding are written again: numbers as written, whitespace, escapes and key order stay', () => {
+    const body = '{ "id": 1234567890123456789, "n": 1.10, "e": 1E+2, "s": "caf\\u00e9", "mail": "to a.b@example.com",\n  "x": [true, false, null] }';
+    assert.equal(maskJsonText(body, pii, {}), body.replace('to a.b@example.com', 'to [EMAIL]'));
+    assert.equal(maskJsonText(body.replace('a.b@example.com', 'nobody'), pii, {}), body.replace('a.b@example.com', 'nobody'));
+    // An escaped string with a finding is written again as JSON writes it.
+    assert.equal(maskJsonText('["\\u0061@example.com \\"q\\""]', pii, {}), '["[EMAIL] \\"q\\""]');
+  });
+
+  test('drop removes a member (the object is written again) and nulls an array element; a dropped root is null', () => {
+    const drop = planOf(profile({ operator: 'drop' }));
+    assert.equal(maskJsonText('{"a": 1, "e": "a@example.com", "b": [2, "b@example.com"]}', drop, {}), '{"a": 1,"b": [2, null]}');
+    assert.equal(maskJsonText('"a@example.com"', drop, {}), 'null');
+  });
+
+  test('text that is not JSON is masked as text; a failed pass counts nothing twice', () => {
+    for (const bad of ['{"a": "x@example.com",}', '{"b": "x@example.com", "a": 01}', '[1.2.3, "x@example.com"]', "{'a': 'x@example.com'}", '["x@example.com" 1]', '{"b": "x@example.com", "a": nullx}', '"x@example.com\u0001"']) {
+      const counts: Record<string, number> = {};
+      const out = maskJsonText(bad, pii, counts);
+      assert.ok(!out.includes('x@example.com'), `${bad} → ${out}`);
+      assert.deepEqual(counts, { EMAIL: 1 }, bad);
+    }
+  });
+
+  test('nesting too deep to scan in place is parsed instead, and still masked', () => {
+    const deep = `${'['.repeat(2000)}"a@example.com"${']'.repeat(2000)}`;
+    assert.equal(maskJsonText(deep, pii, {}), `${'['.repeat(2000)}"[EMAIL]"${']'.repeat(2000)}`);
+  });
+
+  test('random documents: the same values as masking the parsed document (fields, drop, several profiles)', () => {
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const strings = ['plain', 'a.b@example.com', 'call (415) 555-2671', 'ssn 536-22-8841 and c@example.org', 'é \u2028 "quoted"', ''];
+    const keys = ['user', 'email', 'content', 'contact', 'items', 'note'];
+    const value = (depth: number): unknown => {
+      const r = random();
+      if (depth > 3 || r < 0.35) return pick<unknown>([pick(strings), Math.floor(random() * 1000) / 10, true, null]);
+      if (r < 0.65) return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(random() * 4) }, () => [pick(keys), value(depth + 1)]));
+    };
+    const plans = [
+      pii,
+      planOf(profile({ operator: 'drop', entities: ['EMAIL'] })),
+      planOf(profile({ name: 'a', fields: ['user.*', 'items[].note'] }), profile({ name: 'b', operator: 'partial', entities: ['US_SSN'], fields: ['**.content'] })),
+      planOf(profile({ name: 'a', operator: 'hash', hashKey: 'k' }), profile({ name: 'b', operator: 'drop', entities: ['PHONE'], fields: ['contact'] })),
+    ];
+    for (let i = 0; i < 400; i++) {
+      const doc = value(0);
+      const text = JSON.stringify(doc, null, random() < 0.5 ? 2 : undefined);
+      const plan = plans[i % plans.length]!;
+      const inPlace: Record<string, number> = {};
+      const parsed: Record<string, number> = {};
+      assert.deepEqual(JSON.parse(maskJsonText(text, plan, inPlace)), maskJsonValue(doc, plan, parsed), text);
+      assert.deepEqual(inPlace, parsed, text);
+    }
   });
 });

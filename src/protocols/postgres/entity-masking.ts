@@ -14,7 +14,7 @@
 //   break with it cannot be replaced without breaking the row, so the caller stops the
 //   statement instead (undefined).
 
-import { applyFindings, maskJsonAt, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { applyFindings, maskJsonAt, maskJsonSource, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { isTextType, type ColumnDescription } from './codec.js';
 
 /** Masks one value (its bytes as sent): the new bytes, null for NULL, undefined when unchanged. */
@@ -72,30 +72,22 @@ function maskText(text: string, path: readonly string[], plan: MaskPlan, counts:
   return masked === text ? undefined : Buffer.from(masked as string, 'utf8');
 }
 
+/** A document masked in its own text (numbers and whitespace as the database wrote them). */
 function maskJson(text: string, path: readonly string[], plan: MaskPlan, counts: EntityCounts): Buffer | null | undefined {
-  let document: unknown;
+  let masked: string | undefined;
   try {
-    document = JSON.parse(text);
+    masked = maskJsonSource(text, plan, counts, path);
   } catch {
     // The database sends valid JSON; if it did not, the value is not sent unscanned.
     return null;
   }
-  const before = total(counts);
-  const masked = maskJsonAt(document, path, plan, counts);
   if (masked === undefined) return null;
-  // Only a value with a finding is written again (normalised whitespace).
-  return total(counts) === before ? undefined : Buffer.from(JSON.stringify(masked), 'utf8');
+  return masked === text ? undefined : Buffer.from(masked, 'utf8');
 }
 
 function carries(text: string, path: readonly string[], plan: MaskPlan, counts: EntityCounts): boolean {
   const masked = maskJsonAt(text, path, plan, counts);
   return masked !== text;
-}
-
-function total(counts: EntityCounts): number {
-  let n = 0;
-  for (const key in counts) n += counts[key]!;
-  return n;
 }
 
 /** The text form of a binary value of a type scanned in binary; undefined: not scanned. */

@@ -46,6 +46,17 @@ describe('data plane masking', () => {
     assert.deepEqual(outcome.maskCounts, { EMAIL: 1, PHONE: 1 });
   });
 
+  test('a JSON answer is masked in place: a 64-bit id, a number as written and the upstream\'s whitespace reach the client unchanged', async () => {
+    const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
+    const upstreamBody = '{"id": 1234567890123456789, "price": 1.10, "note": "mail jane.roe@example.com",\n  "tags": ["a\\u00e9"]}';
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(upstreamBody);
+    });
+    const res = await fetch(`${h.url}/things/1`, { headers: { 'content-type': 'application/json' } });
+    assert.equal(await res.text(), '{"id": 1234567890123456789, "price": 1.10, "note": "mail [EMAIL]",\n  "tags": ["a\\u00e9"]}');
+  });
+
   test('obligations.mask adds profiles to the connection defaults (union)', async () => {
     const h = await start({ profiles: [pii, cards], connectionMasking: ['cards'], obligations: { mask: ['pii'] } });
     h.upstream((_req, _body, res) => {
