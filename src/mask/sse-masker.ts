@@ -167,7 +167,10 @@ export class SseMasker {
       const released = this.#masker('raw').push(data);
       return released === '' ? '' : `${head}${dataLines(released)}${terminator}`;
     }
-    const events = isRecord(json) ? this.#maskEvent(json) : [maskJsonValue(json, this.#plan, this.#counts)];
+    // An event that is not a chat or responses stream event has no text streaming through
+    // it: masked in its own text, as a JSON body (numbers as the upstream wrote them).
+    if (!isRecord(json) || !isOpenaiStreamEvent(json)) return `${head}${dataLines(maskJsonText(data, this.#plan, this.#counts))}${terminator}`;
+    const events = this.#maskEvent(json);
     // An event this masker adds (a released tail before a `done`) names its own type.
     return events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
   }
@@ -348,6 +351,12 @@ const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; r
 );
 
 /** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
+/** A chat completions chunk (`choices`), or a responses event whose text or arguments stream. */
+function isOpenaiStreamEvent(event: Json): boolean {
+  const type = event['type'];
+  return Array.isArray(event['choices']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type)));
+}
+
 function dataLines(text: string): string {
   return text.split('\n').map((line) => `data: ${line}`).join('\n');
 }

@@ -224,6 +224,14 @@ describe('SseMasker, fields other than data', () => {
   });
 });
 
+describe('SseMasker, JSON events of other APIs', () => {
+  test('an event that is not a chat or responses event is masked in its own text: a 64-bit id and the data lines stay as sent', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const out = masker.push(Buffer.from('event: update\ndata: {"id": 1234567890123456789,\ndata:  "who": "bob@example.com"}\n\n')) + masker.end();
+    assert.equal(out, 'event: update\ndata: {"id": 1234567890123456789,\ndata:  "who": "[EMAIL]"}\n\n');
+  });
+});
+
 describe('SseMasker, a chat stream that ends without a finish event', () => {
   test('text still held at [DONE] goes out in a chat chunk before it (after [DONE] no client reads it)', () => {
     // Seen with an upstream that sends `finish_reason: null` on every chunk: the phone number
