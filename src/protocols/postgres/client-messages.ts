@@ -175,8 +175,7 @@ export class ClientMessages {
       case 'P': // Parse
         return this.#onParse(frame);
       case 'B': // Bind
-        this.#extended.bind(frame);
-        return this.#core.forward({ kind: 'bind' }, frame);
+        return this.#core.forward({ kind: 'bind', portal: this.#extended.bind(frame) }, frame);
       case 'D': // Describe
         return this.#core.forward({ kind: 'describe', described: this.#extended.describe(frame) }, frame);
       case 'E': // Execute
@@ -354,7 +353,7 @@ export class ClientMessages {
     }
     for (const facts of statements) this.#track(facts);
     this.#extended.prepare(name, text, statements);
-    return this.#core.forward({ kind: 'parse' }, frame);
+    return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name) }, frame);
   }
 
   #onExecute(frame: Frame): Waiting {

@@ -201,6 +201,55 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.deepEqual((await c.query('select 3 as three', [])).rows, [{ three: 3 }]);
   });
 
+  test('a parameterised statement the database refuses at Parse or Bind is recorded with the database error, not as "not executed"', async () => {
+    const before = await proxy.store.db.selectFrom('exchanges').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirstOrThrow();
+    const c = await connect({ application_name: 'parse-bind-errors' });
+    // node-postgres sends Parse, Bind, Describe, Execute, Sync at once: a missing table
+    // fails at Parse, a division by a constant zero at Bind (the plan folds it).
+    await assert.rejects(c.query('select * from no_such_table where id = $1', [1]), { code: '42P01' });
+    await assert.rejects(c.query('select 1 / $1::int as q', [0]), { code: '22012' });
+    await c.query({ name: 'typed', text: 'select $1::int as n', values: [1] });
+    await assert.rejects(c.query({ name: 'typed', text: 'select $1::int as n', values: ['x'] }), { code: '22P02' });
+    // A batch whose first statement fails at Parse: the second, valid one, is only not executed.
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const batch = (sql: string) => [
+      message('P', Buffer.concat([cstring(''), cstring(sql), int16(0)])),
+      bindMessage('', ''),
+      message('E', Buffer.concat([cstring(''), int32(0)])),
+    ];
+    raw.write(...batch('select * from no_such_table'), ...batch('select 2 as b'), message('S'));
+    const answer = await raw.untilReady(1);
+    assert.equal(answer.map((f) => f.type).join(''), 'EZ');
+    raw.close();
+    await c.end();
+    clients.splice(clients.indexOf(c), 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const statements = await proxy.store.db
+      .selectFrom('exchanges')
+      .select(['request_body', 'status', 'error_code', 'error_detail'])
+      .where('operation', '=', 'sql.select')
+      .where('seq', '>', Number(before.seq ?? 0))
+      .where('request_body', 'in', [
+        JSON.stringify({ sql: 'select * from no_such_table where id = $1', params: ['1'] }),
+        JSON.stringify({ sql: 'select 1 / $1::int as q', params: ['0'] }),
+        JSON.stringify({ sql: 'select $1::int as n', params: ['x'] }),
+        JSON.stringify({ sql: 'select * from no_such_table', params: [] }),
+        JSON.stringify({ sql: 'select 2 as b', params: [] }),
+      ])
+      .orderBy('seq')
+      .execute();
+    assert.deepEqual(
+      statements.map((s) => [JSON.parse(s.request_body!).sql, s.status, s.error_code, s.error_detail]),
+      [
+        ['select * from no_such_table where id = $1', 400, 'sql_error', '42P01: relation "no_such_table" does not exist'],
+        ['select 1 / $1::int as q', 400, 'sql_error', '22012: division by zero'],
+        ['select $1::int as n', 400, 'sql_error', '22P02: invalid input syntax for type integer: "x"'],
+        ['select * from no_such_table', 400, 'sql_error', '42P01: relation "no_such_table" does not exist'],
+        ['select 2 as b', 502, 'not_executed', 'not executed: an earlier message in the same batch failed'],
+      ],
+    );
+  });
+
   test('more rows than maxRows: 54000 after the limit, none beyond it', async () => {
     const c = await connect();
     await assert.rejects(c.query('select id from people'), { code: '54000', message: 'The query returned more than 1000 rows, the limit on connection "db" (maxRows); rows beyond it were not sent.' });
