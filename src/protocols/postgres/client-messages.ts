@@ -315,7 +315,7 @@ export class ClientMessages {
         exchange = held.exchange;
         if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
       }
-      runs.push(this.#newRun(exchange, decision, step.derived));
+      runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval'));
       requests.push(step.request);
       if (++i === statements.length) return this.#openQuery(runs, requests, frame);
       step = this.#queryStatement(statements[i]!);
@@ -386,7 +386,7 @@ export class ClientMessages {
   async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
     const held = await this.#hold(exchange, decision, statementDigest(portal?.statement?.text ?? '', portal?.approvalParams ?? portal?.params ?? []));
     if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
-    return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
+    return this.#openExecute(this.#newRun(held.exchange, decision, undefined, true), request, portal, frame);
   }
 
   /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
@@ -398,9 +398,9 @@ export class ClientMessages {
     return continues;
   }
 
-  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks): Run {
+  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false): Run {
     this.#core.statements++;
-    return newRun(exchange, decision, derived);
+    return newRun(exchange, decision, derived, held);
   }
 
   /**

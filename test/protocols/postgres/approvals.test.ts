@@ -96,6 +96,30 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     assert.equal(recorded?.outcome.errorCode, undefined);
   });
 
+  test('approved after a wait: the record of the statement ends after the approval (its duration counts the hold), for a Query and an Execute', async () => {
+    const { client, notices } = await connect();
+    const simple = client.query('delete from held_rows where id = 3');
+    const first = await heldReview(notices);
+    await new Promise((r) => setTimeout(r, 400));
+    const votedAt = Date.now();
+    await service().vote(first, alice, 'approve', { via: 'api' });
+    await simple;
+    const extended = client.query('delete from held_rows where id = $1', [4]);
+    const second = await heldReview(notices, 1);
+    await new Promise((r) => setTimeout(r, 400));
+    const secondVotedAt = Date.now();
+    await service().vote(second, alice, 'approve', { via: 'api' });
+    await extended;
+    await new Promise((r) => setTimeout(r, 100));
+    for (const [id, voted] of [[first, votedAt], [second, secondVotedAt]] as const) {
+      const recorded = proxy.observed.find((o) => o.exchange.approval?.reviewId === id && o.outcome.errorCode === undefined);
+      assert.ok(recorded, `the record of the statement approved by ${id}`);
+      assert.ok(recorded.outcome.durationMs >= 400, `duration ${recorded.outcome.durationMs} ms counts the hold`);
+      assert.ok(recorded.exchange.startedAt + recorded.outcome.durationMs >= voted, 'the record ends after the approval');
+    }
+    await client.query("insert into held_rows values (3, 'row 3'), (4, 'row 4')"); // as the tests after this one expect
+  });
+
   test('denied: ErrorResponse 42501 naming the review, nothing run, the session goes on', async () => {
     const { client, notices } = await connect();
     const running = client.query('delete from held_rows where id = 2');
