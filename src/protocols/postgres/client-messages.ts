@@ -186,10 +186,12 @@ export class ClientMessages {
       case 'S': // Sync
         this.#discarding = false;
         return this.#core.forward({ kind: 'sync' }, frame);
-      case 'H': // Flush
-      case 'd': // CopyData
       case 'c': // CopyDone
       case 'f': // CopyFail
+        this.#core.copyIn = false;
+        return this.#core.toUpstream(frame);
+      case 'H': // Flush
+      case 'd': // CopyData
         return this.#core.toUpstream(frame);
       case 'F': // FunctionCall: cannot be inspected, so it is refused.
         return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);

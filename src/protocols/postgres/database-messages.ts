@@ -128,6 +128,9 @@ export class DatabaseMessages {
     if (t === 'S') checkClientEncoding(frame.body);
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
+    // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
+    if (t === 'G') this.#core.copyIn = true;
+    else if (t === 'E' || t === 'Z') this.#core.copyIn = false;
     const pending = this.#core.pending;
     const head = pending[0];
     if (!head) {
