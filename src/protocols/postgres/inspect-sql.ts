@@ -315,7 +315,9 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
       break;
     case 'VariableSetStmt': {
       // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
-      if (String(node.name).toLowerCase() === 'client_encoding') {
+      // RESET and SET … TO DEFAULT go back to the login's value, which the gateway set
+      // (UTF8, or SQL_ASCII), whatever the database's or the role's default.
+      if (String(node.name).toLowerCase() === 'client_encoding' && node.kind !== 'VAR_RESET' && node.kind !== 'VAR_SET_DEFAULT') {
         const value = JSON.stringify(node.args ?? '').toLowerCase();
         if (!/"(utf8|utf-8|unicode|sql_ascii)"/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'only the UTF8 client encoding is supported' };
       }
