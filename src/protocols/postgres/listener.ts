@@ -52,8 +52,20 @@ export interface PostgresListener {
 }
 
 // Client startup parameters passed on to the database; the rest (options, replication,
-// …) are not, so a caller cannot set server options the gateway does not see.
-const passedParams = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
+// …) are not, so a caller cannot set server options the gateway does not see. Names
+// are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and PGDATESTYLE
+// as `timezone` and `datestyle`.
+const passedParams = new Map(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'].map((name) => [name.toLowerCase(), name]));
+
+/** The startup parameters passed on to the database, by their canonical names. */
+export function passedStartupParams(params: ReadonlyMap<string, string>): Record<string, string> {
+  const passed: Record<string, string> = {};
+  for (const [name, value] of params) {
+    const canonical = passedParams.get(name.toLowerCase());
+    if (canonical !== undefined) passed[canonical] = value;
+  }
+  return passed;
+}
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
 /** Connections still logging in at once, per listener; more are refused (too_many_connections). */
 export const maxLoggingIn = 256;
@@ -135,7 +147,8 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           ? new GatehouseError('tls_required')
           : new GatehouseError('tls_required', { message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.' });
       }
-      const encoding = params.get('client_encoding');
+      const passed = passedStartupParams(params);
+      const encoding = passed.client_encoding;
       if (encoding !== undefined && !utf8Encodings.test(encoding)) {
         throw new GatehouseError('sql_not_supported', { message: `Client encoding "${encoding}" is not supported through the gateway: use UTF8.` });
       }
@@ -163,11 +176,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       // UTF8 unless the client asked for SQL_ASCII: left out, the database's or the role's
       // default applies (ALTER DATABASE … SET client_encoding = 'SJIS'), and inspection,
       // which reads SQL as UTF-8, would see other statements than the database runs.
-      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8' };
-      for (const name of passedParams) {
-        const value = params.get(name);
-        if (value !== undefined) upstreamParams[name] = value;
-      }
+      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8', ...passed };
       upstream = await connectUpstream(connection.target, upstreamParams);
       // And what the database says it uses is checked, as later in the session.
       for (const status of upstream.parameterStatus) checkClientEncoding(status.subarray(5));

@@ -5,10 +5,11 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { DecisionPolicy } from '../../../src/policy/index.js';
-import { bindMessage, cstring, int16, int32, message, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
+import { bindMessage, cstring, int16, int32, message, parseNoticeFields, startupMessage } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
@@ -49,9 +50,9 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     clients.push(client);
     return client;
   }
-  const psql = (args: string[], input?: string) =>
+  const psql = (args: string[], input?: string, env: NodeJS.ProcessEnv = {}) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('psql', ['-X', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, ...args], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
+      const child = spawn('psql', ['-X', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, ...args], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable', ...env } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -307,6 +308,26 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.equal(session.code, 0);
     assert.equal(session.stdout, '[EMAIL]\nBEGIN\nINSERT 0 1\nCOMMIT\n1\n');
     assert.match(session.stderr, /ERROR: {2}Dropping tables is not allowed on this connection \(rule: deny-drop\)\./);
+  });
+
+  test('startup settings from libpq reach the database: PGTZ and PGDATESTYLE (sent as timezone and datestyle), PGAPPNAME', async () => {
+    const settings = await psql(['-At', '-c', "select current_setting('TimeZone') || '|' || current_setting('DateStyle') || '|' || current_setting('application_name')"], '', { PGTZ: 'Asia/Tokyo', PGDATESTYLE: 'SQL, DMY', PGAPPNAME: 'tz-check' });
+    assert.equal(settings.code, 0, settings.stderr);
+    assert.equal(settings.stdout.trim(), 'Asia/Tokyo|SQL, DMY|tz-check');
+    // The encoding check reads the name in any case too: CLIENT_ENCODING is refused as client_encoding is.
+    const raw = await new Promise<Buffer>((resolve) => {
+      const socket = netConnect({ port: proxy.port, host: '127.0.0.1' });
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => {
+        chunks.push(d);
+        if (d[0] === 0x52) socket.write(message('p', cstring(proxy.token)));
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+      socket.write(startupMessage({ user: 'agent', database: proxy.database, CLIENT_ENCODING: 'LATIN1' }));
+      setTimeout(() => socket.destroy(), 3000);
+    });
+    assert.match(raw.toString('latin1'), /Client encoding "LATIN1" is not supported through the gateway: use UTF8\./);
   });
 
   test('COPY in and out through psql \\copy', async () => {
