@@ -67,6 +67,22 @@ export function passedStartupParams(params: ReadonlyMap<string, string>): Record
   return passed;
 }
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
+/**
+ * Calls `then` once the wall clock reaches `at` (never synchronously). Timers run on a
+ * monotonic clock and cap at 24.8 days: one that fires early is set again for what is
+ * left. Returns what cancels it.
+ */
+function atWallClock(at: number, then: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const left = at - Date.now();
+    timer = setTimeout(() => (Date.now() >= at ? then() : arm()), Math.min(Math.max(left, 0) + 1, 2 ** 31 - 1));
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
 /** Connections still logging in at once, per listener; more are refused (too_many_connections). */
 export const maxLoggingIn = 256;
 
@@ -213,7 +229,14 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       sessions.set(key, session);
       // A revocation of this identity (on any gateway sharing the store) ends the session.
       const release = options.inFlight?.register(exchange.id, identity, (error) => session.cut(error));
-      const ended = await session.run().finally(() => release?.());
+      // A credential that expires while the session is open ends it, as it would refuse
+      // the next login (a 15-minute token must not open a session for days).
+      const expiresAt = identity.expiresAt;
+      const disarm = expiresAt === undefined ? undefined : atWallClock(expiresAt, () => session.cut(new GatehouseError('credential_expired', { message: 'The credential expired while this session was open, so it was ended.', detail: `expired at ${new Date(expiresAt).toISOString()}` })));
+      const ended = await session.run().finally(() => {
+        release?.();
+        disarm?.();
+      });
       const outcome: ExchangeOutcome = {
         status: ended && ended.code !== 'client_closed' ? ended.status : 200,
         complete: true,
