@@ -120,6 +120,20 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     await client.query("insert into held_rows values (3, 'row 3'), (4, 'row 4')"); // as the tests after this one expect
   });
 
+  test('security: a DELETE inside a WITH (a SELECT on the outside) is held as a DELETE, in a Query and at Execute', async () => {
+    const { client, notices } = await connect();
+    const simple = client.query('with d as (delete from held_rows where id = 7 returning id) select * from d');
+    const first = await heldReview(notices);
+    assert.equal((await service().get(first))!.operation, 'sql.delete');
+    await service().vote(first, alice, 'deny', { via: 'api' });
+    await assert.rejects(simple, { code: '42501' });
+    const extended = client.query('with d as (delete from held_rows where id = $1 returning id) select * from d', [7]);
+    const second = await heldReview(notices, 1);
+    await service().vote(second, alice, 'deny', { via: 'api' });
+    await assert.rejects(extended, { code: '42501' });
+    assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id = 7')).rows, [{ n: 1 }], 'nothing was deleted');
+  });
+
   test('denied: ErrorResponse 42501 naming the review, nothing run, the session goes on', async () => {
     const { client, notices } = await connect();
     const running = client.query('delete from held_rows where id = 2');
