@@ -30,7 +30,7 @@ import { createCancelLimiter } from './cancel-limiter.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
 import { shadowedBuiltins } from './function-catalog.js';
 import { PostgresSession } from './session.js';
-import { negotiateStartup } from './startup.js';
+import { negotiateStartup, passedStartupParams } from './startup.js';
 import { userMatchesIdentity } from './user-rule.js';
 
 export interface PostgresListenerOptions {
@@ -51,21 +51,6 @@ export interface PostgresListener {
   close(): Promise<void>;
 }
 
-// Client startup parameters passed on to the database; the rest (options, replication,
-// …) are not, so a caller cannot set server options the gateway does not see. Names
-// are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and PGDATESTYLE
-// as `timezone` and `datestyle`.
-const passedParams = new Map(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'].map((name) => [name.toLowerCase(), name]));
-
-/** The startup parameters passed on to the database, by their canonical names. */
-export function passedStartupParams(params: ReadonlyMap<string, string>): Record<string, string> {
-  const passed: Record<string, string> = {};
-  for (const [name, value] of params) {
-    const canonical = passedParams.get(name.toLowerCase());
-    if (canonical !== undefined) passed[canonical] = value;
-  }
-  return passed;
-}
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
 /**
  * Calls `then` once the wall clock reaches `at` (never synchronously). Timers run on a

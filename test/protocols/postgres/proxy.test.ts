@@ -330,6 +330,15 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.match(raw.toString('latin1'), /Client encoding "LATIN1" is not supported through the gateway: use UTF8\./);
   });
 
+  test("node-postgres' statement_timeout, lock_timeout and idle_in_transaction_session_timeout options reach the database", async () => {
+    const c = await connect({ statement_timeout: 300, lock_timeout: 2000, idle_in_transaction_session_timeout: 60000 });
+    assert.deepEqual((await c.query("select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, current_setting('idle_in_transaction_session_timeout') as it")).rows, [{ st: '300ms', lt: '2s', it: '1min' }]);
+    await assert.rejects(c.query('select pg_sleep(5)'), { code: '57014', message: 'canceling statement due to statement timeout' });
+    // Other startup options are still not passed: `options` could set anything.
+    const o = await connect({ options: '-c work_mem=77MB' });
+    assert.deepEqual((await o.query('show work_mem')).rows, [{ work_mem: '4MB' }]);
+  });
+
   test('COPY in and out through psql \\copy', async () => {
     const copy = await psql(['-c', "\\copy keep_me from stdin"], '100\n101\n102\n\\.\n');
     assert.equal(copy.code, 0, copy.stderr);
