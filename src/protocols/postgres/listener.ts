@@ -12,7 +12,7 @@
 // The session is one recorded exchange (`sql.session`, its id is the session id) that
 // opens at login and finishes when the client leaves; statements are recorded under it.
 
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -189,7 +189,10 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       loginDone();
 
       // AuthenticationOk, the database's ParameterStatus, our BackendKeyData, ReadyForQuery.
-      const processId = randomInt(1, 2 ** 31 - 1);
+      // The process id is the database's own (pg_backend_pid() and every notification
+      // name it: a client tells its own notifications from others' by it); the secret
+      // key is ours, so only a key the gateway handed out cancels anything.
+      const processId = upstream.processId;
       const secretKey = randomBytes(4).readInt32BE();
       key = cancelKey(processId, secretKey);
       backends.set(key, upstream);

@@ -187,6 +187,14 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.equal(notification.payload, 'hello');
     await sender.query("do $$ begin raise notice 'from the database'; end $$");
     assert.deepEqual(notices, ['from the database']);
+    // The process id a notification names is the one the client was given (BackendKeyData),
+    // so a client can tell its own notifications from others', and match pg_stat_activity.
+    const own = new Promise<pg.Notification>((resolve) => listener.once('notification', resolve));
+    await listener.query("notify gatehouse_channel, 'mine'");
+    const processID = (listener as unknown as { processID: number }).processID;
+    assert.equal((await own).processId, processID);
+    assert.equal(notification.processId, (sender as unknown as { processID: number }).processID);
+    assert.deepEqual((await listener.query('select pg_backend_pid() as pid')).rows, [{ pid: processID }]);
   });
 
   test('unparseable SQL is refused with 42601 and the parser message', async () => {
