@@ -193,8 +193,13 @@ export class ClientMessages {
       case 'H': // Flush
       case 'd': // CopyData
         return this.#core.toUpstream(frame);
-      case 'F': // FunctionCall: cannot be inspected, so it is refused.
-        return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);
+      case 'F': {
+        // FunctionCall (libpq's PQfn: psql's \lo_import, lo_* of libpq): it names a
+        // function by OID, which cannot be inspected, so it is refused, and recorded.
+        const oid = bodyReader(frame).int32();
+        const error = new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.', detail: `FunctionCall of the function with OID ${oid}` });
+        return this.#refuse(statementExchange(this.#decide, [], '', 'sql.other'), undefined, requestOf('FunctionCall', `-- FunctionCall: function OID ${oid}`, undefined), error, true);
+      }
       default:
         throw new ProtocolViolation(`invalid frontend message type ${JSON.stringify(frame.type)}`);
     }

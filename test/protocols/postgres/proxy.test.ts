@@ -5,7 +5,10 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { DecisionPolicy } from '../../../src/policy/index.js';
@@ -336,6 +339,23 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
       setTimeout(() => socket.destroy(), 3000);
     });
     assert.match(raw.toString('latin1'), /Client encoding "LATIN1" is not supported through the gateway: use UTF8\./);
+  });
+
+  test('a FunctionCall (psql \\lo_import) is refused with 0A000, recorded, and the session goes on', async () => {
+    const file = join(tmpdir(), `gatehouse-lo-${process.pid}.txt`);
+    writeFileSync(file, 'large object');
+    try {
+      const run = await psql(['-At'], `\\lo_import ${file}\nselect 'still here';\n`);
+      assert.match(run.stderr, /ERROR: {2}The FunctionCall protocol message is not supported through the gateway; call the function from SQL\./);
+      assert.equal(run.stdout, 'still here\n');
+    } finally {
+      rmSync(file, { force: true });
+    }
+    const recorded = await proxy.store.db.selectFrom('exchanges').select(['operation', 'request_body', 'error_code', 'error_detail']).where('request_body', 'like', '%FunctionCall%').execute();
+    assert.equal(recorded.length, 1);
+    assert.equal(recorded[0]!.operation, 'sql.other');
+    assert.equal(recorded[0]!.error_code, 'sql_not_supported');
+    assert.match(recorded[0]!.error_detail!, /^FunctionCall of the function with OID \d+$/);
   });
 
   test("node-postgres' statement_timeout, lock_timeout and idle_in_transaction_session_timeout options reach the database", async () => {
