@@ -219,6 +219,25 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id in (8, 9)')).rows, [{ n: 2 }]);
   });
 
+  test('a review cancelled while its statement is held: 42501 saying the statement was not run; run again, a new review', async () => {
+    const { client, notices } = await connect();
+    const held = client.query('delete from held_rows where id = 10');
+    const id = await heldReview(notices);
+    const requester: Identity = { subject: 'key:agent', groups: ['dba'], kind: 'agent', method: 'api_key', credentialId: 'agent' };
+    await service().cancel(id, requester);
+    await assert.rejects(held, (error: pg.DatabaseError) => {
+      assert.equal(error.code, '42501');
+      assert.equal(error.message, `Review ${id} was cancelled: the statement was not run (review ${id}, https://gatehouse-admin.example/api/reviews/${id}). Run it again to ask again. (rule: approve-deletes)`);
+      return true;
+    });
+    const again = client.query('delete from held_rows where id = 10');
+    const next = await heldReview(notices, 1);
+    assert.notEqual(next, id);
+    await service().vote(next, alice, 'deny', { via: 'api' });
+    await assert.rejects(again, { code: '42501' });
+    assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id = 10')).rows, [{ n: 1 }]);
+  });
+
   test('a client that leaves while held ends the hold; nothing runs', async () => {
     const { client, notices } = await connect();
     const running = client.query('delete from held_rows where id = 10').catch(() => undefined);
