@@ -33,8 +33,8 @@ import {
 } from '../protocols/postgres/codec.js';
 import { sqlstateOf } from '../protocols/postgres/errors.js';
 import { FrameSource } from '../protocols/postgres/frame-source.js';
-import { passedStartupParams } from '../protocols/postgres/startup.js';
 import { cancelUpstream, connectUpstream, type UpstreamTarget } from '../protocols/postgres/forward.js';
+import { passedStartupParams } from '../protocols/postgres/startup.js';
 import { resetStream } from './h2-teardown.js';
 import type { StreamExchangeFrame } from './protocol.js';
 

@@ -9,6 +9,8 @@
 // - policy decides the session itself (`sql.connect`) before the database is reached;
 // - CancelRequest reaches only the backend whose key the gateway handed out, one at a
 //   time per session, at most 10 a second per client address (cancel-limiter.ts).
+// And while the session is open: a revocation of its identity, or the expiry of its
+// credential, ends it (FATAL credential_revoked / credential_expired).
 // The session is one recorded exchange (`sql.session`, its id is the session id) that
 // opens at login and finishes when the client leaves; statements are recorded under it.
 
@@ -52,6 +54,7 @@ export interface PostgresListener {
 }
 
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
+
 /**
  * Calls `then` once the wall clock reaches `at` (never synchronously). Timers run on a
  * monotonic clock and cap at 24.8 days: one that fires early is set again for what is
