@@ -8,6 +8,8 @@
 //   not yet sent, in both;
 // - after a cancel of ours nothing more is sent until the database has taken it, and
 //   then a Bind to a statement that does not exist goes first (see `cancel`);
+// - a statement timeout in COPY FROM STDIN ends the COPY with a CopyFail instead (a
+//   backend waiting for the client's data does not take a cancel: see `#failCopy`);
 // - the first side to end decides why the session ended.
 
 import { randomBytes } from 'node:crypto';
