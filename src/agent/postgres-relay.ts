@@ -34,6 +34,7 @@ import {
 import { sqlstateOf } from '../protocols/postgres/errors.js';
 import { FrameSource } from '../protocols/postgres/frame-source.js';
 import { cancelUpstream, connectUpstream, type UpstreamTarget } from '../protocols/postgres/forward.js';
+import { passedStartupParams } from '../protocols/postgres/startup.js';
 import { resetStream } from './h2-teardown.js';
 import type { StreamExchangeFrame } from './protocol.js';
 
@@ -51,8 +52,6 @@ export interface PostgresRelay {
 }
 
 const maxStartupBytes = 10_000;
-// The same allow-list as the gateway's listener: the caller cannot set server options.
-const passedParams = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
 
 export function createPostgresRelay(config: PostgresRelayConfig, agentName: string, logger: Logger): PostgresRelay {
   const url = new URL(config.target);
@@ -105,11 +104,8 @@ export function createPostgresRelay(config: PostgresRelayConfig, agentName: stri
       if (!credential) {
         return refuse(stream, new GatehouseError('upstream_unreachable', { detail: `holds no credential for connection ${config.name} and the gateway sent none` }));
       }
-      const passed: Record<string, string> = {};
-      for (const name of passedParams) {
-        const value = params.get(name);
-        if (value !== undefined) passed[name] = value;
-      }
+      // The same allow-list as the gateway's listener: the caller cannot set server options.
+      const passed = passedStartupParams(params);
 
       let upstream;
       try {

@@ -104,6 +104,11 @@ export function syncMessage(): Buffer {
   return message('S');
 }
 
+/** CopyFail ('f'): ends a COPY FROM STDIN with an error (SQLSTATE 57014) carrying `reason`. */
+export function copyFailMessage(reason: string): Buffer {
+  return message('f', cstring(reason));
+}
+
 /** Terminate ('X'). */
 export function terminateMessage(): Buffer {
   return message('X');

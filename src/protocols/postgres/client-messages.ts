@@ -176,8 +176,7 @@ export class ClientMessages {
       case 'P': // Parse
         return this.#onParse(frame);
       case 'B': // Bind
-        this.#extended.bind(frame);
-        return this.#core.forward({ kind: 'bind' }, frame);
+        return this.#core.forward({ kind: 'bind', portal: this.#extended.bind(frame) }, frame);
       case 'D': // Describe
         return this.#core.forward({ kind: 'describe', described: this.#extended.describe(frame) }, frame);
       case 'E': // Execute
@@ -188,13 +187,20 @@ export class ClientMessages {
       case 'S': // Sync
         this.#discarding = false;
         return this.#core.forward({ kind: 'sync' }, frame);
-      case 'H': // Flush
-      case 'd': // CopyData
       case 'c': // CopyDone
       case 'f': // CopyFail
+        this.#core.copyIn = false;
         return this.#core.toUpstream(frame);
-      case 'F': // FunctionCall: cannot be inspected, so it is refused.
-        return this.#deny(new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.' }), true);
+      case 'H': // Flush
+      case 'd': // CopyData
+        return this.#core.toUpstream(frame);
+      case 'F': {
+        // FunctionCall (libpq's PQfn: psql's \lo_import, lo_* of libpq): it names a
+        // function by OID, which cannot be inspected, so it is refused, and recorded.
+        const oid = bodyReader(frame).int32();
+        const error = new GatehouseError('sql_not_supported', { message: 'The FunctionCall protocol message is not supported through the gateway; call the function from SQL.', detail: `FunctionCall of the function with OID ${oid}` });
+        return this.#refuse(statementExchange(this.#decide, [], '', 'sql.other'), undefined, requestOf('FunctionCall', `-- FunctionCall: function OID ${oid}`, undefined), error, true);
+      }
       default:
         throw new ProtocolViolation(`invalid frontend message type ${JSON.stringify(frame.type)}`);
     }
@@ -317,7 +323,7 @@ export class ClientMessages {
         exchange = held.exchange;
         if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
       }
-      runs.push(this.#newRun(exchange, decision, step.derived));
+      runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval'));
       requests.push(step.request);
       if (++i === statements.length) return this.#openQuery(runs, requests, frame);
       step = this.#queryStatement(statements[i]!);
@@ -355,7 +361,7 @@ export class ClientMessages {
     }
     for (const facts of statements) this.#track(facts);
     this.#extended.prepare(name, text, statements);
-    return this.#core.forward({ kind: 'parse' }, frame);
+    return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name) }, frame);
   }
 
   #onExecute(frame: Frame): Waiting {
@@ -388,7 +394,7 @@ export class ClientMessages {
     const text = portal?.statement?.text ?? '';
     const held = await this.#hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(text, this.#shownParams(decision, portal?.params)));
     if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
-    return this.#openExecute(this.#newRun(held.exchange, decision), request, portal, frame);
+    return this.#openExecute(this.#newRun(held.exchange, decision, undefined, true), request, portal, frame);
   }
 
   /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
@@ -400,9 +406,9 @@ export class ClientMessages {
     return continues;
   }
 
-  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks): Run {
+  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false): Run {
     this.#core.statements++;
-    return newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived);
+    return newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
   }
 
   /** Parameters as a reviewer may see them: as the recording keeps them (request profiles applied). */

@@ -16,7 +16,7 @@ import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import type { SessionCore } from './session-core.js';
-import type { Pending, Run } from './session-state.js';
+import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 
 /** What a handler returns when it has arranged for the pump to go on by itself (one reaction per wait, not a promise the pump reacts to). */
 const continues = Symbol('continues');
@@ -128,6 +128,9 @@ export class DatabaseMessages {
     if (t === 'S') checkClientEncoding(frame.body);
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
+    // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
+    if (t === 'G') this.#core.copyIn = true;
+    else if (t === 'E' || t === 'Z') this.#core.copyIn = false;
     const pending = this.#core.pending;
     const head = pending[0];
     if (!head) {
@@ -147,7 +150,7 @@ export class DatabaseMessages {
           pending.shift();
           return this.#emit(frame);
         }
-        if (t === 'E') return this.#extendedError(frame);
+        if (t === 'E') return this.#extendedError(frame, head.kind === 'parse' ? head.statement : head.kind === 'bind' ? head.portal : undefined);
         break;
       }
       case 'describe':
@@ -157,7 +160,7 @@ export class DatabaseMessages {
           if (head.described) head.described.columns = t === 'T' ? this.#rows.describe(frame).columns : [];
           return this.#emit(frame);
         }
-        if (t === 'E') return this.#extendedError(frame);
+        if (t === 'E') return this.#extendedError(frame, head.described);
         break;
       case 'sync':
         if (t === 'Z') {
@@ -302,18 +305,32 @@ export class DatabaseMessages {
     return frame.raw;
   }
 
-  /** ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO. */
-  #extendedError(raw: Buffer | Frame): undefined {
+  /**
+   * ErrorResponse in extended mode: the database skips to Sync, and so does our FIFO.
+   * `failed`: the statement or portal whose Parse, Bind or Describe the error answers.
+   */
+  #extendedError(raw: Buffer | Frame, failed?: StatementInfo | PortalInfo): undefined {
     this.#core.pending.shift();
     this.#emit(raw);
-    return this.#skipToSync();
+    return this.#skipToSync(failed && !Buffer.isBuffer(raw) ? { of: failed, error: raw } : undefined);
   }
 
-  #skipToSync(): undefined {
+  /**
+   * The database skips to Sync: the Executes skipped did not run. One that runs the
+   * statement or portal whose Parse, Bind or Describe failed (`select $1::int / 0`
+   * fails at Bind, a missing table at Parse: what a driver sends as one batch) failed
+   * with the database's error, and is recorded so; the others were only not executed.
+   */
+  #skipToSync(failed?: { readonly of: StatementInfo | PortalInfo; readonly error: Frame }): undefined {
     const pending = this.#core.pending;
     while (pending.length > 0 && pending[0]!.kind !== 'sync') {
       const p = pending.shift()!;
-      if (p.kind === 'execute') this.#core.recording.finish(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
+      if (p.kind !== 'execute') continue;
+      if (failed && p.portal !== undefined && (p.portal === failed.of || p.portal.statement === failed.of)) {
+        this.#upstreamError(p.run, failed.error);
+      } else {
+        this.#core.recording.finish(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
+      }
     }
   }
 

@@ -44,11 +44,13 @@ export class ExtendedQuery {
   }
 
   /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */
-  bind(message: Frame): void {
+  bind(message: Frame): PortalInfo {
     const bind = parseBind(message);
     const binary = bind.binary;
     const approvalParams = binary && bind.params.map((p, i) => (binary.has(i) ? `binary sha256:${createHash('sha256').update(binary.get(i)!).digest('hex')}` : p));
-    this.#portals.set(bind.portal, { statement: this.#statements.get(bind.statement), params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined });
+    const portal: PortalInfo = { statement: this.#statements.get(bind.statement), params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined };
+    this.#portals.set(bind.portal, portal);
+    return portal;
   }
 
   /** Describe ('D'): 'S' statement or 'P' portal; the object its answer describes. */

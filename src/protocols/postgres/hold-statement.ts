@@ -131,6 +131,10 @@ export class StatementHolds {
       case 'approval_expired':
         this.#pendingReviews.delete(digest);
         return { exchange: approved, error: new GatehouseError('approval_expired', { message: `The review expired before anyone approved it (${where}); the statement was not run. Run it again to ask again.`, fields: held.error.fields }) };
+      case 'approval_invalid':
+        // Cancelled (by the requester or an admin) or otherwise unusable: the client is told the statement did not run.
+        this.#pendingReviews.delete(digest);
+        return { exchange: approved, error: new GatehouseError('approval_invalid', { message: `${held.error.message.replace(/\.$/, '')}: the statement was not run (${where}). Run it again to ask again.`, fields: held.error.fields, detail: held.error.detail, rule: decision.rules[0] }) };
       default:
         this.#pendingReviews.delete(digest);
         return { exchange: approved, error: held.error };

@@ -204,6 +204,20 @@ export function forSession(inspection: SqlInspection, text: string, shadowed: Se
   return parseAndDescribe(text, new Set(shadowed)).then((r) => r.inspection);
 }
 
+const modifying = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS. */
+function runsInside(kind: string, node: Node): Node[] {
+  const inside: Node[] = [];
+  const ctes = ((node.withClause as Node | undefined)?.ctes as Node[] | undefined) ?? [];
+  for (const cte of ctes) {
+    const query = (cte.CommonTableExpr as Node | undefined)?.ctequery as Node | undefined;
+    if (query && modifying.has(Object.keys(query)[0]!)) inside.push(query);
+  }
+  if ((kind === 'CopyStmt' || kind === 'CreateTableAsStmt') && node.query) inside.push(node.query as Node);
+  return inside;
+}
+
 /** Parses and describes on the calling thread (parse-worker.ts calls it for long texts); `shadowed`: forSession. */
 export async function parseAndDescribe(text: string, shadowed?: ReadonlySet<string>): Promise<{ inspection: SqlInspection; readsLiterals: boolean }> {
   if (isBlank(text)) return { inspection: { ok: true, statements: [] }, readsLiterals: false };
@@ -275,6 +289,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
       if (analyze && node.query) {
         const inner = describeStatement(node.query as Node, text);
         cls = inner.class;
+        for (const r of inner.risky) riskySet.add(r);
         // Its answer is the plan, not rows; what the statement stores is stored all the same.
         derived = inner.derived?.stores ? { stores: inner.derived.stores } : undefined;
       }
@@ -313,9 +328,24 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
       for (const r of functionRisks(stringList(node.funcname))) riskySet.add(r);
       if (callsBuiltin(stringList(node.funcname))) calls.add(stringList(node.funcname)[0]!);
       break;
+    default:
+      break;
+  }
+  // A statement that runs others inside it: a data-modifying WITH (`with d as (delete
+  // from t returning *) select * from d`: the DELETE runs), or the query of COPY (`copy
+  // (delete … returning id) to stdout`) or CREATE TABLE AS. The strictest class of them
+  // all names it (that WITH is `delete`, not `select`), and their risky shapes are its own.
+  for (const inner of runsInside(kind, node)) {
+    const facts = describeStatement(inner, text);
+    cls = strictestClass([cls, facts.class]);
+    for (const r of facts.risky) riskySet.add(r);
+  }
+  switch (kind) {
     case 'VariableSetStmt': {
       // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
-      if (String(node.name).toLowerCase() === 'client_encoding') {
+      // RESET and SET … TO DEFAULT go back to the login's value, which the gateway set
+      // (UTF8, or SQL_ASCII), whatever the database's or the role's default.
+      if (String(node.name).toLowerCase() === 'client_encoding' && node.kind !== 'VAR_RESET' && node.kind !== 'VAR_SET_DEFAULT') {
         const value = JSON.stringify(node.args ?? '').toLowerCase();
         if (!/"(utf8|utf-8|unicode|sql_ascii)"/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'only the UTF8 client encoding is supported' };
       }

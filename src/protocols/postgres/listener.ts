@@ -9,10 +9,12 @@
 // - policy decides the session itself (`sql.connect`) before the database is reached;
 // - CancelRequest reaches only the backend whose key the gateway handed out, one at a
 //   time per session, at most 10 a second per client address (cancel-limiter.ts).
+// And while the session is open: a revocation of its identity, or the expiry of its
+// credential, ends it (FATAL credential_revoked / credential_expired).
 // The session is one recorded exchange (`sql.session`, its id is the session id) that
 // opens at login and finishes when the client leaves; statements are recorded under it.
 
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -30,7 +32,7 @@ import { createCancelLimiter } from './cancel-limiter.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
 import { shadowedBuiltins } from './function-catalog.js';
 import { PostgresSession } from './session.js';
-import { negotiateStartup } from './startup.js';
+import { negotiateStartup, passedStartupParams } from './startup.js';
 import { userMatchesIdentity } from './user-rule.js';
 
 export interface PostgresListenerOptions {
@@ -51,10 +53,24 @@ export interface PostgresListener {
   close(): Promise<void>;
 }
 
-// Client startup parameters passed on to the database; the rest (options, replication,
-// …) are not, so a caller cannot set server options the gateway does not see.
-const passedParams = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
+
+/**
+ * Calls `then` once the wall clock reaches `at` (never synchronously). Timers run on a
+ * monotonic clock and cap at 24.8 days: one that fires early is set again for what is
+ * left. Returns what cancels it.
+ */
+function atWallClock(at: number, then: () => void): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const left = at - Date.now();
+    timer = setTimeout(() => (Date.now() >= at ? then() : arm()), Math.min(Math.max(left, 0) + 1, 2 ** 31 - 1));
+    timer.unref();
+  };
+  arm();
+  return () => clearTimeout(timer);
+}
+
 /** Connections still logging in at once, per listener; more are refused (too_many_connections). */
 export const maxLoggingIn = 256;
 
@@ -135,7 +151,8 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           ? new GatehouseError('tls_required')
           : new GatehouseError('tls_required', { message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.' });
       }
-      const encoding = params.get('client_encoding');
+      const passed = passedStartupParams(params);
+      const encoding = passed.client_encoding;
       if (encoding !== undefined && !utf8Encodings.test(encoding)) {
         throw new GatehouseError('sql_not_supported', { message: `Client encoding "${encoding}" is not supported through the gateway: use UTF8.` });
       }
@@ -163,11 +180,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       // UTF8 unless the client asked for SQL_ASCII: left out, the database's or the role's
       // default applies (ALTER DATABASE … SET client_encoding = 'SJIS'), and inspection,
       // which reads SQL as UTF-8, would see other statements than the database runs.
-      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8' };
-      for (const name of passedParams) {
-        const value = params.get(name);
-        if (value !== undefined) upstreamParams[name] = value;
-      }
+      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8', ...passed };
       upstream = await connectUpstream(connection.target, upstreamParams);
       // And what the database says it uses is checked, as later in the session.
       for (const status of upstream.parameterStatus) checkClientEncoding(status.subarray(5));
@@ -179,7 +192,10 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       loginDone();
 
       // AuthenticationOk, the database's ParameterStatus, our BackendKeyData, ReadyForQuery.
-      const processId = randomInt(1, 2 ** 31 - 1);
+      // The process id is the database's own (pg_backend_pid() and every notification
+      // name it: a client tells its own notifications from others' by it); the secret
+      // key is ours, so only a key the gateway handed out cancels anything.
+      const processId = upstream.processId;
       const secretKey = randomBytes(4).readInt32BE();
       key = cancelKey(processId, secretKey);
       backends.set(key, upstream);
@@ -204,7 +220,14 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       sessions.set(key, session);
       // A revocation of this identity (on any gateway sharing the store) ends the session.
       const release = options.inFlight?.register(exchange.id, identity, (error) => session.cut(error));
-      const ended = await session.run().finally(() => release?.());
+      // A credential that expires while the session is open ends it, as it would refuse
+      // the next login (a 15-minute token must not open a session for days).
+      const expiresAt = identity.expiresAt;
+      const disarm = expiresAt === undefined ? undefined : atWallClock(expiresAt, () => session.cut(new GatehouseError('credential_expired', { message: 'The credential expired while this session was open, so it was ended.', detail: `expired at ${new Date(expiresAt).toISOString()}` })));
+      const ended = await session.run().finally(() => {
+        release?.();
+        disarm?.();
+      });
       const outcome: ExchangeOutcome = {
         status: ended && ended.code !== 'client_closed' ? ended.status : 200,
         complete: true,

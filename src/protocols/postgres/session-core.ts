@@ -8,12 +8,14 @@
 //   not yet sent, in both;
 // - after a cancel of ours nothing more is sent until the database has taken it, and
 //   then a Bind to a statement that does not exist goes first (see `cancel`);
+// - a statement timeout in COPY FROM STDIN ends the COPY with a CopyFail instead (a
+//   backend waiting for the client's data does not take a cancel: see `#failCopy`);
 // - the first side to end decides why the session ended.
 
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
-import { bindMessage, syncMessage, type Frame } from './codec.js';
+import { bindMessage, copyFailMessage, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
 import type { UpstreamSession } from './forward.js';
 import { Outbox } from './outbox.js';
@@ -43,6 +45,11 @@ export class SessionCore {
   bytesIn = 0;
   bytesOut = 0;
   statements = 0;
+  /**
+   * The database is in COPY FROM STDIN (its CopyInResponse relayed) and the client has
+   * not ended it (CopyDone, CopyFail): the backend may be waiting for the client's data.
+   */
+  copyIn = false;
   /** A client message waiting for the database to owe nothing (whenIdle). */
   #idle: (() => void) | undefined;
   /** Resolves run() with why the session ended: the first side to end decides. */
@@ -151,6 +158,23 @@ export class SessionCore {
       if (running.length === 0) return;
       for (const run of running) run.timedOut = true;
     }
+    if (this.copyIn) return this.#failCopy();
     this.cancel();
+  }
+
+  /**
+   * A statement timeout in COPY FROM STDIN: a backend waiting for the client's data does
+   * not act on a CancelRequest until more data comes, and the Bind that would follow the
+   * cancel (see `cancel`) then arrives in the middle of the COPY, which the database
+   * answers by ending the session ("protocol synchronization was lost"). So the COPY is
+   * ended with a CopyFail between two of the client's messages instead: the database
+   * fails it with 57014 at once, reworded as the timeout, and ignores the client's
+   * CopyData and CopyDone still on their way (in extended mode, up to Sync).
+   */
+  #failCopy(): void {
+    this.copyIn = false;
+    if (this.upstream.socket.destroyed) return;
+    this.toDatabase.push(copyFailMessage('statement timeout (limits.statementTimeout)'));
+    this.flushToDatabase()?.catch(() => undefined);
   }
 }

@@ -56,7 +56,10 @@ export interface PortalInfo {
 /** What the database owes the session, in order (a FIFO: pipelining keeps answers in order). */
 export type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan }
-  | { kind: 'parse' | 'bind' | 'close' }
+  /** `statement`, `portal`: what the message made, so that the database's error for it is recorded as the failure of the Executes that run it. */
+  | { kind: 'parse'; statement: StatementInfo | undefined }
+  | { kind: 'bind'; portal: PortalInfo | undefined }
+  | { kind: 'close' }
   /** `silent`: ours (after a cancel), its ReadyForQuery is not relayed. */
   | { kind: 'sync'; silent?: boolean }
   | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }

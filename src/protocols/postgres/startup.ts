@@ -15,6 +15,26 @@ import { FrameSource } from './frame-source.js';
 
 const maxStartupBytes = 10_000;
 
+// Client startup parameters passed on to the database (by the gateway, and by an agent
+// logging in for it); the rest (options, search_path, replication, …) are not, so a
+// caller cannot set server options the gateway does not see. The three timeouts only
+// bound the caller's own session (node-postgres sends its `statement_timeout` option
+// so). Names are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and
+// PGDATESTYLE as `timezone` and `datestyle`.
+const passedParams = new Map(
+  ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout'].map((name) => [name.toLowerCase(), name]),
+);
+
+/** The startup parameters passed on to the database, by their canonical names. */
+export function passedStartupParams(params: ReadonlyMap<string, string>): Record<string, string> {
+  const passed: Record<string, string> = {};
+  for (const [name, value] of params) {
+    const canonical = passedParams.get(name.toLowerCase());
+    if (canonical !== undefined) passed[canonical] = value;
+  }
+  return passed;
+}
+
 export type StartupResult =
   | { readonly kind: 'startup'; readonly socket: Duplex; readonly tls: boolean; readonly params: ReadonlyMap<string, string> }
   | { readonly kind: 'cancel'; readonly processId: number; readonly secretKey: number };

@@ -16,8 +16,15 @@ import { rowsFromTag } from './codec.js';
 import type { DerivedMasks, MaskingRules } from './mask-rows.js';
 import type { Run } from './session-state.js';
 
-export function newRun(exchange: Exchange, decision: Decision, masking: MaskingRules, derived?: DerivedMasks): Run {
-  return { exchange, decision, started: performance.now(), rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived, masking, maskCounts: undefined };
+/**
+ * A statement on its way to the database. `held`: it waited for approval since its
+ * exchange started, and its duration (hence its record's end) counts the wait, as an
+ * HTTP exchange's does: the record of a statement approved after a minute ends after it.
+ */
+export function newRun(exchange: Exchange, decision: Decision, masking: MaskingRules, derived?: DerivedMasks, held = false): Run {
+  const now = performance.now();
+  const started = held ? now - Math.max(0, Date.now() - exchange.startedAt) : now;
+  return { exchange, decision, started, rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived, masking, maskCounts: undefined };
 }
 
 const noHeaders: Readonly<Record<string, string>> = Object.freeze({});

@@ -96,6 +96,44 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     assert.equal(recorded?.outcome.errorCode, undefined);
   });
 
+  test('approved after a wait: the record of the statement ends after the approval (its duration counts the hold), for a Query and an Execute', async () => {
+    const { client, notices } = await connect();
+    const simple = client.query('delete from held_rows where id = 3');
+    const first = await heldReview(notices);
+    await new Promise((r) => setTimeout(r, 400));
+    const votedAt = Date.now();
+    await service().vote(first, alice, 'approve', { via: 'api' });
+    await simple;
+    const extended = client.query('delete from held_rows where id = $1', [4]);
+    const second = await heldReview(notices, 1);
+    await new Promise((r) => setTimeout(r, 400));
+    const secondVotedAt = Date.now();
+    await service().vote(second, alice, 'approve', { via: 'api' });
+    await extended;
+    await new Promise((r) => setTimeout(r, 100));
+    for (const [id, voted] of [[first, votedAt], [second, secondVotedAt]] as const) {
+      const recorded = proxy.observed.find((o) => o.exchange.approval?.reviewId === id && o.outcome.errorCode === undefined);
+      assert.ok(recorded, `the record of the statement approved by ${id}`);
+      assert.ok(recorded.outcome.durationMs >= 400, `duration ${recorded.outcome.durationMs} ms counts the hold`);
+      assert.ok(recorded.exchange.startedAt + recorded.outcome.durationMs >= voted, 'the record ends after the approval');
+    }
+    await client.query("insert into held_rows values (3, 'row 3'), (4, 'row 4')"); // as the tests after this one expect
+  });
+
+  test('security: a DELETE inside a WITH (a SELECT on the outside) is held as a DELETE, in a Query and at Execute', async () => {
+    const { client, notices } = await connect();
+    const simple = client.query('with d as (delete from held_rows where id = 7 returning id) select * from d');
+    const first = await heldReview(notices);
+    assert.equal((await service().get(first))!.operation, 'sql.delete');
+    await service().vote(first, alice, 'deny', { via: 'api' });
+    await assert.rejects(simple, { code: '42501' });
+    const extended = client.query('with d as (delete from held_rows where id = $1 returning id) select * from d', [7]);
+    const second = await heldReview(notices, 1);
+    await service().vote(second, alice, 'deny', { via: 'api' });
+    await assert.rejects(extended, { code: '42501' });
+    assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id = 7')).rows, [{ n: 1 }], 'nothing was deleted');
+  });
+
   test('denied: ErrorResponse 42501 naming the review, nothing run, the session goes on', async () => {
     const { client, notices } = await connect();
     const running = client.query('delete from held_rows where id = 2');
@@ -181,6 +219,25 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     await service().vote(second, alice, 'deny', { via: 'api' });
     await assert.rejects(running, { code: '42501' });
     assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id in (8, 9)')).rows, [{ n: 2 }]);
+  });
+
+  test('a review cancelled while its statement is held: 42501 saying the statement was not run; run again, a new review', async () => {
+    const { client, notices } = await connect();
+    const held = client.query('delete from held_rows where id = 10');
+    const id = await heldReview(notices);
+    const requester: Identity = { subject: 'key:agent', groups: ['dba'], kind: 'agent', method: 'api_key', credentialId: 'agent' };
+    await service().cancel(id, requester);
+    await assert.rejects(held, (error: pg.DatabaseError) => {
+      assert.equal(error.code, '42501');
+      assert.equal(error.message, `Review ${id} was cancelled: the statement was not run (review ${id}, https://gatehouse-admin.example/api/reviews/${id}). Run it again to ask again. (rule: approve-deletes)`);
+      return true;
+    });
+    const again = client.query('delete from held_rows where id = 10');
+    const next = await heldReview(notices, 1);
+    assert.notEqual(next, id);
+    await service().vote(next, alice, 'deny', { via: 'api' });
+    await assert.rejects(again, { code: '42501' });
+    assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id = 10')).rows, [{ n: 1 }]);
   });
 
   test('a client that leaves while held ends the hold; nothing runs', async () => {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
-import { cstring, int16, int32, message, startupMessage } from '../../../src/protocols/postgres/codec.js';
+import { cstring, int16, int32, message, parseNoticeFields, startupMessage } from '../../../src/protocols/postgres/codec.js';
 import { maxLoggingIn } from '../../../src/protocols/postgres/listener.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
@@ -194,6 +194,13 @@ describe('fuzzing the PostgreSQL listener', { skip }, () => {
         const row = frames.find((f) => f.type === 'D');
         assert.ok(row, `an answer: ${frames.map((f) => f.type).join('')}`);
         assert.match(row.body.toString('latin1'), /UTF8/);
+        // RESET and SET … TO DEFAULT go back to the login's encoding, not the database's.
+        client.write(message('Q', cstring('reset client_encoding; show client_encoding')), message('Q', cstring('set client_encoding to default; show client_encoding')));
+        const reset = await client.untilReady(2);
+        assert.deepEqual(
+          reset.filter((f) => f.type === 'C' || f.type === 'D' || f.type === 'E').map((f) => (f.type === 'E' ? Object.fromEntries(parseNoticeFields(f.body)).M : f.body.toString('latin1'))),
+          ['RESET\0', '\0\x01\0\0\0\x04UTF8', 'SHOW\0', 'SET\0', '\0\x01\0\0\0\x04UTF8', 'SHOW\0'],
+        );
       } finally {
         client.close();
       }

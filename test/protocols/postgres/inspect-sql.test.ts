@@ -60,6 +60,29 @@ describe('SQL inspection (libpg-query)', () => {
     assert.equal((await facts('explain delete from x'))[0]!.class, 'explain');
   });
 
+  test('security: a statement that runs a DELETE, UPDATE or INSERT inside it takes that class (a data-modifying WITH, COPY of a DML … RETURNING)', async () => {
+    const cases: [string, string, string[]][] = [
+      ['with d as (delete from payroll where id = 1 returning id) select * from d', 'delete', []],
+      ['with d as (delete from payroll returning id) select count(*) from d', 'delete', ['delete-without-where']],
+      ['with u as (update payroll set pay = 0 returning id) insert into audit select * from u', 'update', ['update-without-where']],
+      ['with i as (insert into payroll values (1) returning id) select * from i', 'insert', []],
+      ['copy (delete from payroll where id = 1 returning id) to stdout', 'delete', []],
+      ['explain analyze with d as (delete from payroll returning id) select * from d', 'delete', ['delete-without-where']],
+      ['explain analyze delete from payroll', 'delete', ['delete-without-where']],
+      ['prepare p as with d as (delete from payroll where id = $1 returning id) select * from d', 'delete', []],
+      ['with s as (select 1) select * from s', 'select', []],
+      ['copy (select 1) to stdout', 'copy', []],
+      // DDL is stricter than DELETE: CREATE TABLE AS keeps its class, with the DELETE's risky shapes.
+      ['create table x as with d as (delete from payroll returning *) select * from d', 'ddl', ['delete-without-where']],
+    ];
+    for (const [sql, cls, risky] of cases) {
+      const [f] = await facts(sql);
+      assert.equal(f!.class, cls, sql);
+      assert.deepEqual(f!.risky.filter((r) => r.endsWith('-without-where')), risky, sql);
+      if (sql.includes('payroll')) assert.ok(f!.tables.includes('payroll'), sql);
+    }
+  });
+
   test('statement texts are cut by byte offsets (multi-byte characters)', async () => {
     const s = await facts("select 'é'; select 2");
     assert.deepEqual(s.map((f) => f.text), ["select 'é'", 'select 2']);

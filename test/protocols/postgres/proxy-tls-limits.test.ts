@@ -141,6 +141,31 @@ describe('PostgreSQL proxy: TLS, timeouts, hooks', { skip }, () => {
     await c.end();
   });
 
+  test('statement timeout while COPY FROM STDIN waits for the client: 57014, the COPY is not applied, and the session goes on', async () => {
+    // psql reading \copy data from a pipe that stalls longer than the limit. The backend
+    // waits on the client and would not act on a CancelRequest; the gateway's message
+    // after the cancel then landed inside the COPY and the database ended the session
+    // ("unexpected message type 0x42 during COPY from stdin", "protocol synchronization was lost").
+    const child = spawn('psql', ['-X', '-At', `host=127.0.0.1 port=${proxy.port} user=agent dbname=${proxy.database} sslmode=require`], { env: { ...process.env, PGPASSWORD: proxy.token } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const closed = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+    child.stdin.write('\\copy notes from stdin\n10\tstalled\n');
+    await new Promise((r) => setTimeout(r, 1200));
+    child.stdin.end("11\tlate\n\\.\nselect 'still here', count(*) from notes where id >= 10;\n");
+    await closed;
+    assert.match(stderr, /ERROR: {2}The statement ran longer than 500 ms, the limit on connection "db" \(statementTimeout\), and was cancelled\./);
+    assert.doesNotMatch(stderr, /synchronization|connection to server was lost|unexpected message/);
+    assert.equal(stdout, 'still here|0\n');
+    // A COPY whose data keeps coming within the limit is unaffected.
+    const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
+    await c.connect();
+    assert.deepEqual((await c.query('select count(*)::int as n from notes where id >= 10')).rows, [{ n: 0 }]);
+    await c.end();
+  });
+
   test('a masking profile masks entities in every text value, and in recorded parameters', async () => {
     const c = new pg.Client(proxy.clientConfig({ ssl: tls }));
     await c.connect();

@@ -5,10 +5,14 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { DecisionPolicy } from '../../../src/policy/index.js';
-import { bindMessage, cstring, int16, int32, message, parseNoticeFields } from '../../../src/protocols/postgres/codec.js';
+import { bindMessage, cstring, int16, int32, message, parseNoticeFields, startupMessage } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
@@ -49,9 +53,9 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     clients.push(client);
     return client;
   }
-  const psql = (args: string[], input?: string) =>
+  const psql = (args: string[], input?: string, env: NodeJS.ProcessEnv = {}) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('psql', ['-X', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, ...args], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
+      const child = spawn('psql', ['-X', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, ...args], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable', ...env } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -186,6 +190,14 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.equal(notification.payload, 'hello');
     await sender.query("do $$ begin raise notice 'from the database'; end $$");
     assert.deepEqual(notices, ['from the database']);
+    // The process id a notification names is the one the client was given (BackendKeyData),
+    // so a client can tell its own notifications from others', and match pg_stat_activity.
+    const own = new Promise<pg.Notification>((resolve) => listener.once('notification', resolve));
+    await listener.query("notify gatehouse_channel, 'mine'");
+    const processID = (listener as unknown as { processID: number }).processID;
+    assert.equal((await own).processId, processID);
+    assert.equal(notification.processId, (sender as unknown as { processID: number }).processID);
+    assert.deepEqual((await listener.query('select pg_backend_pid() as pid')).rows, [{ pid: processID }]);
   });
 
   test('unparseable SQL is refused with 42601 and the parser message', async () => {
@@ -199,6 +211,55 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     await assert.rejects(c.query('select * from no_such_table', []), { code: '42P01' });
     await assert.rejects(c.query('select * from no_such_table'), { code: '42P01' });
     assert.deepEqual((await c.query('select 3 as three', [])).rows, [{ three: 3 }]);
+  });
+
+  test('a parameterised statement the database refuses at Parse or Bind is recorded with the database error, not as "not executed"', async () => {
+    const before = await proxy.store.db.selectFrom('exchanges').select((eb) => eb.fn.max('seq').as('seq')).executeTakeFirstOrThrow();
+    const c = await connect({ application_name: 'parse-bind-errors' });
+    // node-postgres sends Parse, Bind, Describe, Execute, Sync at once: a missing table
+    // fails at Parse, a division by a constant zero at Bind (the plan folds it).
+    await assert.rejects(c.query('select * from no_such_table where id = $1', [1]), { code: '42P01' });
+    await assert.rejects(c.query('select 1 / $1::int as q', [0]), { code: '22012' });
+    await c.query({ name: 'typed', text: 'select $1::int as n', values: [1] });
+    await assert.rejects(c.query({ name: 'typed', text: 'select $1::int as n', values: ['x'] }), { code: '22P02' });
+    // A batch whose first statement fails at Parse: the second, valid one, is only not executed.
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const batch = (sql: string) => [
+      message('P', Buffer.concat([cstring(''), cstring(sql), int16(0)])),
+      bindMessage('', ''),
+      message('E', Buffer.concat([cstring(''), int32(0)])),
+    ];
+    raw.write(...batch('select * from no_such_table'), ...batch('select 2 as b'), message('S'));
+    const answer = await raw.untilReady(1);
+    assert.equal(answer.map((f) => f.type).join(''), 'EZ');
+    raw.close();
+    await c.end();
+    clients.splice(clients.indexOf(c), 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const statements = await proxy.store.db
+      .selectFrom('exchanges')
+      .select(['request_body', 'status', 'error_code', 'error_detail'])
+      .where('operation', '=', 'sql.select')
+      .where('seq', '>', Number(before.seq ?? 0))
+      .where('request_body', 'in', [
+        JSON.stringify({ sql: 'select * from no_such_table where id = $1', params: ['1'] }),
+        JSON.stringify({ sql: 'select 1 / $1::int as q', params: ['0'] }),
+        JSON.stringify({ sql: 'select $1::int as n', params: ['x'] }),
+        JSON.stringify({ sql: 'select * from no_such_table', params: [] }),
+        JSON.stringify({ sql: 'select 2 as b', params: [] }),
+      ])
+      .orderBy('seq')
+      .execute();
+    assert.deepEqual(
+      statements.map((s) => [JSON.parse(s.request_body!).sql, s.status, s.error_code, s.error_detail]),
+      [
+        ['select * from no_such_table where id = $1', 400, 'sql_error', '42P01: relation "no_such_table" does not exist'],
+        ['select 1 / $1::int as q', 400, 'sql_error', '22012: division by zero'],
+        ['select $1::int as n', 400, 'sql_error', '22P02: invalid input syntax for type integer: "x"'],
+        ['select * from no_such_table', 400, 'sql_error', '42P01: relation "no_such_table" does not exist'],
+        ['select 2 as b', 502, 'not_executed', 'not executed: an earlier message in the same batch failed'],
+      ],
+    );
   });
 
   test('more rows than maxRows: 54000 after the limit, none beyond it', async () => {
@@ -258,6 +319,52 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.equal(session.code, 0);
     assert.equal(session.stdout, '[EMAIL]\nBEGIN\nINSERT 0 1\nCOMMIT\n1\n');
     assert.match(session.stderr, /ERROR: {2}Dropping tables is not allowed on this connection \(rule: deny-drop\)\./);
+  });
+
+  test('startup settings from libpq reach the database: PGTZ and PGDATESTYLE (sent as timezone and datestyle), PGAPPNAME', async () => {
+    const settings = await psql(['-At', '-c', "select current_setting('TimeZone') || '|' || current_setting('DateStyle') || '|' || current_setting('application_name')"], '', { PGTZ: 'Asia/Tokyo', PGDATESTYLE: 'SQL, DMY', PGAPPNAME: 'tz-check' });
+    assert.equal(settings.code, 0, settings.stderr);
+    assert.equal(settings.stdout.trim(), 'Asia/Tokyo|SQL, DMY|tz-check');
+    // The encoding check reads the name in any case too: CLIENT_ENCODING is refused as client_encoding is.
+    const raw = await new Promise<Buffer>((resolve) => {
+      const socket = netConnect({ port: proxy.port, host: '127.0.0.1' });
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => {
+        chunks.push(d);
+        if (d[0] === 0x52) socket.write(message('p', cstring(proxy.token)));
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+      socket.write(startupMessage({ user: 'agent', database: proxy.database, CLIENT_ENCODING: 'LATIN1' }));
+      setTimeout(() => socket.destroy(), 3000);
+    });
+    assert.match(raw.toString('latin1'), /Client encoding "LATIN1" is not supported through the gateway: use UTF8\./);
+  });
+
+  test('a FunctionCall (psql \\lo_import) is refused with 0A000, recorded, and the session goes on', async () => {
+    const file = join(tmpdir(), `gatehouse-lo-${process.pid}.txt`);
+    writeFileSync(file, 'large object');
+    try {
+      const run = await psql(['-At'], `\\lo_import ${file}\nselect 'still here';\n`);
+      assert.match(run.stderr, /ERROR: {2}The FunctionCall protocol message is not supported through the gateway; call the function from SQL\./);
+      assert.equal(run.stdout, 'still here\n');
+    } finally {
+      rmSync(file, { force: true });
+    }
+    const recorded = await proxy.store.db.selectFrom('exchanges').select(['operation', 'request_body', 'error_code', 'error_detail']).where('request_body', 'like', '%FunctionCall%').execute();
+    assert.equal(recorded.length, 1);
+    assert.equal(recorded[0]!.operation, 'sql.other');
+    assert.equal(recorded[0]!.error_code, 'sql_not_supported');
+    assert.match(recorded[0]!.error_detail!, /^FunctionCall of the function with OID \d+$/);
+  });
+
+  test("node-postgres' statement_timeout, lock_timeout and idle_in_transaction_session_timeout options reach the database", async () => {
+    const c = await connect({ statement_timeout: 300, lock_timeout: 2000, idle_in_transaction_session_timeout: 60000 });
+    assert.deepEqual((await c.query("select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, current_setting('idle_in_transaction_session_timeout') as it")).rows, [{ st: '300ms', lt: '2s', it: '1min' }]);
+    await assert.rejects(c.query('select pg_sleep(5)'), { code: '57014', message: 'canceling statement due to statement timeout' });
+    // Other startup options are still not passed: `options` could set anything.
+    const o = await connect({ options: '-c work_mem=77MB' });
+    assert.deepEqual((await o.query('show work_mem')).rows, [{ work_mem: '4MB' }]);
   });
 
   test('COPY in and out through psql \\copy', async () => {

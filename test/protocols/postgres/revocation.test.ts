@@ -54,7 +54,42 @@ describe('PostgreSQL sessions and revocation', { skip }, () => {
     await again.end().catch(() => undefined);
     revokedSubjects.clear();
   });
+
+  test('a credential that expires while its session is open ends the session (FATAL 28P01 credential_expired), a running statement stopped', async () => {
+    const { token } = await proxy.apiKeys.create({ name: 'short-lived', kind: 'service', groups: ['dba'], expiresAt: Date.now() + 1500 });
+    const client = new pg.Client({ ...proxy.clientConfig(), user: 'short-lived', password: token });
+    const ended = new Promise<void>((resolve) => {
+      client.on('error', () => resolve());
+      client.on('end', () => resolve());
+    });
+    await client.connect();
+    assert.deepEqual((await client.query('select 1 as one')).rows, [{ one: 1 }]);
+    const sleeping = client.query("select pg_sleep(30), 'short-lived'").then(() => undefined, (error: unknown) => error);
+    await Promise.race([ended, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the session outlived its credential')), 6_000))]);
+    const error = (await sleeping) as { code?: string; message?: string } | undefined;
+    assert.equal(error?.code, '28P01');
+    assert.equal(error?.message, 'The credential expired while this session was open, so it was ended.');
+    await waitFor(() => proxy.observed.some((o) => o.exchange.operation === 'sql.session' && o.exchange.identity?.subject === 'key:short-lived' && o.outcome.errorCode === 'credential_expired'));
+    assert.ok(proxy.observed.some((o) => o.exchange.facts.text === "select pg_sleep(30), 'short-lived'" && o.outcome.errorCode === 'credential_expired'), 'the statement cut short is recorded as expired');
+    // The statement was stopped at the database, not left to sleep.
+    const direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    try {
+      await waitForQuiet(direct);
+    } finally {
+      await direct.end();
+    }
+  });
 });
+
+async function waitForQuiet(direct: pg.Client): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const { rows } = await direct.query("select count(*)::int as n from pg_stat_activity where query like '%short-lived''' and state = 'active' and pid <> pg_backend_pid()");
+    if (rows[0].n === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail('the statement still runs at the database');
+}
 
 async function waitFor(check: () => boolean, ms = 5_000): Promise<void> {
   const until = Date.now() + ms;
