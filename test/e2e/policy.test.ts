@@ -236,6 +236,30 @@ describe('policy, end to end', () => {
     assert.match(stdout, /○ connection-access:demo {2}\[allow\] {2}no match\n {6}✓ connection in \[demo\]\n {6}✗ any group in \[ml, limited\]/);
   });
 
+  test('policy check without a request body checks access alone, as the command table shows (CLI and admin API)', async () => {
+    // `--request` is optional; an empty body refused like the gateway's made every check
+    // on an openai connection without it fail ("--request undefined: The request body is empty").
+    const allowed = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'support', '--connection', 'demo']);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stdout, /^decision {3}allow \(rule-allow\)\nrules {6}support-masking\n/);
+    assert.match(allowed.stdout, /\nnote {7}no --request: checked without a body \(no model, no prompt text for rules to read\)\n/);
+    const denied = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'nobody', '--connection', 'demo', '--operation', 'embeddings']);
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.match(denied.stdout, /^decision {3}deny \(no-rule-allows\)\nrules {6}default-deny\n/);
+    // An empty file is an empty body, refused as the gateway refuses it.
+    const emptyFile = join(gateway.dir, 'empty.json');
+    writeFileSync(emptyFile, '');
+    const empty = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'support', '--connection', 'demo', '--request', emptyFile]);
+    assert.equal(empty.code, 2);
+    assert.equal(empty.stderr, `gatehouse: --request ${emptyFile}: The request body is empty: chat.completions needs a JSON object.\n`);
+
+    const api = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:sam', groups: ['support'], connection: 'demo' }) });
+    assert.equal(api.status, 200);
+    const explained = (await api.json()) as { decision: { effect: string; rules: string[] } };
+    assert.equal(explained.decision.effect, 'allow');
+    assert.deepEqual(explained.decision.rules, ['support-masking']);
+  });
+
   test('gatehouse policy check on a postgres connection inspects the SQL in --request as the listener would', async () => {
     const file = join(gateway.dir, 'pg-policy.yaml');
     writeFileSync(file, `store:
