@@ -237,6 +237,27 @@ describe('OpenAI-compatible proxy, end to end', () => {
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' }, body: '{"model":' });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_request_body');
+    // The refusal's record keeps the body as it was sent, and its size: an investigator
+    // sees what was refused (the record had no body and "in 0 B").
+    const record = await session(res.headers.get('gatehouse-exchange-id')!);
+    assert.equal(record['errorCode'], 'invalid_request_body');
+    assert.equal(record['request'].body, '{"model":');
+    assert.equal(record['bytesIn'], 9);
+  });
+
+  test('sessions show names an error without a detail as the code alone (no dangling colon)', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' }, body: '[]' });
+    assert.equal(res.status, 400);
+    const { stdout } = await gateway.cli(['sessions', 'show', res.headers.get('gatehouse-exchange-id')!]);
+    assert.match(stdout, /^result {4}status 400 {2}error invalid_request_body {2}in 2 B, out 0 B$/m);
+  });
+
+  test('a request refused by policy after its body was read records its size', async () => {
+    const body = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'not for this key' }] });
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 403);
+    const record = await session(res.headers.get('gatehouse-exchange-id')!);
+    assert.deepEqual([record['decision'], record['request'].body, record['bytesIn']], ['deny', body, Buffer.byteLength(body)]);
   });
 
   test('the admin API: sessions need an admin key; health, readiness, OpenAPI and metrics answer', async () => {

@@ -59,7 +59,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           `request   ${exchange.connection}  ${exchange.operation}  ${exchange.request.method ?? ''} ${exchange.request.path ?? ''}${exchange.model ? `  model ${exchange.model}` : ''}${exchange.stream ? '  stream' : ''}`,
           `decision  ${exchange.decision}  rules: ${exchange.rules.join(', ') || '-'}  (${exchange.reason ?? '-'}, policy ${exchange.policyVersion ?? '-'})`,
           ...(exchange.approval ? [`approval  review ${exchange.approval.reviewId}, via ${exchange.approval.via ?? '-'}`] : []),
-          `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}: ${exchange.errorDetail ?? ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
+          `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}${exchange.errorDetail ? `: ${exchange.errorDetail}` : ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
         ];
         // Masked values by entity type (answer and scrubbed request), so a reader of the record knows what was hidden.
         if (exchange.maskCounts) lines.push(`masked    ${Object.entries(exchange.maskCounts).map(([type, n]) => `${type} ${n}`).join(', ')}`);
