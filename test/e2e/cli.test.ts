@@ -196,6 +196,27 @@ describe('gatehouse CLI', () => {
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--port must be a port number/);
   });
+  test('npm start -- --port N with the admin port N+1 taken: the message names that port, as the README says', { timeout: 30_000 }, async () => {
+    // Hold a free port P+1; the quick start on P must say "port P+1 is in use", not "P or P+1".
+    const holder = createServer();
+    let base = 0;
+    for (let i = 0; i < 50 && base === 0; i++) {
+      const candidate = 20_000 + Math.floor(Math.random() * 40_000);
+      const held = await new Promise<boolean>((resolve) => {
+        holder.once('error', () => resolve(false));
+        holder.listen(candidate + 1, '127.0.0.1', () => resolve(true));
+      });
+      if (held) base = candidate;
+    }
+    assert.ok(base > 0, 'a free port to hold');
+    try {
+      const refused = await runCli(['quickstart', '--port', String(base)]);
+      assert.equal(refused.code, 1);
+      assert.equal(refused.stderr, `gatehouse: cannot start the gateway: port ${base + 1} is in use (\`npm start -- --port N\` uses N, N+1 and N+10)\n`);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
+  });
   test('revoke: the revocation names the OS user who made it, as the audit events do, also where $USER is not set', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-revoke-by-'));
     try {
