@@ -109,4 +109,26 @@ approvals:
     }
     assert.match(session.stdout, new RegExp(`^approval  review ${id}, via held\n`, 'm'), session.stdout + session.stderr);
   });
+
+  test('a grant is refused and shown in the units it was given in (maxGrant 8h), not in milliseconds', async () => {
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'another RISKY question' }] }),
+    });
+    let id: string | undefined;
+    for (let i = 0; i < 50 && id === undefined; i++) {
+      const listed = await cli(['list', '--state', 'pending', '--json']);
+      id = (JSON.parse(listed.stdout) as Array<{ id: string }>)[0]?.id;
+      if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(id);
+    const tooLong = await cli(['approve', id, '--grant', '9h'], reviewerKey);
+    assert.equal(tooLong.code, 1);
+    assert.equal(tooLong.stderr, 'gatehouse: invalid_vote: grantFor must be more than 0 and at most 8h (maxGrant).\n');
+    const approved = await cli(['approve', id, '--grant', '90m'], reviewerKey);
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, /^ {2}grant {9}90m, until \d{4}-/m);
+    assert.equal((await held).status, 200);
+  });
 });

@@ -7,6 +7,7 @@
 
 import { ApprovalService, localReviewBus, postgresReviewBus, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
 import { loadConfig, parseDuration } from '../../config/index.js';
+import { formatDuration } from '../../config/units.js';
 import { isGatehouseError } from '../../errors/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../identity/index.js';
 import { openStore } from '../../store/index.js';
@@ -91,7 +92,7 @@ function print(review: Review, json: boolean | undefined): void {
     `  reviewers     ${review.reviewerGroups.join(', ')}; ${review.approvals}/${review.minApprovals} approvals`,
     `  created       ${review.createdAt}; expires ${review.expiresAt}`,
     ...(review.decidedAt ? [`  decided       ${review.decidedAt} by ${review.decidedBy}`] : []),
-    ...(review.grant ? [`  grant         ${review.grant.durationMs} ms, until ${review.grant.expiresAt ?? '-'}`] : []),
+    ...(review.grant ? [`  grant         ${formatDuration(review.grant.durationMs)}, until ${review.grant.expiresAt ?? '-'}`] : []),
     ...(review.executedAt ? [`  used          ${review.executedAt} by exchange ${review.executedByExchange}`] : []),
     ...(review.promptPreview ? [`  prompt        ${review.promptPreview}`] : []),
     ...review.votes.map((v) => `  vote          ${v.vote} by ${v.voter} (${v.via}) ${v.createdAt}${v.comment ? `: ${v.comment}` : ''}`),
