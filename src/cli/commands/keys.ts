@@ -2,6 +2,7 @@ import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { ApiKeyInputError, ApiKeyService, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
+import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 
 export interface KeysOptions {
@@ -109,7 +110,8 @@ function describeExpiry(k: ApiKeyInfo): string {
   return k.expiresAt === null ? 'never expires' : `expires ${new Date(k.expiresAt).toISOString()}`;
 }
 
-export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+export function printTable(header: readonly string[], cells: readonly (readonly string[])[]): void {
+  const rows = cells.map((row) => row.map(oneLine));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);

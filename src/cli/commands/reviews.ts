@@ -12,6 +12,7 @@ import { isGatehouseError } from '../../errors/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../identity/index.js';
 import { openStore } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
+import { oneLine } from '../terminal-text.js';
 import { configPath } from '../config-path.js';
 import { printTable } from './keys.js';
 
@@ -97,5 +98,5 @@ function print(review: Review, json: boolean | undefined): void {
     ...(review.promptPreview ? [`  prompt        ${review.promptPreview}`] : []),
     ...review.votes.map((v) => `  vote          ${v.vote} by ${v.voter} (${v.via}) ${v.createdAt}${v.comment ? `: ${v.comment}` : ''}`),
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.map(oneLine).join('\n')}\n`);
 }
