@@ -69,7 +69,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       checkpoints.set(checkpoint.seq, checkpoint.hash);
       continue;
     }
-    if (row.key_id !== keyId) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not the configured key ${keyId}` });
+    if (row.key_id !== keyId) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not by the key it is verified with (${keyId}: audit.signingKey or keyFile, or --public-key)` });
     else if (!verifySignature(options.publicKeyPem, checkpointPayload(checkpoint), row.signature)) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} has an invalid signature (edited)` });
     else checkpoints.set(checkpoint.seq, checkpoint.hash);
   }
