@@ -260,6 +260,18 @@ describe('policy, end to end', () => {
     assert.deepEqual(explained.decision.rules, ['support-masking']);
   });
 
+  test('policy check on an http connection defaults to its root path, not to /chat/completions', async () => {
+    const file = join(gateway.dir, 'http-default.yaml');
+    writeFileSync(file, 'store:\n  sqlite: { path: http-default.db }\nconnections:\n  - { name: api, type: http, target: "http://127.0.0.1:9/", access: { groups: [u] } }\n');
+    const bare = await runCli(['policy', 'check', '--config', file, '--as', 'key:a', '--groups', 'u', '--connection', 'api']);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.match(bare.stdout, /\noperation  http\.GET \/\n/);
+    const requestFile = join(gateway.dir, 'http-body.json');
+    writeFileSync(requestFile, '{"q":1}');
+    const withBody = await runCli(['policy', 'check', '--config', file, '--as', 'key:a', '--groups', 'u', '--connection', 'api', '--request', requestFile]);
+    assert.match(withBody.stdout, /\noperation  http\.POST \/\n/);
+  });
+
   test('gatehouse policy check on a postgres connection inspects the SQL in --request as the listener would', async () => {
     const file = join(gateway.dir, 'pg-policy.yaml');
     writeFileSync(file, `store:

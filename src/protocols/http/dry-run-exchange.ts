@@ -41,7 +41,7 @@ const pathOfOperation: Readonly<Record<string, string>> = {
 export function dryRunExchange(input: DryRunInput): Exchange {
   const body = input.body ?? Buffer.alloc(0);
   // The path as the data plane gives it to policy (decoded, `//` merged), or its refusal.
-  const given = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions';
+  const given = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? (input.connectionType === 'openai' ? '/chat/completions' : '/');
   const normalized = policyPath(given);
   if ('error' in normalized) throw new GatehouseError('invalid_path', { message: normalized.error });
   const path = normalized.path;
