@@ -101,9 +101,15 @@ describe('gatehouse CLI', () => {
     assert.match(token, /^ghk_[0-9a-z]{16}_[A-Za-z0-9_-]{43}$/);
     assert.match(created.stderr, /shown once/);
 
+    // Not a usage error (exit 2): the command line is right, the store refuses it (exit 1,
+    // as for revoking or rotating a key that is not there).
     const duplicate = await runCli(['keys', 'create', '--config', path, '--name', 'ci-bot', '--groups', 'ml'], env);
-    assert.equal(duplicate.code, 2);
+    assert.equal(duplicate.code, 1);
     assert.match(duplicate.stderr, /a live key named "ci-bot" already exists/);
+    const badName = await runCli(['keys', 'create', '--config', path, '--name', 'Bad Name', '--groups', 'ml'], env);
+    assert.equal(badName.code, 2);
+    const noneToRotate = await runCli(['keys', 'rotate', 'no-such-bot', '--config', path, '--overlap', '1h'], env);
+    assert.deepEqual([noneToRotate.code, noneToRotate.stderr], [1, 'gatehouse: no live key named "no-such-bot" to rotate; create one\n']);
     const noGroups = await runCli(['keys', 'create', '--config', path, '--name', 'x'], env);
     assert.equal(noGroups.code, 2);
     const badExpiry = await runCli(['keys', 'create', '--config', path, '--name', 'y', '--groups', 'a', '--expires', 'tomorrow'], env);

@@ -39,7 +39,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
             process.stderr.write(`created key ${key.id} "${key.name}" (${key.kind}; groups ${key.groups.join(', ')}; ${describeExpiry(key)}).\nThe key above is shown once and stored only as a hash: keep it now.\n`);
           }
         } catch (error) {
-          if (error instanceof ApiKeyInputError) throw new CliError(error.message);
+          if (error instanceof ApiKeyInputError) throw new CliError(error.message, error.conflict ? 1 : 2);
           throw error;
         }
         return;
@@ -89,7 +89,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
             process.stderr.write(`created key ${key.id} "${key.name}"; the previous key ${previous.id} ${describeExpiry(previous)}.\nThe key above is shown once and stored only as a hash: keep it now.\n`);
           }
         } catch (error) {
-          if (error instanceof ApiKeyInputError) throw new CliError(error.message);
+          if (error instanceof ApiKeyInputError) throw new CliError(error.message, error.conflict ? 1 : 2);
           throw error;
         }
         return;
