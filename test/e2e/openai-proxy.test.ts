@@ -269,6 +269,12 @@ describe('OpenAI-compatible proxy, end to end', () => {
     assert.equal(missing.status, 404);
     const badQuery = await fetch(`${gateway.adminUrl}/api/sessions?limit=abc`, { headers: { authorization: `Bearer ${adminKey}` } });
     assert.equal(badQuery.status, 400);
+    // A misspelt filter is refused, not ignored: the answer would list every session as if filtered.
+    const misspelt = await fetch(`${gateway.adminUrl}/api/sessions?subjet=key:ml-bot`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(misspelt.status, 400);
+    assert.deepEqual(await misspelt.json(), {
+      error: { code: 'invalid_query', message: 'Unknown query parameter "subjet"; this route takes connection, subject, decision, operation, group, rule, review, text, since, until, limit, cursor.' },
+    });
 
     assert.deepEqual(await (await fetch(`${gateway.adminUrl}/healthz`)).json(), { status: 'ok' });
     assert.deepEqual(await (await fetch(`${gateway.adminUrl}/readyz`)).json(), { status: 'ready' });
