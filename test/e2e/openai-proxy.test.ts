@@ -278,9 +278,15 @@ describe('OpenAI-compatible proxy, end to end', () => {
 
     assert.deepEqual(await (await fetch(`${gateway.adminUrl}/healthz`)).json(), { status: 'ok' });
     assert.deepEqual(await (await fetch(`${gateway.adminUrl}/readyz`)).json(), { status: 'ready' });
-    const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, any> } };
     assert.equal(openapi.openapi, '3.1.0');
     assert.ok(openapi.paths['/api/sessions/{id}']);
+    // Every field the sessions routes answer is in the schema a client is generated from.
+    const summaryFields = Object.keys(openapi.components.schemas['SessionSummary'].properties);
+    const detailFields = [...summaryFields, ...Object.keys(openapi.components.schemas['SessionDetail'].allOf[1].properties)];
+    const listed = (await (await fetch(`${gateway.adminUrl}/api/sessions?limit=1`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { sessions: Array<Record<string, unknown>> };
+    assert.deepEqual(Object.keys(listed.sessions[0]!).filter((k) => !summaryFields.includes(k)), []);
+    assert.deepEqual(Object.keys(await session(listed.sessions[0]!['id'] as string)).filter((k) => !detailFields.includes(k)), []);
 
     const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
     assert.match(metrics, /gatehouse_exchanges_total\{connection="demo",decision="allow",status="200"\} \d+/);
