@@ -88,6 +88,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     logger,
     // Policy `entities` conditions use the masking engine's detectors.
     detectEntities: options.detectEntities ?? entityTypes,
+    // A policy injected in place of the config's (embedding, tests) has rules of its own,
+    // which approvals.rules may name.
+    checkApprovals: options.policy === undefined,
     onPolicyChange: (event) => {
       // Every policy change is an administrative act in the audit chain.
       audit.log

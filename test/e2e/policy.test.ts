@@ -260,6 +260,23 @@ describe('policy, end to end', () => {
     assert.deepEqual(explained.decision.rules, ['support-masking']);
   });
 
+  test('approvals.rules naming no require_approval rule (a typo) is refused by config check and start, not silently left to the defaults', async () => {
+    const file = join(gateway.dir, 'approvals-typo.yaml');
+    const yaml = (name: string) =>
+      'store:\n  sqlite: { path: approvals-typo.db }\nconnections:\n  - { name: api, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [u] } }\n' +
+      'policy:\n  rules:\n    - { name: big-needs-ok, effect: require_approval, match: { models: [big] } }\n' +
+      `approvals:\n  defaults: { reviewers: [rev] }\n  rules:\n    ${name}: { reviewers: [security], minApprovals: 2 }\n`;
+    writeFileSync(file, yaml('big-need-ok'));
+    const message = `gatehouse: invalid policy in ${file}: approvals.rules.big-need-ok: no policy rule with effect require_approval is named "big-need-ok" (in the config, its policy files or packs), so these options would never apply\n`;
+    const checked = await runCli(['config', 'check', file]);
+    assert.deepEqual([checked.code, checked.stderr], [1, message]);
+    const started = await runCli(['start', '--config', file]);
+    assert.deepEqual([started.code, started.stderr], [1, message]);
+    writeFileSync(file, yaml('big-needs-ok'));
+    const fixed = await runCli(['config', 'check', file]);
+    assert.equal(fixed.code, 0, fixed.stderr);
+  });
+
   test('policy check on an http connection defaults to its root path, not to /chat/completions', async () => {
     const file = join(gateway.dir, 'http-default.yaml');
     writeFileSync(file, 'store:\n  sqlite: { path: http-default.db }\nconnections:\n  - { name: api, type: http, target: "http://127.0.0.1:9/", access: { groups: [u] } }\n');
