@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { gatehouseBin, runCli } from '../helpers/gateway-process.js';
+import { makeTestPki } from '../helpers/tls.js';
 
 describe('gatehouse CLI', () => {
   let dir: string;
@@ -44,6 +45,28 @@ describe('gatehouse CLI', () => {
         '  connections[1].access: is required\n' +
         '  connections[1]: unknown key "acess"\n',
     );
+  });
+
+  test('a listener certificate that is not PEM, or a key that is not its own, is named by config check and start, without a stack trace', async () => {
+    const pki = makeTestPki();
+    try {
+      const notPem = writeConfig('not-pem.pem', 'not a certificate\n');
+      const config = (cert: string, key: string) =>
+        writeConfig('tls.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\n  tls: { cert: "file:${cert}", key: "file:${key}" }\nadmin: { enabled: false }\nstore:\n  sqlite: { path: ${join(dir, 'tls.db')} }\nconnections: []\n`);
+      const path = config(notPem, pki.keyPath);
+      for (const command of [['config', 'check', path], ['start', '--config', path]]) {
+        const { code, stderr } = await runCli(command);
+        assert.equal(code, 1);
+        assert.match(stderr, new RegExp(`^gatehouse: invalid config ${path}:\\n  gateway\\.tls: cert and key are not a usable PEM certificate chain and its private key: .+\\n$`));
+      }
+      const mismatched = await runCli(['config', 'check', config(pki.certPath, join(pki.dir, 'ca.key'))]);
+      assert.equal(mismatched.code, 1);
+      assert.match(mismatched.stderr, /gateway\.tls: cert and key are not a usable PEM certificate chain and its private key: .*key values mismatch/);
+      const good = await runCli(['config', 'check', config(pki.certPath, pki.keyPath)]);
+      assert.equal(good.code, 0, good.stderr);
+    } finally {
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
   });
 
   test('start on a port in use exits 1 naming the address, without a stack trace', async () => {
