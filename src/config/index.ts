@@ -1,4 +1,4 @@
 export { loadConfig, parseConfig, ConfigError, formatPath, type LoadOptions } from './load.js';
 export type { GatehouseConfig, ConnectionConfig } from './schema.js';
 export { parseDuration, parseIsoTime, parseSize } from './units.js';
-export { assertListenerTls, listenerTlsIssues } from './listener-tls.js';
+export { assertCertificates, certificateIssues } from './certificates.js';

@@ -64,6 +64,13 @@ describe('gatehouse CLI', () => {
       assert.match(mismatched.stderr, /gateway\.tls: cert and key are not a usable PEM certificate chain and its private key: .*key values mismatch/);
       const good = await runCli(['config', 'check', config(pki.certPath, pki.keyPath)]);
       assert.equal(good.code, 0, good.stderr);
+      // A target's CA bundle replaces the system CAs: one holding no certificate failed every request.
+      const caConfig = (ca: string) =>
+        writeConfig('ca.yaml', `store:\n  sqlite: { path: ${join(dir, 'ca.db')} }\nconnections:\n  - { name: s, type: http, target: "https://127.0.0.1:9/", tls: { ca: "file:${ca}" }, access: { groups: [u] } }\n`);
+      const badCa = caConfig(notPem);
+      const refusedCa = await runCli(['config', 'check', badCa]);
+      assert.deepEqual([refusedCa.code, refusedCa.stderr], [1, `gatehouse: invalid config ${badCa}:\n  connections[0].tls.ca: holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n`]);
+      assert.equal((await runCli(['config', 'check', caConfig(pki.caPath)])).code, 0);
     } finally {
       rmSync(pki.dir, { recursive: true, force: true });
     }
