@@ -3,7 +3,7 @@
 // is released by the store poll (SQLite has no LISTEN/NOTIFY).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -108,6 +108,15 @@ approvals:
       if (!/^result /m.test(session.stdout)) await new Promise((r) => setTimeout(r, 100));
     }
     assert.match(session.stdout, new RegExp(`^approval  review ${id}, via held\n`, 'm'), session.stdout + session.stderr);
+
+    // Every review event is in the audit chain under its own kind, the CLI's vote included
+    // (kinds were doubled, "review.review.created", and a vote cast with the CLI was not chained).
+    const bundle = join(dir, 'review-bundle');
+    const exported = await runCli(['audit', 'export', '--out', bundle, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up' });
+    assert.equal(exported.code, 0, exported.stderr);
+    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string });
+    const ofReview = events.filter((e) => e.target === `review:${id}`).map((e) => `${e.kind} ${e.actor}`);
+    assert.deepEqual(ofReview, ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
   });
 
   test('a grant is refused and shown in the units it was given in (maxGrant 8h), not in milliseconds', async () => {
