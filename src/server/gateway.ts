@@ -235,7 +235,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       metrics,
       logger,
       reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }),
-      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name })],
+      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name }, (event) => audit.log.event(event))],
       publicRoutes: identity.loginRoutes(config.admin.tls !== undefined),
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,
