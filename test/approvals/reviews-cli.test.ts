@@ -119,6 +119,16 @@ approvals:
     assert.deepEqual(ofReview, ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
   });
 
+  test('reviews list --limit takes a positive integer: not a SQLite error and a stack, nor 0 for no limit', async () => {
+    for (const limit of ['abc', '0', '2.5']) {
+      const listed = await cli(['list', '--limit', limit]);
+      assert.deepEqual([listed.code, listed.stderr], [2, 'gatehouse: --limit must be a positive integer\n'], limit);
+    }
+    const one = await cli(['list', '--limit', '1', '--json']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal((JSON.parse(one.stdout) as unknown[]).length, 1);
+  });
+
   test('a grant is refused and shown in the units it was given in (maxGrant 8h), not in milliseconds', async () => {
     const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
       method: 'POST',

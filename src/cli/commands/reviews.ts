@@ -6,7 +6,7 @@
 // Notifications are not sent from the CLI; gateways on PostgreSQL hear the change
 // through NOTIFY, on SQLite by polling.
 
-import { ApprovalService, localReviewBus, postgresReviewBus, reviewAuditEvent, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
+import { ApprovalService, localReviewBus, maxReviewPageSize, postgresReviewBus, reviewAuditEvent, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
 import type { AuditTrail } from '../../audit/index.js';
 import type { ApprovalsConfig } from '../../config/approvals-schema.js';
 import { loadConfig, parseDuration, type GatehouseConfig } from '../../config/index.js';
@@ -54,9 +54,19 @@ async function reviewsAction(action: string | undefined, args: readonly string[]
     switch (action) {
       case 'list': {
         if (options.state !== undefined && !reviewStates.includes(options.state as ReviewState)) throw new CliError(`--state must be one of ${reviewStates.join(', ')}`);
-        const page = await service.list({ state: options.state as ReviewState | undefined, connection: options.connection, subject: options.subject, limit: options.limit ? Number(options.limit) : undefined });
-        if (options.json) return void process.stdout.write(`${JSON.stringify(page.items)}\n`);
-        printTable(['ID', 'STATE', 'SUBJECT', 'CONNECTION', 'OPERATION', 'RULES', 'APPROVALS', 'CREATED'], page.items.map((r) => [r.id, r.state, r.subject, r.connection, r.operation, r.rules.join(','), `${r.approvals}/${r.minApprovals}`, r.createdAt]));
+        // As for sessions list: a positive integer (not NaN into the query, 0 was "no limit"),
+        // paged through beyond the largest page, newest first.
+        const limit = options.limit === undefined ? 50 : Number(options.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive integer');
+        const items: Review[] = [];
+        let before: number | undefined;
+        do {
+          const page = await service.list({ state: options.state as ReviewState | undefined, connection: options.connection, subject: options.subject, limit: Math.min(limit - items.length, maxReviewPageSize), before });
+          items.push(...page.items);
+          before = page.next;
+        } while (before !== undefined && items.length < limit);
+        if (options.json) return void process.stdout.write(`${JSON.stringify(items)}\n`);
+        printTable(['ID', 'STATE', 'SUBJECT', 'CONNECTION', 'OPERATION', 'RULES', 'APPROVALS', 'CREATED'], items.map((r) => [r.id, r.state, r.subject, r.connection, r.operation, r.rules.join(','), `${r.approvals}/${r.minApprovals}`, r.createdAt]));
         return;
       }
       case 'show': {
