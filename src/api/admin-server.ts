@@ -15,7 +15,7 @@ import { isStoreUnreachable, type Database } from '../store/index.js';
 import { auditRoutes, type AuditRoutesOptions } from './audit-routes.js';
 import type { AgentHub } from '../agent/agent-hub.js';
 import { agentsStatus } from './agents-routes.js';
-import { decodePathParam, decisionParam, intParam, pageLimitParam, sendJson, timeParam } from './http-helpers.js';
+import { decodePathParam, decisionParam, intParam, onlyParams, pageLimitParam, sendJson, timeParam } from './http-helpers.js';
 import { openApiDocument } from './openapi.js';
 import type { createReviewsRoutes } from './reviews-routes.js';
 
@@ -69,8 +69,11 @@ export function createAdminHandler(options: AdminServerOptions) {
     ['GET', /^\/api\/agents$/, async () => agentsStatus(options.agents)],
   ];
 
+  const sessionsParams = ['connection', 'subject', 'decision', 'operation', 'group', 'rule', 'review', 'text', 'since', 'until', 'limit', 'cursor'];
+
   async function sessionsList(url: URL) {
     const q = url.searchParams;
+    onlyParams(q, sessionsParams);
     const cursor = q.get('cursor');
     const page = await listExchanges(db, {
       connection: q.get('connection') ?? undefined,

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'undici';
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/index.js';
-import { getExchange, timeline, verifyChain } from '../audit/index.js';
+import { fromCheckpointProblem, getExchange, timeline, verifyChain } from '../audit/index.js';
 import type { RawSealer } from '../audit/raw-content.js';
 import type { Reexecutions } from '../audit/reexecutions.js';
 import { GatehouseError } from '../errors/index.js';
@@ -106,6 +106,8 @@ export function auditRoutes(options: AuditRoutesOptions): ReadonlyArray<readonly
       const from = url.searchParams.get('from');
       const fromCheckpoint = from === null ? undefined : Number(from);
       if (fromCheckpoint !== undefined && (!Number.isInteger(fromCheckpoint) || fromCheckpoint < 0)) throw new GatehouseError('invalid_query', { message: 'Query parameter "from" must be the seq of a checkpoint.' });
+      const notCheckpoint = fromCheckpoint === undefined ? undefined : await fromCheckpointProblem(db, fromCheckpoint);
+      if (notCheckpoint) throw new GatehouseError('invalid_query', { message: `Query parameter "from": ${notCheckpoint}.` });
       return verifyChain(db, { publicKeyPem: options.publicKeyPem, fromCheckpoint });
     }],
   ];

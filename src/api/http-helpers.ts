@@ -33,6 +33,17 @@ export function timeParam(q: URLSearchParams, name: string): number | undefined 
   return time;
 }
 
+/**
+ * Refuses a query parameter the route does not take: a misspelt filter
+ * (`?subjet=key:ci-bot`) would otherwise be ignored, and the answer list every record
+ * as if it were the filtered one.
+ */
+export function onlyParams(q: URLSearchParams, allowed: readonly string[]): void {
+  for (const name of q.keys()) {
+    if (!allowed.includes(name)) throw new GatehouseError('invalid_query', { message: `Unknown query parameter "${name}"; this route takes ${allowed.join(', ')}.` });
+  }
+}
+
 /** `limit` of a listing: 1 to `max` (a value outside is refused rather than quietly clamped). */
 export function pageLimitParam(q: URLSearchParams, max: number): number | undefined {
   if (!q.has('limit')) return undefined;

@@ -7,8 +7,9 @@
 // at once and on every gateway sharing the store within a second.
 
 import type { IncomingMessage } from 'node:http';
+import type { EventInput } from '../audit/index.js';
 import { GatehouseError } from '../errors/index.js';
-import { revocationKinds, revocationValue, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
+import { keyRevokedEvent, liftEvent, revocationEvent, revocationKinds, revocationValue, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
 
 import type { AdminRoute } from './admin-server.js';
 
@@ -29,7 +30,10 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
 }
 
-export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService, sources?: SubjectSources): AdminRoute[] {
+/** Chains an administrative act (the gateway's AuditLog.event); absent, nothing is chained. */
+export type ChainEvent = (event: EventInput) => Promise<void>;
+
+export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService, sources?: SubjectSources, chain?: ChainEvent): AdminRoute[] {
   return [
     ['GET', /^\/api\/whoami$/, async (_req, _url, _params, caller) => ({ subject: caller.subject, kind: caller.kind, groups: caller.groups, method: caller.method })],
     ['GET', /^\/api\/revocations$/, async () => ({ revocations: await revocations.list() })],
@@ -56,13 +60,20 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
         const revoked = await apiKeys.revokeAll(value);
         if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${value}".` });
         const records = [];
-        for (const key of revoked) records.push(await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject }));
+        for (const key of revoked) {
+          const record = await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject });
+          await chain?.(keyRevokedEvent(caller.subject, key, record.id));
+          records.push(record);
+        }
         return { revocation: records[0], revocations: records };
       }
-      return { revocation: await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject }) };
+      const record = await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject });
+      await chain?.(revocationEvent(caller.subject, record));
+      return { revocation: record };
     }],
-    ['POST', /^\/api\/revocations\/([^/]+)\/lift$/, async (_req, _url, [id]) => {
+    ['POST', /^\/api\/revocations\/([^/]+)\/lift$/, async (_req, _url, [id], caller) => {
       if (!(await revocations.lift(id!))) throw new GatehouseError('route_not_found', { message: `No revocation with id "${id}".` });
+      await chain?.(liftEvent(caller.subject, id!));
       return { lifted: id };
     }],
   ];

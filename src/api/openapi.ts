@@ -133,6 +133,8 @@ export const openApiDocument = {
           stream: { type: 'boolean' },
           complete: { type: 'boolean' },
           durationMs: { type: ['integer', 'null'] },
+          reviewId: { type: ['string', 'null'], description: 'The approval review that governed the exchange (filter `review`)' },
+          reexecutionOf: { type: ['string', 'null'], description: 'The exchange this one re-executed (POST /api/sessions/{id}/reexecute)' },
         },
       },
       SessionDetail: {
@@ -156,6 +158,9 @@ export const openApiDocument = {
               bytesOut: { type: 'integer' },
               ttfbMs: { type: ['integer', 'null'] },
               approval: { type: ['object', 'null'], description: 'The review that let it pass (or refused it)', properties: { reviewId: { type: 'string' }, via: { type: ['string', 'null'], enum: ['held', 'retry', 'grant', null] } } },
+              maskCounts: { type: ['object', 'null'], additionalProperties: { type: 'integer' }, description: 'Values masked, by entity type (answer and scrubbed request)' },
+              chunkTimings: { type: ['array', 'null'], items: { type: 'array', items: { type: 'integer' }, minItems: 2, maxItems: 2 }, description: '[msSinceStart, bytes] of each relayed piece of the answer (at most 512)' },
+              rawRecorded: { type: 'boolean', description: 'Raw (unmasked) content was sealed for this exchange (audit.raw)' },
             },
           },
         ],

@@ -15,7 +15,7 @@ import { parseDuration } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import { bearerToken } from '../protocols/http/index.js';
-import { decodePathParam, intParam, pageLimitParam, sendJson } from './http-helpers.js';
+import { decodePathParam, intParam, onlyParams, pageLimitParam, sendJson } from './http-helpers.js';
 
 export interface ReviewsRoutesOptions {
   readonly service: ApprovalService;
@@ -44,6 +44,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
       expect('GET');
       mustRead();
       const q = url.searchParams;
+      onlyParams(q, ['state', 'connection', 'subject', 'limit', 'cursor']);
       const state = q.get('state');
       if (state !== null && !reviewStates.includes(state as ReviewState)) throw new GatehouseError('invalid_query', { message: `Query parameter "state" must be one of ${reviewStates.join(', ')}.` });
       const page = await service.list({

@@ -14,6 +14,7 @@
 
 import type { Kysely } from 'kysely';
 import type { ApprovalsConfig } from '../config/approvals-schema.js';
+import { formatDuration } from '../config/units.js';
 import { GatehouseError } from '../errors/index.js';
 import { newId, type Decision, type Exchange, type Identity } from '../exchange/index.js';
 import type { Database, ReviewRow } from '../store/index.js';
@@ -192,7 +193,7 @@ export class ApprovalService {
     if (input.grantMs !== undefined) {
       if (vote !== 'approve') throw new GatehouseError('invalid_vote', { message: 'A grant duration only goes with an approval.' });
       const { maxGrant } = this.optionsFor(JSON.parse(row.rules) as string[]);
-      if (!(input.grantMs > 0) || input.grantMs > maxGrant) throw new GatehouseError('invalid_vote', { message: `grantFor must be more than 0 and at most ${maxGrant} ms (maxGrant).` });
+      if (!(input.grantMs > 0) || input.grantMs > maxGrant) throw new GatehouseError('invalid_vote', { message: `grantFor must be more than 0 and at most ${formatDuration(maxGrant)} (maxGrant).` });
       grantMs = input.grantMs;
     }
     const now = this.#now();

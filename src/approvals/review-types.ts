@@ -57,3 +57,13 @@ export interface ReviewEvent {
   readonly actor: string;
   readonly at: string;
 }
+
+/**
+ * The audit event of a review event (kind `review.created`, `review.voted` …): the same
+ * from a gateway and from the CLI, so every review and vote is in the chain whoever
+ * cast it.
+ */
+export function reviewAuditEvent(event: ReviewEvent): { kind: string; actor: string; target: string; details: Record<string, string> } {
+  const { review } = event;
+  return { kind: event.type, actor: event.actor, target: `review:${review.id}`, details: { state: review.state, connection: review.connection, operation: review.operation, subject: review.subject } };
+}

@@ -6,7 +6,7 @@ export { type ExchangeProgress, type RecorderOptions } from './recorder.js';
 export { ChunkTimings } from './chunk-timings.js';
 export { AuditLog } from './audit-log.js';
 export { openAuditTrail, loadSigner, chainOptionsOf, type AuditTrail } from './open-audit.js';
-export { verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
+export { fromCheckpointProblem, verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
 export { pruneBefore, PruneOverBreakError, type PruneOptions, type PruneResult } from './prune.js';
 export { exportBundle, exportCsv } from './export-bundle.js';
 export { applyFilter } from './exchange-query.js';

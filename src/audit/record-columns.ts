@@ -152,12 +152,23 @@ const cleanOperations = new Set<string>();
 
 function recordedOperation(operation: string): string {
   if (cleanOperations.has(operation)) return operation;
-  const redacted = redactPathCredentials(operation);
+  const redacted = printableOperation(redactPathCredentials(operation));
   if (redacted === operation) {
     if (cleanOperations.size >= 512) cleanOperations.clear();
     cleanOperations.add(operation);
   }
   return redacted;
+}
+
+// Control characters (C0, DEL, C1) a caller percent-encoded into a path (`/a%1Bb`) are
+// decoded in the operation policy reads (`http.GET /a<ESC>b`); recorded, and so in the
+// events, sinks and exports, they are percent-encoded again (`http.GET /a%1Bb`): an
+// operation is one line of text (a CLI table row, a log line) and its event hashes the
+// same under the jq step of audit.md (jq writes DEL as \u007f).
+const operationControls = /[\u0000-\u001f\u007f-\u009f]/g;
+
+function printableOperation(operation: string): string {
+  return operation.replace(operationControls, (char) => encodeURIComponent(char));
 }
 
 /** The response_text and usage columns of an answer recorded unread (`body` is its response_body). */

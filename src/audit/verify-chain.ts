@@ -52,6 +52,19 @@ export interface VerifyOptions {
 
 const pageSize = 1000;
 
+/**
+ * Why `seq` cannot be a `--from` (`from` of GET /api/audit/verify): no checkpoint row is
+ * at it. Undefined when there is one. A start that names no checkpoint is the caller's
+ * mistake (a typo, a seq past the head), not a broken chain: it is refused as a usage
+ * error rather than reported as a break.
+ */
+export async function fromCheckpointProblem(db: Kysely<Database>, seq: number): Promise<string | undefined> {
+  if (await db.selectFrom('audit_checkpoints').select('seq').where('seq', '=', seq).executeTakeFirst()) return undefined;
+  const newest = (await db.selectFrom('audit_checkpoints').select('seq').orderBy('seq', 'desc').limit(5).execute()).map((r) => Number(r.seq)).reverse();
+  const where = newest.length === 0 ? 'there are no checkpoints yet' : `the newest are at seq ${newest.join(', ')}`;
+  return `no checkpoint at seq ${seq} (${where}; one deleted is found by a verification without it)`;
+}
+
 export async function verifyChain(db: Kysely<Database>, options: VerifyOptions = {}): Promise<VerifyReport> {
   const problems: ChainProblem[] = [];
   const maxProblems = options.maxProblems ?? 100;
@@ -69,7 +82,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       checkpoints.set(checkpoint.seq, checkpoint.hash);
       continue;
     }
-    if (row.key_id !== keyId) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not the configured key ${keyId}` });
+    if (row.key_id !== keyId) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not by the key it is verified with (${keyId}: audit.signingKey or keyFile, or --public-key)` });
     else if (!verifySignature(options.publicKeyPem, checkpointPayload(checkpoint), row.signature)) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} has an invalid signature (edited)` });
     else checkpoints.set(checkpoint.seq, checkpoint.hash);
   }

@@ -14,6 +14,15 @@ export function parseDuration(value: string | number): number | undefined {
   return Math.round(Number(match[1]) * durationUnits[(match[2] ?? 'ms').toLowerCase()]!);
 }
 
+/** Milliseconds as the largest unit that divides them exactly: 3600000 → "1h", 90000 → "90s", 1500 → "1500ms". */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const size = durationUnits[unit]!;
+    if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 // ISO 8601 times, extended ("2026-11-23T10:00:00Z", "2026-11-23T11:00+01:00",
 // "2026-11-23") or basic ("20261123T100000Z") format. Date.parse alone also takes
 // forms such as "Nov 23 2026" whose reading depends on the runtime.

@@ -31,7 +31,19 @@ export interface CreateApiKeyInput {
 const identityKinds: readonly IdentityKind[] = ['human', 'service', 'agent'];
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 
-export class ApiKeyInputError extends Error {}
+export class ApiKeyInputError extends Error {
+  /**
+   * `conflict`: the input is valid but the store's keys refuse it (a live key of that
+   * name exists, none to rotate): the CLI exits 1 for it, as for a key it cannot find,
+   * and 2 for the others (an invalid name, kind or duration).
+   */
+  constructor(
+    message: string,
+    readonly conflict = false,
+  ) {
+    super(message);
+  }
+}
 
 const maxCachedKeys = 10_000;
 
@@ -83,13 +95,13 @@ export class ApiKeyService {
           .where('revoked_at', 'is', null)
           .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
           .executeTakeFirst();
-        if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke or rotate it`);
+        if (existing) throw new ApiKeyInputError(`a live key named "${input.name}" already exists (id ${existing.id}); revoke or rotate it`, true);
         return this.#insert(trx, input, generation, now);
       });
     } catch (error) {
       // unique (name, generation) (migration 0004) closes the check-then-insert race:
       // two concurrent creates compute the same generation and one insert fails.
-      if (isUniqueViolation(error)) throw new ApiKeyInputError(`a live key named "${input.name}" already exists; revoke or rotate it`);
+      if (isUniqueViolation(error)) throw new ApiKeyInputError(`a live key named "${input.name}" already exists; revoke or rotate it`, true);
       throw error;
     }
   }
@@ -107,8 +119,8 @@ export class ApiKeyService {
         const generation = await nextGeneration(trx, name);
         const live = (await trx.selectFrom('api_keys').selectAll().where('name', '=', name).where('revoked_at', 'is', null).orderBy('generation', 'desc').execute())
           .filter((r) => r.expires_at === null || r.expires_at > now);
-        if (live.length === 0) throw new ApiKeyInputError(`no live key named "${name}" to rotate; create one`);
-        if (live.length > 1) throw new ApiKeyInputError(`key "${name}" is already rotating (keys ${live.map((r) => r.id).join(', ')} are live); revoke one first`);
+        if (live.length === 0) throw new ApiKeyInputError(`no live key named "${name}" to rotate; create one`, true);
+        if (live.length > 1) throw new ApiKeyInputError(`key "${name}" is already rotating (keys ${live.map((r) => r.id).join(', ')} are live); revoke one first`, true);
         const old = live[0]!;
         const oldExpiry = Math.min(old.expires_at ?? Number.POSITIVE_INFINITY, now + options.overlapMs);
         await trx.updateTable('api_keys').set({ expires_at: oldExpiry }).where('id', '=', old.id).execute();
@@ -117,7 +129,7 @@ export class ApiKeyService {
         return { ...created, previous: toInfo({ ...old, expires_at: oldExpiry }) };
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ApiKeyInputError(`key "${name}" was rotated concurrently; list the keys and retry`);
+      if (isUniqueViolation(error)) throw new ApiKeyInputError(`key "${name}" was rotated concurrently; list the keys and retry`, true);
       throw error;
     }
   }

@@ -66,6 +66,13 @@ export interface ExchangeIO {
   readonly credential: string | undefined;
   /** What the request looks like before its body is read (recorded on early refusal). */
   readonly requestLine: RecordedRequest;
+  /**
+   * The request with its body, once the body has been read, whether or not inspection
+   * then succeeded: a body refused as unreadable (not JSON) is recorded as sent.
+   */
+  readonly requestRead?: RecordedRequest | undefined;
+  /** Bytes of the request body read so far (the outcome's `bytesIn` when refused). */
+  readonly bytesRead?: number | undefined;
   /** What the caller said about approval: its reason, and a review to use (HTTP: Gatehouse-Justification, Gatehouse-Review). */
   readonly approval?: { readonly justification?: string | undefined; readonly reviewId?: string | undefined } | undefined;
   /**
@@ -124,6 +131,8 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   } catch (error) {
     // Refused after identify but before the exchange took the identity (inspection failed).
     if (identity !== undefined && exchange.identity === undefined) exchange = { ...exchange, identity };
+    // Inspection read the body, then refused it: record the body as it was sent.
+    if (request === io.requestLine && io.requestRead) request = io.requestRead;
     await refuse(io, stages, exchange, decision, request, toGatehouseError(error));
     return;
   }
@@ -198,7 +207,7 @@ function refusalOutcome(io: ExchangeIO, error: GatehouseError): ExchangeOutcome 
   return {
     status: error.status,
     complete: true,
-    bytesIn: 0,
+    bytesIn: io.bytesRead ?? 0,
     bytesOut: 0,
     ttfbMs: undefined,
     durationMs: io.elapsedMs(),

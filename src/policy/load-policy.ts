@@ -32,10 +32,19 @@ export function loadRuleFile(file: string, label = `policy file ${file}`): Polic
 }
 
 /** The policy source a config describes (reads policy files and packs). */
-export function policySourceOf(config: GatehouseConfig): PolicySource {
+/** `checkApprovals`: refuse `approvals.rules` names no require_approval rule has (off when a policy is injected in place of the config's). */
+export function policySourceOf(config: GatehouseConfig, { checkApprovals = true }: { readonly checkApprovals?: boolean } = {}): PolicySource {
   const rules: PolicyRuleSpec[] = [...config.policy.rules];
   for (const file of config.policy.files) rules.push(...loadRuleFile(file));
   for (const pack of config.policy.packs) rules.push(...loadRuleFile(packPath(pack), `policy pack ${pack}`));
+  // Approval options are looked up by the deciding rule's name: one under a name no
+  // require_approval rule has (a typo) would never apply, and that rule's reviews would
+  // quietly take the defaults (other reviewers, fewer approvals).
+  for (const name of checkApprovals ? Object.keys(config.approvals?.rules ?? {}) : []) {
+    if (!rules.some((rule) => rule.name === name && rule.effect === 'require_approval')) {
+      throw new PolicyError(`approvals.rules.${name}: no policy rule with effect require_approval is named "${name}" (in the config, its policy files or packs), so these options would never apply`);
+    }
+  }
   return {
     access: config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })),
     rules,

@@ -47,6 +47,8 @@ export interface PolicyRuntimeOptions {
   readonly onPolicyChange?: ((event: PolicyChangeEvent) => void) | undefined;
   /** Watch the config and policy files for changes (default true when configFile is given). */
   readonly watch?: boolean;
+  /** Refuse `approvals.rules` names that no require_approval rule has (default true; see policySourceOf). */
+  readonly checkApprovals?: boolean;
 }
 
 export interface PolicyRuntime {
@@ -68,7 +70,7 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
   const { logger, store } = options;
   const onStoreError = (error: unknown) => logger.error({ err: String(error) }, 'limit store error');
   const build = (config: GatehouseConfig): Compiled => ({
-    policy: compilePolicy(policySourceOf(config), { detectEntities: options.detectEntities }),
+    policy: compilePolicy(policySourceOf(config, { checkApprovals: options.checkApprovals }), { detectEntities: options.detectEntities }),
     limiter: createLimiter(config.policy.limits.rules, store, config.policy.timezone, onStoreError),
     files: policyFiles(config),
   });

@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
-import { startApprovals, type ApprovalService } from '../approvals/index.js';
+import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { GatehouseConfig } from '../config/index.js';
@@ -88,6 +88,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     logger,
     // Policy `entities` conditions use the masking engine's detectors.
     detectEntities: options.detectEntities ?? entityTypes,
+    // A policy injected in place of the config's (embedding, tests) has rules of its own,
+    // which approvals.rules may name.
+    checkApprovals: options.policy === undefined,
     onPolicyChange: (event) => {
       // Every policy change is an administrative act in the audit chain.
       audit.log
@@ -150,7 +153,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         // Every review and every vote is an audit event in the chain.
         audit: (event) => {
           audit.log
-            .event({ kind: `review.${event.type}`, actor: event.actor, target: `review:${event.review.id}`, details: { state: event.review.state, connection: event.review.connection, operation: event.review.operation, subject: event.review.subject } })
+            .event(reviewAuditEvent(event))
             .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
         },
       })
@@ -233,7 +236,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       metrics,
       logger,
       reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }),
-      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name })],
+      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name }, (event) => audit.log.event(event))],
       publicRoutes: identity.loginRoutes(config.admin.tls !== undefined),
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,

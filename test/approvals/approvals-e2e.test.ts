@@ -385,6 +385,8 @@ approvals:
     assert.ok(body.reviews.every((r: Review) => r.subject === 'key:ml-bot' && r.state === 'executed'));
     const bad = await admin(a, aliceKey, '/api/reviews?state=maybe');
     assert.equal(bad.status, 400);
+    const misspelt = await admin(a, aliceKey, '/api/reviews?stat=pending');
+    assert.deepEqual([misspelt.status, misspelt.body.error.code], [400, 'invalid_query']);
     const forbidden = await admin(a, outsiderKey, '/api/reviews');
     assert.equal(forbidden.status, 403);
     assert.equal(forbidden.body.error.message, 'key:mallory is not in a reviewer or admin group.');

@@ -3,7 +3,7 @@
 // is released by the store poll (SQLite has no LISTEN/NOTIFY).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -108,5 +108,46 @@ approvals:
       if (!/^result /m.test(session.stdout)) await new Promise((r) => setTimeout(r, 100));
     }
     assert.match(session.stdout, new RegExp(`^approval  review ${id}, via held\n`, 'm'), session.stdout + session.stderr);
+
+    // Every review event is in the audit chain under its own kind, the CLI's vote included
+    // (kinds were doubled, "review.review.created", and a vote cast with the CLI was not chained).
+    const bundle = join(dir, 'review-bundle');
+    const exported = await runCli(['audit', 'export', '--out', bundle, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up' });
+    assert.equal(exported.code, 0, exported.stderr);
+    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string });
+    const ofReview = events.filter((e) => e.target === `review:${id}`).map((e) => `${e.kind} ${e.actor}`);
+    assert.deepEqual(ofReview, ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
+  });
+
+  test('reviews list --limit takes a positive integer: not a SQLite error and a stack, nor 0 for no limit', async () => {
+    for (const limit of ['abc', '0', '2.5']) {
+      const listed = await cli(['list', '--limit', limit]);
+      assert.deepEqual([listed.code, listed.stderr], [2, 'gatehouse: --limit must be a positive integer\n'], limit);
+    }
+    const one = await cli(['list', '--limit', '1', '--json']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal((JSON.parse(one.stdout) as unknown[]).length, 1);
+  });
+
+  test('a grant is refused and shown in the units it was given in (maxGrant 8h), not in milliseconds', async () => {
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'another RISKY question' }] }),
+    });
+    let id: string | undefined;
+    for (let i = 0; i < 50 && id === undefined; i++) {
+      const listed = await cli(['list', '--state', 'pending', '--json']);
+      id = (JSON.parse(listed.stdout) as Array<{ id: string }>)[0]?.id;
+      if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(id);
+    const tooLong = await cli(['approve', id, '--grant', '9h'], reviewerKey);
+    assert.equal(tooLong.code, 1);
+    assert.equal(tooLong.stderr, 'gatehouse: invalid_vote: grantFor must be more than 0 and at most 8h (maxGrant).\n');
+    const approved = await cli(['approve', id, '--grant', '90m'], reviewerKey);
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, /^ {2}grant {9}90m, until \d{4}-/m);
+    assert.equal((await held).status, 200);
   });
 });

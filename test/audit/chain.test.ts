@@ -2,6 +2,7 @@
 // act is a chained event; `verifyChain` names the event where an edit, a deletion, a
 // reordering or an insertion made directly in the database breaks it.
 
+import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -96,6 +97,13 @@ for (const dialect of await testDialects()) {
       const kinds = (await store.db.selectFrom('audit_events').select('kind').orderBy('seq').execute()).map((r) => r.kind);
       assert.deepEqual(kinds.slice(0, 3), ['exchange.opened', 'exchange.progress', 'exchange.finished']);
       assert.deepEqual(kinds.slice(-2), ['key.created', 'key.revoked']);
+    });
+
+    test('checkpoints signed by another key than the one verifying them are named, without calling it "the configured key" (it may be --public-key)', async () => {
+      const other = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const report = await verifyChain(store.db, { publicKeyPem: other });
+      assert.equal(report.ok, false);
+      assert.match(report.problems[0]!.message, /^checkpoint at seq 4 is signed by key [0-9a-f]{16}, not by the key it is verified with \([0-9a-f]{16}: audit\.signingKey or keyFile, or --public-key\)$/);
     });
 
     test('an edited event is named', async () => {

@@ -161,6 +161,13 @@ describe('audit, end to end on SQLite', () => {
     // Every 400 the API gives is in its OpenAPI document.
     const verify = await fetch(`${gateway.adminUrl}/api/audit/verify?from=x`, { headers: { authorization: `Bearer ${adminKey}` } });
     assert.equal(verify.status, 400);
+    // A start that names no checkpoint is a mistake in the request, not a broken chain (it said "chain BROKEN", exit 3).
+    const noCheckpoint = await fetch(`${gateway.adminUrl}/api/audit/verify?from=99999`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(noCheckpoint.status, 400);
+    assert.match(((await noCheckpoint.json()) as { error: { message: string } }).error.message, /^Query parameter "from": no checkpoint at seq 99999 \(/);
+    const noCheckpointCli = await cli(dir, ['audit', 'verify', '--from', '99999']);
+    assert.equal(noCheckpointCli.code, 2);
+    assert.match(noCheckpointCli.stderr, /^gatehouse: --from 99999: no checkpoint at seq 99999 \((the newest are at seq [\d, ]+|there are no checkpoints yet); one deleted is found by a verification without it\)\n$/);
     const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { paths: Record<string, { get: { responses: Record<string, unknown> } }> };
     for (const path of ['/api/sessions', '/api/audit/verify']) assert.ok(openapi.paths[path]!.get.responses['400'], `${path} documents its 400`);
     const list = await cli(dir, ['sessions', 'list', '--decision', 'denied']);

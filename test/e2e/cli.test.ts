@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { gatehouseBin, runCli } from '../helpers/gateway-process.js';
+import { makeTestPki } from '../helpers/tls.js';
 
 describe('gatehouse CLI', () => {
   let dir: string;
@@ -44,6 +45,35 @@ describe('gatehouse CLI', () => {
         '  connections[1].access: is required\n' +
         '  connections[1]: unknown key "acess"\n',
     );
+  });
+
+  test('a listener certificate that is not PEM, or a key that is not its own, is named by config check and start, without a stack trace', async () => {
+    const pki = makeTestPki();
+    try {
+      const notPem = writeConfig('not-pem.pem', 'not a certificate\n');
+      const config = (cert: string, key: string) =>
+        writeConfig('tls.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\n  tls: { cert: "file:${cert}", key: "file:${key}" }\nadmin: { enabled: false }\nstore:\n  sqlite: { path: ${join(dir, 'tls.db')} }\nconnections: []\n`);
+      const path = config(notPem, pki.keyPath);
+      for (const command of [['config', 'check', path], ['start', '--config', path]]) {
+        const { code, stderr } = await runCli(command);
+        assert.equal(code, 1);
+        assert.match(stderr, new RegExp(`^gatehouse: invalid config ${path}:\\n  gateway\\.tls: cert and key are not a usable PEM certificate chain and its private key: .+\\n$`));
+      }
+      const mismatched = await runCli(['config', 'check', config(pki.certPath, join(pki.dir, 'ca.key'))]);
+      assert.equal(mismatched.code, 1);
+      assert.match(mismatched.stderr, /gateway\.tls: cert and key are not a usable PEM certificate chain and its private key: .*key values mismatch/);
+      const good = await runCli(['config', 'check', config(pki.certPath, pki.keyPath)]);
+      assert.equal(good.code, 0, good.stderr);
+      // A target's CA bundle replaces the system CAs: one holding no certificate failed every request.
+      const caConfig = (ca: string) =>
+        writeConfig('ca.yaml', `store:\n  sqlite: { path: ${join(dir, 'ca.db')} }\nconnections:\n  - { name: s, type: http, target: "https://127.0.0.1:9/", tls: { ca: "file:${ca}" }, access: { groups: [u] } }\n`);
+      const badCa = caConfig(notPem);
+      const refusedCa = await runCli(['config', 'check', badCa]);
+      assert.deepEqual([refusedCa.code, refusedCa.stderr], [1, `gatehouse: invalid config ${badCa}:\n  connections[0].tls.ca: holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n`]);
+      assert.equal((await runCli(['config', 'check', caConfig(pki.caPath)])).code, 0);
+    } finally {
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
   });
 
   test('start on a port in use exits 1 naming the address, without a stack trace', async () => {
@@ -101,9 +131,15 @@ describe('gatehouse CLI', () => {
     assert.match(token, /^ghk_[0-9a-z]{16}_[A-Za-z0-9_-]{43}$/);
     assert.match(created.stderr, /shown once/);
 
+    // Not a usage error (exit 2): the command line is right, the store refuses it (exit 1,
+    // as for revoking or rotating a key that is not there).
     const duplicate = await runCli(['keys', 'create', '--config', path, '--name', 'ci-bot', '--groups', 'ml'], env);
-    assert.equal(duplicate.code, 2);
+    assert.equal(duplicate.code, 1);
     assert.match(duplicate.stderr, /a live key named "ci-bot" already exists/);
+    const badName = await runCli(['keys', 'create', '--config', path, '--name', 'Bad Name', '--groups', 'ml'], env);
+    assert.equal(badName.code, 2);
+    const noneToRotate = await runCli(['keys', 'rotate', 'no-such-bot', '--config', path, '--overlap', '1h'], env);
+    assert.deepEqual([noneToRotate.code, noneToRotate.stderr], [1, 'gatehouse: no live key named "no-such-bot" to rotate; create one\n']);
     const noGroups = await runCli(['keys', 'create', '--config', path, '--name', 'x'], env);
     assert.equal(noGroups.code, 2);
     const badExpiry = await runCli(['keys', 'create', '--config', path, '--name', 'y', '--groups', 'a', '--expires', 'tomorrow'], env);
@@ -195,6 +231,27 @@ describe('gatehouse CLI', () => {
     const refused = await runCli(['quickstart', '--port', 'http']);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--port must be a port number/);
+  });
+  test('npm start -- --port N with the admin port N+1 taken: the message names that port, as the README says', { timeout: 30_000 }, async () => {
+    // Hold a free port P+1; the quick start on P must say "port P+1 is in use", not "P or P+1".
+    const holder = createServer();
+    let base = 0;
+    for (let i = 0; i < 50 && base === 0; i++) {
+      const candidate = 20_000 + Math.floor(Math.random() * 40_000);
+      const held = await new Promise<boolean>((resolve) => {
+        holder.once('error', () => resolve(false));
+        holder.listen(candidate + 1, '127.0.0.1', () => resolve(true));
+      });
+      if (held) base = candidate;
+    }
+    assert.ok(base > 0, 'a free port to hold');
+    try {
+      const refused = await runCli(['quickstart', '--port', String(base)]);
+      assert.equal(refused.code, 1);
+      assert.equal(refused.stderr, `gatehouse: cannot start the gateway: port ${base + 1} is in use (\`npm start -- --port N\` uses N, N+1 and N+10)\n`);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
   test('revoke: the revocation names the OS user who made it, as the audit events do, also where $USER is not set', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-revoke-by-'));

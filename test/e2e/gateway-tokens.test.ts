@@ -3,7 +3,7 @@
 // the generated signing key file private — and revocation of a token by its jti.
 
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
@@ -174,6 +174,41 @@ identity:
       await assert.rejects(chat(token), (error: unknown) => errorCode(error) === 'credential_revoked');
     });
     await chat(apiKey);
+  });
+
+  test('every revocation and lift, through the CLI or the admin API, is an event in the audit chain', async () => {
+    // `revoke` (CLI) and POST /api/revocations wrote only the revocations table: who cut
+    // which credential was not in the tamper-evident chain (and `revoke key` not as key.revoked).
+    const key = await gateway.createKey('chained-bot', ['ml'], ['--kind', 'service']);
+    await gateway.cli(['revoke', 'subject', 'key:someone', '--reason', 'left the team']);
+    await gateway.cli(['revoke', 'key', 'chained-bot']);
+    const api = await fetch(`${gateway.adminUrl}/api/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'subject', value: 'key:other', reason: 'incident 42' }),
+    });
+    assert.equal(api.status, 200);
+    const created = ((await api.json()) as { revocation: { id: string } }).revocation.id;
+    const lifted = await fetch(`${gateway.adminUrl}/api/revocations/${created}/lift`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(lifted.status, 200);
+    const bundle = join(gateway.dir, 'revocations-bundle');
+    await gateway.cli(['audit', 'export', '--out', bundle]);
+    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string; details: Record<string, unknown> });
+    const mine = events.slice(events.findIndex((e) => e.details['value'] === 'key:someone'));
+    const chained = mine.filter((e) => e.kind.startsWith('revocation.') || (e.kind === 'key.revoked' && e.details['name'] === 'chained-bot'));
+    // The earlier tests' revocations (CLI) are in the chain too.
+    assert.ok(events.some((e) => e.kind === 'revocation.created' && String(e.details['value']).startsWith('jti:')));
+    assert.deepEqual(
+      chained.map((e) => [e.kind, e.actor.startsWith('cli:') ? 'cli' : e.actor, e.details['value'] ?? e.details['name'], e.details['reason'] ?? null]),
+      [
+        ['revocation.created', 'cli', 'key:someone', 'left the team'],
+        ['key.revoked', 'cli', 'chained-bot', null],
+        ['revocation.created', 'key:admin', 'key:other', 'incident 42'],
+        ['revocation.lifted', 'key:admin', undefined, null],
+      ],
+    );
+    assert.equal(chained[3]!.target, `revocation:${created}`);
+    assert.ok(key.length > 0);
   });
 
   test('the generated signing key file is private (mode 0600)', () => {

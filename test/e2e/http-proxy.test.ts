@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
@@ -77,6 +77,11 @@ describe('generic HTTP proxy and failure paths, end to end', () => {
           res.on('close', () => markAborted());
           return; // never ends: the client will give up
         }
+        if (req.url!.startsWith('/registry/escape')) {
+          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+          res.end('answer \u001b[2Jcleared\u009b\nnext line\tend');
+          return;
+        }
         res.writeHead(201, { 'content-type': 'application/json', 'x-upstream': 'yes' });
         res.end(JSON.stringify({ ok: true, method: req.method, url: req.url }));
       });
@@ -146,6 +151,31 @@ connections:
 
   const call = (path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
     request(`${gateway.url}${path}`, { dispatcher, method: (init.method ?? 'GET') as 'GET', headers: { authorization: `Bearer ${key}`, ...init.headers }, body: init.body });
+
+  test('control characters a caller percent-encodes into a path, or a target answers with, reach neither the CLI output nor the events raw', async () => {
+    // ESC starts a terminal escape sequence, LF a forged row of `sessions list`; jq writes
+    // DEL as \u007f, so an event holding one failed the audit.md hash step.
+    const res = await call('/c/registry/escape/x%1B%5B31mRED%1B%5B0m%0Afake-row%7F');
+    assert.equal(res.statusCode, 200);
+    await res.body.text();
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    const operation = 'http.GET /escape/x%1B[31mRED%1B[0m%0Afake-row%7F';
+    const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { operation: string };
+    assert.equal(record.operation, operation);
+    const listed = (await gateway.cli(['sessions', 'list', '--connection', 'registry', '--limit', '1'])).stdout;
+    assert.equal(listed.split('\n').length, 3, 'a header, one row, the final newline');
+    assert.ok(listed.includes(operation));
+    const shown = (await gateway.cli(['sessions', 'show', id])).stdout;
+    assert.doesNotMatch(shown, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    assert.ok(shown.includes('answer \\x1b[2Jcleared\\x9b\nnext line\tend'), shown);
+    const replayed = (await gateway.cli(['sessions', 'replay', id])).stdout;
+    assert.doesNotMatch(replayed, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    const out = `${gateway.dir}/escape-bundle`;
+    await gateway.cli(['audit', 'export', '--out', out, '--connection', 'registry']);
+    const events = readFileSync(`${out}/events.jsonl`, 'utf8');
+    assert.ok(events.includes(`"operation":"${operation}"`));
+    assert.doesNotMatch(events, /[\u007f-\u009f]/);
+  });
 
   test('the listener speaks TLS with the configured certificate', () => {
     assert.match(gateway.url, /^https:\/\/127\.0\.0\.1:\d+$/);

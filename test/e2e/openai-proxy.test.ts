@@ -237,6 +237,27 @@ describe('OpenAI-compatible proxy, end to end', () => {
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' }, body: '{"model":' });
     assert.equal(res.status, 400);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_request_body');
+    // The refusal's record keeps the body as it was sent, and its size: an investigator
+    // sees what was refused (the record had no body and "in 0 B").
+    const record = await session(res.headers.get('gatehouse-exchange-id')!);
+    assert.equal(record['errorCode'], 'invalid_request_body');
+    assert.equal(record['request'].body, '{"model":');
+    assert.equal(record['bytesIn'], 9);
+  });
+
+  test('sessions show names an error without a detail as the code alone (no dangling colon)', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' }, body: '[]' });
+    assert.equal(res.status, 400);
+    const { stdout } = await gateway.cli(['sessions', 'show', res.headers.get('gatehouse-exchange-id')!]);
+    assert.match(stdout, /^result {4}status 400 {2}error invalid_request_body {2}in 2 B, out 0 B$/m);
+  });
+
+  test('a request refused by policy after its body was read records its size', async () => {
+    const body = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'not for this key' }] });
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 403);
+    const record = await session(res.headers.get('gatehouse-exchange-id')!);
+    assert.deepEqual([record['decision'], record['request'].body, record['bytesIn']], ['deny', body, Buffer.byteLength(body)]);
   });
 
   test('the admin API: sessions need an admin key; health, readiness, OpenAPI and metrics answer', async () => {
@@ -248,12 +269,24 @@ describe('OpenAI-compatible proxy, end to end', () => {
     assert.equal(missing.status, 404);
     const badQuery = await fetch(`${gateway.adminUrl}/api/sessions?limit=abc`, { headers: { authorization: `Bearer ${adminKey}` } });
     assert.equal(badQuery.status, 400);
+    // A misspelt filter is refused, not ignored: the answer would list every session as if filtered.
+    const misspelt = await fetch(`${gateway.adminUrl}/api/sessions?subjet=key:ml-bot`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(misspelt.status, 400);
+    assert.deepEqual(await misspelt.json(), {
+      error: { code: 'invalid_query', message: 'Unknown query parameter "subjet"; this route takes connection, subject, decision, operation, group, rule, review, text, since, until, limit, cursor.' },
+    });
 
     assert.deepEqual(await (await fetch(`${gateway.adminUrl}/healthz`)).json(), { status: 'ok' });
     assert.deepEqual(await (await fetch(`${gateway.adminUrl}/readyz`)).json(), { status: 'ready' });
-    const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    const openapi = (await (await fetch(`${gateway.adminUrl}/api/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown>; components: { schemas: Record<string, any> } };
     assert.equal(openapi.openapi, '3.1.0');
     assert.ok(openapi.paths['/api/sessions/{id}']);
+    // Every field the sessions routes answer is in the schema a client is generated from.
+    const summaryFields = Object.keys(openapi.components.schemas['SessionSummary'].properties);
+    const detailFields = [...summaryFields, ...Object.keys(openapi.components.schemas['SessionDetail'].allOf[1].properties)];
+    const listed = (await (await fetch(`${gateway.adminUrl}/api/sessions?limit=1`, { headers: { authorization: `Bearer ${adminKey}` } })).json()) as { sessions: Array<Record<string, unknown>> };
+    assert.deepEqual(Object.keys(listed.sessions[0]!).filter((k) => !summaryFields.includes(k)), []);
+    assert.deepEqual(Object.keys(await session(listed.sessions[0]!['id'] as string)).filter((k) => !detailFields.includes(k)), []);
 
     const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
     assert.match(metrics, /gatehouse_exchanges_total\{connection="demo",decision="allow",status="200"\} \d+/);

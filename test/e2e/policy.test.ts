@@ -236,6 +236,59 @@ describe('policy, end to end', () => {
     assert.match(stdout, /○ connection-access:demo {2}\[allow\] {2}no match\n {6}✓ connection in \[demo\]\n {6}✗ any group in \[ml, limited\]/);
   });
 
+  test('policy check without a request body checks access alone, as the command table shows (CLI and admin API)', async () => {
+    // `--request` is optional; an empty body refused like the gateway's made every check
+    // on an openai connection without it fail ("--request undefined: The request body is empty").
+    const allowed = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'support', '--connection', 'demo']);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.match(allowed.stdout, /^decision {3}allow \(rule-allow\)\nrules {6}support-masking\n/);
+    assert.match(allowed.stdout, /\nnote {7}no --request: checked without a body \(no model, no prompt text for rules to read\)\n/);
+    const denied = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'nobody', '--connection', 'demo', '--operation', 'embeddings']);
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.match(denied.stdout, /^decision {3}deny \(no-rule-allows\)\nrules {6}default-deny\n/);
+    // An empty file is an empty body, refused as the gateway refuses it.
+    const emptyFile = join(gateway.dir, 'empty.json');
+    writeFileSync(emptyFile, '');
+    const empty = await runCli(['policy', 'check', '--config', gateway.configPath, '--as', 'key:sam', '--groups', 'support', '--connection', 'demo', '--request', emptyFile]);
+    assert.equal(empty.code, 2);
+    assert.equal(empty.stderr, `gatehouse: --request ${emptyFile}: The request body is empty: chat.completions needs a JSON object.\n`);
+
+    const api = await admin('/api/policy/check', { method: 'POST', body: JSON.stringify({ subject: 'key:sam', groups: ['support'], connection: 'demo' }) });
+    assert.equal(api.status, 200);
+    const explained = (await api.json()) as { decision: { effect: string; rules: string[] } };
+    assert.equal(explained.decision.effect, 'allow');
+    assert.deepEqual(explained.decision.rules, ['support-masking']);
+  });
+
+  test('approvals.rules naming no require_approval rule (a typo) is refused by config check and start, not silently left to the defaults', async () => {
+    const file = join(gateway.dir, 'approvals-typo.yaml');
+    const yaml = (name: string) =>
+      'store:\n  sqlite: { path: approvals-typo.db }\nconnections:\n  - { name: api, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [u] } }\n' +
+      'policy:\n  rules:\n    - { name: big-needs-ok, effect: require_approval, match: { models: [big] } }\n' +
+      `approvals:\n  defaults: { reviewers: [rev] }\n  rules:\n    ${name}: { reviewers: [security], minApprovals: 2 }\n`;
+    writeFileSync(file, yaml('big-need-ok'));
+    const message = `gatehouse: invalid policy in ${file}: approvals.rules.big-need-ok: no policy rule with effect require_approval is named "big-need-ok" (in the config, its policy files or packs), so these options would never apply\n`;
+    const checked = await runCli(['config', 'check', file]);
+    assert.deepEqual([checked.code, checked.stderr], [1, message]);
+    const started = await runCli(['start', '--config', file]);
+    assert.deepEqual([started.code, started.stderr], [1, message]);
+    writeFileSync(file, yaml('big-needs-ok'));
+    const fixed = await runCli(['config', 'check', file]);
+    assert.equal(fixed.code, 0, fixed.stderr);
+  });
+
+  test('policy check on an http connection defaults to its root path, not to /chat/completions', async () => {
+    const file = join(gateway.dir, 'http-default.yaml');
+    writeFileSync(file, 'store:\n  sqlite: { path: http-default.db }\nconnections:\n  - { name: api, type: http, target: "http://127.0.0.1:9/", access: { groups: [u] } }\n');
+    const bare = await runCli(['policy', 'check', '--config', file, '--as', 'key:a', '--groups', 'u', '--connection', 'api']);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.match(bare.stdout, /\noperation  http\.GET \/\n/);
+    const requestFile = join(gateway.dir, 'http-body.json');
+    writeFileSync(requestFile, '{"q":1}');
+    const withBody = await runCli(['policy', 'check', '--config', file, '--as', 'key:a', '--groups', 'u', '--connection', 'api', '--request', requestFile]);
+    assert.match(withBody.stdout, /\noperation  http\.POST \/\n/);
+  });
+
   test('gatehouse policy check on a postgres connection inspects the SQL in --request as the listener would', async () => {
     const file = join(gateway.dir, 'pg-policy.yaml');
     writeFileSync(file, `store:

@@ -3,7 +3,7 @@
 
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, verifyChain } from '../../audit/index.js';
+import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, fromCheckpointProblem, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
@@ -26,6 +26,8 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
       case 'verify': {
         const from = options.from === undefined ? undefined : Number(options.from);
         if (from !== undefined && (!Number.isInteger(from) || from < 0)) throw new CliError('--from must be the seq of a checkpoint');
+        const notCheckpoint = from === undefined ? undefined : await fromCheckpointProblem(store.db, from);
+        if (notCheckpoint) throw new CliError(`--from ${from}: ${notCheckpoint}`);
         const publicKeyPem = options['public-key'] ? readPublicKey(options['public-key']) : audit.signer?.publicKeyPem;
         const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from });
         if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../config/index.js';
+import { assertCertificates, loadConfig } from '../../config/index.js';
 import { entityTypes } from '../../detect/index.js';
 import { buildPolicy, PolicyError } from '../../policy/index.js';
 import { CliError } from '../cli-error.js';
@@ -6,6 +6,7 @@ import { CliError } from '../cli-error.js';
 export function configCheckCommand(file: string | undefined): void {
   if (!file) throw new CliError('usage: gatehouse config check FILE');
   const config = loadConfig(file);
+  assertCertificates(file, config);
   // The policy too: policy files, packs, and checks across rules (unique names …).
   let policy;
   try {

@@ -2,6 +2,7 @@ import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { ApiKeyInputError, ApiKeyService, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
+import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 
 export interface KeysOptions {
@@ -38,7 +39,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
             process.stderr.write(`created key ${key.id} "${key.name}" (${key.kind}; groups ${key.groups.join(', ')}; ${describeExpiry(key)}).\nThe key above is shown once and stored only as a hash: keep it now.\n`);
           }
         } catch (error) {
-          if (error instanceof ApiKeyInputError) throw new CliError(error.message);
+          if (error instanceof ApiKeyInputError) throw new CliError(error.message, error.conflict ? 1 : 2);
           throw error;
         }
         return;
@@ -88,7 +89,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
             process.stderr.write(`created key ${key.id} "${key.name}"; the previous key ${previous.id} ${describeExpiry(previous)}.\nThe key above is shown once and stored only as a hash: keep it now.\n`);
           }
         } catch (error) {
-          if (error instanceof ApiKeyInputError) throw new CliError(error.message);
+          if (error instanceof ApiKeyInputError) throw new CliError(error.message, error.conflict ? 1 : 2);
           throw error;
         }
         return;
@@ -109,7 +110,8 @@ function describeExpiry(k: ApiKeyInfo): string {
   return k.expiresAt === null ? 'never expires' : `expires ${new Date(k.expiresAt).toISOString()}`;
 }
 
-export function printTable(header: readonly string[], rows: readonly (readonly string[])[]): void {
+export function printTable(header: readonly string[], cells: readonly (readonly string[])[]): void {
+  const rows = cells.map((row) => row.map(oneLine));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);

@@ -94,10 +94,12 @@ export async function policyCommand(action: string | undefined, options: PolicyC
     process.stdout.write(`${JSON.stringify({ operation: exchange.operation, ...explanation }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(formatExplanation(explanation, exchange.operation));
+  // Without a body an openai request has no model or prompt text: say so, since a rule on them cannot match.
+  const note = connection.type === 'openai' && body === undefined && exchange.facts.method === 'POST' ? 'no --request: checked without a body (no model, no prompt text for rules to read)' : undefined;
+  process.stdout.write(formatExplanation(explanation, exchange.operation, note));
 }
 
-export function formatExplanation({ decision, rules }: Explanation, operation: string): string {
+export function formatExplanation({ decision, rules }: Explanation, operation: string, note?: string): string {
   const lines = [
     `decision   ${decision.effect} (${decision.reason})`,
     `rules      ${decision.rules.join(', ')}`,
@@ -105,6 +107,7 @@ export function formatExplanation({ decision, rules }: Explanation, operation: s
     ...(decision.obligations ? [`obligations ${JSON.stringify(decision.obligations)}`] : []),
     `operation  ${operation}`,
     `policy     ${decision.policyVersion}`,
+    ...(note ? [`note       ${note}`] : []),
     '',
     'rules evaluated (✓ held, ✗ did not):',
   ];

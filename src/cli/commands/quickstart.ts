@@ -35,9 +35,11 @@ export async function quickstartCommand(values: { port?: string | undefined } = 
   const upstream = await startDemoUpstream({ host: '127.0.0.1', port: ports.upstream, apiKey: upstreamKey, streamDelayMs: 30 }).catch((error: NodeJS.ErrnoException) => {
     throw new CliError(`cannot start the demo upstream on 127.0.0.1:${ports.upstream}: ${error.code ?? error.message} (is another quick start running? \`npm start -- --port N\` uses N, N+1 and N+10)`, 1);
   });
-  const gateway = await startGateway(config).catch(async (error: NodeJS.ErrnoException) => {
+  const gateway = await startGateway(config).catch(async (error: NodeJS.ErrnoException & { port?: number }) => {
     await upstream.close();
-    throw new CliError(`cannot start the gateway: ${error.code === 'EADDRINUSE' ? `port ${ports.data} or ${ports.admin} is in use (\`npm start -- --port N\` uses N, N+1 and N+10)` : error.message}`, 1);
+    // The listen error names its port: say which one is taken, as the README promises.
+    const taken = error.port ?? `${ports.data} or ${ports.admin}`;
+    throw new CliError(`cannot start the gateway: ${error.code === 'EADDRINUSE' ? `port ${taken} is in use (\`npm start -- --port N\` uses N, N+1 and N+10)` : error.message}`, 1);
   });
 
   // A fresh demo key each run; the previous one is revoked.

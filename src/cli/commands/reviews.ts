@@ -2,16 +2,22 @@
 // straight on the store (like `keys`). Votes are cast as the identity of the API key
 // in $GATEHOUSE_REVIEWER_KEY (never a command-line argument, which `ps` shows), and
 // go through the same ApprovalService checks as the admin API: reviewer groups, no
-// self-approval, one vote each. Notifications are not sent from the CLI; gateways on
-// PostgreSQL hear the change through NOTIFY, on SQLite by polling.
+// self-approval, one vote each, and chained in the audit log as the gateway's are.
+// Notifications are not sent from the CLI; gateways on PostgreSQL hear the change
+// through NOTIFY, on SQLite by polling.
 
-import { ApprovalService, localReviewBus, postgresReviewBus, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
-import { loadConfig, parseDuration } from '../../config/index.js';
+import { ApprovalService, localReviewBus, maxReviewPageSize, postgresReviewBus, reviewAuditEvent, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
+import type { AuditTrail } from '../../audit/index.js';
+import type { ApprovalsConfig } from '../../config/approvals-schema.js';
+import { loadConfig, parseDuration, type GatehouseConfig } from '../../config/index.js';
+import { formatDuration } from '../../config/units.js';
 import { isGatehouseError } from '../../errors/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../identity/index.js';
-import { openStore } from '../../store/index.js';
+import type { Store } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
+import { oneLine } from '../terminal-text.js';
 import { configPath } from '../config-path.js';
+import { withAuditTrail } from '../with-audit.js';
 import { printTable } from './keys.js';
 
 export interface ReviewsOptions {
@@ -28,18 +34,39 @@ export interface ReviewsOptions {
 export const reviewerKeyEnv = 'GATEHOUSE_REVIEWER_KEY';
 
 export async function reviewsCommand(action: string | undefined, args: readonly string[], options: ReviewsOptions): Promise<void> {
-  const config = loadConfig(configPath(options.config), process.env, { secrets: 'store-only' });
-  if (!config.approvals) throw new CliError('approvals are not configured (no "approvals:" section in the config)');
-  const store = await openStore(config.store);
+  const approvals = loadConfig(configPath(options.config), process.env, { secrets: 'store-only' }).approvals;
+  if (!approvals) throw new CliError('approvals are not configured (no "approvals:" section in the config)');
+  // Votes and cancels are chained like the gateway's (review.voted, review.approved …).
+  await withAuditTrail(options.config, (store, audit, config) => reviewsAction(action, args, options, store, audit, config, approvals));
+}
+
+async function reviewsAction(action: string | undefined, args: readonly string[], options: ReviewsOptions, store: Store, audit: AuditTrail, config: GatehouseConfig, approvals: ApprovalsConfig): Promise<void> {
   const bus = 'postgres' in config.store ? await postgresReviewBus(store.db, config.store.postgres.url, () => undefined) : localReviewBus();
-  const service = new ApprovalService(store.db, { config: config.approvals, adminGroups: config.admin.groups, bus, apiUrl: () => config.approvals?.apiUrl ?? '' });
+  const chained: Promise<void>[] = [];
+  const service = new ApprovalService(store.db, {
+    config: approvals,
+    adminGroups: config.admin.groups,
+    bus,
+    apiUrl: () => approvals.apiUrl ?? '',
+    audit: (event) => void chained.push(audit.log.event(reviewAuditEvent(event))),
+  });
   try {
     switch (action) {
       case 'list': {
         if (options.state !== undefined && !reviewStates.includes(options.state as ReviewState)) throw new CliError(`--state must be one of ${reviewStates.join(', ')}`);
-        const page = await service.list({ state: options.state as ReviewState | undefined, connection: options.connection, subject: options.subject, limit: options.limit ? Number(options.limit) : undefined });
-        if (options.json) return void process.stdout.write(`${JSON.stringify(page.items)}\n`);
-        printTable(['ID', 'STATE', 'SUBJECT', 'CONNECTION', 'OPERATION', 'RULES', 'APPROVALS', 'CREATED'], page.items.map((r) => [r.id, r.state, r.subject, r.connection, r.operation, r.rules.join(','), `${r.approvals}/${r.minApprovals}`, r.createdAt]));
+        // As for sessions list: a positive integer (not NaN into the query, 0 was "no limit"),
+        // paged through beyond the largest page, newest first.
+        const limit = options.limit === undefined ? 50 : Number(options.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit must be a positive integer');
+        const items: Review[] = [];
+        let before: number | undefined;
+        do {
+          const page = await service.list({ state: options.state as ReviewState | undefined, connection: options.connection, subject: options.subject, limit: Math.min(limit - items.length, maxReviewPageSize), before });
+          items.push(...page.items);
+          before = page.next;
+        } while (before !== undefined && items.length < limit);
+        if (options.json) return void process.stdout.write(`${JSON.stringify(items)}\n`);
+        printTable(['ID', 'STATE', 'SUBJECT', 'CONNECTION', 'OPERATION', 'RULES', 'APPROVALS', 'CREATED'], items.map((r) => [r.id, r.state, r.subject, r.connection, r.operation, r.rules.join(','), `${r.approvals}/${r.minApprovals}`, r.createdAt]));
         return;
       }
       case 'show': {
@@ -60,6 +87,8 @@ export async function reviewsCommand(action: string | undefined, args: readonly 
           if (grantMs === undefined || grantMs === 0) throw new CliError(`--grant "${options.grant}" is not a duration (e.g. 30m)`);
         }
         const review = action === 'cancel' ? await service.cancel(id, identity) : await service.vote(id, identity, action, { comment: options.comment, grantMs, via: 'cli' });
+        // The vote is reported done once its events are in the chain.
+        await Promise.all(chained);
         return print(review, options.json);
       }
       default:
@@ -69,8 +98,8 @@ export async function reviewsCommand(action: string | undefined, args: readonly 
     if (isGatehouseError(error)) throw new CliError(`${error.code}: ${error.message}`, 1);
     throw error;
   } finally {
+    await Promise.allSettled(chained);
     await bus.close();
-    await store.close();
   }
 }
 
@@ -91,10 +120,10 @@ function print(review: Review, json: boolean | undefined): void {
     `  reviewers     ${review.reviewerGroups.join(', ')}; ${review.approvals}/${review.minApprovals} approvals`,
     `  created       ${review.createdAt}; expires ${review.expiresAt}`,
     ...(review.decidedAt ? [`  decided       ${review.decidedAt} by ${review.decidedBy}`] : []),
-    ...(review.grant ? [`  grant         ${review.grant.durationMs} ms, until ${review.grant.expiresAt ?? '-'}`] : []),
+    ...(review.grant ? [`  grant         ${formatDuration(review.grant.durationMs)}, until ${review.grant.expiresAt ?? '-'}`] : []),
     ...(review.executedAt ? [`  used          ${review.executedAt} by exchange ${review.executedByExchange}`] : []),
     ...(review.promptPreview ? [`  prompt        ${review.promptPreview}`] : []),
     ...review.votes.map((v) => `  vote          ${v.vote} by ${v.voter} (${v.via}) ${v.createdAt}${v.comment ? `: ${v.comment}` : ''}`),
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(`${lines.map(oneLine).join('\n')}\n`);
 }

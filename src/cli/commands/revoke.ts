@@ -2,10 +2,9 @@
 // `revoke list`: writes to the store the gateways poll, so every gateway process
 // sharing it refuses the credential within a second and cuts its in-flight exchanges.
 
-import { ApiKeyService, RevocationService, revocationValue, type RevocationKind } from '../../identity/index.js';
+import { ApiKeyService, keyRevokedEvent, liftEvent, RevocationService, revocationEvent, revocationValue, type RevocationKind } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
-import { cliActor } from '../with-audit.js';
-import { withStore } from '../with-store.js';
+import { cliActor, withAuditTrail } from '../with-audit.js';
 import { printTable } from './keys.js';
 
 export interface RevokeOptions {
@@ -17,7 +16,8 @@ export interface RevokeOptions {
 const usage = 'usage: gatehouse revoke token JTI | subject SUBJECT | user SUBJECT | key ID|NAME [--reason TEXT]\n       gatehouse revoke list | lift REVOCATION_ID';
 
 export async function revokeCommand(action: string | undefined, args: readonly string[], options: RevokeOptions): Promise<void> {
-  await withStore(options.config, async (store, config) => {
+  // Each revocation and lift is chained, as through the admin API.
+  await withAuditTrail(options.config, async (store, audit, config) => {
     const revocations = new RevocationService(store.db);
     const value = args[0];
     const by = cliActor();
@@ -35,6 +35,7 @@ export async function revokeCommand(action: string | undefined, args: readonly s
           throw error;
         }
         const record = await revocations.revoke({ kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
+        await audit.log.event(revocationEvent(by, record));
         print(options, record, `revoked ${action} ${target} (${record.id})`);
         return;
       }
@@ -43,7 +44,10 @@ export async function revokeCommand(action: string | undefined, args: readonly s
         const keys = new ApiKeyService(store.db);
         // by name this revokes every live key of the name (both keys during a rotation)
         const revoked = await keys.revokeAll(value);
-        for (const key of revoked) await revocations.revoke({ kind: 'key', value: key.id, reason: options.reason, revokedBy: by });
+        for (const key of revoked) {
+          const record = await revocations.revoke({ kind: 'key', value: key.id, reason: options.reason, revokedBy: by });
+          await audit.log.event(keyRevokedEvent(by, key, record.id));
+        }
         if (revoked.length === 0) throw new CliError(`no live key with id or name "${value}"`, 1);
         print(options, revoked, revoked.map((k) => `revoked key ${k.id} "${k.name}"`).join('\n'));
         return;
@@ -57,6 +61,7 @@ export async function revokeCommand(action: string | undefined, args: readonly s
       case 'lift': {
         if (!value) throw new CliError(usage);
         if (!(await revocations.lift(value))) throw new CliError(`no revocation with id "${value}"`, 1);
+        await audit.log.event(liftEvent(by, value));
         process.stdout.write(`lifted ${value}\n`);
         return;
       }

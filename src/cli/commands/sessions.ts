@@ -1,5 +1,6 @@
 import { getExchange, listExchanges, maxPageSize, type ExchangeSummary } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
+import { oneLine, textBlock } from '../terminal-text.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
 import { sqlSessionLines } from './sql-session-lines.js';
@@ -51,7 +52,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           process.stdout.write(`${JSON.stringify(exchange, null, 2)}\n`);
           return;
         }
-        const lines = [
+        const header = [
           `session   ${exchange.id}`,
           `started   ${exchange.startedAt}   ended ${exchange.endedAt ?? '-'}   ${exchange.durationMs ?? '-'} ms (first byte ${exchange.ttfbMs ?? '-'} ms)`,
           `identity  ${exchange.subject ?? '(none)'} [${exchange.identityKind ?? '-'}] via ${exchange.authMethod ?? '-'} ${exchange.credentialId ?? ''}  groups: ${exchange.groups.join(', ') || '-'}`,
@@ -59,8 +60,9 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           `request   ${exchange.connection}  ${exchange.operation}  ${exchange.request.method ?? ''} ${exchange.request.path ?? ''}${exchange.model ? `  model ${exchange.model}` : ''}${exchange.stream ? '  stream' : ''}`,
           `decision  ${exchange.decision}  rules: ${exchange.rules.join(', ') || '-'}  (${exchange.reason ?? '-'}, policy ${exchange.policyVersion ?? '-'})`,
           ...(exchange.approval ? [`approval  review ${exchange.approval.reviewId}, via ${exchange.approval.via ?? '-'}`] : []),
-          `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}: ${exchange.errorDetail ?? ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
+          `result    status ${exchange.status ?? '-'}${exchange.complete ? '' : '  INCOMPLETE'}${exchange.errorCode ? `  error ${exchange.errorCode}${exchange.errorDetail ? `: ${exchange.errorDetail}` : ''}` : ''}  in ${exchange.bytesIn} B, out ${exchange.bytesOut} B`,
         ];
+        const lines = header.map(oneLine);
         // Masked values by entity type (answer and scrubbed request), so a reader of the record knows what was hidden.
         if (exchange.maskCounts) lines.push(`masked    ${Object.entries(exchange.maskCounts).map(([type, n]) => `${type} ${n}`).join(', ')}`);
         const isSql = exchange.operation.startsWith('sql.');
@@ -71,7 +73,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         } else if (exchange.response.text) lines.push('', '--- answer ---', exchange.response.text);
         else if (exchange.response.body) lines.push('', `--- response body${exchange.response.truncated ? ' (truncated)' : ''} ---`, exchange.response.body);
         if (exchange.response.usage) lines.push('', `usage     ${JSON.stringify(exchange.response.usage)}`);
-        process.stdout.write(`${lines.join('\n')}\n`);
+        process.stdout.write(`${textBlock(lines.join('\n'))}\n`);
         return;
       }
       case 'replay': {
@@ -79,7 +81,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         if (!id) throw new CliError('usage: gatehouse sessions replay ID');
         const exchange = await getExchange(store.db, id);
         if (!exchange) throw new CliError(`no session with id "${id}"`, 1);
-        process.stdout.write(options.json ? `${JSON.stringify(exchange, null, 2)}\n` : `${replayLines(exchange).join('\n')}\n`);
+        process.stdout.write(options.json ? `${JSON.stringify(exchange, null, 2)}\n` : `${textBlock(replayLines(exchange).join('\n'))}\n`);
         return;
       }
       default:

@@ -1,4 +1,4 @@
-import { loadConfig } from '../../config/index.js';
+import { assertCertificates, loadConfig } from '../../config/index.js';
 import { PolicyError } from '../../policy/index.js';
 import { startGateway, type Gateway } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
@@ -7,6 +7,7 @@ import { configPath } from '../config-path.js';
 export async function startCommand(options: { config?: string | undefined }): Promise<void> {
   const file = configPath(options.config);
   const config = loadConfig(file);
+  assertCertificates(file, config);
   let gateway: Gateway;
   try {
     gateway = await startGateway(config, { configFile: file });

@@ -184,6 +184,14 @@ class HttpExchangeIO implements ExchangeIO {
     this.#upstream?.abort();
   }
 
+  get requestRead(): RecordedRequest | undefined {
+    return this.#recorded;
+  }
+
+  get bytesRead(): number | undefined {
+    return this.#body?.length;
+  }
+
   async inspect(): Promise<Inspection> {
     const req = this.#req;
     const body = await readBody(req, this.#connection.maxRequestBody, this.#options.bodyIdleTimeoutMs);
@@ -195,11 +203,12 @@ class HttpExchangeIO implements ExchangeIO {
       const recorded = this.#options.recording !== false && isTextual(req.headers['content-type']) ? captureWhole(body, this.#options.maxRecordedBody) : undefined;
       request = { method: line.method, path: line.path, headers: line.headers, body: recorded?.text, truncated: recorded?.truncated ?? false };
     }
+    // Before the body is decoded: a body refused as unreadable is recorded as it was sent.
+    this.#recorded = request;
     const facts: RequestFacts =
       this.#connection.type === 'openai'
         ? withRequestLine(openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
-    this.#recorded = request;
     return new HttpInspection(operation, facts, request, body);
   }
 

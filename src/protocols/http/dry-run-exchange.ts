@@ -19,6 +19,11 @@ export interface DryRunInput {
   readonly method?: string | undefined;
   /** Path after /c/<connection>, e.g. /chat/completions. */
   readonly path?: string | undefined;
+  /**
+   * The request body. Undefined (no `--request`, no `"request"`): a request whose body is
+   * not known, so no model or text for rules to read; the access rules still decide. An
+   * empty buffer is an empty body, refused as the gateway refuses it.
+   */
   readonly body?: Buffer | undefined;
   /** The body's Content-Type: a multipart body (a transcription, an upload) is read part by part, as live. */
   readonly contentType?: string | undefined;
@@ -36,14 +41,14 @@ const pathOfOperation: Readonly<Record<string, string>> = {
 export function dryRunExchange(input: DryRunInput): Exchange {
   const body = input.body ?? Buffer.alloc(0);
   // The path as the data plane gives it to policy (decoded, `//` merged), or its refusal.
-  const given = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? '/chat/completions';
+  const given = input.path ?? (input.operation ? pathOfOperation[input.operation] : undefined) ?? (input.connectionType === 'openai' ? '/chat/completions' : '/');
   const normalized = policyPath(given);
   if ('error' in normalized) throw new GatehouseError('invalid_path', { message: normalized.error });
   const path = normalized.path;
   const method = input.method ?? (body.length > 0 || input.connectionType === 'openai' ? 'POST' : 'GET');
   const derived = input.connectionType === 'openai' ? openaiOperation(method, path) : httpOperation(method, path);
   const operation = input.operation ?? derived;
-  const base = input.connectionType === 'openai' ? openaiFacts(operation, body, input.contentType) : { stream: false };
+  const base = input.connectionType === 'openai' && input.body !== undefined ? openaiFacts(operation, body, input.contentType) : { stream: false };
   return {
     id: 'dry-run',
     sessionId: 'dry-run',
