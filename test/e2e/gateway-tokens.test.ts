@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import OpenAI from 'openai';
+import pg from 'pg';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
@@ -27,10 +28,18 @@ describe('Gatehouse tokens, end to end', () => {
     credential:
       secret: \${UPSTREAM_KEY}
     access: { groups: [ml] }
+  - name: warehouse
+    type: postgres
+    listen: { host: 127.0.0.1, port: 0 }
+    allowPlaintext: true
+    target: postgres://127.0.0.1:5432/postgres
+    credential: { user: postgres, secret: "\${PG_SECRET}" }
+    tls: { mode: disable }
+    access: { groups: [ml] }
 identity:
   gatewayTokens: { defaultTtl: 10m, maxTtl: 30m }
 `;
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, second), { env: { UPSTREAM_KEY: upstreamKey } });
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, second), { env: { UPSTREAM_KEY: upstreamKey, PG_SECRET: 'trust-auth-ignores-it' } });
     apiKey = await gateway.createKey('ml-agent', ['ml'], ['--kind', 'agent']);
     adminKey = await gateway.createKey('admin', ['admins']);
   });
@@ -85,6 +94,25 @@ identity:
       assert.match((error as Error).message, /scoped to operation\(s\) chat\.completions; it cannot be used for "embeddings"/);
       return true;
     });
+  });
+
+  test('security: a token scoped to another connection does not log in to a PostgreSQL listener (FATAL 42501 token_scope_denied)', async () => {
+    const port = Number(/postgres connection warehouse on 127\.0\.0\.1:(\d+)/.exec(gateway.stderr())![1]);
+    const { access_token: token } = (await (await exchange(apiKey, { connections: ['demo'] })).json()) as { access_token: string };
+    const scoped = new pg.Client({ host: '127.0.0.1', port, user: 'ml-agent', password: token, database: 'warehouse' });
+    scoped.on('error', () => undefined);
+    await assert.rejects(scoped.connect(), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '42501');
+      assert.equal(error.message, 'This token is scoped to connection(s) demo; it cannot be used on "warehouse".');
+      assert.equal(error.detail, 'gatehouse code: token_scope_denied');
+      return true;
+    });
+    // The key it was exchanged for (no scope) gets past that check.
+    const unscoped = new pg.Client({ host: '127.0.0.1', port, user: 'ml-agent', password: apiKey, database: 'warehouse' });
+    unscoped.on('error', () => undefined);
+    const login = await unscoped.connect().then(() => undefined, (error: pg.DatabaseError) => error);
+    assert.notEqual(login?.detail, 'gatehouse code: token_scope_denied');
+    await unscoped.end().catch(() => undefined);
   });
 
   test('a just-in-time token of an admin does not open the admin API', async () => {

@@ -15,7 +15,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
-import { bindMessage, bodyReader, frameLength, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, bodyReader, frameLength, MessageTooLarge, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
@@ -159,7 +159,14 @@ export class ClientMessages {
     if (error instanceof SocketClosed) return core.end(new GatehouseError('client_closed', { detail: error.message }));
     const failure =
       error instanceof ProtocolViolation
-        ? new GatehouseError('protocol_violation', { message: `Protocol violation: ${error.message}.`, detail: error.message })
+        ? new GatehouseError('protocol_violation', {
+            // The limit a client meets first (a bulk INSERT's text): say which setting it is.
+            message:
+              error instanceof MessageTooLarge
+                ? `Protocol violation: ${error.message} (limits.maxMessageBytes of connection "${core.ctx.connection.name}"), so the session ends. Send bulk data with COPY FROM STDIN, or in smaller statements.`
+                : `Protocol violation: ${error.message}.`,
+            detail: error.message,
+          })
         : error instanceof GatehouseError
           ? error
           : new GatehouseError('internal_error', { detail: String(error) });

@@ -7,6 +7,9 @@ export class ProtocolViolation extends Error {
   override readonly name = 'ProtocolViolation';
 }
 
+/** A message longer than the reader's limit (a client's: `limits.maxMessageBytes`). */
+export class MessageTooLarge extends ProtocolViolation {}
+
 export interface Frame {
   /** Message type byte as a character; '' for a startup-phase packet (no type byte). */
   readonly type: string;
@@ -133,7 +136,7 @@ export class FrameReader {
     // The length counts itself (4 bytes); a startup packet is at least length + code.
     const min = startup ? 8 : 4;
     if (declared < min) throw new ProtocolViolation(`invalid message length ${declared}`);
-    if (declared > this.#maxMessageBytes) throw new ProtocolViolation(`message length ${declared} exceeds the limit of ${this.#maxMessageBytes} bytes`);
+    if (declared > this.#maxMessageBytes) throw new MessageTooLarge(`message length ${declared} exceeds the limit of ${this.#maxMessageBytes} bytes`);
     const total = declared + (startup ? 0 : 1);
     if (this.#length < total) return undefined;
     if (this.#chunk.length - this.#offset < total) this.#join();

@@ -6,6 +6,7 @@
 //   that allows plaintext;
 // - the user name must match the identity (user-rule.ts, 28000);
 // - the database must be the target's, or the connection's name (3D000);
+// - a scoped Gatehouse token must name this connection (token_scope_denied, 42501);
 // - policy decides the session itself (`sql.connect`) before the database is reached;
 // - CancelRequest reaches only the backend whose key the gateway handed out, one at a
 //   time per session, at most 10 a second per client address (cancel-limiter.ts).
@@ -19,6 +20,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
+import { checkTokenScope } from '../../identity/index.js';
 import { newId, type Decision, type Exchange, type ExchangeOutcome, type Identity } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { enforceDecision } from '../../policy/index.js';
@@ -174,6 +176,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       if (!databaseAllowed(connection, database)) {
         throw new GatehouseError('database_not_found', { message: `Database "${database}" is not available on this connection; use "${connection.target.database}".` });
       }
+      // A scoped Gatehouse token reaches only its connections (and operations), as on
+      // HTTP: one issued for another connection, or an admin login session, is refused.
+      checkTokenScope(exchange);
       decision = stages.policy.decide(exchange);
       enforceDecision(decision);
 

@@ -399,7 +399,7 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     const ended = new Promise<Error>((resolve) => c.once('error', resolve));
     await assert.rejects(c.query(`select '${'y'.repeat(1024 * 1024)}'`), (error: pg.DatabaseError) => {
       assert.equal(error.code, '08P01');
-      assert.equal(error.message, `Protocol violation: message length ${1024 * 1024 + 14} exceeds the limit of ${1024 * 1024} bytes.`);
+      assert.equal(error.message, `Protocol violation: message length ${1024 * 1024 + 14} exceeds the limit of ${1024 * 1024} bytes (limits.maxMessageBytes of connection "db"), so the session ends. Send bulk data with COPY FROM STDIN, or in smaller statements.`);
       return true;
     });
     await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
