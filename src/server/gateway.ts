@@ -203,7 +203,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     ? createAuthRoutes({
         identify,
         tokens: gatewayTokens,
-        connections: new Set(connections.keys()),
+        // HTTP and PostgreSQL connections alike: a token may be scoped to a database.
+        connections: new Set(config.connections.map((c) => c.name)),
         defaultTtlMs: config.identity.gatewayTokens.defaultTtl,
         maxTtlMs: config.identity.gatewayTokens.maxTtl,
         onIssued: (who, jti, names) => logger.info({ subject: who.subject, jti, connections: names }, 'gateway token issued'),

@@ -115,6 +115,26 @@ identity:
     await unscoped.end().catch(() => undefined);
   });
 
+  test('a token scoped to a PostgreSQL connection and sql.select logs in and runs selects; any other statement is refused (42501) and the session goes on', async () => {
+    const port = Number(/postgres connection warehouse on 127\.0\.0\.1:(\d+)/.exec(gateway.stderr())![1]);
+    const res = await exchange(apiKey, { connections: ['warehouse'], operations: ['sql.select'], ttl: '5m' });
+    assert.equal(res.status, 200, await res.clone().text());
+    const { access_token: token } = (await res.json()) as { access_token: string };
+    const db = new pg.Client({ host: '127.0.0.1', port, user: 'ml-agent', password: token, database: 'warehouse' });
+    await db.connect();
+    try {
+      assert.deepEqual((await db.query('select 1 + 1 as two')).rows, [{ two: 2 }]);
+      await assert.rejects(db.query('create temp table scratch (id int)'), (error: pg.DatabaseError) => {
+        assert.equal(error.code, '42501');
+        assert.match(error.message, /^This token is scoped to operation\(s\) sql\.select; it cannot be used for "sql\.ddl"\.$/);
+        return true;
+      });
+      assert.deepEqual((await db.query({ text: 'select $1::int as n', values: [7] })).rows, [{ n: 7 }]);
+    } finally {
+      await db.end();
+    }
+  });
+
   test('a just-in-time token of an admin does not open the admin API', async () => {
     const { access_token: token } = (await (await exchange(adminKey, { connections: ['demo'] })).json()) as { access_token: string };
     const res = await fetch(`${gateway.adminUrl}/api/sessions`, { headers: { authorization: `Bearer ${token}` } });

@@ -2,13 +2,15 @@
 // - connection not in the token's `connections` → 403 token_scope_denied;
 // - operations listed (and not `*`) and this exchange's operation not among them → 403.
 // Runs after inspection, when the operation is final; identities without a scope
-// (API keys, IdP tokens) pass untouched, policy still decides for everyone.
+// (API keys, IdP tokens) pass untouched, policy still decides for everyone. A
+// PostgreSQL login checks the connection only (`connectionOnly`): its operations are
+// its statements', each checked as it is decided.
 
 import { redactPathCredentials } from '../../detect/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import type { Exchange } from '../../exchange/index.js';
 
-export function checkTokenScope(exchange: Exchange): void {
+export function checkTokenScope(exchange: Exchange, options: { readonly connectionOnly?: boolean } = {}): void {
   const scope = exchange.identity?.scope;
   if (!scope) return;
   if (scope.connections.length === 0) {
@@ -22,6 +24,7 @@ export function checkTokenScope(exchange: Exchange): void {
     });
   }
   const operations = scope.operations;
+  if (options.connectionOnly) return;
   if (operations && operations.length > 0 && !operations.includes('*') && !operations.includes(exchange.operation)) {
     throw new GatehouseError('token_scope_denied', {
       message: `This token is scoped to operation(s) ${operations.join(', ')}; it cannot be used for "${redactPathCredentials(exchange.operation)}".`,

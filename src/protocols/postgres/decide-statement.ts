@@ -2,6 +2,8 @@
 // policy decision, and what the gateway itself cannot let through. Enforces:
 // - each statement is decided on its own facts (in a Parse holding several, each one
 //   under the Parse's exchange id);
+// - a Gatehouse token scoped to operations runs only statements of those operations
+//   (token_scope_denied, 42501; the login checked its connection);
 // - `require_approval` passes only when approvals are configured (the session holds
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
@@ -17,6 +19,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import { newId, type Decision, type Exchange, type Identity, type RequestFacts } from '../../exchange/index.js';
+import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
 import { strictestClass, type StatementFacts } from './inspect-sql.js';
@@ -121,6 +124,8 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;
   try {
+    // A scoped Gatehouse token: this statement's operation must be among its operations.
+    if (single.identity?.scope) checkTokenScope(single);
     decision = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, single) : ctx.policy.decide(single);
     if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {

@@ -178,7 +178,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       }
       // A scoped Gatehouse token reaches only its connections (and operations), as on
       // HTTP: one issued for another connection, or an admin login session, is refused.
-      checkTokenScope(exchange);
+      checkTokenScope(exchange, { connectionOnly: true });
       decision = stages.policy.decide(exchange);
       enforceDecision(decision);
 
