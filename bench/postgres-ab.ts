@@ -15,13 +15,12 @@
 
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import SQLite from 'better-sqlite3';
 import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess, type GatewayProcess } from '../test/helpers/gateway-process.js';
-import { postgresBenchConfig } from './postgres-gateway.js';
+import { freePort, postgresBenchConfig } from './postgres-gateway.js';
 
 const run = promisify(execFile);
 const clients = Number(process.env.BENCH_PG_CLIENTS ?? 8);
@@ -69,16 +68,6 @@ function threadCpuMs(pid: number): Map<string, number> {
   return out;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.once('error', rej);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => res(port));
-    });
-  });
-}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -1,6 +1,20 @@
 // The gateway config both PostgreSQL benches run (bench/postgres.ts, bench/postgres-ab.ts):
 // one `type: postgres` connection with inspection, a masking rule, limits and, unless
-// turned off, recording — as in production.
+// turned off, recording — as in production. And a free port for its listener.
+
+import { createServer } from 'node:net';
+
+/** A port free now, for a postgres listener (logs stay at warn, so it is not read from them). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 export interface PostgresBenchConfig {
   /** The listener's port (a free one, picked by the bench). */

@@ -10,31 +10,16 @@
 //
 // Options (environment): BENCH_PG_MASK_ROWS (50000), BENCH_PG_MASK_ROUNDS (7).
 
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess } from '../test/helpers/gateway-process.js';
+import { processCpuSeconds } from './cpu.js';
+import { freePort } from './postgres-gateway.js';
 
 const rowCount = Number(process.env.BENCH_PG_MASK_ROWS ?? 50_000);
 const rounds = Number(process.env.BENCH_PG_MASK_ROUNDS ?? 7);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -101,11 +86,11 @@ ${connection('profiles', ports.profiles, 'masking: { profiles: [pii] }')}
     await clients.plain.connect();
     await clients.profiles.connect();
     const read = async (name: 'plain' | 'profiles') => {
-      const cpu0 = cpuMs(pid);
+      const cpu0 = processCpuSeconds(pid) * 1000;
       const started = performance.now();
       const { rows } = await clients[name].query('select id, body, contact from notes');
       const seconds = (performance.now() - started) / 1000;
-      const cpu = cpuMs(pid) - cpu0;
+      const cpu = processCpuSeconds(pid) * 1000 - cpu0;
       if (rows.length !== rowCount) throw new Error(`${name}: ${rows.length} rows, expected ${rowCount}`);
       if (name === 'profiles' && rows.some((r: { body: string }) => /@example\.com|4111 1111/.test(r.body))) throw new Error('a value passed unmasked');
       return { rowsPerS: rowCount / seconds, mbPerS: bytes / 1e6 / seconds, cpuPerMb: cpu / (bytes / 1e6) };

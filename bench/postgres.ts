@@ -29,7 +29,6 @@
 // Exit code 1 when a run fails or recording cannot be verified; a missed floor prints FAIL.
 
 import { execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +37,7 @@ import SQLite from 'better-sqlite3';
 import { createTestPostgresDatabase } from '../test/helpers/databases.js';
 import { startGatewayProcess } from '../test/helpers/gateway-process.js';
 import { unindexedRows } from './search-backlog.js';
-import { postgresBenchConfig } from './postgres-gateway.js';
+import { freePort, postgresBenchConfig } from './postgres-gateway.js';
 
 const run = promisify(execFile);
 const clients = Number(process.env.BENCH_PG_CLIENTS ?? 8);
@@ -73,17 +72,6 @@ async function pgbench(mode: string, env: NodeJS.ProcessEnv): Promise<Result> {
   return { tps: Number(tps[1]), latencyMs: Number(latency[1]), transactions: Number(done[1]) };
 }
 
-/** A port free now, for the postgres listener (logs stay at warn, so it is not read from them). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** CPU time (user, system) of a process in ms, from /proc (Linux); undefined elsewhere. */
 function cpuMs(pid: number | undefined, mainThread = false): { user: number; system: number } | undefined {
