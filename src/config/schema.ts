@@ -177,6 +177,18 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
             }
           }));
         }
+        // A rule naming a connection that does not exist (a typo) would never match: a deny
+        // rule would silently not apply. Literal names only; a glob may match nothing.
+        const namesSound = config.connections.every((c, i) => typeof c?.name === 'string' && sound(['connections', i, 'name']));
+        if (sound(['policy']) && namesSound) {
+          const names = new Set(config.connections.map((c) => c.name));
+          attempt(() => config.policy.rules.forEach((rule, i) => {
+            if (!sound(['policy', 'rules', i])) return;
+            for (const [k, name] of unknownConnectionNames(rule.match?.connections ?? [], names)) {
+              ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'match', 'connections', k], message: `no connection named "${name}"` });
+            }
+          }));
+        }
         // A connection reaches its target itself (`target`) or through an agent (`via`),
         // which then holds the target and its TLS settings.
         config.connections.forEach((c, i) => attempt(() => {
@@ -198,6 +210,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       { when: () => true },
     )
     .transform((config) => withDefaultKeyFile(config, baseDir));
+}
+
+/** The literal names (no `*`) in a rule's `match.connections` that no connection has, with their index. */
+export function unknownConnectionNames(patterns: readonly string[], names: ReadonlySet<string>): [number, string][] {
+  return patterns.flatMap((p, k): [number, string][] => (!p.includes('*') && !names.has(p) ? [[k, p]] : []));
 }
 
 /** The target a `via: agent:<name>` connection gets: never dialled (the agent holds the real one). */

@@ -603,6 +603,11 @@ describe('cross-section references', () => {
     const source = `masking:\n  profiles:\n    pii: { operator: redact }\npolicy:\n  rules:\n    - name: ok\n      effect: allow\n      obligations: { mask: [pii] }\n    - name: typo\n      effect: allow\n      obligations: { mask: [pi] }\n`;
     assert.deepEqual(issuesOf(source), ['policy.rules[1].obligations.mask: no masking profile named "pi" in masking.profiles']);
   });
+
+  test('a policy rule naming a connection no connection has is a config error (a typo would silently disable it); globs may match nothing', () => {
+    const source = `connections:\n  - { name: warehouse, type: openai, target: 'http://127.0.0.1:9/v1', access: { groups: [a] } }\npolicy:\n  rules:\n    - { name: ok, effect: deny, match: { connections: [warehouse] } }\n    - { name: glob, effect: deny, match: { connections: ['nothing-*'] } }\n    - { name: typo, effect: deny, match: { connections: ['ware*', warehose] } }\n`;
+    assert.deepEqual(issuesOf(source), ['policy.rules[2].match.connections[1]: no connection named "warehose"']);
+  });
 });
 
 describe('connections routed through an agent', () => {
