@@ -26,6 +26,24 @@ export interface SchemaContext {
   readonly secrets?: 'all' | 'store-only';
 }
 
+/**
+ * A listener's `maxConnectionsPerClient` above its `maxConnections` could never be
+ * reached: refused, as a misreading of the two. Left out, it defaults to the default or
+ * `maxConnections`, whichever is lower (so lowering `maxConnections` alone stays valid).
+ */
+function perClientWithinListener(limits: { maxConnections: number; maxConnectionsPerClient?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (limits.maxConnectionsPerClient !== undefined && limits.maxConnectionsPerClient > limits.maxConnections) {
+    ctx.addIssue({ code: 'custom', path: ['maxConnectionsPerClient'], message: `${limits.maxConnectionsPerClient} is above maxConnections (${limits.maxConnections}): one client can never hold more connections than the listener` });
+  }
+}
+
+function withPerClientDefault(fallback: number) {
+  return <T extends { maxConnections: number; maxConnectionsPerClient?: number | undefined }>(limits: T): Omit<T, 'maxConnectionsPerClient'> & { maxConnectionsPerClient: number } => ({
+    ...limits,
+    maxConnectionsPerClient: limits.maxConnectionsPerClient ?? Math.min(fallback, limits.maxConnections),
+  });
+}
+
 export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaContext) {
   const text = envText(env);
   const storeSecret = secretRef(env, baseDir);
@@ -107,8 +125,10 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           maxResponseBody: size.default(512 * 1024 * 1024),
           /** Open TCP connections to the data plane, and from one client address (server/connection-limits.ts). */
           maxConnections: z.number().int().min(1).default(4096),
-          maxConnectionsPerClient: z.number().int().min(1).default(256),
+          maxConnectionsPerClient: z.number().int().min(1).optional(),
         })
+        .superRefine(perClientWithinListener)
+        .transform(withPerClientDefault(256))
         .prefault({}),
       admin: z
         .strictObject({
@@ -117,8 +137,10 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           tls: listenerTls.optional(),
           groups: groupList.default(['gatehouse-admins']),
           maxConnections: z.number().int().min(1).default(256),
-          maxConnectionsPerClient: z.number().int().min(1).default(64),
+          maxConnectionsPerClient: z.number().int().min(1).optional(),
         })
+        .superRefine(perClientWithinListener)
+        .transform(withPerClientDefault(64))
         .prefault({}),
       // One of `sqlite` or `postgres`. Not a z.union: its error would be "does not match
       // any accepted form" and hide the real one (an unset ${VAR} in the URL, a missing path).

@@ -610,6 +610,22 @@ describe('cross-section references', () => {
   });
 });
 
+describe('listener connection limits', () => {
+  test('maxConnectionsPerClient above maxConnections is refused, naming the path', () => {
+    assert.deepEqual(issuesOf(`gateway: { maxConnections: 100, maxConnectionsPerClient: 500 }\nadmin: { maxConnections: 10, maxConnectionsPerClient: 11 }\n${minimal}`), [
+      'gateway.maxConnectionsPerClient: 500 is above maxConnections (100): one client can never hold more connections than the listener',
+      'admin.maxConnectionsPerClient: 11 is above maxConnections (10): one client can never hold more connections than the listener',
+    ]);
+  });
+
+  test('equal is accepted; lowering maxConnections alone lowers the per-client default with it', () => {
+    const config = parse(`gateway: { maxConnections: 100 }\nadmin: { maxConnections: 20, maxConnectionsPerClient: 20 }\n${minimal}`);
+    assert.deepEqual([config.gateway.maxConnections, config.gateway.maxConnectionsPerClient], [100, 100]);
+    assert.deepEqual([config.admin.maxConnections, config.admin.maxConnectionsPerClient], [20, 20]);
+    assert.equal(parse(`gateway: { maxConnections: 5000 }\n${minimal}`).gateway.maxConnectionsPerClient, 256);
+  });
+});
+
 describe('connections routed through an agent', () => {
   test('via needs no target, refuses one, and needs an agents section', () => {
     assert.deepEqual(issuesOf(`connections:\n  - { name: inside, type: openai, via: 'agent:dc1', target: 'http://10.0.0.5/v1', access: { groups: [ml] } }\n`), [
