@@ -55,7 +55,21 @@ export interface DataPlaneOptions {
 export function createDataPlaneHandler(options: DataPlaneOptions) {
   const { connections } = options;
 
-  return function handleDataPlane(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * The request declares a body (Content-Length) over its connection's limit: with
+   * `Expect: 100-continue` the gateway then answers without `100 Continue` (server/gateway.ts),
+   * so the client does not upload a body only to be refused with 413.
+   */
+  function declaresTooLarge(req: IncomingMessage): boolean {
+    const declared = req.headers['content-length'];
+    const route = declared === undefined ? undefined : parseDataPlanePath(req.url ?? '/');
+    const connection = route ? connections.get(route.connection) : undefined;
+    return connection !== undefined && Number(declared) > connection.maxRequestBody;
+  }
+
+  return Object.assign(handleDataPlane, { declaresTooLarge });
+
+  function handleDataPlane(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = Date.now();
     const started = performance.now();
     const route = parseDataPlanePath(req.url ?? '/');
@@ -68,7 +82,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
       return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${redactPathCredentials(route.connection)}" is configured on this gateway.` }));
     }
     void runExchange(new HttpExchangeIO(options, req, res, connection, route.rest, path.path, startedAt, started), options.stages);
-  };
+  }
 
   function unrouted(res: ServerResponse, error: GatehouseError): void {
     options.onUnrouted?.(error);
