@@ -219,6 +219,12 @@ class HttpExchangeIO implements ExchangeIO {
     }
     // Before the body is decoded: a body refused as unreadable is recorded as it was sent.
     this.#recorded = request;
+    // A compressed body cannot be read (the gateway does not decompress request bodies):
+    // refused as unreadable, saying why rather than "not valid JSON".
+    const encoding = req.headers['content-encoding']?.trim();
+    if (this.#connection.type === 'openai' && !operation.startsWith('http.') && body.length > 0 && encoding && encoding.toLowerCase() !== 'identity') {
+      throw new GatehouseError('invalid_request_body', { message: `The request body is compressed (Content-Encoding: ${encoding.replace(/[^\w ,.-]/g, '?').slice(0, 40)}); the gateway does not read compressed request bodies: send it uncompressed.` });
+    }
     const facts: RequestFacts =
       this.#connection.type === 'openai'
         ? withRequestLine(openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
