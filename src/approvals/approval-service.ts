@@ -275,21 +275,29 @@ export class ApprovalService {
     return count;
   }
 
-  /** `review_id` and `review_url` for a caller's error envelope. */
+  /** `review_id` and `review_url` (when there is one) for a caller's error envelope. */
   errorFields(id: string): Record<string, string> {
-    return { review_id: id, review_url: this.reviewUrl(id) };
+    const url = this.reviewUrl(id);
+    return url === undefined ? { review_id: id } : { review_id: id, review_url: url };
   }
 
-  reviewUrl(id: string): string {
+  /**
+   * Undefined when there is no base to make it absolute: no `consoleUrl`, no
+   * `approvals.apiUrl`, and no admin listener (`admin.enabled: false`). A relative
+   * `/api/reviews/…` would name no server the caller or a reviewer could reach.
+   */
+  reviewUrl(id: string): string | undefined {
     const { consoleUrl } = this.#options.config;
     if (consoleUrl) return `${consoleUrl.replace(/\/$/, '')}/reviews/${encodeURIComponent(id)}`;
-    return `${this.#options.apiUrl().replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}`;
+    const api = this.#options.apiUrl();
+    return api ? `${api.replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}` : undefined;
   }
 
-  actionUrl(id: string, action: 'approve' | 'deny'): string {
+  actionUrl(id: string, action: 'approve' | 'deny'): string | undefined {
     const { consoleUrl } = this.#options.config;
     if (consoleUrl) return `${consoleUrl.replace(/\/$/, '')}/reviews/${encodeURIComponent(id)}?action=${action}`;
-    return `${this.#options.apiUrl().replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}/${action}`;
+    const api = this.#options.apiUrl();
+    return api ? `${api.replace(/\/$/, '')}/api/reviews/${encodeURIComponent(id)}/${action}` : undefined;
   }
 
   async #expireIfDue(id: string): Promise<boolean> {

@@ -30,7 +30,7 @@ export interface ApprovalRequest {
    * Called once a review is open and the request is about to wait for it, for protocols
    * that tell the caller while it waits (PostgreSQL: a NoticeResponse with the URL).
    */
-  readonly onHeld?: ((held: { readonly reviewId: string; readonly reviewUrl: string; readonly holdForMs: number }) => void) | undefined;
+  readonly onHeld?: ((held: { readonly reviewId: string; readonly reviewUrl: string | undefined; readonly holdForMs: number }) => void) | undefined;
 }
 
 export interface HoldResult {

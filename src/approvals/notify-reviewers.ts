@@ -12,9 +12,10 @@ import type { ApprovalsConfig } from '../config/approvals-schema.js';
 import type { Logger } from '../observability/index.js';
 import type { ReviewEvent } from './review-types.js';
 
+/** A link is undefined when there is no base URL to make it from (no console, admin API, or apiUrl): left out. */
 export interface Links {
-  review(id: string): string;
-  action(id: string, action: 'approve' | 'deny'): string;
+  review(id: string): string | undefined;
+  action(id: string, action: 'approve' | 'deny'): string | undefined;
 }
 
 export function signWebhook(secret: string, timestamp: number, body: string): string {
@@ -36,6 +37,11 @@ export function slackMessage(event: ReviewEvent, links: Links) {
   if (event.type !== 'review.created') {
     return { text: `Review ${r.id} (${r.subject} → ${r.connection} ${r.operation}): ${event.type.replace('review.', '')} by ${event.actor}.` };
   }
+  const buttons = [
+    { type: 'button', style: 'primary', text: { type: 'plain_text', text: 'Approve' }, url: links.action(r.id, 'approve'), action_id: 'approve' },
+    { type: 'button', style: 'danger', text: { type: 'plain_text', text: 'Deny' }, url: links.action(r.id, 'deny'), action_id: 'deny' },
+    { type: 'button', text: { type: 'plain_text', text: 'Open review' }, url: links.review(r.id), action_id: 'open' },
+  ].filter((button) => button.url !== undefined);
   const fields = [
     { type: 'mrkdwn', text: `*Requester*\n${r.subject}` },
     { type: 'mrkdwn', text: `*Connection*\n${r.connection}` },
@@ -50,14 +56,7 @@ export function slackMessage(event: ReviewEvent, links: Links) {
       { type: 'section', text: { type: 'mrkdwn', text: `*Reason given*\n${r.justification ?? '_none_'}` } },
       ...(r.promptPreview ? [{ type: 'section', text: { type: 'mrkdwn', text: `*Request*\n\`\`\`${r.promptPreview.replaceAll('```', "'''")}\`\`\`` } }] : []),
       { type: 'context', elements: [{ type: 'mrkdwn', text: `Review ${r.id} · needs ${r.minApprovals} approval(s) from ${r.reviewerGroups.join(', ')} · expires ${r.expiresAt}` }] },
-      {
-        type: 'actions',
-        elements: [
-          { type: 'button', style: 'primary', text: { type: 'plain_text', text: 'Approve' }, url: links.action(r.id, 'approve'), action_id: 'approve' },
-          { type: 'button', style: 'danger', text: { type: 'plain_text', text: 'Deny' }, url: links.action(r.id, 'deny'), action_id: 'deny' },
-          { type: 'button', text: { type: 'plain_text', text: 'Open review' }, url: links.review(r.id), action_id: 'open' },
-        ],
-      },
+      ...(buttons.length > 0 ? [{ type: 'actions', elements: buttons }] : []),
     ],
   };
 }

@@ -66,58 +66,55 @@ const usage = `usage: gatehouse <command> [options]
   --json          machine-readable output for list / show / create
 `;
 
+const options = {
+  config: { type: 'string', short: 'c' },
+  name: { type: 'string' },
+  groups: { type: 'string' },
+  kind: { type: 'string' },
+  expires: { type: 'string' },
+  connection: { type: 'string' },
+  subject: { type: 'string' },
+  decision: { type: 'string' },
+  operation: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  group: { type: 'string' },
+  rule: { type: 'string' },
+  review: { type: 'string' },
+  text: { type: 'string' },
+  from: { type: 'string' },
+  'public-key': { type: 'string' },
+  before: { type: 'string' },
+  out: { type: 'string' },
+  limit: { type: 'string' },
+  state: { type: 'string' },
+  comment: { type: 'string' },
+  grant: { type: 'string' },
+  as: { type: 'string' },
+  request: { type: 'string' },
+  'content-type': { type: 'string' },
+  force: { type: 'boolean' },
+  method: { type: 'string' },
+  path: { type: 'string' },
+  at: { type: 'string' },
+  json: { type: 'boolean' },
+  overlap: { type: 'string' },
+  reason: { type: 'string' },
+  issuer: { type: 'string' },
+  'client-id': { type: 'string' },
+  audience: { type: 'string' },
+  scope: { type: 'string' },
+  gateway: { type: 'string' },
+  key: { type: 'string' },
+  ca: { type: 'string' },
+  admin: { type: 'string' },
+  port: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      name: { type: 'string' },
-      groups: { type: 'string' },
-      kind: { type: 'string' },
-      expires: { type: 'string' },
-      connection: { type: 'string' },
-      subject: { type: 'string' },
-      decision: { type: 'string' },
-      operation: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      group: { type: 'string' },
-      rule: { type: 'string' },
-      review: { type: 'string' },
-      text: { type: 'string' },
-      from: { type: 'string' },
-      'public-key': { type: 'string' },
-      before: { type: 'string' },
-      out: { type: 'string' },
-      limit: { type: 'string' },
-      state: { type: 'string' },
-      comment: { type: 'string' },
-      grant: { type: 'string' },
-      as: { type: 'string' },
-      request: { type: 'string' },
-      'content-type': { type: 'string' },
-      force: { type: 'boolean' },
-      method: { type: 'string' },
-      path: { type: 'string' },
-      at: { type: 'string' },
-      json: { type: 'boolean' },
-      overlap: { type: 'string' },
-      reason: { type: 'string' },
-      issuer: { type: 'string' },
-      'client-id': { type: 'string' },
-      audience: { type: 'string' },
-      scope: { type: 'string' },
-      gateway: { type: 'string' },
-      key: { type: 'string' },
-      ca: { type: 'string' },
-      admin: { type: 'string' },
-      port: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-    },
-  });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options });
   const [command, action, ...rest] = positionals;
   if (values.version) {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -162,6 +159,22 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * `usage: gatehouse <the command's line of the help>` for the command in `argv` (its
+ * description left out), or the general usage line when there is no known command.
+ */
+function commandUsage(argv: string[]): string {
+  const [command, action] = parseArgs({ args: argv, allowPositionals: true, strict: false, options }).positionals;
+  const lines = usage.split('\n');
+  const starts = (prefix: string) => lines.findIndex((line) => line.startsWith(`  ${prefix} `) || line === `  ${prefix}`);
+  let at = command === undefined ? -1 : action !== undefined && starts(`${command} ${action}`) >= 0 ? starts(`${command} ${action}`) : starts(command);
+  if (at < 0) return 'usage: gatehouse <command> [options] (gatehouse --help lists the commands)';
+  const parts = [lines[at]!.trim().split(/ {2,}/)[0]!];
+  // A usage that goes on over the next lines (`sessions list`): its options start with `[`.
+  while (lines[++at]?.trimStart().startsWith('[')) parts.push(lines[at]!.trim());
+  return `usage: gatehouse ${parts.join(' ')}`;
+}
+
 // process.exit() does not wait for stdout: into a pipe (`sessions list --json | jq`)
 // anything beyond the pipe's 64 KiB buffer was lost. Exit once both streams are drained
 // (a write's callback runs after every earlier write has been handed to the OS).
@@ -192,7 +205,9 @@ main(process.argv.slice(2)).then(
       return exitWhenFlushed(1);
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`gatehouse: ${error.message}\n\n${usage}`);
+      // One line naming the option, and the command's usage line: not the whole help.
+      const unknown = /^Unknown option '([^']+)'/.exec(error.message)?.[1];
+      process.stderr.write(`gatehouse: ${unknown !== undefined ? `unknown option ${unknown}` : error.message}\n${commandUsage(process.argv.slice(2))}\n`);
       return exitWhenFlushed(2);
     }
     process.stderr.write(`gatehouse: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

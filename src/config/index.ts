@@ -1,4 +1,5 @@
 export { loadConfig, parseConfig, ConfigError, formatPath, type LoadOptions } from './load.js';
 export type { GatehouseConfig, ConnectionConfig } from './schema.js';
+export { unknownConnectionNames } from './schema.js';
 export { parseDuration, parseIsoTime, parseSize } from './units.js';
 export { assertCertificates, certificateIssues } from './certificates.js';

@@ -26,6 +26,24 @@ export interface SchemaContext {
   readonly secrets?: 'all' | 'store-only';
 }
 
+/**
+ * A listener's `maxConnectionsPerClient` above its `maxConnections` could never be
+ * reached: refused, as a misreading of the two. Left out, it defaults to the default or
+ * `maxConnections`, whichever is lower (so lowering `maxConnections` alone stays valid).
+ */
+function perClientWithinListener(limits: { maxConnections: number; maxConnectionsPerClient?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (limits.maxConnectionsPerClient !== undefined && limits.maxConnectionsPerClient > limits.maxConnections) {
+    ctx.addIssue({ code: 'custom', path: ['maxConnectionsPerClient'], message: `${limits.maxConnectionsPerClient} is above maxConnections (${limits.maxConnections}): one client can never hold more connections than the listener` });
+  }
+}
+
+function withPerClientDefault(fallback: number) {
+  return <T extends { maxConnections: number; maxConnectionsPerClient?: number | undefined }>(limits: T): Omit<T, 'maxConnectionsPerClient'> & { maxConnectionsPerClient: number } => ({
+    ...limits,
+    maxConnectionsPerClient: limits.maxConnectionsPerClient ?? Math.min(fallback, limits.maxConnections),
+  });
+}
+
 export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaContext) {
   const text = envText(env);
   const storeSecret = secretRef(env, baseDir);
@@ -107,8 +125,10 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           maxResponseBody: size.default(512 * 1024 * 1024),
           /** Open TCP connections to the data plane, and from one client address (server/connection-limits.ts). */
           maxConnections: z.number().int().min(1).default(4096),
-          maxConnectionsPerClient: z.number().int().min(1).default(256),
+          maxConnectionsPerClient: z.number().int().min(1).optional(),
         })
+        .superRefine(perClientWithinListener)
+        .transform(withPerClientDefault(256))
         .prefault({}),
       admin: z
         .strictObject({
@@ -117,8 +137,10 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           tls: listenerTls.optional(),
           groups: groupList.default(['gatehouse-admins']),
           maxConnections: z.number().int().min(1).default(256),
-          maxConnectionsPerClient: z.number().int().min(1).default(64),
+          maxConnectionsPerClient: z.number().int().min(1).optional(),
         })
+        .superRefine(perClientWithinListener)
+        .transform(withPerClientDefault(64))
         .prefault({}),
       // One of `sqlite` or `postgres`. Not a z.union: its error would be "does not match
       // any accepted form" and hide the real one (an unset ${VAR} in the URL, a missing path).
@@ -177,6 +199,18 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
             }
           }));
         }
+        // A rule naming a connection that does not exist (a typo) would never match: a deny
+        // rule would silently not apply. Literal names only; a glob may match nothing.
+        const namesSound = config.connections.every((c, i) => typeof c?.name === 'string' && sound(['connections', i, 'name']));
+        if (sound(['policy']) && namesSound) {
+          const names = new Set(config.connections.map((c) => c.name));
+          attempt(() => config.policy.rules.forEach((rule, i) => {
+            if (!sound(['policy', 'rules', i])) return;
+            for (const [k, name] of unknownConnectionNames(rule.match?.connections ?? [], names)) {
+              ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'match', 'connections', k], message: `no connection named "${name}"` });
+            }
+          }));
+        }
         // A connection reaches its target itself (`target`) or through an agent (`via`),
         // which then holds the target and its TLS settings.
         config.connections.forEach((c, i) => attempt(() => {
@@ -198,6 +232,11 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       { when: () => true },
     )
     .transform((config) => withDefaultKeyFile(config, baseDir));
+}
+
+/** The literal names (no `*`) in a rule's `match.connections` that no connection has, with their index. */
+export function unknownConnectionNames(patterns: readonly string[], names: ReadonlySet<string>): [number, string][] {
+  return patterns.flatMap((p, k): [number, string][] => (!p.includes('*') && !names.has(p) ? [[k, p]] : []));
 }
 
 /** The target a `via: agent:<name>` connection gets: never dialled (the agent holds the real one). */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { GatehouseConfig } from '../config/index.js';
-import { formatPath } from '../config/index.js';
+import { formatPath, unknownConnectionNames } from '../config/index.js';
 import { ruleFileSchema, type PolicyRuleSpec } from '../config/policy-schema.js';
 import { compilePolicy, PolicyError, type CompileOptions, type Policy, type PolicySource } from './compile-policy.js';
 
@@ -35,8 +35,18 @@ export function loadRuleFile(file: string, label = `policy file ${file}`): Polic
 /** `checkApprovals`: refuse `approvals.rules` names no require_approval rule has (off when a policy is injected in place of the config's). */
 export function policySourceOf(config: GatehouseConfig, { checkApprovals = true }: { readonly checkApprovals?: boolean } = {}): PolicySource {
   const rules: PolicyRuleSpec[] = [...config.policy.rules];
-  for (const file of config.policy.files) rules.push(...loadRuleFile(file));
-  for (const pack of config.policy.packs) rules.push(...loadRuleFile(packPath(pack), `policy pack ${pack}`));
+  // A literal connection name no connection has (a typo) would make the rule never match:
+  // refused like in `policy.rules` (checked by the config schema).
+  const names = new Set(config.connections.map((c) => c.name));
+  const checked = (label: string, fileRules: PolicyRuleSpec[]): PolicyRuleSpec[] => {
+    fileRules.forEach((rule, i) => {
+      const [unknown] = unknownConnectionNames(rule.match?.connections ?? [], names);
+      if (unknown !== undefined) throw new PolicyError(`${label}: rules[${i}].match.connections[${unknown[0]}]: no connection named "${unknown[1]}"`);
+    });
+    return fileRules;
+  };
+  for (const file of config.policy.files) rules.push(...checked(`policy file ${file}`, loadRuleFile(file)));
+  for (const pack of config.policy.packs) rules.push(...checked(`policy pack ${pack}`, loadRuleFile(packPath(pack), `policy pack ${pack}`)));
   // Approval options are looked up by the deciding rule's name: one under a name no
   // require_approval rule has (a typo) would never apply, and that rule's reviews would
   // quietly take the defaults (other reviewers, fewer approvals).

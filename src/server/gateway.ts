@@ -1,7 +1,7 @@
 // Wiring: builds a running gateway from a validated config — store, identity, policy,
 // recorder, the data plane and the admin API — and takes it down in order.
 
-import { createServer as createHttpServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -216,7 +216,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     onRefused: (reason) => metrics.observeRefusedConnection(listener, reason),
     track: (open) => metrics.trackConnections(listener, open),
   });
-  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway));
+  const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway), dataPlane.declaresTooLarge);
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   const postgresNames: string[] = [];
@@ -300,10 +300,21 @@ interface ListenLimits extends ConnectionLimits {
   readonly track: (open: () => number) => void;
 }
 
-async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number, limits: ListenLimits): Promise<Server> {
+/** `refusesBody`: a request with `Expect: 100-continue` this says is refused gets its answer (413) without `100 Continue`. */
+async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number, limits: ListenLimits, refusesBody?: (req: IncomingMessage) => boolean): Promise<Server> {
   // Node checks these timeouts every connectionsCheckingInterval (30 s by default).
   const options = { connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) };
   const server = tls ? createHttpsServer({ ...options, cert: tls.cert, key: tls.key }, handler) : createHttpServer(options, handler);
+  // Without this listener Node sends `100 Continue` to every `Expect: 100-continue`, and
+  // a client declaring a body over the limit uploads all of it before its 413. Refused,
+  // the body never comes: the answer closes the connection.
+  if (refusesBody) {
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      if (refusesBody(req)) res.shouldKeepAlive = false;
+      else res.writeContinue();
+      handler(req, res);
+    });
+  }
   // requestTimeout bounds receiving the request (headers and body), not the answer, which
   // may stream for minutes (bounded by the connection's own timeouts). Off, a body
   // dripped a byte at a time (under the 30 s idle limit of readBody) held its socket

@@ -603,6 +603,27 @@ describe('cross-section references', () => {
     const source = `masking:\n  profiles:\n    pii: { operator: redact }\npolicy:\n  rules:\n    - name: ok\n      effect: allow\n      obligations: { mask: [pii] }\n    - name: typo\n      effect: allow\n      obligations: { mask: [pi] }\n`;
     assert.deepEqual(issuesOf(source), ['policy.rules[1].obligations.mask: no masking profile named "pi" in masking.profiles']);
   });
+
+  test('a policy rule naming a connection no connection has is a config error (a typo would silently disable it); globs may match nothing', () => {
+    const source = `connections:\n  - { name: warehouse, type: openai, target: 'http://127.0.0.1:9/v1', access: { groups: [a] } }\npolicy:\n  rules:\n    - { name: ok, effect: deny, match: { connections: [warehouse] } }\n    - { name: glob, effect: deny, match: { connections: ['nothing-*'] } }\n    - { name: typo, effect: deny, match: { connections: ['ware*', warehose] } }\n`;
+    assert.deepEqual(issuesOf(source), ['policy.rules[2].match.connections[1]: no connection named "warehose"']);
+  });
+});
+
+describe('listener connection limits', () => {
+  test('maxConnectionsPerClient above maxConnections is refused, naming the path', () => {
+    assert.deepEqual(issuesOf(`gateway: { maxConnections: 100, maxConnectionsPerClient: 500 }\nadmin: { maxConnections: 10, maxConnectionsPerClient: 11 }\n${minimal}`), [
+      'gateway.maxConnectionsPerClient: 500 is above maxConnections (100): one client can never hold more connections than the listener',
+      'admin.maxConnectionsPerClient: 11 is above maxConnections (10): one client can never hold more connections than the listener',
+    ]);
+  });
+
+  test('equal is accepted; lowering maxConnections alone lowers the per-client default with it', () => {
+    const config = parse(`gateway: { maxConnections: 100 }\nadmin: { maxConnections: 20, maxConnectionsPerClient: 20 }\n${minimal}`);
+    assert.deepEqual([config.gateway.maxConnections, config.gateway.maxConnectionsPerClient], [100, 100]);
+    assert.deepEqual([config.admin.maxConnections, config.admin.maxConnectionsPerClient], [20, 20]);
+    assert.equal(parse(`gateway: { maxConnections: 5000 }\n${minimal}`).gateway.maxConnectionsPerClient, 256);
+  });
 });
 
 describe('connections routed through an agent', () => {

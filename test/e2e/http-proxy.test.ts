@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { connect } from 'node:tls';
 import { readFileSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -251,6 +252,44 @@ connections:
     assert.equal(res.statusCode, 413);
     assert.equal(((await res.body.json()) as { error: { code: string } }).error.code, 'request_too_large');
     assert.equal(seen.length, 0);
+  });
+
+  // Raw (TLS) sockets: what counts is the order of what the gateway writes (100 Continue or not).
+  const rawExchange = (head: string, body?: string): Promise<{ first: string; all: string }> =>
+    new Promise((resolve, reject) => {
+      const { hostname, port } = new URL(gateway.url);
+      const socket = connect({ port: Number(port), host: hostname, ca: pki.ca, servername: 'localhost' });
+      let all = '';
+      let first: string | undefined;
+      socket.setTimeout(5000, () => socket.destroy(new Error(`no answer; got ${JSON.stringify(all)}`)));
+      socket.on('error', reject);
+      socket.on('data', (d: Buffer) => {
+        all += d.toString('latin1');
+        if (first === undefined && all.includes('\r\n\r\n')) {
+          first = all.slice(0, all.indexOf('\r\n\r\n'));
+          if (first.startsWith('HTTP/1.1 100') && body !== undefined) socket.write(body);
+        }
+      });
+      socket.on('close', () => resolve({ first: first ?? '', all }));
+      socket.write(head);
+    });
+
+  test('Expect: 100-continue with a Content-Length over the limit: 413 at once, never 100 Continue', async () => {
+    seen = [];
+    const { first, all } = await rawExchange(`POST /c/registry/upload HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer ${key}\r\ncontent-type: text/plain\r\ncontent-length: 2048\r\nexpect: 100-continue\r\n\r\n`);
+    assert.match(first, /^HTTP\/1\.1 413 /);
+    assert.match(first, /\r\nconnection: close\r\n/i);
+    assert.doesNotMatch(all, /HTTP\/1\.1 100/);
+    assert.equal((JSON.parse(all.slice(all.indexOf('\r\n\r\n') + 4)) as { error: { code: string; type: string } }).error.code, 'request_too_large');
+    assert.equal(seen.length, 0);
+  });
+
+  test('Expect: 100-continue within the limit: 100 Continue, then the body goes through', async () => {
+    seen = [];
+    const { first, all } = await rawExchange(`POST /c/registry/upload HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer ${key}\r\ncontent-type: text/plain\r\ncontent-length: 5\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n`, 'hello');
+    assert.match(first, /^HTTP\/1\.1 100 Continue/);
+    assert.match(all, /\r\n\r\nHTTP\/1\.1 201 /);
+    assert.deepEqual(seen.map((s) => s.body), ['hello']);
   });
 
   test('a chunked body that grows over the limit: 413 too, not a dropped connection', async () => {

@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
@@ -243,6 +244,16 @@ describe('OpenAI-compatible proxy, end to end', () => {
     assert.equal(record['errorCode'], 'invalid_request_body');
     assert.equal(record['request'].body, '{"model":');
     assert.equal(record['bytesIn'], 9);
+  });
+
+  test('a compressed JSON body (Content-Encoding): refused, saying the gateway does not read compressed bodies', async () => {
+    const json = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
+    for (const [encoding, body] of [['gzip', gzipSync(json)], ['deflate', deflateSync(json)], ['br', brotliCompressSync(json)]] as const) {
+      const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json', 'content-encoding': encoding }, body });
+      assert.equal(res.status, 400, encoding);
+      const { error } = (await res.json()) as { error: { code: string; type: string; message: string } };
+      assert.deepEqual(error, { ...error, code: 'invalid_request_body', type: 'invalid_request_error', message: `The request body is compressed (Content-Encoding: ${encoding}); the gateway does not read compressed request bodies: send it uncompressed.` });
+    }
   });
 
   test('sessions show names an error without a detail as the code alone (no dangling colon)', async () => {

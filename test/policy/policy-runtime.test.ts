@@ -45,6 +45,15 @@ describe('policy runtime', () => {
       writeFileSync(rules, 'rules:\n  - { name: dup, effect: deny }\n  - { name: dup, effect: allow }\n');
       assert.throws(() => runtime.reload('admin:key:root'), /rule "dup": name: the name is used by another rule/);
       assert.equal(runtime.policy.version, result.version);
+
+      // A typo in a connection name would make a deny rule never match: refused on reload.
+      writeFileSync(rules, 'rules:\n  - { name: no-openai, effect: deny, match: { connections: [opnai] } }\n');
+      assert.throws(() => runtime.reload('admin:key:root'), (error: unknown) => {
+        assert.ok(error instanceof PolicyReloadError);
+        assert.equal(error.message, `policy file ${rules}: rules[0].match.connections[0]: no connection named "opnai"`);
+        return true;
+      });
+      assert.equal(runtime.policy.version, result.version);
       assert.equal(events.length, 1);
       runtime.close();
     } finally {

@@ -55,7 +55,21 @@ export interface DataPlaneOptions {
 export function createDataPlaneHandler(options: DataPlaneOptions) {
   const { connections } = options;
 
-  return function handleDataPlane(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * The request declares a body (Content-Length) over its connection's limit: with
+   * `Expect: 100-continue` the gateway then answers without `100 Continue` (server/gateway.ts),
+   * so the client does not upload a body only to be refused with 413.
+   */
+  function declaresTooLarge(req: IncomingMessage): boolean {
+    const declared = req.headers['content-length'];
+    const route = declared === undefined ? undefined : parseDataPlanePath(req.url ?? '/');
+    const connection = route ? connections.get(route.connection) : undefined;
+    return connection !== undefined && Number(declared) > connection.maxRequestBody;
+  }
+
+  return Object.assign(handleDataPlane, { declaresTooLarge });
+
+  function handleDataPlane(req: IncomingMessage, res: ServerResponse): void {
     const startedAt = Date.now();
     const started = performance.now();
     const route = parseDataPlanePath(req.url ?? '/');
@@ -68,7 +82,7 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
       return unrouted(res, new GatehouseError('connection_not_found', { message: `No connection named "${redactPathCredentials(route.connection)}" is configured on this gateway.` }));
     }
     void runExchange(new HttpExchangeIO(options, req, res, connection, route.rest, path.path, startedAt, started), options.stages);
-  };
+  }
 
   function unrouted(res: ServerResponse, error: GatehouseError): void {
     options.onUnrouted?.(error);
@@ -205,6 +219,12 @@ class HttpExchangeIO implements ExchangeIO {
     }
     // Before the body is decoded: a body refused as unreadable is recorded as it was sent.
     this.#recorded = request;
+    // A compressed body cannot be read (the gateway does not decompress request bodies):
+    // refused as unreadable, saying why rather than "not valid JSON".
+    const encoding = req.headers['content-encoding']?.trim();
+    if (this.#connection.type === 'openai' && !operation.startsWith('http.') && body.length > 0 && encoding && encoding.toLowerCase() !== 'identity') {
+      throw new GatehouseError('invalid_request_body', { message: `The request body is compressed (Content-Encoding: ${encoding.replace(/[^\w ,.-]/g, '?').slice(0, 40)}); the gateway does not read compressed request bodies: send it uncompressed.` });
+    }
     const facts: RequestFacts =
       this.#connection.type === 'openai'
         ? withRequestLine(openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)

@@ -92,7 +92,7 @@ export class StatementHolds {
             noticeResponse({
               severity: 'NOTICE',
               code: '00000',
-              message: `This statement needs approval (rule: ${decision.rules[0] ?? 'unnamed'}): review ${id}, ${reviewUrl}`,
+              message: `This statement needs approval (rule: ${decision.rules[0] ?? 'unnamed'}): review ${id}${reviewUrl ? `, ${reviewUrl}` : ''}`,
               detail: `The statement waits up to ${seconds(holdForMs)} for a reviewer; it has not been run.`,
             }),
           );
