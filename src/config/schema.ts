@@ -210,6 +210,17 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
               ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'match', 'connections', k], message: `no connection named "${name}"` });
             }
           }));
+          // Limits count HTTP exchanges only: one naming a missing connection, or a
+          // PostgreSQL one, would count nothing there while it reads as a bound.
+          const postgres = new Set(config.connections.filter((c) => c.type === 'postgres').map((c) => c.name));
+          attempt(() => config.policy.limits.rules.forEach((rule, i) => {
+            if (!sound(['policy', 'limits', 'rules', i])) return;
+            const path = (k: number) => ['policy', 'limits', 'rules', i, 'match', 'connections', k];
+            for (const [k, name] of unknownConnectionNames(rule.match?.connections ?? [], names)) ctx.addIssue({ code: 'custom', path: path(k), message: `no connection named "${name}"` });
+            (rule.match?.connections ?? []).forEach((name, k) => {
+              if (postgres.has(name)) ctx.addIssue({ code: 'custom', path: path(k), message: `"${name}" is a postgres connection, where limits count nothing: bound its statements with its limits.maxRows and limits.statementTimeout` });
+            });
+          }));
         }
         // A connection reaches its target itself (`target`) or through an agent (`via`),
         // which then holds the target and its TLS settings.

@@ -608,6 +608,23 @@ describe('cross-section references', () => {
     const source = `connections:\n  - { name: warehouse, type: openai, target: 'http://127.0.0.1:9/v1', access: { groups: [a] } }\npolicy:\n  rules:\n    - { name: ok, effect: deny, match: { connections: [warehouse] } }\n    - { name: glob, effect: deny, match: { connections: ['nothing-*'] } }\n    - { name: typo, effect: deny, match: { connections: ['ware*', warehose] } }\n`;
     assert.deepEqual(issuesOf(source), ['policy.rules[2].match.connections[1]: no connection named "warehose"']);
   });
+
+  test('a limit naming a missing connection, or a postgres one (where limits count nothing), is a config error', () => {
+    const source = `connections:
+  - { name: api, type: openai, target: 'http://127.0.0.1:9/v1', access: { groups: [a] } }
+  - { name: warehouse, type: postgres, listen: { port: 6432 }, allowPlaintext: true, target: 'postgres://127.0.0.1:5432/w', credential: { user: u, secret: '\${PW}' }, access: { groups: [a] } }
+policy:
+  limits:
+    rules:
+      - { name: ok, match: { connections: [api, 'ware*'] }, per: identity, window: 1m, requests: 10 }
+      - { name: db, match: { connections: [warehouse] }, per: identity, window: 1m, requests: 10 }
+      - { name: typo, match: { connections: [apii] }, per: identity, window: 1m, requests: 10 }
+`;
+    assert.deepEqual(issuesOf(source, { PW: 'x' }), [
+      'policy.limits.rules[1].match.connections[0]: "warehouse" is a postgres connection, where limits count nothing: bound its statements with its limits.maxRows and limits.statementTimeout',
+      'policy.limits.rules[2].match.connections[0]: no connection named "apii"',
+    ]);
+  });
 });
 
 describe('listener connection limits', () => {

@@ -22,7 +22,8 @@ describe('docs/policy.md examples', () => {
 
   function load(yaml: string) {
     const file = join(dir, 'gatehouse.yaml');
-    writeFileSync(file, `connections:\n  - { name: openai, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n${yaml}`);
+    // The connections the examples name (a name no connection has is a config error).
+    writeFileSync(file, `connections:\n  - { name: openai, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n  - { name: vllm, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n${yaml}`);
     return loadConfig(file, { REDIS_URL: 'redis://127.0.0.1:6379' });
   }
 
