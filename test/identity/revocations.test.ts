@@ -57,7 +57,9 @@ for (const dialect of await testDialects()) {
     });
 
     test('a token revocation refuses that credential id only', async () => {
-      await revocations.revoke({ kind: 'token', value: 'jti:a1' });
+      const record = await revocations.revoke({ kind: 'token', value: 'jti:a1' });
+      // Not a review's `rv_`: a responder tells the two apart by the id.
+      assert.match(record.id, /^rvk_[0-9a-f]{16}$/);
       assert.throws(() => revocations.check(alice()), (e: unknown) => e instanceof GatehouseError && e.code === 'credential_revoked' && e.detail === 'token jti:a1 is revoked');
       assert.equal(revocations.reason(alice({ credentialId: 'jti:a2' })), undefined);
     });

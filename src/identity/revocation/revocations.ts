@@ -116,7 +116,8 @@ export class RevocationService {
     if (!revocationKinds.includes(input.kind)) throw new RangeError(`kind must be one of ${revocationKinds.join(', ')}`);
     if (input.value.trim() === '' || input.value.length > 512) throw new RangeError('value must be 1-512 characters');
     const row = {
-      id: `rv_${randomBytes(8).toString('hex')}`,
+      // `rvk_`: a revocation, not a review (`rv_`), to a responder reading ids.
+      id: `rvk_${randomBytes(8).toString('hex')}`,
       kind: input.kind,
       value: input.value,
       created_at: this.#now(),
