@@ -157,12 +157,7 @@ connections:
     tls: { mode: disable }
     credential: { user: postgres, secret: "\${DB_PASSWORD}" }
 `);
-    for (let i = 0; i < 100 && !port; i++) {
-      const match = /"connection":"warehouse","address":"127\.0\.0\.1:(\d+)"/.exec(gateway.logs());
-      if (match) port = Number(match[1]);
-      else await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(port, 'the postgres listener logged its address');
+    port = await gateway.postgresPort('warehouse');
     const direct = new pg.Client({ connectionString: db.url });
     await direct.connect();
     await direct.query(`create table people (id int primary key, name text, email text);

@@ -97,7 +97,7 @@ identity:
   });
 
   test('security: a token scoped to another connection does not log in to a PostgreSQL listener (FATAL 42501 token_scope_denied)', async () => {
-    const port = Number(/postgres connection warehouse on 127\.0\.0\.1:(\d+)/.exec(gateway.stderr())![1]);
+    const port = await gateway.postgresPort('warehouse');
     const { access_token: token } = (await (await exchange(apiKey, { connections: ['demo'] })).json()) as { access_token: string };
     const scoped = new pg.Client({ host: '127.0.0.1', port, user: 'ml-agent', password: token, database: 'warehouse' });
     scoped.on('error', () => undefined);
@@ -116,7 +116,7 @@ identity:
   });
 
   test('a token scoped to a PostgreSQL connection and sql.select logs in and runs selects; any other statement is refused (42501) and the session goes on', async () => {
-    const port = Number(/postgres connection warehouse on 127\.0\.0\.1:(\d+)/.exec(gateway.stderr())![1]);
+    const port = await gateway.postgresPort('warehouse');
     const res = await exchange(apiKey, { connections: ['warehouse'], operations: ['sql.select'], ttl: '5m' });
     assert.equal(res.status, 200, await res.clone().text());
     const { access_token: token } = (await res.json()) as { access_token: string };

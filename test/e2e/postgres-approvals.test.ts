@@ -62,12 +62,7 @@ approvals:
     );
     token = await gateway.createKey('etl-bot', ['analysts'], ['--kind', 'agent']);
     reviewerKey = await gateway.createKey('alice', ['reviewers'], ['--kind', 'human']);
-    for (let i = 0; i < 100 && !port; i++) {
-      const match = /"connection":"warehouse","address":"127\.0\.0\.1:(\d+)"/.exec(gateway.logs());
-      if (match) port = Number(match[1]);
-      else await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(port, 'the postgres listener logged its address');
+    port = await gateway.postgresPort('warehouse');
   });
 
   after(async () => {

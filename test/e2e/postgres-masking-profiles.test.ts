@@ -69,12 +69,7 @@ policy:
     );
     analyst = await gateway.createKey('ana', ['analysts']);
     contractor = await gateway.createKey('carl', ['contractors']);
-    for (let i = 0; i < 100 && !port; i++) {
-      const match = /"connection":"crm","address":"127\.0\.0\.1:(\d+)"/.exec(gateway.logs());
-      if (match) port = Number(match[1]);
-      else await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(port, 'the postgres listener logged its address');
+    port = await gateway.postgresPort('crm');
   });
 
   after(async () => {

@@ -52,15 +52,7 @@ policy:
       { env: { PG_SECRET: 'unused-with-trust-auth' } },
     );
     token = await gateway.createKey('bench-bot', ['analysts'], ['--kind', 'agent']);
-    for (let i = 0; i < 100; i++) {
-      const match = /"connection":"warehouse","address":"127\.0\.0\.1:(\d+)"/.exec(gateway.logs());
-      if (match) {
-        port = Number(match[1]);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.ok(port, 'the postgres listener logged its address');
+    port = await gateway.postgresPort('warehouse');
   });
 
   after(async () => {

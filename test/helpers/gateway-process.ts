@@ -24,6 +24,8 @@ export interface GatewayProcess {
   /** Everything the process wrote to stderr (its start-up lines). */
   stderr(): string;
   createKey(name: string, groups: string[], extra?: string[]): Promise<string>;
+  /** The port of the `type: postgres` connection `name`'s listener, as the start-up lines name it. */
+  postgresPort(name: string): Promise<number>;
   cli(args: string[]): Promise<{ stdout: string; stderr: string }>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -73,6 +75,16 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
     async createKey(name, groups, extra = []) {
       const { stdout: out } = await cli(['keys', 'create', '--name', name, '--groups', groups.join(','), '--json', ...extra]);
       return (JSON.parse(out) as { token: string }).token;
+    },
+    async postgresPort(name) {
+      // Written right after the data plane's line, perhaps in a later chunk.
+      const line = new RegExp(`postgres connection ${name} on 127\\.0\\.0\\.1:(\\d+)`);
+      for (let i = 0; i < 100; i++) {
+        const match = line.exec(stderr);
+        if (match) return Number(match[1]);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`the gateway named no listener for postgres connection ${name}:\n${stderr}`);
     },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
