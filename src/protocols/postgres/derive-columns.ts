@@ -11,8 +11,9 @@
 // - the result's position is known before the first and after the last `*` over a table
 //   (whose width the gateway does not know); between, a column is found by the name
 //   PostgreSQL gives it (FigureColname), and one not found fails closed (mask-rows.ts);
-// - UNION/INTERSECT/EXCEPT combine branches by position; when a `*` makes that
-//   impossible, every result column may carry anything (`any`);
+// - UNION/INTERSECT/EXCEPT combine branches by position under the left branch's names;
+//   when a `*` on either side makes that impossible, every result column may carry
+//   anything (`any`);
 // - values kept under another name (a view, CREATE TABLE AS, SELECT INTO, a cursor,
 //   INSERT … SELECT/VALUES, UPDATE … SET, INSERT … ON CONFLICT DO UPDATE, MERGE, a
 //   data-modifying CTE, a rule's actions, a generated column or ALTER COLUMN … USING,
@@ -484,8 +485,9 @@ function combine(left: readonly Entry[], right: readonly Entry[]): readonly Entr
       return { name: a.name, sources: new Set([...a.sources, ...b.sources]), wholeRow: a.wholeRow || b.wholeRow, plain: a.plain && b.plain && a.name === b.name };
     });
   }
-  // Two tables' columns by their own names stay that; anything else is untraceable.
-  if (left.every((e) => 'star' in e || (e as Col).plain) && right.every((e) => 'star' in e || (e as Col).plain)) return left;
+  // The result takes the left branch's names and the right's values by position: past a
+  // `*` (width unknown) a right-hand value, even a plain column (`select * from orders
+  // union select id, email from users`), may land under any left-hand name.
   return [anyColumn];
 }
 

@@ -29,6 +29,10 @@ describe('derived result columns', () => {
     assert.deepEqual((await derived('select s.e from (select upper(email) as e from users) s'))?.results?.[0]?.sources, ['e', 'email']);
     assert.deepEqual((await derived('select name from a union select email from b'))?.results, [{ name: 'name', position: 0, sources: ['name', 'email'], wholeRow: false }]);
     assert.deepEqual(await derived('select * from a union select lower(email) from b'), { any: true });
+    // The right branch's values land under the left's names by position: past a `*`, anywhere.
+    assert.deepEqual(await derived('select * from orders union all select id, email from users'), { any: true });
+    assert.deepEqual(await derived('select * from orders union all select * from users'), { any: true });
+    assert.deepEqual(await derived('select * from (select o.* from orders o union select u.id, u.email from users u) s'), { any: true });
   });
 
   test('stored values: a view, INSERT … SELECT and UPDATE … SET under another name', async () => {

@@ -60,6 +60,27 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     assert.deepEqual(await first('select *, lower(email) from users where id = 1'), [1, 'Ann', '[EMAIL]', '*******1120', null, null, '[EMAIL]']);
   });
 
+  test('a UNION with a `*` masks every column: the right branch lands under the left names by position', async () => {
+    // Was a leak: the left `*` kept its table's names and the right branch's plain email
+    // arrived under "contact" unmasked.
+    // Any column may carry any masked column here, and one rule is `null` (born): NULL.
+    const rows = async (sql: string) => {
+      const r = await c.query({ text: sql, rowMode: 'array' });
+      assert.ok(!leaks(r.rows), `${sql} leaked: ${JSON.stringify(r.rows)}`);
+      return r.rows;
+    };
+    await direct.query("insert into archive values (9, 'kept')");
+    try {
+      assert.deepEqual(await rows('select * from archive union all select id, email from users where id = 1'), [[null, null], [null, null]]);
+      assert.deepEqual(await rows('select * from archive union all select * from (select id, email from users where id = 1) u'), [[null, null], [null, null]]);
+      assert.deepEqual(await rows('select * from (select a.* from archive a union select u.id, u.email from users u where id = 1) s order by 1'), [[null, null], [null, null]]);
+      // Named columns in both branches are traced by position, as before.
+      assert.deepEqual(await rows('select id, contact from archive union all select id, name from users where id = 1'), [[9, 'kept'], [1, 'Ann']]);
+    } finally {
+      await direct.query('delete from archive');
+    }
+  });
+
   test('a statement that would keep a masked value under another name is refused', async () => {
     const refused = (rule: string, target: string) => ({ code: '0A000', message: `The statement would keep values of masked column "${rule}" (masking.columns) as ${target}, where they could later be read unmasked; it was not run.` });
     await assert.rejects(c.query('create view v as select email as contact from users'), refused('email', 'column "contact" of view v'));
