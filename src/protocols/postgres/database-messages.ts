@@ -12,9 +12,11 @@
 // - a client_encoding other than UTF-8 ends the session (SQL could not be inspected).
 
 import { GatehouseError } from '../../errors/index.js';
+import type { EntityCounts } from '../../mask/index.js';
 import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, type Frame } from './codec.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
+import { maskServerMessage } from './server-messages.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 
@@ -124,6 +126,8 @@ export class DatabaseMessages {
   /** Relays one database message; `continues` only at ReadyForQuery while outcomes are committed (the pump goes on when they are). */
   #onUpstream(frame: Frame): typeof continues | undefined {
     const t = frame.type;
+    // Errors, notices and notifications can quote a masked column's value (server-messages.ts).
+    if (t === 'E' || t === 'N' || t === 'A') frame = this.#masked(frame);
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'S') checkClientEncoding(frame.body);
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
@@ -188,6 +192,17 @@ export class DatabaseMessages {
         break;
     }
     throw new GatehouseError('upstream_failed', { detail: `unexpected message '${t}' from the database while waiting for ${head.kind}` });
+  }
+
+  /** The message as masking lets it go: by the rules of the statement it answers, else the connection's. */
+  #masked(frame: Frame): Frame {
+    const head = this.#core.pending[0];
+    const run = head?.kind === 'query' ? head.runs[head.index] : head?.kind === 'execute' ? head.run : undefined;
+    const counts: EntityCounts = {};
+    const masked = maskServerMessage(frame, run?.masking ?? this.#core.ctx.connection.masking, counts, readsTables(head, run));
+    if (!masked) return frame;
+    if (run) for (const [type, n] of Object.entries(counts)) (run.maskCounts ??= {})[type] = (run.maskCounts[type] ?? 0) + n;
+    return { type: frame.type, body: masked.subarray(5), raw: masked };
   }
 
   #onQueryAnswer(head: Extract<Pending, { kind: 'query' }>, frame: Frame): typeof continues | undefined {
@@ -350,6 +365,21 @@ export class DatabaseMessages {
     this.#swallowUntilReady = false;
     this.#emit(ready, true);
   }
+}
+
+/**
+ * Whether the statement a message answers may read a table (unknown: it may). One that
+ * names no table and runs no user-defined code (`select $1::int`) quotes in its errors
+ * only what the client sent.
+ */
+function readsTables(head: Pending | undefined, run: Run | undefined): boolean {
+  const facts: readonly { readonly tables: readonly string[]; readonly risky: readonly string[] }[] | undefined = run
+    ? run.exchange.facts.sql && [run.exchange.facts.sql]
+    : head?.kind === 'parse' ? head.statement?.facts
+    : head?.kind === 'bind' ? head.portal?.statement?.facts
+    : head?.kind === 'describe' ? (head.described && ('facts' in head.described ? head.described : head.described.statement))?.facts
+    : undefined;
+  return facts === undefined || facts.some((f) => f.tables.length > 0 || f.risky.includes('unknown-tables'));
 }
 
 /**

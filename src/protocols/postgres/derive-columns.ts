@@ -21,7 +21,9 @@
 //   masked column's value under a name masking does not cover. Values stored by position
 //   (INSERT without a column list, a column list over a `*`) go to names the gateway does
 //   not know; a `*` over a table stored so may carry any column (`wholeRow`), except
-//   `INSERT INTO t SELECT * FROM t` (each column into itself).
+//   `INSERT INTO t SELECT * FROM t` (each column into itself);
+// - a `pg_notify` payload, anywhere in the statement, is a store too: listeners get it
+//   unmasked (notifications).
 // Literal values never matter here (a shape's facts hold for every text of it).
 //
 // The file, top to bottom: deriveColumns / derive (one statement kind to its results and
@@ -86,7 +88,9 @@ const emptySet: ReadonlySet<string> = new Set();
 /** The derivation of one statement's tree, or undefined when it derives nothing. */
 export function deriveColumns(kind: string, node: Node): Derivation | undefined {
   try {
-    return derive(kind, node);
+    const derivation = derive(kind, node);
+    const sent = notifications(node);
+    return sent.length > 0 ? { ...derivation, stores: [...(derivation?.stores ?? []), ...sent] } : derivation;
   } catch {
     // A tree this code does not expect: every column may carry anything (fail closed).
     const unknown: StoredColumn = { target: undefined, name: undefined, sources: [], wholeRow: true };
@@ -506,6 +510,64 @@ function rename(entries: readonly Entry[], colnames: string[] | undefined): read
   }
   if (!untraceable) return out;
   return [...out, ...colnames.slice(i).map((c): Col => ({ name: c, sources: emptySet, wholeRow: true, plain: false })), anyColumn];
+}
+
+/**
+ * Values a statement sends with `pg_notify(channel, payload)`, anywhere in it: a
+ * notification's payload reaches every listener unmasked. The payload's column
+ * references are its sources; a `*`, a subquery, a user-defined function or a name that
+ * may be a whole row (a relation or alias of the statement) may carry any column.
+ */
+function notifications(root: Node): StoredColumn[] {
+  const relations = new Set<string>();
+  const payloads: unknown[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push(child);
+      continue;
+    }
+    const n = node as Node;
+    // A relation's name, an alias (of a table, subquery, function or join), a CTE's name.
+    for (const name of [n.relname, (n.alias as Node | undefined)?.aliasname, n.ctename]) if (typeof name === 'string') relations.add(name);
+    const call = n.FuncCall as Node | undefined;
+    if (call) {
+      const fname = (call.funcname as Node[]).map(sval);
+      if (fname[fname.length - 1] === 'pg_notify' && (fname.length === 1 || fname[0] === 'pg_catalog')) payloads.push((call.args as Node[] | undefined)?.[1]);
+    }
+    for (const child of Object.values(n)) stack.push(child);
+  }
+  const out: StoredColumn[] = [];
+  for (const payload of payloads) {
+    const sources = new Set<string>();
+    let wholeRow = false;
+    const walk: unknown[] = [payload];
+    while (walk.length > 0) {
+      const node = walk.pop();
+      if (node === null || typeof node !== 'object') continue;
+      if (Array.isArray(node)) {
+        for (const child of node) walk.push(child);
+        continue;
+      }
+      const n = node as Node;
+      const ref = n.ColumnRef as Node | undefined;
+      if (ref) {
+        const fields = ref.fields as Node[];
+        const last = fields[fields.length - 1]!;
+        if ('A_Star' in last || (fields.length === 1 && relations.has(String(sval(last))))) wholeRow = true;
+        else sources.add(String(sval(last)));
+        continue;
+      }
+      if (n.SubLink) wholeRow = true;
+      const call = n.FuncCall as Node | undefined;
+      if (call && functionRisks((call.funcname as Node[]).map(sval) as string[]).includes('unknown-tables')) wholeRow = true;
+      for (const child of Object.values(n)) walk.push(child);
+    }
+    if (sources.size > 0 || wholeRow) out.push({ target: 'a notification payload (pg_notify)', name: undefined, sources: [...sources], wholeRow });
+  }
+  return out;
 }
 
 /** The derivation of a prepared name that stands for several statements (prepared again unseen). */

@@ -9,6 +9,8 @@
 //   scanned in their text form: such a value cannot hold a label and stay valid for its
 //   type, so one that carries an entity is sent as NULL;
 // - other binary values (numeric, dates, uuid, bytea, arrays, composites) are not scanned;
+// - free text (the database's error and notice fields, notification payloads:
+//   server-messages.ts) is scanned with every profile, `fields` ignored;
 // - COPY rows (text or CSV lines, no column names) are scanned with every profile,
 //   `fields` ignored; a finding that would take a field separator, a quote or a line
 //   break with it cannot be replaced without breaking the row, so the caller stops the
@@ -25,6 +27,8 @@ export interface EntityMasking {
   column(column: ColumnDescription): ValueMasker | undefined;
   /** A COPY row's line, masked; undefined when it cannot be masked and stay a valid row. */
   line(text: string, counts: EntityCounts): string | undefined;
+  /** Free text (an error's message, a notification's payload) masked with every profile, `fields` ignored. */
+  text(text: string, counts: EntityCounts): string;
 }
 
 // Type OIDs (pg_type.h).
@@ -62,6 +66,9 @@ export function entityMasking(plan: MaskPlan): EntityMasking {
       const findings = plan.find(text);
       for (const f of findings) if (rowSyntax.test(text.slice(f.start, f.end))) return undefined;
       return applyFindings(text, findings, counts);
+    },
+    text(text, counts) {
+      return applyFindings(text, plan.find(text), counts);
     },
   };
 }

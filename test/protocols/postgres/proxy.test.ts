@@ -188,8 +188,12 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     const notification = await got;
     assert.equal(notification.channel, 'gatehouse_channel');
     assert.equal(notification.payload, 'hello');
+    await sender.query('create temp table if not exists notice_here (a int)');
+    await sender.query('create temp table if not exists notice_here (a int)');
+    assert.deepEqual(notices, ['relation "notice_here" already exists, skipping']);
+    // What RAISE prints is withheld on this connection, which masks columns (server-messages.ts).
     await sender.query("do $$ begin raise notice 'from the database'; end $$");
-    assert.deepEqual(notices, ['from the database']);
+    assert.match(notices[1] ?? '', /^message withheld by Gatehouse/);
     // The process id a notification names is the one the client was given (BackendKeyData),
     // so a client can tell its own notifications from others', and match pg_stat_activity.
     const own = new Promise<pg.Notification>((resolve) => listener.once('notification', resolve));

@@ -1,0 +1,127 @@
+// Security regression: DataRow values were masked, but what the database says besides
+// rows carried a masked column's value out whole: an error quoting the input it could not
+// convert (`select email::int`), a constraint violation's "Failing row contains (…)", a
+// RAISE NOTICE, a JSON error's context, and a pg_notify payload. Through the real proxy,
+// with node-postgres; the recording keeps the masked message too.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import { MaskPlanner, type MaskProfile } from '../../../src/mask/index.js';
+import { entityMasking } from '../../../src/protocols/postgres/entity-masking.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
+
+const secret = /ann@example\.com|536-22-8841/;
+
+/** The error a statement gets through the proxy, every field node-postgres reads. */
+async function errorOf(c: pg.Client, sql: string): Promise<pg.DatabaseError> {
+  try {
+    await c.query(sql);
+  } catch (error) {
+    return error as pg.DatabaseError;
+  }
+  assert.fail(`${sql} did not fail`);
+}
+
+function assertClean(error: pg.DatabaseError, sql: string): void {
+  const fields = [error.message, error.detail, error.hint, error.where, error.internalQuery].join(' | ');
+  assert.ok(!secret.test(fields), `${sql} leaked in its error: ${fields}`);
+}
+
+const columnRules = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial']]) } });
+
+describe('PostgreSQL proxy: errors, notices and notifications do not carry masked column values', { skip: 'skip' in columnRules ? columnRules.skip : undefined }, () => {
+  const proxy = columnRules as TestProxy;
+  let direct: pg.Client;
+  let c: pg.Client;
+
+  withProxyClients(proxy, `create table users (id int primary key, name text not null, email text unique, ssn text, doc jsonb);
+      insert into users values (1, 'Ann', 'ann@example.com', '536-22-8841', '{"a":1}')`, (clients) => ({ direct, client: c } = clients));
+
+  test('a data exception keeps its message up to the value, and loses detail and context', async () => {
+    const cast = await errorOf(c, 'select email::int from users');
+    assert.equal(cast.code, '22P02');
+    assert.equal(cast.message, 'invalid input syntax for type integer (value withheld by Gatehouse: this connection masks columns)');
+    for (const sql of ["select to_date(ssn, 'YYYY-MM') from users", 'select email::json from users', 'select email::date from users', "select (email || 'x')::numeric from users"]) {
+      const error = await errorOf(c, sql);
+      assert.match(error.code ?? '', /^22/, sql);
+      assertClean(error, sql);
+    }
+    // A message that quotes nothing goes as it came.
+    assert.equal((await errorOf(c, 'select 1/0')).message, 'division by zero');
+  });
+
+  test('a constraint violation keeps its names and loses the row and the key in its detail', async () => {
+    const notNull = await errorOf(c, 'update users set name = null where id = 1');
+    assert.equal(notNull.code, '23502');
+    assert.equal(notNull.message, 'null value in column "name" of relation "users" violates not-null constraint');
+    assert.equal(notNull.column, 'name');
+    assert.equal(notNull.detail, undefined);
+    const unique = await errorOf(c, "insert into users (id, name, email) values (2, 'x', (select email from users where id = 1))");
+    assert.equal(unique.code, '23505');
+    assert.equal(unique.constraint, 'users_email_key');
+    assertClean(unique, 'unique');
+    // The record keeps the masked message too.
+    const recorded = JSON.stringify(proxy.observed.filter((o) => o.outcome.errorCode).map((o) => o.outcome.errorDetail));
+    assert.ok(!secret.test(recorded), recorded);
+  });
+
+  test('what RAISE prints is withheld, as a notice and as an error', async () => {
+    const notices: { message?: string }[] = [];
+    c.on('notice', (n) => notices.push(n));
+    await c.query("do $$ begin raise notice 'found %', (select email from users limit 1); end $$");
+    assert.equal(notices.length, 1);
+    assert.match(notices[0]!.message ?? '', /^message withheld by Gatehouse/);
+    const raised = await errorOf(c, "do $$ begin raise exception 'x' using detail = (select ssn from users limit 1); end $$");
+    assert.equal(raised.code, 'P0001');
+    assertClean(raised, 'raise exception');
+    // The session goes on.
+    assert.equal((await c.query('select 1 as ok')).rows[0].ok, 1);
+  });
+
+  test('pg_notify with a masked column in its payload is refused; other payloads are sent', async () => {
+    await direct.query('listen ch');
+    const received: string[] = [];
+    direct.on('notification', (n) => received.push(n.payload ?? ''));
+    for (const sql of ["select pg_notify('ch', email) from users", "select pg_notify('ch', u::text) from users u", "select pg_notify('ch', (select ssn from users limit 1))", "select 1 from users where pg_notify('ch', users.email) is null"]) {
+      await assert.rejects(c.query(sql), { code: '0A000', message: /as a notification payload \(pg_notify\)/ }, sql);
+    }
+    await c.query("select pg_notify('ch', 'user ' || id) from users");
+    await direct.query('select 1'); // a round trip: the notification has arrived
+    assert.deepEqual(received, ['user 1']);
+  });
+
+  test('errors that carry no values are untouched', async () => {
+    const missing = await errorOf(c, 'select * from nosuch');
+    assert.equal(missing.message, 'relation "nosuch" does not exist');
+    assert.equal(missing.position, '15');
+  });
+});
+
+const profile: MaskProfile = { name: 'pii', operator: 'redact', keepLast: 4, applyTo: 'response', entities: ['EMAIL', 'US_SSN'] };
+const profiles = await startTestProxy({ masking: { columns: new Map(), entities: entityMasking(new MaskPlanner([profile]).plan(['pii'], 'response')!) } });
+
+describe('PostgreSQL proxy: masking profiles scan errors, notices and notification payloads', { skip: 'skip' in profiles ? profiles.skip : undefined }, () => {
+  const proxy = profiles as TestProxy;
+  let direct: pg.Client;
+  let c: pg.Client;
+
+  withProxyClients(proxy, `create table notes (id int, body text);
+      insert into notes values (1, 'mail ann@example.com, ssn 536-22-8841')`, (clients) => ({ direct, client: c } = clients));
+
+  test('an entity in an error, a notice or a payload is replaced; the rest of the text stays', async () => {
+    const cast = await errorOf(c, 'select body::int from notes');
+    assert.equal(cast.message, 'invalid input syntax for type integer: "mail [EMAIL], ssn [US_SSN]"');
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    await c.query("do $$ begin raise notice 'row: %', (select body from notes limit 1); end $$");
+    assert.deepEqual(notices, ['row: mail [EMAIL], ssn [US_SSN]']);
+    // Listening through the proxy (the notifying session is the listening one here).
+    const received: string[] = [];
+    c.on('notification', (n) => received.push(n.payload ?? ''));
+    await c.query('listen ch');
+    await c.query("select pg_notify('ch', body) from notes");
+    await c.query('select 1');
+    assert.deepEqual(received, ['mail [EMAIL], ssn [US_SSN]']);
+    assert.ok(direct);
+  });
+});
