@@ -22,8 +22,8 @@
 //   (INSERT without a column list, a column list over a `*`) go to names the gateway does
 //   not know; a `*` over a table stored so may carry any column (`wholeRow`), except
 //   `INSERT INTO t SELECT * FROM t` (each column into itself);
-// - a `pg_notify` payload, anywhere in the statement, is a store too: listeners get it
-//   unmasked (notifications).
+// - a value handed to a built-in that keeps or sends it (pg_notify, set_config, lo_put,
+//   setval …), anywhere in the statement, is a store too: it is read back unmasked.
 // Literal values never matter here (a shape's facts hold for every text of it).
 //
 // The file, top to bottom: deriveColumns / derive (one statement kind to its results and
@@ -89,8 +89,8 @@ const emptySet: ReadonlySet<string> = new Set();
 export function deriveColumns(kind: string, node: Node): Derivation | undefined {
   try {
     const derivation = derive(kind, node);
-    const sent = notifications(node);
-    return sent.length > 0 ? { ...derivation, stores: [...(derivation?.stores ?? []), ...sent] } : derivation;
+    const kept = keptByFunctions(node);
+    return kept.length > 0 ? { ...derivation, stores: [...(derivation?.stores ?? []), ...kept] } : derivation;
   } catch {
     // A tree this code does not expect: every column may carry anything (fail closed).
     const unknown: StoredColumn = { target: undefined, name: undefined, sources: [], wholeRow: true };
@@ -513,14 +513,28 @@ function rename(entries: readonly Entry[], colnames: string[] | undefined): read
 }
 
 /**
- * Values a statement sends with `pg_notify(channel, payload)`, anywhere in it: a
- * notification's payload reaches every listener unmasked. The payload's column
+ * Built-in functions that keep or send a value where it is read back unmasked, by the
+ * index of the argument they keep: a notification's payload reaches every listener, a
+ * setting is read back with current_setting() or SHOW (and application_name is reported
+ * to the client), a large object with lo_get(), a sequence's value with currval().
+ */
+const keepingFunctions: ReadonlyMap<string, { readonly arg: number; readonly target: string }> = new Map([
+  ['pg_notify', { arg: 1, target: 'a notification payload (pg_notify)' }],
+  ['set_config', { arg: 1, target: 'a session setting (set_config)' }],
+  ['lo_from_bytea', { arg: 1, target: 'a large object (lo_from_bytea)' }],
+  ['lo_put', { arg: 2, target: 'a large object (lo_put)' }],
+  ['setval', { arg: 1, target: 'a sequence (setval)' }],
+  ['pg_logical_emit_message', { arg: 2, target: 'a logical decoding message (pg_logical_emit_message)' }],
+]);
+
+/**
+ * Values a statement hands to a keeping function, anywhere in it. The value's column
  * references are its sources; a `*`, a subquery, a user-defined function or a name that
  * may be a whole row (a relation or alias of the statement) may carry any column.
  */
-function notifications(root: Node): StoredColumn[] {
+function keptByFunctions(root: Node): StoredColumn[] {
   const relations = new Set<string>();
-  const payloads: unknown[] = [];
+  const kept: { value: unknown; target: string }[] = [];
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -535,39 +549,44 @@ function notifications(root: Node): StoredColumn[] {
     const call = n.FuncCall as Node | undefined;
     if (call) {
       const fname = (call.funcname as Node[]).map(sval);
-      if (fname[fname.length - 1] === 'pg_notify' && (fname.length === 1 || fname[0] === 'pg_catalog')) payloads.push((call.args as Node[] | undefined)?.[1]);
+      const keeps = keepingFunctions.get(String(fname[fname.length - 1]));
+      const value = (call.args as Node[] | undefined)?.[keeps?.arg ?? 0];
+      if (keeps && value !== undefined && (fname.length === 1 || fname[0] === 'pg_catalog')) kept.push({ value, target: keeps.target });
     }
     for (const child of Object.values(n)) stack.push(child);
   }
-  const out: StoredColumn[] = [];
-  for (const payload of payloads) {
-    const sources = new Set<string>();
-    let wholeRow = false;
-    const walk: unknown[] = [payload];
-    while (walk.length > 0) {
-      const node = walk.pop();
-      if (node === null || typeof node !== 'object') continue;
-      if (Array.isArray(node)) {
-        for (const child of node) walk.push(child);
-        continue;
-      }
-      const n = node as Node;
-      const ref = n.ColumnRef as Node | undefined;
-      if (ref) {
-        const fields = ref.fields as Node[];
-        const last = fields[fields.length - 1]!;
-        if ('A_Star' in last || (fields.length === 1 && relations.has(String(sval(last))))) wholeRow = true;
-        else sources.add(String(sval(last)));
-        continue;
-      }
-      if (n.SubLink) wholeRow = true;
-      const call = n.FuncCall as Node | undefined;
-      if (call && functionRisks((call.funcname as Node[]).map(sval) as string[]).includes('unknown-tables')) wholeRow = true;
-      for (const child of Object.values(n)) walk.push(child);
+  return kept.flatMap(({ value, target }) => {
+    const flow = valueFlow(value, relations);
+    return flow.sources.size > 0 || flow.wholeRow ? [{ target, name: undefined, sources: [...flow.sources], wholeRow: flow.wholeRow }] : [];
+  });
+}
+
+/** The columns an expression reads, outside any scope (`relations`: names that may stand for a whole row). */
+function valueFlow(root: unknown, relations: ReadonlySet<string>): Flow {
+  const flow: Flow = { sources: new Set(), wholeRow: false };
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push(child);
+      continue;
     }
-    if (sources.size > 0 || wholeRow) out.push({ target: 'a notification payload (pg_notify)', name: undefined, sources: [...sources], wholeRow });
+    const n = node as Node;
+    const ref = n.ColumnRef as Node | undefined;
+    if (ref) {
+      const fields = ref.fields as Node[];
+      const last = fields[fields.length - 1]!;
+      if ('A_Star' in last || (fields.length === 1 && relations.has(String(sval(last))))) flow.wholeRow = true;
+      else flow.sources.add(String(sval(last)));
+      continue;
+    }
+    if (n.SubLink) flow.wholeRow = true;
+    const call = n.FuncCall as Node | undefined;
+    if (call && functionRisks((call.funcname as Node[]).map(sval) as string[]).includes('unknown-tables')) flow.wholeRow = true;
+    for (const child of Object.values(n)) stack.push(child);
   }
-  return out;
+  return flow;
 }
 
 /** The derivation of a prepared name that stands for several statements (prepared again unseen). */

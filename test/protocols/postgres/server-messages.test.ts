@@ -78,13 +78,18 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     assert.equal((await c.query('select 1 as ok')).rows[0].ok, 1);
   });
 
-  test('pg_notify with a masked column in its payload is refused; other payloads are sent', async () => {
+  test('pg_notify, set_config and large objects with a masked column in their value are refused; other values pass', async () => {
     await direct.query('listen ch');
     const received: string[] = [];
     direct.on('notification', (n) => received.push(n.payload ?? ''));
     for (const sql of ["select pg_notify('ch', email) from users", "select pg_notify('ch', u::text) from users u", "select pg_notify('ch', (select ssn from users limit 1))", "select 1 from users where pg_notify('ch', users.email) is null"]) {
       await assert.rejects(c.query(sql), { code: '0A000', message: /as a notification payload \(pg_notify\)/ }, sql);
     }
+    // Other built-ins that keep a value where it is read back unmasked (current_setting, SHOW, lo_get).
+    await assert.rejects(c.query("select set_config('application_name', email, false) from users"), { code: '0A000', message: /as a session setting \(set_config\)/ });
+    await assert.rejects(c.query("select lo_from_bytea(0, convert_to(ssn, 'UTF8')) from users"), { code: '0A000', message: /as a large object/ });
+    assert.notEqual((await c.query('show application_name')).rows[0].application_name, 'ann@example.com');
+    await c.query("select set_config('application_name', 'report ' || id, false) from users");
     await c.query("select pg_notify('ch', 'user ' || id) from users");
     await direct.query('select 1'); // a round trip: the notification has arrived
     assert.deepEqual(received, ['user 1']);
