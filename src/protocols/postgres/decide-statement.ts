@@ -8,7 +8,8 @@
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
-//   carry no column names, so the rules cannot be applied);
+//   carry no column names, so the rules cannot be applied), and so is reading the
+//   catalog's column statistics (pg_stats: samples of every analysed column's values);
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -145,11 +146,22 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
   }
+  const statistics = ctx.connection.masking.columns.size > 0 ? facts?.tables.find(isColumnStatistics) : undefined;
+  if (statistics) {
+    return { decision, error: new GatehouseError('sql_not_supported', { message: `The statement reads ${statistics}, whose column statistics (most common values, histogram bounds) hold values of masked columns (masking.columns); it was not run.` }) };
+  }
   const stored = facts?.derived?.stores && unmaskableStore(facts.derived, ctx.connection.masking);
   if (stored) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: `The statement would keep values of masked column "${stored.rule}" (masking.columns) as ${stored.target}, where they could later be read unmasked; it was not run.` }) };
   }
   return { decision };
+}
+
+/** The catalog's column statistics: samples of every analysed column's values (ANALYZE). */
+const columnStatistics = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+
+function isColumnStatistics(table: string): boolean {
+  return columnStatistics.has(table.startsWith('pg_catalog.') ? table.slice('pg_catalog.'.length) : table);
 }
 
 export function unparseable(detail: string): GatehouseError {

@@ -95,6 +95,16 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     assert.deepEqual(received, ['user 1']);
   });
 
+  test("the catalog's column statistics, samples of masked values, are refused", async () => {
+    await direct.query("insert into users select g, 'n', g || '@example.org', '536-22-8841' from generate_series(10, 60) g");
+    await direct.query('analyze users');
+    assert.match(JSON.stringify((await direct.query("select most_common_vals from pg_stats where tablename = 'users' and attname = 'ssn'")).rows), /536-22-8841/);
+    for (const sql of ["select most_common_vals from pg_stats where tablename = 'users'", 'select * from pg_catalog.pg_stats', 'select * from pg_stats_ext']) {
+      await assert.rejects(c.query(sql), { code: '0A000', message: /whose column statistics .* hold values of masked columns/ }, sql);
+    }
+    await direct.query('delete from users where id >= 10');
+  });
+
   test('errors that carry no values are untouched', async () => {
     const missing = await errorOf(c, 'select * from nosuch');
     assert.equal(missing.message, 'relation "nosuch" does not exist');
