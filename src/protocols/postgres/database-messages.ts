@@ -199,7 +199,7 @@ export class DatabaseMessages {
     const head = this.#core.pending[0];
     const run = head?.kind === 'query' ? head.runs[head.index] : head?.kind === 'execute' ? head.run : undefined;
     const counts: EntityCounts = {};
-    const masked = maskServerMessage(frame, run?.masking ?? this.#core.ctx.connection.masking, counts, readsTables(head, run));
+    const masked = maskServerMessage(frame, run?.masking ?? this.#core.ctx.connection.masking, counts, answered(head, run));
     if (!masked) return frame;
     if (run) for (const [type, n] of Object.entries(counts)) (run.maskCounts ??= {})[type] = (run.maskCounts[type] ?? 0) + n;
     return { type: frame.type, body: masked.subarray(5), raw: masked };
@@ -368,18 +368,19 @@ export class DatabaseMessages {
 }
 
 /**
- * Whether the statement a message answers may read a table (unknown: it may). One that
- * names no table and runs no user-defined code (`select $1::int`) quotes in its errors
- * only what the client sent.
+ * The statement a message answers: its text, and whether it may read a table (one that
+ * names no table and runs no user-defined code, `select $1::int`, quotes in its errors
+ * only what the client sent). Undefined when unknown.
  */
-function readsTables(head: Pending | undefined, run: Run | undefined): boolean {
-  const facts: readonly { readonly tables: readonly string[]; readonly risky: readonly string[] }[] | undefined = run
+function answered(head: Pending | undefined, run: Run | undefined): { text: string; readsTables: boolean } | undefined {
+  const facts: readonly { readonly text: string; readonly tables: readonly string[]; readonly risky: readonly string[] }[] | undefined = run
     ? run.exchange.facts.sql && [run.exchange.facts.sql]
     : head?.kind === 'parse' ? head.statement?.facts
     : head?.kind === 'bind' ? head.portal?.statement?.facts
     : head?.kind === 'describe' ? (head.described && ('facts' in head.described ? head.described : head.described.statement))?.facts
     : undefined;
-  return facts === undefined || facts.some((f) => f.tables.length > 0 || f.risky.includes('unknown-tables'));
+  if (facts === undefined || facts.length === 0) return undefined;
+  return { text: facts.map((f) => f.text).join('\n'), readsTables: facts.some((f) => f.tables.length > 0 || f.risky.includes('unknown-tables')) };
 }
 
 /**

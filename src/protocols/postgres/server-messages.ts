@@ -2,21 +2,21 @@
 // NotificationResponse. Each can carry a value of a masked column past the DataRow
 // masking (mask-rows.ts), a whole value per statement:
 //   select email::int from users        → invalid input syntax for type integer: "ann@example.com"
+//   select email::regclass from users   → schema "ann@example" does not exist
 //   update users set name = null …      → DETAIL: Failing row contains (1, null, ann@example.com, …)
 //   do $$ begin raise notice '%', (select email …); end $$   → NOTICE: ann@example.com
-//   select email::json from users        → CONTEXT: JSON data, line 1: ann@example.com
 // Enforces, on a connection with masking:
 // - masking profiles (entity detection) scan every text field of an error or notice,
 //   and a notification's payload;
 // - with column rules, whose values the gateway cannot recognise in free text, for a
-//   message that may come from reading a table (any but a statement that names no table
-//   and runs no user-defined code: `select $1::int` quotes only the client's own value):
-//   - a data exception (SQLSTATE class 22) keeps its message up to the value it quotes,
-//     and loses its detail, hint and context;
-//   - an integrity violation (class 23) keeps its message (names of constraints, columns
-//     and tables) and loses its detail (`Key (email)=(…)`, `Failing row contains (…)`);
-//   - what PL/pgSQL RAISE says (class P0, or a context `… at RAISE`) is withheld: its
-//     text is whatever the function put in it;
+//   message answering a statement that may read a table (it names one, or runs code whose
+//   tables are unknown; `select $1::int` can quote only what the client sent):
+//   - the message keeps what it quotes only when the statement's own text holds it
+//     (`relation "nosuch" does not exist`); otherwise it is cut at its first quote;
+//   - what PL/pgSQL RAISE says (class P0, or a context `… at RAISE`) is withheld whole:
+//     its text is whatever the function put in it;
+//   - detail, hint, context and internal query go: values appear there unquoted
+//     (`Key (email)=(…)`, `Failing row contains (…)`, `JSON data, line 1: …`);
 // - the SQLSTATE, severity, position and the names of schema, table, column, type and
 //   constraint stay, so a client still knows what failed where.
 // A notification's payload is not masked by column rules: statements that would send a
@@ -29,39 +29,30 @@ import type { MaskingRules } from './mask-rows.js';
 
 /** Fields that are free text (message, detail, hint, context, internal query); the others are codes, names and positions. */
 const textFields = new Set(['M', 'D', 'H', 'W', 'q']);
-const withheldValue = '(value withheld by Gatehouse: this connection masks columns)';
+/** Free text besides the message: dropped under column rules. */
+const auxiliaryFields = new Set(['D', 'H', 'W', 'q']);
+const withheldValue = '(what it quotes is withheld by Gatehouse: this connection masks columns)';
 const withheldRaise = 'message withheld by Gatehouse: what RAISE prints may carry values of masked columns on this connection';
 
-/** The message masked, or undefined when it goes as it came; `readsTables`: false for a statement that reads no table (column rules have nothing to withhold). */
-export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: EntityCounts, readsTables = true): Buffer | undefined {
-  const columnRules = rules.columns.size > 0 && readsTables;
+/**
+ * The message masked, or undefined when it goes as it came. `statement`: the text of the
+ * statement it answers and whether that may read a table (undefined: unknown, it may).
+ */
+export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: EntityCounts, statement?: { readonly text: string; readonly readsTables: boolean }): Buffer | undefined {
+  const columnRules = rules.columns.size > 0 && statement?.readsTables !== false;
   if (!columnRules && !rules.entities) return undefined;
   if (frame.type === 'A') return rules.entities ? maskNotification(frame.body, rules, counts) : undefined;
   if (frame.type !== 'E' && frame.type !== 'N') return undefined;
-  const fields = readFields(frame.body);
+  let fields = readFields(frame.body);
   let changed = false;
-  const set = (code: string, value: string | undefined) => {
-    const i = fields.findIndex(([c]) => c === code);
-    if (i < 0) return;
-    changed = true;
-    if (value === undefined) fields.splice(i, 1);
-    else fields[i] = [code, value];
-  };
   if (columnRules) {
     const sqlstate = fieldOf(fields, 'C') ?? '';
     const raise = sqlstate.startsWith('P0') || / at RAISE$/m.test(fieldOf(fields, 'W') ?? '');
-    if (raise) {
-      set('M', withheldRaise);
-      set('D', undefined);
-      set('H', undefined);
-    } else if (sqlstate.startsWith('22')) {
-      set('M', beforeValue(fieldOf(fields, 'M') ?? ''));
-      set('D', undefined);
-      set('H', undefined);
-      set('W', undefined);
-    } else if (sqlstate.startsWith('23')) {
-      set('D', undefined);
-    }
+    const text = fieldOf(fields, 'M') ?? '';
+    const kept = raise ? withheldRaise : quotesOnlyStatement(text, statement?.text) ? text : beforeQuote(text);
+    const before = fields.length;
+    fields = fields.filter(([code]) => !auxiliaryFields.has(code)).map(([code, value]) => [code, code === 'M' ? kept : value]);
+    changed = kept !== text || fields.length !== before;
   }
   if (rules.entities) {
     for (const field of fields) {
@@ -76,13 +67,19 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
   return changed ? writeFields(frame.type, fields) : undefined;
 }
 
-/** A data exception's message up to the value it quotes (`invalid input syntax for type integer: "…"`). */
-function beforeValue(text: string): string {
+/** Whether every `"…"` the message quotes is in the statement's text (an identifier or literal the client wrote). */
+function quotesOnlyStatement(text: string, statement: string | undefined): boolean {
+  const quoted = text.match(/"[^"]*"/g);
+  if (!quoted) return true;
+  if (statement === undefined) return false;
+  const sql = statement.toLowerCase();
+  return quoted.every((q) => sql.includes(q.slice(1, -1).toLowerCase()));
+}
+
+/** The message up to what it quotes (`invalid input syntax for type integer: "…"`). */
+function beforeQuote(text: string): string {
   const quote = text.indexOf('"');
-  const colon = text.indexOf(': ');
-  const cut = [quote, colon].filter((i) => i >= 0);
-  // Nothing quoted (`division by zero`): nothing to withhold.
-  return cut.length > 0 ? `${text.slice(0, Math.min(...cut)).trimEnd()} ${withheldValue}` : text;
+  return `${text.slice(0, quote).replace(/[\s:]+$/, '')} ${withheldValue}`;
 }
 
 function maskNotification(body: Buffer, rules: MaskingRules, counts: EntityCounts): Buffer | undefined {

@@ -40,17 +40,21 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
   test('a data exception keeps its message up to the value, and loses detail and context', async () => {
     const cast = await errorOf(c, 'select email::int from users');
     assert.equal(cast.code, '22P02');
-    assert.equal(cast.message, 'invalid input syntax for type integer (value withheld by Gatehouse: this connection masks columns)');
+    assert.equal(cast.message, 'invalid input syntax for type integer (what it quotes is withheld by Gatehouse: this connection masks columns)');
     for (const sql of ["select to_date(ssn, 'YYYY-MM') from users", 'select email::json from users', 'select email::date from users', "select (email || 'x')::numeric from users"]) {
       const error = await errorOf(c, sql);
       assert.match(error.code ?? '', /^22/, sql);
       assertClean(error, sql);
     }
+    // Not only data exceptions quote values: a name looked up, a file, a query text.
+    for (const sql of ['select email::regclass from users', 'select email::regtype from users', "select to_tsquery(email || ' &') from users", 'select pg_read_file(ssn) from users']) {
+      assertClean(await errorOf(c, sql), sql);
+    }
     // A message that quotes nothing goes as it came.
     assert.equal((await errorOf(c, 'select 1/0')).message, 'division by zero');
   });
 
-  test('a constraint violation keeps its names and loses the row and the key in its detail', async () => {
+  test('a constraint violation keeps the names the statement wrote and loses the row and the key in its detail', async () => {
     const notNull = await errorOf(c, 'update users set name = null where id = 1');
     assert.equal(notNull.code, '23502');
     assert.equal(notNull.message, 'null value in column "name" of relation "users" violates not-null constraint');
@@ -58,7 +62,8 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     assert.equal(notNull.detail, undefined);
     const unique = await errorOf(c, "insert into users (id, name, email) values (2, 'x', (select email from users where id = 1))");
     assert.equal(unique.code, '23505');
-    assert.equal(unique.constraint, 'users_email_key');
+    assert.equal(unique.constraint, 'users_email_key'); // its own field
+    assert.equal(unique.message, 'duplicate key value violates unique constraint (what it quotes is withheld by Gatehouse: this connection masks columns)');
     assertClean(unique, 'unique');
     // The record keeps the masked message too.
     const recorded = JSON.stringify(proxy.observed.filter((o) => o.outcome.errorCode).map((o) => o.outcome.errorDetail));
