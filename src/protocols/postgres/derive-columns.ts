@@ -34,6 +34,7 @@
 // FigureColname are in parse-tree-names.ts.
 
 import { functionRisks } from './function-calls.js';
+import { keptByFunctions } from './function-stores.js';
 import { figureColname, names, relName, sval, type Node } from './parse-tree-names.js';
 
 
@@ -510,83 +511,6 @@ function rename(entries: readonly Entry[], colnames: string[] | undefined): read
   }
   if (!untraceable) return out;
   return [...out, ...colnames.slice(i).map((c): Col => ({ name: c, sources: emptySet, wholeRow: true, plain: false })), anyColumn];
-}
-
-/**
- * Built-in functions that keep or send a value where it is read back unmasked, by the
- * index of the argument they keep: a notification's payload reaches every listener, a
- * setting is read back with current_setting() or SHOW (and application_name is reported
- * to the client), a large object with lo_get(), a sequence's value with currval().
- */
-const keepingFunctions: ReadonlyMap<string, { readonly arg: number; readonly target: string }> = new Map([
-  ['pg_notify', { arg: 1, target: 'a notification payload (pg_notify)' }],
-  ['set_config', { arg: 1, target: 'a session setting (set_config)' }],
-  ['lo_from_bytea', { arg: 1, target: 'a large object (lo_from_bytea)' }],
-  ['lo_put', { arg: 2, target: 'a large object (lo_put)' }],
-  ['setval', { arg: 1, target: 'a sequence (setval)' }],
-  ['pg_logical_emit_message', { arg: 2, target: 'a logical decoding message (pg_logical_emit_message)' }],
-]);
-
-/**
- * Values a statement hands to a keeping function, anywhere in it. The value's column
- * references are its sources; a `*`, a subquery, a user-defined function or a name that
- * may be a whole row (a relation or alias of the statement) may carry any column.
- */
-function keptByFunctions(root: Node): StoredColumn[] {
-  const relations = new Set<string>();
-  const kept: { value: unknown; target: string }[] = [];
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const child of node) stack.push(child);
-      continue;
-    }
-    const n = node as Node;
-    // A relation's name, an alias (of a table, subquery, function or join), a CTE's name.
-    for (const name of [n.relname, (n.alias as Node | undefined)?.aliasname, n.ctename]) if (typeof name === 'string') relations.add(name);
-    const call = n.FuncCall as Node | undefined;
-    if (call) {
-      const fname = (call.funcname as Node[]).map(sval);
-      const keeps = keepingFunctions.get(String(fname[fname.length - 1]));
-      const value = (call.args as Node[] | undefined)?.[keeps?.arg ?? 0];
-      if (keeps && value !== undefined && (fname.length === 1 || fname[0] === 'pg_catalog')) kept.push({ value, target: keeps.target });
-    }
-    for (const child of Object.values(n)) stack.push(child);
-  }
-  return kept.flatMap(({ value, target }) => {
-    const flow = valueFlow(value, relations);
-    return flow.sources.size > 0 || flow.wholeRow ? [{ target, name: undefined, sources: [...flow.sources], wholeRow: flow.wholeRow }] : [];
-  });
-}
-
-/** The columns an expression reads, outside any scope (`relations`: names that may stand for a whole row). */
-function valueFlow(root: unknown, relations: ReadonlySet<string>): Flow {
-  const flow: Flow = { sources: new Set(), wholeRow: false };
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const child of node) stack.push(child);
-      continue;
-    }
-    const n = node as Node;
-    const ref = n.ColumnRef as Node | undefined;
-    if (ref) {
-      const fields = ref.fields as Node[];
-      const last = fields[fields.length - 1]!;
-      if ('A_Star' in last || (fields.length === 1 && relations.has(String(sval(last))))) flow.wholeRow = true;
-      else flow.sources.add(String(sval(last)));
-      continue;
-    }
-    if (n.SubLink) flow.wholeRow = true;
-    const call = n.FuncCall as Node | undefined;
-    if (call && functionRisks((call.funcname as Node[]).map(sval) as string[]).includes('unknown-tables')) flow.wholeRow = true;
-    for (const child of Object.values(n)) stack.push(child);
-  }
-  return flow;
 }
 
 /** The derivation of a prepared name that stands for several statements (prepared again unseen). */
