@@ -566,3 +566,52 @@ describe('audit prune over a broken chain, with the CLI', () => {
     }
   });
 });
+
+describe('audit verify of a chain whose every event was deleted, with the CLI', () => {
+  test('security: deleting every event before the first checkpoint is a break (exit 3), named against the head, not "chain verified: events 0..0"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-wiped-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      // No checkpoint is due yet: nothing signed vouches for these events, only the head row.
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\n  checkpoint: { every: 1000, interval: 1h }\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      for (const name of ['a', 'b']) assert.equal((await cli(dir, ['keys', 'create', '--name', name, '--groups', 'ml'])).code, 0);
+      assert.equal((await cli(dir, ['audit', 'verify'])).code, 0);
+      const db = new SQLite(join(dir, 'gatehouse.db'));
+      try {
+        assert.equal((db.prepare(`select count(*) as n from audit_checkpoints`).get() as { n: number }).n, 0);
+        db.prepare(`delete from audit_events`).run();
+      } finally {
+        db.close();
+      }
+      const verify = await cli(dir, ['audit', 'verify']);
+      assert.equal(verify.code, 3, verify.stdout);
+      assert.match(verify.stdout, /^chain BROKEN at event seq 1: every event was deleted: the head records seq 2, the chain is empty/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('after every event is deleted, verify names the events the checkpoints vouch for, not "events after seq 0"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-wiped-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\n  checkpoint: { every: 1 }\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      for (const name of ['a', 'b']) assert.equal((await cli(dir, ['keys', 'create', '--name', name, '--groups', 'ml'])).code, 0);
+      const db = new SQLite(join(dir, 'gatehouse.db'));
+      try {
+        db.prepare(`delete from audit_events`).run();
+      } finally {
+        db.close();
+      }
+      const verify = await cli(dir, ['audit', 'verify']);
+      assert.equal(verify.code, 3, verify.stdout);
+      assert.doesNotMatch(verify.stdout, /after seq 0/);
+      assert.match(verify.stdout, /^chain BROKEN at event seq 1: checkpoint at seq 1 vouches for event seq 1, which is missing \(deleted\)/m);
+      assert.match(verify.stdout, /every event was deleted: the head records seq 2, the chain is empty/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
