@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -225,8 +225,13 @@ describe('audit, end to end on SQLite', () => {
       body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'evidence please' }] }),
     });
     await res.text();
+    // A re-execution chains an event about the original without a state: the documented
+    // check reads the state its events recorded last, not its last event.
+    const adminKey = await gateway.createKey('evidence-admin', ['admins', 'ml']);
+    const again = await fetch(`${gateway.adminUrl}/api/sessions/${res.headers.get('gatehouse-exchange-id')}/reexecute`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(again.status, 200, await again.text());
     const out = join(dir, 'evidence');
-    const exported = await cli(dir, ['audit', 'export', '--out', out, '--group', 'ml']);
+    const exported = await cli(dir, ['audit', 'export', '--out', out, '--text', 'evidence please']);
     assert.equal(exported.code, 0, exported.stderr);
     const readme = readFileSync(join(out, 'README.md'), 'utf8');
     const commands = ['sha256sum -c manifest.sha256', 'openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig'];
@@ -242,8 +247,12 @@ describe('audit, end to end on SQLite', () => {
     assert.equal(jq.stdout.split(' ')[0], firstEvent.hash);
     const lineHash = (await execFileAsync('sh', ['-c', `head -n1 exchanges.jsonl | tr -d '\\n' | sha256sum`], { cwd: out })).stdout.split(' ')[0];
     const firstExchange = JSON.parse(readFileSync(join(out, 'exchanges.jsonl'), 'utf8').split('\n')[0]!) as { id: string };
-    const events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { target: string; details: { state?: string } });
-    assert.equal(events.filter((e) => e.target === firstExchange.id).at(-1)!.details.state, lineHash);
+    const events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; target: string; details: { state?: string } });
+    assert.equal(events.filter((e) => e.target === firstExchange.id).at(-1)!.kind, 'exchange.reexecuted');
+    const stateCommand = `jq -r --arg id "$(head -n1 exchanges.jsonl | jq -r .id)" 'select(.target == $id and .details.state != null) | .details.state' events.jsonl | tail -n1`;
+    assert.ok(readme.includes(`       ${stateCommand}\n`), 'README documents the state check');
+    assert.ok(readFileSync(new URL('../../docs/audit.md', import.meta.url), 'utf8').includes(`${stateCommand}\n`), 'docs/audit.md documents the state check');
+    assert.equal((await execFileAsync('sh', ['-c', stateCommand], { cwd: out })).stdout.trim(), lineHash);
     assert.match(readFileSync(join(out, 'exchanges.csv'), 'utf8'), /^id,started_at,/);
 
     appendFileSync(join(out, 'exchanges.csv'), '"forged"\r\n');
@@ -251,6 +260,27 @@ describe('audit, end to end on SQLite', () => {
     await assert.rejects(execFileAsync('sh', ['-c', commands[0]!], { cwd: out }), output(/exchanges\.csv: FAILED/));
     writeFileSync(join(out, 'manifest.sha256'), readFileSync(join(out, 'manifest.sha256'), 'utf8').replace(/^./, (c) => (c === '0' ? '1' : '0')));
     await assert.rejects(execFileAsync('sh', ['-c', commands[1]!], { cwd: out }), output(/Signature Verification Failure/));
+  });
+
+  test('security: an export holds prompts and answers, so the bundle and the CSV are created readable by their owner only, whatever the umask', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'payroll for Zoë, "Q3", 東京' }] }),
+    });
+    await res.text();
+    const out = join(dir, 'private', 'bundle');
+    const csv = join(dir, 'private-export.csv');
+    assert.equal((await cli(dir, ['audit', 'export', '--out', out, '--text', 'payroll'])).code, 0);
+    assert.equal((await cli(dir, ['audit', 'export', '--out', csv, '--text', 'payroll'])).code, 0);
+    assert.match(readFileSync(csv, 'utf8'), /payroll for Zoë, ""Q3"", 東京/);
+    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+    assert.equal(mode(out), '700');
+    assert.equal(mode(join(dir, 'private')), '700');
+    const files = readdirSync(out);
+    assert.equal(files.length, 8);
+    for (const file of files) assert.equal(mode(join(out, file)), '600', file);
+    assert.equal(mode(csv), '600');
   });
 
   test('an event edited in the SQLite file makes verify fail (exit 3) and name it', async () => {
