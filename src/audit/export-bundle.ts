@@ -13,7 +13,7 @@
 //   README.md          how to verify
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database, ExchangeRow } from '../store/index.js';
@@ -66,25 +66,34 @@ function csvLine(row: ExchangeRow): string {
 
 /** Writes the exchanges matching `filter` as CSV (RFC 4180) to `path`. */
 export async function exportCsv(db: Kysely<Database>, filter: ExchangeFilter, path: string): Promise<number> {
-  const out = createWriteStream(path, { mode: privateFile });
-  out.write(`${csvColumns.join(',')}\r\n`);
+  const out = lineWriter(path);
+  await out.write(`${csvColumns.join(',')}\r\n`);
   let count = 0;
   for await (const row of filteredRows(db, filter)) {
-    if (!out.write(csvLine(row))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    await out.write(csvLine(row));
     count++;
   }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  await out.end();
   return count;
 }
 
-/** A line-by-line file writer that honours backpressure. */
+/**
+ * A line-by-line file writer that honours backpressure. The file is opened at once, so a
+ * path that cannot be written throws here (ENOENT, EACCES…), and a later write error
+ * (ENOSPC) rejects the next write or the end: a stream's 'error' event without a listener
+ * crashed the process with a stack.
+ */
 function lineWriter(path: string) {
-  const out = createWriteStream(path, { mode: privateFile });
+  const out = createWriteStream(path, { fd: openSync(path, 'w', privateFile) });
+  let failure: Error | undefined;
+  out.on('error', (error) => (failure = error));
   return {
     async write(line: string) {
-      if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      if (failure) throw failure;
+      if (!out.write(line)) await new Promise<void>((resolve) => (out.once('drain', resolve), out.once('error', () => resolve())));
+      if (failure) throw failure;
     },
-    end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve()))),
+    end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error || failure ? reject(error ?? failure) : resolve()))),
   };
 }
 
@@ -130,7 +139,8 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   await events.end();
   // From the checkpoint at first - 1 on: after a prune, the chain starts at that checkpoint
   // (its signed hash is the first event's prevHash), and without it the bundle had none.
-  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first - 1).orderBy('seq').execute();
+  // No event exported: no checkpoint vouches for anything in the bundle.
+  const checkpoints = first === 0 ? [] : await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first - 1).orderBy('seq').execute();
   const checkpointLines = checkpoints.map((c) => `${canonicalJson({ seq: Number(c.seq), hash: c.hash, at: Number(c.at), keyId: c.key_id, signature: c.signature })}\n`);
 
   const csvPath = join(dir, 'exchanges.csv');

@@ -645,3 +645,31 @@ describe('audit verify of a chain whose every event was deleted, with the CLI', 
     }
   });
 });
+
+describe('audit export to a place it cannot write, with the CLI', () => {
+  test('a missing directory for a CSV, or a file where a bundle directory should go, is one line naming --out (exit 1), not a crash with a stack', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-export-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      assert.equal((await cli(dir, ['keys', 'create', '--name', 'a', '--groups', 'ml'])).code, 0);
+      const csv = await cli(dir, ['audit', 'export', '--out', join(dir, 'missing', 'x.csv')]);
+      assert.equal(csv.code, 1, csv.stderr);
+      assert.equal(csv.stderr, `gatehouse: --out ${join(dir, 'missing', 'x.csv')}: cannot write it (ENOENT: its directory does not exist)\n`);
+      writeFileSync(join(dir, 'a-file'), 'x');
+      const bundle = await cli(dir, ['audit', 'export', '--out', join(dir, 'a-file')]);
+      assert.equal(bundle.code, 1, bundle.stderr);
+      assert.equal(bundle.stderr, `gatehouse: --out ${join(dir, 'a-file')}: cannot write it (EEXIST: a file is there; a bundle goes to a directory, a CSV to a name ending in .csv)\n`);
+      // Nothing failed half-way was chained as exported.
+      const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+      try {
+        assert.equal((db.prepare(`select count(*) as n from audit_events where kind = 'audit.exported'`).get() as { n: number }).n, 0);
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
