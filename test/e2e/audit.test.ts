@@ -184,6 +184,12 @@ describe('audit, end to end on SQLite', () => {
     assert.equal(vague.status, 400);
     assert.equal(((await vague.json()) as { error: { code: string } }).error.code, 'invalid_query');
     assert.equal((await query('since=20260101T000000Z')).status, 200);
+    // A day the month does not have is refused, not read as March 2.
+    assert.equal((await query('until=2026-02-30T00:00:00Z')).status, 400);
+    // A filter given twice was read as its first value, silently: `text=a&text=b` looked like an AND.
+    const twice = await query('text=zebras&text=lions');
+    assert.equal(twice.status, 400);
+    assert.deepEqual(await twice.json(), { error: { code: 'invalid_query', message: 'Query parameter "text" is given 2 times; give each parameter once.' } });
     const vagueCli = await cli(dir, ['sessions', 'list', '--since', 'Nov 23 2026']);
     assert.deepEqual([vagueCli.code, vagueCli.stderr.trim()], [2, 'gatehouse: --since must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z']);
     const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
