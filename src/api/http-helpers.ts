@@ -34,13 +34,16 @@ export function timeParam(q: URLSearchParams, name: string): number | undefined 
 }
 
 /**
- * Refuses a query parameter the route does not take: a misspelt filter
+ * Refuses a query parameter the route does not take, or one given twice: a misspelt filter
  * (`?subjet=key:ci-bot`) would otherwise be ignored, and the answer list every record
  * as if it were the filtered one.
  */
 export function onlyParams(q: URLSearchParams, allowed: readonly string[]): void {
   for (const name of q.keys()) {
     if (!allowed.includes(name)) throw new GatehouseError('invalid_query', { message: `Unknown query parameter "${name}"; this route takes ${allowed.join(', ')}.` });
+    // A repeated filter was read as its first value: `text=a&text=b` looked like an AND.
+    const count = q.getAll(name).length;
+    if (count > 1) throw new GatehouseError('invalid_query', { message: `Query parameter "${name}" is given ${count} times; give each parameter once.` });
   }
 }
 

@@ -4,7 +4,7 @@
 //   events.jsonl       the chained events about the exported exchanges (all events when
 //                      no filter is given), one canonical JSON object per line, seq order
 //   exchanges.jsonl    the exported rows, one canonical JSON object per line; SHA-256 of
-//                      a line (without its newline) is the `state` its latest event holds
+//                      a line (without its newline) is the `state` its latest event with one holds
 //   exchanges.csv      the same rows for a spreadsheet
 //   checkpoints.jsonl  the signed checkpoints in the exported range
 //   public-key.pem     the Ed25519 public key (SPKI PEM)
@@ -13,7 +13,7 @@
 //   README.md          how to verify
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database, ExchangeRow } from '../store/index.js';
@@ -48,6 +48,11 @@ async function* filteredRows(db: Kysely<Database>, filter: ExchangeFilter): Asyn
   }
 }
 
+// An export holds prompts and answers, as the store does: created readable by its owner
+// only (a directory that already exists, and files in it, keep their mode).
+const privateFile = 0o600;
+const privateDir = 0o700;
+
 function csvCell(value: unknown): string {
   let text = value === null || value === undefined ? '' : String(value);
   // A cell a spreadsheet would run as a formula is neutralised (OWASP CSV injection).
@@ -61,25 +66,34 @@ function csvLine(row: ExchangeRow): string {
 
 /** Writes the exchanges matching `filter` as CSV (RFC 4180) to `path`. */
 export async function exportCsv(db: Kysely<Database>, filter: ExchangeFilter, path: string): Promise<number> {
-  const out = createWriteStream(path);
-  out.write(`${csvColumns.join(',')}\r\n`);
+  const out = lineWriter(path);
+  await out.write(`${csvColumns.join(',')}\r\n`);
   let count = 0;
   for await (const row of filteredRows(db, filter)) {
-    if (!out.write(csvLine(row))) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    await out.write(csvLine(row));
     count++;
   }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  await out.end();
   return count;
 }
 
-/** A line-by-line file writer that honours backpressure. */
+/**
+ * A line-by-line file writer that honours backpressure. The file is opened at once, so a
+ * path that cannot be written throws here (ENOENT, EACCES…), and a later write error
+ * (ENOSPC) rejects the next write or the end: a stream's 'error' event without a listener
+ * crashed the process with a stack.
+ */
 function lineWriter(path: string) {
-  const out = createWriteStream(path);
+  const out = createWriteStream(path, { fd: openSync(path, 'w', privateFile) });
+  let failure: Error | undefined;
+  out.on('error', (error) => (failure = error));
   return {
     async write(line: string) {
-      if (!out.write(line)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+      if (failure) throw failure;
+      if (!out.write(line)) await new Promise<void>((resolve) => (out.once('drain', resolve), out.once('error', () => resolve())));
+      if (failure) throw failure;
     },
-    end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve()))),
+    end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error || failure ? reject(error ?? failure) : resolve()))),
   };
 }
 
@@ -90,7 +104,7 @@ async function sha256File(path: string): Promise<string> {
 }
 
 export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter, dir: string, signer: CheckpointSigner): Promise<ExportResult> {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: privateDir });
   // Rows and events are streamed to the files page by page; only the exported ids are
   // held, to pick their events out of the chain in seq order.
   const ids = new Set<string>();
@@ -125,7 +139,8 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   await events.end();
   // From the checkpoint at first - 1 on: after a prune, the chain starts at that checkpoint
   // (its signed hash is the first event's prevHash), and without it the bundle had none.
-  const checkpoints = await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first - 1).orderBy('seq').execute();
+  // No event exported: no checkpoint vouches for anything in the bundle.
+  const checkpoints = first === 0 ? [] : await db.selectFrom('audit_checkpoints').selectAll().where('seq', '>=', first - 1).orderBy('seq').execute();
   const checkpointLines = checkpoints.map((c) => `${canonicalJson({ seq: Number(c.seq), hash: c.hash, at: Number(c.at), keyId: c.key_id, signature: c.signature })}\n`);
 
   const csvPath = join(dir, 'exchanges.csv');
@@ -135,13 +150,13 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
     'public-key.pem': signer.publicKeyPem,
     'README.md': readme({ exchanges: exchangeCount, events: eventCount, first, last, keyId: signer.keyId, filter }),
   };
-  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content, { mode: privateFile });
   const names = ['events.jsonl', 'exchanges.jsonl', 'exchanges.csv', 'checkpoints.jsonl', 'public-key.pem', 'README.md'];
   // `sha256sum` format: hex digest, two spaces, file name.
   const digests = await Promise.all(names.map((name) => sha256File(join(dir, name))));
   const manifest = names.map((name, i) => `${digests[i]}  ${name}\n`).join('');
-  writeFileSync(join(dir, 'manifest.sha256'), manifest);
-  writeFileSync(join(dir, 'manifest.sig'), Buffer.from(signer.sign(manifest), 'base64'));
+  writeFileSync(join(dir, 'manifest.sha256'), manifest, { mode: privateFile });
+  writeFileSync(join(dir, 'manifest.sig'), Buffer.from(signer.sign(manifest), 'base64'), { mode: privateFile });
   return { exchanges: exchangeCount, events: eventCount, files: [...names, 'manifest.sha256', 'manifest.sig'] };
 }
 
@@ -174,9 +189,11 @@ Signing key id: ${info.keyId}
 
 4. Each line of exchanges.jsonl is a recorded exchange in canonical JSON; SHA-256 of the
    line (without its newline) equals \`details.state\` of the latest event whose
-   \`target\` is that exchange's id:
+   \`target\` is that exchange's id and that has a state (a later exchange.revealed or
+   exchange.reexecuted event has none):
 
        head -n1 exchanges.jsonl | tr -d '\\n' | sha256sum
+       jq -r --arg id "$(head -n1 exchanges.jsonl | jq -r .id)" 'select(.target == $id and .details.state != null) | .details.state' events.jsonl | tail -n1
 
 5. checkpoints.jsonl holds signed chain heads: the signature (base64) is over
    \`{"at":…,"hash":"…","seq":…}\` (canonical JSON) with the same key.

@@ -6,7 +6,8 @@
 // - a sink's cursor (audit_sink_cursors: the last seq it took) is kept in the store and
 //   moved only after the sink took the batch, so a restart resumes where it left off;
 // - a batch a sink does not take (webhook down, non-2xx, timeout; a file write error) is
-//   sent again, the same events in the same order, after a backoff (1 s doubling to 60 s);
+//   sent again from the same seq (the same events first, in the same order, then any
+//   chained meanwhile), after a backoff (1 s doubling to 60 s);
 // - memory is bounded: at most `batchSize` events are read per sink at a time, never an
 //   unbounded queue;
 // - a new sink starts at the chain's head when it is first seen (earlier events are in

@@ -145,7 +145,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       for (const o of opened) if (!present.has(o.id) && !reported.has(o.id) && reported.add(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
     }
   }
-  for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for an event that is missing (events after seq ${lastSeq} deleted)` });
+  for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for event seq ${seq}, which is missing (deleted)${count > 0 ? `: events after seq ${lastSeq} were deleted` : ''}` });
 
   // 4. The head. Migrations create its row and nothing deletes it: without it, events
   // deleted from the end went unnoticed.
@@ -156,6 +156,9 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     report({ seq: Number(head.checkpoint_seq), message: `checkpoint at seq ${head.checkpoint_seq} is missing (deleted): the head records it as the newest checkpoint` });
   if (head && Number(head.seq) < lastSeq) report({ seq: Number(head.seq) + 1, message: `events after seq ${head.seq} were appended outside the gateway: the head records seq ${head.seq}, the chain goes on to seq ${lastSeq}` });
   else if (head && Number(head.seq) > lastSeq && count + startSeq > 0) report({ seq: lastSeq + 1, message: `the chain ends at seq ${lastSeq} but the head records seq ${head.seq}: events after seq ${lastSeq} were deleted` });
+  // No event at all while the head has moved: every event was deleted. Before the first
+  // checkpoint only the head says so, and this passed as "events 0..0".
+  else if (head && Number(head.seq) > lastSeq) report({ seq: 1, message: `every event was deleted: the head records seq ${head.seq}, the chain is empty` });
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
 
   // 5. The exchange rows against their latest events.

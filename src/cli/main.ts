@@ -114,7 +114,11 @@ const options = {
 } as const;
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options });
+  const { values, positionals, tokens } = parseArgs({ args: argv, allowPositionals: true, strict: true, options, tokens: true });
+  // parseArgs keeps the last of a repeated option: `--text a --text b` searched for b alone.
+  const given = new Map<string, number>();
+  for (const token of tokens) if (token.kind === 'option') given.set(token.name, (given.get(token.name) ?? 0) + 1);
+  for (const [name, count] of given) if (count > 1) throw new CliError(`--${name} is given ${count} times: give each option once`);
   const [command, action, ...rest] = positionals;
   if (values.version) {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -42,6 +42,12 @@ export function parseIsoTime(value: string): number | undefined {
     text = `${y}-${mo}-${d}${h === undefined ? '' : `T${h}:${mi}${s === undefined ? '' : `:${s}${frac === undefined ? '' : `.${frac}`}`}${offset}`}`;
   }
   if (!isoExtended.test(text)) return undefined;
+  // Date.parse rolls a day the month does not have over into the next month
+  // (2026-02-30 is March 2): a time range or a prune must not silently move.
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const lastDay = new Date(0);
+  lastDay.setUTCFullYear(year, month, 0); // not Date.UTC: it reads years 0–99 as 1900–1999
+  if (month < 1 || month > 12 || day < 1 || day > lastDay.getUTCDate()) return undefined;
   const time = Date.parse(text);
   return Number.isNaN(time) ? undefined : time;
 }

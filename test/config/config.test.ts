@@ -550,6 +550,15 @@ describe('parseIsoTime', () => {
     ['Nov 23 2026', undefined], // Date.parse reads it, in a way that depends on the runtime
     ['2026-11-23T10:00:00 GMT', undefined],
     ['2026-13-01', undefined],
+    // A day the month does not have is refused, not rolled over into the next month
+    // (Date.parse reads 2026-02-30 as March 2: a prune --before it deleted two more days).
+    ['2026-02-30T00:00:00Z', undefined],
+    ['2026-02-29', undefined],
+    ['2026-04-31T10:00:00Z', undefined],
+    ['20260230T000000Z', undefined],
+    ['2026-11-00', undefined],
+    ['2028-02-29', '2028-02-29T00:00:00.000Z'], // a leap year
+    ['2026-12-31T23:59:59Z', '2026-12-31T23:59:59.000Z'],
     ['2026-11-23T25:00Z', undefined],
     ['1700000000000', undefined],
     ['', undefined],

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -184,6 +184,12 @@ describe('audit, end to end on SQLite', () => {
     assert.equal(vague.status, 400);
     assert.equal(((await vague.json()) as { error: { code: string } }).error.code, 'invalid_query');
     assert.equal((await query('since=20260101T000000Z')).status, 200);
+    // A day the month does not have is refused, not read as March 2.
+    assert.equal((await query('until=2026-02-30T00:00:00Z')).status, 400);
+    // A filter given twice was read as its first value, silently: `text=a&text=b` looked like an AND.
+    const twice = await query('text=zebras&text=lions');
+    assert.equal(twice.status, 400);
+    assert.deepEqual(await twice.json(), { error: { code: 'invalid_query', message: 'Query parameter "text" is given 2 times; give each parameter once.' } });
     const vagueCli = await cli(dir, ['sessions', 'list', '--since', 'Nov 23 2026']);
     assert.deepEqual([vagueCli.code, vagueCli.stderr.trim()], [2, 'gatehouse: --since must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z']);
     const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
@@ -225,8 +231,13 @@ describe('audit, end to end on SQLite', () => {
       body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'evidence please' }] }),
     });
     await res.text();
+    // A re-execution chains an event about the original without a state: the documented
+    // check reads the state its events recorded last, not its last event.
+    const adminKey = await gateway.createKey('evidence-admin', ['admins', 'ml']);
+    const again = await fetch(`${gateway.adminUrl}/api/sessions/${res.headers.get('gatehouse-exchange-id')}/reexecute`, { method: 'POST', headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(again.status, 200, await again.text());
     const out = join(dir, 'evidence');
-    const exported = await cli(dir, ['audit', 'export', '--out', out, '--group', 'ml']);
+    const exported = await cli(dir, ['audit', 'export', '--out', out, '--text', 'evidence please']);
     assert.equal(exported.code, 0, exported.stderr);
     const readme = readFileSync(join(out, 'README.md'), 'utf8');
     const commands = ['sha256sum -c manifest.sha256', 'openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig'];
@@ -242,8 +253,12 @@ describe('audit, end to end on SQLite', () => {
     assert.equal(jq.stdout.split(' ')[0], firstEvent.hash);
     const lineHash = (await execFileAsync('sh', ['-c', `head -n1 exchanges.jsonl | tr -d '\\n' | sha256sum`], { cwd: out })).stdout.split(' ')[0];
     const firstExchange = JSON.parse(readFileSync(join(out, 'exchanges.jsonl'), 'utf8').split('\n')[0]!) as { id: string };
-    const events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { target: string; details: { state?: string } });
-    assert.equal(events.filter((e) => e.target === firstExchange.id).at(-1)!.details.state, lineHash);
+    const events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; target: string; details: { state?: string } });
+    assert.equal(events.filter((e) => e.target === firstExchange.id).at(-1)!.kind, 'exchange.reexecuted');
+    const stateCommand = `jq -r --arg id "$(head -n1 exchanges.jsonl | jq -r .id)" 'select(.target == $id and .details.state != null) | .details.state' events.jsonl | tail -n1`;
+    assert.ok(readme.includes(`       ${stateCommand}\n`), 'README documents the state check');
+    assert.ok(readFileSync(new URL('../../docs/audit.md', import.meta.url), 'utf8').includes(`${stateCommand}\n`), 'docs/audit.md documents the state check');
+    assert.equal((await execFileAsync('sh', ['-c', stateCommand], { cwd: out })).stdout.trim(), lineHash);
     assert.match(readFileSync(join(out, 'exchanges.csv'), 'utf8'), /^id,started_at,/);
 
     appendFileSync(join(out, 'exchanges.csv'), '"forged"\r\n');
@@ -251,6 +266,27 @@ describe('audit, end to end on SQLite', () => {
     await assert.rejects(execFileAsync('sh', ['-c', commands[0]!], { cwd: out }), output(/exchanges\.csv: FAILED/));
     writeFileSync(join(out, 'manifest.sha256'), readFileSync(join(out, 'manifest.sha256'), 'utf8').replace(/^./, (c) => (c === '0' ? '1' : '0')));
     await assert.rejects(execFileAsync('sh', ['-c', commands[1]!], { cwd: out }), output(/Signature Verification Failure/));
+  });
+
+  test('security: an export holds prompts and answers, so the bundle and the CSV are created readable by their owner only, whatever the umask', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mlKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'payroll for Zoë, "Q3", 東京' }] }),
+    });
+    await res.text();
+    const out = join(dir, 'private', 'bundle');
+    const csv = join(dir, 'private-export.csv');
+    assert.equal((await cli(dir, ['audit', 'export', '--out', out, '--text', 'payroll'])).code, 0);
+    assert.equal((await cli(dir, ['audit', 'export', '--out', csv, '--text', 'payroll'])).code, 0);
+    assert.match(readFileSync(csv, 'utf8'), /payroll for Zoë, ""Q3"", 東京/);
+    const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+    assert.equal(mode(out), '700');
+    assert.equal(mode(join(dir, 'private')), '700');
+    const files = readdirSync(out);
+    assert.equal(files.length, 8);
+    for (const file of files) assert.equal(mode(join(out, file)), '600', file);
+    assert.equal(mode(csv), '600');
   });
 
   test('an event edited in the SQLite file makes verify fail (exit 3) and name it', async () => {
@@ -560,6 +596,83 @@ describe('audit prune over a broken chain, with the CLI', () => {
         assert.match(pruned.details, /"overBreak":"event seq 2 is missing/);
       } finally {
         check.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit verify of a chain whose every event was deleted, with the CLI', () => {
+  test('security: deleting every event before the first checkpoint is a break (exit 3), named against the head, not "chain verified: events 0..0"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-wiped-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      // No checkpoint is due yet: nothing signed vouches for these events, only the head row.
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\n  checkpoint: { every: 1000, interval: 1h }\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      for (const name of ['a', 'b']) assert.equal((await cli(dir, ['keys', 'create', '--name', name, '--groups', 'ml'])).code, 0);
+      assert.equal((await cli(dir, ['audit', 'verify'])).code, 0);
+      const db = new SQLite(join(dir, 'gatehouse.db'));
+      try {
+        assert.equal((db.prepare(`select count(*) as n from audit_checkpoints`).get() as { n: number }).n, 0);
+        db.prepare(`delete from audit_events`).run();
+      } finally {
+        db.close();
+      }
+      const verify = await cli(dir, ['audit', 'verify']);
+      assert.equal(verify.code, 3, verify.stdout);
+      assert.match(verify.stdout, /^chain BROKEN at event seq 1: every event was deleted: the head records seq 2, the chain is empty/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('after every event is deleted, verify names the events the checkpoints vouch for, not "events after seq 0"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-wiped-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\n  checkpoint: { every: 1 }\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      for (const name of ['a', 'b']) assert.equal((await cli(dir, ['keys', 'create', '--name', name, '--groups', 'ml'])).code, 0);
+      const db = new SQLite(join(dir, 'gatehouse.db'));
+      try {
+        db.prepare(`delete from audit_events`).run();
+      } finally {
+        db.close();
+      }
+      const verify = await cli(dir, ['audit', 'verify']);
+      assert.equal(verify.code, 3, verify.stdout);
+      assert.doesNotMatch(verify.stdout, /after seq 0/);
+      assert.match(verify.stdout, /^chain BROKEN at event seq 1: checkpoint at seq 1 vouches for event seq 1, which is missing \(deleted\)/m);
+      assert.match(verify.stdout, /every event was deleted: the head records seq 2, the chain is empty/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit export to a place it cannot write, with the CLI', () => {
+  test('a missing directory for a CSV, or a file where a bundle directory should go, is one line naming --out (exit 1), not a crash with a stack', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-export-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      writeFileSync(join(dir, 'gatehouse.yaml'), `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      assert.equal((await cli(dir, ['keys', 'create', '--name', 'a', '--groups', 'ml'])).code, 0);
+      const csv = await cli(dir, ['audit', 'export', '--out', join(dir, 'missing', 'x.csv')]);
+      assert.equal(csv.code, 1, csv.stderr);
+      assert.equal(csv.stderr, `gatehouse: --out ${join(dir, 'missing', 'x.csv')}: cannot write it (ENOENT: its directory does not exist)\n`);
+      writeFileSync(join(dir, 'a-file'), 'x');
+      const bundle = await cli(dir, ['audit', 'export', '--out', join(dir, 'a-file')]);
+      assert.equal(bundle.code, 1, bundle.stderr);
+      assert.equal(bundle.stderr, `gatehouse: --out ${join(dir, 'a-file')}: cannot write it (EEXIST: a file is there; a bundle goes to a directory, a CSV to a name ending in .csv)\n`);
+      // Nothing failed half-way was chained as exported.
+      const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+      try {
+        assert.equal((db.prepare(`select count(*) as n from audit_events where kind = 'audit.exported'`).get() as { n: number }).n, 0);
+      } finally {
+        db.close();
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

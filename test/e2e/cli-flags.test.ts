@@ -44,6 +44,17 @@ describe('cli: options per command', () => {
     assert.equal((JSON.parse(stdout) as unknown[]).length, 3, 'the refused revoke revoked nothing');
   });
 
+  test('an option given twice is a usage error (exit 2), not its last value taken silently: --text a --text b looked like an AND', async () => {
+    const cases: [string[], string][] = [
+      [['sessions', 'list', '--text', 'zebras', '--text', 'lions'], 'gatehouse: --text is given 2 times: give each option once\n'],
+      [['audit', 'prune', '--before', '2026-01-01T00:00:00Z', '--before', '2027-01-01T00:00:00Z'], 'gatehouse: --before is given 2 times: give each option once\n'],
+    ];
+    for (const [args, stderr] of cases) {
+      const result = await runCli([...args, '--config', config]);
+      assert.deepEqual([result.code, result.stderr, result.stdout], [2, stderr, ''], args.join(' '));
+    }
+  });
+
   test('an option no command takes is a usage error too: one line naming it, then the usage line of the command (not the whole help)', async () => {
     const cases: [string[], string][] = [
       [['keys', 'list', '--bogus'], 'gatehouse: unknown option --bogus\nusage: gatehouse keys list [--limit N]\n'],

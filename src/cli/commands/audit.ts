@@ -71,21 +71,37 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         // An export holds every match; a limit would silently leave exchanges out of the evidence.
         if (options.limit !== undefined) throw new CliError('audit export takes no --limit: it exports every exchange the filters match');
         const filter = filterFromOptions(options);
-        if (options.out.toLowerCase().endsWith('.csv')) {
-          const count = await exportCsv(store.db, filter, options.out);
-          process.stdout.write(`exported ${count} exchanges to ${options.out}\n`);
+        const out = options.out;
+        if (out.toLowerCase().endsWith('.csv')) {
+          const count = await exportCsv(store.db, filter, out).catch((error: unknown) => Promise.reject(unwritable(out, error)));
+          process.stdout.write(`exported ${count} exchanges to ${out}\n`);
           return;
         }
         if (!audit.signer) throw new CliError('no audit signing key: start the gateway once (it creates audit.keyFile) or set audit.signingKey');
-        const result = await exportBundle(store.db, filter, options.out, audit.signer);
+        const result = await exportBundle(store.db, filter, out, audit.signer).catch((error: unknown) => Promise.reject(unwritable(out, error)));
         await audit.log.event({ kind: 'audit.exported', actor: cliActor(), target: null, details: { filter: { ...filter }, exchanges: result.exchanges, events: result.events } });
-        process.stdout.write(`exported ${result.exchanges} exchanges and ${result.events} events to ${options.out}; verify with:\n  cd ${options.out} && sha256sum -c manifest.sha256 && openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig\n`);
+        process.stdout.write(`exported ${result.exchanges} exchanges and ${result.events} events to ${out}; verify with:\n  cd ${out} && sha256sum -c manifest.sha256 && openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig\n`);
         return;
       }
       default:
         throw new CliError('usage: gatehouse audit verify|prune|export');
     }
   });
+}
+
+/** A file-system error while writing an export, as one line naming --out (exit 1); anything else as it is. */
+function unwritable(out: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string' || (error as NodeJS.ErrnoException).syscall === undefined) return error;
+  const why: Record<string, string> = {
+    ENOENT: 'its directory does not exist',
+    EEXIST: 'a file is there; a bundle goes to a directory, a CSV to a name ending in .csv',
+    ENOTDIR: 'a file is in the way; a bundle goes to a directory, a CSV to a name ending in .csv',
+    EISDIR: 'a directory is there',
+    EACCES: 'permission denied',
+    ENOSPC: 'no space left on the device',
+  };
+  return new CliError(`--out ${out}: cannot write it (${code}: ${why[code] ?? (error as Error).message})`, 1);
 }
 
 /** The public key of `--public-key FILE` as SPKI PEM, or a usage error naming the file. */
