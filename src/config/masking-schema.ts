@@ -21,6 +21,13 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
     }
   });
 
+  // A path that matches no field would make its profile mask nothing in JSON answers,
+  // silently: `choices[0].message.content` (an index) or `messages[*]` are refused here.
+  const fieldPath = z.string().superRefine((value, ctx) => {
+    const problem = fieldPathProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (a dotted field path like choices[].message.content, user.*, **.email)` });
+  });
+
   const customEntity = z.strictObject({
     name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)'),
     pattern,
@@ -48,7 +55,7 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
       operator: z.enum(['redact', 'partial', 'hash', 'drop']).default('redact'),
       keepLast: z.number().int().min(0).max(16).default(4),
       hashKey: secret.optional(),
-      fields: z.array(z.string().regex(/^[A-Za-z0-9_*\-[\].]+$/, 'must be a dotted field path like choices[].message.content')).min(1).optional(),
+      fields: z.array(fieldPath).min(1).optional(),
       applyTo: z.enum(['response', 'request', 'both']).default('response'),
       customEntities: z.array(customEntity).default([]),
       denyList: denyList.default([]),
@@ -81,6 +88,22 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
         .default(16 * 1024 * 1024),
     })
     .prefault({});
+}
+
+/** Each segment of a field path: a key, `*` or `**`, then any number of `[]` (each array element). */
+const fieldSegment = /^(?:\*\*|\*|[A-Za-z0-9_-]*)(?:\[\])*$/;
+
+/** Why `path` is not a field path that json-masker.ts can match, or undefined when it is. */
+export function fieldPathProblem(path: string): string | undefined {
+  if (path === '') return 'is empty';
+  for (const segment of path.split('.')) {
+    if (segment === '') return `"${path}" has an empty segment (two dots, or a dot at an end)`;
+    if (fieldSegment.test(segment)) continue;
+    const index = /\[([^\]]*)\]/.exec(segment);
+    if (index && index[1] !== '') return `"${path}": "[${index[1]}]" is not supported; "[]" stands for every element of an array`;
+    return `"${path}": "${segment}" is not a key, "*", "**" or a key followed by "[]"`;
+  }
+  return undefined;
 }
 
 /** `connections[i].masking` must name configured profiles. */
