@@ -11,7 +11,7 @@
 import type { Detection } from './types.js';
 import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
-import { token } from './scan-tokens.js';
+import { isGluedSecretChar, passwordRun, token } from './scan-tokens.js';
 import { emailAt, ipv6At } from './scan-misc.js';
 
 /** A single-character-class search: the engine's native scan, no backtracking possible. */
@@ -103,6 +103,16 @@ function tokenAround(text: string, at: number, floor: number, out: Detection[]):
   while (e < text.length && (charClass[text.charCodeAt(e)]! & TOKEN) !== 0) e++;
   if (e === at) return at + 1;
   const glued = (s > 0 && isWordChar(text.charCodeAt(s - 1))) || (e < text.length && isWordChar(text.charCodeAt(e)));
-  if (!glued && e - s >= 4) token(text, s, e, out);
+  if (glued) return e;
+  // A token beside a password symbol may be a piece of a short password (`Vq8#mT2z!`).
+  if ((isPasswordSymbol(text, s - 1) || isPasswordSymbol(text, e)) && passwordRun(text, s, e, out)) return e;
+  if (e - s >= 4) token(text, s, e, out);
   return e;
+}
+
+/** A character a password holds that is not a token character (`#`, `!`, `@` …; not `:`). */
+function isPasswordSymbol(text: string, at: number): boolean {
+  if (at < 0 || at >= text.length) return false;
+  const c = text.charCodeAt(at);
+  return c !== 58 && (charClass[c]! & TOKEN) === 0 && isGluedSecretChar(c, false);
 }

@@ -61,6 +61,29 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='), ['SECRET:Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==']);
   });
 
+  test('a short password with symbols after a password word is a secret, whole (no token of it reaches 20 characters)', () => {
+    // Each of these came out in clear: the generic check only looked at tokens of 20+ characters.
+    assert.deepEqual(found('password: Vq8#mT2z!pL9@xR4'), ['SECRET:Vq8#mT2z!pL9@xR4']);
+    assert.deepEqual(found('db_password = "Vq8#mT2z!pL9@xR4";'), ['SECRET:Vq8#mT2z!pL9@xR4']);
+    assert.deepEqual(found('{"password": "Xk9#vB2$mQ7!zR4"}'), ['SECRET:Xk9#vB2$mQ7!zR4']);
+    assert.deepEqual(found('DB_PASSWORD=Tr0ub4dor&3xyzAB12'), ['SECRET:Tr0ub4dor&3xyzAB12']);
+    assert.deepEqual(found('The password is S3cure!Passw0rd#2024.'), ['SECRET:S3cure!Passw0rd#2024']);
+    assert.deepEqual(found('pwd=Ab1#cd2!ef3$ then'), ['SECRET:Ab1#cd2!ef3$']);
+    assert.deepEqual(found('client_secret: ZQ4!x#77pp'), ['SECRET:ZQ4!x#77pp']);
+    for (const text of [
+      'Play C#7 & F#9 then G#11',
+      'The password policy requires 12+ chars & 1 symbol',
+      'Password must be 8-64 characters (a-z, A-Z, 0-9, !@#$)',
+      'secret santa #2024 list, Order #A12!b9 shipped',
+      'the password was reset at 10:30:45 by ops',
+      'Vq8#mT2z!pL9@xR4 without a password word before it',
+    ]) {
+      assert.deepEqual(found(text), [], text);
+    }
+    // An address after a password word stays an address.
+    assert.deepEqual(found('password: user1@example.com'), ['EMAIL:user1@example.com']);
+  });
+
   test('entityTypes returns the set of types found (the shape policy conditions use)', () => {
     const types: ReadonlySet<string> = entityTypes('mail a@example.com, card 4111111111111111, again b@example.com');
     assert.deepEqual([...types].sort(), ['CREDIT_CARD', 'EMAIL']);
