@@ -112,6 +112,21 @@ describe('custom entities, deny lists and allow lists', () => {
     assert.deepEqual(found('write support@example.com or jane@example.com', detector.detect), ['EMAIL:jane@example.com']);
   });
 
+  test('deny-list terms in any script are whole words: non-ASCII letters at their ends, CJK glued to CJK', () => {
+    // re2's \\b knows only ASCII letters: these terms matched only at the very start or end of the text.
+    const detector = createDetector({ denyLists: [{ name: 'CODENAME', terms: ['Иванов', 'José', 'Zoë', '北極星', 'Bluebird'] }] });
+    assert.deepEqual(found('Клиент Иванов и ИВАНОВ, не Ивановы; José y josé, no Josél; Zoë, 北極星プロジェクト und 北極星 allein', detector.detect), [
+      'CODENAME:Иванов',
+      'CODENAME:ИВАНОВ',
+      'CODENAME:José',
+      'CODENAME:josé',
+      'CODENAME:Zoë',
+      'CODENAME:北極星',
+      'CODENAME:北極星',
+    ]);
+    assert.deepEqual(found('Bluebird Bluebird,Bluebird; not Bluebird_x or xBluebird', detector.detect), ['CODENAME:Bluebird', 'CODENAME:Bluebird', 'CODENAME:Bluebird']);
+  });
+
   test('security: hostile input is scanned in linear time', () => {
     const hostile = ['@'.repeat(200_000), 'a@'.repeat(100_000), '1-'.repeat(100_000), ':'.repeat(200_000), 'f:'.repeat(100_000), '+1 '.repeat(70_000), '-----BEGIN '.repeat(20_000), 'A1'.repeat(100_000), 'sk-'.repeat(70_000)];
     for (const text of hostile) {

@@ -91,7 +91,7 @@ describe('streaming masking: random texts in random pieces', () => {
   const corpus = loadCorpus();
   const profiles = new MaskPlanner([
     { name: 'all', operator: 'redact', keepLast: 4, applyTo: 'response' },
-    { name: 'custom', operator: 'hash', hashKey: 'k', keepLast: 4, applyTo: 'response', customEntities: [{ name: 'EMPLOYEE_ID', pattern: 'EMP-[0-9]{6}', context: ['employee'] }], denyLists: [{ name: 'PROJECT', terms: ['Bluebird', 'Zeta 9'] }], allowList: ['help@example.org'] },
+    { name: 'custom', operator: 'hash', hashKey: 'k', keepLast: 4, applyTo: 'response', customEntities: [{ name: 'EMPLOYEE_ID', pattern: 'EMP-[0-9]{6}', context: ['employee'] }], denyLists: [{ name: 'PROJECT', terms: ['Bluebird', 'Zeta 9', 'Иванов', '北極星'] }], allowList: ['help@example.org'] },
     { name: 'cards', operator: 'partial', keepLast: 4, applyTo: 'response', entities: ['CREDIT_CARD', 'US_SSN'] },
   ]);
   const plans: Record<string, MaskPlan> = {
@@ -106,7 +106,7 @@ describe('streaming masking: random texts in random pieces', () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const words = ['the', 'key', 'secret:', 'token=', 'password', 'aws', 'I', 'API', 'DE', 'call', '+1', '(415)', '555-', '2671', '1.', '10:30', 'fe80::', '::1', '@', 'example', '.com', 'jane.doe', '-----BEGIN ', 'PRIVATE KEY-----', '-----END PRIVATE KEY-----', 'sk-', 'ghp_', 'eyJ', 'AKIA', '4111', 'é', '—', '\n', ' ', ' ', '.', ',', '-', '=', '/', '(', ')', 'Bluebird', 'Zeta', '9', 'employee', 'EMP-123456', 'help@example.org'];
+  const words = ['the', 'key', 'secret:', 'token=', 'password', 'aws', 'I', 'API', 'DE', 'call', '+1', '(415)', '555-', '2671', '1.', '10:30', 'fe80::', '::1', '@', 'example', '.com', 'jane.doe', '-----BEGIN ', 'PRIVATE KEY-----', '-----END PRIVATE KEY-----', 'sk-', 'ghp_', 'eyJ', 'AKIA', '4111', 'é', '—', '\n', ' ', ' ', '.', ',', '-', '=', '/', '(', ')', 'Bluebird', 'Zeta', '9', 'employee', 'EMP-123456', 'help@example.org', 'Иванов', 'ы', '北極星', 'プ'];
   const significant = '0123456789 -.+()@:_=/~%\'ABCDEFKQaefxyzé—\n';
 
   function randomText(): string {
