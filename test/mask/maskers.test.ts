@@ -224,6 +224,28 @@ describe('SseMasker, fields other than data', () => {
   });
 });
 
+describe('SseMasker, line endings', () => {
+  test('security: events whose lines end in CR alone, or CRLF, are cut as events: an address split across two is masked whole, at any byte cut', () => {
+    // With CR-only line ends no event boundary was found: each delta was masked alone and `jane.r` went out.
+    const chunk = (content: string | null, finish: string | null = null) => JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: content === null ? {} : { content }, finish_reason: finish }] });
+    const events = [chunk('mail jane.r'), chunk('oe@example.com ok'), chunk(null, 'stop')];
+    for (const eol of ['\r', '\r\n', '\n']) {
+      const wire = Buffer.from([...events.map((e) => `data: ${e}${eol}${eol}`), `data: [DONE]${eol}${eol}`].join(''));
+      for (let cut = 0; cut <= wire.length; cut++) {
+        const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+        const out = masker.push(wire.subarray(0, cut)) + masker.push(wire.subarray(cut)) + masker.end();
+        const text = out.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '').join('');
+        assert.equal(text, 'mail [EMAIL] ok', `${JSON.stringify(eol)}, cut at ${cut}`);
+        assert.ok(out.endsWith('data: [DONE]\n\n'), out);
+        assert.doesNotMatch(out, /\r/);
+      }
+    }
+    // A CR at the end of one piece and the LF at the start of the next are one line end.
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    assert.equal(masker.push(Buffer.from('event: a\r')) + masker.push(Buffer.from('\ndata: {"x":1}\r')) + masker.push(Buffer.from('\n')) + masker.push(Buffer.from('\n')), 'event: a\ndata: {"x":1}\n\n');
+  });
+});
+
 describe('SseMasker, JSON events of other APIs', () => {
   test('an event that is not a chat or responses event is masked in its own text: a 64-bit id and the data lines stay as sent', () => {
     const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
