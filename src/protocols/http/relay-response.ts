@@ -20,7 +20,7 @@ import { BodyCapture, isTextual } from './body-capture.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
-import { chooseResponseFilter, type ResponseFilter, type ResponseGuard } from './response-filters.js';
+import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
 import { forEachChunk } from './stream-chunks.js';
 import { errorEnvelope, writeError } from './write-error.js';
 
@@ -99,12 +99,15 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           counts,
           maxBufferBytes: Math.min(options.maxMaskBuffer ?? 16 * 1024 * 1024, options.maxResponseBody),
           maxGuardTextBytes: options.maxRecordedBody,
+          charset: isSse ? undefined : answerCharset(contentType),
         })
       : undefined;
 
   const headers = downstreamResponseHeaders(upstreamHeaders);
   headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
+  // A buffered answer in another charset is decoded from it and written in UTF-8.
+  if (filter?.buffered && contentType !== undefined && answerCharset(contentType) !== undefined) headers['content-type'] = utf8ContentType(contentType);
   let failure: GatehouseError | undefined;
   if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
     failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });

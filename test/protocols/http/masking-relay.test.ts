@@ -181,6 +181,35 @@ describe('data plane masking', () => {
     assert.deepEqual(((await res.json()) as { error: { code: string } }).error.code, 'masking_failed');
   });
 
+  test('security: an answer in another declared charset (UTF-16, Latin-1) is decoded with it, masked, and sent as UTF-8; an unknown charset fails closed', async () => {
+    // Read as UTF-8, a UTF-16 answer's NUL bytes hid every value: it went out unmasked.
+    const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
+    const cases: Array<[string, Buffer, string]> = [
+      ['application/json; charset=UTF-16LE', Buffer.from('{"note":"mail jane.roe@example.com"}', 'utf16le'), '{"note":"mail [EMAIL]"}'],
+      ['text/plain; charset="iso-8859-1"', Buffer.from('Zoë: jane.roe@example.com', 'latin1'), 'Zoë: [EMAIL]'],
+      ['application/json; charset=utf-8', Buffer.from('{"n":"Zoë jane.roe@example.com"}'), '{"n":"Zoë [EMAIL]"}'],
+    ];
+    for (const [contentType, body, expected] of cases) {
+      h.upstream((_req, _body, res) => {
+        res.writeHead(200, { 'content-type': contentType });
+        res.end(body);
+      });
+      const res = await fetch(`${h.url}/things/1`);
+      assert.equal(res.status, 200, contentType);
+      assert.equal(res.headers.get('content-type'), contentType.replace(/charset=.*/i, 'charset=utf-8'));
+      assert.equal(await res.text(), expected, contentType);
+    }
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=x-made-up' });
+      res.end('jane.roe@example.com');
+    });
+    const res = await fetch(`${h.url}/things/1`);
+    assert.equal(res.status, 502);
+    const text = await res.text();
+    assert.ok(!text.includes('jane.roe'));
+    assert.match(text, /"code":"masking_failed"/);
+  });
+
   test('fail closed: a JSON answer larger than the masking buffer is refused, not passed raw', async () => {
     const h = await start({ profiles: [pii], connectionMasking: ['pii'], maxBufferBytes: 1024 });
     h.upstream((_req, _body, res) => {
