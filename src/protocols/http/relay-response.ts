@@ -16,7 +16,7 @@ import { recordableHeaders } from '../../audit/index.js';
 import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
-import { BodyCapture, isTextual } from './body-capture.js';
+import { BodyCapture, isOpaque, isTextual } from './body-capture.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
@@ -89,8 +89,11 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // A filter adds the answer's masked entities to the request's; without one they are read only.
   const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
   const encoding = headerValue(upstreamHeaders['content-encoding']);
+  // An opaque answer (application/octet-stream …) may be text all the same, e.g. a
+  // JSONL file of model answers: with masking it is held and masked if it is UTF-8.
+  const opaque = !isSse && options.maskPlan !== undefined && isOpaque(contentType);
   const filter: ResponseFilter | undefined =
-    filterWanted && (isSse || textual)
+    filterWanted && (isSse || textual || opaque)
       ? chooseResponseFilter({
           isSse,
           isEmbeddings: options.isEmbeddings ?? false,
@@ -100,6 +103,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           maxBufferBytes: Math.min(options.maxMaskBuffer ?? 16 * 1024 * 1024, options.maxResponseBody),
           maxGuardTextBytes: options.maxRecordedBody,
           charset: isSse ? undefined : answerCharset(contentType),
+          opaque,
         })
       : undefined;
 

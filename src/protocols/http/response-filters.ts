@@ -35,6 +35,8 @@ export interface FilterChoice {
   readonly maxGuardTextBytes: number;
   /** The answer's declared charset when it is not UTF-8 (`answerCharset`): a buffered body is decoded with it. */
   readonly charset?: string | undefined;
+  /** The Content-Type says neither text nor media: the body is masked as text if it is UTF-8, else passed as it came. */
+  readonly opaque?: boolean | undefined;
 }
 
 /**
@@ -67,6 +69,10 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
   }
   if (!plan && !guard) return undefined;
   if (choice.isSse) return sseFilter(plan ?? noMasking, guard, choice);
+  if (choice.opaque) {
+    if (!plan) return undefined;
+    return opaqueFilter(choice.maxBufferBytes, (body) => maskJsonText(body, plan, choice.counts));
+  }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
     return plan ? maskJsonText(body, plan, choice.counts) : body;
@@ -140,4 +146,53 @@ function decodeCharset(body: Buffer, charset: string): string {
   } catch {
     throw new GatehouseError('masking_failed', { detail: `the answer is not valid ${charset}` });
   }
+}
+
+/**
+ * An answer whose type says neither text nor media: held while its bytes are UTF-8 text,
+ * then masked whole at the end; released as it came from the first byte that is not
+ * (a NUL or an invalid sequence: binary formats show one early), and from then on
+ * passed through. Not `buffered`: the headers go out first, so a large binary answer
+ * still streams; text over the limit fails closed (the answer is cut, never sent raw).
+ */
+function opaqueFilter(limit: number, transform: (body: string) => string): ResponseFilter {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let text: string[] | undefined = [];
+  let chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    buffered: false,
+    push(chunk) {
+      if (text === undefined) return chunk;
+      let piece: string | undefined;
+      try {
+        piece = chunk.includes(0) ? undefined : decoder.decode(chunk, { stream: true });
+      } catch {
+        piece = undefined;
+      }
+      if (piece === undefined) {
+        // Binary: what was held goes out as it came, with this chunk.
+        const held = Buffer.concat([...chunks, chunk]);
+        text = undefined;
+        chunks = [];
+        return held;
+      }
+      size += chunk.length;
+      if (size > limit) throw new GatehouseError('masking_failed', { detail: `answer exceeds the masking buffer of ${limit} bytes` });
+      text.push(piece);
+      chunks.push(chunk);
+      return '';
+    },
+    end() {
+      if (text === undefined) return '';
+      let last: string;
+      try {
+        last = decoder.decode();
+      } catch {
+        // Cut inside a character: not text after all.
+        return Buffer.concat(chunks);
+      }
+      return transform(text.join('') + last);
+    },
+  };
 }
