@@ -23,6 +23,7 @@ import { charClass, DIGIT, isDigit, isWordChar, TOKEN, UPPER } from './char-clas
 import { isDomainChar, isLocalChar, pemBegin } from './scan-misc.js';
 import { awsContext, contextWindow, isGluedSecretChar, secretContext } from './scan-tokens.js';
 import { ibanLengths } from './validators.js';
+import { userinfoPasswordStart } from './scan-url-credentials.js';
 
 /** An unbroken token longer than this is released: a key longer than 8 KiB is not a key. */
 const maxTokenHold = 8 * 1024;
@@ -78,7 +79,14 @@ export function builtinHoldBack(text: string): number {
   p = Math.min(p, numericHold(text));
   p = Math.min(p, ibanHold(text));
   p = Math.min(p, ipv6Hold(text));
+  p = Math.min(p, urlPasswordHold(text));
   return Math.min(p, pemHold(text));
+}
+
+/** `scheme://user:pass` at the end: the password may still be one (`@host` may follow). */
+function urlPasswordHold(text: string): number {
+  const p = userinfoPasswordStart(text, text.length);
+  return p < 0 ? text.length : p;
 }
 
 function emailHold(text: string): number {

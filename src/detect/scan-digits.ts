@@ -13,6 +13,7 @@ import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
 import { isGluedSecretChar, passwordRun, token } from './scan-tokens.js';
 import { emailAt, ipv6At } from './scan-misc.js';
+import { urlPasswordAt } from './scan-url-credentials.js';
 
 /** A single-character-class search: the engine's native scan, no backtracking possible. */
 const nextDigit = /[0-9]/g;
@@ -61,7 +62,9 @@ function scan(text: string, out: Detection[], from: number, to: number, anchors:
     if (anchors !== undefined) {
       const c = text.charCodeAt(i);
       if (c === 64) {
-        if (i >= anchors.email) anchors.email = emailAt(text, i, out);
+        // `scheme://user:password@host`: the password is the finding, not an address.
+        if (urlPasswordAt(text, i, out)) anchors.email = i + 1;
+        else if (i >= anchors.email) anchors.email = emailAt(text, i, out);
         i++;
         continue;
       }

@@ -84,6 +84,18 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('password: user1@example.com'), ['EMAIL:user1@example.com']);
   });
 
+  test('the password of a URL (a connection string) is a secret; the user and host stay', () => {
+    // Each password came out in clear (or, glued to its host, as an EMAIL that hid the host).
+    assert.deepEqual(found('postgres://admin:S3cr3tP4ss@db.internal:5432/app'), ['SECRET:S3cr3tP4ss']);
+    assert.deepEqual(found('mysql://root:hunter2@10.0.0.5/db'), ['SECRET:hunter2', 'IP_ADDRESS:10.0.0.5']);
+    assert.deepEqual(found('REDIS_URL=redis://:hunter2@cache:6379/0'), ['SECRET:hunter2']);
+    assert.deepEqual(found('DATABASE_URL="postgres://app:pa$$w0rd!@db:5432/app"'), ['SECRET:pa$$w0rd!']);
+    assert.deepEqual(found('https://user:pa55w0rd@example.com/path'), ['SECRET:pa55w0rd']);
+    for (const text of ['see https://jane@example.com/x', 'http://example.com:8080/a@b', 'https://user:@host', 'x://a:b c@d.com']) {
+      assert.ok(!found(text).some((f) => f.startsWith('SECRET')), text);
+    }
+  });
+
   test('entityTypes returns the set of types found (the shape policy conditions use)', () => {
     const types: ReadonlySet<string> = entityTypes('mail a@example.com, card 4111111111111111, again b@example.com');
     assert.deepEqual([...types].sort(), ['CREDIT_CARD', 'EMAIL']);
