@@ -51,7 +51,8 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
   const profile = z
     .strictObject({
       // [] masks no text: a profile for embeddings only
-      entities: z.array(z.string().regex(entityName, 'must be an entity type such as EMAIL or a custom entity name')).optional(),
+      // Any case (`email`), as in policy conditions; kept upper-case, as detectors name types.
+      entities: z.array(z.string().min(1).transform((e) => e.toUpperCase())).optional(),
       operator: z.enum(['redact', 'partial', 'hash', 'drop']).default('redact'),
       keepLast: z.number().int().min(0).max(16).default(4),
       hashKey: secret.optional(),
