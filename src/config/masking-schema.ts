@@ -37,10 +37,25 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
     maxLength: z.number().int().min(1).max(4096).default(64),
   });
 
-  const denyList = z.union([
-    z.array(z.string().min(1)).transform((terms) => [{ name: 'DENY_LIST', terms }]),
-    z.array(z.strictObject({ name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE'), terms: z.array(z.string().min(1)).min(1) })),
-  ]);
+  // Terms (type DENY_LIST) or named lists; each form's own errors name the item, where
+  // a union said only "does not match any accepted form".
+  const term = z.string().min(1, 'a term must not be empty');
+  const namedList = z.strictObject({ name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE (e.g. CODENAME)'), terms: z.array(term).min(1) });
+  const denyList = z
+    .array(z.unknown())
+    .superRefine((items, ctx) => {
+      const named = items.some((item) => typeof item !== 'string');
+      items.forEach((item, i) => {
+        const result = (named ? namedList : term).safeParse(item);
+        if (result.success) return;
+        for (const issue of result.error.issues) {
+          // Worded as load.ts words the issues it formats itself.
+          const message = named && typeof item === 'string' ? 'is a term, but other items are { name, terms } lists: use one form' : issue.code === 'unrecognized_keys' ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+          ctx.addIssue({ code: 'custom', path: [i, ...issue.path] as (string | number)[], message });
+        }
+      });
+    })
+    .transform((items): Array<{ name: string; terms: string[] }> => (items.every((item) => typeof item === 'string') ? (items.length === 0 ? [] : [{ name: 'DENY_LIST', terms: items as string[] }]) : (items as Array<{ name: string; terms: string[] }>)));
 
   const embeddings = z.strictObject({
     mode: z.enum(['block', 'round', 'float16', 'noise']),

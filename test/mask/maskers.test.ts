@@ -184,6 +184,13 @@ ${masking}
     assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "x{1001}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid repetition size: {1001}; re2 has no backreferences or lookaround)']);
     assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash }')), ['masking.profiles.p.hashKey: is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})']);
     assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
+    // Each deny-list item's own error, where a union said "does not match any accepted form".
+    assert.deepEqual(issues(base('  profiles:\n    p: { denyList: ["", Falcon] }')), ['masking.profiles.p.denyList[0]: a term must not be empty']);
+    assert.deepEqual(issues(base('  profiles:\n    p: { denyList: [{ name: codename, terms: [x], extra: 1 }, Falcon] }')), [
+      'masking.profiles.p.denyList[0].name: must be UPPER_SNAKE_CASE (e.g. CODENAME)',
+      'masking.profiles.p.denyList[0]: unknown key "extra"',
+      'masking.profiles.p.denyList[1]: is a term, but other items are { name, terms } lists: use one form',
+    ]);
     // Any case, as in policy conditions (`email` was refused twice over, with two messages).
     assert.deepEqual(issues(base('  profiles:\n    p: { entities: [email, us_ssn, shoe_size] }')), [
       'masking.profiles.p.entities[2]: unknown entity type "SHOE_SIZE" (built-in: EMAIL, PHONE, US_SSN, CREDIT_CARD, IBAN, IP_ADDRESS, AWS_ACCESS_KEY, AWS_SECRET_KEY, GITHUB_TOKEN, SLACK_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, JWT, PRIVATE_KEY, SECRET; or a customEntities/denyList name)',
