@@ -84,6 +84,13 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('password: user1@example.com'), ['EMAIL:user1@example.com']);
   });
 
+  test('phones with a parenthesised group and no space after it: (415)555-2671, the trunk (0) of +44 (0)20 7946 0958', () => {
+    // Both came out in clear: a `)` had to be followed by a separator.
+    assert.deepEqual(found('call (415)555-2671 now'), ['PHONE:(415)555-2671']);
+    assert.deepEqual(found('Tel: +44 (0)20 7946 0958 · +49 (0)30 901820 · +41 (0)44 668 18 00'), ['PHONE:+44 (0)20 7946 0958', 'PHONE:+49 (0)30 901820', 'PHONE:+41 (0)44 668 18 00']);
+    for (const text of ['f(1)2 and (12)345-6789', 'sum(3)4111 and (2024)01-15', 'f(x)=(2)(3)', 'step (1)2024-03-15']) assert.deepEqual(found(text), [], text);
+  });
+
   test('the password of a URL (a connection string) is a secret; the user and host stay', () => {
     // Each password came out in clear (or, glued to its host, as an EMAIL that hid the host).
     assert.deepEqual(found('postgres://admin:S3cr3tP4ss@db.internal:5432/app'), ['SECRET:S3cr3tP4ss']);

@@ -195,6 +195,17 @@ describe('streaming masking: random texts in random pieces', () => {
     }
   });
 
+  test('a phone whose parenthesised group has no space after it, split at any offset, is masked whole', () => {
+    for (const text of ['call (415)555-2671 now', 'Tel: +44 (0)20 7946 0958, Fax +49 (0)30 901820.']) {
+      const expected = applyFindings(text, plan.find(text), {});
+      assert.ok(!/555-2671|7946|901820/.test(expected), expected);
+      for (let cut = 1; cut < text.length; cut++) {
+        const masker = new StreamTextMasker(plan, {});
+        assert.equal(masker.push(text.slice(0, cut)) + masker.push(text.slice(cut)) + masker.end(), expected, `cut at ${cut}`);
+      }
+    }
+  });
+
   test('a finding that loses an overlap to one still growing is held with it', () => {
     // Whole text: the token after `@` stops being a secret once a letter is glued to
     // it, and then the address wins; its local part must not be out already.
