@@ -93,12 +93,19 @@ function emailHold(text: string): number {
   const n = text.length;
   // A local part in progress.
   let hold = n;
-  while (hold > 0 && n - hold < maxLocalPart && isLocalChar(text.charCodeAt(hold - 1))) hold--;
+  // (2 more: the `%4` of a percent-encoded `@` still coming.)
+  while (hold > 0 && n - hold < maxLocalPart + 2 && isLocalChar(text.charCodeAt(hold - 1))) hold--;
   // A domain in progress: `@` followed by domain characters up to the end (an address
   // ending at the end may still grow, or be glued to a word and stop being one).
   let d = n;
   while (d > 0 && n - d < maxDomain && isDomainChar(text.charCodeAt(d - 1))) d--;
   if (d > 0 && text.charCodeAt(d - 1) === 64) {
+    let local = d - 1;
+    while (local > 0 && d - 1 - local < maxLocalPart && isLocalChar(text.charCodeAt(local - 1))) local--;
+    hold = Math.min(hold, local);
+  }
+  // The same, percent-encoded: `jane%40example.co` (the domain run took the `40`).
+  if (d > 0 && text.charCodeAt(d - 1) === 37 && text.charCodeAt(d) === 52 && text.charCodeAt(d + 1) === 48) {
     let local = d - 1;
     while (local > 0 && d - 1 - local < maxLocalPart && isLocalChar(text.charCodeAt(local - 1))) local--;
     hold = Math.min(hold, local);

@@ -12,7 +12,7 @@ import type { Detection } from './types.js';
 import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
 import { isGluedSecretChar, passwordRun, token } from './scan-tokens.js';
-import { emailAt, ipv6At } from './scan-misc.js';
+import { emailAt, encodedEmailAt, ipv6At } from './scan-misc.js';
 import { urlPasswordAt } from './scan-url-credentials.js';
 
 /** A single-character-class search: the engine's native scan, no backtracking possible. */
@@ -73,6 +73,7 @@ function scan(text: string, out: Detection[], from: number, to: number, anchors:
         i++;
         continue;
       }
+      if (c === 52 && i > 0 && text.charCodeAt(i - 1) === 37 && text.charCodeAt(i + 1) === 48) encodedEmailAt(text, i - 1, out);
     }
     if (i >= tokenEnd) tokenEnd = tokenAround(text, i, tokenEnd, out);
     if (i >= numericEnd) {

@@ -20,18 +20,24 @@ export function scanEmails(text: string, out: Detection[]): void {
  * address (after this one's domain). The detector calls it from its one pass over the
  * text (scan-digits.ts), `scanEmails` from a search of its own.
  */
-export function emailAt(text: string, at: number, out: Detection[]): number {
+export function emailAt(text: string, at: number, out: Detection[], width = 1): number {
   let s = at;
   while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
-  let e = at + 1;
-  while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
-  while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+  const d = at + width;
+  let e = d;
+  while (e < text.length && e - d < 255 && isDomainChar(text.charCodeAt(e))) e++;
+  while (e > d && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
   while (s < at && text.charCodeAt(s) === 46) s++;
   const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
-  if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
+  if (okLocal && validDomain(text, d, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
     out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
   }
   return Math.max(at + 1, e);
+}
+
+/** At the `%` of `%40`: an address written percent-encoded, as in a URL's query (`email=jane%40example.com`). */
+export function encodedEmailAt(text: string, at: number, out: Detection[]): void {
+  emailAt(text, at, out, 3);
 }
 
 /** `text[from, to)` is a dotted domain with an alphabetic TLD that is not a file extension. */

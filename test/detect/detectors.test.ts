@@ -91,6 +91,13 @@ describe('built-in detectors', () => {
     for (const text of ['f(1)2 and (12)345-6789', 'sum(3)4111 and (2024)01-15', 'f(x)=(2)(3)', 'step (1)2024-03-15']) assert.deepEqual(found(text), [], text);
   });
 
+  test('an address percent-encoded in a URL (jane%40example.com) is an EMAIL', () => {
+    // It came out in clear: only a literal `@` started an address.
+    assert.deepEqual(found('GET /api/users?email=jane%40example.com HTTP/1.1'), ['EMAIL:jane%40example.com']);
+    assert.deepEqual(found('to=jane.doe%2Btag%40example.co.uk&x=1'), ['EMAIL:jane.doe%2Btag%40example.co.uk']);
+    for (const text of ['%40example.com', 'a%40b', '100%40 boxes', 'icon%40x.png']) assert.deepEqual(found(text), [], text);
+  });
+
   test('the password of a URL (a connection string) is a secret; the user and host stay', () => {
     // Each password came out in clear (or, glued to its host, as an EMAIL that hid the host).
     assert.deepEqual(found('postgres://admin:S3cr3tP4ss@db.internal:5432/app'), ['SECRET:S3cr3tP4ss']);
