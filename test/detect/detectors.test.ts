@@ -91,6 +91,16 @@ describe('built-in detectors', () => {
     for (const text of ['f(1)2 and (12)345-6789', 'sum(3)4111 and (2024)01-15', 'f(x)=(2)(3)', 'step (1)2024-03-15']) assert.deepEqual(found(text), [], text);
   });
 
+  test('an ASCII address glued to Chinese, Japanese or Korean text is the address alone, not the words around it', () => {
+    // `请联系jane@example.com获取帮助` was one EMAIL from 请 to 助: the sentence was redacted with it.
+    assert.deepEqual(found('请联系jane@example.com获取帮助'), ['EMAIL:jane@example.com']);
+    assert.deepEqual(found('メールはtanaka@example.jpまで'), ['EMAIL:tanaka@example.jp']);
+    assert.deepEqual(found('jane@example.com으로 보내주세요'), ['EMAIL:jane@example.com']);
+    // Addresses in those scripts stay whole.
+    assert.deepEqual(found('写信给 用户@例子.中国 吧'), ['EMAIL:用户@例子.中国']);
+    assert.deepEqual(found('Zoëjane@example.com'), ['EMAIL:Zoëjane@example.com']);
+  });
+
   test('an address percent-encoded in a URL (jane%40example.com) is an EMAIL', () => {
     // It came out in clear: only a literal `@` started an address.
     assert.deepEqual(found('GET /api/users?email=jane%40example.com HTTP/1.1'), ['EMAIL:jane%40example.com']);

@@ -196,7 +196,7 @@ describe('streaming masking: random texts in random pieces', () => {
   });
 
   test('a phone whose parenthesised group has no space after it, and a long percent-encoded address, split at any offset, are masked whole', () => {
-    for (const text of ['call (415)555-2671 now', 'Tel: +44 (0)20 7946 0958, Fax +49 (0)30 901820.', `GET /u?email=${'j'.repeat(60)}.doe%40mail.${'x'.repeat(40)}.example.com HTTP/1.1`]) {
+    for (const text of ['call (415)555-2671 now', 'Tel: +44 (0)20 7946 0958, Fax +49 (0)30 901820.', `GET /u?email=${'j'.repeat(60)}.doe%40mail.${'x'.repeat(40)}.example.com HTTP/1.1`, '请联系jane@example.com获取帮助，或 用户@例子.中国。']) {
       const expected = applyFindings(text, plan.find(text), {});
       assert.ok(!/555-2671|7946|901820|%40/.test(expected), expected);
       for (let cut = 1; cut < text.length; cut++) {
