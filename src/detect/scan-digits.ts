@@ -11,7 +11,7 @@
 import type { Detection } from './types.js';
 import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
-import { isGluedSecretChar, passwordRun, token } from './scan-tokens.js';
+import { isGluedSecretChar, keyValuePassword, passwordRun, token } from './scan-tokens.js';
 import { emailAt, encodedEmailAt, ipv6At } from './scan-misc.js';
 import { urlPasswordAt } from './scan-url-credentials.js';
 
@@ -110,6 +110,7 @@ function tokenAround(text: string, at: number, floor: number, out: Detection[]):
   if (glued) return e;
   // A token beside a password symbol may be a piece of a short password (`Vq8#mT2z!`).
   if ((isPasswordSymbol(text, s - 1) || isPasswordSymbol(text, e)) && passwordRun(text, s, e, out)) return e;
+  if (keyValuePassword(text, s, e, out)) return e;
   if (e - s >= 4) token(text, s, e, out);
   return e;
 }

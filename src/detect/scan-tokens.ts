@@ -213,6 +213,37 @@ export function passwordRun(text: string, start: number, end: number, out: Detec
   return true;
 }
 
+/** A password key with its `=` or `:` right before the value: `password=`, `"pwd": "`, `DB_PASSWORD: '`. */
+const passwordKey = /(?:passw(?:or)?d|pwd)[A-Za-z0-9_-]{0,24}["'`]?\s{0,2}[:=]\s{0,2}["'`]?$/i;
+
+/**
+ * The value of a password key (`password=hunter2`, `?user=root&password=s3cret99`):
+ * 6 to `maxGlued` token characters with a letter and a digit, after `passwordKey`,
+ * within the token `[start, end)` (after its last `=`) or as the whole token. A value
+ * with `.` or `/` is a reference or a path (`password=settings.DB_PASS2`), not a secret.
+ */
+export function keyValuePassword(text: string, start: number, end: number, out: Detection[]): boolean {
+  for (let k = end - 1; k > start; k--) {
+    if (text.charCodeAt(k) === 61) {
+      start = k + 1;
+      break;
+    }
+  }
+  while (end > start && isTrailingPunct(text.charCodeAt(end - 1))) end--;
+  const len = end - start;
+  if (len < 6 || len > maxGlued) return false;
+  let classes = 0;
+  for (let k = start; k < end; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 46 || c === 47) return false;
+    classes |= charClass[c]!;
+  }
+  if ((classes & DIGIT) === 0 || (classes & (UPPER | LOWER)) === 0) return false;
+  if (!passwordKey.test(contextBefore(text, start))) return false;
+  out.push({ type: 'SECRET', start, end, score: 0.7 });
+  return true;
+}
+
 /** How far a generic secret is extended over glued characters on each side. */
 export const maxGlued = 128;
 

@@ -84,6 +84,17 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('password: user1@example.com'), ['EMAIL:user1@example.com']);
   });
 
+  test('the value of a password key (password=hunter2, ?user=root&password=…) is a secret without symbols; references and paths are not', () => {
+    // These came out in clear: without a symbol, a value had to be a 20+ character token.
+    assert.deepEqual(found('password=hunter2'), ['SECRET:hunter2']);
+    assert.deepEqual(found('jdbc:mysql://db:3306/app?user=root&password=hunter22&ssl=true'), ['SECRET:hunter22']);
+    assert.deepEqual(found('{"password": "letmein42"}'), ['SECRET:letmein42']);
+    assert.deepEqual(found("DB_PASSWORD: 'Passw0rd'"), ['SECRET:Passw0rd']);
+    for (const text of ['password=settings.DB_PASS2', 'pwd=/home/user1', 'password: correct-horse-battery-staple', 'the password was 123456', 'Password: 8 characters minimum', 'password=true', 'passwords=3', 'my password1 is long']) {
+      assert.deepEqual(found(text), [], text);
+    }
+  });
+
   test('phones with a parenthesised group and no space after it: (415)555-2671, the trunk (0) of +44 (0)20 7946 0958', () => {
     // Both came out in clear: a `)` had to be followed by a separator.
     assert.deepEqual(found('call (415)555-2671 now'), ['PHONE:(415)555-2671']);
