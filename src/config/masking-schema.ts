@@ -21,6 +21,13 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
     }
   });
 
+  // A path that matches no field would make its profile mask nothing in JSON answers,
+  // silently: `choices[0].message.content` (an index) or `messages[*]` are refused here.
+  const fieldPath = z.string().superRefine((value, ctx) => {
+    const problem = fieldPathProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (a dotted field path like choices[].message.content, user.*, **.email)` });
+  });
+
   const customEntity = z.strictObject({
     name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE (e.g. EMPLOYEE_ID)'),
     pattern,
@@ -30,10 +37,25 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
     maxLength: z.number().int().min(1).max(4096).default(64),
   });
 
-  const denyList = z.union([
-    z.array(z.string().min(1)).transform((terms) => [{ name: 'DENY_LIST', terms }]),
-    z.array(z.strictObject({ name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE'), terms: z.array(z.string().min(1)).min(1) })),
-  ]);
+  // Terms (type DENY_LIST) or named lists; each form's own errors name the item, where
+  // a union said only "does not match any accepted form".
+  const term = z.string().min(1, 'a term must not be empty');
+  const namedList = z.strictObject({ name: z.string().regex(entityName, 'must be UPPER_SNAKE_CASE (e.g. CODENAME)'), terms: z.array(term).min(1) });
+  const denyList = z
+    .array(z.unknown())
+    .superRefine((items, ctx) => {
+      const named = items.some((item) => typeof item !== 'string');
+      items.forEach((item, i) => {
+        const result = (named ? namedList : term).safeParse(item);
+        if (result.success) return;
+        for (const issue of result.error.issues) {
+          // Worded as load.ts words the issues it formats itself.
+          const message = named && typeof item === 'string' ? 'is a term, but other items are { name, terms } lists: use one form' : issue.code === 'unrecognized_keys' ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
+          ctx.addIssue({ code: 'custom', path: [i, ...issue.path] as (string | number)[], message });
+        }
+      });
+    })
+    .transform((items): Array<{ name: string; terms: string[] }> => (items.every((item) => typeof item === 'string') ? (items.length === 0 ? [] : [{ name: 'DENY_LIST', terms: items as string[] }]) : (items as Array<{ name: string; terms: string[] }>)));
 
   const embeddings = z.strictObject({
     mode: z.enum(['block', 'round', 'float16', 'noise']),
@@ -44,11 +66,12 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
   const profile = z
     .strictObject({
       // [] masks no text: a profile for embeddings only
-      entities: z.array(z.string().regex(entityName, 'must be an entity type such as EMAIL or a custom entity name')).optional(),
+      // Any case (`email`), as in policy conditions; kept upper-case, as detectors name types.
+      entities: z.array(z.string().min(1).transform((e) => e.toUpperCase())).optional(),
       operator: z.enum(['redact', 'partial', 'hash', 'drop']).default('redact'),
       keepLast: z.number().int().min(0).max(16).default(4),
       hashKey: secret.optional(),
-      fields: z.array(z.string().regex(/^[A-Za-z0-9_*\-[\].]+$/, 'must be a dotted field path like choices[].message.content')).min(1).optional(),
+      fields: z.array(fieldPath).min(1).optional(),
       applyTo: z.enum(['response', 'request', 'both']).default('response'),
       customEntities: z.array(customEntity).default([]),
       denyList: denyList.default([]),
@@ -81,6 +104,22 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
         .default(16 * 1024 * 1024),
     })
     .prefault({});
+}
+
+/** Each segment of a field path: a key, `*` or `**`, then any number of `[]` (each array element). */
+const fieldSegment = /^(?:\*\*|\*|[A-Za-z0-9_-]*)(?:\[\])*$/;
+
+/** Why `path` is not a field path that json-masker.ts can match, or undefined when it is. */
+export function fieldPathProblem(path: string): string | undefined {
+  if (path === '') return 'is empty';
+  for (const segment of path.split('.')) {
+    if (segment === '') return `"${path}" has an empty segment (two dots, or a dot at an end)`;
+    if (fieldSegment.test(segment)) continue;
+    const index = /\[([^\]]*)\]/.exec(segment);
+    if (index && index[1] !== '') return `"${path}": "[${index[1]}]" is not supported; "[]" stands for every element of an array`;
+    return `"${path}": "${segment}" is not a key, "*", "**" or a key followed by "[]"`;
+  }
+  return undefined;
 }
 
 /** `connections[i].masking` must name configured profiles. */

@@ -48,6 +48,14 @@ export interface Detector {
 
 const contextChars = 48;
 
+/**
+ * What may stand next to a deny-list term: anything but a letter, digit, mark or `_`
+ * of any script (re2's `\\b` knows only ASCII letters, so `José` or `Иванов` matched
+ * only at the ends of the text), or a character of a script written without spaces
+ * between words (`北極星プロジェクト`).
+ */
+const termBoundary = '[^\\p{L}\\p{N}\\p{M}_]|[\\p{Han}\\p{Hiragana}\\p{Katakana}\\p{Thai}]';
+
 interface CompiledCustom {
   readonly name: string;
   readonly re: RE2;
@@ -66,7 +74,7 @@ export function createDetector(options: DetectorOptions = {}): Detector {
     context: c.context && c.context.length > 0 ? new RE2(c.context.map(escapeRe2).join('|'), 'iu') : undefined,
     score: c.score ?? 0.8,
   }));
-  const deny = (options.denyLists ?? []).filter((d) => d.terms.length > 0).map((d) => ({ name: d.name, re: new RE2(`(?:^|\\b)(?:${d.terms.map(escapeRe2).join('|')})(?:\\b|$)`, 'giu') }));
+  const deny = (options.denyLists ?? []).filter((d) => d.terms.length > 0).map((d) => ({ name: d.name, re: new RE2(`(^|${termBoundary})(${d.terms.map(escapeRe2).join('|')})(?:${termBoundary}|$)`, 'giu') }));
   /** The lowest score a finding can have (built-ins: 0.6). */
   const lowestScore = Math.min(0.6, ...custom.map((c) => c.score));
   let extraHold = 0;
@@ -97,7 +105,12 @@ export function createDetector(options: DetectorOptions = {}): Detector {
           d.re.lastIndex++;
           continue;
         }
-        found.push({ type: d.name, start: m.index, end: m.index + m[0].length, score: 1 });
+        // Group 1 is the boundary before the term, group 2 the term; the boundary after
+        // it is not consumed, so it can be the one before the next term.
+        const start = m.index + m[1]!.length;
+        const end = start + m[2]!.length;
+        d.re.lastIndex = end;
+        found.push({ type: d.name, start, end, score: 1 });
       }
     }
     if (allow.size === 0 && lowestScore >= minScore) return found;

@@ -23,6 +23,7 @@ import { charClass, DIGIT, isDigit, isWordChar, TOKEN, UPPER } from './char-clas
 import { isDomainChar, isLocalChar, pemBegin } from './scan-misc.js';
 import { awsContext, contextWindow, isGluedSecretChar, secretContext } from './scan-tokens.js';
 import { ibanLengths } from './validators.js';
+import { userinfoPasswordStart } from './scan-url-credentials.js';
 
 /** An unbroken token longer than this is released: a key longer than 8 KiB is not a key. */
 const maxTokenHold = 8 * 1024;
@@ -78,19 +79,33 @@ export function builtinHoldBack(text: string): number {
   p = Math.min(p, numericHold(text));
   p = Math.min(p, ibanHold(text));
   p = Math.min(p, ipv6Hold(text));
+  p = Math.min(p, urlPasswordHold(text));
   return Math.min(p, pemHold(text));
+}
+
+/** `scheme://user:pass` at the end: the password may still be one (`@host` may follow). */
+function urlPasswordHold(text: string): number {
+  const p = userinfoPasswordStart(text, text.length);
+  return p < 0 ? text.length : p;
 }
 
 function emailHold(text: string): number {
   const n = text.length;
   // A local part in progress.
   let hold = n;
-  while (hold > 0 && n - hold < maxLocalPart && isLocalChar(text.charCodeAt(hold - 1))) hold--;
+  // (2 more: the `%4` of a percent-encoded `@` still coming.)
+  while (hold > 0 && n - hold < maxLocalPart + 2 && isLocalChar(text.charCodeAt(hold - 1))) hold--;
   // A domain in progress: `@` followed by domain characters up to the end (an address
   // ending at the end may still grow, or be glued to a word and stop being one).
   let d = n;
   while (d > 0 && n - d < maxDomain && isDomainChar(text.charCodeAt(d - 1))) d--;
   if (d > 0 && text.charCodeAt(d - 1) === 64) {
+    let local = d - 1;
+    while (local > 0 && d - 1 - local < maxLocalPart && isLocalChar(text.charCodeAt(local - 1))) local--;
+    hold = Math.min(hold, local);
+  }
+  // The same, percent-encoded: `jane%40example.co` (the domain run took the `40`).
+  if (d > 0 && text.charCodeAt(d - 1) === 37 && text.charCodeAt(d) === 52 && text.charCodeAt(d + 1) === 48) {
     let local = d - 1;
     while (local > 0 && d - 1 - local < maxLocalPart && isLocalChar(text.charCodeAt(local - 1))) local--;
     hold = Math.min(hold, local);

@@ -11,8 +11,9 @@
 import type { Detection } from './types.js';
 import { charClass, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
-import { token } from './scan-tokens.js';
-import { emailAt, ipv6At } from './scan-misc.js';
+import { isGluedSecretChar, keyValuePassword, passwordRun, token } from './scan-tokens.js';
+import { emailAt, encodedEmailAt, ipv6At } from './scan-misc.js';
+import { urlPasswordAt } from './scan-url-credentials.js';
 
 /** A single-character-class search: the engine's native scan, no backtracking possible. */
 const nextDigit = /[0-9]/g;
@@ -61,7 +62,9 @@ function scan(text: string, out: Detection[], from: number, to: number, anchors:
     if (anchors !== undefined) {
       const c = text.charCodeAt(i);
       if (c === 64) {
-        if (i >= anchors.email) anchors.email = emailAt(text, i, out);
+        // `scheme://user:password@host`: the password is the finding, not an address.
+        if (urlPasswordAt(text, i, out)) anchors.email = i + 1;
+        else if (i >= anchors.email) anchors.email = emailAt(text, i, out);
         i++;
         continue;
       }
@@ -70,6 +73,7 @@ function scan(text: string, out: Detection[], from: number, to: number, anchors:
         i++;
         continue;
       }
+      if (c === 52 && i > 0 && text.charCodeAt(i - 1) === 37 && text.charCodeAt(i + 1) === 48) encodedEmailAt(text, i - 1, out);
     }
     if (i >= tokenEnd) tokenEnd = tokenAround(text, i, tokenEnd, out);
     if (i >= numericEnd) {
@@ -103,6 +107,17 @@ function tokenAround(text: string, at: number, floor: number, out: Detection[]):
   while (e < text.length && (charClass[text.charCodeAt(e)]! & TOKEN) !== 0) e++;
   if (e === at) return at + 1;
   const glued = (s > 0 && isWordChar(text.charCodeAt(s - 1))) || (e < text.length && isWordChar(text.charCodeAt(e)));
-  if (!glued && e - s >= 4) token(text, s, e, out);
+  if (glued) return e;
+  // A token beside a password symbol may be a piece of a short password (`Vq8#mT2z!`).
+  if ((isPasswordSymbol(text, s - 1) || isPasswordSymbol(text, e)) && passwordRun(text, s, e, out)) return e;
+  if (keyValuePassword(text, s, e, out)) return e;
+  if (e - s >= 4) token(text, s, e, out);
   return e;
+}
+
+/** A character a password holds that is not a token character (`#`, `!`, `@` …; not `:`). */
+function isPasswordSymbol(text: string, at: number): boolean {
+  if (at < 0 || at >= text.length) return false;
+  const c = text.charCodeAt(at);
+  return c !== 58 && (charClass[c]! & TOKEN) === 0 && isGluedSecretChar(c, false);
 }

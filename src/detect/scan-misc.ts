@@ -6,7 +6,7 @@
 // Each look is bounded, so the scan stays linear.
 
 import type { Detection } from './types.js';
-import { charClass, isWordChar, LOWER, UPPER } from './char-class.js';
+import { charClass, DIGIT, isWordChar, LOWER, UPPER } from './char-class.js';
 
 const fileExtensionList = ['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf', 'js', 'ts', 'css', 'map'];
 const maxExtensionLength = 4;
@@ -20,18 +20,29 @@ export function scanEmails(text: string, out: Detection[]): void {
  * address (after this one's domain). The detector calls it from its one pass over the
  * text (scan-digits.ts), `scanEmails` from a search of its own.
  */
-export function emailAt(text: string, at: number, out: Detection[]): number {
+export function emailAt(text: string, at: number, out: Detection[], width = 1): number {
   let s = at;
-  while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1))) s--;
-  let e = at + 1;
-  while (e < text.length && e - at < 256 && isDomainChar(text.charCodeAt(e))) e++;
-  while (e > at + 1 && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
+  // Text in a script written without spaces (Chinese, Japanese, Thai; Korean particles)
+  // is glued to an ASCII address: `请联系jane@example.com获取帮助`. Such a character
+  // before an ASCII local part, or after an ASCII domain, is not part of the address.
+  while (s > 0 && at - s < 65 && isLocalChar(text.charCodeAt(s - 1)) && !(s < at && isGluedScript(text.charCodeAt(s - 1)) && isAsciiAlnum(text.charCodeAt(s)))) s--;
+  const d = at + width;
+  let e = d;
+  while (e < text.length && e - d < 255 && isDomainChar(text.charCodeAt(e)) && !(e > d && isGluedScript(text.charCodeAt(e)) && isAsciiAlnum(text.charCodeAt(e - 1)))) e++;
+  while (e > d && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
   while (s < at && text.charCodeAt(s) === 46) s++;
-  const okLocal = s < at && at - s <= 64 && !(s > 0 && isWordChar(text.charCodeAt(s - 1))) && text.charCodeAt(at - 1) !== 46;
-  if (okLocal && validDomain(text, at + 1, e) && !(e < text.length && isWordChar(text.charCodeAt(e)))) {
+  const before = s > 0 ? text.charCodeAt(s - 1) : 32;
+  const after = e < text.length ? text.charCodeAt(e) : 32;
+  const okLocal = s < at && at - s <= 64 && !(isWordChar(before) && !(isGluedScript(before) && isAsciiAlnum(text.charCodeAt(s)))) && text.charCodeAt(at - 1) !== 46;
+  if (okLocal && validDomain(text, d, e) && !(isWordChar(after) && !(isGluedScript(after) && isAsciiAlnum(text.charCodeAt(e - 1))))) {
     out.push({ type: 'EMAIL', start: s, end: e, score: 0.95 });
   }
   return Math.max(at + 1, e);
+}
+
+/** At the `%` of `%40`: an address written percent-encoded, as in a URL's query (`email=jane%40example.com`). */
+export function encodedEmailAt(text: string, at: number, out: Detection[]): void {
+  emailAt(text, at, out, 3);
 }
 
 /** `text[from, to)` is a dotted domain with an alphabetic TLD that is not a file extension. */
@@ -68,6 +79,15 @@ function isFileExtension(text: string, from: number, to: number): boolean {
     return true;
   }
   return false;
+}
+
+/** A letter of a script written without spaces between words, or whose particles attach to the word before (Korean). */
+function isGluedScript(c: number): boolean {
+  return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0x0e00 && c <= 0x0e7f) || (c >= 0xf900 && c <= 0xfaff);
+}
+
+function isAsciiAlnum(c: number): boolean {
+  return c < 128 && (charClass[c]! & (UPPER | LOWER | DIGIT)) !== 0;
 }
 
 // RFC 6531: internationalized addresses may use non-ASCII letters on both sides.

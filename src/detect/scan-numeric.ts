@@ -5,8 +5,8 @@
 // inside a `-`/`.` chain (so a part of a longer dotted version or ISBN never matches),
 // and the run must sit on word boundaries.
 //
-// Formats: NANP `(415) 555-2671`, `415-555-2671`, `415.555.2671`, `415 555 2671`,
-// `+1 415 555 2671`, `1-415-555-2671`; international `+44 20 7946 0958`,
+// Formats: NANP `(415) 555-2671`, `(415)555-2671`, `415-555-2671`, `415.555.2671`, `415 555 2671`,
+// `+1 415 555 2671`, `1-415-555-2671`; international `+44 20 7946 0958`, `+44 (0)20 7946 0958`,
 // `+4915112345678`, `0044 20 7946 0958` (E.164: 8-15 digits after `+`/`00`). Bare
 // digit strings are phones only with `+`: order numbers look the same.
 // Cards: 13-19 digits, contiguous or in 4-4-4-4(-3) / 4-6-5 / 4-6-4 groups with one
@@ -90,7 +90,10 @@ export function scanRun(text: string, from: number, out: Detection[]): number {
     const s0 = j;
     const c = text.charCodeAt(j);
     let kind: number;
-    if (c === 45 || c === 46) {
+    if (paren && isDigit(c)) {
+      // `(415)555-2671`, `+44 (0)20 7946 0958`: a group in parentheses needs no separator after it.
+      kind = SEP_NONE;
+    } else if (c === 45 || c === 46) {
       j++;
       kind = c === 45 ? SEP_DASH : SEP_DOT;
     } else if (c === 32) {

@@ -177,6 +177,73 @@ function secretLike(text: string, start: number, end: number, out: Detection[]):
   out.push({ type: 'SECRET', start: s, end: e, score: 0.75 });
 }
 
+/**
+ * Right before a password run: a password word, then at most a quote, `:`/`=`/`:=`/`=>`
+ * or `is`/`was`, and an opening quote (`password: `, `"db_password": "`, `pwd=`,
+ * `the password is `). Every match also matches `secretContext`, which is what the
+ * stream's hold-back checks (hold-back.ts, gluedSecretHold).
+ */
+const passwordLead = /(?:passw(?:or)?d|pwd|secret)[A-Za-z0-9_-]{0,24}["'`]?\s{0,4}(?:[:=]|:=|=>|is|was)?\s{0,4}["'`]?$/i;
+
+/**
+ * A password too short for the generic check (`password: Vq8#mT2z!pL9@xR4`): the run
+ * of token characters and password symbols around the token `[start, end)`, when it
+ * holds a letter, a digit and a symbol other than `:`, is 8 to `maxGlued` characters
+ * long, and follows a password word (`passwordLead`). Returns whether it was reported.
+ */
+export function passwordRun(text: string, start: number, end: number, out: Detection[]): boolean {
+  let s = start;
+  while (s > 0 && start - s <= maxGlued && isGluedSecretChar(text.charCodeAt(s - 1), true)) s--;
+  let e = end;
+  while (e < text.length && e - s <= maxGlued && isGluedSecretChar(text.charCodeAt(e), false)) e++;
+  while (e > s && isSentenceEnd(text.charCodeAt(e - 1))) e--;
+  const len = e - s;
+  if (len < 8 || len > maxGlued) return false;
+  let classes = 0;
+  let symbol = false;
+  for (let k = s; k < e; k++) {
+    const c = text.charCodeAt(k);
+    const cls = charClass[c]!;
+    classes |= cls;
+    if ((cls & TOKEN) === 0 && c !== 58) symbol = true;
+  }
+  if (!symbol || (classes & DIGIT) === 0 || (classes & (UPPER | LOWER)) === 0) return false;
+  if (!passwordLead.test(contextBefore(text, s))) return false;
+  out.push({ type: 'SECRET', start: s, end: e, score: 0.7 });
+  return true;
+}
+
+/** A password key with its `=` or `:` right before the value: `password=`, `"pwd": "`, `DB_PASSWORD: '`. */
+const passwordKey = /(?:passw(?:or)?d|pwd)[A-Za-z0-9_-]{0,24}["'`]?\s{0,2}[:=]\s{0,2}["'`]?$/i;
+
+/**
+ * The value of a password key (`password=hunter2`, `?user=root&password=s3cret99`):
+ * 6 to `maxGlued` token characters with a letter and a digit, after `passwordKey`,
+ * within the token `[start, end)` (after its last `=`) or as the whole token. A value
+ * with `.` or `/` is a reference or a path (`password=settings.DB_PASS2`), not a secret.
+ */
+export function keyValuePassword(text: string, start: number, end: number, out: Detection[]): boolean {
+  for (let k = end - 1; k > start; k--) {
+    if (text.charCodeAt(k) === 61) {
+      start = k + 1;
+      break;
+    }
+  }
+  while (end > start && isTrailingPunct(text.charCodeAt(end - 1))) end--;
+  const len = end - start;
+  if (len < 6 || len > maxGlued) return false;
+  let classes = 0;
+  for (let k = start; k < end; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 46 || c === 47) return false;
+    classes |= charClass[c]!;
+  }
+  if ((classes & DIGIT) === 0 || (classes & (UPPER | LOWER)) === 0) return false;
+  if (!passwordKey.test(contextBefore(text, start))) return false;
+  out.push({ type: 'SECRET', start, end, score: 0.7 });
+  return true;
+}
+
 /** How far a generic secret is extended over glued characters on each side. */
 export const maxGlued = 128;
 

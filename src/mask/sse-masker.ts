@@ -42,6 +42,8 @@ export class SseMasker {
   readonly #text = new Map<string, StreamTextMasker>();
   readonly #args = new Map<string, string>();
   #pending = '';
+  /** The last piece of upstream text ended in `\r`. */
+  #afterCr = false;
   /** The stream has sent plain-text data: every later event is part of that text. */
   #plain = false;
   /** The last chat chunk's fields but its choices (id, model …), for a chunk this masker adds. */
@@ -56,7 +58,7 @@ export class SseMasker {
 
   /** Raw upstream bytes in; masked, complete events out. */
   push(chunk: Uint8Array): string {
-    this.#pending += this.#decoder.decode(chunk, { stream: true });
+    this.#pending += this.#lines(this.#decoder.decode(chunk, { stream: true }));
     let out = '';
     for (;;) {
       const end = eventEnd(this.#pending);
@@ -71,7 +73,7 @@ export class SseMasker {
 
   /** End of the upstream body: the last (unterminated) event, then anything held. */
   end(): string {
-    this.#pending += this.#decoder.decode();
+    this.#pending += this.#lines(this.#decoder.decode());
     let out = this.#pending.trim() === '' ? '' : this.#event(this.#pending, '\n\n');
     this.#pending = '';
     let rest = '';
@@ -122,6 +124,19 @@ export class SseMasker {
     }
     if (choices.size === 0) return undefined;
     return { ...this.#lastChunk, object: 'chat.completion.chunk', choices: [...choices.values()] };
+  }
+
+  /**
+   * `text` with every line ending as `\n`: SSE lines end in CRLF, LF or a lone CR. A
+   * stream that ended its lines in CR alone was never cut into events, so a value split
+   * across two of them went out in pieces that were each masked alone.
+   */
+  #lines(text: string): string {
+    // A CR that ended the last piece already counted as a line end: an LF after it is part of it.
+    if (text === '') return text;
+    if (this.#afterCr && text.startsWith('\n')) text = text.slice(1);
+    this.#afterCr = text.endsWith('\r');
+    return text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
   }
 
   #event(block: string, terminator: string): string {
@@ -372,10 +387,8 @@ function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Where the first event of `text` ends (line ends are `\n` by then: `#lines`). */
 function eventEnd(text: string): { index: number; length: number } | undefined {
   const lf = text.indexOf('\n\n');
-  const crlf = text.indexOf('\r\n\r\n');
-  if (lf < 0 && crlf < 0) return undefined;
-  if (crlf >= 0 && (lf < 0 || crlf < lf)) return { index: crlf, length: 4 };
-  return { index: lf, length: 2 };
+  return lf < 0 ? undefined : { index: lf, length: 2 };
 }

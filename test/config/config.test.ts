@@ -375,6 +375,20 @@ describe('parseConfig: every error names its dotted path', () => {
     assert.ok(issuesOf(brokenMasking).some((i) => i.startsWith('masking.profiles.pii.operator')), issuesOf(brokenMasking).join('\n'));
   });
 
+  test('a masking field path that could match no field is refused, naming the path and the fix', () => {
+    // Accepted before, these made the profile mask nothing in JSON answers, silently.
+    const profile = (fields: string) => `masking:\n  profiles:\n    pii:\n      fields: ${fields}\nconnections:\n${connection('masking: [pii]')}`;
+    assert.deepEqual(issuesOf(profile(`["choices[0].message.content", "messages[*].content", "choices[.message", "user..email", "user.e mail"]`)), [
+      'masking.profiles.pii.fields[0]: "choices[0].message.content": "[0]" is not supported; "[]" stands for every element of an array (a dotted field path like choices[].message.content, user.*, **.email)',
+      'masking.profiles.pii.fields[1]: "messages[*].content": "[*]" is not supported; "[]" stands for every element of an array (a dotted field path like choices[].message.content, user.*, **.email)',
+      'masking.profiles.pii.fields[2]: "choices[.message": "choices[" is not a key, "*", "**" or a key followed by "[]" (a dotted field path like choices[].message.content, user.*, **.email)',
+      'masking.profiles.pii.fields[3]: "user..email" has an empty segment (two dots, or a dot at an end) (a dotted field path like choices[].message.content, user.*, **.email)',
+      'masking.profiles.pii.fields[4]: "user.e mail": "e mail" is not a key, "*", "**" or a key followed by "[]" (a dotted field path like choices[].message.content, user.*, **.email)',
+    ]);
+    const config = parse(profile(`["choices[].message.content", "items[][].note", "[].text", "user.*", "**.email", "contact-info.phone_number"]`));
+    assert.deepEqual(config.masking.profiles['pii']!.fields, ['choices[].message.content', 'items[][].note', '[].text', 'user.*', '**.email', 'contact-info.phone_number']);
+  });
+
   test('a duplicate name is reported alongside an invalid field in the same config', () => {
     const source = `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
     assert.deepEqual(issuesOf(source), [

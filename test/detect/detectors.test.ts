@@ -61,6 +61,76 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='), ['SECRET:Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==']);
   });
 
+  test('a short password with symbols after a password word is a secret, whole (no token of it reaches 20 characters)', () => {
+    // Each of these came out in clear: the generic check only looked at tokens of 20+ characters.
+    assert.deepEqual(found('password: Vq8#mT2z!pL9@xR4'), ['SECRET:Vq8#mT2z!pL9@xR4']);
+    assert.deepEqual(found('db_password = "Vq8#mT2z!pL9@xR4";'), ['SECRET:Vq8#mT2z!pL9@xR4']);
+    assert.deepEqual(found('{"password": "Xk9#vB2$mQ7!zR4"}'), ['SECRET:Xk9#vB2$mQ7!zR4']);
+    assert.deepEqual(found('DB_PASSWORD=Tr0ub4dor&3xyzAB12'), ['SECRET:Tr0ub4dor&3xyzAB12']);
+    assert.deepEqual(found('The password is S3cure!Passw0rd#2024.'), ['SECRET:S3cure!Passw0rd#2024']);
+    assert.deepEqual(found('pwd=Ab1#cd2!ef3$ then'), ['SECRET:Ab1#cd2!ef3$']);
+    assert.deepEqual(found('client_secret: ZQ4!x#77pp'), ['SECRET:ZQ4!x#77pp']);
+    for (const text of [
+      'Play C#7 & F#9 then G#11',
+      'The password policy requires 12+ chars & 1 symbol',
+      'Password must be 8-64 characters (a-z, A-Z, 0-9, !@#$)',
+      'secret santa #2024 list, Order #A12!b9 shipped',
+      'the password was reset at 10:30:45 by ops',
+      'Vq8#mT2z!pL9@xR4 without a password word before it',
+    ]) {
+      assert.deepEqual(found(text), [], text);
+    }
+    // An address after a password word stays an address.
+    assert.deepEqual(found('password: user1@example.com'), ['EMAIL:user1@example.com']);
+  });
+
+  test('the value of a password key (password=hunter2, ?user=root&password=…) is a secret without symbols; references and paths are not', () => {
+    // These came out in clear: without a symbol, a value had to be a 20+ character token.
+    assert.deepEqual(found('password=hunter2'), ['SECRET:hunter2']);
+    assert.deepEqual(found('jdbc:mysql://db:3306/app?user=root&password=hunter22&ssl=true'), ['SECRET:hunter22']);
+    assert.deepEqual(found('{"password": "letmein42"}'), ['SECRET:letmein42']);
+    assert.deepEqual(found("DB_PASSWORD: 'Passw0rd'"), ['SECRET:Passw0rd']);
+    for (const text of ['password=settings.DB_PASS2', 'pwd=/home/user1', 'password: correct-horse-battery-staple', 'the password was 123456', 'Password: 8 characters minimum', 'password=true', 'passwords=3', 'my password1 is long']) {
+      assert.deepEqual(found(text), [], text);
+    }
+  });
+
+  test('phones with a parenthesised group and no space after it: (415)555-2671, the trunk (0) of +44 (0)20 7946 0958', () => {
+    // Both came out in clear: a `)` had to be followed by a separator.
+    assert.deepEqual(found('call (415)555-2671 now'), ['PHONE:(415)555-2671']);
+    assert.deepEqual(found('Tel: +44 (0)20 7946 0958 · +49 (0)30 901820 · +41 (0)44 668 18 00'), ['PHONE:+44 (0)20 7946 0958', 'PHONE:+49 (0)30 901820', 'PHONE:+41 (0)44 668 18 00']);
+    for (const text of ['f(1)2 and (12)345-6789', 'sum(3)4111 and (2024)01-15', 'f(x)=(2)(3)', 'step (1)2024-03-15']) assert.deepEqual(found(text), [], text);
+  });
+
+  test('an ASCII address glued to Chinese, Japanese or Korean text is the address alone, not the words around it', () => {
+    // `请联系jane@example.com获取帮助` was one EMAIL from 请 to 助: the sentence was redacted with it.
+    assert.deepEqual(found('请联系jane@example.com获取帮助'), ['EMAIL:jane@example.com']);
+    assert.deepEqual(found('メールはtanaka@example.jpまで'), ['EMAIL:tanaka@example.jp']);
+    assert.deepEqual(found('jane@example.com으로 보내주세요'), ['EMAIL:jane@example.com']);
+    // Addresses in those scripts stay whole.
+    assert.deepEqual(found('写信给 用户@例子.中国 吧'), ['EMAIL:用户@例子.中国']);
+    assert.deepEqual(found('Zoëjane@example.com'), ['EMAIL:Zoëjane@example.com']);
+  });
+
+  test('an address percent-encoded in a URL (jane%40example.com) is an EMAIL', () => {
+    // It came out in clear: only a literal `@` started an address.
+    assert.deepEqual(found('GET /api/users?email=jane%40example.com HTTP/1.1'), ['EMAIL:jane%40example.com']);
+    assert.deepEqual(found('to=jane.doe%2Btag%40example.co.uk&x=1'), ['EMAIL:jane.doe%2Btag%40example.co.uk']);
+    for (const text of ['%40example.com', 'a%40b', '100%40 boxes', 'icon%40x.png']) assert.deepEqual(found(text), [], text);
+  });
+
+  test('the password of a URL (a connection string) is a secret; the user and host stay', () => {
+    // Each password came out in clear (or, glued to its host, as an EMAIL that hid the host).
+    assert.deepEqual(found('postgres://admin:S3cr3tP4ss@db.internal:5432/app'), ['SECRET:S3cr3tP4ss']);
+    assert.deepEqual(found('mysql://root:hunter2@10.0.0.5/db'), ['SECRET:hunter2', 'IP_ADDRESS:10.0.0.5']);
+    assert.deepEqual(found('REDIS_URL=redis://:hunter2@cache:6379/0'), ['SECRET:hunter2']);
+    assert.deepEqual(found('DATABASE_URL="postgres://app:pa$$w0rd!@db:5432/app"'), ['SECRET:pa$$w0rd!']);
+    assert.deepEqual(found('https://user:pa55w0rd@example.com/path'), ['SECRET:pa55w0rd']);
+    for (const text of ['see https://jane@example.com/x', 'http://example.com:8080/a@b', 'https://user:@host', 'x://a:b c@d.com']) {
+      assert.ok(!found(text).some((f) => f.startsWith('SECRET')), text);
+    }
+  });
+
   test('entityTypes returns the set of types found (the shape policy conditions use)', () => {
     const types: ReadonlySet<string> = entityTypes('mail a@example.com, card 4111111111111111, again b@example.com');
     assert.deepEqual([...types].sort(), ['CREDIT_CARD', 'EMAIL']);
@@ -87,6 +157,21 @@ describe('custom entities, deny lists and allow lists', () => {
     const detector = createDetector({ denyLists: [{ name: 'CODENAME', terms: ['Project Falcon', 'Bluebird'] }], allowList: ['support@example.com'] });
     assert.deepEqual(found('about project falcon and BLUEBIRD, not bluebirds', detector.detect), ['CODENAME:project falcon', 'CODENAME:BLUEBIRD']);
     assert.deepEqual(found('write support@example.com or jane@example.com', detector.detect), ['EMAIL:jane@example.com']);
+  });
+
+  test('deny-list terms in any script are whole words: non-ASCII letters at their ends, CJK glued to CJK', () => {
+    // re2's \\b knows only ASCII letters: these terms matched only at the very start or end of the text.
+    const detector = createDetector({ denyLists: [{ name: 'CODENAME', terms: ['Иванов', 'José', 'Zoë', '北極星', 'Bluebird'] }] });
+    assert.deepEqual(found('Клиент Иванов и ИВАНОВ, не Ивановы; José y josé, no Josél; Zoë, 北極星プロジェクト und 北極星 allein', detector.detect), [
+      'CODENAME:Иванов',
+      'CODENAME:ИВАНОВ',
+      'CODENAME:José',
+      'CODENAME:josé',
+      'CODENAME:Zoë',
+      'CODENAME:北極星',
+      'CODENAME:北極星',
+    ]);
+    assert.deepEqual(found('Bluebird Bluebird,Bluebird; not Bluebird_x or xBluebird', detector.detect), ['CODENAME:Bluebird', 'CODENAME:Bluebird', 'CODENAME:Bluebird']);
   });
 
   test('security: hostile input is scanned in linear time', () => {

@@ -22,7 +22,9 @@ describe('masking, end to end through the gateway process', () => {
     upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 5 });
     const yaml = demoConnectionYaml(upstream.url).replace('    access: { groups: [ml] }', '    access: { groups: [ml] }\n    masking: [pii]') + `masking:
   profiles:
-    pii: { operator: redact }
+    pii:
+      operator: redact
+      denyList: [{ name: CLIENT, terms: [Иванов] }]
 `;
     gateway = await startGatewayProcess(yaml, { env: { UPSTREAM_KEY: upstreamKey } });
     client = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: await gateway.createKey('bot', ['ml']), maxRetries: 0 });
@@ -52,6 +54,17 @@ describe('masking, end to end through the gateway process', () => {
     assert.equal(record['response'].text, text);
     for (const value of values) assert.ok(!JSON.stringify(record['response']).includes(value), `${value} reached the recorded answer`);
     assert.deepEqual(record['maskCounts'], { EMAIL: 1, PHONE: 1, US_SSN: 1, CREDIT_CARD: 1, IBAN: 1, AWS_ACCESS_KEY: 1, IP_ADDRESS: 1 });
+  });
+
+  test('a config snippet with a short password and a connection string, and a deny-listed name in Cyrillic, streamed: neither the client nor sessions show sees them', async () => {
+    const prompt = 'Клиент Иванов: DATABASE_URL=postgres://app:pa$$w0rd!@db.internal:5432/app and db_password = "Vq8#mT2z!pL9@xR4"';
+    const { data: stream, response } = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: prompt }] }).withResponse();
+    let text = '';
+    for await (const event of stream) text += event.choices[0]?.delta?.content ?? '';
+    assert.equal(text, 'Demo reply to: Клиент [CLIENT]: DATABASE_URL=postgres://app:[SECRET]@db.internal:5432/app and db_password = "[SECRET]"');
+    const { stdout } = await gateway.cli(['sessions', 'show', response.headers.get('gatehouse-exchange-id')!]);
+    assert.match(stdout, /^masked {4}CLIENT 1, SECRET 2$/m);
+    for (const value of ['Иванов', 'pa$$w0rd', 'Vq8#', 'mT2z']) assert.ok(!stdout.split('--- answer ---')[1]!.includes(value), `${value} is in the recorded answer`);
   });
 
   test('a non-streamed answer is masked too', async () => {

@@ -184,6 +184,17 @@ ${masking}
     assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "x{1001}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid repetition size: {1001}; re2 has no backreferences or lookaround)']);
     assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash }')), ['masking.profiles.p.hashKey: is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})']);
     assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
+    // Each deny-list item's own error, where a union said "does not match any accepted form".
+    assert.deepEqual(issues(base('  profiles:\n    p: { denyList: ["", Falcon] }')), ['masking.profiles.p.denyList[0]: a term must not be empty']);
+    assert.deepEqual(issues(base('  profiles:\n    p: { denyList: [{ name: codename, terms: [x], extra: 1 }, Falcon] }')), [
+      'masking.profiles.p.denyList[0].name: must be UPPER_SNAKE_CASE (e.g. CODENAME)',
+      'masking.profiles.p.denyList[0]: unknown key "extra"',
+      'masking.profiles.p.denyList[1]: is a term, but other items are { name, terms } lists: use one form',
+    ]);
+    // Any case, as in policy conditions (`email` was refused twice over, with two messages).
+    assert.deepEqual(issues(base('  profiles:\n    p: { entities: [email, us_ssn, shoe_size] }')), [
+      'masking.profiles.p.entities[2]: unknown entity type "SHOE_SIZE" (built-in: EMAIL, PHONE, US_SSN, CREDIT_CARD, IBAN, IP_ADDRESS, AWS_ACCESS_KEY, AWS_SECRET_KEY, GITHUB_TOKEN, SLACK_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, JWT, PRIVATE_KEY, SECRET; or a customEntities/denyList name)',
+    ]);
   });
 });
 
@@ -221,6 +232,28 @@ describe('SseMasker, fields other than data', () => {
     assert.match(out, /^event: \[EMAIL\]\nid: \[US_SSN\]\ndata: /);
     const plain = new SseMasker({ plan: planOf(profile({})), counts: {} });
     assert.equal(plain.push(Buffer.from('event: response.output_text.delta\nid: 42\ndata: {"x":1}\n\n')), 'event: response.output_text.delta\nid: 42\ndata: {"x":1}\n\n');
+  });
+});
+
+describe('SseMasker, line endings', () => {
+  test('security: events whose lines end in CR alone, or CRLF, are cut as events: an address split across two is masked whole, at any byte cut', () => {
+    // With CR-only line ends no event boundary was found: each delta was masked alone and `jane.r` went out.
+    const chunk = (content: string | null, finish: string | null = null) => JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: content === null ? {} : { content }, finish_reason: finish }] });
+    const events = [chunk('mail jane.r'), chunk('oe@example.com ok'), chunk(null, 'stop')];
+    for (const eol of ['\r', '\r\n', '\n']) {
+      const wire = Buffer.from([...events.map((e) => `data: ${e}${eol}${eol}`), `data: [DONE]${eol}${eol}`].join(''));
+      for (let cut = 0; cut <= wire.length; cut++) {
+        const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+        const out = masker.push(wire.subarray(0, cut)) + masker.push(wire.subarray(cut)) + masker.end();
+        const text = out.split('\n\n').filter((e) => e.startsWith('data: {')).map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '').join('');
+        assert.equal(text, 'mail [EMAIL] ok', `${JSON.stringify(eol)}, cut at ${cut}`);
+        assert.ok(out.endsWith('data: [DONE]\n\n'), out);
+        assert.doesNotMatch(out, /\r/);
+      }
+    }
+    // A CR at the end of one piece and the LF at the start of the next are one line end.
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    assert.equal(masker.push(Buffer.from('event: a\r')) + masker.push(Buffer.from('\ndata: {"x":1}\r')) + masker.push(Buffer.from('\n')) + masker.push(Buffer.from('\n')), 'event: a\ndata: {"x":1}\n\n');
   });
 });
 

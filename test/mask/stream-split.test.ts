@@ -91,7 +91,7 @@ describe('streaming masking: random texts in random pieces', () => {
   const corpus = loadCorpus();
   const profiles = new MaskPlanner([
     { name: 'all', operator: 'redact', keepLast: 4, applyTo: 'response' },
-    { name: 'custom', operator: 'hash', hashKey: 'k', keepLast: 4, applyTo: 'response', customEntities: [{ name: 'EMPLOYEE_ID', pattern: 'EMP-[0-9]{6}', context: ['employee'] }], denyLists: [{ name: 'PROJECT', terms: ['Bluebird', 'Zeta 9'] }], allowList: ['help@example.org'] },
+    { name: 'custom', operator: 'hash', hashKey: 'k', keepLast: 4, applyTo: 'response', customEntities: [{ name: 'EMPLOYEE_ID', pattern: 'EMP-[0-9]{6}', context: ['employee'] }], denyLists: [{ name: 'PROJECT', terms: ['Bluebird', 'Zeta 9', 'Иванов', '北極星'] }], allowList: ['help@example.org'] },
     { name: 'cards', operator: 'partial', keepLast: 4, applyTo: 'response', entities: ['CREDIT_CARD', 'US_SSN'] },
   ]);
   const plans: Record<string, MaskPlan> = {
@@ -106,7 +106,7 @@ describe('streaming masking: random texts in random pieces', () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const words = ['the', 'key', 'secret:', 'token=', 'password', 'aws', 'I', 'API', 'DE', 'call', '+1', '(415)', '555-', '2671', '1.', '10:30', 'fe80::', '::1', '@', 'example', '.com', 'jane.doe', '-----BEGIN ', 'PRIVATE KEY-----', '-----END PRIVATE KEY-----', 'sk-', 'ghp_', 'eyJ', 'AKIA', '4111', 'é', '—', '\n', ' ', ' ', '.', ',', '-', '=', '/', '(', ')', 'Bluebird', 'Zeta', '9', 'employee', 'EMP-123456', 'help@example.org'];
+  const words = ['the', 'key', 'secret:', 'token=', 'password', 'aws', 'I', 'API', 'DE', 'call', '+1', '(415)', '555-', '2671', '1.', '10:30', 'fe80::', '::1', '@', 'example', '.com', 'jane.doe', '-----BEGIN ', 'PRIVATE KEY-----', '-----END PRIVATE KEY-----', 'sk-', 'ghp_', 'eyJ', 'AKIA', '4111', 'é', '—', '\n', ' ', ' ', '.', ',', '-', '=', '/', '(', ')', 'Bluebird', 'Zeta', '9', 'employee', 'EMP-123456', 'help@example.org', 'Иванов', 'ы', '北極星', 'プ', 'postgres://', 'app:', 'pa$$', '@db', '%40', '(0)20', ')555'];
   const significant = '0123456789 -.+()@:_=/~%\'ABCDEFKQaefxyzé—\n';
 
   function randomText(): string {
@@ -180,9 +180,25 @@ describe('streaming masking: random texts in random pieces', () => {
   });
 
   test('a password with symbols, split at any offset, is masked whole', () => {
-    for (const text of ['db password: Vq8#mT2zRk9LpW4xN7cB6yHd ok', 'secret=Ab1#S3cr3tPassw0rd2024xYzQ!x9, next', 'token Zq$1x&mT2zRk9LpW4xN7cB6yHd!']) {
+    const short = ['jdbc:mysql://db:3306/app?user=root&password=hunter22&ssl=true', 'password: changeme1 then', 'DATABASE_URL="postgres://app:pa$$w0rd!@db:5432/app" ok', 'redis://:hunter2@cache:6379 and http://example.com:8080/a', 'db_password = "Vq8#mT2z!pL9@xR4"; ok', '{"password": "Xk9#vB2$mQ7!zR4"}', 'The password is S3cure!Passw0rd#2024. Next', 'pwd=Ab1#cd2!ef3$ then'];
+    for (const text of ['db password: Vq8#mT2zRk9LpW4xN7cB6yHd ok', 'secret=Ab1#S3cr3tPassw0rd2024xYzQ!x9, next', 'token Zq$1x&mT2zRk9LpW4xN7cB6yHd!', ...short]) {
       const expected = applyFindings(text, plan.find(text), {});
-      assert.ok(!/Vq8|Ab1|Zq\$1|x9|mT2z/.test(expected), expected);
+      assert.ok(!/Vq8|Ab1|Zq\$1|x9|mT2z|Xk9|zR4|S3cure|Passw0rd|cd2|pa\$|hunter2|changeme1/.test(expected), expected);
+      for (let cut = 1; cut < text.length; cut++) {
+        const masker = new StreamTextMasker(plan, {});
+        assert.equal(masker.push(text.slice(0, cut)) + masker.push(text.slice(cut)) + masker.end(), expected, `cut at ${cut}`);
+      }
+      const masker = new StreamTextMasker(plan, {});
+      let out = '';
+      for (const ch of text) out += masker.push(ch);
+      assert.equal(out + masker.end(), expected, 'one character per piece');
+    }
+  });
+
+  test('a phone whose parenthesised group has no space after it, and a long percent-encoded address, split at any offset, are masked whole', () => {
+    for (const text of ['call (415)555-2671 now', 'Tel: +44 (0)20 7946 0958, Fax +49 (0)30 901820.', `GET /u?email=${'j'.repeat(60)}.doe%40mail.${'x'.repeat(40)}.example.com HTTP/1.1`, '请联系jane@example.com获取帮助，或 用户@例子.中国。']) {
+      const expected = applyFindings(text, plan.find(text), {});
+      assert.ok(!/555-2671|7946|901820|%40/.test(expected), expected);
       for (let cut = 1; cut < text.length; cut++) {
         const masker = new StreamTextMasker(plan, {});
         assert.equal(masker.push(text.slice(0, cut)) + masker.push(text.slice(cut)) + masker.end(), expected, `cut at ${cut}`);

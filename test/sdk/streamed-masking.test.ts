@@ -70,6 +70,35 @@ describe('openai SDK: streamed text is masked whatever field carries it', () => 
     for (const piece of pieces) assert.ok(!piece.includes('jane.r'), `a piece of the address reached the client: ${piece}`);
     assert.equal(content, 'Done.');
   });
+
+  test('security: an upstream that ends SSE lines in CR alone (as the spec allows) gets its events cut and masked: no piece of a split address reaches the client', async () => {
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ id: 'chatcmpl-3', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      for (const event of [chunk({ content: 'Mail jane.r' }), chunk({ content: 'oe@example.com now.' }), chunk({}, 'stop')]) res.write(`data: ${event}\r\r`);
+      res.end('data: [DONE]\r\r');
+    });
+    const stream = await client.chat.completions.create({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'mail?' }] });
+    const pieces: string[] = [];
+    for await (const event of stream) pieces.push(event.choices[0]?.delta?.content ?? '');
+    assert.equal(pieces.join(''), 'Mail [EMAIL] now.');
+    for (const piece of pieces) assert.ok(!piece.includes('jane.r'), `a piece of the address reached the client: ${piece}`);
+  });
+
+  test('security: a short password with symbols in a config snippet, streamed in 3-character deltas, reaches neither the client nor the record', async () => {
+    // `Vq8#mT2z!pL9@xR4` has no token of 20+ characters: it came out in clear, streamed and not.
+    const text = 'Use this .env:\nDB_HOST=10.0.0.5\ndb_password = "Vq8#mT2z!pL9@xR4"\nDone.';
+    const pieces = text.match(/[\s\S]{1,3}/g)!;
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({ id: 'chatcmpl-2', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    h.upstream((_req, _body, res) => void writeSse(res, [...pieces.map((p) => chunk({ content: p })), chunk({}, 'stop')]));
+    const { data: stream, response } = await client.chat.completions.create({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'env?' }] }).withResponse();
+    let streamed = '';
+    for await (const event of stream) streamed += event.choices[0]?.delta?.content ?? '';
+    assert.equal(streamed, 'Use this .env:\nDB_HOST=[IP_ADDRESS]\ndb_password = "[SECRET]"\nDone.');
+    const record = await h.session(response.headers.get('gatehouse-exchange-id')!);
+    assert.ok(!JSON.stringify(record).includes('mT2z'), 'the record holds no piece of the password');
+    assert.equal(record['maskCounts']['SECRET'], 1);
+  });
 });
 
 /** Every way of cutting `text` in two (both pieces non-empty). */

@@ -9,6 +9,17 @@ export function isTextual(contentType: string | undefined): boolean {
   return contentType === undefined || contentType.trim() === '' || textual.test(contentType);
 }
 
+/** Media and archives: binary by their type, whatever their bytes (streamed speech stays streamed). */
+const binaryMedia = /^(image|audio|video|font)\/|^application\/(zip|gzip|x-gzip|x-tar|x-bzip2|x-xz|x-7z-compressed|zstd|vnd\.rar|x-rar-compressed|pdf|wasm)\s*(;|$)/i;
+
+/**
+ * A type that says neither text nor media (`application/octet-stream`, `multipart/…`,
+ * an unknown `application/x-…`): its bytes decide, when the answer is to be masked.
+ */
+export function isOpaque(contentType: string | undefined): boolean {
+  return !isTextual(contentType) && !binaryMedia.test(contentType!);
+}
+
 export class BodyCapture {
   readonly #limit: number;
   readonly #chunks: Buffer[] = [];

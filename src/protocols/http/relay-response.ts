@@ -16,11 +16,11 @@ import { recordableHeaders } from '../../audit/index.js';
 import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
-import { BodyCapture, isTextual } from './body-capture.js';
+import { BodyCapture, isOpaque, isTextual } from './body-capture.js';
 import { downstreamResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
-import { chooseResponseFilter, type ResponseFilter, type ResponseGuard } from './response-filters.js';
+import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
 import { forEachChunk } from './stream-chunks.js';
 import { errorEnvelope, writeError } from './write-error.js';
 
@@ -89,8 +89,11 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // A filter adds the answer's masked entities to the request's; without one they are read only.
   const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
   const encoding = headerValue(upstreamHeaders['content-encoding']);
+  // An opaque answer (application/octet-stream …) may be text all the same, e.g. a
+  // JSONL file of model answers: with masking it is held and masked if it is UTF-8.
+  const opaque = !isSse && options.maskPlan !== undefined && isOpaque(contentType);
   const filter: ResponseFilter | undefined =
-    filterWanted && (isSse || textual)
+    filterWanted && (isSse || textual || opaque)
       ? chooseResponseFilter({
           isSse,
           isEmbeddings: options.isEmbeddings ?? false,
@@ -99,12 +102,16 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           counts,
           maxBufferBytes: Math.min(options.maxMaskBuffer ?? 16 * 1024 * 1024, options.maxResponseBody),
           maxGuardTextBytes: options.maxRecordedBody,
+          charset: isSse ? undefined : answerCharset(contentType),
+          opaque,
         })
       : undefined;
 
   const headers = downstreamResponseHeaders(upstreamHeaders);
   headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
+  // A buffered answer in another charset is decoded from it and written in UTF-8.
+  if (filter?.buffered && contentType !== undefined && answerCharset(contentType) !== undefined) headers['content-type'] = utf8ContentType(contentType);
   let failure: GatehouseError | undefined;
   if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
     failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });

@@ -33,6 +33,28 @@ export interface FilterChoice {
   readonly maxBufferBytes: number;
   /** Largest text handed to the guard (the rest is not accumulated). */
   readonly maxGuardTextBytes: number;
+  /** The answer's declared charset when it is not UTF-8 (`answerCharset`): a buffered body is decoded with it. */
+  readonly charset?: string | undefined;
+  /** The Content-Type says neither text nor media: the body is masked as text if it is UTF-8, else passed as it came. */
+  readonly opaque?: boolean | undefined;
+}
+
+/**
+ * The `charset` of a textual Content-Type when it is not UTF-8 (or its subset
+ * US-ASCII), lower-cased; undefined otherwise. A buffered answer in another charset is
+ * decoded with it, masked, and sent as UTF-8 (`utf8ContentType`): read as UTF-8, a
+ * UTF-16 answer hid every value behind NUL bytes and went out unmasked.
+ */
+export function answerCharset(contentType: string | undefined): string | undefined {
+  const match = contentType === undefined ? null : /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType);
+  const charset = match?.[1]?.toLowerCase();
+  if (charset === undefined || charset === 'utf-8' || charset === 'utf8' || charset === 'us-ascii') return undefined;
+  return charset;
+}
+
+/** `contentType` with its charset replaced by utf-8 (the masked body is written in UTF-8). */
+export function utf8ContentType(contentType: string): string {
+  return contentType.replace(/(;\s*charset\s*=\s*)"?[^";\s]+"?/i, '$1utf-8');
 }
 
 /** A plan that finds nothing, for a guard without masking. */
@@ -43,11 +65,15 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
   if (choice.isEmbeddings) {
     const rule = plan?.embeddings;
     if (!rule) return undefined;
-    return bufferedFilter(choice.maxBufferBytes, (body) => embeddingsBody(body, rule));
+    return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
   }
   if (!plan && !guard) return undefined;
   if (choice.isSse) return sseFilter(plan ?? noMasking, guard, choice);
-  return bufferedFilter(choice.maxBufferBytes, (body) => {
+  if (choice.opaque) {
+    if (!plan) return undefined;
+    return opaqueFilter(choice.maxBufferBytes, (body) => maskJsonText(body, plan, choice.counts));
+  }
+  return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
     return plan ? maskJsonText(body, plan, choice.counts) : body;
   });
@@ -89,7 +115,7 @@ function checkGuard(guard: ResponseGuard, text: string): void {
   if (hit) throw new GatehouseError('response_blocked', { message: hit.message, rule: hit.rule, detail: `response guard ${hit.rule}` });
 }
 
-function bufferedFilter(limit: number, transform: (body: string) => string): ResponseFilter {
+function bufferedFilter(limit: number, charset: string | undefined, transform: (body: string) => string): ResponseFilter {
   const chunks: Buffer[] = [];
   let size = 0;
   return {
@@ -101,7 +127,72 @@ function bufferedFilter(limit: number, transform: (body: string) => string): Res
       return '';
     },
     end() {
-      return transform(Buffer.concat(chunks, size).toString('utf8'));
+      const body = Buffer.concat(chunks, size);
+      return transform(charset === undefined ? body.toString('utf8') : decodeCharset(body, charset));
+    },
+  };
+}
+
+/** `body` decoded from `charset`; a charset the runtime does not know, or bytes invalid in it, fail the masking. */
+function decodeCharset(body: Buffer, charset: string): string {
+  let decoder: { decode(input: Uint8Array): string };
+  try {
+    decoder = new TextDecoder(charset, { fatal: true });
+  } catch {
+    throw new GatehouseError('masking_failed', { detail: `cannot read an answer in charset ${charset}` });
+  }
+  try {
+    return decoder.decode(body);
+  } catch {
+    throw new GatehouseError('masking_failed', { detail: `the answer is not valid ${charset}` });
+  }
+}
+
+/**
+ * An answer whose type says neither text nor media: held while its bytes are UTF-8 text,
+ * then masked whole at the end; released as it came from the first byte that is not
+ * (a NUL or an invalid sequence: binary formats show one early), and from then on
+ * passed through. Not `buffered`: the headers go out first, so a large binary answer
+ * still streams; text over the limit fails closed (the answer is cut, never sent raw).
+ */
+function opaqueFilter(limit: number, transform: (body: string) => string): ResponseFilter {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let text: string[] | undefined = [];
+  let chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    buffered: false,
+    push(chunk) {
+      if (text === undefined) return chunk;
+      let piece: string | undefined;
+      try {
+        piece = chunk.includes(0) ? undefined : decoder.decode(chunk, { stream: true });
+      } catch {
+        piece = undefined;
+      }
+      if (piece === undefined) {
+        // Binary: what was held goes out as it came, with this chunk.
+        const held = Buffer.concat([...chunks, chunk]);
+        text = undefined;
+        chunks = [];
+        return held;
+      }
+      size += chunk.length;
+      if (size > limit) throw new GatehouseError('masking_failed', { detail: `answer exceeds the masking buffer of ${limit} bytes` });
+      text.push(piece);
+      chunks.push(chunk);
+      return '';
+    },
+    end() {
+      if (text === undefined) return '';
+      let last: string;
+      try {
+        last = decoder.decode();
+      } catch {
+        // Cut inside a character: not text after all.
+        return Buffer.concat(chunks);
+      }
+      return transform(text.join('') + last);
     },
   };
 }

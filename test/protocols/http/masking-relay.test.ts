@@ -181,6 +181,69 @@ describe('data plane masking', () => {
     assert.deepEqual(((await res.json()) as { error: { code: string } }).error.code, 'masking_failed');
   });
 
+  test('security: an answer in another declared charset (UTF-16, Latin-1) is decoded with it, masked, and sent as UTF-8; an unknown charset fails closed', async () => {
+    // Read as UTF-8, a UTF-16 answer's NUL bytes hid every value: it went out unmasked.
+    const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
+    const cases: Array<[string, Buffer, string]> = [
+      ['application/json; charset=UTF-16LE', Buffer.from('{"note":"mail jane.roe@example.com"}', 'utf16le'), '{"note":"mail [EMAIL]"}'],
+      ['text/plain; charset="iso-8859-1"', Buffer.from('Zoë: jane.roe@example.com', 'latin1'), 'Zoë: [EMAIL]'],
+      ['application/json; charset=utf-8', Buffer.from('{"n":"Zoë jane.roe@example.com"}'), '{"n":"Zoë [EMAIL]"}'],
+    ];
+    for (const [contentType, body, expected] of cases) {
+      h.upstream((_req, _body, res) => {
+        res.writeHead(200, { 'content-type': contentType });
+        res.end(body);
+      });
+      const res = await fetch(`${h.url}/things/1`);
+      assert.equal(res.status, 200, contentType);
+      assert.equal(res.headers.get('content-type'), contentType.replace(/charset=.*/i, 'charset=utf-8'));
+      assert.equal(await res.text(), expected, contentType);
+    }
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=x-made-up' });
+      res.end('jane.roe@example.com');
+    });
+    const res = await fetch(`${h.url}/things/1`);
+    assert.equal(res.status, 502);
+    const text = await res.text();
+    assert.ok(!text.includes('jane.roe'));
+    assert.match(text, /"code":"masking_failed"/);
+  });
+
+  test('security: an application/octet-stream answer that is text (a JSONL file of answers) is masked; one that is binary passes byte for byte, streamed', async () => {
+    // It was passed unmasked by its type alone.
+    const h = await start({ profiles: [pii], connectionMasking: ['pii'], maxBufferBytes: 4096 });
+    const jsonl = `${jsonAnswer('mail jane.roe@example.com')}\n${jsonAnswer('call (415) 555-2671')}\n`;
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(jsonl);
+    });
+    let res = await fetch(`${h.url}/files/file-1/content`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), jsonl.replace('jane.roe@example.com', '[EMAIL]').replace('(415) 555-2671', '[PHONE]'));
+
+    // Binary, larger than the masking buffer, with an address in clear inside: not held, not changed.
+    const binary = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00]), Buffer.from('jane.roe@example.com'), Buffer.alloc(64 * 1024, 7)]);
+    for (const contentType of ['application/octet-stream', 'audio/mpeg']) {
+      h.upstream((_req, _body, res) => {
+        res.writeHead(200, { 'content-type': contentType });
+        res.end(binary);
+      });
+      res = await fetch(`${h.url}/files/file-2/content`);
+      assert.equal(res.status, 200, contentType);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(binary), `${contentType} passes unchanged`);
+    }
+
+    // Text over the masking buffer: cut, never sent raw.
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(`jane.roe@example.com ${'z'.repeat(8192)}`);
+    });
+    // The headers went out (a binary answer streams), so the answer is cut: fetch fails or the body is short.
+    const body = await fetch(`${h.url}/files/file-3/content`).then((r) => r.text()).catch(() => '');
+    assert.ok(!body.includes('jane.roe'), 'no raw text reached the client');
+  });
+
   test('fail closed: a JSON answer larger than the masking buffer is refused, not passed raw', async () => {
     const h = await start({ profiles: [pii], connectionMasking: ['pii'], maxBufferBytes: 1024 });
     h.upstream((_req, _body, res) => {
