@@ -231,10 +231,10 @@ export class ApprovalService {
   }
 
   /**
-   * Uses an approved review for one exchange: checks the binding, then approved →
-   * executed, once. Throws the error the caller should see otherwise.
+   * Checks that an approved review may be used for this binding, without using it:
+   * throws the error the caller should see otherwise.
    */
-  async consume(id: string, binding: Binding, exchangeId: string): Promise<Review> {
+  async checkUsable(id: string, binding: Binding): Promise<Review> {
     const review = await this.get(id);
     const fields = this.errorFields(id);
     if (!review) throw new GatehouseError('approval_invalid', { message: `No review with id "${id}".`, fields });
@@ -253,10 +253,20 @@ export class ApprovalService {
       case 'approved':
         break;
     }
-    const now = this.#now();
-    if (review.usableUntil !== null && Date.parse(review.usableUntil) <= now) {
+    if (review.usableUntil !== null && Date.parse(review.usableUntil) <= this.#now()) {
       throw new GatehouseError('approval_expired', { fields, message: `The approval in review ${id} was not used in time.` });
     }
+    return review;
+  }
+
+  /**
+   * Uses an approved review for one exchange: checks the binding, then approved →
+   * executed, once. Throws the error the caller should see otherwise.
+   */
+  async consume(id: string, binding: Binding, exchangeId: string): Promise<Review> {
+    await this.checkUsable(id, binding);
+    const fields = this.errorFields(id);
+    const now = this.#now();
     const used = await this.#db
       .updateTable('reviews')
       .set({ state: 'executed', executed_at: now, executed_by_exchange: exchangeId })
