@@ -64,15 +64,30 @@ const maxComment = 2000;
 /** What a review keeps of the request it holds (the prompt, or the statement and its parameters). */
 export const maxPreview = 500;
 
+/** What a policy reload changes: who reviews which rule, and for how long. */
+export type ReviewRules = Pick<ApprovalsConfig, 'defaults' | 'rules' | 'adminsMayReview'>;
+
 export class ApprovalService {
   readonly #db: Kysely<Database>;
   readonly #options: ApprovalServiceOptions;
   readonly #now: () => number;
+  #reviewRules: ReviewRules;
 
   constructor(db: Kysely<Database>, options: ApprovalServiceOptions) {
     this.#db = db;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#reviewRules = options.config;
+  }
+
+  /**
+   * Swaps the per-rule options with the policy on a reload: a rule added by the reload
+   * gets its own reviewers, and a change of reviewers takes effect, instead of the
+   * options read at start. Reviews already open keep the reviewers and quorum they
+   * were opened with.
+   */
+  setReviewRules(next: ReviewRules): void {
+    this.#reviewRules = { defaults: next.defaults, rules: next.rules, adminsMayReview: next.adminsMayReview };
   }
 
   get bus(): ReviewBus {
@@ -81,7 +96,7 @@ export class ApprovalService {
 
   /** The options of the first deciding rule configured under `approvals.rules`, else the defaults. */
   optionsFor(rules: readonly string[]): RuleOptions {
-    const { defaults, rules: byRule } = this.#options.config;
+    const { defaults, rules: byRule } = this.#reviewRules;
     const own = rules.map((r) => byRule[r]).find((o) => o !== undefined) ?? {};
     return {
       reviewers: own.reviewers ?? defaults.reviewers ?? [],
@@ -95,7 +110,7 @@ export class ApprovalService {
 
   /** Every group that reviews some rule (plus admins, when they may review): who may read reviews. */
   mayRead(identity: Identity): boolean {
-    const { defaults, rules } = this.#options.config;
+    const { defaults, rules } = this.#reviewRules;
     const groups = new Set([...this.#options.adminGroups, ...(defaults.reviewers ?? []), ...Object.values(rules).flatMap((r) => r.reviewers ?? [])]);
     return identity.groups.some((g) => groups.has(g));
   }
@@ -182,7 +197,7 @@ export class ApprovalService {
       throw new GatehouseError('review_vote_refused', { message: `${voter.subject} requested this review and may not review it (no self-approval).`, rule: 'no-self-approval' });
     }
     const groups = JSON.parse(row.reviewer_groups) as string[];
-    const allowed = new Set(this.#options.config.adminsMayReview ? [...groups, ...this.#options.adminGroups] : groups);
+    const allowed = new Set(this.#reviewRules.adminsMayReview ? [...groups, ...this.#options.adminGroups] : groups);
     if (!voter.groups.some((g) => allowed.has(g))) {
       throw new GatehouseError('review_vote_refused', {
         message: `${voter.subject} is not in a reviewer group for review ${id} (${groups.length > 0 ? groups.join(', ') : 'none configured'}).`,
