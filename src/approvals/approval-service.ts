@@ -140,23 +140,34 @@ export class ApprovalService {
     return row?.review_id;
   }
 
-  /** Opens a review for a held exchange, or returns the pending one with the same binding. */
+  /**
+   * Opens a review for a held exchange, or returns the one already open for the same
+   * binding: pending, or approved and not yet used. The approved one serves a caller
+   * that never learnt the review's id (it hung up while held, or its SDK retried a 429
+   * without the header): the very request that was reviewed, from the same identity,
+   * uses it once instead of opening a second review for it.
+   */
   async open(exchange: Exchange, decision: Decision, binding: Binding, justification: string | undefined, preview: string | undefined = exchange.facts.text): Promise<Review> {
+    const now = this.#now();
     const twin = await this.#db
       .selectFrom('reviews')
       .select('id')
-      .where('state', '=', 'pending')
       .where('subject', '=', binding.subject)
       .where('connection', '=', binding.connection)
       .where('operation', '=', binding.operation)
       .where('digest', '=', binding.digest)
       .where('policy_version', '=', binding.policyVersion)
-      .where('expires_at', '>', this.#now())
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', '=', 'pending'), eb('expires_at', '>', now)]),
+          eb.and([eb('state', '=', 'approved'), eb.or([eb('usable_until', 'is', null), eb('usable_until', '>', now)])]),
+        ]),
+      )
+      .orderBy('created_at', 'desc')
       .executeTakeFirst();
     if (twin) return (await loadReview(this.#db, twin.id))!;
 
     const options = this.optionsFor(decision.rules);
-    const now = this.#now();
     const id = newId('rv', now);
     const row: ReviewRow = {
       id,

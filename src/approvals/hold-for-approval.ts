@@ -4,7 +4,8 @@
 //   it is approved and bound to this identity, connection, operation, policy version
 //   and request digest, once (see ApprovalService.consume);
 // - otherwise a live grant for this identity, connection, operation and rule lets it pass;
-// - otherwise a review is opened (or the pending one for the same request reused) and
+// - otherwise a review is opened (or the one open for the same request reused: pending,
+//   or approved and unused) and
 //   the request is held up to `holdFor`: approved in time → it continues, consuming
 //   the approval (with `deferUse`, when the pipeline calls `use`, after its last
 //   refusing stage); else the caller gets approval_required / _denied / _expired with the

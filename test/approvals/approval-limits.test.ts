@@ -1,7 +1,8 @@
 // An approved request that a limit then refuses (429) was never sent: its single-use
 // approval must stay usable, so the caller's retry with Gatehouse-Review goes through.
 // (The approval used to be spent before the limits ran: the 429 burned the reviewer's
-// consent, and the retry was refused as "already used".) Config as docs/policy.md and
+// consent, and the retry was refused as "already used".) And a caller that never learnt
+// the review's id uses the approval by sending the same request again. Config as docs/policy.md and
 // docs/approvals.md show it, the official openai client, real sockets.
 
 import assert from 'node:assert/strict';
@@ -99,4 +100,37 @@ test('a 429 after the approval leaves the approval unused; the retry with Gateho
     assert.equal((error.error as { code?: string }).code, 'approval_invalid');
     return true;
   });
+});
+
+test('a caller that hung up while held sends the same request again: the approval given meanwhile is used, no second review', { timeout: 60_000 }, async () => {
+  const { token } = await sdk.gateway.apiKeys.create({ name: 'impatient', kind: 'service', groups: ['ml'], expiresAt: null });
+  const baseURL = sdk.baseURL;
+  const messages = [{ role: 'user' as const, content: 'Count rows in the production database' }];
+  // Its own timeout is shorter than the hold: it never sees the review's id.
+  const impatient = new OpenAI({ baseURL, apiKey: token, maxRetries: 0, timeout: 1000 });
+  await assert.rejects(impatient.chat.completions.create({ model: 'm', messages }), OpenAI.APIConnectionTimeoutError);
+
+  const pending = (await admin('/api/reviews?state=pending&subject=key:impatient')).body.reviews as Array<{ id: string }>;
+  assert.equal(pending.length, 1);
+  const id = pending[0]!.id;
+  assert.equal((await admin(`/api/reviews/${id}/approve`, { method: 'POST', body: '{}' })).status, 200);
+
+  const again = new OpenAI({ baseURL, apiKey: token, maxRetries: 0 });
+  const started = Date.now();
+  const answered = await again.chat.completions.create({ model: 'm', messages });
+  assert.equal(answered.choices[0]?.message.content, 'done');
+  assert.ok(Date.now() - started < 5000, 'not held again');
+  const all = (await admin('/api/reviews?subject=key:impatient')).body.reviews as Array<{ id: string; state: string }>;
+  assert.deepEqual(
+    all.map((r) => [r.id, r.state]),
+    [[id, 'executed']],
+  );
+
+  // Used once: the same request once more opens a new review.
+  const third = await new OpenAI({ baseURL, apiKey: token, maxRetries: 0, timeout: 1000 }).chat.completions.create({ model: 'm', messages }).then(
+    () => 'answered',
+    () => 'held',
+  );
+  assert.equal(third, 'held');
+  assert.equal(((await admin('/api/reviews?state=pending&subject=key:impatient')).body.reviews as unknown[]).length, 1);
 });
