@@ -64,15 +64,30 @@ const maxComment = 2000;
 /** What a review keeps of the request it holds (the prompt, or the statement and its parameters). */
 export const maxPreview = 500;
 
+/** What a policy reload changes: who reviews which rule, and for how long. */
+export type ReviewRules = Pick<ApprovalsConfig, 'defaults' | 'rules' | 'adminsMayReview'>;
+
 export class ApprovalService {
   readonly #db: Kysely<Database>;
   readonly #options: ApprovalServiceOptions;
   readonly #now: () => number;
+  #reviewRules: ReviewRules;
 
   constructor(db: Kysely<Database>, options: ApprovalServiceOptions) {
     this.#db = db;
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#reviewRules = options.config;
+  }
+
+  /**
+   * Swaps the per-rule options with the policy on a reload: a rule added by the reload
+   * gets its own reviewers, and a change of reviewers takes effect, instead of the
+   * options read at start. Reviews already open keep the reviewers and quorum they
+   * were opened with.
+   */
+  setReviewRules(next: ReviewRules): void {
+    this.#reviewRules = { defaults: next.defaults, rules: next.rules, adminsMayReview: next.adminsMayReview };
   }
 
   get bus(): ReviewBus {
@@ -81,7 +96,7 @@ export class ApprovalService {
 
   /** The options of the first deciding rule configured under `approvals.rules`, else the defaults. */
   optionsFor(rules: readonly string[]): RuleOptions {
-    const { defaults, rules: byRule } = this.#options.config;
+    const { defaults, rules: byRule } = this.#reviewRules;
     const own = rules.map((r) => byRule[r]).find((o) => o !== undefined) ?? {};
     return {
       reviewers: own.reviewers ?? defaults.reviewers ?? [],
@@ -95,7 +110,7 @@ export class ApprovalService {
 
   /** Every group that reviews some rule (plus admins, when they may review): who may read reviews. */
   mayRead(identity: Identity): boolean {
-    const { defaults, rules } = this.#options.config;
+    const { defaults, rules } = this.#reviewRules;
     const groups = new Set([...this.#options.adminGroups, ...(defaults.reviewers ?? []), ...Object.values(rules).flatMap((r) => r.reviewers ?? [])]);
     return identity.groups.some((g) => groups.has(g));
   }
@@ -125,23 +140,34 @@ export class ApprovalService {
     return row?.review_id;
   }
 
-  /** Opens a review for a held exchange, or returns the pending one with the same binding. */
+  /**
+   * Opens a review for a held exchange, or returns the one already open for the same
+   * binding: pending, or approved and not yet used. The approved one serves a caller
+   * that never learnt the review's id (it hung up while held, or its SDK retried a 429
+   * without the header): the very request that was reviewed, from the same identity,
+   * uses it once instead of opening a second review for it.
+   */
   async open(exchange: Exchange, decision: Decision, binding: Binding, justification: string | undefined, preview: string | undefined = exchange.facts.text): Promise<Review> {
+    const now = this.#now();
     const twin = await this.#db
       .selectFrom('reviews')
       .select('id')
-      .where('state', '=', 'pending')
       .where('subject', '=', binding.subject)
       .where('connection', '=', binding.connection)
       .where('operation', '=', binding.operation)
       .where('digest', '=', binding.digest)
       .where('policy_version', '=', binding.policyVersion)
-      .where('expires_at', '>', this.#now())
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', '=', 'pending'), eb('expires_at', '>', now)]),
+          eb.and([eb('state', '=', 'approved'), eb.or([eb('usable_until', 'is', null), eb('usable_until', '>', now)])]),
+        ]),
+      )
+      .orderBy('created_at', 'desc')
       .executeTakeFirst();
     if (twin) return (await loadReview(this.#db, twin.id))!;
 
     const options = this.optionsFor(decision.rules);
-    const now = this.#now();
     const id = newId('rv', now);
     const row: ReviewRow = {
       id,
@@ -182,7 +208,7 @@ export class ApprovalService {
       throw new GatehouseError('review_vote_refused', { message: `${voter.subject} requested this review and may not review it (no self-approval).`, rule: 'no-self-approval' });
     }
     const groups = JSON.parse(row.reviewer_groups) as string[];
-    const allowed = new Set(this.#options.config.adminsMayReview ? [...groups, ...this.#options.adminGroups] : groups);
+    const allowed = new Set(this.#reviewRules.adminsMayReview ? [...groups, ...this.#options.adminGroups] : groups);
     if (!voter.groups.some((g) => allowed.has(g))) {
       throw new GatehouseError('review_vote_refused', {
         message: `${voter.subject} is not in a reviewer group for review ${id} (${groups.length > 0 ? groups.join(', ') : 'none configured'}).`,
@@ -231,10 +257,10 @@ export class ApprovalService {
   }
 
   /**
-   * Uses an approved review for one exchange: checks the binding, then approved →
-   * executed, once. Throws the error the caller should see otherwise.
+   * Checks that an approved review may be used for this binding, without using it:
+   * throws the error the caller should see otherwise.
    */
-  async consume(id: string, binding: Binding, exchangeId: string): Promise<Review> {
+  async checkUsable(id: string, binding: Binding): Promise<Review> {
     const review = await this.get(id);
     const fields = this.errorFields(id);
     if (!review) throw new GatehouseError('approval_invalid', { message: `No review with id "${id}".`, fields });
@@ -253,10 +279,20 @@ export class ApprovalService {
       case 'approved':
         break;
     }
-    const now = this.#now();
-    if (review.usableUntil !== null && Date.parse(review.usableUntil) <= now) {
+    if (review.usableUntil !== null && Date.parse(review.usableUntil) <= this.#now()) {
       throw new GatehouseError('approval_expired', { fields, message: `The approval in review ${id} was not used in time.` });
     }
+    return review;
+  }
+
+  /**
+   * Uses an approved review for one exchange: checks the binding, then approved →
+   * executed, once. Throws the error the caller should see otherwise.
+   */
+  async consume(id: string, binding: Binding, exchangeId: string): Promise<Review> {
+    await this.checkUsable(id, binding);
+    const fields = this.errorFields(id);
+    const now = this.#now();
     const used = await this.#db
       .updateTable('reviews')
       .set({ state: 'executed', executed_at: now, executed_by_exchange: exchangeId })

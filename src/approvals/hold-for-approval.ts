@@ -4,9 +4,11 @@
 //   it is approved and bound to this identity, connection, operation, policy version
 //   and request digest, once (see ApprovalService.consume);
 // - otherwise a live grant for this identity, connection, operation and rule lets it pass;
-// - otherwise a review is opened (or the pending one for the same request reused) and
+// - otherwise a review is opened (or the one open for the same request reused: pending,
+//   or approved and unused) and
 //   the request is held up to `holdFor`: approved in time → it continues, consuming
-//   the approval; else the caller gets approval_required / _denied / _expired with the
+//   the approval (with `deferUse`, when the pipeline calls `use`, after its last
+//   refusing stage); else the caller gets approval_required / _denied / _expired with the
 //   review id and URL;
 // - the caller going away ends the hold (client_closed); the review stays, for a retry.
 
@@ -31,12 +33,20 @@ export interface ApprovalRequest {
    * that tell the caller while it waits (PostgreSQL: a NoticeResponse with the URL).
    */
   readonly onHeld?: ((held: { readonly reviewId: string; readonly reviewUrl: string | undefined; readonly holdForMs: number }) => void) | undefined;
+  /**
+   * Check the approval but leave it unused: the result's `use` uses it. For a protocol
+   * with stages after this one that may still refuse (HTTP: limits), so a refusal there
+   * does not spend a reviewer's single-use consent on a request that was never sent.
+   */
+  readonly deferUse?: boolean | undefined;
 }
 
 export interface HoldResult {
   readonly approval: ExchangeApproval;
   /** Set when the exchange must not proceed. */
   readonly error?: GatehouseError | undefined;
+  /** With `deferUse`: uses the approval (approved → executed, once); throws when it cannot. */
+  readonly use?: (() => Promise<void>) | undefined;
 }
 
 export interface ApprovalStage {
@@ -57,11 +67,19 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
       const operation = redactPathCredentials(exchange.operation);
       const digest = operation === exchange.operation ? request.digest : `sha256:${createHash('sha256').update(`${exchange.operation}\n${request.digest}`).digest('hex')}`;
       const binding: Binding = { subject, connection: exchange.connection, operation, digest, policyVersion: decision.policyVersion };
+      // Uses the approval now, or (deferUse) checks it and hands over its use.
+      const take = async (id: string, approval: ExchangeApproval): Promise<HoldResult> => {
+        if (!request.deferUse) {
+          await service.consume(id, binding, exchange.id);
+          return { approval };
+        }
+        await service.checkUsable(id, binding);
+        return { approval, use: async () => void (await service.consume(id, binding, exchange.id)) };
+      };
 
       if (request.reviewId !== undefined) {
         try {
-          await service.consume(request.reviewId, binding, exchange.id);
-          return { approval: { reviewId: request.reviewId, via: 'retry' } };
+          return await take(request.reviewId, { reviewId: request.reviewId, via: 'retry' });
         } catch (error) {
           // A retry while the review is still pending is held like the first attempt.
           if (!(error instanceof GatehouseError && error.code === 'approval_required')) {
@@ -85,8 +103,7 @@ export function createApprovalStage(service: ApprovalService, options: { readonl
       }
       if (state === 'pending') return { approval, error: new GatehouseError('approval_required', { fields: service.errorFields(review.id), detail: `held ${holdFor} ms` }) };
       try {
-        await service.consume(review.id, binding, exchange.id);
-        return { approval };
+        return await take(review.id, approval);
       } catch (error) {
         return { approval, error: error as GatehouseError };
       }

@@ -8,7 +8,8 @@
 //   authorize  a deny (or an approval nobody can give: approvals not configured) stops here (403)
 //   approve    a `require_approval` exchange is held until a reviewer decides
 //              (src/approvals/); refused with the review id when not approved
-//   limits     rate, volume and concurrency limits (429 with Retry-After); released at the end
+//   limits     rate, volume and concurrency limits (429 with Retry-After); released at the end;
+//              an approval is used (approved → executed) only once these admitted it
 //   record     the request is durable before anything is forwarded (fail closed)
 //   forward    the adapter relays to the target and streams the answer back;
 //              the outcome is recorded before the last byte is released
@@ -105,6 +106,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let admission: Admission | undefined;
   let inspection: Inspection;
   let identity: Identity | undefined;
+  let useApproval: (() => Promise<void>) | undefined;
   try {
     identity = await stages.identify(io.credential);
     inspection = await io.inspect();
@@ -116,9 +118,10 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     enforceDecision(decision, { approvals: stages.approvals !== undefined });
     if (decision.effect === 'require_approval' && stages.approvals) {
       // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
-      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.holdSignal?.(exchange) });
+      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.holdSignal?.(exchange), deferUse: true });
       exchange = { ...exchange, approval: held.approval };
       if (held.error) throw held.error;
+      useApproval = held.use;
     }
     // Before admission, so a request that cannot be scrubbed holds no limit slot.
     const scrubbed = io.recordedRequest?.(exchange, decision);
@@ -128,6 +131,17 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     }
     admission = await stages.limits?.admit(exchange);
     decision = withLimitObligations(decision, admission);
+    // Last: a request refused by a limit (or by scrubbing) leaves its single-use
+    // approval unused, so the caller's retry with Gatehouse-Review still works.
+    if (useApproval) {
+      try {
+        await useApproval();
+      } catch (error) {
+        await admission?.release(undefined);
+        admission = undefined;
+        throw error;
+      }
+    }
   } catch (error) {
     // Refused after identify but before the exchange took the identity (inspection failed).
     if (identity !== undefined && exchange.identity === undefined) exchange = { ...exchange, identity };

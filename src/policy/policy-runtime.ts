@@ -1,7 +1,8 @@
 // The live policy of a running gateway: the compiled rules and limits, swapped as a
 // whole on reload (config or policy file change, SIGHUP, admin API). An invalid policy
 // never replaces a valid one: the reload fails with the error (rule and field named),
-// the error is logged, and the running version stays. Every change is reported to
+// the error is logged, and the running version stays. Approvals' per-rule options
+// (reviewers, quorum, times) are handed on with it (`onReload`). Every change is reported to
 // `onPolicyChange` with who made it, and logged.
 
 import { watch, type FSWatcher } from 'node:fs';
@@ -45,6 +46,11 @@ export interface PolicyRuntimeOptions {
   readonly logger: Logger;
   readonly detectEntities?: DetectEntities | undefined;
   readonly onPolicyChange?: ((event: PolicyChangeEvent) => void) | undefined;
+  /**
+   * Called with the config of every reload that was accepted, changed policy version or
+   * not, for the parts that reload with the policy (approvals' per-rule options).
+   */
+  readonly onReload?: ((config: GatehouseConfig) => void) | undefined;
   /** Watch the config and policy files for changes (default true when configFile is given). */
   readonly watch?: boolean;
   /** Refuse `approvals.rules` names that no require_approval rule has (default true; see policySourceOf). */
@@ -95,8 +101,9 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
   function reload(by: string): PolicyReloadResult {
     const previousVersion = compiled.policy.version;
     let next: Compiled;
+    let config: GatehouseConfig;
     try {
-      const config = options.configFile ? loadConfig(options.configFile) : options.config;
+      config = options.configFile ? loadConfig(options.configFile) : options.config;
       next = build(config);
     } catch (error) {
       const message = error instanceof ConfigError ? error.message : error instanceof PolicyError ? error.message : `${(error as Error).name}: ${(error as Error).message}`;
@@ -106,6 +113,11 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     const changed = next.policy.version !== previousVersion;
     compiled = next;
     if (watching) arm();
+    try {
+      options.onReload?.(config);
+    } catch (error) {
+      logger.error({ err: String(error) }, 'onReload failed');
+    }
     if (changed) {
       const event: PolicyChangeEvent = { at: Date.now(), by, previousVersion, version: next.policy.version, ruleCount: next.policy.ruleCount };
       logger.info({ ...event }, 'policy changed');

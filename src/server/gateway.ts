@@ -81,6 +81,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   // or a crashed gateway's journal chained since are sent first).
   await audit.startSinks();
   const limitStore = createLimitStore(config.policy.limits);
+  let reloadApprovals: (next: GatehouseConfig) => void = () => undefined;
   const policyRuntime = createPolicyRuntime({
     config,
     configFile: options.configFile,
@@ -98,6 +99,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
       options.onPolicyChange?.(event);
     },
+    onReload: (next) => reloadApprovals(next),
   });
   const policy = options.policy ?? policyRuntime.policy;
   const reexecutions = new Reexecutions();
@@ -158,6 +160,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         },
       })
     : undefined;
+  // Reviewers and times per rule reload with the policy (the rules they name do); the
+  // rest of `approvals:` (notifications, URLs, the section itself) needs a restart.
+  reloadApprovals = (next) => {
+    if (approvals && next.approvals) approvals.service.setReviewRules(next.approvals);
+    else if (Boolean(approvals) !== Boolean(next.approvals)) logger.warn(`the approvals section was ${approvals ? 'removed' : 'added'}; restart the gateway to apply it`);
+  };
 
   const stages: PipelineStages = {
     identify,
