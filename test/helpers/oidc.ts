@@ -34,6 +34,8 @@ export interface TestOidcProvider {
   authorize(authorizationUrl: string, login: string, redirectPrefix: string): Promise<string>;
   /** Plays the user's part of the device flow (RFC 8628 §3.3) for `login`. */
   completeDeviceFlow(userCode: string, login: string): Promise<void>;
+  /** The user enters the code, then declines (RFC 8628: the client then gets access_denied). */
+  declineDeviceFlow(userCode: string): Promise<void>;
   rotateKeys(): Promise<void>;
   close(): Promise<void>;
 }
@@ -161,6 +163,18 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
         next = await go(to);
       }
       throw new Error('device flow did not finish in 10 steps');
+    },
+    async declineDeviceFlow(userCode) {
+      jar.clear();
+      const xsrfOf = async (res: Response) => {
+        const page = await res.text();
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(page)?.[1];
+        if (!xsrf) throw new Error(`no xsrf in device page: ${page.slice(0, 300)}`);
+        return xsrf;
+      };
+      const post = (body: Record<string, string>) => go('/device', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const confirmXsrf = await xsrfOf(await post({ xsrf: await xsrfOf(await go('/device')), user_code: userCode }));
+      await (await post({ xsrf: confirmXsrf, user_code: userCode, abort: 'yes' })).text();
     },
     async rotateKeys() {
       key = await rsaJwk();
