@@ -37,6 +37,8 @@ export interface TestOidcProvider {
   /** The user enters the code, then declines (RFC 8628: the client then gets access_denied). */
   declineDeviceFlow(userCode: string): Promise<void>;
   rotateKeys(): Promise<void>;
+  /** While down, every connection to the provider is dropped (an IdP in an outage). */
+  setDown(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -51,7 +53,8 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
   const groups = options.groups ?? {};
   const redirectUri = 'http://127.0.0.1:1/callback';
   let current: Provider | undefined;
-  const { server, url: issuer } = await listen((req, res) => current!.callback()(req, res));
+  let down = false;
+  const { server, url: issuer } = await listen((req, res) => (down ? req.socket.destroy() : current!.callback()(req, res)));
   let key = await rsaJwk();
 
   const build = (jwk: JWK) =>
@@ -179,6 +182,10 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
     async rotateKeys() {
       key = await rsaJwk();
       current = build(key);
+    },
+    setDown: (value) => {
+      down = value;
+      if (value) server.closeIdleConnections();
     },
     close: () => close(server),
   };
