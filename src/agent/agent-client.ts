@@ -74,9 +74,11 @@ export function startAgent(options: AgentOptions): Agent {
   const loop = (async () => {
     let attempt = 0;
     while (!stopped) {
+      let why = '';
       const welcomed = await runSession().catch((error: unknown) => {
         // close() ends the link on purpose: that is no failure.
         if (!stopped) logger.warn({ err: (error as Error).message }, 'agent link failed');
+        why = ` (${linkFailureHint(error as NodeJS.ErrnoException)})`;
         return false;
       });
       if (stopped) break;
@@ -84,7 +86,7 @@ export function startAgent(options: AgentOptions): Agent {
       // Exponential backoff with "equal jitter": half the cap, plus a random half.
       const cap = Math.min(config.reconnect.max, config.reconnect.initial * 2 ** Math.min(attempt, 20));
       const delay = cap / 2 + Math.random() * (cap / 2);
-      options.onState?.(`disconnected; reconnecting in ${Math.round(delay)} ms`);
+      options.onState?.(`disconnected${why}; reconnecting in ${Math.round(delay)} ms`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {
@@ -310,4 +312,19 @@ function definedHeaders(headers: Readonly<Record<string, string | string[] | und
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) if (value !== undefined) out[name] = value;
   return out;
+}
+
+/**
+ * Why the link could not be opened, for the agent's one-line state: the socket's or
+ * TLS's error, and for the two a new deployment meets most what to check.
+ */
+export function linkFailureHint(error: NodeJS.ErrnoException): string {
+  const message = error.message.split('\n')[0]!.slice(0, 200);
+  if (/certificate|self[- ]signed|CERT_|ERR_TLS_CERT_ALTNAME/i.test(`${error.code ?? ''} ${message}`)) {
+    return `${message}: the gateway's certificate does not verify; check --ca and the host name in --gateway`;
+  }
+  if (/wrong version number|packet length too long|ERR_SSL_WRONG_VERSION_NUMBER/i.test(`${error.code ?? ''} ${message}`)) {
+    return `the answer is not TLS (${error.code ?? 'wrong version number'}): --gateway must name the gateway's agents.listen port`;
+  }
+  return message;
 }

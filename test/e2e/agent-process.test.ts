@@ -124,6 +124,41 @@ connections:
     if (pki) rmSync(pki.dir, { recursive: true, force: true });
   });
 
+  /** Runs an agent with `args` until its stderr matches `until` (or it exits), then kills it. */
+  async function agentSays(args: string[], until: RegExp): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, [gatehouseBin, 'agent', '--key', `file:${join(gateway.dir, 'agent.key')}`, '--config', join(gateway.dir, 'agent.yaml'), ...args], {
+      env: { ...process.env, TARGET_KEY: upstreamKey, GATEHOUSE_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (until.test(stderr)) child.kill('SIGKILL');
+    });
+    const code = await exited;
+    clearTimeout(timer);
+    return { code, stderr };
+  }
+
+  test('an agent pointed at the wrong place says why: a --ca that is no certificate, another CA, a port without TLS', async () => {
+    const key = await agentSays(['--gateway', agentsUrl, '--ca', pki.keyPath], /never/);
+    assert.equal(key.code, 2, key.stderr);
+    assert.match(key.stderr, /--ca: .*server\.key is not a PEM certificate/);
+
+    const otherPki = makeTestPki();
+    try {
+      const otherCa = await agentSays(['--gateway', agentsUrl, '--ca', otherPki.caPath], /reconnecting in/);
+      assert.match(otherCa.stderr, /disconnected \(.*certificate.*: the gateway's certificate does not verify; check --ca and the host name in --gateway\); reconnecting in/);
+    } finally {
+      rmSync(otherPki.dir, { recursive: true, force: true });
+    }
+
+    const dataPlane = await agentSays(['--gateway', gateway.url.replace('http:', 'https:'), '--ca', pki.caPath], /reconnecting in/);
+    assert.match(dataPlane.stderr, /disconnected \(the answer is not TLS \(.*\): --gateway must name the gateway's agents\.listen port\); reconnecting in/);
+  });
+
   test('a chat completion and a streamed completion go through the agent process', async () => {
     const chat = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'hello from e2e' }] });
     assert.equal(chat.choices[0]!.message.content, 'Demo reply to: hello from e2e');

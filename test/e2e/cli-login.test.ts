@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -66,6 +67,72 @@ describe('gatehouse login (device flow)', () => {
     const expired = await runCli(['whoami', '--admin', gateway.adminUrl], env);
     assert.equal(expired.code, 1, 'a failure, not a usage error');
     assert.match(expired.stderr, /the sign-in stored in .*credentials\.json expired at .*; run gatehouse login again/);
+  });
+
+  const startLogin = (args: string[], env: NodeJS.ProcessEnv) => {
+    const child = spawn(process.execPath, [gatehouseBin, 'login', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
+    const userCode = new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no user code in 30 s: ${stderr}`)), 30_000);
+      child.stderr.on('data', () => {
+        const match = /confirm the code (\S+)/.exec(stderr);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]!);
+        }
+      });
+    });
+    return { exited, userCode };
+  };
+  const noStack = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at /, `a stack trace was printed:\n${stderr}`);
+
+  test('an issuer or admin URL without a scheme is a usage error (exit 2) naming the flag, not a stack trace', async () => {
+    const login = await runCli(['login', '--issuer', 'login.example.com', '--client-id', 'gatehouse-cli']);
+    assert.equal(login.code, 2, login.stderr);
+    assert.match(login.stderr, /--issuer must be a URL such as https:\/\/login\.example\.com \(got "login\.example\.com"\)/);
+    noStack(login.stderr);
+    const whoami = await runCli(['whoami', '--admin', 'localhost:8081']);
+    assert.equal(whoami.code, 2, whoami.stderr);
+    assert.match(whoami.stderr, /--admin must be a URL/);
+  });
+
+  test('a client id the IdP does not know: exit 1 with the IdP\'s error code and what to check', async () => {
+    const result = await runCli(['login', '--issuer', idp.issuer, '--client-id', 'no-such-client'], { ...process.env, XDG_CONFIG_HOME: home });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /cannot start the device sign-in: the identity provider answered 401 invalid_client .*check --client-id/);
+    noStack(result.stderr);
+  });
+
+  test('a sign-in declined in the browser: exit 1 saying so, nothing stored', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'gatehouse-xdg-'));
+    try {
+      const { exited, userCode } = startLogin(['--issuer', idp.issuer, '--client-id', 'gatehouse-cli', '--audience', idp.audience, '--scope', 'openid api'], { ...process.env, XDG_CONFIG_HOME: empty });
+      await idp.declineDeviceFlow(await userCode);
+      const { code, stderr } = await exited;
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /sign-in failed: the identity provider answered 400 access_denied .*declined/);
+      noStack(stderr);
+      assert.throws(() => statSync(join(empty, 'gatehouse', 'credentials.json')), /ENOENT/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  test('whoami against an admin API that does not answer: exit 1 naming the address', async () => {
+    const signedIn = mkdtempSync(join(tmpdir(), 'gatehouse-xdg-'));
+    mkdirSync(join(signedIn, 'gatehouse'), { mode: 0o700 });
+    writeFileSync(join(signedIn, 'gatehouse', 'credentials.json'), JSON.stringify({ issuer: idp.issuer, clientId: 'gatehouse-cli', accessToken: 'not-sent-anywhere' }), { mode: 0o600 });
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await runCli(['whoami', '--admin', `http://127.0.0.1:${port}`], { ...process.env, XDG_CONFIG_HOME: signedIn });
+    rmSync(signedIn, { recursive: true, force: true });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, new RegExp(`cannot reach the admin API at http://127\\.0\\.0\\.1:${port}: fetch failed \\(connect ECONNREFUSED`));
+    noStack(result.stderr);
   });
 
   test('whoami without a stored credential says how to sign in', async () => {

@@ -155,4 +155,19 @@ identity:
     assert.ok(refusals().some((line) => line.includes('"path":"/auth/callback"') && line.includes('login cookie missing or invalid')), refusals().join('\n'));
     assert.ok(!refusals().some((line) => line.includes('code=')), refusals().join('\n'));
   });
+
+  test('an IdP that cannot be reached when the browser comes back is 503 identity_provider_unavailable, not a refused login', async () => {
+    const start = await fetch(`${gateway.adminUrl}/auth/login`, { redirect: 'manual' });
+    const loginCookie = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = await idp.authorize(start.headers.get('location')!, 'alice', callbackUrl);
+    idp.setDown(true);
+    try {
+      const res = await fetch(callback, { headers: { cookie: loginCookie }, redirect: 'manual' });
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'identity_provider_unavailable');
+      assert.equal(res.headers.getSetCookie().length, 0, 'no session');
+    } finally {
+      idp.setDown(false);
+    }
+  });
 });

@@ -42,7 +42,7 @@ identity:
     idpSsoUrl: https://idp.test/sso
     idpIssuer: ${idp.issuer}
     idpCert: file:${idp.certPath}
-    groupMap: { SAML-Admins: admins }
+    groupMap: { SAML-Admins: admins, "Platform Admins": admins, "CN=ML,OU=Groups,DC=corp": ml }
 `);
   });
   after(async () => {
@@ -87,6 +87,19 @@ identity:
     const api = await fetch(`${gateway.adminUrl}/api/whoami`, { headers: { cookie: cookie.split(';')[0]! } });
     assert.equal(api.status, 200);
     assert.deepEqual(await api.json(), { subject: 'saml:corp:dana@example.com', kind: 'human', groups: ['admins'], method: 'gateway_token' });
+  });
+
+  test('a group name with a space or commas is one group, whether it is the only value or not', async () => {
+    for (const [nameId, groups, expected] of [
+      ['erin@example.com', ['Platform Admins'], ['admins']],
+      ['finn@example.com', ['CN=ML,OU=Groups,DC=corp'], ['ml']],
+      ['gail@example.com', ['Platform Admins', 'CN=ML,OU=Groups,DC=corp'], ['admins', 'ml']],
+      ['hugo@example.com', ['Platform'], []],
+    ] as const) {
+      const res = await post(valid({ nameId, groups }));
+      assert.equal(res.status, 200);
+      assert.deepEqual(((await res.json()) as { groups: string[] }).groups, expected, nameId);
+    }
   });
 
   test('a replayed assertion is refused', async () => {

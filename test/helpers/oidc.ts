@@ -34,7 +34,11 @@ export interface TestOidcProvider {
   authorize(authorizationUrl: string, login: string, redirectPrefix: string): Promise<string>;
   /** Plays the user's part of the device flow (RFC 8628 §3.3) for `login`. */
   completeDeviceFlow(userCode: string, login: string): Promise<void>;
+  /** The user enters the code, then declines (RFC 8628: the client then gets access_denied). */
+  declineDeviceFlow(userCode: string): Promise<void>;
   rotateKeys(): Promise<void>;
+  /** While down, every connection to the provider is dropped (an IdP in an outage). */
+  setDown(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -49,7 +53,8 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
   const groups = options.groups ?? {};
   const redirectUri = 'http://127.0.0.1:1/callback';
   let current: Provider | undefined;
-  const { server, url: issuer } = await listen((req, res) => current!.callback()(req, res));
+  let down = false;
+  const { server, url: issuer } = await listen((req, res) => (down ? req.socket.destroy() : current!.callback()(req, res)));
   let key = await rsaJwk();
 
   const build = (jwk: JWK) =>
@@ -162,9 +167,25 @@ export async function startOidcProvider(options: { audience?: string; groups?: R
       }
       throw new Error('device flow did not finish in 10 steps');
     },
+    async declineDeviceFlow(userCode) {
+      jar.clear();
+      const xsrfOf = async (res: Response) => {
+        const page = await res.text();
+        const xsrf = /name="xsrf" value="([^"]+)"/.exec(page)?.[1];
+        if (!xsrf) throw new Error(`no xsrf in device page: ${page.slice(0, 300)}`);
+        return xsrf;
+      };
+      const post = (body: Record<string, string>) => go('/device', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString() });
+      const confirmXsrf = await xsrfOf(await post({ xsrf: await xsrfOf(await go('/device')), user_code: userCode }));
+      await (await post({ xsrf: confirmXsrf, user_code: userCode, abort: 'yes' })).text();
+    },
     async rotateKeys() {
       key = await rsaJwk();
       current = build(key);
+    },
+    setDown: (value) => {
+      down = value;
+      if (value) server.closeIdleConnections();
     },
     close: () => close(server),
   };

@@ -14,6 +14,8 @@ export interface TestIssuer {
   /** Adds a new key to the JWKS and signs with it from now on. */
   rotate(): Promise<void>;
   jwksFetches(): number;
+  /** While down, discovery and the JWKS answer 503 (an IdP in an outage). */
+  setDown(down: boolean): void;
   close(): Promise<void>;
 }
 
@@ -26,8 +28,14 @@ export async function startTestIssuer(): Promise<TestIssuer> {
   };
   await addKey();
   let fetches = 0;
+  let down = false;
   const server: Server = createServer((req, res) => {
     res.setHeader('content-type', 'application/json');
+    if (down) {
+      res.statusCode = 503;
+      res.end('{}');
+      return;
+    }
     if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }));
     else if (req.url === '/jwks') {
       fetches++;
@@ -58,6 +66,9 @@ export async function startTestIssuer(): Promise<TestIssuer> {
     },
     rotate: addKey,
     jwksFetches: () => fetches,
+    setDown: (value) => {
+      down = value;
+    },
     close: () => {
       server.closeAllConnections();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -159,6 +159,26 @@ describe('OIDC resource server', () => {
     const error = await rejectsWith(gone(token), 'identity_provider_unavailable');
     assert.equal(error.status, 503);
   });
+
+  test('an IdP down at the first token is tried again one cooldown after the failure, even under steady traffic', async () => {
+    // The failure time used to be reset by every request that found the failed
+    // discovery, so requests arriving more often than the cooldown kept it failed forever.
+    let offsetMs = 0;
+    const config = identityConfig({ oidc: { issuers: [{ name: 'flaky', issuer: idp.issuer, audience: 'https://gatehouse.test', jwks: { cooldown: '1s' } }] } });
+    const issuer = new OidcIssuer(config.oidc.issuers[0]!, { clockSkewMs: 0, now: () => Date.now() + offsetMs });
+    const flaky = identifyCaller([jwtAuthenticator([issuer], new VerifiedTokenCache({ maxEntries: 0, ttlMs: 0 }))]);
+    const token = await valid({ sub: 'after-outage' });
+    idp.setDown(true);
+    try {
+      await rejectsWith(flaky(token), 'identity_provider_unavailable');
+    } finally {
+      idp.setDown(false);
+    }
+    offsetMs = 600;
+    await rejectsWith(flaky(token), 'identity_provider_unavailable'); // within the cooldown: not fetched again
+    offsetMs = 1_200;
+    assert.equal((await flaky(token)).subject, 'oidc:flaky:after-outage');
+  });
 });
 
 describe('groups from claims', () => {

@@ -1,6 +1,7 @@
 // `gatehouse agent --gateway URL --key KEY [--ca FILE] [--config FILE]`: runs the
 // egress-only agent until SIGINT / SIGTERM, then drains (up to 10 s) and exits.
 
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { loadAgentConfig } from '../../agent/agent-config.js';
 import { startAgent } from '../../agent/agent-client.js';
@@ -40,6 +41,12 @@ export async function agentCommand(options: AgentCommandOptions): Promise<void> 
       ca = readFileSync(options.ca, 'utf8');
     } catch (error) {
       throw new CliError(`--ca: cannot read ${options.ca}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    // A key or a CSR given by mistake would only show later as every link failing to verify.
+    try {
+      new X509Certificate(ca);
+    } catch {
+      throw new CliError(`--ca: ${options.ca} is not a PEM certificate (the CA that signed the gateway's agent endpoint certificate)`);
     }
   }
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -51,6 +51,24 @@ export function sessionCookieHeader(token: string, ttlMs: number, secure: boolea
   return cookie(sessionCookie, token, { maxAgeSec: Math.floor(ttlMs / 1000), path: '/', secure });
 }
 
+/**
+ * The code exchange failed because the IdP could not be reached or failed itself (no
+ * answer, a timeout, a 5xx), not because it refused: the login is not refused (401) but
+ * unavailable (503), and the user can retry.
+ */
+function idpUnreachable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error instanceof TypeError && error.message === 'fetch failed') return true;
+  if (error.name === 'TimeoutError' || error.name === 'AbortError') return true;
+  const cause = (error as { cause?: unknown }).cause;
+  return (error as { code?: unknown }).code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && cause instanceof Response && cause.status >= 500;
+}
+
+function describe(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause;
+  return `${(error as Error).message}${cause instanceof Error ? ` (${cause.message})` : cause instanceof Response ? ` (${cause.status})` : ''}`;
+}
+
 export function createOidcLogin(options: OidcLoginOptions) {
   const { login, issuer, tokens, secureCookies } = options;
   let configuration: Promise<client.Configuration> | undefined;
@@ -96,7 +114,12 @@ export function createOidcLogin(options: OidcLoginOptions) {
     if (!pending || typeof pending['state'] !== 'string' || typeof pending['verifier'] !== 'string' || typeof pending['nonce'] !== 'string') {
       throw new GatehouseError('invalid_credential', { message: 'No login in progress (or it expired): start again at /auth/login.', detail: 'login cookie missing or invalid' });
     }
-    const config = await discover();
+    let config: client.Configuration;
+    try {
+      config = await discover();
+    } catch (error) {
+      throw new GatehouseError('identity_provider_unavailable', { detail: `login discovery: ${(error as Error).message}` });
+    }
     let claims: Record<string, unknown> | undefined;
     try {
       const current = new URL(login.redirectUri);
@@ -109,6 +132,7 @@ export function createOidcLogin(options: OidcLoginOptions) {
       });
       claims = result.claims() as Record<string, unknown> | undefined;
     } catch (error) {
+      if (idpUnreachable(error)) throw new GatehouseError('identity_provider_unavailable', { detail: `login callback: the token endpoint could not be reached: ${describe(error)}` });
       throw new GatehouseError('invalid_credential', { message: 'The login could not be completed.', detail: `login callback: ${(error as Error).message}` });
     }
     const sub = claims ? readClaimPath(claims, issuer.subjectClaim) : undefined;

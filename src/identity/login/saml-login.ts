@@ -52,6 +52,17 @@ function assertionId(profile: Profile): string | undefined {
   return assertion?.Assertion?.$?.ID ?? profile.ID;
 }
 
+/**
+ * An attribute's values, one per AttributeValue. node-saml gives a single value as a
+ * plain string, which groupsFromClaims would split like an OAuth scope string: "Domain
+ * Admins" or "CN=ML,OU=Groups,DC=corp" is one group name, whether alone or not.
+ */
+export function samlAttributeValues(profile: Profile, attribute: string): unknown[] {
+  const value = Object.hasOwn(profile, attribute) ? (profile as unknown as Record<string, unknown>)[attribute] : undefined;
+  if (value === undefined || value === null) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
 export function createSamlLogin(options: SamlLoginOptions) {
   const { saml: config, tokens, db, secureCookies } = options;
   const now = options.now ?? Date.now;
@@ -99,7 +110,7 @@ export function createSamlLogin(options: SamlLoginOptions) {
     const identity = {
       subject: `saml:${config.name}:${profile.nameID}`,
       kind: config.kind,
-      groups: groupsFromClaims(profile as unknown as Record<string, unknown>, [config.groupsAttribute], config.groupMap),
+      groups: groupsFromClaims({ groups: samlAttributeValues(profile, config.groupsAttribute) }, ['groups'], config.groupMap),
       method: 'session' as const,
       credentialId: `saml:${id}`,
     };

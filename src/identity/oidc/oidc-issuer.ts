@@ -45,12 +45,19 @@ export class OidcIssuer implements TokenVerifier {
   #keySet(): Promise<RemoteJwks> {
     const { jwks } = this.#config;
     if (this.#jwks && this.#jwksFailedAt !== 0 && this.#now() - this.#jwksFailedAt >= jwks.cooldown) this.#jwks = undefined;
-    this.#jwks ??= (async () => {
+    if (this.#jwks) return this.#jwks;
+    this.#jwksFailedAt = 0;
+    const attempt = (async () => {
       const uri = this.#config.jwksUri ?? (await discover(this.issuer, jwks.timeout)).jwks_uri;
       return createRemoteJWKSet(new URL(uri), { cooldownDuration: jwks.cooldown, cacheMaxAge: jwks.cacheMaxAge, timeoutDuration: jwks.timeout });
     })();
-    this.#jwks.then(() => (this.#jwksFailedAt = 0), () => (this.#jwksFailedAt = this.#now()));
-    return this.#jwks;
+    // The failure time is set once, by the attempt that failed: requests that find it
+    // failed must not push it forward, or steady traffic would keep it failed forever.
+    attempt.catch(() => {
+      if (this.#jwks === attempt) this.#jwksFailedAt = this.#now();
+    });
+    this.#jwks = attempt;
+    return attempt;
   }
 
   async verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity> {
