@@ -9,7 +9,9 @@
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
 //   carry no column names, so the rules cannot be applied), and so is reading the
-//   catalog's column statistics (pg_stats: samples of every analysed column's values);
+//   catalog's column statistics (pg_stats: samples of every analysed column's values),
+//   and code it cannot trace that a client would create or run there (a DO block, a
+//   function or procedure body: `do $$ … insert into archive select email … $$`);
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -146,7 +148,16 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
   }
-  const statistics = ctx.connection.masking.columns.size > 0 ? facts?.tables.find(isColumnStatistics) : undefined;
+  const columnRules = ctx.connection.masking.columns.size > 0;
+  if (columnRules && facts?.risky.some((r) => r === 'anonymous-code-block' || r === 'routine-body')) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: 'The statement runs code the gateway cannot trace (a DO block, or the body of a function or procedure), which could copy masked columns (masking.columns) where they are read unmasked; it was not run. Run it on a connection without column masking.',
+      }),
+    };
+  }
+  const statistics = columnRules ? facts?.tables.find(isColumnStatistics) : undefined;
   if (statistics) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: `The statement reads ${statistics}, whose column statistics (most common values, histogram bounds) hold values of masked columns (masking.columns); it was not run.` }) };
   }

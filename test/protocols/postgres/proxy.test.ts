@@ -192,7 +192,11 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     await sender.query('create temp table if not exists notice_here (a int)');
     assert.deepEqual(notices, ['relation "notice_here" already exists, skipping']);
     // What RAISE prints is withheld on this connection, which masks columns (server-messages.ts).
-    await sender.query("do $$ begin raise notice 'from the database'; end $$");
+    const direct = new pg.Client({ connectionString: proxy.directUrl });
+    await direct.connect();
+    await direct.query("create or replace function say_hello() returns void language plpgsql as $$ begin raise notice 'from the database'; end $$");
+    await direct.end();
+    await sender.query('select say_hello()');
     assert.match(notices[1] ?? '', /^message withheld by Gatehouse/);
     // The process id a notification names is the one the client was given (BackendKeyData),
     // so a client can tell its own notifications from others', and match pg_stat_activity.

@@ -35,7 +35,10 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
   let c: pg.Client;
 
   withProxyClients(proxy, `create table users (id int primary key, name text not null, email text unique, ssn text, doc jsonb);
-      insert into users values (1, 'Ann', 'ann@example.com', '536-22-8841', '{"a":1}')`, (clients) => ({ direct, client: c } = clients));
+      insert into users values (1, 'Ann', 'ann@example.com', '536-22-8841', '{"a":1}');
+      create table archive (id int, contact text);
+      create function tell() returns void language plpgsql as $$ begin raise notice 'found %', (select email from users limit 1); end $$;
+      create function fail() returns void language plpgsql as $$ begin raise exception 'x' using detail = (select ssn from users limit 1); end $$`, (clients) => ({ direct, client: c } = clients));
 
   test('a data exception keeps its message up to the value, and loses detail and context', async () => {
     const cast = await errorOf(c, 'select email::int from users');
@@ -73,10 +76,10 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
   test('what RAISE prints is withheld, as a notice and as an error', async () => {
     const notices: { message?: string }[] = [];
     c.on('notice', (n) => notices.push(n));
-    await c.query("do $$ begin raise notice 'found %', (select email from users limit 1); end $$");
+    await c.query('select tell()');
     assert.equal(notices.length, 1);
     assert.match(notices[0]!.message ?? '', /^message withheld by Gatehouse/);
-    const raised = await errorOf(c, "do $$ begin raise exception 'x' using detail = (select ssn from users limit 1); end $$");
+    const raised = await errorOf(c, 'select fail()');
     assert.equal(raised.code, 'P0001');
     assertClean(raised, 'raise exception');
     // The session goes on.
@@ -108,6 +111,14 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
       await assert.rejects(c.query(sql), { code: '0A000', message: /whose column statistics .* hold values of masked columns/ }, sql);
     }
     await direct.query('delete from users where id >= 10');
+  });
+
+  test('code the gateway cannot trace is refused: a DO block or a function body could copy a masked column anywhere', async () => {
+    const refused = { code: '0A000', message: /runs code the gateway cannot trace/ };
+    await assert.rejects(c.query("do $$ begin insert into archive (contact) select email from users; end $$"), refused);
+    await assert.rejects(c.query("create function copy_out() returns void language sql as 'insert into archive (contact) select email from users'"), refused);
+    await assert.rejects(c.query('create procedure p() language sql begin atomic insert into archive (contact) select email from users; end'), refused);
+    assert.equal((await direct.query('select count(*)::int as n from archive')).rows[0].n, 0);
   });
 
   test('errors that carry no values are untouched', async () => {
