@@ -11,8 +11,11 @@
 // - with column rules, whose values the gateway cannot recognise in free text, for a
 //   message answering a statement that may read a table (it names one, or runs code whose
 //   tables are unknown; `select $1::int` can quote only what the client sent):
-//   - the message keeps what it quotes only when the statement's own text holds it
-//     (`relation "nosuch" does not exist`); otherwise it is cut at its first quote;
+//   - the message keeps what it quotes only when it is about the statement's text (it
+//     has a position) and the statement holds everything it quotes (`relation "nosuch"
+//     does not exist`); otherwise it is cut at its first quote: an error raised while
+//     running quotes data (`null value in column "name" …` keeps its column in the
+//     column field);
 //   - what PL/pgSQL RAISE says (class P0, or a context `… at RAISE`) is withheld whole:
 //     its text is whatever the function put in it;
 //   - detail, hint, context and internal query go: values appear there unquoted
@@ -49,7 +52,7 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
     const sqlstate = fieldOf(fields, 'C') ?? '';
     const raise = sqlstate.startsWith('P0') || / at RAISE$/m.test(fieldOf(fields, 'W') ?? '');
     const text = fieldOf(fields, 'M') ?? '';
-    const kept = raise ? withheldRaise : quotesOnlyStatement(text, statement?.text) ? text : beforeQuote(text);
+    const kept = raise ? withheldRaise : !text.includes('"') || (fieldOf(fields, 'P') !== undefined && quotesOnlyStatement(text, statement?.text)) ? text : beforeQuote(text);
     const before = fields.length;
     fields = fields.filter(([code]) => !auxiliaryFields.has(code)).map(([code, value]) => [code, code === 'M' ? kept : value]);
     changed = kept !== text || fields.length !== before;
@@ -67,11 +70,16 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
   return changed ? writeFields(frame.type, fields) : undefined;
 }
 
-/** Whether every `"…"` the message quotes is in the statement's text (an identifier or literal the client wrote). */
+/**
+ * Whether every `"…"` the message quotes is in the statement's text (an identifier the
+ * client wrote), with no quote left over: PostgreSQL does not escape a quote inside
+ * what it quotes, so a value holding quotes (`x" ann@example.com "y`) would otherwise
+ * look like two short quoted names with the value between them.
+ */
 function quotesOnlyStatement(text: string, statement: string | undefined): boolean {
-  const quoted = text.match(/"[^"]*"/g);
-  if (!quoted) return true;
   if (statement === undefined) return false;
+  const quoted = text.match(/"[^"]*"/g) ?? [];
+  if (quoted.length * 2 !== text.split('"').length - 1) return false;
   const sql = statement.toLowerCase();
   return quoted.every((q) => sql.includes(q.slice(1, -1).toLowerCase()));
 }
