@@ -189,7 +189,9 @@ function store(out: StoredColumn[], entries: readonly Entry[], columns: string[]
     const name = columns ? (shifted ? undefined : columns[i]) : plainMoves ? undefined : e.name;
     // Under its own name a plain column is masked as before; elsewhere its values move.
     if (e.plain && !plainMoves && name === e.name) return;
-    if (!e.wholeRow && [...e.sources].every((s) => s === name)) return; // nothing, or a column into itself
+    // Nothing, or a column copied into itself. A column computed from itself (`set ssn =
+    // substr(ssn, 1, 7)`) is a store: under a `partial` rule it would show another part.
+    if (!e.wholeRow && (e.sources.size === 0 || (e.plain && [...e.sources].every((s) => s === name)))) return;
     out.push({ target: name === undefined ? what : `column "${name}" of ${what}`, name, sources: [...e.sources], wholeRow: e.wholeRow });
   });
 }
@@ -232,7 +234,7 @@ function assignments(targetList: unknown, scope: Scope, target: string, stores: 
     const rt = t.ResTarget as Node;
     const flow = exprFlow(rt.val, scope);
     const name = String(rt.name);
-    if (flow.sources.size > 0 || flow.wholeRow) store(stores, [{ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: false }], [name], target, true);
+    if (flow.sources.size > 0 || flow.wholeRow) store(stores, [{ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: flow.plain === name }], [name], target, true);
   }
 }
 

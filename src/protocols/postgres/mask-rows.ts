@@ -108,9 +108,12 @@ function maskFor(column: { readonly sources: readonly string[]; readonly wholeRo
 export function unmaskableStore(derivation: Derivation | undefined, rules: MaskingRules): Unmaskable | undefined {
   if (!derivation?.stores || rules.columns.size === 0) return undefined;
   for (const stored of derivation.stores as readonly StoredColumn[]) {
-    if (stored.name !== undefined && rules.columns.has(stored.name.toLowerCase())) continue;
+    // Under a name whose rule hides the whole value (redact, null), whatever is kept reads back masked.
+    const kept = stored.name === undefined ? undefined : rules.columns.get(stored.name.toLowerCase());
+    if (kept === 'redact' || kept === 'null') continue;
     const mask = maskFor(stored, rules, 'redact');
-    if (mask) return { rule: mask.rule, target: stored.target ?? 'another column' };
+    // Under `partial`, a value computed from a masked column would show another part of it.
+    if (mask) return { rule: mask.rule, target: `${stored.target ?? 'another column'}${kept === 'partial' ? ' (partial, which would show part of it)' : ''}` };
   }
   return undefined;
 }

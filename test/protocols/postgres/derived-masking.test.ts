@@ -89,6 +89,14 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     await assert.rejects(c.query('update users set notes = email'), refused('email', 'column "notes" of table users'));
     await assert.rejects(c.query('declare c1 cursor with hold for select lower(email) from users'), refused('email', 'column "lower" of cursor c1'));
     assert.equal((await direct.query('select count(*) as n from archive')).rows[0].n, '0');
+    // Under a `partial` rule (ssn) a value computed from a masked column would show another part of it.
+    const partial = (rule: string) => refused(rule, 'column "ssn" of table users (partial, which would show part of it)');
+    await assert.rejects(c.query('update users set ssn = substr(ssn, 1, 7)'), partial('ssn'));
+    await assert.rejects(c.query("update users set ssn = 'x\" ' || ssn || ' \"y'"), partial('ssn'));
+    await assert.rejects(c.query('update users set ssn = email'), partial('email'));
+    await assert.rejects(c.query('insert into users (id, name, ssn) select id + 100, name, substr(ssn, 1, 7) from users'), partial('ssn'));
+    await c.query('update users set ssn = ssn where id = 1'); // itself, unchanged
+    await c.query('update users set email = lower(email) where id = 1'); // read back redacted whole
     // Under its own name, and without masked values, as before.
     await c.query('create view v_ok as select id, email from users');
     assert.deepEqual(await first('select * from v_ok where id = 1'), [1, '[EMAIL]']);
