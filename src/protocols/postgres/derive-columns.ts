@@ -35,7 +35,7 @@
 
 import { functionRisks } from './function-calls.js';
 import { keptByFunctions } from './function-stores.js';
-import { figureColname, names, relName, sval, type Node } from './parse-tree-names.js';
+import { figureColname, names, relName, sval, walkTree, type Node } from './parse-tree-names.js';
 
 
 /** A result column that is not a plain table column. */
@@ -401,36 +401,28 @@ interface Flow {
 function exprFlow(root: unknown, scope: Scope): Flow {
   const flow: Flow = { sources: new Set(), wholeRow: false };
   const top = (root as Node | undefined)?.ColumnRef as Node | undefined;
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const child of node) stack.push(child);
-      continue;
-    }
-    const n = node as Node;
+  walkTree(root, (n, push) => {
     if (n.ColumnRef) {
       const plain = columnRef(n.ColumnRef as Node, scope, flow);
       if (n.ColumnRef === top && plain) flow.plain = plain;
-      continue;
+      return false;
     }
     if (n.SubLink) {
       const link = n.SubLink as Node;
-      if (link.testexpr) stack.push(link.testexpr);
-      if (link.subLinkType === 'EXISTS_SUBLINK') continue;
+      if (link.testexpr) push(link.testexpr);
+      if (link.subLinkType === 'EXISTS_SUBLINK') return false;
       const sub = (link.subselect as Node).SelectStmt as Node;
       for (const e of selectEntries(sub, scope, scope.ctes)) addEntry(e, flow);
-      continue;
+      return false;
     }
     const call = n.FuncCall as Node | undefined;
     if (call) {
       const fname = (call.funcname as Node[]).map(sval);
-      if (fname[fname.length - 1] === 'count' && fname.length === 1) continue;
+      if (fname[fname.length - 1] === 'count' && fname.length === 1) return false;
       if (functionRisks(fname as string[]).includes('unknown-tables')) flow.wholeRow = true;
     }
-    for (const child of Object.values(n)) stack.push(child);
-  }
+    return true;
+  });
   return flow;
 }
 

@@ -10,7 +10,7 @@
 
 import type { StoredColumn } from './derive-columns.js';
 import { functionRisks } from './function-calls.js';
-import { sval, type Node } from './parse-tree-names.js';
+import { sval, walkTree, type Node } from './parse-tree-names.js';
 
 /**
  * Built-in functions that keep or send a value where it is read back unmasked, by the
@@ -35,15 +35,7 @@ const keepingFunctions: ReadonlyMap<string, { readonly arg: number; readonly tar
 export function keptByFunctions(root: Node): StoredColumn[] {
   const relations = new Set<string>();
   const kept: { value: unknown; target: string }[] = [];
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const child of node) stack.push(child);
-      continue;
-    }
-    const n = node as Node;
+  walkTree(root, (n) => {
     // A relation's name, an alias (of a table, subquery, function or join), a CTE's name.
     for (const name of [n.relname, (n.alias as Node | undefined)?.aliasname, n.ctename]) if (typeof name === 'string') relations.add(name);
     const call = n.FuncCall as Node | undefined;
@@ -53,8 +45,7 @@ export function keptByFunctions(root: Node): StoredColumn[] {
       const value = (call.args as Node[] | undefined)?.[keeps?.arg ?? 0];
       if (keeps && value !== undefined && (fname.length === 1 || fname[0] === 'pg_catalog')) kept.push({ value, target: keeps.target });
     }
-    for (const child of Object.values(n)) stack.push(child);
-  }
+  });
   return kept.flatMap(({ value, target }) => {
     const flow = valueFlow(value, relations);
     return flow.sources.size > 0 || flow.wholeRow ? [{ target, name: undefined, sources: [...flow.sources], wholeRow: flow.wholeRow }] : [];
@@ -64,27 +55,19 @@ export function keptByFunctions(root: Node): StoredColumn[] {
 /** The columns an expression reads, outside any scope (`relations`: names that may stand for a whole row). */
 function valueFlow(root: unknown, relations: ReadonlySet<string>): { sources: Set<string>; wholeRow: boolean } {
   const flow = { sources: new Set<string>(), wholeRow: false };
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (node === null || typeof node !== 'object') continue;
-    if (Array.isArray(node)) {
-      for (const child of node) stack.push(child);
-      continue;
-    }
-    const n = node as Node;
+  walkTree(root, (n) => {
     const ref = n.ColumnRef as Node | undefined;
     if (ref) {
       const fields = ref.fields as Node[];
       const last = fields[fields.length - 1]!;
       if ('A_Star' in last || (fields.length === 1 && relations.has(String(sval(last))))) flow.wholeRow = true;
       else flow.sources.add(String(sval(last)));
-      continue;
+      return false;
     }
     if (n.SubLink) flow.wholeRow = true;
     const call = n.FuncCall as Node | undefined;
     if (call && functionRisks((call.funcname as Node[]).map(sval) as string[]).includes('unknown-tables')) flow.wholeRow = true;
-    for (const child of Object.values(n)) stack.push(child);
-  }
+    return true;
+  });
   return flow;
 }

@@ -87,3 +87,23 @@ function figure(node: Node): [string, number] {
       return ['?column?', 0];
   }
 }
+
+/**
+ * Visits every object node of a parse tree (arrays are walked through), with an
+ * explicit stack rather than recursion (no depth cap). `visit` returns false to skip the
+ * node's children; `push` adds a node to visit instead.
+ */
+export function walkTree(root: unknown, visit: (node: Node, push: (child: unknown) => void) => boolean | void): void {
+  const stack: unknown[] = [root];
+  const push = (child: unknown) => void stack.push(child);
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push(child);
+      continue;
+    }
+    if (visit(node as Node, push) === false) continue;
+    for (const child of Object.values(node)) stack.push(child);
+  }
+}
