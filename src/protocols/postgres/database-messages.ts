@@ -16,6 +16,7 @@ import type { EntityCounts } from '../../mask/index.js';
 import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, type Frame } from './codec.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
+import { maskingActive } from './mask-rows.js';
 import { maskServerMessage } from './server-messages.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
@@ -198,8 +199,10 @@ export class DatabaseMessages {
   #masked(frame: Frame): Frame {
     const head = this.#core.pending[0];
     const run = head?.kind === 'query' ? head.runs[head.index] : head?.kind === 'execute' ? head.run : undefined;
+    const rules = run?.masking ?? this.#core.ctx.connection.masking;
+    if (!maskingActive(rules)) return frame;
     const counts: EntityCounts = {};
-    const masked = maskServerMessage(frame, run?.masking ?? this.#core.ctx.connection.masking, counts, answered(head, run));
+    const masked = maskServerMessage(frame, rules, counts, answered(head, run));
     if (!masked) return frame;
     if (run) for (const [type, n] of Object.entries(counts)) (run.maskCounts ??= {})[type] = (run.maskCounts[type] ?? 0) + n;
     return { type: frame.type, body: masked.subarray(5), raw: masked };
