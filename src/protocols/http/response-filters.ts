@@ -10,7 +10,7 @@
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
-import { maskJsonText, SseMasker, transformEmbeddings, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { maskJsonText, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { summarizeJsonAnswer } from './openai-response.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
@@ -75,8 +75,30 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
-    return plan ? maskJsonText(body, plan, choice.counts) : body;
+    return plan ? maskJsonAnswer(body, plan, choice.counts) : body;
   });
+}
+
+/**
+ * The JSON answer masked; when a value was masked, its `logprobs` emptied: they spell
+ * the text token by token (`jane`, `.roe`, `@example` …), pieces no detector finds.
+ * Then the body is written anew (numbers as JavaScript writes them).
+ */
+function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): string {
+  const before = total(counts);
+  const masked = maskJsonText(body, plan, counts);
+  if (total(counts) === before || !masked.includes('"logprobs"')) return masked;
+  try {
+    return JSON.stringify(withoutLogprobs(JSON.parse(masked)));
+  } catch {
+    return masked;
+  }
+}
+
+function total(counts: EntityCounts): number {
+  let sum = 0;
+  for (const n of Object.values(counts)) sum += n ?? 0;
+  return sum;
 }
 
 function embeddingsBody(body: string, rule: EmbeddingsRule): string {
