@@ -7,6 +7,9 @@
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
 //   JSON answer + a response guard                → buffered, text checked first
+//   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
+//                                                   end; from its first binary byte passed
+//   (a held answer in a declared non-UTF-8 charset is decoded with it, sent as UTF-8)
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
