@@ -46,8 +46,10 @@ export class SseMasker {
   #afterCr = false;
   /** The stream has sent plain-text data: every later event is part of that text. */
   #plain = false;
-  /** Each chat/completions choice's logprobs, held until the choice finishes (`#logprobs`). */
+  /** Each chat/completions choice's logprobs, held until the choice finishes (`#choice`). */
   readonly #heldLogprobs = new Map<unknown, Json[]>();
+  /** Logprobs are held only when the plan masks something (a response guard alone does not). */
+  readonly #holdsLogprobs: boolean;
   /** The counts' total when the stream began: anything more was masked in this answer. */
   readonly #countsAtStart: number;
   /** The last chat chunk's fields but its choices (id, model …), for a chunk this masker adds. */
@@ -59,6 +61,7 @@ export class SseMasker {
     this.#maxEventBytes = options.maxEventBytes ?? 1024 * 1024;
     this.#onText = options.onText;
     this.#countsAtStart = total(options.counts);
+    this.#holdsLogprobs = options.plan.profiles.length > 0;
   }
 
   /** Whether a value was masked in this answer so far. */
@@ -221,9 +224,9 @@ export class SseMasker {
         if (typeof delta !== 'string') return [this.#rest(event, [])];
         if (stream.guarded) this.#onText?.(delta);
         const released = this.#masker(key).push(delta);
-        const out: Json = { ...this.#rest(event, ['delta', 'logprobs']), delta: released };
+        const out: Json = { ...this.#rest(event, this.#holdsLogprobs ? ['delta', 'logprobs'] : ['delta']), delta: released };
         // A delta's token logprobs would give away what its text holds back (see #choice).
-        if (Array.isArray(event['logprobs'])) out['logprobs'] = [];
+        if (this.#holdsLogprobs && Array.isArray(event['logprobs'])) out['logprobs'] = [];
         return [out];
       }
       const tail = this.#text.get(key)?.end() ?? '';
@@ -264,13 +267,13 @@ export class SseMasker {
     // Logprobs name the answer's tokens one by one (`jane`, `.roe`, `@example` …): each is
     // no entity alone, so masked whole they gave the value away. Held until the choice
     // finishes, then released only if nothing was masked in the answer.
-    const hasLogprobs = 'logprobs' in choice;
-    if (isRecord(choice['logprobs'])) {
+    const hasLogprobs = this.#holdsLogprobs && 'logprobs' in choice;
+    if (hasLogprobs && isRecord(choice['logprobs'])) {
       const held = this.#heldLogprobs.get(index) ?? [];
       held.push(choice['logprobs']);
       this.#heldLogprobs.set(index, held);
     }
-    const out: Json = { ...(maskJsonValue(omit(choice, ['delta', 'text', 'logprobs']), this.#plan, this.#counts) as Json) };
+    const out: Json = { ...(maskJsonValue(omit(choice, hasLogprobs ? ['delta', 'text', 'logprobs'] : ['delta', 'text']), this.#plan, this.#counts) as Json) };
     if (typeof choice['text'] === 'string' || (finished && this.#text.has(`t:${index}`))) {
       const text = typeof choice['text'] === 'string' ? choice['text'] : '';
       if (text !== '') this.#onText?.(text);
@@ -322,7 +325,7 @@ export class SseMasker {
       if (outCalls.length > 0) d['tool_calls'] = outCalls;
       out['delta'] = d;
     }
-    if (finished) {
+    if (finished && this.#holdsLogprobs) {
       const held = this.#heldLogprobs.get(index);
       this.#heldLogprobs.delete(index);
       if (held !== undefined || hasLogprobs) out['logprobs'] = held === undefined || this.#masked() ? null : mergeLogprobs(held);
