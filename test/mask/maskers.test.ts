@@ -58,6 +58,17 @@ describe('JSON masking', () => {
     const deep = JSON.parse(maskJsonText(body, planOf(profile({ fields: ['**.email'] })), {}));
     assert.deepEqual([deep.user.email, deep.items[0].email, deep.user.note], ['[EMAIL]', '[EMAIL]', 'call 415-555-2671']);
   });
+
+  test('security: a card number written as a JSON number is masked and becomes a string; ids, timestamps and other numbers stay as written', () => {
+    // `"card": 4111111111111111` went out as it came: only string values were looked at.
+    const source = '{"card": 4111111111111111, "amex": 378282246310005, "cards": [5555555555554444], "id": 1234567890123456789, "ts": 1700000000000, "n": 4111111111111112, "price": 4111111111111111.5}';
+    const counts = {};
+    assert.equal(maskJsonText(source, planOf(profile({})), counts), '{"card": "[CREDIT_CARD]", "amex": "[CREDIT_CARD]", "cards": ["[CREDIT_CARD]"], "id": 1234567890123456789, "ts": 1700000000000, "n": 4111111111111112, "price": 4111111111111111.5}');
+    assert.deepEqual(counts, { CREDIT_CARD: 3 });
+    assert.equal(maskJsonText('{"card": 4111111111111111}', planOf(profile({ operator: 'partial', keepLast: 4 })), {}), '{"card": "************1111"}');
+    assert.equal(maskJsonText('{"card": 4111111111111111, "name": "x"}', planOf(profile({ operator: 'drop' })), {}), '{"name": "x"}');
+    assert.deepEqual(maskJsonValue({ card: 4111111111111111, ts: 1700000000000 }, planOf(profile({})), {}), { card: '[CREDIT_CARD]', ts: 1700000000000 });
+  });
 });
 
 describe('streaming', () => {
