@@ -10,6 +10,7 @@ import { builtinEntityTypes } from '../detect/index.js';
 import { parseSize } from './units.js';
 
 const entityName = /^[A-Z][A-Z0-9_]{0,62}$/;
+const minHashKeyLength = 16;
 
 export function buildMaskingSchema(secret: z.ZodType<string, string>) {
   const pattern = z.string().min(1).superRefine((value, ctx) => {
@@ -81,6 +82,12 @@ export function buildMaskingSchema(secret: z.ZodType<string, string>) {
     })
     .superRefine((p, ctx) => {
       if (p.operator === 'hash' && p.hashKey === undefined) ctx.addIssue({ code: 'custom', path: ['hashKey'], message: 'is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})' });
+      // One value and its hash (an analyst's own address) are enough to try short keys;
+      // with the key, phone numbers and SSNs are few enough to hash them all. ('' is a
+      // secret a store-only command did not resolve.)
+      if (p.hashKey !== undefined && p.hashKey !== '' && p.hashKey.length < minHashKeyLength) {
+        ctx.addIssue({ code: 'custom', path: ['hashKey'], message: `is ${p.hashKey.length} characters; a hash key needs at least ${minHashKeyLength} (e.g. openssl rand -hex 32), or it can be guessed from one known value and its hash` });
+      }
       const known = new Set<string>([...builtinEntityTypes, ...p.customEntities.map((c) => c.name), ...p.denyList.map((d) => d.name)]);
       p.entities?.forEach((e, i) => {
         if (!known.has(e)) ctx.addIssue({ code: 'custom', path: ['entities', i], message: `unknown entity type "${e}" (built-in: ${builtinEntityTypes.join(', ')}; or a customEntities/denyList name)` });

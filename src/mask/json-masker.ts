@@ -83,6 +83,12 @@ export function fieldsOf(plan: MaskPlan): Segment[][] | undefined {
 
 function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): unknown {
   if (typeof value === 'string') return maskStringAt(value, path, plan, counts, fields);
+  // A card number written as a number (json-text-masker.ts, maskCardNumber).
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1e12 && value < 1e16) {
+    const literal = String(value);
+    const masked = maskStringAt(literal, path, plan, counts, fields);
+    return masked === literal ? value : masked;
+  }
   if (Array.isArray(value)) {
     return value.map((item) => {
       const r = walk(item, [...path, '[]'], plan, counts, fields);

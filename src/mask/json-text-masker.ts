@@ -87,7 +87,11 @@ class Scanner {
       out = masked === DROP ? DROP : masked === raw ? undefined : JSON.stringify(masked);
     } else if (c === 0x7b) out = this.#object(path, depth);
     else if (c === 0x5b) out = this.#array(path, depth);
-    else this.#scalar();
+    else {
+      const start = this.at;
+      this.#scalar();
+      out = maskCardNumber(this.#text.slice(start, this.at), path, this.#plan, this.#counts, this.#fields);
+    }
     if (depth === 0) this.end = this.at;
     return out;
   }
@@ -203,6 +207,17 @@ class Scanner {
       throw new SyntaxError(`unexpected character at ${this.at}`);
     }
   }
+}
+
+/**
+ * A card number written as a JSON number (`"card": 4111111111111111`) is masked like
+ * the string it would be, and becomes one (or the field is dropped); undefined for any
+ * other scalar. Only integers of 13-16 digits: 64-bit ids (17-19) stay numbers.
+ */
+export function maskCardNumber(literal: string, path: readonly string[], plan: MaskPlan, counts: EntityCounts, fields: string[][] | undefined): Out {
+  if (literal.length < 13 || literal.length > 16 || !/^[1-9][0-9]+$/.test(literal)) return undefined;
+  const masked = maskStringAt(literal, path, plan, counts, fields);
+  return masked === DROP ? DROP : masked === literal ? undefined : JSON.stringify(masked);
 }
 
 // RFC 8259 number; sticky, so it matches at lastIndex only.

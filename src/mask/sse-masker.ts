@@ -46,6 +46,12 @@ export class SseMasker {
   #afterCr = false;
   /** The stream has sent plain-text data: every later event is part of that text. */
   #plain = false;
+  /** Each chat/completions choice's logprobs, held until the choice finishes (`#choice`). */
+  readonly #heldLogprobs = new Map<unknown, Json[]>();
+  /** Logprobs are held only when the plan masks something (a response guard alone does not). */
+  readonly #holdsLogprobs: boolean;
+  /** The counts' total when the stream began: anything more was masked in this answer. */
+  readonly #countsAtStart: number;
   /** The last chat chunk's fields but its choices (id, model …), for a chunk this masker adds. */
   #lastChunk: Json = {};
 
@@ -54,6 +60,13 @@ export class SseMasker {
     this.#counts = options.counts;
     this.#maxEventBytes = options.maxEventBytes ?? 1024 * 1024;
     this.#onText = options.onText;
+    this.#countsAtStart = total(options.counts);
+    this.#holdsLogprobs = options.plan.profiles.length > 0;
+  }
+
+  /** Whether a value was masked in this answer so far. */
+  #masked(): boolean {
+    return total(this.#counts) > this.#countsAtStart;
   }
 
   /** Raw upstream bytes in; masked, complete events out. */
@@ -184,7 +197,12 @@ export class SseMasker {
     }
     // An event that is not a chat or responses stream event has no text streaming through
     // it: masked in its own text, as a JSON body (numbers as the upstream wrote them).
-    if (!isRecord(json) || !isOpenaiStreamEvent(json)) return `${head}${dataLines(maskJsonText(data, this.#plan, this.#counts))}${terminator}`;
+    if (!isRecord(json) || !isOpenaiStreamEvent(json)) {
+      let masked = maskJsonText(data, this.#plan, this.#counts);
+      // `response.completed` repeats the answer's logprobs (see #choice).
+      if (this.#masked() && masked.includes('"logprobs"')) masked = JSON.stringify(withoutLogprobs(JSON.parse(masked)));
+      return `${head}${dataLines(masked)}${terminator}`;
+    }
     const events = this.#maskEvent(json);
     // An event this masker adds (a released tail before a `done`) names its own type.
     return events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
@@ -205,11 +223,15 @@ export class SseMasker {
         const delta = event['delta'];
         if (typeof delta !== 'string') return [this.#rest(event, [])];
         if (stream.guarded) this.#onText?.(delta);
-        return [{ ...this.#rest(event, ['delta']), delta: this.#masker(key).push(delta) }];
+        const released = this.#masker(key).push(delta);
+        const out: Json = { ...this.#rest(event, this.#holdsLogprobs ? ['delta', 'logprobs'] : ['delta']), delta: released };
+        // A delta's token logprobs would give away what its text holds back (see #choice).
+        if (this.#holdsLogprobs && Array.isArray(event['logprobs'])) out['logprobs'] = [];
+        return [out];
       }
       const tail = this.#text.get(key)?.end() ?? '';
       this.#text.delete(key);
-      const done = this.#rest(event, []);
+      const done = this.#logprobsUnlessMasked(this.#rest(event, []));
       if (tail === '') return [done];
       // What was held goes out as one more delta of its kind, just before the `done`.
       const released: Json = { type: `response.${stream.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'] };
@@ -233,7 +255,7 @@ export class SseMasker {
       return [{ type: `response.${args.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
     }
     const choices = event['choices'];
-    if (!Array.isArray(choices)) return [this.#rest(event, [])];
+    if (!Array.isArray(choices)) return [this.#logprobsUnlessMasked(this.#rest(event, []))];
     const masked = { ...this.#rest(event, ['choices']), choices: choices.map((c) => (isRecord(c) ? this.#choice(c) : c)) };
     this.#lastChunk = omit(masked, ['choices', 'usage']);
     return [masked];
@@ -242,7 +264,16 @@ export class SseMasker {
   #choice(choice: Json): Json {
     const index = choice['index'];
     const finished = choice['finish_reason'] !== null && choice['finish_reason'] !== undefined;
-    const out: Json = { ...(maskJsonValue(omit(choice, ['delta', 'text']), this.#plan, this.#counts) as Json) };
+    // Logprobs name the answer's tokens one by one (`jane`, `.roe`, `@example` …): each is
+    // no entity alone, so masked whole they gave the value away. Held until the choice
+    // finishes, then released only if nothing was masked in the answer.
+    const hasLogprobs = this.#holdsLogprobs && 'logprobs' in choice;
+    if (hasLogprobs && isRecord(choice['logprobs'])) {
+      const held = this.#heldLogprobs.get(index) ?? [];
+      held.push(choice['logprobs']);
+      this.#heldLogprobs.set(index, held);
+    }
+    const out: Json = { ...(maskJsonValue(omit(choice, hasLogprobs ? ['delta', 'text', 'logprobs'] : ['delta', 'text']), this.#plan, this.#counts) as Json) };
     if (typeof choice['text'] === 'string' || (finished && this.#text.has(`t:${index}`))) {
       const text = typeof choice['text'] === 'string' ? choice['text'] : '';
       if (text !== '') this.#onText?.(text);
@@ -294,6 +325,11 @@ export class SseMasker {
       if (outCalls.length > 0) d['tool_calls'] = outCalls;
       out['delta'] = d;
     }
+    if (finished && this.#holdsLogprobs) {
+      const held = this.#heldLogprobs.get(index);
+      this.#heldLogprobs.delete(index);
+      if (held !== undefined || hasLogprobs) out['logprobs'] = held === undefined || this.#masked() ? null : mergeLogprobs(held);
+    } else if (hasLogprobs) out['logprobs'] = null;
     return out;
   }
 
@@ -314,6 +350,11 @@ export class SseMasker {
       this.#text.set(key, masker);
     }
     return masker;
+  }
+
+  /** `event`, its logprobs (`response.completed` …) emptied if a value was masked in this answer. */
+  #logprobsUnlessMasked(event: Json): Json {
+    return this.#masked() ? (withoutLogprobs(event) as Json) : event;
   }
 
   /** The event with `skip` fields removed and every other string masked whole. */
@@ -370,6 +411,36 @@ const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; r
 function isOpenaiStreamEvent(event: Json): boolean {
   const type = event['type'];
   return Array.isArray(event['choices']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type)));
+}
+
+function total(counts: EntityCounts): number {
+  let sum = 0;
+  for (const n of Object.values(counts)) sum += n ?? 0;
+  return sum;
+}
+
+/** A choice's held logprobs as one: arrays (`content`, `tokens` …) joined, other fields the last seen. */
+function mergeLogprobs(held: readonly Json[]): Json {
+  const merged: Json = {};
+  for (const part of held) {
+    for (const [k, v] of Object.entries(part)) {
+      const before = merged[k];
+      merged[k] = Array.isArray(v) && Array.isArray(before) ? [...before, ...v] : v;
+    }
+  }
+  return merged;
+}
+
+/**
+ * `value` with every `logprobs` emptied (an array becomes [], anything else null): the
+ * tokens in them spell the answer's text in pieces that are no entity alone.
+ */
+export function withoutLogprobs(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutLogprobs);
+  if (!isRecord(value)) return value;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) out[k] = k === 'logprobs' ? (Array.isArray(v) ? [] : v === undefined ? v : null) : withoutLogprobs(v);
+  return out;
 }
 
 function dataLines(text: string): string {

@@ -58,6 +58,17 @@ describe('JSON masking', () => {
     const deep = JSON.parse(maskJsonText(body, planOf(profile({ fields: ['**.email'] })), {}));
     assert.deepEqual([deep.user.email, deep.items[0].email, deep.user.note], ['[EMAIL]', '[EMAIL]', 'call 415-555-2671']);
   });
+
+  test('security: a card number written as a JSON number is masked and becomes a string; ids, timestamps and other numbers stay as written', () => {
+    // `"card": 4111111111111111` went out as it came: only string values were looked at.
+    const source = '{"card": 4111111111111111, "amex": 378282246310005, "cards": [5555555555554444], "id": 1234567890123456789, "ts": 1700000000000, "n": 4111111111111112, "price": 4111111111111111.5}';
+    const counts = {};
+    assert.equal(maskJsonText(source, planOf(profile({})), counts), '{"card": "[CREDIT_CARD]", "amex": "[CREDIT_CARD]", "cards": ["[CREDIT_CARD]"], "id": 1234567890123456789, "ts": 1700000000000, "n": 4111111111111112, "price": 4111111111111111.5}');
+    assert.deepEqual(counts, { CREDIT_CARD: 3 });
+    assert.equal(maskJsonText('{"card": 4111111111111111}', planOf(profile({ operator: 'partial', keepLast: 4 })), {}), '{"card": "************1111"}');
+    assert.equal(maskJsonText('{"card": 4111111111111111, "name": "x"}', planOf(profile({ operator: 'drop' })), {}), '{"name": "x"}');
+    assert.deepEqual(maskJsonValue({ card: 4111111111111111, ts: 1700000000000 }, planOf(profile({})), {}), { card: '[CREDIT_CARD]', ts: 1700000000000 });
+  });
 });
 
 describe('streaming', () => {
@@ -154,8 +165,8 @@ ${masking}
   };
 
   test('a profile with defaults, resolved hash key, and a connection default', () => {
-    const config = parseConfig(base(`  profiles:\n    pii: { operator: hash, hashKey: "\${MASK_KEY}" }`, '    masking: [pii]'), 'g.yaml', { MASK_KEY: 'k1' });
-    assert.deepEqual(config.masking.profiles['pii'], { operator: 'hash', keepLast: 4, hashKey: 'k1', applyTo: 'response', customEntities: [], denyList: [], allowList: [], minScore: 0.5 });
+    const config = parseConfig(base(`  profiles:\n    pii: { operator: hash, hashKey: "\${MASK_KEY}" }`, '    masking: [pii]'), 'g.yaml', { MASK_KEY: 'k1-0123456789abcdef' });
+    assert.deepEqual(config.masking.profiles['pii'], { operator: 'hash', keepLast: 4, hashKey: 'k1-0123456789abcdef', applyTo: 'response', customEntities: [], denyList: [], allowList: [], minScore: 0.5 });
     assert.deepEqual(config.connections[0]!.masking, ['pii']);
     assert.ok(maskPlannerFromConfig(config.masking).has('pii'));
   });
@@ -183,6 +194,8 @@ ${masking}
     assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "ACCT-[0-9{6}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (missing ]: [0-9{6}; re2 has no backreferences or lookaround)']);
     assert.deepEqual(issues(base('  profiles:\n    p:\n      customEntities: [{ name: ACCT, pattern: "x{1001}" }]')), ['masking.profiles.p.customEntities[0].pattern: is not a valid re2 pattern (invalid repetition size: {1001}; re2 has no backreferences or lookaround)']);
     assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash }')), ['masking.profiles.p.hashKey: is required when operator is "hash" (a secret reference, e.g. ${MASK_HASH_KEY})']);
+    // A short key was accepted: one known address and its hash are enough to find it.
+    assert.deepEqual(issues(base('  profiles:\n    p: { operator: hash, hashKey: "${SHORT_KEY}" }'), { SHORT_KEY: 'k1' }), ['masking.profiles.p.hashKey: is 2 characters; a hash key needs at least 16 (e.g. openssl rand -hex 32), or it can be guessed from one known value and its hash']);
     assert.match(issues(base('  profiles:\n    p: { entities: [EMAIL, SHOE_SIZE] }'))[0]!, /^masking\.profiles\.p\.entities\[1\]: unknown entity type "SHOE_SIZE"/);
     // Each deny-list item's own error, where a union said "does not match any accepted form".
     assert.deepEqual(issues(base('  profiles:\n    p: { denyList: ["", Falcon] }')), ['masking.profiles.p.denyList[0]: a term must not be empty']);

@@ -71,6 +71,70 @@ describe('openai SDK: streamed text is masked whatever field carries it', () => 
     assert.equal(content, 'Done.');
   });
 
+  test('security: logprobs spell the answer token by token: withheld when a value was masked, released at the finish when none was (streamed and JSON)', async () => {
+    const lp = (token: string) => ({ token, logprob: -0.1, bytes: [...Buffer.from(token)], top_logprobs: [{ token, logprob: -0.1, bytes: [...Buffer.from(token)] }] });
+    const chunk = (delta: Record<string, unknown>, logprobs: unknown, finish: string | null = null) => ({ id: 'chatcmpl-4', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, logprobs, finish_reason: finish }] });
+    const streamed = async (tokens: string[]) => {
+      h.upstream((_req, _body, res) => void writeSse(res, [...tokens.map((t) => chunk({ content: t }, { content: [lp(t)], refusal: null })), chunk({}, null, 'stop')]));
+      const stream = await client.chat.completions.create({ model: 'gpt-4o', stream: true, logprobs: true, top_logprobs: 1, messages: [{ role: 'user', content: 'x' }] });
+      let text = '';
+      const logprobTokens: string[] = [];
+      for await (const event of stream) {
+        text += event.choices[0]?.delta?.content ?? '';
+        for (const entry of event.choices[0]?.logprobs?.content ?? []) logprobTokens.push(entry.token, Buffer.from(entry.bytes!).toString(), ...(entry.top_logprobs ?? []).map((t) => t.token));
+      }
+      return { text, logprobTokens };
+    };
+    // The tokens `jane`, `.roe`, `@example` went out as they came, beside the masked text.
+    const secret = await streamed(['Mail', ' jane', '.roe', '@example', '.com', ' now']);
+    assert.equal(secret.text, 'Mail [EMAIL] now');
+    assert.deepEqual(secret.logprobTokens, []);
+    const clean = await streamed(['All', ' good', ' here']);
+    assert.equal(clean.text, 'All good here');
+    assert.deepEqual(clean.logprobTokens, ['All', 'All', 'All', ' good', ' good', ' good', ' here', ' here', ' here']);
+
+    const json = (content: string[]) =>
+      h.upstream((_req, _body, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'chatcmpl-5', object: 'chat.completion', created: 1, model: 'gpt-4o', choices: [{ index: 0, message: { role: 'assistant', content: content.join(''), refusal: null }, logprobs: { content: content.map(lp), refusal: null }, finish_reason: 'stop' }] }));
+      });
+    json(['Mail', ' jane', '.roe', '@example', '.com']);
+    let answer = await client.chat.completions.create({ model: 'gpt-4o', logprobs: true, messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(answer.choices[0]!.message.content, 'Mail [EMAIL]');
+    assert.equal(answer.choices[0]!.logprobs, null);
+    json(['All', ' good']);
+    answer = await client.chat.completions.create({ model: 'gpt-4o', logprobs: true, messages: [{ role: 'user', content: 'x' }] });
+    assert.deepEqual(answer.choices[0]!.logprobs!.content!.map((e) => e.token), ['All', ' good']);
+  });
+
+  test('security: responses API output_text deltas carry no logprobs; the done and completed events keep them only when nothing was masked', async () => {
+    const lp = (token: string) => ({ token, logprob: -0.1, bytes: [...Buffer.from(token)], top_logprobs: [] });
+    const tokens = ['Mail', ' jane', '.roe', '@example', '.com'];
+    const text = tokens.join('');
+    h.upstream((_req, _body, res) => {
+      let seq = 0;
+      const at = { item_id: 'msg_1', output_index: 0, content_index: 0 };
+      const response = { id: 'resp_2', object: 'response', created_at: 1, status: 'in_progress', model: 'gpt-4o', output: [] };
+      const part = { type: 'output_text', text, annotations: [], logprobs: tokens.map(lp) };
+      void writeSse(
+        res,
+        [
+          { type: 'response.created', sequence_number: seq++, response },
+          ...tokens.map((t) => ({ type: 'response.output_text.delta', sequence_number: seq++, ...at, delta: t, logprobs: [lp(t)] })),
+          { type: 'response.output_text.done', sequence_number: seq++, ...at, text, logprobs: tokens.map(lp) },
+          { type: 'response.completed', sequence_number: seq++, response: { ...response, status: 'completed', output: [{ type: 'message', id: 'msg_1', status: 'completed', role: 'assistant', content: [part] }] } },
+        ],
+        { named: true, done: false },
+      );
+    });
+    const stream = await client.responses.create({ model: 'gpt-4o', input: 'x', stream: true, include: ['message.output_text.logprobs'] });
+    const events: unknown[] = [];
+    for await (const event of stream) events.push(event);
+    const wire = JSON.stringify(events);
+    for (const piece of ['jane', '.roe', '@example']) assert.ok(!wire.includes(piece), `${piece} reached the client: ${wire}`);
+    assert.ok(wire.includes('[EMAIL]'));
+  });
+
   test('security: an upstream that ends SSE lines in CR alone (as the spec allows) gets its events cut and masked: no piece of a split address reaches the client', async () => {
     const chunk = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ id: 'chatcmpl-3', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
     h.upstream((_req, _body, res) => {

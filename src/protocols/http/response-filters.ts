@@ -7,10 +7,13 @@
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
 //   JSON answer + a response guard                → buffered, text checked first
+//   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
+//                                                   end; from its first binary byte passed
+//   (a held answer in a declared non-UTF-8 charset is decoded with it, sent as UTF-8)
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
-import { maskJsonText, SseMasker, transformEmbeddings, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { maskJsonText, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { summarizeJsonAnswer } from './openai-response.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
@@ -75,8 +78,30 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
-    return plan ? maskJsonText(body, plan, choice.counts) : body;
+    return plan ? maskJsonAnswer(body, plan, choice.counts) : body;
   });
+}
+
+/**
+ * The JSON answer masked; when a value was masked, its `logprobs` emptied: they spell
+ * the text token by token (`jane`, `.roe`, `@example` …), pieces no detector finds.
+ * Then the body is written anew (numbers as JavaScript writes them).
+ */
+function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): string {
+  const before = total(counts);
+  const masked = maskJsonText(body, plan, counts);
+  if (total(counts) === before || !masked.includes('"logprobs"')) return masked;
+  try {
+    return JSON.stringify(withoutLogprobs(JSON.parse(masked)));
+  } catch {
+    return masked;
+  }
+}
+
+function total(counts: EntityCounts): number {
+  let sum = 0;
+  for (const n of Object.values(counts)) sum += n ?? 0;
+  return sum;
 }
 
 function embeddingsBody(body: string, rule: EmbeddingsRule): string {
