@@ -44,6 +44,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           /** A fetched JWKS is refreshed after this long even if every kid is known. */
           cacheMaxAge: duration.default(600_000),
           timeout: duration.default(5_000),
+          /** While refetches fail (an IdP outage), the last keys fetched still verify for this long; 0: not at all. */
+          maxStale: duration.default(3_600_000),
         })
         .prefault({}),
     })

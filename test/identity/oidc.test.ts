@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createSecretKey } from 'node:crypto';
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { buildConfigSchema } from '../../src/config/schema.js';
 import { GatehouseError } from '../../src/errors/index.js';
 import type { Identity } from '../../src/exchange/index.js';
@@ -178,6 +178,46 @@ describe('OIDC resource server', () => {
     await rejectsWith(flaky(token), 'identity_provider_unavailable'); // within the cooldown: not fetched again
     offsetMs = 1_200;
     assert.equal((await flaky(token)).subject, 'oidc:flaky:after-outage');
+  });
+
+  test('an IdP that goes down after its keys were fetched: a known kid still verifies, for at most maxStale; an unknown kid is 503', async () => {
+    let offsetMs = 0;
+    const config = identityConfig({ oidc: { issuers: [{ name: 'outage', issuer: idp.issuer, audience: 'https://gatehouse.test', jwks: { cacheMaxAge: 100, cooldown: '1s', maxStale: '10m' } }] } });
+    const issuer = new OidcIssuer(config.oidc.issuers[0]!, { clockSkewMs: 0, now: () => Date.now() + offsetMs });
+    const verify = identifyCaller([jwtAuthenticator([issuer], new VerifiedTokenCache({ maxEntries: 0, ttlMs: 0 }))]);
+    const token = (sub: string) => valid({ sub, exp: now() + 3600 });
+    assert.equal((await verify(await token('before'))).subject, 'oidc:outage:before');
+    await new Promise((r) => setTimeout(r, 150)); // the JWKS is older than cacheMaxAge: the next token refetches it
+    idp.setDown(true);
+    try {
+      assert.equal((await verify(await token('during'))).subject, 'oidc:outage:during');
+      assert.equal((await verify(await token('during-again'))).subject, 'oidc:outage:during-again');
+      const { privateKey } = await generateKeyPair('RS256');
+      await rejectsWith(verify(await idp.sign({ sub: 'stranger', aud: 'https://gatehouse.test' }, { key: privateKey, kid: 'never-published' })), 'identity_provider_unavailable');
+      // a tampered token is still a verdict, not an outage
+      const [h, p, sig] = (await token('tampered')).split('.') as [string, string, string];
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+      await rejectsWith(verify(`${h}.${Buffer.from(JSON.stringify({ ...claims, sub: 'root' })).toString('base64url')}.${sig}`), 'token_signature_invalid');
+      offsetMs = 11 * 60_000; // past maxStale: the last keys are no longer trusted
+      await rejectsWith(verify(await token('too-late')), 'identity_provider_unavailable');
+    } finally {
+      idp.setDown(false);
+    }
+    offsetMs = 11 * 60_000 + 2_000; // one cooldown later the IdP is asked again
+    assert.equal((await verify(await token('after'))).subject, 'oidc:outage:after');
+  });
+
+  test('with jwks.maxStale: 0 an IdP down at a refetch refuses every token (503)', async () => {
+    const config = identityConfig({ oidc: { issuers: [{ name: 'strict', issuer: idp.issuer, audience: 'https://gatehouse.test', jwks: { cacheMaxAge: 100, maxStale: 0 } }] } });
+    const verify = identifyCaller([jwtAuthenticator([new OidcIssuer(config.oidc.issuers[0]!, { clockSkewMs: 0 })], new VerifiedTokenCache({ maxEntries: 0, ttlMs: 0 }))]);
+    assert.equal((await verify(await valid({ sub: 'before' }))).subject, 'oidc:strict:before');
+    await new Promise((r) => setTimeout(r, 150));
+    idp.setDown(true);
+    try {
+      await rejectsWith(verify(await valid({ sub: 'during' })), 'identity_provider_unavailable');
+    } finally {
+      idp.setDown(false);
+    }
   });
 });
 

@@ -10,13 +10,14 @@
 //   bounded clock skew;
 // - the subject claim is a non-empty string.
 
-import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { GatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
 import type { OidcIssuerConfig } from '../../config/identity-schema.js';
 import type { PeekedJwt } from '../jwt-peek.js';
 import { discover } from './discovery.js';
 import { groupsFromClaims, readClaimPath } from './groups-from-claims.js';
+import { withLastGoodKeys } from './last-good-keys.js';
 import { mapJoseError } from './map-jose-error.js';
 
 export interface TokenVerifier {
@@ -24,14 +25,13 @@ export interface TokenVerifier {
   verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity>;
 }
 
-type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
 
 export class OidcIssuer implements TokenVerifier {
   readonly issuer: string;
   readonly #config: OidcIssuerConfig;
   readonly #clockSkewSec: number;
   readonly #now: () => number;
-  #jwks: Promise<RemoteJwks> | undefined;
+  #jwks: Promise<JWTVerifyGetKey> | undefined;
   #jwksFailedAt = 0;
 
   constructor(config: OidcIssuerConfig, options: { clockSkewMs: number; now?: () => number }) {
@@ -42,14 +42,15 @@ export class OidcIssuer implements TokenVerifier {
   }
 
   /** Discovery (once, retried no more than once per cooldown after a failure). */
-  #keySet(): Promise<RemoteJwks> {
+  #keySet(): Promise<JWTVerifyGetKey> {
     const { jwks } = this.#config;
     if (this.#jwks && this.#jwksFailedAt !== 0 && this.#now() - this.#jwksFailedAt >= jwks.cooldown) this.#jwks = undefined;
     if (this.#jwks) return this.#jwks;
     this.#jwksFailedAt = 0;
     const attempt = (async () => {
       const uri = this.#config.jwksUri ?? (await discover(this.issuer, jwks.timeout)).jwks_uri;
-      return createRemoteJWKSet(new URL(uri), { cooldownDuration: jwks.cooldown, cacheMaxAge: jwks.cacheMaxAge, timeoutDuration: jwks.timeout });
+      const remote = createRemoteJWKSet(new URL(uri), { cooldownDuration: jwks.cooldown, cacheMaxAge: jwks.cacheMaxAge, timeoutDuration: jwks.timeout });
+      return withLastGoodKeys(remote, { maxStaleMs: jwks.maxStale, cooldownMs: jwks.cooldown, now: this.#now });
     })();
     // The failure time is set once, by the attempt that failed: requests that find it
     // failed must not push it forward, or steady traffic would keep it failed forever.
