@@ -71,7 +71,9 @@ describe('OIDC resource server', () => {
   });
 
   test('an expired token is credential_expired (beyond the clock skew)', async () => {
-    await rejectsWith(identify(await valid({ iat: now() - 600, exp: now() - 31 })), 'credential_expired');
+    const expired = await rejectsWith(identify(await valid({ iat: now() - 600, exp: now() - 95 })), 'credential_expired');
+    // the operator sees by how much, to tell a stale token from a clock off (no quotes: log lines cut there)
+    assert.match(expired.detail!, /^token expired: exp \S+Z, 9[4-6] s before this gateway's clock; clockSkew 30 s \(issuer corp\)/);
     // inside the skew it still passes
     await identify(await valid({ iat: now() - 600, exp: now() - 5 }));
   });
@@ -82,15 +84,18 @@ describe('OIDC resource server', () => {
   });
 
   test('a not-yet-valid token (nbf in the future) is token_not_yet_valid', async () => {
-    await rejectsWith(identify(await valid({ nbf: now() + 120 })), 'token_not_yet_valid');
+    const error = await rejectsWith(identify(await valid({ nbf: now() + 120 })), 'token_not_yet_valid');
+    assert.match(error.detail!, /^nbf \S+Z, 1(19|20|21) s after this gateway's clock; clockSkew 30 s: check the clocks of the IdP and the gateway \(issuer corp\)/);
   });
 
   test('a token issued in the future (iat) is token_not_yet_valid', async () => {
-    await rejectsWith(identify(await valid({ iat: now() + 120, exp: now() + 600 })), 'token_not_yet_valid');
+    const error = await rejectsWith(identify(await valid({ iat: now() + 120, exp: now() + 600 })), 'token_not_yet_valid');
+    assert.match(error.detail!, /^iat \S+Z, 1(19|20|21) s after this gateway's clock; clockSkew 30 s: check the clocks/);
   });
 
   test('a wrong audience is token_audience_invalid', async () => {
-    await rejectsWith(identify(await valid({ aud: 'https://someone-else.test' })), 'token_audience_invalid');
+    const error = await rejectsWith(identify(await valid({ aud: ['https://someone-else.test', 'account'] })), 'token_audience_invalid');
+    assert.match(error.detail!, /^token aud \[https:\/\/someone-else\.test, account\] does not contain the configured audience \[https:\/\/gatehouse\.test\] \(issuer corp\)/);
   });
 
   test('a wrong issuer (a real IdP this gateway does not trust) is token_issuer_unknown', async () => {

@@ -61,6 +61,33 @@ export class OidcIssuer implements TokenVerifier {
     return attempt;
   }
 
+  /**
+   * The operator detail of a refusal an operator must act on (a clock, the audience
+   * configured): what the token said against what was expected. Read only after the
+   * signature verified (jose checks claims after it), so these are the IdP's values.
+   * No quotes: log lines cut a detail at its first quote.
+   */
+  #explained(error: GatehouseError, peeked: PeekedJwt): GatehouseError {
+    const config = this.#config;
+    const claims = peeked.payload;
+    const nowMs = this.#now();
+    const skew = `clockSkew ${this.#clockSkewSec} s`;
+    const at = (sec: number) => `${new Date(sec * 1000).toISOString()}, ${Math.round(Math.abs(nowMs / 1000 - sec))} s ${sec * 1000 < nowMs ? 'before' : 'after'} this gateway's clock`;
+    let detail: string | undefined;
+    if (error.code === 'credential_expired' && typeof claims.exp === 'number') detail = `token expired: exp ${at(claims.exp)}; ${skew}`;
+    if (error.code === 'token_not_yet_valid') {
+      const claim = typeof claims.nbf === 'number' && claims.nbf * 1000 > nowMs ? 'nbf' : 'iat';
+      const value = claims[claim];
+      if (typeof value === 'number') detail = `${claim} ${at(value)}; ${skew}: check the clocks of the IdP and the gateway`;
+    }
+    if (error.code === 'token_audience_invalid') {
+      const aud = (Array.isArray(claims.aud) ? claims.aud : [claims.aud]).map((a) => String(a).slice(0, 100)).slice(0, 10).join(', ');
+      detail = `token aud [${aud}] does not contain the configured audience [${([] as string[]).concat(config.audience).join(', ')}]`;
+    }
+    if (detail === undefined) return error;
+    return new GatehouseError(error.code, { detail: `${detail} (issuer ${config.name})`, cause: error.cause });
+  }
+
   async verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity> {
     const config = this.#config;
     const alg = peeked.header.alg;
@@ -79,11 +106,11 @@ export class OidcIssuer implements TokenVerifier {
         currentDate: new Date(this.#now()),
       }));
     } catch (error) {
-      throw mapJoseError(error, config.name);
+      throw this.#explained(mapJoseError(error, config.name), peeked);
     }
     const nowSec = this.#now() / 1000;
     if (typeof payload.iat === 'number' && payload.iat > nowSec + this.#clockSkewSec) {
-      throw new GatehouseError('token_not_yet_valid', { detail: `iat in the future (issuer ${config.name})` });
+      throw this.#explained(new GatehouseError('token_not_yet_valid', { detail: `iat in the future (issuer ${config.name})` }), peeked);
     }
     const sub = readClaimPath(payload, config.subjectClaim);
     if (typeof sub !== 'string' || sub === '') throw new GatehouseError('invalid_credential', { detail: `claim ${config.subjectClaim} missing (issuer ${config.name})` });
