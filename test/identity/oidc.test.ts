@@ -256,6 +256,22 @@ describe('identity config', () => {
     }
   });
 
+  test('two issuer entries with the same issuer URL are refused (tokens are routed by iss: one entry would be ignored)', () => {
+    const result = buildConfigSchema({ env: {}, baseDir: '/tmp' }).safeParse({
+      identity: {
+        oidc: {
+          issuers: [
+            { name: 'corp', issuer: 'https://idp.test/realms/corp', audience: 'gatehouse' },
+            { name: 'corp-svc', issuer: 'https://idp.test/realms/corp/', audience: 'gatehouse-svc', kind: 'service' },
+          ],
+        },
+      },
+    });
+    assert.equal(result.success, false);
+    assert.deepEqual(result.error!.issues[0]!.path, ['identity', 'oidc', 'issuers', 1, 'issuer']);
+    assert.match(result.error!.issues[0]!.message, /same issuer as issuers\[0\] \("corp"\).*audience: \[gatehouse, gatehouse-svc\]/);
+  });
+
   test('clock skew is bounded to 5 minutes', () => {
     const result = buildConfigSchema({ env: {}, baseDir: '/tmp' }).safeParse({ identity: { oidc: { clockSkew: '10m' } } });
     assert.equal(result.success, false);
