@@ -9,7 +9,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { EventInput } from '../audit/index.js';
 import { GatehouseError } from '../errors/index.js';
-import { keyRevokedEvent, liftEvent, revocationEvent, revocationKinds, revocationValue, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
+import { apiKeyReference, keyRevokedEvent, liftEvent, revocationEvent, revocationKinds, revocationValue, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
 
 import type { AdminRoute } from './admin-server.js';
 
@@ -58,7 +58,7 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
       if (kind === 'key') {
         // by name: every live key of the name (both keys during a rotation)
         const revoked = await apiKeys.revokeAll(value);
-        if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${value}".` });
+        if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${apiKeyReference(value)}".` });
         const records = [];
         for (const key of revoked) {
           const record = await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject });

@@ -44,6 +44,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           /** A fetched JWKS is refreshed after this long even if every kid is known. */
           cacheMaxAge: duration.default(600_000),
           timeout: duration.default(5_000),
+          /** While refetches fail (an IdP outage), the last keys fetched still verify for this long; 0: not at all. */
+          maxStale: duration.default(3_600_000),
         })
         .prefault({}),
     })
@@ -140,9 +142,23 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
       }
       if (value.saml && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['saml'], message: 'SAML sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
       if (value.login && !value.gatewayTokens.enabled) ctx.addIssue({ code: 'custom', path: ['login'], message: 'login sessions are Gatehouse tokens: gatewayTokens.enabled must be true' });
+      // Tokens are routed to an entry by their `iss`: a second entry for the same issuer
+      // would be ignored, and its tokens judged by the other's audience and kind. A
+      // trailing slash is compared too (a common slip; the token's iss has one or not).
+      const byIssuer = new Map<string, number>();
       value.oidc.issuers.forEach((i, index) => {
         if (seen.has(i.name)) ctx.addIssue({ code: 'custom', path: ['oidc', 'issuers', index, 'name'], message: `duplicate issuer name "${i.name}"` });
         seen.add(i.name);
+        const key = i.issuer.replace(/\/+$/, '');
+        const first = byIssuer.get(key);
+        if (first !== undefined) {
+          const other = value.oidc.issuers[first]!;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['oidc', 'issuers', index, 'issuer'],
+            message: `same issuer as issuers[${first}] ("${other.name}"): one entry per issuer; to accept several audiences list them in one entry (audience: [${[...([] as string[]).concat(other.audience), ...([] as string[]).concat(i.audience)].join(', ')}])`,
+          });
+        } else byIssuer.set(key, index);
       });
     });
 }

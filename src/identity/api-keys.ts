@@ -62,6 +62,14 @@ interface CacheEntry {
   readonly fetchedAt: number;
 }
 
+
+/**
+ * What names a key to revoke: its id or name, or the key pasted whole, which names its
+ * id (the secret is not needed to revoke, and must not be echoed or kept).
+ */
+export function apiKeyReference(value: string): string {
+  return parseApiKey(value.trim())?.id ?? value;
+}
 export class ApiKeyService {
   readonly #db: Kysely<Database>;
   readonly #cacheTtlMs: number;
@@ -166,7 +174,8 @@ export class ApiKeyService {
    * leave a working key of the name behind). Returns the keys revoked, none if none was
    * unrevoked.
    */
-  async revokeAll(idOrName: string): Promise<ApiKeyInfo[]> {
+  async revokeAll(reference: string): Promise<ApiKeyInfo[]> {
+    const idOrName = apiKeyReference(reference);
     const live = this.#db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
     const byId = await live.where('id', '=', idOrName).execute();
     const rows = byId.length > 0 ? byId : await live.where('name', '=', idOrName).orderBy('generation', 'desc').execute();
@@ -179,7 +188,8 @@ export class ApiKeyService {
   }
 
   /** Revokes by id (preferred) or by name; returns the revoked key, or undefined if none was live. */
-  async revoke(idOrName: string): Promise<ApiKeyInfo | undefined> {
+  async revoke(reference: string): Promise<ApiKeyInfo | undefined> {
+    const idOrName = apiKeyReference(reference);
     const live = this.#db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
     const row = (await live.where('id', '=', idOrName).executeTakeFirst()) ?? (await live.where('name', '=', idOrName).executeTakeFirst());
     if (!row) return undefined;

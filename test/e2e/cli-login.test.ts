@@ -105,6 +105,13 @@ describe('gatehouse login (device flow)', () => {
     noStack(result.stderr);
   });
 
+  test('an issuer URL that is no OpenID provider (the gateway\'s admin URL) says so', async () => {
+    const result = await runCli(['login', '--issuer', gateway.adminUrl, '--client-id', 'gatehouse-cli'], { ...process.env, XDG_CONFIG_HOME: home });
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /is not an OpenID provider: \/\.well-known\/openid-configuration answered 404; --issuer must be the IdP's issuer URL/);
+    noStack(result.stderr);
+  });
+
   test('a sign-in declined in the browser: exit 1 saying so, nothing stored', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'gatehouse-xdg-'));
     try {

@@ -159,6 +159,25 @@ describe('gatehouse CLI', () => {
     assert.match(again.stderr, /no live key with id or name "ci-bot"/);
   });
 
+  test('a key pasted whole (a leaked key) is revoked by its id, and its secret is never echoed', async () => {
+    const path = validConfig();
+    const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };
+    const token = (await runCli(['keys', 'create', '--config', path, '--name', 'leaky-bot', '--groups', 'ml'], env)).stdout.trim();
+    const id = token.slice(4, 20);
+    for (const command of [['revoke', 'key'], ['keys', 'revoke']]) {
+      const other = (await runCli(['keys', 'create', '--config', path, '--name', `${command[0]}-other`, '--groups', 'ml'], env)).stdout.trim();
+      const key = command[0] === 'revoke' ? token : other;
+      const revoked = await runCli([...command, key, '--config', path], env);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      assert.match(revoked.stdout, new RegExp(`revoked key ${key.slice(4, 20)} `));
+      const again = await runCli([...command, key, '--config', path], env);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, new RegExp(`no live key with id or name "${key.slice(4, 20)}"`));
+      assert.ok(!`${revoked.stdout}${revoked.stderr}${again.stderr}`.includes(key.slice(21)), 'the secret is not echoed');
+    }
+    assert.match((await runCli(['keys', 'list', '--config', path], env)).stdout, new RegExp(`${id}\\s+leaky-bot\\s.*revoked`));
+  });
+
   test('keys revoke NAME during and after a rotation revokes every key of the name, the working one included', async () => {
     const path = validConfig();
     const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };

@@ -60,7 +60,7 @@ describe('failed authentication is recorded without token material', () => {
         [null, '127.0.0.1', 'invalid_credential'],
       ]);
       assert.match(rows[0]!['error_detail']!, new RegExp(`wrong secret for key ${keyId}; claimed key id ${keyId}$`));
-      assert.match(rows[1]!['error_detail']!, new RegExp(`token expired \\(issuer corp\\); claimed iss="${idp.issuer}" sub="alice" jti="old-1" alg="RS256"$`));
+      assert.match(rows[1]!['error_detail']!, new RegExp(`token expired: exp \\S+Z, \\d+ s before this gateway's clock; clockSkew \\d+ s \\(issuer corp\\); claimed iss="${idp.issuer}" sub="alice" jti="old-1" alg="RS256"$`));
       assert.match(rows[2]!['error_detail']!, new RegExp(`claimed iss="${untrusted.issuer}" sub="mallory" alg="RS256"$`));
       assert.match(rows[3]!['error_detail']!, /claimed an unrecognised credential of 33 characters$/);
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createSecretKey } from 'node:crypto';
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { buildConfigSchema } from '../../src/config/schema.js';
 import { GatehouseError } from '../../src/errors/index.js';
 import type { Identity } from '../../src/exchange/index.js';
@@ -71,7 +71,9 @@ describe('OIDC resource server', () => {
   });
 
   test('an expired token is credential_expired (beyond the clock skew)', async () => {
-    await rejectsWith(identify(await valid({ iat: now() - 600, exp: now() - 31 })), 'credential_expired');
+    const expired = await rejectsWith(identify(await valid({ iat: now() - 600, exp: now() - 95 })), 'credential_expired');
+    // the operator sees by how much, to tell a stale token from a clock off (no quotes: log lines cut there)
+    assert.match(expired.detail!, /^token expired: exp \S+Z, 9[4-6] s before this gateway's clock; clockSkew 30 s \(issuer corp\)/);
     // inside the skew it still passes
     await identify(await valid({ iat: now() - 600, exp: now() - 5 }));
   });
@@ -82,15 +84,18 @@ describe('OIDC resource server', () => {
   });
 
   test('a not-yet-valid token (nbf in the future) is token_not_yet_valid', async () => {
-    await rejectsWith(identify(await valid({ nbf: now() + 120 })), 'token_not_yet_valid');
+    const error = await rejectsWith(identify(await valid({ nbf: now() + 120 })), 'token_not_yet_valid');
+    assert.match(error.detail!, /^nbf \S+Z, 1(19|20|21) s after this gateway's clock; clockSkew 30 s: check the clocks of the IdP and the gateway \(issuer corp\)/);
   });
 
   test('a token issued in the future (iat) is token_not_yet_valid', async () => {
-    await rejectsWith(identify(await valid({ iat: now() + 120, exp: now() + 600 })), 'token_not_yet_valid');
+    const error = await rejectsWith(identify(await valid({ iat: now() + 120, exp: now() + 600 })), 'token_not_yet_valid');
+    assert.match(error.detail!, /^iat \S+Z, 1(19|20|21) s after this gateway's clock; clockSkew 30 s: check the clocks/);
   });
 
   test('a wrong audience is token_audience_invalid', async () => {
-    await rejectsWith(identify(await valid({ aud: 'https://someone-else.test' })), 'token_audience_invalid');
+    const error = await rejectsWith(identify(await valid({ aud: ['https://someone-else.test', 'account'] })), 'token_audience_invalid');
+    assert.match(error.detail!, /^token aud \[https:\/\/someone-else\.test, account\] does not contain the configured audience \[https:\/\/gatehouse\.test\] \(issuer corp\)/);
   });
 
   test('a wrong issuer (a real IdP this gateway does not trust) is token_issuer_unknown', async () => {
@@ -179,6 +184,46 @@ describe('OIDC resource server', () => {
     offsetMs = 1_200;
     assert.equal((await flaky(token)).subject, 'oidc:flaky:after-outage');
   });
+
+  test('an IdP that goes down after its keys were fetched: a known kid still verifies, for at most maxStale; an unknown kid is 503', async () => {
+    let offsetMs = 0;
+    const config = identityConfig({ oidc: { issuers: [{ name: 'outage', issuer: idp.issuer, audience: 'https://gatehouse.test', jwks: { cacheMaxAge: 100, cooldown: '1s', maxStale: '10m' } }] } });
+    const issuer = new OidcIssuer(config.oidc.issuers[0]!, { clockSkewMs: 0, now: () => Date.now() + offsetMs });
+    const verify = identifyCaller([jwtAuthenticator([issuer], new VerifiedTokenCache({ maxEntries: 0, ttlMs: 0 }))]);
+    const token = (sub: string) => valid({ sub, exp: now() + 3600 });
+    assert.equal((await verify(await token('before'))).subject, 'oidc:outage:before');
+    await new Promise((r) => setTimeout(r, 150)); // the JWKS is older than cacheMaxAge: the next token refetches it
+    idp.setDown(true);
+    try {
+      assert.equal((await verify(await token('during'))).subject, 'oidc:outage:during');
+      assert.equal((await verify(await token('during-again'))).subject, 'oidc:outage:during-again');
+      const { privateKey } = await generateKeyPair('RS256');
+      await rejectsWith(verify(await idp.sign({ sub: 'stranger', aud: 'https://gatehouse.test' }, { key: privateKey, kid: 'never-published' })), 'identity_provider_unavailable');
+      // a tampered token is still a verdict, not an outage
+      const [h, p, sig] = (await token('tampered')).split('.') as [string, string, string];
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+      await rejectsWith(verify(`${h}.${Buffer.from(JSON.stringify({ ...claims, sub: 'root' })).toString('base64url')}.${sig}`), 'token_signature_invalid');
+      offsetMs = 11 * 60_000; // past maxStale: the last keys are no longer trusted
+      await rejectsWith(verify(await token('too-late')), 'identity_provider_unavailable');
+    } finally {
+      idp.setDown(false);
+    }
+    offsetMs = 11 * 60_000 + 2_000; // one cooldown later the IdP is asked again
+    assert.equal((await verify(await token('after'))).subject, 'oidc:outage:after');
+  });
+
+  test('with jwks.maxStale: 0 an IdP down at a refetch refuses every token (503)', async () => {
+    const config = identityConfig({ oidc: { issuers: [{ name: 'strict', issuer: idp.issuer, audience: 'https://gatehouse.test', jwks: { cacheMaxAge: 100, maxStale: 0 } }] } });
+    const verify = identifyCaller([jwtAuthenticator([new OidcIssuer(config.oidc.issuers[0]!, { clockSkewMs: 0 })], new VerifiedTokenCache({ maxEntries: 0, ttlMs: 0 }))]);
+    assert.equal((await verify(await valid({ sub: 'before' }))).subject, 'oidc:strict:before');
+    await new Promise((r) => setTimeout(r, 150));
+    idp.setDown(true);
+    try {
+      await rejectsWith(verify(await valid({ sub: 'during' })), 'identity_provider_unavailable');
+    } finally {
+      idp.setDown(false);
+    }
+  });
 });
 
 describe('groups from claims', () => {
@@ -209,6 +254,22 @@ describe('identity config', () => {
       assert.equal(result.success, false, alg);
       assert.deepEqual(result.error!.issues[0]!.path, ['identity', 'oidc', 'issuers', 0, 'allowedAlgorithms', 0]);
     }
+  });
+
+  test('two issuer entries with the same issuer URL are refused (tokens are routed by iss: one entry would be ignored)', () => {
+    const result = buildConfigSchema({ env: {}, baseDir: '/tmp' }).safeParse({
+      identity: {
+        oidc: {
+          issuers: [
+            { name: 'corp', issuer: 'https://idp.test/realms/corp', audience: 'gatehouse' },
+            { name: 'corp-svc', issuer: 'https://idp.test/realms/corp/', audience: 'gatehouse-svc', kind: 'service' },
+          ],
+        },
+      },
+    });
+    assert.equal(result.success, false);
+    assert.deepEqual(result.error!.issues[0]!.path, ['identity', 'oidc', 'issuers', 1, 'issuer']);
+    assert.match(result.error!.issues[0]!.message, /same issuer as issuers\[0\] \("corp"\).*audience: \[gatehouse, gatehouse-svc\]/);
   });
 
   test('clock skew is bounded to 5 minutes', () => {

@@ -27,6 +27,18 @@ describe('what a revocation names, from what an operator typed', () => {
     assert.throws(() => revocationValue('subject', withJti), /a subject is named by its subject, not by a token/);
     assert.throws(() => revocationValue('token', `ghk_${'a'.repeat(16)}_${'b'.repeat(43)}`), /this is an API key/);
   });
+  test('a token pasted with its "Bearer " prefix, cut short, or inside other text is never stored as a jti', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256' }).setJti('j-2').setExpirationTime('5m').sign(privateKey);
+    assert.equal(revocationValue('token', `Bearer ${token}`), 'jti:j-2');
+    assert.equal(revocationValue('token', `bearer  ${token}\n`), 'jti:j-2');
+    const [h, p] = token.split('.');
+    for (const mangled of [`${h}.${p}.`.slice(0, -5), `${h}.${p}`, `Authorization: Bearer ${token}`, `token=${token}`]) {
+      assert.throws(() => revocationValue('token', mangled), /looks like a token but cannot be read|no spaces/, mangled);
+    }
+    assert.throws(() => revocationValue('token', 'j 2'), /no spaces/);
+    assert.equal(revocationValue('token', ' j-3 '), 'jti:j-3');
+  });
   test('a subject or user must be a subject of a configured source', () => {
     for (const ok of ['key:ci-bot', 'oidc:corp:alice', 'oidc:corp:a:b', 'saml:idp:alice@example.com']) assert.equal(revocationValue('user', ok, sources), ok);
     for (const bad of ['alice', 'key:', 'oidc:corp', 'oidc::alice', 'saml:idp:', 'alice@example.com']) assert.throws(() => revocationValue('subject', bad, sources), /is not a subject/, bad);

@@ -1,6 +1,6 @@
 import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
-import { ApiKeyInputError, ApiKeyService, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
+import { ApiKeyInputError, ApiKeyService, apiKeyReference, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
@@ -61,7 +61,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         if (!target) throw new CliError('usage: gatehouse keys revoke ID|NAME');
         // by name: every key of the name (both keys during a rotation)
         const revoked = await keys.revokeAll(target);
-        if (revoked.length === 0) throw new CliError(`no live key with id or name "${target}"`, 1);
+        if (revoked.length === 0) throw new CliError(`no live key with id or name "${apiKeyReference(target)}"`, 1);
         for (const key of revoked) {
           // recorded as a revocation too, so gateways cut the key's in-flight exchanges
           await new RevocationService(store.db).revoke({ kind: 'key', value: key.id, revokedBy: cliActor() });

@@ -60,7 +60,12 @@ export async function loginCommand(options: LoginOptions): Promise<void> {
   try {
     config = await client.discovery(server, clientId, { token_endpoint_auth_method: 'none' }, client.None(), insecure ? { execute: [client.allowInsecureRequests] } : undefined);
   } catch (error) {
-    throw new CliError(`cannot reach ${issuer}: ${(error as Error).message}`, 1);
+    // A URL that answers but is no OpenID provider (a gateway URL, a path too many or too few).
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause instanceof Response) {
+      throw new CliError(`${issuer} is not an OpenID provider: ${new URL(cause.url || issuer).pathname} answered ${cause.status}; --issuer must be the IdP's issuer URL (its /.well-known/openid-configuration is read)`, 1);
+    }
+    throw new CliError(`cannot reach ${issuer}: ${(error as Error).message}${cause instanceof Error ? ` (${cause.message})` : ''}`, 1);
   }
   const params: Record<string, string> = { scope: options.scope ?? 'openid' };
   if (options.audience) {

@@ -2,7 +2,7 @@
 // `revoke list`: writes to the store the gateways poll, so every gateway process
 // sharing it refuses the credential within a second and cuts its in-flight exchanges.
 
-import { ApiKeyService, keyRevokedEvent, liftEvent, RevocationService, revocationEvent, revocationValue, type RevocationKind } from '../../identity/index.js';
+import { ApiKeyService, apiKeyReference, keyRevokedEvent, liftEvent, RevocationService, revocationEvent, revocationValue, type RevocationKind } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { printTable } from './keys.js';
@@ -34,6 +34,7 @@ export async function revokeCommand(action: string | undefined, args: readonly s
           if (error instanceof RangeError) throw new CliError(`cannot revoke ${action}: ${error.message}`);
           throw error;
         }
+        if (target.length > 512) throw new CliError(`cannot revoke ${action}: the value must be at most 512 characters`);
         const record = await revocations.revoke({ kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
         await audit.log.event(revocationEvent(by, record));
         print(options, record, `revoked ${action} ${target} (${record.id})`);
@@ -48,7 +49,7 @@ export async function revokeCommand(action: string | undefined, args: readonly s
           const record = await revocations.revoke({ kind: 'key', value: key.id, reason: options.reason, revokedBy: by });
           await audit.log.event(keyRevokedEvent(by, key, record.id));
         }
-        if (revoked.length === 0) throw new CliError(`no live key with id or name "${value}"`, 1);
+        if (revoked.length === 0) throw new CliError(`no live key with id or name "${apiKeyReference(value)}"`, 1);
         print(options, revoked, revoked.map((k) => `revoked key ${k.id} "${k.name}"`).join('\n'));
         return;
       }

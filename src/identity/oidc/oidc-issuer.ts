@@ -10,13 +10,14 @@
 //   bounded clock skew;
 // - the subject claim is a non-empty string.
 
-import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { GatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
 import type { OidcIssuerConfig } from '../../config/identity-schema.js';
 import type { PeekedJwt } from '../jwt-peek.js';
 import { discover } from './discovery.js';
 import { groupsFromClaims, readClaimPath } from './groups-from-claims.js';
+import { withLastGoodKeys } from './last-good-keys.js';
 import { mapJoseError } from './map-jose-error.js';
 
 export interface TokenVerifier {
@@ -24,14 +25,13 @@ export interface TokenVerifier {
   verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity>;
 }
 
-type RemoteJwks = ReturnType<typeof createRemoteJWKSet>;
 
 export class OidcIssuer implements TokenVerifier {
   readonly issuer: string;
   readonly #config: OidcIssuerConfig;
   readonly #clockSkewSec: number;
   readonly #now: () => number;
-  #jwks: Promise<RemoteJwks> | undefined;
+  #jwks: Promise<JWTVerifyGetKey> | undefined;
   #jwksFailedAt = 0;
 
   constructor(config: OidcIssuerConfig, options: { clockSkewMs: number; now?: () => number }) {
@@ -42,14 +42,15 @@ export class OidcIssuer implements TokenVerifier {
   }
 
   /** Discovery (once, retried no more than once per cooldown after a failure). */
-  #keySet(): Promise<RemoteJwks> {
+  #keySet(): Promise<JWTVerifyGetKey> {
     const { jwks } = this.#config;
     if (this.#jwks && this.#jwksFailedAt !== 0 && this.#now() - this.#jwksFailedAt >= jwks.cooldown) this.#jwks = undefined;
     if (this.#jwks) return this.#jwks;
     this.#jwksFailedAt = 0;
     const attempt = (async () => {
       const uri = this.#config.jwksUri ?? (await discover(this.issuer, jwks.timeout)).jwks_uri;
-      return createRemoteJWKSet(new URL(uri), { cooldownDuration: jwks.cooldown, cacheMaxAge: jwks.cacheMaxAge, timeoutDuration: jwks.timeout });
+      const remote = createRemoteJWKSet(new URL(uri), { cooldownDuration: jwks.cooldown, cacheMaxAge: jwks.cacheMaxAge, timeoutDuration: jwks.timeout });
+      return withLastGoodKeys(remote, { maxStaleMs: jwks.maxStale, cooldownMs: jwks.cooldown, now: this.#now });
     })();
     // The failure time is set once, by the attempt that failed: requests that find it
     // failed must not push it forward, or steady traffic would keep it failed forever.
@@ -58,6 +59,33 @@ export class OidcIssuer implements TokenVerifier {
     });
     this.#jwks = attempt;
     return attempt;
+  }
+
+  /**
+   * The operator detail of a refusal an operator must act on (a clock, the audience
+   * configured): what the token said against what was expected. Read only after the
+   * signature verified (jose checks claims after it), so these are the IdP's values.
+   * No quotes: log lines cut a detail at its first quote.
+   */
+  #explained(error: GatehouseError, peeked: PeekedJwt): GatehouseError {
+    const config = this.#config;
+    const claims = peeked.payload;
+    const nowMs = this.#now();
+    const skew = `clockSkew ${this.#clockSkewSec} s`;
+    const at = (sec: number) => `${new Date(sec * 1000).toISOString()}, ${Math.round(Math.abs(nowMs / 1000 - sec))} s ${sec * 1000 < nowMs ? 'before' : 'after'} this gateway's clock`;
+    let detail: string | undefined;
+    if (error.code === 'credential_expired' && typeof claims.exp === 'number') detail = `token expired: exp ${at(claims.exp)}; ${skew}`;
+    if (error.code === 'token_not_yet_valid') {
+      const claim = typeof claims.nbf === 'number' && claims.nbf * 1000 > nowMs ? 'nbf' : 'iat';
+      const value = claims[claim];
+      if (typeof value === 'number') detail = `${claim} ${at(value)}; ${skew}: check the clocks of the IdP and the gateway`;
+    }
+    if (error.code === 'token_audience_invalid') {
+      const aud = (Array.isArray(claims.aud) ? claims.aud : [claims.aud]).map((a) => String(a).slice(0, 100)).slice(0, 10).join(', ');
+      detail = `token aud [${aud}] does not contain the configured audience [${([] as string[]).concat(config.audience).join(', ')}]`;
+    }
+    if (detail === undefined) return error;
+    return new GatehouseError(error.code, { detail: `${detail} (issuer ${config.name})`, cause: error.cause });
   }
 
   async verify(token: string, peeked: PeekedJwt, tokenHash: string): Promise<Identity> {
@@ -78,11 +106,11 @@ export class OidcIssuer implements TokenVerifier {
         currentDate: new Date(this.#now()),
       }));
     } catch (error) {
-      throw mapJoseError(error, config.name);
+      throw this.#explained(mapJoseError(error, config.name), peeked);
     }
     const nowSec = this.#now() / 1000;
     if (typeof payload.iat === 'number' && payload.iat > nowSec + this.#clockSkewSec) {
-      throw new GatehouseError('token_not_yet_valid', { detail: `iat in the future (issuer ${config.name})` });
+      throw this.#explained(new GatehouseError('token_not_yet_valid', { detail: `iat in the future (issuer ${config.name})` }), peeked);
     }
     const sub = readClaimPath(payload, config.subjectClaim);
     if (typeof sub !== 'string' || sub === '') throw new GatehouseError('invalid_credential', { detail: `claim ${config.subjectClaim} missing (issuer ${config.name})` });

@@ -58,7 +58,8 @@ export interface SubjectSources {
  * be stored and revoke nobody.
  */
 export function revocationValue(kind: RevocationKind, value: string, sources?: SubjectSources): string {
-  const trimmed = value.trim();
+  // An Authorization header's value pasted whole (`Bearer eyJ…`) names its token.
+  const trimmed = value.trim().replace(/^bearer\s+/i, '');
   if (parseApiKey(trimmed)) throw new RangeError('this is an API key, not a token id: revoke it with "revoke key" and its id or name (the key itself is never stored)');
   const jwt = peekJwt(trimmed);
   if (kind === 'token' && jwt) {
@@ -66,7 +67,15 @@ export function revocationValue(kind: RevocationKind, value: string, sources?: S
     return `jti:${jwt.payload.jti}`;
   }
   if (jwt) throw new RangeError(`a ${kind} is named by its subject, not by a token: key:<name>, oidc:<issuer name>:<sub> or saml:<name>:<NameID>`);
-  if (kind === 'token') return value.includes(':') ? value : `jti:${value}`;
+  // What is stored must never be a token: one that cannot be read (cut short or joined
+  // with other text when copied) would be kept, listed, and revoke nothing.
+  if (/^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\./.test(trimmed) || /\.eyJ[A-Za-z0-9_-]{10,}/.test(trimmed)) {
+    throw new RangeError('this looks like a token but cannot be read as one (cut short when copied?): paste the whole token, or give its jti');
+  }
+  if (kind === 'token') {
+    if (/\s/.test(trimmed)) throw new RangeError('a token id (jti) has no spaces: give the jti, or the whole token');
+    return trimmed.includes(':') ? trimmed : `jti:${trimmed}`;
+  }
   if (kind === 'subject' || kind === 'user') {
     const [source, name, ...rest] = value.split(':');
     const id = rest.join(':');
