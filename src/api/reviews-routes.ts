@@ -79,6 +79,11 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
         sendJson(res, 200, await service.cancel(id, identity));
         return true;
       }
+      // A misspelt field would be dropped silently: `{"grant": "30m"}` would approve one
+      // request where the reviewer meant a grant.
+      const fields = rest[1] === 'approve' ? ['comment', 'grantFor'] : ['reason', 'comment'];
+      const unknown = Object.keys(body).find((k) => !fields.includes(k));
+      if (unknown !== undefined) throw new GatehouseError('invalid_vote', { message: `Unknown field "${unknown.slice(0, 100)}": ${rest[1] === 'approve' ? 'an approval' : 'a denial'} takes ${fields.map((f) => `"${f}"`).join(' and ')}.` });
       const comment = body['comment'] ?? body['reason'];
       if (comment !== undefined && typeof comment !== 'string') throw new GatehouseError('invalid_vote', { message: '"comment" (or "reason") must be a string.' });
       let grantMs: number | undefined;
