@@ -6,7 +6,7 @@
 //   POST /api/reviews/:id/deny     {reason?}                        vote to deny
 //   POST /api/reviews/:id/cancel                                    requester or admin withdraws
 // Any valid API key authenticates; reading needs a reviewer group (or an admin
-// group); voting is checked per review by ApprovalService (reviewer groups, no
+// group), except the requester reading its own review; voting is checked per review by ApprovalService (reviewer groups, no
 // self-approval, one vote each).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -66,8 +66,12 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
     const id = rest[0]!;
     if (rest.length === 1) {
       expect('GET');
-      mustRead();
+      // The requester may read its own review: the review_url of its 403 points here,
+      // and a denial's reason is here. Anyone else needs a reviewer or admin group (and
+      // learns nothing of whether the id exists).
+      const reader = service.mayRead(identity);
       const review = await service.get(id);
+      if (!reader && review?.subject !== identity.subject) mustRead();
       if (!review) throw new GatehouseError('review_not_found', { message: `No review with id "${id}".` });
       sendJson(res, 200, review);
       return true;

@@ -1,6 +1,8 @@
 // A vote's body through the admin API: a misspelt field is refused (400 invalid_vote
 // naming it) rather than dropped, since `{"grant": "30m"}` (the CLI flag's name) used
 // to approve one request where the reviewer meant a 30-minute grant, and say nothing.
+// And the requester may open the review_url its 403 gives it (its own review, with a
+// denial's reason); it used to be refused as not a reviewer.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -53,4 +55,28 @@ test('a vote with a misspelt field is refused, naming it; the review stays pendi
   assert.equal(granted.body.state, 'approved');
   assert.equal(granted.body.grant.durationMs, 30 * 60_000);
   assert.equal(granted.body.votes.length, 1);
+});
+
+test("the requester reads its own review at the review_url of its 403, a denial's reason included; another caller may not", { timeout: 30_000 }, async () => {
+  const { token } = await sdk.gateway.apiKeys.create({ name: 'asker', kind: 'human', groups: ['ml'], expiresAt: null });
+  const { token: otherToken } = await sdk.gateway.apiKeys.create({ name: 'bystander', kind: 'human', groups: ['ml'], expiresAt: null });
+  const client = new OpenAI({ baseURL: sdk.baseURL, apiKey: token, maxRetries: 0 });
+  const refused = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'production database salaries' }] }).catch((e: unknown) => e);
+  assert.ok(refused instanceof OpenAI.PermissionDeniedError);
+  const { review_id: id, review_url: url } = refused.error as { review_id: string; review_url: string };
+  assert.equal((await vote(id, 'deny', { reason: 'salaries need HR sign-off' })).status, 200);
+
+  const own = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(own.status, 200);
+  const review = (await own.json()) as { state: string; votes: Array<{ comment: string }> };
+  assert.equal(review.state, 'denied');
+  assert.equal(review.votes[0]?.comment, 'salaries need HR sign-off');
+
+  for (const path of [url, `${sdk.gateway.adminUrl}/api/reviews/rv_nonexistent`]) {
+    const other = await fetch(path, { headers: { authorization: `Bearer ${otherToken}` } });
+    assert.equal(other.status, 403);
+    assert.equal(((await other.json()) as { error: { code: string } }).error.code, 'access_denied');
+  }
+  // Reading the list still needs a reviewer group.
+  assert.equal((await fetch(`${sdk.gateway.adminUrl}/api/reviews`, { headers: { authorization: `Bearer ${token}` } })).status, 403);
 });
