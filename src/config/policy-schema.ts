@@ -57,12 +57,31 @@ const timeWindow = z.strictObject({
   timezone: timeZone.optional(),
 });
 
+/**
+ * What an exchange's operation can be: the OpenAI operations, `http.<METHOD> <path>`
+ * and `sql.<class>`. A literal entry that is none of them (`embedding`,
+ * `chat.completion`, `http.get /models`) is a typo that would make the rule never
+ * match, so a deny would silently not deny: refused. A pattern with `*` may match nothing.
+ */
+const operationName = /^(?:chat\.completions|completions|embeddings|responses|http\.[A-Z]+ \/.*|sql\.[a-z_]+)$/;
+const operationPatterns = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .refine((entry) => entry.includes('*') || operationName.test(entry), {
+        error: (issue) =>
+          `no operation is named ${JSON.stringify(issue.input)}: operations are chat.completions, completions, embeddings, responses, http.<METHOD> <path> (e.g. "http.GET /models") and sql.<class> (e.g. "sql.delete"); use * for a pattern`,
+      }),
+  )
+  .min(1);
+
 export const matchSchema = z.strictObject({
   subjects: patterns.optional(),
   groups: patterns.optional(),
   kinds: z.array(z.enum(['human', 'service', 'agent'])).min(1).optional(),
   connections: patterns.optional(),
-  operations: patterns.optional(),
+  operations: operationPatterns.optional(),
   models: patterns.optional(),
   methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')).min(1).optional(),
   paths: patterns.optional(),
