@@ -42,7 +42,7 @@ const reviewPaths = {
     post: {
       summary: 'Vote to approve (as the caller); `grantFor` approves a time-boxed grant instead of one request',
       parameters: [idParam],
-      requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { comment: { type: 'string', maxLength: 2000 }, grantFor: { type: ['string', 'integer'], examples: ['30m', 1800000] } } } } } },
+      requestBody: { content: { 'application/json': { schema: { type: 'object', additionalProperties: false, properties: { comment: { type: 'string', maxLength: 2000 }, grantFor: { type: ['string', 'integer'], examples: ['30m', 1800000] } } } } } },
       responses: { '200': { description: 'The review after the vote', ...reviewJson }, '400': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' }, '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' } },
     },
   },
@@ -50,7 +50,7 @@ const reviewPaths = {
     post: {
       summary: 'Vote to deny (one deny denies)',
       parameters: [idParam],
-      requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { reason: { type: 'string', maxLength: 2000 } } } } } },
+      requestBody: { content: { 'application/json': { schema: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 2000 }, comment: { type: 'string', maxLength: 2000 } } } } } },
       responses: { '200': { description: 'The review after the vote', ...reviewJson }, '400': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' }, '404': { $ref: '#/components/responses/Error' }, '409': { $ref: '#/components/responses/Error' } },
     },
   },

@@ -6,7 +6,7 @@
 //   POST /api/reviews/:id/deny     {reason?}                        vote to deny
 //   POST /api/reviews/:id/cancel                                    requester or admin withdraws
 // Any valid API key authenticates; reading needs a reviewer group (or an admin
-// group); voting is checked per review by ApprovalService (reviewer groups, no
+// group), except the requester reading its own review; voting is checked per review by ApprovalService (reviewer groups, no
 // self-approval, one vote each).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -66,8 +66,12 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
     const id = rest[0]!;
     if (rest.length === 1) {
       expect('GET');
-      mustRead();
+      // The requester may read its own review: the review_url of its 403 points here,
+      // and a denial's reason is here. Anyone else needs a reviewer or admin group (and
+      // learns nothing of whether the id exists).
+      const reader = service.mayRead(identity);
       const review = await service.get(id);
+      if (!reader && review?.subject !== identity.subject) mustRead();
       if (!review) throw new GatehouseError('review_not_found', { message: `No review with id "${id}".` });
       sendJson(res, 200, review);
       return true;
@@ -79,6 +83,11 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
         sendJson(res, 200, await service.cancel(id, identity));
         return true;
       }
+      // A misspelt field would be dropped silently: `{"grant": "30m"}` would approve one
+      // request where the reviewer meant a grant.
+      const fields = rest[1] === 'approve' ? ['comment', 'grantFor'] : ['reason', 'comment'];
+      const unknown = Object.keys(body).find((k) => !fields.includes(k));
+      if (unknown !== undefined) throw new GatehouseError('invalid_vote', { message: `Unknown field "${unknown.slice(0, 100)}": ${rest[1] === 'approve' ? 'an approval' : 'a denial'} takes ${fields.map((f) => `"${f}"`).join(' and ')}.` });
       const comment = body['comment'] ?? body['reason'];
       if (comment !== undefined && typeof comment !== 'string') throw new GatehouseError('invalid_vote', { message: '"comment" (or "reason") must be a string.' });
       let grantMs: number | undefined;

@@ -54,6 +54,26 @@ export interface ApprovalStage {
 }
 
 export function createApprovalStage(service: ApprovalService, options: { readonly pollInterval: number }): ApprovalStage {
+  const stage = holdStage(service, options);
+  return {
+    async hold(exchange, decision, request) {
+      const held = await stage.hold(exchange, decision, request);
+      return held.error ? { ...held, error: withRule(held.error, decision) } : held;
+    },
+  };
+}
+
+/**
+ * An approval refusal names the rule that asked for the approval, as a deny names its
+ * rule: the caller sees which rule holds the request (`rule` in the envelope).
+ */
+function withRule(error: GatehouseError, decision: Decision): GatehouseError {
+  const rule = decision.rules[0];
+  if (error.rule !== undefined || rule === undefined || !error.code.startsWith('approval_')) return error;
+  return new GatehouseError(error.code, { message: error.message, detail: error.detail, rule, fields: error.fields, cause: error.cause });
+}
+
+function holdStage(service: ApprovalService, options: { readonly pollInterval: number }): ApprovalStage {
   return {
     async hold(exchange, decision, request) {
       const subject = exchange.identity?.subject;

@@ -57,15 +57,58 @@ const timeWindow = z.strictObject({
   timezone: timeZone.optional(),
 });
 
+/**
+ * What an exchange's operation can be: the OpenAI operations, `http.<METHOD> <path>`
+ * and `sql.<class>`. A literal entry that is none of them (`embedding`,
+ * `chat.completion`, `http.get /models`) is a typo that would make the rule never
+ * match, so a deny would silently not deny: refused. A pattern with `*` may match nothing.
+ */
+const operationName = /^(?:chat\.completions|completions|embeddings|responses|http\.[A-Z]+ \/.*|sql\.[a-z_]+)$/;
+const operationPatterns = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .refine((entry) => entry.includes('*') || operationName.test(entry), {
+        error: (issue) =>
+          `no operation is named ${JSON.stringify(issue.input)}: operations are chat.completions, completions, embeddings, responses, http.<METHOD> <path> (e.g. "http.GET /models") and sql.<class> (e.g. "sql.delete"); use * for a pattern`,
+      })
+      .refine((entry) => !entry.startsWith('http.') || pathNeverMatches(entry.slice(entry.indexOf(' ') + 1)) === undefined, {
+        error: (issue) => `${JSON.stringify(issue.input)} can never match: ${pathNeverMatches(String(issue.input).slice(String(issue.input).indexOf(' ') + 1))}`,
+      }),
+  )
+  .min(1);
+
+/**
+ * Why a `paths` pattern can never match the path policy sees (the path after
+ * /c/<connection>: starting with "/", runs of "/" merged, no trailing "/"), or
+ * undefined. `models/*` or `/admin/` would make a deny rule silently not deny.
+ */
+function pathNeverMatches(pattern: string): string | undefined {
+  if (!pattern.startsWith('/') && !pattern.startsWith('*')) return 'policy paths start with "/" (the path after /c/<connection>)';
+  if (pattern.includes('//')) return 'policy paths have runs of "/" merged into one';
+  if (pattern.length > 1 && pattern.endsWith('/')) return 'policy paths have no trailing "/" (write "/admin", or "/admin/*" for what is under it)';
+  return undefined;
+}
+
+const pathPatterns = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .refine((entry) => pathNeverMatches(entry) === undefined, { error: (issue) => `path ${JSON.stringify(issue.input)} can never match: ${pathNeverMatches(String(issue.input))}` }),
+  )
+  .min(1);
+
 export const matchSchema = z.strictObject({
   subjects: patterns.optional(),
   groups: patterns.optional(),
   kinds: z.array(z.enum(['human', 'service', 'agent'])).min(1).optional(),
   connections: patterns.optional(),
-  operations: patterns.optional(),
+  operations: operationPatterns.optional(),
   models: patterns.optional(),
   methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case HTTP method')).min(1).optional(),
-  paths: patterns.optional(),
+  paths: pathPatterns.optional(),
   time: timeWindow.optional(),
 });
 

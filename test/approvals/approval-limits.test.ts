@@ -98,6 +98,7 @@ test('a 429 after the approval leaves the approval unused; the retry with Gateho
   await assert.rejects(alice.chat.completions.create({ model: 'm', messages }, { headers: { 'Gatehouse-Review': id } }), (error: unknown) => {
     assert.ok(error instanceof OpenAI.PermissionDeniedError);
     assert.equal((error.error as { code?: string }).code, 'approval_invalid');
+    assert.equal((error.error as { rule?: string }).rule, 'prod-prompts', 'the envelope names the rule that asked for approval');
     return true;
   });
 });

@@ -272,6 +272,7 @@ approvals:
       type: 'permission_error',
       code: 'approval_invalid',
       param: null,
+      rule: 'quick-hold',
       review_id: id,
       review_url: `${a.adminUrl}/api/reviews/${id}`,
     });

@@ -68,7 +68,7 @@ const admin = async (key: string, path: string, init: RequestInit = {}) => {
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 };
 
-const ask = async (content: string) => {
+const ask = async (content: string, rule: string) => {
   const client = new OpenAI({ baseURL: `${gateway.dataPlaneUrl}/c/demo`, apiKey: keys.alice!, maxRetries: 0 });
   const started = Date.now();
   const error = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content }] }).then(
@@ -76,8 +76,9 @@ const ask = async (content: string) => {
     (e: unknown) => e,
   );
   assert.ok(error instanceof OpenAI.PermissionDeniedError, `held, then refused: ${String(error)}`);
-  const body = error.error as { code?: string; review_id?: string };
+  const body = error.error as { code?: string; review_id?: string; rule?: string };
   assert.equal(body.code, 'approval_required');
+  assert.equal(body.rule, rule, 'the envelope names the rule that asked for approval');
   return { id: body.review_id!, heldMs: Date.now() - started };
 };
 
@@ -98,7 +99,7 @@ test('a rule added by a reload gets its approvals.rules options; changed reviewe
   assert.equal(reloaded.body.changed, true);
 
   // The new rule: its own reviewers and its own hold (1 s, not the default 20 s).
-  const finance = await ask('show me the quarterly numbers');
+  const finance = await ask('show me the quarterly numbers', 'finance-prompts');
   assert.ok(finance.heldMs < 10_000, `held ${finance.heldMs} ms: the rule's holdFor (1s) applies`);
   const review = (await admin(keys.dba!, `/api/reviews/${finance.id}`)).body;
   assert.deepEqual(review.reviewerGroups, ['dba']);
@@ -107,7 +108,7 @@ test('a rule added by a reload gets its approvals.rules options; changed reviewe
   assert.equal((await admin(keys.dba!, `/api/reviews/${finance.id}/approve`, { method: 'POST', body: '{}' })).status, 200);
 
   // The changed rule: dba no longer reviews prod-prompts, dba-leads does.
-  const prod = await ask('read the production database');
+  const prod = await ask('read the production database', 'prod-prompts');
   const prodReview = (await admin(keys.lead!, `/api/reviews/${prod.id}`)).body;
   assert.deepEqual(prodReview.reviewerGroups, ['dba-leads']);
   assert.equal((await admin(keys.dba!, `/api/reviews/${prod.id}/approve`, { method: 'POST', body: '{}' })).status, 403);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { requestDigest } from '../../src/approvals/index.js';
+import { createHash } from 'node:crypto';
+import { canonicalJson, requestDigest } from '../../src/approvals/index.js';
 import { GatehouseError } from '../../src/errors/index.js';
 import { enforceDecision } from '../../src/policy/index.js';
 
@@ -15,6 +16,33 @@ describe('request digest (what an approval is bound to)', () => {
   test('a different body has a different digest; array order matters', () => {
     assert.notEqual(requestDigest(Buffer.from('{"input":["a","b"]}')), requestDigest(Buffer.from('{"input":["b","a"]}')));
     assert.notEqual(requestDigest(Buffer.from('{"x":1}')), requestDigest(Buffer.from('{"x":2}')));
+  });
+
+  test('numbers keep their spelling: two integers past 2^53 that round to one double are two requests', () => {
+    const digest = (text: string) => requestDigest(Buffer.from(text));
+    assert.notEqual(digest('{"to":12345678901234567891}'), digest('{"to":12345678901234567890}'));
+    assert.notEqual(digest('{"x":[9007199254740993]}'), digest('{"x":[9007199254740992]}'));
+    assert.notEqual(digest('{"t":1.0}'), digest('{"t":1}'));
+    assert.equal(digest('{ "to" : 12345678901234567891 }'), digest('{"to":12345678901234567891}'));
+  });
+
+  test('the canonical form is the one JSON.stringify writes for ordinary bodies (digests from before stay valid)', () => {
+    const body = String.raw`{ "model":"m", "n": 2, "temperature": 0.5, "stop": null, "stream": false, "messages":[{"role":"user","content":"h\u00e9 \"q\" \ud83d\ude00 \/"}] }`;
+    const expected = createHash('sha256').update(canonicalJson(JSON.parse(body))).digest('hex');
+    assert.equal(requestDigest(Buffer.from(body)), `sha256:${expected}`);
+    assert.equal(requestDigest(Buffer.from(String.raw`{"a":"\u0041"}`)), requestDigest(Buffer.from('{"a":"A"}')));
+  });
+
+  test('a body the canonical form would make ambiguous is hashed as bytes: a key given twice, bytes that are not UTF-8, deep nesting', () => {
+    const bytes = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    const twice = Buffer.from('{"to":"alice","to":"mallory"}');
+    assert.equal(requestDigest(twice), bytes(twice));
+    assert.notEqual(requestDigest(twice), requestDigest(Buffer.from('{"to":"mallory"}')));
+    const a = Buffer.concat([Buffer.from('{"x":"'), Buffer.from([0xff]), Buffer.from('"}')]);
+    const b = Buffer.concat([Buffer.from('{"x":"'), Buffer.from([0xfe]), Buffer.from('"}')]);
+    assert.notEqual(requestDigest(a), requestDigest(b));
+    const deep = Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+    assert.equal(requestDigest(deep), bytes(deep));
   });
 
   test('a non-JSON body is hashed as bytes; an empty body as ""', () => {

@@ -44,8 +44,9 @@ log: { level: silent }
 store: { sqlite: { path: ${join(dir, 'gatehouse.db')} } }
 connections:
   - { name: demo, type: openai, target: "${upstream.url}", credential: { secret: "\${UPSTREAM_KEY}" }, access: { groups: [ml] } }
+# 60s: each step spawns a CLI process, which took over 5 s at load 15-20 (the 20 s hold ran out before the approval)
 approvals:
-  defaults: { reviewers: [reviewers], holdFor: 20s }
+  defaults: { reviewers: [reviewers], holdFor: 60s }
   pollInterval: 200ms
 `;
     configPath = join(dir, 'gatehouse.yaml');

@@ -36,6 +36,12 @@ describe('policy config section', () => {
     ['a limit with nothing to limit', 'policy:\n  limits:\n    rules: [{ name: l }]\n', 'policy.limits.rules[0]: a limit needs at least one of requests, tokens, embeddingInputs, bytes, concurrent, maxRequestBytes, maxResponseBytes'],
     ['a keyword with no letter or digit (it would match every text)', 'policy:\n  rules:\n    - { name: r, effect: allow, when: [{ keywords: [drop table, "---"] }] }\n', 'policy.rules[0].when[0].keywords[1]: keyword "---" has no letter or digit (keywords match on letters and digits only; use regex for punctuation)'],
     ['an empty time window (it would never hold)', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { time: { hours: "09:00-09:00" } } }\n', 'policy.rules[0].match.time.hours: is an empty window (it starts where it ends); for all day use "00:00-24:00"'],
+    ['a misspelt operation (the rule would never match, so a deny would not deny)', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { operations: [embedding] } }\n', 'policy.rules[0].match.operations[0]: no operation is named "embedding": operations are chat.completions, completions, embeddings, responses, http.<METHOD> <path> (e.g. "http.GET /models") and sql.<class> (e.g. "sql.delete"); use * for a pattern'],
+    ['an http operation with a lower-case method', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { operations: [chat.completions, "http.get /models"] } }\n', 'policy.rules[0].match.operations[1]: no operation is named "http.get /models": operations are chat.completions, completions, embeddings, responses, http.<METHOD> <path> (e.g. "http.GET /models") and sql.<class> (e.g. "sql.delete"); use * for a pattern'],
+    ['a misspelt operation in a limit', 'policy:\n  limits:\n    rules: [{ name: l, requests: 5, match: { operations: [chat.completion] } }]\n', 'policy.limits.rules[0].match.operations[0]: no operation is named "chat.completion": operations are chat.completions, completions, embeddings, responses, http.<METHOD> <path> (e.g. "http.GET /models") and sql.<class> (e.g. "sql.delete"); use * for a pattern'],
+    ['a path without its leading / (paths are matched from /)', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { paths: ["/models/*", "models/*"] } }\n', 'policy.rules[0].match.paths[1]: path "models/*" can never match: policy paths start with "/" (the path after /c/<connection>)'],
+    ['a path with a trailing /', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { paths: ["/admin/"] } }\n', 'policy.rules[0].match.paths[0]: path "/admin/" can never match: policy paths have no trailing "/" (write "/admin", or "/admin/*" for what is under it)'],
+    ['an http operation whose path has a trailing /', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { operations: ["http.DELETE /admin/"] } }\n', 'policy.rules[0].match.operations[0]: "http.DELETE /admin/" can never match: policy paths have no trailing "/" (write "/admin", or "/admin/*" for what is under it)'],
     ['a window ending after 24:00', 'policy:\n  rules:\n    - { name: r, effect: deny, match: { time: { hours: "22:00-24:30" } } }\n', 'policy.rules[0].match.time.hours: must end at 24:00 at the latest'],
     ['two limits of one name (they would share counters)', 'policy:\n  limits:\n    rules: [{ name: l, requests: 5 }, { name: l, requests: 10, per: group }]\n', 'policy.limits.rules[1].name: duplicate limit name "l" (also limits.rules[0]; limits count by name, so they would share counters)'],
     ['a window under a second', 'policy:\n  limits:\n    rules: [{ name: l, requests: 1, window: 10ms }]\n', 'policy.limits.rules[0].window: "10ms" is not a duration of at least 1s (use e.g. 30s, 1m, 1h)'],
@@ -47,6 +53,12 @@ describe('policy config section', () => {
   test('entity types in conditions are taken in any case, as the detectors name them (upper-case)', () => {
     const config = parseConfig('policy:\n  rules:\n    - { name: r, effect: deny, when: [{ entities: [email, Us_Ssn, CREDIT_CARD] }] }\n', 'gatehouse.yaml');
     assert.deepEqual(config.policy.rules[0]!.when[0]!.entities, ['EMAIL', 'US_SSN', 'CREDIT_CARD']);
+  });
+
+  test('operations: the named ones, http.<METHOD> <path>, sql.<class> and any pattern with * are taken', () => {
+    const operations = ['chat.completions', 'completions', 'embeddings', 'responses', 'http.GET /models', 'http.POST /', 'sql.delete', 'sql.*', 'chat.*', 'http.GET *', '*'];
+    const config = parseConfig(`policy:\n  rules:\n    - { name: r, effect: deny, match: { operations: ${JSON.stringify(operations)} } }\n`, 'gatehouse.yaml');
+    assert.deepEqual(config.policy.rules[0]?.match?.operations, operations);
   });
 
   test('redis limits with a secret ref', () => {
