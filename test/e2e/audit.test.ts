@@ -738,3 +738,41 @@ describe('audit verify while another process appends, with the CLI', () => {
     }
   });
 });
+
+describe('GET /api/audit/verify on a gateway serving traffic', () => {
+  test("a long verification does not hold the gateway's event loop: a request sent during it is answered before it ends", { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-verify-loop-'));
+    let gateway: GatewayProcess | undefined;
+    try {
+      gateway = await startGatewayProcess(demoConnectionYaml('http://127.0.0.1:9/v1'), { env, dir });
+      const adminKey = await gateway.createKey('verifier', ['admins']);
+      // 60,000 events: about 2 s of hashing, which ran in one turn of the gateway's loop.
+      const config = loadConfig(gateway.configPath, env, { secrets: 'store-only' });
+      const store = await openStore(config.store);
+      const trail = openAuditTrail(store.db, config.audit, { createKey: false, withSinks: false });
+      try {
+        for (let i = 0; i < 60_000; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => trail.log.event({ kind: 'test.filled', actor: 'cli:test', target: null, details: { i: i + j } })));
+      } finally {
+        await trail.close();
+        await store.close();
+      }
+      const order: string[] = [];
+      const verify = fetch(`${gateway.adminUrl}/api/audit/verify`, { headers: { authorization: `Bearer ${adminKey}` } }).then(async (r) => {
+        const report = (await r.json()) as { ok: boolean; events: number };
+        order.push('verify');
+        return report;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const health = await fetch(`${gateway.adminUrl}/healthz`);
+      assert.equal(health.status, 200);
+      order.push('healthz');
+      const report = await verify;
+      assert.equal(report.ok, true);
+      assert.ok(report.events > 60_000);
+      assert.deepEqual(order, ['healthz', 'verify']);
+    } finally {
+      await gateway?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
