@@ -189,6 +189,12 @@ describe('audit, end to end on SQLite', () => {
     assert.equal((await query('since=20260101T000000Z')).status, 200);
     // A day the month does not have is refused, not read as March 2.
     assert.equal((await query('until=2026-02-30T00:00:00Z')).status, 400);
+    // Swapped bounds are a mistake to say, not an empty answer ("nothing happened").
+    const swapped = await query('since=2026-11-24T00:00:00Z&until=2026-11-01T00:00:00Z');
+    assert.equal(swapped.status, 400);
+    assert.deepEqual(await swapped.json(), { error: { code: 'invalid_query', message: 'Query parameter "since" (2026-11-24T00:00:00Z) is after "until" (2026-11-01T00:00:00Z): no time is in that range.' } });
+    const swappedCli = await cli(dir, ['sessions', 'list', '--since', '2026-11-24T00:00:00Z', '--until', '2026-11-01T00:00:00Z']);
+    assert.deepEqual([swappedCli.code, swappedCli.stderr], [2, 'gatehouse: --since 2026-11-24T00:00:00Z is after --until 2026-11-01T00:00:00Z: no time is in that range\n']);
     // A filter given twice was read as its first value, silently: `text=a&text=b` looked like an AND.
     const twice = await query('text=zebras&text=lions');
     assert.equal(twice.status, 400);
