@@ -163,12 +163,12 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
         lastSeq = seq;
         count++;
       }
-      await yieldToEventLoop();
       if (opened.length > 0) {
         const present = new Set((await db.selectFrom('exchanges').select('id').where('id', 'in', [...new Set(opened.map((o) => o.id))]).execute()).map((r) => r.id));
         const reported = new Set<string>();
         for (const o of opened) if (!present.has(o.id) && !reported.has(o.id) && reported.add(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
       }
+      await yieldToEventLoop();
     }
   }
 
@@ -193,7 +193,6 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   for (;;) {
     const rows = await db.selectFrom('exchanges').select(['seq', ...recordedColumns]).where('seq', '>', after).orderBy('seq').limit(500).execute();
     if (rows.length === 0) break;
-    await yieldToEventLoop();
     after = Number(rows[rows.length - 1]!.seq);
     const events = await db
       .selectFrom('audit_events')
@@ -220,6 +219,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
       else if (event.state !== digest && !inFlight.get(row.id)?.includes(digest)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
     }
+    await yieldToEventLoop();
   }
   return done(startSeq + (count > 0 ? 1 : 0), lastSeq, count, problems, exchanges);
 
