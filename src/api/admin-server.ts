@@ -75,6 +75,10 @@ export function createAdminHandler(options: AdminServerOptions) {
     const q = url.searchParams;
     onlyParams(q, sessionsParams);
     const cursor = q.get('cursor');
+    const since = timeParam(q, 'since');
+    const until = timeParam(q, 'until');
+    // Swapped bounds match nothing, and the empty answer read as "nothing happened".
+    if (since !== undefined && until !== undefined && since > until) throw new GatehouseError('invalid_query', { message: `Query parameter "since" (${q.get('since')}) is after "until" (${q.get('until')}): no time is in that range.` });
     const page = await listExchanges(db, {
       connection: q.get('connection') ?? undefined,
       subject: q.get('subject') ?? undefined,
@@ -84,8 +88,8 @@ export function createAdminHandler(options: AdminServerOptions) {
       rule: q.get('rule') ?? undefined,
       review: q.get('review') ?? undefined,
       text: q.get('text') ?? undefined,
-      since: timeParam(q, 'since'),
-      until: timeParam(q, 'until'),
+      since,
+      until,
       limit: pageLimitParam(q, maxPageSize),
       before: cursor === null ? undefined : intParam(q, 'cursor'),
     });

@@ -183,7 +183,10 @@ Signing key id: ${info.keyId}
 
 3. Each line of events.jsonl is one event in canonical JSON (RFC 8785: sorted keys, no
    whitespace). Its \`hash\` is SHA-256 over the same object without \`hash\`, and its
-   \`prevHash\` is the hash of the event with the previous seq. With jq:
+   \`prevHash\` is the hash of the event with the previous seq (in the bundle when it was
+   exported without filters; a filtered bundle holds only the events about its exchanges,
+   so its seqs have gaps: check those links against the gateway's store with
+   \`gatehouse audit verify\`). With jq:
 
        jq -cS 'del(.hash)' events.jsonl | head -n1 | tr -d '\\n' | sha256sum
 

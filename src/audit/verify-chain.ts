@@ -53,6 +53,13 @@ export interface VerifyOptions {
 const pageSize = 1000;
 
 /**
+ * Between pages: on SQLite every query is synchronous, so without a turn of the event loop
+ * GET /api/audit/verify held a gateway's data plane for the whole verification (2 s for
+ * 60,000 events); now it holds it for one page at most.
+ */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
  * Why `seq` cannot be a `--from` (`from` of GET /api/audit/verify): no checkpoint row is
  * at it. Undefined when there is one. A start that names no checkpoint is the caller's
  * mistake (a typo, a seq past the head), not a broken chain: it is refused as a usage
@@ -73,6 +80,11 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   };
   const keyId = options.publicKeyPem ? keyIdOf(createPublicKey(options.publicKeyPem)) : undefined;
 
+  // The head first: everything below is read up to it, so what is appended meanwhile (it
+  // moves the head in the same transaction) is left to the next verification.
+  const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
+  const headSeq = head ? Number(head.seq) : Number.MAX_SAFE_INTEGER;
+
   // 1. Checkpoints.
   const checkpointRows = await db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
   const checkpoints = new Map<number, string>();
@@ -90,7 +102,6 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
 
   // 2. Where to start.
   const first = await db.selectFrom('audit_events').select(['seq', 'id']).orderBy('seq').limit(1).executeTakeFirst();
-  const head = await db.selectFrom('audit_head').selectAll().where('id', '=', 1).executeTakeFirst();
   let startSeq = 0;
   let prevHash = genesisHash;
   if (options.fromCheckpoint !== undefined) {
@@ -110,42 +121,56 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     }
   }
 
-  // 3. The events.
+  // 3. The events, up to the head read first. A process appending while this runs moves
+  // the head with its events (one transaction): reading on past it named those events
+  // "appended outside the gateway" on any store whose verification outlasts an append.
   let expected = startSeq + 1;
   let count = 0;
   let lastSeq = startSeq;
-  for (;;) {
-    const rows = (await db.selectFrom('audit_events').selectAll().where('seq', '>=', expected).orderBy('seq').limit(pageSize).execute()) as AuditEventRow[];
-    if (rows.length === 0) break;
-    const opened: { id: string; seq: number; eventId: string }[] = [];
-    for (const row of rows) {
-      const seq = Number(row.seq);
-      const event = eventFromRow(row);
-      if (seq !== expected) {
-        report({ seq: expected, message: `event seq ${expected}${seq - expected > 1 ? `..${seq - 1}` : ''} is missing (deleted): the chain breaks before event seq ${seq} (${row.id})` });
-      } else if (prevHash !== '' && event.prevHash !== prevHash) {
-        report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) does not follow event seq ${seq - 1}: prev_hash differs (reordered or inserted)` });
+  await walk(headSeq);
+  // The head and the last event as they are now, read in that order: a concurrent append
+  // moves both, so only what lies past the head now was not appended by a writer. Those
+  // events are walked too (a forged one is named), with what was appended meanwhile.
+  const now = head ? await currentHead(db) : undefined;
+  if (now && now.lastSeq > now.headSeq) await walk(now.lastSeq);
+  // A checkpoint past the head read first was written meanwhile, unless it is past the
+  // head now too (the head moved back over a deleted tail).
+  for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq && (seq <= headSeq || (now !== undefined && seq > now.headSeq))) report({ seq, message: `checkpoint at seq ${seq} vouches for event seq ${seq}, which is missing (deleted)${count > 0 ? `: events after seq ${lastSeq} were deleted` : ''}` });
+
+  async function walk(upTo: number): Promise<void> {
+    for (;;) {
+      const rows = (await db.selectFrom('audit_events').selectAll().where('seq', '>=', expected).where('seq', '<=', upTo).orderBy('seq').limit(pageSize).execute()) as AuditEventRow[];
+      if (rows.length === 0) break;
+      const opened: { id: string; seq: number; eventId: string }[] = [];
+      for (const row of rows) {
+        const seq = Number(row.seq);
+        const event = eventFromRow(row);
+        if (seq !== expected) {
+          report({ seq: expected, message: `event seq ${expected}${seq - expected > 1 ? `..${seq - 1}` : ''} is missing (deleted): the chain breaks before event seq ${seq} (${row.id})` });
+        } else if (prevHash !== '' && event.prevHash !== prevHash) {
+          report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) does not follow event seq ${seq - 1}: prev_hash differs (reordered or inserted)` });
+        }
+        const { hash: _stored, ...unhashed } = event;
+        if (eventHash(unhashed) !== row.hash) report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) was altered: its hash does not match its content` });
+        const vouched = checkpoints.get(seq);
+        if (vouched !== undefined && vouched !== row.hash) report({ seq, eventId: row.id, message: `checkpoint at seq ${seq} does not match event seq ${seq} (${row.id})` });
+        // Every event carrying a row's digest vouches for a row that must exist (an exchange
+        // opened and finished in one journal batch has only exchange.finished). A reveal or
+        // re-execution only names it: after a prune the row may rightly be gone.
+        if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+        prevHash = row.hash;
+        expected = seq + 1;
+        lastSeq = seq;
+        count++;
       }
-      const { hash: _stored, ...unhashed } = event;
-      if (eventHash(unhashed) !== row.hash) report({ seq, eventId: row.id, message: `event seq ${seq} (${row.id}) was altered: its hash does not match its content` });
-      const vouched = checkpoints.get(seq);
-      if (vouched !== undefined && vouched !== row.hash) report({ seq, eventId: row.id, message: `checkpoint at seq ${seq} does not match event seq ${seq} (${row.id})` });
-      // Every event carrying a row's digest vouches for a row that must exist (an exchange
-      // opened and finished in one journal batch has only exchange.finished). A reveal or
-      // re-execution only names it: after a prune the row may rightly be gone.
-      if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
-      prevHash = row.hash;
-      expected = seq + 1;
-      lastSeq = seq;
-      count++;
-    }
-    if (opened.length > 0) {
-      const present = new Set((await db.selectFrom('exchanges').select('id').where('id', 'in', [...new Set(opened.map((o) => o.id))]).execute()).map((r) => r.id));
-      const reported = new Set<string>();
-      for (const o of opened) if (!present.has(o.id) && !reported.has(o.id) && reported.add(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
+      if (opened.length > 0) {
+        const present = new Set((await db.selectFrom('exchanges').select('id').where('id', 'in', [...new Set(opened.map((o) => o.id))]).execute()).map((r) => r.id));
+        const reported = new Set<string>();
+        for (const o of opened) if (!present.has(o.id) && !reported.has(o.id) && reported.add(o.id)) report({ seq: o.seq, eventId: o.eventId, exchangeId: o.id, message: `exchange ${o.id}, recorded by event seq ${o.seq} (${o.eventId}), has been deleted` });
+      }
+      await yieldToEventLoop();
     }
   }
-  for (const [seq] of checkpoints) if (seq > lastSeq && seq > startSeq) report({ seq, message: `checkpoint at seq ${seq} vouches for event seq ${seq}, which is missing (deleted)${count > 0 ? `: events after seq ${lastSeq} were deleted` : ''}` });
 
   // 4. The head. Migrations create its row and nothing deletes it: without it, events
   // deleted from the end went unnoticed.
@@ -154,8 +179,9 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   // this, deleting that checkpoint row (the one that fixes the chain up to it) passed.
   if (head && Number(head.checkpoint_seq) > 0 && !checkpointRows.some((row) => Number(row.seq) === Number(head.checkpoint_seq)))
     report({ seq: Number(head.checkpoint_seq), message: `checkpoint at seq ${head.checkpoint_seq} is missing (deleted): the head records it as the newest checkpoint` });
-  if (head && Number(head.seq) < lastSeq) report({ seq: Number(head.seq) + 1, message: `events after seq ${head.seq} were appended outside the gateway: the head records seq ${head.seq}, the chain goes on to seq ${lastSeq}` });
-  else if (head && Number(head.seq) > lastSeq && count + startSeq > 0) report({ seq: lastSeq + 1, message: `the chain ends at seq ${lastSeq} but the head records seq ${head.seq}: events after seq ${lastSeq} were deleted` });
+  // Events beyond the head as it is now (read after them) did not move it: appended outside.
+  if (now && now.lastSeq > now.headSeq) report({ seq: now.headSeq + 1, message: `events after seq ${now.headSeq} were appended outside the gateway: the head records seq ${now.headSeq}, the chain goes on to seq ${now.lastSeq}` });
+  if (head && Number(head.seq) > lastSeq && count + startSeq > 0) report({ seq: lastSeq + 1, message: `the chain ends at seq ${lastSeq} but the head records seq ${head.seq}: events after seq ${lastSeq} were deleted` });
   // No event at all while the head has moved: every event was deleted. Before the first
   // checkpoint only the head says so, and this passed as "events 0..0".
   else if (head && Number(head.seq) > lastSeq) report({ seq: 1, message: `every event was deleted: the head records seq ${head.seq}, the chain is empty` });
@@ -176,18 +202,33 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       .orderBy('seq')
       .execute();
     const latest = new Map<string, { seq: number; id: string; state: unknown }>();
+    // States a row may show when it was written while this ran: its latest as of the head
+    // read at the start, and every one written since (the row was read before its events).
+    const inFlight = new Map<string, unknown[]>();
     for (const e of events) {
       const state = (JSON.parse(e.details) as { state?: unknown }).state;
-      if (state !== undefined) latest.set(e.target!, { seq: Number(e.seq), id: e.id, state });
+      if (state === undefined) continue;
+      const seq = Number(e.seq);
+      if (seq > headSeq) inFlight.set(e.target!, [...(inFlight.get(e.target!) ?? [latest.get(e.target!)?.state]), state]);
+      latest.set(e.target!, { seq, id: e.id, state });
     }
     for (const row of rows) {
       exchanges++;
       const event = latest.get(row.id);
+      const digest = stateDigest(row);
       if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
-      else if (event.state !== stateDigest(row)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
+      else if (event.state !== digest && !inFlight.get(row.id)?.includes(digest)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
     }
+    await yieldToEventLoop();
   }
   return done(startSeq + (count > 0 ? 1 : 0), lastSeq, count, problems, exchanges);
+
+  /** The last event's seq, then the head's: in that order, an append between the two reads cannot put the last event past the head. */
+  async function currentHead(store: Kysely<Database>): Promise<{ headSeq: number; lastSeq: number } | undefined> {
+    const last = await store.selectFrom('audit_events').select('seq').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const row = await store.selectFrom('audit_head').select('seq').where('id', '=', 1).executeTakeFirst();
+    return row ? { headSeq: Number(row.seq), lastSeq: last ? Number(last.seq) : 0 } : undefined;
+  }
 
   function done(fromSeq: number, toSeq: number, events: number, list: ChainProblem[], exchangeCount = 0): VerifyReport {
     const real = list.filter((p) => p.message !== 'no public key: checkpoint signatures were not checked');

@@ -8,6 +8,8 @@ import { parseRawKey } from '../audit/raw-content.js';
 import { signerFromPem } from '../audit/signing-key.js';
 
 interface Helpers {
+  /** A string with `${ENV}` references expanded. */
+  readonly text: z.ZodType<string, string>;
   /** A secret reference resolved even for store-only CLI commands (verify needs the key). */
   readonly storeSecret: z.ZodType<string, string>;
   readonly secret: z.ZodType<string, string>;
@@ -16,13 +18,20 @@ interface Helpers {
   readonly path: z.ZodType<string, string>;
 }
 
-export function buildAuditSchema({ storeSecret, secret, duration, size, path }: Helpers) {
+export function buildAuditSchema({ text, storeSecret, secret, duration, size, path }: Helpers) {
   const sink = z.discriminatedUnion('type', [
     z.strictObject({ type: z.literal('file'), path }),
     z.strictObject({ type: z.literal('stdout') }),
     z.strictObject({
       type: z.literal('webhook'),
-      url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+      // `${SIEM_URL}` as in any other string. A user:password in it was a literal secret
+      // that fetch refuses to send, and prints in the error logged at every retry.
+      url: text.pipe(
+        z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).refine((u) => {
+          const url = URL.canParse(u) ? new URL(u) : undefined; // (refine runs after a failed check too)
+          return url === undefined || (url.username === '' && url.password === '');
+        }, 'must not carry a user or password: the body is signed with the sink\'s secret'),
+      ),
       /** HMAC-SHA256 key: the body's signature goes in `gatehouse-signature: sha256=<hex>`. */
       secret,
       timeout: duration.default(5_000),

@@ -162,7 +162,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           enabled: z.boolean().default(true),
         })
         .prefault({}),
-      audit: buildAuditSchema({ storeSecret, secret, duration, size, path }),
+      audit: buildAuditSchema({ text, storeSecret, secret, duration, size, path }),
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),

@@ -76,6 +76,12 @@ describe('parseConfig: defaults', () => {
     assert.equal(parse('audit: { keyFile: keys/a.pem }\n').audit.keyFile, join(dir, 'keys/a.pem'));
     assert.deepEqual(config.audit.checkpoint, { every: 10, interval: 5000 });
     assert.deepEqual(config.audit.sinks, [{ type: 'stdout' }, { type: 'file', path: join(dir, 'logs/audit.jsonl') }]);
+    // A webhook URL from the environment, as any other string: it was refused as "not a URL".
+    const fromEnv = parse('audit:\n  sinks: [{ type: webhook, url: "${SIEM_URL}/ingest", secret: "${HMAC}" }]\n', { SIEM_URL: 'https://siem.example', HMAC: 'k' });
+    assert.equal((fromEnv.audit.sinks[0] as { url: string }).url, 'https://siem.example/ingest');
+    // A user:password in it is refused: fetch will not send it, and printed it in every retry's log line.
+    const userinfo = issuesOf('audit:\n  sinks: [{ type: webhook, url: "https://ops:s3cret@siem.example/in", secret: "${HMAC}" }]\n', { HMAC: 'k' });
+    assert.deepEqual(userinfo, ["audit.sinks[0].url: must not carry a user or password: the body is signed with the sink's secret"]);
   });
 
   test('audit: the signing key and the raw key are checked, so config check refuses what start would fail on', () => {

@@ -5,7 +5,7 @@
 // bundle verifies with exactly the commands its README documents.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,10 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { openAuditTrail } from '../../src/audit/index.js';
+import { loadConfig } from '../../src/config/index.js';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { openStore } from '../../src/store/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
@@ -186,6 +189,12 @@ describe('audit, end to end on SQLite', () => {
     assert.equal((await query('since=20260101T000000Z')).status, 200);
     // A day the month does not have is refused, not read as March 2.
     assert.equal((await query('until=2026-02-30T00:00:00Z')).status, 400);
+    // Swapped bounds are a mistake to say, not an empty answer ("nothing happened").
+    const swapped = await query('since=2026-11-24T00:00:00Z&until=2026-11-01T00:00:00Z');
+    assert.equal(swapped.status, 400);
+    assert.deepEqual(await swapped.json(), { error: { code: 'invalid_query', message: 'Query parameter "since" (2026-11-24T00:00:00Z) is after "until" (2026-11-01T00:00:00Z): no time is in that range.' } });
+    const swappedCli = await cli(dir, ['sessions', 'list', '--since', '2026-11-24T00:00:00Z', '--until', '2026-11-01T00:00:00Z']);
+    assert.deepEqual([swappedCli.code, swappedCli.stderr], [2, 'gatehouse: --since 2026-11-24T00:00:00Z is after --until 2026-11-01T00:00:00Z: no time is in that range\n']);
     // A filter given twice was read as its first value, silently: `text=a&text=b` looked like an AND.
     const twice = await query('text=zebras&text=lions');
     assert.equal(twice.status, 400);
@@ -675,6 +684,100 @@ describe('audit export to a place it cannot write, with the CLI', () => {
         db.close();
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('audit verify while another process appends, with the CLI', () => {
+  test('a verification that outlasts an append reports no break: the events appended meanwhile are not "appended outside the gateway" (it exited 3 on a live store)', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-live-verify-'));
+    try {
+      const keyFile = join(dir, 'signing-key.pem');
+      writeFileSync(keyFile, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      const configFile = join(dir, 'gatehouse.yaml');
+      writeFileSync(configFile, `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\naudit:\n  signingKey: file:${keyFile}\nconnections:\n  - { name: demo, type: openai, target: "http://127.0.0.1:9/v1", access: { groups: [ml] } }\n`);
+      // A chain long enough that verifying it takes a while (about a second here): a
+      // day of a busy gateway's records is far longer.
+      const config = loadConfig(configFile, env, { secrets: 'store-only' });
+      const store = await openStore(config.store);
+      const trail = openAuditTrail(store.db, config.audit, { createKey: false, withSinks: false });
+      try {
+        for (let i = 0; i < 30_000; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => trail.log.event({ kind: 'test.filled', actor: 'cli:test', target: null, details: { i: i + j } })));
+      } finally {
+        await trail.close();
+        await store.close();
+      }
+      // Another process appends an event every 20 ms (as a gateway under traffic does, and
+      // more often), while three verifications run.
+      const appenderScript = `
+        const { loadConfig } = await import(${JSON.stringify(new URL('../../dist/config/index.js', import.meta.url).href)});
+        const { openStore } = await import(${JSON.stringify(new URL('../../dist/store/index.js', import.meta.url).href)});
+        const { openAuditTrail } = await import(${JSON.stringify(new URL('../../dist/audit/index.js', import.meta.url).href)});
+        const config = loadConfig(${JSON.stringify(configFile)}, process.env, { secrets: 'store-only' });
+        const store = await openStore(config.store);
+        const trail = openAuditTrail(store.db, config.audit, { createKey: false, withSinks: false });
+        let stop = false;
+        process.stdin.on('data', () => (stop = true)).resume();
+        while (!stop) {
+          await trail.log.event({ kind: 'test.appended', actor: 'cli:test', target: null, details: {} });
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await trail.close();
+        await store.close();`;
+      const appender = spawn(process.execPath, ['--input-type=module', '-e', appenderScript], { env, stdio: ['pipe', 'inherit', 'inherit'] });
+      const appenderExit = new Promise<number | null>((resolve) => appender.once('exit', resolve));
+      try {
+        for (let i = 0; i < 3; i++) {
+          const verify = await cli(dir, ['audit', 'verify']);
+          assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+        }
+      } finally {
+        appender.stdin!.end('stop\n');
+        assert.equal(await appenderExit, 0);
+      }
+      const final = await cli(dir, ['audit', 'verify']);
+      assert.equal(final.code, 0, final.stdout);
+      assert.match(final.stdout, /^chain verified: events 1\.\.3\d\d\d\d /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('GET /api/audit/verify on a gateway serving traffic', () => {
+  test("a long verification does not hold the gateway's event loop: a request sent during it is answered before it ends", { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-verify-loop-'));
+    let gateway: GatewayProcess | undefined;
+    try {
+      gateway = await startGatewayProcess(demoConnectionYaml('http://127.0.0.1:9/v1'), { env, dir });
+      const adminKey = await gateway.createKey('verifier', ['admins']);
+      // 60,000 events: about 2 s of hashing, which ran in one turn of the gateway's loop.
+      const config = loadConfig(gateway.configPath, env, { secrets: 'store-only' });
+      const store = await openStore(config.store);
+      const trail = openAuditTrail(store.db, config.audit, { createKey: false, withSinks: false });
+      try {
+        for (let i = 0; i < 60_000; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => trail.log.event({ kind: 'test.filled', actor: 'cli:test', target: null, details: { i: i + j } })));
+      } finally {
+        await trail.close();
+        await store.close();
+      }
+      const order: string[] = [];
+      const verify = fetch(`${gateway.adminUrl}/api/audit/verify`, { headers: { authorization: `Bearer ${adminKey}` } }).then(async (r) => {
+        const report = (await r.json()) as { ok: boolean; events: number };
+        order.push('verify');
+        return report;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const health = await fetch(`${gateway.adminUrl}/healthz`);
+      assert.equal(health.status, 200);
+      order.push('healthz');
+      const report = await verify;
+      assert.equal(report.ok, true);
+      assert.ok(report.events > 60_000);
+      assert.deepEqual(order, ['healthz', 'verify']);
+    } finally {
+      await gateway?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -42,6 +42,9 @@ export function filterFromOptions(options: SearchOptions): ExchangeFilter {
     since: time(options.since, 'since'),
     until: time(options.until, 'until'),
   };
+  // Swapped bounds match nothing, and the empty answer read as "nothing happened".
+  if (typeof filter.since === 'number' && typeof filter.until === 'number' && filter.since > filter.until)
+    throw new CliError(`--since ${options.since} is after --until ${options.until}: no time is in that range`);
   for (const key of Object.keys(filter)) if (filter[key] === undefined) delete filter[key];
   return filter as ExchangeFilter;
 }
