@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseRawKey } from '../audit/raw-content.js';
 import { signerFromPem } from '../audit/signing-key.js';
+import { discriminatorError } from './fields.js';
 
 interface Helpers {
   /** A string with `${ENV}` references expanded. */
@@ -36,7 +37,7 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
       secret,
       timeout: duration.default(5_000),
     }),
-  ]);
+  ], { error: discriminatorError('type', ['file', 'stdout', 'webhook']) });
   return z
     .strictObject({
       /** Names this process in every event it appends; default `<hostname>/<pid>`. */

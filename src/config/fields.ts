@@ -42,6 +42,21 @@ export const durationField = z.union([z.string(), z.number()]).transform((value,
   return ms;
 });
 
+/**
+ * The error of a discriminated union (`type: openai | http | postgres`) whose
+ * discriminator is missing or unknown, worded as the other config errors: zod's own
+ * ("Invalid discriminator value. Expected 'openai' | 'http'") did not say a missing
+ * `type` is required, nor which values it takes in YAML terms.
+ */
+export function discriminatorError(key: string, values: readonly string[]) {
+  const listed = values.join(', ');
+  return (issue: { code?: string; input?: unknown }): string | undefined => {
+    if (issue.code !== 'invalid_union') return undefined;
+    const given = issue.input !== null && typeof issue.input === 'object' ? (issue.input as Record<string, unknown>)[key] : undefined;
+    return given === undefined ? `is required: one of ${listed}` : `${JSON.stringify(given)} is not one of ${listed}`;
+  };
+}
+
 /** The header a target credential travels in: `scheme secret`, or the bare secret. */
 export function credentialHeader(credential: { header: string; scheme: string; secret: string } | undefined): { header: string; value: string } | undefined {
   if (!credential) return undefined;

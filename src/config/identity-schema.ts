@@ -18,6 +18,20 @@ interface Helpers {
   readonly baseDir: string;
 }
 
+/**
+ * A value or a non-empty list of them. Not a z.union: its error was "does not match any
+ * accepted form", hiding the real one (a file that cannot be read, an unset ${VAR}).
+ */
+function oneOrMany(item: z.ZodType<string, string>) {
+  const list = z.array(item).min(1);
+  return z.unknown().transform((value, ctx): string | string[] => {
+    const result = Array.isArray(value) ? list.safeParse(value) : item.safeParse(value);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path as (string | number)[], message: issue.message });
+    return z.NEVER;
+  });
+}
+
 export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers) {
   const url = text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }));
 
@@ -117,8 +131,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           idpSsoUrl: url,
           /** The IdP's issuer (entity id); assertions from another issuer are refused. */
           idpIssuer: z.string().min(1),
-          /** The IdP's signing certificate(s), PEM (inline, ${ENV} or file: reference). */
-          idpCert: z.union([secret, z.array(secret).min(1)]),
+          /** The IdP's signing certificate(s), PEM, by reference (${ENV} or file:), or a list of them. */
+          idpCert: oneOrMany(secret),
           groupsAttribute: z.string().min(1).default('groups'),
           groupMap: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
           kind: z.enum(['human', 'service', 'agent']).default('human'),

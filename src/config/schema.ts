@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
 import { agentsSection, viaPattern } from './agents-schema.js';
-import { durationField, envText, namePattern, secretRef } from './fields.js';
+import { discriminatorError, durationField, envText, namePattern, secretRef } from './fields.js';
 import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
@@ -166,7 +166,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
-      connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection])).default([]),
+      connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection], { error: discriminatorError('type', ['openai', 'http', 'postgres']) })).default([]),
       approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
       masking: buildMaskingSchema(secret),
       policy: buildPolicySchema({ path, secret: storeSecret }),

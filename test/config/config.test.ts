@@ -188,7 +188,29 @@ describe('parseConfig: every error names its dotted path', () => {
     {
       name: 'bad type enum',
       source: `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n`,
-      issues: ["connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'"],
+      issues: ['connections[0].type: "grpc" is not one of openai, http, postgres'],
+    },
+    {
+      // zod's "Invalid discriminator value" did not say the key is required.
+      name: 'missing type',
+      source: `connections:\n  - { name: demo, target: 'http://x', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].type: is required: one of openai, http, postgres'],
+    },
+    {
+      name: 'audit sink without a known type',
+      source: 'audit:\n  sinks: [{ type: syslog }, { path: /var/log/a.jsonl }]\n',
+      issues: ['audit.sinks[0].type: "syslog" is not one of file, stdout, webhook', 'audit.sinks[1].type: is required: one of file, stdout, webhook'],
+    },
+    {
+      // Not "does not match any accepted form": the cause, at its path (one or a list).
+      name: 'saml idpCert that cannot be read',
+      source: 'identity:\n  saml: { entityId: sp, acsUrl: "https://a.example/acs", idpSsoUrl: "https://idp.example/sso", idpIssuer: idp, idpCert: file:/nonexistent/idp.pem }\n',
+      issues: ['identity.saml.idpCert: cannot read /nonexistent/idp.pem: ENOENT'],
+    },
+    {
+      name: 'saml idpCert list with an unset variable and a literal',
+      source: 'identity:\n  saml: { entityId: sp, acsUrl: "https://a.example/acs", idpSsoUrl: "https://idp.example/sso", idpIssuer: idp, idpCert: ["${IDP_CERT_UNSET}", "-----BEGIN CERTIFICATE-----"] }\n',
+      issues: ['identity.saml.idpCert[0]: environment variable IDP_CERT_UNSET is not set', 'identity.saml.idpCert[1]: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
     },
     {
       name: 'bad duration text',
@@ -351,7 +373,7 @@ describe('parseConfig: every error names its dotted path', () => {
   test('issues from several connections are all listed', () => {
     const source = `connections:\n  - { name: a, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: b, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: literal } }\n  - { name: c, type: http }\n`;
     assert.deepEqual(issuesOf(source), [
-      "connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'",
+      'connections[0].type: "grpc" is not one of openai, http, postgres',
       'connections[1].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
       'connections[2].target: is required',
       'connections[2].access: is required',
@@ -398,7 +420,7 @@ describe('parseConfig: every error names its dotted path', () => {
   test('a duplicate name is reported alongside an invalid field in the same config', () => {
     const source = `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
     assert.deepEqual(issuesOf(source), [
-      "connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'",
+      'connections[0].type: "grpc" is not one of openai, http, postgres',
       'connections[1].name: duplicate connection name "demo" (also connections[0])',
     ]);
   });
