@@ -4,6 +4,7 @@
 // `defaults`, so the policy engine feeds approvals without knowing about them.
 
 import { z } from 'zod';
+import { timerDuration } from './fields.js';
 
 interface Helpers {
   readonly duration: z.ZodType<number, string | number>;
@@ -42,7 +43,7 @@ export function buildApprovalsSchema({ duration, secret, text }: Helpers) {
       .prefault({}),
     rules: z.record(z.string().min(1), ruleOptions).default({}),
     /** SQLite has no LISTEN/NOTIFY: held requests poll the store this often. */
-    pollInterval: duration.default(500),
+    pollInterval: timerDuration(10, 'a held request re-reads its review from the store this often (0 would query it without pause)').default(500),
     notify: z
       .strictObject({
         webhooks: z

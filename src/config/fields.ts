@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
-import { parseDuration } from './units.js';
+import { formatDuration, parseDuration } from './units.js';
 
 export const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -41,6 +41,23 @@ export const durationField = z.union([z.string(), z.number()]).transform((value,
   }
   return ms;
 });
+
+/** The longest delay a Node timer takes: a longer one fires after 1 ms (TimeoutOverflowWarning). */
+export const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * A duration that arms a timer: at least `min` ms (`why` says what a shorter one would
+ * do) and at most 24 days, since a longer timer fires at once: `statementTimeout: 30d`
+ * cancelled every statement, and `0` (PostgreSQL's "no limit") did too.
+ */
+export function timerDuration(min: number, why: string) {
+  return durationField.pipe(
+    z
+      .number()
+      .min(min, `must be at least ${formatDuration(min)}: ${why}`)
+      .max(maxTimerMs, `must be at most 24d (${maxTimerMs} ms): a longer timer fires at once`),
+  );
+}
 
 /**
  * The error of a discriminated union (`type: openai | http | postgres`) whose

@@ -112,7 +112,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .optional(),
   });
 
-  const postgresConnection = buildPostgresConnectionSchema({ text, secret, duration, size, listen, groupList, name: connection.shape.name });
+  const postgresConnection = buildPostgresConnectionSchema({ text, secret, size, listen, groupList, name: connection.shape.name });
 
   return z
     .strictObject({
@@ -171,7 +171,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       masking: buildMaskingSchema(secret),
       policy: buildPolicySchema({ path, secret: storeSecret }),
       identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),
-      agents: agentsSection({ listen, listenerTls, duration }).optional(),
+      agents: agentsSection({ listen, listenerTls }).optional(),
     })
     // The checks across sections run even when a field elsewhere is invalid, so that one
     // `config check` lists every error; each check skips what reads an invalid field

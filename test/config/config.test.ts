@@ -223,6 +223,27 @@ describe('parseConfig: every error names its dotted path', () => {
       issues: ['connections[0].timeouts.body: "-1" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)'],
     },
     {
+      // PostgreSQL's statement_timeout 0 is "no limit"; here it cancelled every statement at once.
+      name: 'a postgres statementTimeout of 0, or beyond what a timer holds',
+      source: 'connections:\n  - { name: pg, type: postgres, listen: { port: 0 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] }, limits: { statementTimeout: 0 }, timeouts: { login: 30d, connect: 0 } }\n',
+      env: { PW: 'pw' },
+      issues: [
+        'connections[0].timeouts.connect: must be at least 1ms: with 0 every login to the database would time out at once',
+        'connections[0].timeouts.login: must be at most 24d (2147483647 ms): a longer timer fires at once',
+        'connections[0].limits.statementTimeout: must be at least 1ms: leave statementTimeout out for no limit (0 would cancel every statement at once)',
+      ],
+    },
+    {
+      name: 'an agents heartbeat of 0, a queue timeout beyond a timer, an approvals poll of 0',
+      source: 'agents: { listen: { port: 0 }, tls: { cert: "${C}", key: "${K}" }, heartbeat: 0, queueTimeout: 25d }\napprovals: { pollInterval: 0 }\n',
+      env: { C: 'c', K: 'k' },
+      issues: [
+        'approvals.pollInterval: must be at least 10ms: a held request re-reads its review from the store this often (0 would query it without pause)',
+        'agents.heartbeat: must be at least 100ms: a shorter heartbeat floods every tunnel with frames (and 0 drops every agent)',
+        'agents.queueTimeout: must be at most 24d (2147483647 ms): a longer timer fires at once',
+      ],
+    },
+    {
       name: 'bad size text',
       source: 'gateway: { maxRequestBody: 10 megs }\n',
       issues: ['gateway.maxRequestBody: "10 megs" is not a size (use e.g. 512KiB, 10MiB, or bytes)'],
