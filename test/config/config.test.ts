@@ -244,6 +244,16 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      // Top-level sections left empty mean their defaults; a nested key left empty is null.
+      name: 'a nested key with nothing under it',
+      source: 'gateway:\n  tls:\naudit:\n  checkpoint:\nmasking:\n  profiles:\n    pii:\n',
+      issues: [
+        'gateway.tls: is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out',
+        'audit.checkpoint: is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out',
+        'masking.profiles.pii: is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out',
+      ],
+    },
+    {
       name: 'bad size text',
       source: 'gateway: { maxRequestBody: 10 megs }\n',
       issues: ['gateway.maxRequestBody: "10 megs" is not a size (use e.g. 512KiB, 10MiB, or bytes)'],
