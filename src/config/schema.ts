@@ -120,7 +120,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({
           listen: listenWithDefaultPort(8080),
           tls: listenerTls.optional(),
-          publicUrl: text.pipe(z.url()).optional(),
+          // Any URL parsed: `gatehouse.example.com:8443` (no scheme) read as scheme "gatehouse.example.com:".
+          publicUrl: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).optional(),
           maxRequestBody: size.default(10 * 1024 * 1024),
           maxResponseBody: size.default(512 * 1024 * 1024),
           /** Open TCP connections to the data plane, and from one client address (server/connection-limits.ts). */

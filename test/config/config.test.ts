@@ -254,6 +254,11 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      name: 'a publicUrl without its scheme',
+      source: 'gateway: { publicUrl: "gatehouse.example.com:8443" }\n',
+      issues: ['gateway.publicUrl: must be an http:// or https:// URL'],
+    },
+    {
       name: 'bad size text',
       source: 'gateway: { maxRequestBody: 10 megs }\n',
       issues: ['gateway.maxRequestBody: "10 megs" is not a size (use e.g. 512KiB, 10MiB, or bytes)'],
