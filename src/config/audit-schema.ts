@@ -41,7 +41,7 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
   return z
     .strictObject({
       /** Names this process in every event it appends; default `<hostname>/<pid>`. */
-      writerId: z.string().min(1).max(128).optional(),
+      writerId: text.pipe(z.string().min(1).max(128)).optional(),
       /** Ed25519 PKCS#8 PEM by reference; without it a key is generated into `keyFile`. */
       signingKey: storeSecret.optional(),
       /** Default (withDefaultKeyFile): beside the SQLite file, or data/ beside the config. */

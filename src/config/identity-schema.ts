@@ -34,13 +34,16 @@ function oneOrMany(item: z.ZodType<string, string>) {
 
 export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers) {
   const url = text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }));
+  // Values a deployment sets per environment (`clientId: ${OIDC_CLIENT_ID}`): `${ENV}` is
+  // expanded, as in URLs; taken literally, the IdP got "${OIDC_CLIENT_ID}".
+  const deployed = text.pipe(z.string().min(1));
 
   const issuer = z
     .strictObject({
       /** Short name used in subjects (`oidc:<name>:<sub>`) and logs. */
       name: z.string().regex(shortName, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
       issuer: url,
-      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      audience: oneOrMany(deployed),
       discovery: z.boolean().default(true),
       jwksUri: url.optional(),
       /** Accept http:// issuer and JWKS URLs off this host (a network where nobody can tamper with the keys in transit). */
@@ -92,8 +95,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
         .strictObject({
           enabled: z.boolean().default(true),
           /** `iss` of Gatehouse tokens; defaults to gateway.publicUrl, else "gatehouse". */
-          issuer: z.string().min(1).optional(),
-          audience: z.string().min(1).default('gatehouse'),
+          issuer: deployed.optional(),
+          audience: deployed.default('gatehouse'),
           defaultTtl: duration.default(15 * 60_000),
           maxTtl: duration.default(60 * 60_000),
           /** PKCS#8 PEM Ed25519 private key (a secret reference). Without it, keyFile is used. */
@@ -110,7 +113,7 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
         .strictObject({
           /** Name of an entry in oidc.issuers: its groupsClaims / groupMap / kind apply to ID token claims. */
           issuer: z.string().regex(shortName),
-          clientId: z.string().min(1),
+          clientId: deployed,
           /** Secret ref; omit for a public client (PKCE only). */
           clientSecret: secret.optional(),
           /** Where the IdP sends the browser back: the admin listener's /auth/callback. */
@@ -124,13 +127,13 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           /** Short name used in subjects: `saml:<name>:<NameID>`. */
           name: z.string().regex(shortName).default('saml'),
           /** This service provider's entity id (also the expected Audience). */
-          entityId: z.string().min(1),
+          entityId: deployed,
           /** The admin listener's /auth/saml/acs URL, as the browser reaches it. */
           acsUrl: url,
           /** The IdP's single sign-on URL (HTTP-Redirect binding). */
           idpSsoUrl: url,
           /** The IdP's issuer (entity id); assertions from another issuer are refused. */
-          idpIssuer: z.string().min(1),
+          idpIssuer: deployed,
           /** The IdP's signing certificate(s), PEM, by reference (${ENV} or file:), or a list of them. */
           idpCert: oneOrMany(secret),
           groupsAttribute: z.string().min(1).default('groups'),

@@ -41,7 +41,7 @@ export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
     /** `agent:<name>`: the database is reached through that egress-only agent; load.ts fills in a placeholder target. */
     via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     /** Required without `via`; with it, optional (sent per session inside the tunnel; the agent's own wins). */
-    credential: z.strictObject({ user: z.string().min(1), secret }).optional(),
+    credential: z.strictObject({ user: text.pipe(z.string().min(1)), secret }).optional(),
     tls: z
       .strictObject({ mode: z.enum(['disable', 'require', 'verify-full']).default('verify-full'), ca: secret.optional() })
       .prefault({}),

@@ -519,6 +519,31 @@ describe('parseConfig: secret references', () => {
     assert.equal(config.gateway.publicUrl, 'https://gw.example');
   });
 
+  test('${VAR} is expanded in the values a deployment sets per environment: IdP client, audiences, issuers, SAML ids, writer id, database role', () => {
+    const env = { CLIENT: 'gh-prod', AUD: 'api://gh', SP: 'https://gh.example/saml', IDP: 'https://idp.example', POD: 'gh-7f9c', ROLE: 'gh_reader', PW: 'pw', CS: 'cs' };
+    const config = parse(
+      [
+        'identity:',
+        '  oidc: { issuers: [{ name: corp, issuer: "https://idp.example", audience: ["${AUD}", other] }] }',
+        '  gatewayTokens: { issuer: "${SP}", audience: "${AUD}" }',
+        '  login: { issuer: corp, clientId: "${CLIENT}", clientSecret: "${CS}", redirectUri: "https://gh.example/auth/callback" }',
+        '  saml: { entityId: "${SP}", acsUrl: "https://gh.example/acs", idpSsoUrl: "https://idp.example/sso", idpIssuer: "${IDP}/metadata", idpCert: "${CS}" }',
+        'audit: { writerId: "${POD}/1" }',
+        'connections:',
+        '  - { name: pg, type: postgres, listen: { port: 0 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: "${ROLE}", secret: "${PW}" }, access: { groups: [g] } }',
+        '',
+      ].join('\n'),
+      env,
+    );
+    assert.deepEqual(config.identity.oidc.issuers[0]!.audience, ['api://gh', 'other']);
+    assert.deepEqual([config.identity.gatewayTokens.issuer, config.identity.gatewayTokens.audience], ['https://gh.example/saml', 'api://gh']);
+    assert.equal(config.identity.login!.clientId, 'gh-prod');
+    assert.deepEqual([config.identity.saml!.entityId, config.identity.saml!.idpIssuer], ['https://gh.example/saml', 'https://idp.example/metadata']);
+    assert.equal(config.audit.writerId, 'gh-7f9c/1');
+    assert.equal((config.connections[0] as { credential?: { user: string } }).credential!.user, 'gh_reader');
+    assert.deepEqual(issuesOf('identity: { gatewayTokens: { audience: "${UNSET_AUD}" } }\n'), ['identity.gatewayTokens.audience: environment variable UNSET_AUD is not set']);
+  });
+
   test('a listener TLS cert and key are secrets too', () => {
     assert.deepEqual(issuesOf('gateway: { tls: { cert: "-----BEGIN", key: "${TLS_KEY}" } }\n'), [
       'gateway.tls.cert: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
