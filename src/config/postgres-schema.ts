@@ -61,7 +61,9 @@ export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
       .prefault({}),
     masking: z
       .strictObject({
-        columns: z.record(z.string().min(1), z.enum(['redact', 'partial', 'null'])).default({}),
+        // `dob: null` unquoted is YAML's null, not the string: it was refused with "expected one
+        // of … "null"", naming the very word written. Read as the operator it spells.
+        columns: z.record(z.string().min(1), z.preprocess((v) => (v === null ? 'null' : v), z.enum(['redact', 'partial', 'null']))).default({}),
         /** Masking profiles (masking.profiles) over result values, COPY rows and the recorded statements. */
         profiles: z.array(z.string().min(1)).default([]),
       })
