@@ -47,7 +47,7 @@ export function buildApprovalsSchema({ duration, secret, text }: Helpers) {
     notify: z
       .strictObject({
         webhooks: z
-          .array(z.strictObject({ url, secret, maxAttempts: z.number().int().min(1).max(10).default(5), initialBackoff: duration.default(500) }))
+          .array(z.strictObject({ url, secret, maxAttempts: z.number().int().min(1).max(10).default(5), initialBackoff: timerDuration(0, 'retries may follow at once').default(500) }))
           .default([]),
         slack: z.strictObject({ webhookUrl: secret }).optional(),
       })

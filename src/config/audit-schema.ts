@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseRawKey } from '../audit/raw-content.js';
 import { signerFromPem } from '../audit/signing-key.js';
-import { discriminatorError } from './fields.js';
+import { discriminatorError, timerDuration } from './fields.js';
 
 interface Helpers {
   /** A string with `${ENV}` references expanded. */
@@ -35,7 +35,7 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
       ),
       /** HMAC-SHA256 key: the body's signature goes in `gatehouse-signature: sha256=<hex>`. */
       secret,
-      timeout: duration.default(5_000),
+      timeout: timerDuration(1, 'with 0 every delivery is aborted at once, and retried forever').default(5_000),
     }),
   ], { error: discriminatorError('type', ['file', 'stdout', 'webhook']) });
   return z

@@ -5,7 +5,7 @@
 
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { isLoopbackUrl } from './fields.js';
+import { isLoopbackUrl, timerDuration } from './fields.js';
 
 export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
@@ -60,7 +60,7 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           cooldown: duration.default(30_000),
           /** A fetched JWKS is refreshed after this long even if every kid is known. */
           cacheMaxAge: duration.default(600_000),
-          timeout: duration.default(5_000),
+          timeout: timerDuration(1, 'with 0 every discovery and JWKS fetch is aborted at once').default(5_000),
           /** While refetches fail (an IdP outage), the last keys fetched still verify for this long; 0: not at all. */
           maxStale: duration.default(3_600_000),
         })

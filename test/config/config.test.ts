@@ -254,6 +254,16 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      // AbortSignal.timeout(0): every fetch and delivery aborted at once.
+      name: 'a JWKS fetch timeout or a webhook sink timeout of 0',
+      source: 'identity: { oidc: { issuers: [{ name: corp, issuer: "https://idp.example", audience: gh, jwks: { timeout: 0 } }] } }\naudit: { sinks: [{ type: webhook, url: "https://siem.example", secret: "${S}", timeout: 0 }] }\n',
+      env: { S: 's' },
+      issues: [
+        'audit.sinks[0].timeout: must be at least 1ms: with 0 every delivery is aborted at once, and retried forever',
+        'identity.oidc.issuers[0].jwks.timeout: must be at least 1ms: with 0 every discovery and JWKS fetch is aborted at once',
+      ],
+    },
+    {
       name: 'a publicUrl without its scheme',
       source: 'gateway: { publicUrl: "gatehouse.example.com:8443" }\n',
       issues: ['gateway.publicUrl: must be an http:// or https:// URL'],
