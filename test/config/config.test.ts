@@ -264,6 +264,16 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      // config check said valid; start failed with "address in use".
+      name: 'two listeners on one port',
+      source: 'gateway: { listen: { host: 0.0.0.0, port: 8443 } }\nadmin: { listen: { port: 6432 } }\nconnections:\n  - { name: pg, type: postgres, listen: { port: 8443 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n  - { name: pg2, type: postgres, listen: { host: 127.0.0.2, port: 6432 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n  - { name: pg3, type: postgres, listen: { port: 6432 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n',
+      env: { PW: 'pw' },
+      issues: [
+        'connections[0].listen.port: 8443 is also the port of gateway.listen (0.0.0.0): two listeners cannot share it',
+        'connections[2].listen.port: 6432 is also the port of admin.listen (127.0.0.1): two listeners cannot share it',
+      ],
+    },
+    {
       name: 'a publicUrl without its scheme',
       source: 'gateway: { publicUrl: "gatehouse.example.com:8443" }\n',
       issues: ['gateway.publicUrl: must be an http:// or https:// URL'],
