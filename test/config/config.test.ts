@@ -529,6 +529,14 @@ describe('parseConfig: secret references', () => {
     ]);
   });
 
+  test('an empty file: secret is refused, as an empty variable is (a masking hash key among them)', () => {
+    writeFileSync(join(dir, 'empty.key'), '\n');
+    assert.deepEqual(issuesOf(`masking:\n  profiles:\n    a: { operator: hash, hashKey: 'file:empty.key' }\nconnections:\n${connection("credential: { secret: 'file:empty.key' }")}`), [
+      `connections[0].credential.secret: ${join(dir, 'empty.key')} is empty (a secret must not be)`,
+      `masking.profiles.a.hashKey: ${join(dir, 'empty.key')} is empty (a secret must not be)`,
+    ]);
+  });
+
   test('${VAR} is expanded inside a target URL (and other plain strings), even more than once', () => {
     const config = parse(`gateway: { publicUrl: 'https://\${PUBLIC_HOST}' }\nconnections:\n  - { name: demo, type: openai, target: 'http://\${HOST}:\${PORT}/v1', access: { groups: [ml] } }\n`, {
       HOST: '10.0.0.7',
