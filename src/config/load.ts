@@ -32,6 +32,8 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   // null" did not say so. Only a top-level section left empty means its defaults.
   else if (issue.code === 'invalid_type' && issue.expected === 'object' && /received null/.test(issue.message)) message = 'is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out';
   else if (issue.code === 'invalid_union' && issue.errors.length > 0) message = 'does not match any accepted form';
+  // A name refused as a record key (`masking.profiles.PII`): its own reason, not "Invalid key in record".
+  else if (issue.code === 'invalid_key' && issue.issues.length > 0) message = `is not a valid name: ${issue.issues[0]!.message}`;
   return `${formatPath(issue.path)}: ${message}`;
 }
 

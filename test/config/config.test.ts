@@ -274,6 +274,11 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      name: 'a masking profile name that is not lower-case',
+      source: 'masking:\n  profiles:\n    PII: { operator: redact }\n',
+      issues: ['masking.profiles.PII: is not a valid name: profile names are lower-case letters, digits, "-" or "_"'],
+    },
+    {
       name: 'a publicUrl without its scheme',
       source: 'gateway: { publicUrl: "gatehouse.example.com:8443" }\n',
       issues: ['gateway.publicUrl: must be an http:// or https:// URL'],
