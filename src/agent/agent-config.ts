@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, formatPath, yamlSyntaxIssue } from '../config/load.js';
-import { durationField, envText, namePattern, secretRef } from '../config/fields.js';
+import { discriminatorError, durationField, envText, namePattern, secretRef } from '../config/fields.js';
 
 function buildAgentConfigSchema(env: NodeJS.ProcessEnv, baseDir: string) {
   const text = envText(env);
@@ -28,7 +28,7 @@ function buildAgentConfigSchema(env: NodeJS.ProcessEnv, baseDir: string) {
         z.preprocess(
           // `type` may be left out for HTTP connections (the common case, and the original form).
           (c) => (c !== null && typeof c === 'object' && !Array.isArray(c) && !('type' in c) ? { ...c, type: 'http' } : c),
-          z.discriminatedUnion('type', [httpConnection(text, secret), postgresConnection(text, secret)]),
+          z.discriminatedUnion('type', [httpConnection(text, secret), postgresConnection(text, secret)], { error: discriminatorError('type', ['http', 'postgres']) }),
         ),
       )
       .min(1),

@@ -3,22 +3,22 @@
 // so units, secrets and listen addresses read the same everywhere.
 
 import { z } from 'zod';
+import { timerDuration } from './fields.js';
 
 export interface AgentsSchemaParts {
   readonly listen: z.ZodType<{ host: string; port: number }>;
   readonly listenerTls: z.ZodType<{ cert: string; key: string }>;
-  readonly duration: z.ZodType<number, string | number>;
 }
 
-export function agentsSection({ listen, listenerTls, duration }: AgentsSchemaParts) {
+export function agentsSection({ listen, listenerTls }: AgentsSchemaParts) {
   return z.strictObject({
     listen,
     /** Always TLS: the tunnel carries target credentials and whole exchanges. */
     tls: listenerTls,
     /** How often both ends send a heartbeat; a link silent for 3 intervals is dropped. */
-    heartbeat: duration.default(10_000),
+    heartbeat: timerDuration(100, 'a shorter heartbeat floods every tunnel with frames (and 0 drops every agent)').default(10_000),
     /** How long a request may wait for a free agent before `agent_unavailable`. */
-    queueTimeout: duration.default(30_000),
+    queueTimeout: timerDuration(0, 'a request may wait no time at all').default(30_000),
   });
 }
 

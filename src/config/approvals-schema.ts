@@ -4,6 +4,7 @@
 // `defaults`, so the policy engine feeds approvals without knowing about them.
 
 import { z } from 'zod';
+import { timerDuration } from './fields.js';
 
 interface Helpers {
   readonly duration: z.ZodType<number, string | number>;
@@ -42,11 +43,11 @@ export function buildApprovalsSchema({ duration, secret, text }: Helpers) {
       .prefault({}),
     rules: z.record(z.string().min(1), ruleOptions).default({}),
     /** SQLite has no LISTEN/NOTIFY: held requests poll the store this often. */
-    pollInterval: duration.default(500),
+    pollInterval: timerDuration(10, 'a held request re-reads its review from the store this often (0 would query it without pause)').default(500),
     notify: z
       .strictObject({
         webhooks: z
-          .array(z.strictObject({ url, secret, maxAttempts: z.number().int().min(1).max(10).default(5), initialBackoff: duration.default(500) }))
+          .array(z.strictObject({ url, secret, maxAttempts: z.number().int().min(1).max(10).default(5), initialBackoff: timerDuration(0, 'retries may follow at once').default(500) }))
           .default([]),
         slack: z.strictObject({ webhookUrl: secret }).optional(),
       })

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseRawKey } from '../audit/raw-content.js';
 import { signerFromPem } from '../audit/signing-key.js';
+import { discriminatorError, timerDuration } from './fields.js';
 
 interface Helpers {
   /** A string with `${ENV}` references expanded. */
@@ -34,13 +35,13 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
       ),
       /** HMAC-SHA256 key: the body's signature goes in `gatehouse-signature: sha256=<hex>`. */
       secret,
-      timeout: duration.default(5_000),
+      timeout: timerDuration(1, 'with 0 every delivery is aborted at once, and retried forever').default(5_000),
     }),
-  ]);
+  ], { error: discriminatorError('type', ['file', 'stdout', 'webhook']) });
   return z
     .strictObject({
       /** Names this process in every event it appends; default `<hostname>/<pid>`. */
-      writerId: z.string().min(1).max(128).optional(),
+      writerId: text.pipe(z.string().min(1).max(128)).optional(),
       /** Ed25519 PKCS#8 PEM by reference; without it a key is generated into `keyFile`. */
       signingKey: storeSecret.optional(),
       /** Default (withDefaultKeyFile): beside the SQLite file, or data/ beside the config. */

@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
-import { parseDuration } from './units.js';
+import { formatDuration, parseDuration } from './units.js';
 
 export const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -41,6 +41,38 @@ export const durationField = z.union([z.string(), z.number()]).transform((value,
   }
   return ms;
 });
+
+/** The longest delay a Node timer takes: a longer one fires after 1 ms (TimeoutOverflowWarning). */
+export const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * A duration that arms a timer: at least `min` ms (`why` says what a shorter one would
+ * do) and at most 24 days, since a longer timer fires at once: `statementTimeout: 30d`
+ * cancelled every statement, and `0` (PostgreSQL's "no limit") did too.
+ */
+export function timerDuration(min: number, why: string) {
+  return durationField.pipe(
+    z
+      .number()
+      .min(min, `must be at least ${formatDuration(min)}: ${why}`)
+      .max(maxTimerMs, `must be at most 24d (${maxTimerMs} ms): a longer timer fires at once`),
+  );
+}
+
+/**
+ * The error of a discriminated union (`type: openai | http | postgres`) whose
+ * discriminator is missing or unknown, worded as the other config errors: zod's own
+ * ("Invalid discriminator value. Expected 'openai' | 'http'") did not say a missing
+ * `type` is required, nor which values it takes in YAML terms.
+ */
+export function discriminatorError(key: string, values: readonly string[]) {
+  const listed = values.join(', ');
+  return (issue: { code?: string; input?: unknown }): string | undefined => {
+    if (issue.code !== 'invalid_union') return undefined;
+    const given = issue.input !== null && typeof issue.input === 'object' ? (issue.input as Record<string, unknown>)[key] : undefined;
+    return given === undefined ? `is required: one of ${listed}` : `${JSON.stringify(given)} is not one of ${listed}`;
+  };
+}
 
 /** The header a target credential travels in: `scheme secret`, or the bare secret. */
 export function credentialHeader(credential: { header: string; scheme: string; secret: string } | undefined): { header: string; value: string } | undefined {

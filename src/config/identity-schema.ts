@@ -5,7 +5,7 @@
 
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { isLoopbackUrl } from './fields.js';
+import { isLoopbackUrl, timerDuration } from './fields.js';
 
 export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
@@ -18,15 +18,32 @@ interface Helpers {
   readonly baseDir: string;
 }
 
+/**
+ * A value or a non-empty list of them. Not a z.union: its error was "does not match any
+ * accepted form", hiding the real one (a file that cannot be read, an unset ${VAR}).
+ */
+function oneOrMany(item: z.ZodType<string, string>) {
+  const list = z.array(item).min(1);
+  return z.unknown().transform((value, ctx): string | string[] => {
+    const result = Array.isArray(value) ? list.safeParse(value) : item.safeParse(value);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) ctx.addIssue({ code: 'custom', path: issue.path as (string | number)[], message: issue.message });
+    return z.NEVER;
+  });
+}
+
 export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers) {
   const url = text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }));
+  // Values a deployment sets per environment (`clientId: ${OIDC_CLIENT_ID}`): `${ENV}` is
+  // expanded, as in URLs; taken literally, the IdP got "${OIDC_CLIENT_ID}".
+  const deployed = text.pipe(z.string().min(1));
 
   const issuer = z
     .strictObject({
       /** Short name used in subjects (`oidc:<name>:<sub>`) and logs. */
       name: z.string().regex(shortName, 'must be lower-case letters, digits, "-" or "_" (at most 63)'),
       issuer: url,
-      audience: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+      audience: oneOrMany(deployed),
       discovery: z.boolean().default(true),
       jwksUri: url.optional(),
       /** Accept http:// issuer and JWKS URLs off this host (a network where nobody can tamper with the keys in transit). */
@@ -43,7 +60,7 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           cooldown: duration.default(30_000),
           /** A fetched JWKS is refreshed after this long even if every kid is known. */
           cacheMaxAge: duration.default(600_000),
-          timeout: duration.default(5_000),
+          timeout: timerDuration(1, 'with 0 every discovery and JWKS fetch is aborted at once').default(5_000),
           /** While refetches fail (an IdP outage), the last keys fetched still verify for this long; 0: not at all. */
           maxStale: duration.default(3_600_000),
         })
@@ -78,8 +95,8 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
         .strictObject({
           enabled: z.boolean().default(true),
           /** `iss` of Gatehouse tokens; defaults to gateway.publicUrl, else "gatehouse". */
-          issuer: z.string().min(1).optional(),
-          audience: z.string().min(1).default('gatehouse'),
+          issuer: deployed.optional(),
+          audience: deployed.default('gatehouse'),
           defaultTtl: duration.default(15 * 60_000),
           maxTtl: duration.default(60 * 60_000),
           /** PKCS#8 PEM Ed25519 private key (a secret reference). Without it, keyFile is used. */
@@ -96,7 +113,7 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
         .strictObject({
           /** Name of an entry in oidc.issuers: its groupsClaims / groupMap / kind apply to ID token claims. */
           issuer: z.string().regex(shortName),
-          clientId: z.string().min(1),
+          clientId: deployed,
           /** Secret ref; omit for a public client (PKCE only). */
           clientSecret: secret.optional(),
           /** Where the IdP sends the browser back: the admin listener's /auth/callback. */
@@ -110,15 +127,15 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           /** Short name used in subjects: `saml:<name>:<NameID>`. */
           name: z.string().regex(shortName).default('saml'),
           /** This service provider's entity id (also the expected Audience). */
-          entityId: z.string().min(1),
+          entityId: deployed,
           /** The admin listener's /auth/saml/acs URL, as the browser reaches it. */
           acsUrl: url,
           /** The IdP's single sign-on URL (HTTP-Redirect binding). */
           idpSsoUrl: url,
           /** The IdP's issuer (entity id); assertions from another issuer are refused. */
-          idpIssuer: z.string().min(1),
-          /** The IdP's signing certificate(s), PEM (inline, ${ENV} or file: reference). */
-          idpCert: z.union([secret, z.array(secret).min(1)]),
+          idpIssuer: deployed,
+          /** The IdP's signing certificate(s), PEM, by reference (${ENV} or file:), or a list of them. */
+          idpCert: oneOrMany(secret),
           groupsAttribute: z.string().min(1).default('groups'),
           groupMap: z.record(z.string(), z.union([z.string().min(1), z.array(z.string().min(1))])).optional(),
           kind: z.enum(['human', 'service', 'agent']).default('human'),

@@ -28,7 +28,12 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = 'is required';
+  // A key with nothing under it (`tls:` alone) is null in YAML; "expected object, received
+  // null" did not say so. Only a top-level section left empty means its defaults.
+  else if (issue.code === 'invalid_type' && issue.expected === 'object' && /received null/.test(issue.message)) message = 'is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out';
   else if (issue.code === 'invalid_union' && issue.errors.length > 0) message = 'does not match any accepted form';
+  // A name refused as a record key (`masking.profiles.PII`): its own reason, not "Invalid key in record".
+  else if (issue.code === 'invalid_key' && issue.issues.length > 0) message = `is not a valid name: ${issue.issues[0]!.message}`;
   return `${formatPath(issue.path)}: ${message}`;
 }
 

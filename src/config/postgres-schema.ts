@@ -5,11 +5,11 @@
 
 import { z } from 'zod';
 import { viaPattern } from './agents-schema.js';
+import { timerDuration } from './fields.js';
 
 export interface PostgresSchemaParts {
   readonly text: z.ZodType<string, string>;
   readonly secret: z.ZodType<string, string>;
-  readonly duration: z.ZodType<number, string | number>;
   readonly size: z.ZodType<number, string | number>;
   readonly listen: z.ZodType<{ host: string; port: number }, unknown>;
   readonly groupList: z.ZodType<string[], string[]>;
@@ -17,7 +17,7 @@ export interface PostgresSchemaParts {
 }
 
 export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
-  const { text, secret, duration, size, listen, groupList, name } = parts;
+  const { text, secret, size, listen, groupList, name } = parts;
   return z.strictObject({
     name,
     type: z.literal('postgres'),
@@ -41,21 +41,29 @@ export function buildPostgresConnectionSchema(parts: PostgresSchemaParts) {
     /** `agent:<name>`: the database is reached through that egress-only agent; load.ts fills in a placeholder target. */
     via: z.string().regex(viaPattern, 'must be agent:<name>').optional(),
     /** Required without `via`; with it, optional (sent per session inside the tunnel; the agent's own wins). */
-    credential: z.strictObject({ user: z.string().min(1), secret }).optional(),
+    credential: z.strictObject({ user: text.pipe(z.string().min(1)), secret }).optional(),
     tls: z
       .strictObject({ mode: z.enum(['disable', 'require', 'verify-full']).default('verify-full'), ca: secret.optional() })
       .prefault({}),
-    timeouts: z.strictObject({ connect: duration.default(10_000), login: duration.default(30_000) }).prefault({}),
+    timeouts: z
+      .strictObject({
+        connect: timerDuration(1, 'with 0 every login to the database would time out at once').default(10_000),
+        login: timerDuration(1, "with 0 every client's login would time out at once").default(30_000),
+      })
+      .prefault({}),
     limits: z
       .strictObject({
         maxRows: z.number().int().min(1).optional(),
-        statementTimeout: duration.optional(),
+        // 0 is not "no limit" (as PostgreSQL's statement_timeout): leave the key out for that.
+        statementTimeout: timerDuration(1, 'leave statementTimeout out for no limit (0 would cancel every statement at once)').optional(),
         maxMessageBytes: size.default(1024 * 1024),
       })
       .prefault({}),
     masking: z
       .strictObject({
-        columns: z.record(z.string().min(1), z.enum(['redact', 'partial', 'null'])).default({}),
+        // `dob: null` unquoted is YAML's null, not the string: it was refused with "expected one
+        // of … "null"", naming the very word written. Read as the operator it spells.
+        columns: z.record(z.string().min(1), z.preprocess((v) => (v === null ? 'null' : v), z.enum(['redact', 'partial', 'null']))).default({}),
         /** Masking profiles (masking.profiles) over result values, COPY rows and the recorded statements. */
         profiles: z.array(z.string().min(1)).default([]),
       })

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
 import { agentsSection, viaPattern } from './agents-schema.js';
-import { durationField, envText, namePattern, secretRef } from './fields.js';
+import { discriminatorError, durationField, envText, namePattern, secretRef } from './fields.js';
 import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
@@ -112,7 +112,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       .optional(),
   });
 
-  const postgresConnection = buildPostgresConnectionSchema({ text, secret, duration, size, listen, groupList, name: connection.shape.name });
+  const postgresConnection = buildPostgresConnectionSchema({ text, secret, size, listen, groupList, name: connection.shape.name });
 
   return z
     .strictObject({
@@ -120,7 +120,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({
           listen: listenWithDefaultPort(8080),
           tls: listenerTls.optional(),
-          publicUrl: text.pipe(z.url()).optional(),
+          // Any URL parsed: `gatehouse.example.com:8443` (no scheme) read as scheme "gatehouse.example.com:".
+          publicUrl: text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).optional(),
           maxRequestBody: size.default(10 * 1024 * 1024),
           maxResponseBody: size.default(512 * 1024 * 1024),
           /** Open TCP connections to the data plane, and from one client address (server/connection-limits.ts). */
@@ -166,12 +167,12 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       log: z
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
-      connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection])).default([]),
+      connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection], { error: discriminatorError('type', ['openai', 'http', 'postgres']) })).default([]),
       approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
       masking: buildMaskingSchema(secret),
       policy: buildPolicySchema({ path, secret: storeSecret }),
       identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),
-      agents: agentsSection({ listen, listenerTls, duration }).optional(),
+      agents: agentsSection({ listen, listenerTls }).optional(),
     })
     // The checks across sections run even when a field elsewhere is invalid, so that one
     // `config check` lists every error; each check skips what reads an invalid field
@@ -239,10 +240,42 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           }
           if (c.via !== undefined && c.tls !== undefined) ctx.addIssue({ code: 'custom', path: at('tls'), message: "must not be set with via: the agent's own config holds the target's TLS settings" });
         }));
+        attempt(() => listenerClashIssues(config, ctx, sound));
       },
       { when: () => true },
     )
     .transform((config) => withDefaultKeyFile(config, baseDir));
+}
+
+/**
+ * Two listeners of one config on the same port (and the same address, or a wildcard
+ * one): `config check` said valid, and `start` failed with "address in use". Port 0
+ * (a free one) never clashes.
+ */
+function listenerClashIssues(
+  config: { gateway?: { listen?: { host: string; port: number } }; admin?: { enabled?: boolean; listen?: { host: string; port: number } }; agents?: { listen?: { host: string; port: number } } | undefined; connections: readonly { type?: string; listen?: unknown }[] },
+  ctx: z.RefinementCtx,
+  sound: (...paths: (string | number)[][]) => boolean,
+): void {
+  const listeners: { path: (string | number)[]; listen: { host: string; port: number } }[] = [];
+  const add = (path: (string | number)[], listen: { host: string; port: number } | undefined) => {
+    if (listen !== undefined && typeof listen.port === 'number' && listen.port !== 0 && sound(path)) listeners.push({ path, listen });
+  };
+  add(['gateway', 'listen'], config.gateway?.listen);
+  if (config.admin?.enabled !== false) add(['admin', 'listen'], config.admin?.listen);
+  add(['agents', 'listen'], config.agents?.listen);
+  config.connections.forEach((c, i) => {
+    if (c?.type === 'postgres') add(['connections', i, 'listen'], c.listen as { host: string; port: number } | undefined);
+  });
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
+  listeners.forEach((b, j) => {
+    const a = listeners.slice(0, j).find((a) => a.listen.port === b.listen.port && (a.listen.host === b.listen.host || wildcard(a.listen.host) || wildcard(b.listen.host)));
+    if (a) ctx.addIssue({ code: 'custom', path: [...b.path, 'port'], message: `${b.listen.port} is also the port of ${formatListenerPath(a.path)} (${a.listen.host}): two listeners cannot share it` });
+  });
+}
+
+function formatListenerPath(path: readonly (string | number)[]): string {
+  return path.map((p, k) => (typeof p === 'number' ? `[${p}]` : k === 0 ? p : `.${p}`)).join('');
 }
 
 /** The literal names (no `*`) in a rule's `match.connections` that no connection has, with their index. */

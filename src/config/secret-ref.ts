@@ -26,11 +26,16 @@ export function resolveSecretRef(value: string, env: NodeJS.ProcessEnv, baseDir:
   if (value.startsWith('file:')) {
     const path = value.slice('file:'.length);
     const full = isAbsolute(path) ? path : resolve(baseDir, path);
+    let content: string;
     try {
-      return readFileSync(full, 'utf8').replace(/\r?\n$/, '');
+      content = readFileSync(full, 'utf8').replace(/\r?\n$/, '');
     } catch (error) {
       throw new SecretRefError(`cannot read ${full}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
     }
+    // As an empty variable: a secret mount not yet filled would have sent "Bearer " to the
+    // target, and hashed masking with an empty key ('' also reads as "not resolved").
+    if (content === '') throw new SecretRefError(`${full} is empty (a secret must not be)`);
+    return content;
   }
   throw new SecretRefError('a secret must be a reference (${ENV_VAR} or file:/path), not a literal value');
 }

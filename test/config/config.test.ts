@@ -188,7 +188,29 @@ describe('parseConfig: every error names its dotted path', () => {
     {
       name: 'bad type enum',
       source: `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n`,
-      issues: ["connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'"],
+      issues: ['connections[0].type: "grpc" is not one of openai, http, postgres'],
+    },
+    {
+      // zod's "Invalid discriminator value" did not say the key is required.
+      name: 'missing type',
+      source: `connections:\n  - { name: demo, target: 'http://x', access: { groups: [ml] } }\n`,
+      issues: ['connections[0].type: is required: one of openai, http, postgres'],
+    },
+    {
+      name: 'audit sink without a known type',
+      source: 'audit:\n  sinks: [{ type: syslog }, { path: /var/log/a.jsonl }]\n',
+      issues: ['audit.sinks[0].type: "syslog" is not one of file, stdout, webhook', 'audit.sinks[1].type: is required: one of file, stdout, webhook'],
+    },
+    {
+      // Not "does not match any accepted form": the cause, at its path (one or a list).
+      name: 'saml idpCert that cannot be read',
+      source: 'identity:\n  saml: { entityId: sp, acsUrl: "https://a.example/acs", idpSsoUrl: "https://idp.example/sso", idpIssuer: idp, idpCert: file:/nonexistent/idp.pem }\n',
+      issues: ['identity.saml.idpCert: cannot read /nonexistent/idp.pem: ENOENT'],
+    },
+    {
+      name: 'saml idpCert list with an unset variable and a literal',
+      source: 'identity:\n  saml: { entityId: sp, acsUrl: "https://a.example/acs", idpSsoUrl: "https://idp.example/sso", idpIssuer: idp, idpCert: ["${IDP_CERT_UNSET}", "-----BEGIN CERTIFICATE-----"] }\n',
+      issues: ['identity.saml.idpCert[0]: environment variable IDP_CERT_UNSET is not set', 'identity.saml.idpCert[1]: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value'],
     },
     {
       name: 'bad duration text',
@@ -199,6 +221,67 @@ describe('parseConfig: every error names its dotted path', () => {
       name: 'negative duration number',
       source: `connections:\n${connection('timeouts: { body: -1 }')}`,
       issues: ['connections[0].timeouts.body: "-1" is not a duration (use e.g. 500ms, 30s, 5m, or milliseconds)'],
+    },
+    {
+      // PostgreSQL's statement_timeout 0 is "no limit"; here it cancelled every statement at once.
+      name: 'a postgres statementTimeout of 0, or beyond what a timer holds',
+      source: 'connections:\n  - { name: pg, type: postgres, listen: { port: 0 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] }, limits: { statementTimeout: 0 }, timeouts: { login: 30d, connect: 0 } }\n',
+      env: { PW: 'pw' },
+      issues: [
+        'connections[0].timeouts.connect: must be at least 1ms: with 0 every login to the database would time out at once',
+        'connections[0].timeouts.login: must be at most 24d (2147483647 ms): a longer timer fires at once',
+        'connections[0].limits.statementTimeout: must be at least 1ms: leave statementTimeout out for no limit (0 would cancel every statement at once)',
+      ],
+    },
+    {
+      name: 'an agents heartbeat of 0, a queue timeout beyond a timer, an approvals poll of 0',
+      source: 'agents: { listen: { port: 0 }, tls: { cert: "${C}", key: "${K}" }, heartbeat: 0, queueTimeout: 25d }\napprovals: { pollInterval: 0 }\n',
+      env: { C: 'c', K: 'k' },
+      issues: [
+        'approvals.pollInterval: must be at least 10ms: a held request re-reads its review from the store this often (0 would query it without pause)',
+        'agents.heartbeat: must be at least 100ms: a shorter heartbeat floods every tunnel with frames (and 0 drops every agent)',
+        'agents.queueTimeout: must be at most 24d (2147483647 ms): a longer timer fires at once',
+      ],
+    },
+    {
+      // Top-level sections left empty mean their defaults; a nested key left empty is null.
+      name: 'a nested key with nothing under it',
+      source: 'gateway:\n  tls:\naudit:\n  checkpoint:\nmasking:\n  profiles:\n    pii:\n',
+      issues: [
+        'gateway.tls: is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out',
+        'audit.checkpoint: is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out',
+        'masking.profiles.pii: is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out',
+      ],
+    },
+    {
+      // AbortSignal.timeout(0): every fetch and delivery aborted at once.
+      name: 'a JWKS fetch timeout or a webhook sink timeout of 0',
+      source: 'identity: { oidc: { issuers: [{ name: corp, issuer: "https://idp.example", audience: gh, jwks: { timeout: 0 } }] } }\naudit: { sinks: [{ type: webhook, url: "https://siem.example", secret: "${S}", timeout: 0 }] }\n',
+      env: { S: 's' },
+      issues: [
+        'audit.sinks[0].timeout: must be at least 1ms: with 0 every delivery is aborted at once, and retried forever',
+        'identity.oidc.issuers[0].jwks.timeout: must be at least 1ms: with 0 every discovery and JWKS fetch is aborted at once',
+      ],
+    },
+    {
+      // config check said valid; start failed with "address in use".
+      name: 'two listeners on one port',
+      source: 'gateway: { listen: { host: 0.0.0.0, port: 8443 } }\nadmin: { listen: { port: 6432 } }\nconnections:\n  - { name: pg, type: postgres, listen: { port: 8443 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n  - { name: pg2, type: postgres, listen: { host: 127.0.0.2, port: 6432 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n  - { name: pg3, type: postgres, listen: { port: 6432 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n',
+      env: { PW: 'pw' },
+      issues: [
+        'connections[0].listen.port: 8443 is also the port of gateway.listen (0.0.0.0): two listeners cannot share it',
+        'connections[2].listen.port: 6432 is also the port of admin.listen (127.0.0.1): two listeners cannot share it',
+      ],
+    },
+    {
+      name: 'a masking profile name that is not lower-case',
+      source: 'masking:\n  profiles:\n    PII: { operator: redact }\n',
+      issues: ['masking.profiles.PII: is not a valid name: profile names are lower-case letters, digits, "-" or "_"'],
+    },
+    {
+      name: 'a publicUrl without its scheme',
+      source: 'gateway: { publicUrl: "gatehouse.example.com:8443" }\n',
+      issues: ['gateway.publicUrl: must be an http:// or https:// URL'],
     },
     {
       name: 'bad size text',
@@ -351,7 +434,7 @@ describe('parseConfig: every error names its dotted path', () => {
   test('issues from several connections are all listed', () => {
     const source = `connections:\n  - { name: a, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: b, type: http, target: 'http://x', access: { groups: [ml] }, credential: { secret: literal } }\n  - { name: c, type: http }\n`;
     assert.deepEqual(issuesOf(source), [
-      "connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'",
+      'connections[0].type: "grpc" is not one of openai, http, postgres',
       'connections[1].credential.secret: a secret must be a reference (${ENV_VAR} or file:/path), not a literal value',
       'connections[2].target: is required',
       'connections[2].access: is required',
@@ -398,7 +481,7 @@ describe('parseConfig: every error names its dotted path', () => {
   test('a duplicate name is reported alongside an invalid field in the same config', () => {
     const source = `connections:\n  - { name: demo, type: grpc, target: 'http://x', access: { groups: [ml] } }\n  - { name: demo, type: http, target: 'http://x', access: { groups: [ml] } }\n`;
     assert.deepEqual(issuesOf(source), [
-      "connections[0].type: Invalid discriminator value. Expected 'openai' | 'http' | 'postgres'",
+      'connections[0].type: "grpc" is not one of openai, http, postgres',
       'connections[1].name: duplicate connection name "demo" (also connections[0])',
     ]);
   });
@@ -451,6 +534,14 @@ describe('parseConfig: secret references', () => {
     ]);
   });
 
+  test('an empty file: secret is refused, as an empty variable is (a masking hash key among them)', () => {
+    writeFileSync(join(dir, 'empty.key'), '\n');
+    assert.deepEqual(issuesOf(`masking:\n  profiles:\n    a: { operator: hash, hashKey: 'file:empty.key' }\nconnections:\n${connection("credential: { secret: 'file:empty.key' }")}`), [
+      `connections[0].credential.secret: ${join(dir, 'empty.key')} is empty (a secret must not be)`,
+      `masking.profiles.a.hashKey: ${join(dir, 'empty.key')} is empty (a secret must not be)`,
+    ]);
+  });
+
   test('${VAR} is expanded inside a target URL (and other plain strings), even more than once', () => {
     const config = parse(`gateway: { publicUrl: 'https://\${PUBLIC_HOST}' }\nconnections:\n  - { name: demo, type: openai, target: 'http://\${HOST}:\${PORT}/v1', access: { groups: [ml] } }\n`, {
       HOST: '10.0.0.7',
@@ -459,6 +550,31 @@ describe('parseConfig: secret references', () => {
     });
     assert.equal(config.connections[0]!.target, 'http://10.0.0.7:8000/v1');
     assert.equal(config.gateway.publicUrl, 'https://gw.example');
+  });
+
+  test('${VAR} is expanded in the values a deployment sets per environment: IdP client, audiences, issuers, SAML ids, writer id, database role', () => {
+    const env = { CLIENT: 'gh-prod', AUD: 'api://gh', SP: 'https://gh.example/saml', IDP: 'https://idp.example', POD: 'gh-7f9c', ROLE: 'gh_reader', PW: 'pw', CS: 'cs' };
+    const config = parse(
+      [
+        'identity:',
+        '  oidc: { issuers: [{ name: corp, issuer: "https://idp.example", audience: ["${AUD}", other] }] }',
+        '  gatewayTokens: { issuer: "${SP}", audience: "${AUD}" }',
+        '  login: { issuer: corp, clientId: "${CLIENT}", clientSecret: "${CS}", redirectUri: "https://gh.example/auth/callback" }',
+        '  saml: { entityId: "${SP}", acsUrl: "https://gh.example/acs", idpSsoUrl: "https://idp.example/sso", idpIssuer: "${IDP}/metadata", idpCert: "${CS}" }',
+        'audit: { writerId: "${POD}/1" }',
+        'connections:',
+        '  - { name: pg, type: postgres, listen: { port: 0 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: "${ROLE}", secret: "${PW}" }, access: { groups: [g] } }',
+        '',
+      ].join('\n'),
+      env,
+    );
+    assert.deepEqual(config.identity.oidc.issuers[0]!.audience, ['api://gh', 'other']);
+    assert.deepEqual([config.identity.gatewayTokens.issuer, config.identity.gatewayTokens.audience], ['https://gh.example/saml', 'api://gh']);
+    assert.equal(config.identity.login!.clientId, 'gh-prod');
+    assert.deepEqual([config.identity.saml!.entityId, config.identity.saml!.idpIssuer], ['https://gh.example/saml', 'https://idp.example/metadata']);
+    assert.equal(config.audit.writerId, 'gh-7f9c/1');
+    assert.equal((config.connections[0] as { credential?: { user: string } }).credential!.user, 'gh_reader');
+    assert.deepEqual(issuesOf('identity: { gatewayTokens: { audience: "${UNSET_AUD}" } }\n'), ['identity.gatewayTokens.audience: environment variable UNSET_AUD is not set']);
   });
 
   test('a listener TLS cert and key are secrets too', () => {

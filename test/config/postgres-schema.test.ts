@@ -73,6 +73,11 @@ describe('config: type postgres connections', () => {
     ]);
   });
 
+  test('masking.columns: an unquoted null (YAML null) is the null operator, as written', () => {
+    const config = parseConfig(connection(`${valid}, masking: { columns: { dob: null, notes: "null", ssn: partial } }`), 'gatehouse.yaml', env);
+    assert.deepEqual((config.connections[0] as { masking: { columns: Record<string, string> } }).masking.columns, { dob: 'null', notes: 'null', ssn: 'partial' });
+  });
+
   test('a listener no client could log in to (no certificate, allowPlaintext defaulting to false) is refused', () => {
     const noTls = valid.replace('allowPlaintext: true, ', '');
     const message = 'connections[0]: no client could log in: give the listener a certificate (serverTls, or gateway.tls), or set allowPlaintext: true where the path is trusted (the API key then crosses in clear)';
