@@ -418,8 +418,12 @@ function exprFlow(root: unknown, scope: Scope): Flow {
     const call = n.FuncCall as Node | undefined;
     if (call) {
       const fname = (call.funcname as Node[]).map(sval);
-      if (fname[fname.length - 1] === 'count' && fname.length === 1) return false;
-      if (functionRisks(fname as string[]).includes('unknown-tables')) flow.wholeRow = true;
+      const risks = functionRisks(fname as string[]);
+      // Only the built-in count counts: an aggregate the database or the session defines
+      // under that name (`create aggregate count(text) (sfunc = textcat, stype = text)`)
+      // returns whatever it was given.
+      if (fname[fname.length - 1] === 'count' && (fname.length === 1 || (fname.length === 2 && fname[0] === 'pg_catalog')) && risks.length === 0) return false;
+      if (risks.includes('unknown-tables')) flow.wholeRow = true;
     }
     return true;
   });

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import { clearFunctionCatalog } from '../../../src/protocols/postgres/function-catalog.js';
 import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'null']]) } });
@@ -101,6 +102,37 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     await c.query('create view v_ok as select id, email from users');
     assert.deepEqual(await first('select * from v_ok where id = 1'), [1, '[EMAIL]']);
     await c.query('insert into archive (id, contact) select id, name from users');
+  });
+
+  test('count() counts only when it is the built-in: an aggregate defined as count returns the values', async () => {
+    // Was a leak: count(…) passed as a number whatever count was, and
+    // `create aggregate count(text) (sfunc = textcat, stype = text)` (no body to refuse)
+    // made `select count(email) from users` return every address concatenated.
+    assert.deepEqual(await first('select count(email), pg_catalog.count(email) from users'), ['2', '2']);
+    const s = new pg.Client(proxy.clientConfig());
+    await s.connect();
+    try {
+      await s.query('create aggregate public.count(text) (sfunc = textcat, stype = text)');
+      const r = await s.query({ text: 'select count(email) as n, count(ssn) from users', rowMode: 'array' });
+      // A user-defined function's result may hold any column, one of them under a `null` rule (born): NULL.
+      assert.deepEqual(r.rows, [[null, null]]);
+      const x = await s.query({ text: 'select count(email) from users where id = $1', values: [1], rowMode: 'array' }); // extended protocol
+      assert.deepEqual(x.rows, [[null]]);
+    } finally {
+      await s.end();
+    }
+    // Defined on the database before the session: read from its catalog at login.
+    clearFunctionCatalog();
+    const t = new pg.Client(proxy.clientConfig());
+    await t.connect();
+    try {
+      const r = await t.query({ text: 'select count(email) from users', rowMode: 'array' });
+      assert.deepEqual(r.rows, [[null]]);
+    } finally {
+      await t.end();
+      await direct.query('drop aggregate public.count(text)');
+      clearFunctionCatalog();
+    }
   });
 
   test('psql: an alias and an expression print redacted', async () => {
