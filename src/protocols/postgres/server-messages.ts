@@ -15,7 +15,8 @@
 //     has a position) and the statement holds everything it quotes (`relation "nosuch"
 //     does not exist`); otherwise it is cut at its first quote: an error raised while
 //     running quotes data (`null value in column "name" …` keeps its column in the
-//     column field);
+//     column field); such a message is cut at its first number and `: ` too, which
+//     PostgreSQL writes unquoted (`date field value out of range: 2020-97-01`);
 //   - what PL/pgSQL RAISE says (class P0, or a context `… at RAISE`) is withheld whole:
 //     its text is whatever the function put in it;
 //   - detail, hint, context and internal query go: values appear there unquoted
@@ -35,6 +36,7 @@ const textFields = new Set(['M', 'D', 'H', 'W', 'q']);
 /** Free text besides the message: dropped under column rules. */
 const auxiliaryFields = new Set(['D', 'H', 'W', 'q']);
 const withheldValue = '(what it quotes is withheld by Gatehouse: this connection masks columns)';
+const withheldUnquoted = '(the values it shows are withheld by Gatehouse: this connection masks columns)';
 const withheldRaise = 'message withheld by Gatehouse: what RAISE prints may carry values of masked columns on this connection';
 
 /**
@@ -52,7 +54,7 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
     const sqlstate = fieldOf(fields, 'C') ?? '';
     const raise = sqlstate.startsWith('P0') || / at RAISE$/m.test(fieldOf(fields, 'W') ?? '');
     const text = fieldOf(fields, 'M') ?? '';
-    const kept = raise ? withheldRaise : !text.includes('"') || (fieldOf(fields, 'P') !== undefined && quotesOnlyStatement(text, statement?.text)) ? text : beforeQuote(text);
+    const kept = raise ? withheldRaise : fieldOf(fields, 'P') !== undefined ? aboutStatement(text, statement?.text) : raisedWhileRunning(text);
     const before = fields.length;
     fields = fields.filter(([code]) => !auxiliaryFields.has(code)).map(([code, value]) => [code, code === 'M' ? kept : value]);
     changed = kept !== text || fields.length !== before;
@@ -68,6 +70,37 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
     }
   }
   return changed ? writeFields(frame.type, fields) : undefined;
+}
+
+/** A message about the statement's text (it has a position): what it quotes is the client's, else cut. */
+function aboutStatement(text: string, statement: string | undefined): string {
+  return !text.includes('"') || quotesOnlyStatement(text, statement) ? text : beforeQuote(text);
+}
+
+/**
+ * A message raised while running, where what follows a quote, a colon or a number may
+ * be data: PostgreSQL quotes strings (`invalid input syntax …: "…"`) but not numbers
+ * (`time field value out of range: 123456:00:00` from make_time(salary, …), `index 97
+ * out of valid range` from get_bit(…, ascii(email))) nor what follows a colon
+ * (`operator does not exist: …`). The message is cut at the first of them; the
+ * statement's text cannot vouch for a number (a comment can hold every number).
+ */
+function raisedWhileRunning(text: string): string {
+  const quote = text.indexOf('"');
+  const at = firstUnquoted(text);
+  if (at === -1) return quote === -1 ? text : beforeQuote(text);
+  // `…: "value"`: the colon only introduces the quote.
+  if (quote !== -1 && (quote < at || /^[\s:]*$/.test(text.slice(at, quote)))) return beforeQuote(text);
+  return `${text.slice(0, at).replace(/[\s:,(=-]+$/, '')} ${withheldUnquoted}`.trimStart();
+}
+
+/** Where an unquoted value may start: a colon and space, or the word holding the first digit; -1 when neither. */
+function firstUnquoted(text: string): number {
+  const colon = text.indexOf(': ');
+  const digit = text.search(/\S*\d/);
+  if (colon === -1) return digit;
+  if (digit === -1) return colon;
+  return Math.min(colon, digit);
 }
 
 /**

@@ -55,6 +55,23 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     }
     // A message that quotes nothing goes as it came.
     assert.equal((await errorOf(c, 'select 1/0')).message, 'division by zero');
+    // Was a leak: numbers are not quoted, and a number computed from a masked column came
+    // out whole (ascii(email) = 97, the first letter; length(ssn) = 11), one per statement.
+    // A comment holding the number does not let it pass.
+    const numbers: [string, string, string][] = [
+      ['select make_date(2020, ascii(email), 1) from users -- 97', '22008', 'date field value out of range'],
+      ['select make_time(ascii(email), 0, 0) from users', '22008', 'time field value out of range'],
+      ["select get_bit('\\x00'::bytea, ascii(email)) from users", '2202E', 'index'],
+      ['select chr(ascii(email) + 1114112) from users', '54000', 'requested character too large for encoding'],
+    ];
+    for (const [sql, code, kept] of numbers) {
+      const error = await errorOf(c, sql);
+      assert.equal(error.code, code, sql);
+      assert.equal(error.message, `${kept} (the values it shows are withheld by Gatehouse: this connection masks columns)`, sql);
+    }
+    // What follows a colon is not quoted either (`operator does not exist: …`).
+    const operator = await errorOf(c, "select split_part(email, '@', 1)::regoper from users");
+    assert.equal(operator.message, 'operator does not exist (the values it shows are withheld by Gatehouse: this connection masks columns)');
   });
 
   test('a constraint violation keeps the names the statement wrote and loses the row and the key in its detail', async () => {
