@@ -115,6 +115,25 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     // Other built-ins that keep a value where it is read back unmasked (current_setting, SHOW, lo_get).
     await assert.rejects(c.query("select set_config('application_name', email, false) from users"), { code: '0A000', message: /as a session setting \(set_config\)/ });
     await assert.rejects(c.query("select lo_from_bytea(0, convert_to(ssn, 'UTF8')) from users"), { code: '0A000', message: /as a large object/ });
+    // Were leaks: an advisory lock's keys (pg_locks, any session), a large object's OID
+    // (pg_largeobject_metadata), a replication origin's name, a custom setting's name
+    // (pg_settings), a lock or slot name given in named notation.
+    const kept: [string, RegExp][] = [
+      ['select pg_advisory_lock(ascii(email)) from users', /as an advisory lock key, which pg_locks shows \(pg_advisory_lock\)/],
+      ['select pg_try_advisory_xact_lock(1, length(ssn)) from users', /\(pg_try_advisory_xact_lock\)/],
+      ['select pg_advisory_lock_shared(ascii(email)) from users', /\(pg_advisory_lock_shared\)/],
+      ['select lo_create(ascii(email)) from users', /as a large object's OID \(lo_create\)/],
+      ["select lo_from_bytea(ascii(email), '') from users", /as a large object/],
+      ['select pg_replication_origin_create(email) from users', /as a replication origin/],
+      ["select pg_create_physical_replication_slot(slot_name => translate(email, '@.', '__')) from users", /as a replication slot/],
+      ["select set_config('x.' || translate(email, '@.', '__'), '1', false) from users", /as a session setting \(set_config\)/],
+      ["select lowrite(lo_open(1, 131072), convert_to(email, 'UTF8')) from users", /as a large object \(lowrite\)/],
+    ];
+    for (const [sql, message] of kept) await assert.rejects(c.query(sql), { code: '0A000', message }, sql);
+    assert.equal((await direct.query("select count(*) as n from pg_locks where locktype = 'advisory'")).rows[0].n, '0');
+    assert.equal((await direct.query('select count(*) as n from pg_largeobject_metadata')).rows[0].n, '0');
+    assert.deepEqual((await c.query('select pg_advisory_lock(id) as l from users')).rows, [{ l: '' }]); // other columns pass
+    await c.query('select pg_advisory_unlock_all()');
     assert.notEqual((await c.query('show application_name')).rows[0].application_name, 'ann@example.com');
     await c.query("select set_config('application_name', 'report ' || id, false) from users");
     await c.query("select pg_notify('ch', 'user ' || id) from users");
