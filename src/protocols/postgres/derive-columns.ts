@@ -133,6 +133,15 @@ function derive(kind: string, node: Node): Derivation | undefined {
         stores.push({ target: `column "${node.newname}" of ${what} ${relName(node.relation)}`, name: node.newname, sources: [node.subname], wholeRow: false });
       }
       break;
+    case 'CreateTrigStmt': {
+      // A trigger's arguments are strings its function reads as it likes; the built-in
+      // tsvector_update_trigger(tsv, 'pg_catalog.simple', email) takes them as column
+      // names and copies their words into another column, on every later write.
+      const args = ((node.args as Node[] | undefined) ?? []).map(sval).filter((a): a is string => typeof a === 'string');
+      const fn = ((node.funcname as Node[] | undefined) ?? []).map(sval).join('.');
+      if (args.length > 0) stores.push({ target: `an argument of trigger ${String(node.trigname)} (its function ${fn} may copy the column's values into another column)`, name: undefined, sources: args, wholeRow: false });
+      break;
+    }
     case 'CreateStmt':
       for (const elt of (node.tableElts as Node[] | undefined) ?? []) if (elt.ColumnDef) generated(elt.ColumnDef as Node, `table ${relName(node.relation)}`, stores);
       break;

@@ -135,6 +135,26 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     }
   });
 
+  test("a trigger given a masked column's name as an argument is refused: tsvector_update_trigger copies its words", async () => {
+    // Was a leak: the built-in trigger function wrote every word of email and ssn into
+    // tsv on the next write (`update users set email = upper(email)` runs: it is read back
+    // redacted), and `select tsv from users` showed 'ann@example.com'.
+    await direct.query('alter table users add column tsv tsvector');
+    try {
+      await assert.rejects(c.query("create trigger t_tsv before insert or update on users for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', name, email)"), {
+        code: '0A000',
+        message: 'The statement would keep values of masked column "email" (masking.columns) as an argument of trigger t_tsv (its function tsvector_update_trigger may copy the column\'s values into another column), where they could later be read unmasked; it was not run.',
+      });
+      await assert.rejects(c.query("create trigger t_tsv2 before update on users for each row execute procedure pg_catalog.tsvector_update_trigger_column(tsv, 'SSN')"), { code: '0A000' });
+      assert.equal((await direct.query("select count(*) as n from pg_trigger where tgname like 't_tsv%'")).rows[0].n, '0');
+      // Other columns' names pass.
+      await c.query("create trigger t_name before insert or update on users for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', name)");
+      await c.query('drop trigger t_name on users');
+    } finally {
+      await direct.query('alter table users drop column tsv');
+    }
+  });
+
   test('psql: an alias and an expression print redacted', async () => {
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const child = spawn('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, '-c', "select email as e, lower(email), u::text from users u where id = 2"], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
