@@ -7,6 +7,8 @@
 //   and for approvals the exact values (binary ones by their SHA-256);
 // - an Execute's rows are described by the portal's Describe, or else by the
 //   statement's with the Bind's result formats;
+// - a SQL DECLARE or CLOSE forgets the portal of its name: an Execute of a cursor's name
+//   is never described by a portal bound earlier under it (whose transaction ended);
 // - malformed Describe / Close subtypes are protocol violations.
 
 import { createHash } from 'node:crypto';
@@ -60,6 +62,16 @@ export class ExtendedQuery {
     if (target !== 'S' && target !== 'P') throw new ProtocolViolation(`invalid DESCRIBE message subtype ${target}`);
     const name = r.cstring();
     return target === 'S' ? this.#statements.get(name) : this.#portals.get(name);
+  }
+
+  /**
+   * A SQL DECLARE or CLOSE of this name ('*': CLOSE ALL) ran: a portal the gateway saw
+   * bound under it is gone, and an Execute of the name may run the cursor's rows, which
+   * the old Bind's description does not describe.
+   */
+  forgetPortal(name: string): void {
+    if (name === '*') this.#portals.clear();
+    else this.#portals.delete(name);
   }
 
   /** Close ('C'): 'S' statement or 'P' portal. */
