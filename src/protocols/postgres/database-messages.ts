@@ -155,6 +155,7 @@ export class DatabaseMessages {
           pending.shift();
           return this.#emit(frame);
         }
+        if (t === 'E' && head.kind === 'bind' && head.portal) head.portal.bindFailed = true;
         if (t === 'E') return this.#extendedError(frame, head.kind === 'parse' ? head.statement : head.kind === 'bind' ? head.portal : undefined);
         break;
       }

@@ -5,6 +5,8 @@
 // stale description (a column "name"): the email addresses left unmasked. A DECLARE or
 // CLOSE now forgets the portal of its name, also when the DECLARE was parsed earlier and
 // runs at a later Execute; an Execute of a cursor's name is then refused (no description).
+// Likewise a Bind the database refused (`cursor "n" already exists`) described the
+// portal it did not replace: kept past ROLLBACK TO SAVEPOINT, it ran unmasked.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cstring, int16, int32, message, type Frame } from '../../../src/protocols/postgres/codec.js';
@@ -46,6 +48,31 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       const fetched = await raw.untilReady(1);
       assert.ok(!/example\.com/.test(text(fetched)), text(fetched));
       assert.match(text(fetched), /\[EMAIL\]/);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a Bind the database refused does not describe the portal that kept its name', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(parse('se', 'select email from users'), bind('n', 'se'), sync());
+      await raw.untilReady(1);
+      raw.write(query('savepoint sp'));
+      await raw.untilReady(1);
+      raw.write(parse('sn', 'select name from users'), describeStatement('sn'), bind('n', 'sn'), sync());
+      assert.match(text(await raw.untilReady(1)), /42P03/); // cursor "n" already exists
+      raw.write(query('rollback to savepoint sp'));
+      await raw.untilReady(1);
+      raw.write(execute('n'), sync());
+      const frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.equal(frames.find((f) => f.type === 'D'), undefined);
+      assert.match(text(frames), /Rows cannot be masked without their description/);
+      raw.write(query('rollback'));
+      await raw.untilReady(1);
     } finally {
       raw.close();
     }
