@@ -142,11 +142,19 @@ function derive(kind: string, node: Node): Derivation | undefined {
       if (args.length > 0) stores.push({ target: `an argument of trigger ${String(node.trigname)} (its function ${fn} may copy the column's values into another column)`, name: undefined, sources: args, wholeRow: false });
       break;
     }
+    case 'CreateForeignTableStmt': {
+      const base = node.base as Node | undefined;
+      for (const elt of (base?.tableElts as Node[] | undefined) ?? []) {
+        const def = elt.ColumnDef as Node | undefined;
+        if (def) foreignColumn(String(def.colname), def.fdwoptions, `foreign table ${relName(base?.relation)}`, stores);
+      }
+      break;
+    }
     case 'CreateStmt':
       for (const elt of (node.tableElts as Node[] | undefined) ?? []) if (elt.ColumnDef) generated(elt.ColumnDef as Node, `table ${relName(node.relation)}`, stores);
       break;
     case 'AlterTableStmt':
-      for (const c of (node.cmds as Node[] | undefined) ?? []) alterColumn(c.AlterTableCmd as Node | undefined, `table ${relName(node.relation)}`, stores);
+      for (const c of (node.cmds as Node[] | undefined) ?? []) alterColumn(c.AlterTableCmd as Node | undefined, `${node.objtype === 'OBJECT_FOREIGN_TABLE' ? 'foreign table' : 'table'} ${relName(node.relation)}`, stores);
       break;
     case 'ViewStmt':
       store(stores, selectEntries((node.query as Node).SelectStmt as Node ?? {}, undefined, new Map()), names(node.aliases), `view ${relName(node.view)}`, false);
@@ -267,11 +275,29 @@ function generated(def: Node, what: string, stores: StoredColumn[]): void {
   }
 }
 
+/**
+ * A foreign table's column read from a remote column of another name (`contact text
+ * options (column_name 'email')`, postgres_fdw): the remote column's values under this
+ * name, as a view's `select email as contact` would keep them.
+ */
+function foreignColumn(name: string, options: unknown, what: string, stores: StoredColumn[]): void {
+  for (const o of (options as Node[] | undefined) ?? []) {
+    const option = o.DefElem as Node | undefined;
+    if (option?.defname !== 'column_name' || option.defaction === 'DEFELEM_DROP') continue;
+    const remote = sval(option.arg as Node | undefined);
+    // An option this code cannot read may name any column (fail closed).
+    const entry: Entry = remote === undefined ? anyColumn : { name: remote, sources: new Set([remote]), wholeRow: false, plain: true };
+    store(stores, [entry], [name], what, false);
+  }
+}
+
 /** ALTER TABLE: ADD COLUMN … GENERATED, ALTER COLUMN … SET EXPRESSION, ALTER COLUMN … TYPE … USING. */
 function alterColumn(cmd: Node | undefined, what: string, stores: StoredColumn[]): void {
   const def = cmd?.def as Node | undefined;
   if (!cmd || !def) return;
   if (cmd.subtype === 'AT_AddColumn' && def.ColumnDef) generated(def.ColumnDef as Node, what, stores);
+  if (cmd.subtype === 'AT_AddColumn' && def.ColumnDef) foreignColumn(String((def.ColumnDef as Node).colname), (def.ColumnDef as Node).fdwoptions, what, stores);
+  if (cmd.subtype === 'AT_AlterColumnGenericOptions') foreignColumn(String(cmd.name), (def.List as Node | undefined)?.items, what, stores);
   if (cmd.subtype === 'AT_SetExpression') storeExpr(def, String(cmd.name), what, stores);
   if (cmd.subtype === 'AT_AlterColumnType' && (def.ColumnDef as Node | undefined)?.raw_default) storeExpr((def.ColumnDef as Node).raw_default, String(cmd.name), what, stores);
 }

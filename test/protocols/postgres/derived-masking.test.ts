@@ -155,6 +155,19 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     }
   });
 
+  test("a foreign table column read from a masked column of another name is refused (postgres_fdw's column_name)", async () => {
+    // Was a leak: `create foreign table ft (contact text options (column_name 'email'))
+    // server loop options (table_name 'users')` over a loopback postgres_fdw server, then
+    // `select contact from ft`, read every address unmasked.
+    const keeps = (target: string) => ({ code: '0A000', message: `The statement would keep values of masked column "email" (masking.columns) as ${target}, where they could later be read unmasked; it was not run.` });
+    await assert.rejects(c.query("create foreign table ft (id int, contact text options (column_name 'email')) server loop options (table_name 'users')"), keeps('column "contact" of foreign table ft'));
+    await assert.rejects(c.query("alter foreign table ft2 alter column contact options (add column_name 'email')"), keeps('column "contact" of foreign table ft2'));
+    await assert.rejects(c.query("alter foreign table ft2 alter column contact options (set column_name 'email')"), keeps('column "contact" of foreign table ft2'));
+    await assert.rejects(c.query("alter foreign table ft2 add column contact text options (column_name 'email')"), keeps('column "contact" of foreign table ft2'));
+    // A remote column under its own name, or another column, is the database's to judge (no such server here).
+    await assert.rejects(c.query("create foreign table ft (id int, email text options (column_name 'email'), nick text options (column_name 'name')) server loop options (table_name 'users')"), { code: '42704' });
+  });
+
   test('psql: an alias and an expression print redacted', async () => {
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const child = spawn('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, '-c', "select email as e, lower(email), u::text from users u where id = 2"], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
