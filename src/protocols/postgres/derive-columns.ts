@@ -124,6 +124,11 @@ function derive(kind: string, node: Node): Derivation | undefined {
       for (const action of (node.actions as Node[] | undefined) ?? []) {
         const [akind, anode] = Object.entries(action)[0] as [string, Node];
         stores.push(...(derive(akind, anode)?.stores ?? []));
+        // A SELECT action answers later statements with its rows: `on select to t do instead
+        // select id, email as contact from users` makes table t a view (its columns' names,
+        // by position, unknown here), and `on insert to t do instead select email as contact`
+        // answers an INSERT, which the gateway does not trace to these columns.
+        if (akind === 'SelectStmt') store(stores, selectEntries(anode, undefined, new Map()), undefined, `the rows of rule ${String(node.rulename)} (under names the gateway does not trace)`, true);
       }
       break;
     case 'RenameStmt':

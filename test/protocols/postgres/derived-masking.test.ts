@@ -168,6 +168,24 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     await assert.rejects(c.query("create foreign table ft (id int, email text options (column_name 'email'), nick text options (column_name 'name')) server loop options (table_name 'users')"), { code: '42704' });
   });
 
+  test('a rule whose action is a SELECT of a masked column is refused: its rows answer later statements under other names', async () => {
+    // Were leaks: `on select to t do instead select id, email as contact from users`
+    // turned table t into a view (select contact from t), and `on insert to t2 do instead
+    // select email as contact from users` answered an INSERT with the addresses.
+    await direct.query('create table t_view (id int, contact text); create table t_ins (id int, contact text)');
+    try {
+      const refusal = (rule: string) => ({ code: '0A000', message: `The statement would keep values of masked column "email" (masking.columns) as the rows of rule ${rule} (under names the gateway does not trace), where they could later be read unmasked; it was not run.` });
+      await assert.rejects(c.query('create rule "_RETURN" as on select to t_view do instead select id, email as contact from users'), refusal('_RETURN'));
+      await assert.rejects(c.query('create rule r_ins as on insert to t_ins do instead select email as contact from users'), refusal('r_ins'));
+      await assert.rejects(c.query('create rule r_upd as on update to t_ins do also select id, email from users'), refusal('r_upd'));
+      assert.deepEqual((await c.query({ text: "insert into t_ins values (1, 'x') returning contact", rowMode: 'array' })).rows, [['x']]);
+      // A SELECT action over other columns passes.
+      await c.query('create rule r_name as on update to t_ins do also select id, name from users');
+    } finally {
+      await direct.query('drop table t_view, t_ins');
+    }
+  });
+
   test('psql: an alias and an expression print redacted', async () => {
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const child = spawn('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, '-c', "select email as e, lower(email), u::text from users u where id = 2"], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
