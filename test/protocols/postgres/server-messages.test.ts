@@ -157,6 +157,15 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     await assert.rejects(c.query("create function copy_out() returns void language sql as 'insert into archive (contact) select email from users'"), refused);
     await assert.rejects(c.query('create procedure p() language sql begin atomic insert into archive (contact) select email from users; end'), refused);
     assert.equal((await direct.query('select count(*)::int as n from archive')).rows[0].n, 0);
+    // Was a leak: SQL given as text runs unseen, and what it keeps is read back unmasked
+    // (show application_name → the address; pg_locks → a number computed from it).
+    const asText = { code: '0A000', message: /runs SQL given as text \(query_to_xml, table_to_xml, ts_stat, dblink …\)/ };
+    await assert.rejects(c.query("select query_to_xml('select set_config(''application_name'', email, false) from users', false, false, '')"), asText);
+    await assert.rejects(c.query("select ts_stat('select to_tsvector(''simple'', set_config(''x.y'', email, false)) from users')"), asText);
+    await assert.rejects(c.query("select query_to_xml('select pg_advisory_lock(ascii(email)) from users', false, false, '')"), asText);
+    await assert.rejects(c.query("select table_to_xml('users', false, false, '')"), asText);
+    assert.notEqual((await c.query('show application_name')).rows[0].application_name, 'ann@example.com');
+    assert.equal((await direct.query("select count(*) as n from pg_locks where locktype = 'advisory'")).rows[0].n, '0');
   });
 
   test('errors about the statement text are untouched; a value that holds quotes cannot pass for names', async () => {
