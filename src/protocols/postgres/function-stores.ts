@@ -44,6 +44,9 @@ const keepingFunctions: ReadonlyMap<string, string> = new Map([
   ['pg_copy_physical_replication_slot', 'a replication slot (pg_copy_physical_replication_slot)'],
   ['pg_copy_logical_replication_slot', 'a replication slot (pg_copy_logical_replication_slot)'],
   ['pg_create_restore_point', 'a WAL restore point (pg_create_restore_point)'],
+  // random() after setseed(x) is the same sequence for the same x: another session
+  // seeding each candidate value finds which one it was.
+  ['setseed', 'the seed of random() (setseed)'],
 ]);
 
 /**

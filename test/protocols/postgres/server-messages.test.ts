@@ -128,6 +128,7 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
       ["select pg_create_physical_replication_slot(slot_name => translate(email, '@.', '__')) from users", /as a replication slot/],
       ["select set_config('x.' || translate(email, '@.', '__'), '1', false) from users", /as a session setting \(set_config\)/],
       ["select lowrite(lo_open(1, 131072), convert_to(email, 'UTF8')) from users", /as a large object \(lowrite\)/],
+      ['select setseed(ascii(email) / 1000.0) from users', /as the seed of random\(\) \(setseed\)/],
     ];
     for (const [sql, message] of kept) await assert.rejects(c.query(sql), { code: '0A000', message }, sql);
     assert.equal((await direct.query("select count(*) as n from pg_locks where locktype = 'advisory'")).rows[0].n, '0');
