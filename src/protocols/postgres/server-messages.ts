@@ -1,13 +1,13 @@
-// Masking of what the database says besides rows: ErrorResponse, NoticeResponse and
-// NotificationResponse. Each can carry a value of a masked column past the DataRow
-// masking (mask-rows.ts), a whole value per statement:
+// Masking of what the database says besides rows: ErrorResponse, NoticeResponse,
+// NotificationResponse and ParameterStatus. Each can carry a value of a masked column
+// past the DataRow masking (mask-rows.ts), a whole value per statement:
 //   select email::int from users        → invalid input syntax for type integer: "ann@example.com"
 //   select email::regclass from users   → schema "ann@example" does not exist
 //   update users set name = null …      → DETAIL: Failing row contains (1, null, ann@example.com, …)
 //   do $$ begin raise notice '%', (select email …); end $$   → NOTICE: ann@example.com
 // Enforces, on a connection with masking:
 // - masking profiles (entity detection) scan every text field of an error or notice,
-//   and a notification's payload;
+//   a notification's payload and a reported setting's value (ParameterStatus);
 // - with column rules, whose values the gateway cannot recognise in free text, for a
 //   message answering a statement that may read a table (it names one, or runs code whose
 //   tables are unknown; `select $1::int` can quote only what the client sent):
@@ -47,6 +47,7 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
   const columnRules = rules.columns.size > 0 && statement?.readsTables !== false;
   if (!columnRules && !rules.entities) return undefined;
   if (frame.type === 'A') return rules.entities ? maskNotification(frame.body, rules, counts) : undefined;
+  if (frame.type === 'S') return rules.entities ? maskParameterStatus(frame.body, rules, counts) : undefined;
   if (frame.type !== 'E' && frame.type !== 'N') return undefined;
   let fields = readFields(frame.body);
   let changed = false;
@@ -133,6 +134,19 @@ function maskNotification(body: Buffer, rules: MaskingRules, counts: EntityCount
   const head = Buffer.allocUnsafe(4);
   head.writeInt32BE(pid);
   return message('A', Buffer.concat([head, Buffer.from(`${channel}\0${masked}\0`, 'utf8')]));
+}
+
+/**
+ * ParameterStatus: a reported setting's new value, which set_config() can take from any
+ * column (`select set_config('application_name', body, false) from notes`).
+ */
+function maskParameterStatus(body: Buffer, rules: MaskingRules, counts: EntityCounts): Buffer | undefined {
+  const r = new BodyReader(body);
+  const name = r.cstring();
+  const value = r.cstring();
+  const masked = rules.entities!.text(value, counts);
+  if (masked === value) return undefined;
+  return message('S', Buffer.from(`${name}\0${masked.replaceAll('\0', '')}\0`, 'utf8'));
 }
 
 function readFields(body: Buffer): [string, string][] {

@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { MaskPlanner, type MaskProfile } from '../../../src/mask/index.js';
+import { cstring, message } from '../../../src/protocols/postgres/codec.js';
 import { entityMasking } from '../../../src/protocols/postgres/entity-masking.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const secret = /ann@example\.com|536-22-8841/;
@@ -194,6 +196,20 @@ describe('PostgreSQL proxy: masking profiles scan errors, notices and notificati
 
   withProxyClients(proxy, `create table notes (id int, body text);
       insert into notes values (1, 'mail ann@example.com, ssn 536-22-8841')`, (clients) => ({ direct, client: c } = clients));
+
+  test("a reported setting's value (ParameterStatus) is scanned: set_config('application_name', body, …)", async () => {
+    // Was a leak: the row and SHOW were masked, but the ParameterStatus the database sends
+    // for application_name carried the note whole.
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(message('Q', cstring("select set_config('application_name', body, false) is null from notes")));
+      const frames = await raw.untilReady(1);
+      const status = frames.filter((f) => f.type === 'S').map((f) => f.body.toString('utf8'));
+      assert.deepEqual(status, ['application_name\0mail [EMAIL], ssn [US_SSN]\0']);
+    } finally {
+      raw.close();
+    }
+  });
 
   test('an entity in an error, a notice or a payload is replaced; the rest of the text stays', async () => {
     const cast = await errorOf(c, 'select body::int from notes');
