@@ -34,7 +34,7 @@
 // FigureColname are in parse-tree-names.ts.
 
 import { functionRisks } from './function-calls.js';
-import { keptByFunctions } from './function-stores.js';
+import { keepsValues, keptByFunctions } from './function-stores.js';
 import { figureColname, names, relName, sval, walkTree, type Node } from './parse-tree-names.js';
 
 
@@ -145,6 +145,24 @@ function derive(kind: string, node: Node): Derivation | undefined {
       const args = ((node.args as Node[] | undefined) ?? []).map(sval).filter((a): a is string => typeof a === 'string');
       const fn = ((node.funcname as Node[] | undefined) ?? []).map(sval).join('.');
       if (args.length > 0) stores.push({ target: `an argument of trigger ${String(node.trigname)} (its function ${fn} may copy the column's values into another column)`, name: undefined, sources: args, wholeRow: false });
+      break;
+    }
+    case 'DefineStmt': {
+      // An aggregate runs its support functions on every value it is given: made of one
+      // that keeps it (`sfunc = set_config`, `sfunc = lo_from_bytea`), of one that runs
+      // SQL text, or of a function of the database's, it is a keeping function the
+      // gateway cannot see at its call (`select agg(email) from users`).
+      if (node.kind !== 'OBJECT_AGGREGATE') break;
+      for (const d of (node.definition as Node[] | undefined) ?? []) {
+        const def = d.DefElem as Node | undefined;
+        const fn = ((def?.arg as Node | undefined)?.TypeName as Node | undefined)?.names;
+        if (!def || !/func$/.test(String(def.defname)) || !Array.isArray(fn)) continue;
+        const fname = (fn as Node[]).map(sval) as string[];
+        const risks = functionRisks(fname);
+        if (risks.length > 0 || keepsValues(fname[fname.length - 1]!)) {
+          stores.push({ target: `aggregate ${names(node.defnames)?.join('.') ?? ''} (its ${String(def.defname)} ${fname.join('.')} may keep or send the values it is given)`, name: undefined, sources: [], wholeRow: true });
+        }
+      }
       break;
     }
     case 'CreateForeignTableStmt': {

@@ -49,6 +49,11 @@ const keepingFunctions: ReadonlyMap<string, string> = new Map([
   ['setseed', 'the seed of random() (setseed)'],
 ]);
 
+/** Whether the built-in `name` keeps or sends what it is given (an aggregate made of it does too). */
+export function keepsValues(name: string): boolean {
+  return keepingFunctions.has(name);
+}
+
 /**
  * Values a statement hands to a keeping function, anywhere in it. The value's column
  * references are its sources; a `*`, a subquery, a user-defined function or a name that

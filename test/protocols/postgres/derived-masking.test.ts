@@ -186,6 +186,20 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     }
   });
 
+  test('an aggregate made of a function that keeps its values is refused: its calls are not seen as stores', async () => {
+    // Was a leak: `create aggregate cfg(text, bool) (sfunc = set_config, stype = text,
+    // initcond = 'application_name')`, then `select cfg(email, false) from users where id =
+    // 1` (a user-defined aggregate: its result masked) and `show application_name`.
+    const refusal = (name: string, fn: string) => ({ code: '0A000', message: `The statement would keep values of masked column "email" (masking.columns) as aggregate ${name} (its sfunc ${fn} may keep or send the values it is given), where they could later be read unmasked; it was not run.` });
+    await assert.rejects(c.query("create aggregate cfg(text, bool) (sfunc = set_config, stype = text, initcond = 'application_name')"), refusal('cfg', 'set_config'));
+    await assert.rejects(c.query("create aggregate lob(bytea) (sfunc = pg_catalog.lo_from_bytea, stype = oid, initcond = '0')"), refusal('lob', 'pg_catalog.lo_from_bytea'));
+    await assert.rejects(c.query("create aggregate q(text) (sfunc = query_to_xml, stype = xml)"), { code: '0A000' });
+    // Made of built-ins that keep nothing, it runs (and its results are masked as a user-defined function's).
+    await c.query('create aggregate cat(text) (sfunc = textcat, stype = text)');
+    assert.deepEqual(await first('select cat(email) from users'), [null]);
+    await c.query('drop aggregate cat(text)');
+  });
+
   test('psql: an alias and an expression print redacted', async () => {
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const child = spawn('psql', ['-X', '-At', '-h', '127.0.0.1', '-p', String(proxy.port), '-U', 'agent', '-d', proxy.database, '-c', "select email as e, lower(email), u::text from users u where id = 2"], { env: { ...process.env, PGPASSWORD: proxy.token, PGSSLMODE: 'disable' } });
