@@ -148,21 +148,25 @@ function derive(kind: string, node: Node): Derivation | undefined {
       break;
     }
     case 'DefineStmt': {
-      // An aggregate runs its support functions on every value it is given: made of one
-      // that keeps it (`sfunc = set_config`, `sfunc = lo_from_bytea`), of one that runs
-      // SQL text, or of a function of the database's, it is a keeping function the
-      // gateway cannot see at its call (`select agg(email) from users`).
-      if (node.kind !== 'OBJECT_AGGREGATE') break;
+      // An aggregate runs its support functions on every value it is given, an operator
+      // its function on its operands: made of one that keeps them (`sfunc = set_config`,
+      // `function = pg_notify`), of one that runs SQL text, or of a function of the
+      // database's, it is a keeping function the gateway cannot see at its call
+      // (`select agg(email) from users`, `select 'ch' ### email from users`).
+      const what = node.kind === 'OBJECT_AGGREGATE' ? 'aggregate' : node.kind === 'OBJECT_OPERATOR' ? 'operator' : undefined;
+      if (what === undefined) break;
       for (const d of (node.definition as Node[] | undefined) ?? []) {
         const def = d.DefElem as Node | undefined;
         const fn = ((def?.arg as Node | undefined)?.TypeName as Node | undefined)?.names;
-        if (!def || !/func$/.test(String(def.defname)) || !Array.isArray(fn)) continue;
-        const fname = (fn as Node[]).map(sval) as string[];
-        const risks = functionRisks(fname);
-        if (risks.length > 0 || keepsValues(fname[fname.length - 1]!)) {
-          stores.push({ target: `aggregate ${names(node.defnames)?.join('.') ?? ''} (its ${String(def.defname)} ${fname.join('.')} may keep or send the values it is given)`, name: undefined, sources: [], wholeRow: true });
-        }
+        const support = what === 'aggregate' ? /func$/.test(String(def?.defname)) : def?.defname === 'function' || def?.defname === 'procedure';
+        if (def && support && Array.isArray(fn)) keepingSupport(fn as Node[], `${what} ${names(node.defnames)?.join('.') ?? ''}`, String(def.defname), stores);
       }
+      break;
+    }
+    case 'CreateCastStmt': {
+      // A cast runs its function on every value cast (`email::int8` with a cast made of pg_advisory_lock).
+      const fn = (node.func as Node | undefined)?.objname;
+      if (Array.isArray(fn)) keepingSupport(fn as Node[], 'a cast', 'function', stores);
       break;
     }
     case 'CreateForeignTableStmt': {
@@ -296,6 +300,13 @@ function generated(def: Node, what: string, stores: StoredColumn[]): void {
     const constraint = c.Constraint as Node | undefined;
     if (constraint?.contype === 'CONSTR_GENERATED') storeExpr(constraint.raw_expr, String(def.colname), what, stores);
   }
+}
+
+/** A support function (of an aggregate, operator, cast) that keeps values, runs SQL text, or is the database's: a store of anything. */
+function keepingSupport(fn: Node[], what: string, role: string, stores: StoredColumn[]): void {
+  const fname = fn.map(sval) as string[];
+  if (functionRisks(fname).length === 0 && !keepsValues(fname[fname.length - 1]!)) return;
+  stores.push({ target: `${what} (its ${role} ${fname.join('.')} may keep or send the values it is given)`, name: undefined, sources: [], wholeRow: true });
 }
 
 /**

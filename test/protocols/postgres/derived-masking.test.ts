@@ -186,7 +186,7 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     }
   });
 
-  test('an aggregate made of a function that keeps its values is refused: its calls are not seen as stores', async () => {
+  test('an aggregate, operator or cast made of a function that keeps its values is refused: its calls are not seen as stores', async () => {
     // Was a leak: `create aggregate cfg(text, bool) (sfunc = set_config, stype = text,
     // initcond = 'application_name')`, then `select cfg(email, false) from users where id =
     // 1` (a user-defined aggregate: its result masked) and `show application_name`.
@@ -194,6 +194,12 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     await assert.rejects(c.query("create aggregate cfg(text, bool) (sfunc = set_config, stype = text, initcond = 'application_name')"), refusal('cfg', 'set_config'));
     await assert.rejects(c.query("create aggregate lob(bytea) (sfunc = pg_catalog.lo_from_bytea, stype = oid, initcond = '0')"), refusal('lob', 'pg_catalog.lo_from_bytea'));
     await assert.rejects(c.query("create aggregate q(text) (sfunc = query_to_xml, stype = xml)"), { code: '0A000' });
+    // An operator or a cast made of one: `select 'ch' ### email from users` notified every listener.
+    await assert.rejects(c.query('create operator ### (leftarg = text, rightarg = text, function = pg_notify)'), { code: '0A000', message: /as operator ### \(its function pg_notify may keep or send the values it is given\)/ });
+    await assert.rejects(c.query('create cast (text as int8) with function pg_catalog.pg_advisory_lock(bigint)'), { code: '0A000', message: /as a cast \(its function pg_catalog\.pg_advisory_lock/ });
+    await c.query('create operator #|# (leftarg = text, rightarg = text, function = textcat)');
+    assert.deepEqual(await first("select email #|# '' from users where id = 1"), ['[EMAIL]']);
+    await c.query('drop operator #|# (text, text)');
     // Made of built-ins that keep nothing, it runs (and its results are masked as a user-defined function's).
     await c.query('create aggregate cat(text) (sfunc = textcat, stype = text)');
     assert.deepEqual(await first('select cat(email) from users'), [null]);
