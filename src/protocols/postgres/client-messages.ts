@@ -318,6 +318,7 @@ export class ClientMessages {
   #track(facts: StatementFacts): void {
     if (facts.prepares !== undefined) this.#extended.prepare(facts.prepares, facts.text, [facts]);
     if (facts.deallocates !== undefined) this.#extended.deallocate(facts.deallocates);
+    if (facts.cursor !== undefined) this.#extended.forgetPortal(facts.cursor);
   }
 
   /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
@@ -380,6 +381,8 @@ export class ClientMessages {
     const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
     let decision: Decision | undefined;
     const facts = statement?.facts;
+    // A DECLARE parsed earlier runs now: the portal it names is the cursor's from now on.
+    for (const f of facts ?? []) if (f.cursor !== undefined) this.#extended.forgetPortal(f.cursor);
     if (!facts || facts.length === 0) {
       const checked = decideStatement(this.#decide, exchange, undefined);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);

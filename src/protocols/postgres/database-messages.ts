@@ -127,10 +127,10 @@ export class DatabaseMessages {
   /** Relays one database message; `continues` only at ReadyForQuery while outcomes are committed (the pump goes on when they are). */
   #onUpstream(frame: Frame): typeof continues | undefined {
     const t = frame.type;
-    // Errors, notices and notifications can quote a masked column's value (server-messages.ts).
-    if (t === 'E' || t === 'N' || t === 'A') frame = this.#masked(frame);
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
     if (t === 'S') checkClientEncoding(frame.body);
+    // Errors, notices, notifications and reported settings can quote a masked column's value (server-messages.ts).
+    if (t === 'E' || t === 'N' || t === 'A' || t === 'S') frame = this.#masked(frame);
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
     // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
@@ -155,6 +155,7 @@ export class DatabaseMessages {
           pending.shift();
           return this.#emit(frame);
         }
+        if (t === 'E' && head.kind === 'bind' && head.portal) head.portal.bindFailed = true;
         if (t === 'E') return this.#extendedError(frame, head.kind === 'parse' ? head.statement : head.kind === 'bind' ? head.portal : undefined);
         break;
       }

@@ -11,7 +11,8 @@
 //   carry no column names, so the rules cannot be applied), and so is reading the
 //   catalog's column statistics (pg_stats: samples of every analysed column's values),
 //   and code it cannot trace that a client would create or run there (a DO block, a
-//   function or procedure body: `do $$ … insert into archive select email … $$`);
+//   function or procedure body: `do $$ … insert into archive select email … $$`), and
+//   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink;
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -154,6 +155,17 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       decision,
       error: new GatehouseError('sql_not_supported', {
         message: 'The statement runs code the gateway cannot trace (a DO block, or the body of a function or procedure), which could copy masked columns (masking.columns) where they are read unmasked; it was not run. Run it on a connection without column masking.',
+      }),
+    };
+  }
+  // SQL in a string (query_to_xml('select set_config(''application_name'', email, false)
+  // from users', …), ts_stat, dblink_exec) runs statements the gateway never inspects:
+  // what they keep or create (a setting, a lock, a view renaming email) is read unmasked.
+  if (columnRules && facts?.risky.some((r) => r === 'sql-in-text' || r === 'remote-server')) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: 'The statement runs SQL given as text (query_to_xml, table_to_xml, ts_stat, dblink …), which the gateway cannot trace and which could keep masked columns (masking.columns) where they are read unmasked; it was not run. Run it on a connection without column masking.',
       }),
     };
   }

@@ -34,7 +34,7 @@
 // FigureColname are in parse-tree-names.ts.
 
 import { functionRisks } from './function-calls.js';
-import { keptByFunctions } from './function-stores.js';
+import { keepsValues, keptByFunctions } from './function-stores.js';
 import { figureColname, names, relName, sval, walkTree, type Node } from './parse-tree-names.js';
 
 
@@ -124,6 +124,11 @@ function derive(kind: string, node: Node): Derivation | undefined {
       for (const action of (node.actions as Node[] | undefined) ?? []) {
         const [akind, anode] = Object.entries(action)[0] as [string, Node];
         stores.push(...(derive(akind, anode)?.stores ?? []));
+        // A SELECT action answers later statements with its rows: `on select to t do instead
+        // select id, email as contact from users` makes table t a view (its columns' names,
+        // by position, unknown here), and `on insert to t do instead select email as contact`
+        // answers an INSERT, which the gateway does not trace to these columns.
+        if (akind === 'SelectStmt') store(stores, selectEntries(anode, undefined, new Map()), undefined, `the rows of rule ${String(node.rulename)} (under names the gateway does not trace)`, true);
       }
       break;
     case 'RenameStmt':
@@ -133,11 +138,50 @@ function derive(kind: string, node: Node): Derivation | undefined {
         stores.push({ target: `column "${node.newname}" of ${what} ${relName(node.relation)}`, name: node.newname, sources: [node.subname], wholeRow: false });
       }
       break;
+    case 'CreateTrigStmt': {
+      // A trigger's arguments are strings its function reads as it likes; the built-in
+      // tsvector_update_trigger(tsv, 'pg_catalog.simple', email) takes them as column
+      // names and copies their words into another column, on every later write.
+      const args = ((node.args as Node[] | undefined) ?? []).map(sval).filter((a): a is string => typeof a === 'string');
+      const fn = ((node.funcname as Node[] | undefined) ?? []).map(sval).join('.');
+      if (args.length > 0) stores.push({ target: `an argument of trigger ${String(node.trigname)} (its function ${fn} may copy the column's values into another column)`, name: undefined, sources: args, wholeRow: false });
+      break;
+    }
+    case 'DefineStmt': {
+      // An aggregate runs its support functions on every value it is given, an operator
+      // its function on its operands: made of one that keeps them (`sfunc = set_config`,
+      // `function = pg_notify`), of one that runs SQL text, or of a function of the
+      // database's, it is a keeping function the gateway cannot see at its call
+      // (`select agg(email) from users`, `select 'ch' ### email from users`).
+      const what = node.kind === 'OBJECT_AGGREGATE' ? 'aggregate' : node.kind === 'OBJECT_OPERATOR' ? 'operator' : undefined;
+      if (what === undefined) break;
+      for (const d of (node.definition as Node[] | undefined) ?? []) {
+        const def = d.DefElem as Node | undefined;
+        const fn = ((def?.arg as Node | undefined)?.TypeName as Node | undefined)?.names;
+        const support = what === 'aggregate' ? /func$/.test(String(def?.defname)) : def?.defname === 'function' || def?.defname === 'procedure';
+        if (def && support && Array.isArray(fn)) keepingSupport(fn as Node[], `${what} ${names(node.defnames)?.join('.') ?? ''}`, String(def.defname), stores);
+      }
+      break;
+    }
+    case 'CreateCastStmt': {
+      // A cast runs its function on every value cast (`email::int8` with a cast made of pg_advisory_lock).
+      const fn = (node.func as Node | undefined)?.objname;
+      if (Array.isArray(fn)) keepingSupport(fn as Node[], 'a cast', 'function', stores);
+      break;
+    }
+    case 'CreateForeignTableStmt': {
+      const base = node.base as Node | undefined;
+      for (const elt of (base?.tableElts as Node[] | undefined) ?? []) {
+        const def = elt.ColumnDef as Node | undefined;
+        if (def) foreignColumn(String(def.colname), def.fdwoptions, `foreign table ${relName(base?.relation)}`, stores);
+      }
+      break;
+    }
     case 'CreateStmt':
       for (const elt of (node.tableElts as Node[] | undefined) ?? []) if (elt.ColumnDef) generated(elt.ColumnDef as Node, `table ${relName(node.relation)}`, stores);
       break;
     case 'AlterTableStmt':
-      for (const c of (node.cmds as Node[] | undefined) ?? []) alterColumn(c.AlterTableCmd as Node | undefined, `table ${relName(node.relation)}`, stores);
+      for (const c of (node.cmds as Node[] | undefined) ?? []) alterColumn(c.AlterTableCmd as Node | undefined, `${node.objtype === 'OBJECT_FOREIGN_TABLE' ? 'foreign table' : 'table'} ${relName(node.relation)}`, stores);
       break;
     case 'ViewStmt':
       store(stores, selectEntries((node.query as Node).SelectStmt as Node ?? {}, undefined, new Map()), names(node.aliases), `view ${relName(node.view)}`, false);
@@ -258,11 +302,36 @@ function generated(def: Node, what: string, stores: StoredColumn[]): void {
   }
 }
 
+/** A support function (of an aggregate, operator, cast) that keeps values, runs SQL text, or is the database's: a store of anything. */
+function keepingSupport(fn: Node[], what: string, role: string, stores: StoredColumn[]): void {
+  const fname = fn.map(sval) as string[];
+  if (functionRisks(fname).length === 0 && !keepsValues(fname[fname.length - 1]!)) return;
+  stores.push({ target: `${what} (its ${role} ${fname.join('.')} may keep or send the values it is given)`, name: undefined, sources: [], wholeRow: true });
+}
+
+/**
+ * A foreign table's column read from a remote column of another name (`contact text
+ * options (column_name 'email')`, postgres_fdw): the remote column's values under this
+ * name, as a view's `select email as contact` would keep them.
+ */
+function foreignColumn(name: string, options: unknown, what: string, stores: StoredColumn[]): void {
+  for (const o of (options as Node[] | undefined) ?? []) {
+    const option = o.DefElem as Node | undefined;
+    if (option?.defname !== 'column_name' || option.defaction === 'DEFELEM_DROP') continue;
+    const remote = sval(option.arg as Node | undefined);
+    // An option this code cannot read may name any column (fail closed).
+    const entry: Entry = remote === undefined ? anyColumn : { name: remote, sources: new Set([remote]), wholeRow: false, plain: true };
+    store(stores, [entry], [name], what, false);
+  }
+}
+
 /** ALTER TABLE: ADD COLUMN … GENERATED, ALTER COLUMN … SET EXPRESSION, ALTER COLUMN … TYPE … USING. */
 function alterColumn(cmd: Node | undefined, what: string, stores: StoredColumn[]): void {
   const def = cmd?.def as Node | undefined;
   if (!cmd || !def) return;
   if (cmd.subtype === 'AT_AddColumn' && def.ColumnDef) generated(def.ColumnDef as Node, what, stores);
+  if (cmd.subtype === 'AT_AddColumn' && def.ColumnDef) foreignColumn(String((def.ColumnDef as Node).colname), (def.ColumnDef as Node).fdwoptions, what, stores);
+  if (cmd.subtype === 'AT_AlterColumnGenericOptions') foreignColumn(String(cmd.name), (def.List as Node | undefined)?.items, what, stores);
   if (cmd.subtype === 'AT_SetExpression') storeExpr(def, String(cmd.name), what, stores);
   if (cmd.subtype === 'AT_AlterColumnType' && (def.ColumnDef as Node | undefined)?.raw_default) storeExpr((def.ColumnDef as Node).raw_default, String(cmd.name), what, stores);
 }
@@ -418,8 +487,12 @@ function exprFlow(root: unknown, scope: Scope): Flow {
     const call = n.FuncCall as Node | undefined;
     if (call) {
       const fname = (call.funcname as Node[]).map(sval);
-      if (fname[fname.length - 1] === 'count' && fname.length === 1) return false;
-      if (functionRisks(fname as string[]).includes('unknown-tables')) flow.wholeRow = true;
+      const risks = functionRisks(fname as string[]);
+      // Only the built-in count counts: an aggregate the database or the session defines
+      // under that name (`create aggregate count(text) (sfunc = textcat, stype = text)`)
+      // returns whatever it was given.
+      if (fname[fname.length - 1] === 'count' && (fname.length === 1 || (fname.length === 2 && fname[0] === 'pg_catalog')) && risks.length === 0) return false;
+      if (risks.includes('unknown-tables')) flow.wholeRow = true;
     }
     return true;
   });

@@ -6,7 +6,9 @@
 // - a portal keeps its Bind parameters (text; binary ones as a marker) for the record,
 //   and for approvals the exact values (binary ones by their SHA-256);
 // - an Execute's rows are described by the portal's Describe, or else by the
-//   statement's with the Bind's result formats;
+//   statement's with the Bind's result formats; never by a Bind the database refused;
+// - a SQL DECLARE or CLOSE forgets the portal of its name: an Execute of a cursor's name
+//   is never described by a portal bound earlier under it (whose transaction ended);
 // - malformed Describe / Close subtypes are protocol violations.
 
 import { createHash } from 'node:crypto';
@@ -62,6 +64,16 @@ export class ExtendedQuery {
     return target === 'S' ? this.#statements.get(name) : this.#portals.get(name);
   }
 
+  /**
+   * A SQL DECLARE or CLOSE of this name ('*': CLOSE ALL) ran: a portal the gateway saw
+   * bound under it is gone, and an Execute of the name may run the cursor's rows, which
+   * the old Bind's description does not describe.
+   */
+  forgetPortal(name: string): void {
+    if (name === '*') this.#portals.clear();
+    else this.#portals.delete(name);
+  }
+
   /** Close ('C'): 'S' statement or 'P' portal. */
   close(message: Frame): void {
     const r = bodyReader(message);
@@ -83,6 +95,8 @@ export class ExtendedQuery {
 
 /** The description of an Execute's rows: the portal's own, or its statement's in the Bind's result formats. */
 export function resultColumns(portal: PortalInfo | undefined): ColumnDescription[] | undefined {
+  // A refused Bind left whatever portal had the name (kept past a ROLLBACK TO SAVEPOINT).
+  if (portal?.bindFailed) return undefined;
   if (portal?.columns) return portal.columns;
   const columns = portal?.statement?.columns;
   if (!columns) return undefined;

@@ -1,31 +1,58 @@
 // Values a statement hands to a built-in that keeps or sends them where they are read
 // back unmasked: a notification's payload (pg_notify), a setting (set_config, then
-// current_setting or SHOW), a large object, a sequence, a logical decoding message.
+// current_setting or SHOW), a large object, a sequence, a logical decoding message, an
+// advisory lock's key (pg_locks), a replication origin or slot.
 // They are stores (derive-columns.ts): decide-statement.ts refuses one that carries a
 // masked column's value. Enforces:
 // - a call anywhere in the statement counts (a WHERE clause, a subquery, RETURNING);
-// - only the argument the function keeps is traced; its column references are its
-//   sources, and a `*`, a subquery, a user-defined function or a name that may stand for
-//   a whole row (a relation, alias or CTE of the statement) may carry any column.
+// - every argument of the call is traced; its column references are its sources, and a
+//   `*`, a subquery, a user-defined function or a name that may stand for a whole row
+//   (a relation, alias or CTE of the statement) may carry any column.
 
 import type { StoredColumn } from './derive-columns.js';
 import { functionRisks } from './function-calls.js';
 import { sval, walkTree, type Node } from './parse-tree-names.js';
 
 /**
- * Built-in functions that keep or send a value where it is read back unmasked, by the
- * index of the argument they keep: a notification's payload reaches every listener, a
- * setting is read back with current_setting() or SHOW (and application_name is reported
- * to the client), a large object with lo_get(), a sequence's value with currval().
+ * Built-in functions that keep or send a value where it is read back unmasked: a
+ * notification's payload reaches every listener, a setting is read back with
+ * current_setting() or SHOW (its name with pg_settings; application_name is reported to
+ * the client), a large object with lo_get() (its OID, size and offsets with
+ * pg_largeobject_metadata and lo_get), a sequence's value with currval(), an advisory
+ * lock's key with pg_locks (classid, objid: any session), a replication origin's or
+ * slot's name with pg_replication_origin and pg_replication_slots. Every argument is
+ * traced: most keep more than one (a lock's two keys, a large object's OID and data),
+ * and named notation (`slot_name => …`) reorders them.
  */
-const keepingFunctions: ReadonlyMap<string, { readonly arg: number; readonly target: string }> = new Map([
-  ['pg_notify', { arg: 1, target: 'a notification payload (pg_notify)' }],
-  ['set_config', { arg: 1, target: 'a session setting (set_config)' }],
-  ['lo_from_bytea', { arg: 1, target: 'a large object (lo_from_bytea)' }],
-  ['lo_put', { arg: 2, target: 'a large object (lo_put)' }],
-  ['setval', { arg: 1, target: 'a sequence (setval)' }],
-  ['pg_logical_emit_message', { arg: 2, target: 'a logical decoding message (pg_logical_emit_message)' }],
+const keepingFunctions: ReadonlyMap<string, string> = new Map([
+  ['pg_notify', 'a notification payload (pg_notify)'],
+  ['set_config', 'a session setting (set_config)'],
+  ['lo_from_bytea', 'a large object (lo_from_bytea)'],
+  ['lo_put', 'a large object (lo_put)'],
+  ['lo_create', 'a large object\'s OID (lo_create)'],
+  ['lowrite', 'a large object (lowrite)'],
+  ['lo_truncate', 'a large object\'s size (lo_truncate)'],
+  ['lo_truncate64', 'a large object\'s size (lo_truncate64)'],
+  ['setval', 'a sequence (setval)'],
+  ['pg_logical_emit_message', 'a logical decoding message (pg_logical_emit_message)'],
+  ...['lock', 'lock_shared', 'xact_lock', 'xact_lock_shared'].flatMap((kind) => [`pg_advisory_${kind}`, `pg_try_advisory_${kind}`]).map((name) => [name, `an advisory lock key, which pg_locks shows (${name})`] as const),
+  ['pg_replication_origin_create', 'a replication origin (pg_replication_origin_create)'],
+  ['pg_replication_origin_advance', 'a replication origin\'s position (pg_replication_origin_advance)'],
+  ['pg_replication_origin_xact_setup', 'a replication origin\'s position (pg_replication_origin_xact_setup)'],
+  ['pg_create_physical_replication_slot', 'a replication slot (pg_create_physical_replication_slot)'],
+  ['pg_create_logical_replication_slot', 'a replication slot (pg_create_logical_replication_slot)'],
+  ['pg_copy_physical_replication_slot', 'a replication slot (pg_copy_physical_replication_slot)'],
+  ['pg_copy_logical_replication_slot', 'a replication slot (pg_copy_logical_replication_slot)'],
+  ['pg_create_restore_point', 'a WAL restore point (pg_create_restore_point)'],
+  // random() after setseed(x) is the same sequence for the same x: another session
+  // seeding each candidate value finds which one it was.
+  ['setseed', 'the seed of random() (setseed)'],
 ]);
+
+/** Whether the built-in `name` keeps or sends what it is given (an aggregate made of it does too). */
+export function keepsValues(name: string): boolean {
+  return keepingFunctions.has(name);
+}
 
 /**
  * Values a statement hands to a keeping function, anywhere in it. The value's column
@@ -41,9 +68,9 @@ export function keptByFunctions(root: Node): StoredColumn[] {
     const call = n.FuncCall as Node | undefined;
     if (call) {
       const fname = (call.funcname as Node[]).map(sval);
-      const keeps = keepingFunctions.get(String(fname[fname.length - 1]));
-      const value = (call.args as Node[] | undefined)?.[keeps?.arg ?? 0];
-      if (keeps && value !== undefined && (fname.length === 1 || fname[0] === 'pg_catalog')) kept.push({ value, target: keeps.target });
+      const target = keepingFunctions.get(String(fname[fname.length - 1]));
+      const args = (call.args as Node[] | undefined) ?? [];
+      if (target !== undefined && (fname.length === 1 || fname[0] === 'pg_catalog')) for (const value of args) kept.push({ value, target });
     }
   });
   return kept.flatMap(({ value, target }) => {

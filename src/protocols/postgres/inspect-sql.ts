@@ -44,6 +44,11 @@ export interface StatementFacts {
   readonly calls?: readonly string[];
   /** Built-in names it gives a function of its own (CREATE FUNCTION lower(int), ALTER FUNCTION … RENAME TO lower). */
   readonly defines?: readonly string[];
+  /**
+   * The portal it opens or closes by name (DECLARE name, CLOSE name; '*' for CLOSE ALL):
+   * SQL cursors and the protocol's portals share one namespace.
+   */
+  readonly cursor?: string;
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -143,7 +148,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -259,6 +264,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
+  const cursor = kind === 'DeclareCursorStmt' ? String(node.portalname) : kind === 'ClosePortalStmt' ? (typeof node.portalname === 'string' ? node.portalname : '*') : undefined;
 
   switch (kind) {
     case 'DeleteStmt':
@@ -367,6 +373,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(derived !== undefined ? { derived } : {}),
     ...(calls.size > 0 ? { calls: [...calls] } : {}),
     ...(defines !== undefined ? { defines: [defines] } : {}),
+    ...(cursor !== undefined ? { cursor } : {}),
   };
 }
 

@@ -51,6 +51,11 @@ export interface PortalInfo {
   readonly approvalParams: readonly (string | null)[] | undefined;
   readonly resultFormats: readonly number[];
   columns: ColumnDescription[] | undefined;
+  /**
+   * The database refused the Bind (`cursor "n" already exists`): a portal of this name
+   * may still be there, over another statement, so nothing the gateway knows describes it.
+   */
+  bindFailed?: boolean;
 }
 
 /** What the database owes the session, in order (a FIFO: pipelining keeps answers in order). */

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import { clearFunctionCatalog } from '../../../src/protocols/postgres/function-catalog.js';
 import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact'], ['ssn', 'partial'], ['born', 'null']]) } });
@@ -101,6 +102,108 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     await c.query('create view v_ok as select id, email from users');
     assert.deepEqual(await first('select * from v_ok where id = 1'), [1, '[EMAIL]']);
     await c.query('insert into archive (id, contact) select id, name from users');
+  });
+
+  test('count() counts only when it is the built-in: an aggregate defined as count returns the values', async () => {
+    // Was a leak: count(…) passed as a number whatever count was, and
+    // `create aggregate count(text) (sfunc = textcat, stype = text)` (no body to refuse)
+    // made `select count(email) from users` return every address concatenated.
+    assert.deepEqual(await first('select count(email), pg_catalog.count(email) from users'), ['2', '2']);
+    const s = new pg.Client(proxy.clientConfig());
+    await s.connect();
+    try {
+      await s.query('create aggregate public.count(text) (sfunc = textcat, stype = text)');
+      const r = await s.query({ text: 'select count(email) as n, count(ssn) from users', rowMode: 'array' });
+      // A user-defined function's result may hold any column, one of them under a `null` rule (born): NULL.
+      assert.deepEqual(r.rows, [[null, null]]);
+      const x = await s.query({ text: 'select count(email) from users where id = $1', values: [1], rowMode: 'array' }); // extended protocol
+      assert.deepEqual(x.rows, [[null]]);
+    } finally {
+      await s.end();
+    }
+    // Defined on the database before the session: read from its catalog at login.
+    clearFunctionCatalog();
+    const t = new pg.Client(proxy.clientConfig());
+    await t.connect();
+    try {
+      const r = await t.query({ text: 'select count(email) from users', rowMode: 'array' });
+      assert.deepEqual(r.rows, [[null]]);
+    } finally {
+      await t.end();
+      await direct.query('drop aggregate public.count(text)');
+      clearFunctionCatalog();
+    }
+  });
+
+  test("a trigger given a masked column's name as an argument is refused: tsvector_update_trigger copies its words", async () => {
+    // Was a leak: the built-in trigger function wrote every word of email and ssn into
+    // tsv on the next write (`update users set email = upper(email)` runs: it is read back
+    // redacted), and `select tsv from users` showed 'ann@example.com'.
+    await direct.query('alter table users add column tsv tsvector');
+    try {
+      await assert.rejects(c.query("create trigger t_tsv before insert or update on users for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', name, email)"), {
+        code: '0A000',
+        message: 'The statement would keep values of masked column "email" (masking.columns) as an argument of trigger t_tsv (its function tsvector_update_trigger may copy the column\'s values into another column), where they could later be read unmasked; it was not run.',
+      });
+      await assert.rejects(c.query("create trigger t_tsv2 before update on users for each row execute procedure pg_catalog.tsvector_update_trigger_column(tsv, 'SSN')"), { code: '0A000' });
+      assert.equal((await direct.query("select count(*) as n from pg_trigger where tgname like 't_tsv%'")).rows[0].n, '0');
+      // Other columns' names pass.
+      await c.query("create trigger t_name before insert or update on users for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', name)");
+      await c.query('drop trigger t_name on users');
+    } finally {
+      await direct.query('alter table users drop column tsv');
+    }
+  });
+
+  test("a foreign table column read from a masked column of another name is refused (postgres_fdw's column_name)", async () => {
+    // Was a leak: `create foreign table ft (contact text options (column_name 'email'))
+    // server loop options (table_name 'users')` over a loopback postgres_fdw server, then
+    // `select contact from ft`, read every address unmasked.
+    const keeps = (target: string) => ({ code: '0A000', message: `The statement would keep values of masked column "email" (masking.columns) as ${target}, where they could later be read unmasked; it was not run.` });
+    await assert.rejects(c.query("create foreign table ft (id int, contact text options (column_name 'email')) server loop options (table_name 'users')"), keeps('column "contact" of foreign table ft'));
+    await assert.rejects(c.query("alter foreign table ft2 alter column contact options (add column_name 'email')"), keeps('column "contact" of foreign table ft2'));
+    await assert.rejects(c.query("alter foreign table ft2 alter column contact options (set column_name 'email')"), keeps('column "contact" of foreign table ft2'));
+    await assert.rejects(c.query("alter foreign table ft2 add column contact text options (column_name 'email')"), keeps('column "contact" of foreign table ft2'));
+    // A remote column under its own name, or another column, is the database's to judge (no such server here).
+    await assert.rejects(c.query("create foreign table ft (id int, email text options (column_name 'email'), nick text options (column_name 'name')) server loop options (table_name 'users')"), { code: '42704' });
+  });
+
+  test('a rule whose action is a SELECT of a masked column is refused: its rows answer later statements under other names', async () => {
+    // Were leaks: `on select to t do instead select id, email as contact from users`
+    // turned table t into a view (select contact from t), and `on insert to t2 do instead
+    // select email as contact from users` answered an INSERT with the addresses.
+    await direct.query('create table t_view (id int, contact text); create table t_ins (id int, contact text)');
+    try {
+      const refusal = (rule: string) => ({ code: '0A000', message: `The statement would keep values of masked column "email" (masking.columns) as the rows of rule ${rule} (under names the gateway does not trace), where they could later be read unmasked; it was not run.` });
+      await assert.rejects(c.query('create rule "_RETURN" as on select to t_view do instead select id, email as contact from users'), refusal('_RETURN'));
+      await assert.rejects(c.query('create rule r_ins as on insert to t_ins do instead select email as contact from users'), refusal('r_ins'));
+      await assert.rejects(c.query('create rule r_upd as on update to t_ins do also select id, email from users'), refusal('r_upd'));
+      assert.deepEqual((await c.query({ text: "insert into t_ins values (1, 'x') returning contact", rowMode: 'array' })).rows, [['x']]);
+      // A SELECT action over other columns passes.
+      await c.query('create rule r_name as on update to t_ins do also select id, name from users');
+    } finally {
+      await direct.query('drop table t_view, t_ins');
+    }
+  });
+
+  test('an aggregate, operator or cast made of a function that keeps its values is refused: its calls are not seen as stores', async () => {
+    // Was a leak: `create aggregate cfg(text, bool) (sfunc = set_config, stype = text,
+    // initcond = 'application_name')`, then `select cfg(email, false) from users where id =
+    // 1` (a user-defined aggregate: its result masked) and `show application_name`.
+    const refusal = (name: string, fn: string) => ({ code: '0A000', message: `The statement would keep values of masked column "email" (masking.columns) as aggregate ${name} (its sfunc ${fn} may keep or send the values it is given), where they could later be read unmasked; it was not run.` });
+    await assert.rejects(c.query("create aggregate cfg(text, bool) (sfunc = set_config, stype = text, initcond = 'application_name')"), refusal('cfg', 'set_config'));
+    await assert.rejects(c.query("create aggregate lob(bytea) (sfunc = pg_catalog.lo_from_bytea, stype = oid, initcond = '0')"), refusal('lob', 'pg_catalog.lo_from_bytea'));
+    await assert.rejects(c.query("create aggregate q(text) (sfunc = query_to_xml, stype = xml)"), { code: '0A000' });
+    // An operator or a cast made of one: `select 'ch' ### email from users` notified every listener.
+    await assert.rejects(c.query('create operator ### (leftarg = text, rightarg = text, function = pg_notify)'), { code: '0A000', message: /as operator ### \(its function pg_notify may keep or send the values it is given\)/ });
+    await assert.rejects(c.query('create cast (text as int8) with function pg_catalog.pg_advisory_lock(bigint)'), { code: '0A000', message: /as a cast \(its function pg_catalog\.pg_advisory_lock/ });
+    await c.query('create operator #|# (leftarg = text, rightarg = text, function = textcat)');
+    assert.deepEqual(await first("select email #|# '' from users where id = 1"), ['[EMAIL]']);
+    await c.query('drop operator #|# (text, text)');
+    // Made of built-ins that keep nothing, it runs (and its results are masked as a user-defined function's).
+    await c.query('create aggregate cat(text) (sfunc = textcat, stype = text)');
+    assert.deepEqual(await first('select cat(email) from users'), [null]);
+    await c.query('drop aggregate cat(text)');
   });
 
   test('psql: an alias and an expression print redacted', async () => {

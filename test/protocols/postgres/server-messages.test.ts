@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { MaskPlanner, type MaskProfile } from '../../../src/mask/index.js';
+import { cstring, message } from '../../../src/protocols/postgres/codec.js';
 import { entityMasking } from '../../../src/protocols/postgres/entity-masking.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const secret = /ann@example\.com|536-22-8841/;
@@ -55,6 +57,23 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     }
     // A message that quotes nothing goes as it came.
     assert.equal((await errorOf(c, 'select 1/0')).message, 'division by zero');
+    // Was a leak: numbers are not quoted, and a number computed from a masked column came
+    // out whole (ascii(email) = 97, the first letter; length(ssn) = 11), one per statement.
+    // A comment holding the number does not let it pass.
+    const numbers: [string, string, string][] = [
+      ['select make_date(2020, ascii(email), 1) from users -- 97', '22008', 'date field value out of range'],
+      ['select make_time(ascii(email), 0, 0) from users', '22008', 'time field value out of range'],
+      ["select get_bit('\\x00'::bytea, ascii(email)) from users", '2202E', 'index'],
+      ['select chr(ascii(email) + 1114112) from users', '54000', 'requested character too large for encoding'],
+    ];
+    for (const [sql, code, kept] of numbers) {
+      const error = await errorOf(c, sql);
+      assert.equal(error.code, code, sql);
+      assert.equal(error.message, `${kept} (the values it shows are withheld by Gatehouse: this connection masks columns)`, sql);
+    }
+    // What follows a colon is not quoted either (`operator does not exist: …`).
+    const operator = await errorOf(c, "select split_part(email, '@', 1)::regoper from users");
+    assert.equal(operator.message, 'operator does not exist (the values it shows are withheld by Gatehouse: this connection masks columns)');
   });
 
   test('a constraint violation keeps the names the statement wrote and loses the row and the key in its detail', async () => {
@@ -98,6 +117,26 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     // Other built-ins that keep a value where it is read back unmasked (current_setting, SHOW, lo_get).
     await assert.rejects(c.query("select set_config('application_name', email, false) from users"), { code: '0A000', message: /as a session setting \(set_config\)/ });
     await assert.rejects(c.query("select lo_from_bytea(0, convert_to(ssn, 'UTF8')) from users"), { code: '0A000', message: /as a large object/ });
+    // Were leaks: an advisory lock's keys (pg_locks, any session), a large object's OID
+    // (pg_largeobject_metadata), a replication origin's name, a custom setting's name
+    // (pg_settings), a lock or slot name given in named notation.
+    const kept: [string, RegExp][] = [
+      ['select pg_advisory_lock(ascii(email)) from users', /as an advisory lock key, which pg_locks shows \(pg_advisory_lock\)/],
+      ['select pg_try_advisory_xact_lock(1, length(ssn)) from users', /\(pg_try_advisory_xact_lock\)/],
+      ['select pg_advisory_lock_shared(ascii(email)) from users', /\(pg_advisory_lock_shared\)/],
+      ['select lo_create(ascii(email)) from users', /as a large object's OID \(lo_create\)/],
+      ["select lo_from_bytea(ascii(email), '') from users", /as a large object/],
+      ['select pg_replication_origin_create(email) from users', /as a replication origin/],
+      ["select pg_create_physical_replication_slot(slot_name => translate(email, '@.', '__')) from users", /as a replication slot/],
+      ["select set_config('x.' || translate(email, '@.', '__'), '1', false) from users", /as a session setting \(set_config\)/],
+      ["select lowrite(lo_open(1, 131072), convert_to(email, 'UTF8')) from users", /as a large object \(lowrite\)/],
+      ['select setseed(ascii(email) / 1000.0) from users', /as the seed of random\(\) \(setseed\)/],
+    ];
+    for (const [sql, message] of kept) await assert.rejects(c.query(sql), { code: '0A000', message }, sql);
+    assert.equal((await direct.query("select count(*) as n from pg_locks where locktype = 'advisory'")).rows[0].n, '0');
+    assert.equal((await direct.query('select count(*) as n from pg_largeobject_metadata')).rows[0].n, '0');
+    assert.deepEqual((await c.query('select pg_advisory_lock(id) as l from users')).rows, [{ l: '' }]); // other columns pass
+    await c.query('select pg_advisory_unlock_all()');
     assert.notEqual((await c.query('show application_name')).rows[0].application_name, 'ann@example.com');
     await c.query("select set_config('application_name', 'report ' || id, false) from users");
     await c.query("select pg_notify('ch', 'user ' || id) from users");
@@ -121,6 +160,15 @@ describe('PostgreSQL proxy: errors, notices and notifications do not carry maske
     await assert.rejects(c.query("create function copy_out() returns void language sql as 'insert into archive (contact) select email from users'"), refused);
     await assert.rejects(c.query('create procedure p() language sql begin atomic insert into archive (contact) select email from users; end'), refused);
     assert.equal((await direct.query('select count(*)::int as n from archive')).rows[0].n, 0);
+    // Was a leak: SQL given as text runs unseen, and what it keeps is read back unmasked
+    // (show application_name → the address; pg_locks → a number computed from it).
+    const asText = { code: '0A000', message: /runs SQL given as text \(query_to_xml, table_to_xml, ts_stat, dblink …\)/ };
+    await assert.rejects(c.query("select query_to_xml('select set_config(''application_name'', email, false) from users', false, false, '')"), asText);
+    await assert.rejects(c.query("select ts_stat('select to_tsvector(''simple'', set_config(''x.y'', email, false)) from users')"), asText);
+    await assert.rejects(c.query("select query_to_xml('select pg_advisory_lock(ascii(email)) from users', false, false, '')"), asText);
+    await assert.rejects(c.query("select table_to_xml('users', false, false, '')"), asText);
+    assert.notEqual((await c.query('show application_name')).rows[0].application_name, 'ann@example.com');
+    assert.equal((await direct.query("select count(*) as n from pg_locks where locktype = 'advisory'")).rows[0].n, '0');
   });
 
   test('errors about the statement text are untouched; a value that holds quotes cannot pass for names', async () => {
@@ -148,6 +196,20 @@ describe('PostgreSQL proxy: masking profiles scan errors, notices and notificati
 
   withProxyClients(proxy, `create table notes (id int, body text);
       insert into notes values (1, 'mail ann@example.com, ssn 536-22-8841')`, (clients) => ({ direct, client: c } = clients));
+
+  test("a reported setting's value (ParameterStatus) is scanned: set_config('application_name', body, …)", async () => {
+    // Was a leak: the row and SHOW were masked, but the ParameterStatus the database sends
+    // for application_name carried the note whole.
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(message('Q', cstring("select set_config('application_name', body, false) is null from notes")));
+      const frames = await raw.untilReady(1);
+      const status = frames.filter((f) => f.type === 'S').map((f) => f.body.toString('utf8'));
+      assert.deepEqual(status, ['application_name\0mail [EMAIL], ssn [US_SSN]\0']);
+    } finally {
+      raw.close();
+    }
+  });
 
   test('an entity in an error, a notice or a payload is replaced; the rest of the text stays', async () => {
     const cast = await errorOf(c, 'select body::int from notes');

@@ -1,0 +1,100 @@
+// Security regression: SQL cursors and the protocol's portals share one namespace. A
+// portal bound over `select name from users` (and described) died with its transaction,
+// but the gateway kept its description under the name; `declare p cursor for select
+// email from users` then made a cursor p, and an Execute of "p" ran the cursor with the
+// stale description (a column "name"): the email addresses left unmasked. A DECLARE or
+// CLOSE now forgets the portal of its name, also when the DECLARE was parsed earlier and
+// runs at a later Execute; an Execute of a cursor's name is then refused (no description).
+// Likewise a Bind the database refused (`cursor "n" already exists`) described the
+// portal it did not replace: kept past ROLLBACK TO SAVEPOINT, it ran unmasked.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { cstring, int16, int32, message, type Frame } from '../../../src/protocols/postgres/codec.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
+
+const proxyOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact']]) } });
+const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
+
+const parse = (name: string, sql: string) => message('P', Buffer.concat([cstring(name), cstring(sql), int16(0)]));
+const bind = (portal: string, statement: string) => message('B', Buffer.concat([cstring(portal), cstring(statement), int16(0), int16(0), int16(0)]));
+const describeStatement = (name: string) => message('D', Buffer.concat([Buffer.from('S'), cstring(name)]));
+const execute = (portal: string) => message('E', Buffer.concat([cstring(portal), int32(0)]));
+const sync = () => message('S');
+const query = (sql: string) => message('Q', cstring(sql));
+const text = (frames: Frame[]) => frames.map((f) => f.body.toString('utf8')).join(' ');
+
+describe('PostgreSQL proxy: an Execute of a cursor name is never described by a stale portal', { skip }, () => {
+  const proxy = proxyOrSkip as TestProxy;
+  withProxyClients(proxy, `create table users (id int, name text, email text);
+      insert into users values (1, 'Ann', 'ann@example.com'), (2, 'Bob', 'bob@example.com')`, () => undefined);
+
+  test('a portal bound before, then DECLARE of its name in a simple query', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(parse('s1', 'select name from users'), describeStatement('s1'), bind('p', 's1'), sync());
+      await raw.untilReady(1);
+      raw.write(query('begin; declare p cursor for select email from users'));
+      await raw.untilReady(1);
+      raw.write(execute('p'), sync());
+      const frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.equal(frames.find((f) => f.type === 'D'), undefined);
+      assert.match(text(frames.filter((f) => f.type === 'E')), /Rows cannot be masked without their description/);
+      raw.write(query('rollback'));
+      await raw.untilReady(1);
+      // FETCH through SQL is described by its own answer, and masked.
+      raw.write(query('begin; declare p cursor for select email from users; fetch all from p; rollback'));
+      const fetched = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(fetched)), text(fetched));
+      assert.match(text(fetched), /\[EMAIL\]/);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a Bind the database refused does not describe the portal that kept its name', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(parse('se', 'select email from users'), bind('n', 'se'), sync());
+      await raw.untilReady(1);
+      raw.write(query('savepoint sp'));
+      await raw.untilReady(1);
+      raw.write(parse('sn', 'select name from users'), describeStatement('sn'), bind('n', 'sn'), sync());
+      assert.match(text(await raw.untilReady(1)), /42P03/); // cursor "n" already exists
+      raw.write(query('rollback to savepoint sp'));
+      await raw.untilReady(1);
+      raw.write(execute('n'), sync());
+      const frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.equal(frames.find((f) => f.type === 'D'), undefined);
+      assert.match(text(frames), /Rows cannot be masked without their description/);
+      raw.write(query('rollback'));
+      await raw.untilReady(1);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a DECLARE parsed earlier and run at a later Execute forgets the portal too', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(parse('dcl', 'declare q cursor with hold for select email from users'), sync());
+      await raw.untilReady(1);
+      raw.write(parse('s2', 'select name from users'), describeStatement('s2'), bind('q', 's2'), sync());
+      await raw.untilReady(1);
+      raw.write(bind('', 'dcl'), execute(''), sync());
+      await raw.untilReady(1);
+      raw.write(execute('q'), sync());
+      const frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.equal(frames.find((f) => f.type === 'D'), undefined);
+      raw.write(query('close all'));
+      await raw.untilReady(1);
+    } finally {
+      raw.close();
+    }
+  });
+});
