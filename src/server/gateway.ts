@@ -9,7 +9,7 @@ import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '..
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
-import type { GatehouseConfig } from '../config/index.js';
+import { changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
@@ -99,7 +99,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
       options.onPolicyChange?.(event);
     },
-    onReload: (next) => reloadApprovals(next),
+    onReload: (next) => {
+      reloadApprovals(next);
+      // Edits outside the policy are read but not applied: say so on every reload.
+      const restartNeeded = changesNeedingRestart(config, next);
+      if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config changes not applied: restart the gateway to apply them');
+      return restartNeeded;
+    },
   });
   const policy = options.policy ?? policyRuntime.policy;
   const reexecutions = new Reexecutions();
@@ -163,8 +169,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   // Reviewers and times per rule reload with the policy (the rules they name do); the
   // rest of `approvals:` (notifications, URLs, the section itself) needs a restart.
   reloadApprovals = (next) => {
+    // Adding or removing the section is reported by changesNeedingRestart.
     if (approvals && next.approvals) approvals.service.setReviewRules(next.approvals);
-    else if (Boolean(approvals) !== Boolean(next.approvals)) logger.warn(`the approvals section was ${approvals ? 'removed' : 'added'}; restart the gateway to apply it`);
   };
 
   const stages: PipelineStages = {
