@@ -48,7 +48,10 @@ export interface Gateway {
   readonly audit: AuditTrail;
   /** Resolves when every exchange recorded so far can be read from the store. */
   settleRecords(): Promise<void>;
+  /** Stops: in-flight exchanges get up to 10 s, then are cut (recorded as gateway_shutdown). */
   close(): Promise<void>;
+  /** During close(): cut the exchanges still in flight now instead of at the end of the 10 s. */
+  endGracePeriod(): void;
 }
 
 export interface StartOptions {
@@ -273,6 +276,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
+  const graceOver = new AbortController();
   return {
     dataPlaneUrl,
     adminUrl,
@@ -289,7 +293,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       closing ??= (async () => {
         // In-flight exchanges past the grace period are ended as gateway_shutdown (recorded so).
         const cutInFlight = () => identity.inFlight.cutAll(new GatehouseError('gateway_shutdown'));
-        await Promise.all([closeServer(dataServer, cutInFlight), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
+        await Promise.all([closeServer(dataServer, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close())]);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
@@ -305,6 +309,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();
       return closing;
+    },
+    endGracePeriod() {
+      graceOver.abort();
     },
   };
 }
@@ -355,15 +362,18 @@ function urlOf(server: Server, tls: boolean): string {
   return `${tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
-/** Stops accepting, lets in-flight exchanges finish for up to 10 s, then cuts them. */
-function closeServer(server: Server, cutInFlight?: () => void): Promise<void> {
+/** Stops accepting, lets in-flight exchanges finish for up to 10 s (or until graceOver), then cuts them. */
+function closeServer(server: Server, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const cut = () => {
       cutInFlight?.();
       server.closeAllConnections();
-    }, 10_000);
+    };
+    const timer = setTimeout(cut, 10_000);
+    graceOver.addEventListener('abort', cut, { once: true });
     server.close(() => {
       clearTimeout(timer);
+      graceOver.removeEventListener('abort', cut);
       resolve();
     });
     server.closeIdleConnections();

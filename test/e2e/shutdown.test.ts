@@ -101,3 +101,55 @@ describe('graceful stop with a request held for approval', () => {
     assert.deepEqual(records.map((r) => [r.decision, r.errorCode, r.status]), [['require_approval', 'gateway_shutdown', 503]]);
   });
 });
+
+describe('signals while stopping', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess;
+  let dir: string;
+
+  before(async () => {
+    upstream = await startDemoUpstream({ apiKey: upstreamKey, streamDelayMs: 1_000 });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-shutdown-signals-'));
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env: { UPSTREAM_KEY: upstreamKey }, dir });
+  });
+  after(async () => {
+    await gateway?.stop('SIGKILL');
+    await upstream?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a SIGHUP during the grace period is ignored and a second SIGTERM cuts at once; the stream is recorded and the process exits 0', { timeout: 40_000 }, async () => {
+    // SIGHUP then killed the process (status 129) mid-stop, leaving its line unlogged and
+    // the stop unrecorded; a second Ctrl-C did the same (130).
+    const client = new OpenAI({ baseURL: `${gateway.url}/c/demo`, apiKey: await gateway.createKey('bot', ['ml']), maxRetries: 0 });
+    const prompt = Array.from({ length: 20 }, (_, i) => `word${i}`).join(' ');
+    const { data: stream, response } = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: prompt }] }).withResponse();
+    const id = response.headers.get('gatehouse-exchange-id')!;
+    const read = (async () => {
+      for await (const _chunk of stream) void _chunk;
+    })().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const exited = new Promise<number | null>((resolve) => gateway.child.once('exit', (code) => resolve(code)));
+    const stopped = Date.now();
+    gateway.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1_000));
+    gateway.child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.equal(gateway.child.exitCode, null, 'SIGHUP did not end the process');
+    gateway.child.kill('SIGINT');
+    assert.ok(await read, 'the stream was cut');
+    assert.equal(await exited, 0);
+    const stoppedAfter = Date.now() - stopped;
+    assert.ok(stoppedAfter < 8_000, `stopped after ${stoppedAfter} ms, not at the end of the 10 s grace period`);
+    assert.match(gateway.logs(), /SIGHUP ignored: the gateway is stopping/);
+    assert.match(gateway.logs(), /"msg":"gateway stopped"/);
+
+    const shown = await runCli(['sessions', 'show', id, '--json', '--config', gateway.configPath]);
+    assert.equal(shown.code, 0, shown.stderr);
+    const record = JSON.parse(shown.stdout) as { complete: boolean; errorCode: string };
+    assert.equal(record.complete, false);
+    assert.equal(record.errorCode, 'gateway_shutdown');
+  });
+});

@@ -34,6 +34,18 @@ export async function startCommand(options: { config?: string | undefined }): Pr
   process.on('SIGHUP', reload);
   await untilSignal();
   process.off('SIGHUP', reload);
+  // While stopping, a signal must not kill the process (the default action of each),
+  // which would skip writing outstanding records: a second SIGTERM or SIGINT (Ctrl-C
+  // twice) ends the grace period at once instead; a SIGHUP (logrotate, a config tool)
+  // is ignored.
+  const hurry = () => {
+    gateway.logger.warn('second stop signal: cutting the exchanges still in flight now');
+    gateway.endGracePeriod();
+  };
+  const ignoreReload = () => gateway.logger.warn('SIGHUP ignored: the gateway is stopping');
+  process.on('SIGTERM', hurry);
+  process.on('SIGINT', hurry);
+  process.on('SIGHUP', ignoreReload);
   await gateway.close();
 }
 
