@@ -76,7 +76,9 @@ export interface StartOptions {
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
   const store = await openStore(config.store);
-  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('.gatehouse-data');
+  // The config schema defaults gatewayTokens.keyFile beside the data (withDefaultKeyFile);
+  // this is only for a config that did not go through it.
+  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('data');
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
   const audit = openAuditTrail(store.db, config.audit, { sqlitePath: store.sqlitePath, createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
