@@ -233,6 +233,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const connectionLimits = (listener: 'data' | 'admin', limits: ConnectionLimits): ListenLimits => ({
     ...limits,
     onRefused: (reason) => metrics.observeRefusedConnection(listener, reason),
+    // Admin API clients (the CLI included) read the admin API's own error shape.
+    envelope: listener === 'admin' ? (error: GatehouseError) => JSON.stringify({ error: { code: error.code, message: error.message } }) : undefined,
     track: (open) => metrics.trackConnections(listener, open),
   });
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway), dataPlane.declaresTooLarge);
@@ -320,6 +322,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
 
 interface ListenLimits extends ConnectionLimits {
   readonly onRefused: (reason: RefusalReason) => void;
+  readonly envelope?: ((error: GatehouseError) => string) | undefined;
   readonly track: (open: () => number) => void;
 }
 
@@ -347,7 +350,7 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
   // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
   // listener and per client address (connection-limits.ts).
-  limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused }).open);
+  limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused, envelope: limits.envelope }).open);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {
