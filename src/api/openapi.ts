@@ -325,7 +325,7 @@ export const openApiDocument = {
       post: {
         summary: 'Recompile the policy from the config and policy files; an invalid policy is refused (400 invalid_policy) and the running one stays',
         responses: {
-          '200': { description: 'Reloaded', content: { 'application/json': { schema: { type: 'object', properties: { version: { type: 'string' }, previousVersion: { type: 'string' }, changed: { type: 'boolean' } } } } } },
+          '200': { description: 'Reloaded', content: { 'application/json': { schema: { type: 'object', properties: { version: { type: 'string' }, previousVersion: { type: 'string' }, changed: { type: 'boolean' }, restartNeeded: { type: 'array', items: { type: 'string' }, description: 'config paths that changed but apply only after a restart' } } } } } },
           '400': errorResponse,
           '401': errorResponse,
           '403': errorResponse,

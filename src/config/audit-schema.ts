@@ -84,9 +84,16 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
 
 export type AuditConfig = z.output<ReturnType<typeof buildAuditSchema>>;
 
-/** The generated key lives with the data: beside the SQLite file, else in data/ beside the config. */
-export function withDefaultKeyFile<T extends { audit: AuditConfig; store: { sqlite: { path: string } } | { postgres: unknown } }>(config: T, baseDir: string): T {
-  if (config.audit.keyFile !== undefined) return config;
-  const keyFile = 'sqlite' in config.store ? join(dirname(config.store.sqlite.path), 'audit-signing-key.pem') : resolve(baseDir, 'data/audit-signing-key.pem');
-  return { ...config, audit: { ...config.audit, keyFile } };
+/**
+ * The generated keys (the audit key, the Gatehouse-token key) live with the data: beside
+ * the SQLite file, else in data/ beside the config. Never the working directory, which
+ * a service manager sets to anything (`/` under systemd): a key generated there was a
+ * new one on every start from elsewhere, or a start that failed on a read-only `/`.
+ */
+export function withDefaultKeyFile<T extends { audit: AuditConfig; store: { sqlite: { path: string } } | { postgres: unknown }; identity: { gatewayTokens: { keyFile?: string | undefined } } }>(config: T, baseDir: string): T {
+  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve(baseDir, 'data');
+  const audit = config.audit.keyFile !== undefined ? config.audit : { ...config.audit, keyFile: join(dataDir, 'audit-signing-key.pem') };
+  const tokens = config.identity.gatewayTokens;
+  const identity = tokens.keyFile !== undefined ? config.identity : { ...config.identity, gatewayTokens: { ...tokens, keyFile: join(dataDir, 'gateway-signing-key.pem') } };
+  return { ...config, audit, identity };
 }

@@ -103,7 +103,7 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           signingKey: secret.optional(),
           /**
            * Generated on first start (mode 0600) when absent. Default: beside the SQLite
-           * store, or ./.gatehouse-data/ with PostgreSQL (see docs/identity.md).
+           * store, or data/ beside the config with PostgreSQL (withDefaultKeyFile).
            */
           keyFile: text.transform((v) => resolve(baseDir, v)).optional(),
         })

@@ -28,6 +28,8 @@ export interface PolicyReloadResult {
   readonly version: string;
   readonly previousVersion: string;
   readonly changed: boolean;
+  /** Config paths that changed but apply only after a restart (see changesNeedingRestart). */
+  readonly restartNeeded: readonly string[];
 }
 
 /** A reload that was refused; the running policy is unchanged. */
@@ -48,9 +50,10 @@ export interface PolicyRuntimeOptions {
   readonly onPolicyChange?: ((event: PolicyChangeEvent) => void) | undefined;
   /**
    * Called with the config of every reload that was accepted, changed policy version or
-   * not, for the parts that reload with the policy (approvals' per-rule options).
+   * not, for the parts that reload with the policy (approvals' per-rule options). Returns
+   * the config paths that changed but need a restart, if it knows them.
    */
-  readonly onReload?: ((config: GatehouseConfig) => void) | undefined;
+  readonly onReload?: ((config: GatehouseConfig) => readonly string[] | void) | undefined;
   /** Watch the config and policy files for changes (default true when configFile is given). */
   readonly watch?: boolean;
   /** Refuse `approvals.rules` names that no require_approval rule has (default true; see policySourceOf). */
@@ -113,8 +116,9 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     const changed = next.policy.version !== previousVersion;
     compiled = next;
     if (watching) arm();
+    let restartNeeded: readonly string[] = [];
     try {
-      options.onReload?.(config);
+      restartNeeded = options.onReload?.(config) ?? [];
     } catch (error) {
       logger.error({ err: String(error) }, 'onReload failed');
     }
@@ -127,7 +131,7 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
         logger.error({ err: String(error) }, 'onPolicyChange failed');
       }
     }
-    return { version: next.policy.version, previousVersion, changed };
+    return { version: next.policy.version, previousVersion, changed, restartNeeded };
   }
 
   // Watch directories, not files: editors replace a file by renaming over it, which

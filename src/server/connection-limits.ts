@@ -4,7 +4,7 @@
 // - at most `maxConnectionsPerClient` from one client address (IPv4, or the whole IPv6
 //   address), so one client cannot hold the listener's share of idle or slow sockets;
 // - a connection over either bound is refused at once, before a byte is parsed: on a
-//   plain listener with an HTTP 503 (`connection_limit`, the OpenAI error envelope,
+//   plain listener with an HTTP 503 (`connection_limit`, the listener's error envelope,
 //   `Retry-After`, `Connection: close`); on a TLS listener, closed (no handshake is
 //   spent on it, so there is no channel to answer on);
 // - each refusal is counted (`gatehouse_http_connections_refused_total`).
@@ -34,7 +34,14 @@ export interface ConnectionCounts {
 /** How long a refused socket may linger (the answer flushing, the client closing) before it is destroyed. */
 const refusedLingerMs = 2000;
 
-export function limitConnections(server: Server, limits: ConnectionLimits, options: { tls: boolean; onRefused: (reason: RefusalReason) => void }): ConnectionCounts {
+export interface LimitOptions {
+  readonly tls: boolean;
+  readonly onRefused: (reason: RefusalReason) => void;
+  /** The listener's error body: the OpenAI envelope (data plane, the default) or the admin API's `{error:{code,message}}`. */
+  readonly envelope?: (error: GatehouseError) => string;
+}
+
+export function limitConnections(server: Server, limits: ConnectionLimits, options: LimitOptions): ConnectionCounts {
   let open = 0;
   const perClient = new Map<string, number>();
   const accept = server.listeners('connection') as ((socket: Socket) => void)[];
@@ -45,7 +52,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, optio
     const reason: RefusalReason | undefined = open >= limits.maxConnections ? 'listener' : fromClient >= limits.maxConnectionsPerClient ? 'client' : undefined;
     if (reason !== undefined) {
       options.onRefused(reason);
-      refuse(socket, reason, options.tls);
+      refuse(socket, reason, options.tls, options.envelope ?? errorEnvelope);
       return;
     }
     open++;
@@ -61,7 +68,7 @@ export function limitConnections(server: Server, limits: ConnectionLimits, optio
   return { open: () => open };
 }
 
-function refuse(socket: Socket, reason: RefusalReason, tls: boolean): void {
+function refuse(socket: Socket, reason: RefusalReason, tls: boolean, envelope: (error: GatehouseError) => string): void {
   socket.on('error', () => undefined);
   if (tls) {
     socket.destroy();
@@ -73,7 +80,7 @@ function refuse(socket: Socket, reason: RefusalReason, tls: boolean): void {
         ? 'Too many open connections from this client address; close idle connections or reuse them, and try again.'
         : 'Too many open connections to this listener; try again shortly.',
   });
-  const body = errorEnvelope(error);
+  const body = envelope(error);
   // RFC 9110 §15.6.4 (503) with Retry-After §10.2.3; Connection: close §9.6.
   const head = `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n`;
   const timer = setTimeout(() => socket.destroy(), refusedLingerMs);

@@ -9,7 +9,7 @@ import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '..
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
-import type { GatehouseConfig } from '../config/index.js';
+import { changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
@@ -48,7 +48,10 @@ export interface Gateway {
   readonly audit: AuditTrail;
   /** Resolves when every exchange recorded so far can be read from the store. */
   settleRecords(): Promise<void>;
+  /** Stops: in-flight exchanges get up to 10 s, then are cut (recorded as gateway_shutdown). */
   close(): Promise<void>;
+  /** During close(): cut the exchanges still in flight now instead of at the end of the 10 s. */
+  endGracePeriod(): void;
 }
 
 export interface StartOptions {
@@ -73,7 +76,9 @@ export interface StartOptions {
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
   const logger = options.logger ?? createLogger(config.log.level);
   const store = await openStore(config.store);
-  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('.gatehouse-data');
+  // The config schema defaults gatewayTokens.keyFile beside the data (withDefaultKeyFile);
+  // this is only for a config that did not go through it.
+  const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('data');
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
   const { apiKeys, identify } = identity;
   const audit = openAuditTrail(store.db, config.audit, { sqlitePath: store.sqlitePath, createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
@@ -99,7 +104,13 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
       options.onPolicyChange?.(event);
     },
-    onReload: (next) => reloadApprovals(next),
+    onReload: (next) => {
+      reloadApprovals(next);
+      // Edits outside the policy are read but not applied: say so on every reload.
+      const restartNeeded = changesNeedingRestart(config, next);
+      if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config changes not applied: restart the gateway to apply them');
+      return restartNeeded;
+    },
   });
   const policy = options.policy ?? policyRuntime.policy;
   const reexecutions = new Reexecutions();
@@ -163,8 +174,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   // Reviewers and times per rule reload with the policy (the rules they name do); the
   // rest of `approvals:` (notifications, URLs, the section itself) needs a restart.
   reloadApprovals = (next) => {
+    // Adding or removing the section is reported by changesNeedingRestart.
     if (approvals && next.approvals) approvals.service.setReviewRules(next.approvals);
-    else if (Boolean(approvals) !== Boolean(next.approvals)) logger.warn(`the approvals section was ${approvals ? 'removed' : 'added'}; restart the gateway to apply it`);
   };
 
   const stages: PipelineStages = {
@@ -222,6 +233,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const connectionLimits = (listener: 'data' | 'admin', limits: ConnectionLimits): ListenLimits => ({
     ...limits,
     onRefused: (reason) => metrics.observeRefusedConnection(listener, reason),
+    // Admin API clients (the CLI included) read the admin API's own error shape.
+    envelope: listener === 'admin' ? (error: GatehouseError) => JSON.stringify({ error: { code: error.code, message: error.message } }) : undefined,
     track: (open) => metrics.trackConnections(listener, open),
   });
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway), dataPlane.declaresTooLarge);
@@ -267,6 +280,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
+  const graceOver = new AbortController();
   return {
     dataPlaneUrl,
     adminUrl,
@@ -283,7 +297,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       closing ??= (async () => {
         // In-flight exchanges past the grace period are ended as gateway_shutdown (recorded so).
         const cutInFlight = () => identity.inFlight.cutAll(new GatehouseError('gateway_shutdown'));
-        await Promise.all([closeServer(dataServer, cutInFlight), adminServer ? closeServer(adminServer) : undefined, ...postgresListeners.map((l) => l.close())]);
+        await Promise.all([closeServer(dataServer, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close())]);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
@@ -300,11 +314,15 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       })();
       return closing;
     },
+    endGracePeriod() {
+      graceOver.abort();
+    },
   };
 }
 
 interface ListenLimits extends ConnectionLimits {
   readonly onRefused: (reason: RefusalReason) => void;
+  readonly envelope?: ((error: GatehouseError) => string) | undefined;
   readonly track: (open: () => number) => void;
 }
 
@@ -332,7 +350,7 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
   // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
   // listener and per client address (connection-limits.ts).
-  limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused }).open);
+  limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused, envelope: limits.envelope }).open);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(address.port, address.host, () => {
@@ -349,15 +367,18 @@ function urlOf(server: Server, tls: boolean): string {
   return `${tls ? 'https' : 'http'}://${host}:${port}`;
 }
 
-/** Stops accepting, lets in-flight exchanges finish for up to 10 s, then cuts them. */
-function closeServer(server: Server, cutInFlight?: () => void): Promise<void> {
+/** Stops accepting, lets in-flight exchanges finish for up to 10 s (or until graceOver), then cuts them. */
+function closeServer(server: Server, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
+    const cut = () => {
       cutInFlight?.();
       server.closeAllConnections();
-    }, 10_000);
+    };
+    const timer = setTimeout(cut, 10_000);
+    graceOver.addEventListener('abort', cut, { once: true });
     server.close(() => {
       clearTimeout(timer);
+      graceOver.removeEventListener('abort', cut);
       resolve();
     });
     server.closeIdleConnections();

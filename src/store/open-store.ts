@@ -151,6 +151,21 @@ export async function migrate(db: Kysely<any>, dialect: DialectName, schema?: st
       continue;
     }
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    // The migration is the first statement: a database that cannot be reached or logged
+    // in to failed here, and was reported as a failed migration, which sent operators
+    // looking at the schema instead of the network, the role or the database name.
+    if (!failed && dialect === 'postgres' && isConnectionFailure(error)) throw new StoreError(`cannot connect to the PostgreSQL store: ${(error as Error).message}`, { cause: error });
+    // A rolling upgrade: a newer gateway migrated the store, an older one (or CLI) opens it.
+    // Kysely calls that "corrupted migrations"; it is a version mismatch, refused (fail closed).
+    const unknown = /previously executed migration (\S+) is missing/.exec((error as Error).message ?? '')?.[1];
+    if (unknown) throw new StoreError(`the store was upgraded by a newer version of Gatehouse (it has migration ${unknown}, which this version does not know): run that version or a newer one; a store cannot be downgraded`, { cause: error });
     throw new StoreError(`store migration${failed ? ` ${failed}` : ''} failed: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** Socket errors, and SQLSTATE classes 08 (connection), 28 (authorization), 3D000 (no such database). */
+function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000')) return true;
+  return /^Connection terminated/.test((error as Error).message ?? '');
 }

@@ -74,6 +74,11 @@ describe('parseConfig: defaults', () => {
     assert.equal(parse('store: { sqlite: { path: /var/lib/gh/g.db } }\n').audit.keyFile, '/var/lib/gh/audit-signing-key.pem', 'the generated key lives with the data');
     assert.equal(parse('store: { postgres: { url: "${PG}" } }\n', { PG: 'postgres://x/y' }).audit.keyFile, join(dir, 'data/audit-signing-key.pem'));
     assert.equal(parse('audit: { keyFile: keys/a.pem }\n').audit.keyFile, join(dir, 'keys/a.pem'));
+    // The Gatehouse-token key too: it defaulted to ./.gatehouse-data/ under the working
+    // directory with PostgreSQL, a new key for every directory the gateway started from.
+    assert.equal(parse('store: { postgres: { url: "${PG}" } }\n', { PG: 'postgres://x/y' }).identity.gatewayTokens.keyFile, join(dir, 'data/gateway-signing-key.pem'));
+    assert.equal(parse('store: { sqlite: { path: /var/lib/gh/g.db } }\n').identity.gatewayTokens.keyFile, '/var/lib/gh/gateway-signing-key.pem');
+    assert.equal(parse('identity: { gatewayTokens: { keyFile: keys/t.pem } }\n').identity.gatewayTokens.keyFile, join(dir, 'keys/t.pem'));
     assert.deepEqual(config.audit.checkpoint, { every: 10, interval: 5000 });
     assert.deepEqual(config.audit.sinks, [{ type: 'stdout' }, { type: 'file', path: join(dir, 'logs/audit.jsonl') }]);
     // A webhook URL from the environment, as any other string: it was refused as "not a URL".

@@ -9,6 +9,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
+import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { gatehouseBin, runCli } from '../helpers/gateway-process.js';
 import { makeTestPki } from '../helpers/tls.js';
 
@@ -99,8 +100,20 @@ describe('gatehouse CLI', () => {
     const postgres = writeConfig('pg-down.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\nadmin:\n  enabled: false\nstore:\n  postgres: { url: '\${CLI_TEST_DB_URL}' }\n`);
     const b = await runCli(['start', '--config', postgres], { ...process.env, CLI_TEST_DB_URL: 'postgres://gh:cli-pw-wallaby@127.0.0.1:1/gh' });
     assert.equal(b.code, 1);
-    assert.match(b.stderr, /^gatehouse: store migration failed: connect ECONNREFUSED 127\.0\.0\.1:1\n$/);
+    // It said "store migration failed", sending the operator to the schema, not the network.
+    assert.match(b.stderr, /^gatehouse: cannot connect to the PostgreSQL store: connect ECONNREFUSED 127\.0\.0\.1:1\n$/);
     assert.ok(!b.stderr.includes('wallaby'));
+  });
+
+  test('start against a PostgreSQL database that does not exist says it cannot connect, naming the database', async (t) => {
+    const db = await createTestPostgresDatabase();
+    if ('skip' in db) return t.skip(db.skip);
+    await db.drop();
+    const name = new URL(db.url).pathname.slice(1);
+    const postgres = writeConfig('pg-no-db.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\nadmin:\n  enabled: false\nstore:\n  postgres: { url: '\${CLI_TEST_DB_URL}' }\n`);
+    const c = await runCli(['start', '--config', postgres], { ...process.env, CLI_TEST_DB_URL: db.url });
+    assert.equal(c.code, 1);
+    assert.equal(c.stderr, `gatehouse: cannot connect to the PostgreSQL store: database "${name}" does not exist\n`);
   });
 
   test('config check: valid config exits 0 with a summary; a missing secret names its path', async () => {

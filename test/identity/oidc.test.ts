@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createSecretKey } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { buildConfigSchema } from '../../src/config/schema.js';
 import { GatehouseError } from '../../src/errors/index.js';
@@ -163,6 +165,17 @@ describe('OIDC resource server', () => {
     const token = await idp.sign({ iss: 'http://127.0.0.1:1', sub: 'x', aud: 'a' });
     const error = await rejectsWith(gone(token), 'identity_provider_unavailable');
     assert.equal(error.status, 503);
+  });
+
+  test("an IdP refusing connections: the operator's detail names the socket error, not only undici's \"fetch failed\"", async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const issuer = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const config = identityConfig({ oidc: { issuers: [{ name: 'down', issuer, audience: 'a', jwks: { timeout: '1s' } }] } });
+    const down = identifyCaller([jwtAuthenticator(config.oidc.issuers.map((i) => new OidcIssuer(i, { clockSkewMs: 0 })), new VerifiedTokenCache({ maxEntries: 10, ttlMs: 1000 }))]);
+    const error = await rejectsWith(down(await idp.sign({ iss: issuer, sub: 'x', aud: 'a' })), 'identity_provider_unavailable');
+    assert.match(error.detail ?? '', /discovery for http:\/\/127\.0\.0\.1:\d+ failed: fetch failed: ECONNREFUSED|connect ECONNREFUSED/);
   });
 
   test('an IdP down at the first token is tried again one cooldown after the failure, even under steady traffic', async () => {

@@ -23,7 +23,7 @@ describe('policy runtime', () => {
       assert.equal(ask().effect, 'allow');
       const v1 = runtime.policy.version;
 
-      assert.deepEqual(runtime.reload('admin:key:root'), { version: v1, previousVersion: v1, changed: false });
+      assert.deepEqual(runtime.reload('admin:key:root'), { version: v1, previousVersion: v1, changed: false, restartNeeded: [] });
       assert.equal(events.length, 0, 'no change, no event');
 
       writeFileSync(rules, 'rules:\n  - { name: no-sailing, effect: deny, message: No sailing., when: [{ keywords: [sailing] }] }\n');

@@ -105,6 +105,9 @@ connections:
     for (let i = 0; i < 3; i++) sockets.push(await open(gateway.adminUrl!));
     const { text } = await answer(await open(gateway.adminUrl!));
     assert.match(text, /^HTTP\/1\.1 503 /);
+    // In the admin API's error shape (docs/operations.md), not the data plane's OpenAI one.
+    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as unknown;
+    assert.deepEqual(body, { error: { code: 'connection_limit', message: 'Too many open connections from this client address; close idle connections or reuse them, and try again.' } });
     for (const socket of sockets.splice(0)) socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.match(await metrics(), /gatehouse_http_connections_refused_total\{listener="admin",reason="client"\} 1\n/);

@@ -267,6 +267,19 @@ for (const dialect of await testDialects()) {
       assert.deepEqual(rows, [{ id: 'k1', name: 'kept' }]);
     });
 
+    test('a store migrated by a newer version is refused with a message saying so, not "corrupted migrations"', async () => {
+      const store = await open();
+      await store.db.insertInto('gatehouse_migrations' as never).values({ name: '9999_from_a_newer_version', timestamp: new Date().toISOString() } as never).execute();
+      await store.close();
+      await assert.rejects(open(), (error: Error) => {
+        assert.equal(
+          error.message,
+          'the store was upgraded by a newer version of Gatehouse (it has migration 9999_from_a_newer_version, which this version does not know): run that version or a newer one; a store cannot be downgraded',
+        );
+        return true;
+      });
+    });
+
     test('tables exist with the expected columns and nullability', async () => {
       const store = await open();
       // SQLite's FTS5 index (exchanges_fts and its shadow tables) is search machinery, not schema.

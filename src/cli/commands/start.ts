@@ -5,6 +5,12 @@ import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
 
 export async function startCommand(options: { config?: string | undefined }): Promise<void> {
+  // Until the gateway runs, a SIGHUP (a config tool reloading after writing the file)
+  // would kill the process by its default action: remember it, and reload once started
+  // (the file may have changed after it was read).
+  let reloadAsked = false;
+  const askReload = () => (reloadAsked = true);
+  process.on('SIGHUP', askReload);
   const file = configPath(options.config);
   const config = loadConfig(file);
   assertCertificates(file, config);
@@ -32,8 +38,22 @@ export async function startCommand(options: { config?: string | undefined }): Pr
     }
   };
   process.on('SIGHUP', reload);
+  process.off('SIGHUP', askReload);
+  if (reloadAsked) reload();
   await untilSignal();
   process.off('SIGHUP', reload);
+  // While stopping, a signal must not kill the process (the default action of each),
+  // which would skip writing outstanding records: a second SIGTERM or SIGINT (Ctrl-C
+  // twice) ends the grace period at once instead; a SIGHUP (logrotate, a config tool)
+  // is ignored.
+  const hurry = () => {
+    gateway.logger.warn('second stop signal: cutting the exchanges still in flight now');
+    gateway.endGracePeriod();
+  };
+  const ignoreReload = () => gateway.logger.warn('SIGHUP ignored: the gateway is stopping');
+  process.on('SIGTERM', hurry);
+  process.on('SIGINT', hurry);
+  process.on('SIGHUP', ignoreReload);
   await gateway.close();
 }
 

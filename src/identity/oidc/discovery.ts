@@ -18,13 +18,26 @@ export function discoveryUrl(issuer: string): string {
 }
 
 export async function fetchBoundedJson(url: string, timeoutMs: number): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'application/json' } });
+  } catch (error) {
+    // undici says only "fetch failed"; the operator needs the socket error under it.
+    throw new Error(describeFetchFailure(error), { cause: error });
+  }
   if (!res.ok) throw new Error(`${url} answered ${res.status}`);
   const declared = Number(res.headers.get('content-length') ?? 0);
   if (declared > maxDocumentBytes) throw new Error(`${url} is larger than ${maxDocumentBytes} bytes`);
   const text = await res.text();
   if (text.length > maxDocumentBytes) throw new Error(`${url} is larger than ${maxDocumentBytes} bytes`);
   return JSON.parse(text) as unknown;
+}
+
+function describeFetchFailure(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause as { code?: unknown; message?: unknown } | undefined;
+  const message = (error as Error).message;
+  if (!cause || typeof cause.message !== 'string') return message;
+  return `${message}: ${typeof cause.code === 'string' && !cause.message.includes(cause.code) ? `${cause.code} ` : ''}${cause.message}`;
 }
 
 export async function discover(issuer: string, timeoutMs: number): Promise<DiscoveryDocument> {

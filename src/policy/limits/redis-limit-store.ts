@@ -54,26 +54,41 @@ export interface RedisLimitStoreOptions {
 export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitStore {
   // Fail fast rather than queue: a limit that cannot be checked refuses the request.
   const redis = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2_000, lazyConnect: false });
-  redis.on('error', () => undefined); // surfaced per command; the client reconnects on its own
+  // Surfaced per command; the client reconnects on its own. A command that fails while
+  // disconnected only says "Reached the max retries per request limit": the connection's
+  // own error (ECONNREFUSED host:port, WRONGPASS) is kept to say why (never the URL).
+  let connectionError: string | undefined;
+  redis.on('error', (error: Error & { code?: string }) => {
+    connectionError = error.code && !error.message.includes(error.code) ? `${error.code} ${error.message}` : error.message;
+  });
+  redis.on('ready', () => (connectionError = undefined));
+  const explained = async <T>(command: () => Promise<T>): Promise<T> => {
+    try {
+      return await command();
+    } catch (error) {
+      if ((error as Error).name !== 'MaxRetriesPerRequestError') throw error;
+      throw new Error(`Redis did not answer: ${connectionError ?? 'not connected'}`, { cause: error });
+    }
+  };
   const p = options.keyPrefix;
   return {
     async take(requests: readonly CounterRequest[]) {
       if (requests.length === 0) return undefined;
       const args = requests.flatMap((r) => [r.windowMs, r.amount, r.check, r.limit]);
-      const [index, retryAfterMs] = (await redis.eval(takeScript, requests.length, ...requests.map((r) => p + r.key), ...args)) as [number, number];
+      const [index, retryAfterMs] = (await explained(() => redis.eval(takeScript, requests.length, ...requests.map((r) => p + r.key), ...args))) as [number, number];
       return index === 0 ? undefined : { index: index - 1, retryAfterMs };
     },
     async add(key, windowMs, amount) {
-      if (amount > 0) await redis.eval(addScript, 1, p + key, windowMs, amount);
+      if (amount > 0) await explained(() => redis.eval(addScript, 1, p + key, windowMs, amount));
     },
     async acquire(key, max, ttlMs) {
-      return (await redis.eval(acquireScript, 1, p + key, max, ttlMs)) === 1;
+      return (await explained(() => redis.eval(acquireScript, 1, p + key, max, ttlMs))) === 1;
     },
     async release(key) {
-      await redis.eval(releaseScript, 1, p + key);
+      await explained(() => redis.eval(releaseScript, 1, p + key));
     },
     async ping() {
-      await redis.ping();
+      await explained(() => redis.ping());
     },
     async close() {
       await redis.quit().catch(() => redis.disconnect());
