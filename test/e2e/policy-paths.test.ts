@@ -121,6 +121,43 @@ describe('policy on paths, end to end', () => {
     assert.deepEqual(seen, ['GET /files/docs/read%20me.txt']);
   });
 
+  test('a backslash is read as a slash: the operation and path rules hold as WHATWG URL targets route it', async () => {
+    seen.length = 0;
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'please drop table users' }] });
+    for (const path of ['/c/demo/chat\\completions', '/c/demo/chat%5Ccompletions']) {
+      const { status, json } = await send('POST', path, body);
+      assert.equal(status, 403, path);
+      assert.equal(json['error']?.rule, 'no-drop-table', path);
+    }
+    const admin = await send('GET', '/c/files/admin\\users');
+    assert.equal(admin.status, 403);
+    assert.equal(admin.json['error']?.rule, 'no-admin');
+    assert.deepEqual(seen, []);
+  });
+
+  test('a fragment, a ;param or an encoded control character in the path is refused, not forwarded', async () => {
+    seen.length = 0;
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'please drop table users' }] });
+    for (const [method, path] of [
+      ['POST', '/c/demo/chat/completions#x'],
+      ['POST', '/c/demo/chat/completions;x'],
+      ['GET', '/c/files/model.safetensors#x'],
+      ['GET', '/c/files/model.safetensors;x'],
+      ['GET', '/c/files/admin;x/users'],
+      ['GET', '/c/files/model.safetensors%00'],
+      ['GET', '/c/files/model.safetensors%0a.txt'],
+    ] as const) {
+      const { status, json } = await send(method, path, method === 'POST' ? body : undefined);
+      assert.equal(status, 400, path);
+      assert.equal(json['error']?.code, 'invalid_path', path);
+    }
+    assert.deepEqual(seen, []);
+    // Encoded, `;` and `#` are plain characters of a name.
+    const ok = await send('GET', '/c/files/docs/a%3Bb%23c.txt?x=1;y');
+    assert.equal(ok.status, 200);
+    assert.deepEqual(seen, ['GET /files/docs/a%3Bb%23c.txt?x=1;y']);
+  });
+
   test('gatehouse policy check decides on the same path as the gateway', async () => {
     const file = gateway.configPath;
     const result = await runCli(['policy', 'check', '--config', file, '--as', 'key:bot', '--groups', 'ml', '--connection', 'files', '--method', 'GET', '--path', '/model.safetenso%72s']);
