@@ -62,10 +62,10 @@ describe('policy on paths, end to end', () => {
   });
 
   /** A request with the path sent exactly as written (fetch would normalise some). */
-  function send(method: string, path: string, body?: string): Promise<{ status: number; json: Record<string, any> }> {
+  function send(method: string, path: string, body?: string, extra: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any> }> {
     const url = new URL(gateway.url);
     return new Promise((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
+      const req = request({ host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...extra } }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
@@ -156,6 +156,21 @@ describe('policy on paths, end to end', () => {
     const ok = await send('GET', '/c/files/docs/a%3Bb%23c.txt?x=1;y');
     assert.equal(ok.status, 200);
     assert.deepEqual(seen, ['GET /files/docs/a%3Bb%23c.txt?x=1;y']);
+  });
+
+  test('a method-override header that changes the method is refused: a rule on GET would not have seen it', async () => {
+    seen.length = 0;
+    for (const header of ['x-http-method-override', 'x-http-method', 'x-method-override']) {
+      const { status, json } = await send('POST', '/c/files/model.safetensors', undefined, { [header]: 'get' });
+      assert.equal(status, 405, header);
+      assert.equal(json['error']?.code, 'method_not_allowed', header);
+      assert.match(json['error']?.message, /method-override header/);
+    }
+    assert.deepEqual(seen, []);
+    // One that names the request's own method changes nothing, and travels on.
+    const same = await send('GET', '/c/files/docs/readme.txt', undefined, { 'x-http-method-override': 'GET' });
+    assert.equal(same.status, 200);
+    assert.deepEqual(seen, ['GET /files/docs/readme.txt']);
   });
 
   test('gatehouse policy check decides on the same path as the gateway', async () => {
