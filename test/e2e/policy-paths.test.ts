@@ -135,7 +135,7 @@ describe('policy on paths, end to end', () => {
     assert.deepEqual(seen, []);
   });
 
-  test('a fragment, a ;param or an encoded control character in the path is refused, not forwarded', async () => {
+  test('a fragment, a ;param or an encoded NUL in the path is refused, not forwarded', async () => {
     seen.length = 0;
     const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'please drop table users' }] });
     for (const [method, path] of [
@@ -145,7 +145,7 @@ describe('policy on paths, end to end', () => {
       ['GET', '/c/files/model.safetensors;x'],
       ['GET', '/c/files/admin;x/users'],
       ['GET', '/c/files/model.safetensors%00'],
-      ['GET', '/c/files/model.safetensors%0a.txt'],
+      ['GET', '/c/files/model.safetensors%00.txt'],
     ] as const) {
       const { status, json } = await send(method, path, method === 'POST' ? body : undefined);
       assert.equal(status, 400, path);
