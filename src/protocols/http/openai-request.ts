@@ -34,10 +34,17 @@ export function httpOperation(method: string, pathname: string): string {
 
 /** `contentType`: the request's, read only for operations that are not a JSON shape (multipart). */
 export function openaiFacts(operation: string, body: Buffer, contentType?: string): RequestFacts {
-  if (operation.startsWith('http.')) return contentType === undefined || body.length === 0 ? noFacts : multipartFacts(body, contentType);
+  if (operation.startsWith('http.')) {
+    if (body.length === 0) return noFacts;
+    if (contentType === undefined || jsonType.test(contentType)) return otherJsonFacts(body, contentType !== undefined);
+    return multipartFacts(body, contentType);
+  }
   // Refused here like any other body that is not a JSON object: forwarded, it would reach
   // the model unseen by guardrails and fail there with the upstream's own error.
   if (body.length === 0) throw new GatehouseError('invalid_request_body', { message: `The request body is empty: ${operation} needs a JSON object.` });
+  // Decoded with U+FFFD for bad bytes, `dr\xF6p` would be read as `dr�p` by rules and as
+  // `dröp` by a target honouring `charset=iso-8859-1`: JSON is UTF-8 (RFC 8259 §8.1).
+  if (!isUtf8(body)) throw new GatehouseError('invalid_request_body', { message: 'The request body is not UTF-8: JSON must be sent in UTF-8.' });
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -49,16 +56,27 @@ export function openaiFacts(operation: string, body: Buffer, contentType?: strin
   const stream = json['stream'] === true;
   switch (operation) {
     case 'chat.completions':
-      return { model, stream, text: chatText(json['messages']) };
-    case 'completions':
-      return { model, stream, text: joinText(json['prompt']) };
+      // Besides the messages, the model reads the tool and output schemas (their
+      // descriptions are prompts too) and a predicted output.
+      return { model, stream, text: joined([chatText(json['messages']), contentText(isRecord(json['prediction']) ? json['prediction']['content'] : undefined), stringsIn([json['tools'], json['functions'], json['response_format']])]) };
+    case 'completions': {
+      const tokens = tokenIds(json['prompt']);
+      if (tokens) return { model, stream, textUnreadable: tokens };
+      return { model, stream, text: joined([joinText(json['prompt']), typeof json['suffix'] === 'string' ? json['suffix'] : undefined]) };
+    }
     case 'responses':
-      return { model, stream, text: [typeof json['instructions'] === 'string' ? json['instructions'] : undefined, responsesInputText(json['input'])].filter(Boolean).join('\n') || undefined };
+      return {
+        model,
+        stream,
+        text: joined([typeof json['instructions'] === 'string' ? json['instructions'] : undefined, responsesInputText(json['input']), promptVariablesText(json['prompt']), stringsIn([json['tools'], json['text']])]),
+      };
     case 'embeddings': {
       const input = json['input'];
       // A string is one input; an array of strings or of token arrays is one per item;
       // an array of numbers is one tokenized input.
       const inputCount = Array.isArray(input) ? (input.length > 0 && typeof input[0] === 'number' ? 1 : input.length) : input === undefined || input === null ? 0 : 1;
+      const tokens = tokenIds(input);
+      if (tokens) return { model, stream: false, textUnreadable: tokens, inputCount };
       return { model, stream: false, text: joinText(input), inputCount };
     }
     default:
@@ -66,7 +84,78 @@ export function openaiFacts(operation: string, body: Buffer, contentType?: strin
   }
 }
 
+/**
+ * Why a prompt given as token ids (`[1, 2]`, `[[1, 2]]`: completions and embeddings
+ * accept them) cannot be read, or undefined when it is text. The gateway does not know
+ * the model's tokenizer, so a rule on the text fails closed on it (eval-context.ts)
+ * rather than not holding.
+ */
+function tokenIds(prompt: unknown): string | undefined {
+  if (!Array.isArray(prompt)) return undefined;
+  const tokenized = prompt.some((item) => typeof item === 'number' || (Array.isArray(item) && item.length > 0));
+  return tokenized ? 'The prompt is given as token ids, which the gateway cannot read as text; send it as text.' : undefined;
+}
+
+/** The texts that are present, joined by newlines; undefined when none is. */
+function joined(texts: ReadonlyArray<string | undefined>): string | undefined {
+  const present = texts.filter((t): t is string => t !== undefined && t !== '');
+  return present.length > 0 ? present.join('\n') : undefined;
+}
+
+/**
+ * Every string value in `values` (keys left out), depth first: for parts of a request the
+ * model reads but whose shape varies (tool schemas and descriptions). Iterative, so a
+ * deeply nested body cannot overflow the stack.
+ */
+function stringsIn(values: readonly unknown[]): string | undefined {
+  const out: string[] = [];
+  const stack: unknown[] = [...values].reverse();
+  while (stack.length > 0) {
+    const value = stack.pop();
+    if (typeof value === 'string') {
+      if (value !== '') out.push(value);
+    } else if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+    } else if (isRecord(value)) {
+      const items = Object.values(value);
+      for (let i = items.length - 1; i >= 0; i--) stack.push(items[i]);
+    }
+  }
+  return out.length > 0 ? out.join('\n') : undefined;
+}
+
+/** A responses request's reusable prompt: its variables are put into the prompt (strings or input parts). */
+function promptVariablesText(prompt: unknown): string | undefined {
+  if (!isRecord(prompt) || !isRecord(prompt['variables'])) return undefined;
+  return joined(Object.values(prompt['variables']).map((value) => (isRecord(value) ? contentText([value]) : contentText(value))));
+}
+
 const noFacts: RequestFacts = Object.freeze({ stream: false });
+
+const jsonType = /^\s*application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
+
+/**
+ * A JSON body of any other operation on an `openai` connection (images, conversation
+ * items, assistants messages, moderations, vendor endpoints such as `/v1/messages`): its
+ * `model`, and every other string in it as its text, since the model may read any of
+ * them later. Declared JSON that does not parse has unreadable text (a rule on the text
+ * refuses it: a lenient target might still read it); an undeclared body that is not
+ * JSON has no text, as before.
+ */
+function otherJsonFacts(body: Buffer, declared: boolean): RequestFacts {
+  let json: unknown;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    return declared ? { stream: false, textUnreadable: `The body is declared JSON but does not parse: ${(error as Error).message}` } : noFacts;
+  }
+  if (!isRecord(json) && !Array.isArray(json)) return noFacts;
+  const record = isRecord(json) ? json : undefined;
+  const model = typeof record?.['model'] === 'string' ? record['model'] : undefined;
+  const text = record ? stringsIn(Object.entries(record).filter(([key]) => key !== 'model').map(([, value]) => value)) : stringsIn([json]);
+  if (model === undefined && text === undefined) return noFacts;
+  return { model, stream: false, text };
+}
 
 /**
  * The text of a multipart body's text parts (form fields such as a transcription's
@@ -102,9 +191,19 @@ function chatText(messages: unknown): string | undefined {
     if (isRecord(message)) {
       const text = contentText(message['content']);
       if (text) parts.push(text);
-      // The calls of an assistant turn in the history are read by the model too.
+      if (typeof message['refusal'] === 'string') parts.push(message['refusal']);
+      // The calls of an assistant turn in the history are read by the model too: function
+      // calls, custom tool calls (`custom.input`) and the legacy `function_call`.
       const calls = message['tool_calls'];
-      if (Array.isArray(calls)) for (const call of calls) if (isRecord(call) && isRecord(call['function']) && typeof call['function']['arguments'] === 'string') parts.push(call['function']['arguments']);
+      if (Array.isArray(calls)) {
+        for (const call of calls) {
+          if (!isRecord(call)) continue;
+          if (isRecord(call['function']) && typeof call['function']['arguments'] === 'string') parts.push(call['function']['arguments']);
+          if (isRecord(call['custom']) && typeof call['custom']['input'] === 'string') parts.push(call['custom']['input']);
+        }
+      }
+      const legacy = message['function_call'];
+      if (isRecord(legacy) && typeof legacy['arguments'] === 'string') parts.push(legacy['arguments']);
     }
   }
   return parts.length > 0 ? parts.join('\n') : undefined;
@@ -129,15 +228,17 @@ function responsesInputText(input: unknown): string | undefined {
   return parts.length > 0 ? parts.join('\n') : undefined;
 }
 
-const responsesItemTextFields = ['content', 'output', 'arguments', 'input'] as const;
+// `summary`: a reasoning item's summary parts, handed back to the model in the history.
+const responsesItemTextFields = ['content', 'output', 'arguments', 'input', 'summary'] as const;
 
-/** Message content: a string, or an array of parts ({type:"text"|"input_text", text}). */
+/** Message content: a string, or an array of parts ({type:"text"|"input_text", text}, {type:"refusal", refusal}). */
 function contentText(content: unknown): string | undefined {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return undefined;
   const parts: string[] = [];
   for (const part of content) {
     if (isRecord(part) && typeof part['text'] === 'string') parts.push(part['text']);
+    else if (isRecord(part) && typeof part['refusal'] === 'string') parts.push(part['refusal']);
   }
   return parts.length > 0 ? parts.join('\n') : undefined;
 }
