@@ -28,6 +28,9 @@ policy:
       message: Dropping tables through the assistant is not allowed.
       when:
         - keywords: [drop table]
+    - name: no-gpt4
+      effect: deny
+      match: { models: [gpt-4, 'gpt-4-*'] }
 `;
 
 describe('policy on the text of every OpenAI request shape, end to end', () => {
@@ -103,6 +106,17 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
       assert.match(json['error']?.message, /could not be read/);
     }
     assert.deepEqual(seen, []);
+  });
+
+  test('a rule on models holds for the model in another case or with spaces around it', async () => {
+    seen.length = 0;
+    for (const model of ['GPT-4', ' gpt-4 ', 'Gpt-4-0613', 'gpt-4\n']) {
+      const { status, json } = await post('/c/demo/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(status, 403, JSON.stringify(model));
+      assert.equal(json['error']?.rule, 'no-gpt4');
+    }
+    assert.deepEqual(seen, []);
+    assert.equal((await post('/c/demo/chat/completions', { model: 'GPT-4o', messages: [{ role: 'user', content: 'hi' }] })).status, 200);
   });
 
   test('the same shapes without a forbidden text pass', async () => {
