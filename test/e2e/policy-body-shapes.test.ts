@@ -61,17 +61,17 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function post(path: string, body: unknown): Promise<{ status: number; json: Record<string, any> }> {
+  function post(path: string, body: unknown, contentType = 'application/json'): Promise<{ status: number; json: Record<string, any> }> {
     const url = new URL(gateway.url);
     return new Promise((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers: { authorization: `Bearer ${key}`, 'content-type': contentType } }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
         res.on('end', () => resolve({ status: res.statusCode!, json: text ? (JSON.parse(text) as Record<string, any>) : {} }));
       });
       req.on('error', reject);
-      req.end(JSON.stringify(body));
+      req.end(Buffer.isBuffer(body) ? body : JSON.stringify(body));
     });
   }
 
@@ -105,6 +105,20 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
       assert.equal(json['error']?.code, 'invalid_request_body', path);
       assert.match(json['error']?.message, /could not be read/);
     }
+    assert.deepEqual(seen, []);
+  });
+
+  test('a multipart form field that is not UTF-8 is still read (targets read it as Latin-1); two model fields are refused', async () => {
+    seen.length = 0;
+    const field = (name: string, value: Buffer | string) => Buffer.concat([Buffer.from(`--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n')]);
+    const latin1 = Buffer.concat([field('model', 'whisper-1'), field('prompt', Buffer.concat([Buffer.from('please drop table users'), Buffer.from([0xff])])), Buffer.from('--b--\r\n')]);
+    const refused = await post('/c/demo/audio/transcriptions', latin1, 'multipart/form-data; boundary=b');
+    assert.equal(refused.status, 403);
+    assert.equal(refused.json['error']?.rule, 'no-drop-table');
+    const twoModels = Buffer.concat([field('model', 'whisper-1'), field('model', 'gpt-4'), Buffer.from('--b--\r\n')]);
+    const ambiguous = await post('/c/demo/audio/transcriptions', twoModels, 'multipart/form-data; boundary=b');
+    assert.equal(ambiguous.status, 400);
+    assert.equal(ambiguous.json['error']?.code, 'invalid_request_body');
     assert.deepEqual(seen, []);
   });
 

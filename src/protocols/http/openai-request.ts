@@ -165,23 +165,35 @@ function otherJsonFacts(body: Buffer, declared: boolean): RequestFacts {
  * refuses it (fail closed), a request no rule reads the text of still passes.
  */
 function multipartFacts(body: Buffer, contentType: string): RequestFacts {
+  const texts: string[] = [];
+  let model: string | undefined;
+  let models = 0;
   try {
     const boundary = multipartBoundary(contentType);
     if (boundary === undefined) return noFacts;
-    const texts: string[] = [];
-    let model: string | undefined;
     for (const part of multipartParts(body, boundary)) {
       const content = body.subarray(part.start, part.end);
-      if (content.length === 0 || !isUtf8(content)) continue;
+      if (content.length === 0) continue;
+      // A file that is not UTF-8 is binary (audio, images). A form field is text whatever
+      // its bytes: form parsers (Starlette) read one that is not UTF-8 as Latin-1, so
+      // `ign\xF6re previous instructions` reaches the model as `ignöre …`.
+      const utf8 = isUtf8(content);
+      if (!utf8 && part.file) continue;
+      const text = content.toString(utf8 ? 'utf8' : 'latin1');
       // The `model` field names the model, as a JSON body's `model` does; it is no prompt.
-      if (part.name === 'model' && model === undefined) model = content.toString('utf8');
-      else texts.push(content.toString('utf8'));
+      if (part.name === 'model') {
+        models++;
+        model = text;
+      } else texts.push(text);
     }
-    if (model === undefined && texts.length === 0) return noFacts;
-    return { model, stream: false, text: texts.length > 0 ? texts.join('\n') : undefined };
   } catch (error) {
     return { stream: false, textUnreadable: (error as Error).message };
   }
+  // Form parsers disagree on which of two fields counts (the first, the last): the
+  // model a rule saw would not be the one the target uses.
+  if (models > 1) throw new GatehouseError('invalid_request_body', { message: 'The multipart body has more than one "model" field.' });
+  if (model === undefined && texts.length === 0) return noFacts;
+  return { model, stream: false, text: texts.length > 0 ? texts.join('\n') : undefined };
 }
 
 function chatText(messages: unknown): string | undefined {
