@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
@@ -61,10 +62,12 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function post(path: string, body: unknown, contentType = 'application/json'): Promise<{ status: number; json: Record<string, any> }> {
+  function post(path: string, body: unknown, contentType: string | undefined = 'application/json', extra: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any> }> {
     const url = new URL(gateway.url);
+    const headers: Record<string, string> = { authorization: `Bearer ${key}`, ...extra };
+    if (contentType !== undefined) headers['content-type'] = contentType;
     return new Promise((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers: { authorization: `Bearer ${key}`, 'content-type': contentType } }, (res) => {
+      const req = request({ host: url.hostname, port: url.port, method: 'POST', path, headers }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
@@ -119,6 +122,17 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
     const ambiguous = await post('/c/demo/audio/transcriptions', twoModels, 'multipart/form-data; boundary=b');
     assert.equal(ambiguous.status, 400);
     assert.equal(ambiguous.json['error']?.code, 'invalid_request_body');
+    assert.deepEqual(seen, []);
+  });
+
+  test('a compressed body of another endpoint is refused by a rule on the text, whatever its content type', async () => {
+    seen.length = 0;
+    const gzipped = gzipSync(JSON.stringify({ model: 'dall-e-3', prompt: 'a poster saying drop table users' }));
+    for (const contentType of [undefined, 'application/json', 'application/octet-stream']) {
+      const { status, json } = await post('/c/demo/images/generations', gzipped, contentType, { 'content-encoding': 'gzip' });
+      assert.equal(status, 400, String(contentType));
+      assert.equal(json['error']?.code, 'invalid_request_body');
+    }
     assert.deepEqual(seen, []);
   });
 

@@ -227,9 +227,12 @@ class HttpExchangeIO implements ExchangeIO {
     if (this.#connection.type === 'openai' && !operation.startsWith('http.') && body.length > 0 && encoding && encoding.toLowerCase() !== 'identity') {
       throw new GatehouseError('invalid_request_body', { message: `The request body is compressed (Content-Encoding: ${encoding.replace(/[^\w ,.-]/g, '?').slice(0, 40)}); the gateway does not read compressed request bodies: send it uncompressed.` });
     }
+    // Any other request with a compressed body: the target may decompress what the gateway
+    // cannot read, so a rule on its text refuses it (fail closed) rather than not holding.
+    const compressed = this.#connection.type === 'openai' && body.length > 0 && encoding !== undefined && encoding !== '' && encoding.toLowerCase() !== 'identity';
     const facts: RequestFacts =
       this.#connection.type === 'openai'
-        ? withRequestLine(openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
+        ? withRequestLine(compressed ? { stream: false, textUnreadable: 'The request body is compressed (Content-Encoding); the gateway does not read compressed request bodies.' } : openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
     return new HttpInspection(operation, facts, request, body);
   }
