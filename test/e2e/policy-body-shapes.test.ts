@@ -125,6 +125,15 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
     assert.deepEqual(seen, []);
   });
 
+  test('JSON sent to a respelled endpoint as text/plain is still read (a target may route it and ignore the type)', async () => {
+    seen.length = 0;
+    const body = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'drop table users' }] }));
+    const { status, json } = await post('/c/demo/Chat/Completions', body, 'text/plain');
+    assert.equal(status, 403);
+    assert.equal(json['error']?.rule, 'no-drop-table');
+    assert.deepEqual(seen, []);
+  });
+
   test('a compressed body of another endpoint is refused by a rule on the text, whatever its content type', async () => {
     seen.length = 0;
     const gzipped = gzipSync(JSON.stringify({ model: 'dall-e-3', prompt: 'a poster saying drop table users' }));

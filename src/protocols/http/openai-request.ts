@@ -36,8 +36,9 @@ export function httpOperation(method: string, pathname: string): string {
 export function openaiFacts(operation: string, body: Buffer, contentType?: string): RequestFacts {
   if (operation.startsWith('http.')) {
     if (body.length === 0) return noFacts;
-    if (contentType === undefined || jsonType.test(contentType)) return otherJsonFacts(body, contentType !== undefined);
-    return multipartFacts(body, contentType);
+    if (contentType !== undefined && /^\s*multipart\//i.test(contentType)) return multipartFacts(body, contentType);
+    // JSON in a body declared as something else (`text/plain`) is still read: a target may ignore the type.
+    return otherJsonFacts(body, contentType !== undefined && jsonType.test(contentType));
   }
   // Refused here like any other body that is not a JSON object: forwarded, it would reach
   // the model unseen by guardrails and fail there with the upstream's own error.
@@ -139,8 +140,8 @@ const jsonType = /^\s*application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  * items, assistants messages, moderations, vendor endpoints such as `/v1/messages`): its
  * `model`, and every other string in it as its text, since the model may read any of
  * them later. Declared JSON that does not parse has unreadable text (a rule on the text
- * refuses it: a lenient target might still read it); an undeclared body that is not
- * JSON has no text, as before.
+ * refuses it: a lenient target might still read it); a body not declared JSON that does
+ * not parse as JSON has no text.
  */
 function otherJsonFacts(body: Buffer, declared: boolean): RequestFacts {
   let json: unknown;

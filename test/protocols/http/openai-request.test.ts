@@ -143,6 +143,8 @@ describe('openaiFacts: what else the model reads', () => {
     assert.equal(openaiFacts('http.POST /v1/conversations', body({ items: [{ type: 'message', role: 'user', content: 'item text' }] }), 'application/json; charset=utf-8').text, 'message\nuser\nitem text');
     assert.equal(openaiFacts('http.POST /v1/x', body({ prompt: 'no content type' })).text, 'no content type');
     assert.deepEqual(openaiFacts('http.POST /v1/x', body('not json')), { stream: false });
+    assert.equal(openaiFacts('http.POST /v1/Chat/Completions', body({ model: 'm', messages: [{ role: 'user', content: 'typed as text' }] }), 'text/plain').text, 'user\ntyped as text');
+    assert.deepEqual(openaiFacts('http.PUT /v1/blob', body('raw bytes'), 'application/octet-stream'), { stream: false });
     assert.match(openaiFacts('http.POST /v1/x', body('{"prompt": NaN}'), 'application/json').textUnreadable ?? '', /does not parse/);
     assert.deepEqual(openaiFacts('http.GET /v1/models', Buffer.alloc(0), json), { stream: false });
   });
