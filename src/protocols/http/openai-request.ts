@@ -250,10 +250,30 @@ function contentText(content: unknown): string | undefined {
   if (!Array.isArray(content)) return undefined;
   const parts: string[] = [];
   for (const part of content) {
-    if (isRecord(part) && typeof part['text'] === 'string') parts.push(part['text']);
-    else if (isRecord(part) && typeof part['refusal'] === 'string') parts.push(part['refusal']);
+    if (!isRecord(part)) continue;
+    const text = part['text'];
+    if (typeof text === 'string') parts.push(text);
+    // `{ text: { value } }`, the Assistants API's shape, which some servers accept here too.
+    else if (isRecord(text) && typeof text['value'] === 'string') parts.push(text['value']);
+    else if (typeof part['refusal'] === 'string') parts.push(part['refusal']);
+    // A text file sent inline (`input_file`, or a chat `file` part): the model reads its content.
+    const file = inlineTextFile(isRecord(part['file']) ? part['file']['file_data'] : part['file_data']);
+    if (file !== undefined) parts.push(file);
   }
   return parts.length > 0 ? parts.join('\n') : undefined;
+}
+
+/**
+ * The text of an inline file given as a base64 `data:` URL of a text type (`text/*`, JSON,
+ * XML, CSV …), when it is UTF-8; undefined for other files (PDFs, images), whose text the
+ * gateway cannot read.
+ */
+function inlineTextFile(data: unknown): string | undefined {
+  if (typeof data !== 'string') return undefined;
+  const match = /^data:((?:text\/[\w.+-]+|application\/(?:[\w.+-]*\+)?(?:json|xml|x-ndjson|jsonl|csv|yaml|x-yaml)))(?:;[^,;]*)*;base64,/i.exec(data.slice(0, 200));
+  if (!match) return undefined;
+  const bytes = Buffer.from(data.slice(match[0].length), 'base64');
+  return bytes.length > 0 && isUtf8(bytes) ? bytes.toString('utf8') : undefined;
 }
 
 function joinText(value: unknown): string | undefined {

@@ -130,6 +130,14 @@ describe('openaiFacts: what else the model reads', () => {
     for (const text of ['variable text', 'variable part', 'summary text', 'tool description', 'format description']) assert.ok(facts.text?.includes(text), text);
   });
 
+  test('inline text files (data: URLs of a text type) and { text: { value } } parts are read; other files are not', () => {
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const responses = openaiFacts('responses', body({ model: 'm', input: [{ type: 'message', role: 'user', content: [{ type: 'input_file', filename: 'a.txt', file_data: `data:text/plain;base64,${b64('file says hi')}` }, { type: 'input_file', filename: 'a.pdf', file_data: `data:application/pdf;base64,${b64('%PDF-1.7')}` }] }] }));
+    assert.equal(responses.text, 'file says hi');
+    const chat = openaiFacts('chat.completions', body({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'd.json', file_data: `data:application/json;charset=utf-8;base64,${b64('{"a":"json file"}')}` } }, { type: 'text', text: { value: 'object text' } }] }] }));
+    assert.equal(chat.text, '{"a":"json file"}\nobject text');
+  });
+
   test('embeddings given as token ids are unreadable text, and still counted', () => {
     const facts = openaiFacts('embeddings', body({ model: 'e', input: [[1, 2], [3]] }));
     assert.equal(facts.inputCount, 2);
