@@ -146,6 +146,16 @@ describe('policy on the text of every OpenAI request shape, end to end', () => {
     assert.deepEqual(seen, []);
   });
 
+  test('a body with a key twice in one object is refused: the target could read the other one', async () => {
+    seen.length = 0;
+    const raw = Buffer.from('{"model":"gpt-4","model":"m","messages":[{"role":"user","content":"hi"}]}');
+    const { status, json } = await post('/c/demo/chat/completions', raw);
+    assert.equal(status, 400);
+    assert.equal(json['error']?.code, 'invalid_request_body');
+    assert.match(json['error']?.message, /"model" twice/);
+    assert.deepEqual(seen, []);
+  });
+
   test('a rule on models holds for the model in another case or with spaces around it', async () => {
     seen.length = 0;
     for (const model of ['GPT-4', ' gpt-4 ', 'Gpt-4-0613', 'gpt-4\n']) {

@@ -7,6 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 import { GatehouseError } from '../../errors/index.js';
 import { multipartBoundary, multipartParts, type RequestFacts } from '../../exchange/index.js';
+import { duplicateKey } from './duplicate-keys.js';
 
 const operationsByPath: ReadonlyArray<readonly [string, string]> = [
   ['/chat/completions', 'chat.completions'],
@@ -47,12 +48,14 @@ export function openaiFacts(operation: string, body: Buffer, contentType?: strin
   // `dröp` by a target honouring `charset=iso-8859-1`: JSON is UTF-8 (RFC 8259 §8.1).
   if (!isUtf8(body)) throw new GatehouseError('invalid_request_body', { message: 'The request body is not UTF-8: JSON must be sent in UTF-8.' });
   let json: unknown;
+  const source = body.toString('utf8');
   try {
-    json = JSON.parse(body.toString('utf8'));
+    json = JSON.parse(source);
   } catch (error) {
     throw new GatehouseError('invalid_request_body', { detail: (error as Error).message });
   }
   if (!isRecord(json)) throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
+  refuseDuplicateKeys(source);
   const model = typeof json['model'] === 'string' ? json['model'] : undefined;
   const stream = json['stream'] === true;
   switch (operation) {
@@ -133,6 +136,14 @@ function promptVariablesText(prompt: unknown): string | undefined {
 
 const noFacts: RequestFacts = Object.freeze({ stream: false });
 
+/** Refuses a JSON body with a key twice in one object (duplicate-keys.ts: parsers disagree on it). */
+function refuseDuplicateKeys(source: string): void {
+  const key = duplicateKey(source);
+  if (key !== undefined) {
+    throw new GatehouseError('invalid_request_body', { message: `The request body has the key ${JSON.stringify(key.slice(0, 40).replace(/[^\x20-\x7e]/g, '?'))} twice in one object; JSON parsers disagree on which counts, so send it once.` });
+  }
+}
+
 const jsonType = /^\s*application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
 
 /**
@@ -145,12 +156,14 @@ const jsonType = /^\s*application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
  */
 function otherJsonFacts(body: Buffer, declared: boolean): RequestFacts {
   let json: unknown;
+  const source = body.toString('utf8');
   try {
-    json = JSON.parse(body.toString('utf8'));
+    json = JSON.parse(source);
   } catch (error) {
     return declared ? { stream: false, textUnreadable: `The body is declared JSON but does not parse: ${(error as Error).message}` } : noFacts;
   }
   if (!isRecord(json) && !Array.isArray(json)) return noFacts;
+  refuseDuplicateKeys(source);
   const record = isRecord(json) ? json : undefined;
   const model = typeof record?.['model'] === 'string' ? record['model'] : undefined;
   const text = record ? stringsIn(Object.entries(record).filter(([key]) => key !== 'model').map(([, value]) => value)) : stringsIn([json]);

@@ -162,6 +162,13 @@ describe('openaiFacts: what else the model reads', () => {
     assert.throws(() => openaiFacts('chat.completions', latin1), (error: unknown) => error instanceof GatehouseError && error.code === 'invalid_request_body' && /not UTF-8/.test(error.message));
   });
 
+  test('a body with a key twice in one object is refused (parsers disagree on which counts)', () => {
+    for (const raw of ['{"model":"gpt-4","model":"m","messages":[]}', '{"model":"m","messages":[{"role":"user","content":"hi","content":"drop table"}]}']) {
+      assert.throws(() => openaiFacts('chat.completions', body(raw)), (error: unknown) => error instanceof GatehouseError && error.code === 'invalid_request_body' && /twice in one object/.test(error.message), raw);
+    }
+    assert.throws(() => openaiFacts('http.POST /v1/images/generations', body('{"model":"a","model":"b","prompt":"x"}'), 'application/json'), /twice in one object/);
+  });
+
   test('a deeply nested tool schema does not overflow the stack', () => {
     const depth = 100_000;
     const raw = `{"model":"m","messages":[],"tools":${'['.repeat(depth)}"deep description"${']'.repeat(depth)}}`;
