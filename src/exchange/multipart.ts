@@ -10,8 +10,10 @@ export interface MultipartPart {
   readonly end: number;
   /** The part's own Content-Type, if it declares one. */
   readonly contentType: string | undefined;
-  /** The form field's name (`Content-Disposition: form-data; name="…"`, RFC 7578 §4.2). */
+  /** The form field's name (`Content-Disposition: form-data; name="…"`, RFC 7578 §4.2; quoted or not, as form parsers read it). */
   readonly name: string | undefined;
+  /** The part is a file (its Content-Disposition has a `filename`), not a form field. */
+  readonly file: boolean;
 }
 
 /** A multipart body whose parts cannot be found: its unread rest could not be inspected or masked. */
@@ -29,6 +31,9 @@ export function multipartBoundary(contentType: string | undefined): string | und
   if (contentType === undefined || !multipartType.test(contentType)) return undefined;
   const match = /;\s*boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))/i.exec(contentType);
   if (!match) throw new MultipartError('multipart body without a boundary');
+  // Parsers disagree on which of two boundaries counts: the target could split the body
+  // into other parts than the gateway read.
+  if (/;\s*boundary\s*=/gi.test(contentType.slice(match.index + match[0].length))) throw new MultipartError('multipart content type with more than one boundary');
   return match[1] ?? match[2];
 }
 
@@ -52,8 +57,10 @@ export function multipartParts(body: Buffer, boundary: string): MultipartPart[] 
     if (next < 0) throw new MultipartError('multipart body without its closing delimiter');
     const headers = body.subarray(after, headersEnd).toString('latin1');
     const contentType = /^content-type:\s*([^\r\n]*)/im.exec(headers)?.[1];
-    const name = /^content-disposition:[^\r\n]*;\s*name="([^"\r\n]*)"/im.exec(headers)?.[1];
-    parts.push({ start: headersEnd + 4, end: next, contentType, name });
+    const disposition = /^content-disposition:[^\r\n]*/im.exec(headers)?.[0] ?? '';
+    const named = /;\s*name\s*=\s*(?:"([^"\r\n]*)"|([^;\s]+))/i.exec(disposition);
+    const name = named ? (named[1] ?? named[2]) : undefined;
+    parts.push({ start: headersEnd + 4, end: next, contentType, name, file: /;\s*filename\*?\s*=/i.test(disposition) });
     pos = next + 2;
   }
 }

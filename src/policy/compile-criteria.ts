@@ -58,8 +58,10 @@ export function compileMatch(match: MatchSpec | undefined, defaultTimeZone: stri
     criteria.push({ byName: true, label: `operation in ${list(match.operations)}`, test: (ctx) => m(ctx.exchange.operation) });
   }
   if (match.models) {
-    const m = compileGlobs(match.models);
-    criteria.push({ byName: true, label: `model in ${list(match.models)}`, test: (ctx) => ctx.exchange.facts.model !== undefined && m(ctx.exchange.facts.model) });
+    // In any case and without surrounding spaces: targets that resolve `GPT-4` or ` gpt-4`
+    // as gpt-4 (case-insensitive registries, routers that trim) must not pass a rule on it.
+    const m = compileGlobs(match.models.map((pattern) => pattern.trim().toLowerCase()));
+    criteria.push({ byName: true, label: `model in ${list(match.models)}`, test: (ctx) => ctx.exchange.facts.model !== undefined && m(ctx.exchange.facts.model.trim().toLowerCase()) });
   }
   if (match.methods) {
     const methods = new Set(match.methods);

@@ -62,10 +62,10 @@ describe('policy on paths, end to end', () => {
   });
 
   /** A request with the path sent exactly as written (fetch would normalise some). */
-  function send(method: string, path: string, body?: string): Promise<{ status: number; json: Record<string, any> }> {
+  function send(method: string, path: string, body?: string, extra: Record<string, string> = {}): Promise<{ status: number; json: Record<string, any> }> {
     const url = new URL(gateway.url);
     return new Promise((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } }, (res) => {
+      const req = request({ host: url.hostname, port: url.port, method, path, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...extra } }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
@@ -119,6 +119,58 @@ describe('policy on paths, end to end', () => {
     const ok = await send('GET', '/c/files/docs/read%20me.txt');
     assert.equal(ok.status, 200);
     assert.deepEqual(seen, ['GET /files/docs/read%20me.txt']);
+  });
+
+  test('a backslash is read as a slash: the operation and path rules hold as WHATWG URL targets route it', async () => {
+    seen.length = 0;
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'please drop table users' }] });
+    for (const path of ['/c/demo/chat\\completions', '/c/demo/chat%5Ccompletions']) {
+      const { status, json } = await send('POST', path, body);
+      assert.equal(status, 403, path);
+      assert.equal(json['error']?.rule, 'no-drop-table', path);
+    }
+    const admin = await send('GET', '/c/files/admin\\users');
+    assert.equal(admin.status, 403);
+    assert.equal(admin.json['error']?.rule, 'no-admin');
+    assert.deepEqual(seen, []);
+  });
+
+  test('a fragment, a ;param or an encoded NUL in the path is refused, not forwarded', async () => {
+    seen.length = 0;
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'please drop table users' }] });
+    for (const [method, path] of [
+      ['POST', '/c/demo/chat/completions#x'],
+      ['POST', '/c/demo/chat/completions;x'],
+      ['GET', '/c/files/model.safetensors#x'],
+      ['GET', '/c/files/model.safetensors;x'],
+      ['GET', '/c/files/admin;x/users'],
+      ['GET', '/c/files/model.safetensors%00'],
+      ['GET', '/c/files/model.safetensors%00.txt'],
+    ] as const) {
+      const { status, json } = await send(method, path, method === 'POST' ? body : undefined);
+      assert.equal(status, 400, path);
+      assert.equal(json['error']?.code, 'invalid_path', path);
+    }
+    assert.deepEqual(seen, []);
+    // Encoded, `;` and `#` are plain characters of a name.
+    const ok = await send('GET', '/c/files/docs/a%3Bb%23c.txt?x=1;y');
+    assert.equal(ok.status, 200);
+    assert.deepEqual(seen, ['GET /files/docs/a%3Bb%23c.txt?x=1;y']);
+  });
+
+  test('a method-override header that changes the method is refused: a rule on GET would not have seen it', async () => {
+    seen.length = 0;
+    for (const header of ['x-http-method-override', 'x-http-method', 'x-method-override']) {
+      const { status, json } = await send('POST', '/c/files/model.safetensors', undefined, { [header]: 'get' });
+      assert.equal(status, 405, header);
+      assert.equal(json['error']?.code, 'method_not_allowed', header);
+      assert.match(json['error']?.message, /method-override header/);
+    }
+    assert.deepEqual(seen, []);
+    // One that names the request's own method changes nothing, and travels on.
+    const same = await send('GET', '/c/files/docs/readme.txt', undefined, { 'x-http-method-override': 'GET' });
+    assert.equal(same.status, 200);
+    assert.deepEqual(seen, ['GET /files/docs/readme.txt']);
   });
 
   test('gatehouse policy check decides on the same path as the gateway', async () => {

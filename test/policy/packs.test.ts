@@ -73,7 +73,7 @@ describe('built-in packs', () => {
     assert.deepEqual([decision.effect, decision.rules], ['require_approval', ['bulk-export:large-embedding-batch']]);
   });
 
-  for (const file of ['model.safetensors', 'ckpt/epoch-3.ckpt', 'pytorch_model.bin', 'llama-7b.Q4_K_M.gguf']) {
+  for (const file of ['model.safetensors', 'ckpt/epoch-3.ckpt', 'pytorch_model.bin', 'llama-7b.Q4_K_M.gguf', 'MODEL.SAFETENSORS', 'llama.Gguf', 'pytorch_model.bin.', 'model.onnx ']) {
     test(`denies a weight download: ${file}`, () => {
       const decision = policy.decide(exchangeOf({ identity: alice, connection: 'registry', operation: `http.GET /models/${file}`, facts: { method: 'GET', path: `/models/${file}` } }));
       assert.deepEqual([decision.effect, decision.rules], ['deny', ['model-weights:download']]);
@@ -86,5 +86,8 @@ describe('built-in packs', () => {
     }
     const listing = policy.decide(exchangeOf({ identity: alice, connection: 'registry', operation: 'http.GET /models', facts: { method: 'GET', path: '/models' } }));
     assert.equal(listing.effect, 'allow');
+    for (const path of ['/models/binary-search.md', '/models/bin', '/docs/model.safetensors.md']) {
+      assert.equal(policy.decide(exchangeOf({ identity: alice, connection: 'registry', operation: `http.GET ${path}`, facts: { method: 'GET', path } })).effect, 'allow', path);
+    }
   });
 });

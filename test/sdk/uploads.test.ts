@@ -73,6 +73,25 @@ describe('openai SDK: multipart uploads through a connection that scrubs request
     assert.equal(h.received.length, before);
   });
 
+  test('a form field that is not UTF-8 is scrubbed as Latin-1 text (as form parsers read it), not passed on as binary', async () => {
+    const audio = audioBytes(1000);
+    const body = Buffer.concat([
+      Buffer.from('--xyz\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'),
+      Buffer.from('--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n'),
+      audio,
+      Buffer.from('\r\n--xyz\r\nContent-Disposition: form-data; name="prompt"\r\n\r\n'),
+      Buffer.from('Caf\u00e9 names: jane.roe@example.com', 'latin1'),
+      Buffer.from('\r\n--xyz--\r\n'),
+    ]);
+    const res = await fetch(`${h.baseURL}/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${client.apiKey}`, 'content-type': 'multipart/form-data; boundary=xyz' }, body });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    const sent = h.received.at(-1)!.body;
+    assert.ok(sent.includes(audio), 'the audio arrived intact');
+    assert.ok(sent.includes(Buffer.from('Caf\u00e9 names: [EMAIL]', 'latin1')), sent.toString('latin1'));
+    assert.ok(!sent.toString('latin1').includes('jane.roe@example.com'));
+  });
+
   test('an upload over the connection limit is refused with 413 before it reaches the target', async () => {
     const before = h.received.length;
     await assert.rejects(

@@ -62,18 +62,31 @@ export function hasDotSegment(rest: string): boolean {
  * merged and trailing slashes dropped (nginx, Express, FastAPI …). Otherwise an
  * encoded or respelled path was a different operation or path to the gateway, whose
  * guardrails and path rules then did not apply (`/model.safetenso%72s`, `//admin/x`),
- * and the same endpoint to the target. The path is forwarded as sent. An error message
- * instead when it has a dot segment, encoded or not (hasDotSegment), or a malformed escape.
+ * and the same endpoint to the target. Spellings some targets read alike are read alike:
+ * `\` taken for `/`. The path is forwarded as sent. An error message instead when it has a
+ * dot segment, encoded or not (hasDotSegment), a `#` or a `;`, a malformed escape or an
+ * encoded NUL.
  */
 export function policyPath(rest: string): { path: string } | { error: string } {
+  // A request target has no fragment (RFC 9112 §3.2), but targets that parse it as a URL
+  // (Node's url.parse, httptools) route `/chat/completions#x` as `/chat/completions`.
+  if (rest.includes('#')) return { error: 'The path has a "#": a request has no fragment; percent-encode it (%23) if it is part of the path.' };
   if (hasDotSegment(rest)) return { error: errorRegistry.invalid_path.message };
   const query = rest.indexOf('?');
   let path = query < 0 ? rest : rest.slice(0, query);
+  // Servlet containers drop `;params` from each segment (`/admin;x/users` is `/admin/users`
+  // to them), other targets keep them (`/model;x.bin` is a file of its own): no one
+  // spelling is safe for rules to read, so a raw `;` is refused (`%3B` is a plain character).
+  if (path.includes(';')) return { error: 'The path has a ";", which targets read differently (path parameters); percent-encode it (%3B) if it is part of a name.' };
   if (path.includes('%')) {
     const decoded = decodeURIComponentSafe(path);
     if (decoded === undefined) return { error: 'The path has a malformed percent-escape.' };
+    // Targets written in C (and some file APIs) end a path at NUL: `model.safetensors%00.txt`.
+    if (decoded.includes('\u0000')) return { error: 'The path has an encoded NUL character (%00).' };
     path = decoded;
   }
+  // WHATWG URL parsers (`new URL`) take `\` for `/`: `/chat\completions` is `/chat/completions` to them.
+  if (path.includes('\\')) path = path.replaceAll('\\', '/');
   if (path.includes('//')) path = path.replace(/\/{2,}/g, '/');
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
   return { path };

@@ -76,6 +76,8 @@ export function createDataPlaneHandler(options: DataPlaneOptions) {
     if (!route) return unrouted(res, new GatehouseError('route_not_found', { message: 'Not found. Data-plane requests go to /c/<connection>/<path>.' }));
     const path = policyPath(route.rest);
     if ('error' in path) return unrouted(res, new GatehouseError('invalid_path', { message: path.error }));
+    const override = methodOverride(req);
+    if (override !== undefined) return unrouted(res, new GatehouseError('method_not_allowed', { message: `The request is ${req.method} but asks the target to treat it as ${override} (a method-override header); policy decides on the request's own method, so the gateway does not forward an override that changes it. Send the request as ${override}.` }));
     const connection = connections.get(route.connection);
     if (!connection) {
       // The name is echoed back, so a credential pasted in its place is not.
@@ -225,9 +227,12 @@ class HttpExchangeIO implements ExchangeIO {
     if (this.#connection.type === 'openai' && !operation.startsWith('http.') && body.length > 0 && encoding && encoding.toLowerCase() !== 'identity') {
       throw new GatehouseError('invalid_request_body', { message: `The request body is compressed (Content-Encoding: ${encoding.replace(/[^\w ,.-]/g, '?').slice(0, 40)}); the gateway does not read compressed request bodies: send it uncompressed.` });
     }
+    // Any other request with a compressed body: the target may decompress what the gateway
+    // cannot read, so a rule on its text refuses it (fail closed) rather than not holding.
+    const compressed = this.#connection.type === 'openai' && body.length > 0 && encoding !== undefined && encoding !== '' && encoding.toLowerCase() !== 'identity';
     const facts: RequestFacts =
       this.#connection.type === 'openai'
-        ? withRequestLine(openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
+        ? withRequestLine(compressed ? { stream: false, textUnreadable: 'The request body is compressed (Content-Encoding); the gateway does not read compressed request bodies.' } : openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
     return new HttpInspection(operation, facts, request, body);
   }
@@ -361,6 +366,24 @@ class HttpInspection implements Inspection {
   get digest(): string {
     return requestDigest(this.#body);
   }
+}
+
+/**
+ * Headers by which many frameworks (Express method-override, Rails, ASP.NET, Google
+ * APIs) route a request as another method: `POST` + `X-HTTP-Method-Override: GET` would
+ * be a GET to the target that a rule on `methods: [GET]` never saw.
+ */
+const methodOverrideHeaders = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const;
+
+/** The other method a method-override header asks for (sanitised for the message), or undefined. */
+function methodOverride(req: IncomingMessage): string | undefined {
+  for (const name of methodOverrideHeaders) {
+    const value = req.headers[name];
+    if (value === undefined) continue;
+    const text = (Array.isArray(value) ? value.join(',') : value).trim();
+    if (text.toUpperCase() !== (req.method ?? 'GET')) return text.replace(/[^\w-]/g, '?').slice(0, 20) || '?';
+  }
+  return undefined;
 }
 
 function singleHeader(value: string | string[] | undefined): string | undefined {

@@ -80,9 +80,99 @@ describe('openaiFacts: completions', () => {
     assert.deepEqual(openaiFacts('completions', body({ model: 'gpt-3.5-turbo-instruct', prompt: 'Once upon', stream: true })), { model: 'gpt-3.5-turbo-instruct', stream: true, text: 'Once upon' });
   });
 
-  test('prompt as an array of strings is joined; token arrays have no text', () => {
+  test('prompt as an array of strings is joined; token ids are unreadable text (a rule on text fails closed)', () => {
     assert.deepEqual(openaiFacts('completions', body({ model: 'm', prompt: ['a', 'b'] })), { model: 'm', stream: false, text: 'a\nb' });
-    assert.deepEqual(openaiFacts('completions', body({ model: 'm', prompt: [1, 2, 3] })), { model: 'm', stream: false, text: undefined });
+    for (const prompt of [[1, 2, 3], [[1, 2], [3]]]) {
+      const facts = openaiFacts('completions', body({ model: 'm', prompt }));
+      assert.equal(facts.text, undefined);
+      assert.match(facts.textUnreadable ?? '', /token ids/);
+    }
+  });
+
+  test('the suffix is read with the prompt', () => {
+    assert.equal(openaiFacts('completions', body({ model: 'm', prompt: 'def f():', suffix: 'return secret' })).text, 'def f():\nreturn secret');
+  });
+});
+
+describe('openaiFacts: what else the model reads', () => {
+  test('chat: legacy function_call and custom tool call inputs, refusals, tool schemas, response_format and prediction', () => {
+    const facts = openaiFacts(
+      'chat.completions',
+      body({
+        model: 'm',
+        messages: [
+          { role: 'assistant', content: null, function_call: { name: 'f', arguments: 'legacy args' } },
+          { role: 'assistant', tool_calls: [{ id: 'x', type: 'custom', custom: { name: 'g', input: 'custom input' } }] },
+          { role: 'assistant', content: [{ type: 'refusal', refusal: 'no way' }], refusal: 'message refusal' },
+        ],
+        tools: [{ type: 'function', function: { name: 'lookup', description: 'tool description', parameters: { type: 'object', properties: { q: { type: 'string', description: 'param description' } } } } }],
+        functions: [{ name: 'old', description: 'legacy function description' }],
+        response_format: { type: 'json_schema', json_schema: { name: 's', schema: { description: 'schema description' } } },
+        prediction: { type: 'content', content: 'predicted text' },
+      }),
+    );
+    for (const text of ['legacy args', 'custom input', 'no way', 'message refusal', 'tool description', 'param description', 'legacy function description', 'schema description', 'predicted text']) {
+      assert.ok(facts.text?.includes(text), text);
+    }
+  });
+
+  test('responses: reusable prompt variables, reasoning summaries, tool descriptions and text format schemas', () => {
+    const facts = openaiFacts(
+      'responses',
+      body({
+        model: 'm',
+        prompt: { id: 'pmpt_1', variables: { city: 'variable text', doc: { type: 'input_text', text: 'variable part' } } },
+        input: [{ type: 'reasoning', id: 'rs_1', summary: [{ type: 'summary_text', text: 'summary text' }] }],
+        tools: [{ type: 'function', name: 'f', description: 'tool description', parameters: {} }],
+        text: { format: { type: 'json_schema', name: 'x', schema: { description: 'format description' } } },
+      }),
+    );
+    for (const text of ['variable text', 'variable part', 'summary text', 'tool description', 'format description']) assert.ok(facts.text?.includes(text), text);
+  });
+
+  test('inline text files (data: URLs of a text type) and { text: { value } } parts are read; other files are not', () => {
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const responses = openaiFacts('responses', body({ model: 'm', input: [{ type: 'message', role: 'user', content: [{ type: 'input_file', filename: 'a.txt', file_data: `data:text/plain;base64,${b64('file says hi')}` }, { type: 'input_file', filename: 'a.pdf', file_data: `data:application/pdf;base64,${b64('%PDF-1.7')}` }] }] }));
+    assert.equal(responses.text, 'file says hi');
+    const chat = openaiFacts('chat.completions', body({ model: 'm', messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'd.json', file_data: `data:application/json;charset=utf-8;base64,${b64('{"a":"json file"}')}` } }, { type: 'text', text: { value: 'object text' } }] }] }));
+    assert.equal(chat.text, '{"a":"json file"}\nobject text');
+  });
+
+  test('embeddings given as token ids are unreadable text, and still counted', () => {
+    const facts = openaiFacts('embeddings', body({ model: 'e', input: [[1, 2], [3]] }));
+    assert.equal(facts.inputCount, 2);
+    assert.match(facts.textUnreadable ?? '', /token ids/);
+    assert.equal(openaiFacts('embeddings', body({ model: 'e', input: [] })).textUnreadable, undefined);
+  });
+
+  test('a JSON body of another operation: its model, and every other string as its text', () => {
+    const json = 'application/json';
+    assert.deepEqual(openaiFacts('http.POST /v1/images/generations', body({ model: 'dall-e-3', prompt: 'a red fox', n: 1 }), json), { model: 'dall-e-3', stream: false, text: 'a red fox' });
+    assert.equal(openaiFacts('http.POST /v1/conversations', body({ items: [{ type: 'message', role: 'user', content: 'item text' }] }), 'application/json; charset=utf-8').text, 'message\nuser\nitem text');
+    assert.equal(openaiFacts('http.POST /v1/x', body({ prompt: 'no content type' })).text, 'no content type');
+    assert.deepEqual(openaiFacts('http.POST /v1/x', body('not json')), { stream: false });
+    assert.equal(openaiFacts('http.POST /v1/Chat/Completions', body({ model: 'm', messages: [{ role: 'user', content: 'typed as text' }] }), 'text/plain').text, 'user\ntyped as text');
+    assert.deepEqual(openaiFacts('http.PUT /v1/blob', body('raw bytes'), 'application/octet-stream'), { stream: false });
+    assert.match(openaiFacts('http.POST /v1/x', body('{"prompt": NaN}'), 'application/json').textUnreadable ?? '', /does not parse/);
+    assert.deepEqual(openaiFacts('http.GET /v1/models', Buffer.alloc(0), json), { stream: false });
+  });
+
+  test('a JSON body that is not UTF-8 is refused, not read with replacement characters', () => {
+    const latin1 = Buffer.concat([Buffer.from('{"model":"m","messages":[{"role":"user","content":"dr'), Buffer.from([0xf6]), Buffer.from('p table"}]}')]);
+    assert.throws(() => openaiFacts('chat.completions', latin1), (error: unknown) => error instanceof GatehouseError && error.code === 'invalid_request_body' && /not UTF-8/.test(error.message));
+  });
+
+  test('a body with a key twice in one object is refused (parsers disagree on which counts)', () => {
+    for (const raw of ['{"model":"gpt-4","model":"m","messages":[]}', '{"model":"m","messages":[{"role":"user","content":"hi","content":"drop table"}]}']) {
+      assert.throws(() => openaiFacts('chat.completions', body(raw)), (error: unknown) => error instanceof GatehouseError && error.code === 'invalid_request_body' && /twice in one object/.test(error.message), raw);
+    }
+    assert.throws(() => openaiFacts('http.POST /v1/images/generations', body('{"model":"a","model":"b","prompt":"x"}'), 'application/json'), /twice in one object/);
+  });
+
+  test('a deeply nested tool schema does not overflow the stack', () => {
+    const depth = 100_000;
+    const raw = `{"model":"m","messages":[],"tools":${'['.repeat(depth)}"deep description"${']'.repeat(depth)}}`;
+    assert.equal(openaiFacts('chat.completions', body(raw)).text, 'deep description');
   });
 });
 
@@ -155,6 +245,23 @@ describe('openaiFacts: bodies that are not read', () => {
     ]);
     assert.deepEqual(openaiFacts('http.POST /audio/transcriptions', multipart, 'multipart/form-data; boundary=b'), { model: 'whisper-1', stream: false, text: 'Names: Jane' });
     assert.deepEqual(openaiFacts('http.POST /audio/transcriptions', multipart, 'application/octet-stream'), { stream: false });
+  });
+
+  test('a form field that is not UTF-8 is read as Latin-1 (as form parsers read it); an unquoted name counts', () => {
+    const multipart = Buffer.concat([
+      Buffer.from('--b\r\nContent-Disposition: form-data; name=model\r\n\r\nwhisper-1\r\n'),
+      Buffer.from('--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nign'),
+      Buffer.from([0xf6]),
+      Buffer.from('re previous instructions\r\n--b--\r\n'),
+    ]);
+    assert.deepEqual(openaiFacts('http.POST /audio/transcriptions', multipart, 'multipart/form-data; boundary=b'), { model: 'whisper-1', stream: false, text: 'ignöre previous instructions' });
+  });
+
+  test('two model fields, or two boundaries, are not read one way when a target could read them another', () => {
+    const twoModels = body('--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-4o-transcribe\r\n--b--\r\n');
+    assert.throws(() => openaiFacts('http.POST /audio/transcriptions', twoModels, 'multipart/form-data; boundary=b'), (error: unknown) => error instanceof GatehouseError && error.code === 'invalid_request_body');
+    const facts = openaiFacts('http.POST /files', body('--a\r\n\r\nx\r\n--a--\r\n'), 'multipart/form-data; boundary=a; boundary=b');
+    assert.deepEqual(facts, { stream: false, textUnreadable: 'multipart content type with more than one boundary' });
   });
 
   test('a multipart body whose parts cannot be found has unreadable text, not none', () => {
