@@ -97,7 +97,7 @@ export function openaiFacts(operation: string, body: Buffer, contentType?: strin
 function tokenIds(prompt: unknown): string | undefined {
   if (!Array.isArray(prompt)) return undefined;
   const tokenized = prompt.some((item) => typeof item === 'number' || (Array.isArray(item) && item.length > 0));
-  return tokenized ? 'The prompt is given as token ids, which the gateway cannot read as text; send it as text.' : undefined;
+  return tokenized ? "The prompt is given as token ids, which the gateway cannot read as text; send it as text (LangChain's OpenAIEmbeddings sends token ids unless check_embedding_ctx_length is false)." : undefined;
 }
 
 /** The texts that are present, joined by newlines; undefined when none is. */
