@@ -24,7 +24,7 @@
 // - the SQLSTATE, severity, position and the names of schema, table, column, type and
 //   constraint stay, so a client still knows what failed where.
 // A notification's payload is not masked by column rules: statements that would send a
-// masked column's value with pg_notify are refused instead (derive-columns.ts).
+// masked column's value with pg_notify are refused instead (function-stores.ts).
 
 import type { EntityCounts } from '../../mask/index.js';
 import { message } from './build-messages.js';
