@@ -31,10 +31,11 @@
 // scopes a query's names resolve in (newScope, withClause, selectEntries, addFromItem,
 // lookup); expressions (exprFlow, columnRef); UNION and renames (combine, rename); what a
 // session keeps (derivationOf, asStored). The parse-tree readers and PostgreSQL's
-// FigureColname are in parse-tree-names.ts.
+// FigureColname are in parse-tree-names.ts; values kept by functions (calls, and the
+// triggers, aggregates, operators and casts made of them) in function-stores.ts.
 
 import { functionRisks } from './function-calls.js';
-import { keepsValues, keptByFunctions } from './function-stores.js';
+import { definitionStores, keptByFunctions } from './function-stores.js';
 import { figureColname, names, relName, sval, walkTree, type Node } from './parse-tree-names.js';
 
 
@@ -90,7 +91,7 @@ const emptySet: ReadonlySet<string> = new Set();
 export function deriveColumns(kind: string, node: Node): Derivation | undefined {
   try {
     const derivation = derive(kind, node);
-    const kept = keptByFunctions(node);
+    const kept = [...keptByFunctions(node), ...definitionStores(kind, node)];
     return kept.length > 0 ? { ...derivation, stores: [...(derivation?.stores ?? []), ...kept] } : derivation;
   } catch {
     // A tree this code does not expect: every column may carry anything (fail closed).
@@ -138,37 +139,6 @@ function derive(kind: string, node: Node): Derivation | undefined {
         stores.push({ target: `column "${node.newname}" of ${what} ${relName(node.relation)}`, name: node.newname, sources: [node.subname], wholeRow: false });
       }
       break;
-    case 'CreateTrigStmt': {
-      // A trigger's arguments are strings its function reads as it likes; the built-in
-      // tsvector_update_trigger(tsv, 'pg_catalog.simple', email) takes them as column
-      // names and copies their words into another column, on every later write.
-      const args = ((node.args as Node[] | undefined) ?? []).map(sval).filter((a): a is string => typeof a === 'string');
-      const fn = ((node.funcname as Node[] | undefined) ?? []).map(sval).join('.');
-      if (args.length > 0) stores.push({ target: `an argument of trigger ${String(node.trigname)} (its function ${fn} may copy the column's values into another column)`, name: undefined, sources: args, wholeRow: false });
-      break;
-    }
-    case 'DefineStmt': {
-      // An aggregate runs its support functions on every value it is given, an operator
-      // its function on its operands: made of one that keeps them (`sfunc = set_config`,
-      // `function = pg_notify`), of one that runs SQL text, or of a function of the
-      // database's, it is a keeping function the gateway cannot see at its call
-      // (`select agg(email) from users`, `select 'ch' ### email from users`).
-      const what = node.kind === 'OBJECT_AGGREGATE' ? 'aggregate' : node.kind === 'OBJECT_OPERATOR' ? 'operator' : undefined;
-      if (what === undefined) break;
-      for (const d of (node.definition as Node[] | undefined) ?? []) {
-        const def = d.DefElem as Node | undefined;
-        const fn = ((def?.arg as Node | undefined)?.TypeName as Node | undefined)?.names;
-        const support = what === 'aggregate' ? /func$/.test(String(def?.defname)) : def?.defname === 'function' || def?.defname === 'procedure';
-        if (def && support && Array.isArray(fn)) keepingSupport(fn as Node[], `${what} ${names(node.defnames)?.join('.') ?? ''}`, String(def.defname), stores);
-      }
-      break;
-    }
-    case 'CreateCastStmt': {
-      // A cast runs its function on every value cast (`email::int8` with a cast made of pg_advisory_lock).
-      const fn = (node.func as Node | undefined)?.objname;
-      if (Array.isArray(fn)) keepingSupport(fn as Node[], 'a cast', 'function', stores);
-      break;
-    }
     case 'CreateForeignTableStmt': {
       const base = node.base as Node | undefined;
       for (const elt of (base?.tableElts as Node[] | undefined) ?? []) {
@@ -300,13 +270,6 @@ function generated(def: Node, what: string, stores: StoredColumn[]): void {
     const constraint = c.Constraint as Node | undefined;
     if (constraint?.contype === 'CONSTR_GENERATED') storeExpr(constraint.raw_expr, String(def.colname), what, stores);
   }
-}
-
-/** A support function (of an aggregate, operator, cast) that keeps values, runs SQL text, or is the database's: a store of anything. */
-function keepingSupport(fn: Node[], what: string, role: string, stores: StoredColumn[]): void {
-  const fname = fn.map(sval) as string[];
-  if (functionRisks(fname).length === 0 && !keepsValues(fname[fname.length - 1]!)) return;
-  stores.push({ target: `${what} (its ${role} ${fname.join('.')} may keep or send the values it is given)`, name: undefined, sources: [], wholeRow: true });
 }
 
 /**

@@ -7,11 +7,14 @@
 // - a call anywhere in the statement counts (a WHERE clause, a subquery, RETURNING);
 // - every argument of the call is traced; its column references are its sources, and a
 //   `*`, a subquery, a user-defined function or a name that may stand for a whole row
-//   (a relation, alias or CTE of the statement) may carry any column.
+//   (a relation, alias or CTE of the statement) may carry any column;
+// - a definition made of functions keeps what it is given on every later use: a
+//   trigger's arguments (column names its function may copy), an aggregate, operator or
+//   cast whose function keeps values, runs SQL text, or is the database's own.
 
 import type { StoredColumn } from './derive-columns.js';
 import { functionRisks } from './function-calls.js';
-import { sval, walkTree, type Node } from './parse-tree-names.js';
+import { names, sval, walkTree, type Node } from './parse-tree-names.js';
 
 /**
  * Built-in functions that keep or send a value where it is read back unmasked: a
@@ -98,3 +101,54 @@ function valueFlow(root: unknown, relations: ReadonlySet<string>): { sources: Se
   });
   return flow;
 }
+
+/**
+ * What a definition made of functions keeps, on every later use: a trigger's arguments,
+ * an aggregate's or operator's support functions, a cast's function. Empty for other
+ * statements.
+ */
+export function definitionStores(kind: string, node: Node): StoredColumn[] {
+  const stores: StoredColumn[] = [];
+  switch (kind) {
+    case 'CreateTrigStmt': {
+      // A trigger's arguments are strings its function reads as it likes; the built-in
+      // tsvector_update_trigger(tsv, 'pg_catalog.simple', email) takes them as column
+      // names and copies their words into another column, on every later write.
+      const args = ((node.args as Node[] | undefined) ?? []).map(sval).filter((a): a is string => typeof a === 'string');
+      const fn = ((node.funcname as Node[] | undefined) ?? []).map(sval).join('.');
+      if (args.length > 0) stores.push({ target: `an argument of trigger ${String(node.trigname)} (its function ${fn} may copy the column's values into another column)`, name: undefined, sources: args, wholeRow: false });
+      return stores;
+    }
+    case 'DefineStmt': {
+      // An aggregate runs its support functions on every value it is given, an operator
+      // its function on its operands: made of one that keeps them (`sfunc = set_config`,
+      // `function = pg_notify`), of one that runs SQL text, or of a function of the
+      // database's, it is a keeping function the gateway cannot see at its call
+      // (`select agg(email) from users`, `select 'ch' ### email from users`).
+      const what = node.kind === 'OBJECT_AGGREGATE' ? 'aggregate' : node.kind === 'OBJECT_OPERATOR' ? 'operator' : undefined;
+      if (what === undefined) return stores;
+      for (const d of (node.definition as Node[] | undefined) ?? []) {
+        const def = d.DefElem as Node | undefined;
+        const fn = ((def?.arg as Node | undefined)?.TypeName as Node | undefined)?.names;
+        const support = what === 'aggregate' ? /func$/.test(String(def?.defname)) : def?.defname === 'function' || def?.defname === 'procedure';
+        if (def && support && Array.isArray(fn)) keepingSupport(fn as Node[], `${what} ${names(node.defnames)?.join('.') ?? ''}`, String(def.defname), stores);
+      }
+      return stores;
+    }
+    case 'CreateCastStmt': {
+      // A cast runs its function on every value cast (`email::int8` with a cast made of pg_advisory_lock).
+      const fn = (node.func as Node | undefined)?.objname;
+      if (Array.isArray(fn)) keepingSupport(fn as Node[], 'a cast', 'function', stores);
+      return stores;
+    }
+  }
+  return stores;
+}
+
+/** A support function (of an aggregate, operator, cast) that keeps values, runs SQL text, or is the database's: a store of anything. */
+function keepingSupport(fn: Node[], what: string, role: string, stores: StoredColumn[]): void {
+  const fname = fn.map(sval) as string[];
+  if (functionRisks(fname).length === 0 && !keepsValues(fname[fname.length - 1]!)) return;
+  stores.push({ target: `${what} (its ${role} ${fname.join('.')} may keep or send the values it is given)`, name: undefined, sources: [], wholeRow: true });
+}
+
