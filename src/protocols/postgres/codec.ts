@@ -239,12 +239,17 @@ export class BodyReader {
 
 /** The fields of an ErrorResponse / NoticeResponse body, keyed by their field type byte. */
 export function parseNoticeFields(body: Buffer): Map<string, string> {
-  const out = new Map<string, string>();
+  return new Map(noticeFieldList(body));
+}
+
+/** The fields of an ErrorResponse or NoticeResponse in the order sent (code, value). */
+export function noticeFieldList(body: Buffer): [string, string][] {
+  const out: [string, string][] = [];
   const r = new BodyReader(body);
   while (r.remaining > 0) {
     const code = r.int8();
     if (code === 0) break;
-    out.set(String.fromCharCode(code), r.cstring());
+    out.push([String.fromCharCode(code), r.cstring()]);
   }
   return out;
 }

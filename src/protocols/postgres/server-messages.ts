@@ -28,7 +28,7 @@
 
 import type { EntityCounts } from '../../mask/index.js';
 import { message } from './build-messages.js';
-import { BodyReader, type Frame } from './codec.js';
+import { BodyReader, noticeFieldList, type Frame } from './codec.js';
 import type { MaskingRules } from './mask-rows.js';
 
 /** Fields that are free text (message, detail, hint, context, internal query); the others are codes, names and positions. */
@@ -49,7 +49,7 @@ export function maskServerMessage(frame: Frame, rules: MaskingRules, counts: Ent
   if (frame.type === 'A') return rules.entities ? maskNotification(frame.body, rules, counts) : undefined;
   if (frame.type === 'S') return rules.entities ? maskParameterStatus(frame.body, rules, counts) : undefined;
   if (frame.type !== 'E' && frame.type !== 'N') return undefined;
-  let fields = readFields(frame.body);
+  let fields = noticeFieldList(frame.body);
   let changed = false;
   if (columnRules) {
     const sqlstate = fieldOf(fields, 'C') ?? '';
@@ -147,17 +147,6 @@ function maskParameterStatus(body: Buffer, rules: MaskingRules, counts: EntityCo
   const masked = rules.entities!.text(value, counts);
   if (masked === value) return undefined;
   return message('S', Buffer.from(`${name}\0${masked.replaceAll('\0', '')}\0`, 'utf8'));
-}
-
-function readFields(body: Buffer): [string, string][] {
-  const out: [string, string][] = [];
-  const r = new BodyReader(body);
-  while (r.remaining > 0) {
-    const code = r.int8();
-    if (code === 0) break;
-    out.push([String.fromCharCode(code), r.cstring()]);
-  }
-  return out;
 }
 
 function fieldOf(fields: readonly [string, string][], code: string): string | undefined {
