@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { decodeJwt, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import OpenAI from 'openai';
 import pg from 'pg';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
@@ -222,6 +222,21 @@ identity:
       await assert.rejects(chat(token), (error: unknown) => errorCode(error) === 'credential_revoked');
     });
     await chat(apiKey);
+  });
+
+  test('a token never outlives the API key it was exchanged for', async () => {
+    const key = await gateway.createKey('expiring-job', ['ml'], ['--kind', 'service', '--expires', '3s']);
+    const res = await exchange(key, { connections: ['demo'], ttl: '30m' });
+    assert.equal(res.status, 200);
+    const { access_token: token, expires_in: expiresIn } = (await res.json()) as { access_token: string; expires_in: number };
+    // Before, the token lived the 30 minutes asked for: a key about to expire (or the
+    // old key of a rotation) bought half an hour more of access.
+    assert.ok(expiresIn <= 3, `expires_in ${expiresIn}`);
+    assert.ok((decodeJwt(token).exp ?? 0) * 1000 <= Date.now() + 3000);
+    await chat(token);
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    await assert.rejects(chat(key), (error: unknown) => errorCode(error) === 'credential_expired');
+    await assert.rejects(chat(token), (error: unknown) => errorCode(error) === 'credential_expired');
   });
 
   test('every revocation and lift, through the CLI or the admin API, is an event in the audit chain', async () => {

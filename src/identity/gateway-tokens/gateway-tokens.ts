@@ -27,7 +27,7 @@ export interface IssuedToken {
   readonly token: string;
   readonly jti: string;
   readonly expiresAt: number;
-  /** Whole seconds from issue to expiry (OAuth `expires_in`): never less than the TTL asked for. */
+  /** Whole seconds from issue to expiry (OAuth `expires_in`): the TTL asked for, unless the exchanged credential expires sooner. */
   readonly expiresIn: number;
 }
 
@@ -74,8 +74,12 @@ export class GatewayTokens implements TokenVerifier {
     const now = this.#now();
     const iat = Math.floor(now / 1000);
     // Rounded up: the token lives at least the TTL asked for, so a client that trusts
-    // `expires_in` never holds an expired token before its own clock says so.
-    const exp = Math.ceil((now + Math.max(1000, ttlMs)) / 1000);
+    // `expires_in` never holds an expired token before its own clock says so. But never
+    // past the credential it was exchanged for (rounded down): an API key about to
+    // expire, or an IdP token, would otherwise be stretched to maxTtl.
+    let exp = Math.ceil((now + Math.max(1000, ttlMs)) / 1000);
+    if (identity.expiresAt !== undefined) exp = Math.min(exp, Math.floor(identity.expiresAt / 1000));
+    if (exp * 1000 <= now) throw new GatehouseError('credential_expired', { detail: `the credential expires at ${new Date(identity.expiresAt!).toISOString()}, too soon to issue a token` });
     const claims: GatehouseClaims = { kind: identity.kind, groups: identity.groups, via: identity.credentialId, scope };
     const token = await new SignJWT({ gh: claims })
       .setProtectedHeader({ alg: 'EdDSA', kid: this.#key.kid, typ: 'gatehouse+jwt' })
