@@ -5,7 +5,8 @@
 //   POST /api/reviews/:id/approve  {comment?, grantFor?}            vote to approve
 //   POST /api/reviews/:id/deny     {reason?}                        vote to deny
 //   POST /api/reviews/:id/cancel                                    requester or admin withdraws
-// Any valid API key authenticates; reading needs a reviewer group (or an admin
+// Any valid API key authenticates (a token scoped to connections only for its own
+// review); reading needs a reviewer group (or an admin
 // group), except the requester reading its own review; voting is checked per review by ApprovalService (reviewer groups, no
 // self-approval, one vote each).
 
@@ -14,6 +15,7 @@ import { maxReviewPageSize, reviewStates, type ApprovalService, type ReviewState
 import { parseDuration } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
+import { isConnectionScoped, refuseConnectionScoped } from '../identity/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import { decodePathParam, intParam, onlyParams, pageLimitParam, sendJson } from './http-helpers.js';
 
@@ -36,7 +38,11 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
       if (method !== m) throw new GatehouseError('method_not_allowed', { message: `Use ${m} for ${path}.` });
     };
     const identity = await identify(bearerToken(req.headers.authorization));
+    // A just-in-time token (scoped to connections) may follow its own review, never
+    // read others' nor vote: handed to a job or an agent, it must not act as a reviewer.
+    const scoped = () => refuseConnectionScoped(identity, 'to read or decide reviews other than its own');
     const mustRead = () => {
+      scoped();
       if (!service.mayRead(identity)) throw new GatehouseError('access_denied', { message: `${identity.subject} is not in a reviewer or admin group.`, rule: 'reviewer-groups' });
     };
 
@@ -69,7 +75,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
       // The requester may read its own review: the review_url of its 403 points here,
       // and a denial's reason is here. Anyone else needs a reviewer or admin group (and
       // learns nothing of whether the id exists).
-      const reader = service.mayRead(identity);
+      const reader = !isConnectionScoped(identity) && service.mayRead(identity);
       const review = await service.get(id);
       if (!reader && review?.subject !== identity.subject) mustRead();
       if (!review) throw new GatehouseError('review_not_found', { message: `No review with id "${id}".` });
@@ -80,11 +86,13 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
       expect('POST');
       const body = await readJson(req);
       if (rest[1] === 'cancel') {
+        if ((await service.get(id))?.subject !== identity.subject) scoped();
         sendJson(res, 200, await service.cancel(id, identity));
         return true;
       }
       // A misspelt field would be dropped silently: `{"grant": "30m"}` would approve one
       // request where the reviewer meant a grant.
+      scoped();
       const fields = rest[1] === 'approve' ? ['comment', 'grantFor'] : ['reason', 'comment'];
       const unknown = Object.keys(body).find((k) => !fields.includes(k));
       if (unknown !== undefined) throw new GatehouseError('invalid_vote', { message: `Unknown field "${unknown.slice(0, 100)}": ${rest[1] === 'approve' ? 'an approval' : 'a denial'} takes ${fields.map((f) => `"${f}"`).join(' and ')}.` });

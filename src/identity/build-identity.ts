@@ -8,12 +8,12 @@ import { createOidcLogin } from './login/oidc-login.js';
 import { createSamlLogin } from './login/saml-login.js';
 import type { Kysely } from 'kysely';
 import type { IdentityConfig } from '../config/identity-schema.js';
-import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { Database } from '../store/index.js';
 import { apiKeyAuthenticator } from './api-key-authenticator.js';
 import { ApiKeyService } from './api-keys.js';
 import { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
+import { refuseConnectionScoped } from './gateway-tokens/check-token-scope.js';
 import { loadSigningKey } from './gateway-tokens/signing-key.js';
 import { identifyCaller } from './identify-caller.js';
 import { jwtAuthenticator } from './jwt-authenticator.js';
@@ -62,11 +62,8 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
     identify,
     async identifyAdmin(credential) {
       const identity = await identify(credential);
-      // Just-in-time tokens reach their connections only; login sessions (scoped to no
-      // connection) are the Gatehouse tokens meant for the admin API.
-      if (identity.scope && identity.scope.connections.length > 0) {
-        throw new GatehouseError('token_scope_denied', { message: `This token is scoped to connection(s) ${identity.scope.connections.join(', ')}; it cannot be used on the admin API.` });
-      }
+      // Login sessions (scoped to no connection) are the Gatehouse tokens meant for the admin API.
+      refuseConnectionScoped(identity, 'on the admin API');
       return identity;
     },
     loginRoutes(secureCookies) {

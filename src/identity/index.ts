@@ -11,5 +11,5 @@ export { RevocationService, revocationKinds, revocationValue, type RevocationKin
 export { InFlightRegistry } from './revocation/in-flight.js';
 export { keyRevokedEvent, liftEvent, revocationEvent } from './revocation/revocation-events.js';
 export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
-export { checkTokenScope } from './gateway-tokens/check-token-scope.js';
+export { checkTokenScope, isConnectionScoped, refuseConnectionScoped } from './gateway-tokens/check-token-scope.js';
 export { readCookie, sessionCookie } from './login/oidc-login.js';

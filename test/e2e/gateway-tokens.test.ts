@@ -38,6 +38,14 @@ describe('Gatehouse tokens, end to end', () => {
     access: { groups: [ml] }
 identity:
   gatewayTokens: { defaultTtl: 10m, maxTtl: 30m }
+approvals:
+  defaults: { reviewers: [reviewers], holdFor: 200ms }
+policy:
+  rules:
+    - name: hold-marked-prompts
+      effect: require_approval
+      when:
+        - keywords: [HOLD-FOR-REVIEW]
 `;
     gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, second), { env: { UPSTREAM_KEY: upstreamKey, PG_SECRET: 'trust-auth-ignores-it' } });
     apiKey = await gateway.createKey('ml-agent', ['ml'], ['--kind', 'agent']);
@@ -237,6 +245,36 @@ identity:
     await new Promise((resolve) => setTimeout(resolve, 3500));
     await assert.rejects(chat(key), (error: unknown) => errorCode(error) === 'credential_expired');
     await assert.rejects(chat(token), (error: unknown) => errorCode(error) === 'credential_expired');
+  });
+
+  test("a reviewer's just-in-time token cannot vote on reviews, nor read others'; the requester's token follows its own", async () => {
+    const requesterKey = await gateway.createKey('held-requester', ['ml']);
+    const reviewerKey = await gateway.createKey('reviewer-with-agent', ['ml', 'reviewers']);
+    const held = await fetch(`${gateway.url}/c/demo/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'HOLD-FOR-REVIEW please' }] }),
+    });
+    assert.equal(held.status, 403);
+    const reviewId = ((await held.json()) as { error: { review_id: string } }).error.review_id;
+    // The reviewer hands its agent a token for chat on demo: a prompt-injected agent
+    // approved the review with it (200, state approved) before.
+    const agentToken = ((await (await exchange(reviewerKey, { connections: ['demo'], operations: ['chat.completions'] })).json()) as { access_token: string }).access_token;
+    const review = (path: string, token: string, method = 'GET') =>
+      fetch(`${gateway.adminUrl}/api/reviews${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(method === 'POST' ? { body: '{}' } : {}) });
+    for (const [path, method] of [[`/${reviewId}/approve`, 'POST'], [`/${reviewId}/deny`, 'POST'], [`/${reviewId}/cancel`, 'POST'], [`/${reviewId}`, 'GET'], ['', 'GET']] as const) {
+      const res = await review(path, agentToken, method);
+      assert.equal(res.status, 403, `${method} ${path}`);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'token_scope_denied', `${method} ${path}`);
+    }
+    // the requester's own token reads its review; the reviewer's key still votes
+    const requesterToken = ((await (await exchange(requesterKey, { connections: ['demo'] })).json()) as { access_token: string }).access_token;
+    const own = await review(`/${reviewId}`, requesterToken);
+    assert.equal(own.status, 200);
+    assert.equal(((await own.json()) as { state: string }).state, 'pending');
+    const vote = await review(`/${reviewId}/approve`, reviewerKey, 'POST');
+    assert.equal(vote.status, 200);
+    assert.equal(((await vote.json()) as { state: string }).state, 'approved');
   });
 
   test('every revocation and lift, through the CLI or the admin API, is an event in the audit chain', async () => {

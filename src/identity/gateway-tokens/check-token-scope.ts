@@ -8,7 +8,7 @@
 
 import { redactPathCredentials } from '../../detect/index.js';
 import { GatehouseError } from '../../errors/index.js';
-import type { Exchange } from '../../exchange/index.js';
+import type { Exchange, Identity } from '../../exchange/index.js';
 
 export function checkTokenScope(exchange: Exchange, options: { readonly connectionOnly?: boolean } = {}): void {
   const scope = exchange.identity?.scope;
@@ -29,5 +29,22 @@ export function checkTokenScope(exchange: Exchange, options: { readonly connecti
     throw new GatehouseError('token_scope_denied', {
       message: `This token is scoped to operation(s) ${operations.join(', ')}; it cannot be used for "${redactPathCredentials(exchange.operation)}".`,
     });
+  }
+}
+
+/**
+ * A just-in-time token (scoped to connections) reaches those connections and nothing
+ * else: not the admin API, not a vote on a review, whoever it was issued to. Login
+ * sessions (scoped to no connection) and unscoped credentials pass.
+ */
+export function isConnectionScoped(identity: Identity): boolean {
+  return (identity.scope?.connections.length ?? 0) > 0;
+}
+
+/** Throws token_scope_denied for a token scoped to connections, saying `where` it cannot be used. */
+export function refuseConnectionScoped(identity: Identity, where: string): void {
+  const connections = identity.scope?.connections;
+  if (connections && connections.length > 0) {
+    throw new GatehouseError('token_scope_denied', { message: `This token is scoped to connection(s) ${connections.join(', ')}; it cannot be used ${where}.` });
   }
 }
