@@ -1,7 +1,7 @@
 // Admin API routes for identity (admin groups required, like every /api route):
 //   GET  /api/whoami                the caller's subject, kind, groups and method
 //   GET  /api/revocations           every revocation, newest first
-//   POST /api/revocations           {"kind":"token|subject|user|key","value":"…","reason"?:"…"}
+//   POST /api/revocations           {"kind":"token|subject|user|key|signing-key","value":"…","reason"?:"…"}
 //   POST /api/revocations/<id>/lift lifts one (e.g. re-enables a user)
 // A key revocation also marks the API key revoked. Each takes effect on this gateway
 // at once and on every gateway sharing the store within a second.
@@ -67,7 +67,13 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
         }
         return { revocation: records[0], revocations: records };
       }
-      const record = await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject });
+      let record;
+      try {
+        record = await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject });
+      } catch (error) {
+        if (error instanceof RangeError) throw new GatehouseError('invalid_request_body', { message: `Cannot revoke ${kind}: ${error.message}.` });
+        throw error;
+      }
       await chain?.(revocationEvent(caller.subject, record));
       return { revocation: record };
     }],

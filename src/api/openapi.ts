@@ -74,7 +74,7 @@ export const openApiDocument = {
     schemas: {
       Revocation: {
         type: 'object',
-        properties: { id: { type: 'string' }, kind: { type: 'string', enum: ['token', 'subject', 'user', 'key'] }, value: { type: 'string' }, createdAt: { type: 'integer', description: 'epoch milliseconds' }, reason: { type: ['string', 'null'] }, revokedBy: { type: ['string', 'null'] } },
+        properties: { id: { type: 'string' }, kind: { type: 'string', enum: ['token', 'subject', 'user', 'key', 'signing-key'] }, value: { type: 'string' }, createdAt: { type: 'integer', description: 'epoch milliseconds' }, reason: { type: ['string', 'null'] }, revokedBy: { type: ['string', 'null'] } },
       },
       Review: {
         type: 'object',
@@ -396,7 +396,7 @@ export const openApiDocument = {
         summary: 'Revoke a token (jti), subject, user or API key (id or name: every live key of the name) on every gateway sharing the store within 1 s, cutting in-flight exchanges',
         requestBody: {
           required: true,
-          content: { 'application/json': { schema: { type: 'object', required: ['kind', 'value'], properties: { kind: { type: 'string', enum: ['token', 'subject', 'user', 'key'] }, value: { type: 'string', maxLength: 512 }, reason: { type: 'string' } } } } },
+          content: { 'application/json': { schema: { type: 'object', required: ['kind', 'value'], properties: { kind: { type: 'string', enum: ['token', 'subject', 'user', 'key', 'signing-key'] }, value: { type: 'string', maxLength: 512 }, reason: { type: 'string' } } } } },
         },
         responses: {
           '200': { description: 'The revocation (for a key name, `revocations` lists one per key)', content: { 'application/json': { schema: { type: 'object', properties: { revocation: { $ref: '#/components/schemas/Revocation' }, revocations: { type: 'array', items: { $ref: '#/components/schemas/Revocation' } } } } } } },

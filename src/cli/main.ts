@@ -34,7 +34,7 @@ const usage = `usage: gatehouse <command> [options]
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
   keys rotate NAME --overlap 24h [--expires D]
                                  new key for NAME; the old one expires after the overlap
-  revoke token JTI | subject S | user S | key ID|NAME [--reason TEXT]
+  revoke token JTI | subject S | user S | key ID|NAME | signing-key KID [--reason TEXT]
                                  revoke at once on every gateway sharing the store, cutting
                                  in-flight exchanges; revoke list; revoke lift ID
   login --issuer URL --client-id ID [--audience A] [--scope S]

@@ -17,6 +17,8 @@ export interface Identity {
   readonly credentialId: string;
   /** For a Gatehouse token: the credential it was exchanged for (revoking that revokes it too). */
   readonly exchangedFrom?: string | undefined;
+  /** For a Gatehouse token: the kid of the gateway key that signed it (revoking the key revokes it). */
+  readonly signingKeyId?: string | undefined;
   /** Who vouched for the identity (an OIDC issuer URL, the gateway's token issuer). */
   readonly issuer?: string | undefined;
   /** When the credential was issued / expires (epoch ms), where it says. */

@@ -14,7 +14,7 @@ import { apiKeyAuthenticator } from './api-key-authenticator.js';
 import { ApiKeyService } from './api-keys.js';
 import { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
 import { refuseConnectionScoped } from './gateway-tokens/check-token-scope.js';
-import { loadSigningKey } from './gateway-tokens/signing-key.js';
+import { loadSigningKey, SigningKeyError } from './gateway-tokens/signing-key.js';
 import { identifyCaller } from './identify-caller.js';
 import { jwtAuthenticator } from './jwt-authenticator.js';
 import { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
@@ -48,7 +48,9 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
   const tokens = config.gatewayTokens;
   if (tokens.enabled) {
     const key = await loadSigningKey({ signingKey: tokens.signingKey, keyFile: tokens.keyFile ?? join(options.dataDir, 'gateway-signing-key.pem') });
-    gatewayTokens = new GatewayTokens(db, key, { issuer: tokens.issuer ?? options.publicUrl ?? 'gatehouse', audience: tokens.audience });
+    // Every token it signed would be refused: a leaked key must be replaced, not reused.
+    if (revocations.signingKeyRevoked(key.kid)) throw new SigningKeyError(`the gateway token signing key (kid ${key.kid}) is revoked: configure a new key (identity.gatewayTokens.signingKey or keyFile), or remove the key file to have one generated`);
+    gatewayTokens = new GatewayTokens(db, key, { issuer: tokens.issuer ?? options.publicUrl ?? 'gatehouse', audience: tokens.audience, keyRevoked: (kid) => revocations.signingKeyRevoked(kid) });
     await gatewayTokens.publish();
     verifiers.push(gatewayTokens);
   }

@@ -1,4 +1,4 @@
-// `gatehouse revoke token|subject|user|key VALUE [--reason TEXT]` and `revoke lift ID`,
+// `gatehouse revoke token|subject|user|key|signing-key VALUE [--reason TEXT]` and `revoke lift ID`,
 // `revoke list`: writes to the store the gateways poll, so every gateway process
 // sharing it refuses the credential within a second and cuts its in-flight exchanges.
 
@@ -13,7 +13,7 @@ export interface RevokeOptions {
   readonly json?: boolean | undefined;
 }
 
-const usage = 'usage: gatehouse revoke token JTI | subject SUBJECT | user SUBJECT | key ID|NAME [--reason TEXT]\n       gatehouse revoke list | lift REVOCATION_ID';
+const usage = 'usage: gatehouse revoke token JTI | subject SUBJECT | user SUBJECT | key ID|NAME | signing-key KID [--reason TEXT]\n       gatehouse revoke list | lift REVOCATION_ID';
 
 export async function revokeCommand(action: string | undefined, args: readonly string[], options: RevokeOptions): Promise<void> {
   // Each revocation and lift is chained, as through the admin API.
@@ -24,7 +24,8 @@ export async function revokeCommand(action: string | undefined, args: readonly s
     switch (action) {
       case 'token':
       case 'subject':
-      case 'user': {
+      case 'user':
+      case 'signing-key': {
         if (!value) throw new CliError(usage);
         // a token is named by its credential id as recorded (`jti:…`); a bare jti, or the token itself, is accepted too
         let target: string;
@@ -35,7 +36,14 @@ export async function revokeCommand(action: string | undefined, args: readonly s
           throw error;
         }
         if (target.length > 512) throw new CliError(`cannot revoke ${action}: the value must be at most 512 characters`);
-        const record = await revocations.revoke({ kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
+        let record;
+        try {
+          record = await revocations.revoke({ kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
+        } catch (error) {
+          // a kid no gateway published: exit 1, as for a key it cannot find
+          if (error instanceof RangeError) throw new CliError(`cannot revoke ${action}: ${error.message}`, 1);
+          throw error;
+        }
         await audit.log.event(revocationEvent(by, record));
         print(options, record, `revoked ${action} ${target} (${record.id})`);
         return;

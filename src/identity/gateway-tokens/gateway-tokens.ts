@@ -3,7 +3,8 @@
 // operations. Issue and verify both live here so the claim layout is in one place.
 // Verification enforces: alg EdDSA only; a kid published in the store (an unknown kid
 // re-reads the store at most once a second); iss and aud of this gateway; exp and jti
-// present; the embedded scope well-formed.
+// present; the embedded scope well-formed. The identity names the kid, so revoking a
+// signing key (revocations.ts) refuses every token it signed.
 
 import { randomBytes } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type KeyObject } from 'jose';
@@ -40,9 +41,12 @@ export class GatewayTokens implements TokenVerifier {
   #publicKeys = new Map<string, KeyObject | Uint8Array>();
   #lastReload = 0;
 
-  constructor(db: Kysely<Database>, key: SigningKey, options: { issuer: string; audience: string; now?: () => number }) {
+  readonly #keyRevoked: (kid: string) => boolean;
+
+  constructor(db: Kysely<Database>, key: SigningKey, options: { issuer: string; audience: string; now?: () => number; keyRevoked?: (kid: string) => boolean }) {
     this.#db = db;
     this.#key = key;
+    this.#keyRevoked = options.keyRevoked ?? (() => false);
     this.issuer = options.issuer;
     this.#audience = options.audience;
     this.#now = options.now ?? Date.now;
@@ -61,10 +65,10 @@ export class GatewayTokens implements TokenVerifier {
     await this.#reload();
   }
 
-  /** Every published public key, for `/.well-known/jwks.json`. */
+  /** Every published public key not revoked, for `/.well-known/jwks.json`. */
   async jwks(): Promise<{ keys: JWK[] }> {
-    const rows = await this.#db.selectFrom('identity_signing_keys').select('public_jwk').orderBy('created_at', 'desc').execute();
-    return { keys: rows.map((r) => JSON.parse(r.public_jwk) as JWK) };
+    const rows = await this.#db.selectFrom('identity_signing_keys').select(['kid', 'public_jwk']).orderBy('created_at', 'desc').execute();
+    return { keys: rows.filter((r) => !this.#keyRevoked(r.kid)).map((r) => JSON.parse(r.public_jwk) as JWK) };
   }
 
   async issue(identity: Identity, scope: IdentityScope, ttlMs: number): Promise<IssuedToken> {
@@ -121,7 +125,7 @@ export class GatewayTokens implements TokenVerifier {
   async verifyState(token: string, audience: string): Promise<JWTPayload | undefined> {
     try {
       const kid = decodeProtectedHeader(token).kid;
-      const key = typeof kid === 'string' ? await this.#keyFor(kid) : undefined;
+      const key = typeof kid === 'string' && !this.#keyRevoked(kid) ? await this.#keyFor(kid) : undefined;
       if (!key) return undefined;
       const { payload } = await jwtVerify(token, key, { issuer: this.issuer, audience, algorithms: ['EdDSA'], currentDate: new Date(this.#now()) });
       return payload;
@@ -160,6 +164,7 @@ export class GatewayTokens implements TokenVerifier {
       method: 'gateway_token',
       credentialId: `jti:${payload.jti}`,
       ...(typeof gh.via === 'string' ? { exchangedFrom: gh.via } : {}),
+      signingKeyId: kid,
       issuer: this.issuer,
       issuedAt: payload.iat! * 1000,
       expiresAt: payload.exp! * 1000,

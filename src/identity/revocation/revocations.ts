@@ -1,6 +1,7 @@
 // Revocation: a token (by credential id, e.g. `jti:…`), every credential of a subject
 // issued up to now, a user (every credential of the subject, now and later, until
-// lifted), or an API key. Rows live in the store; each write bumps a generation
+// lifted), an API key, or a gateway signing key (every Gatehouse token and login
+// session it signed, for a private key that leaked). Rows live in the store; each write bumps a generation
 // counter in the same transaction, and every gateway polls that one-row counter every
 // `pollInterval` (250 ms) and reloads the rows when it moved. Polling, not LISTEN/NOTIFY:
 // it works the same on SQLite and PostgreSQL, needs no dedicated connection, survives
@@ -17,7 +18,7 @@ import type { Database } from '../../store/index.js';
 import { parseApiKey } from '../api-key-format.js';
 import { peekJwt } from '../jwt-peek.js';
 
-export const revocationKinds = ['token', 'subject', 'user', 'key'] as const;
+export const revocationKinds = ['token', 'subject', 'user', 'key', 'signing-key'] as const;
 export type RevocationKind = (typeof revocationKinds)[number];
 
 export interface RevocationRecord {
@@ -42,6 +43,8 @@ interface Snapshot {
   /** subject → latest revocation time: credentials issued at or before it are revoked. */
   readonly subjects: ReadonlyMap<string, number>;
   readonly users: ReadonlySet<string>;
+  /** kids of gateway signing keys. */
+  readonly signingKeys: ReadonlySet<string>;
 }
 
 /** The identity sources a subject can name: `oidc:<issuer name>:…`, `saml:<name>:…`. */
@@ -76,6 +79,10 @@ export function revocationValue(kind: RevocationKind, value: string, sources?: S
     if (/\s/.test(trimmed)) throw new RangeError('a token id (jti) has no spaces: give the jti, or the whole token');
     return trimmed.includes(':') ? trimmed : `jti:${trimmed}`;
   }
+  if (kind === 'signing-key') {
+    if (!/^[\x21-\x7e]{1,200}$/.test(trimmed)) throw new RangeError('a signing key is named by its kid, as GET /.well-known/jwks.json and gatehouse revoke list show it');
+    return trimmed;
+  }
   if (kind === 'subject' || kind === 'user') {
     const [source, name, ...rest] = value.split(':');
     const id = rest.join(':');
@@ -87,7 +94,7 @@ export function revocationValue(kind: RevocationKind, value: string, sources?: S
   return value;
 }
 
-const empty: Snapshot = { credentials: new Set(), keys: new Set(), subjects: new Map(), users: new Set() };
+const empty: Snapshot = { credentials: new Set(), keys: new Set(), subjects: new Map(), users: new Set(), signingKeys: new Set() };
 
 export class RevocationService {
   readonly #db: Kysely<Database>;
@@ -124,6 +131,10 @@ export class RevocationService {
   async revoke(input: RevokeInput): Promise<RevocationRecord> {
     if (!revocationKinds.includes(input.kind)) throw new RangeError(`kind must be one of ${revocationKinds.join(', ')}`);
     if (input.value.trim() === '' || input.value.length > 512) throw new RangeError('value must be 1-512 characters');
+    // A kid no gateway published would be stored and revoke nothing.
+    if (input.kind === 'signing-key' && !(await this.#db.selectFrom('identity_signing_keys').select('kid').where('kid', '=', input.value).executeTakeFirst())) {
+      throw new RangeError(`no gateway signing key has kid "${input.value.slice(0, 200)}"`);
+    }
     const row = {
       // `rvk_`: a revocation, not a review (`rv_`), to a responder reading ids.
       id: `rvk_${randomBytes(8).toString('hex')}`,
@@ -166,11 +177,17 @@ export class RevocationService {
     if (subjectCutoff !== undefined && (identity.issuedAt ?? 0) <= subjectCutoff) return `every credential of ${identity.subject} issued before ${new Date(subjectCutoff).toISOString()} is revoked`;
     if (s.credentials.has(identity.credentialId)) return `token ${identity.credentialId} is revoked`;
     if (identity.method === 'api_key' && s.keys.has(identity.credentialId)) return `key ${identity.credentialId} is revoked`;
+    if (identity.signingKeyId !== undefined && s.signingKeys.has(identity.signingKeyId)) return `the gateway signing key ${identity.signingKeyId} that signed it is revoked`;
     // A Gatehouse token goes with the credential it was exchanged for (an identity
     // provider's token by its jti, or an API key by its id).
     const from = identity.exchangedFrom;
     if (from !== undefined && (s.credentials.has(from) || s.keys.has(from))) return `the credential it was exchanged for (${from}) is revoked`;
     return undefined;
+  }
+
+  /** True when the gateway signing key with this kid is revoked. Memory only. */
+  signingKeyRevoked(kid: string): boolean {
+    return this.#snapshot.signingKeys.has(kid);
   }
 
   check(identity: Identity): void {
@@ -189,11 +206,12 @@ export class RevocationService {
     const generation = Number(state?.value ?? 0);
     if (generation === this.#generation) return;
     const rows = await this.#db.selectFrom('identity_revocations').select(['kind', 'value', 'created_at']).execute();
-    const snapshot = { credentials: new Set<string>(), keys: new Set<string>(), subjects: new Map<string, number>(), users: new Set<string>() };
+    const snapshot = { credentials: new Set<string>(), keys: new Set<string>(), subjects: new Map<string, number>(), users: new Set<string>(), signingKeys: new Set<string>() };
     for (const row of rows) {
       if (row.kind === 'token') snapshot.credentials.add(row.value);
       else if (row.kind === 'key') snapshot.keys.add(row.value);
       else if (row.kind === 'user') snapshot.users.add(row.value);
+      else if (row.kind === 'signing-key') snapshot.signingKeys.add(row.value);
       else if (row.kind === 'subject') snapshot.subjects.set(row.value, Math.max(row.created_at, snapshot.subjects.get(row.value) ?? 0));
     }
     this.#snapshot = snapshot;
