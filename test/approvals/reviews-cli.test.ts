@@ -120,6 +120,31 @@ approvals:
     assert.deepEqual(ofReview, ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
   });
 
+  test('a reviewer whose user is revoked cannot vote with the CLI either', async () => {
+    const daveKey = (await gateway.apiKeys.create({ name: 'dave', kind: 'human', groups: ['reviewers'], expiresAt: null })).token;
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'another RISKY question' }] }),
+    });
+    let id: string | undefined;
+    for (let i = 0; i < 50 && id === undefined; i++) {
+      const listed = JSON.parse((await cli(['list', '--state', 'pending', '--json'])).stdout) as Array<{ id: string }>;
+      id = listed[0]?.id;
+      if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(id);
+    const revoked = await runCli(['revoke', 'user', 'key:dave', '--reason', 'left the team', '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up' });
+    assert.equal(revoked.code, 0, revoked.stderr);
+    // Before, the CLI checked only the key itself: dave's vote approved the request.
+    const vote = await cli(['approve', id], daveKey);
+    assert.equal(vote.code, 1);
+    assert.match(vote.stderr, /credential_revoked/);
+    assert.match((await cli(['show', id])).stdout, /: pending\n/);
+    assert.equal((await cli(['deny', id], reviewerKey)).code, 0);
+    assert.equal((await held).status, 403);
+  });
+
   test('reviews list --limit takes a positive integer: not a SQLite error and a stack, nor 0 for no limit', async () => {
     for (const limit of ['abc', '0', '2.5']) {
       const listed = await cli(['list', '--limit', limit]);

@@ -12,7 +12,7 @@ import type { ApprovalsConfig } from '../../config/approvals-schema.js';
 import { loadConfig, parseDuration, type GatehouseConfig } from '../../config/index.js';
 import { formatDuration } from '../../config/units.js';
 import { isGatehouseError } from '../../errors/index.js';
-import { ApiKeyService, apiKeyAuthenticator, identifyCaller } from '../../identity/index.js';
+import { ApiKeyService, apiKeyAuthenticator, identifyCaller, RevocationService } from '../../identity/index.js';
 import type { Store } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
 import { oneLine } from '../terminal-text.js';
@@ -80,7 +80,10 @@ async function reviewsAction(action: string | undefined, args: readonly string[]
         const id = required(args[0], `${action} ID`);
         const token = process.env[reviewerKeyEnv];
         if (!token) throw new CliError(`set ${reviewerKeyEnv} to the reviewer's API key: votes are cast as that key's identity`);
-        const identity = await identifyCaller([apiKeyAuthenticator(new ApiKeyService(store.db))])(token);
+        // Revocations of the subject (`revoke user key:alice`) count here as on the admin API.
+        const revocations = new RevocationService(store.db);
+        await revocations.refresh();
+        const identity = await identifyCaller([apiKeyAuthenticator(new ApiKeyService(store.db))], { checkRevoked: (who) => revocations.check(who) })(token);
         let grantMs: number | undefined;
         if (options.grant !== undefined) {
           grantMs = parseDuration(options.grant);
