@@ -67,6 +67,12 @@ export function token(text: string, start: number, end: number, out: Detection[]
       if (text.startsWith('sk-ant-', start)) return void keyLike(text, start, end, 7, 32, 'ANTHROPIC_KEY', 0.99, out);
       if (text.startsWith('sk-', start)) return void keyLike(text, start, end, openAiPrefix(text, start), 20, 'OPENAI_KEY', 0.95, out);
     } else if (c0 === 103) {
+      // Gatehouse's own API keys (ghk_<16 id>_<43 secret>): one pasted in a URL or a
+      // prompt must not be recorded as sent.
+      if (text.startsWith('ghk_', start)) {
+        if (gatehouseKey(text, start)) out.push({ type: 'GATEHOUSE_KEY', start, end: start + 64, score: 0.99 });
+        return;
+      }
       // gh[pousr]_
       const c2 = text.charCodeAt(start + 2);
       if (text.charCodeAt(start + 1) === 104 && text.charCodeAt(start + 3) === 95 && (c2 === 112 || c2 === 111 || c2 === 117 || c2 === 115 || c2 === 114)) {
@@ -113,6 +119,21 @@ function keyLike(text: string, start: number, end: number, prefix: number, minBo
     else if (cls & (UPPER | LOWER)) letters++;
   }
   if (k - start - prefix >= minBody && digits > 0 && letters > 0) out.push({ type, start, end: k, score });
+}
+
+/**
+ * `ghk_<16 [0-9a-z]>_<43 base64url>` at `start`, read from the text itself: a secret may
+ * end in `-`, which the token's trailing-punctuation trim would have cut.
+ */
+function gatehouseKey(text: string, start: number): boolean {
+  if (start + 64 > text.length || text.charCodeAt(start + 20) !== 95) return false;
+  for (let k = start + 4; k < start + 20; k++) if ((charClass[text.charCodeAt(k)]! & (DIGIT | LOWER)) === 0) return false;
+  for (let k = start + 21; k < start + 64; k++) {
+    const c = text.charCodeAt(k);
+    if ((charClass[c]! & ALNUM) === 0 && c !== 45 && c !== 95) return false;
+  }
+  const after = text.charCodeAt(start + 64);
+  return Number.isNaN(after) || ((charClass[after]! & ALNUM) === 0 && after !== 45 && after !== 95);
 }
 
 function jwt(value: string): boolean {

@@ -22,6 +22,7 @@ export const builtinEntityTypes = [
   'SLACK_TOKEN',
   'OPENAI_KEY',
   'ANTHROPIC_KEY',
+  'GATEHOUSE_KEY',
   'JWT',
   'PRIVATE_KEY',
   'SECRET',
@@ -30,4 +31,4 @@ export const builtinEntityTypes = [
 export type BuiltinEntityType = (typeof builtinEntityTypes)[number];
 
 /** The built-in entity types that are credentials (redacted from refused requests and recorded paths). */
-export const credentialEntityTypes: readonly BuiltinEntityType[] = ['AWS_ACCESS_KEY', 'AWS_SECRET_KEY', 'GITHUB_TOKEN', 'SLACK_TOKEN', 'OPENAI_KEY', 'ANTHROPIC_KEY', 'JWT', 'PRIVATE_KEY', 'SECRET'];
+export const credentialEntityTypes: readonly BuiltinEntityType[] = ['AWS_ACCESS_KEY', 'AWS_SECRET_KEY', 'GITHUB_TOKEN', 'SLACK_TOKEN', 'OPENAI_KEY', 'ANTHROPIC_KEY', 'GATEHOUSE_KEY', 'JWT', 'PRIVATE_KEY', 'SECRET'];

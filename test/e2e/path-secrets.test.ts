@@ -99,6 +99,31 @@ describe('a credential in the URL path is not recorded, logged or exported', () 
     assert.equal(body.error.message, 'No connection named "[GITHUB_TOKEN]" is configured on this gateway.');
   });
 
+  test("a Gatehouse API key in the URL, the caller's own included, is recorded and logged as its label", async () => {
+    // The gateway's own key format was not a credential type: a key pasted in a path or
+    // a query value under any name was recorded, logged and exported as sent.
+    const pasted = await gateway.createKey('pasted-in-url', ['ml']);
+    const secret = pasted.slice('ghk_'.length + 17);
+    const cases: [string, Record<string, string>, number, string][] = [
+      [`/api/v1/keys/${pasted}`, { authorization: `Bearer ${key}` }, 200, '/api/v1/keys/[GATEHOUSE_KEY]'],
+      [`/api/search?q=${pasted}`, { authorization: `Bearer ${key}` }, 200, '/api/search?q=[GATEHOUSE_KEY]'],
+      // no Authorization: refused 401, and recorded as a failed authentication
+      [`/api/v1/models?x=${pasted}`, {}, 401, '/api/v1/models?x=[GATEHOUSE_KEY]'],
+    ];
+    const logsBefore = gateway.logs().length;
+    for (const [path, headers, status, recordedPath] of cases) {
+      const response = await fetch(`${gateway.url}/c/api${path}`, { headers });
+      assert.equal(response.status, status, path);
+      const recorded = await record(response.headers.get('gatehouse-exchange-id')!);
+      assert.equal(recorded['request'].path, recordedPath);
+      assert.ok(!JSON.stringify(recorded).includes(secret), `the record of ${recordedPath} holds the key`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const logs = gateway.logs().slice(logsBefore);
+    assert.match(logs, /"operation":"http.GET \/api\/v1\/keys\/\[GATEHOUSE_KEY\]"/);
+    assert.ok(!logs.includes(secret), 'the log holds the key');
+  });
+
   test('logs, sessions list, audit events, export and /metrics hold no credential', async () => {
     const headers = { authorization: `Bearer ${adminKey}` };
     noSecret('the sessions list', await (await fetch(`${gateway.adminUrl}/api/sessions?limit=100`, { headers })).text());

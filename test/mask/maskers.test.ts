@@ -206,7 +206,7 @@ ${masking}
     ]);
     // Any case, as in policy conditions (`email` was refused twice over, with two messages).
     assert.deepEqual(issues(base('  profiles:\n    p: { entities: [email, us_ssn, shoe_size] }')), [
-      'masking.profiles.p.entities[2]: unknown entity type "SHOE_SIZE" (built-in: EMAIL, PHONE, US_SSN, CREDIT_CARD, IBAN, IP_ADDRESS, AWS_ACCESS_KEY, AWS_SECRET_KEY, GITHUB_TOKEN, SLACK_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, JWT, PRIVATE_KEY, SECRET; or a customEntities/denyList name)',
+      'masking.profiles.p.entities[2]: unknown entity type "SHOE_SIZE" (built-in: EMAIL, PHONE, US_SSN, CREDIT_CARD, IBAN, IP_ADDRESS, AWS_ACCESS_KEY, AWS_SECRET_KEY, GITHUB_TOKEN, SLACK_TOKEN, OPENAI_KEY, ANTHROPIC_KEY, GATEHOUSE_KEY, JWT, PRIVATE_KEY, SECRET; or a customEntities/denyList name)',
     ]);
   });
 });
