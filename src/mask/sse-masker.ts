@@ -13,6 +13,9 @@
 //   `.done`; function-call and MCP-call argument deltas held until
 //   `response.function_call_arguments.done` / `.mcp_call_arguments.done`. Other events
 //   (and every other string in any event) are masked whole.
+// - Anthropic Messages API: `content_block_delta` text (`text_delta`, `thinking_delta`)
+//   per block index, released in its `content_block_stop`; `input_json_delta` held until
+//   then and sent whole, masked as JSON, in one delta before the stop.
 // - data that is not JSON is masked as one running text across events (same
 //   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
@@ -118,7 +121,8 @@ export class SseMasker {
     };
     for (const [key, masker] of this.#text) {
       const [kind, index, rest] = key.split(':');
-      if (rest !== undefined || index === undefined) continue; // a responses-API stream, or plain text
+      // a responses-API stream, an Anthropic block, or plain text
+      if (rest !== undefined || index === undefined || kind!.startsWith('anthropic')) continue;
       const tail = masker.end();
       this.#text.delete(key);
       if (tail === '') continue;
@@ -254,11 +258,53 @@ export class SseMasker {
       if (held === '') return [done];
       return [{ type: `response.${args.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
     }
+    if (type === 'content_block_delta' || type === 'content_block_stop') return this.#anthropicBlock(event);
     const choices = event['choices'];
     if (!Array.isArray(choices)) return [this.#logprobsUnlessMasked(this.#rest(event, []))];
     const masked = { ...this.#rest(event, ['choices']), choices: choices.map((c) => (isRecord(c) ? this.#choice(c) : c)) };
     this.#lastChunk = omit(masked, ['choices', 'usage']);
     return [masked];
+  }
+
+  /**
+   * Anthropic Messages API: a content block's `text_delta` / `thinking_delta` text streams
+   * through a masker per block; its `input_json_delta` pieces (a tool call's input) are
+   * held. At the block's `content_block_stop`, what is held goes out first, masked, as
+   * one more delta of its kind.
+   */
+  #anthropicBlock(event: Json): unknown[] {
+    const index = event['index'];
+    const delta = event['delta'];
+    if (event['type'] === 'content_block_delta' && isRecord(delta)) {
+      const kind = delta['type'];
+      const field = kind === 'text_delta' ? 'text' : kind === 'thinking_delta' ? 'thinking' : kind === 'input_json_delta' ? 'partial_json' : undefined;
+      const piece = field === undefined ? undefined : delta[field];
+      if (field !== undefined && typeof piece === 'string') {
+        const rest = this.#rest(event, ['delta']);
+        const others = maskJsonValue(omit(delta, [field]), this.#plan, this.#counts) as Json;
+        if (field === 'partial_json') {
+          this.#onText?.(piece);
+          const key = `anthropic:${index}`;
+          this.#args.set(key, (this.#args.get(key) ?? '') + piece);
+          return [{ ...rest, delta: { ...others, partial_json: '' } }];
+        }
+        if (field === 'text') this.#onText?.(piece);
+        return [{ ...rest, delta: { ...others, [field]: this.#masker(`anthropic-${field}:${index}`).push(piece) } }];
+      }
+      return [this.#rest(event, [])];
+    }
+    const out: unknown[] = [];
+    for (const field of ['text', 'thinking'] as const) {
+      const key = `anthropic-${field}:${index}`;
+      const tail = this.#text.get(key)?.end() ?? '';
+      this.#text.delete(key);
+      if (tail !== '') out.push({ type: 'content_block_delta', index, delta: { type: `${field}_delta`, [field]: tail } });
+    }
+    const held = this.#args.get(`anthropic:${index}`);
+    this.#args.delete(`anthropic:${index}`);
+    if (held !== undefined && held !== '') out.push({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: maskJsonText(held, this.#plan, this.#counts) } });
+    out.push(this.#rest(event, []));
+    return out;
   }
 
   #choice(choice: Json): Json {
@@ -407,10 +453,10 @@ const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; r
 );
 
 /** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
-/** A chat completions chunk (`choices`), or a responses event whose text or arguments stream. */
+/** A chat completions chunk (`choices`), a responses event whose text or arguments stream, or an Anthropic content block's delta or stop. */
 function isOpenaiStreamEvent(event: Json): boolean {
   const type = event['type'];
-  return Array.isArray(event['choices']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type)));
+  return Array.isArray(event['choices']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_delta' || type === 'content_block_stop'));
 }
 
 function total(counts: EntityCounts): number {

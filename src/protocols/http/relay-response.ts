@@ -79,6 +79,8 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const record = options.record ?? true;
   const contentType = headerValue(upstreamHeaders['content-type']);
   const isSse = contentType !== undefined && sseType.test(contentType);
+  // Ollama streams NDJSON: masked line by line as it streams (a declared non-UTF-8 charset is held whole instead).
+  const isNdjson = !isSse && contentType !== undefined && ndjsonType.test(contentType) && answerCharset(contentType) === undefined;
   const textual = isTextual(contentType);
   const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
   // Without a recording the body is kept only to read a JSON answer's usage from it.
@@ -96,6 +98,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     filterWanted && (isSse || textual || opaque)
       ? chooseResponseFilter({
           isSse,
+          isNdjson,
           isEmbeddings: options.isEmbeddings ?? false,
           plan: options.maskPlan,
           guard: options.responseGuard,
@@ -245,6 +248,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 }
 
 const sseType = /^text\/event-stream/i;
+const ndjsonType = /^application\/(?:x-)?ndjson\s*(?:;|$)/i;
 const noCounts: EntityCounts = Object.freeze({});
 
 function contentLengthOf(headers: Record<string, string | string[]>): number {

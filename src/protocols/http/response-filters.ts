@@ -4,6 +4,7 @@
 // error can still be a proper error answer). The relay applies at most one of each
 // kind, chosen here:
 //   SSE answer + masking and/or a response guard  → streaming SseMasker
+//   NDJSON answer (Ollama) + masking and/or guard  → streaming NdjsonMasker, line by line
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
 //   JSON answer + a response guard                → buffered, text checked first
@@ -13,7 +14,7 @@
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
-import { maskJsonText, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { maskJsonText, NdjsonMasker, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { summarizeJsonAnswer } from './openai-response.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
@@ -28,6 +29,8 @@ export interface ResponseFilter {
 
 export interface FilterChoice {
   readonly isSse: boolean;
+  /** A newline-delimited JSON answer (`application/x-ndjson`) in UTF-8. */
+  readonly isNdjson?: boolean | undefined;
   readonly isEmbeddings: boolean;
   readonly plan: MaskPlan | undefined;
   readonly guard: ResponseGuard | undefined;
@@ -71,7 +74,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
   }
   if (!plan && !guard) return undefined;
-  if (choice.isSse) return sseFilter(plan ?? noMasking, guard, choice);
+  if (choice.isSse || choice.isNdjson) return streamFilter(plan ?? noMasking, guard, choice);
   if (choice.opaque) {
     if (!plan) return undefined;
     return opaqueFilter(choice.maxBufferBytes, (body) => maskJsonText(body, plan, choice.counts));
@@ -108,17 +111,19 @@ function embeddingsBody(body: string, rule: EmbeddingsRule): string {
   return transformEmbeddings(body, rule);
 }
 
-function sseFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: FilterChoice): ResponseFilter {
+/** An event stream or an NDJSON answer: masked as it streams, checked by the guard after each chunk. */
+function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: FilterChoice): ResponseFilter {
   let text = '';
-  const masker = new SseMasker({
+  const options = {
     plan,
     counts: choice.counts,
     onText: guard
-      ? (piece) => {
+      ? (piece: string) => {
           if (text.length < choice.maxGuardTextBytes) text += piece.slice(0, choice.maxGuardTextBytes - text.length);
         }
       : undefined,
-  });
+  };
+  const masker = choice.isSse ? new SseMasker(options) : new NdjsonMasker(options);
   return {
     buffered: false,
     push(chunk) {
