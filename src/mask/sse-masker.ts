@@ -16,6 +16,8 @@
 // - Anthropic Messages API: `content_block_delta` text (`text_delta`, `thinking_delta`)
 //   per block index, released in its `content_block_stop`; `input_json_delta` held until
 //   then and sent whole, masked as JSON, in one delta before the stop.
+// - Gemini chunks (`candidates[].content.parts[].text`) per candidate, released in the
+//   chunk with the candidate's `finishReason`.
 // - data that is not JSON is masked as one running text across events (same
 //   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
@@ -121,8 +123,8 @@ export class SseMasker {
     };
     for (const [key, masker] of this.#text) {
       const [kind, index, rest] = key.split(':');
-      // a responses-API stream, an Anthropic block, or plain text
-      if (rest !== undefined || index === undefined || kind!.startsWith('anthropic')) continue;
+      // a responses-API stream, an Anthropic block or Gemini candidate, or plain text
+      if (rest !== undefined || index === undefined || kind!.startsWith('anthropic') || kind!.startsWith('gemini')) continue;
       const tail = masker.end();
       this.#text.delete(key);
       if (tail === '') continue;
@@ -259,6 +261,7 @@ export class SseMasker {
       return [{ type: `response.${args.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
     }
     if (type === 'content_block_delta' || type === 'content_block_stop') return this.#anthropicBlock(event);
+    if (Array.isArray(event['candidates'])) return [this.#geminiChunk(event)];
     const choices = event['choices'];
     if (!Array.isArray(choices)) return [this.#logprobsUnlessMasked(this.#rest(event, []))];
     const masked = { ...this.#rest(event, ['choices']), choices: choices.map((c) => (isRecord(c) ? this.#choice(c) : c)) };
@@ -305,6 +308,44 @@ export class SseMasker {
     if (held !== undefined && held !== '') out.push({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: maskJsonText(held, this.#plan, this.#counts) } });
     out.push(this.#rest(event, []));
     return out;
+  }
+
+  /**
+   * Google Gemini (`streamGenerateContent?alt=sse`): each candidate's text parts (and its
+   * thought parts apart) stream through a masker per candidate; held text goes out in
+   * the chunk that carries the candidate's `finishReason`, as one more text part.
+   */
+  #geminiChunk(event: Json): Json {
+    const candidates = (event['candidates'] as unknown[]).map((c, position) => {
+      if (!isRecord(c)) return maskJsonValue(c, this.#plan, this.#counts);
+      const index = typeof c['index'] === 'number' ? c['index'] : position;
+      const finished = typeof c['finishReason'] === 'string';
+      const out = this.#rest(c, ['content']);
+      const content = c['content'];
+      if (!isRecord(content) && !finished) return out;
+      const parts: unknown[] = [];
+      const rawParts = isRecord(content) && Array.isArray(content['parts']) ? content['parts'] : [];
+      for (const part of rawParts) {
+        if (!isRecord(part) || typeof part['text'] !== 'string') {
+          parts.push(maskJsonValue(part, this.#plan, this.#counts));
+          continue;
+        }
+        const thought = part['thought'] === true;
+        if (!thought) this.#onText?.(part['text']);
+        parts.push({ ...this.#rest(part, ['text']), text: this.#masker(`gemini${thought ? '-thought' : ''}:${index}`).push(part['text']) });
+      }
+      if (finished) {
+        for (const thought of [true, false]) {
+          const key = `gemini${thought ? '-thought' : ''}:${index}`;
+          const tail = this.#text.get(key)?.end() ?? '';
+          this.#text.delete(key);
+          if (tail !== '') parts.push(thought ? { text: tail, thought: true } : { text: tail });
+        }
+      }
+      out['content'] = { ...(isRecord(content) ? this.#rest(content, ['parts']) : { role: 'model' }), parts };
+      return out;
+    });
+    return { ...this.#rest(event, ['candidates']), candidates };
   }
 
   #choice(choice: Json): Json {
@@ -453,10 +494,10 @@ const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; r
 );
 
 /** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
-/** A chat completions chunk (`choices`), a responses event whose text or arguments stream, or an Anthropic content block's delta or stop. */
+/** A chat completions chunk (`choices`), a responses event whose text or arguments stream, an Anthropic content block's delta or stop, or a Gemini chunk (`candidates`). */
 function isOpenaiStreamEvent(event: Json): boolean {
   const type = event['type'];
-  return Array.isArray(event['choices']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_delta' || type === 'content_block_stop'));
+  return Array.isArray(event['choices']) || Array.isArray(event['candidates']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_delta' || type === 'content_block_stop'));
 }
 
 function total(counts: EntityCounts): number {

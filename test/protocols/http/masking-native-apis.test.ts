@@ -1,6 +1,7 @@
 // Masking of native (non-OpenAI) model APIs behind an `http` connection, through the
 // real data plane and forwarder in front of an upstream that speaks the real wire
-// format: Anthropic's Messages API (JSON and SSE) and Ollama's NDJSON streams. A value
+// format: Anthropic's Messages API (JSON and SSE), Google Gemini's SSE stream and
+// Ollama's NDJSON streams. A value
 // split across two deltas, two lines or two TCP chunks at any offset comes out masked.
 
 import assert from 'node:assert/strict';
@@ -111,6 +112,20 @@ describe('Anthropic Messages API behind an http connection', () => {
     // The whole input arrives in the delta just before the block's stop.
     const stop = events.findIndex((e) => e.event === 'content_block_stop');
     assert.equal(events[stop - 1]!.data.delta!.partial_json, '{"to": "[EMAIL]", "n": 2}');
+  });
+});
+
+describe('Google Gemini SSE (streamGenerateContent?alt=sse)', () => {
+  const chunk = (text: string, finishReason?: string) => `data: ${JSON.stringify({ candidates: [{ content: { parts: [{ text }], role: 'model' }, index: 0, ...(finishReason ? { finishReason } : {}) }], modelVersion: 'gemini-x' })}\r\n\r\n`;
+
+  test('a value split across two chunks is masked; held text goes out in the finishReason chunk', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => void writeEvents(res, [chunk('Card 4111 1111 '), chunk('1111 1111 and ann@'), chunk('example.com', 'STOP')]));
+    const raw = await (await post(h, '/v1beta/models/gemini-x:streamGenerateContent?alt=sse', {})).text();
+    assert.ok(!raw.includes('1111 1111') && !raw.includes('ann@'), raw);
+    const chunks = raw.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { candidates: { content: { parts: { text: string }[] }; finishReason?: string }[] });
+    assert.equal(chunks.map((c) => c.candidates[0]!.content.parts.map((p) => p.text).join('')).join(''), 'Card [CREDIT_CARD] and [EMAIL]');
+    assert.equal(chunks.at(-1)!.candidates[0]!.finishReason, 'STOP');
   });
 });
 
