@@ -17,7 +17,7 @@ import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
 import { BodyCapture, isOpaque, isTextual } from './body-capture.js';
-import { downstreamResponseHeaders } from './headers.js';
+import { downstreamResponseHeaders, maskResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
@@ -110,7 +110,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
         })
       : undefined;
 
-  const headers = downstreamResponseHeaders(upstreamHeaders);
+  // Headers carry values as the body does: masked with the same plan, for the client and the record.
+  const shownHeaders = options.maskPlan ? maskResponseHeaders(upstreamHeaders, options.maskPlan, counts) : upstreamHeaders;
+  const headers = downstreamResponseHeaders(shownHeaders);
   headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
   // A buffered answer in another charset is decoded from it and written in UTF-8.
@@ -219,7 +221,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     bytesOut,
     ttfbMs: options.ttfbMs,
     durationMs: options.elapsedMs(),
-    responseHeaders: record ? recordableHeaders(upstreamHeaders) : undefined,
+    responseHeaders: record ? recordableHeaders(shownHeaders) : undefined,
     responseBody: record ? capture?.text() : undefined,
     responseTruncated: record ? (capture?.truncated ?? false) : false,
     responseText: answer?.text,
