@@ -57,6 +57,19 @@ describe('data plane masking', () => {
     assert.equal(await res.text(), '{"id": 1234567890123456789, "price": 1.10, "note": "mail [EMAIL]",\n  "tags": ["a\\u00e9"]}');
   });
 
+  test('a member name holding a value is masked too, and the names stay unique: the answer is still valid JSON', async () => {
+    const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"by_customer": {"ann@example.com": {"orders": 3}, "bob@example.org": {"orders": 1}, "[EMAIL]": {"orders": 0}}, "total": 4}');
+    });
+    const res = await fetch(`${h.url}/reports/orders`);
+    const text = await res.text();
+    assert.ok(!text.includes('ann@') && !text.includes('bob@'), text);
+    assert.deepEqual(JSON.parse(text), { by_customer: { '[EMAIL]#2': { orders: 3 }, '[EMAIL]#3': { orders: 1 }, '[EMAIL]': { orders: 0 } }, total: 4 });
+    assert.deepEqual(h.outcomes[0]!.maskCounts, { EMAIL: 2 });
+  });
+
   test('obligations.mask adds profiles to the connection defaults (union)', async () => {
     const h = await start({ profiles: [pii, cards], connectionMasking: ['cards'], obligations: { mask: ['pii'] } });
     h.upstream((_req, _body, res) => {
