@@ -9,6 +9,7 @@
 
 import { createHmac } from 'node:crypto';
 import type { Finding } from './plan.js';
+import { disguiseView } from './disguise-view.js';
 
 export type EntityCounts = Record<string, number>;
 
@@ -30,7 +31,9 @@ export function replacement(value: string, finding: Finding): string {
  * analysts can correlate `Ann@Example.com` with `ann@example.com`, `(415) 555-0100` with
  * `+1 415-555-0100`, a card with spaces with the same card with dashes.
  */
-export function hashForm(type: string, value: string): string {
+export function hashForm(type: string, written: string): string {
+  // Invisible characters, full-width forms and character references are not part of the value.
+  const value = disguiseView(written)?.text ?? written;
   switch (type) {
     case 'EMAIL':
       // `ann%40example.com` (a URL's query) is the same address.
