@@ -7,7 +7,7 @@
 // modified.
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
+import { addCounts, applyFindings, type EntityCounts } from './operators.js';
 import { maskJsonSource } from './json-text-masker.js';
 
 export const DROP = Symbol('drop');
@@ -166,12 +166,38 @@ function covers(f: readonly Segment[], path: readonly Segment[], fi = 0, pi = 0)
 
 /**
  * Masks a whole JSON document given as text, in place (json-text-masker.ts: numbers,
- * whitespace and escapes kept); a body that is not JSON is masked as text.
+ * whitespace and escapes kept), or JSON Lines line by line; a body that is neither is
+ * masked as text.
  */
 export function maskJsonText(body: string, plan: MaskPlan, counts: EntityCounts): string {
   try {
     return maskJsonSource(body, plan, counts) ?? 'null';
   } catch {
-    return applyFindings(body, plan.find(body), counts);
+    return maskJsonLines(body, plan, counts) ?? applyFindings(body, plan.find(body), counts);
   }
+}
+
+/**
+ * JSON Lines (a JSONL file, NDJSON: every line that is not blank an object or array),
+ * each line masked as JSON — as text, `ann\u0040example.com` went out unmasked; undefined
+ * when the body is not JSON Lines.
+ */
+function maskJsonLines(body: string, plan: MaskPlan, counts: EntityCounts): string | undefined {
+  if (!body.includes('\n')) return undefined;
+  const found: EntityCounts = {};
+  const lines = body.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const first = line.trimStart().charCodeAt(0);
+    if (Number.isNaN(first)) continue;
+    if (first !== 0x7b && first !== 0x5b) return undefined;
+    const cr = line.endsWith('\r');
+    try {
+      lines[i] = (maskJsonSource(cr ? line.slice(0, -1) : line, plan, found) ?? 'null') + (cr ? '\r' : '');
+    } catch {
+      return undefined;
+    }
+  }
+  addCounts(counts, found);
+  return lines.join('\n');
 }

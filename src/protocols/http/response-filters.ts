@@ -11,6 +11,8 @@
 //   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
 //                                                   end; from its first binary byte passed
 //   (a held answer in a declared non-UTF-8 charset is decoded with it, sent as UTF-8)
+// A held answer that is an event stream or JSON Lines under another label (none,
+// `application/json`, octet-stream …) is masked as one (maskHeldText).
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
@@ -77,7 +79,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
   if (choice.isSse || choice.isNdjson) return streamFilter(plan ?? noMasking, guard, choice);
   if (choice.opaque) {
     if (!plan) return undefined;
-    return opaqueFilter(choice.maxBufferBytes, (body) => maskJsonText(body, plan, choice.counts));
+    return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts));
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
@@ -92,7 +94,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
  */
 function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): string {
   const before = total(counts);
-  const masked = maskJsonText(body, plan, counts);
+  const masked = maskHeldText(body, plan, counts);
   if (total(counts) === before || !masked.includes('"logprobs"')) return masked;
   try {
     return JSON.stringify(withoutLogprobs(JSON.parse(masked)));
@@ -100,6 +102,22 @@ function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): str
     return masked;
   }
 }
+
+/**
+ * A held answer masked as JSON (or JSON Lines, or text) — or, when it is an event stream
+ * under another label (none, `application/json` …), as one: masked as text, a value
+ * split across two events went out in its two pieces.
+ */
+function maskHeldText(body: string, plan: MaskPlan, counts: EntityCounts): string {
+  const masker = eventStreamStart.test(body) ? new SseMasker({ plan, counts }) : jsonLinesStart.test(body) ? new NdjsonMasker({ plan, counts, maxLineBytes: body.length }) : undefined;
+  if (!masker) return maskJsonText(body, plan, counts);
+  return masker.push(Buffer.from(body, 'utf8')) + masker.end();
+}
+
+/** The first line of an event stream: a `data:`, `event:`, `id:` or `retry:` field, or a `:` comment. */
+const eventStreamStart = /^\ufeff?(?:[\r\n]*)(?:data|event|id|retry)?:/;
+/** Two JSON objects on the first two lines (one document cannot be that): JSON Lines, e.g. an Ollama stream under another label. */
+const jsonLinesStart = /^\s*\{[^\n]*\}[ \t\r]*\n\s*\{/;
 
 function total(counts: EntityCounts): number {
   let sum = 0;
