@@ -3,6 +3,7 @@ export { applyFindings, addCounts, replacement, type EntityCounts } from './oper
 export { maskJsonValue, maskJsonText, maskJsonAt, compileFieldPaths } from './json-masker.js';
 export { maskJsonSource } from './json-text-masker.js';
 export { StreamTextMasker } from './stream-masker.js';
+export { EventStreamMasker, encodeFrame, encodeHeaders } from './aws-event-stream-masker.js';
 export { NdjsonMasker, type NdjsonMaskerOptions } from './ndjson-masker.js';
 export { SseMasker, withoutLogprobs, type SseMaskerOptions } from './sse-masker.js';
 export { transformEmbeddings, transformVector, toFloat16 } from './embeddings.js';

@@ -81,6 +81,8 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const isSse = contentType !== undefined && sseType.test(contentType);
   // Ollama streams NDJSON: masked line by line as it streams (a declared non-UTF-8 charset is held whole instead).
   const isNdjson = !isSse && contentType !== undefined && ndjsonType.test(contentType) && answerCharset(contentType) === undefined;
+  // Bedrock's streams: binary frames around the model's JSON, masked frame by frame (as bytes, they passed raw).
+  const isAwsEventStream = contentType !== undefined && awsEventStreamType.test(contentType);
   const textual = isTextual(contentType);
   const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
   // Without a recording the body is kept only to read a JSON answer's usage from it.
@@ -95,10 +97,11 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // JSONL file of model answers: with masking it is held and masked if it is UTF-8.
   const opaque = !isSse && options.maskPlan !== undefined && isOpaque(contentType);
   const filter: ResponseFilter | undefined =
-    filterWanted && (isSse || textual || opaque)
+    filterWanted && (isSse || textual || opaque || isAwsEventStream)
       ? chooseResponseFilter({
           isSse,
           isNdjson,
+          isAwsEventStream,
           isEmbeddings: options.isEmbeddings ?? false,
           plan: options.maskPlan,
           guard: options.responseGuard,
@@ -251,6 +254,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 
 const sseType = /^text\/event-stream/i;
 const ndjsonType = /^application\/(?:x-)?ndjson\s*(?:;|$)/i;
+const awsEventStreamType = /^application\/vnd\.amazon\.eventstream\s*(?:;|$)/i;
 const noCounts: EntityCounts = Object.freeze({});
 
 function contentLengthOf(headers: Record<string, string | string[]>): number {

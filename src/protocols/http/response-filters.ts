@@ -5,6 +5,7 @@
 // kind, chosen here:
 //   SSE answer + masking and/or a response guard  → streaming SseMasker
 //   NDJSON answer (Ollama) + masking and/or guard  → streaming NdjsonMasker, line by line
+//   AWS event stream (Bedrock) + masking and/or guard → streaming EventStreamMasker, frame by frame
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
 //   JSON answer + a response guard                → buffered, text checked first
@@ -16,7 +17,7 @@
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
-import { maskJsonText, NdjsonMasker, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { EventStreamMasker, maskJsonText, NdjsonMasker, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { summarizeJsonAnswer } from './openai-response.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
@@ -33,6 +34,8 @@ export interface FilterChoice {
   readonly isSse: boolean;
   /** A newline-delimited JSON answer (`application/x-ndjson`) in UTF-8. */
   readonly isNdjson?: boolean | undefined;
+  /** An AWS event stream (`application/vnd.amazon.eventstream`, Bedrock's streams). */
+  readonly isAwsEventStream?: boolean | undefined;
   readonly isEmbeddings: boolean;
   readonly plan: MaskPlan | undefined;
   readonly guard: ResponseGuard | undefined;
@@ -76,7 +79,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
   }
   if (!plan && !guard) return undefined;
-  if (choice.isSse || choice.isNdjson) return streamFilter(plan ?? noMasking, guard, choice);
+  if (choice.isSse || choice.isNdjson || choice.isAwsEventStream) return streamFilter(plan ?? noMasking, guard, choice);
   if (choice.opaque) {
     if (!plan) return undefined;
     return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts));
@@ -129,7 +132,7 @@ function embeddingsBody(body: string, rule: EmbeddingsRule): string {
   return transformEmbeddings(body, rule);
 }
 
-/** An event stream or an NDJSON answer: masked as it streams, checked by the guard after each chunk. */
+/** An event stream, an NDJSON answer or an AWS event stream: masked as it streams, checked by the guard after each chunk. */
 function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: FilterChoice): ResponseFilter {
   let text = '';
   const options = {
@@ -141,7 +144,7 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
         }
       : undefined,
   };
-  const masker = choice.isSse ? new SseMasker(options) : new NdjsonMasker(options);
+  const masker = choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options);
   return {
     buffered: false,
     push(chunk) {
