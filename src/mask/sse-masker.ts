@@ -18,6 +18,8 @@
 //   then and sent whole, masked as JSON, in one delta before the stop.
 // - Gemini chunks (`candidates[].content.parts[].text`) per candidate, released in the
 //   chunk with the candidate's `finishReason`.
+// - Cohere v2 chat: `content-delta` text per index (released at `content-end`), the
+//   tool plan, and `tool-call-delta` arguments held until `tool-call-end`.
 // - data that is not JSON is masked as one running text across events (same
 //   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
@@ -124,7 +126,7 @@ export class SseMasker {
     for (const [key, masker] of this.#text) {
       const [kind, index, rest] = key.split(':');
       // a responses-API stream, an Anthropic block or Gemini candidate, or plain text
-      if (rest !== undefined || index === undefined || kind!.startsWith('anthropic') || kind!.startsWith('gemini')) continue;
+      if (rest !== undefined || index === undefined || kind!.startsWith('anthropic') || kind!.startsWith('gemini') || kind!.startsWith('cohere')) continue;
       const tail = masker.end();
       this.#text.delete(key);
       if (tail === '') continue;
@@ -260,7 +262,8 @@ export class SseMasker {
       if (held === '') return [done];
       return [{ type: `response.${args.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
     }
-    if (type === 'content_block_delta' || type === 'content_block_stop') return this.#anthropicBlock(event);
+    if (type === 'content_block_start' || type === 'content_block_delta' || type === 'content_block_stop') return this.#anthropicBlock(event);
+    if (typeof type === 'string' && cohereEvents.has(type)) return this.#cohere(event, type);
     if (Array.isArray(event['candidates'])) return [this.#geminiChunk(event)];
     const choices = event['choices'];
     if (!Array.isArray(choices)) return [this.#logprobsUnlessMasked(this.#rest(event, []))];
@@ -278,6 +281,17 @@ export class SseMasker {
   #anthropicBlock(event: Json): unknown[] {
     const index = event['index'];
     const delta = event['delta'];
+    const block = event['content_block'];
+    if (event['type'] === 'content_block_start') {
+      // A block may start with text already (`text` or `thinking`): the first piece of its stream.
+      if (!isRecord(block)) return [this.#rest(event, [])];
+      const field = block['type'] === 'text' ? 'text' : block['type'] === 'thinking' ? 'thinking' : undefined;
+      const piece = field === undefined ? undefined : block[field];
+      if (field === undefined || typeof piece !== 'string' || piece === '') return [this.#rest(event, [])];
+      if (field === 'text') this.#onText?.(piece);
+      const start = { ...(maskJsonValue(omit(block, [field]), this.#plan, this.#counts) as Json), [field]: this.#masker(`anthropic-${field}:${index}`).push(piece) };
+      return [{ ...this.#rest(event, ['content_block']), content_block: start }];
+    }
     if (event['type'] === 'content_block_delta' && isRecord(delta)) {
       const kind = delta['type'];
       const field = kind === 'text_delta' ? 'text' : kind === 'thinking_delta' ? 'thinking' : kind === 'input_json_delta' ? 'partial_json' : undefined;
@@ -306,6 +320,54 @@ export class SseMasker {
     const held = this.#args.get(`anthropic:${index}`);
     this.#args.delete(`anthropic:${index}`);
     if (held !== undefined && held !== '') out.push({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: maskJsonText(held, this.#plan, this.#counts) } });
+    out.push(this.#rest(event, []));
+    return out;
+  }
+
+  /**
+   * Cohere v2 chat: `content-delta` text (`delta.message.content.text`) per `index`,
+   * released in its `content-end`; `tool-plan-delta` text (`delta.message.tool_plan`)
+   * released at `tool-call-start` or `message-end`; `tool-call-delta` arguments
+   * (`delta.message.tool_calls.function.arguments`) held until `tool-call-end`. What is
+   * held goes out, masked, as one more delta of its kind just before the closing event.
+   */
+  #cohere(event: Json, type: string): unknown[] {
+    const index = event['index'];
+    const message = isRecord(event['delta']) && isRecord(event['delta']['message']) ? event['delta']['message'] : undefined;
+    if (type === 'content-delta' && message && isRecord(message['content']) && typeof message['content']['text'] === 'string') {
+      const text = message['content']['text'];
+      this.#onText?.(text);
+      const content = { ...(maskJsonValue(omit(message['content'], ['text']), this.#plan, this.#counts) as Json), text: this.#masker(`cohere-text:${index}`).push(text) };
+      return [{ ...this.#rest(event, ['delta']), delta: { message: { ...(maskJsonValue(omit(message, ['content']), this.#plan, this.#counts) as Json), content } } }];
+    }
+    if (type === 'tool-plan-delta' && message && typeof message['tool_plan'] === 'string') {
+      this.#onText?.(message['tool_plan']);
+      return [{ ...this.#rest(event, ['delta']), delta: { message: { ...(maskJsonValue(omit(message, ['tool_plan']), this.#plan, this.#counts) as Json), tool_plan: this.#masker('cohere-plan').push(message['tool_plan']) } } }];
+    }
+    const calls = message?.['tool_calls'];
+    const fn = isRecord(calls) && isRecord(calls['function']) ? calls['function'] : undefined;
+    if (type === 'tool-call-delta' && isRecord(calls) && fn && typeof fn['arguments'] === 'string') {
+      this.#onText?.(fn['arguments']);
+      const key = `cohere-args:${index}`;
+      this.#args.set(key, (this.#args.get(key) ?? '') + fn['arguments']);
+      return [{ ...this.#rest(event, ['delta']), delta: { message: { tool_calls: { ...(maskJsonValue(omit(calls, ['function']), this.#plan, this.#counts) as Json), function: { ...(maskJsonValue(omit(fn, ['arguments']), this.#plan, this.#counts) as Json), arguments: '' } } } } }];
+    }
+    const out: unknown[] = [];
+    if (type === 'content-end') {
+      const tail = this.#text.get(`cohere-text:${index}`)?.end() ?? '';
+      this.#text.delete(`cohere-text:${index}`);
+      if (tail !== '') out.push({ type: 'content-delta', index, delta: { message: { content: { text: tail } } } });
+    }
+    if (type === 'tool-call-start' || type === 'message-end') {
+      const plan = this.#text.get('cohere-plan')?.end() ?? '';
+      this.#text.delete('cohere-plan');
+      if (plan !== '') out.push({ type: 'tool-plan-delta', delta: { message: { tool_plan: plan } } });
+    }
+    if (type === 'tool-call-end') {
+      const held = this.#args.get(`cohere-args:${index}`);
+      this.#args.delete(`cohere-args:${index}`);
+      if (held !== undefined && held !== '') out.push({ type: 'tool-call-delta', index, delta: { message: { tool_calls: { function: { arguments: maskJsonText(held, this.#plan, this.#counts) } } } } });
+    }
     out.push(this.#rest(event, []));
     return out;
   }
@@ -450,6 +512,9 @@ export class SseMasker {
   }
 }
 
+/** Cohere v2 chat stream events whose text or arguments stream, or that close one. */
+const cohereEvents: ReadonlySet<string> = new Set(['content-delta', 'content-end', 'tool-plan-delta', 'tool-call-start', 'tool-call-delta', 'tool-call-end', 'message-end']);
+
 /** Chat delta fields whose text streams through a StreamTextMasker per choice. */
 const streamedDeltaFields = ['content', 'refusal', 'reasoning_content', 'reasoning'] as const;
 
@@ -497,7 +562,7 @@ const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; r
 /** A chat completions chunk (`choices`), a responses event whose text or arguments stream, an Anthropic content block's delta or stop, or a Gemini chunk (`candidates`). */
 function isOpenaiStreamEvent(event: Json): boolean {
   const type = event['type'];
-  return Array.isArray(event['choices']) || Array.isArray(event['candidates']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_delta' || type === 'content_block_stop'));
+  return Array.isArray(event['choices']) || Array.isArray(event['candidates']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_start' || type === 'content_block_delta' || type === 'content_block_stop' || cohereEvents.has(type)));
 }
 
 function total(counts: EntityCounts): number {

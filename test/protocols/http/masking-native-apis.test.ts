@@ -1,7 +1,7 @@
 // Masking of native (non-OpenAI) model APIs behind an `http` connection, through the
 // real data plane and forwarder in front of an upstream that speaks the real wire
-// format: Anthropic's Messages API (JSON and SSE), Google Gemini's SSE stream and
-// Ollama's NDJSON streams. A value
+// format: Anthropic's Messages API (JSON and SSE), Google Gemini's and Cohere's SSE
+// streams and Ollama's NDJSON streams. A value
 // split across two deltas, two lines or two TCP chunks at any offset comes out masked.
 
 import assert from 'node:assert/strict';
@@ -32,7 +32,7 @@ const messageEnd = [ev('message_delta', { delta: { stop_reason: 'end_turn', stop
 
 interface AnthropicEvent {
   event: string;
-  data: { type: string; index?: number; delta?: { type: string; text?: string; partial_json?: string }; content_block?: { type: string } };
+  data: { type: string; index?: number; delta?: { type: string; text?: string; partial_json?: string }; content_block?: { type: string; text?: string } };
 }
 
 /** Reads an SSE answer as an Anthropic client does: events, then the text and tool inputs of each block. */
@@ -101,6 +101,18 @@ describe('Anthropic Messages API behind an http connection', () => {
     }
   });
 
+  test('a block that starts with text: its first piece and the next delta are masked as one text', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => {
+      void writeEvents(res, [messageStart, ev('content_block_start', { index: 0, content_block: { type: 'text', text: 'Mail ann@exa' } }), textDelta(0, 'mple.com now'), ev('content_block_stop', { index: 0 }), ...messageEnd]);
+    });
+    const { raw, events } = await readAnthropicStream(await post(h, '/v1/messages', { stream: true }));
+    assert.ok(!raw.includes('ann@') && !raw.includes('mple.com'), raw);
+    const first = events.find((e) => e.event === 'content_block_start')!.data.content_block as { text: string };
+    const deltas = events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta!.text).join('');
+    assert.equal(first.text + deltas, 'Mail [EMAIL] now');
+  });
+
   test('input_json_delta pieces are held until the block stops, then sent whole, masked, as valid JSON', async () => {
     const h = await start();
     h.upstream((_req, _body, res) => {
@@ -126,6 +138,34 @@ describe('Google Gemini SSE (streamGenerateContent?alt=sse)', () => {
     const chunks = raw.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { candidates: { content: { parts: { text: string }[] }; finishReason?: string }[] });
     assert.equal(chunks.map((c) => c.candidates[0]!.content.parts.map((p) => p.text).join('')).join(''), 'Card [CREDIT_CARD] and [EMAIL]');
     assert.equal(chunks.at(-1)!.candidates[0]!.finishReason, 'STOP');
+  });
+});
+
+describe('Cohere v2 chat stream', () => {
+  const cohere = (type: string, data: Record<string, unknown> = {}) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+  test('content-delta text split across events, and tool-call arguments in pieces, are masked', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => {
+      void writeEvents(res, [
+        cohere('message-start', { id: 'c1', delta: { message: { role: 'assistant' } } }),
+        cohere('content-start', { index: 0, delta: { message: { content: { type: 'text', text: '' } } } }),
+        cohere('content-delta', { index: 0, delta: { message: { content: { text: 'Mail jane.roe@exa' } } } }),
+        cohere('content-delta', { index: 0, delta: { message: { content: { text: 'mple.com now' } } } }),
+        cohere('content-end', { index: 0 }),
+        cohere('tool-call-start', { index: 0, delta: { message: { tool_calls: { id: 't1', type: 'function', function: { name: 'mail', arguments: '' } } } } }),
+        cohere('tool-call-delta', { index: 0, delta: { message: { tool_calls: { function: { arguments: '{"to":"bob@exa' } } } } }),
+        cohere('tool-call-delta', { index: 0, delta: { message: { tool_calls: { function: { arguments: 'mple.org"}' } } } } }),
+        cohere('tool-call-end', { index: 0 }),
+        cohere('message-end', { delta: { finish_reason: 'TOOL_CALL' } }),
+      ]);
+    });
+    const raw = await (await post(h, '/v2/chat', { stream: true })).text();
+    assert.ok(!raw.includes('jane.roe') && !raw.includes('mple.com') && !raw.includes('bob@'), raw);
+    const events = raw.split('\n\n').filter((b) => b.includes('data: ')).map((b) => JSON.parse(b.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { type: string; delta?: { message?: { content?: { text?: string }; tool_calls?: { function?: { arguments?: string } } } } });
+    assert.equal(events.filter((e) => e.type === 'content-delta').map((e) => e.delta!.message!.content!.text).join(''), 'Mail [EMAIL] now');
+    assert.deepEqual(JSON.parse(events.filter((e) => e.type === 'tool-call-delta').map((e) => e.delta!.message!.tool_calls!.function!.arguments).join('')), { to: '[EMAIL]' });
+    assert.deepEqual(events.map((e) => e.type).slice(-3), ['tool-call-delta', 'tool-call-end', 'message-end']);
   });
 });
 
