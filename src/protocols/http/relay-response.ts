@@ -110,6 +110,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           maxGuardTextBytes: options.maxRecordedBody,
           charset: isSse ? undefined : answerCharset(contentType),
           opaque,
+          mayBeStream: opaque || contentType === undefined || contentType.trim() === '' || jsonType.test(contentType),
         })
       : undefined;
 
@@ -254,6 +255,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 
 const sseType = /^text\/event-stream/i;
 const ndjsonType = /^application\/(?:x-)?ndjson\s*(?:;|$)/i;
+const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const awsEventStreamType = /^application\/vnd\.amazon\.eventstream\s*(?:;|$)/i;
 const noCounts: EntityCounts = Object.freeze({});
 

@@ -48,6 +48,8 @@ export interface FilterChoice {
   readonly charset?: string | undefined;
   /** The Content-Type says neither text nor media: the body is masked as text if it is UTF-8, else passed as it came. */
   readonly opaque?: boolean | undefined;
+  /** The label may hide a stream (none, JSON, opaque): a held body that reads as an event stream or JSON Lines is masked as one. */
+  readonly mayBeStream?: boolean | undefined;
 }
 
 /**
@@ -82,11 +84,11 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
   if (choice.isSse || choice.isNdjson || choice.isAwsEventStream) return streamFilter(plan ?? noMasking, guard, choice);
   if (choice.opaque) {
     if (!plan) return undefined;
-    return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts));
+    return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts, true));
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
-    return plan ? maskJsonAnswer(body, plan, choice.counts) : body;
+    return plan ? maskJsonAnswer(body, plan, choice.counts, choice.mayBeStream ?? false) : body;
   });
 }
 
@@ -95,9 +97,9 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
  * the text token by token (`jane`, `.roe`, `@example` …), pieces no detector finds.
  * Then the body is written anew (numbers as JavaScript writes them).
  */
-function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): string {
+function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts, mayBeStream: boolean): string {
   const before = total(counts);
-  const masked = maskHeldText(body, plan, counts);
+  const masked = maskHeldText(body, plan, counts, mayBeStream);
   if (total(counts) === before || !masked.includes('"logprobs"')) return masked;
   try {
     return JSON.stringify(withoutLogprobs(JSON.parse(masked)));
@@ -107,12 +109,13 @@ function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): str
 }
 
 /**
- * A held answer masked as JSON (or JSON Lines, or text) — or, when it is an event stream
- * under another label (none, `application/json` …), as one: masked as text, a value
- * split across two events went out in its two pieces.
+ * A held answer masked as JSON (or JSON Lines, or text) — or, when its label may hide a
+ * stream (none, `application/json`, octet-stream …) and it reads as an event stream or
+ * NDJSON, as one: masked as text, a value split across two events went out in pieces.
+ * (A YAML answer that starts with `id:` is not an event stream: its label says so.)
  */
-function maskHeldText(body: string, plan: MaskPlan, counts: EntityCounts): string {
-  const masker = eventStreamStart.test(body) ? new SseMasker({ plan, counts }) : jsonLinesStart.test(body) ? new NdjsonMasker({ plan, counts, maxLineBytes: body.length }) : undefined;
+function maskHeldText(body: string, plan: MaskPlan, counts: EntityCounts, mayBeStream: boolean): string {
+  const masker = !mayBeStream ? undefined : eventStreamStart.test(body) ? new SseMasker({ plan, counts }) : jsonLinesStart.test(body) ? new NdjsonMasker({ plan, counts, maxLineBytes: body.length }) : undefined;
   if (!masker) return maskJsonText(body, plan, counts);
   return masker.push(Buffer.from(body, 'utf8')) + masker.end();
 }

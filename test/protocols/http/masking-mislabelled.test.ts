@@ -54,3 +54,8 @@ test('an Ollama stream labelled application/json is masked as NDJSON: a value sp
   assert.ok(!text.includes('2671'), text);
   assert.equal(text.trim().split('\n').map((l) => (JSON.parse(l) as { message: { content: string } }).message.content).join(''), 'call [PHONE] now');
 });
+
+test('a text answer that only looks like an event stream (YAML starting with id:) keeps its form: its label says text', async () => {
+  const yaml = 'id: 42\n: not a comment in YAML\n\ndata:\n  email: ann@example.com\n';
+  assert.equal(await answer('application/yaml', yaml), 'id: 42\n: not a comment in YAML\n\ndata:\n  email: [EMAIL]\n');
+});
