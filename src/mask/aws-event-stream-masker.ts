@@ -16,7 +16,7 @@ import { crc32 } from 'node:zlib';
 import type { MaskPlan } from './plan.js';
 import { applyFindings, type EntityCounts } from './operators.js';
 import { maskJsonText, maskJsonValue } from './json-masker.js';
-import { SseMasker } from './sse-masker.js';
+import { isRecord, omit, SseMasker } from './sse-masker.js';
 import { StreamTextMasker } from './stream-masker.js';
 
 type Json = Record<string, unknown>;
@@ -225,12 +225,3 @@ function parseHeaders(bytes: Buffer): Map<string, string> {
   return out;
 }
 
-function omit(value: Json, keys: readonly string[]): Json {
-  const out: Json = {};
-  for (const [k, v] of Object.entries(value)) if (!keys.includes(k)) out[k] = v;
-  return out;
-}
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

@@ -96,7 +96,6 @@ function asciiForm(cp: number): string | undefined {
   if ((cp >= 0x2010 && cp <= 0x2013) || cp === 0x2212 || cp === 0xfe63 || cp === 0xff0d) return '-';
   if (cp < 0xa0 || (cp > 0xa0 && cp < 0x2000) || (cp >= 0x2014 && cp <= 0x2027 && cp !== 0x2024) || (cp >= 0x3040 && cp < 0xfe10)) return undefined;
   const nfkc = String.fromCodePoint(cp).normalize('NFKC');
-  // eslint-disable-next-line no-control-regex
   return nfkc.length > 0 && nfkc.length <= 4 && /^[\x20-\x7e]+$/.test(nfkc) ? nfkc : undefined;
 }
 

@@ -12,7 +12,8 @@
 // error, never raw data).
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
+import { applyFindings, totalCount, type EntityCounts } from './operators.js';
+import { isRecord } from './sse-masker.js';
 import { maskJsonText, maskJsonValue } from './json-masker.js';
 import { StreamTextMasker } from './stream-masker.js';
 
@@ -74,9 +75,9 @@ export class NdjsonMasker {
     this.#pending = '';
     if (this.#text.size > 0) {
       // Ended without `"done": true`: what is held goes out in one more line like the last.
-      const before = total(this.#counts);
+      const before = totalCount(this.#counts);
       const tail = this.#streamed(this.#lastLine ?? {}, true);
-      if (tail !== undefined && (total(this.#counts) > before || streamedFields.some(([h, f]) => streamedValue(tail, h, f)))) out += `${out === '' ? '' : '\n'}${JSON.stringify(tail)}\n`;
+      if (tail !== undefined && (totalCount(this.#counts) > before || streamedFields.some(([h, f]) => streamedValue(tail, h, f)))) out += `${out === '' ? '' : '\n'}${JSON.stringify(tail)}\n`;
     }
     return out;
   }
@@ -147,12 +148,6 @@ function streamedValue(line: Json, holder: string | undefined, field: string): s
   return typeof value === 'string' ? value : undefined;
 }
 
-function total(counts: EntityCounts): number {
-  let sum = 0;
-  for (const n of Object.values(counts)) sum += n ?? 0;
-  return sum;
-}
-
 function omitStrings(value: Json, keys: readonly string[]): Json {
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) if (!(keys.includes(k) && typeof v === 'string')) out[k] = v;
@@ -163,8 +158,4 @@ function pick(value: Json, keys: readonly string[]): Json {
   const out: Json = {};
   for (const k of keys) if (typeof value[k] === 'string') out[k] = value[k];
   return out;
-}
-
-function isRecord(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -152,6 +152,13 @@ export function applyFindings(text: string, findings: readonly Finding[], counts
   return parts.join('');
 }
 
+/** How many values `counts` says were masked, all types together. */
+export function totalCount(counts: EntityCounts): number {
+  let sum = 0;
+  for (const n of Object.values(counts)) sum += n ?? 0;
+  return sum;
+}
+
 export function addCounts(into: EntityCounts, from: EntityCounts): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }

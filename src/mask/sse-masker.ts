@@ -26,7 +26,7 @@
 // `maxEventBytes` fails the stream (the caller turns that into an error, not raw data).
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
+import { applyFindings, totalCount, type EntityCounts } from './operators.js';
 import { maskJsonText, maskJsonValue } from './json-masker.js';
 import { StreamTextMasker } from './stream-masker.js';
 
@@ -67,13 +67,13 @@ export class SseMasker {
     this.#counts = options.counts;
     this.#maxEventBytes = options.maxEventBytes ?? 1024 * 1024;
     this.#onText = options.onText;
-    this.#countsAtStart = total(options.counts);
+    this.#countsAtStart = totalCount(options.counts);
     this.#holdsLogprobs = options.plan.profiles.length > 0;
   }
 
   /** Whether a value was masked in this answer so far. */
   #masked(): boolean {
-    return total(this.#counts) > this.#countsAtStart;
+    return totalCount(this.#counts) > this.#countsAtStart;
   }
 
   /** Raw upstream bytes in; masked, complete events out. */
@@ -565,12 +565,6 @@ function isOpenaiStreamEvent(event: Json): boolean {
   return Array.isArray(event['choices']) || Array.isArray(event['candidates']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_start' || type === 'content_block_delta' || type === 'content_block_stop' || cohereEvents.has(type)));
 }
 
-function total(counts: EntityCounts): number {
-  let sum = 0;
-  for (const n of Object.values(counts)) sum += n ?? 0;
-  return sum;
-}
-
 /** A choice's held logprobs as one: arrays (`content`, `tokens` …) joined, other fields the last seen. */
 function mergeLogprobs(held: readonly Json[]): Json {
   const merged: Json = {};
@@ -599,14 +593,14 @@ function dataLines(text: string): string {
   return text.split('\n').map((line) => `data: ${line}`).join('\n');
 }
 
-function omit(value: Json, keys: readonly string[]): Json {
+export function omit(value: Json, keys: readonly string[]): Json {
   if (keys.length === 0) return value;
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) if (!keys.includes(k)) out[k] = v;
   return out;
 }
 
-function isRecord(value: unknown): value is Json {
+export function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -17,7 +17,7 @@
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
-import { EventStreamMasker, maskJsonText, NdjsonMasker, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { EventStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { summarizeJsonAnswer } from './openai-response.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
@@ -98,9 +98,9 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
  * Then the body is written anew (numbers as JavaScript writes them).
  */
 function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts, mayBeStream: boolean): string {
-  const before = total(counts);
+  const before = totalCount(counts);
   const masked = maskHeldText(body, plan, counts, mayBeStream);
-  if (total(counts) === before || !masked.includes('"logprobs"')) return masked;
+  if (totalCount(counts) === before || !masked.includes('"logprobs"')) return masked;
   try {
     return JSON.stringify(withoutLogprobs(JSON.parse(masked)));
   } catch {
@@ -124,12 +124,6 @@ function maskHeldText(body: string, plan: MaskPlan, counts: EntityCounts, mayBeS
 const eventStreamStart = /^\ufeff?(?:[\r\n]*)(?:data|event|id|retry)?:/;
 /** Two JSON objects on the first two lines (one document cannot be that): JSON Lines, e.g. an Ollama stream under another label. */
 const jsonLinesStart = /^\s*\{[^\n]*\}[ \t\r]*\n\s*\{/;
-
-function total(counts: EntityCounts): number {
-  let sum = 0;
-  for (const n of Object.values(counts)) sum += n ?? 0;
-  return sum;
-}
 
 function embeddingsBody(body: string, rule: EmbeddingsRule): string {
   return transformEmbeddings(body, rule);
