@@ -1,8 +1,9 @@
 // A value can be written so that a person reads it and a detector does not: zero-width
 // or other invisible characters inside it (`ann\u200b@example.com`), full-width or other
 // compatibility forms (`ａｎｎ＠ｅｘａｍｐｌｅ．ｃｏｍ`, `１２３-４５-６７８９`, math letters),
-// HTML character references (`ann&#64;example.com`, `&commat;`), a non-ASCII dash or an
-// ideographic full stop. The plan also runs detection over a *view* of such a text —
+// HTML character references (`ann&#64;example.com`, `&commat;`), percent-encoding
+// (`%2B1%20415%20555%202671`), a non-ASCII dash or an ideographic full stop. The plan
+// also runs detection over a *view* of such a text —
 // invisible characters and combining marks removed, those forms written in ASCII — and
 // maps what it finds back to the text's own offsets; findings over the text itself are
 // kept too, so the view never loses one. Texts with none of these characters (a cheap
@@ -11,7 +12,7 @@
 /** Could the text hold a disguised value? One linear, native scan. */
 // Common typography (em dash, curly quotes, bullet, ellipsis: U+2014-2023, U+2025-2027) is
 // left out: it disguises nothing, and answers are full of it.
-const disguise = /[\u00a0\u00ad\u0300-\u036f\u034f\u061c\u180b-\u180f\u2000-\u2013\u2024\u2028-\u2bff\u3000-\u303f\ufe00-\ufe6f\ufeff\uff00-\uffef\ud835]|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});|&[#a-zA-Z0-9]{0,8}$/;
+const disguise = /[\u00a0\u00ad\u0300-\u036f\u034f\u061c\u180b-\u180f\u2000-\u2013\u2024\u2028-\u2bff\u3000-\u303f\ufe00-\ufe6f\ufeff\uff00-\uffef\ud835]|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});|&[#a-zA-Z0-9]{0,8}$|%[2-7][0-9a-fA-F]|%[2-7]?$/;
 
 /** Removed from the view: invisible format characters, variation selectors, combining marks. */
 function isInvisible(c: number): boolean {
@@ -56,6 +57,24 @@ export function disguiseView(text: string, openTail = false): DisguiseView | und
   let changed = false;
   for (let i = 0; i < text.length; ) {
     const c = text.charCodeAt(i);
+    if (c === 0x25) {
+      // Percent-encoding, as in a URL's query (`phone=%2B1%20415%20555%202671`): printable ASCII only.
+      const hex = /^%[2-7][0-9a-fA-F]/.test(text.slice(i, i + 3)) ? parseInt(text.slice(i + 1, i + 3), 16) : undefined;
+      if (hex !== undefined && hex >= 0x20 && hex < 0x7f) {
+        put(String.fromCharCode(hex), i, i + 3);
+        i += 3;
+        changed = true;
+      } else if (openTail && /^%[2-7]?$/.test(text.slice(i))) {
+        // `%4` at the end of a piece may be the start of `%40`: a letter, so the word before is held.
+        put('a', i, text.length);
+        i = text.length;
+        changed = true;
+      } else {
+        put('%', i, i + 1);
+        i++;
+      }
+      continue;
+    }
     if (c < 0x80 && c !== 0x26) {
       put(text[i]!, i, i + 1);
       i++;

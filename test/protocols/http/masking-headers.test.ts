@@ -22,6 +22,7 @@ const answerHeaders = {
   'x-user-phone': '+1 415-555-0100',
   'set-cookie': ['theme=dark; Path=/', 'who=ann%40example.com; Path=/; HttpOnly'],
   'x-trace': 'abc123',
+  'content-location': '/lookup?phone=%2B1%20415%20555%202671&ssn=123%2D45%2D6789',
 };
 
 test('with masking, Location, custom headers and Set-Cookie values are masked; headers without a value pass as they came', async () => {
@@ -37,8 +38,10 @@ test('with masking, Location, custom headers and Set-Cookie values are masked; h
   assert.equal(res.headers.get('x-user-phone'), '[PHONE]');
   assert.deepEqual(res.headers.getSetCookie(), ['theme=dark; Path=/', 'who=[EMAIL]; Path=/; HttpOnly']);
   assert.equal(res.headers.get('x-trace'), 'abc123');
+  // Percent-encoded values in a URL are found as well.
+  assert.equal(res.headers.get('content-location'), '/lookup?phone=[PHONE]&ssn=[US_SSN]');
   assert.equal(await res.text(), '{"ok":true}');
-  assert.deepEqual(harness.outcomes[0]!.maskCounts, { EMAIL: 3, PHONE: 1 });
+  assert.deepEqual(harness.outcomes[0]!.maskCounts, { EMAIL: 3, PHONE: 2, US_SSN: 1 });
 });
 
 test('without masking, the headers pass as the target sent them', async () => {
