@@ -1,8 +1,10 @@
 export { MaskPlanner, type MaskPlan, type MaskProfile, type MaskOperator, type ApplyTo, type EmbeddingsRule, type Finding } from './plan.js';
-export { applyFindings, addCounts, replacement, type EntityCounts } from './operators.js';
+export { applyFindings, addCounts, replacement, totalCount, type EntityCounts } from './operators.js';
 export { maskJsonValue, maskJsonText, maskJsonAt, compileFieldPaths } from './json-masker.js';
 export { maskJsonSource } from './json-text-masker.js';
 export { StreamTextMasker } from './stream-masker.js';
+export { EventStreamMasker, encodeFrame, encodeHeaders } from './aws-event-stream-masker.js';
+export { NdjsonMasker, type NdjsonMaskerOptions } from './ndjson-masker.js';
 export { SseMasker, withoutLogprobs, type SseMaskerOptions } from './sse-masker.js';
 export { transformEmbeddings, transformVector, toFloat16 } from './embeddings.js';
 export { maskRequestBody } from './request-scrubber.js';

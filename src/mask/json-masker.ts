@@ -1,5 +1,5 @@
-// Masks a JSON value: string values only (keys, numbers and structure are kept), or
-// only those under the plan's field paths. A path is dotted keys, `[]` for "each array
+// Masks a JSON value: string values and member names (numbers and structure are kept),
+// or only those under the plan's field paths. A path is dotted keys, `[]` for "each array
 // element", `*` for any one key and `**` for any depth: `choices[].message.content`,
 // `messages[].content`, `user.*`, `**.email`. A path also covers everything below it.
 // The `drop` operator removes a field whose value held a finding (in an array the
@@ -7,7 +7,7 @@
 // modified.
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
+import { addCounts, applyFindings, type EntityCounts } from './operators.js';
 import { maskJsonSource } from './json-text-masker.js';
 
 export const DROP = Symbol('drop');
@@ -74,6 +74,46 @@ export function maskStringAt(value: string, path: readonly Segment[], plan: Mask
   return applyFindings(value, findings, counts);
 }
 
+/** Member names no profile of a plan finds anything in (when no `fields` scope them), per plan: most names recur in every answer. */
+const cleanNames = new WeakMap<MaskPlan, Set<string>>();
+const maxCleanNames = 4096;
+
+/**
+ * An object's member names masked like string values (a name can hold the value:
+ * `{"ann@example.com": {...}}`): undefined when none changed, else one entry per name —
+ * the name (kept or masked, made unique within the object with `#2`, `#3` …) or DROP
+ * (`drop` removes the member). The name at `path` + name is what `fields` must cover.
+ */
+export function maskMemberNames(names: readonly string[], path: readonly Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): (string | typeof DROP)[] | undefined {
+  const cacheable = fields === undefined && plan.scoped === undefined;
+  let clean = cacheable ? cleanNames.get(plan) : undefined;
+  if (cacheable && !clean) cleanNames.set(plan, (clean = new Set()));
+  let out: (string | typeof DROP)[] | undefined;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    if (name === '' || clean?.has(name)) continue;
+    const masked = maskStringAt(name, [...path, name], plan, counts, fields);
+    if (masked === name) {
+      if (clean && clean.size < maxCleanNames && name.length <= 128) clean.add(name);
+      continue;
+    }
+    out ??= [...names];
+    out[i] = masked;
+  }
+  if (!out) return undefined;
+  // Masked names must stay unique: two addresses both become `[EMAIL]`.
+  const taken = new Set(names.filter((n, i) => out![i] === n));
+  for (let i = 0; i < out.length; i++) {
+    const name = out[i]!;
+    if (name === DROP || name === names[i]) continue;
+    let unique = name;
+    for (let n = 2; taken.has(unique); n++) unique = `${name}#${n}`;
+    taken.add(unique);
+    out[i] = unique;
+  }
+  return out;
+}
+
 /** The compiled `fields` of a plan (cached). */
 export function fieldsOf(plan: MaskPlan): Segment[][] | undefined {
   let fields = planFields.get(plan);
@@ -97,10 +137,14 @@ function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCou
   }
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
+    const entries = Object.entries(value);
+    const names = maskMemberNames(entries.map(([k]) => k), path, plan, counts, fields);
+    entries.forEach(([k, v], i) => {
+      const name = names ? names[i]! : k;
+      if (name === DROP) return;
       const r = walk(v, [...path, k], plan, counts, fields);
-      if (r !== DROP) out[k] = r;
-    }
+      if (r !== DROP) out[name] = r;
+    });
     return out;
   }
   return value;
@@ -122,12 +166,38 @@ function covers(f: readonly Segment[], path: readonly Segment[], fi = 0, pi = 0)
 
 /**
  * Masks a whole JSON document given as text, in place (json-text-masker.ts: numbers,
- * whitespace and escapes kept); a body that is not JSON is masked as text.
+ * whitespace and escapes kept), or JSON Lines line by line; a body that is neither is
+ * masked as text.
  */
 export function maskJsonText(body: string, plan: MaskPlan, counts: EntityCounts): string {
   try {
     return maskJsonSource(body, plan, counts) ?? 'null';
   } catch {
-    return applyFindings(body, plan.find(body), counts);
+    return maskJsonLines(body, plan, counts) ?? applyFindings(body, plan.find(body), counts);
   }
+}
+
+/**
+ * JSON Lines (a JSONL file, NDJSON: every line that is not blank an object or array),
+ * each line masked as JSON — as text, `ann\u0040example.com` went out unmasked; undefined
+ * when the body is not JSON Lines.
+ */
+function maskJsonLines(body: string, plan: MaskPlan, counts: EntityCounts): string | undefined {
+  if (!body.includes('\n')) return undefined;
+  const found: EntityCounts = {};
+  const lines = body.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const first = line.trimStart().charCodeAt(0);
+    if (Number.isNaN(first)) continue;
+    if (first !== 0x7b && first !== 0x5b) return undefined;
+    const cr = line.endsWith('\r');
+    try {
+      lines[i] = (maskJsonSource(cr ? line.slice(0, -1) : line, plan, found) ?? 'null') + (cr ? '\r' : '');
+    } catch {
+      return undefined;
+    }
+  }
+  addCounts(counts, found);
+  return lines.join('\n');
 }

@@ -1,7 +1,7 @@
 // Masks a JSON document in its own text: only the string values that carry a finding
 // are written again; every other byte (numbers as written — a 64-bit id is not rounded
 // to a double —, whitespace, key order, escapes) is kept. The same rules as
-// json-masker.ts (string values only, `fields` paths, `drop` removes an object's member
+// json-masker.ts (string values and member names, `fields` paths, `drop` removes an object's member
 // and nulls an array's element). Enforces:
 // - the document must be JSON (RFC 8259 numbers, literals, strings, structure); text
 //   that is not is refused (SyntaxError), so the caller masks it as plain text rather
@@ -11,7 +11,7 @@
 // - an object that loses a member is written again from its kept members (its own
 //   whitespace between members is not kept); nothing else moves.
 
-import { DROP, fieldsOf, maskJsonAt, maskStringAt } from './json-masker.js';
+import { DROP, fieldsOf, maskJsonAt, maskMemberNames, maskStringAt } from './json-masker.js';
 import { addCounts, type EntityCounts } from './operators.js';
 import type { MaskPlan } from './plan.js';
 
@@ -126,7 +126,8 @@ class Scanner {
     const open = this.at;
     this.at++;
     this.skipSpace();
-    const members: { keyStart: number; valueStart: number; valueEnd: number; out: Out }[] = [];
+    const members: { keyStart: number; keyEnd: number; valueStart: number; valueEnd: number; out: Out }[] = [];
+    const keys: string[] = [];
     if (t.charCodeAt(this.at) === 0x7d) {
       this.at++;
       return undefined;
@@ -135,6 +136,8 @@ class Scanner {
       if (t.charCodeAt(this.at) !== 0x22) throw new SyntaxError(`expected a member name at ${this.at}`);
       const keyStart = this.at;
       const key = this.#string();
+      const keyEnd = this.at;
+      keys.push(key);
       this.skipSpace();
       if (t.charCodeAt(this.at) !== 0x3a) throw new SyntaxError(`expected ":" at ${this.at}`);
       this.at++;
@@ -143,7 +146,7 @@ class Scanner {
       path.push(key);
       const out = this.value(path, depth + 1);
       path.pop();
-      members.push({ keyStart, valueStart, valueEnd: this.at, out });
+      members.push({ keyStart, keyEnd, valueStart, valueEnd: this.at, out });
       this.skipSpace();
       const c = t.charCodeAt(this.at);
       this.at++;
@@ -152,12 +155,22 @@ class Scanner {
       this.skipSpace();
     }
     const close = this.at;
-    if (members.every((m) => m.out === undefined)) return undefined;
+    // A member name can hold a value too (`{"ann@example.com": …}`): masked, kept unique.
+    const names = maskMemberNames(keys, path, this.#plan, this.#counts, this.#fields);
+    if (names) {
+      members.forEach((m, i) => {
+        if (names[i] === DROP) m.out = DROP;
+      });
+    }
+    if (!names && members.every((m) => m.out === undefined)) return undefined;
+    const name = (i: number) => (names && names[i] !== keys[i] ? JSON.stringify(names[i]) : undefined);
     if (members.some((m) => m.out === DROP)) {
-      const kept = members.filter((m) => m.out !== DROP).map((m) => t.slice(m.keyStart, m.valueStart) + ((m.out as string | undefined) ?? t.slice(m.valueStart, m.valueEnd)));
+      const kept = members.flatMap((m, i) => (m.out === DROP ? [] : [(name(i) ?? t.slice(m.keyStart, m.keyEnd)) + t.slice(m.keyEnd, m.valueStart) + ((m.out as string | undefined) ?? t.slice(m.valueStart, m.valueEnd))]));
       return `{${kept.join(',')}}`;
     }
-    return splice(t, open, close, members);
+    // Names and values as one list of spans, in order, for splice.
+    const spans = members.flatMap((m, i) => [{ valueStart: m.keyStart, valueEnd: m.keyEnd, out: name(i) }, m]);
+    return splice(t, open, close, spans);
   }
 
   #array(path: string[], depth: number): Out {

@@ -3,11 +3,13 @@
 // - partial: every letter and digit but the last N becomes `*`; separators stay
 //            (`***-**-6789`, `**** **** **** 1111`)
 // - hash:    `[EMAIL:3f9a1c2b7d4e]`, HMAC-SHA256 under the profile's key over the type
-//            and value: stable for one key, so analysts can correlate without the value
+//            and the value in one form per entity (hashForm): stable for one key, so
+//            analysts can correlate without the value, however it was written
 // - drop:    removes the JSON field holding the value; in text it redacts.
 
 import { createHmac } from 'node:crypto';
 import type { Finding } from './plan.js';
+import { disguiseView } from './disguise-view.js';
 
 export type EntityCounts = Record<string, number>;
 
@@ -16,11 +18,64 @@ export function replacement(value: string, finding: Finding): string {
     case 'partial':
       return partial(value, finding.keepLast);
     case 'hash': {
-      const mac = createHmac('sha256', finding.hashKey ?? '').update(`${finding.type}\u0000${value}`).digest('hex');
+      const mac = createHmac('sha256', finding.hashKey ?? '').update(`${finding.type}\u0000${hashForm(finding.type, value)}`).digest('hex');
       return `[${finding.type}:${mac.slice(0, 12)}]`;
     }
     default:
       return label(finding.type);
+  }
+}
+
+/**
+ * The form of a value that is hashed: one per entity, whatever way it was written, so
+ * analysts can correlate `Ann@Example.com` with `ann@example.com`, `(415) 555-0100` with
+ * `+1 415-555-0100`, a card with spaces with the same card with dashes.
+ */
+export function hashForm(type: string, written: string): string {
+  // Invisible characters, full-width forms and character references are not part of the value.
+  const value = disguiseView(written)?.text ?? written;
+  switch (type) {
+    case 'EMAIL':
+      // `ann%40example.com` (a URL's query) is the same address.
+      return percentDecoded(value).toLowerCase();
+    case 'PHONE':
+      return phoneForm(value);
+    case 'CREDIT_CARD':
+    case 'US_SSN':
+      return value.replace(/\D/g, '');
+    case 'IBAN':
+      return value.replace(/[^0-9A-Za-z]/g, '').toUpperCase();
+    case 'IP_ADDRESS':
+      return value.includes(':') ? ipv6Form(value) : value;
+    default:
+      return value;
+  }
+}
+
+/** E.164 (`+14155550100`): a trunk `(0)` and the `00` prefix dropped; a North-American number without its country code gets `1`. */
+function phoneForm(value: string): string {
+  const trimmed = value.trim();
+  const digits = trimmed.replace(/\(0\)/g, '').replace(/\D/g, '');
+  if (trimmed.startsWith('+')) return `+${digits}`;
+  if (digits.startsWith('00')) return `+${digits.slice(2)}`;
+  if (digits.length === 10) return `+1${digits}`;
+  return `+${digits}`;
+}
+
+function ipv6Form(value: string): string {
+  try {
+    return new URL(`http://[${value}]/`).hostname.slice(1, -1);
+  } catch {
+    return value.toLowerCase();
+  }
+}
+
+function percentDecoded(value: string): string {
+  if (!value.includes('%')) return value;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value.replace(/%40/gi, '@');
   }
 }
 
@@ -95,6 +150,13 @@ export function applyFindings(text: string, findings: readonly Finding[], counts
   if (at < text.length) parts.push(text.slice(at));
   for (let t = 0; t < types.length; t++) counts[types[t]!] = (counts[types[t]!] ?? 0) + typeCounts[t]!;
   return parts.join('');
+}
+
+/** How many values `counts` says were masked, all types together. */
+export function totalCount(counts: EntityCounts): number {
+  let sum = 0;
+  for (const n of Object.values(counts)) sum += n ?? 0;
+  return sum;
 }
 
 export function addCounts(into: EntityCounts, from: EntityCounts): void {

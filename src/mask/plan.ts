@@ -4,6 +4,7 @@
 // (drop > redact > hash > partial), so adding a profile never weakens masking.
 
 import { createDetector, type Detection, type Detector, type DetectorOptions } from '../detect/index.js';
+import { disguiseView, viewOffset } from './disguise-view.js';
 
 export type MaskOperator = 'redact' | 'partial' | 'hash' | 'drop';
 export type ApplyTo = 'response' | 'request' | 'both';
@@ -125,46 +126,68 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
     holdBack(text, from) {
       let p = text.length;
       for (const d of detectors) p = Math.min(p, d.holdBack(text, from));
+      // Held as the view needs too: `ann\u200b` or `ann&#6` at the end is a word that may go on.
+      const view = disguiseView(text, true);
+      if (view) {
+        const viewFrom = from === undefined ? undefined : viewOffset(view, from);
+        let v = view.text.length;
+        for (const d of detectors) v = Math.min(v, d.holdBack(view.text, viewFrom));
+        if (v < view.text.length) p = Math.min(p, view.starts[v]!);
+      }
       return p;
     },
     find(text) {
       if (textual.length === 0) return [];
-      if (textual.length === 1) {
-        // One profile: the detector's findings are already sorted and disjoint.
-        const c = textual[0]!;
-        const out: Finding[] = [];
-        for (const d of c.detector.detect(text)) {
-          if (c.entities && !c.entities.has(d.type)) continue;
-          out.push({ type: d.type, start: d.start, end: d.end, score: d.score, operator: c.profile.operator, keepLast: c.profile.keepLast, hashKey: c.profile.hashKey });
-        }
-        return out;
-      }
-      const byType = new Map<string, Finding>();
-      const all: Finding[] = [];
-      for (const c of textual) {
-        for (const d of c.detector.detect(text)) {
-          if (c.entities && !c.entities.has(d.type)) continue;
-          const finding: Finding = { ...d, operator: c.profile.operator, keepLast: c.profile.keepLast, hashKey: c.profile.hashKey };
-          const key = `${d.start}:${d.end}`;
-          const prior = byType.get(key);
-          if (prior && strength[prior.operator] >= strength[finding.operator]) continue;
-          byType.set(key, finding);
-        }
-      }
-      for (const f of byType.values()) all.push(f);
-      if (all.length <= 1) return all;
-      all.sort((a, b) => a.start - b.start || b.end - a.end);
-      const out: Finding[] = [];
-      for (const f of all) {
-        const last = out[out.length - 1];
-        if (last && f.start < last.end) {
-          // Overlap across profiles: cover the union with the stronger operator.
-          out[out.length - 1] = { ...(strength[f.operator] > strength[last.operator] ? f : last), start: last.start, end: Math.max(last.end, f.end) };
-          continue;
-        }
-        out.push(f);
-      }
-      return out;
+      const own = findIn(text);
+      const view = disguiseView(text);
+      if (!view) return own;
+      // What the view finds, in the text's own offsets, joined with what the text shows.
+      const seen = findIn(view.text);
+      if (seen.length === 0) return own;
+      return mergeFindings([...own, ...seen.map((f) => ({ ...f, start: view.starts[f.start]!, end: view.ends[f.end - 1]! }))]);
     },
   };
+
+  function findIn(text: string): Finding[] {
+    if (textual.length === 1) {
+      // One profile: the detector's findings are already sorted and disjoint.
+      const c = textual[0]!;
+      const out: Finding[] = [];
+      for (const d of c.detector.detect(text)) {
+        if (c.entities && !c.entities.has(d.type)) continue;
+        out.push({ type: d.type, start: d.start, end: d.end, score: d.score, operator: c.profile.operator, keepLast: c.profile.keepLast, hashKey: c.profile.hashKey });
+      }
+      return out;
+    }
+    const byType = new Map<string, Finding>();
+    const all: Finding[] = [];
+    for (const c of textual) {
+      for (const d of c.detector.detect(text)) {
+        if (c.entities && !c.entities.has(d.type)) continue;
+        const finding: Finding = { ...d, operator: c.profile.operator, keepLast: c.profile.keepLast, hashKey: c.profile.hashKey };
+        const key = `${d.start}:${d.end}`;
+        const prior = byType.get(key);
+        if (prior && strength[prior.operator] >= strength[finding.operator]) continue;
+        byType.set(key, finding);
+      }
+    }
+    for (const f of byType.values()) all.push(f);
+    return mergeFindings(all);
+  }
+}
+
+/** Findings sorted, overlaps joined: each union covered by the stronger operator. */
+function mergeFindings(all: Finding[]): Finding[] {
+  if (all.length <= 1) return all;
+  all.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: Finding[] = [];
+  for (const f of all) {
+    const last = out[out.length - 1];
+    if (last && f.start < last.end) {
+      out[out.length - 1] = { ...(strength[f.operator] > strength[last.operator] ? f : last), start: last.start, end: Math.max(last.end, f.end) };
+      continue;
+    }
+    out.push(f);
+  }
+  return out;
 }

@@ -13,13 +13,20 @@
 //   `.done`; function-call and MCP-call argument deltas held until
 //   `response.function_call_arguments.done` / `.mcp_call_arguments.done`. Other events
 //   (and every other string in any event) are masked whole.
+// - Anthropic Messages API: `content_block_delta` text (`text_delta`, `thinking_delta`)
+//   per block index, released in its `content_block_stop`; `input_json_delta` held until
+//   then and sent whole, masked as JSON, in one delta before the stop.
+// - Gemini chunks (`candidates[].content.parts[].text`) per candidate, released in the
+//   chunk with the candidate's `finishReason`.
+// - Cohere v2 chat: `content-delta` text per index (released at `content-end`), the
+//   tool plan, and `tool-call-delta` arguments held until `tool-call-end`.
 // - data that is not JSON is masked as one running text across events (same
 //   hold-back); events of other JSON shapes have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
 // `maxEventBytes` fails the stream (the caller turns that into an error, not raw data).
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
+import { applyFindings, totalCount, type EntityCounts } from './operators.js';
 import { maskJsonText, maskJsonValue } from './json-masker.js';
 import { StreamTextMasker } from './stream-masker.js';
 
@@ -60,13 +67,13 @@ export class SseMasker {
     this.#counts = options.counts;
     this.#maxEventBytes = options.maxEventBytes ?? 1024 * 1024;
     this.#onText = options.onText;
-    this.#countsAtStart = total(options.counts);
+    this.#countsAtStart = totalCount(options.counts);
     this.#holdsLogprobs = options.plan.profiles.length > 0;
   }
 
   /** Whether a value was masked in this answer so far. */
   #masked(): boolean {
-    return total(this.#counts) > this.#countsAtStart;
+    return totalCount(this.#counts) > this.#countsAtStart;
   }
 
   /** Raw upstream bytes in; masked, complete events out. */
@@ -118,7 +125,8 @@ export class SseMasker {
     };
     for (const [key, masker] of this.#text) {
       const [kind, index, rest] = key.split(':');
-      if (rest !== undefined || index === undefined) continue; // a responses-API stream, or plain text
+      // a responses-API stream, an Anthropic block or Gemini candidate, or plain text
+      if (rest !== undefined || index === undefined || kind!.startsWith('anthropic') || kind!.startsWith('gemini') || kind!.startsWith('cohere')) continue;
       const tail = masker.end();
       this.#text.delete(key);
       if (tail === '') continue;
@@ -254,11 +262,152 @@ export class SseMasker {
       if (held === '') return [done];
       return [{ type: `response.${args.family}.delta`, sequence_number: event['sequence_number'], item_id: event['item_id'], output_index: event['output_index'], delta: maskJsonText(held, this.#plan, this.#counts) }, done];
     }
+    if (type === 'content_block_start' || type === 'content_block_delta' || type === 'content_block_stop') return this.#anthropicBlock(event);
+    if (typeof type === 'string' && cohereEvents.has(type)) return this.#cohere(event, type);
+    if (Array.isArray(event['candidates'])) return [this.#geminiChunk(event)];
     const choices = event['choices'];
     if (!Array.isArray(choices)) return [this.#logprobsUnlessMasked(this.#rest(event, []))];
     const masked = { ...this.#rest(event, ['choices']), choices: choices.map((c) => (isRecord(c) ? this.#choice(c) : c)) };
     this.#lastChunk = omit(masked, ['choices', 'usage']);
     return [masked];
+  }
+
+  /**
+   * Anthropic Messages API: a content block's `text_delta` / `thinking_delta` text streams
+   * through a masker per block; its `input_json_delta` pieces (a tool call's input) are
+   * held. At the block's `content_block_stop`, what is held goes out first, masked, as
+   * one more delta of its kind.
+   */
+  #anthropicBlock(event: Json): unknown[] {
+    const index = event['index'];
+    const delta = event['delta'];
+    const block = event['content_block'];
+    if (event['type'] === 'content_block_start') {
+      // A block may start with text already (`text` or `thinking`): the first piece of its stream.
+      if (!isRecord(block)) return [this.#rest(event, [])];
+      const field = block['type'] === 'text' ? 'text' : block['type'] === 'thinking' ? 'thinking' : undefined;
+      const piece = field === undefined ? undefined : block[field];
+      if (field === undefined || typeof piece !== 'string' || piece === '') return [this.#rest(event, [])];
+      if (field === 'text') this.#onText?.(piece);
+      const start = { ...(maskJsonValue(omit(block, [field]), this.#plan, this.#counts) as Json), [field]: this.#masker(`anthropic-${field}:${index}`).push(piece) };
+      return [{ ...this.#rest(event, ['content_block']), content_block: start }];
+    }
+    if (event['type'] === 'content_block_delta' && isRecord(delta)) {
+      const kind = delta['type'];
+      const field = kind === 'text_delta' ? 'text' : kind === 'thinking_delta' ? 'thinking' : kind === 'input_json_delta' ? 'partial_json' : undefined;
+      const piece = field === undefined ? undefined : delta[field];
+      if (field !== undefined && typeof piece === 'string') {
+        const rest = this.#rest(event, ['delta']);
+        const others = maskJsonValue(omit(delta, [field]), this.#plan, this.#counts) as Json;
+        if (field === 'partial_json') {
+          this.#onText?.(piece);
+          const key = `anthropic:${index}`;
+          this.#args.set(key, (this.#args.get(key) ?? '') + piece);
+          return [{ ...rest, delta: { ...others, partial_json: '' } }];
+        }
+        if (field === 'text') this.#onText?.(piece);
+        return [{ ...rest, delta: { ...others, [field]: this.#masker(`anthropic-${field}:${index}`).push(piece) } }];
+      }
+      return [this.#rest(event, [])];
+    }
+    const out: unknown[] = [];
+    for (const field of ['text', 'thinking'] as const) {
+      const key = `anthropic-${field}:${index}`;
+      const tail = this.#text.get(key)?.end() ?? '';
+      this.#text.delete(key);
+      if (tail !== '') out.push({ type: 'content_block_delta', index, delta: { type: `${field}_delta`, [field]: tail } });
+    }
+    const held = this.#args.get(`anthropic:${index}`);
+    this.#args.delete(`anthropic:${index}`);
+    if (held !== undefined && held !== '') out.push({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: maskJsonText(held, this.#plan, this.#counts) } });
+    out.push(this.#rest(event, []));
+    return out;
+  }
+
+  /**
+   * Cohere v2 chat: `content-delta` text (`delta.message.content.text`) per `index`,
+   * released in its `content-end`; `tool-plan-delta` text (`delta.message.tool_plan`)
+   * released at `tool-call-start` or `message-end`; `tool-call-delta` arguments
+   * (`delta.message.tool_calls.function.arguments`) held until `tool-call-end`. What is
+   * held goes out, masked, as one more delta of its kind just before the closing event.
+   */
+  #cohere(event: Json, type: string): unknown[] {
+    const index = event['index'];
+    const message = isRecord(event['delta']) && isRecord(event['delta']['message']) ? event['delta']['message'] : undefined;
+    if (type === 'content-delta' && message && isRecord(message['content']) && typeof message['content']['text'] === 'string') {
+      const text = message['content']['text'];
+      this.#onText?.(text);
+      const content = { ...(maskJsonValue(omit(message['content'], ['text']), this.#plan, this.#counts) as Json), text: this.#masker(`cohere-text:${index}`).push(text) };
+      return [{ ...this.#rest(event, ['delta']), delta: { message: { ...(maskJsonValue(omit(message, ['content']), this.#plan, this.#counts) as Json), content } } }];
+    }
+    if (type === 'tool-plan-delta' && message && typeof message['tool_plan'] === 'string') {
+      this.#onText?.(message['tool_plan']);
+      return [{ ...this.#rest(event, ['delta']), delta: { message: { ...(maskJsonValue(omit(message, ['tool_plan']), this.#plan, this.#counts) as Json), tool_plan: this.#masker('cohere-plan').push(message['tool_plan']) } } }];
+    }
+    const calls = message?.['tool_calls'];
+    const fn = isRecord(calls) && isRecord(calls['function']) ? calls['function'] : undefined;
+    if (type === 'tool-call-delta' && isRecord(calls) && fn && typeof fn['arguments'] === 'string') {
+      this.#onText?.(fn['arguments']);
+      const key = `cohere-args:${index}`;
+      this.#args.set(key, (this.#args.get(key) ?? '') + fn['arguments']);
+      return [{ ...this.#rest(event, ['delta']), delta: { message: { tool_calls: { ...(maskJsonValue(omit(calls, ['function']), this.#plan, this.#counts) as Json), function: { ...(maskJsonValue(omit(fn, ['arguments']), this.#plan, this.#counts) as Json), arguments: '' } } } } }];
+    }
+    const out: unknown[] = [];
+    if (type === 'content-end') {
+      const tail = this.#text.get(`cohere-text:${index}`)?.end() ?? '';
+      this.#text.delete(`cohere-text:${index}`);
+      if (tail !== '') out.push({ type: 'content-delta', index, delta: { message: { content: { text: tail } } } });
+    }
+    if (type === 'tool-call-start' || type === 'message-end') {
+      const plan = this.#text.get('cohere-plan')?.end() ?? '';
+      this.#text.delete('cohere-plan');
+      if (plan !== '') out.push({ type: 'tool-plan-delta', delta: { message: { tool_plan: plan } } });
+    }
+    if (type === 'tool-call-end') {
+      const held = this.#args.get(`cohere-args:${index}`);
+      this.#args.delete(`cohere-args:${index}`);
+      if (held !== undefined && held !== '') out.push({ type: 'tool-call-delta', index, delta: { message: { tool_calls: { function: { arguments: maskJsonText(held, this.#plan, this.#counts) } } } } });
+    }
+    out.push(this.#rest(event, []));
+    return out;
+  }
+
+  /**
+   * Google Gemini (`streamGenerateContent?alt=sse`): each candidate's text parts (and its
+   * thought parts apart) stream through a masker per candidate; held text goes out in
+   * the chunk that carries the candidate's `finishReason`, as one more text part.
+   */
+  #geminiChunk(event: Json): Json {
+    const candidates = (event['candidates'] as unknown[]).map((c, position) => {
+      if (!isRecord(c)) return maskJsonValue(c, this.#plan, this.#counts);
+      const index = typeof c['index'] === 'number' ? c['index'] : position;
+      const finished = typeof c['finishReason'] === 'string';
+      const out = this.#rest(c, ['content']);
+      const content = c['content'];
+      if (!isRecord(content) && !finished) return out;
+      const parts: unknown[] = [];
+      const rawParts = isRecord(content) && Array.isArray(content['parts']) ? content['parts'] : [];
+      for (const part of rawParts) {
+        if (!isRecord(part) || typeof part['text'] !== 'string') {
+          parts.push(maskJsonValue(part, this.#plan, this.#counts));
+          continue;
+        }
+        const thought = part['thought'] === true;
+        if (!thought) this.#onText?.(part['text']);
+        parts.push({ ...this.#rest(part, ['text']), text: this.#masker(`gemini${thought ? '-thought' : ''}:${index}`).push(part['text']) });
+      }
+      if (finished) {
+        for (const thought of [true, false]) {
+          const key = `gemini${thought ? '-thought' : ''}:${index}`;
+          const tail = this.#text.get(key)?.end() ?? '';
+          this.#text.delete(key);
+          if (tail !== '') parts.push(thought ? { text: tail, thought: true } : { text: tail });
+        }
+      }
+      out['content'] = { ...(isRecord(content) ? this.#rest(content, ['parts']) : { role: 'model' }), parts };
+      return out;
+    });
+    return { ...this.#rest(event, ['candidates']), candidates };
   }
 
   #choice(choice: Json): Json {
@@ -363,6 +512,9 @@ export class SseMasker {
   }
 }
 
+/** Cohere v2 chat stream events whose text or arguments stream, or that close one. */
+const cohereEvents: ReadonlySet<string> = new Set(['content-delta', 'content-end', 'tool-plan-delta', 'tool-call-start', 'tool-call-delta', 'tool-call-end', 'message-end']);
+
 /** Chat delta fields whose text streams through a StreamTextMasker per choice. */
 const streamedDeltaFields = ['content', 'refusal', 'reasoning_content', 'reasoning'] as const;
 
@@ -407,16 +559,10 @@ const responsesArgumentStreams: ReadonlyMap<string, { readonly family: string; r
 );
 
 /** `data:` lines carrying `text` (a newline inside it becomes a new data line). */
-/** A chat completions chunk (`choices`), or a responses event whose text or arguments stream. */
+/** A chat completions chunk (`choices`), a responses event whose text or arguments stream, an Anthropic content block's delta or stop, or a Gemini chunk (`candidates`). */
 function isOpenaiStreamEvent(event: Json): boolean {
   const type = event['type'];
-  return Array.isArray(event['choices']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type)));
-}
-
-function total(counts: EntityCounts): number {
-  let sum = 0;
-  for (const n of Object.values(counts)) sum += n ?? 0;
-  return sum;
+  return Array.isArray(event['choices']) || Array.isArray(event['candidates']) || (typeof type === 'string' && (responsesTextStreams.has(type) || responsesArgumentStreams.has(type) || type === 'content_block_start' || type === 'content_block_delta' || type === 'content_block_stop' || cohereEvents.has(type)));
 }
 
 /** A choice's held logprobs as one: arrays (`content`, `tokens` …) joined, other fields the last seen. */
@@ -447,14 +593,14 @@ function dataLines(text: string): string {
   return text.split('\n').map((line) => `data: ${line}`).join('\n');
 }
 
-function omit(value: Json, keys: readonly string[]): Json {
+export function omit(value: Json, keys: readonly string[]): Json {
   if (keys.length === 0) return value;
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) if (!keys.includes(k)) out[k] = v;
   return out;
 }
 
-function isRecord(value: unknown): value is Json {
+export function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

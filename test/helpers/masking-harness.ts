@@ -20,6 +20,8 @@ export interface HarnessOptions {
   readonly maxBufferBytes?: number;
   /** Replaces the planner built from `profiles` (to force masker errors). */
   readonly planner?: MaskPlanner;
+  /** The connection's type (default `openai`). */
+  readonly connectionType?: HttpConnection['type'];
 }
 
 export interface Harness {
@@ -47,7 +49,7 @@ export async function startMaskingHarness(options: HarnessOptions): Promise<Harn
   const upstreamUrl = await listen(upstream);
   const connection: HttpConnection = {
     name: 'c',
-    type: 'openai',
+    type: options.connectionType ?? 'openai',
     basePath: '/v1',
     maxRequestBody: 1024 * 1024,
     maxResponseBody: options.maxResponseBody ?? 64 * 1024 * 1024,

@@ -3,9 +3,11 @@
 // caller's credentials and the gateway's own control headers never travel upstream.
 // The caller's address is appended to X-Forwarded-For, as a reverse proxy does: what a
 // caller sent in that header is kept before it, so a target trusting only the last
-// entry (the gateway's) cannot be given a made-up address.
+// entry (the gateway's) cannot be given a made-up address. When the answer is masked,
+// its headers are masked too (maskResponseHeaders).
 
-import type { IncomingHttpHeaders } from 'node:http';
+import { validateHeaderValue, type IncomingHttpHeaders } from 'node:http';
+import { applyFindings, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 
 const hopByHop = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 const callerOnly = new Set(['authorization', 'host', 'content-length', 'expect', 'cookie']);
@@ -68,4 +70,41 @@ export function bearerToken(authorization: string | undefined): string | undefin
   if (space < 0 || authorization.slice(0, space).toLowerCase() !== 'bearer') return undefined;
   const token = authorization.slice(space + 1).trim();
   return token === '' ? undefined : token;
+}
+
+/**
+ * The target's answer headers with every value masked by the answer's plan: a header
+ * carries values as a body does (`Location: /u?email=ann@example.com`, `X-User-Email`,
+ * a cookie's value). A value masked into something a header cannot carry is dropped.
+ * The same object when nothing was found.
+ */
+export function maskResponseHeaders<T extends Readonly<Record<string, string | string[] | undefined>>>(headers: T, plan: MaskPlan, counts: EntityCounts): T | Record<string, string | string[] | undefined> {
+  let out: Record<string, string | string[] | undefined> | undefined;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const masked = Array.isArray(value) ? maskValues(value, plan, counts) : maskValue(value, plan, counts);
+    if (masked === value) continue;
+    out ??= { ...headers };
+    if (masked === undefined || (Array.isArray(masked) && masked.length === 0)) delete out[name];
+    else out[name] = masked;
+  }
+  return out ?? headers;
+}
+
+function maskValues(values: string[], plan: MaskPlan, counts: EntityCounts): string[] {
+  const masked = values.map((v) => maskValue(v, plan, counts));
+  return masked.every((m, i) => m === values[i]) ? values : masked.filter((m): m is string => m !== undefined);
+}
+
+function maskValue(value: string, plan: MaskPlan, counts: EntityCounts): string | undefined {
+  const findings = plan.find(value);
+  if (findings.length === 0) return value;
+  const masked = applyFindings(value, findings, counts);
+  try {
+    validateHeaderValue('x', masked);
+    return masked;
+  } catch {
+    return undefined;
+  }
 }

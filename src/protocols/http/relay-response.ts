@@ -17,7 +17,7 @@ import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
 import { BodyCapture, isOpaque, isTextual } from './body-capture.js';
-import { downstreamResponseHeaders } from './headers.js';
+import { downstreamResponseHeaders, maskResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
@@ -79,6 +79,10 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const record = options.record ?? true;
   const contentType = headerValue(upstreamHeaders['content-type']);
   const isSse = contentType !== undefined && sseType.test(contentType);
+  // Ollama streams NDJSON: masked line by line as it streams (a declared non-UTF-8 charset is held whole instead).
+  const isNdjson = !isSse && contentType !== undefined && ndjsonType.test(contentType) && answerCharset(contentType) === undefined;
+  // Bedrock's streams: binary frames around the model's JSON, masked frame by frame (as bytes, they passed raw).
+  const isAwsEventStream = contentType !== undefined && awsEventStreamType.test(contentType);
   const textual = isTextual(contentType);
   const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
   // Without a recording the body is kept only to read a JSON answer's usage from it.
@@ -93,9 +97,11 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // JSONL file of model answers: with masking it is held and masked if it is UTF-8.
   const opaque = !isSse && options.maskPlan !== undefined && isOpaque(contentType);
   const filter: ResponseFilter | undefined =
-    filterWanted && (isSse || textual || opaque)
+    filterWanted && (isSse || textual || opaque || isAwsEventStream)
       ? chooseResponseFilter({
           isSse,
+          isNdjson,
+          isAwsEventStream,
           isEmbeddings: options.isEmbeddings ?? false,
           plan: options.maskPlan,
           guard: options.responseGuard,
@@ -104,10 +110,13 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           maxGuardTextBytes: options.maxRecordedBody,
           charset: isSse ? undefined : answerCharset(contentType),
           opaque,
+          mayBeStream: opaque || contentType === undefined || contentType.trim() === '' || jsonType.test(contentType),
         })
       : undefined;
 
-  const headers = downstreamResponseHeaders(upstreamHeaders);
+  // Headers carry values as the body does: masked with the same plan, for the client and the record.
+  const shownHeaders = options.maskPlan ? maskResponseHeaders(upstreamHeaders, options.maskPlan, counts) : upstreamHeaders;
+  const headers = downstreamResponseHeaders(shownHeaders);
   headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
   // A buffered answer in another charset is decoded from it and written in UTF-8.
@@ -216,7 +225,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     bytesOut,
     ttfbMs: options.ttfbMs,
     durationMs: options.elapsedMs(),
-    responseHeaders: record ? recordableHeaders(upstreamHeaders) : undefined,
+    responseHeaders: record ? recordableHeaders(shownHeaders) : undefined,
     responseBody: record ? capture?.text() : undefined,
     responseTruncated: record ? (capture?.truncated ?? false) : false,
     responseText: answer?.text,
@@ -245,6 +254,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 }
 
 const sseType = /^text\/event-stream/i;
+const ndjsonType = /^application\/(?:x-)?ndjson\s*(?:;|$)/i;
+const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+const awsEventStreamType = /^application\/vnd\.amazon\.eventstream\s*(?:;|$)/i;
 const noCounts: EntityCounts = Object.freeze({});
 
 function contentLengthOf(headers: Record<string, string | string[]>): number {

@@ -4,16 +4,20 @@
 // error can still be a proper error answer). The relay applies at most one of each
 // kind, chosen here:
 //   SSE answer + masking and/or a response guard  → streaming SseMasker
+//   NDJSON answer (Ollama) + masking and/or guard  → streaming NdjsonMasker, line by line
+//   AWS event stream (Bedrock) + masking and/or guard → streaming EventStreamMasker, frame by frame
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
 //   JSON answer + a response guard                → buffered, text checked first
 //   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
 //                                                   end; from its first binary byte passed
 //   (a held answer in a declared non-UTF-8 charset is decoded with it, sent as UTF-8)
+// A held answer that is an event stream or JSON Lines under another label (none,
+// `application/json`, octet-stream …) is masked as one (maskHeldText).
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
 
 import { GatehouseError } from '../../errors/index.js';
-import { maskJsonText, SseMasker, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { EventStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { summarizeJsonAnswer } from './openai-response.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
@@ -28,6 +32,10 @@ export interface ResponseFilter {
 
 export interface FilterChoice {
   readonly isSse: boolean;
+  /** A newline-delimited JSON answer (`application/x-ndjson`) in UTF-8. */
+  readonly isNdjson?: boolean | undefined;
+  /** An AWS event stream (`application/vnd.amazon.eventstream`, Bedrock's streams). */
+  readonly isAwsEventStream?: boolean | undefined;
   readonly isEmbeddings: boolean;
   readonly plan: MaskPlan | undefined;
   readonly guard: ResponseGuard | undefined;
@@ -40,6 +48,8 @@ export interface FilterChoice {
   readonly charset?: string | undefined;
   /** The Content-Type says neither text nor media: the body is masked as text if it is UTF-8, else passed as it came. */
   readonly opaque?: boolean | undefined;
+  /** The label may hide a stream (none, JSON, opaque): a held body that reads as an event stream or JSON Lines is masked as one. */
+  readonly mayBeStream?: boolean | undefined;
 }
 
 /**
@@ -71,14 +81,14 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
   }
   if (!plan && !guard) return undefined;
-  if (choice.isSse) return sseFilter(plan ?? noMasking, guard, choice);
+  if (choice.isSse || choice.isNdjson || choice.isAwsEventStream) return streamFilter(plan ?? noMasking, guard, choice);
   if (choice.opaque) {
     if (!plan) return undefined;
-    return opaqueFilter(choice.maxBufferBytes, (body) => maskJsonText(body, plan, choice.counts));
+    return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts, true));
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
     if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
-    return plan ? maskJsonAnswer(body, plan, choice.counts) : body;
+    return plan ? maskJsonAnswer(body, plan, choice.counts, choice.mayBeStream ?? false) : body;
   });
 }
 
@@ -87,10 +97,10 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
  * the text token by token (`jane`, `.roe`, `@example` …), pieces no detector finds.
  * Then the body is written anew (numbers as JavaScript writes them).
  */
-function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): string {
-  const before = total(counts);
-  const masked = maskJsonText(body, plan, counts);
-  if (total(counts) === before || !masked.includes('"logprobs"')) return masked;
+function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts, mayBeStream: boolean): string {
+  const before = totalCount(counts);
+  const masked = maskHeldText(body, plan, counts, mayBeStream);
+  if (totalCount(counts) === before || !masked.includes('"logprobs"')) return masked;
   try {
     return JSON.stringify(withoutLogprobs(JSON.parse(masked)));
   } catch {
@@ -98,27 +108,40 @@ function maskJsonAnswer(body: string, plan: MaskPlan, counts: EntityCounts): str
   }
 }
 
-function total(counts: EntityCounts): number {
-  let sum = 0;
-  for (const n of Object.values(counts)) sum += n ?? 0;
-  return sum;
+/**
+ * A held answer masked as JSON (or JSON Lines, or text) — or, when its label may hide a
+ * stream (none, `application/json`, octet-stream …) and it reads as an event stream or
+ * NDJSON, as one: masked as text, a value split across two events went out in pieces.
+ * (A YAML answer that starts with `id:` is not an event stream: its label says so.)
+ */
+function maskHeldText(body: string, plan: MaskPlan, counts: EntityCounts, mayBeStream: boolean): string {
+  const masker = !mayBeStream ? undefined : eventStreamStart.test(body) ? new SseMasker({ plan, counts }) : jsonLinesStart.test(body) ? new NdjsonMasker({ plan, counts, maxLineBytes: body.length }) : undefined;
+  if (!masker) return maskJsonText(body, plan, counts);
+  return masker.push(Buffer.from(body, 'utf8')) + masker.end();
 }
+
+/** The first line of an event stream: a `data:`, `event:`, `id:` or `retry:` field, or a `:` comment. */
+const eventStreamStart = /^\ufeff?(?:[\r\n]*)(?:data|event|id|retry)?:/;
+/** Two JSON objects on the first two lines (one document cannot be that): JSON Lines, e.g. an Ollama stream under another label. */
+const jsonLinesStart = /^\s*\{[^\n]*\}[ \t\r]*\n\s*\{/;
 
 function embeddingsBody(body: string, rule: EmbeddingsRule): string {
   return transformEmbeddings(body, rule);
 }
 
-function sseFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: FilterChoice): ResponseFilter {
+/** An event stream, an NDJSON answer or an AWS event stream: masked as it streams, checked by the guard after each chunk. */
+function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: FilterChoice): ResponseFilter {
   let text = '';
-  const masker = new SseMasker({
+  const options = {
     plan,
     counts: choice.counts,
     onText: guard
-      ? (piece) => {
+      ? (piece: string) => {
           if (text.length < choice.maxGuardTextBytes) text += piece.slice(0, choice.maxGuardTextBytes - text.length);
         }
       : undefined,
-  });
+  };
+  const masker = choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options);
   return {
     buffered: false,
     push(chunk) {

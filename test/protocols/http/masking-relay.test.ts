@@ -57,6 +57,40 @@ describe('data plane masking', () => {
     assert.equal(await res.text(), '{"id": 1234567890123456789, "price": 1.10, "note": "mail [EMAIL]",\n  "tags": ["a\\u00e9"]}');
   });
 
+  test('a member name holding a value is masked too, and the names stay unique: the answer is still valid JSON', async () => {
+    const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"by_customer": {"ann@example.com": {"orders": 3}, "bob@example.org": {"orders": 1}, "[EMAIL]": {"orders": 0}}, "total": 4}');
+    });
+    const res = await fetch(`${h.url}/reports/orders`);
+    const text = await res.text();
+    assert.ok(!text.includes('ann@') && !text.includes('bob@'), text);
+    assert.deepEqual(JSON.parse(text), { by_customer: { '[EMAIL]#2': { orders: 3 }, '[EMAIL]#3': { orders: 1 }, '[EMAIL]': { orders: 0 } }, total: 4 });
+    assert.deepEqual(h.outcomes[0]!.maskCounts, { EMAIL: 2 });
+  });
+
+  test('hash: one value written different ways gets one hash (e-mail case, phone formats, card separators), another value another', async () => {
+    const hashed: MaskProfile = { name: 'hashed', operator: 'hash', hashKey: 'k-0123456789abcdef', keepLast: 4, applyTo: 'response' };
+    const h = await start({ profiles: [hashed], connectionMasking: ['hashed'] });
+    const same = [
+      ['Ann@Example.com', 'ann@example.com', 'ANN%40example.com'],
+      ['+1 415-555-0100', '(415) 555-0100', '415.555.0100', '1-415-555-0100'],
+      ['+44 (0)20 7946 0958', '0044 20 7946 0958'],
+      ['4111 1111 1111 1111', '4111-1111-1111-1111', '4111111111111111'],
+    ];
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ groups: same.map((g) => g.map((v) => `see ${v}`)), other: 'see bob@example.com' }));
+    });
+    const body = (await (await fetch(`${h.url}/people`)).json()) as { groups: string[][]; other: string };
+    for (const [i, group] of body.groups.entries()) {
+      for (const v of group) assert.match(v, /^see \[(EMAIL|PHONE|CREDIT_CARD):[0-9a-f]{12}\]$/);
+      assert.equal(new Set(group).size, 1, `${same[i]!.join(' / ')} hash alike: ${group.join(' ')}`);
+    }
+    assert.notEqual(body.other, body.groups[0]![0]);
+  });
+
   test('obligations.mask adds profiles to the connection defaults (union)', async () => {
     const h = await start({ profiles: [pii, cards], connectionMasking: ['cards'], obligations: { mask: ['pii'] } });
     h.upstream((_req, _body, res) => {

@@ -1,0 +1,161 @@
+// Masks a newline-delimited JSON answer (`application/x-ndjson`, Ollama's native
+// streaming: `/api/chat`, `/api/generate`) line by line, as lines arrive:
+// - the streamed text of an Ollama line (`message.content`, `message.thinking` of a chat
+//   line; `response`, `thinking` of a generate line) goes through one StreamTextMasker
+//   per field, so a value split across lines at any offset is masked whole; what is held
+//   is released in the line that says `"done": true` (or, if the answer ends without
+//   one, in one more line shaped like the last);
+// - every other string of such a line, and every line of another JSON shape, is masked
+//   whole (a JSON string cannot span lines, so a line is a complete document);
+// - a line that is not JSON is masked as text.
+// A line longer than `maxLineBytes` fails the stream (the caller turns that into an
+// error, never raw data).
+
+import type { MaskPlan } from './plan.js';
+import { applyFindings, totalCount, type EntityCounts } from './operators.js';
+import { isRecord } from './sse-masker.js';
+import { maskJsonText, maskJsonValue } from './json-masker.js';
+import { StreamTextMasker } from './stream-masker.js';
+
+type Json = Record<string, unknown>;
+
+export interface NdjsonMaskerOptions {
+  readonly plan: MaskPlan;
+  readonly counts: EntityCounts;
+  readonly maxLineBytes?: number;
+  /** Called with each piece of raw answer text as it is read (for response guards). */
+  readonly onText?: (text: string) => void;
+}
+
+/** Streamed text fields of an Ollama line: `[object holding it (undefined: the line), field]`. */
+const streamedFields: readonly (readonly [string | undefined, string])[] = [
+  ['message', 'content'],
+  ['message', 'thinking'],
+  [undefined, 'response'],
+  [undefined, 'thinking'],
+];
+
+export class NdjsonMasker {
+  readonly #plan: MaskPlan;
+  readonly #counts: EntityCounts;
+  readonly #maxLineBytes: number;
+  readonly #onText: ((text: string) => void) | undefined;
+  readonly #decoder = new TextDecoder();
+  readonly #text = new Map<string, StreamTextMasker>();
+  #pending = '';
+  /** The last streamed line as written (its text fields emptied), for a tail line this masker adds. */
+  #lastLine: Json | undefined;
+
+  constructor(options: NdjsonMaskerOptions) {
+    this.#plan = options.plan;
+    this.#counts = options.counts;
+    this.#maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
+    this.#onText = options.onText;
+  }
+
+  /** Raw upstream bytes in; masked, complete lines out. */
+  push(chunk: Uint8Array): string {
+    this.#pending += this.#decoder.decode(chunk, { stream: true });
+    let out = '';
+    for (;;) {
+      const end = this.#pending.indexOf('\n');
+      if (end < 0) break;
+      if (end > this.#maxLineBytes) throw new Error(`an NDJSON line exceeds ${this.#maxLineBytes} bytes`);
+      out += this.#line(this.#pending.slice(0, end)) + '\n';
+      this.#pending = this.#pending.slice(end + 1);
+    }
+    if (this.#pending.length > this.#maxLineBytes) throw new Error(`an NDJSON line exceeds ${this.#maxLineBytes} bytes`);
+    return out;
+  }
+
+  /** End of the upstream body: the last (unterminated) line, then anything held. */
+  end(): string {
+    this.#pending += this.#decoder.decode();
+    let out = this.#pending === '' ? '' : this.#line(this.#pending);
+    this.#pending = '';
+    if (this.#text.size > 0) {
+      // Ended without `"done": true`: what is held goes out in one more line like the last.
+      const before = totalCount(this.#counts);
+      const tail = this.#streamed(this.#lastLine ?? {}, true);
+      if (tail !== undefined && (totalCount(this.#counts) > before || streamedFields.some(([h, f]) => streamedValue(tail, h, f)))) out += `${out === '' ? '' : '\n'}${JSON.stringify(tail)}\n`;
+    }
+    return out;
+  }
+
+  #line(raw: string): string {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.trim() === '') return line;
+    let json: unknown;
+    try {
+      json = JSON.parse(line);
+    } catch {
+      this.#onText?.(line);
+      return applyFindings(line, this.#plan.find(line), this.#counts);
+    }
+    const streamed = isRecord(json) ? this.#streamed(json, json['done'] === true) : undefined;
+    return streamed === undefined ? maskJsonText(line, this.#plan, this.#counts) : JSON.stringify(streamed);
+  }
+
+  /**
+   * The line with its streamed text fields through their maskers (ended when `done`) and
+   * every other value masked whole; undefined when it has no streamed field (and none is held).
+   */
+  #streamed(line: Json, done: boolean): Json | undefined {
+    let any = false;
+    const out = { ...line };
+    for (const [holder, field] of streamedFields) {
+      const key = `${holder ?? ''}.${field}`;
+      const value = streamedValue(line, holder, field);
+      if (typeof value !== 'string' && !(done && this.#text.has(key))) continue;
+      any = true;
+      const piece = typeof value === 'string' ? value : '';
+      if (piece !== '' && field !== 'thinking') this.#onText?.(piece);
+      let masker = this.#text.get(key);
+      if (!masker) this.#text.set(key, (masker = new StreamTextMasker(this.#plan, this.#counts)));
+      let released = masker.push(piece);
+      if (done) {
+        released += masker.end();
+        this.#text.delete(key);
+      }
+      if (holder === undefined) out[field] = released;
+      else out[holder] = { ...(isRecord(out[holder]) ? (out[holder] as Json) : {}), [field]: released };
+    }
+    if (!any) return undefined;
+    // Every other value of the line is masked whole.
+    for (const [k, v] of Object.entries(line)) {
+      if (streamedFields.some(([holder, field]) => holder === undefined && field === k && typeof v === 'string')) continue;
+      if (isRecord(v) && k === 'message') {
+        const rest = maskJsonValue(omitStrings(v, ['content', 'thinking']), this.#plan, this.#counts) as Json;
+        out[k] = { ...rest, ...pick(out[k] as Json, ['content', 'thinking']) };
+      } else out[k] = maskJsonValue(v, this.#plan, this.#counts);
+    }
+    this.#lastLine = { ...out, done: false };
+    for (const [holder, field] of streamedFields) {
+      const owner = holder === undefined ? this.#lastLine : this.#lastLine[holder];
+      if (isRecord(owner) && typeof owner[field] === 'string') {
+        if (holder === undefined) this.#lastLine[field] = '';
+        else this.#lastLine[holder] = { ...owner, [field]: '' };
+      }
+    }
+    return out;
+  }
+}
+
+/** The string at `holder.field` (or the line's own `field`), if there is one. */
+function streamedValue(line: Json, holder: string | undefined, field: string): string | undefined {
+  const owner = holder === undefined ? line : line[holder];
+  const value = isRecord(owner) ? owner[field] : undefined;
+  return typeof value === 'string' ? value : undefined;
+}
+
+function omitStrings(value: Json, keys: readonly string[]): Json {
+  const out: Json = {};
+  for (const [k, v] of Object.entries(value)) if (!(keys.includes(k) && typeof v === 'string')) out[k] = v;
+  return out;
+}
+
+function pick(value: Json, keys: readonly string[]): Json {
+  const out: Json = {};
+  for (const k of keys) if (typeof value[k] === 'string') out[k] = value[k];
+  return out;
+}

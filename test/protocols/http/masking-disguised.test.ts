@@ -1,0 +1,67 @@
+// Values written so a person reads them and a detector would not: zero-width and other
+// invisible characters inside them, full-width and math-letter forms, HTML character
+// references, a JSON \u escape. Through the real data plane and forwarder, in a JSON
+// answer, an HTML page and an SSE stream cut at every offset: none leaves unmasked.
+
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import OpenAI from 'openai';
+import type { MaskProfile } from '../../../src/mask/index.js';
+import { chatChunk, startMaskingHarness, writeEvents, type Harness } from '../../helpers/masking-harness.js';
+
+const pii: MaskProfile = { name: 'pii', operator: 'redact', keepLast: 4, applyTo: 'response' };
+
+let harness: Harness | undefined;
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+});
+
+const disguised: ReadonlyArray<readonly [string, string]> = [
+  ['zero-width spaces in an address', 'a\u200bn\u200bn@exam\u200bple.com'],
+  ['a soft hyphen and a word joiner', 'ann\u2060@example\u00ad.com'],
+  ['full-width forms', 'ａｎｎ＠ｅｘａｍｐｌｅ．ｃｏｍ'],
+  ['a full-width at sign and an ideographic full stop', 'ann＠example。com'],
+  ['math bold letters', '𝐚𝐧𝐧@𝐞𝐱𝐚𝐦𝐩𝐥𝐞.𝐜𝐨𝐦'],
+  ['full-width digits in an SSN', '１２３-４５-６７８９'],
+  ['zero-width spaces in a card number', '4111\u200b1111\u200b1111\u200b1111'],
+  ['non-breaking hyphens in a phone number', '(415)\u00a0555\u20112671'],
+  ['a zero-width space in an AWS key', 'AKIA\u200bIOSFODNN7EXAMPLE'],
+];
+
+test('a JSON answer: every disguised value is masked, whatever the disguise', async () => {
+  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'], connectionType: 'http' });
+  harness.upstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    // One more, written with a JSON \u escape for the at sign.
+    res.end(`{"values": ${JSON.stringify(disguised.map(([, v]) => `see ${v} now`))}, "escaped": "see ann\\u0040example.com now"}`);
+  });
+  const body = (await (await fetch(`${harness.url}/people`)).json()) as { values: string[]; escaped: string };
+  for (const [i, [what]] of disguised.entries()) assert.match(body.values[i]!, /^see \[[A-Z_]+\] now$/, `${what}: ${body.values[i]}`);
+  assert.equal(body.escaped, 'see [EMAIL] now');
+});
+
+test('an HTML page: character references that spell an address are masked', async () => {
+  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'], connectionType: 'http' });
+  harness.upstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end('<p>Mail <a href="mailto:ann&#64;example.com">ann&#x40;example&#46;com</a> or bob&commat;example.org &amp; co</p>');
+  });
+  const html = await (await fetch(`${harness.url}/contact`)).text();
+  assert.equal(html, '<p>Mail <a href="mailto:[EMAIL]">[EMAIL]</a> or [EMAIL] &amp; co</p>');
+});
+
+test('a streamed answer: a disguised address cut across two events at every offset is masked, as whole-text masking does', async () => {
+  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'] });
+  const client = new OpenAI({ baseURL: harness.url, apiKey: 'k', maxRetries: 0 });
+  for (const value of ['a\u200bn\u200bn@exam\u200bple.com', 'ann&#64;example.com']) {
+    const text = `Write to ${value} today.`;
+    for (let cut = 'Write to '.length + 1; cut < 'Write to '.length + value.length; cut++) {
+      harness.upstream((_req, _body, res) => void writeEvents(res, [chatChunk({ role: 'assistant', content: '' }), chatChunk({ content: text.slice(0, cut) }), chatChunk({ content: text.slice(cut) }), chatChunk({}, 'stop'), 'data: [DONE]\n\n'], 1));
+      const stream = await client.chat.completions.create({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+      let out = '';
+      for await (const event of stream) out += event.choices[0]?.delta?.content ?? '';
+      assert.equal(out, 'Write to [EMAIL] today.', `${JSON.stringify(value)} cut at ${cut}`);
+    }
+  }
+});
