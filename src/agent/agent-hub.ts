@@ -22,7 +22,7 @@ import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardResponse } from '../forward/forwarder.js';
 import { destroySession, resetStream } from './h2-teardown.js';
-import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
+import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, ProtocolError, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
 import { TunnelSocket } from './tunnel-socket.js';
 import type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentStreamRequest } from './agent-hub-types.js';
 
@@ -81,6 +81,10 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
   const server: Http2SecureServer = createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: false });
   server.on('stream', (stream, headers) => {
+    // A stream reset with an error code (the agent's RST_STREAM when its target cut an
+    // answer, or ours on a bad head) emits 'error'; unheard, that is an uncaught
+    // exception that ends the gateway. Its handlers see it as 'close' without the trailer.
+    stream.on('error', () => undefined);
     const path = headers[':path'] ?? '';
     const handle = path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.');
     void Promise.resolve(handle).catch((error: unknown) => {
@@ -263,7 +267,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       },
       (error: unknown) => {
         resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
-        fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
+        fail(job, headFailure(error, job, session));
       },
     );
   }
@@ -295,7 +299,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       },
       (error: unknown) => {
         resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
-        fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
+        fail(job, headFailure(error, job, session));
       },
     );
   }
@@ -471,6 +475,15 @@ function parseHello(frame: Record<string, unknown>): HelloFrame | undefined {
   if (!Array.isArray(connections) || connections.length > 1000 || !connections.every((c) => typeof c === 'string')) return undefined;
   const limit = typeof concurrency === 'number' && Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000 ? concurrency : 64;
   return { type, name, connections: connections as string[], concurrency: limit, version: typeof version === 'string' ? version.slice(0, 64) : 'unknown' };
+}
+
+/**
+ * No usable head: a head the agent got wrong (ProtocolError: too large, not JSON,
+ * malformed) is upstream_failed and logged; the stream ending first is agent_disconnected.
+ */
+function headFailure(error: unknown, job: Job, session: Session): GatehouseError {
+  const detail = `connection ${job.connection} via agent ${session.hello.name} (${session.id}): ${(error as Error).message}`;
+  return new GatehouseError(error instanceof ProtocolError ? 'upstream_failed' : 'agent_disconnected', { detail });
 }
 
 /** An agent-reported failure keeps its code when it is one of the upstream codes. */

@@ -1,0 +1,233 @@
+// The gateway process (`gatehouse start` from dist/) facing a hostile or broken agent:
+// a bare agent in this test process speaks the tunnel protocol (docs/agent.md) and gets
+// it wrong on purpose, and a real `gatehouse agent` carries an answer its target cuts.
+// Whatever the agent sends, the gateway process stays up, the caller gets a clear error
+// (502 envelope, or a cut stream once the answer has started) and the record says so.
+
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames } from '../../src/agent/protocol.js';
+import { gatehouseBin, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
+
+/** What the bare agent does with each exchange stream it takes. */
+type Answer = (stream: ClientHttp2Stream) => void;
+
+interface BareAgent {
+  readonly session: ClientHttp2Session;
+  /** The next exchange is answered this way. */
+  next(answer: Answer): void;
+  close(): void;
+}
+
+/** The head as the protocol frames it: u32 length, then the bytes (any bytes). */
+function rawHead(bytes: string): Buffer {
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(Buffer.byteLength(bytes), 0);
+  return Buffer.concat([prefix, Buffer.from(bytes)]);
+}
+
+describe('agent, hostile or broken, against the real gateway process', () => {
+  let pki: TestPki;
+  let gateway: GatewayProcess;
+  let agentsUrl: string;
+  let adminKey: string;
+  let callerKey: string;
+  let rawKey: string;
+  let target: Server;
+  let agentChild: ChildProcess | undefined;
+
+  before(async () => {
+    pki = makeTestPki();
+    gateway = await startGatewayProcess(`gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+admin:
+  listen: { host: 127.0.0.1, port: 0 }
+  groups: [admins]
+log: { level: info }
+agents:
+  listen: { host: 127.0.0.1, port: 0 }
+  tls: { cert: file:${pki.certPath}, key: file:${pki.keyPath} }
+  heartbeat: 1s
+connections:
+  - name: raw
+    type: http
+    via: agent:raw
+    access: { groups: [ml] }
+  - name: cut
+    type: http
+    via: agent:edge
+    access: { groups: [ml] }
+`);
+    agentsUrl = /agent endpoint (\S+)/.exec(gateway.stderr())![1]!;
+    callerKey = await gateway.createKey('caller', ['ml']);
+    adminKey = await gateway.createKey('auditor', ['admins']);
+    rawKey = await gateway.createKey('raw-1', ['agent:raw'], ['--kind', 'agent']);
+
+    // A target (on 127.0.0.2, which the gateway's config never names) that starts an
+    // answer and then dies: its connection is destroyed mid-body.
+    target = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+      res.write('the first part of the answer');
+      setTimeout(() => res.socket?.destroy(), 100);
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.2', resolve));
+  });
+
+  after(async () => {
+    if (agentChild && agentChild.exitCode === null && agentChild.signalCode === null) agentChild.kill('SIGKILL');
+    await gateway?.stop();
+    await new Promise((resolve) => target?.close(resolve));
+    if (pki) rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  async function bareAgent(): Promise<BareAgent> {
+    const session = connect(agentsUrl, { ca: pki.ca });
+    session.on('error', () => undefined);
+    const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${rawKey}` }, { endStream: false });
+    control.on('error', () => undefined);
+    control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw'], concurrency: 8, version: 'hostile' }));
+    const frames = readFrames(control);
+    assert.equal(((await frames.next()).value as { type: string }).type, 'welcome');
+    const answers: Answer[] = [];
+    void (async () => {
+      for await (const frame of frames) {
+        if (frame['type'] !== 'exchange') continue;
+        const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
+        stream.on('error', () => undefined);
+        stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
+        stream.resume();
+        const answer = answers.shift();
+        stream.once('end', () => answer?.(stream));
+      }
+    })().catch(() => undefined);
+    return { session, next: (answer) => answers.push(answer), close: () => session.destroy() };
+  }
+
+  async function alive(): Promise<void> {
+    assert.equal(gateway.child.exitCode, null, `the gateway process exited:\n${gateway.stderr()}\n${gateway.logs().slice(-4000)}`);
+    const res = await fetch(`${gateway.adminUrl}/healthz`);
+    assert.equal(res.status, 200);
+  }
+
+  async function record(id: string): Promise<Record<string, unknown>> {
+    for (let i = 0; ; i++) {
+      const res = await fetch(`${gateway.adminUrl}/api/sessions/${id}`, { headers: { authorization: `Bearer ${adminKey}` } });
+      const rec = (await res.json()) as Record<string, unknown>;
+      if ((rec['complete'] !== undefined && rec['complete'] !== null) || i >= 100) return rec;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  const call = (connection: string) => fetch(`${gateway.url}/c/${connection}/x`, { headers: { authorization: `Bearer ${callerKey}` } });
+
+  test('malformed answer heads: each caller gets a 502 upstream_failed envelope, the gateway process stays up', async () => {
+    const agent = await bareAgent();
+    try {
+      const heads = [
+        JSON.stringify({ error: null }),
+        JSON.stringify({ error: 'x' }),
+        JSON.stringify({ status: 200 }),
+        JSON.stringify({ status: 'abc', headers: {} }),
+        JSON.stringify({ status: 1000, headers: {} }),
+        JSON.stringify({ status: 101, headers: {} }),
+        JSON.stringify({ status: 200, headers: { 'x-a': 'a\r\nset-cookie: planted=1' } }),
+        JSON.stringify({ status: 200, headers: { 'bad name': 'a' } }),
+        JSON.stringify({ status: 200, headers: { 'x-a': { nested: 1 } } }),
+        JSON.stringify([1, 2]),
+        '{not json',
+      ];
+      for (const head of heads) {
+        agent.next((stream) => {
+          stream.write(rawHead(head));
+          stream.end('body');
+        });
+        const res = await call('raw');
+        const body = (await res.json()) as { error: { code: string } };
+        assert.equal(res.status, 502, `head ${head}: ${JSON.stringify(body)}`);
+        assert.equal(body.error.code, 'upstream_failed', `head ${head}`);
+        assert.equal(res.headers.get('set-cookie'), null);
+        await alive();
+      }
+      // A head bigger than the bound: refused the same way, nothing buffered past it.
+      agent.next((stream) => {
+        const prefix = Buffer.alloc(4);
+        prefix.writeUInt32BE(10_000_000, 0);
+        stream.write(prefix);
+      });
+      const big = await call('raw');
+      assert.equal(big.status, 502);
+      assert.equal(((await big.json()) as { error: { code: string } }).error.code, 'upstream_failed');
+      await alive();
+
+      // A well-formed answer on the same link still goes through.
+      agent.next((stream) => {
+        stream.write(encodeHead({ status: 200, headers: { 'content-type': 'text/plain' } }));
+        stream.end('fine');
+      });
+      const ok = await call('raw');
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), 'fine');
+    } finally {
+      agent.close();
+    }
+  });
+
+  test('an agent resetting an answer mid-body with an error code: the caller is cut, the record is incomplete, the gateway stays up', async () => {
+    const agent = await bareAgent();
+    try {
+      agent.next((stream) => {
+        stream.write(encodeHead({ status: 200, headers: { 'content-type': 'text/plain' } }));
+        stream.write('partial ');
+        setTimeout(() => stream.close(2 /* INTERNAL_ERROR */), 100);
+      });
+      const res = await call('raw');
+      assert.equal(res.status, 200);
+      const id = res.headers.get('gatehouse-exchange-id')!;
+      await assert.rejects(res.text());
+      const rec = await record(id);
+      assert.equal(rec['complete'], false);
+      assert.equal(rec['errorCode'], 'agent_disconnected');
+      await alive();
+    } finally {
+      agent.close();
+    }
+  });
+
+  test('a real agent whose target dies mid-answer: the caller is cut, the record is incomplete, the gateway stays up', async () => {
+    const { address, port } = target.address() as AddressInfo;
+    writeFileSync(join(gateway.dir, 'edge.key'), await gateway.createKey('edge-1', ['agent:edge'], ['--kind', 'agent']), { mode: 0o600 });
+    writeFileSync(join(gateway.dir, 'edge.yaml'), `name: edge\nreconnect: { initial: 100ms, max: 1s }\nconnections:\n  - name: cut\n    target: http://${address}:${port}\n`);
+    const child = spawn(process.execPath, [gatehouseBin, 'agent', '--gateway', agentsUrl, '--key', `file:${join(gateway.dir, 'edge.key')}`, '--ca', pki.caPath, '--config', join(gateway.dir, 'edge.yaml')], {
+      env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    agentChild = child;
+    let stderr = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`agent did not connect:\n${stderr}`)), 15_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/connected to /.test(stderr)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+
+    const res = await call('cut');
+    assert.equal(res.status, 200);
+    const id = res.headers.get('gatehouse-exchange-id')!;
+    await assert.rejects(res.text());
+    const rec = await record(id);
+    assert.equal(rec['complete'], false);
+    assert.equal(rec['errorCode'], 'agent_disconnected');
+    await alive();
+  });
+});
