@@ -28,6 +28,15 @@ import type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentStr
 
 export type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentSessionStatus, AgentStreamRequest } from './agent-hub-types.js';
 
+/**
+ * How long an offered exchange waits for its agent to take it before another agent of
+ * the same name may have it. A working agent opens the stream as it reads the offer;
+ * one that reads offers and takes none would otherwise hold them until queueTimeout.
+ * Moving it is safe: the agent reaches its target only after the gateway's 200 on the
+ * take, and a late take of a moved offer gets 404.
+ */
+const offerTakeMs = 2_000;
+
 /** agent_unavailable's public message when agents are connected but none had room in time (the registry's says none is connected). */
 const queueTimeoutMessage = 'Every agent serving this connection was busy: none took the request within the queue timeout.';
 
@@ -48,6 +57,8 @@ interface Session {
   expiry: NodeJS.Timeout | undefined;
   closed: boolean;
   draining: boolean;
+  /** Since when the control stream has been backed up (the agent is not reading it). */
+  backedUpSince: number | undefined;
 }
 
 interface JobBase {
@@ -58,6 +69,10 @@ interface JobBase {
   readonly pinned: string | undefined;
   session: Session | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Fires when the agent it was offered to has not taken it in offerTakeMs. */
+  offerTimer: NodeJS.Timeout | undefined;
+  /** The agent session that left it untaken: not offered it again while another has room. */
+  passedOver: Session | undefined;
   settled: boolean;
   reject(error: GatehouseError): void;
 }
@@ -148,6 +163,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       expiry: undefined,
       closed: false,
       draining: false,
+      backedUpSince: undefined,
     };
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     stream.write(encodeFrame({ type: 'welcome', session: session.id, heartbeatMs: options.heartbeatMs, protocol: protocolVersion }));
@@ -156,9 +172,20 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     const served = hello.connections.filter((c) => options.routes.get(c) === hello.name);
     logger.info({ agent: hello.name, session: session.id, subject: identity.subject, connections: served, ignored: hello.connections.filter((c) => !served.includes(c)) }, 'agent connected');
 
+    // Offers held back while the control stream is backed up go out when it drains.
+    stream.on('drain', pump);
     session.heartbeat = setInterval(() => {
       if (Date.now() - session.lastSeenAt > 3 * options.heartbeatMs) {
         logger.warn({ agent: hello.name, session: session.id }, 'agent missed heartbeats; dropping it');
+        drop(session);
+        return;
+      }
+      // An agent that sends heartbeats but reads nothing would have the gateway buffer
+      // every frame for it: backed up for 3 intervals, it is dropped like a silent one.
+      if (!stream.writableNeedDrain) session.backedUpSince = undefined;
+      else if (session.backedUpSince === undefined) session.backedUpSince = Date.now();
+      else if (Date.now() - session.backedUpSince >= 3 * options.heartbeatMs) {
+        logger.warn({ agent: hello.name, session: session.id, buffered: stream.writableLength }, 'agent is not reading its control stream; dropping it');
         drop(session);
         return;
       }
@@ -207,6 +234,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     session.offered.delete(job.id);
     session.taken.set(job.id, job);
     clearTimeout(job.timer);
+    clearTimeout(job.offerTimer);
     const headMs = job.kind === 'http' ? job.exchange.headersTimeoutMs : job.request.acceptTimeoutMs;
     job.timer = setTimeout(() => fail(job, new GatehouseError('upstream_timeout', { detail: `connection ${job.connection}: agent ${session.hello.name} gave no answer head within ${headMs} ms` })), headMs);
     if (job.kind === 'tcp') return takeStream(job, stream, session);
@@ -306,7 +334,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
   function submit(exchange: AgentExchange): Promise<ForwardResponse> {
     return enqueue<ForwardResponse>((resolve, reject) => {
-      const job: HttpJob = { kind: 'http', id: `x_${randomUUID()}`, agent: exchange.agent, connection: exchange.connection, pinned: undefined, exchange, session: undefined, timer: undefined, settled: false, resolve, reject };
+      const job: HttpJob = { kind: 'http', id: `x_${randomUUID()}`, agent: exchange.agent, connection: exchange.connection, pinned: undefined, exchange, session: undefined, timer: undefined, offerTimer: undefined, passedOver: undefined, settled: false, resolve, reject };
       exchange.request.signal.addEventListener('abort', () => fail(job, new GatehouseError('client_closed')), { once: true });
       return job;
     });
@@ -314,7 +342,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
   function openStream(request: AgentStreamRequest): Promise<Duplex> {
     const pinned = request.near instanceof TunnelSocket ? request.near.agentSession : undefined;
-    return enqueue<Duplex>((resolve, reject) => ({ kind: 'tcp', id: `x_${randomUUID()}`, agent: request.agent, connection: request.connection, pinned, request, session: undefined, timer: undefined, settled: false, resolve, reject }));
+    return enqueue<Duplex>((resolve, reject) => ({ kind: 'tcp', id: `x_${randomUUID()}`, agent: request.agent, connection: request.connection, pinned, request, session: undefined, timer: undefined, offerTimer: undefined, passedOver: undefined, settled: false, resolve, reject }));
   }
 
   /** Queues the job `make` builds (refused at once when no agent serves its connection). */
@@ -339,6 +367,11 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     return [...sessions.values()].filter((s) => !s.closed && !s.draining && s.hello.name === job.agent && s.hello.connections.includes(job.connection));
   }
 
+  /** Room for one more offer: under its concurrency, and reading its control stream. */
+  function hasRoom(s: Session): boolean {
+    return s.offered.size + s.taken.size < s.hello.concurrency && !s.control.writableNeedDrain;
+  }
+
   /** Hands queued jobs, oldest first, to the least-busy agent with room. */
   function pump(): void {
     for (let i = 0; i < queue.length; ) {
@@ -352,7 +385,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       let best: Session | undefined = job.pinned !== undefined ? candidates[0] : undefined;
       for (const s of best ? [] : candidates) {
         const load = s.offered.size + s.taken.size;
-        if (load < s.hello.concurrency && (!best || load < best.offered.size + best.taken.size)) best = s;
+        if (s !== job.passedOver && hasRoom(s) && (!best || load < best.offered.size + best.taken.size)) best = s;
       }
       if (!best) {
         i++;
@@ -367,6 +400,21 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     job.session = session;
     session.offered.set(job.id, job);
     session.control.write(encodeFrame(frameOf(job)));
+    if (job.pinned === undefined) job.offerTimer = setTimeout(() => offerUntaken(job), offerTakeMs);
+  }
+
+  /** Not taken in time: to another agent with room now, if there is one (else it stays). */
+  function offerUntaken(job: Job): void {
+    const from = job.session;
+    if (job.settled || !from || !from.offered.has(job.id)) return;
+    if (!eligible(job).some((s) => s !== from && hasRoom(s))) return;
+    logger.warn({ agent: from.hello.name, session: from.id, exchange: job.id }, `agent took no offer in ${offerTakeMs} ms; offering it to another`);
+    from.offered.delete(job.id);
+    if (!from.control.writableNeedDrain) from.control.write(encodeFrame({ type: 'cancel', id: job.id }));
+    job.session = undefined;
+    job.passedOver = from;
+    queue.unshift(job);
+    pump();
   }
 
   function frameOf(job: Job): ExchangeFrame {
@@ -389,6 +437,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     if (job.settled) return;
     job.settled = true;
     clearTimeout(job.timer);
+    clearTimeout(job.offerTimer);
     if (dequeue) {
       const at = queue.indexOf(job);
       if (at >= 0) queue.splice(at, 1);
@@ -415,7 +464,10 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     // Offered but not taken: nothing reached the agent's target, so another agent may take it.
     const requeue = [...session.offered.values()];
     session.offered.clear();
-    for (const job of requeue) job.session = undefined;
+    for (const job of requeue) {
+      clearTimeout(job.offerTimer);
+      job.session = undefined;
+    }
     queue.unshift(...requeue);
     for (const job of [...session.taken.values()]) {
       fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) disconnected before answering` }));

@@ -87,27 +87,53 @@ connections:
     if (pki) rmSync(pki.dir, { recursive: true, force: true });
   });
 
-  async function bareAgent(): Promise<BareAgent> {
+  /**
+   * A bare agent for `raw`. `scripted` answers each exchange as next() says; `answer`
+   * answers every one with 200 "ok"; `ignore` reads its offers but never takes one;
+   * `no-read` stops reading its control stream after the welcome.
+   */
+  async function bareAgent(behaviour: 'scripted' | 'answer' | 'ignore' | 'no-read' = 'scripted'): Promise<BareAgent> {
     const session = connect(agentsUrl, { ca: pki.ca });
     session.on('error', () => undefined);
     const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${rawKey}` }, { endStream: false });
     control.on('error', () => undefined);
-    control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw'], concurrency: 8, version: 'hostile' }));
+    control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw'], concurrency: 1000, version: 'hostile' }));
     const frames = readFrames(control);
     assert.equal(((await frames.next()).value as { type: string }).type, 'welcome');
+    // Keep the link alive as a real agent does, whatever else it does.
+    const heartbeat = setInterval(() => control.write(encodeFrame({ type: 'heartbeat', at: Date.now() })), 500);
+    session.once('close', () => clearInterval(heartbeat));
     const answers: Answer[] = [];
-    void (async () => {
-      for await (const frame of frames) {
-        if (frame['type'] !== 'exchange') continue;
-        const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
-        stream.on('error', () => undefined);
-        stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
-        stream.resume();
-        const answer = answers.shift();
-        stream.once('end', () => answer?.(stream));
-      }
-    })().catch(() => undefined);
+    if (behaviour !== 'no-read') {
+      void (async () => {
+        for await (const frame of frames) {
+          if (frame['type'] !== 'exchange' || behaviour === 'ignore') continue;
+          const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
+          stream.on('error', () => undefined);
+          stream.once('wantTrailers', () => stream.sendTrailers({ [completeTrailer]: '1' }));
+          stream.resume();
+          const answer =
+            behaviour === 'answer'
+              ? (s: ClientHttp2Stream) => {
+                  s.write(encodeHead({ status: 200, headers: { 'content-type': 'text/plain' } }));
+                  s.end('ok');
+                }
+              : answers.shift();
+          stream.once('end', () => answer?.(stream));
+        }
+      })().catch(() => undefined);
+    }
     return { session, next: (answer) => answers.push(answer), close: () => session.destroy() };
+  }
+
+  async function rawSessions(): Promise<number> {
+    const res = await fetch(`${gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
+    return ((await res.json()) as { agents: { name: string }[] }).agents.filter((a) => a.name === 'raw').length;
+  }
+
+  async function waitForRawSessions(count: number): Promise<void> {
+    for (let i = 0; i < 300 && (await rawSessions()) !== count; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await rawSessions(), count);
   }
 
   async function alive(): Promise<void> {
@@ -125,7 +151,8 @@ connections:
     }
   }
 
-  const call = (connection: string) => fetch(`${gateway.url}/c/${connection}/x`, { headers: { authorization: `Bearer ${callerKey}` } });
+  const call = (connection: string, headers: Record<string, string> = {}) =>
+    fetch(`${gateway.url}/c/${connection}/x`, { headers: { authorization: `Bearer ${callerKey}`, ...headers }, signal: AbortSignal.timeout(25_000) });
 
   test('malformed answer heads: each caller gets a 502 upstream_failed envelope, the gateway process stays up', async () => {
     const agent = await bareAgent();
@@ -229,5 +256,47 @@ connections:
     assert.equal(rec['complete'], false);
     assert.equal(rec['errorCode'], 'agent_disconnected');
     await alive();
+  });
+
+  test('an agent that reads its offers but never takes them: the requests go to the other agent of the same name within seconds', async () => {
+    const blackHole = await bareAgent('ignore');
+    const good = await bareAgent('answer');
+    try {
+      await waitForRawSessions(2);
+      const started = Date.now();
+      const answers = await Promise.all(Array.from({ length: 6 }, () => call('raw').then(async (r) => `${r.status} ${await r.text()}`)));
+      assert.deepEqual(answers, Array(6).fill('200 ok'));
+      // queueTimeout is 30 s: nothing waited for it (offers move after 2 s; the bound allows for a loaded machine).
+      assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+      await alive();
+    } finally {
+      blackHole.close();
+      good.close();
+      await waitForRawSessions(0);
+    }
+  });
+
+  test('an agent that stops reading its control stream: it is offered nothing more, then dropped; the other agent serves every request', async () => {
+    const stalled = await bareAgent('no-read');
+    const good = await bareAgent('answer');
+    try {
+      await waitForRawSessions(2);
+      // Large offers (the caller's headers travel in them) fill the stalled link fast.
+      const pad = { 'x-pad': 'p'.repeat(12_000) };
+      const started = Date.now();
+      const answers = await Promise.all(Array.from({ length: 30 }, () => call('raw', pad).then(async (r) => `${r.status} ${await r.text()}`)));
+      assert.deepEqual(answers, Array(30).fill('200 ok'));
+      assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+      // Dropped (heartbeat 1 s: three intervals without draining), the good one kept.
+      await waitForRawSessions(1);
+      assert.match(gateway.logs(), /agent is not reading its control stream/);
+      const after = await call('raw');
+      assert.equal(after.status, 200);
+      await alive();
+    } finally {
+      stalled.close();
+      good.close();
+      await waitForRawSessions(0);
+    }
   });
 });
