@@ -149,6 +149,15 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       return reply(stream, 403, 'access_denied', `${identity.subject} may not serve as agent "${hello.name}" (needs kind agent and group agent:${hello.name}).`);
     }
 
+    // One live link per key: a copy of an agent's key used elsewhere (stolen, or shared
+    // by mistake) gets no traffic while the agent is connected, and shows in the log.
+    const holder = [...sessions.values()].find((s) => s.identity.credentialId === identity.credentialId);
+    if (holder) {
+      logger.warn({ agent: hello.name, subject: identity.subject, connected: holder.h2session.socket?.remoteAddress, refused: stream.session?.socket?.remoteAddress }, 'agent key already connected; refusing a second connection with it');
+      return reply(stream, 409, 'agent_key_in_use', `${identity.subject} is already connected as agent "${holder.hello.name}"; each agent needs its own key.`);
+    }
+    if (byH2.has(stream.session!)) return reply(stream, 400, 'invalid_request_body', 'This link already carries an agent: open one control stream per link.');
+
     const session: Session = {
       id: `ag_${randomUUID()}`,
       hello,

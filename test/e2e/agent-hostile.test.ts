@@ -40,6 +40,8 @@ describe('agent, hostile or broken, against the real gateway process', () => {
   let adminKey: string;
   let callerKey: string;
   let rawKey: string;
+  /** A second agent of the same name has its own key (one live connection per key). */
+  let rawKey2: string;
   let target: Server;
   let agentChild: ChildProcess | undefined;
 
@@ -69,6 +71,7 @@ connections:
     callerKey = await gateway.createKey('caller', ['ml']);
     adminKey = await gateway.createKey('auditor', ['admins']);
     rawKey = await gateway.createKey('raw-1', ['agent:raw'], ['--kind', 'agent']);
+    rawKey2 = await gateway.createKey('raw-2', ['agent:raw'], ['--kind', 'agent']);
 
     // A target (on 127.0.0.2, which the gateway's config never names) that starts an
     // answer and then dies: its connection is destroyed mid-body.
@@ -92,10 +95,10 @@ connections:
    * answers every one with 200 "ok"; `ignore` reads its offers but never takes one;
    * `no-read` stops reading its control stream after the welcome.
    */
-  async function bareAgent(behaviour: 'scripted' | 'answer' | 'ignore' | 'no-read' = 'scripted'): Promise<BareAgent> {
+  async function bareAgent(behaviour: 'scripted' | 'answer' | 'ignore' | 'no-read' = 'scripted', key = rawKey): Promise<BareAgent> {
     const session = connect(agentsUrl, { ca: pki.ca });
     session.on('error', () => undefined);
-    const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${rawKey}` }, { endStream: false });
+    const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${key}` }, { endStream: false });
     control.on('error', () => undefined);
     control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw'], concurrency: 1000, version: 'hostile' }));
     const frames = readFrames(control);
@@ -203,6 +206,7 @@ connections:
       assert.equal(await ok.text(), 'fine');
     } finally {
       agent.close();
+      await waitForRawSessions(0);
     }
   });
 
@@ -224,6 +228,7 @@ connections:
       await alive();
     } finally {
       agent.close();
+      await waitForRawSessions(0);
     }
   });
 
@@ -260,7 +265,7 @@ connections:
 
   test('an agent that reads its offers but never takes them: the requests go to the other agent of the same name within seconds', async () => {
     const blackHole = await bareAgent('ignore');
-    const good = await bareAgent('answer');
+    const good = await bareAgent('answer', rawKey2);
     try {
       await waitForRawSessions(2);
       const started = Date.now();
@@ -278,7 +283,7 @@ connections:
 
   test('an agent that stops reading its control stream: it is offered nothing more, then dropped; the other agent serves every request', async () => {
     const stalled = await bareAgent('no-read');
-    const good = await bareAgent('answer');
+    const good = await bareAgent('answer', rawKey2);
     try {
       await waitForRawSessions(2);
       // Large offers (the caller's headers travel in them) fill the stalled link fast.
@@ -298,5 +303,33 @@ connections:
       good.close();
       await waitForRawSessions(0);
     }
+  });
+
+  test('a stolen agent key used while its agent is connected: refused with 409 agent_key_in_use, gets no traffic; usable again once the agent is gone', async () => {
+    const real = await bareAgent('answer');
+    try {
+      await waitForRawSessions(1);
+      // The thief: the same key, from another link, a bare agent of its own.
+      const thief = connect(agentsUrl, { ca: pki.ca });
+      thief.on('error', () => undefined);
+      const control = thief.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${rawKey}` }, { endStream: false });
+      control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw'], concurrency: 1000, version: 'thief' }));
+      const status = await new Promise((resolve) => control.once('response', (h) => resolve(h[':status'])));
+      let text = '';
+      if (status !== 200) for await (const chunk of control as AsyncIterable<Buffer>) text += chunk.toString();
+      thief.destroy();
+      assert.equal(status, 409);
+      assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'agent_key_in_use');
+      assert.equal(await rawSessions(), 1);
+      assert.match(gateway.logs(), /agent key already connected; refusing a second connection with it/);
+      for (let i = 0; i < 4; i++) assert.equal((await call('raw')).status, 200);
+    } finally {
+      real.close();
+    }
+    // The key's agent gone, the key connects again (an agent restarting).
+    await waitForRawSessions(0);
+    const again = await bareAgent('answer');
+    again.close();
+    await waitForRawSessions(0);
   });
 });
