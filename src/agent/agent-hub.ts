@@ -44,6 +44,12 @@ interface Session {
   readonly id: string;
   readonly hello: HelloFrame;
   readonly identity: Identity;
+  /** The key it connected with: checked again every heartbeat (an expiry set by a rotation, say). */
+  readonly token: string;
+  /** When its key expires, as last read. */
+  expiresAt: number | undefined;
+  /** A check of the key is running. */
+  checking: boolean;
   readonly h2session: Http2Session;
   readonly control: ServerHttp2Stream;
   readonly connectedAt: number;
@@ -162,6 +168,9 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       id: `ag_${randomUUID()}`,
       hello,
       identity,
+      token,
+      expiresAt: identity.expiresAt,
+      checking: false,
       h2session: stream.session!,
       control: stream,
       connectedAt: Date.now(),
@@ -200,11 +209,35 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       }
       if (keyExpired()) return;
       stream.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
+      recheckKey();
     }, options.heartbeatMs);
+    // The key may change while its agent is connected: a rotation gives it an expiry, a
+    // revocation in a store this gateway was not told of. Read it again each heartbeat.
+    const recheckKey = (): void => {
+      if (session.checking) return;
+      session.checking = true;
+      options.verify(token).then(
+        (current) => {
+          session.checking = false;
+          if (session.closed || current.expiresAt === session.expiresAt) return;
+          session.expiresAt = current.expiresAt;
+          clearTimeout(session.expiry);
+          if (!keyExpired() && current.expiresAt !== undefined) armExpiry(current.expiresAt);
+        },
+        (error: unknown) => {
+          session.checking = false;
+          if (session.closed) return;
+          // The store not answering is no verdict on the key: the next heartbeat asks again.
+          if (!isGatehouseError(error)) return void logger.warn({ agent: hello.name, session: session.id, err: String(error) }, 'agent key could not be checked');
+          logger.warn({ agent: hello.name, session: session.id, subject: identity.subject, code: error.code, detail: error.detail }, error.code === 'credential_expired' ? 'agent key expired; dropping the agent' : 'agent key no longer valid; dropping the agent');
+          drop(session);
+        },
+      );
+    };
     // A key that expires while its agent is connected ends the link, as its reconnect
     // would be refused: at the expiry (the heartbeat looks too).
     const keyExpired = (): boolean => {
-      if (identity.expiresAt === undefined || identity.expiresAt > Date.now()) return false;
+      if (session.expiresAt === undefined || session.expiresAt > Date.now()) return false;
       logger.warn({ agent: hello.name, session: session.id, subject: identity.subject }, 'agent key expired; dropping the agent');
       drop(session);
       return true;

@@ -101,6 +101,13 @@ connections:
     const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${key}` }, { endStream: false });
     control.on('error', () => undefined);
     control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw'], concurrency: 1000, version: 'hostile' }));
+    const status = await new Promise((resolve) => control.once('response', (h) => resolve(h[':status'])));
+    if (status !== 200) {
+      let text = '';
+      for await (const chunk of control as AsyncIterable<Buffer>) text += chunk.toString();
+      session.destroy();
+      throw new Error(`refused (${String(status)}): ${text}`);
+    }
     const frames = readFrames(control);
     assert.equal(((await frames.next()).value as { type: string }).type, 'welcome');
     // Keep the link alive as a real agent does, whatever else it does.
@@ -331,5 +338,22 @@ connections:
     const again = await bareAgent('answer');
     again.close();
     await waitForRawSessions(0);
+  });
+
+  test('a rotated agent key: its connected agent is dropped when the overlap ends, and the old key cannot reconnect', async () => {
+    const oldKey = await gateway.createKey('raw-rot', ['agent:raw'], ['--kind', 'agent']);
+    const agent = await bareAgent('answer', oldKey);
+    try {
+      await waitForRawSessions(1);
+      await gateway.cli(['keys', 'rotate', 'raw-rot', '--overlap', '2s']);
+      // Still served during the overlap.
+      assert.equal((await call('raw')).status, 200);
+      // Heartbeat 1 s: the gateway learns the new expiry within one, and drops at it.
+      await waitForRawSessions(0);
+      assert.match(gateway.logs(), /agent key expired; dropping the agent/);
+      await assert.rejects(bareAgent('answer', oldKey), /refused \(401\).*credential_expired/);
+    } finally {
+      agent.close();
+    }
   });
 });
