@@ -21,6 +21,7 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardResponse } from '../forward/forwarder.js';
+import { decodeURIComponentSafe } from '../protocols/http/connection.js';
 import { destroySession, resetStream } from './h2-teardown.js';
 import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, ProtocolError, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
 import { TunnelSocket } from './tunnel-socket.js';
@@ -107,8 +108,9 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     // exception that ends the gateway. Its handlers see it as 'close' without the trailer.
     stream.on('error', () => undefined);
     const path = headers[':path'] ?? '';
-    const handle = path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.');
-    void Promise.resolve(handle).catch((error: unknown) => {
+    // Async, so that a throw in a handler is a rejection caught below, not an uncaught exception.
+    const handle = async () => (path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.'));
+    void handle().catch((error: unknown) => {
       logger.warn({ err: String(error) }, 'agent stream failed');
       resetStream(stream, h2.NGHTTP2_INTERNAL_ERROR);
     });
@@ -271,7 +273,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
   function onExchange(stream: ServerHttp2Stream, id: string): void {
     const session = stream.session ? byH2.get(stream.session) : undefined;
     if (!session || session.closed) return reply(stream, 401, 'unauthenticated', 'Open the control stream first.');
-    const job = session.offered.get(decodeURIComponent(id));
+    const job = session.offered.get(decodeURIComponentSafe(id) ?? '');
     if (!job) return reply(stream, 404, 'route_not_found', 'No such exchange offered to this agent.');
     session.offered.delete(job.id);
     session.taken.set(job.id, job);

@@ -23,6 +23,8 @@ interface BareAgent {
   readonly session: ClientHttp2Session;
   /** The next exchange is answered this way. */
   next(answer: Answer): void;
+  /** The ids of the exchanges offered to it, in order. */
+  readonly offers: string[];
   close(): void;
 }
 
@@ -114,9 +116,11 @@ connections:
     const heartbeat = setInterval(() => control.write(encodeFrame({ type: 'heartbeat', at: Date.now() })), 500);
     session.once('close', () => clearInterval(heartbeat));
     const answers: Answer[] = [];
+    const offers: string[] = [];
     if (behaviour !== 'no-read') {
       void (async () => {
         for await (const frame of frames) {
+          if (frame['type'] === 'exchange') offers.push(String(frame['id']));
           if (frame['type'] !== 'exchange' || behaviour === 'ignore') continue;
           const stream = session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${String(frame['id'])}` }, { endStream: false, waitForTrailers: true });
           stream.on('error', () => undefined);
@@ -133,7 +137,7 @@ connections:
         }
       })().catch(() => undefined);
     }
-    return { session, next: (answer) => answers.push(answer), close: () => session.destroy() };
+    return { session, offers, next: (answer) => answers.push(answer), close: () => session.destroy() };
   }
 
   async function rawSessions(): Promise<number> {
@@ -354,6 +358,42 @@ connections:
       await assert.rejects(bareAgent('answer', oldKey), /refused \(401\).*credential_expired/);
     } finally {
       agent.close();
+    }
+  });
+
+  test('exchange streams an agent was never given: a malformed id, a guessed one, another agent\'s offer: 404, and the gateway stays up', async () => {
+    const holder = await bareAgent('ignore');
+    const other = await bareAgent('answer', rawKey2);
+    try {
+      await waitForRawSessions(2);
+      const take = async (agent: BareAgent, id: string) => {
+        const stream = agent.session.request({ ':method': 'POST', ':path': `${exchangePathPrefix}${id}` }, { endStream: true });
+        stream.on('error', () => undefined);
+        stream.resume();
+        return new Promise((resolve) => {
+          stream.once('response', (h) => resolve(h[':status']));
+          stream.once('close', () => resolve('closed'));
+        });
+      };
+      assert.equal(await take(other, '%E0%A4%A'), 404);
+      await alive();
+      assert.equal(await take(other, 'x_00000000-0000-0000-0000-000000000000'), 404);
+      // A request offered to the holder (least busy first: send until one is).
+      const pending: Promise<Response>[] = [];
+      while (holder.offers.length === 0 && pending.length < 10) {
+        pending.push(call('raw'));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const stolen = holder.offers[0]!;
+      assert.ok(stolen, 'no exchange was offered to the holder');
+      assert.equal(await take(other, encodeURIComponent(stolen)), 404);
+      // The holder takes none: its offer moves to the other agent, which answers it.
+      for (const res of await Promise.all(pending)) assert.equal(res.status, 200);
+      await alive();
+    } finally {
+      holder.close();
+      other.close();
+      await waitForRawSessions(0);
     }
   });
 });
