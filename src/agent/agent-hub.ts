@@ -18,6 +18,7 @@ import {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { namePattern } from '../config/fields.js';
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardResponse } from '../forward/forwarder.js';
@@ -567,10 +568,11 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
 function parseHello(frame: Record<string, unknown>): HelloFrame | undefined {
   const { type, name, connections, concurrency, version } = frame;
-  if (type !== 'hello' || typeof name !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) return undefined;
-  if (!Array.isArray(connections) || connections.length > 1000 || !connections.every((c) => typeof c === 'string')) return undefined;
+  if (type !== 'hello' || typeof name !== 'string' || !namePattern.test(name)) return undefined;
+  // Connection names as the config allows them: what an agent announces reaches status, logs and terminals.
+  if (!Array.isArray(connections) || connections.length > 1000 || !connections.every((c) => typeof c === 'string' && namePattern.test(c))) return undefined;
   const limit = typeof concurrency === 'number' && Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000 ? concurrency : 64;
-  return { type, name, connections: connections as string[], concurrency: limit, version: typeof version === 'string' ? version.slice(0, 64) : 'unknown' };
+  return { type, name, connections: connections as string[], concurrency: limit, version: typeof version === 'string' ? version.slice(0, 64).replace(/[^\x20-\x7e]/g, '?') : 'unknown' };
 }
 
 /**

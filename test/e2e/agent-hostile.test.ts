@@ -396,4 +396,18 @@ connections:
       await waitForRawSessions(0);
     }
   });
+
+  test('a hello announcing connection names the config could not hold (a terminal escape) is refused with 400', async () => {
+    const session = connect(agentsUrl, { ca: pki.ca });
+    session.on('error', () => undefined);
+    try {
+      const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${rawKey}` }, { endStream: false });
+      control.write(encodeFrame({ type: 'hello', name: 'raw', connections: ['raw', '\u001b[2Jforged'], concurrency: 4, version: 'hostile' }));
+      const status = await new Promise((resolve) => control.once('response', (h) => resolve(h[':status'])));
+      assert.equal(status, 400);
+      assert.equal(await rawSessions(), 0);
+    } finally {
+      session.destroy();
+    }
+  });
 });
