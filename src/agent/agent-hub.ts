@@ -303,7 +303,13 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
           resetStream(stream, h2.NGHTTP2_NO_ERROR);
           return fail(job, agentError(head.error.code, `connection ${job.exchange.connection} via agent ${session.hello.name}: ${head.error.detail}`));
         }
-        const cut = () => new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
+        const cut = () =>
+          // RST_STREAM INTERNAL_ERROR on a link still up is the agent saying its target cut
+          // the answer (agent-client.ts, upstreamFailedRstCode): the target failed, as a
+          // local forward records it. A link that died closes its streams otherwise.
+          stream.rstCode === h2.NGHTTP2_INTERNAL_ERROR && !session.closed && !session.h2session.destroyed
+            ? new GatehouseError('upstream_failed', { detail: `connection ${job.connection}: the target cut its answer (reported by agent ${session.hello.name}, ${session.id})` })
+            : new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
         stream.pipe(answer, { end: false });
         // The trailer may be reported just after 'end' under load: decide at 'end' when
         // it is already here, otherwise at 'close', when it surely would have been.

@@ -145,6 +145,11 @@ connections:
     return ((await res.json()) as { agents: { name: string }[] }).agents.filter((a) => a.name === 'raw').length;
   }
 
+  async function connectedEdgeAgents(): Promise<number> {
+    const res = await fetch(`${gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${adminKey}` } });
+    return ((await res.json()) as { agents: { name: string }[] }).agents.filter((a) => a.name === 'edge').length;
+  }
+
   async function waitForRawSessions(count: number): Promise<void> {
     for (let i = 0; i < 300 && (await rawSessions()) !== count; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(await rawSessions(), count);
@@ -221,13 +226,13 @@ connections:
     }
   });
 
-  test('an agent resetting an answer mid-body with an error code: the caller is cut, the record is incomplete, the gateway stays up', async () => {
+  test('an agent resetting an answer mid-body with an error code: the caller is cut, the record is incomplete with agent_disconnected, the gateway stays up', async () => {
     const agent = await bareAgent();
     try {
       agent.next((stream) => {
         stream.write(encodeHead({ status: 200, headers: { 'content-type': 'text/plain' } }));
         stream.write('partial ');
-        setTimeout(() => stream.close(2 /* INTERNAL_ERROR */), 100);
+        setTimeout(() => stream.close(1 /* PROTOCOL_ERROR */), 100);
       });
       const res = await call('raw');
       assert.equal(res.status, 200);
@@ -243,7 +248,7 @@ connections:
     }
   });
 
-  test('a real agent whose target dies mid-answer: the caller is cut, the record is incomplete, the gateway stays up', async () => {
+  test('a real agent whose target dies mid-answer: the caller is cut, the record is incomplete with upstream_failed (the target, not the agent), the gateway stays up', async () => {
     const { address, port } = target.address() as AddressInfo;
     writeFileSync(join(gateway.dir, 'edge.key'), await gateway.createKey('edge-1', ['agent:edge'], ['--kind', 'agent']), { mode: 0o600 });
     writeFileSync(join(gateway.dir, 'edge.yaml'), `name: edge\nreconnect: { initial: 100ms, max: 1s }\nconnections:\n  - name: cut\n    target: http://${address}:${port}\n`);
@@ -270,7 +275,8 @@ connections:
     await assert.rejects(res.text());
     const rec = await record(id);
     assert.equal(rec['complete'], false);
-    assert.equal(rec['errorCode'], 'agent_disconnected');
+    assert.equal(rec['errorCode'], 'upstream_failed');
+    assert.equal(await connectedEdgeAgents(), 1, 'the agent stayed connected');
     await alive();
   });
 
