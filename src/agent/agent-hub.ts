@@ -367,6 +367,11 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
           resetStream(stream, h2.NGHTTP2_NO_ERROR);
           return fail(job, agentError(head.error.code, `connection ${job.connection} via agent ${session.hello.name}: ${head.error.detail}`));
         }
+        // A byte stream is accepted with 200 or refused with an error head, nothing else.
+        if (head.status !== 200) {
+          resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
+          return fail(job, new GatehouseError('upstream_failed', { detail: `connection ${job.connection} via agent ${session.hello.name} (${session.id}): status ${head.status} on a byte stream (only 200 accepts it)` }));
+        }
         const socket = new TunnelSocket(stream, rest, {
           agentSession: session.id,
           complete: () => complete,
