@@ -18,15 +18,26 @@ import {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { namePattern } from '../config/fields.js';
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardResponse } from '../forward/forwarder.js';
+import { decodeURIComponentSafe } from '../protocols/http/connection.js';
 import { destroySession, resetStream } from './h2-teardown.js';
-import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
+import { completeTrailer, connectPath, encodeFrame, exchangePathPrefix, protocolVersion, ProtocolError, readFrames, readHead, splitHead, type ExchangeFrame, type HelloFrame } from './protocol.js';
 import { TunnelSocket } from './tunnel-socket.js';
 import type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentStreamRequest } from './agent-hub-types.js';
 
 export type { AgentExchange, AgentHub, AgentHubOptions, AgentHubStatus, AgentSessionStatus, AgentStreamRequest } from './agent-hub-types.js';
+
+/**
+ * How long an offered exchange waits for its agent to take it before another agent of
+ * the same name may have it. A working agent opens the stream as it reads the offer;
+ * one that reads offers and takes none would otherwise hold them until queueTimeout.
+ * Moving it is safe: the agent reaches its target only after the gateway's 200 on the
+ * take, and a late take of a moved offer gets 404.
+ */
+const offerTakeMs = 2_000;
 
 /** agent_unavailable's public message when agents are connected but none had room in time (the registry's says none is connected). */
 const queueTimeoutMessage = 'Every agent serving this connection was busy: none took the request within the queue timeout.';
@@ -35,6 +46,12 @@ interface Session {
   readonly id: string;
   readonly hello: HelloFrame;
   readonly identity: Identity;
+  /** The key it connected with: checked again every heartbeat (an expiry set by a rotation, say). */
+  readonly token: string;
+  /** When its key expires, as last read. */
+  expiresAt: number | undefined;
+  /** A check of the key is running. */
+  checking: boolean;
   readonly h2session: Http2Session;
   readonly control: ServerHttp2Stream;
   readonly connectedAt: number;
@@ -48,6 +65,8 @@ interface Session {
   expiry: NodeJS.Timeout | undefined;
   closed: boolean;
   draining: boolean;
+  /** Since when the control stream has been backed up (the agent is not reading it). */
+  backedUpSince: number | undefined;
 }
 
 interface JobBase {
@@ -58,6 +77,10 @@ interface JobBase {
   readonly pinned: string | undefined;
   session: Session | undefined;
   timer: NodeJS.Timeout | undefined;
+  /** Fires when the agent it was offered to has not taken it in offerTakeMs. */
+  offerTimer: NodeJS.Timeout | undefined;
+  /** The agent session that left it untaken: not offered it again while another has room. */
+  passedOver: Session | undefined;
   settled: boolean;
   reject(error: GatehouseError): void;
 }
@@ -81,9 +104,14 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
   const server: Http2SecureServer = createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: false });
   server.on('stream', (stream, headers) => {
+    // A stream reset with an error code (the agent's RST_STREAM when its target cut an
+    // answer, or ours on a bad head) emits 'error'; unheard, that is an uncaught
+    // exception that ends the gateway. Its handlers see it as 'close' without the trailer.
+    stream.on('error', () => undefined);
     const path = headers[':path'] ?? '';
-    const handle = path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.');
-    void Promise.resolve(handle).catch((error: unknown) => {
+    // Async, so that a throw in a handler is a rejection caught below, not an uncaught exception.
+    const handle = async () => (path === connectPath ? onConnect(stream, headers) : path.startsWith(exchangePathPrefix) ? onExchange(stream, path.slice(exchangePathPrefix.length)) : reply(stream, 404, 'route_not_found', 'No such agent route.'));
+    void handle().catch((error: unknown) => {
       logger.warn({ err: String(error) }, 'agent stream failed');
       resetStream(stream, h2.NGHTTP2_INTERNAL_ERROR);
     });
@@ -130,10 +158,22 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       return reply(stream, 403, 'access_denied', `${identity.subject} may not serve as agent "${hello.name}" (needs kind agent and group agent:${hello.name}).`);
     }
 
+    // One live link per key: a copy of an agent's key used elsewhere (stolen, or shared
+    // by mistake) gets no traffic while the agent is connected, and shows in the log.
+    const holder = [...sessions.values()].find((s) => s.identity.credentialId === identity.credentialId);
+    if (holder) {
+      logger.warn({ agent: hello.name, subject: identity.subject, connected: holder.h2session.socket?.remoteAddress, refused: stream.session?.socket?.remoteAddress }, 'agent key already connected; refusing a second connection with it');
+      return reply(stream, 409, 'agent_key_in_use', `${identity.subject} is already connected as agent "${holder.hello.name}"; each agent needs its own key.`);
+    }
+    if (byH2.has(stream.session!)) return reply(stream, 400, 'invalid_request_body', 'This link already carries an agent: open one control stream per link.');
+
     const session: Session = {
       id: `ag_${randomUUID()}`,
       hello,
       identity,
+      token,
+      expiresAt: identity.expiresAt,
+      checking: false,
       h2session: stream.session!,
       control: stream,
       connectedAt: Date.now(),
@@ -144,6 +184,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       expiry: undefined,
       closed: false,
       draining: false,
+      backedUpSince: undefined,
     };
     stream.respond({ ':status': 200, 'content-type': 'application/x-ndjson' });
     stream.write(encodeFrame({ type: 'welcome', session: session.id, heartbeatMs: options.heartbeatMs, protocol: protocolVersion }));
@@ -152,19 +193,54 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     const served = hello.connections.filter((c) => options.routes.get(c) === hello.name);
     logger.info({ agent: hello.name, session: session.id, subject: identity.subject, connections: served, ignored: hello.connections.filter((c) => !served.includes(c)) }, 'agent connected');
 
+    // Offers held back while the control stream is backed up go out when it drains.
+    stream.on('drain', pump);
     session.heartbeat = setInterval(() => {
       if (Date.now() - session.lastSeenAt > 3 * options.heartbeatMs) {
         logger.warn({ agent: hello.name, session: session.id }, 'agent missed heartbeats; dropping it');
         drop(session);
         return;
       }
+      // An agent that sends heartbeats but reads nothing would have the gateway buffer
+      // every frame for it: backed up for 3 intervals, it is dropped like a silent one.
+      if (!stream.writableNeedDrain) session.backedUpSince = undefined;
+      else if (session.backedUpSince === undefined) session.backedUpSince = Date.now();
+      else if (Date.now() - session.backedUpSince >= 3 * options.heartbeatMs) {
+        logger.warn({ agent: hello.name, session: session.id, buffered: stream.writableLength }, 'agent is not reading its control stream; dropping it');
+        drop(session);
+        return;
+      }
       if (keyExpired()) return;
       stream.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
+      recheckKey();
     }, options.heartbeatMs);
+    // The key may change while its agent is connected: a rotation gives it an expiry, a
+    // revocation in a store this gateway was not told of. Read it again each heartbeat.
+    const recheckKey = (): void => {
+      if (session.checking) return;
+      session.checking = true;
+      options.verify(token).then(
+        (current) => {
+          session.checking = false;
+          if (session.closed || current.expiresAt === session.expiresAt) return;
+          session.expiresAt = current.expiresAt;
+          clearTimeout(session.expiry);
+          if (!keyExpired() && current.expiresAt !== undefined) armExpiry(current.expiresAt);
+        },
+        (error: unknown) => {
+          session.checking = false;
+          if (session.closed) return;
+          // The store not answering is no verdict on the key: the next heartbeat asks again.
+          if (!isGatehouseError(error)) return void logger.warn({ agent: hello.name, session: session.id, err: String(error) }, 'agent key could not be checked');
+          logger.warn({ agent: hello.name, session: session.id, subject: identity.subject, code: error.code, detail: error.detail }, error.code === 'credential_expired' ? 'agent key expired; dropping the agent' : 'agent key no longer valid; dropping the agent');
+          drop(session);
+        },
+      );
+    };
     // A key that expires while its agent is connected ends the link, as its reconnect
     // would be refused: at the expiry (the heartbeat looks too).
     const keyExpired = (): boolean => {
-      if (identity.expiresAt === undefined || identity.expiresAt > Date.now()) return false;
+      if (session.expiresAt === undefined || session.expiresAt > Date.now()) return false;
       logger.warn({ agent: hello.name, session: session.id, subject: identity.subject }, 'agent key expired; dropping the agent');
       drop(session);
       return true;
@@ -198,11 +274,12 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
   function onExchange(stream: ServerHttp2Stream, id: string): void {
     const session = stream.session ? byH2.get(stream.session) : undefined;
     if (!session || session.closed) return reply(stream, 401, 'unauthenticated', 'Open the control stream first.');
-    const job = session.offered.get(decodeURIComponent(id));
+    const job = session.offered.get(decodeURIComponentSafe(id) ?? '');
     if (!job) return reply(stream, 404, 'route_not_found', 'No such exchange offered to this agent.');
     session.offered.delete(job.id);
     session.taken.set(job.id, job);
     clearTimeout(job.timer);
+    clearTimeout(job.offerTimer);
     const headMs = job.kind === 'http' ? job.exchange.headersTimeoutMs : job.request.acceptTimeoutMs;
     job.timer = setTimeout(() => fail(job, new GatehouseError('upstream_timeout', { detail: `connection ${job.connection}: agent ${session.hello.name} gave no answer head within ${headMs} ms` })), headMs);
     if (job.kind === 'tcp') return takeStream(job, stream, session);
@@ -226,7 +303,13 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
           resetStream(stream, h2.NGHTTP2_NO_ERROR);
           return fail(job, agentError(head.error.code, `connection ${job.exchange.connection} via agent ${session.hello.name}: ${head.error.detail}`));
         }
-        const cut = () => new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
+        const cut = () =>
+          // RST_STREAM INTERNAL_ERROR on a link still up is the agent saying its target cut
+          // the answer (agent-client.ts, upstreamFailedRstCode): the target failed, as a
+          // local forward records it. A link that died closes its streams otherwise.
+          stream.rstCode === h2.NGHTTP2_INTERNAL_ERROR && !session.closed && !session.h2session.destroyed
+            ? new GatehouseError('upstream_failed', { detail: `connection ${job.connection}: the target cut its answer (reported by agent ${session.hello.name}, ${session.id})` })
+            : new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) cut the answer` });
         stream.pipe(answer, { end: false });
         // The trailer may be reported just after 'end' under load: decide at 'end' when
         // it is already here, otherwise at 'close', when it surely would have been.
@@ -263,7 +346,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       },
       (error: unknown) => {
         resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
-        fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
+        fail(job, headFailure(error, job, session));
       },
     );
   }
@@ -284,6 +367,11 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
           resetStream(stream, h2.NGHTTP2_NO_ERROR);
           return fail(job, agentError(head.error.code, `connection ${job.connection} via agent ${session.hello.name}: ${head.error.detail}`));
         }
+        // A byte stream is accepted with 200 or refused with an error head, nothing else.
+        if (head.status !== 200) {
+          resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
+          return fail(job, new GatehouseError('upstream_failed', { detail: `connection ${job.connection} via agent ${session.hello.name} (${session.id}): status ${head.status} on a byte stream (only 200 accepts it)` }));
+        }
         const socket = new TunnelSocket(stream, rest, {
           agentSession: session.id,
           complete: () => complete,
@@ -295,14 +383,14 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       },
       (error: unknown) => {
         resetStream(stream, h2.NGHTTP2_PROTOCOL_ERROR);
-        fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}): ${(error as Error).message}` }));
+        fail(job, headFailure(error, job, session));
       },
     );
   }
 
   function submit(exchange: AgentExchange): Promise<ForwardResponse> {
     return enqueue<ForwardResponse>((resolve, reject) => {
-      const job: HttpJob = { kind: 'http', id: `x_${randomUUID()}`, agent: exchange.agent, connection: exchange.connection, pinned: undefined, exchange, session: undefined, timer: undefined, settled: false, resolve, reject };
+      const job: HttpJob = { kind: 'http', id: `x_${randomUUID()}`, agent: exchange.agent, connection: exchange.connection, pinned: undefined, exchange, session: undefined, timer: undefined, offerTimer: undefined, passedOver: undefined, settled: false, resolve, reject };
       exchange.request.signal.addEventListener('abort', () => fail(job, new GatehouseError('client_closed')), { once: true });
       return job;
     });
@@ -310,7 +398,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
   function openStream(request: AgentStreamRequest): Promise<Duplex> {
     const pinned = request.near instanceof TunnelSocket ? request.near.agentSession : undefined;
-    return enqueue<Duplex>((resolve, reject) => ({ kind: 'tcp', id: `x_${randomUUID()}`, agent: request.agent, connection: request.connection, pinned, request, session: undefined, timer: undefined, settled: false, resolve, reject }));
+    return enqueue<Duplex>((resolve, reject) => ({ kind: 'tcp', id: `x_${randomUUID()}`, agent: request.agent, connection: request.connection, pinned, request, session: undefined, timer: undefined, offerTimer: undefined, passedOver: undefined, settled: false, resolve, reject }));
   }
 
   /** Queues the job `make` builds (refused at once when no agent serves its connection). */
@@ -335,6 +423,11 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     return [...sessions.values()].filter((s) => !s.closed && !s.draining && s.hello.name === job.agent && s.hello.connections.includes(job.connection));
   }
 
+  /** Room for one more offer: under its concurrency, and reading its control stream. */
+  function hasRoom(s: Session): boolean {
+    return s.offered.size + s.taken.size < s.hello.concurrency && !s.control.writableNeedDrain;
+  }
+
   /** Hands queued jobs, oldest first, to the least-busy agent with room. */
   function pump(): void {
     for (let i = 0; i < queue.length; ) {
@@ -348,7 +441,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
       let best: Session | undefined = job.pinned !== undefined ? candidates[0] : undefined;
       for (const s of best ? [] : candidates) {
         const load = s.offered.size + s.taken.size;
-        if (load < s.hello.concurrency && (!best || load < best.offered.size + best.taken.size)) best = s;
+        if (s !== job.passedOver && hasRoom(s) && (!best || load < best.offered.size + best.taken.size)) best = s;
       }
       if (!best) {
         i++;
@@ -363,6 +456,21 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     job.session = session;
     session.offered.set(job.id, job);
     session.control.write(encodeFrame(frameOf(job)));
+    if (job.pinned === undefined) job.offerTimer = setTimeout(() => offerUntaken(job), offerTakeMs);
+  }
+
+  /** Not taken in time: to another agent with room now, if there is one (else it stays). */
+  function offerUntaken(job: Job): void {
+    const from = job.session;
+    if (job.settled || !from || !from.offered.has(job.id)) return;
+    if (!eligible(job).some((s) => s !== from && hasRoom(s))) return;
+    logger.warn({ agent: from.hello.name, session: from.id, exchange: job.id }, `agent took no offer in ${offerTakeMs} ms; offering it to another`);
+    from.offered.delete(job.id);
+    if (!from.control.writableNeedDrain) from.control.write(encodeFrame({ type: 'cancel', id: job.id }));
+    job.session = undefined;
+    job.passedOver = from;
+    queue.unshift(job);
+    pump();
   }
 
   function frameOf(job: Job): ExchangeFrame {
@@ -385,6 +493,7 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     if (job.settled) return;
     job.settled = true;
     clearTimeout(job.timer);
+    clearTimeout(job.offerTimer);
     if (dequeue) {
       const at = queue.indexOf(job);
       if (at >= 0) queue.splice(at, 1);
@@ -411,7 +520,10 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     // Offered but not taken: nothing reached the agent's target, so another agent may take it.
     const requeue = [...session.offered.values()];
     session.offered.clear();
-    for (const job of requeue) job.session = undefined;
+    for (const job of requeue) {
+      clearTimeout(job.offerTimer);
+      job.session = undefined;
+    }
     queue.unshift(...requeue);
     for (const job of [...session.taken.values()]) {
       fail(job, new GatehouseError('agent_disconnected', { detail: `agent ${session.hello.name} (${session.id}) disconnected before answering` }));
@@ -467,10 +579,20 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
 function parseHello(frame: Record<string, unknown>): HelloFrame | undefined {
   const { type, name, connections, concurrency, version } = frame;
-  if (type !== 'hello' || typeof name !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) return undefined;
-  if (!Array.isArray(connections) || connections.length > 1000 || !connections.every((c) => typeof c === 'string')) return undefined;
+  if (type !== 'hello' || typeof name !== 'string' || !namePattern.test(name)) return undefined;
+  // Connection names as the config allows them: what an agent announces reaches status, logs and terminals.
+  if (!Array.isArray(connections) || connections.length > 1000 || !connections.every((c) => typeof c === 'string' && namePattern.test(c))) return undefined;
   const limit = typeof concurrency === 'number' && Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= 10_000 ? concurrency : 64;
-  return { type, name, connections: connections as string[], concurrency: limit, version: typeof version === 'string' ? version.slice(0, 64) : 'unknown' };
+  return { type, name, connections: connections as string[], concurrency: limit, version: typeof version === 'string' ? version.slice(0, 64).replace(/[^\x20-\x7e]/g, '?') : 'unknown' };
+}
+
+/**
+ * No usable head: a head the agent got wrong (ProtocolError: too large, not JSON,
+ * malformed) is upstream_failed and logged; the stream ending first is agent_disconnected.
+ */
+function headFailure(error: unknown, job: Job, session: Session): GatehouseError {
+  const detail = `connection ${job.connection} via agent ${session.hello.name} (${session.id}): ${(error as Error).message}`;
+  return new GatehouseError(error instanceof ProtocolError ? 'upstream_failed' : 'agent_disconnected', { detail });
 }
 
 /** An agent-reported failure keeps its code when it is one of the upstream codes. */

@@ -177,13 +177,14 @@ export function readHead(stream: Readable): Promise<{ head: ResponseHead; rest: 
       if (buffered.length < 4 + length) return;
       cleanup();
       stream.pause();
-      let head: ResponseHead;
+      let value: unknown;
       try {
-        head = JSON.parse(buffered.subarray(4, 4 + length).toString('utf8')) as ResponseHead;
-        if (head === null || typeof head !== 'object') throw new Error('not an object');
+        value = JSON.parse(buffered.subarray(4, 4 + length).toString('utf8'));
       } catch {
         return reject(new ProtocolError('response head is not JSON'));
       }
+      const head = parseHead(value);
+      if (typeof head === 'string') return reject(new ProtocolError(`malformed response head: ${head}`));
       resolve({ head, rest: buffered.subarray(4 + length) });
     };
     stream.on('data', onData);
@@ -191,6 +192,37 @@ export function readHead(stream: Readable): Promise<{ head: ResponseHead; rest: 
     stream.once('error', onEnd);
     stream.once('close', onEnd);
   });
+}
+
+// RFC 9110 §5.1 field names; §5.5 field values (what node:http accepts: no CR, LF, NUL).
+const fieldName = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const badFieldValue = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * The head as the gateway may use it, or why not. The agent is not trusted: a head that
+ * is not exactly `{status, headers}` or `{error: {code, detail}}` with valid values
+ * would otherwise reach the gateway's writers (a throw there, or a 1xx or a header with
+ * CR/LF sent to the caller).
+ */
+export function parseHead(value: unknown): ResponseHead | string {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not an object';
+  const { status, headers, error } = value as Record<string, unknown>;
+  if (error !== undefined) {
+    if (error === null || typeof error !== 'object' || Array.isArray(error)) return 'error is not an object';
+    const { code, detail } = error as Record<string, unknown>;
+    if (typeof code !== 'string' || typeof detail !== 'string') return 'error needs a string code and detail';
+    return { error: { code: code.slice(0, 64), detail: detail.slice(0, 1024) } };
+  }
+  if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return 'status must be an integer from 200 to 599';
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) return 'headers is not an object';
+  const out: Record<string, string | string[]> = {};
+  for (const [name, field] of Object.entries(headers)) {
+    if (!fieldName.test(name)) return `header name ${JSON.stringify(name.slice(0, 64))} is not a token`;
+    const values = Array.isArray(field) ? field : [field];
+    if (!values.every((v): v is string => typeof v === 'string' && !badFieldValue.test(v))) return `header ${name} has a value that is not a valid field value`;
+    out[name.toLowerCase()] = Array.isArray(field) ? (values as string[]) : (field as string);
+  }
+  return { status, headers: out };
 }
 
 /**

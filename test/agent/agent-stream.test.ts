@@ -5,7 +5,8 @@
 //   the completion trailer ends the gateway's readable side while it can still write;
 // - an agent that ends without the trailer, or resets the stream, is a cut:
 //   agent_disconnected, never a clean end;
-// - an agent error head (e.g. it does not serve the connection) refuses the open;
+// - an agent error head (e.g. it does not serve the connection) refuses the open, and
+//   so does any head but 200;
 // - a stream opened `near` another goes to the same agent session.
 
 import assert from 'node:assert/strict';
@@ -128,6 +129,13 @@ describe('raw byte streams through the agent hub', () => {
     assert.equal(refused.status, 'rejected');
     assert.equal((refused as PromiseRejectedResult).reason.code, 'agent_unavailable');
     assert.match((refused as PromiseRejectedResult).reason.detail, /not served here/);
+  });
+
+  test('a head that is neither 200 nor an error refuses the open: upstream_failed', async () => {
+    const [refused] = await Promise.allSettled([open(), agents[0]!.nextStream({ status: 302, headers: { location: 'elsewhere' } })]);
+    assert.equal(refused.status, 'rejected');
+    assert.equal((refused as PromiseRejectedResult).reason.code, 'upstream_failed');
+    assert.match((refused as PromiseRejectedResult).reason.detail, /status 302 on a byte stream/);
   });
 
   test('a stream opened near another goes through the same agent session', async () => {

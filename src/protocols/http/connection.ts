@@ -98,7 +98,8 @@ export function joinUpstreamPath(basePath: string, rest: string): string {
   return basePath.endsWith('/') ? basePath + rest.slice(1) : basePath + rest;
 }
 
-function decodeURIComponentSafe(value: string): string | undefined {
+/** decodeURIComponent, or undefined for a malformed escape (instead of a URIError). */
+export function decodeURIComponentSafe(value: string): string | undefined {
   try {
     return decodeURIComponent(value);
   } catch {
