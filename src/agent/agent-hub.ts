@@ -160,8 +160,13 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
 
     // One live link per key: a copy of an agent's key used elsewhere (stolen, or shared
     // by mistake) gets no traffic while the agent is connected, and shows in the log.
+    // An agent reconnecting after a network cut finds its old link still here: when that
+    // link no longer answers a PING, it is dropped and the new one taken.
     const holder = [...sessions.values()].find((s) => s.identity.credentialId === identity.credentialId);
-    if (holder) {
+    if (holder && !(await answersPing(holder.h2session, Math.min(options.heartbeatMs, 1000)))) {
+      logger.warn({ agent: holder.hello.name, session: holder.id, subject: identity.subject }, 'agent key reconnected; its old link does not answer, dropping it');
+      drop(holder);
+    } else if (holder) {
       logger.warn({ agent: hello.name, subject: identity.subject, connected: holder.h2session.socket?.remoteAddress, refused: stream.session?.socket?.remoteAddress }, 'agent key already connected; refusing a second connection with it');
       return reply(stream, 409, 'agent_key_in_use', `${identity.subject} is already connected as agent "${holder.hello.name}"; each agent needs its own key.`);
     }
@@ -612,4 +617,22 @@ function reply(stream: ServerHttp2Stream, status: number, code: string, message:
 function bearer(value: string | undefined): string | undefined {
   const match = value === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(value);
   return match?.[1];
+}
+
+/** Whether an HTTP/2 link answers a PING within `timeoutMs`. */
+function answersPing(h2session: Http2Session, timeoutMs: number): Promise<boolean> {
+  if (h2session.destroyed || h2session.closed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    timer.unref();
+    try {
+      h2session.ping((error) => {
+        clearTimeout(timer);
+        resolve(error === null);
+      });
+    } catch {
+      clearTimeout(timer);
+      resolve(false);
+    }
+  });
 }

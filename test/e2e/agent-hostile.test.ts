@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { connect, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -97,8 +97,8 @@ connections:
    * answers every one with 200 "ok"; `ignore` reads its offers but never takes one;
    * `no-read` stops reading its control stream after the welcome.
    */
-  async function bareAgent(behaviour: 'scripted' | 'answer' | 'ignore' | 'no-read' = 'scripted', key = rawKey): Promise<BareAgent> {
-    const session = connect(agentsUrl, { ca: pki.ca });
+  async function bareAgent(behaviour: 'scripted' | 'answer' | 'ignore' | 'no-read' = 'scripted', key = rawKey, url = agentsUrl): Promise<BareAgent> {
+    const session = connect(url, { ca: pki.ca });
     session.on('error', () => undefined);
     const control = session.request({ ':method': 'POST', ':path': connectPath, authorization: `Bearer ${key}` }, { endStream: false });
     control.on('error', () => undefined);
@@ -347,6 +347,39 @@ connections:
     await waitForRawSessions(0);
     const again = await bareAgent('answer');
     again.close();
+    await waitForRawSessions(0);
+  });
+
+  test('an agent reconnecting after a network cut: its old link no longer answers a PING, so it is dropped and the new link taken at once', async () => {
+    // The old link runs through a relay that is then frozen: a cut the gateway has not seen.
+    const sockets: Socket[] = [];
+    let frozen = false;
+    const relay = createTcpServer((inbound) => {
+      const outbound = tcpConnect(Number(new URL(agentsUrl).port), '127.0.0.1');
+      sockets.push(inbound, outbound);
+      for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+        from.on('data', (chunk: Buffer) => {
+          if (!frozen) to.write(chunk);
+        });
+        from.on('error', () => undefined);
+      }
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const old = await bareAgent('answer', rawKey, `https://127.0.0.1:${(relay.address() as AddressInfo).port}`);
+    let fresh: BareAgent | undefined;
+    try {
+      await waitForRawSessions(1);
+      frozen = true;
+      fresh = await bareAgent('answer');
+      assert.match(gateway.logs(), /agent key reconnected; its old link does not answer, dropping it/);
+      await waitForRawSessions(1);
+      for (let i = 0; i < 4; i++) assert.equal((await call('raw')).status, 200);
+    } finally {
+      fresh?.close();
+      old.close();
+      for (const socket of sockets) socket.destroy();
+      relay.close();
+    }
     await waitForRawSessions(0);
   });
 
