@@ -6,7 +6,7 @@
 // database. It reconnects with exponential backoff and jitter. It never sees the
 // caller's credential: the gateway strips it (HTTP) or consumes it at login (PostgreSQL).
 
-import { credentialHeader } from '../config/fields.js';
+import { credentialHeader, maxTimerMs } from '../config/fields.js';
 import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { pipeline } from 'node:stream/promises';
 import { localForwarderFor, mapUpstreamError, type Forwarder } from '../forward/index.js';
@@ -131,7 +131,8 @@ export function startAgent(options: AgentOptions): Agent {
           lastSeen = Date.now();
           if (frame['type'] === 'welcome' && !welcomed) {
             welcomed = true;
-            const every = Number(frame['heartbeatMs']) || 10_000;
+            // Within what the gateway's config accepts: a welcome must not make the agent spin (1 ms).
+            const every = Math.min(Math.max(Number(frame['heartbeatMs']) || 10_000, 100), maxTimerMs);
             heartbeat = setInterval(() => {
               if (Date.now() - lastSeen > 3 * every) {
                 logger.warn('gateway missed heartbeats; reconnecting');
