@@ -51,23 +51,69 @@ export interface RedisLimitStoreOptions {
   readonly keyPrefix: string;
 }
 
+/** How long a limit check waits for Redis before the request is refused (as /readyz waits). */
+export const redisAnswerTimeoutMs = 2_000;
+
 export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitStore {
   // Fail fast rather than queue: a limit that cannot be checked refuses the request.
-  const redis = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2_000, lazyConnect: false });
+  // - commandTimeout: a Redis that stops answering (blocked, a half-open connection) held
+  //   every request under a limit until it answered again, however long that took.
+  // - no offline queue, no resending after a reconnect: a command is written only to a
+  //   ready connection, once. Queued or resent, a check whose caller had already been
+  //   refused (503) ran later all the same: it counted a refused request, or took a
+  //   concurrency slot nobody would give back.
+  const redis = new Redis(options.url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: redisAnswerTimeoutMs,
+    connectTimeout: redisAnswerTimeoutMs,
+    lazyConnect: false,
+  });
   // Surfaced per command; the client reconnects on its own. A command that fails while
-  // disconnected only says "Reached the max retries per request limit": the connection's
-  // own error (ECONNREFUSED host:port, WRONGPASS) is kept to say why (never the URL).
+  // disconnected only says "Stream isn't writeable": the connection's own error
+  // (ECONNREFUSED host:port, WRONGPASS) is kept to say why (never the URL).
   let connectionError: string | undefined;
   redis.on('error', (error: Error & { code?: string }) => {
     connectionError = error.code && !error.message.includes(error.code) ? `${error.code} ${error.message}` : error.message;
   });
   redis.on('ready', () => (connectionError = undefined));
+  /** Resolves once the connection is ready; while it is being made (start-up, a reconnect) waits for it, up to the timeout. */
+  let connecting: Promise<void> | undefined;
+  const ready = async (): Promise<void> => {
+    if (redis.status === 'ready') return;
+    if (!['wait', 'connecting', 'connect'].includes(redis.status)) throw notAnswering();
+    // One wait shared by every request that arrives meanwhile (one listener, not one each).
+    connecting ??= new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        redis.off('ready', onReady).off('close', onClose);
+        connecting = undefined;
+        if (error) reject(error);
+        else resolve();
+      };
+      const onReady = () => done();
+      const onClose = () => done(notAnswering());
+      const timer = setTimeout(() => done(notAnswering(`no answer in ${redisAnswerTimeoutMs} ms`)), redisAnswerTimeoutMs);
+      redis.once('ready', onReady).once('close', onClose);
+    });
+    return connecting;
+  };
+  const notAnswering = (why = connectionError ?? 'not connected') => new Error(`Redis did not answer: ${why}`);
   const explained = async <T>(command: () => Promise<T>): Promise<T> => {
+    await ready();
     try {
       return await command();
     } catch (error) {
-      if ((error as Error).name !== 'MaxRetriesPerRequestError') throw error;
-      throw new Error(`Redis did not answer: ${connectionError ?? 'not connected'}`, { cause: error });
+      const message = (error as Error).message;
+      if (message === 'Command timed out') {
+        // A connection that stopped answering may never answer again (the peer is gone
+        // without a reset): make a new one. Commands are never resent on it.
+        if (redis.status === 'ready') redis.disconnect(true);
+        throw notAnswering(`no answer in ${redisAnswerTimeoutMs} ms`);
+      }
+      if ((error as Error).name === 'MaxRetriesPerRequestError' || message.startsWith("Stream isn't writeable") || message === 'Connection is closed.') throw notAnswering();
+      throw error;
     }
   };
   const p = options.keyPrefix;
