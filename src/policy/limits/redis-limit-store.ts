@@ -37,13 +37,16 @@ redis.call('INCRBY', key, tonumber(ARGV[2]))
 redis.call('PEXPIRE', key, w + 1000)
 return 1`;
 
-const acquireScript = `local c = redis.call('INCR', KEYS[1])
-if c > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1`;
-
-const releaseScript = `local c = redis.call('DECR', KEYS[1])
-if c <= 0 then redis.call('DEL', KEYS[1]) end
+// Slots of a scope: a sorted set of slot ids scored by when each expires (Redis clock).
+// Expired ones are dropped before counting. (A counter whose key expired 15 minutes
+// after the last acquire kept a dead gateway's slots taken as long as the scope stayed
+// busy; its own key name, ':slots', so it never meets such a counter.)
+// KEYS[1]: slots key; ARGV: slot id, max, ttlMs.
+const acquireScript = `${nowMs}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1`;
 
 export interface RedisLimitStoreOptions {
@@ -127,11 +130,11 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
     async add(key, windowMs, amount) {
       if (amount > 0) await explained(() => redis.eval(addScript, 1, p + key, windowMs, amount));
     },
-    async acquire(key, max, ttlMs) {
-      return (await explained(() => redis.eval(acquireScript, 1, p + key, max, ttlMs))) === 1;
+    async acquire(key, slot, max, ttlMs) {
+      return (await explained(() => redis.eval(acquireScript, 1, `${p}${key}:slots`, slot, max, ttlMs))) === 1;
     },
-    async release(key) {
-      await explained(() => redis.eval(releaseScript, 1, p + key));
+    async release(key, slot) {
+      await explained(() => redis.zrem(`${p}${key}:slots`, slot));
     },
     async ping() {
       await explained(() => redis.ping());
