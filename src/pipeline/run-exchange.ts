@@ -120,13 +120,10 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
       const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.holdSignal?.(exchange), deferUse: true });
       exchange = { ...exchange, approval: held.approval };
+      // Decided again when the policy changed during the hold (the record keeps that decision).
+      if (held.decision) decision = held.decision;
       if (held.error) throw held.error;
       useApproval = held.use;
-      if (stages.policy.version !== decision.policyVersion) {
-        const heldUnder = decision.policyVersion;
-        decision = stages.policy.decide(exchange);
-        enforceAfterHold(decision, exchange, heldUnder);
-      }
     }
     // Before admission, so a request that cannot be scrubbed holds no limit slot.
     const scrubbed = io.recordedRequest?.(exchange, decision);
@@ -190,23 +187,6 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   }
   await admission?.release(outcome);
   if (outcome) stages.observe(exchange, decision, outcome);
-}
-
-/**
- * The policy changed (a reload) while the request was held: the reviewer's consent was
- * given to a request decided under the old policy, which must not outlive it, so the
- * running policy has decided again. A deny refuses; an approval it asks for is one the
- * old review cannot give (reviews are bound to a policy version), so the caller sends
- * the request again; an allow goes on, with the running policy's obligations.
- */
-function enforceAfterHold(decision: Decision, exchange: Exchange, heldUnder: string): void {
-  enforceDecision(decision, { approvals: true });
-  if (decision.effect !== 'require_approval') return;
-  throw new GatehouseError('approval_invalid', {
-    rule: decision.rules[0],
-    message: `The policy changed while this request was held, so review ${exchange.approval?.reviewId ?? ''} (given under the previous policy) does not approve it; send the request again for a review under the running policy.`,
-    detail: `policy ${heldUnder} -> ${decision.policyVersion} during the hold`,
-  });
 }
 
 /**
