@@ -76,6 +76,9 @@ export function createLimiter(specs: readonly LimitRuleSpec[], store: LimitStore
           const base = `limit:${spec.name}:${scope}`;
           const add = (what: string, amount: number, check: number, limit: number | undefined) => {
             if (limit === undefined) return;
+            // More than a whole window allows: no retry can pass, so not a 429 (which
+            // clients retry, the OpenAI SDKs on their own) but a request to send less.
+            if (amount > limit) throw oversized(spec, what, amount, limit);
             counters.push({ key: `${base}:${what}`, windowMs: spec.window, amount, check, limit });
             owners.push({ limit: spec, what });
           };
@@ -168,6 +171,14 @@ function refusal(limit: LimitRuleSpec, what: string, retryAfterMs: number): Gate
     message: limit.message ?? `Rate limit "${limit.name}" reached: too many ${describe[what] ?? what}${per}. Retry after ${retryAfterSeconds} s.`,
     detail: `limit ${limit.name}: ${what}`,
     retryAfterSeconds,
+  });
+}
+
+function oversized(limit: LimitRuleSpec, what: string, amount: number, max: number): GatehouseError {
+  return new GatehouseError('request_too_large', {
+    rule: limit.name,
+    message: `The request has ${amount} ${describe[what] ?? what}, more than limit "${limit.name}" allows per ${formatWindow(limit.window)} (${max}), so it cannot pass: send less at a time.`,
+    detail: `limit ${limit.name}: ${what} ${amount} > ${max}`,
   });
 }
 
