@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { redactPathCredentials } from '../detect/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Decision, Exchange, ExchangeApproval } from '../exchange/index.js';
+import type { DecisionPolicy } from '../policy/index.js';
 import type { ApprovalService, Binding } from './approval-service.js';
 import type { Review } from './review-types.js';
 
@@ -47,20 +48,55 @@ export interface HoldResult {
   readonly error?: GatehouseError | undefined;
   /** With `deferUse`: uses the approval (approved → executed, once); throws when it cannot. */
   readonly use?: (() => Promise<void>) | undefined;
+  /** The running policy's decision, when the policy changed while the request was held. */
+  readonly decision?: Decision | undefined;
 }
 
 export interface ApprovalStage {
   hold(exchange: Exchange, decision: Decision, request: ApprovalRequest): Promise<HoldResult>;
 }
 
-export function createApprovalStage(service: ApprovalService, options: { readonly pollInterval: number }): ApprovalStage {
+export interface ApprovalStageOptions {
+  readonly pollInterval: number;
+  /** The running policy: a request approved after it changed is decided again (decidedAgain). */
+  readonly policy?: DecisionPolicy | undefined;
+}
+
+export function createApprovalStage(service: ApprovalService, options: ApprovalStageOptions): ApprovalStage {
   const stage = holdStage(service, options);
+  const policy = options.policy;
   return {
     async hold(exchange, decision, request) {
       const held = await stage.hold(exchange, decision, request);
-      return held.error ? { ...held, error: withRule(held.error, decision) } : held;
+      if (held.error) return { ...held, error: withRule(held.error, decision) };
+      if (policy === undefined || policy.version === decision.policyVersion) return held;
+      return decidedAgain(service, policy, exchange, decision, held);
     },
   };
+}
+
+/**
+ * The policy changed (a reload) while the request was held: the reviewer's consent went
+ * to a request decided under the old policy, which must not outlive it (a reload that
+ * denies the request was bypassed). The running policy decides again: a deny refuses;
+ * an approval it asks for is one the old review cannot give (a review is bound to its
+ * policy version), so the caller sends the request again; an allow goes on.
+ */
+function decidedAgain(service: ApprovalService, policy: DecisionPolicy, exchange: Exchange, held: Decision, result: HoldResult): HoldResult {
+  const decision = policy.decide(exchange);
+  if (decision.effect === 'allow') return { ...result, decision };
+  const detail = `policy ${held.policyVersion} -> ${decision.policyVersion} during the hold`;
+  const reviewId = result.approval.reviewId;
+  const error =
+    decision.effect === 'deny'
+      ? new GatehouseError('access_denied', { message: decision.message, rule: decision.rules[0], detail })
+      : new GatehouseError('approval_invalid', {
+          rule: decision.rules[0],
+          fields: service.errorFields(reviewId),
+          message: `The policy changed while this request was held, so review ${reviewId} (given under the previous policy) does not approve it; send the request again for a review under the running policy.`,
+          detail,
+        });
+  return { approval: result.approval, decision, error };
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Logger } from '../observability/index.js';
 import type { Database, StoreConfig } from '../store/index.js';
 import { ApprovalService } from './approval-service.js';
 import { createApprovalStage, type ApprovalStage } from './hold-for-approval.js';
+import type { DecisionPolicy } from '../policy/index.js';
 import { createNotifier } from './notify-reviewers.js';
 import { localReviewBus, postgresReviewBus } from './review-bus.js';
 import type { ReviewEvent } from './review-types.js';
@@ -28,6 +29,8 @@ export interface StartApprovalsOptions {
   readonly logger: Logger;
   /** Where review and vote events go for the audit log (the lead connects AuditLog here). */
   readonly audit?: ((event: ReviewEvent) => void) | undefined;
+  /** The running policy: a request approved after the policy changed is decided again. */
+  readonly policy?: DecisionPolicy | undefined;
 }
 
 export async function startApprovals(options: StartApprovalsOptions): Promise<RunningApprovals> {
@@ -54,7 +57,7 @@ export async function startApprovals(options: StartApprovalsOptions): Promise<Ru
   sweeper.unref();
   return {
     service,
-    stage: createApprovalStage(service, { pollInterval: config.pollInterval }),
+    stage: createApprovalStage(service, { pollInterval: config.pollInterval, policy: options.policy }),
     setAdminUrl(url) {
       if (config.apiUrl === undefined && url !== undefined) adminUrl = url;
     },

@@ -120,6 +120,8 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
       const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.holdSignal?.(exchange), deferUse: true });
       exchange = { ...exchange, approval: held.approval };
+      // Decided again when the policy changed during the hold (the record keeps that decision).
+      if (held.decision) decision = held.decision;
       if (held.error) throw held.error;
       useApproval = held.use;
     }

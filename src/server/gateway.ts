@@ -163,6 +163,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         config: config.approvals,
         adminGroups: config.admin.groups,
         logger,
+        policy,
         // Every review and every vote is an audit event in the chain.
         audit: (event) => {
           audit.log

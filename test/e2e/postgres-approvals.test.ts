@@ -1,9 +1,11 @@
 // End to end: the real `gatehouse` process with a `type: postgres` connection, an
 // `approvals:` section and a config rule `require_approval` on DELETE; node-postgres as
 // the client and the admin API as the reviewer. Approved → the DELETE runs and answers;
-// denied → 42501; not approved within holdFor → 57014; the session stays usable.
+// denied → 42501; not approved within holdFor → 57014; the session stays usable; a
+// reload that denies a held statement wins over its approval.
 
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
@@ -129,5 +131,23 @@ approvals:
     await assert.rejects(client.query('truncate orders'), { code: '57014' });
     await heldReview(notices);
     assert.deepEqual((await client.query('select count(*)::int as n from orders')).rows, [{ n: 9 }]);
+  });
+
+  test('a reload that denies DELETE while one is held: approved afterwards, it is refused (42501) and does not run', async () => {
+    const admin = await gateway.createKey('admin', ['admins'], ['--kind', 'human']);
+    const { client, notices } = await connect();
+    const running = client.query('delete from orders where id = 5');
+    const review = await heldReview(notices);
+    const config = readFileSync(gateway.configPath, 'utf8');
+    writeFileSync(gateway.configPath, config.replace('  rules:\n', '  rules:\n    - name: no-deletes\n      effect: deny\n      message: Deletes are frozen.\n      match: { operations: [sql.delete] }\n'));
+    const reload = await fetch(`${gateway.adminUrl}/api/policy/reload`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(reload.status, 200, await reload.clone().text());
+    assert.equal(((await reload.json()) as { changed: boolean }).changed, true);
+    assert.equal((await vote(review.id, 'approve')).body.state, 'approved');
+    await assert.rejects(running, (error: pg.DatabaseError) => {
+      assert.deepEqual({ code: error.code, message: error.message }, { code: '42501', message: 'Deletes are frozen. (rule: no-deletes)' });
+      return true;
+    });
+    assert.deepEqual((await client.query('select count(*)::int as n from orders where id = 5')).rows, [{ n: 1 }]);
   });
 });

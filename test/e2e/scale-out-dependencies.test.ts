@@ -73,6 +73,7 @@ approvals:
     adminKey = await a.createKey('admin', ['admins', 'reviewers']);
   });
   afterEach(async () => {
+    redisRelay.silent = false;
     await pgRelay.up();
     await redisRelay.up();
   });
@@ -92,6 +93,7 @@ approvals:
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content }] }),
+      signal: AbortSignal.timeout(30_000), // a gateway that hangs fails the test, not the run
     }).then(async (res) => ({ status: res.status, id: res.headers.get('gatehouse-exchange-id'), body: (await res.json()) as { error?: { code: string } } }));
   }
   const admin = (gateway: GatewayProcess, path: string, init: RequestInit = {}) =>
@@ -224,6 +226,31 @@ approvals:
       if (verdict === 'deny') assert.equal(answer.body.error?.code, 'approval_denied');
       // The held request re-reads the store only every 5 s: faster means NOTIFY reached A.
       assert.ok(took < 2000, `${verdict} on B released the request on A after ${took} ms`);
+    }
+  });
+
+  test('Redis stops answering (connection open, no reply): requests under a limit get 503 limits_unavailable within seconds, not a hang; answering again: counting again', async () => {
+    const bulk = await a.createKey('bulk-quiet', ['bulk']);
+    const plain = await a.createKey('plain-quiet', ['ml']);
+    assert.equal((await chat(a, bulk, 'counted')).status, 200);
+
+    // Bytes swallowed both ways: a Redis blocked (DEBUG SLEEP, a long script) or a peer gone
+    // without a reset. The request used to wait until the connection was cut, for ever.
+    redisRelay.silent = true;
+    for (const gateway of [a, b]) {
+      const startedAt = Date.now();
+      const refused = await chat(gateway, bulk, 'no answer from Redis');
+      const took = Date.now() - startedAt;
+      assert.deepEqual({ status: refused.status, code: refused.body.error?.code }, { status: 503, code: 'limits_unavailable' });
+      assert.ok(took < 5_000, `refused after ${took} ms`);
+      assert.equal((await chat(gateway, plain, 'no limit applies')).status, 200);
+    }
+    assert.match(a.logs(), /"err":"Error: Redis did not answer: no answer in 2000 ms","msg":"limit store error"/);
+
+    redisRelay.silent = false;
+    for (const gateway of [a, b]) {
+      await eventually(async () => assert.equal((await chat(gateway, bulk, 'counted again')).status, 200));
+      assert.deepEqual(await readiness(gateway), { status: 200, body: { status: 'ready' } });
     }
   });
 

@@ -2,11 +2,13 @@
 // `not ready` line and the exchange's detail. It said only ioredis's "Reached the max
 // retries per request limit (which is 1). Refer to "maxRetriesPerRequest" option",
 // which names neither the address nor the cause. Never the URL's password.
+// And, through the real Redis: a concurrency slot that is never given back expires.
 
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { createRedisLimitStore } from '../../src/policy/index.js';
+import { deleteKeys, redisUnavailable, testRedisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
 
 test('a Redis that refuses connections: the store error names the socket error, not the password', async () => {
   const closed = createServer();
@@ -20,8 +22,42 @@ test('a Redis that refuses connections: the store error names the socket error, 
       assert.ok(!error.message.includes('kookaburra'));
       return true;
     });
-    await assert.rejects(store.acquire('k', 1, 1000), /^Error: Redis did not answer: .*ECONNREFUSED/);
+    await assert.rejects(store.acquire('k', 'slot-1', 1, 1000), /^Error: Redis did not answer: .*ECONNREFUSED/);
   } finally {
     await store.close();
+  }
+});
+
+const redisSkip = await redisUnavailable();
+
+test('a concurrency slot never given back (its gateway died) is freed when it expires, even while the scope stays busy', { skip: redisSkip }, async () => {
+  const prefix = uniqueKeyPrefix();
+  const dead = createRedisLimitStore({ url: testRedisUrl, keyPrefix: prefix });
+  const live = createRedisLimitStore({ url: testRedisUrl, keyPrefix: prefix });
+  const ttlMs = 600;
+  try {
+    // A gateway takes a slot of two and dies without giving it back.
+    assert.equal(await dead.acquire('limit:c:connection:demo:concurrent', 'ex-dead', 2, ttlMs), true);
+    await dead.close();
+    // Another gateway keeps the scope busy: one exchange after the other, well past the TTL.
+    const until = Date.now() + 3 * ttlMs;
+    for (let i = 0; Date.now() < until; i++) {
+      assert.equal(await live.acquire('limit:c:connection:demo:concurrent', `ex-${i}`, 2, ttlMs), true);
+      await live.release('limit:c:connection:demo:concurrent', `ex-${i}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // The dead gateway's slot has expired: both slots can be taken again.
+    assert.equal(await live.acquire('limit:c:connection:demo:concurrent', 'ex-a', 2, ttlMs), true);
+    assert.equal(await live.acquire('limit:c:connection:demo:concurrent', 'ex-b', 2, ttlMs), true);
+    assert.equal(await live.acquire('limit:c:connection:demo:concurrent', 'ex-c', 2, ttlMs), false);
+    // Giving back a slot twice, or one never taken, frees no one else's.
+    await live.release('limit:c:connection:demo:concurrent', 'ex-a');
+    await live.release('limit:c:connection:demo:concurrent', 'ex-a');
+    await live.release('limit:c:connection:demo:concurrent', 'ex-never');
+    assert.equal(await live.acquire('limit:c:connection:demo:concurrent', 'ex-d', 2, ttlMs), true);
+    assert.equal(await live.acquire('limit:c:connection:demo:concurrent', 'ex-e', 2, ttlMs), false);
+  } finally {
+    await live.close();
+    await deleteKeys(prefix);
   }
 });

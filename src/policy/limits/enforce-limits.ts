@@ -11,6 +11,7 @@
 // - maxResponseBytes: returned as an obligation (the smallest applying cap).
 // A store that does not answer refuses the request (503 limits_unavailable): fail closed.
 
+import { randomUUID } from 'node:crypto';
 import type { LimitRuleSpec } from '../../config/policy-schema.js';
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, ExchangeOutcome } from '../../exchange/index.js';
@@ -38,7 +39,7 @@ interface CompiledLimit {
 }
 
 const noop: Admission = { maxResponseBytes: undefined, release: async () => undefined };
-/** How long a concurrency slot of a process that died is held. */
+/** How long a concurrency slot is held at most: one never given back (its process died) is freed then. */
 const slotTtlMs = 15 * 60_000;
 
 export function createLimiter(specs: readonly LimitRuleSpec[], store: LimitStore, timezone = 'UTC', onStoreError?: (error: unknown) => void): Limiter {
@@ -75,6 +76,9 @@ export function createLimiter(specs: readonly LimitRuleSpec[], store: LimitStore
           const base = `limit:${spec.name}:${scope}`;
           const add = (what: string, amount: number, check: number, limit: number | undefined) => {
             if (limit === undefined) return;
+            // More than a whole window allows: no retry can pass, so not a 429 (which
+            // clients retry, the OpenAI SDKs on their own) but a request to send less.
+            if (amount > limit) throw oversized(spec, what, amount, limit);
             counters.push({ key: `${base}:${what}`, windowMs: spec.window, amount, check, limit });
             owners.push({ limit: spec, what });
           };
@@ -88,12 +92,14 @@ export function createLimiter(specs: readonly LimitRuleSpec[], store: LimitStore
       }
 
       const held: string[] = [];
+      // Names this admission's slots, so giving one back frees that one, never another's.
+      const slotId = slots.length > 0 ? randomUUID() : '';
       const releaseSlots = async () => {
-        for (const key of held.splice(0)) await store.release(key).catch(onStoreError);
+        for (const key of held.splice(0)) await store.release(key, slotId).catch(onStoreError);
       };
       try {
         for (const slot of slots) {
-          if (!(await store.acquire(slot.key, slot.max, slotTtlMs))) {
+          if (!(await store.acquire(slot.key, slotId, slot.max, slotTtlMs))) {
             await releaseSlots();
             throw refusal(slot.limit, 'concurrent', 1_000);
           }
@@ -165,6 +171,14 @@ function refusal(limit: LimitRuleSpec, what: string, retryAfterMs: number): Gate
     message: limit.message ?? `Rate limit "${limit.name}" reached: too many ${describe[what] ?? what}${per}. Retry after ${retryAfterSeconds} s.`,
     detail: `limit ${limit.name}: ${what}`,
     retryAfterSeconds,
+  });
+}
+
+function oversized(limit: LimitRuleSpec, what: string, amount: number, max: number): GatehouseError {
+  return new GatehouseError('request_too_large', {
+    rule: limit.name,
+    message: `The request has ${amount} ${describe[what] ?? what}, more than limit "${limit.name}" allows per ${formatWindow(limit.window)} (${max}), so it cannot pass: send less at a time.`,
+    detail: `limit ${limit.name}: ${what} ${amount} > ${max}`,
   });
 }
 

@@ -25,9 +25,14 @@ export interface LimitStore {
   take(counters: readonly CounterRequest[]): Promise<TakeRefusal | undefined>;
   /** Adds to a counter in its current window (tokens, after the answer). */
   add(key: string, windowMs: number, amount: number): Promise<void>;
-  /** Takes one concurrency slot unless `max` are taken; a slot left by a dead process expires after `ttlMs`. */
-  acquire(key: string, max: number, ttlMs: number): Promise<boolean>;
-  release(key: string): Promise<void>;
+  /**
+   * Takes concurrency slot `slot` (an id unique to the exchange) unless `max` are taken.
+   * Each slot expires `ttlMs` after it was taken, so a slot never given back (its
+   * process died, Redis was away when it ended) is freed then, however busy the scope.
+   */
+  acquire(key: string, slot: string, max: number, ttlMs: number): Promise<boolean>;
+  /** Gives slot `slot` back; giving back a slot not held (any more) does nothing. */
+  release(key: string, slot: string): Promise<void>;
   /** Resolves when the store answers (readiness); rejects when it does not. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -35,7 +40,7 @@ export interface LimitStore {
 
 export function createMemoryLimitStore(now: () => number = Date.now): LimitStore {
   const counters = new Map<string, { value: number; expiresAt: number }>();
-  const slots = new Map<string, number>();
+  const slots = new Map<string, Set<string>>();
   const sweep = setInterval(() => {
     const t = now();
     for (const [key, entry] of counters) if (entry.expiresAt <= t) counters.delete(key);
@@ -66,16 +71,16 @@ export function createMemoryLimitStore(now: () => number = Date.now): LimitStore
     async add(key, windowMs, amount) {
       if (amount > 0) addAt(key, windowMs, amount, now());
     },
-    async acquire(key, max) {
-      const taken = slots.get(key) ?? 0;
-      if (taken >= max) return false;
-      slots.set(key, taken + 1);
+    // One process: its slots end with it, and release always reaches the map, so they need no expiry.
+    async acquire(key, slot, max) {
+      const taken = slots.get(key) ?? new Set<string>();
+      if (taken.size >= max) return false;
+      slots.set(key, taken.add(slot));
       return true;
     },
-    async release(key) {
-      const taken = (slots.get(key) ?? 0) - 1;
-      if (taken <= 0) slots.delete(key);
-      else slots.set(key, taken);
+    async release(key, slot) {
+      const taken = slots.get(key);
+      if (taken?.delete(slot) && taken.size === 0) slots.delete(key);
     },
     async ping() {},
     async close() {

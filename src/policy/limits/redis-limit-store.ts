@@ -37,13 +37,16 @@ redis.call('INCRBY', key, tonumber(ARGV[2]))
 redis.call('PEXPIRE', key, w + 1000)
 return 1`;
 
-const acquireScript = `local c = redis.call('INCR', KEYS[1])
-if c > tonumber(ARGV[1]) then redis.call('DECR', KEYS[1]) return 0 end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1`;
-
-const releaseScript = `local c = redis.call('DECR', KEYS[1])
-if c <= 0 then redis.call('DEL', KEYS[1]) end
+// Slots of a scope: a sorted set of slot ids scored by when each expires (Redis clock).
+// Expired ones are dropped before counting. (A counter whose key expired 15 minutes
+// after the last acquire kept a dead gateway's slots taken as long as the scope stayed
+// busy; its own key name, ':slots', so it never meets such a counter.)
+// KEYS[1]: slots key; ARGV: slot id, max, ttlMs.
+const acquireScript = `${nowMs}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1`;
 
 export interface RedisLimitStoreOptions {
@@ -51,23 +54,69 @@ export interface RedisLimitStoreOptions {
   readonly keyPrefix: string;
 }
 
+/** How long a limit check waits for Redis before the request is refused (as /readyz waits). */
+export const redisAnswerTimeoutMs = 2_000;
+
 export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitStore {
   // Fail fast rather than queue: a limit that cannot be checked refuses the request.
-  const redis = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 2_000, lazyConnect: false });
+  // - commandTimeout: a Redis that stops answering (blocked, a half-open connection) held
+  //   every request under a limit until it answered again, however long that took.
+  // - no offline queue, no resending after a reconnect: a command is written only to a
+  //   ready connection, once. Queued or resent, a check whose caller had already been
+  //   refused (503) ran later all the same: it counted a refused request, or took a
+  //   concurrency slot nobody would give back.
+  const redis = new Redis(options.url, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: redisAnswerTimeoutMs,
+    connectTimeout: redisAnswerTimeoutMs,
+    lazyConnect: false,
+  });
   // Surfaced per command; the client reconnects on its own. A command that fails while
-  // disconnected only says "Reached the max retries per request limit": the connection's
-  // own error (ECONNREFUSED host:port, WRONGPASS) is kept to say why (never the URL).
+  // disconnected only says "Stream isn't writeable": the connection's own error
+  // (ECONNREFUSED host:port, WRONGPASS) is kept to say why (never the URL).
   let connectionError: string | undefined;
   redis.on('error', (error: Error & { code?: string }) => {
     connectionError = error.code && !error.message.includes(error.code) ? `${error.code} ${error.message}` : error.message;
   });
   redis.on('ready', () => (connectionError = undefined));
+  /** Resolves once the connection is ready; while it is being made (start-up, a reconnect) waits for it, up to the timeout. */
+  let connecting: Promise<void> | undefined;
+  const ready = async (): Promise<void> => {
+    if (redis.status === 'ready') return;
+    if (!['wait', 'connecting', 'connect'].includes(redis.status)) throw notAnswering();
+    // One wait shared by every request that arrives meanwhile (one listener, not one each).
+    connecting ??= new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        redis.off('ready', onReady).off('close', onClose);
+        connecting = undefined;
+        if (error) reject(error);
+        else resolve();
+      };
+      const onReady = () => done();
+      const onClose = () => done(notAnswering());
+      const timer = setTimeout(() => done(notAnswering(`no answer in ${redisAnswerTimeoutMs} ms`)), redisAnswerTimeoutMs);
+      redis.once('ready', onReady).once('close', onClose);
+    });
+    return connecting;
+  };
+  const notAnswering = (why = connectionError ?? 'not connected') => new Error(`Redis did not answer: ${why}`);
   const explained = async <T>(command: () => Promise<T>): Promise<T> => {
+    await ready();
     try {
       return await command();
     } catch (error) {
-      if ((error as Error).name !== 'MaxRetriesPerRequestError') throw error;
-      throw new Error(`Redis did not answer: ${connectionError ?? 'not connected'}`, { cause: error });
+      const message = (error as Error).message;
+      if (message === 'Command timed out') {
+        // A connection that stopped answering may never answer again (the peer is gone
+        // without a reset): make a new one. Commands are never resent on it.
+        if (redis.status === 'ready') redis.disconnect(true);
+        throw notAnswering(`no answer in ${redisAnswerTimeoutMs} ms`);
+      }
+      if ((error as Error).name === 'MaxRetriesPerRequestError' || message.startsWith("Stream isn't writeable") || message === 'Connection is closed.') throw notAnswering();
+      throw error;
     }
   };
   const p = options.keyPrefix;
@@ -81,11 +130,11 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
     async add(key, windowMs, amount) {
       if (amount > 0) await explained(() => redis.eval(addScript, 1, p + key, windowMs, amount));
     },
-    async acquire(key, max, ttlMs) {
-      return (await explained(() => redis.eval(acquireScript, 1, p + key, max, ttlMs))) === 1;
+    async acquire(key, slot, max, ttlMs) {
+      return (await explained(() => redis.eval(acquireScript, 1, `${p}${key}:slots`, slot, max, ttlMs))) === 1;
     },
-    async release(key) {
-      await explained(() => redis.eval(releaseScript, 1, p + key));
+    async release(key, slot) {
+      await explained(() => redis.zrem(`${p}${key}:slots`, slot));
     },
     async ping() {
       await explained(() => redis.ping());
