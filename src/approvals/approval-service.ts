@@ -232,14 +232,19 @@ export class ApprovalService {
       if (isUniqueViolation(error)) throw new GatehouseError('review_vote_refused', { message: `${voter.subject} has already voted on review ${id}.`, rule: 'one-vote' });
       throw error;
     }
-    await this.#emit('review.voted', id, voter.subject);
-    if (vote === 'deny') {
-      const denied = await this.#transition(id, 'pending', 'denied', { decided_at: now, decided_by: voter.subject });
-      if (denied) return this.#emit('review.denied', id, voter.subject);
-    } else {
-      const approved = await this.#maybeApprove(id, voter.subject);
-      if (approved) return approved;
+    const decided = vote === 'deny' ? await this.#transition(id, 'pending', 'denied', { decided_at: now, decided_by: voter.subject }) : await this.#approveIfQuorum(id, voter.subject);
+    if (!decided) {
+      // Another vote decided the review between this one's check and its count: a deny
+      // that lost to an approval (or the reverse) is refused and not kept, rather than
+      // answered 200 and left on a review it did not decide.
+      const state = (await this.#db.selectFrom('reviews').select('state').where('id', '=', id).executeTakeFirstOrThrow()).state;
+      if (state !== 'pending') {
+        await this.#db.deleteFrom('review_votes').where('review_id', '=', id).where('voter', '=', voter.subject).execute();
+        throw new GatehouseError('review_not_pending', { message: `Review ${id} was ${state} by another vote meanwhile; this vote was not counted.` });
+      }
     }
+    await this.#emit('review.voted', id, voter.subject);
+    if (decided) return this.#emit(vote === 'deny' ? 'review.denied' : 'review.approved', id, voter.subject);
     return (await loadReview(this.#db, id))!;
   }
 
@@ -350,21 +355,22 @@ export class ApprovalService {
     return true;
   }
 
-  async #maybeApprove(id: string, actor: string): Promise<Review | undefined> {
+  /** Approves the review once it has its quorum of approvals; whether this call did. */
+  async #approveIfQuorum(id: string, actor: string): Promise<boolean> {
     const row = await this.#db.selectFrom('reviews').select(['min_approvals', 'rules']).where('id', '=', id).executeTakeFirstOrThrow();
     const approvals = await this.#db.selectFrom('review_votes').select(['grant_ms']).where('review_id', '=', id).where('vote', '=', 'approve').execute();
-    if (approvals.length < row.min_approvals) return undefined;
+    if (approvals.length < row.min_approvals) return false;
     const grants = approvals.map((a) => a.grant_ms);
     const grantMs = grants.every((g): g is number => g !== null) ? Math.min(...grants) : null;
     const now = this.#now();
     const { approvalValidFor } = this.optionsFor(JSON.parse(row.rules) as string[]);
     const approved = await this.#transition(id, 'pending', 'approved', { decided_at: now, decided_by: actor, usable_until: now + approvalValidFor, grant_ms: grantMs });
-    if (!approved) return undefined;
+    if (!approved) return false;
     if (grantMs !== null) {
       const review = await this.#db.selectFrom('reviews').select(['subject', 'connection', 'operation', 'rules']).where('id', '=', id).executeTakeFirstOrThrow();
       await this.#db.insertInto('review_grants').values({ review_id: id, ...review, created_at: now, expires_at: now + grantMs }).execute();
     }
-    return this.#emit('review.approved', id, actor);
+    return true;
   }
 
   async #transition(id: string, from: ReviewState, to: ReviewState, set: Partial<ReviewRow>): Promise<boolean> {
