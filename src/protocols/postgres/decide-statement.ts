@@ -12,7 +12,8 @@
 //   catalog's column statistics (pg_stats: samples of every analysed column's values),
 //   and code it cannot trace that a client would create or run there (a DO block, a
 //   function or procedure body: `do $$ … insert into archive select email … $$`), and
-//   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink;
+//   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink, and
+//   reading or writing the server's files (a table's data file holds its rows);
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -166,6 +167,17 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       decision,
       error: new GatehouseError('sql_not_supported', {
         message: 'The statement runs SQL given as text (query_to_xml, table_to_xml, ts_stat, dblink …), which the gateway cannot trace and which could keep masked columns (masking.columns) where they are read unmasked; it was not run. Run it on a connection without column masking.',
+      }),
+    };
+  }
+  // A file on the database server can hold any table's rows (its data file, read with
+  // pg_read_binary_file(pg_relation_filepath('users'))), and a program run by COPY can
+  // read anything; a value written to a file is read back the same way.
+  if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: 'The statement reads or writes files on the database server, or runs a program there (pg_read_file, lo_import, COPY … FROM a file or PROGRAM …), which can read any table\'s rows, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.',
       }),
     };
   }

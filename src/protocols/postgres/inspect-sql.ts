@@ -288,6 +288,9 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     case 'CopyStmt':
       if (!node.is_from) copyOut = true;
       if (node.filename !== undefined || node.is_program) risky.push('copy-server-file');
+      // A program can read anything (`psql -c 'copy payroll to stdout'`), and so can a
+      // file read in (a table's data file): the tables it touches are unknown.
+      if (node.is_program || (node.is_from && node.filename !== undefined)) risky.push('unknown-tables');
       break;
     case 'ExplainStmt': {
       // EXPLAIN ANALYZE runs its statement: it takes that statement's class.
