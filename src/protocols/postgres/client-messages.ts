@@ -281,7 +281,7 @@ export class ClientMessages {
   #queryStatement(parsed: StatementFacts): QueryStep {
     const facts = this.#asRun(parsed);
     const exchange = statementExchange(this.#decide, [facts], facts.text);
-    const checked = decideStatement(this.#decide, exchange, facts);
+    const checked = this.#check(exchange, facts);
     if (!checked.error) this.#track(facts);
     return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking) };
   }
@@ -312,6 +312,32 @@ export class ClientMessages {
       ...(unsupported !== undefined ? { unsupported } : {}),
       ...(derived !== undefined ? { derived } : {}),
     };
+  }
+
+  /** Policy and the gateway's own refusals for one statement (decide-statement.ts), and what only the session knows: its portals. */
+  #check(exchange: Exchange, facts: StatementFacts): Checked {
+    const checked = decideStatement(this.#decide, exchange, facts);
+    if (checked.error || facts.fetches === undefined) return checked;
+    const error = this.#unmaskableFetch(facts.fetches);
+    return error ? { decision: checked.decision, error } : checked;
+  }
+
+  /**
+   * A SQL FETCH of a portal the client bound (Bind): the answer carries the portal's
+   * columns under the names its statement gave them, but not the statement, so values
+   * derived from a masked column (`select email as e`) would leave unmasked. Read such a
+   * portal with Execute, which is masked by its statement.
+   */
+  #unmaskableFetch(name: string): GatehouseError | undefined {
+    const portal = this.#extended.portal(name);
+    const rules = this.#core.ctx.connection.masking;
+    if (!portal || rules.columns.size === 0) return undefined;
+    const facts = portal.statement?.facts;
+    const derived = !portal.bindFailed && facts ? derivedMasks(derivationOf(facts), rules) : { rule: [...rules.columns.keys()][0]! };
+    if (!derived) return undefined;
+    return new GatehouseError('sql_not_supported', {
+      message: `FETCH from portal "${name}" is refused: it was bound over a statement whose result carries values of masked column "${derived.rule}" (masking.columns) under other names, which a FETCH's answer cannot be masked by. Read the portal with Execute.`,
+    });
   }
 
   /** Keeps the session's prepared statements in step with the PREPARE and DEALLOCATE it lets through. */
@@ -364,7 +390,7 @@ export class ClientMessages {
     const statements = inspection.statements.some((facts) => facts.executes !== undefined) ? inspection.statements.map((facts) => this.#asRun(facts)) : inspection.statements;
     const exchange = statementExchange(this.#decide, statements, text);
     for (const facts of statements) {
-      const checked = decideStatement(this.#decide, exchange, facts);
+      const checked = this.#check(exchange, facts);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
     }
     for (const facts of statements) this.#track(facts);
@@ -389,7 +415,7 @@ export class ClientMessages {
       decision = checked.decision;
     } else {
       for (const f of facts) {
-        const checked = decideStatement(this.#decide, exchange, f);
+        const checked = this.#check(exchange, f);
         if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
         // The decision kept is the one that asks for approval, if any does.
         if (decision?.effect !== 'require_approval') decision = checked.decision;

@@ -9,6 +9,8 @@
 //   statement's with the Bind's result formats; never by a Bind the database refused;
 // - a SQL DECLARE or CLOSE forgets the portal of its name: an Execute of a cursor's name
 //   is never described by a portal bound earlier under it (whose transaction ended);
+//   the other way round, a SQL FETCH of a bound portal is checked by the session
+//   (client-messages.ts: its answer does not carry the portal's statement);
 // - malformed Describe / Close subtypes are protocol violations.
 
 import { createHash } from 'node:crypto';
@@ -53,6 +55,11 @@ export class ExtendedQuery {
     const portal: PortalInfo = { statement: this.#statements.get(bind.statement), params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined };
     this.#portals.set(bind.portal, portal);
     return portal;
+  }
+
+  /** A portal by name, as the client's Binds left it (the unnamed one is ''). */
+  portal(name: string): PortalInfo | undefined {
+    return this.#portals.get(name);
   }
 
   /** Describe ('D'): 'S' statement or 'P' portal; the object its answer describes. */

@@ -49,6 +49,8 @@ export interface StatementFacts {
    * SQL cursors and the protocol's portals share one namespace.
    */
   readonly cursor?: string;
+  /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
+  readonly fetches?: string;
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -148,7 +150,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined && facts.fetches === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -265,6 +267,8 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
   const cursor = kind === 'DeclareCursorStmt' ? String(node.portalname) : kind === 'ClosePortalStmt' ? (typeof node.portalname === 'string' ? node.portalname : '*') : undefined;
+  // MOVE answers with a count, FETCH with the portal's rows.
+  const fetches = kind === 'FetchStmt' && node.ismove !== true && typeof node.portalname === 'string' ? node.portalname : undefined;
 
   switch (kind) {
     case 'DeleteStmt':
@@ -377,6 +381,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(calls.size > 0 ? { calls: [...calls] } : {}),
     ...(defines !== undefined ? { defines: [defines] } : {}),
     ...(cursor !== undefined ? { cursor } : {}),
+    ...(fetches !== undefined ? { fetches } : {}),
   };
 }
 

@@ -7,6 +7,8 @@
 // runs at a later Execute; an Execute of a cursor's name is then refused (no description).
 // Likewise a Bind the database refused (`cursor "n" already exists`) described the
 // portal it did not replace: kept past ROLLBACK TO SAVEPOINT, it ran unmasked.
+// And a SQL FETCH of a portal bound over `select email as e from users` answered with
+// the portal's rows under "e", unmasked: the FETCH's own statement derives nothing.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cstring, int16, int32, message, type Frame } from '../../../src/protocols/postgres/codec.js';
@@ -19,7 +21,7 @@ const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
 const parse = (name: string, sql: string) => message('P', Buffer.concat([cstring(name), cstring(sql), int16(0)]));
 const bind = (portal: string, statement: string) => message('B', Buffer.concat([cstring(portal), cstring(statement), int16(0), int16(0), int16(0)]));
 const describeStatement = (name: string) => message('D', Buffer.concat([Buffer.from('S'), cstring(name)]));
-const execute = (portal: string) => message('E', Buffer.concat([cstring(portal), int32(0)]));
+const execute = (portal: string, rows = 0) => message('E', Buffer.concat([cstring(portal), int32(rows)]));
 const sync = () => message('S');
 const query = (sql: string) => message('Q', cstring(sql));
 const text = (frames: Frame[]) => frames.map((f) => f.body.toString('utf8')).join(' ');
@@ -93,6 +95,43 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       assert.equal(frames.find((f) => f.type === 'D'), undefined);
       raw.write(query('close all'));
       await raw.untilReady(1);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a SQL FETCH of a portal bound over a value derived from a masked column is refused', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const refused = /FETCH from portal "p1" is refused: it was bound over a statement whose result carries values of masked column "email"/;
+    try {
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(parse('sd', 'select email as e from users order by id'), describeStatement('sd'), bind('p1', 'sd'), execute('p1', 1), sync());
+      assert.match(text(await raw.untilReady(1)), /\[EMAIL\]/); // Execute: masked by its statement
+      raw.write(query('fetch all from p1'));
+      let frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.match(text(frames), refused);
+      raw.write(query('rollback'));
+      await raw.untilReady(1);
+      // The same through the extended protocol, and FORWARD / IN spellings.
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(parse('sd2', 'select lower(email) from users'), bind('p1', 'sd2'), parse('f', 'fetch forward 5 in p1'), bind('', 'f'), describeStatement('f'), execute(''), sync());
+      frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.match(text(frames), refused);
+      raw.write(query('rollback'));
+      await raw.untilReady(1);
+      // A portal over columns under their own names is masked by them; MOVE returns no values.
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(parse('sp', 'select name, email from users order by id'), bind('p1', 'sp'), sync());
+      await raw.untilReady(1);
+      raw.write(query('move 1 in p1; fetch all from p1; rollback'));
+      frames = await raw.untilReady(1);
+      assert.ok(!/example\.com/.test(text(frames)), text(frames));
+      assert.match(text(frames), /Bob.*\[EMAIL\]/);
     } finally {
       raw.close();
     }
