@@ -303,10 +303,14 @@ export class ClientMessages {
     const innerDerived = derivationOf(inner);
     // EXECUTE answers with the prepared statement's rows; CREATE TABLE AS EXECUTE keeps them.
     const derived = facts.class === 'execute' || !innerDerived ? innerDerived : asStored(innerDerived);
+    const tables = [...new Set([...facts.tables, ...inner.flatMap((f) => f.tables)])];
+    // What it reads: the prepared statement's reads; CREATE TABLE AS EXECUTE keeps all it names.
+    const reads = facts.reads ? tables : inner.some((f) => f.reads) ? [...new Set(inner.flatMap((f) => f.reads ?? []))] : undefined;
     return {
       ...facts,
       class: facts.class === 'execute' ? innerClass : strictestClass([facts.class, innerClass]),
-      tables: [...new Set([...facts.tables, ...inner.flatMap((f) => f.tables)])],
+      tables,
+      ...(reads !== undefined ? { reads } : {}),
       risky: [...new Set([...facts.risky, ...inner.flatMap((f) => f.risky)])],
       ...(inner.some((f) => f.copyOut) ? { copyOut: true } : {}),
       ...(unsupported !== undefined ? { unsupported } : {}),

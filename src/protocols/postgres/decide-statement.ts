@@ -2,6 +2,10 @@
 // policy decision, and what the gateway itself cannot let through. Enforces:
 // - each statement is decided on its own facts (in a Parse holding several, each one
 //   under the Parse's exchange id);
+// - a statement that reads a table's rows besides its own class (RETURNING, COPY TO,
+//   INSERT … SELECT, CREATE VIEW …) is decided as `sql.select` of them too, where a
+//   rule's deny or approval holds (a rule denying selects of salaries is not bypassed by
+//   `update salaries … returning amount`), and a default deny does not;
 // - a Gatehouse token scoped to operations runs only statements of those operations
 //   (token_scope_denied, 42501; the login checked its connection);
 // - `require_approval` passes only when approvals are configured (the session holds
@@ -132,6 +136,7 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     // A scoped Gatehouse token: this statement's operation must be among its operations.
     if (single.identity?.scope) checkTokenScope(single);
     decision = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, single) : ctx.policy.decide(single);
+    if (facts?.reads && decision.effect !== 'deny') decision = withReads(ctx, single, facts, facts.reads, decision);
     if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {
     // A refusal keeps its decision: the record names the rule, the reason and the policy version.
@@ -190,6 +195,21 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     return { decision, error: new GatehouseError('sql_not_supported', { message: `The statement would keep values of masked column "${stored.rule}" (masking.columns) as ${stored.target}, where they could later be read unmasked; it was not run.` }) };
   }
   return { decision };
+}
+
+/**
+ * A statement that reads rows of tables into its answer or into something kept (RETURNING,
+ * COPY TO, INSERT … SELECT, CREATE VIEW …: StatementFacts.reads) is also a `sql.select` of
+ * them: a rule denying (or holding for approval) `sql.select` of `salaries` holds for
+ * `update salaries … returning amount` and `create view v as select * from salaries`. Only
+ * a rule's deny or approval counts: the statement needs no allow of `sql.select` of its
+ * own (an `INSERT … RETURNING id` runs where inserts are allowed).
+ */
+function withReads(ctx: StatementContext, exchange: Exchange, facts: StatementFacts, reads: readonly string[], decision: Decision): Decision {
+  const asSelect = statementExchange(ctx, [{ ...facts, class: 'select', tables: reads }], facts.text, undefined, exchange);
+  const read = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, asSelect) : ctx.policy.decide(asSelect);
+  if (read.effect === 'deny') return read.reason === 'no-rule-allows' ? decision : read;
+  return read.effect === 'require_approval' && decision.effect === 'allow' ? read : decision;
 }
 
 /** The catalog's column statistics: samples of every analysed column's values (ANALYZE). */

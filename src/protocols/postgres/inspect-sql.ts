@@ -49,6 +49,12 @@ export interface StatementFacts {
    * SQL cursors and the protocol's portals share one namespace.
    */
   readonly cursor?: string;
+  /**
+   * The tables whose rows a statement that is not a SELECT reads into its answer or into
+   * something the client reads later (RETURNING, COPY TO, INSERT … SELECT, CREATE VIEW,
+   * CREATE TABLE AS, ATTACH PARTITION …): it is decided as `sql.select` of them too.
+   */
+  readonly reads?: readonly string[];
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
 }
@@ -150,7 +156,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined && facts.fetches === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined && facts.fetches === undefined && facts.reads === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -266,6 +272,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
+  const reads = new Set(readTables(kind, node, tables));
   const cursor = kind === 'DeclareCursorStmt' ? String(node.portalname) : kind === 'ClosePortalStmt' ? (typeof node.portalname === 'string' ? node.portalname : '*') : undefined;
   // MOVE answers with a count, FETCH with the portal's rows.
   const fetches = kind === 'FetchStmt' && node.ismove !== true && typeof node.portalname === 'string' ? node.portalname : undefined;
@@ -303,6 +310,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         const inner = describeStatement(node.query as Node, text);
         cls = inner.class;
         for (const r of inner.risky) riskySet.add(r);
+        for (const t of inner.reads ?? []) reads.add(t);
         // Its answer is the plan, not rows; what the statement stores is stored all the same.
         derived = inner.derived?.stores ? { stores: inner.derived.stores } : undefined;
       }
@@ -315,6 +323,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         cls = inner.class;
         risky.push(...inner.risky);
         derived = inner.derived;
+        for (const t of inner.reads ?? []) reads.add(t);
       }
       if (typeof node.name === 'string') prepares = node.name;
       break;
@@ -352,7 +361,10 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     const facts = describeStatement(inner, text);
     cls = strictestClass([cls, facts.class]);
     for (const r of facts.risky) riskySet.add(r);
+    for (const t of facts.reads ?? []) reads.add(t);
   }
+  // A SELECT that became another class (SELECT INTO, a data-modifying WITH) still answers or keeps what it reads.
+  if (kind === 'SelectStmt' && cls !== 'select') for (const t of tables) reads.add(t);
   switch (kind) {
     case 'VariableSetStmt': {
       // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
@@ -382,7 +394,31 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(defines !== undefined ? { defines: [defines] } : {}),
     ...(cursor !== undefined ? { cursor } : {}),
     ...(fetches !== undefined ? { fetches } : {}),
+    ...(reads.size > 0 && cls !== 'select' ? { reads: [...reads] } : {}),
   };
+}
+
+// Statements that keep a query's rows, or make a table's rows another's (an inheritance
+// parent's, a partitioned table's), for later reads under a name the rules may not list.
+const keepsRows = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt']);
+const joinsRows = new Set(['AT_AddInherit', 'AT_AttachPartition']);
+
+/** The tables a statement reads rows of, for its answer or to keep (StatementFacts.reads); the statements inside it are added by the caller. */
+function readTables(kind: string, node: Node, tables: ReadonlySet<string>): Iterable<string> {
+  if (modifying.has(kind)) {
+    // RETURNING answers with rows; otherwise values come from the other tables it names
+    // (INSERT … SELECT, UPDATE … FROM, MERGE … USING); a DELETE's only filter its rows.
+    const returning = (node.returningList ?? (node.returningClause as Node | undefined)?.exprs) as Node[] | undefined;
+    if (returning && returning.length > 0) return tables;
+    if (kind === 'DeleteStmt') return [];
+    const target = node.relation as { schemaname?: unknown; relname?: unknown } | undefined;
+    const name = typeof target?.schemaname === 'string' ? `${target.schemaname}.${String(target.relname)}` : String(target?.relname);
+    return [...tables].filter((t) => t !== name);
+  }
+  if (kind === 'CopyStmt') return node.is_from ? [] : tables;
+  if (keepsRows.has(kind)) return tables;
+  if (kind === 'AlterTableStmt' && ((node.cmds as Node[] | undefined) ?? []).some((c) => joinsRows.has(String((c.AlterTableCmd as Node | undefined)?.subtype)))) return tables;
+  return [];
 }
 
 // Function-like objects, whose calls are written like a function's.
