@@ -217,21 +217,22 @@ export class ClientMessages {
    * The database converts each message from the client encoding in force when it reads
    * it, and a statement still running (set_config, a function) may change that encoding
    * before it reads the next one: text inspected as UTF-8 could then be cut differently
-   * by the database (in SJIS, UTF-8 "ā\\'" ends a string literal). ASCII reads the same in
-   * every client encoding; a Query or Parse with other bytes goes on only once the
-   * database has answered everything before it, its ReadyForQuery (and any
-   * client_encoding change, which ends the session) seen. In an extended batch whose
-   * earlier Execute is answered only at a Sync not yet sent, it is refused. Undefined:
-   * go on now (the common case: nothing in flight, or ASCII).
+   * by the database (in SJIS, UTF-8 "ā\\'" ends a string literal); so could text with a
+   * backslash once standard_conforming_strings is off (`'a\\''; drop …`). ASCII without
+   * a backslash reads the same whatever those settings; a Query or Parse with other bytes
+   * goes on only once the database has answered everything before it, its ReadyForQuery
+   * (and any change of those settings, which ends the session) seen. In an extended
+   * batch whose earlier Execute is answered only at a Sync not yet sent, it is refused.
+   * Undefined: go on now (the common case: nothing in flight, or plain ASCII).
    */
   #encodingGate(text: string): Promise<void> | GatehouseError | undefined {
     const core = this.#core;
     const pending = core.pending;
-    if (pending.length === 0 || !pending.some((p) => p.kind === 'query' || p.kind === 'execute') || !/[^\x00-\x7f]/.test(text)) return undefined;
+    if (pending.length === 0 || !pending.some((p) => p.kind === 'query' || p.kind === 'execute') || !/[^\x00-\x5b\x5d-\x7f]/.test(text)) return undefined;
     const last = pending[pending.length - 1]!.kind;
     if (last !== 'sync' && last !== 'query') {
       return new GatehouseError('sql_not_supported', {
-        message: 'SQL text with non-ASCII characters cannot be pipelined behind an Execute of the same batch: send Sync first (a statement still running could change the client encoding).',
+        message: 'SQL text with non-ASCII characters or a backslash cannot be pipelined behind an Execute of the same batch: send Sync first (a statement still running could change the client encoding or standard_conforming_strings).',
       });
     }
     const sent = core.flushToDatabase();

@@ -128,7 +128,7 @@ export class DatabaseMessages {
   #onUpstream(frame: Frame): typeof continues | undefined {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
-    if (t === 'S') checkClientEncoding(frame.body);
+    if (t === 'S') checkParameterStatus(frame.body);
     // Errors, notices, notifications and reported settings can quote a masked column's value (server-messages.ts).
     if (t === 'E' || t === 'N' || t === 'A' || t === 'S') frame = this.#masked(frame);
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
@@ -388,17 +388,26 @@ function answered(head: Pending | undefined, run: Run | undefined): { text: stri
 }
 
 /**
- * ParameterStatus (name, value): the database reports every change of client_encoding,
- * however it was made (SET is refused at inspection, but set_config() or a function
- * can change it too). Inspection reads SQL as UTF-8, so any other encoding ends the
- * session before another statement is read.
+ * ParameterStatus (name, value): the database reports every change of client_encoding
+ * and standard_conforming_strings, however it was made (SET is refused at inspection,
+ * but set_config() or a function can change them too). Inspection reads SQL as UTF-8
+ * with standard-conforming strings, so any other setting ends the session before
+ * another statement is read: with `off`, `'a\''; select …` is a literal to the gateway
+ * and two statements to the database.
  */
-export function checkClientEncoding(body: Buffer): void {
+export function checkParameterStatus(body: Buffer): void {
   const r = new BodyReader(body);
-  if (r.cstring().toLowerCase() !== 'client_encoding') return;
-  const value = r.cstring();
-  if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
-    throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
+  const name = r.cstring().toLowerCase();
+  if (name === 'client_encoding') {
+    const value = r.cstring();
+    if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
+      throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
+    }
+  } else if (name === 'standard_conforming_strings') {
+    const value = r.cstring();
+    if (value !== 'on') {
+      throw new GatehouseError('sql_not_supported', { message: `standard_conforming_strings was changed to ${value}; only SQL with standard-conforming strings can be inspected, so the session ends.` });
+    }
   }
 }
 

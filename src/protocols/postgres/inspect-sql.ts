@@ -374,6 +374,12 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         const value = JSON.stringify(node.args ?? '').toLowerCase();
         if (!/"(utf8|utf-8|unicode|sql_ascii)"/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'only the UTF8 client encoding is supported' };
       }
+      // Inspection parses strings as standard-conforming: with it off, `'a\''; drop …` ends
+      // its literal at the backslash for the database only.
+      if (String(node.name).toLowerCase() === 'standard_conforming_strings' && node.kind !== 'VAR_RESET' && node.kind !== 'VAR_SET_DEFAULT') {
+        const value = JSON.stringify(node.args ?? '').toLowerCase();
+        if (!/"(on|true|yes|1|t|y)"|"ival":1\b/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'standard_conforming_strings must stay on' };
+      }
       break;
     }
     default:
