@@ -48,6 +48,8 @@ interface QueryStep {
   readonly request: RecordedRequest;
   readonly checked: Checked;
   readonly derived: DerivedMasks | undefined;
+  /** DEALLOCATE's name ('*': all), forgotten when the database has run it. */
+  readonly deallocates: string | undefined;
 }
 
 export class ClientMessages {
@@ -273,7 +275,7 @@ export class ClientMessages {
       const step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
       if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
-      runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived));
+      runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived, false, step.deallocates));
       requests.push(step.request);
     }
     return this.#openQuery(runs, requests, frame);
@@ -284,7 +286,7 @@ export class ClientMessages {
     const exchange = statementExchange(this.#decide, [facts], facts.text);
     const checked = this.#check(exchange, facts);
     if (!checked.error) this.#track(facts);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking) };
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), deallocates: facts.deallocates };
   }
 
   /**
@@ -345,10 +347,12 @@ export class ClientMessages {
     });
   }
 
-  /** Keeps the session's prepared statements in step with the PREPARE and DEALLOCATE it lets through. */
+  /**
+   * Keeps the session's prepared statements in step with the PREPARE it lets through (a
+   * DEALLOCATE: when it has run, #newRun) and its portals with DECLARE and CLOSE.
+   */
   #track(facts: StatementFacts): void {
     if (facts.prepares !== undefined) this.#extended.prepare(facts.prepares, facts.text, [facts]);
-    if (facts.deallocates !== undefined) this.#extended.deallocate(facts.deallocates);
     if (facts.cursor !== undefined) this.#extended.forgetPortal(facts.cursor);
   }
 
@@ -362,7 +366,7 @@ export class ClientMessages {
         exchange = held.exchange;
         if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
       }
-      runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval'));
+      runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval', step.deallocates));
       requests.push(step.request);
       if (++i === statements.length) return this.#openQuery(runs, requests, frame);
       step = this.#queryStatement(statements[i]!);
@@ -427,7 +431,7 @@ export class ClientMessages {
       }
     }
     if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
-    return this.#openExecute(this.#newRun(exchange, decision!), request, portal, frame);
+    return this.#openExecute(this.#newRun(exchange, decision!, undefined, false, deallocatesOf(facts)), request, portal, frame);
   }
 
   /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
@@ -435,7 +439,7 @@ export class ClientMessages {
     const text = portal?.statement?.text ?? '';
     const held = await this.#hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(text, this.#shownParams(decision, portal?.params)));
     if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
-    return this.#openExecute(this.#newRun(held.exchange, decision, undefined, true), request, portal, frame);
+    return this.#openExecute(this.#newRun(held.exchange, decision, undefined, true, deallocatesOf(portal?.statement?.facts)), request, portal, frame);
   }
 
   /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
@@ -447,9 +451,12 @@ export class ClientMessages {
     return continues;
   }
 
-  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false): Run {
+  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false, deallocates?: string): Run {
     this.#core.statements++;
-    return newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
+    const run = newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
+    // Forgotten only once run: until then a Bind to the name is still its statement's.
+    if (deallocates !== undefined) run.completed = this.#extended.deallocation(deallocates);
+    return run;
   }
 
   /** Parameters as a reviewer may see them: as the recording keeps them (request profiles applied). */
@@ -506,4 +513,9 @@ export class ClientMessages {
     this.#discarding = true;
     return core.toUpstream(bindMessage('', core.deniedStatement));
   }
+}
+
+/** The name a prepared DEALLOCATE (or DISCARD ALL: '*') forgets when it runs. */
+function deallocatesOf(facts: readonly StatementFacts[] | undefined): string | undefined {
+  return facts?.find((f) => f.deallocates !== undefined)?.deallocates;
 }

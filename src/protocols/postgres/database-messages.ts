@@ -232,6 +232,7 @@ export class DatabaseMessages {
       case 'C': // CommandComplete
         if (run) {
           run.tag = this.#commandTag(frame);
+          run.completed?.();
           recording.finish(run);
         }
         head.index++;
@@ -276,6 +277,7 @@ export class DatabaseMessages {
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        if (frame.type === 'C') run.completed?.();
         this.#core.recording.finish(run);
         this.#core.pending.shift();
         return this.#emit(frame);

@@ -41,10 +41,18 @@ export class ExtendedQuery {
     return this.#statements.get(name);
   }
 
-  /** SQL DEALLOCATE name, or '*' (DEALLOCATE ALL, DISCARD ALL: every named statement). */
-  deallocate(name: string): void {
-    if (name !== '*') this.#statements.delete(name);
-    else for (const key of [...this.#statements.keys()]) if (key !== '') this.#statements.delete(key);
+  /**
+   * SQL DEALLOCATE name, or '*' (DEALLOCATE ALL, DISCARD ALL: every named statement), as
+   * decided: the returned function forgets those statements once the database has run
+   * it (a Query failing before it, or a Parse of it never executed, leaves them
+   * prepared). Only entries still the same are forgotten: a PREPARE of the name after it
+   * in the same Query stays.
+   */
+  deallocation(name: string): () => void {
+    const gone = name === '*' ? [...this.#statements].filter(([key]) => key !== '') : [[name, this.#statements.get(name)] as const];
+    return () => {
+      for (const [key, info] of gone) if (info !== undefined && this.#statements.get(key) === info) this.#statements.delete(key);
+    };
   }
 
   /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */

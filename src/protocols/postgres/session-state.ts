@@ -30,6 +30,12 @@ export interface Run {
   readonly masking: MaskingRules;
   /** Values masked by entity type (masking profiles), for its record. */
   maskCounts: EntityCounts | undefined;
+  /**
+   * What the session learns once the database has run it (CommandComplete): a DEALLOCATE's
+   * names are gone only then (a Query that fails before it, or a Parse of it never
+   * executed, leaves the statement prepared).
+   */
+  completed: (() => void) | undefined;
 }
 
 /** A prepared statement (Parse), by name. */

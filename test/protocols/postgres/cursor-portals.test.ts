@@ -9,6 +9,9 @@
 // portal it did not replace: kept past ROLLBACK TO SAVEPOINT, it ran unmasked.
 // And a SQL FETCH of a portal bound over `select email as e from users` answered with
 // the portal's rows under "e", unmasked: the FETCH's own statement derives nothing.
+// And a DEALLOCATE the database never ran (a Query failing before it, a Parse of it never
+// executed) made the gateway forget a statement still prepared: a Bind to it was masked by
+// column names only, and `select email as e` came back unmasked.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cstring, int16, int32, message, type Frame } from '../../../src/protocols/postgres/codec.js';
@@ -20,6 +23,7 @@ const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
 
 const parse = (name: string, sql: string) => message('P', Buffer.concat([cstring(name), cstring(sql), int16(0)]));
 const bind = (portal: string, statement: string) => message('B', Buffer.concat([cstring(portal), cstring(statement), int16(0), int16(0), int16(0)]));
+const describePortal = (name: string) => message('D', Buffer.concat([Buffer.from('P'), cstring(name)]));
 const describeStatement = (name: string) => message('D', Buffer.concat([Buffer.from('S'), cstring(name)]));
 const execute = (portal: string, rows = 0) => message('E', Buffer.concat([cstring(portal), int32(rows)]));
 const sync = () => message('S');
@@ -29,7 +33,8 @@ const text = (frames: Frame[]) => frames.map((f) => f.body.toString('utf8')).joi
 describe('PostgreSQL proxy: an Execute of a cursor name is never described by a stale portal', { skip }, () => {
   const proxy = proxyOrSkip as TestProxy;
   withProxyClients(proxy, `create table users (id int, name text, email text);
-      insert into users values (1, 'Ann', 'ann@example.com'), (2, 'Bob', 'bob@example.com')`, () => undefined);
+      insert into users values (1, 'Ann', 'ann@example.com'), (2, 'Bob', 'bob@example.com');
+      create function prepare_hidden() returns void language plpgsql as $$ begin execute 'prepare hidden as select email as e from users'; end $$`, () => undefined);
 
   test('a portal bound before, then DECLARE of its name in a simple query', async () => {
     const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
@@ -132,6 +137,47 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       frames = await raw.untilReady(1);
       assert.ok(!/example\.com/.test(text(frames)), text(frames));
       assert.match(text(frames), /Bob.*\[EMAIL\]/);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a DEALLOCATE the database did not run leaves the statement known: a Bind to it is still masked', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const run = async (statement: string) => {
+      raw.write(bind('', statement), describePortal(''), execute(''), sync());
+      return text(await raw.untilReady(1));
+    };
+    try {
+      raw.write(parse('s1', 'select email as e from users'), parse('s2', 'select lower(email) from users'), sync());
+      await raw.untilReady(1);
+      raw.write(query('select 1 / 0; deallocate s1'));
+      assert.match(text(await raw.untilReady(1)), /division by zero/);
+      let answer = await run('s1');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /\[EMAIL\]/);
+      raw.write(parse('d', 'deallocate s2'), sync()); // parsed, never executed
+      await raw.untilReady(1);
+      answer = await run('s2');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /\[EMAIL\]/);
+      // Run, it forgets: the name prepared again is only the new statement.
+      raw.write(query('deallocate s1'));
+      await raw.untilReady(1);
+      raw.write(parse('s1', 'select name as e from users order by id'), sync());
+      await raw.untilReady(1);
+      assert.match(await run('s1'), /Ann.*Bob/);
+      raw.write(bind('', 'd'), execute(''), sync());
+      await raw.untilReady(1);
+      raw.write(parse('s2', 'select name from users order by id'), sync());
+      await raw.untilReady(1);
+      assert.match(await run('s2'), /Ann.*Bob/);
+      // A statement prepared where the gateway cannot see (a function's dynamic SQL): its rows are refused.
+      raw.write(query("select prepare_hidden()"));
+      await raw.untilReady(1);
+      answer = await run('hidden');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /Rows of a statement the gateway never saw prepared cannot be masked/);
     } finally {
       raw.close();
     }
