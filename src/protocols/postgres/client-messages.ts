@@ -191,8 +191,7 @@ export class ClientMessages {
       case 'E': // Execute
         return this.#onExecute(frame);
       case 'C': // Close
-        this.#extended.close(frame);
-        return this.#core.forward({ kind: 'close' }, frame);
+        return this.#core.forward({ kind: 'close', closed: this.#extended.close(frame) }, frame);
       case 'S': // Sync
         this.#discarding = false;
         return this.#core.forward({ kind: 'sync' }, frame);

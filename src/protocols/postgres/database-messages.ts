@@ -153,6 +153,7 @@ export class DatabaseMessages {
         // ParseComplete, BindComplete, CloseComplete
         if (t === (head.kind === 'parse' ? '1' : head.kind === 'bind' ? '2' : '3')) {
           pending.shift();
+          if (head.kind === 'close') head.closed?.();
           return this.#emit(frame);
         }
         if (t === 'E' && head.kind === 'bind' && head.portal) head.portal.bindFailed = true;

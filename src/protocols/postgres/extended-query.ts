@@ -49,6 +49,7 @@ export class ExtendedQuery {
    * in the same Query stays.
    */
   deallocation(name: string): () => void {
+    // DEALLOCATE ALL spares the unnamed statement; a Close names it as ''.
     const gone = name === '*' ? [...this.#statements].filter(([key]) => key !== '') : [[name, this.#statements.get(name)] as const];
     return () => {
       for (const [key, info] of gone) if (info !== undefined && this.#statements.get(key) === info) this.#statements.delete(key);
@@ -89,14 +90,20 @@ export class ExtendedQuery {
     else this.#portals.delete(name);
   }
 
-  /** Close ('C'): 'S' statement or 'P' portal. */
-  close(message: Frame): void {
+  /**
+   * Close ('C'): 'S' statement or 'P' portal. A portal is forgotten at once (an Execute of
+   * an unknown portal is refused); a statement only when the database has closed it (the
+   * returned function, at CloseComplete): after an error it skips the Close, and the
+   * statement stays prepared.
+   */
+  close(message: Frame): (() => void) | undefined {
     const r = bodyReader(message);
     const target = String.fromCharCode(r.int8());
     const name = r.cstring();
-    if (target === 'S') this.#statements.delete(name);
-    else if (target === 'P') this.#portals.delete(name);
-    else throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
+    if (target === 'S') return this.deallocation(name);
+    if (target !== 'P') throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
+    this.#portals.delete(name);
+    return undefined;
   }
 
   /** Execute ('E'): the portal it runs (undefined when unknown). Its row limit is left to the database (PortalSuspended). */

@@ -70,7 +70,8 @@ export type Pending =
   /** `statement`, `portal`: what the message made, so that the database's error for it is recorded as the failure of the Executes that run it. */
   | { kind: 'parse'; statement: StatementInfo | undefined }
   | { kind: 'bind'; portal: PortalInfo | undefined }
-  | { kind: 'close' }
+  /** `closed`: forgets the statement closed, at CloseComplete. */
+  | { kind: 'close'; closed?: (() => void) | undefined }
   /** `silent`: ours (after a cancel), its ReadyForQuery is not relayed. */
   | { kind: 'sync'; silent?: boolean }
   | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }

@@ -172,6 +172,14 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       raw.write(parse('s2', 'select name from users order by id'), sync());
       await raw.untilReady(1);
       assert.match(await run('s2'), /Ann.*Bob/);
+      // A Close the database skipped (after an error in its batch) leaves the statement known too.
+      raw.write(parse('s6', 'select email as e from users'), sync());
+      await raw.untilReady(1);
+      raw.write(parse('', 'select 1 / 0'), bind('', ''), execute(''), message('C', Buffer.concat([Buffer.from('S'), cstring('s6')])), sync());
+      assert.match(text(await raw.untilReady(1)), /division by zero/);
+      answer = await run('s6');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /\[EMAIL\]/);
       // A statement prepared where the gateway cannot see (a function's dynamic SQL): its rows are refused.
       raw.write(query("select prepare_hidden()"));
       await raw.untilReady(1);
