@@ -402,8 +402,8 @@ export class ClientMessages {
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
     }
     for (const facts of statements) this.#track(facts);
-    this.#extended.prepare(name, text, statements);
-    return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name) }, frame);
+    const skipped = this.#extended.prepare(name, text, statements);
+    return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name), skipped }, frame);
   }
 
   #onExecute(frame: Frame): Waiting {

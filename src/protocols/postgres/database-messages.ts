@@ -342,11 +342,16 @@ export class DatabaseMessages {
    * statement or portal whose Parse, Bind or Describe failed (`select $1::int / 0`
    * fails at Bind, a missing table at Parse: what a driver sends as one batch) failed
    * with the database's error, and is recorded so; the others were only not executed.
+   * A Parse skipped leaves the name's statement as it was, and a Bind skipped the
+   * portal of its name (kept past ROLLBACK TO SAVEPOINT): nothing the gateway knows
+   * describes it.
    */
   #skipToSync(failed?: { readonly of: StatementInfo | PortalInfo; readonly error: Frame }): undefined {
     const pending = this.#core.pending;
     while (pending.length > 0 && pending[0]!.kind !== 'sync') {
       const p = pending.shift()!;
+      if (p.kind === 'parse') p.skipped?.();
+      if (p.kind === 'bind' && p.portal) p.portal.bindFailed = true;
       if (p.kind !== 'execute') continue;
       if (failed && p.portal !== undefined && (p.portal === failed.of || p.portal.statement === failed.of)) {
         this.#upstreamError(p.run, failed.error);

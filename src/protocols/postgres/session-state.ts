@@ -68,7 +68,8 @@ export interface PortalInfo {
 export type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan }
   /** `statement`, `portal`: what the message made, so that the database's error for it is recorded as the failure of the Executes that run it. */
-  | { kind: 'parse'; statement: StatementInfo | undefined }
+  /** `skipped`: puts back what the name was, when the database skips the Parse. */
+  | { kind: 'parse'; statement: StatementInfo | undefined; skipped?: (() => void) | undefined }
   | { kind: 'bind'; portal: PortalInfo | undefined }
   /** `closed`: forgets the statement closed, at CloseComplete. */
   | { kind: 'close'; closed?: (() => void) | undefined }

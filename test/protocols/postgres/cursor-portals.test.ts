@@ -11,7 +11,9 @@
 // the portal's rows under "e", unmasked: the FETCH's own statement derives nothing.
 // And a DEALLOCATE the database never ran (a Query failing before it, a Parse of it never
 // executed) made the gateway forget a statement still prepared: a Bind to it was masked by
-// column names only, and `select email as e` came back unmasked.
+// column names only, and `select email as e` came back unmasked. So did a Parse of the
+// unnamed statement the database skipped after an error in its batch: the gateway took
+// the new text as the unnamed statement, the database kept the old one.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cstring, int16, int32, message, type Frame } from '../../../src/protocols/postgres/codec.js';
@@ -186,6 +188,41 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       answer = await run('hidden');
       assert.ok(!/example\.com/.test(answer), answer);
       assert.match(answer, /Rows of a statement the gateway never saw prepared cannot be masked/);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a Parse or Bind the database skipped after an error leaves the name as it was', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(parse('', 'select email as e from users'), sync());
+      await raw.untilReady(1);
+      raw.write(bind('', 'nope'), parse('', 'select name as e from users'), sync());
+      assert.match(text(await raw.untilReady(1)), /26000/);
+      raw.write(bind('', ''), describePortal(''), execute(''), sync());
+      let answer = text(await raw.untilReady(1));
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /\[EMAIL\]/);
+      // A named portal: the Bind skipped did not replace the one kept past ROLLBACK TO SAVEPOINT.
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(parse('se', 'select email as e from users'), bind('n2', 'se'), sync());
+      await raw.untilReady(1);
+      raw.write(query('savepoint sp'));
+      await raw.untilReady(1);
+      raw.write(parse('sn', 'select name as e from users'), describeStatement('sn'), sync());
+      await raw.untilReady(1);
+      raw.write(bind('', 'nope'), bind('n2', 'sn'), sync());
+      assert.match(text(await raw.untilReady(1)), /26000/);
+      raw.write(query('rollback to savepoint sp'));
+      await raw.untilReady(1);
+      raw.write(execute('n2'), sync());
+      answer = text(await raw.untilReady(1));
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /Rows cannot be masked without their description/);
+      raw.write(query('rollback'));
+      await raw.untilReady(1);
     } finally {
       raw.close();
     }
