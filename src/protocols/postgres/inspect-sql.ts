@@ -272,7 +272,9 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
+  const foreign = foreignTables(kind, node, tables, riskySet);
   const reads = new Set(readTables(kind, node, tables));
+  for (const t of foreign) reads.add(t);
   const cursor = kind === 'DeclareCursorStmt' ? String(node.portalname) : kind === 'ClosePortalStmt' ? (typeof node.portalname === 'string' ? node.portalname : '*') : undefined;
   // MOVE answers with a count, FETCH with the portal's rows.
   const fetches = kind === 'FetchStmt' && node.ismove !== true && typeof node.portalname === 'string' ? node.portalname : undefined;
@@ -400,7 +402,9 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(defines !== undefined ? { defines: [defines] } : {}),
     ...(cursor !== undefined ? { cursor } : {}),
     ...(fetches !== undefined ? { fetches } : {}),
-    ...(reads.size > 0 && cls !== 'select' ? { reads: [...reads] } : {}),
+    // Code whose tables are unknown (a function called, a DO block, a foreign schema
+    // imported whole) may read any; a function's body, created, runs only when called.
+    ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),
   };
 }
 
@@ -408,6 +412,51 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
 // parent's, a partitioned table's), for later reads under a name the rules may not list.
 const keepsRows = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt']);
 const joinsRows = new Set(['AT_AddInherit', 'AT_AttachPartition']);
+
+/**
+ * The remote tables a foreign table is made to read (postgres_fdw's `schema_name` and
+ * `table_name` options; `loop` may be this very database), added to `tables`: its rows
+ * are theirs. IMPORT FOREIGN SCHEMA without LIMIT TO imports tables nobody named.
+ */
+function foreignTables(kind: string, node: Node, tables: Set<string>, risky: Set<string>): string[] {
+  const found: string[] = [];
+  const add = (name: string | undefined) => {
+    if (name === undefined) return;
+    tables.add(name);
+    found.push(name);
+  };
+  if (kind === 'CreateForeignTableStmt') {
+    const base = node.base as Node | undefined;
+    add(remoteTable(node.options, (base?.relation as Node | undefined)?.relname));
+  } else if (kind === 'AlterTableStmt' && node.objtype === 'OBJECT_FOREIGN_TABLE') {
+    for (const c of (node.cmds as Node[] | undefined) ?? []) {
+      const cmd = c.AlterTableCmd as Node | undefined;
+      if (cmd?.subtype === 'AT_GenericOptions') add(remoteTable(((cmd.def as Node | undefined)?.List as Node | undefined)?.items, (node.relation as Node | undefined)?.relname));
+    }
+  } else if (kind === 'ImportForeignSchemaStmt') {
+    const schema = String(node.remote_schema);
+    if (node.list_type === 'FDW_IMPORT_SCHEMA_LIMIT_TO') for (const t of (node.table_list as Node[] | undefined) ?? []) add(`${schema}.${String((t.RangeVar as Node | undefined)?.relname)}`);
+    else for (const r of ['foreign-schema', 'unknown-tables']) risky.add(r);
+    for (const t of tables) found.push(t);
+  }
+  return found;
+}
+
+/** `schema.table` (or `table`) of postgres_fdw's options; undefined when they name neither (the local name is used). */
+function remoteTable(options: unknown, local: unknown): string | undefined {
+  let schema: string | undefined;
+  let table: string | undefined;
+  for (const o of (options as Node[] | undefined) ?? []) {
+    const option = o.DefElem as Node | undefined;
+    if (!option || option.defaction === 'DEFELEM_DROP') continue;
+    // The grammar makes every generic option's value a string constant.
+    const value = String(((option.arg as Node | undefined)?.String as { sval?: unknown } | undefined)?.sval);
+    if (option.defname === 'schema_name') schema = value;
+    else if (option.defname === 'table_name') table = value;
+  }
+  if (schema === undefined && table === undefined) return undefined;
+  return schema === undefined ? table : `${schema}.${table ?? String(local)}`;
+}
 
 /** The tables a statement reads rows of, for its answer or to keep (StatementFacts.reads); the statements inside it are added by the caller. */
 function readTables(kind: string, node: Node, tables: ReadonlySet<string>): Iterable<string> {

@@ -3,7 +3,9 @@
 // amount = amount returning amount`, a data-modifying WITH, `insert into archive select …
 // from salaries` (then read archive), `copy salaries to stdout`, `create view v as select *
 // from salaries` or a materialized view / CREATE TABLE AS / SELECT INTO (then read v),
-// `alter table salaries inherit p` (then read p), and EXPLAIN ANALYZE or PREPARE of them.
+// `alter table salaries inherit p` (then read p), and EXPLAIN ANALYZE or PREPARE of them;
+// and a foreign table over a loopback postgres_fdw server named salaries only in its
+// options (`options (table_name 'salaries')`), so no rule saw it at all.
 // Such statements are now decided as `sql.select` of the tables they read too; only a
 // rule's deny or approval counts, so `INSERT … RETURNING id` needs no allow of selects.
 import assert from 'node:assert/strict';
@@ -28,7 +30,9 @@ describe('PostgreSQL proxy: statements that read a table are decided as reads of
   before(async () => {
     direct = new pg.Client({ connectionString: proxy.directUrl });
     await direct.connect();
-    await direct.query('create table salaries (id int, amount int); insert into salaries values (1, 123456); create table archive (id int, note text); create table parent (id int, amount int)');
+    await direct.query("create table salaries (id int, amount int); insert into salaries values (1, 123456); create table archive (id int, note text); create table parent (id int, amount int); create function peek() returns text language sql as 'select amount::text from salaries'");
+    const url = new URL(proxy.directUrl);
+    await direct.query(`create extension if not exists postgres_fdw; create server loop foreign data wrapper postgres_fdw options (host '${url.hostname}', port '${url.port || 5432}', dbname '${proxy.database}'); create user mapping for current_user server loop options (user '${url.username || 'postgres'}')`);
     c = new pg.Client(proxy.clientConfig());
     await c.connect();
     const w = new pg.Client({ connectionString: writeOnly.directUrl });
@@ -59,6 +63,10 @@ describe('PostgreSQL proxy: statements that read a table are decided as reads of
     await assert.rejects(c.query('copy (select * from public.salaries) to stdout'), denied);
     await assert.rejects(c.query('explain analyze update salaries set amount = amount returning amount'), denied);
     await assert.rejects(c.query('prepare p as update salaries set amount = amount returning amount'), denied);
+    // Code whose tables are unknown may read it: denied as `select peek()` is.
+    await assert.rejects(c.query('select peek()'), denied);
+    await assert.rejects(c.query('insert into archive (id, note) select 1, peek()'), denied);
+    await assert.rejects(c.query("update archive set note = peek() where id = $1", [1]), denied);
     assert.equal(await leaked(), '[][]');
   });
 
@@ -70,6 +78,17 @@ describe('PostgreSQL proxy: statements that read a table are decided as reads of
     await assert.rejects(c.query('alter table salaries inherit parent'), denied);
     assert.equal((await direct.query('select count(*) as n from parent')).rows[0].n, '0');
     assert.equal(await leaked(), '[][]');
+  });
+
+  test("a foreign table over the table, named only in its options, is refused", async () => {
+    await assert.rejects(c.query("create foreign table fs (id int, amount int) server loop options (table_name 'salaries')"), denied);
+    await assert.rejects(c.query("create foreign table fs (id int, amount int) server loop options (schema_name 'public', table_name 'salaries')"), denied);
+    await assert.rejects(c.query('import foreign schema public limit to (salaries) from server loop into public'), denied);
+    await assert.rejects(c.query('import foreign schema public from server loop into public'), denied); // tables unknown
+    await c.query("create foreign table fa (id int, note text) server loop options (table_name 'archive')");
+    await assert.rejects(c.query("alter foreign table fa options (set table_name 'salaries')"), denied);
+    assert.deepEqual((await c.query('select count(*)::int as n from fa')).rows, [{ n: 0 }]);
+    assert.equal((await direct.query("select count(*)::int as n from pg_class where relname = 'fs'")).rows[0].n, 0);
   });
 
   test('writes to the table and statements on other tables still run', async () => {
