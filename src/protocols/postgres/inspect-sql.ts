@@ -197,8 +197,11 @@ async function inspectUncached(text: string): Promise<SqlInspection> {
   return (await parseOffThread(text)).inspection;
 }
 
-// Statement kinds whose facts read a literal's value: SET client_encoding = '…'.
-const literalDependent = new Set(['VariableSetStmt']);
+// Statement kinds whose facts read a literal's value: SET client_encoding = '…', a
+// foreign table's options (column_name 'email', table_name 'salaries'), a trigger's
+// arguments (tsvector_update_trigger(tsv, 'pg_catalog.simple', 'email')), and CREATE
+// SCHEMA, which may hold a trigger. Cached by shape, `'name'` would vouch for `'email'`.
+const literalDependent = new Set(['VariableSetStmt', 'CreateForeignTableStmt', 'AlterTableStmt', 'CreateTrigStmt', 'CreateSchemaStmt']);
 
 /**
  * The inspection as it holds in a session whose database shadows the built-in names in
@@ -219,9 +222,11 @@ export function forSession(inspection: SqlInspection, text: string, shadowed: Se
 
 const modifying = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
-/** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS. */
+/** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS, the elements of CREATE SCHEMA. */
 function runsInside(kind: string, node: Node): Node[] {
   const inside: Node[] = [];
+  // CREATE SCHEMA s CREATE VIEW v AS … CREATE TRIGGER …: each is a statement of its own.
+  if (kind === 'CreateSchemaStmt') return (node.schemaElts as Node[] | undefined) ?? [];
   const ctes = ((node.withClause as Node | undefined)?.ctes as Node[] | undefined) ?? [];
   for (const cte of ctes) {
     const query = (cte.CommonTableExpr as Node | undefined)?.ctequery as Node | undefined;
@@ -359,11 +364,15 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   // from t returning *) select * from d`: the DELETE runs), or the query of COPY (`copy
   // (delete … returning id) to stdout`) or CREATE TABLE AS. The strictest class of them
   // all names it (that WITH is `delete`, not `select`), and their risky shapes are its own.
+  let unsupported: string | undefined;
   for (const inner of runsInside(kind, node)) {
     const facts = describeStatement(inner, text);
     cls = strictestClass([cls, facts.class]);
     for (const r of facts.risky) riskySet.add(r);
     for (const t of facts.reads ?? []) reads.add(t);
+    // What it keeps is kept all the same (a view of CREATE SCHEMA renaming email).
+    if (facts.derived?.stores) derived = { ...derived, stores: [...(derived?.stores ?? []), ...facts.derived.stores] };
+    unsupported ??= facts.unsupported;
   }
   // A SELECT that became another class (SELECT INTO, a data-modifying WITH) still answers or keeps what it reads.
   if (kind === 'SelectStmt' && cls !== 'select') for (const t of tables) reads.add(t);
@@ -394,6 +403,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     risky,
     text,
     ...(copyOut ? { copyOut } : {}),
+    ...(unsupported !== undefined ? { unsupported } : {}),
     ...(prepares !== undefined ? { prepares } : {}),
     ...(executes !== undefined ? { executes } : {}),
     ...(deallocates !== undefined ? { deallocates } : {}),
