@@ -31,7 +31,7 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
-import { strictestClass, type StatementFacts } from './inspect-sql.js';
+import { isColumnStatistics, strictestClass, type StatementFacts } from './inspect-sql.js';
 import { unmaskableStore } from './mask-rows.js';
 
 export interface StatementContext {
@@ -212,12 +212,6 @@ function withReads(ctx: StatementContext, exchange: Exchange, facts: StatementFa
   return read.effect === 'require_approval' && decision.effect === 'allow' ? read : decision;
 }
 
-/** The catalog's column statistics: samples of every analysed column's values (ANALYZE). */
-const columnStatistics = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
-
-function isColumnStatistics(table: string): boolean {
-  return columnStatistics.has(table.startsWith('pg_catalog.') ? table.slice('pg_catalog.'.length) : table);
-}
 
 export function unparseable(detail: string): GatehouseError {
   return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });

@@ -278,6 +278,8 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
   const foreign = foreignTables(kind, node, tables, riskySet);
+  // Column statistics hold values of every table's columns (pg_stats.most_common_vals).
+  for (const t of tables) if (isColumnStatistics(t)) for (const r of ['column-statistics', 'unknown-tables']) riskySet.add(r);
   const reads = new Set(readTables(kind, node, tables));
   for (const t of foreign) reads.add(t);
   const cursor = kind === 'DeclareCursorStmt' ? String(node.portalname) : kind === 'ClosePortalStmt' ? (typeof node.portalname === 'string' ? node.portalname : '*') : undefined;
@@ -450,6 +452,13 @@ function foreignTables(kind: string, node: Node, tables: Set<string>, risky: Set
     for (const t of tables) found.push(t);
   }
   return found;
+}
+
+/** The catalog's column statistics: samples of every analysed column's values (ANALYZE). */
+const columnStatistics = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+
+export function isColumnStatistics(table: string): boolean {
+  return columnStatistics.has(table.startsWith('pg_catalog.') ? table.slice('pg_catalog.'.length) : table);
 }
 
 /** `schema.table` (or `table`) of postgres_fdw's options; undefined when they name neither (the local name is used). */
