@@ -395,14 +395,15 @@ export class ClientMessages {
     // Decided at Parse, so a refused statement never reaches the database even as a
     // plan; one that needs approval is prepared, and held at Execute.
     // Only a text that runs a prepared statement gets new facts (no array per Parse otherwise).
-    const statements = inspection.statements.some((facts) => facts.executes !== undefined) ? inspection.statements.map((facts) => this.#asRun(facts)) : inspection.statements;
+    const runs = inspection.statements.find((facts) => facts.executes !== undefined)?.executes;
+    const statements = runs !== undefined ? inspection.statements.map((facts) => this.#asRun(facts)) : inspection.statements;
     const exchange = statementExchange(this.#decide, statements, text);
     for (const facts of statements) {
       const checked = this.#check(exchange, facts);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
     }
     for (const facts of statements) this.#track(facts);
-    const skipped = this.#extended.prepare(name, text, statements);
+    const skipped = this.#extended.prepare(name, text, statements, runs !== undefined ? { name: runs, statement: this.#extended.statement(runs) } : undefined);
     return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name), skipped }, frame);
   }
 
@@ -417,6 +418,12 @@ export class ClientMessages {
     const facts = statement?.facts;
     // A DECLARE parsed earlier runs now: the portal it names is the cursor's from now on.
     for (const f of facts ?? []) if (f.cursor !== undefined) this.#extended.forgetPortal(f.cursor);
+    // `execute p` parsed earlier was decided as the p of then: another p runs unseen.
+    const runs = statement?.executes;
+    if (runs && this.#extended.statement(runs.name) !== runs.statement) {
+      const error = new GatehouseError('sql_not_supported', { message: `The prepared statement "${runs.name}" this statement executes was prepared again (or deallocated) after it was parsed, so it was not run: parse it again.` });
+      return this.#refuse(exchange, undefined, request, error, false);
+    }
     if (!facts || facts.length === 0) {
       const checked = decideStatement(this.#decide, exchange, undefined);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);

@@ -46,6 +46,12 @@ export interface StatementInfo {
   readonly shape: StatementShape;
   /** The text as a JSON string, for each Execute's recorded request. */
   readonly textJson: string;
+  /**
+   * The prepared statement an `EXECUTE name` (also inside EXPLAIN ANALYZE or CREATE TABLE
+   * AS) in it ran when it was parsed: its facts are that statement's, so one prepared
+   * again under the name since is not what the gateway decided.
+   */
+  readonly executes?: { readonly name: string; readonly statement: StatementInfo | undefined };
   columns: ColumnDescription[] | undefined;
 }
 

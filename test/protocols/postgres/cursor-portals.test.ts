@@ -13,7 +13,9 @@
 // executed) made the gateway forget a statement still prepared: a Bind to it was masked by
 // column names only, and `select email as e` came back unmasked. So did a Parse of the
 // unnamed statement the database skipped after an error in its batch: the gateway took
-// the new text as the unnamed statement, the database kept the old one.
+// the new text as the unnamed statement, the database kept the old one. And a Parse of
+// `execute p` was decided (and masked) as the p of its Parse, while a p prepared again
+// since ran at its Execute.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cstring, int16, int32, message, type Frame } from '../../../src/protocols/postgres/codec.js';
@@ -223,6 +225,43 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       assert.match(answer, /Rows cannot be masked without their description/);
       raw.write(query('rollback'));
       await raw.untilReady(1);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('a parsed EXECUTE of a statement prepared again since is refused, not run as the earlier one', async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const run = async (statement: string) => {
+      raw.write(bind('', statement), describePortal(''), execute(''), sync());
+      return text(await raw.untilReady(1));
+    };
+    const refused = /The prepared statement "p" this statement executes was prepared again \(or deallocated\) after it was parsed/;
+    try {
+      raw.write(query('prepare p as select name as e from users'));
+      await raw.untilReady(1);
+      raw.write(parse('x', 'execute p'), parse('later', 'execute q'), sync());
+      await raw.untilReady(1);
+      assert.match(await run('x'), /Ann/); // as parsed
+      raw.write(query('deallocate p'));
+      await raw.untilReady(1);
+      raw.write(query('prepare p as select email as e from users'));
+      await raw.untilReady(1);
+      let answer = await run('x');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, refused);
+      // A name prepared only after the Parse that executes it.
+      raw.write(query('prepare q as select email as e from users'));
+      await raw.untilReady(1);
+      answer = await run('later');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /The prepared statement "q" this statement executes was prepared again/);
+      // Parsed again, it is decided and masked as the p of now.
+      raw.write(parse('y', 'execute p'), sync());
+      await raw.untilReady(1);
+      answer = await run('y');
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /\[EMAIL\]/);
     } finally {
       raw.close();
     }
