@@ -26,7 +26,7 @@ import { statementDigest, StatementHolds, statementPreview, type HoldOutcome } f
 import { forSession, inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
-import type { Pending, PortalInfo, Run } from './session-state.js';
+import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 import { newRun, requestOf } from './statement-recording.js';
 
 /** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */
@@ -298,7 +298,10 @@ export class ClientMessages {
    */
   #asRun(facts: StatementFacts): StatementFacts {
     if (facts.executes === undefined) return facts;
-    const inner = this.#extended.statement(facts.executes)?.facts;
+    const prepared = this.#extended.statement(facts.executes);
+    // A Parse of `execute q` run by name: its facts are the q of that Parse.
+    if (prepared && !this.#executesAsParsed(prepared)) return { ...facts, unsupported: `the prepared statement "${facts.executes}" executes "${prepared.executes!.name}", which was prepared again (or deallocated) after it was parsed; parse it again` };
+    const inner = prepared?.facts;
     if (!inner || inner.length === 0) return facts;
     const innerClass = strictestClass(inner.map((f) => f.class));
     const unsupported = facts.unsupported ?? inner.find((f) => f.unsupported)?.unsupported;
@@ -318,6 +321,12 @@ export class ClientMessages {
       ...(unsupported !== undefined ? { unsupported } : {}),
       ...(derived !== undefined ? { derived } : {}),
     };
+  }
+
+  /** Whether the statement an `execute name` in `statement` runs is still the one its Parse was decided as. */
+  #executesAsParsed(statement: StatementInfo): boolean {
+    const runs = statement.executes;
+    return runs === undefined || this.#extended.statement(runs.name) === runs.statement;
   }
 
   /** Policy and the gateway's own refusals for one statement (decide-statement.ts), and what only the session knows: its portals. */
@@ -419,9 +428,8 @@ export class ClientMessages {
     // A DECLARE parsed earlier runs now: the portal it names is the cursor's from now on.
     for (const f of facts ?? []) if (f.cursor !== undefined) this.#extended.forgetPortal(f.cursor);
     // `execute p` parsed earlier was decided as the p of then: another p runs unseen.
-    const runs = statement?.executes;
-    if (runs && this.#extended.statement(runs.name) !== runs.statement) {
-      const error = new GatehouseError('sql_not_supported', { message: `The prepared statement "${runs.name}" this statement executes was prepared again (or deallocated) after it was parsed, so it was not run: parse it again.` });
+    if (statement && !this.#executesAsParsed(statement)) {
+      const error = new GatehouseError('sql_not_supported', { message: `The prepared statement "${statement.executes!.name}" this statement executes was prepared again (or deallocated) after it was parsed, so it was not run: parse it again.` });
       return this.#refuse(exchange, undefined, request, error, false);
     }
     if (!facts || facts.length === 0) {

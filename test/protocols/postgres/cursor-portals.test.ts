@@ -256,6 +256,21 @@ describe('PostgreSQL proxy: an Execute of a cursor name is never described by a 
       answer = await run('later');
       assert.ok(!/example\.com/.test(answer), answer);
       assert.match(answer, /The prepared statement "q" this statement executes was prepared again/);
+      // Run by name with SQL EXECUTE, a parsed `execute p` is refused the same way.
+      raw.write(query('deallocate p'));
+      await raw.untilReady(1);
+      raw.write(query('prepare p as select name as e from users'));
+      await raw.untilReady(1);
+      raw.write(parse('runp', 'execute p'), sync());
+      await raw.untilReady(1);
+      raw.write(query('deallocate p'));
+      await raw.untilReady(1);
+      raw.write(query('prepare p as select email as e from users'));
+      await raw.untilReady(1);
+      raw.write(query('execute runp'));
+      answer = text(await raw.untilReady(1));
+      assert.ok(!/example\.com/.test(answer), answer);
+      assert.match(answer, /the prepared statement "runp" executes "p", which was prepared again/);
       // Parsed again, it is decided and masked as the p of now.
       raw.write(parse('y', 'execute p'), sync());
       await raw.untilReady(1);
