@@ -9,6 +9,11 @@
 //   exactly as if the statement had failed there (implicit transaction rolled back,
 //   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
 // - after an error in extended mode, client messages are discarded until Sync;
+// - what the session knows of prepared statements and portals follows what the database
+//   did: a DEALLOCATE forgets at its CommandComplete, a Parse or Bind it skipped leaves
+//   the name as it was (database-messages.ts), a parsed `execute p` runs only the p it
+//   was decided as, and a SQL FETCH of a bound portal whose values it could not mask
+//   is refused;
 // - a statement's record is durable before it is forwarded; when recording fails the
 //   statement is refused (recording_failed) and nothing is sent;
 // - a malformed client message ends this session (FATAL 08P01), and no other.
