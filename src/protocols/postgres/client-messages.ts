@@ -9,6 +9,11 @@
 //   exactly as if the statement had failed there (implicit transaction rolled back,
 //   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
 // - after an error in extended mode, client messages are discarded until Sync;
+// - what the session knows of prepared statements and portals follows what the database
+//   did: a DEALLOCATE forgets at its CommandComplete, a Parse or Bind it skipped leaves
+//   the name as it was (database-messages.ts), a parsed `execute p` runs only the p it
+//   was decided as, and a SQL FETCH of a bound portal whose values it could not mask
+//   is refused;
 // - a statement's record is durable before it is forwarded; when recording fails the
 //   statement is refused (recording_failed) and nothing is sent;
 // - a malformed client message ends this session (FATAL 08P01), and no other.
@@ -26,7 +31,7 @@ import { statementDigest, StatementHolds, statementPreview, type HoldOutcome } f
 import { forSession, inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
-import type { Pending, PortalInfo, Run } from './session-state.js';
+import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 import { newRun, requestOf } from './statement-recording.js';
 
 /** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */
@@ -48,6 +53,8 @@ interface QueryStep {
   readonly request: RecordedRequest;
   readonly checked: Checked;
   readonly derived: DerivedMasks | undefined;
+  /** DEALLOCATE's name ('*': all), forgotten when the database has run it. */
+  readonly deallocates: string | undefined;
 }
 
 export class ClientMessages {
@@ -189,8 +196,7 @@ export class ClientMessages {
       case 'E': // Execute
         return this.#onExecute(frame);
       case 'C': // Close
-        this.#extended.close(frame);
-        return this.#core.forward({ kind: 'close' }, frame);
+        return this.#core.forward({ kind: 'close', closed: this.#extended.close(frame) }, frame);
       case 'S': // Sync
         this.#discarding = false;
         return this.#core.forward({ kind: 'sync' }, frame);
@@ -217,21 +223,22 @@ export class ClientMessages {
    * The database converts each message from the client encoding in force when it reads
    * it, and a statement still running (set_config, a function) may change that encoding
    * before it reads the next one: text inspected as UTF-8 could then be cut differently
-   * by the database (in SJIS, UTF-8 "ā\\'" ends a string literal). ASCII reads the same in
-   * every client encoding; a Query or Parse with other bytes goes on only once the
-   * database has answered everything before it, its ReadyForQuery (and any
-   * client_encoding change, which ends the session) seen. In an extended batch whose
-   * earlier Execute is answered only at a Sync not yet sent, it is refused. Undefined:
-   * go on now (the common case: nothing in flight, or ASCII).
+   * by the database (in SJIS, UTF-8 "ā\\'" ends a string literal); so could text with a
+   * backslash once standard_conforming_strings is off (`'a\\''; drop …`). ASCII without
+   * a backslash reads the same whatever those settings; a Query or Parse with other bytes
+   * goes on only once the database has answered everything before it, its ReadyForQuery
+   * (and any change of those settings, which ends the session) seen. In an extended
+   * batch whose earlier Execute is answered only at a Sync not yet sent, it is refused.
+   * Undefined: go on now (the common case: nothing in flight, or plain ASCII).
    */
   #encodingGate(text: string): Promise<void> | GatehouseError | undefined {
     const core = this.#core;
     const pending = core.pending;
-    if (pending.length === 0 || !pending.some((p) => p.kind === 'query' || p.kind === 'execute') || !/[^\x00-\x7f]/.test(text)) return undefined;
+    if (pending.length === 0 || !pending.some((p) => p.kind === 'query' || p.kind === 'execute') || !/[^\x00-\x5b\x5d-\x7f]/.test(text)) return undefined;
     const last = pending[pending.length - 1]!.kind;
     if (last !== 'sync' && last !== 'query') {
       return new GatehouseError('sql_not_supported', {
-        message: 'SQL text with non-ASCII characters cannot be pipelined behind an Execute of the same batch: send Sync first (a statement still running could change the client encoding).',
+        message: 'SQL text with non-ASCII characters or a backslash cannot be pipelined behind an Execute of the same batch: send Sync first (a statement still running could change the client encoding or standard_conforming_strings).',
       });
     }
     const sent = core.flushToDatabase();
@@ -272,7 +279,7 @@ export class ClientMessages {
       const step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
       if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
-      runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived));
+      runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived, false, step.deallocates));
       requests.push(step.request);
     }
     return this.#openQuery(runs, requests, frame);
@@ -281,9 +288,9 @@ export class ClientMessages {
   #queryStatement(parsed: StatementFacts): QueryStep {
     const facts = this.#asRun(parsed);
     const exchange = statementExchange(this.#decide, [facts], facts.text);
-    const checked = decideStatement(this.#decide, exchange, facts);
+    const checked = this.#check(exchange, facts);
     if (!checked.error) this.#track(facts);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking) };
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), deallocates: facts.deallocates };
   }
 
   /**
@@ -296,17 +303,24 @@ export class ClientMessages {
    */
   #asRun(facts: StatementFacts): StatementFacts {
     if (facts.executes === undefined) return facts;
-    const inner = this.#extended.statement(facts.executes)?.facts;
+    const prepared = this.#extended.statement(facts.executes);
+    // A Parse of `execute q` run by name: its facts are the q of that Parse.
+    if (prepared && !this.#executesAsParsed(prepared)) return { ...facts, unsupported: `the prepared statement "${facts.executes}" executes "${prepared.executes!.name}", which was prepared again (or deallocated) after it was parsed; parse it again` };
+    const inner = prepared?.facts;
     if (!inner || inner.length === 0) return facts;
     const innerClass = strictestClass(inner.map((f) => f.class));
     const unsupported = facts.unsupported ?? inner.find((f) => f.unsupported)?.unsupported;
     const innerDerived = derivationOf(inner);
     // EXECUTE answers with the prepared statement's rows; CREATE TABLE AS EXECUTE keeps them.
     const derived = facts.class === 'execute' || !innerDerived ? innerDerived : asStored(innerDerived);
+    const tables = [...new Set([...facts.tables, ...inner.flatMap((f) => f.tables)])];
+    // What it reads: the prepared statement's reads; CREATE TABLE AS EXECUTE keeps all it names.
+    const reads = facts.reads ? tables : inner.some((f) => f.reads) ? [...new Set(inner.flatMap((f) => f.reads ?? []))] : undefined;
     return {
       ...facts,
       class: facts.class === 'execute' ? innerClass : strictestClass([facts.class, innerClass]),
-      tables: [...new Set([...facts.tables, ...inner.flatMap((f) => f.tables)])],
+      tables,
+      ...(reads !== undefined ? { reads } : {}),
       risky: [...new Set([...facts.risky, ...inner.flatMap((f) => f.risky)])],
       ...(inner.some((f) => f.copyOut) ? { copyOut: true } : {}),
       ...(unsupported !== undefined ? { unsupported } : {}),
@@ -314,10 +328,44 @@ export class ClientMessages {
     };
   }
 
-  /** Keeps the session's prepared statements in step with the PREPARE and DEALLOCATE it lets through. */
+  /** Whether the statement an `execute name` in `statement` runs is still the one its Parse was decided as. */
+  #executesAsParsed(statement: StatementInfo): boolean {
+    const runs = statement.executes;
+    return runs === undefined || this.#extended.statement(runs.name) === runs.statement;
+  }
+
+  /** Policy and the gateway's own refusals for one statement (decide-statement.ts), and what only the session knows: its portals. */
+  #check(exchange: Exchange, facts: StatementFacts): Checked {
+    const checked = decideStatement(this.#decide, exchange, facts);
+    if (checked.error || facts.fetches === undefined) return checked;
+    const error = this.#unmaskableFetch(facts.fetches);
+    return error ? { decision: checked.decision, error } : checked;
+  }
+
+  /**
+   * A SQL FETCH of a portal the client bound (Bind): the answer carries the portal's
+   * columns under the names its statement gave them, but not the statement, so values
+   * derived from a masked column (`select email as e`) would leave unmasked. Read such a
+   * portal with Execute, which is masked by its statement.
+   */
+  #unmaskableFetch(name: string): GatehouseError | undefined {
+    const portal = this.#extended.portal(name);
+    const rules = this.#core.ctx.connection.masking;
+    if (!portal || rules.columns.size === 0) return undefined;
+    const facts = portal.statement?.facts;
+    const derived = !portal.bindFailed && facts ? derivedMasks(derivationOf(facts), rules) : { rule: [...rules.columns.keys()][0]! };
+    if (!derived) return undefined;
+    return new GatehouseError('sql_not_supported', {
+      message: `FETCH from portal "${name}" is refused: it was bound over a statement whose result carries values of masked column "${derived.rule}" (masking.columns) under other names, which a FETCH's answer cannot be masked by. Read the portal with Execute.`,
+    });
+  }
+
+  /**
+   * Keeps the session's prepared statements in step with the PREPARE it lets through (a
+   * DEALLOCATE: when it has run, #newRun) and its portals with DECLARE and CLOSE.
+   */
   #track(facts: StatementFacts): void {
     if (facts.prepares !== undefined) this.#extended.prepare(facts.prepares, facts.text, [facts]);
-    if (facts.deallocates !== undefined) this.#extended.deallocate(facts.deallocates);
     if (facts.cursor !== undefined) this.#extended.forgetPortal(facts.cursor);
   }
 
@@ -331,7 +379,7 @@ export class ClientMessages {
         exchange = held.exchange;
         if (held.error) return this.#refuse(exchange, decision, step.request, held.error, true);
       }
-      runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval'));
+      runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval', step.deallocates));
       requests.push(step.request);
       if (++i === statements.length) return this.#openQuery(runs, requests, frame);
       step = this.#queryStatement(statements[i]!);
@@ -361,15 +409,16 @@ export class ClientMessages {
     // Decided at Parse, so a refused statement never reaches the database even as a
     // plan; one that needs approval is prepared, and held at Execute.
     // Only a text that runs a prepared statement gets new facts (no array per Parse otherwise).
-    const statements = inspection.statements.some((facts) => facts.executes !== undefined) ? inspection.statements.map((facts) => this.#asRun(facts)) : inspection.statements;
+    const runs = inspection.statements.find((facts) => facts.executes !== undefined)?.executes;
+    const statements = runs !== undefined ? inspection.statements.map((facts) => this.#asRun(facts)) : inspection.statements;
     const exchange = statementExchange(this.#decide, statements, text);
     for (const facts of statements) {
-      const checked = decideStatement(this.#decide, exchange, facts);
+      const checked = this.#check(exchange, facts);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
     }
     for (const facts of statements) this.#track(facts);
-    this.#extended.prepare(name, text, statements);
-    return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name) }, frame);
+    const skipped = this.#extended.prepare(name, text, statements, runs !== undefined ? { name: runs, statement: this.#extended.statement(runs) } : undefined);
+    return this.#core.forward({ kind: 'parse', statement: this.#extended.statement(name), skipped }, frame);
   }
 
   #onExecute(frame: Frame): Waiting {
@@ -383,20 +432,25 @@ export class ClientMessages {
     const facts = statement?.facts;
     // A DECLARE parsed earlier runs now: the portal it names is the cursor's from now on.
     for (const f of facts ?? []) if (f.cursor !== undefined) this.#extended.forgetPortal(f.cursor);
+    // `execute p` parsed earlier was decided as the p of then: another p runs unseen.
+    if (statement && !this.#executesAsParsed(statement)) {
+      const error = new GatehouseError('sql_not_supported', { message: `The prepared statement "${statement.executes!.name}" this statement executes was prepared again (or deallocated) after it was parsed, so it was not run: parse it again.` });
+      return this.#refuse(exchange, undefined, request, error, false);
+    }
     if (!facts || facts.length === 0) {
       const checked = decideStatement(this.#decide, exchange, undefined);
       if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
       decision = checked.decision;
     } else {
       for (const f of facts) {
-        const checked = decideStatement(this.#decide, exchange, f);
+        const checked = this.#check(exchange, f);
         if (checked.error) return this.#refuse(exchange, checked.decision, request, checked.error, false);
         // The decision kept is the one that asks for approval, if any does.
         if (decision?.effect !== 'require_approval') decision = checked.decision;
       }
     }
     if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
-    return this.#openExecute(this.#newRun(exchange, decision!), request, portal, frame);
+    return this.#openExecute(this.#newRun(exchange, decision!, undefined, false, deallocatesOf(facts)), request, portal, frame);
   }
 
   /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
@@ -404,7 +458,7 @@ export class ClientMessages {
     const text = portal?.statement?.text ?? '';
     const held = await this.#hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(text, this.#shownParams(decision, portal?.params)));
     if (held.error) return this.#refuse(held.exchange, decision, request, held.error, false);
-    return this.#openExecute(this.#newRun(held.exchange, decision, undefined, true), request, portal, frame);
+    return this.#openExecute(this.#newRun(held.exchange, decision, undefined, true, deallocatesOf(portal?.statement?.facts)), request, portal, frame);
   }
 
   /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
@@ -416,9 +470,12 @@ export class ClientMessages {
     return continues;
   }
 
-  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false): Run {
+  #newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false, deallocates?: string): Run {
     this.#core.statements++;
-    return newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
+    const run = newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
+    // Forgotten only once run: until then a Bind to the name is still its statement's.
+    if (deallocates !== undefined) run.completed = this.#extended.deallocation(deallocates);
+    return run;
   }
 
   /** Parameters as a reviewer may see them: as the recording keeps them (request profiles applied). */
@@ -475,4 +532,9 @@ export class ClientMessages {
     this.#discarding = true;
     return core.toUpstream(bindMessage('', core.deniedStatement));
   }
+}
+
+/** The name a prepared DEALLOCATE (or DISCARD ALL: '*') forgets when it runs. */
+function deallocatesOf(facts: readonly StatementFacts[] | undefined): string | undefined {
+  return facts?.find((f) => f.deallocates !== undefined)?.deallocates;
 }

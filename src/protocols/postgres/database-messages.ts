@@ -128,7 +128,7 @@ export class DatabaseMessages {
   #onUpstream(frame: Frame): typeof continues | undefined {
     const t = frame.type;
     // Asynchronous messages, valid at any time: NoticeResponse, NotificationResponse, ParameterStatus.
-    if (t === 'S') checkClientEncoding(frame.body);
+    if (t === 'S') checkParameterStatus(frame.body);
     // Errors, notices, notifications and reported settings can quote a masked column's value (server-messages.ts).
     if (t === 'E' || t === 'N' || t === 'A' || t === 'S') frame = this.#masked(frame);
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
@@ -153,6 +153,7 @@ export class DatabaseMessages {
         // ParseComplete, BindComplete, CloseComplete
         if (t === (head.kind === 'parse' ? '1' : head.kind === 'bind' ? '2' : '3')) {
           pending.shift();
+          if (head.kind === 'close') head.closed?.();
           return this.#emit(frame);
         }
         if (t === 'E' && head.kind === 'bind' && head.portal) head.portal.bindFailed = true;
@@ -232,6 +233,7 @@ export class DatabaseMessages {
       case 'C': // CommandComplete
         if (run) {
           run.tag = this.#commandTag(frame);
+          run.completed?.();
           recording.finish(run);
         }
         head.index++;
@@ -276,6 +278,7 @@ export class DatabaseMessages {
       case 'I': // EmptyQueryResponse
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
+        if (frame.type === 'C') run.completed?.();
         this.#core.recording.finish(run);
         this.#core.pending.shift();
         return this.#emit(frame);
@@ -339,11 +342,16 @@ export class DatabaseMessages {
    * statement or portal whose Parse, Bind or Describe failed (`select $1::int / 0`
    * fails at Bind, a missing table at Parse: what a driver sends as one batch) failed
    * with the database's error, and is recorded so; the others were only not executed.
+   * A Parse skipped leaves the name's statement as it was, and a Bind skipped the
+   * portal of its name (kept past ROLLBACK TO SAVEPOINT): nothing the gateway knows
+   * describes it.
    */
   #skipToSync(failed?: { readonly of: StatementInfo | PortalInfo; readonly error: Frame }): undefined {
     const pending = this.#core.pending;
     while (pending.length > 0 && pending[0]!.kind !== 'sync') {
       const p = pending.shift()!;
+      if (p.kind === 'parse') p.skipped?.();
+      if (p.kind === 'bind' && p.portal) p.portal.bindFailed = true;
       if (p.kind !== 'execute') continue;
       if (failed && p.portal !== undefined && (p.portal === failed.of || p.portal.statement === failed.of)) {
         this.#upstreamError(p.run, failed.error);
@@ -388,17 +396,26 @@ function answered(head: Pending | undefined, run: Run | undefined): { text: stri
 }
 
 /**
- * ParameterStatus (name, value): the database reports every change of client_encoding,
- * however it was made (SET is refused at inspection, but set_config() or a function
- * can change it too). Inspection reads SQL as UTF-8, so any other encoding ends the
- * session before another statement is read.
+ * ParameterStatus (name, value): the database reports every change of client_encoding
+ * and standard_conforming_strings, however it was made (SET is refused at inspection,
+ * but set_config() or a function can change them too). Inspection reads SQL as UTF-8
+ * with standard-conforming strings, so any other setting ends the session before
+ * another statement is read: with `off`, `'a\''; select …` is a literal to the gateway
+ * and two statements to the database.
  */
-export function checkClientEncoding(body: Buffer): void {
+export function checkParameterStatus(body: Buffer): void {
   const r = new BodyReader(body);
-  if (r.cstring().toLowerCase() !== 'client_encoding') return;
-  const value = r.cstring();
-  if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
-    throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
+  const name = r.cstring().toLowerCase();
+  if (name === 'client_encoding') {
+    const value = r.cstring();
+    if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
+      throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
+    }
+  } else if (name === 'standard_conforming_strings') {
+    const value = r.cstring();
+    if (value !== 'on') {
+      throw new GatehouseError('sql_not_supported', { message: `standard_conforming_strings was changed to ${value}; only SQL with standard-conforming strings can be inspected, so the session ends.` });
+    }
   }
 }
 

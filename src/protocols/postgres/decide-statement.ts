@@ -2,6 +2,10 @@
 // policy decision, and what the gateway itself cannot let through. Enforces:
 // - each statement is decided on its own facts (in a Parse holding several, each one
 //   under the Parse's exchange id);
+// - a statement that reads a table's rows besides its own class (RETURNING, COPY TO,
+//   INSERT … SELECT, CREATE VIEW …) is decided as `sql.select` of them too, where a
+//   rule's deny or approval holds (a rule denying selects of salaries is not bypassed by
+//   `update salaries … returning amount`), and a default deny does not;
 // - a Gatehouse token scoped to operations runs only statements of those operations
 //   (token_scope_denied, 42501; the login checked its connection);
 // - `require_approval` passes only when approvals are configured (the session holds
@@ -12,7 +16,8 @@
 //   catalog's column statistics (pg_stats: samples of every analysed column's values),
 //   and code it cannot trace that a client would create or run there (a DO block, a
 //   function or procedure body: `do $$ … insert into archive select email … $$`), and
-//   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink;
+//   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink, and
+//   reading or writing the server's files (a table's data file holds its rows);
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -26,7 +31,7 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
-import { strictestClass, type StatementFacts } from './inspect-sql.js';
+import { isColumnStatistics, strictestClass, type StatementFacts } from './inspect-sql.js';
 import { unmaskableStore } from './mask-rows.js';
 
 export interface StatementContext {
@@ -131,6 +136,7 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     // A scoped Gatehouse token: this statement's operation must be among its operations.
     if (single.identity?.scope) checkTokenScope(single);
     decision = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, single) : ctx.policy.decide(single);
+    if (facts?.reads && decision.effect !== 'deny') decision = withReads(ctx, single, facts, facts.reads, decision);
     if (decision.effect !== 'allow') enforceDecision(decision, { approvals: ctx.approvals });
   } catch (error) {
     // A refusal keeps its decision: the record names the rule, the reason and the policy version.
@@ -169,6 +175,17 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       }),
     };
   }
+  // A file on the database server can hold any table's rows (its data file, read with
+  // pg_read_binary_file(pg_relation_filepath('users'))), and a program run by COPY can
+  // read anything; a value written to a file is read back the same way.
+  if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: 'The statement reads or writes files on the database server, or runs a program there (pg_read_file, lo_import, COPY … FROM a file or PROGRAM …), which can read any table\'s rows, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.',
+      }),
+    };
+  }
   const statistics = columnRules ? facts?.tables.find(isColumnStatistics) : undefined;
   if (statistics) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: `The statement reads ${statistics}, whose column statistics (most common values, histogram bounds) hold values of masked columns (masking.columns); it was not run.` }) };
@@ -180,12 +197,21 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   return { decision };
 }
 
-/** The catalog's column statistics: samples of every analysed column's values (ANALYZE). */
-const columnStatistics = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
-
-function isColumnStatistics(table: string): boolean {
-  return columnStatistics.has(table.startsWith('pg_catalog.') ? table.slice('pg_catalog.'.length) : table);
+/**
+ * A statement that reads rows of tables into its answer or into something kept (RETURNING,
+ * COPY TO, INSERT … SELECT, CREATE VIEW …: StatementFacts.reads) is also a `sql.select` of
+ * them: a rule denying (or holding for approval) `sql.select` of `salaries` holds for
+ * `update salaries … returning amount` and `create view v as select * from salaries`. Only
+ * a rule's deny or approval counts: the statement needs no allow of `sql.select` of its
+ * own (an `INSERT … RETURNING id` runs where inserts are allowed).
+ */
+function withReads(ctx: StatementContext, exchange: Exchange, facts: StatementFacts, reads: readonly string[], decision: Decision): Decision {
+  const asSelect = statementExchange(ctx, [{ ...facts, class: 'select', tables: reads }], facts.text, undefined, exchange);
+  const read = ctx.decisions ? ctx.decisions.decide(ctx.policy, ctx.connection.name, asSelect) : ctx.policy.decide(asSelect);
+  if (read.effect === 'deny') return read.reason === 'no-rule-allows' ? decision : read;
+  return read.effect === 'require_approval' && decision.effect === 'allow' ? read : decision;
 }
+
 
 export function unparseable(detail: string): GatehouseError {
   return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });

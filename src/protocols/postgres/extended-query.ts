@@ -9,6 +9,8 @@
 //   statement's with the Bind's result formats; never by a Bind the database refused;
 // - a SQL DECLARE or CLOSE forgets the portal of its name: an Execute of a cursor's name
 //   is never described by a portal bound earlier under it (whose transaction ended);
+//   the other way round, a SQL FETCH of a bound portal is checked by the session
+//   (client-messages.ts: its answer does not carry the portal's statement);
 // - malformed Describe / Close subtypes are protocol violations.
 
 import { createHash } from 'node:crypto';
@@ -25,13 +27,22 @@ export class ExtendedQuery {
    * Parse, or SQL PREPARE (the two share one namespace in PostgreSQL: a Bind or an
    * EXECUTE may name either): the statement as inspected.
    */
-  prepare(name: string, text: string, facts: readonly StatementFacts[]): void {
+  prepare(name: string, text: string, facts: readonly StatementFacts[], executes?: StatementInfo['executes']): () => void {
     // A named statement prepared again without a Close or DEALLOCATE the gateway saw is
     // refused by the database (42P05), unless a function's dynamic SQL deallocated it
     // unseen: either may be what runs, so it is decided as both from now on.
-    const earlier = name === '' ? undefined : this.#statements.get(name);
+    const previous = this.#statements.get(name);
+    const earlier = name === '' ? undefined : previous;
     const all = earlier ? [...earlier.facts, ...facts] : facts;
-    this.#statements.set(name, { facts: all, text, shape: statementShape(all, text), textJson: JSON.stringify(text), columns: undefined });
+    const info: StatementInfo = { facts: all, text, shape: statementShape(all, text), textJson: JSON.stringify(text), columns: undefined, ...(executes ? { executes } : {}) };
+    this.#statements.set(name, info);
+    // A Parse the database skipped (an error earlier in its batch) left the name's
+    // statement as it was: the unnamed one too, which a Parse otherwise replaces.
+    return () => {
+      if (this.#statements.get(name) !== info) return;
+      if (previous) this.#statements.set(name, previous);
+      else this.#statements.delete(name);
+    };
   }
 
   /** A prepared statement by name (the unnamed one is ''). */
@@ -39,10 +50,19 @@ export class ExtendedQuery {
     return this.#statements.get(name);
   }
 
-  /** SQL DEALLOCATE name, or '*' (DEALLOCATE ALL, DISCARD ALL: every named statement). */
-  deallocate(name: string): void {
-    if (name !== '*') this.#statements.delete(name);
-    else for (const key of [...this.#statements.keys()]) if (key !== '') this.#statements.delete(key);
+  /**
+   * SQL DEALLOCATE name, or '*' (DEALLOCATE ALL, DISCARD ALL: every named statement), as
+   * decided: the returned function forgets those statements once the database has run
+   * it (a Query failing before it, or a Parse of it never executed, leaves them
+   * prepared). Only entries still the same are forgotten: a PREPARE of the name after it
+   * in the same Query stays.
+   */
+  deallocation(name: string): () => void {
+    // DEALLOCATE ALL spares the unnamed statement; a Close names it as ''.
+    const gone = name === '*' ? [...this.#statements].filter(([key]) => key !== '') : [[name, this.#statements.get(name)] as const];
+    return () => {
+      for (const [key, info] of gone) if (info !== undefined && this.#statements.get(key) === info) this.#statements.delete(key);
+    };
   }
 
   /** Bind ('B'): a portal over a statement (unknown if prepared with SQL PREPARE). */
@@ -53,6 +73,11 @@ export class ExtendedQuery {
     const portal: PortalInfo = { statement: this.#statements.get(bind.statement), params: bind.params, approvalParams, resultFormats: bind.resultFormats, columns: undefined };
     this.#portals.set(bind.portal, portal);
     return portal;
+  }
+
+  /** A portal by name, as the client's Binds left it (the unnamed one is ''). */
+  portal(name: string): PortalInfo | undefined {
+    return this.#portals.get(name);
   }
 
   /** Describe ('D'): 'S' statement or 'P' portal; the object its answer describes. */
@@ -74,14 +99,20 @@ export class ExtendedQuery {
     else this.#portals.delete(name);
   }
 
-  /** Close ('C'): 'S' statement or 'P' portal. */
-  close(message: Frame): void {
+  /**
+   * Close ('C'): 'S' statement or 'P' portal. A portal is forgotten at once (an Execute of
+   * an unknown portal is refused); a statement only when the database has closed it (the
+   * returned function, at CloseComplete): after an error it skips the Close, and the
+   * statement stays prepared.
+   */
+  close(message: Frame): (() => void) | undefined {
     const r = bodyReader(message);
     const target = String.fromCharCode(r.int8());
     const name = r.cstring();
-    if (target === 'S') this.#statements.delete(name);
-    else if (target === 'P') this.#portals.delete(name);
-    else throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
+    if (target === 'S') return this.deallocation(name);
+    if (target !== 'P') throw new ProtocolViolation(`invalid CLOSE message subtype ${target}`);
+    this.#portals.delete(name);
+    return undefined;
   }
 
   /** Execute ('E'): the portal it runs (undefined when unknown). Its row limit is left to the database (PortalSuspended). */

@@ -1,10 +1,13 @@
 // What a function call in a statement may do beyond what the statement's text names.
-// Enforces (each a risky shape; all but `server-file` also `unknown-tables`):
+// Enforces (each a risky shape, also `unknown-tables` unless said otherwise):
 // - `sql-in-text`: a built-in that runs SQL given as a string or reads a table named in
 //   a string (query_to_xml, table_to_xml, cursor_to_xml, ts_stat, ts_rewrite …) or
 //   reads every change in the database (logical decoding);
 // - `remote-server`: dblink, which runs SQL text on another server (or this one);
 // - `server-file`: reads or writes files on the database server (pg_read_file, lo_import …);
+//   a function that reads a file's content is `unknown-tables` too: a table's data file
+//   (`pg_read_binary_file(pg_relation_filepath('payroll'))`) holds its rows; one that
+//   lists, stats or writes files is not;
 // - `user-function`: any function that is not a PostgreSQL built-in (by name, or not in
 //   pg_catalog): its body may read or write any table; so is an unqualified call of a
 //   built-in's name that the session's database shadows (function-catalog.ts: an
@@ -22,9 +25,12 @@ const sqlInText = new Set([
   'pg_logical_slot_get_changes', 'pg_logical_slot_peek_changes', 'pg_logical_slot_get_binary_changes', 'pg_logical_slot_peek_binary_changes',
 ]);
 
+// Functions that read a file's content (a large object imported is read back with lo_get).
+const serverFileReads = new Set(['pg_read_file', 'pg_read_file_old', 'pg_read_binary_file', 'lo_import']);
+
 const serverFile = new Set([
-  'pg_read_file', 'pg_read_file_old', 'pg_read_binary_file', 'pg_stat_file', 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir',
-  'pg_ls_archive_statusdir', 'pg_ls_logicalmapdir', 'pg_ls_logicalsnapdir', 'pg_ls_replslotdir', 'lo_import', 'lo_export',
+  'pg_stat_file', 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir',
+  'pg_ls_archive_statusdir', 'pg_ls_logicalmapdir', 'pg_ls_logicalsnapdir', 'pg_ls_replslotdir', 'lo_export',
   // adminpack, an extension
   'pg_file_write', 'pg_file_rename', 'pg_file_unlink', 'pg_file_sync', 'pg_logdir_ls',
 ]);
@@ -55,6 +61,7 @@ export function functionRisks(names: readonly string[]): readonly string[] {
   const schema = names.length > 1 ? names[names.length - 2] : undefined;
   if (sqlInText.has(name)) return sqlInTextRisks;
   if (name.startsWith('dblink')) return remoteRisks;
+  if (serverFileReads.has(name)) return serverFileReadRisks;
   if (serverFile.has(name)) return serverFileRisks;
   const builtin = schema === undefined ? builtinFunctionNames.has(name) && !shadowed?.has(name) : schema === 'pg_catalog' ? builtinFunctionNames.has(name) : schema === 'information_schema';
   return builtin ? none : userRisks;
@@ -64,4 +71,5 @@ const none: readonly string[] = [];
 const sqlInTextRisks = ['sql-in-text', 'unknown-tables'];
 const remoteRisks = ['remote-server', 'unknown-tables'];
 const serverFileRisks = ['server-file'];
+const serverFileReadRisks = ['server-file', 'unknown-tables'];
 const userRisks = ['user-function', 'unknown-tables'];

@@ -49,6 +49,14 @@ export interface StatementFacts {
    * SQL cursors and the protocol's portals share one namespace.
    */
   readonly cursor?: string;
+  /**
+   * The tables whose rows a statement that is not a SELECT reads into its answer or into
+   * something the client reads later (RETURNING, COPY TO, INSERT … SELECT, CREATE VIEW,
+   * CREATE TABLE AS, ATTACH PARTITION …): it is decided as `sql.select` of them too.
+   */
+  readonly reads?: readonly string[];
+  /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
+  readonly fetches?: string;
 }
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
@@ -148,7 +156,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined) {
+  if (facts.copyOut === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined && facts.fetches === undefined && facts.reads === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -189,8 +197,11 @@ async function inspectUncached(text: string): Promise<SqlInspection> {
   return (await parseOffThread(text)).inspection;
 }
 
-// Statement kinds whose facts read a literal's value: SET client_encoding = '…'.
-const literalDependent = new Set(['VariableSetStmt']);
+// Statement kinds whose facts read a literal's value: SET client_encoding = '…', a
+// foreign table's options (column_name 'email', table_name 'salaries'), a trigger's
+// arguments (tsvector_update_trigger(tsv, 'pg_catalog.simple', 'email')), and CREATE
+// SCHEMA, which may hold a trigger. Cached by shape, `'name'` would vouch for `'email'`.
+const literalDependent = new Set(['VariableSetStmt', 'CreateForeignTableStmt', 'AlterTableStmt', 'CreateTrigStmt', 'CreateSchemaStmt']);
 
 /**
  * The inspection as it holds in a session whose database shadows the built-in names in
@@ -211,9 +222,11 @@ export function forSession(inspection: SqlInspection, text: string, shadowed: Se
 
 const modifying = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
-/** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS. */
+/** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS, the elements of CREATE SCHEMA. */
 function runsInside(kind: string, node: Node): Node[] {
   const inside: Node[] = [];
+  // CREATE SCHEMA s CREATE VIEW v AS … CREATE TRIGGER …: each is a statement of its own.
+  if (kind === 'CreateSchemaStmt') return (node.schemaElts as Node[] | undefined) ?? [];
   const ctes = ((node.withClause as Node | undefined)?.ctes as Node[] | undefined) ?? [];
   for (const cte of ctes) {
     const query = (cte.CommonTableExpr as Node | undefined)?.ctequery as Node | undefined;
@@ -264,7 +277,14 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
+  const foreign = foreignTables(kind, node, tables, riskySet);
+  // Column statistics hold values of every table's columns (pg_stats.most_common_vals).
+  for (const t of tables) if (isColumnStatistics(t)) for (const r of ['column-statistics', 'unknown-tables']) riskySet.add(r);
+  const reads = new Set(readTables(kind, node, tables));
+  for (const t of foreign) reads.add(t);
   const cursor = kind === 'DeclareCursorStmt' ? String(node.portalname) : kind === 'ClosePortalStmt' ? (typeof node.portalname === 'string' ? node.portalname : '*') : undefined;
+  // MOVE answers with a count, FETCH with the portal's rows.
+  const fetches = kind === 'FetchStmt' && node.ismove !== true && typeof node.portalname === 'string' ? node.portalname : undefined;
 
   switch (kind) {
     case 'DeleteStmt':
@@ -288,6 +308,9 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     case 'CopyStmt':
       if (!node.is_from) copyOut = true;
       if (node.filename !== undefined || node.is_program) risky.push('copy-server-file');
+      // A program can read anything (`psql -c 'copy payroll to stdout'`), and so can a
+      // file read in (a table's data file): the tables it touches are unknown.
+      if (node.is_program || (node.is_from && node.filename !== undefined)) risky.push('unknown-tables');
       break;
     case 'ExplainStmt': {
       // EXPLAIN ANALYZE runs its statement: it takes that statement's class.
@@ -296,6 +319,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         const inner = describeStatement(node.query as Node, text);
         cls = inner.class;
         for (const r of inner.risky) riskySet.add(r);
+        for (const t of inner.reads ?? []) reads.add(t);
         // Its answer is the plan, not rows; what the statement stores is stored all the same.
         derived = inner.derived?.stores ? { stores: inner.derived.stores } : undefined;
       }
@@ -308,6 +332,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
         cls = inner.class;
         risky.push(...inner.risky);
         derived = inner.derived;
+        for (const t of inner.reads ?? []) reads.add(t);
       }
       if (typeof node.name === 'string') prepares = node.name;
       break;
@@ -341,11 +366,18 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
   // from t returning *) select * from d`: the DELETE runs), or the query of COPY (`copy
   // (delete … returning id) to stdout`) or CREATE TABLE AS. The strictest class of them
   // all names it (that WITH is `delete`, not `select`), and their risky shapes are its own.
+  let unsupported: string | undefined;
   for (const inner of runsInside(kind, node)) {
     const facts = describeStatement(inner, text);
     cls = strictestClass([cls, facts.class]);
     for (const r of facts.risky) riskySet.add(r);
+    for (const t of facts.reads ?? []) reads.add(t);
+    // What it keeps is kept all the same (a view of CREATE SCHEMA renaming email).
+    if (facts.derived?.stores) derived = { ...derived, stores: [...(derived?.stores ?? []), ...facts.derived.stores] };
+    unsupported ??= facts.unsupported;
   }
+  // A SELECT that became another class (SELECT INTO, a data-modifying WITH) still answers or keeps what it reads.
+  if (kind === 'SelectStmt' && cls !== 'select') for (const t of tables) reads.add(t);
   switch (kind) {
     case 'VariableSetStmt': {
       // Inspection reads SQL as UTF-8: another client encoding could hide a statement.
@@ -354,6 +386,12 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
       if (String(node.name).toLowerCase() === 'client_encoding' && node.kind !== 'VAR_RESET' && node.kind !== 'VAR_SET_DEFAULT') {
         const value = JSON.stringify(node.args ?? '').toLowerCase();
         if (!/"(utf8|utf-8|unicode|sql_ascii)"/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'only the UTF8 client encoding is supported' };
+      }
+      // Inspection parses strings as standard-conforming: with it off, `'a\''; drop …` ends
+      // its literal at the backslash for the database only.
+      if (String(node.name).toLowerCase() === 'standard_conforming_strings' && node.kind !== 'VAR_RESET' && node.kind !== 'VAR_SET_DEFAULT') {
+        const value = JSON.stringify(node.args ?? '').toLowerCase();
+        if (!/"(on|true|yes|1|t|y)"|"ival":1\b/.test(value)) return { class: cls, tables: [], risky, text, unsupported: 'standard_conforming_strings must stay on' };
       }
       break;
     }
@@ -367,6 +405,7 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     risky,
     text,
     ...(copyOut ? { copyOut } : {}),
+    ...(unsupported !== undefined ? { unsupported } : {}),
     ...(prepares !== undefined ? { prepares } : {}),
     ...(executes !== undefined ? { executes } : {}),
     ...(deallocates !== undefined ? { deallocates } : {}),
@@ -374,7 +413,86 @@ function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(calls.size > 0 ? { calls: [...calls] } : {}),
     ...(defines !== undefined ? { defines: [defines] } : {}),
     ...(cursor !== undefined ? { cursor } : {}),
+    ...(fetches !== undefined ? { fetches } : {}),
+    // Code whose tables are unknown (a function called, a DO block, a foreign schema
+    // imported whole) may read any; a function's body, created, runs only when called.
+    ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),
   };
+}
+
+// Statements that keep a query's rows, or make a table's rows another's (an inheritance
+// parent's, a partitioned table's), for later reads under a name the rules may not list.
+const keepsRows = new Set(['CreateTableAsStmt', 'ViewStmt', 'RuleStmt']);
+const joinsRows = new Set(['AT_AddInherit', 'AT_AttachPartition']);
+
+/**
+ * The remote tables a foreign table is made to read (postgres_fdw's `schema_name` and
+ * `table_name` options; `loop` may be this very database), added to `tables`: its rows
+ * are theirs. IMPORT FOREIGN SCHEMA without LIMIT TO imports tables nobody named.
+ */
+function foreignTables(kind: string, node: Node, tables: Set<string>, risky: Set<string>): string[] {
+  const found: string[] = [];
+  const add = (name: string | undefined) => {
+    if (name === undefined) return;
+    tables.add(name);
+    found.push(name);
+  };
+  if (kind === 'CreateForeignTableStmt') {
+    const base = node.base as Node | undefined;
+    add(remoteTable(node.options, (base?.relation as Node | undefined)?.relname));
+  } else if (kind === 'AlterTableStmt' && node.objtype === 'OBJECT_FOREIGN_TABLE') {
+    for (const c of (node.cmds as Node[] | undefined) ?? []) {
+      const cmd = c.AlterTableCmd as Node | undefined;
+      if (cmd?.subtype === 'AT_GenericOptions') add(remoteTable(((cmd.def as Node | undefined)?.List as Node | undefined)?.items, (node.relation as Node | undefined)?.relname));
+    }
+  } else if (kind === 'ImportForeignSchemaStmt') {
+    const schema = String(node.remote_schema);
+    if (node.list_type === 'FDW_IMPORT_SCHEMA_LIMIT_TO') for (const t of (node.table_list as Node[] | undefined) ?? []) add(`${schema}.${String((t.RangeVar as Node | undefined)?.relname)}`);
+    else for (const r of ['foreign-schema', 'unknown-tables']) risky.add(r);
+    for (const t of tables) found.push(t);
+  }
+  return found;
+}
+
+/** The catalog's column statistics: samples of every analysed column's values (ANALYZE). */
+const columnStatistics = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+
+export function isColumnStatistics(table: string): boolean {
+  return columnStatistics.has(table.startsWith('pg_catalog.') ? table.slice('pg_catalog.'.length) : table);
+}
+
+/** `schema.table` (or `table`) of postgres_fdw's options; undefined when they name neither (the local name is used). */
+function remoteTable(options: unknown, local: unknown): string | undefined {
+  let schema: string | undefined;
+  let table: string | undefined;
+  for (const o of (options as Node[] | undefined) ?? []) {
+    const option = o.DefElem as Node | undefined;
+    if (!option || option.defaction === 'DEFELEM_DROP') continue;
+    // The grammar makes every generic option's value a string constant.
+    const value = String(((option.arg as Node | undefined)?.String as { sval?: unknown } | undefined)?.sval);
+    if (option.defname === 'schema_name') schema = value;
+    else if (option.defname === 'table_name') table = value;
+  }
+  if (schema === undefined && table === undefined) return undefined;
+  return schema === undefined ? table : `${schema}.${table ?? String(local)}`;
+}
+
+/** The tables a statement reads rows of, for its answer or to keep (StatementFacts.reads); the statements inside it are added by the caller. */
+function readTables(kind: string, node: Node, tables: ReadonlySet<string>): Iterable<string> {
+  if (modifying.has(kind)) {
+    // RETURNING answers with rows; otherwise values come from the other tables it names
+    // (INSERT … SELECT, UPDATE … FROM, MERGE … USING); a DELETE's only filter its rows.
+    const returning = (node.returningList ?? (node.returningClause as Node | undefined)?.exprs) as Node[] | undefined;
+    if (returning && returning.length > 0) return tables;
+    if (kind === 'DeleteStmt') return [];
+    const target = node.relation as { schemaname?: unknown; relname?: unknown } | undefined;
+    const name = typeof target?.schemaname === 'string' ? `${target.schemaname}.${String(target.relname)}` : String(target?.relname);
+    return [...tables].filter((t) => t !== name);
+  }
+  if (kind === 'CopyStmt') return node.is_from ? [] : tables;
+  if (keepsRows.has(kind)) return tables;
+  if (kind === 'AlterTableStmt' && ((node.cmds as Node[] | undefined) ?? []).some((c) => joinsRows.has(String((c.AlterTableCmd as Node | undefined)?.subtype)))) return tables;
+  return [];
 }
 
 // Function-like objects, whose calls are written like a function's.

@@ -27,7 +27,7 @@ import { enforceDecision } from '../../policy/index.js';
 import { isStoreUnreachable } from '../../store/index.js';
 import { authentication, backendKeyData, BodyReader, ProtocolViolation, readyForQuery } from './codec.js';
 import { databaseAllowed, type PostgresConnection } from './connection.js';
-import { checkClientEncoding } from './database-messages.js';
+import { checkParameterStatus } from './database-messages.js';
 import { errorResponseFor } from './errors.js';
 import { FrameSource } from './frame-source.js';
 import { createCancelLimiter } from './cancel-limiter.js';
@@ -184,11 +184,14 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
 
       // UTF8 unless the client asked for SQL_ASCII: left out, the database's or the role's
       // default applies (ALTER DATABASE … SET client_encoding = 'SJIS'), and inspection,
-      // which reads SQL as UTF-8, would see other statements than the database runs.
-      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8', ...passed };
+      // which reads SQL as UTF-8, would see other statements than the database runs; so
+      // would it with standard_conforming_strings off (a backslash ends no literal for
+      // the gateway's parser). An agent passes on only the client's list: a database
+      // whose default is off is then refused below.
+      const upstreamParams: Record<string, string> = { client_encoding: 'UTF8', ...passed, standard_conforming_strings: 'on' };
       upstream = await connectUpstream(connection.target, upstreamParams);
       // And what the database says it uses is checked, as later in the session.
-      for (const status of upstream.parameterStatus) checkClientEncoding(status.subarray(5));
+      for (const status of upstream.parameterStatus) checkParameterStatus(status.subarray(5));
       // Before the client gets control: which built-in names the database's own functions shadow.
       const target = connection.target;
       const shadowedFunctions = new Set(await shadowedBuiltins(upstream, `${connection.name}\u0000${target.host}:${target.port}\u0000${target.database}\u0000${target.user}`));

@@ -5,7 +5,8 @@
 // - DataRow values are masked with the plan made from their RowDescription
 //   (mask-rows.ts); a row with nothing to mask leaves as the bytes that came;
 // - rows of an Execute whose description the gateway never saw are refused when masking
-//   is configured (fail closed: they cannot be masked), and so are rows whose derived
+//   is configured (fail closed: they cannot be masked), so are those of a statement it
+//   never saw prepared when there are column rules, and so are rows whose derived
 //   column expected by name (mask-rows.ts) is not in their description;
 // - each statement is masked by its own rules (Run.masking: the connection's, and the
 //   profiles its decision adds);
@@ -71,6 +72,11 @@ export class ResultRows {
       return new GatehouseError('sql_not_supported', { message: 'Rows cannot be masked without their description: Describe the statement or portal before Execute.' });
     }
     if (!columns) return undefined;
+    // A statement the gateway never saw prepared (dynamic SQL in a function) may carry a
+    // masked column's value under any name: its derivation is unknown.
+    if (!portal?.statement && rules.columns.size > 0) {
+      return new GatehouseError('sql_not_supported', { message: 'Rows of a statement the gateway never saw prepared cannot be masked (masking.columns): prepare it through the gateway (Parse or PREPARE).' });
+    }
     const facts = portal?.statement?.facts;
     const derived = facts && derivedMasks(derivationOf(facts), rules);
     const error = unmaskable(columns, derived);

@@ -30,6 +30,12 @@ export interface Run {
   readonly masking: MaskingRules;
   /** Values masked by entity type (masking profiles), for its record. */
   maskCounts: EntityCounts | undefined;
+  /**
+   * What the session learns once the database has run it (CommandComplete): a DEALLOCATE's
+   * names are gone only then (a Query that fails before it, or a Parse of it never
+   * executed, leaves the statement prepared).
+   */
+  completed: (() => void) | undefined;
 }
 
 /** A prepared statement (Parse), by name. */
@@ -40,6 +46,12 @@ export interface StatementInfo {
   readonly shape: StatementShape;
   /** The text as a JSON string, for each Execute's recorded request. */
   readonly textJson: string;
+  /**
+   * The prepared statement an `EXECUTE name` (also inside EXPLAIN ANALYZE or CREATE TABLE
+   * AS) in it ran when it was parsed: its facts are that statement's, so one prepared
+   * again under the name since is not what the gateway decided.
+   */
+  readonly executes?: { readonly name: string; readonly statement: StatementInfo | undefined };
   columns: ColumnDescription[] | undefined;
 }
 
@@ -62,9 +74,11 @@ export interface PortalInfo {
 export type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan }
   /** `statement`, `portal`: what the message made, so that the database's error for it is recorded as the failure of the Executes that run it. */
-  | { kind: 'parse'; statement: StatementInfo | undefined }
+  /** `skipped`: puts back what the name was, when the database skips the Parse. */
+  | { kind: 'parse'; statement: StatementInfo | undefined; skipped?: (() => void) | undefined }
   | { kind: 'bind'; portal: PortalInfo | undefined }
-  | { kind: 'close' }
+  /** `closed`: forgets the statement closed, at CloseComplete. */
+  | { kind: 'close'; closed?: (() => void) | undefined }
   /** `silent`: ours (after a cancel), its ReadyForQuery is not relayed. */
   | { kind: 'sync'; silent?: boolean }
   | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }

@@ -168,6 +168,30 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     await assert.rejects(c.query("create foreign table ft (id int, email text options (column_name 'email'), nick text options (column_name 'name')) server loop options (table_name 'users')"), { code: '42704' });
   });
 
+  test("a literal that names a masked column is read in every text: a shape seen with another literal does not vouch for it", async () => {
+    // Was a leak: statements were cached by shape (literals replaced), so after `…
+    // (column_name 'name') …` ran, `… (column_name 'email') …` was taken as the same
+    // statement and a foreign table read the addresses as contact; a trigger's quoted
+    // argument `'email'` likewise.
+    const keeps = { code: '0A000', message: /would keep values of masked column "email"/ };
+    await assert.rejects(c.query("create foreign table ftc (id int, contact text options (column_name 'name')) server loop options (table_name 'users')"), { code: '42704' }); // no such server here
+    await assert.rejects(c.query("create foreign table ftc (id int, contact text options (column_name 'email')) server loop options (table_name 'users')"), keeps);
+    await assert.rejects(c.query("alter foreign table ftc alter column contact options (set column_name 'name')"), { code: '42P01' });
+    await assert.rejects(c.query("alter foreign table ftc alter column contact options (set column_name 'email')"), keeps);
+    await assert.rejects(c.query("create trigger t_lit before insert on no_such_table for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', 'name')"), { code: '42P01' });
+    await assert.rejects(c.query("create trigger t_lit before insert on no_such_table for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', 'email')"), keeps);
+  });
+
+  test('CREATE SCHEMA … CREATE VIEW is judged as the view it creates', async () => {
+    // Was a leak: the elements of CREATE SCHEMA were not looked into, so `create schema s
+    // create view v as select email as contact from users` kept the addresses as contact.
+    await assert.rejects(c.query('create schema s_leak create view v as select email as contact from users'), { code: '0A000', message: /as column "contact" of view v/ });
+    await assert.rejects(c.query("create schema s_leak create table tg (id int, tsv tsvector) create trigger tgt before insert on tg for each row execute function tsvector_update_trigger(tsv, 'pg_catalog.simple', email)"), { code: '0A000' });
+    assert.equal((await direct.query("select count(*)::int as n from pg_namespace where nspname = 's_leak'")).rows[0].n, 0);
+    await c.query('create schema s_ok create view v as select id, email from users');
+    assert.deepEqual(await first('select * from s_ok.v where id = 1'), [1, '[EMAIL]']);
+  });
+
   test('a rule whose action is a SELECT of a masked column is refused: its rows answer later statements under other names', async () => {
     // Were leaks: `on select to t do instead select id, email as contact from users`
     // turned table t into a view (select contact from t), and `on insert to t2 do instead

@@ -3,6 +3,9 @@
 // gateway inspected as UTF-8 must not reach it pipelined behind such a statement. In
 // SJIS the UTF-8 bytes of "ā" (C4 81) followed by a backslash are two characters, the
 // backslash eaten, so E'ā\'; drop table victim; --' ends its literal at the quote.
+// The same with standard_conforming_strings off: `'a\''; drop table victim; --'` is one
+// literal to the gateway's parser and a SELECT then a DROP to the database (a denied
+// statement, or `select email as e`, ran unseen and unmasked).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -76,5 +79,58 @@ describe('PostgreSQL proxy: client encoding changed by a statement pipelined bef
     assert.equal(answers.filter((f) => f.type === 'E').length, 0);
     assert.ok(answers.some((f) => f.type === 'D' && f.body.toString('utf8').includes('café')));
     c.close();
+  });
+
+  test('standard_conforming_strings off is refused by SET, and ends the session when set otherwise', async () => {
+    const smuggled = "select 'a\\''; drop table victim; --'";
+    const c = new pg.Client(proxy.clientConfig());
+    await c.connect();
+    try {
+      await assert.rejects(c.query('set standard_conforming_strings = off'), { code: '0A000', message: /standard_conforming_strings must stay on/ });
+      await assert.rejects(c.query('set session standard_conforming_strings to 0'), { code: '0A000' });
+      await c.query('set standard_conforming_strings = on');
+      await c.query('reset standard_conforming_strings');
+      assert.deepEqual((await c.query({ text: smuggled, rowMode: 'array' })).rows, [["a\\'; drop table victim; --"]]);
+      assert.equal((await c.query('show standard_conforming_strings')).rows[0].standard_conforming_strings, 'on');
+    } finally {
+      await c.end();
+    }
+    assert.equal(await victimExists(), true);
+
+    // set_config, with the smuggling Query pipelined behind it: it waits, and the change ends the session.
+    const client = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    client.write(message('Q', cstring("select set_config('standard_conforming_strings', 'off', false)")), message('Q', cstring(smuggled)));
+    const frames = await client.untilReady(2, 3000);
+    client.close();
+    const errors = frames.filter((f) => f.type === 'E').map((f) => f.body.toString('utf8'));
+    assert.ok(errors.some((e) => e.includes('0A000') && e.includes('standard_conforming_strings was changed to off')), errors.join(' | '));
+    assert.equal(await victimExists(), true);
+
+    // In an extended batch, a backslash behind an Execute with no Sync yet is refused.
+    const x = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    const parse = (text: string) => message('P', Buffer.concat([cstring(''), cstring(text), Buffer.from([0, 0])]));
+    const bind = message('B', Buffer.concat([cstring(''), cstring(''), Buffer.from([0, 0, 0, 0, 0, 0])]));
+    const execute = message('E', Buffer.concat([cstring(''), int32(0)]));
+    x.write(parse("select set_config('standard_conforming_strings', 'off', false)"), bind, execute, parse(smuggled), bind, execute, message('S', Buffer.alloc(0)));
+    const answers = await x.untilReady(1, 3000);
+    x.close();
+    assert.ok(answers.some((f) => f.type === 'E' && f.body.toString('utf8').includes('send Sync first')), answers.map((f) => f.type).join(''));
+    assert.equal(await victimExists(), true);
+
+    // A database whose default is off: the gateway's login asks for on.
+    const d = direct();
+    await d.connect();
+    await d.query(`alter database "${proxy.database}" set standard_conforming_strings = off`);
+    const s = new pg.Client(proxy.clientConfig());
+    try {
+      await s.connect();
+      assert.equal((await s.query('show standard_conforming_strings')).rows[0].standard_conforming_strings, 'on');
+      await s.query(smuggled);
+    } finally {
+      await s.end();
+      await d.query(`alter database "${proxy.database}" reset standard_conforming_strings`);
+      await d.end();
+    }
+    assert.equal(await victimExists(), true);
   });
 });

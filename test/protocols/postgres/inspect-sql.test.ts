@@ -48,7 +48,12 @@ describe('SQL inspection (libpg-query)', () => {
     assert.deepEqual(await risky("select query_to_xml('select * from payroll', true, true, '')"), ['sql-in-text', 'unknown-tables']);
     assert.deepEqual(await risky("select * from pg_catalog.table_to_xml('payroll', true, true, '')"), ['sql-in-text', 'unknown-tables']);
     assert.deepEqual(await risky("select dblink('host=x', 'select * from payroll')"), ['remote-server', 'unknown-tables']);
-    assert.deepEqual(await risky("select pg_read_file('/etc/passwd')"), ['server-file']);
+    // A file's content may be a table's data file: its tables are unknown; a listing is not.
+    assert.deepEqual(await risky("select pg_read_file('/etc/passwd')"), ['server-file', 'unknown-tables']);
+    assert.deepEqual(await risky("select pg_read_binary_file(pg_relation_filepath('payroll'))"), ['server-file', 'unknown-tables']);
+    assert.deepEqual(await risky("select pg_ls_dir('.')"), ['server-file']);
+    assert.deepEqual(await risky("copy t from program 'psql -c \"copy payroll to stdout\"'"), ['copy-server-file', 'unknown-tables']);
+    assert.deepEqual(await risky("copy t to '/tmp/t.csv'"), ['copy-server-file']);
     assert.deepEqual(await risky('prepare p as select f()'), ['user-function', 'unknown-tables']);
     // Built-ins, including the ones SQL syntax calls (extract, substring … from, similar to), are known.
     assert.deepEqual(await risky("select count(*), lower(a), now(), extract(year from now()), substring(a from 2), a similar to 'x', pg_catalog.upper(a) from t"), []);

@@ -56,7 +56,16 @@ describe('PostgreSQL proxy: statements whose tables are unknown fail table rules
   });
 
   test('functions that read server files carry risky server-file', async () => {
-    await assert.rejects(c.query("select pg_read_file('/etc/hostname') from orders"), { code: '42501', message: /rule: approve-files/ });
+    await assert.rejects(c.query("select pg_stat_file('/etc/hostname') from orders"), { code: '42501', message: /rule: approve-files/ });
+  });
+
+  test("reading a server file's content fails table rules closed: a table's data file holds its rows", async () => {
+    // Was a leak: only `server-file`, so the payroll rule did not see the table whose
+    // data file was read (a rule on risky server-file caught it, a table rule did not).
+    await assert.rejects(c.query("select pg_read_binary_file(pg_relation_filepath('payroll')) from orders"), denied);
+    await assert.rejects(c.query("select pg_read_file('/etc/hostname') from orders"), denied);
+    await assert.rejects(c.query("select lo_import(pg_relation_filepath('payroll')) from orders"), denied);
+    await assert.rejects(c.query("copy orders from program 'psql -c \"copy payroll to stdout\"'"), denied);
   });
 
   test('psql: a DO block is refused with the rule named, and payroll is intact', async () => {

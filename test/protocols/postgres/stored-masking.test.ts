@@ -67,6 +67,24 @@ describe('PostgreSQL proxy: masked values stored under another name are refused'
     assert.deepEqual((await c.query('select id, email from users where id in (3, 4) order by id')).rows, [{ id: 3, email: '[EMAIL]' }, { id: 4, email: '[EMAIL]' }]);
   });
 
+  test("the server's files are refused: a table's data file holds the masked values", async () => {
+    // Was a leak: pg_read_binary_file(pg_relation_filepath('users')) returned the table's
+    // heap, every email in it, under a column no rule names; COPY … FROM PROGRAM can run
+    // anything on the server (psql reading users into archive).
+    const refused = { code: '0A000', message: /reads or writes files on the database server, or runs a program there .* it was not run/ };
+    const before = await leaked();
+    await direct.query('checkpoint');
+    assert.match(JSON.stringify((await direct.query("select encode(pg_read_binary_file(pg_relation_filepath('users')), 'escape') as heap")).rows), /ann@example\.com/);
+    await assert.rejects(c.query("select encode(pg_read_binary_file(pg_relation_filepath('users')), 'escape') as heap"), refused);
+    await assert.rejects(c.query("select pg_read_file(pg_relation_filepath('users'), 0, 100000) as heap where $1", [true]), refused); // extended protocol
+    await assert.rejects(c.query("select lo_import(pg_relation_filepath('users'))"), refused);
+    await assert.rejects(c.query("copy archive (contact) from program 'echo x'"), refused);
+    await assert.rejects(c.query("copy archive (contact) from '/etc/hostname'"), refused);
+    assert.equal(await leaked(), before);
+    // Other statements run as before.
+    assert.deepEqual((await c.query('select email from users where id = 1')).rows, [{ email: '[EMAIL]' }]);
+  });
+
   test('COPY out of a masked table or query is refused; COPY to a server file or from a program carries copy-server-file', async () => {
     const copyRefused = { code: '0A000', message: /COPY … TO STDOUT is refused on a connection with column masking rules/ };
     await assert.rejects(c.query('copy (select email from users) to stdout'), copyRefused);
@@ -75,7 +93,7 @@ describe('PostgreSQL proxy: masked values stored under another name are refused'
     await assert.rejects(c.query("copy users to '/tmp/gatehouse-users.csv'"), copyRefused);
     const risky = (sql: string) => proxy.observed.filter((o) => o.exchange.facts.text === sql).map((o) => o.exchange.facts.sql?.risky);
     await c.query("copy archive from program 'true'").catch(() => undefined);
-    assert.deepEqual(risky("copy archive from program 'true'"), [['copy-server-file']]);
+    assert.deepEqual(risky("copy archive from program 'true'"), [['copy-server-file', 'unknown-tables']]);
     assert.deepEqual(risky("copy users to '/tmp/gatehouse-users.csv'"), [['copy-server-file']]);
   });
 });
