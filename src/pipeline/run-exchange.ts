@@ -107,6 +107,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let inspection: Inspection;
   let identity: Identity | undefined;
   let useApproval: (() => Promise<void>) | undefined;
+  let restoreApproval: (() => Promise<void>) | undefined;
   try {
     identity = await stages.identify(io.credential);
     inspection = await io.inspect();
@@ -122,6 +123,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       exchange = { ...exchange, approval: held.approval };
       if (held.error) throw held.error;
       useApproval = held.use;
+      restoreApproval = held.restore;
     }
     // Before admission, so a request that cannot be scrubbed holds no limit slot.
     const scrubbed = io.recordedRequest?.(exchange, decision);
@@ -162,8 +164,13 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   }
 
   let outcome: ExchangeOutcome | undefined;
+  // Before the caller can see the answer, so its immediate retry finds the approval again.
+  const giveBackApproval = async (result: ExchangeOutcome) => {
+    if (restoreApproval && targetDidNotAct(result)) await restoreApproval().catch(() => undefined);
+  };
   const finish = async (result: ExchangeOutcome) => {
     outcome = result;
+    await giveBackApproval(result);
     await stages.recorder.finish(exchange, result);
   };
   // What a streamed answer has delivered so far, recorded while it streams (best effort:
@@ -179,12 +186,23 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     if (outcome === undefined) {
       const failure = toGatehouseError(error);
       outcome = refusalOutcome(io, failure);
+      await giveBackApproval(outcome);
       await stages.recorder.finish(exchange, outcome).catch(() => undefined);
       io.fail(failure);
     }
   }
   await admission?.release(outcome);
   if (outcome) stages.observe(exchange, decision, outcome);
+}
+
+/**
+ * The request never reached the target (it could not be reached, or no agent took it),
+ * or the target refused it unread (its own 429): a single-use approval it used is
+ * given back. Any other answer, an error mid-answer included, may have acted on it.
+ */
+function targetDidNotAct(outcome: ExchangeOutcome): boolean {
+  if (outcome.errorCode === undefined) return outcome.status === 429;
+  return outcome.errorCode === 'upstream_unreachable' || outcome.errorCode === 'agent_unavailable';
 }
 
 /**
