@@ -225,6 +225,9 @@ async function refuse(io: ExchangeIO, stages: PipelineStages, exchange: Exchange
     const text = exchange.facts.text === undefined ? undefined : redact(exchange.facts.text);
     if (text !== exchange.facts.text) exchange = { ...exchange, facts: { ...exchange.facts, text } };
   }
+  // A limit's refusal names the limit (`rule` in the envelope), not a rule of the
+  // decision: record it among the rules too, so a search by that rule finds it.
+  if (decision !== undefined && error.rule !== undefined && !decision.rules.includes(error.rule)) decision = { ...decision, rules: [...decision.rules, error.rule] };
   try {
     await stages.recorder.refuse(exchange, decision, request, outcome);
   } catch {
