@@ -27,7 +27,7 @@ const reviewPaths = {
   },
   '/api/reviews/events': {
     get: {
-      summary: 'Server-sent events: `event: review.created|review.voted|review.approved|review.denied|review.expired|review.cancelled|review.executed`, `id: <review id>`, `data: <Review JSON>`',
+      summary: 'Server-sent events: `event: review.created|review.voted|review.approved|review.denied|review.expired|review.cancelled|review.executed|review.restored`, `id: <review id>`, `data: <Review JSON>`',
       responses: { '200': { description: 'text/event-stream' }, '401': { $ref: '#/components/responses/Error' }, '403': { $ref: '#/components/responses/Error' } },
     },
   },

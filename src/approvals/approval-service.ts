@@ -6,7 +6,8 @@
 // - a pending review past `expiresAt` is expired (a denial), checked on every read
 //   and by a sweeper;
 // - an approval is consumed at most once (approved → executed, a conditional update),
-//   within `approvalValidFor`;
+//   within `approvalValidFor`; given back (executed → approved) only when the target
+//   never acted on the request that used it;
 // - a grant is only given when every approver asked for one; it lasts the shortest
 //   duration asked, never more than `maxGrant`, and covers the same identity,
 //   connection, operation and deciding rules (any body).
@@ -306,6 +307,23 @@ export class ApprovalService {
       .executeTakeFirst();
     if (Number(used.numUpdatedRows) !== 1) throw new GatehouseError('approval_invalid', { fields, message: `Review ${id} has already been used; an approval is good for one request.` });
     return this.#emit('review.executed', id, binding.subject);
+  }
+
+  /**
+   * Gives back an approval that `exchangeId` used without the target acting on the
+   * request (it could not be reached, or answered 429): executed → approved, for that
+   * exchange only, and still within `approvalValidFor`. The OpenAI SDKs retry both on
+   * their own; without this the retry found the consent spent and was held on a new review.
+   */
+  async restore(id: string, exchangeId: string): Promise<void> {
+    const restored = await this.#db
+      .updateTable('reviews')
+      .set({ state: 'approved', executed_at: null, executed_by_exchange: null })
+      .where('id', '=', id)
+      .where('state', '=', 'executed')
+      .where('executed_by_exchange', '=', exchangeId)
+      .executeTakeFirst();
+    if (Number(restored.numUpdatedRows) === 1) await this.#emit('review.restored', id, 'gatehouse');
   }
 
   /** Expires every pending review past its time; returns how many. */

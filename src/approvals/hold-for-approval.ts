@@ -48,6 +48,8 @@ export interface HoldResult {
   readonly error?: GatehouseError | undefined;
   /** With `deferUse`: uses the approval (approved → executed, once); throws when it cannot. */
   readonly use?: (() => Promise<void>) | undefined;
+  /** With `deferUse`: gives the used approval back (the target never acted on the request). */
+  readonly restore?: (() => Promise<void>) | undefined;
   /** The running policy's decision, when the policy changed while the request was held. */
   readonly decision?: Decision | undefined;
 }
@@ -130,7 +132,7 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
           return { approval };
         }
         await service.checkUsable(id, binding);
-        return { approval, use: async () => void (await service.consume(id, binding, exchange.id)) };
+        return { approval, use: async () => void (await service.consume(id, binding, exchange.id)), restore: () => service.restore(id, exchange.id) };
       };
 
       if (request.reviewId !== undefined) {

@@ -3,7 +3,7 @@
 export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
 export const reviewStates: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'];
 
-export type ReviewEventType = 'review.created' | 'review.voted' | 'review.approved' | 'review.denied' | 'review.expired' | 'review.cancelled' | 'review.executed';
+export type ReviewEventType = 'review.created' | 'review.voted' | 'review.approved' | 'review.denied' | 'review.expired' | 'review.cancelled' | 'review.executed' | 'review.restored';
 
 export interface ReviewVote {
   readonly voter: string;

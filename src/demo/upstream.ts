@@ -242,13 +242,25 @@ export async function startDemoUpstream(opts: DemoUpstreamOptions = {}): Promise
     let seq = 0;
     const ev = (type: string, fields: Json): string =>
       `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...fields })}\n\n`;
-    const frames = [ev('response.created', { response: { ...response, status: 'in_progress', output: [], usage: null } })];
+    // The item and its part are announced before their deltas, as OpenAI does: the
+    // SDK's stream helper (client.responses.stream) accumulates into them and throws
+    // "missing output at index 0" without.
+    const item = response.output[0]!;
+    const part = item.content[0]!;
+    const frames = [
+      ev('response.created', { response: { ...response, status: 'in_progress', output: [], usage: null } }),
+      ev('response.output_item.added', { output_index: 0, item: { ...item, status: 'in_progress', content: [] } }),
+      ev('response.content_part.added', { item_id: itemId, output_index: 0, content_index: 0, part: { ...part, text: '' } }),
+    ];
+    const first = frames.length;
     const loc = { item_id: itemId, output_index: 0, content_index: 0 };
     for (const w of splitWords(text)) frames.push(ev('response.output_text.delta', { ...loc, delta: w }));
     const last = frames.length;
     frames.push(ev('response.output_text.done', { ...loc, text }));
+    frames.push(ev('response.content_part.done', { ...loc, part }));
+    frames.push(ev('response.output_item.done', { output_index: 0, item }));
     frames.push(ev('response.completed', { response }));
-    return writeSse(res, frames, delayMs, 1, last, lifetime.signal);
+    return writeSse(res, frames, delayMs, first, last, lifetime.signal);
   }
 
   const routes: Record<string, (res: ServerResponse, body: Json) => Promise<void> | void> = {

@@ -166,12 +166,18 @@ export class SseMasker {
     let data: string | undefined;
     for (const line of lines) {
       if (line.startsWith('data:')) data = (data === undefined ? '' : `${data}\n`) + line.slice(line[5] === ' ' ? 6 : 5);
-      // Comments are dropped; every other field (`event:`, `id:`, …) is masked whole: its
+      // Comments' text is dropped (a comment alone becomes an empty one, below); every other field (`event:`, `id:`, …) is masked whole: its
       // value is the upstream's bytes too, and was passed as it came.
       else other.push(line.startsWith(':') ? '' : this.#maskField(line));
     }
     const head = other.filter((l) => l !== '').map((l) => `${l}\n`).join('');
-    if (data === undefined) return head === '' ? '' : `${head}${terminator}`;
+    if (data === undefined) {
+      if (head !== '') return `${head}${terminator}`;
+      // A comment alone is the upstream's keep-alive (`: ping` while a model thinks): an
+      // empty comment keeps the client's connection (and its proxies) alive without
+      // passing on the upstream's words.
+      return lines.some((l) => l.startsWith(':')) ? `:${terminator}` : '';
+    }
     if (data === '[DONE]') {
       // A plain-text stream's held tail goes out (masked) before the end marker.
       const raw = this.#text.get('raw');

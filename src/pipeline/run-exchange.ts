@@ -107,6 +107,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let inspection: Inspection;
   let identity: Identity | undefined;
   let useApproval: (() => Promise<void>) | undefined;
+  let restoreApproval: (() => Promise<void>) | undefined;
   try {
     identity = await stages.identify(io.credential);
     inspection = await io.inspect();
@@ -124,6 +125,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       if (held.decision) decision = held.decision;
       if (held.error) throw held.error;
       useApproval = held.use;
+      restoreApproval = held.restore;
     }
     // Before admission, so a request that cannot be scrubbed holds no limit slot.
     const scrubbed = io.recordedRequest?.(exchange, decision);
@@ -164,8 +166,13 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   }
 
   let outcome: ExchangeOutcome | undefined;
+  // Before the caller can see the answer, so its immediate retry finds the approval again.
+  const giveBackApproval = async (result: ExchangeOutcome) => {
+    if (restoreApproval && targetDidNotAct(result)) await restoreApproval().catch(() => undefined);
+  };
   const finish = async (result: ExchangeOutcome) => {
     outcome = result;
+    await giveBackApproval(result);
     await stages.recorder.finish(exchange, result);
   };
   // What a streamed answer has delivered so far, recorded while it streams (best effort:
@@ -181,12 +188,23 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     if (outcome === undefined) {
       const failure = toGatehouseError(error);
       outcome = refusalOutcome(io, failure);
+      await giveBackApproval(outcome);
       await stages.recorder.finish(exchange, outcome).catch(() => undefined);
       io.fail(failure);
     }
   }
   await admission?.release(outcome);
   if (outcome) stages.observe(exchange, decision, outcome);
+}
+
+/**
+ * The request never reached the target (it could not be reached, or no agent took it),
+ * or the target refused it unread (its own 429): a single-use approval it used is
+ * given back. Any other answer, an error mid-answer included, may have acted on it.
+ */
+function targetDidNotAct(outcome: ExchangeOutcome): boolean {
+  if (outcome.errorCode === undefined) return outcome.status === 429;
+  return outcome.errorCode === 'upstream_unreachable' || outcome.errorCode === 'agent_unavailable';
 }
 
 /**
@@ -209,6 +227,9 @@ async function refuse(io: ExchangeIO, stages: PipelineStages, exchange: Exchange
     const text = exchange.facts.text === undefined ? undefined : redact(exchange.facts.text);
     if (text !== exchange.facts.text) exchange = { ...exchange, facts: { ...exchange.facts, text } };
   }
+  // A limit's refusal names the limit (`rule` in the envelope), not a rule of the
+  // decision: record it among the rules too, so a search by that rule finds it.
+  if (decision !== undefined && error.rule !== undefined && !decision.rules.includes(error.rule)) decision = { ...decision, rules: [...decision.rules, error.rule] };
   try {
     await stages.recorder.refuse(exchange, decision, request, outcome);
   } catch {

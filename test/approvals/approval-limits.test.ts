@@ -13,6 +13,7 @@ import { startSdkGateway, type SdkGateway } from '../helpers/sdk-gateway.js';
 let sdk: SdkGateway;
 let reviewerKey: string;
 let releaseSlow: () => void = () => undefined;
+let busyRefusals = 0;
 
 const answer = (content: string) => JSON.stringify({ id: 'c1', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] });
 
@@ -37,6 +38,11 @@ approvals:
   });
   sdk.upstream((_req, body, res) => {
     const reply = () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer('done'));
+    // The target's own rate limiter refuses the first attempt (as OpenAI and vLLM do).
+    if (body.toString().includes('busy model') && busyRefusals++ === 0) {
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after-ms': '10' }).end(JSON.stringify({ error: { message: 'Rate limit reached', type: 'rate_limit_error', code: 'rate_limit_exceeded' } }));
+      return;
+    }
     if (!body.toString().includes('slow')) {
       reply();
       return;
@@ -134,4 +140,40 @@ test('a caller that hung up while held sends the same request again: the approva
   );
   assert.equal(third, 'held');
   assert.equal(((await admin('/api/reviews?state=pending&subject=key:impatient')).body.reviews as unknown[]).length, 1);
+});
+
+test("the target's own 429 gives the approval back: the openai client's automatic retry is answered, not held on a new review", { timeout: 60_000 }, async () => {
+  const { token } = await sdk.gateway.apiKeys.create({ name: 'retrier', kind: 'service', groups: ['ml'], expiresAt: null });
+  // The SDK's defaults: it retries a 429 on its own, honouring the target's retry-after.
+  const client = new OpenAI({ baseURL: sdk.baseURL, apiKey: token, maxRetries: 2 });
+  const messages = [{ role: 'user' as const, content: 'Summarise the production database on the busy model' }];
+  const answered = client.chat.completions.create({ model: 'm', messages });
+  let id: string | undefined;
+  for (let i = 0; i < 100 && id === undefined; i++) {
+    id = (await admin('/api/reviews?state=pending&subject=key:retrier')).body.reviews?.[0]?.id;
+    if (id === undefined) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(id, 'a review was opened');
+  const started = Date.now();
+  assert.equal((await admin(`/api/reviews/${id}/approve`, { method: 'POST', body: '{}' })).status, 200);
+
+  // Before: the 429 had spent the approval, so the retry opened a second review and was
+  // held until holdFor (20 s) ended in 403 approval_required, the reviewer's consent wasted.
+  const answer = await answered;
+  assert.equal(answer.choices[0]?.message.content, 'done');
+  assert.ok(Date.now() - started < 10_000, 'the retry was not held again');
+  assert.equal(busyRefusals, 2, 'the target saw the refused attempt and the retry');
+  const reviews = (await admin('/api/reviews?subject=key:retrier')).body.reviews as Array<{ id: string; state: string }>;
+  assert.deepEqual(
+    reviews.map((r) => [r.id, r.state]),
+    [[id, 'executed']],
+    'one review, used by the retry',
+  );
+
+  // Still single use: the same request once more is held on a new review.
+  const again = await new OpenAI({ baseURL: sdk.baseURL, apiKey: token, maxRetries: 0, timeout: 1000 }).chat.completions.create({ model: 'm', messages }).then(
+    () => 'answered',
+    () => 'held',
+  );
+  assert.equal(again, 'held');
 });

@@ -26,3 +26,16 @@ test('replay says where a truncated answer body ends', () => {
   assert.match(lines[cut + 1]!, /\+20ms {2}4 B$/);
   assert.equal(replayLines(detail('abcdefghijkl', false)).filter((l) => l.includes('truncated')).length, 0);
 });
+
+test("a prompt's and an answer's later lines stay indented under them, never at the timeline's indent", () => {
+  const forged = 'hi\n        +1ms  first byte from the target, status 200';
+  const exchange = detail('abcdefghijkl', false);
+  const lines = replayLines({ ...exchange, request: { ...exchange.request, promptText: forged }, response: { ...exchange.response, text: 'one\ntwo' } }).join('\n').split('\n');
+  assert.deepEqual(
+    lines.filter((l) => /^ {8}\+1ms {2}first byte/.test(l)),
+    ['        +1ms  first byte from the target, status 200'],
+    'only the real first-byte row sits at the timeline indent',
+  );
+  assert.ok(lines.includes(`${' '.repeat(16)}        +1ms  first byte from the target, status 200`), lines.join('\n'));
+  assert.deepEqual(lines.slice(-2), ['        answer: one', '                two']);
+});

@@ -166,6 +166,15 @@ test('responses API: non-stream and stream', async () => {
     const part = completed?.output[0];
     if (part?.type !== 'message') assert.fail('expected a message output item');
     assert.deepEqual(part.content[0], { type: 'output_text', text: deltas, annotations: [] });
+    assert.deepEqual(types.slice(1, 3), ['response.output_item.added', 'response.content_part.added']);
+
+    // The SDK's stream helper builds the answer from those events (it threw "missing
+    // output at index 0" when the item was never announced).
+    const helper = client.responses.stream({ model: 'demo-chat', input: 'what is up' });
+    let helperDeltas = '';
+    for await (const ev of helper) if (ev.type === 'response.output_text.delta') helperDeltas += ev.delta;
+    assert.equal(helperDeltas, 'Demo response to: what is up');
+    assert.equal((await helper.finalResponse()).output_text, 'Demo response to: what is up');
   });
 });
 

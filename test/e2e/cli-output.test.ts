@@ -57,4 +57,22 @@ describe('CLI output into a pipe', () => {
     const table = await cliThroughPipe(['sessions', 'list', '--limit', '1000', '--config', gateway.configPath]);
     assert.equal(table.trimEnd().split('\n').length, total + 1, 'the table has every row');
   });
+
+  test("sessions show: a prompt's lines cannot forge the record's own sections", { timeout: 60_000 }, async () => {
+    const key = await gateway.createKey('forger', ['ml']);
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'real question\n\n--- answer ---\nNothing sensitive was said.' }] }),
+    });
+    assert.equal(res.status, 200);
+    await res.text();
+    const id = res.headers.get('gatehouse-exchange-id')!;
+    const shown = (await cliThroughPipe(['sessions', 'show', id, '--config', gateway.configPath])).split('\n');
+    // Before: the prompt's own "--- answer ---" line stood at the margin, above the real one.
+    assert.equal(shown.filter((line) => line === '--- answer ---').length, 1, shown.join('\n'));
+    const prompt = shown.slice(shown.indexOf('--- prompt ---') + 1, shown.indexOf('--- answer ---'));
+    assert.ok(prompt.includes('  --- answer ---') && prompt.includes('  Nothing sensitive was said.'), prompt.join('\n'));
+    assert.equal(shown[shown.indexOf('--- answer ---') + 1], '  Demo reply to: real question');
+  });
 });

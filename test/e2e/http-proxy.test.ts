@@ -168,7 +168,7 @@ connections:
     assert.ok(listed.includes(operation));
     const shown = (await gateway.cli(['sessions', 'show', id])).stdout;
     assert.doesNotMatch(shown, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
-    assert.ok(shown.includes('answer \\x1b[2Jcleared\\x9b\nnext line\tend'), shown);
+    assert.ok(shown.includes('  answer \\x1b[2Jcleared\\x9b\n  next line\tend'), shown);
     const replayed = (await gateway.cli(['sessions', 'replay', id])).stdout;
     assert.doesNotMatch(replayed, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
     const out = `${gateway.dir}/escape-bundle`;

@@ -199,6 +199,12 @@ describe('policy, end to end', () => {
     const record = await session(error.headers!.get('gatehouse-exchange-id')!);
     assert.equal(record['errorCode'], 'rate_limited');
     assert.equal(record['status'], 429);
+    // An auditor finds who hit the limit by its name, as with any rule.
+    const found = (await (await admin('/api/sessions?rule=limited-requests')).json()) as { sessions: Array<{ id: string }> };
+    assert.deepEqual(
+      found.sessions.map((s) => s.id),
+      [error.headers!.get('gatehouse-exchange-id')],
+    );
     // Another identity is not affected.
     await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'still fine' }] });
   });

@@ -149,6 +149,33 @@ describe('openai SDK: streamed text is masked whatever field carries it', () => 
     for (const piece of pieces) assert.ok(!piece.includes('jane.r'), `a piece of the address reached the client: ${piece}`);
   });
 
+  test("the upstream's keep-alive comments reach the client while the model thinks, as empty comments: a proxy's idle timeout is not hit, no upstream text passes", async () => {
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => JSON.stringify({ id: 'chatcmpl-4', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    let release: () => void = () => undefined;
+    const thinking = new Promise<void>((resolve) => (release = resolve));
+    h.upstream(async (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`: ping from ${email}\n\n`);
+      await thinking;
+      res.write(`data: ${chunk({ role: 'assistant', content: 'Done thinking.' })}\n\n`);
+      res.write(`data: ${chunk({}, 'stop')}\n\n`);
+      res.end('data: [DONE]\n\n');
+    });
+    const client = await h.client(['ml']);
+    const { response } = await client.chat.completions.create({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'think' }] }).withResponse();
+    const reader = response.body!.getReader();
+    // Before: the masker dropped comments, so nothing reached the client until the answer did.
+    const first = await Promise.race([reader.read(), new Promise<'silence'>((resolve) => setTimeout(() => resolve('silence'), 5000))]);
+    release();
+    assert.notEqual(first, 'silence', 'the keep-alive reached the client while the upstream was still thinking');
+    let received = new TextDecoder().decode((first as { value: Uint8Array }).value);
+    assert.equal(received, ':\n\n');
+    for (let next = await reader.read(); !next.done; next = await reader.read()) received += new TextDecoder().decode(next.value);
+    assert.ok(!received.includes('jane') && !received.includes('ping'), received);
+    const text = [...received.matchAll(/"content":"([^"]*)"/g)].map((m) => m[1]).join('');
+    assert.equal(text, 'Done thinking.');
+  });
+
   test('security: a short password with symbols in a config snippet, streamed in 3-character deltas, reaches neither the client nor the record', async () => {
     // `Vq8#mT2z!pL9@xR4` has no token of 20+ characters: it came out in clear, streamed and not.
     const text = 'Use this .env:\nDB_HOST=10.0.0.5\ndb_password = "Vq8#mT2z!pL9@xR4"\nDone.';

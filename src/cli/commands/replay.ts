@@ -9,7 +9,7 @@ export function replayLines(exchange: ExchangeDetail): string[] {
     `${exchange.startedAt}  +0ms  ${exchange.subject ?? '(nobody)'} → ${exchange.connection} ${exchange.request.method ?? ''} ${exchange.request.path ?? ''} (${exchange.operation})`,
     `        decision ${exchange.decision} (${exchange.rules.join(', ') || '-'}; ${exchange.reason ?? '-'})${exchange.reexecutionOf ? `  re-execution of ${exchange.reexecutionOf}` : ''}`,
   ];
-  if (exchange.request.promptText) lines.push(`        prompt: ${exchange.request.promptText}`);
+  if (exchange.request.promptText) lines.push(`        prompt: ${hanging(exchange.request.promptText)}`);
   if (exchange.ttfbMs !== null) lines.push(`        +${exchange.ttfbMs}ms  first byte from the target, status ${exchange.status ?? '-'}`);
   let cutNoted = false;
   for (const entry of timeline(exchange)) {
@@ -23,6 +23,14 @@ export function replayLines(exchange: ExchangeDetail): string[] {
   }
   const end = exchange.durationMs === null ? '' : `+${exchange.durationMs}ms  `;
   lines.push(`        ${end}${exchange.complete ? 'complete' : 'INCOMPLETE'}${exchange.errorCode ? ` (${exchange.errorCode})` : ''}, ${exchange.bytesOut} B out`);
-  if (exchange.response.text) lines.push(`        answer: ${exchange.response.text}`);
+  if (exchange.response.text) lines.push(`        answer: ${hanging(exchange.response.text)}`);
   return lines;
+}
+
+/**
+ * A prompt's or answer's later lines, indented under its first: at the timeline's own
+ * indent they read as timeline rows (a tools schema's words, or rows a caller wrote).
+ */
+function hanging(text: string): string {
+  return text.replace(/\r?\n/g, '\n                ');
 }

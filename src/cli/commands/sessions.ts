@@ -67,11 +67,11 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         if (exchange.maskCounts) lines.push(`masked    ${Object.entries(exchange.maskCounts).map(([type, n]) => `${type} ${n}`).join(', ')}`);
         const isSql = exchange.operation.startsWith('sql.');
         if (isSql) lines.push(...(await sqlSessionLines(store.db, exchange)));
-        if (!isSql && exchange.request.promptText) lines.push('', '--- prompt ---', exchange.request.promptText);
+        if (!isSql && exchange.request.promptText) lines.push('', '--- prompt ---', indented(exchange.request.promptText));
         if (isSql) {
           // The SQL lines carry the statement and its result.
-        } else if (exchange.response.text) lines.push('', '--- answer ---', exchange.response.text);
-        else if (exchange.response.body) lines.push('', `--- response body${exchange.response.truncated ? ' (truncated)' : ''} ---`, exchange.response.body);
+        } else if (exchange.response.text) lines.push('', '--- answer ---', indented(exchange.response.text));
+        else if (exchange.response.body) lines.push('', `--- response body${exchange.response.truncated ? ' (truncated)' : ''} ---`, indented(exchange.response.body));
         if (exchange.response.usage) lines.push('', `usage     ${JSON.stringify(exchange.response.usage)}`);
         process.stdout.write(`${textBlock(lines.join('\n'))}\n`);
         return;
@@ -88,4 +88,12 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         throw new CliError('usage: gatehouse sessions list|show|replay');
     }
   });
+}
+
+/**
+ * A recorded prompt or answer, every line indented: the caller wrote it, and at the
+ * margin a line such as `--- answer ---` would read as the record's own section.
+ */
+function indented(text: string): string {
+  return text.replace(/^/gm, '  ');
 }
