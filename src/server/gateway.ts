@@ -21,6 +21,7 @@ import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type Pol
 import { createPolicyRoutes } from '../api/policy-routes.js';
 import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
+import { answerPlainHttp } from './plain-http-on-tls.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -348,6 +349,9 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.requestTimeout = requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
+  // A plain-HTTP request to a TLS listener gets an answer saying so (plain-http-on-tls.ts);
+  // installed first, so the connection limits still run before it.
+  if (tls) answerPlainHttp(server, { firstByteTimeoutMs: server.headersTimeout, envelope: limits.envelope });
   // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
   // listener and per client address (connection-limits.ts).
   limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused, envelope: limits.envelope }).open);
