@@ -8,7 +8,8 @@
 // exchange.revealed or exchange.reexecuted names it but cannot vouch for it, so keeping
 // the row for that event would leave a row that verification must call unvouched.
 
-import { sql } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from '../store/index.js';
 import type { GroupCommitWriter } from './group-commit.js';
 import { exchangeEventKinds } from './record-columns.js';
 
@@ -38,9 +39,21 @@ export interface PruneResult {
   readonly checkpoints: number;
 }
 
+/**
+ * Deletes in batches, one transaction per span between two checkpoints (at most
+ * `audit.checkpoint.every` events and the rows they alone vouch for), oldest first: each
+ * transaction holds the store's write lock (SQLite) or the rows it deletes for one span
+ * only, so recording beside it waits one batch at most, not the whole prune. After each
+ * batch the chain verifies from the checkpoint it ended at, so a prune that is stopped
+ * half-way leaves a verifiable store; running it again deletes the rest.
+ * The `audit.pruned` event is chained with the first batch, before anything is deleted,
+ * so no deletion goes unrecorded; its counts are those of the whole range.
+ */
 export async function pruneBefore(writer: GroupCommitWriter, before: number, actor: string, options: PruneOptions): Promise<PruneResult> {
   let result: PruneResult = { throughSeq: 0, events: 0, exchanges: 0, checkpoints: 0 };
-  await writer.write(async (trx, emit) => {
+  let spans: number[] = [];
+  let pruned: { before: number; broken: string | undefined } | undefined;
+  await writer.write(async (trx) => {
     // The newest checkpoint taken before the cut-off: everything up to it may go.
     const cut = await trx.selectFrom('audit_checkpoints').select(['seq']).where('at', '<', before).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (!cut) return;
@@ -48,15 +61,34 @@ export async function pruneBefore(writer: GroupCommitWriter, before: number, act
     // A problem without a seq, or at or before the cut, is evidence the prune would delete.
     const broken = options.breaks.find((p) => p.seq === undefined || p.seq <= throughSeq);
     if (broken && !options.force) throw new PruneOverBreakError(throughSeq, broken.message);
-    const exchanges = await trx
-      .deleteFrom('exchanges')
-      .where('id', 'in', (eb) => eb.selectFrom('audit_events').select(sql<string>`target`.as('target')).where('seq', '<=', throughSeq).where('kind', 'like', 'exchange.%'))
-      .where('id', 'not in', (eb) => eb.selectFrom('audit_events').select(sql<string>`target`.as('target')).where('seq', '>', throughSeq).where('kind', 'in', exchangeEventKinds).where('target', 'is not', null))
-      .executeTakeFirst();
-    const events = await trx.deleteFrom('audit_events').where('seq', '<=', throughSeq).executeTakeFirst();
-    const checkpoints = await trx.deleteFrom('audit_checkpoints').where('seq', '<', throughSeq).executeTakeFirst();
-    result = { throughSeq, events: Number(events.numDeletedRows), exchanges: Number(exchanges.numDeletedRows), checkpoints: Number(checkpoints.numDeletedRows) };
-    if (result.events > 0) emit({ kind: 'audit.pruned', actor, target: null, details: { before, ...result, ...(broken ? { overBreak: broken.message } : {}) } });
+    spans = (await trx.selectFrom('audit_checkpoints').select(['seq']).where('seq', '<=', throughSeq).orderBy('seq', 'asc').execute()).map((c) => Number(c.seq));
+    const [events, checkpoints] = await Promise.all([
+      trx.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).where('seq', '<=', throughSeq).executeTakeFirstOrThrow(),
+      trx.selectFrom('audit_checkpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('seq', '<', throughSeq).executeTakeFirstOrThrow(),
+    ]);
+    result = { throughSeq, events: Number(events.n), exchanges: 0, checkpoints: Number(checkpoints.n) };
+    if (result.events === 0) spans = [];
+    else pruned = { before, broken: broken?.message };
   });
-  return result;
+  let exchanges = 0;
+  for (const [i, seq] of spans.entries()) {
+    await writer.write(async (trx, emit) => {
+      if (i === 0) emit({ kind: 'audit.pruned', actor, target: null, details: { before: pruned!.before, throughSeq: result.throughSeq, events: result.events, checkpoints: result.checkpoints, ...(pruned!.broken ? { overBreak: pruned!.broken } : {}) } });
+      exchanges += await pruneThrough(trx, seq);
+    });
+  }
+  return { ...result, exchanges };
+}
+
+/** Deletes the events through `seq` (a checkpoint), the rows they alone vouch for, and the checkpoints before it. */
+async function pruneThrough(trx: Transaction<Database>, seq: number): Promise<number> {
+  const exchanges = await trx
+    .deleteFrom('exchanges')
+    .where('id', 'in', (eb) => eb.selectFrom('audit_events').select(sql<string>`target`.as('target')).where('seq', '<=', seq).where('kind', 'like', 'exchange.%'))
+    // A later state of the row keeps it (audit_events_target: one index probe per row).
+    .where(({ not, exists, selectFrom, ref }) => not(exists(selectFrom('audit_events as later').select(sql`1`.as('one')).whereRef('later.target', '=', ref('exchanges.id')).where('later.seq', '>', seq).where('later.kind', 'in', exchangeEventKinds))))
+    .executeTakeFirst();
+  await trx.deleteFrom('audit_events').where('seq', '<=', seq).executeTakeFirst();
+  await trx.deleteFrom('audit_checkpoints').where('seq', '<', seq).executeTakeFirst();
+  return Number(exchanges.numDeletedRows);
 }

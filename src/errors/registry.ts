@@ -14,6 +14,7 @@ export const errorRegistry = {
   invalid_path: { status: 400, type: 'invalid_request_error', message: 'The path contains "." or ".." segments, which could leave the connection.' },
   request_too_large: { status: 413, type: 'invalid_request_error', message: 'The request body exceeds the configured limit.' },
   request_timeout: { status: 408, type: 'invalid_request_error', message: 'The request body stopped arriving before it was complete.' },
+  https_required: { status: 400, type: 'invalid_request_error', message: 'This listener speaks HTTPS; a plain HTTP request was sent to it.' },
   invalid_query: { status: 400, type: 'invalid_request_error', message: 'A query parameter is not valid.' },
   invalid_request_body: { status: 400, type: 'invalid_request_error', message: 'The request body is not valid JSON.' },
   response_too_large: { status: 502, type: 'upstream_error', message: 'The upstream response exceeds the configured limit.' },

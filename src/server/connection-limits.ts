@@ -18,6 +18,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { GatehouseError } from '../errors/index.js';
 import { errorEnvelope } from '../protocols/http/index.js';
+import { answerAndClose } from './raw-answer.js';
 
 export interface ConnectionLimits {
   readonly maxConnections: number;
@@ -30,9 +31,6 @@ export interface ConnectionCounts {
   /** Connections open now. */
   open(): number;
 }
-
-/** How long a refused socket may linger (the answer flushing, the client closing) before it is destroyed. */
-const refusedLingerMs = 2000;
 
 export interface LimitOptions {
   readonly tls: boolean;
@@ -80,15 +78,6 @@ function refuse(socket: Socket, reason: RefusalReason, tls: boolean, envelope: (
         ? 'Too many open connections from this client address; close idle connections or reuse them, and try again.'
         : 'Too many open connections to this listener; try again shortly.',
   });
-  const body = envelope(error);
-  // RFC 9110 §15.6.4 (503) with Retry-After §10.2.3; Connection: close §9.6.
-  const head = `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n`;
-  const timer = setTimeout(() => socket.destroy(), refusedLingerMs);
-  timer.unref();
-  socket.once('close', () => clearTimeout(timer));
-  // Whatever the client sends is read and dropped, so closing does not reset the
-  // connection (unread data) before the answer is read.
-  socket.on('data', () => undefined);
-  socket.on('end', () => socket.destroy());
-  socket.end(head + body);
+  // RFC 9110 §15.6.4 (503) with Retry-After §10.2.3.
+  answerAndClose(socket, '503 Service Unavailable', envelope(error), { 'retry-after': '1' });
 }

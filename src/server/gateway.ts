@@ -21,6 +21,7 @@ import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type Pol
 import { createPolicyRoutes } from '../api/policy-routes.js';
 import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
+import { answerPlainHttp } from './plain-http-on-tls.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -71,21 +72,50 @@ export interface StartOptions {
   readonly onPolicyChange?: (event: PolicyChangeEvent) => void;
   /** Longest time to receive a whole request, headers and body (default 300 s; tests shorten it). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Aborted (a stop signal while starting): the start ends after the step under way,
+   * closes what it had opened (listeners, worker threads, the store) and rejects with
+   * the signal's reason.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
+type Closer = () => unknown;
+
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
+  // What a failed or stopped start had opened is closed, newest first: no listener
+  // stays bound and no worker thread runs after startGateway rejects.
+  const opened: Closer[] = [];
+  try {
+    return await buildGateway(config, options, opened);
+  } catch (error) {
+    for (const close of opened.reverse()) await Promise.resolve().then(close).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function buildGateway(config: GatehouseConfig, options: StartOptions, opened: Closer[]): Promise<Gateway> {
+  const stopAsked = () => options.signal?.throwIfAborted();
+  stopAsked();
   const logger = options.logger ?? createLogger(config.log.level);
   const store = await openStore(config.store);
+  opened.push(() => store.close());
+  stopAsked();
   // The config schema defaults gatewayTokens.keyFile beside the data (withDefaultKeyFile);
   // this is only for a config that did not go through it.
   const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('data');
   const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
+  opened.push(() => identity.close());
+  stopAsked();
   const { apiKeys, identify } = identity;
   const audit = openAuditTrail(store.db, config.audit, { sqlitePath: store.sqlitePath, createKey: true, withSinks: true, onSinkError: (sink, error) => logger.warn({ sink, err: String(error) }, 'audit sink failed') });
   // Before anything is chained here: the sinks resume where they left off (events a CLI
   // or a crashed gateway's journal chained since are sent first).
+  opened.push(() => audit.close());
   await audit.startSinks();
+  stopAsked();
   const limitStore = createLimitStore(config.policy.limits);
+  opened.push(() => limitStore.close());
   let reloadApprovals: (next: GatehouseConfig) => void = () => undefined;
   const policyRuntime = createPolicyRuntime({
     config,
@@ -112,6 +142,7 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
       return restartNeeded;
     },
   });
+  opened.push(() => policyRuntime.close());
   const policy = options.policy ?? policyRuntime.policy;
   const reexecutions = new Reexecutions();
   const raw = config.audit.raw.enabled && config.audit.raw.key ? { sealer: createRawSealer(config.audit.raw.key), revealGroups: config.audit.raw.revealGroups } : undefined;
@@ -130,6 +161,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
           onError: (message) => logger.error({ err: message }, 'record journal: applying to the store failed (records stay in the journal and are retried)'),
         })
       : undefined;
+  if (journal) opened.push(() => journal.close());
+  stopAsked();
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
     : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes }));
@@ -151,11 +184,14 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         routes: new Map(config.connections.flatMap((c) => { const agent = viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
       })
     : undefined;
+  if (agentHub) opened.push(() => agentHub.close());
+  stopAsked();
   if (agentHub) registerAgentMetrics(metrics.registry, agentHub);
   // A revoked agent key ends the agent's link, as a revoked caller's exchanges are cut.
   if (agentHub) identity.revocations.onChange(() => agentHub.dropRevoked());
   if (journal) registerJournalMetrics(metrics.registry, journal);
   const connections = buildHttpConnections(config, agentHub);
+  opened.push(() => Promise.all([...connections.values()].map((c) => c.forwarder.close())));
   const approvals = config.approvals
     ? await startApprovals({
         db: store.db,
@@ -172,6 +208,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         },
       })
     : undefined;
+  if (approvals) opened.push(() => approvals.close());
+  stopAsked();
   // Reviewers and times per rule reload with the policy (the rules they name do); the
   // rest of `approvals:` (notifications, URLs, the section itself) needs a restart.
   reloadApprovals = (next) => {
@@ -239,6 +277,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     track: (open) => metrics.trackConnections(listener, open),
   });
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway), dataPlane.declaresTooLarge);
+  opened.push(() => closeNow(dataServer));
+  stopAsked();
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   const postgresNames: string[] = [];
@@ -246,6 +286,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     postgresNames.push(connection.name);
     const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);
+    opened.push(() => listener.close());
+    stopAsked();
     logger.info({ connection: connection.name, address: listener.address }, 'postgres listener started');
   }
 
@@ -274,6 +316,8 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
         res.end();
       });
     }, config.admin.listen, config.admin.tls, requestTimeoutMs, connectionLimits('admin', config.admin));
+    opened.push(() => closeNow(adminServer!));
+    stopAsked();
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
@@ -349,6 +393,9 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.requestTimeout = requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
+  // A plain-HTTP request to a TLS listener gets an answer saying so (plain-http-on-tls.ts);
+  // installed first, so the connection limits still run before it.
+  if (tls) answerPlainHttp(server, { firstByteTimeoutMs: server.headersTimeout, envelope: limits.envelope });
   // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
   // listener and per client address (connection-limits.ts).
   limits.track(limitConnections(server, limits, { tls: tls !== undefined, onRefused: limits.onRefused, envelope: limits.envelope }).open);
@@ -366,6 +413,14 @@ function urlOf(server: Server, tls: boolean): string {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   return `${tls ? 'https' : 'http'}://${host}:${port}`;
+}
+
+/** A listener of a start that did not finish: nothing was served yet worth a grace period. */
+function closeNow(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }
 
 /** Stops accepting, lets in-flight exchanges finish for up to 10 s (or until graceOver), then cuts them. */

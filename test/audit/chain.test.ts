@@ -224,6 +224,28 @@ for (const dialect of await testDialects()) {
       assert.match(broken.problems[0]!.message, /^events before seq 10 \(evt_\w+\) are missing and no valid checkpoint vouches for seq 9: event seq 9 was deleted$/);
     });
 
+    test('retention deletes one checkpoint span per transaction, so recording beside it waits for one span at most; stopped after any of them, the chain verifies', async () => {
+      // Each transaction is one span (checkpoints every 4 events: seq 1..4, then 5..8),
+      // and what it leaves verifies from the checkpoint it ended at.
+      const write = trail.writer.write.bind(trail.writer);
+      const after: { events: number; ok: boolean; problems: string[] }[] = [];
+      trail.writer.write = async (w) => {
+        await write(w);
+        const report = await verify();
+        const { n } = await store.db.selectFrom('audit_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+        after.push({ events: Number(n), ok: report.ok, problems: report.problems.map((p) => p.message) });
+      };
+      const result = await pruneBefore(trail.writer, Date.now() + 1000, 'cli:alice', { breaks: [] });
+      assert.deepEqual(result, { throughSeq: 8, events: 8, exchanges: 2, checkpoints: 1 });
+      // The first transaction only reads what to prune; the prune's own event (seq 12)
+      // is chained with the first deletion, so no deletion goes unrecorded.
+      assert.deepEqual(after, [
+        { events: 11, ok: true, problems: [] },
+        { events: 12 - 4, ok: true, problems: [] },
+        { events: 12 - 8, ok: true, problems: [] },
+      ]);
+    });
+
     test('security: retention over a break in the chain is refused (it would erase the evidence), unless forced, and then the break is named in audit.pruned', async () => {
       await sql`delete from audit_events where seq = 5`.execute(store.db);
       const breaks = (await verify()).problems;

@@ -4,7 +4,7 @@
 // Driven by the official openai client: chat, streamed completion, SIGKILL of the agent
 // mid-stream (clean error for the caller, record incomplete with agent_disconnected),
 // restart of the agent (traffic resumes, same gateway process), and SIGTERM of the agent
-// while an answer streams (it finishes the answer, then exits).
+// while an answer streams (it finishes the answer, then exits); SIGHUP is ignored, logged.
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -213,6 +213,18 @@ connections:
     const chat = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'back again' }] });
     assert.equal(chat.choices[0]!.message.content, 'Demo reply to: back again');
     assert.equal(gateway.child.exitCode, null, 'the gateway was restarted');
+  });
+
+  test('SIGHUP (a config rollout) does not kill the agent: it says it ignores it and keeps carrying traffic', async () => {
+    const agent = agents.at(-1)!;
+    // process.kill, not child.kill: that would mark the child killed, which the next test reads.
+    process.kill(agent.child.pid!, 'SIGHUP');
+    for (let i = 0; i < 100 && !/SIGHUP ignored/.test(agent.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(agent.stderr(), /gatehouse agent: SIGHUP ignored: the agent does not reload; restart it to apply a changed config or key/);
+    assert.equal(agent.child.exitCode, null);
+    assert.equal(agent.child.signalCode, null, 'the agent was killed by SIGHUP');
+    const chat = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'after the rollout' }] });
+    assert.equal(chat.choices[0]!.message.content, 'Demo reply to: after the rollout');
   });
 
   test('SIGTERM: the agent finishes the answer in flight, then exits 0; the record is complete', async () => {

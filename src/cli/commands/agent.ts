@@ -1,5 +1,6 @@
 // `gatehouse agent --gateway URL --key KEY [--ca FILE] [--config FILE]`: runs the
-// egress-only agent until SIGINT / SIGTERM, then drains (up to 10 s) and exits.
+// egress-only agent until SIGINT / SIGTERM, then drains (up to 10 s) and exits; SIGHUP
+// is logged and ignored.
 
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,6 +22,11 @@ export interface AgentCommandOptions {
 }
 
 export async function agentCommand(options: AgentCommandOptions): Promise<void> {
+  // Operators send SIGHUP to everything on a config rollout; its default action would
+  // kill the agent and cut its exchanges. The agent reloads nothing (its targets and
+  // credentials are read once): say so, and keep running.
+  const ignoreReload = () => process.stderr.write('gatehouse agent: SIGHUP ignored: the agent does not reload; restart it to apply a changed config or key\n');
+  process.on('SIGHUP', ignoreReload);
   const configFile = options.config ?? process.env['GATEHOUSE_AGENT_CONFIG'] ?? 'agent.yaml';
   if (!existsSync(configFile)) throw new CliError(`agent config file not found: ${configFile} (pass --config FILE or set GATEHOUSE_AGENT_CONFIG)`);
   const config = loadAgentConfig(configFile);
@@ -63,4 +69,5 @@ export async function agentCommand(options: AgentCommandOptions): Promise<void> 
   // Finish what is in flight (the gateway offers nothing new meanwhile), bounded.
   await agent.drain(drainGraceMs);
   process.stderr.write('gatehouse agent: stopped\n');
+  process.off('SIGHUP', ignoreReload);
 }

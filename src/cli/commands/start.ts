@@ -4,6 +4,9 @@ import { startGateway, type Gateway } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
 
+/** How long a stop signal while starting waits for the step under way (a store or IdP that does not answer) before the process exits anyway. */
+const stopWhileStartingMs = 5_000;
+
 export async function startCommand(options: { config?: string | undefined }): Promise<void> {
   // Until the gateway runs, a SIGHUP (a config tool reloading after writing the file)
   // would kill the process by its default action: remember it, and reload once started
@@ -11,20 +14,48 @@ export async function startCommand(options: { config?: string | undefined }): Pr
   let reloadAsked = false;
   const askReload = () => (reloadAsked = true);
   process.on('SIGHUP', askReload);
-  const file = configPath(options.config);
-  const config = loadConfig(file);
-  assertCertificates(file, config);
+  // SIGTERM / SIGINT while starting would kill the process by their default action
+  // (exit 143, no word): the start stops after the step under way, closes what it
+  // opened, and the process exits 0 saying so. A step that does not end within
+  // stopWhileStartingMs (a store that does not answer), or a second signal, exits at once.
+  const stopping = new AbortController();
+  const stopWhileStarting = (signal: NodeJS.Signals) => {
+    if (stopping.signal.aborted) return exitNow(`gatehouse: ${signal} again while starting: exiting now\n`);
+    process.stderr.write(`gatehouse: ${signal} while starting: stopping\n`);
+    stopping.abort(new StoppedWhileStarting(signal));
+    setTimeout(() => exitNow(`gatehouse: the start did not stop within ${stopWhileStartingMs / 1000} s: exiting now\n`), stopWhileStartingMs).unref();
+  };
+  process.on('SIGTERM', stopWhileStarting);
+  process.on('SIGINT', stopWhileStarting);
   let gateway: Gateway;
   try {
-    gateway = await startGateway(config, { configFile: file });
-  } catch (error) {
-    if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
-    const listen = error as NodeJS.ErrnoException & { address?: string; port?: number };
-    if (listen.syscall === 'listen' && listen.code !== undefined) {
-      const why = listen.code === 'EADDRINUSE' ? 'the address is in use (another gateway?)' : listen.code === 'EACCES' ? 'permission denied' : listen.code;
-      throw new CliError(`cannot listen on ${listen.address ?? '?'}:${listen.port ?? '?'}: ${why}`, 1);
+    const file = configPath(options.config);
+    const config = loadConfig(file);
+    assertCertificates(file, config);
+    try {
+      gateway = await startGateway(config, { configFile: file, signal: stopping.signal });
+    } catch (error) {
+      if (stopping.signal.aborted) {
+        process.stderr.write('gatehouse: stopped while starting\n');
+        return;
+      }
+      if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
+      const listen = error as NodeJS.ErrnoException & { address?: string; port?: number };
+      if (listen.syscall === 'listen' && listen.code !== undefined) {
+        const why = listen.code === 'EADDRINUSE' ? 'the address is in use (another gateway?)' : listen.code === 'EACCES' ? 'permission denied' : listen.code;
+        throw new CliError(`cannot listen on ${listen.address ?? '?'}:${listen.port ?? '?'}: ${why}`, 1);
+      }
+      throw error;
     }
-    throw error;
+  } finally {
+    process.off('SIGTERM', stopWhileStarting);
+    process.off('SIGINT', stopWhileStarting);
+  }
+  if (stopping.signal.aborted) {
+    // The signal came as the last step ended: a normal stop, nothing was served.
+    await gateway.close();
+    process.stderr.write('gatehouse: stopped while starting\n');
+    return;
   }
   if (gateway.agentsUrl) process.stderr.write(`gatehouse: agent endpoint ${gateway.agentsUrl}\n`);
   process.stderr.write(`gatehouse: data plane ${gateway.dataPlaneUrl}${gateway.adminUrl ? `, admin ${gateway.adminUrl}` : ''}\n`);
@@ -55,6 +86,18 @@ export async function startCommand(options: { config?: string | undefined }): Pr
   process.on('SIGINT', hurry);
   process.on('SIGHUP', ignoreReload);
   await gateway.close();
+}
+
+class StoppedWhileStarting extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`${signal} while starting`);
+    this.name = 'StoppedWhileStarting';
+  }
+}
+
+function exitNow(message: string): never {
+  process.stderr.write(message);
+  process.exit(0);
 }
 
 export function untilSignal(): Promise<void> {
