@@ -6,7 +6,9 @@
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
+import SQLite from 'better-sqlite3';
 import { after, before, describe, test } from 'node:test';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { makeSamlIdp, type ResponseOptions, type SamlTestIdp } from '../helpers/saml-idp.js';
@@ -97,6 +99,16 @@ identity:
     const { cookie, response } = await answered(extra);
     await expectRefused(await post(response, cookie), message);
   }
+  /** The failed-authentication records in the audit log (the gateway's SQLite store). */
+  function refusalEvents(): Array<{ actor: string | null; target: string; reason: string; client: string }> {
+    const db = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
+    try {
+      const rows = db.prepare(`select actor, target, details from audit_events where kind = 'login.refused' order by seq`).all() as Array<{ actor: string | null; target: string; details: string }>;
+      return rows.map((r) => ({ actor: r.actor, target: r.target, ...(JSON.parse(r.details) as { reason: string; client: string }) }));
+    } finally {
+      db.close();
+    }
+  }
   function refusalLog(): Array<{ path: string; code: string; detail: string }> {
     return gateway.logs().split('\n').filter((line) => line.includes('"admin request refused"')).map((line) => JSON.parse(line) as { path: string; code: string; detail: string });
   }
@@ -163,6 +175,9 @@ identity:
     const refusals = refusalLog();
     assert.ok(refusals.some((r) => r.path === '/auth/saml/complete' && r.code === 'invalid_credential' && /no login cookie/.test(r.detail)), JSON.stringify(refusals));
     assert.ok(refusals.some((r) => r.path === '/auth/saml/complete' && /InResponseTo is missing/.test(r.detail)), JSON.stringify(refusals));
+    const events = refusalEvents();
+    assert.ok(events.some((e) => e.target === 'saml:corp' && e.client === '127.0.0.1' && /no login cookie/.test(e.reason)), JSON.stringify(events));
+    assert.ok(events.some((e) => e.target === 'saml:corp' && /InResponseTo is missing/.test(e.reason)), JSON.stringify(events));
   });
 
   test("login CSRF: a response answering another browser's request is refused", async () => {
@@ -172,6 +187,7 @@ identity:
     // The attacker's response still works in the attacker's own browser: nothing was consumed.
     assert.equal((await postAsBrowser(attacker.response, attacker.cookie)).status, 200);
     assert.ok(refusalLog().some((r) => /InResponseTo is not valid/.test(r.detail)), JSON.stringify(refusalLog()));
+    assert.ok(refusalEvents().some((e) => /InResponseTo is not valid/.test(e.reason)), 'a failed-authentication record');
   });
 
   test('a replayed response is refused, and a request is answered once', async () => {
@@ -182,6 +198,7 @@ identity:
     // Another assertion for the same, already answered, request.
     await expectRefused(await postAsBrowser(valid({ nameId: 'replay@example.com', inResponseTo: requestId }), cookie), /already used/);
     assert.ok(refusalLog().some((r) => r.detail === `SAML replay: request ${requestId} was already answered`), JSON.stringify(refusalLog()));
+    assert.ok(refusalEvents().some((e) => e.reason === `SAML replay: request ${requestId} was already answered`), 'a failed-authentication record');
   });
 
   test('a tampered assertion (NameID changed after signing) is refused', async () => {
