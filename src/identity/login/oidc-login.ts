@@ -42,13 +42,14 @@ export function readCookie(req: IncomingMessage, name: string): string | undefin
   return undefined;
 }
 
-function cookie(name: string, value: string, options: { maxAgeSec: number; path: string; secure: boolean }): string {
+/** An HttpOnly, SameSite=Lax cookie (Secure when the listener has TLS); Max-Age=0 deletes it. */
+export function cookieHeader(name: string, value: string, options: { maxAgeSec: number; path: string; secure: boolean }): string {
   return `${name}=${value}; Path=${options.path}; Max-Age=${options.maxAgeSec}; HttpOnly; SameSite=Lax${options.secure ? '; Secure' : ''}`;
 }
 
 /** The session cookie: HttpOnly, SameSite=Lax, Secure when the listener has TLS. */
 export function sessionCookieHeader(token: string, ttlMs: number, secure: boolean): string {
-  return cookie(sessionCookie, token, { maxAgeSec: Math.floor(ttlMs / 1000), path: '/', secure });
+  return cookieHeader(sessionCookie, token, { maxAgeSec: Math.floor(ttlMs / 1000), path: '/', secure });
 }
 
 /**
@@ -104,7 +105,7 @@ export function createOidcLogin(options: OidcLoginOptions) {
       nonce,
     });
     const signed = await tokens.signState({ state, nonce, verifier }, loginAudience, loginTtlMs);
-    res.writeHead(302, { location: url.href, 'set-cookie': cookie(loginCookie, signed, { maxAgeSec: loginTtlMs / 1000, path: '/auth', secure: secureCookies }), 'cache-control': 'no-store' });
+    res.writeHead(302, { location: url.href, 'set-cookie': cookieHeader(loginCookie, signed, { maxAgeSec: loginTtlMs / 1000, path: '/auth', secure: secureCookies }), 'cache-control': 'no-store' });
     res.end();
   }
 
@@ -151,7 +152,7 @@ export function createOidcLogin(options: OidcLoginOptions) {
       'cache-control': 'no-store',
       'set-cookie': [
         sessionCookieHeader(session.token, login.sessionTtl, secureCookies),
-        cookie(loginCookie, '', { maxAgeSec: 0, path: '/auth', secure: secureCookies }),
+        cookieHeader(loginCookie, '', { maxAgeSec: 0, path: '/auth', secure: secureCookies }),
       ],
     });
     res.end(body);
