@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
 import { decodeJwt } from 'jose';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -154,6 +156,18 @@ identity:
     for (let i = 0; i < 20 && !refusals().some((line) => line.includes('login cookie missing')); i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(refusals().some((line) => line.includes('"path":"/auth/callback"') && line.includes('login cookie missing or invalid')), refusals().join('\n'));
     assert.ok(!refusals().some((line) => line.includes('code=')), refusals().join('\n'));
+    // and each refusal is a failed-authentication record in the audit log, as a SAML one is
+    const db = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
+    try {
+      const events = (db.prepare(`select actor, target, details from audit_events where kind = 'login.refused' order by seq`).all() as Array<{ actor: string | null; target: string; details: string }>).map((e) => ({ ...e, details: JSON.parse(e.details) as { reason: string; client: string } }));
+      assert.ok(events.length >= 2, JSON.stringify(events));
+      assert.ok(events.every((e) => e.target === 'oidc:corp' && e.actor === null && e.details.client === '127.0.0.1'), JSON.stringify(events));
+      assert.ok(events.some((e) => /login cookie missing or invalid/.test(e.details.reason)), JSON.stringify(events));
+      assert.ok(events.some((e) => /state/i.test(e.details.reason)), JSON.stringify(events));
+      assert.ok(!events.some((e) => e.details.reason.includes('code=')), JSON.stringify(events));
+    } finally {
+      db.close();
+    }
   });
 
   test('an IdP that cannot be reached when the browser comes back is 503 identity_provider_unavailable, not a refused login', async () => {

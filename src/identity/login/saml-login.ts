@@ -30,6 +30,7 @@ import { GatehouseError } from '../../errors/index.js';
 import type { Database } from '../../store/index.js';
 import type { GatewayTokens } from '../gateway-tokens/gateway-tokens.js';
 import { groupsFromClaims } from '../oidc/groups-from-claims.js';
+import { recordingRefusal, type RecordLoginRefusal } from './login-refusal.js';
 import { cookieHeader, readCookie, sessionCookieHeader } from './oidc-login.js';
 import { samlCompletePath, sendSamlRelayPage } from './saml-relay-page.js';
 
@@ -47,16 +48,8 @@ export interface SamlLoginOptions {
   readonly db: Kysely<Database>;
   readonly secureCookies: boolean;
   readonly now?: () => number;
-  /** Records a refused SAML login (the failed-authentication record); awaited before the answer. */
-  readonly onRefused?: ((refusal: SamlLoginRefusal) => Promise<void>) | undefined;
-}
-
-export interface SamlLoginRefusal {
-  /** The configured IdP, `saml:<name>`. */
-  readonly provider: string;
-  /** The operator detail (never a credential: ids, issuer, the validator's message). */
-  readonly reason: string;
-  readonly client: string | undefined;
+  /** Records a refused SAML login (the failed-authentication record). */
+  readonly onRefused?: RecordLoginRefusal | undefined;
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
@@ -200,17 +193,6 @@ export function createSamlLogin(options: SamlLoginOptions) {
     return samlResponse;
   }
 
-  async function recordingRefusal(req: IncomingMessage, attempt: () => Promise<void>): Promise<void> {
-    try {
-      await attempt();
-    } catch (error) {
-      if (options.onRefused && error instanceof GatehouseError && error.code === 'invalid_credential') {
-        await options.onRefused({ provider: `saml:${config.name}`, reason: error.detail ?? error.message, client: req.socket.remoteAddress });
-      }
-      throw error;
-    }
-  }
-
   /** Handles /auth/saml/*; false for any other path. */
   return async function handleSaml(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (url.pathname === '/auth/saml/metadata' && req.method === 'GET') {
@@ -226,11 +208,11 @@ export function createSamlLogin(options: SamlLoginOptions) {
       const samlResponse = await samlResponseOf(req);
       // Cross-site from the IdP, the Lax cookie is not sent: re-post from our origin.
       if (readCookie(req, requestCookie) === undefined) sendSamlRelayPage(res, samlResponse);
-      else await recordingRefusal(req, () => finish(req, res, samlResponse));
+      else await recordingRefusal(options.onRefused, `saml:${config.name}`, req, () => finish(req, res, samlResponse));
       return true;
     }
     if (url.pathname === samlCompletePath && req.method === 'POST') {
-      await recordingRefusal(req, async () => finish(req, res, await samlResponseOf(req)));
+      await recordingRefusal(options.onRefused, `saml:${config.name}`, req, async () => finish(req, res, await samlResponseOf(req)));
       return true;
     }
     return false;
