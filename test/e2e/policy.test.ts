@@ -205,6 +205,9 @@ describe('policy, end to end', () => {
       found.sessions.map((s) => s.id),
       [error.headers!.get('gatehouse-exchange-id')],
     );
+    // The CLI's table says the gateway refused it, not the target.
+    const table = (await gateway.cli(['sessions', 'list', '--rule', 'limited-requests'])).stdout;
+    assert.match(table, /allow\s+429 rate_limited/);
     // Another identity is not affected.
     await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: 'still fine' }] });
   });

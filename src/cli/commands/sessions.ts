@@ -39,7 +39,8 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         }
         printTable(
           ['ID', 'STARTED', 'CONNECTION', 'OPERATION', 'SUBJECT', 'DECISION', 'STATUS', 'MS'],
-          items.map((s) => [s.id, s.startedAt, s.connection, s.operation, s.subject ?? '-', s.decision + (s.decision === 'deny' && s.rules.length ? ` (${s.rules.join(',')})` : ''), `${s.status ?? '-'}${s.complete ? '' : ' incomplete'}`, String(s.durationMs ?? '-')]),
+          // An allowed request the gateway still refused (a limit's 429, a 413) shows its code: `allow  429` alone read as the target's answer.
+          items.map((s) => [s.id, s.startedAt, s.connection, s.operation, s.subject ?? '-', s.decision + (s.decision === 'deny' && s.rules.length ? ` (${s.rules.join(',')})` : ''), `${s.status ?? '-'}${s.errorCode ? ` ${s.errorCode}` : ''}${s.complete ? '' : ' incomplete'}`, String(s.durationMs ?? '-')]),
         );
         return;
       }
