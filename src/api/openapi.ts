@@ -360,7 +360,7 @@ export const openApiDocument = {
     },
     '/api/sessions/{id}/reveal': {
       post: {
-        summary: 'Reveals the sealed raw content (audit.raw) to a member of audit.raw.revealGroups; the reveal is an audit event',
+        summary: 'Reveals the sealed raw content (audit.raw) to a member of audit.raw.revealGroups; the reveal is an audit event (exchange.revealed), and so is a refused one (exchange.reveal_refused)',
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         responses: { '200': { description: '{ id, request, response }' }, '401': errorResponse, '403': errorResponse, '404': errorResponse, '409': errorResponse },
       },
