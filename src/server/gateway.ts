@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
-import { changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
+import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
@@ -86,7 +86,9 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   // or a crashed gateway's journal chained since are sent first).
   await audit.startSinks();
   const limitStore = createLimitStore(config.policy.limits);
-  let reloadApprovals: (next: GatehouseConfig) => void = () => undefined;
+  let reloadApprovals: (next: GatehouseConfig, by: string) => void = () => undefined;
+  // A reload is an administrative act: the chain records what changed, and a refused one.
+  const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
   const policyRuntime = createPolicyRuntime({
     config,
     configFile: options.configFile,
@@ -99,13 +101,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     checkApprovals: options.policy === undefined,
     onPolicyChange: (event) => {
       // Every policy change is an administrative act in the audit chain.
-      audit.log
-        .event({ kind: 'policy.changed', actor: event.by, target: `policy:${event.version}`, details: { previousVersion: event.previousVersion, ruleCount: event.ruleCount } })
-        .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+      chainEvent({ kind: 'policy.changed', actor: event.by, target: `policy:${event.version}`, details: { previousVersion: event.previousVersion, ruleCount: event.ruleCount } });
       options.onPolicyChange?.(event);
     },
-    onReload: (next) => {
-      reloadApprovals(next);
+    onReloadRefused: (by, message) => chainEvent({ kind: 'policy.reload_refused', actor: by, target: `policy:${policyRuntime.current().version}`, details: { error: message.slice(0, 1000) } }),
+    onReload: (next, by) => {
+      reloadApprovals(next, by);
       // Edits outside the policy are read but not applied: say so on every reload.
       const restartNeeded = changesNeedingRestart(config, next);
       if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config changes not applied: restart the gateway to apply them');
@@ -173,9 +174,15 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
     : undefined;
   // Reviewers and times per rule reload with the policy (the rules they name do); the
   // rest of `approvals:` (notifications, URLs, the section itself) needs a restart.
-  reloadApprovals = (next) => {
+  let appliedApprovals = config.approvals;
+  reloadApprovals = (next, by) => {
     // Adding or removing the section is reported by changesNeedingRestart.
-    if (approvals && next.approvals) approvals.service.setReviewRules(next.approvals);
+    if (!approvals || !next.approvals) return;
+    approvals.service.setReviewRules(next.approvals);
+    // Who may approve what changed: as much an administrative act as a policy change.
+    const changed = changedReviewRules(appliedApprovals, next.approvals);
+    appliedApprovals = next.approvals;
+    if (changed.length > 0) chainEvent({ kind: 'approvals.changed', actor: by, target: 'approvals', details: { changed } });
   };
 
   const stages: PipelineStages = {
