@@ -88,6 +88,10 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   const limitStore = createLimitStore(config.policy.limits);
   let reloadApprovals: (next: GatehouseConfig, by: string) => void = () => undefined;
   // A reload is an administrative act: the chain records what changed, and a refused one.
+  // Token issue is an administrative act (issue #8): chained before the token is handed out.
+  identity.gatewayTokens?.recordIssuesWith((who, scope, issued) =>
+    audit.log.event({ kind: 'token.issued', actor: who.subject, target: `jti:${issued.jti}`, details: { via: who.credentialId ?? null, kind: who.kind, groups: who.groups, scope, expiresAt: issued.expiresAt } }),
+  );
   const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
   const policyRuntime = createPolicyRuntime({
     config,
