@@ -287,7 +287,12 @@ export async function startGateway(config: GatehouseConfig, options: StartOption
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
-  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, recording: config.recording.enabled } });
+  // A checkpoint key other than the one that signed the newest checkpoint (a rotation, a
+  // lost key file regenerated) is on record: earlier checkpoints verify only with the old key.
+  const checkpointKey = audit.signer?.keyId ?? null;
+  const lastSigned = await store.db.selectFrom('audit_checkpoints').select('key_id').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  if (lastSigned && lastSigned.key_id !== checkpointKey) await audit.log.event({ kind: 'audit.key_changed', actor: 'gatehouse', target: null, details: { from: lastSigned.key_id, to: checkpointKey } });
+  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, recording: config.recording.enabled, checkpointKey } });
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;
