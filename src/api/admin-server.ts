@@ -44,7 +44,13 @@ export interface AdminServerOptions {
 }
 
 export type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
-export type AdminRoute = readonly [method: string, pattern: RegExp, route: Route];
+/**
+ * Told of a refusal of its route (a 4xx: the caller's credential, the admin check, the
+ * route itself), with the caller when one was identified and the path's parameters as
+ * sent (decoded when they could be). An attempt may be worth an audit event.
+ */
+export type RefusedRoute = (caller: Identity | undefined, params: readonly string[], refusal: GatehouseError) => Promise<void>;
+export type AdminRoute = readonly [method: string, pattern: RegExp, route: Route, refused?: RefusedRoute];
 
 const openApiBody = JSON.stringify(openApiDocument);
 const safeMethods = new Set(['GET', 'HEAD']);
@@ -57,7 +63,7 @@ export function createAdminHandler(options: AdminServerOptions) {
   const { db, metrics } = options;
   const adminGroups = new Set(options.adminGroups);
 
-  const routes: ReadonlyArray<readonly [string, RegExp, Route]> = [
+  const routes: readonly AdminRoute[] = [
     ['GET', /^\/api\/sessions$/, (_req, url) => sessionsList(url)],
     ['GET', /^\/api\/sessions\/([^/]+)$/, async (_req, _url, [id]) => {
       const exchange = await getExchange(db, id!);
@@ -96,7 +102,7 @@ export function createAdminHandler(options: AdminServerOptions) {
     return { sessions: page.items, next: page.next === undefined ? null : String(page.next) };
   }
 
-  async function authorizeAdmin(req: IncomingMessage): Promise<Identity> {
+  async function identifyCaller(req: IncomingMessage): Promise<Identity> {
     const bearer = bearerToken(req.headers.authorization);
     const session = bearer === undefined ? options.sessionCredential?.(req) : undefined;
     // A browser sends the session cookie with any form another site (or another port of
@@ -108,11 +114,33 @@ export function createAdminHandler(options: AdminServerOptions) {
         rule: 'admin-session-csrf',
       });
     }
-    const identity = await options.identify(bearer ?? session);
+    return options.identify(bearer ?? session);
+  }
+
+  function requireAdmin(identity: Identity): void {
     if (!identity.groups.some((g) => adminGroups.has(g))) {
       throw new GatehouseError('access_denied', { message: `${identity.subject} is not in an admin group.`, rule: 'admin-groups' });
     }
-    return identity;
+  }
+
+  async function runRoute(req: IncomingMessage, url: URL, [, pattern, route, refused]: AdminRoute): Promise<unknown> {
+    const sent = pattern.exec(url.pathname)!.slice(1);
+    let caller: Identity | undefined;
+    let params = sent;
+    try {
+      caller = await identifyCaller(req);
+      requireAdmin(caller);
+      params = sent.map(decodePathParam);
+      // What a client has been answered is on record: an API read must find it.
+      await options.settleRecords?.();
+      return await route(req, url, params, caller);
+    } catch (error) {
+      if (refused && isGatehouseError(error) && error.status < 500) {
+        // The refusal stands whatever happens to its record; a failed record is logged.
+        await refused(caller, params, error).catch((failure: unknown) => options.logger.error({ code: error.code, detail: String(failure) }, 'admin refusal not recorded'));
+      }
+      throw error;
+    }
   }
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -139,10 +167,7 @@ export function createAdminHandler(options: AdminServerOptions) {
       if (matching.length > 0) {
         const found = matching.find(([method]) => method === req.method);
         if (!found) throw new GatehouseError('method_not_allowed', { message: `Use ${matching[0]![0]} for ${url.pathname}.` });
-        const caller = await authorizeAdmin(req);
-        // What a client has been answered is on record: an API read must find it.
-        await options.settleRecords?.();
-        return sendJson(res, 200, await found[2](req, url, found[1].exec(url.pathname)!.slice(1).map(decodePathParam), caller));
+        return sendJson(res, 200, await runRoute(req, url, found));
       }
       throw new GatehouseError('route_not_found');
     } catch (error) {

@@ -3,7 +3,6 @@
 // admin-group check there. Reveal additionally requires one of `audit.raw.revealGroups`,
 // and is itself an audit event, written (durably) before anything is revealed.
 
-import type { IncomingMessage } from 'node:http';
 import { Agent, request } from 'undici';
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/index.js';
@@ -14,6 +13,8 @@ import { GatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
+import type { AdminRoute, RefusedRoute } from './admin-server.js';
+import { refusedRevealEvent } from './refused-reveal.js';
 
 export interface AuditRoutesOptions {
   readonly db: Kysely<Database>;
@@ -28,19 +29,21 @@ export interface AuditRoutesOptions {
   readonly maxAnswerBytes?: number | undefined;
 }
 
-type Route = (req: IncomingMessage, url: URL, params: readonly string[]) => Promise<unknown>;
 
 // Our own listener, reached on the address it bound: its certificate may be issued for
 // a public name only, so the loopback self-call does not check it.
 const selfAgent = new Agent({ connect: { rejectUnauthorized: false } });
 
-export function auditRoutes(options: AuditRoutesOptions): ReadonlyArray<readonly [string, RegExp, Route]> {
+export function auditRoutes(options: AuditRoutesOptions): readonly AdminRoute[] {
   const { db } = options;
   const found = async (id: string) => {
     const exchange = await getExchange(db, id);
     if (!exchange) throw new GatehouseError('route_not_found', { message: `No session with id "${id}".` });
     return exchange;
   };
+
+  // An attempt to reveal that was refused is what an auditor looks for first.
+  const recordRefusedReveal: RefusedRoute = (caller, [id], refusal) => options.log.event(refusedRevealEvent(caller, id ?? '', refusal));
 
   return [
     ['GET', /^\/api\/sessions\/([^/]+)\/replay$/, async (_req, _url, [id]) => {
@@ -80,8 +83,7 @@ export function auditRoutes(options: AuditRoutesOptions): ReadonlyArray<readonly
       await options.log.event({ kind: 'exchange.reexecuted', actor: identity.subject, target: exchange.id, details: { exchange: typeof newId === 'string' ? newId : null, status: res.statusCode } });
       return { id: typeof newId === 'string' ? newId : null, reexecutionOf: exchange.id, status: res.statusCode, body, truncated };
     }],
-    ['POST', /^\/api\/sessions\/([^/]+)\/reveal$/, async (req, _url, [id]) => {
-      const identity = await options.identify(bearerToken(req.headers.authorization));
+    ['POST', /^\/api\/sessions\/([^/]+)\/reveal$/, async (_req, _url, [id], identity) => {
       const raw = options.raw;
       if (!raw) throw new GatehouseError('reveal_unavailable', { message: 'Raw content is not recorded on this gateway (audit.raw.enabled is false).' });
       if (!identity.groups.some((g) => raw.revealGroups.includes(g))) {
@@ -101,7 +103,7 @@ export function auditRoutes(options: AuditRoutesOptions): ReadonlyArray<readonly
       } catch (error) {
         throw new GatehouseError('reveal_unavailable', { message: 'The raw content could not be opened with the configured key.', detail: (error as Error).message });
       }
-    }],
+    }, recordRefusedReveal],
     ['GET', /^\/api\/audit\/verify$/, async (_req, url) => {
       const from = url.searchParams.get('from');
       const fromCheckpoint = from === null ? undefined : Number(from);

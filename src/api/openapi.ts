@@ -231,7 +231,7 @@ export const openApiDocument = {
           { name: 'group', in: 'query', description: 'A group the caller was in', schema: { type: 'string' } },
           { name: 'rule', in: 'query', description: 'A rule that produced the decision', schema: { type: 'string' } },
           { name: 'review', in: 'query', description: 'Review (approval) id', schema: { type: 'string' } },
-          { name: 'text', in: 'query', description: 'Full text over prompts and answers (words; "quoted phrase" on PostgreSQL)', schema: { type: 'string' } },
+          { name: 'text', in: 'query', description: 'Full text over prompts and answers: every word (a run of letters and digits) must appear, in any order, case-insensitive; no query syntax, the same on SQLite and PostgreSQL', schema: { type: 'string' } },
           { name: 'since', in: 'query', description: 'ISO 8601 time, inclusive', schema: { type: 'string', format: 'date-time' } },
           { name: 'until', in: 'query', description: 'ISO 8601 time, inclusive', schema: { type: 'string', format: 'date-time' } },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
@@ -360,7 +360,7 @@ export const openApiDocument = {
     },
     '/api/sessions/{id}/reveal': {
       post: {
-        summary: 'Reveals the sealed raw content (audit.raw) to a member of audit.raw.revealGroups; the reveal is an audit event',
+        summary: 'Reveals the sealed raw content (audit.raw) to a member of audit.raw.revealGroups; the reveal is an audit event (exchange.revealed), and so is a refused one (exchange.reveal_refused)',
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
         responses: { '200': { description: '{ id, request, response }' }, '401': errorResponse, '403': errorResponse, '404': errorResponse, '409': errorResponse },
       },

@@ -4,6 +4,6 @@ export { requestDigest, canonicalJson } from './request-digest.js';
 export { localReviewBus, postgresReviewBus, reviewChannel, type ReviewBus } from './review-bus.js';
 export type { Review, ReviewEvent, ReviewEventType, ReviewState, ReviewVote } from './review-types.js';
 export { reviewAuditEvent, reviewStates } from './review-types.js';
-export { startApprovals, type RunningApprovals, type StartApprovalsOptions } from './start-approvals.js';
+export { openApprovalService, startApprovals, type OpenApprovalService, type RunningApprovals, type StartApprovalsOptions } from './start-approvals.js';
 export { signWebhook, slackMessage, webhookPayload } from './notify-reviewers.js';
 export { maxReviewPageSize } from './review-store.js';

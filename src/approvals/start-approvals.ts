@@ -1,6 +1,7 @@
-// Wiring for approvals inside a gateway: the bus (LISTEN/NOTIFY on PostgreSQL), the
-// notifier, the service, the pipeline stage and the expiry sweeper, and their orderly
-// shutdown. Nothing here runs when config has no `approvals:` section.
+// Wiring for approvals: the bus (LISTEN/NOTIFY on PostgreSQL), the notifier and the
+// service (openApprovalService, shared by a gateway and `gatehouse reviews`), and in a
+// gateway the pipeline stage and the expiry sweeper, and their orderly shutdown.
+// Nothing here runs when config has no `approvals:` section.
 
 import type { Kysely } from 'kysely';
 import type { ApprovalsConfig } from '../config/approvals-schema.js';
@@ -33,27 +34,53 @@ export interface StartApprovalsOptions {
   readonly policy?: DecisionPolicy | undefined;
 }
 
-export async function startApprovals(options: StartApprovalsOptions): Promise<RunningApprovals> {
+export interface OpenApprovalServiceOptions extends StartApprovalsOptions {
+  /** The admin API base URL reviewers reach, for the links of notifications. */
+  readonly apiUrl: () => string;
+}
+
+export interface OpenApprovalService {
+  readonly service: ApprovalService;
+  /** Waits for notifications in flight, up to `notifyWaitMs`, then closes the bus. */
+  close(notifyWaitMs?: number): Promise<void>;
+}
+
+/**
+ * The service with its bus, audit hook and notifier: what a gateway runs and what
+ * `gatehouse reviews` votes through, so a vote is announced the same way wherever it is cast.
+ */
+export async function openApprovalService(options: OpenApprovalServiceOptions): Promise<OpenApprovalService> {
   const { db, config, logger } = options;
   const bus = 'postgres' in options.store
     ? await postgresReviewBus(db, options.store.postgres.url, (error) => logger.warn({ err: error.message }, 'review LISTEN connection failed; reconnecting'))
     : localReviewBus();
-  let adminUrl = config.apiUrl ?? '';
-  const apiUrl = () => adminUrl;
   let service: ApprovalService | undefined;
   const notifier = createNotifier(config.notify, { review: (id) => service!.reviewUrl(id), action: (id, a) => service!.actionUrl(id, a) }, logger);
   service = new ApprovalService(db, {
     config,
     adminGroups: options.adminGroups,
     bus,
-    apiUrl,
+    apiUrl: options.apiUrl,
     audit: (event) => {
       logger.info({ review: event.review.id, event: event.type, actor: event.actor, state: event.review.state }, 'review event');
       options.audit?.(event);
     },
     notify: (event) => notifier.notify(event),
   });
-  const sweeper = setInterval(() => void service!.expireDue().catch(() => undefined), Math.max(config.pollInterval, 1000));
+  return {
+    service,
+    async close(notifyWaitMs) {
+      await notifier.close(notifyWaitMs);
+      await bus.close();
+    },
+  };
+}
+
+export async function startApprovals(options: StartApprovalsOptions): Promise<RunningApprovals> {
+  const { config } = options;
+  let adminUrl = config.apiUrl ?? '';
+  const { service, close } = await openApprovalService({ ...options, apiUrl: () => adminUrl });
+  const sweeper = setInterval(() => void service.expireDue().catch(() => undefined), Math.max(config.pollInterval, 1000));
   sweeper.unref();
   return {
     service,
@@ -63,8 +90,7 @@ export async function startApprovals(options: StartApprovalsOptions): Promise<Ru
     },
     async close() {
       clearInterval(sweeper);
-      await notifier.close();
-      await bus.close();
+      await close();
     },
   };
 }

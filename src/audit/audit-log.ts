@@ -6,7 +6,7 @@
 // The promise resolves once the event is durable and chained (group commit: it shares
 // a transaction with exchange records queued in the same tick). Kinds are dotted and in
 // the past tense (`<noun>.<verb-ed>`): key.created, key.revoked, gateway.started,
-// gateway.stopped, exchange.revealed, exchange.reexecuted, policy.changed, token.issued,
+// gateway.stopped, exchange.revealed, exchange.reveal_refused, exchange.reexecuted, policy.changed, token.issued,
 // token.revoked, review.voted. `details` must be JSON-safe and must not hold secrets:
 // events are exported and sent to sinks.
 

@@ -93,14 +93,18 @@ export function applyFilter<O>(db: Kysely<Database>, query: SelectQueryBuilder<D
   if (filter.until !== undefined) query = query.where('started_at', '<=', filter.until);
   if (filter.before !== undefined) query = query.where('seq', '<', filter.before);
   if (filter.text) {
-    if (isPostgres(db)) query = query.where(sql<boolean>`search @@ websearch_to_tsquery('simple', ${filter.text})`);
-    // Quoted as one FTS5 string, so user input is never FTS5 query syntax (sqlite.org/fts5.html §3.1).
+    // The same words on both stores: runs of letters and digits, every one required, in
+    // any order; nothing in the text is query syntax (no phrase, OR, negation or prefix).
+    // Text with no word in it (`*`, `"`, `%`) matches nothing; it used to drop the filter
+    // and list (or export) every exchange as if it matched.
+    const words = searchWords(filter.text);
+    if (words.length === 0) return query.where(sql<boolean>`1 = 0`);
+    // The search column holds the text with everything but letters and digits made a
+    // space (migration 0016): the query goes through the same regexp and parser.
+    if (isPostgres(db)) query = query.where(sql<boolean>`search @@ plainto_tsquery('simple', regexp_replace(${words.join(' ')}, '[^[:alnum:]]+', ' ', 'g'))`);
+    // Quoted as FTS5 strings, so user input is never FTS5 query syntax (sqlite.org/fts5.html §3.1).
     // Rows still queued for the index (search-indexer.ts) are matched word by word directly.
     else {
-      const words = searchWords(filter.text);
-      // Text with no word in it (`*`, `"`, `%`) matches nothing, as on PostgreSQL; it
-      // used to drop the filter and list (or export) every exchange as if it matched.
-      if (words.length === 0) return query.where(sql<boolean>`1 = 0`);
       const queued = sql.join(
         words.map((word) => sql`(coalesce(prompt_text, '') || ' ' || coalesce(response_text, '')) like ${`%${likeEscape(word)}%`} escape '\\'`),
         sql` and `,

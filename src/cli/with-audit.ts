@@ -3,12 +3,12 @@
 
 import { userInfo } from 'node:os';
 import { applyJournalOnce, awaitLiveJournalWriters, chainOptionsOf, openAuditTrail, type AuditTrail } from '../audit/index.js';
-import { loadConfig, type GatehouseConfig } from '../config/index.js';
+import { loadConfig, type GatehouseConfig, type LoadOptions } from '../config/index.js';
 import { openStore, type Store } from '../store/index.js';
 import { configPath } from './config-path.js';
 
-export async function withAuditTrail<T>(config: string | undefined, run: (store: Store, audit: AuditTrail, loaded: GatehouseConfig) => Promise<T>): Promise<T> {
-  const loaded = loadConfig(configPath(config), process.env, { secrets: 'store-only' });
+export async function withAuditTrail<T>(config: string | undefined, run: (store: Store, audit: AuditTrail, loaded: GatehouseConfig) => Promise<T>, secrets: LoadOptions['secrets'] = 'store-only'): Promise<T> {
+  const loaded = loadConfig(configPath(config), process.env, { secrets });
   const store = await openStore(loaded.store);
   // The CLI never creates the signing key (the gateway does); it signs checkpoints only
   // when the key already exists. Sinks are the running gateway's business.

@@ -3,4 +3,4 @@ export type { GatehouseConfig, ConnectionConfig } from './schema.js';
 export { unknownConnectionNames } from './schema.js';
 export { parseDuration, parseIsoTime, parseSize } from './units.js';
 export { assertCertificates, certificateIssues } from './certificates.js';
-export { changesNeedingRestart } from './restart-needed.js';
+export { changedReviewRules, changesNeedingRestart } from './restart-needed.js';

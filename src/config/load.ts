@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { buildConfigSchema, duplicateConnectionIssues, prepareViaConnections, type GatehouseConfig } from './schema.js';
+import { buildConfigSchema, duplicateConnectionIssues, prepareViaConnections, type GatehouseConfig, type SecretsToResolve } from './schema.js';
 
 /** A config that failed to load; each line names the offending path. */
 export class ConfigError extends Error {
@@ -50,7 +50,7 @@ export function yamlSyntaxIssue(error: YAMLParseError, source: string): string {
 }
 
 export interface LoadOptions {
-  readonly secrets?: 'all' | 'store-only';
+  readonly secrets?: SecretsToResolve;
 }
 
 export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {

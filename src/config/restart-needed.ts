@@ -32,6 +32,17 @@ export function changesNeedingRestart(running: GatehouseConfig, next: GatehouseC
   return changed;
 }
 
+/**
+ * The paths under `approvals` (`defaults`, `adminsMayReview`, `rules.<rule>`) a reload
+ * changes in place: who reviews what, for how long. Paths only, as above.
+ */
+export function changedReviewRules(running: GatehouseConfig['approvals'], next: NonNullable<GatehouseConfig['approvals']>): string[] {
+  if (!running) return [];
+  const changed = (['defaults', 'adminsMayReview'] as const).filter((key) => !isDeepStrictEqual(running[key], next[key]));
+  const rules = new Set([...Object.keys(running.rules), ...Object.keys(next.rules)]);
+  return [...changed, ...[...rules].filter((rule) => !isDeepStrictEqual(running.rules[rule], next.rules[rule])).map((rule) => `rules.${rule}`)];
+}
+
 function withoutReloadable(approvals: GatehouseConfig['approvals']): Record<string, unknown> | undefined {
   if (!approvals) return undefined;
   return Object.fromEntries(Object.entries(approvals).filter(([name]) => !reloadableApprovals.has(name)));

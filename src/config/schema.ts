@@ -15,15 +15,19 @@ import { buildPostgresConnectionSchema } from './postgres-schema.js';
 import { buildPolicySchema } from './policy-schema.js';
 import { buildAuditSchema, withDefaultKeyFile } from './audit-schema.js';
 
+export type SecretsToResolve = 'all' | 'store-only' | 'store-and-approvals';
+
 export interface SchemaContext {
   readonly env: NodeJS.ProcessEnv;
   /** Directory of the config file: relative paths are resolved against it. */
   readonly baseDir: string;
   /**
    * `store-only` resolves just the store's secrets (connection secrets become empty
-   * placeholders), for CLI commands that only read and write the store.
+   * placeholders), for CLI commands that only read and write the store;
+   * `store-and-approvals` those and the approvals' (notification webhooks, Slack), for
+   * `gatehouse reviews`, whose votes notify reviewers as a gateway's do.
    */
-  readonly secrets?: 'all' | 'store-only';
+  readonly secrets?: SecretsToResolve;
 }
 
 /**
@@ -49,6 +53,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
   const storeSecret = secretRef(env, baseDir);
 
   const secret = secrets === 'all' ? storeSecret : z.string().transform(() => '');
+  const approvalsSecret = secrets === 'store-only' ? secret : storeSecret;
 
   const duration = durationField;
 
@@ -168,7 +173,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
         .prefault({}),
       connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection], { error: discriminatorError('type', ['openai', 'http', 'postgres']) })).default([]),
-      approvals: buildApprovalsSchema({ duration, secret, text }).optional(),
+      approvals: buildApprovalsSchema({ duration, secret: approvalsSecret, text }).optional(),
       masking: buildMaskingSchema(secret),
       policy: buildPolicySchema({ path, secret: storeSecret }),
       identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),

@@ -53,7 +53,9 @@ export interface PolicyRuntimeOptions {
    * not, for the parts that reload with the policy (approvals' per-rule options). Returns
    * the config paths that changed but need a restart, if it knows them.
    */
-  readonly onReload?: ((config: GatehouseConfig) => readonly string[] | void) | undefined;
+  readonly onReload?: ((config: GatehouseConfig, by: string) => readonly string[] | void) | undefined;
+  /** Called when a reload is refused (the running policy stays), with who asked and why. */
+  readonly onReloadRefused?: ((by: string, message: string) => void) | undefined;
   /** Watch the config and policy files for changes (default true when configFile is given). */
   readonly watch?: boolean;
   /** Refuse `approvals.rules` names that no require_approval rule has (default true; see policySourceOf). */
@@ -111,6 +113,11 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     } catch (error) {
       const message = error instanceof ConfigError ? error.message : error instanceof PolicyError ? error.message : `${(error as Error).name}: ${(error as Error).message}`;
       logger.error({ by, policyVersion: previousVersion, error: message }, 'policy reload refused; the running policy is unchanged');
+      try {
+        options.onReloadRefused?.(by, message);
+      } catch (failure) {
+        logger.error({ err: String(failure) }, 'onReloadRefused failed');
+      }
       throw new PolicyReloadError(message);
     }
     const changed = next.policy.version !== previousVersion;
@@ -118,7 +125,7 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     if (watching) arm();
     let restartNeeded: readonly string[] = [];
     try {
-      restartNeeded = options.onReload?.(config) ?? [];
+      restartNeeded = options.onReload?.(config, by) ?? [];
     } catch (error) {
       logger.error({ err: String(error) }, 'onReload failed');
     }

@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
-import { changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
+import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
@@ -116,7 +116,13 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   stopAsked();
   const limitStore = createLimitStore(config.policy.limits);
   opened.push(() => limitStore.close());
-  let reloadApprovals: (next: GatehouseConfig) => void = () => undefined;
+  let reloadApprovals: (next: GatehouseConfig, by: string) => void = () => undefined;
+  // A reload is an administrative act: the chain records what changed, and a refused one.
+  // Token issue is an administrative act (issue #8): chained before the token is handed out.
+  identity.gatewayTokens?.recordIssuesWith((who, scope, issued) =>
+    audit.log.event({ kind: 'token.issued', actor: who.subject, target: `jti:${issued.jti}`, details: { via: who.credentialId ?? null, kind: who.kind, groups: who.groups, scope, expiresAt: issued.expiresAt } }),
+  );
+  const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
   const policyRuntime = createPolicyRuntime({
     config,
     configFile: options.configFile,
@@ -129,13 +135,12 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     checkApprovals: options.policy === undefined,
     onPolicyChange: (event) => {
       // Every policy change is an administrative act in the audit chain.
-      audit.log
-        .event({ kind: 'policy.changed', actor: event.by, target: `policy:${event.version}`, details: { previousVersion: event.previousVersion, ruleCount: event.ruleCount } })
-        .catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+      chainEvent({ kind: 'policy.changed', actor: event.by, target: `policy:${event.version}`, details: { previousVersion: event.previousVersion, ruleCount: event.ruleCount } });
       options.onPolicyChange?.(event);
     },
-    onReload: (next) => {
-      reloadApprovals(next);
+    onReloadRefused: (by, message) => chainEvent({ kind: 'policy.reload_refused', actor: by, target: `policy:${policyRuntime.current().version}`, details: { error: message.slice(0, 1000) } }),
+    onReload: (next, by) => {
+      reloadApprovals(next, by);
       // Edits outside the policy are read but not applied: say so on every reload.
       const restartNeeded = changesNeedingRestart(config, next);
       if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config changes not applied: restart the gateway to apply them');
@@ -212,9 +217,15 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   stopAsked();
   // Reviewers and times per rule reload with the policy (the rules they name do); the
   // rest of `approvals:` (notifications, URLs, the section itself) needs a restart.
-  reloadApprovals = (next) => {
+  let appliedApprovals = config.approvals;
+  reloadApprovals = (next, by) => {
     // Adding or removing the section is reported by changesNeedingRestart.
-    if (approvals && next.approvals) approvals.service.setReviewRules(next.approvals);
+    if (!approvals || !next.approvals) return;
+    approvals.service.setReviewRules(next.approvals);
+    // Who may approve what changed: as much an administrative act as a policy change.
+    const changed = changedReviewRules(appliedApprovals, next.approvals);
+    appliedApprovals = next.approvals;
+    if (changed.length > 0) chainEvent({ kind: 'approvals.changed', actor: by, target: 'approvals', details: { changed } });
   };
 
   const stages: PipelineStages = {
@@ -323,7 +334,12 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
-  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, recording: config.recording.enabled } });
+  // A checkpoint key other than the one that signed the newest checkpoint (a rotation, a
+  // lost key file regenerated) is on record: earlier checkpoints verify only with the old key.
+  const checkpointKey = audit.signer?.keyId ?? null;
+  const lastSigned = await store.db.selectFrom('audit_checkpoints').select('key_id').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  if (lastSigned && lastSigned.key_id !== checkpointKey) await audit.log.event({ kind: 'audit.key_changed', actor: 'gatehouse', target: null, details: { from: lastSigned.key_id, to: checkpointKey } });
+  await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, recording: config.recording.enabled, checkpointKey } });
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
   let closing: Promise<void> | undefined;

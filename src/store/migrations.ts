@@ -342,5 +342,19 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await db.schema.dropIndex('audit_events_at').execute();
       },
     },
+    '0016_postgres_search_words_as_on_sqlite': {
+      // PostgreSQL's text-search parser read `alice@example.com`, `x.org/a/b`, `v1.2.3`
+      // and `report-2024` as tokens of their own, so a search for `alice` or `report`
+      // missed what SQLite's FTS5 (words are runs of letters and digits) found. The
+      // search column now sees the text with every other character turned into a space,
+      // as exchange-query.ts does to the query. Rewrites the column and its index once.
+      // SQLite: nothing to do.
+      async up(db: Kysely<any>) {
+        if (!isPostgres) return;
+        await sql`alter table exchanges drop column search`.execute(db);
+        await sql`alter table exchanges add column search tsvector generated always as (to_tsvector('simple', regexp_replace(coalesce(prompt_text, '') || ' ' || coalesce(response_text, ''), '[^[:alnum:]]+', ' ', 'g'))) stored`.execute(db);
+        await sql`create index exchanges_search on exchanges using gin (search)`.execute(db);
+      },
+    },
   };
 }

@@ -14,6 +14,9 @@ import { createLogger } from '../../src/observability/index.js';
 import { compilePolicy, type DecisionPolicy } from '../../src/policy/index.js';
 import { startGateway, type Gateway } from '../../src/server/index.js';
 import { runCli } from '../helpers/gateway-process.js';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHmac } from 'node:crypto';
 
 function approvalFor(word: string): DecisionPolicy {
   const base = compilePolicy([{ connection: 'demo', groups: ['ml'] }]);
@@ -34,10 +37,23 @@ describe('gatehouse reviews (CLI) on SQLite', () => {
   let gateway: Gateway;
   let requesterKey: string;
   let reviewerKey: string;
+  let hooks: Server;
+  const notified: { event: string | undefined; signature: string | undefined; timestamp: string | undefined; body: string }[] = [];
+  const hookSecret = 'hook-secret-reviews';
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'gatehouse-reviews-cli-'));
     upstream = await startDemoUpstream({ apiKey: 'sk-up' });
+    hooks = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        notified.push({ event: req.headers['gatehouse-event'] as string, signature: req.headers['gatehouse-signature'] as string, timestamp: req.headers['gatehouse-timestamp'] as string, body });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => hooks.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
     const yaml = `gateway: { listen: { host: 127.0.0.1, port: 0 } }
 admin: { listen: { host: 127.0.0.1, port: 0 }, groups: [admins] }
 log: { level: silent }
@@ -48,10 +64,11 @@ connections:
 approvals:
   defaults: { reviewers: [reviewers], holdFor: 60s }
   pollInterval: 200ms
+  notify: { webhooks: [{ url: "${hookUrl}", secret: "\${HOOK_SECRET}" }] }
 `;
     configPath = join(dir, 'gatehouse.yaml');
     writeFileSync(configPath, yaml);
-    gateway = await startGateway(parseConfig(yaml, configPath, { UPSTREAM_KEY: 'sk-up' }), { policy: approvalFor('RISKY'), logger: createLogger('silent') });
+    gateway = await startGateway(parseConfig(yaml, configPath, { UPSTREAM_KEY: 'sk-up', HOOK_SECRET: hookSecret }), { policy: approvalFor('RISKY'), logger: createLogger('silent') });
     requesterKey = (await gateway.apiKeys.create({ name: 'bot', kind: 'agent', groups: ['ml', 'reviewers'], expiresAt: null })).token;
     reviewerKey = (await gateway.apiKeys.create({ name: 'carol', kind: 'human', groups: ['reviewers'], expiresAt: null })).token;
   });
@@ -59,10 +76,11 @@ approvals:
   after(async () => {
     await gateway?.close();
     await upstream?.close();
+    await new Promise((resolve) => hooks?.close(resolve));
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const cli = (args: string[], key?: string) => runCli(['reviews', ...args, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up', ...(key ? { GATEHOUSE_REVIEWER_KEY: key } : {}) });
+  const cli = (args: string[], key?: string, env: NodeJS.ProcessEnv = { HOOK_SECRET: hookSecret }) => runCli(['reviews', ...args, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up', ...env, ...(key ? { GATEHOUSE_REVIEWER_KEY: key } : {}) });
 
   test('list, refuse a self-approval, approve as a reviewer: the held request is answered', async () => {
     const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
@@ -175,5 +193,44 @@ approvals:
     assert.equal(approved.code, 0, approved.stderr);
     assert.match(approved.stdout, /^ {2}grant {9}90m, until \d{4}-/m);
     assert.equal((await held).status, 200);
+  });
+
+  test('a vote cast with the CLI notifies the webhooks as one cast through the admin API does', async () => {
+    // Another requester: bot holds the grant of the test before.
+    const daveKey = (await gateway.apiKeys.create({ name: 'dave', kind: 'agent', groups: ['ml'], expiresAt: null })).token;
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${daveKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'a RISKY one to deny' }] }),
+    });
+    let id: string | undefined;
+    for (let i = 0; i < 50 && id === undefined; i++) {
+      const listed = await cli(['list', '--state', 'pending', '--json'], undefined, {});
+      assert.equal(listed.code, 0, `list needs no notification secret: ${listed.stderr}`);
+      id = (JSON.parse(listed.stdout) as Array<{ id: string }>)[0]?.id;
+      if (id === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(id);
+    // A vote cannot notify without the webhook's secret: refused, naming it, before anything changes.
+    const noSecret = await cli(['deny', id], reviewerKey, {});
+    assert.equal(noSecret.code, 1, noSecret.stderr);
+    assert.match(noSecret.stderr, /approvals\.notify\.webhooks\[0\]\.secret/);
+
+    const denied = await cli(['deny', id, '--comment', 'not today'], reviewerKey);
+    assert.equal(denied.code, 0, denied.stderr);
+    assert.match(denied.stdout, new RegExp(`^review ${id}: denied\\n`));
+    assert.equal((await held).status, 403);
+
+    type Payload = { type: string; actor: string; review: { id: string; state: string }; links: Record<string, unknown> };
+    const ofReview = notified.map((n) => ({ ...n, payload: JSON.parse(n.body) as Payload })).filter((n) => n.payload.review.id === id);
+    // review.created from the gateway, review.denied from the CLI: the same envelope, signed alike.
+    assert.deepEqual(ofReview.map((n) => [n.event, n.payload.type, n.payload.actor, n.payload.review.state]), [
+      ['review.created', 'review.created', 'key:dave', 'pending'],
+      ['review.denied', 'review.denied', 'key:carol', 'denied'],
+    ]);
+    for (const n of ofReview) {
+      assert.equal(n.signature, `sha256=${createHmac('sha256', hookSecret).update(`${n.timestamp}.${n.body}`).digest('hex')}`);
+      assert.deepEqual(Object.keys(n.payload).sort(), ['actor', 'at', 'links', 'review', 'type']);
+    }
   });
 });

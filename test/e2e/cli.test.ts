@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -195,8 +195,19 @@ describe('gatehouse CLI', () => {
     const path = validConfig();
     const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };
     assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'rot-bot', '--groups', 'ml'], env)).code, 0);
-    const rotated = await runCli(['keys', 'rotate', 'rot-bot', '--config', path, '--overlap', '1h'], env);
+    const rotated = await runCli(['keys', 'rotate', 'rot-bot', '--config', path, '--overlap', '1h', '--json'], env);
     assert.equal(rotated.code, 0, rotated.stderr);
+    // A rotation is chained: the new key (key.created) and the old one's shortened life (key.rotated).
+    const { key: next, previous } = JSON.parse(rotated.stdout) as { key: { id: string }; previous: { id: string; expiresAt: number } };
+    const bundle = join(dir, 'rotation-bundle');
+    assert.equal((await runCli(['audit', 'export', '--out', bundle, '--config', path], env)).code, 0);
+    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; target: string; details: Record<string, unknown> });
+    const rotation = events.filter((e) => e.target === `key:${next.id}` || (e.target === `key:${previous.id}` && e.kind !== 'key.created'));
+    assert.deepEqual(rotation.map((e) => [e.kind, e.target, e.details['rotatedFrom'] ?? e.details['replacedBy'], e.details['expiresAt']]), [
+      ['key.created', `key:${next.id}`, previous.id, null],
+      ['key.rotated', `key:${previous.id}`, next.id, previous.expiresAt],
+    ]);
+    assert.ok(previous.expiresAt > Date.now());
     const revoked = await runCli(['keys', 'revoke', 'rot-bot', '--config', path], env);
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.equal(revoked.stdout.match(/^revoked key /gm)?.length, 2, revoked.stdout);

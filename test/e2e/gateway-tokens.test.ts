@@ -312,6 +312,19 @@ policy:
     assert.ok(key.length > 0);
   });
 
+  test('every token issued is a token.issued event in the audit chain, before it is handed out, without the token', async () => {
+    const res = await exchange(apiKey, { connections: ['demo'], operations: ['chat.completions'], ttl: '5m' });
+    assert.equal(res.status, 200);
+    const { access_token: token, jti } = (await res.json()) as { access_token: string; jti: string };
+    const bundle = join(gateway.dir, 'tokens-bundle');
+    await gateway.cli(['audit', 'export', '--out', bundle]);
+    const text = readFileSync(join(bundle, 'events.jsonl'), 'utf8');
+    assert.ok(!text.includes(token) && !text.includes(token.split('.')[2]!), 'the token is not in the chain');
+    const issued = text.trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string; details: Record<string, unknown> }).filter((e) => e.target === `jti:${jti}`);
+    assert.equal(issued.length, 1);
+    assert.deepEqual([issued[0]!.kind, issued[0]!.actor, issued[0]!.details['scope'], issued[0]!.details['groups']], ['token.issued', 'key:ml-agent', { connections: ['demo'], operations: ['chat.completions'] }, ['ml']]);
+  });
+
   test('the generated signing key file is private (mode 0600)', () => {
     const mode = statSync(join(gateway.dir, 'gateway-signing-key.pem')).mode & 0o777;
     assert.equal(mode, 0o600);

@@ -1,3 +1,4 @@
+import type { EventInput } from '../../audit/index.js';
 import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { ApiKeyInputError, ApiKeyService, apiKeyReference, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
@@ -32,7 +33,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         }
         try {
           const { token, key } = await keys.create({ name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt });
-          await audit.log.event({ kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt } });
+          await audit.log.event(keyCreatedEvent(key));
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key })}\n`);
           else {
             process.stdout.write(`${token}\n`);
@@ -83,6 +84,9 @@ export async function keysCommand(action: string | undefined, args: readonly str
         }
         try {
           const { token, key, previous } = await keys.rotate(name, { overlapMs: overlap, expiresAt });
+          // Two acts: a key is created, and the previous one now expires at the overlap's end.
+          await audit.log.event(keyCreatedEvent(key, previous.id));
+          await audit.log.event({ kind: 'key.rotated', actor: cliActor(), target: `key:${previous.id}`, details: { name: previous.name, expiresAt: previous.expiresAt, replacedBy: key.id } });
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key, previous })}\n`);
           else {
             process.stdout.write(`${token}\n`);
@@ -115,4 +119,8 @@ export function printTable(header: readonly string[], cells: readonly (readonly 
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
+}
+
+function keyCreatedEvent(key: ApiKeyInfo, rotatedFrom?: string): EventInput {
+  return { kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt, ...(rotatedFrom ? { rotatedFrom } : {}) } };
 }

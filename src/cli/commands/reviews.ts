@@ -3,15 +3,18 @@
 // in $GATEHOUSE_REVIEWER_KEY (never a command-line argument, which `ps` shows), and
 // go through the same ApprovalService checks as the admin API: reviewer groups, no
 // self-approval, one vote each, and chained in the audit log as the gateway's are.
-// Notifications are not sent from the CLI; gateways on PostgreSQL hear the change
-// through NOTIFY, on SQLite by polling.
+// They notify the configured webhooks and Slack through the same service a gateway
+// runs (openApprovalService); gateways on PostgreSQL hear the change through NOTIFY,
+// on SQLite by polling.
 
-import { ApprovalService, localReviewBus, maxReviewPageSize, postgresReviewBus, reviewAuditEvent, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
+import pino from 'pino';
+import { maxReviewPageSize, openApprovalService, reviewAuditEvent, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
 import type { AuditTrail } from '../../audit/index.js';
 import type { ApprovalsConfig } from '../../config/approvals-schema.js';
 import { loadConfig, parseDuration, type GatehouseConfig } from '../../config/index.js';
 import { formatDuration } from '../../config/units.js';
 import { isGatehouseError } from '../../errors/index.js';
+import { createLogger } from '../../observability/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller, RevocationService } from '../../identity/index.js';
 import type { Store } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
@@ -33,20 +36,27 @@ export interface ReviewsOptions {
 
 export const reviewerKeyEnv = 'GATEHOUSE_REVIEWER_KEY';
 
+/** How long a vote waits for its notifications (webhook retries included) before the command ends. */
+const notifyWaitMs = 15_000;
+
 export async function reviewsCommand(action: string | undefined, args: readonly string[], options: ReviewsOptions): Promise<void> {
-  const approvals = loadConfig(configPath(options.config), process.env, { secrets: 'store-only' }).approvals;
+  // A vote or a cancel notifies reviewers, with the approvals' webhook secrets.
+  const secrets = action === 'approve' || action === 'deny' || action === 'cancel' ? 'store-and-approvals' : 'store-only';
+  const approvals = loadConfig(configPath(options.config), process.env, { secrets }).approvals;
   if (!approvals) throw new CliError('approvals are not configured (no "approvals:" section in the config)');
   // Votes and cancels are chained like the gateway's (review.voted, review.approved …).
-  await withAuditTrail(options.config, (store, audit, config) => reviewsAction(action, args, options, store, audit, config, approvals));
+  await withAuditTrail(options.config, (store, audit, config) => reviewsAction(action, args, options, store, audit, config, approvals), secrets);
 }
 
 async function reviewsAction(action: string | undefined, args: readonly string[], options: ReviewsOptions, store: Store, audit: AuditTrail, config: GatehouseConfig, approvals: ApprovalsConfig): Promise<void> {
-  const bus = 'postgres' in config.store ? await postgresReviewBus(store.db, config.store.postgres.url, () => undefined) : localReviewBus();
   const chained: Promise<void>[] = [];
-  const service = new ApprovalService(store.db, {
+  const { service, close } = await openApprovalService({
+    db: store.db,
+    store: config.store,
     config: approvals,
     adminGroups: config.admin.groups,
-    bus,
+    // Warnings only (a notification that failed), on stderr: stdout is the command's answer.
+    logger: createLogger('warn', pino.destination({ dest: 2, sync: true })),
     apiUrl: () => approvals.apiUrl ?? '',
     audit: (event) => void chained.push(audit.log.event(reviewAuditEvent(event))),
   });
@@ -102,7 +112,7 @@ async function reviewsAction(action: string | undefined, args: readonly string[]
     throw error;
   } finally {
     await Promise.allSettled(chained);
-    await bus.close();
+    await close(notifyWaitMs);
   }
 }
 

@@ -32,6 +32,9 @@ export interface IssuedToken {
   readonly expiresIn: number;
 }
 
+/** Records an issued token before it is handed out (the audit log: token.issued). */
+export type TokenIssueRecorder = (identity: Identity, scope: IdentityScope, issued: Omit<IssuedToken, 'token'>) => Promise<void>;
+
 export class GatewayTokens implements TokenVerifier {
   readonly issuer: string;
   readonly #audience: string;
@@ -40,6 +43,7 @@ export class GatewayTokens implements TokenVerifier {
   readonly #now: () => number;
   #publicKeys = new Map<string, KeyObject | Uint8Array>();
   #lastReload = 0;
+  #recordIssue: TokenIssueRecorder | undefined;
 
   readonly #keyRevoked: (kid: string) => boolean;
 
@@ -71,6 +75,11 @@ export class GatewayTokens implements TokenVerifier {
     return { keys: rows.filter((r) => !this.#keyRevoked(r.kid)).map((r) => JSON.parse(r.public_jwk) as JWK) };
   }
 
+  /** Every token issued from now on (POST /auth/token, a login's session) is recorded first. */
+  recordIssuesWith(record: TokenIssueRecorder): void {
+    this.#recordIssue = record;
+  }
+
   async issue(identity: Identity, scope: IdentityScope, ttlMs: number): Promise<IssuedToken> {
     // Hex, not base64url: a jti is typed on the command line (`revoke token JTI`), and one
     // starting with '-' would be read as an option.
@@ -94,7 +103,16 @@ export class GatewayTokens implements TokenVerifier {
       .setIssuedAt(iat)
       .setExpirationTime(exp)
       .sign(this.#key.privateKey);
-    return { token, jti, expiresAt: exp * 1000, expiresIn: Math.floor((exp * 1000 - now) / 1000) };
+    const issued = { jti, expiresAt: exp * 1000, expiresIn: Math.floor((exp * 1000 - now) / 1000) };
+    // Fail closed: a token whose issue is not on record is not handed out.
+    if (this.#recordIssue) {
+      try {
+        await this.#recordIssue(identity, scope, issued);
+      } catch (error) {
+        throw new GatehouseError('recording_failed', { detail: `token.issued: ${String(error)}` });
+      }
+    }
+    return { token, ...issued };
   }
 
   /**
