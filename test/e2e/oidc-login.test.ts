@@ -163,7 +163,7 @@ identity:
       assert.ok(events.length >= 2, JSON.stringify(events));
       assert.ok(events.every((e) => e.target === 'oidc:corp' && e.actor === null && e.details.client === '127.0.0.1'), JSON.stringify(events));
       assert.ok(events.some((e) => /login cookie missing or invalid/.test(e.details.reason)), JSON.stringify(events));
-      assert.ok(events.some((e) => /state/i.test(e.details.reason)), JSON.stringify(events));
+      assert.ok(events.some((e) => /^login callback: /.test(e.details.reason)), JSON.stringify(events));
       assert.ok(!events.some((e) => e.details.reason.includes('code=')), JSON.stringify(events));
     } finally {
       db.close();
