@@ -308,6 +308,11 @@ export class DatabaseMessages {
     const core = this.#core;
     const sent = core.pending.length - core.unsent;
     if (!run.done && !core.pending.slice(1, sent).some((p) => p.kind !== 'sync')) core.cancel();
+    // An Execute's error puts the client's batch in error: what it sends until its Sync
+    // is skipped, as the database would skip it (the cancel's own Sync ends the
+    // database's skipping, and the rest would run unseen).
+    const head = core.pending[0];
+    if (head?.kind === 'execute' && head.run === run && !core.pending.some((p) => p.kind === 'sync' && !p.silent)) core.skippingToSync = true;
   }
 
   /** The database's ErrorResponse for a statement: recorded; a timeout cancel is reworded. */

@@ -54,10 +54,10 @@ export class SessionCore {
    */
   copyIn = false;
   /**
-   * The database is skipping every message until the client's next Sync (an extended
-   * query error with no Sync of the client's sent behind it, or a refusal's Bind): the
-   * client's messages until that Sync are not sent, but skipped here as the database
-   * would (`forward`).
+   * The client's batch is in error with no Sync of the client's queued behind it (the
+   * database's error in extended mode, a refusal's Bind, or the gateway's own error for
+   * an Execute it stopped): the client's messages until its Sync are not sent, but
+   * skipped here as the database skips them (`forward`).
    */
   skippingToSync = false;
   /** A client message waiting for the database to owe nothing (whenIdle). */

@@ -7,6 +7,9 @@
 // skips them: no answers, the session goes on after Sync, and what the gateway knows of
 // statements and portals is as if they never ran (a Parse skipped does not replace the
 // statement of its name: with column masking, that would describe the old one's rows).
+// Likewise after the gateway's own error for an Execute (rows it cannot mask): an INSERT
+// the client sent next, before its Sync, ran on the database while the client was told
+// nothing of it (the Sync of the gateway's cancel had ended the database's skipping).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Recorder } from '../../../src/audit/index.js';
@@ -122,6 +125,23 @@ describe('PostgreSQL proxy: messages pipelined after an error, before Sync', { s
       await usable(raw);
       const skipped = proxy.observed.find((o) => o.exchange.facts.sql?.text === 'select 42 as slow_record');
       assert.equal(skipped?.outcome.errorCode, 'not_executed');
+    } finally {
+      raw.close();
+    }
+  });
+
+  test("after the gateway's own error for an Execute, what the client sends until Sync does not run", async () => {
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      // No Describe: the rows cannot be masked, the gateway stops the Execute with its error.
+      raw.write(parse('', 'select email from users'), bind('', ''), execute(''), flush());
+      assert.match(text(await raw.until('E')), /Rows cannot be masked without their description/);
+      raw.write(parse('', "insert into users values (9, 'Skipped', 'skipped@example.com')"), bind('', ''), execute(''), sync());
+      const frames = await raw.untilReady(1);
+      assert.equal(types(frames), 'Z', text(frames));
+      raw.write(query("select count(*) from users where name = 'Skipped'"));
+      assert.match(text(await raw.untilReady(1)), /\b0\b/);
+      await usable(raw);
     } finally {
       raw.close();
     }
