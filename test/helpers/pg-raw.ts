@@ -9,6 +9,8 @@ export interface RawClient {
   write(...messages: Buffer[]): void;
   /** Reads messages until `count` ReadyForQuery have arrived (or `timeoutMs` passes). */
   untilReady(count: number, timeoutMs?: number): Promise<Frame[]>;
+  /** Reads messages until one of `type` has arrived (or `timeoutMs` passes). */
+  until(type: string, timeoutMs?: number): Promise<Frame[]>;
   close(): void;
 }
 
@@ -47,6 +49,16 @@ export async function rawLogin(port: number, user: string, database: string, pas
         if (frame.type === 'Z') count--;
       }
       return out;
+    },
+    async until(type, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      const out: Frame[] = [];
+      for (;;) {
+        const frame = await next(deadline);
+        if (!frame) return out;
+        out.push(frame);
+        if (frame.type === type) return out;
+      }
     },
     close: () => socket.destroy(),
   };

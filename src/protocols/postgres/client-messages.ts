@@ -8,7 +8,8 @@
 //   sent a Bind to a statement that does not exist, so its transaction state fails
 //   exactly as if the statement had failed there (implicit transaction rolled back,
 //   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
-// - after an error in extended mode, client messages are discarded until Sync;
+// - after an error in extended mode, client messages are discarded until Sync, also
+//   when the error came after the client sent them (session-core.ts, `skippingToSync`);
 // - what the session knows of prepared statements and portals follows what the database
 //   did: a DEALLOCATE forgets at its CommandComplete, a Parse or Bind it skipped leaves
 //   the name as it was (database-messages.ts), a parsed `execute p` runs only the p it
@@ -65,7 +66,6 @@ export class ClientMessages {
   readonly #holds: StatementHolds | undefined;
   /** The hold in progress (require_approval): aborted by CancelRequest or the client leaving. */
   #holding: AbortController | undefined;
-  #discarding = false;
 
   constructor(core: SessionCore, source: FrameSource) {
     this.#core = core;
@@ -183,7 +183,7 @@ export class ClientMessages {
 
   /** Handles one client message; a promise only when it must wait (inspection, recording, approval, backpressure). */
   #onClient(frame: Frame): Waiting {
-    if (this.#discarding && frame.type !== 'S') return undefined; // extended query error: discard until Sync
+    if (this.#core.skippingToSync && frame.type !== 'S') return undefined; // extended query error: discard until Sync
     switch (frame.type) {
       case 'Q': // Query
         return this.#onQuery(bodyReader(frame).cstring(), frame);
@@ -198,7 +198,6 @@ export class ClientMessages {
       case 'C': // Close
         return this.#core.forward({ kind: 'close', closed: this.#extended.close(frame) }, frame);
       case 'S': // Sync
-        this.#discarding = false;
         return this.#core.forward({ kind: 'sync' }, frame);
       case 'c': // CopyDone
       case 'f': // CopyFail
@@ -524,12 +523,15 @@ export class ClientMessages {
    */
   #deny(error: GatehouseError, simple: boolean): Promise<void> | undefined {
     const core = this.#core;
+    // The database skips to Sync already (an error came while this was decided): it would
+    // skip the Bind, and a Sync would end its skipping early.
+    if (core.skippingToSync) return undefined;
     core.expect({ kind: 'denied', error });
     if (simple) {
       core.expect({ kind: 'sync' });
       return core.toUpstream(Buffer.concat([bindMessage('', core.deniedStatement), syncMessage()]));
     }
-    this.#discarding = true;
+    core.skippingToSync = true;
     return core.toUpstream(bindMessage('', core.deniedStatement));
   }
 }

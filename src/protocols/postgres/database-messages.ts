@@ -308,6 +308,11 @@ export class DatabaseMessages {
     const core = this.#core;
     const sent = core.pending.length - core.unsent;
     if (!run.done && !core.pending.slice(1, sent).some((p) => p.kind !== 'sync')) core.cancel();
+    // An Execute's error puts the client's batch in error: what it sends until its Sync
+    // is skipped, as the database would skip it (the cancel's own Sync ends the
+    // database's skipping, and the rest would run unseen).
+    const head = core.pending[0];
+    if (head?.kind === 'execute' && head.run === run && !core.pending.some((p) => p.kind === 'sync' && !p.silent)) core.skippingToSync = true;
   }
 
   /** The database's ErrorResponse for a statement: recorded; a timeout cancel is reworded. */
@@ -338,27 +343,25 @@ export class DatabaseMessages {
   }
 
   /**
-   * The database skips to Sync: the Executes skipped did not run. One that runs the
-   * statement or portal whose Parse, Bind or Describe failed (`select $1::int / 0`
-   * fails at Bind, a missing table at Parse: what a driver sends as one batch) failed
-   * with the database's error, and is recorded so; the others were only not executed.
-   * A Parse skipped leaves the name's statement as it was, and a Bind skipped the
-   * portal of its name (kept past ROLLBACK TO SAVEPOINT): nothing the gateway knows
-   * describes it.
+   * The database skips to Sync: the messages skipped did not run (SessionCore.skipped).
+   * An Execute that runs the statement or portal whose Parse, Bind or Describe failed
+   * (`select $1::int / 0` fails at Bind, a missing table at Parse: what a driver sends
+   * as one batch) failed with the database's error, and is recorded so. With no Sync of
+   * the client's queued yet, the client's messages until its Sync are skipped as they
+   * come (a pipelining client goes on sending what it had queued).
    */
   #skipToSync(failed?: { readonly of: StatementInfo | PortalInfo; readonly error: Frame }): undefined {
-    const pending = this.#core.pending;
+    const core = this.#core;
+    const pending = core.pending;
     while (pending.length > 0 && pending[0]!.kind !== 'sync') {
       const p = pending.shift()!;
-      if (p.kind === 'parse') p.skipped?.();
-      if (p.kind === 'bind' && p.portal) p.portal.bindFailed = true;
-      if (p.kind !== 'execute') continue;
-      if (failed && p.portal !== undefined && (p.portal === failed.of || p.portal.statement === failed.of)) {
-        this.#upstreamError(p.run, failed.error);
-      } else {
-        this.#core.recording.finish(p.run, new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' }), 'not_executed');
-      }
+      if (p.kind === 'execute' && failed && p.portal !== undefined && (p.portal === failed.of || p.portal.statement === failed.of)) this.#upstreamError(p.run, failed.error);
+      else core.skipped(p);
     }
+    // Entries skipped may have been unsent ones: the count stays within the FIFO.
+    core.unsent = Math.min(core.unsent, pending.length);
+    if (pending.length === 0) core.skippingToSync = true;
+    return undefined;
   }
 
   /**

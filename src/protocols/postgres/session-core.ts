@@ -10,6 +10,9 @@
 //   then a Bind to a statement that does not exist goes first (see `cancel`);
 // - a statement timeout in COPY FROM STDIN ends the COPY with a CopyFail instead (a
 //   backend waiting for the client's data does not take a cancel: see `#failCopy`);
+// - after an error in extended mode the database discards every message until Sync,
+//   and so does the gateway for the messages it has not sent yet: nothing but the Sync
+//   goes, and each message is as never run (see `skipped`);
 // - the first side to end decides why the session ended.
 
 import { randomBytes } from 'node:crypto';
@@ -50,6 +53,13 @@ export class SessionCore {
    * not ended it (CopyDone, CopyFail): the backend may be waiting for the client's data.
    */
   copyIn = false;
+  /**
+   * The client's batch is in error with no Sync of the client's queued behind it (the
+   * database's error in extended mode, a refusal's Bind, or the gateway's own error for
+   * an Execute it stopped): the client's messages until its Sync are not sent, but
+   * skipped here as the database skips them (`forward`).
+   */
+  skippingToSync = false;
   /** A client message waiting for the database to owe nothing (whenIdle). */
   #idle: (() => void) | undefined;
   /** Resolves run() with why the session ended: the first side to end decides. */
@@ -79,8 +89,12 @@ export class SessionCore {
     ended?.(why);
   }
 
-  /** Expects the answer to `frame`, then queues it for the database. */
+  /** Expects the answer to `frame`, then queues it for the database; while the database skips to Sync, only a Sync goes (the rest is skipped). */
   forward(expected: Pending, frame: Frame): Promise<void> | undefined {
+    if (this.skippingToSync) {
+      if (expected.kind !== 'sync') return this.skipped(expected);
+      this.skippingToSync = false;
+    }
     this.expect(expected);
     this.timer.arm(this.pending);
     return this.toUpstream(frame);
@@ -89,6 +103,23 @@ export class SessionCore {
   expect(expected: Pending): void {
     this.pending.push(expected);
     this.unsent++;
+  }
+
+  /**
+   * A message the database skipped (an error earlier in its batch), or one not sent
+   * because it would have been: as never run. A Parse leaves the name's statement as it
+   * was; a Bind leaves the portal of its name, over whatever statement (kept past
+   * ROLLBACK TO SAVEPOINT), so nothing the gateway knows describes it; its statements
+   * are recorded as not executed.
+   */
+  skipped(p: Pending): undefined {
+    if (p.kind === 'parse') p.skipped?.();
+    else if (p.kind === 'bind' && p.portal) p.portal.bindFailed = true;
+    else if (p.kind === 'execute' || p.kind === 'query') {
+      const error = new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' });
+      for (const run of p.kind === 'execute' ? [p.run] : p.runs) this.recording.finish(run, error, 'not_executed');
+    }
+    return undefined;
   }
 
   /** Queues a message for the database (sent when the client loop would wait). */
