@@ -123,6 +123,24 @@ export function createAdminHandler(options: AdminServerOptions) {
     }
   }
 
+  /**
+   * An identified caller refused a change (not an admin, a token scoped elsewhere, a
+   * cookie without JSON): an attempt an auditor wants to see (a non-admin trying to
+   * revoke or reload). Anonymous refusals stay in the log only: anyone could flood the
+   * chain with them.
+   */
+  function refusedWrite(req: IncomingMessage, url: URL): RefusedRoute | undefined {
+    const log = options.audit?.log;
+    if (!log) return undefined;
+    return async (caller, _params, refusal) =>
+      void (await log.event({
+        kind: 'admin.refused',
+        actor: caller?.subject ?? null,
+        target: `${req.method ?? 'POST'} ${redactPathCredentials(url.pathname).slice(0, 200)}`,
+        details: { code: refusal.code, reason: refusal.message.slice(0, 300), ...(refusal.rule ? { rule: refusal.rule } : {}), groups: caller?.groups ?? [] },
+      }));
+  }
+
   async function runRoute(req: IncomingMessage, url: URL, [, pattern, route, refused]: AdminRoute): Promise<unknown> {
     const sent = pattern.exec(url.pathname)!.slice(1);
     let caller: Identity | undefined;
@@ -135,9 +153,10 @@ export function createAdminHandler(options: AdminServerOptions) {
       await options.settleRecords?.();
       return await route(req, url, params, caller);
     } catch (error) {
-      if (refused && isGatehouseError(error) && error.status < 500) {
-        // The refusal stands whatever happens to its record; a failed record is logged.
-        await refused(caller, params, error).catch((failure: unknown) => options.logger.error({ code: error.code, detail: String(failure) }, 'admin refusal not recorded'));
+      // The refusal stands whatever happens to its record; a failed record is logged.
+      const record = refused ?? (caller && error instanceof GatehouseError && error.status === 403 && !safeMethods.has(req.method ?? 'GET') ? refusedWrite(req, url) : undefined);
+      if (record && isGatehouseError(error) && error.status < 500) {
+        await record(caller, params, error).catch((failure: unknown) => options.logger.error({ code: error.code, detail: String(failure) }, 'admin refusal not recorded'));
       }
       throw error;
     }
