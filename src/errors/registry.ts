@@ -59,6 +59,7 @@ export const errorRegistry = {
   token_signature_invalid: { status: 401, type: 'authentication_error', message: 'The token signature does not verify.' },
   token_scope_denied: { status: 403, type: 'permission_error', message: 'The token is not scoped for this connection or operation.' },
   identity_provider_unavailable: { status: 503, type: 'server_error', message: 'The identity provider could not be reached to verify the token.' },
+  signing_key_revoked: { status: 503, type: 'server_error', message: "This gateway's token signing key is revoked; it issues no tokens until it is restarted with a new key." },
   token_request_invalid: { status: 400, type: 'invalid_request_error', message: 'The token request is not valid.' },
   reexecute_unavailable: { status: 409, type: 'invalid_request_error', message: 'The recorded request cannot be re-executed.' },
   reveal_unavailable: { status: 409, type: 'invalid_request_error', message: 'No raw content can be revealed for this exchange.' },

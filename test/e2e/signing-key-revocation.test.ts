@@ -101,6 +101,16 @@ describe('revoking a gateway signing key', () => {
   test('a gateway configured with a revoked key refuses to start', async () => {
     const currentKid = ((await (await fetch(`${gateway.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }).keys[0]!.kid;
     await gateway.cli(['revoke', 'signing-key', currentKid]);
+    // Still running with it, the gateway issues no token that could not work, and says why.
+    const apiKey = await gateway.createKey('ml-late', ['ml']);
+    const ask = () => fetch(`${gateway.url}/auth/token`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` }, body: JSON.stringify({ connections: ['demo'] }) });
+    let refused = await ask();
+    for (let i = 0; i < 40 && refused.status !== 503; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      refused = await ask();
+    }
+    assert.equal(refused.status, 503);
+    assert.equal(await codeOf(refused), 'signing_key_revoked');
     await gateway.stop();
     await assert.rejects(start(), (error: Error) => new RegExp(`signing key \\(kid ${currentKid}\\) is revoked: configure a new key`).test(error.message));
   });

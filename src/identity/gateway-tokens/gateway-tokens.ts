@@ -81,6 +81,8 @@ export class GatewayTokens implements TokenVerifier {
   }
 
   async issue(identity: Identity, scope: IdentityScope, ttlMs: number): Promise<IssuedToken> {
+    // Every token this key signs would be refused: say so rather than hand out dead tokens.
+    if (this.#keyRevoked(this.#key.kid)) throw new GatehouseError('signing_key_revoked', { detail: `the signing key ${this.#key.kid} was revoked while this gateway runs` });
     // Hex, not base64url: a jti is typed on the command line (`revoke token JTI`), and one
     // starting with '-' would be read as an option.
     const jti = randomBytes(16).toString('hex');
