@@ -197,10 +197,10 @@ approvals:
 
   test('a vote cast with the CLI notifies the webhooks as one cast through the admin API does', async () => {
     // Another requester: bot holds the grant of the test before.
-    const daveKey = (await gateway.apiKeys.create({ name: 'dave', kind: 'agent', groups: ['ml'], expiresAt: null })).token;
+    const erinKey = (await gateway.apiKeys.create({ name: 'erin', kind: 'agent', groups: ['ml'], expiresAt: null })).token;
     const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${daveKey}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${erinKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'a RISKY one to deny' }] }),
     });
     let id: string | undefined;
@@ -225,7 +225,7 @@ approvals:
     const ofReview = notified.map((n) => ({ ...n, payload: JSON.parse(n.body) as Payload })).filter((n) => n.payload.review.id === id);
     // review.created from the gateway, review.denied from the CLI: the same envelope, signed alike.
     assert.deepEqual(ofReview.map((n) => [n.event, n.payload.type, n.payload.actor, n.payload.review.state]), [
-      ['review.created', 'review.created', 'key:dave', 'pending'],
+      ['review.created', 'review.created', 'key:erin', 'pending'],
       ['review.denied', 'review.denied', 'key:carol', 'denied'],
     ]);
     for (const n of ofReview) {
