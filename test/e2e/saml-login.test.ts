@@ -109,6 +109,11 @@ identity:
       db.close();
     }
   }
+  /** The refusal log once a line `check` accepts is in it: lines come through the process's stdout, a little after the answer. */
+  async function refusalLogWith(check: (line: { path: string; code: string; detail: string }) => boolean) {
+    for (let i = 0; i < 40 && !refusalLog().some(check); i++) await new Promise((r) => setTimeout(r, 50));
+    return refusalLog();
+  }
   function refusalLog(): Array<{ path: string; code: string; detail: string }> {
     return gateway.logs().split('\n').filter((line) => line.includes('"admin request refused"')).map((line) => JSON.parse(line) as { path: string; code: string; detail: string });
   }
@@ -172,7 +177,7 @@ identity:
     // The victim's browser has a login in progress, but the response answers no request.
     const { cookie } = await startLogin();
     await expectRefused(await postAsBrowser(valid({ nameId: 'mallory@example.com' }), cookie), /does not answer the login started in this browser/);
-    const refusals = refusalLog();
+    const refusals = await refusalLogWith((r) => /InResponseTo is missing/.test(r.detail));
     assert.ok(refusals.some((r) => r.path === '/auth/saml/complete' && r.code === 'invalid_credential' && /no login cookie/.test(r.detail)), JSON.stringify(refusals));
     assert.ok(refusals.some((r) => r.path === '/auth/saml/complete' && /InResponseTo is missing/.test(r.detail)), JSON.stringify(refusals));
     const events = refusalEvents();
@@ -186,7 +191,8 @@ identity:
     await expectRefused(await postAsBrowser(attacker.response, victim.cookie), /does not answer the login started in this browser/);
     // The attacker's response still works in the attacker's own browser: nothing was consumed.
     assert.equal((await postAsBrowser(attacker.response, attacker.cookie)).status, 200);
-    assert.ok(refusalLog().some((r) => /InResponseTo is not valid/.test(r.detail)), JSON.stringify(refusalLog()));
+    const notValid = await refusalLogWith((r) => /InResponseTo is not valid/.test(r.detail));
+    assert.ok(notValid.some((r) => /InResponseTo is not valid/.test(r.detail)), JSON.stringify(notValid));
     assert.ok(refusalEvents().some((e) => /InResponseTo is not valid/.test(e.reason)), 'a failed-authentication record');
   });
 
@@ -197,7 +203,8 @@ identity:
     await expectRefused(await postAsBrowser(response, cookie), /already used/);
     // Another assertion for the same, already answered, request.
     await expectRefused(await postAsBrowser(valid({ nameId: 'replay@example.com', inResponseTo: requestId }), cookie), /already used/);
-    assert.ok(refusalLog().some((r) => r.detail === `SAML replay: request ${requestId} was already answered`), JSON.stringify(refusalLog()));
+    const replayed = await refusalLogWith((r) => r.detail === `SAML replay: request ${requestId} was already answered`);
+    assert.ok(replayed.some((r) => r.detail === `SAML replay: request ${requestId} was already answered`), JSON.stringify(replayed));
     assert.ok(refusalEvents().some((e) => e.reason === `SAML replay: request ${requestId} was already answered`), 'a failed-authentication record');
   });
 
@@ -223,7 +230,7 @@ identity:
   test('an assertion signed by the trusted key but from another issuer is refused; operators find each cause in the log', async () => {
     await refused({ issuer: 'https://other-idp.test/saml' }, /not valid/);
     await refused({ sign: false }, /not valid/);
-    const refusals = refusalLog();
+    const refusals = await refusalLogWith((r) => r.path === '/auth/saml/acs' && /^SAML: .*signature/i.test(r.detail));
     assert.ok(refusals.some((r) => r.path === '/auth/saml/acs' && r.code === 'invalid_credential' && r.detail.includes('SAML issuer "https://other-idp.test/saml"')), JSON.stringify(refusals));
     assert.ok(refusals.some((r) => r.path === '/auth/saml/acs' && /^SAML: .*signature/i.test(r.detail)), JSON.stringify(refusals));
   });
