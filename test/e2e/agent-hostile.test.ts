@@ -311,7 +311,7 @@ connections:
       assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
       // Dropped (heartbeat 1 s: three intervals without draining), the good one kept.
       await waitForRawSessions(1);
-      assert.match(gateway.logs(), /agent is not reading its control stream/);
+      assert.match(await gateway.waitForLog(/agent is not reading its control stream/), /agent is not reading its control stream/);
       const after = await call('raw');
       assert.equal(after.status, 200);
       await alive();
@@ -338,7 +338,7 @@ connections:
       assert.equal(status, 409);
       assert.equal((JSON.parse(text) as { error: { code: string } }).error.code, 'agent_key_in_use');
       assert.equal(await rawSessions(), 1);
-      assert.match(gateway.logs(), /agent key already connected; refusing a second connection with it/);
+      assert.match(await gateway.waitForLog(/agent key already connected; refusing a second connection with it/), /agent key already connected; refusing a second connection with it/);
       for (let i = 0; i < 4; i++) assert.equal((await call('raw')).status, 200);
     } finally {
       real.close();
@@ -371,7 +371,7 @@ connections:
       await waitForRawSessions(1);
       frozen = true;
       fresh = await bareAgent('answer');
-      assert.match(gateway.logs(), /agent key reconnected; its old link does not answer, dropping it/);
+      assert.match(await gateway.waitForLog(/agent key reconnected; its old link does not answer, dropping it/), /agent key reconnected; its old link does not answer, dropping it/);
       await waitForRawSessions(1);
       for (let i = 0; i < 4; i++) assert.equal((await call('raw')).status, 200);
     } finally {
@@ -393,7 +393,7 @@ connections:
       assert.equal((await call('raw')).status, 200);
       // Heartbeat 1 s: the gateway learns the new expiry within one, and drops at it.
       await waitForRawSessions(0);
-      assert.match(gateway.logs(), /agent key expired; dropping the agent/);
+      assert.match(await gateway.waitForLog(/agent key expired; dropping the agent/), /agent key expired; dropping the agent/);
       await assert.rejects(bareAgent('answer', oldKey), /refused \(401\).*credential_expired/);
     } finally {
       agent.close();

@@ -245,7 +245,7 @@ approvals:
       assert.ok(took < 5_000, `refused after ${took} ms`);
       assert.equal((await chat(gateway, plain, 'no limit applies')).status, 200);
     }
-    assert.match(a.logs(), /"err":"Error: Redis did not answer: no answer in 2000 ms","msg":"limit store error"/);
+    assert.match(await a.waitForLog(/"err":"Error: Redis did not answer: no answer in 2000 ms","msg":"limit store error"/), /"err":"Error: Redis did not answer: no answer in 2000 ms","msg":"limit store error"/);
 
     redisRelay.silent = false;
     for (const gateway of [a, b]) {

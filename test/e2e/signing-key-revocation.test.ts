@@ -80,7 +80,8 @@ describe('revoking a gateway signing key', () => {
     const refusedToken = await models(gateway, oldToken);
     assert.equal(refusedToken.status, 401);
     assert.equal(await codeOf(refusedToken), 'credential_revoked');
-    assert.match(gateway.logs(), new RegExp(`gateway signing key ${oldKid} that signed it is revoked`));
+    const revokedLine = new RegExp(`gateway signing key ${oldKid} that signed it is revoked`);
+    assert.match(await gateway.waitForLog(revokedLine), revokedLine);
 
     // The new key keeps working, and the JWKS lists it alone.
     const fresh = await fetch(`${gateway.url}/auth/token`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` }, body: JSON.stringify({ connections: ['demo'] }) });

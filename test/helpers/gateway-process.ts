@@ -21,6 +21,12 @@ export interface GatewayProcess {
   readonly child: ChildProcess;
   /** Everything the process wrote to stdout (its logs). */
   logs(): string;
+  /**
+   * The logs once `pattern` matches them (at most `timeoutMs`; then the logs as they are,
+   * for the assertion to show): a line comes through the process's stdout, a little after
+   * the answer it goes with.
+   */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Everything the process wrote to stderr (its start-up lines). */
   stderr(): string;
   createKey(name: string, groups: string[], extra?: string[]): Promise<string>;
@@ -70,6 +76,11 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
     configPath,
     child,
     logs: () => stdout,
+    async waitForLog(pattern, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(stdout) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      return stdout;
+    },
     stderr: () => stderr,
     cli,
     async createKey(name, groups, extra = []) {
