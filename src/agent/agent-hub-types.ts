@@ -1,6 +1,6 @@
 // The agent hub's public surface: how it is started, what it is asked to carry
 // (HTTP exchanges, raw byte streams), and the status it reports. The hub itself is
-// agent-hub.ts.
+// agent-hub.ts (with agent-session.ts, agent-dispatch.ts and agent-exchange-stream.ts).
 
 import type { Duplex } from 'node:stream';
 import type { Identity } from '../exchange/index.js';
