@@ -31,7 +31,9 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
-import { isColumnStatistics, strictestClass, type StatementFacts } from './inspect-sql.js';
+import type { StatementFacts } from './inspect-sql.js';
+import { strictestClass } from './statement-classes.js';
+import { isColumnStatistics } from './statement-tables.js';
 import { unmaskableStore } from './mask-rows.js';
 
 export interface StatementContext {
