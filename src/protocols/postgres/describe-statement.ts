@@ -14,7 +14,7 @@ import { deriveColumns } from './derive-columns.js';
 import { callsBuiltin, functionRisks } from './function-calls.js';
 import { stringList, type Node } from './parse-tree-names.js';
 import { classOf, strictestClass } from './statement-classes.js';
-import type { StatementFacts } from './statement-facts.js';
+import type { CopyServerForm, StatementFacts } from './statement-facts.js';
 import { collectTables, foreignTables, isColumnStatistics, modifying, readTables } from './statement-tables.js';
 
 /** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS, the elements of CREATE SCHEMA. */
@@ -42,6 +42,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   const risky: string[] = [];
   let cls = classOf(kind);
   let copyOut = false;
+  let copyServer: CopyServerForm | undefined;
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
@@ -75,7 +76,10 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     }
     case 'CopyStmt':
       if (!node.is_from) copyOut = true;
-      if (node.filename !== undefined || node.is_program) risky.push('copy-server-file');
+      if (node.filename !== undefined || node.is_program) {
+        risky.push('copy-server-file');
+        copyServer = `${node.is_from ? 'from' : 'to'}-${node.is_program ? 'program' : 'file'}`;
+      }
       // A program can read anything (`psql -c 'copy payroll to stdout'`), and so can a
       // file read in (a table's data file): the tables it touches are unknown.
       if (node.is_program || (node.is_from && node.filename !== undefined)) risky.push('unknown-tables');
@@ -173,6 +177,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     risky,
     text,
     ...(copyOut ? { copyOut } : {}),
+    ...(copyServer !== undefined ? { copyServer } : {}),
     ...(unsupported !== undefined ? { unsupported } : {}),
     ...(prepares !== undefined ? { prepares } : {}),
     ...(executes !== undefined ? { executes } : {}),

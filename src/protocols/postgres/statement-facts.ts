@@ -13,6 +13,8 @@ export interface StatementFacts {
   readonly text: string;
   /** COPY … TO STDOUT (data leaves as CopyData, not DataRow). */
   readonly copyOut?: boolean;
+  /** COPY to or from a file on the database server, or a program run there: which form (for the refusal's message). */
+  readonly copyServer?: CopyServerForm;
   /** Why the gateway cannot let this statement through, whatever policy says. */
   readonly unsupported?: string;
   /** PREPARE name AS …: the name (the facts are those of the statement it prepares). */
@@ -41,5 +43,8 @@ export interface StatementFacts {
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
 }
+
+/** `COPY … TO PROGRAM`, `COPY … FROM PROGRAM`, `COPY … TO '/file'`, `COPY … FROM '/file'`. */
+export type CopyServerForm = 'to-program' | 'from-program' | 'to-file' | 'from-file';
 
 export type SqlInspection = { readonly ok: true; readonly statements: readonly StatementFacts[] } | { readonly ok: false; readonly error: string };
