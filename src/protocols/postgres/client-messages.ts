@@ -29,10 +29,11 @@ import { errorResponseFor } from './errors.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, statementPreview, type HoldOutcome } from './hold-statement.js';
-import { forSession, inspectSql, inspectSqlCached, strictestClass, type SqlInspection, type StatementFacts } from './inspect-sql.js';
+import { forSession, inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
+import { strictestClass } from './statement-classes.js';
 import { newRun, requestOf } from './statement-recording.js';
 
 /** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */

@@ -17,7 +17,9 @@
 //   and code it cannot trace that a client would create or run there (a DO block, a
 //   function or procedure body: `do $$ … insert into archive select email … $$`), and
 //   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink, and
-//   reading or writing the server's files (a table's data file holds its rows);
+//   reading or writing the server's files (a table's data file holds its rows), or
+//   running a program there, with a message naming the form (`COPY … TO PROGRAM runs a
+//   shell command on the database server …`; checked before COPY … TO STDOUT);
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -31,7 +33,9 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
-import { isColumnStatistics, strictestClass, type StatementFacts } from './inspect-sql.js';
+import type { CopyServerForm, StatementFacts } from './statement-facts.js';
+import { strictestClass } from './statement-classes.js';
+import { isColumnStatistics } from './statement-tables.js';
 import { unmaskableStore } from './mask-rows.js';
 
 export interface StatementContext {
@@ -152,10 +156,17 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       }),
     };
   }
-  if (facts?.copyOut && ctx.connection.masking.columns.size > 0) {
+  const columnRules = ctx.connection.masking.columns.size > 0;
+  // A file on the database server can hold any table's rows (its data file, read with
+  // pg_read_binary_file(pg_relation_filepath('users'))), and a program run by COPY can
+  // read anything; a value written to a file is read back the same way. Checked before
+  // COPY TO STDOUT, so that COPY … TO PROGRAM or TO a file is refused for what it is.
+  if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
+    return { decision, error: new GatehouseError('sql_not_supported', { message: serverFilesRefused(facts.copyServer) }) };
+  }
+  if (facts?.copyOut && columnRules) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
   }
-  const columnRules = ctx.connection.masking.columns.size > 0;
   if (columnRules && facts?.risky.some((r) => r === 'anonymous-code-block' || r === 'routine-body')) {
     return {
       decision,
@@ -172,17 +183,6 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       decision,
       error: new GatehouseError('sql_not_supported', {
         message: 'The statement runs SQL given as text (query_to_xml, table_to_xml, ts_stat, dblink …), which the gateway cannot trace and which could keep masked columns (masking.columns) where they are read unmasked; it was not run. Run it on a connection without column masking.',
-      }),
-    };
-  }
-  // A file on the database server can hold any table's rows (its data file, read with
-  // pg_read_binary_file(pg_relation_filepath('users'))), and a program run by COPY can
-  // read anything; a value written to a file is read back the same way.
-  if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
-    return {
-      decision,
-      error: new GatehouseError('sql_not_supported', {
-        message: 'The statement reads or writes files on the database server, or runs a program there (pg_read_file, lo_import, COPY … FROM a file or PROGRAM …), which can read any table\'s rows, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.',
       }),
     };
   }
@@ -212,6 +212,18 @@ function withReads(ctx: StatementContext, exchange: Exchange, facts: StatementFa
   return read.effect === 'require_approval' && decision.effect === 'allow' ? read : decision;
 }
 
+// Each form of COPY on the server says what it does there, so the user knows why it is refused.
+const copyServerDoes: Readonly<Record<CopyServerForm, string>> = {
+  'to-program': 'COPY … TO PROGRAM runs a shell command on the database server, which is handed the rows unmasked and can read any table',
+  'from-program': 'COPY … FROM PROGRAM runs a shell command on the database server, which can read any table',
+  'to-file': 'COPY … TO a file writes the rows unmasked to a file on the database server, where they can be read back',
+  'from-file': 'COPY … FROM a file reads a file on the database server, which can be any table\'s data file',
+};
+
+function serverFilesRefused(form: CopyServerForm | undefined): string {
+  const does = form ? copyServerDoes[form] : 'The statement reads or writes files on the database server (pg_read_file, pg_read_binary_file, lo_import, lo_export …), which can hold any table\'s rows';
+  return `${does}, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.`;
+}
 
 export function unparseable(detail: string): GatehouseError {
   return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });
