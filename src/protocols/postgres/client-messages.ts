@@ -10,6 +10,8 @@
 //   explicit block aborted) and, in extended mode, it skips to Sync as the client does;
 // - after an error in extended mode, client messages are discarded until Sync, also
 //   when the error came after the client sent them (session-core.ts, `skippingToSync`);
+// - a Sync waits while an Execute of its batch may still be stopped by the gateway, so
+//   that the stop fails the batch's transaction on the database too (#onSync);
 // - what the session knows of prepared statements and portals follows what the database
 //   did: a DEALLOCATE forgets at its CommandComplete, a Parse or Bind it skipped leaves
 //   the name as it was (database-messages.ts), a parsed `execute p` runs only the p it
@@ -21,7 +23,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
-import { bindMessage, bodyReader, frameLength, MessageTooLarge, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, bodyReader, flushMessage, frameLength, MessageTooLarge, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
@@ -199,7 +201,7 @@ export class ClientMessages {
       case 'C': // Close
         return this.#core.forward({ kind: 'close', closed: this.#extended.close(frame) }, frame);
       case 'S': // Sync
-        return this.#core.forward({ kind: 'sync' }, frame);
+        return this.#onSync(frame);
       case 'c': // CopyDone
       case 'f': // CopyFail
         this.#core.copyIn = false;
@@ -217,6 +219,23 @@ export class ClientMessages {
       default:
         throw new ProtocolViolation(`invalid frontend message type ${JSON.stringify(frame.type)}`);
     }
+  }
+
+  /**
+   * Sync ends the batch and commits its implicit transaction. While an Execute of the
+   * batch may still be stopped by the gateway (SessionCore.holdsSync), a Flush goes in
+   * its place (the database then sends what it has, as it would at Sync), and the Sync
+   * follows once those Executes are answered: a stop has then put its bogus Bind ahead
+   * of it (SessionCore.failTransaction), and the database rolls back what the client is
+   * told did not happen.
+   */
+  #onSync(frame: Frame): Waiting {
+    const core = this.#core;
+    if (core.skippingToSync || !core.holdsSync()) return core.forward({ kind: 'sync' }, frame);
+    core.toUpstream(flushMessage());
+    const sent = core.flushToDatabase();
+    const answered = sent ? sent.then(() => core.whenBatchAnswered()) : core.whenBatchAnswered();
+    return answered.then(() => core.forward({ kind: 'sync' }, frame));
   }
 
   /**

@@ -136,6 +136,7 @@ export class DatabaseMessages {
     // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
     if (t === 'G') this.#core.copyIn = true;
     else if (t === 'E' || t === 'Z') this.#core.copyIn = false;
+    if (t === 'Z') this.#core.transactionStatus = String.fromCharCode(frame.body[0] ?? 73);
     const pending = this.#core.pending;
     const head = pending[0];
     if (!head) {
@@ -279,7 +280,7 @@ export class DatabaseMessages {
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         if (frame.type === 'C') run.completed?.();
-        this.#core.recording.finish(run);
+        this.#core.recording.finish(run, this.#swallowUntilReady ? rolledBack('batch') : undefined, 'rolled_back');
         this.#core.pending.shift();
         return this.#emit(frame);
       case 'E':
@@ -307,7 +308,11 @@ export class DatabaseMessages {
     // rest of this one is then only discarded.
     const core = this.#core;
     const sent = core.pending.length - core.unsent;
-    if (!run.done && !core.pending.slice(1, sent).some((p) => p.kind !== 'sync')) core.cancel();
+    const behind = core.pending.slice(1, sent);
+    if (!run.done && !behind.some((p) => p.kind !== 'sync')) core.cancel();
+    // Its transaction is not over on the database (no Sync or Query of the client's has
+    // gone behind it: SessionCore.holdsSync): it fails there too.
+    if (!behind.some((p) => p.kind === 'query' || (p.kind === 'sync' && !p.silent))) core.failTransaction();
     // An Execute's error puts the client's batch in error: what it sends until its Sync
     // is skipped, as the database would skip it (the cancel's own Sync ends the
     // database's skipping, and the rest would run unseen).
@@ -380,6 +385,11 @@ export class DatabaseMessages {
     this.#swallowUntilReady = false;
     this.#emit(ready, true);
   }
+}
+
+/** The record of a statement that ran behind one the gateway stopped: its transaction failed with the stop. */
+function rolledBack(where: 'batch' | 'Query'): GatehouseError {
+  return new GatehouseError('upstream_failed', { message: `rolled back: an earlier statement in the same ${where} was stopped by the gateway` });
 }
 
 /**
