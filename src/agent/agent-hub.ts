@@ -7,16 +7,17 @@
 // HTTP exchanges (forward) and raw byte streams to a target (openStream, for the
 // PostgreSQL adapter), each its own HTTP/2 stream.
 //
-// This file is the listener and the routing of streams; agent-session.ts admits and
-// watches agents, agent-dispatch.ts queues and hands out exchanges, and
-// agent-exchange-stream.ts carries an exchange an agent took.
+// This file routes the endpoint's streams (agent-listener.ts is its socket, TLS then
+// HTTP/2); agent-session.ts admits and watches agents, agent-dispatch.ts queues and
+// hands out exchanges, and agent-exchange-stream.ts carries an exchange an agent took.
 
-import { constants as h2, createSecureServer, type Http2SecureServer } from 'node:http2';
+import { constants as h2 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { createDispatcher } from './agent-dispatch.js';
 import { takeExchange } from './agent-exchange-stream.js';
 import type { AgentHub, AgentHubOptions, AgentHubStatus } from './agent-hub-types.js';
 import { reply } from './agent-reply.js';
+import { createAgentListener } from './agent-listener.js';
 import { acceptAgent } from './agent-session.js';
 import { destroySession, resetStream } from './h2-teardown.js';
 import { connectPath, exchangePathPrefix } from './protocol.js';
@@ -27,29 +28,29 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
   const { logger } = options;
   const dispatcher = createDispatcher({ queueTimeoutMs: options.queueTimeoutMs, logger });
 
-  const server: Http2SecureServer = createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: false });
-  server.on('stream', (stream, headers) => {
+  const { tls: server, h2: h2server } = createAgentListener(options.tls);
+  h2server.on('stream', (stream, headers) => {
     // A stream reset with an error code (the agent's RST_STREAM when its target cut an
     // answer, or ours on a bad head) emits 'error'; unheard, that is an uncaught
     // exception that ends the gateway. Its handlers see it as 'close' without the trailer.
     stream.on('error', () => undefined);
     const path = headers[':path'] ?? '';
     // Async, so that a throw in a handler is a rejection caught below, not an uncaught exception.
-    const handle = async () => (path === connectPath ? acceptAgent(stream, headers, options, dispatcher) : path.startsWith(exchangePathPrefix) ? takeExchange(stream, path.slice(exchangePathPrefix.length), dispatcher) : reply(stream, 404, 'route_not_found', 'No such agent route.'));
+    const handle = async () => (path === connectPath ? acceptAgent(stream, headers, options, dispatcher) : path.startsWith(exchangePathPrefix) ? takeExchange(stream, path.slice(exchangePathPrefix.length), dispatcher) : reply(stream, 404, 'route_not_found', 'No such agent route: this is the Gatehouse agent endpoint, which `gatehouse agent` processes connect to.'));
     void handle().catch((error: unknown) => {
       logger.warn({ err: String(error) }, 'agent stream failed');
       resetStream(stream, h2.NGHTTP2_INTERNAL_ERROR);
     });
   });
   // A session that never authenticates is not kept open.
-  server.on('session', (h2session) => {
+  h2server.on('session', (h2session) => {
     const timer = setTimeout(() => {
       if (!dispatcher.sessionOf(h2session)) destroySession(h2session);
     }, 15_000);
     h2session.once('close', () => clearTimeout(timer));
     h2session.on('error', () => undefined);
   });
-  server.on('sessionError', () => undefined);
+  h2server.on('sessionError', () => undefined);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -100,7 +101,10 @@ export async function startAgentHub(options: AgentHubOptions): Promise<AgentHub>
     },
     async close() {
       dispatcher.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // It never listened: this only closes the h2 sessions it still serves (not yet authenticated).
+      h2server.close();
+      await closed;
     },
   };
 }
