@@ -9,4 +9,9 @@ export interface SseDialect {
   handles(event: Json): boolean;
   /** One upstream event → the events to write in its place (held text released before a closing event). */
   mask(event: Json): unknown[];
+  /**
+   * Events this dialect holds back that must go out before `event`, an event it does not
+   * handle (undefined: the end of the stream, `[DONE]`, or data that is not JSON).
+   */
+  releaseBefore?(event: Json | undefined): unknown[];
 }

@@ -43,6 +43,8 @@ export class SseMasker {
   readonly #dialects: readonly SseDialect[];
   /** The stream has sent plain-text data: every later event is part of that text. */
   #plain = false;
+  /** The upstream names its events (`event:` lines): so are the events released out of turn. */
+  #namesEvents = false;
 
   constructor(options: SseMaskerOptions) {
     this.#state = new StreamState(options);
@@ -63,6 +65,7 @@ export class SseMasker {
     const state = this.#state;
     const last = this.#reader.end();
     let out = last === undefined ? '' : this.#event(last, '\n\n');
+    out += this.#releaseHeld(undefined, undefined);
     const rawTail = state.end(rawKey);
     if (rawTail !== '') out += `${dataLines(rawTail)}\n\n`;
     let rest = '';
@@ -79,6 +82,7 @@ export class SseMasker {
     // Every field but `data:` (`event:`, `id:`, …) is masked whole: its value is the
     // upstream's bytes too. Comments' text is dropped.
     const head = event.fields.map((line) => state.maskText(line)).filter((line) => line !== '').map((line) => `${line}\n`).join('');
+    if (event.fields.some((line) => line.startsWith('event:'))) this.#namesEvents = true;
     const data = event.data;
     if (data === undefined) {
       if (head !== '') return `${head}${terminator}`;
@@ -88,33 +92,50 @@ export class SseMasker {
       return event.comment ? `:${terminator}` : '';
     }
     if (data === '[DONE]') {
+      const released = this.#releaseHeld(undefined, undefined);
       // A plain-text stream's held tail goes out (masked) before the end marker.
       const tail = state.end(rawKey);
       // So do chat choices that never sent a finish event: after [DONE] no client reads.
       const held = this.#chat.heldAtDone();
-      return `${tail === '' ? '' : `${dataLines(tail)}\n\n`}${held === undefined ? '' : `data: ${JSON.stringify(held)}\n\n`}${head}data: [DONE]${terminator}`;
+      return `${released}${tail === '' ? '' : `${dataLines(tail)}\n\n`}${held === undefined ? '' : `data: ${JSON.stringify(held)}\n\n`}${head}data: [DONE]${terminator}`;
     }
     const json = this.#plain ? undefined : parseJsonEvent(data);
     if (json === undefined) {
       // Plain-text data (a non-OpenAI stream): one running text across events, with the
       // same hold-back; an event with nothing releasable yet is not sent.
       this.#plain = true;
+      const before = this.#releaseHeld(undefined, undefined);
       state.guard(data);
       const released = state.push(rawKey, data);
-      return released === '' ? '' : `${head}${dataLines(released)}${terminator}`;
+      return before + (released === '' ? '' : `${head}${dataLines(released)}${terminator}`);
     }
     const dialect = isRecord(json) ? this.#dialects.find((d) => d.handles(json)) : undefined;
+    // What other dialects hold back goes out first, in its turn.
+    const before = this.#releaseHeld(dialect, isRecord(json) ? json : undefined);
     if (dialect === undefined) {
       // No text streams through an event of another shape: masked in its own text, as a
       // JSON body (numbers as the upstream wrote them).
       let masked = state.maskJsonText(data);
       // `response.completed` repeats the answer's logprobs (see sse-openai-chat.ts).
       if (state.masked() && masked.includes('"logprobs"')) masked = JSON.stringify(withoutLogprobs(JSON.parse(masked)));
-      return `${head}${dataLines(masked)}${terminator}`;
+      return `${before}${head}${dataLines(masked)}${terminator}`;
     }
     const events = dialect.mask(json as Json);
     // An event this masker adds (a released tail before a `done`) names its own type.
-    return events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
+    return before + events.map((e) => `${isRecord(e) && typeof e['type'] === 'string' ? head.replace(/^event:.*$/m, `event: ${e['type']}`) : head}data: ${JSON.stringify(e)}${terminator}`).join('');
+  }
+
+  /** The events dialects other than `handling` hold back, written before `event` (undefined: no JSON event). */
+  #releaseHeld(handling: SseDialect | undefined, event: Json | undefined): string {
+    let out = '';
+    for (const dialect of this.#dialects) {
+      if (dialect === handling || !dialect.releaseBefore) continue;
+      for (const e of dialect.releaseBefore(event)) {
+        const name = this.#namesEvents && isRecord(e) && typeof e['type'] === 'string' ? `event: ${e['type']}\n` : '';
+        out += `${name}data: ${JSON.stringify(e)}\n\n`;
+      }
+    }
+    return out;
   }
 }
 

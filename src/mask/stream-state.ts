@@ -64,6 +64,19 @@ export class StreamState {
     return finished ? out + this.end(key) : out;
   }
 
+  /** How much text stream `key` holds back (0 when it is not open). */
+  heldLength(key: string): number {
+    return this.#text.get(key)?.heldLength ?? 0;
+  }
+
+  /** Text stream `from` goes on as `to` (what it holds and its context with it). */
+  move(from: string, to: string): void {
+    const masker = this.#text.get(from);
+    if (!masker || from === to) return;
+    this.#text.delete(from);
+    this.#text.set(to, masker);
+  }
+
   /** Whether text stream `key` is open. */
   has(key: string): boolean {
     return this.#text.has(key);

@@ -113,6 +113,39 @@ describe('Anthropic Messages API behind an http connection', () => {
     assert.equal(first.text + deltas, 'Mail [EMAIL] now');
   });
 
+  test('security: an address split across two text blocks (clients join them) comes out masked, each block opened and closed in order', async () => {
+    const h = await start();
+    // Citations make a model split its text into blocks; a ping may come between them.
+    h.upstream((_req, _body, res) => {
+      void writeEvents(res, [messageStart, ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }), textDelta(0, 'Write to alice@exa'), ev('content_block_stop', { index: 0 }), ev('ping'), ev('content_block_start', { index: 1, content_block: { type: 'text', text: '', citations: [] } }), textDelta(1, 'mple.com today.'), ev('content_block_stop', { index: 1 }), ...messageEnd], 1);
+    });
+    const { raw, blocks, events } = await readAnthropicStream(await post(h, '/v1/messages', { stream: true }));
+    assert.ok(!raw.includes('alice') && !raw.includes('mple.com'), raw);
+    assert.equal([...blocks.values()].join(''), 'Write to [EMAIL] today.');
+    const open = new Set<number>();
+    for (const { data } of events) {
+      if (data.type === 'content_block_start') open.add(data.index!);
+      if (data.type === 'content_block_delta') assert.ok(open.has(data.index!), `a delta of block ${data.index} while it is open`);
+      if (data.type === 'content_block_stop') assert.ok(open.delete(data.index!), `block ${data.index} stops once`);
+    }
+    assert.equal(open.size, 0);
+    assert.deepEqual(events.map((e) => e.event).slice(-3), ['content_block_stop', 'message_delta', 'message_stop']);
+  });
+
+  test('a text block followed by a tool call: what the text block holds goes out in it, before its stop', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => {
+      void writeEvents(res, [messageStart, ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }), textDelta(0, 'Mailing bob@example.com'), ev('content_block_stop', { index: 0 }), ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_1', name: 'send', input: {} } }), jsonDelta(1, '{"n": 1}'), ev('content_block_stop', { index: 1 }), ...messageEnd], 1);
+    });
+    const { raw, blocks, events } = await readAnthropicStream(await post(h, '/v1/messages', { stream: true }));
+    assert.ok(!raw.includes('bob@'), raw);
+    assert.equal(blocks.get(0), 'Mailing [EMAIL]');
+    assert.deepEqual(JSON.parse(blocks.get(1)!), { n: 1 });
+    const order = events.map((e) => `${e.event}:${e.data.index ?? ''}`);
+    assert.ok(order.indexOf('content_block_stop:0') < order.indexOf('content_block_start:1'), order.join(' '));
+    assert.equal(events[order.indexOf('content_block_stop:0') - 1]!.data.delta!.text, '[EMAIL]');
+  });
+
   test('input_json_delta pieces are held until the block stops, then sent whole, masked, as valid JSON', async () => {
     const h = await start();
     h.upstream((_req, _body, res) => {
