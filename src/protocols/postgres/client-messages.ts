@@ -23,7 +23,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
-import { bindMessage, bodyReader, flushMessage, frameLength, MessageTooLarge, ProtocolViolation, syncMessage, type Frame } from './codec.js';
+import { bindMessage, bodyReader, flushMessage, frameLength, queryMessage, MessageTooLarge, ProtocolViolation, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
@@ -32,7 +32,7 @@ import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, statementPreview, type HoldOutcome } from './hold-statement.js';
 import { forSession, inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
-import { derivedMasks, type DerivedMasks } from './mask-rows.js';
+import { derivedMasks, maskingActive, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 import { strictestClass } from './statement-classes.js';
@@ -57,6 +57,8 @@ interface QueryStep {
   readonly request: RecordedRequest;
   readonly checked: Checked;
   readonly derived: DerivedMasks | undefined;
+  /** The statement as it runs (#asRun). */
+  readonly facts: StatementFacts;
   /** DEALLOCATE's name ('*': all), forgotten when the database has run it. */
   readonly deallocates: string | undefined;
 }
@@ -294,14 +296,16 @@ export class ClientMessages {
     }
     const runs: Run[] = [];
     const requests: RecordedRequest[] = [];
+    const facts: StatementFacts[] = [];
     for (let i = 0; i < statements.length; i++) {
       const step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
-      if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
+      if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, facts, frame);
       runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived, false, step.deallocates));
       requests.push(step.request);
+      facts.push(step.facts);
     }
-    return this.#openQuery(runs, requests, frame);
+    return this.#openQuery(runs, requests, facts, frame);
   }
 
   #queryStatement(parsed: StatementFacts): QueryStep {
@@ -309,7 +313,7 @@ export class ClientMessages {
     const exchange = statementExchange(this.#decide, [facts], facts.text);
     const checked = this.#check(exchange, facts);
     if (!checked.error) this.#track(facts);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), deallocates: facts.deallocates };
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), facts, deallocates: facts.deallocates };
   }
 
   /**
@@ -389,7 +393,7 @@ export class ClientMessages {
   }
 
   /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
-  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], frame: Frame): Promise<unknown> {
+  async #queryHeld(statements: readonly StatementFacts[], i: number, step: QueryStep, runs: Run[], requests: RecordedRequest[], facts: StatementFacts[], frame: Frame): Promise<unknown> {
     for (;;) {
       let exchange = step.exchange;
       const decision = step.checked.decision!;
@@ -400,19 +404,53 @@ export class ClientMessages {
       }
       runs.push(this.#newRun(exchange, decision, step.derived, decision.effect === 'require_approval', step.deallocates));
       requests.push(step.request);
-      if (++i === statements.length) return this.#openQuery(runs, requests, frame);
+      facts.push(step.facts);
+      if (++i === statements.length) return this.#openQuery(runs, requests, facts, frame);
       step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
     }
   }
 
   /** Records the Query's statements, then forwards it (or refuses it when recording failed). */
-  #openQuery(runs: Run[], requests: readonly RecordedRequest[], frame: Frame): typeof continues {
+  #openQuery(runs: Run[], requests: readonly RecordedRequest[], facts: readonly StatementFacts[], frame: Frame): typeof continues {
+    const wrap = wrapsQuery(facts, runs, this.#core.ctx.connection.maxRows);
     this.#core.recording.open(runs, requests).then(
-      () => this.#recorded({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame),
+      () => (wrap ? void this.#wrappedQuery(runs, frame) : this.#recorded({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined }, frame)),
       (error: unknown) => this.#notRecorded(runs, error, true),
     );
     return continues;
+  }
+
+  /**
+   * A Query that writes, with statements the gateway may stop (wrapsQuery), outside a
+   * transaction block: the database commits it when it ends, before the gateway has
+   * seen its rows. So it runs between a BEGIN of the gateway's and a COMMIT, or a
+   * ROLLBACK when the gateway stopped one of its statements (database-messages.ts): what
+   * the database keeps is what the client is told. Nothing of the client's goes between
+   * (its next message waits for the end), and the client sees neither.
+   */
+  async #wrappedQuery(runs: Run[], frame: Frame): Promise<void> {
+    const core = this.#core;
+    try {
+      // The transaction status is known once the database owes nothing.
+      if (core.pending.length > 0) {
+        await core.flushToDatabase();
+        await core.whenIdle();
+      }
+      const wrapped = !core.skippingToSync && core.transactionStatus === 'I';
+      if (wrapped) {
+        core.expect({ kind: 'begin' });
+        await core.toUpstream(queryMessage('begin'));
+      }
+      await core.forward({ kind: 'query', runs, index: 0, columns: undefined, plan: undefined, wrapped }, frame);
+      if (wrapped) {
+        await core.flushToDatabase();
+        await core.whenIdle();
+      }
+    } catch (error) {
+      return this.#failed(error);
+    }
+    this.pump();
   }
 
   async #onParse(frame: Frame): Promise<void> {
@@ -554,6 +592,27 @@ export class ClientMessages {
     core.skippingToSync = true;
     return core.toUpstream(bindMessage('', core.deniedStatement));
   }
+}
+
+/** Statement classes that may run in the gateway's own transaction block. */
+const wrappableClasses = new Set(['select', 'insert', 'update', 'delete', 'merge', 'explain', 'show']);
+/** More of them in a Query of several statements: the database runs those in one transaction block already. */
+const wrappableInQuery = new Set([...wrappableClasses, 'ddl', 'drop', 'truncate', 'set', 'lock', 'grant', 'notify']);
+
+/**
+ * Whether a Query is wrapped in a transaction of the gateway's (#wrappedQuery): the
+ * gateway may stop a statement of it (maxRows, masking), one returns rows, one may write
+ * (a rollback changes nothing for a Query that only reads), and every statement may run
+ * in a transaction block (not BEGIN or COMMIT of its own, not COPY, whose data the client
+ * sends while the Query runs, nor VACUUM and the like).
+ */
+function wrapsQuery(facts: readonly StatementFacts[], runs: readonly Run[], maxRows: number | undefined): boolean {
+  if (maxRows === undefined && !runs.some((run) => maskingActive(run.masking))) return false;
+  const allowed = facts.length > 1 ? wrappableInQuery : wrappableClasses;
+  if (!facts.every((f) => allowed.has(f.class))) return false;
+  const returnsRows = facts.some((f) => f.class === 'select' || f.class === 'show' || f.class === 'explain' || f.reads !== undefined);
+  const writes = facts.some((f) => !(f.class === 'select' || f.class === 'show' || f.class === 'explain') || f.risky.includes('user-function'));
+  return returnsRows && writes;
 }
 
 /** The name a prepared DEALLOCATE (or DISCARD ALL: '*') forgets when it runs. */

@@ -13,7 +13,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
-import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, type Frame } from './codec.js';
+import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, queryMessage, type Frame } from './codec.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
@@ -187,6 +187,24 @@ export class DatabaseMessages {
           return undefined;
         }
         break;
+      case 'begin':
+        // The gateway's BEGIN before a wrapped Query: not relayed.
+        if (t === 'C') return undefined;
+        if (t === 'Z') {
+          pending.shift();
+          return undefined;
+        }
+        break;
+      case 'end':
+        // The gateway's COMMIT or ROLLBACK: a commit that fails (a deferred constraint) is
+        // the Query's error, as the database's own commit at its end would have been.
+        if (t === 'C') return undefined;
+        if (t === 'E') return this.#emit(frame);
+        if (t === 'Z') {
+          pending.shift();
+          return this.#ready(frame);
+        }
+        break;
       case 'denied':
         if (t === 'E') {
           pending.shift();
@@ -235,7 +253,7 @@ export class DatabaseMessages {
         if (run) {
           run.tag = this.#commandTag(frame);
           run.completed?.();
-          recording.finish(run);
+          recording.finish(run, this.#swallowUntilReady && head.wrapped ? rolledBack('Query') : undefined, 'rolled_back');
         }
         head.index++;
         head.columns = undefined;
@@ -251,7 +269,7 @@ export class DatabaseMessages {
       case 'Z': // ReadyForQuery
         for (const r of head.runs) recording.finish(r);
         this.#core.pending.shift();
-        return this.#ready(frame);
+        return head.wrapped ? this.#endWrapped(frame) : this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
     }
@@ -288,6 +306,29 @@ export class DatabaseMessages {
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in an Execute answer` });
     }
+  }
+
+  /**
+   * The end of a wrapped Query (ClientMessages #wrappedQuery), at its ReadyForQuery,
+   * which is not relayed: COMMIT if the client was told every statement ran, else
+   * ROLLBACK. A cancel of ours still out when the Query ended (its statement timeout
+   * came as it finished) is taken as the timeout of the Query: it is rolled back, and
+   * the client told so.
+   */
+  #endWrapped(ready: Frame): typeof continues | undefined {
+    const core = this.#core;
+    const status = String.fromCharCode(ready.body[0] ?? 73);
+    if (status === 'I') return this.#ready(ready); // nothing left to end
+    const timedOut = status === 'T' && !this.#swallowUntilReady && core.cancelling !== undefined;
+    if (timedOut) {
+      const { connection } = core.ctx;
+      this.#emit(errorResponseFor(new GatehouseError('statement_timeout', { message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` })));
+    }
+    const commit = status === 'T' && !this.#swallowUntilReady && !timedOut;
+    core.expect({ kind: 'end' });
+    core.toUpstream(queryMessage(commit ? 'commit' : 'rollback'));
+    core.flushToDatabase()?.catch(this.#failed);
+    return undefined;
   }
 
   /** CommandComplete's tag; a session's statements mostly end with the same one ("SELECT 1"), kept as the last tag and its bytes. */

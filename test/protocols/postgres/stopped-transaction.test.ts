@@ -112,4 +112,77 @@ describe('PostgreSQL proxy: a statement the gateway stops takes its transaction 
     });
     assert.deepEqual(await notes(), [6, 7]);
   });
+
+  test('simple Query: an INSERT before the stopped SELECT is rolled back', async () => {
+    await session(async (raw) => {
+      raw.write(query('insert into notes values (8); select generate_series(1, 10)'));
+      const frames = await raw.untilReady(1);
+      assert.equal(types(frames), 'CTDDDEZ', text(frames));
+      assert.match(text(frames), /more than 3 rows/);
+    });
+    assert.deepEqual(await notes(), []);
+  });
+
+  test('simple Query: an INSERT after the stopped SELECT does not run', async () => {
+    await session(async (raw) => {
+      raw.write(query('select generate_series(1, 10); insert into notes values (9)'));
+      const frames = await raw.untilReady(1);
+      assert.equal(types(frames), 'TDDDEZ', text(frames));
+    });
+    assert.deepEqual(await notes(), []);
+    const insert = proxy.observed.findLast((o) => o.exchange.facts.sql?.text === 'insert into notes values (9)');
+    assert.equal(insert?.outcome.errorCode, 'rolled_back');
+  });
+
+  test('simple Query: INSERT … RETURNING with more rows than maxRows is not committed', async () => {
+    await session(async (raw) => {
+      raw.write(query('insert into notes select generate_series(10, 20) returning id'));
+      const frames = await raw.untilReady(1);
+      assert.equal(types(frames), 'TDDDEZ', text(frames));
+    });
+    assert.deepEqual(await notes(), []);
+  });
+
+  test('simple Query let through whole: committed, and the client sees no transaction of the gateway', async () => {
+    await session(async (raw) => {
+      raw.write(query('insert into notes values (21); select generate_series(1, 2); insert into notes values (22)'));
+      const frames = await raw.untilReady(1);
+      assert.equal(types(frames), 'CTDDCCZ', text(frames));
+      assert.equal(status(frames), 'I');
+    });
+    assert.deepEqual(await notes(), [21, 22]);
+  });
+
+  test('simple Query whose commit fails (deferred constraint): the client gets the error', async () => {
+    await session(async (raw) => {
+      raw.write(query('insert into deferred values (1), (1) returning id'));
+      const frames = await raw.untilReady(1);
+      assert.match(text(frames), /23505/);
+      assert.equal(types(frames).at(-2), 'E');
+    });
+    assert.equal((await direct.query('select count(*)::int as n from deferred')).rows[0].n, 0);
+  });
+
+  test('simple Query in the client\'s own transaction block: the block is failed, COMMIT rolls it back', async () => {
+    await session(async (raw) => {
+      raw.write(query('begin'));
+      await raw.untilReady(1);
+      raw.write(query('insert into notes values (23); select generate_series(1, 10); insert into notes values (24)'));
+      const frames = await raw.untilReady(1);
+      assert.match(text(frames), /more than 3 rows/);
+      raw.write(query('commit'));
+      const commit = await raw.untilReady(1);
+      assert.match(text(commit), /ROLLBACK/);
+    });
+    assert.deepEqual(await notes(), []);
+  });
+
+  test('simple Queries pipelined in one write: each one is its own transaction', async () => {
+    await session(async (raw) => {
+      raw.write(query('insert into notes values (25); select generate_series(1, 10)'), query('insert into notes values (26); select 1'), query('begin'), query('insert into notes values (27)'), query('commit'));
+      const frames = await raw.untilReady(5);
+      assert.equal(types(frames), 'CTDDDEZ' + 'CTDCZ' + 'CZ' + 'CZ' + 'CZ', text(frames));
+    });
+    assert.deepEqual(await notes(), [26, 27]);
+  });
 });
