@@ -19,13 +19,15 @@ export async function acceptAgent(stream: ServerHttp2Stream, headers: IncomingHt
   const { drop, pump } = dispatcher;
   if (headers[':method'] !== 'POST') return reply(stream, 405, 'method_not_allowed', 'Use POST.');
   const token = bearer(headers.authorization);
-  if (token === undefined) return reply(stream, 401, 'unauthenticated', 'No agent key was presented.');
   let identity: Identity;
   try {
+    if (token === undefined) throw new GatehouseError('unauthenticated', { message: 'No agent key was presented.' });
     identity = await options.verify(token);
   } catch (error) {
     const failure = isGatehouseError(error) ? error : new GatehouseError('invalid_credential');
     logger.warn({ code: failure.code, detail: failure.detail }, 'agent refused');
+    // A refused agent key is a failed authentication on record, in the chain.
+    if (failure.status === 401) await options.recordRefusal?.({ listener: 'agents', request: 'POST agent link', error: failure, client: stream.session?.socket?.remoteAddress }).catch((cause: unknown) => logger.error({ code: failure.code, detail: String(cause) }, 'agent refusal not recorded'));
     return reply(stream, failure.status, failure.code, failure.message);
   }
   const frames = readFrames(stream);

@@ -12,7 +12,7 @@ import { disabledRecorder } from '../audit/disabled-recorder.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
-import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
+import { authRefusedEvent, buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService, type AuthRefusal } from '../identity/index.js';
 import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
@@ -122,6 +122,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   identity.gatewayTokens?.recordIssuesWith((who, scope, issued) =>
     audit.log.event({ kind: 'token.issued', actor: who.subject, target: `jti:${issued.jti}`, details: { via: who.credentialId ?? null, kind: who.kind, groups: who.groups, scope, expiresAt: issued.expiresAt } }),
   );
+  // A credential refused outside a data-plane exchange (which chains its own) is chained too.
+  const recordAuthRefusal = (refusal: AuthRefusal) => audit.log.event(authRefusedEvent(refusal));
   const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
   const policyRuntime = createPolicyRuntime({
     config,
@@ -185,6 +187,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
           return agent;
         },
         revoked: (agent) => identity.revocations.reason(agent),
+        recordRefusal: recordAuthRefusal,
         logger,
         routes: new Map(config.connections.flatMap((c) => { const agent = viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
       })
@@ -277,6 +280,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         defaultTtlMs: config.identity.gatewayTokens.defaultTtl,
         maxTtlMs: config.identity.gatewayTokens.maxTtl,
         onIssued: (who, jti, names) => logger.info({ subject: who.subject, jti, connections: names }, 'gateway token issued'),
+        recordRefusal: recordAuthRefusal,
+        onRecordFailed: (error) => logger.error({ err: String(error) }, 'token request refusal not recorded'),
       })
     : undefined;
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
@@ -320,6 +325,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       audit: auditRoutes,
       agents: agentHub,
       settleRecords: () => recorder.drain(),
+      recordAuthRefusal,
       limitsReady: () => limitStore.ping(),
     });
     adminServer = await listen((req, res) => {
