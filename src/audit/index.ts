@@ -23,3 +23,4 @@ export { journalDirOf } from './journal/segments.js';
 export { registerJournalMetrics } from './journal/journal-metrics.js';
 export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';
 export { type RecordWrite, type ExchangeWrite, type Emit } from './group-commit.js';
+export type { HeldRecordsReport } from './held-records.js';

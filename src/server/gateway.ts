@@ -9,6 +9,7 @@ import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '..
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
+import type { HeldRecordsReport } from '../audit/held-records.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
@@ -172,7 +173,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   stopAsked();
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
-    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes }));
+    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger) }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents
@@ -386,6 +387,15 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     endGracePeriod() {
       graceOver.abort();
     },
+  };
+}
+
+/** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
+function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
+  return ({ held, written, lost, error }) => {
+    if (lost) logger.error({ lost, held, err: error }, 'records lost: the store did not take them');
+    else if (written) logger.info({ written, held }, 'held records written: the store answers again');
+    else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
   };
 }
 
