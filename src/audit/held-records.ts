@@ -29,6 +29,8 @@ export class HeldRecords {
   #timer: NodeJS.Timeout | undefined;
   #retrying: Promise<void> | undefined;
   #closed = false;
+  /** Dropped over the bound since the last report: said once a retry (a second), not once a request. */
+  #dropped = 0;
 
   constructor(writer: GroupCommitWriter, report: ((report: HeldRecordsReport) => void) | undefined) {
     this.#writer = writer;
@@ -42,11 +44,10 @@ export class HeldRecords {
   /** Holds the write `later()` builds when `error` says the store could not be reached; any other error is the caller's. */
   holdIfUnreachable(error: unknown, later: () => RecordWrite): void {
     if (!isStoreUnreachable(error)) return;
-    let lost = 0;
-    if (this.#queue.length >= maxHeld) lost = this.#queue.splice(0, this.#queue.length - maxHeld + 1).length;
+    if (this.#queue.length >= maxHeld) this.#dropped += this.#queue.splice(0, this.#queue.length - maxHeld + 1).length;
     this.#queue.push(later());
-    // Said once per outage (the first record held), and whenever records are lost.
-    if (this.#queue.length === 1 || lost > 0) this.#report({ held: this.#queue.length, lost: lost || undefined, error: (error as Error).message });
+    // Said once per outage (the first record held); losses with the next retry.
+    if (this.#queue.length === 1) this.#report({ held: 1, error: (error as Error).message });
     this.#schedule();
   }
 
@@ -58,7 +59,8 @@ export class HeldRecords {
     await this.#retrying;
     if (this.#queue.length === 0) return;
     await this.#retry();
-    if (this.#queue.length > 0) this.#report({ held: 0, lost: this.#queue.splice(0).length, error: 'the gateway stopped before the store answered again' });
+    if (this.#queue.length > 0) this.#report({ held: 0, lost: this.#queue.splice(0).length + this.#dropped, error: 'the gateway stopped before the store answered again' });
+    this.#dropped = 0;
   }
 
   #schedule(): void {
@@ -75,10 +77,12 @@ export class HeldRecords {
 
   async #retry(): Promise<void> {
     let written = 0;
-    let lost = 0;
-    let lastError: unknown;
+    let lost = this.#dropped;
+    let lastError: unknown = lost > 0 ? new Error(`more than ${maxHeld} records held: the oldest were dropped`) : undefined;
+    this.#dropped = 0;
     while (this.#queue.length > 0) {
-      const batch = this.#queue.slice(0, batchSize);
+      // Taken out while it is written: a record dropped over the bound meanwhile is one of the rest.
+      const batch = this.#queue.splice(0, batchSize);
       // Queued in the same turn, the batch shares one transaction (group commit).
       const results = await Promise.allSettled(batch.map((write) => this.#writer.record(write)));
       const still: RecordWrite[] = [];
@@ -90,7 +94,7 @@ export class HeldRecords {
           lastError = result.reason;
         }
       });
-      this.#queue.splice(0, batch.length, ...still);
+      this.#queue.unshift(...still);
       // Still away: the rest waits for the next try.
       if (still.length > 0) break;
     }

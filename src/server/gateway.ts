@@ -393,7 +393,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 /** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
 function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
   return ({ held, written, lost, error }) => {
-    if (lost) logger.error({ lost, held, err: error }, 'records lost: the store did not take them');
+    if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
     else if (written) logger.info({ written, held }, 'held records written: the store answers again');
     else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
   };

@@ -5,7 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createRecorder, getExchange, type HeldRecordsReport } from '../../src/audit/index.js';
+import { createRecorder, getExchange, type GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
+import { HeldRecords } from '../../src/audit/held-records.js';
 import type { Decision, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore } from '../../src/store/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
@@ -45,4 +46,20 @@ test('a refusal recorded while the PostgreSQL store is away is written when it i
     await relay.close();
     await db.drop();
   }
+});
+
+test('over 10,000 held records the oldest are dropped, said once a retry with how many, not once a record; stopping says how many were never written', async () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  // A store that stays away: every write fails as pg fails it.
+  const away = { record: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
+  const reports: HeldRecordsReport[] = [];
+  const held = new HeldRecords(away, (report) => reports.push(report));
+  for (let i = 0; i < 10_050; i++) held.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: `t${i}` } }));
+  assert.deepEqual(reports, [{ held: 1, error: refused.message }]);
+  assert.equal(held.size, 10_000);
+  for (let i = 0; i < 50 && reports.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(reports[1], { held: 10_000, written: undefined, lost: 50, error: 'more than 10000 records held: the oldest were dropped' });
+  await held.close();
+  assert.deepEqual(reports.at(-1), { held: 0, lost: 10_000, error: 'the gateway stopped before the store answered again' });
+  assert.equal(reports.length, 3);
 });
