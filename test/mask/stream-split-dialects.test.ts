@@ -116,6 +116,25 @@ const shapes: Record<string, Shape> = {
     build: (a, b) => sse({ type: 'message-start', id: 'x', delta: { message: { role: 'assistant' } } }, { type: 'content-start', index: 0, delta: { message: { content: { type: 'text', text: '' } } } }, ...[a, b].map((text) => ({ type: 'content-delta', index: 0, delta: { message: { content: { text } } } })), { type: 'content-end', index: 0 }, { type: 'message-end', delta: { finish_reason: 'COMPLETE' } }),
     read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'content-delta').map(({ data }) => data['delta'].message.content.text).join(''),
   },
+  'other JSON shapes: Hugging Face TGI token.text (http connection)': {
+    build: (a, b) => sse({ index: 1, token: { id: 7, text: a, logprob: -0.1, special: false }, generated_text: null, details: null }, { index: 2, token: { id: 8, text: b, logprob: -0.2, special: false }, generated_text: a + b, details: null }),
+    read: (out) => sseEvents(out).map(({ data }) => data['token'].text).join(''),
+  },
+  'other JSON shapes: llama.cpp content, ended without [DONE]': {
+    build: (a, b) => sse({ content: a, stop: false, id_slot: 0 }, { content: b, stop: false, id_slot: 0 }, { content: '', stop: true, id_slot: 0, timings: { predicted_n: 9 } }),
+    read: (out) => sseEvents(out).map(({ data }) => data['content']).join(''),
+  },
+  'other JSON shapes: Vercel AI SDK text-delta, then [DONE]': {
+    build: (a, b) => Buffer.concat([sse({ type: 'start', messageId: 'm1' }, { type: 'text-start', id: '0' }, { type: 'text-delta', id: '0', delta: a }, { type: 'text-delta', id: '0', delta: b }, { type: 'text-end', id: '0' }, { type: 'finish' }), Buffer.from('data: [DONE]\n\n')]),
+    read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'text-delta').map(({ data }) => { assert.equal(data['id'], '0'); return data['delta']; }).join(''),
+  },
+  'other JSON shapes: a running snapshot of the text (each event repeats the last and adds)': {
+    build: (a, b) => sse({ status: 'running', text: 'Answer: ' }, { status: 'running', text: `Answer: ${a}` }, { status: 'running', text: `Answer: ${a}${b}` }, { status: 'done' }),
+    read: (out) => {
+      const texts = sseEvents(out).map(({ data }) => data['text']).filter((t) => t !== undefined);
+      return texts[texts.length - 1].slice('Answer: '.length);
+    },
+  },
   'plain-text event stream': {
     build: (a, b) => Buffer.from(`data: ${a.replace(/\n/g, '\ndata: ')}\n\ndata: ${b.replace(/\n/g, '\ndata: ')}\n\n`),
     read: (out) => out.toString('utf8').split('\n\n').filter((e) => e !== '').map((e) => e.split('\n').map((l) => l.slice(6)).join('\n')).join(''),
