@@ -15,6 +15,8 @@ const plan = new MaskPlanner([{ name: 'all', operator: 'redact', keepLast: 4, ap
 type Json = Record<string, any>;
 
 interface Shape {
+  /** A known leak not fixed yet: reported as a todo, not a failure. */
+  readonly todo?: string;
   /** The upstream's answer with `a` and `b` in two consecutive events. */
   readonly build: (a: string, b: string) => Buffer;
   /** The text a client shows, read from the masked answer. */
@@ -135,6 +137,21 @@ const shapes: Record<string, Shape> = {
       return texts[texts.length - 1].slice('Answer: '.length);
     },
   },
+  'OpenAI responses output_text, split across two content parts (output_text joins them)': {
+    todo: 'each part is masked alone, in its deltas and in the done, content_part.done, output_item.done and completed events that repeat it',
+    build: (a, b) => sse(...[a, b].flatMap((delta, content_index) => [{ type: 'response.content_part.added', item_id: 'm1', output_index: 0, content_index, part: { type: 'output_text', text: '' } }, { type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index, delta }, { type: 'response.output_text.done', item_id: 'm1', output_index: 0, content_index, text: delta }])),
+    read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'response.output_text.delta').map(({ data }) => data['delta']).join(''),
+  },
+  'Bedrock ConverseStream, split across two text content blocks': {
+    masker: 'aws',
+    build: (a, b) => Buffer.concat([awsFrame('messageStart', { role: 'assistant' }), awsFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: a } }), awsFrame('contentBlockStop', { contentBlockIndex: 0 }), awsFrame('contentBlockDelta', { contentBlockIndex: 1, delta: { text: b } }), awsFrame('contentBlockStop', { contentBlockIndex: 1 }), awsFrame('messageStop', { stopReason: 'end_turn' })]),
+    read: (out) => readAwsFrames(out).filter((f) => f.eventType === 'contentBlockDelta').map((f) => f.payload['delta'].text ?? '').join(''),
+  },
+  'Bedrock InvokeModelWithResponseStream, split across two Anthropic text blocks': {
+    masker: 'aws',
+    build: (a, b) => Buffer.concat([messageStart, textBlock(0), textDelta(0, a), blockStop(0), textBlock(1), textDelta(1, b), blockStop(1), ...messageEnd].map((e) => chunkFrame(e))),
+    read: (out) => readAwsFrames(out).map((f) => JSON.parse(Buffer.from(f.payload['bytes'], 'base64').toString('utf8')) as Json).filter((e) => e['type'] === 'content_block_delta').map((e) => e['delta'].text).join(''),
+  },
   'plain-text event stream': {
     build: (a, b) => Buffer.from(`data: ${a.replace(/\n/g, '\ndata: ')}\n\ndata: ${b.replace(/\n/g, '\ndata: ')}\n\n`),
     read: (out) => out.toString('utf8').split('\n\n').filter((e) => e !== '').map((e) => e.split('\n').map((l) => l.slice(6)).join('\n')).join(''),
@@ -192,7 +209,7 @@ function checkShape(shape: Shape): number {
 
 describe('streaming masking per dialect: a value split across two events at any offset', () => {
   for (const [name, shape] of Object.entries(shapes)) {
-    test(name, () => {
+    test(name, shape.todo === undefined ? {} : { todo: shape.todo }, () => {
       assert.ok(checkShape(shape) > 1500);
     });
   }
