@@ -303,6 +303,18 @@ describe('SseMasker, JSON events of no known API', () => {
   });
 });
 
+describe('SseMasker, chat deltas whose text is not a string', () => {
+  test('security: delta.content as a list of parts (Mistral reasoning models) and an object reasoning are masked, not passed as they came', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const chunk = (delta: object) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
+    const out = masker.push(Buffer.from(chunk({ content: [{ type: 'thinking', thinking: [{ type: 'text', text: 'ask bob@example.com' }] }, { type: 'text', text: 'mail alice@example.com now' }] }) + chunk({ reasoning: { text: 'carol@example.com' }, content: null }))) + masker.end();
+    assert.ok(!out.includes('@example.com'), out);
+    const deltas = out.trim().split('\n\n').map((b) => (JSON.parse(b.slice(6)) as { choices: [{ delta: Record<string, unknown> }] }).choices[0].delta);
+    assert.deepEqual(deltas[0]!['content'], [{ type: 'thinking', thinking: [{ type: 'text', text: 'ask [EMAIL]' }] }, { type: 'text', text: 'mail [EMAIL] now' }]);
+    assert.deepEqual(deltas[1], { reasoning: { text: '[EMAIL]' }, content: null });
+  });
+});
+
 describe('SseMasker, a chat stream that ends without a finish event', () => {
   test('text still held at [DONE] goes out in a chat chunk before it (after [DONE] no client reads it)', () => {
     // Seen with an upstream that sends `finish_reason: null` on every chunk: the phone number
