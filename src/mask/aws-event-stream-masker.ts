@@ -8,6 +8,12 @@
 // - ConverseStream: `contentBlockDelta` text (`delta.text`, `delta.reasoningContent.text`)
 //   streams through a masker per block; a tool call's `delta.toolUse.input` pieces are
 //   held; both are released, masked, in one more delta frame before `contentBlockStop`.
+//   Clients join a message's text blocks (citations split the text into several), so a
+//   text (or reasoning) block's stream goes on into the next block of its kind: at its
+//   `contentBlockStop` the stream is carried over and the stop frame held while the
+//   stream holds text. If the next frame is a delta of the same kind for another block,
+//   the stop goes out and the held text continues in that block; if anything else comes,
+//   the held text goes out, masked, in one more delta of the stopped block, then its stop.
 // - Every other event's JSON payload is masked whole.
 // A frame whose CRCs do not match, or that is longer than `maxFrameBytes`, fails the
 // stream (the caller turns that into an error, never raw data).
@@ -31,6 +37,8 @@ export class EventStreamMasker {
   readonly #maxFrameBytes: number;
   readonly #chunks: SseMasker;
   readonly #input = new Map<unknown, string>();
+  /** A stopped text or reasoning block whose stream goes on (see above); its stop frame while held. */
+  #carried: { readonly field: 'text' | 'reasoning'; readonly index: unknown; readonly stop: Buffer | undefined } | undefined;
   #pending: Buffer = Buffer.alloc(0);
 
   constructor(options: EventStreamMaskerOptions) {
@@ -56,7 +64,7 @@ export class EventStreamMasker {
   /** End of the upstream body: a cut frame fails; what is held is released in frames of its own. */
   end(): Buffer {
     if (this.#pending.length > 0) throw new Error('the event stream ends inside a frame');
-    const out: Buffer[] = [];
+    const out: Buffer[] = this.#releaseCarried();
     const tail = this.#chunks.end();
     for (const data of dataOf(tail)) out.push(encodeFrame(eventHeaders('chunk'), Buffer.from(JSON.stringify({ bytes: Buffer.from(data).toString('base64') }))));
     // Blocks that never sent their contentBlockStop.
@@ -84,9 +92,20 @@ export class EventStreamMasker {
     try {
       json = JSON.parse(payload.toString('utf8'));
     } catch {
-      return [encodeFrame(headerBytes, Buffer.from(state.maskText(payload.toString('utf8'))))];
+      return [...this.#releaseCarried(), encodeFrame(headerBytes, Buffer.from(state.maskText(payload.toString('utf8'))))];
     }
-    if (!isRecord(json)) return [encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))))];
+    if (!isRecord(json)) return [...this.#releaseCarried(), encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))))];
+    const carried = this.#carried;
+    if (carried) {
+      const index = json['contentBlockIndex'];
+      if (type === 'contentBlockDelta' && isRecord(json['delta']) && deltaField(json['delta']) === carried.field && index !== carried.index && !state.has(`${carried.field}:${String(index)}`)) {
+        // The next block of the same kind: the stream goes on in it.
+        this.#carried = undefined;
+        state.move(`${carried.field}:${String(carried.index)}`, `${carried.field}:${String(index)}`);
+        return [...(carried.stop ? [carried.stop] : []), encodeFrame(headerBytes, Buffer.from(JSON.stringify(this.#delta(json))))];
+      }
+      return [...this.#releaseCarried(), ...this.#frame(frame)];
+    }
     if (type === 'chunk' && typeof json['bytes'] === 'string') {
       // The model's own event, base64: masked as the stream event it is.
       const inner = Buffer.from(json['bytes'], 'base64').toString('utf8').replace(/\r?\n/g, ' ');
@@ -95,9 +114,16 @@ export class EventStreamMasker {
     }
     if (type === 'contentBlockDelta' && isRecord(json['delta'])) return [encodeFrame(headerBytes, Buffer.from(JSON.stringify(this.#delta(json))))];
     if (type === 'contentBlockStop') {
-      const release = this.#release(json['contentBlockIndex']);
+      const index = json['contentBlockIndex'];
       const stop = encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))));
-      return release ? [encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify(release))), stop] : [stop];
+      const field = this.#input.has(index) ? undefined : (['text', 'reasoning'] as const).find((f) => state.has(`${f}:${String(index)}`));
+      const release = this.#release(index, field);
+      const out = release ? [encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify(release)))] : [];
+      if (field === undefined) return [...out, stop];
+      // Its stream may go on in the next block of its kind.
+      const held = state.heldLength(`${field}:${String(index)}`) > 0;
+      this.#carried = { field, index, stop: held ? stop : undefined };
+      return held ? out : [...out, stop];
     }
     return [encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))))];
   }
@@ -130,12 +156,24 @@ export class EventStreamMasker {
     return out;
   }
 
-  /** What block `index` still holds, as one more delta event; undefined when nothing is held. */
-  #release(index: unknown): Json | undefined {
+  /** The carried stream's held text, masked, in one more delta frame of its block, then the block's stop frame if it was held. */
+  #releaseCarried(): Buffer[] {
+    const carried = this.#carried;
+    if (!carried) return [];
+    this.#carried = undefined;
+    const tail = this.#state.end(`${carried.field}:${String(carried.index)}`);
+    const out: Buffer[] = [];
+    if (tail !== '') out.push(encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify({ contentBlockIndex: carried.index, delta: carried.field === 'text' ? { text: tail } : { reasoningContent: { text: tail } } }))));
+    if (carried.stop) out.push(carried.stop);
+    return out;
+  }
+
+  /** What block `index` still holds (but its `carry` stream), as one more delta event; undefined when nothing is held. */
+  #release(index: unknown, carry?: 'text' | 'reasoning'): Json | undefined {
     const delta: Json = {};
-    const text = this.#state.end(`text:${String(index)}`);
+    const text = carry === 'text' ? '' : this.#state.end(`text:${String(index)}`);
     if (text !== '') delta['text'] = text;
-    const reasoning = this.#state.end(`reasoning:${String(index)}`);
+    const reasoning = carry === 'reasoning' ? '' : this.#state.end(`reasoning:${String(index)}`);
     if (reasoning !== '') delta['reasoningContent'] = { text: reasoning };
     const input = this.#input.get(index);
     this.#input.delete(index);
@@ -143,6 +181,12 @@ export class EventStreamMasker {
     return Object.keys(delta).length === 0 ? undefined : { contentBlockIndex: index, delta };
   }
 
+}
+
+/** Which text a ConverseStream delta carries: `text`, or `reasoningContent.text`. */
+function deltaField(delta: Json): 'text' | 'reasoning' | undefined {
+  if (typeof delta['text'] === 'string') return 'text';
+  return isRecord(delta['reasoningContent']) && typeof delta['reasoningContent']['text'] === 'string' ? 'reasoning' : undefined;
 }
 
 /** The `data:` of each event in SSE text an SseMasker wrote (one line each: it writes JSON). */

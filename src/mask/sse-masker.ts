@@ -5,9 +5,11 @@
 // - OpenAI responses API text and argument deltas: sse-openai-responses.ts;
 // - Anthropic Messages content blocks: sse-anthropic.ts;
 // - Google Gemini chunks (`candidates`): sse-gemini.ts;
-// - Cohere v2 chat events: sse-cohere.ts.
+// - Cohere v2 chat events: sse-cohere.ts;
+// - in a stream of no known API, strings under keys that carry streamed text in other
+//   APIs (`text`, `content`, `delta`, `token` …): sse-generic.ts.
 // Data that is not JSON is masked as one running text across events (same hold-back);
-// events of other JSON shapes have their strings masked whole.
+// other JSON events have their strings masked whole.
 // Every event written is a complete, well-formed event; an event that grows past
 // `maxEventBytes` fails the stream (the caller turns that into an error, not raw data).
 
@@ -23,6 +25,7 @@ import { OpenaiResponsesDialect } from './sse-openai-responses.js';
 import { AnthropicDialect } from './sse-anthropic.js';
 import { CohereDialect } from './sse-cohere.js';
 import { GeminiDialect } from './sse-gemini.js';
+import { GenericJsonDialect } from './sse-generic.js';
 
 export interface SseMaskerOptions {
   readonly plan: MaskPlan;
@@ -41,6 +44,8 @@ export class SseMasker {
   readonly #chat: OpenaiChatDialect;
   /** In the order they are asked: the first that handles an event masks it. */
   readonly #dialects: readonly SseDialect[];
+  /** Asked last, and only while the stream has sent no event of a known API. */
+  readonly #generic: GenericJsonDialect;
   /** The stream has sent plain-text data: every later event is part of that text. */
   #plain = false;
   /** The upstream names its events (`event:` lines): so are the events released out of turn. */
@@ -50,7 +55,8 @@ export class SseMasker {
     this.#state = new StreamState(options);
     this.#reader = new SseEventReader(options.maxEventBytes ?? 1024 * 1024);
     this.#chat = new OpenaiChatDialect(this.#state);
-    this.#dialects = [new OpenaiResponsesDialect(this.#state), new AnthropicDialect(this.#state), new CohereDialect(this.#state), new GeminiDialect(this.#state), this.#chat];
+    this.#generic = new GenericJsonDialect(this.#state);
+    this.#dialects = [new OpenaiResponsesDialect(this.#state), new AnthropicDialect(this.#state), new CohereDialect(this.#state), new GeminiDialect(this.#state), this.#chat, this.#generic];
   }
 
   /** Raw upstream bytes in; masked, complete events out. */
@@ -110,6 +116,7 @@ export class SseMasker {
       return before + (released === '' ? '' : `${head}${dataLines(released)}${terminator}`);
     }
     const dialect = isRecord(json) ? this.#dialects.find((d) => d.handles(json)) : undefined;
+    if (dialect !== undefined && dialect !== this.#generic) this.#generic.knownApi();
     // What other dialects hold back goes out first, in its turn.
     const before = this.#releaseHeld(dialect, isRecord(json) ? json : undefined);
     if (dialect === undefined) {

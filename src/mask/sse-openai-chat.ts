@@ -134,7 +134,11 @@ export class OpenaiChatDialect implements SseDialect {
       if (typeof value === 'string' || (finished && state.has(key))) {
         if (typeof value === 'string' && value !== '' && (field === 'content' || field === 'refusal')) state.guard(value);
         d[field] = state.stream(key, typeof value === 'string' ? value : '', finished);
-      } else if (delta && field in delta) d[field] = delta[field];
+      } else if (delta && field in delta) {
+        // Not a string (null, or content as a list of parts, as Mistral's reasoning models
+        // send it): masked whole in this event. It once went out as it came.
+        d[field] = state.maskValue(delta[field]);
+      }
     }
     const calls = delta && Array.isArray(delta['tool_calls']) ? delta['tool_calls'] : [];
     const outCalls: Json[] = [];

@@ -58,6 +58,18 @@ export class StreamState {
     return masker?.end() ?? '';
   }
 
+  /** What of `text`, taken alone, can be released now (masked), and whether some of it is held back. */
+  releasable(text: string): { readonly released: string; readonly held: boolean } {
+    const masker = new StreamTextMasker(this.plan, this.counts);
+    const released = masker.push(text);
+    return { released, held: masker.heldLength > 0 };
+  }
+
+  /** Forgets text stream `key` and what it holds (its text came again whole). */
+  drop(key: string): void {
+    this.#text.delete(key);
+  }
+
   /** `push`, then `end` when `finished`. */
   stream(key: string, piece: string, finished: boolean): string {
     const out = this.push(key, piece);

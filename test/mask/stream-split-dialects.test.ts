@@ -15,6 +15,8 @@ const plan = new MaskPlanner([{ name: 'all', operator: 'redact', keepLast: 4, ap
 type Json = Record<string, any>;
 
 interface Shape {
+  /** A known leak not fixed yet: reported as a todo, not a failure. */
+  readonly todo?: string;
   /** The upstream's answer with `a` and `b` in two consecutive events. */
   readonly build: (a: string, b: string) => Buffer;
   /** The text a client shows, read from the masked answer. */
@@ -116,6 +118,40 @@ const shapes: Record<string, Shape> = {
     build: (a, b) => sse({ type: 'message-start', id: 'x', delta: { message: { role: 'assistant' } } }, { type: 'content-start', index: 0, delta: { message: { content: { type: 'text', text: '' } } } }, ...[a, b].map((text) => ({ type: 'content-delta', index: 0, delta: { message: { content: { text } } } })), { type: 'content-end', index: 0 }, { type: 'message-end', delta: { finish_reason: 'COMPLETE' } }),
     read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'content-delta').map(({ data }) => data['delta'].message.content.text).join(''),
   },
+  'other JSON shapes: Hugging Face TGI token.text (http connection)': {
+    build: (a, b) => sse({ index: 1, token: { id: 7, text: a, logprob: -0.1, special: false }, generated_text: null, details: null }, { index: 2, token: { id: 8, text: b, logprob: -0.2, special: false }, generated_text: a + b, details: null }),
+    read: (out) => sseEvents(out).map(({ data }) => data['token'].text).join(''),
+  },
+  'other JSON shapes: llama.cpp content, ended without [DONE]': {
+    build: (a, b) => sse({ content: a, stop: false, id_slot: 0 }, { content: b, stop: false, id_slot: 0 }, { content: '', stop: true, id_slot: 0, timings: { predicted_n: 9 } }),
+    read: (out) => sseEvents(out).map(({ data }) => data['content']).join(''),
+  },
+  'other JSON shapes: Vercel AI SDK text-delta, then [DONE]': {
+    build: (a, b) => Buffer.concat([sse({ type: 'start', messageId: 'm1' }, { type: 'text-start', id: '0' }, { type: 'text-delta', id: '0', delta: a }, { type: 'text-delta', id: '0', delta: b }, { type: 'text-end', id: '0' }, { type: 'finish' }), Buffer.from('data: [DONE]\n\n')]),
+    read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'text-delta').map(({ data }) => { assert.equal(data['id'], '0'); return data['delta']; }).join(''),
+  },
+  'other JSON shapes: a running snapshot of the text (each event repeats the last and adds)': {
+    build: (a, b) => sse({ status: 'running', text: 'Answer: ' }, { status: 'running', text: `Answer: ${a}` }, { status: 'running', text: `Answer: ${a}${b}` }, { status: 'done' }),
+    read: (out) => {
+      const texts = sseEvents(out).map(({ data }) => data['text']).filter((t) => t !== undefined);
+      return texts[texts.length - 1].slice('Answer: '.length);
+    },
+  },
+  'OpenAI responses output_text, split across two content parts (output_text joins them)': {
+    todo: 'each part is masked alone, in its deltas and in the done, content_part.done, output_item.done and completed events that repeat it',
+    build: (a, b) => sse(...[a, b].flatMap((delta, content_index) => [{ type: 'response.content_part.added', item_id: 'm1', output_index: 0, content_index, part: { type: 'output_text', text: '' } }, { type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index, delta }, { type: 'response.output_text.done', item_id: 'm1', output_index: 0, content_index, text: delta }])),
+    read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'response.output_text.delta').map(({ data }) => data['delta']).join(''),
+  },
+  'Bedrock ConverseStream, split across two text content blocks': {
+    masker: 'aws',
+    build: (a, b) => Buffer.concat([awsFrame('messageStart', { role: 'assistant' }), awsFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: a } }), awsFrame('contentBlockStop', { contentBlockIndex: 0 }), awsFrame('contentBlockDelta', { contentBlockIndex: 1, delta: { text: b } }), awsFrame('contentBlockStop', { contentBlockIndex: 1 }), awsFrame('messageStop', { stopReason: 'end_turn' })]),
+    read: (out) => readAwsFrames(out).filter((f) => f.eventType === 'contentBlockDelta').map((f) => f.payload['delta'].text ?? '').join(''),
+  },
+  'Bedrock InvokeModelWithResponseStream, split across two Anthropic text blocks': {
+    masker: 'aws',
+    build: (a, b) => Buffer.concat([messageStart, textBlock(0), textDelta(0, a), blockStop(0), textBlock(1), textDelta(1, b), blockStop(1), ...messageEnd].map((e) => chunkFrame(e))),
+    read: (out) => readAwsFrames(out).map((f) => JSON.parse(Buffer.from(f.payload['bytes'], 'base64').toString('utf8')) as Json).filter((e) => e['type'] === 'content_block_delta').map((e) => e['delta'].text).join(''),
+  },
   'plain-text event stream': {
     build: (a, b) => Buffer.from(`data: ${a.replace(/\n/g, '\ndata: ')}\n\ndata: ${b.replace(/\n/g, '\ndata: ')}\n\n`),
     read: (out) => out.toString('utf8').split('\n\n').filter((e) => e !== '').map((e) => e.split('\n').map((l) => l.slice(6)).join('\n')).join(''),
@@ -173,7 +209,7 @@ function checkShape(shape: Shape): number {
 
 describe('streaming masking per dialect: a value split across two events at any offset', () => {
   for (const [name, shape] of Object.entries(shapes)) {
-    test(name, () => {
+    test(name, shape.todo === undefined ? {} : { todo: shape.todo }, () => {
       assert.ok(checkShape(shape) > 1500);
     });
   }

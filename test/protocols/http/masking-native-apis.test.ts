@@ -174,6 +174,21 @@ describe('Google Gemini SSE (streamGenerateContent?alt=sse)', () => {
   });
 });
 
+describe('an SSE stream of JSON events of no known API (Hugging Face TGI)', () => {
+  const tgi = (index: number, text: string, generated: string | null = null) => `data:${JSON.stringify({ index, token: { id: index, text, logprob: -0.5, special: false }, generated_text: generated, details: null })}\n\n`;
+
+  test('security: an address split across two token events comes out masked; every event keeps its shape', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => void writeEvents(res, [tgi(1, 'Mail'), tgi(2, ' alice@exa'), tgi(3, 'mple.com'), tgi(4, ' today', 'Mail alice@example.com today')]));
+    const raw = await (await post(h, '/generate_stream', { inputs: 'x' })).text();
+    assert.ok(!raw.includes('alice') && !raw.includes('mple.com'), raw);
+    const events = raw.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { index: number; token: { id: number; text: string; special: boolean }; generated_text: string | null });
+    assert.deepEqual(events.slice(0, 4).map((e) => [e.index, e.token.id, e.token.special]), [[1, 1, false], [2, 2, false], [3, 3, false], [4, 4, false]]);
+    assert.equal(events.map((e) => e.token.text).join(''), 'Mail [EMAIL] today');
+    assert.equal(events[3]!.generated_text, 'Mail [EMAIL] today');
+  });
+});
+
 describe('Cohere v2 chat stream', () => {
   const cohere = (type: string, data: Record<string, unknown> = {}) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
 
