@@ -81,6 +81,7 @@ export class ClientMessages {
       client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
       approvals: stages.approvals !== undefined,
       decisions: new SessionDecisions(),
+      tables: ctx.tables,
     };
     this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
     core.client.once('close', () => this.#holding?.abort('closed'));

@@ -33,10 +33,11 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
+import { unmaskableStore } from './mask-rows.js';
 import type { CopyServerForm, StatementFacts } from './statement-facts.js';
 import { strictestClass } from './statement-classes.js';
 import { isColumnStatistics } from './statement-tables.js';
-import { unmaskableStore } from './mask-rows.js';
+import { tablesMayBe, type TableCatalog } from './table-catalog.js';
 
 export interface StatementContext {
   readonly connection: PostgresConnection;
@@ -48,6 +49,8 @@ export interface StatementContext {
   readonly approvals: boolean;
   /** The session's decisions, reused where the policy allows it. */
   readonly decisions?: SessionDecisions | undefined;
+  /** The names each table name may stand for in the session's database (table-catalog.ts, read at login). */
+  readonly tables?: TableCatalog | undefined;
 }
 
 /**
@@ -126,9 +129,16 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
     operation: shape.operation,
     startedAt: base?.startedAt ?? startedAt,
     client: ctx.client,
-    facts: shape.facts,
+    facts: withTablesMayBe(shape.facts, ctx.tables),
     identity: ctx.identity,
   };
+}
+
+/** The facts with the names their tables may stand for (a partition's ancestors, `orders` for `public.orders`: SqlFacts.tablesMayBe). */
+function withTablesMayBe(facts: RequestFacts, catalog: TableCatalog | undefined): RequestFacts {
+  const sql = facts.sql;
+  const more = sql && tablesMayBe(catalog, sql.tables);
+  return more ? { ...facts, sql: { ...sql, tablesMayBe: more } } : facts;
 }
 
 /** Policy for one statement of `exchange` (facts undefined: a portal whose statement was never seen). */
