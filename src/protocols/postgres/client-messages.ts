@@ -34,6 +34,7 @@ import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 import { strictestClass } from './statement-classes.js';
+import { SessionTables } from './table-catalog.js';
 import { newRun, requestOf } from './statement-recording.js';
 
 /** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */
@@ -81,7 +82,7 @@ export class ClientMessages {
       client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
       approvals: stages.approvals !== undefined,
       decisions: new SessionDecisions(),
-      tables: ctx.tables,
+      tables: ctx.tables ?? new SessionTables(undefined),
     };
     this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
     core.client.once('close', () => this.#holding?.abort('closed'));

@@ -23,7 +23,7 @@ import { errorResponseFor } from './errors.js';
 import type { FrameSource } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
 import { SessionCore } from './session-core.js';
-import type { TableCatalog } from './table-catalog.js';
+import type { SessionTables } from './table-catalog.js';
 
 export interface SessionContext {
   readonly connection: PostgresConnection;
@@ -40,7 +40,7 @@ export interface SessionContext {
    */
   readonly shadowedFunctions: Set<string>;
   /** The names each table name may stand for on the database (read at login, table-catalog.ts). */
-  readonly tables?: TableCatalog | undefined;
+  readonly tables?: SessionTables | undefined;
 }
 
 export class PostgresSession {

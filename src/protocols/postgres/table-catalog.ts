@@ -11,6 +11,10 @@
 // - `schema.name` may also be the bare `name`; a bare `name` may be `schema.name` of every
 //   schema holding a relation of that name (search_path is not tracked: each counts);
 // - its answer is kept per connection config for `catalogTtlMs`, as the function catalog's;
+// - a table the session itself makes a descendant of another (CREATE TABLE … PARTITION
+//   OF / INHERITS, ALTER TABLE … INHERIT / ATTACH PARTITION) stands for that parent, and
+//   its parent's names, for the rest of the session (SessionTables), and the cached
+//   answer is dropped, so that the next login reads it again;
 // - a failed query refuses the login with upstream_failed (fail closed).
 
 import { GatehouseError } from '../../errors/index.js';
@@ -55,21 +59,51 @@ export function clearTableCatalog(): void {
   cache.clear();
 }
 
-/**
- * The names `tables` may also stand for (none already among them); undefined when none.
- * A qualified name is also its bare name even when the catalog does not know it (a table
- * created after the login).
- */
-export function tablesMayBe(catalog: TableCatalog | undefined, tables: readonly string[]): string[] | undefined {
-  let more: Set<string> | undefined;
-  for (const table of tables) {
-    const dot = table.lastIndexOf('.');
-    if (dot > 0) (more ??= new Set()).add(table.slice(dot + 1));
-    for (const name of catalog?.get(table) ?? []) (more ??= new Set()).add(name);
+/** The names of one session's tables: the login's catalog, and the descendants the session made since. */
+export class SessionTables {
+  readonly #catalog: TableCatalog | undefined;
+  readonly #key: string | undefined;
+  /** A child (as written, and bare) to its parents' names: made in this session. */
+  readonly #made = new Map<string, Set<string>>();
+
+  /** `key`: the cache key the catalog was read under (tableCatalog), dropped when the session makes a descendant. */
+  constructor(catalog: TableCatalog | undefined, key?: string) {
+    this.#catalog = catalog;
+    this.#key = key;
   }
-  if (!more) return undefined;
-  for (const table of tables) more.delete(table);
-  return more.size > 0 ? [...more] : undefined;
+
+  /**
+   * The names `tables` may also stand for (none already among them); undefined when none.
+   * A qualified name is also its bare name even when the catalog does not know it (a table
+   * created after the login).
+   */
+  mayBe(tables: readonly string[]): string[] | undefined {
+    let more: Set<string> | undefined;
+    for (const table of tables) {
+      const dot = table.lastIndexOf('.');
+      const bare = dot > 0 ? table.slice(dot + 1) : undefined;
+      if (bare !== undefined) (more ??= new Set()).add(bare);
+      for (const name of this.#catalog?.get(table) ?? []) (more ??= new Set()).add(name);
+      // A child made here may be written qualified or not, whichever way it was created.
+      for (const name of this.#made.get(table) ?? []) (more ??= new Set()).add(name);
+      if (bare !== undefined) for (const name of this.#made.get(bare) ?? []) (more ??= new Set()).add(name);
+    }
+    if (!more) return undefined;
+    for (const table of tables) more.delete(table);
+    return more.size > 0 ? [...more] : undefined;
+  }
+
+  /** `child` is a descendant of `parent` from now on (decided, whether or not it runs: more names is stricter). */
+  learn(child: string, parent: string): void {
+    if (this.#key !== undefined) cache.delete(this.#key);
+    const names = [parent, ...(this.mayBe([parent]) ?? [])];
+    const dot = child.lastIndexOf('.');
+    for (const key of dot > 0 ? [child, child.slice(dot + 1)] : [child]) {
+      let set = this.#made.get(key);
+      if (!set) this.#made.set(key, (set = new Set()));
+      for (const name of names) if (name !== key) set.add(name);
+    }
+  }
 }
 
 async function readCatalog(upstream: UpstreamSession): Promise<TableCatalog> {

@@ -6,7 +6,9 @@
 // search_path = hr` then `salaries` past a rule on `hr.salaries`). The gateway now reads
 // the ancestry and schemas of the database's tables at login (table-catalog.ts) and a
 // deny rule, or an allow rule's masking obligations, holds on every name a table may
-// stand for. Quoted identifiers are exact: `"Payroll"` is another table than `payroll`.
+// stand for, and so does a partition or child the session itself makes (`create table
+// ledger_us partition of ledger …` then `insert into ledger_us` past a rule on writes to
+// `ledger`). Quoted identifiers are exact: `"Payroll"` is another table than `payroll`.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
@@ -18,6 +20,7 @@ const rules = [
   { name: 'deny-orders', effect: 'deny', message: 'Orders are off limits.', when: [{ fact: 'tables', includes: ['orders', 'invoices'] }] },
   { name: 'deny-payroll', effect: 'deny', message: 'Payroll is off limits.', when: [{ fact: 'tables', includes: ['payroll'] }] },
   { name: 'deny-hr-salaries', effect: 'deny', message: 'Salaries are off limits.', when: [{ fact: 'tables', includes: ['hr.salaries'] }] },
+  { name: 'deny-ledger-writes', effect: 'deny', message: 'The ledger is read-only.', match: { operations: ['sql.insert', 'sql.update', 'sql.delete', 'sql.merge'] }, when: [{ fact: 'tables', includes: ['ledger'] }] },
   { name: 'mask-notes', effect: 'allow', when: [{ fact: 'tables', includes: ['notes'] }], obligations: { mask: ['pii'] } },
 ].map((r) => ruleSchema.parse(r));
 
@@ -41,6 +44,7 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
       create table "Payroll" (id int); insert into "Payroll" values (2);
       create schema hr; create table hr.salaries (id int, pay int); insert into hr.salaries values (1, 200);
       create table notes (body text); create table notes_archive () inherits (notes); insert into notes_archive values ('ssn 078-05-1121');
+      create table ledger (id int, region text) partition by list (region);
       create table accounts (id int); insert into accounts values (1)`);
     // The catalog is read at login: the client logs in after the tables exist.
     c = new pg.Client(proxy.clientConfig());
@@ -86,5 +90,22 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
     await c.query('reset search_path');
     // A quoted identifier is exact: "Payroll" is another table, which the rule does not name.
     assert.deepEqual((await c.query('select id from "Payroll"')).rows, [{ id: 2 }]);
+  });
+
+  test('a partition or child the session makes is its parent\'s from then on', async () => {
+    const ledger = denied('The ledger is read-only.', 'deny-ledger-writes');
+    await c.query("create table ledger_us partition of ledger for values in ('us')");
+    await assert.rejects(c.query("insert into ledger_us values (1, 'us')"), ledger);
+    await assert.rejects(c.query('update public.ledger_us set id = 2'), ledger);
+    await c.query('create table ledger_x (id int, region text)');
+    await c.query("alter table ledger attach partition ledger_x for values in ('x')");
+    await assert.rejects(c.query("insert into ledger_x values (1, 'x')"), ledger);
+    await assert.rejects(c.query("create table ledger_eu partition of public.ledger for values in ('eu'); insert into ledger_eu values (1, 'eu')"), ledger);
+    assert.deepEqual((await direct.query('select count(*)::int as n from ledger')).rows, [{ n: 0 }]);
+    // Other sessions know them from the catalog at their login.
+    const other = new pg.Client(proxy.clientConfig());
+    await other.connect();
+    await assert.rejects(other.query("insert into ledger_us values (1, 'us')"), ledger);
+    await other.end();
   });
 });
