@@ -36,6 +36,7 @@ import { derivedMasks, maskingActive, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
 import { strictestClass } from './statement-classes.js';
+import { SessionTables } from './table-catalog.js';
 import { newRun, requestOf } from './statement-recording.js';
 
 /** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */
@@ -85,6 +86,7 @@ export class ClientMessages {
       client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
       approvals: stages.approvals !== undefined,
       decisions: new SessionDecisions(),
+      tables: ctx.tables ?? new SessionTables(undefined),
     };
     this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
     core.client.once('close', () => this.#holding?.abort('closed'));

@@ -33,10 +33,11 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
+import { unmaskableStore } from './mask-rows.js';
 import type { CopyServerForm, StatementFacts } from './statement-facts.js';
 import { strictestClass } from './statement-classes.js';
 import { isColumnStatistics } from './statement-tables.js';
-import { unmaskableStore } from './mask-rows.js';
+import type { SessionTables } from './table-catalog.js';
 
 export interface StatementContext {
   readonly connection: PostgresConnection;
@@ -48,6 +49,8 @@ export interface StatementContext {
   readonly approvals: boolean;
   /** The session's decisions, reused where the policy allows it. */
   readonly decisions?: SessionDecisions | undefined;
+  /** The names each table name may stand for in the session's database (table-catalog.ts). */
+  readonly tables?: SessionTables | undefined;
 }
 
 /**
@@ -126,13 +129,22 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
     operation: shape.operation,
     startedAt: base?.startedAt ?? startedAt,
     client: ctx.client,
-    facts: shape.facts,
+    facts: withTablesMayBe(shape.facts, ctx.tables),
     identity: ctx.identity,
   };
 }
 
+/** The facts with the names their tables may stand for (a partition's ancestors, `orders` for `public.orders`: SqlFacts.tablesMayBe). */
+function withTablesMayBe(facts: RequestFacts, tables: SessionTables | undefined): RequestFacts {
+  const sql = facts.sql;
+  const more = sql && tables?.mayBe(sql.tables);
+  return more ? { ...facts, sql: { ...sql, tablesMayBe: more } } : facts;
+}
+
 /** Policy for one statement of `exchange` (facts undefined: a portal whose statement was never seen). */
 export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined): Checked {
+  // A partition or child it makes is known as its parent's from now on (refused too: stricter).
+  for (const [child, parent] of facts?.inherits ?? []) ctx.tables?.learn(child, parent);
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;

@@ -15,7 +15,7 @@ import { callsBuiltin, functionRisks } from './function-calls.js';
 import { stringList, type Node } from './parse-tree-names.js';
 import { classOf, strictestClass } from './statement-classes.js';
 import type { CopyServerForm, StatementFacts } from './statement-facts.js';
-import { collectTables, foreignTables, isColumnStatistics, modifying, readTables } from './statement-tables.js';
+import { collectTables, foreignTables, inheritance, isColumnStatistics, modifying, readTables } from './statement-tables.js';
 
 /** The statements a statement runs inside itself: its data-modifying WITH queries, the query of COPY and CREATE TABLE AS, the elements of CREATE SCHEMA. */
 function runsInside(kind: string, node: Node): Node[] {
@@ -39,6 +39,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   const calls = new Set<string>();
   const executes = collectTables(stmt, tables, riskySet, calls);
   const defines = definedName(kind, node);
+  const inherits = inheritance(kind, node);
   const risky: string[] = [];
   let cls = classOf(kind);
   let copyOut = false;
@@ -187,6 +188,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(defines !== undefined ? { defines: [defines] } : {}),
     ...(cursor !== undefined ? { cursor } : {}),
     ...(fetches !== undefined ? { fetches } : {}),
+    ...(inherits !== undefined ? { inherits } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),

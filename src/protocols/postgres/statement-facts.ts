@@ -40,6 +40,12 @@ export interface StatementFacts {
    * CREATE TABLE AS, ATTACH PARTITION …): it is decided as `sql.select` of them too.
    */
   readonly reads?: readonly string[];
+  /**
+   * Tables it makes descendants of others, `[child, parent]` as written (CREATE TABLE …
+   * PARTITION OF / INHERITS, ALTER TABLE … INHERIT / ATTACH PARTITION): the session
+   * knows the child's rows as the parent's from then on (table-catalog.ts SessionTables).
+   */
+  readonly inherits?: readonly (readonly [child: string, parent: string])[];
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
 }

@@ -7,7 +7,7 @@
 //   PARTITION and INHERIT read rows (StatementFacts.reads).
 
 import { callsBuiltin, functionRisks } from './function-calls.js';
-import { stringList, type Node } from './parse-tree-names.js';
+import { relName, stringList, type Node } from './parse-tree-names.js';
 
 /** The statements that write rows (a data-modifying WITH query is one of them). */
 export const modifying = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
@@ -67,6 +67,22 @@ function remoteTable(options: unknown, local: unknown): string | undefined {
   }
   if (schema === undefined && table === undefined) return undefined;
   return schema === undefined ? table : `${schema}.${table ?? String(local)}`;
+}
+
+/** The `[child, parent]` pairs a statement makes (StatementFacts.inherits); undefined when none. */
+export function inheritance(kind: string, node: Node): [string, string][] | undefined {
+  const pairs: [string, string][] = [];
+  if (kind === 'CreateStmt') {
+    for (const parent of (node.inhRelations as Node[] | undefined) ?? []) pairs.push([relName(node.relation), relName(parent.RangeVar)]);
+  } else if (kind === 'AlterTableStmt') {
+    for (const c of (node.cmds as Node[] | undefined) ?? []) {
+      const cmd = c.AlterTableCmd as Node | undefined;
+      const def = cmd?.def as Node | undefined;
+      if (cmd?.subtype === 'AT_AddInherit') pairs.push([relName(node.relation), relName(def?.RangeVar)]);
+      if (cmd?.subtype === 'AT_AttachPartition') pairs.push([relName((def?.PartitionCmd as Node | undefined)?.name), relName(node.relation)]);
+    }
+  }
+  return pairs.length > 0 ? pairs : undefined;
 }
 
 /** The tables a statement reads rows of, for its answer or to keep (StatementFacts.reads); the statements inside it are added by the caller. */
