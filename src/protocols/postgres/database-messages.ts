@@ -309,7 +309,7 @@ export class DatabaseMessages {
   }
 
   /**
-   * The end of a wrapped Query (ClientMessages #wrappedQuery), at its ReadyForQuery,
+   * The end of a wrapped Query (SimpleQueries #wrappedQuery, client-query.ts), at its ReadyForQuery,
    * which is not relayed: COMMIT if the client was told every statement ran, else
    * ROLLBACK. A cancel of ours still out when the Query ended (its statement timeout
    * came as it finished) is taken as the timeout of the Query: it is rolled back, and

@@ -205,10 +205,13 @@ export class SessionCore {
    * goes: the database commits the batch's implicit transaction at Sync, and a statement
    * the gateway stops later (more rows than maxRows, rows it cannot mask) must take the
    * transaction with it, as the client is told. Not needed when no Execute of the batch
-   * can be stopped, nor when the batch only reads, outside a transaction block.
+   * can be stopped, nor when the batch only reads, outside a transaction block. Never
+   * with a COPY FROM STDIN in the batch: libpq sends its Sync before the data, which the
+   * client loop must go on reading for the COPY to end.
    */
   holdsSync(): boolean {
     const batch = this.#batch();
+    if (batch.some((p) => p.kind === 'execute' && p.portal?.statement?.facts.some((f) => f.class === 'copy' && !f.copyOut))) return false;
     const maxRows = this.ctx.connection.maxRows;
     const stoppable = batch.some((p) => p.kind === 'execute' && !p.run.done && (maxRows !== undefined || maskingActive(p.run.masking)));
     if (!stoppable) return false;

@@ -72,7 +72,7 @@ export interface PortalInfo {
 
 /** What the database owes the session, in order (a FIFO: pipelining keeps answers in order). */
 export type Pending =
-  /** `wrapped`: between a BEGIN and a COMMIT or ROLLBACK of the gateway's (client-messages.ts #wrappedQuery). */
+  /** `wrapped`: between a BEGIN and a COMMIT or ROLLBACK of the gateway's (client-query.ts #wrappedQuery). */
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan; wrapped?: boolean }
   /** The gateway's BEGIN before a wrapped Query: its answer is not relayed. */
   | { kind: 'begin' }

@@ -185,4 +185,21 @@ describe('PostgreSQL proxy: a statement the gateway stops takes its transaction 
     });
     assert.deepEqual(await notes(), [26, 27]);
   });
+
+  test('extended: COPY FROM STDIN with its Sync sent before the data (as libpq does) is not held up', async () => {
+    await direct.query('truncate notes');
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      raw.write(parse('copy notes from stdin'), bind(), execute(), sync());
+      const copyIn = await raw.until('G');
+      assert.equal(types(copyIn), '12G', text(copyIn));
+      // The database ignores a Sync in COPY mode: libpq sends another after CopyDone.
+      raw.write(message('d', Buffer.from('31\n32\n')), message('c'), sync());
+      const frames = await raw.untilReady(1);
+      assert.equal(types(frames), 'CZ', text(frames));
+    } finally {
+      raw.close();
+    }
+    assert.deepEqual(await notes(), [31, 32]);
+  });
 });
