@@ -10,7 +10,8 @@
 //      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
 //   4. the head row agrees with the last event (events deleted from the end);
 //   5. every exchange row still has the digest its latest event recorded (edited), every
-//      opened exchange still has its row (deleted), and no row lacks an event (inserted).
+//      opened exchange still has its row (deleted), and no row lacks an event (inserted);
+//   6. the full-text search index still finds every row by its words (verify-search-index.ts).
 // Memory stays bounded: events and rows are read in pages.
 
 import type { Kysely } from 'kysely';
@@ -19,6 +20,7 @@ import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
 import { exchangeEventKinds } from './record-columns.js';
 import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
+import { searchIndexCheck } from './verify-search-index.js';
 import { createPublicKey } from 'node:crypto';
 
 const stateKinds: ReadonlySet<string> = new Set(exchangeEventKinds);
@@ -187,9 +189,10 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   else if (head && Number(head.seq) > lastSeq) report({ seq: 1, message: `every event was deleted: the head records seq ${head.seq}, the chain is empty` });
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
 
-  // 5. The exchange rows against their latest events.
+  // 5. The exchange rows against their latest events, and 6. the search index.
   let exchanges = 0;
   let after = -1;
+  const searchIndex = searchIndexCheck(db);
   for (;;) {
     const rows = await db.selectFrom('exchanges').select(['seq', ...recordedColumns]).where('seq', '>', after).orderBy('seq').limit(500).execute();
     if (rows.length === 0) break;
@@ -219,8 +222,10 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
       else if (event.state !== digest && !inFlight.get(row.id)?.includes(digest)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
     }
+    for (const problem of await searchIndex.page(rows.map((r) => ({ seq: Number(r.seq), id: r.id })))) report(problem);
     await yieldToEventLoop();
   }
+  for (const problem of await searchIndex.finish()) report(problem);
   return done(startSeq + (count > 0 ? 1 : 0), lastSeq, count, problems, exchanges);
 
   /** The last event's seq, then the head's: in that order, an append between the two reads cannot put the last event past the head. */
