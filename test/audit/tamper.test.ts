@@ -1,7 +1,9 @@
 // Tampering beyond editing a row, on both stores: `verifyChain` must name each.
 //   - the search index edited so a text search no longer finds an exchange (SQLite's
 //     FTS5 index and its queue, PostgreSQL's generated `search` column);
-//   - two events' bodies swapped (each event's hash covers its seq and predecessor).
+//   - two events' bodies swapped (each event's hash covers its seq and predecessor);
+//   - the newest checkpoints deleted and the head's record of them rolled back, which
+//     unfixed the events they had fixed (a rewritten tail then verified).
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -135,6 +137,28 @@ for (const dialect of await testDialects()) {
       const messages = (await verify()).problems.map((p) => p.message);
       const off = store.dialect === 'sqlite' ? 'the search index trigger exchanges_fts_queue is missing: exchanges written from now on may not be found by a text search' : 'the search column of exchanges is no longer generated from the text: exchanges written from now on may not be found by a text search';
       assert.ok(messages.includes(off), messages.join('\n'));
+    });
+
+    test('security: checkpoints deleted, with the head rolled back to an older one, are named by their cadence', async () => {
+      // Enough events that a run without a checkpoint exceeds checkpoint.every (4) and the slack (1024).
+      await Promise.all(Array.from({ length: 1100 }, (_, i) => trail.log.event({ kind: 'policy.changed', actor: 'cli:alice', target: `policy:v${i}`, details: {} })));
+      const untouched = await verifyChain(store.db, { publicKeyPem: trail.signer!.publicKeyPem, checkpointEvery: 4 });
+      assert.deepEqual(untouched.problems, []);
+      const first = Number((await store.db.selectFrom('audit_checkpoints').select('seq').orderBy('seq').limit(1).executeTakeFirstOrThrow()).seq);
+      await store.db.deleteFrom('audit_checkpoints').where('seq', '>', first).execute();
+      await store.db.updateTable('audit_head').set({ checkpoint_seq: first }).where('id', '=', 1).execute();
+      const report = await verifyChain(store.db, { publicKeyPem: trail.signer!.publicKeyPem, checkpointEvery: 4 });
+      assert.equal(report.ok, false);
+      const gap = first + 4 + 1024 + 1;
+      const id = (await store.db.selectFrom('audit_events').select('id').where('seq', '=', gap).executeTakeFirstOrThrow()).id;
+      assert.deepEqual(report.problems.map((p) => [p.seq, p.eventId, p.message]), [
+        [gap, id, `event seq ${gap} is more than 1028 events past the checkpoint at seq ${first} with no checkpoint between (audit.checkpoint.every is 4): checkpoints were deleted, or every was larger when these events were appended`],
+      ]);
+      // Every checkpoint deleted, and the head's record of them zeroed.
+      await store.db.deleteFrom('audit_checkpoints').execute();
+      await store.db.updateTable('audit_head').set({ checkpoint_seq: 0 }).where('id', '=', 1).execute();
+      const none = await verifyChain(store.db, { publicKeyPem: trail.signer!.publicKeyPem, checkpointEvery: 4 });
+      assert.match(none.problems[0]!.message, /^event seq 1029 is more than 1028 events past the start of the chain with no checkpoint between/);
     });
 
     test('security: two events with their bodies swapped are both named', async () => {
