@@ -310,7 +310,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
+    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
     const admin = createAdminHandler({
       db: store.db,
       identify: identity.identifyAdmin,
