@@ -65,6 +65,11 @@ export class SessionTables {
   readonly #key: string | undefined;
   /** A child (as written, and bare) to its parents' names: made in this session. */
   readonly #made = new Map<string, Set<string>>();
+  /**
+   * mayBe's answers by table list: a cached inspection's facts share one list, so a
+   * statement run again costs one lookup, not an array per exchange. Forgotten on learn.
+   */
+  #answers = new WeakMap<readonly string[], readonly string[] | null>();
 
   /** `key`: the cache key the catalog was read under (tableCatalog), dropped when the session makes a descendant. */
   constructor(catalog: TableCatalog | undefined, key?: string) {
@@ -77,7 +82,15 @@ export class SessionTables {
    * A qualified name is also its bare name even when the catalog does not know it (a table
    * created after the login).
    */
-  mayBe(tables: readonly string[]): string[] | undefined {
+  mayBe(tables: readonly string[]): readonly string[] | undefined {
+    const known = this.#answers.get(tables);
+    if (known !== undefined) return known ?? undefined;
+    const answer = this.#mayBe(tables);
+    this.#answers.set(tables, answer ?? null);
+    return answer;
+  }
+
+  #mayBe(tables: readonly string[]): string[] | undefined {
     let more: Set<string> | undefined;
     for (const table of tables) {
       const dot = table.lastIndexOf('.');
@@ -96,6 +109,7 @@ export class SessionTables {
   /** `child` is a descendant of `parent` from now on (decided, whether or not it runs: more names is stricter). */
   learn(child: string, parent: string): void {
     if (this.#key !== undefined) cache.delete(this.#key);
+    this.#answers = new WeakMap();
     const names = [parent, ...(this.mayBe([parent]) ?? [])];
     const dot = child.lastIndexOf('.');
     for (const key of dot > 0 ? [child, child.slice(dot + 1)] : [child]) {
