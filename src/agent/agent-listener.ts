@@ -16,6 +16,8 @@ import { answerAndClose } from '../server/raw-answer.js';
 
 /** How long a connection may take to send its first bytes (plain HTTP check, HTTP/1.1 request). */
 const firstBytesTimeoutMs = 10_000;
+/** How long a TLS handshake may take (node's default is 120 s): an agent's takes milliseconds. */
+const handshakeTimeoutMs = 10_000;
 
 export interface AgentListener {
   /** The listening socket (TLS). */
@@ -26,10 +28,13 @@ export interface AgentListener {
 
 export function createAgentListener(tls: { readonly cert: string; readonly key: string }): AgentListener {
   const h2 = createH2Server();
-  const server = createTlsServer({ cert: tls.cert, key: tls.key, ALPNProtocols: ['h2', 'http/1.1'] }, (socket: TLSSocket) => {
+  const server = createTlsServer({ cert: tls.cert, key: tls.key, ALPNProtocols: ['h2', 'http/1.1'], handshakeTimeout: handshakeTimeoutMs }, (socket: TLSSocket) => {
     if (socket.alpnProtocol === 'h2') return void h2.emit('connection', socket);
     answerHttp1(socket);
   });
+  // A bare TLS server only reports a failed or timed-out handshake; left open, a client
+  // that stalls its handshake (slowloris) holds the socket for as long as it likes.
+  server.on('tlsClientError', (_error, socket) => socket.destroy());
   answerPlainHttp(server, { firstByteTimeoutMs: firstBytesTimeoutMs, envelope, listenerName: 'the Gatehouse agent endpoint' });
   return { tls: server, h2 };
 }
