@@ -70,7 +70,8 @@ function sqliteCheck(db: Kysely<Database>): SearchIndexCheck {
         from exchanges e left join exchanges_fts_docsize d on d.id = e.seq left join exchanges_fts_pending p on p.seq = e.seq
         where e.seq in (${sql.join(rows.map((r) => r.seq))})`.execute(db);
       await sql.raw(`delete from temp.${words}`).execute(db);
-      for (const row of state.rows) await sql`insert into temp.${sql.raw(words)} (rowid, prompt_text, response_text) values (${row.seq}, ${row.prompt_text}, ${row.response_text})`.execute(db);
+      // One statement per page (at most 500 rows, 1,500 parameters).
+      if (state.rows.length > 0) await sql`insert into temp.${sql.raw(words)} (rowid, prompt_text, response_text) values ${sql.join(state.rows.map((row) => sql`(${row.seq}, ${row.prompt_text}, ${row.response_text})`))}`.execute(db);
       const expected = await sql<{ id: number; sz: Uint8Array }>`select id, sz from temp.${sql.raw(`${words}_docsize`)}`.execute(db);
       const expectedSize = new Map(expected.rows.map((r) => [Number(r.id), Buffer.from(r.sz).toString('hex')]));
       const problems: SearchIndexProblem[] = [];
