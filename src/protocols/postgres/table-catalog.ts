@@ -18,8 +18,7 @@
 // - a failed query refuses the login with upstream_failed (fail closed).
 
 import { GatehouseError } from '../../errors/index.js';
-import { cstring, message, parseDataRow, parseNoticeFields } from './codec.js';
-import { catalogTtlMs } from './function-catalog.js';
+import { CatalogCache, runCatalogQuery } from './catalog-query.js';
 import type { UpstreamSession } from './forward.js';
 
 /** Each relation name (bare and `schema.name`) to the other names it may stand for. */
@@ -41,17 +40,11 @@ left join pg_catalog.pg_namespace pn on pn.oid operator(pg_catalog.=) p.relnames
 where c.relkind operator(pg_catalog.=) any ('{r,p,v,m,f}'::pg_catalog."char"[])
   and n.nspname operator(pg_catalog.<>) 'pg_catalog' and n.nspname operator(pg_catalog.<>) 'information_schema' and n.nspname operator(pg_catalog.!~) '^pg_toast'`;
 
-const cache = new Map<string, { readonly catalog: TableCatalog; readonly at: number }>();
+const cache = new CatalogCache<TableCatalog>();
 
 /** The names each relation name may stand for on this upstream (cached per `key`). */
-export async function tableCatalog(upstream: UpstreamSession, key: string, now: number = Date.now()): Promise<TableCatalog> {
-  const hit = cache.get(key);
-  if (hit && now - hit.at < catalogTtlMs) return hit.catalog;
-  const catalog = await readCatalog(upstream);
-  cache.set(key, { catalog, at: now });
-  // Bounded: a config per connection; the bound is a safeguard.
-  if (cache.size > 1000) cache.delete(cache.keys().next().value!);
-  return catalog;
+export function tableCatalog(upstream: UpstreamSession, key: string, now: number = Date.now()): Promise<TableCatalog> {
+  return cache.get(key, () => readCatalog(upstream), now);
 }
 
 /** Forgets every cached answer (tests). */
@@ -121,44 +114,22 @@ export class SessionTables {
 }
 
 async function readCatalog(upstream: UpstreamSession): Promise<TableCatalog> {
-  upstream.socket.write(message('Q', cstring(catalogQuery)));
   const names = new Map<string, Set<string>>();
   const add = (name: string, ...others: string[]) => {
     let set = names.get(name);
     if (!set) names.set(name, (set = new Set()));
     for (const other of others) if (other !== name) set.add(other);
   };
-  let failure: string | undefined;
-  for (;;) {
-    const frame = await upstream.source.read();
-    switch (frame.type) {
-      case 'T': // RowDescription
-      case 'C': // CommandComplete
-      case 'N': // NoticeResponse
-      case 'S': // ParameterStatus
-        break;
-      case 'D': {
-        const [schema, relation, ancestorSchema, ancestor] = parseDataRow(frame.body).map((v) => v?.toString('utf8'));
-        if (schema === undefined || relation === undefined) break;
-        const qualified = `${schema}.${relation}`;
-        const ancestors = ancestorSchema !== undefined && ancestor !== undefined ? [`${ancestorSchema}.${ancestor}`, ancestor] : [];
-        add(qualified, relation, ...ancestors);
-        // A bare name may be this schema's relation (search_path), and so its ancestors too.
-        add(relation, qualified, ...ancestors);
-        break;
-      }
-      case 'E': {
-        const fields = parseNoticeFields(frame.body);
-        failure = `${fields.get('C') ?? ''} ${fields.get('M') ?? ''}`.trim();
-        break;
-      }
-      case 'Z':
-        if (failure !== undefined) throw catalogFailed(failure);
-        return new Map([...names].map(([name, others]) => [name, [...others]]));
-      default:
-        throw catalogFailed(`unexpected message '${frame.type}'`);
-    }
-  }
+  await runCatalogQuery(upstream, catalogQuery, (row) => {
+    const [schema, relation, ancestorSchema, ancestor] = row.map((v) => v?.toString('utf8'));
+    if (schema === undefined || relation === undefined) return;
+    const qualified = `${schema}.${relation}`;
+    const ancestors = ancestorSchema !== undefined && ancestor !== undefined ? [`${ancestorSchema}.${ancestor}`, ancestor] : [];
+    add(qualified, relation, ...ancestors);
+    // A bare name may be this schema's relation (search_path), and so its ancestors too.
+    add(relation, qualified, ...ancestors);
+  }, catalogFailed);
+  return new Map([...names].map(([name, others]) => [name, [...others]]));
 }
 
 function catalogFailed(detail: string): GatehouseError {
