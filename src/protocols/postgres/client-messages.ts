@@ -26,6 +26,7 @@ import { maskingFor } from './connection.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, exchangeOf, SessionDecisions, statementExchange, unparseable, type Checked, type StatementContext } from './decide-statement.js';
 import { errorResponseFor } from './errors.js';
+import { planCopyOut } from './copy-out.js';
 import { ExtendedQuery } from './extended-query.js';
 import { FrameSource, SocketClosed } from './frame-source.js';
 import { statementDigest, StatementHolds, statementPreview, type HoldOutcome } from './hold-statement.js';
@@ -56,6 +57,8 @@ interface QueryStep {
   readonly derived: DerivedMasks | undefined;
   /** DEALLOCATE's name ('*': all), forgotten when the database has run it. */
   readonly deallocates: string | undefined;
+  /** A COPY … TO STDOUT to describe and mask column by column (copy-out.ts). */
+  readonly copy: boolean;
 }
 
 export class ClientMessages {
@@ -277,6 +280,7 @@ export class ClientMessages {
     for (let i = 0; i < statements.length; i++) {
       const step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.copy) return this.#queryCopy(statements, step, frame);
       if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, frame);
       runs.push(this.#newRun(step.exchange, step.checked.decision, step.derived, false, step.deallocates));
       requests.push(step.request);
@@ -287,9 +291,10 @@ export class ClientMessages {
   #queryStatement(parsed: StatementFacts): QueryStep {
     const facts = this.#asRun(parsed);
     const exchange = statementExchange(this.#decide, [facts], facts.text);
-    const checked = this.#check(exchange, facts);
+    const copy = facts.copyOut === true && this.#core.ctx.connection.masking.columns.size > 0;
+    const checked = this.#check(exchange, facts, copy);
     if (!checked.error) this.#track(facts);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), deallocates: facts.deallocates };
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), deallocates: facts.deallocates, copy };
   }
 
   /**
@@ -334,8 +339,8 @@ export class ClientMessages {
   }
 
   /** Policy and the gateway's own refusals for one statement (decide-statement.ts), and what only the session knows: its portals. */
-  #check(exchange: Exchange, facts: StatementFacts): Checked {
-    const checked = decideStatement(this.#decide, exchange, facts);
+  #check(exchange: Exchange, facts: StatementFacts, copyMasked = false): Checked {
+    const checked = decideStatement(this.#decide, exchange, facts, copyMasked);
     if (checked.error || facts.fetches === undefined) return checked;
     const error = this.#unmaskableFetch(facts.fetches);
     return error ? { decision: checked.decision, error } : checked;
@@ -383,7 +388,33 @@ export class ClientMessages {
       if (++i === statements.length) return this.#openQuery(runs, requests, frame);
       step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.copy) return this.#queryCopy(statements, step, frame);
     }
+  }
+
+  /**
+   * A COPY … TO STDOUT on a connection with column rules: alone in its Query (statements
+   * before it could change what it reads, and the description is asked before the Query
+   * runs), held first if it needs approval, then described and masked (copy-out.ts).
+   */
+  async #queryCopy(statements: readonly StatementFacts[], step: QueryStep, frame: Frame): Promise<unknown> {
+    const decision = step.checked.decision!;
+    let exchange = step.exchange;
+    if (statements.length > 1) {
+      const error = new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT on a connection with column masking rules is masked column by column only when it is alone in its Query; it was not run. Send it on its own.' });
+      return this.#refuse(exchange, decision, step.request, error, true);
+    }
+    const held = decision.effect === 'require_approval';
+    if (held) {
+      const outcome = await this.#hold(exchange, decision, statementDigest(statements[0]!.text));
+      exchange = outcome.exchange;
+      if (outcome.error) return this.#refuse(exchange, decision, step.request, outcome.error, true);
+    }
+    const copy = await planCopyOut(this.#core, statements[0]!.text, maskingFor(this.#core.ctx.connection, decision));
+    if (copy instanceof GatehouseError) return this.#refuse(exchange, decision, step.request, copy, true);
+    const run = this.#newRun(exchange, decision, step.derived, held, step.deallocates);
+    run.copy = copy;
+    return this.#openQuery([run], [step.request], frame);
   }
 
   /** Records the Query's statements, then forwards it (or refuses it when recording failed). */

@@ -13,7 +13,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
-import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, type Frame } from './codec.js';
+import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, parseRowDescription, frameLength, type Frame } from './codec.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
@@ -186,6 +186,8 @@ export class DatabaseMessages {
           return undefined;
         }
         break;
+      case 'probe':
+        return this.#onProbeAnswer(head, frame);
       case 'denied':
         if (t === 'E') {
           pending.shift();
@@ -253,6 +255,33 @@ export class DatabaseMessages {
         return this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
+    }
+  }
+
+  /** The answer to the gateway's own description of a COPY's columns (copy-out.ts): kept, not relayed. */
+  #onProbeAnswer(head: Extract<Pending, { kind: 'probe' }>, frame: Frame): undefined {
+    switch (frame.type) {
+      case '1': // ParseComplete
+      case 't': // ParameterDescription
+      case '3': // CloseComplete
+        return undefined;
+      case 'T': // RowDescription
+        head.columns = parseRowDescription(frame.body);
+        return undefined;
+      case 'n': // NoData
+        head.columns = [];
+        return undefined;
+      case 'E': {
+        const fields = parseNoticeFields(frame.body);
+        head.error = `${fields.get('C') ?? ''} ${fields.get('M') ?? ''}`.trim();
+        return undefined;
+      }
+      case 'Z':
+        this.#core.pending.shift();
+        head.answered(head.error ?? head.columns ?? 'no description');
+        return undefined;
+      default:
+        throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in the answer to the gateway's description of a COPY` });
     }
   }
 

@@ -1,0 +1,75 @@
+// COPY … TO STDOUT on a connection with column rules: before it runs, the gateway asks
+// the database to describe the SELECT whose columns it sends (copy-statement.ts), and
+// masks its rows by that description as a SELECT's rows are masked (copy-rows.ts).
+// Enforces:
+// - the description is the gateway's own Parse, Describe, Close and Sync of a statement
+//   of a name no client uses, in the session's order (the FIFO, session-state.ts
+//   `probe`): nothing of its answer reaches the client, and no statement of the
+//   client's is replaced; it is asked only when the database owes nothing of an
+//   extended batch the client has not ended with Sync (a Sync of ours would end it);
+// - its plan is made as a SELECT's (planMasking with the query's derivation), and a
+//   derived column the description does not name, or a value the query would store
+//   under a name no rule covers, refuses the COPY;
+// - anything that cannot be learnt (a text the gateway cannot read rows of, the
+//   database's error for the description) refuses the COPY: it never runs unmasked.
+
+import { randomBytes } from 'node:crypto';
+import { GatehouseError } from '../../errors/index.js';
+import { cstring, message, syncMessage, type ColumnDescription } from './codec.js';
+import { copyOutOf, type CopyFormat } from './copy-statement.js';
+import { derivedMasks, missingDerived, planMasking, unmaskableStore, type MaskingRules } from './mask-rows.js';
+import type { SessionCore } from './session-core.js';
+import type { MaskPlan } from './session-state.js';
+
+/** How the rows of one COPY … TO STDOUT are masked. */
+export interface CopyMasking {
+  readonly format: CopyFormat;
+  /** Per column; undefined: nothing to mask. */
+  readonly plan: MaskPlan;
+  /** Columns the description has: the CopyOutResponse must say as many. */
+  readonly width: number;
+  /** Per column: quoted whatever its value (CSV, FORCE_QUOTE). */
+  readonly forced: readonly boolean[];
+  /** The header row (column names) is still to come: it passes as it is. */
+  headerLeft: boolean;
+}
+
+/** The masking of the COPY … TO STDOUT `text` under `rules`, or why it is refused. */
+export async function planCopyOut(core: SessionCore, text: string, rules: MaskingRules): Promise<CopyMasking | GatehouseError> {
+  const copy = await copyOutOf(text);
+  if (typeof copy === 'string') return refused(`its rows cannot be masked: ${copy}`);
+  const stored = unmaskableStore(copy.derivation, rules);
+  if (stored) return refused(`its query would keep values of masked column "${stored.rule}" as ${stored.target}, where they could later be read unmasked`);
+  const last = core.pending[core.pending.length - 1]?.kind;
+  if (last !== undefined && last !== 'sync' && last !== 'query') return refused('it follows an extended-query batch not yet ended by Sync; send Sync first');
+  const described = await describe(core, copy.select);
+  if (typeof described === 'string') return refused(`the gateway could not learn its columns to mask them (the database answered: ${described})`);
+  const derived = derivedMasks(copy.derivation, rules);
+  const missing = missingDerived(described, derived);
+  if (missing !== undefined) return refused(`its query carries a value of masked column "${derived!.rule}" in a column the gateway expected as "${missing}" and cannot find; name the column with an alias`);
+  const force = copy.format.forceQuote;
+  const forced = described.map((c) => force === true || force.includes(c.name));
+  return { format: copy.format, plan: planMasking(described, rules, derived), width: described.length, forced, headerLeft: copy.format.header };
+}
+
+function refused(why: string): GatehouseError {
+  return new GatehouseError('sql_not_supported', { message: `COPY … TO STDOUT on a connection with column masking rules is masked column by column, but ${why}; it was not run.` });
+}
+
+/** The columns of `select` as the database describes them, or its error. */
+function describe(core: SessionCore, select: string): Promise<ColumnDescription[] | string> {
+  const name = `gatehouse_copy_${randomBytes(8).toString('hex')}`;
+  const described = new Promise<ColumnDescription[] | string>((resolve) => {
+    core.expect({ kind: 'probe', columns: undefined, error: undefined, answered: resolve });
+  });
+  core.toUpstream(
+    Buffer.concat([
+      message('P', Buffer.concat([cstring(name), cstring(select), Buffer.from([0, 0])])), // Parse: no parameter types
+      message('D', Buffer.concat([Buffer.from('S'), cstring(name)])), // Describe the statement: ParameterDescription, RowDescription or NoData
+      message('C', Buffer.concat([Buffer.from('S'), cstring(name)])), // Close it
+      syncMessage(),
+    ]),
+  );
+  const sent = core.flushToDatabase();
+  return sent ? sent.then(() => described) : described;
+}
