@@ -3,7 +3,8 @@
 // masks its rows by that description as a SELECT's rows are masked (copy-rows.ts).
 // Enforces:
 // - the description is the gateway's own Parse, Describe, Close and Sync of a statement
-//   of a name no client uses, in the session's order (the FIFO, session-state.ts
+//   of a name no client uses (for a whole table, with a catalog query of its generated
+//   columns, which COPY leaves out), in the session's order (the FIFO, session-state.ts
 //   `probe`): nothing of its answer reaches the client, and no statement of the
 //   client's is replaced; it is asked only when the database owes nothing of an
 //   extended batch the client has not ended with Sync (a Sync of ours would end it);
@@ -15,7 +16,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../../errors/index.js';
-import { cstring, message, syncMessage, type ColumnDescription } from './codec.js';
+import { cstring, int32, message, syncMessage, type ColumnDescription } from './codec.js';
 import { copyOutOf, type CopyFormat } from './copy-statement.js';
 import { derivedMasks, missingDerived, planMasking, unmaskableStore, type MaskingRules } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
@@ -42,8 +43,10 @@ export async function planCopyOut(core: SessionCore, text: string, rules: Maskin
   if (stored) return refused(`its query would keep values of masked column "${stored.rule}" as ${stored.target}, where they could later be read unmasked`);
   const last = core.pending[core.pending.length - 1]?.kind;
   if (last !== undefined && last !== 'sync' && last !== 'query') return refused('it follows an extended-query batch not yet ended by Sync; send Sync first');
-  const described = await describe(core, copy.select);
-  if (typeof described === 'string') return refused(`the gateway could not learn its columns to mask them (the database answered: ${described})`);
+  const answer = await describe(core, copy.select, copy.table);
+  if (typeof answer === 'string') return refused(`the gateway could not learn its columns to mask them (the database answered: ${answer})`);
+  // COPY of a whole table leaves out its generated columns (the catalog query's answer).
+  const described = copy.table ? answer.columns.filter((c) => !answer.values.includes(c.name)) : answer.columns;
   const derived = derivedMasks(copy.derivation, rules);
   const missing = missingDerived(described, derived);
   if (missing !== undefined) return refused(`its query carries a value of masked column "${derived!.rule}" in a column the gateway expected as "${missing}" and cannot find; name the column with an alias`);
@@ -56,17 +59,35 @@ function refused(why: string): GatehouseError {
   return new GatehouseError('sql_not_supported', { message: `COPY … TO STDOUT on a connection with column masking rules is masked column by column, but ${why}; it was not run.` });
 }
 
-/** The columns of `select` as the database describes them, or its error. */
-function describe(core: SessionCore, select: string): Promise<ColumnDescription[] | string> {
+// The generated columns of a table (names and operators schema-qualified: a function or
+// operator of the same name elsewhere cannot answer it). PostgreSQL 12 and later.
+const generatedColumns =
+  "select a.attname from pg_catalog.pg_attribute a where a.attrelid operator(pg_catalog.=) $1::pg_catalog.regclass::pg_catalog.oid and a.attnum operator(pg_catalog.>) 0 and not a.attisdropped and a.attgenerated operator(pg_catalog.<>) ''";
+
+type Described = { readonly columns: ColumnDescription[]; readonly values: string[] };
+
+/** The columns of `select` as the database describes them (and the generated columns of `table`), or its error. */
+function describe(core: SessionCore, select: string, table: string | undefined): Promise<Described | string> {
   const name = `gatehouse_copy_${randomBytes(8).toString('hex')}`;
-  const described = new Promise<ColumnDescription[] | string>((resolve) => {
-    core.expect({ kind: 'probe', columns: undefined, error: undefined, answered: resolve });
+  const described = new Promise<Described | string>((resolve) => {
+    core.expect({ kind: 'probe', columns: undefined, values: [], error: undefined, answered: resolve });
   });
+  const param = table === undefined ? undefined : Buffer.from(table, 'utf8');
   core.toUpstream(
     Buffer.concat([
       message('P', Buffer.concat([cstring(name), cstring(select), Buffer.from([0, 0])])), // Parse: no parameter types
       message('D', Buffer.concat([Buffer.from('S'), cstring(name)])), // Describe the statement: ParameterDescription, RowDescription or NoData
       message('C', Buffer.concat([Buffer.from('S'), cstring(name)])), // Close it
+      ...(param === undefined
+        ? []
+        : [
+            message('P', Buffer.concat([cstring(name), cstring(generatedColumns), Buffer.from([0, 0])])),
+            // Bind: portal, statement, no parameter formats (text), one parameter, no result formats (text).
+            message('B', Buffer.concat([cstring(name), cstring(name), Buffer.from([0, 0, 0, 1]), int32(param.length), param, Buffer.from([0, 0])])),
+            message('E', Buffer.concat([cstring(name), int32(0)])), // Execute: every row
+            message('C', Buffer.concat([Buffer.from('P'), cstring(name)])),
+            message('C', Buffer.concat([Buffer.from('S'), cstring(name)])),
+          ]),
       syncMessage(),
     ]),
   );

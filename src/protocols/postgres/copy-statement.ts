@@ -3,7 +3,8 @@
 // - its columns are those of a SELECT the gateway describes on the database: for
 //   `COPY (query) TO STDOUT` the query itself (cut from the text by the parser's own
 //   tokens), for `COPY table [(columns)] TO STDOUT` `SELECT columns|* FROM table`
-//   (identifiers quoted as the parser read them);
+//   (identifiers quoted as the parser read them; without a column list, less the
+//   table's generated columns, which COPY leaves out: copy-out.ts);
 // - the query's derivation (derive-columns.ts) is the one a SELECT of it would have:
 //   aliases and expressions over masked columns are masked as in SELECT results;
 // - the row syntax is read from its options (FORMAT, DELIMITER, NULL, QUOTE, ESCAPE,
@@ -34,6 +35,8 @@ export interface CopyOut {
   readonly select: string;
   /** Its derivation, as a SELECT of it has (undefined: every column plain). */
   readonly derivation: Derivation | undefined;
+  /** `COPY table TO` without a column list: the table, whose generated columns the COPY leaves out (and `*` does not). */
+  readonly table?: string;
   readonly format: CopyFormat;
 }
 
@@ -65,7 +68,8 @@ export async function copyOutOf(text: string): Promise<CopyOut | string> {
   const table = [relation.catalogname, relation.schemaname, relation.relname].filter((n): n is string => typeof n === 'string').map(quoteIdent).join('.');
   const columns = ((node.attlist as Node[] | undefined) ?? []).map((c) => (c.String as { sval?: string } | undefined)?.sval);
   if (columns.some((c) => typeof c !== 'string')) return 'its column list could not be read';
-  return { select: `select ${columns.length > 0 ? columns.map((c) => quoteIdent(c!)).join(', ') : '*'} from ${table}`, derivation: undefined, format };
+  if (columns.length > 0) return { select: `select ${columns.map((c) => quoteIdent(c!)).join(', ')} from ${table}`, derivation: undefined, format };
+  return { select: `select * from ${table}`, derivation: undefined, table, format };
 }
 
 /** `COPY ( query ) …`: the text between the parenthesis after COPY and its match, by the parser's tokens (strings and comments may hold parentheses). */

@@ -13,7 +13,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
-import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, parseRowDescription, frameLength, type Frame } from './codec.js';
+import { BodyReader, bodyEquals, parseCommandTag, parseDataRow, parseNoticeFields, parseRowDescription, frameLength, type Frame } from './codec.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
@@ -262,12 +262,19 @@ export class DatabaseMessages {
   #onProbeAnswer(head: Extract<Pending, { kind: 'probe' }>, frame: Frame): undefined {
     switch (frame.type) {
       case '1': // ParseComplete
+      case '2': // BindComplete
       case 't': // ParameterDescription
       case '3': // CloseComplete
+      case 'C': // CommandComplete
         return undefined;
       case 'T': // RowDescription
         head.columns = parseRowDescription(frame.body);
         return undefined;
+      case 'D': { // DataRow of the catalog query
+        const value = parseDataRow(frame.body)[0];
+        if (value) head.values.push(value.toString('utf8'));
+        return undefined;
+      }
       case 'n': // NoData
         head.columns = [];
         return undefined;
@@ -278,7 +285,7 @@ export class DatabaseMessages {
       }
       case 'Z':
         this.#core.pending.shift();
-        head.answered(head.error ?? head.columns ?? 'no description');
+        head.answered(head.error ?? (head.columns ? { columns: head.columns, values: head.values } : 'no description'));
         return undefined;
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in the answer to the gateway's description of a COPY` });

@@ -140,7 +140,7 @@ export class ResultRows {
     // A COPY masked column by column: text or CSV, with the columns it was described with (a
     // table changed since, by another session, is not masked by a description of another).
     if (run?.copy && (frame.body[0] !== 0 || frame.body.readInt16BE(1) !== run.copy.width)) {
-      this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: `The COPY sends ${frame.body[0] !== 0 ? 'binary rows' : `${frame.body.readInt16BE(1)} columns`}, not the ${run.copy.width} text columns the gateway described to mask them; the statement was stopped.` }));
+      this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: `The COPY sends ${frame.body[0] !== 0 ? 'binary rows' : `${frame.body.readInt16BE(1)} columns`}, not the ${run.copy.width} columns in text the gateway described to mask them; the statement was stopped.` }));
     } else if (run && frame.body[0] === 1 && run.masking.entities) {
       this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking profiles (its rows cannot be scanned): use the text or CSV format.' }));
     } else {

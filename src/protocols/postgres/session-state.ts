@@ -91,5 +91,9 @@ export type Pending =
   | { kind: 'denied'; error: GatehouseError }
   /** Our bogus Bind after a cancel of ours: its error, which clears any pending cancel, is not relayed. */
   | { kind: 'absorb' }
-  /** The gateway's own description of a COPY's columns (copy-out.ts): answered up to its ReadyForQuery, none of it relayed. */
-  | { kind: 'probe'; columns: ColumnDescription[] | undefined; error: string | undefined; answered: (result: ColumnDescription[] | string) => void };
+  /**
+   * The gateway's own description of a COPY's columns (copy-out.ts), and the first
+   * values of the rows of a catalog query beside it: answered up to its ReadyForQuery,
+   * none of it relayed.
+   */
+  | { kind: 'probe'; columns: ColumnDescription[] | undefined; values: string[]; error: string | undefined; answered: (result: { columns: ColumnDescription[]; values: string[] } | string) => void };

@@ -26,7 +26,9 @@ const setup = `create table patients (id int primary key, full_name text, email 
     (4, '', e'x|y\\\\z"q''', '1999-01-01', '12', ''),
     (5, 'NULL', 'NULL', null, e'12345\\n78', null),
     (6, 'Dee', 'dee@example.com', null, 'abcd''|ef', null);
-  create table patients_back (like patients)`;
+  create table patients_back (like patients);
+  create table visits (id int, email text, total int, doubled int generated always as (total * 2) stored);
+  insert into visits (id, email, total) values (1, 'ann@example.com', 5)`;
 
 describe('PostgreSQL proxy: COPY … TO STDOUT masked column by column', { skip }, () => {
   const proxy = proxyOrSkip as TestProxy;
@@ -104,6 +106,12 @@ describe('PostgreSQL proxy: COPY … TO STDOUT masked column by column', { skip 
     assert.deepEqual(select.rows.map((r: Record<string, unknown>) => [r.contact, r.l, r.p, r.next]), [['[EMAIL]', '[EMAIL]', '[PHONE]', null], ['[EMAIL]', '[EMAIL]', '[PHONE]', null]]);
     const columnList = await copy(c, 'copy patients (phone, id) to stdout');
     assert.equal(columnList.out.split('\n')[0], '***********2233\t1');
+  });
+
+  test("a table's generated columns, which COPY leaves out, are left out of its description too", async () => {
+    assert.equal((await copy(direct, 'copy visits to stdout')).out, '1\tann@example.com\t5\n');
+    assert.equal((await copy(c, 'copy visits to stdout')).out, '1\t[EMAIL]\t5\n');
+    assert.equal((await copy(c, 'copy public.visits (email, id) to stdout')).out, '[EMAIL]\t1\n');
   });
 
   test("psql's \\copy to stdout, and the session goes on", async () => {
