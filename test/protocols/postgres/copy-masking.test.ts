@@ -135,6 +135,12 @@ describe('PostgreSQL proxy: COPY … TO STDOUT masked column by column', { skip 
     await assert.rejects(copy(c, 'copy (insert into patients_back (id, notes) select id + 100, email from patients returning id) to stdout'), { code: '0A000', message: /^The statement would keep values of masked column "email" \(masking.columns\) as column "notes" of table patients_back/ });
     // The session is still in step.
     assert.deepEqual((await c.query('select count(*)::int as n from patients_back where id > 100')).rows, [{ n: 0 }]);
+    // In a transaction block, a COPY refused so fails the block as a failed COPY would.
+    await c.query('begin');
+    await assert.rejects(copy(c, 'copy nope to stdout'), refused(/the gateway could not learn its columns to mask them \(the database answered: 42P01 .*\)/));
+    await assert.rejects(c.query('select 1'), { code: '25P02' });
+    await c.query('rollback');
+    assert.equal((await copy(c, 'copy (select id from patients where id = 1) to stdout')).out, '1\n');
   });
 });
 
