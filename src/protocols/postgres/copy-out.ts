@@ -12,7 +12,8 @@
 //   derived column the description does not name, or a value the query would store
 //   under a name no rule covers, refuses the COPY;
 // - anything that cannot be learnt (a text the gateway cannot read rows of, the
-//   database's error for the description) refuses the COPY: it never runs unmasked.
+//   database's error for the description) refuses the COPY: it never runs unmasked;
+// - describing counts against `limits.statementTimeout` (it may wait for a lock).
 
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../../errors/index.js';
@@ -43,7 +44,8 @@ export async function planCopyOut(core: SessionCore, text: string, rules: Maskin
   if (stored) return refused(`its query would keep values of masked column "${stored.rule}" as ${stored.target}, where they could later be read unmasked`);
   const last = core.pending[core.pending.length - 1]?.kind;
   if (last !== undefined && last !== 'sync' && last !== 'query') return refused('it follows an extended-query batch not yet ended by Sync; send Sync first');
-  const answer = await describe(core, copy.select, copy.table);
+  const answer = await describeWithin(core, copy.select, copy.table);
+  if (answer instanceof GatehouseError) return answer;
   if (typeof answer === 'string') return refused(`the gateway could not learn its columns to mask them (the database answered: ${answer})`);
   // COPY of a whole table leaves out its generated columns (the catalog query's answer).
   const described = copy.table ? answer.columns.filter((c) => !answer.values.includes(c.name)) : answer.columns;
@@ -65,6 +67,29 @@ const generatedColumns =
   "select a.attname from pg_catalog.pg_attribute a where a.attrelid operator(pg_catalog.=) $1::pg_catalog.regclass::pg_catalog.oid and a.attnum operator(pg_catalog.>) 0 and not a.attisdropped and a.attgenerated operator(pg_catalog.<>) ''";
 
 type Described = { readonly columns: ColumnDescription[]; readonly values: string[] };
+
+/**
+ * `describe` under `limits.statementTimeout`: describing waits for the table's lock (held
+ * by another session's ALTER TABLE, say), and is cancelled on the database past the limit
+ * (SessionCore.cancel), as the COPY would have been.
+ */
+async function describeWithin(core: SessionCore, select: string, table: string | undefined): Promise<Described | string | GatehouseError> {
+  const { connection } = core.ctx;
+  const ms = connection.statementTimeoutMs;
+  if (ms === undefined) return describe(core, select, table);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    core.cancel();
+  }, ms);
+  try {
+    const answer = await describe(core, select, table);
+    if (!timedOut || typeof answer !== 'string') return answer;
+    return new GatehouseError('statement_timeout', { message: `The statement ran longer than ${ms} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` });
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** The columns of `select` as the database describes them (and the generated columns of `table`), or its error. */
 function describe(core: SessionCore, select: string, table: string | undefined): Promise<Described | string> {

@@ -171,3 +171,24 @@ function psql(proxy: TestProxy, args: string[]): Promise<{ code: number; stdout:
     child.stdin.end();
   });
 }
+
+const timeoutOrSkip = await startTestProxy({ masking: { columns: new Map([['email', 'redact']]) }, statementTimeoutMs: 300 });
+
+describe('PostgreSQL proxy: describing a COPY counts against statementTimeout', { skip: 'skip' in timeoutOrSkip ? timeoutOrSkip.skip : undefined }, () => {
+  const proxy = timeoutOrSkip as TestProxy;
+  let direct: pg.Client;
+  let c: pg.Client;
+  withProxyClients(proxy, `create table people (id int, email text); insert into people values (1, 'ann@example.com')`, (clients) => ({ direct, client: c } = clients));
+
+  test('a COPY whose table another session holds locked is cancelled past the limit, and the session goes on', async () => {
+    await direct.query('begin');
+    await direct.query('lock table people in access exclusive mode');
+    try {
+      await assert.rejects(copy(c, 'copy people to stdout'), { code: '57014', message: 'The statement ran longer than 300 ms, the limit on connection "db" (statementTimeout), and was cancelled.' });
+    } finally {
+      await direct.query('rollback');
+    }
+    assert.equal((await copy(c, 'copy people to stdout')).out, '1\t[EMAIL]\n');
+    assert.deepEqual((await c.query('select id from people')).rows, [{ id: 1 }]);
+  });
+});
