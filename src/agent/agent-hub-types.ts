@@ -1,11 +1,12 @@
 // The agent hub's public surface: how it is started, what it is asked to carry
 // (HTTP exchanges, raw byte streams), and the status it reports. The hub itself is
-// agent-hub.ts.
+// agent-hub.ts (with agent-session.ts, agent-dispatch.ts and agent-exchange-stream.ts).
 
 import type { Duplex } from 'node:stream';
 import type { Identity } from '../exchange/index.js';
 import type { ForwardRequest, ForwardResponse } from '../forward/forwarder.js';
 import type { Logger } from '../observability/index.js';
+import type { RecordAuthRefusal } from '../identity/auth-refusal.js';
 
 export interface AgentHubOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -16,6 +17,8 @@ export interface AgentHubOptions {
   readonly verify: (token: string) => Promise<Identity>;
   /** Why an identity is revoked now, or undefined: dropRevoked() asks it of every connected agent. */
   readonly revoked?: ((identity: Identity) => string | undefined) | undefined;
+  /** Chains a refused agent key (401, `auth.refused`) before it is answered. */
+  readonly recordRefusal?: RecordAuthRefusal | undefined;
   /** Configured routes: connection name → agent name, for status. */
   readonly routes: ReadonlyMap<string, string>;
   readonly logger: Logger;

@@ -9,6 +9,7 @@ import { redactPathCredentials } from '../detect/index.js';
 import { getExchange, listExchanges, maxPageSize } from '../audit/index.js';
 import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
+import type { RecordAuthRefusal } from '../identity/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import { isStoreUnreachable, type Database } from '../store/index.js';
@@ -41,6 +42,8 @@ export interface AdminServerOptions {
   readonly limitsReady?: (() => Promise<void>) | undefined;
   /** Waits until every exchange recorded so far is in the store (the record journal is applied in batches). */
   readonly settleRecords?: (() => Promise<void>) | undefined;
+  /** Chains a refused credential (401) as `auth.refused`, unless its route records its own (logins, reveals). */
+  readonly recordAuthRefusal?: RecordAuthRefusal | undefined;
 }
 
 export type Route = (req: IncomingMessage, url: URL, params: readonly string[], caller: Identity) => Promise<unknown>;
@@ -164,6 +167,9 @@ export function createAdminHandler(options: AdminServerOptions) {
 
   async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL | undefined;
+    // A route that records its own refusals (login.refused, exchange.reveal_refused): its
+    // 401 is not chained twice.
+    let recordsOwnRefusals = false;
     try {
       url = URL.canParse(req.url ?? '/', 'http://admin.invalid') ? new URL(req.url ?? '/', 'http://admin.invalid') : undefined;
       if (!url) throw new GatehouseError('route_not_found', { message: 'The request target is not a valid path.' });
@@ -180,12 +186,15 @@ export function createAdminHandler(options: AdminServerOptions) {
         res.end(openApiBody);
         return;
       }
+      recordsOwnRefusals = true;
       if (options.publicRoutes && (await options.publicRoutes(req, res, url))) return;
+      recordsOwnRefusals = false;
       if (options.reviews && (await options.reviews(req, res, url))) return;
       const matching = routes.filter(([, pattern]) => pattern.test(url!.pathname));
       if (matching.length > 0) {
         const found = matching.find(([method]) => method === req.method);
         if (!found) throw new GatehouseError('method_not_allowed', { message: `Use ${matching[0]![0]} for ${url.pathname}.` });
+        recordsOwnRefusals = found[3] !== undefined;
         return sendJson(res, 200, await runRoute(req, url, found));
       }
       throw new GatehouseError('route_not_found');
@@ -195,6 +204,10 @@ export function createAdminHandler(options: AdminServerOptions) {
       // a refused login (SAML response, OIDC callback) or admin credential: the cause is
       // only in the detail, for operators. The path only: a callback's query holds the code.
       else if (failure.detail !== undefined) options.logger.info({ path: url === undefined ? undefined : redactPathCredentials(url.pathname), code: failure.code, detail: failure.detail }, 'admin request refused');
+      if (failure.status === 401 && !recordsOwnRefusals && options.recordAuthRefusal) {
+        const request = `${req.method ?? 'GET'} ${url === undefined ? '' : redactPathCredentials(url.pathname)}`;
+        await options.recordAuthRefusal({ listener: 'admin', request, error: failure, client: req.socket.remoteAddress }).catch((cause: unknown) => options.logger.error({ code: failure.code, detail: String(cause) }, 'admin refusal not recorded'));
+      }
       return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
     }
   }

@@ -25,6 +25,8 @@ export interface AuditRoutesOptions {
   readonly reexecutions: Reexecutions;
   /** The gateway's own data plane, where re-executions go through the whole pipeline. */
   readonly dataPlaneUrl: () => string;
+  /** audit.checkpoint.every, for verification's check that no checkpoint was deleted. */
+  readonly checkpointEvery?: number | undefined;
   /** Largest answer body returned by a re-execution. */
   readonly maxAnswerBytes?: number | undefined;
 }
@@ -110,7 +112,7 @@ export function auditRoutes(options: AuditRoutesOptions): readonly AdminRoute[] 
       if (fromCheckpoint !== undefined && (!Number.isInteger(fromCheckpoint) || fromCheckpoint < 0)) throw new GatehouseError('invalid_query', { message: 'Query parameter "from" must be the seq of a checkpoint.' });
       const notCheckpoint = fromCheckpoint === undefined ? undefined : await fromCheckpointProblem(db, fromCheckpoint);
       if (notCheckpoint) throw new GatehouseError('invalid_query', { message: `Query parameter "from": ${notCheckpoint}.` });
-      return verifyChain(db, { publicKeyPem: options.publicKeyPem, fromCheckpoint });
+      return verifyChain(db, { publicKeyPem: options.publicKeyPem, fromCheckpoint, checkpointEvery: options.checkpointEvery });
     }],
   ];
 }

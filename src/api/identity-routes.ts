@@ -4,12 +4,13 @@
 //   POST /api/revocations           {"kind":"token|subject|user|key|signing-key","value":"…","reason"?:"…"}
 //   POST /api/revocations/<id>/lift lifts one (e.g. re-enables a user)
 // A key revocation also marks the API key revoked. Each takes effect on this gateway
-// at once and on every gateway sharing the store within a second.
+// at once and on every gateway sharing the store within a second, and commits with its
+// audit event in one transaction (nothing changes unless the event is chained).
 
 import type { IncomingMessage } from 'node:http';
-import type { EventInput } from '../audit/index.js';
+import type { ChainedChange } from '../audit/index.js';
 import { GatehouseError } from '../errors/index.js';
-import { apiKeyReference, keyRevokedEvent, liftEvent, revocationEvent, revocationKinds, revocationValue, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
+import { apiKeyReference, liftChained, revocationKinds, revocationValue, revokeChained, revokeKeysChained, type ApiKeyService, type RevocationKind, type RevocationService, type SubjectSources } from '../identity/index.js';
 
 import type { AdminRoute } from './admin-server.js';
 
@@ -30,10 +31,8 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
   throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
 }
 
-/** Chains an administrative act (the gateway's AuditLog.event); absent, nothing is chained. */
-export type ChainEvent = (event: EventInput) => Promise<void>;
-
-export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService, sources?: SubjectSources, chain?: ChainEvent): AdminRoute[] {
+/** `change` is the gateway's AuditLog.change: each act commits with its event. */
+export function identityAdminRoutes(revocations: RevocationService, apiKeys: ApiKeyService, change: ChainedChange, sources?: SubjectSources): AdminRoute[] {
   return [
     ['GET', /^\/api\/whoami$/, async (_req, _url, _params, caller) => ({ subject: caller.subject, kind: caller.kind, groups: caller.groups, method: caller.method })],
     ['GET', /^\/api\/revocations$/, async () => ({ revocations: await revocations.list() })],
@@ -57,29 +56,22 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
       if (target.length > 512) throw new GatehouseError('invalid_request_body', { message: '"value" must be at most 512 characters.' });
       if (kind === 'key') {
         // by name: every live key of the name (both keys during a rotation)
-        const revoked = await apiKeys.revokeAll(value);
+        const revoked = await revokeKeysChained(change, { apiKeys, revocations }, value, caller.subject, reason);
         if (revoked.length === 0) throw new GatehouseError('route_not_found', { message: `No live API key with id or name "${apiKeyReference(value)}".` });
-        const records = [];
-        for (const key of revoked) {
-          const record = await revocations.revoke({ kind: 'key', value: key.id, reason, revokedBy: caller.subject });
-          await chain?.(keyRevokedEvent(caller.subject, key, record.id));
-          records.push(record);
-        }
+        const records = revoked.map((r) => r.revocation);
         return { revocation: records[0], revocations: records };
       }
       let record;
       try {
-        record = await revocations.revoke({ kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject });
+        record = await revokeChained(change, revocations, { kind: kind as RevocationKind, value: target, reason, revokedBy: caller.subject });
       } catch (error) {
         if (error instanceof RangeError) throw new GatehouseError('invalid_request_body', { message: `Cannot revoke ${kind}: ${error.message}.` });
         throw error;
       }
-      await chain?.(revocationEvent(caller.subject, record));
       return { revocation: record };
     }],
     ['POST', /^\/api\/revocations\/([^/]+)\/lift$/, async (_req, _url, [id], caller) => {
-      if (!(await revocations.lift(id!))) throw new GatehouseError('route_not_found', { message: `No revocation with id "${id}".` });
-      await chain?.(liftEvent(caller.subject, id!));
+      if (!(await liftChained(change, revocations, id!, caller.subject))) throw new GatehouseError('route_not_found', { message: `No revocation with id "${id}".` });
       return { lifted: id };
     }],
   ];

@@ -4,7 +4,7 @@ export { GroupCommitWriter } from './group-commit.js';
 export { listExchanges, getExchange, maxPageSize, type ExchangeFilter, type ExchangeSummary, type ExchangeDetail } from './exchange-query.js';
 export { type ExchangeProgress, type RecorderOptions } from './recorder.js';
 export { ChunkTimings } from './chunk-timings.js';
-export { AuditLog } from './audit-log.js';
+export { AuditLog, type ChainedChange } from './audit-log.js';
 export { openAuditTrail, loadSigner, chainOptionsOf, type AuditTrail } from './open-audit.js';
 export { fromCheckpointProblem, verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
 export { pruneBefore, PruneOverBreakError, type PruneOptions, type PruneResult } from './prune.js';
@@ -22,4 +22,5 @@ export { JournalApplier, applyJournalOnce, awaitLiveJournalWriters } from './jou
 export { journalDirOf } from './journal/segments.js';
 export { registerJournalMetrics } from './journal/journal-metrics.js';
 export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';
-export { type RecordWrite, type ExchangeWrite } from './group-commit.js';
+export { type RecordWrite, type ExchangeWrite, type Emit } from './group-commit.js';
+export type { HeldRecordsReport } from './held-records.js';

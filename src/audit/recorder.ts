@@ -10,6 +10,9 @@
 // capped at `maxBodyBytes` with a truncation flag.
 //
 // This file writes straight into the store through group commit (PostgreSQL stores).
+// A finish or a refusal that the store does not take because it cannot be reached is
+// held in memory and written when it answers again (held-records.ts): the exchange was
+// forwarded or refused all the same, and its record must not vanish without a word.
 // On SQLite the gateway records through the record journal instead (journal/): the
 // same rows and events, made durable as one append to a file and applied to the store
 // in batches on a worker thread.
@@ -18,7 +21,8 @@ import type { Kysely } from 'kysely';
 import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../exchange/index.js';
 import type { Database } from '../store/index.js';
 import type { ExchangeState } from './exchange-state.js';
-import { GroupCommitWriter } from './group-commit.js';
+import { GroupCommitWriter, type RecordWrite } from './group-commit.js';
+import { HeldRecords, type HeldRecordsReport } from './held-records.js';
 import { eventFor, recordColumns, type ExchangeProgress, type RecordColumnOptions } from './record-columns.js';
 
 export type { ExchangeProgress } from './record-columns.js';
@@ -26,7 +30,11 @@ export type { ExchangeProgress } from './record-columns.js';
 export interface Recorder {
   open(exchange: Exchange, decision: Decision, request: RecordedRequest): Promise<void>;
   progress(exchange: Exchange, progress: ExchangeProgress): Promise<void>;
-  finish(exchange: Exchange, outcome: ExchangeOutcome): Promise<void>;
+  /**
+   * `ifHeld`: the outcome to record instead when this write fails and is written later
+   * (the relay cut the answer it could not record).
+   */
+  finish(exchange: Exchange, outcome: ExchangeOutcome, ifHeld?: (error: unknown) => ExchangeOutcome): Promise<void>;
   /** One write for an exchange that never reached the upstream. */
   refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest | undefined, outcome: ExchangeOutcome): Promise<void>;
   /** Resolves when everything recorded so far can be read from the store. */
@@ -36,13 +44,22 @@ export interface Recorder {
 export interface RecorderOptions extends RecordColumnOptions {
   /** Shared with the AuditLog so both append to the chain in the same batches. */
   readonly writer?: GroupCommitWriter | undefined;
+  /** Records held while the store could not be reached, written, or lost (logged by the gateway). */
+  readonly onHeldRecords?: ((report: HeldRecordsReport) => void) | undefined;
 }
 
-export function createRecorder(db: Kysely<Database>, options: RecorderOptions = {}): Recorder {
+export function createRecorder(db: Kysely<Database>, options: RecorderOptions = {}): Recorder & { close(): Promise<void> } {
   const writer = options.writer ?? new GroupCommitWriter(db);
   const columns = recordColumns(options);
   // The row as last written, per exchange in flight: each event hashes the whole row.
   const rows = new Map<string, ExchangeState>();
+  const held = new HeldRecords(writer, options.onHeldRecords);
+  /** Writes `write`; when the store cannot be reached, holds `later` (by default the same write) and still rejects. */
+  const record = (write: RecordWrite, later: (error: unknown) => RecordWrite = () => write) =>
+    writer.record(write).catch((error: unknown) => {
+      held.holdIfUnreachable(error, () => later(error));
+      throw error;
+    });
 
   return {
     open(exchange, decision, request) {
@@ -58,11 +75,14 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
       rows.set(exchange.id, row);
       return writer.record({ exchange: { update: exchange.id, columns: changed }, event: eventFor('exchange.progress', row) });
     },
-    finish(exchange, outcome) {
+    finish(exchange, outcome, ifHeld) {
       const changed = columns.outcome(exchange, outcome);
       const previous = rows.get(exchange.id);
       rows.delete(exchange.id);
-      if (previous) return writer.record({ exchange: { update: exchange.id, columns: changed }, event: eventFor('exchange.finished', { ...previous, ...changed }) });
+      if (previous) {
+        const finished = (set: Partial<ExchangeState>): RecordWrite => ({ exchange: { update: exchange.id, columns: set }, event: eventFor('exchange.finished', { ...previous, ...set }) });
+        return record(finished(changed), (error) => (ifHeld ? finished(columns.outcome(exchange, ifHeld(error))) : finished(changed)));
+      }
       // Without the opened row in memory (not expected), read it back so the digest is exact.
       return writer.write(async (trx, emit) => {
         await trx.updateTable('exchanges').set(changed).where('id', '=', exchange.id).execute();
@@ -72,8 +92,9 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
     },
     refuse(exchange, decision, request, outcome) {
       const row = { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) };
-      return writer.record({ exchange: { insert: row }, event: eventFor('exchange.refused', row) });
+      return record({ exchange: { insert: row }, event: eventFor('exchange.refused', row) });
     },
     drain: () => writer.drain(),
+    close: () => held.close(),
   };
 }

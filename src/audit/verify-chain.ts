@@ -10,7 +10,8 @@
 //      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
 //   4. the head row agrees with the last event (events deleted from the end);
 //   5. every exchange row still has the digest its latest event recorded (edited), every
-//      opened exchange still has its row (deleted), and no row lacks an event (inserted).
+//      opened exchange still has its row (deleted), and no row lacks an event (inserted);
+//   6. the full-text search index still finds every row by its words (verify-search-index.ts).
 // Memory stays bounded: events and rows are read in pages.
 
 import type { Kysely } from 'kysely';
@@ -19,6 +20,7 @@ import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
 import { exchangeEventKinds } from './record-columns.js';
 import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
+import { searchIndexCheck } from './verify-search-index.js';
 import { createPublicKey } from 'node:crypto';
 
 const stateKinds: ReadonlySet<string> = new Set(exchangeEventKinds);
@@ -48,7 +50,20 @@ export interface VerifyOptions {
   /** Start at the checkpoint with this seq instead of the earliest retained event. */
   readonly fromCheckpoint?: number | undefined;
   readonly maxProblems?: number | undefined;
+  /**
+   * `audit.checkpoint.every`: with a public key, a longer run of events than this (plus
+   * the largest batch) without a checkpoint means checkpoints were deleted, with the
+   * head's record of the newest one rolled back (see checkpointGap).
+   */
+  readonly checkpointEvery?: number | undefined;
 }
+
+/**
+ * How far past `every` a checkpoint may land: it is written at the end of the batch that
+ * reaches the count, and a batch holds at most 512 journal lines (or 256 group-commit
+ * writes) with an event each; twice that, for margin.
+ */
+const checkpointSlack = 1024;
 
 const pageSize = 1000;
 
@@ -127,6 +142,12 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   let expected = startSeq + 1;
   let count = 0;
   let lastSeq = startSeq;
+  // A checkpoint vouches for everything before it, so without a check of their cadence
+  // deleting the newest ones (and rolling the head's checkpoint_seq back) unfixed the
+  // events they had fixed: rewritten consistently, the chain verified.
+  const maxGap = options.publicKeyPem !== undefined && options.checkpointEvery !== undefined && Number.isFinite(options.checkpointEvery) ? options.checkpointEvery + checkpointSlack : undefined;
+  let lastCheckpoint = startSeq;
+  let gapReported = false;
   await walk(headSeq);
   // The head and the last event as they are now, read in that order: a concurrent append
   // moves both, so only what lies past the head now was not appended by a writer. Those
@@ -158,6 +179,13 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
         // opened and finished in one journal batch has only exchange.finished). A reveal or
         // re-execution only names it: after a prune the row may rightly be gone.
         if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+        if (checkpoints.has(seq)) {
+          lastCheckpoint = seq;
+          gapReported = false;
+        } else if (maxGap !== undefined && seq - lastCheckpoint > maxGap && !gapReported) {
+          gapReported = true;
+          report({ seq, eventId: row.id, message: checkpointGap(lastCheckpoint, seq, options.checkpointEvery!) });
+        }
         prevHash = row.hash;
         expected = seq + 1;
         lastSeq = seq;
@@ -187,9 +215,10 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   else if (head && Number(head.seq) > lastSeq) report({ seq: 1, message: `every event was deleted: the head records seq ${head.seq}, the chain is empty` });
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
 
-  // 5. The exchange rows against their latest events.
+  // 5. The exchange rows against their latest events, and 6. the search index.
   let exchanges = 0;
   let after = -1;
+  const searchIndex = searchIndexCheck(db);
   for (;;) {
     const rows = await db.selectFrom('exchanges').select(['seq', ...recordedColumns]).where('seq', '>', after).orderBy('seq').limit(500).execute();
     if (rows.length === 0) break;
@@ -219,8 +248,10 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
       else if (event.state !== digest && !inFlight.get(row.id)?.includes(digest)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
     }
+    for (const problem of await searchIndex.page(rows.map((r) => ({ seq: Number(r.seq), id: r.id })))) report(problem);
     await yieldToEventLoop();
   }
+  for (const problem of await searchIndex.finish()) report(problem);
   return done(startSeq + (count > 0 ? 1 : 0), lastSeq, count, problems, exchanges);
 
   /** The last event's seq, then the head's: in that order, an append between the two reads cannot put the last event past the head. */
@@ -230,7 +261,11 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     return row ? { headSeq: Number(row.seq), lastSeq: last ? Number(last.seq) : 0 } : undefined;
   }
 
-  function done(fromSeq: number, toSeq: number, events: number, list: ChainProblem[], exchangeCount = 0): VerifyReport {
+  function checkpointGap(from: number, seq: number, every: number): string {
+    return `event seq ${seq} is more than ${every + checkpointSlack} events past ${from === 0 ? 'the start of the chain' : `the checkpoint at seq ${from}`} with no checkpoint between (audit.checkpoint.every is ${every}): checkpoints were deleted, or every was larger when these events were appended`;
+  }
+
+    function done(fromSeq: number, toSeq: number, events: number, list: ChainProblem[], exchangeCount = 0): VerifyReport {
     const real = list.filter((p) => p.message !== 'no public key: checkpoint signatures were not checked');
     return { ok: real.length === 0, fromSeq, toSeq, events, checkpoints: checkpoints.size, exchanges: exchangeCount, problems: list };
   }

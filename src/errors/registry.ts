@@ -65,6 +65,7 @@ export const errorRegistry = {
   reveal_unavailable: { status: 409, type: 'invalid_request_error', message: 'No raw content can be revealed for this exchange.' },
   agent_unavailable: { status: 503, type: 'server_error', message: 'No agent serving this connection is connected to the gateway.' },
   agent_key_in_use: { status: 409, type: 'invalid_request_error', message: 'This agent key is already connected to the gateway; each agent needs its own key.' },
+  agent_endpoint_only: { status: 400, type: 'invalid_request_error', message: 'This endpoint only serves Gatehouse agents, over HTTP/2: it is the agent endpoint, not the data plane or the admin API.' },
   agent_disconnected: { status: 502, type: 'upstream_error', message: 'The agent carrying the exchange disconnected before the answer was complete.' },
   internal_error: { status: 500, type: 'server_error', message: 'Internal gateway error.' },
 } as const satisfies Record<string, { status: number; type: string; message: string }>;

@@ -61,6 +61,12 @@ export interface SqlFacts {
   readonly classes: readonly string[];
   /** Tables (and views) the statement names, `schema.table` when qualified. */
   readonly tables: readonly string[];
+  /**
+   * Other names those tables may stand for (PostgreSQL: a partition's or inheritance
+   * child's ancestors, `orders` for `public.orders`, `hr.salaries` for `salaries`): a
+   * condition on `tables` reads them too where that makes its rule stricter.
+   */
+  readonly tablesMayBe?: readonly string[] | undefined;
   readonly text: string;
   /** Risky shapes, kebab-case: `delete-without-where`, `update-without-where` … */
   readonly risky: readonly string[];

@@ -2,11 +2,13 @@
 // revoked and verified. Verification reads through a short cache so the hot path does
 // not hit the store each request; a revocation made by any process sharing the store
 // takes effect within `cacheTtlMs`.
+// Every change takes an optional `db`: the caller's transaction, so the change commits
+// with the audit event that records it (AuditLog.change), or not at all.
 
 import type { Kysely } from 'kysely';
 import { GatehouseError } from '../errors/index.js';
 import type { Identity, IdentityKind } from '../exchange/index.js';
-import type { ApiKeyRow, Database } from '../store/index.js';
+import { inTransaction, type ApiKeyRow, type Database } from '../store/index.js';
 import { generateApiKey, hashSecret, parseApiKey, secretMatchesDigest } from './api-key-format.js';
 
 export interface ApiKeyInfo {
@@ -83,14 +85,14 @@ export class ApiKeyService {
     this.#now = options.now ?? Date.now;
   }
 
-  async create(input: CreateApiKeyInput): Promise<{ token: string; key: ApiKeyInfo }> {
+  async create(input: CreateApiKeyInput, db: Kysely<Database> = this.#db): Promise<{ token: string; key: ApiKeyInfo }> {
     if (!namePattern.test(input.name)) throw new ApiKeyInputError(`key name "${input.name}" must be 1-128 letters, digits, ".", "_", "@" or "-"`);
     if (!identityKinds.includes(input.kind)) throw new ApiKeyInputError(`kind must be one of ${identityKinds.join(', ')}`);
     if (input.groups.some((g) => g.trim() === '')) throw new ApiKeyInputError('group names must not be empty');
     const now = this.#now();
     if (input.expiresAt !== null && input.expiresAt <= now) throw new ApiKeyInputError('expiry must be in the future');
     try {
-      return await this.#db.transaction().execute(async (trx) => {
+      return await inTransaction(db, async (trx) => {
         // The generation is read BEFORE the live check: under PostgreSQL's read committed,
         // a concurrent create that committed before our live check is seen by it, and one
         // that had not committed before our generation read gets the same generation.
@@ -119,11 +121,11 @@ export class ApiKeyService {
    * the live key's expiry to now + overlap, so both work during the overlap. At most
    * two live keys per name: a rotation while one is still overlapping is refused.
    */
-  async rotate(name: string, options: { overlapMs: number; expiresAt?: number | null }): Promise<{ token: string; key: ApiKeyInfo; previous: ApiKeyInfo }> {
+  async rotate(name: string, options: { overlapMs: number; expiresAt?: number | null }, db: Kysely<Database> = this.#db): Promise<{ token: string; key: ApiKeyInfo; previous: ApiKeyInfo }> {
     const now = this.#now();
     if (!Number.isFinite(options.overlapMs) || options.overlapMs < 0) throw new ApiKeyInputError('overlap must be a duration of 0 or more');
     try {
-      return await this.#db.transaction().execute(async (trx) => {
+      return await inTransaction(db, async (trx) => {
         const generation = await nextGeneration(trx, name);
         const live = (await trx.selectFrom('api_keys').selectAll().where('name', '=', name).where('revoked_at', 'is', null).orderBy('generation', 'desc').execute())
           .filter((r) => r.expires_at === null || r.expires_at > now);
@@ -174,15 +176,15 @@ export class ApiKeyService {
    * leave a working key of the name behind). Returns the keys revoked, none if none was
    * unrevoked.
    */
-  async revokeAll(reference: string): Promise<ApiKeyInfo[]> {
+  async revokeAll(reference: string, db: Kysely<Database> = this.#db): Promise<ApiKeyInfo[]> {
     const idOrName = apiKeyReference(reference);
-    const live = this.#db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
+    const live = db.selectFrom('api_keys').selectAll().where('revoked_at', 'is', null);
     const byId = await live.where('id', '=', idOrName).execute();
     const rows = byId.length > 0 ? byId : await live.where('name', '=', idOrName).orderBy('generation', 'desc').execute();
     if (rows.length === 0) return [];
     const revokedAt = this.#now();
     const ids = rows.map((r) => r.id);
-    await this.#db.updateTable('api_keys').set({ revoked_at: revokedAt }).where('id', 'in', ids).where('revoked_at', 'is', null).execute();
+    await db.updateTable('api_keys').set({ revoked_at: revokedAt }).where('id', 'in', ids).where('revoked_at', 'is', null).execute();
     for (const id of ids) this.#cache.delete(id);
     return rows.map((row) => toInfo({ ...row, revoked_at: revokedAt }));
   }

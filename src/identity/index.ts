@@ -10,6 +10,8 @@ export { groupsFromClaims } from './oidc/groups-from-claims.js';
 export { RevocationService, revocationKinds, revocationValue, type RevocationKind, type RevocationRecord, type SubjectSources } from './revocation/revocations.js';
 export { InFlightRegistry } from './revocation/in-flight.js';
 export { keyRevokedEvent, liftEvent, revocationEvent } from './revocation/revocation-events.js';
+export { liftChained, revokeChained, revokeKeysChained, type RevokedKey } from './revocation/chained-revocations.js';
 export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
 export { checkTokenScope, isConnectionScoped, refuseConnectionScoped } from './gateway-tokens/check-token-scope.js';
 export { readCookie, sessionCookie } from './login/oidc-login.js';
+export { authRefusedEvent, type AuthRefusal, type RecordAuthRefusal } from './auth-refusal.js';

@@ -8,18 +8,22 @@
 // - ConverseStream: `contentBlockDelta` text (`delta.text`, `delta.reasoningContent.text`)
 //   streams through a masker per block; a tool call's `delta.toolUse.input` pieces are
 //   held; both are released, masked, in one more delta frame before `contentBlockStop`.
+//   Clients join a message's text blocks (citations split the text into several), so a
+//   text (or reasoning) block's stream goes on into the next block of its kind: at its
+//   `contentBlockStop` the stream is carried over and the stop frame held while the
+//   stream holds text. If the next frame is a delta of the same kind for another block,
+//   the stop goes out and the held text continues in that block; if anything else comes,
+//   the held text goes out, masked, in one more delta of the stopped block, then its stop.
 // - Every other event's JSON payload is masked whole.
 // A frame whose CRCs do not match, or that is longer than `maxFrameBytes`, fails the
 // stream (the caller turns that into an error, never raw data).
 
 import { crc32 } from 'node:zlib';
 import type { MaskPlan } from './plan.js';
-import { applyFindings, type EntityCounts } from './operators.js';
-import { maskJsonText, maskJsonValue } from './json-masker.js';
-import { isRecord, omit, SseMasker } from './sse-masker.js';
-import { StreamTextMasker } from './stream-masker.js';
-
-type Json = Record<string, unknown>;
+import type { EntityCounts } from './operators.js';
+import { isRecord, type Json } from './json-value.js';
+import { SseMasker } from './sse-masker.js';
+import { StreamState } from './stream-state.js';
 
 export interface EventStreamMaskerOptions {
   readonly plan: MaskPlan;
@@ -29,20 +33,17 @@ export interface EventStreamMaskerOptions {
 }
 
 export class EventStreamMasker {
-  readonly #plan: MaskPlan;
-  readonly #counts: EntityCounts;
+  readonly #state: StreamState;
   readonly #maxFrameBytes: number;
-  readonly #onText: ((text: string) => void) | undefined;
   readonly #chunks: SseMasker;
-  readonly #text = new Map<string, StreamTextMasker>();
   readonly #input = new Map<unknown, string>();
+  /** A stopped text or reasoning block whose stream goes on (see above); its stop frame while held. */
+  #carried: { readonly field: 'text' | 'reasoning'; readonly index: unknown; readonly stop: Buffer | undefined } | undefined;
   #pending: Buffer = Buffer.alloc(0);
 
   constructor(options: EventStreamMaskerOptions) {
-    this.#plan = options.plan;
-    this.#counts = options.counts;
+    this.#state = new StreamState(options);
     this.#maxFrameBytes = options.maxFrameBytes ?? 1024 * 1024;
-    this.#onText = options.onText;
     this.#chunks = new SseMasker({ plan: options.plan, counts: options.counts, onText: options.onText });
   }
 
@@ -63,12 +64,12 @@ export class EventStreamMasker {
   /** End of the upstream body: a cut frame fails; what is held is released in frames of its own. */
   end(): Buffer {
     if (this.#pending.length > 0) throw new Error('the event stream ends inside a frame');
-    const out: Buffer[] = [];
+    const out: Buffer[] = this.#releaseCarried();
     const tail = this.#chunks.end();
     for (const data of dataOf(tail)) out.push(encodeFrame(eventHeaders('chunk'), Buffer.from(JSON.stringify({ bytes: Buffer.from(data).toString('base64') }))));
     // Blocks that never sent their contentBlockStop.
     const blocks = new Set<unknown>(this.#input.keys());
-    for (const key of this.#text.keys()) blocks.add(Number(key.slice(key.indexOf(':') + 1)));
+    for (const key of this.#state.textKeys()) blocks.add(Number(key.slice(key.indexOf(':') + 1)));
     for (const index of blocks) {
       const release = this.#release(index);
       if (release) out.push(encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify(release))));
@@ -77,6 +78,7 @@ export class EventStreamMasker {
   }
 
   #frame(frame: Buffer): Buffer[] {
+    const state = this.#state;
     const headersLength = frame.readUInt32BE(4);
     if (frame.readUInt32BE(8) !== crc32(frame.subarray(0, 8)) || frame.readUInt32BE(frame.length - 4) !== crc32(frame.subarray(0, frame.length - 4))) {
       throw new Error('an event stream frame fails its CRC check');
@@ -90,76 +92,101 @@ export class EventStreamMasker {
     try {
       json = JSON.parse(payload.toString('utf8'));
     } catch {
-      const text = payload.toString('utf8');
-      return [encodeFrame(headerBytes, Buffer.from(applyFindings(text, this.#plan.find(text), this.#counts)))];
+      return [...this.#releaseCarried(), encodeFrame(headerBytes, Buffer.from(state.maskText(payload.toString('utf8'))))];
     }
-    if (!isRecord(json)) return [encodeFrame(headerBytes, Buffer.from(maskJsonText(payload.toString('utf8'), this.#plan, this.#counts)))];
+    if (!isRecord(json)) return [...this.#releaseCarried(), encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))))];
+    const carried = this.#carried;
+    if (carried) {
+      const index = json['contentBlockIndex'];
+      if (type === 'contentBlockDelta' && isRecord(json['delta']) && deltaField(json['delta']) === carried.field && index !== carried.index && !state.has(`${carried.field}:${String(index)}`)) {
+        // The next block of the same kind: the stream goes on in it.
+        this.#carried = undefined;
+        state.move(`${carried.field}:${String(carried.index)}`, `${carried.field}:${String(index)}`);
+        return [...(carried.stop ? [carried.stop] : []), encodeFrame(headerBytes, Buffer.from(JSON.stringify(this.#delta(json))))];
+      }
+      return [...this.#releaseCarried(), ...this.#frame(frame)];
+    }
     if (type === 'chunk' && typeof json['bytes'] === 'string') {
       // The model's own event, base64: masked as the stream event it is.
       const inner = Buffer.from(json['bytes'], 'base64').toString('utf8').replace(/\r?\n/g, ' ');
-      const rest = maskJsonValue(omit(json, ['bytes']), this.#plan, this.#counts) as Json;
+      const rest = state.rest(json, ['bytes']);
       return dataOf(this.#chunks.push(Buffer.from(`data: ${inner}\n\n`))).map((data) => encodeFrame(headerBytes, Buffer.from(JSON.stringify({ ...rest, bytes: Buffer.from(data).toString('base64') }))));
     }
     if (type === 'contentBlockDelta' && isRecord(json['delta'])) return [encodeFrame(headerBytes, Buffer.from(JSON.stringify(this.#delta(json))))];
     if (type === 'contentBlockStop') {
-      const release = this.#release(json['contentBlockIndex']);
-      const stop = encodeFrame(headerBytes, Buffer.from(maskJsonText(payload.toString('utf8'), this.#plan, this.#counts)));
-      return release ? [encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify(release))), stop] : [stop];
+      const index = json['contentBlockIndex'];
+      const stop = encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))));
+      const field = this.#input.has(index) ? undefined : (['text', 'reasoning'] as const).find((f) => state.has(`${f}:${String(index)}`));
+      const release = this.#release(index, field);
+      const out = release ? [encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify(release)))] : [];
+      if (field === undefined) return [...out, stop];
+      // Its stream may go on in the next block of its kind.
+      const held = state.heldLength(`${field}:${String(index)}`) > 0;
+      this.#carried = { field, index, stop: held ? stop : undefined };
+      return held ? out : [...out, stop];
     }
-    return [encodeFrame(headerBytes, Buffer.from(maskJsonText(payload.toString('utf8'), this.#plan, this.#counts)))];
+    return [encodeFrame(headerBytes, Buffer.from(state.maskJsonText(payload.toString('utf8'))))];
   }
 
   /** A ConverseStream delta: its text through the block's masker, its tool input held. */
   #delta(event: Json): Json {
+    const state = this.#state;
     const index = event['contentBlockIndex'];
     const delta = event['delta'] as Json;
-    const out: Json = maskJsonValue(omit(event, ['delta']), this.#plan, this.#counts) as Json;
-    const d: Json = maskJsonValue(omit(delta, ['text', 'reasoningContent', 'toolUse']), this.#plan, this.#counts) as Json;
+    const out: Json = state.rest(event, ['delta']);
+    const d: Json = state.rest(delta, ['text', 'reasoningContent', 'toolUse']);
     if (typeof delta['text'] === 'string') {
-      this.#onText?.(delta['text']);
-      d['text'] = this.#masker(`text:${String(index)}`).push(delta['text']);
+      state.guard(delta['text']);
+      d['text'] = state.push(`text:${String(index)}`, delta['text']);
     }
     const reasoning = delta['reasoningContent'];
     if (isRecord(reasoning)) {
-      const r = maskJsonValue(omit(reasoning, ['text']), this.#plan, this.#counts) as Json;
-      if (typeof reasoning['text'] === 'string') r['text'] = this.#masker(`reasoning:${String(index)}`).push(reasoning['text']);
+      const r = state.rest(reasoning, ['text']);
+      if (typeof reasoning['text'] === 'string') r['text'] = state.push(`reasoning:${String(index)}`, reasoning['text']);
       d['reasoningContent'] = r;
     }
     const tool = delta['toolUse'];
     if (isRecord(tool)) {
       const input = typeof tool['input'] === 'string' ? tool['input'] : '';
-      this.#onText?.(input);
+      state.guard(input);
       this.#input.set(index, (this.#input.get(index) ?? '') + input);
-      d['toolUse'] = { ...(maskJsonValue(omit(tool, ['input']), this.#plan, this.#counts) as Json), input: '' };
+      d['toolUse'] = { ...state.rest(tool, ['input']), input: '' };
     }
     out['delta'] = d;
     return out;
   }
 
-  /** What block `index` still holds, as one more delta event; undefined when nothing is held. */
-  #release(index: unknown): Json | undefined {
+  /** The carried stream's held text, masked, in one more delta frame of its block, then the block's stop frame if it was held. */
+  #releaseCarried(): Buffer[] {
+    const carried = this.#carried;
+    if (!carried) return [];
+    this.#carried = undefined;
+    const tail = this.#state.end(`${carried.field}:${String(carried.index)}`);
+    const out: Buffer[] = [];
+    if (tail !== '') out.push(encodeFrame(eventHeaders('contentBlockDelta'), Buffer.from(JSON.stringify({ contentBlockIndex: carried.index, delta: carried.field === 'text' ? { text: tail } : { reasoningContent: { text: tail } } }))));
+    if (carried.stop) out.push(carried.stop);
+    return out;
+  }
+
+  /** What block `index` still holds (but its `carry` stream), as one more delta event; undefined when nothing is held. */
+  #release(index: unknown, carry?: 'text' | 'reasoning'): Json | undefined {
     const delta: Json = {};
-    const text = this.#end(`text:${String(index)}`);
+    const text = carry === 'text' ? '' : this.#state.end(`text:${String(index)}`);
     if (text !== '') delta['text'] = text;
-    const reasoning = this.#end(`reasoning:${String(index)}`);
+    const reasoning = carry === 'reasoning' ? '' : this.#state.end(`reasoning:${String(index)}`);
     if (reasoning !== '') delta['reasoningContent'] = { text: reasoning };
     const input = this.#input.get(index);
     this.#input.delete(index);
-    if (input !== undefined && input !== '') delta['toolUse'] = { input: maskJsonText(input, this.#plan, this.#counts) };
+    if (input !== undefined && input !== '') delta['toolUse'] = { input: this.#state.maskArguments(input) };
     return Object.keys(delta).length === 0 ? undefined : { contentBlockIndex: index, delta };
   }
 
-  #end(key: string): string {
-    const masker = this.#text.get(key);
-    this.#text.delete(key);
-    return masker?.end() ?? '';
-  }
+}
 
-  #masker(key: string): StreamTextMasker {
-    let masker = this.#text.get(key);
-    if (!masker) this.#text.set(key, (masker = new StreamTextMasker(this.#plan, this.#counts)));
-    return masker;
-  }
+/** Which text a ConverseStream delta carries: `text`, or `reasoningContent.text`. */
+function deltaField(delta: Json): 'text' | 'reasoning' | undefined {
+  if (typeof delta['text'] === 'string') return 'text';
+  return isRecord(delta['reasoningContent']) && typeof delta['reasoningContent']['text'] === 'string' ? 'reasoning' : undefined;
 }
 
 /** The `data:` of each event in SSE text an SseMasker wrote (one line each: it writes JSON). */

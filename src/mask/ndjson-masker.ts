@@ -12,12 +12,9 @@
 // error, never raw data).
 
 import type { MaskPlan } from './plan.js';
-import { applyFindings, totalCount, type EntityCounts } from './operators.js';
-import { isRecord } from './sse-masker.js';
-import { maskJsonText, maskJsonValue } from './json-masker.js';
-import { StreamTextMasker } from './stream-masker.js';
-
-type Json = Record<string, unknown>;
+import { totalCount, type EntityCounts } from './operators.js';
+import { isRecord, type Json } from './json-value.js';
+import { StreamState } from './stream-state.js';
 
 export interface NdjsonMaskerOptions {
   readonly plan: MaskPlan;
@@ -36,21 +33,16 @@ const streamedFields: readonly (readonly [string | undefined, string])[] = [
 ];
 
 export class NdjsonMasker {
-  readonly #plan: MaskPlan;
-  readonly #counts: EntityCounts;
+  readonly #state: StreamState;
   readonly #maxLineBytes: number;
-  readonly #onText: ((text: string) => void) | undefined;
   readonly #decoder = new TextDecoder();
-  readonly #text = new Map<string, StreamTextMasker>();
   #pending = '';
   /** The last streamed line as written (its text fields emptied), for a tail line this masker adds. */
   #lastLine: Json | undefined;
 
   constructor(options: NdjsonMaskerOptions) {
-    this.#plan = options.plan;
-    this.#counts = options.counts;
+    this.#state = new StreamState(options);
     this.#maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
-    this.#onText = options.onText;
   }
 
   /** Raw upstream bytes in; masked, complete lines out. */
@@ -73,11 +65,11 @@ export class NdjsonMasker {
     this.#pending += this.#decoder.decode();
     let out = this.#pending === '' ? '' : this.#line(this.#pending);
     this.#pending = '';
-    if (this.#text.size > 0) {
+    if (this.#state.textKeys().length > 0) {
       // Ended without `"done": true`: what is held goes out in one more line like the last.
-      const before = totalCount(this.#counts);
+      const before = totalCount(this.#state.counts);
       const tail = this.#streamed(this.#lastLine ?? {}, true);
-      if (tail !== undefined && (totalCount(this.#counts) > before || streamedFields.some(([h, f]) => streamedValue(tail, h, f)))) out += `${out === '' ? '' : '\n'}${JSON.stringify(tail)}\n`;
+      if (tail !== undefined && (totalCount(this.#state.counts) > before || streamedFields.some(([h, f]) => streamedValue(tail, h, f)))) out += `${out === '' ? '' : '\n'}${JSON.stringify(tail)}\n`;
     }
     return out;
   }
@@ -89,11 +81,11 @@ export class NdjsonMasker {
     try {
       json = JSON.parse(line);
     } catch {
-      this.#onText?.(line);
-      return applyFindings(line, this.#plan.find(line), this.#counts);
+      this.#state.guard(line);
+      return this.#state.maskText(line);
     }
     const streamed = isRecord(json) ? this.#streamed(json, json['done'] === true) : undefined;
-    return streamed === undefined ? maskJsonText(line, this.#plan, this.#counts) : JSON.stringify(streamed);
+    return streamed === undefined ? this.#state.maskJsonText(line) : JSON.stringify(streamed);
   }
 
   /**
@@ -101,22 +93,17 @@ export class NdjsonMasker {
    * every other value masked whole; undefined when it has no streamed field (and none is held).
    */
   #streamed(line: Json, done: boolean): Json | undefined {
+    const state = this.#state;
     let any = false;
     const out = { ...line };
     for (const [holder, field] of streamedFields) {
       const key = `${holder ?? ''}.${field}`;
       const value = streamedValue(line, holder, field);
-      if (typeof value !== 'string' && !(done && this.#text.has(key))) continue;
+      if (typeof value !== 'string' && !(done && state.has(key))) continue;
       any = true;
       const piece = typeof value === 'string' ? value : '';
-      if (piece !== '' && field !== 'thinking') this.#onText?.(piece);
-      let masker = this.#text.get(key);
-      if (!masker) this.#text.set(key, (masker = new StreamTextMasker(this.#plan, this.#counts)));
-      let released = masker.push(piece);
-      if (done) {
-        released += masker.end();
-        this.#text.delete(key);
-      }
+      if (piece !== '' && field !== 'thinking') state.guard(piece);
+      const released = state.stream(key, piece, done);
       if (holder === undefined) out[field] = released;
       else out[holder] = { ...(isRecord(out[holder]) ? (out[holder] as Json) : {}), [field]: released };
     }
@@ -125,9 +112,9 @@ export class NdjsonMasker {
     for (const [k, v] of Object.entries(line)) {
       if (streamedFields.some(([holder, field]) => holder === undefined && field === k && typeof v === 'string')) continue;
       if (isRecord(v) && k === 'message') {
-        const rest = maskJsonValue(omitStrings(v, ['content', 'thinking']), this.#plan, this.#counts) as Json;
+        const rest = state.maskValue(omitStrings(v, ['content', 'thinking'])) as Json;
         out[k] = { ...rest, ...pick(out[k] as Json, ['content', 'thinking']) };
-      } else out[k] = maskJsonValue(v, this.#plan, this.#counts);
+      } else out[k] = state.maskValue(v);
     }
     this.#lastLine = { ...out, done: false };
     for (const [holder, field] of streamedFields) {

@@ -17,7 +17,7 @@
 // A refusal at any stage is recorded too, then written in the protocol's own shape.
 
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
-import type { Decision, Exchange, ExchangeOutcome, Identity, RecordedRequest, RequestFacts } from '../exchange/index.js';
+import { undeliveredOutcome, type Decision, type Exchange, type ExchangeOutcome, type Identity, type RecordedRequest, type RequestFacts } from '../exchange/index.js';
 import type { ApprovalStage } from '../approvals/index.js';
 import type { ExchangeProgress, Recorder } from '../audit/index.js';
 import type { DecisionPolicy } from '../policy/index.js';
@@ -173,7 +173,13 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   const finish = async (result: ExchangeOutcome) => {
     outcome = result;
     await giveBackApproval(result);
-    await stages.recorder.finish(exchange, result);
+    try {
+      await stages.recorder.finish(exchange, result, (error) => undeliveredOutcome(result, error));
+    } catch (error) {
+      // The relay cuts the answer: the log line must not say it was delivered.
+      outcome = undeliveredOutcome(result, error);
+      throw error;
+    }
   };
   // What a streamed answer has delivered so far, recorded while it streams (best effort:
   // the finish write is the one the client waits for).

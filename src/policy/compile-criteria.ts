@@ -12,12 +12,17 @@
 //   statement whose tables are unknown (risky `unknown-tables`: DO, CALL, routine bodies,
 //   user-defined functions, SQL run from a string) holds in a deny or require_approval
 //   rule and fails in an allow rule, whatever `not` says: the statement may touch any
-//   table, so no table rule may let it through (fail closed).
+//   table, so no table rule may let it through (fail closed);
+// - a condition on `tables` also reads the names a statement's tables may stand for
+//   (SqlFacts.tablesMayBe: a partition's ancestors, `orders` for `public.orders`) where
+//   that makes its rule stricter: in a deny or require_approval rule (and in an allow
+//   rule's obligations) when it holds on a name, in an allow rule when `not` fails on
+//   one; an allow rule is never widened by them.
 
 import RE2 from 're2';
 import type { ConditionSpec, MatchSpec } from '../config/policy-schema.js';
 import { weekdays } from '../config/policy-schema.js';
-import type { EvalContext } from './eval-context.js';
+import { wideTables, type EvalContext } from './eval-context.js';
 import { compileGlobs } from './glob.js';
 import { normalizeForKeywords } from './normalize-text.js';
 
@@ -100,12 +105,16 @@ function compileTime(time: NonNullable<MatchSpec['time']>, defaultTimeZone: stri
   };
 }
 
-export function compileCondition(condition: ConditionSpec, index: number, effect: string = 'deny'): Criterion {
+/** `forObligations`: the condition as it decides whether an allow rule's obligations apply (stricter when it holds more). */
+export function compileCondition(condition: ConditionSpec, index: number, effect: string = 'deny', forObligations = false): Criterion {
   const inner = compileConditionBody(condition);
   const label = `when[${index}] ${condition.not ? 'not ' : ''}${inner.label}`;
-  const test = condition.not ? (ctx: EvalContext) => !inner.test(ctx) : inner.test;
-  if ((condition.fact ?? condition.field) !== 'tables') return { label, test };
-  const restrictive = effect !== 'allow';
+  if ((condition.fact ?? condition.field) !== 'tables') return { label, test: condition.not ? (ctx: EvalContext) => !inner.test(ctx) : inner.test };
+  const restrictive = effect !== 'allow' || forObligations;
+  // Holding on more names is stricter unless `not` inverts it.
+  const wide = restrictive !== (condition.not === true);
+  const body = wide ? compileConditionBody(condition.fact !== undefined ? { ...condition, fact: wideTables as 'tables' } : { ...condition, field: wideTables as 'tables' }) : inner;
+  const test = condition.not ? (ctx: EvalContext) => !body.test(ctx) : body.test;
   return { label, test: (ctx) => (tablesUnknown(ctx) ? restrictive : test(ctx)) };
 }
 

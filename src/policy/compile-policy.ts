@@ -95,6 +95,12 @@ interface CompiledRule {
   readonly connections: readonly string[] | undefined;
   readonly match: readonly Criterion[];
   readonly when: readonly Criterion[];
+  /**
+   * An allow rule with obligations and a condition on `tables`: its `when` as it decides
+   * whether the obligations apply, reading the names a statement's tables may stand for
+   * (a partition of a masked table is masked; it is not allowed by this rule for that).
+   */
+  readonly obligationsWhen: readonly Criterion[] | undefined;
   readonly obligations: PolicyRuleSpec['obligations'];
 }
 
@@ -143,7 +149,10 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
         (applied ??= []).push(rule);
         continue;
       }
-      if (!allHold(rule.when, ctx)) continue;
+      if (!allHold(rule.when, ctx)) {
+        if (rule.obligationsWhen && allHold(rule.obligationsWhen, ctx)) (applied ??= []).push(rule);
+        continue;
+      }
       if (rule.obligations) (applied ??= []).push(rule);
       if (best === undefined || effectRank[rule.effect] > effectRank[best]) {
         best = rule.effect;
@@ -240,6 +249,7 @@ function compileRule(spec: PolicyRuleSpec, index: number, timezone: string): Com
     connections: connections && isLiteral(connections) ? connections : undefined,
     match: compileMatch(spec.match, timezone),
     when: spec.when.map((condition, i) => compileCondition(condition, i, spec.effect)),
+    obligationsWhen: spec.effect === 'allow' && spec.obligations && spec.when.some((c) => (c.fact ?? c.field) === 'tables') ? spec.when.map((condition, i) => compileCondition(condition, i, spec.effect, true)) : undefined,
     obligations: spec.obligations,
   };
 }

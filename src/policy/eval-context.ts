@@ -6,6 +6,9 @@ import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
 import { normalizeForKeywords } from './normalize-text.js';
 
+/** The `tables` fact with the names its tables may stand for (SqlFacts.tablesMayBe): not a name a rule can use. */
+export const wideTables = '\u0000tables';
+
 export type DetectEntities = (text: string) => ReadonlySet<string>;
 
 const dayIndex: Readonly<Record<string, number>> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
@@ -39,6 +42,8 @@ export class EvalContext {
     switch (name) {
       case 'tables':
         return facts.sql?.tables;
+      case wideTables:
+        return facts.sql?.tablesMayBe ? [...facts.sql.tables, ...facts.sql.tablesMayBe] : facts.sql?.tables;
       case 'statementClasses':
         return facts.sql?.classes;
       case 'risky':

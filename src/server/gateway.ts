@@ -9,10 +9,11 @@ import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '..
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
+import type { HeldRecordsReport } from '../audit/held-records.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
-import { buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService } from '../identity/index.js';
+import { authRefusedEvent, buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService, type AuthRefusal } from '../identity/index.js';
 import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
@@ -122,6 +123,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   identity.gatewayTokens?.recordIssuesWith((who, scope, issued) =>
     audit.log.event({ kind: 'token.issued', actor: who.subject, target: `jti:${issued.jti}`, details: { via: who.credentialId ?? null, kind: who.kind, groups: who.groups, scope, expiresAt: issued.expiresAt } }),
   );
+  // A credential refused outside a data-plane exchange (which chains its own) is chained too.
+  const recordAuthRefusal = (refusal: AuthRefusal) => audit.log.event(authRefusedEvent(refusal));
   const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
   const policyRuntime = createPolicyRuntime({
     config,
@@ -170,7 +173,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   stopAsked();
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
-    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes }));
+    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger) }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents
@@ -185,6 +188,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
           return agent;
         },
         revoked: (agent) => identity.revocations.reason(agent),
+        recordRefusal: recordAuthRefusal,
         logger,
         routes: new Map(config.connections.flatMap((c) => { const agent = viaAgent(c.via); return agent ? [[c.name, agent] as const] : []; })),
       })
@@ -277,6 +281,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         defaultTtlMs: config.identity.gatewayTokens.defaultTtl,
         maxTtlMs: config.identity.gatewayTokens.maxTtl,
         onIssued: (who, jti, names) => logger.info({ subject: who.subject, jti, connections: names }, 'gateway token issued'),
+        recordRefusal: recordAuthRefusal,
+        onRecordFailed: (error) => logger.error({ err: String(error) }, 'token request refusal not recorded'),
       })
     : undefined;
   const requestTimeoutMs = options.requestTimeoutMs ?? 300_000;
@@ -304,7 +310,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
+    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
     const admin = createAdminHandler({
       db: store.db,
       identify: identity.identifyAdmin,
@@ -312,7 +318,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       metrics,
       logger,
       reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }),
-      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name }, (event) => audit.log.event(event))],
+      routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, audit.log.change, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name })],
       // A refused login (OIDC callback, SAML response) is a failed authentication on record, as a refused data-plane credential is.
       publicRoutes: identity.loginRoutes(config.admin.tls !== undefined, (refusal) =>
         audit.log.event({ kind: 'login.refused', actor: null, target: refusal.provider, details: { reason: refusal.reason, client: refusal.client ?? null } })),
@@ -320,6 +326,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       audit: auditRoutes,
       agents: agentHub,
       settleRecords: () => recorder.drain(),
+      recordAuthRefusal,
       limitsReady: () => limitStore.ping(),
     });
     adminServer = await listen((req, res) => {
@@ -380,6 +387,15 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     endGracePeriod() {
       graceOver.abort();
     },
+  };
+}
+
+/** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
+function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
+  return ({ held, written, lost, error }) => {
+    if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
+    else if (written) logger.info({ written, held }, 'held records written: the store answers again');
+    else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
   };
 }
 

@@ -8,8 +8,7 @@
 // nothing per request. Bounded: a connection that sends nothing for `firstByteTimeoutMs`
 // is closed, and only the first chunk (at most one socket read) is looked at.
 
-import type { Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { GatehouseError } from '../errors/index.js';
 import { errorEnvelope } from '../protocols/http/index.js';
 import { answerAndClose } from './raw-answer.js';
@@ -21,9 +20,11 @@ export interface PlainHttpOptions {
   readonly firstByteTimeoutMs: number;
   /** The listener's error body (default: the data plane's OpenAI envelope). */
   readonly envelope?: ((error: GatehouseError) => string) | undefined;
+  /** What the listener is, for the message ("This listener (<name>) speaks HTTPS"), when its port alone does not say. */
+  readonly listenerName?: string | undefined;
 }
 
-/** Installs the first-byte check in front of a TLS server's own connection listener. */
+/** Installs the first-byte check in front of a TLS server's own connection listener (an HTTPS or a bare TLS server). */
 export function answerPlainHttp(server: Server, options: PlainHttpOptions): void {
   const accept = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
@@ -45,7 +46,8 @@ export function answerPlainHttp(server: Server, options: PlainHttpOptions): void
         return;
       }
       const url = httpsUrl(chunk, socket);
-      const error = new GatehouseError('https_required', { message: `This listener speaks HTTPS; a plain HTTP request was sent to it. Use ${url}` });
+      const listener = options.listenerName === undefined ? 'This listener' : `This listener (${options.listenerName})`;
+      const error = new GatehouseError('https_required', { message: `${listener} speaks HTTPS; a plain HTTP request was sent to it. Use ${url}` });
       answerAndClose(socket, '400 Bad Request', envelope(error));
     });
   });

@@ -2,3 +2,4 @@ export { openStore, migrate, StoreError, type Store, type StoreConfig } from './
 export type { Database, ExchangeRow, ApiKeyRow, ReviewRow, ReviewVoteRow, AuditEventRow, AuditCheckpointRow } from './schema.js';
 export type { DialectName } from './migrations.js';
 export { isStoreUnreachable } from './store-unreachable.js';
+export { inTransaction } from './in-transaction.js';

@@ -155,10 +155,17 @@ describe('agent tunnel security', () => {
     await assert.rejects(startTestAgent(gw, key, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n'), /refused by the gateway \(403\).*key:other-agent may not serve as agent \\"edge\\"/);
   });
 
-  test('a wrong secret is refused with 401 invalid_credential', async () => {
+  test('a wrong secret is refused with 401 invalid_credential, and the refusal is chained (auth.refused)', async () => {
     const key = await agentKey(gw, 'edge-x', ['agent:edge']);
     const wrong = key.slice(0, -4) + (key.endsWith('AAAA') ? 'BBBB' : 'AAAA');
     await assert.rejects(startTestAgent(gw, wrong, 'name: edge\nconnections:\n  - { name: plain, target: "http://127.0.0.2:9/" }\n'), /refused by the gateway \(401\).*invalid_credential/);
+    // A guessing run against agent keys is on record where it cannot be deleted unseen.
+    const keyId = key.split('_')[1]!;
+    const events = await gw.gateway.store.db.selectFrom('audit_events').select(['actor', 'target', 'details']).where('kind', '=', 'auth.refused').execute();
+    const refusal = events.map((e) => ({ ...e, details: JSON.parse(e.details) as Record<string, unknown> })).find((e) => String(e.details['reason']).includes(keyId));
+    assert.ok(refusal, JSON.stringify(events));
+    assert.deepEqual([refusal.actor, refusal.target, refusal.details['listener'], refusal.details['code']], [null, 'POST agent link', 'agents', 'invalid_credential']);
+    assert.ok(!JSON.stringify(events).includes(wrong.slice(21)), 'no secret in the record');
   });
 
   test('a revoked agent key: the connected agent is dropped within a second, and its reconnects are refused', async () => {

@@ -1,6 +1,7 @@
 // An identified caller refused a change on the admin API (a non-admin trying to revoke,
 // reload the policy or create a revocation) is an `admin.refused` audit event: who, what,
-// why. An unknown credential's refusal is not chained (anyone could flood the chain).
+// why. An unknown credential's refusal is a failed authentication, chained as
+// `auth.refused` (test/e2e/audit-anonymous-refusals.test.ts), not as admin.refused.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -21,7 +22,7 @@ after(async () => {
 const post = (path: string, key: string, body: unknown) =>
   fetch(`${sdk.gateway.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-test('a non-admin trying to revoke or reload is on record; an unknown key and a read are not chained', async () => {
+test('a non-admin trying to revoke or reload is on record; an unknown key is a failed authentication, and a read is not chained', async () => {
   assert.equal((await post('/api/revocations', mlKey, { kind: 'subject', value: 'key:admin', reason: 'take over' })).status, 403);
   assert.equal((await post('/api/policy/reload', mlKey, {})).status, 403);
   assert.equal((await post('/api/revocations', 'ghk_notakeyatall0123456789', { kind: 'subject', value: 'key:admin' })).status, 401);
@@ -34,6 +35,8 @@ test('a non-admin trying to revoke or reload is on record; an unknown key and a 
       ['key:ml-bot', 'POST /api/policy/reload', 'admin-groups'],
     ],
   );
+  const failed = await sdk.gateway.store.db.selectFrom('audit_events').select(['actor', 'target']).where('kind', '=', 'auth.refused').execute();
+  assert.deepEqual(failed, [{ actor: null, target: 'POST /api/revocations' }]);
   const details = JSON.parse(events[0]!.details as string) as { code: string; groups: string[] };
   assert.equal(details.code, 'access_denied');
   assert.deepEqual(details.groups, ['ml']);

@@ -20,7 +20,7 @@ function adminRoutes(): ReadonlyArray<readonly [string, RegExp]> {
     adminGroups: ['admins'],
     metrics: createMetrics(),
     logger: pino({ level: 'silent' }),
-    routes: [...createPolicyRoutes({ runtime: unused, connections: [] }), ...identityAdminRoutes(unused, unused)],
+    routes: [...createPolicyRoutes({ runtime: unused, connections: [] }), ...identityAdminRoutes(unused, unused, unused)],
     audit: { db: unused } as never,
   });
   return handler.routes;

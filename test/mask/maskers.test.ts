@@ -278,6 +278,43 @@ describe('SseMasker, JSON events of other APIs', () => {
   });
 });
 
+describe('SseMasker, JSON events of no known API', () => {
+  const events = (out: string) => out.trim().split('\n\n').filter((b) => b !== 'data: [DONE]').map((b) => JSON.parse(b.replace(/^data: /, '')) as Record<string, unknown>);
+
+  test('security: a value split across two events under a streamed key is masked; ids and types pass whole, in every event; the tail goes out before [DONE] in an event like the last', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    let out = masker.push(Buffer.from('data: {"type":"text-delta","id":"msg-1","delta":"Write to bob.r"}\n\n'));
+    out += masker.push(Buffer.from('data: {"type":"text-delta","id":"msg-1","delta":"oe@example.com"}\n\n'));
+    out += masker.push(Buffer.from('data: [DONE]\n\n')) + masker.end();
+    assert.ok(!out.includes('bob') && !out.includes('example.com'), out);
+    const all = events(out);
+    assert.deepEqual(all.map((e) => [e['type'], e['id']]), [['text-delta', 'msg-1'], ['text-delta', 'msg-1'], ['text-delta', 'msg-1']]);
+    assert.equal(all.map((e) => e['delta']).join(''), 'Write to [EMAIL]');
+    assert.ok(out.endsWith('data: [DONE]\n\n'));
+  });
+
+  test('a stream of a known API is not guessed at: a responses-API `response.completed` text is masked whole, in its own event', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const completed = { type: 'response.completed', response: { id: 'resp_1', output: [{ type: 'message', content: [{ type: 'output_text', text: 'Mail bob@example.com.' }] }] } };
+    const out = masker.push(Buffer.from(`data: ${JSON.stringify({ type: 'response.created', response: { id: 'resp_1' } })}\n\ndata: ${JSON.stringify(completed)}\n\n`)) + masker.end();
+    const last = events(out).at(-1) as { response: { output: [{ content: [{ text: string }] }] } };
+    assert.equal(last.response.output[0].content[0].text, 'Mail [EMAIL].');
+    assert.equal(events(out).length, 2);
+  });
+});
+
+describe('SseMasker, chat deltas whose text is not a string', () => {
+  test('security: delta.content as a list of parts (Mistral reasoning models) and an object reasoning are masked, not passed as they came', () => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const chunk = (delta: object) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
+    const out = masker.push(Buffer.from(chunk({ content: [{ type: 'thinking', thinking: [{ type: 'text', text: 'ask bob@example.com' }] }, { type: 'text', text: 'mail alice@example.com now' }] }) + chunk({ reasoning: { text: 'carol@example.com' }, content: null }))) + masker.end();
+    assert.ok(!out.includes('@example.com'), out);
+    const deltas = out.trim().split('\n\n').map((b) => (JSON.parse(b.slice(6)) as { choices: [{ delta: Record<string, unknown> }] }).choices[0].delta);
+    assert.deepEqual(deltas[0]!['content'], [{ type: 'thinking', thinking: [{ type: 'text', text: 'ask [EMAIL]' }] }, { type: 'text', text: 'mail [EMAIL] now' }]);
+    assert.deepEqual(deltas[1], { reasoning: { text: '[EMAIL]' }, content: null });
+  });
+});
+
 describe('SseMasker, a chat stream that ends without a finish event', () => {
   test('text still held at [DONE] goes out in a chat chunk before it (after [DONE] no client reads it)', () => {
     // Seen with an upstream that sends `finish_reason: null` on every chunk: the phone number

@@ -7,8 +7,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { Redis } from 'ioredis';
 import { createRedisLimitStore } from '../../src/policy/index.js';
 import { deleteKeys, redisUnavailable, testRedisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
+import { startTcpRelay } from '../helpers/tcp-relay.js';
 
 test('a Redis that refuses connections: the store error names the socket error, not the password', async () => {
   const closed = createServer();
@@ -58,6 +60,52 @@ test('a concurrency slot never given back (its gateway died) is freed when it ex
     assert.equal(await live.acquire('limit:c:connection:demo:concurrent', 'ex-e', 2, ttlMs), false);
   } finally {
     await live.close();
+    await deleteKeys(prefix);
+  }
+});
+
+// A Redis that accepts the connection and then stops answering (blocked by a long
+// command, DEBUG SLEEP): the check times out and the request is refused, but what was
+// sent waits in Redis's socket buffer and ran when Redis answered again. The refused
+// request was counted then, on top of the client's retry (counted twice), and a timed-out
+// concurrency slot stayed taken for its whole TTL, given back by nobody.
+test('a check that timed out while Redis did not answer is not counted when Redis runs it later; a timed-out slot is not kept', { skip: redisSkip }, async () => {
+  const prefix = uniqueKeyPrefix();
+  const url = new URL(testRedisUrl);
+  const relay = await startTcpRelay(Number(url.port || 6379), url.hostname);
+  // Two gateways: after a timeout a store makes a new connection (which the blocked Redis
+  // does not answer either), so each check that reaches Redis is sent by a store of its own.
+  const store = createRedisLimitStore({ url: `redis://127.0.0.1:${relay.port}`, keyPrefix: prefix });
+  const other = createRedisLimitStore({ url: `redis://127.0.0.1:${relay.port}`, keyPrefix: prefix });
+  const direct = new Redis(testRedisUrl);
+  const counter = { key: 'limit:r:connection:demo:requests', windowMs: 60_000, amount: 1, check: 1, limit: 10 };
+  const slots = 'limit:c:connection:demo:concurrent';
+  try {
+    assert.equal(await store.take([counter]), undefined);
+    assert.equal(await other.acquire(slots, 'ex-done', 1, 60_000), true);
+    await other.release(slots, 'ex-done');
+    relay.held = true;
+    await Promise.all([
+      assert.rejects(store.take([counter]), /^Error: Redis did not answer: no answer in 2000 ms$/),
+      assert.rejects(other.acquire(slots, 'ex-timed-out', 1, 60_000), /^Error: Redis did not answer: no answer in 2000 ms$/),
+    ]);
+    // Redis answers again and runs what was waiting.
+    relay.held = false;
+    for (let i = 0; i < 100; i++) {
+      if (await Promise.all([store.ping(), other.ping()]).then(() => true, () => false)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // The caller's retry: counted once, as the first request was.
+    assert.equal(await store.take([counter]), undefined);
+    const counts = await direct.keys(`${prefix}${counter.key}:*`);
+    assert.equal(counts.length, 1);
+    assert.equal(await direct.get(counts[0]!), '2', 'requests counted: the refused one counted too');
+    assert.equal(await direct.zcard(`${prefix}${slots}:slots`), 0, 'the timed-out slot is taken');
+    assert.equal(await store.acquire(slots, 'ex-next', 1, 60_000), true);
+  } finally {
+    await Promise.all([store.close(), other.close()]);
+    direct.disconnect();
+    await relay.close();
     await deleteKeys(prefix);
   }
 });

@@ -214,3 +214,38 @@ describe('security: table conditions on a statement whose tables are unknown fai
     assert.deepEqual(noDeny.decide(sql(['orders'], ['unknown-tables'])).rules, ['review-non-orders']);
   });
 });
+
+describe('security: table conditions read the names a table may stand for only where that is stricter', () => {
+  // tablesMayBe: `orders_eu` is a partition of public.orders; a bare `salaries` may be hr.salaries.
+  const sql = (tables: string[], tablesMayBe: string[] | undefined, subject = 'key:ann') =>
+    exchangeOf({ connection: 'warehouse', operation: 'sql.select', identity: who(subject, ['analysts']), facts: { text: 'x', sql: { classes: ['select'], tables, tablesMayBe, risky: [], text: 'x' } } });
+  test('deny and require_approval rules hold on them (also through a regex on the tables field)', () => {
+    const p = compilePolicy({ access: [{ connection: 'warehouse', groups: ['analysts'] }], timezone: 'UTC', rules: [
+      rule({ name: 'deny-orders', effect: 'deny', when: [{ fact: 'tables', includes: ['orders'] }] }),
+      rule({ name: 'review-hr', effect: 'require_approval', when: [{ regex: '^hr\\.', field: 'tables' }] }),
+    ] });
+    assert.deepEqual(p.decide(sql(['orders_eu'], ['public.orders', 'orders', 'public.orders_eu'])).rules, ['deny-orders']);
+    assert.deepEqual(p.decide(sql(['salaries'], ['hr.salaries'])).rules, ['review-hr']);
+    assert.equal(p.decide(sql(['accounts'], ['public.accounts'])).effect, 'allow');
+  });
+  test('an allow rule is not widened by them; with `not` it fails on them', () => {
+    const p = compilePolicy({ access: [], timezone: 'UTC', rules: [
+      rule({ name: 'public-orders', effect: 'allow', when: [{ fact: 'tables', includes: ['public.orders'] }] }),
+      rule({ name: 'all-but-hr', effect: 'allow', match: { subjects: ['key:bob'] }, when: [{ fact: 'tables', includes: ['hr.*'], not: true }] }),
+    ] });
+    // `orders` under search_path = hr is hr.orders: the rule on public.orders does not allow it.
+    assert.deepEqual(p.decide(sql(['orders'], ['public.orders', 'hr.orders'])).rules, ['default-deny']);
+    assert.deepEqual(p.decide(sql(['public.orders'], ['orders'])).rules, ['public-orders']);
+    assert.deepEqual(p.decide(sql(['salaries'], ['hr.salaries'], 'key:bob')).rules, ['default-deny']);
+    assert.deepEqual(p.decide(sql(['accounts'], ['public.accounts'], 'key:bob')).rules, ['all-but-hr']);
+  });
+  test("an allow rule's obligations apply on them, without its allow", () => {
+    const mask = rule({ name: 'mask-notes', effect: 'allow', when: [{ fact: 'tables', includes: ['notes'] }], obligations: { mask: ['pii'] } });
+    const p = compilePolicy({ access: [{ connection: 'warehouse', groups: ['analysts'] }], timezone: 'UTC', rules: [mask] });
+    assert.deepEqual(p.decide(sql(['notes_archive'], ['public.notes', 'notes'])).obligations?.mask, ['pii']);
+    assert.equal(p.decide(sql(['accounts'], undefined)).obligations, undefined);
+    const alone = compilePolicy({ access: [], timezone: 'UTC', rules: [mask] });
+    assert.deepEqual(alone.decide(sql(['notes_archive'], ['public.notes', 'notes'])).rules, ['default-deny']);
+    assert.deepEqual(alone.decide(sql(['notes'], undefined)).rules, ['mask-notes']);
+  });
+});

@@ -21,7 +21,8 @@ export interface AuditOptions extends SearchOptions {
 }
 
 export async function auditCommand(action: string | undefined, options: AuditOptions): Promise<void> {
-  await withAuditTrail(options.config, async (store, audit) => {
+  await withAuditTrail(options.config, async (store, audit, config) => {
+    const checkpointEvery = config.audit.checkpoint.every;
     switch (action) {
       case 'verify': {
         const from = options.from === undefined ? undefined : Number(options.from);
@@ -29,7 +30,7 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         const notCheckpoint = from === undefined ? undefined : await fromCheckpointProblem(store.db, from);
         if (notCheckpoint) throw new CliError(`--from ${from}: ${notCheckpoint}`);
         const publicKeyPem = options['public-key'] ? readPublicKey(options['public-key']) : audit.signer?.publicKeyPem;
-        const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from });
+        const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from, checkpointEvery });
         if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else if (report.ok) {
           // Without a public key nothing vouches for the checkpoints: say so in the verdict itself.
@@ -50,7 +51,7 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         const before = parseIsoTime(options.before);
         if (before === undefined) throw new CliError('--before must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z');
         // The chain is verified first: pruning over a break would erase the evidence of it.
-        const report = await verifyChain(store.db, { publicKeyPem: audit.signer?.publicKeyPem });
+        const report = await verifyChain(store.db, { publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery });
         const breaks = report.problems.filter((p) => !p.message.startsWith('no public key'));
         let result;
         try {

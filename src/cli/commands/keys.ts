@@ -1,7 +1,7 @@
 import type { EventInput } from '../../audit/index.js';
 import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
-import { ApiKeyInputError, ApiKeyService, apiKeyReference, RevocationService, type ApiKeyInfo } from '../../identity/index.js';
+import { ApiKeyInputError, ApiKeyService, apiKeyReference, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
@@ -32,8 +32,13 @@ export async function keysCommand(action: string | undefined, args: readonly str
           expiresAt = Date.now() + ms;
         }
         try {
-          const { token, key } = await keys.create({ name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt });
-          await audit.log.event(keyCreatedEvent(key));
+          const input = { name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt };
+          // The key and its event commit together: no key exists that the chain does not show.
+          const { token, key } = await audit.log.change(async (trx, emit) => {
+            const created = await keys.create(input, trx);
+            emit(keyCreatedEvent(created.key));
+            return created;
+          });
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key })}\n`);
           else {
             process.stdout.write(`${token}\n`);
@@ -61,14 +66,10 @@ export async function keysCommand(action: string | undefined, args: readonly str
         const target = args[0];
         if (!target) throw new CliError('usage: gatehouse keys revoke ID|NAME');
         // by name: every key of the name (both keys during a rotation)
-        const revoked = await keys.revokeAll(target);
+        // recorded as a revocation too, so gateways cut the key's in-flight exchanges
+        const revoked = await revokeKeysChained(audit.log.change, { apiKeys: keys, revocations: new RevocationService(store.db) }, target, cliActor());
         if (revoked.length === 0) throw new CliError(`no live key with id or name "${apiKeyReference(target)}"`, 1);
-        for (const key of revoked) {
-          // recorded as a revocation too, so gateways cut the key's in-flight exchanges
-          await new RevocationService(store.db).revoke({ kind: 'key', value: key.id, revokedBy: cliActor() });
-          await audit.log.event({ kind: 'key.revoked', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name } });
-          process.stdout.write(`revoked key ${key.id} "${key.name}"\n`);
-        }
+        for (const { key } of revoked) process.stdout.write(`revoked key ${key.id} "${key.name}"\n`);
         return;
       }
       case 'rotate': {
@@ -83,10 +84,13 @@ export async function keysCommand(action: string | undefined, args: readonly str
           expiresAt = Date.now() + ms;
         }
         try {
-          const { token, key, previous } = await keys.rotate(name, { overlapMs: overlap, expiresAt });
-          // Two acts: a key is created, and the previous one now expires at the overlap's end.
-          await audit.log.event(keyCreatedEvent(key, previous.id));
-          await audit.log.event({ kind: 'key.rotated', actor: cliActor(), target: `key:${previous.id}`, details: { name: previous.name, expiresAt: previous.expiresAt, replacedBy: key.id } });
+          // Two acts, one transaction: a key is created, and the previous one now expires at the overlap's end.
+          const { token, key, previous } = await audit.log.change(async (trx, emit) => {
+            const rotated = await keys.rotate(name, { overlapMs: overlap, expiresAt }, trx);
+            emit(keyCreatedEvent(rotated.key, rotated.previous.id));
+            emit({ kind: 'key.rotated', actor: cliActor(), target: `key:${rotated.previous.id}`, details: { name: rotated.previous.name, expiresAt: rotated.previous.expiresAt, replacedBy: rotated.key.id } });
+            return rotated;
+          });
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key, previous })}\n`);
           else {
             process.stdout.write(`${token}\n`);

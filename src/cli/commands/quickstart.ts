@@ -42,9 +42,15 @@ export async function quickstartCommand(values: { port?: string | undefined } = 
     throw new CliError(`cannot start the gateway: ${error.code === 'EADDRINUSE' ? `port ${taken} is in use (\`npm start -- --port N\` uses N, N+1 and N+10)` : error.message}`, 1);
   });
 
-  // A fresh demo key each run; the previous one is revoked.
-  await gateway.apiKeys.revokeAll(demoKeyName);
-  const { token } = await gateway.apiKeys.create({ name: demoKeyName, kind: 'service', groups: ['demo-users', 'gatehouse-admins'], expiresAt: Date.now() + 24 * 3_600_000 });
+  // A fresh demo key each run; the previous one is revoked. Both acts are chained, in the
+  // transaction that makes them, as `gatehouse keys` chains its own.
+  const { token } = await gateway.audit.log.change(async (trx, emit) => {
+    for (const old of await gateway.apiKeys.revokeAll(demoKeyName, trx)) emit({ kind: 'key.revoked', actor: 'gatehouse', target: `key:${old.id}`, details: { name: old.name } });
+    const created = await gateway.apiKeys.create({ name: demoKeyName, kind: 'service', groups: ['demo-users', 'gatehouse-admins'], expiresAt: Date.now() + 24 * 3_600_000 }, trx);
+    const { key } = created;
+    emit({ kind: 'key.created', actor: 'gatehouse', target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt } });
+    return created;
+  });
 
   const base = `${gateway.dataPlaneUrl}/c/demo`;
   process.stdout.write(`

@@ -2,7 +2,7 @@
 // `revoke list`: writes to the store the gateways poll, so every gateway process
 // sharing it refuses the credential within a second and cuts its in-flight exchanges.
 
-import { ApiKeyService, apiKeyReference, keyRevokedEvent, liftEvent, RevocationService, revocationEvent, revocationValue, type RevocationKind } from '../../identity/index.js';
+import { ApiKeyService, apiKeyReference, liftChained, RevocationService, revocationValue, revokeChained, revokeKeysChained, type RevocationKind } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { printTable } from './keys.js';
@@ -38,25 +38,19 @@ export async function revokeCommand(action: string | undefined, args: readonly s
         if (target.length > 512) throw new CliError(`cannot revoke ${action}: the value must be at most 512 characters`);
         let record;
         try {
-          record = await revocations.revoke({ kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
+          record = await revokeChained(audit.log.change, revocations, { kind: action as RevocationKind, value: target, reason: options.reason, revokedBy: by });
         } catch (error) {
           // a kid no gateway published: exit 1, as for a key it cannot find
           if (error instanceof RangeError) throw new CliError(`cannot revoke ${action}: ${error.message}`, 1);
           throw error;
         }
-        await audit.log.event(revocationEvent(by, record));
         print(options, record, `revoked ${action} ${target} (${record.id})`);
         return;
       }
       case 'key': {
         if (!value) throw new CliError(usage);
-        const keys = new ApiKeyService(store.db);
         // by name this revokes every live key of the name (both keys during a rotation)
-        const revoked = await keys.revokeAll(value);
-        for (const key of revoked) {
-          const record = await revocations.revoke({ kind: 'key', value: key.id, reason: options.reason, revokedBy: by });
-          await audit.log.event(keyRevokedEvent(by, key, record.id));
-        }
+        const revoked = (await revokeKeysChained(audit.log.change, { apiKeys: new ApiKeyService(store.db), revocations }, value, by, options.reason)).map((r) => r.key);
         if (revoked.length === 0) throw new CliError(`no live key with id or name "${apiKeyReference(value)}"`, 1);
         print(options, revoked, revoked.map((k) => `revoked key ${k.id} "${k.name}"`).join('\n'));
         return;
@@ -69,8 +63,7 @@ export async function revokeCommand(action: string | undefined, args: readonly s
       }
       case 'lift': {
         if (!value) throw new CliError(usage);
-        if (!(await revocations.lift(value))) throw new CliError(`no revocation with id "${value}"`, 1);
-        await audit.log.event(liftEvent(by, value));
+        if (!(await liftChained(audit.log.change, revocations, value, by))) throw new CliError(`no revocation with id "${value}"`, 1);
         process.stdout.write(`lifted ${value}\n`);
         return;
       }

@@ -47,15 +47,17 @@ export async function startCommand(options: { config?: string | undefined }): Pr
       }
       throw error;
     }
+    if (stopping.signal.aborted) {
+      // The signal came as the last step ended: a normal stop, nothing was served. The
+      // handlers stay on meanwhile: a second signal while this closes (a store that does
+      // not take the last record) exits 0 at once instead of killing the process.
+      await gateway.close();
+      process.stderr.write('gatehouse: stopped while starting\n');
+      return;
+    }
   } finally {
     process.off('SIGTERM', stopWhileStarting);
     process.off('SIGINT', stopWhileStarting);
-  }
-  if (stopping.signal.aborted) {
-    // The signal came as the last step ended: a normal stop, nothing was served.
-    await gateway.close();
-    process.stderr.write('gatehouse: stopped while starting\n');
-    return;
   }
   if (gateway.agentsUrl) process.stderr.write(`gatehouse: agent endpoint ${gateway.agentsUrl}\n`);
   process.stderr.write(`gatehouse: data plane ${gateway.dataPlaneUrl}${gateway.adminUrl ? `, admin ${gateway.adminUrl}` : ''}\n`);

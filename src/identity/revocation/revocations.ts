@@ -9,12 +9,15 @@
 // pollInterval + one query, well inside a second.
 // The check on each request reads only memory; on a change, the in-flight exchanges of
 // a revoked identity are cut.
+// revoke and lift take an optional `db`: the caller's transaction, so the change commits
+// with its audit event (AuditLog.change), or not at all; that caller calls refresh()
+// once it has committed.
 
 import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { GatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
-import type { Database } from '../../store/index.js';
+import { inTransaction, type Database } from '../../store/index.js';
 import { parseApiKey } from '../api-key-format.js';
 import { peekJwt } from '../jwt-peek.js';
 
@@ -128,11 +131,11 @@ export class RevocationService {
     this.#listeners.push(listener);
   }
 
-  async revoke(input: RevokeInput): Promise<RevocationRecord> {
+  async revoke(input: RevokeInput, db?: Kysely<Database>): Promise<RevocationRecord> {
     if (!revocationKinds.includes(input.kind)) throw new RangeError(`kind must be one of ${revocationKinds.join(', ')}`);
     if (input.value.trim() === '' || input.value.length > 512) throw new RangeError('value must be 1-512 characters');
     // A kid no gateway published would be stored and revoke nothing.
-    if (input.kind === 'signing-key' && !(await this.#db.selectFrom('identity_signing_keys').select('kid').where('kid', '=', input.value).executeTakeFirst())) {
+    if (input.kind === 'signing-key' && !(await (db ?? this.#db).selectFrom('identity_signing_keys').select('kid').where('kid', '=', input.value).executeTakeFirst())) {
       throw new RangeError(`no gateway signing key has kid "${input.value.slice(0, 200)}"`);
     }
     const row = {
@@ -145,22 +148,23 @@ export class RevocationService {
       reason: input.reason?.slice(0, 500) ?? null,
       revoked_by: input.revokedBy ?? null,
     };
-    await this.#db.transaction().execute(async (trx) => {
+    await inTransaction(db ?? this.#db, async (trx) => {
       await trx.insertInto('identity_revocations').values(row).execute();
       await bumpGeneration(trx);
     });
-    await this.refresh();
+    // Not yet committed in the caller's transaction: the caller refreshes after.
+    if (db === undefined) await this.refresh();
     return toRecord(row);
   }
 
   /** Lifts a revocation (e.g. re-enables a user); true if there was one. */
-  async lift(id: string): Promise<boolean> {
-    const deleted = await this.#db.transaction().execute(async (trx) => {
+  async lift(id: string, db?: Kysely<Database>): Promise<boolean> {
+    const deleted = await inTransaction(db ?? this.#db, async (trx) => {
       const result = await trx.deleteFrom('identity_revocations').where('id', '=', id).executeTakeFirst();
       if (result.numDeletedRows > 0n) await bumpGeneration(trx);
       return result.numDeletedRows > 0n;
     });
-    await this.refresh();
+    if (db === undefined) await this.refresh();
     return deleted;
   }
 

@@ -9,8 +9,15 @@ import type { CounterRequest, LimitStore } from './limit-store.js';
 
 const nowMs = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-// KEYS[i]: base key; ARGV per key: windowMs, amount, check, limit.
+// A command that reaches Redis after its deadline (Redis clock) does nothing and answers
+// -1: its caller timed out and was refused meanwhile. Redis blocked (a long command, DEBUG
+// SLEEP) runs what waited in its socket buffer when it is free again, and the refused
+// request was counted then, on top of the caller's retry, or took a slot nobody gave back.
+const pastDeadline = (deadline: string) => `if now > tonumber(${deadline}) then return -1 end`;
+
+// KEYS[i]: base key; ARGV per key: windowMs, amount, check, limit; then the deadline.
 const takeScript = `${nowMs}
+${pastDeadline('ARGV[#ARGV]')}
 local keys = {}
 for i = 1, #KEYS do
   local w = tonumber(ARGV[(i - 1) * 4 + 1])
@@ -41,8 +48,9 @@ return 1`;
 // Expired ones are dropped before counting. (A counter whose key expired 15 minutes
 // after the last acquire kept a dead gateway's slots taken as long as the scope stayed
 // busy; its own key name, ':slots', so it never meets such a counter.)
-// KEYS[1]: slots key; ARGV: slot id, max, ttlMs.
+// KEYS[1]: slots key; ARGV: slot id, max, ttlMs, deadline.
 const acquireScript = `${nowMs}
+${pastDeadline('ARGV[4]')}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
@@ -56,6 +64,9 @@ export interface RedisLimitStoreOptions {
 
 /** How long a limit check waits for Redis before the request is refused (as /readyz waits). */
 export const redisAnswerTimeoutMs = 2_000;
+
+/** A check's deadline in Redis is this much before the caller stops waiting: time for the answer to come back. */
+const answerMarginMs = 250;
 
 export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitStore {
   // Fail fast rather than queue: a limit that cannot be checked refuses the request.
@@ -80,7 +91,25 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
   redis.on('error', (error: Error & { code?: string }) => {
     connectionError = error.code && !error.message.includes(error.code) ? `${error.code} ${error.message}` : error.message;
   });
-  redis.on('ready', () => (connectionError = undefined));
+  // Redis clock minus ours, measured on each new connection (deadlines are in Redis time,
+  // as the windows are); within half a round trip.
+  let clockOffset: Promise<number> | undefined;
+  redis.on('ready', () => {
+    connectionError = undefined;
+    clockOffset = undefined;
+  });
+  const deadline = async (): Promise<number> => {
+    clockOffset ??= (async () => {
+      const sent = Date.now();
+      const [seconds, micros] = await redis.time();
+      return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sent + Date.now()) / 2;
+    })();
+    const offset = await clockOffset.catch((error: unknown) => {
+      clockOffset = undefined;
+      throw error;
+    });
+    return Math.floor(Date.now() + offset + redisAnswerTimeoutMs - answerMarginMs);
+  };
   /** Resolves once the connection is ready; while it is being made (start-up, a reconnect) waits for it, up to the timeout. */
   let connecting: Promise<void> | undefined;
   const ready = async (): Promise<void> => {
@@ -103,6 +132,7 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
     return connecting;
   };
   const notAnswering = (why = connectionError ?? 'not connected') => new Error(`Redis did not answer: ${why}`);
+  const late = () => notAnswering(`it ran the check after its deadline (${redisAnswerTimeoutMs - answerMarginMs} ms), so did not count it`);
   const explained = async <T>(command: () => Promise<T>): Promise<T> => {
     await ready();
     try {
@@ -124,14 +154,18 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
     async take(requests: readonly CounterRequest[]) {
       if (requests.length === 0) return undefined;
       const args = requests.flatMap((r) => [r.windowMs, r.amount, r.check, r.limit]);
-      const [index, retryAfterMs] = (await explained(() => redis.eval(takeScript, requests.length, ...requests.map((r) => p + r.key), ...args))) as [number, number];
+      const answer = (await explained(async () => redis.eval(takeScript, requests.length, ...requests.map((r) => p + r.key), ...args, await deadline()))) as [number, number] | -1;
+      if (answer === -1) throw late();
+      const [index, retryAfterMs] = answer;
       return index === 0 ? undefined : { index: index - 1, retryAfterMs };
     },
     async add(key, windowMs, amount) {
       if (amount > 0) await explained(() => redis.eval(addScript, 1, p + key, windowMs, amount));
     },
     async acquire(key, slot, max, ttlMs) {
-      return (await explained(() => redis.eval(acquireScript, 1, `${p}${key}:slots`, slot, max, ttlMs))) === 1;
+      const answer = await explained(async () => redis.eval(acquireScript, 1, `${p}${key}:slots`, slot, max, ttlMs, await deadline()));
+      if (answer === -1) throw late();
+      return answer === 1;
     },
     async release(key, slot) {
       await explained(() => redis.zrem(`${p}${key}:slots`, slot));

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseDuration } from '../../config/index.js';
 import { GatehouseError, isGatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
+import type { RecordAuthRefusal } from '../../identity/auth-refusal.js';
 import type { GatewayTokens } from '../../identity/gateway-tokens/gateway-tokens.js';
 import { bearerToken } from './headers.js';
 import { readBody } from './read-body.js';
@@ -23,6 +24,10 @@ export interface AuthRoutesOptions {
   readonly defaultTtlMs: number;
   readonly maxTtlMs: number;
   readonly onIssued?: (identity: Identity, jti: string, connections: readonly string[]) => void;
+  /** Chains a refused credential (401) before it is answered: a failed authentication on record. */
+  readonly recordRefusal?: RecordAuthRefusal | undefined;
+  /** Told when a refusal could not be recorded (the refusal stands). */
+  readonly onRecordFailed?: ((error: unknown) => void) | undefined;
 }
 
 const maxTokenRequestBytes = 16 * 1024;
@@ -87,7 +92,13 @@ export function createAuthRoutes(options: AuthRoutesOptions) {
         jti: issued.jti,
         scope,
       }, { 'cache-control': 'no-store' });
-    })().catch((error: unknown) => writeError(res, isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) })));
+    })().catch(async (error: unknown) => {
+      const failure = isGatehouseError(error) ? error : new GatehouseError('internal_error', { detail: String(error) });
+      if (failure.status === 401 && options.recordRefusal) {
+        await options.recordRefusal({ listener: 'data', request: `${req.method ?? 'POST'} /auth/token`, error: failure, client: req.socket.remoteAddress }).catch((cause: unknown) => options.onRecordFailed?.(cause));
+      }
+      writeError(res, failure);
+    });
     return true;
   };
 }

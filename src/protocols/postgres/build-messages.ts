@@ -104,6 +104,16 @@ export function syncMessage(): Buffer {
   return message('S');
 }
 
+/** Flush ('H'): the database sends what it has buffered, without ending the batch. */
+export function flushMessage(): Buffer {
+  return message('H');
+}
+
+/** Query ('Q'): one simple query. */
+export function queryMessage(sql: string): Buffer {
+  return message('Q', cstring(sql));
+}
+
 /** CopyFail ('f'): ends a COPY FROM STDIN with an error (SQLSTATE 57014) carrying `reason`. */
 export function copyFailMessage(reason: string): Buffer {
   return message('f', cstring(reason));

@@ -43,7 +43,8 @@ export async function planCopyOut(core: SessionCore, text: string, rules: Maskin
   const stored = unmaskableStore(copy.derivation, rules);
   if (stored) return refused(`its query would keep values of masked column "${stored.rule}" as ${stored.target}, where they could later be read unmasked`);
   const last = core.pending[core.pending.length - 1]?.kind;
-  if (last !== undefined && last !== 'sync' && last !== 'query') return refused('it follows an extended-query batch not yet ended by Sync; send Sync first');
+  // What is owed ends at a ReadyForQuery (a Sync, a Query, the gateway's COMMIT after a wrapped Query).
+  if (last !== undefined && last !== 'sync' && last !== 'query' && last !== 'end') return refused('it follows an extended-query batch not yet ended by Sync; send Sync first');
   const answer = await describeWithin(core, copy.select, copy.table);
   if (answer instanceof GatehouseError) return answer;
   if (typeof answer === 'string') return refused(`the gateway could not learn its columns to mask them (the database answered: ${answer})`);

@@ -13,7 +13,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
-import { BodyReader, bodyEquals, parseCommandTag, parseDataRow, parseNoticeFields, parseRowDescription, frameLength, type Frame } from './codec.js';
+import { BodyReader, bodyEquals, parseCommandTag, parseDataRow, parseNoticeFields, parseRowDescription, frameLength, queryMessage, type Frame } from './codec.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
@@ -136,6 +136,7 @@ export class DatabaseMessages {
     // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
     if (t === 'G') this.#core.copyIn = true;
     else if (t === 'E' || t === 'Z') this.#core.copyIn = false;
+    if (t === 'Z') this.#core.transactionStatus = String.fromCharCode(frame.body[0] ?? 73);
     const pending = this.#core.pending;
     const head = pending[0];
     if (!head) {
@@ -188,6 +189,24 @@ export class DatabaseMessages {
         break;
       case 'probe':
         return this.#onProbeAnswer(head, frame);
+      case 'begin':
+        // The gateway's BEGIN before a wrapped Query: not relayed.
+        if (t === 'C') return undefined;
+        if (t === 'Z') {
+          pending.shift();
+          return undefined;
+        }
+        break;
+      case 'end':
+        // The gateway's COMMIT or ROLLBACK: a commit that fails (a deferred constraint) is
+        // the Query's error, as the database's own commit at its end would have been.
+        if (t === 'C') return undefined;
+        if (t === 'E') return this.#emit(frame);
+        if (t === 'Z') {
+          pending.shift();
+          return this.#ready(frame);
+        }
+        break;
       case 'denied':
         if (t === 'E') {
           pending.shift();
@@ -236,7 +255,7 @@ export class DatabaseMessages {
         if (run) {
           run.tag = this.#commandTag(frame);
           run.completed?.();
-          recording.finish(run);
+          recording.finish(run, this.#swallowUntilReady && head.wrapped ? rolledBack('Query') : undefined, 'rolled_back');
         }
         head.index++;
         head.columns = undefined;
@@ -252,7 +271,7 @@ export class DatabaseMessages {
       case 'Z': // ReadyForQuery
         for (const r of head.runs) recording.finish(r);
         this.#core.pending.shift();
-        return this.#ready(frame);
+        return head.wrapped ? this.#endWrapped(frame) : this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
     }
@@ -315,7 +334,7 @@ export class DatabaseMessages {
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         if (frame.type === 'C') run.completed?.();
-        this.#core.recording.finish(run);
+        this.#core.recording.finish(run, this.#swallowUntilReady ? rolledBack('batch') : undefined, 'rolled_back');
         this.#core.pending.shift();
         return this.#emit(frame);
       case 'E':
@@ -323,6 +342,29 @@ export class DatabaseMessages {
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in an Execute answer` });
     }
+  }
+
+  /**
+   * The end of a wrapped Query (SimpleQueries #wrappedQuery, client-query.ts), at its ReadyForQuery,
+   * which is not relayed: COMMIT if the client was told every statement ran, else
+   * ROLLBACK. A cancel of ours still out when the Query ended (its statement timeout
+   * came as it finished) is taken as the timeout of the Query: it is rolled back, and
+   * the client told so.
+   */
+  #endWrapped(ready: Frame): typeof continues | undefined {
+    const core = this.#core;
+    const status = String.fromCharCode(ready.body[0] ?? 73);
+    if (status === 'I') return this.#ready(ready); // nothing left to end
+    const timedOut = status === 'T' && !this.#swallowUntilReady && core.cancelling !== undefined;
+    if (timedOut) {
+      const { connection } = core.ctx;
+      this.#emit(errorResponseFor(new GatehouseError('statement_timeout', { message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` })));
+    }
+    const commit = status === 'T' && !this.#swallowUntilReady && !timedOut;
+    core.expect({ kind: 'end' });
+    core.toUpstream(queryMessage(commit ? 'commit' : 'rollback'));
+    core.flushToDatabase()?.catch(this.#failed);
+    return undefined;
   }
 
   /** CommandComplete's tag; a session's statements mostly end with the same one ("SELECT 1"), kept as the last tag and its bytes. */
@@ -343,7 +385,11 @@ export class DatabaseMessages {
     // rest of this one is then only discarded.
     const core = this.#core;
     const sent = core.pending.length - core.unsent;
-    if (!run.done && !core.pending.slice(1, sent).some((p) => p.kind !== 'sync')) core.cancel();
+    const behind = core.pending.slice(1, sent);
+    if (!run.done && !behind.some((p) => p.kind !== 'sync')) core.cancel();
+    // Its transaction is not over on the database (no Sync or Query of the client's has
+    // gone behind it: SessionCore.holdsSync): it fails there too.
+    if (!behind.some((p) => p.kind === 'query' || (p.kind === 'sync' && !p.silent))) core.failTransaction();
     // An Execute's error puts the client's batch in error: what it sends until its Sync
     // is skipped, as the database would skip it (the cancel's own Sync ends the
     // database's skipping, and the rest would run unseen).
@@ -416,6 +462,11 @@ export class DatabaseMessages {
     this.#swallowUntilReady = false;
     this.#emit(ready, true);
   }
+}
+
+/** The record of a statement that ran behind one the gateway stopped: its transaction failed with the stop. */
+function rolledBack(where: 'batch' | 'Query'): GatehouseError {
+  return new GatehouseError('upstream_failed', { message: `rolled back: an earlier statement in the same ${where} was stopped by the gateway` });
 }
 
 /**

@@ -18,7 +18,9 @@
 //   that a client would create or run there (a DO block, a
 //   function or procedure body: `do $$ … insert into archive select email … $$`), and
 //   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink, and
-//   reading or writing the server's files (a table's data file holds its rows);
+//   reading or writing the server's files (a table's data file holds its rows), or
+//   running a program there, with a message naming the form (`COPY … TO PROGRAM runs a
+//   shell command on the database server …`; checked before COPY … TO STDOUT);
 // - a statement that would keep a masked column's value under a name no rule covers,
 //   or by position (a view, CREATE TABLE AS, SELECT INTO, a cursor, INSERT, UPDATE,
 //   MERGE, a rule, a generated column, RENAME COLUMN: derive-columns.ts) is refused:
@@ -32,8 +34,11 @@ import { newId, type Decision, type Exchange, type Identity, type RequestFacts }
 import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
-import { isColumnStatistics, strictestClass, type StatementFacts } from './inspect-sql.js';
 import { unmaskableStore } from './mask-rows.js';
+import type { CopyServerForm, StatementFacts } from './statement-facts.js';
+import { strictestClass } from './statement-classes.js';
+import { isColumnStatistics } from './statement-tables.js';
+import type { SessionTables } from './table-catalog.js';
 
 export interface StatementContext {
   readonly connection: PostgresConnection;
@@ -45,6 +50,8 @@ export interface StatementContext {
   readonly approvals: boolean;
   /** The session's decisions, reused where the policy allows it. */
   readonly decisions?: SessionDecisions | undefined;
+  /** The names each table name may stand for in the session's database (table-catalog.ts). */
+  readonly tables?: SessionTables | undefined;
 }
 
 /**
@@ -123,9 +130,16 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
     operation: shape.operation,
     startedAt: base?.startedAt ?? startedAt,
     client: ctx.client,
-    facts: shape.facts,
+    facts: withTablesMayBe(shape.facts, ctx.tables),
     identity: ctx.identity,
   };
+}
+
+/** The facts with the names their tables may stand for (a partition's ancestors, `orders` for `public.orders`: SqlFacts.tablesMayBe). */
+function withTablesMayBe(facts: RequestFacts, tables: SessionTables | undefined): RequestFacts {
+  const sql = facts.sql;
+  const more = sql && tables?.mayBe(sql.tables);
+  return more ? { ...facts, sql: { ...sql, tablesMayBe: more } } : facts;
 }
 
 /**
@@ -133,6 +147,8 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
  * `copyMasked`: a COPY … TO STDOUT in it will be described and masked column by column (copy-out.ts).
  */
 export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined, copyMasked = false): Checked {
+  // A partition or child it makes is known as its parent's from now on (refused too: stricter).
+  for (const [child, parent] of facts?.inherits ?? []) ctx.tables?.learn(child, parent);
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;
@@ -156,7 +172,15 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       }),
     };
   }
-  if (facts?.copyOut && !copyMasked && ctx.connection.masking.columns.size > 0) {
+  const columnRules = ctx.connection.masking.columns.size > 0;
+  // A file on the database server can hold any table's rows (its data file, read with
+  // pg_read_binary_file(pg_relation_filepath('users'))), and a program run by COPY can
+  // read anything; a value written to a file is read back the same way. Checked before
+  // COPY TO STDOUT, so that COPY … TO PROGRAM or TO a file is refused for what it is.
+  if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
+    return { decision, error: new GatehouseError('sql_not_supported', { message: serverFilesRefused(facts.copyServer) }) };
+  }
+  if (facts?.copyOut && !copyMasked && columnRules) {
     return {
       decision,
       error: new GatehouseError('sql_not_supported', {
@@ -164,7 +188,6 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       }),
     };
   }
-  const columnRules = ctx.connection.masking.columns.size > 0;
   if (columnRules && facts?.risky.some((r) => r === 'anonymous-code-block' || r === 'routine-body')) {
     return {
       decision,
@@ -181,17 +204,6 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
       decision,
       error: new GatehouseError('sql_not_supported', {
         message: 'The statement runs SQL given as text (query_to_xml, table_to_xml, ts_stat, dblink …), which the gateway cannot trace and which could keep masked columns (masking.columns) where they are read unmasked; it was not run. Run it on a connection without column masking.',
-      }),
-    };
-  }
-  // A file on the database server can hold any table's rows (its data file, read with
-  // pg_read_binary_file(pg_relation_filepath('users'))), and a program run by COPY can
-  // read anything; a value written to a file is read back the same way.
-  if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
-    return {
-      decision,
-      error: new GatehouseError('sql_not_supported', {
-        message: 'The statement reads or writes files on the database server, or runs a program there (pg_read_file, lo_import, COPY … FROM a file or PROGRAM …), which can read any table\'s rows, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.',
       }),
     };
   }
@@ -221,6 +233,18 @@ function withReads(ctx: StatementContext, exchange: Exchange, facts: StatementFa
   return read.effect === 'require_approval' && decision.effect === 'allow' ? read : decision;
 }
 
+// Each form of COPY on the server says what it does there, so the user knows why it is refused.
+const copyServerDoes: Readonly<Record<CopyServerForm, string>> = {
+  'to-program': 'COPY … TO PROGRAM runs a shell command on the database server, which is handed the rows unmasked and can read any table',
+  'from-program': 'COPY … FROM PROGRAM runs a shell command on the database server, which can read any table',
+  'to-file': 'COPY … TO a file writes the rows unmasked to a file on the database server, where they can be read back',
+  'from-file': 'COPY … FROM a file reads a file on the database server, which can be any table\'s data file',
+};
+
+function serverFilesRefused(form: CopyServerForm | undefined): string {
+  const does = form ? copyServerDoes[form] : 'The statement reads or writes files on the database server (pg_read_file, pg_read_binary_file, lo_import, lo_export …), which can hold any table\'s rows';
+  return `${does}, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.`;
+}
 
 export function unparseable(detail: string): GatehouseError {
   return new GatehouseError('sql_unparseable', { message: `The SQL could not be parsed, so it was not forwarded: ${detail}.`, detail });

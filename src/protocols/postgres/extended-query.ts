@@ -10,7 +10,7 @@
 // - a SQL DECLARE or CLOSE forgets the portal of its name: an Execute of a cursor's name
 //   is never described by a portal bound earlier under it (whose transaction ended);
 //   the other way round, a SQL FETCH of a bound portal is checked by the session
-//   (client-messages.ts: its answer does not carry the portal's statement);
+//   (client-statements.ts: its answer does not carry the portal's statement);
 // - malformed Describe / Close subtypes are protocol violations.
 
 import { createHash } from 'node:crypto';

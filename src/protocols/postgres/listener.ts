@@ -33,6 +33,7 @@ import { FrameSource } from './frame-source.js';
 import { createCancelLimiter } from './cancel-limiter.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
 import { shadowedBuiltins } from './function-catalog.js';
+import { SessionTables, tableCatalog } from './table-catalog.js';
 import { PostgresSession } from './session.js';
 import { negotiateStartup, passedStartupParams } from './startup.js';
 import { userMatchesIdentity } from './user-rule.js';
@@ -194,7 +195,10 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       for (const status of upstream.parameterStatus) checkParameterStatus(status.subarray(5));
       // Before the client gets control: which built-in names the database's own functions shadow.
       const target = connection.target;
-      const shadowedFunctions = new Set(await shadowedBuiltins(upstream, `${connection.name}\u0000${target.host}:${target.port}\u0000${target.database}\u0000${target.user}`));
+      const catalogKey = `${connection.name}\u0000${target.host}:${target.port}\u0000${target.database}\u0000${target.user}`;
+      const shadowedFunctions = new Set(await shadowedBuiltins(upstream, catalogKey));
+      // And which names a table may stand for (partitions, inheritance, schemas).
+      const tables = new SessionTables(await tableCatalog(upstream, catalogKey), catalogKey);
       await stages.recorder.open({ ...exchange, operation: 'sql.session' }, decision, { method: 'Startup', path: '', headers: { user, database }, body: undefined, truncated: false });
       exchange = { ...exchange, operation: 'sql.session' };
       loginDone();
@@ -220,6 +224,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           userAgent: params.get('application_name'),
           cancelUpstream: () => cancelUpstream(connection.target, up.processId, up.secretKey, up.socket),
           shadowedFunctions,
+          tables,
         },
         client,
         source,

@@ -11,6 +11,12 @@ export function names(list: unknown): string[] | undefined {
   return list.map((n) => sval(n as Node) ?? '');
 }
 
+/** A list of {String: {sval}} nodes (a qualified name) as strings, skipping any other node. */
+export function stringList(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((item) => (item as { String?: { sval?: unknown } }).String?.sval).filter((s): s is string => typeof s === 'string');
+}
+
 /** A String node's value. */
 export function sval(node: Node | undefined): string | undefined {
   const s = (node?.String as { sval?: unknown } | undefined)?.sval;

@@ -13,6 +13,10 @@
 // - after an error in extended mode the database discards every message until Sync,
 //   and so does the gateway for the messages it has not sent yet: nothing but the Sync
 //   goes, and each message is as never run (see `skipped`);
+// - a statement the gateway stops (maxRows, rows it cannot mask) fails its transaction
+//   on the database as it fails for the client: a Sync that would commit a batch waits
+//   while an Execute of the batch may still be stopped (`holdsSync`), and a stop puts
+//   the bogus Bind ahead of it (`failTransaction`);
 // - the first side to end decides why the session ended.
 
 import { randomBytes } from 'node:crypto';
@@ -20,6 +24,7 @@ import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
 import { bindMessage, copyFailMessage, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
+import { maskingActive } from './mask-rows.js';
 import type { UpstreamSession } from './forward.js';
 import { Outbox } from './outbox.js';
 import type { SessionContext } from './session.js';
@@ -60,8 +65,10 @@ export class SessionCore {
    * skipped here as the database skips them (`forward`).
    */
   skippingToSync = false;
-  /** A client message waiting for the database to owe nothing (whenIdle). */
-  #idle: (() => void) | undefined;
+  /** The transaction status of the database's last ReadyForQuery: I idle, T in a block, E failed block. */
+  transactionStatus = 'I';
+  /** A client message waiting until `test` holds of the FIFO (whenIdle, whenBatchAnswered). */
+  #waiting: { readonly test: () => boolean; readonly resolve: () => void } | undefined;
   /** Resolves run() with why the session ended: the first side to end decides. */
   #ended: ((why: GatehouseError | undefined) => void) | undefined;
 
@@ -163,17 +170,63 @@ export class SessionCore {
 
   /** Resolves once the database has answered everything sent (its last ReadyForQuery seen). */
   whenIdle(): Promise<void> {
-    if (this.pending.length === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.#idle = resolve));
+    return this.#when(() => this.pending.length === 0);
   }
 
-  /** Called after each database message: releases a whenIdle() waiter once nothing is owed. */
+  /** Resolves once no Execute of the open batch (the FIFO after the client's last Sync) is owed an answer. */
+  whenBatchAnswered(): Promise<void> {
+    return this.#when(() => !this.#batch().some((p) => p.kind === 'execute'));
+  }
+
+  #when(test: () => boolean): Promise<void> {
+    if (test()) return Promise.resolve();
+    return new Promise((resolve) => (this.#waiting = { test, resolve }));
+  }
+
+  /** Called after each database message: releases a waiter (whenIdle, whenBatchAnswered) once its wait is over. */
   settleIdle(): void {
-    const idle = this.#idle;
-    if (idle && this.pending.length === 0) {
-      this.#idle = undefined;
-      idle();
+    const waiting = this.#waiting;
+    if (waiting?.test()) {
+      this.#waiting = undefined;
+      waiting.resolve();
     }
+  }
+
+  /** The FIFO entries of the batch the client has not ended with a Sync yet. */
+  #batch(): Pending[] {
+    const pending = this.pending;
+    let from = pending.length;
+    while (from > 0 && !(pending[from - 1]!.kind === 'sync' && !(pending[from - 1] as { silent?: boolean }).silent)) from--;
+    return pending.slice(from);
+  }
+
+  /**
+   * Whether the client's Sync must wait for the answers of the batch's Executes before it
+   * goes: the database commits the batch's implicit transaction at Sync, and a statement
+   * the gateway stops later (more rows than maxRows, rows it cannot mask) must take the
+   * transaction with it, as the client is told. Not needed when no Execute of the batch
+   * can be stopped, nor when the batch only reads, outside a transaction block. Never
+   * with a COPY FROM STDIN in the batch: libpq sends its Sync before the data, which the
+   * client loop must go on reading for the COPY to end.
+   */
+  holdsSync(): boolean {
+    const batch = this.#batch();
+    if (batch.some((p) => p.kind === 'execute' && p.portal?.statement?.facts.some((f) => f.class === 'copy' && !f.copyOut))) return false;
+    const maxRows = this.ctx.connection.maxRows;
+    const stoppable = batch.some((p) => p.kind === 'execute' && !p.run.done && (maxRows !== undefined || maskingActive(p.run.masking)));
+    if (!stoppable) return false;
+    const outstanding = batch.length < this.pending.length;
+    return outstanding || this.transactionStatus !== 'I' || !batch.every((p) => p.kind !== 'execute' || readsOnly(p.run.exchange.facts.sql));
+  }
+
+  /**
+   * The gateway stopped a statement whose transaction the database has not ended yet:
+   * before anything more goes, the bogus Bind (and a Sync of ours) fails that
+   * transaction there, as the stop failed it for the client: the implicit one is rolled
+   * back, a block is aborted. As after a cancel of ours (and with it, when one is out).
+   */
+  failTransaction(): void {
+    this.cancelling ??= Promise.resolve();
   }
 
   #onStatementTimeout(head: Pending): void {
@@ -208,4 +261,9 @@ export class SessionCore {
     this.toDatabase.push(copyFailMessage('statement timeout (limits.statementTimeout)'));
     this.flushToDatabase()?.catch(() => undefined);
   }
+}
+
+/** A statement that only reads: SELECT, SHOW or EXPLAIN that calls no user-defined function (which may write). */
+function readsOnly(sql: { readonly classes: readonly string[]; readonly risky: readonly string[] } | undefined): boolean {
+  return sql !== undefined && sql.classes.every((c) => c === 'select' || c === 'show' || c === 'explain') && !sql.risky.includes('user-function');
 }

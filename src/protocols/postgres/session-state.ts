@@ -75,7 +75,12 @@ export interface PortalInfo {
 
 /** What the database owes the session, in order (a FIFO: pipelining keeps answers in order). */
 export type Pending =
-  | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan }
+  /** `wrapped`: between a BEGIN and a COMMIT or ROLLBACK of the gateway's (client-query.ts #wrappedQuery). */
+  | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan; wrapped?: boolean }
+  /** The gateway's BEGIN before a wrapped Query: its answer is not relayed. */
+  | { kind: 'begin' }
+  /** The gateway's COMMIT or ROLLBACK after a wrapped Query: its error and its ReadyForQuery are relayed as the Query's. */
+  | { kind: 'end' }
   /** `statement`, `portal`: what the message made, so that the database's error for it is recorded as the failure of the Executes that run it. */
   /** `skipped`: puts back what the name was, when the database skips the Parse. */
   | { kind: 'parse'; statement: StatementInfo | undefined; skipped?: (() => void) | undefined }

@@ -23,6 +23,7 @@ import { errorResponseFor } from './errors.js';
 import type { FrameSource } from './frame-source.js';
 import type { UpstreamSession } from './forward.js';
 import { SessionCore } from './session-core.js';
+import type { SessionTables } from './table-catalog.js';
 
 export interface SessionContext {
   readonly connection: PostgresConnection;
@@ -38,6 +39,8 @@ export interface SessionContext {
    * unqualified call of one is a user-defined function's (inspect-sql.ts forSession).
    */
   readonly shadowedFunctions: Set<string>;
+  /** The names each table name may stand for on the database (read at login, table-catalog.ts). */
+  readonly tables?: SessionTables | undefined;
 }
 
 export class PostgresSession {

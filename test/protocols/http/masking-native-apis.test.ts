@@ -113,6 +113,39 @@ describe('Anthropic Messages API behind an http connection', () => {
     assert.equal(first.text + deltas, 'Mail [EMAIL] now');
   });
 
+  test('security: an address split across two text blocks (clients join them) comes out masked, each block opened and closed in order', async () => {
+    const h = await start();
+    // Citations make a model split its text into blocks; a ping may come between them.
+    h.upstream((_req, _body, res) => {
+      void writeEvents(res, [messageStart, ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }), textDelta(0, 'Write to alice@exa'), ev('content_block_stop', { index: 0 }), ev('ping'), ev('content_block_start', { index: 1, content_block: { type: 'text', text: '', citations: [] } }), textDelta(1, 'mple.com today.'), ev('content_block_stop', { index: 1 }), ...messageEnd], 1);
+    });
+    const { raw, blocks, events } = await readAnthropicStream(await post(h, '/v1/messages', { stream: true }));
+    assert.ok(!raw.includes('alice') && !raw.includes('mple.com'), raw);
+    assert.equal([...blocks.values()].join(''), 'Write to [EMAIL] today.');
+    const open = new Set<number>();
+    for (const { data } of events) {
+      if (data.type === 'content_block_start') open.add(data.index!);
+      if (data.type === 'content_block_delta') assert.ok(open.has(data.index!), `a delta of block ${data.index} while it is open`);
+      if (data.type === 'content_block_stop') assert.ok(open.delete(data.index!), `block ${data.index} stops once`);
+    }
+    assert.equal(open.size, 0);
+    assert.deepEqual(events.map((e) => e.event).slice(-3), ['content_block_stop', 'message_delta', 'message_stop']);
+  });
+
+  test('a text block followed by a tool call: what the text block holds goes out in it, before its stop', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => {
+      void writeEvents(res, [messageStart, ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }), textDelta(0, 'Mailing bob@example.com'), ev('content_block_stop', { index: 0 }), ev('content_block_start', { index: 1, content_block: { type: 'tool_use', id: 'toolu_1', name: 'send', input: {} } }), jsonDelta(1, '{"n": 1}'), ev('content_block_stop', { index: 1 }), ...messageEnd], 1);
+    });
+    const { raw, blocks, events } = await readAnthropicStream(await post(h, '/v1/messages', { stream: true }));
+    assert.ok(!raw.includes('bob@'), raw);
+    assert.equal(blocks.get(0), 'Mailing [EMAIL]');
+    assert.deepEqual(JSON.parse(blocks.get(1)!), { n: 1 });
+    const order = events.map((e) => `${e.event}:${e.data.index ?? ''}`);
+    assert.ok(order.indexOf('content_block_stop:0') < order.indexOf('content_block_start:1'), order.join(' '));
+    assert.equal(events[order.indexOf('content_block_stop:0') - 1]!.data.delta!.text, '[EMAIL]');
+  });
+
   test('input_json_delta pieces are held until the block stops, then sent whole, masked, as valid JSON', async () => {
     const h = await start();
     h.upstream((_req, _body, res) => {
@@ -138,6 +171,21 @@ describe('Google Gemini SSE (streamGenerateContent?alt=sse)', () => {
     const chunks = raw.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { candidates: { content: { parts: { text: string }[] }; finishReason?: string }[] });
     assert.equal(chunks.map((c) => c.candidates[0]!.content.parts.map((p) => p.text).join('')).join(''), 'Card [CREDIT_CARD] and [EMAIL]');
     assert.equal(chunks.at(-1)!.candidates[0]!.finishReason, 'STOP');
+  });
+});
+
+describe('an SSE stream of JSON events of no known API (Hugging Face TGI)', () => {
+  const tgi = (index: number, text: string, generated: string | null = null) => `data:${JSON.stringify({ index, token: { id: index, text, logprob: -0.5, special: false }, generated_text: generated, details: null })}\n\n`;
+
+  test('security: an address split across two token events comes out masked; every event keeps its shape', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => void writeEvents(res, [tgi(1, 'Mail'), tgi(2, ' alice@exa'), tgi(3, 'mple.com'), tgi(4, ' today', 'Mail alice@example.com today')]));
+    const raw = await (await post(h, '/generate_stream', { inputs: 'x' })).text();
+    assert.ok(!raw.includes('alice') && !raw.includes('mple.com'), raw);
+    const events = raw.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as { index: number; token: { id: number; text: string; special: boolean }; generated_text: string | null });
+    assert.deepEqual(events.slice(0, 4).map((e) => [e.index, e.token.id, e.token.special]), [[1, 1, false], [2, 2, false], [3, 3, false], [4, 4, false]]);
+    assert.equal(events.map((e) => e.token.text).join(''), 'Mail [EMAIL] today');
+    assert.equal(events[3]!.generated_text, 'Mail [EMAIL] today');
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { inspectSql, strictestClass } from '../../../src/protocols/postgres/inspect-sql.js';
+import { inspectSql } from '../../../src/protocols/postgres/inspect-sql.js';
+import { strictestClass } from '../../../src/protocols/postgres/statement-classes.js';
 import { parseThread } from '../../../src/protocols/postgres/parse-thread.js';
 
 async function facts(sql: string) {

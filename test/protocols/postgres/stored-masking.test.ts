@@ -7,6 +7,9 @@
 // statements that store under a covered name still run. COPY out is masked column by
 // column (copy-masking.test.ts); COPY to a server file is refused.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { copy } from '../../helpers/pg-copy.js';
@@ -72,7 +75,7 @@ describe('PostgreSQL proxy: masked values stored under another name are refused'
     // Was a leak: pg_read_binary_file(pg_relation_filepath('users')) returned the table's
     // heap, every email in it, under a column no rule names; COPY … FROM PROGRAM can run
     // anything on the server (psql reading users into archive).
-    const refused = { code: '0A000', message: /reads or writes files on the database server, or runs a program there .* it was not run/ };
+    const refused = { code: '0A000', message: /reads or writes files on the database server .* it was not run|^COPY … FROM (PROGRAM|a file) .* it was not run/ };
     const before = await leaked();
     await direct.query('checkpoint');
     assert.match(JSON.stringify((await direct.query("select encode(pg_read_binary_file(pg_relation_filepath('users')), 'escape') as heap")).rows), /ann@example\.com/);
@@ -90,10 +93,26 @@ describe('PostgreSQL proxy: masked values stored under another name are refused'
     assert.equal((await copy(c, 'copy (select email from users where id <= 2 order by id) to stdout')).out, '[EMAIL]\n[EMAIL]\n');
     assert.equal((await copy(c, 'copy (select lower(email) as x, ssn from users where id <= 2 order by id) to stdout with (format csv)')).out, '[EMAIL],*******1120\n[EMAIL],*******9999\n');
     assert.doesNotMatch((await copy(c, 'copy users to stdout')).out, /@example\.com|078-05/);
-    await assert.rejects(c.query("copy users to '/tmp/gatehouse-users.csv'"), { code: '0A000', message: /reads or writes files on the database server, or runs a program there/ });
+    await assert.rejects(c.query("copy users to '/tmp/gatehouse-users.csv'"), { code: '0A000', message: /^COPY … TO a file writes the rows unmasked to a file on the database server/ });
     const risky = (sql: string) => proxy.observed.filter((o) => o.exchange.facts.text === sql).map((o) => o.exchange.facts.sql?.risky);
     await c.query("copy archive from program 'true'").catch(() => undefined);
     assert.deepEqual(risky("copy archive from program 'true'"), [['copy-server-file', 'unknown-tables']]);
     assert.deepEqual(risky("copy users to '/tmp/gatehouse-users.csv'"), [['copy-server-file']]);
+  });
+
+  test('COPY to or from a server file or a program is refused with a message that names its form', async () => {
+    // Was: COPY … TO PROGRAM and COPY … TO a file were refused as "COPY … TO STDOUT is
+    // refused …", which they are not; COPY … FROM either got one message for every form.
+    const form = (does: string) => ({ code: '0A000', message: `${does}, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.` });
+    const marker = join(tmpdir(), `gatehouse-copy-program-${process.pid}`);
+    const before = await leaked();
+    await assert.rejects(c.query(`copy users to program 'cat > ${marker}'`), form('COPY … TO PROGRAM runs a shell command on the database server, which is handed the rows unmasked and can read any table'));
+    await assert.rejects(c.query('copy (select email from users) to program $$cat$$'), form('COPY … TO PROGRAM runs a shell command on the database server, which is handed the rows unmasked and can read any table'));
+    await assert.rejects(c.query("copy archive (contact) from program 'echo x'"), form('COPY … FROM PROGRAM runs a shell command on the database server, which can read any table'));
+    await assert.rejects(c.query(`copy users to '${marker}'`), form('COPY … TO a file writes the rows unmasked to a file on the database server, where they can be read back'));
+    await assert.rejects(c.query("copy archive (contact) from '/etc/hostname'"), form("COPY … FROM a file reads a file on the database server, which can be any table's data file"));
+    // The program never ran (the database runs on this host in the tests), nor was the file written.
+    assert.equal(existsSync(marker), false);
+    assert.equal(await leaked(), before);
   });
 });

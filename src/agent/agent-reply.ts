@@ -1,0 +1,9 @@
+// A JSON error answer on an agent-endpoint stream, in the gateway's error envelope.
+
+import type { ServerHttp2Stream } from 'node:http2';
+
+export function reply(stream: ServerHttp2Stream, status: number, code: string, message: string): void {
+  if (stream.destroyed) return;
+  if (!stream.headersSent) stream.respond({ ':status': status, 'content-type': 'application/json' });
+  stream.end(JSON.stringify({ error: { code, message } }));
+}

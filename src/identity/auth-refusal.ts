@@ -1,0 +1,33 @@
+// A credential refused outside a data-plane exchange (POST /auth/token, the admin API,
+// the agent endpoint) is a failed authentication on record, in the hash chain: the data
+// plane chains its own as `exchange.refused`, and a refusal kept only in a log line
+// could be deleted without a trace (a guessing run against an admin key, say).
+// Awaited before the answer, so no refusal goes unrecorded; the refusal stands whether
+// or not its record could be written.
+
+import type { EventInput } from '../audit/index.js';
+import type { GatehouseError } from '../errors/index.js';
+
+export interface AuthRefusal {
+  /** The listener that refused it. */
+  readonly listener: 'data' | 'admin' | 'agents';
+  /** What was asked: `<METHOD> <path>`, credentials in the path already redacted. */
+  readonly request: string;
+  /** The 401: its code, and its detail (who was claimed, never the credential: identify-caller.ts). */
+  readonly error: GatehouseError;
+  readonly client: string | undefined;
+}
+
+export type RecordAuthRefusal = (refusal: AuthRefusal) => Promise<void>;
+
+const maxReasonChars = 300;
+const maxRequestChars = 200;
+
+export function authRefusedEvent(refusal: AuthRefusal): EventInput {
+  return {
+    kind: 'auth.refused',
+    actor: null,
+    target: refusal.request.slice(0, maxRequestChars),
+    details: { listener: refusal.listener, code: refusal.error.code, reason: (refusal.error.detail ?? refusal.error.message).slice(0, maxReasonChars), client: refusal.client ?? null },
+  };
+}

@@ -1,0 +1,110 @@
+// Parse ('P') and Execute ('E') on the client side of a PostgreSQL session (Bind,
+// Describe, Close and Sync are forwarded as they come: client-messages.ts). Enforces:
+// - a statement is decided at Parse, so a refused one never reaches the database even
+//   as a plan, and again at Execute, with its parameters (an approval covers those
+//   values);
+// - an `execute p` parsed earlier runs only the p it was decided as;
+// - a DECLARE parsed earlier makes the portal of its name the cursor's when it runs.
+
+import { GatehouseError } from '../../errors/index.js';
+import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
+import { bodyReader, type Frame } from './codec.js';
+import { decideStatement, exchangeOf, statementExchange, unparseable } from './decide-statement.js';
+import { statementDigest, statementPreview } from './hold-statement.js';
+import { forSession, inspectSql, inspectSqlCached, type StatementFacts } from './inspect-sql.js';
+import { continues, type ClientFlow, type ClientStatements, type Waiting } from './client-statements.js';
+import type { SessionCore } from './session-core.js';
+import type { PortalInfo, Run } from './session-state.js';
+import { requestOf } from './statement-recording.js';
+
+export class ExtendedMessages {
+  readonly #core: SessionCore;
+  readonly #s: ClientStatements;
+  readonly #flow: ClientFlow;
+
+  constructor(core: SessionCore, statements: ClientStatements, flow: ClientFlow) {
+    this.#core = core;
+    this.#s = statements;
+    this.#flow = flow;
+  }
+
+
+  async onParse(frame: Frame): Promise<void> {
+    const r = bodyReader(frame);
+    const name = r.cstring();
+    const text = r.cstring();
+    const gate = this.#s.encodingGate(text);
+    if (gate instanceof GatehouseError) return this.#s.refuse(statementExchange(this.#s.decide, [], text, 'sql.other'), undefined, requestOf('Parse', text, undefined), gate, false);
+    if (gate) await gate;
+    const inspection = await forSession(inspectSqlCached(text) ?? (await inspectSql(text)), text, this.#core.ctx.shadowedFunctions);
+    const request = requestOf('Parse', text, undefined);
+    if (!inspection.ok) return this.#s.refuse(statementExchange(this.#s.decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
+    // Decided at Parse, so a refused statement never reaches the database even as a
+    // plan; one that needs approval is prepared, and held at Execute.
+    // Only a text that runs a prepared statement gets new facts (no array per Parse otherwise).
+    const runs = inspection.statements.find((facts) => facts.executes !== undefined)?.executes;
+    const statements = runs !== undefined ? inspection.statements.map((facts) => this.#s.asRun(facts)) : inspection.statements;
+    const exchange = statementExchange(this.#s.decide, statements, text);
+    for (const facts of statements) {
+      const checked = this.#s.check(exchange, facts);
+      if (checked.error) return this.#s.refuse(exchange, checked.decision, request, checked.error, false);
+    }
+    for (const facts of statements) this.#s.track(facts);
+    const skipped = this.#s.extended.prepare(name, text, statements, runs !== undefined ? { name: runs, statement: this.#s.extended.statement(runs) } : undefined);
+    return this.#core.forward({ kind: 'parse', statement: this.#s.extended.statement(name), skipped }, frame);
+  }
+
+  onExecute(frame: Frame): Waiting {
+    const portal = this.#s.extended.execute(frame);
+    const statement = portal?.statement;
+    // A portal over a statement made with SQL PREPARE has no Parse we saw: `sql.execute`.
+    const exchange = statement ? exchangeOf(this.#s.decide, statement.shape) : statementExchange(this.#s.decide, [], '', 'sql.execute');
+    const params = portal?.params;
+    const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
+    let decision: Decision | undefined;
+    const facts = statement?.facts;
+    // A DECLARE parsed earlier runs now: the portal it names is the cursor's from now on.
+    for (const f of facts ?? []) if (f.cursor !== undefined) this.#s.extended.forgetPortal(f.cursor);
+    // `execute p` parsed earlier was decided as the p of then: another p runs unseen.
+    if (statement && !this.#s.executesAsParsed(statement)) {
+      const error = new GatehouseError('sql_not_supported', { message: `The prepared statement "${statement.executes!.name}" this statement executes was prepared again (or deallocated) after it was parsed, so it was not run: parse it again.` });
+      return this.#s.refuse(exchange, undefined, request, error, false);
+    }
+    if (!facts || facts.length === 0) {
+      const checked = decideStatement(this.#s.decide, exchange, undefined);
+      if (checked.error) return this.#s.refuse(exchange, checked.decision, request, checked.error, false);
+      decision = checked.decision;
+    } else {
+      for (const f of facts) {
+        const checked = this.#s.check(exchange, f);
+        if (checked.error) return this.#s.refuse(exchange, checked.decision, request, checked.error, false);
+        // The decision kept is the one that asks for approval, if any does.
+        if (decision?.effect !== 'require_approval') decision = checked.decision;
+      }
+    }
+    if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
+    return this.#openExecute(this.#s.newRun(exchange, decision!, undefined, false, deallocatesOf(facts)), request, portal, frame);
+  }
+
+  /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
+  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
+    const text = portal?.statement?.text ?? '';
+    const held = await this.#s.hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(text, this.#s.shownParams(decision, portal?.params)));
+    if (held.error) return this.#s.refuse(held.exchange, decision, request, held.error, false);
+    return this.#openExecute(this.#s.newRun(held.exchange, decision, undefined, true, deallocatesOf(portal?.statement?.facts)), request, portal, frame);
+  }
+
+  /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */
+  #openExecute(run: Run, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): typeof continues {
+    this.#core.recording.open([run], [request]).then(
+      () => this.#flow.recorded({ kind: 'execute', run, portal, plan: null }, frame),
+      (error: unknown) => this.#flow.notRecorded([run], error, false),
+    );
+    return continues;
+  }
+}
+
+/** The name a prepared DEALLOCATE (or DISCARD ALL: '*') forgets when it runs. */
+function deallocatesOf(facts: readonly StatementFacts[] | undefined): string | undefined {
+  return facts?.find((f) => f.deallocates !== undefined)?.deallocates;
+}

@@ -1,0 +1,140 @@
+// Which tables a name in a statement may stand for, from the database's catalog: a rule
+// on `orders` must hold for its partitions and inheritance children (`orders_2024`, whose
+// rows are rows of `orders`), for `public.orders`, and a rule on `hr.salaries` for a bare
+// `salaries` that search_path may resolve there. Read at login, on the session's own
+// upstream connection, before the client gets control (like function-catalog.ts).
+// Enforces:
+// - one catalog query, its names and operators schema-qualified; every message of its
+//   answer is consumed here: the client never sees it;
+// - a relation's ancestors are followed through pg_inherits to the top (a sub-partition's
+//   are its partition's and the partitioned table's);
+// - `schema.name` may also be the bare `name`; a bare `name` may be `schema.name` of every
+//   schema holding a relation of that name (search_path is not tracked: each counts);
+// - its answer is kept per connection config for `catalogTtlMs`, as the function catalog's;
+// - a table the session itself makes a descendant of another (CREATE TABLE … PARTITION
+//   OF / INHERITS, ALTER TABLE … INHERIT / ATTACH PARTITION) stands for that parent, and
+//   its parent's names, for the rest of the session (SessionTables), and the cached
+//   answer is dropped, so that the next login reads it again;
+// - a failed query refuses the login with upstream_failed (fail closed).
+
+import { GatehouseError } from '../../errors/index.js';
+import { CatalogCache, runCatalogQuery } from './catalog-query.js';
+import type { UpstreamSession } from './forward.js';
+
+/** Each relation name (bare and `schema.name`) to the other names it may stand for. */
+export type TableCatalog = ReadonlyMap<string, readonly string[]>;
+
+// Every relation outside the system schemas, with each of its ancestors (one row each;
+// none: one row with nulls). `relkind` r, p, v, m, f: tables, partitioned tables, views,
+// materialized views, foreign tables.
+const catalogQuery = `with recursive ancestry (relid, ancestor) as (
+  select i.inhrelid, i.inhparent from pg_catalog.pg_inherits i
+  union
+  select a.relid, i.inhparent from ancestry a join pg_catalog.pg_inherits i on i.inhrelid operator(pg_catalog.=) a.ancestor)
+select n.nspname, c.relname, pn.nspname, p.relname
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace
+left join ancestry a on a.relid operator(pg_catalog.=) c.oid
+left join pg_catalog.pg_class p on p.oid operator(pg_catalog.=) a.ancestor
+left join pg_catalog.pg_namespace pn on pn.oid operator(pg_catalog.=) p.relnamespace
+where c.relkind operator(pg_catalog.=) any ('{r,p,v,m,f}'::pg_catalog."char"[])
+  and n.nspname operator(pg_catalog.<>) 'pg_catalog' and n.nspname operator(pg_catalog.<>) 'information_schema' and n.nspname operator(pg_catalog.!~) '^pg_toast'`;
+
+const cache = new CatalogCache<TableCatalog>();
+
+/** The names each relation name may stand for on this upstream (cached per `key`). */
+export function tableCatalog(upstream: UpstreamSession, key: string, now: number = Date.now()): Promise<TableCatalog> {
+  return cache.get(key, () => readCatalog(upstream), now);
+}
+
+/** Forgets every cached answer (tests). */
+export function clearTableCatalog(): void {
+  cache.clear();
+}
+
+/** The names of one session's tables: the login's catalog, and the descendants the session made since. */
+export class SessionTables {
+  readonly #catalog: TableCatalog | undefined;
+  readonly #key: string | undefined;
+  /** A child (as written, and bare) to its parents' names: made in this session. */
+  readonly #made = new Map<string, Set<string>>();
+  /**
+   * mayBe's answers by table list: a cached inspection's facts share one list, so a
+   * statement run again costs one lookup, not an array per exchange. Forgotten on learn.
+   */
+  #answers = new WeakMap<readonly string[], readonly string[] | null>();
+
+  /** `key`: the cache key the catalog was read under (tableCatalog), dropped when the session makes a descendant. */
+  constructor(catalog: TableCatalog | undefined, key?: string) {
+    this.#catalog = catalog;
+    this.#key = key;
+  }
+
+  /**
+   * The names `tables` may also stand for (none already among them); undefined when none.
+   * A qualified name is also its bare name even when the catalog does not know it (a table
+   * created after the login).
+   */
+  mayBe(tables: readonly string[]): readonly string[] | undefined {
+    const known = this.#answers.get(tables);
+    if (known !== undefined) return known ?? undefined;
+    const answer = this.#mayBe(tables);
+    this.#answers.set(tables, answer ?? null);
+    return answer;
+  }
+
+  #mayBe(tables: readonly string[]): string[] | undefined {
+    let more: Set<string> | undefined;
+    for (const table of tables) {
+      const dot = table.lastIndexOf('.');
+      const bare = dot > 0 ? table.slice(dot + 1) : undefined;
+      if (bare !== undefined) (more ??= new Set()).add(bare);
+      for (const name of this.#catalog?.get(table) ?? []) (more ??= new Set()).add(name);
+      // A child made here may be written qualified or not, whichever way it was created.
+      for (const name of this.#made.get(table) ?? []) (more ??= new Set()).add(name);
+      if (bare !== undefined) for (const name of this.#made.get(bare) ?? []) (more ??= new Set()).add(name);
+    }
+    if (!more) return undefined;
+    for (const table of tables) more.delete(table);
+    return more.size > 0 ? [...more] : undefined;
+  }
+
+  /** `child` is a descendant of `parent` from now on (decided, whether or not it runs: more names is stricter). */
+  learn(child: string, parent: string): void {
+    if (this.#key !== undefined) cache.delete(this.#key);
+    this.#answers = new WeakMap();
+    const names = [parent, ...(this.mayBe([parent]) ?? [])];
+    const dot = child.lastIndexOf('.');
+    for (const key of dot > 0 ? [child, child.slice(dot + 1)] : [child]) {
+      let set = this.#made.get(key);
+      if (!set) this.#made.set(key, (set = new Set()));
+      for (const name of names) if (name !== key) set.add(name);
+    }
+  }
+}
+
+async function readCatalog(upstream: UpstreamSession): Promise<TableCatalog> {
+  const names = new Map<string, Set<string>>();
+  const add = (name: string, ...others: string[]) => {
+    let set = names.get(name);
+    if (!set) names.set(name, (set = new Set()));
+    for (const other of others) if (other !== name) set.add(other);
+  };
+  await runCatalogQuery(upstream, catalogQuery, (row) => {
+    const [schema, relation, ancestorSchema, ancestor] = row.map((v) => v?.toString('utf8'));
+    if (schema === undefined || relation === undefined) return;
+    const qualified = `${schema}.${relation}`;
+    const ancestors = ancestorSchema !== undefined && ancestor !== undefined ? [`${ancestorSchema}.${ancestor}`, ancestor] : [];
+    add(qualified, relation, ...ancestors);
+    // A bare name may be this schema's relation (search_path), and so its ancestors too.
+    add(relation, qualified, ...ancestors);
+  }, catalogFailed);
+  return new Map([...names].map(([name, others]) => [name, [...others]]));
+}
+
+function catalogFailed(detail: string): GatehouseError {
+  return new GatehouseError('upstream_failed', {
+    message: 'The gateway could not read the database\'s table catalog (partitions, inheritance and schemas of its tables), so the session was not opened.',
+    detail: `table catalog query: ${detail}`,
+  });
+}

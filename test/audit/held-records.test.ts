@@ -1,0 +1,65 @@
+// A refusal recorded while the PostgreSQL store cannot be reached (its TCP relay is
+// down): the caller was refused all the same, so its record is held and written when the
+// store answers again, with its audit event; the operator is told both ways. Before, the
+// write failed and the record of the refusal was gone.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createRecorder, getExchange, type GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
+import { HeldRecords } from '../../src/audit/held-records.js';
+import type { Decision, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
+import { openStore } from '../../src/store/index.js';
+import { createTestPostgresDatabase } from '../helpers/databases.js';
+import { sampleExchange } from '../helpers/exchanges.js';
+import { startTcpRelay } from '../helpers/tcp-relay.js';
+
+const database = await createTestPostgresDatabase();
+
+const deny: Decision = { effect: 'deny', rules: ['no-embeddings'], reason: 'rule-matched', message: 'not for you', policyVersion: 'pv1' };
+const request: RecordedRequest = { method: 'POST', path: '/v1/embeddings', headers: { 'content-type': 'application/json' }, body: '{"input":"x"}', truncated: false };
+const refused: ExchangeOutcome = { status: 403, complete: true, bytesIn: 13, bytesOut: 0, ttfbMs: undefined, durationMs: 1, errorCode: 'policy_denied' };
+
+test('a refusal recorded while the PostgreSQL store is away is written when it is back', { skip: 'skip' in database ? database.skip : undefined }, async () => {
+  const db = database as { url: string; drop(): Promise<void> };
+  const target = new URL(db.url);
+  const relay = await startTcpRelay(Number(target.port || 5432), target.hostname);
+  target.hostname = '127.0.0.1';
+  target.port = String(relay.port);
+  const store = await openStore({ postgres: { url: target.toString() } });
+  const reports: HeldRecordsReport[] = [];
+  const recorder = createRecorder(store.db, { onHeldRecords: (report) => reports.push(report) });
+  try {
+    await relay.down();
+    const exchange = sampleExchange();
+    await assert.rejects(recorder.refuse(exchange, deny, request, refused));
+    assert.deepEqual(reports.map((r) => [r.held, r.written]), [[1, undefined]]);
+    await relay.up();
+    for (let i = 0; i < 100 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(reports.at(-1), { held: 0, written: 1, lost: undefined, error: undefined });
+    const row = await getExchange(store.db, exchange.id);
+    assert.equal(row?.errorCode, 'policy_denied');
+    const events = await store.db.selectFrom('audit_events').select('kind').where('target', '=', exchange.id).execute();
+    assert.deepEqual(events.map((e) => e.kind), ['exchange.refused']);
+  } finally {
+    await recorder.close();
+    await store.close();
+    await relay.close();
+    await db.drop();
+  }
+});
+
+test('over 10,000 held records the oldest are dropped, said once a retry with how many, not once a record; stopping says how many were never written', async () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  // A store that stays away: every write fails as pg fails it.
+  const away = { record: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
+  const reports: HeldRecordsReport[] = [];
+  const held = new HeldRecords(away, (report) => reports.push(report));
+  for (let i = 0; i < 10_050; i++) held.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: `t${i}` } }));
+  assert.deepEqual(reports, [{ held: 1, error: refused.message }]);
+  assert.equal(held.size, 10_000);
+  for (let i = 0; i < 50 && reports.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(reports[1], { held: 10_000, written: undefined, lost: 50, error: 'more than 10000 records held: the oldest were dropped' });
+  await held.close();
+  assert.deepEqual(reports.at(-1), { held: 0, lost: 10_000, error: 'the gateway stopped before the store answered again' });
+  assert.equal(reports.length, 3);
+});
