@@ -17,11 +17,11 @@
 
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../../errors/index.js';
-import { cstring, int32, message, syncMessage, type ColumnDescription } from './codec.js';
+import { cstring, int32, message, parseDataRow, parseNoticeFields, parseRowDescription, syncMessage, type ColumnDescription, type Frame } from './codec.js';
 import { copyOutOf, type CopyFormat } from './copy-statement.js';
 import { derivedMasks, missingDerived, planMasking, unmaskableStore, type MaskingRules } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
-import type { MaskPlan } from './session-state.js';
+import type { MaskPlan, Pending } from './session-state.js';
 
 /** How the rows of one COPY … TO STDOUT are masked. */
 export interface CopyMasking {
@@ -119,4 +119,41 @@ function describe(core: SessionCore, select: string, table: string | undefined):
   );
   const sent = core.flushToDatabase();
   return sent ? sent.then(() => described) : described;
+}
+
+/**
+ * One message of the database's answer to `describe` (database-messages.ts): kept in
+ * `head`, none of it relayed. True at its ReadyForQuery, when the answer is complete
+ * (the caller takes `head` off the FIFO).
+ */
+export function probeAnswered(head: Extract<Pending, { kind: 'probe' }>, frame: Frame): boolean {
+  switch (frame.type) {
+    case '1': // ParseComplete
+    case '2': // BindComplete
+    case 't': // ParameterDescription
+    case '3': // CloseComplete
+    case 'C': // CommandComplete
+      return false;
+    case 'T': // RowDescription
+      head.columns = parseRowDescription(frame.body);
+      return false;
+    case 'D': { // DataRow of the catalog query
+      const value = parseDataRow(frame.body)[0];
+      if (value) head.values.push(value.toString('utf8'));
+      return false;
+    }
+    case 'n': // NoData
+      head.columns = [];
+      return false;
+    case 'E': {
+      const fields = parseNoticeFields(frame.body);
+      head.error = `${fields.get('C') ?? ''} ${fields.get('M') ?? ''}`.trim();
+      return false;
+    }
+    case 'Z':
+      head.answered(head.error ?? (head.columns ? { columns: head.columns, values: head.values } : 'no description'));
+      return true;
+    default:
+      throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in the answer to the gateway's description of a COPY` });
+  }
 }

@@ -13,7 +13,8 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
-import { BodyReader, bodyEquals, parseCommandTag, parseDataRow, parseNoticeFields, parseRowDescription, frameLength, queryMessage, type Frame } from './codec.js';
+import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, queryMessage, type Frame } from './codec.js';
+import { probeAnswered } from './copy-out.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
@@ -188,7 +189,9 @@ export class DatabaseMessages {
         }
         break;
       case 'probe':
-        return this.#onProbeAnswer(head, frame);
+        // The gateway's own description of a COPY's columns (copy-out.ts): kept, not relayed.
+        if (probeAnswered(head, frame)) pending.shift();
+        return undefined;
       case 'begin':
         // The gateway's BEGIN before a wrapped Query: not relayed.
         if (t === 'C') return undefined;
@@ -274,40 +277,6 @@ export class DatabaseMessages {
         return head.wrapped ? this.#endWrapped(frame) : this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
-    }
-  }
-
-  /** The answer to the gateway's own description of a COPY's columns (copy-out.ts): kept, not relayed. */
-  #onProbeAnswer(head: Extract<Pending, { kind: 'probe' }>, frame: Frame): undefined {
-    switch (frame.type) {
-      case '1': // ParseComplete
-      case '2': // BindComplete
-      case 't': // ParameterDescription
-      case '3': // CloseComplete
-      case 'C': // CommandComplete
-        return undefined;
-      case 'T': // RowDescription
-        head.columns = parseRowDescription(frame.body);
-        return undefined;
-      case 'D': { // DataRow of the catalog query
-        const value = parseDataRow(frame.body)[0];
-        if (value) head.values.push(value.toString('utf8'));
-        return undefined;
-      }
-      case 'n': // NoData
-        head.columns = [];
-        return undefined;
-      case 'E': {
-        const fields = parseNoticeFields(frame.body);
-        head.error = `${fields.get('C') ?? ''} ${fields.get('M') ?? ''}`.trim();
-        return undefined;
-      }
-      case 'Z':
-        this.#core.pending.shift();
-        head.answered(head.error ?? (head.columns ? { columns: head.columns, values: head.values } : 'no description'));
-        return undefined;
-      default:
-        throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in the answer to the gateway's description of a COPY` });
     }
   }
 
