@@ -6,12 +6,17 @@
 // - at most `maxStatementsPerQuery` statements (docs/postgres.md, Limits on input);
 // - a Query that writes and whose statements the gateway may stop (maxRows, masking)
 //   runs, outside a transaction block, in a transaction of the gateway's, committed
-//   only when the client is told every statement ran (#wrappedQuery).
+//   only when the client is told every statement ran (#wrappedQuery);
+// - a COPY … TO STDOUT on a connection with column rules runs alone in its Query,
+//   described and masked column by column (#queryCopy, copy-out.ts); it is never
+//   wrapped (COPY is not in a wrappable class).
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Exchange, RecordedRequest } from '../../exchange/index.js';
 import { queryMessage, type Frame } from './codec.js';
 import { statementExchange, unparseable, type Checked } from './decide-statement.js';
+import { maskingFor } from './connection.js';
+import { planCopyOut } from './copy-out.js';
 import { statementDigest } from './hold-statement.js';
 import { forSession, inspectSql, inspectSqlCached, type SqlInspection, type StatementFacts } from './inspect-sql.js';
 import { derivedMasks, maskingActive, type DerivedMasks } from './mask-rows.js';
@@ -33,6 +38,8 @@ interface QueryStep {
   readonly facts: StatementFacts;
   /** DEALLOCATE's name ('*': all), forgotten when the database has run it. */
   readonly deallocates: string | undefined;
+  /** A COPY … TO STDOUT to describe and mask column by column (copy-out.ts). */
+  readonly copy: boolean;
 }
 
 export class SimpleQueries {
@@ -81,6 +88,7 @@ export class SimpleQueries {
     for (let i = 0; i < statements.length; i++) {
       const step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#s.refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.copy) return this.#queryCopy(statements, step, frame);
       if (step.checked.decision.effect === 'require_approval') return this.#queryHeld(statements, i, step, runs, requests, facts, frame);
       runs.push(this.#s.newRun(step.exchange, step.checked.decision, step.derived, false, step.deallocates));
       requests.push(step.request);
@@ -92,9 +100,10 @@ export class SimpleQueries {
   #queryStatement(parsed: StatementFacts): QueryStep {
     const facts = this.#s.asRun(parsed);
     const exchange = statementExchange(this.#s.decide, [facts], facts.text);
-    const checked = this.#s.check(exchange, facts);
+    const copy = facts.copyOut === true && this.#core.ctx.connection.masking.columns.size > 0;
+    const checked = this.#s.check(exchange, facts, copy);
     if (!checked.error) this.#s.track(facts);
-    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), facts, deallocates: facts.deallocates };
+    return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), facts, deallocates: facts.deallocates, copy };
   }
 
   /** The rest of a Query from statement `i`, which needs approval: each such statement waits for its own review, in order. */
@@ -113,7 +122,33 @@ export class SimpleQueries {
       if (++i === statements.length) return this.#openQuery(runs, requests, facts, frame);
       step = this.#queryStatement(statements[i]!);
       if (step.checked.error) return this.#s.refuse(step.exchange, step.checked.decision, step.request, step.checked.error, true);
+      if (step.copy) return this.#queryCopy(statements, step, frame);
     }
+  }
+
+  /**
+   * A COPY … TO STDOUT on a connection with column rules: alone in its Query (statements
+   * before it could change what it reads, and the description is asked before the Query
+   * runs), held first if it needs approval, then described and masked (copy-out.ts).
+   */
+  async #queryCopy(statements: readonly StatementFacts[], step: QueryStep, frame: Frame): Promise<unknown> {
+    const decision = step.checked.decision!;
+    let exchange = step.exchange;
+    if (statements.length > 1) {
+      const error = new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT on a connection with column masking rules is masked column by column only when it is alone in its Query; it was not run. Send it on its own.' });
+      return this.#s.refuse(exchange, decision, step.request, error, true);
+    }
+    const held = decision.effect === 'require_approval';
+    if (held) {
+      const outcome = await this.#s.hold(exchange, decision, statementDigest(step.facts.text));
+      exchange = outcome.exchange;
+      if (outcome.error) return this.#s.refuse(exchange, decision, step.request, outcome.error, true);
+    }
+    const copy = await planCopyOut(this.#core, step.facts.text, maskingFor(this.#core.ctx.connection, decision));
+    if (copy instanceof GatehouseError) return this.#s.refuse(exchange, decision, step.request, copy, true);
+    const run = this.#s.newRun(exchange, decision, step.derived, held, step.deallocates);
+    run.copy = copy;
+    return this.#openQuery([run], [step.request], [step.facts], frame);
   }
 
   /** Records the Query's statements, then forwards it (or refuses it when recording failed). */

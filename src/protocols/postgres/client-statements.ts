@@ -152,9 +152,12 @@ export class ClientStatements {
     return runs === undefined || this.extended.statement(runs.name) === runs.statement;
   }
 
-  /** Policy and the gateway's own refusals for one statement (decide-statement.ts), and what only the session knows: its portals. */
-  check(exchange: Exchange, facts: StatementFacts): Checked {
-    const checked = decideStatement(this.decide, exchange, facts);
+  /**
+   * Policy and the gateway's own refusals for one statement (decide-statement.ts), and what only the session knows: its portals.
+   * `copyMasked`: a COPY … TO STDOUT the session will describe and mask column by column (copy-out.ts).
+   */
+  check(exchange: Exchange, facts: StatementFacts, copyMasked = false): Checked {
+    const checked = decideStatement(this.decide, exchange, facts, copyMasked);
     if (checked.error || facts.fetches === undefined) return checked;
     const error = this.#unmaskableFetch(facts.fetches);
     return error ? { decision: checked.decision, error } : checked;

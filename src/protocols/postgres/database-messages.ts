@@ -14,6 +14,7 @@
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
 import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, queryMessage, type Frame } from './codec.js';
+import { probeAnswered } from './copy-out.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
@@ -187,6 +188,10 @@ export class DatabaseMessages {
           return undefined;
         }
         break;
+      case 'probe':
+        // The gateway's own description of a COPY's columns (copy-out.ts): kept, not relayed.
+        if (probeAnswered(head, frame)) pending.shift();
+        return undefined;
       case 'begin':
         // The gateway's BEGIN before a wrapped Query: not relayed.
         if (t === 'C') return undefined;

@@ -11,10 +11,11 @@
 // - `require_approval` passes only when approvals are configured (the session holds
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
-// - COPY … TO STDOUT is refused when the connection has column masking rules (its rows
-//   carry no column names, so the rules cannot be applied), and so is reading the
-//   catalog's column statistics (pg_stats: samples of every analysed column's values),
-//   and code it cannot trace that a client would create or run there (a DO block, a
+// - COPY … TO STDOUT on a connection with column masking rules runs only where the
+//   session describes and masks it (a simple Query: copy-out.ts);
+// - on such a connection, reading the catalog's column statistics (pg_stats: samples
+//   of every analysed column's values) is refused, and so is code it cannot trace
+//   that a client would create or run there (a DO block, a
 //   function or procedure body: `do $$ … insert into archive select email … $$`), and
 //   so is SQL given as text to a built-in (query_to_xml, ts_stat) or to dblink, and
 //   reading or writing the server's files (a table's data file holds its rows), or
@@ -141,8 +142,11 @@ function withTablesMayBe(facts: RequestFacts, tables: SessionTables | undefined)
   return more ? { ...facts, sql: { ...sql, tablesMayBe: more } } : facts;
 }
 
-/** Policy for one statement of `exchange` (facts undefined: a portal whose statement was never seen). */
-export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined): Checked {
+/**
+ * Policy for one statement of `exchange` (facts undefined: a portal whose statement was never seen).
+ * `copyMasked`: a COPY … TO STDOUT in it will be described and masked column by column (copy-out.ts).
+ */
+export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined, copyMasked = false): Checked {
   // A partition or child it makes is known as its parent's from now on (refused too: stricter).
   for (const [child, parent] of facts?.inherits ?? []) ctx.tables?.learn(child, parent);
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
@@ -176,8 +180,13 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   if (columnRules && facts?.risky.some((r) => r === 'server-file' || r === 'copy-server-file')) {
     return { decision, error: new GatehouseError('sql_not_supported', { message: serverFilesRefused(facts.copyServer) }) };
   }
-  if (facts?.copyOut && columnRules) {
-    return { decision, error: new GatehouseError('sql_not_supported', { message: 'COPY … TO STDOUT is refused on a connection with column masking rules: its rows cannot be masked. Use SELECT.' }) };
+  if (facts?.copyOut && !copyMasked && columnRules) {
+    return {
+      decision,
+      error: new GatehouseError('sql_not_supported', {
+        message: "COPY … TO STDOUT on a connection with column masking rules is masked only when sent as a simple Query (as psql's \\copy and COPY clients send it), not prepared; it was not run.",
+      }),
+    };
   }
   if (columnRules && facts?.risky.some((r) => r === 'anonymous-code-block' || r === 'routine-body')) {
     return {

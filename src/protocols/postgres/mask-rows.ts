@@ -35,7 +35,7 @@ export function maskingActive(rules: MaskingRules): boolean {
   return rules.columns.size > 0 || rules.entities !== undefined;
 }
 
-type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; apply: (value: string) => string } | { kind: 'entities'; apply: ValueMasker };
+export type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; apply: (value: string) => string } | { kind: 'entities'; apply: ValueMasker };
 
 /** How one derived result column is masked. */
 interface DerivedMask {

@@ -10,15 +10,20 @@
 //   column expected by name (mask-rows.ts) is not in their description;
 // - each statement is masked by its own rules (Run.masking: the connection's, and the
 //   profiles its decision adds);
-// - CopyData rows (text or CSV) are masked by the masking profiles (entity-masking.ts);
-//   a row that cannot be masked and stay valid stops the statement, and binary COPY out
-//   is refused when there are profiles (its rows cannot be scanned).
+// - CopyData rows of a COPY described by the gateway (column rules: copy-out.ts) are
+//   masked field by field (copy-rows.ts), a row that cannot be cut into its columns
+//   stops the statement, and so does a CopyOutResponse that is binary or has another
+//   number of columns than the description;
+// - other CopyData rows (text or CSV) are masked by the masking profiles
+//   (entity-masking.ts); a row that cannot be masked and stay valid stops the statement,
+//   and binary COPY out is refused when there are profiles (its rows cannot be scanned).
 
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
 import { bodyEquals, frameLength, message, parseRowDescription, type ColumnDescription, type Frame } from './codec.js';
 import type { PostgresConnection } from './connection.js';
 import type { MaskingRules } from './mask-rows.js';
+import { maskCopyRow } from './copy-rows.js';
 import { resultColumns } from './extended-query.js';
 import { derivationOf } from './derive-columns.js';
 import { derivedMasks, maskDataRow, maskingActive, missingDerived, planMasking, type DerivedMasks } from './mask-rows.js';
@@ -104,6 +109,18 @@ export class ResultRows {
     let out: Buffer | Frame = frame;
     if (frame.type === 'D') {
       if (plan) out = maskDataRow(frame.raw, frame.body, plan, (run.maskCounts ??= {}));
+    } else if (run.copy) {
+      // CopyData of a COPY masked column by column (copy-out.ts): the header row is column names.
+      const copy = run.copy;
+      if (copy.headerLeft) copy.headerLeft = false;
+      else if (copy.plan) {
+        const masked = maskCopyRow(frame.body, copy.format, copy.plan, copy.forced, (run.maskCounts ??= {}));
+        if (masked === undefined) {
+          this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: `A COPY row could not be read as ${copy.width} ${copy.format.csv ? 'CSV' : 'text-format'} fields, so its values could not be masked; the statement was stopped.` }));
+          return;
+        }
+        if (masked !== frame.body) out = message('d', masked);
+      }
     } else if (run.masking.entities) {
       // CopyData in text or CSV format: one row per message, scanned as a line.
       const text = frame.body.toString('utf8');
@@ -120,7 +137,11 @@ export class ResultRows {
 
   /** CopyOutResponse: Int8 overall format (0 text, 1 binary). */
   copyOut(run: Run | undefined, frame: Frame): undefined {
-    if (run && frame.body[0] === 1 && run.masking.entities) {
+    // A COPY masked column by column: text or CSV, with the columns it was described with (a
+    // table changed since, by another session, is not masked by a description of another).
+    if (run?.copy && (frame.body[0] !== 0 || frame.body.readInt16BE(1) !== run.copy.width)) {
+      this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: `The COPY sends ${frame.body[0] !== 0 ? 'binary rows' : `${frame.body.readInt16BE(1)} columns`}, not the ${run.copy.width} columns in text the gateway described to mask them; the statement was stopped.` }));
+    } else if (run && frame.body[0] === 1 && run.masking.entities) {
       this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'COPY in binary format is refused on a connection with masking profiles (its rows cannot be scanned): use the text or CSV format.' }));
     } else {
       this.#sink.emit(frame);

@@ -4,6 +4,7 @@
 import type { Decision, Exchange } from '../../exchange/index.js';
 import type { GatehouseError } from '../../errors/index.js';
 import type { ColumnDescription } from './codec.js';
+import type { CopyMasking } from './copy-out.js';
 import type { StatementShape } from './decide-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import type { EntityCounts } from '../../mask/index.js';
@@ -28,6 +29,8 @@ export interface Run {
   readonly derived?: DerivedMasks | undefined;
   /** The connection's masking, with the profiles its decision adds (obligations.mask). */
   readonly masking: MaskingRules;
+  /** A COPY … TO STDOUT masked column by column (copy-out.ts). */
+  copy: CopyMasking | undefined;
   /** Values masked by entity type (masking profiles), for its record. */
   maskCounts: EntityCounts | undefined;
   /**
@@ -92,4 +95,10 @@ export type Pending =
   /** A refused statement: the database's error for our bogus Bind is replaced by this one. */
   | { kind: 'denied'; error: GatehouseError }
   /** Our bogus Bind after a cancel of ours: its error, which clears any pending cancel, is not relayed. */
-  | { kind: 'absorb' };
+  | { kind: 'absorb' }
+  /**
+   * The gateway's own description of a COPY's columns (copy-out.ts), and the first
+   * values of the rows of a catalog query beside it: answered up to its ReadyForQuery,
+   * none of it relayed.
+   */
+  | { kind: 'probe'; columns: ColumnDescription[] | undefined; values: string[]; error: string | undefined; answered: (result: { columns: ColumnDescription[]; values: string[] } | string) => void };

@@ -24,7 +24,7 @@ import type { Run } from './session-state.js';
 export function newRun(exchange: Exchange, decision: Decision, masking: MaskingRules, derived?: DerivedMasks, held = false): Run {
   const now = performance.now();
   const started = held ? now - Math.max(0, Date.now() - exchange.startedAt) : now;
-  return { exchange, decision, started, rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived, masking, maskCounts: undefined, completed: undefined };
+  return { exchange, decision, started, rows: 0, bytesOut: 0, ttfbMs: undefined, tag: undefined, error: undefined, timedOut: false, done: false, derived, masking, copy: undefined, maskCounts: undefined, completed: undefined };
 }
 
 const noHeaders: Readonly<Record<string, string>> = Object.freeze({});
