@@ -296,6 +296,8 @@ export class DatabaseMessages {
       case 'H':
         return this.#rows.copyOut(run, frame);
       case 'G':
+        this.#core.forgetSyncsInCopy();
+        return this.#emit(frame);
       case 'c':
         return this.#emit(frame);
       case 'C': // CommandComplete

@@ -129,6 +129,21 @@ export class SessionCore {
     return undefined;
   }
 
+  /**
+   * The Execute at the head of the FIFO began COPY FROM STDIN: the database ignores Sync
+   * until the client's CopyDone or CopyFail, so the client's Syncs queued right behind it
+   * (libpq's PQexecParams sends one before the data) get no answer and are forgotten.
+   */
+  forgetSyncsInCopy(): void {
+    while (this.pending.length > 1) {
+      const next = this.pending[1]!;
+      if (next.kind !== 'sync' || next.silent) break;
+      // Still in the outbox: one unsent entry fewer (the Sync itself still goes).
+      if (this.pending.length - this.unsent <= 1) this.unsent--;
+      this.pending.splice(1, 1);
+    }
+  }
+
   /** Queues a message for the database (sent when the client loop would wait). */
   toUpstream(bytes: Buffer | Frame): Promise<void> | undefined {
     if (this.upstream.socket.destroyed) throw new GatehouseError('upstream_failed', { detail: 'database connection closed' });
