@@ -16,6 +16,7 @@ import { continues, type ClientFlow, type ClientStatements, type Waiting } from 
 import type { SessionCore } from './session-core.js';
 import type { PortalInfo, Run } from './session-state.js';
 import { requestOf } from './statement-recording.js';
+import { lookUpUnknownTables } from './table-lookup.js';
 
 export class ExtendedMessages {
   readonly #core: SessionCore;
@@ -39,6 +40,9 @@ export class ExtendedMessages {
     const inspection = await forSession(inspectSqlCached(text) ?? (await inspectSql(text)), text, this.#core.ctx.shadowedFunctions);
     const request = requestOf('Parse', text, undefined);
     if (!inspection.ok) return this.#s.refuse(statementExchange(this.#s.decide, [], text, 'sql.unparseable'), undefined, request, unparseable(inspection.error), false);
+    // A table created elsewhere since the login (a new partition) is looked up before it is decided.
+    const lookUp = lookUpUnknownTables(this.#core, this.#s.decide.tables, inspection.statements);
+    if (lookUp) await lookUp;
     // Decided at Parse, so a refused statement never reaches the database even as a
     // plan; one that needs approval is prepared, and held at Execute.
     // Only a text that runs a prepared statement gets new facts (no array per Parse otherwise).
@@ -50,7 +54,9 @@ export class ExtendedMessages {
       if (checked.error) return this.#s.refuse(exchange, checked.decision, request, checked.error, false);
     }
     for (const facts of statements) this.#s.track(facts);
-    const skipped = this.#s.extended.prepare(name, text, statements, runs !== undefined ? { name: runs, statement: this.#s.extended.statement(runs) } : undefined);
+    // Names the look-up found no relation of stay so for its Executes (a CREATE TABLE's new table).
+    const absent = this.#s.decide.tables?.absentAmong(statements.length === 1 ? statements[0]!.tables : statements.flatMap((f) => f.tables));
+    const skipped = this.#s.extended.prepare(name, text, statements, runs !== undefined ? { name: runs, statement: this.#s.extended.statement(runs) } : undefined, absent);
     return this.#core.forward({ kind: 'parse', statement: this.#s.extended.statement(name), skipped }, frame);
   }
 

@@ -197,6 +197,8 @@ export class ClientMessages {
    */
   #onSync(frame: Frame): Waiting {
     const core = this.#core;
+    // Names a look-up of this batch found absent may exist by the next one (table-lookup.ts).
+    this.#s.decide.tables?.forgetAbsent();
     // In COPY FROM STDIN the database ignores Sync (SessionCore.forgetSyncsInCopy).
     if (core.copyIn) return core.toUpstream(frame);
     if (core.skippingToSync || !core.holdsSync()) return core.forward({ kind: 'sync' }, frame);

@@ -24,6 +24,7 @@ import { continues, type ClientFlow, type ClientStatements, type Waiting } from 
 import type { SessionCore } from './session-core.js';
 import type { Run } from './session-state.js';
 import { requestOf } from './statement-recording.js';
+import { lookUpUnknownTables } from './table-lookup.js';
 
 /** Statements in one simple Query, each its own exchange (docs/postgres.md, Limits on input). */
 export const maxStatementsPerQuery = 1000;
@@ -75,7 +76,14 @@ export class SimpleQueries {
    */
   #query(inspection: SqlInspection, text: string, frame: Frame): Waiting {
     if (!inspection.ok) return this.#s.refuse(statementExchange(this.#s.decide, [], text, 'sql.unparseable'), undefined, requestOf('Query', text, undefined), unparseable(inspection.error), true);
-    const statements = inspection.statements;
+    // A table created elsewhere since the login (a new partition) is looked up before any is decided.
+    this.#s.decide.tables?.forgetAbsent();
+    const lookUp = lookUpUnknownTables(this.#core, this.#s.decide.tables, inspection.statements);
+    if (lookUp) return lookUp.then(() => this.#decideQuery(inspection.statements, text, frame));
+    return this.#decideQuery(inspection.statements, text, frame);
+  }
+
+  #decideQuery(statements: readonly StatementFacts[], text: string, frame: Frame): Waiting {
     // Each statement is an exchange, decided and recorded: a Query of 100 000 `select 1;`
     // (900 KB) made as many records and stalled the gateway for tens of seconds.
     if (statements.length > maxStatementsPerQuery) {

@@ -140,6 +140,8 @@ export class ClientStatements {
       tables,
       ...(reads !== undefined ? { reads } : {}),
       risky: [...new Set([...facts.risky, ...inner.flatMap((f) => f.risky)])],
+      // The prepared statement's CTE names are no relations either.
+      ...(inner.some((f) => f.ctes) ? { ctes: [...(facts.ctes ?? []), ...inner.flatMap((f) => f.ctes ?? [])] } : {}),
       ...(inner.some((f) => f.copyOut) ? { copyOut: true } : {}),
       ...(unsupported !== undefined ? { unsupported } : {}),
       ...(derived !== undefined ? { derived } : {}),

@@ -189,7 +189,7 @@ export class DatabaseMessages {
         }
         break;
       case 'probe':
-        // The gateway's own description of a COPY's columns (copy-out.ts): kept, not relayed.
+        // The gateway's own description of a COPY's columns (copy-out.ts), or look-up of tables (table-lookup.ts): kept, not relayed.
         if (probeAnswered(head, frame)) pending.shift();
         return undefined;
       case 'begin':

@@ -90,15 +90,23 @@ export type Checked = { decision: Decision; error?: undefined } | { decision: De
 export interface StatementShape {
   readonly operation: string;
   readonly facts: RequestFacts;
+  /**
+   * Names among its tables that are no relation to look up: CTE names (StatementFacts.ctes),
+   * and those a look-up found absent when its Parse was decided (table-lookup.ts).
+   */
+  readonly unlisted?: readonly string[] | undefined;
 }
 
-export function statementShape(facts: readonly StatementFacts[], text: string, operation?: string): StatementShape {
+/** `absent`: names a look-up found no relation of as the statement was parsed (StatementShape.unlisted). */
+export function statementShape(facts: readonly StatementFacts[], text: string, operation?: string, absent?: readonly string[]): StatementShape {
   const one = facts.length === 1 ? facts[0]! : undefined;
   const classes = one ? [one.class] : facts.map((f) => f.class);
   const sql = one
     ? { classes, tables: one.tables, text, risky: one.risky }
     : { classes, tables: [...new Set(facts.flatMap((f) => f.tables))], text, risky: [...new Set(facts.flatMap((f) => f.risky))] };
-  return { operation: operation ?? operationOf(one ? one.class : strictestClass(classes)), facts: { stream: false, text, sql } };
+  const ctes = one ? one.ctes : facts.some((f) => f.ctes) ? facts.flatMap((f) => f.ctes ?? []) : undefined;
+  const unlisted = absent ? [...(ctes ?? []), ...absent] : ctes;
+  return { operation: operation ?? operationOf(one ? one.class : strictestClass(classes)), facts: { stream: false, text, sql }, ...(unlisted ? { unlisted } : {}) };
 }
 
 // `sql.<class>` for each class, made once: a string built per statement would be
@@ -130,16 +138,24 @@ export function exchangeOf(ctx: StatementContext, shape: StatementShape, base?: 
     operation: shape.operation,
     startedAt: base?.startedAt ?? startedAt,
     client: ctx.client,
-    facts: withTablesMayBe(shape.facts, ctx.tables),
+    facts: withTablesMayBe(shape.facts, ctx.tables, shape.unlisted),
     identity: ctx.identity,
   };
 }
 
-/** The facts with the names their tables may stand for (a partition's ancestors, `orders` for `public.orders`: SqlFacts.tablesMayBe). */
-function withTablesMayBe(facts: RequestFacts, tables: SessionTables | undefined): RequestFacts {
+/**
+ * The facts with the names their tables may stand for (a partition's ancestors, `orders`
+ * for `public.orders`: SqlFacts.tablesMayBe). A name the session could not look up
+ * (table-lookup.ts) may be a partition of any table: the statement's tables are then
+ * unknown (risky `unknown-tables`, `uncatalogued-table`), which a table rule fails closed on.
+ */
+function withTablesMayBe(facts: RequestFacts, tables: SessionTables | undefined, unlisted: readonly string[] | undefined): RequestFacts {
   const sql = facts.sql;
-  const more = sql && tables?.mayBe(sql.tables);
-  return more ? { ...facts, sql: { ...sql, tablesMayBe: more } } : facts;
+  if (!sql || !tables) return facts;
+  const more = tables.mayBe(sql.tables);
+  const unresolved = tables.unresolved(sql.tables, unlisted);
+  if (!more && !unresolved) return facts;
+  return { ...facts, sql: { ...sql, ...(more ? { tablesMayBe: more } : {}), ...(unresolved ? { risky: [...new Set([...sql.risky, 'unknown-tables', 'uncatalogued-table'])] } : {}) } };
 }
 
 /**

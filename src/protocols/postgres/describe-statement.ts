@@ -37,7 +37,8 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   const tables = new Set<string>();
   const riskySet = new Set<string>();
   const calls = new Set<string>();
-  const executes = collectTables(stmt, tables, riskySet, calls);
+  const ctes = new Set<string>();
+  const executes = collectTables(stmt, tables, riskySet, calls, ctes);
   const defines = definedName(kind, node);
   const inherits = inheritance(kind, node);
   const risky: string[] = [];
@@ -189,6 +190,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(cursor !== undefined ? { cursor } : {}),
     ...(fetches !== undefined ? { fetches } : {}),
     ...(inherits !== undefined ? { inherits } : {}),
+    ...(ctes.size > 0 ? { ctes: [...ctes] } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),

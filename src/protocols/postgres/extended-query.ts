@@ -27,14 +27,14 @@ export class ExtendedQuery {
    * Parse, or SQL PREPARE (the two share one namespace in PostgreSQL: a Bind or an
    * EXECUTE may name either): the statement as inspected.
    */
-  prepare(name: string, text: string, facts: readonly StatementFacts[], executes?: StatementInfo['executes']): () => void {
+  prepare(name: string, text: string, facts: readonly StatementFacts[], executes?: StatementInfo['executes'], absent?: readonly string[]): () => void {
     // A named statement prepared again without a Close or DEALLOCATE the gateway saw is
     // refused by the database (42P05), unless a function's dynamic SQL deallocated it
     // unseen: either may be what runs, so it is decided as both from now on.
     const previous = this.#statements.get(name);
     const earlier = name === '' ? undefined : previous;
     const all = earlier ? [...earlier.facts, ...facts] : facts;
-    const info: StatementInfo = { facts: all, text, shape: statementShape(all, text), textJson: JSON.stringify(text), columns: undefined, ...(executes ? { executes } : {}) };
+    const info: StatementInfo = { facts: all, text, shape: statementShape(all, text, undefined, absent), textJson: JSON.stringify(text), columns: undefined, ...(executes ? { executes } : {}) };
     this.#statements.set(name, info);
     // A Parse the database skipped (an error earlier in its batch) left the name's
     // statement as it was: the unnamed one too, which a Parse otherwise replaces.

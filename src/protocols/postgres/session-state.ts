@@ -98,7 +98,8 @@ export type Pending =
   | { kind: 'absorb' }
   /**
    * The gateway's own description of a COPY's columns (copy-out.ts), and the first
-   * values of the rows of a catalog query beside it: answered up to its ReadyForQuery,
+   * values of the rows of a catalog query beside it, or its look-up of tables the
+   * session's catalog does not know (table-lookup.ts): answered up to its ReadyForQuery,
    * none of it relayed.
    */
   | { kind: 'probe'; columns: ColumnDescription[] | undefined; values: string[]; error: string | undefined; answered: (result: { columns: ColumnDescription[]; values: string[] } | string) => void };

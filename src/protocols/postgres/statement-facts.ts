@@ -46,6 +46,11 @@ export interface StatementFacts {
    * knows the child's rows as the parent's from then on (table-catalog.ts SessionTables).
    */
   readonly inherits?: readonly (readonly [child: string, parent: string])[];
+  /**
+   * Names among `tables` that stand only for a CTE of the statement wherever it names
+   * them: not relations, so the session never looks them up in the catalog.
+   */
+  readonly ctes?: readonly string[];
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
 }

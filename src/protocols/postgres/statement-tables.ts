@@ -108,24 +108,65 @@ export function readTables(kind: string, node: Node, tables: ReadonlySet<string>
 // explicit stack, in document order, with no depth cap: PostgreSQL runs queries nested
 // thousands of tree levels deep, and a table below a cap would escape table rules.
 // Returns the name of the prepared statement an EXECUTE in the tree runs, if any. Each
-// function call adds its risky shapes (function-calls.ts) to `risky`.
-export function collectTables(root: unknown, out: Set<string>, risky: Set<string>, calls: Set<string>): string | undefined {
+// function call adds its risky shapes (function-calls.ts) to `risky`. `ctes` receives the
+// bare names that stand only for a CTE wherever the statement names them (scoped as
+// PostgreSQL resolves them: a CTE is seen by its query and the queries inside it, by the
+// CTEs after it or, WITH RECURSIVE, by all of them; never as a statement's target
+// `relation` or SELECT INTO's table): such a name needs no look-up in the catalog.
+export function collectTables(root: unknown, out: Set<string>, risky: Set<string>, calls: Set<string>, ctes?: Set<string>): string | undefined {
   let executes: string | undefined;
   const stack: unknown[] = [root];
+  // The CTE names in scope of each node on the stack (undefined: none), pushed alongside.
+  const scopes: (ReadonlySet<string> | undefined)[] = [undefined];
+  const asTable = new Set<string>();
+  const asCte = new Set<string>();
   while (stack.length > 0) {
     const node = stack.pop();
+    let scope = scopes.pop();
     if (node === null || typeof node !== 'object') continue;
-    const children = Array.isArray(node) ? node : Object.values(node as Node);
     // A RangeVar appears wrapped ({RangeVar: {…}}) or bare (a statement's `relation`).
-    const rangeVar = node as { schemaname?: unknown; relname?: unknown; ExecuteStmt?: { name?: unknown }; FuncCall?: { funcname?: unknown } };
-    if (typeof rangeVar.relname === 'string') out.add(typeof rangeVar.schemaname === 'string' ? `${rangeVar.schemaname}.${rangeVar.relname}` : rangeVar.relname);
+    const rangeVar = node as { schemaname?: unknown; relname?: unknown; ExecuteStmt?: { name?: unknown }; FuncCall?: { funcname?: unknown }; withClause?: { ctes?: unknown; recursive?: unknown } };
+    if (typeof rangeVar.relname === 'string') {
+      const qualified = typeof rangeVar.schemaname === 'string';
+      const name = qualified ? `${rangeVar.schemaname as string}.${rangeVar.relname}` : rangeVar.relname;
+      out.add(name);
+      if (!qualified && scope?.has(name)) asCte.add(name);
+      else asTable.add(name);
+    }
     if (typeof rangeVar.ExecuteStmt?.name === 'string') executes ??= rangeVar.ExecuteStmt.name;
     if (rangeVar.FuncCall) {
       const name = stringList(rangeVar.FuncCall.funcname);
       for (const r of functionRisks(name)) risky.add(r);
       if (callsBuiltin(name)) calls.add(name[0]!);
     }
-    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]);
+    if (Array.isArray(node)) {
+      for (let i = node.length - 1; i >= 0; i--) {
+        stack.push(node[i]);
+        scopes.push(scope);
+      }
+      continue;
+    }
+    const entries = Object.entries(node as Node);
+    const withCtes = Array.isArray(rangeVar.withClause?.ctes) ? (rangeVar.withClause.ctes as Node[]) : undefined;
+    const names = withCtes?.map((c) => String((c.CommonTableExpr as Node | undefined)?.ctename));
+    const outer = scope;
+    if (names) scope = new Set([...(outer ?? []), ...names]);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, child] = entries[i]!;
+      if (key === 'withClause' && withCtes && names) {
+        // Each CTE's query sees the CTEs before it (all of them under RECURSIVE).
+        const recursive = rangeVar.withClause!.recursive === true;
+        for (let j = withCtes.length - 1; j >= 0; j--) {
+          stack.push(withCtes[j]);
+          scopes.push(recursive ? scope : names.slice(0, j).length > 0 || outer ? new Set([...(outer ?? []), ...names.slice(0, j)]) : undefined);
+        }
+        continue;
+      }
+      stack.push(child);
+      // A statement's target, and SELECT INTO's new table, are never a CTE.
+      scopes.push(key === 'relation' || key === 'intoClause' ? undefined : scope);
+    }
   }
+  if (ctes) for (const name of asCte) if (!asTable.has(name)) ctes.add(name);
   return executes;
 }

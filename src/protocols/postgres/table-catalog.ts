@@ -15,6 +15,9 @@
 //   OF / INHERITS, ALTER TABLE … INHERIT / ATTACH PARTITION) stands for that parent, and
 //   its parent's names, for the rest of the session (SessionTables), and the cached
 //   answer is dropped, so that the next login reads it again;
+// - a name the catalog does not know (a relation created elsewhere after the login) is
+//   looked up before its statement is decided (table-lookup.ts), and known from then on;
+//   one that cannot be looked up leaves its statement's tables unknown (fail closed);
 // - a failed query refuses the login with upstream_failed (fail closed).
 
 import { GatehouseError } from '../../errors/index.js';
@@ -58,6 +61,16 @@ export class SessionTables {
   readonly #key: string | undefined;
   /** A child (as written, and bare) to its parents' names: made in this session. */
   readonly #made = new Map<string, Set<string>>();
+  /** Relations the session looked up after its login (lookedUp), as the catalog keeps them. */
+  readonly #found = new Map<string, Set<string>>();
+  /**
+   * Names the last look-up found no relation of (a table about to be created, a typo):
+   * no other table's rows, for the statements of the client's batch that asked (forgotten
+   * at the batch's end: forgetAbsent); a later batch naming one looks it up again.
+   */
+  #absent = new Set<string>();
+  /** Table lists every name of which the session knows (their statements need no look-up). */
+  #allKnown = new WeakSet<readonly string[]>();
   /**
    * mayBe's answers by table list: a cached inspection's facts share one list, so a
    * statement run again costs one lookup, not an array per exchange. Forgotten on learn.
@@ -90,6 +103,7 @@ export class SessionTables {
       const bare = dot > 0 ? table.slice(dot + 1) : undefined;
       if (bare !== undefined) (more ??= new Set()).add(bare);
       for (const name of this.#catalog?.get(table) ?? []) (more ??= new Set()).add(name);
+      for (const name of this.#found.get(table) ?? []) (more ??= new Set()).add(name);
       // A child made here may be written qualified or not, whichever way it was created.
       for (const name of this.#made.get(table) ?? []) (more ??= new Set()).add(name);
       if (bare !== undefined) for (const name of this.#made.get(bare) ?? []) (more ??= new Set()).add(name);
@@ -97,6 +111,78 @@ export class SessionTables {
     if (!more) return undefined;
     for (const table of tables) more.delete(table);
     return more.size > 0 ? [...more] : undefined;
+  }
+
+  /**
+   * The names of `facts`' tables the session's catalog does not know, to look up before
+   * they are decided (a partition created elsewhere after the login); undefined when it
+   * knows them all, the common case, which costs one WeakSet look-up per statement.
+   * CTE names, and names in pg_catalog or information_schema, need no look-up.
+   */
+  unknown(facts: readonly { readonly tables: readonly string[]; readonly ctes?: readonly string[] | undefined }[]): string[] | undefined {
+    let unknown: Set<string> | undefined;
+    for (const f of facts) {
+      if (this.#allKnown.has(f.tables)) continue;
+      let all = true;
+      for (const table of f.tables) {
+        if (this.#knows(table) || f.ctes?.includes(table)) continue;
+        all = false;
+        (unknown ??= new Set()).add(table);
+      }
+      if (all) this.#allKnown.add(f.tables);
+    }
+    return unknown && [...unknown];
+  }
+
+  /**
+   * Whether `tables` names a relation the session neither knows nor found absent
+   * (`unlisted`: CTE names, and names found absent when its Parse was decided): such a statement is decided as one whose tables are unknown
+   * (decide-statement.ts), since the name may be a partition of a table a rule names.
+   */
+  unresolved(tables: readonly string[], unlisted: readonly string[] | undefined): boolean {
+    if (this.#allKnown.has(tables)) return false;
+    let all = true;
+    for (const table of tables) {
+      if (this.#knows(table) || unlisted?.includes(table)) continue;
+      all = false;
+      if (!this.#absent.has(table)) return true;
+    }
+    if (all) this.#allKnown.add(tables);
+    return false;
+  }
+
+  #knows(table: string): boolean {
+    if (this.#catalog?.has(table) || this.#found.has(table) || this.#made.has(table)) return true;
+    const dot = table.indexOf('.');
+    const schema = dot > 0 ? table.slice(0, dot) : undefined;
+    return schema === 'pg_catalog' || schema === 'information_schema';
+  }
+
+  /**
+   * The answer of a look-up of `names` (tableLookupQuery: JSON rows): the relations it
+   * found are known from now on with their ancestors' names; the names it did not find
+   * are absent (see #absent). The cached login answer is dropped: it is stale.
+   */
+  lookedUp(names: readonly string[], rows: readonly string[]): void {
+    if (this.#key !== undefined) cache.delete(this.#key);
+    this.#answers = new WeakMap();
+    for (const row of rows) {
+      const [schema, relation, ancestorSchema, ancestor] = (JSON.parse(row) as (string | null)[]).map((v) => v ?? undefined);
+      addCatalogRow(this.#found, schema, relation, ancestorSchema, ancestor);
+    }
+    this.#absent = new Set(names.filter((name) => !this.#found.has(name)));
+  }
+
+  /** The client's batch (a Query, or extended messages up to Sync) ended: names found absent may exist by the next one. */
+  forgetAbsent(): void {
+    if (this.#absent.size > 0) this.#absent = new Set();
+  }
+
+  /** The names of `tables` the last look-up found absent (a Parse keeps them for its Executes: StatementShape.unlisted). */
+  absentAmong(tables: readonly string[]): string[] | undefined {
+    if (this.#absent.size === 0) return undefined;
+    const absent = tables.filter((t) => this.#absent.has(t));
+    return absent.length > 0 ? absent : undefined;
   }
 
   /** `child` is a descendant of `parent` from now on (decided, whether or not it runs: more names is stricter). */
@@ -115,22 +201,51 @@ export class SessionTables {
 
 async function readCatalog(upstream: UpstreamSession): Promise<TableCatalog> {
   const names = new Map<string, Set<string>>();
+  await runCatalogQuery(upstream, catalogQuery, (row) => {
+    const [schema, relation, ancestorSchema, ancestor] = row.map((v) => v?.toString('utf8'));
+    addCatalogRow(names, schema, relation, ancestorSchema, ancestor);
+  }, catalogFailed);
+  return new Map([...names].map(([name, others]) => [name, [...others]]));
+}
+
+/** One row of a catalog answer (a relation, and one of its ancestors or none) into `names`. */
+function addCatalogRow(names: Map<string, Set<string>>, schema: string | undefined, relation: string | undefined, ancestorSchema: string | undefined, ancestor: string | undefined): void {
+  if (schema === undefined || relation === undefined) return;
   const add = (name: string, ...others: string[]) => {
     let set = names.get(name);
     if (!set) names.set(name, (set = new Set()));
     for (const other of others) if (other !== name) set.add(other);
   };
-  await runCatalogQuery(upstream, catalogQuery, (row) => {
-    const [schema, relation, ancestorSchema, ancestor] = row.map((v) => v?.toString('utf8'));
-    if (schema === undefined || relation === undefined) return;
-    const qualified = `${schema}.${relation}`;
-    const ancestors = ancestorSchema !== undefined && ancestor !== undefined ? [`${ancestorSchema}.${ancestor}`, ancestor] : [];
-    add(qualified, relation, ...ancestors);
-    // A bare name may be this schema's relation (search_path), and so its ancestors too.
-    add(relation, qualified, ...ancestors);
-  }, catalogFailed);
-  return new Map([...names].map(([name, others]) => [name, [...others]]));
+  const qualified = `${schema}.${relation}`;
+  const ancestors = ancestorSchema !== undefined && ancestor !== undefined ? [`${ancestorSchema}.${ancestor}`, ancestor] : [];
+  add(qualified, relation, ...ancestors);
+  // A bare name may be this schema's relation (search_path), and so its ancestors too.
+  add(relation, qualified, ...ancestors);
 }
+
+/**
+ * The look-up of names the session's catalog does not know (a relation created after the
+ * login), as the login's query but for those names only, in every schema (the system
+ * catalogs too, so that `pg_class` is known from then on). Each row is one text value, a
+ * JSON array [schema, relation, ancestor's schema, ancestor] (nulls: no ancestor), so that
+ * the session's FIFO reads it as the first value of each DataRow (copy-out.ts probe).
+ * `$1`: the names, a text[]; a name matches a relation's bare or qualified name.
+ */
+export const tableLookupQuery = `with recursive wanted (oid) as (
+  select c.oid from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace
+  where c.relkind operator(pg_catalog.=) any ('{r,p,v,m,f}'::pg_catalog."char"[])
+    and (c.relname operator(pg_catalog.=) any ($1::pg_catalog.text[]) or (n.nspname operator(pg_catalog.||) '.' operator(pg_catalog.||) c.relname) operator(pg_catalog.=) any ($1::pg_catalog.text[]))),
+ancestry (relid, ancestor) as (
+  select i.inhrelid, i.inhparent from pg_catalog.pg_inherits i where i.inhrelid operator(pg_catalog.=) any (select oid from wanted)
+  union
+  select a.relid, i.inhparent from ancestry a join pg_catalog.pg_inherits i on i.inhrelid operator(pg_catalog.=) a.ancestor)
+select pg_catalog.json_build_array(n.nspname, c.relname, pn.nspname, p.relname)::pg_catalog.text
+from wanted w
+join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) w.oid
+join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace
+left join ancestry a on a.relid operator(pg_catalog.=) c.oid
+left join pg_catalog.pg_class p on p.oid operator(pg_catalog.=) a.ancestor
+left join pg_catalog.pg_namespace pn on pn.oid operator(pg_catalog.=) p.relnamespace`;
 
 function catalogFailed(detail: string): GatehouseError {
   return new GatehouseError('upstream_failed', {

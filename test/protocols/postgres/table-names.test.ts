@@ -13,7 +13,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ruleSchema } from '../../../src/config/policy-schema.js';
+import { bindMessage, cstring, int32, message, parseNoticeFields, syncMessage } from '../../../src/protocols/postgres/codec.js';
 import { compilePolicy } from '../../../src/policy/index.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const rules = [
@@ -107,5 +109,53 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
     await other.connect();
     await assert.rejects(other.query("insert into ledger_us values (1, 'us')"), ledger);
     await other.end();
+  });
+
+  test('a partition or child another session creates after the login is its parent\'s (looked up when first named)', async () => {
+    const orders = denied('Orders are off limits.', 'deny-orders');
+    // Named before it exists: the database's own error, and no rule (it is no one's rows yet).
+    await assert.rejects(c.query('select * from orders_late'), { code: '42P01' });
+    await direct.query(`create table orders_us partition of orders for values in ('us');
+      insert into orders values (5, 'us');
+      create table invoices_2024 () inherits (invoices);
+      create table orders_late partition of orders for values in ('late');
+      create table orders_cte partition of orders for values in ('cte');
+      create table shipments (id int); insert into shipments values (3)`);
+    await assert.rejects(c.query('select * from orders_us'), orders);
+    // A CTE of the same name shadows it only inside its own query: the partition outside is looked up.
+    await assert.rejects(c.query('select * from (with orders_cte as (select 1 as id) select id from orders_cte) s, orders_cte'), orders);
+    await assert.rejects(c.query('select * from public.orders_us where id = $1', [5]), orders); // extended protocol
+    await assert.rejects(c.query('select * from invoices_2024'), orders);
+    // Found absent before, looked up again: now a partition of orders.
+    await assert.rejects(c.query('select * from orders_late'), orders);
+    await assert.rejects(c.query('update orders_us set id = 6'), orders);
+    // A new table of its own runs, and so do CTE names, which are no relation.
+    assert.deepEqual((await c.query('select id from shipments')).rows, [{ id: 3 }]);
+    assert.deepEqual((await c.query('with recent as (select 1 as id) select id from recent')).rows, [{ id: 1 }]);
+    // A table made in the session and used in the same Query or extended batch.
+    const made = (await c.query('create table crates (id int); insert into crates values (4); select id from crates')) as unknown as pg.QueryResult[];
+    assert.deepEqual(made.map((r) => r.rows), [[], [], [{ id: 4 }]]);
+    assert.deepEqual((await direct.query('select id from orders_us')).rows, [{ id: 5 }]);
+  });
+
+  test('a name the gateway cannot look up in the middle of an extended batch is decided as unknown tables (fail closed)', async () => {
+    await direct.query("create table orders_mid partition of orders for values in ('mid')");
+    const raw = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      const parse = (sql: string) => message('P', Buffer.concat([cstring(''), cstring(sql), Buffer.from([0, 0])]));
+      const execute = message('E', Buffer.concat([cstring(''), int32(0)]));
+      // select 1 starts the batch; orders_mid, unknown to the session, comes behind it before any Sync.
+      raw.write(parse('select 1'), bindMessage('', ''), execute, parse('select * from orders_mid'), bindMessage('', ''), execute, syncMessage());
+      const frames = await raw.untilReady(1);
+      const errors = frames.filter((f) => f.type === 'E').map((f) => parseNoticeFields(f.body).get('M'));
+      assert.deepEqual(errors, ['Orders are off limits. (rule: deny-orders)']);
+      assert.equal(frames.filter((f) => f.type === 'D').length, 1);
+      // At the start of the next batch it is looked up, and known as orders' from then on.
+      raw.write(parse('select * from orders_mid'), bindMessage('', ''), execute, syncMessage());
+      const next = await raw.untilReady(1);
+      assert.deepEqual(next.filter((f) => f.type === 'E').map((f) => parseNoticeFields(f.body).get('M')), ['Orders are off limits. (rule: deny-orders)']);
+    } finally {
+      raw.close();
+    }
   });
 });
