@@ -7,7 +7,12 @@
 // - a refused statement's place in the answers gets our ErrorResponse, not the
 //   database's answer to the bogus Bind;
 // - each statement's outcome is recorded when it ends, and durable before the
-//   ReadyForQuery that ends it is released — statement-recording.ts;
+//   ReadyForQuery that ends it is released — statement-recording.ts; one that completed
+//   in a transaction still to be committed (implicit, or the gateway's own around a
+//   wrapped Query) is recorded once the commit is known: a commit that fails (a
+//   deferred constraint) fails it, a rollback of that transaction rolls it back;
+// - the database's error for a batch's Sync (its implicit commit failed) is relayed, and
+//   the session goes on;
 // - what one batch of messages produces leaves in one write — outbox.ts;
 // - a client_encoding other than UTF-8 ends the session (SQL could not be inspected).
 
@@ -36,6 +41,8 @@ export class DatabaseMessages {
   #heldReady: Frame | undefined;
   /** The database sent a FATAL (e.g. pg_terminate_backend): it is the session's last word, not ours. */
   #databaseFatal = false;
+  /** An error (the database's, or a refusal's) came in the extended batch not yet ended by its Sync. */
+  #batchFailed = false;
 
   constructor(core: SessionCore) {
     this.#core = core;
@@ -172,8 +179,15 @@ export class DatabaseMessages {
         if (t === 'E') return this.#extendedError(frame, head.described);
         break;
       case 'sync':
+        // The commit of the batch's implicit transaction failed (a deferred constraint, a
+        // serialization failure): the error is the batch's, and its Executes' records say so.
+        if (t === 'E' && !head.silent) {
+          this.#commitFailed(this.#core.uncommitted, frame);
+          return this.#emit(frame);
+        }
         if (t === 'Z') {
           pending.shift();
+          this.#settleUncommitted(frame, head.silent === true);
           return head.silent ? undefined : this.#ready(frame);
         }
         break;
@@ -202,16 +216,22 @@ export class DatabaseMessages {
         break;
       case 'end':
         // The gateway's COMMIT or ROLLBACK: a commit that fails (a deferred constraint) is
-        // the Query's error, as the database's own commit at its end would have been.
+        // the Query's error, as the database's own commit at its end would have been, and
+        // every statement of the Query is recorded as failed with it.
         if (t === 'C') return undefined;
-        if (t === 'E') return this.#emit(frame);
+        if (t === 'E') {
+          if (head.commit) this.#commitFailed(head.runs, frame);
+          return this.#emit(frame);
+        }
         if (t === 'Z') {
           pending.shift();
+          this.#endRuns(head.runs, head.commit);
           return this.#ready(frame);
         }
         break;
       case 'denied':
         if (t === 'E') {
+          this.#batchFailed = true;
           pending.shift();
           this.#emit(errorResponseFor(head.error));
           return this.#skipToSync();
@@ -258,23 +278,34 @@ export class DatabaseMessages {
         if (run) {
           run.tag = this.#commandTag(frame);
           run.completed?.();
-          recording.finish(run, this.#swallowUntilReady && head.wrapped ? rolledBack('Query') : undefined, 'rolled_back');
+          // Recorded at ReadyForQuery (or, wrapped, at the gateway's COMMIT): its commit may still fail.
+          if (this.#swallowUntilReady && head.wrapped) recording.finish(run, rolledBack('Query'), 'rolled_back');
         }
         head.index++;
         head.columns = undefined;
         head.plan = undefined;
         return this.#emit(frame);
       case 'E': {
-        // ErrorResponse ends the whole Query: later statements do not run.
-        const replaced = run ? this.#upstreamError(run, frame) : frame.raw;
+        // After its last statement: the commit of its implicit transaction failed.
+        if (!run) {
+          this.#commitFailed(head.runs, frame);
+          return this.#emit(frame);
+        }
+        // ErrorResponse ends the whole Query: later statements do not run, and in an
+        // implicit transaction (no block open, none of its own) the earlier ones are rolled back.
+        const replaced = this.#upstreamError(run, frame);
+        if (this.#core.transactionStatus === 'I' && !head.runs.some((r) => r.exchange.operation === 'sql.transaction')) {
+          for (const r of head.runs.slice(0, head.index)) recording.finish(r, rolledBack('Query', 'a later statement'), 'rolled_back');
+        }
         for (const r of head.runs.slice(head.index + 1)) recording.finish(r, new GatehouseError('upstream_failed', { message: 'not executed: an earlier statement in the same Query failed' }), 'not_executed');
         head.index = head.runs.length;
         return this.#emit(replaced);
       }
       case 'Z': // ReadyForQuery
-        for (const r of head.runs) recording.finish(r);
         this.#core.pending.shift();
-        return head.wrapped ? this.#endWrapped(frame) : this.#ready(frame);
+        if (head.wrapped && frame.body[0] !== 73) return this.#endWrapped(frame, head.runs);
+        for (const r of head.runs) recording.finish(r);
+        return this.#ready(frame);
       default:
         throw new GatehouseError('upstream_failed', { detail: `unexpected message '${frame.type}' in a Query answer` });
     }
@@ -305,7 +336,10 @@ export class DatabaseMessages {
       case 's': // PortalSuspended
         run.tag = frame.type === 'C' ? this.#commandTag(frame) : frame.type === 's' ? 'SUSPENDED' : 'EMPTY';
         if (frame.type === 'C') run.completed?.();
-        this.#core.recording.finish(run, this.#swallowUntilReady ? rolledBack('batch') : undefined, 'rolled_back');
+        // In an implicit transaction it is recorded at the batch's Sync, whose commit may fail.
+        if (this.#swallowUntilReady) this.#core.recording.finish(run, rolledBack('batch'), 'rolled_back');
+        else if (this.#core.transactionStatus === 'I') this.#core.uncommitted.push(run);
+        else this.#core.recording.finish(run);
         this.#core.pending.shift();
         return this.#emit(frame);
       case 'E':
@@ -322,20 +356,58 @@ export class DatabaseMessages {
    * came as it finished) is taken as the timeout of the Query: it is rolled back, and
    * the client told so.
    */
-  #endWrapped(ready: Frame): typeof continues | undefined {
+  #endWrapped(ready: Frame, runs: Run[]): undefined {
     const core = this.#core;
     const status = String.fromCharCode(ready.body[0] ?? 73);
-    if (status === 'I') return this.#ready(ready); // nothing left to end
     const timedOut = status === 'T' && !this.#swallowUntilReady && core.cancelling !== undefined;
-    if (timedOut) {
-      const { connection } = core.ctx;
-      this.#emit(errorResponseFor(new GatehouseError('statement_timeout', { message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` })));
-    }
+    if (timedOut) this.#emit(errorResponseFor(this.#timeoutError()));
     const commit = status === 'T' && !this.#swallowUntilReady && !timedOut;
-    core.expect({ kind: 'end' });
+    core.expect({ kind: 'end', runs, commit });
     core.toUpstream(queryMessage(commit ? 'commit' : 'rollback'));
     core.flushToDatabase()?.catch(this.#failed);
     return undefined;
+  }
+
+  /** A wrapped Query's statements, at the answer to the gateway's COMMIT (failed: their error is set) or ROLLBACK. */
+  #endRuns(runs: readonly Run[], committed: boolean): void {
+    const recording = this.#core.recording;
+    for (const r of runs) {
+      if (committed) recording.finish(r);
+      else if (r.timedOut) recording.finish(r, this.#timeoutError());
+      else recording.finish(r, new GatehouseError('upstream_failed', { message: 'rolled back: another statement in the same Query failed or was stopped, and the gateway rolled back its transaction' }), 'rolled_back');
+    }
+  }
+
+  /**
+   * The database's error for the commit of statements that had completed (the gateway's
+   * COMMIT, a Query's or a batch's implicit commit): each of them failed with it, since
+   * none of their changes was kept.
+   */
+  #commitFailed(runs: readonly Run[], frame: Frame): void {
+    const fields = parseNoticeFields(frame.body);
+    const detail = `the transaction's commit failed, so the statement's changes were not kept: ${fields.get('C') ?? ''}: ${fields.get('M') ?? ''}`;
+    for (const r of runs) if (!r.done && !r.error) r.error = { code: 'sql_error', detail, status: 400 };
+  }
+
+  /**
+   * A batch's Sync is answered: the Executes that completed in its implicit transaction
+   * are recorded. Rolled back when the transaction ended without a commit (I) after an
+   * error in the batch, a refusal, or a stop of the gateway's (its `silent` Sync): unless
+   * the batch ran transaction commands of its own, whose effect the gateway does not follow.
+   */
+  #settleUncommitted(ready: Frame, silent: boolean): void {
+    const failed = this.#batchFailed || silent;
+    this.#batchFailed = false;
+    const runs = this.#core.uncommitted;
+    if (runs.length === 0) return;
+    const recording = this.#core.recording;
+    const rolled = failed && ready.body[0] === 73 && !runs.some((r) => r.exchange.operation === 'sql.transaction');
+    for (const r of runs.splice(0)) recording.finish(r, rolled ? rolledBack('batch', 'another statement') : undefined, 'rolled_back');
+  }
+
+  #timeoutError(): GatehouseError {
+    const { connection } = this.#core.ctx;
+    return new GatehouseError('statement_timeout', { message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` });
   }
 
   /** CommandComplete's tag; a session's statements mostly end with the same one ("SELECT 1"), kept as the last tag and its bytes. */
@@ -390,6 +462,7 @@ export class DatabaseMessages {
    * `failed`: the statement or portal whose Parse, Bind or Describe the error answers.
    */
   #extendedError(raw: Buffer | Frame, failed?: StatementInfo | PortalInfo): undefined {
+    this.#batchFailed = true;
     this.#core.pending.shift();
     this.#emit(raw);
     return this.#skipToSync(failed && !Buffer.isBuffer(raw) ? { of: failed, error: raw } : undefined);
@@ -436,8 +509,9 @@ export class DatabaseMessages {
 }
 
 /** The record of a statement that ran behind one the gateway stopped: its transaction failed with the stop. */
-function rolledBack(where: 'batch' | 'Query'): GatehouseError {
-  return new GatehouseError('upstream_failed', { message: `rolled back: an earlier statement in the same ${where} was stopped by the gateway` });
+function rolledBack(where: 'batch' | 'Query', which: 'an earlier statement' | 'another statement' | 'a later statement' = 'an earlier statement'): GatehouseError {
+  const why = which === 'an earlier statement' ? 'was stopped by the gateway' : which === 'a later statement' ? 'failed' : 'failed or was stopped by the gateway';
+  return new GatehouseError('upstream_failed', { message: `rolled back: ${which} in the same ${where} ${why}` });
 }
 
 /**

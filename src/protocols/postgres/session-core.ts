@@ -28,7 +28,7 @@ import { maskingActive } from './mask-rows.js';
 import type { UpstreamSession } from './forward.js';
 import { Outbox } from './outbox.js';
 import type { SessionContext } from './session.js';
-import type { Pending } from './session-state.js';
+import type { Pending, Run } from './session-state.js';
 import { StatementRecording } from './statement-recording.js';
 import { runningStatement, StatementTimer } from './statement-timer.js';
 
@@ -65,6 +65,12 @@ export class SessionCore {
    * skipped here as the database skips them (`forward`).
    */
   skippingToSync = false;
+  /**
+   * Executes that completed in an implicit transaction (the last ReadyForQuery said I):
+   * recorded at the batch's Sync, when the database has committed them or not (a
+   * deferred constraint fails the commit; an error later in the batch rolls it back).
+   */
+  readonly uncommitted: Run[] = [];
   /** The transaction status of the database's last ReadyForQuery: I idle, T in a block, E failed block. */
   transactionStatus = 'I';
   /** A client message waiting until `test` holds of the FIFO (whenIdle, whenBatchAnswered). */

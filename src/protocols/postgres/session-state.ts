@@ -79,8 +79,12 @@ export type Pending =
   | { kind: 'query'; runs: Run[]; index: number; columns: ColumnDescription[] | undefined; plan: MaskPlan; wrapped?: boolean }
   /** The gateway's BEGIN before a wrapped Query: its answer is not relayed. */
   | { kind: 'begin' }
-  /** The gateway's COMMIT or ROLLBACK after a wrapped Query: its error and its ReadyForQuery are relayed as the Query's. */
-  | { kind: 'end' }
+  /**
+   * The gateway's COMMIT (`commit`) or ROLLBACK after a wrapped Query: its error and its
+   * ReadyForQuery are relayed as the Query's, and the Query's `runs` are recorded once it
+   * is answered (a failed COMMIT fails them all).
+   */
+  | { kind: 'end'; runs: Run[]; commit: boolean }
   /** `statement`, `portal`: what the message made, so that the database's error for it is recorded as the failure of the Executes that run it. */
   /** `skipped`: puts back what the name was, when the database skips the Parse. */
   | { kind: 'parse'; statement: StatementInfo | undefined; skipped?: (() => void) | undefined }

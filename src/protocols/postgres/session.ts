@@ -75,8 +75,9 @@ export class PostgresSession {
     });
     core.closed = true;
     core.timer.clear();
+    for (const r of core.uncommitted) core.recording.finish(r, ended ?? new GatehouseError('client_closed'));
     for (const p of core.pending) {
-      if (p.kind === 'query') for (const r of p.runs) core.recording.finish(r, ended ?? new GatehouseError('client_closed'));
+      if (p.kind === 'query' || p.kind === 'end') for (const r of p.runs) core.recording.finish(r, ended ?? new GatehouseError('client_closed'));
       if (p.kind === 'execute') core.recording.finish(p.run, ended ?? new GatehouseError('client_closed'));
     }
     await core.recording.settled();
