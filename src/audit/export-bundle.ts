@@ -186,7 +186,14 @@ Signing key id: ${info.keyId}
    \`prevHash\` is the hash of the event with the previous seq (in the bundle when it was
    exported without filters; a filtered bundle holds only the events about its exchanges,
    so its seqs have gaps: check those links against the gateway's store with
-   \`gatehouse audit verify\`). With jq:
+   \`gatehouse audit verify\`). Every event at once with Python 3, printing each seq
+   with ok or MISMATCH:
+
+       python3 -c 'import json,hashlib;[print(e["seq"],"ok" if e.pop("hash")==hashlib.sha256(json.dumps(e,sort_keys=True,separators=(",",":"),ensure_ascii=False).encode()).hexdigest() else "MISMATCH") for e in map(json.loads,open("events.jsonl",encoding="utf-8"))]'
+
+   or one event with jq (jq writes the character U+007F, DEL, as \`\\u007f\`, which the
+   canonical form does not escape: for an event whose text holds one, such as a
+   revocation's reason, jq gives another hash; the Python line is exact):
 
        jq -cS 'del(.hash)' events.jsonl | head -n1 | tr -d '\\n' | sha256sum
 

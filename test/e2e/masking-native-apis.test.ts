@@ -49,6 +49,16 @@ describe('masking native model APIs, end to end through the gateway process', ()
           setTimeout(() => res.end(`${JSON.stringify({ model: 'llama3', message: { role: 'assistant', content: '2671 please' }, done: true })}\n`), 10);
           return;
         }
+        if (req.url!.startsWith('/api/generate')) {
+          // Ollama sends a token per line: the address reaches the gateway in six lines.
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          const tokens = ['Write', ' to', ' jane', '.roe', '@exam', 'ple', '.com', ' today.'];
+          const lines = [...tokens.map((response) => ({ model: 'llama3', created_at: 't', response, done: false })), { model: 'llama3', created_at: 't', response: '', done: true, done_reason: 'stop', context: [1, 2], eval_count: 8 }];
+          let i = 0;
+          const next = () => (i < lines.length ? (res.write(`${JSON.stringify(lines[i++])}\n`), setTimeout(next, 2)) : res.end());
+          next();
+          return;
+        }
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end('{"orders_by_customer": {"ann@example.com": 3, "bob@example.org": 1}}');
       });
@@ -100,9 +110,16 @@ masking:
     assert.deepEqual(record['maskCounts'], { EMAIL: 4, US_SSN: 1 });
   });
 
-  test('an Ollama NDJSON answer split across lines, and a JSON answer keyed by addresses, are masked', async () => {
+  test('Ollama NDJSON answers (/api/chat, and /api/generate a token per line) with a value split across lines, and a JSON answer keyed by addresses, are masked', async () => {
     const chat = await (await fetch(`${gateway.url}/c/models/api/chat`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{}' })).text();
     assert.equal(chat.trim().split('\n').map((l) => (JSON.parse(l) as { message: { content: string } }).message.content).join(''), 'call [PHONE] please');
+    const generate = await (await fetch(`${gateway.url}/c/models/api/generate`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{"model":"llama3","prompt":"x"}' })).text();
+    for (const value of ['jane', '.roe', '@exam', 'ple.com']) assert.ok(!generate.includes(value), `${value} reached the client: ${generate}`);
+    assert.ok(generate.endsWith('\n'), 'every line ends');
+    const lines = generate.trim().split('\n').map((l) => JSON.parse(l) as { response: string; done: boolean; context?: number[]; eval_count?: number });
+    assert.equal(lines.map((l) => l.response).join(''), 'Write to [EMAIL] today.');
+    assert.deepEqual(lines.map((l) => l.done), [...lines.slice(1).map(() => false), true], 'the done line is last');
+    assert.deepEqual([lines.at(-1)!.context, lines.at(-1)!.eval_count], [[1, 2], 8]);
     const json = await (await fetch(`${gateway.url}/c/models/reports`, { headers: { authorization: `Bearer ${key}` } })).json();
     assert.deepEqual(json, { orders_by_customer: { '[EMAIL]': 3, '[EMAIL]#2': 1 } });
   });

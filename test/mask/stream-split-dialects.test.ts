@@ -161,6 +161,20 @@ const shapes: Record<string, Shape> = {
     build: (a, b) => Buffer.from([a, b].map((content) => JSON.stringify({ model: 'm', message: { role: 'assistant', content }, done: false })).join('\n') + '\n' + JSON.stringify({ model: 'm', message: { role: 'assistant', content: '' }, done: true }) + '\n'),
     read: (out) => out.toString('utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as Json)['message'].content).join(''),
   },
+  'Ollama NDJSON /api/generate': {
+    masker: 'ndjson',
+    build: (a, b) => Buffer.from([a, b].map((response) => JSON.stringify({ model: 'm', created_at: 't', response, done: false })).join('\n') + '\n' + JSON.stringify({ model: 'm', created_at: 't', response: '', done: true, done_reason: 'stop', context: [1, 2] }) + '\n'),
+    read: (out) => {
+      const lines = out.toString('utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Json);
+      assert.deepEqual(lines.map((l) => l['done']), [...lines.slice(1).map(() => false), true], 'one line per JSON object, the done line last');
+      return lines.map((l) => l['response']).join('');
+    },
+  },
+  'Ollama NDJSON /api/chat thinking': {
+    masker: 'ndjson',
+    build: (a, b) => Buffer.from([a, b].map((thinking) => JSON.stringify({ model: 'm', message: { role: 'assistant', content: '', thinking }, done: false })).join('\n') + '\n' + JSON.stringify({ model: 'm', message: { role: 'assistant', content: '' }, done: true }) + '\n'),
+    read: (out) => out.toString('utf8').split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as Json)['message'].thinking ?? '').join(''),
+  },
   'Bedrock ConverseStream contentBlockDelta': {
     masker: 'aws',
     build: (a, b) => Buffer.concat([awsFrame('messageStart', { role: 'assistant' }), awsFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: a } }), awsFrame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: b } }), awsFrame('contentBlockStop', { contentBlockIndex: 0 }), awsFrame('messageStop', { stopReason: 'end_turn' })]),
