@@ -197,6 +197,11 @@ export function createAdminHandler(options: AdminServerOptions) {
         recordsOwnRefusals = found[3] !== undefined;
         return sendJson(res, 200, await runRoute(req, url, found));
       }
+      // The routes exist only with approvals configured; a bare "No such route." left a
+      // reviewer guessing whether the URL or the gateway was wrong.
+      if (!options.reviews && /^\/api\/reviews(\/|$)/.test(url.pathname)) {
+        throw new GatehouseError('route_not_found', { message: 'Approvals are not configured on this gateway: its config has no "approvals:" section (see docs/approvals.md).' });
+      }
       throw new GatehouseError('route_not_found');
     } catch (error) {
       const failure = isGatehouseError(error) ? error : new GatehouseError(isStoreUnreachable(error) ? 'store_unavailable' : 'internal_error', { detail: String(error) });

@@ -85,14 +85,20 @@ export function chainEvents(head: ChainHead, inputs: readonly EventInput[], opti
   return { events, rows, checkpoint, head: { seq, hash: prevHash, checkpoint_seq: checkpointSeq, checkpoint_at: checkpointAt } };
 }
 
-export async function appendEvents(trx: Transaction<Database>, inputs: readonly EventInput[], options: ChainOptions): Promise<AuditEvent[]> {
-  if (inputs.length === 0) return [];
-  const head = await trx
+/** Locks the head row (until the transaction ends) and reads it. */
+export function lockHead(trx: Transaction<Database>): Promise<ChainHead> {
+  return trx
     .updateTable('audit_head')
     .set({ id: 1 })
     .where('id', '=', 1)
     .returning(['seq', 'hash', 'checkpoint_seq', 'checkpoint_at'])
     .executeTakeFirstOrThrow();
+}
+
+/** `locked`: the head as lockHead read it earlier in this transaction (saves taking it again). */
+export async function appendEvents(trx: Transaction<Database>, inputs: readonly EventInput[], options: ChainOptions, locked?: ChainHead): Promise<AuditEvent[]> {
+  if (inputs.length === 0) return [];
+  const head = locked ?? (await lockHead(trx));
   const batch = chainEvents(head, inputs, options);
   for (let i = 0; i < batch.rows.length; i += 200) {
     await trx.insertInto('audit_events').values(batch.rows.slice(i, i + 200)).execute();

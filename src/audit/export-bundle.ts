@@ -189,11 +189,12 @@ Signing key id: ${info.keyId}
    \`gatehouse audit verify\`). Every event at once with Python 3, printing each seq
    with ok or MISMATCH:
 
-       python3 -c 'import json,hashlib;[print(e["seq"],"ok" if e.pop("hash")==hashlib.sha256(json.dumps(e,sort_keys=True,separators=(",",":"),ensure_ascii=False).encode()).hexdigest() else "MISMATCH") for e in map(json.loads,open("events.jsonl",encoding="utf-8"))]'
+       python3 -c 'import json,hashlib;[print(e["seq"],"ok" if e.pop("hash")==hashlib.sha256(json.dumps(e,sort_keys=True,separators=(",",":"),ensure_ascii=False).encode("utf-8","backslashreplace")).hexdigest() else "MISMATCH") for e in map(json.loads,open("events.jsonl",encoding="utf-8"))]'
 
    or one event with jq (jq writes the character U+007F, DEL, as \`\\u007f\`, which the
-   canonical form does not escape: for an event whose text holds one, such as a
-   revocation's reason, jq gives another hash; the Python line is exact):
+   canonical form does not escape, and replaces an unpaired surrogate, which it escapes:
+   for an event whose text holds one, such as a revocation's reason, jq gives another
+   hash; the Python line is exact):
 
        jq -cS 'del(.hash)' events.jsonl | head -n1 | tr -d '\\n' | sha256sum
 

@@ -12,7 +12,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../store/index.js';
 import type { AuditEvent } from './audit-event.js';
-import { appendEvents, type ChainOptions, type EventInput } from './append-events.js';
+import { appendEvents, lockHead, type ChainOptions, type EventInput } from './append-events.js';
 import type { ExchangeState } from './exchange-state.js';
 import { SqliteBatch } from './sqlite-batch.js';
 
@@ -131,6 +131,10 @@ export class GroupCommitWriter {
     return this.#db.transaction().execute(async (trx) => {
       const inputs: EventInput[] = [];
       const emit: Emit = (event) => void inputs.push(event);
+      // The head is locked before a row is inserted: a row's seq (PostgreSQL's sequence) is
+      // then taken in chain order. Taken after, two gateways' transactions could take seqs
+      // in one order and chain in the other, and verify could not tell a seq swapped since.
+      const head = items.some((item) => 'record' in item && item.record.exchange !== undefined && 'insert' in item.record.exchange) ? await lockHead(trx) : undefined;
       for (const item of items) {
         if ('custom' in item) {
           await item.custom(trx, emit);
@@ -141,7 +145,7 @@ export class GroupCommitWriter {
         else if (exchange) await trx.updateTable('exchanges').set(exchange.columns).where('id', '=', exchange.update).execute();
         if (event) emit(event);
       }
-      return appendEvents(trx, inputs, this.#chain);
+      return appendEvents(trx, inputs, this.#chain, head);
     });
   }
 

@@ -185,8 +185,13 @@ export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'excha
  */
 export const exchangeEventKinds: readonly ExchangeEventKind[] = ['exchange.opened', 'exchange.progress', 'exchange.finished', 'exchange.refused'];
 
-/** The chained event for a write that leaves the row as `row`: its digest and key facts. */
-export function eventFor(kind: ExchangeEventKind, row: ExchangeState): EventInput {
+/**
+ * The chained event for a write that leaves the row as `row`: its digest and key facts.
+ * `inserted`: this write inserts the row, so the row's `seq` (its position in listings,
+ * not part of the digest) is allocated in the transaction that chains this event, and
+ * rows must appear in the order of their inserting events (verify-chain.ts).
+ */
+export function eventFor(kind: ExchangeEventKind, row: ExchangeState, inserted = false): EventInput {
   const details: ExchangeEventDetails = {
     state: stateDigest(row),
     connection: row.connection,
@@ -197,6 +202,8 @@ export function eventFor(kind: ExchangeEventKind, row: ExchangeState): EventInpu
     complete: row.complete === 1,
     bytesOut: row.bytes_out,
     errorCode: row.error_code,
+    // Only on the inserting event: absent (not false) elsewhere, so an update's event is as before.
+    ...(inserted ? { inserted: true as const } : {}),
   };
   return { kind, actor: row.subject, target: row.id, details, canonicalDetails: canonicalExchangeDetails(details) };
 }
@@ -211,6 +218,7 @@ type ExchangeEventDetails = {
   readonly complete: boolean;
   readonly bytesOut: unknown;
   readonly errorCode: unknown;
+  readonly inserted?: true;
 };
 
 /**
@@ -226,7 +234,7 @@ function canonicalExchangeDetails(d: ExchangeEventDetails): string | undefined {
   if (errorCode !== null && typeof errorCode !== 'string') return undefined;
   return (
     `{"bytesOut":${bytesOut},"complete":${d.complete},"connection":${JSON.stringify(connection)},"decision":${JSON.stringify(decision)},` +
-    `"errorCode":${JSON.stringify(errorCode)},"operation":${JSON.stringify(operation)},"rules":${canonicalJson(d.rules)},"state":${JSON.stringify(d.state)},"status":${JSON.stringify(status)}}`
+    `"errorCode":${JSON.stringify(errorCode)},${d.inserted ? '"inserted":true,' : ''}"operation":${JSON.stringify(operation)},"rules":${canonicalJson(d.rules)},"state":${JSON.stringify(d.state)},"status":${JSON.stringify(status)}}`
   );
 }
 

@@ -65,7 +65,7 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
     open(exchange, decision, request) {
       const row = columns.opened(exchange, decision, request);
       rows.set(exchange.id, row);
-      return writer.record({ exchange: { insert: row }, event: eventFor('exchange.opened', row) });
+      return writer.record({ exchange: { insert: row }, event: eventFor('exchange.opened', row, true) });
     },
     progress(exchange, progress) {
       const previous = rows.get(exchange.id);
@@ -92,7 +92,7 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
     },
     refuse(exchange, decision, request, outcome) {
       const row = { ...columns.opened(exchange, decision, request), ...columns.outcome(exchange, outcome) };
-      return record({ exchange: { insert: row }, event: eventFor('exchange.refused', row) });
+      return record({ exchange: { insert: row }, event: eventFor('exchange.refused', row, true) });
     },
     drain: () => writer.drain(),
     close: () => held.close(),

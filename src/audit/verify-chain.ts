@@ -10,7 +10,8 @@
 //      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
 //   4. the head row agrees with the last event (events deleted from the end);
 //   5. every exchange row still has the digest its latest event recorded (edited), every
-//      opened exchange still has its row (deleted), and no row lacks an event (inserted);
+//      opened exchange still has its row (deleted), no row lacks an event (inserted), and
+//      the rows' seq order agrees with the order of the events that inserted them (moved);
 //   6. the full-text search index still finds every row by its words (verify-search-index.ts).
 // Memory stays bounded: events and rows are read in pages.
 
@@ -216,6 +217,24 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
 
   // 5. The exchange rows against their latest events, and 6. the search index.
+  // The order of the rows too: `seq` is not in the digest (it is allocated by the insert),
+  // but the event of a write that inserted a row says so (`inserted`), and the row's seq
+  // was taken in the transaction that chained it, under the head's lock. So a row listed
+  // after a row inserted by event seq S was first recorded after S: a row whose first
+  // recorded state is older had its seq changed (two rows' seqs swapped reorders
+  // `sessions list`). Rows whose inserting event carries no mark (written by an earlier
+  // build, or pruned) are only checked against marked rows before them.
+  let newestInsert: { seq: number; id: string; rowSeq: number } | undefined;
+  let outOfOrder = 0;
+  const maxOrderProblems = 20;
+  const checkOrder = (id: string, rowSeq: number, recorded: { seq: number; inserted: boolean } | undefined) => {
+    if (recorded === undefined) return;
+    if (newestInsert !== undefined && recorded.seq < newestInsert.seq) {
+      if (++outOfOrder <= maxOrderProblems)
+        report({ seq: recorded.seq, exchangeId: id, message: `exchange ${id} (seq ${rowSeq}, first recorded by event seq ${recorded.seq}) is listed after exchange ${newestInsert.id} (seq ${newestInsert.rowSeq}, inserted by event seq ${newestInsert.seq}): the exchanges' seq (their order) was changed` });
+    }
+    if (recorded.inserted && (newestInsert === undefined || recorded.seq > newestInsert.seq)) newestInsert = { seq: recorded.seq, id, rowSeq };
+  };
   let exchanges = 0;
   let after = -1;
   const searchIndex = searchIndexCheck(db);
@@ -231,13 +250,17 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       .orderBy('seq')
       .execute();
     const latest = new Map<string, { seq: number; id: string; state: unknown }>();
+    /** Each row's first event with a state, and whether that event inserted it. */
+    const first = new Map<string, { seq: number; inserted: boolean }>();
     // States a row may show when it was written while this ran: its latest as of the head
     // read at the start, and every one written since (the row was read before its events).
     const inFlight = new Map<string, unknown[]>();
     for (const e of events) {
-      const state = (JSON.parse(e.details) as { state?: unknown }).state;
+      const details = JSON.parse(e.details) as { state?: unknown; inserted?: unknown };
+      const state = details.state;
       if (state === undefined) continue;
       const seq = Number(e.seq);
+      if (!first.has(e.target!)) first.set(e.target!, { seq, inserted: details.inserted === true });
       if (seq > headSeq) inFlight.set(e.target!, [...(inFlight.get(e.target!) ?? [latest.get(e.target!)?.state]), state]);
       latest.set(e.target!, { seq, id: e.id, state });
     }
@@ -247,11 +270,13 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       const digest = stateDigest(row);
       if (!event) report({ exchangeId: row.id, message: `exchange ${row.id} has no audit event: inserted outside the gateway, or its events were deleted` });
       else if (event.state !== digest && !inFlight.get(row.id)?.includes(digest)) report({ seq: event.seq, eventId: event.id, exchangeId: row.id, message: `exchange ${row.id} was altered after event seq ${event.seq} (${event.id}) recorded it` });
+      checkOrder(row.id, Number(row.seq), first.get(row.id));
     }
     for (const problem of await searchIndex.page(rows.map((r) => ({ seq: Number(r.seq), id: r.id })))) report(problem);
     await yieldToEventLoop();
   }
   for (const problem of await searchIndex.finish()) report(problem);
+  if (outOfOrder > maxOrderProblems) report({ message: `${outOfOrder - maxOrderProblems} more exchanges are listed out of the order they were recorded in` });
   return done(startSeq + (count > 0 ? 1 : 0), lastSeq, count, problems, exchanges);
 
   /** The last event's seq, then the head's: in that order, an append between the two reads cannot put the last event past the head. */

@@ -68,7 +68,7 @@ describe('exchange events', () => {
         bytes_out: pick([...numbers, 10n] as unknown[], 11),
         error_code: pick([null, 'upstream_timeout', 'é"'] as unknown[], 13),
       } as ExchangeState;
-      const input = eventFor('exchange.finished', row);
+      const input = eventFor('exchange.finished', row, round % 2 === 0);
       let generic: string | undefined;
       try {
         generic = canonicalJson(input.details);

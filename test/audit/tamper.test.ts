@@ -2,6 +2,7 @@
 //   - the search index edited so a text search no longer finds an exchange (SQLite's
 //     FTS5 index and its queue, PostgreSQL's generated `search` column);
 //   - two events' bodies swapped (each event's hash covers its seq and predecessor);
+//   - two exchanges' seq swapped, which reorders listings (seq is not in the digest);
 //   - the newest checkpoints deleted and the head's record of them rolled back, which
 //     unfixed the events they had fixed (a rewritten tail then verified).
 
@@ -12,6 +13,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { createRecorder, listExchanges, openAuditTrail, verifyChain, type AuditTrail, type Recorder } from '../../src/audit/index.js';
+import type { ExchangeState } from '../../src/audit/exchange-state.js';
+import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
 import type { AuditConfig } from '../../src/config/audit-schema.js';
 import { newId } from '../../src/exchange/ids.js';
 import type { Decision, Exchange, RecordedRequest } from '../../src/exchange/index.js';
@@ -159,6 +162,45 @@ for (const dialect of await testDialects()) {
       await store.db.updateTable('audit_head').set({ checkpoint_seq: 0 }).where('id', '=', 1).execute();
       const none = await verifyChain(store.db, { publicKeyPem: trail.signer!.publicKeyPem, checkpointEvery: 4 });
       assert.match(none.problems[0]!.message, /^event seq 1029 is more than 1028 events past the start of the chain with no checkpoint between/);
+    });
+
+    test('security: two exchanges with their seq (their order in listings) swapped are named', async () => {
+      const listed = async () => (await listExchanges(store.db, { limit: 10 })).items.map((e) => e.id);
+      assert.deepEqual(await listed(), [ids[2], ids[1], ids[0]]);
+      const seqOf = async (id: string) => Number((await store.db.selectFrom('exchanges').select('seq').where('id', '=', id).executeTakeFirstOrThrow()).seq);
+      const [a, b] = [await seqOf(ids[0]!), await seqOf(ids[1]!)];
+      // As someone with write access to the file or database would: the ids keep their rows.
+      await sql`update exchanges set seq = -1 where seq = ${a}`.execute(store.db);
+      await sql`update exchanges set seq = ${a} where seq = ${b}`.execute(store.db);
+      await sql`update exchanges set seq = ${b} where seq = -1`.execute(store.db);
+      assert.deepEqual(await listed(), [ids[2], ids[0], ids[1]], 'the attack works: the listing order changed');
+      const report = await verify();
+      assert.equal(report.ok, false);
+      const moved = report.problems.filter((p) => p.message.endsWith("the exchanges' seq (their order) was changed"));
+      assert.equal(moved.length, 1, report.problems.map((p) => p.message).join('\n'));
+      assert.equal(moved[0]!.exchangeId, ids[0]);
+      assert.match(moved[0]!.message, new RegExp(`^exchange ${ids[0]} \\(seq ${b}, first recorded by event seq \\d+\\) is listed after exchange ${ids[1]} \\(seq ${a}, inserted by event seq \\d+\\)`));
+      assert.ok(!report.problems.some((p) => p.message.includes(ids[2]!)), 'the exchange left in place is not blamed');
+    });
+
+    test('rows chained out of their seq order by an earlier build (no inserting mark) still verify; with the mark they are named', async () => {
+      // Before this build a PostgreSQL transaction took a row's seq before the head's lock,
+      // so two gateways could chain two rows in the other order than their seqs.
+      const rows = [exchange('x'), exchange('y')].map((ex) => recordColumns().opened(ex, allow, request));
+      const [x, y] = rows as [ExchangeState, ExchangeState];
+      await Promise.all([
+        trail.writer.record({ exchange: { insert: x }, event: eventFor('exchange.opened', y) }),
+        trail.writer.record({ exchange: { insert: y }, event: eventFor('exchange.opened', x) }),
+      ]);
+      assert.deepEqual((await verify()).problems, []);
+      const [v, w] = [exchange('v'), exchange('w')].map((ex) => recordColumns().opened(ex, allow, request)) as [ExchangeState, ExchangeState];
+      await Promise.all([
+        trail.writer.record({ exchange: { insert: v }, event: eventFor('exchange.opened', w, true) }),
+        trail.writer.record({ exchange: { insert: w }, event: eventFor('exchange.opened', v, true) }),
+      ]);
+      const messages = (await verify()).problems.map((p) => p.message);
+      assert.equal(messages.length, 1, messages.join('\n'));
+      assert.match(messages[0]!, new RegExp(`^exchange ${w.id} .* is listed after exchange ${v.id} `));
     });
 
     test('security: two events with their bodies swapped are both named', async () => {

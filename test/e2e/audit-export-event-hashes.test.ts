@@ -2,7 +2,8 @@
 // event, whatever text an administrator typed into one. jq writes U+007F (DEL) as
 // `\u007f`, which the canonical form (JSON.stringify's escaping) does not, so the jq line
 // gives another hash for an event holding one (a revocation's reason): the bundle's
-// README and docs/audit.md document a python3 line that checks every event exactly.
+// README and docs/audit.md document a python3 line that checks every event exactly
+// (an unpaired surrogate, which JSON.stringify escapes and jq replaces, too).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -40,6 +41,14 @@ describe('evidence bundle: the documented check of every event hash', () => {
     await res.text();
     const revoked = await runCli(['revoke', 'subject', 'key:ops-bot', '--reason', 'left\x7f the team, "Zoë" \\u007f', '--config', gateway.configPath], env);
     assert.equal(revoked.code, 0, revoked.stderr);
+    // An unpaired surrogate only JSON can carry, through the admin API.
+    const adminKey = await gateway.createKey('sec-admin', ['admins']);
+    const lone = await fetch(`${gateway.adminUrl}/api/revocations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: '{"kind":"subject","value":"key:nobody","reason":"half \\ud800 a pair"}',
+    });
+    assert.equal(lone.status, 200, await lone.clone().text());
     const out = join(gateway.dir, 'bundle');
     const exported = await runCli(['audit', 'export', '--out', out, '--config', gateway.configPath], env);
     assert.equal(exported.code, 0, exported.stderr);

@@ -69,6 +69,68 @@ function readAnthropic(out: Buffer): string {
 const chatChunk = (delta: Json, finish: string | null = null) => ({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] });
 const readChat = (field: (d: Json) => string | undefined) => (out: Buffer) => sseEvents(out).map(({ data }) => (data['choices']?.[0] ? field(data['choices'][0]) ?? '' : '')).join('');
 
+/** A responses-API stream whose text is `a` in one output_text part and `b` in the next (of the same message item, or of the next one), as OpenAI frames it. */
+function responsesParts(a: string, b: string, sameItem: boolean): Buffer {
+  const part = (text: string) => ({ type: 'output_text', text, annotations: [], logprobs: [] });
+  const item = (id: string, content: Json[], status = 'completed') => ({ id, type: 'message', status, role: 'assistant', content });
+  const ids = sameItem ? [[0, 0], [0, 1]] : [[0, 0], [1, 0]];
+  const events: Json[] = [{ type: 'response.created', response: { id: 'resp_1', object: 'response', status: 'in_progress', output: [] } }];
+  const itemEnd = (o: number, texts: string[]) => ({ type: 'response.output_item.done', output_index: o, item: item(`m${o}`, texts.map(part)) });
+  [a, b].forEach((text, i) => {
+    const [o, c] = ids[i]!;
+    if (c === 0) events.push({ type: 'response.output_item.added', output_index: o, item: item(`m${o}`, [], 'in_progress') });
+    const at = { item_id: `m${o}`, output_index: o, content_index: c };
+    events.push({ type: 'response.content_part.added', ...at, part: part('') }, { type: 'response.output_text.delta', ...at, delta: text, logprobs: [] }, { type: 'response.output_text.done', ...at, text, logprobs: [] }, { type: 'response.content_part.done', ...at, part: part(text) });
+    if (!sameItem) events.push(itemEnd(o, [text]));
+  });
+  if (sameItem) events.push(itemEnd(0, [a, b]));
+  const output = sameItem ? [item('m0', [part(a), part(b)])] : [item('m0', [part(a)]), item('m1', [part(b)])];
+  events.push({ type: 'response.completed', response: { id: 'resp_1', object: 'response', status: 'completed', output, usage: { output_tokens: 9 } } });
+  return sse(...events.map((e, sequence_number) => ({ ...e, sequence_number })));
+}
+
+/**
+ * The SDK's `output_text`: the deltas of every part, joined. Every event that repeats a
+ * part's text (done, content_part.done, output_item.done, completed) must carry exactly
+ * what that part's deltas gave, and every delta must come while its part is open.
+ */
+function readResponsesParts(out: Buffer): string {
+  const sent = new Map<string, string>();
+  const open = new Set<string>();
+  let text = '';
+  for (const { data } of sseEvents(out)) {
+    const at = `${data['output_index']}:${data['content_index']}`;
+    switch (data['type']) {
+      case 'response.content_part.added':
+        open.add(at);
+        sent.set(at, '');
+        break;
+      case 'response.output_text.delta':
+        assert.ok(open.has(at), `a delta for part ${at} while it is open`);
+        sent.set(at, sent.get(at)! + data['delta']);
+        text += data['delta'];
+        break;
+      case 'response.output_text.done':
+        assert.ok(open.has(at));
+        assert.equal(data['text'], sent.get(at), 'output_text.done repeats the deltas');
+        break;
+      case 'response.content_part.done':
+        assert.equal(data['part'].text, sent.get(at), 'content_part.done repeats the deltas');
+        open.delete(at);
+        break;
+      case 'response.output_item.done':
+        data['item'].content.forEach((p: Json, j: number) => assert.equal(p['text'], sent.get(`${data['output_index']}:${j}`), 'output_item.done repeats the deltas'));
+        break;
+      case 'response.completed':
+        assert.equal(open.size, 0);
+        data['response'].output.forEach((item: Json, i: number) => item['content'].forEach((p: Json, j: number) => assert.equal(p['text'], sent.get(`${i}:${j}`), 'response.completed repeats the deltas')));
+        assert.equal(data['response'].output.flatMap((item: Json) => item['content'].map((p: Json) => p['text'])).join(''), text);
+        break;
+    }
+  }
+  return text;
+}
+
 const shapes: Record<string, Shape> = {
   'OpenAI chat delta.content': {
     build: (a, b) => sse(chatChunk({ role: 'assistant', content: '' }), chatChunk({ content: a }), chatChunk({ content: b }), chatChunk({}, 'stop')),
@@ -137,10 +199,13 @@ const shapes: Record<string, Shape> = {
       return texts[texts.length - 1].slice('Answer: '.length);
     },
   },
-  'OpenAI responses output_text, split across two content parts (output_text joins them)': {
-    todo: 'each part is masked alone, in its deltas and in the done, content_part.done, output_item.done and completed events that repeat it',
-    build: (a, b) => sse(...[a, b].flatMap((delta, content_index) => [{ type: 'response.content_part.added', item_id: 'm1', output_index: 0, content_index, part: { type: 'output_text', text: '' } }, { type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index, delta }, { type: 'response.output_text.done', item_id: 'm1', output_index: 0, content_index, text: delta }])),
-    read: (out) => sseEvents(out).filter(({ data }) => data['type'] === 'response.output_text.delta').map(({ data }) => data['delta']).join(''),
+  'OpenAI responses output_text, split across two content parts of one message (output_text joins them)': {
+    build: (a, b) => responsesParts(a, b, true),
+    read: readResponsesParts,
+  },
+  'OpenAI responses output_text, split across two message items': {
+    build: (a, b) => responsesParts(a, b, false),
+    read: readResponsesParts,
   },
   'Bedrock ConverseStream, split across two text content blocks': {
     masker: 'aws',

@@ -192,7 +192,7 @@ export class JournalApplier {
       if (!this.#add(op, steps, inserting)) steps.push(damaged(segment, at));
     }
     // Digests last: an exchange opened and finished here is hashed once, as inserted.
-    const writes = steps.map((step) => ('kind' in step ? { exchange: step.write, event: eventFor(step.kind, step.row) } : step));
+    const writes = steps.map((step) => ('kind' in step ? { exchange: step.write, event: eventFor(step.kind, step.row, 'insert' in step.write) } : step));
     return { writes, consumed: start, ended };
   }
 

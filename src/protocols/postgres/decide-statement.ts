@@ -165,6 +165,8 @@ function withTablesMayBe(facts: RequestFacts, tables: SessionTables | undefined,
 export function decideStatement(ctx: StatementContext, exchange: Exchange, facts: StatementFacts | undefined, copyMasked = false): Checked {
   // A partition or child it makes is known as its parent's from now on (refused too: stricter).
   for (const [child, parent] of facts?.inherits ?? []) ctx.tables?.learn(child, parent);
+  // A bare name may stand for another schema's table from now on: looked up again.
+  if (facts?.searchPath) ctx.tables?.searchPathChanged();
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;

@@ -48,6 +48,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
+  let searchPath = kind === 'DiscardStmt' && node.target === 'DISCARD_ALL';
   const foreign = foreignTables(kind, node, tables, riskySet);
   // Column statistics hold values of every table's columns (pg_stats.most_common_vals).
   for (const t of tables) if (isColumnStatistics(t)) for (const r of ['column-statistics', 'unknown-tables']) riskySet.add(r);
@@ -115,6 +116,10 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
       break;
     case 'DiscardStmt':
       if (node.target === 'DISCARD_ALL') deallocates = '*';
+      break;
+    case 'VariableSetStmt':
+      // search_path (and "$user" in it: the role) decides which schema a bare name is.
+      if (node.kind === 'VAR_RESET_ALL' || ['search_path', 'role', 'session_authorization'].includes(String(node.name).toLowerCase())) searchPath = true;
       break;
     case 'DoStmt':
       // Its body is procedural code (EXECUTE of any string): which tables it touches is unknown.
@@ -191,6 +196,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(fetches !== undefined ? { fetches } : {}),
     ...(inherits !== undefined ? { inherits } : {}),
     ...(ctes.size > 0 ? { ctes: [...ctes] } : {}),
+    ...(searchPath ? { searchPath: true } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),

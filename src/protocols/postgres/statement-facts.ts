@@ -51,6 +51,13 @@ export interface StatementFacts {
    * them: not relations, so the session never looks them up in the catalog.
    */
   readonly ctes?: readonly string[];
+  /**
+   * It may change which schema a bare table name stands for: SET or RESET search_path,
+   * RESET ALL, DISCARD ALL, SET ROLE or SESSION AUTHORIZATION ("$user"). Not set_config()
+   * (its setting's name is a literal, which a statement's shape does not read; apps call
+   * it for their own settings on every request), nor a function's or DO block's SET.
+   */
+  readonly searchPath?: true;
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
 }

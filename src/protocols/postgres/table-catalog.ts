@@ -69,6 +69,13 @@ export class SessionTables {
    * at the batch's end: forgetAbsent); a later batch naming one looks it up again.
    */
   #absent = new Set<string>();
+  /**
+   * The session may have changed search_path (searchPathChanged): a bare name known
+   * before may now stand for a relation of another schema, made after the login; it is
+   * known again once looked up since (`#rechecked`).
+   */
+  #pathChanged = false;
+  #rechecked = new Set<string>();
   /** Table lists every name of which the session knows (their statements need no look-up). */
   #allKnown = new WeakSet<readonly string[]>();
   /**
@@ -152,8 +159,9 @@ export class SessionTables {
   }
 
   #knows(table: string): boolean {
-    if (this.#catalog?.has(table) || this.#found.has(table) || this.#made.has(table)) return true;
     const dot = table.indexOf('.');
+    if (this.#pathChanged && dot < 0 && !this.#rechecked.has(table)) return false;
+    if (this.#catalog?.has(table) || this.#found.has(table) || this.#made.has(table)) return true;
     const schema = dot > 0 ? table.slice(0, dot) : undefined;
     return schema === 'pg_catalog' || schema === 'information_schema';
   }
@@ -171,6 +179,18 @@ export class SessionTables {
       addCatalogRow(this.#found, schema, relation, ancestorSchema, ancestor);
     }
     this.#absent = new Set(names.filter((name) => !this.#found.has(name)));
+    if (this.#pathChanged) for (const name of names) if (!name.includes('.')) this.#rechecked.add(name);
+  }
+
+  /**
+   * A statement of the session may change search_path (StatementFacts.searchPath): each
+   * bare name is looked up again when next named, once (a relation of its name made in
+   * another schema since the session learnt it may be the one it stands for now).
+   */
+  searchPathChanged(): void {
+    this.#pathChanged = true;
+    this.#rechecked = new Set();
+    this.#allKnown = new WeakSet();
   }
 
   /** The client's batch (a Query, or extended messages up to Sync) ended: names found absent may exist by the next one. */

@@ -47,7 +47,8 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
       create schema hr; create table hr.salaries (id int, pay int); insert into hr.salaries values (1, 200);
       create table notes (body text); create table notes_archive () inherits (notes); insert into notes_archive values ('ssn 078-05-1121');
       create table ledger (id int, region text) partition by list (region);
-      create table accounts (id int); insert into accounts values (1)`);
+      create table accounts (id int); insert into accounts values (1);
+      create table parcels (id int); insert into parcels values (9)`);
     // The catalog is read at login: the client logs in after the tables exist.
     c = new pg.Client(proxy.clientConfig());
     await c.connect();
@@ -157,5 +158,20 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
     } finally {
       raw.close();
     }
+  });
+
+  test('after SET search_path, a bare name the session knew is looked up again: a same-named partition made since in the new schema is its parent\'s', async () => {
+    const orders = denied('Orders are off limits.', 'deny-orders');
+    // parcels is public.parcels, known from the login's catalog, no one's partition.
+    assert.deepEqual((await c.query('select id from parcels')).rows, [{ id: 9 }]);
+    await direct.query("create schema ship; create table ship.parcels partition of orders for values in ('parcels')");
+    await c.query('set search_path = ship, public');
+    await assert.rejects(c.query('select * from parcels'), orders);
+    await assert.rejects(c.query('select * from parcels where id = $1', [9]), orders);
+    await c.query('reset search_path');
+    // In one Query: the SET comes after the Query's look-up, so the name is unresolved there (fail closed).
+    await assert.rejects(c.query('set search_path = ship, public; select * from accounts, parcels'), orders);
+    await c.query('reset search_path');
+    assert.deepEqual((await c.query('select id from public.parcels')).rows, [{ id: 9 }]);
   });
 });
