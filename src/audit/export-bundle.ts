@@ -207,7 +207,12 @@ Signing key id: ${info.keyId}
        jq -r --arg id "$(head -n1 exchanges.jsonl | jq -r .id)" 'select(.target == $id and .details.state != null) | .details.state' events.jsonl | tail -n1
 
 5. checkpoints.jsonl holds signed chain heads: the signature (base64) is over
-   \`{"at":…,"hash":"…","seq":…}\` (canonical JSON) with the same key.
+   \`{"at":…,"hash":"…","seq":…}\` (canonical JSON) with the same key, and its \`hash\`
+   is the hash of the event at its \`seq\`. The first one, with jq and OpenSSL 3:
+
+       head -n1 checkpoints.jsonl | jq -cS '{at,hash,seq}' | tr -d '\\n' > checkpoint.json
+       head -n1 checkpoints.jsonl | jq -r .signature | base64 -d > checkpoint.sig
+       openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in checkpoint.json -sigfile checkpoint.sig
 
 See docs/audit.md in the Gatehouse repository for the full description.
 `;

@@ -9,6 +9,8 @@
 import type { MaskPlan } from './plan.js';
 import { addCounts, applyFindings, type EntityCounts } from './operators.js';
 import { maskJsonSource } from './json-text-masker.js';
+import { joinedShares, partsMismatch, partsShapeAt, samePath, type PartShare } from './joined-text-parts.js';
+import { isGatehouseError } from '../errors/index.js';
 
 export const DROP = Symbol('drop');
 type Segment = string;
@@ -60,10 +62,15 @@ function planAt(plan: MaskPlan, path: readonly Segment[]): MaskPlan | undefined 
   return indices.length === compiled.length ? plan : scoped.narrow(indices);
 }
 
+/** The plan that masks a string at `path` (undefined: no profile's fields cover it). */
+export function planCovering(path: readonly Segment[], plan: MaskPlan, fields: Segment[][] | undefined): MaskPlan | undefined {
+  if (fields && !fields.some((f) => covers(f, path))) return undefined;
+  return planAt(plan, path);
+}
+
 /** A string value at `path`: masked by the profiles whose fields cover it, or DROP (the same string when nothing was found). */
 export function maskStringAt(value: string, path: readonly Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): string | typeof DROP {
-  if (fields && !fields.some((f) => covers(f, path))) return value;
-  const here = planAt(plan, path);
+  const here = planCovering(path, plan, fields);
   if (!here) return value;
   const findings = here.find(value);
   if (findings.length === 0) return value;
@@ -121,7 +128,30 @@ export function fieldsOf(plan: MaskPlan): Segment[][] | undefined {
   return fields;
 }
 
-function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): unknown {
+/** The parts of a text joined across parts (joined-text-parts.ts): where they are, each one's share, and the next to take. */
+export interface JoinedParts {
+  readonly part: readonly string[];
+  readonly shares: readonly (PartShare | undefined)[];
+  next: number;
+}
+
+/** The joined parts under the array at `path`, if it holds a text split across parts (undefined: mask each string alone). */
+export function joinedPartsAt(path: readonly Segment[], container: readonly unknown[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined): JoinedParts | undefined {
+  const shape = partsShapeAt(path);
+  if (!shape) return undefined;
+  const shares = joinedShares(shape, container, (field) => planCovering([...shape.part, field], plan, fields), counts);
+  return shares && { part: shape.part, shares, next: 0 };
+}
+
+/** The share of the part object at `path`, taken in document order (undefined: not a joined part). */
+export function takeShare(joined: JoinedParts | undefined, path: readonly Segment[]): PartShare | undefined {
+  if (!joined || !samePath(path, joined.part)) return undefined;
+  // Duplicate member names can make the text show parts JSON.parse did not count: fail closed.
+  if (joined.next >= joined.shares.length) throw partsMismatch();
+  return joined.shares[joined.next++];
+}
+
+function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCounts, fields: Segment[][] | undefined, joined?: JoinedParts): unknown {
   if (typeof value === 'string') return maskStringAt(value, path, plan, counts, fields);
   // A card number written as a number (json-text-masker.ts, maskCardNumber).
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 1e12 && value < 1e16) {
@@ -130,8 +160,9 @@ function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCou
     return masked === literal ? value : masked;
   }
   if (Array.isArray(value)) {
+    const parts = joinedPartsAt(path, value, plan, counts, fields) ?? joined;
     return value.map((item) => {
-      const r = walk(item, [...path, '[]'], plan, counts, fields);
+      const r = walk(item, [...path, '[]'], plan, counts, fields, parts);
       return r === DROP ? null : r;
     });
   }
@@ -139,10 +170,11 @@ function walk(value: unknown, path: Segment[], plan: MaskPlan, counts: EntityCou
     const out: Record<string, unknown> = {};
     const entries = Object.entries(value);
     const names = maskMemberNames(entries.map(([k]) => k), path, plan, counts, fields);
+    const share = takeShare(joined, path);
     entries.forEach(([k, v], i) => {
       const name = names ? names[i]! : k;
       if (name === DROP) return;
-      const r = walk(v, [...path, k], plan, counts, fields);
+      const r = share && k === share.field && typeof v === 'string' ? (share.dropped ? DROP : share.text) : walk(v, [...path, k], plan, counts, fields, joined);
       if (r !== DROP) out[name] = r;
     });
     return out;
@@ -172,7 +204,9 @@ function covers(f: readonly Segment[], path: readonly Segment[], fi = 0, pi = 0)
 export function maskJsonText(body: string, plan: MaskPlan, counts: EntityCounts): string {
   try {
     return maskJsonSource(body, plan, counts) ?? 'null';
-  } catch {
+  } catch (error) {
+    // A masking failure, not text that is no JSON: masked as text, it could let a split value through.
+    if (isGatehouseError(error)) throw error;
     return maskJsonLines(body, plan, counts) ?? applyFindings(body, plan.find(body), counts);
   }
 }
@@ -194,7 +228,8 @@ function maskJsonLines(body: string, plan: MaskPlan, counts: EntityCounts): stri
     const cr = line.endsWith('\r');
     try {
       lines[i] = (maskJsonSource(cr ? line.slice(0, -1) : line, plan, found) ?? 'null') + (cr ? '\r' : '');
-    } catch {
+    } catch (error) {
+      if (isGatehouseError(error)) throw error;
       return undefined;
     }
   }

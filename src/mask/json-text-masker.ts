@@ -11,8 +11,9 @@
 // - an object that loses a member is written again from its kept members (its own
 //   whitespace between members is not kept); nothing else moves.
 
-import { DROP, fieldsOf, maskJsonAt, maskMemberNames, maskStringAt } from './json-masker.js';
+import { DROP, fieldsOf, joinedPartsAt, maskJsonAt, maskMemberNames, maskStringAt, takeShare, type JoinedParts } from './json-masker.js';
 import { addCounts, type EntityCounts } from './operators.js';
+import { partsMismatch, partsShapeAt } from './joined-text-parts.js';
 import type { MaskPlan } from './plan.js';
 
 const maxDepth = 256;
@@ -57,6 +58,10 @@ class Scanner {
   readonly #plan: MaskPlan;
   readonly #counts: EntityCounts;
   readonly #fields: string[][] | undefined;
+  /** Scanning only, to find where a value ends: nothing is masked. */
+  #lexOnly = false;
+  /** The parts of a text joined across parts being scanned (joined-text-parts.ts). */
+  #joined: JoinedParts | undefined;
 
   constructor(text: string, plan: MaskPlan, counts: EntityCounts, fields: string[][] | undefined) {
     this.#text = text;
@@ -83,6 +88,7 @@ class Scanner {
     let out: Out;
     if (c === 0x22) {
       const raw = this.#string();
+      if (this.#lexOnly) return undefined;
       const masked = maskStringAt(raw, path, this.#plan, this.#counts, this.#fields);
       out = masked === DROP ? DROP : masked === raw ? undefined : JSON.stringify(masked);
     } else if (c === 0x7b) out = this.#object(path, depth);
@@ -90,7 +96,7 @@ class Scanner {
     else {
       const start = this.at;
       this.#scalar();
-      out = maskCardNumber(this.#text.slice(start, this.at), path, this.#plan, this.#counts, this.#fields);
+      out = this.#lexOnly ? undefined : maskCardNumber(this.#text.slice(start, this.at), path, this.#plan, this.#counts, this.#fields);
     }
     if (depth === 0) this.end = this.at;
     return out;
@@ -128,6 +134,7 @@ class Scanner {
     this.skipSpace();
     const members: { keyStart: number; keyEnd: number; valueStart: number; valueEnd: number; out: Out }[] = [];
     const keys: string[] = [];
+    const share = this.#lexOnly ? undefined : takeShare(this.#joined, path);
     if (t.charCodeAt(this.at) === 0x7d) {
       this.at++;
       return undefined;
@@ -144,7 +151,7 @@ class Scanner {
       this.skipSpace();
       const valueStart = this.at;
       path.push(key);
-      const out = this.value(path, depth + 1);
+      const out = share && key === share.field && t.charCodeAt(this.at) === 0x22 ? this.#share(share) : this.value(path, depth + 1);
       path.pop();
       members.push({ keyStart, keyEnd, valueStart, valueEnd: this.at, out });
       this.skipSpace();
@@ -155,6 +162,7 @@ class Scanner {
       this.skipSpace();
     }
     const close = this.at;
+    if (this.#lexOnly) return undefined;
     // A member name can hold a value too (`{"ann@example.com": …}`): masked, kept unique.
     const names = maskMemberNames(keys, path, this.#plan, this.#counts, this.#fields);
     if (names) {
@@ -173,7 +181,39 @@ class Scanner {
     return splice(t, open, close, spans);
   }
 
+  /** A joined part's text member (its string token at `at`): its share. */
+  #share(share: { readonly text: string; readonly dropped: boolean }): Out {
+    const raw = this.#string();
+    return share.dropped ? DROP : share.text === raw ? undefined : JSON.stringify(share.text);
+  }
+
   #array(path: string[], depth: number): Out {
+    const joined = this.#lexOnly ? undefined : this.#joinedParts(path, depth);
+    if (!joined) return this.#elements(path, depth);
+    const outer = this.#joined;
+    this.#joined = joined;
+    const out = this.#elements(path, depth);
+    this.#joined = outer;
+    if (joined.next !== joined.shares.length) throw partsMismatch();
+    return out;
+  }
+
+  /** The joined parts of the array at `at`, when it holds a text split across parts (`at` stays put). */
+  #joinedParts(path: string[], depth: number): JoinedParts | undefined {
+    if (!partsShapeAt(path)) return undefined;
+    const open = this.at;
+    this.#lexOnly = true;
+    try {
+      this.#elements(path, depth);
+    } finally {
+      this.#lexOnly = false;
+    }
+    const container = JSON.parse(this.#text.slice(open, this.at)) as unknown[];
+    this.at = open;
+    return joinedPartsAt(path, container, this.#plan, this.#counts, this.#fields);
+  }
+
+  #elements(path: string[], depth: number): Out {
     const t = this.#text;
     const open = this.at;
     this.at++;
@@ -197,7 +237,7 @@ class Scanner {
       this.skipSpace();
     }
     path.pop();
-    if (elements.every((e) => e.out === undefined)) return undefined;
+    if (this.#lexOnly || elements.every((e) => e.out === undefined)) return undefined;
     return splice(t, open, this.at, elements);
   }
 

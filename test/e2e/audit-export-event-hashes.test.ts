@@ -3,7 +3,8 @@
 // `\u007f`, which the canonical form (JSON.stringify's escaping) does not, so the jq line
 // gives another hash for an event holding one (a revocation's reason): the bundle's
 // README and docs/audit.md document a python3 line that checks every event exactly
-// (an unpaired surrogate, which JSON.stringify escapes and jq replaces, too).
+// (an unpaired surrogate, which JSON.stringify escapes and jq replaces, too). A
+// checkpoint's signature verifies with the jq and openssl lines they document.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -23,7 +24,8 @@ describe('evidence bundle: the documented check of every event hash', () => {
 
   before(async () => {
     upstream = await startDemoUpstream({ apiKey: 'sk-upstream-export-hashes' });
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env });
+    // A checkpoint every 3 events, so that the bundle holds some to verify.
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, 'audit:\n  checkpoint: { every: 3 }\n'), { env });
   });
   after(async () => {
     await gateway?.stop();
@@ -31,7 +33,7 @@ describe('evidence bundle: the documented check of every event hash', () => {
     if (gateway) rmSync(gateway.dir, { recursive: true, force: true });
   });
 
-  test('an event whose text holds DEL verifies with the python3 line of the README (the jq line gives another hash)', async () => {
+  test('an event whose text holds DEL verifies with the python3 line of the README (the jq line gives another hash); a checkpoint with the jq and openssl lines', async () => {
     const key = await gateway.createKey('ops-bot', ['ml']);
     const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
       method: 'POST',
@@ -68,6 +70,18 @@ describe('evidence bundle: the documented check of every event hash', () => {
     assert.ok(withDel >= 0, 'the revocation event holds the DEL as written');
     const jq = await execFileAsync('sh', ['-c', `sed -n ${withDel + 1}p events.jsonl | jq -cS 'del(.hash)' | tr -d '\\n' | sha256sum`], { cwd: out });
     assert.notEqual(jq.stdout.split(' ')[0], (JSON.parse(lines[withDel]!) as { hash: string }).hash);
+
+    // A checkpoint's signature, with the README's commands as written.
+    const checkpointCommands = readme.split('\n').filter((l) => /^ {7}.*checkpoint\.(json|sig)/.test(l)).map((l) => l.trim());
+    assert.equal(checkpointCommands.length, 3, 'the README documents how to check a checkpoint');
+    const docs = readFileSync(new URL('../../docs/audit.md', import.meta.url), 'utf8');
+    for (const command of checkpointCommands) assert.ok(docs.includes(command), `docs/audit.md documents: ${command}`);
+    const checkpoint = JSON.parse(readFileSync(join(out, 'checkpoints.jsonl'), 'utf8').split('\n')[0]!) as { seq: number; hash: string };
+    assert.equal(checkpoint.hash, (JSON.parse(lines.find((l) => (JSON.parse(l) as { seq: number }).seq === checkpoint.seq)!) as { hash: string }).hash);
+    const verified = await execFileAsync('sh', ['-c', checkpointCommands.join(' && ')], { cwd: out });
+    assert.match(verified.stdout, /Signature Verified Successfully/);
+    writeFileSync(join(out, 'checkpoint.json'), readFileSync(join(out, 'checkpoint.json'), 'utf8').replace(/"seq":\d+/, `"seq":${checkpoint.seq + 1}`));
+    await assert.rejects(execFileAsync('sh', ['-c', checkpointCommands[2]!], { cwd: out }), /Signature Verification Failure|Command failed/);
 
     // A forged event is named.
     const forged = lines.map((l, i) => (i === withDel ? l.replace('left', 'lfet') : l)).join('\n');

@@ -1,9 +1,10 @@
 // End to end: the real gatehouse process with a masking profile, in front of an upstream
-// that splits a value across two text parts of one answer — the Responses API's
-// output_text parts (streamed: two content parts of one message, and two message items).
-// Clients join the parts into one text (the openai SDK's `output_text`), so the value
-// must come out masked whole, and every event or field that repeats a part must agree
-// with what the client was streamed.
+// that splits a value across two text parts of one answer: the Responses API's
+// output_text parts (streamed: two content parts of one message, and two message items;
+// and non-streamed), a chat completion whose content is a list of parts, and Anthropic's
+// text blocks (http connection). Clients join the parts into one text (the openai SDK's
+// `output_text`), so the value must come out masked whole, and every event or field that
+// repeats a part must agree with what the client was streamed.
 
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -84,9 +85,16 @@ describe('a value split across two text parts of one answer, end to end through 
 
   before(async () => {
     upstream = createServer((req, res) => {
-      req.resume();
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        if (req.url === '/v1/responses') return writeResponsesEvents(res, streamedParts(splitStreams[nextStream]!));
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { stream?: boolean };
+        const json = (answer: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+        if (req.url === '/v1/responses' && body.stream) return writeResponsesEvents(res, streamedParts(splitStreams[nextStream]!));
+        // Non-streamed answers with the text in parts, split inside the address.
+        if (req.url === '/v1/responses') return json(response('completed', [message('msg_0', ['Write to jane.r', 'oe@example.com']), { id: 'rs_1', type: 'reasoning', summary: [] }, message('msg_1', [' or call +1 415', ' 555 2671 today.'])]));
+        if (req.url === '/v1/chat/completions') return json({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'gpt-4.1', choices: [{ index: 0, message: { role: 'assistant', content: [{ type: 'text', text: 'Write to jane.r' }, { type: 'text', text: 'oe@example.com today.' }], refusal: null }, finish_reason: 'stop', logprobs: null }] });
+        if (req.url === '/v1/messages') return json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Write to jane.r', citations: null }, { type: 'text', text: 'oe@example.com or call +1 415', citations: [{ type: 'char_location', cited_text: 'x', document_index: 0, start_char_index: 0, end_char_index: 1 }] }, { type: 'text', text: ' 555 2671 today.' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 9 } });
         res.writeHead(404).end();
       });
     });
@@ -104,6 +112,11 @@ connections:
     target: ${target}
     credential:
       secret: \${UPSTREAM_KEY}
+    access: { groups: [ml] }
+    masking: [pii]
+  - name: anthropic
+    type: http
+    target: ${target}
     access: { groups: [ml] }
     masking: [pii]
 masking:
@@ -141,5 +154,27 @@ masking:
     assert.equal(final.output_text, 'Write to [EMAIL] today.');
     for (const value of raws) assert.ok(!JSON.stringify(final).includes(value), `${value} reached the client`);
     assert.equal(final.output.length, 2);
+  });
+
+  test('non-streamed Responses API answer, split across the parts of two message items: the SDK\'s output_text is masked whole', async () => {
+    const answer = await client().responses.create({ model: 'gpt-4.1', input: 'Who do I write to?' });
+    assert.equal(answer.output_text, 'Write to [EMAIL] or call [PHONE] today.');
+    for (const value of raws) assert.ok(!JSON.stringify(answer).includes(value), `${value} reached the client`);
+  });
+
+  test('non-streamed chat completion whose message content is a list of parts: masked whole', async () => {
+    const answer = await client().chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'Who?' }] });
+    const parts = answer.choices[0]!.message.content as unknown as { type: string; text: string }[];
+    assert.equal(parts.map((p) => p.text).join(''), 'Write to [EMAIL] today.');
+    for (const value of raws) assert.ok(!JSON.stringify(answer).includes(value), `${value} reached the client`);
+  });
+
+  test('non-streamed Anthropic Messages answer (http connection), split across three text blocks: each block keeps its share, the value masked whole', async () => {
+    const res = await fetch(`${gateway.url}/c/anthropic/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'claude-x', max_tokens: 10, messages: [] }) });
+    const raw = await res.text();
+    for (const value of raws) assert.ok(!raw.includes(value), `${value} reached the client: ${raw}`);
+    const answer = JSON.parse(raw) as { content: { type: string; text: string; citations?: unknown[] | null }[] };
+    assert.deepEqual(answer.content.map((b) => b.text), ['Write to ', '[EMAIL] or call ', '[PHONE] today.']);
+    assert.equal(answer.content[1]!.citations!.length, 1, 'the rest of each block is kept');
   });
 });

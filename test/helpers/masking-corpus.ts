@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Detection } from '../../src/detect/index.js';
+import { applyFindings, type MaskPlan } from '../../src/mask/index.js';
 
 export interface CorpusSample {
   readonly line: number;
@@ -76,4 +77,19 @@ export function scoreCorpus(samples: readonly CorpusSample[], detect: (text: str
     s.recall = s.tp + s.fn === 0 ? 1 : s.tp / (s.tp + s.fn);
   }
   return { byType, errors };
+}
+
+/**
+ * Every labelled value of every third labelled sample of the corpus (each entity type is
+ * there), split at every offset inside it, with what masking the whole text with `plan` gives.
+ */
+export function* corpusSplits(plan: MaskPlan): Generator<{ line: number; text: string; type: string; value: string; cut: number; expected: string }> {
+  const samples = loadCorpus().filter((s) => s.labels.length > 0);
+  for (const [i, sample] of samples.entries()) {
+    if (i % 3 !== 0) continue;
+    const expected = applyFindings(sample.text, plan.find(sample.text), {});
+    for (const label of sample.labels) {
+      for (let cut = label.start + 1; cut < label.end; cut++) yield { line: sample.line, text: sample.text, type: label.type, value: label.value, cut, expected };
+    }
+  }
 }

@@ -6,8 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { applyFindings, EventStreamMasker, MaskPlanner, NdjsonMasker, SseMasker } from '../../src/mask/index.js';
-import { loadCorpus } from '../helpers/masking-corpus.js';
+import { EventStreamMasker, MaskPlanner, NdjsonMasker, SseMasker } from '../../src/mask/index.js';
+import { corpusSplits } from '../helpers/masking-corpus.js';
 import { awsFrame, chunkFrame, readAwsFrames } from '../helpers/aws-event-stream.js';
 
 const plan = new MaskPlanner([{ name: 'all', operator: 'redact', keepLast: 4, applyTo: 'response' }]).plan(['all'], 'response')!;
@@ -262,21 +262,9 @@ function run(shape: Shape, input: Buffer): Buffer {
   return Buffer.from(masker.push(input) + masker.end());
 }
 
-/** Every labelled value of every third labelled sample of the corpus (each entity type is there), split at every offset inside it. */
-function* splits(): Generator<{ line: number; text: string; type: string; value: string; cut: number; expected: string }> {
-  const samples = loadCorpus().filter((s) => s.labels.length > 0);
-  for (const [i, sample] of samples.entries()) {
-    if (i % 3 !== 0) continue;
-    const expected = applyFindings(sample.text, plan.find(sample.text), {});
-    for (const label of sample.labels) {
-      for (let cut = label.start + 1; cut < label.end; cut++) yield { line: sample.line, text: sample.text, type: label.type, value: label.value, cut, expected };
-    }
-  }
-}
-
 function checkShape(shape: Shape): number {
   let runs = 0;
-  for (const s of splits()) {
+  for (const s of corpusSplits(plan)) {
     const out = run(shape, shape.build(s.text.slice(0, s.cut), s.text.slice(s.cut)));
     runs++;
     const raw = out.toString('utf8');

@@ -143,8 +143,9 @@ export class SessionTables {
 
   /**
    * Whether `tables` names a relation the session neither knows nor found absent
-   * (`unlisted`: CTE names, and names found absent when its Parse was decided): such a statement is decided as one whose tables are unknown
-   * (decide-statement.ts), since the name may be a partition of a table a rule names.
+   * (`unlisted`: CTE names, and names found absent when its Parse was decided): such a
+   * statement is decided as one whose tables are unknown (decide-statement.ts), since
+   * the name may be a partition of a table a rule names.
    */
   unresolved(tables: readonly string[], unlisted: readonly string[] | undefined): boolean {
     if (this.#allKnown.has(tables)) return false;
@@ -169,15 +170,18 @@ export class SessionTables {
   /**
    * The answer of a look-up of `names` (tableLookupQuery: JSON rows): the relations it
    * found are known from now on with their ancestors' names; the names it did not find
-   * are absent (see #absent). The cached login answer is dropped: it is stale.
+   * are absent (see #absent). When it found a relation the login's answer lacks, that
+   * cached answer is dropped: it is stale (a system catalog, a temporary table: not).
    */
   lookedUp(names: readonly string[], rows: readonly string[]): void {
-    if (this.#key !== undefined) cache.delete(this.#key);
     this.#answers = new WeakMap();
+    let stale = false;
     for (const row of rows) {
       const [schema, relation, ancestorSchema, ancestor] = (JSON.parse(row) as (string | null)[]).map((v) => v ?? undefined);
       addCatalogRow(this.#found, schema, relation, ancestorSchema, ancestor);
+      if (schema !== undefined && !/^(pg_catalog|information_schema|pg_toast.*|pg_temp_\d+)$/.test(schema) && !this.#catalog?.has(`${schema}.${relation ?? ''}`)) stale = true;
     }
+    if (stale && this.#key !== undefined) cache.delete(this.#key);
     this.#absent = new Set(names.filter((name) => !this.#found.has(name)));
     if (this.#pathChanged) for (const name of names) if (!name.includes('.')) this.#rechecked.add(name);
   }
