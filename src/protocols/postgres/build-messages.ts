@@ -99,6 +99,22 @@ export function bindMessage(portal: string, statement: string): Buffer {
   return message('B', Buffer.concat([cstring(portal), cstring(statement), int16(0), int16(0), int16(0)]));
 }
 
+/**
+ * Parse, Bind, Execute (every row) and Close of the statement and portal `name` running
+ * `sql` with one text parameter: a query of the gateway's own, in the session's order
+ * (its caller adds the Sync and reads the answer as a probe).
+ */
+export function oneParameterQueryMessages(name: string, sql: string, param: Buffer): Buffer[] {
+  return [
+    message('P', Buffer.concat([cstring(name), cstring(sql), int16(0)])), // no parameter types
+    // Bind: portal, statement, no parameter formats (text), one parameter, no result formats (text).
+    message('B', Buffer.concat([cstring(name), cstring(name), int16(0), int16(1), int32(param.length), param, int16(0)])),
+    message('E', Buffer.concat([cstring(name), int32(0)])),
+    message('C', Buffer.concat([Buffer.from('P'), cstring(name)])),
+    message('C', Buffer.concat([Buffer.from('S'), cstring(name)])),
+  ];
+}
+
 /** Sync ('S'). */
 export function syncMessage(): Buffer {
   return message('S');

@@ -17,7 +17,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { GatehouseError } from '../../errors/index.js';
-import { cstring, int32, message, parseDataRow, parseNoticeFields, parseRowDescription, syncMessage, type ColumnDescription, type Frame } from './codec.js';
+import { cstring, message, oneParameterQueryMessages, parseDataRow, parseNoticeFields, parseRowDescription, syncMessage, type ColumnDescription, type Frame } from './codec.js';
 import { copyOutOf, type CopyFormat } from './copy-statement.js';
 import { derivedMasks, missingDerived, planMasking, unmaskableStore, type MaskingRules } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
@@ -104,16 +104,7 @@ function describe(core: SessionCore, select: string, table: string | undefined):
       message('P', Buffer.concat([cstring(name), cstring(select), Buffer.from([0, 0])])), // Parse: no parameter types
       message('D', Buffer.concat([Buffer.from('S'), cstring(name)])), // Describe the statement: ParameterDescription, RowDescription or NoData
       message('C', Buffer.concat([Buffer.from('S'), cstring(name)])), // Close it
-      ...(param === undefined
-        ? []
-        : [
-            message('P', Buffer.concat([cstring(name), cstring(generatedColumns), Buffer.from([0, 0])])),
-            // Bind: portal, statement, no parameter formats (text), one parameter, no result formats (text).
-            message('B', Buffer.concat([cstring(name), cstring(name), Buffer.from([0, 0, 0, 1]), int32(param.length), param, Buffer.from([0, 0])])),
-            message('E', Buffer.concat([cstring(name), int32(0)])), // Execute: every row
-            message('C', Buffer.concat([Buffer.from('P'), cstring(name)])),
-            message('C', Buffer.concat([Buffer.from('S'), cstring(name)])),
-          ]),
+      ...(param === undefined ? [] : oneParameterQueryMessages(name, generatedColumns, param)),
       syncMessage(),
     ]),
   );

@@ -15,7 +15,7 @@
 //   are unknown (fail closed: decide-statement.ts).
 
 import { randomBytes } from 'node:crypto';
-import { cstring, int32, message, syncMessage } from './codec.js';
+import { oneParameterQueryMessages, syncMessage } from './codec.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending } from './session-state.js';
 import { tableLookupQuery, type SessionTables } from './table-catalog.js';
@@ -46,17 +46,7 @@ function lookUp(core: SessionCore, names: readonly string[]): Promise<string[] |
     core.expect(probe);
   });
   const param = Buffer.from(textArray(names), 'utf8');
-  core.toUpstream(
-    Buffer.concat([
-      message('P', Buffer.concat([cstring(name), cstring(tableLookupQuery), Buffer.from([0, 0])])), // Parse: no parameter types
-      // Bind: portal, statement, no parameter formats (text), one parameter, no result formats (text).
-      message('B', Buffer.concat([cstring(name), cstring(name), Buffer.from([0, 0, 0, 1]), int32(param.length), param, Buffer.from([0, 0])])),
-      message('E', Buffer.concat([cstring(name), int32(0)])), // Execute: every row
-      message('C', Buffer.concat([Buffer.from('P'), cstring(name)])),
-      message('C', Buffer.concat([Buffer.from('S'), cstring(name)])),
-      syncMessage(),
-    ]),
-  );
+  core.toUpstream(Buffer.concat([...oneParameterQueryMessages(name, tableLookupQuery, param), syncMessage()]));
   const sent = core.flushToDatabase();
   return sent ? sent.then(() => answered) : answered;
 }
