@@ -10,6 +10,7 @@ import type { EventInput } from './append-events.js';
 import { canonicalJson } from './canonical-json.js';
 import { stateDigest, type ExchangeState } from './exchange-state.js';
 import type { RawSealer } from './raw-content.js';
+import { storableText } from '../store/storable-text.js';
 
 /** What has been relayed so far of an answer still streaming. */
 export interface ExchangeProgress {
@@ -144,17 +145,15 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
 }
 
 /**
- * The row with U+0000 written as U+FFFD in every text column. PostgreSQL's text cannot
- * hold U+0000 ("invalid byte sequence for encoding UTF8: 0x00"): a prompt, a body, a
- * model name or an answer holding one failed the recording, and so the exchange (503
- * recording_failed), on a PostgreSQL store only. Both stores record the same row, so its
- * digest, its event and an export are alike whichever store holds it.
+ * The row with every text column storable (storableText: U+0000 written as U+FFFD). A
+ * prompt, a body, a model name or an answer holding one failed the recording, and so the
+ * exchange (503 recording_failed), on a PostgreSQL store only.
  */
 function storable<T extends object>(row: T): T {
   const columns = row as Record<string, unknown>;
   for (const key in columns) {
     const value = columns[key];
-    if (typeof value === 'string' && value.includes('\u0000')) columns[key] = value.replaceAll('\u0000', '\ufffd');
+    if (typeof value === 'string') columns[key] = storableText(value);
   }
   return row;
 }
