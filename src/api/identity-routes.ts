@@ -44,6 +44,9 @@ export function identityAdminRoutes(revocations: RevocationService, apiKeys: Api
       }
       if (typeof value !== 'string' || value.trim() === '') throw new GatehouseError('invalid_request_body', { message: '"value" must be a non-empty string.' });
       if (reason !== undefined && typeof reason !== 'string') throw new GatehouseError('invalid_request_body', { message: '"reason" must be a string.' });
+      // PostgreSQL's text cannot hold U+0000: on a PostgreSQL store such a revocation
+      // failed with 500 internal_error, after the caller had been told nothing useful.
+      if (value.includes('\u0000') || reason?.includes('\u0000')) throw new GatehouseError('invalid_request_body', { message: '"value" and "reason" must not contain the character U+0000.' });
       let target = value;
       if (kind !== 'key') {
         try {

@@ -19,6 +19,7 @@ import { formatDuration } from '../config/units.js';
 import { GatehouseError } from '../errors/index.js';
 import { newId, type Decision, type Exchange, type Identity } from '../exchange/index.js';
 import type { Database, ReviewRow } from '../store/index.js';
+import { storableText } from '../store/storable-text.js';
 import type { ReviewBus } from './review-bus.js';
 import { loadReview, queryReviews, type ReviewFilter } from './review-store.js';
 import type { Review, ReviewEvent, ReviewEventType, ReviewState } from './review-types.js';
@@ -182,10 +183,10 @@ export class ApprovalService {
       rules: JSON.stringify(decision.rules),
       reviewer_groups: JSON.stringify(options.reviewers),
       min_approvals: options.minApprovals,
-      justification: justification === undefined ? null : justification.slice(0, maxComment),
+      justification: justification === undefined ? null : storableText(justification.slice(0, maxComment)),
       exchange_id: exchange.id,
-      model: exchange.facts.model ?? null,
-      prompt_preview: preview === undefined ? null : preview.slice(0, maxPreview),
+      model: exchange.facts.model === undefined ? null : storableText(exchange.facts.model),
+      prompt_preview: preview === undefined ? null : storableText(preview.slice(0, maxPreview)),
       created_at: now,
       expires_at: now + options.expiresAfter,
       decided_at: null,
@@ -227,7 +228,7 @@ export class ApprovalService {
     try {
       await this.#db
         .insertInto('review_votes')
-        .values({ review_id: id, voter: voter.subject, voter_groups: JSON.stringify(voter.groups), vote, comment: input.comment ?? null, grant_ms: grantMs, via: input.via, created_at: now })
+        .values({ review_id: id, voter: voter.subject, voter_groups: JSON.stringify(voter.groups), vote, comment: input.comment === undefined ? null : storableText(input.comment), grant_ms: grantMs, via: input.via, created_at: now })
         .execute();
     } catch (error) {
       if (isUniqueViolation(error)) throw new GatehouseError('review_vote_refused', { message: `${voter.subject} has already voted on review ${id}.`, rule: 'one-vote' });

@@ -10,6 +10,7 @@ import type { EventInput } from './append-events.js';
 import { canonicalJson } from './canonical-json.js';
 import { stateDigest, type ExchangeState } from './exchange-state.js';
 import type { RawSealer } from './raw-content.js';
+import { storableText } from '../store/storable-text.js';
 
 /** What has been relayed so far of an answer still streaming. */
 export interface ExchangeProgress {
@@ -58,7 +59,7 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
   return {
     // Every column written out in one literal (no spread of the defaults): this runs
     // for every exchange on the relaying thread, and a fixed-shape literal is cheap.
-    opened: (exchange, decision, request) => ({
+    opened: (exchange, decision, request) => storable({
       id: exchange.id,
       session_id: exchange.sessionId,
       protocol: exchange.protocol,
@@ -109,7 +110,7 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
     }),
     outcome: (exchange, outcome) => {
       const answer = outcome.unreadAnswer && !options.answersReadLater ? answerColumns(outcome.unreadAnswer, outcome.responseBody) : undefined;
-      return {
+      return storable({
         ended_at: exchange.startedAt + Math.round(outcome.durationMs),
         complete: outcome.complete ? 1 : 0,
         status: outcome.status ?? null,
@@ -127,9 +128,9 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
         masking_counts: outcome.maskCounts ? JSON.stringify(outcome.maskCounts) : null,
         ...(outcome.chunkTimings ? { chunk_timings: JSON.stringify(outcome.chunkTimings) } : {}),
         ...(options.raw ? { raw_response: sealed(outcome.rawResponseBody ?? outcome.responseBody, exchange.id) } : {}),
-      };
+      });
     },
-    progress: (progress) => ({
+    progress: (progress) => storable({
       status: progress.status ?? null,
       ttfb_ms: progress.ttfbMs === undefined ? null : Math.round(progress.ttfbMs),
       bytes_in: progress.bytesIn ?? 0,
@@ -141,6 +142,20 @@ export function recordColumns(options: RecordColumnOptions = {}): RecordColumns 
       chunk_timings: progress.chunkTimings ? JSON.stringify(progress.chunkTimings) : null,
     }),
   };
+}
+
+/**
+ * The row with every text column storable (storableText: U+0000 written as U+FFFD). A
+ * prompt, a body, a model name or an answer holding one failed the recording, and so the
+ * exchange (503 recording_failed), on a PostgreSQL store only.
+ */
+function storable<T extends object>(row: T): T {
+  const columns = row as Record<string, unknown>;
+  for (const key in columns) {
+    const value = columns[key];
+    if (typeof value === 'string') columns[key] = storableText(value);
+  }
+  return row;
 }
 
 /**
@@ -175,7 +190,7 @@ function printableOperation(operation: string): string {
 export function answerColumns(format: UnreadAnswerFormat, body: string | null | undefined): { response_text: string | null; usage: string | null } {
   if (format !== 'openai-json' || typeof body !== 'string') return { response_text: null, usage: null };
   const { text, usage } = summarizeJsonAnswer(body);
-  return { response_text: text ?? null, usage: usage ? JSON.stringify(usage) : null };
+  return storable({ response_text: text ?? null, usage: usage ? JSON.stringify(usage) : null });
 }
 
 export type ExchangeEventKind = 'exchange.opened' | 'exchange.progress' | 'exchange.finished' | 'exchange.refused';

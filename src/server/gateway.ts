@@ -167,6 +167,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
           maxTextBytes: config.recording.maxBodyBytes,
           onEvents: audit.hasSinks ? (events) => audit.publish(events) : undefined,
           onError: (message) => logger.error({ err: message }, 'record journal: applying to the store failed (records stay in the journal and are retried)'),
+          onSegmentDeleted: (segment, written) => logger.error({ segment, written }, 'record journal: a segment was deleted while this gateway wrote to it (what was not applied of it is lost; chained as recording.journal_missing); writing on in a new segment'),
         })
       : undefined;
   if (journal) opened.push(() => journal.close());

@@ -3,3 +3,4 @@ export type { Database, ExchangeRow, ApiKeyRow, ReviewRow, ReviewVoteRow, AuditE
 export type { DialectName } from './migrations.js';
 export { isStoreUnreachable } from './store-unreachable.js';
 export { inTransaction } from './in-transaction.js';
+export { storableText } from './storable-text.js';

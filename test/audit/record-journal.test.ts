@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -190,6 +190,74 @@ describe('record journal', () => {
     const damaged = await store.db.selectFrom('audit_events').select('details').where('kind', '=', 'recording.journal_damaged').execute();
     assert.deepEqual(damaged.map((d) => JSON.parse(d.details)), [{ offset: damagedAt, segment: name }]);
     assert.equal((await verifyChain(store.db)).ok, true);
+  });
+
+  const missingEvents = async () => (await store.db.selectFrom('audit_events').select('details').where('kind', '=', 'recording.journal_missing').orderBy('seq').execute()).map((d) => JSON.parse(d.details) as Record<string, unknown>);
+
+  test('security: a segment deleted before it was applied in full is chained as recording.journal_missing, once', async () => {
+    const journal = journalDirOf(path);
+    const columns = recordColumns();
+    const [first, second] = [makeExchange(), makeExchange()];
+    const line = (e: Exchange) => `${JSON.stringify({ op: 'open', row: columns.opened(e, allow, request) })}\n`;
+    new JournalWriter(journal).close();
+    const name = segmentName(Date.now(), Number(deadPid()), 1);
+    writeFileSync(join(journal, name), line(first));
+    const applier = new JournalApplier(path, { chain });
+    try {
+      // What a gateway's writer does as it begins a segment: from then on its deletion shows.
+      applier.register(name);
+      applier.applyPending();
+      assert.ok(await getExchange(store.db, first.id));
+      // A dead writer's segment is finished and deleted once applied: write another, delete it unapplied.
+      const deletedName = segmentName(Date.now(), Number(deadPid()), 1);
+      writeFileSync(join(journal, deletedName), line(second));
+      applier.register(deletedName);
+      rmSync(join(journal, deletedName));
+      applier.applyPending();
+      assert.deepEqual(await missingEvents(), [{ segment: deletedName, applied: 0 }]);
+      assert.equal(await getExchange(store.db, second.id), undefined, 'the deleted record is gone: what shows is that it was');
+      applier.applyPending();
+      applyJournalOnce(path, chain);
+      assert.equal((await missingEvents()).length, 1, 'chained once');
+    } finally {
+      applier.close();
+    }
+    assert.equal((await verifyChain(store.db)).ok, true);
+  });
+
+  test('security: a segment deleted before anything registered it shows by the numbering of the next one', async () => {
+    const journal = journalDirOf(path);
+    const columns = recordColumns();
+    const exchange = makeExchange();
+    new JournalWriter(journal).close();
+    const started = Date.now();
+    const pid = Number(deadPid());
+    // Segment 1 never reached an applier (deleted at once); segment 2 is there.
+    writeFileSync(join(journal, segmentName(started, pid, 2)), `${JSON.stringify({ op: 'open', row: columns.opened(exchange, allow, request) })}\n`);
+    applyJournalOnce(path, chain);
+    assert.deepEqual(await missingEvents(), [{ segment: segmentName(started, pid, 1), applied: 0 }]);
+    assert.ok(await getExchange(store.db, exchange.id), 'the segment that is there is applied');
+    applyJournalOnce(path, chain);
+    assert.equal((await missingEvents()).length, 1);
+  });
+
+  test('a writer whose segment is deleted under it notices at its next batch and writes on in a new segment', async () => {
+    const journal = journalDirOf(path);
+    const opened: string[] = [];
+    const unlinked: [string, number][] = [];
+    const writer = new JournalWriter(journal, { linkCheckIntervalMs: 0, onSegmentOpened: (n) => opened.push(n), onSegmentUnlinked: (n, w) => unlinked.push([n, w]) });
+    await writer.append({ op: 'progress', id: 'ex_a', columns: {} });
+    assert.equal(opened.length, 1);
+    const size = readdirSync(journal).length;
+    rmSync(join(journal, opened[0]!));
+    await writer.append({ op: 'progress', id: 'ex_b', columns: {} });
+    assert.equal(unlinked.length, 1);
+    assert.equal(unlinked[0]![0], opened[0]);
+    assert.ok(unlinked[0]![1] > 0);
+    assert.equal(opened.length, 2, 'a new segment');
+    assert.equal(readdirSync(journal).length, size);
+    assert.match(readFileSync(join(journal, opened[1]!), 'utf8'), /ex_b/, 'the later record is in the new segment, not in the deleted file');
+    writer.close();
   });
 
   test('two appliers working the same journal while it grows apply every line exactly once, with exact digests', async () => {

@@ -10,12 +10,18 @@
 // segment): an applier that opened the file just before it was deleted must still find
 // it done rather than start it again from the beginning.
 //
+// A segment deleted before it is applied in full is found and chained as
+// recording.journal_missing: the gateway's writer registers each segment it begins (a
+// position row at 0, through its worker: register()), so a row not done whose file is
+// gone is one; and a writer numbers its segments, so a segment whose predecessor has
+// neither a file nor a row shows one deleted before anything registered it.
+//
 // Within one transaction, an exchange opened and finished in the same batch is
 // inserted once with its final columns and vouched for by one event
 // (exchange.finished), as the store never held it in its opened state. An exchange
 // still streaming when its batch is applied has exchange.opened (or .progress) first.
 
-import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import type SQLite from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../store/index.js';
@@ -25,7 +31,7 @@ import { rowWithDefaults, type ExchangeState } from '../exchange-state.js';
 import type { ExchangeWrite, RecordWrite } from '../group-commit.js';
 import { answerColumns, eventFor, type ExchangeEventKind } from '../record-columns.js';
 import { SqliteBatch } from '../sqlite-batch.js';
-import { journalDirOf, listSegments, processAlive, segmentPath, segmentPid, type JournalOp } from './segments.js';
+import { journalDirOf, listSegments, previousSegmentName, processAlive, segmentPath, segmentPid, type JournalOp } from './segments.js';
 
 export interface JournalApplierOptions {
   readonly chain: ChainOptions;
@@ -72,6 +78,12 @@ export class JournalApplier {
   readonly #getPosition: SQLite.Statement;
   readonly #setPosition: SQLite.Statement;
   readonly #readRow: SQLite.Statement;
+  readonly #register: SQLite.Statement;
+  readonly #unfinished: SQLite.Statement;
+  /** Segments whose predecessor was found present or accounted for (checked once each). */
+  readonly #predecessorChecked = new Set<string>();
+  /** Bytes a writer of this process wrote to a segment it found deleted (noteUnlinked). */
+  readonly #written = new Map<string, number>();
   /** The row as last applied, per exchange still open: each event hashes the whole row. */
   readonly #rows = new Map<string, ExchangeState>();
   /** The offset this applier last committed, per segment: another applier moving it makes #rows stale. */
@@ -88,12 +100,90 @@ export class JournalApplier {
     this.#getPosition = db.prepare('select applied, done from record_journal where segment = ?');
     this.#setPosition = db.prepare('insert into record_journal (segment, applied, done) values (@segment, @applied, @done) on conflict (segment) do update set applied = excluded.applied, done = excluded.done');
     this.#readRow = db.prepare('select * from exchanges where id = ?');
+    this.#register = db.prepare('insert into record_journal (segment, applied, done) values (?, 0, 0) on conflict (segment) do nothing');
+    this.#unfinished = db.prepare('select segment from record_journal where done = 0');
+  }
+
+  /**
+   * A writer began segment `name` (its file exists): from now on its deletion is found,
+   * even before a line of it is applied. Returns the events chained (a predecessor missing).
+   */
+  register(name: string): AuditEvent[] {
+    return this.#batch.immediate(() => {
+      this.#register.run(name);
+      return this.#chainMissing(this.#predecessorMissing(name) ? [previousSegmentName(name)!] : []);
+    });
+  }
+
+  /** This process's writer found `name` deleted under it, after writing `written` bytes to it: said in the event. */
+  noteUnlinked(name: string, written: number): void {
+    if (this.#written.size > 100) this.#written.clear();
+    this.#written.set(name, written);
+  }
+
+  /**
+   * Chains recording.journal_missing for each segment deleted before it was applied in
+   * full: registered (or partly applied) and not done, with no file; or a writer's
+   * segment before one that exists, with neither a file nor a row. Marks them done, so
+   * each is chained once.
+   */
+  findMissing(listed: readonly string[] = listSegments(this.#dir)): AuditEvent[] {
+    // The rows are read before the listing is trusted: a segment's file is created before
+    // its row, so a row read earlier whose file is not listed was deleted (or finished:
+    // re-checked under the write lock below).
+    const candidates = new Set<string>();
+    const present = new Set(listed);
+    const rows = this.#unfinished.all() as { segment: string }[];
+    const now = new Set(listSegments(this.#dir));
+    for (const row of rows) if (!now.has(row.segment)) candidates.add(row.segment);
+    for (const name of present) {
+      if (this.#predecessorChecked.has(name)) continue;
+      const previous = previousSegmentName(name);
+      if (previous === undefined || present.has(previous) || now.has(previous)) this.#predecessorChecked.add(name);
+      else candidates.add(`?${name}`);
+    }
+    if (candidates.size === 0) return [];
+    return this.#batch.immediate(() => {
+      const missing: string[] = [];
+      for (const candidate of candidates) {
+        if (candidate.startsWith('?')) {
+          const name = candidate.slice(1);
+          if (this.#predecessorMissing(name)) missing.push(previousSegmentName(name)!);
+          this.#predecessorChecked.add(name);
+          continue;
+        }
+        const position = this.#getPosition.get(candidate) as Position | undefined;
+        // Done meanwhile (another applier finished it, then deleted it): not missing.
+        if (position && !position.done && !existsSync(segmentPath(this.#dir, candidate))) missing.push(candidate);
+      }
+      return this.#chainMissing(missing);
+    });
+  }
+
+  /** Whether the segment before `name` (by its writer's numbering) has neither a file nor a row; inside a transaction. */
+  #predecessorMissing(name: string): boolean {
+    const previous = previousSegmentName(name);
+    return previous !== undefined && this.#getPosition.get(previous) === undefined && !existsSync(segmentPath(this.#dir, previous));
+  }
+
+  /** Chains one event per missing segment and marks it done; inside a transaction. */
+  #chainMissing(names: readonly string[]): AuditEvent[] {
+    if (names.length === 0) return [];
+    const writes: RecordWrite[] = [];
+    for (const segment of [...new Set(names)]) {
+      const applied = Number((this.#getPosition.get(segment) as Position | undefined)?.applied ?? 0);
+      const written = this.#written.get(segment);
+      writes.push({ event: { kind: 'recording.journal_missing', actor: 'gatehouse', target: null, details: written === undefined ? { segment, applied } : { segment, applied, written } } });
+      this.#setPosition.run({ segment, applied, done: 1 });
+    }
+    return this.#batch.apply(writes, this.#chain);
   }
 
   /** Applies every complete line not applied yet, oldest segment first; returns the events chained. */
   applyPending(): AuditEvent[] {
-    const events: AuditEvent[] = [];
-    for (const name of listSegments(this.#dir)) {
+    const listed = listSegments(this.#dir);
+    const events: AuditEvent[] = this.findMissing(listed);
+    for (const name of listed) {
       for (;;) {
         const step = this.#step(name);
         for (const event of step.events) events.push(event);
@@ -272,7 +362,7 @@ function damaged(segment: string, offset: number): RecordWrite {
  * in the journal are found. Safe beside a running gateway (positions are transactional).
  */
 export function applyJournalOnce(sqlitePath: string, chain: ChainOptions): void {
-  if (listSegments(journalDirOf(sqlitePath)).length === 0) return;
+  // No early return when no segment is left: a deleted one is found by its row.
   const applier = new JournalApplier(sqlitePath, { chain });
   try {
     applier.applyPending();

@@ -26,7 +26,12 @@ export interface JournalWorkerData {
   readonly publishEvents: boolean;
 }
 
-export type ToJournalWorker = { readonly type: 'drain' | 'close'; readonly id: number };
+export type ToJournalWorker =
+  | { readonly type: 'drain' | 'close'; readonly id: number }
+  /** The writer began segment `name`: register it, so its deletion is found. */
+  | { readonly type: 'segment'; readonly name: string }
+  /** The writer found segment `name` deleted under it after writing `written` bytes: chain it now. */
+  | { readonly type: 'unlinked'; readonly name: string; readonly written: number };
 export type FromJournalWorker =
   | { readonly type: 'ready'; readonly error?: string | undefined }
   | { readonly type: 'done'; readonly id: number; readonly error?: string | undefined }
@@ -42,6 +47,8 @@ export interface JournalRecorderOptions extends RecordColumnOptions {
   readonly audit: AuditConfig;
   /** Committed events, for the audit sinks (omit when there are none). */
   readonly onEvents?: ((events: readonly AuditEvent[]) => void) | undefined;
+  /** A segment was deleted under the writer after `written` bytes went to it (it writes on in a new one; recording.journal_missing is chained). */
+  readonly onSegmentDeleted?: ((segment: string, written: number) => void) | undefined;
   /** Applying failed (the lines stay in the journal and are retried). */
   readonly onError?: ((message: string) => void) | undefined;
   /** How often the worker looks for new lines (default 100 ms: bigger batches cost less per record, and readers drain first anyway). */
@@ -59,7 +66,15 @@ export interface JournalRecorder extends Recorder {
 }
 
 export async function startJournalRecorder(options: JournalRecorderOptions): Promise<JournalRecorder> {
-  const journal = new JournalWriter(journalDirOf(options.sqlitePath));
+  // Set once the worker runs; the first segment is begun by the first record, after that.
+  let tell: ((message: ToJournalWorker) => void) | undefined;
+  const journal = new JournalWriter(journalDirOf(options.sqlitePath), {
+    onSegmentOpened: (name) => tell?.({ type: 'segment', name }),
+    onSegmentUnlinked: (name, written) => {
+      options.onSegmentDeleted?.(name, written);
+      tell?.({ type: 'unlinked', name, written });
+    },
+  });
   // The answer of a plain JSON exchange is read on the worker, off the relaying thread.
   const columns = recordColumns({ ...options, answersReadLater: true });
   const pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
@@ -105,10 +120,13 @@ export async function startJournalRecorder(options: JournalRecorderOptions): Pro
       });
     });
   await start();
+  tell = (message) => {
+    if (alive) worker.postMessage(message);
+  };
   // The full-text index is kept by a thread of its own at background priority.
   const searchIndex = await startSearchIndexThread(options.sqlitePath, { intervalMs: options.searchIndexIntervalMs, onError: options.onError });
 
-  const call = (type: ToJournalWorker['type']) =>
+  const call = (type: 'drain' | 'close') =>
     new Promise<void>((resolve, reject) => {
       if (!alive) return reject(new RecordJournalError('the record journal worker is not running (it restarts within a second)'));
       const id = nextId++;

@@ -5,6 +5,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AuditConfig } from '../../config/audit-schema.js';
+import type { AuditEvent } from '../audit-event.js';
 import { chainOptionsOf, loadSigner } from '../open-audit.js';
 import { JournalApplier } from './journal-applier.js';
 import type { FromJournalWorker, JournalWorkerData, ToJournalWorker } from './journal-recorder.js';
@@ -41,11 +42,29 @@ function applyNow(): Error | undefined {
   }
 }
 
+/** Runs `body` (which chains events), publishing them; an error is reported like applyNow's. */
+function chainNow(body: () => AuditEvent[]): void {
+  try {
+    const events = body();
+    if (events.length > 0 && data.publishEvents) post({ type: 'events', events });
+  } catch (error) {
+    post({ type: 'error', message: error instanceof Error ? error.message : String(error) });
+  }
+}
+
+let idle = 0;
 const timer = setInterval(() => {
   if (Atomics.load(progress, 0) !== seen) applyNow();
+  // A segment deleted while nothing is written is found within a second too.
+  else if (++idle % 10 === 0) chainNow(() => applier.findMissing());
 }, data.intervalMs);
 
 port.on('message', (message: ToJournalWorker) => {
+  if (message.type === 'segment') return chainNow(() => applier.register(message.name));
+  if (message.type === 'unlinked') {
+    applier.noteUnlinked(message.name, message.written);
+    return chainNow(() => applier.findMissing());
+  }
   const failure = applyNow();
   if (message.type === 'close') {
     clearInterval(timer);

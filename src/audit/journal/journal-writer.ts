@@ -11,7 +11,7 @@
 // the batch used to be one joined string, whose UTF-8 length and bytes were each
 // another pass over the whole text.
 
-import { closeSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { endLine, segmentName, segmentPath, segmentPrefix, type JournalOp } from './segments.js';
 
 export class JournalWriteError extends Error {
@@ -25,6 +25,15 @@ const endBytes = Buffer.from(endLine);
 export interface JournalWriterOptions {
   /** A segment is closed (with an end line) and a new one begun past this size. */
   readonly maxSegmentBytes?: number | undefined;
+  /** A segment was begun (its file exists): the worker registers it, so its deletion is found (journal-applier.ts). */
+  readonly onSegmentOpened?: ((name: string) => void) | undefined;
+  /**
+   * The segment being written was deleted (its file has no link left), after `written`
+   * bytes went to it: what was not applied of them is lost. Writing goes on in a new segment.
+   */
+  readonly onSegmentUnlinked?: ((name: string, written: number) => void) | undefined;
+  /** How often, at most, a batch first checks that its segment still has a name (default 250 ms). */
+  readonly linkCheckIntervalMs?: number | undefined;
 }
 
 interface Batch {
@@ -49,7 +58,12 @@ export class JournalWriter {
   readonly #startedAt = Date.now();
   #segments = 0;
   #fd: number | undefined;
+  #name = '';
   #bytes = 0;
+  readonly #onSegmentOpened: ((name: string) => void) | undefined;
+  readonly #onSegmentUnlinked: ((name: string, written: number) => void) | undefined;
+  readonly #linkCheckIntervalMs: number;
+  #nextLinkCheck = 0;
   /** This turn's lines, as UTF-8: `#buffer[0, #queued)`. */
   #buffer = Buffer.allocUnsafe(bufferBytes);
   #queued = 0;
@@ -70,6 +84,9 @@ export class JournalWriter {
   constructor(dir: string, options: JournalWriterOptions = {}) {
     this.#dir = dir;
     this.#maxSegmentBytes = options.maxSegmentBytes ?? 16 * 1024 * 1024;
+    this.#onSegmentOpened = options.onSegmentOpened;
+    this.#onSegmentUnlinked = options.onSegmentUnlinked;
+    this.#linkCheckIntervalMs = options.linkCheckIntervalMs ?? 250;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -107,6 +124,7 @@ export class JournalWriter {
     const length = this.#queued;
     this.#queued = 0;
     if (buffer.length > bufferBytes) this.#buffer = Buffer.allocUnsafe(bufferBytes);
+    this.#checkLink();
     try {
       this.#write(buffer, length);
     } catch (error) {
@@ -155,7 +173,35 @@ export class JournalWriter {
   #openSegment(): number {
     const name = segmentName(this.#startedAt, process.pid, ++this.#segments);
     this.#bytes = 0;
-    return openSync(segmentPath(this.#dir, name), 'wx', 0o600);
+    const fd = openSync(segmentPath(this.#dir, name), 'wx', 0o600);
+    this.#name = name;
+    this.#nextLinkCheck = Date.now() + this.#linkCheckIntervalMs;
+    this.#onSegmentOpened?.(name);
+    return fd;
+  }
+
+  /**
+   * A segment deleted under a running writer took every line written after into a file
+   * nobody can read: at most every linkCheckIntervalMs (one fstat, about a microsecond,
+   * per interval, not per record), a batch first checks that its segment still has a
+   * name, and begins a new one if not.
+   */
+  #checkLink(): void {
+    if (this.#fd === undefined) return;
+    const now = Date.now();
+    if (now < this.#nextLinkCheck) return;
+    this.#nextLinkCheck = now + this.#linkCheckIntervalMs;
+    let unlinked: boolean;
+    try {
+      unlinked = fstatSync(this.#fd).nlink === 0;
+    } catch {
+      unlinked = false; // the write that follows reports what is wrong
+    }
+    if (!unlinked) return;
+    const name = this.#name;
+    const written = this.#bytes;
+    this.#abandonSegment();
+    this.#onSegmentUnlinked?.(name, written);
   }
 
   #endSegment(): void {

@@ -40,6 +40,17 @@ export function segmentPid(name: string): number | undefined {
   return match ? Number(match[2]) : undefined;
 }
 
+/**
+ * The name of the segment its writer began before `name` (undefined for its first): a
+ * writer numbers its segments 1, 2, 3 …, so a later one shows that this one existed.
+ */
+export function previousSegmentName(name: string): string | undefined {
+  const match = segmentPattern.exec(name);
+  if (!match) return undefined;
+  const n = Number(match[3]);
+  return n > 1 ? `${match[1]}-${match[2]}-${String(n - 1).padStart(6, '0')}.jsonl` : undefined;
+}
+
 /** The segments in `dir`, oldest first (empty when the folder does not exist). */
 export function listSegments(dir: string): string[] {
   if (!existsSync(dir)) return [];
