@@ -2,11 +2,23 @@
 // away mid-traffic): the exchange was forwarded or refused all the same, so its record
 // is held in memory and written, in order, once the store answers again (retried every
 // second). Bounded: past maxHeld the oldest are dropped, and a gateway that stops while
-// the store is still away says how many it could not write. Held records do not survive
-// the process (SQLite stores have the record journal on disk instead).
+// the store is still away says how many it could not write (or kept, below).
+//
+// With a spill file (the gateway's: held-records-<pid>.jsonl in its data directory) each
+// held record is also appended to it, one JSON line, mode 0600, up to maxSpillBytes; the file
+// is rewritten with what is still held after each retry that wrote some, and removed
+// when nothing is. A gateway killed during an outage (even SIGKILL) leaves it, and the
+// next start holds its records again and writes them when the store answers (the files
+// of processes still running, other gateways sharing the folder, are left to them). A record
+// written just before a kill may be in the file still: written again, it is recognised
+// by its row already holding the state its event records, and skipped.
 
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isStoreUnreachable } from '../store/index.js';
-import type { GroupCommitWriter, RecordWrite } from './group-commit.js';
+import { lockHead } from './append-events.js';
+import { stateDigest } from './exchange-state.js';
+import type { GroupCommitWriter, RecordWrite, Write } from './group-commit.js';
 
 export interface HeldRecordsReport {
   /** Records held now. */
@@ -15,12 +27,39 @@ export interface HeldRecordsReport {
   readonly written?: number | undefined;
   /** Dropped: over the bound, or refused by the store for another reason than being away. */
   readonly lost?: number | undefined;
+  /** Left in the spill file at stop, for the next start to write. */
+  readonly kept?: number | undefined;
+  /** Held again from the spill file a previous run left (at start). */
+  readonly recovered?: number | undefined;
+  /** Held in memory only: the spill file reached its bound, or could not be written (said once per outage). */
+  readonly notSpilled?: string | undefined;
   readonly error?: string | undefined;
 }
 
 const retryMs = 1_000;
 const maxHeld = 10_000;
 const batchSize = 256;
+/** The spill file's bound: past it, records are held in memory only. */
+export const maxSpillBytes = 256 * 1024 * 1024;
+
+export interface SpillOptions {
+  /** The folder of the spill files: each process writes `held-records-<pid>.jsonl` there. */
+  readonly dir: string;
+  readonly maxBytes?: number | undefined;
+}
+
+const spillPattern = /^held-records-(\d+)\.jsonl$/;
+
+/** Whether a process with this pid exists (another gateway's spill file is not taken over). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // this process has written nothing yet: a previous run's (a container's pid 1)
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export class HeldRecords {
   readonly #writer: GroupCommitWriter;
@@ -31,10 +70,17 @@ export class HeldRecords {
   #closed = false;
   /** Dropped over the bound since the last report: said once a retry (a second), not once a request. */
   #dropped = 0;
+  readonly #spill: { readonly path: string; readonly maxBytes?: number | undefined } | undefined;
+  #spilledBytes = 0;
+  #spillFailed = false;
+  /** Records read back from a previous run's spill file: written only if their row does not hold their state yet. */
+  readonly #recovered = new WeakSet<RecordWrite>();
 
-  constructor(writer: GroupCommitWriter, report: ((report: HeldRecordsReport) => void) | undefined) {
+  constructor(writer: GroupCommitWriter, report: ((report: HeldRecordsReport) => void) | undefined, spill?: SpillOptions) {
     this.#writer = writer;
     this.#report = report ?? (() => undefined);
+    this.#spill = spill && { path: join(spill.dir, `held-records-${process.pid}.jsonl`), maxBytes: spill.maxBytes };
+    if (spill) this.#recover(spill.dir);
   }
 
   get size(): number {
@@ -45,9 +91,11 @@ export class HeldRecords {
   holdIfUnreachable(error: unknown, later: () => RecordWrite): void {
     if (!isStoreUnreachable(error)) return;
     if (this.#queue.length >= maxHeld) this.#dropped += this.#queue.splice(0, this.#queue.length - maxHeld + 1).length;
-    this.#queue.push(later());
+    const write = later();
+    this.#queue.push(write);
     // Said once per outage (the first record held); losses with the next retry.
     if (this.#queue.length === 1) this.#report({ held: 1, error: (error as Error).message });
+    this.#spillOne(write);
     this.#schedule();
   }
 
@@ -59,8 +107,106 @@ export class HeldRecords {
     await this.#retrying;
     if (this.#queue.length === 0) return;
     await this.#retry();
-    if (this.#queue.length > 0) this.#report({ held: 0, lost: this.#queue.splice(0).length + this.#dropped, error: 'the gateway stopped before the store answered again' });
+    // Kept in the spill file, they are not lost: the next start writes them.
+    const spilled = this.#spill !== undefined && !this.#spillFailed && existsSync(this.#spill.path);
+    if (this.#queue.length > 0) {
+      if (spilled) this.#report({ held: 0, kept: this.#queue.length, lost: this.#dropped || undefined, error: `the gateway stopped before the store answered again: kept in ${this.#spill!.path} for the next start` });
+      else this.#report({ held: 0, lost: this.#queue.length + this.#dropped, error: 'the gateway stopped before the store answered again' });
+    }
+    this.#queue.splice(0);
     this.#dropped = 0;
+  }
+
+  /**
+   * Holds again what processes no longer running left in their spill files (a line that
+   * does not parse is skipped: a write cut by a kill). They are written to this process's
+   * own file before theirs are removed, so a crash meanwhile loses none.
+   */
+  #recover(dir: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((name) => { const match = spillPattern.exec(name); return match !== null && !processAlive(Number(match[1])); }).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.#report({ held: 0, error: `held records left by a previous run cannot be read: ${(error as Error).message}` });
+      return;
+    }
+    let recovered = 0;
+    const taken: string[] = [];
+    for (const name of names) {
+      try {
+        recovered += this.#holdAgain(readFileSync(join(dir, name), 'utf8'));
+        taken.push(join(dir, name));
+      } catch (error) {
+        this.#report({ held: 0, error: `held records left by a previous run cannot be read: ${(error as Error).message}` });
+      }
+    }
+    if (recovered > 0) {
+      this.#rewriteSpill();
+      this.#report({ held: this.#queue.length, recovered });
+      this.#schedule();
+    }
+    // Not when this process's own file could not be written: they stay for the next start.
+    if (!this.#spillFailed) for (const path of taken) if (path !== this.#spill!.path) rmSync(path, { force: true });
+  }
+
+  /** Queues the records of one spill file's text; returns how many. */
+  #holdAgain(text: string): number {
+    let recovered = 0;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let write: RecordWrite;
+      try {
+        write = JSON.parse(line) as RecordWrite;
+      } catch {
+        continue;
+      }
+      if (typeof write !== 'object' || write === null || this.#queue.length >= maxHeld) continue;
+      this.#recovered.add(write);
+      this.#queue.push(write);
+      recovered++;
+    }
+    return recovered;
+  }
+
+  #spillOne(write: RecordWrite): void {
+    const spill = this.#spill;
+    if (!spill || this.#spillFailed) return;
+    const line = `${JSON.stringify(write)}\n`;
+    const bytes = Buffer.byteLength(line);
+    if (this.#spilledBytes + bytes > (spill.maxBytes ?? maxSpillBytes)) return this.#notSpilled(`the file ${spill.path} reached its bound (${spill.maxBytes ?? maxSpillBytes} bytes): further records are held in memory only`);
+    try {
+      if (this.#spilledBytes === 0) mkdirSync(dirname(spill.path), { recursive: true, mode: 0o700 });
+      appendFileSync(spill.path, line, { mode: 0o600 });
+      this.#spilledBytes += bytes;
+    } catch (error) {
+      this.#notSpilled(`${spill.path} cannot be written (${(error as Error).message}): records are held in memory only`);
+    }
+  }
+
+  #notSpilled(reason: string): void {
+    if (this.#spillFailed) return;
+    this.#spillFailed = true;
+    this.#report({ held: this.#queue.length, notSpilled: reason });
+  }
+
+  /** The spill file holds what is still held (written whole, then renamed over): removed when nothing is. */
+  #rewriteSpill(): void {
+    const spill = this.#spill;
+    if (!spill) return;
+    try {
+      if (this.#queue.length === 0) {
+        rmSync(spill.path, { force: true });
+        this.#spilledBytes = 0;
+        this.#spillFailed = false;
+        return;
+      }
+      const text = this.#queue.map((write) => `${JSON.stringify(write)}\n`).join('');
+      writeFileSync(`${spill.path}.tmp`, text, { mode: 0o600 });
+      renameSync(`${spill.path}.tmp`, spill.path);
+      this.#spilledBytes = Buffer.byteLength(text);
+    } catch (error) {
+      this.#notSpilled(`${spill.path} cannot be rewritten (${(error as Error).message}): records are held in memory only`);
+    }
   }
 
   #schedule(): void {
@@ -84,7 +230,7 @@ export class HeldRecords {
       // Taken out while it is written: a record dropped over the bound meanwhile is one of the rest.
       const batch = this.#queue.splice(0, batchSize);
       // Queued in the same turn, the batch shares one transaction (group commit).
-      const results = await Promise.allSettled(batch.map((write) => this.#writer.record(write)));
+      const results = await Promise.allSettled(batch.map((write) => (this.#recovered.has(write) ? this.#writer.write(writeUnlessDone(write)) : this.#writer.record(write))));
       const still: RecordWrite[] = [];
       results.forEach((result, i) => {
         if (result.status === 'fulfilled') written++;
@@ -98,6 +244,29 @@ export class HeldRecords {
       // Still away: the rest waits for the next try.
       if (still.length > 0) break;
     }
+    if (written > 0 || lost > 0) this.#rewriteSpill();
     if (written > 0 || lost > 0) this.#report({ held: this.#queue.length, written: written || undefined, lost: lost || undefined, error: lost > 0 ? String((lastError as Error | undefined)?.message ?? lastError) : undefined });
   }
+}
+
+/**
+ * A record read back from a spill file, as a write that does nothing when its row already
+ * holds the state its event records (it was written before the previous run stopped).
+ */
+function writeUnlessDone(write: RecordWrite): Write {
+  return async (trx, emit) => {
+    const exchange = write.exchange;
+    const state = (write.event?.details as { state?: unknown } | undefined)?.state;
+    if (exchange && typeof state === 'string') {
+      const id = 'insert' in exchange ? exchange.insert.id : exchange.update;
+      const row = await trx.selectFrom('exchanges').selectAll().where('id', '=', id).executeTakeFirst();
+      if (row && stateDigest(row) === state) return;
+    }
+    if (exchange && 'insert' in exchange) {
+      // As group commit does for an insert: the head first, so the row's seq follows the chain.
+      await lockHead(trx);
+      await trx.insertInto('exchanges').values(exchange.insert).execute();
+    } else if (exchange) await trx.updateTable('exchanges').set(exchange.columns).where('id', '=', exchange.update).execute();
+    if (write.event) emit(write.event);
+  };
 }

@@ -11,7 +11,7 @@
 //
 // This file writes straight into the store through group commit (PostgreSQL stores).
 // A finish or a refusal that the store does not take because it cannot be reached is
-// held in memory and written when it answers again (held-records.ts): the exchange was
+// held (in memory, and in a file when given) and written when it answers again (held-records.ts): the exchange was
 // forwarded or refused all the same, and its record must not vanish without a word.
 // On SQLite the gateway records through the record journal instead (journal/): the
 // same rows and events, made durable as one append to a file and applied to the store
@@ -46,6 +46,8 @@ export interface RecorderOptions extends RecordColumnOptions {
   readonly writer?: GroupCommitWriter | undefined;
   /** Records held while the store could not be reached, written, or lost (logged by the gateway). */
   readonly onHeldRecords?: ((report: HeldRecordsReport) => void) | undefined;
+  /** The folder where held records are also kept (0600, bounded), so a restart after a crash writes them (held-records.ts). */
+  readonly heldRecordsDir?: string | undefined;
 }
 
 export function createRecorder(db: Kysely<Database>, options: RecorderOptions = {}): Recorder & { close(): Promise<void> } {
@@ -53,7 +55,7 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
   const columns = recordColumns(options);
   // The row as last written, per exchange in flight: each event hashes the whole row.
   const rows = new Map<string, ExchangeState>();
-  const held = new HeldRecords(writer, options.onHeldRecords);
+  const held = new HeldRecords(writer, options.onHeldRecords, options.heldRecordsDir === undefined ? undefined : { dir: options.heldRecordsDir });
   /** Writes `write`; when the store cannot be reached, holds `later` (by default the same write) and still rejects. */
   const record = (write: RecordWrite, later: (error: unknown) => RecordWrite = () => write) =>
     writer.record(write).catch((error: unknown) => {

@@ -174,7 +174,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   stopAsked();
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
-    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger) }));
+    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger), heldRecordsDir: config.audit.keyFile === undefined ? undefined : dirname(config.audit.keyFile) }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const metrics = createMetrics();
   const agentHub = config.agents
@@ -393,8 +393,11 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 
 /** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
 function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
-  return ({ held, written, lost, error }) => {
-    if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
+  return ({ held, written, lost, error, kept, recovered, notSpilled }) => {
+    if (recovered) logger.warn({ recovered }, 'held records left by the previous run: written when the store answers');
+    else if (notSpilled) logger.error({ held, err: notSpilled }, 'held records not kept on disk: a crash now loses them');
+    else if (kept) logger.error({ kept, lost, err: error }, 'held records kept on disk: the next start writes them');
+    else if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
     else if (written) logger.info({ written, held }, 'held records written: the store answers again');
     else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
   };

@@ -4,8 +4,13 @@
 // write failed and the record of the refusal was gone.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { createRecorder, getExchange, type GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
+import { createRecorder, getExchange, GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
+import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
 import { HeldRecords } from '../../src/audit/held-records.js';
 import type { Decision, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore } from '../../src/store/index.js';
@@ -62,4 +67,64 @@ test('over 10,000 held records the oldest are dropped, said once a retry with ho
   await held.close();
   assert.deepEqual(reports.at(-1), { held: 0, lost: 10_000, error: 'the gateway stopped before the store answered again' });
   assert.equal(reports.length, 3);
+});
+
+const spillDatabase = await createTestPostgresDatabase();
+
+/** A pid that no process has now: a child that has exited. */
+function deadPid(): number {
+  return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+}
+
+test('a spill file left by a crash: its records are written once, and one already written before the crash is not written again', { skip: 'skip' in spillDatabase ? spillDatabase.skip : undefined }, async () => {
+  const db = spillDatabase as { url: string; drop(): Promise<void> };
+  const store = await openStore({ postgres: { url: db.url } });
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  // What a killed gateway (a pid no process has) left.
+  const path = join(dir, `held-records-${deadPid()}.jsonl`);
+  const writer = new GroupCommitWriter(store.db);
+  try {
+    const columns = recordColumns();
+    const [done, pending] = [sampleExchange(), sampleExchange()];
+    const write = (exchange: typeof done) => {
+      const row = { ...columns.opened(exchange, deny, request), ...columns.outcome(exchange, refused) };
+      return { exchange: { insert: row }, event: eventFor('exchange.refused', row, true) };
+    };
+    // The first reached the store just before the process was killed; the file still has both, and half a line.
+    await writer.record(write(done));
+    writeFileSync(path, `${JSON.stringify(write(done))}\n${JSON.stringify(write(pending))}\n{"exchange":{"ins`, { mode: 0o600 });
+    const reports: HeldRecordsReport[] = [];
+    const held = new HeldRecords(writer, (report) => reports.push(report), { dir });
+    assert.deepEqual(reports[0], { held: 2, recovered: 2 });
+    for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    await held.close();
+    const events = await store.db.selectFrom('audit_events').select('target').where('kind', '=', 'exchange.refused').orderBy('seq').execute();
+    assert.deepEqual(events.map((e) => e.target), [done.id, pending.id], 'each once');
+    assert.deepEqual(readdirSync(dir), [], 'its file, and this process\'s, removed once written');
+  } finally {
+    await writer.close();
+    await store.close();
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('held records are spilled to a file of mode 0600, and past its bound held in memory only, said once', async () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  const away = { record: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  const path = join(dir, 'data', `held-records-${process.pid}.jsonl`);
+  const reports: HeldRecordsReport[] = [];
+  const held = new HeldRecords(away, (report) => reports.push(report), { dir: join(dir, 'data'), maxBytes: 2_000 });
+  try {
+    for (let i = 0; i < 40; i++) held.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: `t${i}` } }));
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.ok(statSync(path).size <= 2_000);
+    assert.equal(reports.filter((r) => r.notSpilled).length, 1);
+    assert.match(reports.find((r) => r.notSpilled)!.notSpilled!, /reached its bound \(2000 bytes\)/);
+    assert.equal(held.size, 40, 'still held in memory');
+  } finally {
+    await held.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

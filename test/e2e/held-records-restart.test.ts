@@ -1,0 +1,87 @@
+// Records held while the PostgreSQL store cannot be reached survive a crash, with the
+// real gatehouse process: the store is reached through a TCP relay the test takes down;
+// refusals recorded meanwhile are held, and kept in held-records-<pid>.jsonl in the data
+// directory (mode 0600); the gateway is killed (SIGKILL), the store comes back, and the
+// restarted gateway writes them, with their events, and the chain verifies.
+
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pg from 'pg';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { createTestPostgresDatabase } from '../helpers/databases.js';
+import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+
+const upstreamKey = 'sk-upstream-held';
+
+describe('held records across a crash, end to end on PostgreSQL', () => {
+  let upstream: DemoUpstream;
+  let gateway: GatewayProcess | undefined;
+  let relay: TcpRelay | undefined;
+  let database: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
+  let dir: string;
+
+  before(async () => {
+    database = await createTestPostgresDatabase();
+    upstream = await startDemoUpstream({ apiKey: upstreamKey });
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  });
+  after(async () => {
+    await gateway?.stop('SIGKILL');
+    await relay?.close();
+    await upstream?.close();
+    if ('drop' in database) await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('refusals recorded while the store is away are written by the next start after a SIGKILL', { timeout: 90_000 }, async (t) => {
+    if ('skip' in database) return t.skip(database.skip);
+    const target = new URL(database.url);
+    relay = await startTcpRelay(Number(target.port || 5432), target.hostname);
+    target.hostname = '127.0.0.1';
+    target.port = String(relay.port);
+    const env = { ...process.env, UPSTREAM_KEY: upstreamKey, PG_URL: target.toString() };
+    const store = 'store:\n  postgres:\n    url: "${PG_URL}"\n';
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir, store });
+
+    await relay.down();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      // No credential: refused (401) without the store, and recorded as a refusal.
+      const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      await res.arrayBuffer();
+      assert.equal(res.status, 401);
+      ids.push(res.headers.get('gatehouse-exchange-id')!);
+    }
+    assert.ok(ids.every(Boolean), 'a refusal names its exchange');
+    await gateway.waitForLog(/store unreachable: records held/);
+    const file = join(dir, 'data', `held-records-${gateway.child.pid}.jsonl`);
+    assert.ok(existsSync(file), 'held records are kept on disk');
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+
+    await gateway.stop('SIGKILL');
+    gateway = undefined;
+    await relay.up();
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir, store });
+    const logs = await gateway.waitForLog(/held records written/, 15_000);
+    assert.match(logs, /held records left by the previous run/);
+    assert.match(logs, /held records written/);
+
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const rows = await client.query<{ id: string; status: number; error_code: string }>('select id, status, error_code from exchanges where id = any($1) order by seq', [ids]);
+      assert.deepEqual(rows.rows.map((r) => [r.id, r.status]), ids.map((id) => [id, 401]));
+      const events = await client.query<{ target: string }>(`select target from audit_events where kind = 'exchange.refused' and target = any($1) order by seq`, [ids]);
+      assert.deepEqual(events.rows.map((r) => r.target), ids, 'each written once, with its event, in order');
+    } finally {
+      await client.end();
+    }
+    assert.deepEqual(readdirSync(join(dir, 'data')).filter((name) => name.startsWith('held-records')), [], 'the files are removed once everything held is written');
+    const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], env);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  });
+});
