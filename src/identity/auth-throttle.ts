@@ -52,6 +52,8 @@ export interface AuthThrottleOptions {
   readonly shared: boolean;
   /** A counter reached its limit (once per address or account and window, across gateways). */
   readonly onThrottled: (event: ThrottledEvent) => void;
+  /** An attempt was refused unchecked (metrics: these are neither recorded nor chained). */
+  readonly onRefused?: ((listener: ThrottleListener) => void) | undefined;
   readonly now?: () => number;
 }
 
@@ -62,6 +64,8 @@ export type ThrottledIdentify = (credential: string | undefined, client?: string
 export interface AuthThrottle {
   /** identify behind the throttle, for one listener. */
   guard(identify: Identify, listener: ThrottleListener): ThrottledIdentify;
+  /** Stops the sweep of stale entries. */
+  close(): void;
 }
 
 interface Tracked {
@@ -76,7 +80,7 @@ const storePrefix = 'authfail:';
 export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
   const { config, store, shared } = options;
   const now = options.now ?? Date.now;
-  if (!config.enabled) return { guard: (identify) => identify };
+  if (!config.enabled) return { guard: (identify) => identify, close: () => undefined };
   const exempt = new BlockList();
   for (const entry of config.exempt) {
     const cidr = parseCidr(entry);
@@ -95,6 +99,14 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     }
     tracked.set(key, entry);
   };
+
+  // Stale entries go once a minute: an account's entry left from an attack would otherwise
+  // keep every request parsing its key id (accountsTracked > 0) until it was claimed again.
+  const sweep = setInterval(() => {
+    const t = now();
+    for (const [key, entry] of tracked) if (entry.countedUntil <= t) forget(key);
+  }, 60_000);
+  sweep.unref();
 
   const refusal = (scope: 'address' | 'account', retryAfterMs: number, key: string) =>
     new GatehouseError('auth_throttled', {
@@ -168,8 +180,18 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
         if (client === undefined) return identify(credential);
         const address = addressKey(client);
         const pending = admit(address, client, credential);
-        return pending === undefined ? verify(credential, address, client) : pending.then(() => verify(credential, address, client));
+        if (pending === undefined) return verify(credential, address, client);
+        return pending.then(
+          () => verify(credential, address, client),
+          (error: unknown) => {
+            if (isGatehouseError(error) && error.code === 'auth_throttled') options.onRefused?.(listener);
+            throw error;
+          },
+        );
       };
+    },
+    close() {
+      clearInterval(sweep);
     },
   };
 }

@@ -132,6 +132,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const sharedCounters = config.policy.limits.store === 'redis' && config.policy.limits.redis !== undefined;
   const throttleStore = sharedCounters ? limitStore : createMemoryLimitStore(Date.now, { maxCounters: throttleConfig.maxTracked * 2 });
   if (!sharedCounters) opened.push(() => throttleStore.close());
+  const metrics = createMetrics();
   const throttle = createAuthThrottle({
     config: throttleConfig,
     store: throttleStore,
@@ -140,7 +141,9 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       logger.warn({ scope: event.scope, key: event.key, listener: event.listener, client: event.client, failures: event.failures, retryAfterMs: event.retryAfterMs }, 'failed authentications throttled');
       chainEvent(authThrottledEvent(event));
     },
+    onRefused: (listener) => metrics.observeThrottledAttempt(listener),
   });
+  opened.push(() => throttle.close());
   const identifyAdmin = throttle.guard(identity.identifyAdmin, 'admin');
   const identifyOnAdmin = throttle.guard(identify, 'admin');
   const policyRuntime = createPolicyRuntime({
@@ -192,7 +195,6 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     ? disabledRecorder
     : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger) }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
-  const metrics = createMetrics();
   const agentHub = config.agents
     ? await startAgentHub({
         listen: config.agents.listen,
@@ -392,6 +394,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         await recorder.close?.();
         await approvals?.close();
         policyRuntime.close();
+        throttle.close();
+        if (!sharedCounters) await throttleStore.close();
         await limitStore.close();
         await identity.close();
         await audit.log.event({ kind: 'gateway.stopped', actor: 'gatehouse', target: null }).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));

@@ -125,6 +125,10 @@ describe('failed-authentication throttling (defaults: 10 per address per minute)
     assert.equal(throttledEvents[0]!.target, 'address:127.0.0.1');
     assert.deepEqual({ ...throttledEvents[0]!.details, throttledForMs: 0 }, { listener: 'data', scope: 'address', client: '127.0.0.1', failures: 10, windowMs: 60_000, throttledForMs: 0 });
     assert.equal(events.filter((e) => e.kind === 'exchange.refused').length, 10);
+    // Their number is in the metrics instead: the 11th bad key, the good key and /auth/token; the admin API's one.
+    const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+    assert.match(metrics, /gatehouse_auth_throttled_total\{listener="data"\} 3\n/);
+    assert.match(metrics, /gatehouse_auth_throttled_total\{listener="admin"\} 1\n/);
   });
 
   test('an exempt address is never throttled', async () => {
