@@ -20,7 +20,7 @@ import { BlockList, isIPv6 } from 'node:net';
 import { parseCidr } from '../config/fields.js';
 import { GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
-import type { LimitStore } from '../policy/index.js';
+import { createMemoryLimitStore, type LimitStore } from '../policy/index.js';
 import { parseApiKey } from './api-key-format.js';
 
 export interface AuthThrottleConfig {
@@ -52,6 +52,8 @@ export interface AuthThrottleOptions {
   readonly shared: boolean;
   /** A counter reached its limit (once per address or account and window, across gateways). */
   readonly onThrottled: (event: ThrottledEvent) => void;
+  /** The shared store did not answer (counted locally meanwhile): for the log. */
+  readonly onStoreError?: ((error: unknown) => void) | undefined;
   /** An attempt was refused unchecked (metrics: these are neither recorded nor chained). */
   readonly onRefused?: ((listener: ThrottleListener) => void) | undefined;
   readonly now?: () => number;
@@ -81,6 +83,11 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
   const { config, store, shared } = options;
   const now = options.now ?? Date.now;
   if (!config.enabled) return { guard: (identify) => identify, close: () => undefined };
+  // Shared counters that do not answer (Redis down): this gateway counts on its own
+  // meanwhile, so guessing is still throttled (per gateway), and a caller is refused for
+  // want of Redis no more than it would be without it.
+  const fallback = shared ? createMemoryLimitStore(now, { maxCounters: config.maxTracked }) : undefined;
+  const onStoreError = options.onStoreError;
   const exempt = new BlockList();
   for (const entry of config.exempt) {
     const cidr = parseCidr(entry);
@@ -120,7 +127,8 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     if (entry.throttledUntil > t) throw refusal(scope, entry.throttledUntil - t, key);
     if (!shared) return;
     const limit = scope === 'address' ? config.perAddress : config.perAccount;
-    const over = await store.take([{ key: storePrefix + key, windowMs: limit.window, amount: 0, check: 1, limit: limit.limit }]).catch(unavailable);
+    // Unanswered: this table (kept from the local fallback count) has the say.
+    const over = await store.take([{ key: storePrefix + key, windowMs: limit.window, amount: 0, check: 1, limit: limit.limit }]).catch((error: unknown) => void onStoreError?.(error));
     if (over) {
       entry.throttledUntil = t + over.retryAfterMs;
       throw refusal(scope, over.retryAfterMs, key);
@@ -159,7 +167,11 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     if (account !== undefined) counters.push([account, 'account', config.perAccount]);
     await Promise.all(
       counters.map(async ([key, scope, limit]) => {
-        const { value, retryAfterMs } = await store.count(storePrefix + key, limit.window, 1).catch(unavailable);
+        const { value, retryAfterMs } = await store.count(storePrefix + key, limit.window, 1).catch((error: unknown) => {
+          onStoreError?.(error);
+          if (!fallback) throw error;
+          return fallback.count(storePrefix + key, limit.window, 1);
+        });
         const t = now();
         remember(key, { countedUntil: t + retryAfterMs, throttledUntil: value >= limit.limit ? t + retryAfterMs : 0 });
         if (value === limit.limit) options.onThrottled({ scope, key: key.slice(2), listener, client, failures: value, windowMs: limit.window, retryAfterMs });
@@ -192,13 +204,9 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     },
     close() {
       clearInterval(sweep);
+      void fallback?.close();
     },
   };
-}
-
-/** The counters could not be read or written: refused, as a limit that cannot be checked is (fail closed). */
-function unavailable(error: unknown): never {
-  throw new GatehouseError('limits_unavailable', { detail: `failed-authentication counters: ${error instanceof Error ? error.message : String(error)}`, cause: error });
 }
 
 /** The account a credential claims: an API key's id (JWTs cannot be guessed, and their claims are anyone's to write). */

@@ -133,6 +133,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const throttleStore = sharedCounters ? limitStore : createMemoryLimitStore(Date.now, { maxCounters: throttleConfig.maxTracked * 2 });
   if (!sharedCounters) opened.push(() => throttleStore.close());
   const metrics = createMetrics();
+  let lastStoreErrorLog = 0;
   const throttle = createAuthThrottle({
     config: throttleConfig,
     store: throttleStore,
@@ -142,6 +143,12 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       chainEvent(authThrottledEvent(event));
     },
     onRefused: (listener) => metrics.observeThrottledAttempt(listener),
+    // At most one line per 10 s: every attempt of a counted address asks Redis.
+    onStoreError: (error) => {
+      if (Date.now() - lastStoreErrorLog < 10_000) return;
+      lastStoreErrorLog = Date.now();
+      logger.warn({ err: String(error) }, 'failed-authentication counters: Redis did not answer; counting on this gateway meanwhile');
+    },
   });
   opened.push(() => throttle.close());
   const identifyAdmin = throttle.guard(identity.identifyAdmin, 'admin');

@@ -150,6 +150,25 @@ describe('auth throttle', () => {
     await store.close();
   });
 
+  test('shared counters that do not answer (Redis down): this gateway counts on its own meanwhile; callers never refused are not affected', async () => {
+    const store = createMemoryLimitStore();
+    const down: LimitStore = { ...store, take: async () => { throw new Error('Redis did not answer: ECONNREFUSED'); }, count: async () => { throw new Error('Redis did not answer: ECONNREFUSED'); } };
+    const errors: unknown[] = [];
+    const throttle = createAuthThrottle({ config: config(), store: down, shared: true, onThrottled: () => undefined, onStoreError: (e) => errors.push(e) });
+    const identify = throttle.guard(async (credential) => {
+      if (credential !== goodKey) throw new GatehouseError('invalid_credential');
+      return identity;
+    }, 'data');
+    const code = (credential: string, client: string) => identify(credential, client).then(() => 'ok', (e: GatehouseError) => e.code);
+    assert.equal(await code(goodKey, '192.0.2.2'), 'ok');
+    assert.equal(errors.length, 0, 'a caller never refused does not touch the store');
+    for (let i = 0; i < 3; i++) assert.equal(await code(badKey, '192.0.2.1'), 'invalid_credential');
+    assert.equal(await code(goodKey, '192.0.2.1'), 'auth_throttled');
+    assert.ok(errors.length >= 3);
+    throttle.close();
+    await store.close();
+  });
+
   test('turned off: identify as it is', async () => {
     const s = setup({ enabled: false });
     for (let i = 0; i < 10; i++) assert.equal(await s.attempt(badKey), 'invalid_credential');
