@@ -14,7 +14,8 @@ export interface AgentHubOptions {
   readonly heartbeatMs: number;
   readonly queueTimeoutMs: number;
   /** Verifies an agent's key (constant-time secret comparison happens there), revocations included. */
-  readonly verify: (token: string) => Promise<Identity>;
+  /** `client`: the agent's address when it connects (failed keys are throttled per address); absent on a heartbeat's re-read. */
+  readonly verify: (token: string, client?: string) => Promise<Identity>;
   /** Why an identity is revoked now, or undefined: dropRevoked() asks it of every connected agent. */
   readonly revoked?: ((identity: Identity) => string | undefined) | undefined;
   /** Chains a refused agent key (401, `auth.refused`) before it is answered. */

@@ -2,8 +2,8 @@
 
 import type { ServerHttp2Stream } from 'node:http2';
 
-export function reply(stream: ServerHttp2Stream, status: number, code: string, message: string): void {
+export function reply(stream: ServerHttp2Stream, status: number, code: string, message: string, retryAfterSeconds?: number): void {
   if (stream.destroyed) return;
-  if (!stream.headersSent) stream.respond({ ':status': status, 'content-type': 'application/json' });
+  if (!stream.headersSent) stream.respond({ ':status': status, 'content-type': 'application/json', ...(retryAfterSeconds === undefined ? {} : { 'retry-after': String(retryAfterSeconds) }) });
   stream.end(JSON.stringify({ error: { code, message } }));
 }

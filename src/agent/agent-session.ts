@@ -22,13 +22,13 @@ export async function acceptAgent(stream: ServerHttp2Stream, headers: IncomingHt
   let identity: Identity;
   try {
     if (token === undefined) throw new GatehouseError('unauthenticated', { message: 'No agent key was presented.' });
-    identity = await options.verify(token);
+    identity = await options.verify(token, stream.session?.socket?.remoteAddress);
   } catch (error) {
     const failure = isGatehouseError(error) ? error : new GatehouseError('invalid_credential');
     logger.warn({ code: failure.code, detail: failure.detail }, 'agent refused');
     // A refused agent key is a failed authentication on record, in the chain.
     if (failure.status === 401) await options.recordRefusal?.({ listener: 'agents', request: 'POST agent link', error: failure, client: stream.session?.socket?.remoteAddress }).catch((cause: unknown) => logger.error({ code: failure.code, detail: String(cause) }, 'agent refusal not recorded'));
-    return reply(stream, failure.status, failure.code, failure.message);
+    return reply(stream, failure.status, failure.code, failure.message, failure.retryAfterSeconds);
   }
   const frames = readFrames(stream);
   const first = await Promise.race([frames.next(), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000).unref())]).catch(() => undefined);

@@ -22,7 +22,7 @@ import type { createReviewsRoutes } from './reviews-routes.js';
 
 export interface AdminServerOptions {
   readonly db: Kysely<Database>;
-  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  readonly identify: (credential: string | undefined, client?: string) => Promise<Identity>;
   readonly adminGroups: readonly string[];
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
@@ -117,7 +117,7 @@ export function createAdminHandler(options: AdminServerOptions) {
         rule: 'admin-session-csrf',
       });
     }
-    return options.identify(bearer ?? session);
+    return options.identify(bearer ?? session, req.socket.remoteAddress);
   }
 
   function requireAdmin(identity: Identity): void {
@@ -213,7 +213,7 @@ export function createAdminHandler(options: AdminServerOptions) {
         const request = `${req.method ?? 'GET'} ${url === undefined ? '' : redactPathCredentials(url.pathname)}`;
         await options.recordAuthRefusal({ listener: 'admin', request, error: failure, client: req.socket.remoteAddress }).catch((cause: unknown) => options.logger.error({ code: failure.code, detail: String(cause) }, 'admin refusal not recorded'));
       }
-      return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } });
+      return sendJson(res, failure.status, { error: { code: failure.code, message: failure.message } }, failure.retryAfterSeconds === undefined ? {} : { 'retry-after': String(failure.retryAfterSeconds) });
     }
   }
 

@@ -19,7 +19,7 @@ import { refusedRevealEvent } from './refused-reveal.js';
 export interface AuditRoutesOptions {
   readonly db: Kysely<Database>;
   readonly log: AuditLog;
-  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  readonly identify: (credential: string | undefined, client?: string) => Promise<Identity>;
   readonly publicKeyPem: string | undefined;
   readonly raw: { readonly sealer: RawSealer; readonly revealGroups: readonly string[] } | undefined;
   readonly reexecutions: Reexecutions;
@@ -62,7 +62,7 @@ export function auditRoutes(options: AuditRoutesOptions): readonly AdminRoute[] 
       if (exchange.request.body === null && (exchange.bytesIn > 0 || Number(sent['content-length'] ?? 0) > 0 || sent['transfer-encoding'] !== undefined)) {
         throw new GatehouseError('reexecute_unavailable', { message: `Session "${id}" has no recorded request body (binary, or refused before it was read); it cannot be repeated faithfully.` });
       }
-      const identity = await options.identify(bearerToken(req.headers.authorization));
+      const identity = await options.identify(bearerToken(req.headers.authorization), req.socket.remoteAddress);
       const token = options.reexecutions.issue(exchange.id);
       const headers: Record<string, string> = { authorization: req.headers.authorization!, 'gatehouse-reexecution': token };
       const contentType = exchange.request.headers?.['content-type'];

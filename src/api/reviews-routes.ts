@@ -21,7 +21,7 @@ import { decodePathParam, intParam, onlyParams, pageLimitParam, sendJson } from 
 
 export interface ReviewsRoutesOptions {
   readonly service: ApprovalService;
-  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  readonly identify: (credential: string | undefined, client?: string) => Promise<Identity>;
 }
 
 const maxBody = 16 * 1024;
@@ -37,7 +37,7 @@ export function createReviewsRoutes({ service, identify }: ReviewsRoutesOptions)
     const expect = (m: string) => {
       if (method !== m) throw new GatehouseError('method_not_allowed', { message: `Use ${m} for ${path}.` });
     };
-    const identity = await identify(bearerToken(req.headers.authorization));
+    const identity = await identify(bearerToken(req.headers.authorization), req.socket.remoteAddress);
     // A just-in-time token (scoped to connections) may follow its own review, never
     // read others' nor vote: handed to a job or an agent, it must not act as a reviewer.
     const scoped = () => refuseConnectionScoped(identity, 'to read or decide reviews other than its own');

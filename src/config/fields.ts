@@ -1,6 +1,7 @@
 // Field types shared by every config file Gatehouse reads (the gateway's and the
 // agent's): `${ENV}` expansion, secret references, durations, and the name pattern.
 
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { expandEnv, resolveSecretRef, SecretRefError } from './secret-ref.js';
 import { formatDuration, parseDuration } from './units.js';
@@ -83,4 +84,15 @@ export function credentialHeader(credential: { header: string; scheme: string; s
 /** A URL to this host (a development IdP, a test): where plain http is not a network risk. */
 export function isLoopbackUrl(url: URL): boolean {
   return url.hostname === 'localhost' || url.hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(url.hostname);
+}
+
+/** `10.0.0.0/8`, `fd00::/8`, or one address (a /32 or /128): what BlockList.addSubnet takes. */
+export function parseCidr(value: string): { readonly address: string; readonly prefix: number; readonly type: 'ipv4' | 'ipv6' } | undefined {
+  const [address = '', bits, extra] = value.trim().split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return undefined;
+  return { address, prefix, type: family === 4 ? 'ipv4' : 'ipv6' };
 }

@@ -5,7 +5,7 @@
 
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { isLoopbackUrl, timerDuration } from './fields.js';
+import { isLoopbackUrl, parseCidr, timerDuration } from './fields.js';
 
 export const asymmetricAlgorithms = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
@@ -33,6 +33,8 @@ function oneOrMany(item: z.ZodType<string, string>) {
 }
 
 export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers) {
+  const throttleLimit = (limit: number, min = 1) =>
+    z.strictObject({ limit: z.number().int('must be a whole number').min(min, min === 0 ? 'must be at least 0 (0: not counted)' : 'must be at least 1 (to turn throttling off, set authThrottle.enabled: false)').max(1_000_000, 'must be at most 1000000').default(limit), window: duration.pipe(z.number().min(1000, 'must be at least 1s').max(86_400_000, 'must be at most 24h')).default(60_000) }).prefault({});
   const url = text.pipe(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }));
   // Values a deployment sets per environment (`clientId: ${OIDC_CLIENT_ID}`): `${ENV}` is
   // expanded, as in URLs; taken literally, the IdP got "${OIDC_CLIENT_ID}".
@@ -145,6 +147,20 @@ export function buildIdentitySchema({ text, duration, secret, baseDir }: Helpers
           sessionTtl: duration.default(8 * 3_600_000),
         })
         .optional(),
+      authThrottle: z
+        .strictObject({
+          /** Off: every attempt is checked, however many failed before. */
+          enabled: z.boolean().default(true),
+          /** Failed authentications from one client address (an IPv6 address by its /64) within a window. */
+          perAddress: throttleLimit(10),
+          /** Failed authentications claiming one API key id, from any address, within a window (limit 0: not counted). */
+          perAccount: throttleLimit(50, 0),
+          /** Client addresses never counted nor refused (`10.0.0.0/8`, `::1`, `192.0.2.7`). */
+          exempt: z.array(z.string().refine((value) => parseCidr(value) !== undefined, 'must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)')).default([]),
+          /** Most addresses and accounts remembered at once (an attacker rotating addresses cannot grow it further). */
+          maxTracked: z.number().int().min(100).max(10_000_000).default(100_000),
+        })
+        .prefault({}),
       revocation: z
         .strictObject({
           /** How often each gateway polls the store's revocation generation. */

@@ -49,6 +49,7 @@ export const errorRegistry = {
   too_many_statements: { status: 400, type: 'invalid_request_error', message: 'The query holds more statements than the gateway takes in one message.' },
   row_limit_exceeded: { status: 403, type: 'permission_error', message: 'The query returned more rows than this connection allows.' },
   statement_timeout: { status: 504, type: 'upstream_error', message: 'The statement ran longer than the connection allows and was cancelled.' },
+  auth_throttled: { status: 429, type: 'rate_limit_error', message: 'Too many failed authentications from this address: attempts are refused without being checked until the time in Retry-After has passed.' },
   rate_limited: { status: 429, type: 'rate_limit_error', message: 'A rate limit was reached. Retry later.' },
   invalid_policy: { status: 400, type: 'invalid_request_error', message: 'The policy is not valid; the running policy is unchanged.' },
   limits_unavailable: { status: 503, type: 'server_error', message: 'Limits could not be checked, so the request was refused.' },

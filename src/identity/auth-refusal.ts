@@ -7,6 +7,7 @@
 
 import type { EventInput } from '../audit/index.js';
 import type { GatehouseError } from '../errors/index.js';
+import type { ThrottledEvent } from './auth-throttle.js';
 
 export interface AuthRefusal {
   /** The listener that refused it. */
@@ -29,5 +30,20 @@ export function authRefusedEvent(refusal: AuthRefusal): EventInput {
     actor: null,
     target: refusal.request.slice(0, maxRequestChars),
     details: { listener: refusal.listener, code: refusal.error.code, reason: (refusal.error.detail ?? refusal.error.message).slice(0, maxReasonChars), client: refusal.client ?? null },
+  };
+}
+
+/**
+ * The moment an address (or an API key id) became throttled: one event per throttle, not
+ * one per attempt refused after it (those are neither checked nor recorded), so guessing
+ * cannot flood the chain. Its target is what was throttled; the client is the address
+ * whose failure reached the limit.
+ */
+export function authThrottledEvent(event: ThrottledEvent): EventInput {
+  return {
+    kind: 'auth.throttled',
+    actor: null,
+    target: event.scope === 'address' ? `address:${event.key}` : `key-id:${event.key}`,
+    details: { listener: event.listener, scope: event.scope, client: event.client, failures: event.failures, windowMs: event.windowMs, throttledForMs: event.retryAfterMs },
   };
 }

@@ -14,4 +14,5 @@ export { liftChained, revokeChained, revokeKeysChained, type RevokedKey } from '
 export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
 export { checkTokenScope, isConnectionScoped, refuseConnectionScoped } from './gateway-tokens/check-token-scope.js';
 export { readCookie, sessionCookie } from './login/oidc-login.js';
-export { authRefusedEvent, type AuthRefusal, type RecordAuthRefusal } from './auth-refusal.js';
+export { authRefusedEvent, authThrottledEvent, type AuthRefusal, type RecordAuthRefusal } from './auth-refusal.js';
+export { addressKey, createAuthThrottle, type AuthThrottle, type AuthThrottleConfig, type ThrottledEvent, type ThrottleListener } from './auth-throttle.js';

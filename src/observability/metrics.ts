@@ -16,6 +16,8 @@ export interface GatewayMetrics {
   observeUnrouted(code: string): void;
   /** A connection an HTTP listener turned away (server/connection-limits.ts). */
   observeRefusedConnection(listener: 'data' | 'admin', reason: 'listener' | 'client'): void;
+  /** An attempt refused unchecked by failed-authentication throttling (identity/auth-throttle.ts). */
+  observeThrottledAttempt(listener: string): void;
   /** Reports a listener's open connections at scrape time. */
   trackConnections(listener: 'data' | 'admin', open: () => number): void;
 }
@@ -66,6 +68,12 @@ export function createMetrics(): GatewayMetrics {
     labelNames: ['listener', 'reason'] as const,
     registers: [registry],
   });
+  const throttledAttempts = new Counter({
+    name: 'gatehouse_auth_throttled_total',
+    help: 'Authentication attempts refused without being checked (429 auth_throttled) because their address or API key id had too many failures, by listener (data, admin, postgres, agents).',
+    labelNames: ['listener'] as const,
+    registers: [registry],
+  });
   const openCounts = new Map<string, () => number>();
   new Gauge({
     name: 'gatehouse_http_connections',
@@ -98,6 +106,9 @@ export function createMetrics(): GatewayMetrics {
     },
     observeRefusedConnection(listener, reason) {
       refusedConnections.inc({ listener, reason });
+    },
+    observeThrottledAttempt(listener) {
+      throttledAttempts.inc({ listener });
     },
     trackConnections(listener, open) {
       openCounts.set(listener, open);

@@ -25,7 +25,8 @@ import { isStoreUnreachable } from '../store/index.js';
 import { enforceDecision, withLimitObligations, type Admission, type Limiter } from '../policy/index.js';
 
 export interface PipelineStages {
-  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  /** Told the client's address: failed authentications are throttled per address (identity/auth-throttle.ts). */
+  readonly identify: (credential: string | undefined, client?: string) => Promise<Identity>;
   readonly policy: DecisionPolicy;
   readonly limits?: Limiter | undefined;
   readonly recorder: Recorder;
@@ -109,7 +110,7 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
   let useApproval: (() => Promise<void>) | undefined;
   let restoreApproval: (() => Promise<void>) | undefined;
   try {
-    identity = await stages.identify(io.credential);
+    identity = await stages.identify(io.credential, io.exchange.client.address);
     inspection = await io.inspect();
     request = inspection.request;
     // One new exchange for both stages' additions (a refusal in between makes its own).
@@ -147,6 +148,13 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       }
     }
   } catch (error) {
+    // Throttled: answered without a record. Each would be one more event in the chain, for
+    // an attacker to add at will; the throttle's start is on record (`auth.throttled`).
+    if (isGatehouseError(error) && error.code === 'auth_throttled') {
+      io.fail(error);
+      stages.observe(exchange, undefined, refusalOutcome(io, error));
+      return;
+    }
     // Refused after identify but before the exchange took the identity (inspection failed).
     if (identity !== undefined && exchange.identity === undefined) exchange = { ...exchange, identity };
     // Inspection read the body, then refused it: record the body as it was sent.

@@ -13,12 +13,12 @@ import type { HeldRecordsReport } from '../audit/held-records.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
-import { authRefusedEvent, buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService, type AuthRefusal } from '../identity/index.js';
+import { authRefusedEvent, authThrottledEvent, buildIdentity, createAuthThrottle, checkTokenScope, readCookie, sessionCookie, type ApiKeyService, type AuthRefusal } from '../identity/index.js';
 import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
-import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
+import { createMemoryLimitStore, createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
 import { createPolicyRoutes } from '../api/policy-routes.js';
 import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
@@ -126,6 +126,33 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   // A credential refused outside a data-plane exchange (which chains its own) is chained too.
   const recordAuthRefusal = (refusal: AuthRefusal) => audit.log.event(authRefusedEvent(refusal));
   const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
+  // Failed authentications are counted where policy limits are: in Redis, shared by every
+  // gateway, when limits use it; else in a bounded store of this process's own.
+  const throttleConfig = config.identity.authThrottle;
+  const sharedCounters = config.policy.limits.store === 'redis' && config.policy.limits.redis !== undefined;
+  const throttleStore = sharedCounters ? limitStore : createMemoryLimitStore(Date.now, { maxCounters: throttleConfig.maxTracked * 2 });
+  if (!sharedCounters) opened.push(() => throttleStore.close());
+  const metrics = createMetrics();
+  let lastStoreErrorLog = 0;
+  const throttle = createAuthThrottle({
+    config: throttleConfig,
+    store: throttleStore,
+    shared: sharedCounters,
+    onThrottled: (event) => {
+      logger.warn({ scope: event.scope, key: event.key, listener: event.listener, client: event.client, failures: event.failures, retryAfterMs: event.retryAfterMs }, 'failed authentications throttled');
+      chainEvent(authThrottledEvent(event));
+    },
+    onRefused: (listener) => metrics.observeThrottledAttempt(listener),
+    // At most one line per 10 s: every attempt of a counted address asks Redis.
+    onStoreError: (error) => {
+      if (Date.now() - lastStoreErrorLog < 10_000) return;
+      lastStoreErrorLog = Date.now();
+      logger.warn({ err: String(error) }, 'failed-authentication counters: Redis did not answer; counting on this gateway meanwhile');
+    },
+  });
+  opened.push(() => throttle.close());
+  const identifyAdmin = throttle.guard(identity.identifyAdmin, 'admin');
+  const identifyOnAdmin = throttle.guard(identify, 'admin');
   const policyRuntime = createPolicyRuntime({
     config,
     configFile: options.configFile,
@@ -176,18 +203,18 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     ? disabledRecorder
     : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger), heldRecordsDir: config.audit.keyFile === undefined ? undefined : dirname(config.audit.keyFile) }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
-  const metrics = createMetrics();
   const agentHub = config.agents
     ? await startAgentHub({
         listen: config.agents.listen,
         tls: config.agents.tls,
         heartbeatMs: config.agents.heartbeat,
         queueTimeoutMs: config.agents.queueTimeout,
-        verify: async (token) => {
+        verify: throttle.guard(async (token) => {
+          if (token === undefined) throw new GatehouseError('unauthenticated');
           const agent = await apiKeys.verify(token);
           identity.revocations.check(agent);
           return agent;
-        },
+        }, 'agents'),
         revoked: (agent) => identity.revocations.reason(agent),
         recordRefusal: recordAuthRefusal,
         logger,
@@ -234,7 +261,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   };
 
   const stages: PipelineStages = {
-    identify,
+    identify: throttle.guard(identify, 'data'),
     checkScope: checkTokenScope,
     policy,
     limits: policyRuntime.limits,
@@ -275,7 +302,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const gatewayTokens = identity.gatewayTokens;
   const authRoutes = gatewayTokens
     ? createAuthRoutes({
-        identify,
+        identify: stages.identify,
         tokens: gatewayTokens,
         // HTTP and PostgreSQL connections alike: a token may be scoped to a database.
         connections: new Set(config.connections.map((c) => c.name)),
@@ -300,9 +327,10 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
   const postgresNames: string[] = [];
+  const postgresStages: PipelineStages = { ...stages, identify: throttle.guard(identify, 'postgres') };
   for (const connection of buildPostgresConnections(config, { agentHub, planner: maskPlanner })) {
     postgresNames.push(connection.name);
-    const listener = await startPostgresListener({ connection, stages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
+    const listener = await startPostgresListener({ connection, stages: postgresStages, inFlight: identity.inFlight, onSessionError: (error) => logger.warn({ connection: connection.name, err: String(error) }, 'postgres session failed') });
     postgresListeners.push(listener);
     opened.push(() => listener.close());
     stopAsked();
@@ -311,14 +339,14 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const auditRoutes = { db: store.db, log: audit.log, identify, publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
+    const auditRoutes = { db: store.db, log: audit.log, identify: identifyOnAdmin, publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
     const admin = createAdminHandler({
       db: store.db,
-      identify: identity.identifyAdmin,
+      identify: identifyAdmin,
       adminGroups: config.admin.groups,
       metrics,
       logger,
-      reviews: approvals && createReviewsRoutes({ service: approvals.service, identify }),
+      reviews: approvals && createReviewsRoutes({ service: approvals.service, identify: identifyOnAdmin }),
       routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, audit.log.change, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name })],
       // A refused login (OIDC callback, SAML response) is a failed authentication on record, as a refused data-plane credential is.
       publicRoutes: identity.loginRoutes(config.admin.tls !== undefined, (refusal) =>
@@ -374,6 +402,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         await recorder.close?.();
         await approvals?.close();
         policyRuntime.close();
+        throttle.close();
+        if (!sharedCounters) await throttleStore.close();
         await limitStore.close();
         await identity.close();
         await audit.log.event({ kind: 'gateway.stopped', actor: 'gatehouse', target: null }).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));

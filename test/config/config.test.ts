@@ -269,6 +269,18 @@ describe('parseConfig: every error names its dotted path', () => {
       ],
     },
     {
+      // A throttle that cannot work (a limit of 0 refused every address at once) or an exempt entry that exempts nothing.
+      name: 'an authThrottle limit of 0, a window under 1s, an exempt entry that is no address or CIDR',
+      source: 'identity: { authThrottle: { exempt: [not-an-ip, 10.0.0.0/33, "fd00::/8", 192.0.2.7], perAddress: { limit: 0, window: 10ms }, perAccount: { limit: -1 } } }\n',
+      issues: [
+        'identity.authThrottle.perAddress.limit: must be at least 1 (to turn throttling off, set authThrottle.enabled: false)',
+        'identity.authThrottle.perAddress.window: must be at least 1s',
+        'identity.authThrottle.perAccount.limit: must be at least 0 (0: not counted)',
+        'identity.authThrottle.exempt[0]: must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)',
+        'identity.authThrottle.exempt[1]: must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)',
+      ],
+    },
+    {
       // config check said valid; start failed with "address in use".
       name: 'two listeners on one port',
       source: 'gateway: { listen: { host: 0.0.0.0, port: 8443 } }\nadmin: { listen: { port: 6432 } }\nconnections:\n  - { name: pg, type: postgres, listen: { port: 8443 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n  - { name: pg2, type: postgres, listen: { host: 127.0.0.2, port: 6432 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n  - { name: pg3, type: postgres, listen: { port: 6432 }, allowPlaintext: true, target: "postgres://db/x", credential: { user: u, secret: "${PW}" }, access: { groups: [g] } }\n',

@@ -119,6 +119,7 @@ describe('limits', () => {
     const broken: LimitStore = {
       take: async () => { throw new Error('ECONNREFUSED'); },
       add: async () => undefined,
+      count: async () => { throw new Error('ECONNREFUSED'); },
       acquire: async () => true,
       release: async () => undefined,
       ping: async () => { throw new Error('ECONNREFUSED'); },

@@ -109,3 +109,23 @@ test('a check that timed out while Redis did not answer is not counted when Redi
     await deleteKeys(prefix);
   }
 });
+
+test('count: two stores counting one key at once see every value once, with the time left in the window', { skip: redisSkip }, async () => {
+  const prefix = uniqueKeyPrefix();
+  const a = createRedisLimitStore({ url: testRedisUrl, keyPrefix: prefix });
+  const b = createRedisLimitStore({ url: testRedisUrl, keyPrefix: prefix });
+  try {
+    // Fixed windows (Redis clock): stay clear of a boundary.
+    const into = Date.now() % 3_600_000;
+    if (into > 3_595_000) await new Promise((resolve) => setTimeout(resolve, 3_600_000 - into + 200));
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).count('authfail:a:192.0.2.1', 3_600_000, 1)));
+    assert.deepEqual(answers.map((x) => x.value).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
+    for (const { retryAfterMs } of answers) assert.ok(retryAfterMs > 0 && retryAfterMs <= 3_600_000, String(retryAfterMs));
+    // What take sees: the counter is over a limit of 19.
+    assert.ok(await a.take([{ key: 'authfail:a:192.0.2.1', windowMs: 3_600_000, amount: 0, check: 1, limit: 19 }]));
+  } finally {
+    await a.close();
+    await b.close();
+    await deleteKeys(prefix);
+  }
+});

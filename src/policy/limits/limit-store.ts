@@ -26,6 +26,12 @@ export interface LimitStore {
   /** Adds to a counter in its current window (tokens, after the answer). */
   add(key: string, windowMs: number, amount: number): Promise<void>;
   /**
+   * Adds to a counter in its current window and says its new value and the time left in
+   * the window: one atomic step, so of several gateways counting at once exactly one sees
+   * a given value (failed authentications: the one that reaches the limit says so once).
+   */
+  count(key: string, windowMs: number, amount: number): Promise<{ readonly value: number; readonly retryAfterMs: number }>;
+  /**
    * Takes concurrency slot `slot` (an id unique to the exchange) unless `max` are taken.
    * Each slot expires `ttlMs` after it was taken, so a slot never given back (its
    * process died, Redis was away when it ended) is freed then, however busy the scope.
@@ -38,8 +44,18 @@ export interface LimitStore {
   close(): Promise<void>;
 }
 
-export function createMemoryLimitStore(now: () => number = Date.now): LimitStore {
+export interface MemoryLimitStoreOptions {
+  /**
+   * At most this many counters: a new one then drops the oldest. For counters keyed by
+   * what a caller chooses (client addresses), which would otherwise grow without bound
+   * within one window; policy limits are keyed by identities and leave it unset.
+   */
+  readonly maxCounters?: number | undefined;
+}
+
+export function createMemoryLimitStore(now: () => number = Date.now, options: MemoryLimitStoreOptions = {}): LimitStore {
   const counters = new Map<string, { value: number; expiresAt: number }>();
+  const maxCounters = options.maxCounters ?? Infinity;
   const slots = new Map<string, Set<string>>();
   const sweep = setInterval(() => {
     const t = now();
@@ -54,7 +70,10 @@ export function createMemoryLimitStore(now: () => number = Date.now): LimitStore
   };
   const addAt = (key: string, windowMs: number, amount: number, t: number) => {
     const wk = windowKey(key, windowMs, t);
-    counters.set(wk, { value: current(wk, t) + amount, expiresAt: (Math.floor(t / windowMs) + 1) * windowMs });
+    const value = current(wk, t) + amount;
+    if (counters.size >= maxCounters && !counters.has(wk)) counters.delete(counters.keys().next().value!);
+    counters.set(wk, { value, expiresAt: (Math.floor(t / windowMs) + 1) * windowMs });
+    return value;
   };
 
   return {
@@ -70,6 +89,10 @@ export function createMemoryLimitStore(now: () => number = Date.now): LimitStore
     },
     async add(key, windowMs, amount) {
       if (amount > 0) addAt(key, windowMs, amount, now());
+    },
+    async count(key, windowMs, amount) {
+      const t = now();
+      return { value: addAt(key, windowMs, amount, t), retryAfterMs: (Math.floor(t / windowMs) + 1) * windowMs - t };
     },
     // One process: its slots end with it, and release always reaches the map, so they need no expiry.
     async acquire(key, slot, max) {

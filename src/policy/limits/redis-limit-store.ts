@@ -44,6 +44,15 @@ redis.call('INCRBY', key, tonumber(ARGV[2]))
 redis.call('PEXPIRE', key, w + 1000)
 return 1`;
 
+// KEYS[1]: base key; ARGV: windowMs, amount. Answers the new value and the ms left in the window.
+const countScript = `${nowMs}
+local w = tonumber(ARGV[1])
+local idx = math.floor(now / w)
+local key = KEYS[1] .. ':' .. idx
+local value = redis.call('INCRBY', key, tonumber(ARGV[2]))
+redis.call('PEXPIRE', key, w + 1000)
+return {value, (idx + 1) * w - now}`;
+
 // Slots of a scope: a sorted set of slot ids scored by when each expires (Redis clock).
 // Expired ones are dropped before counting. (A counter whose key expired 15 minutes
 // after the last acquire kept a dead gateway's slots taken as long as the scope stayed
@@ -161,6 +170,10 @@ export function createRedisLimitStore(options: RedisLimitStoreOptions): LimitSto
     },
     async add(key, windowMs, amount) {
       if (amount > 0) await explained(() => redis.eval(addScript, 1, p + key, windowMs, amount));
+    },
+    async count(key, windowMs, amount) {
+      const [value, retryAfterMs] = (await explained(() => redis.eval(countScript, 1, p + key, windowMs, amount))) as [number, number];
+      return { value, retryAfterMs };
     },
     async acquire(key, slot, max, ttlMs) {
       const answer = await explained(async () => redis.eval(acquireScript, 1, `${p}${key}:slots`, slot, max, ttlMs, await deadline()));

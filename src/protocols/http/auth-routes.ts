@@ -18,7 +18,7 @@ import { readBody } from './read-body.js';
 import { writeError } from './write-error.js';
 
 export interface AuthRoutesOptions {
-  readonly identify: (credential: string | undefined) => Promise<Identity>;
+  readonly identify: (credential: string | undefined, client?: string) => Promise<Identity>;
   readonly tokens: GatewayTokens;
   readonly connections: ReadonlySet<string>;
   readonly defaultTtlMs: number;
@@ -79,7 +79,7 @@ export function createAuthRoutes(options: AuthRoutesOptions) {
     if (path !== '/auth/token') return false;
     void (async () => {
       if (req.method !== 'POST') throw new GatehouseError('method_not_allowed', { message: 'Use POST for /auth/token.' });
-      const identity = await options.identify(bearerToken(req.headers.authorization));
+      const identity = await options.identify(bearerToken(req.headers.authorization), req.socket.remoteAddress);
       if (identity.method === 'gateway_token') throw invalid('A Gatehouse token cannot be exchanged for another; present your identity provider token or API key.');
       const request = parseRequest(await readBody(req, maxTokenRequestBytes), options);
       const scope = { connections: request.connections, ...(request.operations ? { operations: request.operations } : {}) };

@@ -16,6 +16,8 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   too_many_connections: '53300', // too_many_connections // admin_shutdown, as PostgreSQL's own shutdown
   user_mismatch: '28000', // invalid_authorization_specification
   tls_required: '28000',
+  // Not 28P01: psql and drivers read that as a wrong password and prompt for another.
+  auth_throttled: '28000',
   access_denied: '42501', // insufficient_privilege
   database_not_found: '3D000', // invalid_catalog_name
   protocol_violation: '08P01', // protocol_violation

@@ -167,7 +167,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       if (answer.type !== 'p') throw new ProtocolViolation(`expected a password response, got message type ${JSON.stringify(answer.type)}`);
       const password = new BodyReader(answer.body).cstring();
       if (password === '') throw new GatehouseError('unauthenticated', { message: 'No password was presented: the password is a Gatehouse API key (or gateway token).' });
-      const identity: Identity = await stages.identify(password);
+      const identity: Identity = await stages.identify(password, raw.remoteAddress);
       exchange = { ...exchange, identity };
       if (!userMatchesIdentity(user, identity)) {
         throw new GatehouseError('user_mismatch', {
@@ -261,7 +261,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       const failure = toLoginError(error);
       if (failure && exchange) {
         const outcome: ExchangeOutcome = { status: failure.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: performance.now() - started, errorCode: failure.code, errorDetail: failure.detail };
-        await stages.recorder.refuse(exchange, decision, undefined, outcome).catch(() => undefined);
+        // A throttled login is not recorded: each would be one more event for an attacker to
+        // add at will; the throttle's start is on record (auth.throttled).
+        if (failure.code !== 'auth_throttled') await stages.recorder.refuse(exchange, decision, undefined, outcome).catch(() => undefined);
         stages.observe(exchange, decision, outcome);
       }
       if (failure && !client.destroyed) client.end(errorResponseFor(failure, 'FATAL'));
