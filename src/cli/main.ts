@@ -164,6 +164,19 @@ async function main(argv: string[]): Promise<void> {
 }
 
 /**
+ * Ids are random (a signing key's kid is base64url), so one may start with "-" and read
+ * as a group of short options: say that such a value goes after "--".
+ */
+function dashedValueHint(argv: readonly string[], unknown: string | undefined): string {
+  if (unknown === undefined || unknown.startsWith('--')) return '';
+  const end = argv.indexOf('--');
+  const word = (end < 0 ? argv : argv.slice(0, end)).find((a) => a.length > 2 && a.startsWith(unknown) && !a.startsWith('--'));
+  if (word === undefined) return '';
+  const rest = argv.filter((a) => a !== word);
+  return `a value that starts with "-" goes after "--": gatehouse ${[...rest, '--', word].join(' ')}\n`;
+}
+
+/**
  * `usage: gatehouse <the command's line of the help>` for the command in `argv` (its
  * description left out), or the general usage line when there is no known command.
  */
@@ -211,7 +224,8 @@ main(process.argv.slice(2)).then(
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       // One line naming the option, and the command's usage line: not the whole help.
       const unknown = /^Unknown option '([^']+)'/.exec(error.message)?.[1];
-      process.stderr.write(`gatehouse: ${unknown !== undefined ? `unknown option ${unknown}` : error.message}\n${commandUsage(process.argv.slice(2))}\n`);
+      const argv = process.argv.slice(2);
+      process.stderr.write(`gatehouse: ${unknown !== undefined ? `unknown option ${unknown}` : error.message}\n${dashedValueHint(argv, unknown)}${commandUsage(argv)}\n`);
       return exitWhenFlushed(2);
     }
     process.stderr.write(`gatehouse: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

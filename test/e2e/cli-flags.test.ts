@@ -60,6 +60,8 @@ describe('cli: options per command', () => {
       [['keys', 'list', '--bogus'], 'gatehouse: unknown option --bogus\nusage: gatehouse keys list [--limit N]\n'],
       [['config', 'check', config, '-x'], 'gatehouse: unknown option -x\nusage: gatehouse config check FILE\n'],
       [['sessions', 'list', '--bogus'], 'gatehouse: unknown option --bogus\nusage: gatehouse sessions list [--connection C] [--subject S] [--group G] [--decision allow|deny|require_approval] [--operation OP] [--rule R] [--review ID] [--text "words"] [--since TIME] [--until TIME] [--limit N]\n'],
+      // A kid is base64url: one that starts with "-" must follow "--", and the error says so.
+      [['revoke', 'signing-key', '-Xk2b', '--reason', 'leaked'], 'gatehouse: unknown option -X\na value that starts with "-" goes after "--": gatehouse revoke signing-key --reason leaked -- -Xk2b\nusage: gatehouse revoke token JTI | subject S | user S | key ID|NAME | signing-key KID [--reason TEXT]\n'],
       [['frobnicate', '--bogus'], 'gatehouse: unknown option --bogus\nusage: gatehouse <command> [options] (gatehouse --help lists the commands)\n'],
       [['keys', 'list', '--config'], "gatehouse: Option '-c, --config <value>' argument missing\nusage: gatehouse keys list [--limit N]\n"],
     ];

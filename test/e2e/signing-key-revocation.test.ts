@@ -66,7 +66,7 @@ describe('revoking a gateway signing key', () => {
     assert.equal((await whoami(gateway, forged)).status, 200);
     assert.notEqual((await models(gateway, oldToken)).status, 401);
 
-    const { stdout } = await gateway.cli(['revoke', 'signing-key', oldKid, '--reason', 'key file leaked']);
+    const { stdout } = await gateway.cli(['revoke', 'signing-key', '--reason', 'key file leaked', '--', oldKid]);
     assert.match(stdout, new RegExp(`revoked signing-key ${oldKid}`));
     // the gateway process polls the store's revocations (250 ms)
     let status = 0;
@@ -101,7 +101,7 @@ describe('revoking a gateway signing key', () => {
 
   test('a gateway configured with a revoked key refuses to start', async () => {
     const currentKid = ((await (await fetch(`${gateway.url}/.well-known/jwks.json`)).json()) as { keys: Array<{ kid: string }> }).keys[0]!.kid;
-    await gateway.cli(['revoke', 'signing-key', currentKid]);
+    await gateway.cli(['revoke', 'signing-key', '--', currentKid]);
     // Still running with it, the gateway issues no token that could not work, and says why.
     const apiKey = await gateway.createKey('ml-late', ['ml']);
     const ask = () => fetch(`${gateway.url}/auth/token`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` }, body: JSON.stringify({ connections: ['demo'] }) });

@@ -69,7 +69,12 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
     });
   });
 
-  const cli = async (args: string[]) => execFileAsync(process.execPath, [bin, ...args, '--config', configPath], { env });
+  // --config goes before a "--" (after it every word is a value: a kid that starts with "-").
+  const cli = async (args: string[]) => {
+    const end = args.indexOf('--');
+    const withConfig = end < 0 ? [...args, '--config', configPath] : [...args.slice(0, end), '--config', configPath, ...args.slice(end)];
+    return execFileAsync(process.execPath, [bin, ...withConfig], { env });
+  };
   return {
     ...started,
     dir,
