@@ -65,7 +65,7 @@ const reviewPaths = {
 
 const errorResponse = { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
 
-export const openApiDocument = {
+const documented = {
   openapi: '3.1.0',
   info: { title: 'Gatehouse admin API', version: '1', description: 'Administration of a Gatehouse gateway. Authenticate with an API key whose groups include one of `admin.groups`.' },
   components: {
@@ -422,3 +422,22 @@ export const openApiDocument = {
     },
   },
 } as const;
+
+const throttledResponse = {
+  description: 'auth_throttled: too many failed authentications from this address or for this API key id; retry after `Retry-After` seconds (identity.authThrottle)',
+  headers: { 'Retry-After': { schema: { type: 'integer' } } },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
+
+/** Every route that authenticates its caller (it answers 401 or 403) may answer 429 once the caller's address is throttled. */
+function withThrottledAnswers<T extends { readonly paths: object }>(document: T): T {
+  const paths = Object.fromEntries(
+    Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, unknown> }>>).map(([path, methods]) => [
+      path,
+      Object.fromEntries(Object.entries(methods).map(([method, op]) => [method, '401' in op.responses || '403' in op.responses ? { ...op, responses: { ...op.responses, '429': throttledResponse } } : op])),
+    ]),
+  );
+  return { ...document, paths };
+}
+
+export const openApiDocument = withThrottledAnswers(documented);

@@ -56,4 +56,18 @@ describe('admin API: the OpenAPI document matches the routes', () => {
     assert.ok(paths['/api/revocations']?.['post']);
     assert.ok(paths['/api/revocations/{id}/lift']?.['post']);
   });
+
+  test('every route that authenticates documents 429 auth_throttled with Retry-After; the public ones do not', () => {
+    const paths = openApiDocument.paths as Record<string, Record<string, { responses: Record<string, { headers?: Record<string, unknown> }> }>>;
+    const open = ['/healthz', '/readyz', '/metrics', '/api/openapi.json'];
+    for (const [path, methods] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(methods)) {
+        const throttled = op.responses['429'];
+        if (open.includes(path)) assert.equal(throttled, undefined, `${method} ${path} authenticates no one`);
+        else assert.ok(throttled?.headers?.['Retry-After'], `${method} ${path} can be refused with 429 auth_throttled`);
+      }
+    }
+    assert.ok(paths['/api/sessions']?.['get']?.responses['429']);
+  });
 });
+
