@@ -24,10 +24,18 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out === '' ? '(root)' : out;
 }
 
+// A PostgreSQL target under trust authentication takes no password, yet the gateway
+// still needs one to send: "is required" alone left a new user guessing what to give.
+const credentialSecretRequired = 'is required: the credential the gateway sends to the target, by reference ("${ENV_VAR}" or file:/path); for a postgres connection the database password (under trust authentication any non-empty value)';
+
+function isCredentialSecret(path: readonly PropertyKey[]): boolean {
+  return path.length === 4 && path[0] === 'connections' && path[2] === 'credential' && path[3] === 'secret';
+}
+
 function formatIssue(issue: z.core.$ZodIssue): string {
   let message = issue.message;
   if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = 'is required';
+  else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) message = isCredentialSecret(issue.path) ? credentialSecretRequired : 'is required';
   // A key with nothing under it (`tls:` alone) is null in YAML; "expected object, received
   // null" did not say so. Only a top-level section left empty means its defaults.
   else if (issue.code === 'invalid_type' && issue.expected === 'object' && /received null/.test(issue.message)) message = 'is empty (a key with nothing under it): give its keys, write {} for its defaults, or leave it out';

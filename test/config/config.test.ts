@@ -347,6 +347,12 @@ describe('parseConfig: every error names its dotted path', () => {
       issues: ['connections[0].target: environment variable UPSTREAM_HOST is not set'],
     },
     {
+      // Under trust authentication PostgreSQL takes no password, and "is required" alone did not say what to give.
+      name: 'postgres credential without its secret',
+      source: `connections:\n  - { name: db, type: postgres, listen: { port: 6543 }, allowPlaintext: true, target: 'postgres://127.0.0.1:5432/app', credential: { user: app }, access: { groups: [ml] } }\n`,
+      issues: ['connections[0].credential.secret: is required: the credential the gateway sends to the target, by reference ("${ENV_VAR}" or file:/path); for a postgres connection the database password (under trust authentication any non-empty value)'],
+    },
+    {
       name: 'missing required fields',
       source: 'connections:\n  - { name: demo, type: openai }\n',
       issues: ['connections[0].target: is required', 'connections[0].access: is required'],
