@@ -13,15 +13,16 @@ import type { HeldRecordsReport } from '../audit/held-records.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
-import { authRefusedEvent, authThrottledEvent, buildIdentity, createAuthThrottle, checkTokenScope, readCookie, sessionCookie, type ApiKeyService, type AuthRefusal } from '../identity/index.js';
+import { authRefusedEvent, buildIdentity, checkTokenScope, readCookie, sessionCookie, type ApiKeyService, type AuthRefusal } from '../identity/index.js';
 import { registerAgentMetrics, startAgentHub } from '../agent/index.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createLogger, createMetrics, exchangeLogFields, type Logger } from '../observability/index.js';
 import type { PipelineStages } from '../pipeline/index.js';
-import { createMemoryLimitStore, createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
+import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type PolicyChangeEvent, type PolicyRuntime } from '../policy/index.js';
 import { createPolicyRoutes } from '../api/policy-routes.js';
 import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
+import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
@@ -126,30 +127,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   // A credential refused outside a data-plane exchange (which chains its own) is chained too.
   const recordAuthRefusal = (refusal: AuthRefusal) => audit.log.event(authRefusedEvent(refusal));
   const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
-  // Failed authentications are counted where policy limits are: in Redis, shared by every
-  // gateway, when limits use it; else in a bounded store of this process's own.
-  const throttleConfig = config.identity.authThrottle;
-  const sharedCounters = config.policy.limits.store === 'redis' && config.policy.limits.redis !== undefined;
-  const throttleStore = sharedCounters ? limitStore : createMemoryLimitStore(Date.now, { maxCounters: throttleConfig.maxTracked * 2 });
-  if (!sharedCounters) opened.push(() => throttleStore.close());
   const metrics = createMetrics();
-  let lastStoreErrorLog = 0;
-  const throttle = createAuthThrottle({
-    config: throttleConfig,
-    store: throttleStore,
-    shared: sharedCounters,
-    onThrottled: (event) => {
-      logger.warn({ scope: event.scope, key: event.key, listener: event.listener, client: event.client, failures: event.failures, retryAfterMs: event.retryAfterMs }, 'failed authentications throttled');
-      chainEvent(authThrottledEvent(event));
-    },
-    onRefused: (listener) => metrics.observeThrottledAttempt(listener),
-    // At most one line per 10 s: every attempt of a counted address asks Redis.
-    onStoreError: (error) => {
-      if (Date.now() - lastStoreErrorLog < 10_000) return;
-      lastStoreErrorLog = Date.now();
-      logger.warn({ err: String(error) }, 'failed-authentication counters: Redis did not answer; counting on this gateway meanwhile');
-    },
-  });
+  const throttle = startAuthThrottle(config, limitStore, logger, metrics, chainEvent);
   opened.push(() => throttle.close());
   const identifyAdmin = throttle.guard(identity.identifyAdmin, 'admin');
   const identifyOnAdmin = throttle.guard(identify, 'admin');
@@ -402,8 +381,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         await recorder.close?.();
         await approvals?.close();
         policyRuntime.close();
-        throttle.close();
-        if (!sharedCounters) await throttleStore.close();
+        await throttle.close();
         await limitStore.close();
         await identity.close();
         await audit.log.event({ kind: 'gateway.stopped', actor: 'gatehouse', target: null }).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
