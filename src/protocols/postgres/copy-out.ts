@@ -21,6 +21,7 @@ import { cstring, message, oneParameterQueryMessages, parseDataRow, parseNoticeF
 import { copyOutOf, type CopyFormat } from './copy-statement.js';
 import { derivedMasks, missingDerived, planMasking, unmaskableStore, type MaskingRules } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
+import { statementTimeoutError } from './transaction-outcome.js';
 import type { MaskPlan, Pending } from './session-state.js';
 
 /** How the rows of one COPY … TO STDOUT are masked. */
@@ -86,7 +87,7 @@ async function describeWithin(core: SessionCore, select: string, table: string |
   try {
     const answer = await describe(core, select, table);
     if (!timedOut || typeof answer !== 'string') return answer;
-    return new GatehouseError('statement_timeout', { message: `The statement ran longer than ${ms} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` });
+    return statementTimeoutError(connection);
   } finally {
     clearTimeout(timer);
   }

@@ -6,11 +6,9 @@
 //   — statement-timer.ts, session-core.ts;
 // - a refused statement's place in the answers gets our ErrorResponse, not the
 //   database's answer to the bogus Bind;
-// - each statement's outcome is recorded when it ends, and durable before the
-//   ReadyForQuery that ends it is released — statement-recording.ts; one that completed
-//   in a transaction still to be committed (implicit, or the gateway's own around a
-//   wrapped Query) is recorded once the commit is known: a commit that fails (a
-//   deferred constraint) fails it, a rollback of that transaction rolls it back;
+// - each statement's outcome is recorded when it ends (in a transaction still to be
+//   committed: when the commit is known — transaction-outcome.ts), and durable before
+//   the ReadyForQuery that ends it is released — statement-recording.ts;
 // - the database's error for a batch's Sync (its implicit commit failed) is relayed, and
 //   the session goes on;
 // - what one batch of messages produces leaves in one write — outbox.ts;
@@ -18,14 +16,16 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { EntityCounts } from '../../mask/index.js';
-import { BodyReader, bodyEquals, parseCommandTag, parseNoticeFields, frameLength, queryMessage, type Frame } from './codec.js';
+import { bodyEquals, parseCommandTag, parseNoticeFields, frameLength, queryMessage, type Frame } from './codec.js';
 import { probeAnswered } from './copy-out.js';
 import { errorResponseFor } from './errors.js';
 import { ResultRows } from './result-rows.js';
 import { maskingActive } from './mask-rows.js';
 import { maskServerMessage } from './server-messages.js';
+import { checkParameterStatus } from './parameter-status.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, PortalInfo, Run, StatementInfo } from './session-state.js';
+import { endWrappedRuns, failWithCommitError, rolledBack, settleUncommitted, statementTimeoutError } from './transaction-outcome.js';
 
 /** What a handler returns when it has arranged for the pump to go on by itself (one reaction per wait, not a promise the pump reacts to). */
 const continues = Symbol('continues');
@@ -182,12 +182,13 @@ export class DatabaseMessages {
         // The commit of the batch's implicit transaction failed (a deferred constraint, a
         // serialization failure): the error is the batch's, and its Executes' records say so.
         if (t === 'E' && !head.silent) {
-          this.#commitFailed(this.#core.uncommitted, frame);
+          failWithCommitError(this.#core.uncommitted, frame);
           return this.#emit(frame);
         }
         if (t === 'Z') {
           pending.shift();
-          this.#settleUncommitted(frame, head.silent === true);
+          settleUncommitted(this.#core.recording, this.#core.uncommitted, frame, this.#batchFailed || head.silent === true);
+          this.#batchFailed = false;
           return head.silent ? undefined : this.#ready(frame);
         }
         break;
@@ -220,12 +221,12 @@ export class DatabaseMessages {
         // every statement of the Query is recorded as failed with it.
         if (t === 'C') return undefined;
         if (t === 'E') {
-          if (head.commit) this.#commitFailed(head.runs, frame);
+          if (head.commit) failWithCommitError(head.runs, frame);
           return this.#emit(frame);
         }
         if (t === 'Z') {
           pending.shift();
-          this.#endRuns(head.runs, head.commit);
+          endWrappedRuns(this.#core.recording, head.runs, head.commit, this.#core.ctx.connection);
           return this.#ready(frame);
         }
         break;
@@ -288,7 +289,7 @@ export class DatabaseMessages {
       case 'E': {
         // After its last statement: the commit of its implicit transaction failed.
         if (!run) {
-          this.#commitFailed(head.runs, frame);
+          failWithCommitError(head.runs, frame);
           return this.#emit(frame);
         }
         // ErrorResponse ends the whole Query: later statements do not run, and in an
@@ -360,54 +361,12 @@ export class DatabaseMessages {
     const core = this.#core;
     const status = String.fromCharCode(ready.body[0] ?? 73);
     const timedOut = status === 'T' && !this.#swallowUntilReady && core.cancelling !== undefined;
-    if (timedOut) this.#emit(errorResponseFor(this.#timeoutError()));
+    if (timedOut) this.#emit(errorResponseFor(statementTimeoutError(this.#core.ctx.connection)));
     const commit = status === 'T' && !this.#swallowUntilReady && !timedOut;
     core.expect({ kind: 'end', runs, commit });
     core.toUpstream(queryMessage(commit ? 'commit' : 'rollback'));
     core.flushToDatabase()?.catch(this.#failed);
     return undefined;
-  }
-
-  /** A wrapped Query's statements, at the answer to the gateway's COMMIT (failed: their error is set) or ROLLBACK. */
-  #endRuns(runs: readonly Run[], committed: boolean): void {
-    const recording = this.#core.recording;
-    for (const r of runs) {
-      if (committed) recording.finish(r);
-      else if (r.timedOut) recording.finish(r, this.#timeoutError());
-      else recording.finish(r, new GatehouseError('upstream_failed', { message: 'rolled back: another statement in the same Query failed or was stopped, and the gateway rolled back its transaction' }), 'rolled_back');
-    }
-  }
-
-  /**
-   * The database's error for the commit of statements that had completed (the gateway's
-   * COMMIT, a Query's or a batch's implicit commit): each of them failed with it, since
-   * none of their changes was kept.
-   */
-  #commitFailed(runs: readonly Run[], frame: Frame): void {
-    const fields = parseNoticeFields(frame.body);
-    const detail = `the transaction's commit failed, so the statement's changes were not kept: ${fields.get('C') ?? ''}: ${fields.get('M') ?? ''}`;
-    for (const r of runs) if (!r.done && !r.error) r.error = { code: 'sql_error', detail, status: 400 };
-  }
-
-  /**
-   * A batch's Sync is answered: the Executes that completed in its implicit transaction
-   * are recorded. Rolled back when the transaction ended without a commit (I) after an
-   * error in the batch, a refusal, or a stop of the gateway's (its `silent` Sync): unless
-   * the batch ran transaction commands of its own, whose effect the gateway does not follow.
-   */
-  #settleUncommitted(ready: Frame, silent: boolean): void {
-    const failed = this.#batchFailed || silent;
-    this.#batchFailed = false;
-    const runs = this.#core.uncommitted;
-    if (runs.length === 0) return;
-    const recording = this.#core.recording;
-    const rolled = failed && ready.body[0] === 73 && !runs.some((r) => r.exchange.operation === 'sql.transaction');
-    for (const r of runs.splice(0)) recording.finish(r, rolled ? rolledBack('batch', 'another statement') : undefined, 'rolled_back');
-  }
-
-  #timeoutError(): GatehouseError {
-    const { connection } = this.#core.ctx;
-    return new GatehouseError('statement_timeout', { message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.` });
   }
 
   /** CommandComplete's tag; a session's statements mostly end with the same one ("SELECT 1"), kept as the last tag and its bytes. */
@@ -446,9 +405,7 @@ export class DatabaseMessages {
     const code = fields.get('C') ?? '';
     const { connection } = this.#core.ctx;
     if (run.timedOut && code === '57014') {
-      const error = new GatehouseError('statement_timeout', {
-        message: `The statement ran longer than ${connection.statementTimeoutMs} ms, the limit on connection "${connection.name}" (statementTimeout), and was cancelled.`,
-      });
+      const error = statementTimeoutError(connection);
       this.#core.recording.finish(run, error);
       return errorResponseFor(error);
     }
@@ -508,12 +465,6 @@ export class DatabaseMessages {
   }
 }
 
-/** The record of a statement that ran behind one the gateway stopped: its transaction failed with the stop. */
-function rolledBack(where: 'batch' | 'Query', which: 'an earlier statement' | 'another statement' | 'a later statement' = 'an earlier statement'): GatehouseError {
-  const why = which === 'an earlier statement' ? 'was stopped by the gateway' : which === 'a later statement' ? 'failed' : 'failed or was stopped by the gateway';
-  return new GatehouseError('upstream_failed', { message: `rolled back: ${which} in the same ${where} ${why}` });
-}
-
 /**
  * The statement a message answers: its text, and whether it may read a table (one that
  * names no table and runs no user-defined code, `select $1::int`, quotes in its errors
@@ -528,30 +479,6 @@ function answered(head: Pending | undefined, run: Run | undefined): { text: stri
     : undefined;
   if (facts === undefined || facts.length === 0) return undefined;
   return { text: facts.map((f) => f.text).join('\n'), readsTables: facts.some((f) => f.tables.length > 0 || f.risky.includes('unknown-tables')) };
-}
-
-/**
- * ParameterStatus (name, value): the database reports every change of client_encoding
- * and standard_conforming_strings, however it was made (SET is refused at inspection,
- * but set_config() or a function can change them too). Inspection reads SQL as UTF-8
- * with standard-conforming strings, so any other setting ends the session before
- * another statement is read: with `off`, `'a\''; select …` is a literal to the gateway
- * and two statements to the database.
- */
-export function checkParameterStatus(body: Buffer): void {
-  const r = new BodyReader(body);
-  const name = r.cstring().toLowerCase();
-  if (name === 'client_encoding') {
-    const value = r.cstring();
-    if (!/^(utf-?8|unicode|sql_ascii)$/i.test(value)) {
-      throw new GatehouseError('sql_not_supported', { message: `The client encoding was changed to ${value}; only UTF8 can be inspected, so the session ends.` });
-    }
-  } else if (name === 'standard_conforming_strings') {
-    const value = r.cstring();
-    if (value !== 'on') {
-      throw new GatehouseError('sql_not_supported', { message: `standard_conforming_strings was changed to ${value}; only SQL with standard-conforming strings can be inspected, so the session ends.` });
-    }
-  }
 }
 
 /** An ErrorResponse that ends the session (FATAL, PANIC): errors are rare, so parsing its fields costs nothing that matters. */

@@ -27,7 +27,7 @@ import { enforceDecision } from '../../policy/index.js';
 import { isStoreUnreachable } from '../../store/index.js';
 import { authentication, backendKeyData, BodyReader, ProtocolViolation, readyForQuery } from './codec.js';
 import { databaseAllowed, type PostgresConnection } from './connection.js';
-import { checkParameterStatus } from './database-messages.js';
+import { checkParameterStatus } from './parameter-status.js';
 import { errorResponseFor } from './errors.js';
 import { FrameSource } from './frame-source.js';
 import { createCancelLimiter } from './cancel-limiter.js';
