@@ -424,7 +424,7 @@ const documented = {
 } as const;
 
 const throttledResponse = {
-  description: 'auth_throttled: too many failed authentications from this address or for this API key id; retry after `Retry-After` seconds (identity.authThrottle)',
+  description: 'auth_throttled: too many failed authentications from this address, or from it for this API key id; retry after `Retry-After` seconds (identity.authThrottle)',
   headers: { 'Retry-After': { schema: { type: 'integer' } } },
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 };

@@ -1,7 +1,11 @@
 // Failed-authentication throttling: after `perAddress.limit` refused credentials from one
-// client address within a window (or `perAccount.limit` claiming one API key id, from
-// anywhere), further attempts are refused with 429 auth_throttled *before* the credential
-// is checked, until the window ends (a fixed lockout: see docs/security.md).
+// client address within a window, further attempts from it are refused with 429
+// auth_throttled *before* the credential is checked, until the window ends (a fixed
+// lockout: see docs/security.md). After `perAccount.limit` refused credentials claiming
+// one API key id (from anywhere), attempts at that key id are refused unchecked only from
+// the addresses that have themselves failed against it in the window: a clean address
+// (its owner's) is still checked, so guessing at a known key id cannot lock its owner out,
+// and each further address gets one checked guess at it per window.
 //
 // - Counted in a LimitStore: in memory for one gateway (a store of its own, bounded by
 //   maxTracked), or the policy limits' Redis, shared by every gateway using it.
@@ -93,18 +97,22 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     const cidr = parseCidr(entry);
     if (cidr) exempt.addSubnet(cidr.address, cidr.prefix, cidr.type);
   }
-  // Addresses (`a:`) and accounts (`k:`) in one table, oldest first; bounded by maxTracked.
+  // Addresses (`a:`), accounts (`k:`) and an address's failures against an account (`p:`)
+  // in one table, least recently failed first; bounded by maxTracked.
   const tracked = new Map<string, Tracked>();
   let accountsTracked = 0;
   const forget = (key: string) => {
     if (tracked.delete(key) && key.startsWith('k:')) accountsTracked--;
   };
   const remember = (key: string, entry: Tracked) => {
-    if (!tracked.has(key)) {
+    // Moved to the end on each failure: an attacker rotating addresses pushes out the
+    // entries that stopped failing, not the key id it keeps guessing at.
+    if (tracked.delete(key)) tracked.set(key, entry);
+    else {
       if (tracked.size >= config.maxTracked) forget(tracked.keys().next().value!);
       if (key.startsWith('k:')) accountsTracked++;
+      tracked.set(key, entry);
     }
-    tracked.set(key, entry);
   };
 
   // Stale entries go once a minute: an account's entry left from an attack would otherwise
@@ -117,7 +125,7 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
 
   const refusal = (scope: 'address' | 'account', retryAfterMs: number, key: string) =>
     new GatehouseError('auth_throttled', {
-      ...(scope === 'account' ? { message: 'Too many failed authentications for this API key: attempts with it are refused without being checked until the time in Retry-After has passed.' } : {}),
+      ...(scope === 'account' ? { message: 'Too many failed authentications for this API key from this address: attempts with it from here are refused without being checked until the time in Retry-After has passed.' } : {}),
       detail: `throttled ${scope} ${key.slice(2)}`,
       retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
     });
@@ -133,6 +141,24 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
       entry.throttledUntil = t + over.retryAfterMs;
       throw refusal(scope, over.retryAfterMs, key);
     }
+  };
+
+  /** Whether this address failed against this account in the window (here or, shared, on any gateway). */
+  const failedAgainst = async (pair: string, t: number): Promise<boolean> => {
+    const entry = tracked.get(pair);
+    if (entry !== undefined && entry.countedUntil > t) return true;
+    if (!shared) return false;
+    // Unanswered: this table (kept from the local fallback count) has the say.
+    const seen = await store.take([{ key: storePrefix + pair, windowMs: config.perAccount.window, amount: 0, check: 1, limit: 1 }]).catch((error: unknown) => void onStoreError?.(error));
+    if (seen) remember(pair, { countedUntil: t + seen.retryAfterMs, throttledUntil: 0 });
+    return seen !== undefined;
+  };
+
+  /** An account over its limit refuses only the addresses that failed against it. */
+  const checkAccount = async (address: string, account: string, entry: Tracked, t: number): Promise<void> => {
+    // Not over here, and no other gateway to have counted it over: nothing to refuse.
+    if (!shared && entry.throttledUntil <= t) return;
+    if (await failedAgainst(pairKey(address, account), t)) await check(account, 'account', entry, t);
   };
 
   const isExempt = (client: string): boolean => {
@@ -154,7 +180,7 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
       const accountEntry = account === undefined ? undefined : tracked.get(account);
       if (account !== undefined && accountEntry !== undefined) {
         if (accountEntry.countedUntil <= t) forget(account);
-        else if (!isExempt(client)) checks = Promise.all([checks, check(account, 'account', accountEntry, t)]).then(() => undefined);
+        else if (!isExempt(client)) checks = Promise.all([checks, checkAccount(address, account, accountEntry, t)]).then(() => undefined);
       }
     }
     return checks;
@@ -163,8 +189,8 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
   const failed = async (address: string, credential: string | undefined, listener: ThrottleListener, client: string): Promise<void> => {
     if (isExempt(client)) return;
     const account = credential === undefined || config.perAccount.limit === 0 ? undefined : accountOf(credential);
-    const counters: Array<readonly [string, 'address' | 'account', { readonly limit: number; readonly window: number }]> = [[address, 'address', config.perAddress]];
-    if (account !== undefined) counters.push([account, 'account', config.perAccount]);
+    const counters: Array<readonly [string, 'address' | 'account' | 'pair', { readonly limit: number; readonly window: number }]> = [[address, 'address', config.perAddress]];
+    if (account !== undefined) counters.push([account, 'account', config.perAccount], [pairKey(address, account), 'pair', config.perAccount]);
     await Promise.all(
       counters.map(async ([key, scope, limit]) => {
         const { value, retryAfterMs } = await store.count(storePrefix + key, limit.window, 1).catch((error: unknown) => {
@@ -173,6 +199,7 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
           return fallback.count(storePrefix + key, limit.window, 1);
         });
         const t = now();
+        if (scope === 'pair') return remember(key, { countedUntil: t + retryAfterMs, throttledUntil: 0 });
         remember(key, { countedUntil: t + retryAfterMs, throttledUntil: value >= limit.limit ? t + retryAfterMs : 0 });
         if (value === limit.limit) options.onThrottled({ scope, key: key.slice(2), listener, client, failures: value, windowMs: limit.window, retryAfterMs });
       }),
@@ -213,6 +240,11 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
 function accountOf(credential: string): string | undefined {
   const key = parseApiKey(credential);
   return key === undefined ? undefined : `k:${key.id}`;
+}
+
+/** The table key of an address's failures against an account (`a:…`, `k:…`). */
+function pairKey(address: string, account: string): string {
+  return `p:${account.slice(2)}@${address.slice(2)}`;
 }
 
 /**

@@ -18,7 +18,8 @@ export interface GatewayAuthThrottle {
 export function startAuthThrottle(config: GatehouseConfig, limitStore: LimitStore, logger: Logger, metrics: GatewayMetrics, chainEvent: (event: EventInput) => void): GatewayAuthThrottle {
   const throttleConfig = config.identity.authThrottle;
   const shared = config.policy.limits.store === 'redis' && config.policy.limits.redis !== undefined;
-  const store = shared ? limitStore : createMemoryLimitStore(Date.now, { maxCounters: throttleConfig.maxTracked * 2 });
+  // Up to three counters per failure: its address, the key id it claimed, and that address's failures against that key id.
+  const store = shared ? limitStore : createMemoryLimitStore(Date.now, { maxCounters: throttleConfig.maxTracked * 3 });
   let lastStoreErrorLog = 0;
   const throttle = createAuthThrottle({
     config: throttleConfig,

@@ -182,25 +182,42 @@ describe('per account: a distributed guess at one API key', () => {
     await upstream?.close();
   });
 
-  test('failures claiming one key id from three addresses throttle that key id everywhere, not other keys', async () => {
+  test('failures claiming one key id from three addresses lock that key id for those addresses only: its owner, from a clean address, still gets through', async () => {
     await clearOfWindowEnd(3_600_000, 30_000);
     const target = await gateway.createKey('target-bot', ['ml']);
-    const other = await gateway.createKey('other-bot', ['ml']);
+    const chat = (address: string, apiKey: string) => fetchFrom(address)(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: chatBody });
     for (const address of ['127.0.0.5', '127.0.0.6', '127.0.0.7']) {
       const res = await fetchFrom(address)(`${gateway.url}/c/demo/models`, { headers: { authorization: `Bearer ${wrongSecret(target)}` } });
       assert.equal(res.status, 401);
       await res.arrayBuffer();
     }
-    const from8 = fetchFrom('127.0.0.8');
-    const refused = await from8(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${target}`, 'content-type': 'application/json' }, body: chatBody });
+    // The key id is over its limit; its owner, from an address that never failed against it, is checked as usual.
+    const owner = await chat('127.0.0.8', target);
+    assert.equal(owner.status, 200, await owner.text());
+    assert.equal((await chat('127.0.0.8', target)).status, 200);
+    // An attacker's address is refused unchecked, even with the right secret.
+    const refused = await chat('127.0.0.5', target);
     assert.equal(refused.status, 429);
-    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /Too many failed authentications for this API key/);
-    const fine = await from8(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${other}`, 'content-type': 'application/json' }, body: chatBody });
-    assert.equal(fine.status, 200);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    assert.match(((await refused.json()) as { error: { message: string } }).error.message, /Too many failed authentications for this API key from this address/);
+    // A new address gets one wrong guess at it (checked: 401), then is refused like the others.
+    assert.equal((await chat('127.0.0.10', wrongSecret(target))).status, 401);
+    assert.equal((await chat('127.0.0.10', target)).status, 429);
+    assert.equal((await chat('127.0.0.10', wrongSecret(target))).status, 429);
     await gateway.waitForLog(/failed authentications throttled/);
     const events = (await queryEvents(gateway)).filter((e) => e.kind === 'auth.throttled');
     assert.equal(events.length, 1);
     assert.equal(events[0]!.target, `key-id:${target.split('_')[1]}`);
+    assert.equal(events[0]!.details['scope'], 'account');
+    // Refused unchecked: the attacker's right key, and 127.0.0.10's two attempts after its failure.
+    const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+    assert.match(metrics, /gatehouse_auth_throttled_total\{listener="data"\} 3\n/);
+  });
+
+  test('another key id is not affected by the throttled one', async () => {
+    const other = await gateway.createKey('other-bot', ['ml']);
+    const fine = await fetchFrom('127.0.0.5')(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${other}`, 'content-type': 'application/json' }, body: chatBody });
+    assert.equal(fine.status, 200);
   });
 });
 
@@ -311,6 +328,7 @@ describe('two gateways sharing Redis count failures together', { skip: noRedis }
 identity:
   authThrottle:
     perAddress: { limit: 3, window: 1h }
+    perAccount: { limit: 3, window: 1h }
 policy:
   limits:
     store: redis
@@ -350,5 +368,24 @@ policy:
     const events = [...(await queryEvents(gateways[0]!)), ...(await queryEvents(gateways[1]!))].filter((e) => e.kind === 'auth.throttled');
     assert.equal(events.length, 1, JSON.stringify(events));
     assert.equal(events[0]!.target, 'address:127.0.0.9');
+  });
+
+  test('a key id over its limit: each gateway refuses the addresses that failed against it on any gateway, and lets its owner through', async () => {
+    await clearOfWindowEnd(3_600_000, 30_000);
+    const target = await gateways[0]!.createKey('target-bot', ['ml']);
+    const chat = (gateway: number, address: string, apiKey: string) =>
+      fetchFrom(address)(`${gateways[gateway]!.url}/c/demo/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: chatBody }).then(async (res) => ({ status: res.status, body: await res.text() }));
+    // Two failures from 127.0.0.11 on gateway 0, the third (the limit) from 127.0.0.12 on gateway 1.
+    assert.equal((await chat(0, '127.0.0.11', wrongSecret(target))).status, 401);
+    assert.equal((await chat(0, '127.0.0.11', wrongSecret(target))).status, 401);
+    assert.equal((await chat(1, '127.0.0.12', wrongSecret(target))).status, 401);
+    const owner = await chat(0, '127.0.0.13', target);
+    assert.equal(owner.status, 200, owner.body);
+    // Gateway 0 learns from Redis both that the key id is over and that 127.0.0.12 failed against it.
+    for (const address of ['127.0.0.11', '127.0.0.12']) {
+      const answer = await chat(0, address, target);
+      assert.equal(answer.status, 429, `${address}: ${answer.body}`);
+      assert.match(answer.body, /for this API key from this address/);
+    }
   });
 });

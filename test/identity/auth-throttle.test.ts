@@ -105,12 +105,45 @@ describe('auth throttle', () => {
     assert.equal(s.events.length, 0);
   });
 
-  test('per account: failures claiming one key id from many addresses throttle that key id only', async () => {
+  test('per account: a key id over its limit is refused unchecked only from the addresses that failed against it; its owner elsewhere is checked', async () => {
     const s = setup({ perAddress: { limit: 100, window: 3_600_000 }, perAccount: { limit: 3, window: 3_600_000 } });
     for (let i = 0; i < 3; i++) assert.equal(await s.attempt(badKey, `203.0.113.${i}`), 'invalid_credential');
-    assert.equal(await s.attempt(goodKey, '203.0.113.200'), 'auth_throttled');
-    assert.equal(await s.attempt(otherBadKey, '203.0.113.200'), 'invalid_credential');
+    assert.equal(await s.attempt(goodKey, '203.0.113.200'), 'ok');
+    const checked = s.verified();
+    assert.equal(await s.attempt(goodKey, '203.0.113.0'), 'auth_throttled');
+    assert.equal(s.verified(), checked, "an attacker's address is not checked, the right key included");
+    // A new address: one checked guess, then refused like the others.
+    assert.equal(await s.attempt(badKey, '203.0.113.50'), 'invalid_credential');
+    assert.equal(await s.attempt(badKey, '203.0.113.50'), 'auth_throttled');
+    assert.equal(await s.attempt(goodKey, '203.0.113.50'), 'auth_throttled');
+    // Other key ids from those addresses are not affected.
+    assert.equal(await s.attempt(otherBadKey, '203.0.113.0'), 'invalid_credential');
     assert.deepEqual(s.events.map((e) => [e.scope, e.key]), [['account', '0123456789abcdef']]);
+  });
+
+  test('per account, shared store: an address that failed against the key id on another gateway is refused; the hot path for a clean one is one store read', async () => {
+    let t = 1_000_000_000_000;
+    const now = () => t;
+    const { store, calls } = countingStore(now);
+    const limits = { perAddress: { limit: 100, window: 3_600_000 }, perAccount: { limit: 2, window: 3_600_000 } };
+    const throttles = [0, 1].map(() => createAuthThrottle({ config: config(limits), store, shared: true, onThrottled: () => undefined, now }));
+    const [one, two] = throttles.map((throttle) =>
+      throttle.guard(async (credential) => {
+        if (credential !== goodKey) throw new GatehouseError('invalid_credential');
+        return identity;
+      }, 'data'),
+    ) as [ReturnType<(typeof throttles)[0]['guard']>, ReturnType<(typeof throttles)[0]['guard']>];
+    const code = (identify: typeof one, credential: string, client: string) => identify(credential, client).then(() => 'ok', (e: GatehouseError) => e.code);
+    assert.equal(await code(one, badKey, '203.0.113.1'), 'invalid_credential');
+    assert.equal(await code(two, badKey, '203.0.113.2'), 'invalid_credential');
+    assert.equal(await code(one, goodKey, '203.0.113.2'), 'auth_throttled');
+    assert.equal(await code(one, goodKey, '203.0.113.1'), 'auth_throttled');
+    const before = calls.take;
+    assert.equal(await code(one, goodKey, '203.0.113.9'), 'ok');
+    assert.equal(calls.take - before, 1);
+    t += 3_600_000;
+    assert.equal(await code(one, goodKey, '203.0.113.1'), 'ok', 'the next window starts clean');
+    for (const throttle of throttles) throttle.close();
   });
 
   test('IPv6 addresses count by their /64; IPv4-mapped addresses as IPv4', async () => {
