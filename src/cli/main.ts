@@ -32,8 +32,9 @@ const usage = `usage: gatehouse <command> [options]
                                  create an API key; the key is printed once
   keys list [--limit N]          list API keys, newest first (never their secrets)
   keys revoke ID|NAME            revoke an API key; takes effect within 1 s
-  keys rotate NAME --overlap 24h [--expires D]
-                                 new key for NAME; the old one expires after the overlap
+  keys rotate NAME --overlap 24h [--expires 30d|never]
+                                 new key for NAME; the old one expires after the overlap;
+                                 without --expires the new key gets the old one's lifetime
   revoke token JTI | subject S | user S | key ID|NAME | signing-key KID [--reason TEXT]
                                  revoke at once on every gateway sharing the store, cutting
                                  in-flight exchanges; revoke list; revoke lift ID

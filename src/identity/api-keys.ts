@@ -66,6 +66,15 @@ interface CacheEntry {
 
 
 /**
+ * How long a key was made to live, to the second: `keys create --expires 30d` computes
+ * the expiry a moment before the key's creation time is taken, and a rotation should
+ * keep 30d, not 30d less a few milliseconds.
+ */
+export function keyLifetime(createdAt: number, expiresAt: number): number {
+  return Math.max(1000, Math.round((expiresAt - createdAt) / 1000) * 1000);
+}
+
+/**
  * What names a key to revoke: its id or name, or the key pasted whole, which names its
  * id (the secret is not needed to revoke, and must not be echoed or kept).
  */
@@ -120,8 +129,11 @@ export class ApiKeyService {
    * Rotation with overlap: makes a new key for a name (same kind and groups) and sets
    * the live key's expiry to now + overlap, so both work during the overlap. At most
    * two live keys per name: a rotation while one is still overlapping is refused.
+   * `expiresAt` undefined keeps the name's lifetime policy: the new key lives as long as
+   * the live one was made to (its expiry − its creation, to the second) from now, and
+   * never expires if it never did; null: never expires.
    */
-  async rotate(name: string, options: { overlapMs: number; expiresAt?: number | null }, db: Kysely<Database> = this.#db): Promise<{ token: string; key: ApiKeyInfo; previous: ApiKeyInfo }> {
+  async rotate(name: string, options: { overlapMs: number; expiresAt?: number | null | undefined }, db: Kysely<Database> = this.#db): Promise<{ token: string; key: ApiKeyInfo; previous: ApiKeyInfo }> {
     const now = this.#now();
     if (!Number.isFinite(options.overlapMs) || options.overlapMs < 0) throw new ApiKeyInputError('overlap must be a duration of 0 or more');
     try {
@@ -134,7 +146,8 @@ export class ApiKeyService {
         const old = live[0]!;
         const oldExpiry = Math.min(old.expires_at ?? Number.POSITIVE_INFINITY, now + options.overlapMs);
         await trx.updateTable('api_keys').set({ expires_at: oldExpiry }).where('id', '=', old.id).execute();
-        const created = await this.#insert(trx, { name, kind: old.kind as IdentityKind, groups: JSON.parse(old.groups) as string[], expiresAt: options.expiresAt ?? null }, generation, now);
+        const expiresAt = options.expiresAt !== undefined ? options.expiresAt : old.expires_at === null ? null : now + keyLifetime(old.created_at, old.expires_at);
+        const created = await this.#insert(trx, { name, kind: old.kind as IdentityKind, groups: JSON.parse(old.groups) as string[], expiresAt }, generation, now);
         this.#cache.delete(old.id);
         return { ...created, previous: toInfo({ ...old, expires_at: oldExpiry }) };
       });

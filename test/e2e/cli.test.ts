@@ -227,6 +227,39 @@ describe('gatehouse CLI', () => {
     for (const row of rows2) assert.match(row, /\srevoked\s/, row);
   });
 
+  test('keys rotate keeps the key\'s lifetime unless --expires says otherwise, and says what the new key\'s expiry is', async () => {
+    const path = validConfig();
+    const env = { ...process.env, CLI_TEST_OPENAI_KEY: '' };
+    const day = 86_400_000;
+    assert.equal((await runCli(['keys', 'create', '--config', path, '--name', 'life-bot', '--groups', 'ml', '--expires', '30d'], env)).code, 0);
+    // No --expires: 30 days from the rotation, as the old key was given.
+    const before = Date.now();
+    const kept = await runCli(['keys', 'rotate', 'life-bot', '--config', path, '--overlap', '0s'], env);
+    assert.equal(kept.code, 0, kept.stderr);
+    const keptExpiry = /created key \S+ "life-bot" \(expires (\S+): the previous key's lifetime, 30d\); the previous key /.exec(kept.stderr);
+    assert.ok(keptExpiry, kept.stderr);
+    const expiresAt = Date.parse(keptExpiry[1]!);
+    assert.ok(expiresAt >= before + 30 * day - 1000 && expiresAt <= Date.now() + 30 * day + 1000, keptExpiry[1]);
+    // --expires: that, from now.
+    const shorter = await runCli(['keys', 'rotate', 'life-bot', '--config', path, '--overlap', '0s', '--expires', '7d', '--json'], env);
+    assert.equal(shorter.code, 0, shorter.stderr);
+    const { key: shorterKey } = JSON.parse(shorter.stdout) as { key: { createdAt: number; expiresAt: number } };
+    assert.equal(Math.round((shorterKey.expiresAt - shorterKey.createdAt) / 1000), 7 * 86_400);
+    // The new lifetime is the one kept from then on.
+    const again = await runCli(['keys', 'rotate', 'life-bot', '--config', path, '--overlap', '0s', '--json'], env);
+    const { key: againKey } = JSON.parse(again.stdout) as { key: { createdAt: number; expiresAt: number } };
+    assert.equal(againKey.expiresAt - againKey.createdAt, 7 * day);
+    // --expires never: a key that does not expire, and it is said so.
+    const never = await runCli(['keys', 'rotate', 'life-bot', '--config', path, '--overlap', '0s', '--expires', 'never'], env);
+    assert.equal(never.code, 0, never.stderr);
+    assert.match(never.stderr, /created key \S+ "life-bot" \(never expires\); the previous key /);
+    const listed = (await runCli(['keys', 'list', '--config', path, '--json'], env)).stdout;
+    const live = (JSON.parse(listed) as Array<{ name: string; expiresAt: number | null; revokedAt: number | null }>).filter((k) => k.name === 'life-bot' && (k.expiresAt === null || k.expiresAt > Date.now()));
+    assert.deepEqual(live.map((k) => k.expiresAt), [null]);
+    const unclear = await runCli(['keys', 'rotate', 'life-bot', '--config', path, '--overlap', '0s', '--expires', 'a month'], env);
+    assert.deepEqual([unclear.code, unclear.stderr], [2, 'gatehouse: --expires "a month" is not a duration (e.g. 12h, 30d, or never)\n']);
+  });
+
   test('npm start: the quick start serves the demo connection, prints a working key, and records', { timeout: 30_000 }, async () => {
     const quickstart = await startQuickstart([]);
     try {

@@ -267,6 +267,18 @@ for (const dialect of await testDialects()) {
       assert.equal(live.length, 1);
     });
 
+    test('rotate keeps the lifetime the live key was made with, unless told an expiry (null: never)', async () => {
+      const day = 86_400_000;
+      await create('ci-bot', { expiresAt: start + 30 * day - 3 });
+      clock = start + 10 * day;
+      const kept = await keys.rotate('ci-bot', { overlapMs: 0 });
+      assert.equal(kept.key.expiresAt, clock + 30 * day, '30 days from the rotation, to the second');
+      clock += 1000;
+      assert.equal((await keys.rotate('ci-bot', { overlapMs: 0, expiresAt: null })).key.expiresAt, null);
+      clock += 1000;
+      assert.equal((await keys.rotate('ci-bot', { overlapMs: 0 })).key.expiresAt, null, 'a key that never expires is followed by one that never expires');
+    });
+
     test('rotate with overlap: both keys work during the overlap, the old one fails after it', async () => {
       const old = await create('ci-bot', { kind: 'agent', groups: ['ml'] });
       await keys.verify(old.token);

@@ -1,7 +1,8 @@
 import type { EventInput } from '../../audit/index.js';
 import { parseDuration } from '../../config/index.js';
+import { formatDuration } from '../../config/units.js';
 import type { IdentityKind } from '../../exchange/index.js';
-import { ApiKeyInputError, ApiKeyService, apiKeyReference, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
+import { ApiKeyInputError, ApiKeyService, apiKeyReference, keyLifetime, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
@@ -25,12 +26,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         if (!options.name) throw new CliError('usage: gatehouse keys create --name NAME --groups a,b [--kind service|agent|human] [--expires 30d]');
         const groups = (options.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean);
         if (groups.length === 0) throw new CliError('--groups is required: the groups decide which connections the key may use');
-        let expiresAt: number | null = null;
-        if (options.expires !== undefined && options.expires !== 'never') {
-          const ms = parseDuration(options.expires);
-          if (ms === undefined || ms === 0) throw new CliError(`--expires "${options.expires}" is not a duration (e.g. 12h, 30d, or never)`);
-          expiresAt = Date.now() + ms;
-        }
+        const expiresAt = expiryOf(options.expires) ?? null;
         try {
           const input = { name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt };
           // The key and its event commit together: no key exists that the chain does not show.
@@ -74,15 +70,11 @@ export async function keysCommand(action: string | undefined, args: readonly str
       }
       case 'rotate': {
         const name = args[0];
-        if (!name || options.overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d]');
+        if (!name || options.overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d|never]');
         const overlap = parseDuration(options.overlap);
         if (overlap === undefined) throw new CliError(`--overlap "${options.overlap}" is not a duration (e.g. 24h, 30m, or 0)`);
-        let expiresAt: number | null = null;
-        if (options.expires !== undefined && options.expires !== 'never') {
-          const ms = parseDuration(options.expires);
-          if (ms === undefined || ms === 0) throw new CliError(`--expires "${options.expires}" is not a duration (e.g. 12h, 30d, or never)`);
-          expiresAt = Date.now() + ms;
-        }
+        // Without --expires the new key keeps the old one's lifetime (the service reads it in the rotation's transaction).
+        const expiresAt = expiryOf(options.expires);
         try {
           // Two acts, one transaction: a key is created, and the previous one now expires at the overlap's end.
           const { token, key, previous } = await audit.log.change(async (trx, emit) => {
@@ -94,7 +86,8 @@ export async function keysCommand(action: string | undefined, args: readonly str
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key, previous })}\n`);
           else {
             process.stdout.write(`${token}\n`);
-            process.stderr.write(`created key ${key.id} "${key.name}"; the previous key ${previous.id} ${describeExpiry(previous)}.\nThe key above is shown once and stored only as a hash: keep it now.\n`);
+            const kept = expiresAt === undefined && key.expiresAt !== null ? `: the previous key's lifetime, ${formatDuration(keyLifetime(key.createdAt, key.expiresAt))}` : '';
+            process.stderr.write(`created key ${key.id} "${key.name}" (${describeExpiry(key)}${kept}); the previous key ${previous.id} ${describeExpiry(previous)}.\nThe key above is shown once and stored only as a hash: keep it now.\n`);
           }
         } catch (error) {
           if (error instanceof ApiKeyInputError) throw new CliError(error.message, error.conflict ? 1 : 2);
@@ -106,6 +99,15 @@ export async function keysCommand(action: string | undefined, args: readonly str
         throw new CliError('usage: gatehouse keys create|list|revoke|rotate');
     }
   });
+}
+
+/** --expires: a duration from now, `never` (null), or not given (undefined). */
+function expiryOf(expires: string | undefined): number | null | undefined {
+  if (expires === undefined) return undefined;
+  if (expires === 'never') return null;
+  const ms = parseDuration(expires);
+  if (ms === undefined || ms === 0) throw new CliError(`--expires "${expires}" is not a duration (e.g. 12h, 30d, or never)`);
+  return Date.now() + ms;
 }
 
 function status(k: ApiKeyInfo): string {
