@@ -337,6 +337,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,
       agents: agentHub,
+      connectionNames: config.connections.map((c) => c.name),
       settleRecords: () => recorder.drain(),
       recordAuthRefusal,
       limitsReady: () => limitStore.ping(),
