@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Kysely } from 'kysely';
 import { redactPathCredentials } from '../detect/index.js';
-import { getExchange, listExchanges, maxPageSize } from '../audit/index.js';
+import { getExchange, listExchanges, maxPageSize, unmatchedFilters } from '../audit/index.js';
 import { errorRegistry, GatehouseError, isGatehouseError } from '../errors/index.js';
 import type { Identity } from '../exchange/index.js';
 import type { RecordAuthRefusal } from '../identity/index.js';
@@ -36,6 +36,8 @@ export interface AdminServerOptions {
   readonly sessionCredential?: ((req: IncomingMessage) => string | undefined) | undefined;
   /** Replay, re-execution, reveal and verification routes (audit-routes.ts). */
   readonly audit?: AuditRoutesOptions | undefined;
+  /** The configured connections' names, for the hint beside an empty search (GET /api/sessions). */
+  readonly connectionNames?: readonly string[] | undefined;
   /** The agent endpoint, for GET /api/agents. */
   readonly agents?: AgentHub | undefined;
   /** Resolves when the limit counters answer (Redis with `policy.limits.store: redis`), for /readyz. */
@@ -88,7 +90,7 @@ export function createAdminHandler(options: AdminServerOptions) {
     const until = timeParam(q, 'until');
     // Swapped bounds match nothing, and the empty answer read as "nothing happened".
     if (since !== undefined && until !== undefined && since > until) throw new GatehouseError('invalid_query', { message: `Query parameter "since" (${q.get('since')}) is after "until" (${q.get('until')}): no time is in that range.` });
-    const page = await listExchanges(db, {
+    const filter = {
       connection: q.get('connection') ?? undefined,
       subject: q.get('subject') ?? undefined,
       decision: decisionParam(q),
@@ -101,8 +103,14 @@ export function createAdminHandler(options: AdminServerOptions) {
       until,
       limit: pageLimitParam(q, maxPageSize),
       before: cursor === null ? undefined : intParam(q, 'cursor'),
-    });
-    return { sessions: page.items, next: page.next === undefined ? null : String(page.next) };
+    };
+    const page = await listExchanges(db, filter);
+    const answer = { sessions: page.items, next: page.next === undefined ? null : String(page.next) };
+    // Nothing found because a filter names a value no exchange has (a typo): say which,
+    // with the nearest names, rather than an empty page alone.
+    if (page.items.length > 0 || cursor !== null) return answer;
+    const unmatched = await unmatchedFilters(db, filter, { connections: options.connectionNames ?? [] });
+    return unmatched.length === 0 ? answer : { ...answer, unmatched };
   }
 
   async function identifyCaller(req: IncomingMessage): Promise<Identity> {

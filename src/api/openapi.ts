@@ -242,7 +242,18 @@ const documented = {
             description: 'A page of sessions',
             content: {
               'application/json': {
-                schema: { type: 'object', properties: { sessions: { type: 'array', items: { $ref: '#/components/schemas/SessionSummary' } }, next: { type: ['string', 'null'] } } },
+                schema: {
+                  type: 'object',
+                  properties: {
+                    sessions: { type: 'array', items: { $ref: '#/components/schemas/SessionSummary' } },
+                    next: { type: ['string', 'null'] },
+                    unmatched: {
+                      description: 'Only on an empty first page: each filter whose value no exchange has (an operation also not of an operation\'s shape, a connection also not configured), with the recorded (for a connection: or configured) names nearest to it, closest first',
+                      type: 'array',
+                      items: { type: 'object', properties: { filter: { type: 'string', enum: ['operation', 'connection', 'subject', 'group', 'rule'] }, value: { type: 'string' }, nearest: { type: 'array', items: { type: 'string' } } } },
+                    },
+                  },
+                },
               },
             },
           },

@@ -64,6 +64,11 @@ const timeWindow = z.strictObject({
  * match, so a deny would silently not deny: refused. A pattern with `*` may match nothing.
  */
 const operationName = /^(?:chat\.completions|completions|embeddings|responses|http\.[A-Z]+ \/.*|sql\.[a-z_]+)$/;
+
+/** Whether `name` has the shape of an operation (a search for one that does not is a typo). */
+export function isOperationName(name: string): boolean {
+  return operationName.test(name);
+}
 const operationPatterns = z
   .array(
     z

@@ -29,7 +29,7 @@ import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { createAuthRoutes } from '../protocols/http/auth-routes.js';
-import { openStore, type Store } from '../store/index.js';
+import { lockSqliteStore, openStore, type Store } from '../store/index.js';
 import { buildHttpConnections } from './build-connections.js';
 import { buildPostgresConnections } from './build-postgres-connections.js';
 
@@ -100,6 +100,10 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const stopAsked = () => options.signal?.throwIfAborted();
   stopAsked();
   const logger = options.logger ?? createLogger(config.log.level);
+  // One gateway per SQLite store (store-lock.ts), checked before the store is touched.
+  // A PostgreSQL store is shared by design: several gateways, no lock.
+  const storeLock = 'sqlite' in config.store ? lockSqliteStore(config.store.sqlite.path) : undefined;
+  if (storeLock) opened.push(() => storeLock.release());
   const store = await openStore(config.store);
   opened.push(() => store.close());
   stopAsked();
@@ -333,6 +337,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,
       agents: agentHub,
+      connectionNames: config.connections.map((c) => c.name),
       settleRecords: () => recorder.drain(),
       recordAuthRefusal,
       limitsReady: () => limitStore.ping(),
@@ -388,6 +393,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         await audit.close();
         await Promise.all([...connections.values()].map((c) => c.forwarder.close()));
         await store.close();
+        storeLock?.release();
         logger.info('gateway stopped');
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();

@@ -6,6 +6,7 @@ import { printTable } from './keys.js';
 import { sqlSessionLines } from './sql-session-lines.js';
 import { replayLines } from './replay.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
+import { hintUnmatchedFilters } from './search-hints.js';
 
 export interface SessionsOptions extends SearchOptions {
   readonly config?: string | undefined;
@@ -19,7 +20,7 @@ export interface SessionsOptions extends SearchOptions {
 }
 
 export async function sessionsCommand(action: string | undefined, args: readonly string[], options: SessionsOptions): Promise<void> {
-  await withStore(options.config, async (store) => {
+  await withStore(options.config, async (store, config) => {
     switch (action) {
       case 'list': {
         const limit = options.limit === undefined ? 20 : Number(options.limit);
@@ -33,6 +34,7 @@ export async function sessionsCommand(action: string | undefined, args: readonly
           items.push(...page.items);
           before = page.next;
         } while (before !== undefined && items.length < limit);
+        if (items.length === 0) await hintUnmatchedFilters(store.db, filter, config);
         if (options.json) {
           process.stdout.write(`${JSON.stringify(items)}\n`);
           return;

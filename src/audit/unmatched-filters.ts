@@ -1,0 +1,58 @@
+// Why a search of the recorded exchanges found nothing, when the reason is a filter
+// naming a value no exchange has: a misspelt operation (`chat.completion`), connection,
+// subject (`ci-bot` for `key:ci-bot`), group or rule answers an empty list that reads
+// as "nothing happened". Each such filter comes back with the recorded (or configured) names nearest
+// to it, for a hint beside the answer; the answer itself is unchanged.
+
+import type { Kysely } from 'kysely';
+import { isOperationName } from '../config/index.js';
+import type { Database } from '../store/index.js';
+import { closestNames } from './closest-names.js';
+import { applyFilter, type ExchangeFilter } from './exchange-query.js';
+
+export interface UnmatchedFilter {
+  readonly filter: 'operation' | 'connection' | 'subject' | 'group' | 'rule';
+  readonly value: string;
+  /** Recorded (for a connection: or configured) names, closest first; empty when none is recorded. */
+  readonly nearest: readonly string[];
+}
+
+/** Distinct values read as candidates, at most (operations hold paths: there can be many). */
+const maxCandidates = 5000;
+
+/**
+ * The filters of `filter` whose value no exchange has (an operation also not of an
+ * operation's shape; a connection also not configured). Call it for an empty answer only:
+ * reading the candidates scans the exchanges.
+ */
+export async function unmatchedFilters(db: Kysely<Database>, filter: ExchangeFilter, configured: { readonly connections: readonly string[] }): Promise<UnmatchedFilter[]> {
+  const unmatched: UnmatchedFilter[] = [];
+  const check = async (name: UnmatchedFilter['filter'], value: string | undefined, known: readonly string[] = []) => {
+    if (!value || known.includes(value)) return;
+    // The search's own matching, this filter alone: does any exchange have the value?
+    if ((await applyFilter(db, db.selectFrom('exchanges').select('seq'), { [name]: value }).limit(1).executeTakeFirst()) !== undefined) return;
+    // groups and rules are JSON arrays of names; the others one name.
+    const column = name === 'group' ? 'groups' : name === 'rule' ? 'rules' : name;
+    const rows = await db.selectFrom('exchanges').select(column).distinct().where(column, 'is not', null).limit(maxCandidates).execute();
+    const values = rows.map((row) => (row as Record<string, string>)[column]!);
+    const names = column === name ? values : values.flatMap(namesOf);
+    unmatched.push({ filter: name, value, nearest: closestNames(value, [...known, ...names]) });
+  };
+  // An operation of a known shape (`sql.drop`) that nothing did yet is a true "none".
+  if (filter.operation !== undefined && !isOperationName(filter.operation)) await check('operation', filter.operation);
+  await check('connection', filter.connection, configured.connections);
+  await check('subject', filter.subject);
+  await check('group', filter.group);
+  await check('rule', filter.rule);
+  return unmatched;
+}
+
+/** The names in a recorded JSON array (nothing from a value that is not one: a hint must not fail). */
+function namesOf(list: string): string[] {
+  try {
+    const value: unknown = JSON.parse(list);
+    return Array.isArray(value) ? value.filter((name): name is string => typeof name === 'string') : [];
+  } catch {
+    return [];
+  }
+}

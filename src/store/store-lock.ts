@@ -1,0 +1,94 @@
+// One gateway per SQLite store: a second gateway on the same file would write the same
+// record journal, and when the two cannot see each other's pid (containers sharing a
+// volume, each its own pid 1) each takes the other's live segments for a dead writer's
+// and applies and deletes them under it: records are lost. The CLI does not take this
+// lock (it reads, and writes through SQLite's own locks, beside a running gateway).
+//
+// Why this lock: an exclusive lock on a dedicated SQLite database, `<file>.lock`, held
+// open with `locking_mode = EXCLUSIVE`. SQLite's file locks are the kernel's (fcntl), so
+// - the lock dies with the process, SIGKILL included: nothing stale blocks a restart,
+//   and no pid is ever compared (a pid can be reused, or be another namespace's);
+// - it holds across pid namespaces on one host (containers sharing the volume), and
+//   between two gateways in one process (SQLite tracks its own connections per inode);
+// - it needs no dependency (Node has no flock; better-sqlite3 is the store's driver).
+// Who holds it is written beside it, `<file>.lock-holder` (pid, host, start time), only
+// to name the holder in the refusal: the lock, never that file, decides.
+
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { StoreError } from './open-store.js';
+
+export interface StoreLock {
+  /** Releases the lock (the process ending releases it too). */
+  release(): void;
+}
+
+interface LockHolder {
+  readonly pid: number;
+  readonly host: string;
+  readonly startedAt: string;
+}
+
+/** Another gateway holds the SQLite store: this one must not start. */
+export class StoreInUseError extends StoreError {
+  readonly code = 'store_in_use';
+  constructor(
+    readonly sqlitePath: string,
+    readonly holder: LockHolder | undefined,
+  ) {
+    const who = holder ? `pid ${holder.pid} on host ${holder.host}, started ${holder.startedAt}` : 'a process that has not yet said which';
+    super(
+      `the SQLite store ${sqlitePath} in ${dirname(sqlitePath)} is in use by another gateway (${who}): one gateway per SQLite store; stop that one, or give this one a store of its own (several gateways share a PostgreSQL store)`,
+    );
+    this.name = 'StoreInUseError';
+  }
+}
+
+/**
+ * Takes the gateway's lock on the SQLite store at `sqlitePath`, before the store is
+ * opened, or throws StoreInUseError having changed nothing.
+ */
+export function lockSqliteStore(sqlitePath: string): StoreLock {
+  const lockPath = `${sqlitePath}.lock`;
+  const holderPath = `${lockPath}-holder`;
+  let db: SQLite.Database;
+  try {
+    mkdirSync(dirname(sqlitePath), { recursive: true, mode: 0o700 });
+    try {
+      closeSync(openSync(lockPath, 'wx', 0o600));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    // timeout 0: a held lock is an answer, not something to wait for.
+    db = new SQLite(lockPath, { timeout: 0 });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw new StoreError(`cannot open the store lock ${lockPath}: ${e.code && e.syscall ? `${e.code} (${e.syscall})` : e.message}`, { cause: error });
+  }
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    // No rollback journal file beside it: the lock database holds nothing to roll back.
+    db.pragma('journal_mode = MEMORY');
+    // A write takes the EXCLUSIVE lock, which this locking mode keeps until close.
+    db.pragma('user_version = 1');
+  } catch (error) {
+    db.close();
+    if (!String((error as { code?: string }).code).startsWith('SQLITE_BUSY')) throw error;
+    throw new StoreInUseError(sqlitePath, readHolder(holderPath));
+  }
+  const holder: LockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+  writeFileSync(holderPath, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
+  return { release: () => db.close() };
+}
+
+function readHolder(path: string): LockHolder | undefined {
+  try {
+    const holder = JSON.parse(readFileSync(path, 'utf8')) as Partial<LockHolder>;
+    return typeof holder.pid === 'number' && typeof holder.host === 'string' && typeof holder.startedAt === 'string' ? (holder as LockHolder) : undefined;
+  } catch {
+    // Not written yet (the holder took the lock a moment ago), or unreadable: unnamed.
+    return undefined;
+  }
+}
