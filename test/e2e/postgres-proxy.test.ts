@@ -10,6 +10,14 @@ import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 
 const run = promisify(execFile);
+
+/** Runs `command` with `input` on its stdin; resolves with what it wrote, whatever its exit code. */
+function runWithInput(command: string, args: readonly string[], input: string, env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(command, args, { env }, (error, stdout, stderr) => (error && typeof error.code !== 'number' ? reject(error) : resolve({ stdout, stderr })));
+    child.stdin!.end(input);
+  });
+}
 const database = await createTestPostgresDatabase();
 const pgbenchMissing = await run('pgbench', ['--version']).then(
   () => undefined,
@@ -48,6 +56,7 @@ connections:
 policy:
   rules:
     - { name: deny-notify, effect: deny, message: No NOTIFY here., match: { operations: [sql.notify] } }
+    - { name: deny-secret, effect: deny, message: Secret tables are off limits., when: [{ fact: tables, includes: ['secret.*'] }] }
 `,
       { env: { PG_SECRET: 'unused-with-trust-auth' } },
     );
@@ -84,6 +93,21 @@ policy:
     // pgbench_accounts.filler is masked by the column rule: a label in place of the text.
     const { stdout } = await run('psql', ['-X', '-At', '-c', 'select filler from pgbench_accounts limit 1'], { env: env() });
     assert.equal(stdout, '[FILLER]\n');
+  });
+
+  test('psql: set_config(search_path) is followed, so a table made since in the new schema is refused by its rule', async () => {
+    await run('psql', ['-X', '-c', 'create schema secret; create table accounts (id int); insert into accounts values (1)'], { env: env() });
+    // One psql session: it learns `accounts` is public's, then another session makes secret.accounts.
+    const script = `select 'public:' || id from accounts;
+\\! psql -X -q -d '${db.url}' -c 'create table secret.accounts (id int); insert into secret.accounts values (42)'
+select set_config('search_path', 'secret', false);
+select 'read:' || id from accounts;
+`;
+    const { stdout, stderr } = await runWithInput('psql', ['-X', '-At'], script, env());
+    assert.match(stdout, /^public:1$/m);
+    assert.match(stdout, /^secret$/m);
+    assert.doesNotMatch(stdout, /read:/);
+    assert.match(stderr, /ERROR: {2}Secret tables are off limits\. \(rule: deny-secret\)/);
   });
 
   test('gatehouse sessions show lists the statements of a PostgreSQL session', async () => {

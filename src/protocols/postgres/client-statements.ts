@@ -21,7 +21,6 @@ import { ExtendedQuery } from './extended-query.js';
 import { StatementHolds, type HoldOutcome } from './hold-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import { strictestClass } from './statement-classes.js';
-import { SessionTables } from './table-catalog.js';
 import { derivedMasks, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, Run, StatementInfo } from './session-state.js';
@@ -70,7 +69,7 @@ export class ClientStatements {
       client: { address: ctx.clientAddress, userAgent: ctx.userAgent },
       approvals: stages.approvals !== undefined,
       decisions: new SessionDecisions(),
-      tables: ctx.tables ?? new SessionTables(undefined),
+      tables: core.tables,
     };
     this.#holds = stages.approvals ? new StatementHolds(stages.approvals) : undefined;
     core.client.once('close', () => this.#holding?.abort('closed'));
@@ -143,6 +142,8 @@ export class ClientStatements {
       // The prepared statement's CTE names are no relations either.
       ...(inner.some((f) => f.ctes) ? { ctes: [...(facts.ctes ?? []), ...inner.flatMap((f) => f.ctes ?? [])] } : {}),
       ...(inner.some((f) => f.copyOut) ? { copyOut: true } : {}),
+      // A prepared set_config('search_path', …) changes it at each EXECUTE.
+      ...(inner.some((f) => f.searchPath) ? { searchPath: true } : {}),
       ...(unsupported !== undefined ? { unsupported } : {}),
       ...(derived !== undefined ? { derived } : {}),
     };

@@ -144,7 +144,11 @@ export class DatabaseMessages {
     // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
     if (t === 'G') this.#core.copyIn = true;
     else if (t === 'E' || t === 'Z') this.#core.copyIn = false;
-    if (t === 'Z') this.#core.transactionStatus = String.fromCharCode(frame.body[0] ?? 73);
+    if (t === 'Z') {
+      this.#core.transactionStatus = String.fromCharCode(frame.body[0] ?? 73);
+      // A search_path change the transaction made may have gone back with it (SET LOCAL).
+      if (this.#core.transactionStatus === 'I') this.#core.tables.transactionEnded();
+    }
     const pending = this.#core.pending;
     const head = pending[0];
     if (!head) {

@@ -167,6 +167,7 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   for (const [child, parent] of facts?.inherits ?? []) ctx.tables?.learn(child, parent);
   // A bare name may stand for another schema's table from now on: looked up again.
   if (facts?.searchPath) ctx.tables?.searchPathChanged();
+  else if (facts?.revertsSettings) ctx.tables?.savepointRolledBack();
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;

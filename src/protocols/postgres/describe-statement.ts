@@ -13,6 +13,7 @@ import { builtinFunctionNames } from './builtin-functions.js';
 import { deriveColumns } from './derive-columns.js';
 import { callsBuiltin, functionRisks } from './function-calls.js';
 import { stringList, type Node } from './parse-tree-names.js';
+import { mayChangeSearchPath } from './search-path.js';
 import { classOf, strictestClass } from './statement-classes.js';
 import type { CopyServerForm, StatementFacts } from './statement-facts.js';
 import { collectTables, foreignTables, inheritance, isColumnStatistics, modifying, readTables } from './statement-tables.js';
@@ -48,7 +49,6 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   let prepares: string | undefined;
   let deallocates: string | undefined;
   let derived = deriveColumns(kind, node);
-  let searchPath = kind === 'DiscardStmt' && node.target === 'DISCARD_ALL';
   const foreign = foreignTables(kind, node, tables, riskySet);
   // Column statistics hold values of every table's columns (pg_stats.most_common_vals).
   for (const t of tables) if (isColumnStatistics(t)) for (const r of ['column-statistics', 'unknown-tables']) riskySet.add(r);
@@ -117,10 +117,6 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     case 'DiscardStmt':
       if (node.target === 'DISCARD_ALL') deallocates = '*';
       break;
-    case 'VariableSetStmt':
-      // search_path (and "$user" in it: the role) decides which schema a bare name is.
-      if (node.kind === 'VAR_RESET_ALL' || ['search_path', 'role', 'session_authorization'].includes(String(node.name).toLowerCase())) searchPath = true;
-      break;
     case 'DoStmt':
       // Its body is procedural code (EXECUTE of any string): which tables it touches is unknown.
       risky.push('anonymous-code-block', 'unknown-tables');
@@ -178,6 +174,9 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
       break;
   }
   for (const r of riskySet) if (!risky.includes(r)) risky.push(r);
+  // search_path (and "$user" in it: the role) decides which schema a bare name is.
+  const searchPath = mayChangeSearchPath(stmt, kind, node, cls, tables, new Set(risky));
+  const revertsSettings = kind === 'TransactionStmt' && node.kind === 'TRANS_STMT_ROLLBACK_TO';
   return {
     class: cls,
     tables: [...tables],
@@ -197,6 +196,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(inherits !== undefined ? { inherits } : {}),
     ...(ctes.size > 0 ? { ctes: [...ctes] } : {}),
     ...(searchPath ? { searchPath: true } : {}),
+    ...(revertsSettings ? { revertsSettings: true } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),

@@ -7,9 +7,10 @@
 //   `… = 2` are parsed once: class, tables and risky shapes never depend on a literal's
 //   value. A shape is used only when its statements cut at top-level semicolons are the
 //   ones the parser found, and no statement's facts read a literal (SET, for
-//   client_encoding); otherwise, and when the lexer is unsure, by exact text. A statement
-//   whose only fault is a literal's value (FLOAT(0), a bad E'' escape is refused by the
-//   lexer) may then be sent on, with the facts of its shape, for the database to reject.
+//   client_encoding; set_config's setting name, for search_path); otherwise, and when
+//   the lexer is unsure, by exact text. A statement whose only fault is a literal's
+//   value (FLOAT(0), a bad E'' escape is refused by the lexer) may then be sent on, with
+//   the facts of its shape, for the database to reject.
 // - a session whose database shadows built-in names (function-catalog.ts) sees a text
 //   that calls one described again, uncached, with those calls as user-defined
 //   functions (forSession); a statement defining such a name adds it for the session.
@@ -19,6 +20,7 @@ import { parse } from 'libpg-query';
 import { describeStatement } from './describe-statement.js';
 import { withShadowed } from './function-calls.js';
 import { parseOffThread } from './parse-thread.js';
+import { readsSettingName } from './search-path.js';
 import type { Node } from './parse-tree-names.js';
 import { sqlShape } from './sql-shape.js';
 import type { SqlInspection, StatementFacts } from './statement-facts.js';
@@ -75,7 +77,7 @@ export function inspectSqlCached(text: string): SqlInspection | undefined {
 
 /** A shape's facts with this query's text: one object literal of a fixed layout in the common case (a spread is slower). */
 function withText(facts: Omit<StatementFacts, 'text'>, text: string): StatementFacts {
-  if (facts.copyOut === undefined && facts.copyServer === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined && facts.fetches === undefined && facts.reads === undefined && facts.inherits === undefined && facts.ctes === undefined && facts.searchPath === undefined) {
+  if (facts.copyOut === undefined && facts.copyServer === undefined && facts.unsupported === undefined && facts.prepares === undefined && facts.executes === undefined && facts.deallocates === undefined && facts.derived === undefined && facts.calls === undefined && facts.defines === undefined && facts.cursor === undefined && facts.fetches === undefined && facts.reads === undefined && facts.inherits === undefined && facts.ctes === undefined && facts.searchPath === undefined && facts.revertsSettings === undefined) {
     return { class: facts.class, tables: facts.tables, risky: facts.risky, text };
   }
   return { ...facts, text };
@@ -155,8 +157,9 @@ export async function parseAndDescribe(text: string, shadowed?: ReadonlySet<stri
   const describeAll = () => (tree.stmts ?? []).map((s) => {
     const start = s.stmt_location ?? 0;
     const end = s.stmt_len === undefined || s.stmt_len === 0 ? bytes.length : start + s.stmt_len;
-    if (literalDependent.has(Object.keys(s.stmt)[0]!)) readsLiterals = true;
-    return describeStatement(s.stmt, bytes.subarray(start, end).toString('utf8').trim());
+    const statementText = bytes.subarray(start, end).toString('utf8').trim();
+    if (literalDependent.has(Object.keys(s.stmt)[0]!) || readsSettingName(statementText)) readsLiterals = true;
+    return describeStatement(s.stmt, statementText);
   });
   const statements = shadowed ? withShadowed(shadowed, describeAll) : describeAll();
   return { inspection: { ok: true, statements }, readsLiterals };

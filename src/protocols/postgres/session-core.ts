@@ -31,6 +31,7 @@ import type { SessionContext } from './session.js';
 import type { Pending, Run } from './session-state.js';
 import { StatementRecording } from './statement-recording.js';
 import { runningStatement, StatementTimer } from './statement-timer.js';
+import { SessionTables } from './table-catalog.js';
 
 export class SessionCore {
   readonly ctx: SessionContext;
@@ -73,6 +74,8 @@ export class SessionCore {
   readonly uncommitted: Run[] = [];
   /** The transaction status of the database's last ReadyForQuery: I idle, T in a block, E failed block. */
   transactionStatus = 'I';
+  /** The names the session's table names may stand for (table-catalog.ts); none known when the login read no catalog. */
+  readonly tables: SessionTables;
   /** A client message waiting until `test` holds of the FIFO (whenIdle, whenBatchAnswered). */
   #waiting: { readonly test: () => boolean; readonly resolve: () => void } | undefined;
   /** Resolves run() with why the session ended: the first side to end decides. */
@@ -82,6 +85,7 @@ export class SessionCore {
     this.ctx = ctx;
     this.client = client;
     this.upstream = upstream;
+    this.tables = ctx.tables ?? new SessionTables(undefined);
     this.recording = new StatementRecording(ctx.stages, (decision) => maskingFor(ctx.connection, decision));
     this.timer = new StatementTimer(ctx.connection.statementTimeoutMs, (head) => this.#onStatementTimeout(head));
     this.toClient = new Outbox(client);

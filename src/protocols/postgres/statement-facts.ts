@@ -52,12 +52,15 @@ export interface StatementFacts {
    */
   readonly ctes?: readonly string[];
   /**
-   * It may change which schema a bare table name stands for: SET or RESET search_path,
-   * RESET ALL, DISCARD ALL, SET ROLE or SESSION AUTHORIZATION ("$user"). Not set_config()
-   * (its setting's name is a literal, which a statement's shape does not read; apps call
-   * it for their own settings on every request), nor a function's or DO block's SET.
+   * It may change which schema a bare table name stands for (search-path.ts): SET or
+   * RESET search_path, RESET ALL, DISCARD ALL, SET ROLE or SESSION AUTHORIZATION
+   * ("$user"), set_config of one of those or of a setting not named by a literal, an
+   * UPDATE of pg_settings, code the gateway does not see (a user-defined function, CALL,
+   * DO, SQL in a string).
    */
   readonly searchPath?: true;
+  /** ROLLBACK TO SAVEPOINT: settings changed since the savepoint (search_path) go back. */
+  readonly revertsSettings?: true;
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
 }

@@ -10,6 +10,8 @@
 //   are its partition's and the partitioned table's);
 // - `schema.name` may also be the bare `name`; a bare `name` may be `schema.name` of every
 //   schema holding a relation of that name (search_path is not tracked: each counts);
+//   after a statement that may change search_path (search-path.ts), and after the end of
+//   a transaction or ROLLBACK TO that may undo it, each bare name is looked up again;
 // - its answer is kept per connection config for `catalogTtlMs`, as the function catalog's;
 // - a table the session itself makes a descendant of another (CREATE TABLE … PARTITION
 //   OF / INHERITS, ALTER TABLE … INHERIT / ATTACH PARTITION) stands for that parent, and
@@ -76,6 +78,8 @@ export class SessionTables {
    */
   #pathChanged = false;
   #rechecked = new Set<string>();
+  /** A search_path change since the session was last idle, which the transaction's end may undo. */
+  #revertible = false;
   /** Table lists every name of which the session knows (their statements need no look-up). */
   #allKnown = new WeakSet<readonly string[]>();
   /**
@@ -192,6 +196,27 @@ export class SessionTables {
    * another schema since the session learnt it may be the one it stands for now).
    */
   searchPathChanged(): void {
+    this.#revertible = true;
+    this.#forgetPath();
+  }
+
+  /**
+   * The session's transaction ended (ReadyForQuery, idle): a search_path change made in it
+   * may have gone back (SET LOCAL, set_config(…, true), any SET in a block rolled back),
+   * to a path whose bare names are looked up again, as after a change.
+   */
+  transactionEnded(): void {
+    if (!this.#revertible) return;
+    this.#revertible = false;
+    this.#forgetPath();
+  }
+
+  /** ROLLBACK TO SAVEPOINT: a search_path change since the savepoint goes back. */
+  savepointRolledBack(): void {
+    if (this.#revertible) this.#forgetPath();
+  }
+
+  #forgetPath(): void {
     this.#pathChanged = true;
     this.#rechecked = new Set();
     this.#allKnown = new WeakSet();

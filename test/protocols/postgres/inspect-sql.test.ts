@@ -156,6 +156,21 @@ describe('SQL inspection (libpg-query)', () => {
     }
   });
 
+  test('which statements may change search_path (a bare name is then looked up again)', async () => {
+    const changes = async (sql: string) => (await facts(sql)).map((f) => f.searchPath === true);
+    // Another setting first: a text of the same shape must not answer for search_path's.
+    assert.deepEqual(await changes("select set_config('app.tenant', '7', false)"), [false]);
+    assert.deepEqual(await changes("select set_config('search_path', '7', false)"), [true]);
+    assert.deepEqual(await changes("select pg_catalog.set_config(new_value => 'x', setting_name => 'Search_Path', is_local => true)"), [true]);
+    assert.deepEqual(await changes("select set_config(setting_name => 'app.x', new_value => 'y', is_local => false)"), [false]);
+    assert.deepEqual(await changes("select set_config($1, $2, false); select set_config(lower('SEARCH_PATH'), 'x', false); select set_config(name, 'x', false) from s"), [true, true, true]);
+    assert.deepEqual(await changes("select 1 where exists (select set_config('role', 'bob', false))"), [true]);
+    assert.deepEqual(await changes("update pg_settings set setting = 'x' where name = 'search_path'; select * from pg_settings"), [true, false]);
+    assert.deepEqual(await changes('select my_function(); call p(); do $$ begin end $$; select lower(x) from t'), [true, true, true, false]);
+    assert.deepEqual(await changes('set local search_path = a; reset role; reset all; discard all; set work_mem = 1'), [true, true, true, true, false]);
+    assert.deepEqual((await facts('rollback to savepoint a; rollback')).map((f) => f.revertsSettings === true), [true, false]);
+  });
+
   test('the strictest class wins', () => {
     assert.equal(strictestClass(['select', 'drop', 'insert']), 'drop');
     assert.equal(strictestClass([]), 'empty');
