@@ -12,12 +12,19 @@
 // of processes still running, other gateways sharing the folder, are left to them). A record
 // written just before a kill may be in the file still: written again, it is recognised
 // by its row already holding the state its event records, and skipped.
+//
+// Each line is authenticated (held-records-file.ts): a line that does not verify (edited
+// or added by whoever could write the data directory) is not written; its place in the
+// chain is taken by recording.held_rejected, naming the file and the line, and the file
+// is copied aside (`<name>.rejected`) for the operator. Lines removed from the middle
+// show as recording.held_missing.
 
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isStoreUnreachable } from '../store/index.js';
 import { lockHead } from './append-events.js';
 import { stateDigest } from './exchange-state.js';
+import { newSpillFileId, openLine, sealLine } from './held-records-file.js';
 import type { GroupCommitWriter, RecordWrite, Write } from './group-commit.js';
 
 export interface HeldRecordsReport {
@@ -31,6 +38,8 @@ export interface HeldRecordsReport {
   readonly kept?: number | undefined;
   /** Held again from the spill file a previous run left (at start). */
   readonly recovered?: number | undefined;
+  /** Lines of a previous run's spill file that were not written: they did not verify, or lines before them were removed (which, where). */
+  readonly rejected?: string | undefined;
   /** Held in memory only: the spill file reached its bound, or could not be written (said once per outage). */
   readonly notSpilled?: string | undefined;
   readonly error?: string | undefined;
@@ -45,6 +54,8 @@ export const maxSpillBytes = 256 * 1024 * 1024;
 export interface SpillOptions {
   /** The folder of the spill files: each process writes `held-records-<pid>.jsonl` there. */
   readonly dir: string;
+  /** Authenticates each line (the audit signing key's deriveKey(heldRecordsKeyPurpose)). */
+  readonly key: Buffer;
   readonly maxBytes?: number | undefined;
 }
 
@@ -70,8 +81,10 @@ export class HeldRecords {
   #closed = false;
   /** Dropped over the bound since the last report: said once a retry (a second), not once a request. */
   #dropped = 0;
-  readonly #spill: { readonly path: string; readonly maxBytes?: number | undefined } | undefined;
+  readonly #spill: { readonly path: string; readonly key: Buffer; readonly fileId: string; readonly maxBytes?: number | undefined } | undefined;
   #spilledBytes = 0;
+  /** Lines in the spill file: the number of the next one is this plus one. */
+  #spilledLines = 0;
   #spillFailed = false;
   /** Records read back from a previous run's spill file: written only if their row does not hold their state yet. */
   readonly #recovered = new WeakSet<RecordWrite>();
@@ -79,8 +92,8 @@ export class HeldRecords {
   constructor(writer: GroupCommitWriter, report: ((report: HeldRecordsReport) => void) | undefined, spill?: SpillOptions) {
     this.#writer = writer;
     this.#report = report ?? (() => undefined);
-    this.#spill = spill && { path: join(spill.dir, `held-records-${process.pid}.jsonl`), maxBytes: spill.maxBytes };
-    if (spill) this.#recover(spill.dir);
+    this.#spill = spill && { path: join(spill.dir, `held-records-${process.pid}.jsonl`), key: spill.key, fileId: newSpillFileId(), maxBytes: spill.maxBytes };
+    if (spill) this.#recover(spill.dir, spill.key);
   }
 
   get size(): number {
@@ -118,11 +131,11 @@ export class HeldRecords {
   }
 
   /**
-   * Holds again what processes no longer running left in their spill files (a line that
-   * does not parse is skipped: a write cut by a kill). They are written to this process's
-   * own file before theirs are removed, so a crash meanwhile loses none.
+   * Holds again what processes no longer running left in their spill files (a last line
+   * without its newline is skipped: a write cut by a kill). They are written to this
+   * process's own file before theirs are removed, so a crash meanwhile loses none.
    */
-  #recover(dir: string): void {
+  #recover(dir: string, key: Buffer): void {
     let names: string[];
     try {
       names = readdirSync(dir).filter((name) => { const match = spillPattern.exec(name); return match !== null && !processAlive(Number(match[1])); }).sort();
@@ -134,36 +147,62 @@ export class HeldRecords {
     const taken: string[] = [];
     for (const name of names) {
       try {
-        recovered += this.#holdAgain(readFileSync(join(dir, name), 'utf8'));
+        recovered += this.#holdAgain(dir, name, key);
         taken.push(join(dir, name));
       } catch (error) {
         this.#report({ held: 0, error: `held records left by a previous run cannot be read: ${(error as Error).message}` });
       }
     }
-    if (recovered > 0) {
+    // Also when every line was rejected: the events that say so are to be written.
+    if (this.#queue.length > 0) {
       this.#rewriteSpill();
-      this.#report({ held: this.#queue.length, recovered });
+      if (recovered > 0) this.#report({ held: this.#queue.length, recovered });
       this.#schedule();
     }
     // Not when this process's own file could not be written: they stay for the next start.
     if (!this.#spillFailed) for (const path of taken) if (path !== this.#spill!.path) rmSync(path, { force: true });
   }
 
-  /** Queues the records of one spill file's text; returns how many. */
-  #holdAgain(text: string): number {
-    let recovered = 0;
-    for (const line of text.split('\n')) {
-      if (line === '') continue;
-      let write: RecordWrite;
-      try {
-        write = JSON.parse(line) as RecordWrite;
-      } catch {
-        continue;
+  /**
+   * Queues the records of one spill file whose lines verify, in order; a line that does
+   * not is replaced by recording.held_rejected (and a gap in the numbering by
+   * recording.held_missing), and the file is copied aside. Returns how many records.
+   */
+  #holdAgain(dir: string, name: string, key: Buffer): number {
+    const lines = readFileSync(join(dir, name), 'utf8').split('\n');
+    // Every write ends with its newline: text after the last one is a write cut by a kill.
+    lines.pop();
+    const writes: RecordWrite[] = [];
+    const problems: { details: Record<string, unknown>; said: string }[] = [];
+    const problem = (kind: string, details: Record<string, unknown>, said: string) => {
+      problems.push({ details, said });
+      writes.push({ event: { kind, actor: 'gatehouse', target: null, details } });
+    };
+    let previous: { fileId: string; n: number } | undefined;
+    lines.forEach((line, i) => {
+      const opened = openLine(key, line);
+      if (!opened.ok) {
+        // It takes a place in the numbering (an edited line still has its number): not counted removed too.
+        if (previous) previous = { fileId: previous.fileId, n: previous.n + 1 };
+        return problem('recording.held_rejected', { file: name, line: i + 1, reason: opened.reason }, `line ${i + 1}: ${opened.reason}`);
       }
-      if (typeof write !== 'object' || write === null || this.#queue.length >= maxHeld) continue;
-      this.#recovered.add(write);
+      // Numbered from 1 in the file it was written to: a line from another file starts a run of its own.
+      const expected = previous?.fileId === opened.fileId ? previous.n + 1 : 1;
+      if (opened.n > expected) problem('recording.held_missing', { file: name, line: i + 1, missing: opened.n - expected }, `line ${i + 1}: ${opened.n - expected} line(s) before it removed`);
+      previous = { fileId: opened.fileId, n: opened.n };
+      this.#recovered.add(opened.write);
+      writes.push(opened.write);
+    });
+    if (problems.length > 0) {
+      const keptAs = keepAside(dir, name);
+      for (const { details } of problems) details.keptAs = keptAs;
+      this.#report({ held: 0, rejected: `${name} ${problems.map((p) => p.said).join('; ')}: not written (chained as recording.held_rejected / held_missing); the file is kept as ${keptAs ?? '(it could not be copied)'}` });
+    }
+    let recovered = 0;
+    for (const write of writes) {
+      if (this.#queue.length >= maxHeld) break;
       this.#queue.push(write);
-      recovered++;
+      if (this.#recovered.has(write)) recovered++;
     }
     return recovered;
   }
@@ -171,13 +210,14 @@ export class HeldRecords {
   #spillOne(write: RecordWrite): void {
     const spill = this.#spill;
     if (!spill || this.#spillFailed) return;
-    const line = `${JSON.stringify(write)}\n`;
+    const line = sealLine(spill.key, spill.fileId, this.#spilledLines + 1, write);
     const bytes = Buffer.byteLength(line);
     if (this.#spilledBytes + bytes > (spill.maxBytes ?? maxSpillBytes)) return this.#notSpilled(`the file ${spill.path} reached its bound (${spill.maxBytes ?? maxSpillBytes} bytes): further records are held in memory only`);
     try {
       if (this.#spilledBytes === 0) mkdirSync(dirname(spill.path), { recursive: true, mode: 0o700 });
       appendFileSync(spill.path, line, { mode: 0o600 });
       this.#spilledBytes += bytes;
+      this.#spilledLines++;
     } catch (error) {
       this.#notSpilled(`${spill.path} cannot be written (${(error as Error).message}): records are held in memory only`);
     }
@@ -197,13 +237,15 @@ export class HeldRecords {
       if (this.#queue.length === 0) {
         rmSync(spill.path, { force: true });
         this.#spilledBytes = 0;
+        this.#spilledLines = 0;
         this.#spillFailed = false;
         return;
       }
-      const text = this.#queue.map((write) => `${JSON.stringify(write)}\n`).join('');
+      const text = this.#queue.map((write, i) => sealLine(spill.key, spill.fileId, i + 1, write)).join('');
       writeFileSync(`${spill.path}.tmp`, text, { mode: 0o600 });
       renameSync(`${spill.path}.tmp`, spill.path);
       this.#spilledBytes = Buffer.byteLength(text);
+      this.#spilledLines = this.#queue.length;
     } catch (error) {
       this.#notSpilled(`${spill.path} cannot be rewritten (${(error as Error).message}): records are held in memory only`);
     }
@@ -247,6 +289,22 @@ export class HeldRecords {
     if (written > 0 || lost > 0) this.#rewriteSpill();
     if (written > 0 || lost > 0) this.#report({ held: this.#queue.length, written: written || undefined, lost: lost || undefined, error: lost > 0 ? String((lastError as Error | undefined)?.message ?? lastError) : undefined });
   }
+}
+
+/**
+ * A copy of a spill file that held lines not written, for the operator to look into (not
+ * read again: the name does not match). Its name, or undefined when it cannot be copied.
+ */
+function keepAside(dir: string, name: string): string | undefined {
+  for (const kept of [`${name}.rejected`, `${name}.${Date.now()}.rejected`]) {
+    try {
+      copyFileSync(join(dir, name), join(dir, kept), constants.COPYFILE_EXCL);
+      return kept;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+    }
+  }
+  return undefined;
 }
 
 /**

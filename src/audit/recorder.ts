@@ -22,7 +22,7 @@ import type { Decision, Exchange, ExchangeOutcome, RecordedRequest } from '../ex
 import type { Database } from '../store/index.js';
 import type { ExchangeState } from './exchange-state.js';
 import { GroupCommitWriter, type RecordWrite } from './group-commit.js';
-import { HeldRecords, type HeldRecordsReport } from './held-records.js';
+import { HeldRecords, type HeldRecordsReport, type SpillOptions } from './held-records.js';
 import { eventFor, recordColumns, type ExchangeProgress, type RecordColumnOptions } from './record-columns.js';
 
 export type { ExchangeProgress } from './record-columns.js';
@@ -46,8 +46,8 @@ export interface RecorderOptions extends RecordColumnOptions {
   readonly writer?: GroupCommitWriter | undefined;
   /** Records held while the store could not be reached, written, or lost (logged by the gateway). */
   readonly onHeldRecords?: ((report: HeldRecordsReport) => void) | undefined;
-  /** The folder where held records are also kept (0600, bounded), so a restart after a crash writes them (held-records.ts). */
-  readonly heldRecordsDir?: string | undefined;
+  /** Where held records are also kept (0600, bounded, each line authenticated with `key`), so a restart after a crash writes them (held-records.ts). */
+  readonly heldRecords?: SpillOptions | undefined;
 }
 
 export function createRecorder(db: Kysely<Database>, options: RecorderOptions = {}): Recorder & { close(): Promise<void> } {
@@ -55,7 +55,7 @@ export function createRecorder(db: Kysely<Database>, options: RecorderOptions = 
   const columns = recordColumns(options);
   // The row as last written, per exchange in flight: each event hashes the whole row.
   const rows = new Map<string, ExchangeState>();
-  const held = new HeldRecords(writer, options.onHeldRecords, options.heldRecordsDir === undefined ? undefined : { dir: options.heldRecordsDir });
+  const held = new HeldRecords(writer, options.onHeldRecords, options.heldRecords);
   /** Writes `write`; when the store cannot be reached, holds `later` (by default the same write) and still rejects. */
   const record = (write: RecordWrite, later: (error: unknown) => RecordWrite = () => write) =>
     writer.record(write).catch((error: unknown) => {

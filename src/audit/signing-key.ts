@@ -3,7 +3,7 @@
 // the gateway's first start into `audit.keyFile` (default data/audit-signing-key.pem
 // beside the config) with mode 0600. Verifiers need only the public key.
 
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, hkdfSync, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { canonicalJson } from './canonical-json.js';
@@ -12,6 +12,11 @@ export interface CheckpointSigner {
   readonly keyId: string;
   readonly publicKeyPem: string;
   sign(data: string): string;
+  /**
+   * A 32-byte key for `purpose` only (HKDF-SHA256 over the private key): a MAC made with
+   * it can never pass for a checkpoint's signature, and it needs no second secret.
+   */
+  deriveKey(purpose: string): Buffer;
 }
 
 export class SigningKeyError extends Error {}
@@ -34,6 +39,7 @@ export function signerFromPem(pem: string): CheckpointSigner {
     keyId: keyIdOf(publicKey),
     publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
     sign: (data) => sign(null, Buffer.from(data), privateKey).toString('base64'),
+    deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', privateKey.export({ type: 'pkcs8', format: 'der' }), Buffer.alloc(0), `gatehouse audit key: ${purpose}`, 32)),
   };
 }
 

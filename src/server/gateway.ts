@@ -10,6 +10,7 @@ import { reviewAuditEvent, startApprovals, type ApprovalService } from '../appro
 import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { HeldRecordsReport } from '../audit/held-records.js';
+import { heldRecordsKeyPurpose } from '../audit/held-records-file.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
 import type { Exchange } from '../exchange/index.js';
@@ -184,7 +185,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   stopAsked();
   const recorder: Recorder & { close?: () => Promise<void> } = !config.recording.enabled
     ? disabledRecorder
-    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger), heldRecordsDir: config.audit.keyFile === undefined ? undefined : dirname(config.audit.keyFile) }));
+    : (journal ?? createRecorder(store.db, { writer: audit.writer, raw: raw?.sealer, reexecutionOf, maxTextBytes: config.recording.maxBodyBytes, onHeldRecords: logHeldRecords(logger), heldRecords: audit.signer && config.audit.keyFile !== undefined ? { dir: dirname(config.audit.keyFile), key: audit.signer.deriveKey(heldRecordsKeyPurpose) } : undefined }));
   if (!config.recording.enabled) logger.warn('recording.enabled is false: exchanges are not recorded or audited (a benchmark switch, not for production)');
   const agentHub = config.agents
     ? await startAgentHub({
@@ -407,8 +408,9 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 
 /** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
 function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
-  return ({ held, written, lost, error, kept, recovered, notSpilled }) => {
-    if (recovered) logger.warn({ recovered }, 'held records left by the previous run: written when the store answers');
+  return ({ held, written, lost, error, kept, recovered, notSpilled, rejected }) => {
+    if (rejected) logger.error({ err: rejected }, 'held records rejected: a spill file was altered (or written under another key); those records are not written');
+    else if (recovered) logger.warn({ recovered }, 'held records left by the previous run: written when the store answers');
     else if (notSpilled) logger.error({ held, err: notSpilled }, 'held records not kept on disk: a crash now loses them');
     else if (kept) logger.error({ kept, lost, err: error }, 'held records kept on disk: the next start writes them');
     else if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');

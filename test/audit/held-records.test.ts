@@ -5,13 +5,15 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { createRecorder, getExchange, GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
 import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
 import { HeldRecords } from '../../src/audit/held-records.js';
+import { newSpillFileId, sealLine } from '../../src/audit/held-records-file.js';
 import type { Decision, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
 import { openStore } from '../../src/store/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
@@ -76,6 +78,9 @@ function deadPid(): number {
   return Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
 }
 
+/** The key a gateway derives from its audit signing key for its spill files. */
+const spillKey = randomBytes(32);
+
 test('a spill file left by a crash: its records are written once, and one already written before the crash is not written again', { skip: 'skip' in spillDatabase ? spillDatabase.skip : undefined }, async () => {
   const db = spillDatabase as { url: string; drop(): Promise<void> };
   const store = await openStore({ postgres: { url: db.url } });
@@ -92,9 +97,10 @@ test('a spill file left by a crash: its records are written once, and one alread
     };
     // The first reached the store just before the process was killed; the file still has both, and half a line.
     await writer.record(write(done));
-    writeFileSync(path, `${JSON.stringify(write(done))}\n${JSON.stringify(write(pending))}\n{"exchange":{"ins`, { mode: 0o600 });
+    const fileId = newSpillFileId();
+    writeFileSync(path, `${sealLine(spillKey, fileId, 1, write(done))}${sealLine(spillKey, fileId, 2, write(pending))}h1 ${fileId} 3 {"exchange":{"ins`, { mode: 0o600 });
     const reports: HeldRecordsReport[] = [];
-    const held = new HeldRecords(writer, (report) => reports.push(report), { dir });
+    const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
     assert.deepEqual(reports[0], { held: 2, recovered: 2 });
     for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await held.close();
@@ -115,7 +121,7 @@ test('held records are spilled to a file of mode 0600, and past its bound held i
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
   const path = join(dir, 'data', `held-records-${process.pid}.jsonl`);
   const reports: HeldRecordsReport[] = [];
-  const held = new HeldRecords(away, (report) => reports.push(report), { dir: join(dir, 'data'), maxBytes: 2_000 });
+  const held = new HeldRecords(away, (report) => reports.push(report), { dir: join(dir, 'data'), key: spillKey, maxBytes: 2_000 });
   try {
     for (let i = 0; i < 40; i++) held.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: `t${i}` } }));
     assert.equal(statSync(path).mode & 0o777, 0o600);
@@ -125,6 +131,51 @@ test('held records are spilled to a file of mode 0600, and past its bound held i
     assert.equal(held.size, 40, 'still held in memory');
   } finally {
     await held.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const tamperDatabase = await createTestPostgresDatabase();
+
+test('a spill file whose lines were edited, added or removed: only the lines that verify are written, each other chained as recording.held_rejected or held_missing, in their place', { skip: 'skip' in tamperDatabase ? tamperDatabase.skip : undefined }, async () => {
+  const db = tamperDatabase as { url: string; drop(): Promise<void> };
+  const store = await openStore({ postgres: { url: db.url } });
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  const name = `held-records-${deadPid()}.jsonl`;
+  const writer = new GroupCommitWriter(store.db);
+  try {
+    const columns = recordColumns();
+    const exchanges = [sampleExchange(), sampleExchange(), sampleExchange(), sampleExchange(), sampleExchange()];
+    const write = (exchange: (typeof exchanges)[number]) => {
+      const row = { ...columns.opened(exchange, deny, request), ...columns.outcome(exchange, refused) };
+      return { exchange: { insert: row }, event: eventFor('exchange.refused', row, true) };
+    };
+    const fileId = newSpillFileId();
+    const lines = exchanges.map((exchange, i) => sealLine(spillKey, fileId, i + 1, write(exchange)));
+    // Line 2 edited (its answer's status), line 3 removed, a line added in the format of
+    // earlier builds (plain JSON), and one sealed under another key.
+    lines[1] = lines[1]!.replace('"status":403', '"status":200');
+    lines.splice(2, 1);
+    lines.push(`${JSON.stringify(write(sampleExchange()))}\n`, sealLine(randomBytes(32), fileId, 6, write(sampleExchange())));
+    writeFileSync(join(dir, name), lines.join(''), { mode: 0o600 });
+    const reports: HeldRecordsReport[] = [];
+    const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
+    assert.match(reports[0]?.rejected ?? '', new RegExp(`^${name} line 2: its authentication does not match .*; line 3: 1 line\\(s\\) before it removed; line 5: not an authenticated line .*; line 6: its authentication does not match .*: not written .* the file is kept as ${name}\\.rejected$`));
+    assert.deepEqual(reports[1], { held: 7, recovered: 3 });
+    for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    await held.close();
+    const events = await store.db.selectFrom('audit_events').select(['kind', 'target', 'details']).orderBy('seq').execute();
+    assert.deepEqual(
+      events.map((e) => [e.kind, e.target ?? (JSON.parse(e.details) as { line: number }).line]),
+      [['exchange.refused', exchanges[0]!.id], ['recording.held_rejected', 2], ['recording.held_missing', 3], ['exchange.refused', exchanges[3]!.id], ['exchange.refused', exchanges[4]!.id], ['recording.held_rejected', 5], ['recording.held_rejected', 6]],
+    );
+    assert.deepEqual(JSON.parse(events[1]!.details), { file: name, line: 2, reason: 'its authentication does not match (edited, or written under another audit signing key)', keptAs: `${name}.rejected` });
+    assert.deepEqual(readdirSync(dir), [`${name}.rejected`], 'the file as it was found is kept aside; nothing is left to be read again');
+    assert.equal(readFileSync(join(dir, `${name}.rejected`), 'utf8'), lines.join(''));
+  } finally {
+    await writer.close();
+    await store.close();
+    await db.drop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
