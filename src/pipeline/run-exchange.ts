@@ -91,6 +91,13 @@ export interface ExchangeIO {
    */
   recordedRequest?(exchange: Exchange, decision: Decision): { readonly request: RecordedRequest; readonly text: string | undefined } | undefined;
   /**
+   * The request scrubbed as `recordedRequest` would scrub it, for a record that is not
+   * forwarded: a refusal's, and a review's preview. Without it, a request refused (or
+   * held) on a connection that scrubs requests would keep in the store the very values
+   * the scrubbing keeps out of an allowed request's record. Undefined: nothing to scrub.
+   */
+  scrubbedForRecord?(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest): { readonly request: RecordedRequest; readonly text: string | undefined } | undefined;
+  /**
    * Forwards and streams the answer back. Must call `finish` with the outcome and
    * await it before releasing the last byte to the client.
    */
@@ -120,7 +127,10 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
     enforceDecision(decision, { approvals: stages.approvals !== undefined });
     if (decision.effect === 'require_approval' && stages.approvals) {
       // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
-      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, signal: io.holdSignal?.(exchange), deferUse: true });
+      // The review shows reviewers (and their webhooks) the prompt as the model would get it.
+      const scrubbed = io.scrubbedForRecord?.(exchange, decision, request);
+      const preview = scrubbed === undefined ? {} : { preview: scrubbed.text ?? '' };
+      const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, ...preview, signal: io.holdSignal?.(exchange), deferUse: true });
       exchange = { ...exchange, approval: held.approval };
       // Decided again when the policy changed during the hold (the record keeps that decision).
       if (held.decision) decision = held.decision;
@@ -234,6 +244,11 @@ function inspected(e: Exchange, identity: Identity, inspection: Inspection): Exc
 
 async function refuse(io: ExchangeIO, stages: PipelineStages, exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError) {
   const outcome = refusalOutcome(io, error);
+  const scrubbed = io.scrubbedForRecord?.(exchange, decision, request);
+  if (scrubbed) {
+    request = scrubbed.request;
+    exchange = { ...exchange, facts: { ...exchange.facts, text: scrubbed.text } };
+  }
   const redact = stages.redactRefused;
   if (redact) {
     const body = request.body === undefined ? undefined : redact(request.body);

@@ -251,14 +251,50 @@ class HttpExchangeIO implements ExchangeIO {
     this.#forwardBody = scrubbed;
     const recorded = this.#recorded;
     if (scrubbed === body || !recorded || recorded.body === undefined) return undefined;
+    return this.#scrubbedRecord(exchange.operation, scrubbed, recorded);
+  }
+
+  /**
+   * The request as a refusal's record or a review's preview keeps it: scrubbed by the
+   * request profiles that apply (the connection's, and the decision's when there is
+   * one), as the model would have received it, so a refused request keeps no value an
+   * allowed one would not. Nothing is forwarded or counted. A body that cannot be
+   * scrubbed is not kept (only sealed, with audit.raw).
+   */
+  scrubbedForRecord(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest): { request: RecordedRequest; text: string | undefined } | undefined {
+    const body = this.#body;
+    if (!body || body.length === 0 || request.body === undefined) return undefined;
+    const unkept = { request: { ...request, body: undefined, truncated: false, rawBody: request.rawBody ?? request.body }, text: undefined };
+    let masking: ExchangeMasking;
+    try {
+      masking = resolveMasking(this.#options.masking, this.#connection, decision, exchange.operation);
+    } catch {
+      // An obligation naming an unknown profile (the refusal itself): the connection's own still apply.
+      try {
+        masking = resolveMasking(this.#options.masking, this.#connection, undefined, exchange.operation);
+      } catch {
+        return unkept;
+      }
+    }
+    if (!masking.request) return undefined;
+    let scrubbed: Buffer;
+    try {
+      scrubbed = masking.scrub(body, this.#req.headers['content-type']);
+    } catch {
+      return unkept;
+    }
+    return scrubbed === body ? undefined : this.#scrubbedRecord(exchange.operation, scrubbed, request);
+  }
+
+  #scrubbedRecord(operation: string, scrubbed: Buffer, recorded: RecordedRequest): { request: RecordedRequest; text: string | undefined } {
     const masked = captureWhole(scrubbed, this.#options.maxRecordedBody);
     let text: string | undefined;
     try {
-      text = this.#connection.type === 'openai' ? openaiFacts(exchange.operation, scrubbed, this.#req.headers['content-type']).text : undefined;
+      text = this.#connection.type === 'openai' ? openaiFacts(operation, scrubbed, this.#req.headers['content-type']).text : undefined;
     } catch {
       text = undefined;
     }
-    return { request: { ...recorded, body: masked.text, truncated: masked.truncated, rawBody: recorded.body }, text };
+    return { request: { ...recorded, body: masked.text, truncated: masked.truncated, rawBody: recorded.rawBody ?? recorded.body }, text };
   }
 
   async relay(admitted: Exchange, finish: (outcome: ExchangeOutcome) => Promise<void>, decision: Decision, progress: (progress: ExchangeProgress) => Promise<void>, needs: OutcomeNeeds): Promise<void> {

@@ -30,9 +30,10 @@ export interface ExchangeMasking {
 /** No profile applies (the usual case): shared, since nothing in it is ever written. */
 const noMasking: ExchangeMasking = Object.freeze({ request: undefined, response: undefined, requestCounts: Object.freeze({}), scrub: (body: Buffer) => body });
 
-export function resolveMasking(options: DataPlaneMasking | undefined, connection: HttpConnection, decision: Decision, operation: string): ExchangeMasking {
+/** `decision` undefined: the connection's own profiles (a request refused before policy decided). */
+export function resolveMasking(options: DataPlaneMasking | undefined, connection: HttpConnection, decision: Decision | undefined, operation: string): ExchangeMasking {
   const fromConnection = connection.masking;
-  const fromDecision = decision.obligations?.mask;
+  const fromDecision = decision?.obligations?.mask;
   if ((fromConnection === undefined || fromConnection.length === 0) && (fromDecision === undefined || fromDecision.length === 0)) return noMasking;
   const names = [...(fromConnection ?? []), ...(fromDecision ?? [])];
   const requestCounts: EntityCounts = {};
