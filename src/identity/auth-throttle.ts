@@ -103,21 +103,18 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     if (cidr) exempt.addSubnet(cidr.address, cidr.prefix, cidr.type);
   }
   // Addresses (`a:`), accounts (`k:`) and an address's failures against an account (`p:`)
-  // in one table, least recently failed first; bounded by maxTracked.
+  // in one table, oldest first; bounded by maxTracked.
   const tracked = new Map<string, Tracked>();
   let accountsTracked = 0;
   const forget = (key: string) => {
     if (tracked.delete(key) && key.startsWith('k:')) accountsTracked--;
   };
   const remember = (key: string, entry: Tracked) => {
-    // Moved to the end on each failure: an attacker rotating addresses pushes out the
-    // entries that stopped failing, not the key id it keeps guessing at.
-    if (tracked.delete(key)) tracked.set(key, entry);
-    else {
+    if (!tracked.has(key)) {
       if (tracked.size >= config.maxTracked) forget(tracked.keys().next().value!);
       if (key.startsWith('k:')) accountsTracked++;
-      tracked.set(key, entry);
     }
+    tracked.set(key, entry);
   };
 
   // Stale entries go once a minute: an account's entry left from an attack would otherwise
