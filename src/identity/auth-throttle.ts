@@ -70,6 +70,11 @@ export type ThrottledIdentify = (credential: string | undefined, client?: string
 export interface AuthThrottle {
   /** identify behind the throttle, for one listener. */
   guard(identify: Identify, listener: ThrottleListener): ThrottledIdentify;
+  /**
+   * A step that authenticates without a credential to name (a browser login's callback)
+   * behind the throttle: refused unchecked while the address is throttled; its 401 counts.
+   */
+  guardAttempt<T>(attempt: () => Promise<T>, listener: ThrottleListener, client: string | undefined): Promise<T>;
   /** Stops the sweep of stale entries. */
   close(): void;
 }
@@ -86,7 +91,7 @@ const storePrefix = 'authfail:';
 export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
   const { config, store, shared } = options;
   const now = options.now ?? Date.now;
-  if (!config.enabled) return { guard: (identify) => identify, close: () => undefined };
+  if (!config.enabled) return { guard: (identify) => identify, guardAttempt: (attempt) => attempt(), close: () => undefined };
   // Shared counters that do not answer (Redis down): this gateway counts on its own
   // meanwhile, so guessing is still throttled (per gateway), and a caller is refused for
   // want of Redis no more than it would be without it.
@@ -98,21 +103,18 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     if (cidr) exempt.addSubnet(cidr.address, cidr.prefix, cidr.type);
   }
   // Addresses (`a:`), accounts (`k:`) and an address's failures against an account (`p:`)
-  // in one table, least recently failed first; bounded by maxTracked.
+  // in one table, oldest first; bounded by maxTracked.
   const tracked = new Map<string, Tracked>();
   let accountsTracked = 0;
   const forget = (key: string) => {
     if (tracked.delete(key) && key.startsWith('k:')) accountsTracked--;
   };
   const remember = (key: string, entry: Tracked) => {
-    // Moved to the end on each failure: an attacker rotating addresses pushes out the
-    // entries that stopped failing, not the key id it keeps guessing at.
-    if (tracked.delete(key)) tracked.set(key, entry);
-    else {
+    if (!tracked.has(key)) {
       if (tracked.size >= config.maxTracked) forget(tracked.keys().next().value!);
       if (key.startsWith('k:')) accountsTracked++;
-      tracked.set(key, entry);
     }
+    tracked.set(key, entry);
   };
 
   // Stale entries go once a minute: an account's entry left from an attack would otherwise
@@ -206,29 +208,29 @@ export function createAuthThrottle(options: AuthThrottleOptions): AuthThrottle {
     );
   };
 
+  const verify = <T>(attempt: (credential: string | undefined) => Promise<T>, credential: string | undefined, address: string, listener: ThrottleListener, client: string): Promise<T> =>
+    attempt(credential).catch(async (error: unknown) => {
+      if (isGatehouseError(error) && error.status === 401 && error.code !== 'unauthenticated') await failed(address, credential, listener, client);
+      throw error;
+    });
+  // Not an async function: a caller never refused pays one map lookup and one promise
+  // more than the attempt itself (docs/performance.md, "Failed-authentication throttle").
+  const throttled = <T>(attempt: (credential: string | undefined) => Promise<T>, credential: string | undefined, listener: ThrottleListener, client: string): Promise<T> => {
+    const address = addressKey(client);
+    const pending = admit(address, client, credential);
+    if (pending === undefined) return verify(attempt, credential, address, listener, client);
+    return pending.then(
+      () => verify(attempt, credential, address, listener, client),
+      (error: unknown) => {
+        if (isGatehouseError(error) && error.code === 'auth_throttled') options.onRefused?.(listener);
+        throw error;
+      },
+    );
+  };
+
   return {
-    guard(identify, listener) {
-      // Not an async function: a caller never refused pays one map lookup and one
-      // promise more than identify itself (docs/performance.md, "Failed-authentication throttle").
-      const verify = (credential: string | undefined, address: string, client: string): Promise<Identity> =>
-        identify(credential).catch(async (error: unknown) => {
-          if (isGatehouseError(error) && error.status === 401 && error.code !== 'unauthenticated') await failed(address, credential, listener, client);
-          throw error;
-        });
-      return (credential, client) => {
-        if (client === undefined) return identify(credential);
-        const address = addressKey(client);
-        const pending = admit(address, client, credential);
-        if (pending === undefined) return verify(credential, address, client);
-        return pending.then(
-          () => verify(credential, address, client),
-          (error: unknown) => {
-            if (isGatehouseError(error) && error.code === 'auth_throttled') options.onRefused?.(listener);
-            throw error;
-          },
-        );
-      };
-    },
+    guard: (identify, listener) => (credential, client) => (client === undefined ? identify(credential) : throttled(identify, credential, listener, client)),
+    guardAttempt: (attempt, listener, client) => (client === undefined ? attempt() : throttled(attempt, undefined, listener, client)),
     close() {
       clearInterval(sweep);
       void fallback?.close();

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { createOidcLogin } from './login/oidc-login.js';
-import type { RecordLoginRefusal } from './login/login-refusal.js';
+import type { LoginRefusals } from './login/login-refusal.js';
 import { createSamlLogin } from './login/saml-login.js';
 import type { Kysely } from 'kysely';
 import type { IdentityConfig } from '../config/identity-schema.js';
@@ -33,7 +33,7 @@ export interface IdentityServices {
   /** identify, for the admin API: a Gatehouse token scoped to connections is refused there. */
   readonly identifyAdmin: (credential: string | undefined) => Promise<Identity>;
   /** /auth/login, /auth/callback (identity.login) and /auth/saml/* (identity.saml) for the admin listener. */
-  loginRoutes(secureCookies: boolean, onRefused?: RecordLoginRefusal): ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
+  loginRoutes(secureCookies: boolean, refusals?: LoginRefusals): ((req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>) | undefined;
   close(): Promise<void>;
 }
 
@@ -69,12 +69,12 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
       refuseConnectionScoped(identity, 'on the admin API');
       return identity;
     },
-    loginRoutes(secureCookies, onRefused) {
+    loginRoutes(secureCookies, refusals) {
       const { login, saml } = config;
       if (!gatewayTokens) return undefined;
       const handlers: Array<(req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>> = [];
-      if (login) handlers.push(createOidcLogin({ login, issuer: config.oidc.issuers.find((i) => i.name === login.issuer)!, tokens: gatewayTokens, secureCookies, onRefused }));
-      if (saml) handlers.push(createSamlLogin({ saml, tokens: gatewayTokens, db, secureCookies, onRefused }));
+      if (login) handlers.push(createOidcLogin({ login, issuer: config.oidc.issuers.find((i) => i.name === login.issuer)!, tokens: gatewayTokens, secureCookies, refusals }));
+      if (saml) handlers.push(createSamlLogin({ saml, tokens: gatewayTokens, db, secureCookies, refusals }));
       if (handlers.length === 0) return undefined;
       return async (req, res, url) => {
         for (const handle of handlers) if (await handle(req, res, url)) return true;

@@ -332,9 +332,11 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       logger,
       reviews: approvals && createReviewsRoutes({ service: approvals.service, identify: identifyOnAdmin }),
       routes: [...createPolicyRoutes({ runtime: policyRuntime, connections: config.connections }), ...identityAdminRoutes(identity.revocations, apiKeys, audit.log.change, { oidc: config.identity.oidc.issuers.map((i) => i.name), saml: config.identity.saml?.name })],
-      // A refused login (OIDC callback, SAML response) is a failed authentication on record, as a refused data-plane credential is.
-      publicRoutes: identity.loginRoutes(config.admin.tls !== undefined, (refusal) =>
-        audit.log.event({ kind: 'login.refused', actor: null, target: refusal.provider, details: { reason: refusal.reason, client: refusal.client ?? null } })),
+      // A refused login (OIDC callback, SAML response) is a failed authentication on record, and counted, as a refused data-plane credential is.
+      publicRoutes: identity.loginRoutes(config.admin.tls !== undefined, {
+        record: (refusal) => audit.log.event({ kind: 'login.refused', actor: null, target: refusal.provider, details: { reason: refusal.reason, client: refusal.client ?? null } }),
+        throttle: (attempt, client) => throttle.guardAttempt(attempt, 'admin', client),
+      }),
       sessionCredential: (req) => readCookie(req, sessionCookie),
       audit: auditRoutes,
       agents: agentHub,

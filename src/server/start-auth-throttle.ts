@@ -11,6 +11,7 @@ import { createMemoryLimitStore, type LimitStore } from '../policy/index.js';
 
 export interface GatewayAuthThrottle {
   readonly guard: AuthThrottle['guard'];
+  readonly guardAttempt: AuthThrottle['guardAttempt'];
   /** Stops the throttle and closes its own store (not the shared limit store). */
   close(): Promise<void>;
 }
@@ -39,6 +40,7 @@ export function startAuthThrottle(config: GatehouseConfig, limitStore: LimitStor
   });
   return {
     guard: (identify, listener) => throttle.guard(identify, listener),
+    guardAttempt: (attempt, listener, client) => throttle.guardAttempt(attempt, listener, client),
     async close() {
       throttle.close();
       if (!shared) await store.close();

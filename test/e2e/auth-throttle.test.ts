@@ -11,10 +11,10 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import pg from 'pg';
 import SQLite from 'better-sqlite3';
-import { request } from 'node:http';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { clearOfWindowEnd, fetchFrom } from '../helpers/throttle-clients.js';
 import { deleteKeys, redisUnavailable, testRedisUrl, uniqueKeyPrefix } from '../helpers/redis.js';
 
 const run = promisify(execFile);
@@ -22,44 +22,6 @@ const upstreamKey = 'sk-upstream-target-secret';
 const database = await createTestPostgresDatabase();
 const noPostgres = 'skip' in database ? database.skip : undefined;
 const noRedis = await redisUnavailable();
-
-interface Answer {
-  readonly status: number;
-  readonly headers: { get(name: string): string | null };
-  text(): Promise<string>;
-  json(): Promise<unknown>;
-  arrayBuffer(): Promise<unknown>;
-}
-
-/** A fetch-like request from a given loopback address (node:http binds it), so that each test is its own client. */
-function fetchFrom(localAddress: string) {
-  return (url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
-    new Promise<Answer>((resolve, reject) => {
-      const req = request(url, { method: init.method ?? 'GET', headers: init.headers, localAddress, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: { get: (name) => (res.headers[name.toLowerCase()] as string | undefined) ?? null },
-            text: async () => text,
-            json: async () => JSON.parse(text) as unknown,
-            arrayBuffer: async () => undefined,
-          });
-        });
-      });
-      req.on('error', reject);
-      req.end(init.body);
-    });
-}
-
-/** Fixed windows: stay clear of a boundary so that every attempt of a test counts in one window. */
-async function clearOfWindowEnd(windowMs: number, marginMs: number): Promise<void> {
-  const into = Date.now() % windowMs;
-  if (into > windowMs - marginMs) await new Promise((resolve) => setTimeout(resolve, windowMs - into + 200));
-}
 
 const chatBody = JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'hi' }] });
 

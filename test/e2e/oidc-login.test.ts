@@ -10,6 +10,7 @@ import { decodeJwt } from 'jose';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { startOidcProvider, type TestOidcProvider } from '../helpers/oidc.js';
+import { clearOfWindowEnd, fetchFrom } from '../helpers/throttle-clients.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -182,6 +183,83 @@ identity:
       assert.equal(res.headers.getSetCookie().length, 0, 'no session');
     } finally {
       idp.setDown(false);
+    }
+  });
+});
+
+describe('OIDC login callbacks and failed-authentication throttling', () => {
+  let idp: TestOidcProvider;
+  let gateway: GatewayProcess;
+  let callbackUrl: string;
+
+  before(async () => {
+    const adminPort = await freePort();
+    callbackUrl = `http://127.0.0.1:${adminPort}/auth/callback`;
+    idp = await startOidcProvider({ groups: { alice: ['Platform-Admins'] }, loginRedirectUri: callbackUrl });
+    gateway = await startGatewayProcess(`gateway:
+  listen: { host: 127.0.0.1, port: 0 }
+admin:
+  listen: { host: 127.0.0.1, port: ${adminPort} }
+  groups: [admins]
+identity:
+  oidc:
+    issuers:
+      - { name: corp, issuer: "${idp.issuer}", audience: "${idp.audience}", groupMap: { Platform-Admins: admins } }
+  login:
+    issuer: corp
+    clientId: gatehouse-admin
+    redirectUri: ${callbackUrl}
+    scopes: [openid]
+  authThrottle:
+    perAddress: { limit: 3, window: 1h }
+`);
+  });
+  after(async () => {
+    await gateway?.stop();
+    await idp?.close();
+  });
+
+  /** A login started and passed at the IdP as alice; its callback is then sent from `address`. */
+  async function callbackFrom(address: string, tamper: (callback: string) => string = (callback) => callback) {
+    const start = await fetch(`${gateway.adminUrl}/auth/login`, { redirect: 'manual' });
+    const loginCookie = start.headers.getSetCookie()[0]!.split(';')[0]!;
+    const callback = tamper(await idp.authorize(start.headers.get('location')!, 'alice', callbackUrl));
+    return fetchFrom(address)(callback, { headers: { cookie: loginCookie } });
+  }
+
+  test('refused callbacks count against the address: once over the limit, even a good login from it is refused (429, JSON as the callback answers errors); other addresses log in', async () => {
+    await clearOfWindowEnd(3_600_000, 30_000);
+    const forgedState = (callback: string) => {
+      const url = new URL(callback);
+      url.searchParams.set('state', 'forged');
+      return url.href;
+    };
+    assert.equal((await callbackFrom('127.0.0.21', forgedState)).status, 401);
+    assert.equal((await fetchFrom('127.0.0.21')(`${callbackUrl}?code=x&state=y`)).status, 401);
+    assert.equal((await callbackFrom('127.0.0.21', forgedState)).status, 401);
+    const throttled = await callbackFrom('127.0.0.21');
+    assert.equal(throttled.status, 429);
+    assert.ok(Number(throttled.headers.get('retry-after')) >= 1, String(throttled.headers.get('retry-after')));
+    assert.ok(!throttled.headers.getSetCookie().some((c) => c.startsWith('gatehouse_session=')), 'no session');
+    assert.deepEqual(((await throttled.json()) as { error: { code: string } }).error.code, 'auth_throttled');
+    // Another address logs in.
+    const other = await callbackFrom('127.0.0.22');
+    assert.equal(other.status, 200, await other.text());
+    assert.ok(other.headers.getSetCookie().some((c) => c.startsWith('gatehouse_session=')));
+    // Three refusals on record, then one throttle event; the throttled callback is not recorded.
+    await gateway.waitForLog(/failed authentications throttled/);
+    await gateway.cli(['sessions', 'list', '--limit', '1']);
+    const db = new SQLite(join(gateway.dir, 'gatehouse.db'), { readonly: true });
+    try {
+      const events = db.prepare(`select kind, target, details from audit_events where kind in ('login.refused', 'auth.throttled') order by seq`).all() as Array<{ kind: string; target: string; details: string }>;
+      assert.deepEqual(events.map((e) => [e.kind, e.target, (JSON.parse(e.details) as { client: string }).client]), [
+        ['login.refused', 'oidc:corp', '127.0.0.21'],
+        ['login.refused', 'oidc:corp', '127.0.0.21'],
+        ['login.refused', 'oidc:corp', '127.0.0.21'],
+        ['auth.throttled', 'address:127.0.0.21', '127.0.0.21'],
+      ]);
+    } finally {
+      db.close();
     }
   });
 });

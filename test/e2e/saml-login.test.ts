@@ -12,6 +12,8 @@ import SQLite from 'better-sqlite3';
 import { after, before, describe, test } from 'node:test';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { makeSamlIdp, type ResponseOptions, type SamlTestIdp } from '../helpers/saml-idp.js';
+import { clearOfWindowEnd, fetchFrom } from '../helpers/throttle-clients.js';
+import { samlCompletePath } from '../../src/identity/login/saml-relay-page.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -48,6 +50,11 @@ identity:
     idpIssuer: ${idp.issuer}
     idpCert: file:${idp.certPath}
     groupMap: { SAML-Admins: admins, "Platform Admins": admins, "CN=ML,OU=Groups,DC=corp": ml }
+  # Refused logins count against their address: the validation tests here refuse more
+  # from 127.0.0.1 than a limit allows; throttling is tested from 127.0.0.31.
+  authThrottle:
+    perAddress: { limit: 3, window: 1h }
+    exempt: [127.0.0.1/32]
 `);
   });
   after(async () => {
@@ -237,5 +244,27 @@ identity:
 
   test('an assertion for another audience is refused', async () => {
     await refused({ audience: 'https://someone-else.test' }, /not valid/);
+  });
+
+  test('refused SAML responses count against the address: once over the limit, even a valid login from it is refused (429, JSON); other addresses log in', async () => {
+    await clearOfWindowEnd(3_600_000, 30_000);
+    const postFrom = (address: string, samlResponse: string, cookie: string) =>
+      fetchFrom(address)(new URL(samlCompletePath, acsUrl).href, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body: new URLSearchParams({ SAMLResponse: samlResponse }).toString() });
+    for (let i = 0; i < 3; i++) {
+      const { cookie, requestId } = await startLogin();
+      const forged = stranger.response({ acsUrl, audience: entityId, nameId: 'dana@example.com', groups: ['SAML-Admins'], issuer: idp.issuer, inResponseTo: requestId });
+      assert.equal((await postFrom('127.0.0.31', forged, cookie)).status, 401);
+    }
+    const good = await answered();
+    const throttled = await postFrom('127.0.0.31', good.response, good.cookie);
+    assert.equal(throttled.status, 429);
+    assert.ok(Number(throttled.headers.get('retry-after')) >= 1);
+    assert.ok(!throttled.headers.getSetCookie().some((c) => c.startsWith('gatehouse_session=')), 'no session');
+    assert.equal(((await throttled.json()) as { error: { code: string } }).error.code, 'auth_throttled');
+    // Refused before it was checked: the response was not used up, and logs in from another address.
+    const other = await postFrom('127.0.0.32', good.response, good.cookie);
+    assert.equal(other.status, 200, await other.text());
+    assert.equal(refusalEvents().filter((e) => e.client === '127.0.0.31').length, 3, 'the throttled attempt is not recorded');
+    await gateway.waitForLog(/failed authentications throttled/);
   });
 });

@@ -17,7 +17,7 @@ import type { IdentityConfig } from '../../config/identity-schema.js';
 import { GatehouseError } from '../../errors/index.js';
 import type { GatewayTokens } from '../gateway-tokens/gateway-tokens.js';
 import { groupsFromClaims, readClaimPath } from '../oidc/groups-from-claims.js';
-import { recordingRefusal, type RecordLoginRefusal } from './login-refusal.js';
+import { recordingRefusal, type LoginRefusals } from './login-refusal.js';
 
 export const sessionCookie = 'gatehouse_session';
 const loginCookie = 'gatehouse_login';
@@ -31,8 +31,8 @@ export interface OidcLoginOptions {
   readonly issuer: IdentityConfig['oidc']['issuers'][number];
   readonly tokens: GatewayTokens;
   readonly secureCookies: boolean;
-  /** Records a refused login callback (the failed-authentication record). */
-  readonly onRefused?: RecordLoginRefusal | undefined;
+  /** Records a refused login callback (the failed-authentication record) and throttles its address. */
+  readonly refusals?: LoginRefusals | undefined;
 }
 
 export function readCookie(req: IncomingMessage, name: string): string | undefined {
@@ -164,7 +164,7 @@ export function createOidcLogin(options: OidcLoginOptions) {
   /** Handles /auth/login and /auth/callback; false for any other path. */
   return async function handleLogin(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
     if (url.pathname === '/auth/login' && req.method === 'GET') return start(res).then(() => true);
-    if (url.pathname === '/auth/callback' && req.method === 'GET') return recordingRefusal(options.onRefused, `oidc:${issuer.name}`, req, () => callback(req, res, url)).then(() => true);
+    if (url.pathname === '/auth/callback' && req.method === 'GET') return recordingRefusal(options.refusals, `oidc:${issuer.name}`, req, () => callback(req, res, url)).then(() => true);
     return false;
   };
 }

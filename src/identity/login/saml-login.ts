@@ -30,7 +30,7 @@ import { GatehouseError } from '../../errors/index.js';
 import type { Database } from '../../store/index.js';
 import type { GatewayTokens } from '../gateway-tokens/gateway-tokens.js';
 import { groupsFromClaims } from '../oidc/groups-from-claims.js';
-import { recordingRefusal, type RecordLoginRefusal } from './login-refusal.js';
+import { recordingRefusal, type LoginRefusals } from './login-refusal.js';
 import { cookieHeader, readCookie, sessionCookieHeader } from './oidc-login.js';
 import { samlCompletePath, sendSamlRelayPage } from './saml-relay-page.js';
 
@@ -48,8 +48,8 @@ export interface SamlLoginOptions {
   readonly db: Kysely<Database>;
   readonly secureCookies: boolean;
   readonly now?: () => number;
-  /** Records a refused SAML login (the failed-authentication record). */
-  readonly onRefused?: RecordLoginRefusal | undefined;
+  /** Records a refused SAML login (the failed-authentication record) and throttles its address. */
+  readonly refusals?: LoginRefusals | undefined;
 }
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
@@ -208,11 +208,11 @@ export function createSamlLogin(options: SamlLoginOptions) {
       const samlResponse = await samlResponseOf(req);
       // Cross-site from the IdP, the Lax cookie is not sent: re-post from our origin.
       if (readCookie(req, requestCookie) === undefined) sendSamlRelayPage(res, samlResponse);
-      else await recordingRefusal(options.onRefused, `saml:${config.name}`, req, () => finish(req, res, samlResponse));
+      else await recordingRefusal(options.refusals, `saml:${config.name}`, req, () => finish(req, res, samlResponse));
       return true;
     }
     if (url.pathname === samlCompletePath && req.method === 'POST') {
-      await recordingRefusal(options.onRefused, `saml:${config.name}`, req, async () => finish(req, res, await samlResponseOf(req)));
+      await recordingRefusal(options.refusals, `saml:${config.name}`, req, async () => finish(req, res, await samlResponseOf(req)));
       return true;
     }
     return false;
