@@ -9,44 +9,28 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import type { GatewayProcess } from '../helpers/gateway-process.js';
+import { withPostgresGateway, type PostgresGateway } from '../helpers/postgres-gateway.js';
 
 const database = await createTestPostgresDatabase();
 const skip = 'skip' in database ? database.skip : undefined;
 
 describe('PostgreSQL statements held for approval, end to end', { skip }, () => {
-  const db = database as { url: string; drop(): Promise<void> };
+  let pgGateway: PostgresGateway;
   let gateway: GatewayProcess;
   let token: string;
   let reviewerKey: string;
-  let port: number;
-  let dbname: string;
   const clients: pg.Client[] = [];
 
-  before(async () => {
-    const url = new URL(db.url);
-    dbname = url.pathname.slice(1);
-    const direct = new pg.Client({ connectionString: db.url });
-    await direct.connect();
-    await direct.query("create table orders (id int primary key, note text); insert into orders select g, 'order ' || g from generate_series(1, 10) g");
-    await direct.end();
-    gateway = await startGatewayProcess(
-      `gateway:
-  listen: { host: 127.0.0.1, port: 0 }
-admin:
-  listen: { host: 127.0.0.1, port: 0 }
-  groups: [admins]
-log: { level: info }
-connections:
-  - name: warehouse
-    type: postgres
-    listen: { host: 127.0.0.1, port: 0 }
-    allowPlaintext: true
-    target: postgres://${url.host}/${dbname}
-    credential: { user: postgres, secret: "\${PG_SECRET}" }
-    tls: { mode: disable }
-    access: { groups: [analysts] }
-policy:
+  // Registered first: the clients end before the gateway stops.
+  after(() => Promise.all(clients.map((c) => c.end().catch(() => undefined))));
+  withPostgresGateway(
+    database,
+    {
+      name: 'warehouse',
+      setupSql: "create table orders (id int primary key, note text); insert into orders select g, 'order ' || g from generate_series(1, 10) g",
+      connection: '    access: { groups: [analysts] }',
+      sections: `policy:
   rules:
     - name: approve-deletes
       effect: require_approval
@@ -60,21 +44,19 @@ approvals:
     approve-truncate: { holdFor: 500ms }
   pollInterval: 50ms
 `,
-      { env: { PG_SECRET: 'unused-with-trust-auth' } },
-    );
+    },
+    (started) => {
+      pgGateway = started;
+      gateway = started.gateway;
+    },
+  );
+  before(async () => {
     token = await gateway.createKey('etl-bot', ['analysts'], ['--kind', 'agent']);
     reviewerKey = await gateway.createKey('alice', ['reviewers'], ['--kind', 'human']);
-    port = await gateway.postgresPort('warehouse');
-  });
-
-  after(async () => {
-    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-    await gateway?.stop();
-    await db.drop();
   });
 
   async function connect(): Promise<{ client: pg.Client; notices: string[] }> {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: 'etl-bot', password: token, database: dbname });
+    const client = new pg.Client(pgGateway.clientConfig('etl-bot', token));
     client.on('error', () => undefined);
     const notices: string[] = [];
     client.on('notice', (n) => notices.push(n.message ?? ''));

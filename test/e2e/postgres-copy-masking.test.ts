@@ -12,60 +12,41 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { copy } from '../helpers/pg-copy.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { withPostgresGateway, type PostgresGateway } from '../helpers/postgres-gateway.js';
 
 const run = promisify(execFile);
 const database = await createTestPostgresDatabase();
 const skip = 'skip' in database ? database.skip : undefined;
 
 describe('COPY … TO STDOUT on a PostgreSQL connection with column masking, end to end', { skip }, () => {
-  const db = database as { url: string; drop(): Promise<void> };
-  let gateway: GatewayProcess;
+  let pgGateway: PostgresGateway;
   let direct: pg.Client;
   let env: NodeJS.ProcessEnv;
 
-  before(async () => {
-    const url = new URL(db.url);
-    const dbname = url.pathname.slice(1);
-    direct = new pg.Client({ connectionString: db.url });
-    await direct.connect();
-    await direct.query(`create table patients (id int primary key, full_name text, email text, dob date, phone text, notes text);
-      insert into patients values
+  // Registered first: the direct client ends before the database is dropped.
+  after(() => direct?.end());
+  withPostgresGateway(
+    database,
+    {
+      name: 'clinic',
+      setupSql: `create table patients (id int primary key, full_name text, email text, dob date, phone text, notes text);
+        insert into patients values
         (1, 'Ann Lee', 'ann@example.com', '1980-02-03', '+1 555 010 2233', e'allergic to "penicillin",\\tsee chart'),
         (2, 'Bob O''Brien', null, '1975-06-07', '555-0199', e'line one\\nline two \\\\ done');
-      create table patients_back (like patients)`);
-    gateway = await startGatewayProcess(
-      `gateway:
-  listen: { host: 127.0.0.1, port: 0 }
-admin:
-  listen: { host: 127.0.0.1, port: 0 }
-  groups: [admins]
-log: { level: info }
-connections:
-  - name: clinic
-    type: postgres
-    listen: { host: 127.0.0.1, port: 0 }
-    allowPlaintext: true
-    target: postgres://${url.host}/${dbname}
-    credential: { user: postgres, secret: "\${PG_SECRET}" }
-    tls: { mode: disable }
-    masking: { columns: { email: redact, dob: "null", phone: partial } }
-    access: { groups: [data-engineers] }
-policy:
+        create table patients_back (like patients)`,
+      connection: `    masking: { columns: { email: redact, dob: "null", phone: partial } }
+    access: { groups: [data-engineers] }`,
+      sections: `policy:
   rules:
     - { name: engineers-read, effect: allow, match: { groups: [data-engineers], connections: [clinic] } }
 `,
-      { env: { PG_SECRET: 'unused-with-trust-auth' } },
-    );
-    const key = await gateway.createKey('dana', ['data-engineers']);
-    const port = await gateway.postgresPort('clinic');
-    env = { ...process.env, PGPASSWORD: key, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'dana', PGDATABASE: dbname, PGSSLMODE: 'disable' };
-  });
-
-  after(async () => {
-    await direct?.end();
-    await gateway?.stop();
-    await db.drop();
+    },
+    (started) => (pgGateway = started),
+  );
+  before(async () => {
+    direct = new pg.Client({ connectionString: pgGateway.directUrl });
+    await direct.connect();
+    env = pgGateway.psqlEnv('dana', await pgGateway.gateway.createKey('dana', ['data-engineers']));
   });
 
   test("psql's \\copy to stdout with csv header: masked, and it loads back with COPY FROM", async () => {

@@ -7,84 +7,63 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import type { GatewayProcess } from '../helpers/gateway-process.js';
+import { withPostgresGateway, type PostgresGateway } from '../helpers/postgres-gateway.js';
 
 const run = promisify(execFile);
 const database = await createTestPostgresDatabase();
 const skip = 'skip' in database ? database.skip : undefined;
 
 describe('PostgreSQL connection with masking profiles, end to end', { skip }, () => {
-  const db = database as { url: string; drop(): Promise<void> };
+  let pgGateway: PostgresGateway;
   let gateway: GatewayProcess;
   let analyst: string;
   let contractor: string;
-  let port: number;
-  let dbname: string;
 
-  before(async () => {
-    const url = new URL(db.url);
-    dbname = url.pathname.slice(1);
-    const direct = new pg.Client({ connectionString: db.url });
-    await direct.connect();
-    await direct.query(`create table customers (id int primary key, name text, notes text, phone text, contact jsonb, meta json, last_ip inet, card bigint, ssn text)`);
-    await direct.query(
-      `insert into customers values
+  withPostgresGateway(
+    database,
+    {
+      name: 'crm',
+      setupSql: `create table customers (id int primary key, name text, notes text, phone text, contact jsonb, meta json, last_ip inet, card bigint, ssn text);
+        insert into customers values
         (1, 'Ann Lee', 'reach ann@example.com or +1 415-555-2671', '+1 415-555-2671', '{"email": "ann@example.com", "tier": 3, "tags": ["vip"]}', '{"seen_from": "10.1.2.3"}', '192.168.7.9', 4111111111111111, '536-22-8841'),
         (2, 'Bo Chen', 'no contact details', '+1 212-555-0187', '{"tier": 1}', '{}', null, 42, null)`,
-    );
-    await direct.end();
-    gateway = await startGatewayProcess(
-      `gateway:
-  listen: { host: 127.0.0.1, port: 0 }
-admin:
-  listen: { host: 127.0.0.1, port: 0 }
-  groups: [admins]
-log: { level: info }
-masking:
+      connection: `    masking: { columns: { ssn: redact }, profiles: [pii, notes-phones, scrub-statements] }
+    access: { groups: [analysts, contractors] }`,
+      sections: `masking:
   profiles:
     pii: { entities: [EMAIL, US_SSN, IP_ADDRESS, CREDIT_CARD] }
     notes-phones: { entities: [PHONE], fields: [notes] }
     all-phones: { entities: [PHONE] }
     scrub-statements: { entities: [EMAIL], applyTo: request }
-connections:
-  - name: crm
-    type: postgres
-    listen: { host: 127.0.0.1, port: 0 }
-    allowPlaintext: true
-    target: postgres://${url.host}/${dbname}
-    credential: { user: postgres, secret: "\${PG_SECRET}" }
-    tls: { mode: disable }
-    masking: { columns: { ssn: redact }, profiles: [pii, notes-phones, scrub-statements] }
-    access: { groups: [analysts, contractors] }
 policy:
   rules:
     - { name: analysts-read, effect: allow, match: { groups: [analysts], connections: [crm] } }
     - { name: contractors-no-phones, effect: allow, match: { groups: [contractors], connections: [crm] }, obligations: { mask: [all-phones] } }
 `,
-      { env: { PG_SECRET: 'unused-with-trust-auth' } },
-    );
+    },
+    (started) => {
+      pgGateway = started;
+      gateway = started.gateway;
+    },
+  );
+  before(async () => {
     analyst = await gateway.createKey('ana', ['analysts']);
     contractor = await gateway.createKey('carl', ['contractors']);
-    port = await gateway.postgresPort('crm');
-  });
-
-  after(async () => {
-    await gateway?.stop();
-    await db.drop();
   });
 
   const client = async (user: string, password: string): Promise<pg.Client> => {
-    const c = new pg.Client({ host: '127.0.0.1', port, user, password, database: dbname, ssl: false });
+    const c = new pg.Client(pgGateway.clientConfig(user, password, { ssl: false }));
     await c.connect();
     return c;
   };
 
   test('psql: entities in free text are replaced, a profile restricted to a column masks only it, values of other types that carry one are NULL', async () => {
-    const env = { ...process.env, PGPASSWORD: analyst, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'ana', PGDATABASE: dbname, PGSSLMODE: 'disable' };
+    const env = pgGateway.psqlEnv('ana', analyst);
     const { stdout } = await run('psql', ['-X', '-At', '-F', '|', '-c', 'select name, notes, phone, last_ip, card, ssn from customers order by id'], { env });
     assert.equal(stdout, ['Ann Lee|reach [EMAIL] or [PHONE]|+1 415-555-2671|||[SSN]', 'Bo Chen|no contact details|+1 212-555-0187||42|'].join('\n') + '\n');
   });
@@ -130,7 +109,7 @@ policy:
     } finally {
       await c.end();
     }
-    const direct = new pg.Client({ connectionString: db.url });
+    const direct = new pg.Client({ connectionString: pgGateway.directUrl });
     await direct.connect();
     assert.deepEqual((await direct.query('select notes from customers where id = 3')).rows, [{ notes: 'now dee@example.net' }]);
     await direct.end();

@@ -4,10 +4,11 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import type { GatewayProcess } from '../helpers/gateway-process.js';
+import { withPostgresGateway, type PostgresGateway } from '../helpers/postgres-gateway.js';
 
 const run = promisify(execFile);
 
@@ -18,6 +19,7 @@ function runWithInput(command: string, args: readonly string[], input: string, e
     child.stdin!.end(input);
   });
 }
+
 const database = await createTestPostgresDatabase();
 const pgbenchMissing = await run('pgbench', ['--version']).then(
   () => undefined,
@@ -26,50 +28,33 @@ const pgbenchMissing = await run('pgbench', ['--version']).then(
 const skip = 'skip' in database ? database.skip : undefined;
 
 describe('PostgreSQL connection, end to end', { skip }, () => {
-  const db = database as { url: string; drop(): Promise<void> };
+  let pgGateway: PostgresGateway;
   let gateway: GatewayProcess;
   let token: string;
-  let port: number;
-  let dbname: string;
 
-  before(async () => {
-    const url = new URL(db.url);
-    dbname = url.pathname.slice(1);
-    gateway = await startGatewayProcess(
-      `gateway:
-  listen: { host: 127.0.0.1, port: 0 }
-admin:
-  listen: { host: 127.0.0.1, port: 0 }
-  groups: [admins]
-log: { level: info }
-connections:
-  - name: warehouse
-    type: postgres
-    listen: { host: 127.0.0.1, port: 0 }
-    allowPlaintext: true
-    target: postgres://${url.host}/${dbname}
-    credential: { user: postgres, secret: "\${PG_SECRET}" }
-    tls: { mode: disable }
-    limits: { maxRows: 100000, statementTimeout: 60s }
+  withPostgresGateway(
+    database,
+    {
+      name: 'warehouse',
+      connection: `    limits: { maxRows: 100000, statementTimeout: 60s }
     masking: { columns: { filler: redact } }
-    access: { groups: [analysts] }
-policy:
+    access: { groups: [analysts] }`,
+      sections: `policy:
   rules:
     - { name: deny-notify, effect: deny, message: No NOTIFY here., match: { operations: [sql.notify] } }
     - { name: deny-secret, effect: deny, message: Secret tables are off limits., when: [{ fact: tables, includes: ['secret.*'] }] }
 `,
-      { env: { PG_SECRET: 'unused-with-trust-auth' } },
-    );
+    },
+    (started) => {
+      pgGateway = started;
+      gateway = started.gateway;
+    },
+  );
+  before(async () => {
     token = await gateway.createKey('bench-bot', ['analysts'], ['--kind', 'agent']);
-    port = await gateway.postgresPort('warehouse');
   });
 
-  after(async () => {
-    await gateway?.stop();
-    await db.drop();
-  });
-
-  const env = () => ({ ...process.env, PGPASSWORD: token, PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'bench-bot', PGDATABASE: dbname, PGSSLMODE: 'disable' });
+  const env = () => pgGateway.psqlEnv('bench-bot', token);
 
   test('the start log names the postgres connection', () => {
     assert.match(gateway.logs(), /"connections":\["warehouse"\],"policyVersion":"[0-9a-f]+","store":"sqlite","msg":"gateway started"/);
@@ -99,7 +84,7 @@ policy:
     await run('psql', ['-X', '-c', 'create schema secret; create table accounts (id int); insert into accounts values (1)'], { env: env() });
     // One psql session: it learns `accounts` is public's, then another session makes secret.accounts.
     const script = `select 'public:' || id from accounts;
-\\! psql -X -q -d '${db.url}' -c 'create table secret.accounts (id int); insert into secret.accounts values (42)'
+\\! psql -X -q -d '${pgGateway.directUrl}' -c 'create table secret.accounts (id int); insert into secret.accounts values (42)'
 select set_config('search_path', 'secret', false);
 select 'read:' || id from accounts;
 `;

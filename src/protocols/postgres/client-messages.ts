@@ -171,6 +171,7 @@ export class ClientMessages {
       case 'c': // CopyDone
       case 'f': // CopyFail
         this.#core.copyIn = false;
+        this.#core.copyEnded = true;
         return this.#core.toUpstream(frame);
       case 'H': // Flush
       case 'd': // CopyData
@@ -201,10 +202,11 @@ export class ClientMessages {
     this.#s.decide.tables?.forgetAbsent();
     // In COPY FROM STDIN the database ignores Sync (SessionCore.forgetSyncsInCopy).
     if (core.copyIn) return core.toUpstream(frame);
-    if (core.skippingToSync || !core.holdsSync()) return core.forward({ kind: 'sync' }, frame);
+    const sync: Pending = core.copyEnded ? { kind: 'sync', afterCopyEnd: true } : { kind: 'sync' };
+    if (core.skippingToSync || !core.holdsSync()) return core.forward(sync, frame);
     core.toUpstream(flushMessage());
     const sent = core.flushToDatabase();
     const answered = sent ? sent.then(() => core.whenBatchAnswered()) : core.whenBatchAnswered();
-    return answered.then(() => core.forward({ kind: 'sync' }, frame));
+    return answered.then(() => core.forward(sync, frame));
   }
 }

@@ -142,7 +142,8 @@ export class DatabaseMessages {
     if (t === 'E' && isFatal(frame.body)) this.#databaseFatal = true;
     if (t === 'N' || t === 'A' || t === 'S') return this.#emit(frame, true);
     // COPY FROM STDIN begins at CopyInResponse; an error or ReadyForQuery ends it on the database's side.
-    if (t === 'G') this.#core.copyIn = true;
+    // A client that sent the data at once behind its COPY has ended it already (copyEnded).
+    if (t === 'G') this.#core.copyIn = !this.#core.copyEnded;
     else if (t === 'E' || t === 'Z') this.#core.copyIn = false;
     if (t === 'Z') {
       this.#core.transactionStatus = String.fromCharCode(frame.body[0] ?? 73);

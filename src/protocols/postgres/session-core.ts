@@ -60,6 +60,11 @@ export class SessionCore {
    */
   copyIn = false;
   /**
+   * The client sent CopyDone or CopyFail since its last Execute or Query went to the
+   * database: a COPY the database begins after that is already over for the client.
+   */
+  copyEnded = false;
+  /**
    * The client's batch is in error with no Sync of the client's queued behind it (the
    * database's error in extended mode, a refusal's Bind, or the gateway's own error for
    * an Execute it stopped): the client's messages until its Sync are not sent, but
@@ -113,6 +118,7 @@ export class SessionCore {
       this.skippingToSync = false;
     }
     this.expect(expected);
+    if (expected.kind === 'execute' || expected.kind === 'query') this.copyEnded = false;
     this.timer.arm(this.pending);
     return this.toUpstream(frame);
   }
@@ -142,12 +148,14 @@ export class SessionCore {
   /**
    * The Execute at the head of the FIFO began COPY FROM STDIN: the database ignores Sync
    * until the client's CopyDone or CopyFail, so the client's Syncs queued right behind it
-   * (libpq's PQexecParams sends one before the data) get no answer and are forgotten.
+   * (libpq's PQexecParams sends one before the data) get no answer and are forgotten;
+   * not one the client sent after its CopyDone or CopyFail (data sent at once behind
+   * the Execute, or while the Execute was held for approval): the database answers it.
    */
   forgetSyncsInCopy(): void {
     while (this.pending.length > 1) {
       const next = this.pending[1]!;
-      if (next.kind !== 'sync' || next.silent) break;
+      if (next.kind !== 'sync' || next.silent || next.afterCopyEnd) break;
       // Still in the outbox: one unsent entry fewer (the Sync itself still goes).
       if (this.pending.length - this.unsent <= 1) this.unsent--;
       this.pending.splice(1, 1);

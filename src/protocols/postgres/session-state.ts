@@ -91,8 +91,12 @@ export type Pending =
   | { kind: 'bind'; portal: PortalInfo | undefined }
   /** `closed`: forgets the statement closed, at CloseComplete. */
   | { kind: 'close'; closed?: (() => void) | undefined }
-  /** `silent`: ours (after a cancel), its ReadyForQuery is not relayed. */
-  | { kind: 'sync'; silent?: boolean }
+  /**
+   * `silent`: ours (after a cancel), its ReadyForQuery is not relayed. `afterCopyEnd`:
+   * sent after the client's CopyDone or CopyFail (it sent a COPY's data without waiting
+   * for CopyInResponse): the COPY is over when the database reads it, so it is answered.
+   */
+  | { kind: 'sync'; silent?: boolean; afterCopyEnd?: true }
   | { kind: 'describe'; described: StatementInfo | PortalInfo | undefined }
   /** `plan` null: not planned yet (at the first DataRow). */
   | { kind: 'execute'; run: Run; portal: PortalInfo | undefined; plan: MaskPlan | null }

@@ -7,11 +7,11 @@
 // sends each parameterised statement with its Sync). Now the client gets the database's
 // error, the session goes on, and each statement's record carries the failed commit.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import { describe, test } from 'node:test';
+import type pg from 'pg';
 import { bindMessage, cstring, int32, message, syncMessage } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
-import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const proxyOrSkip = await startTestProxy({ maxRows: 100 });
 const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
@@ -21,20 +21,9 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
   let direct: pg.Client;
   let c: pg.Client;
 
-  before(async () => {
-    direct = new pg.Client({ connectionString: proxy.directUrl });
-    await direct.connect();
-    await direct.query(`create table parent (id int primary key); insert into parent values (1);
+  withProxyClients(proxy, `create table parent (id int primary key); insert into parent values (1);
       create table child (id int, parent_id int references parent deferrable initially deferred);
-      create table plain (id int references parent deferrable)`);
-    c = new pg.Client(proxy.clientConfig());
-    await c.connect();
-  });
-  after(async () => {
-    await c.end();
-    await direct.end();
-    await proxy.close();
-  });
+      create table plain (id int references parent deferrable)`, (clients) => ({ direct, client: c } = clients));
 
   const fkViolation = { code: '23503', message: /violates foreign key constraint "child_parent_id_fkey"/ };
 

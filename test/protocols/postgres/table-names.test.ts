@@ -10,13 +10,13 @@
 // ledger_us partition of ledger …` then `insert into ledger_us` past a rule on writes to
 // `ledger`). Quoted identifiers are exact: `"Payroll"` is another table than `payroll`.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { ruleSchema } from '../../../src/config/policy-schema.js';
 import { bindMessage, cstring, int32, message, parseNoticeFields, syncMessage } from '../../../src/protocols/postgres/codec.js';
 import { compilePolicy } from '../../../src/policy/index.js';
 import { rawLogin } from '../../helpers/pg-raw.js';
-import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
 
 const rules = [
   { name: 'deny-orders', effect: 'deny', message: 'Orders are off limits.', when: [{ fact: 'tables', includes: ['orders', 'invoices'] }] },
@@ -34,10 +34,8 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
   let direct: pg.Client;
   let c: pg.Client;
 
-  before(async () => {
-    direct = new pg.Client({ connectionString: proxy.directUrl });
-    await direct.connect();
-    await direct.query(`create table orders (id int, region text) partition by list (region);
+  // The catalog is read at login: the client logs in after the tables exist.
+  withProxyClients(proxy, `create table orders (id int, region text) partition by list (region);
       create table orders_eu partition of orders for values in ('eu') partition by range (id);
       create table orders_eu_1 partition of orders_eu for values from (0) to (100);
       insert into orders values (1, 'eu');
@@ -48,16 +46,7 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
       create table notes (body text); create table notes_archive () inherits (notes); insert into notes_archive values ('ssn 078-05-1121');
       create table ledger (id int, region text) partition by list (region);
       create table accounts (id int); insert into accounts values (1);
-      create table parcels (id int); insert into parcels values (9)`);
-    // The catalog is read at login: the client logs in after the tables exist.
-    c = new pg.Client(proxy.clientConfig());
-    await c.connect();
-  });
-  after(async () => {
-    await c.end();
-    await direct.end();
-    await proxy.close();
-  });
+      create table parcels (id int); insert into parcels values (9)`, (clients) => ({ direct, client: c } = clients));
 
   const denied = (message: string, rule: string) => ({ code: '42501', message: `${message} (rule: ${rule})` });
 
