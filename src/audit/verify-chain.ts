@@ -8,7 +8,9 @@
 //   3. every event from there on, in seq order: no seq missing (deleted), its hash
 //      recomputed from its content (edited), its prevHash equal to the previous event's
 //      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
-//   4. the head row agrees with the last event (events deleted from the end);
+//   4. the head row agrees with the last event (events deleted from the end), and every
+//      record journal segment the chain says was begun was applied, chained as missing,
+//      or is still pending (verify-journal.ts);
 //   5. every exchange row still has the digest its latest event recorded (edited), every
 //      opened exchange still has its row (deleted), no row lacks an event (inserted), and
 //      the rows' seq order agrees with the order of the events that inserted them (moved);
@@ -21,6 +23,7 @@ import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
 import { exchangeEventKinds } from './record-columns.js';
 import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
+import { journalSegmentsCheck } from './verify-journal.js';
 import { searchIndexCheck } from './verify-search-index.js';
 import { createPublicKey } from 'node:crypto';
 
@@ -149,6 +152,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   const maxGap = options.publicKeyPem !== undefined && options.checkpointEvery !== undefined && Number.isFinite(options.checkpointEvery) ? options.checkpointEvery + checkpointSlack : undefined;
   let lastCheckpoint = startSeq;
   let gapReported = false;
+  const segments = journalSegmentsCheck(db);
   await walk(headSeq);
   // The head and the last event as they are now, read in that order: a concurrent append
   // moves both, so only what lies past the head now was not appended by a writer. Those
@@ -180,6 +184,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
         // opened and finished in one journal batch has only exchange.finished). A reveal or
         // re-execution only names it: after a prune the row may rightly be gone.
         if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+        segments.see(event);
         if (checkpoints.has(seq)) {
           lastCheckpoint = seq;
           gapReported = false;
@@ -215,6 +220,8 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   // checkpoint only the head says so, and this passed as "events 0..0".
   else if (head && Number(head.seq) > lastSeq) report({ seq: 1, message: `every event was deleted: the head records seq ${head.seq}, the chain is empty` });
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
+
+  for (const problem of await segments.finish(lastSeq)) report(problem);
 
   // 5. The exchange rows against their latest events, and 6. the search index.
   // The order of the rows too: `seq` is not in the digest (it is allocated by the insert),
