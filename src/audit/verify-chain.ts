@@ -17,7 +17,7 @@
 //   6. the full-text search index still finds every row by its words (verify-search-index.ts).
 // Memory stays bounded: events and rows are read in pages.
 
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, type Kysely } from 'kysely';
 import type { AuditEventRow, Database } from '../store/index.js';
 import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
@@ -230,7 +230,13 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   // after a row inserted by event seq S was first recorded after S: a row whose first
   // recorded state is older had its seq changed (two rows' seqs swapped reorders
   // `sessions list`). Rows whose inserting event carries no mark (written by an earlier
-  // build, or pruned) are only checked against marked rows before them.
+  // build, or pruned) are only checked against marked rows before them; except on SQLite,
+  // where every build inserted a row and chained its event in one transaction, in order,
+  // under the write lock: there an exchange.opened or .refused (only ever chained by the
+  // write that inserts the row) is an inserting event, marked or not. On PostgreSQL
+  // earlier builds took a row's seq before the chain's lock: unmarked rows may rightly
+  // be in another order.
+  const unmarkedInserts = !(db.getExecutor().adapter instanceof PostgresAdapter);
   let newestInsert: { seq: number; id: string; rowSeq: number } | undefined;
   let outOfOrder = 0;
   const maxOrderProblems = 20;
@@ -251,7 +257,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     after = Number(rows[rows.length - 1]!.seq);
     const events = await db
       .selectFrom('audit_events')
-      .select(['seq', 'id', 'target', 'details'])
+      .select(['seq', 'id', 'kind', 'target', 'details'])
       .where('target', 'in', rows.map((r) => r.id))
       .where('kind', 'like', 'exchange.%')
       .orderBy('seq')
@@ -267,7 +273,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       const state = details.state;
       if (state === undefined) continue;
       const seq = Number(e.seq);
-      if (!first.has(e.target!)) first.set(e.target!, { seq, inserted: details.inserted === true });
+      if (!first.has(e.target!)) first.set(e.target!, { seq, inserted: details.inserted === true || (unmarkedInserts && (e.kind === 'exchange.opened' || e.kind === 'exchange.refused')) });
       if (seq > headSeq) inFlight.set(e.target!, [...(inFlight.get(e.target!) ?? [latest.get(e.target!)?.state]), state]);
       latest.set(e.target!, { seq, id: e.id, state });
     }
