@@ -182,12 +182,13 @@ export class HeldRecords {
     lines.forEach((line, i) => {
       const opened = openLine(key, line);
       if (!opened.ok) {
-        // It takes a place in the numbering (an edited line still has its number): not counted removed too.
-        if (previous) previous = { fileId: previous.fileId, n: previous.n + 1 };
+        // It takes a place in the numbering (an edited line still has its number): not counted
+        // removed too. Its file id is not to be trusted: '' goes with whichever comes next.
+        previous = { fileId: previous?.fileId ?? '', n: (previous?.n ?? 0) + 1 };
         return problem('recording.held_rejected', { file: name, line: i + 1, reason: opened.reason }, `line ${i + 1}: ${opened.reason}`);
       }
       // Numbered from 1 in the file it was written to: a line from another file starts a run of its own.
-      const expected = previous?.fileId === opened.fileId ? previous.n + 1 : 1;
+      const expected = previous !== undefined && (previous.fileId === opened.fileId || previous.fileId === '') ? previous.n + 1 : 1;
       if (opened.n > expected) problem('recording.held_missing', { file: name, line: i + 1, missing: opened.n - expected }, `line ${i + 1}: ${opened.n - expected} line(s) before it removed`);
       previous = { fileId: opened.fileId, n: opened.n };
       this.#recovered.add(opened.write);

@@ -8,19 +8,22 @@
 //   3. every event from there on, in seq order: no seq missing (deleted), its hash
 //      recomputed from its content (edited), its prevHash equal to the previous event's
 //      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
-//   4. the head row agrees with the last event (events deleted from the end);
+//   4. the head row agrees with the last event (events deleted from the end), and every
+//      record journal segment the chain says was begun was applied, chained as missing,
+//      or is still pending (verify-journal.ts);
 //   5. every exchange row still has the digest its latest event recorded (edited), every
 //      opened exchange still has its row (deleted), no row lacks an event (inserted), and
 //      the rows' seq order agrees with the order of the events that inserted them (moved);
 //   6. the full-text search index still finds every row by its words (verify-search-index.ts).
 // Memory stays bounded: events and rows are read in pages.
 
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, type Kysely } from 'kysely';
 import type { AuditEventRow, Database } from '../store/index.js';
 import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
 import { exchangeEventKinds } from './record-columns.js';
 import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
+import { journalSegmentsCheck } from './verify-journal.js';
 import { searchIndexCheck } from './verify-search-index.js';
 import { createPublicKey } from 'node:crypto';
 
@@ -149,6 +152,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   const maxGap = options.publicKeyPem !== undefined && options.checkpointEvery !== undefined && Number.isFinite(options.checkpointEvery) ? options.checkpointEvery + checkpointSlack : undefined;
   let lastCheckpoint = startSeq;
   let gapReported = false;
+  const segments = journalSegmentsCheck(db);
   await walk(headSeq);
   // The head and the last event as they are now, read in that order: a concurrent append
   // moves both, so only what lies past the head now was not appended by a writer. Those
@@ -180,6 +184,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
         // opened and finished in one journal batch has only exchange.finished). A reveal or
         // re-execution only names it: after a prune the row may rightly be gone.
         if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
+        segments.see(event);
         if (checkpoints.has(seq)) {
           lastCheckpoint = seq;
           gapReported = false;
@@ -216,6 +221,8 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   else if (head && Number(head.seq) > lastSeq) report({ seq: 1, message: `every event was deleted: the head records seq ${head.seq}, the chain is empty` });
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
 
+  for (const problem of await segments.finish(lastSeq)) report(problem);
+
   // 5. The exchange rows against their latest events, and 6. the search index.
   // The order of the rows too: `seq` is not in the digest (it is allocated by the insert),
   // but the event of a write that inserted a row says so (`inserted`), and the row's seq
@@ -223,7 +230,13 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   // after a row inserted by event seq S was first recorded after S: a row whose first
   // recorded state is older had its seq changed (two rows' seqs swapped reorders
   // `sessions list`). Rows whose inserting event carries no mark (written by an earlier
-  // build, or pruned) are only checked against marked rows before them.
+  // build, or pruned) are only checked against marked rows before them; except on SQLite,
+  // where every build inserted a row and chained its event in one transaction, in order,
+  // under the write lock: there an exchange.opened or .refused (only ever chained by the
+  // write that inserts the row) is an inserting event, marked or not. On PostgreSQL
+  // earlier builds took a row's seq before the chain's lock: unmarked rows may rightly
+  // be in another order.
+  const unmarkedInserts = !(db.getExecutor().adapter instanceof PostgresAdapter);
   let newestInsert: { seq: number; id: string; rowSeq: number } | undefined;
   let outOfOrder = 0;
   const maxOrderProblems = 20;
@@ -244,7 +257,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     after = Number(rows[rows.length - 1]!.seq);
     const events = await db
       .selectFrom('audit_events')
-      .select(['seq', 'id', 'target', 'details'])
+      .select(['seq', 'id', 'kind', 'target', 'details'])
       .where('target', 'in', rows.map((r) => r.id))
       .where('kind', 'like', 'exchange.%')
       .orderBy('seq')
@@ -260,7 +273,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       const state = details.state;
       if (state === undefined) continue;
       const seq = Number(e.seq);
-      if (!first.has(e.target!)) first.set(e.target!, { seq, inserted: details.inserted === true });
+      if (!first.has(e.target!)) first.set(e.target!, { seq, inserted: details.inserted === true || (unmarkedInserts && (e.kind === 'exchange.opened' || e.kind === 'exchange.refused')) });
       if (seq > headSeq) inFlight.set(e.target!, [...(inFlight.get(e.target!) ?? [latest.get(e.target!)?.state]), state]);
       latest.set(e.target!, { seq, id: e.id, state });
     }

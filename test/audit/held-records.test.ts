@@ -152,22 +152,23 @@ test('a spill file whose lines were edited, added or removed: only the lines tha
     };
     const fileId = newSpillFileId();
     const lines = exchanges.map((exchange, i) => sealLine(spillKey, fileId, i + 1, write(exchange)));
-    // Line 2 edited (its answer's status), line 3 removed, a line added in the format of
-    // earlier builds (plain JSON), and one sealed under another key.
+    // Line 1 and 2 edited (their answer's status), line 3 removed, a line added in the
+    // format of earlier builds (plain JSON), and one sealed under another key.
+    lines[0] = lines[0]!.replace('"status":403', '"status":200');
     lines[1] = lines[1]!.replace('"status":403', '"status":200');
     lines.splice(2, 1);
     lines.push(`${JSON.stringify(write(sampleExchange()))}\n`, sealLine(randomBytes(32), fileId, 6, write(sampleExchange())));
     writeFileSync(join(dir, name), lines.join(''), { mode: 0o600 });
     const reports: HeldRecordsReport[] = [];
     const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
-    assert.match(reports[0]?.rejected ?? '', new RegExp(`^${name} line 2: its authentication does not match .*; line 3: 1 line\\(s\\) before it removed; line 5: not an authenticated line .*; line 6: its authentication does not match .*: not written .* the file is kept as ${name}\\.rejected$`));
-    assert.deepEqual(reports[1], { held: 7, recovered: 3 });
+    assert.match(reports[0]?.rejected ?? '', new RegExp(`^${name} line 1: its authentication does not match .*; line 2: its authentication does not match .*; line 3: 1 line\\(s\\) before it removed; line 5: not an authenticated line .*; line 6: its authentication does not match .*: not written .* the file is kept as ${name}\\.rejected$`));
+    assert.deepEqual(reports[1], { held: 7, recovered: 2 });
     for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await held.close();
     const events = await store.db.selectFrom('audit_events').select(['kind', 'target', 'details']).orderBy('seq').execute();
     assert.deepEqual(
       events.map((e) => [e.kind, e.target ?? (JSON.parse(e.details) as { line: number }).line]),
-      [['exchange.refused', exchanges[0]!.id], ['recording.held_rejected', 2], ['recording.held_missing', 3], ['exchange.refused', exchanges[3]!.id], ['exchange.refused', exchanges[4]!.id], ['recording.held_rejected', 5], ['recording.held_rejected', 6]],
+      [['recording.held_rejected', 1], ['recording.held_rejected', 2], ['recording.held_missing', 3], ['exchange.refused', exchanges[3]!.id], ['exchange.refused', exchanges[4]!.id], ['recording.held_rejected', 5], ['recording.held_rejected', 6]],
     );
     assert.deepEqual(JSON.parse(events[1]!.details), { file: name, line: 2, reason: 'its authentication does not match (edited, or written under another audit signing key)', keptAs: `${name}.rejected` });
     assert.deepEqual(readdirSync(dir), [`${name}.rejected`], 'the file as it was found is kept aside; nothing is left to be read again');

@@ -126,4 +126,37 @@ describe('a record journal segment deleted before it is applied, end to end on S
     assert.equal(again.code, 0);
     assert.equal(inStore(dir, [id]).missing.length, 1, 'chained once');
   });
+
+  // What an attacker who can write the data directory does to a stopped gateway's last
+  // segment: deletes it, and the row that says it existed, or marks that row applied.
+  const attacks = [
+    { name: 'deleted with its record_journal row', sql: 'delete from record_journal where segment = ?', said: /was deleted with its row/ },
+    { name: 'deleted, its record_journal row marked applied', sql: 'update record_journal set done = 1 where segment = ?', said: /is marked applied in record_journal but the chain does not say it was/ },
+  ];
+  for (const attack of attacks) {
+    test(`security: the last segment ${attack.name} under a stopped gateway: verify names it (the chain says it was begun, not that it was applied)`, { timeout: 60_000 }, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'gatehouse-journal-deleted-'));
+      dirs.push(dir);
+      gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir });
+      const key = await gateway.createKey('ml-bot', ['ml']);
+      await chat(gateway, key, 'recorded before the kill');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await gateway.stop('SIGKILL');
+      gateway = undefined;
+      const [segment] = segments(dir);
+      assert.ok(segment, 'the killed gateway left its segment');
+      rmSync(join(dir, 'gatehouse.db.records', segment));
+      const db = new SQLite(join(dir, 'gatehouse.db'));
+      try {
+        assert.equal(db.prepare(attack.sql).run(segment).changes, 1);
+      } finally {
+        db.close();
+      }
+      const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], env);
+      assert.equal(verify.code, 3, verify.stdout + verify.stderr);
+      assert.match(verify.stdout, new RegExp(`record journal segment ${segment}, begun at event seq \\d+, `));
+      assert.match(verify.stdout, attack.said);
+      assert.equal(inStore(dir, []).missing.length, 0, 'nothing else tells of it');
+    });
+  }
 });

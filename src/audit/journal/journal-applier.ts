@@ -15,6 +15,10 @@
 // position row at 0, through its worker: register()), so a row not done whose file is
 // gone is one; and a writer numbers its segments, so a segment whose predecessor has
 // neither a file nor a row shows one deleted before anything registered it.
+// The last segment of a writer deleted with its row shows in `audit verify`: the chain
+// has recording.journal_begun for every segment (with the row that registers it) and
+// recording.journal_applied once it is applied in full, and verify names a begun segment
+// with neither that, nor journal_missing, nor a row still pending (verify-journal.ts).
 //
 // Within one transaction, an exchange opened and finished in the same batch is
 // inserted once with its final columns and vouched for by one event
@@ -110,8 +114,9 @@ export class JournalApplier {
    */
   register(name: string): AuditEvent[] {
     return this.#batch.immediate(() => {
-      this.#register.run(name);
-      return this.#chainMissing(this.#predecessorMissing(name) ? [previousSegmentName(name)!] : []);
+      // Chained with the row that registers it (once: its first lines may have been applied already).
+      const begun = this.#register.run(name).changes === 1 ? [segmentEvent('recording.journal_begun', { segment: name })] : [];
+      return this.#chainMissing(this.#predecessorMissing(name) ? [previousSegmentName(name)!] : [], begun);
     });
   }
 
@@ -166,9 +171,9 @@ export class JournalApplier {
     return previous !== undefined && this.#getPosition.get(previous) === undefined && !existsSync(segmentPath(this.#dir, previous));
   }
 
-  /** Chains one event per missing segment and marks it done; inside a transaction. */
-  #chainMissing(names: readonly string[]): AuditEvent[] {
-    if (names.length === 0) return [];
+  /** Chains one event per missing segment (and `then`) and marks it done; inside a transaction. */
+  #chainMissing(names: readonly string[], then: readonly RecordWrite[] = []): AuditEvent[] {
+    if (names.length === 0 && then.length === 0) return [];
     const writes: RecordWrite[] = [];
     for (const segment of [...new Set(names)]) {
       const applied = Number((this.#getPosition.get(segment) as Position | undefined)?.applied ?? 0);
@@ -176,6 +181,7 @@ export class JournalApplier {
       writes.push({ event: { kind: 'recording.journal_missing', actor: 'gatehouse', target: null, details: written === undefined ? { segment, applied } : { segment, applied, written } } });
       this.#setPosition.run({ segment, applied, done: 1 });
     }
+    writes.push(...then);
     return this.#batch.apply(writes, this.#chain);
   }
 
@@ -219,12 +225,16 @@ export class JournalApplier {
         const size = fstatSync(fd).size;
         const lines = this.#readLines(fd, applied, size);
         const { writes, consumed, ended } = this.#writesFor(lines.text, lines.complete, name, applied);
-        const events = writes.length > 0 ? this.#batch.apply(writes, this.#chain) : [];
         const through = applied + consumed;
         // A writer that died leaves no end line (and perhaps half a line it never
         // acknowledged): once everything complete is applied, its segment is done.
         const finished = ended || (through + lines.partial >= size && consumed === lines.complete && this.#writerGone(name));
-        if (through !== applied || finished) this.#setPosition.run({ segment: name, applied: through, done: finished ? 1 : 0 });
+        // The chain says when a segment began and when it was applied in full (`audit verify`
+        // holds the one to the other: a segment deleted with its row shows).
+        if (position === undefined) writes.unshift(segmentEvent('recording.journal_begun', { segment: name }));
+        if (finished) writes.push(segmentEvent('recording.journal_applied', { segment: name, bytes: through }));
+        const events = writes.length > 0 ? this.#batch.apply(writes, this.#chain) : [];
+        if (through !== applied || finished || position === undefined) this.#setPosition.run({ segment: name, applied: through, done: finished ? 1 : 0 });
         this.#known.set(name, through);
         // More to do: the op limit stopped this batch, or the read did not reach the end of the file.
         return { events, more: !finished && (consumed < lines.complete || through + lines.partial < size), finished };
@@ -349,6 +359,11 @@ export class JournalApplier {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
   }
+}
+
+/** An event about a segment itself (journal_begun, journal_applied). */
+function segmentEvent(kind: string, details: { segment: string; bytes?: number }): RecordWrite {
+  return { event: { kind, actor: 'gatehouse', target: null, details } };
 }
 
 /** A line that is not a record operation: chained as an event, so the gap is on record. */
