@@ -1,8 +1,8 @@
 import type { EventInput } from '../../audit/index.js';
-import { parseDuration } from '../../config/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { ApiKeyInputError, ApiKeyService, apiKeyReference, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
+import { lifetimeFlag } from '../command-flags.js';
 import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 
@@ -26,11 +26,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
         const groups = (options.groups ?? '').split(',').map((g) => g.trim()).filter(Boolean);
         if (groups.length === 0) throw new CliError('--groups is required: the groups decide which connections the key may use');
         let expiresAt: number | null = null;
-        if (options.expires !== undefined && options.expires !== 'never') {
-          const ms = parseDuration(options.expires);
-          if (ms === undefined || ms === 0) throw new CliError(`--expires "${options.expires}" is not a duration (e.g. 12h, 30d, or never)`);
-          expiresAt = Date.now() + ms;
-        }
+        if (options.expires !== undefined && options.expires !== 'never') expiresAt = Date.now() + keyExpiry(options.expires);
         try {
           const input = { name: options.name, kind: (options.kind ?? 'service') as IdentityKind, groups, expiresAt };
           // The key and its event commit together: no key exists that the chain does not show.
@@ -75,14 +71,9 @@ export async function keysCommand(action: string | undefined, args: readonly str
       case 'rotate': {
         const name = args[0];
         if (!name || options.overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d]');
-        const overlap = parseDuration(options.overlap);
-        if (overlap === undefined) throw new CliError(`--overlap "${options.overlap}" is not a duration (e.g. 24h, 30m, or 0)`);
+        const overlap = lifetimeFlag('overlap', options.overlap, '24h, 30m', '0');
         let expiresAt: number | null = null;
-        if (options.expires !== undefined && options.expires !== 'never') {
-          const ms = parseDuration(options.expires);
-          if (ms === undefined || ms === 0) throw new CliError(`--expires "${options.expires}" is not a duration (e.g. 12h, 30d, or never)`);
-          expiresAt = Date.now() + ms;
-        }
+        if (options.expires !== undefined && options.expires !== 'never') expiresAt = Date.now() + keyExpiry(options.expires);
         try {
           // Two acts, one transaction: a key is created, and the previous one now expires at the overlap's end.
           const { token, key, previous } = await audit.log.change(async (trx, emit) => {
@@ -127,4 +118,11 @@ export function printTable(header: readonly string[], cells: readonly (readonly 
 
 function keyCreatedEvent(key: ApiKeyInfo, rotatedFrom?: string): EventInput {
   return { kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt, ...(rotatedFrom ? { rotatedFrom } : {}) } };
+}
+
+/** `--expires D` in milliseconds: a duration with its unit, not 0. */
+function keyExpiry(value: string): number {
+  const ms = lifetimeFlag('expires', value, '30d, 12h, 90m', 'never');
+  if (ms === 0) throw new CliError(`--expires "${value}" is not a duration (e.g. 30d, 12h, 90m, or never)`);
+  return ms;
 }
