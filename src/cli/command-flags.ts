@@ -3,6 +3,7 @@
 // ignored (`keys list --limit 5` listed every key). An option a command does not take
 // is a usage error (exit 2) naming the options it does take.
 
+import { parseDuration } from '../config/index.js';
 import { CliError } from './cli-error.js';
 
 const search = ['connection', 'subject', 'group', 'decision', 'operation', 'rule', 'review', 'text', 'since', 'until'];
@@ -53,4 +54,19 @@ export function checkCommandFlags(command: string, action: string | undefined, g
     const takes = allowed.length === 0 ? 'it takes no options' : `it takes ${allowed.map((f) => `--${f}`).join(', ')}`;
     throw new CliError(`${name} does not take --${flag}: ${takes}`);
   }
+}
+
+/**
+ * A lifetime given on the command line (`--expires 30d`, `--overlap 24h`, `--grant 30m`),
+ * in milliseconds. A bare number is refused, 0 aside: in a config a number is
+ * milliseconds, so `--expires 30` meant for days would make a key that expires at once,
+ * and `--overlap 24` meant for hours would cut off the old key of a rotation.
+ * `examples` (`30d, 12h`) and `alternative` (`never`, `0`) are named in the error.
+ */
+export function lifetimeFlag(flag: string, value: string, examples: string, alternative?: string): number {
+  const ms = parseDuration(value);
+  const or = alternative === undefined ? '' : `, or ${alternative}`;
+  if (ms === undefined) throw new CliError(`--${flag} "${value}" is not a duration (e.g. ${examples}${or})`);
+  if (ms !== 0 && /^\s*\d+(?:\.\d+)?\s*$/.test(value)) throw new CliError(`--${flag} "${value}" has no unit: give one (${examples})${or}`);
+  return ms;
 }

@@ -43,6 +43,15 @@ export function isWordChar(c: number): boolean {
   return word;
 }
 
+/**
+ * A character of a script written without spaces between words (Chinese, Japanese, Thai;
+ * Korean particles): glued to an ASCII entity (`请联系jane@example.com`, `电话+86 138 0013 8000`)
+ * without being part of it.
+ */
+export function isGluedScript(c: number): boolean {
+  return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0x0e00 && c <= 0x0e7f) || (c >= 0xf900 && c <= 0xfaff);
+}
+
 export function isSpace(c: number): boolean {
   return c === 32 || c === 9 || c === 10 || c === 13 || c === 12 || c === 11 || c === 0xa0;
 }

@@ -19,7 +19,7 @@
 // the text that loses an overlap to one still growing) the detector covers by also
 // holding every finding that straddles the point (detector.ts).
 
-import { charClass, DIGIT, isDigit, isWordChar, TOKEN, UPPER } from './char-class.js';
+import { charClass, DIGIT, isDigit, isGluedScript, isWordChar, TOKEN, UPPER } from './char-class.js';
 import { isDomainChar, isLocalChar, pemBegin } from './scan-misc.js';
 import { awsContext, contextWindow, isGluedSecretChar, secretContext } from './scan-tokens.js';
 import { ibanLengths } from './validators.js';
@@ -184,7 +184,7 @@ function numericHold(text: string): number {
   if (last === 43 || last === 40) {
     // A lone `+` or `(` may start a run (not when glued to a word, like `f(`);
     // `(` may also open the next group after a separator, or follow a `+`.
-    if (isWordChar(prev)) return n;
+    if (isWordChar(prev)) return last === 40 && isDigit(prev) ? countryCodeStart(text, n - 1) : n;
     j = n - 1;
     if (last === 40 && prev === 43 && !(n > 2 && isWordChar(text.charCodeAt(n - 3)))) j = n - 2;
   }
@@ -218,6 +218,18 @@ function numericHold(text: string): number {
   // Leading separators are not part of the run.
   while (s < k && (text.charCodeAt(s) === 32 || text.charCodeAt(s) === 45 || text.charCodeAt(s) === 46)) s++;
   return s;
+}
+
+/**
+ * `+1(` at the end: the `(` may open the group after a country code (`+1(415)555-2671`),
+ * so the number is held from its `+`; `n` when the digits before `(` are no country code.
+ */
+function countryCodeStart(text: string, paren: number): number {
+  let p = paren;
+  while (p > 0 && paren - p < 4 && isDigit(text.charCodeAt(p - 1))) p--;
+  if (p === 0 || text.charCodeAt(p - 1) !== 43) return text.length;
+  const before = p > 1 ? text.charCodeAt(p - 2) : 32;
+  return isWordChar(before) && !isGluedScript(before) ? text.length : p - 1;
 }
 
 const ibanFirstLetters = new Set(Object.keys(ibanLengths).map((cc) => cc.charCodeAt(0)));

@@ -9,7 +9,7 @@
 // same pass stops at `@` and `:` too, for the e-mail and IPv6 checks (scan-misc.ts).
 
 import type { Detection } from './types.js';
-import { charClass, isWordChar, TOKEN } from './char-class.js';
+import { charClass, isGluedScript, isWordChar, TOKEN } from './char-class.js';
 import { scanRun } from './scan-numeric.js';
 import { isGluedSecretChar, keyValuePassword, passwordRun, token } from './scan-tokens.js';
 import { emailAt, encodedEmailAt, ipv6At } from './scan-misc.js';
@@ -80,6 +80,8 @@ function scan(text: string, out: Detection[], from: number, to: number, anchors:
       const prev = i > 0 ? text.charCodeAt(i - 1) : 32;
       const prev2 = i > 1 ? text.charCodeAt(i - 2) : 32;
       if ((prev === 43 || prev === 40) && !isWordChar(prev2)) numericEnd = scanRun(text, i - 1, out);
+      // `电话+86 138 0013 8000`: a `+` number glued to text written without spaces.
+      else if (prev === 43 && isGluedScript(prev2)) numericEnd = scanRun(text, i - 1, out);
       else if (!isWordChar(prev)) numericEnd = scanRun(text, i, out);
       else {
         // Digits glued to a word (`abc123`, `v1.2`): not a number; skip the word.

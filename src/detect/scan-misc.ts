@@ -6,7 +6,7 @@
 // Each look is bounded, so the scan stays linear.
 
 import type { Detection } from './types.js';
-import { charClass, DIGIT, isWordChar, LOWER, UPPER } from './char-class.js';
+import { charClass, DIGIT, isGluedScript, isWordChar, LOWER, UPPER } from './char-class.js';
 
 const fileExtensionList = ['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'bmp', 'ico', 'pdf', 'js', 'ts', 'css', 'map'];
 const maxExtensionLength = 4;
@@ -82,10 +82,6 @@ function isFileExtension(text: string, from: number, to: number): boolean {
 }
 
 /** A letter of a script written without spaces between words, or whose particles attach to the word before (Korean). */
-function isGluedScript(c: number): boolean {
-  return (c >= 0x3040 && c <= 0x30ff) || (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xac00 && c <= 0xd7af) || (c >= 0x0e00 && c <= 0x0e7f) || (c >= 0xf900 && c <= 0xfaff);
-}
-
 function isAsciiAlnum(c: number): boolean {
   return c < 128 && (charClass[c]! & (UPPER | LOWER | DIGIT)) !== 0;
 }

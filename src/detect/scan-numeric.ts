@@ -3,10 +3,12 @@
 // space, parentheses, a leading `+`); each window of consecutive groups is then
 // checked against each format's layout and checksum. A window must not start or end
 // inside a `-`/`.` chain (so a part of a longer dotted version or ISBN never matches),
-// and the run must sit on word boundaries.
+// and the run must sit on word boundaries (a `+` number may be glued on either side to
+// text written without spaces: `电话+86 138 0013 8000`, `+81 3-1234-5678です`).
 //
 // Formats: NANP `(415) 555-2671`, `(415)555-2671`, `415-555-2671`, `415.555.2671`, `415 555 2671`,
-// `+1 415 555 2671`, `1-415-555-2671`; international `+44 20 7946 0958`, `+44 (0)20 7946 0958`,
+// `+1 415 555 2671`, `+1(415)555-2671`, `1-415-555-2671`; international `+44 20 7946 0958`,
+// `+44 (0)20 7946 0958`, `+44(0)20 7946 0958`,
 // `+4915112345678`, `0044 20 7946 0958` (E.164: 8-15 digits after `+`/`00`). Bare
 // digit strings are phones only with `+`: order numbers look the same.
 // Cards: 13-19 digits, contiguous or in 4-4-4-4(-3) / 4-6-5 / 4-6-4 groups with one
@@ -14,7 +16,7 @@
 
 import type { Detection } from './types.js';
 import { validSsn } from './validators.js';
-import { isDigit, isWordChar } from './char-class.js';
+import { isDigit, isGluedScript, isWordChar } from './char-class.js';
 
 // The groups of the run being scanned, in fixed arrays reused by every run (the scan
 // is synchronous and not re-entrant), so a run allocates nothing until it matches.
@@ -46,6 +48,11 @@ export function scanNumeric(text: string, out: Detection[]): void {
     const startsRun = isDigit(c) || ((c === 43 || c === 40) && i + 1 < n && isDigit(text.charCodeAt(i + 1)));
     if (!startsRun) {
       i++;
+      continue;
+    }
+    if (c === 43 && i > 0 && isGluedScript(text.charCodeAt(i - 1))) {
+      // `电话+86 138 0013 8000`: a `+` number glued to text written without spaces.
+      i = scanRun(text, i, out);
       continue;
     }
     if (i > 0 && isWordChar(text.charCodeAt(i - 1))) {
@@ -93,6 +100,9 @@ export function scanRun(text: string, from: number, out: Detection[]): number {
     if (paren && isDigit(c)) {
       // `(415)555-2671`, `+44 (0)20 7946 0958`: a group in parentheses needs no separator after it.
       kind = SEP_NONE;
+    } else if (c === 40 && plus && count === 1 && isDigit(text.charCodeAt(j + 1))) {
+      // `+1(415)555-2671`, `+44(0)20 7946 0958`: a group in parentheses right after the country code.
+      kind = SEP_NONE;
     } else if (c === 45 || c === 46) {
       j++;
       kind = c === 45 ? SEP_DASH : SEP_DOT;
@@ -115,12 +125,14 @@ export function scanRun(text: string, from: number, out: Detection[]): number {
   const last = count - 1;
   const runEnd = gParen[last] ? gEnd[last]! + 1 : gEnd[last]!;
   const tailGlued = runEnd < n && isWordChar(text.charCodeAt(runEnd));
+  // A `+` number may end glued to text written without spaces (`+81 3-1234-5678です`).
+  const plusGlued = plus && tailGlued && isGluedScript(text.charCodeAt(runEnd));
 
   let g = 0;
   while (g < count) {
     let found: Detection | undefined;
     for (let h = Math.min(last, g + 7); h >= g; h--) {
-      if (h === last && tailGlued) continue;
+      if (h === last && tailGlued && !(g === 0 && plusGlued)) continue;
       // A window must not end or start inside a `-`/`.` chain.
       if (h < last && (gSep[h + 1] === SEP_DASH || gSep[h + 1] === SEP_DOT)) continue;
       if (g > 0 && (gSep[g] === SEP_DASH || gSep[g] === SEP_DOT)) continue;

@@ -112,6 +112,22 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('Zoëjane@example.com'), ['EMAIL:Zoëjane@example.com']);
   });
 
+  test('a group in parentheses right after the country code: +1(415)555-2671, +44(0)20 7946 0958', () => {
+    // Both came out in clear: only a space let a `(` follow the country code.
+    assert.deepEqual(found('call +1(415)555-2671 or +44(0)20 7946 0958 or +44(0)2079460958'), ['PHONE:+1(415)555-2671', 'PHONE:+44(0)20 7946 0958', 'PHONE:+44(0)2079460958']);
+    for (const text of ['+1(x)', 'x+1(415)555', '+12(3)']) assert.deepEqual(found(text), [], text);
+  });
+
+  test('an international phone glued to Chinese, Japanese or Korean text is a PHONE: 电话+86 138 0013 8000', () => {
+    // Each came out in clear: a `+` glued to a letter of any script did not start a number.
+    assert.deepEqual(found('电话+86 138 0013 8000'), ['PHONE:+86 138 0013 8000']);
+    assert.deepEqual(found('电话+8613800138000，谢谢'), ['PHONE:+8613800138000']);
+    assert.deepEqual(found('電話番号は+81 3-1234-5678です'), ['PHONE:+81 3-1234-5678']);
+    assert.deepEqual(found('연락처+82 10 1234 5678로'), ['PHONE:+82 10 1234 5678']);
+    // Glued to a Latin word, or to digits, it stays what it was: not a phone of its own.
+    for (const text of ['x+12025550123', 'v2+8613800138000']) assert.ok(!found(text).some((f) => f.startsWith('PHONE:+')), text);
+  });
+
   test('an address percent-encoded in a URL (jane%40example.com) is an EMAIL', () => {
     // It came out in clear: only a literal `@` started an address.
     assert.deepEqual(found('GET /api/users?email=jane%40example.com HTTP/1.1'), ['EMAIL:jane%40example.com']);

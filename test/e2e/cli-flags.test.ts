@@ -70,4 +70,22 @@ describe('cli: options per command', () => {
       assert.deepEqual([result.code, result.stderr, result.stdout], [2, stderr, ''], args.join(' '));
     }
   });
+
+  test('a key lifetime without a unit is a usage error: --expires 30 made a key that expired 30 ms later, --overlap 24 cut the old key off at once', async () => {
+    const cases: [string[], string][] = [
+      [['keys', 'create', '--name', 'short', '--groups', 'ml', '--expires', '30'], 'gatehouse: --expires "30" has no unit: give one (30d, 12h, 90m), or never\n'],
+      [['keys', 'rotate', 'first', '--overlap', '24'], 'gatehouse: --overlap "24" has no unit: give one (24h, 30m), or 0\n'],
+      [['keys', 'rotate', 'first', '--overlap', '1h', '--expires', '90'], 'gatehouse: --expires "90" has no unit: give one (30d, 12h, 90m), or never\n'],
+    ];
+    for (const [args, stderr] of cases) {
+      const result = await runCli([...args, '--config', config]);
+      assert.deepEqual([result.code, result.stderr, result.stdout], [2, stderr, ''], args.join(' '));
+    }
+    const listed = JSON.parse((await runCli(['keys', 'list', '--json', '--config', config])).stdout) as { name: string; expiresAt: number | null }[];
+    assert.ok(!listed.some((k) => k.name === 'short'), 'no key was created');
+    assert.equal(listed.find((k) => k.name === 'first')!.expiresAt, null, 'the key was not rotated');
+    // With a unit, or 0 for an overlap that ends at once, as before.
+    assert.equal((await runCli(['keys', 'create', '--name', 'week', '--groups', 'ml', '--expires', '7d', '--config', config])).code, 0);
+    assert.equal((await runCli(['keys', 'rotate', 'second', '--overlap', '0', '--config', config])).code, 0);
+  });
 });

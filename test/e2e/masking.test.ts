@@ -67,6 +67,18 @@ describe('masking, end to end through the gateway process', () => {
     for (const value of ['Иванов', 'pa$$w0rd', 'Vq8#', 'mT2z']) assert.ok(!stdout.split('--- answer ---')[1]!.includes(value), `${value} is in the recorded answer`);
   });
 
+  test('a phone number glued to Chinese or Japanese text is masked, streamed and not', async () => {
+    // It reached the client in clear: a `+` glued to a letter did not start a number.
+    const prompt = '请致电+86 138 0013 8000，或者電話番号は+81 3-1234-5678です';
+    const expected = 'Demo reply to: 请致电[PHONE]，或者電話番号は[PHONE]です';
+    const stream = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: prompt }] });
+    let text = '';
+    for await (const event of stream) text += event.choices[0]?.delta?.content ?? '';
+    assert.equal(text, expected);
+    const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] });
+    assert.equal(answer.choices[0]!.message.content, expected);
+  });
+
   test('a non-streamed answer is masked too', async () => {
     const answer = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `mail ${values[0]} now` }] });
     assert.equal(answer.choices[0]!.message.content, 'Demo reply to: mail [EMAIL] now');

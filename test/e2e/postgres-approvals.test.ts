@@ -29,8 +29,11 @@ describe('PostgreSQL statements held for approval, end to end', { skip }, () => 
     {
       name: 'warehouse',
       setupSql: "create table orders (id int primary key, note text); insert into orders select g, 'order ' || g from generate_series(1, 10) g",
-      connection: '    access: { groups: [analysts] }',
-      sections: `policy:
+      connection: '    masking: { profiles: [scrub-cards] }\n    access: { groups: [analysts] }',
+      sections: `masking:
+  profiles:
+    scrub-cards: { applyTo: request, entities: [CREDIT_CARD] }
+policy:
   rules:
     - name: approve-deletes
       effect: require_approval
@@ -65,9 +68,9 @@ approvals:
     return { client, notices };
   }
 
-  async function heldReview(notices: string[]): Promise<{ id: string; url: string }> {
-    for (let i = 0; i < 200 && notices.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    const match = /review (rv_[0-9a-z]+), (\S+)$/.exec(notices[0] ?? '');
+  async function heldReview(notices: string[], index = 0): Promise<{ id: string; url: string }> {
+    for (let i = 0; i < 200 && notices.length <= index; i++) await new Promise((r) => setTimeout(r, 25));
+    const match = /review (rv_[0-9a-z]+), (\S+)$/.exec(notices[index] ?? '');
     assert.ok(match, `a NoticeResponse with the review, got ${JSON.stringify(notices)}`);
     return { id: match[1]!, url: match[2]! };
   }
@@ -106,6 +109,24 @@ approvals:
       return true;
     });
     assert.deepEqual((await client.query('select count(*)::int as n from orders where id = 4')).rows, [{ n: 1 }]);
+  });
+
+  test('the review shows the statement as recorded: a card number a request profile scrubs is not in its preview', async () => {
+    // The preview (stored, sent to webhooks and Slack) held the statement as sent, card and all.
+    const { client, notices } = await connect();
+    const running = client.query("delete from orders where note = '4111 1111 1111 1111'");
+    const review = await heldReview(notices);
+    const shown = (await (await fetch(`${gateway.adminUrl}/api/reviews/${review.id}`, { headers: { authorization: `Bearer ${reviewerKey}` } })).json()) as { promptPreview: string };
+    assert.equal(shown.promptPreview, "delete from orders where note = '[CREDIT_CARD]'");
+    await vote(review.id, 'deny');
+    await assert.rejects(running, { code: '42501' });
+
+    const extended = client.query({ text: "delete from orders where note = '5555 5555 5555 4444' and id = $1", values: [4] });
+    const second = await heldReview(notices, 1);
+    const preview = (await (await fetch(`${gateway.adminUrl}/api/reviews/${second.id}`, { headers: { authorization: `Bearer ${reviewerKey}` } })).json()) as { promptPreview: string };
+    assert.equal(preview.promptPreview, "delete from orders where note = '[CREDIT_CARD]' and id = $1\n-- parameters: $1 = '4'");
+    await vote(second.id, 'deny');
+    await assert.rejects(extended, { code: '42501' });
   });
 
   test('nobody decides within holdFor: 57014, nothing truncated, the session goes on', async () => {

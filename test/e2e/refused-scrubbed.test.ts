@@ -97,6 +97,18 @@ policy:
     assert.deepEqual(found['sessions'], [], 'a search finds no exchange by the IBAN');
   });
 
+  test('refused as unreadable (not JSON): the card is not in the record either', async () => {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await gateway.createKey('sloppy', ['ml'])}`, 'content-type': 'application/json' },
+      body: `{"model":"demo-chat","messages":[{"role":"user","content":"card ${card}"`,
+    });
+    assert.equal(res.status, 400);
+    const recorded = await admin(`/api/sessions/${res.headers.get('gatehouse-exchange-id')}`);
+    assert.equal(recorded['errorCode'], 'invalid_request_body');
+    assert.ok(!JSON.stringify(recorded).includes(card), 'no part of the record holds the card number');
+  });
+
   test('held for approval: neither the review preview nor the record holds the IBAN', async () => {
     const { recorded, error } = await refused(member, `wire transfer of 12 000 EUR to ${iban}`);
     assert.equal(error['code'], 'approval_required');

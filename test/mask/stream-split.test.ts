@@ -75,6 +75,19 @@ describe('streaming masking: a value split across two events at any offset', () 
     }
   });
 
+  test('a phone glued to Chinese or Japanese text, or with its area code in parentheses after the country code, split at every offset', () => {
+    // `call +1(` was released as it stood (a `(` after digits started nothing), so the
+    // number that followed was masked without its `+1(`: `call +1([PHONE] now`.
+    for (const text of ['call +1(415)555-2671 now', 'x +44(0)20 7946 0958 y', '请致电+86 138 0013 8000，谢谢', '電話番号は+81 3-1234-5678です']) {
+      const expected = wholeMasked(text);
+      assert.equal(expected.match(/\[PHONE\]/g)?.length, 1, text);
+      for (let cut = 1; cut < text.length; cut++) {
+        const { content } = run([Buffer.from(chunk(text.slice(0, cut)) + chunk(text.slice(cut)) + chunk(undefined, 'stop'))]);
+        assert.equal(content, expected, `${text} cut at ${cut}`);
+      }
+    }
+  });
+
   test('the raw SSE bytes cut at every byte offset give the same answer', () => {
     const text = 'Reach me at maría.lópez@example.com or +1 415 555 2671, card 4111-1111-1111-1111 — ok';
     const sse = Buffer.from(chunk('Reach me at mar') + chunk('ía.lópez@exa') + chunk('mple.com or +1 415 5') + chunk('55 2671, card 4111-1111-11') + chunk('11-1111 — ok') + chunk(undefined, 'stop'));
@@ -106,7 +119,7 @@ describe('streaming masking: random texts in random pieces', () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const words = ['the', 'key', 'secret:', 'token=', 'password', 'aws', 'I', 'API', 'DE', 'call', '+1', '(415)', '555-', '2671', '1.', '10:30', 'fe80::', '::1', '@', 'example', '.com', 'jane.doe', '-----BEGIN ', 'PRIVATE KEY-----', '-----END PRIVATE KEY-----', 'sk-', 'ghp_', 'eyJ', 'AKIA', '4111', 'é', '—', '\n', ' ', ' ', '.', ',', '-', '=', '/', '(', ')', 'Bluebird', 'Zeta', '9', 'employee', 'EMP-123456', 'help@example.org', 'Иванов', 'ы', '北極星', 'プ', 'postgres://', 'app:', 'pa$$', '@db', '%40', '(0)20', ')555'];
+  const words = ['the', 'key', 'secret:', 'token=', 'password', 'aws', 'I', 'API', 'DE', 'call', '+1', '(415)', '555-', '2671', '1.', '10:30', 'fe80::', '::1', '@', 'example', '.com', 'jane.doe', '-----BEGIN ', 'PRIVATE KEY-----', '-----END PRIVATE KEY-----', 'sk-', 'ghp_', 'eyJ', 'AKIA', '4111', 'é', '—', '\n', ' ', ' ', '.', ',', '-', '=', '/', '(', ')', 'Bluebird', 'Zeta', '9', 'employee', 'EMP-123456', 'help@example.org', 'Иванов', 'ы', '北極星', 'プ', 'postgres://', 'app:', 'pa$$', '@db', '%40', '(0)20', ')555', '电话', '+86 138 0013 8000', 'です', '+8613800138000', '+1(', '415)', '+44(0)20'];
   const significant = '0123456789 -.+()@:_=/~%\'ABCDEFKQaefxyzé—\n';
 
   function randomText(): string {

@@ -1,9 +1,9 @@
 import type { EventInput } from '../../audit/index.js';
-import { parseDuration } from '../../config/index.js';
 import { formatDuration } from '../../config/units.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { ApiKeyInputError, ApiKeyService, apiKeyReference, keyLifetime, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
+import { lifetimeFlag } from '../command-flags.js';
 import { oneLine } from '../terminal-text.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 
@@ -71,8 +71,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
       case 'rotate': {
         const name = args[0];
         if (!name || options.overlap === undefined) throw new CliError('usage: gatehouse keys rotate NAME --overlap 24h [--expires 30d|never]');
-        const overlap = parseDuration(options.overlap);
-        if (overlap === undefined) throw new CliError(`--overlap "${options.overlap}" is not a duration (e.g. 24h, 30m, or 0)`);
+        const overlap = lifetimeFlag('overlap', options.overlap, '24h, 30m', '0');
         // Without --expires the new key keeps the old one's lifetime (the service reads it in the rotation's transaction).
         const expiresAt = expiryOf(options.expires);
         try {
@@ -105,9 +104,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
 function expiryOf(expires: string | undefined): number | null | undefined {
   if (expires === undefined) return undefined;
   if (expires === 'never') return null;
-  const ms = parseDuration(expires);
-  if (ms === undefined || ms === 0) throw new CliError(`--expires "${expires}" is not a duration (e.g. 12h, 30d, or never)`);
-  return Date.now() + ms;
+  return Date.now() + keyExpiry(expires);
 }
 
 function status(k: ApiKeyInfo): string {
@@ -129,4 +126,11 @@ export function printTable(header: readonly string[], cells: readonly (readonly 
 
 function keyCreatedEvent(key: ApiKeyInfo, rotatedFrom?: string): EventInput {
   return { kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt, ...(rotatedFrom ? { rotatedFrom } : {}) } };
+}
+
+/** `--expires D` in milliseconds: a duration with its unit, not 0. */
+function keyExpiry(value: string): number {
+  const ms = lifetimeFlag('expires', value, '30d, 12h, 90m', 'never');
+  if (ms === 0) throw new CliError(`--expires "${value}" is not a duration (e.g. 30d, 12h, 90m, or never)`);
+  return ms;
 }

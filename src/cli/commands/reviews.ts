@@ -11,13 +11,14 @@ import pino from 'pino';
 import { maxReviewPageSize, openApprovalService, reviewAuditEvent, reviewStates, type Review, type ReviewState } from '../../approvals/index.js';
 import type { AuditTrail } from '../../audit/index.js';
 import type { ApprovalsConfig } from '../../config/approvals-schema.js';
-import { loadConfig, parseDuration, type GatehouseConfig } from '../../config/index.js';
+import { loadConfig, type GatehouseConfig } from '../../config/index.js';
 import { formatDuration } from '../../config/units.js';
 import { isGatehouseError } from '../../errors/index.js';
 import { createLogger } from '../../observability/index.js';
 import { ApiKeyService, apiKeyAuthenticator, identifyCaller, RevocationService } from '../../identity/index.js';
 import type { Store } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
+import { lifetimeFlag } from '../command-flags.js';
 import { oneLine } from '../terminal-text.js';
 import { configPath } from '../config-path.js';
 import { withAuditTrail } from '../with-audit.js';
@@ -96,8 +97,8 @@ async function reviewsAction(action: string | undefined, args: readonly string[]
         const identity = await identifyCaller([apiKeyAuthenticator(new ApiKeyService(store.db))], { checkRevoked: (who) => revocations.check(who) })(token);
         let grantMs: number | undefined;
         if (options.grant !== undefined) {
-          grantMs = parseDuration(options.grant);
-          if (grantMs === undefined || grantMs === 0) throw new CliError(`--grant "${options.grant}" is not a duration (e.g. 30m)`);
+          grantMs = lifetimeFlag('grant', options.grant, '30m, 2h');
+          if (grantMs === 0) throw new CliError(`--grant "${options.grant}" is not a duration (e.g. 30m, 2h)`);
         }
         const review = action === 'cancel' ? await service.cancel(id, identity) : await service.vote(id, identity, action, { comment: options.comment, grantMs, via: 'cli' });
         // The vote is reported done once its events are in the chain.

@@ -95,7 +95,7 @@ export class ExtendedMessages {
   /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
   async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
     const text = portal?.statement?.text ?? '';
-    const held = await this.#s.hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(text, this.#s.shownParams(decision, portal?.params)));
+    const held = await this.#s.hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(this.#s.shownText(decision, text), this.#s.shownParams(decision, portal?.params)));
     if (held.error) return this.#s.refuse(held.exchange, decision, request, held.error, false);
     return this.#openExecute(this.#s.newRun(held.exchange, decision, undefined, true, deallocatesOf(portal?.statement?.facts)), request, portal, frame);
   }

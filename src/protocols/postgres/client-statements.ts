@@ -201,6 +201,14 @@ export class ClientStatements {
     return run;
   }
 
+  /** A statement's text as a reviewer may see it: as the recording keeps it (request profiles applied). */
+  shownText(decision: Decision, text: string): string {
+    const recorded = maskingFor(this.#core.ctx.connection, decision).recorded;
+    if (!recorded) return text;
+    const sql = (JSON.parse(recorded(JSON.stringify({ sql: text }), {})) as { sql?: unknown }).sql;
+    return typeof sql === 'string' ? sql : '';
+  }
+
   /** Parameters as a reviewer may see them: as the recording keeps them (request profiles applied). */
   shownParams(decision: Decision, params: readonly (string | null)[] | undefined): readonly (string | null)[] | undefined {
     const recorded = maskingFor(this.#core.ctx.connection, decision).recorded;
@@ -222,7 +230,8 @@ export class ClientStatements {
     try {
       return await this.#holds!.hold(exchange, decision, digest, {
         signal: holding.signal,
-        preview,
+        // The review (stored, sent to reviewers' webhooks and Slack) shows what the record keeps.
+        preview: preview ?? (exchange.facts.text === undefined ? undefined : this.shownText(decision, exchange.facts.text)),
         notify: (notice) => {
           core.bytesOut += notice.length;
           core.toClient.push(notice);

@@ -2,8 +2,8 @@
 // (the approve stage, src/approvals/hold-for-approval.ts). Enforces:
 // - the approval is bound to the identity, connection, operation, policy version and
 //   the SHA-256 of the statement text and its parameters' exact values;
-// - the review shows the statement's text and, at Execute, its parameter values (as
-//   recorded: masked by request profiles), so a reviewer knows which rows it touches;
+// - the review shows the statement's text and, at Execute, its parameter values (both
+//   as recorded: masked by request profiles), so a reviewer knows which rows it touches;
 // - the client is told at once, with a NoticeResponse carrying the review id and URL;
 // - approved in time: the statement goes on, its record carrying the review;
 //   denied: 42501; not approved within `holdFor`, expired, or cancelled by the client
