@@ -18,7 +18,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { StoreError } from './open-store.js';
+import { sqliteOpenError, StoreError } from './open-store.js';
 
 export interface StoreLock {
   /** Releases the lock (the process ending releases it too). */
@@ -64,8 +64,8 @@ export function lockSqliteStore(sqlitePath: string): StoreLock {
     // timeout 0: a held lock is an answer, not something to wait for.
     db = new SQLite(lockPath, { timeout: 0 });
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    throw new StoreError(`cannot open the store lock ${lockPath}: ${e.code && e.syscall ? `${e.code} (${e.syscall})` : e.message}`, { cause: error });
+    // As openStore says it: what stops the lock (a path, a permission) stops the store.
+    throw sqliteOpenError(sqlitePath, error);
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
