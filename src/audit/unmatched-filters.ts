@@ -47,6 +47,19 @@ export async function unmatchedFilters(db: Kysely<Database>, filter: ExchangeFil
   return unmatched;
 }
 
+/** The same for `reviews list`: its connection and subject filters, against the reviews. */
+export async function unmatchedReviewFilters(db: Kysely<Database>, filter: { readonly connection?: string | undefined; readonly subject?: string | undefined }, configured: { readonly connections: readonly string[] }): Promise<UnmatchedFilter[]> {
+  const unmatched: UnmatchedFilter[] = [];
+  const checks: [name: 'connection' | 'subject', value: string | undefined, known: readonly string[]][] = [['connection', filter.connection, configured.connections], ['subject', filter.subject, []]];
+  for (const [name, value, known] of checks) {
+    if (!value || known.includes(value)) continue;
+    if ((await db.selectFrom('reviews').select('id').where(name, '=', value).limit(1).executeTakeFirst()) !== undefined) continue;
+    const rows = await db.selectFrom('reviews').select(name).distinct().limit(maxCandidates).execute();
+    unmatched.push({ filter: name, value, nearest: closestNames(value, [...known, ...rows.map((row) => row[name])]) });
+  }
+  return unmatched;
+}
+
 /** The names in a recorded JSON array (nothing from a value that is not one: a hint must not fail). */
 function namesOf(list: string): string[] {
   try {

@@ -4,7 +4,7 @@
 import { userInfo } from 'node:os';
 import { applyJournalOnce, awaitLiveJournalWriters, chainOptionsOf, openAuditTrail, type AuditTrail } from '../audit/index.js';
 import { loadConfig, type GatehouseConfig, type LoadOptions } from '../config/index.js';
-import { openStore, type Store } from '../store/index.js';
+import { openStore, sqliteStoreLockHeld, type Store } from '../store/index.js';
 import { configPath } from './config-path.js';
 
 export async function withAuditTrail<T>(config: string | undefined, run: (store: Store, audit: AuditTrail, loaded: GatehouseConfig) => Promise<T>, secrets: LoadOptions['secrets'] = 'store-only'): Promise<T> {
@@ -16,8 +16,10 @@ export async function withAuditTrail<T>(config: string | undefined, run: (store:
   try {
     // Records a stopped gateway left in its journal are read (and chained) first; a
     // running gateway's are left to it (its sinks send their events), unless it is stuck.
-    if (store.sqlitePath) await awaitLiveJournalWriters(store.db, store.sqlitePath);
-    if (store.sqlitePath) applyJournalOnce(store.sqlitePath, chainOptionsOf(loaded.audit, audit.signer));
+    // A gateway holding the store (its lock) writes every segment there, seen from here or not.
+    const gatewayHoldsStore = store.sqlitePath !== undefined && sqliteStoreLockHeld(store.sqlitePath);
+    if (store.sqlitePath) await awaitLiveJournalWriters(store.db, store.sqlitePath, { gatewayHoldsStore });
+    if (store.sqlitePath) applyJournalOnce(store.sqlitePath, chainOptionsOf(loaded.audit, audit.signer), { gatewayHoldsStore });
     return await run(store, audit, loaded);
   } finally {
     await audit.close().catch(() => undefined);

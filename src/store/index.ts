@@ -4,4 +4,4 @@ export type { DialectName } from './migrations.js';
 export { isStoreUnreachable } from './store-unreachable.js';
 export { inTransaction } from './in-transaction.js';
 export { storableText } from './storable-text.js';
-export { lockSqliteStore, StoreInUseError, type StoreLock } from './store-lock.js';
+export { lockSqliteStore, sqliteStoreLockHeld, StoreInUseError, type StoreLock } from './store-lock.js';

@@ -47,9 +47,7 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
       }
       database = new SQLite(config.sqlite.path);
     } catch (error) {
-      // The operator's to fix (a path, a permission): said in one line, not a stack.
-      const e = error as NodeJS.ErrnoException;
-      throw new StoreError(`cannot open the SQLite store ${config.sqlite.path}: ${e.code && e.syscall ? `${e.code} (${e.syscall} ${e.path ?? ''})`.replace(' )', ')') : e.message}`, { cause: error });
+      throw sqliteOpenError(config.sqlite.path, error);
     }
     // WAL lets the CLI read while the gateway writes (the per-connection settings are
     // in sqlite-connection.ts). busy_timeout first: switching to WAL itself needs the lock another process may hold.
@@ -102,6 +100,12 @@ export async function openStore(config: StoreConfig, options: { migrate?: boolea
     }
   }
   return { db, dialect, sqlitePath: 'sqlite' in config ? config.sqlite.path : undefined, close: () => db.destroy() };
+}
+
+/** The operator's to fix (a path, a permission): said in one line, not a stack. */
+export function sqliteOpenError(path: string, error: unknown): StoreError {
+  const e = error as NodeJS.ErrnoException;
+  return new StoreError(`cannot open the SQLite store ${path}: ${e.code && e.syscall ? `${e.code} (${e.syscall} ${e.path ?? ''})`.replace(' )', ')') : e.message}`, { cause: error });
 }
 
 /**

@@ -18,7 +18,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { StoreError } from './open-store.js';
+import { sqliteOpenError, StoreError } from './open-store.js';
 
 export interface StoreLock {
   /** Releases the lock (the process ending releases it too). */
@@ -61,11 +61,12 @@ export function lockSqliteStore(sqlitePath: string): StoreLock {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    // timeout 0: a held lock is an answer, not something to wait for.
-    db = new SQLite(lockPath, { timeout: 0 });
+    // A CLI command's probe (sqliteStoreLockHeld) holds a read lock for a moment: wait
+    // that out. A gateway holding it holds it for good: that is an answer, not a wait.
+    db = new SQLite(lockPath, { timeout: 250 });
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    throw new StoreError(`cannot open the store lock ${lockPath}: ${e.code && e.syscall ? `${e.code} (${e.syscall})` : e.message}`, { cause: error });
+    // As openStore says it: what stops the lock (a path, a permission) stops the store.
+    throw sqliteOpenError(sqlitePath, error);
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
@@ -75,12 +76,39 @@ export function lockSqliteStore(sqlitePath: string): StoreLock {
     db.pragma('user_version = 1');
   } catch (error) {
     db.close();
-    if (!String((error as { code?: string }).code).startsWith('SQLITE_BUSY')) throw error;
+    // Not a held lock (a file system without locks): the store cannot be used, said so.
+    if (!String((error as { code?: string }).code).startsWith('SQLITE_BUSY')) throw sqliteOpenError(sqlitePath, error);
     throw new StoreInUseError(sqlitePath, readHolder(holderPath));
   }
   const holder: LockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
-  writeFileSync(holderPath, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
+  try {
+    writeFileSync(holderPath, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
+  } catch {
+    // Only a name for a refusal (which then says the holder is unknown): the lock holds.
+  }
   return { release: () => db.close() };
+}
+
+/**
+ * Whether a gateway holds the lock on the SQLite store at `sqlitePath` now. A CLI command
+ * asks, so as to leave every record journal segment to that gateway: from another
+ * container the gateway's pid looks dead, and its live segments like a dead writer's.
+ */
+export function sqliteStoreLockHeld(sqlitePath: string): boolean {
+  let db: SQLite.Database;
+  try {
+    db = new SQLite(`${sqlitePath}.lock`, { readonly: true, fileMustExist: true, timeout: 0 });
+  } catch {
+    return false; // no lock file: no gateway of this version has run on the store
+  }
+  try {
+    db.prepare('select count(*) from sqlite_master').get();
+    return false;
+  } catch (error) {
+    return String((error as { code?: string }).code).startsWith('SQLITE_BUSY');
+  } finally {
+    db.close();
+  }
 }
 
 function readHolder(path: string): LockHolder | undefined {

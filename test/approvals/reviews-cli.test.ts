@@ -173,6 +173,19 @@ approvals:
     assert.equal((JSON.parse(one.stdout) as unknown[]).length, 1);
   });
 
+  test('reviews list naming a connection or subject no review has says so on stderr, with the nearest names; stdout stays []', async () => {
+    const typo = await cli(['list', '--connection', 'dmeo', '--subject', 'bot', '--json']);
+    assert.equal(typo.code, 0, typo.stderr);
+    assert.equal(typo.stdout, '[]\n');
+    assert.deepEqual(typo.stderr.trimEnd().split('\n'), [
+      'gatehouse: no review has --connection "dmeo", and no configured connection has that name; connections configured or recorded, closest first: demo',
+      'gatehouse: no review has --subject "bot"; recorded subjects, closest first: key:bot',
+    ]);
+    // Values that exist, in a combination that matches nothing: a true "none", no hint.
+    const none = await cli(['list', '--connection', 'demo', '--subject', 'key:bot', '--state', 'cancelled', '--json']);
+    assert.deepEqual([none.code, none.stdout, none.stderr], [0, '[]\n', '']);
+  });
+
   test('a grant is refused and shown in the units it was given in (maxGrant 8h), not in milliseconds', async () => {
     const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
       method: 'POST',

@@ -43,6 +43,12 @@ export interface JournalApplierOptions {
   readonly maxOpsPerTransaction?: number | undefined;
   /** This process's own live segments (the journal writer's), never treated as a dead writer's. */
   readonly ownSegmentPrefix?: string | undefined;
+  /**
+   * A gateway holds the store (its lock, store-lock.ts; a CLI command asks): every
+   * segment is a live writer's, whatever its pid looks like from here (another
+   * container's), since the gateway took over earlier writers' segments when it started.
+   */
+  readonly gatewayHoldsStore?: boolean | undefined;
 }
 
 interface Position {
@@ -79,6 +85,7 @@ export class JournalApplier {
   readonly #chain: ChainOptions;
   readonly #maxOps: number;
   readonly #ownPrefix: string | undefined;
+  readonly #gatewayHoldsStore: boolean;
   readonly #getPosition: SQLite.Statement;
   readonly #setPosition: SQLite.Statement;
   readonly #readRow: SQLite.Statement;
@@ -100,6 +107,7 @@ export class JournalApplier {
     this.#chain = options.chain;
     this.#maxOps = options.maxOpsPerTransaction ?? 512;
     this.#ownPrefix = options.ownSegmentPrefix;
+    this.#gatewayHoldsStore = options.gatewayHoldsStore === true;
     const db = this.#batch.connection;
     this.#getPosition = db.prepare('select applied, done from record_journal where segment = ?');
     this.#setPosition = db.prepare('insert into record_journal (segment, applied, done) values (@segment, @applied, @done) on conflict (segment) do update set applied = excluded.applied, done = excluded.done');
@@ -344,7 +352,7 @@ export class JournalApplier {
   }
 
   #writerGone(name: string): boolean {
-    if (this.#ownPrefix !== undefined && name.startsWith(this.#ownPrefix)) return false;
+    if (this.#gatewayHoldsStore || (this.#ownPrefix !== undefined && name.startsWith(this.#ownPrefix))) return false;
     const pid = segmentPid(name);
     // This pid but not this writer's prefix: a previous run (a container's pid 1). Without
     // a prefix to tell, a segment of this process is assumed live.
@@ -376,9 +384,9 @@ function damaged(segment: string, offset: number): RecordWrite {
  * CLI command does this before it reads, so records a stopped or crashed gateway left
  * in the journal are found. Safe beside a running gateway (positions are transactional).
  */
-export function applyJournalOnce(sqlitePath: string, chain: ChainOptions): void {
+export function applyJournalOnce(sqlitePath: string, chain: ChainOptions, options: { gatewayHoldsStore?: boolean } = {}): void {
   // No early return when no segment is left: a deleted one is found by its row.
-  const applier = new JournalApplier(sqlitePath, { chain });
+  const applier = new JournalApplier(sqlitePath, { chain, gatewayHoldsStore: options.gatewayHoldsStore });
   try {
     applier.applyPending();
   } finally {
@@ -393,16 +401,17 @@ export function applyJournalOnce(sqlitePath: string, chain: ChainOptions): void 
  * the gateway's audit sinks, so a `sessions list` during traffic left silent gaps in the
  * SIEM. A gateway that does not catch up in time (stuck) is applied for, as before.
  */
-export async function awaitLiveJournalWriters(db: Kysely<Database>, sqlitePath: string, timeoutMs = 2000): Promise<void> {
+export async function awaitLiveJournalWriters(db: Kysely<Database>, sqlitePath: string, options: { gatewayHoldsStore?: boolean; timeoutMs?: number } = {}): Promise<void> {
   const dir = journalDirOf(sqlitePath);
   const targets = new Map<string, number>();
   for (const name of listSegments(dir)) {
     const pid = segmentPid(name);
-    if (pid === undefined || pid === process.pid || !processAlive(pid)) continue;
+    // With a gateway holding the store every segment is its (JournalApplierOptions).
+    if (!options.gatewayHoldsStore && (pid === undefined || pid === process.pid || !processAlive(pid))) continue;
     const through = completeLinesEnd(segmentPath(dir, name));
     if (through > 0) targets.set(name, through);
   }
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + (options.timeoutMs ?? 2000);
   while (targets.size > 0 && Date.now() < deadline) {
     const rows = await db.selectFrom('record_journal').select(['segment', 'applied', 'done']).where('segment', 'in', [...targets.keys()]).execute();
     for (const row of rows) if (row.done || Number(row.applied) >= targets.get(row.segment)!) targets.delete(row.segment);

@@ -33,7 +33,7 @@ export async function quickstartCommand(values: { port?: string | undefined } = 
         };
 
   const upstream = await startDemoUpstream({ host: '127.0.0.1', port: ports.upstream, apiKey: upstreamKey, streamDelayMs: 30 }).catch((error: NodeJS.ErrnoException) => {
-    throw new CliError(`cannot start the demo upstream on 127.0.0.1:${ports.upstream}: ${error.code ?? error.message} (is another quick start running? \`npm start -- --port N\` uses N, N+1 and N+10)`, 1);
+    throw new CliError(`cannot start the demo upstream on 127.0.0.1:${ports.upstream}: ${error.code ?? error.message} (another quick start? stop it: two cannot share the quick start's store; another program? \`npm start -- --port N\` uses N, N+1 and N+10)`, 1);
   });
   const gateway = await startGateway(config).catch(async (error: NodeJS.ErrnoException & { port?: number }) => {
     await upstream.close();

@@ -23,6 +23,7 @@ import { oneLine } from '../terminal-text.js';
 import { configPath } from '../config-path.js';
 import { withAuditTrail } from '../with-audit.js';
 import { printTable } from './keys.js';
+import { hintUnmatchedReviewFilters } from './search-hints.js';
 
 export interface ReviewsOptions {
   readonly config?: string | undefined;
@@ -76,6 +77,7 @@ async function reviewsAction(action: string | undefined, args: readonly string[]
           items.push(...page.items);
           before = page.next;
         } while (before !== undefined && items.length < limit);
+        if (items.length === 0) await hintUnmatchedReviewFilters(store.db, options, config);
         if (options.json) return void process.stdout.write(`${JSON.stringify(items)}\n`);
         printTable(['ID', 'STATE', 'SUBJECT', 'CONNECTION', 'OPERATION', 'RULES', 'APPROVALS', 'CREATED'], items.map((r) => [r.id, r.state, r.subject, r.connection, r.operation, r.rules.join(','), `${r.approvals}/${r.minApprovals}`, r.createdAt]));
         return;
