@@ -8,11 +8,13 @@
 // - deny beats approval beats allow, when several rules match (see combineEffects);
 // - obligations of every applying request rule, and the names of the response rules
 //   whose `match` holds, are attached to the decision;
-// - the version is a hash of everything compiled, recorded with every decision.
+// - the version is a hash of everything compiled, and of the limits enforced beside the
+//   rules, recorded with every decision (so a reload that only edits a limit is a
+//   policy change too: logged, chained as `policy.changed`, a new version).
 // Rules are indexed by connection so a request only visits the rules that can apply.
 
 import { createHash } from 'node:crypto';
-import type { PolicyRuleSpec } from '../config/policy-schema.js';
+import type { LimitRuleSpec, PolicyRuleSpec } from '../config/policy-schema.js';
 import type { Decision, Effect, Exchange, Obligations } from '../exchange/index.js';
 import { compileCondition, compileMatch, type Criterion } from './compile-criteria.js';
 import { EvalContext, type DetectEntities } from './eval-context.js';
@@ -29,6 +31,8 @@ export interface PolicySource {
   readonly rules?: readonly PolicyRuleSpec[];
   /** Default time zone of time windows. */
   readonly timezone?: string;
+  /** `policy.limits.rules`: enforced by the limiter, not here, but part of the version. */
+  readonly limits?: readonly LimitRuleSpec[];
 }
 
 export interface CompileOptions {
@@ -123,7 +127,9 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
   ];
   checkRuleSet(specs, options);
   const rules = specs.map((spec, index) => compileRule(spec, index, timezone));
-  const version = createHash('sha256').update(JSON.stringify(isAccessList(input) ? access : { access, rules: source.rules ?? [], timezone })).digest('hex').slice(0, 16);
+  // Without limits the hashed object is as before, so such a policy keeps its version.
+  const limits = source.limits?.length ? { limits: source.limits } : {};
+  const version = createHash('sha256').update(JSON.stringify(isAccessList(input) ? access : { access, rules: source.rules ?? [], timezone, ...limits })).digest('hex').slice(0, 16);
 
   // Index: rules that name only literal connections are visited for those connections;
   // the others for every exchange. Each list keeps the rules' order.

@@ -59,6 +59,7 @@ export function policySourceOf(config: GatehouseConfig, { checkApprovals = true 
     access: config.connections.map((c) => ({ connection: c.name, groups: c.access.groups })),
     rules,
     timezone: config.policy.timezone,
+    limits: config.policy.limits.rules,
   };
 }
 
