@@ -257,7 +257,7 @@ describe('gatehouse CLI', () => {
     const live = (JSON.parse(listed) as Array<{ name: string; expiresAt: number | null; revokedAt: number | null }>).filter((k) => k.name === 'life-bot' && (k.expiresAt === null || k.expiresAt > Date.now()));
     assert.deepEqual(live.map((k) => k.expiresAt), [null]);
     const unclear = await runCli(['keys', 'rotate', 'life-bot', '--config', path, '--overlap', '0s', '--expires', 'a month'], env);
-    assert.deepEqual([unclear.code, unclear.stderr], [2, 'gatehouse: --expires "a month" is not a duration (e.g. 12h, 30d, or never)\n']);
+    assert.deepEqual([unclear.code, unclear.stderr], [2, 'gatehouse: --expires "a month" is not a duration (e.g. 30d, 12h, 90m, or never)\n']);
   });
 
   test('npm start: the quick start serves the demo connection, prints a working key, and records', { timeout: 30_000 }, async () => {
