@@ -54,7 +54,8 @@ function formatIssue(issue: z.core.$ZodIssue): string {
 export function yamlSyntaxIssue(error: YAMLParseError, source: string): string {
   const line = error.linePos === undefined ? undefined : source.split('\n')[error.linePos[0].line - 1];
   const hint = line !== undefined && /\{[^}]*:\s*\$\{/.test(line) ? ' (in a flow mapping "{ … }", quote a reference: "${VAR}")' : '';
-  return `(yaml): ${error.message.split('\n')[0]}${hint}`;
+  // The first line ends with the colon that introduced the code frame left out.
+  return `(yaml): ${error.message.split('\n')[0]!.replace(/:\s*$/, '')}${hint}`;
 }
 
 export interface LoadOptions {

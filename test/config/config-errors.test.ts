@@ -361,9 +361,9 @@ describe('parseConfig: every error names its dotted path', () => {
   });
 
   test('YAML syntax errors are reported as (yaml): with the position', () => {
-    assert.deepEqual(issuesOf('gateway: [\n'), ['(yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:']);
-    assert.deepEqual(issuesOf('a: b: c\n'), ['(yaml): Nested mappings are not allowed in compact mappings at line 1, column 4:']);
-    assert.deepEqual(issuesOf('gateway: {}\ngateway: {}\n'), ['(yaml): Map keys must be unique at line 2, column 1:']);
+    assert.deepEqual(issuesOf('gateway: [\n'), ['(yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1']);
+    assert.deepEqual(issuesOf('a: b: c\n'), ['(yaml): Nested mappings are not allowed in compact mappings at line 1, column 4']);
+    assert.deepEqual(issuesOf('gateway: {}\ngateway: {}\n'), ['(yaml): Map keys must be unique at line 2, column 1']);
     const [multi] = issuesOf('a: 1\n---\nb: 2\n');
     assert.match(multi!, /^\(yaml\): Source contains multiple documents/);
   });
@@ -371,12 +371,14 @@ describe('parseConfig: every error names its dotted path', () => {
   test('an unquoted ${VAR} in a flow mapping: the YAML error says to quote it', () => {
     const source = 'connections:\n  - name: llm\n    type: openai\n    target: http://127.0.0.1:9000/v1\n    credential: { secret: ${LLM_KEY} }\n    access: { groups: [ml] }\n';
     assert.deepEqual(issuesOf(source, { LLM_KEY: 'k' }), [
-      '(yaml): Unexpected flow-map-start at node end at line 5, column 28: (in a flow mapping "{ … }", quote a reference: "${VAR}")',
+      '(yaml): Unexpected flow-map-start at node end at line 5, column 28 (in a flow mapping "{ … }", quote a reference: "${VAR}")',
     ]);
-    assert.deepEqual(issuesOf('gateway: [\n'), ['(yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1:']);
+    assert.deepEqual(issuesOf('gateway: [\n'), ['(yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1']);
   });
 
   test('the YAML error is one line, without the code frame', () => {
     for (const issue of issuesOf('gateway: [\n')) assert.doesNotMatch(issue, /\n/);
+    // Not ending on the colon that introduced the frame (it read as if something were missing).
+    assert.deepEqual(issuesOf('connections:\n  - name: a\n   target: x\n'), ['(yaml): Sequence item without - indicator at line 3, column 1']);
   });
 });

@@ -140,7 +140,7 @@ describe('config: type postgres connections via an agent', () => {
     assert.throws(
       () => parseAgentConfig('name: edge\nconnections:\n  - name: llm\n    target: http://10.0.0.5:8000/v1\n    credential: { secret: ${PG_PASSWORD} }\n', 'agent.yaml', env),
       (error: ConfigError) => {
-        assert.deepEqual(error.issues, ['(yaml): Unexpected flow-map-start at node end at line 5, column 28: (in a flow mapping "{ … }", quote a reference: "${VAR}")']);
+        assert.deepEqual(error.issues, ['(yaml): Unexpected flow-map-start at node end at line 5, column 28 (in a flow mapping "{ … }", quote a reference: "${VAR}")']);
         return true;
       },
     );
