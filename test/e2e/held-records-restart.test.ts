@@ -12,8 +12,9 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
+import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/held-records.js';
+import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held';
 
@@ -39,25 +40,11 @@ describe('held records across a crash, end to end on PostgreSQL', () => {
 
   test('refusals recorded while the store is away are written by the next start after a SIGKILL', { timeout: 90_000 }, async (t) => {
     if ('skip' in database) return t.skip(database.skip);
-    const target = new URL(database.url);
-    relay = await startTcpRelay(Number(target.port || 5432), target.hostname);
-    target.hostname = '127.0.0.1';
-    target.port = String(relay.port);
-    const env = { ...process.env, UPSTREAM_KEY: upstreamKey, PG_URL: target.toString() };
-    const store = 'store:\n  postgres:\n    url: "${PG_URL}"\n';
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir, store });
-
-    await relay.down();
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      // No credential: refused (401) without the store, and recorded as a refusal.
-      const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      await res.arrayBuffer();
-      assert.equal(res.status, 401);
-      ids.push(res.headers.get('gatehouse-exchange-id')!);
-    }
-    assert.ok(ids.every(Boolean), 'a refusal names its exchange');
-    await gateway.waitForLog(/store unreachable: records held/);
+    const behind = await gatewayBehindStoreRelay(database.url, upstream.url, upstreamKey, dir);
+    relay = behind.relay;
+    gateway = await behind.start();
+    // No credential: refused (401) without the store, and recorded as a refusal.
+    const ids = await refusalsHeldWhileStoreAway(gateway, relay);
     const file = join(dir, 'data', `held-records-${gateway.child.pid}.jsonl`);
     assert.ok(existsSync(file), 'held records are kept on disk');
     assert.equal(statSync(file).mode & 0o777, 0o600);
@@ -65,7 +52,7 @@ describe('held records across a crash, end to end on PostgreSQL', () => {
     await gateway.stop('SIGKILL');
     gateway = undefined;
     await relay.up();
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir, store });
+    gateway = await behind.start();
     const logs = await gateway.waitForLog(/held records written/, 15_000);
     assert.match(logs, /held records left by the previous run/);
     assert.match(logs, /held records written/);
@@ -81,7 +68,7 @@ describe('held records across a crash, end to end on PostgreSQL', () => {
       await client.end();
     }
     assert.deepEqual(readdirSync(join(dir, 'data')).filter((name) => name.startsWith('held-records')), [], 'the files are removed once everything held is written');
-    const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], env);
+    const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], behind.env);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 });

@@ -15,8 +15,9 @@ import pg from 'pg';
 import { rowWithDefaults, stateDigest } from '../../src/audit/exchange-state.js';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { demoConnectionYaml, runCli, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
+import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/held-records.js';
+import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held-tamper';
 
@@ -51,23 +52,11 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
 
   test('the edited record is not written: recording.held_rejected names the file and line, the rest are written, the chain verifies', { timeout: 90_000 }, async (t) => {
     if ('skip' in database) return t.skip(database.skip);
-    const target = new URL(database.url);
-    relay = await startTcpRelay(Number(target.port || 5432), target.hostname);
-    target.hostname = '127.0.0.1';
-    target.port = String(relay.port);
-    const env = { ...process.env, UPSTREAM_KEY: upstreamKey, PG_URL: target.toString() };
-    const store = 'store:\n  postgres:\n    url: "${PG_URL}"\n';
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir, store });
-
-    await relay.down();
-    const ids: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      await res.arrayBuffer();
-      assert.equal(res.status, 401);
-      ids.push(res.headers.get('gatehouse-exchange-id')!);
-    }
-    await gateway.waitForLog(/store unreachable: records held/);
+    const behind = await gatewayBehindStoreRelay(database.url, upstream.url, upstreamKey, dir);
+    relay = behind.relay;
+    gateway = await behind.start();
+    // No credential: refused (401) without the store, and recorded as a refusal.
+    const ids = await refusalsHeldWhileStoreAway(gateway, relay);
     const name = `held-records-${gateway.child.pid}.jsonl`;
     const file = join(dir, 'data', name);
     await gateway.stop('SIGKILL');
@@ -79,7 +68,7 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
     writeFileSync(file, lines.join('\n'));
 
     await relay.up();
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env, dir, store });
+    gateway = await behind.start();
     const logs = await gateway.waitForLog(/held records written/, 15_000);
     assert.match(logs, /held records rejected/);
     assert.ok(logs.includes(`${name} line 2`), logs);
@@ -100,7 +89,7 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
     }
     assert.ok(existsSync(`${file}.rejected`), 'the altered file is kept aside for the operator');
     assert.deepEqual(readdirSync(join(dir, 'data')).filter((n) => n.endsWith('.jsonl')), [], 'no spill file left to be read again');
-    const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], env);
+    const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], behind.env);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 });

@@ -1,0 +1,44 @@
+// Shared by the held-records tests: a real gatehouse process whose PostgreSQL store is
+// reached through a TCP relay the test can take down, and refusals recorded while the
+// store is away (held in memory and in held-records-<pid>.jsonl).
+import assert from 'node:assert/strict';
+import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from './gateway-process.js';
+import { startTcpRelay, type TcpRelay } from './tcp-relay.js';
+
+export interface GatewayBehindStoreRelay {
+  readonly relay: TcpRelay;
+  /** The environment its config's references resolve in (for the CLI too). */
+  readonly env: NodeJS.ProcessEnv;
+  /** Starts the gateway (again) on the same data directory and store. */
+  start(): Promise<GatewayProcess>;
+}
+
+/** The gateway's store is `databaseUrl`, through a relay; the demo connection goes to `upstreamUrl`. */
+export async function gatewayBehindStoreRelay(databaseUrl: string, upstreamUrl: string, upstreamKey: string, dir: string): Promise<GatewayBehindStoreRelay> {
+  const target = new URL(databaseUrl);
+  const relay = await startTcpRelay(Number(target.port || 5432), target.hostname);
+  target.hostname = '127.0.0.1';
+  target.port = String(relay.port);
+  const env = { ...process.env, UPSTREAM_KEY: upstreamKey, PG_URL: target.toString() };
+  const store = 'store:\n  postgres:\n    url: "${PG_URL}"\n';
+  return { relay, env, start: () => startGatewayProcess(demoConnectionYaml(upstreamUrl), { env, dir, store }) };
+}
+
+/**
+ * Takes the store away and sends `count` requests without a credential: each is refused
+ * (401) without the store and its record held. Returns their exchange ids once the
+ * gateway has logged that it holds records.
+ */
+export async function refusalsHeldWhileStoreAway(gateway: GatewayProcess, relay: TcpRelay, count = 3): Promise<string[]> {
+  await relay.down();
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await fetch(`${gateway.url}/c/demo/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    await res.arrayBuffer();
+    assert.equal(res.status, 401);
+    ids.push(res.headers.get('gatehouse-exchange-id')!);
+  }
+  assert.ok(ids.every(Boolean), 'a refusal names its exchange');
+  await gateway.waitForLog(/store unreachable: records held/);
+  return ids;
+}
