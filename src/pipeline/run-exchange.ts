@@ -199,10 +199,9 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       throw error;
     }
   };
-  // What a streamed answer has delivered so far, recorded while it streams (best effort:
-  // the finish write is the one the client waits for).
-  const progress = (snapshot: ExchangeProgress) =>
-    outcome === undefined ? stages.recorder.progress(exchange, snapshot).catch(() => undefined) : Promise.resolve();
+  // What a streamed answer has delivered so far, recorded while it streams. The stream
+  // does not wait for it, but a write that fails cuts the answer (the relay's tracker).
+  const progress = (snapshot: ExchangeProgress) => (outcome === undefined ? stages.recorder.progress(exchange, snapshot) : Promise.resolve());
   try {
     await io.relay(exchange, finish, decision, progress, admission?.readsUsage ? needsUsage : needsNothing);
   } catch (error) {

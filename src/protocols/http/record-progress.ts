@@ -3,9 +3,11 @@
 // (the bounded body and the SSE answer text the relay is already collecting) at most
 // every `intervalMs` or `bytes`, and never while the previous report is still being
 // written. So a gateway killed mid-stream leaves a record at most that far behind what
-// the client received.
+// the client received. A report that fails (the store went away) cuts the answer at the
+// next chunk: relaying on unrecorded would let a kill lose everything sent since.
 
 import { ChunkTimings, type ExchangeProgress } from '../../audit/index.js';
+import { GatehouseError } from '../../errors/index.js';
 import type { BodyCapture } from './body-capture.js';
 import type { SseAnswerReader } from './openai-response.js';
 
@@ -42,6 +44,7 @@ export class ProgressTracker {
   #reportedAt = 0;
   #reportedBytes = 0;
   #writing = false;
+  #failed: unknown = undefined;
 
   constructor(options: ProgressOptions & ProgressSources) {
     this.#intervalMs = options.intervalMs;
@@ -54,6 +57,12 @@ export class ProgressTracker {
     this.#ttfbMs = options.ttfbMs;
     this.#bytesIn = options.bytesIn;
     this.#reportedAt = options.elapsedMs();
+  }
+
+  /** Before a chunk is counted and sent: `recording_failed` once a report has failed. */
+  throwIfFailed(): void {
+    if (this.#failed === undefined) return;
+    throw new GatehouseError('recording_failed', { detail: `the answer's progress could not be recorded, so the answer was cut: ${String(this.#failed)}`, cause: this.#failed });
   }
 
   /** Called after the capture and the SSE reader have seen the chunk. */
@@ -76,6 +85,8 @@ export class ProgressTracker {
       responseText: this.#sse?.textSoFar(),
       chunkTimings: this.timings.toJSON(),
       durationMs: now,
-    }).finally(() => (this.#writing = false));
+    })
+      .catch((error: unknown) => (this.#failed = error ?? new Error('progress write failed')))
+      .finally(() => (this.#writing = false));
   }
 }

@@ -166,6 +166,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   let heldLastByte: Buffer | undefined;
   const send = (data: string | Buffer): Promise<void> | undefined => {
     if (data.length === 0) return undefined;
+    tracker?.throwIfFailed();
     let chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     bytesOut += chunk.length;
     capture?.push(chunk);
