@@ -21,6 +21,8 @@ export interface AuditRoutesOptions {
   readonly log: AuditLog;
   readonly identify: (credential: string | undefined, client?: string) => Promise<Identity>;
   readonly publicKeyPem: string | undefined;
+  /** audit.previousPublicKeys, read: checkpoints signed by keys replaced before verify too. */
+  readonly previousPublicKeyPems: readonly string[];
   readonly raw: { readonly sealer: RawSealer; readonly revealGroups: readonly string[] } | undefined;
   readonly reexecutions: Reexecutions;
   /** The gateway's own data plane, where re-executions go through the whole pipeline. */
@@ -112,7 +114,7 @@ export function auditRoutes(options: AuditRoutesOptions): readonly AdminRoute[] 
       if (fromCheckpoint !== undefined && (!Number.isInteger(fromCheckpoint) || fromCheckpoint < 0)) throw new GatehouseError('invalid_query', { message: 'Query parameter "from" must be the seq of a checkpoint.' });
       const notCheckpoint = fromCheckpoint === undefined ? undefined : await fromCheckpointProblem(db, fromCheckpoint);
       if (notCheckpoint) throw new GatehouseError('invalid_query', { message: `Query parameter "from": ${notCheckpoint}.` });
-      return verifyChain(db, { publicKeyPem: options.publicKeyPem, fromCheckpoint, checkpointEvery: options.checkpointEvery });
+      return verifyChain(db, { publicKeyPem: options.publicKeyPem, previousPublicKeyPems: options.previousPublicKeyPems, fromCheckpoint, checkpointEvery: options.checkpointEvery });
     }],
   ];
 }

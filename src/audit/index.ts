@@ -7,6 +7,7 @@ export { ChunkTimings } from './chunk-timings.js';
 export { AuditLog, type ChainedChange } from './audit-log.js';
 export { openAuditTrail, loadSigner, chainOptionsOf, type AuditTrail } from './open-audit.js';
 export { fromCheckpointProblem, verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
+export { readEd25519PublicKey } from './signing-key.js';
 export { pruneBefore, PruneOverBreakError, type PruneOptions, type PruneResult } from './prune.js';
 export { exportBundle, exportCsv } from './export-bundle.js';
 export { applyFilter } from './exchange-query.js';

@@ -69,6 +69,16 @@ export function loadOrCreateKeyFile(path: string, options: { create: boolean }):
   return signerFromPem(pem);
 }
 
+/**
+ * The public key in the PEM file `path`, as SPKI PEM, if it is an Ed25519 one (a public
+ * key, or the private key it belongs to); otherwise an Error saying what it is instead.
+ */
+export function readEd25519PublicKey(path: string): string {
+  const key = createPublicKey(readFileSync(path, 'utf8'));
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`not an Ed25519 key (${key.asymmetricKeyType})`);
+  return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
 /** What a checkpoint signs: the chain head it vouches for. */
 export function checkpointPayload(checkpoint: { seq: number; hash: string; at: number }): string {
   return canonicalJson({ seq: checkpoint.seq, hash: checkpoint.hash, at: checkpoint.at });

@@ -51,6 +51,8 @@ export interface VerifyReport {
 export interface VerifyOptions {
   /** PEM of the Ed25519 public key that signs checkpoints; without it signatures are not checked (reported). */
   readonly publicKeyPem?: string | undefined;
+  /** Public keys of earlier signing keys (audit.previousPublicKeys, more --public-key): their checkpoints verify too. */
+  readonly previousPublicKeyPems?: readonly string[] | undefined;
   /** Start at the checkpoint with this seq instead of the earliest retained event. */
   readonly fromCheckpoint?: number | undefined;
   readonly maxProblems?: number | undefined;
@@ -98,6 +100,9 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
     if (problems.length < maxProblems) problems.push(problem);
   };
   const keyId = options.publicKeyPem ? keyIdOf(createPublicKey(options.publicKeyPem)) : undefined;
+  // Each trusted key by its id: a checkpoint names the key that signed it.
+  const trusted = new Map<string, string>();
+  if (options.publicKeyPem) for (const pem of [options.publicKeyPem, ...(options.previousPublicKeyPems ?? [])]) trusted.set(keyIdOf(createPublicKey(pem)), pem);
 
   // The head first: everything below is read up to it, so what is appended meanwhile (it
   // moves the head in the same transaction) is left to the next verification.
@@ -113,8 +118,11 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
       checkpoints.set(checkpoint.seq, checkpoint.hash);
       continue;
     }
-    if (row.key_id !== keyId) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not by the key it is verified with (${keyId}: audit.signingKey or keyFile, or --public-key)` });
-    else if (!verifySignature(options.publicKeyPem, checkpointPayload(checkpoint), row.signature)) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} has an invalid signature (edited)` });
+    const pem = trusted.get(row.key_id);
+    if (pem === undefined) {
+      const also = trusted.size > 1 ? ` or the ${trusted.size - 1} earlier one(s) trusted` : '';
+      report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} is signed by key ${row.key_id}, not by the key it is verified with (${keyId}: audit.signingKey or keyFile, or --public-key)${also}; a key replaced before goes in audit.previousPublicKeys` });
+    } else if (!verifySignature(pem, checkpointPayload(checkpoint), row.signature)) report({ seq: checkpoint.seq, message: `checkpoint at seq ${checkpoint.seq} has an invalid signature (edited)` });
     else checkpoints.set(checkpoint.seq, checkpoint.hash);
   }
   if (!options.publicKeyPem) report({ message: 'no public key: checkpoint signatures were not checked' });

@@ -5,7 +5,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseRawKey } from '../audit/raw-content.js';
-import { signerFromPem } from '../audit/signing-key.js';
+import { readEd25519PublicKey, signerFromPem } from '../audit/signing-key.js';
 import { discriminatorError, timerDuration } from './fields.js';
 
 interface Helpers {
@@ -46,6 +46,12 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
       signingKey: storeSecret.optional(),
       /** Default (withDefaultKeyFile): beside the SQLite file, or data/ beside the config. */
       keyFile: path.optional(),
+      /**
+       * PEM files of the public keys of signing keys used before this one: checkpoints
+       * they signed still verify (a key replaced, or gateways signing with two keys
+       * during a rolling restart). Public keys: no secret, a plain path.
+       */
+      previousPublicKeys: z.array(path).default([]),
       checkpoint: z
         .strictObject({ every: z.number().int().min(1).default(1000), interval: duration.default(60_000) })
         .prefault({}),
@@ -71,6 +77,14 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
           ctx.addIssue({ code: 'custom', path: ['signingKey'], message: `must be an Ed25519 private key (PKCS#8 PEM): ${(error as Error).message}` });
         }
       }
+      audit.previousPublicKeys.forEach((file, i) => {
+        try {
+          readEd25519PublicKey(file);
+        } catch (error) {
+          const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0];
+          ctx.addIssue({ code: 'custom', path: ['previousPublicKeys', i], message: `${file}: must be an Ed25519 public key in PEM (openssl pkey -in OLD-KEY -pubout): ${why}` });
+        }
+      });
       if (audit.raw.enabled && audit.raw.key) {
         try {
           parseRawKey(audit.raw.key);

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, readEd25519PublicKey, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import type { HeldRecordsReport } from '../audit/held-records.js';
 import { heldRecordsKeyPurpose } from '../audit/held-records-file.js';
@@ -323,7 +323,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
 
   let adminServer: Server | undefined;
   if (config.admin.enabled) {
-    const auditRoutes = { db: store.db, log: audit.log, identify: identifyOnAdmin, publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
+    const auditRoutes = { db: store.db, log: audit.log, identify: identifyOnAdmin, publicKeyPem: audit.signer?.publicKeyPem, previousPublicKeyPems: config.audit.previousPublicKeys.map(readEd25519PublicKey), checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
     const admin = createAdminHandler({
       db: store.db,
       identify: identifyAdmin,

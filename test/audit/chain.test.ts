@@ -21,6 +21,7 @@ export function auditConfig(dir: string, overrides: Partial<AuditConfig> = {}): 
     writerId: 'test-writer',
     signingKey: undefined,
     keyFile: join(dir, 'audit-signing-key.pem'),
+    previousPublicKeys: [],
     checkpoint: { every: 4, interval: 3_600_000 },
     progress: { interval: 250, bytes: 65_536 },
     sinks: [],
@@ -103,7 +104,7 @@ for (const dialect of await testDialects()) {
       const other = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
       const report = await verifyChain(store.db, { publicKeyPem: other });
       assert.equal(report.ok, false);
-      assert.match(report.problems[0]!.message, /^checkpoint at seq 4 is signed by key [0-9a-f]{16}, not by the key it is verified with \([0-9a-f]{16}: audit\.signingKey or keyFile, or --public-key\)$/);
+      assert.match(report.problems[0]!.message, /^checkpoint at seq 4 is signed by key [0-9a-f]{16}, not by the key it is verified with \([0-9a-f]{16}: audit\.signingKey or keyFile, or --public-key\); a key replaced before goes in audit\.previousPublicKeys$/);
     });
 
     test('an edited event is named', async () => {

@@ -43,6 +43,7 @@ function tamperAuditConfig(dir: string, overrides: Partial<AuditConfig> = {}): A
     writerId: 'test-writer',
     signingKey: undefined,
     keyFile: join(dir, 'audit-signing-key.pem'),
+    previousPublicKeys: [],
     checkpoint: { every: 4, interval: 3_600_000 },
     progress: { interval: 250, bytes: 65_536 },
     sinks: [],

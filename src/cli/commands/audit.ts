@@ -3,7 +3,7 @@
 
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, fromCheckpointProblem, verifyChain } from '../../audit/index.js';
+import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, fromCheckpointProblem, readEd25519PublicKey, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
@@ -24,6 +24,8 @@ export interface AuditOptions extends SearchOptions {
 export async function auditCommand(action: string | undefined, options: AuditOptions): Promise<void> {
   await withAuditTrail(options.config, async (store, audit, config) => {
     const checkpointEvery = config.audit.checkpoint.every;
+    // Checked when the config loaded (audit-schema.ts).
+    const previousPublicKeyPems = config.audit.previousPublicKeys.map(readEd25519PublicKey);
     switch (action) {
       case 'verify': {
         const from = options.from === undefined ? undefined : Number(options.from);
@@ -31,7 +33,7 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         const notCheckpoint = from === undefined ? undefined : await fromCheckpointProblem(store.db, from);
         if (notCheckpoint) throw new CliError(`--from ${from}: ${notCheckpoint}`);
         const publicKeyPem = options['public-key'] ? readPublicKey(options['public-key']) : audit.signer?.publicKeyPem;
-        const report = await verifyChain(store.db, { publicKeyPem, fromCheckpoint: from, checkpointEvery });
+        const report = await verifyChain(store.db, { publicKeyPem, previousPublicKeyPems, fromCheckpoint: from, checkpointEvery });
         if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
         else if (report.ok) {
           // Without a public key nothing vouches for the checkpoints: say so in the verdict itself.
@@ -52,7 +54,7 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         const before = parseIsoTime(options.before);
         if (before === undefined) throw new CliError('--before must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z');
         // The chain is verified first: pruning over a break would erase the evidence of it.
-        const report = await verifyChain(store.db, { publicKeyPem: audit.signer?.publicKeyPem, checkpointEvery });
+        const report = await verifyChain(store.db, { publicKeyPem: audit.signer?.publicKeyPem, previousPublicKeyPems, checkpointEvery });
         const breaks = report.problems.filter((p) => !p.message.startsWith('no public key'));
         let result;
         try {
