@@ -13,6 +13,7 @@ describe('parseConfig: defaults', () => {
     assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024, enabled: true });
     assert.deepEqual(config.audit, {
       keyFile: join(dir, 'data/audit-signing-key.pem'),
+      previousPublicKeys: [],
       checkpoint: { every: 1000, interval: 60_000 },
       progress: { interval: 250, bytes: 64 * 1024 },
       sinks: [],
