@@ -27,6 +27,14 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
 
   const fkViolation = { code: '23503', message: /violates foreign key constraint "child_parent_id_fkey"/ };
 
+  /**
+   * node-postgres rejects a query at its ErrorResponse; the gateway records a wrapped
+   * Query's statements at the ReadyForQuery after it. The next query's answer comes after
+   * that one, so once it is in, the records are too (without it the check raced the
+   * ReadyForQuery on a loaded machine).
+   */
+  const settled = () => c.query('select 1');
+
   /** The recorded outcome of the statement whose text is `text` (the last one so). */
   const outcomeOf = (text: string) => proxy.observed.findLast((o) => o.exchange.facts.text === text)?.outcome;
 
@@ -39,6 +47,7 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
   test("the gateway's COMMIT after a wrapped INSERT … RETURNING fails: the client gets the error, the record says so", async () => {
     const sql = 'insert into child values (10, 999) returning id';
     await assert.rejects(c.query(sql), fkViolation);
+    await settled();
     failedCommit(sql);
     assert.deepEqual((await c.query('select count(*)::int as n from child')).rows, [{ n: 0 }]);
   });
@@ -47,6 +56,7 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
     const insert = 'insert into child values (11, 998)';
     const select = 'select id from parent';
     await assert.rejects(c.query(`${insert}; ${select}`), fkViolation);
+    await settled();
     failedCommit(insert);
     failedCommit(select);
   });
@@ -54,6 +64,7 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
   test('the implicit commit of a Query that is not wrapped fails its statement (the database reports it in place of its CommandComplete)', async () => {
     const sql = 'insert into child values (12, 997)';
     await assert.rejects(c.query(sql), fkViolation);
+    await settled();
     assert.equal(outcomeOf(sql)?.errorCode, 'sql_error');
     assert.match(outcomeOf(sql)?.errorDetail ?? '', /^23503: insert or update on table "child"/);
   });
@@ -62,6 +73,7 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
     const first = 'insert into child values (16, 1)';
     const second = 'insert into child values (17, 995)';
     await assert.rejects(c.query(`${first}; ${second}`), fkViolation);
+    await settled();
     assert.equal(outcomeOf(first)?.errorCode, 'rolled_back');
     assert.equal(outcomeOf(second)?.errorCode, 'sql_error');
     assert.deepEqual((await direct.query('select count(*)::int as n from child where id = 16')).rows, [{ n: 0 }]);
@@ -70,6 +82,7 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
   test("extended query: the batch's Sync fails to commit; the session goes on and the Execute's record says so", async () => {
     const sql = 'insert into child values ($1, $2)';
     await assert.rejects(c.query(sql, [13, 996]), fkViolation);
+    await settled();
     failedCommit(sql);
     assert.deepEqual((await c.query('select $1::int as n', [7])).rows, [{ n: 7 }]);
     // A batch that commits is recorded as it ran.
@@ -98,6 +111,7 @@ describe('PostgreSQL proxy: a commit that fails fails the statements it would ha
     await c.query('set constraints all deferred');
     await c.query('insert into plain values (999)');
     await assert.rejects(c.query('commit'), { code: '23503' });
+    await settled();
     assert.equal(outcomeOf('commit')?.errorCode, 'sql_error');
     assert.deepEqual((await direct.query('select count(*)::int as n from plain')).rows, [{ n: 0 }]);
   });
