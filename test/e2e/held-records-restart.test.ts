@@ -13,7 +13,7 @@ import pg from 'pg';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/held-records.js';
+import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held';

@@ -16,7 +16,7 @@ import { rowWithDefaults, stateDigest } from '../../src/audit/exchange-state.js'
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/held-records.js';
+import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held-tamper';

@@ -11,7 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { startTcpRelay, type TcpRelay } from '../helpers/tcp-relay.js';
+import { storeBehindRelay } from '../helpers/store-relay.js';
+import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const database = await createTestPostgresDatabase();
 const lastChunk = 300;
@@ -52,14 +53,12 @@ describe('the PostgreSQL store goes away while an answer streams', { skip: 'skip
   let gateway: GatewayProcess;
 
   before(async () => {
-    const storeUrl = new URL(db.url);
-    relay = await startTcpRelay(Number(storeUrl.port || 5432), storeUrl.hostname);
-    storeUrl.hostname = '127.0.0.1';
-    storeUrl.port = String(relay.port);
+    const behind = await storeBehindRelay(db.url);
+    relay = behind.relay;
     upstream = await steppedUpstream();
     gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, 'audit:\n  progress: { interval: 20ms }\n'), {
-      env: { UPSTREAM_KEY: 'sk-upstream-outage-stream', STORE_URL: storeUrl.toString() },
-      store: 'store:\n  postgres: { url: "${STORE_URL}" }\n',
+      env: { UPSTREAM_KEY: 'sk-upstream-outage-stream', ...behind.env },
+      store: behind.store,
     });
   });
   after(async () => {

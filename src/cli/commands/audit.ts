@@ -1,8 +1,6 @@
 // `gatehouse audit verify|prune|export`: check the chain, apply retention, and export
 // evidence. See docs/audit.md.
 
-import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, fromCheckpointProblem, readEd25519PublicKey, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
@@ -112,15 +110,12 @@ function unwritable(out: string, error: unknown): unknown {
 
 /** The public key of `--public-key FILE` as SPKI PEM, or a usage error naming the file. */
 function readPublicKey(file: string): string {
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    return readEd25519PublicKey(file);
   } catch (error) {
-    throw new CliError(`--public-key ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-  try {
-    return createPublicKey(text).export({ type: 'spki', format: 'pem' }) as string;
-  } catch {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && !code.startsWith('ERR_')) throw new CliError(`--public-key ${file}: cannot read it (${code})`);
+    if ((error as Error).message.startsWith('not an Ed25519')) throw new CliError(`--public-key ${file}: ${(error as Error).message}: checkpoints are signed with Ed25519`);
     throw new CliError(`--public-key ${file}: not a PEM public key (use public-key.pem from an evidence bundle, or: openssl pkey -in KEY -pubout)`);
   }
 }

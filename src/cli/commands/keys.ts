@@ -104,7 +104,9 @@ export async function keysCommand(action: string | undefined, args: readonly str
 function expiryOf(expires: string | undefined): number | null | undefined {
   if (expires === undefined) return undefined;
   if (expires === 'never') return null;
-  return Date.now() + keyExpiry(expires);
+  const ms = lifetimeFlag('expires', expires, '30d, 12h, 90m', 'never');
+  if (ms === 0) throw new CliError(`--expires "${expires}" is not a duration (e.g. 30d, 12h, 90m, or never)`);
+  return Date.now() + ms;
 }
 
 function status(k: ApiKeyInfo): string {
@@ -126,11 +128,4 @@ export function printTable(header: readonly string[], cells: readonly (readonly 
 
 function keyCreatedEvent(key: ApiKeyInfo, rotatedFrom?: string): EventInput {
   return { kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt, ...(rotatedFrom ? { rotatedFrom } : {}) } };
-}
-
-/** `--expires D` in milliseconds: a duration with its unit, not 0. */
-function keyExpiry(value: string): number {
-  const ms = lifetimeFlag('expires', value, '30d, 12h, 90m', 'never');
-  if (ms === 0) throw new CliError(`--expires "${value}" is not a duration (e.g. 30d, 12h, 90m, or never)`);
-  return ms;
 }

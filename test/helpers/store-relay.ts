@@ -1,6 +1,6 @@
-// Shared by the held-records tests: a real gatehouse process whose PostgreSQL store is
-// reached through a TCP relay the test can take down, and refusals recorded while the
-// store is away (held in memory and in held-records-<pid>.jsonl).
+// A PostgreSQL store reached through a TCP relay the test can take down (the store-outage
+// and held-records tests), a real gatehouse process on it, and refusals recorded while
+// the store is away (held in memory and in held-records-<pid>.jsonl).
 import assert from 'node:assert/strict';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { startTcpRelay, type TcpRelay } from './tcp-relay.js';
@@ -13,14 +13,26 @@ export interface GatewayBehindStoreRelay {
   start(): Promise<GatewayProcess>;
 }
 
-/** The gateway's store is `databaseUrl`, through a relay; the demo connection goes to `upstreamUrl`. */
-export async function gatewayBehindStoreRelay(databaseUrl: string, upstreamUrl: string, upstreamKey: string, dir: string): Promise<GatewayBehindStoreRelay> {
+export interface StoreBehindRelay {
+  readonly relay: TcpRelay;
+  /** The config's `store` section, reaching the store through the relay by `${STORE_URL}`. */
+  readonly store: string;
+  readonly env: { readonly STORE_URL: string };
+}
+
+/** The PostgreSQL database `databaseUrl` as a gateway's store, through a relay. */
+export async function storeBehindRelay(databaseUrl: string): Promise<StoreBehindRelay> {
   const target = new URL(databaseUrl);
   const relay = await startTcpRelay(Number(target.port || 5432), target.hostname);
   target.hostname = '127.0.0.1';
   target.port = String(relay.port);
-  const env = { ...process.env, UPSTREAM_KEY: upstreamKey, PG_URL: target.toString() };
-  const store = 'store:\n  postgres:\n    url: "${PG_URL}"\n';
+  return { relay, store: 'store:\n  postgres: { url: "${STORE_URL}" }\n', env: { STORE_URL: target.toString() } };
+}
+
+/** A gateway on the store `databaseUrl` through a relay; the demo connection goes to `upstreamUrl`. */
+export async function gatewayBehindStoreRelay(databaseUrl: string, upstreamUrl: string, upstreamKey: string, dir: string): Promise<GatewayBehindStoreRelay> {
+  const { relay, store, env: storeEnv } = await storeBehindRelay(databaseUrl);
+  const env = { ...process.env, UPSTREAM_KEY: upstreamKey, ...storeEnv };
   return { relay, env, start: () => startGatewayProcess(demoConnectionYaml(upstreamUrl), { env, dir, store }) };
 }
 
