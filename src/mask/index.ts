@@ -1,5 +1,5 @@
 export { MaskPlanner, type MaskPlan, type MaskProfile, type MaskOperator, type ApplyTo, type EmbeddingsRule, type Finding } from './plan.js';
-export { applyFindings, addCounts, replacement, totalCount, type EntityCounts } from './operators.js';
+export { applyFindings, addCounts, replacement, targetCredentialEntity, totalCount, type EntityCounts } from './operators.js';
 export { maskJsonValue, maskJsonText, maskJsonAt, compileFieldPaths } from './json-masker.js';
 export { maskJsonSource } from './json-text-masker.js';
 export { StreamTextMasker } from './stream-masker.js';

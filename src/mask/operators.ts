@@ -13,6 +13,9 @@ import { disguiseView } from './disguise-view.js';
 
 export type EntityCounts = Record<string, number>;
 
+/** The count under which the HTTP data plane records target credentials it replaced in an answer (not a detector's entity). */
+export const targetCredentialEntity = 'target_credential';
+
 export function replacement(value: string, finding: Finding): string {
   switch (finding.operator) {
     case 'partial':
