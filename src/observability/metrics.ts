@@ -9,6 +9,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Decision, Exchange, ExchangeOutcome } from '../exchange/index.js';
+import { targetCredentialEntity } from '../mask/index.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -53,6 +54,13 @@ export function createMetrics(): GatewayMetrics {
     name: 'gatehouse_upstream_ttfb_seconds',
     help: 'Time from request received to the upstream answer headers, by connection.',
     buckets: latencyBuckets,
+    registers: [registry],
+  });
+  // An answer that carried the target's own credential back (scrubbed: credential-echo.ts).
+  const credentialScrubs = new Counter({
+    name: 'gatehouse_target_credential_scrubs_total',
+    help: "Occurrences of a connection's target credential found in the target's answers and replaced, by connection.",
+    labelNames: ['connection'] as const,
     registers: [registry],
   });
   const unrouted = new Counter({
@@ -100,6 +108,8 @@ export function createMetrics(): GatewayMetrics {
       else byStatus.set(status, { value: 1 });
       duration.record(connection, outcome.durationMs / 1000);
       if (outcome.ttfbMs !== undefined) ttfb.record(connection, outcome.ttfbMs / 1000);
+      const scrubbed = outcome.maskCounts?.[targetCredentialEntity];
+      if (scrubbed) credentialScrubs.inc({ connection }, scrubbed);
     },
     observeUnrouted(code) {
       unrouted.inc({ code });

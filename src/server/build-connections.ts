@@ -3,7 +3,7 @@ import type { GatehouseConfig } from '../config/index.js';
 import { credentialHeader } from '../config/fields.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createAgentForwarder, localForwarderFor } from '../forward/index.js';
-import type { HttpConnection } from '../protocols/http/index.js';
+import { credentialEchoForms, type HttpConnection } from '../protocols/http/index.js';
 
 /**
  * One HttpConnection (with its own keep-alive pool) per configured connection; a
@@ -24,6 +24,8 @@ export function buildHttpConnections(config: GatehouseConfig, agentHub?: AgentHu
       basePath: target ? target.pathname.replace(/\/+$/, '') : '',
       maxRequestBody: c.limits.maxRequestBody ?? config.gateway.maxRequestBody,
       maxResponseBody: c.limits.maxResponseBody ?? config.gateway.maxResponseBody,
+      // The credential the gateway injects (not one an agent holds): looked for in every answer.
+      credentialEcho: credentialEchoForms(c.credential),
       masking: c.masking,
       identityAssertion: c.identityAssertion ? { header: c.identityAssertion.header.toLowerCase(), ttlMs: c.identityAssertion.ttl } : undefined,
       forwarder: target

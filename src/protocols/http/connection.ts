@@ -1,5 +1,6 @@
 import { errorRegistry } from '../../errors/index.js';
 import type { Forwarder } from '../../forward/index.js';
+import type { CredentialEchoForms } from './credential-echo.js';
 
 /** A configured HTTP connection, as the data plane needs it at request time. */
 export interface HttpConnection {
@@ -10,6 +11,11 @@ export interface HttpConnection {
   readonly forwarder: Forwarder;
   readonly maxRequestBody: number;
   readonly maxResponseBody: number;
+  /**
+   * The credential the gateway injects (its forms): every answer is scanned for it and
+   * each occurrence replaced (credential-echo.ts). Undefined: the gateway injects none.
+   */
+  readonly credentialEcho?: CredentialEchoForms | undefined;
   /** Masking profiles applied to every exchange on this connection. */
   readonly masking?: readonly string[] | undefined;
   /** Send the upstream a short-lived signed assertion of who called, in this header. */

@@ -318,7 +318,9 @@ class HttpExchangeIO implements ExchangeIO {
       });
     }
     const bodyLength = forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined;
-    const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength, clientAddress: req.socket.remoteAddress });
+    // An answer that is read (OpenAI answers, masking, the credential scan) is asked for uncompressed.
+    const identityEncoding = isOpenai || masking.response !== undefined || connection.credentialEcho !== undefined;
+    const headers = upstreamRequestHeaders(req.headers, { identityEncoding, bodyLength, clientAddress: req.socket.remoteAddress });
     const assertion = connection.identityAssertion;
     if (assertion) {
       // Never pass on a caller's own value of the header; without an identity or a signer, send none.
@@ -358,6 +360,7 @@ class HttpExchangeIO implements ExchangeIO {
       record: recording,
       keepRawAnswer: recording && options.keepRawAnswer === true,
       progress: recording ? { intervalMs: options.progress?.intervalMs ?? 250, bytes: options.progress?.bytes ?? 64 * 1024, report: progress } : undefined,
+      credentialEcho: connection.credentialEcho,
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',

@@ -5,6 +5,11 @@
 // outcome is recorded (finish) before the last byte is released, and what is recorded
 // is what the client got (masked), with counts of masked entities by type.
 //
+// Before any filter, the answer of a connection with a credential is scanned for that
+// credential (credential-echo.ts): what the filter, the client and the record see is
+// the scrubbed answer. A compressed answer that must be read is decoded first
+// (decode-answer.ts) and sent as it was decoded.
+//
 // Fail closed: a filter error ends the answer with an error — a proper error answer
 // when the filter buffers (nothing was sent yet), an SSE `error` event followed by the
 // end of the stream otherwise — never with the unfiltered bytes.
@@ -17,6 +22,8 @@ import type { ForwardResponse } from '../../forward/index.js';
 import type { EntityCounts, MaskPlan } from '../../mask/index.js';
 import type { ExchangeProgress } from '../../audit/index.js';
 import { BodyCapture, isOpaque, isTextual } from './body-capture.js';
+import { CredentialEchoScrubber, scrubHeaders, type CredentialEchoForms } from './credential-echo.js';
+import { answerDecoder, forEachDecodedChunk } from './decode-answer.js';
 import { downstreamResponseHeaders, maskResponseHeaders } from './headers.js';
 import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './openai-response.js';
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
@@ -45,6 +52,8 @@ export interface RelayOptions {
   readonly ttfbMs: number;
   readonly elapsedMs: () => number;
   readonly finish: (outcome: ExchangeOutcome) => Promise<void>;
+  /** The connection's credential, looked for in the answer (undefined: none injected). */
+  readonly credentialEcho?: CredentialEchoForms | undefined;
   /** Response-side masking for this exchange (undefined: none). */
   readonly maskPlan?: MaskPlan | undefined;
   /** Response-side guardrail check over the answer text (undefined: none). */
@@ -90,8 +99,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const progress = options.progress;
   const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs, status: upstream.status, ttfbMs: options.ttfbMs, bytesIn: options.bytesIn }) : undefined;
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
-  // A filter adds the answer's masked entities to the request's; without one they are read only.
-  const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
+  // A filter (or the credential scan) adds the answer's masked entities to the request's; without one they are read only.
+  const counts: EntityCounts = filterWanted || options.credentialEcho ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
+  const scrubber = options.credentialEcho ? new CredentialEchoScrubber(options.credentialEcho, counts) : undefined;
   const encoding = headerValue(upstreamHeaders['content-encoding']);
   // An opaque answer (application/octet-stream …) may be text all the same, e.g. a
   // JSONL file of model answers: with masking it is held and masked if it is UTF-8.
@@ -114,16 +124,26 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
         })
       : undefined;
 
-  // Headers carry values as the body does: masked with the same plan, for the client and the record.
-  const shownHeaders = options.maskPlan ? maskResponseHeaders(upstreamHeaders, options.maskPlan, counts) : upstreamHeaders;
+  // An answer that is read (scanned or filtered) and compressed all the same is decoded;
+  // one in a coding the gateway cannot decode is refused below.
+  const decoder = scrubber || filter ? answerDecoder(encoding) : undefined;
+  // Headers carry values as the body does: scrubbed, then masked with the same plan, for the client and the record.
+  const scrubbedHeaders = options.credentialEcho ? scrubHeaders(upstreamHeaders, options.credentialEcho, counts) : upstreamHeaders;
+  let shownHeaders = options.maskPlan ? maskResponseHeaders(scrubbedHeaders, options.maskPlan, counts) : scrubbedHeaders;
+  if (decoder) {
+    shownHeaders = { ...shownHeaders };
+    delete shownHeaders['content-encoding'];
+    delete shownHeaders['content-length'];
+  }
   const headers = downstreamResponseHeaders(shownHeaders);
   headers['gatehouse-exchange-id'] = options.exchangeId;
   if (filter) delete headers['content-length'];
   // A buffered answer in another charset is decoded from it and written in UTF-8.
   if (filter?.buffered && contentType !== undefined && answerCharset(contentType) !== undefined) headers['content-type'] = utf8ContentType(contentType);
   let failure: GatehouseError | undefined;
-  if (filter && encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-    failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot mask a ${encoding}-encoded answer` });
+  if (decoder === false) {
+    const reading = filter ? 'mask' : 'scan for the target credential';
+    failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot ${reading} a ${encoding}-encoded answer` });
     discard(upstream);
   }
   // Writes made in one turn of the event loop leave in one system call: the socket is
@@ -193,10 +213,18 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       if (upstreamBytes > options.maxResponseBody) {
         throw new GatehouseError('response_too_large', { detail: `connection ${options.connection}: answer exceeds ${options.maxResponseBody} bytes` });
       }
-      rawCapture?.push(chunk);
-      return send(filter ? filterStep(() => filter.push(chunk), options.connection) : chunk);
+      // The length-preserving scrub keeps the limit and a Content-Length true.
+      const scrubbed = scrubber ? scrubber.push(chunk) : chunk;
+      rawCapture?.push(scrubbed);
+      return send(filter ? filterStep(() => filter.push(scrubbed), options.connection) : scrubbed);
     };
-    await (upstream.readChunks ? upstream.readChunks(onChunk) : forEachChunk(upstream.body, onChunk));
+    if (decoder) await forEachDecodedChunk(upstream, decoder(), onChunk);
+    else await (upstream.readChunks ? upstream.readChunks(onChunk) : forEachChunk(upstream.body, onChunk));
+    if (scrubber) {
+      const rest = scrubber.end();
+      rawCapture?.push(rest);
+      await send(filter ? filterStep(() => filter.push(rest), options.connection) : rest);
+    }
     if (filter) {
       const tail = filterStep(() => filter.end(), options.connection);
       if (filter.buffered) {

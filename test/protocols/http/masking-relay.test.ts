@@ -204,11 +204,19 @@ describe('data plane masking', () => {
     assert.equal(h.outcomes[0]!.errorCode, 'masking_failed');
   });
 
-  test('fail closed: a compressed answer that cannot be masked is refused with masking_failed', async () => {
+  test('a gzip answer sent despite Accept-Encoding: identity is decoded and masked (sent uncompressed); fail closed: a coding the gateway cannot decode is refused with masking_failed', async () => {
     const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
     h.upstream((_req, _body, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
       res.end(gzipSync(jsonAnswer('jane.roe@example.com')));
+    });
+    const decoded = await fetch(`${h.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' });
+    assert.equal(decoded.status, 200);
+    assert.equal(decoded.headers.get('content-encoding'), null);
+    assert.ok((await decoded.text()).includes('[EMAIL]'));
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'zstd' });
+      res.end(jsonAnswer('jane.roe@example.com'));
     });
     const res = await fetch(`${h.url}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' });
     assert.equal(res.status, 502);
