@@ -18,11 +18,12 @@ import { targetCredentialEntity as credentialEntity } from '../../mask/index.js'
 
 export const credentialMarker = '[REDACTED:target_credential]';
 const shortMarker = '[REDACTED]';
+const noBytes = Buffer.alloc(0);
 
 /** The byte forms to look for, built once per connection. */
 export interface CredentialEchoForms {
   readonly forms: readonly Buffer[];
-  /** The same forms as strings, for header values. */
+  /** The same forms as strings, for header values, longest first (a form inside a longer one is not cut in two). */
   readonly texts: readonly string[];
   /** Distinct first bytes of the forms, where a held tail may start. */
   readonly firstBytes: readonly number[];
@@ -49,12 +50,13 @@ export function credentialEchoForms(credential: { readonly scheme: string; reado
     const pair = decodedBasic(credential.secret);
     if (pair !== undefined) values.push(pair);
   }
-  const texts = new Set<string>();
-  for (const value of values) for (const form of encodedForms(value)) texts.add(form);
-  const forms = [...texts].map((t) => Buffer.from(t, 'utf8'));
+  const unique = new Set<string>();
+  for (const value of values) for (const form of encodedForms(value)) unique.add(form);
+  const texts = [...unique].sort((a, b) => b.length - a.length);
+  const forms = texts.map((t) => Buffer.from(t, 'utf8'));
   return {
     forms,
-    texts: [...texts],
+    texts,
     firstBytes: [...new Set(forms.map((f) => f[0]!))],
     maxLength: Math.max(...forms.map((f) => f.length)),
   };
@@ -102,8 +104,7 @@ export function scrubHeaders<T extends Readonly<Record<string, string | string[]
 
 function scrubText(value: string, echo: CredentialEchoForms, counts: Record<string, number>): string {
   let out = value;
-  // Longest first: a form inside a longer one (the secret in its JSON-escaped form) is not cut in two.
-  for (const form of [...echo.texts].sort((a, b) => b.length - a.length)) {
+  for (const form of echo.texts) {
     if (!out.includes(form)) continue;
     const parts = out.split(form);
     counts[credentialEntity] = (counts[credentialEntity] ?? 0) + parts.length - 1;
@@ -158,7 +159,7 @@ export class CredentialEchoScrubber {
   end(): Buffer {
     const held = this.#held;
     this.#held = undefined;
-    return held ?? Buffer.alloc(0);
+    return held ?? noBytes;
   }
 
   /** Merges overlapping ranges in place (sorted), counts them; returns the end of the last. */
