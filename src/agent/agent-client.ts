@@ -10,8 +10,11 @@ import { credentialHeader, maxTimerMs } from '../config/fields.js';
 import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { pipeline } from 'node:stream/promises';
 import { localForwarderFor, mapUpstreamError, type Forwarder } from '../forward/index.js';
+import { targetCredentialEntity } from '../mask/index.js';
 import type { Logger } from '../observability/index.js';
 import { joinUpstreamPath } from '../protocols/http/connection.js';
+import { credentialEchoForms, type CredentialEchoForms } from '../protocols/http/credential-echo.js';
+import { scrubbedAnswer } from '../protocols/http/credential-echo-stream.js';
 import type { AgentConfig } from './agent-config.js';
 import { destroySession, resetStream } from './h2-teardown.js';
 import { createPostgresRelay, type PostgresRelay } from './postgres-relay.js';
@@ -44,6 +47,8 @@ interface Target {
   readonly forwarder: Forwarder;
   readonly basePath: string;
   readonly hasCredential: boolean;
+  /** The agent's own credential, looked for in the target's answers (the gateway cannot: it never sees it). */
+  readonly credentialEcho: CredentialEchoForms | undefined;
 }
 
 export function startAgent(options: AgentOptions): Agent {
@@ -60,6 +65,7 @@ export function startAgent(options: AgentOptions): Agent {
     targets.set(c.name, {
       basePath: url.pathname.replace(/\/+$/, ''),
       hasCredential: credential !== undefined,
+      credentialEcho: credentialEchoForms(c.credential),
       forwarder: localForwarderFor(c, url.origin, credential),
     });
   }
@@ -186,6 +192,9 @@ export function startAgent(options: AgentOptions): Agent {
       const headers: Record<string, string> = { ...frame.headers };
       // The agent's own credential wins; otherwise the one the gateway sent (if any).
       if (!target.hasCredential && frame.credential) headers[frame.credential.header.toLowerCase()] = frame.credential.value;
+      // The answer is scanned for the agent's credential: asked for uncompressed.
+      const echo = target.credentialEcho;
+      if (echo) headers['accept-encoding'] = 'identity';
       let upstream;
       try {
         upstream = await target.forwarder.forward({
@@ -199,10 +208,19 @@ export function startAgent(options: AgentOptions): Agent {
         const failure = mapUpstreamError(error, frame.connection);
         return void stream.end(encodeHead({ error: { code: failure.code, detail: failure.detail ?? failure.message } }));
       }
-      const head: ResponseHead = { status: upstream.status, headers: definedHeaders(upstream.headers) };
+      const counts: Record<string, number> = {};
+      const scrubbed = echo ? scrubbedAnswer(upstream, echo, counts, frame.method !== 'HEAD' && upstream.status !== 204 && upstream.status !== 304) : { headers: upstream.headers, body: upstream.body };
+      if ('error' in scrubbed) {
+        if (upstream.cancel) upstream.cancel();
+        else upstream.body.destroy();
+        return void stream.end(encodeHead({ error: { code: 'upstream_failed', detail: `connection ${frame.connection}: ${scrubbed.error}` } }));
+      }
+      const head: ResponseHead = { status: upstream.status, headers: definedHeaders(scrubbed.headers) };
       stream.write(encodeHead(head));
       try {
-        await pipeline(upstream.body, stream);
+        await pipeline(scrubbed.body, stream);
+        const echoed = counts[targetCredentialEntity];
+        if (echoed) logger.warn({ connection: frame.connection, offer: frame.id, scrubbed: echoed }, 'target echoed its credential; replaced in the answer');
         // The pipeline is done when the data is handed over; the completion trailer
         // goes out after it. Wait for the stream to close, so a drain that follows
         // cannot tear the session down before the trailer is sent.

@@ -175,6 +175,20 @@ connections:
     assert.ok(chunks >= 4, `expected several chunks, got ${chunks}`);
   });
 
+  test('security: the credential only the agent holds, echoed by the target, is replaced before it enters the tunnel (streamed and not)', async () => {
+    // The demo target repeats the prompt: a caller that names the key gets it back (the gateway, which never saw it, cannot scan for it).
+    const chat = await client.chat.completions.create({ model: 'demo-chat', messages: [{ role: 'user', content: `echo ${upstreamKey}` }] }).withResponse();
+    const marked = `Demo reply to: echo [REDACTED:target_credential]${'*'.repeat(upstreamKey.length - 28)}`;
+    assert.equal(chat.data.choices[0]!.message.content, marked);
+    // (The recorded request holds it: the caller wrote it.)
+    const recorded = JSON.stringify((await recordWhenWritten(chat.response.headers.get('gatehouse-exchange-id')!))['response']);
+    assert.ok(recorded.includes('[REDACTED:target_credential]') && !recorded.includes(upstreamKey), 'the recorded answer holds the key');
+    const stream = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: `echo ${upstreamKey} done` }] });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    assert.equal(text, `${marked} done`);
+  });
+
   test('SIGKILL of the agent mid-stream: the caller sees the stream cut, the record is incomplete with agent_disconnected; a restarted agent resumes traffic', async () => {
     const { data: stream, response } = await client.chat.completions.create({ model: 'demo-chat', stream: true, messages: [{ role: 'user', content: longPrompt }] }).withResponse();
     const id = response.headers.get('gatehouse-exchange-id')!;
