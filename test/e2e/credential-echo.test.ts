@@ -184,5 +184,7 @@ connections:
     const unknown = await get('/c/api/compressed?encoding=zstd');
     assert.equal(unknown.status, 502);
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'masking_failed');
+    const refused = await record(unknown.headers.get('gatehouse-exchange-id')!);
+    assert.equal(refused['errorDetail'], 'connection api: cannot scan a zstd-encoded answer for the target credential');
   });
 });

@@ -142,8 +142,8 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   if (filter?.buffered && contentType !== undefined && answerCharset(contentType) !== undefined) headers['content-type'] = utf8ContentType(contentType);
   let failure: GatehouseError | undefined;
   if (decoder === false) {
-    const reading = filter ? 'mask' : 'scan for the target credential';
-    failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot ${reading} a ${encoding}-encoded answer` });
+    const what = filter ? `mask a ${encoding}-encoded answer` : `scan a ${encoding}-encoded answer for the target credential`;
+    failure = new GatehouseError('masking_failed', { detail: `connection ${options.connection}: cannot ${what}` });
     discard(upstream);
   }
   // Writes made in one turn of the event loop leave in one system call: the socket is
