@@ -26,7 +26,7 @@ import { createLimitStore } from './create-limit-store.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
 import { credentialRedactor, maskPlannerFromConfig, targetCredentialEntity } from '../mask/index.js';
-import { entityTypes } from '../detect/index.js';
+import { entityTypes, redactPathCredentials } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { createAuthRoutes } from '../protocols/http/auth-routes.js';
@@ -256,7 +256,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       metrics.observeExchange(exchange, decision, outcome);
       // The target sent its own credential back (scrubbed): the operator should know, once per exchange, without the value.
       const echoed = outcome.maskCounts?.[targetCredentialEntity];
-      if (echoed) logger.warn({ exchange: exchange.id, connection: exchange.connection, operation: exchange.operation, scrubbed: echoed }, 'target echoed its credential; replaced in the answer');
+      if (echoed) logger.warn({ exchange: exchange.id, connection: exchange.connection, operation: redactPathCredentials(exchange.operation), scrubbed: echoed }, 'target echoed its credential; replaced in the answer');
       // The fields are built only for a line that is written (level warn skips `info`).
       if (outcome.errorCode === 'internal_error' || outcome.errorCode === 'recording_failed') logger.error(exchangeLogFields(exchange, decision, outcome), 'exchange failed');
       else if (logger.isLevelEnabled('info')) logger.info(exchangeLogFields(exchange, decision, outcome), 'exchange');
