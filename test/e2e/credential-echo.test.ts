@@ -42,6 +42,11 @@ function echoUpstream(seen: Array<IncomingMessage['headers']>) {
         const key = req.headers['authorization']!;
         res.writeHead(401, { 'content-type': 'application/json', 'x-echo-key': key });
         res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${key}. Retry at https://example.test/?k=${encodeURIComponent(key.slice(key.indexOf(' ') + 1))}`, type: 'invalid_request_error' } }));
+      } else if (url.startsWith('/api/bomb')) {
+        // 4 MiB of zeros in about 4 KiB of gzip.
+        const body = gzipSync(Buffer.alloc(4 * 1024 * 1024));
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip', 'content-length': body.length });
+        res.end(body);
       } else if (url.startsWith('/api/slashed')) {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(echo.replaceAll('/', '\\/'));
@@ -86,6 +91,7 @@ connections:
     type: http
     target: ${origin}/api
     credential: { scheme: Basic, secret: "\${BASIC_KEY}" }
+    limits: { maxResponseBody: 1MiB }
     access: { groups: [ml] }
 `;
     gateway = await startGatewayProcess(yaml, { env: { UPSTREAM_KEY: secret, BASIC_KEY: basicSecret } });
@@ -181,6 +187,11 @@ connections:
     const head = await get('/c/api/compressed?encoding=gzip', { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(await head.text(), '');
+    // Decoded bytes count against the answer size limit: a small gzip bomb cannot expand past it.
+    const bomb = await get('/c/api/bomb');
+    await bomb.arrayBuffer().catch(() => undefined);
+    const bombed = await record(bomb.headers.get('gatehouse-exchange-id')!);
+    assert.equal(bombed['errorCode'], 'response_too_large');
     const unknown = await get('/c/api/compressed?encoding=zstd');
     assert.equal(unknown.status, 502);
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'masking_failed');
