@@ -57,10 +57,11 @@ export function summarizeJsonAnswer(body: string): AnswerSummary {
   if (Array.isArray(output)) {
     for (const item of output) {
       if (!isRecord(item)) continue;
-      const type = item['type'];
-      if (type === 'function_call' || type === 'mcp_call') calls.push(toolCallText(item['name'], item['arguments']));
-      else if (type === 'custom_tool_call') calls.push(toolCallText(item['name'], item['input']));
-      else if (Array.isArray(item['content'])) {
+      const call = toolCallOf(item);
+      if (call) calls.push(toolCallText(call.name, call.args));
+      // A reasoning item's content (reasoning_text, from open-weight models) is not the
+      // answer: neither is its summary, nor in a streamed answer (SseAnswerReader).
+      else if (item['type'] !== 'reasoning' && Array.isArray(item['content'])) {
         for (const part of item['content']) {
           if (!isRecord(part)) continue;
           if (typeof part['text'] === 'string') parts.push(part['text']);
@@ -71,6 +72,24 @@ export function summarizeJsonAnswer(body: string): AnswerSummary {
   }
   for (const call of calls) parts.push(call);
   return { text: parts.length > 0 ? parts.join('\n') : undefined, usage: usageOf(json) };
+}
+
+/**
+ * A Responses output item that is a tool call: its name and arguments (a custom tool's
+ * free-text input; the code a code interpreter call runs, under the tool's name).
+ */
+export function toolCallOf(item: Record<string, unknown>): { name: unknown; args: unknown } | undefined {
+  switch (item['type']) {
+    case 'function_call':
+    case 'mcp_call':
+      return { name: item['name'], args: item['arguments'] };
+    case 'custom_tool_call':
+      return { name: item['name'], args: item['input'] };
+    case 'code_interpreter_call':
+      return { name: 'code_interpreter', args: item['code'] };
+    default:
+      return undefined;
+  }
 }
 
 /**
