@@ -86,6 +86,8 @@ export interface Policy {
   /** A hash of the compiled rules, recorded with every decision. */
   readonly version: string;
   readonly ruleCount: number;
+  /** Every name a decision of this policy can give (see policyRuleNames), for the hints of a search. */
+  readonly ruleNames: readonly string[];
   decide(exchange: Exchange): Decision;
   /**
    * True when every rule that can apply on `connection` reads only the exchange's
@@ -205,6 +207,7 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
   return {
     version,
     ruleCount: rules.length,
+    ruleNames: policyRuleNames(source),
     decide,
     cacheableOn(connection) {
       let answer = cacheable.get(connection);
@@ -235,6 +238,14 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
       };
     },
   };
+}
+
+/**
+ * The rule names a decision of this policy can record: each connection's access rule, the
+ * rules (config, files, packs), `default-deny`, and the limits (a refusal names its limit).
+ */
+export function policyRuleNames(source: PolicySource): string[] {
+  return [...(source.access ?? []).map((a) => `connection-access:${a.connection}`), ...(source.rules ?? []).map((r) => r.name), 'default-deny', ...(source.limits ?? []).map((l) => l.name)];
 }
 
 /** Deny beats approval beats allow; nothing matched is a deny (fail closed). */

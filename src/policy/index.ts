@@ -1,4 +1,4 @@
-export { compilePolicy, combineEffects, PolicyError, type Policy, type DecisionPolicy, type PolicySource, type AccessRuleSource, type CompileOptions, type Explanation, type RuleExplanation, type ResponseViolation } from './compile-policy.js';
+export { compilePolicy, combineEffects, policyRuleNames, PolicyError, type Policy, type DecisionPolicy, type PolicySource, type AccessRuleSource, type CompileOptions, type Explanation, type RuleExplanation, type ResponseViolation } from './compile-policy.js';
 export { enforceDecision } from './enforce-decision.js';
 export { normalizeForKeywords } from './normalize-text.js';
 export { buildPolicy, collectPolicySource, loadRuleFile, packPath, policySourceOf, policyFiles, type PolicyInputs } from './load-policy.js';
