@@ -17,8 +17,12 @@ export type UnreadAnswerFormat = 'openai-json';
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** Summary of a complete (non-streamed) JSON answer. */
-export function summarizeJsonAnswer(body: string): AnswerSummary {
+/**
+ * Summary of a complete (non-streamed) JSON answer. `reasoning`: a Responses reasoning
+ * item's content (reasoning_text) is read too, in output order: for a response guard,
+ * which checks all the text that reaches the client; the record leaves it out.
+ */
+export function summarizeJsonAnswer(body: string, { reasoning = false }: { readonly reasoning?: boolean } = {}): AnswerSummary {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -60,8 +64,8 @@ export function summarizeJsonAnswer(body: string): AnswerSummary {
       const call = toolCallOf(item);
       if (call) calls.push(toolCallText(call.name, call.args));
       // A reasoning item's content (reasoning_text, from open-weight models) is not the
-      // answer: neither is its summary, nor in a streamed answer (SseAnswerReader).
-      else if (item['type'] !== 'reasoning' && Array.isArray(item['content'])) {
+      // answer's text in the record, nor its summary, as in a streamed answer (SseAnswerReader).
+      else if ((reasoning || item['type'] !== 'reasoning') && Array.isArray(item['content'])) {
         for (const part of item['content']) {
           if (!isRecord(part)) continue;
           if (typeof part['text'] === 'string') parts.push(part['text']);

@@ -95,3 +95,26 @@ describe('openai SDK: the record of a streamed Responses answer', () => {
     assert.deepEqual((await h.search('celsius')).sort(), [raw.headers.get('gatehouse-exchange-id')!, rawJson.headers.get('gatehouse-exchange-id')!].sort());
   });
 });
+
+describe('openai SDK: a response guard on a JSON Responses answer', () => {
+  let h: SdkGateway;
+  let client: OpenAI;
+  before(async () => {
+    h = await startSdkGateway({ extraYaml: 'policy:\n  rules:\n    - { name: no-launch-codes-out, on: response, effect: deny, message: The answer held launch codes., when: [{ keywords: [launch codes] }] }\n' });
+    client = await h.client(['ml']);
+  });
+  after(() => h?.close());
+
+  test('security: still reads the reasoning text that reaches the client, though the record leaves it out', async () => {
+    const leaky = { id: 'rs_1', type: 'reasoning', summary: [], content: [{ type: 'reasoning_text', text: 'The launch codes are 0000.' }] };
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(response('completed', [leaky, { ...message, content: [{ type: 'output_text', text: 'I cannot say.', annotations: [] }] }], usage)));
+    });
+    const error = await client.responses.create({ model: 'o4-mini', input: 'Codes?' }).then(
+      () => assert.fail('the answer was released'),
+      (e: unknown) => e as { status?: number; code?: string },
+    );
+    assert.deepEqual([error.status, error.code], [403, 'response_blocked']);
+  });
+});

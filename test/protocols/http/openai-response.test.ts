@@ -331,6 +331,8 @@ describe('summarizeJsonAnswer', () => {
       ],
     });
     assert.deepEqual(summarizeJsonAnswer(body), { text: 'One.\ncode_interpreter(print(1))', usage: undefined });
+    // A response guard reads all the text that reaches the client, reasoning included.
+    assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Thinking.\nOne.\ncode_interpreter(print(1))', usage: undefined });
   });
 
   test('legacy completion', () => {
