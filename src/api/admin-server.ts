@@ -38,6 +38,8 @@ export interface AdminServerOptions {
   readonly audit?: AuditRoutesOptions | undefined;
   /** The configured connections' names, for the hint beside an empty search (GET /api/sessions). */
   readonly connectionNames?: readonly string[] | undefined;
+  /** The running policy's rule names (they change on reload), for the same hint. */
+  readonly ruleNames?: (() => readonly string[]) | undefined;
   /** The agent endpoint, for GET /api/agents. */
   readonly agents?: AgentHub | undefined;
   /** Resolves when the limit counters answer (Redis with `policy.limits.store: redis`), for /readyz. */
@@ -109,7 +111,7 @@ export function createAdminHandler(options: AdminServerOptions) {
     // Nothing found because a filter names a value no exchange has (a typo): say which,
     // with the nearest names, rather than an empty page alone.
     if (page.items.length > 0 || cursor !== null) return answer;
-    const unmatched = await unmatchedFilters(db, filter, { connections: options.connectionNames ?? [] });
+    const unmatched = await unmatchedFilters(db, filter, { connections: options.connectionNames ?? [], rules: options.ruleNames?.() });
     return unmatched.length === 0 ? answer : { ...answer, unmatched };
   }
 

@@ -248,9 +248,9 @@ const documented = {
                     sessions: { type: 'array', items: { $ref: '#/components/schemas/SessionSummary' } },
                     next: { type: ['string', 'null'] },
                     unmatched: {
-                      description: 'Only on an empty first page: each filter whose value no exchange has (an operation also not of an operation\'s shape, a connection also not configured), with the recorded (for a connection: or configured) names nearest to it, closest first',
+                      description: 'Only on an empty first page: each filter whose value no exchange has (an operation also not of an operation\'s shape), with the recorded or configured names (connections in the config, rules of the running policy) nearest to it, closest first; a configured connection or policy rule that no exchange has yet comes with configured: true and no names',
                       type: 'array',
-                      items: { type: 'object', properties: { filter: { type: 'string', enum: ['operation', 'connection', 'subject', 'group', 'rule'] }, value: { type: 'string' }, nearest: { type: 'array', items: { type: 'string' } } } },
+                      items: { type: 'object', properties: { filter: { type: 'string', enum: ['operation', 'connection', 'subject', 'group', 'rule'] }, value: { type: 'string' }, nearest: { type: 'array', items: { type: 'string' } }, configured: { type: 'boolean', enum: [true] } } },
                     },
                   },
                 },

@@ -25,4 +25,4 @@ export { registerJournalMetrics } from './journal/journal-metrics.js';
 export { startSearchIndexer, type SearchIndexer } from './search-indexer.js';
 export { type RecordWrite, type ExchangeWrite, type Emit } from './group-commit.js';
 export type { HeldRecordsReport } from './held-records.js';
-export { unmatchedFilters, unmatchedReviewFilters, type UnmatchedFilter } from './unmatched-filters.js';
+export { unmatchedFilters, unmatchedReviewFilters, type ConfiguredNames, type UnmatchedFilter } from './unmatched-filters.js';

@@ -1,8 +1,11 @@
 // Why a search of the recorded exchanges found nothing, when the reason is a filter
 // naming a value no exchange has: a misspelt operation (`chat.completion`), connection,
 // subject (`ci-bot` for `key:ci-bot`), group or rule answers an empty list that reads
-// as "nothing happened". Each such filter comes back with the recorded (or configured) names nearest
-// to it, for a hint beside the answer; the answer itself is unchanged.
+// as "nothing happened". Each such filter comes back with the names nearest to it,
+// recorded or configured (connections in the config, rules in the current policy), for a
+// hint beside the answer; the answer itself is unchanged. A connection or rule that is
+// configured but in no record yet (a deny rule that never fired) comes back marked
+// `configured`, without names: it is not a typo.
 
 import type { Kysely } from 'kysely';
 import { isOperationName } from '../config/index.js';
@@ -13,8 +16,17 @@ import { applyFilter, type ExchangeFilter } from './exchange-query.js';
 export interface UnmatchedFilter {
   readonly filter: 'operation' | 'connection' | 'subject' | 'group' | 'rule';
   readonly value: string;
-  /** Recorded (for a connection: or configured) names, closest first; empty when none is recorded. */
+  /** Recorded or configured names, closest first; empty when there is none, or the value is `configured`. */
   readonly nearest: readonly string[];
+  /** Set (true) when the value is a configured connection or a rule of the current policy that no record names yet. */
+  readonly configured?: true;
+}
+
+/** What the config and the current policy name, beside what is recorded. */
+export interface ConfiguredNames {
+  readonly connections: readonly string[];
+  /** The current policy's rule names (Policy.ruleNames); left out, only recorded rules are known. */
+  readonly rules?: readonly string[] | undefined;
 }
 
 /** Distinct values read as candidates, at most (operations hold paths: there can be many). */
@@ -25,12 +37,16 @@ const maxCandidates = 5000;
  * operation's shape; a connection also not configured). Call it for an empty answer only:
  * reading the candidates scans the exchanges.
  */
-export async function unmatchedFilters(db: Kysely<Database>, filter: ExchangeFilter, configured: { readonly connections: readonly string[] }): Promise<UnmatchedFilter[]> {
+export async function unmatchedFilters(db: Kysely<Database>, filter: ExchangeFilter, configured: ConfiguredNames): Promise<UnmatchedFilter[]> {
   const unmatched: UnmatchedFilter[] = [];
   const check = async (name: UnmatchedFilter['filter'], value: string | undefined, known: readonly string[] = []) => {
-    if (!value || known.includes(value)) return;
+    if (!value) return;
     // The search's own matching, this filter alone: does any exchange have the value?
     if ((await applyFilter(db, db.selectFrom('exchanges').select('seq'), { [name]: value }).limit(1).executeTakeFirst()) !== undefined) return;
+    if (known.includes(value)) {
+      unmatched.push({ filter: name, value, nearest: [], configured: true });
+      return;
+    }
     // groups and rules are JSON arrays of names; the others one name.
     const column = name === 'group' ? 'groups' : name === 'rule' ? 'rules' : name;
     const rows = await db.selectFrom('exchanges').select(column).distinct().where(column, 'is not', null).limit(maxCandidates).execute();
@@ -43,17 +59,21 @@ export async function unmatchedFilters(db: Kysely<Database>, filter: ExchangeFil
   await check('connection', filter.connection, configured.connections);
   await check('subject', filter.subject);
   await check('group', filter.group);
-  await check('rule', filter.rule);
+  await check('rule', filter.rule, configured.rules);
   return unmatched;
 }
 
 /** The same for `reviews list`: its connection and subject filters, against the reviews. */
-export async function unmatchedReviewFilters(db: Kysely<Database>, filter: { readonly connection?: string | undefined; readonly subject?: string | undefined }, configured: { readonly connections: readonly string[] }): Promise<UnmatchedFilter[]> {
+export async function unmatchedReviewFilters(db: Kysely<Database>, filter: { readonly connection?: string | undefined; readonly subject?: string | undefined }, configured: ConfiguredNames): Promise<UnmatchedFilter[]> {
   const unmatched: UnmatchedFilter[] = [];
   const checks: [name: 'connection' | 'subject', value: string | undefined, known: readonly string[]][] = [['connection', filter.connection, configured.connections], ['subject', filter.subject, []]];
   for (const [name, value, known] of checks) {
-    if (!value || known.includes(value)) continue;
+    if (!value) continue;
     if ((await db.selectFrom('reviews').select('id').where(name, '=', value).limit(1).executeTakeFirst()) !== undefined) continue;
+    if (known.includes(value)) {
+      unmatched.push({ filter: name, value, nearest: [], configured: true });
+      continue;
+    }
     const rows = await db.selectFrom('reviews').select(name).distinct().limit(maxCandidates).execute();
     unmatched.push({ filter: name, value, nearest: closestNames(value, [...known, ...rows.map((row) => row[name])]) });
   }

@@ -62,12 +62,23 @@ export interface LoadOptions {
   readonly secrets?: SecretsToResolve;
 }
 
-export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
+/**
+ * What reading a config found: the frozen config when it is valid, the parsed YAML (when
+ * it parses) for the checks that can still run on an invalid one (`config check` lists
+ * every problem, see cli/config-problems.ts), and every issue, each naming its path.
+ */
+export interface ConfigInspection {
+  readonly config?: GatehouseConfig;
+  readonly raw?: unknown;
+  readonly issues: readonly string[];
+}
+
+export function inspectConfigSource(source: string, env: NodeJS.ProcessEnv, baseDir: string, options: LoadOptions = {}): ConfigInspection {
   let raw: unknown;
   try {
     raw = parseYaml(source, { prettyErrors: true, maxAliasCount: 100 }) ?? {};
   } catch (error) {
-    if (error instanceof YAMLParseError) throw new ConfigError(file, [yamlSyntaxIssue(error, source)]);
+    if (error instanceof YAMLParseError) return { issues: [yamlSyntaxIssue(error, source)] };
     throw error;
   }
   // An empty section (`gateway:` with nothing under it) means "all defaults".
@@ -75,24 +86,33 @@ export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv
     raw = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== null));
   }
   const viaIssues = prepareViaConnections(raw);
-  const schema = buildConfigSchema({ env, baseDir: dirname(resolve(file)), secrets: options.secrets ?? 'all' });
+  const schema = buildConfigSchema({ env, baseDir, secrets: options.secrets ?? 'all' });
   const result = schema.safeParse(raw);
   const issues = [
     ...(result.success ? [] : result.error.issues.map(formatIssue)),
     ...[...viaIssues, ...duplicateConnectionIssues(raw)].map((issue) => `${formatPath(issue.path)}: ${issue.message}`),
   ];
-  if (issues.length > 0 || !result.success) throw new ConfigError(file, issues);
-  return deepFreeze(result.data);
+  if (issues.length > 0 || !result.success) return { raw, issues };
+  return { config: deepFreeze(result.data), raw, issues };
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
-  let source: string;
+export function parseConfig(source: string, file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
+  const { config, issues } = inspectConfigSource(source, env, dirname(resolve(file)), options);
+  if (config === undefined) throw new ConfigError(file, issues);
+  return config;
+}
+
+/** The config file's text, or the issue that it cannot be read. */
+export function readConfigSource(file: string): string {
   try {
-    source = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(file, [`(file): cannot read: ${(error as NodeJS.ErrnoException).code ?? 'error'}`]);
   }
-  return parseConfig(source, file, env, options);
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): GatehouseConfig {
+  return parseConfig(readConfigSource(file), file, env, options);
 }
 
 function deepFreeze<T>(value: T): T {

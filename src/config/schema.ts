@@ -12,7 +12,7 @@ import { discriminatorError, durationField, envText, namePattern, secretRef } fr
 import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
-import { buildPolicySchema } from './policy-schema.js';
+import { buildPolicySchema, ruleSchema, type PolicyConfig } from './policy-schema.js';
 import { buildAuditSchema, withDefaultKeyFile } from './audit-schema.js';
 
 export type SecretsToResolve = 'all' | 'store-only' | 'store-and-approvals';
@@ -197,9 +197,10 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         if (sound(['masking'])) attempt(() => maskingReferenceIssues(config, ctx, (i) => sound(['connections', i, 'type'], ['connections', i, 'masking'])));
         // Policy obligations name masking profiles too: an unknown one is a config error
         // here, not a refused exchange later (rules in policy files are checked on load).
-        if (sound(['masking'], ['policy'])) {
+        // A profile with a bad field still has its name: only the rule's obligations need be sound.
+        if (config.masking?.profiles !== null && typeof config.masking?.profiles === 'object' && Array.isArray(config.policy?.rules)) {
           attempt(() => config.policy.rules.forEach((rule, i) => {
-            if (!sound(['policy', 'rules', i])) return;
+            if (!sound(['policy', 'rules', i, 'obligations'])) return;
             for (const name of unknownMaskingProfiles(rule.obligations?.mask ?? [], config.masking)) {
               ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'obligations', 'mask'], message: `no masking profile named "${name}" in masking.profiles` });
             }
@@ -207,11 +208,12 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
         }
         // A rule naming a connection that does not exist (a typo) would never match: a deny
         // rule would silently not apply. Literal names only; a glob may match nothing.
+        // Per rule, its match alone: a bad regex in one rule's `when` does not hide a typo in its connections.
         const namesSound = config.connections.every((c, i) => typeof c?.name === 'string' && sound(['connections', i, 'name']));
-        if (sound(['policy']) && namesSound) {
+        if (namesSound) {
           const names = new Set(config.connections.map((c) => c.name));
-          attempt(() => config.policy.rules.forEach((rule, i) => {
-            if (!sound(['policy', 'rules', i])) return;
+          if (Array.isArray(config.policy?.rules)) attempt(() => config.policy.rules.forEach((rule, i) => {
+            if (!sound(['policy', 'rules', i, 'match'])) return;
             for (const [k, name] of unknownConnectionNames(rule.match?.connections ?? [], names)) {
               ctx.addIssue({ code: 'custom', path: ['policy', 'rules', i, 'match', 'connections', k], message: `no connection named "${name}"` });
             }
@@ -219,8 +221,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           // Limits count HTTP exchanges only: one naming a missing connection, or a
           // PostgreSQL one, would count nothing there while it reads as a bound.
           const postgres = new Set(config.connections.filter((c) => c.type === 'postgres').map((c) => c.name));
-          attempt(() => config.policy.limits.rules.forEach((rule, i) => {
-            if (!sound(['policy', 'limits', 'rules', i])) return;
+          if (Array.isArray(config.policy?.limits?.rules)) attempt(() => config.policy.limits.rules.forEach((rule, i) => {
+            if (!sound(['policy', 'limits', 'rules', i, 'match'])) return;
             const path = (k: number) => ['policy', 'limits', 'rules', i, 'match', 'connections', k];
             for (const [k, name] of unknownConnectionNames(rule.match?.connections ?? [], names)) ctx.addIssue({ code: 'custom', path: path(k), message: `no connection named "${name}"` });
             (rule.match?.connections ?? []).forEach((name, k) => {
@@ -335,3 +337,39 @@ export function duplicateConnectionIssues(raw: unknown): { path: (string | numbe
 
 export type GatehouseConfig = z.output<ReturnType<typeof buildConfigSchema>>;
 export type ConnectionConfig = GatehouseConfig['connections'][number];
+
+/**
+ * The `policy:` section of a config that failed validation elsewhere, validated alone, so
+ * that its policy files and rules are still checked in the same run; undefined when the
+ * section itself is invalid (its issues are among the config's).
+ */
+export function parsePolicySection(raw: unknown, { env, baseDir }: Pick<SchemaContext, 'env' | 'baseDir'>): { policy: PolicyConfig; allRules: boolean } | undefined {
+  const schema = buildPolicySchema({ path: envText(env).transform((value) => resolve(baseDir, value)), secret: secretRef(env, baseDir) });
+  const section = (raw as { policy?: unknown } | null)?.policy;
+  const whole = schema.safeParse(section);
+  if (whole.success) return { policy: whole.data, allRules: true };
+  // A bad rule does not hide the files and packs: the section without its rules, then
+  // each rule that is valid on its own.
+  if (section === null || typeof section !== 'object' || Array.isArray(section)) return undefined;
+  const rules = (section as { rules?: unknown }).rules;
+  const rest = schema.safeParse({ ...section, rules: [] });
+  if (!rest.success || (rules !== undefined && !Array.isArray(rules))) return undefined;
+  const valid = ((rules ?? []) as unknown[]).map((rule) => ruleSchema.safeParse(rule)).flatMap((r) => (r.success ? [r.data] : []));
+  return { policy: { ...rest.data, rules: valid }, allRules: false };
+}
+
+/**
+ * The connections' names and groups from a config that failed validation elsewhere;
+ * undefined unless every connection has a valid name and access groups (a check on
+ * names against a list with a gap would report names that are there).
+ */
+export function rawConnectionNames(raw: unknown): { name: string; access: { groups: string[] } }[] | undefined {
+  const connections = (raw as { connections?: unknown } | null)?.connections ?? [];
+  if (!Array.isArray(connections)) return undefined;
+  const named = connections.map((c: unknown) => {
+    const { name, access } = (c ?? {}) as { name?: unknown; access?: { groups?: unknown } };
+    const groups = access?.groups;
+    return typeof name === 'string' && namePattern.test(name) && Array.isArray(groups) && groups.every((g) => typeof g === 'string') ? { name, access: { groups: groups as string[] } } : undefined;
+  });
+  return named.every((c) => c !== undefined) ? named : undefined;
+}

@@ -17,8 +17,12 @@ export type UnreadAnswerFormat = 'openai-json';
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** Summary of a complete (non-streamed) JSON answer. */
-export function summarizeJsonAnswer(body: string): AnswerSummary {
+/**
+ * Summary of a complete (non-streamed) JSON answer. `reasoning`: a Responses reasoning
+ * item's content (reasoning_text) is read too, in output order: for a response guard,
+ * which checks all the text that reaches the client; the record leaves it out.
+ */
+export function summarizeJsonAnswer(body: string, { reasoning = false }: { readonly reasoning?: boolean } = {}): AnswerSummary {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -57,10 +61,11 @@ export function summarizeJsonAnswer(body: string): AnswerSummary {
   if (Array.isArray(output)) {
     for (const item of output) {
       if (!isRecord(item)) continue;
-      const type = item['type'];
-      if (type === 'function_call' || type === 'mcp_call') calls.push(toolCallText(item['name'], item['arguments']));
-      else if (type === 'custom_tool_call') calls.push(toolCallText(item['name'], item['input']));
-      else if (Array.isArray(item['content'])) {
+      const call = toolCallOf(item);
+      if (call) calls.push(toolCallText(call.name, call.args));
+      // A reasoning item's content (reasoning_text, from open-weight models) is not the
+      // answer's text in the record, nor its summary, as in a streamed answer (SseAnswerReader).
+      else if ((reasoning || item['type'] !== 'reasoning') && Array.isArray(item['content'])) {
         for (const part of item['content']) {
           if (!isRecord(part)) continue;
           if (typeof part['text'] === 'string') parts.push(part['text']);
@@ -71,6 +76,24 @@ export function summarizeJsonAnswer(body: string): AnswerSummary {
   }
   for (const call of calls) parts.push(call);
   return { text: parts.length > 0 ? parts.join('\n') : undefined, usage: usageOf(json) };
+}
+
+/**
+ * A Responses output item that is a tool call: its name and arguments (a custom tool's
+ * free-text input; the code a code interpreter call runs, under the tool's name).
+ */
+export function toolCallOf(item: Record<string, unknown>): { name: unknown; args: unknown } | undefined {
+  switch (item['type']) {
+    case 'function_call':
+    case 'mcp_call':
+      return { name: item['name'], args: item['arguments'] };
+    case 'custom_tool_call':
+      return { name: item['name'], args: item['input'] };
+    case 'code_interpreter_call':
+      return { name: 'code_interpreter', args: item['code'] };
+    default:
+      return undefined;
+  }
 }
 
 /**

@@ -33,6 +33,8 @@ export interface PolicySource {
   readonly timezone?: string;
   /** `policy.limits.rules`: enforced by the limiter, not here, but part of the version. */
   readonly limits?: readonly LimitRuleSpec[];
+  /** Where each of `rules` is written (`policy.rules[2]`, `policy file x.yaml: rules[0]`), for the errors. */
+  readonly origins?: readonly string[];
 }
 
 export interface CompileOptions {
@@ -40,11 +42,21 @@ export interface CompileOptions {
   readonly detectEntities?: DetectEntities | undefined;
 }
 
-/** A policy that cannot be compiled; the message names the rule and field. */
+/**
+ * A policy that cannot be compiled; each issue names the rule and field (and, from the
+ * config, where the rule is written). The message is the issues, one a line.
+ */
 export class PolicyError extends Error {
-  constructor(message: string) {
+  readonly issues: readonly string[];
+  constructor(message: string, issues: readonly string[] = [message]) {
     super(message);
     this.name = 'PolicyError';
+    this.issues = issues;
+  }
+
+  /** One error for several issues (each may be several lines: a policy file's). */
+  static of(errors: readonly PolicyError[]): PolicyError {
+    return errors.length === 1 ? errors[0]! : new PolicyError(errors.map((e) => e.message).join('\n'), errors.flatMap((e) => e.issues));
   }
 }
 
@@ -74,6 +86,8 @@ export interface Policy {
   /** A hash of the compiled rules, recorded with every decision. */
   readonly version: string;
   readonly ruleCount: number;
+  /** Every name a decision of this policy can give (see policyRuleNames), for the hints of a search. */
+  readonly ruleNames: readonly string[];
   decide(exchange: Exchange): Decision;
   /**
    * True when every rule that can apply on `connection` reads only the exchange's
@@ -125,7 +139,7 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
     })),
     ...(source.rules ?? []),
   ];
-  checkRuleSet(specs, options);
+  checkRuleSet(specs, options, [...access.map(() => undefined), ...(source.origins ?? [])]);
   const rules = specs.map((spec, index) => compileRule(spec, index, timezone));
   // Without limits the hashed object is as before, so such a policy keeps its version.
   const limits = source.limits?.length ? { limits: source.limits } : {};
@@ -193,6 +207,7 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
   return {
     version,
     ruleCount: rules.length,
+    ruleNames: policyRuleNames(source),
     decide,
     cacheableOn(connection) {
       let answer = cacheable.get(connection);
@@ -223,6 +238,14 @@ export function compilePolicy(input: readonly AccessRuleSource[] | PolicySource,
       };
     },
   };
+}
+
+/**
+ * The rule names a decision of this policy can record: each connection's access rule, the
+ * rules (config, files, packs), `default-deny`, and the limits (a refusal names its limit).
+ */
+export function policyRuleNames(source: PolicySource): string[] {
+  return [...(source.access ?? []).map((a) => `connection-access:${a.connection}`), ...(source.rules ?? []).map((r) => r.name), 'default-deny', ...(source.limits ?? []).map((l) => l.name)];
 }
 
 /** Deny beats approval beats allow; nothing matched is a deny (fail closed). */
@@ -283,21 +306,26 @@ function mergeObligations(rules: readonly CompiledRule[]): Obligations | undefin
   };
 }
 
-/** Checks across rules that the schema cannot see: unique names, references, detector. */
-function checkRuleSet(specs: readonly PolicyRuleSpec[], options: CompileOptions): void {
+/**
+ * Checks across rules that the schema cannot see: unique names, references, detector.
+ * Every problem is reported, not the first (`config check` lists them all).
+ */
+function checkRuleSet(specs: readonly PolicyRuleSpec[], options: CompileOptions, origins: readonly (string | undefined)[]): void {
   const seen = new Set<string>();
   const responseNames = new Set(specs.filter((s) => s.on === 'response').map((s) => s.name));
-  for (const spec of specs) {
-    if (spec.name === 'default-deny') throw new PolicyError(`rule "default-deny": the name is reserved`);
-    if (seen.has(spec.name)) throw new PolicyError(`rule "${spec.name}": name: the name is used by another rule (rule names must be unique across config, files and packs)`);
+  const errors: PolicyError[] = [];
+  specs.forEach((spec, k) => {
+    const at = origins[k] === undefined ? '' : `${origins[k]}: `;
+    const fail = (message: string) => errors.push(new PolicyError(`${at}${message}`));
+    if (spec.name === 'default-deny') fail(`rule "default-deny": the name is reserved`);
+    else if (seen.has(spec.name)) fail(`rule "${spec.name}": name: the name is used by another rule (rule names must be unique across config, files and packs)`);
     seen.add(spec.name);
     spec.when.forEach((condition, i) => {
-      if (condition.entities !== undefined && options.detectEntities === undefined) {
-        throw new PolicyError(`rule "${spec.name}": when[${i}].entities: entity detection is not available in this gateway`);
-      }
+      if (condition.entities !== undefined && options.detectEntities === undefined) fail(`rule "${spec.name}": when[${i}].entities: entity detection is not available in this gateway`);
     });
     for (const guard of spec.obligations?.responseGuards ?? []) {
-      if (!responseNames.has(guard)) throw new PolicyError(`rule "${spec.name}": obligations.responseGuards: no response rule (on: response) is named "${guard}"`);
+      if (!responseNames.has(guard)) fail(`rule "${spec.name}": obligations.responseGuards: no response rule (on: response) is named "${guard}"`);
     }
-  }
+  });
+  if (errors.length > 0) throw PolicyError.of(errors);
 }

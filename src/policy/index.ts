@@ -1,7 +1,7 @@
-export { compilePolicy, combineEffects, PolicyError, type Policy, type DecisionPolicy, type PolicySource, type AccessRuleSource, type CompileOptions, type Explanation, type RuleExplanation, type ResponseViolation } from './compile-policy.js';
+export { compilePolicy, combineEffects, policyRuleNames, PolicyError, type Policy, type DecisionPolicy, type PolicySource, type AccessRuleSource, type CompileOptions, type Explanation, type RuleExplanation, type ResponseViolation } from './compile-policy.js';
 export { enforceDecision } from './enforce-decision.js';
 export { normalizeForKeywords } from './normalize-text.js';
-export { buildPolicy, loadRuleFile, packPath, policySourceOf, policyFiles } from './load-policy.js';
+export { buildPolicy, collectPolicySource, loadRuleFile, packPath, policySourceOf, policyFiles, type PolicyInputs } from './load-policy.js';
 export type { DetectEntities } from './eval-context.js';
 export { createLimiter, withLimitObligations, type Admission, type Limiter } from './limits/enforce-limits.js';
 export { createMemoryLimitStore, type LimitStore, type CounterRequest } from './limits/limit-store.js';

@@ -97,6 +97,9 @@ export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntim
     get ruleCount() {
       return compiled.policy.ruleCount;
     },
+    get ruleNames() {
+      return compiled.policy.ruleNames;
+    },
     decide: (exchange) => compiled.policy.decide(exchange),
     cacheableOn: (connection) => compiled.policy.cacheableOn(connection),
     explain: (exchange) => compiled.policy.explain(exchange),

@@ -344,6 +344,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       audit: auditRoutes,
       agents: agentHub,
       connectionNames: config.connections.map((c) => c.name),
+      ruleNames: () => policyRuntime.current().ruleNames,
       settleRecords: () => recorder.drain(),
       recordAuthRefusal,
       limitsReady: () => limitStore.ping(),

@@ -276,7 +276,7 @@ describe('policy, end to end', () => {
       'policy:\n  rules:\n    - { name: big-needs-ok, effect: require_approval, match: { models: [big] } }\n' +
       `approvals:\n  defaults: { reviewers: [rev] }\n  rules:\n    ${name}: { reviewers: [security], minApprovals: 2 }\n`;
     writeFileSync(file, yaml('big-need-ok'));
-    const message = `gatehouse: invalid policy in ${file}: approvals.rules.big-need-ok: no policy rule with effect require_approval is named "big-need-ok" (in the config, its policy files or packs), so these options would never apply\n`;
+    const message = `gatehouse: invalid config ${file}:\n  approvals.rules.big-need-ok: no policy rule with effect require_approval is named "big-need-ok" (in the config, its policy files or packs), so these options would never apply\n`;
     const checked = await runCli(['config', 'check', file]);
     assert.deepEqual([checked.code, checked.stderr], [1, message]);
     const started = await runCli(['start', '--config', file]);
@@ -390,7 +390,7 @@ policy:
     writeFileSync(file, 'policy:\n  rules:\n    - { name: twice, effect: deny }\n    - { name: twice, effect: allow }\n');
     const result = await runCli(['config', 'check', file]);
     assert.equal(result.code, 1);
-    assert.equal(result.stderr, `gatehouse: invalid policy in ${file}: rule "twice": name: the name is used by another rule (rule names must be unique across config, files and packs)\n`);
+    assert.equal(result.stderr, `gatehouse: invalid config ${file}:\n  policy.rules[1]: rule "twice": name: the name is used by another rule (rule names must be unique across config, files and packs)\n`);
   });
 
   test('reload: an invalid policy is refused with the rule and field named, and the running policy stays', async () => {

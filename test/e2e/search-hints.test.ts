@@ -1,9 +1,11 @@
 // A search that finds nothing because a filter names a value no exchange has (a typo at
 // 3 a.m.: `--operation chat.completion`) says so, with the nearest recorded or
 // configured names: on stderr for the CLI (stdout, --json included, stays as it was),
-// as `unmatched` beside an empty page for GET /api/sessions. A value that exists, or
-// an operation of a real shape nothing did yet, gets no hint; an unknown decision is
-// refused with the valid ones.
+// as `unmatched` beside an empty page for GET /api/sessions. The names known are the
+// recorded ones, the configured connections and the policy's rules: a rule or connection
+// that exists but no record has yet is said to be one (not hinted as a typo). A value
+// that exists, or an operation of a real shape nothing did yet, gets no hint; an unknown
+// decision is refused with the valid ones.
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +26,9 @@ describe('hints for a search that names what no exchange has', () => {
 
   before(async () => {
     upstream = await startDemoUpstream({ apiKey: upstreamKey });
-    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url), { env });
+    // `quiet` and `no-launch-codes` exist, but no exchange is on the one or decided by the other.
+    const quiet = `  - { name: quiet, type: http, target: "${upstream.url}", access: { groups: [ml] } }\npolicy:\n  rules:\n    - { name: no-launch-codes, effect: deny, when: [{ keywords: [launch codes] }] }\n`;
+    gateway = await startGatewayProcess(demoConnectionYaml(upstream.url, quiet), { env });
     out = mkdtempSync(join(tmpdir(), 'gatehouse-hints-'));
     adminKey = await gateway.createKey('admin', ['admins']);
     const key = await gateway.createKey('ci-bot', ['ml']);
@@ -59,11 +63,24 @@ describe('hints for a search that names what no exchange has', () => {
     const several = await sessions('--connection', 'dmeo', '--subject', 'ci-bot', '--json');
     assert.equal(several.stdout, '[]\n');
     assert.deepEqual(several.stderr.trimEnd().split('\n'), [
-      'gatehouse: no exchange has --connection "dmeo", and no configured connection has that name; connections configured or recorded, closest first: demo',
+      'gatehouse: no exchange has --connection "dmeo", and no configured connection has that name; connections configured or recorded, closest first: demo, quiet',
       'gatehouse: no exchange has --subject "ci-bot"; recorded subjects, closest first: key:ci-bot',
     ]);
     assert.match((await sessions('--group', 'mll')).stderr, /no exchange has --group "mll"; recorded groups, closest first: ml\n/);
-    assert.match((await sessions('--rule', 'connection-acess:demo')).stderr, /no exchange has --rule "connection-acess:demo"; recorded rules, closest first: connection-access:demo/);
+    assert.match((await sessions('--rule', 'connection-acess:demo')).stderr, /no exchange has --rule "connection-acess:demo", and the policy has no rule of that name; rules in the policy or recorded, closest first: connection-access:demo, /);
+  });
+
+  test('a rule of the policy or a configured connection that no exchange has yet is said to be one; a typo of it gets it as the nearest name', { timeout: 60_000 }, async () => {
+    const rule = await sessions('--rule', 'no-launch-codes', '--json');
+    assert.deepEqual([rule.code, rule.stdout, rule.stderr], [0, '[]\n', 'gatehouse: no exchange has --rule "no-launch-codes" yet: the policy has a rule of that name, but no recorded decision names it\n']);
+    const typo = await sessions('--rule', 'no-lunch-codes', '--json');
+    assert.match(typo.stderr, /^gatehouse: no exchange has --rule "no-lunch-codes", and the policy has no rule of that name; rules in the policy or recorded, closest first: no-launch-codes, /);
+    const connection = await sessions('--connection', 'quiet', '--json');
+    assert.deepEqual([connection.code, connection.stdout, connection.stderr], [0, '[]\n', 'gatehouse: no exchange has --connection "quiet" yet: it is a configured connection, but no exchange on it is recorded\n']);
+    const res = await fetch(`${gateway.adminUrl}/api/sessions?rule=no-launch-codes`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.deepEqual(await res.json(), { sessions: [], next: null, unmatched: [{ filter: 'rule', value: 'no-launch-codes', nearest: [], configured: true }] });
+    const near = await fetch(`${gateway.adminUrl}/api/sessions?rule=no-lunch-codes`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(((await near.json()) as { unmatched: { nearest: string[] }[] }).unmatched[0]!.nearest[0], 'no-launch-codes');
   });
 
   test('no hint when the values exist, or an operation of a real shape has not happened yet', { timeout: 60_000 }, async () => {
@@ -101,7 +118,7 @@ describe('hints for a search that names what no exchange has', () => {
       next: null,
       unmatched: [
         { filter: 'operation', value: 'chat.completion', nearest: ['chat.completions', 'http.GET /models'] },
-        { filter: 'connection', value: 'dmeo', nearest: ['demo'] },
+        { filter: 'connection', value: 'dmeo', nearest: ['demo', 'quiet'] },
       ],
     });
     assert.deepEqual(await get('operation=chat.completions&decision=deny'), { sessions: [], next: null });

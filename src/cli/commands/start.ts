@@ -1,8 +1,8 @@
-import { assertCertificates, loadConfig } from '../../config/index.js';
 import { PolicyError } from '../../policy/index.js';
 import { startGateway, type Gateway } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
+import { checkedConfig } from '../config-problems.js';
 
 /** How long a stop signal while starting waits for the step under way (a store or IdP that does not answer) before the process exits anyway. */
 const stopWhileStartingMs = 5_000;
@@ -30,8 +30,8 @@ export async function startCommand(options: { config?: string | undefined }): Pr
   let gateway: Gateway;
   try {
     const file = configPath(options.config);
-    const config = loadConfig(file);
-    assertCertificates(file, config);
+    // Every problem of the config at once, as `config check` lists them.
+    const { config } = checkedConfig(file);
     try {
       gateway = await startGateway(config, { configFile: file, signal: stopping.signal });
     } catch (error) {

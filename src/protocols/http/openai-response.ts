@@ -6,7 +6,7 @@
 // text is kept and one SSE event may be at most `maxEventBytes`; a larger event is
 // skipped up to the next blank line (the answer itself passes through untouched).
 
-import { toolCallText, usageOf, type AnswerSummary } from '../../exchange/answer-summary.js';
+import { toolCallOf, toolCallText, usageOf, type AnswerSummary } from '../../exchange/answer-summary.js';
 import type { TokenUsage } from '../../exchange/index.js';
 import { isRecord } from './openai-request.js';
 
@@ -152,34 +152,68 @@ export class SseAnswerReader {
     }
   }
 
-  /** A responses-API event: output text and refusal deltas, and the tool calls of output items. */
+  /**
+   * A responses-API event: the text of message items (output text and refusal deltas),
+   * and the tool calls of output items with their whole arguments. Each `.done` event
+   * repeats what its deltas carried (as the client got it: the masker rewrites both): it
+   * fills in a part or call whose deltas never came (a server that sends arguments whole,
+   * as OpenAI does for some MCP calls). Reasoning items are not answer text, as in
+   * summarizeJsonAnswer.
+   */
   #responsesEvent(type: string, event: Record<string, unknown>): void {
     const output = typeof event['output_index'] === 'number' ? event['output_index'] : 0;
+    const content = typeof event['content_index'] === 'number' ? event['content_index'] : 0;
     switch (type) {
       case 'response.output_text.delta':
-      case 'response.refusal.delta': {
-        if (typeof event['delta'] !== 'string') return;
-        const content = event['content_index'];
-        this.#append(output * 65536 + (typeof content === 'number' ? content : 0), event['delta']);
+      case 'response.refusal.delta':
+        if (typeof event['delta'] === 'string') this.#append(output * 65536 + content, event['delta']);
+        return;
+      case 'response.output_text.done':
+      case 'response.refusal.done': {
+        const text = event[type === 'response.output_text.done' ? 'text' : 'refusal'];
+        if (typeof text === 'string' && text !== '' && !this.#hasText(output * 65536 + content)) this.#append(output * 65536 + content, text);
         return;
       }
-      case 'response.output_item.added': {
+      case 'response.output_item.added':
+      case 'response.output_item.done': {
         const item = event['item'];
-        if (isRecord(item) && typeof item['type'] === 'string' && toolCallItems.has(item['type'])) this.#appendCall(output, item['name'], undefined);
+        if (!isRecord(item) || typeof item['type'] !== 'string') return;
+        const call = toolCallOf(item);
+        if (call) this.#appendCall(output, call.name, call.args, true);
         return;
       }
       case 'response.function_call_arguments.delta':
       case 'response.mcp_call_arguments.delta':
       case 'response.custom_tool_call_input.delta':
+      case 'response.code_interpreter_call_code.delta':
         this.#appendCall(output, undefined, event['delta']);
+        return;
+      case 'response.function_call_arguments.done':
+      case 'response.mcp_call_arguments.done':
+        this.#appendCall(output, undefined, event['arguments'], true);
+        return;
+      case 'response.custom_tool_call_input.done':
+        this.#appendCall(output, undefined, event['input'], true);
+        return;
+      case 'response.code_interpreter_call_code.done':
+        this.#appendCall(output, undefined, event['code'], true);
         return;
       default:
         return;
     }
   }
 
-  /** A tool call's name (when first seen) or a piece of its arguments, counted in the text bound. */
-  #appendCall(key: number, name: unknown, args: unknown): void {
+  /** Whether the text part `key` has text already. */
+  #hasText(key: number): boolean {
+    return (key === this.#textKey && this.#text !== '') || (this.#others?.get(key) ?? '') !== '';
+  }
+
+  /**
+   * A tool call's name (when first seen) or a piece of its arguments, counted in the text
+   * bound. `whole`: the arguments whole (a `.done` event, an output item), taken only when
+   * no delta gave any.
+   */
+  #appendCall(key: number, name: unknown, args: unknown, whole = false): void {
     this.#calls ??= new Map();
     let call = this.#calls.get(key);
     if (!call) {
@@ -188,7 +222,7 @@ export class SseAnswerReader {
       this.#textBytes += 3; // `()` and the newline
     }
     if (typeof name === 'string' && name !== '' && call.name === '') call.name = this.#bounded(name);
-    if (typeof args === 'string' && args !== '') call.args += this.#bounded(args);
+    if (typeof args === 'string' && args !== '' && !(whole && call.args !== '')) call.args += this.#bounded(args);
   }
 
   /** `text` cut to what is left of the text bound, and counted against it. */
@@ -223,8 +257,6 @@ const streamDecode = { stream: true } as const;
 /** Added to a choice's index to key its refusal apart from its content. */
 const refusalKey = 2 ** 40;
 
-/** Responses output items that are tool calls, read as `name(arguments)`. */
-const toolCallItems: ReadonlySet<string> = new Set(['function_call', 'custom_tool_call', 'mcp_call']);
 
 /** Where the first event at or after `from` ends (-1: not yet): the first \n\n or \r\n\r\n. */
 function findEventEnd(text: string, from: number, crSeen: boolean): number {

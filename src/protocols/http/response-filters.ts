@@ -87,7 +87,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts, true));
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
-    if (guard) checkGuard(guard, summarizeJsonAnswer(body).text ?? '');
+    if (guard) checkGuard(guard, summarizeJsonAnswer(body, { reasoning: true }).text ?? '');
     return plan ? maskJsonAnswer(body, plan, choice.counts, choice.mayBeStream ?? false) : body;
   });
 }

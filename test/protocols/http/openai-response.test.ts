@@ -185,6 +185,31 @@ describe('SseAnswerReader: Responses API stream', () => {
   test('one byte at a time', () => {
     assert.deepEqual(read(bytewise(bytes)), expected);
   });
+
+  test('a part or call whose deltas never came is read from its .done event or output item; reasoning is not answer text', () => {
+    const events = [
+      { type: 'response.output_item.added', output_index: 0, item: { type: 'reasoning', summary: [] } },
+      { type: 'response.reasoning_summary_text.delta', output_index: 0, summary_index: 0, delta: 'Plan.' },
+      { type: 'response.reasoning_text.delta', output_index: 0, content_index: 0, delta: 'Thinking.' },
+      { type: 'response.output_item.added', output_index: 1, item: { type: 'mcp_call', name: 'send', arguments: '' } },
+      { type: 'response.mcp_call_arguments.done', output_index: 1, arguments: '{"to":"ops"}' },
+      { type: 'response.output_item.added', output_index: 2, item: { type: 'function_call', name: 'f', arguments: '' } },
+      { type: 'response.function_call_arguments.delta', output_index: 2, delta: '{"a":' },
+      { type: 'response.function_call_arguments.delta', output_index: 2, delta: '1}' },
+      { type: 'response.function_call_arguments.done', output_index: 2, arguments: '{"a":1}' },
+      { type: 'response.output_item.done', output_index: 2, item: { type: 'function_call', name: 'f', arguments: '{"a":1}' } },
+      { type: 'response.output_item.done', output_index: 3, item: { type: 'custom_tool_call', name: 'sh', input: 'ls' } },
+      { type: 'response.code_interpreter_call_code.delta', output_index: 4, delta: 'print(' },
+      { type: 'response.code_interpreter_call_code.delta', output_index: 4, delta: '1)' },
+      { type: 'response.code_interpreter_call_code.done', output_index: 4, code: 'print(1)' },
+      { type: 'response.output_item.added', output_index: 4, item: { type: 'code_interpreter_call', code: '' } },
+      { type: 'response.output_text.done', output_index: 5, content_index: 0, text: 'Whole.' },
+      { type: 'response.output_text.delta', output_index: 5, content_index: 1, delta: 'Del' },
+      { type: 'response.output_text.delta', output_index: 5, content_index: 1, delta: 'ta.' },
+      { type: 'response.output_text.done', output_index: 5, content_index: 1, text: 'Delta.' },
+    ];
+    assert.deepEqual(read([Buffer.from(events.map((e) => sse(e, e.type)).join(''))]), { text: 'Whole.\nDelta.\nsend({"to":"ops"})\nf({"a":1})\nsh(ls)\ncode_interpreter(print(1))', usage: undefined });
+  });
 });
 
 describe('SseAnswerReader: legacy completions stream', () => {
@@ -295,6 +320,19 @@ describe('summarizeJsonAnswer', () => {
       ],
     });
     assert.deepEqual(summarizeJsonAnswer(body), { text: 'Done.\nNot that.\nf({"a":1})\nsh(ls)\nsend({})', usage: undefined });
+  });
+
+  test('responses output: a reasoning item is not answer text; a code interpreter call reads as code_interpreter(code)', () => {
+    const body = JSON.stringify({
+      output: [
+        { type: 'reasoning', summary: [{ type: 'summary_text', text: 'Plan.' }], content: [{ type: 'reasoning_text', text: 'Thinking.' }] },
+        { type: 'code_interpreter_call', code: 'print(1)', container_id: 'c', outputs: null },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'One.' }] },
+      ],
+    });
+    assert.deepEqual(summarizeJsonAnswer(body), { text: 'One.\ncode_interpreter(print(1))', usage: undefined });
+    // A response guard reads all the text that reaches the client, reasoning included.
+    assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Thinking.\nOne.\ncode_interpreter(print(1))', usage: undefined });
   });
 
   test('legacy completion', () => {
