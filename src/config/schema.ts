@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
 import { agentsSection, viaPattern } from './agents-schema.js';
-import { discriminatorError, durationField, envText, namePattern, secretRef } from './fields.js';
+import { discriminatorError, durationField, envText, namePattern, secretRef, secretUrl } from './fields.js';
 import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
@@ -153,7 +153,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       store: z
         .strictObject({
           sqlite: z.strictObject({ path }).optional(),
-          postgres: z.strictObject({ url: storeSecret, schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be lower-case letters, digits or "_", not starting with a digit').optional() }).optional(),
+          postgres: z.strictObject({ url: secretUrl(storeSecret, ['postgres', 'postgresql'], 'postgres://gatehouse@db:5432/gatehouse'), schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be lower-case letters, digits or "_", not starting with a digit').optional() }).optional(),
         })
         .superRefine((store, ctx) => {
           if ((store.sqlite === undefined) === (store.postgres === undefined)) ctx.addIssue({ code: 'custom', message: 'needs exactly one of "sqlite" or "postgres"' });
