@@ -25,6 +25,7 @@ import { limitConnections, type ConnectionLimits, type RefusalReason } from './c
 import { createLimitStore } from './create-limit-store.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
+import { answerClientErrors } from './client-errors.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -301,6 +302,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const connectionLimits = (listener: 'data' | 'admin', limits: ConnectionLimits): ListenLimits => ({
     ...limits,
     onRefused: (reason) => metrics.observeRefusedConnection(listener, reason),
+    onUnparsed: (code) => metrics.observeUnrouted(code),
     // Admin API clients (the CLI included) read the admin API's own error shape.
     envelope: listener === 'admin' ? (error: GatehouseError) => JSON.stringify({ error: { code: error.code, message: error.message } }) : undefined,
     track: (open) => metrics.trackConnections(listener, open),
@@ -423,6 +425,8 @@ function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
 
 interface ListenLimits extends ConnectionLimits {
   readonly onRefused: (reason: RefusalReason) => void;
+  /** A request the HTTP parser refused (client-errors.ts). */
+  readonly onUnparsed: (code: string) => void;
   readonly envelope?: ((error: GatehouseError) => string) | undefined;
   readonly track: (open: () => number) => void;
 }
@@ -451,6 +455,8 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
   // A plain-HTTP request to a TLS listener gets an answer saying so (plain-http-on-tls.ts);
   // installed first, so the connection limits still run before it.
+  // Headers over 16 KiB or a malformed request: the listener's envelope, not a bare 431/400.
+  answerClientErrors(server, { envelope: limits.envelope, onRefused: limits.onUnparsed });
   if (tls) answerPlainHttp(server, { firstByteTimeoutMs: server.headersTimeout, envelope: limits.envelope });
   // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
   // listener and per client address (connection-limits.ts).
