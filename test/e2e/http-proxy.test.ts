@@ -363,4 +363,30 @@ connections:
     assert.equal(record!.errorCode, 'client_closed');
     assert.equal(record!.bytesOut, 'first part;'.length);
   });
+  // A client that hung up while sending its body was recorded and counted as 503
+  // store_unavailable: Node's "aborted" error carries code ECONNRESET, which read as a
+  // store connection reset. It is client_closed, and nothing reaches the target.
+  test('a client that goes away in the middle of its request body is recorded as client_closed, not store_unavailable', async () => {
+    const seenBefore = seen.length;
+    const { hostname, port } = new URL(gateway.url);
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect({ port: Number(port), host: hostname, ca: pki.ca, servername: 'localhost' }, () => {
+        socket.write(`POST /c/registry/upload-cut HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{"part":"one"`);
+        setTimeout(() => socket.destroy(), 200);
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+    });
+    let record: { operation: string; status: number; errorCode: string | null; errorDetail: string | null } | undefined;
+    for (let i = 0; i < 50 && record?.operation !== 'http.POST /upload-cut'; i++) {
+      const [latest] = JSON.parse((await gateway.cli(['sessions', 'list', '--limit', '1', '--json'])).stdout) as { id: string }[];
+      record = latest && JSON.parse((await gateway.cli(['sessions', 'show', latest.id, '--json'])).stdout);
+      if (record?.operation !== 'http.POST /upload-cut') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(record!.operation, 'http.POST /upload-cut');
+    assert.equal(record!.errorCode, 'client_closed');
+    assert.equal(record!.status, 499);
+    assert.match(record!.errorDetail ?? '', /^the client closed the connection after 13 bytes of the request body \(content-length 900\)/);
+    assert.equal(seen.length, seenBefore);
+  });
 });
