@@ -84,15 +84,19 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // Bedrock's streams: binary frames around the model's JSON, masked frame by frame (as bytes, they passed raw).
   const isAwsEventStream = contentType !== undefined && awsEventStreamType.test(contentType);
   const textual = isTextual(contentType);
-  const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
+  const encoding = headerValue(upstreamHeaders['content-encoding']);
+  // A compressed answer (an `http` connection's, when the client accepts gzip) is bytes
+  // the gateway does not decompress: recorded by size only, as a binary one, not as
+  // its compressed bytes read for text.
+  const readable = encoding === undefined || encoding.trim() === '' || encoding.trim().toLowerCase() === 'identity';
+  const sse = options.readAnswer && isSse && readable ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
   // Without a recording the body is kept only to read a JSON answer's usage from it.
-  const capture = textual && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
+  const capture = textual && readable && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
   const progress = options.progress;
   const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs, status: upstream.status, ttfbMs: options.ttfbMs, bytesIn: options.bytesIn }) : undefined;
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
   // A filter adds the answer's masked entities to the request's; without one they are read only.
   const counts: EntityCounts = filterWanted ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
-  const encoding = headerValue(upstreamHeaders['content-encoding']);
   // An opaque answer (application/octet-stream …) may be text all the same, e.g. a
   // JSONL file of model answers: with masking it is held and masked if it is UTF-8.
   const opaque = !isSse && options.maskPlan !== undefined && isOpaque(contentType);
