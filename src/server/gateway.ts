@@ -2,14 +2,13 @@
 // recorder, the data plane and the admin API — and takes it down in order.
 
 import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, readEd25519PublicKey, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
-import type { HeldRecordsReport } from '../audit/held-records.js';
 import { heldRecordsKeyPurpose } from '../audit/held-records-file.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
@@ -26,6 +25,8 @@ import { createLimitStore } from './create-limit-store.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
 import { answerClientErrors } from './client-errors.js';
+import { renewListenerCertificates } from './renew-certificates.js';
+import { logHeldRecords } from './log-held-records.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -125,6 +126,10 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const limitStore = createLimitStore(config.policy.limits);
   opened.push(() => limitStore.close());
   let reloadApprovals: (next: GatehouseConfig, by: string) => void = () => undefined;
+  // The HTTPS listeners, once bound: a reload renews their certificates (renew-certificates.ts).
+  const tlsListeners: { gateway?: HttpsServer; admin?: HttpsServer } = {};
+  // The config as running: the start config, with the listener certificates reloads renewed.
+  let applied = config;
   // A reload is an administrative act: the chain records what changed, and a refused one.
   // Token issue is an administrative act (issue #8): chained before the token is handed out.
   identity.gatewayTokens?.recordIssuesWith((who, scope, issued) =>
@@ -156,8 +161,9 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     onReloadRefused: (by, message) => chainEvent({ kind: 'policy.reload_refused', actor: by, target: `policy:${policyRuntime.current().version}`, details: { error: message.slice(0, 1000) } }),
     onReload: (next, by) => {
       reloadApprovals(next, by);
+      applied = renewListenerCertificates(applied, next, tlsListeners, logger);
       // Edits outside the policy are read but not applied: say so on every reload.
-      const restartNeeded = changesNeedingRestart(config, next);
+      const restartNeeded = changesNeedingRestart(applied, next);
       if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config changes not applied: restart the gateway to apply them');
       return restartNeeded;
     },
@@ -309,6 +315,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   });
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway), dataPlane.declaresTooLarge);
   opened.push(() => closeNow(dataServer));
+  if (config.gateway.tls) tlsListeners.gateway = dataServer as HttpsServer;
   stopAsked();
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
@@ -355,6 +362,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       });
     }, config.admin.listen, config.admin.tls, requestTimeoutMs, connectionLimits('admin', config.admin));
     opened.push(() => closeNow(adminServer!));
+    if (config.admin.tls) tlsListeners.admin = adminServer as HttpsServer;
     stopAsked();
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
@@ -407,19 +415,6 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     endGracePeriod() {
       graceOver.abort();
     },
-  };
-}
-
-/** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
-function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
-  return ({ held, written, lost, error, kept, recovered, notSpilled, rejected }) => {
-    if (rejected) logger.error({ err: rejected }, 'held records rejected: a spill file was altered (or written under another key); those records are not written');
-    else if (recovered) logger.warn({ recovered }, 'held records left by the previous run: written when the store answers');
-    else if (notSpilled) logger.error({ held, err: notSpilled }, 'held records not kept on disk: a crash now loses them');
-    else if (kept) logger.error({ kept, lost, err: error }, 'held records kept on disk: the next start writes them');
-    else if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
-    else if (written) logger.info({ written, held }, 'held records written: the store answers again');
-    else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
   };
 }
 
