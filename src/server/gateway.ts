@@ -54,9 +54,9 @@ export interface Gateway {
   readonly audit: AuditTrail;
   /** Resolves when every exchange recorded so far can be read from the store. */
   settleRecords(): Promise<void>;
-  /** Stops: in-flight exchanges get up to 10 s, then are cut (recorded as gateway_shutdown). */
+  /** Stops: in-flight exchanges get up to `gateway.shutdownGrace` (10 s), then are cut (recorded as gateway_shutdown). */
   close(): Promise<void>;
-  /** During close(): cut the exchanges still in flight now instead of at the end of the 10 s. */
+  /** During close(): cut the exchanges still in flight now instead of at the end of the grace period. */
   endGracePeriod(): void;
 }
 
@@ -393,7 +393,9 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       closing ??= (async () => {
         // In-flight exchanges past the grace period are ended as gateway_shutdown (recorded so).
         const cutInFlight = () => identity.inFlight.cutAll(new GatehouseError('gateway_shutdown'));
-        await Promise.all([closeServer(dataServer, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close())]);
+        const graceMs = config.gateway.shutdownGrace;
+        logger.info({ shutdownGraceMs: graceMs }, 'stopping: no new connections; exchanges in flight may finish within the grace period, then are cut');
+        await Promise.all([closeServer(dataServer, graceMs, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceMs, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close(graceMs))]);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
@@ -480,14 +482,14 @@ function closeNow(server: Server): Promise<void> {
   });
 }
 
-/** Stops accepting, lets in-flight exchanges finish for up to 10 s (or until graceOver), then cuts them. */
-function closeServer(server: Server, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
+/** Stops accepting, lets in-flight exchanges finish for up to `graceMs` (or until graceOver), then cuts them. */
+function closeServer(server: Server, graceMs: number, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
   return new Promise((resolve) => {
     const cut = () => {
       cutInFlight?.();
       server.closeAllConnections();
     };
-    const timer = setTimeout(cut, 10_000);
+    const timer = setTimeout(cut, graceMs);
     graceOver.addEventListener('abort', cut, { once: true });
     server.close(() => {
       clearTimeout(timer);
