@@ -33,6 +33,23 @@ export function secretRef(env: NodeJS.ProcessEnv, baseDir: string) {
   });
 }
 
+/**
+ * A secret reference that must resolve to a URL of one of `schemes` (the store's and
+ * Redis's): anything else (a password alone, a misquoted URL) would reach the client
+ * library, which reads it its own way and puts parts of it in errors, logs and records
+ * (`getaddrinfo ENOTFOUND <the value>`). The message never shows the value.
+ */
+export function secretUrl(secret: z.ZodType<string, string>, schemes: readonly string[], example: string) {
+  return secret.superRefine((value, ctx) => {
+    // '' is the placeholder of a secret this command does not resolve.
+    if (value === '') return;
+    const scheme = URL.canParse(value) ? new URL(value).protocol.slice(0, -1) : undefined;
+    if (scheme === undefined || !schemes.includes(scheme)) {
+      ctx.addIssue({ code: 'custom', message: `must resolve to a ${schemes.map((s) => `${s}://`).join(' or ')} URL, e.g. ${example} (${scheme === undefined ? 'it is not a URL' : `its scheme is ${JSON.stringify(scheme.slice(0, 20))}`}; the value is not shown, as it may hold a password)` });
+    }
+  });
+}
+
 /** `500ms`, `30s`, `5m` … or a number of milliseconds. */
 export const durationField = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const ms = parseDuration(value);

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { builtinEntityTypes } from '../detect/index.js';
 import { normalizeForKeywords } from '../policy/normalize-text.js';
 import { parseDuration, parseSize } from './units.js';
+import { secretUrl } from './fields.js';
 
 export const ruleNamePattern = /^[a-z0-9][a-z0-9_.:-]{0,99}$/;
 export const packNames = ['secrets-in-prompts', 'prompt-injection', 'bulk-export', 'model-weights'] as const;
@@ -257,7 +258,7 @@ export function buildPolicySchema({ path, secret }: PolicySchemaContext) {
       limits: z
         .strictObject({
           store: z.enum(['memory', 'redis']).default('memory'),
-          redis: z.strictObject({ url: secret, keyPrefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,100}$/).default('gatehouse:') }).optional(),
+          redis: z.strictObject({ url: secretUrl(secret, ['redis', 'rediss'], 'redis://:password@cache:6379/0'), keyPrefix: z.string().regex(/^[A-Za-z0-9:_.-]{1,100}$/).default('gatehouse:') }).optional(),
           rules: z.array(limitRuleSchema).default([]),
         })
         .prefault({})

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
 import { agentsSection, viaPattern } from './agents-schema.js';
-import { discriminatorError, durationField, envText, namePattern, secretRef } from './fields.js';
+import { discriminatorError, durationField, envText, namePattern, secretRef, secretUrl, timerDuration } from './fields.js';
 import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
@@ -132,6 +132,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
           /** Open TCP connections to the data plane, and from one client address (server/connection-limits.ts). */
           maxConnections: z.number().int().min(1).default(4096),
           maxConnectionsPerClient: z.number().int().min(1).optional(),
+          /** On SIGTERM/SIGINT: how long exchanges in flight may run on before they are cut (server/gateway.ts). */
+          shutdownGrace: timerDuration(0, 'a grace period cannot be negative').default(10_000),
         })
         .superRefine(perClientWithinListener)
         .transform(withPerClientDefault(256))
@@ -153,7 +155,7 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       store: z
         .strictObject({
           sqlite: z.strictObject({ path }).optional(),
-          postgres: z.strictObject({ url: storeSecret, schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be lower-case letters, digits or "_", not starting with a digit').optional() }).optional(),
+          postgres: z.strictObject({ url: secretUrl(storeSecret, ['postgres', 'postgresql'], 'postgres://gatehouse@db:5432/gatehouse'), schema: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be lower-case letters, digits or "_", not starting with a digit').optional() }).optional(),
         })
         .superRefine((store, ctx) => {
           if ((store.sqlite === undefined) === (store.postgres === undefined)) ctx.addIssue({ code: 'custom', message: 'needs exactly one of "sqlite" or "postgres"' });

@@ -14,6 +14,8 @@ export const errorRegistry = {
   invalid_path: { status: 400, type: 'invalid_request_error', message: 'The path contains "." or ".." segments, which could leave the connection.' },
   request_too_large: { status: 413, type: 'invalid_request_error', message: 'The request body exceeds the configured limit.' },
   request_timeout: { status: 408, type: 'invalid_request_error', message: 'The request body stopped arriving before it was complete.' },
+  request_headers_too_large: { status: 431, type: 'invalid_request_error', message: 'The request line and headers exceed 16 KiB, the most this gateway reads.' },
+  malformed_request: { status: 400, type: 'invalid_request_error', message: 'The request is not valid HTTP/1.1, so it was not read.' },
   https_required: { status: 400, type: 'invalid_request_error', message: 'This listener speaks HTTPS; a plain HTTP request was sent to it.' },
   invalid_query: { status: 400, type: 'invalid_request_error', message: 'A query parameter is not valid.' },
   invalid_request_body: { status: 400, type: 'invalid_request_error', message: 'The request body is not valid JSON.' },

@@ -2,14 +2,13 @@
 // recorder, the data plane and the admin API — and takes it down in order.
 
 import { createServer as createHttpServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, readEd25519PublicKey, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
-import type { HeldRecordsReport } from '../audit/held-records.js';
 import { heldRecordsKeyPurpose } from '../audit/held-records-file.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
 import { GatehouseError } from '../errors/index.js';
@@ -25,6 +24,9 @@ import { limitConnections, type ConnectionLimits, type RefusalReason } from './c
 import { createLimitStore } from './create-limit-store.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
+import { answerClientErrors } from './client-errors.js';
+import { renewListenerCertificates } from './renew-certificates.js';
+import { logHeldRecords } from './log-held-records.js';
 import { credentialRedactor, maskPlannerFromConfig, targetCredentialEntity } from '../mask/index.js';
 import { entityTypes, redactPathCredentials } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -52,9 +54,9 @@ export interface Gateway {
   readonly audit: AuditTrail;
   /** Resolves when every exchange recorded so far can be read from the store. */
   settleRecords(): Promise<void>;
-  /** Stops: in-flight exchanges get up to 10 s, then are cut (recorded as gateway_shutdown). */
+  /** Stops: in-flight exchanges get up to `gateway.shutdownGrace` (10 s), then are cut (recorded as gateway_shutdown). */
   close(): Promise<void>;
-  /** During close(): cut the exchanges still in flight now instead of at the end of the 10 s. */
+  /** During close(): cut the exchanges still in flight now instead of at the end of the grace period. */
   endGracePeriod(): void;
 }
 
@@ -124,6 +126,10 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const limitStore = createLimitStore(config.policy.limits);
   opened.push(() => limitStore.close());
   let reloadApprovals: (next: GatehouseConfig, by: string) => void = () => undefined;
+  // The HTTPS listeners, once bound: a reload renews their certificates (renew-certificates.ts).
+  const tlsListeners: { gateway?: HttpsServer; admin?: HttpsServer } = {};
+  // The config as running: the start config, with the listener certificates reloads renewed.
+  let applied = config;
   // A reload is an administrative act: the chain records what changed, and a refused one.
   // Token issue is an administrative act (issue #8): chained before the token is handed out.
   identity.gatewayTokens?.recordIssuesWith((who, scope, issued) =>
@@ -155,8 +161,9 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     onReloadRefused: (by, message) => chainEvent({ kind: 'policy.reload_refused', actor: by, target: `policy:${policyRuntime.current().version}`, details: { error: message.slice(0, 1000) } }),
     onReload: (next, by) => {
       reloadApprovals(next, by);
+      applied = renewListenerCertificates(applied, next, tlsListeners, logger);
       // Edits outside the policy are read but not applied: say so on every reload.
-      const restartNeeded = changesNeedingRestart(config, next);
+      const restartNeeded = changesNeedingRestart(applied, next);
       if (restartNeeded.length > 0) logger.warn({ restartNeeded }, 'config changes not applied: restart the gateway to apply them');
       return restartNeeded;
     },
@@ -304,12 +311,14 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const connectionLimits = (listener: 'data' | 'admin', limits: ConnectionLimits): ListenLimits => ({
     ...limits,
     onRefused: (reason) => metrics.observeRefusedConnection(listener, reason),
+    onUnparsed: (code) => metrics.observeUnrouted(code),
     // Admin API clients (the CLI included) read the admin API's own error shape.
     envelope: listener === 'admin' ? (error: GatehouseError) => JSON.stringify({ error: { code: error.code, message: error.message } }) : undefined,
     track: (open) => metrics.trackConnections(listener, open),
   });
   const dataServer = await listen((req, res) => authRoutes?.(req, res) || dataPlane(req, res), config.gateway.listen, config.gateway.tls, requestTimeoutMs, connectionLimits('data', config.gateway), dataPlane.declaresTooLarge);
   opened.push(() => closeNow(dataServer));
+  if (config.gateway.tls) tlsListeners.gateway = dataServer as HttpsServer;
   stopAsked();
   const dataPlaneUrl = urlOf(dataServer, config.gateway.tls !== undefined);
   const postgresListeners: PostgresListener[] = [];
@@ -357,6 +366,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       });
     }, config.admin.listen, config.admin.tls, requestTimeoutMs, connectionLimits('admin', config.admin));
     opened.push(() => closeNow(adminServer!));
+    if (config.admin.tls) tlsListeners.admin = adminServer as HttpsServer;
     stopAsked();
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
@@ -387,7 +397,9 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       closing ??= (async () => {
         // In-flight exchanges past the grace period are ended as gateway_shutdown (recorded so).
         const cutInFlight = () => identity.inFlight.cutAll(new GatehouseError('gateway_shutdown'));
-        await Promise.all([closeServer(dataServer, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close())]);
+        const graceMs = config.gateway.shutdownGrace;
+        logger.info({ shutdownGraceMs: graceMs }, 'stopping: no new connections; exchanges in flight may finish within the grace period, then are cut');
+        await Promise.all([closeServer(dataServer, graceMs, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceMs, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close(graceMs))]);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
@@ -412,21 +424,10 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   };
 }
 
-/** Log lines for records held while the PostgreSQL store was away (audit/held-records.ts). */
-function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
-  return ({ held, written, lost, error, kept, recovered, notSpilled, rejected }) => {
-    if (rejected) logger.error({ err: rejected }, 'held records rejected: a spill file was altered (or written under another key); those records are not written');
-    else if (recovered) logger.warn({ recovered }, 'held records left by the previous run: written when the store answers');
-    else if (notSpilled) logger.error({ held, err: notSpilled }, 'held records not kept on disk: a crash now loses them');
-    else if (kept) logger.error({ kept, lost, err: error }, 'held records kept on disk: the next start writes them');
-    else if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
-    else if (written) logger.info({ written, held }, 'held records written: the store answers again');
-    else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
-  };
-}
-
 interface ListenLimits extends ConnectionLimits {
   readonly onRefused: (reason: RefusalReason) => void;
+  /** A request the HTTP parser refused (client-errors.ts). */
+  readonly onUnparsed: (code: string) => void;
   readonly envelope?: ((error: GatehouseError) => string) | undefined;
   readonly track: (open: () => number) => void;
 }
@@ -455,6 +456,8 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   server.headersTimeout = Math.min(30_000, requestTimeoutMs);
   // A plain-HTTP request to a TLS listener gets an answer saying so (plain-http-on-tls.ts);
   // installed first, so the connection limits still run before it.
+  // Headers over 16 KiB or a malformed request: the listener's envelope, not a bare 431/400.
+  answerClientErrors(server, { envelope: limits.envelope, onRefused: limits.onUnparsed });
   if (tls) answerPlainHttp(server, { firstByteTimeoutMs: server.headersTimeout, envelope: limits.envelope });
   // A socket that is open, idle or slow, holds a descriptor and memory: bounded per
   // listener and per client address (connection-limits.ts).
@@ -483,14 +486,14 @@ function closeNow(server: Server): Promise<void> {
   });
 }
 
-/** Stops accepting, lets in-flight exchanges finish for up to 10 s (or until graceOver), then cuts them. */
-function closeServer(server: Server, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
+/** Stops accepting, lets in-flight exchanges finish for up to `graceMs` (or until graceOver), then cuts them. */
+function closeServer(server: Server, graceMs: number, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
   return new Promise((resolve) => {
     const cut = () => {
       cutInFlight?.();
       server.closeAllConnections();
     };
-    const timer = setTimeout(cut, 10_000);
+    const timer = setTimeout(cut, graceMs);
     graceOver.addEventListener('abort', cut, { once: true });
     server.close(() => {
       clearTimeout(timer);

@@ -167,9 +167,13 @@ export async function migrate(db: Kysely<any>, dialect: DialectName, schema?: st
   }
 }
 
-/** Socket errors, and SQLSTATE classes 08 (connection), 28 (authorization), 3D000 (no such database). */
+/**
+ * Socket errors, TLS failures (a certificate not verified with `sslrootcert`, a server
+ * without TLS under `sslmode=require`/`verify-full`), and SQLSTATE classes 08
+ * (connection), 28 (authorization), 3D000 (no such database).
+ */
 function isConnectionFailure(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000')) return true;
-  return /^Connection terminated/.test((error as Error).message ?? '');
+  if (typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('28') || code === '3D000' || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|^ERR_TLS|^ERR_SSL/.test(code))) return true;
+  return /^(Connection terminated|The server does not support SSL connections)/.test((error as Error).message ?? '');
 }

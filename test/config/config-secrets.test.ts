@@ -101,6 +101,22 @@ describe('parseConfig: secret references', () => {
   test("secrets: 'store-only' still refuses a postgres url that does not resolve", () => {
     assert.deepEqual(issuesOf("store: { postgres: { url: '${DATABASE_URL}' } }\n", {}, { secrets: 'store-only' }), ['store.postgres.url: environment variable DATABASE_URL is not set']);
   });
+
+  // A store or Redis variable holding something else than its URL (the password alone, a
+  // misquoted URL) used to pass `config check` and reach the client library, which put it
+  // in its error: `getaddrinfo ENOTFOUND hunter2pw` in the log and the exchange records.
+  test('a postgres or redis url secret must resolve to a URL of its scheme, and the message never shows the value', () => {
+    const store = "store: { postgres: { url: '${DATABASE_URL}' } }\n";
+    const redis = "policy:\n  limits:\n    store: redis\n    redis: { url: '${REDIS_URL}' }\n";
+    const hidden = '; the value is not shown, as it may hold a password)';
+    assert.deepEqual(issuesOf(store, { DATABASE_URL: 'hunter2pw' }), [`store.postgres.url: must resolve to a postgres:// or postgresql:// URL, e.g. postgres://gatehouse@db:5432/gatehouse (it is not a URL${hidden}`]);
+    assert.deepEqual(issuesOf(store, { DATABASE_URL: 'mysql://u:hunter2pw@db/x' }), [`store.postgres.url: must resolve to a postgres:// or postgresql:// URL, e.g. postgres://gatehouse@db:5432/gatehouse (its scheme is "mysql"${hidden}`]);
+    assert.deepEqual(issuesOf(store, { DATABASE_URL: 'hunter2pw' }, { secrets: 'store-only' }).length, 1);
+    assert.deepEqual(issuesOf(redis, { REDIS_URL: 'hunter2pw' }), [`policy.limits.redis.url: must resolve to a redis:// or rediss:// URL, e.g. redis://:password@cache:6379/0 (it is not a URL${hidden}`]);
+    assert.deepEqual(issuesOf(redis, { REDIS_URL: 'cache.internal:6379' }), [`policy.limits.redis.url: must resolve to a redis:// or rediss:// URL, e.g. redis://:password@cache:6379/0 (its scheme is "cache.internal"${hidden}`]);
+    assert.deepEqual(parse(store, { DATABASE_URL: 'postgresql://gh:pw@db/gh' }).store, { postgres: { url: 'postgresql://gh:pw@db/gh' } });
+    assert.equal(parse(redis, { REDIS_URL: 'rediss://:pw@cache:6380/1' }).policy.limits.redis?.url, 'rediss://:pw@cache:6380/1');
+  });
 });
 
 describe('loadConfig', () => {

@@ -7,7 +7,7 @@ import { dir, parse, issuesOf, connection, minimal, ed25519Pem } from '../helper
 describe('parseConfig: defaults', () => {
   test('a minimal config gets the documented defaults', () => {
     const config = parse(minimal);
-    assert.deepEqual(config.gateway, { listen: { host: '127.0.0.1', port: 8080 }, maxRequestBody: 10 * 1024 * 1024, maxResponseBody: 512 * 1024 * 1024, maxConnections: 4096, maxConnectionsPerClient: 256 });
+    assert.deepEqual(config.gateway, { listen: { host: '127.0.0.1', port: 8080 }, maxRequestBody: 10 * 1024 * 1024, maxResponseBody: 512 * 1024 * 1024, maxConnections: 4096, maxConnectionsPerClient: 256, shutdownGrace: 10_000 });
     assert.deepEqual(config.admin, { enabled: true, listen: { host: '127.0.0.1', port: 8081 }, groups: ['gatehouse-admins'], maxConnections: 256, maxConnectionsPerClient: 64 });
     assert.deepEqual(config.store, { sqlite: { path: join(dir, 'data/gatehouse.db') } });
     assert.deepEqual(config.recording, { maxBodyBytes: 256 * 1024, enabled: true });

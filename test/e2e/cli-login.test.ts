@@ -138,7 +138,7 @@ describe('gatehouse login (device flow)', () => {
     const result = await runCli(['whoami', '--admin', `http://127.0.0.1:${port}`], { ...process.env, XDG_CONFIG_HOME: signedIn });
     rmSync(signedIn, { recursive: true, force: true });
     assert.equal(result.code, 1, result.stderr);
-    assert.match(result.stderr, new RegExp(`cannot reach the admin API at http://127\\.0\\.0\\.1:${port}: fetch failed \\(connect ECONNREFUSED`));
+    assert.match(result.stderr, new RegExp(`cannot reach the admin API at http://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
     noStack(result.stderr);
   });
 

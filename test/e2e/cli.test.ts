@@ -105,6 +105,23 @@ describe('gatehouse CLI', () => {
     assert.ok(!b.stderr.includes('wallaby'));
   });
 
+  // A store URL asking for TLS (sslmode=verify-full) from a server without it said
+  // "store migration failed: The server does not support SSL connections".
+  test('start against a PostgreSQL store that refuses TLS under sslmode=verify-full says it cannot connect', async () => {
+    // Answers PostgreSQL's SSLRequest with "N", as a server without TLS does.
+    const noTls = createServer((socket) => socket.once('data', () => socket.write('N')));
+    await new Promise<void>((resolve) => noTls.listen(0, '127.0.0.1', resolve));
+    try {
+      const postgres = writeConfig('pg-no-tls.yaml', `gateway:\n  listen: { host: 127.0.0.1, port: 0 }\nadmin:\n  enabled: false\nstore:\n  postgres: { url: '\${CLI_TEST_DB_URL}' }\n`);
+      const port = (noTls.address() as AddressInfo).port;
+      const d = await runCli(['start', '--config', postgres], { ...process.env, CLI_TEST_DB_URL: `postgres://gh:cli-pw-wombat@127.0.0.1:${port}/gh?sslmode=verify-full` });
+      assert.equal(d.code, 1);
+      assert.equal(d.stderr, 'gatehouse: cannot connect to the PostgreSQL store: The server does not support SSL connections\n');
+    } finally {
+      await new Promise((resolve) => noTls.close(resolve));
+    }
+  });
+
   test('start against a PostgreSQL database that does not exist says it cannot connect, naming the database', async (t) => {
     const db = await createTestPostgresDatabase();
     if ('skip' in db) return t.skip(db.skip);

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:tls';
 import { readFileSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { Agent, request } from 'undici';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -77,6 +78,11 @@ describe('generic HTTP proxy and failure paths, end to end', () => {
           res.write('first part;');
           res.on('close', () => markAborted());
           return; // never ends: the client will give up
+        }
+        if (req.url!.startsWith('/registry/gzipped')) {
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+          res.end(gzipSync(JSON.stringify({ answer: 'compressed on the wire' })));
+          return;
         }
         if (req.url!.startsWith('/registry/escape')) {
           res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
@@ -150,7 +156,7 @@ connections:
     rmSync(pki.dir, { recursive: true, force: true });
   });
 
-  const call = (path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
+  const call = (path: string, init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}) =>
     request(`${gateway.url}${path}`, { dispatcher, method: (init.method ?? 'GET') as 'GET', headers: { authorization: `Bearer ${key}`, ...init.headers }, body: init.body });
 
   test('control characters a caller percent-encodes into a path, or a target answers with, reach neither the CLI output nor the events raw', async () => {
@@ -362,5 +368,45 @@ connections:
     assert.equal(record!.complete, false);
     assert.equal(record!.errorCode, 'client_closed');
     assert.equal(record!.bytesOut, 'first part;'.length);
+  });
+  // A client that hung up while sending its body was recorded and counted as 503
+  // store_unavailable: Node's "aborted" error carries code ECONNRESET, which read as a
+  // store connection reset. It is client_closed, and nothing reaches the target.
+  test('a client that goes away in the middle of its request body is recorded as client_closed, not store_unavailable', async () => {
+    const seenBefore = seen.length;
+    const { hostname, port } = new URL(gateway.url);
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect({ port: Number(port), host: hostname, ca: pki.ca, servername: 'localhost' }, () => {
+        socket.write(`POST /c/registry/upload-cut HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n{"part":"one"`);
+        setTimeout(() => socket.destroy(), 200);
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve());
+    });
+    let record: { operation: string; status: number; errorCode: string | null; errorDetail: string | null } | undefined;
+    for (let i = 0; i < 50 && record?.operation !== 'http.POST /upload-cut'; i++) {
+      const [latest] = JSON.parse((await gateway.cli(['sessions', 'list', '--limit', '1', '--json'])).stdout) as { id: string }[];
+      record = latest && JSON.parse((await gateway.cli(['sessions', 'show', latest.id, '--json'])).stdout);
+      if (record?.operation !== 'http.POST /upload-cut') await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(record!.operation, 'http.POST /upload-cut');
+    assert.equal(record!.errorCode, 'client_closed');
+    assert.equal(record!.status, 499);
+    assert.match(record!.errorDetail ?? '', /^the client closed the connection after 13 bytes of the request body \(content-length 900\)/);
+    assert.equal(seen.length, seenBefore);
+  });
+  // An `http` connection passes the client's Accept-Encoding on, so a client that accepts
+  // gzip (curl --compressed, browsers, python requests) gets a gzip answer: its compressed
+  // bytes were recorded as text (mojibake in `sessions show`, nothing for `text` search).
+  test('a compressed answer or request body is recorded by size only, not as its compressed bytes', async () => {
+    const res = await call('/c/registry/gzipped', { method: 'POST', headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('{"question":"zipped"}') });
+    assert.equal(res.statusCode, 200);
+    const wire = Buffer.from(await res.body.arrayBuffer());
+    assert.deepEqual(JSON.parse(gunzipSync(wire).toString()), { answer: 'compressed on the wire' });
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { bytesOut: number; response: { body: string | null }; request: { body: string | null } };
+    assert.equal(record.response.body, null);
+    assert.equal(record.bytesOut, wire.length);
+    assert.equal(record.request.body, null);
   });
 });

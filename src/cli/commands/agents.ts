@@ -4,6 +4,7 @@
 import { loadConfig } from '../../config/index.js';
 import { CliError } from '../cli-error.js';
 import { configPath } from '../config-path.js';
+import { unreachableAdmin } from '../unreachable-admin.js';
 import { printTable } from './keys.js';
 
 export interface AgentsOptions {
@@ -34,7 +35,7 @@ export async function agentsCommand(action: string | undefined, options: AgentsO
   try {
     res = await fetch(new URL('/api/agents', admin), { headers: { authorization: `Bearer ${key}` } });
   } catch (error) {
-    throw new CliError(`cannot reach the admin API at ${admin}: ${(error as Error).message}`, 1);
+    throw unreachableAdmin(admin, error);
   }
   const body = (await res.json()) as Status & { error?: { code: string; message: string } };
   if (!res.ok) throw new CliError(`admin API answered ${res.status}: ${body.error?.code}: ${body.error?.message}`, 1);

@@ -5,6 +5,7 @@
 // `gatehouse whoami --admin URL`: asks the admin API who the stored credential is.
 
 import * as client from 'openid-client';
+import { unreachableAdmin } from '../unreachable-admin.js';
 import { CliError } from '../cli-error.js';
 import { credentialsPath, loadCredentials, saveCredentials } from '../credentials.js';
 
@@ -109,7 +110,7 @@ export async function whoamiCommand(options: LoginOptions): Promise<void> {
   try {
     res = await fetch(url, { headers: { authorization: `Bearer ${credentials.accessToken}` } });
   } catch (error) {
-    throw new CliError(`cannot reach the admin API at ${url.origin}: ${(error as Error).message}${(error as Error).cause instanceof Error ? ` (${((error as Error).cause as Error).message})` : ''}`, 1);
+    throw unreachableAdmin(url.origin, error);
   }
   const body = await res.text();
   if (!res.ok) throw new CliError(`admin API answered ${res.status}: ${body}`, 1);

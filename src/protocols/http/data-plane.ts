@@ -216,7 +216,10 @@ class HttpExchangeIO implements ExchangeIO {
     const line = this.requestLine;
     let request: RecordedRequest = line;
     if (body.length > 0) {
-      const recorded = this.#options.recording !== false && isTextual(req.headers['content-type']) ? captureWhole(body, this.#options.maxRecordedBody) : undefined;
+      // A compressed body is recorded by size only, as a binary one: its bytes are not text.
+      const requestEncoding = req.headers['content-encoding']?.trim().toLowerCase();
+      const readable = requestEncoding === undefined || requestEncoding === '' || requestEncoding === 'identity';
+      const recorded = this.#options.recording !== false && readable && isTextual(req.headers['content-type']) ? captureWhole(body, this.#options.maxRecordedBody) : undefined;
       request = { method: line.method, path: line.path, headers: line.headers, body: recorded?.text, truncated: recorded?.truncated ?? false };
     }
     // Before the body is decoded: a body refused as unreadable is recorded as it was sent.

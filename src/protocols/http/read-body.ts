@@ -43,7 +43,14 @@ export async function readBody(req: IncomingMessage, limit: number, idleMs = bod
   } catch (error) {
     // After a timeout nothing more is read: the 408 goes out with `connection: close`.
     if (error instanceof GatehouseError && error.code !== 'request_timeout') req.resume();
-    else if (!(error instanceof GatehouseError)) req.destroy();
+    else if (!(error instanceof GatehouseError)) {
+      req.destroy();
+      // The request stream fails only when its connection went away before the body was
+      // whole (Node's "aborted", code ECONNRESET): the client closed it. Left as is, that
+      // code read as a store connection reset, and the exchange was recorded and counted
+      // as 503 store_unavailable.
+      throw new GatehouseError('client_closed', { detail: `the client closed the connection after ${size} bytes of the request body${declared === undefined ? '' : ` (content-length ${declared})`}: ${error instanceof Error ? error.message : String(error)}`, cause: error });
+    }
     throw error;
   } finally {
     clearTimeout(timer);

@@ -93,11 +93,6 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   // Bedrock's streams: binary frames around the model's JSON, masked frame by frame (as bytes, they passed raw).
   const isAwsEventStream = contentType !== undefined && awsEventStreamType.test(contentType);
   const textual = isTextual(contentType);
-  const sse = options.readAnswer && isSse ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
-  // Without a recording the body is kept only to read a JSON answer's usage from it.
-  const capture = textual && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
-  const progress = options.progress;
-  const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs, status: upstream.status, ttfbMs: options.ttfbMs, bytesIn: options.bytesIn }) : undefined;
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
   // A filter (or the credential scan) adds the answer's masked entities to the request's; without one they are read only.
   const counts: EntityCounts = filterWanted || options.credentialEcho ? { ...options.requestCounts } : (options.requestCounts ?? noCounts);
@@ -126,7 +121,17 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 
   // An answer that is read (scanned or filtered) and compressed all the same is decoded;
   // one in a coding the gateway cannot decode is refused below.
-  const decoder = scrubber || filter ? answerDecoder(encoding) : undefined;
+  const coding = answerDecoder(encoding);
+  const decoder = scrubber || filter ? coding : undefined;
+  // A compressed answer passed as it is (an `http` connection's with nothing to read
+  // it, when the client accepts gzip) is recorded by size only, as a binary one, not as
+  // its compressed bytes read for text; a decoded one is read as it was decoded.
+  const readable = coding === undefined || typeof decoder === 'function';
+  const sse = options.readAnswer && isSse && readable ? new SseAnswerReader({ maxTextBytes: options.maxRecordedBody }) : undefined;
+  // Without a recording the body is kept only to read a JSON answer's usage from it.
+  const capture = textual && readable && (record || (options.readAnswer && sse === undefined)) ? new BodyCapture(options.maxRecordedBody) : undefined;
+  const progress = options.progress;
+  const tracker = record && progress ? new ProgressTracker({ intervalMs: progress.intervalMs, bytes: progress.bytes, report: progress.report, capture, sse, elapsedMs: options.elapsedMs, status: upstream.status, ttfbMs: options.ttfbMs, bytesIn: options.bytesIn }) : undefined;
   // Headers carry values as the body does: scrubbed, then masked with the same plan, for the client and the record.
   const scrubbedHeaders = options.credentialEcho ? scrubHeaders(upstreamHeaders, options.credentialEcho, counts) : upstreamHeaders;
   let shownHeaders = options.maskPlan ? maskResponseHeaders(scrubbedHeaders, options.maskPlan, counts) : scrubbedHeaders;

@@ -53,7 +53,8 @@ export interface PostgresListener {
   readonly port: number;
   /** Sessions currently open. */
   readonly sessions: number;
-  close(): Promise<void>;
+  /** Stops accepting; open sessions get `graceMs` (10 s) to finish, then are ended. */
+  close(graceMs?: number): Promise<void>;
 }
 
 const utf8Encodings = /^(utf-?8|unicode|sql_ascii)$/i;
@@ -292,9 +293,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
     get sessions() {
       return sockets.size;
     },
-    close() {
+    close(graceMs = 10_000) {
       return new Promise((resolve) => {
-        // Open sessions get 10 s to finish, then are ended with a FATAL 57P01 (as
+        // Open sessions get graceMs to finish, then are ended with a FATAL 57P01 (as
         // PostgreSQL's own shutdown does) and recorded as gateway_shutdown.
         const timer = setTimeout(() => {
           const shutdown = new GatehouseError('gateway_shutdown', { message: 'The gateway is shutting down; the session was ended.' });
@@ -302,7 +303,7 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           setImmediate(() => {
             for (const s of sockets) s.destroy();
           });
-        }, 10_000);
+        }, graceMs);
         server.close(() => {
           clearTimeout(timer);
           resolve();
