@@ -318,7 +318,7 @@ class HttpExchangeIO implements ExchangeIO {
       });
     }
     const bodyLength = forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined;
-    const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength, clientAddress: req.socket.remoteAddress });
+    const headers = upstreamRequestHeaders(req.headers, { identityEncoding: isOpenai || masking.response !== undefined, bodyLength, clientAddress: req.socket.remoteAddress, callerCredential: this.credential });
     const assertion = connection.identityAssertion;
     if (assertion) {
       // Never pass on a caller's own value of the header; without an identity or a signer, send none.
