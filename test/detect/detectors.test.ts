@@ -24,6 +24,9 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('cards 4111 1111 1111 1111, 3782-822463-10005 and 5555555555554444'), ['CREDIT_CARD:4111 1111 1111 1111', 'CREDIT_CARD:3782-822463-10005', 'CREDIT_CARD:5555555555554444']);
     assert.deepEqual(found('SSN 123-45-6789'), ['US_SSN:123-45-6789']);
     assert.deepEqual(found('IBAN DE89 3704 0044 0532 0130 00.'), ['IBAN:DE89 3704 0044 0532 0130 00']);
+    // A model asked to write the number in lower case: the same IBAN (mod-97 is over the letters' values, case aside).
+    assert.deepEqual(found('iban de89 3704 0044 0532 0130 00, gb82west12345698765432 and Nl91abna0417164300'), ['IBAN:de89 3704 0044 0532 0130 00', 'IBAN:gb82west12345698765432', 'IBAN:Nl91abna0417164300']);
+    assert.deepEqual(found('de89 3704 0044 0532 0130 01 fails mod-97'), []);
     assert.deepEqual(found('from 10.0.0.1 and 2001:db8::ff00:42:8329'), ['IP_ADDRESS:10.0.0.1', 'IP_ADDRESS:2001:db8::ff00:42:8329']);
   });
 
