@@ -133,9 +133,18 @@ approvals:
     const bundle = join(dir, 'review-bundle');
     const exported = await runCli(['audit', 'export', '--out', bundle, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up' });
     assert.equal(exported.code, 0, exported.stderr);
-    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string });
-    const ofReview = events.filter((e) => e.target === `review:${id}`).map((e) => `${e.kind} ${e.actor}`);
-    assert.deepEqual(ofReview, ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
+    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string; details: Record<string, any> });
+    const ofReview = events.filter((e) => e.target === `review:${id}`);
+    assert.deepEqual(ofReview.map((e) => `${e.kind} ${e.actor}`), ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
+    // Security regression: the chain (and so the bundle) holds why the request was asked for
+    // and why it was approved, and what exactly; only the reviews table had them, which a
+    // write to the store could change unseen.
+    const [created, voted, approvedEvent] = ofReview;
+    assert.equal(created!.details['justification'], 'quarterly report');
+    assert.match(created!.details['digest'], /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(created!.details['rules'], ['risky']);
+    assert.deepEqual(voted!.details['vote'], { vote: 'approve', comment: 'looks fine', grantMs: null, via: 'cli' });
+    assert.deepEqual(approvedEvent!.details['vote'], voted!.details['vote']);
   });
 
   test('a reviewer whose user is revoked cannot vote with the CLI either', async () => {

@@ -215,6 +215,12 @@ describe('credentials in a URL path', () => {
     assert.equal(recordablePath('/keys/AKIAIOSFODNN7EXAMPLE?q=ghp_16C7e42F292c6912E7710c838347Ae178B4a&api_key=x&n=1'), '/keys/[AWS_ACCESS_KEY]?q=[GITHUB_TOKEN]&api_key=[redacted]&n=1');
   });
 
+  test('free text for the audit chain (a justification, a comment): each credential becomes its type label, the words stay', async () => {
+    const { redactTextCredentials } = await import('../../src/detect/index.js');
+    assert.equal(redactTextCredentials('INC-4711: rotate ghp_16C7e42F292c6912E7710c838347Ae178B4a and AKIAIOSFODNN7EXAMPLE now'), 'INC-4711: rotate [GITHUB_TOKEN] and [AWS_ACCESS_KEY] now');
+    assert.equal(redactTextCredentials('quarterly report for jane@example.com'), 'quarterly report for jane@example.com');
+  });
+
   test('a path segment is labelled exactly when the same value is found in text after the segment before it', async () => {
     // Stripe-style keys and generic tokens are SECRETs only after a context word, in a
     // path as in text; hex strings (hashes, ids) are found in neither.

@@ -18,14 +18,14 @@ describe("the caller's credential in other headers", () => {
   test('a header repeating the bearer key, or holding any Gatehouse key, is not forwarded', async () => {
     const caller = await g.client(['ml']);
     const other = await g.client(['ml']);
-    const key = caller.apiKey;
+    const key = String(caller.apiKey);
     const res = await fetch(`${g.baseURL}/models`, {
       headers: {
         authorization: `Bearer ${key}`,
         'x-api-key': key,
         'api-key': key,
         'x-note': `mine is ${key}.`,
-        'x-other-key': other.apiKey,
+        'x-other-key': String(other.apiKey),
         'x-kept': 'plain value',
       },
     });
