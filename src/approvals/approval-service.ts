@@ -414,7 +414,7 @@ function checkBinding(review: Review, binding: Binding, fields: Record<string, s
     : review.connection !== binding.connection ? `is for connection "${review.connection}"`
     : review.operation !== binding.operation ? `is for operation "${review.operation}"`
     : review.policyVersion !== binding.policyVersion ? 'was made under another policy version'
-    : review.digest !== binding.digest ? 'is for a different request body'
+    : review.digest !== binding.digest ? 'is for a different request body or query'
     : undefined;
   if (mismatch) throw new GatehouseError('approval_invalid', { fields, message: `Review ${review.id} ${mismatch}; it does not approve this request.` });
 }

@@ -234,7 +234,8 @@ class HttpExchangeIO implements ExchangeIO {
       this.#connection.type === 'openai'
         ? withRequestLine(compressed ? { stream: false, textUnreadable: 'The request body is compressed (Content-Encoding); the gateway does not read compressed request bodies.' } : openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
-    return new HttpInspection(operation, facts, request, body);
+    const q = this.#rest.indexOf('?');
+    return new HttpInspection(operation, facts, request, body, q < 0 ? '' : this.#rest.slice(q + 1));
   }
 
   #maskingFor(decision: Decision, operation: string): ExchangeMasking {
@@ -390,17 +391,20 @@ class HttpInspection implements Inspection {
   readonly facts: RequestFacts;
   readonly request: RecordedRequest;
   readonly #body: Buffer;
+  /** The query string as sent (after `?`): an approval is for it too. */
+  readonly #query: string;
 
-  constructor(operation: string, facts: RequestFacts, request: RecordedRequest, body: Buffer) {
+  constructor(operation: string, facts: RequestFacts, request: RecordedRequest, body: Buffer, query: string) {
     this.operation = operation;
     this.facts = facts;
     this.request = request;
     this.#body = body;
+    this.#query = query;
   }
 
   /** Hashing the canonical body costs; only an approval hold reads it. */
   get digest(): string {
-    return requestDigest(this.#body);
+    return requestDigest(this.#body, this.#query);
   }
 }
 
