@@ -25,6 +25,7 @@ import { limitConnections, type ConnectionLimits, type RefusalReason } from './c
 import { createLimitStore } from './create-limit-store.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
+import { listenerTimeouts } from './listener-timeouts.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -429,8 +430,9 @@ interface ListenLimits extends ConnectionLimits {
 
 /** `refusesBody`: a request with `Expect: 100-continue` this says is refused gets its answer (413) without `100 Continue`. */
 async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number, limits: ListenLimits, refusesBody?: (req: IncomingMessage) => boolean): Promise<Server> {
-  // Node checks these timeouts every connectionsCheckingInterval (30 s by default).
-  const options = { connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) };
+  // Node checks these timeouts every connectionsCheckingInterval (listener-timeouts.ts).
+  const timeouts = listenerTimeouts(requestTimeoutMs);
+  const options = { connectionsCheckingInterval: timeouts.connectionsCheckingInterval };
   const server = tls ? createHttpsServer({ ...options, cert: tls.cert, key: tls.key }, handler) : createHttpServer(options, handler);
   // Without this listener Node sends `100 Continue` to every `Expect: 100-continue`, and
   // a client declaring a body over the limit uploads all of it before its 413. Refused,
@@ -446,9 +448,9 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   // may stream for minutes (bounded by the connection's own timeouts). Off, a body
   // dripped a byte at a time (under the 30 s idle limit of readBody) held its socket
   // and buffer forever, also on the admin listener and its unauthenticated login routes.
-  server.requestTimeout = requestTimeoutMs;
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = Math.min(30_000, requestTimeoutMs);
+  server.requestTimeout = timeouts.requestTimeout;
+  server.keepAliveTimeout = timeouts.keepAliveTimeout;
+  server.headersTimeout = timeouts.headersTimeout;
   // A plain-HTTP request to a TLS listener gets an answer saying so (plain-http-on-tls.ts);
   // installed first, so the connection limits still run before it.
   if (tls) answerPlainHttp(server, { firstByteTimeoutMs: server.headersTimeout, envelope: limits.envelope });
