@@ -214,6 +214,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   if (journal) registerJournalMetrics(metrics.registry, journal);
   const connections = buildHttpConnections(config, agentHub);
   opened.push(() => Promise.all([...connections.values()].map((c) => c.forwarder.close())));
+  // Credentials in what a refused request's record, or a review's preview, keeps are their type label.
+  const redactCredentials = credentialRedactor();
   const approvals = config.approvals
     ? await startApprovals({
         db: store.db,
@@ -222,6 +224,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         adminGroups: config.admin.groups,
         logger,
         policy,
+        redactPreview: redactCredentials,
         // Every review and every vote is an audit event in the chain.
         audit: (event) => {
           audit.log
@@ -252,7 +255,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     limits: policyRuntime.limits,
     recorder,
     approvals: approvals?.stage,
-    redactRefused: credentialRedactor(),
+    redactRefused: redactCredentials,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
       // The fields are built only for a line that is written (level warn skips `info`).

@@ -172,6 +172,23 @@ approvals:
     assert.equal((await held).status, 403);
   });
 
+  test('security: a review keeps credentials in its preview as their type label (it goes to webhooks and stays after a denial)', async () => {
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'RISKY: deploy with AKIAIOSFODNN7EXAMPLE and ghp_16C7e42F292c6912E7710c838347Ae178B4a' }] }),
+    });
+    let reviews: Array<{ id: string; promptPreview: string }> = [];
+    for (let i = 0; i < 50 && reviews.length === 0; i++) {
+      reviews = JSON.parse((await cli(['list', '--state', 'pending', '--json'])).stdout);
+      if (reviews.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(reviews.length, 1);
+    assert.equal(reviews[0]!.promptPreview, 'RISKY: deploy with [AWS_ACCESS_KEY] and [GITHUB_TOKEN]');
+    assert.equal((await cli(['deny', reviews[0]!.id], reviewerKey)).code, 0);
+    assert.equal((await held).status, 403);
+  });
+
   test('reviews list --limit takes a positive integer: not a SQLite error and a stack, nor 0 for no limit', async () => {
     for (const limit of ['abc', '0', '2.5']) {
       const listed = await cli(['list', '--limit', limit]);
