@@ -174,6 +174,16 @@ class HttpExchangeIO implements ExchangeIO {
     return { justification: singleHeader(headers['gatehouse-justification']), reviewId: singleHeader(headers['gatehouse-review'])?.trim() };
   }
 
+  /**
+   * An `http` connection's body is not read as a prompt: its review shows the request
+   * line with its query (`POST /jobs?dry_run=true`, credentials redacted as recorded) and
+   * the body as recorded, so a reviewer sees what the approval is bound to.
+   */
+  reviewPreview(request: RecordedRequest): string | undefined {
+    if (this.#connection.type !== 'http') return undefined;
+    return request.body ? `${request.method} ${request.path}\n${request.body}` : `${request.method} ${request.path}`;
+  }
+
   holdSignal(held: Exchange): AbortSignal {
     if (!this.#callerGone) {
       const controller = new AbortController();
