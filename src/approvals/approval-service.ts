@@ -43,6 +43,13 @@ export interface ApprovalServiceOptions {
   readonly audit?: ((event: ReviewEvent) => void) | undefined;
   /** Outbound notifications (webhooks, Slack). Must not throw. */
   readonly notify?: ((event: ReviewEvent) => void) | undefined;
+  /**
+   * Applied to what a review keeps of the request (its preview): the gateway replaces
+   * credentials with their type label. A reviewer needs to see that a key is there, not
+   * its value; the preview goes to webhooks and Slack and stays in the store after a
+   * denial, when the request's own record redacts it (a refused request).
+   */
+  readonly redactPreview?: ((text: string) => string) | undefined;
   readonly now?: () => number;
 }
 
@@ -90,6 +97,10 @@ export class ApprovalService {
    */
   setReviewRules(next: ReviewRules): void {
     this.#reviewRules = { defaults: next.defaults, rules: next.rules, adminsMayReview: next.adminsMayReview };
+  }
+
+  #redact(preview: string): string {
+    return this.#options.redactPreview ? this.#options.redactPreview(preview) : preview;
   }
 
   get bus(): ReviewBus {
@@ -186,7 +197,7 @@ export class ApprovalService {
       justification: justification === undefined ? null : storableText(justification.slice(0, maxComment)),
       exchange_id: exchange.id,
       model: exchange.facts.model === undefined ? null : storableText(exchange.facts.model),
-      prompt_preview: preview === undefined ? null : storableText(preview.slice(0, maxPreview)),
+      prompt_preview: preview === undefined ? null : storableText(this.#redact(preview).slice(0, maxPreview)),
       created_at: now,
       expires_at: now + options.expiresAfter,
       decided_at: null,
@@ -414,7 +425,7 @@ function checkBinding(review: Review, binding: Binding, fields: Record<string, s
     : review.connection !== binding.connection ? `is for connection "${review.connection}"`
     : review.operation !== binding.operation ? `is for operation "${review.operation}"`
     : review.policyVersion !== binding.policyVersion ? 'was made under another policy version'
-    : review.digest !== binding.digest ? 'is for a different request body'
+    : review.digest !== binding.digest ? 'is for a different request body or query'
     : undefined;
   if (mismatch) throw new GatehouseError('approval_invalid', { fields, message: `Review ${review.id} ${mismatch}; it does not approve this request.` });
 }

@@ -1,5 +1,5 @@
 // The digest an approval is bound to: SHA-256 over the request body in canonical
-// form. A JSON body is re-serialised with sorted keys and no insignificant whitespace
+// form (and an HTTP request's query string, when it has one). A JSON body is re-serialised with sorted keys and no insignificant whitespace
 // (RFC 8785-style ordering), so a client that re-encodes the same request still
 // matches; any other body is hashed byte for byte. An empty body hashes as "".
 //
@@ -20,10 +20,18 @@ const stringToken = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*
 const numberToken = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const literalToken = /true|false|null/y;
 
-export function requestDigest(body: Buffer | undefined): string {
+/**
+ * `query` is an HTTP request's query string as sent (without `?`): it is part of what a
+ * reviewer approves (`POST /jobs?dry_run=true` is not `?dry_run=false`, and a target
+ * reads it as it reads the body), so it is hashed too, byte for byte; a request without
+ * one hashes as the body alone, as before.
+ */
+export function requestDigest(body: Buffer | undefined, query = ''): string {
   const bytes = body ?? Buffer.alloc(0);
   const canonical = bytes.length > 0 && isUtf8(bytes) ? canonicalText(bytes.toString('utf8')) : undefined;
-  return `sha256:${createHash('sha256').update(canonical ?? bytes).digest('hex')}`;
+  const hash = createHash('sha256');
+  if (query !== '') hash.update(`\u0000query\u0000${query}\u0000`, 'utf8');
+  return `sha256:${hash.update(canonical ?? bytes).digest('hex')}`;
 }
 
 /** The canonical form of a JSON text; undefined when it is not JSON, or not one unambiguous value. */

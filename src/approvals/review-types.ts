@@ -1,5 +1,7 @@
 // What a review looks like to the API, the CLI, notifications and the audit hook.
 
+import { redactTextCredentials } from '../detect/path-credentials.js';
+
 export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled' | 'executed';
 export const reviewStates: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'];
 
@@ -61,9 +63,31 @@ export interface ReviewEvent {
 /**
  * The audit event of a review event (kind `review.created`, `review.voted` …): the same
  * from a gateway and from the CLI, so every review and vote is in the chain whoever
- * cast it.
+ * cast it. It carries what an investigation asks of a review — what exactly was
+ * approved (digest, rules, the exchange), why it was asked for (the justification), and
+ * each vote with its comment and grant — so that an evidence bundle holds them and an
+ * edit of the reviews tables does not rewrite them unseen. Free text is cut at 500
+ * characters, credentials in it as their type label.
  */
-export function reviewAuditEvent(event: ReviewEvent): { kind: string; actor: string; target: string; details: Record<string, string> } {
+export function reviewAuditEvent(event: ReviewEvent): { kind: string; actor: string; target: string; details: Record<string, unknown> } {
   const { review } = event;
-  return { kind: event.type, actor: event.actor, target: `review:${review.id}`, details: { state: review.state, connection: review.connection, operation: review.operation, subject: review.subject } };
+  const details: Record<string, unknown> = { state: review.state, connection: review.connection, operation: review.operation, subject: review.subject, digest: review.digest, rules: review.rules };
+  if (event.type === 'review.created') {
+    details['exchange'] = review.exchangeId;
+    details['justification'] = freeText(review.justification);
+    details['reviewers'] = review.reviewerGroups;
+    details['minApprovals'] = review.minApprovals;
+    details['expiresAt'] = review.expiresAt;
+  }
+  if (event.type === 'review.voted' || event.type === 'review.approved' || event.type === 'review.denied') {
+    // The vote this event follows: the actor's latest (a vote decides the review in the same act).
+    const vote = review.votes.findLast((v) => v.voter === event.actor);
+    if (vote) details['vote'] = { vote: vote.vote, comment: freeText(vote.comment), grantMs: vote.grantMs, via: vote.via };
+  }
+  if (event.type === 'review.approved') details['grant'] = review.grant;
+  return { kind: event.type, actor: event.actor, target: `review:${review.id}`, details };
+}
+
+function freeText(text: string | null): string | null {
+  return text === null ? null : redactTextCredentials(text.length > 500 ? `${text.slice(0, 500)}…` : text);
 }

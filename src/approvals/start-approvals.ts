@@ -30,6 +30,8 @@ export interface StartApprovalsOptions {
   readonly logger: Logger;
   /** Where review and vote events go for the audit log (the lead connects AuditLog here). */
   readonly audit?: ((event: ReviewEvent) => void) | undefined;
+  /** Applied to a review's preview of the request before it is stored or sent (ApprovalServiceOptions.redactPreview). */
+  readonly redactPreview?: ((text: string) => string) | undefined;
   /** The running policy: a request approved after the policy changed is decided again. */
   readonly policy?: DecisionPolicy | undefined;
 }
@@ -66,6 +68,7 @@ export async function openApprovalService(options: OpenApprovalServiceOptions): 
       options.audit?.(event);
     },
     notify: (event) => notifier.notify(event),
+    redactPreview: options.redactPreview,
   });
   return {
     service,

@@ -13,7 +13,7 @@
 //   README.md          how to verify
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, openSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { AuditEventRow, Database, ExchangeRow } from '../store/index.js';
@@ -90,11 +90,27 @@ function lineWriter(path: string) {
   return {
     async write(line: string) {
       if (failure) throw failure;
-      if (!out.write(line)) await new Promise<void>((resolve) => (out.once('drain', resolve), out.once('error', () => resolve())));
+      if (!out.write(line)) await drained(out);
       if (failure) throw failure;
     },
     end: () => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error || failure ? reject(error ?? failure) : resolve()))),
   };
+}
+
+/**
+ * Waits for the stream to drain or fail, and takes both listeners off again: one left
+ * behind per full buffer piled up on a large export (Node warned of a leak past ten).
+ */
+function drained(out: WriteStream): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('error', done);
+      resolve();
+    };
+    out.once('drain', done);
+    out.once('error', done);
+  });
 }
 
 async function sha256File(path: string): Promise<string> {

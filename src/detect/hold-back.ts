@@ -19,7 +19,7 @@
 // the text that loses an overlap to one still growing) the detector covers by also
 // holding every finding that straddles the point (detector.ts).
 
-import { charClass, DIGIT, isDigit, isGluedScript, isWordChar, TOKEN, UPPER } from './char-class.js';
+import { ALNUM, charClass, DIGIT, isDigit, isGluedScript, isWordChar, TOKEN } from './char-class.js';
 import { isDomainChar, isLocalChar, pemBegin } from './scan-misc.js';
 import { awsContext, contextWindow, isGluedSecretChar, secretContext } from './scan-tokens.js';
 import { ibanLengths } from './validators.js';
@@ -232,15 +232,15 @@ function countryCodeStart(text: string, paren: number): number {
   return isWordChar(before) && !isGluedScript(before) ? text.length : p - 1;
 }
 
-const ibanFirstLetters = new Set(Object.keys(ibanLengths).map((cc) => cc.charCodeAt(0)));
+const ibanFirstLetters = new Set(Object.keys(ibanLengths).flatMap((cc) => [cc.charCodeAt(0), cc.charCodeAt(0) + 32]));
 
-/** An IBAN, compact or in groups of four, that may still go on (scan-tokens.ts `iban`). */
+/** An IBAN, compact or in groups of four, in either case, that may still go on (scan-tokens.ts `iban`). */
 function ibanHold(text: string): number {
   const n = text.length;
   let r = n;
-  while (r > 0 && n - r < maxIbanHold && ((charClass[text.charCodeAt(r - 1)]! & (DIGIT | UPPER)) !== 0 || text.charCodeAt(r - 1) === 32)) r--;
+  while (r > 0 && n - r < maxIbanHold && ((charClass[text.charCodeAt(r - 1)]! & ALNUM) !== 0 || text.charCodeAt(r - 1) === 32)) r--;
   for (let p = r; p < n; p++) {
-    if ((charClass[text.charCodeAt(p)]! & UPPER) === 0) continue;
+    if ((charClass[text.charCodeAt(p)]! & (ALNUM & ~DIGIT)) === 0) continue;
     // An IBAN starts a token: after a space, a `=`, or a character outside tokens.
     const before = p > 0 ? text.charCodeAt(p - 1) : 32;
     if (!(before === 32 || before === 61 || (charClass[before]! & TOKEN) === 0)) continue;
@@ -251,18 +251,18 @@ function ibanHold(text: string): number {
 
 function ibanPrefix(text: string, p: number, n: number): boolean {
   if (p + 1 === n) return ibanFirstLetters.has(text.charCodeAt(p));
-  const expected = ibanLengths[text.slice(p, p + 2)];
+  const expected = ibanLengths[text.slice(p, p + 2).toUpperCase()];
   if (expected === undefined) return false;
   let compact = 2;
   for (let k = p + 2; k < n; k++) {
     const c = text.charCodeAt(k);
     const cls = charClass[c]!;
-    if (cls & (DIGIT | UPPER)) {
+    if (cls & ALNUM) {
       if (compact < 4 && !(cls & DIGIT)) return false;
       if (++compact > expected) return false;
     } else if (c === 32) {
       if (compact % 4 !== 0) return false;
-      if (k + 1 < n && (charClass[text.charCodeAt(k + 1)]! & (DIGIT | UPPER)) === 0) return false;
+      if (k + 1 < n && (charClass[text.charCodeAt(k + 1)]! & ALNUM) === 0) return false;
     } else return false;
   }
   return true;

@@ -7,7 +7,7 @@ import type { Detection } from './types.js';
 export { builtinHoldBack, contextStart } from './hold-back.js';
 export { createDetector, resolveOverlaps, type Detector, type DetectorOptions, type CustomEntity, type DenyList } from './detector.js';
 export { builtinEntityTypes, credentialEntityTypes, type Detection, type BuiltinEntityType } from './types.js';
-export { credentialLabel, redactPathCredentials } from './path-credentials.js';
+export { credentialLabel, redactPathCredentials, redactTextCredentials } from './path-credentials.js';
 export { luhn, mod97 } from './validators.js';
 
 const builtin = createDetector();

@@ -63,6 +63,23 @@ export function credentialLabel(value: string): string | undefined {
   return undefined;
 }
 
+/**
+ * `text` with every credential the token scan finds replaced by `[TYPE]`: free text a
+ * person typed (a review's justification, a reviewer's comment) on its way into the
+ * audit chain, which sinks copy out. The same string when there is none.
+ */
+export function redactTextCredentials(text: string): string {
+  if (text.length < shortest) return text;
+  let out = '';
+  let at = 0;
+  for (const found of detector.detect(text)) {
+    if (!credential.has(found.type) || found.start < at) continue;
+    out += `${text.slice(at, found.start)}[${found.type}]`;
+    at = found.end;
+  }
+  return at === 0 ? text : out + text.slice(at);
+}
+
 /** A run of at least `shortest` characters between slashes: most paths have none and skip the scan. */
 function hasLongSegment(path: string): boolean {
   let run = 0;

@@ -56,7 +56,7 @@ export function token(text: string, start: number, end: number, out: Detection[]
   if (len < 4) return;
   const c0 = text.charCodeAt(start);
 
-  if (c0 >= 65 && c0 <= 90 && iban(text, start, out)) return;
+  if (((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) && iban(text, start, out)) return;
   if (len < 16) return;
   // Vendor prefixes start with one of `s g x A e`; any other token goes straight to
   // the generic check without cutting a head string out of the text.
@@ -284,7 +284,7 @@ function contextBefore(text: string, start: number): string {
   return text.slice(Math.max(0, start - contextWindow), start);
 }
 
-/** Compact `DE89370400440532013000` or grouped `DE89 3704 0044 0532 0130 00`. */
+/** Compact `DE89370400440532013000` or grouped `DE89 3704 0044 0532 0130 00`, in either case (`de89 …`). */
 function iban(text: string, start: number, out: Detection[]): boolean {
   const expected = ibanLength(text.charCodeAt(start), text.charCodeAt(start + 1));
   if (expected === 0) return false;
@@ -297,11 +297,11 @@ function iban(text: string, start: number, out: Detection[]): boolean {
   let lastEnd = start;
   while (k < text.length && count < expected) {
     const c = text.charCodeAt(k);
-    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90)) {
-      ibanChars[count++] = c;
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
+      ibanChars[count++] = c >= 97 ? c - 32 : c;
       k++;
       lastEnd = k;
-    } else if (c === 32 && count % 4 === 0 && k + 1 < text.length && (charClass[text.charCodeAt(k + 1)]! & (DIGIT | UPPER))) {
+    } else if (c === 32 && count % 4 === 0 && k + 1 < text.length && (charClass[text.charCodeAt(k + 1)]! & ALNUM)) {
       k++;
     } else break;
   }

@@ -61,8 +61,11 @@ export const ibanLengths: Readonly<Record<string, number>> = {
 const ibanLengthTable = new Uint8Array(26 * 26);
 for (const [cc, length] of Object.entries(ibanLengths)) ibanLengthTable[(cc.charCodeAt(0) - 65) * 26 + cc.charCodeAt(1) - 65] = length;
 
-/** The IBAN length of the country whose code is the characters `c0 c1`, or 0. */
+/** The IBAN length of the country whose code is the characters `c0 c1` (either case), or 0. */
 export function ibanLength(c0: number, c1: number): number {
+  // A lower-case IBAN (`gb82 west …`, as a model writes one when asked to) is the same number.
+  if (c0 >= 97 && c0 <= 122) c0 -= 32;
+  if (c1 >= 97 && c1 <= 122) c1 -= 32;
   if (c0 < 65 || c0 > 90 || c1 < 65 || c1 > 90) return 0;
   return ibanLengthTable[(c0 - 65) * 26 + c1 - 65]!;
 }

@@ -2,7 +2,8 @@
 // or other invisible characters inside it (`ann\u200b@example.com`), full-width or other
 // compatibility forms (`ａｎｎ＠ｅｘａｍｐｌｅ．ｃｏｍ`, `１２３-４５-６７８９`, math letters),
 // HTML character references (`ann&#64;example.com`, `&commat;`), percent-encoding
-// (`%2B1%20415%20555%202671`), a non-ASCII dash or an ideographic full stop. The plan
+// (`%2B1%20415%20555%202671`), backslash escapes as source code and JSON write them
+// (`ann\u0040example.com`, `\x40`), a non-ASCII dash or an ideographic full stop. The plan
 // also runs detection over a *view* of such a text —
 // invisible characters and combining marks removed, those forms written in ASCII — and
 // maps what it finds back to the text's own offsets; findings over the text itself are
@@ -12,7 +13,7 @@
 /** Could the text hold a disguised value? One linear, native scan. */
 // Common typography (em dash, curly quotes, bullet, ellipsis: U+2014-2023, U+2025-2027) is
 // left out: it disguises nothing, and answers are full of it.
-const disguise = /[\u00a0\u00ad\u0300-\u036f\u034f\u061c\u180b-\u180f\u2000-\u2013\u2024\u2028-\u2bff\u3000-\u303f\ufe00-\ufe6f\ufeff\uff00-\uffef\ud835]|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});|&[#a-zA-Z0-9]{0,8}$|%[2-7][0-9a-fA-F]|%[2-7]?$/;
+const disguise = /[\u00a0\u00ad\u0300-\u036f\u034f\u061c\u180b-\u180f\u2000-\u2013\u2024\u2028-\u2bff\u3000-\u303f\ufe00-\ufe6f\ufeff\uff00-\uffef\ud835]|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});|&[#a-zA-Z0-9]{0,8}$|%[2-7][0-9a-fA-F]|%[2-7]?$|\\u[0-9a-fA-F]{4}|\\x[2-7][0-9a-fA-F]|\\(?:u[0-9a-fA-F]{0,3}|x[2-7]?)?$/;
 
 /** Removed from the view: invisible format characters, variation selectors, combining marks. */
 function isInvisible(c: number): boolean {
@@ -75,6 +76,18 @@ export function disguiseView(text: string, openTail = false): DisguiseView | und
       }
       continue;
     }
+    if (c === 0x5c) {
+      const escape = backslashEscape(text, i, openTail);
+      if (escape) {
+        put(escape.value, i, escape.end);
+        i = escape.end;
+        changed = true;
+      } else {
+        put('\\', i, i + 1);
+        i++;
+      }
+      continue;
+    }
     if (c < 0x80 && c !== 0x26) {
       put(text[i]!, i, i + 1);
       i++;
@@ -131,6 +144,23 @@ function characterReference(text: string, i: number, openTail: boolean): { value
     return value === undefined ? undefined : { value, end: i + m[0].length };
   }
   if (openTail && /^&[#a-zA-Z0-9]{0,8}$/.test(text.slice(i))) return { value: 'a', end: text.length };
+  return undefined;
+}
+
+/**
+ * A backslash escape at `i` (on `\`): `\uXXXX` (any character but a surrogate half or a
+ * control) or `\xXX` (printable ASCII), as a model writes a value in source code or in
+ * JSON shown as text. With `openTail`, an unfinished one at the very end (`\u00`) stands
+ * for one letter, so the word before it is held.
+ */
+function backslashEscape(text: string, i: number, openTail: boolean): { value: string; end: number } | undefined {
+  const m = /^\\(?:u([0-9a-fA-F]{4})|x([2-7][0-9a-fA-F]))/.exec(text.slice(i, i + 6));
+  if (m) {
+    const cp = parseInt(m[1] ?? m[2]!, 16);
+    if (cp < 0x20 || cp === 0x7f || (cp >= 0xd800 && cp <= 0xdfff)) return undefined;
+    return { value: asciiForm(cp) ?? String.fromCharCode(cp), end: i + m[0].length };
+  }
+  if (openTail && /^\\(?:u[0-9a-fA-F]{0,3}|x[2-7]?)?$/.test(text.slice(i))) return { value: 'a', end: text.length };
   return undefined;
 }
 

@@ -98,6 +98,12 @@ export interface ExchangeIO {
    */
   scrubbedForRecord?(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest): { readonly request: RecordedRequest; readonly text: string | undefined } | undefined;
   /**
+   * What a review shows of a request that has no prompt text (an `http` connection: the
+   * request line with its query, and the body as it would be recorded), from the request
+   * as it is recorded (scrubbed). Undefined: the prompt text is the preview.
+   */
+  reviewPreview?(request: RecordedRequest): string | undefined;
+  /**
    * Forwards and streams the answer back. Must call `finish` with the outcome and
    * await it before releasing the last byte to the client.
    */
@@ -129,7 +135,8 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       // Read only here: an adapter may compute the digest lazily (it hashes the whole body).
       // The review shows reviewers (and their webhooks) the prompt as the model would get it.
       const scrubbed = io.scrubbedForRecord?.(exchange, decision, request);
-      const preview = scrubbed === undefined ? {} : { preview: scrubbed.text ?? '' };
+      const shown = io.reviewPreview?.(scrubbed?.request ?? request);
+      const preview = shown !== undefined ? { preview: shown } : scrubbed === undefined ? {} : { preview: scrubbed.text ?? '' };
       const held = await stages.approvals.hold(exchange, decision, { digest: inspection.digest, ...io.approval, ...preview, signal: io.holdSignal?.(exchange), deferUse: true });
       exchange = { ...exchange, approval: held.approval };
       // Decided again when the policy changed during the hold (the record keeps that decision).

@@ -29,6 +29,7 @@ import { renewListenerCertificates } from './renew-certificates.js';
 import { logHeldRecords } from './log-held-records.js';
 import { credentialRedactor, maskPlannerFromConfig, targetCredentialEntity } from '../mask/index.js';
 import { entityTypes, redactPathCredentials } from '../detect/index.js';
+import { listenerTimeouts } from './listener-timeouts.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { createAuthRoutes } from '../protocols/http/auth-routes.js';
@@ -220,6 +221,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   if (journal) registerJournalMetrics(metrics.registry, journal);
   const connections = buildHttpConnections(config, agentHub);
   opened.push(() => Promise.all([...connections.values()].map((c) => c.forwarder.close())));
+  // Credentials in what a refused request's record, or a review's preview, keeps are their type label.
+  const redactCredentials = credentialRedactor();
   const approvals = config.approvals
     ? await startApprovals({
         db: store.db,
@@ -228,6 +231,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         adminGroups: config.admin.groups,
         logger,
         policy,
+        redactPreview: redactCredentials,
         // Every review and every vote is an audit event in the chain.
         audit: (event) => {
           audit.log
@@ -258,7 +262,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     limits: policyRuntime.limits,
     recorder,
     approvals: approvals?.stage,
-    redactRefused: credentialRedactor(),
+    redactRefused: redactCredentials,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
       // The target sent its own credential back (scrubbed): the operator should know, once per exchange, without the value.
@@ -434,8 +438,9 @@ interface ListenLimits extends ConnectionLimits {
 
 /** `refusesBody`: a request with `Expect: 100-continue` this says is refused gets its answer (413) without `100 Continue`. */
 async function listen(handler: RequestListener, address: { host: string; port: number }, tls: { cert: string; key: string } | undefined, requestTimeoutMs: number, limits: ListenLimits, refusesBody?: (req: IncomingMessage) => boolean): Promise<Server> {
-  // Node checks these timeouts every connectionsCheckingInterval (30 s by default).
-  const options = { connectionsCheckingInterval: Math.min(30_000, Math.max(100, requestTimeoutMs / 4)) };
+  // Node checks these timeouts every connectionsCheckingInterval (listener-timeouts.ts).
+  const timeouts = listenerTimeouts(requestTimeoutMs);
+  const options = { connectionsCheckingInterval: timeouts.connectionsCheckingInterval };
   const server = tls ? createHttpsServer({ ...options, cert: tls.cert, key: tls.key }, handler) : createHttpServer(options, handler);
   // Without this listener Node sends `100 Continue` to every `Expect: 100-continue`, and
   // a client declaring a body over the limit uploads all of it before its 413. Refused,
@@ -451,9 +456,9 @@ async function listen(handler: RequestListener, address: { host: string; port: n
   // may stream for minutes (bounded by the connection's own timeouts). Off, a body
   // dripped a byte at a time (under the 30 s idle limit of readBody) held its socket
   // and buffer forever, also on the admin listener and its unauthenticated login routes.
-  server.requestTimeout = requestTimeoutMs;
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = Math.min(30_000, requestTimeoutMs);
+  server.requestTimeout = timeouts.requestTimeout;
+  server.keepAliveTimeout = timeouts.keepAliveTimeout;
+  server.headersTimeout = timeouts.headersTimeout;
   // A plain-HTTP request to a TLS listener gets an answer saying so (plain-http-on-tls.ts);
   // installed first, so the connection limits still run before it.
   // Headers over 16 KiB or a malformed request: the listener's envelope, not a bare 431/400.

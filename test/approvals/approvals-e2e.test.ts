@@ -268,7 +268,7 @@ approvals:
     const otherBody = await chat(a, requesterKey, 'DELETE every row', { 'gatehouse-review': id });
     assert.equal(otherBody.status, 403);
     assert.deepEqual(((await otherBody.json()) as any).error, {
-      message: `Review ${id} is for a different request body; it does not approve this request.`,
+      message: `Review ${id} is for a different request body or query; it does not approve this request.`,
       type: 'permission_error',
       code: 'approval_invalid',
       param: null,
@@ -276,6 +276,17 @@ approvals:
       review_id: id,
       review_url: `${a.adminUrl}/api/reviews/${id}`,
     });
+
+    // Security regression: the query string is part of what was approved. A retry with the
+    // same body and another query (`?dry_run=false` after `?dry_run=true` was approved, or
+    // none here) was let through: the digest covered the body alone.
+    const otherQuery = await fetch(`${a.dataPlaneUrl}/c/demo/chat/completions?dry_run=false`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json', 'gatehouse-review': id },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: prompt }] }),
+    });
+    assert.equal(otherQuery.status, 403);
+    assert.equal(((await otherQuery.json()) as any).error.code, 'approval_invalid');
 
     const otherIdentity = await chat(a, otherMlKey, prompt, { 'gatehouse-review': id });
     assert.equal(otherIdentity.status, 403);

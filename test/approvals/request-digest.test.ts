@@ -13,6 +13,14 @@ describe('request digest (what an approval is bound to)', () => {
     assert.match(a, /^sha256:[0-9a-f]{64}$/);
   });
 
+  test('security: the query string is bound too (an approval of ?dry_run=true is not one of ?dry_run=false); without one, the body alone as before', () => {
+    const body = Buffer.from('{"job":"wipe-tenant-42"}');
+    assert.notEqual(requestDigest(body, 'dry_run=true'), requestDigest(body, 'dry_run=false'));
+    assert.notEqual(requestDigest(body, 'dry_run=true'), requestDigest(body));
+    assert.equal(requestDigest(body, ''), requestDigest(body));
+    assert.equal(requestDigest(body), `sha256:${createHash('sha256').update('{"job":"wipe-tenant-42"}').digest('hex')}`);
+  });
+
   test('a different body has a different digest; array order matters', () => {
     assert.notEqual(requestDigest(Buffer.from('{"input":["a","b"]}')), requestDigest(Buffer.from('{"input":["b","a"]}')));
     assert.notEqual(requestDigest(Buffer.from('{"x":1}')), requestDigest(Buffer.from('{"x":2}')));

@@ -133,9 +133,18 @@ approvals:
     const bundle = join(dir, 'review-bundle');
     const exported = await runCli(['audit', 'export', '--out', bundle, '--config', configPath], { ...process.env, UPSTREAM_KEY: 'sk-up' });
     assert.equal(exported.code, 0, exported.stderr);
-    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string });
-    const ofReview = events.filter((e) => e.target === `review:${id}`).map((e) => `${e.kind} ${e.actor}`);
-    assert.deepEqual(ofReview, ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
+    const events = readFileSync(join(bundle, 'events.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string; target: string; details: Record<string, any> });
+    const ofReview = events.filter((e) => e.target === `review:${id}`);
+    assert.deepEqual(ofReview.map((e) => `${e.kind} ${e.actor}`), ['review.created key:bot', 'review.voted key:carol', 'review.approved key:carol', 'review.executed key:bot']);
+    // Security regression: the chain (and so the bundle) holds why the request was asked for
+    // and why it was approved, and what exactly; only the reviews table had them, which a
+    // write to the store could change unseen.
+    const [created, voted, approvedEvent] = ofReview;
+    assert.equal(created!.details['justification'], 'quarterly report');
+    assert.match(created!.details['digest'], /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(created!.details['rules'], ['risky']);
+    assert.deepEqual(voted!.details['vote'], { vote: 'approve', comment: 'looks fine', grantMs: null, via: 'cli' });
+    assert.deepEqual(approvedEvent!.details['vote'], voted!.details['vote']);
   });
 
   test('a reviewer whose user is revoked cannot vote with the CLI either', async () => {
@@ -160,6 +169,23 @@ approvals:
     assert.match(vote.stderr, /credential_revoked/);
     assert.match((await cli(['show', id])).stdout, /: pending\n/);
     assert.equal((await cli(['deny', id], reviewerKey)).code, 0);
+    assert.equal((await held).status, 403);
+  });
+
+  test('security: a review keeps credentials in its preview as their type label (it goes to webhooks and stays after a denial)', async () => {
+    const held = fetch(`${gateway.dataPlaneUrl}/c/demo/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${requesterKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'demo-chat', messages: [{ role: 'user', content: 'RISKY: deploy with AKIAIOSFODNN7EXAMPLE and ghp_16C7e42F292c6912E7710c838347Ae178B4a' }] }),
+    });
+    let reviews: Array<{ id: string; promptPreview: string }> = [];
+    for (let i = 0; i < 50 && reviews.length === 0; i++) {
+      reviews = JSON.parse((await cli(['list', '--state', 'pending', '--json'])).stdout);
+      if (reviews.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(reviews.length, 1);
+    assert.equal(reviews[0]!.promptPreview, 'RISKY: deploy with [AWS_ACCESS_KEY] and [GITHUB_TOKEN]');
+    assert.equal((await cli(['deny', reviews[0]!.id], reviewerKey)).code, 0);
     assert.equal((await held).status, 403);
   });
 

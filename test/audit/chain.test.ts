@@ -403,3 +403,36 @@ describe('evidence export and the reviews that governed an exchange', () => {
     }
   });
 });
+
+describe('evidence export of many rows', () => {
+  test('writing past the file buffer again and again leaves no listener behind (Node warned of a leak past ten)', async () => {
+    const [dialect] = await testDialects();
+    const database = await dialect!.create();
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-export-many-'));
+    const store = await openStore(database.config);
+    const trail = openAuditTrail(store.db, auditConfig(dir), { createKey: true, withSinks: false, sqlitePath: store.sqlitePath });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => void warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    try {
+      const recorder = createRecorder(store.db, { writer: trail.writer });
+      // Each row is larger than a write stream's 16 KiB buffer: every write waits for a drain.
+      for (let i = 0; i < 24; i++) {
+        const e = exchange(`report ${i} ${'x'.repeat(20_000)}`);
+        await recorder.open(e, allow, request);
+        await recorder.finish(e, outcome('y'.repeat(20_000)));
+      }
+      const { exportBundle } = await import('../../src/audit/index.js');
+      const result = await exportBundle(store.db, {}, join(dir, 'bundle'), trail.signer!);
+      assert.equal(result.exchanges, 24);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceeded')), []);
+    } finally {
+      process.off('warning', onWarning);
+      await trail.close();
+      await store.close();
+      await database.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

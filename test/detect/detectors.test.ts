@@ -24,6 +24,9 @@ describe('built-in detectors', () => {
     assert.deepEqual(found('cards 4111 1111 1111 1111, 3782-822463-10005 and 5555555555554444'), ['CREDIT_CARD:4111 1111 1111 1111', 'CREDIT_CARD:3782-822463-10005', 'CREDIT_CARD:5555555555554444']);
     assert.deepEqual(found('SSN 123-45-6789'), ['US_SSN:123-45-6789']);
     assert.deepEqual(found('IBAN DE89 3704 0044 0532 0130 00.'), ['IBAN:DE89 3704 0044 0532 0130 00']);
+    // A model asked to write the number in lower case: the same IBAN (mod-97 is over the letters' values, case aside).
+    assert.deepEqual(found('iban de89 3704 0044 0532 0130 00, gb82west12345698765432 and Nl91abna0417164300'), ['IBAN:de89 3704 0044 0532 0130 00', 'IBAN:gb82west12345698765432', 'IBAN:Nl91abna0417164300']);
+    assert.deepEqual(found('de89 3704 0044 0532 0130 01 fails mod-97'), []);
     assert.deepEqual(found('from 10.0.0.1 and 2001:db8::ff00:42:8329'), ['IP_ADDRESS:10.0.0.1', 'IP_ADDRESS:2001:db8::ff00:42:8329']);
   });
 
@@ -210,6 +213,12 @@ describe('credentials in a URL path', () => {
     assert.equal(redactPathCredentials('http.GET /token/ghp%5F16C7e42F292c6912E7710c838347Ae178B4a/x'), 'http.GET /token/[GITHUB_TOKEN]/x');
     for (const plain of ['/v1/chat/completions', '/v1/models/gpt-4o-mini-2024-07-18', '/files/3f2a1b0c-9d8e-4f6a-8b4c-9f8a7b6c5d4e', 'sql.select']) assert.equal(redactPathCredentials(plain), plain);
     assert.equal(recordablePath('/keys/AKIAIOSFODNN7EXAMPLE?q=ghp_16C7e42F292c6912E7710c838347Ae178B4a&api_key=x&n=1'), '/keys/[AWS_ACCESS_KEY]?q=[GITHUB_TOKEN]&api_key=[redacted]&n=1');
+  });
+
+  test('free text for the audit chain (a justification, a comment): each credential becomes its type label, the words stay', async () => {
+    const { redactTextCredentials } = await import('../../src/detect/index.js');
+    assert.equal(redactTextCredentials('INC-4711: rotate ghp_16C7e42F292c6912E7710c838347Ae178B4a and AKIAIOSFODNN7EXAMPLE now'), 'INC-4711: rotate [GITHUB_TOKEN] and [AWS_ACCESS_KEY] now');
+    assert.equal(redactTextCredentials('quarterly report for jane@example.com'), 'quarterly report for jane@example.com');
   });
 
   test('a path segment is labelled exactly when the same value is found in text after the segment before it', async () => {

@@ -202,12 +202,23 @@ describe('audit export to a place it cannot write, with the CLI', () => {
       assert.equal(bundle.code, 1, bundle.stderr);
       assert.equal(bundle.stderr, `gatehouse: --out ${join(dir, 'a-file')}: cannot write it (EEXIST: a file is there; a bundle goes to a directory, a CSV to a name ending in .csv)\n`);
       // Nothing failed half-way was chained as exported.
-      const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
-      try {
-        assert.equal((db.prepare(`select count(*) as n from audit_events where kind = 'audit.exported'`).get() as { n: number }).n, 0);
-      } finally {
-        db.close();
-      }
+      const exported = () => {
+        const db = new SQLite(join(dir, 'gatehouse.db'), { readonly: true });
+        try {
+          return (db.prepare(`select actor, details from audit_events where kind = 'audit.exported' order by seq`).all() as { actor: string; details: string }[]).map((e) => ({ actor: e.actor, details: JSON.parse(e.details) as Record<string, unknown> }));
+        } finally {
+          db.close();
+        }
+      };
+      assert.deepEqual(exported(), []);
+      // Security regression: a CSV export, which holds the prompts and answers as a bundle
+      // does, left no trace in the chain (only bundles chained audit.exported).
+      const written = await cli(dir, ['audit', 'export', '--out', join(dir, 'all.csv'), '--subject', 'key:a']);
+      assert.equal(written.code, 0, written.stderr);
+      const events = exported();
+      assert.equal(events.length, 1);
+      assert.match(events[0]!.actor, /^cli:/);
+      assert.deepEqual(events[0]!.details, { format: 'csv', filter: { subject: 'key:a' }, exchanges: 0 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -98,6 +98,17 @@ describe('streaming masking: a value split across two events at any offset', () 
       assert.equal(content, expected, `cut at byte ${cut}`);
     }
   });
+
+  test('security: a lower-case or mixed-case IBAN, compact or grouped, split at every offset, is masked and matches whole-text masking', () => {
+    for (const text of ['pay to gb82 west 1234 5698 7654 32 today', 'pay to gb82west12345698765432.', 'konto De89 3704 0044 0532 0130 00 bitte']) {
+      const expected = wholeMasked(text);
+      assert.ok(expected.includes('[IBAN]'), expected);
+      for (let cut = 1; cut < text.length; cut++) {
+        const sse = chunk(text.slice(0, cut)) + chunk(text.slice(cut)) + chunk(undefined, 'stop') + 'data: [DONE]\n\n';
+        assert.equal(run([Buffer.from(sse)]).content, expected, `${text} cut at ${cut}`);
+      }
+    }
+  });
 });
 
 describe('streaming masking: random texts in random pieces', () => {

@@ -85,3 +85,17 @@ connections:
     assert.equal(res.status, 200);
   });
 });
+
+describe('the listeners check their timeouts often enough to keep them', () => {
+  test('security: headers are cut within 35 s of a slow client starting them, not up to 60 s (Node checks every connectionsCheckingInterval)', async () => {
+    const { listenerTimeouts } = await import('../../src/server/listener-timeouts.js');
+    // The default request timeout (5 minutes): a header line a second kept a socket for
+    // 54 s against the documented 30 s, as Node checked every 30 s.
+    const t = listenerTimeouts(300_000);
+    assert.equal(t.headersTimeout, 30_000);
+    assert.equal(t.requestTimeout, 300_000);
+    assert.ok(t.headersTimeout + t.connectionsCheckingInterval <= 35_000, `checked every ${t.connectionsCheckingInterval} ms`);
+    // A short request timeout (tests) is checked at least as often as before.
+    assert.ok(listenerTimeouts(2_000).connectionsCheckingInterval <= 500);
+  });
+});

@@ -76,13 +76,15 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         const out = options.out;
         if (out.toLowerCase().endsWith('.csv')) {
           const count = await exportCsv(store.db, filter, out).catch((error: unknown) => Promise.reject(unwritable(out, error)));
+          // A CSV holds the prompts and answers as a bundle does: who took them is on record too.
+          await audit.log.event({ kind: 'audit.exported', actor: cliActor(), target: null, details: { format: 'csv', filter: { ...filter }, exchanges: count } });
           process.stdout.write(`exported ${count} exchanges to ${out}\n`);
           if (count === 0) await hintUnmatchedFilters(store.db, filter, config);
           return;
         }
         if (!audit.signer) throw new CliError('no audit signing key: start the gateway once (it creates audit.keyFile) or set audit.signingKey');
         const result = await exportBundle(store.db, filter, out, audit.signer).catch((error: unknown) => Promise.reject(unwritable(out, error)));
-        await audit.log.event({ kind: 'audit.exported', actor: cliActor(), target: null, details: { filter: { ...filter }, exchanges: result.exchanges, events: result.events } });
+        await audit.log.event({ kind: 'audit.exported', actor: cliActor(), target: null, details: { format: 'bundle', filter: { ...filter }, exchanges: result.exchanges, events: result.events } });
         if (result.exchanges === 0) await hintUnmatchedFilters(store.db, filter, config);
         process.stdout.write(`exported ${result.exchanges} exchanges and ${result.events} events to ${out}; verify with:\n  cd ${out} && sha256sum -c manifest.sha256 && openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig\n`);
         return;

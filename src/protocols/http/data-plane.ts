@@ -174,6 +174,16 @@ class HttpExchangeIO implements ExchangeIO {
     return { justification: singleHeader(headers['gatehouse-justification']), reviewId: singleHeader(headers['gatehouse-review'])?.trim() };
   }
 
+  /**
+   * An `http` connection's body is not read as a prompt: its review shows the request
+   * line with its query (`POST /jobs?dry_run=true`, credentials redacted as recorded) and
+   * the body as recorded, so a reviewer sees what the approval is bound to.
+   */
+  reviewPreview(request: RecordedRequest): string | undefined {
+    if (this.#connection.type !== 'http') return undefined;
+    return request.body ? `${request.method} ${request.path}\n${request.body}` : `${request.method} ${request.path}`;
+  }
+
   holdSignal(held: Exchange): AbortSignal {
     if (!this.#callerGone) {
       const controller = new AbortController();
@@ -237,7 +247,8 @@ class HttpExchangeIO implements ExchangeIO {
       this.#connection.type === 'openai'
         ? withRequestLine(compressed ? { stream: false, textUnreadable: 'The request body is compressed (Content-Encoding); the gateway does not read compressed request bodies.' } : openaiFacts(operation, body, req.headers['content-type']), line.method, this.#pathname, body.length)
         : { stream: false, method: line.method, path: this.#pathname, bytes: body.length };
-    return new HttpInspection(operation, facts, request, body);
+    const q = this.#rest.indexOf('?');
+    return new HttpInspection(operation, facts, request, body, q < 0 ? '' : this.#rest.slice(q + 1));
   }
 
   #maskingFor(decision: Decision, operation: string): ExchangeMasking {
@@ -323,7 +334,7 @@ class HttpExchangeIO implements ExchangeIO {
     const bodyLength = forwardBody && forwardBody.length > 0 ? forwardBody.length : undefined;
     // An answer that is read (OpenAI answers, masking, the credential scan) is asked for uncompressed.
     const identityEncoding = isOpenai || masking.response !== undefined || connection.credentialEcho !== undefined;
-    const headers = upstreamRequestHeaders(req.headers, { identityEncoding, bodyLength, clientAddress: req.socket.remoteAddress });
+    const headers = upstreamRequestHeaders(req.headers, { identityEncoding, bodyLength, clientAddress: req.socket.remoteAddress, callerCredential: this.credential });
     const assertion = connection.identityAssertion;
     if (assertion) {
       // Never pass on a caller's own value of the header; without an identity or a signer, send none.
@@ -396,17 +407,20 @@ class HttpInspection implements Inspection {
   readonly facts: RequestFacts;
   readonly request: RecordedRequest;
   readonly #body: Buffer;
+  /** The query string as sent (after `?`): an approval is for it too. */
+  readonly #query: string;
 
-  constructor(operation: string, facts: RequestFacts, request: RecordedRequest, body: Buffer) {
+  constructor(operation: string, facts: RequestFacts, request: RecordedRequest, body: Buffer, query: string) {
     this.operation = operation;
     this.facts = facts;
     this.request = request;
     this.#body = body;
+    this.#query = query;
   }
 
   /** Hashing the canonical body costs; only an approval hold reads it. */
   get digest(): string {
-    return requestDigest(this.#body);
+    return requestDigest(this.#body, this.#query);
   }
 }
 

@@ -4,7 +4,10 @@
 // The caller's address is appended to X-Forwarded-For, as a reverse proxy does: what a
 // caller sent in that header is kept before it, so a target trusting only the last
 // entry (the gateway's) cannot be given a made-up address. When the answer is masked,
-// its headers are masked too (maskResponseHeaders).
+// its headers are masked too (maskResponseHeaders). The caller's credential stops here
+// whatever header carries it: a client that sends its key twice (an Anthropic SDK's
+// `x-api-key` beside `Authorization`, Azure's `api-key`) would otherwise hand it to the
+// target, and so does any header holding a Gatehouse API key, which no target can use.
 
 import { validateHeaderValue, type IncomingHttpHeaders } from 'node:http';
 import { applyFindings, type EntityCounts, type MaskPlan } from '../../mask/index.js';
@@ -32,6 +35,15 @@ export interface UpstreamHeaderOptions {
   readonly bodyLength: number | undefined;
   /** The caller's IP address (the socket's), appended to X-Forwarded-For. */
   readonly clientAddress?: string | undefined;
+  /** The credential the caller presented (the bearer token): no header carrying it is forwarded. */
+  readonly callerCredential?: string | undefined;
+}
+
+/** `ghk_<16 id>_<43 secret>` anywhere in a value (identity/api-key-format.ts). */
+const gatehouseKey = /ghk_[0-9a-z]{16}_[A-Za-z0-9_-]{43}/;
+
+function carriesCallerCredential(value: string, credential: string | undefined): boolean {
+  return (credential !== undefined && credential.length >= 8 && value.includes(credential)) || (value.includes('ghk_') && gatehouseKey.test(value));
 }
 
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, options: UpstreamHeaderOptions): Record<string, string> {
@@ -41,7 +53,9 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, options: U
     if (hopByHop.has(name) || callerOnly.has(name) || name.startsWith('gatehouse-') || named?.has(name)) continue;
     const value = incoming[name];
     if (value === undefined) continue;
-    out[name] = Array.isArray(value) ? value.join(', ') : value;
+    const joined = Array.isArray(value) ? value.join(', ') : value;
+    if (carriesCallerCredential(joined, options.callerCredential)) continue;
+    out[name] = joined;
   }
   if (options.identityEncoding) out['accept-encoding'] = 'identity';
   if (options.bodyLength !== undefined) out['content-length'] = String(options.bodyLength);

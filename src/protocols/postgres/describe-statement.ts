@@ -75,8 +75,16 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
         const name = items.map((i) => (i.String as { sval?: string } | undefined)?.sval).filter(Boolean).join('.');
         if (name && ['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_FOREIGN_TABLE'].includes(String(node.removeType))) tables.add(name);
       }
+      // DROP SCHEMA … CASCADE drops every relation in it, none of them named.
+      if (node.removeType === 'OBJECT_SCHEMA' && node.behavior === 'DROP_CASCADE') risky.push('schema-change', 'unknown-tables');
       break;
     }
+    case 'RenameStmt':
+      // ALTER SCHEMA hr RENAME TO hr2 renames every relation in it (hr.salaries is
+      // hr2.salaries from then on) without naming one: a rule on hr.salaries would not
+      // hold on the next statement, so its tables are unknown.
+      if (node.renameType === 'OBJECT_SCHEMA') risky.push('schema-change', 'unknown-tables');
+      break;
     case 'CopyStmt':
       if (!node.is_from) copyOut = true;
       if (node.filename !== undefined || node.is_program) {

@@ -14,6 +14,7 @@ import type { EntityCounts } from '../../mask/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { rowsFromTag } from './codec.js';
 import type { DerivedMasks, MaskingRules } from './mask-rows.js';
+import { withoutPasswords } from './statement-passwords.js';
 import type { Run } from './session-state.js';
 
 /**
@@ -80,6 +81,7 @@ export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
  * only with audit.raw (rawBody). The database receives the statement as sent.
  */
 function recorded(exchange: Exchange, request: RecordedRequest, masking: MaskingRules, counts: () => EntityCounts): { exchange: Exchange; request: RecordedRequest } {
+  ({ exchange, request } = withoutRolePasswords(exchange, request));
   if (!masking.recorded || request.body === undefined) return { exchange, request };
   const body = masking.recorded(request.body, counts());
   if (body === request.body) return { exchange, request };
@@ -87,6 +89,21 @@ function recorded(exchange: Exchange, request: RecordedRequest, masking: Masking
   return {
     exchange: { ...exchange, facts: { ...exchange.facts, text: typeof sql === 'string' ? sql : undefined } },
     request: { ...request, body, rawBody: request.body },
+  };
+}
+
+/** The statement recorded with a role's password as `'[redacted]'` (statement-passwords.ts). */
+function withoutRolePasswords(exchange: Exchange, request: RecordedRequest): { exchange: Exchange; request: RecordedRequest } {
+  const text = exchange.facts.text;
+  const clean = text === undefined ? text : withoutPasswords(text);
+  if (clean === text || request.body === undefined) return { exchange, request };
+  const body = JSON.parse(request.body) as { sql?: unknown };
+  if (typeof body.sql === 'string') body.sql = withoutPasswords(body.sql);
+  const sql = exchange.facts.sql;
+  return {
+    exchange: { ...exchange, facts: { ...exchange.facts, text: clean, ...(sql ? { sql: { ...sql, text: withoutPasswords(sql.text) } } : {}) } },
+    // Not kept sealed either: a password is no content to reveal.
+    request: { ...request, body: JSON.stringify(body) },
   };
 }
 

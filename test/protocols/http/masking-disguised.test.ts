@@ -65,3 +65,24 @@ test('a streamed answer: a disguised address cut across two events at every offs
     }
   }
 });
+
+test('security: backslash escapes in the text (a model writing the value as source code: `ann\\u0040example.com`, `\\x40`) are masked, in a JSON answer and streamed at every offset', async () => {
+  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'] });
+  // In the answer's JSON the backslash is itself escaped: the client reads `ann\u0040example.com` as text.
+  harness.upstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'mail = "ann\\u0040example.com"; card = "4111\\x2d1111\\x2d1111\\x2d1111"' } }] }));
+  });
+  const client = new OpenAI({ baseURL: harness.url, apiKey: 'k', maxRetries: 0 });
+  const answer = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(answer.choices[0]!.message.content, 'mail = "[EMAIL]"; card = "[CREDIT_CARD]"');
+  const value = 'ann\\u0040example\\x2ecom';
+  const text = `Write to ${value} today.`;
+  for (let cut = 'Write to '.length + 1; cut < 'Write to '.length + value.length; cut++) {
+    harness.upstream((_req, _body, res) => void writeEvents(res, [chatChunk({ role: 'assistant', content: '' }), chatChunk({ content: text.slice(0, cut) }), chatChunk({ content: text.slice(cut) }), chatChunk({}, 'stop'), 'data: [DONE]\n\n'], 1));
+    const stream = await client.chat.completions.create({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    let out = '';
+    for await (const event of stream) out += event.choices[0]?.delta?.content ?? '';
+    assert.equal(out, 'Write to [EMAIL] today.', `cut at ${cut}`);
+  }
+});

@@ -131,6 +131,42 @@ describe('data plane masking', () => {
     assert.deepEqual(h.outcomes[0]!.maskCounts, { US_SSN: 1, EMAIL: 1 });
   });
 
+  test('security: request scrubbing reads a text body that is not UTF-8 (Latin-1) and refuses one in a charset it cannot read', async () => {
+    // One Latin-1 byte (`Zoë` from a legacy client) made the whole body "binary": it
+    // reached the target with every value in it.
+    const h = await start({ profiles: [scrub], connectionMasking: ['scrub'], connectionType: 'http' });
+    const received: Buffer[] = [];
+    h.upstream((_req, body, res) => {
+      received.push(body);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    const latin1 = Buffer.from('Zo\u00eb <zoe@example.com>, SSN 123-45-6789', 'latin1');
+    for (const type of ['text/plain; charset=iso-8859-1', 'text/plain', 'application/json']) {
+      const body = type === 'application/json' ? Buffer.from('{"note":"Zo\u00eb zoe@example.com"}', 'latin1') : latin1;
+      const res = await fetch(`${h.url}/notes`, { method: 'PUT', headers: { 'content-type': type }, body });
+      assert.equal(res.status, 200, type);
+      const sent = received.at(-1)!;
+      assert.ok(!sent.toString('latin1').includes('zoe@example.com'), `${type}: ${sent.toString('latin1')}`);
+      assert.ok(sent.includes(0xeb), `${type}: the Latin-1 byte is written back as it was`);
+    }
+    assert.equal(received[0]!.toString('latin1'), 'Zo\u00eb <[EMAIL]>, SSN [US_SSN]');
+    // A charset the scrubber cannot write back: refused, not forwarded.
+    const before = received.length;
+    for (const [type, body] of [
+      ['text/plain; charset=utf-16le', Buffer.from('mail zoe@example.com', 'utf16le')],
+      ['application/json', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('{"note":"zoe@example.com"}', 'utf16le')])],
+    ] as const) {
+      const res = await fetch(`${h.url}/notes`, { method: 'PUT', headers: { 'content-type': type }, body });
+      assert.equal(res.status, 502, type);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'masking_failed');
+    }
+    assert.equal(received.length, before);
+    // A binary upload (not text by its type) still passes byte for byte.
+    const binary = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0xeb, 0x20, ...Buffer.from(' zoe@example.com')]);
+    assert.equal((await fetch(`${h.url}/blob`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: binary })).status, 200);
+    assert.deepEqual(received.at(-1), binary);
+  });
+
   test('a streamed answer is masked across chunks and stays parseable by the openai client', async () => {
     const h = await start({ profiles: [pii], connectionMasking: ['pii'] });
     h.upstream((_req, _body, res) => {
