@@ -13,7 +13,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
-import { bindMessage, syncMessage, type Frame } from './codec.js';
+import { bindMessage, flushMessage, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, SessionDecisions, type Checked, type StatementContext } from './decide-statement.js';
@@ -218,10 +218,15 @@ export class ClientStatements {
 
   /**
    * Holds a statement for approval. What was queued for the database before it leaves
-   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
+   * first (a hold may last minutes), with a Flush when answers are owed: in an extended
+   * batch the database sends an Execute's answer only at Sync or Flush (protocol,
+   * "Extended Query"), so a COPY (or any statement) ahead of the held one in its batch
+   * would otherwise not complete for the client, and its statement timer would run on,
+   * until the review ends. The NoticeResponse with the review goes out at once.
    */
   async hold(exchange: Exchange, decision: Decision, digest: string, preview?: string): Promise<HoldOutcome> {
     const core = this.#core;
+    if (core.pending.length > 0 && !core.skippingToSync) core.toUpstream(flushMessage());
     const drain = core.flushToDatabase();
     if (drain) await drain;
     const holding = new AbortController();
