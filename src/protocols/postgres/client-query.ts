@@ -153,7 +153,7 @@ export class SimpleQueries {
       if (outcome.error) return this.#s.refuse(exchange, decision, step.request, outcome.error, true);
     }
     const copy = await planCopyOut(this.#core, step.facts.text, maskingFor(this.#core.ctx.connection, decision));
-    if (copy instanceof GatehouseError) return this.#s.refuse(exchange, decision, step.request, copy, true);
+    if ('error' in copy) return this.#s.refuse(exchange, decision, step.request, copy.error, true);
     const run = this.#s.newRun(exchange, decision, step.derived, held, step.deallocates);
     run.copy = copy;
     return this.#openQuery([run], [step.request], [step.facts], frame);

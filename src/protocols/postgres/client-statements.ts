@@ -15,6 +15,7 @@ import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
 import { bindMessage, flushMessage, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
+import { errorResponseFor } from './errors.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, SessionDecisions, type Checked, type StatementContext } from './decide-statement.js';
 import { ExtendedQuery } from './extended-query.js';
@@ -252,6 +253,22 @@ export class ClientStatements {
   async refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError, simple: boolean): Promise<void> {
     await this.#core.recording.refuse(exchange, decision, request, error);
     return this.deny(error, simple);
+  }
+
+  /**
+   * Refuses a statement after the database failed the gateway's own message for it inside
+   * the client's open batch (the description of a COPY: copy-out.ts): the database skips
+   * to the client's Sync already, and owes nothing before it. The refusal is recorded,
+   * then answered at once, and the client's messages until its Sync are skipped.
+   */
+  async refuseInFailedBatch(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError): Promise<void> {
+    const core = this.#core;
+    await core.recording.refuse(exchange, decision, request, error);
+    const answer = errorResponseFor(error);
+    core.bytesOut += answer.length;
+    core.toClient.push(answer);
+    core.toClient.flush();
+    core.skippingToSync = true;
   }
 
   /**

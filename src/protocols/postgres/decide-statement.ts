@@ -12,7 +12,7 @@
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT on a connection with column masking rules runs only where the
-//   session describes and masks it (a simple Query: copy-out.ts);
+//   session describes and masks it (a Query, or an Execute inside its batch: copy-out.ts);
 // - on such a connection, reading the catalog's column statistics (pg_stats: samples
 //   of every analysed column's values) is refused, and so is code it cannot trace
 //   that a client would create or run there (a DO block, a
@@ -203,7 +203,7 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     return {
       decision,
       error: new GatehouseError('sql_not_supported', {
-        message: "COPY … TO STDOUT on a connection with column masking rules is masked only when sent as a simple Query (as psql's \\copy and COPY clients send it), not prepared; it was not run.",
+        message: 'COPY … TO STDOUT on a connection with column masking rules is masked column by column, but this one would not be described first; it was not run.',
       }),
     };
   }
