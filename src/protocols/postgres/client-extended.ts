@@ -98,6 +98,9 @@ export class ExtendedMessages {
         if (decision?.effect !== 'require_approval') decision = checked.decision;
       }
     }
+    // Code it runs unnamed may change search_path for the statements after it (table-catalog.ts).
+    if (facts && facts.length > 0) for (const f of facts) this.#s.decide.tables?.ranStatement(f.class);
+    else this.#s.decide.tables?.ranStatement('execute');
     if (decision!.effect === 'require_approval' || copy) return this.#executeHeldOrCopy(exchange, decision!, request, portal, frame, copy);
     return this.#openExecute(this.#s.newRun(exchange, decision!, undefined, false, deallocatesOf(facts)), request, portal, frame);
   }

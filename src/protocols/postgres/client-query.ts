@@ -110,7 +110,11 @@ export class SimpleQueries {
     const exchange = statementExchange(this.#s.decide, [facts], facts.text);
     const copy = facts.copyOut === true && this.#core.ctx.connection.masking.columns.size > 0;
     const checked = this.#s.check(exchange, facts, copy);
-    if (!checked.error) this.#s.track(facts);
+    if (!checked.error) {
+      this.#s.track(facts);
+      // Code it runs unnamed may change search_path for the statements after it (table-catalog.ts).
+      this.#s.decide.tables?.ranStatement(facts.class);
+    }
     return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), facts, deallocates: facts.deallocates, copy };
   }
 

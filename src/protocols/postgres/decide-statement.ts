@@ -168,6 +168,8 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   // A bare name may stand for another schema's table from now on: looked up again.
   if (facts?.searchPath) ctx.tables?.searchPathChanged();
   else if (facts?.revertsSettings) ctx.tables?.savepointRolledBack();
+  // Code that later statements may run unnamed (a trigger's function, a view or default calling set_config): from now on each statement may change search_path.
+  if (facts && (facts.risky.includes('routine-body') || (facts.searchPath && facts.class === 'ddl'))) ctx.tables?.madePathCode();
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;
