@@ -22,7 +22,7 @@ import { ExtendedQuery } from './extended-query.js';
 import { StatementHolds, type HoldOutcome } from './hold-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import { strictestClass } from './statement-classes.js';
-import { derivedMasks, type DerivedMasks } from './mask-rows.js';
+import { derivedMasks, readsOnlySystemCatalogs, withoutColumnRules, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, Run, StatementInfo } from './session-state.js';
 import { newRun } from './statement-recording.js';
@@ -196,7 +196,13 @@ export class ClientStatements {
 
   newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false, deallocates?: string): Run {
     this.#core.statements++;
-    const run = newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
+    let masking = maskingFor(this.#core.ctx.connection, decision);
+    // The system catalogs hold no user table's values: psql's `\d` (a column "Name") is not masked by a rule on `name`.
+    if (masking.columns.size > 0 && readsOnlySystemCatalogs(exchange.facts.sql)) {
+      masking = withoutColumnRules(masking);
+      derived = undefined;
+    }
+    const run = newRun(exchange, decision, masking, derived, held);
     // Forgotten only once run: until then a Bind to the name is still its statement's.
     if (deallocates !== undefined) run.completed = this.extended.deallocation(deallocates);
     return run;
