@@ -25,6 +25,7 @@ import { strictestClass } from './statement-classes.js';
 import { derivedMasks, readsOnlySystemCatalogs, withoutColumnRules, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, Run, StatementInfo } from './session-state.js';
+import { redactRolePasswords } from './role-passwords.js';
 import { newRun } from './statement-recording.js';
 
 /**
@@ -210,6 +211,7 @@ export class ClientStatements {
 
   /** A statement's text as a reviewer may see it: as the recording keeps it (request profiles applied). */
   shownText(decision: Decision, text: string): string {
+    text = redactRolePasswords(text);
     const recorded = maskingFor(this.#core.ctx.connection, decision).recorded;
     if (!recorded) return text;
     const sql = (JSON.parse(recorded(JSON.stringify({ sql: text }), {})) as { sql?: unknown }).sql;

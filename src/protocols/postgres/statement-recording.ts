@@ -5,7 +5,8 @@
 // - each statement's outcome is written when it ends (`finish`) and observed (metrics,
 //   logs); `settled()` is what ReadyForQuery waits for, so the outcome is durable
 //   before the client may send its next statement;
-// - the request body is `{"sql", "params"?}`, the response body `{"command", "rows"}`.
+// - the request body is `{"sql", "params"?}`, the response body `{"command", "rows"}`;
+// - a role's password (CREATE / ALTER ROLE … PASSWORD '…') is never recorded.
 
 import { performance } from 'node:perf_hooks';
 import { GatehouseError } from '../../errors/index.js';
@@ -14,6 +15,7 @@ import type { EntityCounts } from '../../mask/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { rowsFromTag } from './codec.js';
 import type { DerivedMasks, MaskingRules } from './mask-rows.js';
+import { redactRolePasswords } from './role-passwords.js';
 import type { Run } from './session-state.js';
 
 /**
@@ -80,13 +82,27 @@ export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
  * only with audit.raw (rawBody). The database receives the statement as sent.
  */
 function recorded(exchange: Exchange, request: RecordedRequest, masking: MaskingRules, counts: () => EntityCounts): { exchange: Exchange; request: RecordedRequest } {
+  // CREATE / ALTER ROLE's password is a credential: never recorded (role-passwords.ts).
+  if (exchange.operation === 'sql.role') ({ exchange, request } = withoutPasswords(exchange, request));
   if (!masking.recorded || request.body === undefined) return { exchange, request };
   const body = masking.recorded(request.body, counts());
   if (body === request.body) return { exchange, request };
   const sql = (JSON.parse(body) as { sql?: unknown }).sql;
   return {
     exchange: { ...exchange, facts: { ...exchange.facts, text: typeof sql === 'string' ? sql : undefined } },
-    request: { ...request, body, rawBody: request.body },
+    request: { ...request, body, rawBody: request.rawBody ?? request.body },
+  };
+}
+
+function withoutPasswords(exchange: Exchange, request: RecordedRequest): { exchange: Exchange; request: RecordedRequest } {
+  if (request.body === undefined) return { exchange, request };
+  const parsed = JSON.parse(request.body) as { sql?: unknown };
+  if (typeof parsed.sql !== 'string') return { exchange, request };
+  const sql = redactRolePasswords(parsed.sql);
+  if (sql === parsed.sql) return { exchange, request };
+  return {
+    exchange: { ...exchange, facts: { ...exchange.facts, text: sql } },
+    request: { ...request, body: JSON.stringify({ ...parsed, sql }), rawBody: request.body },
   };
 }
 
