@@ -1,7 +1,7 @@
 // The password of CREATE / ALTER ROLE (USER, GROUP) — `password 'Sup3r…'`, or the SCRAM
 // verifier psql's \password sends — is a credential: the record keeps the statement with
 // the literal after PASSWORD replaced by '[REDACTED]' (the database receives it as sent;
-// `audit.raw` seals the original, as for masking profiles). Enforces:
+// not even `audit.raw` keeps the original). Enforces:
 // - only a string literal right after the keyword PASSWORD (not inside a literal, a
 //   quoted identifier or a comment) is replaced: '…' with '' escapes, E'…' with backslash
 //   escapes, U&'…', and dollar-quoted $tag$…$tag$;

@@ -102,7 +102,8 @@ function withoutPasswords(exchange: Exchange, request: RecordedRequest): { excha
   if (sql === parsed.sql) return { exchange, request };
   return {
     exchange: { ...exchange, facts: { ...exchange.facts, text: sql } },
-    request: { ...request, body: JSON.stringify({ ...parsed, sql }), rawBody: request.body },
+    // Not kept sealed either (audit.raw): revealing a record must not reveal a password.
+    request: { ...request, body: JSON.stringify({ ...parsed, sql }) },
   };
 }
 
