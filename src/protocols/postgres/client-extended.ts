@@ -4,13 +4,18 @@
 //   as a plan, and again at Execute, with its parameters (an approval covers those
 //   values);
 // - an `execute p` parsed earlier runs only the p it was decided as;
-// - a DECLARE parsed earlier makes the portal of its name the cursor's when it runs.
+// - a DECLARE parsed earlier makes the portal of its name the cursor's when it runs;
+// - a COPY … TO STDOUT on a connection with column rules is refused at Parse when its
+//   rows could not be masked (binary …), and described at Execute, after any approval,
+//   inside its batch just before it runs (copy-out.ts), its rows masked by that.
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
 import { bodyReader, type Frame } from './codec.js';
 import { decideStatement, exchangeOf, statementExchange, unparseable } from './decide-statement.js';
 import { statementDigest, statementPreview } from './hold-statement.js';
+import { maskingFor } from './connection.js';
+import { copyOutRefusal, planCopyOut } from './copy-out.js';
 import { forSession, inspectSql, inspectSqlCached, type StatementFacts } from './inspect-sql.js';
 import { continues, type ClientFlow, type ClientStatements, type Waiting } from './client-statements.js';
 import type { SessionCore } from './session-core.js';
@@ -49,9 +54,13 @@ export class ExtendedMessages {
     const runs = inspection.statements.find((facts) => facts.executes !== undefined)?.executes;
     const statements = runs !== undefined ? inspection.statements.map((facts) => this.#s.asRun(facts)) : inspection.statements;
     const exchange = statementExchange(this.#s.decide, statements, text);
+    const copy = this.#copyMasked(statements);
     for (const facts of statements) {
-      const checked = this.#s.check(exchange, facts);
+      const checked = this.#s.check(exchange, facts, copy);
       if (checked.error) return this.#s.refuse(exchange, checked.decision, request, checked.error, false);
+      // A COPY … TO STDOUT whose rows could not be masked is refused before it is even prepared.
+      const refused = copy ? await copyOutRefusal(text, maskingFor(this.#core.ctx.connection, checked.decision)) : undefined;
+      if (refused) return this.#s.refuse(exchange, checked.decision, request, refused, false);
     }
     for (const facts of statements) this.#s.track(facts);
     // Names the look-up found no relation of stay so for its Executes (a CREATE TABLE's new table).
@@ -69,6 +78,7 @@ export class ExtendedMessages {
     const request = statement ? requestOf('Execute', statement.text, params, statement.textJson) : requestOf('Execute', '', params);
     let decision: Decision | undefined;
     const facts = statement?.facts;
+    const copy = facts !== undefined && this.#copyMasked(facts);
     // A DECLARE parsed earlier runs now: the portal it names is the cursor's from now on.
     for (const f of facts ?? []) if (f.cursor !== undefined) this.#s.extended.forgetPortal(f.cursor);
     // `execute p` parsed earlier was decided as the p of then: another p runs unseen.
@@ -82,22 +92,47 @@ export class ExtendedMessages {
       decision = checked.decision;
     } else {
       for (const f of facts) {
-        const checked = this.#s.check(exchange, f);
+        const checked = this.#s.check(exchange, f, copy);
         if (checked.error) return this.#s.refuse(exchange, checked.decision, request, checked.error, false);
         // The decision kept is the one that asks for approval, if any does.
         if (decision?.effect !== 'require_approval') decision = checked.decision;
       }
     }
-    if (decision!.effect === 'require_approval') return this.#executeHeld(exchange, decision!, request, portal, frame);
+    // Code it runs unnamed may change search_path for the statements after it (table-catalog.ts).
+    if (facts && facts.length > 0) for (const f of facts) this.#s.decide.tables?.ranStatement(f.class);
+    else this.#s.decide.tables?.ranStatement('execute');
+    if (decision!.effect === 'require_approval' || copy) return this.#executeHeldOrCopy(exchange, decision!, request, portal, frame, copy);
     return this.#openExecute(this.#s.newRun(exchange, decision!, undefined, false, deallocatesOf(facts)), request, portal, frame);
   }
 
-  /** Held at Execute, not Parse: the approval covers the statement with these parameter values. */
-  async #executeHeld(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame): Promise<unknown> {
-    const text = portal?.statement?.text ?? '';
-    const held = await this.#s.hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(this.#s.shownText(decision, text), this.#s.shownParams(decision, portal?.params)));
-    if (held.error) return this.#s.refuse(held.exchange, decision, request, held.error, false);
-    return this.#openExecute(this.#s.newRun(held.exchange, decision, undefined, true, deallocatesOf(portal?.statement?.facts)), request, portal, frame);
+  /** A COPY … TO STDOUT on a connection with column rules, described and masked column by column (copy-out.ts). */
+  #copyMasked(facts: readonly StatementFacts[]): boolean {
+    return this.#core.ctx.connection.masking.columns.size > 0 && facts.some((f) => f.copyOut === true);
+  }
+
+  /**
+   * Held at Execute, not Parse: the approval covers the statement with these parameter
+   * values. A COPY … TO STDOUT to mask is described after its approval, inside its batch,
+   * just before it runs: what the batch did before it (an ALTER TABLE) is what it sends.
+   */
+  async #executeHeldOrCopy(exchange: Exchange, decision: Decision, request: RecordedRequest, portal: PortalInfo | undefined, frame: Frame, copy: boolean): Promise<unknown> {
+    const statement = portal?.statement;
+    const text = statement?.text ?? '';
+    const held = decision.effect === 'require_approval';
+    if (held) {
+      const outcome = await this.#s.hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(this.#s.shownText(decision, text), this.#s.shownParams(decision, portal?.params)));
+      if (outcome.error) return this.#s.refuse(outcome.exchange, decision, request, outcome.error, false);
+      exchange = outcome.exchange;
+    }
+    const plan = copy && !this.#core.skippingToSync ? await planCopyOut(this.#core, text, maskingFor(this.#core.ctx.connection, decision), true) : undefined;
+    if (plan && 'error' in plan) {
+      if (plan.batchFailed === 'error') return this.#s.refuseInFailedBatch(exchange, decision, request, plan.error);
+      // Skipped by the database (an earlier message of the batch failed): as never run (SessionCore.skipped).
+      if (plan.batchFailed !== 'skipped') return this.#s.refuse(exchange, decision, request, plan.error, false);
+    }
+    const run = this.#s.newRun(exchange, decision, undefined, held, deallocatesOf(statement?.facts));
+    if (plan && !('error' in plan)) run.copy = plan;
+    return this.#openExecute(run, request, portal, frame);
   }
 
   /** Records the Execute's statement, then forwards it (or refuses it when recording failed). */

@@ -110,7 +110,11 @@ export class SimpleQueries {
     const exchange = statementExchange(this.#s.decide, [facts], facts.text);
     const copy = facts.copyOut === true && this.#core.ctx.connection.masking.columns.size > 0;
     const checked = this.#s.check(exchange, facts, copy);
-    if (!checked.error) this.#s.track(facts);
+    if (!checked.error) {
+      this.#s.track(facts);
+      // Code it runs unnamed may change search_path for the statements after it (table-catalog.ts).
+      this.#s.decide.tables?.ranStatement(facts.class);
+    }
     return { exchange, request: requestOf('Query', facts.text, undefined), checked, derived: derivedMasks(facts.derived, this.#core.ctx.connection.masking), facts, deallocates: facts.deallocates, copy };
   }
 
@@ -153,7 +157,7 @@ export class SimpleQueries {
       if (outcome.error) return this.#s.refuse(exchange, decision, step.request, outcome.error, true);
     }
     const copy = await planCopyOut(this.#core, step.facts.text, maskingFor(this.#core.ctx.connection, decision));
-    if (copy instanceof GatehouseError) return this.#s.refuse(exchange, decision, step.request, copy, true);
+    if ('error' in copy) return this.#s.refuse(exchange, decision, step.request, copy.error, true);
     const run = this.#s.newRun(exchange, decision, step.derived, held, step.deallocates);
     run.copy = copy;
     return this.#openQuery([run], [step.request], [step.facts], frame);

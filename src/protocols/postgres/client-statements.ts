@@ -13,17 +13,19 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import type { Decision, Exchange, RecordedRequest } from '../../exchange/index.js';
-import { bindMessage, syncMessage, type Frame } from './codec.js';
+import { bindMessage, flushMessage, syncMessage, type Frame } from './codec.js';
 import { maskingFor } from './connection.js';
+import { errorResponseFor } from './errors.js';
 import { asStored, derivationOf } from './derive-columns.js';
 import { decideStatement, SessionDecisions, type Checked, type StatementContext } from './decide-statement.js';
 import { ExtendedQuery } from './extended-query.js';
 import { StatementHolds, type HoldOutcome } from './hold-statement.js';
 import type { StatementFacts } from './inspect-sql.js';
 import { strictestClass } from './statement-classes.js';
-import { derivedMasks, type DerivedMasks } from './mask-rows.js';
+import { derivedMasks, readsOnlySystemCatalogs, withoutColumnRules, type DerivedMasks } from './mask-rows.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending, Run, StatementInfo } from './session-state.js';
+import { withoutPasswords } from './statement-passwords.js';
 import { newRun } from './statement-recording.js';
 
 /**
@@ -195,7 +197,13 @@ export class ClientStatements {
 
   newRun(exchange: Exchange, decision: Decision, derived?: DerivedMasks, held = false, deallocates?: string): Run {
     this.#core.statements++;
-    const run = newRun(exchange, decision, maskingFor(this.#core.ctx.connection, decision), derived, held);
+    let masking = maskingFor(this.#core.ctx.connection, decision);
+    // The system catalogs hold no user table's values: psql's `\d` (a column "Name") is not masked by a rule on `name`.
+    if (masking.columns.size > 0 && readsOnlySystemCatalogs(exchange.facts.sql)) {
+      masking = withoutColumnRules(masking);
+      derived = undefined;
+    }
+    const run = newRun(exchange, decision, masking, derived, held);
     // Forgotten only once run: until then a Bind to the name is still its statement's.
     if (deallocates !== undefined) run.completed = this.extended.deallocation(deallocates);
     return run;
@@ -203,6 +211,7 @@ export class ClientStatements {
 
   /** A statement's text as a reviewer may see it: as the recording keeps it (request profiles applied). */
   shownText(decision: Decision, text: string): string {
+    text = withoutPasswords(text);
     const recorded = maskingFor(this.#core.ctx.connection, decision).recorded;
     if (!recorded) return text;
     const sql = (JSON.parse(recorded(JSON.stringify({ sql: text }), {})) as { sql?: unknown }).sql;
@@ -218,10 +227,15 @@ export class ClientStatements {
 
   /**
    * Holds a statement for approval. What was queued for the database before it leaves
-   * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
+   * first (a hold may last minutes), with a Flush when answers are owed: in an extended
+   * batch the database sends an Execute's answer only at Sync or Flush (protocol,
+   * "Extended Query"), so a COPY (or any statement) ahead of the held one in its batch
+   * would otherwise not complete for the client, and its statement timer would run on,
+   * until the review ends. The NoticeResponse with the review goes out at once.
    */
   async hold(exchange: Exchange, decision: Decision, digest: string, preview?: string): Promise<HoldOutcome> {
     const core = this.#core;
+    if (core.pending.length > 0 && !core.skippingToSync) core.toUpstream(flushMessage());
     const drain = core.flushToDatabase();
     if (drain) await drain;
     const holding = new AbortController();
@@ -247,6 +261,22 @@ export class ClientStatements {
   async refuse(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError, simple: boolean): Promise<void> {
     await this.#core.recording.refuse(exchange, decision, request, error);
     return this.deny(error, simple);
+  }
+
+  /**
+   * Refuses a statement after the database failed the gateway's own message for it inside
+   * the client's open batch (the description of a COPY: copy-out.ts): the database skips
+   * to the client's Sync already, and owes nothing before it. The refusal is recorded,
+   * then answered at once, and the client's messages until its Sync are skipped.
+   */
+  async refuseInFailedBatch(exchange: Exchange, decision: Decision | undefined, request: RecordedRequest, error: GatehouseError): Promise<void> {
+    const core = this.#core;
+    await core.recording.refuse(exchange, decision, request, error);
+    const answer = errorResponseFor(error);
+    core.bytesOut += answer.length;
+    core.toClient.push(answer);
+    core.toClient.flush();
+    core.skippingToSync = true;
   }
 
   /**

@@ -276,6 +276,8 @@ export function isTextType(oid: number): boolean {
 export interface ColumnDescription {
   readonly name: string;
   readonly typeOid: number;
+  /** atttypmod (-1: none); for varchar(n) and char(n), n + 4. */
+  readonly typeModifier?: number;
   /** 0 text, 1 binary. */
   readonly format: number;
 }
@@ -291,9 +293,9 @@ export function parseRowDescription(body: Buffer): ColumnDescription[] {
     r.int16();
     const typeOid = r.int32();
     r.int16();
-    r.int32();
+    const typeModifier = r.int32();
     const format = r.int16();
-    columns.push({ name, typeOid, format });
+    columns.push({ name, typeOid, typeModifier, format });
   }
   return columns;
 }

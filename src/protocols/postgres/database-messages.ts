@@ -210,7 +210,11 @@ export class DatabaseMessages {
         break;
       case 'probe':
         // The gateway's own description of a COPY's columns (copy-out.ts), or look-up of tables (table-lookup.ts): kept, not relayed.
-        if (probeAnswered(head, frame)) pending.shift();
+        if (probeAnswered(head, frame)) {
+          pending.shift();
+          // Inside the client's batch (a Flush, not a Sync, ended it): the database now skips to the client's Sync.
+          if (t === 'E') this.#batchFailed = true;
+        }
         return undefined;
       case 'begin':
         // The gateway's BEGIN before a wrapped Query: not relayed.

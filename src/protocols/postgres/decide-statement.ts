@@ -12,7 +12,7 @@
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
 // - COPY … TO STDOUT on a connection with column masking rules runs only where the
-//   session describes and masks it (a simple Query: copy-out.ts);
+//   session describes and masks it (a Query, or an Execute inside its batch: copy-out.ts);
 // - on such a connection, reading the catalog's column statistics (pg_stats: samples
 //   of every analysed column's values) is refused, and so is code it cannot trace
 //   that a client would create or run there (a DO block, a
@@ -168,6 +168,8 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   // A bare name may stand for another schema's table from now on: looked up again.
   if (facts?.searchPath) ctx.tables?.searchPathChanged();
   else if (facts?.revertsSettings) ctx.tables?.savepointRolledBack();
+  // Code that later statements may run unnamed (a trigger's function, a view or default calling set_config): from now on each statement may change search_path.
+  if (facts && (facts.risky.includes('routine-body') || (facts.searchPath && facts.class === 'ddl'))) ctx.tables?.madePathCode();
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;
@@ -203,7 +205,7 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
     return {
       decision,
       error: new GatehouseError('sql_not_supported', {
-        message: "COPY … TO STDOUT on a connection with column masking rules is masked only when sent as a simple Query (as psql's \\copy and COPY clients send it), not prepared; it was not run.",
+        message: 'COPY … TO STDOUT on a connection with column masking rules is masked column by column, but this one would not be described first; it was not run.',
       }),
     };
   }

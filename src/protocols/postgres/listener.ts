@@ -33,6 +33,7 @@ import { FrameSource } from './frame-source.js';
 import { createCancelLimiter } from './cancel-limiter.js';
 import { cancelUpstream, connectUpstream, type UpstreamSession } from './forward.js';
 import { shadowedBuiltins } from './function-catalog.js';
+import { unnamedPathCode } from './path-code-catalog.js';
 import { SessionTables, tableCatalog } from './table-catalog.js';
 import { PostgresSession } from './session.js';
 import { negotiateStartup, passedStartupParams } from './startup.js';
@@ -199,7 +200,8 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       const catalogKey = `${connection.name}\u0000${target.host}:${target.port}\u0000${target.database}\u0000${target.user}`;
       const shadowedFunctions = new Set(await shadowedBuiltins(upstream, catalogKey));
       // And which names a table may stand for (partitions, inheritance, schemas).
-      const tables = new SessionTables(await tableCatalog(upstream, catalogKey), catalogKey);
+      // And whether code statements run unnamed may change search_path (path-code-catalog.ts).
+      const tables = new SessionTables(await tableCatalog(upstream, catalogKey), catalogKey, await unnamedPathCode(upstream, catalogKey));
       await stages.recorder.open({ ...exchange, operation: 'sql.session' }, decision, { method: 'Startup', path: '', headers: { user, database }, body: undefined, truncated: false });
       exchange = { ...exchange, operation: 'sql.session' };
       loginDone();

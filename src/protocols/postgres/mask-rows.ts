@@ -35,6 +35,32 @@ export function maskingActive(rules: MaskingRules): boolean {
   return rules.columns.size > 0 || rules.entities !== undefined;
 }
 
+const noColumns: ReadonlyMap<string, MaskOperator> = new Map();
+const withoutColumns = new WeakMap<MaskingRules, MaskingRules>();
+
+/**
+ * The rules less their column rules, for a statement that reads only the system catalogs
+ * (readsOnlySystemCatalogs): its columns carry no user table's value, whatever they are
+ * called (psql's `\d` names a column "Name"); masking profiles still apply. One object
+ * per rules, so that a plan made for them is reused.
+ */
+export function withoutColumnRules(rules: MaskingRules): MaskingRules {
+  let out = withoutColumns.get(rules);
+  if (!out) withoutColumns.set(rules, (out = { ...rules, columns: noColumns }));
+  return out;
+}
+
+/**
+ * A SELECT that names only relations of pg_catalog and information_schema, qualified (a
+ * bare `pg_class` could be a table of the session's search_path), and runs nothing the
+ * gateway cannot see (no risky shape: a user-defined or shadowed function, SQL in text …).
+ * pg_catalog's column statistics, which hold values, are refused before this (decide-statement.ts).
+ */
+export function readsOnlySystemCatalogs(sql: { readonly classes: readonly string[]; readonly tables: readonly string[]; readonly risky: readonly string[] } | undefined): boolean {
+  if (!sql || sql.tables.length === 0 || sql.risky.length > 0 || !sql.classes.every((c) => c === 'select')) return false;
+  return sql.tables.every((t) => t.startsWith('pg_catalog.') || t.startsWith('information_schema.'));
+}
+
 export type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; apply: (value: string) => string } | { kind: 'entities'; apply: ValueMasker };
 
 /** How one derived result column is masked. */

@@ -137,6 +137,10 @@ export class SessionCore {
    */
   skipped(p: Pending): undefined {
     if (p.kind === 'parse') p.skipped?.();
+    else if (p.kind === 'probe') {
+      p.skipped = true;
+      p.answered('skipped: an earlier message in the same batch failed');
+    }
     else if (p.kind === 'bind' && p.portal) p.portal.bindFailed = true;
     else if (p.kind === 'execute' || p.kind === 'query') {
       const error = new GatehouseError('upstream_failed', { message: 'not executed: an earlier message in the same batch failed' });
@@ -209,6 +213,11 @@ export class SessionCore {
   /** Resolves once no Execute of the open batch (the FIFO after the client's last Sync) is owed an answer. */
   whenBatchAnswered(): Promise<void> {
     return this.#when(() => !this.#batch().some((p) => p.kind === 'execute'));
+  }
+
+  /** Resolves once the database is on `p` (the head of the FIFO), or has answered it. */
+  whenAtHead(p: Pending): Promise<void> {
+    return this.#when(() => this.pending[0] === p || !this.pending.includes(p));
   }
 
   #when(test: () => boolean): Promise<void> {

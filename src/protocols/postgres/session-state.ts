@@ -108,6 +108,9 @@ export type Pending =
    * The gateway's own description of a COPY's columns (copy-out.ts), and the first
    * values of the rows of a catalog query beside it, or its look-up of tables the
    * session's catalog does not know (table-lookup.ts): answered up to its ReadyForQuery,
-   * none of it relayed.
+   * none of it relayed. `closesLeft`: sent with a Flush inside the client's open extended
+   * batch (a COPY's Execute), it is answered at its last CloseComplete, or at an error
+   * (the database then skips to the client's Sync), and `skipped` when the database
+   * skipped it (an error earlier in the batch).
    */
-  | { kind: 'probe'; columns: ColumnDescription[] | undefined; values: string[]; error: string | undefined; answered: (result: { columns: ColumnDescription[]; values: string[] } | string) => void };
+  | { kind: 'probe'; columns: ColumnDescription[] | undefined; values: string[]; error: string | undefined; closesLeft?: number; skipped?: boolean; answered: (result: { columns: ColumnDescription[]; values: string[] } | string) => void };

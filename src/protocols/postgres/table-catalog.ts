@@ -88,10 +88,33 @@ export class SessionTables {
    */
   #answers = new WeakMap<readonly string[], readonly string[] | null>();
 
+  /**
+   * The database holds code that statements run without naming it (a trigger's, a view's,
+   * a default's function …) which may change search_path (path-code-catalog.ts), or the
+   * session made some: every statement that may run code then counts as a change once it
+   * is decided to run (ranStatement).
+   */
+  #unnamedPathCode: boolean;
+
   /** `key`: the cache key the catalog was read under (tableCatalog), dropped when the session makes a descendant. */
-  constructor(catalog: TableCatalog | undefined, key?: string) {
+  constructor(catalog: TableCatalog | undefined, key?: string, unnamedPathCode = false) {
     this.#catalog = catalog;
     this.#key = key;
+    this.#unnamedPathCode = unnamedPathCode;
+  }
+
+  /**
+   * A statement of class `cls` was decided to run (a Query's statement, an Execute; not a
+   * Parse, whose Execute is decided again with the same names): where code it does not
+   * name may change search_path, it counts as a change (searchPathChanged).
+   */
+  ranStatement(cls: string): void {
+    if (this.#unnamedPathCode && !codeFreeClasses.has(cls)) this.searchPathChanged();
+  }
+
+  /** The session made code that may change search_path unnamed (a function body, an expression calling set_config on the path). */
+  madePathCode(): void {
+    this.#unnamedPathCode = true;
   }
 
   /**
@@ -247,6 +270,9 @@ export class SessionTables {
     }
   }
 }
+
+/** Statement classes that run no code of the database's (no trigger, view, default, cast …). */
+const codeFreeClasses = new Set(['set', 'show', 'listen', 'notify', 'deallocate']);
 
 async function readCatalog(upstream: UpstreamSession): Promise<TableCatalog> {
   const names = new Map<string, Set<string>>();
