@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { copy } from '../helpers/pg-copy.js';
+import { copy, copyExtended } from '../helpers/pg-copy.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { withPostgresGateway, type PostgresGateway } from '../helpers/postgres-gateway.js';
 
@@ -69,6 +69,19 @@ describe('COPY … TO STDOUT on a PostgreSQL connection with column masking, end
     const { stdout } = await run('psql', ['-X', '-c', `\\${sql}`], { env });
     assert.equal(stdout, (await copy(direct, sql)).out);
     assert.equal(stdout, "Ann Lee\tallergic to \"penicillin\",\\tsee chart\nBob O'Brien\tline one\\nline two \\\\ done\n");
+  });
+
+  test('the same COPY sent with the extended protocol (Parse, Bind, Describe, Execute, Sync) is masked the same, byte for byte', async () => {
+    const client = new pg.Client(pgGateway.clientConfig('dana', env.PGPASSWORD!));
+    await client.connect();
+    try {
+      const sql = 'copy patients to stdout with csv header';
+      const extended = await copyExtended(client, sql);
+      assert.equal(extended.out, (await copy(client, sql)).out);
+      assert.match(extended.out, /^1,Ann Lee,\[EMAIL\],,\*{11}2233,/m);
+    } finally {
+      await client.end();
+    }
   });
 
   test('binary format stays refused, with why', async () => {

@@ -16,8 +16,9 @@ import { FrameSource } from './frame-source.js';
 const maxStartupBytes = 10_000;
 
 // Client startup parameters passed on to the database (by the gateway, and by an agent
-// logging in for it); the rest (options, search_path, replication, …) are not, so a
-// caller cannot set server options the gateway does not see. The three timeouts only
+// logging in for it), also when set in `options`; the rest (other settings in options,
+// search_path, replication, …) are not, so a caller cannot set server options the
+// gateway does not see. The three timeouts only
 // bound the caller's own session (node-postgres sends its `statement_timeout` option
 // so). Names are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and
 // PGDATESTYLE as `timezone` and `datestyle`.
@@ -25,14 +26,53 @@ const passedParams = new Map(
   ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout'].map((name) => [name.toLowerCase(), name]),
 );
 
-/** The startup parameters passed on to the database, by their canonical names. */
+/**
+ * The startup parameters passed on to the database, by their canonical names. Those of
+ * them set in `options` (libpq's PGOPTIONS: `-c statement_timeout=5s`, `--lock-timeout=2s`)
+ * count too, as the database would read them; a parameter of its own wins over `options`,
+ * as in PostgreSQL. Every other setting or switch in `options` is dropped.
+ */
 export function passedStartupParams(params: ReadonlyMap<string, string>): Record<string, string> {
   const passed: Record<string, string> = {};
   for (const [name, value] of params) {
+    if (name.toLowerCase() === 'options') {
+      for (const [option, optionValue] of settingsInOptions(value)) {
+        const canonical = passedParams.get(option.toLowerCase());
+        if (canonical !== undefined && !(canonical in passed)) passed[canonical] = optionValue;
+      }
+      continue;
+    }
     const canonical = passedParams.get(name.toLowerCase());
     if (canonical !== undefined) passed[canonical] = value;
   }
   return passed;
+}
+
+/**
+ * The `-c name=value` and `--name=value` settings of a startup `options` string, split as
+ * the database splits it (pg_split_opts: words at unescaped whitespace, a backslash
+ * escaping the next character; ParseLongOption: '-' in a name is '_').
+ */
+export function settingsInOptions(options: string): [string, string][] {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < options.length; i++) {
+    const c = options[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else if (c === '\\' && i + 1 < options.length) word = (word ?? '') + options[++i];
+    else word = (word ?? '') + c;
+  }
+  if (word !== undefined) words.push(word);
+  const settings: [string, string][] = [];
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    const setting = w === '-c' ? words[++i] : w.startsWith('--') ? w.slice(2) : w.startsWith('-c') ? w.slice(2) : undefined;
+    const eq = setting?.indexOf('=') ?? -1;
+    if (setting !== undefined && eq > 0) settings.push([setting.slice(0, eq).replaceAll('-', '_'), setting.slice(eq + 1)]);
+  }
+  return settings;
 }
 
 export type StartupResult =

@@ -42,7 +42,7 @@ function lookUp(core: SessionCore, names: readonly string[]): Promise<string[] |
   const name = `gatehouse_tables_${randomBytes(8).toString('hex')}`;
   const answered = new Promise<string[] | undefined>((resolve) => {
     // Its Execute has no RowDescription (probeAnswered then says 'no description'): the rows are in `values`.
-    const probe: Extract<Pending, { kind: 'probe' }> = { kind: 'probe', columns: undefined, values: [], error: undefined, answered: () => resolve(probe.error === undefined ? probe.values : undefined) };
+    const probe: Extract<Pending, { kind: 'probe' }> = { kind: 'probe', columns: undefined, values: [], error: undefined, answered: () => resolve(probe.error === undefined && !probe.skipped ? probe.values : undefined) };
     core.expect(probe);
   });
   const param = Buffer.from(textArray(names), 'utf8');

@@ -367,13 +367,13 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.match(recorded[0]!.error_detail!, /^FunctionCall of the function with OID \d+$/);
   });
 
-  test("node-postgres' statement_timeout, lock_timeout and idle_in_transaction_session_timeout options reach the database", async () => {
+  test("node-postgres' statement_timeout, lock_timeout and idle_in_transaction_session_timeout options reach the database, and so do the same settings in options (PGOPTIONS; they were dropped)", async () => {
     const c = await connect({ statement_timeout: 300, lock_timeout: 2000, idle_in_transaction_session_timeout: 60000 });
     assert.deepEqual((await c.query("select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, current_setting('idle_in_transaction_session_timeout') as it")).rows, [{ st: '300ms', lt: '2s', it: '1min' }]);
     await assert.rejects(c.query('select pg_sleep(5)'), { code: '57014', message: 'canceling statement due to statement timeout' });
-    // Other startup options are still not passed: `options` could set anything.
-    const o = await connect({ options: '-c work_mem=77MB' });
-    assert.deepEqual((await o.query('show work_mem')).rows, [{ work_mem: '4MB' }]);
+    // The same settings in `options` (libpq's PGOPTIONS) reach it too; other settings there are still not passed: `options` could set anything.
+    const o = await connect({ options: '-c work_mem=77MB -c statement_timeout=250 --lock-timeout=3s' });
+    assert.deepEqual((await o.query("select current_setting('work_mem') as wm, current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt")).rows, [{ wm: '4MB', st: '250ms', lt: '3s' }]);
   });
 
   test('COPY in and out through psql \\copy', async () => {
