@@ -395,11 +395,12 @@ connections:
     assert.match(record!.errorDetail ?? '', /^the client closed the connection after 13 bytes of the request body \(content-length 900\)/);
     assert.equal(seen.length, seenBefore);
   });
-  // An `http` connection passes the client's Accept-Encoding on, so a client that accepts
-  // gzip (curl --compressed, browsers, python requests) gets a gzip answer: its compressed
-  // bytes were recorded as text (mojibake in `sessions show`, nothing for `text` search).
+  // An `http` connection with nothing to read its answer (no credential to scan for, no
+  // masking) passes the client's Accept-Encoding on, so a client that accepts gzip (curl
+  // --compressed, browsers, python requests) gets a gzip answer: its compressed bytes
+  // were recorded as text (mojibake in `sessions show`, nothing for `text` search).
   test('a compressed answer or request body is recorded by size only, not as its compressed bytes', async () => {
-    const res = await call('/c/registry/gzipped', { method: 'POST', headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('{"question":"zipped"}') });
+    const res = await call('/c/capped/gzipped', { method: 'POST', headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('{"question":"zipped"}') });
     assert.equal(res.statusCode, 200);
     const wire = Buffer.from(await res.body.arrayBuffer());
     assert.deepEqual(JSON.parse(gunzipSync(wire).toString()), { answer: 'compressed on the wire' });
@@ -408,5 +409,17 @@ connections:
     assert.equal(record.response.body, null);
     assert.equal(record.bytesOut, wire.length);
     assert.equal(record.request.body, null);
+  });
+  // A connection with a credential has its answers scanned for it (credential-echo.ts): a
+  // compressed one is decoded, sent and recorded as the text it is.
+  test('a compressed answer on a connection with a credential is decoded for its client and its record', async () => {
+    const res = await call('/c/registry/gzipped', { method: 'POST', headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json' }, body: '{"question":"plain"}' });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-encoding'], undefined);
+    const text = await res.body.text();
+    assert.deepEqual(JSON.parse(text), { answer: 'compressed on the wire' });
+    const id = res.headers['gatehouse-exchange-id'] as string;
+    const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { response: { body: string | null } };
+    assert.equal(record.response.body, text);
   });
 });

@@ -73,7 +73,8 @@ export async function startGatewayProcess(configYaml: string, options: { env?: N
   const cli = async (args: string[]) => {
     const end = args.indexOf('--');
     const withConfig = end < 0 ? [...args, '--config', configPath] : [...args.slice(0, end), '--config', configPath, ...args.slice(end)];
-    return execFileAsync(process.execPath, [bin, ...withConfig], { env });
+    // (a listing of every record of a long test passes the default 1 MiB)
+    return execFileAsync(process.execPath, [bin, ...withConfig], { env, maxBuffer: 64 * 1024 * 1024 });
   };
   return {
     ...started,
