@@ -27,6 +27,7 @@ import { answerPlainHttp } from './plain-http-on-tls.js';
 import { answerClientErrors } from './client-errors.js';
 import { renewListenerCertificates } from './renew-certificates.js';
 import { logHeldRecords } from './log-held-records.js';
+import { closeNow, closeServer, trackKeepAlive } from './stop-listener.js';
 import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
 import { entityTypes } from '../detect/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -443,6 +444,8 @@ async function listen(handler: RequestListener, address: { host: string; port: n
       handler(req, res);
     });
   }
+  // While it stops: answers say `Connection: close`, idle connections are closed (drain-keep-alive.ts).
+  trackKeepAlive(server);
   // requestTimeout bounds receiving the request (headers and body), not the answer, which
   // may stream for minutes (bounded by the connection's own timeouts). Off, a body
   // dripped a byte at a time (under the 30 s idle limit of readBody) held its socket
@@ -472,30 +475,4 @@ function urlOf(server: Server, tls: boolean): string {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   return `${tls ? 'https' : 'http'}://${host}:${port}`;
-}
-
-/** A listener of a start that did not finish: nothing was served yet worth a grace period. */
-function closeNow(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
-/** Stops accepting, lets in-flight exchanges finish for up to `graceMs` (or until graceOver), then cuts them. */
-function closeServer(server: Server, graceMs: number, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
-  return new Promise((resolve) => {
-    const cut = () => {
-      cutInFlight?.();
-      server.closeAllConnections();
-    };
-    const timer = setTimeout(cut, graceMs);
-    graceOver.addEventListener('abort', cut, { once: true });
-    server.close(() => {
-      clearTimeout(timer);
-      graceOver.removeEventListener('abort', cut);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
 }
