@@ -11,7 +11,7 @@ import { connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stre
 import { pipeline } from 'node:stream/promises';
 import { localForwarderFor, mapUpstreamError, type Forwarder } from '../forward/index.js';
 import type { Logger } from '../observability/index.js';
-import { joinUpstreamPath } from '../protocols/http/connection.js';
+import { joinUpstreamPath, targetQuery } from '../protocols/http/connection.js';
 import type { AgentConfig } from './agent-config.js';
 import { destroySession, resetStream } from './h2-teardown.js';
 import { createPostgresRelay, type PostgresRelay } from './postgres-relay.js';
@@ -43,6 +43,7 @@ export const upstreamFailedRstCode = h2.NGHTTP2_INTERNAL_ERROR;
 interface Target {
   readonly forwarder: Forwarder;
   readonly basePath: string;
+  readonly baseQuery: string;
   readonly hasCredential: boolean;
 }
 
@@ -59,6 +60,7 @@ export function startAgent(options: AgentOptions): Agent {
     const credential = credentialHeader(c.credential);
     targets.set(c.name, {
       basePath: url.pathname.replace(/\/+$/, ''),
+      baseQuery: targetQuery(url),
       hasCredential: credential !== undefined,
       forwarder: localForwarderFor(c, url.origin, credential),
     });
@@ -190,7 +192,7 @@ export function startAgent(options: AgentOptions): Agent {
       try {
         upstream = await target.forwarder.forward({
           method: frame.method,
-          path: joinUpstreamPath(target.basePath, frame.path),
+          path: joinUpstreamPath(target.basePath, frame.path, target.baseQuery),
           headers,
           body: body.length > 0 ? body : undefined,
           signal: controller.signal,
