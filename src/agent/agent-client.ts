@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { localForwarderFor, mapUpstreamError, type Forwarder } from '../forward/index.js';
 import { targetCredentialEntity } from '../mask/index.js';
 import type { Logger } from '../observability/index.js';
-import { joinUpstreamPath } from '../protocols/http/connection.js';
+import { joinUpstreamPath, targetQuery } from '../protocols/http/connection.js';
 import { credentialEchoForms, type CredentialEchoForms } from '../protocols/http/credential-echo.js';
 import { scrubbedAnswer } from '../protocols/http/credential-echo-stream.js';
 import type { AgentConfig } from './agent-config.js';
@@ -46,6 +46,7 @@ export const upstreamFailedRstCode = h2.NGHTTP2_INTERNAL_ERROR;
 interface Target {
   readonly forwarder: Forwarder;
   readonly basePath: string;
+  readonly baseQuery: string;
   readonly hasCredential: boolean;
   /** The agent's own credential, looked for in the target's answers (the gateway cannot: it never sees it). */
   readonly credentialEcho: CredentialEchoForms | undefined;
@@ -64,6 +65,7 @@ export function startAgent(options: AgentOptions): Agent {
     const credential = credentialHeader(c.credential);
     targets.set(c.name, {
       basePath: url.pathname.replace(/\/+$/, ''),
+      baseQuery: targetQuery(url),
       hasCredential: credential !== undefined,
       credentialEcho: credentialEchoForms(c.credential),
       forwarder: localForwarderFor(c, url.origin, credential),
@@ -199,7 +201,7 @@ export function startAgent(options: AgentOptions): Agent {
       try {
         upstream = await target.forwarder.forward({
           method: frame.method,
-          path: joinUpstreamPath(target.basePath, frame.path),
+          path: joinUpstreamPath(target.basePath, frame.path, target.baseQuery),
           headers,
           body: body.length > 0 ? body : undefined,
           signal: controller.signal,

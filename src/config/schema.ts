@@ -177,7 +177,8 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
       connections: z.array(z.discriminatedUnion('type', [connection, postgresConnection], { error: discriminatorError('type', ['openai', 'http', 'postgres']) })).default([]),
       approvals: buildApprovalsSchema({ duration, secret: approvalsSecret, text }).optional(),
       masking: buildMaskingSchema(secret),
-      policy: buildPolicySchema({ path, secret: storeSecret }),
+      // Redis only counts limits in a running gateway: the CLI commands (store-only) do not need its URL.
+      policy: buildPolicySchema({ path, secret }),
       identity: buildIdentitySchema({ text, duration, secret, baseDir }).prefault({}),
       agents: agentsSection({ listen, listenerTls }).optional(),
     })

@@ -3,7 +3,7 @@ import type { GatehouseConfig } from '../config/index.js';
 import { credentialHeader } from '../config/fields.js';
 import { viaAgent } from '../config/agents-schema.js';
 import { createAgentForwarder, localForwarderFor } from '../forward/index.js';
-import { credentialEchoForms, type HttpConnection } from '../protocols/http/index.js';
+import { credentialEchoForms, targetQuery, type HttpConnection } from '../protocols/http/index.js';
 
 /**
  * One HttpConnection (with its own keep-alive pool) per configured connection; a
@@ -22,6 +22,7 @@ export function buildHttpConnections(config: GatehouseConfig, agentHub?: AgentHu
       name: c.name,
       type: c.type,
       basePath: target ? target.pathname.replace(/\/+$/, '') : '',
+      baseQuery: target ? targetQuery(target) : '',
       maxRequestBody: c.limits.maxRequestBody ?? config.gateway.maxRequestBody,
       maxResponseBody: c.limits.maxResponseBody ?? config.gateway.maxResponseBody,
       // The credential the gateway injects (not one an agent holds): looked for in every answer.

@@ -30,6 +30,7 @@ import { logHeldRecords } from './log-held-records.js';
 import { credentialRedactor, maskPlannerFromConfig, targetCredentialEntity } from '../mask/index.js';
 import { entityTypes, redactPathCredentials } from '../detect/index.js';
 import { listenerTimeouts } from './listener-timeouts.js';
+import { closeNow, closeServer, trackKeepAlive } from './stop-listener.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { createAuthRoutes } from '../protocols/http/auth-routes.js';
@@ -452,6 +453,8 @@ async function listen(handler: RequestListener, address: { host: string; port: n
       handler(req, res);
     });
   }
+  // While it stops: answers say `Connection: close`, idle connections are closed (drain-keep-alive.ts).
+  trackKeepAlive(server);
   // requestTimeout bounds receiving the request (headers and body), not the answer, which
   // may stream for minutes (bounded by the connection's own timeouts). Off, a body
   // dripped a byte at a time (under the 30 s idle limit of readBody) held its socket
@@ -481,30 +484,4 @@ function urlOf(server: Server, tls: boolean): string {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address;
   return `${tls ? 'https' : 'http'}://${host}:${port}`;
-}
-
-/** A listener of a start that did not finish: nothing was served yet worth a grace period. */
-function closeNow(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
-/** Stops accepting, lets in-flight exchanges finish for up to `graceMs` (or until graceOver), then cuts them. */
-function closeServer(server: Server, graceMs: number, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
-  return new Promise((resolve) => {
-    const cut = () => {
-      cutInFlight?.();
-      server.closeAllConnections();
-    };
-    const timer = setTimeout(cut, graceMs);
-    graceOver.addEventListener('abort', cut, { once: true });
-    server.close(() => {
-      clearTimeout(timer);
-      graceOver.removeEventListener('abort', cut);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
 }

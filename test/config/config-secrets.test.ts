@@ -117,6 +117,13 @@ describe('parseConfig: secret references', () => {
     assert.deepEqual(parse(store, { DATABASE_URL: 'postgresql://gh:pw@db/gh' }).store, { postgres: { url: 'postgresql://gh:pw@db/gh' } });
     assert.equal(parse(redis, { REDIS_URL: 'rediss://:pw@cache:6380/1' }).policy.limits.redis?.url, 'rediss://:pw@cache:6380/1');
   });
+
+  // `gatehouse keys create` from a bastion failed "policy.limits.redis.url: environment
+  // variable REDIS_URL is not set": the store commands never use Redis.
+  test("secrets: 'store-only' does not need the Redis URL", () => {
+    const config = parse("store: { postgres: { url: '${DATABASE_URL}' } }\npolicy:\n  limits:\n    store: redis\n    redis: { url: '${REDIS_URL}' }\n", { DATABASE_URL: 'postgres://gh@db/gh' }, { secrets: 'store-only' });
+    assert.equal(config.policy.limits.redis?.url, '');
+  });
 });
 
 describe('loadConfig', () => {

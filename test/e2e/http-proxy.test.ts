@@ -129,6 +129,10 @@ connections:
     target: http://${apiAddr}/registry
     timeouts: { body: 300ms }
     access: { groups: [ml] }
+  - name: pinned
+    type: http
+    target: http://${apiAddr}/registry?api-version=2024-06-01
+    access: { groups: [ml] }
   - name: down
     type: http
     target: http://127.0.0.1:1
@@ -421,5 +425,12 @@ connections:
     const id = res.headers['gatehouse-exchange-id'] as string;
     const record = JSON.parse((await gateway.cli(['sessions', 'show', id, '--json'])).stdout) as { response: { body: string | null } };
     assert.equal(record.response.body, text);
+  });
+  test("a target URL's query is sent on every request, replacing the caller's parameter of that name", async () => {
+    const res = await call('/c/pinned/models?api-version=2099-01-01&limit=2');
+    assert.equal(res.statusCode, 201);
+    assert.deepEqual(await res.body.json(), { ok: true, method: 'GET', url: '/registry/models?api-version=2024-06-01&limit=2' });
+    const bare = await call('/c/pinned/models');
+    assert.deepEqual(await bare.body.json(), { ok: true, method: 'GET', url: '/registry/models?api-version=2024-06-01' });
   });
 });

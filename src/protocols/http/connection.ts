@@ -8,6 +8,8 @@ export interface HttpConnection {
   readonly type: 'openai' | 'http';
   /** The target URL's path, prefixed to every upstream path (e.g. `/v1`). */
   readonly basePath: string;
+  /** The target URL's query, sent on every request (joinUpstreamPath). */
+  readonly baseQuery?: string | undefined;
   readonly forwarder: Forwarder;
   readonly maxRequestBody: number;
   readonly maxResponseBody: number;
@@ -98,10 +100,28 @@ export function policyPath(rest: string): { path: string } | { error: string } {
   return { path };
 }
 
-/** Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. */
-export function joinUpstreamPath(basePath: string, rest: string): string {
-  if (basePath === '' || basePath === '/') return rest;
-  return basePath.endsWith('/') ? basePath + rest.slice(1) : basePath + rest;
+/**
+ * Joins a target's base path and a caller's path: `/v1` + `/chat/completions`. A target
+ * URL's query (`baseQuery`, e.g. Azure OpenAI's `api-version=2024-06-01`) is sent on
+ * every request, first; a caller's parameter of the same name is left out, so the
+ * operator's value is the one the target reads. It used to be dropped without a word.
+ */
+export function joinUpstreamPath(basePath: string, rest: string, baseQuery = ''): string {
+  const joined = basePath === '' || basePath === '/' ? rest : basePath.endsWith('/') ? basePath + rest.slice(1) : basePath + rest;
+  if (baseQuery === '') return joined;
+  const mark = joined.indexOf('?');
+  if (mark < 0) return `${joined}?${baseQuery}`;
+  const fixed = new Set(new URLSearchParams(baseQuery).keys());
+  const callers = joined
+    .slice(mark + 1)
+    .split('&')
+    .filter((pair) => pair !== '' && !fixed.has(new URLSearchParams(pair).keys().next().value ?? ''));
+  return `${joined.slice(0, mark)}?${[baseQuery, ...callers].join('&')}`;
+}
+
+/** A target URL's query as sent (without `?`), '' without one. */
+export function targetQuery(target: URL): string {
+  return target.search.replace(/^\?/, '');
 }
 
 /** decodeURIComponent, or undefined for a malformed escape (instead of a URIError). */

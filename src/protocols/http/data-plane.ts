@@ -345,7 +345,7 @@ class HttpExchangeIO implements ExchangeIO {
     try {
       upstream = await connection.forwarder.forward({
         method: req.method ?? 'GET',
-        path: joinUpstreamPath(connection.basePath, this.#rest),
+        path: joinUpstreamPath(connection.basePath, this.#rest, connection.baseQuery),
         headers,
         body: bodyLength === undefined ? undefined : forwardBody,
         signal: controller,

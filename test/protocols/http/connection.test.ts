@@ -85,4 +85,13 @@ describe('joinUpstreamPath', () => {
     assert.ok(route);
     assert.equal(joinUpstreamPath('/v1', route.rest), '/v1/chat/completions?api-version=2024-10-21');
   });
+
+  // A target's query (Azure OpenAI's api-version) was dropped: every request went without it.
+  test("a target's query goes on every request, before the caller's, and replaces a caller's parameter of the same name", () => {
+    const base = '/openai/deployments/gpt4o';
+    assert.equal(joinUpstreamPath(base, '/chat/completions', 'api-version=2024-06-01'), '/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01');
+    assert.equal(joinUpstreamPath(base, '/chat/completions?api-version=2099-01-01&x=a%20b', 'api-version=2024-06-01'), '/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01&x=a%20b');
+    assert.equal(joinUpstreamPath(base, '/files?api%2Dversion=1&limit=2&', 'api-version=2024-06-01&tenant=t1'), '/openai/deployments/gpt4o/files?api-version=2024-06-01&tenant=t1&limit=2');
+    assert.equal(joinUpstreamPath('', '/?', 'k=v'), '/?k=v');
+  });
 });
