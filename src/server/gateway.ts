@@ -26,8 +26,7 @@ import { createLimitStore } from './create-limit-store.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
 import { listenerTimeouts } from './listener-timeouts.js';
-import { credentialRedactor, maskPlannerFromConfig } from '../mask/index.js';
-import { entityTypes } from '../detect/index.js';
+import { credentialRedactor, disguisedEntityTypes, maskPlannerFromConfig } from '../mask/index.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
 import { startPostgresListener, type PostgresListener } from '../protocols/postgres/index.js';
 import { createAuthRoutes } from '../protocols/http/auth-routes.js';
@@ -143,8 +142,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     configFile: options.configFile,
     store: limitStore,
     logger,
-    // Policy `entities` conditions use the masking engine's detectors.
-    detectEntities: options.detectEntities ?? entityTypes,
+    // Policy `entities` conditions use the masking engine's detectors, disguises included.
+    detectEntities: options.detectEntities ?? disguisedEntityTypes,
     // A policy injected in place of the config's (embedding, tests) has rules of its own,
     // which approvals.rules may name.
     checkApprovals: options.policy === undefined,

@@ -1,5 +1,5 @@
 import { assertCertificates, loadConfig } from '../../config/index.js';
-import { entityTypes } from '../../detect/index.js';
+import { disguisedEntityTypes } from '../../mask/index.js';
 import { buildPolicy, PolicyError } from '../../policy/index.js';
 import { CliError } from '../cli-error.js';
 
@@ -10,7 +10,7 @@ export function configCheckCommand(file: string | undefined): void {
   // The policy too: policy files, packs, and checks across rules (unique names …).
   let policy;
   try {
-    policy = buildPolicy(config, { detectEntities: entityTypes });
+    policy = buildPolicy(config, { detectEntities: disguisedEntityTypes });
   } catch (error) {
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
     throw error;
