@@ -14,7 +14,7 @@
 
 import { dirname, resolve } from 'node:path';
 import { certificateIssues, ConfigError, inspectConfigSource, parsePolicySection, rawCertificateSettings, rawConnectionNames, readConfigSource, type GatehouseConfig } from '../config/index.js';
-import { entityTypes } from '../detect/index.js';
+import { disguisedEntityTypes } from '../mask/index.js';
 import { collectPolicySource, compilePolicy, PolicyError, type Policy, type PolicyInputs } from '../policy/index.js';
 
 export interface ConfigReport {
@@ -46,7 +46,7 @@ export function configProblems(file: string, env: NodeJS.ProcessEnv = process.en
     issues.push(...collected.errors.flatMap((e) => e.issues));
     if (collected.complete && policyInputs.allRules) {
       try {
-        policy = compilePolicy(collected.source, { detectEntities: entityTypes });
+        policy = compilePolicy(collected.source, { detectEntities: disguisedEntityTypes });
       } catch (error) {
         if (!(error instanceof PolicyError)) throw error;
         issues.push(...error.issues);

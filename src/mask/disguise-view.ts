@@ -15,6 +15,24 @@
 // left out: it disguises nothing, and answers are full of it.
 const disguise = /[\u00a0\u00ad\u0300-\u036f\u034f\u061c\u180b-\u180f\u2000-\u2013\u2024\u2028-\u2bff\u3000-\u303f\ufe00-\ufe6f\ufeff\uff00-\uffef\ud835]|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});|&[#a-zA-Z0-9]{0,8}$|%[2-7][0-9a-fA-F]|%[2-7]?$|\\u[0-9a-fA-F]{4}|\\x[2-7][0-9a-fA-F]|\\(?:u[0-9a-fA-F]{0,3}|x[2-7]?)?$/;
 
+/**
+ * Decimal digits of other scripts (Arabic-Indic `٤١١١`, Persian `۴۱۱۱`, Devanagari
+ * `५३६`, Thai `๔๔` …: Unicode's Nd in the BMP outside ASCII and the full-width forms),
+ * which NFKC leaves as they are: a card or phone number written in them is the same
+ * number. Each script's 0-9 is one run from its zero (a test checks this table against
+ * the runtime's Unicode tables).
+ */
+export const digitZeros: readonly number[] = [
+  0x0660, 0x06f0, 0x07c0, 0x0966, 0x09e6, 0x0a66, 0x0ae6, 0x0b66, 0x0be6, 0x0c66, 0x0ce6, 0x0d66, 0x0de6, 0x0e50, 0x0ed0, 0x0f20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90, 0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0,
+];
+const otherDigits = new RegExp(`[${digitZeros.map((z) => `\\u${z.toString(16).padStart(4, '0')}-\\u${(z + 9).toString(16).padStart(4, '0')}`).join('')}]`);
+
+/** The value of a decimal digit of another script, if `cp` is one. */
+function otherDigit(cp: number): string | undefined {
+  for (const zero of digitZeros) if (cp >= zero && cp <= zero + 9) return String(cp - zero);
+  return undefined;
+}
+
 /** Removed from the view: invisible format characters, variation selectors, combining marks. */
 function isInvisible(c: number): boolean {
   return (
@@ -44,7 +62,7 @@ export interface DisguiseView {
  * next piece of a stream) stands for one letter, so the word before it is held back.
  */
 export function disguiseView(text: string, openTail = false): DisguiseView | undefined {
-  if (!disguise.test(text)) return undefined;
+  if (!disguise.test(text) && !otherDigits.test(text)) return undefined;
   let view = '';
   const starts: number[] = [];
   const ends: number[] = [];
@@ -125,6 +143,10 @@ export function disguiseView(text: string, openTail = false): DisguiseView | und
 /** The ASCII a character is a compatibility form of (full-width, math letters, dashes, dots), if any. */
 function asciiForm(cp: number): string | undefined {
   if (cp === 0x3002 || cp === 0xff61) return '.'; // ideographic and half-width full stops
+  if (cp >= 0x660 && cp < 0xac00) {
+    const digit = otherDigit(cp);
+    if (digit !== undefined) return digit;
+  }
   if ((cp >= 0x2010 && cp <= 0x2013) || cp === 0x2212 || cp === 0xfe63 || cp === 0xff0d) return '-';
   if (cp < 0xa0 || (cp > 0xa0 && cp < 0x2000) || (cp >= 0x2014 && cp <= 0x2027 && cp !== 0x2024) || (cp >= 0x3040 && cp < 0xfe10)) return undefined;
   const nfkc = String.fromCodePoint(cp).normalize('NFKC');

@@ -11,3 +11,4 @@ export { transformEmbeddings, transformVector, toFloat16 } from './embeddings.js
 export { maskRequestBody } from './request-scrubber.js';
 export { maskPlannerFromConfig } from './from-config.js';
 export { credentialRedactor, credentialEntities } from './credential-redactor.js';
+export { disguisedEntityTypes } from './disguised-entity-types.js';

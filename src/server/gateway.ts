@@ -27,8 +27,8 @@ import { answerPlainHttp } from './plain-http-on-tls.js';
 import { answerClientErrors } from './client-errors.js';
 import { renewListenerCertificates } from './renew-certificates.js';
 import { logHeldRecords } from './log-held-records.js';
-import { credentialRedactor, maskPlannerFromConfig, targetCredentialEntity } from '../mask/index.js';
-import { entityTypes, redactPathCredentials } from '../detect/index.js';
+import { credentialRedactor, disguisedEntityTypes, maskPlannerFromConfig, targetCredentialEntity } from '../mask/index.js';
+import { redactPathCredentials } from '../detect/index.js';
 import { listenerTimeouts } from './listener-timeouts.js';
 import { closeNow, closeServer, trackKeepAlive } from './stop-listener.js';
 import { createDataPlaneHandler, type ResponseGuard } from '../protocols/http/index.js';
@@ -150,8 +150,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     configFile: options.configFile,
     store: limitStore,
     logger,
-    // Policy `entities` conditions use the masking engine's detectors.
-    detectEntities: options.detectEntities ?? entityTypes,
+    // Policy `entities` conditions use the masking engine's detectors, disguises included.
+    detectEntities: options.detectEntities ?? disguisedEntityTypes,
     // A policy injected in place of the config's (embedding, tests) has rules of its own,
     // which approvals.rules may name.
     checkApprovals: options.policy === undefined,

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
-import { entityTypes } from '../../detect/index.js';
+import { disguisedEntityTypes } from '../../mask/index.js';
 import type { IdentityKind } from '../../exchange/index.js';
 import { GatehouseError } from '../../errors/index.js';
 import { buildPolicy, PolicyError, type Explanation } from '../../policy/index.js';
@@ -53,7 +53,7 @@ export async function policyCommand(action: string | undefined, options: PolicyC
   }
   let policy;
   try {
-    policy = buildPolicy(config, { detectEntities: entityTypes });
+    policy = buildPolicy(config, { detectEntities: disguisedEntityTypes });
   } catch (error) {
     if (error instanceof PolicyError) throw new CliError(`invalid policy in ${file}: ${error.message}`, 1);
     throw error;

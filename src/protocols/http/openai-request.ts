@@ -56,6 +56,9 @@ export function openaiFacts(operation: string, body: Buffer, contentType?: strin
   }
   if (!isRecord(json)) throw new GatehouseError('invalid_request_body', { message: 'The request body must be a JSON object.' });
   refuseDuplicateKeys(source);
+  // A `model` that is not a string (`["gpt-4"]`) matches no `models` rule, while a
+  // lenient target may still read a model from it: refused, as the target should.
+  if (json['model'] !== undefined && json['model'] !== null && typeof json['model'] !== 'string') throw new GatehouseError('invalid_request_body', { message: 'The request body\'s "model" must be a string.' });
   const model = typeof json['model'] === 'string' ? json['model'] : undefined;
   const stream = json['stream'] === true;
   switch (operation) {

@@ -79,6 +79,10 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
       if (node.removeType === 'OBJECT_SCHEMA' && node.behavior === 'DROP_CASCADE') risky.push('schema-change', 'unknown-tables');
       break;
     }
+    case 'DropOwnedStmt':
+      // DROP OWNED BY r drops every relation r owns in the database, none of them named.
+      risky.push('owned-objects', 'unknown-tables');
+      break;
     case 'RenameStmt':
       // ALTER SCHEMA hr RENAME TO hr2 renames every relation in it (hr.salaries is
       // hr2.salaries from then on) without naming one: a rule on hr.salaries would not

@@ -86,3 +86,34 @@ test('security: backslash escapes in the text (a model writing the value as sour
     assert.equal(out, 'Write to [EMAIL] today.', `cut at ${cut}`);
   }
 });
+
+test('security: numbers written in the digits of other scripts (Arabic-Indic, Persian, Devanagari, Thai) are masked, in a JSON answer and streamed at every offset', async () => {
+  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'] });
+  // A model asked for the number "in Arabic numerals" wrote it so, and it passed unmasked.
+  harness.upstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'card ٤١١١ ١١١١ ١١١١ ١١١١, ssn ५३६-९०-४३९९, tel +๔๔ ๒๐ ๗๙๔๖ ๐๙๕๘, ۵۵۵۵۵۵۵۵۵۵۵۵۴۴۴۴' } }] }));
+  });
+  const client = new OpenAI({ baseURL: harness.url, apiKey: 'k', maxRetries: 0 });
+  const answer = await client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+  assert.equal(answer.choices[0]!.message.content, 'card [CREDIT_CARD], ssn [US_SSN], tel [PHONE], [CREDIT_CARD]');
+  const value = '٤١١١ ١١١١ ١١١١ ١١١١';
+  const text = `Card ${value} now.`;
+  for (let cut = 'Card '.length + 1; cut < 'Card '.length + value.length; cut++) {
+    harness.upstream((_req, _body, res) => void writeEvents(res, [chatChunk({ role: 'assistant', content: '' }), chatChunk({ content: text.slice(0, cut) }), chatChunk({ content: text.slice(cut) }), chatChunk({}, 'stop'), 'data: [DONE]\n\n'], 1));
+    const stream = await client.chat.completions.create({ model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    let out = '';
+    for await (const event of stream) out += event.choices[0]?.delta?.content ?? '';
+    assert.equal(out, 'Card [CREDIT_CARD] now.', `cut at ${cut}`);
+  }
+});
+
+test('the table of other scripts\' digits is every run of Unicode decimal digits in the BMP outside ASCII and the full-width forms', async () => {
+  const { digitZeros } = await import('../../../src/mask/disguise-view.js');
+  const zeros: number[] = [];
+  for (let cp = 0x80; cp <= 0xffff; cp++) {
+    if ((cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0xff10 && cp <= 0xff19)) continue;
+    if (/\p{Nd}/u.test(String.fromCharCode(cp)) && !/\p{Nd}/u.test(String.fromCharCode(cp - 1))) zeros.push(cp);
+  }
+  assert.deepEqual(digitZeros, zeros);
+});

@@ -68,9 +68,15 @@ describe('openaiFacts: chat.completions', () => {
     }
   });
 
+  test('security: a model that is not a string is refused (it matched no models rule, and a lenient target may read one from it)', () => {
+    for (const model of [42, ['gpt-4'], { id: 'gpt-4' }, true]) {
+      assert.throws(() => openaiFacts('chat.completions', body({ model, messages: [] })), (error: any) => error.code === 'invalid_request_body' && error.message === 'The request body\'s "model" must be a string.', JSON.stringify(model));
+    }
+  });
+
   test('missing or odd fields give undefined, not a throw', () => {
     assert.deepEqual(openaiFacts('chat.completions', body({})), { model: undefined, stream: false, text: undefined });
-    assert.deepEqual(openaiFacts('chat.completions', body({ model: 42, messages: 'hi' })), { model: undefined, stream: false, text: undefined });
+    assert.deepEqual(openaiFacts('chat.completions', body({ model: null, messages: 'hi' })), { model: undefined, stream: false, text: undefined });
     assert.deepEqual(openaiFacts('chat.completions', body({ model: 'm', messages: [null, 1, 'x', { content: [null, { text: 3 }] }, { content: '' }] })), { model: 'm', stream: false, text: undefined });
   });
 });

@@ -163,7 +163,7 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
     await c.query('reset search_path');
     assert.deepEqual((await c.query('select id from public.parcels')).rows, [{ id: 9 }]);
   });
-  test('security: renaming a schema (or dropping it with CASCADE) names none of its tables, so its tables are unknown: a rule on hr.salaries refuses it', async () => {
+  test('security: renaming a schema (or dropping it with CASCADE, or DROP OWNED) names none of its tables, so its tables are unknown: a rule on hr.salaries refuses it', async () => {
     // `alter schema hr rename to hr2` then `select * from hr2.salaries` read the rows past
     // a rule on `hr.salaries`: neither statement named that name.
     // Unknown tables hold every deny rule on tables: the first in order names the refusal.
@@ -171,6 +171,13 @@ describe('PostgreSQL proxy: a table rule holds for every name of its rows', { sk
     await assert.rejects(c.query('alter schema hr rename to hr2'), refused);
     await assert.rejects(c.query('drop schema hr cascade'), refused);
     assert.deepEqual((await direct.query("select nspname from pg_namespace where nspname in ('hr', 'hr2')")).rows, [{ nspname: 'hr' }]);
+    // DROP OWNED BY drops the role's relations without naming them either.
+    await direct.query(`drop role if exists trial_owner_${process.pid}; create role trial_owner_${process.pid}`);
+    try {
+      await assert.rejects(c.query(`drop owned by trial_owner_${process.pid}`), refused);
+    } finally {
+      await direct.query(`drop role trial_owner_${process.pid}`);
+    }
     // A schema without CASCADE cannot drop a relation; one that is not renamed is unaffected.
     await c.query('create schema scratch; alter schema scratch owner to current_user; drop schema scratch');
   });
