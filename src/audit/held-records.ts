@@ -20,7 +20,7 @@
 // show as recording.held_missing.
 
 import { appendFileSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { isStoreUnreachable } from '../store/index.js';
 import { lockHead } from './append-events.js';
 import { stateDigest } from './exchange-state.js';
@@ -42,6 +42,14 @@ export interface HeldRecordsReport {
   readonly rejected?: string | undefined;
   /** Held in memory only: the spill file reached its bound, or could not be written (said once per outage). */
   readonly notSpilled?: string | undefined;
+  /**
+   * What the spill file holds now (said at most once a retry, when it changed): the log is
+   * the only witness outside the data directory of how many lines a process wrote, to be
+   * compared with what the next start finds (`found`).
+   */
+  readonly onDisk?: SpillFileCount | undefined;
+  /** The lines of each previous run's spill file as the start found them (with `recovered`). */
+  readonly found?: readonly SpillFileCount[] | undefined;
   readonly error?: string | undefined;
 }
 
@@ -50,6 +58,13 @@ const maxHeld = 10_000;
 const batchSize = 256;
 /** The spill file's bound: past it, records are held in memory only. */
 export const maxSpillBytes = 256 * 1024 * 1024;
+
+/** A spill file, its id (in every line) and how many lines it holds. */
+export interface SpillFileCount {
+  readonly file: string;
+  readonly fileId: string;
+  readonly lines: number;
+}
 
 export interface SpillOptions {
   /** The folder of the spill files: each process writes `held-records-<pid>.jsonl` there. */
@@ -86,6 +101,8 @@ export class HeldRecords {
   /** Lines in the spill file: the number of the next one is this plus one. */
   #spilledLines = 0;
   #spillFailed = false;
+  /** The spill file's line count last said in the log (onDisk). */
+  #saidLines = 0;
   /** Records read back from a previous run's spill file: written only if their row does not hold their state yet. */
   readonly #recovered = new WeakSet<RecordWrite>();
 
@@ -123,7 +140,7 @@ export class HeldRecords {
     // Kept in the spill file, they are not lost: the next start writes them.
     const spilled = this.#spill !== undefined && !this.#spillFailed && existsSync(this.#spill.path);
     if (this.#queue.length > 0) {
-      if (spilled) this.#report({ held: 0, kept: this.#queue.length, lost: this.#dropped || undefined, error: `the gateway stopped before the store answered again: kept in ${this.#spill!.path} for the next start` });
+      if (spilled) this.#report({ held: 0, kept: this.#queue.length, lost: this.#dropped || undefined, onDisk: this.#onDisk(), error: `the gateway stopped before the store answered again: kept in ${this.#spill!.path} for the next start` });
       else this.#report({ held: 0, lost: this.#queue.length + this.#dropped, error: 'the gateway stopped before the store answered again' });
     }
     this.#queue.splice(0);
@@ -145,9 +162,10 @@ export class HeldRecords {
     }
     let recovered = 0;
     const taken: string[] = [];
+    const found: SpillFileCount[] = [];
     for (const name of names) {
       try {
-        recovered += this.#holdAgain(dir, name, key);
+        recovered += this.#holdAgain(dir, name, key, found);
         taken.push(join(dir, name));
       } catch (error) {
         this.#report({ held: 0, error: `held records left by a previous run cannot be read: ${(error as Error).message}` });
@@ -156,9 +174,10 @@ export class HeldRecords {
     // Also when every line was rejected: the events that say so are to be written.
     if (this.#queue.length > 0) {
       this.#rewriteSpill();
-      if (recovered > 0) this.#report({ held: this.#queue.length, recovered });
       this.#schedule();
     }
+    // Said for every file, an empty one too: the log of the run that wrote it said how many lines it had.
+    if (found.length > 0) this.#report({ held: this.#queue.length, recovered, found });
     // Not when this process's own file could not be written: they stay for the next start.
     if (!this.#spillFailed) for (const path of taken) if (path !== this.#spill!.path) rmSync(path, { force: true });
   }
@@ -168,10 +187,12 @@ export class HeldRecords {
    * not is replaced by recording.held_rejected (and a gap in the numbering by
    * recording.held_missing), and the file is copied aside. Returns how many records.
    */
-  #holdAgain(dir: string, name: string, key: Buffer): number {
+  #holdAgain(dir: string, name: string, key: Buffer, found: SpillFileCount[]): number {
     const lines = readFileSync(join(dir, name), 'utf8').split('\n');
     // Every write ends with its newline: text after the last one is a write cut by a kill.
     lines.pop();
+    const count = { file: name, fileId: '', lines: lines.length };
+    found.push(count);
     const writes: RecordWrite[] = [];
     const problems: { details: Record<string, unknown>; said: string }[] = [];
     const problem = (kind: string, details: Record<string, unknown>, said: string) => {
@@ -191,6 +212,7 @@ export class HeldRecords {
       const expected = previous !== undefined && (previous.fileId === opened.fileId || previous.fileId === '') ? previous.n + 1 : 1;
       if (opened.n > expected) problem('recording.held_missing', { file: name, line: i + 1, missing: opened.n - expected }, `line ${i + 1}: ${opened.n - expected} line(s) before it removed`);
       previous = { fileId: opened.fileId, n: opened.n };
+      count.fileId = opened.fileId;
       this.#recovered.add(opened.write);
       writes.push(opened.write);
     });
@@ -289,6 +311,25 @@ export class HeldRecords {
     }
     if (written > 0 || lost > 0) this.#rewriteSpill();
     if (written > 0 || lost > 0) this.#report({ held: this.#queue.length, written: written || undefined, lost: lost || undefined, error: lost > 0 ? String((lastError as Error | undefined)?.message ?? lastError) : undefined });
+    this.#sayOnDisk();
+  }
+
+  /** The spill file as this process has written it: its name, id and lines. */
+  #onDisk(): SpillFileCount {
+    return { file: basename(this.#spill!.path), fileId: this.#spill!.fileId, lines: this.#spilledLines };
+  }
+
+  /**
+   * Logs how many lines the spill file holds, once a retry (a second) when that changed:
+   * nothing outside the data directory knows it otherwise (the store is away while the
+   * file is written), so a file cut at its end or deleted before the next start shows only
+   * against this line (the next start logs what it found). Not the lines of the last
+   * second before a kill.
+   */
+  #sayOnDisk(): void {
+    if (!this.#spill || this.#spillFailed || this.#spilledLines === this.#saidLines) return;
+    this.#saidLines = this.#spilledLines;
+    if (this.#spilledLines > 0) this.#report({ held: this.#queue.length, onDisk: this.#onDisk() });
   }
 }
 

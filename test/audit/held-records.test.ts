@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { createRecorder, getExchange, GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
 import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
@@ -101,7 +101,8 @@ test('a spill file left by a crash: its records are written once, and one alread
     writeFileSync(path, `${sealLine(spillKey, fileId, 1, write(done))}${sealLine(spillKey, fileId, 2, write(pending))}h1 ${fileId} 3 {"exchange":{"ins`, { mode: 0o600 });
     const reports: HeldRecordsReport[] = [];
     const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
-    assert.deepEqual(reports[0], { held: 2, recovered: 2 });
+    // What the start found: the log of the run that wrote the file said how many lines it had.
+    assert.deepEqual(reports[0], { held: 2, recovered: 2, found: [{ file: basename(path), fileId, lines: 2 }] });
     for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await held.close();
     const events = await store.db.selectFrom('audit_events').select('target').where('kind', '=', 'exchange.refused').orderBy('seq').execute();
@@ -162,7 +163,7 @@ test('a spill file whose lines were edited, added or removed: only the lines tha
     const reports: HeldRecordsReport[] = [];
     const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
     assert.match(reports[0]?.rejected ?? '', new RegExp(`^${name} line 1: its authentication does not match .*; line 2: its authentication does not match .*; line 3: 1 line\\(s\\) before it removed; line 5: not an authenticated line .*; line 6: its authentication does not match .*: not written .* the file is kept as ${name}\\.rejected$`));
-    assert.deepEqual(reports[1], { held: 7, recovered: 2 });
+    assert.deepEqual(reports[1], { held: 7, recovered: 2, found: [{ file: name, fileId, lines: 6 }] });
     for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await held.close();
     const events = await store.db.selectFrom('audit_events').select(['kind', 'target', 'details']).orderBy('seq').execute();
