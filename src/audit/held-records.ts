@@ -4,12 +4,19 @@
 // second). Bounded: past maxHeld the oldest are dropped, and a gateway that stops while
 // the store is still away says how many it could not write (or kept, below).
 //
-// With a spill file (the gateway's: held-records-<pid>.jsonl in its data directory) each
-// held record is also appended to it, one JSON line, mode 0600, up to maxSpillBytes; the file
-// is rewritten with what is still held after each retry that wrote some, and removed
-// when nothing is. A gateway killed during an outage (even SIGKILL) leaves it, and the
-// next start holds its records again and writes them when the store answers (the files
-// of processes still running, other gateways sharing the folder, are left to them). A record
+// With a spill file (the gateway's: held-records-<pid>-<file id>.jsonl in its data
+// directory) each held record is also appended to it, one JSON line, mode 0600, up to
+// maxSpillBytes; the file is rewritten with what is still held after each retry that
+// wrote some, and removed when nothing is. A gateway killed during an outage (even
+// SIGKILL) leaves it, and the next start holds its records again and writes them when
+// the store answers. The files of gateways still running (others sharing the folder) are
+// left to them: while its file exists a gateway holds a kernel lock on
+// `held-records-<pid>-<file id>.lock` beside it (file-lock.ts), which ends with the
+// process, and a start takes over only a file whose lock it can take. A pid could not
+// tell: gateways in other containers look dead, or have this one's pid (pid 1), and two
+// such gateways once wrote one file, each removing the other's records with its own. A
+// file of an earlier build (held-records-<pid>.jsonl, no lock) is taken over when no
+// process has its pid, as then. A record
 // written just before a kill may be in the file still: written again, it is recognised
 // by its row already holding the state its event records, and skipped.
 //
@@ -21,7 +28,7 @@
 
 import { appendFileSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { isStoreUnreachable } from '../store/index.js';
+import { isStoreUnreachable, tryFileLock, type FileLock } from '../store/index.js';
 import { lockHead } from './append-events.js';
 import { stateDigest } from './exchange-state.js';
 import { newSpillFileId, openLine, sealLine } from './held-records-file.js';
@@ -74,7 +81,20 @@ export interface SpillOptions {
   readonly maxBytes?: number | undefined;
 }
 
-const spillPattern = /^held-records-(\d+)\.jsonl$/;
+/** `held-records-<pid>-<file id>.jsonl`; an earlier build's has no file id (and no lock). */
+const spillPattern = /^held-records-(\d+)(?:-([A-Za-z0-9_-]{16}))?\.jsonl$/;
+const lockPattern = /^held-records-\d+-[A-Za-z0-9_-]{16}\.lock$/;
+
+/** The lock held by the writer of the spill file `name` (beside it) while it runs. */
+function lockPathOf(dir: string, name: string): string {
+  return join(dir, name.replace(/\.jsonl$/, '.lock'));
+}
+
+/** A previous run's spill file to take over, and its writer's lock, now this process's (undefined: an earlier build's). */
+interface Taken {
+  readonly name: string;
+  readonly lock: FileLock | undefined;
+}
 
 /** Whether a process with this pid exists (another gateway's spill file is not taken over). */
 function processAlive(pid: number): boolean {
@@ -96,7 +116,9 @@ export class HeldRecords {
   #closed = false;
   /** Dropped over the bound since the last report: said once a retry (a second), not once a request. */
   #dropped = 0;
-  readonly #spill: { readonly path: string; readonly key: Buffer; readonly fileId: string; readonly maxBytes?: number | undefined } | undefined;
+  readonly #spill: { readonly path: string; readonly lockPath: string; readonly key: Buffer; readonly fileId: string; readonly maxBytes?: number | undefined } | undefined;
+  /** Held while this process's spill file exists: a start takes over only a file whose lock it can take. */
+  #lock: FileLock | undefined;
   #spilledBytes = 0;
   /** Lines in the spill file: the number of the next one is this plus one. */
   #spilledLines = 0;
@@ -109,7 +131,9 @@ export class HeldRecords {
   constructor(writer: GroupCommitWriter, report: ((report: HeldRecordsReport) => void) | undefined, spill?: SpillOptions) {
     this.#writer = writer;
     this.#report = report ?? (() => undefined);
-    this.#spill = spill && { path: join(spill.dir, `held-records-${process.pid}.jsonl`), key: spill.key, fileId: newSpillFileId(), maxBytes: spill.maxBytes };
+    const fileId = newSpillFileId();
+    const name = `held-records-${process.pid}-${fileId}.jsonl`;
+    this.#spill = spill && { path: join(spill.dir, name), lockPath: lockPathOf(spill.dir, name), key: spill.key, fileId, maxBytes: spill.maxBytes };
     if (spill) this.#recover(spill.dir, spill.key);
   }
 
@@ -135,6 +159,17 @@ export class HeldRecords {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#retrying;
+    try {
+      await this.#closeQueue();
+    } finally {
+      // The process ends: a file kept is the next start's to take over (its lock then free).
+      if (this.#spill && !existsSync(this.#spill.path)) this.#releaseLock();
+      this.#lock?.release();
+      this.#lock = undefined;
+    }
+  }
+
+  async #closeQueue(): Promise<void> {
     if (this.#queue.length === 0) return;
     await this.#retry();
     // Kept in the spill file, they are not lost: the next start writes them.
@@ -153,21 +188,25 @@ export class HeldRecords {
    * process's own file before theirs are removed, so a crash meanwhile loses none.
    */
   #recover(dir: string, key: Buffer): void {
-    let names: string[];
+    let listed: string[];
+    let names: Taken[];
     try {
-      names = readdirSync(dir).filter((name) => { const match = spillPattern.exec(name); return match !== null && !processAlive(Number(match[1])); }).sort();
+      listed = readdirSync(dir).sort();
+      names = listed.flatMap((name) => takeOver(dir, name));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') this.#report({ held: 0, error: `held records left by a previous run cannot be read: ${(error as Error).message}` });
       return;
     }
+    removeStaleLocks(dir, listed);
     let recovered = 0;
-    const taken: string[] = [];
+    const taken: Taken[] = [];
     const found: SpillFileCount[] = [];
     for (const name of names) {
       try {
-        recovered += this.#holdAgain(dir, name, key, found);
-        taken.push(join(dir, name));
+        recovered += this.#holdAgain(dir, name.name, key, found);
+        taken.push(name);
       } catch (error) {
+        name.lock?.release();
         this.#report({ held: 0, error: `held records left by a previous run cannot be read: ${(error as Error).message}` });
       }
     }
@@ -178,8 +217,14 @@ export class HeldRecords {
     }
     // Said for every file, an empty one too: the log of the run that wrote it said how many lines it had.
     if (found.length > 0) this.#report({ held: this.#queue.length, recovered, found });
-    // Not when this process's own file could not be written: they stay for the next start.
-    if (!this.#spillFailed) for (const path of taken) if (path !== this.#spill!.path) rmSync(path, { force: true });
+    for (const { name, lock } of taken) {
+      // Not when this process's own file could not be written: they stay for the next start.
+      if (!this.#spillFailed) {
+        rmSync(join(dir, name), { force: true });
+        if (lock) rmSync(lockPathOf(dir, name), { force: true });
+      }
+      lock?.release();
+    }
   }
 
   /**
@@ -238,12 +283,29 @@ export class HeldRecords {
     if (this.#spilledBytes + bytes > (spill.maxBytes ?? maxSpillBytes)) return this.#notSpilled(`the file ${spill.path} reached its bound (${spill.maxBytes ?? maxSpillBytes} bytes): further records are held in memory only`);
     try {
       if (this.#spilledBytes === 0) mkdirSync(dirname(spill.path), { recursive: true, mode: 0o700 });
+      this.#holdLock();
       appendFileSync(spill.path, line, { mode: 0o600 });
       this.#spilledBytes += bytes;
       this.#spilledLines++;
     } catch (error) {
       this.#notSpilled(`${spill.path} cannot be written (${(error as Error).message}): records are held in memory only`);
     }
+  }
+
+  /** Takes this process's lock before its spill file exists (it is never another's: the name has this writer's id). */
+  #holdLock(): void {
+    if (this.#lock) return;
+    const lock = tryFileLock(this.#spill!.lockPath);
+    if (!lock) throw new Error(`its lock ${this.#spill!.lockPath} is held by another process`);
+    this.#lock = lock;
+  }
+
+  /** Once the spill file is gone: the lock file too, then the lock. */
+  #releaseLock(): void {
+    if (!this.#lock) return;
+    rmSync(this.#spill!.lockPath, { force: true });
+    this.#lock.release();
+    this.#lock = undefined;
   }
 
   #notSpilled(reason: string): void {
@@ -259,11 +321,14 @@ export class HeldRecords {
     try {
       if (this.#queue.length === 0) {
         rmSync(spill.path, { force: true });
+        this.#releaseLock();
         this.#spilledBytes = 0;
         this.#spilledLines = 0;
         this.#spillFailed = false;
         return;
       }
+      mkdirSync(dirname(spill.path), { recursive: true, mode: 0o700 });
+      this.#holdLock();
       const text = this.#queue.map((write, i) => sealLine(spill.key, spill.fileId, i + 1, write)).join('');
       writeFileSync(`${spill.path}.tmp`, text, { mode: 0o600 });
       renameSync(`${spill.path}.tmp`, spill.path);
@@ -330,6 +395,40 @@ export class HeldRecords {
     if (!this.#spill || this.#spillFailed || this.#spilledLines === this.#saidLines) return;
     this.#saidLines = this.#spilledLines;
     if (this.#spilledLines > 0) this.#report({ held: this.#queue.length, onDisk: this.#onDisk() });
+  }
+}
+
+/**
+ * The spill file `name` when it is a previous run's to take over: its writer's lock is
+ * free (taken now, held until its records are in this process's file), or, written by an
+ * earlier build (no lock), no process has its pid. Empty otherwise: a gateway still
+ * running, in this container or another, keeps its own.
+ */
+function takeOver(dir: string, name: string): Taken[] {
+  const match = spillPattern.exec(name);
+  if (!match) return [];
+  if (match[2] === undefined) return processAlive(Number(match[1])) ? [] : [{ name, lock: undefined }];
+  try {
+    const lock = tryFileLock(lockPathOf(dir, name));
+    return lock ? [{ name, lock }] : [];
+  } catch {
+    return []; // a lock that cannot be taken is not taken over: left as it is
+  }
+}
+
+/** Lock files whose spill file is gone (a writer killed between removing the one and the other), when free. */
+function removeStaleLocks(dir: string, listed: readonly string[]): void {
+  const present = new Set(listed);
+  for (const name of listed) {
+    if (!lockPattern.test(name) || present.has(name.replace(/\.lock$/, '.jsonl'))) continue;
+    try {
+      const lock = tryFileLock(join(dir, name));
+      if (!lock) continue;
+      rmSync(join(dir, name), { force: true });
+      lock.release();
+    } catch {
+      // Left: it holds nothing.
+    }
   }
 }
 

@@ -19,6 +19,7 @@ import { openStore } from '../../src/store/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { sampleExchange } from '../helpers/exchanges.js';
 import { startTcpRelay } from '../helpers/tcp-relay.js';
+import { heldRecordsFileOf } from '../helpers/store-relay.js';
 
 const database = await createTestPostgresDatabase();
 
@@ -120,11 +121,11 @@ test('held records are spilled to a file of mode 0600, and past its bound held i
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const away = { record: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
-  const path = join(dir, 'data', `held-records-${process.pid}.jsonl`);
   const reports: HeldRecordsReport[] = [];
   const held = new HeldRecords(away, (report) => reports.push(report), { dir: join(dir, 'data'), key: spillKey, maxBytes: 2_000 });
   try {
     for (let i = 0; i < 40; i++) held.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: `t${i}` } }));
+    const path = join(dir, 'data', heldRecordsFileOf(join(dir, 'data'), process.pid)!);
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.ok(statSync(path).size <= 2_000);
     assert.equal(reports.filter((r) => r.notSpilled).length, 1);
@@ -178,6 +179,37 @@ test('a spill file whose lines were edited, added or removed: only the lines tha
     await writer.close();
     await store.close();
     await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("security: a start takes over only the spill file of a gateway that is gone (its lock free), never a running one's, whatever its pid", async () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  const away = { record: () => Promise.reject(refused), write: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  // Both in this process, so both files have this pid, as two containers' pid 1 have.
+  const running = new HeldRecords(away, undefined, { dir, key: spillKey });
+  let next: HeldRecords | undefined;
+  let after: HeldRecords | undefined;
+  try {
+    running.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: 't1' } }));
+    const name = readdirSync(dir).find((n) => n.endsWith('.jsonl'))!;
+    const reports: HeldRecordsReport[] = [];
+    next = new HeldRecords(away, (report) => reports.push(report), { dir, key: spillKey });
+    assert.deepEqual(reports, [], 'the running one\'s file is not taken over');
+    assert.ok(readdirSync(dir).includes(name), 'and is left in place');
+    // It stops with the store still away: its file is kept, its lock released.
+    await running.close();
+    const taken: HeldRecordsReport[] = [];
+    after = new HeldRecords(away, (report) => taken.push(report), { dir, key: spillKey });
+    assert.deepEqual(taken[0]?.found?.map((f) => f.file), [name]);
+    assert.equal(after.size, 1);
+    assert.ok(!readdirSync(dir).includes(name), 'taken over: its records are in the new file');
+    assert.ok(!readdirSync(dir).includes(name.replace(/\.jsonl$/, '.lock')), 'its lock file removed with it');
+  } finally {
+    await running.close();
+    await next?.close();
+    await after?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

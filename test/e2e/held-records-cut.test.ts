@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import type { GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
+import { gatewayBehindStoreRelay, heldRecordsFileOf, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held-cut';
@@ -54,7 +54,7 @@ describe('a held-records file cut at its end, end to end on PostgreSQL', () => {
     relay = behind.relay;
     gateway = await behind.start();
     await refusalsHeldWhileStoreAway(gateway, relay);
-    const name = `held-records-${gateway.child.pid}.jsonl`;
+    const name = heldRecordsFileOf(join(dir, 'data'), gateway.child.pid)!;
     const logs = await gateway.waitForLog(/"lines":3/, 15_000);
     const said = logLines(logs, 'held records on disk').at(-1)?.onDisk as { file: string; fileId: string; lines: number } | undefined;
     assert.ok(said, logs);
