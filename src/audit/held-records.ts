@@ -9,14 +9,9 @@
 // maxSpillBytes; the file is rewritten with what is still held after each retry that
 // wrote some, and removed when nothing is. A gateway killed during an outage (even
 // SIGKILL) leaves it, and the next start holds its records again and writes them when
-// the store answers. The files of gateways still running (others sharing the folder) are
-// left to them: while its file exists a gateway holds a kernel lock on
-// `held-records-<pid>-<file id>.lock` beside it (file-lock.ts), which ends with the
-// process, and a start takes over only a file whose lock it can take. A pid could not
-// tell: gateways in other containers look dead, or have this one's pid (pid 1), and two
-// such gateways once wrote one file, each removing the other's records with its own. A
-// file of an earlier build (held-records-<pid>.jsonl, no lock) is taken over when no
-// process has its pid, as then. A record
+// the store answers. The files of gateways still running (others sharing the folder, in
+// this container or another) are left to them: a gateway holds a kernel lock beside its
+// file while it exists (held-records-takeover.ts). A record
 // written just before a kill may be in the file still: written again, it is recognised
 // by its row already holding the state its event records, and skipped.
 //
@@ -29,6 +24,7 @@
 import { appendFileSync, constants, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isStoreUnreachable, tryFileLock, type FileLock } from '../store/index.js';
+import { lockPathOf, removeStaleLocks, takeOver, type Taken } from './held-records-takeover.js';
 import { lockHead } from './append-events.js';
 import { stateDigest } from './exchange-state.js';
 import { newSpillFileId, openLine, sealLine } from './held-records-file.js';
@@ -50,7 +46,7 @@ export interface HeldRecordsReport {
   /** Held in memory only: the spill file reached its bound, or could not be written (said once per outage). */
   readonly notSpilled?: string | undefined;
   /**
-   * What the spill file holds now (said at most once a retry, when it changed): the log is
+   * What the spill file holds now (at most once a second while it grows, and after a retry that wrote some): the log is
    * the only witness outside the data directory of how many lines a process wrote, to be
    * compared with what the next start finds (`found`).
    */
@@ -61,6 +57,8 @@ export interface HeldRecordsReport {
 }
 
 const retryMs = 1_000;
+/** How often, at most, the spill file's line count is logged while it grows. */
+const sayEveryMs = 1_000;
 const maxHeld = 10_000;
 const batchSize = 256;
 /** The spill file's bound: past it, records are held in memory only. */
@@ -81,32 +79,6 @@ export interface SpillOptions {
   readonly maxBytes?: number | undefined;
 }
 
-/** `held-records-<pid>-<file id>.jsonl`; an earlier build's has no file id (and no lock). */
-const spillPattern = /^held-records-(\d+)(?:-([A-Za-z0-9_-]{16}))?\.jsonl$/;
-const lockPattern = /^held-records-\d+-[A-Za-z0-9_-]{16}\.lock$/;
-
-/** The lock held by the writer of the spill file `name` (beside it) while it runs. */
-function lockPathOf(dir: string, name: string): string {
-  return join(dir, name.replace(/\.jsonl$/, '.lock'));
-}
-
-/** A previous run's spill file to take over, and its writer's lock, now this process's (undefined: an earlier build's). */
-interface Taken {
-  readonly name: string;
-  readonly lock: FileLock | undefined;
-}
-
-/** Whether a process with this pid exists (another gateway's spill file is not taken over). */
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return false; // this process has written nothing yet: a previous run's (a container's pid 1)
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class HeldRecords {
   readonly #writer: GroupCommitWriter;
   readonly #report: (report: HeldRecordsReport) => void;
@@ -125,6 +97,7 @@ export class HeldRecords {
   #spillFailed = false;
   /** The spill file's line count last said in the log (onDisk). */
   #saidLines = 0;
+  #sayTimer: NodeJS.Timeout | undefined;
   /** Records read back from a previous run's spill file: written only if their row does not hold their state yet. */
   readonly #recovered = new WeakSet<RecordWrite>();
 
@@ -158,6 +131,8 @@ export class HeldRecords {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#sayTimer);
+    this.#sayTimer = undefined;
     await this.#retrying;
     try {
       await this.#closeQueue();
@@ -287,6 +262,7 @@ export class HeldRecords {
       appendFileSync(spill.path, line, { mode: 0o600 });
       this.#spilledBytes += bytes;
       this.#spilledLines++;
+      this.#scheduleSay();
     } catch (error) {
       this.#notSpilled(`${spill.path} cannot be written (${(error as Error).message}): records are held in memory only`);
     }
@@ -374,9 +350,12 @@ export class HeldRecords {
       // Still away: the rest waits for the next try.
       if (still.length > 0) break;
     }
-    if (written > 0 || lost > 0) this.#rewriteSpill();
-    if (written > 0 || lost > 0) this.#report({ held: this.#queue.length, written: written || undefined, lost: lost || undefined, error: lost > 0 ? String((lastError as Error | undefined)?.message ?? lastError) : undefined });
-    this.#sayOnDisk();
+    if (written === 0 && lost === 0) return;
+    this.#rewriteSpill();
+    // What the file holds after the rewrite goes with it: a later start finding fewer lines than said is a cut.
+    const onDisk = this.#spill && !this.#spillFailed && this.#spilledLines > 0 ? this.#onDisk() : undefined;
+    this.#saidLines = this.#spilledLines;
+    this.#report({ held: this.#queue.length, written: written || undefined, lost: lost || undefined, ...(onDisk && { onDisk }), error: lost > 0 ? String((lastError as Error | undefined)?.message ?? lastError) : undefined });
   }
 
   /** The spill file as this process has written it: its name, id and lines. */
@@ -385,12 +364,21 @@ export class HeldRecords {
   }
 
   /**
-   * Logs how many lines the spill file holds, once a retry (a second) when that changed:
-   * nothing outside the data directory knows it otherwise (the store is away while the
-   * file is written), so a file cut at its end or deleted before the next start shows only
-   * against this line (the next start logs what it found). Not the lines of the last
-   * second before a kill.
+   * Logs how many lines the spill file holds, at most once a second, a second after a line
+   * was added: nothing outside the data directory knows it otherwise (the store is away
+   * while the file is written), so a file cut at its end or deleted before the next start
+   * shows only against this line (the next start logs what it found). Not the lines of
+   * the last second before a kill. (A retry that wrote some says what is left at once.)
    */
+  #scheduleSay(): void {
+    if (this.#sayTimer || this.#closed) return;
+    this.#sayTimer = setTimeout(() => {
+      this.#sayTimer = undefined;
+      this.#sayOnDisk();
+    }, sayEveryMs);
+    this.#sayTimer.unref();
+  }
+
   #sayOnDisk(): void {
     if (!this.#spill || this.#spillFailed || this.#spilledLines === this.#saidLines) return;
     this.#saidLines = this.#spilledLines;
@@ -398,39 +386,6 @@ export class HeldRecords {
   }
 }
 
-/**
- * The spill file `name` when it is a previous run's to take over: its writer's lock is
- * free (taken now, held until its records are in this process's file), or, written by an
- * earlier build (no lock), no process has its pid. Empty otherwise: a gateway still
- * running, in this container or another, keeps its own.
- */
-function takeOver(dir: string, name: string): Taken[] {
-  const match = spillPattern.exec(name);
-  if (!match) return [];
-  if (match[2] === undefined) return processAlive(Number(match[1])) ? [] : [{ name, lock: undefined }];
-  try {
-    const lock = tryFileLock(lockPathOf(dir, name));
-    return lock ? [{ name, lock }] : [];
-  } catch {
-    return []; // a lock that cannot be taken is not taken over: left as it is
-  }
-}
-
-/** Lock files whose spill file is gone (a writer killed between removing the one and the other), when free. */
-function removeStaleLocks(dir: string, listed: readonly string[]): void {
-  const present = new Set(listed);
-  for (const name of listed) {
-    if (!lockPattern.test(name) || present.has(name.replace(/\.lock$/, '.jsonl'))) continue;
-    try {
-      const lock = tryFileLock(join(dir, name));
-      if (!lock) continue;
-      rmSync(join(dir, name), { force: true });
-      lock.release();
-    } catch {
-      // Left: it holds nothing.
-    }
-  }
-}
 
 /**
  * A copy of a spill file that held lines not written, for the operator to look into (not

@@ -421,8 +421,8 @@ function logHeldRecords(logger: Logger): (report: HeldRecordsReport) => void {
     else if (kept) logger.error({ kept, lost, onDisk, err: error }, 'held records kept on disk: the next start writes them');
     // The witness of how many lines the file had, outside the data directory (held-records.ts).
     else if (onDisk) logger.warn({ held, onDisk }, 'held records on disk');
-    else if (lost) logger.error({ lost, written, held, err: error }, 'records lost: the store did not take them');
-    else if (written) logger.info({ written, held }, 'held records written: the store answers again');
+    else if (lost) logger.error({ lost, written, held, onDisk, err: error }, 'records lost: the store did not take them');
+    else if (written) logger.info({ written, held, onDisk }, 'held records written: the store answers again');
     else logger.error({ held, err: error }, 'store unreachable: records held in memory, written when it answers again');
   };
 }
