@@ -15,7 +15,7 @@ import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
 import { HeldRecords } from '../../src/audit/held-records.js';
 import { newSpillFileId, sealLine } from '../../src/audit/held-records-file.js';
 import type { Decision, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore, tryFileLock } from '../../src/store/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { sampleExchange } from '../helpers/exchanges.js';
 import { startTcpRelay } from '../helpers/tcp-relay.js';
@@ -210,6 +210,22 @@ test("security: a start takes over only the spill file of a gateway that is gone
     await running.close();
     await next?.close();
     await after?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lock file left without its spill file (a kill between removing the one and the other) is removed by a start, unless its lock is held', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  const stale = join(dir, `held-records-${deadPid()}-${newSpillFileId()}.lock`);
+  const held = join(dir, `held-records-${deadPid()}-${newSpillFileId()}.lock`);
+  writeFileSync(stale, '', { mode: 0o600 });
+  const lock = tryFileLock(held)!;
+  const records = new HeldRecords({} as GroupCommitWriter, undefined, { dir, key: spillKey });
+  try {
+    assert.deepEqual(readdirSync(dir), [basename(held)], 'the free one is removed, the held one kept');
+  } finally {
+    await records.close();
+    lock.release();
     rmSync(dir, { recursive: true, force: true });
   }
 });

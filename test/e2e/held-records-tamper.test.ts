@@ -88,7 +88,7 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
       await client.end();
     }
     assert.ok(existsSync(`${file}.rejected`), 'the altered file is kept aside for the operator');
-    assert.deepEqual(readdirSync(join(dir, 'data')).filter((n) => n.endsWith('.jsonl')), [], 'no spill file left to be read again');
+    assert.deepEqual(readdirSync(join(dir, 'data')).filter((n) => n.endsWith('.jsonl') || n.endsWith('.lock')), [], 'no spill file left to be read again, nor its lock');
     const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], behind.env);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
