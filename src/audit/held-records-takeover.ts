@@ -5,7 +5,8 @@
 // lock it can take. A pid could not tell: gateways in other containers sharing the folder
 // look dead, or have this one's pid (each container's pid 1), and two such gateways once
 // wrote one file, each removing the other's records with its own. A file of an earlier
-// build (held-records-<pid>.jsonl, no lock) is taken over when no process has its pid.
+// build (held-records-<pid>.jsonl, no lock), or on a file system that gives no locks, is
+// taken over when no process has its pid (the limit docs/operations.md states).
 
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -47,12 +48,14 @@ export function takeOver(dir: string, name: string): Taken[] {
   const match = spillPattern.exec(name);
   if (!match) return [];
   if (match[2] === undefined) return processAlive(Number(match[1])) ? [] : [{ name, lock: undefined }];
+  let lock: FileLock | undefined;
   try {
-    const lock = tryFileLock(lockPathOf(dir, name));
-    return lock ? [{ name, lock }] : [];
+    lock = tryFileLock(lockPathOf(dir, name));
   } catch {
-    return []; // a lock that cannot be taken is not taken over: left as it is
+    // A file system without locks (its writer spilled without one): by the pid, as before locks.
+    return processAlive(Number(match[1])) ? [] : [{ name, lock: undefined }];
   }
+  return lock ? [{ name, lock }] : [];
 }
 
 /** Lock files whose spill file is gone (a writer killed between removing the one and the other), when free. */

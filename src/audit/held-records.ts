@@ -91,6 +91,8 @@ export class HeldRecords {
   readonly #spill: { readonly path: string; readonly lockPath: string; readonly key: Buffer; readonly fileId: string; readonly maxBytes?: number | undefined } | undefined;
   /** Held while this process's spill file exists: a start takes over only a file whose lock it can take. */
   #lock: FileLock | undefined;
+  /** The data directory's file system gives no locks: spilled without one. */
+  #lockless = false;
   #spilledBytes = 0;
   /** Lines in the spill file: the number of the next one is this plus one. */
   #spilledLines = 0;
@@ -270,8 +272,15 @@ export class HeldRecords {
 
   /** Takes this process's lock before its spill file exists (it is never another's: the name has this writer's id). */
   #holdLock(): void {
-    if (this.#lock) return;
-    const lock = tryFileLock(this.#spill!.lockPath);
+    if (this.#lock || this.#lockless) return;
+    let lock: FileLock | undefined;
+    try {
+      lock = tryFileLock(this.#spill!.lockPath);
+    } catch {
+      // A file system without locks: the file is kept all the same, and a start goes by its pid (held-records-takeover.ts).
+      this.#lockless = true;
+      return;
+    }
     if (!lock) throw new Error(`its lock ${this.#spill!.lockPath} is held by another process`);
     this.#lock = lock;
   }
