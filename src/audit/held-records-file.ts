@@ -10,8 +10,9 @@
 //
 // The file id is random per writer, and lines are numbered 1, 2, 3 … as written (a
 // rewrite numbers them again): a line removed from the middle or the start shows as a
-// gap. Removing the end of a file, or the whole file, does not show: nothing outside it
-// says how many lines it had (docs/security.md).
+// gap. Removing the end of a file, or the whole file, does not show here: the store is
+// away while the file is written, so only the log says how many lines it had
+// (held-records.ts: onDisk, found; docs/security.md).
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RecordWrite } from './group-commit.js';

@@ -9,6 +9,10 @@
 // stopped one's that the next applier takes over): otherwise it was deleted with its row,
 // or its row was marked done by hand. Chains of earlier builds have no journal_begun:
 // nothing is asked of their segments.
+//
+// While its applier is behind, a segment's recording.journal_written says how far its
+// writer had written (the end of its complete lines): its journal_applied must reach at
+// least that, or the unapplied end was cut off after its writer died (journal-applier.ts).
 
 import type { Kysely } from 'kysely';
 import type { Database } from '../store/index.js';
@@ -16,6 +20,8 @@ import type { AuditEvent } from './audit-event.js';
 import type { ChainProblem } from './verify-chain.js';
 
 const begunKind = 'recording.journal_begun';
+const writtenKind = 'recording.journal_written';
+const appliedKind = 'recording.journal_applied';
 const endKinds: ReadonlySet<string> = new Set(['recording.journal_applied', 'recording.journal_missing']);
 
 export interface JournalSegmentsCheck {
@@ -28,16 +34,34 @@ export interface JournalSegmentsCheck {
 export function journalSegmentsCheck(db: Kysely<Database>): JournalSegmentsCheck {
   /** Segments begun and not yet seen applied or missing: few (the live ones), as the walk goes. */
   const open = new Map<string, { seq: number; eventId: string }>();
+  /** The furthest recording.journal_written per segment not yet applied or missing. */
+  const written = new Map<string, { seq: number; bytes: number }>();
+  const cut: ChainProblem[] = [];
   return {
     see(event) {
-      if (event.kind !== begunKind && !endKinds.has(event.kind)) return;
+      if (event.kind !== begunKind && event.kind !== writtenKind && !endKinds.has(event.kind)) return;
       const segment = event.details.segment;
       if (typeof segment !== 'string') return;
       if (event.kind === begunKind) open.set(segment, { seq: event.seq, eventId: event.id });
-      else open.delete(segment);
+      else if (event.kind === writtenKind) {
+        const bytes = Number(event.details.bytes);
+        if (Number.isSafeInteger(bytes) && bytes > (written.get(segment)?.bytes ?? -1)) written.set(segment, { seq: event.seq, bytes });
+      } else {
+        const said = written.get(segment);
+        const applied = Number(event.details.bytes);
+        if (event.kind === appliedKind && said !== undefined && applied < said.bytes) {
+          cut.push({
+            seq: event.seq,
+            eventId: event.id,
+            message: `record journal segment ${segment} was applied through byte ${applied}, but its writer had written through byte ${said.bytes} (event seq ${said.seq}): the end of the segment not yet applied was cut off, and its records are lost`,
+          });
+        }
+        open.delete(segment);
+        written.delete(segment);
+      }
     },
     async finish(walkedTo) {
-      const problems: ChainProblem[] = [];
+      const problems: ChainProblem[] = [...cut];
       for (const [segment, begun] of open) {
         // The row first, then the chain past the walk: a segment applied meanwhile has its
         // row done and its journal_applied (one transaction) committed before this reads them.

@@ -8,17 +8,18 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { createRecorder, getExchange, GroupCommitWriter, type HeldRecordsReport } from '../../src/audit/index.js';
 import { eventFor, recordColumns } from '../../src/audit/record-columns.js';
 import { HeldRecords } from '../../src/audit/held-records.js';
 import { newSpillFileId, sealLine } from '../../src/audit/held-records-file.js';
 import type { Decision, ExchangeOutcome, RecordedRequest } from '../../src/exchange/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore, tryFileLock } from '../../src/store/index.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { sampleExchange } from '../helpers/exchanges.js';
 import { startTcpRelay } from '../helpers/tcp-relay.js';
+import { heldRecordsFileOf } from '../helpers/store-relay.js';
 
 const database = await createTestPostgresDatabase();
 
@@ -101,7 +102,8 @@ test('a spill file left by a crash: its records are written once, and one alread
     writeFileSync(path, `${sealLine(spillKey, fileId, 1, write(done))}${sealLine(spillKey, fileId, 2, write(pending))}h1 ${fileId} 3 {"exchange":{"ins`, { mode: 0o600 });
     const reports: HeldRecordsReport[] = [];
     const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
-    assert.deepEqual(reports[0], { held: 2, recovered: 2 });
+    // What the start found: the log of the run that wrote the file said how many lines it had.
+    assert.deepEqual(reports[0], { held: 2, recovered: 2, found: [{ file: basename(path), fileId, lines: 2 }] });
     for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await held.close();
     const events = await store.db.selectFrom('audit_events').select('target').where('kind', '=', 'exchange.refused').orderBy('seq').execute();
@@ -119,11 +121,11 @@ test('held records are spilled to a file of mode 0600, and past its bound held i
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
   const away = { record: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
-  const path = join(dir, 'data', `held-records-${process.pid}.jsonl`);
   const reports: HeldRecordsReport[] = [];
   const held = new HeldRecords(away, (report) => reports.push(report), { dir: join(dir, 'data'), key: spillKey, maxBytes: 2_000 });
   try {
     for (let i = 0; i < 40; i++) held.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: `t${i}` } }));
+    const path = join(dir, 'data', heldRecordsFileOf(join(dir, 'data'), process.pid)!);
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.ok(statSync(path).size <= 2_000);
     assert.equal(reports.filter((r) => r.notSpilled).length, 1);
@@ -162,7 +164,7 @@ test('a spill file whose lines were edited, added or removed: only the lines tha
     const reports: HeldRecordsReport[] = [];
     const held = new HeldRecords(writer, (report) => reports.push(report), { dir, key: spillKey });
     assert.match(reports[0]?.rejected ?? '', new RegExp(`^${name} line 1: its authentication does not match .*; line 2: its authentication does not match .*; line 3: 1 line\\(s\\) before it removed; line 5: not an authenticated line .*; line 6: its authentication does not match .*: not written .* the file is kept as ${name}\\.rejected$`));
-    assert.deepEqual(reports[1], { held: 7, recovered: 2 });
+    assert.deepEqual(reports[1], { held: 7, recovered: 2, found: [{ file: name, fileId, lines: 6 }] });
     for (let i = 0; i < 50 && !reports.some((r) => r.written); i++) await new Promise((resolve) => setTimeout(resolve, 100));
     await held.close();
     const events = await store.db.selectFrom('audit_events').select(['kind', 'target', 'details']).orderBy('seq').execute();
@@ -177,6 +179,53 @@ test('a spill file whose lines were edited, added or removed: only the lines tha
     await writer.close();
     await store.close();
     await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("security: a start takes over only the spill file of a gateway that is gone (its lock free), never a running one's, whatever its pid", async () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+  const away = { record: () => Promise.reject(refused), write: () => Promise.reject(refused) } as unknown as GroupCommitWriter;
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  // Both in this process, so both files have this pid, as two containers' pid 1 have.
+  const running = new HeldRecords(away, undefined, { dir, key: spillKey });
+  let next: HeldRecords | undefined;
+  let after: HeldRecords | undefined;
+  try {
+    running.holdIfUnreachable(refused, () => ({ event: { kind: 'test', actor: null, target: 't1' } }));
+    const name = readdirSync(dir).find((n) => n.endsWith('.jsonl'))!;
+    const reports: HeldRecordsReport[] = [];
+    next = new HeldRecords(away, (report) => reports.push(report), { dir, key: spillKey });
+    assert.deepEqual(reports, [], 'the running one\'s file is not taken over');
+    assert.ok(readdirSync(dir).includes(name), 'and is left in place');
+    // It stops with the store still away: its file is kept, its lock released.
+    await running.close();
+    const taken: HeldRecordsReport[] = [];
+    after = new HeldRecords(away, (report) => taken.push(report), { dir, key: spillKey });
+    assert.deepEqual(taken[0]?.found?.map((f) => f.file), [name]);
+    assert.equal(after.size, 1);
+    assert.ok(!readdirSync(dir).includes(name), 'taken over: its records are in the new file');
+    assert.ok(!readdirSync(dir).includes(name.replace(/\.jsonl$/, '.lock')), 'its lock file removed with it');
+  } finally {
+    await running.close();
+    await next?.close();
+    await after?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lock file left without its spill file (a kill between removing the one and the other) is removed by a start, unless its lock is held', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
+  const stale = join(dir, `held-records-${deadPid()}-${newSpillFileId()}.lock`);
+  const held = join(dir, `held-records-${deadPid()}-${newSpillFileId()}.lock`);
+  writeFileSync(stale, '', { mode: 0o600 });
+  const lock = tryFileLock(held)!;
+  const records = new HeldRecords({} as GroupCommitWriter, undefined, { dir, key: spillKey });
+  try {
+    assert.deepEqual(readdirSync(dir), [basename(held)], 'the free one is removed, the held one kept');
+  } finally {
+    await records.close();
+    lock.release();
     rmSync(dir, { recursive: true, force: true });
   }
 });

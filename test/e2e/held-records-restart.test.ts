@@ -1,6 +1,6 @@
 // Records held while the PostgreSQL store cannot be reached survive a crash, with the
 // real gatehouse process: the store is reached through a TCP relay the test takes down;
-// refusals recorded meanwhile are held, and kept in held-records-<pid>.jsonl in the data
+// refusals recorded meanwhile are held, and kept in held-records-<pid>-<id>.jsonl in the data
 // directory (mode 0600); the gateway is killed (SIGKILL), the store comes back, and the
 // restarted gateway writes them, with their events, and the chain verifies.
 
@@ -13,7 +13,7 @@ import pg from 'pg';
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
+import { gatewayBehindStoreRelay, heldRecordsFileOf, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held';
@@ -45,8 +45,10 @@ describe('held records across a crash, end to end on PostgreSQL', () => {
     gateway = await behind.start();
     // No credential: refused (401) without the store, and recorded as a refusal.
     const ids = await refusalsHeldWhileStoreAway(gateway, relay);
-    const file = join(dir, 'data', `held-records-${gateway.child.pid}.jsonl`);
-    assert.ok(existsSync(file), 'held records are kept on disk');
+    const name = heldRecordsFileOf(join(dir, 'data'), gateway.child.pid);
+    assert.ok(name !== undefined, 'held records are kept on disk');
+    const file = join(dir, 'data', name);
+    assert.ok(existsSync(file));
     assert.equal(statSync(file).mode & 0o777, 0o600);
 
     await gateway.stop('SIGKILL');

@@ -1,5 +1,5 @@
 // The held-records spill file is authenticated, with the real gatehouse process: records
-// held while the PostgreSQL store is away are kept in held-records-<pid>.jsonl; an
+// held while the PostgreSQL store is away are kept in held-records-<pid>-<id>.jsonl; an
 // attacker who can write the data directory edits one of them while the gateway is down
 // (a refusal turned into a success, its state digest recomputed so the chain would vouch
 // for it). The next start writes the untouched records, not the edited one: it chains
@@ -16,7 +16,7 @@ import { rowWithDefaults, stateDigest } from '../../src/audit/exchange-state.js'
 import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
 import { createTestPostgresDatabase } from '../helpers/databases.js';
 import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
+import { gatewayBehindStoreRelay, heldRecordsFileOf, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 import type { TcpRelay } from '../helpers/tcp-relay.js';
 
 const upstreamKey = 'sk-upstream-held-tamper';
@@ -57,7 +57,7 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
     gateway = await behind.start();
     // No credential: refused (401) without the store, and recorded as a refusal.
     const ids = await refusalsHeldWhileStoreAway(gateway, relay);
-    const name = `held-records-${gateway.child.pid}.jsonl`;
+    const name = heldRecordsFileOf(join(dir, 'data'), gateway.child.pid)!;
     const file = join(dir, 'data', name);
     await gateway.stop('SIGKILL');
     gateway = undefined;
@@ -88,7 +88,7 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
       await client.end();
     }
     assert.ok(existsSync(`${file}.rejected`), 'the altered file is kept aside for the operator');
-    assert.deepEqual(readdirSync(join(dir, 'data')).filter((n) => n.endsWith('.jsonl')), [], 'no spill file left to be read again');
+    assert.deepEqual(readdirSync(join(dir, 'data')).filter((n) => n.endsWith('.jsonl') || n.endsWith('.lock')), [], 'no spill file left to be read again, nor its lock');
     const verify = await runCli(['audit', 'verify', '--config', join(dir, 'gatehouse.yaml')], behind.env);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });

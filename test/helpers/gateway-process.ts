@@ -37,14 +37,15 @@ export interface GatewayProcess {
 }
 
 /** Writes `configYaml` (without a store section, one is added) and starts the gateway. */
-export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string; nodeArgs?: readonly string[]; /** Another build's dist/cli/main.js (paired benches). */ bin?: string } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(configYaml: string, options: { env?: NodeJS.ProcessEnv; dir?: string; store?: string; nodeArgs?: readonly string[]; /** Another build's dist/cli/main.js (paired benches). */ bin?: string; /** A command the gateway runs under (e.g. `unshare` into a pid namespace of its own: another container's). */ wrap?: readonly string[] } = {}): Promise<GatewayProcess> {
   const bin = options.bin ?? gatehouseBin;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const configPath = join(dir, 'gatehouse.yaml');
   const store = options.store ?? `store:\n  sqlite: { path: ${join(dir, 'gatehouse.db')} }\n`;
   writeFileSync(configPath, `${configYaml}\n${store}`);
   const env = { ...process.env, ...options.env };
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'start', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [...(options.wrap ?? []), process.execPath, ...(options.nodeArgs ?? []), bin, 'start', '--config', configPath];
+  const child = spawn(command[0]!, command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));

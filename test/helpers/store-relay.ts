@@ -1,7 +1,8 @@
 // A PostgreSQL store reached through a TCP relay the test can take down (the store-outage
 // and held-records tests), a real gatehouse process on it, and refusals recorded while
-// the store is away (held in memory and in held-records-<pid>.jsonl).
+// the store is away (held in memory and in held-records-<pid>-<file id>.jsonl).
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { startTcpRelay, type TcpRelay } from './tcp-relay.js';
 
@@ -34,6 +35,11 @@ export async function gatewayBehindStoreRelay(databaseUrl: string, upstreamUrl: 
   const { relay, store, env: storeEnv } = await storeBehindRelay(databaseUrl);
   const env = { ...process.env, UPSTREAM_KEY: upstreamKey, ...storeEnv };
   return { relay, env, start: () => startGatewayProcess(demoConnectionYaml(upstreamUrl), { env, dir, store }) };
+}
+
+/** The name of the held-records file of the process `pid` in `dataDir` (undefined: none). */
+export function heldRecordsFileOf(dataDir: string, pid: number | undefined): string | undefined {
+  return readdirSync(dataDir).find((name) => name.startsWith(`held-records-${pid}-`) && name.endsWith('.jsonl'));
 }
 
 /**

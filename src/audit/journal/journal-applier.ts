@@ -78,6 +78,8 @@ const newline = 0x0a;
 const readSize = 1024 * 1024;
 /** Rows of exchanges opened and not yet finished kept for digests; past this, read back instead. */
 const maxRowsInMemory = 50_000;
+/** How often, at most, the chain is told how far a segment its applier is behind on was written. */
+const witnessIntervalMs = 1_000;
 
 export class JournalApplier {
   readonly #dir: string;
@@ -99,6 +101,8 @@ export class JournalApplier {
   readonly #rows = new Map<string, ExchangeState>();
   /** The offset this applier last committed, per segment: another applier moving it makes #rows stale. */
   readonly #known = new Map<string, number>();
+  /** The last recording.journal_written chained per segment (#witness). */
+  readonly #witnessed = new Map<string, { at: number; bytes: number }>();
   #readBuffer: Buffer | undefined;
 
   constructor(sqlitePath: string, options: JournalApplierOptions) {
@@ -237,19 +241,43 @@ export class JournalApplier {
         // A writer that died leaves no end line (and perhaps half a line it never
         // acknowledged): once everything complete is applied, its segment is done.
         const finished = ended || (through + lines.partial >= size && consumed === lines.complete && this.#writerGone(name));
+        // More to do: the op limit stopped this batch, or the read did not reach the end of the file.
+        const more = !finished && (consumed < lines.complete || through + lines.partial < size);
         // The chain says when a segment began and when it was applied in full (`audit verify`
-        // holds the one to the other: a segment deleted with its row shows).
+        // holds the one to the other: a segment deleted with its row shows), and whether
+        // its writer ended it (`ended: false`: it died, and the end of what it wrote is
+        // the file's as the applier found it).
         if (position === undefined) writes.unshift(segmentEvent('recording.journal_begun', { segment: name }));
-        if (finished) writes.push(segmentEvent('recording.journal_applied', { segment: name, bytes: through }));
+        if (more) this.#witness(name, fd, size, { complete: applied + lines.complete, read: applied + lines.complete + lines.partial }, writes);
+        if (finished) writes.push(segmentEvent('recording.journal_applied', { segment: name, bytes: through, ended }));
         const events = writes.length > 0 ? this.#batch.apply(writes, this.#chain) : [];
         if (through !== applied || finished || position === undefined) this.#setPosition.run({ segment: name, applied: through, done: finished ? 1 : 0 });
         this.#known.set(name, through);
-        // More to do: the op limit stopped this batch, or the read did not reach the end of the file.
-        return { events, more: !finished && (consumed < lines.complete || through + lines.partial < size), finished };
+        return { events, more, finished };
       });
     } finally {
       closeSync(fd);
     }
+  }
+
+  /**
+   * The applier is behind its writer: lines are written that this transaction does not
+   * apply. If the writer dies now, nothing but the file says how far it wrote, and
+   * cutting the unapplied end off would leave no trace; so the chain is told, in this
+   * transaction, where the segment's complete lines end (recording.journal_written), and
+   * `audit verify` holds the segment's journal_applied to at least that (verify-journal.ts).
+   * At most once a second per segment, and only while behind: nothing on the writer's path.
+   */
+  #witness(name: string, fd: number, size: number, readTo: { complete: number; read: number }, writes: RecordWrite[]): void {
+    const now = Date.now();
+    const last = this.#witnessed.get(name);
+    if (last !== undefined && now - last.at < witnessIntervalMs) return;
+    // The read stopped short of the end: the last complete line is found in the file's tail.
+    const bytes = readTo.read >= size ? readTo.complete : Math.max(readTo.complete, lastLineEnd(fd, size, readTo.complete));
+    if (last !== undefined && bytes <= last.bytes) return;
+    if (this.#witnessed.size > 100) this.#witnessed.clear();
+    this.#witnessed.set(name, { at: now, bytes });
+    writes.push(segmentEvent('recording.journal_written', { segment: name, bytes }));
   }
 
   /** The complete lines from `offset` (bounded), and the bytes of a trailing partial line. */
@@ -369,8 +397,8 @@ export class JournalApplier {
   }
 }
 
-/** An event about a segment itself (journal_begun, journal_applied). */
-function segmentEvent(kind: string, details: { segment: string; bytes?: number }): RecordWrite {
+/** An event about a segment itself (journal_begun, journal_written, journal_applied). */
+function segmentEvent(kind: string, details: { segment: string; bytes?: number; ended?: boolean }): RecordWrite {
   return { event: { kind, actor: 'gatehouse', target: null, details } };
 }
 
@@ -429,13 +457,18 @@ function completeLinesEnd(path: string): number {
   }
   try {
     const size = fstatSync(fd).size;
-    const length = Math.min(size, 64 * 1024);
-    const tail = Buffer.allocUnsafe(length);
-    readSync(fd, tail, 0, length, size - length);
-    const end = tail.lastIndexOf(newline);
     // No line end in the tail (one huge line being written): wait for the whole file.
-    return end < 0 ? size : size - length + end + 1;
+    return lastLineEnd(fd, size, size);
   } finally {
     closeSync(fd);
   }
+}
+
+/** The end of the last line in the 64 KiB before `size`; `none` when no line ends there. */
+function lastLineEnd(fd: number, size: number, none: number): number {
+  const length = Math.min(size, 64 * 1024);
+  const tail = Buffer.allocUnsafe(length);
+  readSync(fd, tail, 0, length, size - length);
+  const end = tail.lastIndexOf(newline);
+  return end < 0 ? none : size - length + end + 1;
 }
