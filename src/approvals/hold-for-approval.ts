@@ -152,7 +152,10 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
       const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification, request.preview);
       const approval: ExchangeApproval = { reviewId: review.id, via: 'held' };
       const { holdFor } = service.optionsFor(decision.rules);
-      request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });
+      // Told only when it will wait: a review found already approved (the same request
+      // sent again after its caller left) is used at once, and "waits for a reviewer"
+      // would be false.
+      if (review.state === 'pending') request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });
       const state = await waitForDecision(service, review.id, holdFor, options.pollInterval, request.signal);
       if (state === 'aborted') {
         // The gateway ending the exchange (a shutdown) gives its own error as the reason.

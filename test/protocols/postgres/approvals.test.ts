@@ -253,4 +253,26 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     const refused = proxy.observed.find((o) => o.exchange.approval?.reviewId === id);
     assert.equal(refused?.outcome.errorCode, 'client_closed');
   });
+
+  test('a client that left while held, back in a new session: the approval given meanwhile runs the statement once, with no notice that it waits', async () => {
+    // An agent that crashed (or timed out) mid-hold reconnects and runs the same
+    // statement: it must not be told "needs approval … waits" for a review already approved.
+    const { client, notices } = await connect();
+    const running = client.query('delete from held_rows where id = 11').catch(() => undefined);
+    const id = await heldReview(notices);
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    await running;
+    await service().vote(id, alice, 'approve', { via: 'api' });
+    const { client: back, notices: backNotices } = await connect();
+    const result = await back.query('delete from held_rows where id = 11');
+    assert.equal(result.rowCount, 1);
+    assert.deepEqual(backNotices, []);
+    assert.equal((await service().get(id))!.state, 'executed');
+    // Used once: the same statement again is held on a new review.
+    const again = back.query('delete from held_rows where id = 11');
+    const next = await heldReview(backNotices);
+    assert.notEqual(next, id);
+    await service().vote(next, alice, 'deny', { via: 'api' });
+    await assert.rejects(again, { code: '42501' });
+  });
 });
