@@ -220,10 +220,13 @@ export class ClientStatements {
    * Holds a statement for approval. What was queued for the database before it leaves
    * first (a hold may last minutes); the NoticeResponse with the review goes out at once.
    */
-  async hold(exchange: Exchange, decision: Decision, digest: string, preview?: string): Promise<HoldOutcome> {
+  async hold(exchange: Exchange, decision: Decision, digest: string, preview?: string, behindOthers = false): Promise<HoldOutcome> {
     const core = this.#core;
     const drain = core.flushToDatabase();
     if (drain) await drain;
+    if (!behindOthers && this.#cannotRun(exchange)) {
+      return { exchange, error: new GatehouseError('transaction_aborted', { message: 'current transaction is aborted, commands ignored until end of transaction block: the statement was not held for approval (it could not run). ROLLBACK, then run the transaction again.' }) };
+    }
     const holding = new AbortController();
     this.#holding = holding;
     if (core.client.destroyed) holding.abort('closed');
@@ -241,6 +244,20 @@ export class ClientStatements {
     } finally {
       this.#holding = undefined;
     }
+  }
+
+  /**
+   * The statement is sure not to run: the session's transaction block has failed (its
+   * last ReadyForQuery said 'E', and nothing sent since can end the block: no Query,
+   * no Execute), or the database is skipping to Sync after an error. Holding it would
+   * ask a reviewer for an approval that the database then spends on a 25P02.
+   * COMMIT, ROLLBACK and ROLLBACK TO run in a failed block: `sql.transaction` is held.
+   */
+  #cannotRun(exchange: Exchange): boolean {
+    const core = this.#core;
+    if (exchange.operation === 'sql.transaction') return false;
+    if (core.skippingToSync) return true;
+    return core.transactionStatus === 'E' && !core.pending.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'begin' || p.kind === 'end');
   }
 
   /** Records a refusal, then answers it in order (deny). */

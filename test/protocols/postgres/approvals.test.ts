@@ -254,6 +254,36 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     assert.equal(refused?.outcome.errorCode, 'client_closed');
   });
 
+  test('in a failed transaction block a statement that needs approval is refused with 25P02 at once: no review, no approval spent on a statement that could not run', async () => {
+    const { client, notices } = await connect();
+    const before = (await service().list({ state: 'pending' })).items.length;
+    await client.query('begin');
+    await assert.rejects(client.query('select 1 / 0'), { code: '22012' });
+    await assert.rejects(client.query('delete from held_rows where id = 12'), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '25P02');
+      assert.equal(error.detail, 'gatehouse code: transaction_aborted');
+      assert.match(error.message, /^current transaction is aborted, commands ignored until end of transaction block: the statement was not held for approval/);
+      return true;
+    });
+    // Extended: the database refuses the Parse itself (25P02); the Execute is not held either.
+    await assert.rejects(client.query('delete from held_rows where id = $1', [12]), { code: '25P02' });
+    assert.deepEqual(notices, []);
+    assert.equal((await service().list({ state: 'pending' })).items.length, before);
+    await client.query('rollback');
+    // A ROLLBACK TO SAVEPOINT in the same Query leaves the failed state: held as usual.
+    await client.query('begin');
+    await client.query('savepoint s');
+    await assert.rejects(client.query('select 1 / 0'), { code: '22012' });
+    const held = client.query('rollback to savepoint s; delete from held_rows where id = 12');
+    const id = await heldReview(notices);
+    await service().vote(id, alice, 'approve', { via: 'api' });
+    await held;
+    await client.query('rollback');
+    assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id = 12')).rows, [{ n: 1 }]);
+    const recorded = proxy.observed.filter((o) => o.outcome.errorCode === 'transaction_aborted');
+    assert.ok(recorded.length >= 1, 'the refusal is recorded');
+  });
+
   test('a client that left while held, back in a new session: the approval given meanwhile runs the statement once, with no notice that it waits', async () => {
     // An agent that crashed (or timed out) mid-hold reconnects and runs the same
     // statement: it must not be told "needs approval … waits" for a review already approved.
