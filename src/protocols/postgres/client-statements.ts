@@ -233,6 +233,7 @@ export class ClientStatements {
     try {
       return await this.#holds!.hold(exchange, decision, digest, {
         signal: holding.signal,
+        inTransactionBlock: core.transactionStatus !== 'I',
         // The review (stored, sent to reviewers' webhooks and Slack) shows what the record keeps.
         preview: preview ?? (exchange.facts.text === undefined ? undefined : this.shownText(decision, exchange.facts.text)),
         notify: (notice) => {

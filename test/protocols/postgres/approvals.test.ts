@@ -168,6 +168,24 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     await client.query("insert into held_rows select g, 'row ' || g from generate_series(1, 20) g");
   });
 
+  test('not approved in time inside BEGIN: the message says the block failed (ROLLBACK, then run the transaction again), not "run it again"; so done, the late approval is used', async () => {
+    const { client, notices } = await connect();
+    await client.query('begin');
+    await assert.rejects(client.query('truncate held_rows'), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '57014');
+      assert.match(error.message, /^The statement was not approved in time \(review rv_[0-9a-z]+, \S+ is still pending\); it was not run\. Its transaction block has failed with it: ROLLBACK, then run the transaction again to wait on the same review\.$/);
+      return true;
+    });
+    const id = await heldReview(notices);
+    await client.query('rollback');
+    await service().vote(id, alice, 'approve', { via: 'api' });
+    await client.query('begin');
+    await client.query('truncate held_rows');
+    await client.query('rollback');
+    assert.equal((await service().get(id))!.state, 'executed');
+    assert.equal(await count(client), 20);
+  });
+
   test('extended protocol: held at Execute; the approval is bound to the parameter values', async () => {
     const { client, notices } = await connect();
     const first = client.query('delete from held_rows where id = $1 returning id', [5]);
