@@ -277,6 +277,18 @@ approvals:
       review_url: `${a.adminUrl}/api/reviews/${id}`,
     });
 
+    // A header naming no review gets no review_id or review_url back (a URL of a review
+    // that does not exist, built from what the caller sent); the message names the value.
+    const unknown = await chat(a, requesterKey, prompt, { 'gatehouse-review': '../../api/keys' });
+    assert.equal(unknown.status, 403);
+    assert.deepEqual(((await unknown.json()) as any).error, {
+      message: 'No review with id "../../api/keys".',
+      type: 'permission_error',
+      code: 'approval_invalid',
+      param: null,
+      rule: 'quick-hold',
+    });
+
     const otherIdentity = await chat(a, otherMlKey, prompt, { 'gatehouse-review': id });
     assert.equal(otherIdentity.status, 403);
     assert.equal(((await otherIdentity.json()) as any).error.message, `Review ${id} was requested by another identity; it does not approve this request.`);
