@@ -280,8 +280,10 @@ export class ApprovalService {
    */
   async checkUsable(id: string, binding: Binding): Promise<Review> {
     const review = await this.get(id);
+    // No review_id / review_url for an id that names no review: they would hand back,
+    // as a link, whatever the caller put in its Gatehouse-Review header.
+    if (!review) throw new GatehouseError('approval_invalid', { message: `No review with id "${id.length > 64 ? `${id.slice(0, 63)}…` : id}".` });
     const fields = this.errorFields(id);
-    if (!review) throw new GatehouseError('approval_invalid', { message: `No review with id "${id}".`, fields });
     checkBinding(review, binding, fields);
     switch (review.state) {
       case 'pending':

@@ -10,7 +10,9 @@
 //   the approval (with `deferUse`, when the pipeline calls `use`, after its last
 //   refusing stage); else the caller gets approval_required / _denied / _expired with the
 //   review id and URL;
-// - the caller going away ends the hold (client_closed); the review stays, for a retry.
+// - the caller going away ends the hold (client_closed); the review stays, for a retry;
+// - the caller's credential expiring ends the hold (credential_expired): nothing is sent
+//   for a credential that is no longer valid, and the review stays.
 
 import { createHash } from 'node:crypto';
 import { redactPathCredentials } from '../detect/index.js';
@@ -152,8 +154,18 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
       const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification, request.preview);
       const approval: ExchangeApproval = { reviewId: review.id, via: 'held' };
       const { holdFor } = service.optionsFor(decision.rules);
-      request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });
-      const state = await waitForDecision(service, review.id, holdFor, options.pollInterval, request.signal);
+      // Told only when it will wait: a review found already approved (the same request
+      // sent again after its caller left) is used at once, and "waits for a reviewer"
+      // would be false.
+      if (review.state === 'pending') request.onHeld?.({ reviewId: review.id, reviewUrl: service.reviewUrl(review.id), holdForMs: holdFor });
+      // A credential that expires during the hold ends it then (as a PostgreSQL session is
+      // ended at its credential's expiry): a consent given later does not send a request
+      // for a credential no longer valid. The review stays as it is, for a valid one.
+      const expiresAt = exchange.identity?.expiresAt;
+      const state = await waitForDecision(service, review.id, holdFor, options.pollInterval, request.signal, expiresAt);
+      if (state === 'credential_expired' || (expiresAt !== undefined && expiresAt <= Date.now())) {
+        return { approval, error: new GatehouseError('credential_expired', { message: 'The credential expired while this request was held for approval, so it was not sent.', detail: `expired at ${new Date(expiresAt!).toISOString()} during the hold on review ${review.id}` }) };
+      }
       if (state === 'aborted') {
         // The gateway ending the exchange (a shutdown) gives its own error as the reason.
         const reason: unknown = request.signal?.reason;
@@ -170,7 +182,8 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
 }
 
 /**
- * Waits until the review leaves `pending`, `holdFor` passes, or the caller leaves.
+ * Waits until the review leaves `pending`, `holdFor` passes, the caller's credential
+ * expires ('credential_expired'), or the caller leaves.
  * Wakes on the bus (this process, or LISTEN/NOTIFY) and polls the store as well, so a
  * decision taken elsewhere is seen even without a shared bus. The subscription lasts the
  * whole wait: an event that arrives while the review is being read makes it read again.
@@ -178,8 +191,9 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
  * milliseconds, arrived during the read the vote's event started and was lost; the
  * request then waited for the next poll, up to 5 s.)
  */
-async function waitForDecision(service: ApprovalService, id: string, holdFor: number, pollInterval: number, signal: AbortSignal | undefined): Promise<string> {
-  const deadline = Date.now() + holdFor;
+async function waitForDecision(service: ApprovalService, id: string, holdFor: number, pollInterval: number, signal: AbortSignal | undefined, expiresAt: number | undefined): Promise<string> {
+  const holdEnds = Date.now() + holdFor;
+  const deadline = expiresAt === undefined ? holdEnds : Math.min(holdEnds, expiresAt);
   const poll = service.bus.shared ? Math.max(pollInterval, 5000) : pollInterval;
   let woken = false;
   let wake: (() => void) | undefined;
@@ -200,7 +214,7 @@ async function waitForDecision(service: ApprovalService, id: string, holdFor: nu
       if (!review) return 'expired';
       if (review.state !== 'pending') return review.state;
       const left = deadline - Date.now();
-      if (left <= 0) return 'pending';
+      if (left <= 0) return expiresAt !== undefined && Date.now() >= expiresAt ? 'credential_expired' : 'pending';
       if (woken) continue; // something happened while it was read: read again
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {

@@ -30,7 +30,9 @@ export function emailAt(text: string, at: number, out: Detection[], width = 1): 
   let e = d;
   while (e < text.length && e - d < 255 && isDomainChar(text.charCodeAt(e)) && !(e > d && isGluedScript(text.charCodeAt(e)) && isAsciiAlnum(text.charCodeAt(e - 1)))) e++;
   while (e > d && (text.charCodeAt(e - 1) === 46 || text.charCodeAt(e - 1) === 45)) e--;
-  while (s < at && text.charCodeAt(s) === 46) s++;
+  // A local part does not start with a dot, nor with the quote around the address
+  // (`'jane@example.com'` in SQL or prose; an apostrophe inside one, o'brien@…, stays).
+  while (s < at && (text.charCodeAt(s) === 46 || text.charCodeAt(s) === 39 || text.charCodeAt(s) === 96)) s++;
   const before = s > 0 ? text.charCodeAt(s - 1) : 32;
   const after = e < text.length ? text.charCodeAt(e) : 32;
   const okLocal = s < at && at - s <= 64 && !(isWordChar(before) && !(isGluedScript(before) && isAsciiAlnum(text.charCodeAt(s)))) && text.charCodeAt(at - 1) !== 46;

@@ -49,6 +49,7 @@ export const errorRegistry = {
   sql_unparseable: { status: 400, type: 'invalid_request_error', message: 'The SQL could not be parsed, so it was not forwarded.' },
   sql_not_supported: { status: 400, type: 'invalid_request_error', message: 'This statement or protocol feature is not supported through the gateway.' },
   too_many_statements: { status: 400, type: 'invalid_request_error', message: 'The query holds more statements than the gateway takes in one message.' },
+  transaction_aborted: { status: 409, type: 'invalid_request_error', message: 'The current transaction is aborted, so the statement was not held for approval: it could not run.' },
   row_limit_exceeded: { status: 403, type: 'permission_error', message: 'The query returned more rows than this connection allows.' },
   statement_timeout: { status: 504, type: 'upstream_error', message: 'The statement ran longer than the connection allows and was cancelled.' },
   auth_throttled: { status: 429, type: 'rate_limit_error', message: 'Too many failed authentications from this address: attempts are refused without being checked until the time in Retry-After has passed.' },

@@ -288,6 +288,18 @@ approvals:
     assert.equal(otherQuery.status, 403);
     assert.equal(((await otherQuery.json()) as any).error.code, 'approval_invalid');
 
+    // A header naming no review gets no review_id or review_url back (a URL of a review
+    // that does not exist, built from what the caller sent); the message names the value.
+    const unknown = await chat(a, requesterKey, prompt, { 'gatehouse-review': '../../api/keys' });
+    assert.equal(unknown.status, 403);
+    assert.deepEqual(((await unknown.json()) as any).error, {
+      message: 'No review with id "../../api/keys".',
+      type: 'permission_error',
+      code: 'approval_invalid',
+      param: null,
+      rule: 'quick-hold',
+    });
+
     const otherIdentity = await chat(a, otherMlKey, prompt, { 'gatehouse-review': id });
     assert.equal(otherIdentity.status, 403);
     assert.equal(((await otherIdentity.json()) as any).error.message, `Review ${id} was requested by another identity; it does not approve this request.`);
@@ -334,6 +346,26 @@ approvals:
     assert.equal(((await res.json()) as any).error.code, 'credential_revoked');
     // The hold is 20 s; the revocation reaches A by its 250 ms poll.
     assert.ok(took < 5000, `ended ${took} ms after the revocation`);
+  });
+
+  test('security: a held request whose key expires meanwhile is ended at the expiry with credential_expired; an approval given afterwards sends nothing and stays unused', async () => {
+    const expiresAt = Date.now() + 1500;
+    const shortLived = (await a.apiKeys.create({ name: 'short-lived-bot', kind: 'agent', groups: ['ml'], expiresAt })).token;
+    const prompt = 'DROP the expiring tables';
+    const pending = chat(a, shortLived, prompt);
+    const review = await waitForPending(b, 'demo', (r) => r.promptPreview === prompt);
+    const res = await pending;
+    const endedAt = Date.now();
+    assert.equal(res.status, 401);
+    const body = (await res.json()) as any;
+    assert.equal(body.error.code, 'credential_expired');
+    assert.equal(body.error.message, 'The credential expired while this request was held for approval, so it was not sent.');
+    // The hold is 20 s: it ended at the expiry, not at its end.
+    assert.ok(endedAt - expiresAt < 5000, `ended ${endedAt - expiresAt} ms after the expiry`);
+    const approved = await admin(b, aliceKey, `/api/reviews/${review.id}/approve`, { comment: 'too late' });
+    assert.equal(approved.status, 200);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await admin(b, aliceKey, `/api/reviews/${review.id}`)).body.state, 'approved', 'nothing used the approval');
   });
 
   test('a review nobody decides expires, which is a denial', async () => {

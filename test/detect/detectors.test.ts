@@ -131,6 +131,16 @@ describe('built-in detectors', () => {
     for (const text of ['x+12025550123', 'v2+8613800138000']) assert.ok(!found(text).some((f) => f.startsWith('PHONE:+')), text);
   });
 
+  test("an address in single quotes or backticks is the address alone: 'jane@example.com' keeps its quotes (SQL, code, prose)", () => {
+    // The opening quote was taken as the local part's first character (an apostrophe is
+    // allowed inside one, o'brien@…): an agent's tool call `where email = 'jane@…'`
+    // came back masked as `where email = [EMAIL]'`, which no longer parses.
+    assert.deepEqual(found("select * from users where email = 'jane@example.com'"), ['EMAIL:jane@example.com']);
+    assert.deepEqual(found("contact ''jane@example.com'' now"), ['EMAIL:jane@example.com']);
+    assert.deepEqual(found('say `jane@example.com` in markdown'), ['EMAIL:jane@example.com']);
+    assert.deepEqual(found("write to o'brien@example.com"), ["EMAIL:o'brien@example.com"]);
+  });
+
   test('an address percent-encoded in a URL (jane%40example.com) is an EMAIL', () => {
     // It came out in clear: only a literal `@` started an address.
     assert.deepEqual(found('GET /api/users?email=jane%40example.com HTTP/1.1'), ['EMAIL:jane%40example.com']);

@@ -124,7 +124,8 @@ export class SimpleQueries {
       let exchange = step.exchange;
       const decision = step.checked.decision!;
       if (decision.effect === 'require_approval') {
-        const held = await this.#s.hold(exchange, decision, statementDigest(statements[i]!.text));
+        // Statements before it in this Query (a ROLLBACK TO) may end a failed block first.
+        const held = await this.#s.hold(exchange, decision, statementDigest(statements[i]!.text), undefined, runs.length > 0);
         exchange = held.exchange;
         if (held.error) return this.#s.refuse(exchange, decision, step.request, held.error, true);
       }

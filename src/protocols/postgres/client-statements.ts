@@ -233,17 +233,21 @@ export class ClientStatements {
    * would otherwise not complete for the client, and its statement timer would run on,
    * until the review ends. The NoticeResponse with the review goes out at once.
    */
-  async hold(exchange: Exchange, decision: Decision, digest: string, preview?: string): Promise<HoldOutcome> {
+  async hold(exchange: Exchange, decision: Decision, digest: string, preview?: string, behindOthers = false): Promise<HoldOutcome> {
     const core = this.#core;
     if (core.pending.length > 0 && !core.skippingToSync) core.toUpstream(flushMessage());
     const drain = core.flushToDatabase();
     if (drain) await drain;
+    if (!behindOthers && this.#cannotRun(exchange)) {
+      return { exchange, error: new GatehouseError('transaction_aborted', { message: 'current transaction is aborted, commands ignored until end of transaction block: the statement was not held for approval (it could not run). ROLLBACK, then run the transaction again.' }) };
+    }
     const holding = new AbortController();
     this.#holding = holding;
     if (core.client.destroyed) holding.abort('closed');
     try {
       return await this.#holds!.hold(exchange, decision, digest, {
         signal: holding.signal,
+        inTransactionBlock: core.transactionStatus !== 'I',
         // The review (stored, sent to reviewers' webhooks and Slack) shows what the record keeps.
         preview: preview ?? (exchange.facts.text === undefined ? undefined : this.shownText(decision, exchange.facts.text)),
         notify: (notice) => {
@@ -255,6 +259,20 @@ export class ClientStatements {
     } finally {
       this.#holding = undefined;
     }
+  }
+
+  /**
+   * The statement is sure not to run: the session's transaction block has failed (its
+   * last ReadyForQuery said 'E', and nothing sent since can end the block: no Query,
+   * no Execute), or the database is skipping to Sync after an error. Holding it would
+   * ask a reviewer for an approval that the database then spends on a 25P02.
+   * COMMIT, ROLLBACK and ROLLBACK TO run in a failed block: `sql.transaction` is held.
+   */
+  #cannotRun(exchange: Exchange): boolean {
+    const core = this.#core;
+    if (exchange.operation === 'sql.transaction') return false;
+    if (core.skippingToSync) return true;
+    return core.transactionStatus === 'E' && !core.pending.some((p) => p.kind === 'query' || p.kind === 'execute' || p.kind === 'begin' || p.kind === 'end');
   }
 
   /** Records a refusal, then answers it in order (deny). */

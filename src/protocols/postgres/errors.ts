@@ -29,6 +29,7 @@ const sqlstates: Partial<Record<ErrorCode, string>> = {
   approval_required: '57014', // not approved while held, or cancelled while held: not run
   approval_expired: '57014',
   approval_denied: '42501',
+  transaction_aborted: '25P02', // in_failed_sql_transaction, as the database answers any statement there
   approval_invalid: '42501',
   upstream_unreachable: '08001', // sqlclient_unable_to_establish_sqlconnection
   upstream_failed: '08006', // connection_failure

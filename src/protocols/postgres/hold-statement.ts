@@ -49,6 +49,12 @@ export interface HoldIO {
   readonly signal: AbortSignal;
   /** The review's preview when it is not the statement's text alone (statementPreview). */
   readonly preview?: string | undefined;
+  /**
+   * The statement is in an explicit transaction block, which its refusal fails: the
+   * message then says to ROLLBACK and run the transaction again, since running the
+   * statement again in that block cannot run it (25P02).
+   */
+  readonly inTransactionBlock?: boolean | undefined;
 }
 
 export interface HoldOutcome {
@@ -109,6 +115,7 @@ export class StatementHolds {
     }
     const url = held.error.fields?.review_url;
     const where = url ? `review ${id}, ${url}` : `review ${id}`;
+    const again = io.inTransactionBlock ? 'Its transaction block has failed with it: ROLLBACK, then run the transaction again' : 'Run it again';
     if (io.signal.aborted && io.signal.reason === 'cancel') {
       this.#remember(digest, id);
       return { exchange: approved, error: new GatehouseError('approval_required', { message: `The statement was cancelled while it waited for approval (${where}); it was not run.`, fields: held.error.fields, detail: 'cancelled by the client' }) };
@@ -119,7 +126,7 @@ export class StatementHolds {
         return {
           exchange: approved,
           error: new GatehouseError('approval_required', {
-            message: `The statement was not approved in time (${where} is still pending); it was not run. Run it again to wait on the same review.`,
+            message: `The statement was not approved in time (${where} is still pending); it was not run. ${again} to wait on the same review.`,
             fields: held.error.fields,
             detail: held.error.detail,
           }),
@@ -130,11 +137,11 @@ export class StatementHolds {
         return { exchange: approved, error: new GatehouseError('approval_denied', { message: `${held.error.message.replace(/\.$/, '')}: the statement was not run (${where}).`, fields: held.error.fields, rule: decision.rules[0] }) };
       case 'approval_expired':
         this.#pendingReviews.delete(digest);
-        return { exchange: approved, error: new GatehouseError('approval_expired', { message: `The review expired before anyone approved it (${where}); the statement was not run. Run it again to ask again.`, fields: held.error.fields }) };
+        return { exchange: approved, error: new GatehouseError('approval_expired', { message: `The review expired before anyone approved it (${where}); the statement was not run. ${again} to ask again.`, fields: held.error.fields }) };
       case 'approval_invalid':
         // Cancelled (by the requester or an admin) or otherwise unusable: the client is told the statement did not run.
         this.#pendingReviews.delete(digest);
-        return { exchange: approved, error: new GatehouseError('approval_invalid', { message: `${held.error.message.replace(/\.$/, '')}: the statement was not run (${where}). Run it again to ask again.`, fields: held.error.fields, detail: held.error.detail, rule: decision.rules[0] }) };
+        return { exchange: approved, error: new GatehouseError('approval_invalid', { message: `${held.error.message.replace(/\.$/, '')}: the statement was not run (${where}). ${again} to ask again.`, fields: held.error.fields, detail: held.error.detail, rule: decision.rules[0] }) };
       default:
         this.#pendingReviews.delete(digest);
         return { exchange: approved, error: held.error };

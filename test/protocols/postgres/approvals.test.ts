@@ -168,6 +168,24 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     await client.query("insert into held_rows select g, 'row ' || g from generate_series(1, 20) g");
   });
 
+  test('not approved in time inside BEGIN: the message says the block failed (ROLLBACK, then run the transaction again), not "run it again"; so done, the late approval is used', async () => {
+    const { client, notices } = await connect();
+    await client.query('begin');
+    await assert.rejects(client.query('truncate held_rows'), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '57014');
+      assert.match(error.message, /^The statement was not approved in time \(review rv_[0-9a-z]+, \S+ is still pending\); it was not run\. Its transaction block has failed with it: ROLLBACK, then run the transaction again to wait on the same review\.$/);
+      return true;
+    });
+    const id = await heldReview(notices);
+    await client.query('rollback');
+    await service().vote(id, alice, 'approve', { via: 'api' });
+    await client.query('begin');
+    await client.query('truncate held_rows');
+    await client.query('rollback');
+    assert.equal((await service().get(id))!.state, 'executed');
+    assert.equal(await count(client), 20);
+  });
+
   test('extended protocol: held at Execute; the approval is bound to the parameter values', async () => {
     const { client, notices } = await connect();
     const first = client.query('delete from held_rows where id = $1 returning id', [5]);
@@ -252,5 +270,57 @@ describe('PostgreSQL statements held for approval', { skip }, () => {
     assert.deepEqual((await other.query('select count(*)::int as n from held_rows where id = 10')).rows, [{ n: 1 }]);
     const refused = proxy.observed.find((o) => o.exchange.approval?.reviewId === id);
     assert.equal(refused?.outcome.errorCode, 'client_closed');
+  });
+
+  test('in a failed transaction block a statement that needs approval is refused with 25P02 at once: no review, no approval spent on a statement that could not run', async () => {
+    const { client, notices } = await connect();
+    const before = (await service().list({ state: 'pending' })).items.length;
+    await client.query('begin');
+    await assert.rejects(client.query('select 1 / 0'), { code: '22012' });
+    await assert.rejects(client.query('delete from held_rows where id = 12'), (error: pg.DatabaseError) => {
+      assert.equal(error.code, '25P02');
+      assert.equal(error.detail, 'gatehouse code: transaction_aborted');
+      assert.match(error.message, /^current transaction is aborted, commands ignored until end of transaction block: the statement was not held for approval/);
+      return true;
+    });
+    // Extended: the database refuses the Parse itself (25P02); the Execute is not held either.
+    await assert.rejects(client.query('delete from held_rows where id = $1', [12]), { code: '25P02' });
+    assert.deepEqual(notices, []);
+    assert.equal((await service().list({ state: 'pending' })).items.length, before);
+    await client.query('rollback');
+    // A ROLLBACK TO SAVEPOINT in the same Query leaves the failed state: held as usual.
+    await client.query('begin');
+    await client.query('savepoint s');
+    await assert.rejects(client.query('select 1 / 0'), { code: '22012' });
+    const held = client.query('rollback to savepoint s; delete from held_rows where id = 12');
+    const id = await heldReview(notices);
+    await service().vote(id, alice, 'approve', { via: 'api' });
+    await held;
+    await client.query('rollback');
+    assert.deepEqual((await client.query('select count(*)::int as n from held_rows where id = 12')).rows, [{ n: 1 }]);
+    const recorded = proxy.observed.filter((o) => o.outcome.errorCode === 'transaction_aborted');
+    assert.ok(recorded.length >= 1, 'the refusal is recorded');
+  });
+
+  test('a client that left while held, back in a new session: the approval given meanwhile runs the statement once, with no notice that it waits', async () => {
+    // An agent that crashed (or timed out) mid-hold reconnects and runs the same
+    // statement: it must not be told "needs approval … waits" for a review already approved.
+    const { client, notices } = await connect();
+    const running = client.query('delete from held_rows where id = 11').catch(() => undefined);
+    const id = await heldReview(notices);
+    (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    await running;
+    await service().vote(id, alice, 'approve', { via: 'api' });
+    const { client: back, notices: backNotices } = await connect();
+    const result = await back.query('delete from held_rows where id = 11');
+    assert.equal(result.rowCount, 1);
+    assert.deepEqual(backNotices, []);
+    assert.equal((await service().get(id))!.state, 'executed');
+    // Used once: the same statement again is held on a new review.
+    const again = back.query('delete from held_rows where id = 11');
+    const next = await heldReview(backNotices);
+    assert.notEqual(next, id);
+    await service().vote(next, alice, 'deny', { via: 'api' });
+    await assert.rejects(again, { code: '42501' });
   });
 });
