@@ -17,10 +17,15 @@ export type UnreadAnswerFormat = 'openai-json';
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** Chat message fields OpenAI-compatible servers put the model's reasoning in. */
+const chatReasoningFields = ['reasoning_content', 'reasoning'] as const;
+
 /**
- * Summary of a complete (non-streamed) JSON answer. `reasoning`: a Responses reasoning
- * item's content (reasoning_text) is read too, in output order: for a response guard,
- * which checks all the text that reaches the client; the record leaves it out.
+ * Summary of a complete (non-streamed) JSON answer. `reasoning`: the reasoning text is
+ * read too, where the client reads it: a chat message's `reasoning_content` (vLLM,
+ * DeepSeek) or `reasoning` (OpenRouter, Ollama), before its content; a Responses
+ * reasoning item's summary and content (reasoning_text), in output order. For a response
+ * guard, which checks all the text that reaches the client; the record leaves it out.
  */
 export function summarizeJsonAnswer(body: string, { reasoning = false }: { readonly reasoning?: boolean } = {}): AnswerSummary {
   let json: unknown;
@@ -39,6 +44,7 @@ export function summarizeJsonAnswer(body: string, { reasoning = false }: { reado
       if (!isRecord(choice)) continue;
       const message = choice['message'];
       if (isRecord(message)) {
+        if (reasoning) for (const field of chatReasoningFields) if (typeof message[field] === 'string' && message[field] !== '') parts.push(message[field]);
         if (typeof message['content'] === 'string') parts.push(message['content']);
         if (typeof message['refusal'] === 'string' && message['refusal'] !== '') parts.push(message['refusal']);
         const toolCalls = message['tool_calls'];
@@ -65,8 +71,9 @@ export function summarizeJsonAnswer(body: string, { reasoning = false }: { reado
       if (call) calls.push(toolCallText(call.name, call.args));
       // A reasoning item's content (reasoning_text, from open-weight models) is not the
       // answer's text in the record, nor its summary, as in a streamed answer (SseAnswerReader).
-      else if ((reasoning || item['type'] !== 'reasoning') && Array.isArray(item['content'])) {
-        for (const part of item['content']) {
+      else if (reasoning || item['type'] !== 'reasoning') {
+        const summary = item['type'] === 'reasoning' && Array.isArray(item['summary']) ? item['summary'] : [];
+        for (const part of [...summary, ...(Array.isArray(item['content']) ? item['content'] : [])]) {
           if (!isRecord(part)) continue;
           if (typeof part['text'] === 'string') parts.push(part['text']);
           else if (typeof part['refusal'] === 'string') parts.push(part['refusal']);

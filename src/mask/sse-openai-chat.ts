@@ -132,7 +132,8 @@ export class OpenaiChatDialect implements SseDialect {
       const key = `${prefix}${field}:${index}`;
       const value = delta?.[field];
       if (typeof value === 'string' || (finished && state.has(key))) {
-        if (typeof value === 'string' && value !== '' && (field === 'content' || field === 'refusal')) state.guard(value);
+        // Reasoning too: it reaches the client (only the recorded answer text leaves it out).
+        if (typeof value === 'string' && value !== '') state.guard(value);
         d[field] = state.stream(key, typeof value === 'string' ? value : '', finished);
       } else if (delta && field in delta) {
         // Not a string (null, or content as a list of parts, as Mistral's reasoning models
