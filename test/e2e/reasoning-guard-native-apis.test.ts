@@ -68,6 +68,17 @@ const answers: Record<string, { readonly type: string; readonly chunks: Readonly
   },
 };
 
+/** The same answers sent whole as JSON, under `/json…`: the reasoning, then `Done.`. */
+const reasoning = pieces.join('');
+const jsonAnswers: Record<string, unknown> = {
+  '/json/v1/messages': { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'thinking', thinking: reasoning, signature: 'sig' }, { type: 'text', text: 'Done.' }], stop_reason: 'end_turn', usage: { input_tokens: 1, output_tokens: 9 } },
+  '/json/v1beta/models/gemini:generateContent': { candidates: [{ content: { parts: [{ text: reasoning, thought: true }, { text: 'Done.' }], role: 'model' }, finishReason: 'STOP', index: 0 }] },
+  '/json/api/chat': { model: 'qwen3', message: { role: 'assistant', content: 'Done.', thinking: reasoning }, done: true, done_reason: 'stop' },
+  '/json/text': { id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: reasoning }, { type: 'text', text: 'Done.' }], stop_reason: 'end_turn' },
+  '/json/clean': { content: [{ type: 'text', text: 'Nothing to hide.' }] },
+  '/json/model/claude/converse': { output: { message: { role: 'assistant', content: [{ reasoningContent: { reasoningText: { text: reasoning, signature: 'sig' } } }, { text: 'Done.' }] } }, stopReason: 'end_turn', usage: { inputTokens: 1, outputTokens: 9, totalTokens: 10 } },
+};
+
 /** Writes `chunks` a few milliseconds apart, each in its own write. */
 function writeSlowly(res: ServerResponse, type: string, chunks: ReadonlyArray<string | Buffer>): void {
   res.writeHead(200, { 'content-type': type });
@@ -85,7 +96,9 @@ describe('streamed reasoning of native model APIs is read by response guards, en
     upstream = createServer((req, res) => {
       req.resume();
       req.on('end', () => {
-        const answer = answers[req.url!.split('?')[0]!];
+        const path = req.url!.split('?')[0]!;
+        if (path in jsonAnswers) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(jsonAnswers[path]));
+        const answer = answers[path];
         if (!answer) return void res.writeHead(404).end();
         writeSlowly(res, answer.type, answer.chunks);
       });
@@ -115,7 +128,7 @@ policy:
 
   /** What of the answer reached the client (bytes as text), and whether it ended in error (cut, or an SSE error event). */
   async function read(path: string): Promise<{ received: string; blocked: boolean }> {
-    const res = await fetch(`${gateway.url}/c/models${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{"stream":true}' });
+    const res = await fetch(`${gateway.url}/c/models${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: '{}' });
     const chunks: Buffer[] = [];
     let cut = false;
     try {
@@ -139,4 +152,25 @@ policy:
       assert.ok(!received.includes('0000') && !received.includes('Done.'), `the reasoning reached the client: ${received}`);
     });
   }
+
+  for (const [name, path] of [
+    ['an Anthropic thinking block', '/json/v1/messages'],
+    ['an Anthropic text block (answer text, not reasoning: no JSON answer of another API was read)', '/json/text'],
+    ['a Gemini thought part', '/json/v1beta/models/gemini:generateContent'],
+    ["Ollama's message.thinking", '/json/api/chat'],
+    ['a Bedrock Converse reasoningContent block', '/json/model/claude/converse'],
+  ] as const) {
+    test(`security: a guarded phrase in ${name} of a JSON answer blocks the answer`, async () => {
+      const { received, blocked } = await read(path);
+      assert.ok(blocked, `the answer was released: ${received}`);
+      assert.ok(!received.includes('0000') && !received.includes('Done.'), `the answer reached the client: ${received}`);
+      assert.match(received, /"code":"response_blocked"/);
+    });
+  }
+
+  test('a JSON answer of another API without the phrase passes (the guard reads its text, it does not refuse every such answer)', async () => {
+    const res = await fetch(`${gateway.url}/c/models/json/clean`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: '{}' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { content: [{ type: 'text', text: 'Nothing to hide.' }] });
+  });
 });
