@@ -17,6 +17,25 @@ export type UnreadAnswerFormat = 'openai-json';
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/**
+ * The `text` strings of chat content given as parts (a message's, or a streamed delta's),
+ * in order, at most 16 levels deep (Mistral:
+ * `[{type: 'thinking', thinking: [{type: 'text', text}]}, {type: 'text', text}]`), for a
+ * response guard.
+ */
+export function partTexts(value: unknown, depth = 0, out: string[] = []): string[] {
+  if (depth > 16) return out;
+  if (Array.isArray(value)) for (const v of value) partTexts(v, depth + 1, out);
+  else if (isRecord(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'text' && typeof v === 'string') {
+        if (v !== '') out.push(v);
+      } else partTexts(v, depth + 1, out);
+    }
+  }
+  return out;
+}
+
 /** Chat message fields OpenAI-compatible servers put the model's reasoning in. */
 const chatReasoningFields = ['reasoning_content', 'reasoning'] as const;
 
@@ -46,6 +65,9 @@ export function summarizeJsonAnswer(body: string, { reasoning = false }: { reado
       if (isRecord(message)) {
         if (reasoning) for (const field of chatReasoningFields) if (typeof message[field] === 'string' && message[field] !== '') parts.push(message[field]);
         if (typeof message['content'] === 'string') parts.push(message['content']);
+        // For a guard: content as a list of parts (Mistral's thinking and text parts), and an audio answer's transcript.
+        else if (reasoning && Array.isArray(message['content'])) parts.push(...partTexts(message['content']));
+        if (reasoning && isRecord(message['audio']) && typeof message['audio']['transcript'] === 'string') parts.push(message['audio']['transcript']);
         if (typeof message['refusal'] === 'string' && message['refusal'] !== '') parts.push(message['refusal']);
         const toolCalls = message['tool_calls'];
         if (Array.isArray(toolCalls)) {

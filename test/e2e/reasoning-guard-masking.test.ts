@@ -186,4 +186,34 @@ policy:
       assert.ok(body.includes('Mail [EMAIL] now.') && !body.includes('jane.roe'), body);
     });
   }
+
+  // Mistral's reasoning models send content as a list of parts, the thinking in a `thinking` part.
+  const mistralContent = [{ type: 'thinking', thinking: [{ type: 'text', text: 'Thinking: the launch codes are 0000.' }] }, { type: 'text', text: 'Calling the tool.' }];
+
+  test('security: a guarded phrase in a streamed chat delta whose content is a list of parts (Mistral thinking) blocks the answer', async () => {
+    const chunk = (delta: Record<string, unknown>, finish: string | null = null) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'magistral', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+    answer = (res) => writeSse(res, [chunk({ role: 'assistant', content: [mistralContent[0]] }), chunk({ content: 'Done.' }), chunk({}, 'stop')], true);
+    let received = '';
+    const error = await (async () => {
+      const stream = await client.chat.completions.create({ model: 'magistral', stream: true, messages: [{ role: 'user', content: 'go' }] });
+      for await (const chunk of stream) received += JSON.stringify(chunk.choices[0]?.delta ?? {});
+    })().then(
+      () => assert.fail(`the answer was released: ${received}`),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.match(error.message, new RegExp(guardMessage));
+    assert.ok(!received.includes('0000'), received);
+  });
+
+  test('security: a guarded phrase in a JSON chat message whose content is a list of parts (Mistral thinking), with a tool call, blocks the answer', async () => {
+    const toolCall = { id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{}' } };
+    answer = json({ id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: 'magistral', choices: [{ index: 0, message: { role: 'assistant', content: mistralContent, tool_calls: [toolCall] }, finish_reason: 'tool_calls', logprobs: null }] });
+    const error = await client.chat.completions.create({ model: 'magistral', messages: [{ role: 'user', content: 'go' }] }).then(
+      (a) => assert.fail(`the answer was released: ${JSON.stringify(a)}`),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.equal(error.code, 'response_blocked');
+  });
 });

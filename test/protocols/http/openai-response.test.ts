@@ -343,6 +343,12 @@ describe('summarizeJsonAnswer', () => {
     }
   });
 
+  test('for a response guard: chat content as a list of parts (Mistral thinking) and an audio transcript are read; the record reads neither', () => {
+    const body = JSON.stringify({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: [{ type: 'thinking', thinking: [{ type: 'text', text: 'Thinking.' }] }, { type: 'text', text: 'One.' }], audio: { id: 'a', data: '', transcript: 'Spoken.' }, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }] });
+    assert.deepEqual(summarizeJsonAnswer(body), { text: 'f({})', usage: undefined });
+    assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Thinking.\nOne.\nSpoken.\nf({})', usage: undefined });
+  });
+
   test('legacy completion', () => {
     const body = JSON.stringify({ id: 'cmpl-1', object: 'text_completion', choices: [{ text: 'Once upon a time', index: 0, logprobs: null, finish_reason: 'length' }], usage: { prompt_tokens: 2, completion_tokens: 4, total_tokens: 6 } });
     assert.deepEqual(summarizeJsonAnswer(body), { text: 'Once upon a time', usage: { promptTokens: 2, completionTokens: 4, totalTokens: 6 } });
