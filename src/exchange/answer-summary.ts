@@ -18,9 +18,33 @@ export type UnreadAnswerFormat = 'openai-json';
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
- * Summary of a complete (non-streamed) JSON answer. `reasoning`: a Responses reasoning
- * item's content (reasoning_text) is read too, in output order: for a response guard,
- * which checks all the text that reaches the client; the record leaves it out.
+ * The `text` strings of chat content given as parts (a message's, or a streamed delta's),
+ * in order, at most 16 levels deep (Mistral:
+ * `[{type: 'thinking', thinking: [{type: 'text', text}]}, {type: 'text', text}]`), for a
+ * response guard.
+ */
+export function partTexts(value: unknown, depth = 0, out: string[] = []): string[] {
+  if (depth > 16) return out;
+  if (Array.isArray(value)) for (const v of value) partTexts(v, depth + 1, out);
+  else if (isRecord(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'text' && typeof v === 'string') {
+        if (v !== '') out.push(v);
+      } else partTexts(v, depth + 1, out);
+    }
+  }
+  return out;
+}
+
+/** Chat message fields OpenAI-compatible servers put the model's reasoning in. */
+const chatReasoningFields = ['reasoning_content', 'reasoning'] as const;
+
+/**
+ * Summary of a complete (non-streamed) JSON answer. `reasoning`: the reasoning text is
+ * read too, where the client reads it: a chat message's `reasoning_content` (vLLM,
+ * DeepSeek) or `reasoning` (OpenRouter, Ollama), before its content; a Responses
+ * reasoning item's summary and content (reasoning_text), in output order. For a response
+ * guard, which checks all the text that reaches the client; the record leaves it out.
  */
 export function summarizeJsonAnswer(body: string, { reasoning = false }: { readonly reasoning?: boolean } = {}): AnswerSummary {
   let json: unknown;
@@ -39,7 +63,11 @@ export function summarizeJsonAnswer(body: string, { reasoning = false }: { reado
       if (!isRecord(choice)) continue;
       const message = choice['message'];
       if (isRecord(message)) {
+        if (reasoning) for (const field of chatReasoningFields) if (typeof message[field] === 'string' && message[field] !== '') parts.push(message[field]);
         if (typeof message['content'] === 'string') parts.push(message['content']);
+        // For a guard: content as a list of parts (Mistral's thinking and text parts), and an audio answer's transcript.
+        else if (reasoning && Array.isArray(message['content'])) parts.push(...partTexts(message['content']));
+        if (reasoning && isRecord(message['audio']) && typeof message['audio']['transcript'] === 'string') parts.push(message['audio']['transcript']);
         if (typeof message['refusal'] === 'string' && message['refusal'] !== '') parts.push(message['refusal']);
         const toolCalls = message['tool_calls'];
         if (Array.isArray(toolCalls)) {
@@ -65,8 +93,9 @@ export function summarizeJsonAnswer(body: string, { reasoning = false }: { reado
       if (call) calls.push(toolCallText(call.name, call.args));
       // A reasoning item's content (reasoning_text, from open-weight models) is not the
       // answer's text in the record, nor its summary, as in a streamed answer (SseAnswerReader).
-      else if ((reasoning || item['type'] !== 'reasoning') && Array.isArray(item['content'])) {
-        for (const part of item['content']) {
+      else if (reasoning || item['type'] !== 'reasoning') {
+        const summary = item['type'] === 'reasoning' && Array.isArray(item['summary']) ? item['summary'] : [];
+        for (const part of [...summary, ...(Array.isArray(item['content']) ? item['content'] : [])]) {
           if (!isRecord(part)) continue;
           if (typeof part['text'] === 'string') parts.push(part['text']);
           else if (typeof part['refusal'] === 'string') parts.push(part['refusal']);

@@ -142,7 +142,11 @@ export class EventStreamMasker {
     const reasoning = delta['reasoningContent'];
     if (isRecord(reasoning)) {
       const r = state.rest(reasoning, ['text']);
-      if (typeof reasoning['text'] === 'string') r['text'] = state.push(`reasoning:${String(index)}`, reasoning['text']);
+      if (typeof reasoning['text'] === 'string') {
+        // Reasoning reaches the client too (only the recorded answer text leaves it out).
+        state.guard(reasoning['text']);
+        r['text'] = state.push(`reasoning:${String(index)}`, reasoning['text']);
+      }
       d['reasoningContent'] = r;
     }
     const tool = delta['toolUse'];

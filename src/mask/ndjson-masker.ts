@@ -102,7 +102,8 @@ export class NdjsonMasker {
       if (typeof value !== 'string' && !(done && state.has(key))) continue;
       any = true;
       const piece = typeof value === 'string' ? value : '';
-      if (piece !== '' && field !== 'thinking') state.guard(piece);
+      // Thinking too: it reaches the client (only the recorded answer text leaves it out).
+      if (piece !== '') state.guard(piece);
       const released = state.stream(key, piece, done);
       if (holder === undefined) out[field] = released;
       else out[holder] = { ...(isRecord(out[holder]) ? (out[holder] as Json) : {}), [field]: released };

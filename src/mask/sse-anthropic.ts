@@ -76,7 +76,8 @@ export class AnthropicDialect implements SseDialect {
     if (!isRecord(block) || field === undefined) return state.rest(event, []);
     const piece = block[field];
     if (typeof piece !== 'string' || piece === '') return state.rest(event, []);
-    if (field === 'text') state.guard(piece);
+    // Thinking too: it reaches the client (only the recorded answer text leaves it out).
+    state.guard(piece);
     const start = { ...(state.maskValue(omit(block, [field])) as Json), [field]: state.push(streamKey(field, index), piece) };
     return { ...state.rest(event, ['content_block']), content_block: start };
   }
@@ -95,7 +96,7 @@ export class AnthropicDialect implements SseDialect {
       state.hold(`anthropic:${index}`, piece);
       return { ...rest, delta: { ...others, partial_json: '' } };
     }
-    if (field === 'text') state.guard(piece);
+    state.guard(piece);
     return { ...rest, delta: { ...others, [field]: state.push(streamKey(field, index), piece) } };
   }
 

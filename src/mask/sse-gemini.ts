@@ -35,7 +35,8 @@ export class GeminiDialect implements SseDialect {
           continue;
         }
         const thought = part['thought'] === true;
-        if (!thought) state.guard(part['text']);
+        // A thought reaches the client too (only the recorded answer text leaves it out).
+        state.guard(part['text']);
         parts.push({ ...state.rest(part, ['text']), text: state.push(`gemini${thought ? '-thought' : ''}:${index}`, part['text']) });
       }
       if (finished) {

@@ -14,6 +14,7 @@ import type { SseDialect } from './sse-dialect.js';
 import type { StreamState } from './stream-state.js';
 import { isRecord, omit, type Json } from './json-value.js';
 import { mergeLogprobs } from './logprobs.js';
+import { partTexts } from '../exchange/index.js';
 
 /** Chat delta fields whose text streams through a StreamTextMasker per choice. */
 const streamedDeltaFields = ['content', 'refusal', 'reasoning_content', 'reasoning'] as const;
@@ -132,11 +133,14 @@ export class OpenaiChatDialect implements SseDialect {
       const key = `${prefix}${field}:${index}`;
       const value = delta?.[field];
       if (typeof value === 'string' || (finished && state.has(key))) {
-        if (typeof value === 'string' && value !== '' && (field === 'content' || field === 'refusal')) state.guard(value);
+        // Reasoning too: it reaches the client (only the recorded answer text leaves it out).
+        if (typeof value === 'string' && value !== '') state.guard(value);
         d[field] = state.stream(key, typeof value === 'string' ? value : '', finished);
       } else if (delta && field in delta) {
         // Not a string (null, or content as a list of parts, as Mistral's reasoning models
-        // send it): masked whole in this event. It once went out as it came.
+        // send it): masked whole in this event. It once went out as it came. Its parts'
+        // text reaches the client: the guard reads it.
+        for (const text of partTexts(delta[field])) state.guard(text);
         d[field] = state.maskValue(delta[field]);
       }
     }

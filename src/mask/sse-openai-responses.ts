@@ -27,29 +27,29 @@ import { withoutLogprobs } from './logprobs.js';
 
 /**
  * Responses-API events carrying streamed text, by type: the family (`response.<family>.delta`
- * and `.done`), the field that numbers the part within its output item, whether it is
- * answer text a response guard reads (reasoning is not), and which of the two it is.
+ * and `.done`), the field that numbers the part within its output item, and which of the
+ * two it is. A response guard reads every one of them: reasoning text reaches the client
+ * too (it is left out of the recorded answer text only).
  */
 interface TextStream {
   readonly family: string;
   /** Undefined: one stream per output item (a custom tool call's input). */
   readonly index: 'content_index' | 'summary_index' | undefined;
-  readonly guarded: boolean;
   readonly done: boolean;
 }
 const textStreams: ReadonlyMap<string, TextStream> = new Map(
   (
     [
-      ['output_text', 'content_index', true],
-      ['refusal', 'content_index', true],
-      ['reasoning_text', 'content_index', false],
-      ['reasoning_summary_text', 'summary_index', false],
+      ['output_text', 'content_index'],
+      ['refusal', 'content_index'],
+      ['reasoning_text', 'content_index'],
+      ['reasoning_summary_text', 'summary_index'],
       // A custom tool's input is free text, not JSON: it streams like answer text.
-      ['custom_tool_call_input', undefined, true],
+      ['custom_tool_call_input', undefined],
     ] as const
-  ).flatMap(([family, index, guarded]): Array<[string, TextStream]> => [
-    [`response.${family}.delta`, { family, index, guarded, done: false }],
-    [`response.${family}.done`, { family, index, guarded, done: true }],
+  ).flatMap(([family, index]): Array<[string, TextStream]> => [
+    [`response.${family}.delta`, { family, index, done: false }],
+    [`response.${family}.done`, { family, index, done: true }],
   ]),
 );
 
@@ -206,7 +206,7 @@ export class OpenaiResponsesDialect implements SseDialect {
     if (!stream.done) {
       const delta = event['delta'];
       if (typeof delta !== 'string') return [state.rest(event, [])];
-      if (stream.guarded) state.guard(delta);
+      state.guard(delta);
       const released = state.push(key, delta);
       const out: Json = { ...state.rest(event, this.#holdsLogprobs ? ['delta', 'logprobs'] : ['delta']), delta: released };
       if (this.#holdsLogprobs && Array.isArray(event['logprobs'])) out['logprobs'] = [];

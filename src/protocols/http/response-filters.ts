@@ -8,7 +8,7 @@
 //   AWS event stream (Bedrock) + masking and/or guard → streaming EventStreamMasker, frame by frame
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
-//   JSON answer + a response guard                → buffered, text checked first
+//   JSON answer + a response guard                → buffered, text checked first (guard-text.ts)
 //   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
 //                                                   end; from its first binary byte passed
 //   (a held answer in a declared non-UTF-8 charset is decoded with it, sent as UTF-8)
@@ -18,7 +18,7 @@
 
 import { GatehouseError } from '../../errors/index.js';
 import { EventStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
-import { summarizeJsonAnswer } from './openai-response.js';
+import { guardTextOfAnswer } from './guard-text.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
 export type ResponseGuard = (accumulatedText: string) => { rule: string; message: string } | undefined;
@@ -87,7 +87,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts, true));
   }
   return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => {
-    if (guard) checkGuard(guard, summarizeJsonAnswer(body, { reasoning: true }).text ?? '');
+    if (guard) checkGuard(guard, guardTextOfAnswer(body));
     return plan ? maskJsonAnswer(body, plan, choice.counts, choice.mayBeStream ?? false) : body;
   });
 }

@@ -331,8 +331,22 @@ describe('summarizeJsonAnswer', () => {
       ],
     });
     assert.deepEqual(summarizeJsonAnswer(body), { text: 'One.\ncode_interpreter(print(1))', usage: undefined });
-    // A response guard reads all the text that reaches the client, reasoning included.
-    assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Thinking.\nOne.\ncode_interpreter(print(1))', usage: undefined });
+    // A response guard reads all the text that reaches the client, reasoning (summary and content) included.
+    assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Plan.\nThinking.\nOne.\ncode_interpreter(print(1))', usage: undefined });
+  });
+
+  test("chat message reasoning (reasoning_content, reasoning) is not answer text, but a response guard reads it, before the content", () => {
+    for (const field of ['reasoning_content', 'reasoning']) {
+      const body = JSON.stringify({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'One.', [field]: 'Thinking.' }, finish_reason: 'stop' }] });
+      assert.deepEqual(summarizeJsonAnswer(body), { text: 'One.', usage: undefined }, field);
+      assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Thinking.\nOne.', usage: undefined }, field);
+    }
+  });
+
+  test('for a response guard: chat content as a list of parts (Mistral thinking) and an audio transcript are read; the record reads neither', () => {
+    const body = JSON.stringify({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: [{ type: 'thinking', thinking: [{ type: 'text', text: 'Thinking.' }] }, { type: 'text', text: 'One.' }], audio: { id: 'a', data: '', transcript: 'Spoken.' }, tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }] }, finish_reason: 'tool_calls' }] });
+    assert.deepEqual(summarizeJsonAnswer(body), { text: 'f({})', usage: undefined });
+    assert.deepEqual(summarizeJsonAnswer(body, { reasoning: true }), { text: 'Thinking.\nOne.\nSpoken.\nf({})', usage: undefined });
   });
 
   test('legacy completion', () => {
