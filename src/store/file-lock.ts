@@ -15,16 +15,16 @@ export interface FileLock {
 
 /**
  * Takes the lock at `path` (creating the file, mode 0600, when missing), or returns
- * undefined when another process (or connection) holds it. Throws when the file system
- * gives no lock at all.
+ * undefined when another process (or connection) holds it (after waiting up to
+ * `waitMs` for it to be let go). Throws when the file system gives no lock at all.
  */
-export function tryFileLock(path: string): FileLock | undefined {
+export function tryFileLock(path: string, options: { readonly waitMs?: number } = {}): FileLock | undefined {
   try {
     closeSync(openSync(path, 'wx', 0o600));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
-  const db = new SQLite(path, { timeout: 0 });
+  const db = new SQLite(path, { timeout: options.waitMs ?? 0 });
   try {
     db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = MEMORY');

@@ -14,16 +14,14 @@
 // Who holds it is written beside it, `<file>.lock-holder` (pid, host, start time), only
 // to name the holder in the refusal: the lock, never that file, decides.
 
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
+import { tryFileLock, type FileLock } from './file-lock.js';
 import { sqliteOpenError, StoreError } from './open-store.js';
 
-export interface StoreLock {
-  /** Releases the lock (the process ending releases it too). */
-  release(): void;
-}
+export type StoreLock = FileLock;
 
 interface LockHolder {
   readonly pid: number;
@@ -53,40 +51,25 @@ export class StoreInUseError extends StoreError {
 export function lockSqliteStore(sqlitePath: string): StoreLock {
   const lockPath = `${sqlitePath}.lock`;
   const holderPath = `${lockPath}-holder`;
-  let db: SQLite.Database;
+  let lock: FileLock | undefined;
   try {
     mkdirSync(dirname(sqlitePath), { recursive: true, mode: 0o700 });
-    try {
-      closeSync(openSync(lockPath, 'wx', 0o600));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
     // A CLI command's probe (sqliteStoreLockHeld) holds a read lock for a moment: wait
     // that out. A gateway holding it holds it for good: that is an answer, not a wait.
-    db = new SQLite(lockPath, { timeout: 250 });
+    lock = tryFileLock(lockPath, { waitMs: 250 });
   } catch (error) {
-    // As openStore says it: what stops the lock (a path, a permission) stops the store.
+    // As openStore says it: what stops the lock (a path, a permission, a file system
+    // without locks) stops the store.
     throw sqliteOpenError(sqlitePath, error);
   }
-  try {
-    db.pragma('locking_mode = EXCLUSIVE');
-    // No rollback journal file beside it: the lock database holds nothing to roll back.
-    db.pragma('journal_mode = MEMORY');
-    // A write takes the EXCLUSIVE lock, which this locking mode keeps until close.
-    db.pragma('user_version = 1');
-  } catch (error) {
-    db.close();
-    // Not a held lock (a file system without locks): the store cannot be used, said so.
-    if (!String((error as { code?: string }).code).startsWith('SQLITE_BUSY')) throw sqliteOpenError(sqlitePath, error);
-    throw new StoreInUseError(sqlitePath, readHolder(holderPath));
-  }
+  if (lock === undefined) throw new StoreInUseError(sqlitePath, readHolder(holderPath));
   const holder: LockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
   try {
     writeFileSync(holderPath, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
   } catch {
     // Only a name for a refusal (which then says the holder is unknown): the lock holds.
   }
-  return { release: () => db.close() };
+  return lock;
 }
 
 /**
