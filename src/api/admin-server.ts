@@ -44,6 +44,8 @@ export interface AdminServerOptions {
   readonly agents?: AgentHub | undefined;
   /** Resolves when the limit counters answer (Redis with `policy.limits.store: redis`), for /readyz. */
   readonly limitsReady?: (() => Promise<void>) | undefined;
+  /** True once the gateway is stopping: /readyz then answers 503 gateway_stopping, so a load balancer takes it out of rotation. */
+  readonly stopping?: (() => boolean) | undefined;
   /** Waits until every exchange recorded so far is in the store (the record journal is applied in batches). */
   readonly settleRecords?: (() => Promise<void>) | undefined;
   /** Chains a refused credential (401) as `auth.refused`, unless its route records its own (logins, reveals). */
@@ -231,6 +233,7 @@ export function createAdminHandler(options: AdminServerOptions) {
   // (a dependency that hangs must read "not ready"); a gateway missing either refuses
   // requests (fail closed), so a load balancer should route around it.
   async function readiness(res: ServerResponse): Promise<void> {
+    if (options.stopping?.()) return sendJson(res, 503, { status: 'stopping', error: { code: 'gateway_stopping', message: errorRegistry.gateway_stopping.message }, unavailable: ['gateway_stopping'] });
     const checks: ReadonlyArray<readonly ['store_unavailable' | 'limits_unavailable', (() => Promise<unknown>) | undefined]> = [
       ['store_unavailable', () => db.selectFrom('api_keys').select('id').limit(1).execute()],
       ['limits_unavailable', options.limitsReady],

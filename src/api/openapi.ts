@@ -171,7 +171,7 @@ const documented = {
   paths: {
     ...reviewPaths,
     '/healthz': { get: { summary: 'Liveness', security: [], responses: { '200': { description: 'The process is up' } } } },
-    '/readyz': { get: { summary: 'Readiness: the store answers, and Redis when limits are kept there', security: [], responses: { '200': { description: 'Ready' }, '503': errorResponse } } },
+    '/readyz': { get: { summary: 'Readiness: the store answers, and Redis when limits are kept there; 503 gateway_stopping once the gateway is stopping', security: [], responses: { '200': { description: 'Ready' }, '503': errorResponse } } },
     '/metrics': { get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'Prometheus text format' } } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
     '/api/agents': {

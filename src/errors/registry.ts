@@ -26,6 +26,7 @@ export const errorRegistry = {
   too_many_connections: { status: 503, type: 'server_error', message: 'Too many connections are logging in to this listener; try again shortly.' },
   connection_limit: { status: 503, type: 'server_error', message: 'Too many open connections; try again shortly.' },
   gateway_shutdown: { status: 503, type: 'server_error', message: 'The gateway shut down before the answer was complete.' },
+  gateway_stopping: { status: 503, type: 'server_error', message: 'The gateway is stopping: it takes no new requests.' },
   client_closed: { status: 499, type: 'client_error', message: 'The client closed the connection before the answer was complete.' },
   recording_failed: { status: 503, type: 'server_error', message: 'The exchange could not be recorded, so it was not forwarded.' },
   store_unavailable: { status: 503, type: 'server_error', message: 'The store does not answer.' },

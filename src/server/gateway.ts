@@ -339,6 +339,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   }
 
   let adminServer: Server | undefined;
+  // Set when close() begins: /readyz says 503 from then on, while the admin listener stays up.
+  let stopping = false;
   if (config.admin.enabled) {
     const auditRoutes = { db: store.db, log: audit.log, identify: identifyOnAdmin, publicKeyPem: audit.signer?.publicKeyPem, previousPublicKeyPems: config.audit.previousPublicKeys.map(readEd25519PublicKey), checkpointEvery: config.audit.checkpoint.every, raw, reexecutions, dataPlaneUrl: () => dataPlaneUrl };
     const admin = createAdminHandler({
@@ -362,6 +364,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
       settleRecords: () => recorder.drain(),
       recordAuthRefusal,
       limitsReady: () => limitStore.ping(),
+      stopping: () => stopping,
     });
     adminServer = await listen((req, res) => {
       admin(req, res).catch((error: unknown) => {
@@ -404,7 +407,13 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         const cutInFlight = () => identity.inFlight.cutAll(new GatehouseError('gateway_shutdown'));
         const graceMs = config.gateway.shutdownGrace;
         logger.info({ shutdownGraceMs: graceMs }, 'stopping: no new connections; exchanges in flight may finish within the grace period, then are cut');
-        await Promise.all([closeServer(dataServer, graceMs, graceOver.signal, cutInFlight), adminServer ? closeServer(adminServer, graceMs, graceOver.signal) : undefined, ...postgresListeners.map((l) => l.close(graceMs))]);
+        stopping = true;
+        const graceEnds = Date.now() + graceMs;
+        await Promise.all([closeServer(dataServer, graceMs, graceOver.signal, cutInFlight), ...postgresListeners.map((l) => l.close(graceMs))]);
+        // The admin listener stays up while the data plane drains: a balancer's /readyz
+        // probe reads 503 gateway_stopping (not a refused connection) and /metrics can be
+        // scraped. It closes now, its own requests in flight given what is left of the grace.
+        if (adminServer) await closeServer(adminServer, graceOver.signal.aborted ? 0 : Math.max(0, graceEnds - Date.now()), graceOver.signal);
         await agentHub?.close();
         await recorder.drain();
         await recorder.close?.();
