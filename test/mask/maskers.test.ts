@@ -320,6 +320,35 @@ describe('SseMasker, chat deltas whose text is not a string', () => {
   });
 });
 
+describe('SseMasker, chat deltas that switch between a list of parts and a string', () => {
+  const run = (deltas: object[]) => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const out = masker.push(Buffer.from(deltas.map((d) => chunk(d)).join('') + chunk({}, 'stop'))) + masker.end();
+    let text = '';
+    let thinking = '';
+    for (const b of out.trim().split('\n\n')) {
+      const content = (JSON.parse(b.slice(6)) as { choices: [{ delta: { content?: unknown } }] }).choices[0].delta.content;
+      if (typeof content === 'string') text += content;
+      else if (Array.isArray(content)) for (const p of content as Array<{ type: string; text?: string; thinking?: Array<{ text: string }> }>) {
+        if (p.type === 'text') text += p.text;
+        else thinking += p.thinking!.map((t) => t.text).join('');
+      }
+    }
+    return { text, thinking };
+  };
+  const thinkingPart = (t: string) => ({ type: 'thinking', thinking: [{ type: 'text', text: t }] });
+
+  test('security: an address split between text parts and a string delta is masked whole, either way', () => {
+    assert.deepEqual(run([{ content: [{ type: 'text', text: 'Mail jane.r' }] }, { content: 'oe@example.com now.' }]), { text: 'Mail [EMAIL] now.', thinking: '' });
+    assert.deepEqual(run([{ content: 'Mail jane.r' }, { content: [{ type: 'text', text: 'oe@example.com now.' }] }]), { text: 'Mail [EMAIL] now.', thinking: '' });
+  });
+
+  test('thinking held when a string delta comes goes out first, as a thinking part', () => {
+    assert.deepEqual(run([{ content: [thinkingPart('Think of jane.roe@example.com')] }, { content: 'Done.' }]), { text: 'Done.', thinking: 'Think of [EMAIL]' });
+  });
+});
+
 describe('SseMasker, a chat stream that ends without a finish event', () => {
   test('text still held at [DONE] goes out in a chat chunk before it (after [DONE] no client reads it)', () => {
     // Seen with an upstream that sends `finish_reason: null` on every chunk: the phone number
