@@ -3,6 +3,8 @@
 //   OpenAI-compatible servers (`reasoning_content` from vLLM / DeepSeek, `reasoning`
 //   from Ollama / OpenRouter) and an audio answer's `delta.audio.transcript` stream
 //   through a masker per choice; what is held is released in the choice's finish event;
+//   such a field sent as a list of parts (Mistral) streams per kind of part
+//   (chat-delta-parts.ts);
 // - `delta.tool_calls[].function.arguments` are held until the choice finishes, then
 //   sent whole, masked as JSON, in that finish event;
 // - logprobs are held until the choice finishes, then released only if nothing was
@@ -15,6 +17,7 @@ import type { StreamState } from './stream-state.js';
 import { isRecord, omit, type Json } from './json-value.js';
 import { mergeLogprobs } from './logprobs.js';
 import { partTexts } from '../exchange/index.js';
+import { partsKey, partsOpen, partOf, releaseParts, streamParts } from './chat-delta-parts.js';
 
 /** Chat delta fields whose text streams through a StreamTextMasker per choice. */
 const streamedDeltaFields = ['content', 'refusal', 'reasoning_content', 'reasoning'] as const;
@@ -30,6 +33,8 @@ export class OpenaiChatDialect implements SseDialect {
   readonly #heldLogprobs = new Map<unknown, Json[]>();
   /** The last chunk's fields but its choices (id, model …), for a chunk this masker adds. */
   #lastChunk: Json = {};
+  /** Whether a delta field came as a list of parts (only then do string deltas look for held parts). */
+  #sawParts = false;
 
   constructor(state: StreamState) {
     this.#state = state;
@@ -67,7 +72,12 @@ export class OpenaiChatDialect implements SseDialect {
       const tail = state.end(key);
       if (tail === '') continue;
       if (kind === 't') choice(index).text = tail;
-      else if (kind === 'audio') choice(index).delta['audio'] = { transcript: tail };
+      else if (kind.includes('#')) {
+        // A list-of-parts stream: its tail goes out as one more part of its kind.
+        const [field, partKind] = kind.split('#') as [string, 'text' | 'thinking'];
+        const delta = choice(index).delta;
+        delta[field] = [...(Array.isArray(delta[field]) ? delta[field] : []), partOf(undefined, partKind, tail)];
+      } else if (kind === 'audio') choice(index).delta['audio'] = { transcript: tail };
       else choice(index).delta[kind] = tail;
     }
     for (const key of state.heldKeys()) {
@@ -132,14 +142,24 @@ export class OpenaiChatDialect implements SseDialect {
     for (const field of streamedDeltaFields) {
       const key = `${prefix}${field}:${index}`;
       const value = delta?.[field];
-      if (typeof value === 'string' || (finished && state.has(key))) {
+      if (Array.isArray(value)) {
+        // A list of parts (Mistral's reasoning models): each kind's text streams too.
+        this.#sawParts = true;
+        d[field] = streamParts(state, field, index, value, key, finished);
+      } else if (typeof value === 'string' || (finished && state.has(key))) {
         // Reasoning too: it reaches the client (only the recorded answer text leaves it out).
         if (typeof value === 'string' && value !== '') state.guard(value);
-        d[field] = state.stream(key, typeof value === 'string' ? value : '', finished);
+        // Answer text held from text parts before goes on as this string stream.
+        if (this.#sawParts && !state.has(key)) state.move(partsKey(field, 'text', index), key);
+        const text = state.stream(key, typeof value === 'string' ? value : '', finished);
+        // Thinking held from parts before goes first: this event's field becomes a list.
+        const held = this.#sawParts && partsOpen(state, field, index) ? releaseParts(state, field, index) : [];
+        d[field] = held.length > 0 ? [...held, partOf(undefined, 'text', text)] : text;
+      } else if (finished && this.#sawParts && partsOpen(state, field, index)) {
+        d[field] = releaseParts(state, field, index);
       } else if (delta && field in delta) {
-        // Not a string (null, or content as a list of parts, as Mistral's reasoning models
-        // send it): masked whole in this event. It once went out as it came. Its parts'
-        // text reaches the client: the guard reads it.
+        // Neither a string nor a list (null …): masked whole in this event (it once went out
+        // as it came). Any text in it reaches the client: the guard reads it.
         for (const text of partTexts(delta[field])) state.guard(text);
         d[field] = state.maskValue(delta[field]);
       }

@@ -309,9 +309,43 @@ describe('SseMasker, chat deltas whose text is not a string', () => {
     const chunk = (delta: object) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] })}\n\n`;
     const out = masker.push(Buffer.from(chunk({ content: [{ type: 'thinking', thinking: [{ type: 'text', text: 'ask bob@example.com' }] }, { type: 'text', text: 'mail alice@example.com now' }] }) + chunk({ reasoning: { text: 'carol@example.com' }, content: null }))) + masker.end();
     assert.ok(!out.includes('@example.com'), out);
-    const deltas = out.trim().split('\n\n').map((b) => (JSON.parse(b.slice(6)) as { choices: [{ delta: Record<string, unknown> }] }).choices[0].delta);
-    assert.deepEqual(deltas[0]!['content'], [{ type: 'thinking', thinking: [{ type: 'text', text: 'ask [EMAIL]' }] }, { type: 'text', text: 'mail [EMAIL] now' }]);
+    const blocks = out.trim().split('\n\n').map((b) => JSON.parse(b.slice(6)) as { choices?: [{ delta: Record<string, unknown> }]; text?: string });
+    const deltas = blocks.flatMap((b) => (b.choices ? [b.choices[0].delta] : []));
+    // The parts' text streams per kind (chat-delta-parts.ts): what is held goes out as more parts.
+    const parts = deltas.flatMap((d) => (Array.isArray(d['content']) ? (d['content'] as Array<{ type: string; text?: string; thinking?: Array<{ text: string }> }>) : []));
+    assert.equal(parts.filter((p) => p.type === 'thinking').map((p) => p.thinking!.map((t) => t.text).join('')).join(''), 'ask [EMAIL]');
+    // Without [DONE] or a finish event, the held `now` goes out in the stream's last event.
+    assert.equal(parts.filter((p) => p.type === 'text').map((p) => p.text).join('') + (blocks.at(-1)!.text ?? ''), 'mail [EMAIL] now');
     assert.deepEqual(deltas[1], { reasoning: { text: '[EMAIL]' }, content: null });
+  });
+});
+
+describe('SseMasker, chat deltas that switch between a list of parts and a string', () => {
+  const run = (deltas: object[]) => {
+    const masker = new SseMasker({ plan: planOf(profile({})), counts: {} });
+    const chunk = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const out = masker.push(Buffer.from(deltas.map((d) => chunk(d)).join('') + chunk({}, 'stop'))) + masker.end();
+    let text = '';
+    let thinking = '';
+    for (const b of out.trim().split('\n\n')) {
+      const content = (JSON.parse(b.slice(6)) as { choices: [{ delta: { content?: unknown } }] }).choices[0].delta.content;
+      if (typeof content === 'string') text += content;
+      else if (Array.isArray(content)) for (const p of content as Array<{ type: string; text?: string; thinking?: Array<{ text: string }> }>) {
+        if (p.type === 'text') text += p.text;
+        else thinking += p.thinking!.map((t) => t.text).join('');
+      }
+    }
+    return { text, thinking };
+  };
+  const thinkingPart = (t: string) => ({ type: 'thinking', thinking: [{ type: 'text', text: t }] });
+
+  test('security: an address split between text parts and a string delta is masked whole, either way', () => {
+    assert.deepEqual(run([{ content: [{ type: 'text', text: 'Mail jane.r' }] }, { content: 'oe@example.com now.' }]), { text: 'Mail [EMAIL] now.', thinking: '' });
+    assert.deepEqual(run([{ content: 'Mail jane.r' }, { content: [{ type: 'text', text: 'oe@example.com now.' }] }]), { text: 'Mail [EMAIL] now.', thinking: '' });
+  });
+
+  test('thinking held when a string delta comes goes out first, as a thinking part', () => {
+    assert.deepEqual(run([{ content: [thinkingPart('Think of jane.roe@example.com')] }, { content: 'Done.' }]), { text: 'Done.', thinking: 'Think of [EMAIL]' });
   });
 });
 
