@@ -7,15 +7,10 @@
 // cut file is missing from the second, and nothing else says so.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
-import { createTestPostgresDatabase } from '../helpers/databases.js';
-import type { GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, heldRecordsFileOf, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
-import type { TcpRelay } from '../helpers/tcp-relay.js';
+import { describe, test } from 'node:test';
+import { heldRecordsFileOf, heldRecordsSuite, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 
 const upstreamKey = 'sk-upstream-held-cut';
 
@@ -29,30 +24,14 @@ function logLines(logs: string, message: string): Record<string, unknown>[] {
 }
 
 describe('a held-records file cut at its end, end to end on PostgreSQL', () => {
-  let upstream: DemoUpstream;
-  let gateway: GatewayProcess | undefined;
-  let relay: TcpRelay | undefined;
-  let database: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
-  let dir: string;
-
-  before(async () => {
-    database = await createTestPostgresDatabase();
-    upstream = await startDemoUpstream({ apiKey: upstreamKey });
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-cut-'));
-  });
-  after(async () => {
-    await gateway?.stop('SIGKILL');
-    await relay?.close();
-    await upstream?.close();
-    if ('drop' in database) await database.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = heldRecordsSuite('gatehouse-held-cut-', upstreamKey);
 
   test('the log says how many lines the file held before the kill, and the next start how many it found', { timeout: 90_000 }, async (t) => {
-    if ('skip' in database) return t.skip(database.skip);
-    const behind = await gatewayBehindStoreRelay(database.url, upstream.url, upstreamKey, dir);
-    relay = behind.relay;
-    gateway = await behind.start();
+    if (suite.skip) return t.skip(suite.skip);
+    const dir = suite.dir;
+    const behind = await suite.behindStoreRelay();
+    const relay = behind.relay;
+    let gateway = await behind.start();
     await refusalsHeldWhileStoreAway(gateway, relay);
     const name = heldRecordsFileOf(join(dir, 'data'), gateway.child.pid)!;
     const logs = await gateway.waitForLog(/"lines":3/, 15_000);
@@ -62,7 +41,6 @@ describe('a held-records file cut at its end, end to end on PostgreSQL', () => {
     assert.equal(said.lines, 3);
     assert.match(said.fileId, /^[A-Za-z0-9_-]{16}$/);
     await gateway.stop('SIGKILL');
-    gateway = undefined;
 
     // The attacker cuts the last line off.
     const file = join(dir, 'data', name);

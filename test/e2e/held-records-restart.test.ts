@@ -5,44 +5,24 @@
 // restarted gateway writes them, with their events, and the chain verifies.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
-import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
-import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, heldRecordsFileOf, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
-import type { TcpRelay } from '../helpers/tcp-relay.js';
+import { runCli } from '../helpers/gateway-process.js';
+import { heldRecordsFileOf, heldRecordsSuite, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 
 const upstreamKey = 'sk-upstream-held';
 
 describe('held records across a crash, end to end on PostgreSQL', () => {
-  let upstream: DemoUpstream;
-  let gateway: GatewayProcess | undefined;
-  let relay: TcpRelay | undefined;
-  let database: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
-  let dir: string;
-
-  before(async () => {
-    database = await createTestPostgresDatabase();
-    upstream = await startDemoUpstream({ apiKey: upstreamKey });
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-'));
-  });
-  after(async () => {
-    await gateway?.stop('SIGKILL');
-    await relay?.close();
-    await upstream?.close();
-    if ('drop' in database) await database.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = heldRecordsSuite('gatehouse-held-', upstreamKey);
 
   test('refusals recorded while the store is away are written by the next start after a SIGKILL', { timeout: 90_000 }, async (t) => {
-    if ('skip' in database) return t.skip(database.skip);
-    const behind = await gatewayBehindStoreRelay(database.url, upstream.url, upstreamKey, dir);
-    relay = behind.relay;
-    gateway = await behind.start();
+    if (suite.skip) return t.skip(suite.skip);
+    const dir = suite.dir;
+    const behind = await suite.behindStoreRelay();
+    const relay = behind.relay;
+    let gateway = await behind.start();
     // No credential: refused (401) without the store, and recorded as a refusal.
     const ids = await refusalsHeldWhileStoreAway(gateway, relay);
     const name = heldRecordsFileOf(join(dir, 'data'), gateway.child.pid);
@@ -52,14 +32,13 @@ describe('held records across a crash, end to end on PostgreSQL', () => {
     assert.equal(statSync(file).mode & 0o777, 0o600);
 
     await gateway.stop('SIGKILL');
-    gateway = undefined;
     await relay.up();
     gateway = await behind.start();
     const logs = await gateway.waitForLog(/held records written/, 15_000);
     assert.match(logs, /held records left by the previous run/);
     assert.match(logs, /held records written/);
 
-    const client = new pg.Client({ connectionString: database.url });
+    const client = new pg.Client({ connectionString: suite.databaseUrl });
     await client.connect();
     try {
       const rows = await client.query<{ id: string; status: number; error_code: string }>('select id, status, error_code from exchanges where id = any($1) order by seq', [ids]);

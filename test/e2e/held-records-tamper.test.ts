@@ -7,17 +7,13 @@
 // file aside for the operator; the chain verifies.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import pg from 'pg';
 import { rowWithDefaults, stateDigest } from '../../src/audit/exchange-state.js';
-import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
-import { createTestPostgresDatabase } from '../helpers/databases.js';
-import { runCli, type GatewayProcess } from '../helpers/gateway-process.js';
-import { gatewayBehindStoreRelay, heldRecordsFileOf, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
-import type { TcpRelay } from '../helpers/tcp-relay.js';
+import { runCli } from '../helpers/gateway-process.js';
+import { heldRecordsFileOf, heldRecordsSuite, refusalsHeldWhileStoreAway } from '../helpers/store-relay.js';
 
 const upstreamKey = 'sk-upstream-held-tamper';
 
@@ -31,36 +27,19 @@ function forge(line: string): string {
 }
 
 describe('an edited held-records file, end to end on PostgreSQL', () => {
-  let upstream: DemoUpstream;
-  let gateway: GatewayProcess | undefined;
-  let relay: TcpRelay | undefined;
-  let database: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
-  let dir: string;
-
-  before(async () => {
-    database = await createTestPostgresDatabase();
-    upstream = await startDemoUpstream({ apiKey: upstreamKey });
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-held-tamper-'));
-  });
-  after(async () => {
-    await gateway?.stop('SIGKILL');
-    await relay?.close();
-    await upstream?.close();
-    if ('drop' in database) await database.drop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = heldRecordsSuite('gatehouse-held-tamper-', upstreamKey);
 
   test('the edited record is not written: recording.held_rejected names the file and line, the rest are written, the chain verifies', { timeout: 90_000 }, async (t) => {
-    if ('skip' in database) return t.skip(database.skip);
-    const behind = await gatewayBehindStoreRelay(database.url, upstream.url, upstreamKey, dir);
-    relay = behind.relay;
-    gateway = await behind.start();
+    if (suite.skip) return t.skip(suite.skip);
+    const dir = suite.dir;
+    const behind = await suite.behindStoreRelay();
+    const relay = behind.relay;
+    let gateway = await behind.start();
     // No credential: refused (401) without the store, and recorded as a refusal.
     const ids = await refusalsHeldWhileStoreAway(gateway, relay);
     const name = heldRecordsFileOf(join(dir, 'data'), gateway.child.pid)!;
     const file = join(dir, 'data', name);
     await gateway.stop('SIGKILL');
-    gateway = undefined;
 
     const lines = readFileSync(file, 'utf8').split('\n');
     assert.equal(lines.length, 4, 'three records and the final newline');
@@ -73,7 +52,7 @@ describe('an edited held-records file, end to end on PostgreSQL', () => {
     assert.match(logs, /held records rejected/);
     assert.ok(logs.includes(`${name} line 2`), logs);
 
-    const client = new pg.Client({ connectionString: database.url });
+    const client = new pg.Client({ connectionString: suite.databaseUrl });
     await client.connect();
     try {
       const rows = await client.query<{ id: string; status: number }>('select id, status from exchanges where id = any($1) order by seq', [ids]);

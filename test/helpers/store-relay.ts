@@ -2,7 +2,12 @@
 // and held-records tests), a real gatehouse process on it, and refusals recorded while
 // the store is away (held in memory and in held-records-<pid>-<file id>.jsonl).
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { startDemoUpstream, type DemoUpstream } from '../../src/demo/upstream.js';
+import { createTestPostgresDatabase } from './databases.js';
 import { demoConnectionYaml, startGatewayProcess, type GatewayProcess } from './gateway-process.js';
 import { startTcpRelay, type TcpRelay } from './tcp-relay.js';
 
@@ -59,4 +64,64 @@ export async function refusalsHeldWhileStoreAway(gateway: GatewayProcess, relay:
   assert.ok(ids.every(Boolean), 'a refusal names its exchange');
   await gateway.waitForLog(/store unreachable: records held/);
   return ids;
+}
+
+export interface HeldRecordsSuite {
+  /** Why the suite cannot run (no PostgreSQL), once its `before` has run. */
+  readonly skip: string | undefined;
+  readonly databaseUrl: string;
+  /** The suite's folder (config and data directory). */
+  readonly dir: string;
+  /** A gateway behind a store relay in the suite's folder; what it starts is killed after the suite. */
+  behindStoreRelay(): Promise<GatewayBehindStoreRelay>;
+}
+
+/**
+ * The before/after of a describe whose tests run gateways on a PostgreSQL store behind a
+ * relay (the held-records tests): a database of its own, the demo upstream with
+ * `upstreamKey`, a temporary folder named from `prefix`; after: every gateway it started
+ * killed, relays closed, the database dropped, the folder removed.
+ */
+export function heldRecordsSuite(prefix: string, upstreamKey: string): HeldRecordsSuite {
+  let database: Awaited<ReturnType<typeof createTestPostgresDatabase>>;
+  let upstream: DemoUpstream;
+  let dir = '';
+  const gateways: GatewayProcess[] = [];
+  const relays: TcpRelay[] = [];
+  before(async () => {
+    database = await createTestPostgresDatabase();
+    upstream = await startDemoUpstream({ apiKey: upstreamKey });
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  after(async () => {
+    for (const gateway of gateways) if (gateway.child.exitCode === null && gateway.child.signalCode === null) await gateway.stop('SIGKILL');
+    for (const relay of relays) await relay.close();
+    await upstream?.close();
+    if (database && 'drop' in database) await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get skip() {
+      return 'skip' in database ? database.skip : undefined;
+    },
+    get databaseUrl() {
+      if ('skip' in database) throw new Error(database.skip);
+      return database.url;
+    },
+    get dir() {
+      return dir;
+    },
+    async behindStoreRelay() {
+      const behind = await gatewayBehindStoreRelay(this.databaseUrl, upstream.url, upstreamKey, dir);
+      relays.push(behind.relay);
+      return {
+        ...behind,
+        async start() {
+          const gateway = await behind.start();
+          gateways.push(gateway);
+          return gateway;
+        },
+      };
+    },
+  };
 }
