@@ -50,7 +50,11 @@ export interface HoldResult {
   readonly error?: GatehouseError | undefined;
   /** With `deferUse`: uses the approval (approved → executed, once); throws when it cannot. */
   readonly use?: (() => Promise<void>) | undefined;
-  /** With `deferUse`: gives the used approval back (the target never acted on the request). */
+  /**
+   * Gives the used approval back (the target never acted on the request: a PostgreSQL
+   * statement the database skipped after an earlier error in its batch). Set when a
+   * review's approval was used (or, with `deferUse`, is to be); not for a grant.
+   */
   readonly restore?: (() => Promise<void>) | undefined;
   /** The running policy's decision, when the policy changed while the request was held. */
   readonly decision?: Decision | undefined;
@@ -131,7 +135,7 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
       const take = async (id: string, approval: ExchangeApproval): Promise<HoldResult> => {
         if (!request.deferUse) {
           await service.consume(id, binding, exchange.id);
-          return { approval };
+          return { approval, restore: () => service.restore(id, exchange.id) };
         }
         await service.checkUsable(id, binding);
         return { approval, use: async () => void (await service.consume(id, binding, exchange.id)), restore: () => service.restore(id, exchange.id) };

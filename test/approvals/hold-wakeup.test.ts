@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createApprovalStage, localReviewBus, type ApprovalService, type Review } from '../../src/approvals/index.js';
+import { createApprovalStage, localReviewBus, type ApprovalService, type HoldResult, type Review } from '../../src/approvals/index.js';
 import type { Decision, Exchange } from '../../src/exchange/index.js';
 
 test('an approval whose event arrives while the hold reads the review after the vote releases the request at once', async () => {
@@ -44,6 +44,7 @@ test('an approval whose event arrives while the hold reads the review after the 
   await reading;
   const outcome = await Promise.race([held, new Promise<'still held'>((resolve) => setTimeout(() => resolve('still held'), 3000).unref())]);
   assert.notEqual(outcome, 'still held', 'the approval was missed: the request waits for the next poll');
-  assert.deepEqual(outcome, { approval: { reviewId: 'rv_1', via: 'held' } });
+  assert.deepEqual((outcome as HoldResult).approval, { reviewId: 'rv_1', via: 'held' });
+  assert.equal((outcome as HoldResult).error, undefined);
   assert.ok(Date.now() - started < 2000);
 });

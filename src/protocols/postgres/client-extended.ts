@@ -119,10 +119,12 @@ export class ExtendedMessages {
     const statement = portal?.statement;
     const text = statement?.text ?? '';
     const held = decision.effect === 'require_approval';
+    let giveBack: (() => Promise<void>) | undefined;
     if (held) {
       const outcome = await this.#s.hold(exchange, decision, statementDigest(text, portal?.approvalParams ?? portal?.params ?? []), statementPreview(this.#s.shownText(decision, text), this.#s.shownParams(decision, portal?.params)));
       if (outcome.error) return this.#s.refuse(outcome.exchange, decision, request, outcome.error, false);
       exchange = outcome.exchange;
+      giveBack = outcome.giveBack;
     }
     const plan = copy && !this.#core.skippingToSync ? await planCopyOut(this.#core, text, maskingFor(this.#core.ctx.connection, decision), true) : undefined;
     if (plan && 'error' in plan) {
@@ -131,6 +133,7 @@ export class ExtendedMessages {
       if (plan.batchFailed !== 'skipped') return this.#s.refuse(exchange, decision, request, plan.error, false);
     }
     const run = this.#s.newRun(exchange, decision, undefined, held, deallocatesOf(statement?.facts));
+    run.giveBack = giveBack;
     if (plan && !('error' in plan)) run.copy = plan;
     return this.#openExecute(run, request, portal, frame);
   }

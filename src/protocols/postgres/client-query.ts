@@ -123,13 +123,17 @@ export class SimpleQueries {
     for (;;) {
       let exchange = step.exchange;
       const decision = step.checked.decision!;
+      let giveBack: (() => Promise<void>) | undefined;
       if (decision.effect === 'require_approval') {
         // Statements before it in this Query (a ROLLBACK TO) may end a failed block first.
         const held = await this.#s.hold(exchange, decision, statementDigest(statements[i]!.text), undefined, runs.length > 0);
         exchange = held.exchange;
         if (held.error) return this.#s.refuse(exchange, decision, step.request, held.error, true);
+        giveBack = held.giveBack;
       }
-      runs.push(this.#s.newRun(exchange, decision, step.derived, decision.effect === 'require_approval', step.deallocates));
+      const run = this.#s.newRun(exchange, decision, step.derived, decision.effect === 'require_approval', step.deallocates);
+      run.giveBack = giveBack;
+      runs.push(run);
       requests.push(step.request);
       facts.push(step.facts);
       if (++i === statements.length) return this.#openQuery(runs, requests, facts, frame);

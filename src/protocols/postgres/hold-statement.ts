@@ -9,7 +9,9 @@
 //   denied: 42501; not approved within `holdFor`, expired, or cancelled by the client
 //   (CancelRequest): 57014, the statement not run; the client leaving ends the hold;
 // - the same statement run again in the same session waits on the review it timed out
-//   on (as HTTP's `Gatehouse-Review` retry), so an approval given late is used.
+//   on (as HTTP's `Gatehouse-Review` retry), so an approval given late is used;
+// - an approval used by a statement the database then skipped (an earlier error in its
+//   batch or Query) is given back (HoldOutcome.giveBack, Run.giveBack).
 
 import { GatehouseError } from '../../errors/index.js';
 import { maxPreview } from '../../approvals/approval-service.js';
@@ -61,6 +63,8 @@ export interface HoldOutcome {
   /** The exchange with `approval` set when a review was involved. */
   readonly exchange: Exchange;
   readonly error?: GatehouseError | undefined;
+  /** Approved: gives the review's approval back, for a statement the database then did not run (Run.giveBack). */
+  readonly giveBack?: (() => Promise<void>) | undefined;
 }
 
 const maxRemembered = 32;
@@ -111,7 +115,7 @@ export class StatementHolds {
     const id = held.approval.reviewId;
     if (!held.error) {
       this.#pendingReviews.delete(digest);
-      return { exchange: approved };
+      return { exchange: approved, giveBack: held.restore };
     }
     const url = held.error.fields?.review_url;
     const where = url ? `review ${id}, ${url}` : `review ${id}`;

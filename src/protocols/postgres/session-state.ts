@@ -39,6 +39,12 @@ export interface Run {
    * executed, leaves the statement prepared).
    */
   completed: (() => void) | undefined;
+  /**
+   * Gives back the approval it used (hold-statement.ts), when the database did not run
+   * it (skipped after an earlier error in its batch or Query): a reviewer's one-time
+   * consent is not spent on a statement that never ran (StatementRecording.finish).
+   */
+  giveBack?: (() => Promise<void>) | undefined;
 }
 
 /** A prepared statement (Parse), by name. */

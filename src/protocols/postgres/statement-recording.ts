@@ -150,13 +150,18 @@ export class StatementRecording {
     this.#stages.observe(exchange, decision, outcome);
   }
 
-  /** Ends a statement (once): its outcome is written, and observed. */
+  /**
+   * Ends a statement (once): its outcome is written, and observed. `not_executed` (the
+   * database skipped it) gives back the approval it used (Run.giveBack).
+   */
   finish(run: Run, error?: GatehouseError, code?: string): void {
     if (run.done) return;
     run.done = true;
     if (error && !run.error) run.error = { code: code ?? error.code, detail: error.message, status: error.status };
     const outcome = outcomeOf(run);
     this.#finishing.push(this.#stages.recorder.finish(run.exchange, outcome).catch(ignore));
+    // Not run by the database: its approval is usable again before the client hears ReadyForQuery.
+    if (code === 'not_executed' && run.giveBack) this.#finishing.push(run.giveBack().catch(ignore));
     this.#stages.observe(run.exchange, run.decision, outcome);
   }
 
