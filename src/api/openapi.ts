@@ -83,6 +83,7 @@ const documented = {
           id: { type: 'string' },
           state: { type: 'string', enum: ['pending', 'approved', 'denied', 'expired', 'cancelled', 'executed'] },
           subject: { type: 'string' },
+          apiKey: { type: ['string', 'null'], description: 'id of the API key that asked (directly or through a Gatehouse token exchanged for it): the approval is for that key only; null for an identity with none' },
           identityKind: { type: ['string', 'null'] },
           connection: { type: 'string' },
           operation: { type: 'string' },

@@ -10,7 +10,8 @@
 //   never acted on the request that used it;
 // - a grant is only given when every approver asked for one; it lasts the shortest
 //   duration asked, never more than `maxGrant`, and covers the same identity,
-//   connection, operation and deciding rules (any body).
+//   connection, operation and deciding rules (any body);
+// - both are for the API key that asked (Binding.apiKey), not any key of its subject.
 // Every state change is published on the ReviewBus and reported to `audit`.
 
 import type { Kysely } from 'kysely';
@@ -55,6 +56,8 @@ export interface ApprovalServiceOptions {
 
 export interface Binding {
   readonly subject: string;
+  /** The API key that asked (apiKeyOf); null for an identity with none. */
+  readonly apiKey: string | null;
   readonly connection: string;
   readonly operation: string;
   readonly digest: string;
@@ -138,12 +141,13 @@ export class ApprovalService {
     return queryReviews(this.#db, filter);
   }
 
-  /** A live grant for this subject, connection, operation and deciding rules: the id of the review that gave it. */
-  async findGrant(subject: string, connection: string, operation: string, rules: readonly string[]): Promise<string | undefined> {
+  /** A live grant for this subject and API key, connection, operation and deciding rules: the id of the review that gave it. */
+  async findGrant(subject: string, apiKey: string | null, connection: string, operation: string, rules: readonly string[]): Promise<string | undefined> {
     const row = await this.#db
       .selectFrom('review_grants')
       .select('review_id')
       .where('subject', '=', subject)
+      .where('api_key', apiKey === null ? 'is' : '=', apiKey)
       .where('connection', '=', connection)
       .where('operation', '=', operation)
       .where('rules', '=', JSON.stringify(rules))
@@ -166,6 +170,7 @@ export class ApprovalService {
       .selectFrom('reviews')
       .select('id')
       .where('subject', '=', binding.subject)
+      .where('api_key', binding.apiKey === null ? 'is' : '=', binding.apiKey)
       .where('connection', '=', binding.connection)
       .where('operation', '=', binding.operation)
       .where('digest', '=', binding.digest)
@@ -206,6 +211,7 @@ export class ApprovalService {
       grant_ms: null,
       executed_at: null,
       executed_by_exchange: null,
+      api_key: binding.apiKey,
     };
     await this.#db.insertInto('reviews').values(row).execute();
     return this.#emit('review.created', id, binding.subject);
@@ -399,7 +405,7 @@ export class ApprovalService {
     const approved = await this.#transition(id, 'pending', 'approved', { decided_at: now, decided_by: actor, usable_until: now + approvalValidFor, grant_ms: grantMs });
     if (!approved) return false;
     if (grantMs !== null) {
-      const review = await this.#db.selectFrom('reviews').select(['subject', 'connection', 'operation', 'rules']).where('id', '=', id).executeTakeFirstOrThrow();
+      const review = await this.#db.selectFrom('reviews').select(['subject', 'api_key', 'connection', 'operation', 'rules']).where('id', '=', id).executeTakeFirstOrThrow();
       await this.#db.insertInto('review_grants').values({ review_id: id, ...review, created_at: now, expires_at: now + grantMs }).execute();
     }
     return true;
@@ -420,10 +426,11 @@ export class ApprovalService {
   }
 }
 
-/** The approval is for exactly one identity, connection, operation, policy version and body. */
+/** The approval is for exactly one identity (and its API key), connection, operation, policy version and body. */
 function checkBinding(review: Review, binding: Binding, fields: Record<string, string>): void {
   const mismatch =
     review.subject !== binding.subject ? `was requested by another identity`
+    : review.apiKey !== binding.apiKey ? `was requested with another credential${review.apiKey === null ? '' : ` (API key ${review.apiKey})`}`
     : review.connection !== binding.connection ? `is for connection "${review.connection}"`
     : review.operation !== binding.operation ? `is for operation "${review.operation}"`
     : review.policyVersion !== binding.policyVersion ? 'was made under another policy version'

@@ -1,8 +1,8 @@
 // Stage: approve. Runs between authorize and record for a `require_approval` decision.
 // Enforces:
 // - `Gatehouse-Review: <id>` (or the protocol's equivalent) uses that review, only if
-//   it is approved and bound to this identity, connection, operation, policy version
-//   and request digest, once (see ApprovalService.consume);
+//   it is approved and bound to this identity (and the API key it stands on),
+//   connection, operation, policy version and request digest, once (see ApprovalService.consume);
 // - otherwise a live grant for this identity, connection, operation and rule lets it pass;
 // - otherwise a review is opened (or the one open for the same request reused: pending,
 //   or approved and unused) and
@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { redactPathCredentials } from '../detect/index.js';
 import { GatehouseError } from '../errors/index.js';
+import { apiKeyOf } from '../identity/index.js';
 import type { Decision, Exchange, ExchangeApproval } from '../exchange/index.js';
 import type { DecisionPolicy } from '../policy/index.js';
 import type { ApprovalService, Binding } from './approval-service.js';
@@ -130,7 +131,8 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
       // path too, so an approval for one key's path is not one for another's.
       const operation = redactPathCredentials(exchange.operation);
       const digest = operation === exchange.operation ? request.digest : `sha256:${createHash('sha256').update(`${exchange.operation}\n${request.digest}`).digest('hex')}`;
-      const binding: Binding = { subject, connection: exchange.connection, operation, digest, policyVersion: decision.policyVersion };
+      const apiKey = apiKeyOf(exchange.identity!) ?? null;
+      const binding: Binding = { subject, apiKey, connection: exchange.connection, operation, digest, policyVersion: decision.policyVersion };
       // Uses the approval now, or (deferUse) checks it and hands over its use.
       const take = async (id: string, approval: ExchangeApproval): Promise<HoldResult> => {
         if (!request.deferUse) {
@@ -152,7 +154,7 @@ function holdStage(service: ApprovalService, options: { readonly pollInterval: n
         }
       }
 
-      const granted = await service.findGrant(subject, exchange.connection, operation, decision.rules);
+      const granted = await service.findGrant(subject, apiKey, exchange.connection, operation, decision.rules);
       if (granted !== undefined) return { approval: { reviewId: granted, via: 'grant' } };
 
       const review = request.reviewId !== undefined ? ((await service.get(request.reviewId)) as Review) : await service.open(exchange, decision, binding, request.justification, request.preview);

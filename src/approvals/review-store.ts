@@ -53,6 +53,7 @@ function toReview(row: ReviewRow, votes: readonly ReviewVoteRow[], grantExpiresA
     id: row.id,
     state: row.state as ReviewState,
     subject: row.subject,
+    apiKey: row.api_key ?? null,
     identityKind: row.identity_kind,
     connection: row.connection,
     operation: row.operation,

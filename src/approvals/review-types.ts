@@ -23,6 +23,8 @@ export interface Review {
   readonly state: ReviewState;
   /** The binding: the request is approved only for exactly this. */
   readonly subject: string;
+  /** The API key that asked (not its secret); null for an identity with none. Another key of the subject is another requester. */
+  readonly apiKey: string | null;
   readonly identityKind: string | null;
   readonly connection: string;
   readonly operation: string;

@@ -2,6 +2,7 @@ export { ApiKeyService, ApiKeyInputError, apiKeyReference, keyLifetime, type Api
 export { identifyCaller, type Authenticator } from './identify-caller.js';
 export { apiKeyAuthenticator } from './api-key-authenticator.js';
 export { parseApiKey } from './api-key-format.js';
+export { apiKeyOf } from './api-key-of.js';
 export { buildIdentity, type IdentityServices } from './build-identity.js';
 export { VerifiedTokenCache } from './verified-token-cache.js';
 export { jwtAuthenticator } from './jwt-authenticator.js';

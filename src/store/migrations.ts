@@ -356,5 +356,15 @@ export function buildMigrations(dialect: DialectName): Record<string, Migration>
         await sql`create index exchanges_search on exchanges using gin (search)`.execute(db);
       },
     },
+    '0017_approvals_bound_to_api_key': {
+      // An approval (and a grant) binds the API key that asked, not only its subject
+      // (src/identity/api-key-of.ts): the key of a rotation, or a key created under the
+      // name after a revocation, does not inherit it. Null: no key (a person signed in
+      // through an identity provider), and every review and grant from before.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('reviews').addColumn('api_key', 'text').execute();
+        await db.schema.alterTable('review_grants').addColumn('api_key', 'text').execute();
+      },
+    },
   };
 }

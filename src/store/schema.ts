@@ -193,6 +193,8 @@ export interface ReviewsTable {
   grant_ms: number | null;
   executed_at: number | null;
   executed_by_exchange: string | null;
+  /** The API key that asked (migration 0017); null: none (an identity provider's subject), or opened before. */
+  api_key: string | null;
 }
 
 export interface ReviewVotesTable {
@@ -215,6 +217,8 @@ export interface ReviewGrantsTable {
   rules: string;
   created_at: number;
   expires_at: number;
+  /** As ReviewsTable.api_key, from the review that gave it. */
+  api_key: string | null;
 }
 
 export type ReviewRow = ReviewsTable;

@@ -41,7 +41,7 @@ test('an approval and a denial at the same instant: one decides, the other gets 
   for (let i = 0; i < 12; i++) {
     const exchange = { id: `ex_race_${i}`, identity: { subject: 'key:carol', groups: ['ml'], kind: 'human' }, facts: { text: `race ${i}` } } as unknown as Exchange;
     const decision = { effect: 'require_approval', rules: ['prod'] } as unknown as Decision;
-    const review = await approvals.open(exchange, decision, { subject: 'key:carol', connection: 'openai', operation: 'chat.completions', digest: `d${i}`, policyVersion: 'v1' }, undefined);
+    const review = await approvals.open(exchange, decision, { subject: 'key:carol', apiKey: null, connection: 'openai', operation: 'chat.completions', digest: `d${i}`, policyVersion: 'v1' }, undefined);
     // Both votes go through the admin API's service in the same turn, as two requests on
     // two gateways sharing a store do: both find the review pending.
     const [approve, deny] = i % 2 === 0 ? await Promise.all([direct('alice', review.id, 'approve'), direct('bob', review.id, 'deny')]) : await Promise.all([vote(aliceKey, review.id, 'approve'), vote(bobKey, review.id, 'deny')]);

@@ -80,10 +80,10 @@ const expectedColumns: Record<string, ReadonlyArray<readonly [string, boolean]>>
     ['id', false], ['state', false], ['subject', false], ['identity_kind', true], ['connection', false], ['operation', false], ['digest', false],
     ['policy_version', false], ['rules', false], ['reviewer_groups', false], ['min_approvals', false], ['justification', true], ['exchange_id', true],
     ['model', true], ['prompt_preview', true], ['created_at', false], ['expires_at', false], ['decided_at', true], ['decided_by', true],
-    ['usable_until', true], ['grant_ms', true], ['executed_at', true], ['executed_by_exchange', true],
+    ['usable_until', true], ['grant_ms', true], ['executed_at', true], ['executed_by_exchange', true], ['api_key', true],
   ],
   review_votes: [['review_id', false], ['voter', false], ['voter_groups', false], ['vote', false], ['comment', true], ['grant_ms', true], ['via', false], ['created_at', false]],
-  review_grants: [['review_id', false], ['subject', false], ['connection', false], ['operation', false], ['rules', false], ['created_at', false], ['expires_at', false]],
+  review_grants: [['review_id', false], ['subject', false], ['connection', false], ['operation', false], ['rules', false], ['created_at', false], ['expires_at', false], ['api_key', true]],
   identity_revocations: [
     ['id', false],
     ['kind', false],
