@@ -43,6 +43,8 @@ export type ProxyOptions = Partial<Omit<PostgresConnection, 'target' | 'name' | 
   readonly inFlight?: PostgresListenerOptions['inFlight'];
   /** Reach the database through this port on 127.0.0.1 instead (a relay a test puts in between). */
   readonly upstreamPort?: number;
+  /** Log in to the database as this role (the connection's credential user) instead of the URL's. */
+  readonly upstreamUser?: string;
 };
 
 /** undefined plus a reason when PostgreSQL is not reachable (skip outside CI). */
@@ -70,7 +72,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
     observe: (exchange, decision, outcome) => observed.push({ exchange, decision, outcome }),
   };
   const database = url.pathname.slice(1);
-  const { policy: _policy, approvals: _approvals, recorder: _recorder, inFlight, upstreamPort, ...rest } = options;
+  const { policy: _policy, approvals: _approvals, recorder: _recorder, inFlight, upstreamPort, upstreamUser, ...rest } = options;
   const listener = await startPostgresListener({
     stages,
     inFlight,
@@ -85,7 +87,7 @@ export async function startTestProxy(options: ProxyOptions = {}): Promise<TestPr
       masking: { columns: new Map() },
       loginTimeoutMs: 10_000,
       ...rest,
-      target: { host: upstreamPort ? '127.0.0.1' : url.hostname, port: upstreamPort ?? Number(url.port || 5432), database, user: url.username || 'postgres', password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
+      target: { host: upstreamPort ? '127.0.0.1' : url.hostname, port: upstreamPort ?? Number(url.port || 5432), database, user: upstreamUser ?? (url.username || 'postgres'), password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5000, maxMessageBytes: 1024 ** 3 },
     },
   });
   return {

@@ -11,6 +11,9 @@
 // - `require_approval` passes only when approvals are configured (the session holds
 //   it); otherwise it is refused like a deny (fail closed);
 // - SQL the gateway cannot inspect safely (a non-UTF8 client encoding) is refused;
+// - a change to how the gateway's own upstream role logs in (its password — psql's
+//   `\password` —, NOLOGIN, VALID UNTIL, CONNECTION LIMIT, a rename) is refused, 42501
+//   with rule `gateway-credential`, whatever policy says: it would lock every caller out;
 // - COPY … TO STDOUT on a connection with column masking rules runs only where the
 //   session describes and masks it (a Query, or an Execute inside its batch: copy-out.ts);
 // - on such a connection, reading the catalog's column statistics (pg_stats: samples
@@ -35,6 +38,7 @@ import { checkTokenScope } from '../../identity/index.js';
 import { enforceDecision, type DecisionPolicy } from '../../policy/index.js';
 import type { PostgresConnection } from './connection.js';
 import { unmaskableStore } from './mask-rows.js';
+import type { RoleLoginChange } from './role-login.js';
 import type { CopyServerForm, StatementFacts } from './statement-facts.js';
 import { strictestClass } from './statement-classes.js';
 import { isColumnStatistics } from './statement-tables.js';
@@ -171,6 +175,8 @@ export function decideStatement(ctx: StatementContext, exchange: Exchange, facts
   // Code that later statements may run unnamed (a trigger's function, a view or default calling set_config): from now on each statement may change search_path.
   if (facts && (facts.risky.includes('routine-body') || (facts.searchPath && facts.class === 'ddl'))) ctx.tables?.madePathCode();
   if (facts?.unsupported) return { decision: undefined, error: new GatehouseError('sql_not_supported', { message: `Not supported through the gateway: ${facts.unsupported}.` }) };
+  const ownRole = facts?.roleLogin && gatewayRoleChange(ctx.connection, facts.roleLogin);
+  if (ownRole) return { decision: undefined, error: ownRole };
   const single = facts && exchange.facts.sql && exchange.facts.sql.classes.length > 1 ? statementExchange(ctx, [facts], facts.text, undefined, exchange) : exchange;
   let decision: Decision | undefined;
   try {
@@ -265,6 +271,19 @@ const copyServerDoes: Readonly<Record<CopyServerForm, string>> = {
 function serverFilesRefused(form: CopyServerForm | undefined): string {
   const does = form ? copyServerDoes[form] : 'The statement reads or writes files on the database server (pg_read_file, pg_read_binary_file, lo_import, lo_export …), which can hold any table\'s rows';
   return `${does}, masked columns (masking.columns) included; it was not run. Run it on a connection without column masking.`;
+}
+
+/**
+ * The statement changes how the role the gateway logs in as upstream logs in (or the
+ * session's own role, which is that role unless SET ROLE changed it: refused alike).
+ */
+function gatewayRoleChange(connection: PostgresConnection, change: RoleLoginChange): GatehouseError | undefined {
+  const upstream = connection.target.user;
+  if (change.role !== undefined && change.role !== upstream) return undefined;
+  return new GatehouseError('access_denied', {
+    rule: 'gateway-credential',
+    message: `The statement changes ${change.change} of role "${change.role ?? upstream}", which this gateway logs in to the database as for every caller of connection "${connection.name}"; it was not run. Change that role's credential outside the gateway, then update the connection's credential.`,
+  });
 }
 
 export function unparseable(detail: string): GatehouseError {

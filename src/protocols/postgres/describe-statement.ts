@@ -13,6 +13,7 @@ import { builtinFunctionNames } from './builtin-functions.js';
 import { deriveColumns } from './derive-columns.js';
 import { callsBuiltin, functionRisks } from './function-calls.js';
 import { stringList, type Node } from './parse-tree-names.js';
+import { roleLoginChange } from './role-login.js';
 import { mayChangeSearchPath } from './search-path.js';
 import { classOf, strictestClass } from './statement-classes.js';
 import type { CopyServerForm, StatementFacts } from './statement-facts.js';
@@ -185,6 +186,9 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     default:
       break;
   }
+  // A role's password, login, expiry or name: the gateway's own upstream role among them (role-login.ts).
+  const roleLogin = roleLoginChange(kind, node);
+  if (roleLogin) riskySet.add('role-login');
   for (const r of riskySet) if (!risky.includes(r)) risky.push(r);
   // search_path (and "$user" in it: the role) decides which schema a bare name is.
   const searchPath = mayChangeSearchPath(stmt, kind, node, cls, tables, new Set(risky));
@@ -209,6 +213,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(ctes.size > 0 ? { ctes: [...ctes] } : {}),
     ...(searchPath ? { searchPath: true } : {}),
     ...(revertsSettings ? { revertsSettings: true } : {}),
+    ...(roleLogin ? { roleLogin } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),
