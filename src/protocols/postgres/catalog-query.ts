@@ -54,13 +54,24 @@ export class CatalogCache<T> {
 
   /** The cached answer for `key`, or `read`'s (then cached). */
   async get(key: string, read: () => Promise<T>, now: number = Date.now()): Promise<T> {
-    const hit = this.#entries.get(key);
-    if (hit && now - hit.at < catalogTtlMs) return hit.value;
+    const hit = this.fresh(key, now);
+    if (hit !== undefined) return hit;
     const value = await read();
+    this.set(key, value, now);
+    return value;
+  }
+
+  /** The answer for `key` read less than `catalogTtlMs` before `now`; undefined when there is none. */
+  fresh(key: string, now: number = Date.now()): T | undefined {
+    const hit = this.#entries.get(key);
+    return hit && now - hit.at < catalogTtlMs ? hit.value : undefined;
+  }
+
+  set(key: string, value: T, now: number = Date.now()): void {
+    this.#entries.delete(key);
     this.#entries.set(key, { value, at: now });
     // Bounded: a config per connection; the bound is a safeguard.
     if (this.#entries.size > 1000) this.#entries.delete(this.#entries.keys().next().value!);
-    return value;
   }
 
   delete(key: string): void {

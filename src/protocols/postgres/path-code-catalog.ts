@@ -12,7 +12,14 @@
 //   session_authorization, RESET, DISCARD or EXECUTE (dynamic SQL); so does any
 //   expression of a user object (oid of a user object) that calls set_config (OID 2078);
 // - false means none exists at login: the session then follows search_path from its
-//   statements alone (search-path.ts), with no cost to any statement.
+//   statements alone (search-path.ts);
+// - such code created by another session after the login is noticed: before a statement
+//   that may run code is decided, a session that knows of none takes the cached answer
+//   while it is younger than catalogTtlMs, else reads it again on its own connection
+//   (table-lookup.ts recheckPathCode), so the answer a statement is decided with is
+//   never older than that; one round trip per catalogTtlMs per connection config, shared
+//   by its sessions. Where it cannot be read (inside a batch, a failed transaction),
+//   each such statement counts as a search_path change until it is (fail closed).
 
 import { GatehouseError } from '../../errors/index.js';
 import { CatalogCache, runCatalogQuery } from './catalog-query.js';
@@ -20,7 +27,7 @@ import type { UpstreamSession } from './forward.js';
 
 // 16384: FirstNormalObjectId, the first OID of an object not made by initdb.
 const callsSetConfig = (column: string) => `${column}::pg_catalog.text operator(pg_catalog.~) ':funcid 2078 '`;
-const pathCodeQuery = `select exists (
+export const pathCodeQuery = `select exists (
     select 1 from pg_catalog.pg_proc p
     where p.oid operator(pg_catalog.>=) 16384 and p.prokind operator(pg_catalog.<>) 'a'
       and p.pronamespace operator(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
@@ -46,6 +53,16 @@ export function unnamedPathCode(upstream: UpstreamSession, key: string, now: num
     }, catalogFailed);
     return found;
   }, now);
+}
+
+/** The answer for `key` while it is younger than catalogTtlMs; undefined when it must be read again. */
+export function freshPathCode(key: string, now: number = Date.now()): boolean | undefined {
+  return cache.fresh(key, now);
+}
+
+/** An answer read on a session's connection (pathCodeQuery's one value, 't' or 'f'), for the sessions of `key`. */
+export function rememberPathCode(key: string, found: boolean, now: number = Date.now()): void {
+  cache.set(key, found, now);
 }
 
 /** Forgets every cached answer (tests). */

@@ -95,6 +95,8 @@ export class SessionTables {
    * is decided to run (ranStatement).
    */
   #unnamedPathCode: boolean;
+  /** Whether such code exists could not be read again when last asked (pathCodeRead). */
+  #pathCodeUnsure = false;
 
   /** `key`: the cache key the catalog was read under (tableCatalog), dropped when the session makes a descendant. */
   constructor(catalog: TableCatalog | undefined, key?: string, unnamedPathCode = false) {
@@ -109,12 +111,32 @@ export class SessionTables {
    * name may change search_path, it counts as a change (searchPathChanged).
    */
   ranStatement(cls: string): void {
-    if (this.#unnamedPathCode && !codeFreeClasses.has(cls)) this.searchPathChanged();
+    if ((this.#unnamedPathCode || this.#pathCodeUnsure) && !codeFreeClasses.has(cls)) this.searchPathChanged();
   }
 
   /** The session made code that may change search_path unnamed (a function body, an expression calling set_config on the path). */
   madePathCode(): void {
     this.#unnamedPathCode = true;
+  }
+
+  /**
+   * The catalog key under which to read again whether the database holds such code, before
+   * `facts` are decided (table-lookup.ts recheckPathCode): when the session knows of none
+   * and one of them may run code; undefined otherwise (the common case costs a loop).
+   */
+  pathCodeToCheck(facts: readonly { readonly class: string }[]): string | undefined {
+    if (this.#unnamedPathCode || this.#key === undefined) return undefined;
+    return facts.some((f) => !codeFreeClasses.has(f.class)) ? this.#key : undefined;
+  }
+
+  /**
+   * The answer read again: `true`, some exists (from now on as madePathCode); `false`,
+   * none; `undefined`, it could not be read, so each statement that may run code counts
+   * as a change until it is (fail closed).
+   */
+  pathCodeRead(found: boolean | undefined): void {
+    if (found === true) this.#unnamedPathCode = true;
+    this.#pathCodeUnsure = found === undefined;
   }
 
   /**

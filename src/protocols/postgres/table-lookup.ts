@@ -12,20 +12,57 @@
 //   database owes nothing of an extended batch not yet ended by Sync, is not in COPY,
 //   and skips nothing); otherwise, or when the look-up fails (an aborted transaction
 //   block), the names stay unresolved and the statement is decided as one whose tables
-//   are unknown (fail closed: decide-statement.ts).
+//   are unknown (fail closed: decide-statement.ts);
+// - before that, where the session knows of no code that changes search_path unnamed
+//   and a statement may run code, whether some exists now (path-code-catalog.ts) is
+//   taken from the shared answer while fresh, else read again the same way.
 
 import { randomBytes } from 'node:crypto';
-import { oneParameterQueryMessages, syncMessage } from './codec.js';
+import { cstring, int16, int32, message, oneParameterQueryMessages, syncMessage } from './codec.js';
+import { freshPathCode, pathCodeQuery, rememberPathCode } from './path-code-catalog.js';
 import type { SessionCore } from './session-core.js';
 import type { Pending } from './session-state.js';
 import { tableLookupQuery, type SessionTables } from './table-catalog.js';
 
+type DecidedFacts = readonly { readonly class: string; readonly tables: readonly string[]; readonly ctes?: readonly string[] | undefined }[];
+
+/**
+ * What the session learns on its own connection before `facts` are decided: whether
+ * code that changes search_path unnamed exists now (recheckPathCode), then the tables it
+ * does not know; resolves once both are settled.
+ */
+export function lookUpUnknownTables(core: SessionCore, tables: SessionTables | undefined, facts: DecidedFacts): Promise<void> | undefined {
+  if (!tables) return undefined;
+  const rechecked = recheckPathCode(core, tables, facts);
+  return rechecked ? rechecked.then(() => lookUpTables(core, tables, facts)) : lookUpTables(core, tables, facts);
+}
+
 /** Looks up the names of `facts`' tables `tables` does not know, when the session can; resolves once they are known, absent or left unresolved. */
-export function lookUpUnknownTables(core: SessionCore, tables: SessionTables | undefined, facts: readonly { readonly tables: readonly string[]; readonly ctes?: readonly string[] | undefined }[]): Promise<void> | undefined {
-  const names = tables?.unknown(facts);
-  if (!names || !tables || !canLookUp(core)) return undefined;
+function lookUpTables(core: SessionCore, tables: SessionTables, facts: DecidedFacts): Promise<void> | undefined {
+  const names = tables.unknown(facts);
+  if (!names || !canLookUp(core)) return undefined;
   return lookUp(core, names).then((rows) => {
     if (rows !== undefined) tables.lookedUp(names, rows);
+  });
+}
+
+/**
+ * Code that changes search_path unnamed, created by another session since the session's
+ * answer was read (path-code-catalog.ts): the shared answer while it is younger than
+ * catalogTtlMs, else pathCodeQuery again, in the session's order; not readable now (in a
+ * batch, a failed block): unsure, each statement that may run code counts as a change.
+ */
+function recheckPathCode(core: SessionCore, tables: SessionTables, facts: DecidedFacts): Promise<void> | undefined {
+  const key = tables.pathCodeToCheck(facts);
+  if (key === undefined) return undefined;
+  const fresh = freshPathCode(key);
+  if (fresh !== undefined) return void tables.pathCodeRead(fresh);
+  if (!canLookUp(core)) return void tables.pathCodeRead(undefined);
+  const name = `gatehouse_path_code_${randomBytes(8).toString('hex')}`;
+  return probe(core, noParameterQueryMessages(name, pathCodeQuery)).then((rows) => {
+    const found = rows === undefined ? undefined : rows[0] === 't';
+    if (found !== undefined) rememberPathCode(key, found);
+    tables.pathCodeRead(found);
   });
 }
 
@@ -40,15 +77,34 @@ function canLookUp(core: SessionCore): boolean {
 /** The look-up's rows (tableLookupQuery), or undefined when the database refused it. */
 function lookUp(core: SessionCore, names: readonly string[]): Promise<string[] | undefined> {
   const name = `gatehouse_tables_${randomBytes(8).toString('hex')}`;
+  const param = Buffer.from(textArray(names), 'utf8');
+  return probe(core, oneParameterQueryMessages(name, tableLookupQuery, param));
+}
+
+/**
+ * Sends `messages` (a Parse, Bind, Execute … of the gateway's) with a Sync, as a probe
+ * in the FIFO: the first value of each row, or undefined when the database refused it.
+ */
+function probe(core: SessionCore, messages: Buffer[]): Promise<string[] | undefined> {
   const answered = new Promise<string[] | undefined>((resolve) => {
     // Its Execute has no RowDescription (probeAnswered then says 'no description'): the rows are in `values`.
     const probe: Extract<Pending, { kind: 'probe' }> = { kind: 'probe', columns: undefined, values: [], error: undefined, answered: () => resolve(probe.error === undefined && !probe.skipped ? probe.values : undefined) };
     core.expect(probe);
   });
-  const param = Buffer.from(textArray(names), 'utf8');
-  core.toUpstream(Buffer.concat([...oneParameterQueryMessages(name, tableLookupQuery, param), syncMessage()]));
+  core.toUpstream(Buffer.concat([...messages, syncMessage()]));
   const sent = core.flushToDatabase();
   return sent ? sent.then(() => answered) : answered;
+}
+
+/** Parse, Bind, Execute and Close (portal, statement) of `sql`, which takes no parameter, under a name no client uses. */
+function noParameterQueryMessages(name: string, sql: string): Buffer[] {
+  return [
+    message('P', Buffer.concat([cstring(name), cstring(sql), int16(0)])),
+    message('B', Buffer.concat([cstring(name), cstring(name), int16(0), int16(0), int16(0)])),
+    message('E', Buffer.concat([cstring(name), int32(0)])),
+    message('C', Buffer.concat([Buffer.from('P'), cstring(name)])),
+    message('C', Buffer.concat([Buffer.from('S'), cstring(name)])),
+  ];
 }
 
 /** A text[] literal of `values`, each element quoted (a name may hold any character but NUL). */
