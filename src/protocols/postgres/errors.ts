@@ -54,5 +54,15 @@ export function sqlstateOf(error: GatehouseError): string {
 /** The ErrorResponse for a Gatehouse error; the rule that decided is named in the message. */
 export function errorResponseFor(error: GatehouseError, severity: 'ERROR' | 'FATAL' = 'ERROR'): Buffer {
   const message = error.rule && !error.message.includes(error.rule) ? `${error.message} (rule: ${error.rule})` : error.message;
-  return errorResponse({ severity, code: sqlstateOf(error), message, detail: `gatehouse code: ${error.code}` });
+  const review = error.fields?.review_id;
+  return errorResponse({ severity, code: sqlstateOf(error), message, detail: `gatehouse code: ${error.code}`, hint: review === undefined ? undefined : reviewHint(review, error.fields?.review_url) });
+}
+
+/**
+ * The review a held statement waits on, or was refused on, for a program to read: the
+ * hint (H) of the NoticeResponse that says it is held and of the ErrorResponse that
+ * refuses it, `gatehouse review: <id>` then ` <url>` when there is one (docs/errors.md).
+ */
+export function reviewHint(id: string, url: string | undefined): string {
+  return url ? `gatehouse review: ${id} ${url}` : `gatehouse review: ${id}`;
 }

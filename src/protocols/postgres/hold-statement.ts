@@ -4,7 +4,9 @@
 //   the SHA-256 of the statement text and its parameters' exact values;
 // - the review shows the statement's text and, at Execute, its parameter values (both
 //   as recorded: masked by request profiles), so a reviewer knows which rows it touches;
-// - the client is told at once, with a NoticeResponse carrying the review id and URL;
+// - the client is told at once, with a NoticeResponse carrying the review id and URL, in
+//   its message and, for programs, in its hint (`gatehouse review: <id> <url>`, as the
+//   ErrorResponse that refuses it: errors.ts reviewHint);
 // - approved in time: the statement goes on, its record carrying the review;
 //   denied: 42501; not approved within `holdFor`, expired, or cancelled by the client
 //   (CancelRequest): 57014, the statement not run; the client leaving ends the hold;
@@ -19,6 +21,7 @@ import { requestDigest } from '../../approvals/request-digest.js';
 import type { ApprovalStage } from '../../approvals/index.js';
 import type { Decision, Exchange } from '../../exchange/index.js';
 import { noticeResponse } from './codec.js';
+import { reviewHint } from './errors.js';
 
 /** SHA-256 of the statement as run: its text, and its parameters when bound (Execute). */
 export function statementDigest(text: string, params?: readonly (string | null)[]): string {
@@ -104,6 +107,7 @@ export class StatementHolds {
               code: '00000',
               message: `This statement needs approval (rule: ${decision.rules[0] ?? 'unnamed'}): review ${id}${reviewUrl ? `, ${reviewUrl}` : ''}`,
               detail: `The statement waits up to ${seconds(holdForMs)} for a reviewer; it has not been run.`,
+              hint: reviewHint(id, reviewUrl),
             }),
           );
         },
