@@ -12,6 +12,7 @@
 import { builtinFunctionNames } from './builtin-functions.js';
 import { deriveColumns } from './derive-columns.js';
 import { callsBuiltin, functionRisks } from './function-calls.js';
+import { paramWrites } from './masked-writes.js';
 import { stringList, type Node } from './parse-tree-names.js';
 import { mayChangeSearchPath } from './search-path.js';
 import { classOf, strictestClass } from './statement-classes.js';
@@ -189,6 +190,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   // search_path (and "$user" in it: the role) decides which schema a bare name is.
   const searchPath = mayChangeSearchPath(stmt, kind, node, cls, tables, new Set(risky));
   const revertsSettings = kind === 'TransactionStmt' && node.kind === 'TRANS_STMT_ROLLBACK_TO';
+  const writes = paramWrites(kind, node);
   return {
     class: cls,
     tables: [...tables],
@@ -209,6 +211,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(ctes.size > 0 ? { ctes: [...ctes] } : {}),
     ...(searchPath ? { searchPath: true } : {}),
     ...(revertsSettings ? { revertsSettings: true } : {}),
+    ...(writes.length > 0 ? { writes } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),

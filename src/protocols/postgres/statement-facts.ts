@@ -3,6 +3,7 @@
 // describe-statement.ts, cached by inspect-sql.ts.
 
 import type { Derivation } from './derive-columns.js';
+import type { ParamWrite } from './masked-writes.js';
 
 export interface StatementFacts {
   readonly class: string;
@@ -63,6 +64,8 @@ export interface StatementFacts {
   readonly revertsSettings?: true;
   /** FETCH name: the portal whose rows it answers with (a protocol portal's too). */
   readonly fetches?: string;
+  /** Bind parameters an INSERT or UPDATE writes straight into named columns (masked-writes.ts). */
+  readonly writes?: readonly ParamWrite[];
 }
 
 /** `COPY … TO PROGRAM`, `COPY … FROM PROGRAM`, `COPY … TO '/file'`, `COPY … FROM '/file'`. */
