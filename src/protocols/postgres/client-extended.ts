@@ -17,6 +17,7 @@ import { statementDigest, statementPreview } from './hold-statement.js';
 import { maskingFor } from './connection.js';
 import { copyOutRefusal, planCopyOut } from './copy-out.js';
 import { forSession, inspectSql, inspectSqlCached, type StatementFacts } from './inspect-sql.js';
+import { maskedWriteRefusal } from './masked-writes.js';
 import { continues, type ClientFlow, type ClientStatements, type Waiting } from './client-statements.js';
 import type { SessionCore } from './session-core.js';
 import type { PortalInfo, Run } from './session-state.js';
@@ -97,6 +98,12 @@ export class ExtendedMessages {
         // The decision kept is the one that asks for approval, if any does.
         if (decision?.effect !== 'require_approval') decision = checked.decision;
       }
+    }
+    // An ORM saving back every column it read would store the masks over the values.
+    const columns = this.#core.ctx.connection.masking.columns;
+    for (const f of columns.size > 0 ? (facts ?? []) : []) {
+      const refused = f.writes && maskedWriteRefusal(f.writes, params ?? [], columns);
+      if (refused) return this.#s.refuse(exchange, decision, request, refused, false);
     }
     // Code it runs unnamed may change search_path for the statements after it (table-catalog.ts).
     if (facts && facts.length > 0) for (const f of facts) this.#s.decide.tables?.ranStatement(f.class);

@@ -16,6 +16,8 @@ export interface DerivedColumn {
   readonly position: number | undefined;
   readonly sources: readonly string[];
   readonly wholeRow: boolean;
+  /** The value is exactly this table column's, under another name (`phone as "User_phone"`, as ORMs alias every column). */
+  readonly copyOf?: string;
 }
 
 /** A value kept under a name (`target`: e.g. `column "e" of view v`; undefined: unknown). */
@@ -40,6 +42,8 @@ export interface Col {
   readonly sources: ReadonlySet<string>;
   readonly wholeRow: boolean;
   readonly plain: boolean;
+  /** An alias of a plain table column: that column's name. */
+  readonly copyOf?: string;
 }
 /** A `*` over a table: its columns, by their own names, count unknown. */
 export const tableStar = { star: true } as const;
@@ -68,7 +72,7 @@ export function resultsOf(entries: readonly Entry[]): { results?: DerivedColumn[
   entries.forEach((e, i) => {
     if ('star' in e || 'any' in e || e.plain || (e.sources.size === 0 && !e.wholeRow)) return;
     const position = first < 0 || i < first ? i : i > last ? i - entries.length : undefined;
-    results.push({ name: e.name, position, sources: [...e.sources], wholeRow: e.wholeRow });
+    results.push({ name: e.name, position, sources: [...e.sources], wholeRow: e.wholeRow, ...(e.copyOf !== undefined ? { copyOf: e.copyOf } : {}) });
   });
   return results.length > 0 ? { results } : {};
 }

@@ -12,6 +12,7 @@
 import { builtinFunctionNames } from './builtin-functions.js';
 import { deriveColumns } from './derive-columns.js';
 import { callsBuiltin, functionRisks } from './function-calls.js';
+import { paramWrites } from './masked-writes.js';
 import { stringList, type Node } from './parse-tree-names.js';
 import { roleLoginChange } from './role-login.js';
 import { mayChangeSearchPath } from './search-path.js';
@@ -193,6 +194,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   // search_path (and "$user" in it: the role) decides which schema a bare name is.
   const searchPath = mayChangeSearchPath(stmt, kind, node, cls, tables, new Set(risky));
   const revertsSettings = kind === 'TransactionStmt' && node.kind === 'TRANS_STMT_ROLLBACK_TO';
+  const writes = paramWrites(kind, node);
   return {
     class: cls,
     tables: [...tables],
@@ -214,6 +216,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
     ...(searchPath ? { searchPath: true } : {}),
     ...(revertsSettings ? { revertsSettings: true } : {}),
     ...(roleLogin ? { roleLogin } : {}),
+    ...(writes.length > 0 ? { writes } : {}),
     // Code whose tables are unknown (a function called, a DO block, a foreign schema
     // imported whole) may read any; a function's body, created, runs only when called.
     ...((reads.size > 0 || (risky.includes('unknown-tables') && kind !== 'CreateFunctionStmt')) && cls !== 'select' ? { reads: [...reads] } : {}),

@@ -5,10 +5,10 @@
 // - json and jsonb: the string values inside are masked as in a JSON body (keys, numbers
 //   and structure kept, `drop` removes the field); a profile's `fields` paths start at
 //   the column's name (`notes`, `profile.email`, `**.email`);
-// - any other type in text format, and int2 / int4 / int8 / inet / cidr in binary, are
-//   scanned in their text form: such a value cannot hold a label and stay valid for its
-//   type, so one that carries an entity is sent as NULL;
-// - other binary values (numeric, dates, uuid, bytea, arrays, composites) are not scanned;
+// - any other type is scanned in its text form (in binary format, the texts it carries:
+//   binary-texts.ts decodes numbers, arrays and records): such a value cannot hold a
+//   label and stay valid for its type, so one that carries an entity is sent as NULL;
+// - binary values of types that hold no text (dates, uuid, bytea …) are not scanned;
 // - free text (the database's error and notice fields, notification payloads:
 //   server-messages.ts) is scanned with every profile, `fields` ignored;
 // - COPY rows (text or CSV lines, no column names) are scanned with every profile,
@@ -17,6 +17,7 @@
 //   statement instead (undefined).
 
 import { applyFindings, maskJsonAt, maskJsonSource, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { binaryTexts, scansBinary } from './binary-texts.js';
 import { isTextType, type ColumnDescription } from './codec.js';
 
 /** Masks one value (its bytes as sent): the new bytes, null for NULL, undefined when unchanged. */
@@ -34,11 +35,6 @@ export interface EntityMasking {
 // Type OIDs (pg_type.h).
 const JSON_OID = 114;
 const JSONB_OID = 3802;
-const INT2 = 21;
-const INT4 = 23;
-const INT8 = 20;
-const INET = 869;
-const CIDR = 650;
 
 /** What a COPY finding must not span: the text and CSV formats' separators, quotes and escapes. */
 const rowSyntax = /[\t\n\r,"\\]/;
@@ -58,9 +54,14 @@ export function entityMasking(plan: MaskPlan): EntityMasking {
           return masked ? Buffer.concat([value.subarray(0, 1), masked]) : masked;
         };
       }
-      const text = binary ? binaryText(column.typeOid) : (value: Buffer) => value.toString('utf8');
-      if (!text) return undefined;
-      return (value, counts) => (carries(text(value), path, plan, counts) ? null : undefined);
+      if (!binary) return (value, counts) => (carries(value.toString('utf8'), path, plan, counts) ? null : undefined);
+      const oid = column.typeOid;
+      if (!scansBinary(oid)) return undefined;
+      return (value, counts) => {
+        let found = false;
+        for (const text of binaryTexts(oid, value)) if (carries(text, path, plan, counts)) found = true;
+        return found ? null : undefined;
+      };
     },
     line(text, counts) {
       const findings = plan.find(text);
@@ -95,31 +96,4 @@ function maskJson(text: string, path: readonly string[], plan: MaskPlan, counts:
 function carries(text: string, path: readonly string[], plan: MaskPlan, counts: EntityCounts): boolean {
   const masked = maskJsonAt(text, path, plan, counts);
   return masked !== text;
-}
-
-/** The text form of a binary value of a type scanned in binary; undefined: not scanned. */
-function binaryText(oid: number): ((value: Buffer) => string) | undefined {
-  switch (oid) {
-    case INT2:
-      return (v) => String(v.readInt16BE(0));
-    case INT4:
-      return (v) => String(v.readInt32BE(0));
-    case INT8:
-      return (v) => String(v.readBigInt64BE(0));
-    case INET:
-    case CIDR:
-      return inetText;
-    default:
-      return undefined;
-  }
-}
-
-/** inet / cidr in binary: family (2 IPv4, 3 IPv6), prefix bits, is-cidr, length, address. */
-function inetText(v: Buffer): string {
-  const length = v[3] ?? 0;
-  const address = v.subarray(4, 4 + length);
-  if (v[0] === 2) return [...address].join('.');
-  const groups: string[] = [];
-  for (let i = 0; i + 1 < address.length; i += 2) groups.push(address.readUInt16BE(i).toString(16));
-  return groups.join(':');
 }

@@ -123,7 +123,11 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
     let decision: Decision | undefined;
     let key: string | undefined;
     try {
-      const startup = await negotiateStartup(raw, connection.serverTls);
+      const startup = await negotiateStartup(raw, connection.serverTls, (secure) => (client = secure));
+      if (startup.kind === 'closed') {
+        loginDone();
+        return;
+      }
       if (startup.kind === 'cancel') {
         loginDone();
         raw.end();

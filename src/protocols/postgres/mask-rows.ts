@@ -12,6 +12,8 @@
 //   `null` when a source's rule is `null`, otherwise redacted whole (`partial` would show
 //   the end of whatever the expression made of the value), labelled with the source
 //   column's name (`[MASKED]` for a whole row or a user-defined function's result);
+//   an alias of the column itself (`ssn as "User_ssn"`) takes the column's own rule,
+//   `partial` too, since its value is the column's;
 // - a derived column found by name (between two `*`) that the result does not have
 //   fails the statement: the gateway cannot tell which column carries the value.
 
@@ -65,7 +67,8 @@ export type ColumnPlan = { kind: 'keep' } | { kind: 'null' } | { kind: 'text'; a
 
 /** How one derived result column is masked. */
 interface DerivedMask {
-  readonly operator: 'redact' | 'null';
+  /** `partial` only for an alias of a column whose rule is partial: the value is the column's own. */
+  readonly operator: 'redact' | 'null' | 'partial';
   readonly label: string;
 }
 
@@ -107,8 +110,10 @@ function resolve(derivation: Derivation, rules: MaskingRules): DerivedMasks | nu
   const byName = new Map<string, DerivedMask>();
   let rule: string | undefined;
   for (const column of derivation.results ?? []) {
-    const mask = maskFor(column, rules, wholeRowOp);
-    if (!mask) continue;
+    const found = maskFor(column, rules, wholeRowOp);
+    if (!found) continue;
+    // An alias of the column itself shows what the column would: its own rule, partial too.
+    const mask = column.copyOf !== undefined && rules.columns.get(column.copyOf.toLowerCase()) === 'partial' ? { ...found, operator: 'partial' as const } : found;
     rule ??= mask.rule;
     if (column.position !== undefined) byPosition.set(column.position, mask);
     else byName.set(column.name.toLowerCase(), mask);
@@ -162,6 +167,7 @@ export function planMasking(columns: readonly ColumnDescription[], rules: Maskin
     if (d !== undefined) {
       any = true;
       if (d.operator === 'null' || !textual) return { kind: 'null' };
+      if (d.operator === 'partial') return { kind: 'text', apply: partial };
       const label = d.label;
       return { kind: 'text', apply: () => label };
     }

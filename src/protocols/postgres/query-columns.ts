@@ -122,7 +122,8 @@ function targetEntries(targets: readonly Node[], scope: Scope): Entry[] {
     }
     const flow = exprFlow(val, scope);
     const name = typeof rt.name === 'string' ? rt.name : figureColname(val);
-    out.push({ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: flow.plain === name });
+    const copyOf = flow.plain !== undefined && flow.plain !== name && !flow.wholeRow ? { copyOf: flow.plain } : {};
+    out.push({ name, sources: flow.sources, wholeRow: flow.wholeRow, plain: flow.plain === name, ...copyOf });
   }
   return out;
 }

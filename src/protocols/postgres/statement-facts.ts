@@ -4,6 +4,7 @@
 
 import type { Derivation } from './derive-columns.js';
 import type { RoleLoginChange } from './role-login.js';
+import type { ParamWrite } from './masked-writes.js';
 
 export interface StatementFacts {
   readonly class: string;
@@ -66,6 +67,8 @@ export interface StatementFacts {
   readonly fetches?: string;
   /** How it changes a role's login (ALTER ROLE … PASSWORD, NOLOGIN, RENAME …: role-login.ts); risky `role-login`. */
   readonly roleLogin?: RoleLoginChange;
+  /** Bind parameters an INSERT or UPDATE writes straight into named columns (masked-writes.ts). */
+  readonly writes?: readonly ParamWrite[];
 }
 
 /** `COPY … TO PROGRAM`, `COPY … FROM PROGRAM`, `COPY … TO '/file'`, `COPY … FROM '/file'`. */

@@ -21,7 +21,7 @@ describe('derived result columns', () => {
   });
 
   test('aliases, expressions and whole rows name their sources and position', async () => {
-    assert.deepEqual(await derived('select id, email as e, lower(name) from users'), { results: [{ name: 'e', position: 1, sources: ['email'], wholeRow: false }, { name: 'lower', position: 2, sources: ['name'], wholeRow: false }] });
+    assert.deepEqual(await derived('select id, email as e, lower(name) from users'), { results: [{ name: 'e', position: 1, sources: ['email'], wholeRow: false, copyOf: 'email' }, { name: 'lower', position: 2, sources: ['name'], wholeRow: false }] });
     assert.deepEqual(await derived('select to_json(u) from users u'), { results: [{ name: 'to_json', position: 0, sources: ['u'], wholeRow: true }] });
     assert.deepEqual(await derived('select *, email || \'\' as x from users'), { results: [{ name: 'x', position: -1, sources: ['email'], wholeRow: false }] });
   });

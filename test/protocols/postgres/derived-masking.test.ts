@@ -40,9 +40,19 @@ describe('PostgreSQL proxy: values derived from masked columns are masked', { sk
     assert.deepEqual(await first('select email as e, name as n from users where id = 1'), ['[EMAIL]', 'Ann']);
     assert.deepEqual(await first("select lower(email), email || '', concat(email, ''), upper(name) from users where id = 1"), ['[EMAIL]', '[EMAIL]', '[EMAIL]', 'ANN']);
     assert.deepEqual(await first("select string_agg(email, ','), json_agg(email), count(email) from users"), ['[EMAIL]', null, '2']);
-    assert.deepEqual(await first('select ssn as s, substr(ssn, 1, 3), born + 1 as later, length(email) from users where id = 1'), ['[SSN]', '[SSN]', null, null]);
+    assert.deepEqual(await first('select ssn || \'\' as s, substr(ssn, 1, 3), born + 1 as later, length(email) from users where id = 1'), ['[SSN]', '[SSN]', null, null]);
     assert.deepEqual(await first('select email from users where id = $1', [1]), ['[EMAIL]']); // extended protocol
     assert.deepEqual(await first('select lower(email) as e, id from users where id = $1', [1]), ['[EMAIL]', 1]);
+  });
+
+  test("an alias of the column itself keeps the column's rule, partial too: ORMs alias every column (TypeORM, Hibernate)", async () => {
+    // TypeORM's find(): "u"."ssn" AS "User_ssn"; the phone/ssn rule is partial, which a
+    // label in place of every value (as for an expression) would defeat under an ORM.
+    const orm = 'select "u"."id" as "User_id", "u"."ssn" as "User_ssn", "u"."email" as "User_email", "u"."born" as "User_born" from "users" "u" where "u"."id" = $1';
+    assert.deepEqual(await first(orm, [1]), [1, '*******1120', '[EMAIL]', null]);
+    assert.deepEqual(await first('select s.ssn as x from (select ssn from users where id = 1) s'), ['*******1120']);
+    // Anything computed from it is still redacted whole.
+    assert.deepEqual(await first('select upper(ssn) as "User_ssn", ssn || \'\' as s from users where id = 1'), ['[SSN]', '[SSN]']);
   });
 
   test('whole rows are masked', async () => {
