@@ -24,6 +24,7 @@ function auditConfig(dir: string): AuditConfig {
     checkpoint: { every: 1000, interval: 3_600_000 },
     progress: { interval: 250, bytes: 65_536 },
     sinks: [],
+    alerts: { failedAuthThenSuccess: false, bulkRequests: false },
     raw: { enabled: false, key: undefined, revealGroups: [] },
   };
 }
