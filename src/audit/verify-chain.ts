@@ -10,7 +10,9 @@
 //      hash (reordered, inserted), and each checkpoint equal to the event it vouches for;
 //   4. the head row agrees with the last event (events deleted from the end), and every
 //      record journal segment the chain says was begun was applied, chained as missing,
-//      or is still pending (verify-journal.ts);
+//      or is still pending (verify-journal.ts); every key and revocation still says what
+//      the chain says was done to it: no revocation undone, no key given other groups
+//      or a longer life (verify-credentials.ts);
 //   5. every exchange row still has the digest its latest event recorded (edited), every
 //      opened exchange still has its row (deleted), no row lacks an event (inserted), and
 //      the rows' seq order agrees with the order of the events that inserted them (moved);
@@ -23,6 +25,7 @@ import { eventFromRow, eventHash, genesisHash } from './audit-event.js';
 import { recordedColumns, stateDigest } from './exchange-state.js';
 import { exchangeEventKinds } from './record-columns.js';
 import { checkpointPayload, keyIdOf, verifySignature } from './signing-key.js';
+import { credentialsCheck } from './verify-credentials.js';
 import { journalSegmentsCheck } from './verify-journal.js';
 import { searchIndexCheck } from './verify-search-index.js';
 import { createPublicKey } from 'node:crypto';
@@ -161,6 +164,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   let lastCheckpoint = startSeq;
   let gapReported = false;
   const segments = journalSegmentsCheck(db);
+  const credentials = credentialsCheck(db);
   await walk(headSeq);
   // The head and the last event as they are now, read in that order: a concurrent append
   // moves both, so only what lies past the head now was not appended by a writer. Those
@@ -193,6 +197,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
         // re-execution only names it: after a prune the row may rightly be gone.
         if (stateKinds.has(event.kind) && event.target) opened.push({ id: event.target, seq, eventId: row.id });
         segments.see(event);
+        credentials.see(event);
         if (checkpoints.has(seq)) {
           lastCheckpoint = seq;
           gapReported = false;
@@ -230,6 +235,7 @@ export async function verifyChain(db: Kysely<Database>, options: VerifyOptions =
   else if (head && Number(head.seq) === lastSeq && lastSeq > 0 && head.hash !== prevHash) report({ seq: lastSeq, message: `the head's hash differs from event seq ${lastSeq}` });
 
   for (const problem of await segments.finish(lastSeq)) report(problem);
+  for (const problem of await credentials.finish(lastSeq)) report(problem);
 
   // 5. The exchange rows against their latest events, and 6. the search index.
   // The order of the rows too: `seq` is not in the digest (it is allocated by the insert),

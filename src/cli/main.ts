@@ -58,6 +58,8 @@ const usage = `usage: gatehouse <command> [options]
   audit prune --before TIME [--force]  delete events (and their exchanges) up to the last checkpoint before TIME; refused over a break in the chain unless --force
   audit export --out DIR|FILE.csv [search filters as for sessions list]
                                  a signed evidence bundle (DIR) or a CSV file
+  audit alerts [--since TIME] [--until TIME] [--limit N]
+                                 alerts raised (failed-auth-then-success, bulk-requests), newest first
   agent --gateway URL --key KEY [--ca FILE] [--config agent.yaml]
                                  run an egress-only agent that dials out to the gateway
   agents list [--admin URL] [--key ADMIN_KEY]

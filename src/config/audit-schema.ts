@@ -57,6 +57,15 @@ export function buildAuditSchema({ text, storeSecret, secret, duration, size, pa
         .prefault({}),
       progress: z.strictObject({ interval: duration.default(250), bytes: size.default(64 * 1024) }).prefault({}),
       sinks: z.array(sink).default([]),
+      /** Alerts chained as `alert.raised` (src/audit/alerts/); `false` turns one off. */
+      alerts: z
+        .strictObject({
+          failedAuthThenSuccess: z
+            .union([z.literal(false), z.strictObject({ failures: z.number().int().min(1).max(1_000_000).default(3), window: duration.default(15 * 60_000) })])
+            .default({ failures: 3, window: 15 * 60_000 }),
+          bulkRequests: z.union([z.literal(false), z.strictObject({ requests: z.number().int().min(2).max(100_000_000), window: duration.default(60_000) })]).default(false),
+        })
+        .prefault({}),
       raw: z
         .strictObject({
           enabled: z.boolean().default(false),

@@ -10,6 +10,7 @@ import { GatehouseError } from '../errors/index.js';
 import type { Identity, IdentityKind } from '../exchange/index.js';
 import { inTransaction, type ApiKeyRow, type Database } from '../store/index.js';
 import { generateApiKey, hashSecret, parseApiKey, secretMatchesDigest } from './api-key-format.js';
+import { ProvenCredentialRefused } from './proven-identity.js';
 
 export interface ApiKeyInfo {
   readonly id: string;
@@ -237,8 +238,9 @@ export class ApiKeyService {
     if (!row || !secretMatchesDigest(parsed.secret, entry.secretHash)) {
       throw new GatehouseError('invalid_credential', { detail: row ? `wrong secret for key ${parsed.id}` : `unknown key id ${parsed.id}` });
     }
-    if (row.revoked_at !== null) throw new GatehouseError('credential_revoked', { detail: `key ${row.id} (${row.name}) revoked` });
-    if (row.expires_at !== null && row.expires_at <= now) throw new GatehouseError('credential_expired', { detail: `key ${row.id} (${row.name}) expired` });
+    // The secret matched: the refusal names the key's identity (proven-identity.ts).
+    if (row.revoked_at !== null) throw new ProvenCredentialRefused('credential_revoked', entry.identity!, { detail: `key ${row.id} (${row.name}) revoked` });
+    if (row.expires_at !== null && row.expires_at <= now) throw new ProvenCredentialRefused('credential_expired', entry.identity!, { detail: `key ${row.id} (${row.name}) expired` });
     this.#touch(row.id, now);
     return entry.identity!;
   }

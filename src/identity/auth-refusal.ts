@@ -8,6 +8,7 @@
 import type { EventInput } from '../audit/index.js';
 import type { GatehouseError } from '../errors/index.js';
 import type { ThrottledEvent } from './auth-throttle.js';
+import { provenIdentity } from './proven-identity.js';
 
 export interface AuthRefusal {
   /** The listener that refused it. */
@@ -27,7 +28,8 @@ const maxRequestChars = 200;
 export function authRefusedEvent(refusal: AuthRefusal): EventInput {
   return {
     kind: 'auth.refused',
-    actor: null,
+    // A revoked or expired credential proved whose it is; any other refusal is anonymous.
+    actor: provenIdentity(refusal.error)?.subject ?? null,
     target: refusal.request.slice(0, maxRequestChars),
     details: { listener: refusal.listener, code: refusal.error.code, reason: (refusal.error.detail ?? refusal.error.message).slice(0, maxReasonChars), client: refusal.client ?? null },
   };

@@ -1,5 +1,6 @@
 export { ApiKeyService, ApiKeyInputError, apiKeyReference, keyLifetime, type ApiKeyInfo, type CreateApiKeyInput } from './api-keys.js';
 export { identifyCaller, type Authenticator } from './identify-caller.js';
+export { ProvenCredentialRefused, provenIdentity } from './proven-identity.js';
 export { apiKeyAuthenticator } from './api-key-authenticator.js';
 export { parseApiKey } from './api-key-format.js';
 export { apiKeyOf } from './api-key-of.js';
@@ -10,7 +11,7 @@ export { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
 export { groupsFromClaims } from './oidc/groups-from-claims.js';
 export { RevocationService, revocationKinds, revocationValue, type RevocationKind, type RevocationRecord, type SubjectSources } from './revocation/revocations.js';
 export { InFlightRegistry } from './revocation/in-flight.js';
-export { keyRevokedEvent, liftEvent, revocationEvent } from './revocation/revocation-events.js';
+export { keyCreatedEvent, keyRevokedEvent, liftEvent, revocationEvent } from './revocation/revocation-events.js';
 export { liftChained, revokeChained, revokeKeysChained, type RevokedKey } from './revocation/chained-revocations.js';
 export { GatewayTokens } from './gateway-tokens/gateway-tokens.js';
 export { checkTokenScope, isConnectionScoped, refuseConnectionScoped } from './gateway-tokens/check-token-scope.js';

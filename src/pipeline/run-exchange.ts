@@ -21,6 +21,7 @@ import { undeliveredOutcome, type Decision, type Exchange, type ExchangeOutcome,
 import type { ApprovalStage } from '../approvals/index.js';
 import type { ExchangeProgress, Recorder } from '../audit/index.js';
 import type { DecisionPolicy } from '../policy/index.js';
+import { provenIdentity } from '../identity/proven-identity.js';
 import { isStoreUnreachable } from '../store/index.js';
 import { enforceDecision, withLimitObligations, type Admission, type Limiter } from '../policy/index.js';
 
@@ -172,7 +173,9 @@ export async function runExchange(io: ExchangeIO, stages: PipelineStages): Promi
       stages.observe(exchange, undefined, refusalOutcome(io, error));
       return;
     }
-    // Refused after identify but before the exchange took the identity (inspection failed).
+    // Refused after identify but before the exchange took the identity (inspection failed),
+    // or by identify for a credential that proved whose it is (revoked, expired).
+    identity ??= provenIdentity(error);
     if (identity !== undefined && exchange.identity === undefined) exchange = { ...exchange, identity };
     // Inspection read the body, then refused it: record the body as it was sent.
     if (request === io.requestLine && io.requestRead) request = io.requestRead;

@@ -22,6 +22,7 @@ import { createPolicyRuntime, type DecisionPolicy, type DetectEntities, type Pol
 import { createPolicyRoutes } from '../api/policy-routes.js';
 import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
+import { startAlerts } from './start-alerts.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
 import { answerClientErrors } from './client-errors.js';
@@ -141,7 +142,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   const recordAuthRefusal = (refusal: AuthRefusal) => audit.log.event(authRefusedEvent(refusal));
   const chainEvent = (event: EventInput) => void audit.log.event(event).catch((error: unknown) => logger.error({ err: String(error) }, 'audit event failed'));
   const metrics = createMetrics();
-  const throttle = startAuthThrottle(config, limitStore, logger, metrics, chainEvent);
+  const alerts = startAlerts(config.audit.alerts, logger, chainEvent);
+  const throttle = startAuthThrottle(config, limitStore, logger, metrics, chainEvent, alerts);
   opened.push(() => throttle.close());
   const identifyAdmin = throttle.guard(identity.identifyAdmin, 'admin');
   const identifyOnAdmin = throttle.guard(identify, 'admin');
@@ -266,6 +268,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
     redactRefused: redactCredentials,
     observe(exchange, decision, outcome) {
       metrics.observeExchange(exchange, decision, outcome);
+      alerts.observe(exchange);
       // The target sent its own credential back (scrubbed): the operator should know, once per exchange, without the value.
       const echoed = outcome.maskCounts?.[targetCredentialEntity];
       if (echoed) logger.warn({ exchange: exchange.id, connection: exchange.connection, operation: redactPathCredentials(exchange.operation), scrubbed: echoed }, 'target echoed its credential; replaced in the answer');

@@ -1,13 +1,15 @@
 // The failed-authentication throttle as the gateway wires it (identity/auth-throttle.ts):
 // counters where policy limits keep theirs, in Redis and shared by every gateway when
 // limits use it, else in a bounded store of this process's own; each throttle logged
-// and chained once; refused attempts counted in the metrics.
+// and chained once; refused attempts counted in the metrics; every attempt checked is
+// watched for the failed-auth-then-success alert.
 
 import type { EventInput } from '../audit/index.js';
 import type { GatehouseConfig } from '../config/index.js';
 import { authThrottledEvent, createAuthThrottle, type AuthThrottle } from '../identity/index.js';
 import type { GatewayMetrics, Logger } from '../observability/index.js';
 import { createMemoryLimitStore, type LimitStore } from '../policy/index.js';
+import type { GatewayAlerts } from './start-alerts.js';
 
 export interface GatewayAuthThrottle {
   readonly guard: AuthThrottle['guard'];
@@ -16,7 +18,7 @@ export interface GatewayAuthThrottle {
   close(): Promise<void>;
 }
 
-export function startAuthThrottle(config: GatehouseConfig, limitStore: LimitStore, logger: Logger, metrics: GatewayMetrics, chainEvent: (event: EventInput) => void): GatewayAuthThrottle {
+export function startAuthThrottle(config: GatehouseConfig, limitStore: LimitStore, logger: Logger, metrics: GatewayMetrics, chainEvent: (event: EventInput) => void, alerts: GatewayAlerts): GatewayAuthThrottle {
   const throttleConfig = config.identity.authThrottle;
   const shared = config.policy.limits.store === 'redis' && config.policy.limits.redis !== undefined;
   // Up to three counters per failure: its address, the key id it claimed, and that address's failures against that key id.
@@ -39,7 +41,8 @@ export function startAuthThrottle(config: GatehouseConfig, limitStore: LimitStor
     },
   });
   return {
-    guard: (identify, listener) => throttle.guard(identify, listener),
+    // Around the throttle: the alert sees the attempts that were checked (start-alerts.ts).
+    guard: (identify, listener) => alerts.watch(throttle.guard(identify, listener), listener),
     guardAttempt: (attempt, listener, client) => throttle.guardAttempt(attempt, listener, client),
     async close() {
       throttle.close();

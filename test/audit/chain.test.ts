@@ -25,6 +25,7 @@ export function auditConfig(dir: string, overrides: Partial<AuditConfig> = {}): 
     checkpoint: { every: 4, interval: 3_600_000 },
     progress: { interval: 250, bytes: 65_536 },
     sinks: [],
+    alerts: { failedAuthThenSuccess: false, bulkRequests: false },
     raw: { enabled: false, key: undefined, revealGroups: [] },
     ...overrides,
   };

@@ -47,6 +47,7 @@ function tamperAuditConfig(dir: string, overrides: Partial<AuditConfig> = {}): A
     checkpoint: { every: 4, interval: 3_600_000 },
     progress: { interval: 250, bytes: 65_536 },
     sinks: [],
+    alerts: { failedAuthThenSuccess: false, bulkRequests: false },
     raw: { enabled: false, key: undefined, revealGroups: [] },
     ...overrides,
   };

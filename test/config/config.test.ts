@@ -5,6 +5,14 @@ import { join } from 'node:path';
 import { dir, parse, issuesOf, connection, minimal, ed25519Pem } from '../helpers/config-parse.js';
 
 describe('parseConfig: defaults', () => {
+  test('audit.alerts: each alert is off with false, or its thresholds; a bad value names its path', () => {
+    const config = parse('audit:\n  alerts:\n    failedAuthThenSuccess: false\n    bulkRequests: { requests: 600 }\n');
+    assert.deepEqual(config.audit.alerts, { failedAuthThenSuccess: false, bulkRequests: { requests: 600, window: 60_000 } });
+    const issues = issuesOf('audit:\n  alerts:\n    bulkRequests: { requests: 1 }\n    failedAuthThenSucess: { failures: 2 }\n');
+    assert.ok(issues.some((i) => i.startsWith('audit.alerts.bulkRequests')), issues.join('\n'));
+    assert.ok(issues.some((i) => i.startsWith('audit.alerts') && i.includes('failedAuthThenSucess')), issues.join('\n'));
+  });
+
   test('a minimal config gets the documented defaults', () => {
     const config = parse(minimal);
     assert.deepEqual(config.gateway, { listen: { host: '127.0.0.1', port: 8080 }, maxRequestBody: 10 * 1024 * 1024, maxResponseBody: 512 * 1024 * 1024, maxConnections: 4096, maxConnectionsPerClient: 256, shutdownGrace: 10_000 });
@@ -17,6 +25,7 @@ describe('parseConfig: defaults', () => {
       checkpoint: { every: 1000, interval: 60_000 },
       progress: { interval: 250, bytes: 64 * 1024 },
       sinks: [],
+      alerts: { failedAuthThenSuccess: { failures: 3, window: 15 * 60_000 }, bulkRequests: false },
       raw: { enabled: false, revealGroups: [] },
     });
     assert.deepEqual(config.log, { level: 'info' });

@@ -1,8 +1,9 @@
-// `gatehouse audit verify|prune|export`: check the chain, apply retention, and export
-// evidence. See docs/audit.md.
+// `gatehouse audit verify|prune|export|alerts`: check the chain, apply retention, export
+// evidence, list the alerts raised. See docs/audit.md.
 
 import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, fromCheckpointProblem, readEd25519PublicKey, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
+import { listAlerts } from './audit-alerts.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
 import { hintUnmatchedFilters } from './search-hints.js';
@@ -89,8 +90,10 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         process.stdout.write(`exported ${result.exchanges} exchanges and ${result.events} events to ${out}; verify with:\n  cd ${out} && sha256sum -c manifest.sha256 && openssl pkeyutl -verify -pubin -inkey public-key.pem -rawin -in manifest.sha256 -sigfile manifest.sig\n`);
         return;
       }
+      case 'alerts':
+        return listAlerts(store.db, options);
       default:
-        throw new CliError('usage: gatehouse audit verify|prune|export');
+        throw new CliError('usage: gatehouse audit verify|prune|export|alerts');
     }
   });
 }

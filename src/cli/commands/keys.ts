@@ -1,7 +1,6 @@
-import type { EventInput } from '../../audit/index.js';
 import { formatDuration } from '../../config/units.js';
 import type { IdentityKind } from '../../exchange/index.js';
-import { ApiKeyInputError, ApiKeyService, apiKeyReference, keyLifetime, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
+import { ApiKeyInputError, ApiKeyService, apiKeyReference, keyCreatedEvent, keyLifetime, RevocationService, revokeKeysChained, type ApiKeyInfo } from '../../identity/index.js';
 import { CliError } from '../cli-error.js';
 import { lifetimeFlag } from '../command-flags.js';
 import { oneLine } from '../terminal-text.js';
@@ -32,7 +31,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
           // The key and its event commit together: no key exists that the chain does not show.
           const { token, key } = await audit.log.change(async (trx, emit) => {
             const created = await keys.create(input, trx);
-            emit(keyCreatedEvent(created.key));
+            emit(keyCreatedEvent(cliActor(), created.key));
             return created;
           });
           if (options.json) process.stdout.write(`${JSON.stringify({ token, key })}\n`);
@@ -78,7 +77,7 @@ export async function keysCommand(action: string | undefined, args: readonly str
           // Two acts, one transaction: a key is created, and the previous one now expires at the overlap's end.
           const { token, key, previous } = await audit.log.change(async (trx, emit) => {
             const rotated = await keys.rotate(name, { overlapMs: overlap, expiresAt }, trx);
-            emit(keyCreatedEvent(rotated.key, rotated.previous.id));
+            emit(keyCreatedEvent(cliActor(), rotated.key, rotated.previous.id));
             emit({ kind: 'key.rotated', actor: cliActor(), target: `key:${rotated.previous.id}`, details: { name: rotated.previous.name, expiresAt: rotated.previous.expiresAt, replacedBy: rotated.key.id } });
             return rotated;
           });
@@ -126,6 +125,3 @@ export function printTable(header: readonly string[], cells: readonly (readonly 
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
 }
 
-function keyCreatedEvent(key: ApiKeyInfo, rotatedFrom?: string): EventInput {
-  return { kind: 'key.created', actor: cliActor(), target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt, ...(rotatedFrom ? { rotatedFrom } : {}) } };
-}

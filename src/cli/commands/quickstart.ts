@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../config/index.js';
 import { startDemoUpstream } from '../../demo/upstream.js';
+import { keyCreatedEvent } from '../../identity/index.js';
 import { startGateway } from '../../server/index.js';
 import { CliError } from '../cli-error.js';
 import { untilSignal } from './start.js';
@@ -48,7 +49,7 @@ export async function quickstartCommand(values: { port?: string | undefined } = 
     for (const old of await gateway.apiKeys.revokeAll(demoKeyName, trx)) emit({ kind: 'key.revoked', actor: 'gatehouse', target: `key:${old.id}`, details: { name: old.name } });
     const created = await gateway.apiKeys.create({ name: demoKeyName, kind: 'service', groups: ['demo-users', 'gatehouse-admins'], expiresAt: Date.now() + 24 * 3_600_000 }, trx);
     const { key } = created;
-    emit({ kind: 'key.created', actor: 'gatehouse', target: `key:${key.id}`, details: { name: key.name, kind: key.kind, groups: key.groups, expiresAt: key.expiresAt } });
+    emit(keyCreatedEvent('gatehouse', key));
     return created;
   });
 

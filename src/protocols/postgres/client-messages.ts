@@ -73,6 +73,9 @@ export class ClientMessages {
   readonly pump = (): void => {
     try {
       for (;;) {
+        // An ended session (cut by a revocation or shutdown: its FATAL is sent) reads
+        // nothing more: a statement the client sent after it is neither run nor recorded.
+        if (this.#core.closed) return;
         const frame = this.#source.tryRead();
         if (!frame) {
           const drain = this.#core.flushToDatabase();

@@ -20,7 +20,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { GatehouseError } from '../../errors/index.js';
-import { checkTokenScope } from '../../identity/index.js';
+import { checkTokenScope, provenIdentity } from '../../identity/index.js';
 import { newId, type Decision, type Exchange, type ExchangeOutcome, type Identity } from '../../exchange/index.js';
 import type { PipelineStages } from '../../pipeline/index.js';
 import { enforceDecision } from '../../policy/index.js';
@@ -266,6 +266,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
       loginDone();
       upstream?.close();
       const failure = toLoginError(error);
+      // A revoked or expired key that proved whose it is: its refusal names it (proven-identity.ts).
+      const proven = provenIdentity(error);
+      if (exchange && exchange.identity === undefined && proven) exchange = { ...exchange, identity: proven };
       if (failure && exchange) {
         const outcome: ExchangeOutcome = { status: failure.status, complete: true, bytesIn: 0, bytesOut: 0, ttfbMs: undefined, durationMs: performance.now() - started, errorCode: failure.code, errorDetail: failure.detail };
         // A throttled login is not recorded: each would be one more event for an attacker to

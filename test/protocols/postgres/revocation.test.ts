@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { InFlightRegistry } from '../../../src/identity/index.js';
+import { cstring, message } from '../../../src/protocols/postgres/codec.js';
+import { rawLogin } from '../../helpers/pg-raw.js';
 import { startTestProxy } from '../../helpers/postgres-proxy.js';
 
 const revokedSubjects = new Set<string>();
@@ -115,3 +117,44 @@ async function waitForSleep(url: string, running: boolean): Promise<void> {
     await direct.end();
   }
 }
+
+// psql reads the server only when it sends: a session cut by a revocation gets its
+// FATAL, but the next statement typed is already on its way. It must not be read, let
+// alone recorded as an allowed statement of the revoked key that never ends.
+const recordedAfterCut: string[] = [];
+const cutRevoked = new Set<string>();
+const cutRegistry = new InFlightRegistry((identity) => (cutRevoked.has(identity.subject) ? 'key revoked' : undefined));
+const cutProxyOrSkip = await startTestProxy({
+  inFlight: cutRegistry,
+  recorder: (base) => ({
+    ...base,
+    open: (exchange, decision, request) => {
+      if (exchange.facts.text !== undefined) recordedAfterCut.push(exchange.facts.text);
+      return base.open(exchange, decision, request);
+    },
+  }),
+});
+
+describe('a statement sent after its session was cut by a revocation', { skip: 'skip' in cutProxyOrSkip ? cutProxyOrSkip.skip : undefined }, () => {
+  const proxy = cutProxyOrSkip as Exclude<typeof cutProxyOrSkip, { skip: string }>;
+  after(() => proxy.close());
+
+  test('is neither handled nor recorded: the session ended with the FATAL', async () => {
+    const client = await rawLogin(proxy.port, 'agent', proxy.database, proxy.token);
+    try {
+      client.write(message('Q', cstring('select 1 as before_revoke')));
+      await client.untilReady(1);
+      cutRevoked.add('key:agent');
+      assert.equal(cutRegistry.cutRevoked(), 1);
+      const fatal = await client.until('E');
+      assert.match(fatal.at(-1)!.body.toString(), /credential was revoked/);
+      // What psql does next: the statement typed after the revocation, on the same socket.
+      client.write(message('Q', cstring('select 2 as after_revoke')));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(recordedAfterCut, ['select 1 as before_revoke']);
+    } finally {
+      client.close();
+      cutRevoked.clear();
+    }
+  });
+});
