@@ -8,6 +8,11 @@
 // each part keeps its share of it, and a value that spans parts goes, masked, to the
 // part where it ends (as streaming moves held text into the next part). The JSON
 // maskers (json-masker.ts, json-text-masker.ts) ask here at the containers below.
+// Requests too (request scrubbing masks them with the same maskers): a prompt's message
+// given as several text parts (OpenAI, Anthropic, Cohere, Mistral and Bedrock Converse
+// `messages[].content`, Anthropic and Bedrock `system`, Gemini `contents[].parts`,
+// Responses `input[].content`) reaches the model as one text, so a value split across
+// its parts reached it whole.
 
 import { applyFindings, type EntityCounts } from './operators.js';
 import type { MaskPlan } from './plan.js';
@@ -57,6 +62,19 @@ const anthropicText = typedPart(['text']);
 const anthropicThinking = typedPart(['thinking'], 'thinking');
 const chatText = typedPart(['text']);
 const responsesText = typedPart(['output_text']);
+const responsesInput = typedPart(['input_text', 'output_text']);
+
+/**
+ * A message part of a request (or Cohere's answer): a `text` part of OpenAI, Anthropic,
+ * Cohere or Mistral (`type: "text"`), or a Bedrock Converse block (`{text}`, no type);
+ * an Anthropic `thinking` block apart. Anything else (images, tool results) ends a run.
+ */
+function messagePart(part: unknown): Entry {
+  if (!isRecord(part)) return 'gap';
+  const type = part['type'];
+  if (type === 'thinking') return anthropicThinking(part);
+  return (type === 'text' || type === undefined) && typeof part['text'] === 'string' ? { kind: 'text', field: 'text', text: part['text'] } : 'other';
+}
 
 const shapes: readonly PartsShape[] = [
   // Anthropic Messages: `content[]` text blocks (and thinking blocks, joined apart).
@@ -82,6 +100,17 @@ const shapes: readonly PartsShape[] = [
   { container: ['candidates', '[]', 'content', 'parts'], part: ['candidates', '[]', 'content', 'parts', '[]'], entries: (c) => c.map(untypedPart('thought')) },
   // Bedrock Converse: `output.message.content[]` text blocks.
   { container: ['output', 'message', 'content'], part: ['output', 'message', 'content', '[]'], entries: (c) => c.map(untypedPart(undefined)) },
+  // Cohere v2 chat: `message.content[]` text items.
+  { container: ['message', 'content'], part: ['message', 'content', '[]'], entries: (c) => c.map(messagePart) },
+  // Requests: a message's text parts (chat completions, Anthropic, Cohere, Mistral, Bedrock Converse).
+  { container: ['messages', '[]', 'content'], part: ['messages', '[]', 'content', '[]'], entries: (c) => c.map(messagePart) },
+  // Anthropic's and Bedrock Converse's `system` as a list of text blocks.
+  { container: ['system'], part: ['system', '[]'], entries: (c) => c.map(messagePart) },
+  // Gemini requests: a turn's parts, and the system instruction's.
+  { container: ['contents', '[]', 'parts'], part: ['contents', '[]', 'parts', '[]'], entries: (c) => c.map(untypedPart('thought')) },
+  { container: ['systemInstruction', 'parts'], part: ['systemInstruction', 'parts', '[]'], entries: (c) => c.map(untypedPart('thought')) },
+  // Responses API requests: an input message's `input_text` parts.
+  { container: ['input', '[]', 'content'], part: ['input', '[]', 'content', '[]'], entries: (c) => c.map(responsesInput) },
 ];
 
 /** A part with a string `text` (kind `text`, or `thought` where `flag` is true). */

@@ -1,6 +1,7 @@
 // JSON events of shapes no dialect knows, in a stream that has sent no event of a known
 // API (a TGI `token.text`, a llama.cpp `content`, a Vercel AI SDK `delta`, a Cloudflare
-// `response`, a Dify `answer` …):
+// `response`, a Dify `answer`, and on Bedrock's InvokeModelWithResponseStream a Meta
+// Llama `generation` or an Amazon Titan `outputText` …):
 // - a string under one of `streamedKeys`, at any depth, is a piece of a text that
 //   streams across events: its path (keys and array positions, `token.text`) names one
 //   stream masker, so a value split across two events at any offset is masked whole.
@@ -18,7 +19,7 @@ import type { StreamState } from './stream-state.js';
 import { isRecord, type Json } from './json-value.js';
 
 /** Member names whose string values are streamed text in the APIs above. */
-export const streamedKeys: ReadonlySet<string> = new Set(['text', 'content', 'delta', 'token', 'response', 'answer', 'output', 'completion', 'reasoning', 'thinking', 'data']);
+export const streamedKeys: ReadonlySet<string> = new Set(['text', 'content', 'delta', 'token', 'response', 'answer', 'output', 'completion', 'reasoning', 'thinking', 'data', 'generation', 'outputText']);
 
 /** A snapshot's earlier value is at least this long: shorter, a delta that happens to begin with the last one would be taken for one. */
 const minSnapshot = 8;

@@ -28,9 +28,9 @@ export function chunkFrame(modelEvent: object): Buffer {
   return awsFrame('chunk', { bytes: Buffer.from(JSON.stringify(modelEvent)).toString('base64'), p: 'abcd' });
 }
 
-/** Every message of a whole stream, CRCs checked: its event type and JSON payload. */
-export function readAwsFrames(stream: Buffer): { eventType: string; payload: Record<string, any> }[] {
-  const out: { eventType: string; payload: Record<string, any> }[] = [];
+/** Every message of a whole stream, CRCs checked: its event type (or exception type, for an exception), message type and JSON payload. */
+export function readAwsFrames(stream: Buffer): { eventType: string; messageType: string; payload: Record<string, any> }[] {
+  const out: { eventType: string; messageType: string; payload: Record<string, any> }[] = [];
   for (let at = 0; at < stream.length; ) {
     const total = stream.readUInt32BE(at);
     const headersLength = stream.readUInt32BE(at + 4);
@@ -38,14 +38,17 @@ export function readAwsFrames(stream: Buffer): { eventType: string; payload: Rec
     if (frame.readUInt32BE(8) !== crc32(frame.subarray(0, 8))) throw new Error('prelude CRC');
     if (frame.readUInt32BE(total - 4) !== crc32(frame.subarray(0, total - 4))) throw new Error('message CRC');
     let eventType = '';
+    let messageType = '';
     for (let h = 12; h < 12 + headersLength; ) {
       const n = frame.readUInt8(h);
       const name = frame.subarray(h + 1, h + 1 + n).toString();
       const len = frame.readUInt16BE(h + 2 + n);
-      if (name === ':event-type') eventType = frame.subarray(h + 4 + n, h + 4 + n + len).toString();
+      const value = frame.subarray(h + 4 + n, h + 4 + n + len).toString();
+      if (name === ':event-type' || name === ':exception-type') eventType = value;
+      if (name === ':message-type') messageType = value;
       h += 4 + n + len;
     }
-    out.push({ eventType, payload: JSON.parse(frame.subarray(12 + headersLength, total - 4).toString()) });
+    out.push({ eventType, messageType, payload: JSON.parse(frame.subarray(12 + headersLength, total - 4).toString()) });
     at += total;
   }
   return out;

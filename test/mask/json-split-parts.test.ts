@@ -1,6 +1,6 @@
 // Non-streamed answers whose text is split across parts that clients join (Anthropic's
 // content blocks, the Responses API's output_text parts, chat content parts, Gemini's
-// parts, Bedrock Converse's blocks): every labelled value of the corpus, split across two
+// parts, Cohere's content items, Bedrock Converse's blocks): every labelled value of the corpus, split across two
 // parts at every offset, comes out masked, and the joined text is what masking the whole
 // text at once gives. Both JSON maskers are checked: in the answer's own text
 // (maskJsonText) and over a parsed value (maskJsonValue, for events and deep documents).
@@ -42,6 +42,10 @@ const shapes: Record<string, Shape> = {
   'Google Gemini candidate parts': {
     build: (texts) => ({ candidates: [{ index: 0, content: { role: 'model', parts: texts.map((text) => ({ text })) }, finishReason: 'STOP' }] }),
     read: (a) => a['candidates'][0].content.parts.map((p: Json) => p['text']).join(''),
+  },
+  'Cohere v2 chat message content items': {
+    build: (texts) => ({ id: 'c1', message: { role: 'assistant', content: texts.map((text) => ({ type: 'text', text })), citations: [] }, finish_reason: 'COMPLETE', usage: { tokens: { output_tokens: 2 } } }),
+    read: (a) => a['message'].content.map((p: Json) => p['text']).join(''),
   },
   'Bedrock Converse content blocks': {
     build: (texts) => ({ output: { message: { role: 'assistant', content: texts.map((text) => ({ text })) } }, stopReason: 'end_turn' }),

@@ -378,6 +378,7 @@ class HttpExchangeIO implements ExchangeIO {
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
+      jsonArrayStream: asksForJsonArrayStream(this.#rest),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
@@ -387,6 +388,17 @@ class HttpExchangeIO implements ExchangeIO {
   fail(error: GatehouseError): void {
     writeError(this.#res, error, this.exchange.id);
   }
+}
+
+/**
+ * Gemini's `…:streamGenerateContent` without `alt=sse` streams one JSON array, an element
+ * per chunk, under `application/json` (the REST default; with `alt=sse` it is an event stream).
+ */
+function asksForJsonArrayStream(rest: string): boolean {
+  const query = rest.indexOf('?');
+  const pathname = (query < 0 ? rest : rest.slice(0, query)).replace(/%3a/gi, ':');
+  if (!pathname.endsWith(':streamGenerateContent')) return false;
+  return query < 0 || new URLSearchParams(rest.slice(query + 1)).get('alt') !== 'sse';
 }
 
 /**

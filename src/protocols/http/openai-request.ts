@@ -122,13 +122,46 @@ function stringsIn(values: readonly unknown[]): string | undefined {
     if (typeof value === 'string') {
       if (value !== '') out.push(value);
     } else if (Array.isArray(value)) {
-      for (let i = value.length - 1; i >= 0; i--) stack.push(value[i]);
+      const items = withTextPartsJoined(value);
+      for (let i = items.length - 1; i >= 0; i--) stack.push(items[i]);
     } else if (isRecord(value)) {
       const items = Object.values(value);
       for (let i = items.length - 1; i >= 0; i--) stack.push(items[i]);
     }
   }
   return out.length > 0 ? out.join('\n') : undefined;
+}
+
+/**
+ * `items` with each run of two or more adjacent text parts (objects with a string
+ * `text`: Anthropic, Cohere and Bedrock message blocks, Gemini parts) read as one text:
+ * the joined text, then the parts without it. The model reads a message's text parts as
+ * one text, so a value split across two parts (`key AKIAIOSF` | `ODNN7EXAMPLE`) must
+ * reach the rules whole, not cut by a newline.
+ */
+function withTextPartsJoined(items: readonly unknown[]): readonly unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < items.length; ) {
+    let end = i;
+    while (end < items.length && isTextPart(items[end])) end++;
+    if (end - i >= 2) {
+      out ??= items.slice(0, i);
+      out.push(items.slice(i, end).map((part) => (part as { text: string }).text).join(''));
+      for (let k = i; k < end; k++) {
+        const { text: _text, ...rest } = items[k] as Record<string, unknown>;
+        out.push(rest);
+      }
+    } else {
+      end = Math.max(end, i + 1);
+      out?.push(...items.slice(i, end));
+    }
+    i = end;
+  }
+  return out ?? items;
+}
+
+function isTextPart(value: unknown): boolean {
+  return isRecord(value) && typeof value['text'] === 'string';
 }
 
 /** A responses request's reusable prompt: its variables are put into the prompt (strings or input parts). */
@@ -265,16 +298,25 @@ function contentText(content: unknown): string | undefined {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return undefined;
   const parts: string[] = [];
+  // Adjacent text parts are one text, as the model reads them: a value split across two
+  // parts is found whole (an image or another part between them ends the text).
+  let inText = false;
   for (const part of content) {
     if (!isRecord(part)) continue;
-    const text = part['text'];
-    if (typeof text === 'string') parts.push(text);
+    const raw = part['text'];
     // `{ text: { value } }`, the Assistants API's shape, which some servers accept here too.
-    else if (isRecord(text) && typeof text['value'] === 'string') parts.push(text['value']);
-    else if (typeof part['refusal'] === 'string') parts.push(part['refusal']);
+    const text = typeof raw === 'string' ? raw : isRecord(raw) && typeof raw['value'] === 'string' ? raw['value'] : undefined;
+    if (text !== undefined) {
+      if (inText) parts[parts.length - 1] += text;
+      else parts.push(text);
+    } else if (typeof part['refusal'] === 'string') parts.push(part['refusal']);
+    inText = text !== undefined;
     // A text file sent inline (`input_file`, or a chat `file` part): the model reads its content.
     const file = inlineTextFile(isRecord(part['file']) ? part['file']['file_data'] : part['file_data']);
-    if (file !== undefined) parts.push(file);
+    if (file !== undefined) {
+      parts.push(file);
+      inText = false;
+    }
   }
   return parts.length > 0 ? parts.join('\n') : undefined;
 }

@@ -29,7 +29,7 @@ import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './open
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
 import { forEachChunk } from './stream-chunks.js';
-import { errorEnvelope, writeError } from './write-error.js';
+import { writeError } from './write-error.js';
 
 /** The last chunk of a Content-Length answer up to this size is held whole (see send). */
 const holdWholeBytes = 64 * 1024;
@@ -59,6 +59,8 @@ export interface RelayOptions {
   /** Response-side guardrail check over the answer text (undefined: none). */
   readonly responseGuard?: ResponseGuard | undefined;
   readonly isEmbeddings?: boolean | undefined;
+  /** The request asked for a JSON array streamed element by element (Gemini's `:streamGenerateContent` without `alt=sse`). */
+  readonly jsonArrayStream?: boolean | undefined;
   /** Largest non-streamed answer held for masking. */
   readonly maxMaskBuffer?: number | undefined;
   /** Entities already masked in the request (scrubbing), added to the recorded counts. */
@@ -92,6 +94,8 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   const isNdjson = !isSse && contentType !== undefined && ndjsonType.test(contentType) && answerCharset(contentType) === undefined;
   // Bedrock's streams: binary frames around the model's JSON, masked frame by frame (as bytes, they passed raw).
   const isAwsEventStream = contentType !== undefined && awsEventStreamType.test(contentType);
+  // Gemini's streamGenerateContent without alt=sse: one JSON array, an element per chunk, masked element by element as it streams.
+  const isJsonArrayStream = options.jsonArrayStream === true && !isSse && contentType !== undefined && jsonType.test(contentType) && answerCharset(contentType) === undefined;
   const textual = isTextual(contentType);
   const filterWanted = options.maskPlan !== undefined || options.responseGuard !== undefined;
   // A filter (or the credential scan) adds the answer's masked entities to the request's; without one they are read only.
@@ -107,6 +111,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           isSse,
           isNdjson,
           isAwsEventStream,
+          isJsonArrayStream,
           isEmbeddings: options.isEmbeddings ?? false,
           plan: options.maskPlan,
           guard: options.responseGuard,
@@ -281,9 +286,10 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
   }
   if (!failure) res.end(heldLastByte);
   else if (!res.headersSent) writeError(res, failure, options.exchangeId);
-  else if (isSse && filter && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
-    // Mid-stream: an error event the OpenAI clients raise as an APIError, then the end.
-    res.end(`event: error\ndata: ${errorEnvelope(failure)}\n\n`);
+  else if (filter?.failureTail && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
+    // Mid-stream: an error in the answer's own framing (an SSE `error` event the OpenAI
+    // clients raise as an APIError, an Ollama error line, a Bedrock exception), then the end.
+    res.end(filter.failureTail(failure));
   } else res.destroy();
 }
 

@@ -6,6 +6,7 @@
 //   SSE answer + masking and/or a response guard  → streaming SseMasker
 //   NDJSON answer (Ollama) + masking and/or guard  → streaming NdjsonMasker, line by line
 //   AWS event stream (Bedrock) + masking and/or guard → streaming EventStreamMasker, frame by frame
+//   streamed JSON array (Gemini without alt=sse) + masking and/or guard → streaming JsonArrayStreamMasker
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
 //   JSON answer + a response guard                → buffered, text checked first (guard-text.ts)
@@ -15,10 +16,14 @@
 // A held answer that is an event stream or JSON Lines under another label (none,
 // `application/json`, octet-stream …) is masked as one (maskHeldText).
 // A filter that throws ends the answer with an error: it never lets raw bytes through.
+// Mid-stream, a streaming filter ends the answer with an error in its own framing
+// (failureTail): an SSE `error` event, an NDJSON `{"error": …}` line (as Ollama writes
+// one), an AWS event stream exception frame, an error element closing a JSON array.
 
 import { GatehouseError } from '../../errors/index.js';
-import { EventStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { guardTextOfAnswer } from './guard-text.js';
+import { errorEnvelope } from './write-error.js';
 
 /** A response-side guardrail: sees the answer text so far; a result blocks the answer. */
 export type ResponseGuard = (accumulatedText: string) => { rule: string; message: string } | undefined;
@@ -28,6 +33,11 @@ export interface ResponseFilter {
   readonly buffered: boolean;
   push(chunk: Buffer): string | Buffer;
   end(): string | Buffer;
+  /**
+   * What ends a streamed answer that fails mid-stream (masking or a response guard), in
+   * the answer's own framing, so the client reads an error rather than a cut connection.
+   */
+  failureTail?(failure: GatehouseError): string | Buffer;
 }
 
 export interface FilterChoice {
@@ -36,6 +46,8 @@ export interface FilterChoice {
   readonly isNdjson?: boolean | undefined;
   /** An AWS event stream (`application/vnd.amazon.eventstream`, Bedrock's streams). */
   readonly isAwsEventStream?: boolean | undefined;
+  /** A JSON array streamed element by element (Gemini's `streamGenerateContent` without `alt=sse`). */
+  readonly isJsonArrayStream?: boolean | undefined;
   readonly isEmbeddings: boolean;
   readonly plan: MaskPlan | undefined;
   readonly guard: ResponseGuard | undefined;
@@ -81,7 +93,7 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
   }
   if (!plan && !guard) return undefined;
-  if (choice.isSse || choice.isNdjson || choice.isAwsEventStream) return streamFilter(plan ?? noMasking, guard, choice);
+  if (choice.isSse || choice.isNdjson || choice.isAwsEventStream || choice.isJsonArrayStream) return streamFilter(plan ?? noMasking, guard, choice);
   if (choice.opaque) {
     if (!plan) return undefined;
     return opaqueFilter(choice.maxBufferBytes, (body) => maskHeldText(body, plan, choice.counts, true));
@@ -141,9 +153,17 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
         }
       : undefined,
   };
-  const masker = choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options);
+  const arrays = choice.isJsonArrayStream && !choice.isSse ? new JsonArrayStreamMasker({ ...options, maxWholeBytes: choice.maxBufferBytes }) : undefined;
+  const masker = arrays ?? (choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options));
   return {
     buffered: false,
+    failureTail(failure) {
+      if (arrays) return arrays.failureTail(errorEnvelope(failure));
+      if (choice.isSse) return `event: error\ndata: ${errorEnvelope(failure)}\n\n`;
+      if (choice.isAwsEventStream) return awsExceptionFrame(failure);
+      // Ollama's clients raise the `error` of a line (a string) as the stream's error.
+      return `${JSON.stringify({ error: failure.message, type: failure.type, code: failure.code, ...(failure.rule ? { rule: failure.rule } : {}) })}\n`;
+    },
     push(chunk) {
       const out = masker.push(chunk);
       // Checked before the masked events are released, so a blocked answer's text never leaves.
@@ -156,6 +176,17 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
       return out;
     },
   };
+}
+
+/**
+ * An exception message of an AWS event stream, as Bedrock ends a stream that fails: the
+ * AWS SDKs raise it as a `ModelStreamErrorException` (a type both Bedrock streams
+ * declare) with the message; `code` and `rule` ride along in the payload.
+ */
+function awsExceptionFrame(failure: GatehouseError): Buffer {
+  const headers = encodeHeaders({ ':exception-type': 'modelStreamErrorException', ':content-type': 'application/json', ':message-type': 'exception' });
+  const payload = { message: failure.message, originalStatusCode: failure.status, code: failure.code, ...(failure.rule ? { rule: failure.rule } : {}) };
+  return encodeFrame(headers, Buffer.from(JSON.stringify(payload), 'utf8'));
 }
 
 function checkGuard(guard: ResponseGuard, text: string): void {

@@ -74,6 +74,21 @@ describe('Bedrock event streams', () => {
     assert.deepEqual(frames.map((f) => f.eventType).slice(-2), ['contentBlockStop', 'messageStop']);
   });
 
+  test('InvokeModelWithResponseStream of other models (Meta Llama `generation`, Amazon Titan `outputText`, Mistral `outputs[].text`): a value split across chunks is masked', async () => {
+    const pieces = ['Mail jane.do', 'e@example.com or call +1 415 55', '5 2671 ok', ''];
+    const shapes: Record<string, { event: (text: string, last: boolean) => object; text: (event: Record<string, any>) => string }> = {
+      llama: { event: (t, last) => ({ generation: t, prompt_token_count: null, generation_token_count: 1, stop_reason: last ? 'stop' : null }), text: (e) => e['generation'] },
+      titan: { event: (t, last) => ({ outputText: t, index: 0, totalOutputTextTokenCount: last ? 5 : null, completionReason: last ? 'FINISH' : null }), text: (e) => e['outputText'] },
+      mistral: { event: (t, last) => ({ outputs: [{ text: t, stop_reason: last ? 'stop' : null }] }), text: (e) => e['outputs'][0].text },
+    };
+    for (const [model, shape] of Object.entries(shapes)) {
+      const out = await stream(pieces.map((t, i) => chunkFrame(shape.event(t, i === pieces.length - 1))));
+      const events = readAwsFrames(out).map((f) => JSON.parse(Buffer.from(f.payload['bytes'] as string, 'base64').toString()) as Record<string, any>);
+      assert.equal(events.map(shape.text).join(''), 'Mail [EMAIL] or call [PHONE] ok', model);
+      assert.ok(!events.some((e) => /jane|2671|415 55/.test(JSON.stringify(e))), `${model}: ${JSON.stringify(events)}`);
+    }
+  });
+
   test('a frame whose CRC does not match fails closed: the client gets no raw text', async () => {
     const bad = chunkFrame({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'ssn 123-45-6789' } });
     bad.writeUInt32BE(0, bad.length - 4);

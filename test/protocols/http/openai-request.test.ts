@@ -62,6 +62,19 @@ describe('openaiFacts: chat.completions', () => {
     assert.deepEqual(facts, { model: 'gpt-4o', stream: false, text: 'What is in\nthis picture?\n{}\ntool says hi' });
   });
 
+  test('adjacent text parts are one text (a value split across them is read whole); an image between ends it; http JSON bodies alike', () => {
+    const chat = openaiFacts('chat.completions', body({ model: 'm', messages: [{ role: 'user', content: [{ type: 'text', text: 'key AKIAIOSF' }, { type: 'text', text: 'ODNN7EXAMPLE' }, { type: 'image_url', image_url: { url: 'https://x/y.png' } }, { type: 'text', text: 'after' }] }] }));
+    assert.equal(chat.text, 'key AKIAIOSFODNN7EXAMPLE\nafter');
+    // Anthropic, Bedrock Converse and Gemini shapes behind an http connection.
+    for (const request of [
+      { model: 'c', messages: [{ role: 'user', content: [{ type: 'text', text: 'key AKIAIOSF' }, { type: 'text', text: 'ODNN7EXAMPLE' }] }] },
+      { messages: [{ role: 'user', content: [{ text: 'key AKIAIOSF' }, { text: 'ODNN7EXAMPLE' }] }] },
+      { contents: [{ role: 'user', parts: [{ text: 'key AKIAIOSF' }, { text: 'ODNN7EXAMPLE' }] }] },
+    ]) {
+      assert.match(openaiFacts('http.POST /v1/messages', body(request), 'application/json').text!, /AKIAIOSFODNN7EXAMPLE/, JSON.stringify(request));
+    }
+  });
+
   test('stream is true only for the JSON value true', () => {
     for (const stream of ['true', 1, null, false]) {
       assert.equal(openaiFacts('chat.completions', body({ model: 'm', stream, messages: [] })).stream, false, JSON.stringify(stream));
