@@ -58,8 +58,9 @@ const usage = `usage: gatehouse <command> [options]
   audit prune --before TIME [--force]  delete events (and their exchanges) up to the last checkpoint before TIME; refused over a break in the chain unless --force
   audit export --out DIR|FILE.csv [search filters as for sessions list]
                                  a signed evidence bundle (DIR) or a CSV file
-  agent --gateway URL --key KEY [--ca FILE] [--config agent.yaml]
+  agent --gateway URL[,URL...] --key KEY [--ca FILE] [--config agent.yaml]
                                  run an egress-only agent that dials out to the gateway
+                                 (several gateways: every URL, comma-separated; it links to each)
   agents list [--admin URL] [--key ADMIN_KEY]
                                  agents connected to a running gateway (admin API)
 
