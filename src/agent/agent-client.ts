@@ -1,9 +1,11 @@
-// The egress-only agent: dials out to the gateway's agent endpoint (HTTP/2 over TLS,
+// The egress-only agent: dials out to each gateway's agent endpoint (HTTP/2 over TLS,
 // the gateway's certificate verified against --ca), authenticates with its agent key,
 // announces the connections it serves, heartbeats, and carries each exchange the
 // gateway offers to its target: HTTP exchanges with a local forwarder, PostgreSQL
 // sessions (raw byte streams) with the PostgreSQL relay, which logs in to the
-// database. It reconnects with exponential backoff and jitter. It never sees the
+// database. Given several gateways (a scaled-out deployment), it keeps one link to each,
+// so every gateway has the agent; each link reconnects on its own with exponential
+// backoff and jitter. It never sees the
 // caller's credential: the gateway strips it (HTTP) or consumes it at login (PostgreSQL).
 
 import { credentialHeader, maxTimerMs } from '../config/fields.js';
@@ -21,7 +23,8 @@ import { createPostgresRelay, type PostgresRelay } from './postgres-relay.js';
 import { completeTrailer, connectPath, encodeFrame, encodeHead, exchangePathPrefix, readFrames, type ExchangeFrame, type HttpExchangeFrame, type ResponseHead, type StreamExchangeFrame } from './protocol.js';
 
 export interface AgentOptions {
-  readonly gatewayUrl: string;
+  /** The agent endpoint of each gateway it serves: one link per URL. */
+  readonly gatewayUrl: string | readonly string[];
   readonly key: string;
   readonly ca?: string | undefined;
   readonly config: AgentConfig;
@@ -72,52 +75,66 @@ export function startAgent(options: AgentOptions): Agent {
     });
   }
 
+  const gatewayUrls = typeof options.gatewayUrl === 'string' ? [options.gatewayUrl] : [...options.gatewayUrl];
+  // With one gateway the state lines read as they always have; with several, each names its gateway.
+  const from = (url: string) => (gatewayUrls.length > 1 ? ` from ${url}` : '');
   let stopped = false;
-  let current: ClientHttp2Session | undefined;
-  let currentControl: ClientHttp2Stream | undefined;
   let draining = false;
-  let wake: (() => void) | undefined;
-  const inFlight = new Map<string, AbortController>();
+  const links = gatewayUrls.map((url) => startLink(url));
 
-  const loop = (async () => {
-    let attempt = 0;
-    while (!stopped) {
-      let why = '';
-      const welcomed = await runSession().catch((error: unknown) => {
-        // close() ends the link on purpose: that is no failure.
-        if (!stopped) logger.warn({ err: (error as Error).message }, 'agent link failed');
-        why = ` (${linkFailureHint(error as NodeJS.ErrnoException)})`;
-        return false;
-      });
-      if (stopped) break;
-      attempt = welcomed ? 0 : attempt + 1;
-      // Exponential backoff with "equal jitter": half the cap, plus a random half.
-      const cap = Math.min(config.reconnect.max, config.reconnect.initial * 2 ** Math.min(attempt, 20));
-      const delay = cap / 2 + Math.random() * (cap / 2);
-      options.onState?.(`disconnected${why}; reconnecting in ${Math.round(delay)} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  })();
+  interface Link {
+    loop: Promise<void>;
+    readonly inFlight: Map<string, AbortController>;
+    current: ClientHttp2Session | undefined;
+    control: ClientHttp2Stream | undefined;
+    wake: (() => void) | undefined;
+  }
+
+  /** One gateway's link: connects, serves what that gateway offers, reconnects. */
+  function startLink(gatewayUrl: string): Link {
+    const link: Link = { loop: Promise.resolve(), inFlight: new Map(), current: undefined, control: undefined, wake: undefined };
+    link.loop = (async () => {
+      let attempt = 0;
+      while (!stopped) {
+        let why = '';
+        const welcomed = await runSession(gatewayUrl, link).catch((error: unknown) => {
+          // close() ends the link on purpose: that is no failure.
+          if (!stopped) logger.warn({ gateway: gatewayUrl, err: (error as Error).message }, 'agent link failed');
+          why = ` (${linkFailureHint(error as NodeJS.ErrnoException)})`;
+          return false;
+        });
+        if (stopped) break;
+        attempt = welcomed ? 0 : attempt + 1;
+        // Exponential backoff with "equal jitter": half the cap, plus a random half.
+        const cap = Math.min(config.reconnect.max, config.reconnect.initial * 2 ** Math.min(attempt, 20));
+        const delay = cap / 2 + Math.random() * (cap / 2);
+        options.onState?.(`disconnected${from(gatewayUrl)}${why}; reconnecting in ${Math.round(delay)} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, delay);
+          link.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    })();
+    return link;
+  }
 
   /** One connection's life; resolves true if the gateway welcomed us. */
-  async function runSession(): Promise<boolean> {
-    const session = connect(options.gatewayUrl, { ...(options.ca === undefined ? {} : { ca: options.ca }), ALPNProtocols: ['h2'] });
-    current = session;
+  async function runSession(gatewayUrl: string, link: Link): Promise<boolean> {
+    const { inFlight } = link;
+    const session = connect(gatewayUrl, { ...(options.ca === undefined ? {} : { ca: options.ca }), ALPNProtocols: ['h2'] });
+    link.current = session;
     let welcomed = false;
-    session.on('error', (error) => logger.warn({ err: error.message }, 'agent session error'));
+    session.on('error', (error) => logger.warn({ gateway: gatewayUrl, err: error.message }, 'agent session error'));
     try {
       const control = session.request(
         { ':method': 'POST', ':path': connectPath, authorization: `Bearer ${options.key}`, 'content-type': 'application/x-ndjson' },
         { endStream: false },
       );
       control.on('error', () => undefined);
-      currentControl = control;
+      link.control = control;
       control.write(encodeFrame({ type: 'hello', name: config.name, connections: config.connections.map((c) => c.name), concurrency: config.concurrency, version: options.version }));
       const status = await new Promise<number>((resolve, reject) => {
         control.once('response', (headers) => resolve(Number(headers[':status'])));
@@ -129,7 +146,7 @@ export function startAgent(options: AgentOptions): Agent {
       if (status !== 200) {
         let text = '';
         for await (const chunk of control as AsyncIterable<Buffer>) if (text.length < 4096) text += chunk.toString('utf8');
-        options.onState?.(`refused by the gateway (${status}): ${text}`);
+        options.onState?.(`refused by the gateway${gatewayUrls.length > 1 ? ` ${gatewayUrl}` : ''} (${status}): ${text}`);
         return false;
       }
       let lastSeen = Date.now();
@@ -143,17 +160,17 @@ export function startAgent(options: AgentOptions): Agent {
             const every = Math.min(Math.max(Number(frame['heartbeatMs']) || 10_000, 100), maxTimerMs);
             heartbeat = setInterval(() => {
               if (Date.now() - lastSeen > 3 * every) {
-                logger.warn('gateway missed heartbeats; reconnecting');
+                logger.warn({ gateway: gatewayUrl }, 'gateway missed heartbeats; reconnecting');
                 destroySession(session);
                 return;
               }
               control.write(encodeFrame({ type: 'heartbeat', at: Date.now() }));
             }, every);
             if (draining) control.write(encodeFrame({ type: 'drain' }));
-            options.onState?.(`connected to ${options.gatewayUrl} as ${config.name} (session ${String(frame['session'])})`);
+            options.onState?.(`connected to ${gatewayUrl} as ${config.name} (session ${String(frame['session'])})`);
           } else if (frame['type'] === 'exchange') {
             const exchange = frame as unknown as ExchangeFrame;
-            void (exchange.kind === 'tcp' ? serveStream(session, exchange) : serve(session, exchange));
+            void (exchange.kind === 'tcp' ? serveStream(session, exchange, inFlight) : serve(session, exchange, inFlight));
           } else if (frame['type'] === 'cancel') {
             inFlight.get(String(frame['id']))?.abort();
           }
@@ -181,7 +198,7 @@ export function startAgent(options: AgentOptions): Agent {
     return stream;
   }
 
-  async function serve(session: ClientHttp2Session, frame: HttpExchangeFrame): Promise<void> {
+  async function serve(session: ClientHttp2Session, frame: HttpExchangeFrame, inFlight: Map<string, AbortController>): Promise<void> {
     const controller = new AbortController();
     inFlight.set(frame.id, controller);
     let stream: ClientHttp2Stream | undefined;
@@ -248,7 +265,7 @@ export function startAgent(options: AgentOptions): Agent {
   }
 
   /** A raw byte stream (kind tcp): accepted with a head, then carried by the connection's relay. */
-  async function serveStream(session: ClientHttp2Session, frame: StreamExchangeFrame): Promise<void> {
+  async function serveStream(session: ClientHttp2Session, frame: StreamExchangeFrame, inFlight: Map<string, AbortController>): Promise<void> {
     const controller = new AbortController();
     inFlight.set(frame.id, controller);
     let stream: ClientHttp2Stream | undefined;
@@ -271,20 +288,23 @@ export function startAgent(options: AgentOptions): Agent {
   return {
     async drain(graceMs) {
       draining = true;
-      if (currentControl && !currentControl.destroyed) currentControl.write(encodeFrame({ type: 'drain' }));
+      for (const link of links) if (link.control && !link.control.destroyed) link.control.write(encodeFrame({ type: 'drain' }));
       const deadline = Date.now() + graceMs;
-      if (inFlight.size > 0) options.onState?.(`draining: waiting up to ${graceMs} ms for ${inFlight.size} exchange(s) in flight`);
-      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (inFlight.size > 0) options.onState?.(`grace period over: cutting ${inFlight.size} exchange(s)`);
+      const inFlight = () => links.reduce((n, link) => n + link.inFlight.size, 0);
+      if (inFlight() > 0) options.onState?.(`draining: waiting up to ${graceMs} ms for ${inFlight()} exchange(s) in flight`);
+      while (inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inFlight() > 0) options.onState?.(`grace period over: cutting ${inFlight()} exchange(s)`);
       await this.close();
     },
     // Idempotent: a second close() waits for the first.
     close() {
       closing ??= (async () => {
         stopped = true;
-        wake?.();
-        if (current) destroySession(current);
-        await loop;
+        for (const link of links) {
+          link.wake?.();
+          if (link.current) destroySession(link.current);
+        }
+        await Promise.all(links.map((link) => link.loop));
         await Promise.all([...targets.values()].map((t) => t.forwarder.close()));
       })();
       return closing;

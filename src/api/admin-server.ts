@@ -235,7 +235,7 @@ export function createAdminHandler(options: AdminServerOptions) {
   async function readiness(res: ServerResponse): Promise<void> {
     if (options.stopping?.()) return sendJson(res, 503, { status: 'stopping', error: { code: 'gateway_stopping', message: errorRegistry.gateway_stopping.message }, unavailable: ['gateway_stopping'] });
     const checks: ReadonlyArray<readonly ['store_unavailable' | 'limits_unavailable', (() => Promise<unknown>) | undefined]> = [
-      ['store_unavailable', () => db.selectFrom('api_keys').select('id').limit(1).execute()],
+      ['store_unavailable', storeProbe(db)],
       ['limits_unavailable', options.limitsReady],
     ];
     const results = await Promise.allSettled(checks.map(([, check]) => (check ? withTimeout(check(), readinessTimeoutMs) : undefined)));
@@ -254,9 +254,14 @@ export function createAdminHandler(options: AdminServerOptions) {
 }
 
 /** How long /readyz waits for the store before answering 503. */
-const readinessTimeoutMs = 2_000;
+export const readinessTimeoutMs = 2_000;
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** The query /readyz (and the dependency monitor) asks the store: one indexed read. */
+export function storeProbe(db: Kysely<Database>): () => Promise<unknown> {
+  return () => db.selectFrom('api_keys').select('id').limit(1).execute();
+}
+
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);

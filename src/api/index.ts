@@ -1,4 +1,4 @@
-export { createAdminHandler, type AdminServerOptions } from './admin-server.js';
+export { createAdminHandler, storeProbe, type AdminServerOptions } from './admin-server.js';
 export { openApiDocument } from './openapi.js';
 export { createReviewsRoutes, type ReviewsRoutesOptions } from './reviews-routes.js';
 export { identityAdminRoutes } from './identity-routes.js';

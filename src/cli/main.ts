@@ -60,8 +60,9 @@ const usage = `usage: gatehouse <command> [options]
                                  a signed evidence bundle (DIR) or a CSV file
   audit alerts [--since TIME] [--until TIME] [--limit N]
                                  alerts raised (failed-auth-then-success, bulk-requests), newest first
-  agent --gateway URL --key KEY [--ca FILE] [--config agent.yaml]
+  agent --gateway URL[,URL...] --key KEY [--ca FILE] [--config agent.yaml]
                                  run an egress-only agent that dials out to the gateway
+                                 (several gateways: every URL, comma-separated; it links to each)
   agents list [--admin URL] [--key ADMIN_KEY]
                                  agents connected to a running gateway (admin API)
 

@@ -79,7 +79,18 @@ interface Compiled {
 
 export function createPolicyRuntime(options: PolicyRuntimeOptions): PolicyRuntime {
   const { logger, store } = options;
-  const onStoreError = (error: unknown) => logger.error({ err: String(error) }, 'limit store error');
+  // At most one line per 10 s, with how many failed since the last: during a Redis
+  // outage every request a limit applies to fails, and a line each buried the rest of
+  // the log. The outage and its end are logged by the dependency monitor (server/).
+  let lastStoreErrorLog = 0;
+  let unlogged = 0;
+  const onStoreError = (error: unknown) => {
+    unlogged += 1;
+    if (Date.now() - lastStoreErrorLog < 10_000) return;
+    lastStoreErrorLog = Date.now();
+    logger.error({ failures: unlogged, err: String(error) }, 'limit store error');
+    unlogged = 0;
+  };
   const build = (config: GatehouseConfig): Compiled => ({
     policy: compilePolicy(policySourceOf(config, { checkApprovals: options.checkApprovals }), { detectEntities: options.detectEntities }),
     limiter: createLimiter(config.policy.limits.rules, store, config.policy.timezone, onStoreError),

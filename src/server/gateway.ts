@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type IncomingMessage, type RequestLis
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { createAdminHandler, createReviewsRoutes, identityAdminRoutes } from '../api/index.js';
+import { createAdminHandler, createReviewsRoutes, identityAdminRoutes, storeProbe } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
 import { createRawSealer, createRecorder, openAuditTrail, readEd25519PublicKey, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
@@ -23,6 +23,7 @@ import { createPolicyRoutes } from '../api/policy-routes.js';
 import { limitConnections, type ConnectionLimits, type RefusalReason } from './connection-limits.js';
 import { createLimitStore } from './create-limit-store.js';
 import { startAlerts } from './start-alerts.js';
+import { startDependencyMonitor } from './dependency-monitor.js';
 import { startAuthThrottle } from './start-auth-throttle.js';
 import { answerPlainHttp } from './plain-http-on-tls.js';
 import { answerClientErrors } from './client-errors.js';
@@ -89,7 +90,6 @@ export interface StartOptions {
 }
 
 type Closer = () => unknown;
-
 export async function startGateway(config: GatehouseConfig, options: StartOptions = {}): Promise<Gateway> {
   // What a failed or stopped start had opened is closed, newest first: no listener
   // stays bound and no worker thread runs after startGateway rejects.
@@ -222,6 +222,8 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   // A revoked agent key ends the agent's link, as a revoked caller's exchanges are cut.
   if (agentHub) identity.revocations.onChange(() => agentHub.dropRevoked());
   if (journal) registerJournalMetrics(metrics.registry, journal);
+  const dependencies = startDependencyMonitor({ logger, registry: metrics.registry, checks: { store: storeProbe(store.db), ...(config.policy.limits.store === 'redis' ? { limits: () => limitStore.ping() } : {}) }, policyVersion: () => policyRuntime.current().version });
+  opened.push(() => dependencies.close());
   const connections = buildHttpConnections(config, agentHub);
   opened.push(() => Promise.all([...connections.values()].map((c) => c.forwarder.close())));
   // Credentials in what a refused request's record, or a review's preview, keeps are their type label.
@@ -422,6 +424,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
         await recorder.close?.();
         await approvals?.close();
         policyRuntime.close();
+        dependencies.close();
         await throttle.close();
         await limitStore.close();
         await identity.close();

@@ -1,6 +1,6 @@
-// `gatehouse agent --gateway URL --key KEY [--ca FILE] [--config FILE]`: runs the
-// egress-only agent until SIGINT / SIGTERM, then drains (up to 10 s) and exits; SIGHUP
-// is logged and ignored.
+// `gatehouse agent --gateway URL[,URL…] --key KEY [--ca FILE] [--config FILE]`: runs the
+// egress-only agent, linked to every gateway named, until SIGINT / SIGTERM, then drains
+// (up to 10 s) and exits; SIGHUP is logged and ignored.
 
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -30,8 +30,7 @@ export async function agentCommand(options: AgentCommandOptions): Promise<void> 
   const configFile = options.config ?? process.env['GATEHOUSE_AGENT_CONFIG'] ?? 'agent.yaml';
   if (!existsSync(configFile)) throw new CliError(`agent config file not found: ${configFile} (pass --config FILE or set GATEHOUSE_AGENT_CONFIG)`);
   const config = loadAgentConfig(configFile);
-  const gatewayUrl = options.gateway ?? process.env['GATEHOUSE_GATEWAY_URL'];
-  if (!gatewayUrl || !URL.canParse(gatewayUrl) || new URL(gatewayUrl).protocol !== 'https:') throw new CliError('--gateway must be the https:// URL of the gateway\'s agent endpoint');
+  const gatewayUrl = gatewayUrls(options.gateway ?? process.env['GATEHOUSE_GATEWAY_URL']);
   // A key on the command line is visible to other local users (ps): prefer a reference.
   const rawKey = options.key ?? process.env['GATEHOUSE_AGENT_KEY'];
   if (!rawKey) throw new CliError('--key is required (the agent key, or ${ENV_VAR} / file:/path; or set GATEHOUSE_AGENT_KEY)');
@@ -70,4 +69,23 @@ export async function agentCommand(options: AgentCommandOptions): Promise<void> 
   await agent.drain(drainGraceMs);
   process.stderr.write('gatehouse agent: stopped\n');
   process.off('SIGHUP', ignoreReload);
+}
+
+/**
+ * `--gateway`: one agent endpoint URL, or several separated by commas (every gateway of
+ * a scaled-out deployment: the agent links to each, so each has it). Each must be
+ * https://, and named once: a repeated one would be a second link with the same key,
+ * which the gateway refuses (409 agent_key_in_use).
+ */
+export function gatewayUrls(value: string | undefined): string[] {
+  const urls = (value ?? '').split(',').map((url) => url.trim()).filter((url) => url !== '');
+  if (urls.length === 0) throw new CliError('--gateway must be the https:// URL of the gateway\'s agent endpoint (several gateways: their URLs separated by commas)');
+  const seen = new Set<string>();
+  for (const url of urls) {
+    if (!URL.canParse(url) || new URL(url).protocol !== 'https:') throw new CliError(`--gateway: ${url} is not an https:// URL: each must be the https:// URL of a gateway's agent endpoint`);
+    const origin = new URL(url).origin;
+    if (seen.has(origin)) throw new CliError(`--gateway names ${origin} twice: give each gateway once`);
+    seen.add(origin);
+  }
+  return urls;
 }
