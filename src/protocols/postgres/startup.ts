@@ -54,6 +54,23 @@ export function passedStartupParams(params: ReadonlyMap<string, string>): Record
 }
 
 /**
+ * The startup parameter (or `options` setting) naming the schemas bare names resolve in,
+ * which is not passed on: `search_path` (JDBC `currentSchema`, Npgsql `Search Path`, pgx
+ * and asyncpg runtime parameters, `-c search_path=…`). Dropped silently, the client's
+ * statements would read and write another schema's tables than it asked for, so the
+ * login is refused naming it; undefined when none asks.
+ */
+export function requestedSearchPath(params: ReadonlyMap<string, string>): string | undefined {
+  for (const [name, value] of params) {
+    if (name.toLowerCase() === 'search_path') return value;
+    if (name.toLowerCase() === 'options') {
+      for (const [option, optionValue] of settingsInOptions(value)) if (option.toLowerCase() === 'search_path') return optionValue;
+    }
+  }
+  return undefined;
+}
+
+/**
  * The `-c name=value` and `--name=value` settings of a startup `options` string, split as
  * the database splits it (pg_split_opts: words at unescaped whitespace, a backslash
  * escaping the next character; ParseLongOption: '-' in a name is '_').
