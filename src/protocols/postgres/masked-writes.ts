@@ -9,8 +9,8 @@
 //   `partial`, a partial mask of a value (`*******1120`), refuses the statement
 //   (sql_not_supported); nothing is written.
 // Not seen: values written as literals in the SQL text (their shape's facts do not hold
-// literals), and masks that are NULL (`null` rules, non-text columns): a NULL written
-// back cannot be told from one meant.
+// literals), masks that are NULL (`null` rules, non-text columns): a NULL written back
+// cannot be told from one meant, and what masking profiles replaced inside a value.
 
 import { GatehouseError } from '../../errors/index.js';
 import type { MaskOperator } from './mask-rows.js';

@@ -25,10 +25,11 @@ const maxStartupBytes = 10_000;
 // search_path, replication, …) are not, so a caller cannot set server options the
 // gateway does not see. The three timeouts only
 // bound the caller's own session (node-postgres sends its `statement_timeout` option
-// so). Names are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and
+// so), and the three transaction defaults only its own transactions: dropped, a client
+// that asked for read-only or serializable sessions would silently get neither. Names are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and
 // PGDATESTYLE as `timezone` and `datestyle`.
 const passedParams = new Map(
-  ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout'].map((name) => [name.toLowerCase(), name]),
+  ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'default_transaction_read_only', 'default_transaction_isolation', 'default_transaction_deferrable'].map((name) => [name.toLowerCase(), name]),
 );
 
 /**
@@ -51,6 +52,23 @@ export function passedStartupParams(params: ReadonlyMap<string, string>): Record
     if (canonical !== undefined) passed[canonical] = value;
   }
   return passed;
+}
+
+/**
+ * The startup parameter (or `options` setting) naming the schemas bare names resolve in,
+ * which is not passed on: `search_path` (JDBC `currentSchema`, Npgsql `Search Path`, pgx
+ * and asyncpg runtime parameters, `-c search_path=…`). Dropped silently, the client's
+ * statements would read and write another schema's tables than it asked for, so the
+ * login is refused naming it; undefined when none asks.
+ */
+export function requestedSearchPath(params: ReadonlyMap<string, string>): string | undefined {
+  for (const [name, value] of params) {
+    if (name.toLowerCase() === 'search_path') return value;
+    if (name.toLowerCase() === 'options') {
+      for (const [option, optionValue] of settingsInOptions(value)) if (option.toLowerCase() === 'search_path') return optionValue;
+    }
+  }
+  return undefined;
 }
 
 /**

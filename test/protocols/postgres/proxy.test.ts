@@ -376,6 +376,25 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     assert.deepEqual((await o.query("select current_setting('work_mem') as wm, current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt")).rows, [{ wm: '4MB', st: '250ms', lt: '3s' }]);
   });
 
+  test('the transaction defaults a client asks for at startup reach the database (they were dropped: a read-only session could write)', async () => {
+    const c = await connect({ options: '-c default_transaction_read_only=on -c default_transaction_isolation=serializable -c default_transaction_deferrable=on' });
+    assert.deepEqual((await c.query("select current_setting('default_transaction_read_only') as ro, current_setting('default_transaction_isolation') as iso, current_setting('default_transaction_deferrable') as d")).rows, [{ ro: 'on', iso: 'serializable', d: 'on' }]);
+    await assert.rejects(c.query('create table read_only_session_wrote (id int)'), { code: '25006' });
+  });
+
+  test('a search_path asked for at startup (JDBC currentSchema, Npgsql Search Path, -c search_path) is refused at login naming it, not dropped silently', async () => {
+    const why = /^The startup parameter search_path \("secret"\) is not passed on through the gateway, and without it statements would run against other schemas' tables than asked for: connect without it .* and run SET search_path after connecting\.$/;
+    await assert.rejects(connect({ options: '-c search_path=secret' }), (e: pg.DatabaseError) => e.code === '0A000' && e.severity === 'FATAL' && why.test(e.message));
+    const answer = await new Promise<Buffer>((resolve) => {
+      const socket = netConnect({ port: proxy.port, host: '127.0.0.1' }, () => socket.write(startupMessage({ user: 'agent', database: proxy.database, search_path: 'secret' })));
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    assert.equal(answer[0], 'E'.charCodeAt(0));
+    assert.match(parseNoticeFields(answer.subarray(5)).get('M')!, why);
+  });
+
   test('COPY in and out through psql \\copy', async () => {
     const copy = await psql(['-c', "\\copy keep_me from stdin"], '100\n101\n102\n\\.\n');
     assert.equal(copy.code, 0, copy.stderr);
