@@ -7,7 +7,7 @@ export { EventStreamMasker, encodeFrame, encodeHeaders } from './aws-event-strea
 export { NdjsonMasker, type NdjsonMaskerOptions } from './ndjson-masker.js';
 export { SseMasker, type SseMaskerOptions } from './sse-masker.js';
 export { withoutLogprobs } from './logprobs.js';
-export { transformEmbeddings, transformVector, toFloat16 } from './embeddings.js';
+export { transformEmbeddings, transformNativeEmbeddings, transformVector, toFloat16 } from './embeddings.js';
 export { maskRequestBody } from './request-scrubber.js';
 export { maskPlannerFromConfig } from './from-config.js';
 export { credentialRedactor, credentialEntities } from './credential-redactor.js';

@@ -379,6 +379,7 @@ class HttpExchangeIO implements ExchangeIO {
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
       jsonArrayStream: asksForJsonArrayStream(this.#rest),
+      nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#rest),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
@@ -388,6 +389,23 @@ class HttpExchangeIO implements ExchangeIO {
   fail(error: GatehouseError): void {
     writeError(this.#res, error, this.exchange.id);
   }
+}
+
+/**
+ * An embeddings call of a native API, by its path: Ollama `/api/embed` and
+ * `/api/embeddings`, Gemini `…:embedContent` and `…:batchEmbedContents`, Cohere `/embed`,
+ * Bedrock `/model/<an embedding model>/invoke` (`amazon.titan-embed-…`, `cohere.embed-…`).
+ */
+function isNativeEmbeddingsPath(rest: string): boolean {
+  const query = rest.indexOf('?');
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(query < 0 ? rest : rest.slice(0, query));
+  } catch {
+    return false;
+  }
+  if (/(?:\/api\/embed(?:dings)?|:embedContent|:batchEmbedContents|\/embed)\/?$/.test(pathname)) return true;
+  return /\/model\/[^/]*embed[^/]*\/invoke\/?$/i.test(pathname);
 }
 
 /**

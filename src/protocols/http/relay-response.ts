@@ -59,6 +59,8 @@ export interface RelayOptions {
   /** Response-side guardrail check over the answer text (undefined: none). */
   readonly responseGuard?: ResponseGuard | undefined;
   readonly isEmbeddings?: boolean | undefined;
+  /** The request is an embeddings call of a native API (Ollama, Gemini, Cohere, Bedrock): an embeddings rule applies. */
+  readonly nativeEmbeddings?: boolean | undefined;
   /** The request asked for a JSON array streamed element by element (Gemini's `:streamGenerateContent` without `alt=sse`). */
   readonly jsonArrayStream?: boolean | undefined;
   /** Largest non-streamed answer held for masking. */
@@ -113,6 +115,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
           isAwsEventStream,
           isJsonArrayStream,
           isEmbeddings: options.isEmbeddings ?? false,
+          isNativeEmbeddings: options.nativeEmbeddings,
           plan: options.maskPlan,
           guard: options.responseGuard,
           counts,

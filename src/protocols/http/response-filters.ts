@@ -9,6 +9,7 @@
 //   streamed JSON array (Gemini without alt=sse) + masking and/or guard → streaming JsonArrayStreamMasker
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
+//   (a native API's too: Ollama, Gemini, Cohere, Bedrock Titan; its strings then masked)
 //   JSON answer + a response guard                → buffered, text checked first (guard-text.ts)
 //   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
 //                                                   end; from its first binary byte passed
@@ -21,7 +22,7 @@
 // one), an AWS event stream exception frame, an error element closing a JSON array.
 
 import { GatehouseError } from '../../errors/index.js';
-import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, transformNativeEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { guardTextOfAnswer } from './guard-text.js';
 import { errorEnvelope } from './write-error.js';
 
@@ -49,6 +50,8 @@ export interface FilterChoice {
   /** A JSON array streamed element by element (Gemini's `streamGenerateContent` without `alt=sse`). */
   readonly isJsonArrayStream?: boolean | undefined;
   readonly isEmbeddings: boolean;
+  /** An embeddings answer of a native API (Ollama, Gemini, Cohere, Bedrock): see transformNativeEmbeddings. */
+  readonly isNativeEmbeddings?: boolean | undefined;
   readonly plan: MaskPlan | undefined;
   readonly guard: ResponseGuard | undefined;
   readonly counts: EntityCounts;
@@ -91,6 +94,11 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     const rule = plan?.embeddings;
     if (!rule) return undefined;
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
+  }
+  const nativeRule = choice.isNativeEmbeddings && !choice.isSse ? plan?.embeddings : undefined;
+  if (nativeRule && plan) {
+    // Its strings (Cohere echoes the `texts` embedded) are masked as in any JSON answer.
+    return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => maskJsonAnswer(transformNativeEmbeddings(body, nativeRule), plan, choice.counts, false));
   }
   if (!plan && !guard) return undefined;
   if (choice.isSse || choice.isNdjson || choice.isAwsEventStream || choice.isJsonArrayStream) return streamFilter(plan ?? noMasking, guard, choice);
