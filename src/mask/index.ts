@@ -12,4 +12,4 @@ export { maskRequestBody } from './request-scrubber.js';
 export { maskPlannerFromConfig } from './from-config.js';
 export { credentialRedactor, credentialEntities } from './credential-redactor.js';
 export { disguisedEntityTypes } from './disguised-entity-types.js';
-export { JsonArrayStreamMasker, type JsonArrayStreamMaskerOptions } from './json-array-stream-masker.js';
+export { JsonArrayStreamMasker, jsonArraySeparator, type JsonArrayStreamMaskerOptions } from './json-array-stream-masker.js';

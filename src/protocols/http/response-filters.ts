@@ -22,7 +22,7 @@
 // one), an AWS event stream exception frame, an error element closing a JSON array.
 
 import { GatehouseError } from '../../errors/index.js';
-import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, transformNativeEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, jsonArraySeparator, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, transformNativeEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { guardTextOfAnswer } from './guard-text.js';
 import { errorEnvelope } from './write-error.js';
 
@@ -163,10 +163,23 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
   };
   const arrays = choice.isJsonArrayStream && !choice.isSse ? new JsonArrayStreamMasker({ ...options, maxWholeBytes: choice.maxBufferBytes }) : undefined;
   const masker = arrays ?? (choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options));
+  // What of a streamed JSON array the client was sent (a chunk whose guard check failed was not).
+  let arrayOpened = false;
+  let arrayElements = false;
+  const released = (out: string | Buffer) => {
+    if (!arrays || out.length === 0) return out;
+    arrayOpened = true;
+    if (out !== '[') arrayElements = true;
+    return out;
+  };
   return {
     buffered: false,
     failureTail(failure) {
-      if (arrays) return arrays.failureTail(errorEnvelope(failure));
+      if (arrays) {
+        // The error closes the array the client reads, as its last element; an answer held whole (not an array) is the error itself.
+        if (arrays.holdsWhole) return errorEnvelope(failure);
+        return `${!arrayOpened ? '[' : arrayElements ? jsonArraySeparator : ''}${errorEnvelope(failure)}]`;
+      }
       if (choice.isSse) return `event: error\ndata: ${errorEnvelope(failure)}\n\n`;
       if (choice.isAwsEventStream) return awsExceptionFrame(failure);
       // Ollama's clients raise the `error` of a line (a string) as the stream's error.
@@ -176,12 +189,12 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
       const out = masker.push(chunk);
       // Checked before the masked events are released, so a blocked answer's text never leaves.
       if (guard) checkGuard(guard, text);
-      return out;
+      return released(out);
     },
     end() {
       const out = masker.end();
       if (guard) checkGuard(guard, text);
-      return out;
+      return released(out);
     },
   };
 }
