@@ -112,6 +112,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       ? chooseResponseFilter({
           isSse,
           isNdjson,
+          ndjsonStream: isNdjson && streamJsonType.test(contentType),
           isAwsEventStream,
           isJsonArrayStream,
           isEmbeddings: options.isEmbeddings ?? false,
@@ -297,7 +298,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 }
 
 const sseType = /^text\/event-stream/i;
-const ndjsonType = /^application\/(?:x-)?ndjson\s*(?:;|$)/i;
+const ndjsonType = /^application\/(?:(?:x-)?ndjson|stream\+json)\s*(?:;|$)/i;
+/** A stream by its type (Cohere v1's chat stream), not a file of records: its lines may continue each other's text. */
+const streamJsonType = /^application\/stream\+json\s*(?:;|$)/i;
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const awsEventStreamType = /^application\/vnd\.amazon\.eventstream\s*(?:;|$)/i;
 const noCounts: EntityCounts = Object.freeze({});

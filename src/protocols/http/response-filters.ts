@@ -4,7 +4,7 @@
 // error can still be a proper error answer). The relay applies at most one of each
 // kind, chosen here:
 //   SSE answer + masking and/or a response guard  → streaming SseMasker
-//   NDJSON answer (Ollama) + masking and/or guard  → streaming NdjsonMasker, line by line
+//   NDJSON answer (Ollama; Cohere v1's application/stream+json) + masking and/or guard → streaming NdjsonMasker, line by line
 //   AWS event stream (Bedrock) + masking and/or guard → streaming EventStreamMasker, frame by frame
 //   streamed JSON array (Gemini without alt=sse) + masking and/or guard → streaming JsonArrayStreamMasker
 //   JSON answer + masking                         → buffered, string values masked
@@ -45,6 +45,8 @@ export interface FilterChoice {
   readonly isSse: boolean;
   /** A newline-delimited JSON answer (`application/x-ndjson`) in UTF-8. */
   readonly isNdjson?: boolean | undefined;
+  /** The NDJSON answer is a stream by its type (`application/stream+json`): lines of any shape stream their text. */
+  readonly ndjsonStream?: boolean | undefined;
   /** An AWS event stream (`application/vnd.amazon.eventstream`, Bedrock's streams). */
   readonly isAwsEventStream?: boolean | undefined;
   /** A JSON array streamed element by element (Gemini's `streamGenerateContent` without `alt=sse`). */
@@ -162,7 +164,7 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
       : undefined,
   };
   const arrays = choice.isJsonArrayStream && !choice.isSse ? new JsonArrayStreamMasker({ ...options, maxWholeBytes: choice.maxBufferBytes }) : undefined;
-  const masker = arrays ?? (choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options));
+  const masker = arrays ?? (choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker({ ...options, streamsOtherShapes: choice.ndjsonStream }));
   // What of a streamed JSON array the client was sent (a chunk whose guard check failed was not).
   let arrayOpened = false;
   let arrayElements = false;
