@@ -21,7 +21,7 @@ import { readBody } from './read-body.js';
 import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
-import { writeError } from './write-error.js';
+import { errorShapeOf, writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
@@ -380,6 +380,7 @@ class HttpExchangeIO implements ExchangeIO {
       isEmbeddings: admitted.operation === 'embeddings',
       jsonArrayStream: asksForJsonArrayStream(this.#rest),
       nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#rest),
+      errorShape: errorShapeOf(connection.type, this.#pathname),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
@@ -387,7 +388,7 @@ class HttpExchangeIO implements ExchangeIO {
   }
 
   fail(error: GatehouseError): void {
-    writeError(this.#res, error, this.exchange.id);
+    writeError(this.#res, error, this.exchange.id, errorShapeOf(this.#connection.type, this.#pathname));
   }
 }
 

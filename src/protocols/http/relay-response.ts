@@ -29,7 +29,7 @@ import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './open
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
 import { forEachChunk } from './stream-chunks.js';
-import { writeError } from './write-error.js';
+import { writeError, type ErrorShape } from './write-error.js';
 
 /** The last chunk of a Content-Length answer up to this size is held whole (see send). */
 const holdWholeBytes = 64 * 1024;
@@ -59,6 +59,8 @@ export interface RelayOptions {
   /** Response-side guardrail check over the answer text (undefined: none). */
   readonly responseGuard?: ResponseGuard | undefined;
   readonly isEmbeddings?: boolean | undefined;
+  /** How an error answer before the headers is written (Ollama's native API: its own shape). */
+  readonly errorShape?: ErrorShape | undefined;
   /** The request is an embeddings call of a native API (Ollama, Gemini, Cohere, Bedrock): an embeddings rule applies. */
   readonly nativeEmbeddings?: boolean | undefined;
   /** The request asked for a JSON array streamed element by element (Gemini's `:streamGenerateContent` without `alt=sse`). */
@@ -289,7 +291,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     return;
   }
   if (!failure) res.end(heldLastByte);
-  else if (!res.headersSent) writeError(res, failure, options.exchangeId);
+  else if (!res.headersSent) writeError(res, failure, options.exchangeId, options.errorShape);
   else if (filter?.failureTail && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
     // Mid-stream: an error in the answer's own framing (an SSE `error` event the OpenAI
     // clients raise as an APIError, an Ollama error line, a Bedrock exception), then the end.

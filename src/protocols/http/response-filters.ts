@@ -185,7 +185,7 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
       if (choice.isSse) return `event: error\ndata: ${errorEnvelope(failure)}\n\n`;
       if (choice.isAwsEventStream) return awsExceptionFrame(failure);
       // Ollama's clients raise the `error` of a line (a string) as the stream's error.
-      return `${JSON.stringify({ error: failure.message, type: failure.type, code: failure.code, ...(failure.rule ? { rule: failure.rule } : {}) })}\n`;
+      return `${errorEnvelope(failure, 'ollama')}\n`;
     },
     push(chunk) {
       const out = masker.push(chunk);

@@ -55,7 +55,9 @@ describe('embeddings rules on native embeddings APIs (http connection)', () => {
     for (const [name, api] of Object.entries(apis)) {
       const res = await call(h, api.path, api.answer);
       assert.equal(res.status, 403, name);
-      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'embeddings_blocked', name);
+      // Ollama's paths answer in Ollama's shape (`error` is the message), the others in the OpenAI envelope.
+      const body = (await res.json()) as { error: string | { code: string }; code?: string };
+      assert.equal(typeof body.error === 'string' ? body.code : body.error.code, 'embeddings_blocked', name);
     }
   });
 
