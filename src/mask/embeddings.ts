@@ -7,6 +7,11 @@
 //            cosine similarity to the raw vector is about 1/sqrt(1+noise²)).
 // Both `encoding_format: float` (JSON arrays) and `base64` (little-endian float32, the
 // openai client's default) are handled; everything else in the body is kept.
+// Native embeddings APIs (transformNativeEmbeddings) carry their vectors elsewhere:
+// Ollama `embeddings` / `embedding`, Gemini `embedding.values` / `embeddings[].values`,
+// Cohere `embeddings` (a list, or by type: `float`, `base64`), Bedrock Titan `embedding`
+// and `embeddingsByType.float`. Quantized types (int8, uint8, binary, ubinary) cannot be
+// rounded or noised and stay integers: they are refused (fail closed).
 
 import { randomInt } from 'node:crypto';
 import { GatehouseError } from '../errors/index.js';
@@ -24,6 +29,52 @@ export function transformEmbeddings(body: string, rule: EmbeddingsRule): string 
     throw new Error('embedding is neither an array nor base64');
   });
   return JSON.stringify({ ...json, data });
+}
+
+/**
+ * A native embeddings answer with its vectors transformed; an answer with none of the
+ * members that carry vectors (an error) is returned as it is.
+ */
+export function transformNativeEmbeddings(body: string, rule: EmbeddingsRule): string {
+  if (rule.mode === 'block') throw new GatehouseError('embeddings_blocked');
+  const json = JSON.parse(body) as unknown;
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('embeddings answer is not a JSON object');
+  const out = { ...(json as Record<string, unknown>) };
+  if (!('embedding' in out) && !('embeddings' in out) && !('embeddingsByType' in out)) return body;
+  const vector = (value: unknown): unknown => {
+    if (isNumberList(value)) return transformVector(value, rule);
+    if (isObject(value) && isNumberList(value['values'])) return { ...value, values: transformVector(value['values'], rule) };
+    throw new Error('an embedding that is neither a list of numbers nor {values}');
+  };
+  const vectors = (value: unknown): unknown[] => {
+    if (!Array.isArray(value)) throw new Error('embeddings that are not a list');
+    return value.map(vector);
+  };
+  /** Cohere's `embeddings` and Titan's `embeddingsByType`: vectors by type. */
+  const byType = (value: Record<string, unknown>, list: boolean): Record<string, unknown> => {
+    const typed: Record<string, unknown> = {};
+    for (const [type, vs] of Object.entries(value)) {
+      if (type === 'float') typed[type] = list ? vectors(vs) : vector(vs);
+      else if (type === 'base64' && list && Array.isArray(vs)) typed[type] = vs.map((b) => (typeof b === 'string' ? toBase64(transformVector(fromBase64(b), rule)) : vector(b)));
+      else throw new Error(`${type} embeddings cannot be transformed (${rule.mode}); ask for float`);
+    }
+    return typed;
+  };
+  if ('embedding' in out) out['embedding'] = vector(out['embedding']);
+  if ('embeddings' in out) out['embeddings'] = isObject(out['embeddings']) ? byType(out['embeddings'], true) : vectors(out['embeddings']);
+  if ('embeddingsByType' in out) {
+    if (!isObject(out['embeddingsByType'])) throw new Error('embeddingsByType is not an object');
+    out['embeddingsByType'] = byType(out['embeddingsByType'], false);
+  }
+  return JSON.stringify(out);
+}
+
+function isNumberList(value: unknown): value is number[] {
+  return Array.isArray(value) && value.every((v) => typeof v === 'number');
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export function transformVector(vector: readonly number[], rule: EmbeddingsRule): number[] {

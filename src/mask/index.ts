@@ -7,9 +7,9 @@ export { EventStreamMasker, encodeFrame, encodeHeaders } from './aws-event-strea
 export { NdjsonMasker, type NdjsonMaskerOptions } from './ndjson-masker.js';
 export { SseMasker, type SseMaskerOptions } from './sse-masker.js';
 export { withoutLogprobs } from './logprobs.js';
-export { transformEmbeddings, transformVector, toFloat16 } from './embeddings.js';
+export { transformEmbeddings, transformNativeEmbeddings, transformVector, toFloat16 } from './embeddings.js';
 export { maskRequestBody } from './request-scrubber.js';
 export { maskPlannerFromConfig } from './from-config.js';
 export { credentialRedactor, credentialEntities } from './credential-redactor.js';
 export { disguisedEntityTypes } from './disguised-entity-types.js';
-export { JsonArrayStreamMasker, type JsonArrayStreamMaskerOptions } from './json-array-stream-masker.js';
+export { JsonArrayStreamMasker, jsonArraySeparator, type JsonArrayStreamMaskerOptions } from './json-array-stream-masker.js';

@@ -30,7 +30,8 @@ export interface JsonArrayStreamMaskerOptions {
 }
 
 /** Between elements Google writes `,\r\n`: kept, so the answer looks as it came. */
-const separator = ',\r\n';
+export const jsonArraySeparator = ',\r\n';
+const separator = jsonArraySeparator;
 
 export class JsonArrayStreamMasker {
   readonly #plan: MaskPlan;
@@ -65,11 +66,6 @@ export class JsonArrayStreamMasker {
     return this.#phase === 'whole';
   }
 
-  /** True once at least one element (or the opening `[`) went out. */
-  get started(): boolean {
-    return this.#phase !== 'start' && this.#phase !== 'whole';
-  }
-
   /** Raw upstream bytes in; the opening `[` and masked, complete elements out. */
   push(chunk: Uint8Array): string {
     return this.#text(this.#decoder.decode(chunk, { stream: true }));
@@ -85,17 +81,6 @@ export class JsonArrayStreamMasker {
     // Cut before its `]`: what was held goes out, masked, and the answer ends as cut.
     if (this.#phase === 'between' || this.#phase === 'element') out += this.#elements(this.#sse.end());
     return out;
-  }
-
-  /**
-   * The error element a failure mid-stream ends the array with, then `]`, so a client
-   * that parses the array reads an error instead of a truncated document.
-   */
-  failureTail(error: string): string {
-    if (this.#phase === 'start' || this.#phase === 'whole') return '';
-    if (this.#phase === 'closed') return '';
-    this.#phase = 'closed';
-    return `${this.#written > 0 ? separator : ''}${error}]`;
   }
 
   #text(text: string): string {

@@ -7,7 +7,15 @@
 //   one, in one more line shaped like the last);
 // - every other string of such a line, and every line of another JSON shape, is masked
 //   whole (a JSON string cannot span lines, so a line is a complete document);
-// - a line that is not JSON is masked as text.
+// - a line that is not JSON is masked as text;
+// - with `streamsOtherShapes` (a stream by its type, `application/stream+json`, as
+//   Cohere's v1 chat streams `{"event_type":"text-generation","text":…}`), a line of
+//   another shape streams its text as an SSE event of no known API does (sse-generic.ts:
+//   a string under `text`, `content` … per path, across lines); what a path holds goes
+//   out, masked, in one more line shaped like the last that carried it, just before a
+//   final line (`"is_finished": true` or `"done": true`) or at the end. Not for
+//   x-ndjson: a JSON Lines file of records is no stream, and text must not move between
+//   its records.
 // A line longer than `maxLineBytes` fails the stream (the caller turns that into an
 // error, never raw data).
 
@@ -15,6 +23,7 @@ import type { MaskPlan } from './plan.js';
 import { totalCount, type EntityCounts } from './operators.js';
 import { isRecord, type Json } from './json-value.js';
 import { StreamState } from './stream-state.js';
+import { GenericJsonDialect } from './sse-generic.js';
 
 export interface NdjsonMaskerOptions {
   readonly plan: MaskPlan;
@@ -22,6 +31,8 @@ export interface NdjsonMaskerOptions {
   readonly maxLineBytes?: number;
   /** Called with each piece of raw answer text as it is read (for response guards). */
   readonly onText?: (text: string) => void;
+  /** Lines of other shapes stream their text across lines (an `application/stream+json` answer). */
+  readonly streamsOtherShapes?: boolean | undefined;
 }
 
 /** Streamed text fields of an Ollama line: `[object holding it (undefined: the line), field]`. */
@@ -39,10 +50,12 @@ export class NdjsonMasker {
   #pending = '';
   /** The last streamed line as written (its text fields emptied), for a tail line this masker adds. */
   #lastLine: Json | undefined;
+  readonly #generic: GenericJsonDialect | undefined;
 
   constructor(options: NdjsonMaskerOptions) {
     this.#state = new StreamState(options);
     this.#maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
+    this.#generic = options.streamsOtherShapes ? new GenericJsonDialect(this.#state) : undefined;
   }
 
   /** Raw upstream bytes in; masked, complete lines out. */
@@ -65,6 +78,8 @@ export class NdjsonMasker {
     this.#pending += this.#decoder.decode();
     let out = this.#pending === '' ? '' : this.#line(this.#pending);
     this.#pending = '';
+    const held = this.#genericTail();
+    if (held !== '') out += `${out === '' ? '' : '\n'}${held}`;
     if (this.#state.textKeys().length > 0) {
       // Ended without `"done": true`: what is held goes out in one more line like the last.
       const before = totalCount(this.#state.counts);
@@ -85,7 +100,19 @@ export class NdjsonMasker {
       return this.#state.maskText(line);
     }
     const streamed = isRecord(json) ? this.#streamed(json, json['done'] === true) : undefined;
-    return streamed === undefined ? this.#state.maskJsonText(line) : JSON.stringify(streamed);
+    if (streamed !== undefined) return JSON.stringify(streamed);
+    const generic = this.#generic;
+    if (generic && isRecord(json)) {
+      // A final line repeats the text whole (Cohere's `response.text`): masked whole, after what the paths held.
+      if (json['is_finished'] === true || json['done'] === true) return this.#genericTail() + this.#state.maskJsonText(line);
+      if (generic.handles(json)) return generic.mask(json).map((e) => JSON.stringify(e)).join('\n');
+    }
+    return this.#state.maskJsonText(line);
+  }
+
+  /** What the generic paths hold, masked, as lines (each ending in a newline). */
+  #genericTail(): string {
+    return (this.#generic?.releaseBefore(undefined) ?? []).map((e) => `${JSON.stringify(e)}\n`).join('');
   }
 
   /**

@@ -21,7 +21,7 @@ import { readBody } from './read-body.js';
 import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
-import { writeError } from './write-error.js';
+import { errorShapeOf, writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
@@ -379,6 +379,8 @@ class HttpExchangeIO implements ExchangeIO {
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
       jsonArrayStream: asksForJsonArrayStream(this.#rest),
+      nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#rest),
+      errorShape: errorShapeOf(connection.type, this.#pathname),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
@@ -386,8 +388,25 @@ class HttpExchangeIO implements ExchangeIO {
   }
 
   fail(error: GatehouseError): void {
-    writeError(this.#res, error, this.exchange.id);
+    writeError(this.#res, error, this.exchange.id, errorShapeOf(this.#connection.type, this.#pathname));
   }
+}
+
+/**
+ * An embeddings call of a native API, by its path: Ollama `/api/embed` and
+ * `/api/embeddings`, Gemini `…:embedContent` and `…:batchEmbedContents`, Cohere `/embed`,
+ * Bedrock `/model/<an embedding model>/invoke` (`amazon.titan-embed-…`, `cohere.embed-…`).
+ */
+function isNativeEmbeddingsPath(rest: string): boolean {
+  const query = rest.indexOf('?');
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(query < 0 ? rest : rest.slice(0, query));
+  } catch {
+    return false;
+  }
+  if (/(?:\/api\/embed(?:dings)?|:embedContent|:batchEmbedContents|\/embed)\/?$/.test(pathname)) return true;
+  return /\/model\/[^/]*embed[^/]*\/invoke\/?$/i.test(pathname);
 }
 
 /**

@@ -29,7 +29,7 @@ import { SseAnswerReader, summarizeJsonAnswer, type AnswerSummary } from './open
 import { ProgressTracker, type ProgressOptions } from './record-progress.js';
 import { answerCharset, chooseResponseFilter, utf8ContentType, type ResponseFilter, type ResponseGuard } from './response-filters.js';
 import { forEachChunk } from './stream-chunks.js';
-import { writeError } from './write-error.js';
+import { writeError, type ErrorShape } from './write-error.js';
 
 /** The last chunk of a Content-Length answer up to this size is held whole (see send). */
 const holdWholeBytes = 64 * 1024;
@@ -59,6 +59,10 @@ export interface RelayOptions {
   /** Response-side guardrail check over the answer text (undefined: none). */
   readonly responseGuard?: ResponseGuard | undefined;
   readonly isEmbeddings?: boolean | undefined;
+  /** How an error answer before the headers is written (Ollama's native API: its own shape). */
+  readonly errorShape?: ErrorShape | undefined;
+  /** The request is an embeddings call of a native API (Ollama, Gemini, Cohere, Bedrock): an embeddings rule applies. */
+  readonly nativeEmbeddings?: boolean | undefined;
   /** The request asked for a JSON array streamed element by element (Gemini's `:streamGenerateContent` without `alt=sse`). */
   readonly jsonArrayStream?: boolean | undefined;
   /** Largest non-streamed answer held for masking. */
@@ -110,9 +114,11 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
       ? chooseResponseFilter({
           isSse,
           isNdjson,
+          ndjsonStream: isNdjson && streamJsonType.test(contentType),
           isAwsEventStream,
           isJsonArrayStream,
           isEmbeddings: options.isEmbeddings ?? false,
+          isNativeEmbeddings: options.nativeEmbeddings,
           plan: options.maskPlan,
           guard: options.responseGuard,
           counts,
@@ -285,7 +291,7 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
     return;
   }
   if (!failure) res.end(heldLastByte);
-  else if (!res.headersSent) writeError(res, failure, options.exchangeId);
+  else if (!res.headersSent) writeError(res, failure, options.exchangeId, options.errorShape);
   else if (filter?.failureTail && !res.destroyed && (failure.code === 'masking_failed' || failure.code === 'response_blocked')) {
     // Mid-stream: an error in the answer's own framing (an SSE `error` event the OpenAI
     // clients raise as an APIError, an Ollama error line, a Bedrock exception), then the end.
@@ -294,7 +300,9 @@ export async function relayResponse(options: RelayOptions): Promise<void> {
 }
 
 const sseType = /^text\/event-stream/i;
-const ndjsonType = /^application\/(?:x-)?ndjson\s*(?:;|$)/i;
+const ndjsonType = /^application\/(?:(?:x-)?ndjson|stream\+json)\s*(?:;|$)/i;
+/** A stream by its type (Cohere v1's chat stream), not a file of records: its lines may continue each other's text. */
+const streamJsonType = /^application\/stream\+json\s*(?:;|$)/i;
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const awsEventStreamType = /^application\/vnd\.amazon\.eventstream\s*(?:;|$)/i;
 const noCounts: EntityCounts = Object.freeze({});

@@ -4,11 +4,12 @@
 // error can still be a proper error answer). The relay applies at most one of each
 // kind, chosen here:
 //   SSE answer + masking and/or a response guard  → streaming SseMasker
-//   NDJSON answer (Ollama) + masking and/or guard  → streaming NdjsonMasker, line by line
+//   NDJSON answer (Ollama; Cohere v1's application/stream+json) + masking and/or guard → streaming NdjsonMasker, line by line
 //   AWS event stream (Bedrock) + masking and/or guard → streaming EventStreamMasker, frame by frame
 //   streamed JSON array (Gemini without alt=sse) + masking and/or guard → streaming JsonArrayStreamMasker
 //   JSON answer + masking                         → buffered, string values masked
 //   embeddings answer + an embeddings rule         → buffered, vectors transformed
+//   (a native API's too: Ollama, Gemini, Cohere, Bedrock Titan; its strings then masked)
 //   JSON answer + a response guard                → buffered, text checked first (guard-text.ts)
 //   opaque answer (octet-stream …) + masking      → held while UTF-8 text, masked at the
 //                                                   end; from its first binary byte passed
@@ -21,7 +22,7 @@
 // one), an AWS event stream exception frame, an error element closing a JSON array.
 
 import { GatehouseError } from '../../errors/index.js';
-import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { encodeFrame, encodeHeaders, EventStreamMasker, JsonArrayStreamMasker, jsonArraySeparator, maskJsonText, NdjsonMasker, SseMasker, totalCount, transformEmbeddings, transformNativeEmbeddings, withoutLogprobs, type EmbeddingsRule, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { guardTextOfAnswer } from './guard-text.js';
 import { errorEnvelope } from './write-error.js';
 
@@ -44,11 +45,15 @@ export interface FilterChoice {
   readonly isSse: boolean;
   /** A newline-delimited JSON answer (`application/x-ndjson`) in UTF-8. */
   readonly isNdjson?: boolean | undefined;
+  /** The NDJSON answer is a stream by its type (`application/stream+json`): lines of any shape stream their text. */
+  readonly ndjsonStream?: boolean | undefined;
   /** An AWS event stream (`application/vnd.amazon.eventstream`, Bedrock's streams). */
   readonly isAwsEventStream?: boolean | undefined;
   /** A JSON array streamed element by element (Gemini's `streamGenerateContent` without `alt=sse`). */
   readonly isJsonArrayStream?: boolean | undefined;
   readonly isEmbeddings: boolean;
+  /** An embeddings answer of a native API (Ollama, Gemini, Cohere, Bedrock): see transformNativeEmbeddings. */
+  readonly isNativeEmbeddings?: boolean | undefined;
   readonly plan: MaskPlan | undefined;
   readonly guard: ResponseGuard | undefined;
   readonly counts: EntityCounts;
@@ -91,6 +96,11 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     const rule = plan?.embeddings;
     if (!rule) return undefined;
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
+  }
+  const nativeRule = choice.isNativeEmbeddings && !choice.isSse ? plan?.embeddings : undefined;
+  if (nativeRule && plan) {
+    // Its strings (Cohere echoes the `texts` embedded) are masked as in any JSON answer.
+    return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => maskJsonAnswer(transformNativeEmbeddings(body, nativeRule), plan, choice.counts, false));
   }
   if (!plan && !guard) return undefined;
   if (choice.isSse || choice.isNdjson || choice.isAwsEventStream || choice.isJsonArrayStream) return streamFilter(plan ?? noMasking, guard, choice);
@@ -154,26 +164,39 @@ function streamFilter(plan: MaskPlan, guard: ResponseGuard | undefined, choice: 
       : undefined,
   };
   const arrays = choice.isJsonArrayStream && !choice.isSse ? new JsonArrayStreamMasker({ ...options, maxWholeBytes: choice.maxBufferBytes }) : undefined;
-  const masker = arrays ?? (choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker(options));
+  const masker = arrays ?? (choice.isSse ? new SseMasker(options) : choice.isAwsEventStream ? new EventStreamMasker(options) : new NdjsonMasker({ ...options, streamsOtherShapes: choice.ndjsonStream }));
+  // What of a streamed JSON array the client was sent (a chunk whose guard check failed was not).
+  let arrayOpened = false;
+  let arrayElements = false;
+  const released = (out: string | Buffer) => {
+    if (!arrays || out.length === 0) return out;
+    arrayOpened = true;
+    if (out !== '[') arrayElements = true;
+    return out;
+  };
   return {
     buffered: false,
     failureTail(failure) {
-      if (arrays) return arrays.failureTail(errorEnvelope(failure));
+      if (arrays) {
+        // The error closes the array the client reads, as its last element; an answer held whole (not an array) is the error itself.
+        if (arrays.holdsWhole) return errorEnvelope(failure);
+        return `${!arrayOpened ? '[' : arrayElements ? jsonArraySeparator : ''}${errorEnvelope(failure)}]`;
+      }
       if (choice.isSse) return `event: error\ndata: ${errorEnvelope(failure)}\n\n`;
       if (choice.isAwsEventStream) return awsExceptionFrame(failure);
       // Ollama's clients raise the `error` of a line (a string) as the stream's error.
-      return `${JSON.stringify({ error: failure.message, type: failure.type, code: failure.code, ...(failure.rule ? { rule: failure.rule } : {}) })}\n`;
+      return `${errorEnvelope(failure, 'ollama')}\n`;
     },
     push(chunk) {
       const out = masker.push(chunk);
       // Checked before the masked events are released, so a blocked answer's text never leaves.
       if (guard) checkGuard(guard, text);
-      return out;
+      return released(out);
     },
     end() {
       const out = masker.end();
       if (guard) checkGuard(guard, text);
-      return out;
+      return released(out);
     },
   };
 }

@@ -1,24 +1,39 @@
 // Errors on the HTTP data plane use the OpenAI error envelope, so the official clients
 // raise their own typed errors (AuthenticationError, PermissionDeniedError …):
 //   {"error":{"message","type","code","param":null,"rule"?, …fields (review_id, review_url)}}
+// Ollama's native API (`/api/chat` … on an `http` connection) is answered in Ollama's
+// own shape, whose `error` is the message (ollama-js and other clients raise it; given
+// the envelope's object they showed "[object Object]"), the rest alongside:
+//   {"error":"message","type","code","param":null,"rule"?, …fields}
+
+/** How an error answer is written: the OpenAI envelope, or Ollama's `{"error": "message"}`. */
+export type ErrorShape = 'openai' | 'ollama';
+
+/** Ollama's native endpoints: an `http` connection's errors on them take Ollama's shape. */
+const ollamaPath = /^\/api\/(?:chat|generate|embed|embeddings|pull|push|create|show|tags|ps|copy|delete|version|blobs\/[^/]+)\/?$/;
+
+export function errorShapeOf(connectionType: string, pathname: string): ErrorShape {
+  return connectionType === 'http' && ollamaPath.test(pathname) ? 'ollama' : 'openai';
+}
 
 import type { ServerResponse } from 'node:http';
 import type { GatehouseError } from '../../errors/index.js';
 
-export function errorEnvelope(error: GatehouseError): string {
+export function errorEnvelope(error: GatehouseError, shape: ErrorShape = 'openai'): string {
+  if (shape === 'ollama') return JSON.stringify({ error: error.message, type: error.type, code: error.code, param: null, ...(error.rule ? { rule: error.rule } : {}), ...error.fields });
   return JSON.stringify({
     error: { message: error.message, type: error.type, code: error.code, param: null, ...(error.rule ? { rule: error.rule } : {}), ...error.fields },
   });
 }
 
-export function writeError(res: ServerResponse, error: GatehouseError, exchangeId?: string): void {
+export function writeError(res: ServerResponse, error: GatehouseError, exchangeId?: string, shape: ErrorShape = 'openai'): void {
   if (res.headersSent) {
     // Mid-stream there is no envelope to send; cutting the connection is the only way
     // to tell the client the answer is incomplete.
     res.destroy();
     return;
   }
-  const body = errorEnvelope(error);
+  const body = errorEnvelope(error, shape);
   const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
   if (exchangeId) headers['gatehouse-exchange-id'] = exchangeId;
   if (error.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse"';

@@ -132,6 +132,18 @@ describe('Gemini streamGenerateContent as a JSON array (no alt=sse)', () => {
     assert.equal(h.outcomes[0]!.errorCode, 'response_blocked');
   });
 
+  test('blocked in the very first chunk (the `[` with it): the client still reads a valid array holding the error', async () => {
+    const h = await start({ guard: (text) => (/AKIA[0-9A-Z]{16}/.test(text) ? { rule: 'no-aws-keys', message: 'The answer contained an AWS key.' } : undefined) });
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(`[${chunk([{ text: 'Key: AKIAIOSFODNN7EXAMPLE' }], 'STOP')}]`);
+    });
+    const { raw, chunks } = await read(await post(h));
+    assert.ok(!raw.includes('AKIA'), raw);
+    assert.equal(chunks.length, 1);
+    assert.equal(chunks[0]!.error!.code, 'response_blocked');
+  });
+
   test('with alt=sse the answer is an event stream, masked as one (unchanged)', async () => {
     const h = await start();
     h.upstream((_req, _body, res) => {

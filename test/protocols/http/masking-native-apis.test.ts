@@ -266,3 +266,42 @@ describe('Ollama native NDJSON streams', () => {
     assert.deepEqual(lines.at(-1)!.context, [1, 2]);
   });
 });
+
+describe('Cohere v1 chat stream (application/stream+json)', () => {
+  const line = (o: object) => `${JSON.stringify(o)}\n`;
+  const gen = (text: string) => line({ is_finished: false, event_type: 'text-generation', text });
+
+  test('security: text split across lines is masked whole, the lines stream, and what is held goes out before stream-end', async () => {
+    const h = await start();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/stream+json' });
+      res.write(line({ is_finished: false, event_type: 'stream-start', generation_id: 'g1' }) + gen('Hello. Mail jane.do') + gen('e@example.com or +1 415 55') + gen('5 2671'));
+      void gate.then(() => res.end(line({ is_finished: true, event_type: 'stream-end', finish_reason: 'COMPLETE', response: { text: 'Hello. Mail jane.doe@example.com or +1 415 555 2671' } })));
+    });
+    const res = await post(h, '/v1/chat', { message: 'x', stream: true });
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    assert.match(first, /"text":"Hello\. Mail "/, 'the first lines arrive before the answer ends');
+    release();
+    let rest = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+    const all = first + rest;
+    assert.ok(!/jane|doe@|415 55|2671/.test(all), all);
+    const lines = all.trim().split('\n').map((l) => JSON.parse(l) as { event_type: string; text?: string; response?: { text: string } });
+    assert.equal(lines.filter((l) => l.event_type === 'text-generation').map((l) => l.text).join(''), 'Hello. Mail [EMAIL] or [PHONE]');
+    assert.equal(lines.at(-1)!.event_type, 'stream-end');
+    assert.equal(lines.at(-1)!.response!.text, 'Hello. Mail [EMAIL] or [PHONE]');
+  });
+
+  test('a JSON Lines file (x-ndjson) of records keeps each record its own text: nothing moves between records', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.end(line({ id: 1, text: 'Ask jane' }) + line({ id: 2, text: 'about it' }));
+    });
+    const lines = (await (await post(h, '/files/f1/content', {})).text()).trim().split('\n').map((l) => JSON.parse(l) as { text: string });
+    assert.deepEqual(lines.map((l) => l.text), ['Ask jane', 'about it']);
+  });
+});

@@ -43,7 +43,7 @@ async function readAll(res: Response): Promise<Buffer> {
 }
 
 describe('a streamed answer blocked mid-stream ends with an error in its own framing', () => {
-  test('Ollama NDJSON: the last line is {"error": message, code, rule}, after lines that parse', async () => {
+  test('Ollama NDJSON: the last line is {"error": message, type, code, param, rule}, after lines that parse', async () => {
     const h = await start();
     const line = (content: string, done = false) => `${JSON.stringify({ model: 'llama3', created_at: 't', message: { role: 'assistant', content }, done })}\n`;
     h.upstream((_req, _body, res) => void writeChunks(res, 'application/x-ndjson', [line('Hello. The key is AKIAIOSF'), line('ODNN7EXAMPLE, use it.'), line('', true)]));
@@ -52,7 +52,7 @@ describe('a streamed answer blocked mid-stream ends with an error in its own fra
     const text = (await readAll(res)).toString('utf8');
     assert.ok(!text.includes('ODNN7'), text);
     const lines = text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(lines.at(-1), { error: 'The answer contained an AWS key.', type: 'permission_error', code: 'response_blocked', rule: 'no-aws-keys' });
+    assert.deepEqual(lines.at(-1), { error: 'The answer contained an AWS key.', type: 'permission_error', code: 'response_blocked', param: null, rule: 'no-aws-keys' });
     assert.equal(h.outcomes[0]!.errorCode, 'response_blocked');
   });
 
@@ -86,5 +86,21 @@ describe('a streamed answer blocked mid-stream ends with an error in its own fra
     assert.equal(frames.at(-1)!.messageType, 'exception');
     assert.equal(frames.at(-1)!.payload['code'], 'masking_failed');
     assert.equal(h.outcomes[0]!.errorCode, 'masking_failed');
+  });
+});
+
+describe("an error answer on Ollama's native API is in Ollama's shape", () => {
+  test('before the headers: {"error": message, …} on /api/chat (a string ollama-js raises), the OpenAI envelope elsewhere', async () => {
+    const h = await start();
+    h.upstream((_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ model: 'llama3', message: { role: 'assistant', content: 'key AKIAIOSFODNN7EXAMPLE' }, done: true }));
+    });
+    const ollama = await fetch(`${h.url}/api/chat`, { method: 'POST', body: '{"model":"llama3","stream":false}' });
+    assert.equal(ollama.status, 403);
+    assert.deepEqual(await ollama.json(), { error: 'The answer contained an AWS key.', type: 'permission_error', code: 'response_blocked', param: null, rule: 'no-aws-keys' });
+    const other = await fetch(`${h.url}/v1/messages`, { method: 'POST', body: '{}' });
+    assert.equal(other.status, 403);
+    assert.deepEqual(((await other.json()) as { error: { code: string } }).error.code, 'response_blocked');
   });
 });

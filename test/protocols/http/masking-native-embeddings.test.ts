@@ -1,0 +1,90 @@
+// A masking profile's `embeddings` rule on the embeddings calls of native APIs behind an
+// `http` connection (Ollama, Gemini, Cohere, Bedrock Titan and Cohere): the rule only
+// knew the OpenAI shape (`data[].embedding`), so `block` let raw vectors out and
+// `round` / `noise` changed nothing; Cohere's echo of the embedded `texts` went out too
+// when no text profile read it. Real sockets, each provider's own answer shape.
+
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import type { EmbeddingsRule, MaskProfile } from '../../../src/mask/index.js';
+import { startMaskingHarness, type Harness } from '../../helpers/masking-harness.js';
+
+const pii: MaskProfile = { name: 'pii', operator: 'redact', keepLast: 4, applyTo: 'response' };
+const vectors = (embeddings: EmbeddingsRule): MaskProfile => ({ name: 'vec', operator: 'redact', keepLast: 4, applyTo: 'response', entities: [], embeddings });
+
+let harness: Harness | undefined;
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+});
+
+const raw = [0.123456, -0.654321, 0.5];
+const rawB64 = Buffer.from(new Float32Array(raw).buffer).toString('base64');
+/** Little-endian float32 values of a base64 embedding. */
+const floatsOf = (b64: string): number[] => {
+  const bytes = Buffer.from(b64, 'base64');
+  return Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4));
+};
+
+/** Each native API: its path, its answer with the raw vector, and the vectors a client reads from it. */
+const apis: Record<string, { path: string; answer: object; read: (a: any) => number[][] }> = {
+  'Ollama /api/embed': { path: '/api/embed', answer: { model: 'nomic', embeddings: [raw, raw], total_duration: 5 }, read: (a) => a.embeddings },
+  'Ollama /api/embeddings': { path: '/api/embeddings', answer: { embedding: raw }, read: (a) => [a.embedding] },
+  'Gemini embedContent': { path: '/v1beta/models/text-embedding-004:embedContent', answer: { embedding: { values: raw } }, read: (a) => [a.embedding.values] },
+  'Gemini batchEmbedContents': { path: '/v1beta/models/text-embedding-004:batchEmbedContents', answer: { embeddings: [{ values: raw }, { values: raw }] }, read: (a) => a.embeddings.map((e: any) => e.values) },
+  'Cohere v2 embed (by type)': {
+    path: '/v2/embed',
+    answer: { id: 'e1', texts: ['mail ann@example.com'], embeddings: { float: [raw], base64: [rawB64] }, meta: { api_version: { version: '2' } } },
+    read: (a) => [...a.embeddings.float, ...a.embeddings.base64.map(floatsOf)],
+  },
+  'Bedrock Titan (invoke)': { path: '/model/amazon.titan-embed-text-v2:0/invoke', answer: { embedding: raw, embeddingsByType: { float: raw }, inputTextTokenCount: 3 }, read: (a) => [a.embedding, a.embeddingsByType.float] },
+  'Bedrock Cohere (invoke)': { path: '/model/cohere.embed-english-v3/invoke', answer: { id: 'e1', texts: ['mail ann@example.com'], embeddings: [raw], response_type: 'embeddings_floats' }, read: (a) => a.embeddings },
+};
+
+async function call(h: Harness, path: string, answer: object): Promise<Response> {
+  h.upstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(answer));
+  });
+  return fetch(`${h.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"x"}' });
+}
+
+describe('embeddings rules on native embeddings APIs (http connection)', () => {
+  test('security: block refuses every native embeddings answer with embeddings_blocked', async () => {
+    const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'block', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType: 'http' }));
+    for (const [name, api] of Object.entries(apis)) {
+      const res = await call(h, api.path, api.answer);
+      assert.equal(res.status, 403, name);
+      // Ollama's paths answer in Ollama's shape (`error` is the message), the others in the OpenAI envelope.
+      const body = (await res.json()) as { error: string | { code: string }; code?: string };
+      assert.equal(typeof body.error === 'string' ? body.code : body.error.code, 'embeddings_blocked', name);
+    }
+  });
+
+  test('round: every vector is rounded, in every shape; the answer keeps its shape; Cohere texts are masked by the text profile', async () => {
+    const h = (harness = await startMaskingHarness({ profiles: [pii, vectors({ mode: 'round', decimals: 2, noise: 0.1 })], connectionMasking: ['pii', 'vec'], connectionType: 'http' }));
+    for (const [name, api] of Object.entries(apis)) {
+      const res = await call(h, api.path, api.answer);
+      assert.equal(res.status, 200, name);
+      const body = (await res.json()) as any;
+      for (const v of api.read(body)) assert.deepEqual(v.map((x) => Math.round(x * 100) / 100), [0.12, -0.65, 0.5], name);
+      for (const v of api.read(body)) assert.ok(v.every((x, i) => Math.abs(x - [0.12, -0.65, 0.5][i]!) < 1e-6), `${name}: ${JSON.stringify(v)}`);
+      if (body.texts) assert.deepEqual(body.texts, ['mail [EMAIL]'], name);
+    }
+  });
+
+  test('quantized types (Cohere int8) cannot be rounded: refused, not passed raw; an error answer passes as it is', async () => {
+    const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'noise', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType: 'http' }));
+    const res = await call(h, '/v2/embed', { id: 'e1', embeddings: { int8: [[12, -7, 100]] } });
+    assert.equal(res.status, 502);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'masking_failed');
+    const error = await call(h, '/api/embed', { error: 'model "nomic" not found, try pulling it first' });
+    assert.deepEqual(await error.json(), { error: 'model "nomic" not found, try pulling it first' });
+  });
+
+  test('a chat call on the same connection is not taken for embeddings', async () => {
+    const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'block', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType: 'http' }));
+    const res = await call(h, '/api/chat', { message: { role: 'assistant', content: 'hi' }, done: true });
+    assert.equal(res.status, 200);
+  });
+});
