@@ -223,9 +223,13 @@ approvals:
       assert.equal(call.headers['gatehouse-signature'], signWebhook(webhookSecret, timestamp, call.body));
       assert.notEqual(call.headers['gatehouse-signature'], signWebhook('wrong-secret', timestamp, call.body));
     }
-    const types = hookCalls.map((c) => JSON.parse(c.body).type as string);
-    assert.deepEqual(types, ['review.created', 'review.approved', 'review.executed']);
-    const created = JSON.parse(hookCalls[0]!.body);
+    // Each gateway delivers its own events (B the vote, A the execution), so they may
+    // arrive in either order; `at` says the order they happened in.
+    const events = hookCalls.map((c) => JSON.parse(c.body) as { type: string; at: string });
+    assert.deepEqual(events.map((e) => e.type).sort(), ['review.approved', 'review.created', 'review.executed']);
+    const at = (type: string) => Date.parse(events.find((e) => e.type === type)!.at);
+    assert.ok(at('review.created') <= at('review.approved') && at('review.approved') <= at('review.executed'));
+    const created = JSON.parse(hookCalls.find((c) => JSON.parse(c.body).type === 'review.created')!.body);
     assert.equal(created.review.justification, 'incident INC-42: clean up');
     assert.equal(created.links.review, `${a.adminUrl}/api/reviews/${review.id}`);
     assert.equal(created.links.approve, `${a.adminUrl}/api/reviews/${review.id}/approve`);
