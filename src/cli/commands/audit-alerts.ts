@@ -4,11 +4,11 @@
 
 import type { Kysely } from 'kysely';
 import { listAlerts, maxAlertsPage } from '../../audit/alerts/list-alerts.js';
-import { parseIsoTime } from '../../config/units.js';
 import type { Database } from '../../store/index.js';
 import { CliError } from '../cli-error.js';
 import { oneLine } from '../terminal-text.js';
 import { printTable } from './keys.js';
+import { cliTime } from './search-options.js';
 
 export interface AlertsOptions {
   readonly since?: string | undefined;
@@ -18,16 +18,9 @@ export interface AlertsOptions {
 }
 
 export async function alertsCommand(db: Kysely<Database>, options: AlertsOptions): Promise<void> {
-  const time = (flag: 'since' | 'until') => {
-    const value = options[flag];
-    if (value === undefined) return undefined;
-    const at = parseIsoTime(value);
-    if (at === undefined) throw new CliError(`--${flag} must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z`);
-    return at;
-  };
   const limit = options.limit === undefined ? 100 : Number(options.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > maxAlertsPage) throw new CliError(`--limit must be an integer from 1 to ${maxAlertsPage}`);
-  const alerts = await listAlerts(db, { since: time('since'), until: time('until'), limit });
+  const alerts = await listAlerts(db, { since: cliTime(options.since, 'since'), until: cliTime(options.until, 'until'), limit });
   if (options.json) {
     process.stdout.write(`${JSON.stringify(alerts)}\n`);
     return;
