@@ -1,5 +1,5 @@
-// Admin API routes of the audit: replay, re-execution, reveal of raw content, and chain
-// verification. Registered in admin-server.ts; every route here already passed the
+// Admin API routes of the audit: alerts, replay, re-execution, reveal of raw content, and
+// chain verification. Registered in admin-server.ts; every route here already passed the
 // admin-group check there. Reveal additionally requires one of `audit.raw.revealGroups`,
 // and is itself an audit event, written (durably) before anything is revealed.
 
@@ -7,6 +7,7 @@ import { Agent, request } from 'undici';
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/index.js';
 import { fromCheckpointProblem, getExchange, timeline, verifyChain } from '../audit/index.js';
+import { listAlerts, maxAlertsPage } from '../audit/alerts/list-alerts.js';
 import type { RawSealer } from '../audit/raw-content.js';
 import type { Reexecutions } from '../audit/reexecutions.js';
 import { GatehouseError } from '../errors/index.js';
@@ -14,6 +15,7 @@ import type { Identity } from '../exchange/index.js';
 import { bearerToken } from '../protocols/http/index.js';
 import type { Database } from '../store/index.js';
 import type { AdminRoute, RefusedRoute } from './admin-server.js';
+import { onlyParams, pageLimitParam, timeParam } from './http-helpers.js';
 import { refusedRevealEvent } from './refused-reveal.js';
 
 export interface AuditRoutesOptions {
@@ -50,6 +52,11 @@ export function auditRoutes(options: AuditRoutesOptions): readonly AdminRoute[] 
   const recordRefusedReveal: RefusedRoute = (caller, [id], refusal) => options.log.event(refusedRevealEvent(caller, id ?? '', refusal));
 
   return [
+    ['GET', /^\/api\/alerts$/, async (_req, url) => {
+      const q = url.searchParams;
+      onlyParams(q, ['since', 'until', 'limit']);
+      return { alerts: await listAlerts(db, { since: timeParam(q, 'since'), until: timeParam(q, 'until'), limit: pageLimitParam(q, maxAlertsPage) ?? 100 }) };
+    }],
     ['GET', /^\/api\/sessions\/([^/]+)\/replay$/, async (_req, _url, [id]) => {
       const exchange = await found(id!);
       return { session: exchange, timeline: timeline(exchange) };

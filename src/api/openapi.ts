@@ -377,6 +377,17 @@ const documented = {
         responses: { '200': { description: '{ id, request, response }' }, '401': errorResponse, '403': errorResponse, '404': errorResponse, '409': errorResponse },
       },
     },
+    '/api/alerts': {
+      get: {
+        summary: 'Alerts raised (alert.raised events: failed-auth-then-success, bulk-requests), newest first (as `gatehouse audit alerts`)',
+        parameters: [
+          { name: 'since', in: 'query', description: 'ISO 8601: raised at or after', schema: { type: 'string' } },
+          { name: 'until', in: 'query', description: 'ISO 8601: raised before', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', description: '1 to 500, default 100', schema: { type: 'integer' } },
+        ],
+        responses: { '200': { description: '{ alerts: [{ seq, id, at, actor, target, details: { alert, … } }] }' }, '400': errorResponse, '401': errorResponse, '403': errorResponse },
+      },
+    },
     '/api/audit/verify': {
       get: {
         summary: 'Verifies the tamper-evident chain (as `gatehouse audit verify`)',

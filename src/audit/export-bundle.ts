@@ -2,7 +2,8 @@
 // alone (README.md in the bundle says how):
 //
 //   events.jsonl       the chained events about the exported exchanges (all events when
-//                      no filter is given), one canonical JSON object per line, seq order
+//                      no filter is given; with --subject also what was done by and to
+//                      that subject: subjectEvents), one canonical JSON object per line, seq order
 //   exchanges.jsonl    the exported rows, one canonical JSON object per line; SHA-256 of
 //                      a line (without its newline) is the `state` its latest event with one holds
 //   exchanges.csv      the same rows for a spreadsheet
@@ -136,6 +137,7 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   }
   await exchanges.end();
   const all = isEmptyFilter(filter);
+  const aboutSubject = filter.subject === undefined ? undefined : await subjectEvents(db, filter.subject);
   const events = lineWriter(join(dir, 'events.jsonl'));
   let eventCount = 0;
   let first = 0;
@@ -145,7 +147,7 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
     if (rows.length === 0) break;
     after = Number(rows[rows.length - 1]!.seq);
     for (const row of rows) {
-      if (!all && (row.target === null || !ids.has(row.target))) continue;
+      if (!all && (row.target === null || !ids.has(row.target)) && !aboutSubject?.(row)) continue;
       await events.write(`${canonicalJson(eventFromRow(row))}\n`);
       eventCount++;
       first ||= Number(row.seq);
@@ -176,6 +178,27 @@ export async function exportBundle(db: Kysely<Database>, filter: ExchangeFilter,
   return { exchanges: exchangeCount, events: eventCount, files: [...names, 'manifest.sha256', 'manifest.sig'] };
 }
 
+/**
+ * A bundle filtered by subject is the evidence about one identity: besides its exchanges'
+ * events, what it did (events whose actor it is: refused credentials that proved to be
+ * its own, alerts, reveals, tokens issued) and what was done to it — its keys created,
+ * rotated and revoked, revocations naming it or its keys, and their lifts. So an auditor
+ * sees the containment (when the key was revoked) beside the use, in one signed bundle.
+ */
+async function subjectEvents(db: Kysely<Database>, subject: string): Promise<(row: AuditEventRow) => boolean> {
+  const named = new Set([subject]);
+  if (subject.startsWith('key:')) for (const key of await db.selectFrom('api_keys').select('id').where('name', '=', subject.slice(4)).execute()) named.add(key.id);
+  const targets = new Set([...named].filter((v) => v !== subject).map((id) => `key:${id}`));
+  return (row) => {
+    if (row.actor === subject || (row.target !== null && targets.has(row.target))) return true;
+    if (row.kind !== 'revocation.created' || row.target === null) return false;
+    const value = (JSON.parse(row.details) as { value?: unknown }).value;
+    if (typeof value !== 'string' || !named.has(value)) return false;
+    targets.add(row.target); // its lift too, chained later
+    return true;
+  };
+}
+
 function readme(info: { exchanges: number; events: number; first: number; last: number; keyId: string; filter: ExchangeFilter }): string {
   return `# Gatehouse evidence bundle
 
@@ -200,8 +223,9 @@ Signing key id: ${info.keyId}
 3. Each line of events.jsonl is one event in canonical JSON (RFC 8785: sorted keys, no
    whitespace). Its \`hash\` is SHA-256 over the same object without \`hash\`, and its
    \`prevHash\` is the hash of the event with the previous seq (in the bundle when it was
-   exported without filters; a filtered bundle holds only the events about its exchanges,
-   so its seqs have gaps: check those links against the gateway's store with
+   exported without filters; a filtered bundle holds only the events about its exchanges
+   (and, filtered by subject, what that subject did and what was done to it: its keys
+   created and revoked, revocations naming it), so its seqs have gaps: check those links against the gateway's store with
    \`gatehouse audit verify\`). Every event at once with Python 3, printing each seq
    with ok or MISMATCH:
 

@@ -98,7 +98,12 @@ export class SinkDelivery {
       }
       failures = 0;
       if (delivered === this.#options.batchSize) continue;
-      if (this.#draining) return;
+      // Draining: read again until a read finds nothing. Events chained while this batch
+      // was being taken (gateway.stopped, the last records) were read by no one yet.
+      if (this.#draining) {
+        if (delivered > 0) continue;
+        return;
+      }
       await this.#sleep(this.#options.pollMs, true);
     }
   }

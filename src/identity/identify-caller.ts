@@ -48,9 +48,9 @@ export function identifyCaller(authenticators: readonly Authenticator[], options
       return identity;
     } catch (error) {
       if (!isGatehouseError(error) || error.status >= 500) throw error;
-      const options = { message: error.message, detail: `${error.detail ?? error.code}; ${claimedIdentity(token)}`, cause: error.cause };
+      const refused = { message: error.message, detail: `${error.detail ?? error.code}; ${claimedIdentity(token)}`, cause: error.cause };
       const proven = provenIdentity(error);
-      throw proven ? new ProvenCredentialRefused(error.code, proven, options) : new GatehouseError(error.code, options);
+      throw proven ? new ProvenCredentialRefused(error.code, proven, refused) : new GatehouseError(error.code, refused);
     }
   };
 }

@@ -36,15 +36,17 @@ export function startAlerts(config: AuditConfig['alerts'], logger: Logger, chain
       if (!auth) return identify;
       return (credential, client) => {
         if (client === undefined) return identify(credential);
-        const address = addressKey(client);
         return identify(credential, client).then(
           (identity) => {
+            // The common case, no failure on record anywhere: nothing to look up.
+            if (!auth.tracking) return identity;
+            const address = addressKey(client);
             const alert = auth.succeeded(address, client, listener, identity, now());
             if (alert) raise(`address:${address.slice(2)}`, identity.subject, alert);
             return identity;
           },
           (error: unknown) => {
-            if (isGatehouseError(error) && error.status === 401 && error.code !== 'unauthenticated') auth.failed(address, now());
+            if (isGatehouseError(error) && error.status === 401 && error.code !== 'unauthenticated') auth.failed(addressKey(client), now());
             throw error;
           },
         );

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ExchangeDetail } from '../../src/audit/index.js';
 import { replayLines } from '../../src/cli/commands/replay.js';
+import type { SessionStatement } from '../../src/cli/commands/sql-session-lines.js';
 
 function detail(body: string, truncated: boolean): ExchangeDetail {
   return {
@@ -38,4 +39,18 @@ test("a prompt's and an answer's later lines stay indented under them, never at 
   );
   assert.ok(lines.includes(`${' '.repeat(16)}        +1ms  first byte from the target, status 200`), lines.join('\n'));
   assert.deepEqual(lines.slice(-2), ['        answer: one', '                two']);
+});
+
+test("a PostgreSQL session's replay lays its statements on its timeline, each with its text, parameters and outcome", () => {
+  const session = { ...detail('', false), id: 'pgs_1', operation: 'sql.session', connection: 'billingdb', request: { method: 'Startup', path: '', headers: null, body: null, truncated: false, promptText: null }, chunkTimings: [], ttfbMs: null, errorCode: 'credential_revoked', durationMs: 3198 } as ExchangeDetail;
+  const at = Date.parse(session.startedAt);
+  const statement = (id: string, offset: number, extra: Partial<SessionStatement>): SessionStatement => ({ id, startedAt: at + offset, operation: 'sql.select', decision: 'allow', rules: ['connection-access:billingdb'], durationMs: 3, errorCode: null, sql: 'select email from customers where id = $1', params: ['7'], command: 'SELECT 1', rows: 1, ...extra });
+  const lines = replayLines(session, [statement('ex_a', 12, {}), statement('ex_b', 3050, { operation: 'sql.drop', decision: 'deny', rules: ['no-drop'], sql: 'drop table customers', params: undefined, command: undefined, rows: 0, errorCode: 'policy_denied' })]);
+  assert.deepEqual(lines.slice(2), [
+    '        +12ms  ex_a  sql.select  allow  SELECT 1 (1 rows)  3 ms',
+    '                select email from customers where id = $1   params ["7"]',
+    '        +3050ms  ex_b  sql.drop  deny (no-drop)  error policy_denied  3 ms',
+    '                drop table customers',
+    '        +3198ms  complete (credential_revoked), 12 B out',
+  ]);
 });

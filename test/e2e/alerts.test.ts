@@ -73,6 +73,15 @@ describe('alerts: failed-auth-then-success and bulk-requests', () => {
     assert.match(stdout, /^SEQ +AT +ALERT +TARGET +DETAILS\n/);
     assert.match(stdout, /bulk-requests +key:scraper +connection=demo requests=6 since=\d+ subject=key:scraper windowMs=60000\n/);
     assert.match(stdout, /failed-auth-then-success +address:127\.0\.0\.1 +client=127\.0\.0\.1 failures=3 firstFailureAt=\d+ listener=data subject=key:billing-agent windowMs=600000\n/);
+    // The admin API answers the same list (a dashboard, a SOAR playbook).
+    const admin = await gateway.createKey('responder', ['admins'], ['--kind', 'human']);
+    const api = await fetch(`${gateway.adminUrl}/api/alerts?limit=10`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(api.status, 200);
+    const listed = ((await api.json()) as { alerts: Alert[] }).alerts;
+    assert.deepEqual(listed.map((a) => a.details['alert']), ['bulk-requests', 'failed-auth-then-success']);
+    const misspelt = await fetch(`${gateway.adminUrl}/api/alerts?snce=2026-01-01T00:00:00Z`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(misspelt.status, 400);
+    assert.equal(((await misspelt.json()) as { error: { code: string } }).error.code, 'invalid_query');
     const { stdout: verified } = await gateway.cli(['audit', 'verify']);
     assert.match(verified, /^chain verified/);
   });

@@ -160,7 +160,14 @@ describe('audit, end to end on SQLite', () => {
     assert.equal(twice.status, 400);
     assert.deepEqual(await twice.json(), { error: { code: 'invalid_query', message: 'Query parameter "text" is given 2 times; give each parameter once.' } });
     const vagueCli = await cli(dir, ['sessions', 'list', '--since', 'Nov 23 2026']);
-    assert.deepEqual([vagueCli.code, vagueCli.stderr.trim()], [2, 'gatehouse: --since must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z']);
+    assert.deepEqual([vagueCli.code, vagueCli.stderr.trim()], [2, 'gatehouse: --since must be an ISO 8601 time (2026-11-23T10:00:00Z) or a duration back from now (30m, 2h, 7d)']);
+    // A duration back from now, as a responder types it: everything here is from the last day, nothing from before it.
+    const all = JSON.parse((await cli(dir, ['sessions', 'list', '--json'])).stdout) as unknown[];
+    const lastDay = JSON.parse((await cli(dir, ['sessions', 'list', '--since', '1d', '--json'])).stdout) as unknown[];
+    const beforeIt = JSON.parse((await cli(dir, ['sessions', 'list', '--until', '24h', '--json'])).stdout) as unknown[];
+    assert.ok(all.length > 0);
+    assert.deepEqual([lastDay.length, beforeIt.length], [all.length, 0]);
+    assert.equal((await cli(dir, ['sessions', 'list', '--since', '2'])).code, 2, 'a bare number is no duration: 2 what?');
     const missing = await cli(dir, ['audit', 'verify', '--public-key', join(dir, 'no-such.pem')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^gatehouse: --public-key \S+no-such\.pem: cannot read it \(ENOENT\)\n$/);

@@ -81,6 +81,16 @@ describe('refusals of a revoked key are attributed to it', { skip: 'skip' in dat
     const events = readFileSync(`${gateway.dir}/evidence/events.jsonl`, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string | null; target: string; details: { code?: string } });
     const authRefused = events.filter((e) => e.kind === 'auth.refused').map((e) => [e.actor, e.target, e.details.code]);
     assert.deepEqual(authRefused, [['key:billing-agent', 'POST /auth/token', 'credential_revoked']]);
+    // The evidence about the key alone: its use, its creation, its revocation and the
+    // attempts after it, in one signed bundle (before, a bundle filtered by subject held
+    // only its exchanges' events: the containment was not in it).
+    await gateway.createKey('bystander', ['billing']);
+    await gateway.cli(['audit', 'export', '--out', `${gateway.dir}/about-key`, '--subject', 'key:billing-agent']);
+    const about = readFileSync(`${gateway.dir}/about-key/events.jsonl`, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { kind: string; actor: string | null; target: string });
+    const kinds = about.map((e) => e.kind);
+    for (const kind of ['key.created', 'key.revoked', 'exchange.finished', 'exchange.refused', 'auth.refused']) assert.ok(kinds.includes(kind), `${kind} is in the bundle: ${kinds.join(', ')}`);
+    assert.ok(!about.some((e) => e.kind === 'key.created' && JSON.stringify(e).includes('bystander')), 'another key is not');
+    assert.ok(!about.some((e) => e.kind === 'exchange.refused' && e.actor === null), 'the anonymous wrong-secret attempt is not');
     const { stdout: verified } = await gateway.cli(['audit', 'verify']);
     assert.match(verified, /^chain verified/);
   });

@@ -30,6 +30,8 @@ export type FailedAuthThenSuccessAlert = {
 };
 
 export interface FailedAuthThenSuccess {
+  /** False while no address has failures on record: a success needs no lookup. */
+  readonly tracking: boolean;
   failed(address: string, now: number): void;
   succeeded(address: string, client: string, listener: string, identity: Identity, now: number): FailedAuthThenSuccessAlert | undefined;
 }
@@ -43,6 +45,9 @@ export function failedAuthThenSuccess(config: FailedAuthThenSuccessConfig, maxTr
     return undefined;
   };
   return {
+    get tracking() {
+      return runs.size > 0;
+    },
     failed(address, now) {
       const run = current(address, now);
       if (run) {

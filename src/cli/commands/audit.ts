@@ -3,7 +3,7 @@
 
 import { exportBundle, exportCsv, pruneBefore, PruneOverBreakError, fromCheckpointProblem, readEd25519PublicKey, verifyChain } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
-import { listAlerts } from './audit-alerts.js';
+import { alertsCommand } from './audit-alerts.js';
 import { cliActor, withAuditTrail } from '../with-audit.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
 import { hintUnmatchedFilters } from './search-hints.js';
@@ -91,7 +91,7 @@ export async function auditCommand(action: string | undefined, options: AuditOpt
         return;
       }
       case 'alerts':
-        return listAlerts(store.db, options);
+        return alertsCommand(store.db, options);
       default:
         throw new CliError('usage: gatehouse audit verify|prune|export|alerts');
     }

@@ -3,14 +3,24 @@
 // since the exchange started, cut from the recorded body by the recorded byte counts.
 
 import { timeline, type ExchangeDetail } from '../../audit/index.js';
+import { maxStatements, statementSummary, statementText, type SessionStatement } from './sql-session-lines.js';
 
-export function replayLines(exchange: ExchangeDetail): string[] {
+/** `statements`: for a PostgreSQL session (`sql.session`), its statements, laid out on its timeline. */
+export function replayLines(exchange: ExchangeDetail, statements: readonly SessionStatement[] = []): string[] {
   const lines = [
     `${exchange.startedAt}  +0ms  ${exchange.subject ?? '(nobody)'} → ${exchange.connection} ${exchange.request.method ?? ''} ${exchange.request.path ?? ''} (${exchange.operation})`,
     `        decision ${exchange.decision} (${exchange.rules.join(', ') || '-'}; ${exchange.reason ?? '-'})${exchange.reexecutionOf ? `  re-execution of ${exchange.reexecutionOf}` : ''}`,
   ];
   if (exchange.request.promptText) lines.push(`        prompt: ${hanging(exchange.request.promptText)}`);
   if (exchange.ttfbMs !== null) lines.push(`        +${exchange.ttfbMs}ms  first byte from the target, status ${exchange.status ?? '-'}`);
+  // A session's answer is its statements: each at its time since the login, as run.
+  const started = Date.parse(exchange.startedAt);
+  for (const s of statements) {
+    lines.push(`        +${Math.max(0, s.startedAt - started)}ms  ${s.id}  ${statementSummary(s)}`);
+    const text = statementText(s);
+    if (text) lines.push(`                ${text}`);
+  }
+  if (statements.length === maxStatements) lines.push(`        (only the first ${maxStatements} statements are listed)`);
   let cutNoted = false;
   for (const entry of timeline(exchange)) {
     // Past recording.maxBodyBytes pieces are known by size only: say so once, or the

@@ -3,7 +3,7 @@
 
 import type { ExchangeFilter } from '../../audit/index.js';
 import { CliError } from '../cli-error.js';
-import { parseIsoTime } from '../../config/units.js';
+import { parseDuration, parseIsoTime } from '../../config/units.js';
 
 export interface SearchOptions {
   readonly connection?: string | undefined;
@@ -18,10 +18,17 @@ export interface SearchOptions {
   readonly until?: string | undefined;
 }
 
-function time(value: string | undefined, flag: string): number | undefined {
+/** A duration with its unit, back from now: `--since 2h` (a bare number is refused: 2 what?). */
+const ago = /^\s*\d+(?:\.\d+)?\s*(s|m|h|d)\s*$/i;
+
+/**
+ * `--since` / `--until`: an ISO 8601 time, or a duration back from now (`30m`, `2h`,
+ * `7d`), which is what a responder types at 3 a.m.
+ */
+export function cliTime(value: string | undefined, flag: string, now: () => number = Date.now): number | undefined {
   if (value === undefined) return undefined;
-  const parsed = parseIsoTime(value);
-  if (parsed === undefined) throw new CliError(`--${flag} must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z`);
+  const parsed = ago.test(value) ? now() - parseDuration(value)! : parseIsoTime(value);
+  if (parsed === undefined) throw new CliError(`--${flag} must be an ISO 8601 time (2026-11-23T10:00:00Z) or a duration back from now (30m, 2h, 7d)`);
   return parsed;
 }
 
@@ -39,8 +46,8 @@ export function filterFromOptions(options: SearchOptions): ExchangeFilter {
     rule: options.rule,
     review: options.review,
     text: options.text,
-    since: time(options.since, 'since'),
-    until: time(options.until, 'until'),
+    since: cliTime(options.since, 'since'),
+    until: cliTime(options.until, 'until'),
   };
   // Swapped bounds match nothing, and the empty answer read as "nothing happened".
   if (typeof filter.since === 'number' && typeof filter.until === 'number' && filter.since > filter.until)

@@ -3,7 +3,7 @@ import { CliError } from '../cli-error.js';
 import { oneLine, textBlock } from '../terminal-text.js';
 import { withStore } from '../with-store.js';
 import { printTable } from './keys.js';
-import { sqlSessionLines } from './sql-session-lines.js';
+import { sessionStatements, sqlSessionLines } from './sql-session-lines.js';
 import { replayLines } from './replay.js';
 import { filterFromOptions, type SearchOptions } from './search-options.js';
 import { hintUnmatchedFilters } from './search-hints.js';
@@ -84,7 +84,12 @@ export async function sessionsCommand(action: string | undefined, args: readonly
         if (!id) throw new CliError('usage: gatehouse sessions replay ID');
         const exchange = await getExchange(store.db, id);
         if (!exchange) throw new CliError(`no session with id "${id}"`, 1);
-        process.stdout.write(options.json ? `${JSON.stringify(exchange, null, 2)}\n` : `${textBlock(replayLines(exchange).join('\n'))}\n`);
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify(exchange, null, 2)}\n`);
+          return;
+        }
+        const statements = exchange.operation === 'sql.session' ? await sessionStatements(store.db, exchange.id) : [];
+        process.stdout.write(`${textBlock(replayLines(exchange, statements).join('\n'))}\n`);
         return;
       }
       default:
