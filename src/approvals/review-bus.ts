@@ -9,8 +9,8 @@
 
 import { EventEmitter } from 'node:events';
 import { sql, type Kysely } from 'kysely';
-import pg from 'pg';
 import type { Database } from '../store/index.js';
+import { listenPostgres } from '../store/pg-listen.js';
 import type { ReviewEventType } from './review-types.js';
 
 export const reviewChannel = 'gatehouse_reviews';
@@ -47,59 +47,18 @@ export function localReviewBus(): ReviewBus {
   };
 }
 
-/** Between two attempts to reconnect the LISTEN connection: one cheap connect a second. */
-const reconnectDelayMs = 1000;
-
 export async function postgresReviewBus(db: Kysely<Database>, url: string, onError: (error: Error) => void): Promise<ReviewBus> {
   const emitter = new EventEmitter();
   emitter.setMaxListeners(0);
-  let client: pg.Client | undefined;
-  let closed = false;
-  let retry: NodeJS.Timeout | undefined;
-
-  const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-    next.on('notification', (message) => {
-      const [type, id] = (message.payload ?? '').split(' ');
+  const listener = await listenPostgres(url, reviewChannel, {
+    onNotification(payload) {
+      const [type, id] = payload.split(' ');
       if (type && id) emitter.emit('event', type, id);
-    });
-    next.on('error', (error) => {
-      onError(error);
-      next.end().catch(() => undefined);
-      if (client !== next) return; // failed while connecting: connect() rejects and reschedules
-      client = undefined;
-      reconnect();
-    });
-    try {
-      await next.connect();
-      await next.query(`LISTEN ${reviewChannel}`);
-    } catch (error) {
-      await next.end().catch(() => undefined);
-      throw error;
-    }
-    if (closed) await next.end();
-    else client = next;
-  };
-
-  // Keeps trying until the database is back (it may be gone for longer than one retry),
-  // then wakes every waiter: a NOTIFY sent while the connection was down is lost.
-  const reconnect = (): void => {
-    if (closed || retry !== undefined) return;
-    retry = setTimeout(() => {
-      void connect().then(
-        () => {
-          retry = undefined;
-          emitter.emit('resync');
-        },
-        (error: unknown) => {
-          retry = undefined;
-          onError(error instanceof Error ? error : new Error(String(error)));
-          reconnect();
-        },
-      );
-    }, reconnectDelayMs).unref();
-  };
-  await connect();
+    },
+    // Every waiter re-reads: a NOTIFY sent while the connection was down is lost.
+    onReconnect: () => emitter.emit('resync'),
+    onError,
+  });
 
   return {
     shared: true,
@@ -116,10 +75,8 @@ export async function postgresReviewBus(db: Kysely<Database>, url: string, onErr
       return () => emitter.off('resync', listener);
     },
     async close() {
-      closed = true;
-      clearTimeout(retry);
       emitter.removeAllListeners();
-      await client?.end().catch(() => undefined);
+      await listener.close();
     },
   };
 }

@@ -9,6 +9,7 @@ import { buildApprovalsSchema } from './approvals-schema.js';
 import { buildIdentitySchema } from './identity-schema.js';
 import { agentsSection, viaPattern } from './agents-schema.js';
 import { discriminatorError, durationField, envText, namePattern, secretRef, secretUrl, timerDuration } from './fields.js';
+import { expandEnv } from './secret-ref.js';
 import { parseSize } from './units.js';
 import { buildMaskingSchema, maskingReferenceIssues, unknownMaskingProfiles } from './masking-schema.js';
 import { buildPostgresConnectionSchema } from './postgres-schema.js';
@@ -69,7 +70,25 @@ export function buildConfigSchema({ env, baseDir, secrets = 'all' }: SchemaConte
   const path = text.transform((value) => resolve(baseDir, value));
 
   const host = z.string().refine((h) => isIP(h) !== 0 || h === 'localhost', 'must be an IP address or localhost').default('127.0.0.1');
-  const port = z.number().int().min(0).max(65535);
+  // A number, or a `${ENV_VAR}` reference to one (quoted in flow style: `port: "${GW_PORT}"`),
+  // so several gateways on one host can run one config file, each given its own ports.
+  const port = z
+    .unknown()
+    .transform((value, ctx) => {
+      if (typeof value === 'number') return value;
+      let expanded: string | undefined;
+      try {
+        expanded = typeof value === 'string' ? expandEnv(value, env) : undefined;
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+      if (expanded !== undefined && /^\d{1,5}$/.test(expanded)) return Number(expanded);
+      const message = value === undefined ? 'is required' : expanded === undefined ? 'must be a port number or a ${ENV_VAR} reference to one' : `"${expanded}" is not a port number (0-65535)`;
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    })
+    .pipe(z.number().int().min(0).max(65535));
   const listen = z.strictObject({ host, port });
   // The gateway's and the admin listener's port has a default (docs/configuration.md):
   // `listen: { host: 0.0.0.0 }` alone keeps it.

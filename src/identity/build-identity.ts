@@ -20,7 +20,8 @@ import { identifyCaller } from './identify-caller.js';
 import { jwtAuthenticator } from './jwt-authenticator.js';
 import { OidcIssuer, type TokenVerifier } from './oidc/oidc-issuer.js';
 import { InFlightRegistry } from './revocation/in-flight.js';
-import { RevocationService } from './revocation/revocations.js';
+import { RevocationService, revocationChannel } from './revocation/revocations.js';
+import { listenPostgres } from '../store/pg-listen.js';
 import { VerifiedTokenCache } from './verified-token-cache.js';
 
 export interface IdentityServices {
@@ -37,12 +38,25 @@ export interface IdentityServices {
   close(): Promise<void>;
 }
 
-export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>, options: { publicUrl?: string | undefined; dataDir: string }): Promise<IdentityServices> {
+export interface BuildIdentityOptions {
+  readonly publicUrl?: string | undefined;
+  readonly dataDir: string;
+  /** A PostgreSQL store's URL: revocations written by other processes are heard at once (LISTEN). */
+  readonly postgresUrl?: string | undefined;
+  /** The LISTEN connection failed (it is made again; polling covers the gap). */
+  readonly onListenError?: ((error: Error) => void) | undefined;
+}
+
+export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>, options: BuildIdentityOptions): Promise<IdentityServices> {
   const apiKeys = new ApiKeyService(db);
   const revocations = new RevocationService(db, { pollIntervalMs: config.revocation.pollInterval });
   const inFlight = new InFlightRegistry((identity) => revocations.reason(identity));
   revocations.onChange(() => inFlight.cutRevoked());
   await revocations.start();
+  const reread = () => void revocations.refresh().catch(() => undefined);
+  const onError = options.onListenError ?? (() => undefined);
+  // Not heard (the first connection failed): the poll still finds every revocation.
+  const listener = options.postgresUrl === undefined ? undefined : await listenPostgres(options.postgresUrl, revocationChannel, { onNotification: reread, onReconnect: reread, onError }).catch((error: unknown) => void onError(error as Error));
 
   const verifiers: TokenVerifier[] = config.oidc.issuers.map((i) => new OidcIssuer(i, { clockSkewMs: config.oidc.clockSkew }));
   let gatewayTokens: GatewayTokens | undefined;
@@ -81,6 +95,9 @@ export async function buildIdentity(config: IdentityConfig, db: Kysely<Database>
         return false;
       };
     },
-    close: async () => revocations.stop(),
+    async close() {
+      revocations.stop();
+      await listener?.close();
+    },
   };
 }

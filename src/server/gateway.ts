@@ -116,7 +116,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   // The config schema defaults gatewayTokens.keyFile beside the data (withDefaultKeyFile);
   // this is only for a config that did not go through it.
   const dataDir = 'sqlite' in config.store ? dirname(config.store.sqlite.path) : resolve('data');
-  const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir });
+  const identity = await buildIdentity(config.identity, store.db, { publicUrl: config.gateway.publicUrl, dataDir, postgresUrl: 'postgres' in config.store ? config.store.postgres.url : undefined, onListenError: (error) => logger.warn({ err: error.message }, 'revocation LISTEN connection failed; reconnecting') });
   opened.push(() => identity.close());
   stopAsked();
   const { apiKeys, identify } = identity;

@@ -13,6 +13,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 /** How often a draining listener closes the connections that have become idle. */
 const idleSweepMs = 250;
 
+/** After the grace period: how long cut exchanges have to write their answer (503) before every connection is closed. */
+const cutAnswersMs = 1_000;
+
 const drains = new WeakMap<Server, () => void>();
 
 /** Tracks the answers in flight on `server`, so a drain can mark them `Connection: close`. */
@@ -54,15 +57,23 @@ export function closeNow(server: Server): Promise<void> {
 /** Stops accepting, lets in-flight exchanges finish for up to `graceMs` (or until graceOver), then cuts them. */
 export function closeServer(server: Server, graceMs: number, graceOver: AbortSignal, cutInFlight?: () => void): Promise<void> {
   return new Promise((resolve) => {
+    let lastCut: NodeJS.Timeout | undefined;
     const cut = () => {
+      if (lastCut) return;
       cutInFlight?.();
-      server.closeAllConnections();
+      // An exchange cut before its answer began (held for approval, waiting for its
+      // target's headers) is answered 503 gateway_shutdown by its adapter, in the next
+      // few milliseconds: closing every connection at once left its caller an empty
+      // reply, nothing to say it may retry on another gateway, while its record said 503.
+      // Answers mid-stream are ended by their adapters too; what is left is closed then.
+      lastCut = setTimeout(() => server.closeAllConnections(), cutAnswersMs);
     };
     const timer = setTimeout(cut, graceMs);
     graceOver.addEventListener('abort', cut, { once: true });
     let stopSweep = () => {};
     server.close(() => {
       clearTimeout(timer);
+      clearTimeout(lastCut);
       stopSweep();
       graceOver.removeEventListener('abort', cut);
       resolve();

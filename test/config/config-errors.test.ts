@@ -219,6 +219,12 @@ describe('parseConfig: every error names its dotted path', () => {
       issues: ['gateway.listen.host: must be an IP address or localhost', 'gateway.listen.port: Too big: expected number to be <=65535'],
     },
     {
+      name: 'a port from ${ENV} that is not a number, or from a variable not set',
+      source: `gateway: { listen: { port: "\${GW_PORT}" } }\nadmin: { listen: { port: "\${ADMIN_PORT}" } }\n`,
+      env: { GW_PORT: '80x' },
+      issues: ['gateway.listen.port: "80x" is not a port number (0-65535)', 'admin.listen.port: environment variable ADMIN_PORT is not set'],
+    },
+    {
       name: 'a postgres listener without a port (it has no default)',
       source: `connections:\n  - { name: pg, type: postgres, listen: { host: 127.0.0.1 }, allowPlaintext: true, target: 'postgres://db:5432/app', credential: { user: gh, secret: '\${PGPW}' }, access: { groups: [ml] } }\n`,
       env: { PGPW: 'pw' },

@@ -130,6 +130,18 @@ describe('parseConfig: defaults', () => {
   });
 });
 
+describe('listener ports from the environment', () => {
+  test('one config file for several gateways on one host: each listener port may be a ${ENV} reference', () => {
+    const source = `gateway: { listen: { port: "\${GW_PORT}" } }
+admin: { listen: { port: "\${ADMIN_PORT}" } }
+connections:
+  - { name: pg, type: postgres, listen: { port: "\${PG_PORT}" }, allowPlaintext: true, target: 'postgres://db:5432/app', credential: { user: gh, secret: "\${PGPW}" }, access: { groups: [ml] } }
+`;
+    const config = parse(source, { GW_PORT: '18002', ADMIN_PORT: '18102', PG_PORT: '0', PGPW: 'pw' });
+    assert.deepEqual([config.gateway.listen.port, config.admin.listen.port, (config.connections[0] as { listen: { port: number } }).listen.port], [18002, 18102, 0]);
+  });
+});
+
 describe('cross-section references', () => {
   test('a policy obligation naming an unknown masking profile is a config error with its path', () => {
     const source = `masking:\n  profiles:\n    pii: { operator: redact }\npolicy:\n  rules:\n    - name: ok\n      effect: allow\n      obligations: { mask: [pii] }\n    - name: typo\n      effect: allow\n      obligations: { mask: [pi] }\n`;

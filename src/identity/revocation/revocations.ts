@@ -3,10 +3,11 @@
 // lifted), an API key, or a gateway signing key (every Gatehouse token and login
 // session it signed, for a private key that leaked). Rows live in the store; each write bumps a generation
 // counter in the same transaction, and every gateway polls that one-row counter every
-// `pollInterval` (250 ms) and reloads the rows when it moved. Polling, not LISTEN/NOTIFY:
-// it works the same on SQLite and PostgreSQL, needs no dedicated connection, survives
-// reconnects without missed notifications, and bounds propagation at
-// pollInterval + one query, well inside a second.
+// `pollInterval` (250 ms) and reloads the rows when it moved. Polling works the same on
+// SQLite and PostgreSQL and survives reconnects without missed notifications, bounding
+// propagation at pollInterval + one query. On PostgreSQL the write also NOTIFYs
+// `gatehouse_revocations`, and every gateway LISTENs (a connection of its own): the
+// others re-read within milliseconds of the commit, the poll staying as a safety net.
 // The check on each request reads only memory; on a change, the in-flight exchanges of
 // a revoked identity are cut.
 // revoke and lift take an optional `db`: the caller's transaction, so the change commits
@@ -14,7 +15,7 @@
 // once it has committed.
 
 import { randomBytes } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import { GatehouseError } from '../../errors/index.js';
 import type { Identity } from '../../exchange/index.js';
 import { inTransaction, type Database } from '../../store/index.js';
@@ -108,6 +109,7 @@ export class RevocationService {
   #generation = -1;
   #timer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
+  #rereading: Promise<void> | undefined;
 
   constructor(db: Kysely<Database>, options: { pollIntervalMs?: number; now?: () => number } = {}) {
     this.#db = db;
@@ -199,9 +201,20 @@ export class RevocationService {
     if (why) throw new GatehouseError('credential_revoked', { detail: why });
   }
 
-  /** Re-reads the generation (and the rows when it moved). Concurrent calls share one read. */
+  /**
+   * Re-reads the generation (and the rows when it moved). Calls made while a read runs
+   * share one more read after it: the running one may have begun before the change that
+   * prompted the call (a NOTIFY arriving during a poll) and would miss it.
+   */
   refresh(): Promise<void> {
-    this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined));
+    if (this.#refreshing) {
+      this.#rereading ??= this.#refreshing.catch(() => undefined).then(() => {
+        this.#rereading = undefined;
+        return this.refresh();
+      });
+      return this.#rereading;
+    }
+    this.#refreshing = this.#refresh().finally(() => (this.#refreshing = undefined));
     return this.#refreshing;
   }
 
@@ -224,8 +237,14 @@ export class RevocationService {
   }
 }
 
+/** PostgreSQL: the channel a revocation is announced on, so other gateways re-read at once instead of at their next poll. */
+export const revocationChannel = 'gatehouse_revocations';
+
 async function bumpGeneration(db: Kysely<Database>): Promise<void> {
   await db.updateTable('identity_state').set({ value: sql<number>`value + 1` }).where('name', '=', 'revocation_generation').execute();
+  // Delivered when the transaction commits (never for one rolled back). A gateway that
+  // misses it (its LISTEN connection was down) still finds the change by polling.
+  if (db.getExecutor().adapter instanceof PostgresAdapter) await sql`select pg_notify(${revocationChannel}, '')`.execute(db);
 }
 
 function toRecord(row: { id: string; kind: string; value: string; created_at: number; reason: string | null; revoked_by: string | null }): RevocationRecord {
