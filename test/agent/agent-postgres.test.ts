@@ -178,10 +178,15 @@ policy:
 
   test('with two agents serving the connection, each CancelRequest goes through the agent holding that session', async () => {
     while (agents.length < 2) await startAgent('    credential: { user: postgres, secret: "${PG_AGENT_SECRET}" }\n');
+    const inFlight = async () => ((await (await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${gw.adminKey}` } })).json()) as { agents: { inFlight: number }[] }).agents.map((a) => a.inFlight);
+    // The sessions of the tests before (ended by afterEach) and their cancel connections
+    // leave an agent's books only once its side of the stream has closed: on a busy
+    // machine one still counted, and the second session went to the least busy agent,
+    // the same one ([2, 1]). Both agents idle first, as the case means.
+    await waitFor(async () => (await inFlight()).every((n) => n === 0), 'both agents idle');
     // Two sessions at once: spread over both agents (least outstanding first).
     const sessions = await Promise.all([connect({}, 'whraw'), connect({}, 'whraw')]);
-    const status = (await (await fetch(`${gw.gateway.adminUrl}/api/agents`, { headers: { authorization: `Bearer ${gw.adminKey}` } })).json()) as { agents: { inFlight: number }[] };
-    assert.deepEqual(status.agents.map((a) => a.inFlight), [1, 1], 'the two sessions did not land on different agents');
+    assert.deepEqual(await inFlight(), [1, 1], 'the two sessions did not land on different agents');
     // One after the other: an unpinned cancel would go to the same (least busy) agent both times.
     const results: { code: string; ms: number }[] = [];
     for (const c of sessions) {
