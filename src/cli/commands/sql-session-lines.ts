@@ -24,7 +24,7 @@ export async function sqlSessionLines(db: Kysely<Database>, exchange: ExchangeDe
       const sql = parse(row.request_body);
       const res = parse(row.response_body);
       const rules = JSON.parse(row.rules) as string[];
-      const outcome = row.error_code ? `error ${row.error_code}` : `${res?.command ?? '-'} (${res?.rows ?? 0} rows)`;
+      const outcome = row.error_code ? `error ${row.error_code}${res?.stopped ? ` after ${String(res.rows)} rows` : ''}` : `${res?.command ?? '-'} (${res?.rows ?? 0} rows)`;
       lines.push(`  ${row.id}  ${new Date(row.started_at).toISOString()}  ${row.operation}  ${row.decision}${rules.length && row.decision !== 'allow' ? ` (${rules.join(',')})` : ''}  ${outcome}  ${row.duration_ms ?? '-'} ms`);
       if (sql?.sql) lines.push(`      ${oneLine(String(sql.sql))}${Array.isArray(sql.params) ? `   params ${JSON.stringify(sql.params)}` : ''}`);
     }
@@ -32,7 +32,8 @@ export async function sqlSessionLines(db: Kysely<Database>, exchange: ExchangeDe
   }
   lines.push('', '--- sql ---', String(request?.sql ?? exchange.request.promptText ?? ''));
   if (Array.isArray(request?.params)) lines.push(`params    ${JSON.stringify(request.params)}`);
-  if (result) lines.push(`result    ${result.command ?? '-'}  rows ${result.rows ?? 0}`);
+  // A statement the gateway stopped (row limit …): the rows the client got, and why no more.
+  if (result) lines.push(`result    ${result.command ?? '-'}  rows ${result.rows ?? 0}${result.stopped ? `, then stopped by the gateway (${String(result.stopped)})` : ''}`);
   return lines;
 }
 
