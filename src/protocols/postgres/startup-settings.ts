@@ -20,6 +20,8 @@ const passedSettings = new Map(
   [
     // How values are written and read; client_encoding other than UTF8 is refused by the listener.
     'application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'lc_monetary', 'lc_numeric', 'lc_time', 'escape_string_warning',
+    // Which of the database's notices it sends (the gateway masks those it does).
+    'client_min_messages',
     // Bounds of the caller's own session (node-postgres sends its options of these names).
     'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'idle_session_timeout', 'transaction_timeout',
     // The caller's own transactions: dropped, a session asked read-only could write.

@@ -46,7 +46,7 @@ describe('PostgreSQL proxy: settings asked for at login are passed on or refused
   };
 
   test('ordinary session settings reach the database, as startup parameters and in options', async () => {
-    const asked = { work_mem: '64MB', jit: 'off', plan_cache_mode: 'force_generic_plan', application_name: 'billing', DateStyle: 'ISO, DMY', TimeZone: 'Europe/Paris', extra_float_digits: '1', statement_timeout: '7s' };
+    const asked = { work_mem: '64MB', jit: 'off', plan_cache_mode: 'force_generic_plan', application_name: 'billing', DateStyle: 'ISO, DMY', TimeZone: 'Europe/Paris', extra_float_digits: '1', statement_timeout: '7s', client_min_messages: 'warning' };
     assert.deepEqual(
       await withParameters(asked, (sql) => settings(sql, Object.keys(asked))),
       { ...asked, work_mem: '64MB', statement_timeout: '7s' },
