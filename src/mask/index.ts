@@ -1,3 +1,4 @@
+export { maskLabelIn } from './mask-labels.js';
 export { MaskPlanner, type MaskPlan, type MaskProfile, type MaskOperator, type ApplyTo, type EmbeddingsRule, type Finding } from './plan.js';
 export { applyFindings, addCounts, replacement, targetCredentialEntity, totalCount, type EntityCounts } from './operators.js';
 export { maskJsonValue, maskJsonText, maskJsonAt, compileFieldPaths } from './json-masker.js';

@@ -5,6 +5,7 @@
 
 import { createDetector, type Detection, type Detector, type DetectorOptions } from '../detect/index.js';
 import { disguiseView, viewOffset } from './disguise-view.js';
+import { profileTypes } from './mask-labels.js';
 
 export type MaskOperator = 'redact' | 'partial' | 'hash' | 'drop';
 export type ApplyTo = 'response' | 'request' | 'both';
@@ -51,6 +52,8 @@ export interface MaskPlan {
    * cover a JSON value, so a profile's fields restrict that profile, not the others.
    */
   readonly scoped?: { readonly fields: readonly (readonly string[] | undefined)[]; narrow(indices: readonly number[]): MaskPlan } | undefined;
+  /** The entity types its profiles mask in text, whose labels it writes (mask-labels.ts). */
+  readonly types?: ReadonlySet<string> | undefined;
 }
 
 const strength: Record<MaskOperator, number> = { partial: 1, hash: 2, redact: 3, drop: 4 };
@@ -120,6 +123,7 @@ function buildPlan(selected: readonly CompiledProfile[]): MaskPlan {
       : undefined;
   return {
     profiles: selected.map((c) => c.profile.name),
+    types: new Set(textual.flatMap((c) => profileTypes(c.profile))),
     fields,
     embeddings,
     scoped,

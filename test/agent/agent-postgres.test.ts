@@ -143,9 +143,9 @@ policy:
     });
     // The session goes on after a denial.
     assert.equal((await c.query('select count(*)::int as n from keep_me')).rows[0].n, 1000);
-    // The agent logs in with the caller's allowed startup settings (node-postgres' statement_timeout, libpq's lower-case timezone).
+    // The agent logs in with the caller's startup settings the gateway passes on (node-postgres' statement_timeout, work_mem in options).
     const bounded = await connect({ statement_timeout: 300, options: '-c work_mem=77MB' });
-    assert.deepEqual((await bounded.query("select current_setting('statement_timeout') as st, current_setting('work_mem') as wm")).rows, [{ st: '300ms', wm: '4MB' }]);
+    assert.deepEqual((await bounded.query("select current_setting('statement_timeout') as st, current_setting('work_mem') as wm")).rows, [{ st: '300ms', wm: '77MB' }]);
   });
 
   test('CancelRequest through the agent: the client cancel and the statementTimeout both reach the backend', async () => {

@@ -20,6 +20,8 @@ export interface SessionStatement {
   readonly params: readonly unknown[] | undefined;
   readonly command: string | undefined;
   readonly rows: number;
+  /** The gateway stopped it (row limit …) after `rows` rows. */
+  readonly stopped: boolean;
 }
 
 /** The most statements listed for one session. */
@@ -47,15 +49,16 @@ export async function sessionStatements(db: Kysely<Database>, sessionId: string)
       errorCode: row.error_code,
       sql: sql?.sql === undefined ? undefined : String(sql.sql),
       params: Array.isArray(sql?.params) ? (sql.params as unknown[]) : undefined,
-      command: res?.command === undefined ? undefined : String(res.command),
+      command: res?.command == null ? undefined : String(res.command),
       rows: Number(res?.rows ?? 0),
+      stopped: res?.stopped !== undefined,
     };
   });
 }
 
 /** A statement's line: its decision (with the rules that refused it) and its outcome. */
 export function statementSummary(s: SessionStatement): string {
-  const outcome = s.errorCode ? `error ${s.errorCode}` : `${s.command ?? '-'} (${s.rows} rows)`;
+  const outcome = s.errorCode ? `error ${s.errorCode}${s.stopped ? ` after ${s.rows} rows` : ''}` : `${s.command ?? '-'} (${s.rows} rows)`;
   return `${s.operation}  ${s.decision}${s.rules.length && s.decision !== 'allow' ? ` (${s.rules.join(',')})` : ''}  ${outcome}  ${s.durationMs ?? '-'} ms`;
 }
 
@@ -81,7 +84,8 @@ export async function sqlSessionLines(db: Kysely<Database>, exchange: ExchangeDe
   }
   lines.push('', '--- sql ---', String(request?.sql ?? exchange.request.promptText ?? ''));
   if (Array.isArray(request?.params)) lines.push(`params    ${JSON.stringify(request.params)}`);
-  if (result) lines.push(`result    ${result.command ?? '-'}  rows ${result.rows ?? 0}`);
+  // A statement the gateway stopped (row limit …): the rows the client got, and why no more.
+  if (result) lines.push(`result    ${result.command ?? '-'}  rows ${result.rows ?? 0}${result.stopped ? `, then stopped by the gateway (${String(result.stopped)})` : ''}`);
   return lines;
 }
 

@@ -100,9 +100,9 @@ export class ExtendedMessages {
       }
     }
     // An ORM saving back every column it read would store the masks over the values.
-    const columns = this.#core.ctx.connection.masking.columns;
-    for (const f of columns.size > 0 ? (facts ?? []) : []) {
-      const refused = f.writes && maskedWriteRefusal(f.writes, params ?? [], columns);
+    const { columns, entities } = this.#core.ctx.connection.masking;
+    for (const f of columns.size > 0 || entities ? (facts ?? []) : []) {
+      const refused = f.writes && maskedWriteRefusal(f.writes, params ?? [], columns, entities);
       if (refused) return this.#s.refuse(exchange, decision, request, refused, false);
     }
     // Code it runs unnamed may change search_path for the statements after it (table-catalog.ts).

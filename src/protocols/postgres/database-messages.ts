@@ -390,6 +390,7 @@ export class DatabaseMessages {
   /** Ends a statement from the gateway's side: our error now, the database's rest swallowed until ReadyForQuery. */
   #stop(run: Run, error: GatehouseError): undefined {
     run.error = { code: error.code, detail: error.message, status: error.status };
+    run.stopped = error.code;
     this.#emit(errorResponseFor(error));
     this.#swallowUntilReady = true;
     // With statements already sent behind this one the cancel could land on them: the

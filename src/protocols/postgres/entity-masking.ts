@@ -16,7 +16,7 @@
 //   break with it cannot be replaced without breaking the row, so the caller stops the
 //   statement instead (undefined).
 
-import { applyFindings, maskJsonAt, maskJsonSource, type EntityCounts, type MaskPlan } from '../../mask/index.js';
+import { applyFindings, maskJsonAt, maskJsonSource, maskLabelIn, type EntityCounts, type MaskPlan } from '../../mask/index.js';
 import { binaryTexts, scansBinary } from './binary-texts.js';
 import { isTextType, type ColumnDescription } from './codec.js';
 
@@ -30,6 +30,8 @@ export interface EntityMasking {
   line(text: string, counts: EntityCounts): string | undefined;
   /** Free text (an error's message, a notification's payload) masked with every profile, `fields` ignored. */
   text(text: string, counts: EntityCounts): string;
+  /** A label the profiles write (`[EMAIL]`) in `text` written into `column`, when they mask that column; undefined when none. */
+  labelIn(column: string, text: string): string | undefined;
 }
 
 // Type OIDs (pg_type.h).
@@ -71,7 +73,20 @@ export function entityMasking(plan: MaskPlan): EntityMasking {
     text(text, counts) {
       return applyFindings(text, plan.find(text), counts);
     },
+    labelIn(column, text) {
+      return masksColumn(plan, column) ? maskLabelIn(plan, text) : undefined;
+    },
   };
+}
+
+/** Whether the profiles mask values of `column`: no `fields`, or one whose path starts at it (or at any name). */
+function masksColumn(plan: MaskPlan, column: string): boolean {
+  if (plan.fields === undefined) return true;
+  const name = column.toLowerCase();
+  return plan.fields.some((f) => {
+    const first = f.split(/[.[]/, 1)[0]!.toLowerCase();
+    return first === name || first.startsWith('*');
+  });
 }
 
 function maskText(text: string, path: readonly string[], plan: MaskPlan, counts: EntityCounts): Buffer | null | undefined {

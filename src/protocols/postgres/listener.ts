@@ -36,7 +36,7 @@ import { shadowedBuiltins } from './function-catalog.js';
 import { unnamedPathCode } from './path-code-catalog.js';
 import { SessionTables, tableCatalog } from './table-catalog.js';
 import { PostgresSession } from './session.js';
-import { negotiateStartup, passedStartupParams, requestedSearchPath } from './startup.js';
+import { negotiateStartup, passedStartupParams, refusedStartupSetting } from './startup.js';
 import { userMatchesIdentity } from './user-rule.js';
 
 export interface PostgresListenerOptions {
@@ -160,12 +160,9 @@ export async function startPostgresListener(options: PostgresListenerOptions): P
           ? new GatehouseError('tls_required')
           : new GatehouseError('tls_required', { message: 'This listener requires TLS but has no certificate (serverTls or gateway.tls), so it accepts no session: the gateway operator must configure one, or allowPlaintext on a trusted path.' });
       }
-      const searchPath = requestedSearchPath(params);
-      if (searchPath !== undefined) {
-        throw new GatehouseError('sql_not_supported', {
-          message: `The startup parameter search_path (${JSON.stringify(searchPath)}) is not passed on through the gateway, and without it statements would run against other schemas' tables than asked for: connect without it (JDBC currentSchema, Npgsql Search Path, a search_path runtime parameter or -c search_path in options) and run SET search_path after connecting.`,
-        });
-      }
+      // A setting asked for is passed on or refused, never dropped (startup-settings.ts).
+      const refusedSetting = refusedStartupSetting(params);
+      if (refusedSetting !== undefined) throw refusedSetting;
       const passed = passedStartupParams(params);
       const encoding = passed.client_encoding;
       if (encoding !== undefined && !utf8Encodings.test(encoding)) {

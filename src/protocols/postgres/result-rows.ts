@@ -116,6 +116,7 @@ export class ResultRows {
       else if (copy.plan) {
         const masked = maskCopyRow(frame.body, copy.format, copy.plan, copy.forced, (run.maskCounts ??= {}));
         if (masked === undefined) {
+          run.rows--; // not sent
           this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: `A COPY row could not be read as ${copy.width} ${copy.format.csv ? 'CSV' : 'text-format'} fields, so its values could not be masked; the statement was stopped.` }));
           return;
         }
@@ -126,6 +127,7 @@ export class ResultRows {
       const text = frame.body.toString('utf8');
       const line = run.masking.entities.line(text, (run.maskCounts ??= {}));
       if (line === undefined) {
+        run.rows--; // not sent
         this.#sink.stop(run, new GatehouseError('sql_not_supported', { message: 'A COPY row carries a value that cannot be masked without breaking the row (it spans a separator, a quote or a line break); the statement was stopped. Use SELECT.' }));
         return;
       }

@@ -23,6 +23,12 @@ export interface Run {
   ttfbMs: number | undefined;
   tag: string | undefined;
   error: { code: string; detail: string; status: number } | undefined;
+  /**
+   * The gateway ended it while the database was still sending (row limit, rows it could
+   * not mask): the error code. The client got `rows` rows and that error, not the
+   * database's CommandComplete, so its tag is not what the record says.
+   */
+  stopped?: string | undefined;
   timedOut: boolean;
   done: boolean;
   /** Its result columns derived from masked columns (masked whatever their names). */

@@ -18,85 +18,10 @@ import type { Duplex } from 'node:stream';
 import { BodyReader, MessageTooLarge, cancelRequestCode, gssEncRequestCode, parseStartupParams, protocolVersion3, ProtocolViolation, sslRequestCode } from './codec.js';
 import { FrameSource } from './frame-source.js';
 
+// The login's settings (which are passed on, which refused) live in startup-settings.ts.
+export { passedStartupParams, refusedStartupSetting, settingsInOptions } from './startup-settings.js';
+
 const maxStartupBytes = 10_000;
-
-// Client startup parameters passed on to the database (by the gateway, and by an agent
-// logging in for it), also when set in `options`; the rest (other settings in options,
-// search_path, replication, …) are not, so a caller cannot set server options the
-// gateway does not see. The three timeouts only
-// bound the caller's own session (node-postgres sends its `statement_timeout` option
-// so), and the three transaction defaults only its own transactions: dropped, a client
-// that asked for read-only or serializable sessions would silently get neither. Names are matched in any case, as PostgreSQL matches them: libpq sends PGTZ and
-// PGDATESTYLE as `timezone` and `datestyle`.
-const passedParams = new Map(
-  ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'default_transaction_read_only', 'default_transaction_isolation', 'default_transaction_deferrable'].map((name) => [name.toLowerCase(), name]),
-);
-
-/**
- * The startup parameters passed on to the database, by their canonical names. Those of
- * them set in `options` (libpq's PGOPTIONS: `-c statement_timeout=5s`, `--lock-timeout=2s`)
- * count too, as the database would read them; a parameter of its own wins over `options`,
- * as in PostgreSQL. Every other setting or switch in `options` is dropped.
- */
-export function passedStartupParams(params: ReadonlyMap<string, string>): Record<string, string> {
-  const passed: Record<string, string> = {};
-  for (const [name, value] of params) {
-    if (name.toLowerCase() === 'options') {
-      for (const [option, optionValue] of settingsInOptions(value)) {
-        const canonical = passedParams.get(option.toLowerCase());
-        if (canonical !== undefined && !(canonical in passed)) passed[canonical] = optionValue;
-      }
-      continue;
-    }
-    const canonical = passedParams.get(name.toLowerCase());
-    if (canonical !== undefined) passed[canonical] = value;
-  }
-  return passed;
-}
-
-/**
- * The startup parameter (or `options` setting) naming the schemas bare names resolve in,
- * which is not passed on: `search_path` (JDBC `currentSchema`, Npgsql `Search Path`, pgx
- * and asyncpg runtime parameters, `-c search_path=…`). Dropped silently, the client's
- * statements would read and write another schema's tables than it asked for, so the
- * login is refused naming it; undefined when none asks.
- */
-export function requestedSearchPath(params: ReadonlyMap<string, string>): string | undefined {
-  for (const [name, value] of params) {
-    if (name.toLowerCase() === 'search_path') return value;
-    if (name.toLowerCase() === 'options') {
-      for (const [option, optionValue] of settingsInOptions(value)) if (option.toLowerCase() === 'search_path') return optionValue;
-    }
-  }
-  return undefined;
-}
-
-/**
- * The `-c name=value` and `--name=value` settings of a startup `options` string, split as
- * the database splits it (pg_split_opts: words at unescaped whitespace, a backslash
- * escaping the next character; ParseLongOption: '-' in a name is '_').
- */
-export function settingsInOptions(options: string): [string, string][] {
-  const words: string[] = [];
-  let word: string | undefined;
-  for (let i = 0; i < options.length; i++) {
-    const c = options[i]!;
-    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f' || c === '\v') {
-      if (word !== undefined) words.push(word);
-      word = undefined;
-    } else if (c === '\\' && i + 1 < options.length) word = (word ?? '') + options[++i];
-    else word = (word ?? '') + c;
-  }
-  if (word !== undefined) words.push(word);
-  const settings: [string, string][] = [];
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i]!;
-    const setting = w === '-c' ? words[++i] : w.startsWith('--') ? w.slice(2) : w.startsWith('-c') ? w.slice(2) : undefined;
-    const eq = setting?.indexOf('=') ?? -1;
-    if (setting !== undefined && eq > 0) settings.push([setting.slice(0, eq).replaceAll('-', '_'), setting.slice(eq + 1)]);
-  }
-  return settings;
-}
 
 export type StartupResult =
   | { readonly kind: 'startup'; readonly socket: Duplex; readonly tls: boolean; readonly params: ReadonlyMap<string, string> }

@@ -67,8 +67,12 @@ export function outcomeOf(run: Run, failure?: GatehouseError): ExchangeOutcome {
     bytesOut: run.bytesOut,
     ttfbMs: run.ttfbMs,
     durationMs: performance.now() - run.started,
-    // JSON.stringify({ command, rows }), written out: rows is an integer.
-    responseBody: `{"command":${run.tag === undefined ? 'null' : tagOf(run.tag).json},"rows":${run.tag && !error ? (tagOf(run.tag).rows ?? run.rows) : run.rows}}`,
+    // JSON.stringify({ command, rows }), written out: rows is an integer. A statement the
+    // gateway stopped records what the client got: the rows sent, no command tag (the
+    // database's, "SELECT 6000", never reached it), and why it stopped.
+    responseBody: run.stopped !== undefined
+      ? `{"command":null,"rows":${run.rows},"stopped":${JSON.stringify(run.stopped)}}`
+      : `{"command":${run.tag === undefined ? 'null' : tagOf(run.tag).json},"rows":${run.tag && !error ? (tagOf(run.tag).rows ?? run.rows) : run.rows}}`,
     errorCode: error?.code,
     errorDetail: error?.detail,
     maskCounts: run.maskCounts && Object.keys(run.maskCounts).length > 0 ? run.maskCounts : undefined,

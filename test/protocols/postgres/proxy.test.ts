@@ -371,9 +371,9 @@ describe('PostgreSQL proxy against the real database', { skip }, () => {
     const c = await connect({ statement_timeout: 300, lock_timeout: 2000, idle_in_transaction_session_timeout: 60000 });
     assert.deepEqual((await c.query("select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, current_setting('idle_in_transaction_session_timeout') as it")).rows, [{ st: '300ms', lt: '2s', it: '1min' }]);
     await assert.rejects(c.query('select pg_sleep(5)'), { code: '57014', message: 'canceling statement due to statement timeout' });
-    // The same settings in `options` (libpq's PGOPTIONS) reach it too; other settings there are still not passed: `options` could set anything.
+    // The same settings in `options` (libpq's PGOPTIONS) reach it too, with the other ordinary ones (startup-settings.test.ts).
     const o = await connect({ options: '-c work_mem=77MB -c statement_timeout=250 --lock-timeout=3s' });
-    assert.deepEqual((await o.query("select current_setting('work_mem') as wm, current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt")).rows, [{ wm: '4MB', st: '250ms', lt: '3s' }]);
+    assert.deepEqual((await o.query("select current_setting('work_mem') as wm, current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt")).rows, [{ wm: '77MB', st: '250ms', lt: '3s' }]);
   });
 
   test('the transaction defaults a client asks for at startup reach the database (they were dropped: a read-only session could write)', async () => {
