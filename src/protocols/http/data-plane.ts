@@ -21,6 +21,7 @@ import { readBody } from './read-body.js';
 import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
+import { withCredentialHint } from './misplaced-credential.js';
 import { errorShapeOf, writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
@@ -388,7 +389,7 @@ class HttpExchangeIO implements ExchangeIO {
   }
 
   fail(error: GatehouseError): void {
-    writeError(this.#res, error, this.exchange.id, errorShapeOf(this.#connection.type, this.#pathname));
+    writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#connection.type, this.#pathname));
   }
 }
 
