@@ -22,6 +22,8 @@ export interface HarnessOptions {
   readonly planner?: MaskPlanner;
   /** The connection's type (default `openai`). */
   readonly connectionType?: HttpConnection['type'];
+  /** The connection target's path (default `/v1`). */
+  readonly basePath?: string;
 }
 
 export interface Harness {
@@ -50,7 +52,7 @@ export async function startMaskingHarness(options: HarnessOptions): Promise<Harn
   const connection: HttpConnection = {
     name: 'c',
     type: options.connectionType ?? 'openai',
-    basePath: '/v1',
+    basePath: options.basePath ?? '/v1',
     maxRequestBody: 1024 * 1024,
     maxResponseBody: options.maxResponseBody ?? 64 * 1024 * 1024,
     masking: options.connectionMasking,

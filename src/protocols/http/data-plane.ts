@@ -22,7 +22,8 @@ import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
 import { withCredentialHint } from './misplaced-credential.js';
-import { errorShapeOf, writeError } from './write-error.js';
+import { errorShapeOf, isNativeEmbeddingsPath, upstreamPathOf, type UpstreamPath } from './native-paths.js';
+import { writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
@@ -108,6 +109,7 @@ class HttpExchangeIO implements ExchangeIO {
   readonly #connection: HttpConnection;
   readonly #rest: string;
   readonly #pathname: string;
+  #upstreamPathParts: UpstreamPath | undefined;
   readonly #started: number;
   #requestLine: RecordedRequest | undefined;
   #body: Buffer | undefined;
@@ -380,34 +382,23 @@ class HttpExchangeIO implements ExchangeIO {
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
       jsonArrayStream: asksForJsonArrayStream(this.#rest),
-      nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#rest),
-      errorShape: errorShapeOf(connection.type, this.#pathname),
+      nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#upstreamPath),
+      errorShape: errorShapeOf(connection.type, this.#upstreamPath),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
     });
   }
 
-  fail(error: GatehouseError): void {
-    writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#connection.type, this.#pathname));
+  /** The path the target gets (the target's path joined with the caller's): what it says about the answer. */
+  get #upstreamPath(): UpstreamPath {
+    this.#upstreamPathParts ??= upstreamPathOf(this.#connection, this.#rest);
+    return this.#upstreamPathParts;
   }
-}
 
-/**
- * An embeddings call of a native API, by its path: Ollama `/api/embed` and
- * `/api/embeddings`, Gemini `…:embedContent` and `…:batchEmbedContents`, Cohere `/embed`,
- * Bedrock `/model/<an embedding model>/invoke` (`amazon.titan-embed-…`, `cohere.embed-…`).
- */
-function isNativeEmbeddingsPath(rest: string): boolean {
-  const query = rest.indexOf('?');
-  let pathname: string;
-  try {
-    pathname = decodeURIComponent(query < 0 ? rest : rest.slice(0, query));
-  } catch {
-    return false;
+  fail(error: GatehouseError): void {
+    writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#connection.type, this.#upstreamPath));
   }
-  if (/(?:\/api\/embed(?:dings)?|:embedContent|:batchEmbedContents|\/embed)\/?$/.test(pathname)) return true;
-  return /\/model\/[^/]*embed[^/]*\/invoke\/?$/i.test(pathname);
 }
 
 /**
