@@ -22,7 +22,7 @@ import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
 import { withCredentialHint } from './misplaced-credential.js';
-import { errorShapeOf, isNativeEmbeddingsPath, upstreamPathOf, type UpstreamPath } from './native-paths.js';
+import { asksForJsonArrayStream, errorShapeOf, isNativeEmbeddingsPath, upstreamPathOf, type UpstreamPath } from './native-paths.js';
 import { writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
@@ -381,7 +381,7 @@ class HttpExchangeIO implements ExchangeIO {
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
-      jsonArrayStream: asksForJsonArrayStream(this.#rest),
+      jsonArrayStream: asksForJsonArrayStream(this.#upstreamPath),
       nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#upstreamPath),
       errorShape: errorShapeOf(connection.type, this.#upstreamPath),
       maxMaskBuffer: options.masking?.maxBufferBytes,
@@ -399,17 +399,6 @@ class HttpExchangeIO implements ExchangeIO {
   fail(error: GatehouseError): void {
     writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#connection.type, this.#upstreamPath));
   }
-}
-
-/**
- * Gemini's `…:streamGenerateContent` without `alt=sse` streams one JSON array, an element
- * per chunk, under `application/json` (the REST default; with `alt=sse` it is an event stream).
- */
-function asksForJsonArrayStream(rest: string): boolean {
-  const query = rest.indexOf('?');
-  const pathname = (query < 0 ? rest : rest.slice(0, query)).replace(/%3a/gi, ':');
-  if (!pathname.endsWith(':streamGenerateContent')) return false;
-  return query < 0 || new URLSearchParams(rest.slice(query + 1)).get('alt') !== 'sse';
 }
 
 /**

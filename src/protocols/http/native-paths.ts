@@ -40,3 +40,18 @@ export function isNativeEmbeddingsPath(path: UpstreamPath): boolean {
   if (/(?:\/api\/embed(?:dings)?|:embedContent|:batchEmbedContents|\/embed)\/?$/.test(path.pathname)) return true;
   return /\/model\/[^/]*embed[^/]*\/invoke\/?$/i.test(path.pathname);
 }
+
+/**
+ * A Google server-streaming method (Gemini's `…:streamGenerateContent`, on the Gemini API
+ * `/v1beta/models/M`, `/v1beta/tunedModels/M`, and on Vertex AI
+ * `/v1/projects/P/locations/L/publishers/google/models/M`, `…/endpoints/E`, or express
+ * mode's `/v1/publishers/google/models/M`) without `alt=sse` (nor `$alt=sse`, the same
+ * system parameter) in the query the target gets: Google answers one JSON array, an
+ * element per chunk (the REST default). The relay streams it element by element only
+ * when the answer says `application/json` and starts with `[` (anything else, an error
+ * object say, is held and masked whole): the path is a hint, the answer decides.
+ */
+export function asksForJsonArrayStream(path: UpstreamPath): boolean {
+  if (!/:streamGenerateContent\/?$/.test(path.pathname)) return false;
+  return (path.query.get('alt') ?? path.query.get('$alt')) !== 'sse';
+}
