@@ -383,7 +383,7 @@ class HttpExchangeIO implements ExchangeIO {
       isEmbeddings: admitted.operation === 'embeddings',
       jsonArrayStream: asksForJsonArrayStream(this.#upstreamPath),
       nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#upstreamPath),
-      errorShape: errorShapeOf(connection.type, this.#upstreamPath),
+      errorShape: errorShapeOf(this.#upstreamPath),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
@@ -397,7 +397,7 @@ class HttpExchangeIO implements ExchangeIO {
   }
 
   fail(error: GatehouseError): void {
-    writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#connection.type, this.#upstreamPath));
+    writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#upstreamPath));
   }
 }
 

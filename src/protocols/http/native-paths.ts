@@ -26,9 +26,13 @@ export function upstreamPathOf(connection: Pick<HttpConnection, 'basePath' | 'ba
 /** Ollama's native endpoints, at the end of the path (Ollama may sit under a proxy's prefix). */
 const ollamaPath = /\/api\/(?:chat|generate|embed|embeddings|pull|push|create|show|tags|ps|copy|delete|version|blobs\/[^/]+)\/?$/;
 
-/** An `http` connection's errors on Ollama's native API take Ollama's shape (write-error.ts). */
-export function errorShapeOf(connectionType: string, path: UpstreamPath): ErrorShape {
-  return connectionType === 'http' && ollamaPath.test(path.pathname) ? 'ollama' : 'openai';
+/**
+ * Errors on Ollama's native API take Ollama's shape (write-error.ts), on an `http`
+ * connection and on an `openai` one (declared so that request rules read its prompts:
+ * no OpenAI API has these paths).
+ */
+export function errorShapeOf(path: UpstreamPath): ErrorShape {
+  return ollamaPath.test(path.pathname) ? 'ollama' : 'openai';
 }
 
 /**
