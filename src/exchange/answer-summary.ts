@@ -66,7 +66,7 @@ export function summarizeJsonAnswer(body: string, { reasoning = false }: { reado
         if (reasoning) for (const field of chatReasoningFields) if (typeof message[field] === 'string' && message[field] !== '') parts.push(message[field]);
         if (typeof message['content'] === 'string') parts.push(message['content']);
         // For a guard: content as a list of parts (Mistral's thinking and text parts), and an audio answer's transcript.
-        else if (reasoning && Array.isArray(message['content'])) parts.push(...partTexts(message['content']));
+        else if (reasoning && Array.isArray(message['content'])) partTexts(message['content'], 0, parts); // not push(...): a list of ~130k parts overflows the stack
         if (reasoning && isRecord(message['audio']) && typeof message['audio']['transcript'] === 'string') parts.push(message['audio']['transcript']);
         if (typeof message['refusal'] === 'string' && message['refusal'] !== '') parts.push(message['refusal']);
         const toolCalls = message['tool_calls'];

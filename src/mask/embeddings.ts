@@ -86,13 +86,30 @@ export function transformVector(vector: readonly number[], rule: EmbeddingsRule)
     case 'float16':
       return vector.map(toFloat16);
     case 'noise': {
-      const norm = Math.hypot(...vector);
-      const sigma = (rule.noise * norm) / Math.sqrt(Math.max(1, vector.length));
+      const sigma = (rule.noise * euclideanNorm(vector)) / Math.sqrt(Math.max(1, vector.length));
       return vector.map((v) => v + sigma * gaussian());
     }
     default:
       throw new GatehouseError('embeddings_blocked');
   }
+}
+
+/**
+ * Math.hypot over a loop: `Math.hypot(...vector)` passes every component as an argument,
+ * and a vector of ~130k components (the caller picks `dimensions`) overflows the stack.
+ * Scaled by the largest component so that squares neither overflow nor underflow.
+ */
+function euclideanNorm(vector: readonly number[]): number {
+  let scale = 0;
+  for (const v of vector) {
+    const a = Math.abs(v);
+    if (Number.isNaN(a)) return NaN;
+    if (a > scale) scale = a;
+  }
+  if (scale === 0 || scale === Infinity) return scale;
+  let sum = 0;
+  for (const v of vector) sum += (v / scale) ** 2;
+  return scale * Math.sqrt(sum);
 }
 
 /** Nearest binary16 value (round half to even via float32 arithmetic on the mantissa). */

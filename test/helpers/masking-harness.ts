@@ -22,6 +22,9 @@ export interface HarnessOptions {
   readonly planner?: MaskPlanner;
   /** The connection's type (default `openai`). */
   readonly connectionType?: HttpConnection['type'];
+  /** The connection target's path (default `/v1`) and query (sent on every request). */
+  readonly basePath?: string;
+  readonly baseQuery?: string;
 }
 
 export interface Harness {
@@ -50,7 +53,8 @@ export async function startMaskingHarness(options: HarnessOptions): Promise<Harn
   const connection: HttpConnection = {
     name: 'c',
     type: options.connectionType ?? 'openai',
-    basePath: '/v1',
+    basePath: options.basePath ?? '/v1',
+    baseQuery: options.baseQuery,
     maxRequestBody: 1024 * 1024,
     maxResponseBody: options.maxResponseBody ?? 64 * 1024 * 1024,
     masking: options.connectionMasking,

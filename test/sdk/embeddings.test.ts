@@ -17,7 +17,13 @@ function vector(dimensions: number, seed: number): number[] {
 function cosine(a: readonly number[], b: readonly number[]): number {
   let dot = 0;
   for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
-  return dot / Math.hypot(...a) / Math.hypot(...b);
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(na) / Math.sqrt(nb);
 }
 
 describe('openai SDK: embeddings', () => {
@@ -79,6 +85,20 @@ policy:
 
     const blocked = await h.client(['none']);
     await assert.rejects(blocked.embeddings.create({ model: 'text-embedding-3-small', input: 'alpha' }), (error: unknown) => error instanceof OpenAI.PermissionDeniedError && error.code === 'embeddings_blocked');
+  });
+
+  test('noise on a very long vector (200k components, base64 and float) is noised, not refused: the norm is summed in a loop, not Math.hypot(...vector)', async () => {
+    const noisy = await h.client(['noisy']);
+    const raw = vector(200_000, 1);
+    // undefined: the SDK asks for base64 and decodes it.
+    for (const encoding_format of [undefined, 'float'] as const) {
+      const answer = await noisy.embeddings.create({ model: 'text-embedding-3-large', input: 'alpha', dimensions: 200_000, ...(encoding_format ? { encoding_format } : {}) });
+      const got = answer.data[0]!.embedding;
+      assert.equal(got.length, raw.length, encoding_format);
+      assert.ok(got.every(Number.isFinite), encoding_format);
+      const similarity = cosine(got, raw);
+      assert.ok(similarity > 0.985 && similarity < 0.9999, `${encoding_format}: cosine ${similarity}`);
+    }
   });
 
   test('a token limit counts the tokens the embeddings answers report', async () => {

@@ -21,7 +21,9 @@ import { readBody } from './read-body.js';
 import type { ProgressOptions } from './record-progress.js';
 import { relayResponse } from './relay-response.js';
 import { resolveMasking, type DataPlaneMasking, type ExchangeMasking } from './masking-options.js';
-import { errorShapeOf, writeError } from './write-error.js';
+import { withCredentialHint } from './misplaced-credential.js';
+import { asksForJsonArrayStream, errorShapeOf, isNativeEmbeddingsPath, upstreamPathOf, type UpstreamPath } from './native-paths.js';
+import { writeError } from './write-error.js';
 
 export interface DataPlaneOptions {
   readonly connections: ReadonlyMap<string, HttpConnection>;
@@ -107,6 +109,7 @@ class HttpExchangeIO implements ExchangeIO {
   readonly #connection: HttpConnection;
   readonly #rest: string;
   readonly #pathname: string;
+  #upstreamPathParts: UpstreamPath | undefined;
   readonly #started: number;
   #requestLine: RecordedRequest | undefined;
   #body: Buffer | undefined;
@@ -378,46 +381,24 @@ class HttpExchangeIO implements ExchangeIO {
       maskPlan: masking.response,
       responseGuard: options.masking?.responseGuard?.(decision),
       isEmbeddings: admitted.operation === 'embeddings',
-      jsonArrayStream: asksForJsonArrayStream(this.#rest),
-      nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#rest),
-      errorShape: errorShapeOf(connection.type, this.#pathname),
+      jsonArrayStream: asksForJsonArrayStream(this.#upstreamPath),
+      nativeEmbeddings: admitted.operation !== 'embeddings' && isNativeEmbeddingsPath(this.#upstreamPath),
+      errorShape: errorShapeOf(this.#upstreamPath),
       maxMaskBuffer: options.masking?.maxBufferBytes,
       requestCounts: masking.requestCounts,
       cutBy: () => this.#cutBy,
     });
   }
 
+  /** The path the target gets (the target's path joined with the caller's): what it says about the answer. */
+  get #upstreamPath(): UpstreamPath {
+    this.#upstreamPathParts ??= upstreamPathOf(this.#connection, this.#rest);
+    return this.#upstreamPathParts;
+  }
+
   fail(error: GatehouseError): void {
-    writeError(this.#res, error, this.exchange.id, errorShapeOf(this.#connection.type, this.#pathname));
+    writeError(this.#res, withCredentialHint(error, this.#req.headers), this.exchange.id, errorShapeOf(this.#upstreamPath));
   }
-}
-
-/**
- * An embeddings call of a native API, by its path: Ollama `/api/embed` and
- * `/api/embeddings`, Gemini `…:embedContent` and `…:batchEmbedContents`, Cohere `/embed`,
- * Bedrock `/model/<an embedding model>/invoke` (`amazon.titan-embed-…`, `cohere.embed-…`).
- */
-function isNativeEmbeddingsPath(rest: string): boolean {
-  const query = rest.indexOf('?');
-  let pathname: string;
-  try {
-    pathname = decodeURIComponent(query < 0 ? rest : rest.slice(0, query));
-  } catch {
-    return false;
-  }
-  if (/(?:\/api\/embed(?:dings)?|:embedContent|:batchEmbedContents|\/embed)\/?$/.test(pathname)) return true;
-  return /\/model\/[^/]*embed[^/]*\/invoke\/?$/i.test(pathname);
-}
-
-/**
- * Gemini's `…:streamGenerateContent` without `alt=sse` streams one JSON array, an element
- * per chunk, under `application/json` (the REST default; with `alt=sse` it is an event stream).
- */
-function asksForJsonArrayStream(rest: string): boolean {
-  const query = rest.indexOf('?');
-  const pathname = (query < 0 ? rest : rest.slice(0, query)).replace(/%3a/gi, ':');
-  if (!pathname.endsWith(':streamGenerateContent')) return false;
-  return query < 0 || new URLSearchParams(rest.slice(query + 1)).get('alt') !== 'sse';
 }
 
 /**

@@ -152,8 +152,9 @@ function withTextPartsJoined(items: readonly unknown[]): readonly unknown[] {
         out.push(rest);
       }
     } else {
-      end = Math.max(end, i + 1);
-      out?.push(...items.slice(i, end));
+      // One item (a lone text part or another part): no spread of a caller-sized slice.
+      end = i + 1;
+      out?.push(items[i]);
     }
     i = end;
   }

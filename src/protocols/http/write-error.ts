@@ -1,20 +1,13 @@
 // Errors on the HTTP data plane use the OpenAI error envelope, so the official clients
 // raise their own typed errors (AuthenticationError, PermissionDeniedError …):
 //   {"error":{"message","type","code","param":null,"rule"?, …fields (review_id, review_url)}}
-// Ollama's native API (`/api/chat` … on an `http` connection) is answered in Ollama's
+// Ollama's native API (`/api/chat` … on an `http` connection, native-paths.ts) is answered in Ollama's
 // own shape, whose `error` is the message (ollama-js and other clients raise it; given
 // the envelope's object they showed "[object Object]"), the rest alongside:
 //   {"error":"message","type","code","param":null,"rule"?, …fields}
 
 /** How an error answer is written: the OpenAI envelope, or Ollama's `{"error": "message"}`. */
 export type ErrorShape = 'openai' | 'ollama';
-
-/** Ollama's native endpoints: an `http` connection's errors on them take Ollama's shape. */
-const ollamaPath = /^\/api\/(?:chat|generate|embed|embeddings|pull|push|create|show|tags|ps|copy|delete|version|blobs\/[^/]+)\/?$/;
-
-export function errorShapeOf(connectionType: string, pathname: string): ErrorShape {
-  return connectionType === 'http' && ollamaPath.test(pathname) ? 'ollama' : 'openai';
-}
 
 import type { ServerResponse } from 'node:http';
 import type { GatehouseError } from '../../errors/index.js';

@@ -153,4 +153,48 @@ describe('Gemini streamGenerateContent as a JSON array (no alt=sse)', () => {
     const raw = await (await post(h, '?alt=sse')).text();
     assert.match(raw, /^data: .*\[EMAIL\]/);
   });
+
+  test('Vertex AI paths (publisher model, tuned endpoint, express mode), read from the path the target gets: the array streams and a split value is masked', async () => {
+    const cases = [
+      { basePath: '/v1/projects/p/locations/us-central1', path: '/publishers/google/models/gemini-2.0-flash:streamGenerateContent' },
+      { basePath: '/v1beta1', path: '/projects/p/locations/europe-west4/endpoints/1234567890:streamGenerateContent' },
+      { basePath: '/v1/publishers/google/models', path: '/gemini-2.0-flash%3AstreamGenerateContent' },
+    ];
+    for (const { basePath, path } of cases) {
+      const h = await start({ basePath });
+      let reached = '';
+      h.upstream((req, _body, res) => {
+        reached = req.url ?? '';
+        void writeArray(res, [chunk([{ text: 'Write to jane.r' }]), chunk([{ text: 'oe@example.com today.' }]), chunk([{ text: '' }], 'STOP')]);
+      });
+      const res = await fetch(`${h.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"contents":[]}' });
+      const { raw, text } = await read(res);
+      assert.ok(reached.startsWith(basePath), reached);
+      assert.ok(!raw.includes('roe@'), `${path}: ${raw}`);
+      assert.equal(text, 'Write to [EMAIL] today.', path);
+      await harness?.close();
+      harness = undefined;
+    }
+  });
+
+  test('security: the query the target gets decides, not the caller\'s: a target pinned to alt=json answers an array even when the caller asks alt=sse, and a split value is masked', async () => {
+    const h = await start({ baseQuery: 'alt=json' });
+    let reached = '';
+    h.upstream((req, _body, res) => {
+      reached = req.url ?? '';
+      void writeArray(res, [chunk([{ text: 'Write to jane.r' }]), chunk([{ text: 'oe@example.com today.' }]), chunk([{ text: '' }], 'STOP')]);
+    });
+    const { raw, text } = await read(await post(h, '?alt=sse'));
+    assert.match(reached, /\?alt=json$/);
+    assert.ok(!raw.includes('roe@'), raw);
+    assert.equal(text, 'Write to [EMAIL] today.');
+  });
+
+  test('a JSON array answer on a path that is not a streaming method is held and masked whole, as it came', async () => {
+    const h = await start();
+    const body = '[{"note":"mail jane.roe@example.com"},{"note":"ok"}]';
+    h.upstream((_req, _body, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body));
+    const res = await fetch(`${h.url}/v1beta/models/gemini-x:generateContent`, { method: 'POST', body: '{}' });
+    assert.deepEqual(await res.json(), [{ note: 'mail [EMAIL]' }, { note: 'ok' }]);
+  });
 });

@@ -22,8 +22,8 @@ afterEach(async () => {
   harness = undefined;
 });
 
-async function start(): Promise<Harness> {
-  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'], connectionType: 'http', guard: noAwsKeys });
+async function start(basePath?: string): Promise<Harness> {
+  harness = await startMaskingHarness({ profiles: [pii], connectionMasking: ['pii'], connectionType: 'http', guard: noAwsKeys, basePath });
   return harness;
 }
 
@@ -102,5 +102,25 @@ describe("an error answer on Ollama's native API is in Ollama's shape", () => {
     const other = await fetch(`${h.url}/v1/messages`, { method: 'POST', body: '{}' });
     assert.equal(other.status, 403);
     assert.deepEqual(((await other.json()) as { error: { code: string } }).error.code, 'response_blocked');
+  });
+
+  test('the native path is read from the path the target gets: a target ending in /api called at /chat answers in Ollama\'s shape, before the headers and mid-stream', async () => {
+    const h = await start('/api');
+    let path = '';
+    h.upstream((req, _body, res) => {
+      path = req.url ?? '';
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ model: 'llama3', message: { role: 'assistant', content: 'key AKIAIOSFODNN7EXAMPLE' }, done: true }));
+    });
+    const refused = await fetch(`${h.url}/chat`, { method: 'POST', body: '{"model":"llama3","stream":false}' });
+    assert.equal(path, '/api/chat');
+    assert.equal(refused.status, 403);
+    assert.deepEqual(await refused.json(), { error: 'The answer contained an AWS key.', type: 'permission_error', code: 'response_blocked', param: null, rule: 'no-aws-keys' });
+
+    const line = (content: string, done = false) => `${JSON.stringify({ model: 'llama3', created_at: 't', message: { role: 'assistant', content }, done })}\n`;
+    h.upstream((_req, _body, res) => void writeChunks(res, 'application/x-ndjson', [line('Hello. The key is AKIAIOSF'), line('ODNN7EXAMPLE, use it.'), line('', true)]));
+    const streamed = await fetch(`${h.url}/chat`, { method: 'POST', body: '{"model":"llama3"}' });
+    const lines = (await readAll(streamed)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.at(-1)!['error'], 'The answer contained an AWS key.');
   });
 });
