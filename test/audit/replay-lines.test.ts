@@ -44,7 +44,7 @@ test("a prompt's and an answer's later lines stay indented under them, never at 
 test("a PostgreSQL session's replay lays its statements on its timeline, each with its text, parameters and outcome", () => {
   const session = { ...detail('', false), id: 'pgs_1', operation: 'sql.session', connection: 'billingdb', request: { method: 'Startup', path: '', headers: null, body: null, truncated: false, promptText: null }, chunkTimings: [], ttfbMs: null, errorCode: 'credential_revoked', durationMs: 3198 } as ExchangeDetail;
   const at = Date.parse(session.startedAt);
-  const statement = (id: string, offset: number, extra: Partial<SessionStatement>): SessionStatement => ({ id, startedAt: at + offset, operation: 'sql.select', decision: 'allow', rules: ['connection-access:billingdb'], durationMs: 3, errorCode: null, sql: 'select email from customers where id = $1', params: ['7'], command: 'SELECT 1', rows: 1, ...extra });
+  const statement = (id: string, offset: number, extra: Partial<SessionStatement>): SessionStatement => ({ id, startedAt: at + offset, operation: 'sql.select', decision: 'allow', rules: ['connection-access:billingdb'], durationMs: 3, errorCode: null, sql: 'select email from customers where id = $1', params: ['7'], command: 'SELECT 1', rows: 1, stopped: false, ...extra });
   const lines = replayLines(session, [statement('ex_a', 12, {}), statement('ex_b', 3050, { operation: 'sql.drop', decision: 'deny', rules: ['no-drop'], sql: 'drop table customers', params: undefined, command: undefined, rows: 0, errorCode: 'policy_denied' })]);
   assert.deepEqual(lines.slice(2), [
     '        +12ms  ex_a  sql.select  allow  SELECT 1 (1 rows)  3 ms',
