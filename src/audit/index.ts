@@ -5,7 +5,7 @@ export { listExchanges, getExchange, maxPageSize, type ExchangeFilter, type Exch
 export { type ExchangeProgress, type RecorderOptions } from './recorder.js';
 export { ChunkTimings } from './chunk-timings.js';
 export { AuditLog, type ChainedChange } from './audit-log.js';
-export { openAuditTrail, loadSigner, chainOptionsOf, type AuditTrail } from './open-audit.js';
+export { openAuditTrail, loadSigner, chainOptionsOf, recordCheckpointKey, type AuditTrail } from './open-audit.js';
 export { fromCheckpointProblem, verifyChain, type VerifyReport, type ChainProblem } from './verify-chain.js';
 export { readEd25519PublicKey } from './signing-key.js';
 export { pruneBefore, PruneOverBreakError, type PruneOptions, type PruneResult } from './prune.js';

@@ -82,3 +82,15 @@ export function openAuditTrail(
     },
   };
 }
+
+/**
+ * This process's checkpoint key id. A key other than the one that signed the newest
+ * checkpoint (a rotation, a lost key file regenerated) is put on record: earlier
+ * checkpoints verify only with the old key.
+ */
+export async function recordCheckpointKey(db: Kysely<Database>, audit: AuditTrail): Promise<string | null> {
+  const checkpointKey = audit.signer?.keyId ?? null;
+  const lastSigned = await db.selectFrom('audit_checkpoints').select('key_id').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  if (lastSigned && lastSigned.key_id !== checkpointKey) await audit.log.event({ kind: 'audit.key_changed', actor: 'gatehouse', target: null, details: { from: lastSigned.key_id, to: checkpointKey } });
+  return checkpointKey;
+}

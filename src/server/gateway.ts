@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createAdminHandler, createReviewsRoutes, identityAdminRoutes, storeProbe } from '../api/index.js';
 import { reviewAuditEvent, startApprovals, type ApprovalService } from '../approvals/index.js';
-import { createRawSealer, createRecorder, openAuditTrail, readEd25519PublicKey, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
+import { createRawSealer, createRecorder, openAuditTrail, recordCheckpointKey, readEd25519PublicKey, Reexecutions, registerJournalMetrics, startJournalRecorder, type AuditTrail, type EventInput, type Recorder } from '../audit/index.js';
 import { disabledRecorder } from '../audit/disabled-recorder.js';
 import { heldRecordsKeyPurpose } from '../audit/held-records-file.js';
 import { changedReviewRules, changesNeedingRestart, type GatehouseConfig } from '../config/index.js';
@@ -384,11 +384,7 @@ async function buildGateway(config: GatehouseConfig, options: StartOptions, open
   }
   const adminUrl = adminServer ? urlOf(adminServer, config.admin.tls !== undefined) : undefined;
   approvals?.setAdminUrl(adminUrl);
-  // A checkpoint key other than the one that signed the newest checkpoint (a rotation, a
-  // lost key file regenerated) is on record: earlier checkpoints verify only with the old key.
-  const checkpointKey = audit.signer?.keyId ?? null;
-  const lastSigned = await store.db.selectFrom('audit_checkpoints').select('key_id').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-  if (lastSigned && lastSigned.key_id !== checkpointKey) await audit.log.event({ kind: 'audit.key_changed', actor: 'gatehouse', target: null, details: { from: lastSigned.key_id, to: checkpointKey } });
+  const checkpointKey = await recordCheckpointKey(store.db, audit);
   await audit.log.event({ kind: 'gateway.started', actor: 'gatehouse', target: null, details: { dataPlane: dataPlaneUrl, admin: adminUrl ?? null, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, recording: config.recording.enabled, checkpointKey } });
   logger.info({ dataPlane: dataPlaneUrl, admin: adminUrl, agents: agentHub?.url, connections: [...connections.keys(), ...postgresNames], policyVersion: policy.version, store: store.dialect }, 'gateway started');
 
