@@ -9,11 +9,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import type { ApprovalsConfig } from '../../src/config/approvals-schema.js';
-import type { Identity } from '../../src/exchange/index.js';
-import type { DecisionPolicy } from '../../src/policy/index.js';
 import { startTestProxy, type TestProxy } from '../helpers/postgres-proxy.js';
 import { startSdkGateway, type SdkGateway } from '../helpers/sdk-gateway.js';
+import { approveDeletes, testApprovals, reviewerAlice } from '../helpers/pg-approvals.js';
 
 describe('HTTP: an approval is for the API key that asked', () => {
   let sdk: SdkGateway;
@@ -67,26 +65,8 @@ approvals:
   });
 });
 
-/** DELETE needs approval, with a short hold. */
-function approveDeletes(base: DecisionPolicy): DecisionPolicy {
-  return {
-    version: `${base.version}+delete-approvals`,
-    decide(exchange) {
-      const decision = base.decide(exchange);
-      if (decision.effect !== 'allow' || exchange.operation !== 'sql.delete') return decision;
-      return { effect: 'require_approval', rules: ['approve-deletes'], reason: 'rule-require-approval', policyVersion: decision.policyVersion };
-    },
-  };
-}
-
-const approvals: ApprovalsConfig = {
-  adminsMayReview: false,
-  defaults: { reviewers: ['reviewers'], minApprovals: 1, holdFor: 300, expiresAfter: 3_600_000, approvalValidFor: 3_600_000, maxGrant: 3_600_000 },
-  rules: {},
-  pollInterval: 50,
-  notify: { webhooks: [] },
-};
-const alice: Identity = { subject: 'key:alice', groups: ['reviewers'], kind: 'human', method: 'api_key', credentialId: 'alice' };
+const approvals = testApprovals({ holdFor: 300 });
+const alice = reviewerAlice;
 const proxyOrSkip = await startTestProxy({ policy: approveDeletes, approvals });
 
 describe('PostgreSQL: an approval is for the API key that asked', { skip: 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined }, () => {

@@ -8,37 +8,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import type { ApprovalsConfig } from '../../../src/config/approvals-schema.js';
 import type { Identity } from '../../../src/exchange/index.js';
-import type { DecisionPolicy } from '../../../src/policy/index.js';
 import { startTestProxy, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { approveWrites, testApprovals, reviewerAlice } from '../../helpers/pg-approvals.js';
 
-function approveWrites(base: DecisionPolicy): DecisionPolicy {
-  const rules: Record<string, string> = { 'sql.delete': 'approve-deletes', 'sql.truncate': 'approve-truncate' };
-  return {
-    version: `${base.version}+approvals`,
-    decide(exchange) {
-      const decision = base.decide(exchange);
-      const rule = rules[exchange.operation];
-      if (decision.effect !== 'allow' || !rule) return decision;
-      return { effect: 'require_approval', rules: [rule], reason: 'rule-require-approval', policyVersion: decision.policyVersion };
-    },
-  };
-}
-
-const approvals: ApprovalsConfig = {
-  adminsMayReview: false,
-  defaults: { reviewers: ['reviewers'], minApprovals: 1, holdFor: 20_000, expiresAfter: 3_600_000, approvalValidFor: 3_600_000, maxGrant: 3_600_000 },
-  // approve-truncate: a short hold, for the timeout cases.
-  rules: { 'approve-truncate': { holdFor: 400 } },
-  pollInterval: 50,
-  notify: { webhooks: [] },
-};
+// approve-truncate: a short hold, for the timeout cases.
+const approvals = testApprovals({ rules: { 'approve-truncate': { holdFor: 400 } } });
 
 const proxyOrSkip = await startTestProxy({ policy: approveWrites, approvals });
 const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
 
-const alice: Identity = { subject: 'key:alice', groups: ['reviewers'], kind: 'human', method: 'api_key', credentialId: 'alice' };
+const alice = reviewerAlice;
 
 describe('PostgreSQL statements held for approval', { skip }, () => {
   const proxy = proxyOrSkip as TestProxy;

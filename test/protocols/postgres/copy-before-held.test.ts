@@ -9,33 +9,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type pg from 'pg';
-import type { ApprovalsConfig } from '../../../src/config/approvals-schema.js';
-import type { Identity } from '../../../src/exchange/index.js';
-import type { DecisionPolicy } from '../../../src/policy/index.js';
 import { bindMessage, cstring, int16, int32, message, parseNoticeFields, syncMessage, type Frame } from '../../../src/protocols/postgres/codec.js';
 import { rawLogin, type RawClient } from '../../helpers/pg-raw.js';
 import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { approveDeletes, testApprovals, reviewerAlice } from '../../helpers/pg-approvals.js';
 
-/** DELETE needs approval. */
-function approveDeletes(base: DecisionPolicy): DecisionPolicy {
-  return {
-    version: `${base.version}+delete-approvals`,
-    decide(exchange) {
-      const decision = base.decide(exchange);
-      if (decision.effect !== 'allow' || exchange.operation !== 'sql.delete') return decision;
-      return { effect: 'require_approval', rules: ['approve-deletes'], reason: 'rule-require-approval', policyVersion: decision.policyVersion };
-    },
-  };
-}
-
-const approvals: ApprovalsConfig = {
-  adminsMayReview: false,
-  defaults: { reviewers: ['reviewers'], minApprovals: 1, holdFor: 20_000, expiresAfter: 3_600_000, approvalValidFor: 3_600_000, maxGrant: 3_600_000 },
-  rules: {},
-  pollInterval: 50,
-  notify: { webhooks: [] },
-};
-const alice: Identity = { subject: 'key:alice', groups: ['reviewers'], kind: 'human', method: 'api_key', credentialId: 'alice' };
+const approvals = testApprovals();
+const alice = reviewerAlice;
 const statementTimeoutMs = 400;
 
 const proxyOrSkip = await startTestProxy({ policy: approveDeletes, approvals, statementTimeoutMs });

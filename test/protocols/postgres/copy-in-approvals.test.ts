@@ -11,13 +11,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type pg from 'pg';
-import type { ApprovalsConfig } from '../../../src/config/approvals-schema.js';
-import type { Identity } from '../../../src/exchange/index.js';
 import type { DecisionPolicy } from '../../../src/policy/index.js';
 import { bindMessage, cstring, flushMessage, int16, int32, message, parseNoticeFields, syncMessage, type Frame } from '../../../src/protocols/postgres/codec.js';
 import { copy } from '../../helpers/pg-copy.js';
 import { rawLogin, type RawClient } from '../../helpers/pg-raw.js';
 import { startTestProxy, withProxyClients, type TestProxy } from '../../helpers/postgres-proxy.js';
+import { testApprovals, reviewerAlice } from '../../helpers/pg-approvals.js';
 
 /** DELETE, and COPY into `staged`, need approval; COPY into `items` does not. */
 function approveCopies(base: DecisionPolicy): DecisionPolicy {
@@ -32,14 +31,8 @@ function approveCopies(base: DecisionPolicy): DecisionPolicy {
   };
 }
 
-const approvals: ApprovalsConfig = {
-  adminsMayReview: false,
-  defaults: { reviewers: ['reviewers'], minApprovals: 1, holdFor: 20_000, expiresAfter: 3_600_000, approvalValidFor: 3_600_000, maxGrant: 3_600_000 },
-  rules: {},
-  pollInterval: 50,
-  notify: { webhooks: [] },
-};
-const alice: Identity = { subject: 'key:alice', groups: ['reviewers'], kind: 'human', method: 'api_key', credentialId: 'alice' };
+const approvals = testApprovals();
+const alice = reviewerAlice;
 
 const proxyOrSkip = await startTestProxy({ policy: approveCopies, approvals });
 const skip = 'skip' in proxyOrSkip ? proxyOrSkip.skip : undefined;
