@@ -21,26 +21,40 @@ export function transformEmbeddings(body: string, rule: EmbeddingsRule): string 
   if (rule.mode === 'block') throw new GatehouseError('embeddings_blocked');
   const json = JSON.parse(body) as { data?: unknown };
   if (!Array.isArray(json.data)) throw new Error('embeddings answer has no data array');
-  const data = json.data.map((item: unknown) => {
+  return JSON.stringify({ ...json, data: transformDataArray(json.data, rule) });
+}
+
+/** The OpenAI shape's `data[].embedding` (a list of numbers or base64 float32) transformed. */
+function transformDataArray(data: readonly unknown[], rule: EmbeddingsRule): unknown[] {
+  return data.map((item: unknown) => {
     if (typeof item !== 'object' || item === null) return item;
     const embedding = (item as { embedding?: unknown }).embedding;
     if (Array.isArray(embedding)) return { ...item, embedding: transformVector(embedding.map(Number), rule) };
     if (typeof embedding === 'string') return { ...item, embedding: toBase64(transformVector(fromBase64(embedding), rule)) };
     throw new Error('embedding is neither an array nor base64');
   });
-  return JSON.stringify({ ...json, data });
 }
 
 /**
- * A native embeddings answer with its vectors transformed; an answer with none of the
- * members that carry vectors (an error) is returned as it is.
+ * A native embeddings answer with its vectors transformed. The path is only a hint, the
+ * answer decides: an OpenAI-shaped `data` array (an OpenAI-compatible server mounted at
+ * `/api/embeddings`) is transformed as transformEmbeddings does. An answer with none of
+ * the members that carry vectors passes as it is only when it reads as an error
+ * (`error`, `message`, `Message` or `detail`) and holds no list of numbers; any other
+ * shape is refused (fail closed: it went out raw, vectors and all).
  */
 export function transformNativeEmbeddings(body: string, rule: EmbeddingsRule): string {
   if (rule.mode === 'block') throw new GatehouseError('embeddings_blocked');
   const json = JSON.parse(body) as unknown;
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('embeddings answer is not a JSON object');
   const out = { ...(json as Record<string, unknown>) };
-  if (!('embedding' in out) && !('embeddings' in out) && !('embeddingsByType' in out)) return body;
+  const hasData = Array.isArray(out['data']);
+  if (hasData) out['data'] = transformDataArray(out['data'] as unknown[], rule);
+  if (!('embedding' in out) && !('embeddings' in out) && !('embeddingsByType' in out)) {
+    if (hasData) return JSON.stringify(out);
+    if (isErrorAnswer(out) && !holdsNumberList(out)) return body;
+    throw new Error('a native embeddings answer in no known shape');
+  }
   const vector = (value: unknown): unknown => {
     if (isNumberList(value)) return transformVector(value, rule);
     if (isObject(value) && isNumberList(value['values'])) return { ...value, values: transformVector(value['values'], rule) };
@@ -67,6 +81,26 @@ export function transformNativeEmbeddings(body: string, rule: EmbeddingsRule): s
     out['embeddingsByType'] = byType(out['embeddingsByType'], false);
   }
   return JSON.stringify(out);
+}
+
+/** The members an error answer carries: Ollama `error`, Gemini `error{}`, Cohere and Bedrock `message`, FastAPI `detail`. */
+function isErrorAnswer(json: Record<string, unknown>): boolean {
+  return 'error' in json || 'message' in json || 'Message' in json || 'detail' in json;
+}
+
+/** A non-empty list of numbers anywhere in the value (walked with a stack: nesting depth is the caller's). */
+function holdsNumberList(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      if (v.length > 0 && isNumberList(v)) return true;
+      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
+    } else if (isObject(v)) {
+      for (const x of Object.values(v)) if (typeof x === 'object' && x !== null) stack.push(x);
+    }
+  }
+  return false;
 }
 
 function isNumberList(value: unknown): value is number[] {

@@ -88,3 +88,40 @@ describe('embeddings rules on native embeddings APIs (http connection)', () => {
     assert.equal(res.status, 200);
   });
 });
+
+// A native path whose target answers in the OpenAI shape (an OpenAI-compatible server
+// mounted at `/api/embeddings`), or in a shape no transform knows: under `round`,
+// `float16` or `noise` the answer went out as it came, raw vectors and all (`block`
+// already refused every answer there; its test guards that).
+describe('embeddings rules on a native path answered in another shape', () => {
+  const openaiShaped = { object: 'list', data: [{ object: 'embedding', index: 0, embedding: raw }], model: 'm' };
+
+  test('security: block refuses an OpenAI-shaped answer at /api/embeddings, on http and openai connections', async () => {
+    for (const connectionType of ['http', 'openai'] as const) {
+      const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'block', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType }));
+      const res = await call(h, '/api/embeddings', openaiShaped);
+      assert.equal(res.status, 403, connectionType);
+      const text = await res.text();
+      assert.ok(!text.includes('0.123456'), text);
+      await h.close();
+      harness = undefined;
+    }
+  });
+
+  test('round: the vectors of an OpenAI-shaped answer at /api/embed are rounded', async () => {
+    const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'round', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType: 'http' }));
+    const res = await call(h, '/api/embed', openaiShaped);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { data: { embedding: number[] }[] };
+    assert.deepEqual(body.data[0]!.embedding, [0.12, -0.65, 0.5]);
+  });
+
+  test('security: an answer with numbers in no known shape is refused with masking_failed, not passed raw', async () => {
+    const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'noise', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType: 'http' }));
+    const res = await call(h, '/api/embeddings', { vectors: [raw] });
+    assert.equal(res.status, 502);
+    const text = await res.text();
+    assert.ok(!text.includes('0.123456'), text);
+    assert.match(text, /masking_failed/);
+  });
+});
