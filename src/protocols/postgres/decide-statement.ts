@@ -14,6 +14,8 @@
 // - a change to how the gateway's own upstream role logs in (its password — psql's
 //   `\password` —, NOLOGIN, VALID UNTIL, CONNECTION LIMIT, a rename) is refused, 42501
 //   with rule `gateway-credential`, whatever policy says: it would lock every caller out;
+//   so are its session defaults (ALTER ROLE … SET / RESET, ALTER ROLE ALL … SET, ALTER
+//   DATABASE <the target's> SET: role-login.ts), which change every caller's sessions;
 // - COPY … TO STDOUT on a connection with column masking rules runs only where the
 //   session describes and masks it (a Query, or an Execute inside its batch: copy-out.ts);
 // - on such a connection, reading the catalog's column statistics (pg_stats: samples
@@ -279,10 +281,15 @@ function serverFilesRefused(form: CopyServerForm | undefined): string {
  */
 function gatewayRoleChange(connection: PostgresConnection, change: RoleLoginChange): GatehouseError | undefined {
   const upstream = connection.target.user;
-  if (change.role !== undefined && change.role !== upstream) return undefined;
+  if (change.database !== undefined && change.database !== connection.target.database) return undefined;
+  if (!change.everyRole && change.role !== undefined && change.role !== upstream) return undefined;
+  const whose = change.everyRole ? `every role${change.database ? ` in database "${change.database}"` : ''}, among them "${upstream}"` : `role "${change.role ?? upstream}"`;
+  const instead = change.settings
+    ? "Change that role's or database's settings outside the gateway."
+    : "Change that role's credential outside the gateway, then update the connection's credential.";
   return new GatehouseError('access_denied', {
     rule: 'gateway-credential',
-    message: `The statement changes ${change.change} of role "${change.role ?? upstream}", which this gateway logs in to the database as for every caller of connection "${connection.name}"; it was not run. Change that role's credential outside the gateway, then update the connection's credential.`,
+    message: `The statement changes ${change.change} of ${whose}, which this gateway logs in to the database as for every caller of connection "${connection.name}"; it was not run. ${instead}`,
   });
 }
 

@@ -189,7 +189,7 @@ export function describeStatement(stmt: Node, text: string): StatementFacts {
   }
   // A role's password, login, expiry or name: the gateway's own upstream role among them (role-login.ts).
   const roleLogin = roleLoginChange(kind, node);
-  if (roleLogin) riskySet.add('role-login');
+  if (roleLogin && !roleLogin.settings) riskySet.add('role-login');
   for (const r of riskySet) if (!risky.includes(r)) risky.push(r);
   // search_path (and "$user" in it: the role) decides which schema a bare name is.
   const searchPath = mayChangeSearchPath(stmt, kind, node, cls, tables, new Set(risky));

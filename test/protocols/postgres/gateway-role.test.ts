@@ -85,4 +85,31 @@ describe("changing the gateway's own upstream role through the gateway", { skip 
       await client.end();
     }
   });
+
+  // ALTER ROLE <the gateway's role> SET … passed: every caller's later sessions became
+  // read-only (or got another search_path), by one caller's statement.
+  test("ALTER ROLE … SET / RESET of the gateway role, ALTER ROLE ALL … SET, ALTER DATABASE <target> SET are refused; scoped to another database they run", async () => {
+    const settings = async () => (await direct.query('select d.datname, s.setconfig from pg_db_role_setting s join pg_roles r on r.oid = s.setrole left join pg_database d on d.oid = s.setdatabase where r.rolname = $1', [gatewayRole])).rows;
+    const client = new pg.Client(proxy.clientConfig());
+    await client.connect();
+    try {
+      for (const sql of [
+        `alter role ${gatewayRole} set default_transaction_read_only = on`,
+        `alter user current_user set search_path = nowhere`,
+        `alter role ${gatewayRole} in database ${proxy.database} set statement_timeout = 1`,
+        `alter role session_user reset all`,
+        `alter role all set default_transaction_read_only = on`,
+        `alter database ${proxy.database} set default_transaction_read_only = on`,
+      ]) {
+        await assert.rejects(client.query(sql), (error: pg.DatabaseError) => error.code === '42501' && /gateway logs in to the database as/.test(error.message), sql);
+      }
+      assert.deepEqual(await settings(), []);
+      // Scoped to another database, the gateway's sessions are untouched: it runs.
+      await client.query(`alter role ${gatewayRole} in database postgres set search_path = elsewhere`);
+      assert.deepEqual(await settings(), [{ datname: 'postgres', setconfig: ['search_path=elsewhere'] }]);
+      await client.query(`alter role ${gatewayRole} in database postgres reset all`);
+    } finally {
+      await client.end();
+    }
+  });
 });
