@@ -97,7 +97,9 @@ export function chooseResponseFilter(choice: FilterChoice): ResponseFilter | und
     if (!rule) return undefined;
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => embeddingsBody(body, rule));
   }
-  const nativeRule = choice.isNativeEmbeddings && !choice.isSse ? plan?.embeddings : undefined;
+  // Whatever its content type: no embeddings API streams its vectors, so an event stream
+  // here is held and fails to read as JSON (masking_failed) rather than relayed as text.
+  const nativeRule = choice.isNativeEmbeddings ? plan?.embeddings : undefined;
   if (nativeRule && plan) {
     // Its strings (Cohere echoes the `texts` embedded) are masked as in any JSON answer.
     return bufferedFilter(choice.maxBufferBytes, choice.charset, (body) => maskJsonAnswer(transformNativeEmbeddings(body, nativeRule), plan, choice.counts, false));

@@ -125,3 +125,17 @@ describe('embeddings rules on a native path answered in another shape', () => {
     assert.match(text, /masking_failed/);
   });
 });
+
+// No embeddings API streams its vectors; an event stream on a native embeddings path was
+// masked as text only, so under `round` or `noise` its vectors went out raw.
+test('security: an event stream answering a native embeddings path is refused under an embeddings rule, not relayed raw', async () => {
+  const h = (harness = await startMaskingHarness({ profiles: [vectors({ mode: 'round', decimals: 2, noise: 0.1 })], connectionMasking: ['vec'], connectionType: 'http' }));
+  h.upstream((_req, _body, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.end(`data: ${JSON.stringify({ embeddings: [raw] })}\n\n`);
+  });
+  const res = await fetch(`${h.url}/api/embed`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":"x"}' });
+  const text = await res.text();
+  assert.ok(!text.includes('0.123456'), text);
+  assert.match(text, /masking_failed/);
+});
